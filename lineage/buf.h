@@ -1,0 +1,32 @@
+/* buf.h - a growable byte buffer, always NUL-terminated so it can be used as a string.
+ *
+ * A plain value type: `buf_t b = BUF_INIT;` ... `buf_free(&b);`. The buffer owns its
+ * bytes; buf_detach hands them to the caller. Growth aborts on out of memory (mem.h). */
+#ifndef STM_BUF_H
+#define STM_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct {
+    char *data; /* the bytes, NUL-terminated; NULL until the first append */
+    size_t len; /* bytes in use, not counting the terminating NUL */
+    size_t cap; /* bytes allocated */
+} buf_t;
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_append(buf_t *b, const void *data, size_t len);
+void buf_puts(buf_t *b, const char *s);
+void buf_putc(buf_t *b, char c);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Empties the buffer but keeps its memory. */
+void buf_reset(buf_t *b);
+/* Returns the contents (never NULL, "" when empty), lent: valid until the next change. */
+const char *buf_str(const buf_t *b);
+/* Returns the contents as a string the caller owns and frees; the buffer is emptied. */
+char *buf_detach(buf_t *b);
+void buf_free(buf_t *b);
+
+#endif

@@ -1,0 +1,307 @@
+#include "catalog.h"
+#include "mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct catalog_table {
+    char *name;              /* as created */
+    bool without_rowid;      /* a WITHOUT ROWID table */
+    catalog_column *columns; /* in declaration order (table_xinfo's cid) */
+    size_t count;            /* columns in use */
+    size_t cap;              /* columns allocated */
+};
+
+struct catalog {
+    catalog_table **tables; /* sorted by name, case folded */
+    size_t count;
+};
+
+const char *catalog_affinity_name(catalog_affinity a)
+{
+    switch (a) {
+    case AFFINITY_TEXT:
+        return "TEXT";
+    case AFFINITY_NUMERIC:
+        return "NUMERIC";
+    case AFFINITY_INTEGER:
+        return "INTEGER";
+    case AFFINITY_REAL:
+        return "REAL";
+    case AFFINITY_BLOB:
+        return "BLOB";
+    }
+    return "BLOB";
+}
+
+bool catalog_affinity_parse(const char *name, catalog_affinity *out)
+{
+    static const catalog_affinity all[] = {AFFINITY_TEXT, AFFINITY_NUMERIC, AFFINITY_INTEGER,
+                                           AFFINITY_REAL, AFFINITY_BLOB};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        if (strcmp(name, catalog_affinity_name(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True when needle occurs in hay without regard to ASCII case. */
+static bool s_contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = hay; *p; p++)
+        if (strncasecmp(p, needle, n) == 0)
+            return true;
+    return false;
+}
+
+catalog_affinity catalog_affinity_of(const char *decltype)
+{
+    /* The rules of https://sqlite.org/datatype3.html#determination_of_column_affinity,
+     * applied in their order. */
+    if (s_contains_nocase(decltype, "INT"))
+        return AFFINITY_INTEGER;
+    if (s_contains_nocase(decltype, "CHAR") || s_contains_nocase(decltype, "CLOB") ||
+        s_contains_nocase(decltype, "TEXT"))
+        return AFFINITY_TEXT;
+    if (s_contains_nocase(decltype, "BLOB") || decltype[0] == '\0')
+        return AFFINITY_BLOB;
+    if (s_contains_nocase(decltype, "REAL") || s_contains_nocase(decltype, "FLOA") ||
+        s_contains_nocase(decltype, "DOUB"))
+        return AFFINITY_REAL;
+    return AFFINITY_NUMERIC;
+}
+
+catalog_table *catalog_table_new(const char *name, bool without_rowid)
+{
+    catalog_table *t = stm_calloc(1, sizeof *t);
+    t->name = stm_strdup(name);
+    t->without_rowid = without_rowid;
+    return t;
+}
+
+void catalog_table_add_column(catalog_table *t, const catalog_column *col)
+{
+    t->columns = stm_grow(t->columns, &t->cap, t->count + 1, sizeof *t->columns);
+    catalog_column *c = &t->columns[t->count++];
+    *c = *col;
+    c->name = stm_strdup(col->name);
+    c->decltype = stm_strdup(col->decltype ? col->decltype : "");
+    c->default_sql = col->default_sql ? stm_strdup(col->default_sql) : NULL;
+}
+
+catalog_table *catalog_table_copy(const catalog_table *t)
+{
+    catalog_table *copy = catalog_table_new(t->name, t->without_rowid);
+    for (size_t i = 0; i < t->count; i++)
+        catalog_table_add_column(copy, &t->columns[i]);
+    return copy;
+}
+
+void catalog_table_destroy(catalog_table **self_p)
+{
+    catalog_table *t = *self_p;
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->count; i++) {
+        free(t->columns[i].name);
+        free(t->columns[i].decltype);
+        free(t->columns[i].default_sql);
+    }
+    free(t->columns);
+    free(t->name);
+    free(t);
+    *self_p = NULL;
+}
+
+const char *catalog_table_name(const catalog_table *t)
+{
+    return t->name;
+}
+
+bool catalog_table_without_rowid(const catalog_table *t)
+{
+    return t->without_rowid;
+}
+
+size_t catalog_table_count(const catalog_table *t)
+{
+    return t->count;
+}
+
+const catalog_column *catalog_table_column(const catalog_table *t, size_t i)
+{
+    return &t->columns[i];
+}
+
+const catalog_column *catalog_table_find(const catalog_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (sqlite3_stricmp(t->columns[i].name, name) == 0)
+            return &t->columns[i];
+    return NULL;
+}
+
+static bool s_str_equal(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+bool catalog_column_equal(const catalog_column *a, const catalog_column *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(a->decltype, b->decltype) == 0 &&
+           a->affinity == b->affinity && a->not_null == b->not_null &&
+           s_str_equal(a->default_sql, b->default_sql) && a->pk == b->pk &&
+           a->hidden == b->hidden;
+}
+
+static int s_compare_columns(const void *pa, const void *pb)
+{
+    const catalog_column *a = *(const catalog_column *const *)pa;
+    const catalog_column *b = *(const catalog_column *const *)pb;
+    return sqlite3_stricmp(a->name, b->name);
+}
+
+void catalog_table_digest(const catalog_table *t, stm_hasher *h)
+{
+    /* Columns in order of case-folded name, so that a rebuild that only reorders
+     * columns is not a change of definition. */
+    const catalog_column **sorted = stm_malloc((t->count ? t->count : 1) * sizeof *sorted);
+    for (size_t i = 0; i < t->count; i++)
+        sorted[i] = &t->columns[i];
+    qsort(sorted, t->count, sizeof *sorted, s_compare_columns);
+    stm_hasher_u32(h, t->without_rowid ? 1 : 0);
+    stm_hasher_u32(h, (uint32_t)t->count);
+    for (size_t i = 0; i < t->count; i++) {
+        const catalog_column *c = sorted[i];
+        stm_hasher_str(h, c->name);
+        stm_hasher_str(h, c->decltype);
+        stm_hasher_str(h, catalog_affinity_name(c->affinity));
+        stm_hasher_u32(h, c->not_null ? 1 : 0);
+        stm_hasher_str(h, c->default_sql);
+        stm_hasher_u32(h, (uint32_t)c->pk);
+        stm_hasher_u32(h, (uint32_t)c->hidden);
+    }
+    free(sorted);
+}
+
+static int s_compare_tables(const void *pa, const void *pb)
+{
+    const catalog_table *a = *(const catalog_table *const *)pa;
+    const catalog_table *b = *(const catalog_table *const *)pb;
+    return sqlite3_stricmp(a->name, b->name);
+}
+
+static stm_err s_db_error(sqlite3 *db, stm_error *err, const char *what)
+{
+    return stm_error_set(err, STM_EDB, "reading the catalog (%s): %s", what, sqlite3_errmsg(db));
+}
+
+/* Reads the columns of table t from table_xinfo. */
+static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t, stm_error *err)
+{
+    sqlite3_reset(cols);
+    sqlite3_bind_text(cols, 1, t->name, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(cols)) == SQLITE_ROW) {
+        const char *decltype = (const char *)sqlite3_column_text(cols, 1);
+        catalog_column c = {
+            .name = (char *)sqlite3_column_text(cols, 0),
+            .decltype = (char *)(decltype ? decltype : ""),
+            .affinity = catalog_affinity_of(decltype ? decltype : ""),
+            .not_null = sqlite3_column_int(cols, 2) != 0,
+            .default_sql = (char *)sqlite3_column_text(cols, 3),
+            .pk = sqlite3_column_int(cols, 4),
+            .hidden = sqlite3_column_int(cols, 5),
+        };
+        catalog_table_add_column(t, &c);
+    }
+    return rc == SQLITE_DONE ? STM_OK : s_db_error(db, err, t->name);
+}
+
+stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
+{
+    /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
+     * shadow tables, and which are WITHOUT ROWID. */
+    static const char *tables_sql =
+        "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+    static const char *columns_sql =
+        "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
+        "FROM pragma_table_xinfo(?1) ORDER BY cid";
+    sqlite3_stmt *tables = NULL, *cols = NULL;
+    catalog_t *c = stm_calloc(1, sizeof *c);
+    size_t cap = 0;
+    stm_err rc = STM_OK;
+    if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK) {
+        rc = s_db_error(db, err, "prepare");
+        goto done;
+    }
+    int step;
+    while ((step = sqlite3_step(tables)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(tables, 0);
+        catalog_table *t = catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
+        c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
+        c->tables[c->count++] = t;
+        rc = s_read_columns(db, cols, t, err);
+        if (rc != STM_OK)
+            goto done;
+    }
+    if (step != SQLITE_DONE) {
+        rc = s_db_error(db, err, "tables");
+        goto done;
+    }
+    qsort(c->tables, c->count, sizeof *c->tables, s_compare_tables);
+done:
+    sqlite3_finalize(tables);
+    sqlite3_finalize(cols);
+    if (rc != STM_OK)
+        catalog_destroy(&c);
+    else
+        *out = c;
+    return rc;
+}
+
+void catalog_destroy(catalog_t **self_p)
+{
+    catalog_t *c = *self_p;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->count; i++)
+        catalog_table_destroy(&c->tables[i]);
+    free(c->tables);
+    free(c);
+    *self_p = NULL;
+}
+
+size_t catalog_count(const catalog_t *c)
+{
+    return c->count;
+}
+
+const catalog_table *catalog_at(const catalog_t *c, size_t i)
+{
+    return c->tables[i];
+}
+
+const catalog_table *catalog_find(const catalog_t *c, const char *name)
+{
+    size_t lo = 0, hi = c->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = sqlite3_stricmp(c->tables[mid]->name, name);
+        if (cmp == 0)
+            return c->tables[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

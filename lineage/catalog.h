@@ -1,0 +1,77 @@
+/* catalog.h - what a schema holds, as SQLite itself reports it.
+ *
+ * A catalog is the set of ordinary tables of a database's main schema (views, virtual
+ * tables, their shadow tables and SQLite's own sqlite_* tables are not part of it),
+ * each with its columns as `pragma table_xinfo` gives them. Nothing here parses SQL:
+ * SQLite runs the migrations and we read the result back.
+ *
+ * Names compare without regard to ASCII case, as SQLite compares them. */
+#ifndef STM_CATALOG_H
+#define STM_CATALOG_H
+
+#include "error.h"
+#include "id.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* SQLite's five type affinities (https://sqlite.org/datatype3.html, section 3.1). */
+typedef enum {
+    AFFINITY_TEXT,
+    AFFINITY_NUMERIC,
+    AFFINITY_INTEGER,
+    AFFINITY_REAL,
+    AFFINITY_BLOB,
+} catalog_affinity;
+
+/* One column. A plain record; strings are owned by the table that holds it. */
+typedef struct {
+    char *name;          /* as declared */
+    char *decltype;      /* declared type as written, "" when none */
+    catalog_affinity affinity; /* derived from decltype by SQLite's rules */
+    bool not_null;       /* NOT NULL constraint */
+    char *default_sql;   /* the DEFAULT expression's text, NULL when there is none */
+    int pk;              /* 0, or the column's 1-based position in the primary key */
+    int hidden;          /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
+} catalog_column;
+
+typedef struct catalog_table catalog_table;
+typedef struct catalog catalog_t;
+
+/* "TEXT", "NUMERIC", "INTEGER", "REAL", "BLOB": static. */
+const char *catalog_affinity_name(catalog_affinity a);
+/* Parses one of those names (exact case); false when it is none of them. */
+bool catalog_affinity_parse(const char *name, catalog_affinity *out);
+/* The affinity SQLite gives a column declared with this type. */
+catalog_affinity catalog_affinity_of(const char *decltype);
+
+/* A new empty table definition, the caller's (catalog_table_destroy). */
+catalog_table *catalog_table_new(const char *name, bool without_rowid);
+catalog_table *catalog_table_copy(const catalog_table *t);
+void catalog_table_destroy(catalog_table **self_p);
+/* Appends a copy of col (its strings are copied). */
+void catalog_table_add_column(catalog_table *t, const catalog_column *col);
+const char *catalog_table_name(const catalog_table *t);
+bool catalog_table_without_rowid(const catalog_table *t);
+size_t catalog_table_count(const catalog_table *t);
+/* Column i in declaration order, lent. */
+const catalog_column *catalog_table_column(const catalog_table *t, size_t i);
+/* The column of that name (any case), lent, or NULL. */
+const catalog_column *catalog_table_find(const catalog_table *t, const char *name);
+/* True when a and b have the same name, type, affinity, constraints, default and key role. */
+bool catalog_column_equal(const catalog_column *a, const catalog_column *b);
+/* Feeds the table's canonical definition to h (docs/lineage.md defines the bytes): the
+ * same columns give the same bytes whatever their order of declaration. */
+void catalog_table_digest(const catalog_table *t, stm_hasher *h);
+
+/* Reads the catalog of db's main schema. *out is the caller's (catalog_destroy). */
+stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
+void catalog_destroy(catalog_t **self_p);
+size_t catalog_count(const catalog_t *c);
+/* Table i, in order of name (ASCII case folded), lent. */
+const catalog_table *catalog_at(const catalog_t *c, size_t i);
+/* The table of that name (any case), lent, or NULL. */
+const catalog_table *catalog_find(const catalog_t *c, const char *name);
+
+#endif

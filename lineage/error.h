@@ -1,0 +1,46 @@
+/* error.h - the one error enum of stemma, and the message buffer that goes with it.
+ *
+ * Every function that can fail because of something outside the program (a file, a
+ * peer, the command line, SQLite, the operating system) returns an stm_err and, when
+ * given an stm_error, writes a message a user can act on into it. Codes are never
+ * renumbered: scripts and peers may see them. Out of memory is not a code here: the
+ * allocation wrappers in mem.h abort. */
+#ifndef STM_ERROR_H
+#define STM_ERROR_H
+
+#include <stddef.h>
+
+typedef enum {
+    STM_OK = 0,       /* success */
+    STM_EUSAGE = 1,   /* the command line or an API argument is wrong */
+    STM_EINPUT = 2,   /* bad input: a file, a migration, a TOML document */
+    STM_ECORRUPT = 3, /* stored data fails its own checks (checksum, truncation) */
+    STM_EPROTO = 4,   /* a peer broke the wire protocol */
+    STM_EDB = 5,      /* SQLite refused an operation */
+    STM_ESYS = 6,     /* the operating system refused (I/O, permissions) */
+} stm_err;
+
+/* Where a failing call writes its message. A plain value type: callers put one on the
+ * stack and pass its address; NULL means "no message wanted". */
+typedef struct {
+    stm_err code;   /* the code last set, STM_OK when none */
+    char msg[1024]; /* one line, no trailing newline */
+} stm_error;
+
+/* A short, static description of a code ("bad input"). Never NULL. */
+const char *stm_strerror(stm_err code);
+
+/* Sets err's code and message (printf-style) and returns code, so a failing path can
+ * `return stm_error_set(err, STM_EINPUT, "%s: ...", path);`. err may be NULL. */
+stm_err stm_error_set(stm_error *err, stm_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Puts "prefix: " in front of the message already in err (for adding a file name to a
+ * lower layer's message). Returns err's code. err may be NULL. */
+stm_err stm_error_prefix(stm_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Clears err to STM_OK and an empty message. err may be NULL. */
+void stm_error_clear(stm_error *err);
+
+#endif

@@ -1,0 +1,202 @@
+#include "family.h"
+#include "mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct family {
+    char *name;             /* as first created */
+    family_entry *entries;  /* in order of version */
+    size_t count;           /* entries in use */
+    size_t cap;             /* entries allocated */
+};
+
+const char *family_action_name(family_action a)
+{
+    switch (a) {
+    case FAMILY_CREATED:
+        return "created";
+    case FAMILY_CHANGED:
+        return "changed";
+    case FAMILY_DROPPED:
+        return "dropped";
+    }
+    return "changed";
+}
+
+bool family_action_parse(const char *name, family_action *out)
+{
+    for (int a = FAMILY_CREATED; a <= FAMILY_DROPPED; a++) {
+        if (strcmp(name, family_action_name((family_action)a)) == 0) {
+            *out = (family_action)a;
+            return true;
+        }
+    }
+    return false;
+}
+
+family_t *family_new(const char *name)
+{
+    family_t *f = stm_calloc(1, sizeof *f);
+    f->name = stm_strdup(name);
+    return f;
+}
+
+static void s_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void family_destroy(family_t **self_p)
+{
+    family_t *f = *self_p;
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->count; i++) {
+        family_entry *e = &f->entries[i];
+        s_free_names(e->added, e->nadded);
+        s_free_names(e->removed, e->nremoved);
+        s_free_names(e->changed, e->nchanged);
+        catalog_table_destroy(&e->table);
+    }
+    free(f->entries);
+    free(f->name);
+    free(f);
+    *self_p = NULL;
+}
+
+stm_id family_head(const family_t *f)
+{
+    stm_id zero = {{0}};
+    return f->count ? f->entries[f->count - 1].head : zero;
+}
+
+/* head(k) = H(head(k-1) || def(k)); a drop's def is the u32 0xffffffff. */
+static void s_next_head(const stm_id *prev, const catalog_table *table, stm_id *out)
+{
+    stm_hasher h;
+    stm_hasher_init(&h);
+    stm_hasher_update(&h, prev->bytes, STM_ID_BYTES);
+    if (table)
+        catalog_table_digest(table, &h);
+    else
+        stm_hasher_u32(&h, 0xffffffffu);
+    stm_hasher_final(&h, out);
+}
+
+static void s_push_name(char ***names, size_t *n, const char *name)
+{
+    *names = stm_realloc(*names, (*n + 1) * sizeof **names);
+    (*names)[(*n)++] = stm_strdup(name);
+}
+
+/* Fills the entry's added/removed/changed lists from the two definitions. */
+static void s_diff(family_entry *e, const catalog_table *before, const catalog_table *after)
+{
+    size_t nafter = after ? catalog_table_count(after) : 0;
+    size_t nbefore = before ? catalog_table_count(before) : 0;
+    for (size_t i = 0; i < nafter; i++) {
+        const catalog_column *c = catalog_table_column(after, i);
+        const catalog_column *old = before ? catalog_table_find(before, c->name) : NULL;
+        if (!old)
+            s_push_name(&e->added, &e->nadded, c->name);
+        else if (!catalog_column_equal(old, c))
+            s_push_name(&e->changed, &e->nchanged, c->name);
+    }
+    for (size_t i = 0; i < nbefore; i++) {
+        const catalog_column *c = catalog_table_column(before, i);
+        if (!after || !catalog_table_find(after, c->name))
+            s_push_name(&e->removed, &e->nremoved, c->name);
+    }
+}
+
+static family_entry *s_push_entry(family_t *f, int version, const stm_id *version_id,
+                                  family_action action, catalog_table *table, const stm_id *head)
+{
+    f->entries = stm_grow(f->entries, &f->cap, f->count + 1, sizeof *f->entries);
+    family_entry *e = &f->entries[f->count];
+    memset(e, 0, sizeof *e);
+    e->version = version;
+    e->version_id = *version_id;
+    e->action = action;
+    e->head = *head;
+    e->table = table;
+    s_diff(e, f->count ? f->entries[f->count - 1].table : NULL, table);
+    f->count++;
+    return e;
+}
+
+bool family_record(family_t *f, int version, const stm_id *version_id,
+                   const catalog_table *before, const catalog_table *after)
+{
+    if (!before && !after)
+        return false;
+    stm_id prev = family_head(f);
+    stm_id head;
+    s_next_head(&prev, after, &head);
+    if (before && after) {
+        /* Unchanged when the definition hashes the same from the same head. */
+        stm_id same;
+        s_next_head(&prev, before, &same);
+        if (stm_id_equal(&same, &head))
+            return false;
+    }
+    family_action action = !before ? FAMILY_CREATED : !after ? FAMILY_DROPPED : FAMILY_CHANGED;
+    s_push_entry(f, version, version_id, action, after ? catalog_table_copy(after) : NULL, &head);
+    return true;
+}
+
+stm_err family_append(family_t *f, int version, const stm_id *version_id, family_action action,
+                      catalog_table *table, const stm_id *expected_head, stm_error *err)
+{
+    const family_entry *last = f->count ? &f->entries[f->count - 1] : NULL;
+    bool live = last && last->table;
+    const char *why = NULL;
+    if (action == FAMILY_CREATED && live)
+        why = "created again while it exists";
+    else if (action != FAMILY_CREATED && !live)
+        why = "changed or dropped before it was created";
+    else if ((action == FAMILY_DROPPED) != (table == NULL))
+        why = action == FAMILY_DROPPED ? "a drop that has columns" : "an entry with no columns";
+    else if (last && version <= last->version)
+        why = "versions out of order";
+    if (why) {
+        catalog_table_destroy(&table);
+        return stm_error_set(err, STM_ECORRUPT, "family %s, version %d: %s", f->name, version,
+                             why);
+    }
+    stm_id prev = family_head(f);
+    stm_id head;
+    s_next_head(&prev, table, &head);
+    if (!stm_id_equal(&head, expected_head)) {
+        catalog_table_destroy(&table);
+        return stm_error_set(err, STM_ECORRUPT,
+                             "family %s, version %d: the head does not match its definition "
+                             "(the file was edited or is damaged)",
+                             f->name, version);
+    }
+    s_push_entry(f, version, version_id, action, table, &head);
+    return STM_OK;
+}
+
+const char *family_name(const family_t *f)
+{
+    return f->name;
+}
+
+size_t family_count(const family_t *f)
+{
+    return f->count;
+}
+
+const family_entry *family_entry_at(const family_t *f, size_t i)
+{
+    return &f->entries[i];
+}
+
+const catalog_table *family_table(const family_t *f)
+{
+    return f->count ? f->entries[f->count - 1].table : NULL;
+}

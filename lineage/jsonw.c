@@ -1,0 +1,144 @@
+#include "jsonw.h"
+
+#include <assert.h>
+#include <inttypes.h>
+
+void jsonw_init(jsonw_t *w, buf_t *out, bool pretty)
+{
+    w->out = out;
+    w->pretty = pretty;
+    w->depth = 0;
+    w->has_items[0] = false;
+    w->after_key = false;
+}
+
+static void s_newline(jsonw_t *w)
+{
+    if (!w->pretty)
+        return;
+    buf_putc(w->out, '\n');
+    for (int i = 0; i < w->depth; i++)
+        buf_puts(w->out, "  ");
+}
+
+/* Before any value or key: the comma and the line break. */
+static void s_before_item(jsonw_t *w)
+{
+    if (w->after_key) {
+        w->after_key = false;
+        return;
+    }
+    if (w->depth > 0) {
+        if (w->has_items[w->depth])
+            buf_putc(w->out, ',');
+        s_newline(w);
+    }
+    w->has_items[w->depth] = true;
+}
+
+static void s_open(jsonw_t *w, char c)
+{
+    s_before_item(w);
+    buf_putc(w->out, c);
+    assert(w->depth + 1 < JSONW_MAX_DEPTH);
+    w->depth++;
+    w->has_items[w->depth] = false;
+}
+
+static void s_close(jsonw_t *w, char c)
+{
+    assert(w->depth > 0);
+    bool had = w->has_items[w->depth];
+    w->depth--;
+    if (had)
+        s_newline(w);
+    buf_putc(w->out, c);
+    if (w->depth == 0 && w->pretty)
+        buf_putc(w->out, '\n');
+}
+
+void jsonw_object_begin(jsonw_t *w)
+{
+    s_open(w, '{');
+}
+
+void jsonw_object_end(jsonw_t *w)
+{
+    s_close(w, '}');
+}
+
+void jsonw_array_begin(jsonw_t *w)
+{
+    s_open(w, '[');
+}
+
+void jsonw_array_end(jsonw_t *w)
+{
+    s_close(w, ']');
+}
+
+void jsonw_escape(buf_t *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            buf_puts(b, "\\n");
+            break;
+        case '\r':
+            buf_puts(b, "\\r");
+            break;
+        case '\t':
+            buf_puts(b, "\\t");
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                buf_printf(b, "\\u%04x", *p);
+            else
+                buf_putc(b, (char)*p);
+        }
+    }
+    buf_putc(b, '"');
+}
+
+void jsonw_key(jsonw_t *w, const char *key)
+{
+    s_before_item(w);
+    jsonw_escape(w->out, key);
+    buf_puts(w->out, w->pretty ? ": " : ":");
+    w->after_key = true;
+}
+
+void jsonw_string(jsonw_t *w, const char *s)
+{
+    if (!s) {
+        jsonw_null(w);
+        return;
+    }
+    s_before_item(w);
+    jsonw_escape(w->out, s);
+}
+
+void jsonw_int(jsonw_t *w, int64_t v)
+{
+    s_before_item(w);
+    buf_printf(w->out, "%" PRId64, v);
+}
+
+void jsonw_bool(jsonw_t *w, bool v)
+{
+    s_before_item(w);
+    buf_puts(w->out, v ? "true" : "false");
+}
+
+void jsonw_null(jsonw_t *w)
+{
+    s_before_item(w);
+    buf_puts(w->out, "null");
+}

@@ -1,0 +1,38 @@
+/* jsonw.h - a small streaming JSON writer for the CLI's --format json outputs.
+ *
+ * It writes into a buf_t, puts the commas where they belong and, when pretty,
+ * indents by two spaces. Strings are escaped per RFC 8259 (control characters as
+ * \uXXXX; other bytes pass through, so valid UTF-8 stays valid). A plain value type;
+ * nesting deeper than JSONW_MAX_DEPTH is API misuse and asserts. */
+#ifndef STM_JSONW_H
+#define STM_JSONW_H
+
+#include "buf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define JSONW_MAX_DEPTH 32
+
+typedef struct {
+    buf_t *out;                    /* where the text goes, lent */
+    bool pretty;                   /* newlines and indentation */
+    int depth;                     /* open objects and arrays */
+    bool has_items[JSONW_MAX_DEPTH]; /* per level: something written already (needs a comma) */
+    bool after_key;                /* a key was written; its value comes next */
+} jsonw_t;
+
+void jsonw_init(jsonw_t *w, buf_t *out, bool pretty);
+void jsonw_object_begin(jsonw_t *w);
+void jsonw_object_end(jsonw_t *w);
+void jsonw_array_begin(jsonw_t *w);
+void jsonw_array_end(jsonw_t *w);
+void jsonw_key(jsonw_t *w, const char *key);
+void jsonw_string(jsonw_t *w, const char *s); /* NULL writes null */
+void jsonw_int(jsonw_t *w, int64_t v);
+void jsonw_bool(jsonw_t *w, bool v);
+void jsonw_null(jsonw_t *w);
+/* Writes s escaped, with its quotes, into b (for callers that build JSON by hand). */
+void jsonw_escape(buf_t *b, const char *s);
+
+#endif

@@ -1,0 +1,251 @@
+#include "lineage.h"
+#include "buf.h"
+#include "catalog.h"
+#include "mem.h"
+#include "sqlscript.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lineage {
+    char *name;                /* the schema set's name */
+    lineage_version *versions; /* index i holds number i + 1 */
+    size_t count;
+    size_t cap;
+    family_t **families; /* sorted by name, case folded */
+    size_t nfamilies;
+    size_t families_cap;
+};
+
+void lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
+                        stm_id *out)
+{
+    stm_hasher h;
+    stm_hasher_init(&h);
+    stm_hasher_update(&h, parent->bytes, STM_ID_BYTES);
+    stm_hasher_u64(&h, (uint64_t)number);
+    stm_hasher_update(&h, text, len);
+    stm_hasher_final(&h, out);
+}
+
+lineage_t *lineage_new(const char *name)
+{
+    lineage_t *l = stm_calloc(1, sizeof *l);
+    l->name = stm_strdup(name);
+    return l;
+}
+
+void lineage_destroy(lineage_t **self_p)
+{
+    lineage_t *l = *self_p;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->count; i++)
+        free(l->versions[i].description);
+    free(l->versions);
+    for (size_t i = 0; i < l->nfamilies; i++)
+        family_destroy(&l->families[i]);
+    free(l->families);
+    free(l->name);
+    free(l);
+    *self_p = NULL;
+}
+
+stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
+                            const stm_id *checksum, const char *description, stm_error *err)
+{
+    if (number < 1 || (size_t)number != l->count + 1)
+        return stm_error_set(err, STM_ECORRUPT, "version %d: expected number %zu", number,
+                             l->count + 1);
+    stm_id zero = {{0}};
+    const stm_id *expected = l->count ? &l->versions[l->count - 1].id : &zero;
+    if (!stm_id_equal(parent, expected))
+        return stm_error_set(err, STM_ECORRUPT,
+                             "version %d: its parent is not the id of version %d", number,
+                             number - 1);
+    l->versions = stm_grow(l->versions, &l->cap, l->count + 1, sizeof *l->versions);
+    lineage_version *v = &l->versions[l->count++];
+    v->number = number;
+    v->id = *id;
+    v->parent = *parent;
+    v->checksum = *checksum;
+    v->description = stm_strdup(description);
+    return STM_OK;
+}
+
+/* Index of the family named name, or where it would go (*found false). */
+static size_t s_family_slot(const lineage_t *l, const char *name, bool *found)
+{
+    size_t lo = 0, hi = l->nfamilies;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = sqlite3_stricmp(family_name(l->families[mid]), name);
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err)
+{
+    bool found;
+    size_t slot = s_family_slot(l, family_name(f), &found);
+    if (found) {
+        stm_error_set(err, STM_ECORRUPT, "family %s appears twice", family_name(f));
+        family_destroy(&f);
+        return STM_ECORRUPT;
+    }
+    l->families = stm_grow(l->families, &l->families_cap, l->nfamilies + 1, sizeof *l->families);
+    memmove(&l->families[slot + 1], &l->families[slot],
+            (l->nfamilies - slot) * sizeof *l->families);
+    l->families[slot] = f;
+    l->nfamilies++;
+    return STM_OK;
+}
+
+/* The family of that name, made when it does not exist yet. */
+static family_t *s_family_for(lineage_t *l, const char *name)
+{
+    bool found;
+    size_t slot = s_family_slot(l, name, &found);
+    if (found)
+        return l->families[slot];
+    family_t *f = family_new(name);
+    lineage_add_family(l, f, NULL);
+    return f;
+}
+
+/* Records in the families every table that differs between two catalogs. */
+static void s_record_catalog(lineage_t *l, const lineage_version *v, const catalog_t *before,
+                             const catalog_t *after)
+{
+    size_t nafter = catalog_count(after);
+    for (size_t i = 0; i < nafter; i++) {
+        const catalog_table *t = catalog_at(after, i);
+        const catalog_table *old = before ? catalog_find(before, catalog_table_name(t)) : NULL;
+        family_record(s_family_for(l, catalog_table_name(t)), v->number, &v->id, old, t);
+    }
+    size_t nbefore = before ? catalog_count(before) : 0;
+    for (size_t i = 0; i < nbefore; i++) {
+        const catalog_table *t = catalog_at(before, i);
+        if (!catalog_find(after, catalog_table_name(t)))
+            family_record(s_family_for(l, catalog_table_name(t)), v->number, &v->id, t, NULL);
+    }
+}
+
+static int s_schema_cookie(sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+    int cookie = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        cookie = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return cookie;
+}
+
+/* Runs one migration in its own transaction. */
+static stm_err s_run_migration(sqlite3 *db, const char *dir, const schemaset_migration *m,
+                               stm_error *err)
+{
+    buf_t pathbuf = BUF_INIT;
+    buf_printf(&pathbuf, "%s/%s", dir, m->file);
+    const char *path = buf_str(&pathbuf);
+    stm_err rc = STM_OK;
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        rc = stm_error_set(err, STM_EDB, "%s: cannot begin: %s", path, sqlite3_errmsg(db));
+    else if ((rc = sqlscript_run(db, path, m->text, 0, err)) != STM_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    else if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = stm_error_set(err, STM_EINPUT, "%s: %s", path, sqlite3_errmsg(db));
+    buf_free(&pathbuf);
+    return rc;
+}
+
+stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+        stm_err rc = stm_error_set(err, STM_EDB, "cannot open an in-memory database: %s",
+                                   db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    lineage_t *l = lineage_new(schemaset_name(set));
+    catalog_t *before = NULL;
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < schemaset_count(set) && rc == STM_OK; i++) {
+        const schemaset_migration *m = schemaset_at(set, i);
+        stm_id zero = {{0}}, id, checksum;
+        const stm_id *parent = l->count ? &l->versions[l->count - 1].id : &zero;
+        lineage_version_id(parent, m->number, m->text, m->text_len, &id);
+        stm_id_hash(m->text, m->text_len, &checksum);
+        rc = lineage_add_version(l, m->number, &id, parent, &checksum, m->description, err);
+        if (rc != STM_OK)
+            break;
+        int cookie = s_schema_cookie(db);
+        rc = s_run_migration(db, schemaset_dir(set), m, err);
+        if (rc != STM_OK || (before && s_schema_cookie(db) == cookie))
+            continue; /* the schema did not change: no family did either */
+        catalog_t *after = NULL;
+        rc = catalog_read(db, &after, err);
+        if (rc != STM_OK)
+            break;
+        s_record_catalog(l, &l->versions[l->count - 1], before, after);
+        catalog_destroy(&before);
+        before = after;
+    }
+    catalog_destroy(&before);
+    sqlite3_close(db);
+    if (rc != STM_OK) {
+        lineage_destroy(&l);
+        return rc;
+    }
+    *out = l;
+    return STM_OK;
+}
+
+const char *lineage_name(const lineage_t *l)
+{
+    return l->name;
+}
+
+size_t lineage_count(const lineage_t *l)
+{
+    return l->count;
+}
+
+const lineage_version *lineage_version_at(const lineage_t *l, size_t i)
+{
+    return &l->versions[i];
+}
+
+const lineage_version *lineage_head(const lineage_t *l)
+{
+    return l->count ? &l->versions[l->count - 1] : NULL;
+}
+
+size_t lineage_family_count(const lineage_t *l)
+{
+    return l->nfamilies;
+}
+
+const family_t *lineage_family_at(const lineage_t *l, size_t i)
+{
+    return l->families[i];
+}
+
+const family_t *lineage_family_find(const lineage_t *l, const char *name)
+{
+    bool found;
+    size_t slot = s_family_slot(l, name, &found);
+    return found ? l->families[slot] : NULL;
+}

@@ -1,0 +1,67 @@
+/* lineage.h - the version history of a schema set: its versions and its families.
+ *
+ * Each version's id is a hash chain over the versions before it:
+ *
+ *     id(n) = BLAKE2b-256(id(n-1) || u64be(n) || text(n)),  id(0) = 32 zero bytes,
+ *
+ * where text(n) is migration n's normalised text (schemaset.h). Two versions are the
+ * same only when their whole histories are. The checksum of a version is
+ * BLAKE2b-256(text(n)) alone (what `b2sum -l 256` prints for an LF file), used to
+ * detect a migration file edited after it was applied.
+ *
+ * A lineage is built from a schema set (the migrations run on an in-memory SQLite
+ * database, and the catalog after each is read back) or read from an exported TOML
+ * file (export.h). Families are kept in order of name, ASCII case folded. */
+#ifndef STM_LINEAGE_H
+#define STM_LINEAGE_H
+
+#include "error.h"
+#include "family.h"
+#include "id.h"
+#include "schemaset.h"
+
+/* One version. Owned by its lineage. */
+typedef struct {
+    int number;        /* 1, 2, ... */
+    stm_id id;         /* the hash chain above */
+    stm_id parent;     /* the id of number - 1; all zero for version 1 */
+    stm_id checksum;   /* BLAKE2b-256 of the migration text */
+    char *description; /* one line */
+} lineage_version;
+
+typedef struct lineage lineage_t;
+
+/* id(n) from the parent's id, the number and the normalised text. */
+void lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
+                        stm_id *out);
+
+/* Runs every migration of set, in order, on a new in-memory database and records the
+ * versions and the families. *out is the caller's (lineage_destroy). A migration that
+ * SQLite refuses gives STM_EINPUT naming the file, the line and SQLite's message. */
+stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err);
+
+/* An empty lineage named name, the caller's, to be filled by lineage_add_version and
+ * lineage_add_family (used when reading an exported file or a peer's handshake). */
+lineage_t *lineage_new(const char *name);
+void lineage_destroy(lineage_t **self_p);
+
+/* Appends the next version. Its number must be count + 1 and its parent the previous
+ * version's id (zero for the first); STM_ECORRUPT otherwise. */
+stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
+                            const stm_id *checksum, const char *description, stm_error *err);
+/* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
+stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
+
+/* The schema set's name, lent. */
+const char *lineage_name(const lineage_t *l);
+size_t lineage_count(const lineage_t *l);
+/* Version i + 1, lent. */
+const lineage_version *lineage_version_at(const lineage_t *l, size_t i);
+/* The newest version, lent, or NULL when the lineage is empty. */
+const lineage_version *lineage_head(const lineage_t *l);
+size_t lineage_family_count(const lineage_t *l);
+const family_t *lineage_family_at(const lineage_t *l, size_t i);
+/* The family of that name (any case), lent, or NULL. */
+const family_t *lineage_family_find(const lineage_t *l, const char *name);
+
+#endif

@@ -1,0 +1,164 @@
+#include "relation.h"
+#include "mem.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *relation_name(relation_kind k)
+{
+    switch (k) {
+    case RELATION_SAME:
+        return "same";
+    case RELATION_ANCESTOR:
+        return "ancestor";
+    case RELATION_DESCENDANT:
+        return "descendant";
+    case RELATION_DIVERGENT:
+        return "divergent";
+    case RELATION_UNRELATED:
+        return "unrelated";
+    }
+    return "unrelated";
+}
+
+const char *column_relation_name(column_relation r)
+{
+    switch (r) {
+    case COLUMN_SHARED:
+        return "shared";
+    case COLUMN_LOCAL_ONLY:
+        return "local_only";
+    case COLUMN_REMOTE_ONLY:
+        return "remote_only";
+    case COLUMN_CONFLICTING:
+        return "conflicting";
+    }
+    return "conflicting";
+}
+
+static relation_kind s_kind(size_t nlocal, size_t nremote, size_t common)
+{
+    if (common == nlocal && common == nremote)
+        return RELATION_SAME;
+    if (common == nlocal)
+        return RELATION_ANCESTOR;
+    if (common == nremote)
+        return RELATION_DESCENDANT;
+    return common ? RELATION_DIVERGENT : RELATION_UNRELATED;
+}
+
+relation_kind relation_of_lineages(const lineage_t *local, const lineage_t *remote,
+                                   size_t *common)
+{
+    size_t nl = lineage_count(local), nr = lineage_count(remote);
+    size_t n = nl < nr ? nl : nr, i = 0;
+    while (i < n && stm_id_equal(&lineage_version_at(local, i)->id,
+                                 &lineage_version_at(remote, i)->id))
+        i++;
+    if (common)
+        *common = i;
+    return s_kind(nl, nr, i);
+}
+
+relation_kind relation_of_families(const family_t *local, const family_t *remote,
+                                   size_t *common)
+{
+    size_t nl = local ? family_count(local) : 0, nr = remote ? family_count(remote) : 0;
+    size_t n = nl < nr ? nl : nr, i = 0;
+    while (i < n && stm_id_equal(&family_entry_at(local, i)->head,
+                                 &family_entry_at(remote, i)->head))
+        i++;
+    if (common)
+        *common = i;
+    return s_kind(nl, nr, i);
+}
+
+column_relation relation_of_columns(const catalog_column *local, const catalog_column *remote)
+{
+    if (!remote)
+        return COLUMN_LOCAL_ONLY;
+    if (!local)
+        return COLUMN_REMOTE_ONLY;
+    if (local->affinity != remote->affinity || local->pk != remote->pk)
+        return COLUMN_CONFLICTING;
+    return COLUMN_SHARED;
+}
+
+static void s_add_column(comparison_family *cf, column_relation r, const char *name)
+{
+    cf->columns[r] = stm_realloc(cf->columns[r], (cf->ncolumns[r] + 1) * sizeof(char *));
+    cf->columns[r][cf->ncolumns[r]++] = stm_strdup(name);
+}
+
+static void s_compare_family(comparison_family *cf, const family_t *local, const family_t *remote)
+{
+    cf->name = stm_strdup(family_name(local ? local : remote));
+    cf->relation = relation_of_families(local, remote, &cf->common);
+    const catalog_table *lt = local ? family_table(local) : NULL;
+    const catalog_table *rt = remote ? family_table(remote) : NULL;
+    cf->local_live = lt != NULL;
+    cf->remote_live = rt != NULL;
+    for (size_t i = 0; lt && i < catalog_table_count(lt); i++) {
+        const catalog_column *c = catalog_table_column(lt, i);
+        s_add_column(cf, relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL),
+                     c->name);
+    }
+    for (size_t i = 0; rt && i < catalog_table_count(rt); i++) {
+        const catalog_column *c = catalog_table_column(rt, i);
+        if (!lt || !catalog_table_find(lt, c->name))
+            s_add_column(cf, COLUMN_REMOTE_ONLY, c->name);
+    }
+}
+
+comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote)
+{
+    comparison_t *c = stm_calloc(1, sizeof *c);
+    c->relation = relation_of_lineages(local, remote, &c->common);
+    if (c->common)
+        c->common_id = lineage_version_at(local, c->common - 1)->id;
+    const lineage_version *lh = lineage_head(local), *rh = lineage_head(remote);
+    if (lh) {
+        c->local_version = lh->number;
+        c->local_id = lh->id;
+    }
+    if (rh) {
+        c->remote_version = rh->number;
+        c->remote_id = rh->id;
+    }
+    /* Both family lists are sorted by folded name: merge them. */
+    size_t nl = lineage_family_count(local), nr = lineage_family_count(remote), i = 0, j = 0;
+    c->families = stm_calloc(nl + nr, sizeof *c->families);
+    while (i < nl || j < nr) {
+        const family_t *lf = i < nl ? lineage_family_at(local, i) : NULL;
+        const family_t *rf = j < nr ? lineage_family_at(remote, j) : NULL;
+        int cmp = !lf ? 1 : !rf ? -1 : sqlite3_stricmp(family_name(lf), family_name(rf));
+        if (cmp < 0)
+            rf = NULL, i++;
+        else if (cmp > 0)
+            lf = NULL, j++;
+        else
+            i++, j++;
+        s_compare_family(&c->families[c->nfamilies++], lf, rf);
+    }
+    return c;
+}
+
+void comparison_destroy(comparison_t **self_p)
+{
+    comparison_t *c = *self_p;
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        comparison_family *cf = &c->families[i];
+        for (int r = 0; r < 4; r++) {
+            for (size_t k = 0; k < cf->ncolumns[r]; k++)
+                free(cf->columns[r][k]);
+            free(cf->columns[r]);
+        }
+        free(cf->name);
+    }
+    free(c->families);
+    free(c);
+    *self_p = NULL;
+}

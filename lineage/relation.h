@@ -1,0 +1,77 @@
+/* relation.h - how two histories relate, per database, per family and per column.
+ *
+ * Both histories are hash chains, so they share a version exactly when they share every
+ * version before it: comparing them is finding the length of their common prefix, a
+ * linear walk. With `common` versions shared out of nlocal and nremote:
+ *
+ *   same        nlocal == nremote == common
+ *   ancestor    common == nlocal < nremote    (local is an ancestor: remote is newer)
+ *   descendant  common == nremote < nlocal    (local is newer)
+ *   divergent   0 < common < both             (the histories parted after `common`)
+ *   unrelated   common == 0 < both            (no common ancestor)
+ *
+ * An empty history is an ancestor of every other. Two versions with the same number
+ * and different text have different ids, so they diverge: they are never `same`. */
+#ifndef STM_RELATION_H
+#define STM_RELATION_H
+
+#include "lineage.h"
+
+typedef enum {
+    RELATION_SAME,
+    RELATION_ANCESTOR,
+    RELATION_DESCENDANT,
+    RELATION_DIVERGENT,
+    RELATION_UNRELATED,
+} relation_kind;
+
+typedef enum {
+    COLUMN_SHARED,      /* on both sides with the same affinity and key role */
+    COLUMN_LOCAL_ONLY,  /* only here */
+    COLUMN_REMOTE_ONLY, /* only on the other side */
+    COLUMN_CONFLICTING, /* on both, but the affinity or the primary-key role differs */
+} column_relation;
+
+/* "same", "ancestor", ...: static. */
+const char *relation_name(relation_kind k);
+/* "shared", "local_only", ...: static. */
+const char *column_relation_name(column_relation r);
+
+/* How two databases' lineages relate; *common is how many versions they share (the
+ * common ancestor is version *common when it is not 0). */
+relation_kind relation_of_lineages(const lineage_t *local, const lineage_t *remote,
+                                   size_t *common);
+/* The same for two families' histories (either may be NULL: no history). */
+relation_kind relation_of_families(const family_t *local, const family_t *remote,
+                                   size_t *common);
+/* How one column relates, given its definition on each side (either may be NULL). */
+column_relation relation_of_columns(const catalog_column *local, const catalog_column *remote);
+
+/* The column names of one family, sorted into the four relations. */
+typedef struct {
+    char *name;               /* the family's name, owned */
+    relation_kind relation;   /* of the family histories */
+    size_t common;            /* family entries both share */
+    bool local_live;          /* the table exists here now */
+    bool remote_live;         /* the table exists there now */
+    char **columns[4];        /* names, owned, indexed by column_relation */
+    size_t ncolumns[4];
+} comparison_family;
+
+/* A whole comparison: the caller's (comparison_destroy). */
+typedef struct {
+    relation_kind relation; /* of the database lineages */
+    size_t common;          /* versions shared; the common ancestor is version `common` */
+    stm_id common_id;       /* its id (zero when common is 0) */
+    int local_version;      /* head numbers (0 when empty) and ids */
+    int remote_version;
+    stm_id local_id;
+    stm_id remote_id;
+    comparison_family *families; /* every family either side has, in order of name */
+    size_t nfamilies;
+} comparison_t;
+
+comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote);
+void comparison_destroy(comparison_t **self_p);
+
+#endif

@@ -1,0 +1,55 @@
+/* schemaset.h - a schema set: a directory of numbered SQL migrations.
+ *
+ * The directory holds NNN_description.sql files (NNN a decimal number, leading zeros
+ * allowed) and, optionally beside each, NNN_description.down.sql to roll it back.
+ * Numbers start at 1 and run without gaps. Files that do not end in .sql and
+ * sub-directories are ignored; a .sql file that does not follow the pattern is an
+ * error, because ignoring it would silently shorten the history.
+ *
+ * Migration text is normalised on load: a leading UTF-8 byte-order mark is dropped and
+ * CRLF and lone CR line endings become LF, so a file checked out on Windows keeps its
+ * identity. Nothing else is changed. */
+#ifndef STM_SCHEMASET_H
+#define STM_SCHEMASET_H
+
+#include "error.h"
+
+#include <stddef.h>
+
+/* Limits on what a directory may hold, checked before anything is allocated. */
+#define SCHEMASET_MAX_FILE_BYTES (16u * 1024u * 1024u) /* one migration file */
+#define SCHEMASET_MAX_VERSIONS 1000000                  /* highest migration number */
+
+/* One migration, as read from disk. Owned by its schemaset. */
+typedef struct {
+    int number;        /* 1, 2, ... */
+    char *file;        /* file name without directory, e.g. "002_add_priority.sql" */
+    char *description; /* from a "-- Description:" first line, else the file name's words */
+    char *text;        /* normalised migration text, NUL-terminated */
+    size_t text_len;   /* bytes in text */
+    char *down_file;   /* "002_add_priority.down.sql", or NULL when there is none */
+    char *down_text;   /* its normalised text, or NULL */
+} schemaset_migration;
+
+typedef struct schemaset schemaset_t;
+
+/* Reads every migration in dir. On success *out is the caller's (schemaset_destroy).
+ * Errors (STM_EINPUT or STM_ESYS) name the file: a gap, a duplicate number, a file name
+ * that does not follow the pattern, a down file without its migration, a file that
+ * cannot be read, is too large or holds a NUL byte. */
+stm_err schemaset_load(const char *dir, schemaset_t **out, stm_error *err);
+void schemaset_destroy(schemaset_t **self_p);
+
+/* The set's name: the directory's last path component ("tasks"), lent. */
+const char *schemaset_name(const schemaset_t *self);
+/* The directory as given, lent. */
+const char *schemaset_dir(const schemaset_t *self);
+size_t schemaset_count(const schemaset_t *self);
+/* Migration number i + 1, lent; i < schemaset_count. */
+const schemaset_migration *schemaset_at(const schemaset_t *self, size_t i);
+
+/* Normalises text in place as described above; returns the new length. Exposed so
+ * that the migrator checks a file against its recorded checksum the same way. */
+size_t schemaset_normalise(char *text, size_t len);
+
+#endif

@@ -1,0 +1,101 @@
+#include "sqlscript.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+/* The 1-based line of position pos in text. */
+static int s_line_of(const char *text, const char *pos)
+{
+    int line = 1;
+    for (const char *p = text; p < pos; p++)
+        if (*p == '\n')
+            line++;
+    return line;
+}
+
+/* Skips white space and SQL comments, so that errors point at the statement itself. */
+static const char *s_skip_blank(const char *p)
+{
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end ? end + 2 : p + strlen(p);
+        } else {
+            return p;
+        }
+    }
+}
+
+static int s_is_transaction_control(const char *stmt)
+{
+    static const char *const words[] = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT",
+                                        "RELEASE"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t n = strlen(words[i]);
+        if (strncasecmp(stmt, words[i], n) == 0 && !isalnum((unsigned char)stmt[n]) &&
+            stmt[n] != '_')
+            return 1;
+    }
+    return 0;
+}
+
+/* Copies up to 60 bytes of the statement, on one line, for an error message. */
+static void s_excerpt(const char *stmt, char *out, size_t out_size)
+{
+    size_t n = 0;
+    for (const char *p = stmt; *p && n + 4 < out_size && n < 60; p++) {
+        char c = *p;
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+        if (c == ' ' && n > 0 && out[n - 1] == ' ')
+            continue;
+        out[n++] = c;
+    }
+    if (strlen(stmt) > n)
+        memcpy(out + n, "...", 3), n += 3;
+    out[n] = '\0';
+}
+
+stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
+                      stm_error *err)
+{
+    const char *p = s_skip_blank(text);
+    while (*p) {
+        sqlite3_stmt *stmt = NULL;
+        const char *tail = NULL;
+        char excerpt[72];
+        s_excerpt(p, excerpt, sizeof excerpt);
+        if (!allow_transactions && s_is_transaction_control(p))
+            return stm_error_set(err, STM_EINPUT,
+                                 "%s:%d: a migration may not control transactions (stemma runs "
+                                 "each migration in its own): %s",
+                                 file, s_line_of(text, p), excerpt);
+        int rc = sqlite3_prepare_v2(db, p, -1, &stmt, &tail);
+        if (rc == SQLITE_OK && stmt) {
+            while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                ;
+            if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+        }
+        if (rc != SQLITE_OK) {
+            /* SQLite knows where in the statement a syntax error is; point there. */
+            int offset = stmt ? -1 : sqlite3_error_offset(db);
+            const char *at = offset >= 0 && (size_t)offset <= strlen(p) ? p + offset : p;
+            stm_error_set(err, STM_EINPUT, "%s:%d: %s (in: %s)", file, s_line_of(text, at),
+                          sqlite3_errmsg(db), excerpt);
+            sqlite3_finalize(stmt);
+            return STM_EINPUT;
+        }
+        sqlite3_finalize(stmt);
+        if (!tail || tail == p)
+            break;
+        p = s_skip_blank(tail);
+    }
+    return STM_OK;
+}

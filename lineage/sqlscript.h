@@ -1,0 +1,19 @@
+/* sqlscript.h - runs a migration's SQL text on a database, one statement at a time,
+ * so that a failure names the statement and its line. */
+#ifndef STM_SQLSCRIPT_H
+#define STM_SQLSCRIPT_H
+
+#include "error.h"
+
+#include <sqlite3.h>
+
+/* Runs every statement of text (NUL-terminated) on db, in order; rows that statements
+ * return are read and discarded. Stops at the first failure and returns STM_EINPUT
+ * with "FILE:LINE: SQLite's message (in: first words of the statement)". It opens no
+ * transaction of its own: the caller decides. A statement that opens or ends a
+ * transaction (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is refused unless
+ * allow_transactions, because stemma runs each migration inside its own. */
+stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
+                      stm_error *err);
+
+#endif

@@ -1,0 +1,2 @@
+-- Description: Drop the priority column
+ALTER TABLE tasks DROP COLUMN priority;

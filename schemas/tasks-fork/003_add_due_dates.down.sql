@@ -1,0 +1,2 @@
+-- Description: Drop the due date
+ALTER TABLE tasks DROP COLUMN due_at;

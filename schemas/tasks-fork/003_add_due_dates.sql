@@ -1,0 +1,2 @@
+-- Description: Tasks get a due date (customer build)
+ALTER TABLE tasks ADD COLUMN due_at TEXT;

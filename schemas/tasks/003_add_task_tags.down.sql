@@ -1,0 +1,2 @@
+-- Description: Drop the tags column
+ALTER TABLE tasks DROP COLUMN tags;

@@ -1,0 +1,3 @@
+-- Description: Remove comments
+DROP INDEX comments_by_task;
+DROP TABLE comments;

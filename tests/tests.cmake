@@ -1,0 +1,14 @@
+# One CMake helper registers every test program with ctest.
+# stemma_test(NAME SOURCES... [LIBS lib...]) builds tests/NAME and runs it from the
+# source tree's root, so fixtures are found as tests/data/... and ../shared/... .
+function(stemma_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
+  add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+endfunction()
+
+add_library(stemma_testutil STATIC tests/testutil.c)
+target_include_directories(stemma_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests)
+
+stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)

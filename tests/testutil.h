@@ -1,0 +1,19 @@
+/* testutil.h - helpers the test programs share: scratch directories and files. */
+#ifndef STM_TESTUTIL_H
+#define STM_TESTUTIL_H
+
+#include <stddef.h>
+
+/* Makes a new empty directory under $TMPDIR (or /tmp); returns its path, which the
+ * caller frees after tu_remove_tree. Aborts the test program on failure. */
+char *tu_tmpdir(void);
+/* Writes text to dir/name, creating or replacing it. */
+void tu_write(const char *dir, const char *name, const char *text);
+/* Writes len bytes. */
+void tu_write_bytes(const char *dir, const char *name, const void *data, size_t len);
+/* Removes path and everything below it. */
+void tu_remove_tree(const char *path);
+/* Reads a whole file into a NUL-terminated string the caller frees; NULL on failure. */
+char *tu_read(const char *path, size_t *len);
+
+#endif
