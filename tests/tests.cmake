@@ -12,3 +12,5 @@ add_library(stemma_testutil STATIC tests/testutil.c)
 target_include_directories(stemma_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
+stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
+stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
