@@ -1,0 +1,430 @@
+#include "export.h"
+#include "buf.h"
+#include "mem.h"
+#include "toml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- writing ---- */
+
+static void s_set_id(toml_value *t, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    toml_table_set(t, key, toml_new_string(hex, STM_ID_HEX_LEN));
+}
+
+static void s_set_str(toml_value *t, const char *key, const char *s)
+{
+    toml_table_set(t, key, toml_new_string(s, strlen(s)));
+}
+
+static toml_value *s_name_array(char **names, size_t n)
+{
+    toml_value *a = toml_new_array();
+    for (size_t i = 0; i < n; i++)
+        toml_array_push(a, toml_new_string(names[i], strlen(names[i])));
+    return a;
+}
+
+static toml_value *s_columns(const catalog_table *t)
+{
+    toml_value *cols = toml_new_array();
+    toml_set_inline(cols, true);
+    for (size_t i = 0; i < catalog_table_count(t); i++) {
+        const catalog_column *c = catalog_table_column(t, i);
+        toml_value *col = toml_new_table();
+        toml_set_inline(col, true);
+        s_set_str(col, "name", c->name);
+        s_set_str(col, "type", c->decltype);
+        s_set_str(col, "affinity", catalog_affinity_name(c->affinity));
+        toml_table_set(col, "not_null", toml_new_bool(c->not_null));
+        if (c->default_sql)
+            s_set_str(col, "default", c->default_sql);
+        toml_table_set(col, "pk", toml_new_integer(c->pk));
+        if (c->hidden)
+            toml_table_set(col, "hidden", toml_new_integer(c->hidden));
+        toml_array_push(cols, col);
+    }
+    return cols;
+}
+
+static toml_value *s_family(const family_t *f)
+{
+    toml_value *t = toml_new_table();
+    size_t n = family_count(f);
+    const family_entry *last = n ? family_entry_at(f, n - 1) : NULL;
+    toml_table_set(t, "current_version", toml_new_integer(last ? last->version : 0));
+    stm_id head = family_head(f);
+    s_set_id(t, "head", &head);
+    s_set_str(t, "status", family_table(f) ? "live" : "dropped");
+    toml_value *versions = toml_new_array();
+    for (size_t i = 0; i < n; i++) {
+        const family_entry *e = family_entry_at(f, i);
+        toml_value *v = toml_new_table();
+        toml_table_set(v, "version", toml_new_integer(e->version));
+        s_set_id(v, "id", &e->version_id);
+        s_set_str(v, "action", family_action_name(e->action));
+        s_set_id(v, "head", &e->head);
+        toml_table_set(v, "added_fields", s_name_array(e->added, e->nadded));
+        toml_table_set(v, "removed_fields", s_name_array(e->removed, e->nremoved));
+        toml_table_set(v, "changed_fields", s_name_array(e->changed, e->nchanged));
+        if (e->table) {
+            toml_table_set(v, "without_rowid", toml_new_bool(catalog_table_without_rowid(e->table)));
+            toml_table_set(v, "columns", s_columns(e->table));
+        }
+        toml_array_push(versions, v);
+    }
+    toml_table_set(t, "versions", versions);
+    return t;
+}
+
+char *export_lineage(const lineage_t *l)
+{
+    toml_value *root = toml_new_table();
+    toml_table_set(root, "format", toml_new_integer(EXPORT_FORMAT));
+    s_set_str(root, "schema_set", lineage_name(l));
+    const lineage_version *head = lineage_head(l);
+    toml_table_set(root, "head_version", toml_new_integer(head ? head->number : 0));
+    stm_id zero = {{0}};
+    s_set_id(root, "head_id", head ? &head->id : &zero);
+
+    toml_value *versions = toml_new_array();
+    for (size_t i = 0; i < lineage_count(l); i++) {
+        const lineage_version *v = lineage_version_at(l, i);
+        toml_value *t = toml_new_table();
+        toml_table_set(t, "number", toml_new_integer(v->number));
+        s_set_id(t, "id", &v->id);
+        s_set_id(t, "parent", &v->parent);
+        s_set_str(t, "description", v->description);
+        s_set_id(t, "checksum", &v->checksum);
+        toml_array_push(versions, t);
+    }
+    toml_table_set(root, "versions", versions);
+
+    toml_value *families = toml_new_table();
+    for (size_t i = 0; i < lineage_family_count(l); i++) {
+        const family_t *f = lineage_family_at(l, i);
+        toml_table_set(families, family_name(f), s_family(f));
+    }
+    toml_table_set(root, "families", families);
+
+    buf_t header = BUF_INIT;
+    buf_printf(&header,
+               "stemma lineage export of schema set \"%s\": %zu versions, %zu families.\n"
+               "Layout: docs/toml-format.md. Ids are BLAKE2b-256 digests in lowercase hex.",
+               lineage_name(l), lineage_count(l), lineage_family_count(l));
+    char *text = toml_emit(root, buf_str(&header));
+    buf_free(&header);
+    toml_destroy(&root);
+    return text;
+}
+
+/* ---- reading ---- */
+
+/* What the reader needs to name a place in the file. */
+typedef struct {
+    const char *name; /* the file name, for messages */
+    stm_error *err;
+} s_reader;
+
+static stm_err s_bad(const s_reader *r, const toml_value *at, const char *path, const char *what)
+{
+    return stm_error_set(r->err, STM_EINPUT, "%s:%d:%d: %s: %s", r->name, toml_line(at),
+                         toml_column(at), path, what);
+}
+
+/* Fetches key from table t with the given type; a missing key or a wrong type is an
+ * error that names the path. */
+static stm_err s_get(const s_reader *r, const toml_value *t, const char *path, const char *key,
+                     toml_type type, const toml_value **out)
+{
+    const toml_value *v = toml_table_get(t, key);
+    char full[256];
+    snprintf(full, sizeof full, "%s%s%s", path, *path ? "." : "", key);
+    if (!v)
+        return s_bad(r, t, full, "missing");
+    if (toml_type_of(v) != type) {
+        char what[96];
+        snprintf(what, sizeof what, "expected a %s, found a %s", toml_type_name(type),
+                 toml_type_name(toml_type_of(v)));
+        return s_bad(r, v, full, what);
+    }
+    *out = v;
+    return STM_OK;
+}
+
+static stm_err s_get_string(const s_reader *r, const toml_value *t, const char *path,
+                            const char *key, const char **out)
+{
+    const toml_value *v;
+    stm_err rc = s_get(r, t, path, key, TOML_STRING, &v);
+    if (rc == STM_OK) {
+        size_t len;
+        *out = toml_string(v, &len);
+        if (strlen(*out) != len)
+            return s_bad(r, v, key, "holds a NUL character");
+    }
+    return rc;
+}
+
+static stm_err s_get_int(const s_reader *r, const toml_value *t, const char *path,
+                         const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    const toml_value *v;
+    stm_err rc = s_get(r, t, path, key, TOML_INTEGER, &v);
+    if (rc != STM_OK)
+        return rc;
+    *out = toml_integer(v);
+    if (*out < min || *out > max) {
+        char what[96];
+        snprintf(what, sizeof what, "%lld is out of range (%lld to %lld)", (long long)*out,
+                 (long long)min, (long long)max);
+        return s_bad(r, v, key, what);
+    }
+    return STM_OK;
+}
+
+static stm_err s_get_bool(const s_reader *r, const toml_value *t, const char *path,
+                          const char *key, bool *out)
+{
+    const toml_value *v;
+    stm_err rc = s_get(r, t, path, key, TOML_BOOL, &v);
+    if (rc == STM_OK)
+        *out = toml_bool(v);
+    return rc;
+}
+
+static stm_err s_get_id(const s_reader *r, const toml_value *t, const char *path,
+                        const char *key, stm_id *out)
+{
+    const char *hex;
+    stm_err rc = s_get_string(r, t, path, key, &hex);
+    if (rc == STM_OK && !stm_id_from_hex(hex, out))
+        return s_bad(r, toml_table_get(t, key), key, "expected 64 hexadecimal digits");
+    return rc;
+}
+
+/* Turns a lower layer's STM_ECORRUPT message into one that names the file and place. */
+static stm_err s_corrupt_at(const s_reader *r, const toml_value *at, stm_err rc)
+{
+    if (rc != STM_OK)
+        stm_error_prefix(r->err, "%s:%d:%d", r->name, toml_line(at), toml_column(at));
+    return rc;
+}
+
+static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineage_t *l)
+{
+    const toml_value *versions;
+    stm_err rc = s_get(r, root, "", "versions", TOML_ARRAY, &versions);
+    for (size_t i = 0; rc == STM_OK && i < toml_array_count(versions); i++) {
+        const toml_value *v = toml_array_at(versions, i);
+        char path[48];
+        snprintf(path, sizeof path, "versions[%zu]", i);
+        if (toml_type_of(v) != TOML_TABLE)
+            return s_bad(r, v, path, "expected a table");
+        int64_t number;
+        stm_id id, parent, checksum;
+        const char *description;
+        if ((rc = s_get_int(r, v, path, "number", 1, SCHEMASET_MAX_VERSIONS, &number)) ||
+            (rc = s_get_id(r, v, path, "id", &id)) ||
+            (rc = s_get_id(r, v, path, "parent", &parent)) ||
+            (rc = s_get_string(r, v, path, "description", &description)) ||
+            (rc = s_get_id(r, v, path, "checksum", &checksum)))
+            return rc;
+        rc = s_corrupt_at(r, v,
+                          lineage_add_version(l, (int)number, &id, &parent, &checksum,
+                                              description, r->err));
+    }
+    return rc;
+}
+
+static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const char *path,
+                              catalog_table *t)
+{
+    const toml_value *cols;
+    stm_err rc = s_get(r, entry, path, "columns", TOML_ARRAY, &cols);
+    if (rc == STM_OK && toml_array_count(cols) == 0)
+        return s_bad(r, cols, path, "a table needs at least one column");
+    for (size_t i = 0; rc == STM_OK && i < toml_array_count(cols); i++) {
+        const toml_value *c = toml_array_at(cols, i);
+        char cpath[320];
+        snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
+        if (toml_type_of(c) != TOML_TABLE)
+            return s_bad(r, c, cpath, "expected a table");
+        const char *name, *decltype, *affinity, *dflt = NULL;
+        bool not_null;
+        int64_t pk, hidden = 0;
+        catalog_column col;
+        if ((rc = s_get_string(r, c, cpath, "name", &name)) ||
+            (rc = s_get_string(r, c, cpath, "type", &decltype)) ||
+            (rc = s_get_string(r, c, cpath, "affinity", &affinity)) ||
+            (rc = s_get_bool(r, c, cpath, "not_null", &not_null)) ||
+            (rc = s_get_int(r, c, cpath, "pk", 0, 32767, &pk)))
+            return rc;
+        if (toml_table_get(c, "default") && (rc = s_get_string(r, c, cpath, "default", &dflt)))
+            return rc;
+        if (toml_table_get(c, "hidden") && (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
+            return rc;
+        if (!catalog_affinity_parse(affinity, &col.affinity))
+            return s_bad(r, toml_table_get(c, "affinity"), cpath,
+                         "affinity must be TEXT, NUMERIC, INTEGER, REAL or BLOB");
+        if (catalog_table_find(t, name))
+            return s_bad(r, c, cpath, "a column of that name comes twice");
+        col.name = (char *)name;
+        col.decltype = (char *)decltype;
+        col.not_null = not_null;
+        col.default_sql = (char *)dflt;
+        col.pk = (int)pk;
+        col.hidden = (int)hidden;
+        catalog_table_add_column(t, &col);
+    }
+    return rc;
+}
+
+static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
+                             const toml_value *ft)
+{
+    char path[160];
+    snprintf(path, sizeof path, "families.%s", name);
+    if (toml_type_of(ft) != TOML_TABLE)
+        return s_bad(r, ft, path, "expected a table");
+    const toml_value *entries;
+    stm_err rc = s_get(r, ft, path, "versions", TOML_ARRAY, &entries);
+    family_t *f = family_new(name);
+    for (size_t i = 0; rc == STM_OK && i < toml_array_count(entries); i++) {
+        const toml_value *e = toml_array_at(entries, i);
+        char epath[200];
+        snprintf(epath, sizeof epath, "%s.versions[%zu]", path, i);
+        if (toml_type_of(e) != TOML_TABLE) {
+            rc = s_bad(r, e, epath, "expected a table");
+            break;
+        }
+        int64_t version;
+        stm_id version_id, head;
+        const char *action_name;
+        family_action action;
+        if ((rc = s_get_int(r, e, epath, "version", 1, SCHEMASET_MAX_VERSIONS, &version)) ||
+            (rc = s_get_id(r, e, epath, "id", &version_id)) ||
+            (rc = s_get_string(r, e, epath, "action", &action_name)) ||
+            (rc = s_get_id(r, e, epath, "head", &head)))
+            break;
+        if (!family_action_parse(action_name, &action)) {
+            rc = s_bad(r, toml_table_get(e, "action"), epath,
+                       "action must be created, changed or dropped");
+            break;
+        }
+        if ((size_t)version > lineage_count(l) ||
+            !stm_id_equal(&lineage_version_at(l, (size_t)version - 1)->id, &version_id)) {
+            rc = stm_error_set(r->err, STM_ECORRUPT,
+                               "%s:%d:%d: %s: names version %lld, which this lineage does not "
+                               "hold with that id",
+                               r->name, toml_line(e), toml_column(e), epath, (long long)version);
+            break;
+        }
+        catalog_table *table = NULL;
+        if (action != FAMILY_DROPPED) {
+            bool without_rowid = false;
+            if (toml_table_get(e, "without_rowid") &&
+                (rc = s_get_bool(r, e, epath, "without_rowid", &without_rowid)))
+                break;
+            table = catalog_table_new(name, without_rowid);
+            if ((rc = s_read_columns(r, e, epath, table)) != STM_OK) {
+                catalog_table_destroy(&table);
+                break;
+            }
+        }
+        rc = s_corrupt_at(r, e, family_append(f, (int)version, &version_id, action, table, &head,
+                                              r->err));
+    }
+    if (rc != STM_OK) {
+        family_destroy(&f);
+        return rc;
+    }
+    return s_corrupt_at(r, ft, lineage_add_family(l, f, r->err));
+}
+
+stm_err export_parse(const char *text, size_t len, const char *name, lineage_t **out,
+                     stm_error *err)
+{
+    toml_value *root = NULL;
+    stm_err rc = toml_parse(text, len, name, &root, err);
+    if (rc != STM_OK)
+        return rc;
+    s_reader r = {name, err};
+    int64_t format, head_version;
+    const char *set_name;
+    stm_id head_id;
+    lineage_t *l = NULL;
+    if ((rc = s_get_int(&r, root, "", "format", 1, INT32_MAX, &format)))
+        goto done;
+    if (format > EXPORT_FORMAT) {
+        rc = stm_error_set(err, STM_EINPUT,
+                           "%s: format %lld was written by a newer stemma (this one reads format "
+                           "%d)",
+                           name, (long long)format, EXPORT_FORMAT);
+        goto done;
+    }
+    if ((rc = s_get_string(&r, root, "", "schema_set", &set_name)) ||
+        (rc = s_get_int(&r, root, "", "head_version", 0, SCHEMASET_MAX_VERSIONS, &head_version)) ||
+        (rc = s_get_id(&r, root, "", "head_id", &head_id)))
+        goto done;
+    l = lineage_new(set_name);
+    if ((rc = s_read_versions(&r, root, l)))
+        goto done;
+    const lineage_version *head = lineage_head(l);
+    stm_id zero = {{0}};
+    if ((size_t)head_version != lineage_count(l) ||
+        !stm_id_equal(&head_id, head ? &head->id : &zero)) {
+        rc = stm_error_set(err, STM_ECORRUPT,
+                           "%s: head_version and head_id do not match the last of the versions",
+                           name);
+        goto done;
+    }
+    const toml_value *families = toml_table_get(root, "families");
+    if (families && toml_type_of(families) != TOML_TABLE) {
+        rc = s_bad(&r, families, "families", "expected a table");
+        goto done;
+    }
+    for (size_t i = 0; families && i < toml_table_count(families) && rc == STM_OK; i++)
+        rc = s_read_family(&r, l, toml_table_key(families, i), toml_table_at(families, i));
+done:
+    toml_destroy(&root);
+    if (rc != STM_OK)
+        lineage_destroy(&l);
+    else
+        *out = l;
+    return rc;
+}
+
+stm_err export_read_file(const char *path, lineage_t **out, stm_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > EXPORT_MAX_BYTES) {
+        fclose(f);
+        return stm_error_set(err, STM_EINPUT, "%s: larger than the limit of %u bytes", path,
+                             EXPORT_MAX_BYTES);
+    }
+    char *text = stm_malloc((size_t)st.st_size + 1);
+    size_t got = fread(text, 1, (size_t)st.st_size, f);
+    bool failed = ferror(f);
+    fclose(f);
+    stm_err rc;
+    if (failed)
+        rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    else
+        rc = export_parse(text, got, path, out, err);
+    free(text);
+    return rc;
+}

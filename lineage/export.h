@@ -1,0 +1,33 @@
+/* export.h - a lineage to TOML and back (docs/toml-format.md describes the layout).
+ *
+ * The export holds every version (number, id, parent, description, checksum) and, per
+ * family, every entry with its definition, so that `compare` works on exported files
+ * as it does on directories. Export, import, export again gives the same bytes.
+ *
+ * Import checks what it can without the migration texts: numbers run 1, 2, ...;
+ * each parent is the previous id; the head matches the last version; every family
+ * entry names a version of this lineage; and every family head is recomputed from the
+ * definitions and must match. Keys it does not know are ignored, so a newer stemma
+ * may add some; a newer `format` number is refused. */
+#ifndef STM_EXPORT_H
+#define STM_EXPORT_H
+
+#include "error.h"
+#include "lineage.h"
+
+#define EXPORT_FORMAT 1
+/* Exported files larger than this are refused before they are read. */
+#define EXPORT_MAX_BYTES (256u * 1024u * 1024u)
+
+/* The TOML text of l; the caller frees it. */
+char *export_lineage(const lineage_t *l);
+
+/* Reads an exported lineage from text; name is used in messages ("FILE:LINE:COL: ...").
+ * *out is the caller's (lineage_destroy). STM_EINPUT for TOML that does not parse or
+ * lacks what the format needs, STM_ECORRUPT when ids or heads do not check out. */
+stm_err export_parse(const char *text, size_t len, const char *name, lineage_t **out,
+                     stm_error *err);
+/* The same, from a file. */
+stm_err export_read_file(const char *path, lineage_t **out, stm_error *err);
+
+#endif

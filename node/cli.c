@@ -1,0 +1,108 @@
+#include "cli.h"
+#include "lineage/export.h"
+#include "lineage/mem.h"
+#include "lineage/schemaset.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd, const stm_error *err)
+{
+    fprintf(stderr, "stemma %s: %s\n", cmd, err->msg[0] ? err->msg : stm_strerror(err->code));
+    switch (err->code) {
+    case STM_OK:
+        return CLI_OK;
+    case STM_EUSAGE:
+    case STM_EINPUT:
+    case STM_ECORRUPT:
+    case STM_EPROTO:
+        return CLI_BAD_INPUT;
+    case STM_EDB:
+    case STM_ESYS:
+        return CLI_FAILED;
+    }
+    return CLI_FAILED;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "stemma %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'stemma %s --help')\n", cmd);
+    return CLI_BAD_INPUT;
+}
+
+int cli_parse_format(const char *arg, unsigned allowed, cli_format *out)
+{
+    static const char *const names[] = {"text", "json", "toml"};
+    for (int f = CLI_FORMAT_TEXT; f <= CLI_FORMAT_TOML; f++) {
+        if ((allowed & (1u << f)) && strcmp(arg, names[f]) == 0) {
+            *out = (cli_format)f;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return export_read_file(path, out, err);
+    schemaset_t *set = NULL;
+    stm_err rc = schemaset_load(path, &set, err);
+    if (rc == STM_OK)
+        rc = lineage_build(set, out, err);
+    schemaset_destroy(&set);
+    return rc;
+}
+
+stm_err cli_write_output(const char *path, const char *text, stm_error *err)
+{
+    if (!path || strcmp(path, "-") == 0) {
+        fputs(text, stdout);
+        return fflush(stdout) == 0
+                   ? STM_OK
+                   : stm_error_set(err, STM_ESYS, "writing to stdout: %s", strerror(errno));
+    }
+    /* Write beside the target and rename over it, so a failed write (a full disk)
+     * never leaves a half-written file where a good one was. */
+    size_t plen = strlen(path);
+    char *tmp = stm_malloc(plen + 16);
+    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    stm_err rc = STM_OK;
+    if (!ok) {
+        rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+void cli_short_id(const stm_id *id, char out[13])
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    memcpy(out, hex, 12);
+    out[12] = '\0';
+}

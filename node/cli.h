@@ -1,0 +1,40 @@
+/* cli.h - what every stemma command shares: exit codes, the one-line error, and
+ * loading a lineage from what the user named.
+ *
+ * Exit codes: 0 when the command did its job (whatever it found), 2 for bad usage or
+ * bad input, 1 for any other failure. Errors are one line on stderr, "stemma CMD: ...". */
+#ifndef STM_CLI_H
+#define STM_CLI_H
+
+#include "lineage/error.h"
+#include "lineage/lineage.h"
+
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_BAD_INPUT = 2 };
+
+/* A command: argv[0] is the command's name. Returns an exit code. */
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* Prints "stemma CMD: message" from err and returns the exit code for its code. */
+int cli_fail(const char *cmd, const stm_error *err);
+/* Prints "stemma CMD: message" and a hint to use --help; returns CLI_BAD_INPUT. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Output formats a command may offer. */
+typedef enum { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_TOML } cli_format;
+/* Parses --format's argument against the formats allowed (a mask of 1 << cli_format);
+ * false when it is not one of them. */
+int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
+
+/* A lineage from a schema directory (migrations run in memory) or an exported TOML
+ * file, whichever path is. *out is the caller's (lineage_destroy). */
+stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
+
+/* Writes text to path, or to stdout when path is NULL or "-". */
+stm_err cli_write_output(const char *path, const char *text, stm_error *err);
+
+/* The first 12 hex digits of an id, for people ("ab12cd34ef56"). */
+void cli_short_id(const stm_id *id, char out[13]);
+
+#endif

@@ -1,0 +1,505 @@
+/* cmd_lineage.c - the commands that read schema histories: history, export, compare. */
+#include "cli.h"
+#include "commands.h"
+#include "lineage/buf.h"
+#include "lineage/export.h"
+#include "lineage/jsonw.h"
+#include "lineage/mem.h"
+#include "lineage/relation.h"
+#include "lineage/toml.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- history ---- */
+
+static const char *s_history_help =
+    "usage: stemma history --schemas DIR [--format text|json|toml]\n"
+    "\n"
+    "Lists the versions of a schema set: number, id and description. The migrations\n"
+    "are run on an in-memory database to check them; nothing is written.\n"
+    "\n"
+    "  --schemas DIR   the directory of numbered migrations (NNN_description.sql),\n"
+    "                  or a file written by 'stemma export'\n"
+    "  --format F      text (default), json or toml\n"
+    "  -h, --help      this help\n";
+
+static char *s_history_text(const lineage_t *l)
+{
+    buf_t b = BUF_INIT;
+    const lineage_version *head = lineage_head(l);
+    if (!head) {
+        buf_printf(&b, "schema set %s: no migrations\n", lineage_name(l));
+        return buf_detach(&b);
+    }
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(&head->id, hex);
+    buf_printf(&b, "schema set %s: %zu version%s, head v%d %s\n\n", lineage_name(l),
+               lineage_count(l), lineage_count(l) == 1 ? "" : "s", head->number, hex);
+    int width = snprintf(NULL, 0, "v%d", head->number);
+    for (size_t i = 0; i < lineage_count(l); i++) {
+        const lineage_version *v = lineage_version_at(l, i);
+        char id[13];
+        cli_short_id(&v->id, id);
+        char num[16];
+        snprintf(num, sizeof num, "v%d", v->number);
+        buf_printf(&b, "  %-*s  %s  %s\n", width, num, id, v->description);
+    }
+    return buf_detach(&b);
+}
+
+static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    jsonw_key(w, key);
+    jsonw_string(w, hex);
+}
+
+static char *s_history_json(const lineage_t *l)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "schema_set");
+    jsonw_string(&w, lineage_name(l));
+    jsonw_key(&w, "versions");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < lineage_count(l); i++) {
+        const lineage_version *v = lineage_version_at(l, i);
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "number");
+        jsonw_int(&w, v->number);
+        s_json_id(&w, "id", &v->id);
+        s_json_id(&w, "parent", &v->parent);
+        jsonw_key(&w, "description");
+        jsonw_string(&w, v->description);
+        s_json_id(&w, "checksum", &v->checksum);
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    toml_table_set(t, key, toml_new_string(hex, STM_ID_HEX_LEN));
+}
+
+static char *s_history_toml(const lineage_t *l)
+{
+    toml_value *root = toml_new_table();
+    toml_table_set(root, "schema_set", toml_new_string(lineage_name(l), strlen(lineage_name(l))));
+    toml_value *versions = toml_new_array();
+    for (size_t i = 0; i < lineage_count(l); i++) {
+        const lineage_version *v = lineage_version_at(l, i);
+        toml_value *t = toml_new_table();
+        toml_table_set(t, "number", toml_new_integer(v->number));
+        s_toml_id(t, "id", &v->id);
+        s_toml_id(t, "parent", &v->parent);
+        toml_table_set(t, "description", toml_new_string(v->description, strlen(v->description)));
+        s_toml_id(t, "checksum", &v->checksum);
+        toml_array_push(versions, t);
+    }
+    toml_table_set(root, "versions", versions);
+    char *text = toml_emit(root, NULL);
+    toml_destroy(&root);
+    return text;
+}
+
+int cmd_history(int argc, char **argv)
+{
+    static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *schemas = NULL;
+    cli_format format = CLI_FORMAT_TEXT;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+s:f:h", options, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            schemas = optarg;
+            break;
+        case 'f':
+            if (!cli_parse_format(optarg, 7u, &format))
+                return cli_usage_error("history", "--format must be text, json or toml, not '%s'",
+                                       optarg);
+            break;
+        case 'h':
+            fputs(s_history_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("history", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("history", "unexpected argument '%s'", argv[optind]);
+    if (!schemas)
+        return cli_usage_error("history", "--schemas DIR is required");
+    stm_error err = {0};
+    lineage_t *l = NULL;
+    if (cli_load_lineage(schemas, &l, &err) != STM_OK)
+        return cli_fail("history", &err);
+    char *text = format == CLI_FORMAT_JSON   ? s_history_json(l)
+                 : format == CLI_FORMAT_TOML ? s_history_toml(l)
+                                             : s_history_text(l);
+    lineage_destroy(&l);
+    stm_err rc = cli_write_output(NULL, text, &err);
+    free(text);
+    return rc == STM_OK ? CLI_OK : cli_fail("history", &err);
+}
+
+/* ---- export ---- */
+
+static const char *s_export_help =
+    "usage: stemma export --schemas DIR [-o FILE]\n"
+    "\n"
+    "Writes the whole history of a schema set as TOML: every version (number, id,\n"
+    "parent, description, checksum) and every table's family history with the columns\n"
+    "added, removed and changed. 'stemma compare' reads such files as it reads\n"
+    "directories. The layout is described in docs/toml-format.md.\n"
+    "\n"
+    "  --schemas DIR   the directory of numbered migrations\n"
+    "  -o, --output F  write to F instead of standard output (F is replaced whole,\n"
+    "                  never left half-written)\n"
+    "  -h, --help      this help\n";
+
+int cmd_export(int argc, char **argv)
+{
+    static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
+                                            {"output", required_argument, NULL, 'o'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *schemas = NULL, *output = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+s:o:h", options, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            schemas = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'h':
+            fputs(s_export_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("export", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("export", "unexpected argument '%s'", argv[optind]);
+    if (!schemas)
+        return cli_usage_error("export", "--schemas DIR is required");
+    stm_error err = {0};
+    lineage_t *l = NULL;
+    if (cli_load_lineage(schemas, &l, &err) != STM_OK)
+        return cli_fail("export", &err);
+    char *text = export_lineage(l);
+    lineage_destroy(&l);
+    stm_err rc = cli_write_output(output, text, &err);
+    free(text);
+    return rc == STM_OK ? CLI_OK : cli_fail("export", &err);
+}
+
+/* ---- compare ---- */
+
+static const char *s_compare_help =
+    "usage: stemma compare LOCAL REMOTE [--format text|json]\n"
+    "\n"
+    "Compares two schema histories and says how they relate: same, ancestor (LOCAL is\n"
+    "older than REMOTE), descendant (LOCAL is newer), divergent (they parted; the\n"
+    "common ancestor is named) or unrelated (no common ancestor). The same is said for\n"
+    "each table (family), with its columns sorted into shared, local_only,\n"
+    "remote_only and conflicting, and the text form says what will and will not sync.\n"
+    "\n"
+    "  LOCAL, REMOTE   each a schema directory or a file written by 'stemma export'\n"
+    "  --format F      text (default) or json\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 whatever the relation, 2 for bad usage or bad input, 1 otherwise.\n";
+
+/* A growing list of "what (why)" phrases for the text summary. */
+typedef struct {
+    buf_t text;
+    size_t count;
+} s_phrases;
+
+static void s_phrase(s_phrases *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void s_phrase(s_phrases *p, const char *fmt, ...)
+{
+    if (p->count++)
+        buf_puts(&p->text, ", ");
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&p->text, fmt, ap);
+    va_end(ap);
+}
+
+static void s_join_names(buf_t *b, char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* The "columns" cell of a family's row. */
+static void s_family_cell(buf_t *b, const comparison_family *f)
+{
+    if (!f->local_live && !f->remote_live) {
+        buf_puts(b, "dropped on both sides");
+        return;
+    }
+    const char *sep = "";
+    if (f->ncolumns[COLUMN_SHARED]) {
+        buf_printf(b, "%zu shared", f->ncolumns[COLUMN_SHARED]);
+        sep = "; ";
+    }
+    static const struct {
+        column_relation r;
+        const char *label;
+    } parts[] = {{COLUMN_LOCAL_ONLY, "only here: "},
+                 {COLUMN_REMOTE_ONLY, "only there: "},
+                 {COLUMN_CONFLICTING, "conflicting: "}};
+    for (size_t k = 0; k < 3; k++) {
+        if (!f->ncolumns[parts[k].r])
+            continue;
+        buf_printf(b, "%s%s", sep, parts[k].label);
+        s_join_names(b, f->columns[parts[k].r], f->ncolumns[parts[k].r]);
+        sep = "; ";
+    }
+    if (f->local_live != f->remote_live)
+        buf_printf(b, " (table %s)", f->local_live ? "only here" : "only there");
+}
+
+/* Collects, across families, the shared tables and what exists on one side only. */
+static void s_collect(const comparison_t *c, s_phrases *syncs, s_phrases *one_sided,
+                      s_phrases *conflicts)
+{
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        const comparison_family *f = &c->families[i];
+        if (f->local_live && f->remote_live && f->ncolumns[COLUMN_SHARED]) {
+            size_t total = f->ncolumns[0] + f->ncolumns[1] + f->ncolumns[2] + f->ncolumns[3];
+            if (total == f->ncolumns[COLUMN_SHARED])
+                s_phrase(syncs, "%s (%zu columns)", f->name, total);
+            else
+                s_phrase(syncs, "%s (%zu of %zu columns)", f->name, f->ncolumns[COLUMN_SHARED],
+                         total);
+        }
+        if (f->local_live != f->remote_live) {
+            s_phrase(one_sided, "%s (table only %s)", f->name, f->local_live ? "here" : "there");
+            continue;
+        }
+        for (size_t k = 0; k < f->ncolumns[COLUMN_LOCAL_ONLY]; k++)
+            s_phrase(one_sided, "%s.%s (only here)", f->name, f->columns[COLUMN_LOCAL_ONLY][k]);
+        for (size_t k = 0; k < f->ncolumns[COLUMN_REMOTE_ONLY]; k++)
+            s_phrase(one_sided, "%s.%s (only there)", f->name, f->columns[COLUMN_REMOTE_ONLY][k]);
+        for (size_t k = 0; k < f->ncolumns[COLUMN_CONFLICTING]; k++)
+            s_phrase(conflicts, "%s.%s", f->name, f->columns[COLUMN_CONFLICTING][k]);
+    }
+}
+
+static void s_compare_summary(buf_t *b, const comparison_t *c)
+{
+    s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0};
+    s_collect(c, &syncs, &one_sided, &conflicts);
+    buf_puts(b, "\nWhat syncs, under the default policy:\n");
+    switch (c->relation) {
+    case RELATION_SAME:
+        buf_puts(b, "  Everything: both sides have the same schema history.\n");
+        break;
+    case RELATION_ANCESTOR:
+    case RELATION_DESCENDANT: {
+        bool local_older = c->relation == RELATION_ANCESTOR;
+        buf_printf(b, "  Everything. %s is newer (v%d against v%d).\n",
+                   local_older ? "The remote" : "This side",
+                   local_older ? c->remote_version : c->local_version,
+                   local_older ? c->local_version : c->remote_version);
+        if (one_sided.count)
+            buf_printf(b,
+                       "  Parked, not lost, %s until %s migrates, then replayed:\n    %s\n",
+                       local_older ? "here" : "on the remote",
+                       local_older ? "this side" : "the remote", buf_str(&one_sided.text));
+        break;
+    }
+    case RELATION_DIVERGENT:
+        buf_printf(b, "  Shared columns only: the histories parted after v%zu.\n", c->common);
+        buf_printf(b, "  Syncs:          %s\n", syncs.count ? buf_str(&syncs.text) : "nothing");
+        if (one_sided.count)
+            buf_printf(b, "  Does not sync:  %s\n", buf_str(&one_sided.text));
+        break;
+    case RELATION_UNRELATED:
+        buf_puts(b, "  Nothing: the histories have no common ancestor (different schemas).\n");
+        break;
+    }
+    if (conflicts.count && c->relation != RELATION_UNRELATED)
+        buf_printf(b,
+                   "  Never synced, same name but a different type or key role (operations "
+                   "are parked):\n    %s\n",
+                   buf_str(&conflicts.text));
+    buf_free(&syncs.text);
+    buf_free(&one_sided.text);
+    buf_free(&conflicts.text);
+}
+
+static void s_side_line(buf_t *b, const char *label, int width, const lineage_t *l)
+{
+    const lineage_version *h = lineage_head(l);
+    if (!h) {
+        buf_printf(b, "%-6s  %-*s  (no versions)\n", label, width, lineage_name(l));
+        return;
+    }
+    char id[13];
+    cli_short_id(&h->id, id);
+    buf_printf(b, "%-6s  %-*s  v%-4d %s\n", label, width, lineage_name(l), h->number, id);
+}
+
+static char *s_compare_text(const comparison_t *c, const lineage_t *local,
+                            const lineage_t *remote)
+{
+    buf_t b = BUF_INIT;
+    int width = (int)strlen(lineage_name(local));
+    if ((int)strlen(lineage_name(remote)) > width)
+        width = (int)strlen(lineage_name(remote));
+    s_side_line(&b, "local", width, local);
+    s_side_line(&b, "remote", width, remote);
+    buf_printf(&b, "\nrelation: %s", relation_name(c->relation));
+    if (c->relation == RELATION_DIVERGENT) {
+        char id[13];
+        cli_short_id(&c->common_id, id);
+        buf_printf(&b, " (common ancestor v%zu %s)", c->common, id);
+    }
+    buf_puts(&b, "\n\n");
+    int name_width = 5;
+    for (size_t i = 0; i < c->nfamilies; i++)
+        if ((int)strlen(c->families[i].name) > name_width)
+            name_width = (int)strlen(c->families[i].name);
+    buf_printf(&b, "%-*s  %-10s  %s\n", name_width, "table", "history", "columns");
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        const comparison_family *f = &c->families[i];
+        buf_printf(&b, "%-*s  %-10s  ", name_width, f->name, relation_name(f->relation));
+        s_family_cell(&b, f);
+        buf_putc(&b, '\n');
+    }
+    s_compare_summary(&b, c);
+    return buf_detach(&b);
+}
+
+static void s_json_head(jsonw_t *w, const char *key, const lineage_t *l)
+{
+    const lineage_version *h = lineage_head(l);
+    jsonw_key(w, key);
+    jsonw_object_begin(w);
+    jsonw_key(w, "schema_set");
+    jsonw_string(w, lineage_name(l));
+    jsonw_key(w, "version");
+    jsonw_int(w, h ? h->number : 0);
+    if (h) {
+        s_json_id(w, "id", &h->id);
+    } else {
+        jsonw_key(w, "id");
+        jsonw_null(w);
+    }
+    jsonw_object_end(w);
+}
+
+static char *s_compare_json(const comparison_t *c, const lineage_t *local,
+                            const lineage_t *remote)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "relation");
+    jsonw_string(&w, relation_name(c->relation));
+    jsonw_key(&w, "common_ancestor");
+    if (c->common) {
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "version");
+        jsonw_int(&w, (int64_t)c->common);
+        s_json_id(&w, "id", &c->common_id);
+        jsonw_object_end(&w);
+    } else {
+        jsonw_null(&w);
+    }
+    s_json_head(&w, "local", local);
+    s_json_head(&w, "remote", remote);
+    jsonw_key(&w, "families");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        const comparison_family *f = &c->families[i];
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "name");
+        jsonw_string(&w, f->name);
+        jsonw_key(&w, "relation");
+        jsonw_string(&w, relation_name(f->relation));
+        jsonw_key(&w, "local_live");
+        jsonw_bool(&w, f->local_live);
+        jsonw_key(&w, "remote_live");
+        jsonw_bool(&w, f->remote_live);
+        for (int r = COLUMN_SHARED; r <= COLUMN_CONFLICTING; r++) {
+            jsonw_key(&w, column_relation_name((column_relation)r));
+            jsonw_array_begin(&w);
+            for (size_t k = 0; k < f->ncolumns[r]; k++)
+                jsonw_string(&w, f->columns[r][k]);
+            jsonw_array_end(&w);
+        }
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    cli_format format = CLI_FORMAT_TEXT;
+    int c;
+    opterr = 0;
+    /* Options may come before or after the two paths. */
+    while ((c = getopt_long(argc, argv, "f:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            if (!cli_parse_format(optarg, 3u, &format))
+                return cli_usage_error("compare", "--format must be text or json, not '%s'",
+                                       optarg);
+            break;
+        case 'h':
+            fputs(s_compare_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("compare", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("compare", "expected two histories, LOCAL and REMOTE, got %d",
+                               argc - optind);
+    stm_error err = {0};
+    lineage_t *local = NULL, *remote = NULL;
+    if (cli_load_lineage(argv[optind], &local, &err) != STM_OK)
+        return cli_fail("compare", &err);
+    if (cli_load_lineage(argv[optind + 1], &remote, &err) != STM_OK) {
+        lineage_destroy(&local);
+        return cli_fail("compare", &err);
+    }
+    comparison_t *cmp = relation_compare(local, remote);
+    char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote)
+                                           : s_compare_text(cmp, local, remote);
+    comparison_destroy(&cmp);
+    lineage_destroy(&local);
+    lineage_destroy(&remote);
+    stm_err rc = cli_write_output(NULL, text, &err);
+    free(text);
+    return rc == STM_OK ? CLI_OK : cli_fail("compare", &err);
+}

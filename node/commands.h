@@ -1,0 +1,10 @@
+/* commands.h - the entry point of each stemma command (argv[0] is its name). Each
+ * parses its own options, prints its own --help and returns an exit code (cli.h). */
+#ifndef STM_COMMANDS_H
+#define STM_COMMANDS_H
+
+int cmd_history(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
+#endif

@@ -1,0 +1,54 @@
+/* main.c - the stemma command: finds the command named by the first argument and
+ * hands it the rest. */
+#include "cli.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    cli_command_fn run;
+    const char *summary;
+} s_command;
+
+static const s_command s_commands[] = {
+    {"history", cmd_history, "list the versions of a schema set"},
+    {"export", cmd_export, "write a schema set's whole history as TOML"},
+    {"compare", cmd_compare, "say how two schema histories relate and what would sync"},
+};
+
+static void s_usage(FILE *out)
+{
+    fputs("usage: stemma COMMAND [OPTIONS]\n"
+          "\n"
+          "stemma knows a schema's version history, and compares histories exactly.\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+    fputs("\n'stemma COMMAND --help' tells more. docs/user-guide.md is the manual.\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        s_usage(stderr);
+        return CLI_BAD_INPUT;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        s_usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("stemma %s\n", STEMMA_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (strcmp(name, s_commands[i].name) == 0)
+            return s_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "stemma: unknown command '%s' (see 'stemma --help')\n", name);
+    return CLI_BAD_INPUT;
+}

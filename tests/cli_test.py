@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""Command-line tests of stemma: what a user types and what they get back.
+
+Run by ctest as `python3 tests/cli_test.py PATH/TO/stemma` from the source root.
+Exported TOML is checked with tomli (python3-tomli), a parser independent of ours.
+"""
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import tomli as toml_reader
+except ImportError:  # pragma: no cover - Debian 12 has python3-tomli; 3.11 has tomllib
+    import tomllib as toml_reader
+
+STEMMA = None
+SETS = ["schemas/tasks", "schemas/tasks-fork", "tests/data/schemas/tasks-v2",
+        "tests/data/schemas/notes", "tests/data/schemas/rebuilds"]
+
+
+def run(*args):
+    p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stemma-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ok(self, *args):
+        code, out, err = run(*args)
+        self.assertEqual(code, 0, f"stemma {' '.join(args)}: exit {code}, stderr {err!r}")
+        self.assertEqual(err, "")
+        return out
+
+    def fails(self, code_expected, *args, contains=()):
+        code, out, err = run(*args)
+        self.assertEqual(code, code_expected, f"stemma {' '.join(args)}: stderr {err!r}")
+        self.assertEqual(out, "")
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one line on stderr, got {err!r}")
+        for c in contains:
+            self.assertIn(c, lines[0])
+        return lines[0]
+
+
+class Help(Base):
+    def test_help_everywhere(self):
+        self.assertIn("usage: stemma COMMAND", self.ok("--help"))
+        for cmd in ["history", "export", "compare"]:
+            out = self.ok(cmd, "--help")
+            self.assertTrue(out.startswith(f"usage: stemma {cmd}"), out)
+
+    def test_bad_usage_is_exit_2_with_one_line(self):
+        self.fails(2, "frobnicate", contains=["unknown command 'frobnicate'"])
+        self.fails(2, "history", contains=["--schemas DIR is required"])
+        self.fails(2, "history", "--schemas", "schemas/tasks", "--format", "xml",
+                   contains=["--format must be"])
+        self.fails(2, "compare", "schemas/tasks", contains=["expected two histories"])
+        self.fails(2, "compare", "--bogus", "a", "b", contains=["unknown option '--bogus'"])
+        self.fails(2, "export", "--schemas", "schemas/tasks", "extra",
+                   contains=["unexpected argument 'extra'"])
+        code, out, err = run()
+        self.assertEqual(code, 2)
+
+
+class History(Base):
+    def test_text(self):
+        out = self.ok("history", "--schemas", "schemas/tasks")
+        self.assertIn("schema set tasks: 4 versions, head v4", out)
+        self.assertIn("v2  ", out)
+        self.assertIn("Tasks get a priority", out)
+
+    def test_json_and_toml_agree(self):
+        j = json.loads(self.ok("history", "--schemas", "schemas/tasks", "--format", "json"))
+        t = toml_reader.loads(self.ok("history", "--schemas", "schemas/tasks", "--format", "toml"))
+        self.assertEqual(j["schema_set"], "tasks")
+        self.assertEqual([v["number"] for v in j["versions"]], [1, 2, 3, 4])
+        self.assertEqual(j["versions"], t["versions"])
+        for prev, v in zip(j["versions"], j["versions"][1:]):
+            self.assertEqual(v["parent"], prev["id"])
+        self.assertEqual(j["versions"][0]["parent"], "0" * 64)
+
+    def test_checksum_is_b2sum_of_the_file(self):
+        if not shutil.which("b2sum"):
+            self.skipTest("b2sum not installed")
+        j = json.loads(self.ok("history", "--schemas", "schemas/tasks", "--format", "json"))
+        out = subprocess.run(["b2sum", "-l", "256", "schemas/tasks/002_add_priority.sql"],
+                             capture_output=True, text=True, check=True).stdout
+        self.assertEqual(j["versions"][1]["checksum"], out.split()[0])
+
+    def test_bad_sets(self):
+        self.fails(2, "history", "--schemas", "tests/data/schemas/bad-gap",
+                   contains=["003_c.sql", "gap"])
+        self.fails(2, "history", "--schemas", "tests/data/schemas/bad-sql",
+                   contains=["002_broken.sql:3:", "syntax error"])
+        self.fails(2, "history", "--schemas", "tests/data/no-such-dir",
+                   contains=["tests/data/no-such-dir", "No such file"])
+
+
+class Export(Base):
+    def test_every_export_is_valid_toml_and_round_trips(self):
+        for s in SETS:
+            with self.subTest(set=s):
+                first = self.ok("export", "--schemas", s)
+                doc = toml_reader.loads(first)  # the independent parser accepts it
+                self.assertEqual(doc["format"], 1)
+                self.assertEqual(doc["schema_set"], os.path.basename(s))
+                path = os.path.join(self.tmp, os.path.basename(s) + ".toml")
+                with open(path, "w") as f:
+                    f.write(first)
+                # Export of the export is byte-identical.
+                self.assertEqual(self.ok("export", "--schemas", path), first)
+
+    def test_export_content(self):
+        doc = toml_reader.loads(self.ok("export", "--schemas", "schemas/tasks"))
+        hist = json.loads(self.ok("history", "--schemas", "schemas/tasks", "--format", "json"))
+        self.assertEqual([v["id"] for v in doc["versions"]], [v["id"] for v in hist["versions"]])
+        self.assertEqual(doc["head_version"], 4)
+        tasks = doc["families"]["tasks"]
+        self.assertEqual(tasks["current_version"], 3)
+        self.assertEqual(tasks["status"], "live")
+        self.assertEqual([v["version"] for v in tasks["versions"]], [1, 2, 3])
+        self.assertEqual(tasks["versions"][1]["added_fields"], ["priority"])
+        self.assertEqual(tasks["versions"][2]["added_fields"], ["tags"])
+        self.assertEqual(tasks["versions"][2]["removed_fields"], [])
+        self.assertEqual(tasks["head"], tasks["versions"][-1]["head"])
+        cols = {c["name"]: c for c in tasks["versions"][-1]["columns"]}
+        self.assertEqual(cols["priority"]["affinity"], "INTEGER")
+        self.assertEqual(cols["priority"]["default"], "0")
+        self.assertNotIn("default", cols["notes"])
+        self.assertEqual(cols["id"]["pk"], 1)
+        self.assertEqual(doc["families"]["comments"]["versions"][0]["version"], 4)
+
+    def test_export_dropped_and_quoted_names(self):
+        doc = toml_reader.loads(self.ok("export", "--schemas", "tests/data/schemas/rebuilds"))
+        self.assertEqual(doc["families"]["kv"]["status"], "dropped")
+        self.assertEqual(doc["families"]["kv"]["versions"][-1]["action"], "dropped")
+        log = doc["families"]["Item Log"]
+        self.assertEqual(log["versions"][1]["added_fields"], ["quantity"])
+        self.assertEqual(log["versions"][1]["removed_fields"], ["qty"])
+        self.assertIn('note "quoted"', [c["name"] for c in log["versions"][0]["columns"]])
+
+    def test_output_file(self):
+        path = os.path.join(self.tmp, "out.toml")
+        self.assertEqual(self.ok("export", "--schemas", "schemas/tasks", "-o", path), "")
+        with open(path) as f:
+            self.assertEqual(f.read(), self.ok("export", "--schemas", "schemas/tasks"))
+        self.assertEqual(os.listdir(self.tmp), ["out.toml"])  # no temporary left behind
+        self.fails(1, "export", "--schemas", "schemas/tasks", "-o",
+                   os.path.join(self.tmp, "no", "such", "dir.toml"), contains=["cannot write"])
+
+
+class Compare(Base):
+    def compare(self, a, b):
+        return json.loads(self.ok("compare", a, b, "--format", "json"))
+
+    def test_tasks_against_fork(self):
+        hist = json.loads(self.ok("history", "--schemas", "schemas/tasks", "--format", "json"))
+        c = self.compare("schemas/tasks", "schemas/tasks-fork")
+        self.assertEqual(c["relation"], "divergent")
+        self.assertEqual(c["common_ancestor"], {"version": 2, "id": hist["versions"][1]["id"]})
+        self.assertEqual(c["local"]["version"], 4)
+        self.assertEqual(c["local"]["id"], hist["versions"][3]["id"])
+        self.assertEqual(c["remote"]["version"], 3)
+        fam = {f["name"]: f for f in c["families"]}
+        self.assertEqual(sorted(fam), ["comments", "lists", "tags", "tasks"])
+        self.assertEqual(fam["lists"]["relation"], "same")
+        self.assertEqual(fam["tasks"]["relation"], "divergent")
+        self.assertEqual(fam["tasks"]["local_only"], ["tags"])
+        self.assertEqual(fam["tasks"]["remote_only"], ["due_at"])
+        self.assertEqual(fam["tasks"]["conflicting"], [])
+        self.assertIn("priority", fam["tasks"]["shared"])
+        self.assertEqual(fam["comments"]["relation"], "descendant")
+
+    def test_all_relations(self):
+        self.assertEqual(self.compare("schemas/tasks", "schemas/tasks")["relation"], "same")
+        c = self.compare("tests/data/schemas/tasks-v2", "schemas/tasks")
+        self.assertEqual(c["relation"], "ancestor")
+        self.assertEqual(c["common_ancestor"]["version"], 2)
+        self.assertEqual(self.compare("schemas/tasks", "tests/data/schemas/tasks-v2")["relation"],
+                         "descendant")
+        c = self.compare("schemas/tasks", "tests/data/schemas/notes")
+        self.assertEqual(c["relation"], "unrelated")
+        self.assertIsNone(c["common_ancestor"])
+        fam = {f["name"]: f for f in c["families"]}
+        self.assertEqual(fam["tasks"]["relation"], "unrelated")
+        self.assertEqual(fam["tasks"]["conflicting"], ["id"])  # TEXT key against INTEGER key
+
+    def test_exported_files_compare_like_directories(self):
+        paths = []
+        for s in ["schemas/tasks", "schemas/tasks-fork"]:
+            p = os.path.join(self.tmp, os.path.basename(s) + ".toml")
+            self.ok("export", "--schemas", s, "-o", p)
+            paths.append(p)
+        self.assertEqual(self.compare(*paths), self.compare("schemas/tasks", "schemas/tasks-fork"))
+        self.assertEqual(self.compare(paths[0], "schemas/tasks-fork"),
+                         self.compare("schemas/tasks", "schemas/tasks-fork"))
+
+    def test_text_says_what_syncs(self):
+        out = self.ok("compare", "schemas/tasks", "schemas/tasks-fork")
+        self.assertIn("relation: divergent (common ancestor v2", out)
+        self.assertIn("Shared columns only", out)
+        self.assertIn("tasks.tags (only here)", out)
+        self.assertIn("tasks.due_at (only there)", out)
+        out = self.ok("compare", "tests/data/schemas/tasks-v2", "schemas/tasks")
+        self.assertIn("relation: ancestor", out)
+        self.assertIn("Parked, not lost, here until this side migrates", out)
+        out = self.ok("compare", "schemas/tasks", "tests/data/schemas/notes")
+        self.assertIn("Nothing", out)
+
+    def test_bad_exported_files(self):
+        good = self.ok("export", "--schemas", "schemas/tasks")
+        cases = {
+            "syntax": ('format = 1\nschema_set = "x"\nhead_version = = 0\n', ["syntax.toml:3:"]),
+            "missing": ('format = 1\nschema_set = "x"\n', ["missing.toml:", "head_version: missing"]),
+            "newer": ('format = 99\n', ["newer stemma"]),
+            "badhex": (good.replace('head_id = "', 'head_id = "zz', 1), ["badhex.toml:", "head_id"]),
+            # A definition edited by hand no longer matches its head.
+            "tampered": (good.replace('name = "priority", type = "INTEGER"',
+                                      'name = "priority", type = "TEXT"', 1),
+                         ["tampered.toml:", "head does not match"]),
+            # A version id edited by hand breaks the parent chain.
+            "chain": (re.sub(r'parent = "[0-9a-f]{64}"', 'parent = "' + "a" * 64 + '"', good),
+                      ["chain.toml:", "parent"]),
+        }
+        for name, (text, fragments) in cases.items():
+            with self.subTest(case=name):
+                path = os.path.join(self.tmp, name + ".toml")
+                with open(path, "w") as f:
+                    f.write(text)
+                self.fails(2, "compare", path, "schemas/tasks", contains=fragments)
+
+
+if __name__ == "__main__":
+    STEMMA = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=1)

@@ -1,0 +1,1 @@
+ALTER TABLE "Item Log" RENAME COLUMN qty TO quantity;
