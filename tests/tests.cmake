@@ -14,9 +14,13 @@ target_include_directories(stemma_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests)
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
+stemma_test(test_toml SOURCES tests/test_toml.c LIBS stemma_lineage)
+stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/json_min.c
+            LIBS stemma_lineage)
 
 # Command-line tests, in Debian's python3 (which has python3-tomli, the independent
 # TOML parser the exports are checked with).
 find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 add_test(NAME cli COMMAND ${STEMMA_PYTHON3} tests/cli_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)

@@ -1,0 +1,215 @@
+/* Tests of lineage/export: a lineage to TOML and back, byte for byte, and every way an
+ * exported file can be wrong. */
+#include "lineage/export.h"
+#include "lineage/relation.h"
+#include "lineage/toml.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static lineage_t *s_build_dir(const char *dir)
+{
+    schemaset_t *set = NULL;
+    lineage_t *l = NULL;
+    stm_error err = {0};
+    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
+        fail_msg("%s: %s", dir, err.msg);
+    schemaset_destroy(&set);
+    return l;
+}
+
+static void s_assert_same_lineage(const lineage_t *a, const lineage_t *b)
+{
+    assert_string_equal(lineage_name(a), lineage_name(b));
+    size_t common;
+    assert_int_equal(relation_of_lineages(a, b, &common), RELATION_SAME);
+    for (size_t i = 0; i < lineage_count(a); i++) {
+        const lineage_version *x = lineage_version_at(a, i), *y = lineage_version_at(b, i);
+        assert_string_equal(x->description, y->description);
+        assert_true(stm_id_equal(&x->checksum, &y->checksum));
+    }
+    assert_int_equal(lineage_family_count(a), lineage_family_count(b));
+    for (size_t i = 0; i < lineage_family_count(a); i++) {
+        const family_t *f = lineage_family_at(a, i), *g = lineage_family_at(b, i);
+        assert_string_equal(family_name(f), family_name(g));
+        assert_int_equal(relation_of_families(f, g, &common), RELATION_SAME);
+        for (size_t k = 0; k < family_count(f); k++) {
+            const family_entry *e = family_entry_at(f, k), *d = family_entry_at(g, k);
+            assert_int_equal(e->version, d->version);
+            assert_int_equal(e->action, d->action);
+            assert_int_equal(e->nadded, d->nadded);
+            assert_int_equal(e->nremoved, d->nremoved);
+            assert_int_equal(e->nchanged, d->nchanged);
+        }
+    }
+}
+
+static void test_round_trip_is_byte_identical(void **state)
+{
+    (void)state;
+    const char *dirs[] = {"schemas/tasks", "schemas/tasks-fork", "tests/data/schemas/rebuilds",
+                          "tests/data/schemas/notes"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        lineage_t *l = s_build_dir(dirs[i]);
+        char *first = export_lineage(l);
+        lineage_t *back = NULL;
+        stm_error err = {0};
+        if (export_parse(first, strlen(first), dirs[i], &back, &err) != STM_OK)
+            fail_msg("%s: %s", dirs[i], err.msg);
+        s_assert_same_lineage(l, back);
+        char *second = export_lineage(back);
+        assert_string_equal(first, second);
+        free(first);
+        free(second);
+        lineage_destroy(&l);
+        lineage_destroy(&back);
+    }
+}
+
+static void test_empty_lineage_round_trips(void **state)
+{
+    (void)state;
+    lineage_t *l = lineage_new("empty");
+    char *text = export_lineage(l);
+    lineage_t *back = NULL;
+    stm_error err = {0};
+    assert_int_equal(export_parse(text, strlen(text), "empty", &back, &err), STM_OK);
+    assert_int_equal(lineage_count(back), 0);
+    assert_null(lineage_head(back));
+    char *again = export_lineage(back);
+    assert_string_equal(text, again);
+    free(text);
+    free(again);
+    lineage_destroy(&l);
+    lineage_destroy(&back);
+}
+
+static void test_read_file(void **state)
+{
+    (void)state;
+    lineage_t *l = s_build_dir("schemas/tasks");
+    char *text = export_lineage(l);
+    char *dir = tu_tmpdir();
+    tu_write(dir, "tasks.toml", text);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tasks.toml", dir);
+    lineage_t *back = NULL;
+    stm_error err = {0};
+    assert_int_equal(export_read_file(path, &back, &err), STM_OK);
+    s_assert_same_lineage(l, back);
+    lineage_destroy(&back);
+    snprintf(path, sizeof path, "%s/missing.toml", dir);
+    assert_int_equal(export_read_file(path, &back, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "missing.toml: cannot read"));
+    assert_int_equal(export_read_file(dir, &back, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    tu_remove_tree(dir);
+    free(dir);
+    free(text);
+    lineage_destroy(&l);
+}
+
+/* Replaces the first occurrence of from by to in text (which the caller frees). */
+static char *s_replace(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    if (!at)
+        fail_msg("fixture lacks \"%s\"", from);
+    size_t head = (size_t)(at - text), flen = strlen(from), tlen = strlen(to);
+    char *out = malloc(strlen(text) - flen + tlen + 1);
+    memcpy(out, text, head);
+    memcpy(out + head, to, tlen);
+    strcpy(out + head + tlen, at + flen);
+    return out;
+}
+
+static void s_expect(const char *text, stm_err code, const char *fragment)
+{
+    lineage_t *l = NULL;
+    stm_error err = {0};
+    stm_err rc = export_parse(text, strlen(text), "x.toml", &l, &err);
+    if (rc != code)
+        fail_msg("expected code %d, got %d (%s)", code, rc, err.msg);
+    assert_null(l);
+    if (!strstr(err.msg, fragment))
+        fail_msg("message \"%s\" lacks \"%s\"", err.msg, fragment);
+    assert_non_null(strstr(err.msg, "x.toml"));
+}
+
+static void test_bad_files(void **state)
+{
+    (void)state;
+    lineage_t *l = s_build_dir("schemas/tasks");
+    char *good = export_lineage(l);
+    s_expect("format = 1\nschema_set = \n", STM_EINPUT, "x.toml:2:");
+    s_expect("format = 2\n", STM_EINPUT, "newer stemma");
+    s_expect("format = \"1\"\n", STM_EINPUT, "format: expected a integer");
+    s_expect("format = 1\nschema_set = \"x\"\nhead_version = 0\n", STM_EINPUT, "head_id: missing");
+    char *bad;
+    bad = s_replace(good, "number = 2", "number = 3");
+    s_expect(bad, STM_ECORRUPT, "expected number 2");
+    free(bad);
+    bad = s_replace(good, "head_version = 4", "head_version = 3");
+    s_expect(bad, STM_ECORRUPT, "head_version and head_id do not match");
+    free(bad);
+    bad = s_replace(good, "affinity = \"TEXT\"", "affinity = \"STRING\"");
+    s_expect(bad, STM_EINPUT, "affinity must be");
+    free(bad);
+    bad = s_replace(good, "type = \"INTEGER\"", "type = \"BIGINT\"");
+    s_expect(bad, STM_ECORRUPT, "head does not match");
+    free(bad);
+    bad = s_replace(good, "action = \"created\"", "action = \"changed\"");
+    s_expect(bad, STM_ECORRUPT, "changed or dropped before it was created");
+    free(bad);
+    bad = s_replace(good, "action = \"created\"", "action = \"born\"");
+    s_expect(bad, STM_EINPUT, "action must be");
+    free(bad);
+    bad = s_replace(good, "version = 4\nid = \"", "version = 4\nid = \"0");
+    s_expect(bad, STM_EINPUT, "expected 64 hexadecimal digits");
+    free(bad);
+    /* A family entry naming a version id the lineage does not hold. */
+    char hex[STM_ID_HEX_LEN + 1], from[128], to[128];
+    stm_id_to_hex(&lineage_version_at(l, 3)->id, hex);
+    snprintf(from, sizeof from, "version = 4\nid = \"%s\"", hex);
+    hex[0] = hex[0] == '0' ? '1' : '0';
+    snprintf(to, sizeof to, "version = 4\nid = \"%s\"", hex);
+    bad = s_replace(good, from, to);
+    s_expect(bad, STM_ECORRUPT, "which this lineage does not hold");
+    free(bad);
+    free(good);
+    lineage_destroy(&l);
+}
+
+static void test_unknown_keys_are_ignored(void **state)
+{
+    (void)state;
+    lineage_t *l = s_build_dir("schemas/tasks");
+    char *good = export_lineage(l);
+    char *more = s_replace(good, "format = 1\n", "format = 1\nfuture_key = [1, 2]\n");
+    lineage_t *back = NULL;
+    stm_error err = {0};
+    assert_int_equal(export_parse(more, strlen(more), "x", &back, &err), STM_OK);
+    s_assert_same_lineage(l, back);
+    lineage_destroy(&back);
+    free(more);
+    free(good);
+    lineage_destroy(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_is_byte_identical),
+        cmocka_unit_test(test_empty_lineage_round_trips),
+        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_unknown_keys_are_ignored),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
