@@ -99,3 +99,14 @@ stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow
     }
     return STM_OK;
 }
+
+void sqlscript_quote_ident(buf_t *b, const char *name)
+{
+    buf_putc(b, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            buf_putc(b, '"');
+        buf_putc(b, *p);
+    }
+    buf_putc(b, '"');
+}

@@ -3,6 +3,7 @@
 #ifndef STM_SQLSCRIPT_H
 #define STM_SQLSCRIPT_H
 
+#include "buf.h"
 #include "error.h"
 
 #include <sqlite3.h>
@@ -15,5 +16,10 @@
  * allow_transactions, because stemma runs each migration inside its own. */
 stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                       stm_error *err);
+
+/* Appends name to b as a quoted SQL identifier: "name", inner quotes doubled. Every
+ * table or column name that stemma puts into SQL text goes through here, and only
+ * names read from the local catalog do. */
+void sqlscript_quote_ident(buf_t *b, const char *name);
 
 #endif

@@ -1,0 +1,68 @@
+/* store.h - a device's SQLite database as stemma keeps it.
+ *
+ * The application's tables and stemma's own live in one file, so that a change and
+ * the operations that record it commit together. stemma's tables are all named
+ * stemma_* (plus the migrator's schema_version); none of them is ever synced:
+ *
+ *   stemma_local    one row: this database's node id, its schema version id, the
+ *                   hybrid logical clock, the last local sequence number, and the
+ *                   `applying` flag that keeps capture from recording applied ops
+ *   stemma_oplog    every operation, local or received: (origin, seq) is its key
+ *   stemma_vector   per remote origin, the highest sequence held without a gap
+ *   stemma_parked   operations held back, with the reason
+ *   stemma_exclude  tables the application does not want synced
+ *
+ * Opening a store changes nothing in the file; store_prepare creates stemma's tables
+ * (inside the caller's transaction), so a dry run leaves the file as it was. */
+#ifndef STM_STORE_H
+#define STM_STORE_H
+
+#include "lineage/error.h"
+#include "lineage/id.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+/* How long a connection waits for another writer (the application) to let go of the
+ * database before SQLite reports it busy. */
+#define STORE_BUSY_TIMEOUT_MS 10000
+
+typedef struct store store_t;
+
+typedef enum {
+    STORE_OPEN_EXISTING = 0, /* the file must exist */
+    STORE_OPEN_CREATE = 1,   /* create the file when it does not exist */
+    STORE_OPEN_READONLY = 2, /* never write (status, history, dry runs) */
+} store_open_mode;
+
+/* Opens path. Sets WAL mode and synchronous=NORMAL (unless read-only) and the busy
+ * timeout. *out is the caller's (store_destroy). STM_EINPUT when the file is missing
+ * (without STORE_OPEN_CREATE) or is not a SQLite database; STM_EDB otherwise. */
+stm_err store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err);
+void store_destroy(store_t **self_p);
+
+/* The connection, lent: valid until store_destroy. */
+sqlite3 *store_db(store_t *self);
+/* The path as given, lent. */
+const char *store_path(const store_t *self);
+
+/* True when stemma's tables exist in this database. */
+bool store_is_prepared(store_t *self);
+/* Creates stemma's tables when they are missing, giving the database a new random
+ * node id; does nothing when they exist. Runs in the caller's transaction. */
+stm_err store_prepare(store_t *self, stm_error *err);
+
+/* This database's node id (the origin of its local operations). */
+stm_err store_node_id(store_t *self, stm_id *out, stm_error *err);
+/* Gives the database another node id (the node's public key, when a node is set up).
+ * Operations already captured keep the old origin, which joins the version vector. */
+stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err);
+/* The schema version id local operations are stamped with (zero before any). */
+stm_err store_version_id(store_t *self, stm_id *out, stm_error *err);
+stm_err store_set_version_id(store_t *self, const stm_id *id, stm_error *err);
+
+/* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
+ * failure. A helper for the sync modules. */
+stm_err store_exec(store_t *self, const char *sql, stm_error *err);
+
+#endif
