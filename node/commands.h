@@ -6,5 +6,8 @@
 int cmd_history(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_changes(int argc, char **argv);
+int cmd_vector(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
 
 #endif

@@ -16,6 +16,9 @@ static const s_command s_commands[] = {
     {"history", cmd_history, "list the versions of a schema set"},
     {"export", cmd_export, "write a schema set's whole history as TOML"},
     {"compare", cmd_compare, "say how two schema histories relate and what would sync"},
+    {"changes", cmd_changes, "write the operations another database lacks to a bundle"},
+    {"vector", cmd_vector, "write a database's version vector"},
+    {"apply", cmd_apply, "apply a bundle of operations, parking what cannot apply"},
 };
 
 static void s_usage(FILE *out)

@@ -45,6 +45,7 @@ static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS stemma_parked ("
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused */
     "  reason TEXT NOT NULL,"     /* why the operation could not be applied */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"

@@ -9,7 +9,7 @@
  *                   `applying` flag that keeps capture from recording applied ops
  *   stemma_oplog    every operation, local or received: (origin, seq) is its key
  *   stemma_vector   per remote origin, the highest sequence held without a gap
- *   stemma_parked   operations held back, with the reason
+ *   stemma_parked   operations held back, with the kind of reason and the reason
  *   stemma_exclude  tables the application does not want synced
  *
  * Opening a store changes nothing in the file; store_prepare creates stemma's tables

@@ -1,0 +1,225 @@
+/* cmd_sync.c - the commands that move operations without a network: changes (write a
+ * bundle), vector (write a version vector) and apply (apply a bundle). */
+#include "cli.h"
+#include "commands.h"
+#include "sync/apply.h"
+#include "sync/bundle.h"
+#include "sync/oplog.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Opens a database stemma has set up (stemma migrate does that). */
+static stm_err s_open_prepared(const char *path, store_open_mode mode, store_t **out,
+                               stm_error *err)
+{
+    stm_err rc = store_open(path, mode, out, err);
+    if (rc == STM_OK && !store_is_prepared(*out)) {
+        store_destroy(out);
+        return stm_error_set(err, STM_EINPUT,
+                             "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
+                             "--db %s --schemas DIR' first",
+                             path, path);
+    }
+    return rc;
+}
+
+/* ---- changes ---- */
+
+static const char *s_changes_help =
+    "usage: stemma changes --db FILE [--since VECTOR_FILE] -o BUNDLE\n"
+    "\n"
+    "Writes the operations the other side lacks to a bundle file, for carrying to a\n"
+    "database that is not on the network ('stemma apply' reads it). Without --since,\n"
+    "every operation this database holds; with it, those above the other side's\n"
+    "version vector (written there by 'stemma vector').\n"
+    "\n"
+    "  --db FILE          the database\n"
+    "  --since FILE       the other side's version vector\n"
+    "  -o, --output FILE  the bundle to write (replaced whole, never left half-written)\n"
+    "  -h, --help         this help\n";
+
+int cmd_changes(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"since", required_argument, NULL, 's'},
+                                            {"output", required_argument, NULL, 'o'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL, *since_path = NULL, *output = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+d:s:o:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            since_path = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'h':
+            fputs(s_changes_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("changes", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("changes", "unexpected argument '%s'", argv[optind]);
+    if (!db || !output)
+        return cli_usage_error("changes", "--db FILE and -o BUNDLE are required");
+    stm_error err = {0};
+    vector_t *since = NULL;
+    store_t *store = NULL;
+    if (since_path && bundle_read_vector(since_path, &since, &err) != STM_OK)
+        return cli_fail("changes", &err);
+    bundle_info info;
+    stm_err rc = s_open_prepared(db, STORE_OPEN_READONLY, &store, &err);
+    if (rc == STM_OK)
+        rc = bundle_write(store, since, output, &info, &err);
+    store_destroy(&store);
+    vector_destroy(&since);
+    if (rc != STM_OK)
+        return cli_fail("changes", &err);
+    printf("wrote %llu operation%s to %s (%llu bytes)\n", (unsigned long long)info.ops,
+           info.ops == 1 ? "" : "s", output, (unsigned long long)info.bytes);
+    return CLI_OK;
+}
+
+/* ---- vector ---- */
+
+static const char *s_vector_help =
+    "usage: stemma vector --db FILE -o VECTOR_FILE\n"
+    "\n"
+    "Writes the database's version vector (per origin, how many of its operations the\n"
+    "database holds), for 'stemma changes --since' on the other side.\n"
+    "\n"
+    "  --db FILE          the database\n"
+    "  -o, --output FILE  the vector file to write\n"
+    "  -h, --help         this help\n";
+
+int cmd_vector(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"output", required_argument, NULL, 'o'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL, *output = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+d:o:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'h':
+            fputs(s_vector_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("vector", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("vector", "unexpected argument '%s'", argv[optind]);
+    if (!db || !output)
+        return cli_usage_error("vector", "--db FILE and -o VECTOR_FILE are required");
+    stm_error err = {0};
+    store_t *store = NULL;
+    vector_t *v = NULL;
+    stm_err rc = s_open_prepared(db, STORE_OPEN_READONLY, &store, &err);
+    if (rc == STM_OK)
+        rc = vector_read(store, &v, &err);
+    if (rc == STM_OK)
+        rc = bundle_write_vector(v, output, &err);
+    size_t n = v ? vector_count(v) : 0;
+    vector_destroy(&v);
+    store_destroy(&store);
+    if (rc != STM_OK)
+        return cli_fail("vector", &err);
+    printf("wrote a vector of %zu origin%s to %s\n", n, n == 1 ? "" : "s", output);
+    return CLI_OK;
+}
+
+/* ---- apply ---- */
+
+static const char *s_apply_help =
+    "usage: stemma apply --db FILE BUNDLE\n"
+    "\n"
+    "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
+    "win over older writes. Operations on tables or columns this database does not have\n"
+    "(they came from a newer or divergent schema), on columns of another type, or that\n"
+    "a constraint refuses are parked, never dropped, and replay after 'stemma migrate'.\n"
+    "The whole bundle is checked before anything is applied: a truncated or damaged\n"
+    "bundle changes nothing. Prints how many operations were applied, already present,\n"
+    "parked and replayed.\n"
+    "\n"
+    "  --db FILE    the database\n"
+    "  -h, --help   this help\n";
+
+static void s_warn(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "stemma apply: warning: %s\n", message);
+}
+
+static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
+{
+    void **args = ctx;
+    return applier_apply(args[0], batch, args[1], err);
+}
+
+int cmd_apply(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'h':
+            fputs(s_apply_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("apply", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!db)
+        return cli_usage_error("apply", "--db FILE is required");
+    if (argc - optind != 1)
+        return cli_usage_error("apply", "expected one BUNDLE, got %d", argc - optind);
+    const char *bundle = argv[optind];
+    stm_error err = {0};
+    store_t *store = NULL;
+    stm_err rc = s_open_prepared(db, STORE_OPEN_EXISTING, &store, &err);
+    if (rc != STM_OK)
+        return cli_fail("apply", &err);
+    applier_t *applier = applier_new(store, s_warn, NULL);
+    apply_stats stats = {0};
+    bundle_info info;
+    void *args[2] = {applier, &stats};
+    rc = bundle_read(bundle, s_apply_batch, args, &info, &err);
+    uint64_t total = 0, parked = 0;
+    if (rc == STM_OK)
+        rc = oplog_counts(store, &total, &parked, &err);
+    applier_destroy(&applier);
+    store_destroy(&store);
+    if (rc != STM_OK)
+        return cli_fail("apply", &err);
+    printf("applied %llu, already present %llu, parked %llu, replayed %llu (%llu parked in all)\n",
+           (unsigned long long)stats.applied, (unsigned long long)stats.present,
+           (unsigned long long)stats.parked, (unsigned long long)stats.replayed,
+           (unsigned long long)parked);
+    return CLI_OK;
+}

@@ -1,0 +1,852 @@
+#include "apply.h"
+#include "capture.h"
+#include "lineage/buf.h"
+#include "lineage/catalog.h"
+#include "lineage/mem.h"
+#include "lineage/sqlscript.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A synced table of the local catalog. */
+typedef struct {
+    const catalog_table *def;  /* lent by the applier's catalog */
+    const catalog_column *key; /* its single key column */
+} s_table;
+
+/* A statement prepared once per SQL text and kept for the applier's life. */
+typedef struct {
+    char *sql;
+    sqlite3_stmt *stmt;
+} s_cached;
+
+struct applier {
+    store_t *store;        /* lent */
+    sqlite3 *db;           /* store's connection, lent */
+    apply_warn_fn warn;    /* may be NULL */
+    void *warn_ctx;
+    catalog_t *catalog;    /* the local schema as last read */
+    int schema_cookie;     /* PRAGMA schema_version when it was read; -1: never */
+    s_table *tables;       /* synced tables, in catalog order */
+    size_t ntables;
+    s_cached *cache;       /* prepared statements by SQL text */
+    size_t ncache;
+    size_t cache_cap;
+    char **warned;         /* "origin/table.column" keys already warned about */
+    size_t nwarned;
+    size_t warned_cap;
+    stm_id node_id;        /* this database's origin */
+    uint64_t max_hlc;      /* greatest clock seen in the current transaction */
+    stm_id *touched;       /* remote origins with new operations in this transaction */
+    size_t ntouched;
+    size_t touched_cap;
+    bool any_applied;      /* something applied in this transaction */
+};
+
+/* ---- statements ---- */
+
+static stm_err s_db_error(applier_t *a, stm_error *err, const char *what)
+{
+    return stm_error_set(err, STM_EDB, "%s: %s: %s", store_path(a->store), what,
+                         sqlite3_errmsg(a->db));
+}
+
+/* The statement for sql, prepared on first use; reset and unbound. NULL on failure. */
+static sqlite3_stmt *s_stmt(applier_t *a, const char *sql)
+{
+    for (size_t i = 0; i < a->ncache; i++) {
+        if (strcmp(a->cache[i].sql, sql) == 0) {
+            sqlite3_reset(a->cache[i].stmt);
+            sqlite3_clear_bindings(a->cache[i].stmt);
+            return a->cache[i].stmt;
+        }
+    }
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+        return NULL;
+    a->cache = stm_grow(a->cache, &a->cache_cap, a->ncache + 1, sizeof *a->cache);
+    a->cache[a->ncache].sql = stm_strdup(sql);
+    a->cache[a->ncache].stmt = stmt;
+    a->ncache++;
+    return stmt;
+}
+
+static void s_cache_clear(applier_t *a)
+{
+    for (size_t i = 0; i < a->ncache; i++) {
+        sqlite3_finalize(a->cache[i].stmt);
+        free(a->cache[i].sql);
+    }
+    a->ncache = 0;
+}
+
+/* ---- the local catalog ---- */
+
+static int s_schema_cookie(sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+    int cookie = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        cookie = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return cookie;
+}
+
+/* Re-reads the catalog and the exclude list when the schema changed. */
+static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
+{
+    int cookie = s_schema_cookie(a->db);
+    if (cookie == a->schema_cookie && a->catalog)
+        return STM_OK;
+    s_cache_clear(a);
+    catalog_destroy(&a->catalog);
+    free(a->tables);
+    a->tables = NULL;
+    a->ntables = 0;
+    stm_err rc = catalog_read(a->db, &a->catalog, err);
+    if (rc != STM_OK)
+        return rc;
+    sqlite3_stmt *excluded = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
+                           NULL) != SQLITE_OK)
+        return s_db_error(a, err, "reading stemma_exclude");
+    a->tables = stm_calloc(catalog_count(a->catalog) + 1, sizeof *a->tables);
+    for (size_t i = 0; i < catalog_count(a->catalog); i++) {
+        const catalog_table *t = catalog_at(a->catalog, i);
+        sqlite3_reset(excluded);
+        sqlite3_bind_text(excluded, 1, catalog_table_name(t), -1, SQLITE_STATIC);
+        bool is_excluded = sqlite3_step(excluded) == SQLITE_ROW;
+        if (capture_classify(t, is_excluded) != CAPTURE_SYNCED)
+            continue;
+        a->tables[a->ntables].def = t;
+        a->tables[a->ntables].key = capture_key_column(t);
+        a->ntables++;
+    }
+    sqlite3_finalize(excluded);
+    a->schema_cookie = cookie;
+    return STM_OK;
+}
+
+/* The synced table named name (any case), or NULL. */
+static const s_table *s_find_table(const applier_t *a, const char *name)
+{
+    for (size_t i = 0; i < a->ntables; i++)
+        if (sqlite3_stricmp(catalog_table_name(a->tables[i].def), name) == 0)
+            return &a->tables[i];
+    return NULL;
+}
+
+/* ---- life ---- */
+
+applier_t *applier_new(store_t *store, apply_warn_fn warn, void *ctx)
+{
+    applier_t *a = stm_calloc(1, sizeof *a);
+    a->store = store;
+    a->db = store_db(store);
+    a->warn = warn;
+    a->warn_ctx = ctx;
+    a->schema_cookie = -1;
+    return a;
+}
+
+void applier_destroy(applier_t **self_p)
+{
+    applier_t *a = *self_p;
+    if (!a)
+        return;
+    s_cache_clear(a);
+    free(a->cache);
+    catalog_destroy(&a->catalog);
+    free(a->tables);
+    for (size_t i = 0; i < a->nwarned; i++)
+        free(a->warned[i]);
+    free(a->warned);
+    free(a->touched);
+    free(a);
+    *self_p = NULL;
+}
+
+/* ---- parking ---- */
+
+static void s_warn_once(applier_t *a, const op_t *op, const char *reason)
+{
+    if (!a->warn)
+        return;
+    char origin[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(&op->origin, origin);
+    origin[12] = '\0';
+    buf_t key = BUF_INIT;
+    buf_printf(&key, "%s/%s.%s", origin, op->table, op->column ? op->column : "");
+    for (size_t i = 0; i < a->nwarned; i++) {
+        if (strcmp(a->warned[i], buf_str(&key)) == 0) {
+            buf_free(&key);
+            return;
+        }
+    }
+    a->warned = stm_grow(a->warned, &a->warned_cap, a->nwarned + 1, sizeof *a->warned);
+    a->warned[a->nwarned++] = buf_detach(&key);
+    buf_t msg = BUF_INIT;
+    buf_printf(&msg, "parking operations from %s on %s%s%s: %s", origin, op->table,
+               op->column ? "." : "", op->column ? op->column : "", reason);
+    a->warn(a->warn_ctx, buf_str(&msg));
+    buf_free(&msg);
+}
+
+/* Records op in the oplog; table and column are the names to store (the local
+ * catalog's for an applied op, the received ones for a parked op). */
+static stm_err s_record(applier_t *a, const op_t *op, const char *table, const char *column,
+                        const char *park_kind, const char *reason, stm_error *err)
+{
+    sqlite3_stmt *ins = s_stmt(a, "INSERT INTO stemma_oplog (origin, seq, hlc, version_id, tbl, "
+                                  "pk, col, aff, val, parked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                                  "?8, ?9, ?10)");
+    if (!ins)
+        return s_db_error(a, err, "recording an operation");
+    char aff[2] = {op->affinity, '\0'};
+    sqlite3_bind_blob(ins, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)op->seq);
+    sqlite3_bind_int64(ins, 3, (sqlite3_int64)op->hlc);
+    sqlite3_bind_blob(ins, 4, op->version_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 5, table, -1, SQLITE_STATIC);
+    op_value_bind(ins, 6, &op->pk);
+    if (column) {
+        sqlite3_bind_text(ins, 7, column, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 8, aff, 1, SQLITE_TRANSIENT);
+        op_value_bind(ins, 9, &op->value);
+    }
+    sqlite3_bind_int(ins, 10, park_kind ? 1 : 0);
+    if (sqlite3_step(ins) != SQLITE_DONE)
+        return s_db_error(a, err, "recording an operation");
+    if (park_kind) {
+        sqlite3_stmt *park = s_stmt(a, "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, "
+                                       "reason) VALUES (?1, ?2, ?3, ?4)");
+        if (!park)
+            return s_db_error(a, err, "parking an operation");
+        sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
+        sqlite3_bind_text(park, 3, park_kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
+        if (sqlite3_step(park) != SQLITE_DONE)
+            return s_db_error(a, err, "parking an operation");
+    }
+    return STM_OK;
+}
+
+static stm_err s_park(applier_t *a, const op_t *op, const char *kind, const char *reason,
+                      apply_stats *st, stm_error *err)
+{
+    s_warn_once(a, op, reason);
+    st->parked++;
+    return s_record(a, op, op->table, op->column, kind, reason, err);
+}
+
+/* ---- last writer wins ---- */
+
+/* The latest applied write to one cell (column given) or, with column NULL and
+ * deletes true, the latest delete of the row, or with column NULL and deletes false,
+ * the latest write to any cell of the row. *found false when there is none. */
+static stm_err s_latest(applier_t *a, const char *table, const op_value *pk, const char *column,
+                        bool deletes, uint64_t *hlc, stm_id *origin, bool *found, stm_error *err)
+{
+    const char *sql =
+        column ? "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col = ?3 "
+                 "AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
+        : deletes ? "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
+                    "NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
+                  : "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
+                    "NOT NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1";
+    sqlite3_stmt *q = s_stmt(a, sql);
+    if (!q)
+        return s_db_error(a, err, "reading clocks");
+    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+    op_value_bind(q, 2, pk);
+    if (column)
+        sqlite3_bind_text(q, 3, column, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        *hlc = (uint64_t)sqlite3_column_int64(q, 0);
+        memset(origin->bytes, 0, STM_ID_BYTES);
+        if (sqlite3_column_bytes(q, 1) == STM_ID_BYTES)
+            memcpy(origin->bytes, sqlite3_column_blob(q, 1), STM_ID_BYTES);
+    } else if (step != SQLITE_DONE) {
+        return s_db_error(a, err, "reading clocks");
+    }
+    sqlite3_reset(q);
+    return STM_OK;
+}
+
+/* True when the write (hlc, origin) is later than the latest one found. */
+static bool s_later(uint64_t hlc, const stm_id *origin, bool found, uint64_t other_hlc,
+                    const stm_id *other_origin)
+{
+    return !found || op_clock_compare(hlc, origin, other_hlc, other_origin) > 0;
+}
+
+/* Whether the row exists. */
+static stm_err s_row_exists(applier_t *a, const s_table *t, const op_value *pk, bool *exists,
+                            stm_error *err)
+{
+    buf_t sql = BUF_INIT;
+    buf_puts(&sql, "SELECT 1 FROM ");
+    sqlscript_quote_ident(&sql, catalog_table_name(t->def));
+    buf_puts(&sql, " WHERE ");
+    sqlscript_quote_ident(&sql, t->key->name);
+    buf_puts(&sql, " = ?1");
+    sqlite3_stmt *q = s_stmt(a, buf_str(&sql));
+    buf_free(&sql);
+    if (!q)
+        return s_db_error(a, err, "reading a row");
+    op_value_bind(q, 1, pk);
+    int step = sqlite3_step(q);
+    *exists = step == SQLITE_ROW;
+    sqlite3_reset(q);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading a row");
+}
+
+/* One cell to write: a local column and its value. */
+typedef struct {
+    const catalog_column *col;
+    op_value value;
+    bool saved;       /* value's bytes are in the caller's buffer, at offset */
+    size_t offset;
+} s_cell;
+
+/* The value of the latest applied write to a cell, for bringing a deleted row back.
+ * Bytes are copied into store (freed by the caller). */
+static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
+                            const catalog_column *col, s_cell *cell, bool *found, buf_t *store,
+                            stm_error *err)
+{
+    sqlite3_stmt *q = s_stmt(a, "SELECT val FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
+                                "col = ?3 AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1");
+    if (!q)
+        return s_db_error(a, err, "reading a cell");
+    sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
+    op_value_bind(q, 2, pk);
+    sqlite3_bind_text(q, 3, col->name, -1, SQLITE_STATIC);
+    int step = sqlite3_step(q);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        cell->col = col;
+        op_value_column(q, 0, &cell->value);
+        if (cell->value.type == VALUE_TEXT || cell->value.type == VALUE_BLOB) {
+            /* Keep the bytes past the reset; store may still move, so remember where. */
+            cell->saved = true;
+            cell->offset = store->len;
+            buf_append(store, cell->value.bytes, cell->value.len);
+        }
+    }
+    sqlite3_reset(q);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading a cell");
+}
+
+/* Runs the row statement sql with the key as ?1 and the cells as ?2, ?3, ...
+ * Returns SQLite's result; on a constraint failure *refused holds the message. */
+static int s_run_row(applier_t *a, const char *sql, const op_value *pk, const s_cell *cells,
+                     size_t ncells, char **refused)
+{
+    sqlite3_stmt *stmt = s_stmt(a, sql);
+    if (!stmt)
+        return sqlite3_errcode(a->db);
+    op_value_bind(stmt, 1, pk);
+    for (size_t i = 0; i < ncells; i++)
+        op_value_bind(stmt, (int)i + 2, &cells[i].value);
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE && (rc & 0xff) == SQLITE_CONSTRAINT)
+        *refused = stm_strdup(sqlite3_errmsg(a->db));
+    sqlite3_reset(stmt);
+    return rc;
+}
+
+/* UPDATE t SET c2 = ?2, ... WHERE key = ?1, or INSERT INTO t (key, c2, ...) VALUES. */
+static void s_row_sql(buf_t *sql, const s_table *t, const s_cell *cells, size_t ncells,
+                      bool insert)
+{
+    if (insert) {
+        buf_puts(sql, "INSERT INTO ");
+        sqlscript_quote_ident(sql, catalog_table_name(t->def));
+        buf_puts(sql, " (");
+        sqlscript_quote_ident(sql, t->key->name);
+        for (size_t i = 0; i < ncells; i++) {
+            buf_puts(sql, ", ");
+            sqlscript_quote_ident(sql, cells[i].col->name);
+        }
+        buf_puts(sql, ") VALUES (?1");
+        for (size_t i = 0; i < ncells; i++)
+            buf_printf(sql, ", ?%zu", i + 2);
+        buf_puts(sql, ")");
+        return;
+    }
+    buf_puts(sql, "UPDATE ");
+    sqlscript_quote_ident(sql, catalog_table_name(t->def));
+    buf_puts(sql, " SET ");
+    for (size_t i = 0; i < ncells; i++) {
+        if (i)
+            buf_puts(sql, ", ");
+        sqlscript_quote_ident(sql, cells[i].col->name);
+        buf_printf(sql, " = ?%zu", i + 2);
+    }
+    buf_puts(sql, " WHERE ");
+    sqlscript_quote_ident(sql, t->key->name);
+    buf_puts(sql, " = ?1");
+}
+
+/* An error that must abort the whole batch, as opposed to one that parks a row. */
+static bool s_fatal(int rc)
+{
+    return rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT && (rc & 0xff) != SQLITE_MISMATCH;
+}
+
+/* Applies one row change: n operations of one origin and clock on one row, all cell
+ * writes, none already present. */
+static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
+                              stm_error *err)
+{
+    const op_t *first = ops[0];
+    const s_table *t = s_find_table(a, first->table);
+    if (!t) {
+        for (size_t i = 0; i < n; i++) {
+            stm_err rc = s_park(a, ops[i], "schema",
+                                "table not in this database, or not synced here", st, err);
+            if (rc != STM_OK)
+                return rc;
+        }
+        return STM_OK;
+    }
+    const char *table = catalog_table_name(t->def);
+    s_cell *cells = stm_calloc(n, sizeof *cells);
+    const op_t **applicable = stm_calloc(n, sizeof *applicable);
+    size_t ncells = 0, napplicable = 0;
+    stm_err rc = STM_OK;
+    char *refused = NULL;
+    buf_t saved = BUF_INIT;
+    s_cell *all = NULL;
+
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        const op_t *op = ops[i];
+        const catalog_column *col = catalog_table_find(t->def, op->column);
+        char reason[160];
+        if (!col || col->hidden) {
+            rc = s_park(a, op, "schema", "column not in this database", st, err);
+            continue;
+        }
+        if (capture_affinity_code(col->affinity) != op->affinity) {
+            snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
+                     catalog_affinity_name(col->affinity), op->affinity);
+            rc = s_park(a, op, "schema", reason, st, err);
+            continue;
+        }
+        applicable[napplicable++] = op;
+        uint64_t hlc;
+        stm_id origin;
+        bool found;
+        rc = s_latest(a, table, &op->pk, col->name, false, &hlc, &origin, &found, err);
+        if (rc == STM_OK && s_later(op->hlc, &op->origin, found, hlc, &origin)) {
+            cells[ncells].col = col;
+            cells[ncells].value = op->value;
+            ncells++;
+        }
+    }
+    if (rc != STM_OK || napplicable == 0)
+        goto done;
+
+    bool exists = false;
+    if ((rc = s_row_exists(a, t, &first->pk, &exists, err)) != STM_OK)
+        goto done;
+    buf_t sql = BUF_INIT;
+    int step = SQLITE_DONE;
+    if (exists) {
+        if (ncells) {
+            s_row_sql(&sql, t, cells, ncells, false);
+            step = s_run_row(a, buf_str(&sql), &first->pk, cells, ncells, &refused);
+        }
+    } else {
+        uint64_t del_hlc;
+        stm_id del_origin;
+        bool deleted;
+        rc = s_latest(a, table, &first->pk, NULL, true, &del_hlc, &del_origin, &deleted, err);
+        if (rc == STM_OK && s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin)) {
+            /* The row comes (back) into being: with this change's cells and, when it
+             * was deleted before, the latest earlier value of every other column. */
+            size_t ncols = catalog_table_count(t->def), nall = 0;
+            all = stm_calloc(ncols + ncells + 1, sizeof *all);
+            for (size_t i = 0; i < ncells; i++)
+                if (cells[i].col != t->key)
+                    all[nall++] = cells[i];
+            for (size_t c = 0; deleted && c < ncols && rc == STM_OK; c++) {
+                const catalog_column *col = catalog_table_column(t->def, c);
+                bool have = col == t->key || col->hidden;
+                for (size_t i = 0; i < nall && !have; i++)
+                    have = all[i].col == col;
+                bool found = false;
+                if (!have)
+                    rc = s_cell_value(a, t, &first->pk, col, &all[nall], &found, &saved, err);
+                if (found)
+                    nall++;
+            }
+            /* Offsets into saved become pointers now that it has stopped growing. */
+            for (size_t i = 0; i < nall; i++)
+                if (all[i].saved)
+                    all[i].value.bytes = saved.data + all[i].offset;
+            if (rc == STM_OK) {
+                s_row_sql(&sql, t, all, nall, true);
+                step = s_run_row(a, buf_str(&sql), &first->pk, all, nall, &refused);
+            }
+        }
+    }
+    buf_free(&sql);
+    if (rc != STM_OK)
+        goto done;
+    if (s_fatal(step)) {
+        rc = s_db_error(a, err, "writing a row");
+        goto done;
+    }
+    for (size_t i = 0; i < napplicable && rc == STM_OK; i++) {
+        const op_t *op = applicable[i];
+        if (refused) {
+            rc = s_park(a, op, "constraint", refused, st, err);
+        } else {
+            rc = s_record(a, op, table, catalog_table_find(t->def, op->column)->name, NULL, NULL,
+                          err);
+            st->applied++;
+            a->any_applied = true;
+        }
+    }
+done:
+    free(refused);
+    free(cells);
+    free(applicable);
+    free(all);
+    buf_free(&saved);
+    return rc;
+}
+
+/* Applies one row delete, not already present. */
+static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
+{
+    const s_table *t = s_find_table(a, op->table);
+    if (!t)
+        return s_park(a, op, "schema", "table not in this database, or not synced here", st, err);
+    const char *table = catalog_table_name(t->def);
+    uint64_t hlc;
+    stm_id origin;
+    bool found;
+    stm_err rc = s_latest(a, table, &op->pk, NULL, false, &hlc, &origin, &found, err);
+    if (rc != STM_OK)
+        return rc;
+    char *refused = NULL;
+    if (s_later(op->hlc, &op->origin, found, hlc, &origin)) {
+        buf_t sql = BUF_INIT;
+        buf_puts(&sql, "DELETE FROM ");
+        sqlscript_quote_ident(&sql, table);
+        buf_puts(&sql, " WHERE ");
+        sqlscript_quote_ident(&sql, t->key->name);
+        buf_puts(&sql, " = ?1");
+        int step = s_run_row(a, buf_str(&sql), &op->pk, NULL, 0, &refused);
+        buf_free(&sql);
+        if (s_fatal(step))
+            return s_db_error(a, err, "deleting a row");
+    }
+    if (refused) {
+        rc = s_park(a, op, "constraint", refused, st, err);
+        free(refused);
+        return rc;
+    }
+    st->applied++;
+    a->any_applied = true;
+    return s_record(a, op, table, NULL, NULL, NULL, err);
+}
+
+/* ---- batches ---- */
+
+static stm_err s_is_present(applier_t *a, const op_t *op, bool *present, stm_error *err)
+{
+    sqlite3_stmt *q = s_stmt(a, "SELECT 1 FROM stemma_oplog WHERE origin = ?1 AND seq = ?2");
+    if (!q)
+        return s_db_error(a, err, "reading the oplog");
+    sqlite3_bind_blob(q, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)op->seq);
+    int step = sqlite3_step(q);
+    *present = step == SQLITE_ROW;
+    sqlite3_reset(q);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK
+                                                     : s_db_error(a, err, "reading the oplog");
+}
+
+static void s_touch(applier_t *a, const stm_id *origin)
+{
+    for (size_t i = 0; i < a->ntouched; i++)
+        if (stm_id_equal(&a->touched[i], origin))
+            return;
+    a->touched = stm_grow(a->touched, &a->touched_cap, a->ntouched + 1, sizeof *a->touched);
+    a->touched[a->ntouched++] = *origin;
+}
+
+/* Causal order: by clock, then origin, then sequence. */
+static int s_causal(const void *pa, const void *pb)
+{
+    const op_t *a = *(const op_t *const *)pa, *b = *(const op_t *const *)pb;
+    int c = op_clock_compare(a->hlc, &a->origin, b->hlc, &b->origin);
+    if (c)
+        return c;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static bool s_same_row_change(const op_t *a, const op_t *b)
+{
+    return a->hlc == b->hlc && stm_id_equal(&a->origin, &b->origin) && !op_is_delete(a) &&
+           !op_is_delete(b) && strcmp(a->table, b->table) == 0 && op_value_equal(&a->pk, &b->pk);
+}
+
+/* Applies ops (any order) inside the open transaction. */
+static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats *st,
+                           stm_error *err)
+{
+    qsort(ops, n, sizeof *ops, s_causal);
+    const op_t **fresh = stm_calloc(n + 1, sizeof *fresh);
+    stm_err rc = STM_OK;
+    size_t i = 0;
+    while (i < n && rc == STM_OK) {
+        size_t j = i + 1;
+        while (j < n && s_same_row_change(ops[i], ops[j]))
+            j++;
+        size_t nfresh = 0;
+        for (size_t k = i; k < j && rc == STM_OK; k++) {
+            bool present = false;
+            rc = s_is_present(a, ops[k], &present, err);
+            if (present) {
+                st->present++;
+                continue;
+            }
+            fresh[nfresh++] = ops[k];
+            if (ops[k]->hlc > a->max_hlc)
+                a->max_hlc = ops[k]->hlc;
+            s_touch(a, &ops[k]->origin);
+        }
+        if (rc == STM_OK && nfresh)
+            rc = op_is_delete(fresh[0]) ? s_apply_delete(a, fresh[0], st, err)
+                                        : s_apply_writes(a, fresh, nfresh, st, err);
+        i = j;
+    }
+    free(fresh);
+    return rc;
+}
+
+/* Moves each touched remote origin's vector entry up over what is now contiguous,
+ * and keeps the local sequence above any operation of our own id received back. */
+static stm_err s_update_vectors(applier_t *a, stm_error *err)
+{
+    sqlite3_stmt *get = s_stmt(a, "SELECT seq FROM stemma_vector WHERE origin = ?1");
+    sqlite3_stmt *walk = NULL, *set = NULL;
+    if (!get || sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_oplog WHERE origin = ?1 AND "
+                                          "seq > ?2 ORDER BY seq", -1, &walk, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "updating the version vector");
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < a->ntouched && rc == STM_OK; i++) {
+        const stm_id *origin = &a->touched[i];
+        if (stm_id_equal(origin, &a->node_id)) {
+            set = s_stmt(a, "UPDATE stemma_local SET seq = max(seq, (SELECT max(seq) FROM "
+                            "stemma_oplog WHERE origin = ?1)) WHERE id = 1");
+            if (!set)
+                rc = s_db_error(a, err, "updating the local sequence");
+            sqlite3_bind_blob(set, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+            if (rc == STM_OK && sqlite3_step(set) != SQLITE_DONE)
+                rc = s_db_error(a, err, "updating the local sequence");
+            continue;
+        }
+        sqlite3_reset(get);
+        sqlite3_bind_blob(get, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_int64 seq = sqlite3_step(get) == SQLITE_ROW ? sqlite3_column_int64(get, 0) : 0;
+        sqlite3_reset(get);
+        sqlite3_reset(walk);
+        sqlite3_bind_blob(walk, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(walk, 2, seq);
+        while (sqlite3_step(walk) == SQLITE_ROW && sqlite3_column_int64(walk, 0) == seq + 1)
+            seq++;
+        sqlite3_reset(walk);
+        set = s_stmt(a, "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
+                        "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq");
+        if (!set) {
+            rc = s_db_error(a, err, "updating the version vector");
+            break;
+        }
+        sqlite3_bind_blob(set, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(set, 2, seq);
+        if (sqlite3_step(set) != SQLITE_DONE)
+            rc = s_db_error(a, err, "updating the version vector");
+    }
+    sqlite3_finalize(walk);
+    return rc;
+}
+
+/* Opens the batch's transaction with capture off. */
+static stm_err s_begin(applier_t *a, stm_error *err)
+{
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "starting a transaction");
+    stm_err rc = s_refresh_catalog(a, err);
+    if (rc == STM_OK)
+        rc = store_exec(a->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
+    if (rc == STM_OK)
+        rc = store_node_id(a->store, &a->node_id, err);
+    a->max_hlc = 0;
+    a->ntouched = 0;
+    a->any_applied = false;
+    if (rc != STM_OK)
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Moves the clock, turns capture back on and commits; rolls back on failure. */
+static stm_err s_commit(applier_t *a, stm_err rc, stm_error *err)
+{
+    if (rc == STM_OK)
+        rc = s_update_vectors(a, err);
+    if (rc == STM_OK) {
+        sqlite3_stmt *clock = s_stmt(a, "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 "
+                                        "WHERE id = 1");
+        if (!clock)
+            rc = s_db_error(a, err, "moving the clock");
+        sqlite3_bind_int64(clock, 1, (sqlite3_int64)a->max_hlc);
+        if (rc == STM_OK && sqlite3_step(clock) != SQLITE_DONE)
+            rc = s_db_error(a, err, "moving the clock");
+    }
+    if (rc == STM_OK && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = s_db_error(a, err, "committing");
+    if (rc != STM_OK)
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Takes the parked operations (of one kind, or all) out of the oplog into batch. */
+static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, stm_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    const char *sql =
+        "SELECT o.origin, o.seq, o.hlc, o.version_id, o.tbl, o.pk, o.col, o.aff, o.val "
+        "FROM stemma_parked AS p JOIN stemma_oplog AS o ON o.origin = p.origin AND o.seq = p.seq "
+        "WHERE ?1 IS NULL OR p.kind = ?1";
+    if (sqlite3_prepare_v2(a->db, sql, -1, &q, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "reading parked operations");
+    if (kind)
+        sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        op_t op;
+        memset(&op, 0, sizeof op);
+        memcpy(op.origin.bytes, sqlite3_column_blob(q, 0), STM_ID_BYTES);
+        op.seq = (uint64_t)sqlite3_column_int64(q, 1);
+        op.hlc = (uint64_t)sqlite3_column_int64(q, 2);
+        memcpy(op.version_id.bytes, sqlite3_column_blob(q, 3), STM_ID_BYTES);
+        op.table = (const char *)sqlite3_column_text(q, 4);
+        op_value_column(q, 5, &op.pk);
+        op.column = (const char *)sqlite3_column_text(q, 6);
+        const char *aff = (const char *)sqlite3_column_text(q, 7);
+        op.affinity = op.column && aff ? aff[0] : 0;
+        if (op.column)
+            op_value_column(q, 8, &op.value);
+        opbatch_add(batch, &op);
+    }
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE)
+        return s_db_error(a, err, "reading parked operations");
+    if (!opbatch_count(batch))
+        return STM_OK;
+    /* Out of the oplog for the retry, which records each again, parked or not. */
+    sqlite3_stmt *del = NULL;
+    if (sqlite3_prepare_v2(a->db,
+                           "DELETE FROM stemma_oplog WHERE (origin, seq) IN (SELECT origin, seq "
+                           "FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1)",
+                           -1, &del, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "retrying parked operations");
+    if (kind)
+        sqlite3_bind_text(del, 1, kind, -1, SQLITE_STATIC);
+    step = sqlite3_step(del);
+    sqlite3_finalize(del);
+    if (step != SQLITE_DONE)
+        return s_db_error(a, err, "retrying parked operations");
+    sqlite3_stmt *clear = NULL;
+    if (sqlite3_prepare_v2(a->db, "DELETE FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1", -1,
+                           &clear, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "retrying parked operations");
+    if (kind)
+        sqlite3_bind_text(clear, 1, kind, -1, SQLITE_STATIC);
+    step = sqlite3_step(clear);
+    sqlite3_finalize(clear);
+    return step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "retrying parked operations");
+}
+
+/* Retries parked operations of kind (NULL: all) inside the open transaction. */
+static stm_err s_retry(applier_t *a, const char *kind, apply_stats *st, stm_error *err)
+{
+    opbatch_t *batch = opbatch_new();
+    stm_err rc = s_take_parked(a, kind, batch, err);
+    size_t n = opbatch_count(batch);
+    if (rc == STM_OK && n) {
+        const op_t **ops = stm_calloc(n, sizeof *ops);
+        for (size_t i = 0; i < n; i++)
+            ops[i] = opbatch_at(batch, i);
+        apply_stats again = {0};
+        /* Retried operations are not warned about a second time. */
+        apply_warn_fn warn = a->warn;
+        a->warn = NULL;
+        rc = s_apply_ops(a, ops, n, &again, err);
+        a->warn = warn;
+        st->replayed += again.applied;
+        free(ops);
+    }
+    opbatch_destroy(&batch);
+    return rc;
+}
+
+static bool s_has_parked(applier_t *a, const char *kind)
+{
+    sqlite3_stmt *q = s_stmt(a, "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1");
+    if (!q)
+        return false;
+    sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
+    bool any = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_reset(q);
+    return any;
+}
+
+stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
+{
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    size_t n = opbatch_count(batch);
+    const op_t **ops = stm_calloc(n + 1, sizeof *ops);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = opbatch_at(batch, i);
+    apply_stats st = {0};
+    rc = s_apply_ops(a, ops, n, &st, err);
+    free(ops);
+    /* A row a refused write needed may have just arrived. */
+    if (rc == STM_OK && a->any_applied && s_has_parked(a, "constraint"))
+        rc = s_retry(a, "constraint", &st, err);
+    rc = s_commit(a, rc, err);
+    if (rc == STM_OK) {
+        stats->applied += st.applied;
+        stats->present += st.present;
+        stats->parked += st.parked;
+        stats->replayed += st.replayed;
+    }
+    return rc;
+}
+
+stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
+{
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    apply_stats st = {0};
+    rc = s_retry(a, NULL, &st, err);
+    rc = s_commit(a, rc, err);
+    if (rc == STM_OK)
+        stats->replayed += st.replayed;
+    return rc;
+}

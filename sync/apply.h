@@ -1,0 +1,62 @@
+/* apply.h - applying operations to a database, last writer wins, nothing lost.
+ *
+ * Invariants (every batch keeps them, whatever the order operations arrive in):
+ *
+ *  1. Every operation received is recorded in stemma_oplog exactly once, keyed by
+ *     (origin, seq), with its origin, sequence and clock unchanged, so it travels on.
+ *     One received twice is counted as present and changes nothing.
+ *  2. A cell holds the value of the write with the greatest (hlc, origin) among the
+ *     applied writes to it. Compared on (hlc, origin) as (integer, bytes).
+ *  3. A row exists when its latest applied write is later than its latest applied
+ *     delete (or it was never deleted). A delete earlier than some write leaves the
+ *     row; a write earlier than a delete leaves it deleted (its value is still
+ *     recorded, and counts if a later write brings the row back).
+ *  4. An operation that cannot be applied here is parked, never dropped: a table or
+ *     column this database does not have or does not sync, a column whose affinity
+ *     differs from the writer's, or a row write a constraint refuses (with SQLite's
+ *     message). Parked operations are in the oplog (flagged) and in stemma_parked with
+ *     the reason; they travel on like any other.
+ *  5. Parked operations are retried by applier_replay (after a migration), by the
+ *     same rules; those a constraint refused are also retried after every batch
+ *     that applied something, since the row they need may just have arrived.
+ *  6. A batch is one transaction: after a crash the database holds all of it or
+ *     none. Capture triggers are off inside it (stemma_local.applying), so applied
+ *     operations are not recorded a second time as local ones.
+ *  7. The local clock never falls behind a clock it has applied, so later local
+ *     writes order after what this database has seen.
+ *
+ * Names that arrive in operations are only looked up in the local catalog; the SQL
+ * stemma runs quotes the local catalog's names, never the received text. */
+#ifndef STM_APPLY_H
+#define STM_APPLY_H
+
+#include "op.h"
+#include "store.h"
+
+typedef struct {
+    uint64_t applied;  /* new operations recorded and applied (whether they won or not) */
+    uint64_t present;  /* operations already held: nothing done */
+    uint64_t parked;   /* new operations held back */
+    uint64_t replayed; /* parked operations that applied on a retry */
+} apply_stats;
+
+/* Told once per (origin, table.column) what was parked and why. */
+typedef void (*apply_warn_fn)(void *ctx, const char *message);
+
+typedef struct applier applier_t;
+
+/* An applier for store (lent; it must outlive the applier). warn may be NULL. The
+ * caller owns the result (applier_destroy). */
+applier_t *applier_new(store_t *store, apply_warn_fn warn, void *ctx);
+void applier_destroy(applier_t **self_p);
+
+/* Applies batch in one transaction and adds to stats. On failure (the database was
+ * busy past its timeout, full, read-only) the transaction is rolled back: nothing of
+ * the batch is kept, and the error says why. */
+stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
+
+/* Retries every parked operation, in one transaction; those that now apply are
+ * counted in stats->replayed, the rest stay parked. */
+stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
+
+#endif

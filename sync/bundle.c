@@ -1,0 +1,316 @@
+#include "bundle.h"
+#include "codec.h"
+#include "lineage/buf.h"
+#include "lineage/mem.h"
+#include "oplog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const unsigned char s_bundle_magic[4] = {'S', 'T', 'M', 'B'};
+static const unsigned char s_vector_magic[4] = {'S', 'T', 'M', 'V'};
+
+/* ---- writing ---- */
+
+/* A file being written beside its final name, hashed as it goes. */
+typedef struct {
+    FILE *f;
+    char *tmp;        /* the temporary name */
+    const char *path; /* the final name */
+    stm_hasher hash;
+    uint64_t bytes;
+    bool failed;
+} s_out;
+
+static stm_err s_out_open(s_out *o, const char *path, stm_error *err)
+{
+    memset(o, 0, sizeof *o);
+    buf_t tmp = BUF_INIT;
+    buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
+    o->tmp = buf_detach(&tmp);
+    o->path = path;
+    o->f = fopen(o->tmp, "wb");
+    if (!o->f) {
+        stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(errno));
+        free(o->tmp);
+        return rc;
+    }
+    stm_hasher_init(&o->hash);
+    return STM_OK;
+}
+
+static void s_out_write(s_out *o, const void *data, size_t len)
+{
+    if (o->failed)
+        return;
+    if (fwrite(data, 1, len, o->f) != len)
+        o->failed = true;
+    stm_hasher_update(&o->hash, data, len);
+    o->bytes += len;
+}
+
+static void s_out_be(s_out *o, uint64_t v, int n)
+{
+    unsigned char b[8];
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)v;
+    s_out_write(o, b, (size_t)n);
+}
+
+/* Writes the digest and renames into place, or removes the temporary file. */
+static stm_err s_out_close(s_out *o, stm_err rc, stm_error *err)
+{
+    if (rc == STM_OK) {
+        stm_id digest;
+        stm_hasher_final(&o->hash, &digest);
+        s_out_write(o, digest.bytes, STM_ID_BYTES);
+    }
+    if (fclose(o->f) != 0)
+        o->failed = true;
+    if (rc == STM_OK && o->failed)
+        rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", o->path, strerror(errno));
+    if (rc == STM_OK && rename(o->tmp, o->path) != 0)
+        rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", o->path, strerror(errno));
+    if (rc != STM_OK)
+        unlink(o->tmp);
+    free(o->tmp);
+    return rc;
+}
+
+static void s_header(s_out *o, const unsigned char magic[4])
+{
+    unsigned char h[8] = {magic[0], magic[1], magic[2], magic[3], BUNDLE_VERSION, 0, 0, 0};
+    s_out_write(o, h, sizeof h);
+}
+
+stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
+                     stm_error *err)
+{
+    oplog_reader_t *reader = NULL;
+    stm_err rc = oplog_reader_new(store, since, &reader, err);
+    if (rc != STM_OK)
+        return rc;
+    s_out o;
+    if ((rc = s_out_open(&o, path, err)) != STM_OK) {
+        oplog_reader_destroy(&reader);
+        return rc;
+    }
+    memset(info, 0, sizeof *info);
+    s_header(&o, s_bundle_magic);
+    opbatch_t *batch = opbatch_new();
+    buf_t frame = BUF_INIT;
+    for (;;) {
+        size_t got;
+        opbatch_clear(batch);
+        rc = oplog_reader_next(reader, batch, BUNDLE_BATCH_OPS, BUNDLE_BATCH_BYTES, &got, err);
+        if (rc != STM_OK || got == 0)
+            break;
+        buf_reset(&frame);
+        codec_encode_ops(batch, 0, got, &frame);
+        if (frame.len > BUNDLE_MAX_FRAME) {
+            rc = stm_error_set(err, STM_EINPUT, "%s: a batch of %zu bytes is over the frame limit",
+                               path, frame.len);
+            break;
+        }
+        s_out_be(&o, frame.len, 4);
+        s_out_write(&o, frame.data, frame.len);
+        info->ops += got;
+        info->batches++;
+    }
+    buf_free(&frame);
+    opbatch_destroy(&batch);
+    oplog_reader_destroy(&reader);
+    s_out_be(&o, 0, 4);
+    s_out_be(&o, info->ops, 8);
+    info->bytes = o.bytes + STM_ID_BYTES;
+    return s_out_close(&o, rc, err);
+}
+
+stm_err bundle_write_vector(const vector_t *v, const char *path, stm_error *err)
+{
+    s_out o;
+    stm_err rc = s_out_open(&o, path, err);
+    if (rc != STM_OK)
+        return rc;
+    buf_t body = BUF_INIT;
+    vector_encode(v, &body);
+    s_header(&o, s_vector_magic);
+    s_out_be(&o, body.len, 4);
+    s_out_write(&o, body.data, body.len);
+    buf_free(&body);
+    return s_out_close(&o, STM_OK, err);
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+    FILE *f;
+    const char *path;
+    stm_hasher hash;
+    stm_error *err;
+} s_in;
+
+static stm_err s_corrupt(s_in *in, const char *what)
+{
+    return stm_error_set(in->err, STM_ECORRUPT, "%s: %s", in->path, what);
+}
+
+/* Reads exactly len bytes (hashed); false at the end of the file. */
+static bool s_in_read(s_in *in, void *data, size_t len)
+{
+    if (len && fread(data, 1, len, in->f) != len)
+        return false;
+    stm_hasher_update(&in->hash, data, len);
+    return true;
+}
+
+static bool s_in_be(s_in *in, uint64_t *v, int n)
+{
+    unsigned char b[8];
+    if (!s_in_read(in, b, (size_t)n))
+        return false;
+    *v = 0;
+    for (int i = 0; i < n; i++)
+        *v = *v << 8 | b[i];
+    return true;
+}
+
+static stm_err s_in_open(s_in *in, const char *path, const unsigned char magic[4],
+                         const char *kind, stm_error *err)
+{
+    in->path = path;
+    in->err = err;
+    in->f = fopen(path, "rb");
+    if (!in->f)
+        return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    stm_hasher_init(&in->hash);
+    unsigned char h[8];
+    if (!s_in_read(in, h, sizeof h) || memcmp(h, magic, 4) != 0) {
+        char what[96];
+        snprintf(what, sizeof what, "not a stemma %s (wrong magic)", kind);
+        stm_err rc = s_corrupt(in, what);
+        fclose(in->f);
+        return rc;
+    }
+    if (h[4] != BUNDLE_VERSION) {
+        stm_err rc = stm_error_set(err, STM_EINPUT,
+                                   "%s: %s format %u; this stemma reads format %d", path, kind,
+                                   h[4], BUNDLE_VERSION);
+        fclose(in->f);
+        return rc;
+    }
+    return STM_OK;
+}
+
+/* Checks the digest at the current position and that nothing follows it. */
+static stm_err s_in_check_digest(s_in *in)
+{
+    stm_id want, got;
+    stm_hasher_final(&in->hash, &want);
+    if (fread(got.bytes, 1, STM_ID_BYTES, in->f) != STM_ID_BYTES)
+        return s_corrupt(in, "cut short (no digest at the end)");
+    if (!stm_id_equal(&want, &got))
+        return s_corrupt(in, "damaged: the digest does not match the contents");
+    if (fgetc(in->f) != EOF)
+        return s_corrupt(in, "damaged: bytes follow the digest");
+    return STM_OK;
+}
+
+/* One pass over a bundle: with fn NULL, checks every frame decodes; otherwise hands
+ * each batch to fn. */
+static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+                             stm_error *err)
+{
+    s_in in;
+    stm_err rc = s_in_open(&in, path, s_bundle_magic, "bundle", err);
+    if (rc != STM_OK)
+        return rc;
+    memset(info, 0, sizeof *info);
+    opbatch_t *batch = opbatch_new();
+    char *frame = NULL;
+    size_t frame_cap = 0;
+    for (;;) {
+        uint64_t len;
+        if (!s_in_be(&in, &len, 4)) {
+            rc = s_corrupt(&in, "cut short (a frame or the end marker is missing)");
+            break;
+        }
+        if (len == 0)
+            break;
+        if (len > BUNDLE_MAX_FRAME) {
+            rc = s_corrupt(&in, "damaged: a frame is longer than the limit");
+            break;
+        }
+        frame = stm_grow(frame, &frame_cap, len, 1);
+        if (!s_in_read(&in, frame, len)) {
+            rc = s_corrupt(&in, "cut short in the middle of a frame");
+            break;
+        }
+        opbatch_clear(batch);
+        if (codec_decode_ops(frame, len, batch, err) != STM_OK) {
+            rc = stm_error_prefix(err, "%s: damaged: batch %llu", path,
+                                  (unsigned long long)info->batches + 1);
+            err->code = rc = STM_ECORRUPT;
+            break;
+        }
+        info->ops += opbatch_count(batch);
+        info->batches++;
+        if (fn && (rc = fn(ctx, batch, err)) != STM_OK)
+            break;
+    }
+    uint64_t count = 0;
+    if (rc == STM_OK && !s_in_be(&in, &count, 8))
+        rc = s_corrupt(&in, "cut short (no operation count)");
+    if (rc == STM_OK && count != info->ops)
+        rc = s_corrupt(&in, "damaged: the operation count does not match the frames");
+    if (rc == STM_OK)
+        rc = s_in_check_digest(&in);
+    if (rc == STM_OK)
+        info->bytes = (uint64_t)ftell(in.f);
+    free(frame);
+    opbatch_destroy(&batch);
+    fclose(in.f);
+    return rc;
+}
+
+stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+                    stm_error *err)
+{
+    /* First the whole file is checked, then it is read again for real: nothing is
+     * handed out of a bundle that turns out to be damaged further on. */
+    stm_err rc = s_bundle_pass(path, NULL, NULL, info, err);
+    if (rc == STM_OK && fn)
+        rc = s_bundle_pass(path, fn, ctx, info, err);
+    return rc;
+}
+
+stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err)
+{
+    s_in in;
+    stm_err rc = s_in_open(&in, path, s_vector_magic, "vector file", err);
+    if (rc != STM_OK)
+        return rc;
+    uint64_t len = 0;
+    char *body = NULL;
+    if (!s_in_be(&in, &len, 4))
+        rc = s_corrupt(&in, "cut short");
+    else if (len > BUNDLE_MAX_VECTOR)
+        rc = s_corrupt(&in, "damaged: the vector is longer than the limit");
+    else {
+        body = stm_malloc(len ? len : 1);
+        if (!s_in_read(&in, body, len))
+            rc = s_corrupt(&in, "cut short");
+    }
+    if (rc == STM_OK)
+        rc = s_in_check_digest(&in);
+    if (rc == STM_OK && vector_decode(body, len, out, err) != STM_OK) {
+        stm_error_prefix(err, "%s: damaged", path);
+        rc = err->code = STM_ECORRUPT;
+    }
+    free(body);
+    fclose(in.f);
+    return rc;
+}

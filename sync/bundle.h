@@ -1,0 +1,54 @@
+/* bundle.h - operations and version vectors in files, for air-gapped transfer.
+ *
+ * A bundle holds the operations one database has and another lacks, in the batch
+ * encoding of the wire protocol (codec.h), framed and sealed:
+ *
+ *   bundle  = "STMB" version:u8 0:u8 0:u8 0:u8  frame*  end
+ *   frame   = length:u32be (1 .. BUNDLE_MAX_FRAME)  batch (length bytes, codec.h)
+ *   end     = 0:u32be  ops:u64be  digest
+ *   digest  = BLAKE2b-256 of every byte before it
+ *
+ * A vector file holds one version vector the same way:
+ *
+ *   vecfile = "STMV" version:u8 0:u8 0:u8 0:u8  length:u32be  vector (vector.h)  digest
+ *
+ * Reading checks the whole file (magic, version, frames, count, digest, and that every
+ * batch decodes) before it hands out the first batch, so a truncated or damaged file
+ * is refused before anything is changed. Files are written beside their final name
+ * and renamed into place. */
+#ifndef STM_BUNDLE_H
+#define STM_BUNDLE_H
+
+#include "op.h"
+#include "store.h"
+#include "vector.h"
+
+#define BUNDLE_VERSION 1
+#define BUNDLE_BATCH_OPS 10000u                   /* operations per frame written */
+#define BUNDLE_BATCH_BYTES (8u * 1024u * 1024u)   /* about how many bytes per frame written */
+#define BUNDLE_MAX_FRAME (256u * 1024u * 1024u)   /* the largest frame read */
+#define BUNDLE_MAX_VECTOR (16u * 1024u * 1024u)   /* the largest vector read */
+
+typedef struct {
+    uint64_t ops;     /* operations in the bundle */
+    uint64_t batches; /* frames */
+    uint64_t bytes;   /* file size */
+} bundle_info;
+
+/* Writes the operations of store above since (NULL: all) to path. */
+stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
+                     stm_error *err);
+
+/* Called for each batch of a verified bundle; a non-OK return stops the reading. */
+typedef stm_err (*bundle_batch_fn)(void *ctx, const opbatch_t *batch, stm_error *err);
+
+/* Verifies path whole, then hands each batch to fn in order. STM_ECORRUPT (naming
+ * the file and what is wrong) for a damaged or truncated bundle, before any call. */
+stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+                    stm_error *err);
+
+stm_err bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
+/* *out is the caller's. STM_ECORRUPT for a damaged file. */
+stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err);
+
+#endif

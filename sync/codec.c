@@ -1,0 +1,362 @@
+#include "codec.h"
+#include "lineage/mem.h"
+#include "msgread.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- encoding ---- */
+
+static int s_write(void *data, const char *bytes, size_t len)
+{
+    buf_append(data, bytes, len);
+    return 0;
+}
+
+/* A list of distinct byte strings, found by a small open-addressing hash, so that
+ * building a batch's dictionaries stays linear. Entries are lent by the batch. */
+typedef struct {
+    const void **items;
+    size_t *lens;
+    size_t count;
+    size_t cap;
+    uint32_t *slots; /* index + 1, 0 = empty */
+    size_t nslots;   /* a power of two */
+} s_dict;
+
+static uint32_t s_hash(const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+static void s_dict_rehash(s_dict *d)
+{
+    size_t n = d->nslots ? d->nslots * 2 : 64;
+    free(d->slots);
+    d->slots = stm_calloc(n, sizeof *d->slots);
+    d->nslots = n;
+    for (size_t i = 0; i < d->count; i++) {
+        size_t s = s_hash(d->items[i], d->lens[i]) & (n - 1);
+        while (d->slots[s])
+            s = (s + 1) & (n - 1);
+        d->slots[s] = (uint32_t)i + 1;
+    }
+}
+
+static uint32_t s_dict_index(s_dict *d, const void *p, size_t len)
+{
+    if ((d->count + 1) * 2 > d->nslots)
+        s_dict_rehash(d);
+    size_t s = s_hash(p, len) & (d->nslots - 1);
+    while (d->slots[s]) {
+        uint32_t i = d->slots[s] - 1;
+        if (d->lens[i] == len && memcmp(d->items[i], p, len) == 0)
+            return i;
+        s = (s + 1) & (d->nslots - 1);
+    }
+    size_t cap = d->cap;
+    d->items = stm_grow(d->items, &cap, d->count + 1, sizeof *d->items);
+    d->lens = stm_grow(d->lens, &d->cap, d->count + 1, sizeof *d->lens);
+    d->items[d->count] = p;
+    d->lens[d->count] = len;
+    d->slots[s] = (uint32_t)d->count + 1;
+    return (uint32_t)d->count++;
+}
+
+static void s_dict_free(s_dict *d)
+{
+    free(d->items);
+    free(d->lens);
+    free(d->slots);
+}
+
+static void s_pack_dict(msgpack_packer *pk, const char *key, const s_dict *d, bool binary)
+{
+    msgpack_pack_str_with_body(pk, key, strlen(key));
+    msgpack_pack_array(pk, d->count);
+    for (size_t i = 0; i < d->count; i++) {
+        if (binary)
+            msgpack_pack_bin_with_body(pk, d->items[i], d->lens[i]);
+        else
+            msgpack_pack_str_with_body(pk, d->items[i], d->lens[i]);
+    }
+}
+
+static void s_pack_value(msgpack_packer *pk, const op_value *v)
+{
+    switch (v->type) {
+    case VALUE_NULL:
+        msgpack_pack_nil(pk);
+        break;
+    case VALUE_INTEGER:
+        msgpack_pack_int64(pk, v->i);
+        break;
+    case VALUE_REAL:
+        msgpack_pack_double(pk, v->r);
+        break;
+    case VALUE_TEXT:
+        msgpack_pack_str_with_body(pk, v->bytes, v->len);
+        break;
+    case VALUE_BLOB:
+        msgpack_pack_bin_with_body(pk, v->bytes, v->len);
+        break;
+    }
+}
+
+void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
+{
+    s_dict origins = {0}, versions = {0}, tables = {0}, columns = {0};
+    uint32_t (*idx)[5] = stm_malloc((count ? count : 1) * sizeof *idx);
+    for (size_t k = 0; k < count; k++) {
+        const op_t *op = opbatch_at(b, from + k);
+        idx[k][0] = s_dict_index(&origins, op->origin.bytes, STM_ID_BYTES);
+        idx[k][1] = s_dict_index(&versions, op->version_id.bytes, STM_ID_BYTES);
+        idx[k][2] = s_dict_index(&tables, op->table, strlen(op->table));
+        idx[k][3] = op->column ? s_dict_index(&columns, op->column, strlen(op->column)) : 0;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, s_write);
+    msgpack_pack_map(&pk, 5);
+    s_pack_dict(&pk, "origins", &origins, true);
+    s_pack_dict(&pk, "versions", &versions, true);
+    s_pack_dict(&pk, "tables", &tables, false);
+    s_pack_dict(&pk, "columns", &columns, false);
+    msgpack_pack_str_with_body(&pk, "ops", 3);
+    msgpack_pack_array(&pk, count);
+    for (size_t k = 0; k < count; k++) {
+        const op_t *op = opbatch_at(b, from + k);
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_uint32(&pk, idx[k][0]);
+        msgpack_pack_uint64(&pk, op->seq);
+        msgpack_pack_uint64(&pk, op->hlc);
+        msgpack_pack_uint32(&pk, idx[k][1]);
+        msgpack_pack_uint32(&pk, idx[k][2]);
+        s_pack_value(&pk, &op->pk);
+        if (op->column) {
+            msgpack_pack_uint32(&pk, idx[k][3]);
+            msgpack_pack_uint8(&pk, (uint8_t)op->affinity);
+        } else {
+            msgpack_pack_nil(&pk);
+            msgpack_pack_nil(&pk);
+        }
+        s_pack_value(&pk, &op->value);
+    }
+    free(idx);
+    s_dict_free(&origins);
+    s_dict_free(&versions);
+    s_dict_free(&tables);
+    s_dict_free(&columns);
+}
+
+/* ---- decoding ---- */
+
+/* One dictionary as read: pointers into the input. */
+typedef struct {
+    const void **items;
+    uint32_t *lens;
+    uint32_t count;
+} s_list;
+
+static stm_err s_bad(stm_error *err, const char *what)
+{
+    return stm_error_set(err, STM_EPROTO, "malformed operation batch: %s", what);
+}
+
+static bool s_valid_name(const char *p, uint32_t len)
+{
+    if (len == 0 || len > OP_MAX_NAME_BYTES)
+        return false;
+    return memchr(p, '\0', len) == NULL;
+}
+
+/* Reads a list of ids (bin of 32 bytes) or names (str). */
+static stm_err s_read_list(msgread_t *r, bool ids, s_list *list, stm_error *err)
+{
+    uint32_t n;
+    if (!msgread_array(r, &n))
+        return s_bad(err, ids ? "the id list is not an array" : "the name list is not an array");
+    list->items = stm_malloc((n ? n : 1) * sizeof *list->items);
+    list->lens = stm_malloc((n ? n : 1) * sizeof *list->lens);
+    list->count = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ids) {
+            if (!msgread_bin(r, &list->items[i], &list->lens[i]) ||
+                list->lens[i] != STM_ID_BYTES)
+                return s_bad(err, "an id is not 32 bytes of bin");
+        } else {
+            const char *s;
+            if (!msgread_str(r, &s, &list->lens[i]) || !s_valid_name(s, list->lens[i]))
+                return s_bad(err, "a name is not a string of 1 to 1024 bytes without NUL");
+            list->items[i] = s;
+        }
+    }
+    return STM_OK;
+}
+
+static void s_list_free(s_list *l)
+{
+    free(l->items);
+    free(l->lens);
+    memset(l, 0, sizeof *l);
+}
+
+static bool s_read_value(msgread_t *r, op_value *v)
+{
+    memset(v, 0, sizeof *v);
+    const void *data;
+    uint32_t len;
+    switch (msgread_peek(r)) {
+    case MSG_NIL:
+        v->type = VALUE_NULL;
+        return msgread_nil(r);
+    case MSG_INT:
+        v->type = VALUE_INTEGER;
+        return msgread_int(r, &v->i);
+    case MSG_FLOAT:
+        v->type = VALUE_REAL;
+        return msgread_double(r, &v->r);
+    case MSG_STR:
+        v->type = VALUE_TEXT;
+        if (!msgread_str(r, (const char **)&data, &len) || len > OP_MAX_VALUE_BYTES)
+            return false;
+        v->bytes = data;
+        v->len = len;
+        return true;
+    case MSG_BIN:
+        v->type = VALUE_BLOB;
+        if (!msgread_bin(r, &data, &len) || len > OP_MAX_VALUE_BYTES)
+            return false;
+        v->bytes = data;
+        v->len = len;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Copies a name out of the input into a NUL-terminated scratch buffer. */
+static const char *s_name(char *scratch, const s_list *l, uint32_t i)
+{
+    memcpy(scratch, l->items[i], l->lens[i]);
+    scratch[l->lens[i]] = '\0';
+    return scratch;
+}
+
+static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_error *err)
+{
+    uint32_t fields;
+    if (!msgread_array(r, &fields) || fields < 9)
+        return s_bad(err, "an operation is not an array of at least 9 fields");
+    uint64_t origin_i, version_i, table_i, seq, hlc;
+    if (!msgread_uint(r, &origin_i) || !msgread_uint(r, &seq) || !msgread_uint(r, &hlc) ||
+        !msgread_uint(r, &version_i) || !msgread_uint(r, &table_i))
+        return s_bad(err, "an operation's origin, seq, hlc, version or table is not an integer");
+    if (origin_i >= lists[0].count || version_i >= lists[1].count || table_i >= lists[2].count)
+        return s_bad(err, "an operation's index is beyond its list");
+    if (seq == 0 || seq > (uint64_t)INT64_MAX || hlc > (uint64_t)INT64_MAX)
+        return s_bad(err, "an operation's seq or hlc is out of range");
+    op_t op;
+    memset(&op, 0, sizeof op);
+    if (!s_read_value(r, &op.pk))
+        return s_bad(err, "an operation's key is not a valid value");
+    char table[OP_MAX_NAME_BYTES + 1], column[OP_MAX_NAME_BYTES + 1];
+    uint64_t column_i, affinity;
+    if (msgread_nil(r)) {
+        if (!msgread_nil(r))
+            return s_bad(err, "a row delete carries an affinity");
+    } else {
+        if (!msgread_uint(r, &column_i) || column_i >= lists[3].count)
+            return s_bad(err, "an operation's column index is not in the column list");
+        if (!msgread_uint(r, &affinity) || affinity > 127 || !memchr("TNIRB", (int)affinity, 5))
+            return s_bad(err, "an operation's affinity is not one of T N I R B");
+        op.column = s_name(column, &lists[3], (uint32_t)column_i);
+        op.affinity = (char)affinity;
+    }
+    if (!s_read_value(r, &op.value))
+        return s_bad(err, "an operation's value is not a valid value");
+    if (!op.column && op.value.type != VALUE_NULL)
+        return s_bad(err, "a row delete carries a value");
+    for (uint32_t k = 9; k < fields; k++)
+        if (!msgread_skip(r))
+            return s_bad(err, "an operation's extra field is malformed");
+    memcpy(op.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);
+    memcpy(op.version_id.bytes, lists[1].items[version_i], STM_ID_BYTES);
+    op.table = s_name(table, &lists[2], (uint32_t)table_i);
+    op.seq = seq;
+    op.hlc = hlc;
+    opbatch_add(out, &op);
+    return STM_OK;
+}
+
+stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
+{
+    static const char *const keys[] = {"origins", "versions", "tables", "columns"};
+    msgread_t r;
+    msgread_init(&r, data, len);
+    uint32_t nkeys;
+    if (!msgread_map(&r, &nkeys))
+        return s_bad(err, "not a map");
+    s_list lists[4] = {{0}};
+    bool seen[4] = {false};
+    msgread_t ops_at = {0};
+    bool have_ops = false;
+    stm_err rc = STM_OK;
+    for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
+        const char *key;
+        uint32_t klen;
+        if (!msgread_str(&r, &key, &klen)) {
+            rc = s_bad(err, "a key is not a string");
+            break;
+        }
+        int which = -1;
+        for (int i = 0; i < 4; i++)
+            if (klen == strlen(keys[i]) && memcmp(key, keys[i], klen) == 0)
+                which = i;
+        if (which >= 0) {
+            if (seen[which]) {
+                rc = s_bad(err, "a key comes twice");
+                break;
+            }
+            seen[which] = true;
+            rc = s_read_list(&r, which < 2, &lists[which], err);
+        } else if (klen == 3 && memcmp(key, "ops", 3) == 0 && !have_ops) {
+            /* The lists may come after the ops: remember where the ops are. */
+            ops_at = r;
+            have_ops = true;
+            if (!msgread_skip(&r))
+                rc = s_bad(err, "the ops are malformed or cut short");
+        } else if (!msgread_skip(&r)) {
+            rc = s_bad(err, "an unknown key's value is malformed or cut short");
+        }
+    }
+    if (rc == STM_OK && !have_ops)
+        rc = s_bad(err, "no \"ops\"");
+    size_t before = opbatch_count(out);
+    if (rc == STM_OK) {
+        uint32_t n;
+        if (!msgread_array(&ops_at, &n))
+            rc = s_bad(err, "\"ops\" is not an array");
+        else if (n > CODEC_MAX_BATCH_OPS)
+            rc = s_bad(err, "more operations than a batch may hold");
+        for (uint32_t i = 0; rc == STM_OK && i < n; i++)
+            rc = s_read_op(&ops_at, lists, out, err);
+    }
+    if (rc != STM_OK && opbatch_count(out) != before) {
+        /* Leave the batch as it was: rebuild it from its first `before` ops. */
+        opbatch_t *keep = opbatch_new();
+        for (size_t i = 0; i < before; i++)
+            opbatch_add(keep, opbatch_at(out, i));
+        opbatch_clear(out);
+        for (size_t i = 0; i < before; i++)
+            opbatch_add(out, opbatch_at(keep, i));
+        opbatch_destroy(&keep);
+    }
+    for (int i = 0; i < 4; i++)
+        s_list_free(&lists[i]);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* codec.h - operations in MessagePack, as they travel in bundles and on the wire.
+ *
+ * A batch is one MessagePack map (docs/protocol.md gives the grammar):
+ *
+ *   { "origins":  [bin32, ...],   node ids, each once
+ *     "versions": [bin32, ...],   schema version ids, each once
+ *     "tables":   [str, ...],     table names, each once
+ *     "columns":  [str, ...],     column names, each once
+ *     "ops":      [op, ...] }
+ *   op    = [origin_index, seq, hlc, version_index, table_index, pk, column_index | nil,
+ *            affinity | nil, value]
+ *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)
+ *
+ * The names and ids that repeat in every operation are sent once per batch. Unknown
+ * map keys and extra trailing op fields are skipped, so a later version may add some.
+ * Decoding checks every length against the limits in op.h and every index against its
+ * list before anything is allocated, and never trusts a count it cannot see bytes for. */
+#ifndef STM_CODEC_H
+#define STM_CODEC_H
+
+#include "lineage/buf.h"
+#include "lineage/error.h"
+#include "op.h"
+
+/* Most operations one batch may hold. */
+#define CODEC_MAX_BATCH_OPS 100000u
+
+/* Appends the encoding of operations [from, from + count) of b to out. */
+void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out);
+
+/* Decodes one batch from data and appends its operations to out. On malformed input
+ * returns STM_EPROTO with what is wrong, and out is left as it was. */
+stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err);
+
+#endif

@@ -1,0 +1,204 @@
+#include "op.h"
+#include "lineage/mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The arena is a list of blocks; each op's strings point into one of them, so
+ * growing it never moves bytes an op already points to. */
+typedef struct s_block {
+    struct s_block *next;
+    size_t used;
+    size_t size;
+    char data[];
+} s_block;
+
+struct opbatch {
+    op_t *ops;        /* in order of addition */
+    size_t count;
+    size_t cap;
+    s_block *blocks;  /* newest first */
+    size_t bytes;     /* arena bytes in use */
+};
+
+#define S_BLOCK_SIZE (64u * 1024u)
+
+opbatch_t *opbatch_new(void)
+{
+    return stm_calloc(1, sizeof(opbatch_t));
+}
+
+static void s_free_blocks(s_block *b)
+{
+    while (b) {
+        s_block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
+void opbatch_destroy(opbatch_t **self_p)
+{
+    opbatch_t *b = *self_p;
+    if (!b)
+        return;
+    s_free_blocks(b->blocks);
+    free(b->ops);
+    free(b);
+    *self_p = NULL;
+}
+
+void opbatch_clear(opbatch_t *b)
+{
+    /* Keep the newest block, which is usually the only one. */
+    if (b->blocks) {
+        s_free_blocks(b->blocks->next);
+        b->blocks->next = NULL;
+        b->blocks->used = 0;
+    }
+    b->count = 0;
+    b->bytes = 0;
+}
+
+static void *s_alloc(opbatch_t *b, size_t len)
+{
+    size_t need = (len + 7) & ~(size_t)7;
+    if (!b->blocks || b->blocks->size - b->blocks->used < need) {
+        size_t size = need > S_BLOCK_SIZE ? need : S_BLOCK_SIZE;
+        s_block *blk = stm_malloc(sizeof *blk + size);
+        blk->next = b->blocks;
+        blk->used = 0;
+        blk->size = size;
+        b->blocks = blk;
+    }
+    void *p = b->blocks->data + b->blocks->used;
+    b->blocks->used += need;
+    b->bytes += need;
+    return p;
+}
+
+static const char *s_copy_str(opbatch_t *b, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    char *p = s_alloc(b, len + 1);
+    memcpy(p, s, len + 1);
+    return p;
+}
+
+static void s_copy_value(opbatch_t *b, op_value *dst, const op_value *src)
+{
+    *dst = *src;
+    if (src->type == VALUE_TEXT || src->type == VALUE_BLOB) {
+        void *p = s_alloc(b, src->len ? src->len : 1);
+        if (src->len)
+            memcpy(p, src->bytes, src->len);
+        dst->bytes = p;
+    } else {
+        dst->bytes = NULL;
+        dst->len = 0;
+    }
+}
+
+void opbatch_add(opbatch_t *b, const op_t *op)
+{
+    b->ops = stm_grow(b->ops, &b->cap, b->count + 1, sizeof *b->ops);
+    op_t *dst = &b->ops[b->count++];
+    *dst = *op;
+    dst->table = s_copy_str(b, op->table);
+    dst->column = s_copy_str(b, op->column);
+    s_copy_value(b, &dst->pk, &op->pk);
+    s_copy_value(b, &dst->value, &op->value);
+    b->bytes += sizeof *dst;
+}
+
+size_t opbatch_count(const opbatch_t *b)
+{
+    return b->count;
+}
+
+const op_t *opbatch_at(const opbatch_t *b, size_t i)
+{
+    return &b->ops[i];
+}
+
+size_t opbatch_bytes(const opbatch_t *b)
+{
+    return b->bytes;
+}
+
+bool op_is_delete(const op_t *op)
+{
+    return op->column == NULL;
+}
+
+int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
+                     const stm_id *origin_b)
+{
+    if (hlc_a != hlc_b)
+        return hlc_a < hlc_b ? -1 : 1;
+    return memcmp(origin_a->bytes, origin_b->bytes, STM_ID_BYTES);
+}
+
+int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
+{
+    switch (v->type) {
+    case VALUE_NULL:
+        return sqlite3_bind_null(stmt, i);
+    case VALUE_INTEGER:
+        return sqlite3_bind_int64(stmt, i, v->i);
+    case VALUE_REAL:
+        return sqlite3_bind_double(stmt, i, v->r);
+    case VALUE_TEXT:
+        return sqlite3_bind_text64(stmt, i, v->bytes, v->len, SQLITE_STATIC, SQLITE_UTF8);
+    case VALUE_BLOB:
+        return sqlite3_bind_blob64(stmt, i, v->len ? v->bytes : "", v->len, SQLITE_STATIC);
+    }
+    return SQLITE_MISUSE;
+}
+
+void op_value_column(sqlite3_stmt *stmt, int i, op_value *v)
+{
+    memset(v, 0, sizeof *v);
+    switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_INTEGER:
+        v->type = VALUE_INTEGER;
+        v->i = sqlite3_column_int64(stmt, i);
+        break;
+    case SQLITE_FLOAT:
+        v->type = VALUE_REAL;
+        v->r = sqlite3_column_double(stmt, i);
+        break;
+    case SQLITE_TEXT:
+        v->type = VALUE_TEXT;
+        v->bytes = sqlite3_column_text(stmt, i);
+        v->len = (size_t)sqlite3_column_bytes(stmt, i);
+        break;
+    case SQLITE_BLOB:
+        v->type = VALUE_BLOB;
+        v->bytes = sqlite3_column_blob(stmt, i);
+        v->len = (size_t)sqlite3_column_bytes(stmt, i);
+        break;
+    default:
+        v->type = VALUE_NULL;
+    }
+}
+
+bool op_value_equal(const op_value *a, const op_value *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case VALUE_NULL:
+        return true;
+    case VALUE_INTEGER:
+        return a->i == b->i;
+    case VALUE_REAL:
+        return memcmp(&a->r, &b->r, sizeof a->r) == 0;
+    case VALUE_TEXT:
+    case VALUE_BLOB:
+        return a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
+    }
+    return false;
+}

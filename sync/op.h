@@ -1,0 +1,82 @@
+/* op.h - operations: one cell written or one row deleted, by one origin, at one clock.
+ *
+ * An operation says "in table T, the row whose primary key is P, column C became V"
+ * (or, with no column, "the row P was deleted"). It carries the writer's node id
+ * (origin), its per-origin sequence number (1, 2, 3, ... without gaps), its hybrid
+ * logical clock, and the writer's schema version id. Values keep their SQLite type.
+ *
+ * A batch owns its operations and every byte they point to (an arena), so a batch
+ * read from a peer or a file can be handed around and freed in one piece. */
+#ifndef STM_OP_H
+#define STM_OP_H
+
+#include "lineage/id.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits every decoder checks before it allocates (docs/protocol.md). */
+#define OP_MAX_NAME_BYTES 1024u                /* a table or column name */
+#define OP_MAX_VALUE_BYTES (16u * 1024u * 1024u) /* one text or blob value */
+
+typedef enum {
+    VALUE_NULL,
+    VALUE_INTEGER,
+    VALUE_REAL,
+    VALUE_TEXT,
+    VALUE_BLOB,
+} value_type;
+
+/* A value with its SQLite type. Text and blob bytes are lent (by a batch or a row). */
+typedef struct {
+    value_type type;
+    int64_t i;         /* VALUE_INTEGER */
+    double r;          /* VALUE_REAL */
+    const void *bytes; /* VALUE_TEXT (UTF-8, not NUL-terminated) and VALUE_BLOB */
+    size_t len;        /* bytes' length */
+} op_value;
+
+typedef struct {
+    stm_id origin;     /* the node that wrote it */
+    uint64_t seq;      /* per origin, from 1 */
+    uint64_t hlc;      /* milliseconds << 16 | counter */
+    stm_id version_id; /* the writer's schema version */
+    const char *table; /* NUL-terminated */
+    op_value pk;       /* the row's primary-key value */
+    const char *column; /* NUL-terminated; NULL for a row delete */
+    char affinity;     /* the column's affinity at the writer: T N I R B; 0 for a delete */
+    op_value value;    /* the new value (NULL type for a delete) */
+} op_t;
+
+typedef struct opbatch opbatch_t;
+
+/* An empty batch; the caller's (opbatch_destroy). */
+opbatch_t *opbatch_new(void);
+void opbatch_destroy(opbatch_t **self_p);
+/* Empties the batch, keeping its memory for reuse. */
+void opbatch_clear(opbatch_t *b);
+/* Appends a copy of op (its strings and bytes are copied into the batch). */
+void opbatch_add(opbatch_t *b, const op_t *op);
+size_t opbatch_count(const opbatch_t *b);
+/* Operation i, lent until the batch changes. */
+const op_t *opbatch_at(const opbatch_t *b, size_t i);
+/* Bytes the batch holds in its arena (for flow control). */
+size_t opbatch_bytes(const opbatch_t *b);
+
+/* True when op is a row delete. */
+bool op_is_delete(const op_t *op);
+/* Orders two writes by (hlc, origin): <0, 0 or >0. The last writer wins. */
+int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
+                     const stm_id *origin_b);
+
+/* Binds v to parameter i of stmt. */
+int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);
+/* Reads column i of the current row of stmt into v; bytes are lent until the next
+ * step or reset of stmt. */
+void op_value_column(sqlite3_stmt *stmt, int i, op_value *v);
+/* True when both values have the same type and content. */
+bool op_value_equal(const op_value *a, const op_value *b);
+
+#endif
