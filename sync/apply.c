@@ -210,13 +210,16 @@ static stm_err s_record(applier_t *a, const op_t *op, const char *table, const c
     sqlite3_bind_int64(ins, 3, (sqlite3_int64)op->hlc);
     sqlite3_bind_blob(ins, 4, op->version_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_text(ins, 5, table, -1, SQLITE_STATIC);
-    op_value_bind(ins, 6, &op->pk);
+    /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
+    if (op_value_bind(ins, 6, &op->pk) != SQLITE_OK)
+        return s_db_error(a, err, "recording an operation's key");
     if (column) {
         sqlite3_bind_text(ins, 7, column, -1, SQLITE_STATIC);
         sqlite3_bind_text(ins, 8, aff, 1, SQLITE_TRANSIENT);
-        op_value_bind(ins, 9, &op->value);
+        if (op_value_bind(ins, 9, &op->value) != SQLITE_OK)
+            return s_db_error(a, err, "recording an operation's value");
     }
-    sqlite3_bind_int(ins, 10, park_kind ? 1 : 0);
+    sqlite3_bind_int(ins, 10, !park_kind ? 0 : strcmp(park_kind, "schema") == 0 ? 1 : 2);
     if (sqlite3_step(ins) != SQLITE_DONE)
         return s_db_error(a, err, "recording an operation");
     if (park_kind) {
@@ -255,13 +258,16 @@ static stm_err s_latest(applier_t *a, const char *table, const op_value *pk, con
                  "AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
         : deletes ? "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
                     "NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
+                  /* A write this schema could not hold still happened: it counts for
+                   * whether the row exists (apply.h, invariant 3). */
                   : "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
-                    "NOT NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1";
+                    "NOT NULL AND parked < 2 ORDER BY hlc DESC, origin DESC LIMIT 1";
     sqlite3_stmt *q = s_stmt(a, sql);
     if (!q)
         return s_db_error(a, err, "reading clocks");
     sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-    op_value_bind(q, 2, pk);
+    if (op_value_bind(q, 2, pk) != SQLITE_OK)
+        return s_db_error(a, err, "reading clocks");
     if (column)
         sqlite3_bind_text(q, 3, column, -1, SQLITE_STATIC);
     int step = sqlite3_step(q);
@@ -297,9 +303,8 @@ static stm_err s_row_exists(applier_t *a, const s_table *t, const op_value *pk, 
     buf_puts(&sql, " = ?1");
     sqlite3_stmt *q = s_stmt(a, buf_str(&sql));
     buf_free(&sql);
-    if (!q)
+    if (!q || op_value_bind(q, 1, pk) != SQLITE_OK)
         return s_db_error(a, err, "reading a row");
-    op_value_bind(q, 1, pk);
     int step = sqlite3_step(q);
     *exists = step == SQLITE_ROW;
     sqlite3_reset(q);
@@ -325,7 +330,8 @@ static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
     if (!q)
         return s_db_error(a, err, "reading a cell");
     sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
-    op_value_bind(q, 2, pk);
+    if (op_value_bind(q, 2, pk) != SQLITE_OK)
+        return s_db_error(a, err, "reading a cell");
     sqlite3_bind_text(q, 3, col->name, -1, SQLITE_STATIC);
     int step = sqlite3_step(q);
     *found = step == SQLITE_ROW;
@@ -351,10 +357,12 @@ static int s_run_row(applier_t *a, const char *sql, const op_value *pk, const s_
     sqlite3_stmt *stmt = s_stmt(a, sql);
     if (!stmt)
         return sqlite3_errcode(a->db);
-    op_value_bind(stmt, 1, pk);
-    for (size_t i = 0; i < ncells; i++)
-        op_value_bind(stmt, (int)i + 2, &cells[i].value);
-    int rc = sqlite3_step(stmt);
+    int rc = op_value_bind(stmt, 1, pk);
+    for (size_t i = 0; i < ncells && rc == SQLITE_OK; i++)
+        rc = op_value_bind(stmt, (int)i + 2, &cells[i].value);
+    if (rc != SQLITE_OK)
+        return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
+    rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE && (rc & 0xff) == SQLITE_CONSTRAINT)
         *refused = stm_strdup(sqlite3_errmsg(a->db));
     sqlite3_reset(stmt);
@@ -419,7 +427,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     const char *table = catalog_table_name(t->def);
     s_cell *cells = stm_calloc(n, sizeof *cells);
     const op_t **applicable = stm_calloc(n, sizeof *applicable);
-    size_t ncells = 0, napplicable = 0;
+    size_t ncells = 0, napplicable = 0, nschema_parked = 0;
     stm_err rc = STM_OK;
     char *refused = NULL;
     buf_t saved = BUF_INIT;
@@ -431,12 +439,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         char reason[160];
         if (!col || col->hidden) {
             rc = s_park(a, op, "schema", "column not in this database", st, err);
+            nschema_parked++;
             continue;
         }
         if (capture_affinity_code(col->affinity) != op->affinity) {
             snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
                      catalog_affinity_name(col->affinity), op->affinity);
             rc = s_park(a, op, "schema", reason, st, err);
+            nschema_parked++;
             continue;
         }
         applicable[napplicable++] = op;
@@ -450,7 +460,8 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             ncells++;
         }
     }
-    if (rc != STM_OK || napplicable == 0)
+    /* Even a change whose every column was parked may bring a deleted row back. */
+    if (rc != STM_OK || (napplicable == 0 && nschema_parked == 0))
         goto done;
 
     bool exists = false;
@@ -468,7 +479,9 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         stm_id del_origin;
         bool deleted;
         rc = s_latest(a, table, &first->pk, NULL, true, &del_hlc, &del_origin, &deleted, err);
-        if (rc == STM_OK && s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin)) {
+        bool have_values = napplicable > 0 || deleted;
+        if (rc == STM_OK && have_values &&
+            s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin)) {
             /* The row comes (back) into being: with this change's cells and, when it
              * was deleted before, the latest earlier value of every other column. */
             size_t ncols = catalog_table_count(t->def), nall = 0;

@@ -7,10 +7,12 @@
  *     One received twice is counted as present and changes nothing.
  *  2. A cell holds the value of the write with the greatest (hlc, origin) among the
  *     applied writes to it. Compared on (hlc, origin) as (integer, bytes).
- *  3. A row exists when its latest applied write is later than its latest applied
- *     delete (or it was never deleted). A delete earlier than some write leaves the
- *     row; a write earlier than a delete leaves it deleted (its value is still
- *     recorded, and counts if a later write brings the row back).
+ *  3. A row exists when its latest write is later than its latest applied delete
+ *     (or it was never deleted). A delete earlier than some write leaves the row; a
+ *     write earlier than a delete leaves it deleted (its value is still recorded, and
+ *     counts if a later write brings the row back). A write parked only because this
+ *     schema lacks its column still counts as a write here, so replicas at different
+ *     versions agree on which rows exist.
  *  4. An operation that cannot be applied here is parked, never dropped: a table or
  *     column this database does not have or does not sync, a column whose affinity
  *     differs from the writer's, or a row write a constraint refuses (with SQLite's

@@ -33,11 +33,11 @@ static const char *const s_schema =
     "  col TEXT,"                 /* column name; NULL for a row delete */
     "  aff TEXT,"                 /* the column's affinity at the writer (T N I R B) */
     "  val,"                      /* the new value */
-    "  parked INTEGER NOT NULL DEFAULT 0," /* 1: held back, see stemma_parked */
+    /* 0: applied; 1: parked, not in this schema; 2: parked, a constraint refused it */
+    "  parked INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS stemma_oplog_cell ON stemma_oplog (tbl, pk, col, hlc, origin)"
-    "  WHERE parked = 0;"
+    "CREATE INDEX IF NOT EXISTS stemma_oplog_cell ON stemma_oplog (tbl, pk, col, hlc, origin);"
     "CREATE TABLE IF NOT EXISTS stemma_vector ("
     "  origin BLOB PRIMARY KEY,"  /* a remote node id (or a former id of this one) */
     "  seq INTEGER NOT NULL"      /* highest sequence held with none missing below it */

@@ -10,6 +10,9 @@ endfunction()
 
 add_library(stemma_testutil STATIC tests/testutil.c)
 target_include_directories(stemma_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests)
+# Databases set up for the sync layer's tests.
+add_library(stemma_dbutil STATIC tests/dbutil.c)
+target_link_libraries(stemma_dbutil PUBLIC stemma_sync stemma_testutil PkgConfig::CMOCKA)
 
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
@@ -24,3 +27,5 @@ find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 add_test(NAME cli COMMAND ${STEMMA_PYTHON3} tests/cli_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)
+stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
+stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)

@@ -1,0 +1,25 @@
+/* dbutil.h - helpers for tests of the sync layer: databases set up for stemma from
+ * SQL text, writes made the way an application makes them (its own connection), and
+ * a content hash of what replicas hold. */
+#ifndef STM_DBUTIL_H
+#define STM_DBUTIL_H
+
+#include "sync/store.h"
+
+/* Creates (or opens) path, runs schema_sql, prepares stemma's tables, stamps version
+ * (may be NULL: zero) and installs capture, in one transaction, as the migrator does.
+ * Returns the open store (the caller's). Fails the test on error. */
+store_t *du_setup(const char *path, const char *schema_sql, const stm_id *version);
+/* Runs more schema SQL on an open store the way the migrator does: capture off, the
+ * SQL, capture on again. */
+void du_migrate(store_t *store, const char *schema_sql);
+/* Runs sql on path through a connection of its own, as an application would. Fails the
+ * test on error. */
+void du_exec(const char *path, const char *sql);
+/* The number sql (a SELECT of one integer) returns on store's connection. */
+long long du_int(store_t *store, const char *sql);
+/* A hex digest of the rows of query (every column, in the query's order), run on
+ * store's connection; the caller frees it. */
+char *du_hash(store_t *store, const char *query);
+
+#endif

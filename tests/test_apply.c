@@ -1,0 +1,382 @@
+/* Tests of sync/apply: last writer wins, deletes, parking and replay, idempotence,
+ * hostile names and whole-batch atomicity. */
+#include "dbutil.h"
+#include "sync/apply.h"
+#include "sync/vector.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const SCHEMA =
+    "CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,"
+    " note TEXT);\n"
+    "CREATE TABLE nums (id INTEGER PRIMARY KEY, v REAL);\n";
+
+typedef struct {
+    char *dir;
+    char path[4200];
+    store_t *store;
+    applier_t *applier;
+    opbatch_t *batch;
+    int warnings;
+    char last_warning[512];
+} fixture;
+
+static void s_warn(void *ctx, const char *message)
+{
+    fixture *f = ctx;
+    f->warnings++;
+    snprintf(f->last_warning, sizeof f->last_warning, "%s", message);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir();
+    snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
+    f->store = du_setup(f->path, SCHEMA, NULL);
+    f->applier = applier_new(f->store, s_warn, f);
+    f->batch = opbatch_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    opbatch_destroy(&f->batch);
+    applier_destroy(&f->applier);
+    store_destroy(&f->store);
+    tu_remove_tree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Adds an operation: origin is one byte repeated; text values for pk and value
+ * (value NULL: SQL NULL); column NULL: a row delete. */
+static void s_add(fixture *f, unsigned char origin, uint64_t seq, uint64_t hlc, const char *table,
+                  const char *pk, const char *column, char affinity, const char *value)
+{
+    op_t op;
+    memset(&op, 0, sizeof op);
+    memset(op.origin.bytes, origin, STM_ID_BYTES);
+    op.seq = seq;
+    op.hlc = hlc;
+    op.table = table;
+    op.pk.type = VALUE_TEXT;
+    op.pk.bytes = pk;
+    op.pk.len = strlen(pk);
+    op.column = column;
+    op.affinity = column ? affinity : 0;
+    if (column && value) {
+        op.value.type = VALUE_TEXT;
+        op.value.bytes = value;
+        op.value.len = strlen(value);
+    }
+    opbatch_add(f->batch, &op);
+}
+
+/* Adds a whole-row insert of tasks: id, title, done, note at one clock. */
+static void s_insert_task(fixture *f, unsigned char origin, uint64_t seq, uint64_t hlc,
+                          const char *id, const char *title)
+{
+    s_add(f, origin, seq, hlc, "tasks", id, "id", 'T', id);
+    s_add(f, origin, seq + 1, hlc, "tasks", id, "title", 'T', title);
+    s_add(f, origin, seq + 2, hlc, "tasks", id, "done", 'I', NULL);
+    s_add(f, origin, seq + 3, hlc, "tasks", id, "note", 'T', NULL);
+}
+
+static apply_stats s_apply(fixture *f)
+{
+    apply_stats st = {0};
+    stm_error err = {0};
+    if (applier_apply(f->applier, f->batch, &st, &err) != STM_OK)
+        fail_msg("apply: %s", err.msg);
+    opbatch_clear(f->batch);
+    return st;
+}
+
+static char *s_title(fixture *f, const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT title FROM tasks WHERE id = '%s'", id);
+    sqlite3_stmt *stmt = NULL;
+    sqlite3_prepare_v2(store_db(f->store), sql, -1, &stmt, NULL);
+    char *title = NULL;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        title = strdup((const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    return title;
+}
+
+static void s_assert_title(fixture *f, const char *id, const char *want)
+{
+    char *got = s_title(f, id);
+    if (!want) {
+        if (got)
+            fail_msg("row %s exists with title %s", id, got);
+        return;
+    }
+    if (!got)
+        fail_msg("row %s does not exist", id);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_insert_arrives_and_is_not_recaptured(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 4);
+    s_assert_title(f, "t1", "milk");
+    /* Recorded once, with origin and clock kept; the local sequence is untouched. */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE hlc = 1000"), 4);
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 0);
+    /* The local clock moved past what it saw. */
+    assert_true(du_int(f->store, "SELECT hlc FROM stemma_local") >= 1000);
+}
+
+static void test_last_writer_wins_in_any_order(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "first");
+    s_apply(f);
+    /* b2 writes later than a1; apply the later one first. */
+    s_add(f, 0xb2, 1, 3000, "tasks", "t1", "title", 'T', "late");
+    s_apply(f);
+    s_add(f, 0xa1, 5, 2000, "tasks", "t1", "title", 'T', "early");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 1); /* recorded, but it lost */
+    s_assert_title(f, "t1", "late");
+    /* A tie on the clock is broken by the origin's bytes: c3 > b2. */
+    s_add(f, 0xc3, 1, 3000, "tasks", "t1", "title", 'T', "tie");
+    s_apply(f);
+    s_assert_title(f, "t1", "tie");
+    s_add(f, 0x01, 1, 3000, "tasks", "t1", "title", 'T', "tie loses");
+    s_apply(f);
+    s_assert_title(f, "t1", "tie");
+}
+
+static void test_applying_twice_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_apply(f);
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_add(f, 0xa1, 5, 1001, "tasks", "t1", "title", 'T', "oat milk");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.present, 4);
+    assert_int_equal(st.applied, 1);
+    s_assert_title(f, "t1", "oat milk");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 5);
+}
+
+static void test_deletes_against_writes(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_apply(f);
+    /* A delete older than the latest write leaves the row. */
+    s_add(f, 0xb2, 1, 500, "tasks", "t1", NULL, 0, NULL);
+    s_apply(f);
+    s_assert_title(f, "t1", "milk");
+    /* A newer one removes it. */
+    s_add(f, 0xb2, 2, 2000, "tasks", "t1", NULL, 0, NULL);
+    s_apply(f);
+    s_assert_title(f, "t1", NULL);
+    /* A write older than the delete arriving late leaves it deleted... */
+    s_add(f, 0xa1, 5, 1500, "tasks", "t1", "note", 'T', "older note");
+    s_apply(f);
+    s_assert_title(f, "t1", NULL);
+    /* ...and a newer write brings it back, with the latest earlier value of each
+     * column, the late note included. */
+    s_add(f, 0xc3, 1, 2500, "tasks", "t1", "done", 'I', NULL);
+    s_apply(f);
+    s_assert_title(f, "t1", "milk");
+    assert_int_equal(du_int(f->store, "SELECT note = 'older note' FROM tasks WHERE id = 't1'"), 1);
+}
+
+static void test_unknown_table_and_column_are_parked_then_replayed(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_add(f, 0xa1, 5, 1000, "tasks", "t1", "priority", 'I', NULL);
+    s_add(f, 0xa1, 6, 1001, "tasks", "t1", "priority", 'I', "3");
+    s_add(f, 0xa1, 7, 1002, "tags", "g1", "label", 'T', "home");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 4);
+    assert_int_equal(st.parked, 3);
+    assert_int_equal(f->warnings, 2); /* one per (origin, table.column) */
+    assert_non_null(strstr(f->last_warning, "tags.label"));
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked WHERE kind = 'schema'"),
+                     3);
+    /* Parked operations are held (they travel on) and count in the vector. */
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_vector"), 7);
+    /* A local write to the new column after the migration is newer than the parked one. */
+    du_migrate(f->store, "ALTER TABLE tasks ADD COLUMN priority INTEGER;"
+                         "CREATE TABLE tags (id TEXT PRIMARY KEY, label TEXT);");
+    apply_stats replay = {0};
+    stm_error err = {0};
+    assert_int_equal(applier_replay(f->applier, &replay, &err), STM_OK);
+    assert_int_equal(replay.replayed, 3);
+    assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 3);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM tags WHERE label = 'home'"), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE parked <> 0"), 0);
+}
+
+static void test_replay_follows_last_writer_wins(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_add(f, 0xa1, 5, 1001, "tasks", "t1", "priority", 'I', "1");
+    s_apply(f);
+    du_migrate(f->store, "ALTER TABLE tasks ADD COLUMN priority INTEGER;");
+    /* Before replaying, this database writes the column itself, later. */
+    du_exec(f->path, "UPDATE tasks SET priority = 9 WHERE id = 't1'");
+    apply_stats replay = {0};
+    stm_error err = {0};
+    assert_int_equal(applier_replay(f->applier, &replay, &err), STM_OK);
+    assert_int_equal(replay.replayed, 1);
+    assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 9);
+}
+
+static void test_type_conflict_is_parked(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_add(f, 0xa1, 5, 1001, "tasks", "t1", "done", 'T', "yes");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 1);
+    assert_non_null(strstr(f->last_warning, "type conflict: INTEGER here, T at the writer"));
+    assert_int_equal(du_int(f->store, "SELECT done IS NULL FROM tasks"), 1);
+}
+
+static void test_constraint_refusal_is_parked_and_retried(void **state)
+{
+    fixture *f = *state;
+    /* An update to a row this database has not seen: the row cannot be made without
+     * its NOT NULL title, so SQLite refuses and the operation is parked. */
+    s_add(f, 0xb2, 1, 2000, "tasks", "t1", "note", 'T', "from b");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked WHERE kind = "
+                                      "'constraint' AND reason LIKE '%NOT NULL%'"),
+                     1);
+    /* The insert arrives later: the row is made, and the parked update retried. */
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    st = s_apply(f);
+    assert_int_equal(st.replayed, 1);
+    assert_int_equal(du_int(f->store, "SELECT note = 'from b' FROM tasks WHERE id = 't1'"), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 0);
+}
+
+static void test_hostile_names_are_parked_as_unknown(void **state)
+{
+    fixture *f = *state;
+    s_add(f, 0x66, 1, 1000, "tasks; DROP TABLE tasks", "x", "id", 'T', "x");
+    s_add(f, 0x66, 2, 1001, "tasks", "x\"; DROP TABLE tasks; --", "title\" = 1; --", 'T', "x");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM sqlite_schema WHERE name = 'tasks'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 2);
+}
+
+static void test_vector_counts_contiguous_sequences(void **state)
+{
+    fixture *f = *state;
+    s_add(f, 0xa1, 1, 1000, "nums", "1", "id", 'I', "1");
+    s_add(f, 0xa1, 2, 1001, "nums", "2", "id", 'I', "2");
+    s_add(f, 0xa1, 4, 1003, "nums", "4", "id", 'I', "4");
+    s_apply(f);
+    vector_t *v = NULL;
+    stm_error err = {0};
+    stm_id a1;
+    memset(a1.bytes, 0xa1, STM_ID_BYTES);
+    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(vector_get(v, &a1), 2);
+    vector_destroy(&v);
+    s_add(f, 0xa1, 3, 1002, "nums", "3", "id", 'I', "3");
+    s_apply(f);
+    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(vector_get(v, &a1), 4);
+    /* The vector also carries this database's own origin. */
+    assert_int_equal(vector_count(v), 2);
+    vector_destroy(&v);
+}
+
+static void test_failed_batch_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    /* A value over SQLite's length limit: an error that is not a refusal of one row
+     * but a failure of the batch. */
+    sqlite3_limit(store_db(f->store), SQLITE_LIMIT_LENGTH, 1000);
+    char big[2001];
+    memset(big, 'x', 2000);
+    big[2000] = '\0';
+    s_add(f, 0xa1, 5, 1001, "tasks", "t1", "note", 'T', big);
+    apply_stats st = {0};
+    stm_error err = {0};
+    assert_int_not_equal(applier_apply(f->applier, f->batch, &st, &err), STM_OK);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 0);
+    assert_int_equal(du_int(f->store, "SELECT applying FROM stemma_local"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_vector"), 0);
+}
+
+static void test_integer_keys_and_real_values(void **state)
+{
+    fixture *f = *state;
+    op_t op;
+    memset(&op, 0, sizeof op);
+    memset(op.origin.bytes, 0xa1, STM_ID_BYTES);
+    op.seq = 1;
+    op.hlc = 10;
+    op.table = "NUMS"; /* names match without regard to case */
+    op.pk.type = VALUE_INTEGER;
+    op.pk.i = 42;
+    op.column = "V";
+    op.affinity = 'R';
+    op.value.type = VALUE_REAL;
+    op.value.r = 2.5;
+    opbatch_add(f->batch, &op);
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(du_int(f->store, "SELECT v = 2.5 FROM nums WHERE id = 42"), 1);
+    /* Stored under the local names, so later comparisons find it. */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE tbl = 'nums' AND "
+                                      "col = 'v'"),
+                     1);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_insert_arrives_and_is_not_recaptured),
+        T(test_last_writer_wins_in_any_order),
+        T(test_applying_twice_changes_nothing),
+        T(test_deletes_against_writes),
+        T(test_unknown_table_and_column_are_parked_then_replayed),
+        T(test_replay_follows_last_writer_wins),
+        T(test_type_conflict_is_parked),
+        T(test_constraint_refusal_is_parked_and_retried),
+        T(test_hostile_names_are_parked_as_unknown),
+        T(test_vector_counts_contiguous_sequences),
+        T(test_failed_batch_changes_nothing),
+        T(test_integer_keys_and_real_values),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,260 @@
+/* Tests of sync/capture: every local change recorded as column-level operations by
+ * triggers, whatever connection makes it. */
+#include "dbutil.h"
+#include "sync/capture.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const SCHEMA =
+    "CREATE TABLE items (id TEXT PRIMARY KEY, n INTEGER, r REAL, s TEXT, b BLOB);\n"
+    "CREATE TABLE counters (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL DEFAULT 0);\n"
+    "CREATE TABLE log (line TEXT);\n" /* no primary key: not synced */
+    "CREATE TABLE \"Odd Name\" (\"k\"\"ey\" TEXT PRIMARY KEY, \"va'l\" TEXT,"
+    " twice INTEGER GENERATED ALWAYS AS (length(\"va'l\") * 2) VIRTUAL);\n";
+
+typedef struct {
+    char *dir;
+    char path[4200];
+    store_t *store;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir();
+    snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
+    stm_id version = {{7}};
+    f->store = du_setup(f->path, SCHEMA, &version);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_destroy(&f->store);
+    tu_remove_tree(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
+}
+
+static long long s_ops(fixture *f)
+{
+    return du_int(f->store, "SELECT count(*) FROM stemma_oplog");
+}
+
+static void test_insert_records_every_column_with_its_type(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO items VALUES ('a', 42, 1.5, 'text', x'00ff')");
+    assert_int_equal(s_ops(f), 5);
+    /* One clock for the row, sequences 1..5, types kept, version stamped. */
+    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM stemma_oplog"), 1);
+    assert_int_equal(du_int(f->store, "SELECT group_concat(seq, ',') = '1,2,3,4,5' FROM "
+                                      "(SELECT seq FROM stemma_oplog ORDER BY seq)"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT typeof(val) = 'integer' FROM stemma_oplog WHERE "
+                                      "col = 'n'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT typeof(val) = 'real' AND val = 1.5 FROM "
+                                      "stemma_oplog WHERE col = 'r'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT val = x'00ff' AND typeof(val) = 'blob' FROM "
+                                      "stemma_oplog WHERE col = 'b'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE pk = 'a' AND "
+                                      "tbl = 'items' AND hex(version_id) = '07' || "
+                                      "substr(hex(zeroblob(31)), 1)"),
+                     5);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col = 'n' AND "
+                                      "aff = 'I'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 5);
+}
+
+static void test_update_records_changed_columns_only(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, 1.0, 'x', NULL)");
+    du_exec(f->path, "UPDATE items SET n = 2, s = 'y', r = 1.0 WHERE id = 'a'");
+    assert_int_equal(s_ops(f), 7);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq > 5 AND "
+                                      "col IN ('n', 's')"),
+                     2);
+    /* An update that changes nothing records nothing, and does not tick the clock. */
+    long long hlc = du_int(f->store, "SELECT hlc FROM stemma_local");
+    du_exec(f->path, "UPDATE items SET n = 2 WHERE id = 'a'");
+    assert_int_equal(s_ops(f), 7);
+    assert_int_equal(du_int(f->store, "SELECT hlc FROM stemma_local"), hlc);
+    /* NULL to a value and back is a change both ways. */
+    du_exec(f->path, "UPDATE items SET b = x'01' WHERE id = 'a'");
+    du_exec(f->path, "UPDATE items SET b = NULL WHERE id = 'a'");
+    assert_int_equal(s_ops(f), 9);
+    assert_int_equal(du_int(f->store, "SELECT val IS NULL FROM stemma_oplog WHERE seq = 9"), 1);
+}
+
+static void test_key_change_is_delete_and_insert(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, NULL, NULL, NULL)");
+    du_exec(f->path, "UPDATE items SET id = 'b' WHERE id = 'a'");
+    assert_int_equal(s_ops(f), 5 + 1 + 5);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq = 6 AND "
+                                      "pk = 'a' AND col IS NULL"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq > 6 AND "
+                                      "pk = 'b'"),
+                     5);
+    assert_int_equal(du_int(f->store, "SELECT max(seq) FROM stemma_oplog"), 11);
+}
+
+static void test_delete_records_one_row_delete(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (3), (4)");
+    assert_int_equal(s_ops(f), 4);
+    /* The rowid SQLite assigned is the key recorded. */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE pk = 2 AND "
+                                      "typeof(pk) = 'integer'"),
+                     2);
+    du_exec(f->path, "DELETE FROM counters");
+    assert_int_equal(s_ops(f), 6);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col IS NULL AND "
+                                      "val IS NULL AND aff IS NULL"),
+                     2);
+    /* Each row of a multi-row statement ticks the clock. */
+    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM stemma_oplog"), 4);
+}
+
+static void test_clock_never_goes_back(void **state)
+{
+    fixture *f = *state;
+    /* As if the wall clock had been an hour ahead and then was set right. */
+    long long ahead = du_int(f->store, "SELECT (CAST((julianday('now') - 2440587.5) * 86400000 "
+                                       "AS INTEGER) + 3600000) << 16");
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE stemma_local SET hlc = %lld", ahead);
+    du_exec(f->path, sql);
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (2)");
+    assert_int_equal(du_int(f->store, "SELECT min(hlc) FROM stemma_oplog"), ahead + 1);
+    assert_int_equal(du_int(f->store, "SELECT max(hlc) FROM stemma_oplog"), ahead + 2);
+    /* Normally it follows the wall clock in milliseconds. */
+    du_exec(f->path, "UPDATE stemma_local SET hlc = 0");
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (3)");
+    long long ms = du_int(f->store, "SELECT max(hlc) >> 16 FROM stemma_oplog WHERE seq > 4");
+    long long now = du_int(f->store, "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS "
+                                     "INTEGER)");
+    assert_true(ms <= now && ms > now - 60000);
+}
+
+static void test_rollback_takes_the_operations_with_it(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "BEGIN; INSERT INTO counters (hits) VALUES (1); ROLLBACK;");
+    assert_int_equal(s_ops(f), 0);
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 0);
+}
+
+static void test_applying_flag_turns_capture_off(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "BEGIN; UPDATE stemma_local SET applying = 1;"
+                     " INSERT INTO counters (hits) VALUES (1);"
+                     " UPDATE stemma_local SET applying = 0; COMMIT;");
+    assert_int_equal(s_ops(f), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM counters"), 1);
+}
+
+static void test_what_is_not_captured(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO log VALUES ('no key, not synced')");
+    assert_int_equal(s_ops(f), 0);
+    /* Quoted names work; the generated column is not recorded. */
+    du_exec(f->path, "INSERT INTO \"Odd Name\" VALUES ('k1', 'v''1')");
+    assert_int_equal(s_ops(f), 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE tbl = 'Odd Name' "
+                                      "AND col IN ('k\"ey', 'va''l')"),
+                     2);
+}
+
+static void test_composite_key_refused_unless_excluded(void **state)
+{
+    fixture *f = *state;
+    stm_error err = {0};
+    du_exec(f->path, "CREATE TABLE pairs (a TEXT, b TEXT, v TEXT, PRIMARY KEY (a, b))");
+    assert_int_equal(store_exec(f->store, "BEGIN", &err), STM_OK);
+    assert_int_equal(capture_install(f->store, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "table pairs has a primary key of several columns"));
+    assert_int_equal(store_exec(f->store, "ROLLBACK", &err), STM_OK);
+    assert_int_equal(capture_exclude(f->store, "PAIRS", true, &err), STM_OK);
+    assert_int_equal(capture_install(f->store, &err), STM_OK);
+    du_exec(f->path, "INSERT INTO pairs VALUES ('x', 'y', 'z')");
+    assert_int_equal(s_ops(f), 0);
+    /* Other tables are still captured after the reinstall. */
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
+    assert_int_equal(s_ops(f), 2);
+}
+
+static void test_drop_column_works_without_triggers(void **state)
+{
+    fixture *f = *state;
+    /* With the triggers on, SQLite refuses to drop a column they name. */
+    stm_error err = {0};
+    assert_int_not_equal(store_exec(f->store, "ALTER TABLE items DROP COLUMN s", &err), STM_OK);
+    du_migrate(f->store, "ALTER TABLE items DROP COLUMN s;");
+    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, 2.0, x'01')");
+    assert_int_equal(s_ops(f), 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col = 's'"), 0);
+}
+
+static void test_classify(void **state)
+{
+    (void)state;
+    catalog_table *t = catalog_table_new("stemma_oplog", false);
+    catalog_column c = {.name = "id", .decltype = "TEXT", .affinity = AFFINITY_TEXT, .pk = 1};
+    catalog_table_add_column(t, &c);
+    assert_int_equal(capture_classify(t, false), CAPTURE_OWN_TABLE);
+    catalog_table_destroy(&t);
+    t = catalog_table_new("Schema_Version", false);
+    catalog_table_add_column(t, &c);
+    assert_int_equal(capture_classify(t, false), CAPTURE_OWN_TABLE);
+    catalog_table_destroy(&t);
+    t = catalog_table_new("t", false);
+    catalog_table_add_column(t, &c);
+    assert_int_equal(capture_classify(t, false), CAPTURE_SYNCED);
+    assert_int_equal(capture_classify(t, true), CAPTURE_EXCLUDED);
+    assert_string_equal(capture_key_column(t)->name, "id");
+    catalog_table_destroy(&t);
+    assert_int_equal(capture_affinity_code(AFFINITY_NUMERIC), 'N');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_insert_records_every_column_with_its_type, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_update_records_changed_columns_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_change_is_delete_and_insert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_records_one_row_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_never_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_takes_the_operations_with_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_applying_flag_turns_capture_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_what_is_not_captured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_composite_key_refused_unless_excluded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_drop_column_works_without_triggers, setup, teardown),
+        cmocka_unit_test(test_classify),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
