@@ -250,6 +250,30 @@ static void test_replay_follows_last_writer_wins(void **state)
     assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 9);
 }
 
+/* A write to a column this schema lacks still counts for the row's existence, in
+ * either order of arrival, so that this replica agrees with newer ones on which rows
+ * exist. */
+static void test_parked_write_keeps_row_alive(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
+    s_apply(f);
+    /* Delete (5000) arrives first, then the later write to an unknown column (7000). */
+    s_add(f, 0xb2, 1, 5000, "tasks", "t1", NULL, 0, NULL);
+    s_apply(f);
+    s_assert_title(f, "t1", NULL);
+    s_add(f, 0xc3, 1, 7000, "tasks", "t1", "priority", 'I', "2");
+    s_apply(f);
+    s_assert_title(f, "t1", "milk");
+    /* Now the other order, on another row. */
+    s_insert_task(f, 0xa1, 5, 1000, "t2", "bread");
+    s_add(f, 0xc3, 2, 7001, "tasks", "t2", "priority", 'I', "2");
+    s_apply(f);
+    s_add(f, 0xb2, 2, 5001, "tasks", "t2", NULL, 0, NULL);
+    s_apply(f);
+    s_assert_title(f, "t2", "bread");
+}
+
 static void test_type_conflict_is_parked(void **state)
 {
     fixture *f = *state;
@@ -370,6 +394,7 @@ int main(void)
         T(test_deletes_against_writes),
         T(test_unknown_table_and_column_are_parked_then_replayed),
         T(test_replay_follows_last_writer_wins),
+        T(test_parked_write_keeps_row_alive),
         T(test_type_conflict_is_parked),
         T(test_constraint_refusal_is_parked_and_retried),
         T(test_hostile_names_are_parked_as_unknown),

@@ -26,6 +26,10 @@ stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/js
 find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 add_test(NAME cli COMMAND ${STEMMA_PYTHON3} tests/cli_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+add_test(NAME cli_store COMMAND ${STEMMA_PYTHON3} tests/cli_store_test.py $<TARGET_FILE:stemma>
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
+stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
+stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_sync stemma_testutil)

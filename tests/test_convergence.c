@@ -1,0 +1,356 @@
+/* The convergence property: replicas at mixed schema versions (same, older, newer,
+ * divergent) take random inserts, updates and deletes through their own connections,
+ * exchange bundles in random order, with duplicates and stale bundles, and end up
+ * holding the same data on the columns they share. After the older replicas migrate
+ * and replay what they parked, they hold the same data on every column.
+ *
+ * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
+ * per seed (default 300). A failure names the seed. */
+#include "dbutil.h"
+#include "lineage/lineage.h"
+#include "sync/apply.h"
+#include "sync/bundle.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { NREPLICAS = 5 };
+
+typedef struct {
+    const char *set;  /* schema directory */
+    int version;      /* migrated to */
+    char path[4200];  /* database */
+    store_t *store;
+    applier_t *applier;
+} replica;
+
+typedef struct {
+    uint64_t state;
+    char *dir;
+    replica r[NREPLICAS];
+    char stale[4][4300]; /* bundles kept to be applied again later */
+    int nstale;
+    int bundles;
+} world;
+
+static uint64_t s_rand(world *w)
+{
+    /* xorshift64*: reproducible from the seed */
+    w->state ^= w->state >> 12;
+    w->state ^= w->state << 25;
+    w->state ^= w->state >> 27;
+    return w->state * 2685821657736338717ull;
+}
+
+static int s_pick(world *w, int n)
+{
+    return (int)(s_rand(w) % (uint64_t)n);
+}
+
+/* The SQL of migrations from+1 .. to of a schema set, and the id of version `to`. */
+static char *s_migrations(const char *set, int from, int to, stm_id *id)
+{
+    schemaset_t *s = NULL;
+    lineage_t *l = NULL;
+    stm_error err = {0};
+    if (schemaset_load(set, &s, &err) != STM_OK || lineage_build(s, &l, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    buf_t sql = BUF_INIT;
+    for (int v = from + 1; v <= to; v++)
+        buf_puts(&sql, schemaset_at(s, (size_t)v - 1)->text);
+    *id = lineage_version_at(l, (size_t)to - 1)->id;
+    lineage_destroy(&l);
+    schemaset_destroy(&s);
+    return buf_detach(&sql);
+}
+
+static bool s_has_column(replica *r, const char *table, const char *column)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
+             table, column);
+    return du_int(r->store, sql) > 0;
+}
+
+static bool s_row_exists(replica *r, const char *table, const char *id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id = '%s'", table, id);
+    return du_int(r->store, sql) > 0;
+}
+
+/* One random write, as the application on replica r would make it. */
+static void s_random_write(world *w, replica *r)
+{
+    static const char *const tables[] = {"lists", "tasks", "tags", "comments"};
+    const char *table = tables[s_pick(w, 4)];
+    if (!s_has_column(r, table, "id"))
+        table = "tasks";
+    char id[16];
+    snprintf(id, sizeof id, "%c%d", table[0] == 't' && table[1] == 'a' && table[2] == 'g' ? 'g'
+                                                                                     : table[0],
+             s_pick(w, 4));
+    buf_t sql = BUF_INIT;
+    int v = s_pick(w, 1000);
+    bool exists = s_row_exists(r, table, id);
+    int action = exists ? s_pick(w, 10) : 0; /* 0-1 insert-or-replace, 2-3 delete, else update */
+    if (action >= 2 && action <= 3) {
+        buf_printf(&sql, "DELETE FROM %s WHERE id = '%s'", table, id);
+    } else if (!exists) {
+        if (strcmp(table, "lists") == 0)
+            buf_printf(&sql, "INSERT INTO lists (id, name) VALUES ('%s', 'list %d')", id, v);
+        else if (strcmp(table, "tags") == 0)
+            buf_printf(&sql, "INSERT INTO tags (id, label, color) VALUES ('%s', '%s-%d', 'c%d')", id,
+                       id, v, v % 7);
+        else if (strcmp(table, "comments") == 0)
+            buf_printf(&sql, "INSERT INTO comments (id, task_id, body) VALUES ('%s', 't%d', "
+                             "'body %d')", id, v % 6, v);
+        else
+            buf_printf(&sql, "INSERT INTO tasks (id, list_id, title) VALUES ('%s', 'l%d', "
+                             "'title %d')", id, v % 6, v);
+    } else if (action <= 1) {
+        /* Written again whole. */
+        if (strcmp(table, "tasks") == 0)
+            buf_printf(&sql, "UPDATE tasks SET title = 'again %d', done = %d, notes = 'n%d' "
+                             "WHERE id = '%s'", v, v % 2, v, id);
+        else if (strcmp(table, "lists") == 0)
+            buf_printf(&sql, "UPDATE lists SET name = 'again %d' WHERE id = '%s'", v, id);
+        else if (strcmp(table, "tags") == 0)
+            buf_printf(&sql, "UPDATE tags SET label = '%s-%d', color = NULL WHERE id = '%s'", id,
+                       v, id);
+        else
+            buf_printf(&sql, "UPDATE comments SET author = 'a%d' WHERE id = '%s'", v, id);
+    } else {
+        /* One column, maybe one only some replicas have. */
+        const char *cols[8];
+        int n = 0;
+        if (strcmp(table, "tasks") == 0) {
+            static const char *const all[] = {"title", "done", "notes", "priority", "tags",
+                                              "due_at"};
+            for (int k = 0; k < 6; k++)
+                if (s_has_column(r, "tasks", all[k]))
+                    cols[n++] = all[k];
+        } else if (strcmp(table, "lists") == 0) {
+            cols[n++] = "name";
+        } else if (strcmp(table, "tags") == 0) {
+            cols[n++] = "color";
+        } else {
+            cols[n++] = "body";
+            cols[n++] = "author";
+        }
+        const char *col = cols[s_pick(w, n)];
+        if (strcmp(col, "done") == 0 || strcmp(col, "priority") == 0)
+            buf_printf(&sql, "UPDATE %s SET %s = %d WHERE id = '%s'", table, col, v % 5, id);
+        else if (strcmp(col, "tags") == 0)
+            buf_printf(&sql, "UPDATE tasks SET tags = '[\"g%d\"]' WHERE id = '%s'", v % 6, id);
+        else
+            buf_printf(&sql, "UPDATE %s SET %s = '%s %d' WHERE id = '%s'", table, col, col, v, id);
+    }
+    du_exec(r->path, buf_str(&sql));
+    buf_free(&sql);
+}
+
+static apply_stats s_apply_bundle(replica *dst, const char *path);
+
+static stm_err s_apply_one(void *ctx, const opbatch_t *batch, stm_error *err)
+{
+    void **args = ctx;
+    return applier_apply(args[0], batch, args[1], err);
+}
+
+static apply_stats s_apply_bundle(replica *dst, const char *path)
+{
+    apply_stats st = {0};
+    bundle_info info;
+    stm_error err = {0};
+    void *args[2] = {dst->applier, &st};
+    if (bundle_read(path, s_apply_one, args, &info, &err) != STM_OK)
+        fail_msg("applying %s to %s: %s", path, dst->path, err.msg);
+    return st;
+}
+
+/* src sends dst what dst lacks (or, when full, everything it holds). */
+static void s_exchange(world *w, replica *src, replica *dst, bool full)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/b%d.bundle", w->dir, w->bundles++);
+    vector_t *since = NULL;
+    stm_error err = {0};
+    if (!full && vector_read(dst->store, &since, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    bundle_info info;
+    if (bundle_write(src->store, since, path, &info, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    vector_destroy(&since);
+    s_apply_bundle(dst, path);
+    /* Keep a few to apply again, late, somewhere. */
+    int slot = w->nstale < 4 ? w->nstale++ : (int)(s_rand(w) % 4);
+    if (w->stale[slot][0])
+        remove(w->stale[slot]);
+    snprintf(w->stale[slot], sizeof w->stale[slot], "%s", path);
+}
+
+static void s_sync_all(world *w)
+{
+    for (int round = 0; round < 2; round++)
+        for (int a = 0; a < NREPLICAS; a++)
+            for (int b = 0; b < NREPLICAS; b++)
+                if (a != b)
+                    s_exchange(w, &w->r[a], &w->r[b], false);
+}
+
+static void s_warn_quietly(void *ctx, const char *message)
+{
+    (void)ctx;
+    (void)message;
+}
+
+static void s_open_world(world *w, uint64_t seed)
+{
+    memset(w, 0, sizeof *w);
+    w->state = seed * 0x9E3779B97F4A7C15ull + 1;
+    w->dir = tu_tmpdir();
+    static const struct {
+        const char *set;
+        int version;
+    } plan[NREPLICAS] = {{"schemas/tasks", 2},
+                         {"schemas/tasks", 3},
+                         {"schemas/tasks", 4},
+                         {"schemas/tasks-fork", 3},
+                         {"schemas/tasks", 3}};
+    for (int i = 0; i < NREPLICAS; i++) {
+        replica *r = &w->r[i];
+        r->set = plan[i].set;
+        r->version = plan[i].version;
+        snprintf(r->path, sizeof r->path, "%s/r%d.db", w->dir, i);
+        stm_id id;
+        char *sql = s_migrations(r->set, 0, r->version, &id);
+        r->store = du_setup(r->path, sql, &id);
+        r->applier = applier_new(r->store, s_warn_quietly, NULL);
+        free(sql);
+    }
+}
+
+static void s_close_world(world *w)
+{
+    for (int i = 0; i < NREPLICAS; i++) {
+        applier_destroy(&w->r[i].applier);
+        store_destroy(&w->r[i].store);
+    }
+    tu_remove_tree(w->dir);
+    free(w->dir);
+}
+
+/* Migrates replica r to version `to` of its set, as `stemma migrate` does, and
+ * replays what it parked. */
+static void s_migrate(replica *r, int to)
+{
+    stm_id id;
+    char *sql = s_migrations(r->set, r->version, to, &id);
+    du_migrate(r->store, sql);
+    free(sql);
+    stm_error err = {0};
+    if (store_set_version_id(r->store, &id, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    r->version = to;
+    apply_stats st = {0};
+    if (applier_replay(r->applier, &st, &err) != STM_OK)
+        fail_msg("replay on %s: %s", r->path, err.msg);
+}
+
+static void s_assert_same(world *w, uint64_t seed, const int *which, int n, const char *query)
+{
+    char *first = du_hash(w->r[which[0]].store, query);
+    for (int k = 1; k < n; k++) {
+        char *other = du_hash(w->r[which[k]].store, query);
+        if (strcmp(first, other) != 0)
+            fail_msg("seed %llu: replicas %d and %d differ on: %s", (unsigned long long)seed,
+                     which[0], which[k], query);
+        free(other);
+    }
+    free(first);
+}
+
+static const char *const SHARED[] = {
+    "SELECT id, name, created_at FROM lists ORDER BY id",
+    "SELECT id, list_id, title, done, notes, priority FROM tasks ORDER BY id",
+    "SELECT id, label, color FROM tags ORDER BY id",
+};
+
+static void s_run_seed(uint64_t seed, int steps)
+{
+    world w;
+    s_open_world(&w, seed);
+    for (int step = 0; step < steps; step++) {
+        int roll = s_pick(&w, 10);
+        if (roll < 6) {
+            s_random_write(&w, &w.r[s_pick(&w, NREPLICAS)]);
+        } else if (roll < 9) {
+            int a = s_pick(&w, NREPLICAS), b = (a + 1 + s_pick(&w, NREPLICAS - 1)) % NREPLICAS;
+            s_exchange(&w, &w.r[a], &w.r[b], s_pick(&w, 4) == 0);
+        } else if (w.nstale) {
+            s_apply_bundle(&w.r[s_pick(&w, NREPLICAS)], w.stale[s_pick(&w, w.nstale)]);
+        }
+    }
+    s_sync_all(&w);
+    int all[NREPLICAS] = {0, 1, 2, 3, 4};
+    for (size_t q = 0; q < sizeof SHARED / sizeof SHARED[0]; q++)
+        s_assert_same(&w, seed, all, NREPLICAS, SHARED[q]);
+    /* The same version holds the same everything. */
+    int v3[] = {1, 4};
+    s_assert_same(&w, seed, v3, 2, "SELECT * FROM tasks ORDER BY id");
+
+    /* The v2 replica catches up to v3, replays, and then holds what v3 holds. */
+    s_migrate(&w.r[0], 3);
+    int now_v3[] = {0, 1, 4};
+    s_assert_same(&w, seed, now_v3, 3, "SELECT * FROM tasks ORDER BY id");
+    s_assert_same(&w, seed, now_v3, 3, "SELECT * FROM lists ORDER BY id");
+    /* Everyone on the main line moves to v4: comments too. */
+    s_migrate(&w.r[0], 4);
+    s_migrate(&w.r[1], 4);
+    s_migrate(&w.r[4], 4);
+    int v4[] = {0, 1, 2, 4};
+    s_assert_same(&w, seed, v4, 4, "SELECT * FROM tasks ORDER BY id");
+    s_assert_same(&w, seed, v4, 4, "SELECT * FROM comments ORDER BY id");
+    /* More writes after the upgrade still converge, the fork included. */
+    for (int step = 0; step < steps / 4; step++)
+        s_random_write(&w, &w.r[s_pick(&w, NREPLICAS)]);
+    s_sync_all(&w);
+    for (size_t q = 0; q < sizeof SHARED / sizeof SHARED[0]; q++)
+        s_assert_same(&w, seed, all, NREPLICAS, SHARED[q]);
+    s_assert_same(&w, seed, v4, 4, "SELECT * FROM comments ORDER BY id");
+    s_assert_same(&w, seed, v4, 4, "SELECT * FROM tasks ORDER BY id");
+    /* Nothing was lost on the way: every replica holds every operation. */
+    long long ops = du_int(w.r[0].store, "SELECT count(*) FROM stemma_oplog");
+    for (int i = 1; i < NREPLICAS; i++)
+        assert_int_equal(du_int(w.r[i].store, "SELECT count(*) FROM stemma_oplog"), ops);
+    s_close_world(&w);
+}
+
+static int s_env(const char *name, int fallback)
+{
+    const char *v = getenv(name);
+    return v && atoi(v) > 0 ? atoi(v) : fallback;
+}
+
+static void test_replicas_converge(void **state)
+{
+    (void)state;
+    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
+    for (int seed = 1; seed <= seeds; seed++)
+        s_run_seed((uint64_t)seed, steps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replicas_converge),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
