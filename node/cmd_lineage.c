@@ -7,6 +7,7 @@
 #include "lineage/mem.h"
 #include "lineage/relation.h"
 #include "lineage/toml.h"
+#include "sync/migrate.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -17,12 +18,17 @@
 
 static const char *s_history_help =
     "usage: stemma history --schemas DIR [--format text|json|toml]\n"
+    "       stemma history --db FILE [--format text|json|toml]\n"
     "\n"
-    "Lists the versions of a schema set: number, id and description. The migrations\n"
-    "are run on an in-memory database to check them; nothing is written.\n"
+    "With --schemas, lists the versions of a schema set: number, id and description.\n"
+    "The migrations are run on an in-memory database to check them; nothing is written.\n"
+    "\n"
+    "With --db, lists the versions applied to a database (its schema_version table):\n"
+    "number, when it was applied (UTC), id and description. The file is only read.\n"
     "\n"
     "  --schemas DIR   the directory of numbered migrations (NNN_description.sql),\n"
     "                  or a file written by 'stemma export'\n"
+    "  --db FILE       an application's SQLite database (give one of --schemas, --db)\n"
     "  --format F      text (default), json or toml\n"
     "  -h, --help      this help\n";
 
@@ -113,20 +119,124 @@ static char *s_history_toml(const lineage_t *l)
     return text;
 }
 
+/* The applied versions of a database, for people. */
+static char *s_db_history_text(const char *db, const migrate_record *r, size_t n)
+{
+    buf_t b = BUF_INIT;
+    if (n == 0) {
+        buf_printf(&b, "database %s: no migrations applied\n", db);
+        return buf_detach(&b);
+    }
+    buf_printf(&b, "database %s: %zu version%s applied, now at v%d\n\n", db, n,
+               n == 1 ? "" : "s", r[n - 1].version);
+    int width = snprintf(NULL, 0, "v%d", r[n - 1].version);
+    for (size_t i = 0; i < n; i++) {
+        char num[16], id[13] = "(no id)";
+        snprintf(num, sizeof num, "v%d", r[i].version);
+        if (r[i].has_id)
+            cli_short_id(&r[i].id, id);
+        buf_printf(&b, "  %-*s  %-24s  %-12s  %s\n", width, num, r[i].applied_at, id,
+                   r[i].description);
+    }
+    return buf_detach(&b);
+}
+
+static char *s_db_history_json(const char *db, const migrate_record *r, size_t n)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "database");
+    jsonw_string(&w, db);
+    jsonw_key(&w, "versions");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "version");
+        jsonw_int(&w, r[i].version);
+        jsonw_key(&w, "applied_at");
+        jsonw_string(&w, r[i].applied_at);
+        jsonw_key(&w, "description");
+        jsonw_string(&w, r[i].description);
+        if (r[i].has_id) {
+            s_json_id(&w, "id", &r[i].id);
+        } else {
+            jsonw_key(&w, "id");
+            jsonw_null(&w);
+        }
+        if (r[i].has_checksum) {
+            s_json_id(&w, "checksum", &r[i].checksum);
+        } else {
+            jsonw_key(&w, "checksum");
+            jsonw_null(&w);
+        }
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+/* TOML has no null: an id an older tool did not record is left out. */
+static char *s_db_history_toml(const char *db, const migrate_record *r, size_t n)
+{
+    toml_value *root = toml_new_table();
+    toml_table_set(root, "database", toml_new_string(db, strlen(db)));
+    toml_value *versions = toml_new_array();
+    for (size_t i = 0; i < n; i++) {
+        toml_value *t = toml_new_table();
+        toml_table_set(t, "version", toml_new_integer(r[i].version));
+        toml_table_set(t, "applied_at",
+                       toml_new_string(r[i].applied_at, strlen(r[i].applied_at)));
+        toml_table_set(t, "description",
+                       toml_new_string(r[i].description, strlen(r[i].description)));
+        if (r[i].has_id)
+            s_toml_id(t, "id", &r[i].id);
+        if (r[i].has_checksum)
+            s_toml_id(t, "checksum", &r[i].checksum);
+        toml_array_push(versions, t);
+    }
+    toml_table_set(root, "versions", versions);
+    char *text = toml_emit(root, NULL);
+    toml_destroy(&root);
+    return text;
+}
+
+static int s_db_history(const char *db, cli_format format)
+{
+    stm_error err = {0};
+    migrate_record *records = NULL;
+    size_t n = 0;
+    if (migrate_history_read(db, &records, &n, &err) != STM_OK)
+        return cli_fail("history", &err);
+    char *text = format == CLI_FORMAT_JSON   ? s_db_history_json(db, records, n)
+                 : format == CLI_FORMAT_TOML ? s_db_history_toml(db, records, n)
+                                             : s_db_history_text(db, records, n);
+    migrate_records_free(&records, n);
+    stm_err rc = cli_write_output(NULL, text, &err);
+    free(text);
+    return rc == STM_OK ? CLI_OK : cli_fail("history", &err);
+}
+
 int cmd_history(int argc, char **argv)
 {
     static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
+                                            {"db", required_argument, NULL, 'd'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *schemas = NULL;
+    const char *schemas = NULL, *db = NULL;
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+s:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+s:d:f:h", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
+            break;
+        case 'd':
+            db = optarg;
             break;
         case 'f':
             if (!cli_parse_format(optarg, 7u, &format))
@@ -142,8 +252,12 @@ int cmd_history(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("history", "unexpected argument '%s'", argv[optind]);
+    if (schemas && db)
+        return cli_usage_error("history", "give --schemas DIR or --db FILE, not both");
+    if (db)
+        return s_db_history(db, format);
     if (!schemas)
-        return cli_usage_error("history", "--schemas DIR is required");
+        return cli_usage_error("history", "--schemas DIR is required (or --db FILE)");
     stm_error err = {0};
     lineage_t *l = NULL;
     if (cli_load_lineage(schemas, &l, &err) != STM_OK)

@@ -13,12 +13,16 @@ typedef struct {
 } s_command;
 
 static const s_command s_commands[] = {
-    {"history", cmd_history, "list the versions of a schema set"},
+    {"history", cmd_history, "list the versions of a schema set, or those applied to a database"},
     {"export", cmd_export, "write a schema set's whole history as TOML"},
     {"compare", cmd_compare, "say how two schema histories relate and what would sync"},
     {"changes", cmd_changes, "write the operations another database lacks to a bundle"},
     {"vector", cmd_vector, "write a database's version vector"},
     {"apply", cmd_apply, "apply a bundle of operations, parking what cannot apply"},
+    {"migrate", cmd_migrate, "apply pending migrations to a database, after a backup"},
+    {"status", cmd_status, "say which version a database is at, what is pending, any drift"},
+    {"rollback", cmd_rollback, "take a database back to an earlier version"},
+    {"restore", cmd_restore, "put a backup back as the database"},
 };
 
 static void s_usage(FILE *out)

@@ -1,0 +1,455 @@
+/* cmd_store.c - the commands that change or inspect a device's database: migrate,
+ * status, rollback, restore. The work is sync/migrate's; this file parses options
+ * and formats reports. */
+#include "cli.h"
+#include "commands.h"
+#include "lineage/buf.h"
+#include "lineage/jsonw.h"
+#include "lineage/mem.h"
+#include "sync/migrate.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Parses a version number for --to: decimal digits only, 0 up to the schema-set limit. */
+static int s_parse_version(const char *arg, int *out)
+{
+    if (!*arg || strspn(arg, "0123456789") != strlen(arg))
+        return 0;
+    errno = 0;
+    long v = strtol(arg, NULL, 10);
+    if (errno || v > SCHEMASET_MAX_VERSIONS)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* The elapsed-time line for long steps goes to stderr, and only when a person watches
+ * stdout: a script piping the output gets none of it. */
+static FILE *s_progress_stream(void)
+{
+    return isatty(STDOUT_FILENO) ? stderr : NULL;
+}
+
+/* ---- migrate ---- */
+
+static const char *s_migrate_help =
+    "usage: stemma migrate --db FILE --schemas DIR [--to N] [--dry-run] [--no-backup]\n"
+    "                      [--exclude TABLE]...\n"
+    "\n"
+    "Brings the database FILE to version N of the schema set DIR (default: its newest),\n"
+    "applying each pending migration in its own transaction and recording it in the\n"
+    "schema_version table with its version id and checksum. FILE is created when it\n"
+    "does not exist. Every migration is first run on an in-memory database, so bad SQL\n"
+    "is refused before FILE is touched. After each migration stemma sets up the\n"
+    "triggers that capture changes for sync.\n"
+    "\n"
+    "Before the first change FILE is copied, with SQLite's online backup API, to\n"
+    "FILE.vFROM-YYYYMMDDTHHMMSSZ.bak beside it, and the copy's path is printed\n"
+    "('stemma restore' puts it back). A schema_version table made by an older tool\n"
+    "(version, applied_at, description) is adopted: its versions are checked against\n"
+    "DIR and stemma's columns added.\n"
+    "\n"
+    "migrate refuses, changing nothing, when a migration file changed since it was\n"
+    "applied (its checksum differs) or FILE holds versions DIR lacks; 'stemma status'\n"
+    "lists every such problem. A failing migration is rolled back: FILE stays at the\n"
+    "version before it, and the message names the file, line and statement.\n"
+    "\n"
+    "  --db FILE        the application's SQLite database\n"
+    "  --schemas DIR    the directory of numbered migrations (NNN_description.sql)\n"
+    "  --to N           stop at version N (going back is 'stemma rollback')\n"
+    "  --dry-run        print what would run, with its SQL, and the drift check;\n"
+    "                   FILE is left byte for byte as it was (and not created)\n"
+    "  --no-backup      do not copy FILE first\n"
+    "  --exclude TABLE  keep TABLE out of sync (repeatable); a table whose primary key\n"
+    "                   has several columns must be excluded\n"
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status: 0 done or nothing to do, 2 bad usage or bad input (drift, a failing\n"
+    "migration), 1 any other failure.\n";
+
+int cmd_migrate(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"db", required_argument, NULL, 'd'},  {"schemas", required_argument, NULL, 's'},
+        {"to", required_argument, NULL, 't'},  {"dry-run", no_argument, NULL, 'n'},
+        {"no-backup", no_argument, NULL, 'B'}, {"exclude", required_argument, NULL, 'x'},
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
+    const char *db = NULL, *schemas = NULL;
+    migrate_options opts = MIGRATE_OPTIONS_INIT;
+    const char **exclude = NULL;
+    size_t nexclude = 0, exclude_cap = 0;
+    int c, code = CLI_OK;
+    opterr = 0;
+    while (code == CLI_OK && (c = getopt_long(argc, argv, "+d:s:t:nBx:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            schemas = optarg;
+            break;
+        case 't':
+            if (!s_parse_version(optarg, &opts.to))
+                code =
+                    cli_usage_error("migrate", "--to must be a version number, not '%s'", optarg);
+            break;
+        case 'n':
+            opts.dry_run = true;
+            break;
+        case 'B':
+            opts.backup = false;
+            break;
+        case 'x':
+            exclude = stm_grow(exclude, &exclude_cap, nexclude + 1, sizeof *exclude);
+            exclude[nexclude++] = optarg;
+            break;
+        case 'h':
+            fputs(s_migrate_help, stdout);
+            free(exclude);
+            return CLI_OK;
+        default:
+            code = cli_usage_error("migrate", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (code == CLI_OK && optind < argc)
+        code = cli_usage_error("migrate", "unexpected argument '%s'", argv[optind]);
+    else if (code == CLI_OK && (!db || !schemas))
+        code = cli_usage_error("migrate", "--db FILE and --schemas DIR are required");
+    if (code != CLI_OK) {
+        free(exclude);
+        return code;
+    }
+    opts.exclude = exclude;
+    opts.nexclude = nexclude;
+    opts.out = stdout;
+    opts.progress = s_progress_stream();
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    if (migrate_open(db, schemas, &m, &err) != STM_OK || migrate_run(m, &opts, &err) != STM_OK)
+        code = cli_fail("migrate", &err);
+    migrate_destroy(&m);
+    free(exclude);
+    return code;
+}
+
+/* ---- status ---- */
+
+static const char *s_status_help =
+    "usage: stemma status --db FILE --schemas DIR [--format text|json]\n"
+    "\n"
+    "Says which version of the schema set DIR the database FILE is at (number and\n"
+    "id), which migrations are pending, and any drift: a migration file changed since\n"
+    "it was applied, or a version FILE holds that DIR lacks ('stemma migrate' refuses\n"
+    "to run until it is resolved). Nothing is written; a FILE that does not exist is\n"
+    "reported at version 0 with everything pending, and is not created.\n"
+    "\n"
+    "  --db FILE       the application's SQLite database\n"
+    "  --schemas DIR   the directory of numbered migrations\n"
+    "  --format F      text (default) or json\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "JSON carries database, exists, schemas, version, id (null at version 0), head\n"
+    "({version, id}), pending ([{version, file, description}]), drift (messages),\n"
+    "prepared (stemma's tables are present) and adopt (schema_version was made by an\n"
+    "older tool and will be adopted).\n"
+    "\n"
+    "Exit status: 0 whatever was found, 2 bad usage or bad input, 1 otherwise.\n";
+
+static char *s_hex(const stm_id *id)
+{
+    char *hex = stm_malloc(STM_ID_HEX_LEN + 1);
+    stm_id_to_hex(id, hex);
+    return hex;
+}
+
+static char *s_status_text(const migrate_t *m)
+{
+    buf_t b = BUF_INIT;
+    const lineage_t *l = migrate_lineage(m);
+    const schemaset_t *set = migrate_schemaset(m);
+    int version = migrate_version(m);
+    stm_id id;
+    char sid[13];
+    if (!migrate_db_exists(m)) {
+        buf_printf(&b, "database  %s: does not exist yet (version 0)\n", migrate_db_path(m));
+    } else if (migrate_version_id(m, &id)) {
+        cli_short_id(&id, sid);
+        buf_printf(&b, "database  %s: version %d, id %s\n", migrate_db_path(m), version, sid);
+    } else {
+        buf_printf(&b, "database  %s: version %d\n", migrate_db_path(m), version);
+    }
+    const lineage_version *head = lineage_head(l);
+    if (head) {
+        cli_short_id(&head->id, sid);
+        buf_printf(&b, "schemas   %s: %zu migration%s, head v%d %s\n", schemaset_dir(set),
+                   lineage_count(l), lineage_count(l) == 1 ? "" : "s", head->number, sid);
+    } else {
+        buf_printf(&b, "schemas   %s: no migrations\n", schemaset_dir(set));
+    }
+    size_t count = lineage_count(l);
+    size_t npending = (size_t)version < count ? count - (size_t)version : 0;
+    buf_printf(&b, "pending   %zu\n", npending);
+    for (size_t i = (size_t)version; i < count; i++) {
+        const schemaset_migration *mg = schemaset_at(set, i);
+        buf_printf(&b, "  v%d  %s/%s  %s\n", mg->number, schemaset_dir(set), mg->file,
+                   mg->description);
+    }
+    if (migrate_drift_count(m) == 0) {
+        buf_puts(&b, "drift     none\n");
+    } else {
+        buf_printf(&b, "drift     %zu problem%s; 'stemma migrate' refuses until resolved\n",
+                   migrate_drift_count(m), migrate_drift_count(m) == 1 ? "" : "s");
+        for (size_t i = 0; i < migrate_drift_count(m); i++)
+            buf_printf(&b, "  %s\n", migrate_drift_at(m, i));
+    }
+    buf_printf(&b, "capture   %s\n",
+               migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
+                                      : "not set up ('stemma migrate' sets it up)");
+    if (migrate_needs_adoption(m))
+        buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
+                     "will adopt it\n");
+    return buf_detach(&b);
+}
+
+static char *s_status_json(const migrate_t *m)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    const lineage_t *l = migrate_lineage(m);
+    const schemaset_t *set = migrate_schemaset(m);
+    int version = migrate_version(m);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "database");
+    jsonw_string(&w, migrate_db_path(m));
+    jsonw_key(&w, "exists");
+    jsonw_bool(&w, migrate_db_exists(m));
+    jsonw_key(&w, "schemas");
+    jsonw_string(&w, schemaset_dir(set));
+    jsonw_key(&w, "version");
+    jsonw_int(&w, version);
+    stm_id id;
+    char *hex = migrate_version_id(m, &id) ? s_hex(&id) : NULL;
+    jsonw_key(&w, "id");
+    jsonw_string(&w, hex);
+    free(hex);
+    const lineage_version *head = lineage_head(l);
+    jsonw_key(&w, "head");
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "version");
+    jsonw_int(&w, head ? head->number : 0);
+    hex = head ? s_hex(&head->id) : NULL;
+    jsonw_key(&w, "id");
+    jsonw_string(&w, hex);
+    free(hex);
+    jsonw_object_end(&w);
+    jsonw_key(&w, "pending");
+    jsonw_array_begin(&w);
+    for (size_t i = (size_t)version; i < lineage_count(l); i++) {
+        const schemaset_migration *mg = schemaset_at(set, i);
+        buf_t path = BUF_INIT;
+        buf_printf(&path, "%s/%s", schemaset_dir(set), mg->file);
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "version");
+        jsonw_int(&w, mg->number);
+        jsonw_key(&w, "file");
+        jsonw_string(&w, buf_str(&path));
+        jsonw_key(&w, "description");
+        jsonw_string(&w, mg->description);
+        jsonw_object_end(&w);
+        buf_free(&path);
+    }
+    jsonw_array_end(&w);
+    jsonw_key(&w, "drift");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < migrate_drift_count(m); i++)
+        jsonw_string(&w, migrate_drift_at(m, i));
+    jsonw_array_end(&w);
+    jsonw_key(&w, "prepared");
+    jsonw_bool(&w, migrate_is_prepared(m));
+    jsonw_key(&w, "adopt");
+    jsonw_bool(&w, migrate_needs_adoption(m));
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"schemas", required_argument, NULL, 's'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL, *schemas = NULL;
+    cli_format format = CLI_FORMAT_TEXT;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+d:s:f:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            schemas = optarg;
+            break;
+        case 'f':
+            if (!cli_parse_format(optarg, 3u, &format))
+                return cli_usage_error("status", "--format must be text or json, not '%s'", optarg);
+            break;
+        case 'h':
+            fputs(s_status_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("status", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+    if (!db || !schemas)
+        return cli_usage_error("status", "--db FILE and --schemas DIR are required");
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    if (migrate_open(db, schemas, &m, &err) != STM_OK)
+        return cli_fail("status", &err);
+    char *text = format == CLI_FORMAT_JSON ? s_status_json(m) : s_status_text(m);
+    migrate_destroy(&m);
+    stm_err rc = cli_write_output(NULL, text, &err);
+    free(text);
+    return rc == STM_OK ? CLI_OK : cli_fail("status", &err);
+}
+
+/* ---- rollback ---- */
+
+static const char *s_rollback_help =
+    "usage: stemma rollback --db FILE --schemas DIR --to N [--dry-run] [--no-backup]\n"
+    "\n"
+    "Takes the database FILE back to version N by running the rollback files\n"
+    "(NNN_description.down.sql) of DIR from its current version down to N + 1, each in\n"
+    "its own transaction, after copying FILE to FILE.vFROM-YYYYMMDDTHHMMSSZ.bak (the\n"
+    "path is printed). Before changing anything it checks that every rollback file is\n"
+    "there (naming the first one missing), that the rollbacks run on an in-memory copy\n"
+    "of the schema, and that there is no drift.\n"
+    "\n"
+    "  --db FILE       the application's SQLite database\n"
+    "  --schemas DIR   the directory of numbered migrations and their .down.sql files\n"
+    "  --to N          the version to go back to (0: before the first migration)\n"
+    "  --dry-run       print what would run, with its SQL; change nothing\n"
+    "  --no-backup     do not copy FILE first\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 done or nothing to do, 2 bad usage or bad input, 1 otherwise.\n";
+
+int cmd_rollback(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"schemas", required_argument, NULL, 's'},
+                                            {"to", required_argument, NULL, 't'},
+                                            {"dry-run", no_argument, NULL, 'n'},
+                                            {"no-backup", no_argument, NULL, 'B'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL, *schemas = NULL;
+    migrate_options opts = MIGRATE_OPTIONS_INIT;
+    bool have_to = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+d:s:t:nBh", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 's':
+            schemas = optarg;
+            break;
+        case 't':
+            if (!s_parse_version(optarg, &opts.to))
+                return cli_usage_error("rollback", "--to must be a version number, not '%s'",
+                                       optarg);
+            have_to = true;
+            break;
+        case 'n':
+            opts.dry_run = true;
+            break;
+        case 'B':
+            opts.backup = false;
+            break;
+        case 'h':
+            fputs(s_rollback_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("rollback", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("rollback", "unexpected argument '%s'", argv[optind]);
+    if (!db || !schemas || !have_to)
+        return cli_usage_error("rollback", "--db FILE, --schemas DIR and --to N are required");
+    opts.out = stdout;
+    opts.progress = s_progress_stream();
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    int code = CLI_OK;
+    if (migrate_open(db, schemas, &m, &err) != STM_OK || migrate_rollback(m, &opts, &err) != STM_OK)
+        code = cli_fail("rollback", &err);
+    migrate_destroy(&m);
+    return code;
+}
+
+/* ---- restore ---- */
+
+static const char *s_restore_help =
+    "usage: stemma restore --db FILE --from BACKUP\n"
+    "\n"
+    "Puts a backup made by 'stemma migrate' or 'stemma rollback' (or any SQLite\n"
+    "database) back as the database FILE. BACKUP must open as SQLite and pass\n"
+    "PRAGMA integrity_check. FILE as it is now is first copied to\n"
+    "FILE.vN-YYYYMMDDTHHMMSSZ.bak, whose path is printed, so nothing is lost. The copy\n"
+    "uses SQLite's backup API, so an application holding FILE open sees the restored\n"
+    "content, never a half-written file.\n"
+    "\n"
+    "  --db FILE       the database to restore (created when missing)\n"
+    "  --from BACKUP   the backup to restore from\n"
+    "  -h, --help      this help\n"
+    "\n"
+    "Exit status: 0 restored, 2 bad usage or a bad backup, 1 otherwise.\n";
+
+int cmd_restore(int argc, char **argv)
+{
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"from", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *db = NULL, *from = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+d:f:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            db = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 'h':
+            fputs(s_restore_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
+    if (!db || !from)
+        return cli_usage_error("restore", "--db FILE and --from BACKUP are required");
+    migrate_options opts = MIGRATE_OPTIONS_INIT;
+    opts.out = stdout;
+    stm_error err = {0};
+    if (migrate_restore(db, from, &opts, NULL, &err) != STM_OK)
+        return cli_fail("restore", &err);
+    return CLI_OK;
+}

@@ -1,0 +1,455 @@
+#!/usr/bin/python3
+"""Command-line tests of stemma's database commands: migrate, status, rollback,
+restore and history --db, end to end, with writes made by the real sqlite3 shell.
+
+Run by ctest as `python3 tests/cli_store_test.py PATH/TO/stemma` from the source root.
+"""
+import glob
+import hashlib
+import json
+import os
+import pty
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+try:
+    import tomli as toml_reader
+except ImportError:  # pragma: no cover - Debian 12 has python3-tomli; 3.11 has tomllib
+    import tomllib as toml_reader
+
+STEMMA = None
+TASKS = "schemas/tasks"
+DATA = "tests/data/schemas"
+SQLITE3 = shutil.which("sqlite3")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def run(*args, **kw):
+    p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=120, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def sql(db, statements):
+    """Runs SQL with the sqlite3 shell, as a user or another program would."""
+    p = subprocess.run([SQLITE3, "-bail", db, statements], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"sqlite3 {db} {statements!r}: {p.stderr}")
+    return p.stdout.strip()
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stemma-cli-store-")
+        self.db = os.path.join(self.tmp, "app.db")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ok(self, *args):
+        code, out, err = run(*args)
+        self.assertEqual(code, 0, f"stemma {' '.join(args)}: exit {code}, stderr {err!r}")
+        self.assertEqual(err, "")
+        return out
+
+    def fails(self, code_expected, *args, contains=(), stdout_empty=True):
+        code, out, err = run(*args)
+        self.assertEqual(code, code_expected, f"stemma {' '.join(args)}: stderr {err!r}")
+        if stdout_empty:
+            self.assertEqual(out, "")
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one line on stderr, got {err!r}")
+        for c in contains:
+            self.assertIn(c, lines[0])
+        return lines[0]
+
+    def status(self, schemas=TASKS, db=None):
+        return json.loads(self.ok("status", "--db", db or self.db, "--schemas", schemas,
+                                  "--format", "json"))
+
+    def lineage(self, schemas=TASKS):
+        return json.loads(self.ok("history", "--schemas", schemas, "--format", "json"))["versions"]
+
+    def copy_set(self, src=TASKS, name="tasks"):
+        dst = os.path.join(self.tmp, name)
+        shutil.copytree(src, dst)
+        return dst
+
+    def backups(self):
+        return sorted(glob.glob(self.db + ".v*.bak"))
+
+
+class Help(Base):
+    def test_help_everywhere(self):
+        out = self.ok("--help")
+        for cmd in ["migrate", "status", "rollback", "restore"]:
+            self.assertIn(f"  {cmd} ", out)
+            self.assertTrue(self.ok(cmd, "--help").startswith(f"usage: stemma {cmd}"))
+        self.assertIn("stemma history --db FILE", self.ok("history", "--help"))
+
+    def test_bad_usage_is_exit_2_with_one_line(self):
+        self.fails(2, "migrate", contains=["--db FILE and --schemas DIR are required"])
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS, "--to", "two",
+                   contains=["--to must be a version number, not 'two'"])
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS, "--bogus",
+                   contains=["unknown option '--bogus'"])
+        self.fails(2, "status", "--db", self.db, "--schemas", TASKS, "--format", "toml",
+                   contains=["--format must be text or json"])
+        self.fails(2, "rollback", "--db", self.db, "--schemas", TASKS,
+                   contains=["--to N are required"])
+        self.fails(2, "restore", "--db", self.db, contains=["--from BACKUP"])
+        self.fails(2, "history", "--db", self.db, "--schemas", TASKS, contains=["not both"])
+        self.fails(2, "history", contains=["--schemas DIR is required"])
+        self.fails(2, "history", "--db", self.db, contains=["no such database file"])
+        self.assertFalse(os.path.exists(self.db))
+
+
+class Migrate(Base):
+    def test_fresh_migrate_then_status_and_history(self):
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        self.assertNotIn("backup:", out)  # a new file: nothing to back up
+        for n, f in enumerate(["001_initial_schema", "002_add_priority", "003_add_task_tags",
+                               "004_add_comments"], 1):
+            self.assertIn(f"applied v{n}  {TASKS}/{f}.sql", out)
+        self.assertIn("now at version 4", out)
+        ids = [v["id"] for v in self.lineage()]
+        st = self.status()
+        self.assertEqual((st["version"], st["id"], st["pending"], st["drift"], st["prepared"]),
+                         (4, ids[3], [], [], True))
+        self.assertEqual(st["head"], {"version": 4, "id": ids[3]})
+        text = self.ok("status", "--db", self.db, "--schemas", TASKS)
+        self.assertIn("version 4, id " + ids[3][:12], text)
+        self.assertIn("pending   0", text)
+        self.assertIn("drift     none", text)
+        # The record is readable in the sqlite3 shell.
+        rows = sql(self.db, "SELECT version, version_id, checksum FROM schema_version").splitlines()
+        self.assertEqual([r.split("|")[1] for r in rows], ids)
+        h = json.loads(self.ok("history", "--db", self.db, "--format", "json"))
+        self.assertEqual([v["version"] for v in h["versions"]], [1, 2, 3, 4])
+        self.assertEqual([v["id"] for v in h["versions"]], ids)
+        for v in h["versions"]:
+            self.assertRegex(v["applied_at"], TIME)
+        self.assertEqual(h["versions"][1]["description"], "Tasks get a priority")
+        t = toml_reader.loads(self.ok("history", "--db", self.db, "--format", "toml"))
+        self.assertEqual(t["versions"], h["versions"])
+        text = self.ok("history", "--db", self.db)
+        self.assertIn("4 versions applied, now at v4", text)
+        self.assertRegex(text, r"v2  \d{4}-\d\d-\d\dT[0-9:.]+Z  " + ids[1][:12] +
+                         "  Tasks get a priority")
+
+    def test_writes_from_the_sqlite3_shell_are_captured(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        sql(self.db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                     "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l1', 'Milk');"
+                     "DELETE FROM tasks WHERE id = 't1';")
+        out = sql(self.db, "SELECT count(*), count(DISTINCT version_id), "
+                           "lower(hex(max(version_id))) FROM stemma_oplog")
+        count, distinct, vid = out.split("|")
+        self.assertGreaterEqual(int(count), 10)
+        self.assertEqual((distinct, vid), ("1", self.lineage()[3]["id"]))
+
+    def test_to_backup_and_rerun(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "2")
+        st = self.status()
+        self.assertEqual(st["version"], 2)
+        self.assertEqual(st["pending"], [
+            {"version": 3, "file": TASKS + "/003_add_task_tags.sql",
+             "description": "Tasks carry their tags as a JSON array"},
+            {"version": 4, "file": TASKS + "/004_add_comments.sql",
+             "description": "Comments on tasks"}])
+        sql(self.db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home')")
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        first = out.splitlines()[0]
+        self.assertTrue(first.startswith("backup: "), out)
+        path = first[len("backup: "):]
+        self.assertRegex(os.path.basename(path), r"^app\.db\.v2-\d{8}T\d{6}Z\.bak$")
+        self.assertEqual(self.backups(), [path])
+        # The backup is a whole database at the old version, data included.
+        self.assertEqual(sql(path, "SELECT max(version) FROM schema_version"), "2")
+        self.assertEqual(sql(path, "SELECT name FROM lists"), "Home")
+        self.assertEqual(sql(path, "PRAGMA integrity_check"), "ok")
+        # Again: nothing to do, nothing written, no second backup.
+        before = sha256(self.db)
+        self.assertIn("nothing to do", self.ok("migrate", "--db", self.db, "--schemas", TASKS))
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [path])
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS, "--to", "1",
+                   contains=["at version 4, above 1", "stemma rollback --to 1"])
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS, "--to", "9",
+                   contains=["there is no version 9", "has 4 migrations"])
+
+    def test_no_backup(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "1")
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--no-backup")
+        self.assertNotIn("backup", out)
+        self.assertEqual(self.backups(), [])
+
+    def test_dry_run_leaves_the_file_byte_for_byte(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "2")
+        before = sha256(self.db)
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--dry-run")
+        self.assertIn("is at version 2", out)
+        self.assertIn("drift: none", out)
+        self.assertIn(f"v3  {TASKS}/003_add_task_tags.sql  Tasks carry their tags", out)
+        self.assertIn("\n    ALTER TABLE tasks ADD COLUMN tags TEXT DEFAULT '[]';\n", out)
+        self.assertIn("\n    CREATE INDEX comments_by_task ON comments(task_id);\n", out)
+        self.assertIn("nothing was changed", out)
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [])
+        self.assertEqual(self.status()["version"], 2)
+        # A file that does not exist is not created, by a dry run or by status.
+        other = os.path.join(self.tmp, "new.db")
+        out = self.ok("migrate", "--db", other, "--schemas", TASKS, "--dry-run")
+        self.assertIn("does not exist: it would be created", out)
+        st = self.status(db=other)
+        self.assertEqual((st["exists"], st["version"], st["id"], len(st["pending"])),
+                         (False, 0, None, 4))
+        self.assertFalse(os.path.exists(other))
+
+    def test_exclude_a_composite_key_table(self):
+        s = DATA + "/composite-key"
+        self.fails(2, "migrate", "--db", self.db, "--schemas", s,
+                   contains=["note_links has a primary key of several columns",
+                             "stemma migrate --exclude note_links", "still at version 0"])
+        self.assertFalse(os.path.exists(self.db))  # a new file that got nowhere is removed
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--exclude", "note_links")
+        sql(self.db, "INSERT INTO notes VALUES ('a', 'x'), ('b', 'y');"
+                     "INSERT INTO note_links VALUES ('a', 'b');")
+        self.assertEqual(sql(self.db, "SELECT DISTINCT tbl FROM stemma_oplog"), "notes")
+
+
+class Drift(Base):
+    def test_a_changed_file(self):
+        s = self.copy_set()
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--to", "3")
+        with open(os.path.join(s, "002_add_priority.sql"), "a") as f:
+            f.write("-- edited after release\n")
+        before = sha256(self.db)
+        msg = f"{s}/002_add_priority.sql: changed since it was applied (checksum differs)"
+        self.fails(2, "migrate", "--db", self.db, "--schemas", s, contains=[msg])
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [])
+        st = self.status(schemas=s)
+        self.assertEqual(st["drift"], [msg])
+        self.assertEqual(st["version"], 3)
+        text = self.ok("status", "--db", self.db, "--schemas", s)
+        self.assertIn("drift     1 problem", text)
+        self.assertIn(msg, text)
+        # A dry run shows it too, and says migrate would refuse.
+        code, out, err = run("migrate", "--db", self.db, "--schemas", s, "--dry-run")
+        self.assertEqual(code, 2)
+        self.assertIn(msg, out)
+        self.assertIn(msg, err)
+
+    def test_a_version_the_directory_lacks(self):
+        s = self.copy_set()
+        self.ok("migrate", "--db", self.db, "--schemas", s)
+        for f in glob.glob(os.path.join(s, "004_*")):
+            os.unlink(f)
+        self.fails(2, "migrate", "--db", self.db, "--schemas", s,
+                   contains=["holds version 4, which " + s + " lacks", "Comments on tasks"])
+        self.fails(2, "rollback", "--db", self.db, "--schemas", s, "--to", "1",
+                   contains=["holds version 4"])
+        self.assertEqual(len(self.status(schemas=s)["drift"]), 1)
+
+    def test_an_older_tool_table_is_adopted(self):
+        with open(TASKS + "/001_initial_schema.sql") as f:
+            initial = f.read()
+        sql(self.db, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                     "applied_at TEXT NOT NULL, description TEXT NOT NULL);" + initial +
+                     "INSERT INTO schema_version VALUES (1, '2021-05-01 10:00:00', 'initial');"
+                     "INSERT INTO lists (id, name) VALUES ('l1', 'Home');")
+        st = self.status()
+        self.assertEqual((st["version"], st["adopt"], st["prepared"], st["drift"]),
+                         (1, True, False, []))
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        self.assertIn("backup: ", out)
+        self.assertIn("adopted schema_version", out)
+        self.assertIn("applied v4", out)
+        h = json.loads(self.ok("history", "--db", self.db, "--format", "json"))
+        self.assertEqual([v["id"] for v in h["versions"]], [v["id"] for v in self.lineage()])
+        self.assertEqual(h["versions"][0]["applied_at"], "2021-05-01 10:00:00")
+        self.assertEqual(h["versions"][0]["description"], "initial")
+        self.assertEqual(self.status()["adopt"], False)
+        (path,) = self.backups()
+        self.assertEqual(sql(path, "SELECT count(*) FROM pragma_table_info('schema_version')"),
+                         "3")
+
+    def test_an_older_tool_table_with_a_version_the_directory_lacks(self):
+        sql(self.db, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                     "applied_at TEXT NOT NULL, description TEXT NOT NULL);"
+                     "INSERT INTO schema_version VALUES (1, 't', 'a'), (2, 't', 'b'), "
+                     "(3, 't', 'c'), (4, 't', 'd'), (5, 't', 'e');")
+        before = sha256(self.db)
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS,
+                   contains=["holds version 5, which schemas/tasks lacks"])
+        self.assertEqual(sha256(self.db), before)
+
+
+class Failures(Base):
+    def test_a_failing_migration_names_file_line_and_statement(self):
+        s = DATA + "/fails-on-data"
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--to", "1")
+        sql(self.db, "INSERT INTO items (code) VALUES ('x'), ('x');")
+        code, out, err = run("migrate", "--db", self.db, "--schemas", s)
+        self.assertEqual(code, 2, err)
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn(f"stemma migrate: {s}/002_unique_codes.sql:3: UNIQUE constraint failed",
+                      lines[0])
+        self.assertIn("(in: CREATE UNIQUE INDEX items_by_code ON items(code);", lines[0])
+        self.assertIn("still at version 1", lines[0])
+        self.assertIn("backup: " + self.db + ".v1-", lines[0])
+        self.assertTrue(out.startswith("backup: "), out)
+        self.assertEqual(self.status(schemas=s)["version"], 1)
+        self.assertEqual(sql(self.db, "SELECT count(*) FROM pragma_table_info('items') "
+                                      "WHERE name = 'note'"), "0")
+
+    def test_a_bad_schema_set_is_refused_before_the_database_is_touched(self):
+        self.fails(2, "migrate", "--db", self.db, "--schemas", DATA + "/bad-sql",
+                   contains=["002_broken.sql:3:"])
+        self.assertFalse(os.path.exists(self.db))
+
+    def test_a_file_that_is_not_sqlite(self):
+        with open(self.db, "w") as f:
+            f.write("just text, " * 20)
+        self.fails(2, "status", "--db", self.db, "--schemas", TASKS,
+                   contains=["not a usable SQLite database"])
+        self.fails(2, "migrate", "--db", self.db, "--schemas", TASKS,
+                   contains=["not a usable SQLite database"])
+
+
+class RollbackRestore(Base):
+    def test_rollback_then_restore(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        sql(self.db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                     "INSERT INTO tasks (id, list_id, title, tags) VALUES ('t1', 'l1', 'x', '[1]');")
+        out = self.ok("rollback", "--db", self.db, "--schemas", TASKS, "--to", "2")
+        lines = out.splitlines()
+        self.assertTrue(lines[0].startswith("backup: " + self.db + ".v4-"), out)
+        self.assertIn(f"rolled back v4  {TASKS}/004_add_comments.down.sql", lines[1])
+        self.assertIn(f"rolled back v3  {TASKS}/003_add_task_tags.down.sql", lines[2])
+        self.assertIn("now at version 2", lines[3])
+        ids = [v["id"] for v in self.lineage()]
+        st = self.status()
+        self.assertEqual((st["version"], st["id"], len(st["pending"])), (2, ids[1], 2))
+        self.assertEqual(sql(self.db, "SELECT count(*) FROM pragma_table_info('tasks') "
+                                      "WHERE name = 'tags'"), "0")
+        # Writes after the rollback carry version 2's id.
+        sql(self.db, "UPDATE tasks SET title = 'y' WHERE id = 't1'")
+        self.assertEqual(sql(self.db, "SELECT lower(hex(version_id)) FROM stemma_oplog "
+                                      "WHERE val = 'y'"), ids[1])
+        self.fails(2, "rollback", "--db", self.db, "--schemas", TASKS, "--to", "3",
+                   contains=["below 3", "stemma migrate --to 3"])
+        self.assertIn("nothing to do",
+                      self.ok("rollback", "--db", self.db, "--schemas", TASKS, "--to", "2"))
+        # Restore the backup taken at version 4.
+        bak = lines[0][len("backup: "):]
+        out = self.ok("restore", "--db", self.db, "--from", bak)
+        saved = out.splitlines()[0]
+        self.assertTrue(saved.startswith("backup of the database as it was: " + self.db + ".v2-"),
+                        out)
+        saved = saved.split(": ", 1)[1]
+        self.assertIn("now at version 4", out)
+        self.assertEqual(self.status()["version"], 4)
+        self.assertEqual(sql(self.db, "SELECT tags FROM tasks"), "[1]")
+        # Nothing is lost: the database as it was before the restore is kept.
+        self.assertEqual(sql(saved, "SELECT max(version) FROM schema_version"), "2")
+        self.assertEqual(sql(saved, "SELECT title FROM tasks"), "y")
+
+    def test_rollback_refuses_a_missing_down_file_even_in_a_dry_run(self):
+        s = self.copy_set()
+        os.unlink(os.path.join(s, "003_add_task_tags.down.sql"))
+        self.ok("migrate", "--db", self.db, "--schemas", s)
+        before = sha256(self.db)
+        self.fails(2, "rollback", "--db", self.db, "--schemas", s, "--to", "1",
+                   contains=[f"{s}/003_add_task_tags.down.sql: missing", "version 3"])
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [])
+        code, out, err = run("rollback", "--db", self.db, "--schemas", s, "--to", "1",
+                             "--dry-run")
+        self.assertEqual(code, 2)
+        self.assertIn("003_add_task_tags.down.sql: missing", err)
+        # Above it is fine, and a dry run shows the down SQL.
+        out = self.ok("rollback", "--db", self.db, "--schemas", s, "--to", "3", "--dry-run")
+        self.assertIn("004_add_comments.down.sql", out)
+        self.assertIn("\n    DROP TABLE comments;\n", out)
+        self.assertEqual(sha256(self.db), before)
+
+    def test_restore_refuses_bad_backups(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        before = sha256(self.db)
+        junk = os.path.join(self.tmp, "junk.bak")
+        with open(junk, "w") as f:
+            f.write("not a database " * 10)
+        self.fails(2, "restore", "--db", self.db, "--from", junk,
+                   contains=["junk.bak: not a usable SQLite database"])
+        self.fails(2, "restore", "--db", self.db, "--from", junk + ".missing",
+                   contains=["no such database file"])
+        self.fails(2, "restore", "--db", self.db, "--from", self.db,
+                   contains=["is the database itself"])
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [])
+
+
+class Progress(Base):
+    """A long migration shows an elapsed-time line on a terminal, and nothing when
+    stdout is not one."""
+
+    def slow_db(self, name):
+        db = os.path.join(self.tmp, name)
+        self.ok("migrate", "--db", db, "--schemas", DATA + "/slow-on-data", "--to", "1")
+        # 500 rows: counting every triple runs 125 million rows through SQLite, a few
+        # seconds (the in-memory check of the set ran it on an empty table: instant).
+        sql(db, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 500)"
+                " INSERT INTO samples SELECT i FROM r;")
+        return db
+
+    def test_on_a_terminal_and_not(self):
+        db = self.slow_db("piped.db")
+        out = self.ok("migrate", "--db", db, "--schemas", DATA + "/slow-on-data", "--no-backup")
+        self.assertIn("applied v2", out)  # and ok() checked stderr is empty
+
+        db = self.slow_db("tty.db")
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.run([STEMMA, "migrate", "--db", db, "--schemas",
+                                DATA + "/slow-on-data", "--no-backup"],
+                               stdout=slave, stderr=subprocess.PIPE, timeout=120)
+            os.close(slave)
+            slave = None
+            seen = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's other end is closed
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        # Bytes, not text: universal newlines would turn the \r into \n.
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn(b"applied v2", seen)
+        self.assertRegex(err, r"\rv2 tests/data/schemas/slow-on-data/002_count_triples\.sql:"
+                                   r" running for \d+\.\d s")
+        self.assertTrue(err.endswith("\r\033[K"), repr(err[-20:]))
+
+
+if __name__ == "__main__":
+    STEMMA = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=1)

@@ -1,0 +1,2 @@
+-- Description: Remove people
+DROP TABLE people;

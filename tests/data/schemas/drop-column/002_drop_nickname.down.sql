@@ -1,0 +1,2 @@
+-- Description: Nicknames come back, empty
+ALTER TABLE people ADD COLUMN nickname TEXT;

@@ -1,0 +1,2 @@
+-- Description: Nicknames are dropped
+ALTER TABLE people DROP COLUMN nickname;

@@ -1,0 +1,2 @@
+-- Description: Samples (no primary key, so not synced)
+CREATE TABLE samples (n INTEGER);

@@ -1,0 +1,1109 @@
+/* Tests of sync/migrate: migrating real database files, change capture after each
+ * migration, drift, adopting an older tool's schema_version, failing migrations, dry
+ * runs, backups, rollback and restore. Each test works in its own scratch directory;
+ * schema sets it changes are copied there first. */
+#include "lineage/buf.h"
+#include "lineage/lineage.h"
+#include "sync/migrate.h"
+#include "sync/store.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TASKS "schemas/tasks"
+
+/* ---- helpers ---- */
+
+typedef struct {
+    char *dir; /* scratch directory */
+    char *db;  /* DIR/app.db */
+} s_fixture;
+
+static int s_setup(void **state)
+{
+    s_fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir();
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s/app.db", f->dir);
+    f->db = buf_detach(&b);
+    *state = f;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    s_fixture *f = *state;
+    tu_remove_tree(f->dir);
+    free(f->dir);
+    free(f->db);
+    free(f);
+    return 0;
+}
+
+/* "DIR/name", the caller's. */
+static char *s_path(const char *dir, const char *name)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s/%s", dir, name);
+    return buf_detach(&b);
+}
+
+/* Copies every file of schema directory src into a new directory DIR/name; returns its
+ * path, the caller's. */
+static char *s_copy_set(const char *src, const char *dir, const char *name)
+{
+    char *dst = s_path(dir, name);
+    assert_int_equal(mkdir(dst, 0755), 0);
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *from = s_path(src, e->d_name);
+        size_t len = 0;
+        char *data = tu_read(from, &len);
+        assert_non_null(data);
+        tu_write_bytes(dst, e->d_name, data, len);
+        free(data);
+        free(from);
+    }
+    closedir(d);
+    return dst;
+}
+
+static void s_remove(const char *dir, const char *name)
+{
+    char *p = s_path(dir, name);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+}
+
+static migrate_t *s_open(const char *db, const char *schemas)
+{
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    if (migrate_open(db, schemas, &m, &err) != STM_OK)
+        fail_msg("migrate_open(%s, %s): %s", db, schemas, err.msg);
+    return m;
+}
+
+/* Runs migrate to `to` (backup as asked, silent) and returns its code; err filled. */
+static stm_err s_migrate(const char *db, const char *schemas, int to, bool backup, stm_error *err)
+{
+    migrate_t *m = s_open(db, schemas);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = to;
+    o.backup = backup;
+    stm_err rc = migrate_run(m, &o, err);
+    migrate_destroy(&m);
+    return rc;
+}
+
+static void s_migrate_ok(const char *db, const char *schemas, int to)
+{
+    stm_error err = {0};
+    if (s_migrate(db, schemas, to, false, &err) != STM_OK)
+        fail_msg("migrate %s to %d: %s", schemas, to, err.msg);
+}
+
+static int s_version(const char *db, const char *schemas)
+{
+    migrate_t *m = s_open(db, schemas);
+    int v = migrate_version(m);
+    migrate_destroy(&m);
+    return v;
+}
+
+static sqlite3 *s_conn(const char *db)
+{
+    sqlite3 *c = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(c, 5000);
+    return c;
+}
+
+/* Runs sql on a second connection, as the application or the sqlite3 shell would. */
+static void s_exec(const char *db, const char *sql)
+{
+    sqlite3 *c = s_conn(db);
+    char *msg = NULL;
+    if (sqlite3_exec(c, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(c);
+}
+
+/* The first column of the first row of sql, as an integer. */
+static long long s_int(const char *db, const char *sql)
+{
+    sqlite3 *c = s_conn(db);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(c));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    return v;
+}
+
+/* The first column of the first row of sql, as text the caller frees (NULL for NULL). */
+static char *s_text(const char *db, const char *sql)
+{
+    sqlite3 *c = s_conn(db);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(c));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    char *copy = t ? strdup(t) : NULL;
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    return copy;
+}
+
+/* BLAKE2b of a whole file, to prove it did not change. */
+static void s_hash_file(const char *path, unsigned char out[32])
+{
+    size_t len = 0;
+    char *data = tu_read(path, &len);
+    assert_non_null(data);
+    crypto_generichash(out, 32, (const unsigned char *)data, len, NULL, 0);
+    free(data);
+}
+
+/* How many files in dir have names starting with prefix. */
+static int s_count_files(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return n;
+}
+
+static bool s_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static lineage_t *s_lineage(const char *schemas)
+{
+    schemaset_t *set = NULL;
+    lineage_t *l = NULL;
+    stm_error err = {0};
+    if (schemaset_load(schemas, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
+        fail_msg("%s: %s", schemas, err.msg);
+    schemaset_destroy(&set);
+    return l;
+}
+
+static void s_hex_of(const lineage_t *l, int version, char out[STM_ID_HEX_LEN + 1])
+{
+    stm_id_to_hex(&lineage_version_at(l, (size_t)version - 1)->id, out);
+}
+
+/* The version id stemma_local stamps local operations with. */
+static void s_store_version_id(const char *db, stm_id *out)
+{
+    store_t *s = NULL;
+    stm_error err = {0};
+    assert_int_equal(store_open(db, STORE_OPEN_EXISTING, &s, &err), STM_OK);
+    assert_int_equal(store_version_id(s, out, &err), STM_OK);
+    store_destroy(&s);
+}
+
+static long long s_triggers(const char *db)
+{
+    return s_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE "
+                     "'stemma%'");
+}
+
+static bool s_has_column(const char *db, const char *table, const char *column)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pragma_table_info('%s') WHERE name = '%s'",
+             table, column);
+    return s_int(db, sql) == 1;
+}
+
+/* ---- migrate ---- */
+
+static void test_fresh_migrate_to_head(void **state)
+{
+    s_fixture *f = *state;
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_false(migrate_db_exists(m));
+    assert_int_equal(migrate_version(m), 0);
+    assert_int_equal(migrate_drift_count(m), 0);
+    assert_false(migrate_is_prepared(m));
+    assert_false(s_exists(f->db)); /* opening checks only: nothing created */
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_version(m), 4);
+    assert_true(migrate_is_prepared(m));
+    assert_null(migrate_backup_path(m)); /* a new file: nothing to back up */
+    assert_int_equal(migrate_record_count(m), 4);
+    const lineage_t *l = migrate_lineage(m);
+    for (size_t i = 0; i < 4; i++) {
+        const migrate_record *r = migrate_record_at(m, i);
+        assert_int_equal(r->version, (int)i + 1);
+        assert_true(r->has_id && r->has_checksum);
+        assert_true(stm_id_equal(&r->id, &lineage_version_at(l, i)->id));
+        assert_true(stm_id_equal(&r->checksum, &lineage_version_at(l, i)->checksum));
+        assert_string_equal(r->description, lineage_version_at(l, i)->description);
+        /* 2024-01-02T03:04:05.678Z */
+        assert_int_equal(strlen(r->applied_at), 24);
+        assert_int_equal(r->applied_at[10], 'T');
+        assert_int_equal(r->applied_at[19], '.');
+        assert_int_equal(r->applied_at[23], 'Z');
+    }
+    /* Ids are readable in the sqlite3 shell: 64 lowercase hex digits. */
+    char hex[STM_ID_HEX_LEN + 1];
+    s_hex_of(l, 4, hex);
+    char *recorded = s_text(f->db, "SELECT version_id FROM schema_version WHERE version = 4");
+    assert_string_equal(recorded, hex);
+    free(recorded);
+    stm_id stamped;
+    s_store_version_id(f->db, &stamped);
+    assert_true(stm_id_equal(&stamped, &lineage_head(l)->id));
+    assert_int_equal(s_triggers(f->db), 16); /* lists, tasks, tags, comments: 4 each */
+    char *mode = s_text(f->db, "PRAGMA journal_mode");
+    assert_string_equal(mode, "wal");
+    free(mode);
+    migrate_destroy(&m);
+}
+
+static void test_rerun_is_a_noop(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    stm_error err = {0};
+    assert_int_equal(s_migrate(f->db, TASKS, MIGRATE_HEAD, true, &err), STM_OK);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0); /* no backup either */
+    assert_int_equal(s_version(f->db, TASKS), 4);
+}
+
+static void test_to_stops_there_and_refuses_bad_targets(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    assert_int_equal(s_version(f->db, TASKS), 2);
+    assert_false(s_has_column(f->db, "tasks", "tags"));
+    stm_error err = {0};
+    assert_int_equal(s_migrate(f->db, TASKS, 1, true, &err), STM_EUSAGE);
+    assert_non_null(strstr(err.msg, "stemma rollback --to 1"));
+    assert_int_equal(s_migrate(f->db, TASKS, 9, true, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "there is no version 9"));
+    assert_int_equal(s_migrate(f->db, TASKS, 3, false, &err), STM_OK);
+    assert_int_equal(s_version(f->db, TASKS), 3);
+    assert_true(s_has_column(f->db, "tasks", "tags"));
+}
+
+/* ---- capture after migrating ---- */
+
+static void test_writes_are_captured_with_the_new_version_id(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    lineage_t *l = s_lineage(TASKS);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                  "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l1', 'Milk');"
+                  "UPDATE tasks SET priority = 2 WHERE id = 't1';");
+    assert_true(s_int(f->db, "SELECT count(*) FROM stemma_oplog") >= 10);
+    assert_int_equal(s_int(f->db, "SELECT count(DISTINCT version_id) FROM stemma_oplog"), 1);
+    sqlite3 *c = s_conn(f->db);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(c, "SELECT version_id FROM stemma_oplog LIMIT 1", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), STM_ID_BYTES);
+    assert_memory_equal(sqlite3_column_blob(st, 0), lineage_head(l)->id.bytes, STM_ID_BYTES);
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    lineage_destroy(&l);
+}
+
+static void test_a_migration_dropping_a_column_works_with_triggers_installed(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/drop-column";
+    s_migrate_ok(f->db, set, 1);
+    assert_int_equal(s_triggers(f->db), 4);
+    s_exec(f->db, "INSERT INTO people VALUES ('p1', 'Ada', 'ada')");
+    /* The triggers name nickname; ALTER TABLE DROP COLUMN fails while they do. */
+    s_migrate_ok(f->db, set, 2);
+    assert_false(s_has_column(f->db, "people", "nickname"));
+    s_exec(f->db, "UPDATE people SET name = 'Ada L.' WHERE id = 'p1'");
+    lineage_t *l = s_lineage(set);
+    char sql[256], hex[STM_ID_HEX_LEN + 1];
+    s_hex_of(l, 2, hex);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM stemma_oplog WHERE col = 'name' AND val = 'Ada L.' AND "
+             "lower(hex(version_id)) = '%s'",
+             hex);
+    assert_int_equal(s_int(f->db, sql), 1);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' "
+                                  "AND sql LIKE '%nickname%'"),
+                     0);
+    lineage_destroy(&l);
+}
+
+/* ---- drift ---- */
+
+static void test_a_changed_file_is_drift(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_copy_set(TASKS, f->dir, "tasks");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    tu_write(set, "002_add_priority.sql",
+             "-- Description: Tasks get a priority\n"
+             "ALTER TABLE tasks ADD COLUMN priority INTEGER DEFAULT 1;\n");
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    migrate_t *m = s_open(f->db, set);
+    /* Version 2's file changed; 3 and 4's ids change with it but are not reported. */
+    assert_int_equal(migrate_drift_count(m), 1);
+    char *expect = s_path(set, "002_add_priority.sql: changed since it was applied (checksum "
+                               "differs)");
+    assert_string_equal(migrate_drift_at(m, 0), expect);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_string_equal(err.msg, expect);
+    o.to = 1;
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    assert_string_equal(err.msg, expect);
+    migrate_destroy(&m);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
+    free(expect);
+    free(set);
+}
+
+static void test_a_version_the_directory_lacks_is_drift(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_copy_set(TASKS, f->dir, "tasks");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    s_remove(set, "004_add_comments.sql");
+    s_remove(set, "004_add_comments.down.sql");
+    migrate_t *m = s_open(f->db, set);
+    assert_int_equal(migrate_version(m), 4);
+    assert_int_equal(migrate_drift_count(m), 1);
+    assert_non_null(strstr(migrate_drift_at(m, 0), "holds version 4, which"));
+    assert_non_null(strstr(migrate_drift_at(m, 0), "lacks (\"Comments on tasks\""));
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "holds version 4"));
+    migrate_destroy(&m);
+    free(set);
+}
+
+static void test_an_id_without_a_checksum_names_the_earlier_file(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_copy_set(TASKS, f->dir, "tasks");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    /* Version 2 recorded without a checksum (and no id), then its file changed: only
+     * version 3's id can tell. */
+    s_exec(f->db, "UPDATE schema_version SET checksum = NULL, version_id = NULL WHERE "
+                  "version = 2");
+    tu_write(set, "002_add_priority.sql", "ALTER TABLE tasks ADD COLUMN priority INTEGER;\n");
+    migrate_t *m = s_open(f->db, set);
+    assert_int_equal(migrate_drift_count(m), 1);
+    assert_non_null(strstr(migrate_drift_at(m, 0), "/002_add_priority.sql: differs from the "
+                                                   "migration that was applied"));
+    migrate_destroy(&m);
+    free(set);
+}
+
+/* ---- adoption ---- */
+
+/* A database an older tool migrated to version n of schemas/tasks. */
+static void s_make_old_style(const char *db, int n, const char *extra_rows)
+{
+    sqlite3 *c = NULL;
+    assert_int_equal(sqlite3_open(db, &c), SQLITE_OK);
+    schemaset_t *set = NULL;
+    stm_error err = {0};
+    assert_int_equal(schemaset_load(TASKS, &set, &err), STM_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                                  "applied_at TEXT NOT NULL, description TEXT NOT NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int k = 1; k <= n; k++) {
+        assert_int_equal(sqlite3_exec(c, schemaset_at(set, (size_t)k - 1)->text, NULL, NULL, NULL),
+                         SQLITE_OK);
+        char sql[200];
+        /* Descriptions an older tool wrote need not match ours. */
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schema_version VALUES (%d, '2020-01-0%dT00:00:00Z', 'step %d')", k, k,
+                 k);
+        assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    if (extra_rows)
+        assert_int_equal(sqlite3_exec(c, extra_rows, NULL, NULL, NULL), SQLITE_OK);
+    schemaset_destroy(&set);
+    sqlite3_close(c);
+}
+
+static void test_an_older_schema_version_is_adopted(void **state)
+{
+    s_fixture *f = *state;
+    s_make_old_style(f->db, 2, "INSERT INTO lists VALUES ('l1', 'Home', '2020')");
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_true(migrate_needs_adoption(m));
+    assert_int_equal(migrate_version(m), 2);
+    assert_int_equal(migrate_drift_count(m), 0);
+    assert_false(migrate_is_prepared(m));
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    if (migrate_run(m, &o, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_false(migrate_needs_adoption(m));
+    assert_int_equal(migrate_version(m), 4);
+    /* The backup was taken before adoption: an older tool's table, at version 2. */
+    const char *bak = migrate_backup_path(m);
+    assert_non_null(bak);
+    assert_false(s_has_column(bak, "schema_version", "version_id"));
+    assert_int_equal(s_int(bak, "SELECT max(version) FROM schema_version"), 2);
+    lineage_t *l = s_lineage(TASKS);
+    for (int k = 1; k <= 4; k++) {
+        char sql[128], hex[STM_ID_HEX_LEN + 1];
+        snprintf(sql, sizeof sql, "SELECT version_id FROM schema_version WHERE version = %d", k);
+        char *got = s_text(f->db, sql);
+        s_hex_of(l, k, hex);
+        assert_string_equal(got, hex);
+        free(got);
+    }
+    /* The older tool's rows keep their times and descriptions. */
+    char *desc = s_text(f->db, "SELECT description FROM schema_version WHERE version = 1");
+    assert_string_equal(desc, "step 1");
+    free(desc);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM lists"), 1);
+    assert_int_equal(s_triggers(f->db), 16);
+    lineage_destroy(&l);
+    migrate_destroy(&m);
+}
+
+static void test_an_older_table_at_head_is_adopted_and_set_up(void **state)
+{
+    s_fixture *f = *state;
+    s_make_old_style(f->db, 4, NULL);
+    stm_error err = {0};
+    assert_int_equal(s_migrate(f->db, TASKS, MIGRATE_HEAD, false, &err), STM_OK);
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_false(migrate_needs_adoption(m));
+    assert_true(migrate_is_prepared(m));
+    migrate_destroy(&m);
+    assert_int_equal(s_triggers(f->db), 16);
+}
+
+static void test_rollback_adopts_an_older_table_first(void **state)
+{
+    s_fixture *f = *state;
+    s_make_old_style(f->db, 3, NULL);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    o.backup = false;
+    stm_error err = {0};
+    if (migrate_rollback(m, &o, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(migrate_version(m), 1);
+    assert_false(migrate_needs_adoption(m));
+    migrate_destroy(&m);
+    assert_true(s_has_column(f->db, "schema_version", "checksum"));
+    assert_false(s_has_column(f->db, "tasks", "priority"));
+    assert_int_equal(s_triggers(f->db), 12);
+}
+
+static void test_capture_is_set_up_again_when_stemma_tables_are_gone(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    /* Someone removed stemma's tables and triggers; schema_version is intact. */
+    sqlite3 *c = s_conn(f->db);
+    sqlite3_stmt *st = NULL;
+    buf_t drop = BUF_INIT;
+    assert_int_equal(sqlite3_prepare_v2(c,
+                                        "SELECT type, name FROM sqlite_schema WHERE name LIKE "
+                                        "'stemma%' AND type IN ('trigger', 'table')",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        buf_printf(&drop, "DROP %s IF EXISTS \"%s\";", sqlite3_column_text(st, 0),
+                   sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    s_exec(f->db, buf_str(&drop));
+    buf_free(&drop);
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_false(migrate_is_prepared(m));
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    assert_true(migrate_is_prepared(m));
+    assert_null(migrate_backup_path(m)); /* no migration ran: no backup */
+    migrate_destroy(&m);
+    assert_int_equal(s_triggers(f->db), 16);
+    stm_id stamped;
+    s_store_version_id(f->db, &stamped);
+    lineage_t *l = s_lineage(TASKS);
+    assert_true(stm_id_equal(&stamped, &lineage_head(l)->id));
+    lineage_destroy(&l);
+}
+
+static void test_adoption_refuses_versions_the_directory_lacks(void **state)
+{
+    s_fixture *f = *state;
+    s_make_old_style(f->db, 4, "INSERT INTO schema_version VALUES (5, '2020', 'later')");
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_int_equal(migrate_drift_count(m), 1);
+    assert_non_null(strstr(migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "version 5"));
+    migrate_destroy(&m);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    assert_false(s_has_column(f->db, "schema_version", "version_id"));
+}
+
+static void test_adoption_refuses_a_gap(void **state)
+{
+    s_fixture *f = *state;
+    s_make_old_style(f->db, 3, "DELETE FROM schema_version WHERE version = 2");
+    migrate_t *m = s_open(f->db, TASKS);
+    assert_int_equal(migrate_drift_count(m), 1);
+    assert_non_null(strstr(migrate_drift_at(m, 0), "no row for version 2"));
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    migrate_destroy(&m);
+}
+
+static void test_a_foreign_schema_version_layout_is_refused(void **state)
+{
+    s_fixture *f = *state;
+    s_exec(f->db, "CREATE TABLE schema_version (major INTEGER, minor INTEGER)");
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    assert_int_equal(migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "(major, minor)"));
+}
+
+/* ---- a failing migration ---- */
+
+static void test_a_failing_migration_leaves_the_previous_version(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/fails-on-data";
+    s_migrate_ok(f->db, set, 1);
+    /* Fine on the empty in-memory database, refused on this data. */
+    s_exec(f->db, "INSERT INTO items (code) VALUES ('a'), ('a')");
+    migrate_t *m = s_open(f->db, set);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_non_null(
+        strstr(err.msg, "tests/data/schemas/fails-on-data/002_unique_codes.sql:3: UNIQUE"));
+    assert_non_null(strstr(err.msg, "(in: CREATE UNIQUE INDEX items_by_code"));
+    assert_non_null(strstr(err.msg, "still at version 1"));
+    assert_non_null(strstr(err.msg, "backup: "));
+    assert_int_equal(migrate_version(m), 1);
+    migrate_destroy(&m);
+    assert_int_equal(s_version(f->db, set), 1);
+    assert_false(s_has_column(f->db, "items", "note")); /* line 2 was rolled back too */
+    assert_int_equal(s_triggers(f->db), 4);             /* capture as before */
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM items"), 2);
+    /* Fixing the data lets it through. */
+    s_exec(f->db, "UPDATE items SET code = 'b' WHERE id = 2");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    assert_int_equal(s_version(f->db, set), 2);
+}
+
+static void test_a_new_file_whose_first_migration_fails_is_not_left(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/composite-key";
+    stm_error err = {0};
+    assert_int_equal(s_migrate(f->db, set, MIGRATE_HEAD, true, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "note_links has a primary key of several columns"));
+    assert_non_null(strstr(err.msg, "--exclude note_links"));
+    assert_non_null(strstr(err.msg, "still at version 0"));
+    assert_false(s_exists(f->db));
+}
+
+static void test_exclude_lets_a_composite_key_table_stay_local(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/composite-key";
+    migrate_t *m = s_open(f->db, set);
+    const char *exclude[] = {"note_links"};
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.exclude = exclude;
+    o.nexclude = 1;
+    stm_error err = {0};
+    if (migrate_run(m, &o, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    migrate_destroy(&m);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_exclude WHERE tbl = 'note_links'"),
+                     1);
+    assert_int_equal(s_triggers(f->db), 4); /* notes only */
+    s_exec(f->db, "INSERT INTO notes VALUES ('n1', 'x'), ('n2', 'y');"
+                  "INSERT INTO note_links VALUES ('n1', 'n2')");
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_oplog WHERE tbl = 'note_links'"), 0);
+}
+
+/* ---- dry run ---- */
+
+static void test_a_dry_run_changes_nothing(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.dry_run = true;
+    o.out = out;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_version(m), 2);
+    migrate_destroy(&m);
+    fclose(out);
+    assert_non_null(strstr(text, "is at version 2"));
+    assert_non_null(strstr(text, "drift: none"));
+    assert_non_null(strstr(text, "would back the database up first"));
+    assert_non_null(strstr(text, "v3  schemas/tasks/003_add_task_tags.sql  Tasks carry"));
+    assert_non_null(strstr(text, "\n    ALTER TABLE tasks ADD COLUMN tags TEXT DEFAULT '[]';\n"));
+    assert_non_null(strstr(text, "v4  schemas/tasks/004_add_comments.sql"));
+    assert_non_null(strstr(text, "nothing was changed"));
+    free(text);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
+}
+
+static void test_a_dry_run_does_not_create_the_file(void **state)
+{
+    s_fixture *f = *state;
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.dry_run = true;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    o.to = 0;
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT); /* nothing to roll back */
+    migrate_destroy(&m);
+    assert_false(s_exists(f->db));
+}
+
+/* ---- backups ---- */
+
+static void test_the_backup_opens_at_the_old_version(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home')");
+    /* Names this second and the next are taken: the backup must not overwrite them. */
+    time_t now = time(NULL);
+    char taken[2][512];
+    for (int i = 0; i < 2; i++) {
+        time_t t = now + i;
+        struct tm tm;
+        char stamp[32];
+        gmtime_r(&t, &tm);
+        strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(taken[i], sizeof taken[i], "app.db.v2-%s.bak", stamp);
+        tu_write(f->dir, taken[i], "not mine");
+    }
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    char *bak = strdup(migrate_backup_path(m));
+    migrate_destroy(&m);
+    char *prefix = s_path(f->dir, "app.db.v2-");
+    assert_int_equal(strncmp(bak, prefix, strlen(prefix)), 0);
+    assert_int_equal(strcmp(bak + strlen(bak) - 4, ".bak"), 0);
+    for (int i = 0; i < 2; i++) {
+        char *p = s_path(f->dir, taken[i]);
+        char *content = tu_read(p, NULL);
+        assert_string_equal(content, "not mine");
+        assert_string_not_equal(p, bak);
+        free(content);
+        free(p);
+    }
+    /* A complete database at version 2, with the data, in one plain file. */
+    assert_int_equal(s_version(bak, TASKS), 2);
+    assert_int_equal(s_int(bak, "SELECT count(*) FROM lists"), 1);
+    char *ok = s_text(bak, "PRAGMA integrity_check");
+    assert_string_equal(ok, "ok");
+    free(ok);
+    char *mode = s_text(bak, "PRAGMA journal_mode");
+    assert_string_equal(mode, "delete");
+    free(mode);
+    assert_int_equal(s_version(f->db, TASKS), 4);
+    free(prefix);
+    free(bak);
+}
+
+static void test_no_backup_when_asked_or_nothing_pending(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    stm_error err = {0};
+    assert_int_equal(s_migrate(f->db, TASKS, 3, false, &err), STM_OK);
+    assert_int_equal(s_migrate(f->db, TASKS, 3, true, &err), STM_OK);
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
+}
+
+/* ---- rollback ---- */
+
+static void test_rollback_runs_the_down_files(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                  "INSERT INTO tasks (id, list_id, title, priority) VALUES ('t1', 'l1', 'x', 3)");
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    stm_error err = {0};
+    if (migrate_rollback(m, &o, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(migrate_version(m), 1);
+    assert_non_null(migrate_backup_path(m));
+    char *bak = strdup(migrate_backup_path(m));
+    migrate_destroy(&m);
+    assert_int_equal(s_version(bak, TASKS), 4);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM schema_version"), 1);
+    assert_false(s_has_column(f->db, "tasks", "priority"));
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE name = 'comments'"), 0);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM tasks"), 1);
+    lineage_t *l = s_lineage(TASKS);
+    stm_id stamped;
+    s_store_version_id(f->db, &stamped);
+    assert_true(stm_id_equal(&stamped, &lineage_version_at(l, 0)->id));
+    assert_int_equal(s_triggers(f->db), 12); /* lists, tasks, tags */
+    long long before = s_int(f->db, "SELECT count(*) FROM stemma_oplog");
+    s_exec(f->db, "UPDATE tasks SET title = 'y'");
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_oplog"), before + 1);
+    /* And all the way down, then up again. */
+    m = s_open(f->db, TASKS);
+    o.to = 0;
+    o.backup = false;
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_version(m), 0);
+    migrate_destroy(&m);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                  "name NOT LIKE 'stemma%' AND name <> 'schema_version'"),
+                     0);
+    assert_int_equal(s_triggers(f->db), 0);
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    assert_int_equal(s_version(f->db, TASKS), 4);
+    lineage_destroy(&l);
+    free(bak);
+}
+
+static void test_rollback_refuses_a_missing_down_file(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_copy_set(TASKS, f->dir, "tasks");
+    s_remove(set, "003_add_task_tags.down.sql");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    migrate_t *m = s_open(f->db, set);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    stm_error err = {0};
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    char *expect = s_path(set, "003_add_task_tags.down.sql: missing");
+    assert_non_null(strstr(err.msg, expect));
+    free(expect);
+    /* Rolling back above it is fine. */
+    o.to = 3;
+    o.backup = false;
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_version(m), 3);
+    o.to = 5;
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_EUSAGE);
+    assert_non_null(strstr(err.msg, "stemma migrate --to 5"));
+    migrate_destroy(&m);
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
+    free(set);
+}
+
+static void test_rollback_refuses_a_down_file_sqlite_refuses(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_copy_set(TASKS, f->dir, "tasks");
+    tu_write(set, "004_add_comments.down.sql", "DROP INDEX comments_by_task;\nDROP TABLE nope;\n");
+    s_migrate_ok(f->db, set, MIGRATE_HEAD);
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    migrate_t *m = s_open(f->db, set);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 2;
+    stm_error err = {0};
+    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "004_add_comments.down.sql:2: no such table: nope"));
+    assert_non_null(strstr(err.msg, "not changed"));
+    migrate_destroy(&m);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
+    free(set);
+}
+
+/* ---- restore ---- */
+
+static void test_restore_puts_a_backup_back_and_keeps_the_current(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    char *bak = strdup(migrate_backup_path(m));
+    migrate_destroy(&m);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the backup')");
+    char *saved = NULL;
+    if (migrate_restore(f->db, bak, &o, &saved, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(s_version(f->db, TASKS), 2);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM lists"), 0);
+    /* What was replaced is kept. */
+    assert_non_null(saved);
+    assert_int_equal(s_version(saved, TASKS), 4);
+    assert_int_equal(s_int(saved, "SELECT count(*) FROM lists"), 1);
+    /* The restored database migrates on as usual. */
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    free(saved);
+    /* Bad backups are refused, and the database is left alone. */
+    tu_write(f->dir, "junk.bak", "this is not a database, not even close to one........");
+    char *junk = s_path(f->dir, "junk.bak");
+    assert_int_equal(migrate_restore(f->db, junk, &o, &saved, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "not a usable SQLite database"));
+    assert_null(saved);
+    char *missing = s_path(f->dir, "missing.bak");
+    assert_int_equal(migrate_restore(f->db, missing, &o, &saved, &err), STM_EINPUT);
+    assert_int_equal(migrate_restore(f->db, f->db, &o, &saved, &err), STM_EUSAGE);
+    assert_int_equal(s_version(f->db, TASKS), 4);
+    free(missing);
+    free(junk);
+    free(bak);
+}
+
+static void test_restore_refuses_a_damaged_backup(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    char *copy = s_path(f->dir, "damaged.db");
+    /* A copy with its tasks table's root page overwritten by another table's. */
+    sqlite3 *c = s_conn(f->db);
+    char sql[600];
+    snprintf(sql, sizeof sql, "VACUUM INTO '%s'", copy);
+    assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+    c = NULL;
+    assert_int_equal(sqlite3_open(copy, &c), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(c,
+                                  "PRAGMA writable_schema = ON;"
+                                  "UPDATE sqlite_schema SET rootpage = (SELECT rootpage FROM "
+                                  "sqlite_schema WHERE name = 'lists') WHERE name = 'tags';",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(c);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    char *saved = NULL;
+    assert_int_equal(migrate_restore(f->db, copy, &o, &saved, &err), STM_ECORRUPT);
+    assert_non_null(strstr(err.msg, "fails SQLite's integrity check"));
+    assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
+    free(copy);
+}
+
+/* ---- progress, status, history ---- */
+
+static void test_progress_shows_only_when_asked(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/drop-column";
+    s_migrate_ok(f->db, set, 1);
+    /* Enough rows that dropping a column runs many SQLite instructions: the progress
+     * handler is called every thousand. */
+    s_exec(f->db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
+                  " INSERT INTO people SELECT 'p' || i, 'name ' || i, 'nick' FROM n");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *progress = open_memstream(&text, &len);
+    migrate_t *m = s_open(f->db, set);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.progress = progress;
+    o.progress_after_ms = 0; /* every step is "long" */
+    o.backup = false;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_destroy(&m);
+    fclose(progress);
+    assert_non_null(
+        strstr(text, "\rv2 tests/data/schemas/drop-column/002_drop_nickname.sql: running for "));
+    /* The line is erased when the step ends, for the step's report to take its place. */
+    assert_int_equal(strcmp(text + len - 4, "\r\033[K"), 0);
+    free(text);
+    /* With the default threshold, quick steps draw nothing. */
+    progress = open_memstream(&text, &len);
+    char *other = s_path(f->dir, "other.db");
+    m = s_open(other, TASKS);
+    free(other);
+    o = (migrate_options)MIGRATE_OPTIONS_INIT;
+    o.progress = progress;
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_destroy(&m);
+    fclose(progress);
+    assert_int_equal(len, 0);
+    free(text);
+}
+
+static void test_the_report_lines(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 3);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.out = out;
+    stm_error err = {0};
+    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_destroy(&m);
+    fclose(out);
+    assert_int_equal(strncmp(text, "backup: ", 8), 0);
+    assert_non_null(strstr(text, "\napplied v4  schemas/tasks/004_add_comments.sql  Comments on "
+                                 "tasks  ("));
+    assert_non_null(strstr(text, "app.db: now at version 4 (id "));
+    free(text);
+}
+
+static void test_status_of_a_missing_file_is_version_0(void **state)
+{
+    s_fixture *f = *state;
+    migrate_t *m = s_open(f->db, TASKS);
+    stm_id id;
+    assert_false(migrate_version_id(m, &id));
+    assert_true(stm_id_is_zero(&id));
+    assert_int_equal(migrate_record_count(m), 0);
+    assert_false(migrate_needs_adoption(m));
+    migrate_destroy(&m);
+    assert_false(s_exists(f->db));
+    /* A file that is not SQLite is bad input. */
+    tu_write(f->dir, "app.db", "hello, this is a text file and not a database at all....");
+    stm_error err = {0};
+    assert_int_equal(migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
+    assert_null(m);
+}
+
+static void test_history_reads_what_was_applied(void **state)
+{
+    s_fixture *f = *state;
+    migrate_record *r = NULL;
+    size_t n = 0;
+    stm_error err = {0};
+    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_EINPUT); /* no file */
+    s_exec(f->db, "CREATE TABLE t (x)");
+    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_OK);
+    assert_int_equal(n, 0);
+    migrate_records_free(&r, n);
+    s_migrate_ok(f->db, TASKS, 2);
+    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(r[1].version, 2);
+    assert_string_equal(r[1].description, "Tasks get a priority");
+    assert_true(r[1].has_id);
+    lineage_t *l = s_lineage(TASKS);
+    assert_true(stm_id_equal(&r[1].id, &lineage_version_at(l, 1)->id));
+    lineage_destroy(&l);
+    migrate_records_free(&r, n);
+    assert_null(r);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_fresh_migrate_to_head),
+        T(test_rerun_is_a_noop),
+        T(test_to_stops_there_and_refuses_bad_targets),
+        T(test_writes_are_captured_with_the_new_version_id),
+        T(test_a_migration_dropping_a_column_works_with_triggers_installed),
+        T(test_a_changed_file_is_drift),
+        T(test_a_version_the_directory_lacks_is_drift),
+        T(test_an_id_without_a_checksum_names_the_earlier_file),
+        T(test_an_older_schema_version_is_adopted),
+        T(test_an_older_table_at_head_is_adopted_and_set_up),
+        T(test_rollback_adopts_an_older_table_first),
+        T(test_capture_is_set_up_again_when_stemma_tables_are_gone),
+        T(test_adoption_refuses_versions_the_directory_lacks),
+        T(test_adoption_refuses_a_gap),
+        T(test_a_foreign_schema_version_layout_is_refused),
+        T(test_a_failing_migration_leaves_the_previous_version),
+        T(test_a_new_file_whose_first_migration_fails_is_not_left),
+        T(test_exclude_lets_a_composite_key_table_stay_local),
+        T(test_a_dry_run_changes_nothing),
+        T(test_a_dry_run_does_not_create_the_file),
+        T(test_the_backup_opens_at_the_old_version),
+        T(test_no_backup_when_asked_or_nothing_pending),
+        T(test_rollback_runs_the_down_files),
+        T(test_rollback_refuses_a_missing_down_file),
+        T(test_rollback_refuses_a_down_file_sqlite_refuses),
+        T(test_restore_puts_a_backup_back_and_keeps_the_current),
+        T(test_restore_refuses_a_damaged_backup),
+        T(test_progress_shows_only_when_asked),
+        T(test_the_report_lines),
+        T(test_status_of_a_missing_file_is_version_0),
+        T(test_history_reads_what_was_applied),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
