@@ -9,17 +9,77 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How the hot path stays close to SQLite's own speed: the statements are prepared
+ * once (fixed ones by name, row statements by table and column set); an operation is
+ * recorded with INSERT OR IGNORE, whose change count says whether it was already
+ * present, instead of a lookup first; and a row is updated first and only looked up
+ * when the update found nothing. What is left per written cell is one index seek for
+ * the cell's latest clock, the oplog insert and the row write. */
+
 /* A synced table of the local catalog. */
 typedef struct {
     const catalog_table *def;  /* lent by the applier's catalog */
     const catalog_column *key; /* its single key column */
 } s_table;
 
-/* A statement prepared once per SQL text and kept for the applier's life. */
+/* The fixed statements, prepared on first use. */
+enum {
+    Q_RECORD,         /* INSERT OR IGNORE an operation */
+    Q_MARK_PARKED,    /* set an operation's parked flag */
+    Q_PARK_REASON,    /* why it is parked */
+    Q_LATEST_CELL,    /* latest applied write to a cell, other than the one given */
+    Q_LATEST_DELETE,  /* latest applied delete of a row */
+    Q_LATEST_WRITE,   /* latest write of any cell of a row (schema-parked ones count) */
+    Q_CELL_VALUE,     /* the value of a cell's latest applied write */
+    Q_VECTOR_GET,
+    Q_VECTOR_SET,
+    Q_LOCAL_SEQ,
+    Q_CLOCK,
+    Q_HAS_PARKED,
+    Q_COUNT
+};
+
+static const char *const s_sql[Q_COUNT] = {
+    [Q_RECORD] = "INSERT OR IGNORE INTO stemma_oplog (origin, seq, hlc, version_id, tbl, pk, col, "
+                 "aff, val, parked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_MARK_PARKED] = "UPDATE stemma_oplog SET parked = ?3 WHERE origin = ?1 AND seq = ?2",
+    [Q_PARK_REASON] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
+                      "VALUES (?1, ?2, ?3, ?4)",
+    [Q_LATEST_CELL] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
+                      "col = ?3 AND parked = 0 AND NOT (origin = ?4 AND seq = ?5) "
+                      "ORDER BY hlc DESC, origin DESC LIMIT 1",
+    [Q_LATEST_DELETE] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
+                        "col IS NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
+    /* A write this schema could not hold still happened: it counts for whether the
+     * row exists (apply.h, invariant 3). */
+    [Q_LATEST_WRITE] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
+                       "col IS NOT NULL AND parked < 2 ORDER BY hlc DESC, origin DESC LIMIT 1",
+    [Q_CELL_VALUE] = "SELECT val FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND "
+                     "parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
+    [Q_VECTOR_GET] = "SELECT seq FROM stemma_vector WHERE origin = ?1",
+    [Q_VECTOR_SET] = "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
+                     "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
+    [Q_LOCAL_SEQ] = "UPDATE stemma_local SET seq = max(seq, (SELECT max(seq) FROM stemma_oplog "
+                    "WHERE origin = ?1)) WHERE id = 1",
+    [Q_CLOCK] = "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 WHERE id = 1",
+    [Q_HAS_PARKED] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",
+};
+
+/* Row statements: one per (table, kind, set of columns). */
+typedef enum { ROW_EXISTS, ROW_UPDATE, ROW_INSERT, ROW_DELETE } s_row_kind;
+
+typedef struct {
+    const s_table *table; /* NULL: empty slot */
+    s_row_kind kind;
+    uint64_t mask;        /* bit i: column i of the table (declaration order) */
+    sqlite3_stmt *stmt;
+} s_row_stmt;
+
+/* Tables with more columns than a mask holds use statements keyed by their text. */
 typedef struct {
     char *sql;
     sqlite3_stmt *stmt;
-} s_cached;
+} s_text_stmt;
 
 struct applier {
     store_t *store;        /* lent */
@@ -30,15 +90,20 @@ struct applier {
     int schema_cookie;     /* PRAGMA schema_version when it was read; -1: never */
     s_table *tables;       /* synced tables, in catalog order */
     size_t ntables;
-    s_cached *cache;       /* prepared statements by SQL text */
-    size_t ncache;
-    size_t cache_cap;
+    const s_table *last_table; /* the last one looked up: batches run table by table */
+    sqlite3_stmt *fixed[Q_COUNT]; /* by Q_*, prepared on first use */
+    s_row_stmt *rows;      /* open-addressing table of row statements */
+    size_t nrows_slots;    /* a power of two, or 0 */
+    size_t nrows;
+    s_text_stmt *texts;    /* row statements of wide tables */
+    size_t ntexts;
+    size_t texts_cap;
     char **warned;         /* "origin/table.column" keys already warned about */
     size_t nwarned;
     size_t warned_cap;
     stm_id node_id;        /* this database's origin */
     uint64_t max_hlc;      /* greatest clock seen in the current transaction */
-    stm_id *touched;       /* remote origins with new operations in this transaction */
+    stm_id *touched;       /* origins with new operations in this transaction */
     size_t ntouched;
     size_t touched_cap;
     bool any_applied;      /* something applied in this transaction */
@@ -52,33 +117,166 @@ static stm_err s_db_error(applier_t *a, stm_error *err, const char *what)
                          sqlite3_errmsg(a->db));
 }
 
-/* The statement for sql, prepared on first use; reset and unbound. NULL on failure. */
-static sqlite3_stmt *s_stmt(applier_t *a, const char *sql)
+/* Fixed statement q, reset and unbound; NULL when it cannot be prepared. */
+static sqlite3_stmt *s_fixed(applier_t *a, int q)
 {
-    for (size_t i = 0; i < a->ncache; i++) {
-        if (strcmp(a->cache[i].sql, sql) == 0) {
-            sqlite3_reset(a->cache[i].stmt);
-            sqlite3_clear_bindings(a->cache[i].stmt);
-            return a->cache[i].stmt;
-        }
+    if (!a->fixed[q]) {
+        if (sqlite3_prepare_v3(a->db, s_sql[q], -1, SQLITE_PREPARE_PERSISTENT, &a->fixed[q],
+                               NULL) != SQLITE_OK)
+            return NULL;
+        return a->fixed[q];
     }
+    sqlite3_reset(a->fixed[q]);
+    sqlite3_clear_bindings(a->fixed[q]);
+    return a->fixed[q];
+}
+
+static void s_statements_clear(applier_t *a)
+{
+    for (int q = 0; q < Q_COUNT; q++) {
+        sqlite3_finalize(a->fixed[q]);
+        a->fixed[q] = NULL;
+    }
+    for (size_t i = 0; i < a->nrows_slots; i++)
+        sqlite3_finalize(a->rows[i].stmt);
+    free(a->rows);
+    a->rows = NULL;
+    a->nrows_slots = a->nrows = 0;
+    for (size_t i = 0; i < a->ntexts; i++) {
+        sqlite3_finalize(a->texts[i].stmt);
+        free(a->texts[i].sql);
+    }
+    a->ntexts = 0;
+}
+
+/* One cell to write: a local column and its value. */
+typedef struct {
+    const catalog_column *col;
+    size_t position;  /* the column's index in the table */
+    op_value value;
+    bool saved;       /* value's bytes are in the caller's buffer, at offset */
+    size_t offset;
+} s_cell;
+
+/* The SQL of a row statement: ?1 is the key, ?2... the cells in order. */
+static void s_row_sql(buf_t *sql, const s_table *t, s_row_kind kind, const s_cell *cells,
+                      size_t ncells)
+{
+    const char *table = catalog_table_name(t->def);
+    switch (kind) {
+    case ROW_EXISTS:
+        buf_puts(sql, "SELECT 1 FROM ");
+        sqlscript_quote_ident(sql, table);
+        break;
+    case ROW_DELETE:
+        buf_puts(sql, "DELETE FROM ");
+        sqlscript_quote_ident(sql, table);
+        break;
+    case ROW_UPDATE:
+        buf_puts(sql, "UPDATE ");
+        sqlscript_quote_ident(sql, table);
+        buf_puts(sql, " SET ");
+        for (size_t i = 0; i < ncells; i++) {
+            if (i)
+                buf_puts(sql, ", ");
+            sqlscript_quote_ident(sql, cells[i].col->name);
+            buf_printf(sql, " = ?%zu", i + 2);
+        }
+        break;
+    case ROW_INSERT:
+        buf_puts(sql, "INSERT INTO ");
+        sqlscript_quote_ident(sql, table);
+        buf_puts(sql, " (");
+        sqlscript_quote_ident(sql, t->key->name);
+        for (size_t i = 0; i < ncells; i++) {
+            buf_puts(sql, ", ");
+            sqlscript_quote_ident(sql, cells[i].col->name);
+        }
+        buf_puts(sql, ") VALUES (?1");
+        for (size_t i = 0; i < ncells; i++)
+            buf_printf(sql, ", ?%zu", i + 2);
+        buf_puts(sql, ")");
+        return;
+    }
+    buf_puts(sql, " WHERE ");
+    sqlscript_quote_ident(sql, t->key->name);
+    buf_puts(sql, " = ?1");
+}
+
+static sqlite3_stmt *s_prepare(applier_t *a, const char *sql)
+{
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v3(a->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
         return NULL;
-    a->cache = stm_grow(a->cache, &a->cache_cap, a->ncache + 1, sizeof *a->cache);
-    a->cache[a->ncache].sql = stm_strdup(sql);
-    a->cache[a->ncache].stmt = stmt;
-    a->ncache++;
     return stmt;
 }
 
-static void s_cache_clear(applier_t *a)
+static size_t s_row_slot(const applier_t *a, const s_table *t, s_row_kind kind, uint64_t mask)
 {
-    for (size_t i = 0; i < a->ncache; i++) {
-        sqlite3_finalize(a->cache[i].stmt);
-        free(a->cache[i].sql);
+    uint64_t h = (uint64_t)(uintptr_t)t * 0x9E3779B97F4A7C15ull ^ mask * 0xC2B2AE3D27D4EB4Full ^
+                 (uint64_t)kind;
+    size_t s = (size_t)(h ^ h >> 29) & (a->nrows_slots - 1);
+    while (a->rows[s].table &&
+           !(a->rows[s].table == t && a->rows[s].kind == kind && a->rows[s].mask == mask))
+        s = (s + 1) & (a->nrows_slots - 1);
+    return s;
+}
+
+/* The row statement for these cells (sorted by position), reset and unbound. */
+static sqlite3_stmt *s_row_stmt_for(applier_t *a, const s_table *t, s_row_kind kind,
+                                    const s_cell *cells, size_t ncells)
+{
+    uint64_t mask = 0;
+    bool fits = true;
+    for (size_t i = 0; i < ncells; i++) {
+        if (cells[i].position >= 64)
+            fits = false;
+        else
+            mask |= 1ull << cells[i].position;
     }
-    a->ncache = 0;
+    buf_t sql = BUF_INIT;
+    sqlite3_stmt *stmt = NULL;
+    if (!fits) {
+        s_row_sql(&sql, t, kind, cells, ncells);
+        for (size_t i = 0; i < a->ntexts && !stmt; i++)
+            if (strcmp(a->texts[i].sql, buf_str(&sql)) == 0)
+                stmt = a->texts[i].stmt;
+        if (!stmt && (stmt = s_prepare(a, buf_str(&sql))) != NULL) {
+            a->texts = stm_grow(a->texts, &a->texts_cap, a->ntexts + 1, sizeof *a->texts);
+            a->texts[a->ntexts].sql = buf_detach(&sql);
+            a->texts[a->ntexts].stmt = stmt;
+            a->ntexts++;
+        }
+        buf_free(&sql);
+    } else {
+        if ((a->nrows + 1) * 2 > a->nrows_slots) {
+            size_t old_n = a->nrows_slots;
+            s_row_stmt *old = a->rows;
+            a->nrows_slots = old_n ? old_n * 2 : 64;
+            a->rows = stm_calloc(a->nrows_slots, sizeof *a->rows);
+            for (size_t i = 0; i < old_n; i++)
+                if (old[i].table)
+                    a->rows[s_row_slot(a, old[i].table, old[i].kind, old[i].mask)] = old[i];
+            free(old);
+        }
+        size_t slot = s_row_slot(a, t, kind, mask);
+        if (a->rows[slot].table) {
+            stmt = a->rows[slot].stmt;
+        } else {
+            s_row_sql(&sql, t, kind, cells, ncells);
+            stmt = s_prepare(a, buf_str(&sql));
+            buf_free(&sql);
+            if (stmt) {
+                a->rows[slot] = (s_row_stmt){t, kind, mask, stmt};
+                a->nrows++;
+            }
+        }
+    }
+    if (stmt) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    }
+    return stmt;
 }
 
 /* ---- the local catalog ---- */
@@ -100,11 +298,12 @@ static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
     int cookie = s_schema_cookie(a->db);
     if (cookie == a->schema_cookie && a->catalog)
         return STM_OK;
-    s_cache_clear(a);
+    s_statements_clear(a);
     catalog_destroy(&a->catalog);
     free(a->tables);
     a->tables = NULL;
     a->ntables = 0;
+    a->last_table = NULL;
     stm_err rc = catalog_read(a->db, &a->catalog, err);
     if (rc != STM_OK)
         return rc;
@@ -130,12 +329,23 @@ static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
 }
 
 /* The synced table named name (any case), or NULL. */
-static const s_table *s_find_table(const applier_t *a, const char *name)
+static const s_table *s_find_table(applier_t *a, const char *name)
 {
-    for (size_t i = 0; i < a->ntables; i++)
-        if (sqlite3_stricmp(catalog_table_name(a->tables[i].def), name) == 0)
-            return &a->tables[i];
+    if (a->last_table && sqlite3_stricmp(catalog_table_name(a->last_table->def), name) == 0)
+        return a->last_table;
+    for (size_t i = 0; i < a->ntables; i++) {
+        if (sqlite3_stricmp(catalog_table_name(a->tables[i].def), name) == 0) {
+            a->last_table = &a->tables[i];
+            return a->last_table;
+        }
+    }
     return NULL;
+}
+
+/* The position of col in t's declaration. */
+static size_t s_position(const s_table *t, const catalog_column *col)
+{
+    return (size_t)(col - catalog_table_column(t->def, 0));
 }
 
 /* ---- life ---- */
@@ -156,8 +366,8 @@ void applier_destroy(applier_t **self_p)
     applier_t *a = *self_p;
     if (!a)
         return;
-    s_cache_clear(a);
-    free(a->cache);
+    s_statements_clear(a);
+    free(a->texts);
     catalog_destroy(&a->catalog);
     free(a->tables);
     for (size_t i = 0; i < a->nwarned; i++)
@@ -168,7 +378,7 @@ void applier_destroy(applier_t **self_p)
     *self_p = NULL;
 }
 
-/* ---- parking ---- */
+/* ---- recording and parking ---- */
 
 static void s_warn_once(applier_t *a, const op_t *op, const char *reason)
 {
@@ -194,14 +404,30 @@ static void s_warn_once(applier_t *a, const op_t *op, const char *reason)
     buf_free(&msg);
 }
 
-/* Records op in the oplog; table and column are the names to store (the local
- * catalog's for an applied op, the received ones for a parked op). */
-static stm_err s_record(applier_t *a, const op_t *op, const char *table, const char *column,
-                        const char *park_kind, const char *reason, stm_error *err)
+/* Parked kinds as stored in stemma_oplog.parked. */
+enum { PARKED_NO = 0, PARKED_SCHEMA = 1, PARKED_CONSTRAINT = 2 };
+
+static const char *s_kind_name(int parked)
 {
-    sqlite3_stmt *ins = s_stmt(a, "INSERT INTO stemma_oplog (origin, seq, hlc, version_id, tbl, "
-                                  "pk, col, aff, val, parked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                  "?8, ?9, ?10)");
+    return parked == PARKED_SCHEMA ? "schema" : "constraint";
+}
+
+static void s_touch(applier_t *a, const stm_id *origin)
+{
+    for (size_t i = 0; i < a->ntouched; i++)
+        if (stm_id_equal(&a->touched[i], origin))
+            return;
+    a->touched = stm_grow(a->touched, &a->touched_cap, a->ntouched + 1, sizeof *a->touched);
+    a->touched[a->ntouched++] = *origin;
+}
+
+/* Records op in the oplog unless it is there already (*present). table and column
+ * are the names to store: the local catalog's for an op that applies, so that later
+ * lookups find it; the received ones for a parked op. */
+static stm_err s_record(applier_t *a, const op_t *op, const char *table, const char *column,
+                        int parked, bool *present, stm_error *err)
+{
+    sqlite3_stmt *ins = s_fixed(a, Q_RECORD);
     if (!ins)
         return s_db_error(a, err, "recording an operation");
     char aff[2] = {op->affinity, '\0'};
@@ -219,68 +445,96 @@ static stm_err s_record(applier_t *a, const op_t *op, const char *table, const c
         if (op_value_bind(ins, 9, &op->value) != SQLITE_OK)
             return s_db_error(a, err, "recording an operation's value");
     }
-    sqlite3_bind_int(ins, 10, !park_kind ? 0 : strcmp(park_kind, "schema") == 0 ? 1 : 2);
+    sqlite3_bind_int(ins, 10, parked);
     if (sqlite3_step(ins) != SQLITE_DONE)
         return s_db_error(a, err, "recording an operation");
-    if (park_kind) {
-        sqlite3_stmt *park = s_stmt(a, "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, "
-                                       "reason) VALUES (?1, ?2, ?3, ?4)");
-        if (!park)
-            return s_db_error(a, err, "parking an operation");
-        sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
-        sqlite3_bind_text(park, 3, park_kind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
-        if (sqlite3_step(park) != SQLITE_DONE)
-            return s_db_error(a, err, "parking an operation");
+    *present = sqlite3_changes(a->db) == 0;
+    if (!*present) {
+        if (op->hlc > a->max_hlc)
+            a->max_hlc = op->hlc;
+        s_touch(a, &op->origin);
     }
     return STM_OK;
 }
 
-static stm_err s_park(applier_t *a, const op_t *op, const char *kind, const char *reason,
-                      apply_stats *st, stm_error *err)
+/* Writes why op (recorded already) is parked. */
+static stm_err s_park_reason(applier_t *a, const op_t *op, int parked, const char *reason,
+                             apply_stats *st, stm_error *err)
 {
     s_warn_once(a, op, reason);
     st->parked++;
-    return s_record(a, op, op->table, op->column, kind, reason, err);
+    sqlite3_stmt *park = s_fixed(a, Q_PARK_REASON);
+    if (!park)
+        return s_db_error(a, err, "parking an operation");
+    sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
+    sqlite3_bind_text(park, 3, s_kind_name(parked), -1, SQLITE_STATIC);
+    sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(park) != SQLITE_DONE)
+        return s_db_error(a, err, "parking an operation");
+    return STM_OK;
+}
+
+/* Records and parks a new op; counts it present instead when it was there. */
+static stm_err s_park(applier_t *a, const op_t *op, int parked, const char *reason,
+                      apply_stats *st, stm_error *err)
+{
+    bool present;
+    stm_err rc = s_record(a, op, op->table, op->column, parked, &present, err);
+    if (rc != STM_OK)
+        return rc;
+    if (present) {
+        st->present++;
+        return STM_OK;
+    }
+    return s_park_reason(a, op, parked, reason, st, err);
+}
+
+/* Parks an op already recorded as applied: a constraint refused its row write. */
+static stm_err s_repark(applier_t *a, const op_t *op, const char *reason, apply_stats *st,
+                        stm_error *err)
+{
+    sqlite3_stmt *mark = s_fixed(a, Q_MARK_PARKED);
+    if (!mark)
+        return s_db_error(a, err, "parking an operation");
+    sqlite3_bind_blob(mark, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(mark, 2, (sqlite3_int64)op->seq);
+    sqlite3_bind_int(mark, 3, PARKED_CONSTRAINT);
+    if (sqlite3_step(mark) != SQLITE_DONE)
+        return s_db_error(a, err, "parking an operation");
+    return s_park_reason(a, op, PARKED_CONSTRAINT, reason, st, err);
 }
 
 /* ---- last writer wins ---- */
 
-/* The latest applied write to one cell (column given) or, with column NULL and
- * deletes true, the latest delete of the row, or with column NULL and deletes false,
- * the latest write to any cell of the row. *found false when there is none. */
-static stm_err s_latest(applier_t *a, const char *table, const op_value *pk, const char *column,
-                        bool deletes, uint64_t *hlc, stm_id *origin, bool *found, stm_error *err)
+/* The latest write found by query q for (table, pk[, column, excluding op]).
+ * *found false when there is none. */
+static stm_err s_latest(applier_t *a, int q, const char *table, const op_value *pk,
+                        const char *column, const op_t *self, uint64_t *hlc, stm_id *origin,
+                        bool *found, stm_error *err)
 {
-    const char *sql =
-        column ? "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col = ?3 "
-                 "AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
-        : deletes ? "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
-                    "NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1"
-                  /* A write this schema could not hold still happened: it counts for
-                   * whether the row exists (apply.h, invariant 3). */
-                  : "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col IS "
-                    "NOT NULL AND parked < 2 ORDER BY hlc DESC, origin DESC LIMIT 1";
-    sqlite3_stmt *q = s_stmt(a, sql);
-    if (!q)
+    sqlite3_stmt *stmt = s_fixed(a, q);
+    if (!stmt)
         return s_db_error(a, err, "reading clocks");
-    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-    if (op_value_bind(q, 2, pk) != SQLITE_OK)
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    if (op_value_bind(stmt, 2, pk) != SQLITE_OK)
         return s_db_error(a, err, "reading clocks");
-    if (column)
-        sqlite3_bind_text(q, 3, column, -1, SQLITE_STATIC);
-    int step = sqlite3_step(q);
+    if (column) {
+        sqlite3_bind_text(stmt, 3, column, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 4, self->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)self->seq);
+    }
+    int step = sqlite3_step(stmt);
     *found = step == SQLITE_ROW;
     if (*found) {
-        *hlc = (uint64_t)sqlite3_column_int64(q, 0);
+        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
         memset(origin->bytes, 0, STM_ID_BYTES);
-        if (sqlite3_column_bytes(q, 1) == STM_ID_BYTES)
-            memcpy(origin->bytes, sqlite3_column_blob(q, 1), STM_ID_BYTES);
+        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
+            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
     } else if (step != SQLITE_DONE) {
         return s_db_error(a, err, "reading clocks");
     }
-    sqlite3_reset(q);
+    sqlite3_reset(stmt);
     return STM_OK;
 }
 
@@ -291,42 +545,13 @@ static bool s_later(uint64_t hlc, const stm_id *origin, bool found, uint64_t oth
     return !found || op_clock_compare(hlc, origin, other_hlc, other_origin) > 0;
 }
 
-/* Whether the row exists. */
-static stm_err s_row_exists(applier_t *a, const s_table *t, const op_value *pk, bool *exists,
-                            stm_error *err)
-{
-    buf_t sql = BUF_INIT;
-    buf_puts(&sql, "SELECT 1 FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t->def));
-    buf_puts(&sql, " WHERE ");
-    sqlscript_quote_ident(&sql, t->key->name);
-    buf_puts(&sql, " = ?1");
-    sqlite3_stmt *q = s_stmt(a, buf_str(&sql));
-    buf_free(&sql);
-    if (!q || op_value_bind(q, 1, pk) != SQLITE_OK)
-        return s_db_error(a, err, "reading a row");
-    int step = sqlite3_step(q);
-    *exists = step == SQLITE_ROW;
-    sqlite3_reset(q);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading a row");
-}
-
-/* One cell to write: a local column and its value. */
-typedef struct {
-    const catalog_column *col;
-    op_value value;
-    bool saved;       /* value's bytes are in the caller's buffer, at offset */
-    size_t offset;
-} s_cell;
-
 /* The value of the latest applied write to a cell, for bringing a deleted row back.
  * Bytes are copied into store (freed by the caller). */
 static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
                             const catalog_column *col, s_cell *cell, bool *found, buf_t *store,
                             stm_error *err)
 {
-    sqlite3_stmt *q = s_stmt(a, "SELECT val FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
-                                "col = ?3 AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1");
+    sqlite3_stmt *q = s_fixed(a, Q_CELL_VALUE);
     if (!q)
         return s_db_error(a, err, "reading a cell");
     sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
@@ -337,6 +562,7 @@ static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
     *found = step == SQLITE_ROW;
     if (*found) {
         cell->col = col;
+        cell->position = s_position(t, col);
         op_value_column(q, 0, &cell->value);
         if (cell->value.type == VALUE_TEXT || cell->value.type == VALUE_BLOB) {
             /* Keep the bytes past the reset; store may still move, so remember where. */
@@ -349,12 +575,12 @@ static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
     return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading a cell");
 }
 
-/* Runs the row statement sql with the key as ?1 and the cells as ?2, ?3, ...
- * Returns SQLite's result; on a constraint failure *refused holds the message. */
-static int s_run_row(applier_t *a, const char *sql, const op_value *pk, const s_cell *cells,
-                     size_t ncells, char **refused)
+/* Runs a row statement with the key as ?1 and the cells as ?2, ?3, ... Returns
+ * SQLite's result; on a constraint failure *refused holds the message. */
+static int s_run_row(applier_t *a, const s_table *t, s_row_kind kind, const op_value *pk,
+                     const s_cell *cells, size_t ncells, char **refused)
 {
-    sqlite3_stmt *stmt = s_stmt(a, sql);
+    sqlite3_stmt *stmt = s_row_stmt_for(a, t, kind, cells, ncells);
     if (!stmt)
         return sqlite3_errcode(a->db);
     int rc = op_value_bind(stmt, 1, pk);
@@ -363,167 +589,153 @@ static int s_run_row(applier_t *a, const char *sql, const op_value *pk, const s_
     if (rc != SQLITE_OK)
         return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
     rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE && (rc & 0xff) == SQLITE_CONSTRAINT)
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) == SQLITE_CONSTRAINT)
         *refused = stm_strdup(sqlite3_errmsg(a->db));
     sqlite3_reset(stmt);
     return rc;
 }
 
-/* UPDATE t SET c2 = ?2, ... WHERE key = ?1, or INSERT INTO t (key, c2, ...) VALUES. */
-static void s_row_sql(buf_t *sql, const s_table *t, const s_cell *cells, size_t ncells,
-                      bool insert)
-{
-    if (insert) {
-        buf_puts(sql, "INSERT INTO ");
-        sqlscript_quote_ident(sql, catalog_table_name(t->def));
-        buf_puts(sql, " (");
-        sqlscript_quote_ident(sql, t->key->name);
-        for (size_t i = 0; i < ncells; i++) {
-            buf_puts(sql, ", ");
-            sqlscript_quote_ident(sql, cells[i].col->name);
-        }
-        buf_puts(sql, ") VALUES (?1");
-        for (size_t i = 0; i < ncells; i++)
-            buf_printf(sql, ", ?%zu", i + 2);
-        buf_puts(sql, ")");
-        return;
-    }
-    buf_puts(sql, "UPDATE ");
-    sqlscript_quote_ident(sql, catalog_table_name(t->def));
-    buf_puts(sql, " SET ");
-    for (size_t i = 0; i < ncells; i++) {
-        if (i)
-            buf_puts(sql, ", ");
-        sqlscript_quote_ident(sql, cells[i].col->name);
-        buf_printf(sql, " = ?%zu", i + 2);
-    }
-    buf_puts(sql, " WHERE ");
-    sqlscript_quote_ident(sql, t->key->name);
-    buf_puts(sql, " = ?1");
-}
-
 /* An error that must abort the whole batch, as opposed to one that parks a row. */
 static bool s_fatal(int rc)
 {
-    return rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT && (rc & 0xff) != SQLITE_MISMATCH;
+    return rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) != SQLITE_CONSTRAINT &&
+           (rc & 0xff) != SQLITE_MISMATCH;
+}
+
+static int s_by_position(const void *pa, const void *pb)
+{
+    const s_cell *a = pa, *b = pb;
+    return a->position < b->position ? -1 : a->position > b->position;
+}
+
+/* Brings a row (back) into being: with the winning cells of this change and, when
+ * the row was deleted before, the latest earlier value of every other column. */
+static int s_insert_row(applier_t *a, const s_table *t, const op_value *pk, const s_cell *cells,
+                        size_t ncells, bool deleted, char **refused, stm_error *err,
+                        stm_err *rc)
+{
+    size_t ncols = catalog_table_count(t->def), nall = 0;
+    s_cell *all = stm_calloc(ncols + 1, sizeof *all);
+    buf_t saved = BUF_INIT;
+    for (size_t i = 0; i < ncells; i++)
+        if (cells[i].col != t->key)
+            all[nall++] = cells[i];
+    for (size_t c = 0; deleted && c < ncols && *rc == STM_OK; c++) {
+        const catalog_column *col = catalog_table_column(t->def, c);
+        bool have = col == t->key || col->hidden;
+        for (size_t i = 0; i < nall && !have; i++)
+            have = all[i].col == col;
+        bool found = false;
+        if (!have)
+            *rc = s_cell_value(a, t, pk, col, &all[nall], &found, &saved, err);
+        if (found)
+            nall++;
+    }
+    int step = SQLITE_DONE;
+    if (*rc == STM_OK) {
+        /* Offsets into saved become pointers now that it has stopped growing. */
+        for (size_t i = 0; i < nall; i++)
+            if (all[i].saved)
+                all[i].value.bytes = saved.data + all[i].offset;
+        qsort(all, nall, sizeof *all, s_by_position);
+        step = s_run_row(a, t, ROW_INSERT, pk, all, nall, refused);
+    }
+    free(all);
+    buf_free(&saved);
+    return step;
 }
 
 /* Applies one row change: n operations of one origin and clock on one row, all cell
- * writes, none already present. */
+ * writes. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
                               stm_error *err)
 {
     const op_t *first = ops[0];
     const s_table *t = s_find_table(a, first->table);
+    stm_err rc = STM_OK;
     if (!t) {
-        for (size_t i = 0; i < n; i++) {
-            stm_err rc = s_park(a, ops[i], "schema",
-                                "table not in this database, or not synced here", st, err);
-            if (rc != STM_OK)
-                return rc;
-        }
-        return STM_OK;
+        for (size_t i = 0; i < n && rc == STM_OK; i++)
+            rc = s_park(a, ops[i], PARKED_SCHEMA, "table not in this database, or not synced here",
+                        st, err);
+        return rc;
     }
     const char *table = catalog_table_name(t->def);
     s_cell *cells = stm_calloc(n, sizeof *cells);
-    const op_t **applicable = stm_calloc(n, sizeof *applicable);
-    size_t ncells = 0, napplicable = 0, nschema_parked = 0;
-    stm_err rc = STM_OK;
+    const op_t **applied = stm_calloc(n, sizeof *applied);
+    size_t ncells = 0, napplied = 0, nparked = 0;
     char *refused = NULL;
-    buf_t saved = BUF_INIT;
-    s_cell *all = NULL;
 
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
         const catalog_column *col = catalog_table_find(t->def, op->column);
         char reason[160];
-        if (!col || col->hidden) {
-            rc = s_park(a, op, "schema", "column not in this database", st, err);
-            nschema_parked++;
+        if (!col || col->hidden || capture_affinity_code(col->affinity) != op->affinity) {
+            if (!col || col->hidden)
+                snprintf(reason, sizeof reason, "column not in this database");
+            else
+                snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
+                         catalog_affinity_name(col->affinity), op->affinity);
+            uint64_t before = st->parked;
+            rc = s_park(a, op, PARKED_SCHEMA, reason, st, err);
+            nparked += st->parked - before;
             continue;
         }
-        if (capture_affinity_code(col->affinity) != op->affinity) {
-            snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
-                     catalog_affinity_name(col->affinity), op->affinity);
-            rc = s_park(a, op, "schema", reason, st, err);
-            nschema_parked++;
+        bool present;
+        rc = s_record(a, op, table, col->name, PARKED_NO, &present, err);
+        if (rc != STM_OK || present) {
+            st->present += present;
             continue;
         }
-        applicable[napplicable++] = op;
+        applied[napplied++] = op;
         uint64_t hlc;
         stm_id origin;
         bool found;
-        rc = s_latest(a, table, &op->pk, col->name, false, &hlc, &origin, &found, err);
+        rc = s_latest(a, Q_LATEST_CELL, table, &op->pk, col->name, op, &hlc, &origin, &found, err);
         if (rc == STM_OK && s_later(op->hlc, &op->origin, found, hlc, &origin)) {
             cells[ncells].col = col;
+            cells[ncells].position = s_position(t, col);
             cells[ncells].value = op->value;
             ncells++;
         }
     }
     /* Even a change whose every column was parked may bring a deleted row back. */
-    if (rc != STM_OK || (napplicable == 0 && nschema_parked == 0))
+    if (rc != STM_OK || (napplied == 0 && nparked == 0))
         goto done;
+    qsort(cells, ncells, sizeof *cells, s_by_position);
 
-    bool exists = false;
-    if ((rc = s_row_exists(a, t, &first->pk, &exists, err)) != STM_OK)
-        goto done;
-    buf_t sql = BUF_INIT;
     int step = SQLITE_DONE;
-    if (exists) {
-        if (ncells) {
-            s_row_sql(&sql, t, cells, ncells, false);
-            step = s_run_row(a, buf_str(&sql), &first->pk, cells, ncells, &refused);
-        }
+    bool exists = false;
+    /* Most rows exist: update first, and look further only when nothing matched. */
+    if (ncells) {
+        step = s_run_row(a, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
+        exists = step == SQLITE_DONE && sqlite3_changes(a->db) > 0;
     } else {
+        step = s_run_row(a, t, ROW_EXISTS, &first->pk, NULL, 0, &refused);
+        exists = step == SQLITE_ROW;
+        if (step == SQLITE_ROW)
+            step = SQLITE_DONE;
+    }
+    if (!exists && !refused && !s_fatal(step)) {
         uint64_t del_hlc;
         stm_id del_origin;
         bool deleted;
-        rc = s_latest(a, table, &first->pk, NULL, true, &del_hlc, &del_origin, &deleted, err);
-        bool have_values = napplicable > 0 || deleted;
+        rc = s_latest(a, Q_LATEST_DELETE, table, &first->pk, NULL, NULL, &del_hlc, &del_origin,
+                      &deleted, err);
+        bool have_values = napplied > 0 || deleted;
         if (rc == STM_OK && have_values &&
-            s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin)) {
-            /* The row comes (back) into being: with this change's cells and, when it
-             * was deleted before, the latest earlier value of every other column. */
-            size_t ncols = catalog_table_count(t->def), nall = 0;
-            all = stm_calloc(ncols + ncells + 1, sizeof *all);
-            for (size_t i = 0; i < ncells; i++)
-                if (cells[i].col != t->key)
-                    all[nall++] = cells[i];
-            for (size_t c = 0; deleted && c < ncols && rc == STM_OK; c++) {
-                const catalog_column *col = catalog_table_column(t->def, c);
-                bool have = col == t->key || col->hidden;
-                for (size_t i = 0; i < nall && !have; i++)
-                    have = all[i].col == col;
-                bool found = false;
-                if (!have)
-                    rc = s_cell_value(a, t, &first->pk, col, &all[nall], &found, &saved, err);
-                if (found)
-                    nall++;
-            }
-            /* Offsets into saved become pointers now that it has stopped growing. */
-            for (size_t i = 0; i < nall; i++)
-                if (all[i].saved)
-                    all[i].value.bytes = saved.data + all[i].offset;
-            if (rc == STM_OK) {
-                s_row_sql(&sql, t, all, nall, true);
-                step = s_run_row(a, buf_str(&sql), &first->pk, all, nall, &refused);
-            }
-        }
+            s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin))
+            step = s_insert_row(a, t, &first->pk, cells, ncells, deleted, &refused, err, &rc);
     }
-    buf_free(&sql);
     if (rc != STM_OK)
         goto done;
     if (s_fatal(step)) {
         rc = s_db_error(a, err, "writing a row");
         goto done;
     }
-    for (size_t i = 0; i < napplicable && rc == STM_OK; i++) {
-        const op_t *op = applicable[i];
+    for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
         if (refused) {
-            rc = s_park(a, op, "constraint", refused, st, err);
+            rc = s_repark(a, applied[i], refused, st, err);
         } else {
-            rc = s_record(a, op, table, catalog_table_find(t->def, op->column)->name, NULL, NULL,
-                          err);
             st->applied++;
             a->any_applied = true;
         }
@@ -531,72 +743,47 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 done:
     free(refused);
     free(cells);
-    free(applicable);
-    free(all);
-    buf_free(&saved);
+    free(applied);
     return rc;
 }
 
-/* Applies one row delete, not already present. */
+/* Applies one row delete. */
 static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
 {
     const s_table *t = s_find_table(a, op->table);
     if (!t)
-        return s_park(a, op, "schema", "table not in this database, or not synced here", st, err);
+        return s_park(a, op, PARKED_SCHEMA, "table not in this database, or not synced here", st,
+                      err);
     const char *table = catalog_table_name(t->def);
+    bool present;
+    stm_err rc = s_record(a, op, table, NULL, PARKED_NO, &present, err);
+    if (rc != STM_OK || present) {
+        st->present += present;
+        return rc;
+    }
     uint64_t hlc;
     stm_id origin;
     bool found;
-    stm_err rc = s_latest(a, table, &op->pk, NULL, false, &hlc, &origin, &found, err);
-    if (rc != STM_OK)
+    if ((rc = s_latest(a, Q_LATEST_WRITE, table, &op->pk, NULL, NULL, &hlc, &origin, &found,
+                       err)) != STM_OK)
         return rc;
     char *refused = NULL;
     if (s_later(op->hlc, &op->origin, found, hlc, &origin)) {
-        buf_t sql = BUF_INIT;
-        buf_puts(&sql, "DELETE FROM ");
-        sqlscript_quote_ident(&sql, table);
-        buf_puts(&sql, " WHERE ");
-        sqlscript_quote_ident(&sql, t->key->name);
-        buf_puts(&sql, " = ?1");
-        int step = s_run_row(a, buf_str(&sql), &op->pk, NULL, 0, &refused);
-        buf_free(&sql);
+        int step = s_run_row(a, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
         if (s_fatal(step))
             return s_db_error(a, err, "deleting a row");
     }
     if (refused) {
-        rc = s_park(a, op, "constraint", refused, st, err);
+        rc = s_repark(a, op, refused, st, err);
         free(refused);
         return rc;
     }
     st->applied++;
     a->any_applied = true;
-    return s_record(a, op, table, NULL, NULL, NULL, err);
+    return STM_OK;
 }
 
 /* ---- batches ---- */
-
-static stm_err s_is_present(applier_t *a, const op_t *op, bool *present, stm_error *err)
-{
-    sqlite3_stmt *q = s_stmt(a, "SELECT 1 FROM stemma_oplog WHERE origin = ?1 AND seq = ?2");
-    if (!q)
-        return s_db_error(a, err, "reading the oplog");
-    sqlite3_bind_blob(q, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)op->seq);
-    int step = sqlite3_step(q);
-    *present = step == SQLITE_ROW;
-    sqlite3_reset(q);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK
-                                                     : s_db_error(a, err, "reading the oplog");
-}
-
-static void s_touch(applier_t *a, const stm_id *origin)
-{
-    for (size_t i = 0; i < a->ntouched; i++)
-        if (stm_id_equal(&a->touched[i], origin))
-            return;
-    a->touched = stm_grow(a->touched, &a->touched_cap, a->ntouched + 1, sizeof *a->touched);
-    a->touched[a->ntouched++] = *origin;
-}
 
 /* Causal order: by clock, then origin, then sequence. */
 static int s_causal(const void *pa, const void *pb)
@@ -619,32 +806,16 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
                            stm_error *err)
 {
     qsort(ops, n, sizeof *ops, s_causal);
-    const op_t **fresh = stm_calloc(n + 1, sizeof *fresh);
     stm_err rc = STM_OK;
     size_t i = 0;
     while (i < n && rc == STM_OK) {
         size_t j = i + 1;
         while (j < n && s_same_row_change(ops[i], ops[j]))
             j++;
-        size_t nfresh = 0;
-        for (size_t k = i; k < j && rc == STM_OK; k++) {
-            bool present = false;
-            rc = s_is_present(a, ops[k], &present, err);
-            if (present) {
-                st->present++;
-                continue;
-            }
-            fresh[nfresh++] = ops[k];
-            if (ops[k]->hlc > a->max_hlc)
-                a->max_hlc = ops[k]->hlc;
-            s_touch(a, &ops[k]->origin);
-        }
-        if (rc == STM_OK && nfresh)
-            rc = op_is_delete(fresh[0]) ? s_apply_delete(a, fresh[0], st, err)
-                                        : s_apply_writes(a, fresh, nfresh, st, err);
+        rc = op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
+                                  : s_apply_writes(a, ops + i, j - i, st, err);
         i = j;
     }
-    free(fresh);
     return rc;
 }
 
@@ -652,25 +823,29 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
  * and keeps the local sequence above any operation of our own id received back. */
 static stm_err s_update_vectors(applier_t *a, stm_error *err)
 {
-    sqlite3_stmt *get = s_stmt(a, "SELECT seq FROM stemma_vector WHERE origin = ?1");
-    sqlite3_stmt *walk = NULL, *set = NULL;
-    if (!get || sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_oplog WHERE origin = ?1 AND "
-                                          "seq > ?2 ORDER BY seq", -1, &walk, NULL) != SQLITE_OK)
+    sqlite3_stmt *walk = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 "
+                                  "ORDER BY seq", -1, &walk, NULL) != SQLITE_OK)
         return s_db_error(a, err, "updating the version vector");
     stm_err rc = STM_OK;
     for (size_t i = 0; i < a->ntouched && rc == STM_OK; i++) {
         const stm_id *origin = &a->touched[i];
         if (stm_id_equal(origin, &a->node_id)) {
-            set = s_stmt(a, "UPDATE stemma_local SET seq = max(seq, (SELECT max(seq) FROM "
-                            "stemma_oplog WHERE origin = ?1)) WHERE id = 1");
-            if (!set)
+            sqlite3_stmt *set = s_fixed(a, Q_LOCAL_SEQ);
+            if (!set) {
                 rc = s_db_error(a, err, "updating the local sequence");
+                break;
+            }
             sqlite3_bind_blob(set, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-            if (rc == STM_OK && sqlite3_step(set) != SQLITE_DONE)
+            if (sqlite3_step(set) != SQLITE_DONE)
                 rc = s_db_error(a, err, "updating the local sequence");
             continue;
         }
-        sqlite3_reset(get);
+        sqlite3_stmt *get = s_fixed(a, Q_VECTOR_GET);
+        if (!get) {
+            rc = s_db_error(a, err, "updating the version vector");
+            break;
+        }
         sqlite3_bind_blob(get, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
         sqlite3_int64 seq = sqlite3_step(get) == SQLITE_ROW ? sqlite3_column_int64(get, 0) : 0;
         sqlite3_reset(get);
@@ -680,8 +855,7 @@ static stm_err s_update_vectors(applier_t *a, stm_error *err)
         while (sqlite3_step(walk) == SQLITE_ROW && sqlite3_column_int64(walk, 0) == seq + 1)
             seq++;
         sqlite3_reset(walk);
-        set = s_stmt(a, "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
-                        "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq");
+        sqlite3_stmt *set = s_fixed(a, Q_VECTOR_SET);
         if (!set) {
             rc = s_db_error(a, err, "updating the version vector");
             break;
@@ -719,13 +893,14 @@ static stm_err s_commit(applier_t *a, stm_err rc, stm_error *err)
     if (rc == STM_OK)
         rc = s_update_vectors(a, err);
     if (rc == STM_OK) {
-        sqlite3_stmt *clock = s_stmt(a, "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 "
-                                        "WHERE id = 1");
+        sqlite3_stmt *clock = s_fixed(a, Q_CLOCK);
         if (!clock)
             rc = s_db_error(a, err, "moving the clock");
-        sqlite3_bind_int64(clock, 1, (sqlite3_int64)a->max_hlc);
-        if (rc == STM_OK && sqlite3_step(clock) != SQLITE_DONE)
-            rc = s_db_error(a, err, "moving the clock");
+        else {
+            sqlite3_bind_int64(clock, 1, (sqlite3_int64)a->max_hlc);
+            if (sqlite3_step(clock) != SQLITE_DONE)
+                rc = s_db_error(a, err, "moving the clock");
+        }
     }
     if (rc == STM_OK && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = s_db_error(a, err, "committing");
@@ -817,7 +992,7 @@ static stm_err s_retry(applier_t *a, const char *kind, apply_stats *st, stm_erro
 
 static bool s_has_parked(applier_t *a, const char *kind)
 {
-    sqlite3_stmt *q = s_stmt(a, "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1");
+    sqlite3_stmt *q = s_fixed(a, Q_HAS_PARKED);
     if (!q)
         return false;
     sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);

@@ -80,7 +80,9 @@ stm_err store_open(const char *path, store_open_mode mode, store_t **out, stm_er
     }
     if (mode != STORE_OPEN_READONLY &&
         (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
-         sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)) {
+         sqlite3_exec(db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
+         /* The oplog and its index outgrow SQLite's default 2 MiB cache quickly. */
+         sqlite3_exec(db, "PRAGMA cache_size=-32768", NULL, NULL, NULL) != SQLITE_OK)) {
         stm_err rc = stm_error_set(err, STM_EDB, "%s: cannot set WAL mode: %s", path,
                                    sqlite3_errmsg(db));
         sqlite3_close(db);
