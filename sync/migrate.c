@@ -6,7 +6,9 @@
  *
  * so that anything refused is refused before the first write. */
 #include "migrate.h"
+#include "apply.h"
 #include "capture.h"
+#include "oplog.h"
 #include "store.h"
 #include "lineage/buf.h"
 #include "lineage/mem.h"
@@ -44,6 +46,7 @@ struct migrate {
     size_t ndrift;
     size_t drift_cap;
     char *backup_path; /* the backup the last run made, or NULL */
+    uint64_t replayed; /* parked operations the last run replayed */
 };
 
 /* The columns stemma's schema_version has; the first three are an older tool's. */
@@ -976,6 +979,30 @@ static void s_dry_run_forward(migrate_t *self, const migrate_options *o, int tar
               o->exclude[i]);
 }
 
+/* After migrations that may have added tables or columns, operations parked for
+ * want of them apply now, by the same last-writer-wins rule (apply.h). */
+static stm_err s_replay_parked(migrate_t *self, const migrate_options *o, stm_error *err)
+{
+    applier_t *applier = applier_new(self->store, NULL, NULL);
+    apply_stats st = {0};
+    stm_err rc = applier_replay(applier, &st, err);
+    applier_destroy(&applier);
+    uint64_t total = 0, parked = 0;
+    if (rc == STM_OK)
+        rc = oplog_counts(self->store, &total, &parked, err);
+    self->replayed = st.replayed;
+    if (rc == STM_OK && (st.replayed || parked))
+        s_say(o, "replayed %llu parked operation%s (%llu still parked)\n",
+              (unsigned long long)st.replayed, st.replayed == 1 ? "" : "s",
+              (unsigned long long)parked);
+    return rc;
+}
+
+uint64_t migrate_replayed(const migrate_t *self)
+{
+    return self->replayed;
+}
+
 stm_err migrate_run(migrate_t *self, const migrate_options *o, stm_error *err)
 {
     free(self->backup_path);
@@ -1021,6 +1048,8 @@ stm_err migrate_run(migrate_t *self, const migrate_options *o, stm_error *err)
     for (int k = from + 1; k <= target && rc == STM_OK; k++)
         if ((rc = s_forward(self, k, o, err)) == STM_OK)
             done = k;
+    if (rc == STM_OK && done > from)
+        rc = s_replay_parked(self, o, err);
     if (rc == STM_OK && !pending && !adopted) {
         /* Nothing to apply: set up capture, or record new exclusions. */
         stm_id id = s_id_of(self, from);

@@ -35,6 +35,7 @@
 #include "lineage/schemaset.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* migrate_options.to for "the newest version of the directory". */
@@ -114,6 +115,10 @@ const char *migrate_backup_path(const migrate_t *self);
  * even created). Does nothing when nothing is pending. */
 stm_err migrate_run(migrate_t *self, const migrate_options *opts, stm_error *err);
 
+/* How many parked operations the last migrate_run replayed: after migrations ran, it
+ * retries every parked operation (apply.h), so those waiting for a table or column
+ * the migrations added apply by the same last-writer-wins rule. */
+uint64_t migrate_replayed(const migrate_t *self);
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
  * missing rollback file (naming it), when a rollback fails in memory, or for a target

@@ -450,6 +450,29 @@ class Progress(Base):
         self.assertTrue(err.endswith("\r\033[K"), repr(err[-20:]))
 
 
+class ReplayAfterMigrate(Base):
+    """Operations from a newer peer wait, parked, in an older database, and apply by
+    themselves when that database migrates to the version that has their column."""
+
+    def test_parked_operations_replay(self):
+        newer = os.path.join(self.tmp, "newer.db")
+        self.ok("migrate", "--db", newer, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "2", "--no-backup")
+        sql(newer, "INSERT INTO lists (id, name) VALUES ('l1', 'home');"
+                   "INSERT INTO tasks (id, list_id, title, tags) VALUES ('t1', 'l1', 'milk', '[\"shop\"]');")
+        bundle = os.path.join(self.tmp, "b.bundle")
+        self.ok("changes", "--db", newer, "-o", bundle)
+        code, out, err = run("apply", "--db", self.db, bundle)
+        self.assertEqual(code, 0, err)
+        self.assertIn("parked 1", out)
+        self.assertIn("tasks.tags", err)
+        self.assertEqual(sql(self.db, "SELECT title FROM tasks"), "milk")
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.assertIn("replayed 1 parked operation (0 still parked)", out)
+        self.assertEqual(sql(self.db, "SELECT tags FROM tasks WHERE id = 't1'"), '["shop"]')
+        self.assertEqual(sql(self.db, "SELECT count(*) FROM stemma_parked"), "0")
+
+
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=1)
