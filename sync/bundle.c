@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const unsigned char s_bundle_magic[4] = {'S', 'T', 'M', 'B'};
@@ -68,6 +69,10 @@ static stm_err s_out_close(s_out *o, stm_err rc, stm_error *err)
         stm_hasher_final(&o->hash, &digest);
         s_out_write(o, digest.bytes, STM_ID_BYTES);
     }
+    /* On disk before it takes the final name, so a crash cannot leave a short file
+     * where a complete one (or the one it replaces) was. */
+    if (rc == STM_OK && !o->failed && (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0))
+        o->failed = true;
     if (fclose(o->f) != 0)
         o->failed = true;
     if (rc == STM_OK && o->failed)
@@ -151,6 +156,8 @@ typedef struct {
     const char *path;
     stm_hasher hash;
     stm_error *err;
+    uint64_t size; /* the file's size, UINT64_MAX when unknown (not a regular file) */
+    uint64_t pos;  /* bytes read */
 } s_in;
 
 static stm_err s_corrupt(s_in *in, const char *what)
@@ -164,7 +171,15 @@ static bool s_in_read(s_in *in, void *data, size_t len)
     if (len && fread(data, 1, len, in->f) != len)
         return false;
     stm_hasher_update(&in->hash, data, len);
+    in->pos += len;
     return true;
+}
+
+/* False when fewer than len bytes are left in the file: a length read from the file
+ * is checked against what is there before anything is allocated for it. */
+static bool s_in_has(const s_in *in, uint64_t len)
+{
+    return in->pos <= in->size && len <= in->size - in->pos;
 }
 
 static bool s_in_be(s_in *in, uint64_t *v, int n)
@@ -186,12 +201,21 @@ static stm_err s_in_open(s_in *in, const char *path, const unsigned char magic[4
     in->f = fopen(path, "rb");
     if (!in->f)
         return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    struct stat st;
+    in->size =
+        fstat(fileno(in->f), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+    in->pos = 0;
     stm_hasher_init(&in->hash);
     unsigned char h[8];
     if (!s_in_read(in, h, sizeof h) || memcmp(h, magic, 4) != 0) {
         char what[96];
         snprintf(what, sizeof what, "not a stemma %s (wrong magic)", kind);
         stm_err rc = s_corrupt(in, what);
+        fclose(in->f);
+        return rc;
+    }
+    if (h[5] || h[6] || h[7]) {
+        stm_err rc = s_corrupt(in, "damaged: the header's reserved bytes are not zero");
         fclose(in->f);
         return rc;
     }
@@ -244,6 +268,10 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
             rc = s_corrupt(&in, "damaged: a frame is longer than the limit");
             break;
         }
+        if (!s_in_has(&in, len)) {
+            rc = s_corrupt(&in, "cut short in the middle of a frame");
+            break;
+        }
         frame = stm_grow(frame, &frame_cap, len, 1);
         if (!s_in_read(&in, frame, len)) {
             rc = s_corrupt(&in, "cut short in the middle of a frame");
@@ -251,9 +279,11 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
         }
         opbatch_clear(batch);
         if (codec_decode_ops(frame, len, batch, err) != STM_OK) {
-            rc = stm_error_prefix(err, "%s: damaged: batch %llu", path,
-                                  (unsigned long long)info->batches + 1);
-            err->code = rc = STM_ECORRUPT;
+            stm_error_prefix(err, "%s: damaged: batch %llu", path,
+                             (unsigned long long)info->batches + 1);
+            rc = STM_ECORRUPT;
+            if (err)
+                err->code = rc;
             break;
         }
         info->ops += opbatch_count(batch);
@@ -299,6 +329,8 @@ stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err)
         rc = s_corrupt(&in, "cut short");
     else if (len > BUNDLE_MAX_VECTOR)
         rc = s_corrupt(&in, "damaged: the vector is longer than the limit");
+    else if (!s_in_has(&in, len))
+        rc = s_corrupt(&in, "cut short");
     else {
         body = stm_malloc(len ? len : 1);
         if (!s_in_read(&in, body, len))
@@ -308,7 +340,9 @@ stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err)
         rc = s_in_check_digest(&in);
     if (rc == STM_OK && vector_decode(body, len, out, err) != STM_OK) {
         stm_error_prefix(err, "%s: damaged", path);
-        rc = err->code = STM_ECORRUPT;
+        rc = STM_ECORRUPT;
+        if (err)
+            err->code = rc;
     }
     free(body);
     fclose(in.f);

@@ -324,7 +324,11 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
             }
             seen[which] = true;
             rc = s_read_list(&r, which < 2, &lists[which], err);
-        } else if (klen == 3 && memcmp(key, "ops", 3) == 0 && !have_ops) {
+        } else if (klen == 3 && memcmp(key, "ops", 3) == 0) {
+            if (have_ops) {
+                rc = s_bad(err, "a key comes twice");
+                break;
+            }
             /* The lists may come after the ops: remember where the ops are. */
             ops_at = r;
             have_ops = true;
@@ -336,6 +340,8 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
     }
     if (rc == STM_OK && !have_ops)
         rc = s_bad(err, "no \"ops\"");
+    if (rc == STM_OK && msgread_left(&r) != 0)
+        rc = s_bad(err, "bytes follow the batch");
     size_t before = opbatch_count(out);
     if (rc == STM_OK) {
         uint32_t n;

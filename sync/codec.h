@@ -12,9 +12,11 @@
  *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)
  *
  * The names and ids that repeat in every operation are sent once per batch. Unknown
- * map keys and extra trailing op fields are skipped, so a later version may add some.
- * Decoding checks every length against the limits in op.h and every index against its
- * list before anything is allocated, and never trusts a count it cannot see bytes for. */
+ * map keys and extra trailing op fields are skipped, so a later version may add some;
+ * a key given twice, or bytes after the map, make the batch malformed (no reader has to
+ * guess which copy counts). Decoding checks every length against the limits in op.h and
+ * every index against its list before anything is allocated, and never trusts a count it
+ * cannot see bytes for. */
 #ifndef STM_CODEC_H
 #define STM_CODEC_H
 

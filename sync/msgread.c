@@ -261,10 +261,9 @@ bool msgread_map(msgread_t *r, uint32_t *count)
     return s_container(r, 0x80, 0x8f, 0xde, 0xdf, 2, count);
 }
 
+/* depth: how many arrays and maps enclose the value. */
 static bool s_skip(msgread_t *r, int depth)
 {
-    if (depth > MSGREAD_MAX_DEPTH)
-        return false;
     const void *d;
     uint32_t n;
     int64_t i;
@@ -292,6 +291,9 @@ static bool s_skip(msgread_t *r, int depth)
         return msgread_bin(r, &d, &n);
     case MSG_ARRAY:
     case MSG_MAP: {
+        /* The limit counts containers, so it is the same whatever the innermost holds. */
+        if (depth >= MSGREAD_MAX_DEPTH)
+            return false;
         bool is_map = msgread_peek(r) == MSG_MAP;
         if (!(is_map ? msgread_map(r, &n) : msgread_array(r, &n)))
             return false;

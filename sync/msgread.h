@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSGREAD_MAX_DEPTH 32 /* nesting msgread_skip will walk */
+#define MSGREAD_MAX_DEPTH 32 /* arrays and maps nested in each other msgread_skip will walk */
 
 typedef struct {
     const unsigned char *p;   /* next byte */
@@ -55,7 +55,8 @@ bool msgread_bin(msgread_t *r, const void **data, uint32_t *len);
  * at least), so a caller may size an allocation by it. */
 bool msgread_array(msgread_t *r, uint32_t *count);
 bool msgread_map(msgread_t *r, uint32_t *count);
-/* Skips one value of any type, nested at most MSGREAD_MAX_DEPTH deep. */
+/* Skips one value of any type holding at most MSGREAD_MAX_DEPTH arrays and maps nested
+ * in each other (the value itself counting as one when it is an array or map). */
 bool msgread_skip(msgread_t *r);
 
 #endif

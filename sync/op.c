@@ -151,7 +151,9 @@ int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
     case VALUE_REAL:
         return sqlite3_bind_double(stmt, i, v->r);
     case VALUE_TEXT:
-        return sqlite3_bind_text64(stmt, i, v->bytes, v->len, SQLITE_STATIC, SQLITE_UTF8);
+        /* SQLite binds a NULL pointer as NULL: empty text must still be text. */
+        return sqlite3_bind_text64(stmt, i, v->len ? v->bytes : "", v->len, SQLITE_STATIC,
+                                   SQLITE_UTF8);
     case VALUE_BLOB:
         return sqlite3_bind_blob64(stmt, i, v->len ? v->bytes : "", v->len, SQLITE_STATIC);
     }

@@ -152,9 +152,21 @@ stm_err vector_decode(const void *data, size_t len, vector_t **out, stm_error *e
                                  "malformed version vector: entry %u has a malformed extra field",
                                  i);
         }
-        stm_id id;
-        memcpy(id.bytes, origin, STM_ID_BYTES);
-        vector_set(v, &id, seq);
+        /* In order, each entry goes at the end: inserting out of order would cost a
+         * peer's large vector quadratic time. */
+        if (v->count && memcmp(v->entries[v->count - 1].origin.bytes, origin, STM_ID_BYTES) >= 0) {
+            vector_destroy(&v);
+            return stm_error_set(err, STM_EPROTO,
+                                 "malformed version vector: entry %u is out of order or repeated",
+                                 i);
+        }
+        v->entries = stm_grow(v->entries, &v->cap, v->count + 1, sizeof *v->entries);
+        memcpy(v->entries[v->count].origin.bytes, origin, STM_ID_BYTES);
+        v->entries[v->count++].seq = seq;
+    }
+    if (msgread_left(&r) != 0) {
+        vector_destroy(&v);
+        return stm_error_set(err, STM_EPROTO, "malformed version vector: bytes follow it");
     }
     *out = v;
     return STM_OK;

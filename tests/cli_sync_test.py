@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Command-line tests of stemma changes, vector and apply: moving operations between
+databases through files, as a user would.
+
+Run by ctest as `python3 tests/cli_sync_test.py PATH/TO/stemma` from the source root.
+Databases are made by `stemma migrate` (tests that need one are skipped while the
+binary has no migrate command) and written with the real `sqlite3` shell, so the capture
+triggers record the changes exactly as they would an application's.
+"""
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+STEMMA = None
+SCHEMAS = "schemas/tasks"  # v2 adds tasks.priority, v3 tasks.tags, v4 comments
+_have_migrate = None
+
+
+def run(*args):
+    p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def have_migrate():
+    global _have_migrate
+    if _have_migrate is None:
+        _have_migrate = run("migrate", "--help")[0] == 0
+    return _have_migrate
+
+
+def sqlite(db, sql):
+    """Runs sql in the sqlite3 shell on db; returns what it printed."""
+    p = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"sqlite3 {db} {sql!r}: {p.stderr}")
+    return p.stdout
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stemma-cli-sync-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def ok(self, *args, warnings=False):
+        code, out, err = run(*args)
+        self.assertEqual(code, 0, f"stemma {' '.join(args)}: exit {code}, stderr {err!r}")
+        if not warnings:
+            self.assertEqual(err, "")
+            return out
+        return out, err
+
+    def fails(self, code_expected, *args, contains=()):
+        code, out, err = run(*args)
+        self.assertEqual(code, code_expected, f"stemma {' '.join(args)}: stderr {err!r}")
+        self.assertEqual(out, "")
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one line on stderr, got {err!r}")
+        for c in contains:
+            self.assertIn(c, lines[0])
+        return lines[0]
+
+    def need_sqlite3(self):
+        if not shutil.which("sqlite3"):
+            self.skipTest("the sqlite3 shell is not installed")
+
+    def db(self, name, version):
+        """A database made by stemma migrate at version of schemas/tasks."""
+        if not have_migrate():
+            self.skipTest("'stemma migrate' is not in this binary yet; these tests create "
+                          "their databases with it and run once it lands")
+        self.need_sqlite3()
+        path = self.path(name)
+        self.ok("migrate", "--db", path, "--schemas", SCHEMAS, "--to", str(version),
+                "--no-backup")
+        return path
+
+    def changes(self, db, bundle, since=None):
+        """Runs stemma changes; returns how many operations it wrote."""
+        args = ["changes", "--db", db, "-o", bundle] + (["--since", since] if since else [])
+        out = self.ok(*args)
+        m = re.fullmatch(r"wrote (\d+) operations? to (.*) \((\d+) bytes\)\n", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(m.group(2), bundle)
+        self.assertEqual(int(m.group(3)), os.path.getsize(bundle))
+        return int(m.group(1))
+
+    def apply(self, db, bundle, warnings=False):
+        """Runs stemma apply; returns (applied, present, parked, replayed, parked in all)
+        and, with warnings, the lines on stderr."""
+        res = self.ok("apply", "--db", db, bundle, warnings=warnings)
+        out, err = res if warnings else (res, "")
+        m = re.fullmatch(r"applied (\d+), already present (\d+), parked (\d+), replayed (\d+) "
+                         r"\((\d+) parked in all\)\n", out)
+        self.assertIsNotNone(m, out)
+        counts = tuple(int(g) for g in m.groups())
+        return (counts, err.splitlines()) if warnings else counts
+
+    def oplog_count(self, db, where="1"):
+        return int(sqlite(db, f"SELECT count(*) FROM stemma_oplog WHERE {where}"))
+
+    def assert_same_rows(self, a, b, query):
+        self.assertEqual(sqlite(a, query), sqlite(b, query), query)
+
+
+TASKS = ("SELECT id, list_id, title, typeof(title), done, typeof(done), notes, typeof(notes), "
+         "priority FROM tasks ORDER BY id")
+LISTS = "SELECT id, name, created_at FROM lists ORDER BY id"
+
+
+class Usage(Base):
+    def test_help(self):
+        for cmd in ["changes", "vector", "apply"]:
+            for flag in ["--help", "-h"]:
+                out = self.ok(cmd, flag)
+                self.assertTrue(out.startswith(f"usage: stemma {cmd} "), out)
+        self.assertIn("--since", self.ok("changes", "--help"))
+        for cmd in ["changes", "vector", "apply"]:
+            self.assertIn(f"  {cmd} ", self.ok("--help"))
+
+    def test_missing_arguments(self):
+        x = self.path("x.db")
+        self.fails(2, "changes", contains=["--db FILE and -o BUNDLE are required", "--help"])
+        self.fails(2, "changes", "--db", x, contains=["-o BUNDLE"])
+        self.fails(2, "changes", "-o", self.path("b"), contains=["--db FILE"])
+        self.fails(2, "changes", "--db", contains=["stemma changes:"])
+        self.fails(2, "vector", contains=["--db FILE and -o VECTOR_FILE are required"])
+        self.fails(2, "vector", "--db", x, contains=["-o VECTOR_FILE"])
+        self.fails(2, "apply", contains=["--db FILE is required"])
+        self.fails(2, "apply", self.path("b.stmb"), contains=["--db FILE is required"])
+        self.fails(2, "apply", "--db", x, contains=["expected one BUNDLE, got 0"])
+        self.fails(2, "apply", "--db", x, "a", "b", contains=["expected one BUNDLE, got 2"])
+        self.fails(2, "changes", "--bogus", contains=["unknown option '--bogus'"])
+        self.fails(2, "vector", "--db", x, "-o", "v", "extra",
+                   contains=["unexpected argument 'extra'"])
+
+    def test_missing_database(self):
+        missing, out = self.path("missing.db"), self.path("out")
+        self.fails(2, "changes", "--db", missing, "-o", out, contains=[missing])
+        self.fails(2, "vector", "--db", missing, "-o", out, contains=[missing])
+        self.fails(2, "apply", "--db", missing, out, contains=[missing])
+        self.assertFalse(os.path.exists(out))
+        self.assertFalse(os.path.exists(missing))
+
+
+class NotSetUp(Base):
+    """A database stemma has not set up: refused, with what to do, and left alone."""
+
+    def plain(self):
+        self.need_sqlite3()
+        db = self.path("plain.db")
+        sqlite(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+                   "INSERT INTO notes VALUES (1, 'hello');")
+        return db
+
+    def test_refused_with_a_clear_line(self):
+        db = self.plain()
+        out = self.path("out")
+        for args in [("changes", "--db", db, "-o", out), ("vector", "--db", db, "-o", out),
+                     ("apply", "--db", db, self.path("missing.stmb"))]:
+            with self.subTest(cmd=args[0]):
+                self.fails(2, *args, contains=[f"stemma {args[0]}: {db}: not set up for stemma",
+                                               "stemma migrate"])
+        self.assertFalse(os.path.exists(out))
+
+    def test_reading_commands_leave_it_alone(self):
+        db = self.plain()
+        before = sha256(db)
+        self.fails(2, "changes", "--db", db, "-o", self.path("out"))
+        self.fails(2, "vector", "--db", db, "-o", self.path("out"))
+        self.assertEqual(sha256(db), before)
+        self.assertEqual(os.listdir(self.tmp), ["plain.db"])
+
+    @unittest.expectedFailure
+    def test_apply_leaves_it_alone(self):
+        # Known bug (node/cmd_sync.c s_open_prepared, store_open): apply opens the file
+        # for writing, which switches it to WAL mode (header bytes 18-19), before it
+        # finds the database is not set up and refuses.
+        db = self.plain()
+        before = sha256(db)
+        self.fails(2, "apply", "--db", db, self.path("missing.stmb"))
+        self.assertEqual(sha256(db), before)
+
+
+class Sync(Base):
+    def write_some(self, db):
+        sqlite(db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home'), ('l2', 'Work');"
+                   "INSERT INTO tasks (id, list_id, title, notes) VALUES "
+                   "('t1', 'l1', 'Milk', NULL), ('t2', 'l1', 'Brot für morgen', 'x|y'),"
+                   "('t3', 'l2', 'Report', '');"
+                   "UPDATE tasks SET done = 1, priority = 5 WHERE id = 't1';"
+                   "DELETE FROM tasks WHERE id = 't3';")
+
+    def test_changes_then_apply(self):
+        a, b = self.db("a.db", 3), self.db("b.db", 3)
+        self.write_some(a)
+        bundle = self.path("a.stmb")
+        n = self.changes(a, bundle)
+        self.assertEqual(n, self.oplog_count(a))
+        self.assertGreater(n, 15)
+        self.assertEqual(self.apply(b, bundle), (n, 0, 0, 0, 0))
+        self.assert_same_rows(a, b, TASKS)
+        self.assert_same_rows(a, b, LISTS)
+        self.assertEqual(sqlite(b, "SELECT count(*) FROM tasks WHERE id = 't3'"), "0\n")
+        # Twice: everything is already there, nothing changes.
+        before = sqlite(b, TASKS)
+        self.assertEqual(self.apply(b, bundle), (0, n, 0, 0, 0))
+        self.assertEqual(sqlite(b, TASKS), before)
+        # Back to where it came from: all present.
+        self.assertEqual(self.apply(a, bundle), (0, n, 0, 0, 0))
+        self.assertEqual(self.oplog_count(b), n)
+
+    def test_vector_and_since(self):
+        a, b = self.db("a.db", 3), self.db("b.db", 3)
+        self.write_some(a)
+        first = self.path("first.stmb")
+        n = self.changes(a, first)
+        self.apply(b, first)
+        vec = self.path("b.stmv")
+        self.assertEqual(self.ok("vector", "--db", b, "-o", vec),
+                         f"wrote a vector of 2 origins to {vec}\n")
+        # Only what came after.
+        sqlite(a, "UPDATE tasks SET title = 'Oat milk' WHERE id = 't1';"
+                  "DELETE FROM tasks WHERE id = 't2';")
+        later = self.path("later.stmb")
+        self.assertEqual(self.changes(a, later, since=vec), 2)
+        self.assertEqual(self.apply(b, later), (2, 0, 0, 0, 0))
+        self.assert_same_rows(a, b, TASKS)
+        # Up to date: an empty bundle, which applies as nothing.
+        self.ok("vector", "--db", b, "-o", vec)
+        empty = self.path("empty.stmb")
+        self.assertEqual(self.changes(a, empty, since=vec), 0)
+        self.assertEqual(self.apply(b, empty), (0, 0, 0, 0, 0))
+        # The other way: b's own writes, and nothing a already has.
+        sqlite(b, "INSERT INTO tasks (id, list_id, title) VALUES ('t9', 'l2', 'From b');")
+        avec = self.path("a.stmv")
+        self.ok("vector", "--db", a, "-o", avec)
+        back = self.path("back.stmb")
+        mine = self.oplog_count(b) - self.oplog_count(a)
+        self.assertEqual(self.changes(b, back, since=avec), mine)
+        self.assertEqual(self.apply(a, back), (mine, 0, 0, 0, 0))
+        self.assert_same_rows(a, b, TASKS)
+        self.assertEqual(self.oplog_count(a), n + 2 + mine)
+
+    def test_older_schema_parks_with_one_warning_per_origin_and_column(self):
+        a, d = self.db("a.db", 3), self.db("d.db", 3)
+        c = self.db("c.db", 2)  # has no tasks.tags
+        self.write_some(a)
+        sqlite(a, "UPDATE tasks SET tags = '[\"shop\"]' WHERE id = 't1';")
+        ab = self.path("a.stmb")
+        self.changes(a, ab)
+        self.apply(d, ab)
+        # d writes tags too: its bundle carries tags operations of two origins.
+        sqlite(d, "INSERT INTO tasks (id, list_id, title, tags) VALUES "
+                  "('t4', 'l2', 'Call', '[\"phone\"]');"
+                  "UPDATE tasks SET tags = '[\"bakery\"]' WHERE id = 't2';")
+        db_ = self.path("d.stmb")
+        n = self.changes(d, db_)
+        tags = self.oplog_count(d, "col = 'tags'")
+        self.assertGreaterEqual(tags, 5)
+        counts, warnings = self.apply(c, db_, warnings=True)
+        self.assertEqual(counts, (n - tags, 0, tags, 0, tags))
+        self.assertEqual(len(warnings), 2, warnings)
+        for w in warnings:
+            self.assertTrue(w.startswith("stemma apply: warning: "), w)
+            self.assertIn("tasks.tags", w)
+        self.assertNotEqual(warnings[0], warnings[1])  # one per origin
+        # Everything c has columns for arrived.
+        self.assertEqual(sqlite(c, "SELECT id, title FROM tasks ORDER BY id"),
+                         sqlite(d, "SELECT id, title FROM tasks ORDER BY id"))
+        # Applied again: all present, parked stays parked, nothing to warn about.
+        counts, warnings = self.apply(c, db_, warnings=True)
+        self.assertEqual(counts, (0, n, 0, 0, tags))
+        self.assertEqual(warnings, [])
+
+    def test_damaged_bundle_changes_nothing(self):
+        a, b = self.db("a.db", 3), self.db("b.db", 3)
+        self.write_some(a)
+        bundle = self.path("a.stmb")
+        self.changes(a, bundle)
+        with open(bundle, "rb") as f:
+            data = f.read()
+        size = len(data)
+        before = sha256(b)
+        cut = self.path("cut.stmb")
+        # In the header, in the first frame's length, in the frame, in the end marker,
+        # in the count, in the digest, one byte short.
+        for n in [0, 3, 8, 10, 12, size // 2, size - 44, size - 40, size - 33, size - 10,
+                  size - 1]:
+            with self.subTest(cut=n):
+                with open(cut, "wb") as f:
+                    f.write(data[:n])
+                self.fails(2, "apply", "--db", b, cut, contains=[f"stemma apply: {cut}: "])
+                self.assertEqual(sha256(b), before)
+        # A byte flipped inside, and a byte added at the end.
+        for name, damaged in [("flipped", data[:size // 2] + bytes([data[size // 2] ^ 0x20]) +
+                               data[size // 2 + 1:]), ("longer", data + b"\0")]:
+            with self.subTest(damage=name):
+                with open(cut, "wb") as f:
+                    f.write(damaged)
+                self.fails(2, "apply", "--db", b, cut, contains=[cut, "damaged"])
+                self.assertEqual(sha256(b), before)
+        self.assertEqual(sqlite(b, "SELECT count(*) FROM tasks"), "0\n")
+        # Not a bundle at all, and no file.
+        self.fails(2, "apply", "--db", b, a, contains=[a, "not a stemma bundle"])
+        self.fails(2, "apply", "--db", b, self.path("none.stmb"),
+                   contains=[self.path("none.stmb")])
+        self.assertEqual(sha256(b), before)
+        # The whole file still applies.
+        self.apply(b, bundle)
+        self.assert_same_rows(a, b, TASKS)
+
+    def test_bad_vector_file(self):
+        a = self.db("a.db", 3)
+        bundle, vec = self.path("a.stmb"), self.path("a.stmv")
+        self.changes(a, bundle)
+        self.ok("vector", "--db", a, "-o", vec)
+        out = self.path("out.stmb")
+        self.fails(2, "changes", "--db", a, "--since", bundle, "-o", out,
+                   contains=[bundle, "not a stemma vector file"])
+        with open(vec, "rb") as f:
+            data = f.read()
+        for n in [0, 7, 12, len(data) - 1]:
+            with open(vec, "wb") as f:
+                f.write(data[:n])
+            self.fails(2, "changes", "--db", a, "--since", vec, "-o", out, contains=[vec])
+        self.fails(2, "changes", "--db", a, "--since", self.path("none"), "-o", out,
+                   contains=[self.path("none")])
+        self.assertFalse(os.path.exists(out))
+
+    def test_output_replaced_whole(self):
+        a = self.db("a.db", 3)
+        self.write_some(a)
+        out = self.path("out.stmb")
+        with open(out, "w") as f:
+            f.write("an older file")
+        self.changes(a, out)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(4), b"STMB")
+        self.ok("vector", "--db", a, "-o", out)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(4), b"STMV")
+        self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
+        # Nowhere to write: one line naming the file, nothing left behind.
+        nowhere = self.path("no/such/dir/out.stmb")
+        self.fails(1, "changes", "--db", a, "-o", nowhere, contains=[nowhere])
+        self.fails(1, "vector", "--db", a, "-o", nowhere, contains=[nowhere])
+        self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
+
+
+if __name__ == "__main__":
+    STEMMA = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=1)
