@@ -3,8 +3,8 @@
  * A table of 100,000 rows (id INTEGER PRIMARY KEY and five columns), inserted through
  * stemma's capture so the oplog is as it would be in use. Then 200,000 single-column
  * updates of random rows, written by another origin, go into a bundle, and
- *   ours:     the bundle is read, decoded and applied (last writer wins, oplog,
- *             vector), one transaction per frame of 10,000;
+ *   ours:     the bundle is read, checked, decoded and applied (last writer wins,
+ *             oplog, clocks, vector) in one transaction, as `stemma apply` does;
  *   baseline: plain SQLite runs `UPDATE t SET c = ? WHERE id = ?` for the same cells
  *             in one transaction, on a copy of the table without stemma.
  * Both on files in WAL mode with synchronous=NORMAL. Each figure is the median of
@@ -141,7 +141,7 @@ static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
     return applier_apply(args[0], batch, args[1], err);
 }
 
-static double s_ours(const char *dir, const char *bundle)
+static double s_ours(const char *dir, const char *bundle, double *catch_up)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/reader.db", dir);
@@ -159,8 +159,15 @@ static double s_ours(const char *dir, const char *bundle)
     apply_stats st = {0};
     bundle_info info;
     void *args[2] = {applier, &st};
+    /* The captured rows enter the clock table first; a running node does this as
+     * writes happen, so it is timed on its own. */
+    double c0 = s_now();
+    s_check(applier_catch_up(applier, &err), &err);
+    *catch_up = s_now() - c0;
     double t0 = s_now();
+    s_check(applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
     s_check(bundle_read(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(applier_commit(applier, &err), &err);
     double t = s_now() - t0;
     if (st.applied != UPDATES) {
         fprintf(stderr, "bench_apply: applied %llu of %d\n", (unsigned long long)st.applied,
@@ -192,11 +199,12 @@ int main(int argc, char **argv)
     /* STEMMA_BENCH_RUNS=1 for a quick look (under a profiler, say). */
     const char *env = getenv("STEMMA_BENCH_RUNS");
     int RUNS = env && atoi(env) > 0 && atoi(env) <= MAX_RUNS ? atoi(env) : 3;
-    double ours[MAX_RUNS], base[MAX_RUNS];
+    double ours[MAX_RUNS], base[MAX_RUNS], catch_up[MAX_RUNS];
     for (int r = 0; r < RUNS; r++) {
         base[r] = s_baseline(dir);
-        ours[r] = s_ours(dir, bundle);
+        ours[r] = s_ours(dir, bundle, &catch_up[r]);
     }
+    qsort(catch_up, RUNS, sizeof catch_up[0], s_cmp);
     qsort(ours, RUNS, sizeof ours[0], s_cmp);
     qsort(base, RUNS, sizeof base[0], s_cmp);
     double ours_rate = UPDATES / ours[RUNS / 2], base_rate = UPDATES / base[RUNS / 2];
@@ -206,6 +214,8 @@ int main(int argc, char **argv)
     printf("%-46s %12.0f\n", "apply from a bundle (stemma)", ours_rate);
     printf("%-46s %12.0f\n", "UPDATE t SET c = ? WHERE id = ? (SQLite)", base_rate);
     printf("%-46s %12.2f\n", "ratio", ours_rate / base_rate);
+    printf("%-46s %12.0f\n", "clock catch-up of captured ops (stemma)",
+           ROWS * 6 / catch_up[RUNS / 2]);
     char path[600];
     const char *files[] = {"plain.db", "writer.db", "reader.db"};
     for (size_t i = 0; i < 3; i++) {

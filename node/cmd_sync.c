@@ -156,9 +156,10 @@ static const char *s_apply_help =
     "win over older writes. Operations on tables or columns this database does not have\n"
     "(they came from a newer or divergent schema), on columns of another type, or that\n"
     "a constraint refuses are parked, never dropped, and replay after 'stemma migrate'.\n"
-    "The whole bundle is checked before anything is applied: a truncated or damaged\n"
-    "bundle changes nothing. Prints how many operations were applied, already present,\n"
-    "parked and replayed.\n"
+    "The whole bundle is checked before anything is applied, and it is applied in one\n"
+    "transaction: a truncated or damaged bundle, or a failure half way, changes\n"
+    "nothing. Prints how many operations were applied, already present, parked and\n"
+    "replayed.\n"
     "\n"
     "  --db FILE    the database\n"
     "  -h, --help   this help\n";
@@ -209,7 +210,14 @@ int cmd_apply(int argc, char **argv)
     apply_stats stats = {0};
     bundle_info info;
     void *args[2] = {applier, &stats};
-    rc = bundle_read(bundle, s_apply_batch, args, &info, &err);
+    /* One transaction for the whole bundle: all of it is applied, or none. */
+    rc = applier_begin(applier, &err);
+    if (rc == STM_OK)
+        rc = bundle_read(bundle, s_apply_batch, args, &info, &err);
+    if (rc == STM_OK)
+        rc = applier_commit(applier, &err);
+    else
+        applier_rollback(applier);
     uint64_t total = 0, parked = 0;
     if (rc == STM_OK)
         rc = oplog_counts(store, &total, &parked, &err);

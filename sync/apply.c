@@ -24,13 +24,16 @@ typedef struct {
 
 /* The fixed statements, prepared on first use. */
 enum {
-    Q_RECORD,         /* INSERT OR IGNORE an operation */
-    Q_MARK_PARKED,    /* set an operation's parked flag */
-    Q_PARK_REASON,    /* why it is parked */
-    Q_LATEST_CELL,    /* latest applied write to a cell, other than the one given */
-    Q_LATEST_DELETE,  /* latest applied delete of a row */
-    Q_LATEST_WRITE,   /* latest write of any cell of a row (schema-parked ones count) */
-    Q_CELL_VALUE,     /* the value of a cell's latest applied write */
+    Q_RECORD,        /* INSERT OR IGNORE an operation */
+    Q_MARK_PARKED,   /* set an operation's parked flag */
+    Q_PARK_REASON,   /* why it is parked */
+    Q_CLOCK_GET,     /* the latest write of a cell (or a row's latest delete or write) */
+    Q_CLOCK_PUT,     /* record a write there when it is later than what is there */
+    Q_ROW_LATEST,    /* the latest write of any cell of a row */
+    Q_CELL_VALUE,    /* the value of a cell's latest write */
+    Q_CLOCKED_LIST,  /* origins captured here, and how far they are in the clock */
+    Q_CLOCKED_OPS,   /* their operations beyond that */
+    Q_CLOCKED_SET,
     Q_VECTOR_GET,
     Q_VECTOR_SET,
     Q_LOCAL_SEQ,
@@ -39,23 +42,31 @@ enum {
     Q_COUNT
 };
 
+/* stemma_clock.col for a row's latest delete, and for its latest write that this
+ * schema could not hold (a column it lacks): integers, never equal to a column name.
+ * A row's latest write is the latest of its cells' entries and that one. */
+enum { CLOCK_DELETE = 0, CLOCK_WRITE = 1 };
+
 static const char *const s_sql[Q_COUNT] = {
     [Q_RECORD] = "INSERT OR IGNORE INTO stemma_oplog (origin, seq, hlc, version_id, tbl, pk, col, "
                  "aff, val, parked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [Q_MARK_PARKED] = "UPDATE stemma_oplog SET parked = ?3 WHERE origin = ?1 AND seq = ?2",
     [Q_PARK_REASON] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
                       "VALUES (?1, ?2, ?3, ?4)",
-    [Q_LATEST_CELL] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
-                      "col = ?3 AND parked = 0 AND NOT (origin = ?4 AND seq = ?5) "
-                      "ORDER BY hlc DESC, origin DESC LIMIT 1",
-    [Q_LATEST_DELETE] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
-                        "col IS NULL AND parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
-    /* A write this schema could not hold still happened: it counts for whether the
-     * row exists (apply.h, invariant 3). */
-    [Q_LATEST_WRITE] = "SELECT hlc, origin FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND "
-                       "col IS NOT NULL AND parked < 2 ORDER BY hlc DESC, origin DESC LIMIT 1",
-    [Q_CELL_VALUE] = "SELECT val FROM stemma_oplog WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND "
-                     "parked = 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
+    [Q_CLOCK_GET] = "SELECT hlc, origin FROM stemma_clock WHERE tbl = ?1 AND pk = ?2 AND col = ?3",
+    [Q_CLOCK_PUT] = "INSERT INTO stemma_clock (tbl, pk, col, hlc, origin, seq) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tbl, pk, col) DO UPDATE SET "
+                    "hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq "
+                    "WHERE (excluded.hlc, excluded.origin) > (stemma_clock.hlc, stemma_clock.origin)",
+    [Q_ROW_LATEST] = "SELECT hlc, origin FROM stemma_clock WHERE tbl = ?1 AND pk = ?2 AND "
+                     "col IS NOT 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
+    [Q_CELL_VALUE] = "SELECT o.val FROM stemma_clock AS c JOIN stemma_oplog AS o ON "
+                     "o.origin = c.origin AND o.seq = c.seq "
+                     "WHERE c.tbl = ?1 AND c.pk = ?2 AND c.col = ?3",
+    [Q_CLOCKED_LIST] = "SELECT origin, seq FROM stemma_clocked",
+    [Q_CLOCKED_OPS] = "SELECT seq, hlc, tbl, pk, col FROM stemma_oplog WHERE origin = ?1 AND "
+                      "seq > ?2 ORDER BY seq",
+    [Q_CLOCKED_SET] = "UPDATE stemma_clocked SET seq = ?2 WHERE origin = ?1",
     [Q_VECTOR_GET] = "SELECT seq FROM stemma_vector WHERE origin = ?1",
     [Q_VECTOR_SET] = "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
                      "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
@@ -107,6 +118,7 @@ struct applier {
     size_t ntouched;
     size_t touched_cap;
     bool any_applied;      /* something applied in this transaction */
+    bool open;             /* applier_begin opened a transaction batches join */
 };
 
 /* ---- statements ---- */
@@ -153,6 +165,7 @@ static void s_statements_clear(applier_t *a)
 typedef struct {
     const catalog_column *col;
     size_t position;  /* the column's index in the table */
+    uint64_t seq;     /* the sequence of the operation that wrote it */
     op_value value;
     bool saved;       /* value's bytes are in the caller's buffer, at offset */
     size_t offset;
@@ -507,23 +520,71 @@ static stm_err s_repark(applier_t *a, const op_t *op, const char *reason, apply_
 
 /* ---- last writer wins ---- */
 
-/* The latest write found by query q for (table, pk[, column, excluding op]).
- * *found false when there is none. */
-static stm_err s_latest(applier_t *a, int q, const char *table, const op_value *pk,
-                        const char *column, const op_t *self, uint64_t *hlc, stm_id *origin,
-                        bool *found, stm_error *err)
+/* Binds stemma_clock's (tbl, pk, col) as ?1 ?2 ?3: a column name, or when column is
+ * NULL the special entry `special`. */
+static int s_bind_cell(sqlite3_stmt *stmt, const char *table, const op_value *pk,
+                       const char *column, int special)
 {
-    sqlite3_stmt *stmt = s_fixed(a, q);
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    int rc = op_value_bind(stmt, 2, pk);
+    if (column)
+        sqlite3_bind_text(stmt, 3, column, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int(stmt, 3, special);
+    return rc;
+}
+
+/* The latest write recorded for a cell (or a row's special entry). *found false
+ * when there is none. */
+static stm_err s_clock_get(applier_t *a, const char *table, const op_value *pk,
+                           const char *column, int special, uint64_t *hlc, stm_id *origin,
+                           bool *found, stm_error *err)
+{
+    sqlite3_stmt *stmt = s_fixed(a, Q_CLOCK_GET);
+    if (!stmt || s_bind_cell(stmt, table, pk, column, special) != SQLITE_OK)
+        return s_db_error(a, err, "reading clocks");
+    int step = sqlite3_step(stmt);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
+        memset(origin->bytes, 0, STM_ID_BYTES);
+        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
+            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
+    } else if (step != SQLITE_DONE) {
+        return s_db_error(a, err, "reading clocks");
+    }
+    sqlite3_reset(stmt);
+    return STM_OK;
+}
+
+/* Records the write (hlc, origin, seq) for a cell (or special entry) when it is later
+ * than the one there. */
+static stm_err s_clock_put(applier_t *a, const char *table, const op_value *pk,
+                           const char *column, int special, uint64_t hlc, const stm_id *origin,
+                           uint64_t seq, stm_error *err)
+{
+    sqlite3_stmt *stmt = s_fixed(a, Q_CLOCK_PUT);
+    if (!stmt || s_bind_cell(stmt, table, pk, column, special) != SQLITE_OK)
+        return s_db_error(a, err, "recording clocks");
+    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)hlc);
+    sqlite3_bind_blob(stmt, 5, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 6, (sqlite3_int64)seq);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        return s_db_error(a, err, "recording clocks");
+    return STM_OK;
+}
+
+/* The latest write of any cell of a row (written here, or parked for a column this
+ * schema lacks). */
+static stm_err s_row_latest(applier_t *a, const char *table, const op_value *pk, uint64_t *hlc,
+                            stm_id *origin, bool *found, stm_error *err)
+{
+    sqlite3_stmt *stmt = s_fixed(a, Q_ROW_LATEST);
     if (!stmt)
         return s_db_error(a, err, "reading clocks");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     if (op_value_bind(stmt, 2, pk) != SQLITE_OK)
         return s_db_error(a, err, "reading clocks");
-    if (column) {
-        sqlite3_bind_text(stmt, 3, column, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 4, self->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)self->seq);
-    }
     int step = sqlite3_step(stmt);
     *found = step == SQLITE_ROW;
     if (*found) {
@@ -659,6 +720,12 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                         st, err);
         return rc;
     }
+    if (first->pk.type == VALUE_NULL) {
+        for (size_t i = 0; i < n && rc == STM_OK; i++)
+            rc = s_park(a, ops[i], PARKED_SCHEMA, "a row with a NULL primary key cannot be synced",
+                        st, err);
+        return rc;
+    }
     const char *table = catalog_table_name(t->def);
     s_cell *cells = stm_calloc(n, sizeof *cells);
     const op_t **applied = stm_calloc(n, sizeof *applied);
@@ -687,13 +754,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             continue;
         }
         applied[napplied++] = op;
-        uint64_t hlc;
-        stm_id origin;
-        bool found;
-        rc = s_latest(a, Q_LATEST_CELL, table, &op->pk, col->name, op, &hlc, &origin, &found, err);
+        uint64_t hlc = 0;
+        stm_id origin = {{0}};
+        bool found = false;
+        rc = s_clock_get(a, table, &op->pk, col->name, 0, &hlc, &origin, &found, err);
         if (rc == STM_OK && s_later(op->hlc, &op->origin, found, hlc, &origin)) {
             cells[ncells].col = col;
             cells[ncells].position = s_position(t, col);
+            cells[ncells].seq = op->seq;
             cells[ncells].value = op->value;
             ncells++;
         }
@@ -716,11 +784,11 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             step = SQLITE_DONE;
     }
     if (!exists && !refused && !s_fatal(step)) {
-        uint64_t del_hlc;
-        stm_id del_origin;
-        bool deleted;
-        rc = s_latest(a, Q_LATEST_DELETE, table, &first->pk, NULL, NULL, &del_hlc, &del_origin,
-                      &deleted, err);
+        uint64_t del_hlc = 0;
+        stm_id del_origin = {{0}};
+        bool deleted = false;
+        rc = s_clock_get(a, table, &first->pk, NULL, CLOCK_DELETE, &del_hlc, &del_origin, &deleted,
+                         err);
         bool have_values = napplied > 0 || deleted;
         if (rc == STM_OK && have_values &&
             s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin))
@@ -740,6 +808,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             a->any_applied = true;
         }
     }
+    /* The clocks move only for what was written: the winning cells and, for a write
+     * parked for a missing column, the row's entry for such writes. */
+    for (size_t i = 0; i < ncells && rc == STM_OK && !refused; i++)
+        rc = s_clock_put(a, table, &first->pk, cells[i].col->name, 0, first->hlc, &first->origin,
+                         cells[i].seq, err);
+    if (rc == STM_OK && nparked)
+        rc = s_clock_put(a, table, &first->pk, NULL, CLOCK_WRITE, first->hlc, &first->origin,
+                         first->seq, err);
 done:
     free(refused);
     free(cells);
@@ -754,6 +830,9 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if (!t)
         return s_park(a, op, PARKED_SCHEMA, "table not in this database, or not synced here", st,
                       err);
+    if (op->pk.type == VALUE_NULL)
+        return s_park(a, op, PARKED_SCHEMA, "a row with a NULL primary key cannot be synced", st,
+                      err);
     const char *table = catalog_table_name(t->def);
     bool present;
     stm_err rc = s_record(a, op, table, NULL, PARKED_NO, &present, err);
@@ -761,11 +840,10 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
         st->present += present;
         return rc;
     }
-    uint64_t hlc;
-    stm_id origin;
-    bool found;
-    if ((rc = s_latest(a, Q_LATEST_WRITE, table, &op->pk, NULL, NULL, &hlc, &origin, &found,
-                       err)) != STM_OK)
+    uint64_t hlc = 0;
+    stm_id origin = {{0}};
+    bool found = false;
+    if ((rc = s_row_latest(a, table, &op->pk, &hlc, &origin, &found, err)) != STM_OK)
         return rc;
     char *refused = NULL;
     if (s_later(op->hlc, &op->origin, found, hlc, &origin)) {
@@ -780,7 +858,7 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     }
     st->applied++;
     a->any_applied = true;
-    return STM_OK;
+    return s_clock_put(a, table, &op->pk, NULL, CLOCK_DELETE, op->hlc, &op->origin, op->seq, err);
 }
 
 /* ---- batches ---- */
@@ -869,12 +947,80 @@ static stm_err s_update_vectors(applier_t *a, stm_error *err)
     return rc;
 }
 
+/* Enters the operations captured here since the last time into stemma_clock, so
+ * that they take part in last writer wins (capture itself only appends to the oplog,
+ * keeping the application's writes cheap). */
+static stm_err s_catch_up(applier_t *a, stm_error *err)
+{
+    sqlite3_stmt *list = s_fixed(a, Q_CLOCKED_LIST);
+    if (!list)
+        return s_db_error(a, err, "reading stemma_clocked");
+    stm_id *origins = NULL;
+    uint64_t *marks = NULL;
+    size_t n = 0, cap = 0, mcap = 0;
+    while (sqlite3_step(list) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(list, 0) != STM_ID_BYTES)
+            continue;
+        origins = stm_grow(origins, &cap, n + 1, sizeof *origins);
+        marks = stm_grow(marks, &mcap, n + 1, sizeof *marks);
+        memcpy(origins[n].bytes, sqlite3_column_blob(list, 0), STM_ID_BYTES);
+        marks[n] = (uint64_t)sqlite3_column_int64(list, 1);
+        n++;
+    }
+    sqlite3_reset(list);
+    stm_err rc = STM_OK;
+    sqlite3_stmt *ops = NULL;
+    if (sqlite3_prepare_v2(a->db, s_sql[Q_CLOCKED_OPS], -1, &ops, NULL) != SQLITE_OK)
+        rc = s_db_error(a, err, "reading local operations");
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        sqlite3_reset(ops);
+        sqlite3_bind_blob(ops, 1, origins[i].bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(ops, 2, (sqlite3_int64)marks[i]);
+        uint64_t last = marks[i];
+        int step;
+        while (rc == STM_OK && (step = sqlite3_step(ops)) == SQLITE_ROW) {
+            last = (uint64_t)sqlite3_column_int64(ops, 0);
+            uint64_t hlc = (uint64_t)sqlite3_column_int64(ops, 1);
+            const char *table = (const char *)sqlite3_column_text(ops, 2);
+            op_value pk;
+            op_value_column(ops, 3, &pk);
+            const char *column = (const char *)sqlite3_column_text(ops, 4);
+            if (!table || pk.type == VALUE_NULL)
+                continue;
+            if (column) {
+                rc = s_clock_put(a, table, &pk, column, 0, hlc, &origins[i], last, err);
+            } else {
+                rc = s_clock_put(a, table, &pk, NULL, CLOCK_DELETE, hlc, &origins[i], last, err);
+            }
+        }
+        if (rc == STM_OK && step != SQLITE_DONE)
+            rc = s_db_error(a, err, "reading local operations");
+        if (rc == STM_OK && last != marks[i]) {
+            sqlite3_stmt *set = s_fixed(a, Q_CLOCKED_SET);
+            if (!set)
+                rc = s_db_error(a, err, "updating stemma_clocked");
+            else {
+                sqlite3_bind_blob(set, 1, origins[i].bytes, STM_ID_BYTES, SQLITE_STATIC);
+                sqlite3_bind_int64(set, 2, (sqlite3_int64)last);
+                if (sqlite3_step(set) != SQLITE_DONE)
+                    rc = s_db_error(a, err, "updating stemma_clocked");
+            }
+        }
+    }
+    sqlite3_finalize(ops);
+    free(origins);
+    free(marks);
+    return rc;
+}
+
 /* Opens the batch's transaction with capture off. */
 static stm_err s_begin(applier_t *a, stm_error *err)
 {
     if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return s_db_error(a, err, "starting a transaction");
     stm_err rc = s_refresh_catalog(a, err);
+    if (rc == STM_OK)
+        rc = s_catch_up(a, err);
     if (rc == STM_OK)
         rc = store_exec(a->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     if (rc == STM_OK)
@@ -1001,9 +1147,34 @@ static bool s_has_parked(applier_t *a, const char *kind)
     return any;
 }
 
+stm_err applier_begin(applier_t *a, stm_error *err)
+{
+    if (a->open)
+        return STM_OK;
+    stm_err rc = s_begin(a, err);
+    a->open = rc == STM_OK;
+    return rc;
+}
+
+stm_err applier_commit(applier_t *a, stm_error *err)
+{
+    if (!a->open)
+        return STM_OK;
+    a->open = false;
+    return s_commit(a, STM_OK, err);
+}
+
+void applier_rollback(applier_t *a)
+{
+    if (a->open)
+        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    a->open = false;
+}
+
 stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
 {
-    stm_err rc = s_begin(a, err);
+    bool own = !a->open;
+    stm_err rc = own ? s_begin(a, err) : STM_OK;
     if (rc != STM_OK)
         return rc;
     size_t n = opbatch_count(batch);
@@ -1011,12 +1182,16 @@ stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, 
     for (size_t i = 0; i < n; i++)
         ops[i] = opbatch_at(batch, i);
     apply_stats st = {0};
+    a->any_applied = false;
     rc = s_apply_ops(a, ops, n, &st, err);
     free(ops);
     /* A row a refused write needed may have just arrived. */
     if (rc == STM_OK && a->any_applied && s_has_parked(a, "constraint"))
         rc = s_retry(a, "constraint", &st, err);
-    rc = s_commit(a, rc, err);
+    if (own)
+        rc = s_commit(a, rc, err);
+    else if (rc != STM_OK)
+        applier_rollback(a);
     if (rc == STM_OK) {
         stats->applied += st.applied;
         stats->present += st.present;
@@ -1037,4 +1212,12 @@ stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     if (rc == STM_OK)
         stats->replayed += st.replayed;
     return rc;
+}
+
+stm_err applier_catch_up(applier_t *a, stm_error *err)
+{
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    return s_commit(a, STM_OK, err);
 }

@@ -21,11 +21,16 @@
  *  5. Parked operations are retried by applier_replay (after a migration), by the
  *     same rules; those a constraint refused are also retried after every batch
  *     that applied something, since the row they need may just have arrived.
- *  6. A batch is one transaction: after a crash the database holds all of it or
- *     none. Capture triggers are off inside it (stemma_local.applying), so applied
+ *  6. A batch is one transaction (or part of the one applier_begin opened): after a
+ *     crash the database holds all of it or none. Capture triggers are off inside it (stemma_local.applying), so applied
  *     operations are not recorded a second time as local ones.
  *  7. The local clock never falls behind a clock it has applied, so later local
  *     writes order after what this database has seen.
+ *  8. stemma_clock holds, per cell, the (hlc, origin) of its latest applied write,
+ *     and per row its latest delete and latest write parked for a missing column;
+ *     a row's latest write is the latest of those. Local writes enter it at the
+ *     start of the next transaction here (capture only appends to the oplog, so the
+ *     application's writes stay cheap), before anything is compared with them.
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
@@ -54,11 +59,26 @@ void applier_destroy(applier_t **self_p);
 
 /* Applies batch in one transaction and adds to stats. On failure (the database was
  * busy past its timeout, full, read-only) the transaction is rolled back: nothing of
- * the batch is kept, and the error says why. */
+ * the batch is kept, and the error says why. Between applier_begin and
+ * applier_commit, batches join one transaction instead, and a failure rolls back
+ * everything since applier_begin. */
 stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
+
+/* Opens a transaction that the following batches join until applier_commit: one
+ * commit for many batches (a whole bundle, or what a node receives between two
+ * sleeps) writes each changed page once, not once per batch. */
+stm_err applier_begin(applier_t *a, stm_error *err);
+stm_err applier_commit(applier_t *a, stm_error *err);
+/* Undoes everything since applier_begin. */
+void applier_rollback(applier_t *a);
 
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */
 stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
+
+/* Enters the operations captured here since last time into stemma_clock, in one
+ * transaction. Every apply and replay does this first; a node may also call it when
+ * idle, so that the work is not waiting in front of the next batch. */
+stm_err applier_catch_up(applier_t *a, stm_error *err);
 
 #endif

@@ -37,7 +37,25 @@ static const char *const s_schema =
     "  parked INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS stemma_oplog_cell ON stemma_oplog (tbl, pk, col, hlc, origin);"
+    /* The latest write of every cell, kept by apply (apply.h) so that last writer wins
+     * is one lookup. col is a column name, or 0 for the row's latest delete, or 1 for
+     * its latest write of any column. The oplog row of the write is (origin, seq). */
+    "CREATE TABLE IF NOT EXISTS stemma_clock ("
+    "  tbl TEXT NOT NULL,"
+    "  pk NOT NULL,"
+    "  col NOT NULL,"
+    "  hlc INTEGER NOT NULL,"
+    "  origin BLOB NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (tbl, pk, col)"
+    ") WITHOUT ROWID;"
+    /* Local operations reach stemma_clock after the fact (capture only appends to the
+     * oplog, to keep the application's writes fast): per origin captured here, the
+     * sequence up to which they have. */
+    "CREATE TABLE IF NOT EXISTS stemma_clocked ("
+    "  origin BLOB PRIMARY KEY,"
+    "  seq INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS stemma_vector ("
     "  origin BLOB PRIMARY KEY,"  /* a remote node id (or a former id of this one) */
     "  seq INTEGER NOT NULL"      /* highest sequence held with none missing below it */
@@ -161,6 +179,11 @@ stm_err store_prepare(store_t *self, stm_error *err)
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = stm_error_set(err, STM_EDB, "%s: %s", self->path, sqlite3_errmsg(self->db));
     sqlite3_finalize(stmt);
+    if (rc == STM_OK)
+        rc = store_exec(self,
+                        "INSERT INTO stemma_clocked (origin, seq) SELECT node_id, 0 FROM "
+                        "stemma_local WHERE id = 1",
+                        err);
     return rc;
 }
 
@@ -222,7 +245,10 @@ stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
                         "stemma_vector AS v WHERE v.origin = stemma_local.node_id), 0) "
                         "WHERE id = 1;"
                         "DELETE FROM stemma_vector WHERE origin = (SELECT node_id FROM "
-                        "stemma_local WHERE id = 1);",
+                        "stemma_local WHERE id = 1);"
+                        /* Its operations held so far were applied, so are in the clock. */
+                        "INSERT OR IGNORE INTO stemma_clocked (origin, seq) SELECT node_id, seq "
+                        "FROM stemma_local WHERE id = 1;",
                         err);
     return rc;
 }

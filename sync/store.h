@@ -8,6 +8,9 @@
  *                   hybrid logical clock, the last local sequence number, and the
  *                   `applying` flag that keeps capture from recording applied ops
  *   stemma_oplog    every operation, local or received: (origin, seq) is its key
+ *   stemma_clock    the latest write of every cell, and each row's latest delete and
+ *                   latest write (apply.h keeps it)
+ *   stemma_clocked  how far local operations have been entered in stemma_clock
  *   stemma_vector   per remote origin, the highest sequence held without a gap
  *   stemma_parked   operations held back, with the kind of reason and the reason
  *   stemma_exclude  tables the application does not want synced
