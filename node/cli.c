@@ -39,6 +39,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return CLI_BAD_INPUT;
 }
 
+int cli_bad_option(const char *cmd, const char *arg, int c)
+{
+    if (c == ':')
+        return cli_usage_error(cmd, "option '%s' needs a value", arg);
+    return cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
 int cli_parse_format(const char *arg, unsigned allowed, cli_format *out)
 {
     static const char *const names[] = {"text", "json", "toml"};

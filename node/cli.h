@@ -21,6 +21,11 @@ int cli_fail(const char *cmd, const stm_error *err);
 /* Prints "stemma CMD: message" and a hint to use --help; returns CLI_BAD_INPUT. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The usage error for what getopt_long returned as c for arg: an option missing
+ * its value (c == ':', which needs ':' to lead the option string) or one it does
+ * not know. Returns CLI_BAD_INPUT. */
+int cli_bad_option(const char *cmd, const char *arg, int c);
+
 /* Output formats a command may offer. */
 typedef enum { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_TOML } cli_format;
 /* Parses --format's argument against the formats allowed (a mask of 1 << cli_format);

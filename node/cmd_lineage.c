@@ -230,7 +230,7 @@ int cmd_history(int argc, char **argv)
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+s:d:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:d:f:h", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
@@ -247,7 +247,7 @@ int cmd_history(int argc, char **argv)
             fputs(s_history_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("history", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("history", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -295,7 +295,7 @@ int cmd_export(int argc, char **argv)
     const char *schemas = NULL, *output = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+s:o:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:o:h", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
@@ -307,7 +307,7 @@ int cmd_export(int argc, char **argv)
             fputs(s_export_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("export", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("export", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -582,7 +582,7 @@ int cmd_compare(int argc, char **argv)
     int c;
     opterr = 0;
     /* Options may come before or after the two paths. */
-    while ((c = getopt_long(argc, argv, "f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:h", options, NULL)) != -1) {
         switch (c) {
         case 'f':
             if (!cli_parse_format(optarg, 3u, &format))
@@ -593,7 +593,7 @@ int cmd_compare(int argc, char **argv)
             fputs(s_compare_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("compare", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("compare", argv[optind - 1], c);
         }
     }
     if (argc - optind != 2)

@@ -85,7 +85,7 @@ int cmd_migrate(int argc, char **argv)
     size_t nexclude = 0, exclude_cap = 0;
     int c, code = CLI_OK;
     opterr = 0;
-    while (code == CLI_OK && (c = getopt_long(argc, argv, "+d:s:t:nBx:h", options, NULL)) != -1) {
+    while (code == CLI_OK && (c = getopt_long(argc, argv, "+:d:s:t:nBx:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -113,7 +113,7 @@ int cmd_migrate(int argc, char **argv)
             free(exclude);
             return CLI_OK;
         default:
-            code = cli_usage_error("migrate", "unknown option '%s'", argv[optind - 1]);
+            code = cli_bad_option("migrate", argv[optind - 1], c);
         }
     }
     if (code == CLI_OK && optind < argc)
@@ -289,7 +289,7 @@ int cmd_status(int argc, char **argv)
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+d:s:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:f:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -305,7 +305,7 @@ int cmd_status(int argc, char **argv)
             fputs(s_status_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("status", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("status", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -358,7 +358,7 @@ int cmd_rollback(int argc, char **argv)
     bool have_to = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+d:s:t:nBh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:t:nBh", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -382,7 +382,7 @@ int cmd_rollback(int argc, char **argv)
             fputs(s_rollback_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("rollback", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("rollback", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -427,7 +427,7 @@ int cmd_restore(int argc, char **argv)
     const char *db = NULL, *from = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+d:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:f:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -439,7 +439,7 @@ int cmd_restore(int argc, char **argv)
             fputs(s_restore_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("restore", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("restore", argv[optind - 1], c);
         }
     }
     if (optind < argc)

@@ -10,19 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Opens a database stemma has set up (stemma migrate does that). */
-static stm_err s_open_prepared(const char *path, store_open_mode mode, store_t **out,
-                               stm_error *err)
+/* Opens a database stemma has set up (stemma migrate does that). It is checked
+ * through a read-only connection first: opening it for writing switches it to WAL
+ * mode, which must not happen to a file the command then refuses. */
+static stm_err s_open_prepared(const char *path, store_t **out, stm_error *err)
 {
-    stm_err rc = store_open(path, mode, out, err);
-    if (rc == STM_OK && !store_is_prepared(*out)) {
-        store_destroy(out);
+    store_t *check = NULL;
+    stm_err rc = store_open(path, STORE_OPEN_READONLY, &check, err);
+    if (rc != STM_OK)
+        return rc;
+    bool prepared = store_is_prepared(check);
+    store_destroy(&check);
+    if (!prepared)
         return stm_error_set(err, STM_EINPUT,
                              "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
                              "--db %s --schemas DIR' first",
                              path, path);
-    }
-    return rc;
+    /* Read-write even to read, so that closing removes the -wal and -shm files. */
+    return store_open(path, STORE_OPEN_EXISTING, out, err);
 }
 
 /* ---- changes ---- */
@@ -50,7 +55,7 @@ int cmd_changes(int argc, char **argv)
     const char *db = NULL, *since_path = NULL, *output = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+d:s:o:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:o:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -65,7 +70,7 @@ int cmd_changes(int argc, char **argv)
             fputs(s_changes_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("changes", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("changes", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -78,7 +83,7 @@ int cmd_changes(int argc, char **argv)
     if (since_path && bundle_read_vector(since_path, &since, &err) != STM_OK)
         return cli_fail("changes", &err);
     bundle_info info;
-    stm_err rc = s_open_prepared(db, STORE_OPEN_READONLY, &store, &err);
+    stm_err rc = s_open_prepared(db, &store, &err);
     if (rc == STM_OK)
         rc = bundle_write(store, since, output, &info, &err);
     store_destroy(&store);
@@ -111,7 +116,7 @@ int cmd_vector(int argc, char **argv)
     const char *db = NULL, *output = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+d:o:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:o:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -123,7 +128,7 @@ int cmd_vector(int argc, char **argv)
             fputs(s_vector_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("vector", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("vector", argv[optind - 1], c);
         }
     }
     if (optind < argc)
@@ -133,7 +138,7 @@ int cmd_vector(int argc, char **argv)
     stm_error err = {0};
     store_t *store = NULL;
     vector_t *v = NULL;
-    stm_err rc = s_open_prepared(db, STORE_OPEN_READONLY, &store, &err);
+    stm_err rc = s_open_prepared(db, &store, &err);
     if (rc == STM_OK)
         rc = vector_read(store, &v, &err);
     if (rc == STM_OK)
@@ -184,7 +189,7 @@ int cmd_apply(int argc, char **argv)
     const char *db = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "d:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -193,7 +198,7 @@ int cmd_apply(int argc, char **argv)
             fputs(s_apply_help, stdout);
             return CLI_OK;
         default:
-            return cli_usage_error("apply", "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("apply", argv[optind - 1], c);
         }
     }
     if (!db)
@@ -203,7 +208,7 @@ int cmd_apply(int argc, char **argv)
     const char *bundle = argv[optind];
     stm_error err = {0};
     store_t *store = NULL;
-    stm_err rc = s_open_prepared(db, STORE_OPEN_EXISTING, &store, &err);
+    stm_err rc = s_open_prepared(db, &store, &err);
     if (rc != STM_OK)
         return cli_fail("apply", &err);
     applier_t *applier = applier_new(store, s_warn, NULL);

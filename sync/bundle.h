@@ -43,7 +43,10 @@ stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bu
 typedef stm_err (*bundle_batch_fn)(void *ctx, const opbatch_t *batch, stm_error *err);
 
 /* Verifies path whole, then hands each batch to fn in order. STM_ECORRUPT (naming
- * the file and what is wrong) for a damaged or truncated bundle, before any call. */
+ * the file and what is wrong) for a damaged or truncated bundle, before any call.
+ * The second reading checks the digest again: a file changed in place between the two
+ * fails at its end, after some calls, so a caller that applies should do so in one
+ * transaction (applier_begin) and roll back on failure, as `stemma apply` does. */
 stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                     stm_error *err);
 
