@@ -85,29 +85,27 @@ column_relation relation_of_columns(const catalog_column *local, const catalog_c
     return COLUMN_SHARED;
 }
 
-static void s_add_column(comparison_family *cf, column_relation r, const char *name)
-{
-    cf->columns[r] = stm_realloc(cf->columns[r], (cf->ncolumns[r] + 1) * sizeof(char *));
-    cf->columns[r][cf->ncolumns[r]++] = stm_strdup(name);
-}
-
 static void s_compare_family(comparison_family *cf, const family_t *local, const family_t *remote)
 {
-    cf->name = stm_strdup(family_name(local ? local : remote));
+    cf->name = family_name(local ? local : remote);
     cf->relation = relation_of_families(local, remote, &cf->common);
     const catalog_table *lt = local ? family_table(local) : NULL;
     const catalog_table *rt = remote ? family_table(remote) : NULL;
     cf->local_live = lt != NULL;
     cf->remote_live = rt != NULL;
-    for (size_t i = 0; lt && i < catalog_table_count(lt); i++) {
+    size_t nl = lt ? catalog_table_count(lt) : 0, nr = rt ? catalog_table_count(rt) : 0;
+    /* Every list can hold at most all the names: one allocation each, no regrowth. */
+    for (int r = 0; r < 4; r++)
+        cf->columns[r] = stm_malloc((nl + nr + 1) * sizeof(char *));
+    for (size_t i = 0; i < nl; i++) {
         const catalog_column *c = catalog_table_column(lt, i);
-        s_add_column(cf, relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL),
-                     c->name);
+        column_relation r = relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL);
+        cf->columns[r][cf->ncolumns[r]++] = c->name;
     }
-    for (size_t i = 0; rt && i < catalog_table_count(rt); i++) {
+    for (size_t i = 0; i < nr; i++) {
         const catalog_column *c = catalog_table_column(rt, i);
         if (!lt || !catalog_table_find(lt, c->name))
-            s_add_column(cf, COLUMN_REMOTE_ONLY, c->name);
+            cf->columns[COLUMN_REMOTE_ONLY][cf->ncolumns[COLUMN_REMOTE_ONLY]++] = c->name;
     }
 }
 
@@ -151,12 +149,8 @@ void comparison_destroy(comparison_t **self_p)
         return;
     for (size_t i = 0; i < c->nfamilies; i++) {
         comparison_family *cf = &c->families[i];
-        for (int r = 0; r < 4; r++) {
-            for (size_t k = 0; k < cf->ncolumns[r]; k++)
-                free(cf->columns[r][k]);
+        for (int r = 0; r < 4; r++)
             free(cf->columns[r]);
-        }
-        free(cf->name);
     }
     free(c->families);
     free(c);

@@ -47,14 +47,15 @@ relation_kind relation_of_families(const family_t *local, const family_t *remote
 /* How one column relates, given its definition on each side (either may be NULL). */
 column_relation relation_of_columns(const catalog_column *local, const catalog_column *remote);
 
-/* The column names of one family, sorted into the four relations. */
+/* The column names of one family, sorted into the four relations. Names are lent by
+ * the two lineages compared: a comparison must not outlive them. */
 typedef struct {
-    char *name;               /* the family's name, owned */
+    const char *name;         /* the family's name */
     relation_kind relation;   /* of the family histories */
     size_t common;            /* family entries both share */
     bool local_live;          /* the table exists here now */
     bool remote_live;         /* the table exists there now */
-    char **columns[4];        /* names, owned, indexed by column_relation */
+    const char **columns[4];  /* names (the arrays owned), indexed by column_relation */
     size_t ncolumns[4];
 } comparison_family;
 
@@ -71,6 +72,8 @@ typedef struct {
     size_t nfamilies;
 } comparison_t;
 
+/* The caller owns the result; it borrows names from local and remote, which must
+ * outlive it. */
 comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote);
 void comparison_destroy(comparison_t **self_p);
 

@@ -359,7 +359,7 @@ static void s_phrase(s_phrases *p, const char *fmt, ...)
     va_end(ap);
 }
 
-static void s_join_names(buf_t *b, char **names, size_t n)
+static void s_join_names(buf_t *b, const char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         buf_printf(b, "%s%s", i ? ", " : "", names[i]);

@@ -151,7 +151,7 @@ static const comparison_family *s_family(const comparison_t *c, const char *name
     return NULL;
 }
 
-static void s_assert_names(char **names, size_t n, const char *const *expected)
+static void s_assert_names(const char **names, size_t n, const char *const *expected)
 {
     size_t k = 0;
     for (; expected[k]; k++) {
