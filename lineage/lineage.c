@@ -64,12 +64,14 @@ stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const st
         return stm_error_set(err, STM_ECORRUPT,
                              "version %d: its parent is not the id of version %d", number,
                              number - 1);
+    /* Copied before the array grows: the caller may have pointed into it. */
+    stm_id new_id = *id, new_parent = *parent, new_checksum = *checksum;
     l->versions = stm_grow(l->versions, &l->cap, l->count + 1, sizeof *l->versions);
     lineage_version *v = &l->versions[l->count++];
     v->number = number;
-    v->id = *id;
-    v->parent = *parent;
-    v->checksum = *checksum;
+    v->id = new_id;
+    v->parent = new_parent;
+    v->checksum = new_checksum;
     v->description = stm_strdup(description);
     return STM_OK;
 }
@@ -184,11 +186,12 @@ stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
     stm_err rc = STM_OK;
     for (size_t i = 0; i < schemaset_count(set) && rc == STM_OK; i++) {
         const schemaset_migration *m = schemaset_at(set, i);
-        stm_id zero = {{0}}, id, checksum;
-        const stm_id *parent = l->count ? &l->versions[l->count - 1].id : &zero;
-        lineage_version_id(parent, m->number, m->text, m->text_len, &id);
+        stm_id parent = {{0}}, id, checksum;
+        if (l->count)
+            parent = l->versions[l->count - 1].id;
+        lineage_version_id(&parent, m->number, m->text, m->text_len, &id);
         stm_id_hash(m->text, m->text_len, &checksum);
-        rc = lineage_add_version(l, m->number, &id, parent, &checksum, m->description, err);
+        rc = lineage_add_version(l, m->number, &id, &parent, &checksum, m->description, err);
         if (rc != STM_OK)
             break;
         int cookie = s_schema_cookie(db);
