@@ -257,7 +257,8 @@ stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
         rc = s_db_error(db, err, "tables");
         goto done;
     }
-    qsort(c->tables, c->count, sizeof *c->tables, s_compare_tables);
+    if (c->count > 1)
+        qsort(c->tables, c->count, sizeof *c->tables, s_compare_tables);
 done:
     sqlite3_finalize(tables);
     sqlite3_finalize(cols);

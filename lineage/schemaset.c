@@ -228,7 +228,8 @@ static stm_err s_list_entries(const char *dir, s_entry **entries_out, size_t *co
         count++;
     }
     closedir(d);
-    qsort(entries, count, sizeof *entries, s_compare_entries);
+    if (count > 1)
+        qsort(entries, count, sizeof *entries, s_compare_entries);
     *entries_out = entries;
     *count_out = count;
     return rc;
