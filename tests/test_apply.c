@@ -145,6 +145,24 @@ static void test_insert_arrives_and_is_not_recaptured(void **state)
     assert_true(du_int(f->store, "SELECT hlc FROM stemma_local") >= 1000);
 }
 
+/* Hybrid logical clock, receive side: after applying a write from a node whose clock
+ * is an hour ahead, a local write here still orders after it, and wins. */
+static void test_local_clock_moves_past_what_it_applied(void **state)
+{
+    fixture *f = *state;
+    long long ahead = du_int(f->store, "SELECT (CAST((julianday('now') - 2440587.5) * 86400000 "
+                                       "AS INTEGER) + 3600000) << 16");
+    s_insert_task(f, 0xa1, 1, (uint64_t)ahead, "t1", "from the future");
+    s_apply(f);
+    du_exec(f->path, "UPDATE tasks SET title = 'local' WHERE id = 't1'");
+    assert_true(du_int(f->store, "SELECT max(hlc) FROM stemma_oplog WHERE col = 'title'") >
+                ahead);
+    /* And the local write wins against a concurrent one at the future clock. */
+    s_add(f, 0xb2, 1, (uint64_t)ahead, "tasks", "t1", "title", 'T', "concurrent");
+    s_apply(f);
+    s_assert_title(f, "t1", "local");
+}
+
 static void test_last_writer_wins_in_any_order(void **state)
 {
     fixture *f = *state;
@@ -389,6 +407,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_insert_arrives_and_is_not_recaptured),
+        T(test_local_clock_moves_past_what_it_applied),
         T(test_last_writer_wins_in_any_order),
         T(test_applying_twice_changes_nothing),
         T(test_deletes_against_writes),

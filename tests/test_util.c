@@ -1,0 +1,195 @@
+/* Tests of the small lineage modules the others stand on: error messages, the
+ * growable buffer, ids and their hex form, the JSON writer, and running SQL scripts. */
+#include "lineage/buf.h"
+#include "lineage/error.h"
+#include "lineage/id.h"
+#include "lineage/jsonw.h"
+#include "lineage/sqlscript.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <string.h>
+
+static void test_error_set_and_prefix(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    assert_int_equal(stm_error_set(&err, STM_EINPUT, "%s: bad %d", "f.sql", 3), STM_EINPUT);
+    assert_string_equal(err.msg, "f.sql: bad 3");
+    assert_int_equal(stm_error_prefix(&err, "dir"), STM_EINPUT);
+    assert_string_equal(err.msg, "dir: f.sql: bad 3");
+    /* An overlong prefix is cut (to 511 bytes), never the buffer overrun, and the
+     * message it goes in front of survives. */
+    char big[2000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    stm_error_prefix(&err, "%s", big);
+    assert_true(strlen(err.msg) < sizeof err.msg);
+    assert_int_equal(err.msg[0], 'x');
+    assert_non_null(strstr(err.msg, "x: dir: f.sql: bad 3"));
+    /* A message already at the limit keeps its start when prefixed. */
+    memset(err.msg, 'm', sizeof err.msg - 1);
+    err.msg[sizeof err.msg - 1] = '\0';
+    stm_error_prefix(&err, "p");
+    assert_int_equal(strlen(err.msg), sizeof err.msg - 1);
+    assert_int_equal(strncmp(err.msg, "p: mmm", 6), 0);
+    stm_error_clear(&err);
+    assert_int_equal(err.code, STM_OK);
+    assert_string_equal(err.msg, "");
+    assert_int_equal(stm_error_set(NULL, STM_ESYS, "ignored"), STM_ESYS);
+    assert_string_equal(stm_strerror(STM_ECORRUPT), "corrupt data");
+    assert_string_equal(stm_strerror((stm_err)99), "unknown error");
+}
+
+static void test_buf(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    assert_string_equal(buf_str(&b), "");
+    buf_puts(&b, "abc");
+    buf_putc(&b, '-');
+    buf_printf(&b, "%05d", 42);
+    buf_append(&b, "\0z", 2);
+    assert_int_equal(b.len, 11);
+    assert_memory_equal(b.data, "abc-00042\0z", 11);
+    buf_reset(&b);
+    assert_string_equal(buf_str(&b), "");
+    for (int i = 0; i < 10000; i++)
+        buf_printf(&b, "%d,", i);
+    char *s = buf_detach(&b);
+    assert_null(b.data);
+    assert_int_equal(strncmp(s, "0,1,2,", 6), 0);
+    free(s);
+    buf_free(&b);
+}
+
+static void test_id_hex(void **state)
+{
+    (void)state;
+    stm_id id, back;
+    stm_id_hash("abc", 3, &id);
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(&id, hex);
+    /* b2sum -l 256 of "abc" */
+    assert_string_equal(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    assert_true(stm_id_from_hex(hex, &back));
+    assert_true(stm_id_equal(&id, &back));
+    hex[0] = 'B';
+    assert_true(stm_id_from_hex(hex, &back)); /* either case */
+    assert_false(stm_id_from_hex("bddd", &back));
+    hex[63] = 'g';
+    assert_false(stm_id_from_hex(hex, &back));
+    char longer[STM_ID_HEX_LEN + 2];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    assert_false(stm_id_from_hex(longer, &back));
+    stm_id zero = {{0}};
+    assert_true(stm_id_is_zero(&zero));
+    assert_false(stm_id_is_zero(&id));
+}
+
+static void test_hasher_framing(void **state)
+{
+    (void)state;
+    /* NULL and "" hash differently, and lengths frame strings. */
+    stm_hasher h;
+    stm_id a, b;
+    stm_hasher_init(&h);
+    stm_hasher_str(&h, NULL);
+    stm_hasher_final(&h, &a);
+    stm_hasher_init(&h);
+    stm_hasher_str(&h, "");
+    stm_hasher_final(&h, &b);
+    assert_false(stm_id_equal(&a, &b));
+    stm_hasher_init(&h);
+    stm_hasher_str(&h, "ab");
+    stm_hasher_str(&h, "c");
+    stm_hasher_final(&h, &a);
+    stm_hasher_init(&h);
+    stm_hasher_str(&h, "a");
+    stm_hasher_str(&h, "bc");
+    stm_hasher_final(&h, &b);
+    assert_false(stm_id_equal(&a, &b));
+}
+
+static void test_jsonw(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, false);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "s");
+    jsonw_string(&w, "q\"\\\n\t\x01\x7f\xc3\xa9");
+    jsonw_key(&w, "n");
+    jsonw_int(&w, -9223372036854775807LL - 1);
+    jsonw_key(&w, "a");
+    jsonw_array_begin(&w);
+    jsonw_bool(&w, true);
+    jsonw_null(&w);
+    jsonw_string(&w, NULL);
+    jsonw_array_end(&w);
+    jsonw_key(&w, "e");
+    jsonw_array_begin(&w);
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    assert_string_equal(buf_str(&b), "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\\u007f\xc3\xa9\","
+                                     "\"n\":-9223372036854775808,\"a\":[true,null,null],\"e\":[]}");
+    buf_reset(&b);
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "k");
+    jsonw_array_begin(&w);
+    jsonw_int(&w, 1);
+    jsonw_int(&w, 2);
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    assert_string_equal(buf_str(&b), "{\n  \"k\": [\n    1,\n    2\n  ]\n}\n");
+    buf_free(&b);
+}
+
+static void test_sqlscript(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    stm_error err = {0};
+    assert_int_equal(sqlscript_run(db, "a.sql",
+                                   "-- comment\n/* block */ CREATE TABLE t(x);\n"
+                                   "INSERT INTO t VALUES (1); SELECT * FROM t;\n",
+                                   0, &err),
+                     STM_OK);
+    /* The line of a syntax error is where SQLite says it is. */
+    assert_int_equal(sqlscript_run(db, "b.sql", "CREATE TABLE u(x);\n\n\nINSERT INTO\n t VALUES (,);",
+                                   0, &err),
+                     STM_EINPUT);
+    assert_non_null(strstr(err.msg, "b.sql:5: "));
+    assert_non_null(strstr(err.msg, "syntax error"));
+    assert_int_equal(sqlscript_run(db, "c.sql", "\n  savepoint s;", 0, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "c.sql:2: a migration may not control transactions"));
+    assert_int_equal(sqlscript_run(db, "d.sql", "BEGIN; COMMIT;", 1, &err), STM_OK);
+    /* A name that merely starts like a keyword is not one. */
+    assert_int_equal(sqlscript_run(db, "e.sql", "CREATE TABLE ending(x); CREATE TABLE begin_(y);",
+                                   0, &err),
+                     STM_OK);
+    sqlite3_close(db);
+    buf_t b = BUF_INIT;
+    sqlscript_quote_ident(&b, "a\"b c");
+    assert_string_equal(buf_str(&b), "\"a\"\"b c\"");
+    buf_free(&b);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_set_and_prefix), cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_id_hex),               cmocka_unit_test(test_hasher_framing),
+        cmocka_unit_test(test_jsonw),                cmocka_unit_test(test_sqlscript),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
