@@ -143,17 +143,6 @@ static void s_record_catalog(lineage_t *l, const lineage_version *v, const catal
     }
 }
 
-static int s_schema_cookie(sqlite3 *db)
-{
-    sqlite3_stmt *stmt = NULL;
-    int cookie = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &stmt, NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW)
-        cookie = sqlite3_column_int(stmt, 0);
-    sqlite3_finalize(stmt);
-    return cookie;
-}
-
 /* Runs one migration in its own transaction. */
 static stm_err s_run_migration(sqlite3 *db, const char *dir, const schemaset_migration *m,
                                stm_error *err)
@@ -194,9 +183,9 @@ stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
         rc = lineage_add_version(l, m->number, &id, &parent, &checksum, m->description, err);
         if (rc != STM_OK)
             break;
-        int cookie = s_schema_cookie(db);
+        int cookie = sqlscript_schema_cookie(db);
         rc = s_run_migration(db, schemaset_dir(set), m, err);
-        if (rc != STM_OK || (before && s_schema_cookie(db) == cookie))
+        if (rc != STM_OK || (before && sqlscript_schema_cookie(db) == cookie))
             continue; /* the schema did not change: no family did either */
         catalog_t *after = NULL;
         rc = catalog_read(db, &after, err);

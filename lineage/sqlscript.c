@@ -110,3 +110,14 @@ void sqlscript_quote_ident(buf_t *b, const char *name)
     }
     buf_putc(b, '"');
 }
+
+int sqlscript_schema_cookie(sqlite3 *db)
+{
+    sqlite3_stmt *stmt = NULL;
+    int cookie = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        cookie = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return cookie;
+}

@@ -17,6 +17,10 @@
 stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                       stm_error *err);
 
+/* The database's schema cookie (PRAGMA schema_version): it changes whenever the
+ * schema does, so a cached catalog is stale when it differs. -1 if it cannot be read. */
+int sqlscript_schema_cookie(sqlite3 *db);
+
 /* Appends name to b as a quoted SQL identifier: "name", inner quotes doubled. Every
  * table or column name that stemma puts into SQL text goes through here, and only
  * names read from the local catalog do. */

@@ -1,5 +1,6 @@
 #include "apply.h"
 #include "capture.h"
+#include "oplog.h"
 #include "lineage/buf.h"
 #include "lineage/catalog.h"
 #include "lineage/mem.h"
@@ -294,21 +295,10 @@ static sqlite3_stmt *s_row_stmt_for(applier_t *a, const s_table *t, s_row_kind k
 
 /* ---- the local catalog ---- */
 
-static int s_schema_cookie(sqlite3 *db)
-{
-    sqlite3_stmt *stmt = NULL;
-    int cookie = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &stmt, NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW)
-        cookie = sqlite3_column_int(stmt, 0);
-    sqlite3_finalize(stmt);
-    return cookie;
-}
-
 /* Re-reads the catalog and the exclude list when the schema changed. */
 static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
 {
-    int cookie = s_schema_cookie(a->db);
+    int cookie = sqlscript_schema_cookie(a->db);
     if (cookie == a->schema_cookie && a->catalog)
         return STM_OK;
     s_statements_clear(a);
@@ -534,6 +524,24 @@ static int s_bind_cell(sqlite3_stmt *stmt, const char *table, const op_value *pk
     return rc;
 }
 
+/* Steps stmt, a query of (hlc, origin), once: the write it finds, if any. */
+static stm_err s_read_clock(applier_t *a, sqlite3_stmt *stmt, uint64_t *hlc, stm_id *origin,
+                            bool *found, stm_error *err)
+{
+    int step = sqlite3_step(stmt);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
+        memset(origin->bytes, 0, STM_ID_BYTES);
+        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
+            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
+    }
+    sqlite3_reset(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return s_db_error(a, err, "reading clocks");
+    return STM_OK;
+}
+
 /* The latest write recorded for a cell (or a row's special entry). *found false
  * when there is none. */
 static stm_err s_clock_get(applier_t *a, const char *table, const op_value *pk,
@@ -543,18 +551,7 @@ static stm_err s_clock_get(applier_t *a, const char *table, const op_value *pk,
     sqlite3_stmt *stmt = s_fixed(a, Q_CLOCK_GET);
     if (!stmt || s_bind_cell(stmt, table, pk, column, special) != SQLITE_OK)
         return s_db_error(a, err, "reading clocks");
-    int step = sqlite3_step(stmt);
-    *found = step == SQLITE_ROW;
-    if (*found) {
-        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
-        memset(origin->bytes, 0, STM_ID_BYTES);
-        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
-            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
-    } else if (step != SQLITE_DONE) {
-        return s_db_error(a, err, "reading clocks");
-    }
-    sqlite3_reset(stmt);
-    return STM_OK;
+    return s_read_clock(a, stmt, hlc, origin, found, err);
 }
 
 /* Records the write (hlc, origin, seq) for a cell (or special entry) when it is later
@@ -585,18 +582,7 @@ static stm_err s_row_latest(applier_t *a, const char *table, const op_value *pk,
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     if (op_value_bind(stmt, 2, pk) != SQLITE_OK)
         return s_db_error(a, err, "reading clocks");
-    int step = sqlite3_step(stmt);
-    *found = step == SQLITE_ROW;
-    if (*found) {
-        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
-        memset(origin->bytes, 0, STM_ID_BYTES);
-        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
-            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
-    } else if (step != SQLITE_DONE) {
-        return s_db_error(a, err, "reading clocks");
-    }
-    sqlite3_reset(stmt);
-    return STM_OK;
+    return s_read_clock(a, stmt, hlc, origin, found, err);
 }
 
 /* True when the write (hlc, origin) is later than the latest one found. */
@@ -1070,18 +1056,7 @@ static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, s
     int step;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         op_t op;
-        memset(&op, 0, sizeof op);
-        memcpy(op.origin.bytes, sqlite3_column_blob(q, 0), STM_ID_BYTES);
-        op.seq = (uint64_t)sqlite3_column_int64(q, 1);
-        op.hlc = (uint64_t)sqlite3_column_int64(q, 2);
-        memcpy(op.version_id.bytes, sqlite3_column_blob(q, 3), STM_ID_BYTES);
-        op.table = (const char *)sqlite3_column_text(q, 4);
-        op_value_column(q, 5, &op.pk);
-        op.column = (const char *)sqlite3_column_text(q, 6);
-        const char *aff = (const char *)sqlite3_column_text(q, 7);
-        op.affinity = op.column && aff ? aff[0] : 0;
-        if (op.column)
-            op_value_column(q, 8, &op.value);
+        oplog_row_read(q, &op);
         opbatch_add(batch, &op);
     }
     sqlite3_finalize(q);

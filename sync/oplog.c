@@ -17,9 +17,8 @@ struct oplog_reader {
     size_t count;
 };
 
-static const char *const s_select =
-    "SELECT origin, seq, hlc, version_id, tbl, pk, col, aff, val FROM stemma_oplog "
-    "WHERE origin = ?1 AND seq > ?2 ORDER BY seq";
+static const char *const s_select = "SELECT " OPLOG_COLUMNS " FROM stemma_oplog "
+                                   "WHERE origin = ?1 AND seq > ?2 ORDER BY seq";
 
 static stm_err s_db_error(store_t *store, stm_error *err)
 {
@@ -84,24 +83,29 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
     return STM_OK;
 }
 
+void oplog_row_read(sqlite3_stmt *stmt, op_t *op)
+{
+    memset(op, 0, sizeof *op);
+    if (sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES)
+        memcpy(op->origin.bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
+    op->seq = (uint64_t)sqlite3_column_int64(stmt, 1);
+    op->hlc = (uint64_t)sqlite3_column_int64(stmt, 2);
+    if (sqlite3_column_bytes(stmt, 3) == STM_ID_BYTES)
+        memcpy(op->version_id.bytes, sqlite3_column_blob(stmt, 3), STM_ID_BYTES);
+    op->table = (const char *)sqlite3_column_text(stmt, 4);
+    op_value_column(stmt, 5, &op->pk);
+    op->column = (const char *)sqlite3_column_text(stmt, 6);
+    const char *aff = (const char *)sqlite3_column_text(stmt, 7);
+    op->affinity = op->column && aff ? aff[0] : 0;
+    if (op->column)
+        op_value_column(stmt, 8, &op->value);
+}
+
 /* Copies the current row of stmt into batch. */
 static void s_take(sqlite3_stmt *stmt, opbatch_t *batch)
 {
     op_t op;
-    memset(&op, 0, sizeof op);
-    if (sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES)
-        memcpy(op.origin.bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
-    op.seq = (uint64_t)sqlite3_column_int64(stmt, 1);
-    op.hlc = (uint64_t)sqlite3_column_int64(stmt, 2);
-    if (sqlite3_column_bytes(stmt, 3) == STM_ID_BYTES)
-        memcpy(op.version_id.bytes, sqlite3_column_blob(stmt, 3), STM_ID_BYTES);
-    op.table = (const char *)sqlite3_column_text(stmt, 4);
-    op_value_column(stmt, 5, &op.pk);
-    op.column = (const char *)sqlite3_column_text(stmt, 6);
-    const char *aff = (const char *)sqlite3_column_text(stmt, 7);
-    op.affinity = op.column && aff ? aff[0] : 0;
-    if (op.column)
-        op_value_column(stmt, 8, &op.value);
+    oplog_row_read(stmt, &op);
     opbatch_add(batch, &op);
 }
 

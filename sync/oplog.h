@@ -28,6 +28,15 @@ void oplog_reader_destroy(oplog_reader_t **self_p);
 stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                           size_t *got, stm_error *err);
 
+/* The columns an operation is read from, in the order oplog_row_read expects them:
+ * "origin, seq, hlc, version_id, tbl, pk, col, aff, val" (a SELECT list of
+ * stemma_oplog, possibly qualified). */
+#define OPLOG_COLUMNS "origin, seq, hlc, version_id, tbl, pk, col, aff, val"
+
+/* Reads the current row of stmt, whose first nine columns are OPLOG_COLUMNS, into op;
+ * strings and bytes are lent by stmt until its next step or reset. */
+void oplog_row_read(sqlite3_stmt *stmt, op_t *op);
+
 /* How many operations the database holds, and how many of them are parked. */
 stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
 

@@ -13,17 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static lineage_t *s_build_dir(const char *dir)
-{
-    schemaset_t *set = NULL;
-    lineage_t *l = NULL;
-    stm_error err = {0};
-    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
-        fail_msg("%s: %s", dir, err.msg);
-    schemaset_destroy(&set);
-    return l;
-}
-
 static void s_assert_same_lineage(const lineage_t *a, const lineage_t *b)
 {
     assert_string_equal(lineage_name(a), lineage_name(b));
@@ -56,7 +45,7 @@ static void test_round_trip_is_byte_identical(void **state)
     const char *dirs[] = {"schemas/tasks", "schemas/tasks-fork", "tests/data/schemas/rebuilds",
                           "tests/data/schemas/notes"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        lineage_t *l = s_build_dir(dirs[i]);
+        lineage_t *l = tu_lineage_dir(dirs[i]);
         char *first = export_lineage(l);
         lineage_t *back = NULL;
         stm_error err = {0};
@@ -93,7 +82,7 @@ static void test_empty_lineage_round_trips(void **state)
 static void test_read_file(void **state)
 {
     (void)state;
-    lineage_t *l = s_build_dir("schemas/tasks");
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
     char *text = export_lineage(l);
     char *dir = tu_tmpdir();
     tu_write(dir, "tasks.toml", text);
@@ -145,7 +134,7 @@ static void s_expect(const char *text, stm_err code, const char *fragment)
 static void test_bad_files(void **state)
 {
     (void)state;
-    lineage_t *l = s_build_dir("schemas/tasks");
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
     char *good = export_lineage(l);
     s_expect("format = 1\nschema_set = \n", STM_EINPUT, "x.toml:2:");
     s_expect("format = 2\n", STM_EINPUT, "newer stemma");
@@ -189,7 +178,7 @@ static void test_bad_files(void **state)
 static void test_unknown_keys_are_ignored(void **state)
 {
     (void)state;
-    lineage_t *l = s_build_dir("schemas/tasks");
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
     char *good = export_lineage(l);
     char *more = s_replace(good, "format = 1\n", "format = 1\nfuture_key = [1, 2]\n");
     lineage_t *back = NULL;

@@ -13,49 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Builds the lineage of a directory made of (name, text) pairs; the directory is
- * removed again. Returns NULL and fills err on failure. */
-static lineage_t *s_build(const char *const *files, stm_error *err)
-{
-    char *dir = tu_tmpdir();
-    for (size_t i = 0; files[i]; i += 2)
-        tu_write(dir, files[i], files[i + 1]);
-    schemaset_t *set = NULL;
-    lineage_t *l = NULL;
-    if (schemaset_load(dir, &set, err) == STM_OK)
-        lineage_build(set, &l, err);
-    schemaset_destroy(&set);
-    tu_remove_tree(dir);
-    free(dir);
-    return l;
-}
-
-static lineage_t *s_build_ok(const char *const *files)
-{
-    stm_error err = {0};
-    lineage_t *l = s_build(files, &err);
-    if (!l)
-        fail_msg("build failed: %s", err.msg);
-    return l;
-}
-
-static lineage_t *s_build_dir(const char *dir)
-{
-    schemaset_t *set = NULL;
-    lineage_t *l = NULL;
-    stm_error err = {0};
-    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
-        fail_msg("%s: %s", dir, err.msg);
-    schemaset_destroy(&set);
-    return l;
-}
-
 static void test_version_ids_follow_the_documented_chain(void **state)
 {
     (void)state;
     const char *files[] = {"001_a.sql", "CREATE TABLE a(x);\n", "002_b.sql",
                            "CREATE TABLE b(y);\n", NULL};
-    lineage_t *l = s_build_ok(files);
+    lineage_t *l = tu_lineage_files_ok(files);
     assert_int_equal(lineage_count(l), 2);
     /* id(1) = H(zero32 || u64be(1) || text), computed here independently. */
     unsigned char input[32 + 8 + 64] = {0};
@@ -88,7 +51,7 @@ static void test_version_ids_follow_the_documented_chain(void **state)
 static void test_ids_depend_on_text_not_on_directory(void **state)
 {
     (void)state;
-    lineage_t *a = s_build_dir("schemas/tasks");
+    lineage_t *a = tu_lineage_dir("schemas/tasks");
     /* The same files in another directory, under other descriptions' file names. */
     char *dir = tu_tmpdir();
     schemaset_t *set = NULL;
@@ -100,13 +63,13 @@ static void test_ids_depend_on_text_not_on_directory(void **state)
         tu_write(dir, name, schemaset_at(set, i)->text);
     }
     schemaset_destroy(&set);
-    lineage_t *b = s_build_dir(dir);
+    lineage_t *b = tu_lineage_dir(dir);
     assert_int_equal(lineage_count(a), lineage_count(b));
     for (size_t i = 0; i < lineage_count(a); i++)
         assert_true(stm_id_equal(&lineage_version_at(a, i)->id, &lineage_version_at(b, i)->id));
     /* One changed byte in version 2 changes ids 2, 3 and 4, not 1. */
     tu_write(dir, "2_renamed.sql", "ALTER TABLE tasks ADD COLUMN priority INTEGER DEFAULT 1;\n");
-    lineage_t *c = s_build_dir(dir);
+    lineage_t *c = tu_lineage_dir(dir);
     assert_true(stm_id_equal(&lineage_version_at(a, 0)->id, &lineage_version_at(c, 0)->id));
     for (size_t i = 1; i < 4; i++)
         assert_false(stm_id_equal(&lineage_version_at(a, i)->id, &lineage_version_at(c, i)->id));
@@ -125,22 +88,22 @@ static void test_sql_error_names_file_line_and_sqlite_message(void **state)
                            " INTEGER,, w);\n",
                            NULL};
     stm_error err = {0};
-    assert_null(s_build(files, &err));
+    assert_null(tu_lineage_files(files, &err));
     assert_int_equal(err.code, STM_EINPUT);
     assert_non_null(strstr(err.msg, "002_b.sql:4: "));
     assert_non_null(strstr(err.msg, "syntax error"));
     const char *missing[] = {"001_a.sql", "ALTER TABLE nope ADD COLUMN x;\n", NULL};
-    assert_null(s_build(missing, &err));
+    assert_null(tu_lineage_files(missing, &err));
     assert_non_null(strstr(err.msg, "001_a.sql:1: no such table: nope"));
     const char *txn[] = {"001_a.sql", "BEGIN;\nCREATE TABLE a(x);\nCOMMIT;\n", NULL};
-    assert_null(s_build(txn, &err));
+    assert_null(tu_lineage_files(txn, &err));
     assert_non_null(strstr(err.msg, "001_a.sql:1: a migration may not control transactions"));
 }
 
 static void test_catalog_of_the_tasks_example(void **state)
 {
     (void)state;
-    lineage_t *l = s_build_dir("schemas/tasks");
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
     const family_t *tasks = lineage_family_find(l, "TASKS"); /* case folded */
     assert_non_null(tasks);
     const catalog_table *t = family_table(tasks);
@@ -206,7 +169,7 @@ static void test_family_history_add_drop_rename_and_rebuild(void **state)
         "009_recreate.sql", "CREATE TABLE t(id INTEGER PRIMARY KEY) WITHOUT ROWID;\n",
         "010_view.sql", "CREATE VIEW v AS SELECT id FROM t;\n",
         NULL};
-    lineage_t *l = s_build_ok(files);
+    lineage_t *l = tu_lineage_files_ok(files);
     assert_int_equal(lineage_count(l), 10);
     assert_int_equal(lineage_family_count(l), 1); /* the view and t_new are not families */
     const family_t *f = lineage_family_find(l, "t");
@@ -258,7 +221,7 @@ static void test_generated_columns_are_marked(void **state)
                            " area REAL GENERATED ALWAYS AS (w * h) STORED,"
                            " half REAL AS (w / 2));\n",
                            NULL};
-    lineage_t *l = s_build_ok(files);
+    lineage_t *l = tu_lineage_files_ok(files);
     const catalog_table *t = family_table(lineage_family_find(l, "p"));
     assert_int_equal(catalog_table_find(t, "area")->hidden, 3);
     assert_int_equal(catalog_table_find(t, "half")->hidden, 2);
@@ -274,7 +237,7 @@ static void test_family_heads_ignore_version_names(void **state)
                        "CREATE TABLE other(y);\n", NULL};
     const char *b[] = {"001_z.sql", "CREATE TABLE unrelated(q);\n", "002_y.sql",
                        "CREATE TABLE t(x TEXT);\n", NULL};
-    lineage_t *la = s_build_ok(a), *lb = s_build_ok(b);
+    lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
     stm_id ha = family_head(lineage_family_find(la, "t"));
     stm_id hb = family_head(lineage_family_find(lb, "t"));
     assert_true(stm_id_equal(&ha, &hb));

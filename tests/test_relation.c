@@ -11,33 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static lineage_t *s_build(const char *const *files)
-{
-    char *dir = tu_tmpdir();
-    for (size_t i = 0; files[i]; i += 2)
-        tu_write(dir, files[i], files[i + 1]);
-    schemaset_t *set = NULL;
-    lineage_t *l = NULL;
-    stm_error err = {0};
-    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    schemaset_destroy(&set);
-    tu_remove_tree(dir);
-    free(dir);
-    return l;
-}
-
-static lineage_t *s_build_dir(const char *dir)
-{
-    schemaset_t *set = NULL;
-    lineage_t *l = NULL;
-    stm_error err = {0};
-    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
-        fail_msg("%s: %s", dir, err.msg);
-    schemaset_destroy(&set);
-    return l;
-}
-
 static const char *const V1[] = {"001_a.sql", "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT);\n",
                                  NULL};
 static const char *const V2[] = {"001_a.sql", "CREATE TABLE t(id TEXT PRIMARY KEY, a TEXT);\n",
@@ -50,7 +23,7 @@ static const char *const OTHER[] = {"001_a.sql", "CREATE TABLE t(id TEXT PRIMARY
 
 static relation_kind s_rel(const char *const *a, const char *const *b, size_t *common)
 {
-    lineage_t *la = s_build(a), *lb = s_build(b);
+    lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
     relation_kind k = relation_of_lineages(la, lb, common);
     lineage_destroy(&la);
     lineage_destroy(&lb);
@@ -96,7 +69,7 @@ static void test_no_common_first_version_is_unrelated(void **state)
 static void test_empty_histories(void **state)
 {
     (void)state;
-    lineage_t *e1 = lineage_new("e1"), *e2 = lineage_new("e2"), *l = s_build(V2);
+    lineage_t *e1 = lineage_new("e1"), *e2 = lineage_new("e2"), *l = tu_lineage_files_ok(V2);
     size_t common = 99;
     assert_int_equal(relation_of_lineages(e1, e2, &common), RELATION_SAME);
     assert_int_equal(common, 0);
@@ -119,7 +92,7 @@ static void test_empty_histories(void **state)
 static void test_identical_sets_in_different_directories_are_same(void **state)
 {
     (void)state;
-    lineage_t *a = s_build_dir("schemas/tasks");
+    lineage_t *a = tu_lineage_dir("schemas/tasks");
     char *dir = tu_tmpdir();
     schemaset_t *set = NULL;
     stm_error err = {0};
@@ -127,7 +100,7 @@ static void test_identical_sets_in_different_directories_are_same(void **state)
     for (size_t i = 0; i < schemaset_count(set); i++)
         tu_write(dir, schemaset_at(set, i)->file, schemaset_at(set, i)->text);
     schemaset_destroy(&set);
-    lineage_t *b = s_build_dir(dir);
+    lineage_t *b = tu_lineage_dir(dir);
     comparison_t *c = relation_compare(a, b);
     assert_int_equal(c->relation, RELATION_SAME);
     for (size_t i = 0; i < c->nfamilies; i++) {
@@ -165,7 +138,7 @@ static void s_assert_names(const char **names, size_t n, const char *const *expe
 static void test_tasks_against_the_fork(void **state)
 {
     (void)state;
-    lineage_t *tasks = s_build_dir("schemas/tasks"), *fork = s_build_dir("schemas/tasks-fork");
+    lineage_t *tasks = tu_lineage_dir("schemas/tasks"), *fork = tu_lineage_dir("schemas/tasks-fork");
     comparison_t *c = relation_compare(tasks, fork);
     assert_int_equal(c->relation, RELATION_DIVERGENT);
     assert_int_equal(c->common, 2);
@@ -205,7 +178,7 @@ static void test_column_relations(void **state)
                        "CREATE TABLE t(id TEXT PRIMARY KEY, N BIGINT NOT NULL DEFAULT 0, s REAL,"
                        " k TEXT UNIQUE, v TEXT, only_b);\n",
                        NULL};
-    lineage_t *la = s_build(a), *lb = s_build(b);
+    lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
     comparison_t *c = relation_compare(la, lb);
     assert_int_equal(c->relation, RELATION_UNRELATED);
     const comparison_family *t = s_family(c, "t");
@@ -241,7 +214,7 @@ static void test_family_diverges_while_database_is_descendant(void **state)
 {
     (void)state;
     /* Local is v2 of the same history (descendant); its family t went on one step. */
-    lineage_t *l2 = s_build(V2), *l1 = s_build(V1);
+    lineage_t *l2 = tu_lineage_files_ok(V2), *l1 = tu_lineage_files_ok(V1);
     comparison_t *c = relation_compare(l2, l1);
     assert_int_equal(c->relation, RELATION_DESCENDANT);
     const comparison_family *t = s_family(c, "t");

@@ -10,6 +10,7 @@ endfunction()
 
 add_library(stemma_testutil STATIC tests/testutil.c)
 target_include_directories(stemma_testutil PUBLIC ${PROJECT_SOURCE_DIR}/tests)
+target_link_libraries(stemma_testutil PUBLIC stemma_lineage PkgConfig::CMOCKA)
 # Databases set up for the sync layer's tests.
 add_library(stemma_dbutil STATIC tests/dbutil.c)
 target_link_libraries(stemma_dbutil PUBLIC stemma_sync stemma_testutil PkgConfig::CMOCKA)

@@ -1,5 +1,9 @@
 #include "testutil.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <cmocka.h>
+
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +69,39 @@ char *tu_read(const char *path, size_t *len)
     if (len)
         *len = n;
     return data;
+}
+
+lineage_t *tu_lineage_dir(const char *dir)
+{
+    schemaset_t *set = NULL;
+    lineage_t *l = NULL;
+    stm_error err = {0};
+    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
+        fail_msg("%s: %s", dir, err.msg);
+    schemaset_destroy(&set);
+    return l;
+}
+
+lineage_t *tu_lineage_files(const char *const *files, stm_error *err)
+{
+    char *dir = tu_tmpdir();
+    for (size_t i = 0; files[i]; i += 2)
+        tu_write(dir, files[i], files[i + 1]);
+    schemaset_t *set = NULL;
+    lineage_t *l = NULL;
+    if (schemaset_load(dir, &set, err) == STM_OK)
+        lineage_build(set, &l, err);
+    schemaset_destroy(&set);
+    tu_remove_tree(dir);
+    free(dir);
+    return l;
+}
+
+lineage_t *tu_lineage_files_ok(const char *const *files)
+{
+    stm_error err = {0};
+    lineage_t *l = tu_lineage_files(files, &err);
+    if (!l)
+        fail_msg("build failed: %s", err.msg);
+    return l;
 }

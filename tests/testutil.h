@@ -2,6 +2,8 @@
 #ifndef STM_TESTUTIL_H
 #define STM_TESTUTIL_H
 
+#include "lineage/lineage.h"
+
 #include <stddef.h>
 
 /* Makes a new empty directory under $TMPDIR (or /tmp); returns its path, which the
@@ -15,5 +17,13 @@ void tu_write_bytes(const char *dir, const char *name, const void *data, size_t 
 void tu_remove_tree(const char *path);
 /* Reads a whole file into a NUL-terminated string the caller frees; NULL on failure. */
 char *tu_read(const char *path, size_t *len);
+
+/* The lineage of a schema directory; fails the test (cmocka) when it cannot be built. */
+lineage_t *tu_lineage_dir(const char *dir);
+/* The lineage of a scratch directory made of (file name, text) pairs ending in NULL,
+ * removed again; NULL with err filled when it cannot be built. */
+lineage_t *tu_lineage_files(const char *const *files, stm_error *err);
+/* The same, failing the test when it cannot be built. */
+lineage_t *tu_lineage_files_ok(const char *const *files);
 
 #endif
