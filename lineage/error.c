@@ -57,6 +57,21 @@ stm_err stm_error_prefix(stm_error *err, const char *fmt, ...)
     return err->code;
 }
 
+stm_err stm_error_append(stm_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return STM_OK;
+    size_t len = strlen(err->msg);
+    if (len + 3 >= sizeof err->msg)
+        return err->code;
+    memcpy(err->msg + len, "; ", 3);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + len + 2, sizeof err->msg - len - 2, fmt, ap);
+    va_end(ap);
+    return err->code;
+}
+
 void stm_error_clear(stm_error *err)
 {
     if (err) {

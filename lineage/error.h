@@ -40,6 +40,12 @@ stm_err stm_error_set(stm_error *err, stm_err code, const char *fmt, ...)
 stm_err stm_error_prefix(stm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Adds "; suffix" (printf-style) after the message already in err, keeping its code
+ * (for saying what state a failure left things in). Returns err's code; err may be
+ * NULL. A suffix that does not fit is cut. */
+stm_err stm_error_append(stm_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Clears err to STM_OK and an empty message. err may be NULL. */
 void stm_error_clear(stm_error *err);
 

@@ -7,6 +7,7 @@
  * so that anything refused is refused before the first write. */
 #include "migrate.h"
 #include "apply.h"
+#include "backup.h"
 #include "capture.h"
 #include "oplog.h"
 #include "store.h"
@@ -16,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -92,24 +92,6 @@ static void s_short_id(const stm_id *id, char out[13])
     stm_id_to_hex(id, hex);
     memcpy(out, hex, 12);
     out[12] = '\0';
-}
-
-/* Adds "; suffix" to the message already in err, keeping its code. */
-static stm_err s_error_append(stm_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static stm_err s_error_append(stm_error *err, const char *fmt, ...)
-{
-    if (!err)
-        return STM_OK;
-    size_t len = strlen(err->msg);
-    if (len + 3 >= sizeof err->msg)
-        return err->code;
-    memcpy(err->msg + len, "; ", 3);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg + len + 2, sizeof err->msg - len - 2, fmt, ap);
-    va_end(ap);
-    return err->code;
 }
 
 static stm_err s_db_error(migrate_t *self, stm_error *err, const char *what)
@@ -527,73 +509,6 @@ static long long s_progress_stop(s_progress *p, sqlite3 *db)
 
 /* ---- backup ---- */
 
-/* Copies db's main database to a new file DB.vFROM-STAMP[-N].bak beside db_path, with
- * the online backup API (consistent even while the application writes). The path is
- * returned in *out_path, the caller's. */
-static stm_err s_backup(sqlite3 *src, const char *db_path, int from, char **out_path,
-                        stm_error *err)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    char stamp[32];
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    /* The backup holds the same data as the database: give it the same permissions. */
-    struct stat st;
-    mode_t mode = stat(db_path, &st) == 0 ? (st.st_mode & 0666) : 0600;
-    buf_t path = BUF_INIT;
-    int fd = -1;
-    for (int i = 0; i < 1000 && fd < 0; i++) {
-        buf_reset(&path);
-        if (i == 0)
-            buf_printf(&path, "%s.v%d-%s.bak", db_path, from, stamp);
-        else
-            buf_printf(&path, "%s.v%d-%s-%d.bak", db_path, from, stamp, i);
-        /* O_EXCL: never overwrite an earlier backup, even one made this second. */
-        fd = open(buf_str(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-        if (fd < 0 && errno != EEXIST) {
-            stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot create the backup: %s",
-                                       buf_str(&path), strerror(errno));
-            buf_free(&path);
-            return rc;
-        }
-    }
-    if (fd < 0) {
-        stm_err rc = stm_error_set(err, STM_ESYS,
-                                   "%s: cannot create the backup: too many "
-                                   "backups made this second",
-                                   buf_str(&path));
-        buf_free(&path);
-        return rc;
-    }
-    close(fd);
-    sqlite3 *dst = NULL;
-    stm_err rc = STM_OK;
-    if (sqlite3_open_v2(buf_str(&path), &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot open the backup: %s", buf_str(&path),
-                           dst ? sqlite3_errmsg(dst) : "out of memory");
-    } else {
-        sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-        int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
-        if (b)
-            sqlite3_backup_finish(b);
-        if (step != SQLITE_DONE)
-            rc = stm_error_set(err, STM_EDB, "%s: backing up to %s failed: %s", db_path,
-                               buf_str(&path), b ? sqlite3_errmsg(src) : sqlite3_errmsg(dst));
-        /* A WAL-mode source makes a WAL-mode copy; a backup is better one plain file. */
-        else if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK)
-            rc = stm_error_set(err, STM_EDB, "%s: %s", buf_str(&path), sqlite3_errmsg(dst));
-    }
-    sqlite3_close(dst);
-    if (rc != STM_OK) {
-        unlink(buf_str(&path));
-        buf_free(&path);
-        return rc;
-    }
-    *out_path = buf_detach(&path);
-    return STM_OK;
-}
-
 /* Makes the run's backup (when wanted) and says where it is. */
 static stm_err s_backup_before_change(migrate_t *self, const migrate_options *o, stm_error *err)
 {
@@ -602,7 +517,7 @@ static stm_err s_backup_before_change(migrate_t *self, const migrate_options *o,
     if (!o->backup)
         return STM_OK;
     stm_err rc =
-        s_backup(store_db(self->store), self->db_path, self->version, &self->backup_path, err);
+        backup_make(store_db(self->store), self->db_path, self->version, &self->backup_path, err);
     if (rc == STM_OK)
         s_say(o, "backup: %s\n", self->backup_path);
     return rc;
@@ -716,7 +631,7 @@ static stm_err s_adopt(migrate_t *self, const migrate_options *o, stm_error *err
         rc = s_commit(self, err);
     if (rc != STM_OK) {
         s_rollback_tx(self);
-        s_error_append(err, "adopting schema_version failed; the database is as it was");
+        stm_error_append(err, "adopting schema_version failed; the database is as it was");
         return rc;
     }
     s_say(o,
@@ -772,7 +687,7 @@ static stm_err s_forward(migrate_t *self, int k, const migrate_options *o, stm_e
         s_rollback_tx(self);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK)
-        s_error_append(err, "migration %d was rolled back: the database is still at version %d", k,
+        stm_error_append(err, "migration %d was rolled back: the database is still at version %d", k,
                        k - 1);
     else
         s_say(o, "applied v%d  %s  %s  (%lld ms)\n", k, path, v->description, ms);
@@ -809,7 +724,7 @@ static stm_err s_backward(migrate_t *self, int k, const migrate_options *o, stm_
         s_rollback_tx(self);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK)
-        s_error_append(err, "the rollback of %d was undone: the database is still at version %d", k,
+        stm_error_append(err, "the rollback of %d was undone: the database is still at version %d", k,
                        k);
     else
         s_say(o, "rolled back v%d  %s  (%lld ms)\n", k, path, ms);
@@ -1070,7 +985,7 @@ stm_err migrate_run(migrate_t *self, const migrate_options *o, stm_error *err)
     if (s_load_state(self, &reload) == STM_OK && rc == STM_OK)
         s_say_now_at(self, o);
     if (rc != STM_OK && self->backup_path)
-        s_error_append(err, "backup: %s", self->backup_path);
+        stm_error_append(err, "backup: %s", self->backup_path);
     return rc;
 }
 
@@ -1107,7 +1022,7 @@ static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
     }
     sqlite3_close(db);
     if (rc != STM_OK)
-        s_error_append(err, "found running the rollbacks in memory; the database was not changed");
+        stm_error_append(err, "found running the rollbacks in memory; the database was not changed");
     return rc;
 }
 
@@ -1174,98 +1089,17 @@ stm_err migrate_rollback(migrate_t *self, const migrate_options *o, stm_error *e
     if (s_load_state(self, &reload) == STM_OK && rc == STM_OK)
         s_say_now_at(self, o);
     if (rc != STM_OK && self->backup_path)
-        s_error_append(err, "backup: %s", self->backup_path);
+        stm_error_append(err, "backup: %s", self->backup_path);
     return rc;
 }
 
 /* ---- restore ---- */
 
-/* The highest version db's schema_version records, 0 when there is none. */
-static int s_recorded_version(sqlite3 *db)
-{
-    sqlite3_stmt *stmt = NULL;
-    int v = 0;
-    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &stmt, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-        sqlite3_int64 x = sqlite3_column_int64(stmt, 0);
-        v = x > 0 && x <= INT_MAX ? (int)x : 0;
-    }
-    sqlite3_finalize(stmt);
-    return v;
-}
-
-static stm_err s_integrity_check(store_t *store, const char *path, stm_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    sqlite3 *db = store_db(store);
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL) != SQLITE_OK)
-        return stm_error_set(err, STM_EINPUT, "%s: cannot be checked: %s", path,
-                             sqlite3_errmsg(db));
-    stm_err rc = STM_OK;
-    int step = sqlite3_step(stmt);
-    const char *first = step == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
-    if (step != SQLITE_ROW)
-        rc = stm_error_set(err, STM_ECORRUPT,
-                           "%s: fails SQLite's integrity check: %s; not "
-                           "restoring it",
-                           path, sqlite3_errmsg(db));
-    else if (!first || strcmp(first, "ok") != 0)
-        rc = stm_error_set(err, STM_ECORRUPT,
-                           "%s: fails SQLite's integrity check (%s); not "
-                           "restoring it",
-                           path, first ? first : "no answer");
-    sqlite3_finalize(stmt);
-    return rc;
-}
-
+/* The work is backup.c's (backup_restore); of the options only out is used. */
 stm_err migrate_restore(const char *db_path, const char *backup_path, const migrate_options *o,
                         char **saved_path, stm_error *err)
 {
-    if (saved_path)
-        *saved_path = NULL;
-    struct stat db_st, bak_st;
-    bool existed = stat(db_path, &db_st) == 0;
-    if (existed && stat(backup_path, &bak_st) == 0 && db_st.st_dev == bak_st.st_dev &&
-        db_st.st_ino == bak_st.st_ino)
-        return stm_error_set(err, STM_EUSAGE, "%s is the database itself, not a backup of it",
-                             backup_path);
-    store_t *src = NULL, *dst = NULL;
-    stm_err rc = store_open(backup_path, STORE_OPEN_READONLY, &src, err);
-    if (rc == STM_OK)
-        rc = s_integrity_check(src, backup_path, err);
-    if (rc == STM_OK)
-        rc = store_open(db_path, STORE_OPEN_CREATE, &dst, err);
-    char *saved = NULL;
-    /* Nothing is lost: what is being replaced is kept too. */
-    if (rc == STM_OK && existed &&
-        (rc = s_backup(store_db(dst), db_path, s_recorded_version(store_db(dst)), &saved, err)) ==
-            STM_OK)
-        s_say(o, "backup of the database as it was: %s\n", saved);
-    if (rc == STM_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(store_db(dst), "main", store_db(src), "main");
-        int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
-        if (b)
-            sqlite3_backup_finish(b);
-        if (step != SQLITE_DONE) {
-            rc = stm_error_set(err, STM_EDB,
-                               "%s: restoring from %s failed: %s; the database is "
-                               "as it was",
-                               db_path, backup_path, sqlite3_errmsg(store_db(dst)));
-            if (saved)
-                s_error_append(err, "backup: %s", saved);
-        }
-    }
-    if (rc == STM_OK)
-        s_say(o, "restored %s from %s: now at version %d\n", db_path, backup_path,
-              s_recorded_version(store_db(dst)));
-    store_destroy(&src);
-    store_destroy(&dst);
-    if (rc == STM_OK && saved_path)
-        *saved_path = saved;
-    else
-        free(saved);
-    return rc;
+    return backup_restore(db_path, backup_path, o->out, saved_path, err);
 }
 
 /* ---- history ---- */
