@@ -200,3 +200,57 @@ const catalog_table *family_table(const family_t *f)
 {
     return f->count ? f->entries[f->count - 1].table : NULL;
 }
+
+family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads,
+                            catalog_table *current)
+{
+    family_t *f = family_new(name);
+    stm_id zero = {{0}};
+    for (size_t i = 0; i < nheads; i++) {
+        bool last = i + 1 == nheads;
+        family_action action = i == 0 ? FAMILY_CREATED
+                               : last && !current ? FAMILY_DROPPED
+                                                  : FAMILY_CHANGED;
+        f->entries = stm_grow(f->entries, &f->cap, f->count + 1, sizeof *f->entries);
+        family_entry *e = &f->entries[f->count++];
+        memset(e, 0, sizeof *e);
+        e->version_id = zero;
+        e->action = action;
+        e->head = heads[i];
+        e->table = last ? current : NULL;
+    }
+    if (!nheads)
+        catalog_table_destroy(&current);
+    return f;
+}
+
+static char **s_copy_names(char **names, size_t n)
+{
+    char **copy = stm_calloc(n + 1, sizeof *copy);
+    for (size_t i = 0; i < n; i++)
+        copy[i] = stm_strdup(names[i]);
+    return copy;
+}
+
+family_t *family_prefix(const family_t *f, int max_version)
+{
+    size_t n = 0;
+    while (n < f->count && f->entries[n].version <= max_version)
+        n++;
+    if (n == 0)
+        return NULL;
+    family_t *copy = family_new(f->name);
+    copy->entries = stm_calloc(n, sizeof *copy->entries);
+    copy->cap = n;
+    for (size_t i = 0; i < n; i++) {
+        const family_entry *e = &f->entries[i];
+        family_entry *d = &copy->entries[i];
+        *d = *e;
+        d->added = s_copy_names(e->added, e->nadded);
+        d->removed = s_copy_names(e->removed, e->nremoved);
+        d->changed = s_copy_names(e->changed, e->nchanged);
+        d->table = e->table ? catalog_table_copy(e->table) : NULL;
+    }
+    copy->count = n;
+    return copy;
+}

@@ -63,6 +63,18 @@ bool family_record(family_t *f, int version, const stm_id *version_id,
 stm_err family_append(family_t *f, int version, const stm_id *version_id, family_action action,
                       catalog_table *table, const stm_id *expected_head, stm_error *err);
 
+/* A family as a peer describes it: only its entries' heads (oldest first) and its
+ * current definition (NULL: dropped), for comparing with relation_of_families and
+ * for its columns. Versions, ids, actions and the definitions of earlier entries are
+ * unknown (0, zero, changed). Takes current. The caller owns the result. Nothing can
+ * be checked: a peer's heads are its claim. */
+family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads,
+                            catalog_table *current);
+
+/* A copy of f's entries up to database version max_version (a database that has not
+ * migrated further), or NULL when it has none by then. The caller owns the result. */
+family_t *family_prefix(const family_t *f, int max_version);
+
 /* The name: as the table was first created (lent). */
 const char *family_name(const family_t *f);
 size_t family_count(const family_t *f);

@@ -241,3 +241,20 @@ const family_t *lineage_family_find(const lineage_t *l, const char *name)
     size_t slot = s_family_slot(l, name, &found);
     return found ? l->families[slot] : NULL;
 }
+
+lineage_t *lineage_prefix(const lineage_t *l, size_t n)
+{
+    lineage_t *p = lineage_new(l->name);
+    if (n > l->count)
+        n = l->count;
+    for (size_t i = 0; i < n; i++) {
+        const lineage_version *v = &l->versions[i];
+        lineage_add_version(p, v->number, &v->id, &v->parent, &v->checksum, v->description, NULL);
+    }
+    for (size_t i = 0; i < l->nfamilies; i++) {
+        family_t *f = family_prefix(l->families[i], (int)n);
+        if (f)
+            lineage_add_family(p, f, NULL);
+    }
+    return p;
+}

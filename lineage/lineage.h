@@ -52,6 +52,11 @@ stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const st
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
 stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
 
+/* The lineage of a database at version n of this schema set: versions 1..n and the
+ * families as they were then. The caller owns the result; n above the count is the
+ * whole lineage. */
+lineage_t *lineage_prefix(const lineage_t *l, size_t n);
+
 /* The schema set's name, lent. */
 const char *lineage_name(const lineage_t *l);
 size_t lineage_count(const lineage_t *l);

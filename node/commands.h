@@ -13,5 +13,10 @@ int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_peers(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 #endif

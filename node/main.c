@@ -23,6 +23,11 @@ static const s_command s_commands[] = {
     {"status", cmd_status, "say which version a database is at, what is pending, any drift"},
     {"rollback", cmd_rollback, "take a database back to an earlier version"},
     {"restore", cmd_restore, "put a backup back as the database"},
+    {"init", cmd_init, "set up a node: its node.toml, its key pair, its database"},
+    {"node", cmd_node, "run a node: meet peers, judge their lineage, sync operations"},
+    {"report", cmd_report, "ask a running node about itself and its peers"},
+    {"peers", cmd_peers, "a running node's peers, one line each"},
+    {"stats", cmd_stats, "a running node's counters"},
 };
 
 static void s_usage(FILE *out)

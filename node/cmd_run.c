@@ -1,0 +1,305 @@
+/* cmd_run.c - running a node and asking it questions: node, report, peers, stats. */
+#include "cli.h"
+#include "commands.h"
+#include "config.h"
+#include "keys.h"
+#include "lineage/buf.h"
+#include "lineage/mem.h"
+#include "log.h"
+#include "node.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static const char *s_node_help =
+    "usage: stemma node --dir NODE_DIR [--log-format text|json]\n"
+    "\n"
+    "Runs the node set up by 'stemma init' in the foreground: it binds its mesh\n"
+    "endpoint, connects to its peers (and to the peers they name), exchanges HELLOs,\n"
+    "judges each peer's schema lineage, and syncs operations both ways. It logs one\n"
+    "line per event on stderr; SIGINT or SIGTERM stop it cleanly. 'stemma report'\n"
+    "asks it what it knows.\n"
+    "\n"
+    "  --dir NODE_DIR     the node's directory (node.toml, node.key, node.pub)\n"
+    "  --log-format F     text (default) or json (one JSON object per line)\n"
+    "  -h, --help         this help\n";
+
+/* Fills o from the loaded settings and keys; strings live in cfg, keys and the
+ * arrays returned (freed by the caller with s_free_strings). */
+static char **s_peer_specs(const node_config *cfg)
+{
+    char **specs = stm_calloc(cfg->npeers + 1, sizeof *specs);
+    for (size_t i = 0; i < cfg->npeers; i++)
+        specs[i] = config_peer_format(&cfg->peers[i]);
+    return specs;
+}
+
+static char **s_trusted_keys(const node_config *cfg, const config_key *known, size_t nknown,
+                             size_t *count)
+{
+    size_t n = cfg->ntrusted + nknown;
+    char **keys = stm_calloc(n + 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = stm_malloc(KEYS_Z85_LEN + 1);
+        keys_to_z85(i < cfg->ntrusted ? cfg->trusted[i].bytes : known[i - cfg->ntrusted].bytes,
+                    keys[i]);
+    }
+    *count = n;
+    return keys;
+}
+
+static void s_free_strings(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+int cmd_node(int argc, char **argv)
+{
+    static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
+                                            {"log-format", required_argument, NULL, 'l'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *dir = NULL;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:d:l:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'l':
+            if (strcmp(optarg, "json") == 0)
+                log_set_json(true);
+            else if (strcmp(optarg, "text") != 0)
+                return cli_usage_error("node", "--log-format must be text or json, not '%s'",
+                                       optarg);
+            break;
+        case 'h':
+            fputs(s_node_help, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option("node", argv[optind - 1], c);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("node", "unexpected argument '%s'", argv[optind]);
+    if (!dir)
+        return cli_usage_error("node", "--dir NODE_DIR is required");
+    stm_error err = {0};
+    node_config cfg;
+    node_keys *keys = NULL;
+    config_key *known = NULL;
+    size_t nknown = 0;
+    stm_err rc = config_load(dir, &cfg, &err);
+    if (rc == STM_OK)
+        rc = keys_load(dir, &keys, &err);
+    if (rc == STM_OK)
+        rc = config_known_peers_load(dir, &known, &nknown, &err);
+    if (rc != STM_OK) {
+        config_destroy(&cfg);
+        keys_destroy(&keys);
+        return cli_fail("node", &err);
+    }
+    char *db = config_resolve(&cfg, cfg.db), *schemas = config_resolve(&cfg, cfg.schemas);
+    char *known_path = config_path(dir, "known_peers");
+    char **peers = s_peer_specs(&cfg);
+    size_t ntrusted;
+    char **trusted = s_trusted_keys(&cfg, known, nknown, &ntrusted);
+    node_options o = {
+        .dir = dir,
+        .db_path = db,
+        .schemas_dir = schemas,
+        .bind = cfg.bind,
+        .control = cfg.control,
+        .peers = (const char *const *)peers,
+        .npeers = cfg.npeers,
+        .insecure = cfg.insecure,
+        .trust_on_first_use = cfg.trust_on_first_use,
+        .trusted = (const char *const *)trusted,
+        .ntrusted = ntrusted,
+        .known_peers_path = known_path,
+        .heartbeat_ms = cfg.heartbeat_ms,
+        .peer_timeout_ms = cfg.peer_timeout_ms,
+        .reconnect_min_ms = cfg.reconnect_min_ms,
+        .reconnect_max_ms = cfg.reconnect_max_ms,
+        .batch_ops = cfg.batch_ops,
+        .window = cfg.window,
+        .local_poll_ms = cfg.local_poll_ms,
+    };
+    static const policy_mode modes[] = {[CONFIG_SYNC_FULL] = POLICY_FULL,
+                                        [CONFIG_SYNC_SHARED] = POLICY_SHARED,
+                                        [CONFIG_SYNC_NONE] = POLICY_NONE};
+    for (int r = RELATION_SAME; r <= RELATION_UNRELATED; r++)
+        o.policy.mode[r] = modes[cfg.policy[r]];
+    o.policy.min_supported_version = cfg.min_supported_version;
+    o.policy.max_version_gap = cfg.max_version_gap;
+    memcpy(o.public_key, keys_public(keys), 32);
+    memcpy(o.secret_key, keys_secret(keys), 32);
+    node_t *node = NULL;
+    rc = node_new(&o, &node, &err);
+    sodium_memzero(o.secret_key, sizeof o.secret_key);
+    if (rc == STM_OK) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = s_on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        rc = node_run(node, &s_stop, &err);
+    }
+    node_destroy(&node);
+    s_free_strings(peers, cfg.npeers);
+    s_free_strings(trusted, ntrusted);
+    free(known);
+    free(known_path);
+    free(db);
+    free(schemas);
+    keys_destroy(&keys);
+    config_destroy(&cfg);
+    return rc == STM_OK ? CLI_OK : cli_fail("node", &err);
+}
+
+/* ---- asking a running node ---- */
+
+static const char *s_report_help =
+    "usage: stemma report (--dir NODE_DIR | --control ENDPOINT) [--format text|json]\n"
+    "\n"
+    "Asks a running node, over its control socket, about itself and every peer: id,\n"
+    "endpoint, state (connecting, connected, gone, refused), the relation of their\n"
+    "schema histories and the common ancestor, per table the shared and one-sided\n"
+    "columns, what syncs and why, operations sent, received and parked, how far\n"
+    "behind the peer is, when it was last seen, and warnings.\n"
+    "\n"
+    "  --dir NODE_DIR     the node's directory (its node.toml names the control endpoint)\n"
+    "  --control E        the control endpoint itself (ipc://PATH or tcp://127.0.0.1:PORT)\n"
+    "  --format F         text (default) or json\n"
+    "  -h, --help         this help\n";
+
+/* Sends request to the node's control socket and prints the answer. */
+static int s_ask(const char *cmd, const char *dir, const char *control, const char *request)
+{
+    stm_error err = {0};
+    char *endpoint = NULL;
+    if (control) {
+        endpoint = stm_strdup(control);
+    } else {
+        node_config cfg;
+        if (config_load(dir, &cfg, &err) != STM_OK) {
+            config_destroy(&cfg);
+            return cli_fail(cmd, &err);
+        }
+        endpoint = stm_strdup(cfg.control);
+        config_destroy(&cfg);
+    }
+    void *ctx = zmq_ctx_new();
+    void *req = zmq_socket(ctx, ZMQ_REQ);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(req, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    int code = CLI_OK;
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    if (zmq_connect(req, endpoint) != 0) {
+        stm_error_set(&err, STM_EUSAGE, "cannot use the control endpoint %s: %s", endpoint,
+                      zmq_strerror(zmq_errno()));
+        code = cli_fail(cmd, &err);
+    } else if (zmq_send(req, request, strlen(request), 0) < 0 ||
+               zmq_msg_recv(&reply, req, 0) < 0) {
+        stm_error_set(&err, STM_ESYS, "no node answers on %s (is 'stemma node' running?)",
+                      endpoint);
+        code = cli_fail(cmd, &err);
+    } else {
+        fwrite(zmq_msg_data(&reply), 1, zmq_msg_size(&reply), stdout);
+        fflush(stdout);
+    }
+    zmq_msg_close(&reply);
+    zmq_close(req);
+    zmq_ctx_term(ctx);
+    free(endpoint);
+    return code;
+}
+
+/* The options report, peers and stats share. */
+static int s_control_command(int argc, char **argv, const char *cmd, const char *help,
+                             bool formats)
+{
+    static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
+                                            {"control", required_argument, NULL, 'c'},
+                                            {"format", required_argument, NULL, 'f'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    const char *dir = NULL, *control = NULL, *format = "text";
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:d:c:f:h", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'c':
+            control = optarg;
+            break;
+        case 'f':
+            if (!formats || (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0))
+                return cli_usage_error(cmd, "--format must be text or json, not '%s'", optarg);
+            format = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option(cmd, argv[optind - 1], c);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!dir == !control)
+        return cli_usage_error(cmd, "give --dir NODE_DIR or --control ENDPOINT (one of them)");
+    char request[32];
+    if (strcmp(cmd, "report") == 0)
+        snprintf(request, sizeof request, "report %s", format);
+    else
+        snprintf(request, sizeof request, "%s", cmd);
+    return s_ask(cmd, dir, control, request);
+}
+
+int cmd_report(int argc, char **argv)
+{
+    return s_control_command(argc, argv, "report", s_report_help, true);
+}
+
+static const char *s_peers_help =
+    "usage: stemma peers (--dir NODE_DIR | --control ENDPOINT)\n"
+    "\n"
+    "The short form of 'stemma report': one line per peer with its state, schema set,\n"
+    "version, relation and what syncs.\n";
+
+int cmd_peers(int argc, char **argv)
+{
+    return s_control_command(argc, argv, "peers", s_peers_help, false);
+}
+
+static const char *s_stats_help =
+    "usage: stemma stats (--dir NODE_DIR | --control ENDPOINT)\n"
+    "\n"
+    "A running node's counters: peers, operations held and parked, sent and received,\n"
+    "malformed messages, refused keys, messages from unknown senders.\n";
+
+int cmd_stats(int argc, char **argv)
+{
+    return s_control_command(argc, argv, "stats", s_stats_help, false);
+}

@@ -1,0 +1,1293 @@
+#include "node.h"
+#include "lineage/buf.h"
+#include "lineage/jsonw.h"
+#include "lineage/mem.h"
+#include "lineage/sqlscript.h"
+#include "log.h"
+#include "sync/apply.h"
+#include "sync/codec.h"
+#include "sync/migrate.h"
+#include "sync/oplog.h"
+#include "sync/store.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef enum { PS_CONNECTING, PS_CONNECTED, PS_GONE, PS_REFUSED } s_state;
+
+static const char *const s_state_names[] = {"connecting", "connected", "gone", "refused"};
+
+/* One peer: how to reach it, what it said, what we have sent it. */
+typedef struct {
+    stm_id id;              /* its node id (public key); zero until known when insecure */
+    bool id_known;
+    char *endpoint;         /* where its inbox listens */
+    char short_id[13];      /* for logs */
+    void *outbox;           /* DEALER connected to it; NULL until needed */
+    s_state state;
+    bool configured;        /* from node.toml (else learned from a peer list) */
+    wire_hello hello;       /* its last HELLO (lineage, vector, peers) */
+    bool have_hello;
+    peer_verdict verdict;   /* our judgement of that HELLO */
+    char *refused_by_peer;  /* the reason it gave in a REFUSE, or NULL */
+    vector_t *theirs;       /* what it holds (HELLO, then each ACK) */
+    vector_t *sent;         /* what we have sent it (at least theirs) */
+    bool more;              /* it may lack operations we have not sent yet */
+    uint64_t batch_seq;     /* OPS messages sent */
+    int in_flight;          /* OPS not acknowledged */
+    int64_t last_send_ms;   /* when the oldest unacknowledged OPS left */
+    uint64_t ops_sent, ops_received, parked;
+    int64_t last_seen_ms;   /* monotonic time of its last message; 0: never */
+    time_t last_seen_wall;  /* the same, wall clock, for reports */
+    int64_t next_hello_ms;  /* when to say HELLO again while not connected */
+    int backoff_ms;
+    char rid[256];          /* its inbox routing id (insecure mode identifies by it) */
+    size_t rid_len;
+} s_peer;
+
+struct node {
+    char *dir, *db_path, *schemas_dir, *control_endpoint, *known_peers_path;
+    char endpoint[256];      /* the inbox's endpoint, port resolved */
+    bool insecure, tofu;
+    stm_id *trusted;         /* keys allowed to connect */
+    size_t ntrusted, trusted_cap;
+    peer_policy policy;
+    int heartbeat_ms, peer_timeout_ms, reconnect_min_ms, reconnect_max_ms, batch_ops, window,
+        local_poll_ms;
+    stm_id id;               /* our public key */
+    char id_z85[41];
+    unsigned char *secret;   /* sodium_malloc'd, 32 bytes */
+    char short_id[13];
+    store_t *store;
+    applier_t *applier;
+    lineage_t *lineage;      /* the database's lineage (the schema set's, to its version) */
+    int version;             /* the database's version */
+    int schema_cookie;       /* to notice a migration made while running */
+    int data_version;        /* PRAGMA data_version: changes when another connection commits */
+    void *ctx, *inbox, *zap, *control;
+    s_peer **peers;
+    size_t npeers, peers_cap;
+    int64_t next_heartbeat_ms, next_local_poll_ms;
+    uint64_t malformed, refused_keys, unknown_senders;
+    time_t started;
+};
+
+/* ---- small things ---- */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_short(const stm_id *id, char out[13])
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    memcpy(out, hex, 12);
+    out[12] = '\0';
+}
+
+/* A key in Z85 (40 characters) or hex (64). */
+static bool s_parse_key(const char *text, size_t len, stm_id *out)
+{
+    char tmp[80];
+    if (len == 40) {
+        memcpy(tmp, text, 40);
+        tmp[40] = '\0';
+        return zmq_z85_decode(out->bytes, tmp) != NULL;
+    }
+    if (len == 64) {
+        memcpy(tmp, text, 64);
+        tmp[64] = '\0';
+        return stm_id_from_hex(tmp, out);
+    }
+    return false;
+}
+
+static stm_err s_zmq_error(stm_error *err, const char *what)
+{
+    return stm_error_set(err, STM_ESYS, "%s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+/* ---- the database ---- */
+
+/* Reads where the database stands and makes the lineage it is at. */
+static stm_err s_load_lineage(node_t *n, stm_error *err)
+{
+    migrate_t *m = NULL;
+    stm_err rc = migrate_open(n->db_path, n->schemas_dir, &m, err);
+    if (rc != STM_OK)
+        return rc;
+    if (migrate_drift_count(m))
+        log_event(LOG_WARN, "drift", NULL, "%s", migrate_drift_at(m, 0));
+    lineage_destroy(&n->lineage);
+    n->version = migrate_version(m);
+    n->lineage = lineage_prefix(migrate_lineage(m), (size_t)n->version);
+    migrate_destroy(&m);
+    n->schema_cookie = sqlscript_schema_cookie(store_db(n->store));
+    return STM_OK;
+}
+
+static int s_data_version(node_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(store_db(n->store), "PRAGMA data_version", -1, &stmt, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        v = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+/* ---- peers ---- */
+
+static s_peer *s_find_peer(node_t *n, const stm_id *id)
+{
+    for (size_t i = 0; i < n->npeers; i++)
+        if (n->peers[i]->id_known && stm_id_equal(&n->peers[i]->id, id))
+            return n->peers[i];
+    return NULL;
+}
+
+static s_peer *s_find_peer_by_endpoint(node_t *n, const char *endpoint)
+{
+    for (size_t i = 0; i < n->npeers; i++)
+        if (strcmp(n->peers[i]->endpoint, endpoint) == 0)
+            return n->peers[i];
+    return NULL;
+}
+
+static s_peer *s_add_peer(node_t *n, const stm_id *id, const char *endpoint, bool configured)
+{
+    s_peer *p = stm_calloc(1, sizeof *p);
+    if (id) {
+        p->id = *id;
+        p->id_known = true;
+        s_short(id, p->short_id);
+    } else {
+        snprintf(p->short_id, sizeof p->short_id, "?");
+    }
+    p->endpoint = stm_strdup(endpoint);
+    p->configured = configured;
+    p->state = PS_CONNECTING;
+    p->theirs = vector_new();
+    p->sent = vector_new();
+    p->backoff_ms = n->reconnect_min_ms;
+    n->peers = stm_grow(n->peers, &n->peers_cap, n->npeers + 1, sizeof *n->peers);
+    n->peers[n->npeers++] = p;
+    return p;
+}
+
+static void s_close_outbox(s_peer *p)
+{
+    if (p->outbox) {
+        zmq_close(p->outbox);
+        p->outbox = NULL;
+    }
+}
+
+static void s_free_peer(s_peer *p)
+{
+    s_close_outbox(p);
+    free(p->endpoint);
+    wire_hello_clear(&p->hello);
+    peer_verdict_clear(&p->verdict);
+    free(p->refused_by_peer);
+    vector_destroy(&p->theirs);
+    vector_destroy(&p->sent);
+    free(p);
+}
+
+/* Opens the DEALER to p's inbox. */
+static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
+{
+    if (p->outbox)
+        return STM_OK;
+    void *s = zmq_socket(n->ctx, ZMQ_DEALER);
+    if (!s)
+        return s_zmq_error(err, "creating a socket");
+    int zero = 0, one = 1, hwm = 1000;
+    int64_t max = WIRE_MAX_MESSAGE;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    /* Queue only to a connection that is up: a peer that is away gets nothing queued,
+     * and what it lacks is sent again from its vector when it is back. */
+    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &n->reconnect_min_ms, sizeof n->reconnect_min_ms);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &n->reconnect_max_ms, sizeof n->reconnect_max_ms);
+    if (!n->insecure) {
+        if (!p->id_known) {
+            zmq_close(s);
+            return stm_error_set(err, STM_EINPUT, "peer %s: its key is needed (KEY@ENDPOINT)",
+                                 p->endpoint);
+        }
+        char server[41], public_z85[41], secret_z85[41];
+        zmq_z85_encode(server, p->id.bytes, 32);
+        zmq_z85_encode(public_z85, n->id.bytes, 32);
+        zmq_z85_encode(secret_z85, n->secret, 32);
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, public_z85, 40);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret_z85, 40);
+        sodium_memzero(secret_z85, sizeof secret_z85);
+    }
+    if (zmq_connect(s, p->endpoint) != 0) {
+        stm_err rc = stm_error_set(err, STM_EINPUT, "peer %s: cannot connect: %s", p->endpoint,
+                                   zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return rc;
+    }
+    p->outbox = s;
+    return STM_OK;
+}
+
+/* Sends a whole message to p; false when it could not leave now. */
+static bool s_send(s_peer *p, const buf_t *msg)
+{
+    if (!p->outbox)
+        return false;
+    return zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) == (int)msg->len;
+}
+
+/* The connected peers we can name to others. */
+static wire_peer *s_peer_list(node_t *n, const s_peer *except, size_t *count)
+{
+    wire_peer *list = stm_calloc(n->npeers + 1, sizeof *list);
+    size_t k = 0;
+    for (size_t i = 0; i < n->npeers; i++) {
+        s_peer *p = n->peers[i];
+        if (p == except || !p->id_known || p->state != PS_CONNECTED)
+            continue;
+        list[k].id = p->id;
+        list[k].endpoint = p->endpoint;
+        k++;
+    }
+    *count = k;
+    return list;
+}
+
+static void s_send_hello(node_t *n, s_peer *p, bool reply)
+{
+    vector_t *v = NULL;
+    stm_error err = {0};
+    if (vector_read(n->store, &v, &err) != STM_OK) {
+        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        return;
+    }
+    size_t npeers;
+    wire_peer *list = s_peer_list(n, p, &npeers);
+    buf_t msg = BUF_INIT;
+    wire_encode_hello(&msg, &n->id, n->endpoint, n->lineage, v, n->policy.min_supported_version,
+                      list, npeers, reply);
+    s_send(p, &msg);
+    buf_free(&msg);
+    free(list);
+    vector_destroy(&v);
+}
+
+static void s_set_state(s_peer *p, s_state state)
+{
+    p->state = state;
+}
+
+/* Starts sending p what it lacks again from what it says it holds. */
+static void s_reset_send(s_peer *p)
+{
+    vector_destroy(&p->sent);
+    p->sent = vector_new();
+    for (size_t i = 0; i < vector_count(p->theirs); i++)
+        vector_set(p->sent, &vector_at(p->theirs, i)->origin, vector_at(p->theirs, i)->seq);
+    p->in_flight = 0;
+    p->more = true;
+}
+
+static void s_mark_all_more(node_t *n)
+{
+    for (size_t i = 0; i < n->npeers; i++)
+        n->peers[i]->more = true;
+}
+
+static void s_learn_peers(node_t *n, const wire_hello *h)
+{
+    for (size_t i = 0; i < h->npeers; i++) {
+        const wire_peer *wp = &h->peers[i];
+        if (stm_id_equal(&wp->id, &n->id) || s_find_peer(n, &wp->id))
+            continue;
+        s_peer *known = s_find_peer_by_endpoint(n, wp->endpoint);
+        if (known && !known->id_known) {
+            known->id = wp->id;
+            known->id_known = true;
+            s_short(&wp->id, known->short_id);
+            continue;
+        }
+        if (known)
+            continue;
+        s_peer *p = s_add_peer(n, &wp->id, wp->endpoint, false);
+        p->next_hello_ms = s_now_ms();
+        log_event(LOG_INFO, "peer-learned", p->short_id, "from a peer list: %s", p->endpoint);
+    }
+}
+
+static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const char *rid,
+                       size_t rid_len, const void *data, size_t len)
+{
+    wire_hello h;
+    stm_error err = {0};
+    if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
+        n->malformed++;
+        log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
+        return;
+    }
+    if (verified && !stm_id_equal(verified, &h.node_id)) {
+        n->unknown_senders++;
+        log_event(LOG_WARN, "impostor", NULL,
+                  "a HELLO claims another node id than the key it connected with; dropped");
+        wire_hello_clear(&h);
+        return;
+    }
+    if (stm_id_equal(&h.node_id, &n->id)) {
+        wire_hello_clear(&h);
+        return;
+    }
+    if (!p)
+        p = s_find_peer(n, &h.node_id);
+    if (!p)
+        p = s_find_peer_by_endpoint(n, h.endpoint);
+    if (!p)
+        p = s_add_peer(n, &h.node_id, h.endpoint, false);
+    if (!p->id_known) {
+        p->id = h.node_id;
+        p->id_known = true;
+        s_short(&p->id, p->short_id);
+    }
+    if (strcmp(p->endpoint, h.endpoint) != 0 && !p->configured) {
+        free(p->endpoint);
+        p->endpoint = stm_strdup(h.endpoint);
+    }
+    if (rid_len <= sizeof p->rid) {
+        memcpy(p->rid, rid, rid_len);
+        p->rid_len = rid_len;
+    }
+    p->last_seen_ms = s_now_ms();
+    p->last_seen_wall = time(NULL);
+    wire_hello_clear(&p->hello);
+    p->hello = h;
+    p->have_hello = true;
+    free(p->refused_by_peer);
+    p->refused_by_peer = NULL;
+    peer_verdict_clear(&p->verdict);
+    peer_judge(n->lineage, h.lineage, &n->policy, &p->verdict);
+    vector_destroy(&p->theirs);
+    p->theirs = vector_new();
+    for (size_t i = 0; i < vector_count(h.vector); i++)
+        vector_set(p->theirs, &vector_at(h.vector, i)->origin, vector_at(h.vector, i)->seq);
+    s_reset_send(p);
+    p->backoff_ms = n->reconnect_min_ms;
+    if (s_open_outbox(n, p, &err) != STM_OK)
+        log_event(LOG_WARN, "peer", p->short_id, "%s", err.msg);
+    const comparison_t *c = p->verdict.cmp;
+    if (p->verdict.sync == PEER_SYNC_REFUSED) {
+        s_set_state(p, PS_REFUSED);
+        log_event(LOG_WARN, "peer-refused", p->short_id, "%s v%d (%s): %s",
+                  lineage_name(h.lineage), c->remote_version, relation_name(c->relation),
+                  p->verdict.reason);
+        buf_t msg = BUF_INIT;
+        wire_encode_refuse(&msg, p->verdict.reason);
+        s_send(p, &msg);
+        buf_free(&msg);
+    } else {
+        bool was = p->state == PS_CONNECTED;
+        s_set_state(p, PS_CONNECTED);
+        if (!was)
+            log_event(LOG_INFO, "peer-connected", p->short_id, "%s %s v%d, %s, sync %s: %s",
+                      p->endpoint, lineage_name(h.lineage), c->remote_version,
+                      relation_name(c->relation), peer_sync_name(p->verdict.sync),
+                      p->verdict.reason);
+    }
+    if (p->verdict.warning[0])
+        log_event(LOG_WARN, "version-gap", p->short_id, "%s", p->verdict.warning);
+    if (!p->hello.reply)
+        s_send_hello(n, p, true);
+    s_learn_peers(n, &p->hello);
+}
+
+static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
+{
+    char *reason = NULL;
+    stm_error err = {0};
+    if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
+        n->malformed++;
+        log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
+        return;
+    }
+    free(p->refused_by_peer);
+    p->refused_by_peer = reason;
+    s_set_state(p, PS_REFUSED);
+    log_event(LOG_WARN, "refused-by-peer", p->short_id, "%s", reason);
+}
+
+static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
+{
+    uint64_t seq;
+    const void *batch_bytes;
+    size_t batch_len;
+    stm_error err = {0};
+    if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
+        n->malformed++;
+        log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
+        return;
+    }
+    if (p->state != PS_CONNECTED) {
+        log_event(LOG_WARN, "ops-ignored", p->short_id, "operations from a peer that is %s",
+                  s_state_names[p->state]);
+        return;
+    }
+    opbatch_t *batch = opbatch_new();
+    if (codec_decode_ops(batch_bytes, batch_len, batch, &err) != STM_OK) {
+        n->malformed++;
+        log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
+        opbatch_destroy(&batch);
+        return;
+    }
+    apply_stats st = {0};
+    if (applier_apply(n->applier, batch, &st, &err) != STM_OK) {
+        /* Not acknowledged: the peer sends it again after peer_timeout_ms. */
+        log_event(LOG_ERROR, "apply", p->short_id, "%s", err.msg);
+        opbatch_destroy(&batch);
+        return;
+    }
+    p->ops_received += opbatch_count(batch);
+    p->parked += st.parked;
+    opbatch_destroy(&batch);
+    vector_t *v = NULL;
+    if (vector_read(n->store, &v, &err) == STM_OK) {
+        buf_t msg = BUF_INIT;
+        wire_encode_ack(&msg, seq, v);
+        s_send(p, &msg);
+        buf_free(&msg);
+        vector_destroy(&v);
+    }
+    /* What came in travels on. */
+    if (st.applied || st.parked)
+        s_mark_all_more(n);
+}
+
+static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
+{
+    uint64_t seq;
+    vector_t *v = NULL;
+    stm_error err = {0};
+    if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
+        n->malformed++;
+        log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
+        return;
+    }
+    if (p->in_flight > 0)
+        p->in_flight--;
+    p->last_send_ms = s_now_ms();
+    vector_destroy(&p->theirs);
+    p->theirs = v;
+    for (size_t i = 0; i < vector_count(v); i++) {
+        const vector_entry *e = vector_at(v, i);
+        if (vector_get(p->sent, &e->origin) < e->seq)
+            vector_set(p->sent, &e->origin, e->seq);
+    }
+}
+
+/* ---- sockets ---- */
+
+/* Which peer sent a message: by its verified key, or (insecure) by routing id. */
+static s_peer *s_sender(node_t *n, zmq_msg_t *msg, const char *rid, size_t rid_len,
+                        stm_id *verified, bool *have_verified)
+{
+    *have_verified = false;
+    if (!n->insecure) {
+        const char *user = zmq_msg_gets(msg, "User-Id");
+        if (user && s_parse_key(user, strlen(user), verified)) {
+            *have_verified = true;
+            return s_find_peer(n, verified);
+        }
+        return NULL;
+    }
+    for (size_t i = 0; i < n->npeers; i++)
+        if (n->peers[i]->rid_len == rid_len && memcmp(n->peers[i]->rid, rid, rid_len) == 0)
+            return n->peers[i];
+    return NULL;
+}
+
+static void s_handle_inbox(node_t *n)
+{
+    for (int budget = 0; budget < 256; budget++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, n->inbox, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&body);
+        int more = zmq_msg_more(&rid);
+        if (!more || zmq_msg_recv(&body, n->inbox, 0) < 0) {
+            zmq_msg_close(&rid);
+            zmq_msg_close(&body);
+            continue;
+        }
+        /* Anything after the body is not ours: read and drop it. */
+        while (zmq_msg_more(&body)) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, n->inbox, 0);
+            int again = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+            if (!again)
+                break;
+        }
+        const char *data = zmq_msg_data(&body);
+        size_t len = zmq_msg_size(&body);
+        stm_id verified;
+        bool have_verified;
+        s_peer *p = s_sender(n, &body, zmq_msg_data(&rid), zmq_msg_size(&rid), &verified,
+                             &have_verified);
+        int version, type;
+        stm_error err = {0};
+        if (wire_header(data, len, &version, &type, &err) != STM_OK) {
+            n->malformed++;
+            log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
+        } else if (version != WIRE_VERSION) {
+            n->malformed++;
+            log_event(LOG_WARN, "protocol-version", p ? p->short_id : NULL,
+                      "a message of protocol version %d (this node speaks %d): ignored", version,
+                      WIRE_VERSION);
+        } else if (type == WIRE_HELLO) {
+            s_on_hello(n, p, have_verified ? &verified : NULL, zmq_msg_data(&rid),
+                       zmq_msg_size(&rid), data, len);
+        } else if (!p) {
+            n->unknown_senders++;
+        } else {
+            p->last_seen_ms = s_now_ms();
+            p->last_seen_wall = time(NULL);
+            if (p->state == PS_GONE && p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED)
+                s_set_state(p, PS_CONNECTED);
+            switch (type) {
+            case WIRE_REFUSE:
+                s_on_refuse(n, p, data, len);
+                break;
+            case WIRE_OPS:
+                s_on_ops(n, p, data, len);
+                break;
+            case WIRE_ACK:
+                s_on_ack(n, p, data, len);
+                break;
+            case WIRE_BYE:
+                if (p->state == PS_CONNECTED) {
+                    s_set_state(p, PS_GONE);
+                    p->next_hello_ms = s_now_ms() + n->reconnect_min_ms;
+                    log_event(LOG_INFO, "peer-left", p->short_id, "said BYE");
+                }
+                break;
+            default:
+                break; /* PING, and types of later versions: ignored */
+            }
+        }
+        zmq_msg_close(&rid);
+        zmq_msg_close(&body);
+    }
+}
+
+static bool s_is_trusted(node_t *n, const stm_id *key)
+{
+    for (size_t i = 0; i < n->ntrusted; i++)
+        if (stm_id_equal(&n->trusted[i], key))
+            return true;
+    return false;
+}
+
+static void s_trust(node_t *n, const stm_id *key)
+{
+    n->trusted = stm_grow(n->trusted, &n->trusted_cap, n->ntrusted + 1, sizeof *n->trusted);
+    n->trusted[n->ntrusted++] = *key;
+}
+
+/* Answers libzmq's questions about connecting keys (ZAP, RFC 27). */
+static void s_handle_zap(node_t *n)
+{
+    for (;;) {
+        zmq_msg_t frames[8];
+        int nframes = 0;
+        for (;;) {
+            zmq_msg_t *m = &frames[nframes < 7 ? nframes : 7];
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, n->zap, nframes == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                zmq_msg_close(m);
+                if (nframes == 0)
+                    return;
+                break;
+            }
+            int more = zmq_msg_more(m);
+            if (nframes < 7)
+                nframes++;
+            else
+                zmq_msg_close(m);
+            if (!more)
+                break;
+        }
+        /* version, request id, domain, address, routing id, mechanism, credentials */
+        bool ok = false;
+        stm_id key = {{0}};
+        if (nframes >= 7 && zmq_msg_size(&frames[5]) == 5 &&
+            memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 && zmq_msg_size(&frames[6]) == 32) {
+            memcpy(key.bytes, zmq_msg_data(&frames[6]), 32);
+            ok = s_is_trusted(n, &key);
+            if (!ok && n->tofu) {
+                ok = true;
+                s_trust(n, &key);
+                char z85[41];
+                zmq_z85_encode(z85, key.bytes, 32);
+                if (n->known_peers_path) {
+                    FILE *f = fopen(n->known_peers_path, "a");
+                    if (f) {
+                        fprintf(f, "%s\n", z85);
+                        fflush(f);
+                        fsync(fileno(f));
+                        fclose(f);
+                    }
+                }
+                log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
+            }
+        }
+        char user[41] = "";
+        if (ok)
+            zmq_z85_encode(user, key.bytes, 32);
+        else {
+            n->refused_keys++;
+            char z85[41] = "(none)";
+            if (nframes >= 7 && zmq_msg_size(&frames[6]) == 32)
+                zmq_z85_encode(z85, key.bytes, 32);
+            log_event(LOG_WARN, "key-refused", NULL, "a connection with key %s: not trusted",
+                      z85);
+        }
+        const char *status = ok ? "200" : "400";
+        const char *text = ok ? "OK" : "key not trusted";
+        zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE);
+        if (nframes >= 2)
+            zmq_send(n->zap, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), ZMQ_SNDMORE);
+        else
+            zmq_send(n->zap, "", 0, ZMQ_SNDMORE);
+        zmq_send(n->zap, status, 3, ZMQ_SNDMORE);
+        zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE);
+        zmq_send(n->zap, user, strlen(user), ZMQ_SNDMORE);
+        zmq_send(n->zap, "", 0, 0);
+        for (int i = 0; i < nframes; i++)
+            zmq_msg_close(&frames[i]);
+    }
+}
+
+/* ---- sending what peers lack ---- */
+
+static void s_pump(node_t *n, s_peer *p)
+{
+    if (p->state != PS_CONNECTED || !p->more || p->in_flight >= n->window || !p->outbox)
+        return;
+    oplog_reader_t *reader = NULL;
+    stm_error err = {0};
+    if (oplog_reader_new(n->store, p->sent, &reader, &err) != STM_OK) {
+        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        return;
+    }
+    opbatch_t *batch = opbatch_new();
+    buf_t enc = BUF_INIT, msg = BUF_INIT;
+    while (p->in_flight < n->window) {
+        size_t got = 0;
+        opbatch_clear(batch);
+        if (oplog_reader_next(reader, batch, (size_t)n->batch_ops, 4u * 1024u * 1024u, &got,
+                              &err) != STM_OK) {
+            log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+            break;
+        }
+        if (got == 0) {
+            p->more = false;
+            break;
+        }
+        buf_reset(&enc);
+        buf_reset(&msg);
+        codec_encode_ops(batch, 0, got, &enc);
+        wire_encode_ops(&msg, ++p->batch_seq, enc.data, enc.len);
+        if (!s_send(p, &msg))
+            break; /* the connection is down: this is sent again from its vector */
+        for (size_t i = 0; i < got; i++) {
+            const op_t *op = opbatch_at(batch, i);
+            if (vector_get(p->sent, &op->origin) < op->seq)
+                vector_set(p->sent, &op->origin, op->seq);
+        }
+        if (p->in_flight++ == 0)
+            p->last_send_ms = s_now_ms();
+        p->ops_sent += got;
+    }
+    buf_free(&enc);
+    buf_free(&msg);
+    opbatch_destroy(&batch);
+    oplog_reader_destroy(&reader);
+}
+
+/* ---- reports ---- */
+
+/* How many operations this node holds that the peer does not. */
+static uint64_t s_behind(node_t *n, const s_peer *p)
+{
+    vector_t *mine = NULL;
+    stm_error err = {0};
+    if (!p->have_hello || vector_read(n->store, &mine, &err) != STM_OK)
+        return 0;
+    uint64_t behind = 0;
+    for (size_t i = 0; i < vector_count(mine); i++) {
+        const vector_entry *e = vector_at(mine, i);
+        uint64_t theirs = vector_get(p->theirs, &e->origin);
+        if (e->seq > theirs)
+            behind += e->seq - theirs;
+    }
+    vector_destroy(&mine);
+    return behind;
+}
+
+static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    jsonw_key(w, key);
+    jsonw_string(w, hex);
+}
+
+static void s_json_names(jsonw_t *w, const char *key, const char **names, size_t n)
+{
+    jsonw_key(w, key);
+    jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++)
+        jsonw_string(w, names[i]);
+    jsonw_array_end(w);
+}
+
+static void s_wall(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *s_report_json(node_t *n)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "node");
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "id");
+    jsonw_string(&w, n->id_z85);
+    jsonw_key(&w, "schema_set");
+    jsonw_string(&w, lineage_name(n->lineage));
+    jsonw_key(&w, "version");
+    jsonw_int(&w, n->version);
+    const lineage_version *head = lineage_head(n->lineage);
+    if (head) {
+        s_json_id(&w, "head", &head->id);
+    } else {
+        jsonw_key(&w, "head");
+        jsonw_null(&w);
+    }
+    jsonw_key(&w, "endpoint");
+    jsonw_string(&w, n->endpoint);
+    jsonw_key(&w, "secure");
+    jsonw_bool(&w, !n->insecure);
+    uint64_t total = 0, parked = 0;
+    stm_error err = {0};
+    oplog_counts(n->store, &total, &parked, &err);
+    jsonw_key(&w, "operations");
+    jsonw_int(&w, (int64_t)total);
+    jsonw_key(&w, "parked");
+    jsonw_int(&w, (int64_t)parked);
+    jsonw_key(&w, "malformed_messages");
+    jsonw_int(&w, (int64_t)n->malformed);
+    jsonw_key(&w, "refused_keys");
+    jsonw_int(&w, (int64_t)n->refused_keys);
+    jsonw_key(&w, "unknown_senders");
+    jsonw_int(&w, (int64_t)n->unknown_senders);
+    jsonw_object_end(&w);
+    jsonw_key(&w, "peers");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < n->npeers; i++) {
+        s_peer *p = n->peers[i];
+        const comparison_t *c = p->have_hello ? p->verdict.cmp : NULL;
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "id");
+        if (p->id_known) {
+            char z85[41];
+            zmq_z85_encode(z85, p->id.bytes, 32);
+            jsonw_string(&w, z85);
+        } else {
+            jsonw_null(&w);
+        }
+        jsonw_key(&w, "endpoint");
+        jsonw_string(&w, p->endpoint);
+        jsonw_key(&w, "state");
+        jsonw_string(&w, s_state_names[p->state]);
+        jsonw_key(&w, "schema_set");
+        jsonw_string(&w, p->have_hello ? p->hello.schema_set : NULL);
+        jsonw_key(&w, "version");
+        if (c)
+            jsonw_int(&w, c->remote_version);
+        else
+            jsonw_null(&w);
+        jsonw_key(&w, "relation");
+        jsonw_string(&w, c ? relation_name(c->relation) : NULL);
+        jsonw_key(&w, "common_ancestor");
+        if (c && c->common) {
+            jsonw_object_begin(&w);
+            jsonw_key(&w, "version");
+            jsonw_int(&w, (int64_t)c->common);
+            s_json_id(&w, "id", &c->common_id);
+            jsonw_object_end(&w);
+        } else {
+            jsonw_null(&w);
+        }
+        const char *sync = p->state == PS_REFUSED ? "refused"
+                           : c                    ? peer_sync_name(p->verdict.sync)
+                                                  : NULL;
+        jsonw_key(&w, "sync");
+        jsonw_string(&w, sync);
+        jsonw_key(&w, "reason");
+        jsonw_string(&w, p->refused_by_peer ? p->refused_by_peer
+                         : c                ? p->verdict.reason
+                                            : "no HELLO from it yet");
+        jsonw_key(&w, "refused_by");
+        jsonw_string(&w, p->refused_by_peer               ? "peer"
+                         : p->state == PS_REFUSED ? "this node"
+                                                  : NULL);
+        jsonw_key(&w, "warnings");
+        jsonw_array_begin(&w);
+        if (c && p->verdict.warning[0])
+            jsonw_string(&w, p->verdict.warning);
+        jsonw_array_end(&w);
+        jsonw_key(&w, "families");
+        jsonw_array_begin(&w);
+        for (size_t k = 0; c && k < c->nfamilies; k++) {
+            const comparison_family *f = &c->families[k];
+            jsonw_object_begin(&w);
+            jsonw_key(&w, "name");
+            jsonw_string(&w, f->name);
+            jsonw_key(&w, "relation");
+            jsonw_string(&w, relation_name(f->relation));
+            for (int r = COLUMN_SHARED; r <= COLUMN_CONFLICTING; r++)
+                s_json_names(&w, column_relation_name((column_relation)r), f->columns[r],
+                             f->ncolumns[r]);
+            jsonw_object_end(&w);
+        }
+        jsonw_array_end(&w);
+        jsonw_key(&w, "ops_sent");
+        jsonw_int(&w, (int64_t)p->ops_sent);
+        jsonw_key(&w, "ops_received");
+        jsonw_int(&w, (int64_t)p->ops_received);
+        jsonw_key(&w, "parked");
+        jsonw_int(&w, (int64_t)p->parked);
+        jsonw_key(&w, "behind");
+        jsonw_int(&w, (int64_t)s_behind(n, p));
+        jsonw_key(&w, "last_seen");
+        if (p->last_seen_wall) {
+            char when[32];
+            s_wall(p->last_seen_wall, when);
+            jsonw_string(&w, when);
+        } else {
+            jsonw_null(&w);
+        }
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+static char *s_report_text(node_t *n, bool brief)
+{
+    buf_t b = BUF_INIT;
+    const lineage_version *head = lineage_head(n->lineage);
+    char hid[13] = "-";
+    if (head)
+        s_short(&head->id, hid);
+    buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", n->short_id, lineage_name(n->lineage),
+               n->version, hid, n->endpoint, n->insecure ? "  INSECURE" : "");
+    if (!n->npeers)
+        buf_puts(&b, "no peers\n");
+    for (size_t i = 0; i < n->npeers; i++) {
+        s_peer *p = n->peers[i];
+        const comparison_t *c = p->have_hello ? p->verdict.cmp : NULL;
+        buf_printf(&b, "\npeer %s  %s  %s", p->short_id, p->endpoint, s_state_names[p->state]);
+        if (c)
+            buf_printf(&b, "  %s v%d  %s  sync %s", p->hello.schema_set, c->remote_version,
+                       relation_name(c->relation),
+                       p->state == PS_REFUSED ? "refused" : peer_sync_name(p->verdict.sync));
+        buf_putc(&b, '\n');
+        if (brief)
+            continue;
+        if (p->refused_by_peer)
+            buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
+        else if (c)
+            buf_printf(&b, "  %s\n", p->verdict.reason);
+        if (c && p->verdict.warning[0])
+            buf_printf(&b, "  warning: %s\n", p->verdict.warning);
+        buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
+                   (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
+                   (unsigned long long)p->parked, (unsigned long long)s_behind(n, p));
+    }
+    return buf_detach(&b);
+}
+
+static char *s_stats_text(node_t *n)
+{
+    buf_t b = BUF_INIT;
+    uint64_t total = 0, parked = 0;
+    stm_error err = {0};
+    oplog_counts(n->store, &total, &parked, &err);
+    size_t connected = 0;
+    uint64_t sent = 0, received = 0;
+    for (size_t i = 0; i < n->npeers; i++) {
+        connected += n->peers[i]->state == PS_CONNECTED;
+        sent += n->peers[i]->ops_sent;
+        received += n->peers[i]->ops_received;
+    }
+    buf_printf(&b,
+               "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
+               "received %llu\nmalformed messages %llu\nrefused keys %llu\nunknown senders %llu\n",
+               n->npeers, connected, (unsigned long long)total, (unsigned long long)parked,
+               (unsigned long long)sent, (unsigned long long)received,
+               (unsigned long long)n->malformed, (unsigned long long)n->refused_keys,
+               (unsigned long long)n->unknown_senders);
+    return buf_detach(&b);
+}
+
+static void s_handle_control(node_t *n)
+{
+    char req[64];
+    int len = zmq_recv(n->control, req, sizeof req - 1, ZMQ_DONTWAIT);
+    if (len < 0)
+        return;
+    if (len > (int)sizeof req - 1)
+        len = (int)sizeof req - 1;
+    req[len] = '\0';
+    int more = 0;
+    size_t more_size = sizeof more;
+    while (zmq_getsockopt(n->control, ZMQ_RCVMORE, &more, &more_size) == 0 && more)
+        zmq_recv(n->control, req + len, 0, 0);
+    char *reply;
+    if (strcmp(req, "report json") == 0)
+        reply = s_report_json(n);
+    else if (strcmp(req, "report text") == 0)
+        reply = s_report_text(n, false);
+    else if (strcmp(req, "peers") == 0)
+        reply = s_report_text(n, true);
+    else if (strcmp(req, "stats") == 0)
+        reply = s_stats_text(n);
+    else
+        reply = stm_strdup("error: unknown request (report json|text, peers, stats)\n");
+    zmq_send(n->control, reply, strlen(reply), 0);
+    free(reply);
+}
+
+/* ---- timers ---- */
+
+static void s_timers(node_t *n, int64_t now)
+{
+    if (now >= n->next_local_poll_ms) {
+        n->next_local_poll_ms = now + n->local_poll_ms;
+        int dv = s_data_version(n);
+        if (dv != n->data_version) {
+            n->data_version = dv;
+            s_mark_all_more(n);
+        }
+        int cookie = sqlscript_schema_cookie(store_db(n->store));
+        if (cookie != n->schema_cookie) {
+            int before = n->version;
+            stm_error err = {0};
+            if (s_load_lineage(n, &err) != STM_OK) {
+                log_event(LOG_ERROR, "schema", NULL, "%s", err.msg);
+                n->schema_cookie = cookie;
+            } else if (n->version != before) {
+                log_event(LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
+                          n->version);
+                /* Peers judge us again, and we them. */
+                for (size_t i = 0; i < n->npeers; i++) {
+                    s_peer *p = n->peers[i];
+                    if (p->have_hello) {
+                        peer_verdict_clear(&p->verdict);
+                        peer_judge(n->lineage, p->hello.lineage, &n->policy, &p->verdict);
+                        s_set_state(p, p->verdict.sync == PEER_SYNC_REFUSED ? PS_REFUSED
+                                                                             : PS_CONNECTED);
+                    }
+                    s_send_hello(n, p, false);
+                }
+                s_mark_all_more(n);
+            }
+        }
+    }
+    if (now >= n->next_heartbeat_ms) {
+        n->next_heartbeat_ms = now + n->heartbeat_ms;
+        buf_t ping = BUF_INIT;
+        wire_encode_empty(&ping, WIRE_PING);
+        for (size_t i = 0; i < n->npeers; i++)
+            if (n->peers[i]->state == PS_CONNECTED)
+                s_send(n->peers[i], &ping);
+        buf_free(&ping);
+    }
+    for (size_t i = 0; i < n->npeers; i++) {
+        s_peer *p = n->peers[i];
+        if (p->state == PS_CONNECTED && now - p->last_seen_ms > n->peer_timeout_ms) {
+            s_set_state(p, PS_GONE);
+            p->next_hello_ms = now;
+            p->backoff_ms = n->reconnect_min_ms;
+            log_event(LOG_WARN, "peer-gone", p->short_id, "silent for %d ms", n->peer_timeout_ms);
+        }
+        if (p->state == PS_CONNECTED && p->in_flight && now - p->last_send_ms > n->peer_timeout_ms)
+            s_reset_send(p); /* unacknowledged: send again from what it holds */
+        bool retry = p->state == PS_CONNECTING || p->state == PS_GONE ||
+                     (p->state == PS_REFUSED && p->refused_by_peer);
+        if (retry && now >= p->next_hello_ms) {
+            stm_error err = {0};
+            if (s_open_outbox(n, p, &err) == STM_OK)
+                s_send_hello(n, p, false);
+            else
+                log_event(LOG_WARN, "peer", p->short_id, "%s", err.msg);
+            p->next_hello_ms = now + p->backoff_ms;
+            p->backoff_ms = p->backoff_ms * 2 > n->reconnect_max_ms ? n->reconnect_max_ms
+                                                                    : p->backoff_ms * 2;
+        }
+    }
+}
+
+/* ---- life ---- */
+
+static stm_err s_bind_sockets(node_t *n, const char *bind, stm_error *err)
+{
+    n->ctx = zmq_ctx_new();
+    if (!n->ctx)
+        return s_zmq_error(err, "creating the ZeroMQ context");
+    int zero = 0;
+    if (!n->insecure) {
+        /* The ZAP handler has to be there before the first CURVE connection. */
+        n->zap = zmq_socket(n->ctx, ZMQ_REP);
+        zmq_setsockopt(n->zap, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_bind(n->zap, "inproc://zeromq.zap.01") != 0)
+            return s_zmq_error(err, "binding the ZAP handler");
+    }
+    n->inbox = zmq_socket(n->ctx, ZMQ_ROUTER);
+    int64_t max = WIRE_MAX_MESSAGE;
+    int one = 1, hwm = 10000;
+    zmq_setsockopt(n->inbox, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(n->inbox, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    zmq_setsockopt(n->inbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(n->inbox, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    if (!n->insecure) {
+        char secret_z85[41];
+        zmq_z85_encode(secret_z85, n->secret, 32);
+        zmq_setsockopt(n->inbox, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(n->inbox, ZMQ_CURVE_SECRETKEY, secret_z85, 40);
+        sodium_memzero(secret_z85, sizeof secret_z85);
+        zmq_setsockopt(n->inbox, ZMQ_ZAP_DOMAIN, "stemma", 6);
+    }
+    if (zmq_bind(n->inbox, bind) != 0)
+        return stm_error_set(err, STM_EINPUT, "cannot bind the mesh endpoint %s: %s", bind,
+                             zmq_strerror(zmq_errno()));
+    size_t size = sizeof n->endpoint;
+    zmq_getsockopt(n->inbox, ZMQ_LAST_ENDPOINT, n->endpoint, &size);
+    n->control = zmq_socket(n->ctx, ZMQ_REP);
+    zmq_setsockopt(n->control, ZMQ_LINGER, &zero, sizeof zero);
+    int64_t small = 4096;
+    zmq_setsockopt(n->control, ZMQ_MAXMSGSIZE, &small, sizeof small);
+    if (strncmp(n->control_endpoint, "ipc://", 6) == 0)
+        unlink(n->control_endpoint + 6); /* a socket file left by a node that died */
+    if (zmq_bind(n->control, n->control_endpoint) != 0)
+        return stm_error_set(err, STM_EINPUT, "cannot bind the control endpoint %s: %s",
+                             n->control_endpoint, zmq_strerror(zmq_errno()));
+    if (strncmp(n->control_endpoint, "ipc://", 6) == 0)
+        chmod(n->control_endpoint + 6, 0600); /* only this node's user may ask */
+    return STM_OK;
+}
+
+stm_err node_new(const node_options *o, node_t **out, stm_error *err)
+{
+    node_t *n = stm_calloc(1, sizeof *n);
+    n->dir = stm_strdup(o->dir);
+    n->db_path = stm_strdup(o->db_path);
+    n->schemas_dir = stm_strdup(o->schemas_dir);
+    n->control_endpoint = stm_strdup(o->control);
+    n->known_peers_path = o->known_peers_path ? stm_strdup(o->known_peers_path) : NULL;
+    n->insecure = o->insecure;
+    n->tofu = o->trust_on_first_use;
+    n->policy = o->policy;
+    n->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+    n->peer_timeout_ms = o->peer_timeout_ms > 0 ? o->peer_timeout_ms : 5000;
+    n->reconnect_min_ms = o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 100;
+    n->reconnect_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
+    n->batch_ops = o->batch_ops > 0 ? o->batch_ops : 2000;
+    n->window = o->window > 0 ? o->window : 4;
+    n->local_poll_ms = o->local_poll_ms > 0 ? o->local_poll_ms : 200;
+    memcpy(n->id.bytes, o->public_key, 32);
+    zmq_z85_encode(n->id_z85, n->id.bytes, 32);
+    s_short(&n->id, n->short_id);
+    n->secret = sodium_malloc(32);
+    memcpy(n->secret, o->secret_key, 32);
+    sodium_mprotect_readonly(n->secret);
+    n->started = time(NULL);
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < o->ntrusted && rc == STM_OK; i++) {
+        stm_id key;
+        if (!s_parse_key(o->trusted[i], strlen(o->trusted[i]), &key))
+            rc = stm_error_set(err, STM_EINPUT, "trusted key '%s' is not Z85 or hex",
+                               o->trusted[i]);
+        else
+            s_trust(n, &key);
+    }
+    if (rc == STM_OK)
+        rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err);
+    if (rc == STM_OK && !store_is_prepared(n->store))
+        rc = stm_error_set(err, STM_EINPUT, "%s: not set up for stemma; run stemma migrate first",
+                           n->db_path);
+    if (rc == STM_OK) {
+        /* The node's operations carry its public key as their origin. */
+        stm_id current;
+        rc = store_node_id(n->store, &current, err);
+        if (rc == STM_OK && !stm_id_equal(&current, &n->id)) {
+            if ((rc = store_exec(n->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
+                (rc = store_set_node_id(n->store, &n->id, err)) == STM_OK)
+                rc = store_exec(n->store, "COMMIT", err);
+            else
+                store_exec(n->store, "ROLLBACK", NULL);
+        }
+    }
+    if (rc == STM_OK)
+        rc = s_load_lineage(n, err);
+    if (rc == STM_OK) {
+        n->applier = applier_new(n->store, NULL, NULL);
+        n->data_version = s_data_version(n);
+        rc = s_bind_sockets(n, o->bind, err);
+    }
+    for (size_t i = 0; i < o->npeers && rc == STM_OK; i++) {
+        const char *spec = o->peers[i], *at = strchr(spec, '@');
+        stm_id key;
+        bool has_key = at && s_parse_key(spec, (size_t)(at - spec), &key);
+        if (at && !has_key)
+            rc = stm_error_set(err, STM_EINPUT, "peer '%s': the key before @ is not Z85 or hex",
+                               spec);
+        else if (!has_key && !n->insecure)
+            rc = stm_error_set(err, STM_EINPUT,
+                               "peer '%s': give its public key as KEY@ENDPOINT (or run insecure)",
+                               spec);
+        else {
+            s_peer *p = s_add_peer(n, has_key ? &key : NULL, at ? at + 1 : spec, true);
+            p->next_hello_ms = 0;
+            if (has_key && !s_is_trusted(n, &key))
+                s_trust(n, &key); /* a peer we were told to reach may reach us */
+        }
+    }
+    if (rc != STM_OK) {
+        node_destroy(&n);
+        return rc;
+    }
+    *out = n;
+    return STM_OK;
+}
+
+const char *node_endpoint(const node_t *n)
+{
+    return n->endpoint;
+}
+
+stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
+{
+    (void)err;
+    log_event(LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
+              lineage_name(n->lineage), n->version, n->endpoint, n->control_endpoint,
+              n->insecure ? "INSECURE (plain TCP)" : "CURVE");
+    while (!*stop) {
+        int64_t now = s_now_ms();
+        s_timers(n, now);
+        for (size_t i = 0; i < n->npeers; i++)
+            s_pump(n, n->peers[i]);
+        /* Sleep until the earliest timer. */
+        int64_t next = n->next_heartbeat_ms < n->next_local_poll_ms ? n->next_heartbeat_ms
+                                                                    : n->next_local_poll_ms;
+        for (size_t i = 0; i < n->npeers; i++) {
+            s_peer *p = n->peers[i];
+            if ((p->state == PS_CONNECTING || p->state == PS_GONE) && p->next_hello_ms < next)
+                next = p->next_hello_ms;
+        }
+        long timeout = (long)(next - s_now_ms());
+        if (timeout < 0)
+            timeout = 0;
+        if (timeout > 1000)
+            timeout = 1000;
+        zmq_pollitem_t items[3] = {{n->inbox, 0, ZMQ_POLLIN, 0},
+                                   {n->control, 0, ZMQ_POLLIN, 0},
+                                   {n->zap, 0, ZMQ_POLLIN, 0}};
+        int nitems = n->zap ? 3 : 2;
+        if (zmq_poll(items, nitems, timeout) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            return s_zmq_error(err, "polling");
+        }
+        if (n->zap && (items[2].revents & ZMQ_POLLIN))
+            s_handle_zap(n);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_handle_inbox(n);
+        if (items[1].revents & ZMQ_POLLIN)
+            s_handle_control(n);
+    }
+    buf_t bye = BUF_INIT;
+    wire_encode_empty(&bye, WIRE_BYE);
+    for (size_t i = 0; i < n->npeers; i++)
+        if (n->peers[i]->state == PS_CONNECTED)
+            s_send(n->peers[i], &bye);
+    buf_free(&bye);
+    log_event(LOG_INFO, "stopped", n->short_id, "stopped cleanly");
+    return STM_OK;
+}
+
+void node_destroy(node_t **self_p)
+{
+    node_t *n = *self_p;
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->npeers; i++)
+        s_free_peer(n->peers[i]);
+    free(n->peers);
+    if (n->inbox)
+        zmq_close(n->inbox);
+    if (n->control)
+        zmq_close(n->control);
+    if (n->zap)
+        zmq_close(n->zap);
+    if (n->ctx)
+        zmq_ctx_term(n->ctx);
+    if (n->control_endpoint && strncmp(n->control_endpoint, "ipc://", 6) == 0)
+        unlink(n->control_endpoint + 6);
+    applier_destroy(&n->applier);
+    store_destroy(&n->store);
+    lineage_destroy(&n->lineage);
+    if (n->secret)
+        sodium_free(n->secret);
+    free(n->trusted);
+    free(n->dir);
+    free(n->db_path);
+    free(n->schemas_dir);
+    free(n->control_endpoint);
+    free(n->known_peers_path);
+    free(n);
+    *self_p = NULL;
+}

@@ -1,0 +1,70 @@
+/* node.h - the daemon: one thread that owns the database, the sockets and the peers.
+ *
+ * Sockets (only node/ includes zmq.h):
+ *   inbox    ROUTER bound on the mesh endpoint: every peer's messages arrive here. A
+ *            CURVE server unless insecure; a ZAP handler decides who may connect.
+ *   outbox   one DEALER per peer, connected to its inbox: messages to it leave here.
+ *            A CURVE client that knows the peer's public key, which is its node id.
+ *   zap      REP on inproc://zeromq.zap.01: libzmq asks it about each connecting key.
+ *   control  REP on the control endpoint (ipc inside the node directory by default, or
+ *            loopback TCP): reports for `stemma report`; never reachable from the mesh.
+ *
+ * The loop (STYLE.md, "the daemon loop"): poll inbox, zap and control with a timeout
+ * equal to the earliest timer; handle every ready socket; run due timers (heartbeats,
+ * peer liveness, HELLO retries with backoff, looking for local writes and schema
+ * changes); then, before sleeping, send each peer what it lacks, within its window.
+ *
+ * Peer states: connecting (HELLOs sent, none answered) -> connected (its HELLO came
+ * and was judged) -> gone (silent past peer_timeout_ms; HELLOs resume with backoff)
+ * -> connected again; refused (by us or by it) is final until a new HELLO. */
+#ifndef STM_NODE_H
+#define STM_NODE_H
+
+#include "lineage/error.h"
+#include "peer.h"
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Everything a node needs, read from node.toml and the key files by the caller.
+ * Strings are lent for node_new, which copies what it keeps. */
+typedef struct {
+    const char *dir;                 /* the node directory */
+    const char *db_path;             /* the database */
+    const char *schemas_dir;         /* its schema set */
+    const char *bind;                /* mesh endpoint; "tcp://127.0.0.1:*" picks a free port */
+    const char *control;             /* control endpoint */
+    const char *const *peers;        /* "KEY@ENDPOINT" (KEY Z85 or hex; omitted when insecure) */
+    size_t npeers;
+    bool insecure;                   /* plain TCP, no CURVE */
+    bool trust_on_first_use;         /* accept and remember unknown keys */
+    const char *const *trusted;      /* keys (Z85 or hex) allowed to connect */
+    size_t ntrusted;
+    const char *known_peers_path;    /* keys learned on first use are appended here; may be NULL */
+    peer_policy policy;
+    int heartbeat_ms;
+    int peer_timeout_ms;
+    int reconnect_min_ms;
+    int reconnect_max_ms;
+    int batch_ops;                   /* operations per OPS message */
+    int window;                      /* OPS messages in flight per peer */
+    int local_poll_ms;               /* how often to look for local writes */
+    unsigned char public_key[32];    /* this node's CURVE key pair; node_new copies the */
+    unsigned char secret_key[32];    /* secret into protected memory */
+} node_options;
+
+typedef struct node node_t;
+
+/* Opens the database, checks it against its schema set, binds the sockets and adds the
+ * configured peers. *out is the caller's (node_destroy). */
+stm_err node_new(const node_options *o, node_t **out, stm_error *err);
+/* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
+ * peers and returns. */
+stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
+void node_destroy(node_t **self_p);
+
+/* The endpoint the inbox is bound to (with the port chosen), lent. */
+const char *node_endpoint(const node_t *n);
+
+#endif

@@ -1,0 +1,92 @@
+/* wire.h - the messages nodes exchange over ZeroMQ (docs/protocol.md, "Mesh messages").
+ *
+ * Every message is one ZeroMQ frame:
+ *
+ *   message = "STMW" version:u8 type:u8 body
+ *   body    = a MessagePack map (unknown keys are skipped)
+ *
+ * version is WIRE_VERSION; a node reads messages of its own version and answers a
+ * HELLO of another with a REFUSE naming both, so a future version can tell old peers
+ * apart. A message of a type it does not know is ignored, not fatal. Decoding never
+ * trusts a length it cannot see bytes for (msgread.h) and checks every list against
+ * the limits below before it allocates. */
+#ifndef STM_WIRE_H
+#define STM_WIRE_H
+
+#include "lineage/buf.h"
+#include "lineage/error.h"
+#include "lineage/lineage.h"
+#include "sync/vector.h"
+
+#define WIRE_VERSION 1
+#define WIRE_HEADER_BYTES 6
+#define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* also the sockets' ZMQ_MAXMSGSIZE */
+#define WIRE_MAX_FAMILIES 100000u
+#define WIRE_MAX_COLUMNS 32767u
+#define WIRE_MAX_PEERS 1024u
+#define WIRE_MAX_TEXT 4096u /* endpoints, names, reasons */
+
+typedef enum {
+    WIRE_HELLO = 1,  /* who I am, my lineage, families, vector, peers */
+    WIRE_REFUSE = 2, /* I will not sync with you, and why */
+    WIRE_OPS = 3,    /* a batch of operations you lack */
+    WIRE_ACK = 4,    /* I applied your batch; my vector now */
+    WIRE_PING = 5,   /* I am here (heartbeat) */
+    WIRE_BYE = 6,    /* I am leaving */
+} wire_type;
+
+/* A peer named in a HELLO's peer list. */
+typedef struct {
+    stm_id id;      /* its node id (its public key) */
+    char *endpoint; /* where it listens, owned */
+} wire_peer;
+
+/* A HELLO, decoded. Everything is owned by the struct (wire_hello_clear). */
+typedef struct {
+    stm_id node_id;             /* the sender (its CURVE public key) */
+    char *endpoint;             /* where the sender listens */
+    char *schema_set;           /* its schema set's name */
+    lineage_t *lineage;         /* its database's lineage: numbers, ids, family heads and
+                                   current columns (no descriptions or checksums) */
+    vector_t *vector;           /* what it holds */
+    int min_supported_version;  /* it refuses peers older than this (0: none) */
+    char **capabilities;        /* words, for later extensions */
+    size_t ncapabilities;
+    wire_peer *peers;           /* the peers it knows */
+    size_t npeers;
+    bool reply;                 /* it answers our HELLO: do not answer it again */
+} wire_hello;
+
+/* The header of a message: STM_EPROTO when it is too short or the magic is wrong. */
+stm_err wire_header(const void *data, size_t len, int *version, int *type, stm_error *err);
+
+/* Appends a whole message of type with an empty body, for PING and BYE. */
+void wire_encode_empty(buf_t *out, wire_type type);
+
+/* Appends a HELLO. lineage is the database's (lineage_prefix of the schema set); reply
+ * says it answers the peer's HELLO. */
+void wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
+                       const lineage_t *lineage, const vector_t *vector, int min_supported,
+                       const wire_peer *peers, size_t npeers, bool reply);
+/* Decodes a whole HELLO message (header included) into h (zeroed first). */
+stm_err wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_error *err);
+void wire_hello_clear(wire_hello *h);
+
+/* A REFUSE: the reason in words (one line), and the refuser's protocol version. */
+void wire_encode_refuse(buf_t *out, const char *reason);
+/* *reason is the caller's to free. */
+stm_err wire_decode_refuse(const void *data, size_t len, char **reason, stm_error *err);
+
+/* OPS: batch number `seq` (the sender's count) and an encoded batch (codec.h). */
+void wire_encode_ops(buf_t *out, uint64_t seq, const void *batch, size_t batch_len);
+/* *batch points into data (lent). */
+stm_err wire_decode_ops(const void *data, size_t len, uint64_t *seq, const void **batch,
+                        size_t *batch_len, stm_error *err);
+
+/* ACK: the batch number acknowledged and the receiver's vector after applying it. */
+void wire_encode_ack(buf_t *out, uint64_t seq, const vector_t *vector);
+/* *vector is the caller's. */
+stm_err wire_decode_ack(const void *data, size_t len, uint64_t *seq, vector_t **vector,
+                        stm_error *err);
+
+#endif
