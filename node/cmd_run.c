@@ -36,35 +36,29 @@ static const char *s_node_help =
     "  --log-format F     text (default) or json (one JSON object per line)\n"
     "  -h, --help         this help\n";
 
-/* Fills o from the loaded settings and keys; strings live in cfg, keys and the
- * arrays returned (freed by the caller with s_free_strings). */
-static char **s_peer_specs(const node_config *cfg)
+/* The peers and trusted keys of cfg (and keys learned on first use) as the node
+ * takes them; the arrays are the caller's, their strings lent by cfg. */
+static node_peer_spec *s_peer_specs(const node_config *cfg)
 {
-    char **specs = stm_calloc(cfg->npeers + 1, sizeof *specs);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        specs[i] = config_peer_format(&cfg->peers[i]);
+    node_peer_spec *specs = stm_calloc(cfg->npeers + 1, sizeof *specs);
+    for (size_t i = 0; i < cfg->npeers; i++) {
+        specs[i].endpoint = cfg->peers[i].endpoint;
+        specs[i].has_key = cfg->peers[i].has_key;
+        memcpy(specs[i].key.bytes, cfg->peers[i].key.bytes, STM_ID_BYTES);
+    }
     return specs;
 }
 
-static char **s_trusted_keys(const node_config *cfg, const config_key *known, size_t nknown,
-                             size_t *count)
+static stm_id *s_trusted_keys(const node_config *cfg, const config_key *known, size_t nknown,
+                              size_t *count)
 {
     size_t n = cfg->ntrusted + nknown;
-    char **keys = stm_calloc(n + 1, sizeof *keys);
-    for (size_t i = 0; i < n; i++) {
-        keys[i] = stm_malloc(KEYS_Z85_LEN + 1);
-        keys_to_z85(i < cfg->ntrusted ? cfg->trusted[i].bytes : known[i - cfg->ntrusted].bytes,
-                    keys[i]);
-    }
+    stm_id *keys = stm_calloc(n + 1, sizeof *keys);
+    for (size_t i = 0; i < n; i++)
+        memcpy(keys[i].bytes, i < cfg->ntrusted ? cfg->trusted[i].bytes : known[i - cfg->ntrusted].bytes,
+               STM_ID_BYTES);
     *count = n;
     return keys;
-}
-
-static void s_free_strings(char **list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
 }
 
 int cmd_node(int argc, char **argv)
@@ -116,20 +110,20 @@ int cmd_node(int argc, char **argv)
     }
     char *db = config_resolve(&cfg, cfg.db), *schemas = config_resolve(&cfg, cfg.schemas);
     char *known_path = config_path(dir, "known_peers");
-    char **peers = s_peer_specs(&cfg);
+    node_peer_spec *peers = s_peer_specs(&cfg);
     size_t ntrusted;
-    char **trusted = s_trusted_keys(&cfg, known, nknown, &ntrusted);
+    stm_id *trusted = s_trusted_keys(&cfg, known, nknown, &ntrusted);
     node_options o = {
         .dir = dir,
         .db_path = db,
         .schemas_dir = schemas,
         .bind = cfg.bind,
         .control = cfg.control,
-        .peers = (const char *const *)peers,
+        .peers = peers,
         .npeers = cfg.npeers,
         .insecure = cfg.insecure,
         .trust_on_first_use = cfg.trust_on_first_use,
-        .trusted = (const char *const *)trusted,
+        .trusted = trusted,
         .ntrusted = ntrusted,
         .known_peers_path = known_path,
         .heartbeat_ms = cfg.heartbeat_ms,
@@ -161,8 +155,8 @@ int cmd_node(int argc, char **argv)
         rc = node_run(node, &s_stop, &err);
     }
     node_destroy(&node);
-    s_free_strings(peers, cfg.npeers);
-    s_free_strings(trusted, ntrusted);
+    free(peers);
+    free(trusted);
     free(known);
     free(known_path);
     free(db);

@@ -217,12 +217,13 @@ static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
     void *s = zmq_socket(n->ctx, ZMQ_DEALER);
     if (!s)
         return s_zmq_error(err, "creating a socket");
-    int zero = 0, one = 1, hwm = 1000;
+    int zero = 0, hwm = 1000;
     int64_t max = WIRE_MAX_MESSAGE;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    /* Queue only to a connection that is up: a peer that is away gets nothing queued,
-     * and what it lacks is sent again from its vector when it is back. */
-    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    /* Messages wait for the connection to come up (a HELLO sent right after connecting
+     * must not be lost). The queue stays small: only connected peers are sent
+     * operations, at most a window of them, and HELLO retries back off. */
+    zmq_setsockopt(s, ZMQ_IMMEDIATE, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &n->reconnect_min_ms, sizeof n->reconnect_min_ms);
@@ -409,11 +410,17 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const char 
     } else {
         bool was = p->state == PS_CONNECTED;
         s_set_state(p, PS_CONNECTED);
-        if (!was)
+        if (!was) {
             log_event(LOG_INFO, "peer-connected", p->short_id, "%s %s v%d, %s, sync %s: %s",
                       p->endpoint, lineage_name(h.lineage), c->remote_version,
                       relation_name(c->relation), peer_sync_name(p->verdict.sync),
                       p->verdict.reason);
+            /* The other peers hear of it (peer lists travel in HELLOs); flagged as a reply
+             * so that they do not answer. */
+            for (size_t i = 0; i < n->npeers; i++)
+                if (n->peers[i] != p && n->peers[i]->state == PS_CONNECTED)
+                    s_send_hello(n, n->peers[i], true);
+        }
     }
     if (p->verdict.warning[0])
         log_event(LOG_WARN, "version-gap", p->short_id, "%s", p->verdict.warning);
@@ -449,8 +456,12 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
         return;
     }
     if (p->state != PS_CONNECTED) {
-        log_event(LOG_WARN, "ops-ignored", p->short_id, "operations from a peer that is %s",
-                  s_state_names[p->state]);
+        /* It judged our HELLO before we had its answer: ask again. It starts sending
+         * from our vector when it gets this, so nothing is lost by ignoring these. */
+        if (p->state == PS_CONNECTING || p->state == PS_GONE) {
+            s_send_hello(n, p, false);
+            p->next_hello_ms = s_now_ms() + p->backoff_ms;
+        }
         return;
     }
     opbatch_t *batch = opbatch_new();
@@ -1146,14 +1157,9 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     sodium_mprotect_readonly(n->secret);
     n->started = time(NULL);
     stm_err rc = STM_OK;
-    for (size_t i = 0; i < o->ntrusted && rc == STM_OK; i++) {
-        stm_id key;
-        if (!s_parse_key(o->trusted[i], strlen(o->trusted[i]), &key))
-            rc = stm_error_set(err, STM_EINPUT, "trusted key '%s' is not Z85 or hex",
-                               o->trusted[i]);
-        else
-            s_trust(n, &key);
-    }
+    for (size_t i = 0; i < o->ntrusted; i++)
+        if (!s_is_trusted(n, &o->trusted[i]))
+            s_trust(n, &o->trusted[i]);
     if (rc == STM_OK)
         rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err);
     if (rc == STM_OK && !store_is_prepared(n->store))
@@ -1179,22 +1185,17 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         rc = s_bind_sockets(n, o->bind, err);
     }
     for (size_t i = 0; i < o->npeers && rc == STM_OK; i++) {
-        const char *spec = o->peers[i], *at = strchr(spec, '@');
-        stm_id key;
-        bool has_key = at && s_parse_key(spec, (size_t)(at - spec), &key);
-        if (at && !has_key)
-            rc = stm_error_set(err, STM_EINPUT, "peer '%s': the key before @ is not Z85 or hex",
-                               spec);
-        else if (!has_key && !n->insecure)
+        const node_peer_spec *spec = &o->peers[i];
+        if (!spec->has_key && !n->insecure) {
             rc = stm_error_set(err, STM_EINPUT,
-                               "peer '%s': give its public key as KEY@ENDPOINT (or run insecure)",
-                               spec);
-        else {
-            s_peer *p = s_add_peer(n, has_key ? &key : NULL, at ? at + 1 : spec, true);
-            p->next_hello_ms = 0;
-            if (has_key && !s_is_trusted(n, &key))
-                s_trust(n, &key); /* a peer we were told to reach may reach us */
+                               "peer %s: give its public key as KEY@ENDPOINT (or run insecure)",
+                               spec->endpoint);
+            break;
         }
+        s_peer *p = s_add_peer(n, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+        p->next_hello_ms = 0;
+        if (spec->has_key && !s_is_trusted(n, &spec->key))
+            s_trust(n, &spec->key); /* a peer we were told to reach may reach us */
     }
     if (rc != STM_OK) {
         node_destroy(&n);

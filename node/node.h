@@ -27,19 +27,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* A peer to reach, as node.toml gives it. */
+typedef struct {
+    const char *endpoint; /* tcp://HOST:PORT or ipc://PATH */
+    bool has_key;         /* false only when insecure */
+    stm_id key;           /* its public key: its node id */
+} node_peer_spec;
+
 /* Everything a node needs, read from node.toml and the key files by the caller.
- * Strings are lent for node_new, which copies what it keeps. */
+ * Strings and arrays are lent for node_new, which copies what it keeps. */
 typedef struct {
     const char *dir;                 /* the node directory */
     const char *db_path;             /* the database */
     const char *schemas_dir;         /* its schema set */
     const char *bind;                /* mesh endpoint; "tcp://127.0.0.1:*" picks a free port */
     const char *control;             /* control endpoint */
-    const char *const *peers;        /* "KEY@ENDPOINT" (KEY Z85 or hex; omitted when insecure) */
+    const node_peer_spec *peers;     /* the configured peers */
     size_t npeers;
     bool insecure;                   /* plain TCP, no CURVE */
     bool trust_on_first_use;         /* accept and remember unknown keys */
-    const char *const *trusted;      /* keys (Z85 or hex) allowed to connect */
+    const stm_id *trusted;           /* keys allowed to connect (peers' keys are added) */
     size_t ntrusted;
     const char *known_peers_path;    /* keys learned on first use are appended here; may be NULL */
     peer_policy policy;

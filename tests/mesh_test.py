@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""Integration tests of the mesh: real `stemma node` processes on free loopback ports,
+with CURVE keys, talking ZeroMQ, syncing real SQLite files written by the sqlite3 shell.
+
+Run by ctest as `python3 tests/mesh_test.py PATH/TO/stemma` from the source root. Every
+process a test starts is stopped (and killed if need be) when the test ends.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+try:
+    import zmq
+except ImportError:  # pragma: no cover - scripts/install-deps installs python3-zmq
+    zmq = None
+
+STEMMA = None
+SQLITE3 = shutil.which("sqlite3")
+TASKS = os.path.abspath("schemas/tasks")
+FORK = os.path.abspath("schemas/tasks-fork")
+NOTES = os.path.abspath("tests/data/schemas/notes")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sql(db, statements):
+    # A running node writes the same file: like any application sharing a database, the
+    # shell waits for the lock rather than failing at once.
+    p = subprocess.run([SQLITE3, "-bail", "-cmd", ".timeout 10000", db, statements],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"sqlite3 {db}: {p.stderr}")
+    return p.stdout.strip()
+
+
+class Node:
+    def __init__(self, mesh, name, schemas, version, peers=(), trust=(), tofu=False,
+                 insecure=False):
+        self.mesh, self.name, self.schemas = mesh, name, schemas
+        self.dir = os.path.join(mesh.tmp, name)
+        self.db = os.path.join(mesh.tmp, name + ".db")
+        self.port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        mesh.stemma("migrate", "--db", self.db, "--schemas", schemas, "--to", str(version),
+                    "--no-backup")
+        self.init(peers, trust, tofu, insecure)
+        self.proc = None
+        self.log = os.path.join(mesh.tmp, name + ".log")
+
+    def init(self, peers=(), trust=(), tofu=False, insecure=False, force=False):
+        """stemma init; again with force=True rewrites node.toml and keeps the key."""
+        args = ["init", "--dir", self.dir, "--db", self.db, "--schemas", self.schemas,
+                "--bind", self.endpoint]
+        for p in peers:
+            args += ["--peer", p.endpoint if insecure else f"{p.key}@{p.endpoint}"]
+        for k in trust:
+            args += ["--trust", k]
+        if tofu:
+            args.append("--trust-on-first-use")
+        if insecure:
+            args.append("--insecure")
+        if force:
+            args.append("--force")
+        out = self.mesh.stemma(*args)
+        self.key = out.strip().splitlines()[-1].split()[-1]
+
+    def start(self):
+        self.logf = open(self.log, "a")
+        self.proc = subprocess.Popen([STEMMA, "node", "--dir", self.dir], stderr=self.logf,
+                                     stdout=subprocess.DEVNULL)
+        self.mesh.procs.append(self)
+        return self
+
+    def stop(self, kill=False):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.logf.close()
+        self.proc = None
+
+    def report(self):
+        p = subprocess.run([STEMMA, "report", "--dir", self.dir, "--format", "json"],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise AssertionError(f"report {self.name}: {p.stderr}")
+        return json.loads(p.stdout)
+
+    def peer(self, other):
+        for p in self.report()["peers"]:
+            if p["id"] == other.key:
+                return p
+        return None
+
+    def logs(self):
+        with open(self.log) as f:
+            return f.read()
+
+
+class Mesh(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="stemma-mesh-")
+        self.procs = []
+
+    def tearDown(self):
+        for n in self.procs:
+            n.stop(kill=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def stemma(self, *args):
+        p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, f"stemma {' '.join(args)}: {p.stderr}")
+        return p.stdout
+
+    def wait(self, what, predicate, timeout=20.0):
+        end = time.time() + timeout
+        last = None
+        while time.time() < end:
+            try:
+                last = predicate()
+                if last:
+                    return last
+            except AssertionError:
+                pass
+            time.sleep(0.2)
+        logs = "".join(f"\n--- {n.name}.log ---\n{n.logs()}" for n in self.procs
+                       if os.path.exists(n.log))
+        self.fail(f"timed out waiting for {what} (last: {last!r}){logs}")
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class Sync(Mesh):
+    def test_three_nodes_at_mixed_versions(self):
+        b = Node(self, "b", TASKS, 3, tofu=True)
+        c = Node(self, "c", FORK, 3, tofu=True)
+        a = Node(self, "a", TASKS, 2, peers=[b, c], tofu=True)
+        for n in (a, b, c):
+            n.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'home');"
+                  "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l1', 'from a')")
+        sql(b.db, "INSERT INTO tasks (id, list_id, title, tags) VALUES ('t2', 'l1', 'from b', '[\"x\"]')")
+        sql(c.db, "INSERT INTO tasks (id, list_id, title, due_at) VALUES ('t3', 'l1', 'from c', 'soon')")
+        titles = "SELECT group_concat(id || '=' || title, ',') FROM (SELECT * FROM tasks ORDER BY id)"
+        want = "t1=from a,t2=from b,t3=from c"
+        for n in (a, b, c):
+            self.wait(f"{n.name} to hold every task", lambda n=n: sql(n.db, titles) == want)
+        # How they judge each other: a at v2 is where the main line and the fork parted,
+        # so an ancestor of both; b and c diverge after v2.
+        pb, pc = a.peer(b), a.peer(c)
+        self.assertEqual(pb["relation"], "ancestor")
+        self.assertEqual(pb["sync"], "full")
+        self.assertEqual(pc["relation"], "ancestor")
+        self.assertEqual(c.peer(a)["relation"], "descendant")
+        # b learned c from a's peer list, and c b.
+        self.wait("b to meet c", lambda: (b.peer(c) or {}).get("state") == "connected")
+        bc = b.peer(c)
+        self.assertEqual(bc["relation"], "divergent")
+        self.assertEqual(bc["common_ancestor"]["version"], 2)
+        self.assertEqual(bc["sync"], "partial")
+        self.assertIn("shared columns only", bc["reason"])
+        fam = {f["name"]: f for f in bc["families"]}
+        self.assertEqual(fam["tasks"]["local_only"], ["tags"])
+        self.assertEqual(fam["tasks"]["remote_only"], ["due_at"])
+        # a parked t2's tags; migrating a to v3 while it runs replays them.
+        self.assertGreaterEqual(a.report()["node"]["parked"], 1)
+        self.stemma("migrate", "--db", a.db, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.assertEqual(sql(a.db, "SELECT tags FROM tasks WHERE id = 't2'"), '["x"]')
+        self.wait("a to see b as same", lambda: a.peer(b)["relation"] == "same")
+        self.wait("b to see a as same", lambda: b.peer(a)["relation"] == "same")
+        # A write after the upgrade travels too, within a second or so.
+        sql(a.db, "UPDATE tasks SET tags = '[\"y\"]' WHERE id = 't1'")
+        self.wait("b to get the new tags",
+                  lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
+                  timeout=5)
+
+    def test_line_topology(self):
+        c = Node(self, "c", TASKS, 4)
+        b = Node(self, "b", TASKS, 4, peers=[c])
+        a = Node(self, "a", TASKS, 4, peers=[b])
+        # Trust runs along the line only: b trusts a (and c, its peer), c trusts b.
+        b.init(peers=[c], trust=[a.key], force=True)
+        c.init(trust=[b.key], force=True)
+        for n in (c, b, a):
+            n.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'from a')")
+        self.wait("the write on a to reach c",
+                  lambda: sql(c.db, "SELECT name FROM lists WHERE id = 'l1'") == "from a")
+        # a and c learn of each other through b, but neither trusts the other: whichever
+        # connects is refused by the other's ZAP handler, which counts it.
+        self.wait("a or c to refuse the other's key",
+                  lambda: a.report()["node"]["refused_keys"] + c.report()["node"]["refused_keys"] >= 1)
+        self.assertNotEqual((a.peer(c) or {}).get("state"), "connected")
+
+    def test_kill_and_restart_mid_sync(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        sql(a.db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)"
+                  " INSERT INTO lists (id, name) SELECT 'l' || i, 'list ' || i FROM n")
+        a.start()
+        b.start()
+        self.wait("b to start receiving", lambda: (b.peer(a) or {}).get("ops_received", 0) > 0)
+        b.stop(kill=True)
+        held = int(sql(b.db, "SELECT count(*) FROM lists"))
+        self.assertEqual(sql(b.db, "PRAGMA integrity_check"), "ok")
+        b.start()
+        self.wait("b to hold all 20,000 lists",
+                  lambda: sql(b.db, "SELECT count(*) FROM lists") == "20000", timeout=60)
+        self.assertEqual(sql(b.db, "SELECT count(*) FROM stemma_oplog"),
+                         sql(a.db, "SELECT count(*) FROM stemma_oplog"))
+        self.assertEqual(sql(b.db, "PRAGMA integrity_check"), "ok")
+        self.assertLessEqual(held, 20000)
+
+    def test_untrusted_key_cannot_sync(self):
+        c = Node(self, "c", TASKS, 4)  # trusts no one, no trust on first use
+        x = Node(self, "x", TASKS, 4, peers=[c])
+        c.start()
+        x.start()
+        sql(x.db, "INSERT INTO lists (id, name) VALUES ('l1', 'intruder')")
+        self.wait("c to refuse x's key", lambda: c.report()["node"]["refused_keys"] >= 1)
+        time.sleep(1)
+        self.assertEqual(sql(c.db, "SELECT count(*) FROM lists"), "0")
+        self.assertEqual(c.report()["peers"], [])
+        self.assertEqual(x.peer(c)["state"], "connecting")
+
+    def test_unrelated_peers_refuse_each_other_and_say_why(self):
+        b = Node(self, "b", NOTES, 2, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        a.start()
+        b.start()
+        self.wait("a to refuse b", lambda: a.peer(b)["state"] == "refused")
+        self.assertEqual(a.peer(b)["relation"], "unrelated")
+        self.assertIn("unrelated", a.peer(b)["reason"])
+        self.wait("b to refuse a", lambda: (b.peer(a) or {}).get("state") == "refused")
+        self.assertIn("unrelated", b.peer(a)["reason"])
+        self.assertIn("peer-refused", a.logs())
+
+
+@unittest.skipUnless(SQLITE3 and zmq, "needs the sqlite3 shell and python3-zmq")
+class BadInput(Mesh):
+    def test_garbage_is_dropped_and_the_node_keeps_serving(self):
+        b = Node(self, "b", TASKS, 4, insecure=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], insecure=True)
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
+        ctx = zmq.Context()
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(a.endpoint)
+        hello_type = bytes([1])
+        for frame in [b"", b"garbage", b"STMW", b"STMW" + bytes([99, 1]) + b"\x80",
+                      b"STMW" + bytes([1, 1]) + b"\x8a\xa4node\xc4\x20",   # cut short
+                      b"STMW" + bytes([1, 77]) + b"\x80",                 # unknown type
+                      b"STMW" + bytes([1, 3]) + b"\xdf\xff\xff\xff\xff",  # a map claiming 4G keys
+                      b"STMW" + bytes([1]) + hello_type + b"\x81\xa5lineage\xdd\x7f\xff\xff\xff"]:
+            s.send(frame)
+        s.send_multipart([b"STMW", b"two frames"])
+        s.send(b"x" * (65 * 1024 * 1024))  # over the 64 MiB limit: the connection is dropped
+        s.close()
+        ctx.term()
+        time.sleep(0.5)
+        # Still serving: reports answer, and the real peer still syncs.
+        self.assertEqual(a.report()["node"]["id"], a.key)
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('l9', 'after the garbage')")
+        self.wait("a to get b's write",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'l9'") == "after the garbage")
+        self.assertGreaterEqual(a.report()["node"]["malformed_messages"], 3)
+
+
+if __name__ == "__main__":
+    STEMMA = os.path.abspath(sys.argv.pop(1))
+    unittest.main(verbosity=1)
