@@ -109,7 +109,6 @@ int cmd_node(int argc, char **argv)
         return cli_fail("node", &err);
     }
     char *db = config_resolve(&cfg, cfg.db), *schemas = config_resolve(&cfg, cfg.schemas);
-    char *known_path = config_path(dir, "known_peers");
     node_peer_spec *peers = s_peer_specs(&cfg);
     size_t ntrusted;
     stm_id *trusted = s_trusted_keys(&cfg, known, nknown, &ntrusted);
@@ -125,7 +124,6 @@ int cmd_node(int argc, char **argv)
         .trust_on_first_use = cfg.trust_on_first_use,
         .trusted = trusted,
         .ntrusted = ntrusted,
-        .known_peers_path = known_path,
         .heartbeat_ms = cfg.heartbeat_ms,
         .peer_timeout_ms = cfg.peer_timeout_ms,
         .reconnect_min_ms = cfg.reconnect_min_ms,
@@ -158,7 +156,6 @@ int cmd_node(int argc, char **argv)
     free(peers);
     free(trusted);
     free(known);
-    free(known_path);
     free(db);
     free(schemas);
     keys_destroy(&keys);

@@ -1,4 +1,5 @@
 #include "node.h"
+#include "config.h"
 #include "lineage/buf.h"
 #include "lineage/jsonw.h"
 #include "lineage/mem.h"
@@ -54,7 +55,7 @@ typedef struct {
 } s_peer;
 
 struct node {
-    char *dir, *db_path, *schemas_dir, *control_endpoint, *known_peers_path;
+    char *dir, *db_path, *schemas_dir, *control_endpoint;
     char endpoint[256];      /* the inbox's endpoint, port resolved */
     bool insecure, tofu;
     stm_id *trusted;         /* keys allowed to connect */
@@ -664,15 +665,11 @@ static void s_handle_zap(node_t *n)
                 s_trust(n, &key);
                 char z85[41];
                 zmq_z85_encode(z85, key.bytes, 32);
-                if (n->known_peers_path) {
-                    FILE *f = fopen(n->known_peers_path, "a");
-                    if (f) {
-                        fprintf(f, "%s\n", z85);
-                        fflush(f);
-                        fsync(fileno(f));
-                        fclose(f);
-                    }
-                }
+                config_key remembered;
+                memcpy(remembered.bytes, key.bytes, 32);
+                stm_error err = {0};
+                if (config_known_peer_add(n->dir, &remembered, &err) != STM_OK)
+                    log_event(LOG_ERROR, "known-peers", NULL, "%s", err.msg);
                 log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
             }
         }
@@ -1138,7 +1135,6 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     n->db_path = stm_strdup(o->db_path);
     n->schemas_dir = stm_strdup(o->schemas_dir);
     n->control_endpoint = stm_strdup(o->control);
-    n->known_peers_path = o->known_peers_path ? stm_strdup(o->known_peers_path) : NULL;
     n->insecure = o->insecure;
     n->tofu = o->trust_on_first_use;
     n->policy = o->policy;
@@ -1288,7 +1284,6 @@ void node_destroy(node_t **self_p)
     free(n->db_path);
     free(n->schemas_dir);
     free(n->control_endpoint);
-    free(n->known_peers_path);
     free(n);
     *self_p = NULL;
 }

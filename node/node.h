@@ -37,7 +37,8 @@ typedef struct {
 /* Everything a node needs, read from node.toml and the key files by the caller.
  * Strings and arrays are lent for node_new, which copies what it keeps. */
 typedef struct {
-    const char *dir;                 /* the node directory */
+    const char *dir;                 /* the node directory (keys learned on first use are
+                                        appended to its known_peers) */
     const char *db_path;             /* the database */
     const char *schemas_dir;         /* its schema set */
     const char *bind;                /* mesh endpoint; "tcp://127.0.0.1:*" picks a free port */
@@ -48,7 +49,6 @@ typedef struct {
     bool trust_on_first_use;         /* accept and remember unknown keys */
     const stm_id *trusted;           /* keys allowed to connect (peers' keys are added) */
     size_t ntrusted;
-    const char *known_peers_path;    /* keys learned on first use are appended here; may be NULL */
     peer_policy policy;
     int heartbeat_ms;
     int peer_timeout_ms;

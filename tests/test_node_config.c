@@ -1,0 +1,923 @@
+/* Tests of node/keys and node/config: a key pair made, written and read back; the
+ * secret key file's mode enforced; every way a key file can be damaged, each refused
+ * with one line naming the file; keys in Z85 and hex; node.toml's defaults, a save ->
+ * load round trip of every setting, and every kind of bad node.toml refused at its
+ * line and column; known_peers appended and read. */
+#include "lineage/buf.h"
+#include "lineage/mem.h"
+#include "lineage/toml.h"
+#include "node/config.h"
+#include "node/keys.h"
+#include "testutil.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+static char *s_path(const char *dir, const char *name)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s/%s", dir, name);
+    return buf_detach(&b);
+}
+
+static unsigned s_mode(const char *dir, const char *name)
+{
+    char *p = s_path(dir, name);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    free(p);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+static void s_chmod(const char *dir, const char *name, mode_t mode)
+{
+    char *p = s_path(dir, name);
+    assert_int_equal(chmod(p, mode), 0);
+    free(p);
+}
+
+/* The file's text without its trailing newline. */
+static char *s_read_line(const char *dir, const char *name)
+{
+    char *p = s_path(dir, name);
+    char *text = tu_read(p, NULL);
+    free(p);
+    assert_non_null(text);
+    size_t n = strlen(text);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    return text;
+}
+
+/* No NAME.tmpPID file is left in dir. */
+static void s_no_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp"))
+            fail_msg("temporary file left behind: %s", e->d_name);
+    closedir(d);
+}
+
+/* err's message must start with "DIR/NAME" + rest (rest may be NULL) and contain
+ * contains (may be NULL). */
+static void s_expect(const stm_error *err, const char *dir, const char *name, const char *rest,
+                     const char *contains)
+{
+    buf_t want = BUF_INIT;
+    buf_printf(&want, "%s/%s%s", dir, name, rest ? rest : "");
+    if (strncmp(err->msg, buf_str(&want), want.len) != 0)
+        fail_msg("message \"%s\" does not start with \"%s\"", err->msg, buf_str(&want));
+    if (contains && !strstr(err->msg, contains))
+        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, contains);
+    assert_null(strchr(err->msg, '\n'));
+    buf_free(&want);
+}
+
+/* The documented pair of zmq_curve(7)'s example server. */
+static const char *s_doc_public = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+static const char *s_doc_secret = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
+
+/* ---- keys ---- */
+
+static void test_keys_parse(void **state)
+{
+    (void)state;
+    unsigned char key[KEYS_BYTES], again[KEYS_BYTES], raw[KEYS_BYTES];
+    char z85[KEYS_Z85_LEN + 1], hex[KEYS_HEX_LEN + 1];
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < KEYS_BYTES; i++)
+            raw[i] = (unsigned char)(round * 37 + i * 11 + (round & 1 ? 255 - i : i));
+        if (round == 1)
+            memset(raw, 0, sizeof raw);
+        if (round == 2)
+            memset(raw, 0xff, sizeof raw);
+        keys_to_z85(raw, z85);
+        assert_int_equal(strlen(z85), KEYS_Z85_LEN);
+        assert_true(keys_parse(z85, key));
+        assert_memory_equal(key, raw, KEYS_BYTES);
+        /* The same key in hex, lower and upper case. */
+        for (int i = 0; i < KEYS_BYTES; i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+        assert_true(keys_parse(hex, again));
+        assert_memory_equal(again, raw, KEYS_BYTES);
+        for (char *c = hex; *c; c++)
+            if (*c >= 'a' && *c <= 'f')
+                *c = (char)(*c - 'a' + 'A');
+        assert_true(keys_parse(hex, again));
+        assert_memory_equal(again, raw, KEYS_BYTES);
+    }
+    /* Z85's own example (ZeroMQ RFC 32), four times over to make 32 bytes. */
+    static const unsigned char hello[8] = {0x86, 0x4F, 0xD2, 0x6F, 0xB5, 0x59, 0xF7, 0x5B};
+    assert_true(keys_parse("HelloWorldHelloWorldHelloWorldHelloWorld", key));
+    for (int i = 0; i < 4; i++)
+        assert_memory_equal(key + 8 * i, hello, 8);
+    keys_to_z85(key, z85);
+    assert_string_equal(z85, "HelloWorldHelloWorldHelloWorldHelloWorld");
+
+    static const char *const bad[] = {
+        "",
+        "HelloWorldHelloWorldHelloWorldHelloWorl",   /* 39 */
+        "HelloWorldHelloWorldHelloWorldHelloWorldH", /* 41 */
+        "HelloWorldHelloWorldHelloWorldHelloWorl~",  /* not in Z85 */
+        "HelloWorldHelloWorldHelloWorldHelloWorl ",
+        "HelloWorldHelloWorldHelloWorldHelloWorl\"",
+        "HelloWorldHelloWorldHelloWorldHelloWor_d",
+        "########################################", /* Z85 above 2^32 per 5 characters */
+        " HelloWorldHelloWorldHelloWorldHelloWorld",
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef",   /* 63 */
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff0", /* 65 */
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeefg",
+        "0x112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        "00112233445566778899aabbccddeeff 0112233445566778899aabbccddeeff",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (keys_parse(bad[i], key))
+            fail_msg("accepted \"%s\"", bad[i]);
+}
+
+static void test_keys_round_trip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    stm_error err = {0};
+    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    assert_int_equal(s_mode(dir, "node.key"), 0600);
+    assert_int_equal(s_mode(dir, "node.pub"), 0644);
+    s_no_temporaries(dir);
+    char *pub = s_read_line(dir, "node.pub");
+    char *sec = s_read_line(dir, "node.key");
+    assert_int_equal(strlen(pub), KEYS_Z85_LEN);
+    assert_int_equal(strlen(sec), KEYS_Z85_LEN);
+
+    node_keys *keys = NULL;
+    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
+    assert_string_equal(keys_public_z85(keys), pub);
+    assert_string_equal(keys_secret_z85(keys), sec);
+    unsigned char raw[KEYS_BYTES];
+    assert_true(keys_parse(pub, raw));
+    assert_memory_equal(keys_public(keys), raw, KEYS_BYTES);
+    assert_true(keys_parse(sec, raw));
+    assert_memory_equal(keys_secret(keys), raw, KEYS_BYTES);
+    keys_destroy(&keys);
+    assert_null(keys);
+    keys_destroy(&keys); /* safe twice */
+
+    /* Never replaced: a second pair is refused and the first is still there. */
+    assert_int_equal(keys_generate(dir, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.key", ": already exists", NULL);
+    char *sec2 = s_read_line(dir, "node.key");
+    assert_string_equal(sec2, sec);
+    s_no_temporaries(dir);
+
+    /* Two pairs are different. */
+    char *dir2 = tu_tmpdir();
+    assert_int_equal(keys_generate(dir2, &err), STM_OK);
+    char *pub2 = s_read_line(dir2, "node.pub");
+    assert_string_not_equal(pub2, pub);
+
+    /* A directory that is not there. */
+    char *missing = s_path(dir, "no/such");
+    assert_int_equal(keys_generate(missing, &err), STM_ESYS);
+    s_expect(&err, missing, "node.key", ": cannot write", NULL);
+    assert_int_equal(keys_load(missing, &keys, &err), STM_EINPUT);
+    s_expect(&err, missing, "node.key", ": no such file", "stemma init");
+
+    free(missing);
+    free(pub2);
+    tu_remove_tree(dir2);
+    free(dir2);
+    free(sec2);
+    free(pub);
+    free(sec);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+static void test_keys_documented_pair(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    buf_t line = BUF_INIT;
+    buf_printf(&line, "%s\n", s_doc_secret);
+    tu_write(dir, "node.key", buf_str(&line));
+    s_chmod(dir, "node.key", 0600);
+    /* The public key in hex, with a CRLF: both are accepted. */
+    unsigned char raw[KEYS_BYTES];
+    assert_true(keys_parse(s_doc_public, raw));
+    buf_reset(&line);
+    for (int i = 0; i < KEYS_BYTES; i++)
+        buf_printf(&line, "%02X", raw[i]);
+    buf_puts(&line, "\r\n");
+    tu_write(dir, "node.pub", buf_str(&line));
+    node_keys *keys = NULL;
+    stm_error err = {0};
+    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
+    assert_string_equal(keys_public_z85(keys), s_doc_public);
+    assert_string_equal(keys_secret_z85(keys), s_doc_secret);
+    keys_destroy(&keys);
+    buf_free(&line);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+static void test_keys_mode_enforced(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    stm_error err = {0};
+    node_keys *keys = NULL;
+    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    char *key_path = s_path(dir, "node.key");
+    buf_t hint = BUF_INIT;
+    buf_printf(&hint, "run 'chmod 600 %s'", key_path);
+    static const mode_t too_open[] = {0644, 0640, 0604, 0660, 0601, 0610, 0666};
+    for (size_t i = 0; i < sizeof too_open / sizeof too_open[0]; i++) {
+        s_chmod(dir, "node.key", too_open[i]);
+        assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+        assert_null(keys);
+        s_expect(&err, dir, "node.key", ": permissions 0", buf_str(&hint));
+    }
+    s_chmod(dir, "node.key", 0644);
+    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.key", ": permissions 0644 are too open", NULL);
+    /* Private again, or read-only for its owner: accepted. */
+    s_chmod(dir, "node.key", 0400);
+    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
+    keys_destroy(&keys);
+    s_chmod(dir, "node.key", 0600);
+    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
+    keys_destroy(&keys);
+    buf_free(&hint);
+    free(key_path);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+/* Writes text as dir/name (the secret file private) and expects keys_load to refuse it
+ * with "DIR/NAME: " + rest. */
+static void s_corrupt(const char *dir, const char *name, const char *text, size_t len,
+                      const char *rest)
+{
+    char *path = s_path(dir, name);
+    char *saved = tu_read(path, NULL);
+    tu_write_bytes(dir, name, text, len);
+    if (strcmp(name, "node.key") == 0)
+        s_chmod(dir, name, 0600);
+    node_keys *keys = NULL;
+    stm_error err = {0};
+    if (keys_load(dir, &keys, &err) != STM_EINPUT)
+        fail_msg("%s accepted: %.*s", name, (int)len, text);
+    assert_null(keys);
+    s_expect(&err, dir, name, rest, NULL);
+    /* The secret is never quoted in a message. */
+    if (strcmp(name, "node.key") == 0 && len >= 10)
+        assert_null(strstr(err.msg, "Hello"));
+    tu_write(dir, name, saved);
+    if (strcmp(name, "node.key") == 0)
+        s_chmod(dir, name, 0600);
+    free(saved);
+    free(path);
+}
+
+#define S_CORRUPT(dir, name, lit, rest) s_corrupt(dir, name, lit, sizeof(lit) - 1, rest)
+
+static void test_keys_corrupt_files(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    stm_error err = {0};
+    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    char *pub = s_read_line(dir, "node.pub");
+    static const char *const names[] = {"node.key", "node.pub"};
+    for (int i = 0; i < 2; i++) {
+        const char *n = names[i];
+        S_CORRUPT(dir, n, "", ": empty; expected one key");
+        S_CORRUPT(dir, n, "\n", ": empty; expected one key");
+        S_CORRUPT(dir, n, "HelloWorld\n",
+                  ": not a key: expected 40 Z85 characters or 64 hex "
+                  "digits, found 10 characters");
+        S_CORRUPT(dir, n, "HelloWorldHelloWorldHelloWorldHelloWorld!\n",
+                  ": not a key: expected 40 Z85 characters or 64 hex digits, found 41");
+        S_CORRUPT(dir, n, "HelloWorldHelloWorldHelloWorldHelloWor~d\n",
+                  ": not a key: not valid Z85");
+        S_CORRUPT(dir, n, "HelloWorldHelloWorldHelloWorldHelloWorld\n\n",
+                  ": holds more than one line");
+        S_CORRUPT(dir, n,
+                  "HelloWorldHelloWorldHelloWorldHelloWorld\n"
+                  "HelloWorldHelloWorldHelloWorldHelloWorld\n",
+                  ": holds more than one line; expected exactly one key");
+        S_CORRUPT(
+            dir, n,
+            "HelloWorldHelloWorldHelloWorldHelloWorld HelloWorldHelloWorldHelloWorldHelloWorld",
+            ": not a key");
+        S_CORRUPT(dir, n, "HelloWorldHello\0orldHelloWorldHelloWorld\n", ": holds a NUL byte");
+        S_CORRUPT(dir, n, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeefg\n",
+                  ": not a key: not valid hex");
+        S_CORRUPT(dir, n, " HelloWorldHelloWorldHelloWorldHelloWorld\n", ": not a key");
+    }
+    /* Too long to be read at all. */
+    char big[1000];
+    memset(big, 'A', sizeof big);
+    s_corrupt(dir, "node.pub", big, sizeof big, ": 1000 bytes is too long for a key file");
+    /* A valid key that is not the pair's. */
+    char *dir2 = tu_tmpdir();
+    assert_int_equal(keys_generate(dir2, &err), STM_OK);
+    char *other = s_read_line(dir2, "node.pub");
+    buf_t text = BUF_INIT;
+    buf_printf(&text, "%s\n", other);
+    char *key_path = s_path(dir, "node.key");
+    buf_t rest = BUF_INIT;
+    buf_printf(&rest, ": not the public key of %s", key_path);
+    s_corrupt(dir, "node.pub", text.data, text.len, buf_str(&rest));
+    /* Missing files. */
+    char *pub_path = s_path(dir, "node.pub");
+    assert_int_equal(unlink(pub_path), 0);
+    node_keys *keys = NULL;
+    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.pub", ": no such file", NULL);
+    assert_int_equal(unlink(key_path), 0);
+    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.key", ": no such file", NULL);
+    /* A directory where the key should be. */
+    assert_int_equal(mkdir(key_path, 0700), 0);
+    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.key", ": not a regular file", NULL);
+    free(pub_path);
+    buf_free(&rest);
+    free(key_path);
+    buf_free(&text);
+    free(other);
+    tu_remove_tree(dir2);
+    free(dir2);
+    free(pub);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+/* ---- endpoints and peers ---- */
+
+static void test_endpoints(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    static const char *const good[] = {
+        "tcp://127.0.0.1:7420", "tcp://localhost:1", "tcp://my-host.example.org:65535",
+        "tcp://[::1]:7420",     "ipc:///tmp/x.sock", "ipc://@abstract",
+        "tcp://eth0:7000",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (config_check_endpoint(good[i], false, &err) != STM_OK)
+            fail_msg("refused %s: %s", good[i], err.msg);
+    }
+    assert_int_equal(config_check_endpoint("tcp://*:7420", true, &err), STM_OK);
+    assert_int_equal(config_check_endpoint("tcp://*:7420", false, &err), STM_EINPUT);
+    char long_ipc[200] = "ipc:///";
+    memset(long_ipc + 7, 'a', 106); /* "/" and 106: a 107-byte path, the longest */
+    assert_int_equal(config_check_endpoint(long_ipc, false, &err), STM_OK);
+    long_ipc[7 + 106] = 'a';
+    assert_int_equal(config_check_endpoint(long_ipc, false, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "longer than the 107"));
+    static const struct {
+        const char *endpoint, *says;
+    } bad[] = {
+        {"", "is not tcp://HOST:PORT or ipc://PATH"},
+        {"http://x:80", "is not tcp://HOST:PORT or ipc://PATH"},
+        {"tcp://host", "has no port"},
+        {"tcp://:7420", "the host must be"},
+        {"tcp://a b:7420", "the host must be"},
+        {"tcp://[::1:7420", "the host must be"},
+        {"tcp://[]:7420", "the host must be"},
+        {"tcp://host:", "the port must be a number from 1 to 65535"},
+        {"tcp://host:0", "the port"},
+        {"tcp://host:65536", "the port"},
+        {"tcp://host:123456", "the port"},
+        {"tcp://host:-1", "the port"},
+        {"tcp://host:+1", "the port"},
+        {"tcp://host:12a", "the port"},
+        {"ipc://", "has no path"},
+        {"TCP://host:1", "is not tcp://"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (config_check_endpoint(bad[i].endpoint, true, &err) != STM_EINPUT)
+            fail_msg("accepted \"%s\"", bad[i].endpoint);
+        if (!strstr(err.msg, bad[i].says))
+            fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].endpoint, err.msg, bad[i].says);
+    }
+}
+
+static void test_peers(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    config_peer p;
+    unsigned char doc[KEYS_BYTES];
+    assert_true(keys_parse(s_doc_public, doc));
+    /* The Z85 key holds an '@' of its own; its length says where it ends. */
+    buf_t text = BUF_INIT;
+    buf_printf(&text, "%s@tcp://10.0.0.2:7420", s_doc_public);
+    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
+    assert_true(p.has_key);
+    assert_memory_equal(p.key.bytes, doc, KEYS_BYTES);
+    assert_string_equal(p.endpoint, "tcp://10.0.0.2:7420");
+    char *back = config_peer_format(&p);
+    assert_string_equal(back, buf_str(&text));
+    free(back);
+    config_peer_free(&p);
+    /* Hex, written back in Z85. */
+    buf_reset(&text);
+    for (int i = 0; i < KEYS_BYTES; i++)
+        buf_printf(&text, "%02x", doc[i]);
+    buf_puts(&text, "@ipc:///tmp/peer.sock");
+    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
+    assert_memory_equal(p.key.bytes, doc, KEYS_BYTES);
+    back = config_peer_format(&p);
+    buf_reset(&text);
+    buf_printf(&text, "%s@ipc:///tmp/peer.sock", s_doc_public);
+    assert_string_equal(back, buf_str(&text));
+    free(back);
+    config_peer_free(&p);
+    /* No key: only when insecure. */
+    assert_int_equal(config_parse_peer("tcp://h:1", false, &p, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "'tcp://h:1' has no key"));
+    assert_null(p.endpoint);
+    assert_int_equal(config_parse_peer("tcp://h:1", true, &p, &err), STM_OK);
+    assert_false(p.has_key);
+    back = config_peer_format(&p);
+    assert_string_equal(back, "tcp://h:1");
+    free(back);
+    config_peer_free(&p);
+    /* Broken ones. */
+    assert_int_equal(config_parse_peer("abc@tcp://h:1", true, &p, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "is not KEY@ENDPOINT"));
+    assert_int_equal(
+        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWor~d@tcp://h:1", true, &p, &err),
+        STM_EINPUT);
+    assert_non_null(strstr(err.msg, "is not valid Z85"));
+    assert_int_equal(
+        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://h", true, &p, &err),
+        STM_EINPUT);
+    assert_non_null(strstr(err.msg, "has no port"));
+    assert_int_equal(config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@", true, &p, &err),
+                     STM_EINPUT);
+    assert_int_equal(
+        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://*:1", true, &p, &err),
+        STM_EINPUT);
+    buf_free(&text);
+}
+
+/* ---- node.toml ---- */
+
+static void test_config_defaults(void **state)
+{
+    (void)state;
+    node_config cfg;
+    config_init(&cfg, "some/node/");
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    buf_t want = BUF_INIT;
+    buf_printf(&want, "ipc://%s/some/node/control.sock", cwd);
+    assert_string_equal(cfg.control, buf_str(&want));
+    assert_string_equal(cfg.dir, "some/node/");
+    assert_string_equal(cfg.bind, "tcp://127.0.0.1:7420");
+    assert_null(cfg.db);
+    assert_null(cfg.schemas);
+    assert_int_equal(cfg.npeers, 0);
+    assert_int_equal(cfg.ntrusted, 0);
+    assert_false(cfg.insecure);
+    assert_false(cfg.trust_on_first_use);
+    assert_int_equal(cfg.policy[RELATION_SAME], CONFIG_SYNC_FULL);
+    assert_int_equal(cfg.policy[RELATION_ANCESTOR], CONFIG_SYNC_FULL);
+    assert_int_equal(cfg.policy[RELATION_DESCENDANT], CONFIG_SYNC_FULL);
+    assert_int_equal(cfg.policy[RELATION_DIVERGENT], CONFIG_SYNC_SHARED);
+    assert_int_equal(cfg.policy[RELATION_UNRELATED], CONFIG_SYNC_NONE);
+    assert_int_equal(cfg.min_supported_version, 0);
+    assert_int_equal(cfg.max_version_gap, 0);
+    assert_int_equal(cfg.heartbeat_ms, 1000);
+    assert_int_equal(cfg.peer_timeout_ms, 5000);
+    assert_int_equal(cfg.reconnect_min_ms, 100);
+    assert_int_equal(cfg.reconnect_max_ms, 5000);
+    assert_int_equal(cfg.batch_ops, 2000);
+    assert_int_equal(cfg.window, 4);
+    assert_int_equal(cfg.local_poll_ms, 200);
+    config_destroy(&cfg);
+    config_destroy(&cfg); /* safe twice */
+    /* An absolute directory, and "." */
+    config_init(&cfg, "/srv/node");
+    assert_string_equal(cfg.control, "ipc:///srv/node/control.sock");
+    config_destroy(&cfg);
+    config_init(&cfg, ".");
+    buf_reset(&want);
+    buf_printf(&want, "ipc://%s/control.sock", cwd);
+    assert_string_equal(cfg.control, buf_str(&want));
+    config_destroy(&cfg);
+    buf_free(&want);
+
+    assert_string_equal(config_sync_name(CONFIG_SYNC_SHARED), "shared");
+    config_sync s;
+    assert_true(config_sync_parse("none", &s));
+    assert_int_equal(s, CONFIG_SYNC_NONE);
+    assert_false(config_sync_parse("Full", &s));
+    assert_false(config_sync_parse("", &s));
+}
+
+/* The minimal valid node.toml, then extra. */
+static void s_write_config(const char *dir, const char *extra)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "[node]\ndb = \"app.db\"\nschemas = \"schemas\"\n%s", extra);
+    tu_write(dir, "node.toml", buf_str(&b));
+    buf_free(&b);
+}
+
+static void test_config_round_trip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    node_config cfg, back;
+    config_init(&cfg, dir);
+    config_set_str(&cfg.db, "data/my \"app\" \\ é\t.db");
+    config_set_str(&cfg.schemas, "/abs/schemas");
+    config_set_str(&cfg.bind, "tcp://*:9000");
+    config_set_str(&cfg.control, "tcp://127.0.0.1:9001");
+    config_peer p = {0};
+    stm_error err = {0};
+    buf_t text = BUF_INIT;
+    buf_printf(&text, "%s@tcp://[::1]:7000", s_doc_public);
+    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
+    config_add_peer(&cfg, &p);
+    config_add_trusted(&cfg, &p.key);
+    config_add_trusted(&cfg, &p.key); /* once only */
+    config_peer_free(&p);
+    assert_int_equal(config_parse_peer("ipc:///run/peer.sock", true, &p, &err), STM_OK);
+    config_add_peer(&cfg, &p);
+    config_peer_free(&p);
+    config_key k;
+    memset(k.bytes, 0xab, sizeof k.bytes);
+    config_add_trusted(&cfg, &k);
+    assert_int_equal(cfg.ntrusted, 2);
+    cfg.insecure = true;
+    cfg.trust_on_first_use = true;
+    cfg.policy[RELATION_SAME] = CONFIG_SYNC_SHARED;
+    cfg.policy[RELATION_ANCESTOR] = CONFIG_SYNC_NONE;
+    cfg.policy[RELATION_DESCENDANT] = CONFIG_SYNC_SHARED;
+    cfg.policy[RELATION_DIVERGENT] = CONFIG_SYNC_FULL;
+    cfg.policy[RELATION_UNRELATED] = CONFIG_SYNC_SHARED;
+    cfg.min_supported_version = 3;
+    cfg.max_version_gap = 7;
+    cfg.heartbeat_ms = 250;
+    cfg.peer_timeout_ms = 2000;
+    cfg.reconnect_min_ms = 50;
+    cfg.reconnect_max_ms = 60000;
+    cfg.batch_ops = 500;
+    cfg.window = 16;
+    cfg.local_poll_ms = 75;
+    assert_int_equal(config_save(&cfg, &err), STM_OK);
+    assert_int_equal(s_mode(dir, "node.toml"), 0644);
+    s_no_temporaries(dir);
+
+    assert_int_equal(config_load(dir, &back, &err), STM_OK);
+    assert_string_equal(back.dir, dir);
+    assert_string_equal(back.db, cfg.db);
+    assert_string_equal(back.schemas, cfg.schemas);
+    assert_string_equal(back.bind, cfg.bind);
+    assert_string_equal(back.control, cfg.control);
+    assert_int_equal(back.npeers, 2);
+    assert_true(back.peers[0].has_key);
+    assert_memory_equal(back.peers[0].key.bytes, cfg.peers[0].key.bytes, KEYS_BYTES);
+    assert_string_equal(back.peers[0].endpoint, "tcp://[::1]:7000");
+    assert_false(back.peers[1].has_key);
+    assert_string_equal(back.peers[1].endpoint, "ipc:///run/peer.sock");
+    assert_int_equal(back.ntrusted, 2);
+    assert_memory_equal(back.trusted, cfg.trusted, 2 * sizeof *cfg.trusted);
+    assert_true(back.insecure);
+    assert_true(back.trust_on_first_use);
+    assert_memory_equal(back.policy, cfg.policy, sizeof cfg.policy);
+    assert_int_equal(back.min_supported_version, 3);
+    assert_int_equal(back.max_version_gap, 7);
+    assert_int_equal(back.heartbeat_ms, 250);
+    assert_int_equal(back.peer_timeout_ms, 2000);
+    assert_int_equal(back.reconnect_min_ms, 50);
+    assert_int_equal(back.reconnect_max_ms, 60000);
+    assert_int_equal(back.batch_ops, 500);
+    assert_int_equal(back.window, 16);
+    assert_int_equal(back.local_poll_ms, 75);
+
+    /* The file documents every setting: a comment line right above each. */
+    char *path = s_path(dir, "node.toml");
+    char *file = tu_read(path, NULL);
+    static const char *const settings[] = {
+        "db",
+        "schemas",
+        "bind",
+        "control",
+        "addresses",
+        "insecure",
+        "trust_on_first_use",
+        "trusted",
+        "same",
+        "ancestor",
+        "descendant",
+        "divergent",
+        "unrelated",
+        "min_supported_version",
+        "max_version_gap",
+        "heartbeat_ms",
+        "peer_timeout_ms",
+        "reconnect_min_ms",
+        "reconnect_max_ms",
+        "batch_ops",
+        "window",
+        "local_poll_ms",
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        buf_t key = BUF_INIT;
+        buf_printf(&key, "\n%s = ", settings[i]);
+        const char *at = strstr(file, buf_str(&key));
+        if (!at)
+            fail_msg("%s is not written", settings[i]);
+        /* The line before it is a comment. */
+        const char *prev = at - 1;
+        while (prev > file && prev[-1] != '\n')
+            prev--;
+        if (*prev != '#')
+            fail_msg("no comment above %s", settings[i]);
+        buf_free(&key);
+    }
+    /* Keys are written in Z85, hex given or not. */
+    assert_non_null(strstr(file, s_doc_public));
+    free(file);
+
+    /* Saving what was loaded gives the same file. */
+    char *first = tu_read(path, NULL);
+    assert_int_equal(config_save(&back, &err), STM_OK);
+    char *second = tu_read(path, NULL);
+    assert_string_equal(first, second);
+    free(first);
+    free(second);
+
+    /* Relative paths are relative to the node's directory. */
+    char *db = config_resolve(&back, back.db);
+    buf_t want = BUF_INIT;
+    buf_printf(&want, "%s/%s", dir, cfg.db);
+    assert_string_equal(db, buf_str(&want));
+    free(db);
+    char *schemas = config_resolve(&back, back.schemas);
+    assert_string_equal(schemas, "/abs/schemas");
+    free(schemas);
+
+    buf_free(&want);
+    free(path);
+    buf_free(&text);
+    config_destroy(&back);
+    config_destroy(&cfg);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+static void test_config_unknown_and_missing(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    node_config cfg;
+    stm_error err = {0};
+    /* No node.toml at all. */
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ": no such file", "stemma init");
+    config_destroy(&cfg);
+    /* Unknown keys and sections are ignored; what is missing takes its default. */
+    s_write_config(dir, "colour = \"blue\"\n"
+                        "[node.extra]\nx = 1\n"
+                        "[future]\nanything = [1, 2]\n"
+                        "[timing]\nheartbeat_ms = 10\nfuture_ms = \"soon\"\n"
+                        "[policy]\ndivergent = \"none\"\nnew_relation = \"maybe\"\n");
+    assert_int_equal(config_load(dir, &cfg, &err), STM_OK);
+    assert_string_equal(cfg.db, "app.db");
+    assert_string_equal(cfg.schemas, "schemas");
+    assert_string_equal(cfg.bind, CONFIG_DEFAULT_BIND);
+    assert_int_equal(cfg.heartbeat_ms, 10);
+    assert_int_equal(cfg.peer_timeout_ms, 5000);
+    assert_int_equal(cfg.policy[RELATION_DIVERGENT], CONFIG_SYNC_NONE);
+    assert_int_equal(cfg.policy[RELATION_UNRELATED], CONFIG_SYNC_NONE);
+    assert_int_equal(cfg.policy[RELATION_SAME], CONFIG_SYNC_FULL);
+    assert_int_equal(cfg.window, 4);
+    char *db = config_resolve(&cfg, cfg.db);
+    char *want = s_path(dir, "app.db");
+    assert_string_equal(db, want);
+    free(db);
+    free(want);
+    config_destroy(&cfg);
+    /* Without db or schemas. */
+    tu_write(dir, "node.toml", "[node]\nschemas = \"s\"\n");
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ":1:1: node.db: missing", NULL);
+    config_destroy(&cfg);
+    tu_write(dir, "node.toml", "# nothing\n");
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ": node.db: missing", NULL);
+    config_destroy(&cfg);
+    tu_write(dir, "node.toml", "[node]\ndb = \"a\"\n");
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ":1:1: node.schemas: missing", NULL);
+    config_destroy(&cfg);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+static void test_config_bad(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    /* After the three lines s_write_config writes, line 4 is the first of extra. A
+     * message must start with "DIR/node.toml" and then says, exactly. */
+    static const struct {
+        const char *extra, *says; /* says: what follows "DIR/node.toml" */
+    } bad[] = {
+        /* syntax, reported by the TOML parser */
+        {"bind = \"tcp://h:1\n", ":4:18: end of line in a string"},
+        {"[peers\n", ":4:"},
+        {"db = \"again\"\n", ":4:1: "},
+        /* wrong types */
+        {"bind = 7420\n", ":4:8: node.bind: expected a string, found an integer"},
+        {"[security]\ninsecure = \"yes\"\n",
+         ":5:12: security.insecure: expected a bool, found a string"},
+        {"[security]\ntrusted = \"key\"\n",
+         ":5:11: security.trusted: expected an array, found a string"},
+        {"[security]\ntrusted = [1]\n",
+         ":5:12: security.trusted: expected an array of strings, found an integer"},
+        {"[peers]\naddresses = [\"ipc:///x\", true]\n",
+         ":5:26: peers.addresses: expected an array of strings, found a bool"},
+        {"[timing]\nheartbeat_ms = 1.5\n",
+         ":5:16: timing.heartbeat_ms: expected an integer, found a float"},
+        {"[policy]\nsame = true\n", ":5:8: policy.same: expected a string, found a bool"},
+        {"!timing = 5\n[node]\ndb = \"a\"\nschemas = \"s\"\n",
+         ":1:10: timing: expected a table ([timing]), found an integer"},
+        {"[[sync]]\nwindow = 1\n", ":4:1: sync: expected a table ([sync]), found an array"},
+        /* bad strings */
+        {"bind = \"\"\n", ":4:8: node.bind: must not be empty"},
+        {"control = \"a\\u0000b\"\n", ":4:11: node.control: holds a NUL character"},
+        /* bad endpoints */
+        {"bind = \"tcp://h\"\n", ":4:8: node.bind: 'tcp://h' has no port"},
+        {"bind = \"udp://h:1\"\n",
+         ":4:8: node.bind: 'udp://h:1' is not tcp://HOST:PORT or ipc://PATH"},
+        {"control = \"tcp://h:99999\"\n", ":4:11: node.control: 'tcp://h:99999': the port must be"},
+        {"[peers]\naddresses = [\n  \"tcp://h:1\",\n]\n",
+         ":6:3: peers.addresses: 'tcp://h:1' has no key"},
+        {"[peers]\naddresses = [\"HelloWorldHelloWorldHelloWorldHelloWorld@tcp://*:1\"]\n",
+         ":5:14: peers.addresses: 'tcp://*:1': the host"},
+        /* bad keys */
+        {"[peers]\naddresses = [\"HelloWorldHelloWorldHelloWorldHelloWor~d@tcp://h:1\"]\n",
+         ":5:14: peers.addresses: 'HelloWorld"},
+        {"[security]\ntrusted = [\"HelloWorldHelloWorldHelloWorldHelloWorld\", \"nope\"]\n",
+         ":5:56: security.trusted: 'nope' is not a key: expected 40 Z85 characters or 64 hex "
+         "digits"},
+        /* bad policy words */
+        {"[policy]\ndivergent = \"partial\"\n",
+         ":5:13: policy.divergent: expected \"full\", \"shared\" or \"none\", found \"partial\""},
+        {"[policy]\nunrelated = \"Full\"\n", ":5:13: policy.unrelated: expected"},
+        /* numbers out of range */
+        {"[policy]\nmin_supported_version = -1\n",
+         ":5:25: policy.min_supported_version: must not be negative, found -1"},
+        {"[policy]\nmax_version_gap = -3\n", ":5:19: policy.max_version_gap: must not be negative"},
+        {"[timing]\npeer_timeout_ms = -5000\n",
+         ":5:19: timing.peer_timeout_ms: must not be negative"},
+        {"[timing]\nheartbeat_ms = 0\n", ":5:16: timing.heartbeat_ms: must be at least 1, found 0"},
+        {"[timing]\nheartbeat_ms = 86400001\n",
+         ":5:16: timing.heartbeat_ms: must be at most 86400000"},
+        {"[sync]\nwindow = 0\n", ":5:10: sync.window: must be at least 1"},
+        {"[sync]\nbatch_ops = 9999999999\n", ":5:13: sync.batch_ops: must be at most 100000"},
+        {"[sync]\nlocal_poll_ms = -1\n", ":5:17: sync.local_poll_ms: must not be negative"},
+        /* settings that must agree */
+        {"[timing]\nheartbeat_ms = 5000\n", ":5:16: timing.heartbeat_ms: peer_timeout_ms (5000) "
+                                            "must be more than heartbeat_ms (5000)"},
+        {"[timing]\nheartbeat_ms = 100\npeer_timeout_ms = 50\n",
+         ":6:19: timing.peer_timeout_ms: peer_timeout_ms (50) must be more"},
+        {"[timing]\nreconnect_min_ms = 6000\n",
+         ":5:20: timing.reconnect_min_ms: reconnect_min_ms (6000) must not be more than "
+         "reconnect_max_ms (5000)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* "!" starts a whole document, for what must come before [node]. */
+        if (bad[i].extra[0] == '!')
+            tu_write(dir, "node.toml", bad[i].extra + 1);
+        else
+            s_write_config(dir, bad[i].extra);
+        node_config cfg;
+        stm_error err = {0};
+        if (config_load(dir, &cfg, &err) != STM_EINPUT)
+            fail_msg("accepted: %s", bad[i].extra);
+        s_expect(&err, dir, "node.toml", bad[i].says, NULL);
+        config_destroy(&cfg);
+    }
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+/* ---- known_peers ---- */
+
+static void test_known_peers(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    stm_error err = {0};
+    config_key *keys = NULL;
+    size_t n = 99;
+    /* None yet. */
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(n, 0);
+    assert_null(keys);
+    config_key a, b;
+    memset(a.bytes, 1, sizeof a.bytes);
+    assert_true(keys_parse(s_doc_public, b.bytes));
+    assert_int_equal(config_known_peer_add(dir, &a, &err), STM_OK);
+    assert_int_equal(config_known_peer_add(dir, &b, &err), STM_OK);
+    s_no_temporaries(dir);
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(keys[0].bytes, a.bytes, KEYS_BYTES);
+    assert_memory_equal(keys[1].bytes, b.bytes, KEYS_BYTES);
+    free(keys);
+    /* The file: a comment saying what it is, then one Z85 key per line. */
+    char *path = s_path(dir, "known_peers");
+    char *text = tu_read(path, NULL);
+    assert_int_equal(text[0], '#');
+    char z85[KEYS_Z85_LEN + 1];
+    keys_to_z85(a.bytes, z85);
+    buf_t want = BUF_INIT;
+    buf_printf(&want, "\n%s\n%s\n", z85, s_doc_public);
+    size_t tl = strlen(text);
+    assert_true(tl > want.len);
+    assert_string_equal(text + tl - want.len, buf_str(&want));
+    free(text);
+
+    /* Edited by hand: comments, blank lines, hex, spaces, no final newline; the next
+     * key goes on a line of its own. */
+    buf_reset(&want);
+    buf_puts(&want, "# mine\n\n   \n  ");
+    for (int i = 0; i < KEYS_BYTES; i++)
+        buf_printf(&want, "%02X", a.bytes[i]);
+    buf_printf(&want, "  \r\n#");
+    for (int i = 0; i < 600; i++)
+        buf_putc(&want, '-');
+    buf_printf(&want, "\n%s", s_doc_public);
+    tu_write(dir, "known_peers", buf_str(&want));
+    config_key c;
+    memset(c.bytes, 0xee, sizeof c.bytes);
+    assert_int_equal(config_known_peer_add(dir, &c, &err), STM_OK);
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(keys[0].bytes, a.bytes, KEYS_BYTES);
+    assert_memory_equal(keys[1].bytes, b.bytes, KEYS_BYTES);
+    assert_memory_equal(keys[2].bytes, c.bytes, KEYS_BYTES);
+    free(keys);
+
+    /* A line that is not a key. */
+    tu_write(dir, "known_peers", "# ok\nHelloWorldHelloWorldHelloWorldHelloWorld\nnot a key\n");
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_null(keys);
+    assert_int_equal(n, 0);
+    s_expect(&err, dir, "known_peers", ":3: not a key", NULL);
+    buf_reset(&want);
+    for (int i = 0; i < 600; i++)
+        buf_putc(&want, 'x');
+    tu_write(dir, "known_peers", buf_str(&want));
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    s_expect(&err, dir, "known_peers", ":1: line too long", NULL);
+
+    buf_free(&want);
+    free(path);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_parse),
+        cmocka_unit_test(test_keys_round_trip),
+        cmocka_unit_test(test_keys_documented_pair),
+        cmocka_unit_test(test_keys_mode_enforced),
+        cmocka_unit_test(test_keys_corrupt_files),
+        cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_peers),
+        cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_config_unknown_and_missing),
+        cmocka_unit_test(test_config_bad),
+        cmocka_unit_test(test_known_peers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
