@@ -28,6 +28,7 @@ static const s_command s_commands[] = {
     {"report", cmd_report, "ask a running node about itself and its peers"},
     {"peers", cmd_peers, "a running node's peers, one line each"},
     {"stats", cmd_stats, "a running node's counters"},
+    {"demo", cmd_demo, "three nodes on loopback at mixed versions, end to end"},
 };
 
 static void s_usage(FILE *out)

@@ -250,6 +250,24 @@ class Sync(Mesh):
         self.assertIn("peer-refused", a.logs())
 
 
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class Demo(unittest.TestCase):
+    def test_demo_runs_end_to_end_and_leaves_nothing_running(self):
+        keep = tempfile.mkdtemp(prefix="stemma-demo-test-")
+        try:
+            p = subprocess.run([STEMMA, "demo", "--keep", keep], capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout[-2000:] + p.stderr)
+            self.assertIn("every node holds 3 tasks", p.stdout)
+            self.assertIn("divergent  sync partial", p.stdout)
+            self.assertIn("replayed 1 parked operation", p.stdout)
+            self.assertIn("all nodes stopped", p.stdout)
+            left = subprocess.run(["pgrep", "-f", f"node --dir {keep}"], capture_output=True)
+            self.assertEqual(left.stdout, b"", "a node is still running")
+        finally:
+            shutil.rmtree(keep, ignore_errors=True)
+
+
 @unittest.skipUnless(SQLITE3 and zmq, "needs the sqlite3 shell and python3-zmq")
 class BadInput(Mesh):
     def test_garbage_is_dropped_and_the_node_keeps_serving(self):
