@@ -119,8 +119,13 @@ class Mesh(unittest.TestCase):
 
     def tearDown(self):
         for n in self.procs:
-            n.stop(kill=True)
+            n.stop()
+        # A node built with sanitizers reports into its log: any report fails the test.
+        reports = [f"{n.name}: {line}" for n in self.procs if os.path.exists(n.log)
+                   for line in n.logs().splitlines()
+                   if "Sanitizer" in line or "runtime error:" in line]
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(reports, [], "sanitizer reports in node logs")
 
     def stemma(self, *args):
         p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=120)
