@@ -50,8 +50,6 @@ typedef struct {
     time_t last_seen_wall;  /* the same, wall clock, for reports */
     int64_t next_hello_ms;  /* when to say HELLO again while not connected */
     int backoff_ms;
-    char rid[256];          /* its inbox routing id (insecure mode identifies by it) */
-    size_t rid_len;
 } s_peer;
 
 struct node {
@@ -229,7 +227,14 @@ static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &n->reconnect_min_ms, sizeof n->reconnect_min_ms);
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &n->reconnect_max_ms, sizeof n->reconnect_max_ms);
-    if (!n->insecure) {
+    if (n->insecure) {
+        /* Without CURVE the inbox knows a sender only by its routing id: make it stable
+         * (it survives reconnections) and say who we are, "N" and our id in hex. */
+        char rid[1 + STM_ID_HEX_LEN + 1];
+        rid[0] = 'N';
+        stm_id_to_hex(&n->id, rid + 1);
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, 1 + STM_ID_HEX_LEN);
+    } else {
         if (!p->id_known) {
             zmq_close(s);
             return stm_error_set(err, STM_EINPUT, "peer %s: its key is needed (KEY@ENDPOINT)",
@@ -341,8 +346,8 @@ static void s_learn_peers(node_t *n, const wire_hello *h)
     }
 }
 
-static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const char *rid,
-                       size_t rid_len, const void *data, size_t len)
+static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void *data,
+                       size_t len)
 {
     wire_hello h;
     stm_error err = {0};
@@ -376,10 +381,6 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const char 
     if (strcmp(p->endpoint, h.endpoint) != 0 && !p->configured) {
         free(p->endpoint);
         p->endpoint = stm_strdup(h.endpoint);
-    }
-    if (rid_len <= sizeof p->rid) {
-        memcpy(p->rid, rid, rid_len);
-        p->rid_len = rid_len;
     }
     p->last_seen_ms = s_now_ms();
     p->last_seen_wall = time(NULL);
@@ -532,9 +533,15 @@ static s_peer *s_sender(node_t *n, zmq_msg_t *msg, const char *rid, size_t rid_l
         }
         return NULL;
     }
-    for (size_t i = 0; i < n->npeers; i++)
-        if (n->peers[i]->rid_len == rid_len && memcmp(n->peers[i]->rid, rid, rid_len) == 0)
-            return n->peers[i];
+    /* Insecure: the routing id our peers set ("N" + hex id); a claim, not a proof. */
+    char hex[STM_ID_HEX_LEN + 1];
+    if (rid_len == 1 + STM_ID_HEX_LEN && rid[0] == 'N') {
+        memcpy(hex, rid + 1, STM_ID_HEX_LEN);
+        hex[STM_ID_HEX_LEN] = '\0';
+        stm_id id;
+        if (stm_id_from_hex(hex, &id))
+            return s_find_peer(n, &id);
+    }
     return NULL;
 }
 
@@ -581,8 +588,7 @@ static void s_handle_inbox(node_t *n)
                       "a message of protocol version %d (this node speaks %d): ignored", version,
                       WIRE_VERSION);
         } else if (type == WIRE_HELLO) {
-            s_on_hello(n, p, have_verified ? &verified : NULL, zmq_msg_data(&rid),
-                       zmq_msg_size(&rid), data, len);
+            s_on_hello(n, p, have_verified ? &verified : NULL, data, len);
         } else if (!p) {
             n->unknown_senders++;
         } else {
