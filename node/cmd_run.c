@@ -166,17 +166,18 @@ int cmd_node(int argc, char **argv)
 /* ---- asking a running node ---- */
 
 static const char *s_report_help =
-    "usage: stemma report (--dir NODE_DIR | --control ENDPOINT) [--format text|json]\n"
+    "usage: stemma report (--dir NODE_DIR | --control ENDPOINT) [--format text|json|toml|dot]\n"
     "\n"
     "Asks a running node, over its control socket, about itself and every peer: id,\n"
     "endpoint, state (connecting, connected, gone, refused), the relation of their\n"
     "schema histories and the common ancestor, per table the shared and one-sided\n"
     "columns, what syncs and why, operations sent, received and parked, how far\n"
-    "behind the peer is, when it was last seen, and warnings.\n"
+    "behind the peer is, when it was last seen, and warnings. --format dot draws the\n"
+    "mesh's lineage tree instead, for Graphviz: stemma report ... --format dot | dot -Tsvg\n"
     "\n"
     "  --dir NODE_DIR     the node's directory (its node.toml names the control endpoint)\n"
     "  --control E        the control endpoint itself (ipc://PATH or tcp://127.0.0.1:PORT)\n"
-    "  --format F         text (default) or json\n"
+    "  --format F         text (default), json, toml or dot\n"
     "  -h, --help         this help\n";
 
 /* Sends request to the node's control socket and prints the answer. */
@@ -245,8 +246,12 @@ static int s_control_command(int argc, char **argv, const char *cmd, const char 
             control = optarg;
             break;
         case 'f':
-            if (!formats || (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0))
-                return cli_usage_error(cmd, "--format must be text or json, not '%s'", optarg);
+            if (!formats)
+                return cli_usage_error(cmd, "takes no --format (stemma report does)");
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0 &&
+                strcmp(optarg, "toml") != 0 && strcmp(optarg, "dot") != 0)
+                return cli_usage_error(cmd, "--format must be text, json, toml or dot, not '%s'",
+                                       optarg);
             format = optarg;
             break;
         case 'h':

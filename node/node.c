@@ -1,10 +1,10 @@
 #include "node.h"
 #include "config.h"
 #include "lineage/buf.h"
-#include "lineage/jsonw.h"
 #include "lineage/mem.h"
 #include "lineage/sqlscript.h"
 #include "log.h"
+#include "report.h"
 #include "sync/apply.h"
 #include "sync/codec.h"
 #include "sync/migrate.h"
@@ -23,8 +23,6 @@
 #include <zmq.h>
 
 typedef enum { PS_CONNECTING, PS_CONNECTED, PS_GONE, PS_REFUSED } s_state;
-
-static const char *const s_state_names[] = {"connecting", "connected", "gone", "refused"};
 
 /* One peer: how to reach it, what it said, what we have sent it. */
 typedef struct {
@@ -387,8 +385,12 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     wire_hello_clear(&p->hello);
     p->hello = h;
     p->have_hello = true;
-    free(p->refused_by_peer);
-    p->refused_by_peer = NULL;
+    /* A peer that refused us answers our HELLOs and then refuses again: its answer does
+     * not undo the refusal. A HELLO of its own (it migrated, or restarted) does. */
+    if (!h.reply) {
+        free(p->refused_by_peer);
+        p->refused_by_peer = NULL;
+    }
     peer_verdict_clear(&p->verdict);
     peer_judge(n->lineage, h.lineage, &n->policy, &p->verdict);
     vector_destroy(&p->theirs);
@@ -396,7 +398,8 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     for (size_t i = 0; i < vector_count(h.vector); i++)
         vector_set(p->theirs, &vector_at(h.vector, i)->origin, vector_at(h.vector, i)->seq);
     s_reset_send(p);
-    p->backoff_ms = n->reconnect_min_ms;
+    if (!p->refused_by_peer)
+        p->backoff_ms = n->reconnect_min_ms; /* a refusing peer is asked less and less often */
     if (s_open_outbox(n, p, &err) != STM_OK)
         log_event(LOG_WARN, "peer", p->short_id, "%s", err.msg);
     const comparison_t *c = p->verdict.cmp;
@@ -409,6 +412,8 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
         wire_encode_refuse(&msg, p->verdict.reason);
         s_send(p, &msg);
         buf_free(&msg);
+    } else if (p->refused_by_peer) {
+        s_set_state(p, PS_REFUSED); /* it answered us, but its refusal stands */
     } else {
         bool was = p->state == PS_CONNECTED;
         s_set_state(p, PS_CONNECTED);
@@ -426,6 +431,8 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     }
     if (p->verdict.warning[0])
         log_event(LOG_WARN, "version-gap", p->short_id, "%s", p->verdict.warning);
+    /* The answer goes after a REFUSE: the refused side keeps the refusal through
+     * answers (they carry reply), so it ends refused, not connected. */
     if (!p->hello.reply)
         s_send_hello(n, p, true);
     s_learn_peers(n, &p->hello);
@@ -440,10 +447,12 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
+    bool news = !p->refused_by_peer || strcmp(p->refused_by_peer, reason) != 0;
     free(p->refused_by_peer);
     p->refused_by_peer = reason;
     s_set_state(p, PS_REFUSED);
-    log_event(LOG_WARN, "refused-by-peer", p->short_id, "%s", reason);
+    if (news)
+        log_event(LOG_WARN, "refused-by-peer", p->short_id, "%s", reason);
 }
 
 static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
@@ -755,236 +764,71 @@ static void s_pump(node_t *n, s_peer *p)
 
 /* ---- reports ---- */
 
-/* How many operations this node holds that the peer does not. */
-static uint64_t s_behind(node_t *n, const s_peer *p)
+/* The reports' view of the peer states: the names are report.h's, so node.c keeps its
+ * own enum for the state machine and says here how each state is shown. */
+static report_state s_report_state(s_state s)
 {
-    vector_t *mine = NULL;
+    switch (s) {
+    case PS_CONNECTING:
+        return REPORT_CONNECTING;
+    case PS_CONNECTED:
+        return REPORT_CONNECTED;
+    case PS_GONE:
+        return REPORT_GONE;
+    case PS_REFUSED:
+        return REPORT_REFUSED;
+    }
+    return REPORT_REFUSED;
+}
+
+/* Fills r from the node for one render: strings, lineages and verdicts are lent by n
+ * and must not outlive the next change to it; r->peers is the caller's to free. The
+ * database is read once here (counts, and the vector each peer's lag is measured
+ * against), not once per peer. */
+static void s_report_fill(node_t *n, report_node *r)
+{
     stm_error err = {0};
-    if (!p->have_hello || vector_read(n->store, &mine, &err) != STM_OK)
-        return 0;
-    uint64_t behind = 0;
-    for (size_t i = 0; i < vector_count(mine); i++) {
-        const vector_entry *e = vector_at(mine, i);
-        uint64_t theirs = vector_get(p->theirs, &e->origin);
-        if (e->seq > theirs)
-            behind += e->seq - theirs;
+    memset(r, 0, sizeof *r);
+    r->id = n->id;
+    r->lineage = n->lineage;
+    r->version = n->version;
+    r->endpoint = n->endpoint;
+    r->secure = !n->insecure;
+    oplog_counts(n->store, &r->operations, &r->parked, &err);
+    r->malformed = n->malformed;
+    r->refused_keys = n->refused_keys;
+    r->unknown_senders = n->unknown_senders;
+    vector_t *mine = NULL;
+    if (vector_read(n->store, &mine, &err) != STM_OK)
+        mine = NULL; /* a lag of 0 rather than no report */
+    report_peer *peers = stm_calloc(n->npeers + 1, sizeof *peers);
+    for (size_t i = 0; i < n->npeers; i++) {
+        const s_peer *p = n->peers[i];
+        report_peer *rp = &peers[i];
+        rp->id = p->id;
+        rp->id_known = p->id_known;
+        rp->endpoint = p->endpoint;
+        rp->state = s_report_state(p->state);
+        if (p->have_hello) {
+            rp->schema_set = p->hello.schema_set;
+            rp->lineage = p->hello.lineage;
+            rp->verdict = &p->verdict;
+        }
+        rp->refused_by_peer = p->refused_by_peer;
+        rp->ops_sent = p->ops_sent;
+        rp->ops_received = p->ops_received;
+        rp->parked = p->parked;
+        rp->last_seen = p->last_seen_wall;
+        for (size_t k = 0; p->have_hello && mine && k < vector_count(mine); k++) {
+            const vector_entry *e = vector_at(mine, k);
+            uint64_t theirs = vector_get(p->theirs, &e->origin);
+            if (e->seq > theirs)
+                rp->behind += e->seq - theirs;
+        }
     }
     vector_destroy(&mine);
-    return behind;
-}
-
-static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
-{
-    char hex[STM_ID_HEX_LEN + 1];
-    stm_id_to_hex(id, hex);
-    jsonw_key(w, key);
-    jsonw_string(w, hex);
-}
-
-static void s_json_names(jsonw_t *w, const char *key, const char **names, size_t n)
-{
-    jsonw_key(w, key);
-    jsonw_array_begin(w);
-    for (size_t i = 0; i < n; i++)
-        jsonw_string(w, names[i]);
-    jsonw_array_end(w);
-}
-
-static void s_wall(time_t t, char out[32])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static char *s_report_json(node_t *n)
-{
-    buf_t b = BUF_INIT;
-    jsonw_t w;
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "node");
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "id");
-    jsonw_string(&w, n->id_z85);
-    jsonw_key(&w, "schema_set");
-    jsonw_string(&w, lineage_name(n->lineage));
-    jsonw_key(&w, "version");
-    jsonw_int(&w, n->version);
-    const lineage_version *head = lineage_head(n->lineage);
-    if (head) {
-        s_json_id(&w, "head", &head->id);
-    } else {
-        jsonw_key(&w, "head");
-        jsonw_null(&w);
-    }
-    jsonw_key(&w, "endpoint");
-    jsonw_string(&w, n->endpoint);
-    jsonw_key(&w, "secure");
-    jsonw_bool(&w, !n->insecure);
-    uint64_t total = 0, parked = 0;
-    stm_error err = {0};
-    oplog_counts(n->store, &total, &parked, &err);
-    jsonw_key(&w, "operations");
-    jsonw_int(&w, (int64_t)total);
-    jsonw_key(&w, "parked");
-    jsonw_int(&w, (int64_t)parked);
-    jsonw_key(&w, "malformed_messages");
-    jsonw_int(&w, (int64_t)n->malformed);
-    jsonw_key(&w, "refused_keys");
-    jsonw_int(&w, (int64_t)n->refused_keys);
-    jsonw_key(&w, "unknown_senders");
-    jsonw_int(&w, (int64_t)n->unknown_senders);
-    jsonw_object_end(&w);
-    jsonw_key(&w, "peers");
-    jsonw_array_begin(&w);
-    for (size_t i = 0; i < n->npeers; i++) {
-        s_peer *p = n->peers[i];
-        const comparison_t *c = p->have_hello ? p->verdict.cmp : NULL;
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "id");
-        if (p->id_known) {
-            char z85[41];
-            zmq_z85_encode(z85, p->id.bytes, 32);
-            jsonw_string(&w, z85);
-        } else {
-            jsonw_null(&w);
-        }
-        jsonw_key(&w, "endpoint");
-        jsonw_string(&w, p->endpoint);
-        jsonw_key(&w, "state");
-        jsonw_string(&w, s_state_names[p->state]);
-        jsonw_key(&w, "schema_set");
-        jsonw_string(&w, p->have_hello ? p->hello.schema_set : NULL);
-        jsonw_key(&w, "version");
-        if (c)
-            jsonw_int(&w, c->remote_version);
-        else
-            jsonw_null(&w);
-        jsonw_key(&w, "relation");
-        jsonw_string(&w, c ? relation_name(c->relation) : NULL);
-        jsonw_key(&w, "common_ancestor");
-        if (c && c->common) {
-            jsonw_object_begin(&w);
-            jsonw_key(&w, "version");
-            jsonw_int(&w, (int64_t)c->common);
-            s_json_id(&w, "id", &c->common_id);
-            jsonw_object_end(&w);
-        } else {
-            jsonw_null(&w);
-        }
-        const char *sync = p->state == PS_REFUSED ? "refused"
-                           : c                    ? peer_sync_name(p->verdict.sync)
-                                                  : NULL;
-        jsonw_key(&w, "sync");
-        jsonw_string(&w, sync);
-        jsonw_key(&w, "reason");
-        jsonw_string(&w, p->refused_by_peer ? p->refused_by_peer
-                         : c                ? p->verdict.reason
-                                            : "no HELLO from it yet");
-        jsonw_key(&w, "refused_by");
-        jsonw_string(&w, p->refused_by_peer               ? "peer"
-                         : p->state == PS_REFUSED ? "this node"
-                                                  : NULL);
-        jsonw_key(&w, "warnings");
-        jsonw_array_begin(&w);
-        if (c && p->verdict.warning[0])
-            jsonw_string(&w, p->verdict.warning);
-        jsonw_array_end(&w);
-        jsonw_key(&w, "families");
-        jsonw_array_begin(&w);
-        for (size_t k = 0; c && k < c->nfamilies; k++) {
-            const comparison_family *f = &c->families[k];
-            jsonw_object_begin(&w);
-            jsonw_key(&w, "name");
-            jsonw_string(&w, f->name);
-            jsonw_key(&w, "relation");
-            jsonw_string(&w, relation_name(f->relation));
-            for (int r = COLUMN_SHARED; r <= COLUMN_CONFLICTING; r++)
-                s_json_names(&w, column_relation_name((column_relation)r), f->columns[r],
-                             f->ncolumns[r]);
-            jsonw_object_end(&w);
-        }
-        jsonw_array_end(&w);
-        jsonw_key(&w, "ops_sent");
-        jsonw_int(&w, (int64_t)p->ops_sent);
-        jsonw_key(&w, "ops_received");
-        jsonw_int(&w, (int64_t)p->ops_received);
-        jsonw_key(&w, "parked");
-        jsonw_int(&w, (int64_t)p->parked);
-        jsonw_key(&w, "behind");
-        jsonw_int(&w, (int64_t)s_behind(n, p));
-        jsonw_key(&w, "last_seen");
-        if (p->last_seen_wall) {
-            char when[32];
-            s_wall(p->last_seen_wall, when);
-            jsonw_string(&w, when);
-        } else {
-            jsonw_null(&w);
-        }
-        jsonw_object_end(&w);
-    }
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    return buf_detach(&b);
-}
-
-static char *s_report_text(node_t *n, bool brief)
-{
-    buf_t b = BUF_INIT;
-    const lineage_version *head = lineage_head(n->lineage);
-    char hid[13] = "-";
-    if (head)
-        s_short(&head->id, hid);
-    buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", n->short_id, lineage_name(n->lineage),
-               n->version, hid, n->endpoint, n->insecure ? "  INSECURE" : "");
-    if (!n->npeers)
-        buf_puts(&b, "no peers\n");
-    for (size_t i = 0; i < n->npeers; i++) {
-        s_peer *p = n->peers[i];
-        const comparison_t *c = p->have_hello ? p->verdict.cmp : NULL;
-        buf_printf(&b, "\npeer %s  %s  %s", p->short_id, p->endpoint, s_state_names[p->state]);
-        if (c)
-            buf_printf(&b, "  %s v%d  %s  sync %s", p->hello.schema_set, c->remote_version,
-                       relation_name(c->relation),
-                       p->state == PS_REFUSED ? "refused" : peer_sync_name(p->verdict.sync));
-        buf_putc(&b, '\n');
-        if (brief)
-            continue;
-        if (p->refused_by_peer)
-            buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
-        else if (c)
-            buf_printf(&b, "  %s\n", p->verdict.reason);
-        if (c && p->verdict.warning[0])
-            buf_printf(&b, "  warning: %s\n", p->verdict.warning);
-        buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
-                   (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
-                   (unsigned long long)p->parked, (unsigned long long)s_behind(n, p));
-    }
-    return buf_detach(&b);
-}
-
-static char *s_stats_text(node_t *n)
-{
-    buf_t b = BUF_INIT;
-    uint64_t total = 0, parked = 0;
-    stm_error err = {0};
-    oplog_counts(n->store, &total, &parked, &err);
-    size_t connected = 0;
-    uint64_t sent = 0, received = 0;
-    for (size_t i = 0; i < n->npeers; i++) {
-        connected += n->peers[i]->state == PS_CONNECTED;
-        sent += n->peers[i]->ops_sent;
-        received += n->peers[i]->ops_received;
-    }
-    buf_printf(&b,
-               "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nmalformed messages %llu\nrefused keys %llu\nunknown senders %llu\n",
-               n->npeers, connected, (unsigned long long)total, (unsigned long long)parked,
-               (unsigned long long)sent, (unsigned long long)received,
-               (unsigned long long)n->malformed, (unsigned long long)n->refused_keys,
-               (unsigned long long)n->unknown_senders);
-    return buf_detach(&b);
+    r->peers = peers;
+    r->npeers = n->npeers;
 }
 
 static void s_handle_control(node_t *n)
@@ -1000,17 +844,23 @@ static void s_handle_control(node_t *n)
     size_t more_size = sizeof more;
     while (zmq_getsockopt(n->control, ZMQ_RCVMORE, &more, &more_size) == 0 && more)
         zmq_recv(n->control, req + len, 0, 0);
-    char *reply;
-    if (strcmp(req, "report json") == 0)
-        reply = s_report_json(n);
-    else if (strcmp(req, "report text") == 0)
-        reply = s_report_text(n, false);
-    else if (strcmp(req, "peers") == 0)
-        reply = s_report_text(n, true);
-    else if (strcmp(req, "stats") == 0)
-        reply = s_stats_text(n);
-    else
-        reply = stm_strdup("error: unknown request (report json|text, peers, stats)\n");
+    static const struct {
+        const char *request;
+        char *(*render)(const report_node *r);
+    } requests[] = {{"report text", report_text}, {"report json", report_json},
+                    {"report toml", report_toml}, {"report dot", report_dot},
+                    {"peers", report_peers_text}, {"stats", report_stats_text}};
+    char *reply = NULL;
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0] && !reply; i++) {
+        if (strcmp(req, requests[i].request) != 0)
+            continue;
+        report_node r;
+        s_report_fill(n, &r);
+        reply = requests[i].render(&r);
+        free((void *)r.peers);
+    }
+    if (!reply)
+        reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
     zmq_send(n->control, reply, strlen(reply), 0);
     free(reply);
 }
@@ -1120,6 +970,15 @@ static stm_err s_bind_sockets(node_t *n, const char *bind, stm_error *err)
                              zmq_strerror(zmq_errno()));
     size_t size = sizeof n->endpoint;
     zmq_getsockopt(n->inbox, ZMQ_LAST_ENDPOINT, n->endpoint, &size);
+    /* The control socket answers anyone who reaches it: never let the mesh reach it. */
+    if (strncmp(n->control_endpoint, "ipc://", 6) != 0 &&
+        strncmp(n->control_endpoint, "tcp://127.0.0.1:", 16) != 0 &&
+        strncmp(n->control_endpoint, "tcp://localhost:", 16) != 0 &&
+        strncmp(n->control_endpoint, "tcp://[::1]:", 12) != 0)
+        return stm_error_set(err, STM_EINPUT,
+                             "the control endpoint %s must be ipc:// or loopback TCP "
+                             "(tcp://127.0.0.1:PORT): it has no authentication",
+                             n->control_endpoint);
     n->control = zmq_socket(n->ctx, ZMQ_REP);
     zmq_setsockopt(n->control, ZMQ_LINGER, &zero, sizeof zero);
     int64_t small = 4096;

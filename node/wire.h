@@ -5,9 +5,9 @@
  *   message = "STMW" version:u8 type:u8 body
  *   body    = a MessagePack map (unknown keys are skipped)
  *
- * version is WIRE_VERSION; a node reads messages of its own version and answers a
- * HELLO of another with a REFUSE naming both, so a future version can tell old peers
- * apart. A message of a type it does not know is ignored, not fatal. Decoding never
+ * version is WIRE_VERSION; a node reads messages of its own version and drops (and
+ * counts) those of another, which is how a future version tells old peers apart. A
+ * message of a type it does not know is ignored, not fatal. Decoding never
  * trusts a length it cannot see bytes for (msgread.h) and checks every list against
  * the limits below before it allocates. */
 #ifndef STM_WIRE_H
@@ -72,7 +72,7 @@ void wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
 stm_err wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_error *err);
 void wire_hello_clear(wire_hello *h);
 
-/* A REFUSE: the reason in words (one line), and the refuser's protocol version. */
+/* A REFUSE: the reason in words (one line). */
 void wire_encode_refuse(buf_t *out, const char *reason);
 /* *reason is the caller's to free. */
 stm_err wire_decode_refuse(const void *data, size_t len, char **reason, stm_error *err);

@@ -20,6 +20,10 @@ try:
     import zmq
 except ImportError:  # pragma: no cover - scripts/install-deps installs python3-zmq
     zmq = None
+try:
+    import tomli as toml_reader
+except ImportError:  # pragma: no cover - Debian 12 has python3-tomli; 3.11 has tomllib
+    import tomllib as toml_reader
 
 STEMMA = None
 SQLITE3 = shutil.which("sqlite3")
@@ -253,6 +257,72 @@ class Sync(Mesh):
         self.wait("b to refuse a", lambda: (b.peer(a) or {}).get("state") == "refused")
         self.assertIn("unrelated", b.peer(a)["reason"])
         self.assertIn("peer-refused", a.logs())
+
+    def test_report_formats_peers_and_stats(self):
+        b = Node(self, "b", TASKS, 3, tofu=True)
+        a = Node(self, "a", TASKS, 2, peers=[b], tofu=True)
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
+
+        def run(*args):
+            p = subprocess.run([STEMMA, *args, "--dir", a.dir], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(p.returncode, 0, f"{args}: {p.stderr}")
+            return p.stdout
+
+        # TOML: an independent parser reads what the JSON says (no nulls: absent keys).
+        doc = toml_reader.loads(run("report", "--format", "toml"))
+        self.assertEqual(doc["node"]["id"], a.key)
+        self.assertEqual((doc["node"]["schema_set"], doc["node"]["version"]), ("tasks", 2))
+        [pb] = doc["peers"]
+        self.assertEqual((pb["id"], pb["state"], pb["relation"], pb["sync"]),
+                         (b.key, "connected", "ancestor", "full"))
+        self.assertEqual(pb["common_ancestor"]["version"], 2)
+        self.assertNotIn("refused_by", pb)
+        fam = {f["name"]: f for f in pb["families"]}
+        self.assertEqual(fam["tasks"]["remote_only"], ["tags"])
+        js = a.peer(b)
+        for key in ("endpoint", "schema_set", "version", "reason", "common_ancestor", "families"):
+            self.assertEqual(pb[key], js[key], key)
+        # DOT: the lineage tree with both nodes on it.
+        dot = run("report", "--format", "dot")
+        self.assertTrue(dot.startswith("digraph"), dot[:100])
+        self.assertIn(f'"node:{a.key}"', dot)
+        self.assertIn(f'"peer:{b.key}"', dot)
+        self.assertEqual(dot.count('[label="v'), 3)  # tasks v1, v2, v3
+        # The short forms.
+        peers = run("peers")
+        self.assertIn(f"{b.endpoint}  connected  tasks v3  ancestor  sync full", peers)
+        self.assertNotIn("sent ", peers)
+        self.assertIn("peers 1 (connected 1)", run("stats"))
+        for bad in (["report", "--format", "xml"], ["peers", "--format", "json"]):
+            p = subprocess.run([STEMMA, *bad, "--dir", a.dir], capture_output=True, text=True,
+                               timeout=30)
+            self.assertEqual(p.returncode, 2, bad)
+
+
+class OneSided(Mesh):
+    def test_a_refusal_by_one_side_sticks_on_the_other(self):
+        b = Node(self, "b", TASKS, 3, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        # a refuses peers older than v4: b, at v3, is refused by a's policy alone.
+        toml = os.path.join(a.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace("min_supported_version = 0", "min_supported_version = 4"))
+        a.start()
+        b.start()
+        self.wait("a to refuse b", lambda: (a.peer(b) or {}).get("state") == "refused")
+        self.wait("b to hear it", lambda: (b.peer(a) or {}).get("state") == "refused")
+        self.assertEqual(b.peer(a)["refused_by"], "peer")
+        self.assertIn("older than min_supported_version 4", b.peer(a)["reason"])
+        time.sleep(1.5)  # HELLOs and answers go on; the refusal stands on both sides
+        self.assertEqual(b.peer(a)["state"], "refused")
+        self.assertEqual(a.peer(b)["state"], "refused")
+        # Said once, not at every HELLO.
+        self.assertEqual(b.logs().count("refused-by-peer"), 1)
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")

@@ -44,3 +44,5 @@ stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
 add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
+            LIBS stemma_node stemma_testutil)

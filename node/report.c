@@ -1,0 +1,569 @@
+#include "report.h"
+#include "lineage/buf.h"
+#include "lineage/jsonw.h"
+#include "lineage/mem.h"
+#include "lineage/relation.h"
+#include "lineage/toml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+const char *report_state_name(report_state s)
+{
+    switch (s) {
+    case REPORT_CONNECTING:
+        return "connecting";
+    case REPORT_CONNECTED:
+        return "connected";
+    case REPORT_GONE:
+        return "gone";
+    case REPORT_REFUSED:
+        return "refused";
+    }
+    return "refused";
+}
+
+/* ---- what every format says the same way ---- */
+
+/* The first 12 hex digits, as the logs name nodes; "?" for a peer not known yet. */
+static void s_short(const stm_id *id, bool known, char out[13])
+{
+    if (!known) {
+        snprintf(out, 13, "?");
+        return;
+    }
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    memcpy(out, hex, 12);
+    out[12] = '\0';
+}
+
+/* Keys are shown in Z85 everywhere (keys.h), so a key from a report pastes into node.toml. */
+static void s_z85(const stm_id *id, char out[41])
+{
+    zmq_z85_encode(out, id->bytes, STM_ID_BYTES);
+}
+
+static const comparison_t *s_cmp(const report_peer *p)
+{
+    return p->verdict ? p->verdict->cmp : NULL;
+}
+
+/* "refused" whoever refused (the peer's refusal does not change our verdict); NULL
+ * before its HELLO. */
+static const char *s_sync(const report_peer *p)
+{
+    if (p->state == REPORT_REFUSED)
+        return "refused";
+    return s_cmp(p) ? peer_sync_name(p->verdict->sync) : NULL;
+}
+
+/* The peer's own reason wins: it is why nothing syncs, whatever we thought of it. */
+static const char *s_reason(const report_peer *p)
+{
+    if (p->refused_by_peer)
+        return p->refused_by_peer;
+    return s_cmp(p) ? p->verdict->reason : "no HELLO from it yet";
+}
+
+static const char *s_refused_by(const report_peer *p)
+{
+    if (p->refused_by_peer)
+        return "peer";
+    return p->state == REPORT_REFUSED ? "this node" : NULL;
+}
+
+static const char *s_warning(const report_peer *p)
+{
+    return s_cmp(p) && p->verdict->warning[0] ? p->verdict->warning : NULL;
+}
+
+static void s_wall(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- JSON ---- */
+
+static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    jsonw_key(w, key);
+    jsonw_string(w, hex);
+}
+
+static void s_json_names(jsonw_t *w, const char *key, const char **names, size_t n)
+{
+    jsonw_key(w, key);
+    jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++)
+        jsonw_string(w, names[i]);
+    jsonw_array_end(w);
+}
+
+static void s_json_uint(jsonw_t *w, const char *key, uint64_t v)
+{
+    jsonw_key(w, key);
+    jsonw_int(w, (int64_t)v);
+}
+
+static void s_json_node(jsonw_t *w, const report_node *r)
+{
+    char z85[41];
+    s_z85(&r->id, z85);
+    jsonw_object_begin(w);
+    jsonw_key(w, "id");
+    jsonw_string(w, z85);
+    jsonw_key(w, "schema_set");
+    jsonw_string(w, lineage_name(r->lineage));
+    jsonw_key(w, "version");
+    jsonw_int(w, r->version);
+    const lineage_version *head = lineage_head(r->lineage);
+    if (head) {
+        s_json_id(w, "head", &head->id);
+    } else {
+        jsonw_key(w, "head");
+        jsonw_null(w);
+    }
+    jsonw_key(w, "endpoint");
+    jsonw_string(w, r->endpoint);
+    jsonw_key(w, "secure");
+    jsonw_bool(w, r->secure);
+    s_json_uint(w, "operations", r->operations);
+    s_json_uint(w, "parked", r->parked);
+    s_json_uint(w, "malformed_messages", r->malformed);
+    s_json_uint(w, "refused_keys", r->refused_keys);
+    s_json_uint(w, "unknown_senders", r->unknown_senders);
+    jsonw_object_end(w);
+}
+
+static void s_json_peer(jsonw_t *w, const report_peer *p)
+{
+    const comparison_t *c = s_cmp(p);
+    jsonw_object_begin(w);
+    jsonw_key(w, "id");
+    if (p->id_known) {
+        char z85[41];
+        s_z85(&p->id, z85);
+        jsonw_string(w, z85);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_key(w, "endpoint");
+    jsonw_string(w, p->endpoint);
+    jsonw_key(w, "state");
+    jsonw_string(w, report_state_name(p->state));
+    jsonw_key(w, "schema_set");
+    jsonw_string(w, p->schema_set);
+    jsonw_key(w, "version");
+    if (c)
+        jsonw_int(w, c->remote_version);
+    else
+        jsonw_null(w);
+    jsonw_key(w, "relation");
+    jsonw_string(w, c ? relation_name(c->relation) : NULL);
+    jsonw_key(w, "common_ancestor");
+    if (c && c->common) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "version");
+        jsonw_int(w, (int64_t)c->common);
+        s_json_id(w, "id", &c->common_id);
+        jsonw_object_end(w);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_key(w, "sync");
+    jsonw_string(w, s_sync(p));
+    jsonw_key(w, "reason");
+    jsonw_string(w, s_reason(p));
+    jsonw_key(w, "refused_by");
+    jsonw_string(w, s_refused_by(p));
+    jsonw_key(w, "warnings");
+    jsonw_array_begin(w);
+    if (s_warning(p))
+        jsonw_string(w, s_warning(p));
+    jsonw_array_end(w);
+    jsonw_key(w, "families");
+    jsonw_array_begin(w);
+    for (size_t k = 0; c && k < c->nfamilies; k++) {
+        const comparison_family *f = &c->families[k];
+        jsonw_object_begin(w);
+        jsonw_key(w, "name");
+        jsonw_string(w, f->name);
+        jsonw_key(w, "relation");
+        jsonw_string(w, relation_name(f->relation));
+        for (int cr = COLUMN_SHARED; cr <= COLUMN_CONFLICTING; cr++)
+            s_json_names(w, column_relation_name((column_relation)cr), f->columns[cr],
+                         f->ncolumns[cr]);
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+    s_json_uint(w, "ops_sent", p->ops_sent);
+    s_json_uint(w, "ops_received", p->ops_received);
+    s_json_uint(w, "parked", p->parked);
+    s_json_uint(w, "behind", p->behind);
+    jsonw_key(w, "last_seen");
+    if (p->last_seen) {
+        char when[32];
+        s_wall(p->last_seen, when);
+        jsonw_string(w, when);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_object_end(w);
+}
+
+char *report_json(const report_node *r)
+{
+    buf_t b = BUF_INIT;
+    jsonw_t w;
+    jsonw_init(&w, &b, true);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "node");
+    s_json_node(&w, r);
+    jsonw_key(&w, "peers");
+    jsonw_array_begin(&w);
+    for (size_t i = 0; i < r->npeers; i++)
+        s_json_peer(&w, &r->peers[i]);
+    jsonw_array_end(&w);
+    jsonw_object_end(&w);
+    return buf_detach(&b);
+}
+
+/* ---- TOML: the JSON's keys and values; what JSON gives as null is left out ---- */
+
+static void s_toml_str(toml_value *t, const char *key, const char *s)
+{
+    if (s)
+        toml_table_set(t, key, toml_new_string(s, strlen(s)));
+}
+
+static void s_toml_int(toml_value *t, const char *key, int64_t v)
+{
+    toml_table_set(t, key, toml_new_integer(v));
+}
+
+static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    s_toml_str(t, key, hex);
+}
+
+static toml_value *s_toml_names(const char **names, size_t n)
+{
+    toml_value *a = toml_new_array();
+    for (size_t i = 0; i < n; i++)
+        toml_array_push(a, toml_new_string(names[i], strlen(names[i])));
+    return a;
+}
+
+static toml_value *s_toml_node(const report_node *r)
+{
+    toml_value *t = toml_new_table();
+    char z85[41];
+    s_z85(&r->id, z85);
+    s_toml_str(t, "id", z85);
+    s_toml_str(t, "schema_set", lineage_name(r->lineage));
+    s_toml_int(t, "version", r->version);
+    const lineage_version *head = lineage_head(r->lineage);
+    if (head)
+        s_toml_id(t, "head", &head->id);
+    s_toml_str(t, "endpoint", r->endpoint);
+    toml_table_set(t, "secure", toml_new_bool(r->secure));
+    s_toml_int(t, "operations", (int64_t)r->operations);
+    s_toml_int(t, "parked", (int64_t)r->parked);
+    s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
+    s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
+    s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
+    return t;
+}
+
+static toml_value *s_toml_peer(const report_peer *p)
+{
+    const comparison_t *c = s_cmp(p);
+    toml_value *t = toml_new_table();
+    if (p->id_known) {
+        char z85[41];
+        s_z85(&p->id, z85);
+        s_toml_str(t, "id", z85);
+    }
+    s_toml_str(t, "endpoint", p->endpoint);
+    s_toml_str(t, "state", report_state_name(p->state));
+    s_toml_str(t, "schema_set", p->schema_set);
+    if (c) {
+        s_toml_int(t, "version", c->remote_version);
+        s_toml_str(t, "relation", relation_name(c->relation));
+    }
+    if (c && c->common) {
+        toml_value *common = toml_new_table();
+        s_toml_int(common, "version", (int64_t)c->common);
+        s_toml_id(common, "id", &c->common_id);
+        toml_table_set(t, "common_ancestor", common);
+    }
+    s_toml_str(t, "sync", s_sync(p));
+    s_toml_str(t, "reason", s_reason(p));
+    s_toml_str(t, "refused_by", s_refused_by(p));
+    toml_value *warnings = toml_new_array();
+    if (s_warning(p))
+        toml_array_push(warnings, toml_new_string(s_warning(p), strlen(s_warning(p))));
+    toml_table_set(t, "warnings", warnings);
+    toml_value *families = toml_new_array();
+    for (size_t k = 0; c && k < c->nfamilies; k++) {
+        const comparison_family *f = &c->families[k];
+        toml_value *ft = toml_new_table();
+        s_toml_str(ft, "name", f->name);
+        s_toml_str(ft, "relation", relation_name(f->relation));
+        for (int cr = COLUMN_SHARED; cr <= COLUMN_CONFLICTING; cr++)
+            toml_table_set(ft, column_relation_name((column_relation)cr),
+                           s_toml_names(f->columns[cr], f->ncolumns[cr]));
+        toml_array_push(families, ft);
+    }
+    toml_table_set(t, "families", families);
+    s_toml_int(t, "ops_sent", (int64_t)p->ops_sent);
+    s_toml_int(t, "ops_received", (int64_t)p->ops_received);
+    s_toml_int(t, "parked", (int64_t)p->parked);
+    s_toml_int(t, "behind", (int64_t)p->behind);
+    if (p->last_seen) {
+        /* A string, as in the JSON and in `stemma history --format toml`, so a program
+         * reading either format gets the same type. */
+        char when[32];
+        s_wall(p->last_seen, when);
+        s_toml_str(t, "last_seen", when);
+    }
+    return t;
+}
+
+char *report_toml(const report_node *r)
+{
+    toml_value *root = toml_new_table();
+    toml_table_set(root, "node", s_toml_node(r));
+    toml_value *peers = toml_new_array();
+    for (size_t i = 0; i < r->npeers; i++)
+        toml_array_push(peers, s_toml_peer(&r->peers[i]));
+    toml_table_set(root, "peers", peers);
+    char *text = toml_emit(root, NULL);
+    toml_destroy(&root);
+    return text;
+}
+
+/* ---- text ---- */
+
+static char *s_text(const report_node *r, bool brief)
+{
+    buf_t b = BUF_INIT;
+    const lineage_version *head = lineage_head(r->lineage);
+    char self[13], hid[13] = "-";
+    s_short(&r->id, true, self);
+    if (head)
+        s_short(&head->id, true, hid);
+    buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, lineage_name(r->lineage), r->version, hid,
+               r->endpoint, r->secure ? "" : "  INSECURE");
+    if (!r->npeers)
+        buf_puts(&b, "no peers\n");
+    for (size_t i = 0; i < r->npeers; i++) {
+        const report_peer *p = &r->peers[i];
+        const comparison_t *c = s_cmp(p);
+        char sid[13];
+        s_short(&p->id, p->id_known, sid);
+        buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, report_state_name(p->state));
+        if (c)
+            buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
+                       c->remote_version, relation_name(c->relation), s_sync(p));
+        buf_putc(&b, '\n');
+        if (brief)
+            continue;
+        if (p->refused_by_peer)
+            buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
+        else if (c)
+            buf_printf(&b, "  %s\n", p->verdict->reason);
+        if (s_warning(p))
+            buf_printf(&b, "  warning: %s\n", s_warning(p));
+        buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
+                   (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
+                   (unsigned long long)p->parked, (unsigned long long)p->behind);
+    }
+    return buf_detach(&b);
+}
+
+char *report_text(const report_node *r)
+{
+    return s_text(r, false);
+}
+
+char *report_peers_text(const report_node *r)
+{
+    return s_text(r, true);
+}
+
+char *report_stats_text(const report_node *r)
+{
+    size_t connected = 0;
+    uint64_t sent = 0, received = 0;
+    for (size_t i = 0; i < r->npeers; i++) {
+        connected += r->peers[i].state == REPORT_CONNECTED;
+        sent += r->peers[i].ops_sent;
+        received += r->peers[i].ops_received;
+    }
+    buf_t b = BUF_INIT;
+    buf_printf(&b,
+               "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
+               "received %llu\nmalformed messages %llu\nrefused keys %llu\nunknown senders %llu\n",
+               r->npeers, connected, (unsigned long long)r->operations,
+               (unsigned long long)r->parked, (unsigned long long)sent,
+               (unsigned long long)received, (unsigned long long)r->malformed,
+               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders);
+    return buf_detach(&b);
+}
+
+/* ---- DOT ---- */
+
+/* Appends s inside a DOT double-quoted string. Schema set names and endpoints come from
+ * peers, so nothing may end the string early or smuggle in label escapes: quotes and
+ * backslashes are escaped (Graphviz turns \\ back into one backslash in labels), line
+ * breaks become \n and other control characters spaces. Other bytes pass through:
+ * Graphviz reads UTF-8. */
+static void s_dot_escape(buf_t *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            buf_putc(b, '\\');
+            buf_putc(b, (char)ch);
+        } else if (ch == '\n') {
+            buf_puts(b, "\\n");
+        } else if (ch < 0x20 || ch == 0x7f) {
+            buf_putc(b, ' ');
+        } else {
+            buf_putc(b, (char)ch);
+        }
+    }
+}
+
+static void s_dot_quoted(buf_t *b, const char *s)
+{
+    buf_putc(b, '"');
+    s_dot_escape(b, s);
+    buf_putc(b, '"');
+}
+
+/* A version's graph node is named by its id alone: the same id is the same version in
+ * every lineage (the id hashes the whole history before it). */
+static void s_dot_version_name(buf_t *b, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    buf_printf(b, "\"v:%s\"", hex);
+}
+
+/* Draws the versions of l that no lineage before it (earlier[0..nearlier)) has drawn.
+ * Being hash chains, two lineages share exactly a common prefix (relation.h), so what
+ * is already drawn of l is its longest common prefix with any of them, and every
+ * version after that is new to the graph. */
+static void s_dot_lineage(buf_t *b, const lineage_t *l, const lineage_t *const *earlier,
+                          size_t nearlier)
+{
+    size_t drawn = 0;
+    for (size_t k = 0; k < nearlier; k++) {
+        size_t common = 0;
+        relation_of_lineages(earlier[k], l, &common);
+        if (common > drawn)
+            drawn = common;
+    }
+    for (size_t i = drawn; i < lineage_count(l); i++) {
+        const lineage_version *v = lineage_version_at(l, i);
+        char hex[STM_ID_HEX_LEN + 1];
+        stm_id_to_hex(&v->id, hex);
+        buf_puts(b, "  ");
+        s_dot_version_name(b, &v->id);
+        buf_printf(b, " [label=\"v%d %.12s\", tooltip=\"%s\"];\n", v->number, hex, hex);
+        if (i > 0) {
+            buf_puts(b, "  ");
+            s_dot_version_name(b, &lineage_version_at(l, i - 1)->id);
+            buf_puts(b, " -> ");
+            s_dot_version_name(b, &v->id);
+            buf_puts(b, ";\n");
+        }
+    }
+}
+
+/* A box for a node, and the line that joins it to its head version (none when its
+ * lineage is empty or unknown). */
+static void s_dot_box(buf_t *b, const char *name, const char *label, const char *style,
+                      const lineage_t *l)
+{
+    buf_puts(b, "  ");
+    s_dot_quoted(b, name);
+    buf_puts(b, " [shape=box, style=");
+    s_dot_quoted(b, style);
+    buf_puts(b, ", label=");
+    s_dot_quoted(b, label);
+    buf_puts(b, "];\n");
+    const lineage_version *head = l ? lineage_head(l) : NULL;
+    if (head) {
+        buf_puts(b, "  ");
+        s_dot_quoted(b, name);
+        buf_puts(b, " -> ");
+        s_dot_version_name(b, &head->id);
+        buf_puts(b, " [style=dotted, arrowhead=none];\n");
+    }
+}
+
+char *report_dot(const report_node *r)
+{
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "digraph \"stemma\" {\n"
+                 "  rankdir=LR;\n"
+                 "  node [shape=ellipse, fontname=\"Helvetica\"];\n");
+    const lineage_t **drawn = stm_calloc(r->npeers + 1, sizeof *drawn);
+    size_t ndrawn = 0;
+    s_dot_lineage(&b, r->lineage, drawn, ndrawn);
+    drawn[ndrawn++] = r->lineage;
+    for (size_t i = 0; i < r->npeers; i++) {
+        if (!r->peers[i].lineage)
+            continue;
+        s_dot_lineage(&b, r->peers[i].lineage, drawn, ndrawn);
+        drawn[ndrawn++] = r->peers[i].lineage;
+    }
+    free(drawn);
+
+    buf_t name = BUF_INIT, label = BUF_INIT;
+    char z85[41], sid[13];
+    s_z85(&r->id, z85);
+    s_short(&r->id, true, sid);
+    buf_printf(&name, "node:%s", z85);
+    buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint, lineage_name(r->lineage),
+               r->version);
+    s_dot_box(&b, buf_str(&name), buf_str(&label), "bold", r->lineage);
+    for (size_t i = 0; i < r->npeers; i++) {
+        const report_peer *p = &r->peers[i];
+        const comparison_t *c = s_cmp(p);
+        buf_reset(&name);
+        buf_reset(&label);
+        if (p->id_known) {
+            s_z85(&p->id, z85);
+            buf_printf(&name, "peer:%s", z85);
+        } else {
+            buf_printf(&name, "peer#%zu", i + 1); /* unknown ids cannot clash with Z85 */
+        }
+        s_short(&p->id, p->id_known, sid);
+        buf_printf(&label, "peer %s\n%s", sid, p->endpoint);
+        if (c)
+            buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
+                       c->remote_version, report_state_name(p->state), relation_name(c->relation),
+                       s_sync(p));
+        else
+            buf_printf(&label, "\n%s", report_state_name(p->state));
+        s_dot_box(&b, buf_str(&name), buf_str(&label),
+                  p->state == REPORT_REFUSED ? "dashed" : "solid", p->lineage);
+    }
+    buf_free(&name);
+    buf_free(&label);
+    buf_puts(&b, "}\n");
+    return buf_detach(&b);
+}

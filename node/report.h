@@ -1,0 +1,87 @@
+/* report.h - what a running node tells `stemma report`, `stemma peers` and `stemma stats`.
+ *
+ * The node fills a report_node snapshot (node.c, at its control request) and a renderer
+ * turns it into text for people, JSON or TOML for programs, or Graphviz DOT for a
+ * picture of the mesh's lineage tree. The snapshot is a plain value: its strings,
+ * lineages and verdicts are lent by whoever filled it, for the duration of one render
+ * call, so the renderers never see the node's state and can be tested on snapshots
+ * built by hand. Every renderer returns a NUL-terminated string the caller frees.
+ *
+ * What the outputs promise (tests/mesh_test.py and tests/test_report.c hold them to it):
+ *   json   an object {"node": {...}, "peers": [{...}, ...]}; absent values are null
+ *   toml   the same keys and values as the JSON, as a [node] table and [[peers]] with
+ *          [[peers.families]]; TOML has no null, so absent values are left out
+ *   dot    one graph node per distinct version id of every lineage known (this node's,
+ *          and each peer's from its HELLO), edges parent -> child, and a box for this
+ *          node and for each peer joined to its head version */
+#ifndef STM_REPORT_H
+#define STM_REPORT_H
+
+#include "lineage/id.h"
+#include "lineage/lineage.h"
+#include "peer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Where the node stands with a peer (node.h tells the transitions). */
+typedef enum {
+    REPORT_CONNECTING, /* HELLOs sent, none answered */
+    REPORT_CONNECTED,  /* its HELLO came and was judged: syncing */
+    REPORT_GONE,       /* silent past peer_timeout_ms, or said BYE */
+    REPORT_REFUSED,    /* refused by this node or by the peer */
+} report_state;
+
+/* One peer as the reports show it. */
+typedef struct {
+    stm_id id;            /* its node id, which is its public key */
+    bool id_known;        /* false while unknown (insecure mode, before its HELLO) */
+    const char *endpoint; /* where its inbox listens */
+    report_state state;
+    const char *schema_set;      /* the schema set its HELLO named; NULL when none */
+    const lineage_t *lineage;    /* its database's lineage from its HELLO; NULL before one */
+    const peer_verdict *verdict; /* this node's judgement of that HELLO; NULL before one */
+    const char *refused_by_peer; /* the reason the peer gave in a REFUSE; NULL when none */
+    uint64_t ops_sent;           /* operations sent to it */
+    uint64_t ops_received;       /* operations received from it */
+    uint64_t parked;             /* of those received, how many were parked here */
+    uint64_t behind;             /* operations this node holds and it lacks, by its vector */
+    time_t last_seen;            /* wall-clock time of its last message; 0: never */
+} report_peer;
+
+/* This node and its peers. */
+typedef struct {
+    stm_id id;                /* this node's id (public key) */
+    const lineage_t *lineage; /* its database's lineage; lineage_name is the schema set */
+    int version;              /* its database's version */
+    const char *endpoint;     /* the mesh endpoint, port resolved */
+    bool secure;              /* CURVE (false: insecure, plain TCP) */
+    uint64_t operations;      /* operations in its oplog */
+    uint64_t parked;          /* of those, parked */
+    uint64_t malformed;       /* messages dropped as malformed or of another version */
+    uint64_t refused_keys;    /* connections the ZAP handler refused */
+    uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
+    const report_peer *peers; /* npeers of them, in the order the node met them */
+    size_t npeers;
+} report_node;
+
+/* "connecting", "connected", "gone", "refused": static. */
+const char *report_state_name(report_state s);
+
+/* The whole report as JSON (pretty-printed); the caller frees it. */
+char *report_json(const report_node *r);
+/* The whole report for people: the node, then each peer with its reason, warnings and
+ * counters; the caller frees it. */
+char *report_text(const report_node *r);
+/* The short form: the node and one line per peer; the caller frees it. */
+char *report_peers_text(const report_node *r);
+/* The counters, one per line; the caller frees it. */
+char *report_stats_text(const report_node *r);
+/* The same content as report_json, as a TOML 1.0 document; the caller frees it. */
+char *report_toml(const report_node *r);
+/* The mesh's lineage tree as a Graphviz digraph; the caller frees it. */
+char *report_dot(const report_node *r);
+
+#endif
