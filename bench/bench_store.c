@@ -1,0 +1,409 @@
+/* bench_store - the store's figures, each against SQLite doing the same work in the
+ * same run (docs/performance.md):
+ *
+ *   apply updates  200,000 single-column updates of random rows of 100,000, from a
+ *                  bundle, against plain `UPDATE t SET c = ? WHERE id = ?`
+ *   session        the same updates as a SQLite session changeset, applied with
+ *                  sqlite3changeset_apply (reported beside ours: it is what an
+ *                  application could use instead, and it applies nothing to a table
+ *                  with fewer columns)
+ *   apply inserts  200,000 rows of 5 columns, from a bundle, against plain INSERTs
+ *   capture        200,000 inserts through stemma's triggers, against the same
+ *                  inserts into a table without them
+ *
+ * Files in WAL mode with synchronous=NORMAL, one transaction on each side (a bundle
+ * is applied in one, as `stemma apply` does). Each figure is the median of three runs
+ * (STEMMA_BENCH_RUNS to change). Not a test: figures go to stdout. */
+/* The session extension's declarations (Debian's libsqlite3 is built with it). */
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
+#include "lineage/sqlscript.h"
+#include "sync/apply.h"
+#include "sync/bundle.h"
+#include "sync/capture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROWS 100000
+#define UPDATES 200000
+#define INSERTS 200000
+#define MAX_RUNS 9
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_check(stm_err rc, const stm_error *err)
+{
+    if (rc != STM_OK) {
+        fprintf(stderr, "bench_store: %s\n", err->msg);
+        exit(1);
+    }
+}
+
+static void s_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "bench_store: %s: %s\n", sql, msg);
+        exit(1);
+    }
+}
+
+static const char *const TABLE =
+    "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c INTEGER, d REAL, e TEXT);";
+
+static void s_fill(sqlite3 *db)
+{
+    sqlite3_stmt *ins = NULL;
+    s_exec(db, "BEGIN");
+    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?1, 'row', 0, 0.5, 'text')", -1, &ins, NULL);
+    for (int i = 1; i <= ROWS; i++) {
+        sqlite3_bind_int(ins, 1, i);
+        sqlite3_step(ins);
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    s_exec(db, "COMMIT");
+}
+
+/* The random rows and values of the updates, the same for both sides. */
+static int s_rows[UPDATES], s_values[UPDATES];
+
+static double s_baseline(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/plain.db", dir);
+    unlink(path);
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    s_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    s_exec(db, TABLE);
+    s_fill(db);
+    sqlite3_stmt *upd = NULL;
+    sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
+    double t0 = s_now();
+    s_exec(db, "BEGIN");
+    for (int i = 0; i < UPDATES; i++) {
+        sqlite3_bind_int(upd, 1, s_values[i]);
+        sqlite3_bind_int(upd, 2, s_rows[i]);
+        sqlite3_step(upd);
+        sqlite3_reset(upd);
+    }
+    s_exec(db, "COMMIT");
+    double t = s_now() - t0;
+    sqlite3_finalize(upd);
+    sqlite3_close(db);
+    return t;
+}
+
+/* Writes the bundle of updates once (from a database of the writing origin). */
+static void s_make_bundle(const char *dir, const char *bundle)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/writer.db", dir);
+    unlink(path);
+    store_t *store = NULL;
+    stm_error err = {0};
+    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(store_exec(store, TABLE, &err), &err);
+    s_check(store_exec(store, "BEGIN", &err), &err);
+    s_check(store_prepare(store, &err), &err);
+    s_check(capture_install(store, &err), &err);
+    s_check(store_exec(store, "COMMIT", &err), &err);
+    sqlite3 *db = store_db(store);
+    /* The writer has the rows too (not captured: they are the reader's already). */
+    s_exec(db, "UPDATE stemma_local SET applying = 1");
+    s_fill(db);
+    s_exec(db, "UPDATE stemma_local SET applying = 0");
+    sqlite3_stmt *upd = NULL;
+    sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
+    s_exec(db, "BEGIN");
+    for (int i = 0; i < UPDATES; i++) {
+        sqlite3_bind_int(upd, 1, s_values[i]);
+        sqlite3_bind_int(upd, 2, s_rows[i]);
+        sqlite3_step(upd);
+        sqlite3_reset(upd);
+    }
+    s_exec(db, "COMMIT");
+    sqlite3_finalize(upd);
+    bundle_info info;
+    s_check(bundle_write(store, NULL, bundle, &info, &err), &err);
+    if (info.ops != UPDATES) {
+        fprintf(stderr, "bench_store: the bundle holds %llu operations, not %d\n",
+                (unsigned long long)info.ops, UPDATES);
+        exit(1);
+    }
+    store_destroy(&store);
+}
+
+static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
+{
+    void **args = ctx;
+    return applier_apply(args[0], batch, args[1], err);
+}
+
+static double s_ours(const char *dir, const char *bundle, double *catch_up)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/reader.db", dir);
+    unlink(path);
+    store_t *store = NULL;
+    stm_error err = {0};
+    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(store_exec(store, TABLE, &err), &err);
+    s_check(store_exec(store, "BEGIN", &err), &err);
+    s_check(store_prepare(store, &err), &err);
+    s_check(capture_install(store, &err), &err);
+    s_check(store_exec(store, "COMMIT", &err), &err);
+    s_fill(store_db(store)); /* captured: 600,000 operations in the oplog */
+    applier_t *applier = applier_new(store, NULL, NULL);
+    apply_stats st = {0};
+    bundle_info info;
+    void *args[2] = {applier, &st};
+    /* The captured rows enter the clock table first; a running node does this as
+     * writes happen, so it is timed on its own. */
+    double c0 = s_now();
+    s_check(applier_catch_up(applier, &err), &err);
+    *catch_up = s_now() - c0;
+    double t0 = s_now();
+    s_check(applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
+    s_check(bundle_read(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(applier_commit(applier, &err), &err);
+    double t = s_now() - t0;
+    if (st.applied != UPDATES) {
+        fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
+                UPDATES);
+        exit(1);
+    }
+    applier_destroy(&applier);
+    store_destroy(&store);
+    return t;
+}
+
+/* A fresh database file (its -wal and -shm removed too), opened plain. */
+static sqlite3 *s_plain(const char *dir, const char *name)
+{
+    char path[600];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, name, suffix[k]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    sqlite3 *db = NULL;
+    sqlite3_open(path, &db);
+    s_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    s_exec(db, TABLE);
+    return db;
+}
+
+/* A fresh database set up for stemma, with capture on. */
+static store_t *s_stemma(const char *dir, const char *name)
+{
+    char path[600];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s%s", dir, name, suffix[k]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    store_t *store = NULL;
+    stm_error err = {0};
+    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(store_exec(store, TABLE, &err), &err);
+    s_check(store_exec(store, "BEGIN", &err), &err);
+    s_check(store_prepare(store, &err), &err);
+    s_check(capture_install(store, &err), &err);
+    s_check(store_exec(store, "COMMIT", &err), &err);
+    return store;
+}
+
+/* Inserts INSERTS rows of 5 columns in one transaction; returns the seconds taken. */
+static double s_insert_rows(sqlite3 *db)
+{
+    sqlite3_stmt *ins = NULL;
+    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &ins, NULL);
+    double t0 = s_now();
+    s_exec(db, "BEGIN");
+    for (int i = 1; i <= INSERTS; i++) {
+        sqlite3_bind_int(ins, 1, i);
+        sqlite3_bind_int(ins, 2, i * 7);
+        sqlite3_bind_text(ins, 3, "a row of text", -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 4, i % 1000);
+        sqlite3_bind_double(ins, 5, i / 3.0);
+        sqlite3_bind_text(ins, 6, "more text here", -1, SQLITE_STATIC);
+        sqlite3_step(ins);
+        sqlite3_reset(ins);
+    }
+    s_exec(db, "COMMIT");
+    double t = s_now() - t0;
+    sqlite3_finalize(ins);
+    return t;
+}
+
+/* Capture: the same inserts with and without stemma's triggers. */
+static void s_capture(const char *dir, double *ours, double *base)
+{
+    sqlite3 *plain = s_plain(dir, "plain.db");
+    *base = s_insert_rows(plain);
+    sqlite3_close(plain);
+    store_t *store = s_stemma(dir, "capture.db");
+    *ours = s_insert_rows(store_db(store));
+    store_destroy(&store);
+}
+
+/* Apply inserts: a bundle of INSERTS captured rows into an empty stemma table,
+ * against the plain inserts of the same rows. */
+static void s_apply_inserts(const char *dir, double *ours, double *base)
+{
+    sqlite3 *plain = s_plain(dir, "plain.db");
+    *base = s_insert_rows(plain);
+    sqlite3_close(plain);
+    char bundle[600];
+    snprintf(bundle, sizeof bundle, "%s/inserts.bundle", dir);
+    store_t *writer = s_stemma(dir, "writer.db");
+    s_insert_rows(store_db(writer));
+    bundle_info info;
+    stm_error err = {0};
+    s_check(bundle_write(writer, NULL, bundle, &info, &err), &err);
+    store_destroy(&writer);
+    store_t *reader = s_stemma(dir, "reader.db");
+    applier_t *applier = applier_new(reader, NULL, NULL);
+    apply_stats st = {0};
+    void *args[2] = {applier, &st};
+    double t0 = s_now();
+    s_check(applier_begin(applier, &err), &err);
+    s_check(bundle_read(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(applier_commit(applier, &err), &err);
+    *ours = s_now() - t0;
+    if (st.applied != (uint64_t)INSERTS * 6) {
+        fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
+                INSERTS * 6);
+        exit(1);
+    }
+    applier_destroy(&applier);
+    store_destroy(&reader);
+    unlink(bundle);
+}
+
+static int s_no_conflicts(void *ctx, int why, sqlite3_changeset_iter *it)
+{
+    (void)ctx;
+    (void)why;
+    (void)it;
+    return SQLITE_CHANGESET_OMIT;
+}
+
+/* The updates as a session changeset, applied to a copy of the table. */
+static double s_session(const char *dir)
+{
+    sqlite3 *src = s_plain(dir, "session-src.db");
+    s_fill(src);
+    sqlite3_session *session = NULL;
+    sqlite3session_create(src, "main", &session);
+    sqlite3session_attach(session, "t");
+    sqlite3_stmt *upd = NULL;
+    sqlite3_prepare_v2(src, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
+    s_exec(src, "BEGIN");
+    for (int i = 0; i < UPDATES; i++) {
+        sqlite3_bind_int(upd, 1, s_values[i]);
+        sqlite3_bind_int(upd, 2, s_rows[i]);
+        sqlite3_step(upd);
+        sqlite3_reset(upd);
+    }
+    s_exec(src, "COMMIT");
+    sqlite3_finalize(upd);
+    int size = 0;
+    void *changeset = NULL;
+    sqlite3session_changeset(session, &size, &changeset);
+    sqlite3session_delete(session);
+    sqlite3_close(src);
+    sqlite3 *dst = s_plain(dir, "session-dst.db");
+    s_fill(dst);
+    double t0 = s_now();
+    int rc = sqlite3changeset_apply(dst, size, changeset, NULL, s_no_conflicts, NULL);
+    double t = s_now() - t0;
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "bench_store: sqlite3changeset_apply: %s\n", sqlite3_errstr(rc));
+        exit(1);
+    }
+    sqlite3_free(changeset);
+    sqlite3_close(dst);
+    return t;
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double s_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, s_cmp);
+    return v[n / 2];
+}
+
+static void s_row(const char *figure, double ours, double base, const char *target)
+{
+    printf("%-40s %12.0f %12.0f %7.2f  %s\n", figure, ours, base, ours / base, target);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "/tmp";
+    char bundle[512];
+    snprintf(bundle, sizeof bundle, "%s/bench_store.bundle", dir);
+    srand(42);
+    for (int i = 0; i < UPDATES; i++) {
+        s_rows[i] = 1 + rand() % ROWS;
+        s_values[i] = i + 1; /* distinct: every update changes its cell */
+    }
+    s_make_bundle(dir, bundle);
+    /* STEMMA_BENCH_RUNS=1 for a quick look (under a profiler, say). */
+    const char *env = getenv("STEMMA_BENCH_RUNS");
+    int RUNS = env && atoi(env) > 0 && atoi(env) <= MAX_RUNS ? atoi(env) : 3;
+    double ours[MAX_RUNS], base[MAX_RUNS], catch_up[MAX_RUNS], session[MAX_RUNS];
+    double ins_ours[MAX_RUNS], ins_base[MAX_RUNS], cap_ours[MAX_RUNS], cap_base[MAX_RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        base[r] = s_baseline(dir);
+        ours[r] = s_ours(dir, bundle, &catch_up[r]);
+        session[r] = s_session(dir);
+        s_apply_inserts(dir, &ins_ours[r], &ins_base[r]);
+        s_capture(dir, &cap_ours[r], &cap_base[r]);
+    }
+    printf("stemma store benchmark, median of %d runs (rates per second; ratio = stemma / "
+           "baseline)\n\n",
+           RUNS);
+    printf("%-40s %12s %12s %7s  %s\n", "figure", "stemma", "baseline", "ratio", "target");
+    s_row("apply 200k updates / UPDATE", UPDATES / s_median(ours, RUNS),
+          UPDATES / s_median(base, RUNS), ">= 0.5");
+    s_row("apply 200k updates / session changeset", UPDATES / s_median(ours, RUNS),
+          UPDATES / s_median(session, RUNS), "(reported)");
+    s_row("apply 200k inserts (rows) / INSERT", INSERTS / s_median(ins_ours, RUNS),
+          INSERTS / s_median(ins_base, RUNS), ">= 0.5");
+    s_row("capture 200k inserts / no triggers", INSERTS / s_median(cap_ours, RUNS),
+          INSERTS / s_median(cap_base, RUNS), ">= 0.5 (cr-sqlite ~0.05)");
+    printf("\n%-40s %12.0f\n", "clock catch-up of captured ops, ops/s",
+           ROWS * 6 / s_median(catch_up, RUNS));
+    char path[600];
+    const char *files[] = {"plain.db",   "writer.db",      "reader.db",
+                           "capture.db", "session-src.db", "session-dst.db"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *suffix[] = {"", "-wal", "-shm"};
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s%s", dir, files[i], suffix[k]);
+            unlink(path);
+        }
+    }
+    unlink(bundle);
+    return 0;
+}
