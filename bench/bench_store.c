@@ -188,16 +188,22 @@ static double s_ours(const char *dir, const char *bundle, double *catch_up)
     return t;
 }
 
-/* A fresh database file (its -wal and -shm removed too), opened plain. */
+/* Removes dir/name and its -wal and -shm, and leaves path naming it. */
+static void s_fresh_path(const char *dir, const char *name, char *path, size_t size)
+{
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, size, "%s/%s%s", dir, name, suffix[k]);
+        unlink(path);
+    }
+    snprintf(path, size, "%s/%s", dir, name);
+}
+
+/* A fresh database file, opened plain. */
 static sqlite3 *s_plain(const char *dir, const char *name)
 {
     char path[600];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t k = 0; k < 3; k++) {
-        snprintf(path, sizeof path, "%s/%s%s", dir, name, suffix[k]);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    s_fresh_path(dir, name, path, sizeof path);
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
     s_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
@@ -209,12 +215,7 @@ static sqlite3 *s_plain(const char *dir, const char *name)
 static store_t *s_stemma(const char *dir, const char *name)
 {
     char path[600];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t k = 0; k < 3; k++) {
-        snprintf(path, sizeof path, "%s/%s%s", dir, name, suffix[k]);
-        unlink(path);
-    }
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    s_fresh_path(dir, name, path, sizeof path);
     store_t *store = NULL;
     stm_error err = {0};
     s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
@@ -397,13 +398,8 @@ int main(int argc, char **argv)
     char path[600];
     const char *files[] = {"plain.db",   "writer.db",      "reader.db",
                            "capture.db", "session-src.db", "session-dst.db"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        const char *suffix[] = {"", "-wal", "-shm"};
-        for (size_t k = 0; k < 3; k++) {
-            snprintf(path, sizeof path, "%s/%s%s", dir, files[i], suffix[k]);
-            unlink(path);
-        }
-    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        s_fresh_path(dir, files[i], path, sizeof path);
     unlink(bundle);
     return 0;
 }
