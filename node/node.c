@@ -50,6 +50,14 @@ typedef struct {
     int backoff_ms;
 } s_peer;
 
+/* An OPS applied in the open transaction, acknowledged when it commits: an ACK sent
+ * before the commit could promise operations a crash then loses. */
+typedef struct {
+    s_peer *peer;          /* peers live as long as the node */
+    uint64_t seq;          /* its batch number */
+    uint64_t ops, parked;  /* for the peer's counters */
+} s_ack;
+
 struct node {
     char *dir, *db_path, *schemas_dir, *control_endpoint;
     char endpoint[256];      /* the inbox's endpoint, port resolved */
@@ -73,6 +81,9 @@ struct node {
     s_peer **peers;
     size_t npeers, peers_cap;
     int64_t next_heartbeat_ms, next_local_poll_ms;
+    bool tx_open;            /* batches received this pass share one transaction */
+    s_ack *acks;             /* their acknowledgements, sent once it commits */
+    size_t nacks, acks_cap;
     uint64_t malformed, refused_keys, unknown_senders;
     time_t started;
 };
@@ -482,27 +493,60 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
         opbatch_destroy(&batch);
         return;
     }
+    /* Batches received in one pass of the loop share a transaction, committed before
+     * the loop sleeps (s_commit_batches): each changed page is written once. */
     apply_stats st = {0};
-    if (applier_apply(n->applier, batch, &st, &err) != STM_OK) {
-        /* Not acknowledged: the peer sends it again after peer_timeout_ms. */
+    stm_err rc = n->tx_open ? STM_OK : applier_begin(n->applier, &err);
+    n->tx_open = rc == STM_OK;
+    if (rc == STM_OK)
+        rc = applier_apply(n->applier, batch, &st, &err);
+    if (rc != STM_OK) {
+        /* The transaction is gone, and with it every batch of this pass: none is
+         * acknowledged, so their senders send them again after peer_timeout_ms. */
         log_event(LOG_ERROR, "apply", p->short_id, "%s", err.msg);
+        n->tx_open = false;
+        n->nacks = 0;
         opbatch_destroy(&batch);
         return;
     }
-    p->ops_received += opbatch_count(batch);
-    p->parked += st.parked;
+    n->acks = stm_grow(n->acks, &n->acks_cap, n->nacks + 1, sizeof *n->acks);
+    n->acks[n->nacks++] = (s_ack){p, seq, opbatch_count(batch), st.parked};
     opbatch_destroy(&batch);
-    vector_t *v = NULL;
-    if (vector_read(n->store, &v, &err) == STM_OK) {
-        buf_t msg = BUF_INIT;
-        wire_encode_ack(&msg, seq, v);
-        s_send(p, &msg);
-        buf_free(&msg);
-        vector_destroy(&v);
+}
+
+/* Commits what this pass applied, then acknowledges it with the vector after it; what
+ * came in travels on to the other peers. */
+static void s_commit_batches(node_t *n)
+{
+    if (!n->tx_open)
+        return;
+    n->tx_open = false;
+    stm_error err = {0};
+    if (applier_commit(n->applier, &err) != STM_OK) {
+        log_event(LOG_ERROR, "apply", NULL, "%s", err.msg);
+        n->nacks = 0;
+        return;
     }
-    /* What came in travels on. */
-    if (st.applied || st.parked)
+    vector_t *v = NULL;
+    if (vector_read(n->store, &v, &err) != STM_OK) {
+        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        n->nacks = 0;
+        return;
+    }
+    buf_t msg = BUF_INIT;
+    for (size_t i = 0; i < n->nacks; i++) {
+        s_ack *a = &n->acks[i];
+        a->peer->ops_received += a->ops;
+        a->peer->parked += a->parked;
+        buf_reset(&msg);
+        wire_encode_ack(&msg, a->seq, v);
+        s_send(a->peer, &msg);
+    }
+    buf_free(&msg);
+    vector_destroy(&v);
+    if (n->nacks)
         s_mark_all_more(n);
+    n->nacks = 0;
 }
 
 static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
@@ -1110,6 +1154,7 @@ stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_control(n);
+        s_commit_batches(n);
     }
     buf_t bye = BUF_INIT;
     wire_encode_empty(&bye, WIRE_BYE);
@@ -1139,6 +1184,9 @@ void node_destroy(node_t **self_p)
         zmq_ctx_term(n->ctx);
     if (n->control_endpoint && strncmp(n->control_endpoint, "ipc://", 6) == 0)
         unlink(n->control_endpoint + 6);
+    if (n->tx_open)
+        applier_rollback(n->applier);
+    free(n->acks);
     applier_destroy(&n->applier);
     store_destroy(&n->store);
     lineage_destroy(&n->lineage);
