@@ -1,0 +1,277 @@
+/* bench_handshake - how long a handshake with a node takes: connect, HELLO both ways,
+ * the peer judged; p50 and p99 over 1,000. Against a bare ZeroMQ round trip on the
+ * same kind of sockets (a new CURVE DEALER connecting to a CURVE ROUTER, one message
+ * there and back), measured in the same run.
+ *
+ *   bench_handshake STEMMA WORKDIR [COUNT]
+ *
+ * A real `stemma node` (tasks v4, trust on first use) runs as a process. This program
+ * plays a peer: for each handshake it opens a new DEALER to the node's inbox, sends
+ * a HELLO carrying a real lineage (tasks v4), and waits on its own inbox for the
+ * node's answering HELLO, which the node sends after judging it. The node keeps its
+ * connection back to us between handshakes (it is the same peer each time), so from
+ * the second handshake on, one side connects. Not a test: figures go to stdout. */
+#include "lineage/buf.h"
+#include "lineage/lineage.h"
+#include "node/wire.h"
+#include "sync/vector.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static const char *s_stemma;
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void s_die(const char *what)
+{
+    fprintf(stderr, "bench_handshake: %s\n", what);
+    exit(1);
+}
+
+static void s_run(buf_t *out, const char *arg, ...)
+{
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = (char *)s_stemma;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && argc < 31; a = va_arg(ap, const char *))
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    int fds[2];
+    if (pipe(fds) != 0)
+        s_die("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(s_stemma, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
+        if (out)
+            buf_append(out, chunk, (size_t)n);
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        s_die("a stemma command failed");
+}
+
+static int s_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(s, (struct sockaddr *)&a, sizeof a);
+    getsockname(s, (struct sockaddr *)&a, &len);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static int s_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A CURVE client DEALER to endpoint. */
+static void *s_dealer(void *ctx, const char *endpoint, const char *server_pub, const char *pub,
+                      const char *sec)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    zmq_connect(s, endpoint);
+    return s;
+}
+
+/* A CURVE server ROUTER bound on a free port; its endpoint in endpoint. */
+static void *s_router(void *ctx, const char *sec, char *endpoint, size_t size)
+{
+    void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+    if (zmq_bind(s, "tcp://127.0.0.1:*") != 0)
+        s_die("bind");
+    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, endpoint, &size);
+    return s;
+}
+
+typedef struct {
+    void *ctx;
+    char sec[41];
+    char endpoint[128];
+    volatile int ready, stop;
+} s_echo;
+
+/* The baseline's other end: echoes every message back, on its own thread. */
+static void *s_echo_main(void *arg)
+{
+    s_echo *e = arg;
+    void *r = s_router(e->ctx, e->sec, e->endpoint, sizeof e->endpoint);
+    int timeout = 100;
+    zmq_setsockopt(r, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    e->ready = 1;
+    while (!e->stop) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, r, 0) >= 0 && zmq_msg_recv(&body, r, 0) >= 0) {
+            zmq_msg_send(&id, r, ZMQ_SNDMORE);
+            zmq_msg_send(&body, r, 0);
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    zmq_close(r);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        s_die("usage: bench_handshake STEMMA WORKDIR [COUNT]");
+    s_stemma = argv[1];
+    const char *work = argv[2];
+    int count = argc > 3 ? atoi(argv[3]) : 1000;
+    mkdir(work, 0700);
+    char db[600], dir[600], log[600], bind[64];
+    snprintf(db, sizeof db, "%s/n.db", work);
+    snprintf(dir, sizeof dir, "%s/n", work);
+    snprintf(log, sizeof log, "%s/n.log", work);
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", s_free_port());
+    s_run(NULL, "migrate", "--db", db, "--schemas", "schemas/tasks", "--no-backup", (char *)NULL);
+    buf_t out = BUF_INIT;
+    s_run(&out, "init", "--dir", dir, "--db", db, "--schemas", "schemas/tasks", "--bind", bind,
+          "--trust-on-first-use", (char *)NULL);
+    const char *k = strstr(buf_str(&out), "public key: ");
+    if (!k)
+        s_die("no key from stemma init");
+    char node_pub[41];
+    snprintf(node_pub, sizeof node_pub, "%.40s", k + 12);
+    buf_free(&out);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDERR_FILENO);
+        execl(s_stemma, s_stemma, "node", "--dir", dir, (char *)NULL);
+        _exit(127);
+    }
+    usleep(300000);
+
+    /* This program as a peer: a key pair, an inbox, a HELLO with a real lineage. */
+    void *ctx = zmq_ctx_new();
+    char pub[41], sec[41];
+    zmq_curve_keypair(pub, sec);
+    char inbox_ep[128];
+    void *inbox = s_router(ctx, sec, inbox_ep, sizeof inbox_ep);
+    schemaset_t *set = NULL;
+    lineage_t *lineage = NULL;
+    stm_error err = {0};
+    if (schemaset_load("schemas/tasks", &set, &err) || lineage_build(set, &lineage, &err))
+        s_die(err.msg);
+    stm_id id;
+    zmq_z85_decode(id.bytes, pub);
+    vector_t *v = vector_new();
+    buf_t hello = BUF_INIT;
+    wire_encode_hello(&hello, &id, inbox_ep, lineage, v, 0, NULL, 0, false);
+    double *hs = calloc((size_t)count, sizeof *hs), *rt = calloc((size_t)count, sizeof *rt);
+    int timeout = 5000;
+    zmq_setsockopt(inbox, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    for (int i = 0; i < count; i++) {
+        double t0 = s_now();
+        void *d = s_dealer(ctx, bind, node_pub, pub, sec);
+        zmq_send(d, hello.data, hello.len, 0);
+        /* Wait for the node's HELLO (it may send a PING first: skip those). */
+        for (;;) {
+            zmq_msg_t rid, body;
+            zmq_msg_init(&rid);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&rid, inbox, 0) < 0 || zmq_msg_recv(&body, inbox, 0) < 0)
+                s_die("no HELLO from the node within 5 s");
+            int version, type;
+            bool is_hello = wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
+                                        &type, &err) == STM_OK &&
+                            type == WIRE_HELLO;
+            zmq_msg_close(&rid);
+            zmq_msg_close(&body);
+            if (is_hello)
+                break;
+        }
+        hs[i] = s_now() - t0;
+        zmq_close(d);
+    }
+
+    /* The baseline: a new CURVE DEALER, one message to an echoing ROUTER and back. */
+    s_echo echo = {.ctx = ctx};
+    char echo_pub[41];
+    zmq_curve_keypair(echo_pub, echo.sec);
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_echo_main, &echo);
+    while (!echo.ready)
+        usleep(1000);
+    for (int i = 0; i < count; i++) {
+        double t0 = s_now();
+        void *d = s_dealer(ctx, echo.endpoint, echo_pub, pub, sec);
+        zmq_send(d, "ping", 4, 0);
+        char back[8];
+        zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (zmq_recv(d, back, sizeof back, 0) < 0)
+            s_die("no echo");
+        rt[i] = s_now() - t0;
+        zmq_close(d);
+    }
+    echo.stop = 1;
+    pthread_join(thread, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+
+    qsort(hs, (size_t)count, sizeof *hs, s_cmp);
+    qsort(rt, (size_t)count, sizeof *rt, s_cmp);
+    printf("stemma handshake benchmark: %d handshakes with a running node, CURVE on\n\n", count);
+    printf("%-48s %10s %10s\n", "figure", "p50 ms", "p99 ms");
+    printf("%-48s %10.3f %10.3f   (target p50 <= 2 ms)\n",
+           "connect, HELLO both ways, judged (stemma)", hs[count / 2] * 1e3,
+           hs[count * 99 / 100] * 1e3);
+    printf("%-48s %10.3f %10.3f\n", "new CURVE DEALER, one round trip (ZeroMQ)",
+           rt[count / 2] * 1e3, rt[count * 99 / 100] * 1e3);
+    printf("%-48s %10.2f\n", "ratio of p50s (stemma / ZeroMQ)", hs[count / 2] / rt[count / 2]);
+    zmq_close(inbox);
+    zmq_ctx_term(ctx);
+    buf_free(&hello);
+    vector_destroy(&v);
+    lineage_destroy(&lineage);
+    schemaset_destroy(&set);
+    free(hs);
+    free(rt);
+    return 0;
+}
