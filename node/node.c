@@ -44,6 +44,7 @@ typedef struct {
     int in_flight;          /* OPS not acknowledged */
     int64_t last_send_ms;   /* when the oldest unacknowledged OPS left */
     uint64_t ops_sent, ops_received, parked;
+    uint64_t bytes_sent;    /* every message's bytes, as handed to ZeroMQ (before CURVE) */
     int64_t last_seen_ms;   /* monotonic time of its last message; 0: never */
     time_t last_seen_wall;  /* the same, wall clock, for reports */
     int64_t next_hello_ms;  /* when to say HELLO again while not connected */
@@ -271,9 +272,10 @@ static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
 /* Sends a whole message to p; false when it could not leave now. */
 static bool s_send(s_peer *p, const buf_t *msg)
 {
-    if (!p->outbox)
+    if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
         return false;
-    return zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) == (int)msg->len;
+    p->bytes_sent += msg->len;
+    return true;
 }
 
 /* The connected peers we can name to others. */
@@ -842,6 +844,8 @@ static void s_report_fill(node_t *n, report_node *r)
     r->malformed = n->malformed;
     r->refused_keys = n->refused_keys;
     r->unknown_senders = n->unknown_senders;
+    for (size_t i = 0; i < n->npeers; i++)
+        r->bytes_sent += n->peers[i]->bytes_sent;
     vector_t *mine = NULL;
     if (vector_read(n->store, &mine, &err) != STM_OK)
         mine = NULL; /* a lag of 0 rather than no report */

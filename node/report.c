@@ -139,6 +139,7 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "malformed_messages", r->malformed);
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
+    s_json_uint(w, "bytes_sent", r->bytes_sent);
     jsonw_object_end(w);
 }
 
@@ -281,6 +282,7 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
+    s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
     return t;
 }
 
@@ -413,10 +415,12 @@ char *report_stats_text(const report_node *r)
     buf_t b = BUF_INIT;
     buf_printf(&b,
                "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nmalformed messages %llu\nrefused keys %llu\nunknown senders %llu\n",
+               "received %llu\nbytes sent %llu\nmalformed messages %llu\nrefused keys %llu\n"
+               "unknown senders %llu\n",
                r->npeers, connected, (unsigned long long)r->operations,
                (unsigned long long)r->parked, (unsigned long long)sent,
-               (unsigned long long)received, (unsigned long long)r->malformed,
+               (unsigned long long)received, (unsigned long long)r->bytes_sent,
+               (unsigned long long)r->malformed,
                (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders);
     return buf_detach(&b);
 }

@@ -63,6 +63,7 @@ typedef struct {
     uint64_t malformed;       /* messages dropped as malformed or of another version */
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
+    uint64_t bytes_sent;      /* bytes of every message sent to every peer */
     const report_peer *peers; /* npeers of them, in the order the node met them */
     size_t npeers;
 } report_node;

@@ -598,8 +598,8 @@ static void test_text_names_every_peer(void **state)
 
     char *stats = report_stats_text(&f->node);
     assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nsent 13\n"
-                               "received 12\nmalformed messages 1\nrefused keys 4\n"
-                               "unknown senders 5\n");
+                               "received 12\nbytes sent 0\nmalformed messages 1\n"
+                               "refused keys 4\nunknown senders 5\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};
