@@ -249,6 +249,28 @@ static bool s_read_lineage(msgread_t *r, lineage_t *l)
     return true;
 }
 
+static int s_name_cmp(const void *a, const void *b)
+{
+    return sqlite3_stricmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when two columns of t have the same name (case folded, as catalog_table_find
+ * compares them). Sorted, so a peer's WIRE_MAX_COLUMNS columns cost n log n: looking
+ * each up as it came cost n squared, seconds of the node's loop for one message. */
+static bool s_has_duplicate_column(const catalog_table *t)
+{
+    size_t n = catalog_table_count(t);
+    const char **names = stm_malloc((n ? n : 1) * sizeof *names);
+    for (size_t i = 0; i < n; i++)
+        names[i] = catalog_table_column(t, i)->name;
+    qsort(names, n, sizeof *names, s_name_cmp);
+    bool dup = false;
+    for (size_t i = 1; i < n && !dup; i++)
+        dup = sqlite3_stricmp(names[i - 1], names[i]) == 0;
+    free(names);
+    return dup;
+}
+
 static bool s_read_columns(msgread_t *r, catalog_table *t)
 {
     uint32_t n;
@@ -281,14 +303,10 @@ static bool s_read_columns(msgread_t *r, catalog_table *t)
         char *col_name = stm_strndup(name, name_len);
         catalog_column c = {.name = col_name, .decltype = "", .affinity = codes[found].a,
                             .pk = (int)pk, .hidden = (int)hidden};
-        bool dup = catalog_table_find(t, col_name) != NULL;
-        if (!dup)
-            catalog_table_add_column(t, &c);
+        catalog_table_add_column(t, &c);
         free(col_name);
-        if (dup)
-            return false;
     }
-    return true;
+    return !s_has_duplicate_column(t);
 }
 
 static bool s_read_families(msgread_t *r, lineage_t *l)

@@ -46,3 +46,7 @@ add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
             LIBS stemma_node stemma_testutil)
+# Every input a fuzzer ever crashed on, and a few seeds, through the fuzz targets' code
+# (fuzz/targets.c; docs/hardening.md, "Fuzzing").
+stemma_test(test_fuzz_regressions SOURCES tests/test_fuzz_regressions.c fuzz/targets.c
+            LIBS stemma_node stemma_testutil)
