@@ -11,6 +11,7 @@
  * node's answering HELLO, which the node sends after judging it. The node keeps its
  * connection back to us between handshakes (it is the same peer each time), so from
  * the second handshake on, one side connects. Not a test: figures go to stdout. */
+#include "benchutil.h"
 #include "lineage/buf.h"
 #include "lineage/lineage.h"
 #include "node/wire.h"
@@ -32,65 +33,6 @@
 #include <zmq.h>
 
 static const char *s_stemma;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void s_die(const char *what)
-{
-    fprintf(stderr, "bench_handshake: %s\n", what);
-    exit(1);
-}
-
-static void s_run(buf_t *out, const char *arg, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = (char *)s_stemma;
-    va_list ap;
-    va_start(ap, arg);
-    for (const char *a = arg; a && argc < 31; a = va_arg(ap, const char *))
-        argv[argc++] = (char *)a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int fds[2];
-    if (pipe(fds) != 0)
-        s_die("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(s_stemma, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
-        if (out)
-            buf_append(out, chunk, (size_t)n);
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        s_die("a stemma command failed");
-}
-
-static int s_free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    getsockname(s, (struct sockaddr *)&a, &len);
-    close(s);
-    return ntohs(a.sin_port);
-}
 
 static int s_cmp(const void *a, const void *b)
 {
@@ -121,7 +63,7 @@ static void *s_router(void *ctx, const char *sec, char *endpoint, size_t size)
     zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
     if (zmq_bind(s, "tcp://127.0.0.1:*") != 0)
-        s_die("bind");
+        bench_die("bind");
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, endpoint, &size);
     return s;
 }
@@ -159,7 +101,7 @@ static void *s_echo_main(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        s_die("usage: bench_handshake STEMMA WORKDIR [COUNT]");
+        bench_die("usage: bench_handshake STEMMA WORKDIR [COUNT]");
     s_stemma = argv[1];
     const char *work = argv[2];
     int count = argc > 3 ? atoi(argv[3]) : 1000;
@@ -168,14 +110,14 @@ int main(int argc, char **argv)
     snprintf(db, sizeof db, "%s/n.db", work);
     snprintf(dir, sizeof dir, "%s/n", work);
     snprintf(log, sizeof log, "%s/n.log", work);
-    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", s_free_port());
-    s_run(NULL, "migrate", "--db", db, "--schemas", "schemas/tasks", "--no-backup", (char *)NULL);
+    snprintf(bind, sizeof bind, "tcp://127.0.0.1:%d", bench_free_port());
+    bench_stemma(s_stemma, NULL, "migrate", "--db", db, "--schemas", "schemas/tasks", "--no-backup", (char *)NULL);
     buf_t out = BUF_INIT;
-    s_run(&out, "init", "--dir", dir, "--db", db, "--schemas", "schemas/tasks", "--bind", bind,
+    bench_stemma(s_stemma, &out, "init", "--dir", dir, "--db", db, "--schemas", "schemas/tasks", "--bind", bind,
           "--trust-on-first-use", (char *)NULL);
     const char *k = strstr(buf_str(&out), "public key: ");
     if (!k)
-        s_die("no key from stemma init");
+        bench_die("no key from stemma init");
     char node_pub[41];
     snprintf(node_pub, sizeof node_pub, "%.40s", k + 12);
     buf_free(&out);
@@ -198,7 +140,7 @@ int main(int argc, char **argv)
     lineage_t *lineage = NULL;
     stm_error err = {0};
     if (schemaset_load("schemas/tasks", &set, &err) || lineage_build(set, &lineage, &err))
-        s_die(err.msg);
+        bench_die(err.msg);
     stm_id id;
     zmq_z85_decode(id.bytes, pub);
     vector_t *v = vector_new();
@@ -208,7 +150,7 @@ int main(int argc, char **argv)
     int timeout = 5000;
     zmq_setsockopt(inbox, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     for (int i = 0; i < count; i++) {
-        double t0 = s_now();
+        double t0 = bench_now();
         void *d = s_dealer(ctx, bind, node_pub, pub, sec);
         zmq_send(d, hello.data, hello.len, 0);
         /* Wait for the node's HELLO (it may send a PING first: skip those). */
@@ -217,7 +159,7 @@ int main(int argc, char **argv)
             zmq_msg_init(&rid);
             zmq_msg_init(&body);
             if (zmq_msg_recv(&rid, inbox, 0) < 0 || zmq_msg_recv(&body, inbox, 0) < 0)
-                s_die("no HELLO from the node within 5 s");
+                bench_die("no HELLO from the node within 5 s");
             int version, type;
             bool is_hello = wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
                                         &type, &err) == STM_OK &&
@@ -227,7 +169,7 @@ int main(int argc, char **argv)
             if (is_hello)
                 break;
         }
-        hs[i] = s_now() - t0;
+        hs[i] = bench_now() - t0;
         zmq_close(d);
     }
 
@@ -240,14 +182,14 @@ int main(int argc, char **argv)
     while (!echo.ready)
         usleep(1000);
     for (int i = 0; i < count; i++) {
-        double t0 = s_now();
+        double t0 = bench_now();
         void *d = s_dealer(ctx, echo.endpoint, echo_pub, pub, sec);
         zmq_send(d, "ping", 4, 0);
         char back[8];
         zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
         if (zmq_recv(d, back, sizeof back, 0) < 0)
-            s_die("no echo");
-        rt[i] = s_now() - t0;
+            bench_die("no echo");
+        rt[i] = bench_now() - t0;
         zmq_close(d);
     }
     echo.stop = 1;

@@ -9,6 +9,7 @@
  * inserted with the sqlite3 C API on node 0, in one transaction. Bytes are every
  * message's bytes as handed to ZeroMQ, summed over all nodes (`stemma stats`). Not a
  * test: figures go to stdout. */
+#include "benchutil.h"
 #include "lineage/buf.h"
 
 #include <fcntl.h>
@@ -34,72 +35,6 @@ typedef struct {
     char dir[512], db[512], log[512], bind[64], key[41];
     pid_t pid;
 } s_node;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void s_die(const char *what)
-{
-    fprintf(stderr, "bench_mesh: %s\n", what);
-    exit(1);
-}
-
-/* Runs stemma with the arguments in argv (NULL-terminated after argv[0]). */
-static int s_run_argv(char **argv, buf_t *out)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        s_die("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(s_stemma, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
-        if (out)
-            buf_append(out, chunk, (size_t)n);
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static int s_free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    getsockname(s, (struct sockaddr *)&a, &len);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static long long s_count(const char *db)
-{
-    sqlite3 *h = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(h, 2000);
-        sqlite3_stmt *stmt = NULL;
-        if (sqlite3_prepare_v2(h, "SELECT count(*) FROM lists", -1, &stmt, NULL) == SQLITE_OK &&
-            sqlite3_step(stmt) == SQLITE_ROW)
-            v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-    }
-    sqlite3_close(h);
-    return v;
-}
 
 /* (Re)writes node i's node.toml with its neighbours as peers and trusted keys. */
 static void s_init(s_node *nodes, int i, const int *adj, int n, bool force)
@@ -128,11 +63,11 @@ static void s_init(s_node *nodes, int i, const int *adj, int n, bool force)
         argv[argc++] = "--force";
     argv[argc] = NULL;
     buf_t out = BUF_INIT;
-    if (s_run_argv(argv, &out) != 0)
-        s_die("stemma init failed");
+    if (bench_run(argv, &out) != 0)
+        bench_die("stemma init failed");
     const char *k = strstr(buf_str(&out), "public key: ");
     if (!k)
-        s_die("no key from stemma init");
+        bench_die("no key from stemma init");
     snprintf(nodes[i].key, sizeof nodes[i].key, "%.40s", k + 12);
     buf_free(&out);
 }
@@ -141,7 +76,7 @@ static unsigned long long s_bytes_sent(const s_node *node)
 {
     char *argv[] = {(char *)s_stemma, "stats", "--dir", (char *)node->dir, NULL};
     buf_t out = BUF_INIT;
-    s_run_argv(argv, &out);
+    bench_run(argv, &out);
     const char *at = strstr(buf_str(&out), "bytes sent ");
     unsigned long long bytes = at ? strtoull(at + 11, NULL, 10) : 0;
     buf_free(&out);
@@ -160,11 +95,11 @@ static void s_run_topology(const char *name, const char *work, int n, const int 
         snprintf(nodes[i].dir, sizeof nodes[i].dir, "%s/n%d", topo, i);
         snprintf(nodes[i].db, sizeof nodes[i].db, "%s/n%d.db", topo, i);
         snprintf(nodes[i].log, sizeof nodes[i].log, "%s/n%d.log", topo, i);
-        snprintf(nodes[i].bind, sizeof nodes[i].bind, "tcp://127.0.0.1:%d", s_free_port());
+        snprintf(nodes[i].bind, sizeof nodes[i].bind, "tcp://127.0.0.1:%d", bench_free_port());
         char *argv[] = {(char *)s_stemma, "migrate", "--db", nodes[i].db, "--schemas",
                         "schemas/tasks", "--no-backup", NULL};
-        if (s_run_argv(argv, NULL) != 0)
-            s_die("stemma migrate failed");
+        if (bench_run(argv, NULL) != 0)
+            bench_die("stemma migrate failed");
         s_init(nodes, i, NULL, n, false);
     }
     for (int i = 0; i < n; i++)
@@ -187,19 +122,19 @@ static void s_run_topology(const char *name, const char *work, int n, const int 
              "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
              "INSERT INTO lists (id, name) SELECT 'l' || i, 'list ' || i FROM n",
              writes);
-    double t0 = s_now();
+    double t0 = bench_now();
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        s_die(sqlite3_errmsg(db));
+        bench_die(sqlite3_errmsg(db));
     sqlite3_close(db);
     int done = 0;
-    while (done < n && s_now() - t0 < 300) {
+    while (done < n && bench_now() - t0 < 300) {
         done = 0;
         for (int i = 0; i < n; i++)
-            done += s_count(nodes[i].db) == writes;
+            done += bench_count(nodes[i].db, "SELECT count(*) FROM lists") == writes;
         if (done < n)
             usleep(50000);
     }
-    double t = s_now() - t0;
+    double t = bench_now() - t0;
     unsigned long long bytes = 0;
     for (int i = 0; i < n; i++)
         bytes += s_bytes_sent(&nodes[i]);
@@ -208,7 +143,7 @@ static void s_run_topology(const char *name, const char *work, int n, const int 
     for (int i = 0; i < n; i++)
         waitpid(nodes[i].pid, NULL, 0);
     if (done < n)
-        s_die("not every node got every write within 300 s");
+        bench_die("not every node got every write within 300 s");
     long long ops = (long long)writes * 3;
     printf("%-30s %8.2f s %12.0f ops/s %10.1f bytes/op sent (all nodes)\n", name, t, ops / t,
            (double)bytes / (double)ops);
@@ -217,12 +152,12 @@ static void s_run_topology(const char *name, const char *work, int n, const int 
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        s_die("usage: bench_mesh STEMMA WORKDIR [NODES] [WRITES]");
+        bench_die("usage: bench_mesh STEMMA WORKDIR [NODES] [WRITES]");
     s_stemma = argv[1];
     const char *work = argv[2];
     int n = argc > 3 ? atoi(argv[3]) : 16, writes = argc > 4 ? atoi(argv[4]) : 10000;
     if (n < 2 || n > MAX_NODES)
-        s_die("NODES must be 2 to 64");
+        bench_die("NODES must be 2 to 64");
     mkdir(work, 0700);
     int *adj = calloc((size_t)(n * n), sizeof *adj);
     printf("stemma mesh benchmark: %d nodes, %d writes (rows, 3 operations each) on node 0\n\n",

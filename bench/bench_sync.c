@@ -8,6 +8,7 @@
  * scratch directory, OPERATIONS how many to sync (default 1,000,000: rows of the
  * tasks schema's `lists` table, three operations each). Not a test: figures go to
  * stdout. */
+#include "benchutil.h"
 #include "lineage/buf.h"
 #include "sync/apply.h"
 #include "sync/bundle.h"
@@ -27,84 +28,6 @@
 #include <unistd.h>
 
 static const char *s_stemma;
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void s_die(const char *what)
-{
-    fprintf(stderr, "bench_sync: %s\n", what);
-    exit(1);
-}
-
-/* Runs stemma with args (NULL-terminated), quietly; its stdout into out when given. */
-static void s_run(buf_t *out, const char *arg, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = (char *)s_stemma;
-    va_list ap;
-    va_start(ap, arg);
-    for (const char *a = arg; a && argc < 31; a = va_arg(ap, const char *))
-        argv[argc++] = (char *)a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int fds[2];
-    if (pipe(fds) != 0)
-        s_die("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(s_stemma, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
-        if (out)
-            buf_append(out, chunk, (size_t)n);
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "bench_sync: stemma %s failed\n", arg);
-        exit(1);
-    }
-}
-
-static int s_free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    bind(s, (struct sockaddr *)&a, sizeof a);
-    getsockname(s, (struct sockaddr *)&a, &len);
-    close(s);
-    return ntohs(a.sin_port);
-}
-
-static long long s_count(const char *db, const char *sql)
-{
-    sqlite3 *h = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(h, 5000);
-        sqlite3_stmt *stmt = NULL;
-        if (sqlite3_prepare_v2(h, sql, -1, &stmt, NULL) == SQLITE_OK &&
-            sqlite3_step(stmt) == SQLITE_ROW)
-            v = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-    }
-    sqlite3_close(h);
-    return v;
-}
 
 /* Peak resident memory of a process, in KiB. */
 static long s_peak_kib(pid_t pid)
@@ -142,7 +65,7 @@ static pid_t s_node(const char *dir, const char *log)
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        s_die("usage: bench_sync STEMMA WORKDIR [OPERATIONS]");
+        bench_die("usage: bench_sync STEMMA WORKDIR [OPERATIONS]");
     s_stemma = argv[1];
     const char *work = argv[2];
     long long want_ops = argc > 3 ? atoll(argv[3]) : 1000000;
@@ -160,7 +83,7 @@ int main(int argc, char **argv)
     snprintf(log_b, sizeof log_b, "%s/b.log", work);
     const char *dbs[] = {a_db, b_db, c_db};
     for (int i = 0; i < 3; i++)
-        s_run(NULL, "migrate", "--db", dbs[i], "--schemas", "schemas/tasks", "--no-backup",
+        bench_stemma(s_stemma, NULL, "migrate", "--db", dbs[i], "--schemas", "schemas/tasks", "--no-backup",
               (char *)NULL);
 
     /* The sender's operations, captured as an application would make them. */
@@ -172,9 +95,9 @@ int main(int argc, char **argv)
              "INSERT INTO lists (id, name) SELECT 'l' || i, 'list number ' || i FROM n",
              rows);
     if (sqlite3_exec(a, sql, NULL, NULL, NULL) != SQLITE_OK)
-        s_die(sqlite3_errmsg(a));
+        bench_die(sqlite3_errmsg(a));
     sqlite3_close(a);
-    long long ops = s_count(a_db, "SELECT count(*) FROM stemma_oplog");
+    long long ops = bench_count(a_db, "SELECT count(*) FROM stemma_oplog");
 
     /* Apply alone: the same operations from a bundle into a fresh database. */
     stm_error err = {0};
@@ -182,52 +105,52 @@ int main(int argc, char **argv)
     bundle_info info;
     if (store_open(a_db, STORE_OPEN_EXISTING, &sa, &err) ||
         bundle_write(sa, NULL, bundle, &info, &err))
-        s_die(err.msg);
+        bench_die(err.msg);
     store_destroy(&sa);
     if (store_open(c_db, STORE_OPEN_EXISTING, &sc, &err))
-        s_die(err.msg);
+        bench_die(err.msg);
     applier_t *applier = applier_new(sc, NULL, NULL);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
-    double t0 = s_now();
+    double t0 = bench_now();
     if (applier_begin(applier, &err) || bundle_read(bundle, s_apply_batch, args, &info, &err) ||
         applier_commit(applier, &err))
-        s_die(err.msg);
-    double apply_alone = s_now() - t0;
+        bench_die(err.msg);
+    double apply_alone = bench_now() - t0;
     applier_destroy(&applier);
     store_destroy(&sc);
 
     /* Sync: two nodes on loopback with CURVE. */
     char bind_a[64], bind_b[64], peer[160];
-    snprintf(bind_a, sizeof bind_a, "tcp://127.0.0.1:%d", s_free_port());
-    snprintf(bind_b, sizeof bind_b, "tcp://127.0.0.1:%d", s_free_port());
+    snprintf(bind_a, sizeof bind_a, "tcp://127.0.0.1:%d", bench_free_port());
+    snprintf(bind_b, sizeof bind_b, "tcp://127.0.0.1:%d", bench_free_port());
     buf_t out = BUF_INIT;
-    s_run(&out, "init", "--dir", a_dir, "--db", a_db, "--schemas", "schemas/tasks", "--bind",
+    bench_stemma(s_stemma, &out, "init", "--dir", a_dir, "--db", a_db, "--schemas", "schemas/tasks", "--bind",
           bind_a, "--trust-on-first-use", (char *)NULL);
     const char *key = strstr(buf_str(&out), "public key: ");
     if (!key)
-        s_die("no key from stemma init");
+        bench_die("no key from stemma init");
     snprintf(peer, sizeof peer, "%.40s@%s", key + 12, bind_a);
     buf_free(&out);
-    s_run(NULL, "init", "--dir", b_dir, "--db", b_db, "--schemas", "schemas/tasks", "--bind",
+    bench_stemma(s_stemma, NULL, "init", "--dir", b_dir, "--db", b_db, "--schemas", "schemas/tasks", "--bind",
           bind_b, "--peer", peer, "--trust-on-first-use", (char *)NULL);
     pid_t pa = s_node(a_dir, log_a);
     usleep(200000);
-    t0 = s_now();
+    t0 = bench_now();
     pid_t pb = s_node(b_dir, log_b);
     long long got = 0;
-    while (got < ops && s_now() - t0 < 600) {
+    while (got < ops && bench_now() - t0 < 600) {
         usleep(100000);
-        got = s_count(b_db, "SELECT count(*) FROM stemma_oplog");
+        got = bench_count(b_db, "SELECT count(*) FROM stemma_oplog");
     }
-    double sync = s_now() - t0;
+    double sync = bench_now() - t0;
     long peak_a = s_peak_kib(pa), peak_b = s_peak_kib(pb);
     kill(pa, SIGTERM);
     kill(pb, SIGTERM);
     waitpid(pa, NULL, 0);
     waitpid(pb, NULL, 0);
     if (got < ops)
-        s_die("the peer did not get every operation within 10 minutes");
+        bench_die("the peer did not get every operation within 10 minutes");
 
     printf("stemma sync benchmark: %lld operations (%lld rows of lists), one run\n\n", ops, rows);
     printf("%-52s %12s\n", "figure", "value");

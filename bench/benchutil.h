@@ -1,0 +1,24 @@
+/* benchutil.h - what the benchmark programs that run real stemma processes share:
+ * a monotonic clock, running stemma and capturing its output, free loopback ports,
+ * and counting rows in a database. Benchmarks only: failures print and exit. */
+#ifndef STM_BENCHUTIL_H
+#define STM_BENCHUTIL_H
+
+#include "lineage/buf.h"
+
+/* Seconds on a monotonic clock. */
+double bench_now(void);
+/* Prints "PROGRAM: what" and exits 1. */
+void bench_die(const char *what) __attribute__((noreturn));
+/* Runs argv (argv[0] the program, NULL-terminated), waits, and returns its exit
+ * status (-1 if it did not exit); its stdout goes into out when out is not NULL. */
+int bench_run(char *const argv[], buf_t *out);
+/* Runs the stemma binary with the arguments after it (NULL-terminated), exiting on
+ * failure; stdout into out when not NULL. */
+void bench_stemma(const char *stemma, buf_t *out, const char *arg, ...);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int bench_free_port(void);
+/* The integer sql returns from db (read-only), -1 on failure. */
+long long bench_count(const char *db, const char *sql);
+
+#endif
