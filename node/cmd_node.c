@@ -8,6 +8,7 @@
 #include "lineage/mem.h"
 #include "lineage/schemaset.h"
 #include "sync/migrate.h"
+#include "sync/apply.h"
 #include "sync/store.h"
 
 #include <errno.h>
@@ -123,7 +124,14 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
         return rc;
     stm_id id;
     memcpy(id.bytes, keys_public(keys), STM_ID_BYTES);
-    rc = store_exec(store, "BEGIN IMMEDIATE", err);
+    /* Changes made so far are the old id's: they become its operations first. */
+    applier_t *applier = applier_new(store, NULL, NULL);
+    rc = store_check_format(store, err);
+    if (rc == STM_OK)
+        rc = applier_catch_up(applier, err);
+    applier_destroy(&applier);
+    if (rc == STM_OK)
+        rc = store_exec(store, "BEGIN IMMEDIATE", err);
     if (rc == STM_OK) {
         rc = store_set_node_id(store, &id, err);
         if (rc == STM_OK)

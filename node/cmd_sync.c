@@ -27,7 +27,19 @@ static stm_err s_open_prepared(const char *path, store_t **out, stm_error *err)
                              "--db %s --schemas DIR' first",
                              path, path);
     /* Read-write even to read, so that closing removes the -wal and -shm files. */
-    return store_open(path, STORE_OPEN_EXISTING, out, err);
+    rc = store_open(path, STORE_OPEN_EXISTING, out, err);
+    if (rc == STM_OK)
+        rc = store_check_format(*out, err);
+    if (rc == STM_OK) {
+        /* What the application changed since stemma last looked becomes operations,
+         * so that they are counted, sent and compared with what arrives. */
+        applier_t *applier = applier_new(*out, NULL, NULL);
+        rc = applier_catch_up(applier, err);
+        applier_destroy(&applier);
+    }
+    if (rc != STM_OK)
+        store_destroy(out);
+    return rc;
 }
 
 /* ---- changes ---- */

@@ -920,9 +920,15 @@ static void s_timers(node_t *n, int64_t now)
     if (now >= n->next_local_poll_ms) {
         n->next_local_poll_ms = now + n->local_poll_ms;
         int dv = s_data_version(n);
-        if (dv != n->data_version) {
-            n->data_version = dv;
-            s_mark_all_more(n);
+        if (dv != n->data_version && !n->tx_open) {
+            /* The application wrote: its queued changes become operations to send. */
+            stm_error err = {0};
+            if (applier_catch_up(n->applier, &err) != STM_OK) {
+                log_event(LOG_ERROR, "capture", NULL, "%s (trying again)", err.msg);
+            } else {
+                n->data_version = dv;
+                s_mark_all_more(n);
+            }
         }
         int cookie = sqlscript_schema_cookie(store_db(n->store));
         if (cookie != n->schema_cookie) {
@@ -1077,9 +1083,15 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     if (rc == STM_OK) {
         /* The node's operations carry its public key as their origin. */
         stm_id current;
-        rc = store_node_id(n->store, &current, err);
+        rc = store_check_format(n->store, err);
+        if (rc == STM_OK)
+            rc = store_node_id(n->store, &current, err);
         if (rc == STM_OK && !stm_id_equal(&current, &n->id)) {
-            if ((rc = store_exec(n->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
+            /* Changes made so far are the old id's: they become its operations first. */
+            applier_t *applier = applier_new(n->store, NULL, NULL);
+            rc = applier_catch_up(applier, err);
+            applier_destroy(&applier);
+            if (rc == STM_OK && (rc = store_exec(n->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
                 (rc = store_set_node_id(n->store, &n->id, err)) == STM_OK)
                 rc = store_exec(n->store, "COMMIT", err);
             else
@@ -1090,7 +1102,8 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         rc = s_load_lineage(n, err);
     if (rc == STM_OK) {
         n->applier = applier_new(n->store, NULL, NULL);
-        n->data_version = s_data_version(n);
+        /* Writes made while no node ran are still queued: the first look collects them. */
+        n->data_version = -1;
         rc = s_bind_sockets(n, o->bind, err);
     }
     for (size_t i = 0; i < o->npeers && rc == STM_OK; i++) {

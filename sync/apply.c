@@ -1,6 +1,7 @@
 #include "apply.h"
 #include "capture.h"
 #include "oplog.h"
+#include "rowclock.h"
 #include "lineage/buf.h"
 #include "lineage/catalog.h"
 #include "lineage/mem.h"
@@ -10,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How the hot path stays close to SQLite's own speed: the statements are prepared
- * once (fixed ones by name, row statements by table and column set); an operation is
- * recorded with INSERT OR IGNORE, whose change count says whether it was already
- * present, instead of a lookup first; and a row is updated first and only looked up
- * when the update found nothing. What is left per written cell is one index seek for
- * the cell's latest clock, the oplog insert and the row write. */
+/* How the hot path stays close to SQLite's own speed: a row change (the operations
+ * of one origin and clock on one row) is the unit of work. It is recorded as one
+ * oplog row (oplog.h), its row's clocks are one stemma_clock row read and written
+ * once (rowclock.h), and the row is written with one statement, prepared once per
+ * (table, kind, set of columns). Whether an operation is held already is known from
+ * the version vector without a query, except for operations that arrive out of
+ * order. A row with no clock yet is inserted first (the common case for new rows),
+ * a row with one updated first. */
 
 /* A synced table of the local catalog. */
 typedef struct {
@@ -25,60 +28,40 @@ typedef struct {
 
 /* The fixed statements, prepared on first use. */
 enum {
-    Q_RECORD,        /* INSERT OR IGNORE an operation */
-    Q_MARK_PARKED,   /* set an operation's parked flag */
-    Q_PARK_REASON,   /* why it is parked */
-    Q_CLOCK_GET,     /* the latest write of a cell (or a row's latest delete or write) */
-    Q_CLOCK_PUT,     /* record a write there when it is later than what is there */
-    Q_ROW_LATEST,    /* the latest write of any cell of a row */
-    Q_CELL_VALUE,    /* the value of a cell's latest write */
-    Q_CLOCKED_LIST,  /* origins captured here, and how far they are in the clock */
-    Q_CLOCKED_OPS,   /* their operations beyond that */
-    Q_CLOCKED_SET,
+    Q_CLOCK_GET,    /* a row's clocks */
+    Q_CLOCK_PUT,    /* ... written back */
+    Q_PARK,         /* why an operation is parked */
+    Q_PARKED_LIST,  /* parked operations of a kind (or all) */
+    Q_PARKED_CLEAR, /* ... taken out for a retry */
+    Q_HAS_PARKED,
     Q_VECTOR_GET,
     Q_VECTOR_SET,
+    Q_ABOVE,        /* does an origin have operations stored above its vector entry? */
     Q_LOCAL_SEQ,
     Q_CLOCK,
-    Q_HAS_PARKED,
     Q_COUNT
 };
 
-/* stemma_clock.col for a row's latest delete, and for its latest write that this
- * schema could not hold (a column it lacks): integers, never equal to a column name.
- * A row's latest write is the latest of its cells' entries and that one. */
-enum { CLOCK_DELETE = 0, CLOCK_WRITE = 1 };
-
 static const char *const s_sql[Q_COUNT] = {
-    [Q_RECORD] = "INSERT OR IGNORE INTO stemma_oplog (origin, seq, hlc, version_id, tbl, pk, col, "
-                 "aff, val, parked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [Q_MARK_PARKED] = "UPDATE stemma_oplog SET parked = ?3 WHERE origin = ?1 AND seq = ?2",
-    [Q_PARK_REASON] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
-                      "VALUES (?1, ?2, ?3, ?4)",
-    [Q_CLOCK_GET] = "SELECT hlc, origin FROM stemma_clock WHERE tbl = ?1 AND pk = ?2 AND col = ?3",
-    [Q_CLOCK_PUT] = "INSERT INTO stemma_clock (tbl, pk, col, hlc, origin, seq) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tbl, pk, col) DO UPDATE SET "
-                    "hlc = excluded.hlc, origin = excluded.origin, seq = excluded.seq "
-                    "WHERE (excluded.hlc, excluded.origin) > (stemma_clock.hlc, stemma_clock.origin)",
-    [Q_ROW_LATEST] = "SELECT hlc, origin FROM stemma_clock WHERE tbl = ?1 AND pk = ?2 AND "
-                     "col IS NOT 0 ORDER BY hlc DESC, origin DESC LIMIT 1",
-    [Q_CELL_VALUE] = "SELECT o.val FROM stemma_clock AS c JOIN stemma_oplog AS o ON "
-                     "o.origin = c.origin AND o.seq = c.seq "
-                     "WHERE c.tbl = ?1 AND c.pk = ?2 AND c.col = ?3",
-    [Q_CLOCKED_LIST] = "SELECT origin, seq FROM stemma_clocked",
-    [Q_CLOCKED_OPS] = "SELECT seq, hlc, tbl, pk, col FROM stemma_oplog WHERE origin = ?1 AND "
-                      "seq > ?2 ORDER BY seq",
-    [Q_CLOCKED_SET] = "UPDATE stemma_clocked SET seq = ?2 WHERE origin = ?1",
+    [Q_CLOCK_GET] = "SELECT cells FROM stemma_clock WHERE tbl = ?1 AND pk = ?2",
+    [Q_CLOCK_PUT] = "INSERT OR REPLACE INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
+    [Q_PARK] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
+               "VALUES (?1, ?2, ?3, ?4)",
+    [Q_PARKED_LIST] = "SELECT origin, seq FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 "
+                      "ORDER BY origin, seq",
+    [Q_PARKED_CLEAR] = "DELETE FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1",
+    [Q_HAS_PARKED] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",
     [Q_VECTOR_GET] = "SELECT seq FROM stemma_vector WHERE origin = ?1",
     [Q_VECTOR_SET] = "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
                      "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
-    [Q_LOCAL_SEQ] = "UPDATE stemma_local SET seq = max(seq, (SELECT max(seq) FROM stemma_oplog "
-                    "WHERE origin = ?1)) WHERE id = 1",
+    [Q_ABOVE] = "SELECT 1 FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 LIMIT 1",
+    [Q_LOCAL_SEQ] = "UPDATE stemma_local SET seq = max(seq, ?1) WHERE id = 1",
     [Q_CLOCK] = "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 WHERE id = 1",
-    [Q_HAS_PARKED] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",
 };
 
 /* Row statements: one per (table, kind, set of columns). */
-typedef enum { ROW_EXISTS, ROW_UPDATE, ROW_INSERT, ROW_DELETE } s_row_kind;
+/* ROW_ADD inserts unless the key is there (then changes nothing). */
+typedef enum { ROW_EXISTS, ROW_UPDATE, ROW_INSERT, ROW_ADD, ROW_DELETE } s_row_kind;
 
 typedef struct {
     const s_table *table; /* NULL: empty slot */
@@ -93,9 +76,22 @@ typedef struct {
     sqlite3_stmt *stmt;
 } s_text_stmt;
 
+
+
+/* What the transaction knows of one origin. */
+typedef struct {
+    stm_id id;
+    int64_t no;        /* stemma_ids number; 0 until it has one */
+    uint64_t held;     /* every operation up to here is held */
+    bool above;        /* some may be held above held, so look those up */
+    bool touched;      /* operations of it were recorded in this transaction */
+    uint64_t top;      /* the highest sequence recorded in this transaction */
+} s_origin;
+
 struct applier {
     store_t *store;        /* lent */
     sqlite3 *db;           /* store's connection, lent */
+    oplog_t *log;          /* owned */
     apply_warn_fn warn;    /* may be NULL */
     void *warn_ctx;
     catalog_t *catalog;    /* the local schema as last read */
@@ -115,9 +111,12 @@ struct applier {
     size_t warned_cap;
     stm_id node_id;        /* this database's origin */
     uint64_t max_hlc;      /* greatest clock seen in the current transaction */
-    stm_id *touched;       /* origins with new operations in this transaction */
-    size_t ntouched;
-    size_t touched_cap;
+    s_origin *origins;     /* origins met in the current transaction */
+    size_t norigins, origins_cap;
+    size_t last_origin;    /* index of the last one met */
+    rowclock_t clock;      /* the clocks of the row being written */
+    buf_t clock_bytes;     /* scratch for encoding them */
+    bool retrying;         /* applying parked operations, recorded already */
     bool any_applied;      /* something applied in this transaction */
     bool open;             /* applier_begin opened a transaction batches join */
 };
@@ -198,6 +197,7 @@ static void s_row_sql(buf_t *sql, const s_table *t, s_row_kind kind, const s_cel
         }
         break;
     case ROW_INSERT:
+    case ROW_ADD:
         buf_puts(sql, "INSERT INTO ");
         sqlscript_quote_ident(sql, table);
         buf_puts(sql, " (");
@@ -210,6 +210,11 @@ static void s_row_sql(buf_t *sql, const s_table *t, s_row_kind kind, const s_cel
         for (size_t i = 0; i < ncells; i++)
             buf_printf(sql, ", ?%zu", i + 2);
         buf_puts(sql, ")");
+        if (kind == ROW_ADD) {
+            buf_puts(sql, " ON CONFLICT (");
+            sqlscript_quote_ident(sql, t->key->name);
+            buf_puts(sql, ") DO NOTHING");
+        }
         return;
     }
     buf_puts(sql, " WHERE ");
@@ -358,6 +363,7 @@ applier_t *applier_new(store_t *store, apply_warn_fn warn, void *ctx)
     applier_t *a = stm_calloc(1, sizeof *a);
     a->store = store;
     a->db = store_db(store);
+    a->log = oplog_new(store);
     a->warn = warn;
     a->warn_ctx = ctx;
     a->schema_cookie = -1;
@@ -370,18 +376,118 @@ void applier_destroy(applier_t **self_p)
     if (!a)
         return;
     s_statements_clear(a);
+    oplog_destroy(&a->log);
     free(a->texts);
     catalog_destroy(&a->catalog);
     free(a->tables);
     for (size_t i = 0; i < a->nwarned; i++)
         free(a->warned[i]);
     free(a->warned);
-    free(a->touched);
+    free(a->origins);
+    rowclock_free(&a->clock);
+    buf_free(&a->clock_bytes);
     free(a);
     *self_p = NULL;
 }
 
-/* ---- recording and parking ---- */
+/* ---- origins and what is held of them ---- */
+
+/* The transaction's state of origin, read on first meeting. */
+static stm_err s_origin_get(applier_t *a, const stm_id *id, s_origin **out, stm_error *err)
+{
+    if (a->norigins && stm_id_equal(&a->origins[a->last_origin].id, id)) {
+        *out = &a->origins[a->last_origin];
+        return STM_OK;
+    }
+    for (size_t i = 0; i < a->norigins; i++) {
+        if (stm_id_equal(&a->origins[i].id, id)) {
+            a->last_origin = i;
+            *out = &a->origins[i];
+            return STM_OK;
+        }
+    }
+    s_origin o = {.id = *id};
+    stm_err rc = store_id_number(a->store, id, false, &o.no, err);
+    if (rc != STM_OK)
+        return rc;
+    if (stm_id_equal(id, &a->node_id)) {
+        sqlite3_stmt *q = NULL;
+        if (sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_local WHERE id = 1", -1, &q, NULL) !=
+            SQLITE_OK)
+            return s_db_error(a, err, "reading the local sequence");
+        if (sqlite3_step(q) == SQLITE_ROW)
+            o.held = (uint64_t)sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    } else {
+        sqlite3_stmt *get = s_fixed(a, Q_VECTOR_GET);
+        if (!get)
+            return s_db_error(a, err, "reading the version vector");
+        sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        if (sqlite3_step(get) == SQLITE_ROW)
+            o.held = (uint64_t)sqlite3_column_int64(get, 0);
+        sqlite3_reset(get);
+    }
+    if (o.no) {
+        sqlite3_stmt *above = s_fixed(a, Q_ABOVE);
+        if (!above)
+            return s_db_error(a, err, "reading the oplog");
+        sqlite3_bind_int64(above, 1, o.no);
+        sqlite3_bind_int64(above, 2, (sqlite3_int64)o.held);
+        int step = sqlite3_step(above);
+        o.above = step == SQLITE_ROW;
+        sqlite3_reset(above);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return s_db_error(a, err, "reading the oplog");
+    }
+    a->origins = stm_grow(a->origins, &a->origins_cap, a->norigins + 1, sizeof *a->origins);
+    a->last_origin = a->norigins;
+    a->origins[a->norigins++] = o;
+    *out = &a->origins[a->last_origin];
+    return STM_OK;
+}
+
+/* Whether operation seq of o is held; *end is the last sequence of the stored row
+ * change holding it (skip to there), or seq when it is not held. */
+static stm_err s_held(applier_t *a, s_origin *o, uint64_t seq, bool *held, uint64_t *end,
+                      stm_error *err)
+{
+    *end = seq;
+    *held = seq <= o->held;
+    /* Without anything stored above o->held, seq above it is new. */
+    if (*held || !o->above || !o->no)
+        return STM_OK;
+    uint64_t last;
+    stm_err rc = oplog_holds(a->log, o->no, seq, &last, err);
+    if (rc == STM_OK && last) {
+        *held = true;
+        *end = last;
+    }
+    return rc;
+}
+
+/* Records ops[0..n) (one row change, none held, consecutive sequences) for o. */
+static stm_err s_record(applier_t *a, s_origin *o, const op_t *const *ops, size_t n,
+                        stm_error *err)
+{
+    stm_err rc = oplog_append(a->log, ops, n, ops[0]->table, err);
+    if (rc != STM_OK)
+        return rc;
+    if (!o->no && (rc = store_id_number(a->store, &o->id, false, &o->no, err)) != STM_OK)
+        return rc;
+    uint64_t first = ops[0]->seq, last = ops[n - 1]->seq;
+    if (first == o->held + 1)
+        o->held = last;
+    else
+        o->above = true; /* a gap below it: later arrivals must be looked up */
+    o->touched = true;
+    if (last > o->top)
+        o->top = last;
+    if (ops[0]->hlc > a->max_hlc)
+        a->max_hlc = ops[0]->hlc;
+    return STM_OK;
+}
+
+/* ---- parking ---- */
 
 static void s_warn_once(applier_t *a, const op_t *op, const char *reason)
 {
@@ -407,220 +513,118 @@ static void s_warn_once(applier_t *a, const op_t *op, const char *reason)
     buf_free(&msg);
 }
 
-/* Parked kinds as stored in stemma_oplog.parked. */
-enum { PARKED_NO = 0, PARKED_SCHEMA = 1, PARKED_CONSTRAINT = 2 };
+/* Parked kinds: 'schema' (not in this schema) and 'constraint' (refused). */
+typedef enum { PARK_SCHEMA, PARK_CONSTRAINT } s_park_kind;
 
-static const char *s_kind_name(int parked)
-{
-    return parked == PARKED_SCHEMA ? "schema" : "constraint";
-}
-
-static void s_touch(applier_t *a, const stm_id *origin)
-{
-    for (size_t i = 0; i < a->ntouched; i++)
-        if (stm_id_equal(&a->touched[i], origin))
-            return;
-    a->touched = stm_grow(a->touched, &a->touched_cap, a->ntouched + 1, sizeof *a->touched);
-    a->touched[a->ntouched++] = *origin;
-}
-
-/* Records op in the oplog unless it is there already (*present). table and column
- * are the names to store: the local catalog's for an op that applies, so that later
- * lookups find it; the received ones for a parked op. */
-static stm_err s_record(applier_t *a, const op_t *op, const char *table, const char *column,
-                        int parked, bool *present, stm_error *err)
-{
-    sqlite3_stmt *ins = s_fixed(a, Q_RECORD);
-    if (!ins)
-        return s_db_error(a, err, "recording an operation");
-    char aff[2] = {op->affinity, '\0'};
-    sqlite3_bind_blob(ins, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(ins, 2, (sqlite3_int64)op->seq);
-    sqlite3_bind_int64(ins, 3, (sqlite3_int64)op->hlc);
-    sqlite3_bind_blob(ins, 4, op->version_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_text(ins, 5, table, -1, SQLITE_STATIC);
-    /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
-    if (op_value_bind(ins, 6, &op->pk) != SQLITE_OK)
-        return s_db_error(a, err, "recording an operation's key");
-    if (column) {
-        sqlite3_bind_text(ins, 7, column, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 8, aff, 1, SQLITE_TRANSIENT);
-        if (op_value_bind(ins, 9, &op->value) != SQLITE_OK)
-            return s_db_error(a, err, "recording an operation's value");
-    }
-    sqlite3_bind_int(ins, 10, parked);
-    if (sqlite3_step(ins) != SQLITE_DONE)
-        return s_db_error(a, err, "recording an operation");
-    *present = sqlite3_changes(a->db) == 0;
-    if (!*present) {
-        if (op->hlc > a->max_hlc)
-            a->max_hlc = op->hlc;
-        s_touch(a, &op->origin);
-    }
-    return STM_OK;
-}
-
-/* Writes why op (recorded already) is parked. */
-static stm_err s_park_reason(applier_t *a, const op_t *op, int parked, const char *reason,
-                             apply_stats *st, stm_error *err)
+/* Parks op (recorded already) with its reason. */
+static stm_err s_park(applier_t *a, const op_t *op, s_park_kind kind, const char *reason,
+                      apply_stats *st, stm_error *err)
 {
     s_warn_once(a, op, reason);
     st->parked++;
-    sqlite3_stmt *park = s_fixed(a, Q_PARK_REASON);
+    sqlite3_stmt *park = s_fixed(a, Q_PARK);
     if (!park)
         return s_db_error(a, err, "parking an operation");
     sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
-    sqlite3_bind_text(park, 3, s_kind_name(parked), -1, SQLITE_STATIC);
+    sqlite3_bind_text(park, 3, kind == PARK_SCHEMA ? "schema" : "constraint", -1, SQLITE_STATIC);
     sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
     if (sqlite3_step(park) != SQLITE_DONE)
         return s_db_error(a, err, "parking an operation");
     return STM_OK;
 }
 
-/* Records and parks a new op; counts it present instead when it was there. */
-static stm_err s_park(applier_t *a, const op_t *op, int parked, const char *reason,
-                      apply_stats *st, stm_error *err)
+static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const char *reason,
+                          apply_stats *st, stm_error *err)
 {
-    bool present;
-    stm_err rc = s_record(a, op, op->table, op->column, parked, &present, err);
-    if (rc != STM_OK)
-        return rc;
-    if (present) {
-        st->present++;
-        return STM_OK;
-    }
-    return s_park_reason(a, op, parked, reason, st, err);
-}
-
-/* Parks an op already recorded as applied: a constraint refused its row write. */
-static stm_err s_repark(applier_t *a, const op_t *op, const char *reason, apply_stats *st,
-                        stm_error *err)
-{
-    sqlite3_stmt *mark = s_fixed(a, Q_MARK_PARKED);
-    if (!mark)
-        return s_db_error(a, err, "parking an operation");
-    sqlite3_bind_blob(mark, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(mark, 2, (sqlite3_int64)op->seq);
-    sqlite3_bind_int(mark, 3, PARKED_CONSTRAINT);
-    if (sqlite3_step(mark) != SQLITE_DONE)
-        return s_db_error(a, err, "parking an operation");
-    return s_park_reason(a, op, PARKED_CONSTRAINT, reason, st, err);
-}
-
-/* ---- last writer wins ---- */
-
-/* Binds stemma_clock's (tbl, pk, col) as ?1 ?2 ?3: a column name, or when column is
- * NULL the special entry `special`. */
-static int s_bind_cell(sqlite3_stmt *stmt, const char *table, const op_value *pk,
-                       const char *column, int special)
-{
-    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-    int rc = op_value_bind(stmt, 2, pk);
-    if (column)
-        sqlite3_bind_text(stmt, 3, column, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int(stmt, 3, special);
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < n && rc == STM_OK; i++)
+        rc = s_park(a, ops[i], PARK_SCHEMA, reason, st, err);
     return rc;
 }
 
-/* Steps stmt, a query of (hlc, origin), once: the write it finds, if any. */
-static stm_err s_read_clock(applier_t *a, sqlite3_stmt *stmt, uint64_t *hlc, stm_id *origin,
-                            bool *found, stm_error *err)
-{
-    int step = sqlite3_step(stmt);
-    *found = step == SQLITE_ROW;
-    if (*found) {
-        *hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
-        memset(origin->bytes, 0, STM_ID_BYTES);
-        if (sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES)
-            memcpy(origin->bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
-    }
-    sqlite3_reset(stmt);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return s_db_error(a, err, "reading clocks");
-    return STM_OK;
-}
+/* ---- row clocks ---- */
 
-/* The latest write recorded for a cell (or a row's special entry). *found false
- * when there is none. */
-static stm_err s_clock_get(applier_t *a, const char *table, const op_value *pk,
-                           const char *column, int special, uint64_t *hlc, stm_id *origin,
-                           bool *found, stm_error *err)
-{
-    sqlite3_stmt *stmt = s_fixed(a, Q_CLOCK_GET);
-    if (!stmt || s_bind_cell(stmt, table, pk, column, special) != SQLITE_OK)
-        return s_db_error(a, err, "reading clocks");
-    return s_read_clock(a, stmt, hlc, origin, found, err);
-}
-
-/* Records the write (hlc, origin, seq) for a cell (or special entry) when it is later
- * than the one there. */
-static stm_err s_clock_put(applier_t *a, const char *table, const op_value *pk,
-                           const char *column, int special, uint64_t hlc, const stm_id *origin,
-                           uint64_t seq, stm_error *err)
-{
-    sqlite3_stmt *stmt = s_fixed(a, Q_CLOCK_PUT);
-    if (!stmt || s_bind_cell(stmt, table, pk, column, special) != SQLITE_OK)
-        return s_db_error(a, err, "recording clocks");
-    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)hlc);
-    sqlite3_bind_blob(stmt, 5, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 6, (sqlite3_int64)seq);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
-        return s_db_error(a, err, "recording clocks");
-    return STM_OK;
-}
-
-/* The latest write of any cell of a row (written here, or parked for a column this
- * schema lacks). */
-static stm_err s_row_latest(applier_t *a, const char *table, const op_value *pk, uint64_t *hlc,
-                            stm_id *origin, bool *found, stm_error *err)
-{
-    sqlite3_stmt *stmt = s_fixed(a, Q_ROW_LATEST);
-    if (!stmt)
-        return s_db_error(a, err, "reading clocks");
-    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-    if (op_value_bind(stmt, 2, pk) != SQLITE_OK)
-        return s_db_error(a, err, "reading clocks");
-    return s_read_clock(a, stmt, hlc, origin, found, err);
-}
-
-/* True when the write (hlc, origin) is later than the latest one found. */
-static bool s_later(uint64_t hlc, const stm_id *origin, bool found, uint64_t other_hlc,
-                    const stm_id *other_origin)
-{
-    return !found || op_clock_compare(hlc, origin, other_hlc, other_origin) > 0;
-}
-
-/* The value of the latest applied write to a cell, for bringing a deleted row back.
- * Bytes are copied into store (freed by the caller). */
-static stm_err s_cell_value(applier_t *a, const s_table *t, const op_value *pk,
-                            const catalog_column *col, s_cell *cell, bool *found, buf_t *store,
+/* Reads the clocks of (table, pk) into a->clock; *found false when it has none. */
+static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk, bool *found,
                             stm_error *err)
 {
-    sqlite3_stmt *q = s_fixed(a, Q_CELL_VALUE);
-    if (!q)
-        return s_db_error(a, err, "reading a cell");
-    sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
-    if (op_value_bind(q, 2, pk) != SQLITE_OK)
-        return s_db_error(a, err, "reading a cell");
-    sqlite3_bind_text(q, 3, col->name, -1, SQLITE_STATIC);
-    int step = sqlite3_step(q);
+    rowclock_clear(&a->clock);
+    sqlite3_stmt *get = s_fixed(a, Q_CLOCK_GET);
+    if (!get)
+        return s_db_error(a, err, "reading clocks");
+    sqlite3_bind_text(get, 1, table, -1, SQLITE_STATIC);
+    if (op_value_bind(get, 2, pk) != SQLITE_OK)
+        return s_db_error(a, err, "reading clocks");
+    int step = sqlite3_step(get);
     *found = step == SQLITE_ROW;
-    if (*found) {
-        cell->col = col;
-        cell->position = s_position(t, col);
-        op_value_column(q, 0, &cell->value);
-        if (cell->value.type == VALUE_TEXT || cell->value.type == VALUE_BLOB) {
-            /* Keep the bytes past the reset; store may still move, so remember where. */
-            cell->saved = true;
-            cell->offset = store->len;
-            buf_append(store, cell->value.bytes, cell->value.len);
-        }
-    }
-    sqlite3_reset(q);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading a cell");
+    stm_err rc = STM_OK;
+    if (*found && !rowclock_decode(&a->clock, sqlite3_column_blob(get, 0),
+                                   (size_t)sqlite3_column_bytes(get, 0)))
+        rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_clock: the clocks of a row of %s are "
+                           "damaged", store_path(a->store), table);
+    else if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = s_db_error(a, err, "reading clocks");
+    sqlite3_reset(get);
+    return rc;
 }
+
+static stm_err s_clock_write(applier_t *a, const char *table, const op_value *pk, stm_error *err)
+{
+    buf_reset(&a->clock_bytes);
+    rowclock_encode(&a->clock, &a->clock_bytes);
+    sqlite3_stmt *put = s_fixed(a, Q_CLOCK_PUT);
+    if (!put)
+        return s_db_error(a, err, "recording clocks");
+    sqlite3_bind_text(put, 1, table, -1, SQLITE_STATIC);
+    if (op_value_bind(put, 2, pk) != SQLITE_OK)
+        return s_db_error(a, err, "recording clocks");
+    sqlite3_bind_blob(put, 3, a->clock_bytes.data, (int)a->clock_bytes.len, SQLITE_STATIC);
+    if (sqlite3_step(put) != SQLITE_DONE)
+        return s_db_error(a, err, "recording clocks");
+    return STM_OK;
+}
+
+/* True when the write (hlc, origin) is later than entry e (NULL: there is none). */
+static stm_err s_later(applier_t *a, uint64_t hlc, const stm_id *origin, const rowclock_entry *e,
+                       bool *later, stm_error *err)
+{
+    if (!e || hlc != e->hlc) {
+        *later = !e || hlc > e->hlc;
+        return STM_OK;
+    }
+    stm_id other;
+    stm_err rc = store_id_of(a->store, e->origin, &other, err);
+    if (rc == STM_OK)
+        *later = op_clock_compare(hlc, origin, e->hlc, &other) > 0;
+    return rc;
+}
+
+/* The later of two entries (either may be NULL). */
+static const rowclock_entry *s_max_entry(applier_t *a, const rowclock_entry *x,
+                                         const rowclock_entry *y, stm_error *err, stm_err *rc)
+{
+    if (!x || !y)
+        return x ? x : y;
+    stm_id origin;
+    bool later = false;
+    if ((*rc = store_id_of(a->store, x->origin, &origin, err)) == STM_OK)
+        *rc = s_later(a, x->hlc, &origin, y, &later, err);
+    return later ? x : y;
+}
+
+/* The latest write of any cell of the row in a->clock (written here, or parked for a
+ * column this schema lacks). */
+static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_err *rc)
+{
+    const rowclock_entry *best = NULL;
+    for (size_t i = 0; i < a->clock.count && *rc == STM_OK; i++)
+        if (a->clock.entries[i].kind != ROWCLOCK_DELETE)
+            best = s_max_entry(a, best, &a->clock.entries[i], err, rc);
+    return best;
+}
+
+/* ---- writing rows ---- */
 
 /* Runs a row statement with the key as ?1 and the cells as ?2, ?3, ... Returns
  * SQLite's result; on a constraint failure *refused holds the message. */
@@ -655,6 +659,22 @@ static int s_by_position(const void *pa, const void *pb)
     return a->position < b->position ? -1 : a->position > b->position;
 }
 
+/* The value of the latest applied write to a column of the row in a->clock, for
+ * bringing a deleted row back; held is where its operation is copied to. */
+static stm_err s_cell_value(applier_t *a, const catalog_column *col, opbatch_t *held,
+                            bool *found, stm_error *err)
+{
+    *found = false;
+    const rowclock_entry *e = rowclock_find(&a->clock, ROWCLOCK_CELL, col->name);
+    if (!e)
+        return STM_OK;
+    stm_id origin;
+    stm_err rc = store_id_of(a->store, e->origin, &origin, err);
+    if (rc == STM_OK)
+        rc = oplog_fetch(a->log, &origin, e->seq, held, found, err);
+    return rc;
+}
+
 /* Brings a row (back) into being: with the winning cells of this change and, when
  * the row was deleted before, the latest earlier value of every other column. */
 static int s_insert_row(applier_t *a, const s_table *t, const op_value *pk, const s_cell *cells,
@@ -663,10 +683,11 @@ static int s_insert_row(applier_t *a, const s_table *t, const op_value *pk, cons
 {
     size_t ncols = catalog_table_count(t->def), nall = 0;
     s_cell *all = stm_calloc(ncols + 1, sizeof *all);
-    buf_t saved = BUF_INIT;
+    opbatch_t *held = opbatch_new();
     for (size_t i = 0; i < ncells; i++)
         if (cells[i].col != t->key)
             all[nall++] = cells[i];
+    size_t from = nall;
     for (size_t c = 0; deleted && c < ncols && *rc == STM_OK; c++) {
         const catalog_column *col = catalog_table_column(t->def, c);
         bool have = col == t->key || col->hidden;
@@ -674,45 +695,45 @@ static int s_insert_row(applier_t *a, const s_table *t, const op_value *pk, cons
             have = all[i].col == col;
         bool found = false;
         if (!have)
-            *rc = s_cell_value(a, t, pk, col, &all[nall], &found, &saved, err);
-        if (found)
+            *rc = s_cell_value(a, col, held, &found, err);
+        if (found) {
+            all[nall].col = col;
+            all[nall].position = s_position(t, col);
             nall++;
+        }
     }
     int step = SQLITE_DONE;
     if (*rc == STM_OK) {
-        /* Offsets into saved become pointers now that it has stopped growing. */
-        for (size_t i = 0; i < nall; i++)
-            if (all[i].saved)
-                all[i].value.bytes = saved.data + all[i].offset;
+        /* The batch of earlier values has stopped growing: its operations stay put. */
+        for (size_t i = from; i < nall; i++)
+            all[i].value = opbatch_at(held, i - from)->value;
         qsort(all, nall, sizeof *all, s_by_position);
         step = s_run_row(a, t, ROW_INSERT, pk, all, nall, refused);
     }
     free(all);
-    buf_free(&saved);
+    opbatch_destroy(&held);
     return step;
 }
 
-/* Applies one row change: n operations of one origin and clock on one row, all cell
- * writes. */
+/* Applies one row change: n new operations of one origin and clock on one row, all
+ * cell writes, recorded already. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
                               stm_error *err)
 {
     const op_t *first = ops[0];
     const s_table *t = s_find_table(a, first->table);
-    stm_err rc = STM_OK;
-    if (!t) {
-        for (size_t i = 0; i < n && rc == STM_OK; i++)
-            rc = s_park(a, ops[i], PARKED_SCHEMA, "table not in this database, or not synced here",
-                        st, err);
-        return rc;
-    }
-    if (first->pk.type == VALUE_NULL) {
-        for (size_t i = 0; i < n && rc == STM_OK; i++)
-            rc = s_park(a, ops[i], PARKED_SCHEMA, "a row with a NULL primary key cannot be synced",
-                        st, err);
-        return rc;
-    }
+    if (!t)
+        return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
+    if (first->pk.type == VALUE_NULL)
+        return s_park_all(a, ops, n, "a row with a NULL primary key cannot be synced", st, err);
     const char *table = catalog_table_name(t->def);
+    bool have_clock = false;
+    stm_err rc = s_clock_read(a, table, &first->pk, &have_clock, err);
+    if (rc != STM_OK)
+        return rc;
+    int64_t origin_no;
+    if ((rc = store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
+        return rc;
     s_cell *cells = stm_calloc(n, sizeof *cells);
     const op_t **applied = stm_calloc(n, sizeof *applied);
     size_t ncells = 0, napplied = 0, nparked = 0;
@@ -721,30 +742,22 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
         const catalog_column *col = catalog_table_find(t->def, op->column);
-        char reason[160];
         if (!col || col->hidden || capture_affinity_code(col->affinity) != op->affinity) {
+            char reason[160];
             if (!col || col->hidden)
                 snprintf(reason, sizeof reason, "column not in this database");
             else
                 snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
                          catalog_affinity_name(col->affinity), op->affinity);
-            uint64_t before = st->parked;
-            rc = s_park(a, op, PARKED_SCHEMA, reason, st, err);
-            nparked += st->parked - before;
-            continue;
-        }
-        bool present;
-        rc = s_record(a, op, table, col->name, PARKED_NO, &present, err);
-        if (rc != STM_OK || present) {
-            st->present += present;
+            rc = s_park(a, op, PARK_SCHEMA, reason, st, err);
+            nparked++;
             continue;
         }
         applied[napplied++] = op;
-        uint64_t hlc = 0;
-        stm_id origin = {{0}};
-        bool found = false;
-        rc = s_clock_get(a, table, &op->pk, col->name, 0, &hlc, &origin, &found, err);
-        if (rc == STM_OK && s_later(op->hlc, &op->origin, found, hlc, &origin)) {
+        bool later = false;
+        rc = s_later(a, op->hlc, &op->origin, rowclock_find(&a->clock, ROWCLOCK_CELL, col->name),
+                     &later, err);
+        if (rc == STM_OK && later) {
             cells[ncells].col = col;
             cells[ncells].position = s_position(t, col);
             cells[ncells].seq = op->seq;
@@ -759,27 +772,30 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     int step = SQLITE_DONE;
     bool exists = false;
-    /* Most rows exist: update first, and look further only when nothing matched. */
-    if (ncells) {
+    if (!have_clock && ncells) {
+        /* A row never written here: most likely new, so insert it unless it is there
+         * (a row from before stemma, which the change then updates). */
+        step = s_run_row(a, t, ROW_ADD, &first->pk, cells, ncells, &refused);
+        if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
+            goto written;
+    }
+    if (ncells && !refused && !s_fatal(step)) {
         step = s_run_row(a, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
         exists = step == SQLITE_DONE && sqlite3_changes(a->db) > 0;
-    } else {
+    } else if (!refused && !s_fatal(step)) {
         step = s_run_row(a, t, ROW_EXISTS, &first->pk, NULL, 0, &refused);
         exists = step == SQLITE_ROW;
         if (step == SQLITE_ROW)
             step = SQLITE_DONE;
     }
     if (!exists && !refused && !s_fatal(step)) {
-        uint64_t del_hlc = 0;
-        stm_id del_origin = {{0}};
-        bool deleted = false;
-        rc = s_clock_get(a, table, &first->pk, NULL, CLOCK_DELETE, &del_hlc, &del_origin, &deleted,
-                         err);
-        bool have_values = napplied > 0 || deleted;
-        if (rc == STM_OK && have_values &&
-            s_later(first->hlc, &first->origin, deleted, del_hlc, &del_origin))
-            step = s_insert_row(a, t, &first->pk, cells, ncells, deleted, &refused, err, &rc);
+        const rowclock_entry *del = rowclock_find(&a->clock, ROWCLOCK_DELETE, NULL);
+        bool later = false;
+        rc = s_later(a, first->hlc, &first->origin, del, &later, err);
+        if (rc == STM_OK && (napplied > 0 || del) && later)
+            step = s_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err, &rc);
     }
+written:
     if (rc != STM_OK)
         goto done;
     if (s_fatal(step)) {
@@ -788,7 +804,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     }
     for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
         if (refused) {
-            rc = s_repark(a, applied[i], refused, st, err);
+            rc = s_park(a, applied[i], PARK_CONSTRAINT, refused, st, err);
         } else {
             st->applied++;
             a->any_applied = true;
@@ -796,12 +812,23 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     }
     /* The clocks move only for what was written: the winning cells and, for a write
      * parked for a missing column, the row's entry for such writes. */
-    for (size_t i = 0; i < ncells && rc == STM_OK && !refused; i++)
-        rc = s_clock_put(a, table, &first->pk, cells[i].col->name, 0, first->hlc, &first->origin,
-                         cells[i].seq, err);
-    if (rc == STM_OK && nparked)
-        rc = s_clock_put(a, table, &first->pk, NULL, CLOCK_WRITE, first->hlc, &first->origin,
-                         first->seq, err);
+    bool moved = false;
+    for (size_t i = 0; i < ncells && rc == STM_OK && !refused; i++) {
+        rowclock_set(&a->clock, ROWCLOCK_CELL, cells[i].col->name, first->hlc, origin_no,
+                     cells[i].seq);
+        moved = true;
+    }
+    if (rc == STM_OK && nparked) {
+        const rowclock_entry *e = rowclock_find(&a->clock, ROWCLOCK_PARKED, NULL);
+        bool later = false;
+        rc = s_later(a, first->hlc, &first->origin, e, &later, err);
+        if (rc == STM_OK && later) {
+            rowclock_set(&a->clock, ROWCLOCK_PARKED, NULL, first->hlc, origin_no, first->seq);
+            moved = true;
+        }
+    }
+    if (rc == STM_OK && moved)
+        rc = s_clock_write(a, table, &first->pk, err);
 done:
     free(refused);
     free(cells);
@@ -809,42 +836,46 @@ done:
     return rc;
 }
 
-/* Applies one row delete. */
+/* Applies one new row delete, recorded already. */
 static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
 {
     const s_table *t = s_find_table(a, op->table);
     if (!t)
-        return s_park(a, op, PARKED_SCHEMA, "table not in this database, or not synced here", st,
+        return s_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here", st,
                       err);
     if (op->pk.type == VALUE_NULL)
-        return s_park(a, op, PARKED_SCHEMA, "a row with a NULL primary key cannot be synced", st,
+        return s_park(a, op, PARK_SCHEMA, "a row with a NULL primary key cannot be synced", st,
                       err);
     const char *table = catalog_table_name(t->def);
-    bool present;
-    stm_err rc = s_record(a, op, table, NULL, PARKED_NO, &present, err);
-    if (rc != STM_OK || present) {
-        st->present += present;
-        return rc;
-    }
-    uint64_t hlc = 0;
-    stm_id origin = {{0}};
-    bool found = false;
-    if ((rc = s_row_latest(a, table, &op->pk, &hlc, &origin, &found, err)) != STM_OK)
+    bool have_clock;
+    stm_err rc = s_clock_read(a, table, &op->pk, &have_clock, err);
+    int64_t origin_no = 0;
+    if (rc == STM_OK)
+        rc = store_id_number(a->store, &op->origin, true, &origin_no, err);
+    const rowclock_entry *latest = rc == STM_OK ? s_latest_write(a, err, &rc) : NULL;
+    bool later = false;
+    if (rc == STM_OK)
+        rc = s_later(a, op->hlc, &op->origin, latest, &later, err);
+    if (rc != STM_OK)
         return rc;
     char *refused = NULL;
-    if (s_later(op->hlc, &op->origin, found, hlc, &origin)) {
+    if (later) {
         int step = s_run_row(a, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
         if (s_fatal(step))
             return s_db_error(a, err, "deleting a row");
     }
     if (refused) {
-        rc = s_repark(a, op, refused, st, err);
+        rc = s_park(a, op, PARK_CONSTRAINT, refused, st, err);
         free(refused);
         return rc;
     }
     st->applied++;
     a->any_applied = true;
-    return s_clock_put(a, table, &op->pk, NULL, CLOCK_DELETE, op->hlc, &op->origin, op->seq, err);
+    const rowclock_entry *del = rowclock_find(&a->clock, ROWCLOCK_DELETE, NULL);
+    if ((rc = s_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
+        return rc;
+    rowclock_set(&a->clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
+    return s_clock_write(a, table, &op->pk, err);
 }
 
 /* ---- batches ---- */
@@ -865,6 +896,49 @@ static bool s_same_row_change(const op_t *a, const op_t *b)
            !op_is_delete(b) && strcmp(a->table, b->table) == 0 && op_value_equal(&a->pk, &b->pk);
 }
 
+/* Keeps the operations of one row change ops[0..n) that are not held yet (moving them
+ * to the front, *fresh of them) and records them, in runs of consecutive sequences. */
+static stm_err s_take_new(applier_t *a, const op_t **ops, size_t n, size_t *fresh,
+                          apply_stats *st, stm_error *err)
+{
+    *fresh = 0;
+    s_origin *o;
+    stm_err rc = s_origin_get(a, &ops[0]->origin, &o, err);
+    uint64_t skip_to = 0;
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        bool held = ops[i]->seq <= skip_to;
+        uint64_t end = 0;
+        if (!held && (rc = s_held(a, o, ops[i]->seq, &held, &end, err)) != STM_OK)
+            break;
+        if (held) {
+            st->present++;
+            if (end > skip_to)
+                skip_to = end;
+            continue;
+        }
+        ops[(*fresh)++] = ops[i];
+    }
+    /* Duplicates within the batch itself are held once recorded, so the same
+     * sequence twice in a row is dropped here. */
+    size_t kept = 0;
+    for (size_t i = 0; i < *fresh; i++) {
+        if (kept && ops[kept - 1]->seq == ops[i]->seq) {
+            st->present++;
+            continue;
+        }
+        ops[kept++] = ops[i];
+    }
+    *fresh = kept;
+    for (size_t i = 0; i < kept && rc == STM_OK;) {
+        size_t j = i + 1;
+        while (j < kept && ops[j]->seq == ops[j - 1]->seq + 1)
+            j++;
+        rc = s_record(a, o, ops + i, j - i, err);
+        i = j;
+    }
+    return rc;
+}
+
 /* Applies ops (any order) inside the open transaction. */
 static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats *st,
                            stm_error *err)
@@ -874,129 +948,114 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
     size_t i = 0;
     while (i < n && rc == STM_OK) {
         size_t j = i + 1;
-        while (j < n && s_same_row_change(ops[i], ops[j]))
-            j++;
-        rc = op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
-                                  : s_apply_writes(a, ops + i, j - i, st, err);
+        if (!op_is_delete(ops[i]))
+            while (j < n && s_same_row_change(ops[i], ops[j]))
+                j++;
+        size_t fresh = j - i;
+        if (!a->retrying)
+            rc = s_take_new(a, ops + i, j - i, &fresh, st, err);
+        if (rc == STM_OK && fresh)
+            rc = op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
+                                      : s_apply_writes(a, ops + i, fresh, st, err);
         i = j;
     }
     return rc;
 }
 
-/* Moves each touched remote origin's vector entry up over what is now contiguous,
+/* Records local operations (capture_collect's), which are the latest writes of their
+ * cells by construction: their clock is above every clock this database has seen. */
+static stm_err s_record_local(applier_t *a, const opbatch_t *batch, stm_error *err)
+{
+    size_t n = opbatch_count(batch);
+    if (!n)
+        return STM_OK;
+    s_origin *o;
+    stm_err rc = s_origin_get(a, &a->node_id, &o, err);
+    const op_t **ops = stm_calloc(n, sizeof *ops);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = opbatch_at(batch, i);
+    /* Local sequences were taken past o->held already: record them as the next. */
+    o->held = ops[0]->seq - 1;
+    int64_t origin_no = 0;
+    for (size_t i = 0; i < n && rc == STM_OK;) {
+        size_t j = i + 1;
+        if (!op_is_delete(ops[i]))
+            while (j < n && s_same_row_change(ops[i], ops[j]))
+                j++;
+        rc = s_record(a, o, ops + i, j - i, err);
+        if (rc == STM_OK && !origin_no)
+            rc = store_id_number(a->store, &a->node_id, false, &origin_no, err);
+        const s_table *t = rc == STM_OK ? s_find_table(a, ops[i]->table) : NULL;
+        bool found;
+        if (t)
+            rc = s_clock_read(a, catalog_table_name(t->def), &ops[i]->pk, &found, err);
+        for (size_t k = i; k < j && t && rc == STM_OK; k++) {
+            const catalog_column *col =
+                ops[k]->column ? catalog_table_find(t->def, ops[k]->column) : NULL;
+            if (op_is_delete(ops[k]))
+                rowclock_set(&a->clock, ROWCLOCK_DELETE, NULL, ops[k]->hlc, origin_no,
+                             ops[k]->seq);
+            else if (col)
+                rowclock_set(&a->clock, ROWCLOCK_CELL, col->name, ops[k]->hlc, origin_no,
+                             ops[k]->seq);
+        }
+        if (t && rc == STM_OK)
+            rc = s_clock_write(a, catalog_table_name(t->def), &ops[i]->pk, err);
+        i = j;
+    }
+    free(ops);
+    return rc;
+}
+
+/* Turns the application's queued changes into operations and records them. */
+static stm_err s_collect(applier_t *a, stm_error *err)
+{
+    opbatch_t *local = opbatch_new();
+    stm_err rc = capture_collect(a->store, a->catalog, local, err);
+    if (rc == STM_OK)
+        rc = s_record_local(a, local, err);
+    opbatch_destroy(&local);
+    return rc;
+}
+
+/* Writes each touched origin's vector entry, moved up over what is now contiguous,
  * and keeps the local sequence above any operation of our own id received back. */
 static stm_err s_update_vectors(applier_t *a, stm_error *err)
 {
-    sqlite3_stmt *walk = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 "
-                                  "ORDER BY seq", -1, &walk, NULL) != SQLITE_OK)
-        return s_db_error(a, err, "updating the version vector");
     stm_err rc = STM_OK;
-    for (size_t i = 0; i < a->ntouched && rc == STM_OK; i++) {
-        const stm_id *origin = &a->touched[i];
-        if (stm_id_equal(origin, &a->node_id)) {
+    for (size_t i = 0; i < a->norigins && rc == STM_OK; i++) {
+        s_origin *o = &a->origins[i];
+        if (!o->touched)
+            continue;
+        if (stm_id_equal(&o->id, &a->node_id)) {
             sqlite3_stmt *set = s_fixed(a, Q_LOCAL_SEQ);
-            if (!set) {
-                rc = s_db_error(a, err, "updating the local sequence");
-                break;
-            }
-            sqlite3_bind_blob(set, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+            if (!set)
+                return s_db_error(a, err, "updating the local sequence");
+            sqlite3_bind_int64(set, 1, (sqlite3_int64)o->top);
             if (sqlite3_step(set) != SQLITE_DONE)
                 rc = s_db_error(a, err, "updating the local sequence");
             continue;
         }
-        sqlite3_stmt *get = s_fixed(a, Q_VECTOR_GET);
-        if (!get) {
-            rc = s_db_error(a, err, "updating the version vector");
+        uint64_t seq = o->held;
+        if (o->above && (rc = oplog_contiguous(a->log, o->no, o->held, &seq, err)) != STM_OK)
             break;
-        }
-        sqlite3_bind_blob(get, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_int64 seq = sqlite3_step(get) == SQLITE_ROW ? sqlite3_column_int64(get, 0) : 0;
-        sqlite3_reset(get);
-        sqlite3_reset(walk);
-        sqlite3_bind_blob(walk, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(walk, 2, seq);
-        while (sqlite3_step(walk) == SQLITE_ROW && sqlite3_column_int64(walk, 0) == seq + 1)
-            seq++;
-        sqlite3_reset(walk);
         sqlite3_stmt *set = s_fixed(a, Q_VECTOR_SET);
-        if (!set) {
-            rc = s_db_error(a, err, "updating the version vector");
-            break;
-        }
-        sqlite3_bind_blob(set, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(set, 2, seq);
+        if (!set)
+            return s_db_error(a, err, "updating the version vector");
+        sqlite3_bind_blob(set, 1, o->id.bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(set, 2, (sqlite3_int64)seq);
         if (sqlite3_step(set) != SQLITE_DONE)
             rc = s_db_error(a, err, "updating the version vector");
     }
-    sqlite3_finalize(walk);
     return rc;
 }
 
-/* Enters the operations captured here since the last time into stemma_clock, so
- * that they take part in last writer wins (capture itself only appends to the oplog,
- * keeping the application's writes cheap). */
-static stm_err s_catch_up(applier_t *a, stm_error *err)
+static void s_rollback(applier_t *a)
 {
-    sqlite3_stmt *list = s_fixed(a, Q_CLOCKED_LIST);
-    if (!list)
-        return s_db_error(a, err, "reading stemma_clocked");
-    stm_id *origins = NULL;
-    uint64_t *marks = NULL;
-    size_t n = 0, cap = 0, mcap = 0;
-    while (sqlite3_step(list) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(list, 0) != STM_ID_BYTES)
-            continue;
-        origins = stm_grow(origins, &cap, n + 1, sizeof *origins);
-        marks = stm_grow(marks, &mcap, n + 1, sizeof *marks);
-        memcpy(origins[n].bytes, sqlite3_column_blob(list, 0), STM_ID_BYTES);
-        marks[n] = (uint64_t)sqlite3_column_int64(list, 1);
-        n++;
-    }
-    sqlite3_reset(list);
-    stm_err rc = STM_OK;
-    sqlite3_stmt *ops = NULL;
-    if (sqlite3_prepare_v2(a->db, s_sql[Q_CLOCKED_OPS], -1, &ops, NULL) != SQLITE_OK)
-        rc = s_db_error(a, err, "reading local operations");
-    for (size_t i = 0; i < n && rc == STM_OK; i++) {
-        sqlite3_reset(ops);
-        sqlite3_bind_blob(ops, 1, origins[i].bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(ops, 2, (sqlite3_int64)marks[i]);
-        uint64_t last = marks[i];
-        int step;
-        while (rc == STM_OK && (step = sqlite3_step(ops)) == SQLITE_ROW) {
-            last = (uint64_t)sqlite3_column_int64(ops, 0);
-            uint64_t hlc = (uint64_t)sqlite3_column_int64(ops, 1);
-            const char *table = (const char *)sqlite3_column_text(ops, 2);
-            op_value pk;
-            op_value_column(ops, 3, &pk);
-            const char *column = (const char *)sqlite3_column_text(ops, 4);
-            if (!table || pk.type == VALUE_NULL)
-                continue;
-            if (column) {
-                rc = s_clock_put(a, table, &pk, column, 0, hlc, &origins[i], last, err);
-            } else {
-                rc = s_clock_put(a, table, &pk, NULL, CLOCK_DELETE, hlc, &origins[i], last, err);
-            }
-        }
-        if (rc == STM_OK && step != SQLITE_DONE)
-            rc = s_db_error(a, err, "reading local operations");
-        if (rc == STM_OK && last != marks[i]) {
-            sqlite3_stmt *set = s_fixed(a, Q_CLOCKED_SET);
-            if (!set)
-                rc = s_db_error(a, err, "updating stemma_clocked");
-            else {
-                sqlite3_bind_blob(set, 1, origins[i].bytes, STM_ID_BYTES, SQLITE_STATIC);
-                sqlite3_bind_int64(set, 2, (sqlite3_int64)last);
-                if (sqlite3_step(set) != SQLITE_DONE)
-                    rc = s_db_error(a, err, "updating stemma_clocked");
-            }
-        }
-    }
-    sqlite3_finalize(ops);
-    free(origins);
-    free(marks);
-    return rc;
+    sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+    /* Ids numbered in the transaction are gone with it. */
+    store_forget_ids(a->store);
+    a->norigins = 0;
 }
 
 /* Opens the batch's transaction with capture off. */
@@ -1004,18 +1063,18 @@ static stm_err s_begin(applier_t *a, stm_error *err)
 {
     if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return s_db_error(a, err, "starting a transaction");
+    a->max_hlc = 0;
+    a->norigins = 0;
+    a->any_applied = false;
     stm_err rc = s_refresh_catalog(a, err);
     if (rc == STM_OK)
-        rc = s_catch_up(a, err);
+        rc = store_node_id(a->store, &a->node_id, err);
+    if (rc == STM_OK)
+        rc = s_collect(a, err);
     if (rc == STM_OK)
         rc = store_exec(a->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
-    if (rc == STM_OK)
-        rc = store_node_id(a->store, &a->node_id, err);
-    a->max_hlc = 0;
-    a->ntouched = 0;
-    a->any_applied = false;
     if (rc != STM_OK)
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+        s_rollback(a);
     return rc;
 }
 
@@ -1037,55 +1096,52 @@ static stm_err s_commit(applier_t *a, stm_err rc, stm_error *err)
     if (rc == STM_OK && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = s_db_error(a, err, "committing");
     if (rc != STM_OK)
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+        s_rollback(a);
+    a->norigins = 0;
     return rc;
 }
 
-/* Takes the parked operations (of one kind, or all) out of the oplog into batch. */
+/* Takes the parked operations (of one kind, or all) out of stemma_parked into batch:
+ * the retry parks again those that still cannot apply. */
 static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, stm_error *err)
 {
-    sqlite3_stmt *q = NULL;
-    const char *sql =
-        "SELECT o.origin, o.seq, o.hlc, o.version_id, o.tbl, o.pk, o.col, o.aff, o.val "
-        "FROM stemma_parked AS p JOIN stemma_oplog AS o ON o.origin = p.origin AND o.seq = p.seq "
-        "WHERE ?1 IS NULL OR p.kind = ?1";
-    if (sqlite3_prepare_v2(a->db, sql, -1, &q, NULL) != SQLITE_OK)
+    sqlite3_stmt *q = s_fixed(a, Q_PARKED_LIST);
+    if (!q)
         return s_db_error(a, err, "reading parked operations");
     if (kind)
         sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
+    /* Collected first: fetching runs other statements on the same tables. */
+    stm_id *origins = NULL;
+    uint64_t *seqs = NULL;
+    size_t n = 0, cap = 0, scap = 0;
     int step;
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-        op_t op;
-        oplog_row_read(q, &op);
-        opbatch_add(batch, &op);
+        if (sqlite3_column_bytes(q, 0) != STM_ID_BYTES)
+            continue;
+        origins = stm_grow(origins, &cap, n + 1, sizeof *origins);
+        seqs = stm_grow(seqs, &scap, n + 1, sizeof *seqs);
+        memcpy(origins[n].bytes, sqlite3_column_blob(q, 0), STM_ID_BYTES);
+        seqs[n] = (uint64_t)sqlite3_column_int64(q, 1);
+        n++;
     }
-    sqlite3_finalize(q);
-    if (step != SQLITE_DONE)
-        return s_db_error(a, err, "reading parked operations");
-    if (!opbatch_count(batch))
-        return STM_OK;
-    /* Out of the oplog for the retry, which records each again, parked or not. */
-    sqlite3_stmt *del = NULL;
-    if (sqlite3_prepare_v2(a->db,
-                           "DELETE FROM stemma_oplog WHERE (origin, seq) IN (SELECT origin, seq "
-                           "FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1)",
-                           -1, &del, NULL) != SQLITE_OK)
-        return s_db_error(a, err, "retrying parked operations");
-    if (kind)
-        sqlite3_bind_text(del, 1, kind, -1, SQLITE_STATIC);
-    step = sqlite3_step(del);
-    sqlite3_finalize(del);
-    if (step != SQLITE_DONE)
-        return s_db_error(a, err, "retrying parked operations");
-    sqlite3_stmt *clear = NULL;
-    if (sqlite3_prepare_v2(a->db, "DELETE FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1", -1,
-                           &clear, NULL) != SQLITE_OK)
+    sqlite3_reset(q);
+    stm_err rc = step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading parked operations");
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        bool found;
+        rc = oplog_fetch(a->log, &origins[i], seqs[i], batch, &found, err);
+    }
+    free(origins);
+    free(seqs);
+    if (rc != STM_OK || !n)
+        return rc;
+    sqlite3_stmt *clear = s_fixed(a, Q_PARKED_CLEAR);
+    if (!clear)
         return s_db_error(a, err, "retrying parked operations");
     if (kind)
         sqlite3_bind_text(clear, 1, kind, -1, SQLITE_STATIC);
-    step = sqlite3_step(clear);
-    sqlite3_finalize(clear);
-    return step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "retrying parked operations");
+    if (sqlite3_step(clear) != SQLITE_DONE)
+        return s_db_error(a, err, "retrying parked operations");
+    return STM_OK;
 }
 
 /* Retries parked operations of kind (NULL: all) inside the open transaction. */
@@ -1099,10 +1155,12 @@ static stm_err s_retry(applier_t *a, const char *kind, apply_stats *st, stm_erro
         for (size_t i = 0; i < n; i++)
             ops[i] = opbatch_at(batch, i);
         apply_stats again = {0};
-        /* Retried operations are not warned about a second time. */
+        /* Retried operations are not warned about a second time, nor recorded. */
         apply_warn_fn warn = a->warn;
         a->warn = NULL;
+        a->retrying = true;
         rc = s_apply_ops(a, ops, n, &again, err);
+        a->retrying = false;
         a->warn = warn;
         st->replayed += again.applied;
         free(ops);
@@ -1142,7 +1200,7 @@ stm_err applier_commit(applier_t *a, stm_error *err)
 void applier_rollback(applier_t *a)
 {
     if (a->open)
-        sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+        s_rollback(a);
     a->open = false;
 }
 

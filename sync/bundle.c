@@ -1,4 +1,5 @@
 #include "bundle.h"
+#include "apply.h"
 #include "codec.h"
 #include "lineage/buf.h"
 #include "lineage/mem.h"
@@ -94,8 +95,18 @@ static void s_header(s_out *o, const unsigned char magic[4])
 stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
                      stm_error *err)
 {
+    /* The application's changes still queued are operations this database holds
+     * (a read-only connection cannot make them so, and leaves them queued). */
+    stm_err rc = STM_OK;
+    if (sqlite3_db_readonly(store_db(store), "main") == 0) {
+        applier_t *applier = applier_new(store, NULL, NULL);
+        rc = applier_catch_up(applier, err);
+        applier_destroy(&applier);
+        if (rc != STM_OK)
+            return rc;
+    }
     oplog_reader_t *reader = NULL;
-    stm_err rc = oplog_reader_new(store, since, &reader, err);
+    rc = oplog_reader_new(store, since, &reader, err);
     if (rc != STM_OK)
         return rc;
     s_out o;

@@ -35,7 +35,9 @@ typedef struct {
     uint64_t bytes;   /* file size */
 } bundle_info;
 
-/* Writes the operations of store above since (NULL: all) to path. */
+/* Writes the operations of store above since (NULL: all) to path, after turning the
+ * application's queued changes into operations (applier_catch_up) unless store is
+ * read-only. */
 stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
                      stm_error *err);
 

@@ -1,16 +1,25 @@
-/* capture.h - the triggers that record every local change as column-level operations.
+/* capture.h - recording every local change, as column-level operations.
  *
- * For each synced table stemma installs three AFTER triggers, in plain SQL so that
- * any writer (the application, the sqlite3 shell) is captured without linking
- * anything. Each row change ticks the hybrid logical clock once and takes one
- * sequence number per operation, in the writer's transaction:
+ * For each synced table stemma installs four AFTER triggers, in plain SQL so that any
+ * writer (the application, the sqlite3 shell) is captured without linking anything.
+ * A trigger does the least it can inside the application's transaction: it queues
+ * which row changed, one stemma_pending row (table, key, deleted?, which columns):
  *
- *   INSERT   one operation per column (the key column too, so that the row exists
- *            wherever it arrives)
- *   UPDATE   one operation per column whose value changed (IS NOT); nothing when
- *            no value changed. A change of the primary key is a delete of the old
- *            key and an insert of the new one.
- *   DELETE   one row-delete operation (column NULL)
+ *   INSERT   the new key, every column (mask -1)
+ *   UPDATE   the key, the columns whose value changed (IS NOT); nothing when no value
+ *            changed. mask bit i is captured column i (declaration order, generated
+ *            columns left out); a table of more than CAPTURE_MASK_BITS captured
+ *            columns gets a text of '0' and '1' instead.
+ *   UPDATE of the key: the old key deleted, the new key inserted
+ *   DELETE   the old key, deleted
+ *
+ * capture_collect turns the queue into operations later, in stemma's own transaction
+ * (every apply begins with it, and a node runs it when the application wrote): per
+ * row, in the order its changes began, a row delete if it was deleted, then one write
+ * per changed column with its current value, each row change one tick of the hybrid
+ * logical clock, each operation one sequence number. Changes a row went through
+ * between two collections fold into one, which is what the row's last state says;
+ * its value at each step in between is not kept.
  *
  * The clock is max(previous + 1, wall-clock milliseconds << 16): 48 bits of
  * milliseconds and a 16-bit counter, increasing even when the wall clock steps back.
@@ -27,7 +36,11 @@
 #define STM_CAPTURE_H
 
 #include "lineage/catalog.h"
+#include "op.h"
 #include "store.h"
+
+/* Columns an integer mask covers; wider tables queue a text mask. */
+#define CAPTURE_MASK_BITS 63
 
 /* Removes every capture trigger. Migrations run without them: ALTER TABLE cannot
  * drop a column a trigger names, and a migration's own data changes happen on every
@@ -56,6 +69,13 @@ const catalog_column *capture_key_column(const catalog_table *t);
 char capture_affinity_code(catalog_affinity a);
 /* True when name is one of stemma's own tables. */
 bool capture_is_own_table(const char *name);
+
+/* Turns every queued row change into operations appended to out (stamped with this
+ * database's node id and schema version, with the next sequence numbers and clocks),
+ * and empties the queue. catalog is the database's current schema (lent). Runs in
+ * the caller's write transaction: the operations must be recorded in it too. */
+stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
+                        stm_error *err);
 
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
  * next capture_install. */

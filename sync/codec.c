@@ -87,7 +87,7 @@ static void s_pack_dict(msgpack_packer *pk, const char *key, const s_dict *d, bo
     }
 }
 
-static void s_pack_value(msgpack_packer *pk, const op_value *v)
+void codec_pack_value(msgpack_packer *pk, const op_value *v)
 {
     switch (v->type) {
     case VALUE_NULL:
@@ -136,7 +136,7 @@ void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
         msgpack_pack_uint64(&pk, op->hlc);
         msgpack_pack_uint32(&pk, idx[k][1]);
         msgpack_pack_uint32(&pk, idx[k][2]);
-        s_pack_value(&pk, &op->pk);
+        codec_pack_value(&pk, &op->pk);
         if (op->column) {
             msgpack_pack_uint32(&pk, idx[k][3]);
             msgpack_pack_uint8(&pk, (uint8_t)op->affinity);
@@ -144,7 +144,7 @@ void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
             msgpack_pack_nil(&pk);
             msgpack_pack_nil(&pk);
         }
-        s_pack_value(&pk, &op->value);
+        codec_pack_value(&pk, &op->value);
     }
     free(idx);
     s_dict_free(&origins);
@@ -205,7 +205,7 @@ static void s_list_free(s_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static bool s_read_value(msgread_t *r, op_value *v)
+bool codec_read_value(msgread_t *r, op_value *v)
 {
     memset(v, 0, sizeof *v);
     const void *data;
@@ -262,7 +262,7 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
         return s_bad(err, "an operation's seq or hlc is out of range");
     op_t op;
     memset(&op, 0, sizeof op);
-    if (!s_read_value(r, &op.pk))
+    if (!codec_read_value(r, &op.pk))
         return s_bad(err, "an operation's key is not a valid value");
     char table[OP_MAX_NAME_BYTES + 1], column[OP_MAX_NAME_BYTES + 1];
     uint64_t column_i, affinity;
@@ -277,7 +277,7 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
         op.column = s_name(column, &lists[3], (uint32_t)column_i);
         op.affinity = (char)affinity;
     }
-    if (!s_read_value(r, &op.value))
+    if (!codec_read_value(r, &op.value))
         return s_bad(err, "an operation's value is not a valid value");
     if (!op.column && op.value.type != VALUE_NULL)
         return s_bad(err, "a row delete carries a value");

@@ -1,30 +1,295 @@
 #include "oplog.h"
+#include "codec.h"
+#include "lineage/buf.h"
 #include "lineage/mem.h"
+#include "msgread.h"
 
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* One origin's stream: a statement stepping through its operations above `since`. */
+static stm_err s_db_error(store_t *store, stm_error *err, const char *what)
+{
+    return stm_error_set(err, STM_EDB, "%s: %s: %s", store_path(store), what,
+                         sqlite3_errmsg(store_db(store)));
+}
+
+static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
+{
+    return stm_error_set(err, STM_ECORRUPT,
+                         "%s: stemma_oplog: the row change at sequence %llu is damaged",
+                         store_path(store), (unsigned long long)seq);
+}
+
+/* ---- row changes ---- */
+
+/* A stored row change as a statement hands it out:
+ * SELECT seq, n, hlc, version, tbl, pk, cells (RC_* give the positions). */
+enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS };
+#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells"
+
+/* Appends the operations of the row change stmt is on, those with a sequence above
+ * after, to out. */
+static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
+                        opbatch_t *out, stm_error *err)
+{
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.origin = *origin;
+    uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, RC_SEQ);
+    int64_t n = sqlite3_column_int64(stmt, RC_N);
+    op.hlc = (uint64_t)sqlite3_column_int64(stmt, RC_HLC);
+    stm_err rc = store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
+    if (rc != STM_OK)
+        return rc;
+    op.table = (const char *)sqlite3_column_text(stmt, RC_TBL);
+    op_value_column(stmt, RC_PK, &op.pk);
+    if (!op.table || n < 1)
+        return s_corrupt(store, err, seq);
+    if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
+        if (n != 1)
+            return s_corrupt(store, err, seq);
+        op.seq = seq;
+        if (seq > after)
+            opbatch_add(out, &op);
+        return STM_OK;
+    }
+    msgread_t r;
+    msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
+                 (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
+    /* Checked whole first, so that a damaged row adds nothing. */
+    msgread_t check = r;
+    for (int64_t i = 0; i < n; i++) {
+        const char *data;
+        uint32_t len;
+        int64_t aff;
+        if (!msgread_str(&check, &data, &len) || len > OP_MAX_NAME_BYTES ||
+            !msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
+            !codec_read_value(&check, &op.value))
+            return s_corrupt(store, err, seq);
+    }
+    if (msgread_left(&check))
+        return s_corrupt(store, err, seq);
+    char name[OP_MAX_NAME_BYTES + 1];
+    for (int64_t i = 0; i < n; i++) {
+        const char *data;
+        uint32_t len;
+        int64_t aff;
+        msgread_str(&r, &data, &len);
+        msgread_int(&r, &aff);
+        codec_read_value(&r, &op.value);
+        memcpy(name, data, len);
+        name[len] = '\0';
+        op.column = name;
+        op.affinity = (char)aff;
+        op.seq = seq + (uint64_t)i;
+        if (op.seq > after)
+            opbatch_add(out, &op);
+    }
+    return STM_OK;
+}
+
+static int s_write(void *data, const char *bytes, size_t len)
+{
+    buf_append(data, bytes, len);
+    return 0;
+}
+
+/* ---- the handle ---- */
+
+enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_COUNT };
+
+static const char *const s_sql[Q_COUNT] = {
+    [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* The row change that may hold ?2: the last one starting at or below it. */
+    [Q_HOLDS] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
+                "ORDER BY seq DESC LIMIT 1",
+    [Q_AFTER] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 ORDER BY seq",
+    [Q_FETCH] = "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
+                "ORDER BY seq DESC LIMIT 1",
+};
+
+struct oplog {
+    store_t *store;               /* lent */
+    sqlite3_stmt *stmts[Q_COUNT]; /* prepared on first use */
+    buf_t cells;                  /* scratch for the cells being appended */
+};
+
+oplog_t *oplog_new(store_t *store)
+{
+    oplog_t *log = stm_calloc(1, sizeof *log);
+    log->store = store;
+    return log;
+}
+
+void oplog_destroy(oplog_t **self_p)
+{
+    oplog_t *log = *self_p;
+    if (!log)
+        return;
+    for (int q = 0; q < Q_COUNT; q++)
+        sqlite3_finalize(log->stmts[q]);
+    buf_free(&log->cells);
+    free(log);
+    *self_p = NULL;
+}
+
+/* Statement q, reset and unbound; NULL when it cannot be prepared. */
+static sqlite3_stmt *s_stmt(oplog_t *log, int q)
+{
+    if (!log->stmts[q]) {
+        if (sqlite3_prepare_v3(store_db(log->store), s_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
+                               &log->stmts[q], NULL) != SQLITE_OK)
+            return NULL;
+        return log->stmts[q];
+    }
+    sqlite3_reset(log->stmts[q]);
+    sqlite3_clear_bindings(log->stmts[q]);
+    return log->stmts[q];
+}
+
+stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
+                     stm_error *err)
+{
+    const op_t *first = ops[0];
+    int64_t origin, version;
+    stm_err rc = store_id_number(log->store, &first->origin, true, &origin, err);
+    if (rc == STM_OK)
+        rc = store_id_number(log->store, &first->version_id, true, &version, err);
+    if (rc != STM_OK)
+        return rc;
+    sqlite3_stmt *ins = s_stmt(log, Q_APPEND);
+    if (!ins)
+        return s_db_error(log->store, err, "recording operations");
+    sqlite3_bind_int64(ins, 1, origin);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)first->seq);
+    sqlite3_bind_int64(ins, 3, (sqlite3_int64)n);
+    sqlite3_bind_int64(ins, 4, (sqlite3_int64)first->hlc);
+    sqlite3_bind_int64(ins, 5, version);
+    sqlite3_bind_text(ins, 6, table, -1, SQLITE_STATIC);
+    /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
+    if (op_value_bind(ins, 7, &first->pk) != SQLITE_OK)
+        return s_db_error(log->store, err, "recording an operation's key");
+    if (!op_is_delete(first)) {
+        buf_reset(&log->cells);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &log->cells, s_write);
+        for (size_t i = 0; i < n; i++) {
+            msgpack_pack_str_with_body(&pk, ops[i]->column, strlen(ops[i]->column));
+            msgpack_pack_int(&pk, (unsigned char)ops[i]->affinity);
+            codec_pack_value(&pk, &ops[i]->value);
+        }
+        if (sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC) !=
+            SQLITE_OK)
+            return s_db_error(log->store, err, "recording an operation's value");
+    }
+    if (sqlite3_step(ins) != SQLITE_DONE)
+        return s_db_error(log->store, err, "recording operations");
+    return STM_OK;
+}
+
+stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
+{
+    *end = 0;
+    sqlite3_stmt *q = s_stmt(log, Q_HOLDS);
+    if (!q)
+        return s_db_error(log->store, err, "reading the oplog");
+    sqlite3_bind_int64(q, 1, origin);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+    int step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        uint64_t first = (uint64_t)sqlite3_column_int64(q, 0);
+        uint64_t last = first + (uint64_t)sqlite3_column_int64(q, 1) - 1;
+        if (last >= seq)
+            *end = last;
+    }
+    sqlite3_reset(q);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return s_db_error(log->store, err, "reading the oplog");
+    return STM_OK;
+}
+
+stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
+                         stm_error *err)
+{
+    uint64_t end;
+    stm_err rc = oplog_holds(log, origin, from + 1, &end, err);
+    if (rc != STM_OK)
+        return rc;
+    *to = from;
+    if (!end)
+        return STM_OK;
+    sqlite3_stmt *q = s_stmt(log, Q_AFTER);
+    if (!q)
+        return s_db_error(log->store, err, "reading the oplog");
+    sqlite3_bind_int64(q, 1, origin);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)end);
+    *to = end;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW &&
+           (uint64_t)sqlite3_column_int64(q, 0) == *to + 1)
+        *to += (uint64_t)sqlite3_column_int64(q, 1);
+    sqlite3_reset(q);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return s_db_error(log->store, err, "reading the oplog");
+    return STM_OK;
+}
+
+stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
+                    bool *found, stm_error *err)
+{
+    *found = false;
+    int64_t no;
+    stm_err rc = store_id_number(log->store, origin, false, &no, err);
+    if (rc != STM_OK || !no)
+        return rc;
+    sqlite3_stmt *q = s_stmt(log, Q_FETCH);
+    if (!q)
+        return s_db_error(log->store, err, "reading the oplog");
+    sqlite3_bind_int64(q, 1, no);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+    int step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        uint64_t first = (uint64_t)sqlite3_column_int64(q, RC_SEQ);
+        uint64_t n = (uint64_t)sqlite3_column_int64(q, RC_N);
+        if (first + n > seq) {
+            opbatch_t *all = opbatch_new();
+            rc = s_unpack(log->store, q, origin, seq - 1, all, err);
+            if (rc == STM_OK && opbatch_count(all)) {
+                opbatch_add(out, opbatch_at(all, 0));
+                *found = true;
+            }
+            opbatch_destroy(&all);
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = s_db_error(log->store, err, "reading the oplog");
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/* ---- the reader ---- */
+
+/* One origin's stream: a statement stepping through its row changes from `since`. */
 typedef struct {
-    sqlite3_stmt *stmt; /* positioned on the next row when `ready` */
+    stm_id origin;
+    uint64_t since;     /* hand out operations above this sequence */
+    sqlite3_stmt *stmt; /* positioned on the next row change when `ready` */
     bool ready;         /* stmt holds a row not handed out yet */
     bool done;          /* no more rows */
 } s_stream;
 
 struct oplog_reader {
-    store_t *store;     /* lent */
-    s_stream *streams;  /* one per origin */
+    store_t *store;    /* lent */
+    s_stream *streams; /* one per origin */
     size_t count;
 };
 
-static const char *const s_select = "SELECT " OPLOG_COLUMNS " FROM stemma_oplog "
-                                   "WHERE origin = ?1 AND seq > ?2 ORDER BY seq";
-
-static stm_err s_db_error(store_t *store, stm_error *err)
-{
-    return stm_error_set(err, STM_EDB, "%s: reading the oplog: %s", store_path(store),
-                         sqlite3_errmsg(store_db(store)));
-}
+/* From the row change holding since + 1 (it may have started below it). */
+static const char *const s_select =
+    "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq >= coalesce("
+    "(SELECT max(seq) FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1), 0) ORDER BY seq";
 
 stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                          stm_error *err)
@@ -36,16 +301,22 @@ stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t *
     oplog_reader_t *r = stm_calloc(1, sizeof *r);
     r->store = store;
     r->streams = stm_calloc(vector_count(mine) + 1, sizeof *r->streams);
-    for (size_t i = 0; i < vector_count(mine); i++) {
+    for (size_t i = 0; i < vector_count(mine) && rc == STM_OK; i++) {
         const vector_entry *e = vector_at(mine, i);
+        int64_t no;
+        rc = store_id_number(store, &e->origin, false, &no, err);
+        if (rc != STM_OK || !no)
+            continue;
         s_stream *s = &r->streams[r->count];
         if (sqlite3_prepare_v2(store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
-            rc = s_db_error(store, err);
+            rc = s_db_error(store, err, "reading the oplog");
             break;
         }
         r->count++;
-        sqlite3_bind_blob(s->stmt, 1, e->origin.bytes, STM_ID_BYTES, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(s->stmt, 2, since ? (sqlite3_int64)vector_get(since, &e->origin) : 0);
+        s->origin = e->origin;
+        s->since = since ? vector_get(since, &e->origin) : 0;
+        sqlite3_bind_int64(s->stmt, 1, no);
+        sqlite3_bind_int64(s->stmt, 2, (sqlite3_int64)s->since);
     }
     vector_destroy(&mine);
     if (rc != STM_OK) {
@@ -68,66 +339,31 @@ void oplog_reader_destroy(oplog_reader_t **self_p)
     *self_p = NULL;
 }
 
-/* Makes sure stream s has its next row, if any. */
+/* Makes sure stream s has its next row change, if any. */
 static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
 {
-    if (s->ready || s->done)
-        return STM_OK;
-    int step = sqlite3_step(s->stmt);
-    if (step == SQLITE_ROW)
-        s->ready = true;
-    else if (step == SQLITE_DONE)
-        s->done = true;
-    else
-        return s_db_error(r->store, err);
+    while (!s->ready && !s->done) {
+        int step = sqlite3_step(s->stmt);
+        if (step == SQLITE_ROW) {
+            /* The first may lie wholly at or below since. */
+            uint64_t seq = (uint64_t)sqlite3_column_int64(s->stmt, RC_SEQ);
+            uint64_t n = (uint64_t)sqlite3_column_int64(s->stmt, RC_N);
+            s->ready = seq + n - 1 > s->since;
+        } else if (step == SQLITE_DONE) {
+            s->done = true;
+        } else {
+            return s_db_error(r->store, err, "reading the oplog");
+        }
+    }
     return STM_OK;
-}
-
-void oplog_row_read(sqlite3_stmt *stmt, op_t *op)
-{
-    memset(op, 0, sizeof *op);
-    if (sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES)
-        memcpy(op->origin.bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
-    op->seq = (uint64_t)sqlite3_column_int64(stmt, 1);
-    op->hlc = (uint64_t)sqlite3_column_int64(stmt, 2);
-    if (sqlite3_column_bytes(stmt, 3) == STM_ID_BYTES)
-        memcpy(op->version_id.bytes, sqlite3_column_blob(stmt, 3), STM_ID_BYTES);
-    op->table = (const char *)sqlite3_column_text(stmt, 4);
-    op_value_column(stmt, 5, &op->pk);
-    op->column = (const char *)sqlite3_column_text(stmt, 6);
-    const char *aff = (const char *)sqlite3_column_text(stmt, 7);
-    op->affinity = op->column && aff ? aff[0] : 0;
-    if (op->column)
-        op_value_column(stmt, 8, &op->value);
-}
-
-/* Copies the current row of stmt into batch. */
-static void s_take(sqlite3_stmt *stmt, opbatch_t *batch)
-{
-    op_t op;
-    oplog_row_read(stmt, &op);
-    opbatch_add(batch, &op);
 }
 
 stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                           size_t *got, stm_error *err)
 {
     *got = 0;
-    s_stream *last = NULL;
-    uint64_t last_hlc = 0;
-    for (;;) {
-        bool full = *got >= max_ops || opbatch_bytes(batch) >= max_bytes;
-        /* Finish the row change in progress before stopping. */
-        if (full && last) {
-            stm_err rc = s_fill(r, last, err);
-            if (rc != STM_OK)
-                return rc;
-            if (!last->ready || (uint64_t)sqlite3_column_int64(last->stmt, 2) != last_hlc)
-                break;
-        } else if (full) {
-            break;
-        }
-        /* The stream whose next operation has the smallest clock. */
+    while (*got < max_ops && opbatch_bytes(batch) < max_bytes) {
+        /* The stream whose next row change has the smallest clock. */
         s_stream *best = NULL;
         uint64_t best_hlc = 0;
         for (size_t i = 0; i < r->count; i++) {
@@ -137,19 +373,18 @@ stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, s
                 return rc;
             if (!s->ready)
                 continue;
-            uint64_t h = (uint64_t)sqlite3_column_int64(s->stmt, 2);
+            uint64_t h = (uint64_t)sqlite3_column_int64(s->stmt, RC_HLC);
             if (!best || h < best_hlc)
                 best = s, best_hlc = h;
         }
-        if (full)
-            best = last; /* finishing a row change: same stream */
         if (!best)
             break;
-        last_hlc = (uint64_t)sqlite3_column_int64(best->stmt, 2);
-        s_take(best->stmt, batch);
+        size_t before = opbatch_count(batch);
+        stm_err rc = s_unpack(r->store, best->stmt, &best->origin, best->since, batch, err);
+        if (rc != STM_OK)
+            return rc;
         best->ready = false;
-        last = best;
-        (*got)++;
+        *got += opbatch_count(batch) - before;
     }
     return STM_OK;
 }
@@ -158,15 +393,16 @@ stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_erro
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(store_db(store),
-                           "SELECT count(*), (SELECT count(*) FROM stemma_parked) FROM stemma_oplog",
+                           "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM stemma_parked) "
+                           "FROM stemma_oplog",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err);
+        return s_db_error(store, err, "counting operations");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         *total = (uint64_t)sqlite3_column_int64(stmt, 0);
         *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
     } else {
-        rc = s_db_error(store, err);
+        rc = s_db_error(store, err, "counting operations");
     }
     sqlite3_finalize(stmt);
     return rc;

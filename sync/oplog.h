@@ -1,11 +1,22 @@
-/* oplog.h - reading operations out of a database's oplog, in causal order.
+/* oplog.h - the oplog: every operation this database holds, stored and read back.
  *
- * The reader hands out what a peer lacks: for every origin this database holds
- * operations of, those above the peer's vector entry. Within an origin operations go
- * in sequence order; across origins they are merged by hybrid logical clock, so an
- * operation always comes after those its writer had seen when it wrote it (an update
- * after the insert of its row). A batch never splits the operations of one row
- * change (one origin, one clock), so the receiver writes each row in one statement. */
+ * Storage. One stemma_oplog row holds one row change: the operations seq .. seq+n-1
+ * of one origin, which share a clock, a schema version, a table and a key (a delete
+ * is a change of its own, n = 1, cells NULL). cells is a MessagePack sequence of n
+ * triples, one per operation in sequence order:
+ *
+ *   column (str), affinity (int: the ASCII code of T N I R B), value (codec.h)
+ *
+ * Names are kept as the writer sent them. Origin and version ids are stored as their
+ * stemma_ids numbers (store.h). A row change costs one B-tree row, whatever its width.
+ * Rows never overlap: each operation is stored once.
+ *
+ * Reading. The reader hands out what a peer lacks: for every origin this database
+ * holds operations of, those above the peer's vector entry. Within an origin
+ * operations go in sequence order; across origins they are merged by hybrid logical
+ * clock, so an operation always comes after those its writer had seen when it wrote
+ * it (an update after the insert of its row). A batch never splits a stored row
+ * change, so the receiver writes each row in one statement. */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
@@ -13,11 +24,43 @@
 #include "store.h"
 #include "vector.h"
 
+/* ---- writing and looking up ---- */
+
+typedef struct oplog oplog_t;
+
+/* An oplog handle on store (lent; it must outlive the handle), which keeps its
+ * statements prepared. The caller owns it (oplog_destroy). */
+oplog_t *oplog_new(store_t *store);
+void oplog_destroy(oplog_t **self_p);
+
+/* Records ops[0..n), one row change: n writes of one origin, clock, version, table
+ * and key with consecutive sequence numbers, or one delete. table is the name to
+ * store. None of them may be held already (oplog_holds). In the caller's
+ * transaction. */
+stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
+                     stm_error *err);
+
+/* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
+ * last sequence of the stored row change holding it, else 0. */
+stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err);
+
+/* The highest sequence to which origin's operations are held without a gap, counting
+ * from `from` (held up to there already): from itself when from + 1 is missing. */
+stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
+                         stm_error *err);
+
+/* Appends operation seq of origin to out; *found false when it is not held. */
+stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
+                    bool *found, stm_error *err);
+
+/* ---- reading for a peer ---- */
+
 typedef struct oplog_reader oplog_reader_t;
 
 /* A reader of everything above since (NULL: everything). since is copied. *out is
  * the caller's (oplog_reader_destroy); it keeps statements open on the store's
- * connection until destroyed. */
+ * connection until destroyed. Local changes still queued (capture.h) are not read:
+ * callers collect them first (applier_catch_up). */
 stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                          stm_error *err);
 void oplog_reader_destroy(oplog_reader_t **self_p);
@@ -27,15 +70,6 @@ void oplog_reader_destroy(oplog_reader_t **self_p);
  * appended; 0 means done. */
 stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                           size_t *got, stm_error *err);
-
-/* The columns an operation is read from, in the order oplog_row_read expects them:
- * "origin, seq, hlc, version_id, tbl, pk, col, aff, val" (a SELECT list of
- * stemma_oplog, possibly qualified). */
-#define OPLOG_COLUMNS "origin, seq, hlc, version_id, tbl, pk, col, aff, val"
-
-/* Reads the current row of stmt, whose first nine columns are OPLOG_COLUMNS, into op;
- * strings and bytes are lent by stmt until its next step or reset. */
-void oplog_row_read(sqlite3_stmt *stmt, op_t *op);
 
 /* How many operations the database holds, and how many of them are parked. */
 stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);

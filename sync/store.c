@@ -7,13 +7,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* An id numbered in stemma_ids, remembered. */
+typedef struct {
+    stm_id id;
+    int64_t no;
+} s_known_id;
+
 struct store {
-    sqlite3 *db; /* the connection; owned */
-    char *path;  /* as given */
+    sqlite3 *db;         /* the connection; owned */
+    char *path;          /* as given */
+    s_known_id *ids;     /* ids numbered so far, in the order met */
+    size_t nids, ids_cap;
+    sqlite3_stmt *id_get, *id_put, *id_of; /* prepared on first use */
 };
 
-/* stemma's own tables. Values in pk and val have no declared type, so SQLite keeps
- * each in the type it came with (null, integer, real, text or blob). */
+/* stemma's own tables (format STORE_FORMAT). Values in pk have no declared type, so
+ * SQLite keeps each in the type it came with (null, integer, real, text or blob). */
 static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS stemma_local ("
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -21,40 +30,46 @@ static const char *const s_schema =
     "  version_id BLOB NOT NULL," /* schema version id stamped on local operations */
     "  hlc INTEGER NOT NULL,"     /* last hybrid logical clock issued or seen */
     "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
-    "  applying INTEGER NOT NULL" /* 1 while stemma applies operations: capture is off */
+    "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
+    "  format INTEGER NOT NULL"   /* STORE_FORMAT of these tables */
     ");"
+    /* Node and schema version ids, numbered so that every oplog and clock row holds
+     * a small integer in place of 32 bytes. */
+    "CREATE TABLE IF NOT EXISTS stemma_ids ("
+    "  no INTEGER PRIMARY KEY,"
+    "  id BLOB NOT NULL UNIQUE"
+    ");"
+    /* Rows the application changed, queued by the capture triggers until stemma turns
+     * them into operations (capture.h). */
+    "CREATE TABLE IF NOT EXISTS stemma_pending ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tbl TEXT NOT NULL,"
+    "  pk,"
+    "  del INTEGER NOT NULL,"     /* 1: the row was deleted (or lost its key) */
+    "  mask INTEGER NOT NULL"     /* the columns that changed (capture.h) */
+    ");"
+    /* Every operation, local or received, one row per row change: the operations
+     * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and
+     * a key (oplog.h has the format of cells). */
     "CREATE TABLE IF NOT EXISTS stemma_oplog ("
-    "  origin BLOB NOT NULL,"     /* node id of the writer, 32 bytes */
-    "  seq INTEGER NOT NULL,"     /* per origin: 1, 2, 3, ... */
+    "  origin INTEGER NOT NULL,"  /* stemma_ids.no of the writer */
+    "  seq INTEGER NOT NULL,"     /* the first operation's sequence number */
+    "  n INTEGER NOT NULL,"       /* how many operations */
     "  hlc INTEGER NOT NULL,"     /* ms << 16 | counter */
-    "  version_id BLOB NOT NULL," /* the writer's schema version id */
+    "  version INTEGER NOT NULL," /* stemma_ids.no of the writer's schema version */
     "  tbl TEXT NOT NULL,"        /* table name as the writer knows it */
     "  pk,"                       /* primary-key value */
-    "  col TEXT,"                 /* column name; NULL for a row delete */
-    "  aff TEXT,"                 /* the column's affinity at the writer (T N I R B) */
-    "  val,"                      /* the new value */
-    /* 0: applied; 1: parked, not in this schema; 2: parked, a constraint refused it */
-    "  parked INTEGER NOT NULL DEFAULT 0,"
+    "  cells BLOB,"               /* the columns written; NULL for a row delete */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
-    /* The latest write of every cell, kept by apply (apply.h) so that last writer wins
-     * is one lookup. col is a column name, or 0 for the row's latest delete, or 1 for
-     * its latest write of any column. The oplog row of the write is (origin, seq). */
+    /* The latest write of every cell of a row, its latest delete and its latest write
+     * parked for a missing column, kept by apply (apply.h) so that last writer wins
+     * costs one lookup per row (rowclock.h has the format of cells). */
     "CREATE TABLE IF NOT EXISTS stemma_clock ("
-    "  tbl TEXT NOT NULL,"
+    "  tbl TEXT NOT NULL,"        /* the local table name */
     "  pk NOT NULL,"
-    "  col NOT NULL,"
-    "  hlc INTEGER NOT NULL,"
-    "  origin BLOB NOT NULL,"
-    "  seq INTEGER NOT NULL,"
-    "  PRIMARY KEY (tbl, pk, col)"
-    ") WITHOUT ROWID;"
-    /* Local operations reach stemma_clock after the fact (capture only appends to the
-     * oplog, to keep the application's writes fast): per origin captured here, the
-     * sequence up to which they have. */
-    "CREATE TABLE IF NOT EXISTS stemma_clocked ("
-    "  origin BLOB PRIMARY KEY,"
-    "  seq INTEGER NOT NULL"
+    "  cells BLOB NOT NULL,"
+    "  PRIMARY KEY (tbl, pk)"
     ") WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS stemma_vector ("
     "  origin BLOB PRIMARY KEY,"  /* a remote node id (or a former id of this one) */
@@ -118,8 +133,12 @@ void store_destroy(store_t **self_p)
     store_t *self = *self_p;
     if (!self)
         return;
+    sqlite3_finalize(self->id_get);
+    sqlite3_finalize(self->id_put);
+    sqlite3_finalize(self->id_of);
     sqlite3_close(self->db);
     free(self->path);
+    free(self->ids);
     free(self);
     *self_p = NULL;
 }
@@ -146,6 +165,24 @@ stm_err store_exec(store_t *self, const char *sql, stm_error *err)
     return STM_OK;
 }
 
+stm_err store_check_format(store_t *self, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int format = 0;
+    if (sqlite3_prepare_v2(self->db, "SELECT format FROM stemma_local WHERE id = 1", -1, &stmt,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        format = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (format == STORE_FORMAT)
+        return STM_OK;
+    return stm_error_set(err, STM_EINPUT,
+                         "%s: stemma's tables here are in format %d, this stemma reads format %d; "
+                         "restore a copy without them (they are all named stemma_*) and sync "
+                         "again from a peer",
+                         self->path, format, STORE_FORMAT);
+}
+
 bool store_is_prepared(store_t *self)
 {
     sqlite3_stmt *stmt = NULL;
@@ -162,7 +199,7 @@ bool store_is_prepared(store_t *self)
 stm_err store_prepare(store_t *self, stm_error *err)
 {
     if (store_is_prepared(self))
-        return STM_OK;
+        return store_check_format(self, err);
     stm_err rc = store_exec(self, s_schema, err);
     if (rc != STM_OK)
         return rc;
@@ -170,20 +207,16 @@ stm_err store_prepare(store_t *self, stm_error *err)
     randombytes_buf(node_id.bytes, sizeof node_id.bytes);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(self->db,
-                           "INSERT INTO stemma_local (id, node_id, version_id, hlc, seq, applying)"
-                           " VALUES (1, ?1, zeroblob(32), 0, 0, 0)",
+                           "INSERT INTO stemma_local (id, node_id, version_id, hlc, seq, applying,"
+                           " format) VALUES (1, ?1, zeroblob(32), 0, 0, 0, ?2)",
                            -1, &stmt, NULL) != SQLITE_OK) {
         return stm_error_set(err, STM_EDB, "%s: %s", self->path, sqlite3_errmsg(self->db));
     }
     sqlite3_bind_blob(stmt, 1, node_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, STORE_FORMAT);
     if (sqlite3_step(stmt) != SQLITE_DONE)
         rc = stm_error_set(err, STM_EDB, "%s: %s", self->path, sqlite3_errmsg(self->db));
     sqlite3_finalize(stmt);
-    if (rc == STM_OK)
-        rc = store_exec(self,
-                        "INSERT INTO stemma_clocked (origin, seq) SELECT node_id, 0 FROM "
-                        "stemma_local WHERE id = 1",
-                        err);
     return rc;
 }
 
@@ -245,10 +278,7 @@ stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
                         "stemma_vector AS v WHERE v.origin = stemma_local.node_id), 0) "
                         "WHERE id = 1;"
                         "DELETE FROM stemma_vector WHERE origin = (SELECT node_id FROM "
-                        "stemma_local WHERE id = 1);"
-                        /* Its operations held so far were applied, so are in the clock. */
-                        "INSERT OR IGNORE INTO stemma_clocked (origin, seq) SELECT node_id, seq "
-                        "FROM stemma_local WHERE id = 1;",
+                        "stemma_local WHERE id = 1);",
                         err);
     return rc;
 }
@@ -261,4 +291,101 @@ stm_err store_version_id(store_t *self, stm_id *out, stm_error *err)
 stm_err store_set_version_id(store_t *self, const stm_id *id, stm_error *err)
 {
     return s_write_id(self, "version_id", id, err);
+}
+
+/* ---- numbered ids ---- */
+
+static stm_err s_ids_error(store_t *self, stm_error *err)
+{
+    return stm_error_set(err, STM_EDB, "%s: numbering ids: %s", self->path,
+                         sqlite3_errmsg(self->db));
+}
+
+static sqlite3_stmt *s_ids_stmt(store_t *self, sqlite3_stmt **slot, const char *sql)
+{
+    if (!*slot &&
+        sqlite3_prepare_v3(self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(*slot);
+    return *slot;
+}
+
+static void s_remember(store_t *self, const stm_id *id, int64_t no)
+{
+    self->ids = stm_grow(self->ids, &self->ids_cap, self->nids + 1, sizeof *self->ids);
+    self->ids[self->nids].id = *id;
+    self->ids[self->nids].no = no;
+    self->nids++;
+}
+
+stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err)
+{
+    /* A mesh has a handful of origins and versions: a scan from the newest is enough. */
+    for (size_t i = self->nids; i-- > 0;) {
+        if (stm_id_equal(&self->ids[i].id, id)) {
+            *no = self->ids[i].no;
+            return STM_OK;
+        }
+    }
+    sqlite3_stmt *get = s_ids_stmt(self, &self->id_get, "SELECT no FROM stemma_ids WHERE id = ?1");
+    if (!get)
+        return s_ids_error(self, err);
+    sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
+    int step = sqlite3_step(get);
+    if (step == SQLITE_ROW) {
+        *no = sqlite3_column_int64(get, 0);
+        sqlite3_reset(get);
+        s_remember(self, id, *no);
+        return STM_OK;
+    }
+    sqlite3_reset(get);
+    if (step != SQLITE_DONE)
+        return s_ids_error(self, err);
+    if (!add) {
+        *no = 0;
+        return STM_OK;
+    }
+    sqlite3_stmt *put = s_ids_stmt(self, &self->id_put, "INSERT INTO stemma_ids (id) VALUES (?1)");
+    if (!put)
+        return s_ids_error(self, err);
+    sqlite3_bind_blob(put, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
+    step = sqlite3_step(put);
+    sqlite3_reset(put);
+    if (step != SQLITE_DONE)
+        return s_ids_error(self, err);
+    *no = sqlite3_last_insert_rowid(self->db);
+    s_remember(self, id, *no);
+    return STM_OK;
+}
+
+stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
+{
+    for (size_t i = self->nids; i-- > 0;) {
+        if (self->ids[i].no == no) {
+            *out = self->ids[i].id;
+            return STM_OK;
+        }
+    }
+    sqlite3_stmt *get = s_ids_stmt(self, &self->id_of, "SELECT id FROM stemma_ids WHERE no = ?1");
+    if (!get)
+        return s_ids_error(self, err);
+    sqlite3_bind_int64(get, 1, no);
+    int step = sqlite3_step(get);
+    stm_err rc = STM_OK;
+    if (step == SQLITE_ROW && sqlite3_column_bytes(get, 0) == STM_ID_BYTES) {
+        memcpy(out->bytes, sqlite3_column_blob(get, 0), STM_ID_BYTES);
+        s_remember(self, out, no);
+    } else if (step == SQLITE_ROW || step == SQLITE_DONE) {
+        rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_ids has no id numbered %lld",
+                           self->path, (long long)no);
+    } else {
+        rc = s_ids_error(self, err);
+    }
+    sqlite3_reset(get);
+    return rc;
+}
+
+void store_forget_ids(store_t *self)
+{
+    self->nids = 0;
 }

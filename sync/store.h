@@ -7,10 +7,13 @@
  *   stemma_local    one row: this database's node id, its schema version id, the
  *                   hybrid logical clock, the last local sequence number, and the
  *                   `applying` flag that keeps capture from recording applied ops
- *   stemma_oplog    every operation, local or received: (origin, seq) is its key
- *   stemma_clock    the latest write of every cell, and each row's latest delete and
- *                   latest write (apply.h keeps it)
- *   stemma_clocked  how far local operations have been entered in stemma_clock
+ *   stemma_ids      node and schema version ids, numbered (the oplog and the clock
+ *                   hold the numbers)
+ *   stemma_pending  rows the application changed, queued by the capture triggers
+ *                   until stemma turns them into operations (capture.h)
+ *   stemma_oplog    every operation, local or received, a row change a row (oplog.h)
+ *   stemma_clock    per row, the latest write of every cell, its latest delete and
+ *                   latest write parked for a missing column (apply.h keeps it)
  *   stemma_vector   per remote origin, the highest sequence held without a gap
  *   stemma_parked   operations held back, with the kind of reason and the reason
  *   stemma_exclude  tables the application does not want synced
@@ -29,6 +32,10 @@
 /* How long a connection waits for another writer (the application) to let go of the
  * database before SQLite reports it busy. */
 #define STORE_BUSY_TIMEOUT_MS 10000
+
+/* The layout of stemma's tables. A database whose tables are in another format is
+ * refused with a message saying what to do, never read wrongly. */
+#define STORE_FORMAT 2
 
 typedef struct store store_t;
 
@@ -52,9 +59,13 @@ const char *store_path(const store_t *self);
 /* True when stemma's tables exist in this database. */
 bool store_is_prepared(store_t *self);
 /* Creates stemma's tables when they are missing, giving the database a new random
- * node id; does nothing when they exist. Runs in the caller's transaction. */
+ * node id; when they exist, checks their format (store_check_format). Runs in the
+ * caller's transaction. */
 stm_err store_prepare(store_t *self, stm_error *err);
 
+/* STM_EINPUT, saying what to do, when stemma's tables are in another format than
+ * STORE_FORMAT (made by an older stemma). */
+stm_err store_check_format(store_t *self, stm_error *err);
 /* This database's node id (the origin of its local operations). */
 stm_err store_node_id(store_t *self, stm_id *out, stm_error *err);
 /* Gives the database another node id (the node's public key, when a node is set up).
@@ -63,6 +74,15 @@ stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err);
 /* The schema version id local operations are stamped with (zero before any). */
 stm_err store_version_id(store_t *self, stm_id *out, stm_error *err);
 stm_err store_set_version_id(store_t *self, const stm_id *id, stm_error *err);
+
+/* The number stemma_ids gives id. When id has none yet: with add, numbers it (in
+ * the caller's transaction); without, sets *no to 0. Numbers are remembered; a caller
+ * that rolls back a transaction which may have numbered ids must call
+ * store_forget_ids, since the numbers it was given are gone. */
+stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err);
+/* The id numbered no. STM_ECORRUPT when there is none. */
+stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
+void store_forget_ids(store_t *self);
 
 /* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
  * failure. A helper for the sync modules. */

@@ -1,6 +1,8 @@
 #include "dbutil.h"
+#include "sync/apply.h"
 #include "lineage/sqlscript.h"
 #include "sync/capture.h"
+#include "sync/oplog.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +36,10 @@ store_t *du_setup(const char *path, const char *schema_sql, const stm_id *versio
 void du_migrate(store_t *store, const char *schema_sql)
 {
     stm_error err = {0};
+    /* As the migrator does: queued changes become operations under the old schema. */
+    applier_t *applier = applier_new(store, NULL, NULL);
+    s_ok(applier_catch_up(applier, &err), &err);
+    applier_destroy(&applier);
     s_ok(store_exec(store, "BEGIN IMMEDIATE", &err), &err);
     s_ok(capture_uninstall(store, &err), &err);
     s_ok(sqlscript_run(store_db(store), "migration", schema_sql, 0, &err), &err);
@@ -53,8 +59,61 @@ void du_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+void du_ops(store_t *store)
+{
+    stm_error err = {0};
+    applier_t *applier = applier_new(store, NULL, NULL);
+    s_ok(applier_catch_up(applier, &err), &err);
+    applier_destroy(&applier);
+    s_ok(store_exec(store,
+                    "DROP TABLE IF EXISTS temp.ops;"
+                    "CREATE TEMP TABLE ops (origin BLOB, seq INTEGER, hlc INTEGER, version_id BLOB,"
+                    " tbl TEXT, pk, col TEXT, aff TEXT, val, parked INTEGER);",
+                    &err),
+         &err);
+    oplog_reader_t *reader = NULL;
+    s_ok(oplog_reader_new(store, NULL, &reader, &err), &err);
+    opbatch_t *batch = opbatch_new();
+    sqlite3_stmt *ins = NULL;
+    if (sqlite3_prepare_v2(store_db(store),
+                           "INSERT INTO temp.ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                           "(SELECT CASE kind WHEN 'schema' THEN 1 ELSE 2 END FROM stemma_parked "
+                           "WHERE origin = ?1 AND seq = ?2))",
+                           -1, &ins, NULL) != SQLITE_OK)
+        fail_msg("temp.ops: %s", sqlite3_errmsg(store_db(store)));
+    size_t got;
+    do {
+        opbatch_clear(batch);
+        s_ok(oplog_reader_next(reader, batch, 1000, 1u << 20, &got, &err), &err);
+        for (size_t i = 0; i < opbatch_count(batch); i++) {
+            const op_t *op = opbatch_at(batch, i);
+            char aff[2] = {op->affinity, '\0'};
+            sqlite3_reset(ins);
+            sqlite3_clear_bindings(ins);
+            sqlite3_bind_blob(ins, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 2, (sqlite3_int64)op->seq);
+            sqlite3_bind_int64(ins, 3, (sqlite3_int64)op->hlc);
+            sqlite3_bind_blob(ins, 4, op->version_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
+            sqlite3_bind_text(ins, 5, op->table, -1, SQLITE_STATIC);
+            op_value_bind(ins, 6, &op->pk);
+            if (op->column) {
+                sqlite3_bind_text(ins, 7, op->column, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 8, aff, 1, SQLITE_TRANSIENT);
+                op_value_bind(ins, 9, &op->value);
+            }
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                fail_msg("temp.ops: %s", sqlite3_errmsg(store_db(store)));
+        }
+    } while (got);
+    sqlite3_finalize(ins);
+    opbatch_destroy(&batch);
+    oplog_reader_destroy(&reader);
+}
+
 long long du_int(store_t *store, const char *sql)
 {
+    if (strstr(sql, "temp.ops"))
+        du_ops(store);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(store_db(store)));

@@ -16,7 +16,13 @@ void du_migrate(store_t *store, const char *schema_sql);
 /* Runs sql on path through a connection of its own, as an application would. Fails the
  * test on error. */
 void du_exec(const char *path, const char *sql);
-/* The number sql (a SELECT of one integer) returns on store's connection. */
+/* Collects the store's queued changes (applier_catch_up) and lists every operation it
+ * holds, one a row, in the temporary table temp.ops (origin, seq, hlc, version_id,
+ * tbl, pk, col, aff, val, parked: NULL, 1 for schema, 2 for constraint), so that tests
+ * can ask about operations in SQL whatever the oplog's storage format. */
+void du_ops(store_t *store);
+/* The number sql (a SELECT of one integer) returns on store's connection; a query
+ * naming temp.ops runs after du_ops. */
 long long du_int(store_t *store, const char *sql);
 /* A hex digest of the rows of query (every column, in the query's order), run on
  * store's connection; the caller frees it. */

@@ -138,8 +138,8 @@ static void test_insert_arrives_and_is_not_recaptured(void **state)
     assert_int_equal(st.applied, 4);
     s_assert_title(f, "t1", "milk");
     /* Recorded once, with origin and clock kept; the local sequence is untouched. */
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 4);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE hlc = 1000"), 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops"), 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE hlc = 1000"), 4);
     assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 0);
     /* The local clock moved past what it saw. */
     assert_true(du_int(f->store, "SELECT hlc FROM stemma_local") >= 1000);
@@ -155,7 +155,7 @@ static void test_local_clock_moves_past_what_it_applied(void **state)
     s_insert_task(f, 0xa1, 1, (uint64_t)ahead, "t1", "from the future");
     s_apply(f);
     du_exec(f->path, "UPDATE tasks SET title = 'local' WHERE id = 't1'");
-    assert_true(du_int(f->store, "SELECT max(hlc) FROM stemma_oplog WHERE col = 'title'") >
+    assert_true(du_int(f->store, "SELECT max(hlc) FROM temp.ops WHERE col = 'title'") >
                 ahead);
     /* And the local write wins against a concurrent one at the future clock. */
     s_add(f, 0xb2, 1, (uint64_t)ahead, "tasks", "t1", "title", 'T', "concurrent");
@@ -195,7 +195,7 @@ static void test_applying_twice_changes_nothing(void **state)
     assert_int_equal(st.present, 4);
     assert_int_equal(st.applied, 1);
     s_assert_title(f, "t1", "oat milk");
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 5);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops"), 5);
 }
 
 static void test_deletes_against_writes(void **state)
@@ -249,7 +249,7 @@ static void test_unknown_table_and_column_are_parked_then_replayed(void **state)
     assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 3);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM tags WHERE label = 'home'"), 1);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 0);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE parked <> 0"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE parked IS NOT NULL"), 0);
 }
 
 static void test_replay_follows_last_writer_wins(void **state)
@@ -372,7 +372,7 @@ static void test_failed_batch_changes_nothing(void **state)
     stm_error err = {0};
     assert_int_not_equal(applier_apply(f->applier, f->batch, &st, &err), STM_OK);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks"), 0);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops"), 0);
     assert_int_equal(du_int(f->store, "SELECT applying FROM stemma_local"), 0);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_vector"), 0);
 }
@@ -396,10 +396,22 @@ static void test_integer_keys_and_real_values(void **state)
     apply_stats st = s_apply(f);
     assert_int_equal(st.applied, 1);
     assert_int_equal(du_int(f->store, "SELECT v = 2.5 FROM nums WHERE id = 42"), 1);
-    /* Stored under the local names, so later comparisons find it. */
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE tbl = 'nums' AND "
-                                      "col = 'v'"),
+    /* Kept as the writer sent it, to travel on unchanged. */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE tbl = 'NUMS' AND "
+                                      "col = 'V'"),
                      1);
+    /* Its clock is the local cell's, whatever the spelling: an older write to "v"
+     * loses to it. */
+    opbatch_clear(f->batch);
+    op.seq = 2;
+    op.hlc = 5;
+    op.table = "nums";
+    op.column = "v";
+    op.value.r = 9.5;
+    opbatch_add(f->batch, &op);
+    st = s_apply(f);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(du_int(f->store, "SELECT v = 2.5 FROM nums WHERE id = 42"), 1);
 }
 
 int main(void)

@@ -48,7 +48,15 @@ static int teardown(void **state)
 
 static long long s_ops(fixture *f)
 {
-    return du_int(f->store, "SELECT count(*) FROM stemma_oplog");
+    return du_int(f->store, "SELECT count(*) FROM temp.ops");
+}
+
+/* One write by the application, collected into operations before the next, as a
+ * node does when it notices the write. */
+static void s_write(fixture *f, const char *sql)
+{
+    du_exec(f->path, sql);
+    du_ops(f->store);
 }
 
 static void test_insert_records_every_column_with_its_type(void **state)
@@ -57,24 +65,24 @@ static void test_insert_records_every_column_with_its_type(void **state)
     du_exec(f->path, "INSERT INTO items VALUES ('a', 42, 1.5, 'text', x'00ff')");
     assert_int_equal(s_ops(f), 5);
     /* One clock for the row, sequences 1..5, types kept, version stamped. */
-    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM stemma_oplog"), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM temp.ops"), 1);
     assert_int_equal(du_int(f->store, "SELECT group_concat(seq, ',') = '1,2,3,4,5' FROM "
-                                      "(SELECT seq FROM stemma_oplog ORDER BY seq)"),
+                                      "(SELECT seq FROM temp.ops ORDER BY seq)"),
                      1);
-    assert_int_equal(du_int(f->store, "SELECT typeof(val) = 'integer' FROM stemma_oplog WHERE "
+    assert_int_equal(du_int(f->store, "SELECT typeof(val) = 'integer' FROM temp.ops WHERE "
                                       "col = 'n'"),
                      1);
     assert_int_equal(du_int(f->store, "SELECT typeof(val) = 'real' AND val = 1.5 FROM "
-                                      "stemma_oplog WHERE col = 'r'"),
+                                      "temp.ops WHERE col = 'r'"),
                      1);
     assert_int_equal(du_int(f->store, "SELECT val = x'00ff' AND typeof(val) = 'blob' FROM "
-                                      "stemma_oplog WHERE col = 'b'"),
+                                      "temp.ops WHERE col = 'b'"),
                      1);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE pk = 'a' AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 'a' AND "
                                       "tbl = 'items' AND hex(version_id) = '07' || "
                                       "substr(hex(zeroblob(31)), 1)"),
                      5);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col = 'n' AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE col = 'n' AND "
                                       "aff = 'I'"),
                      1);
     assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 5);
@@ -83,10 +91,10 @@ static void test_insert_records_every_column_with_its_type(void **state)
 static void test_update_records_changed_columns_only(void **state)
 {
     fixture *f = *state;
-    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, 1.0, 'x', NULL)");
-    du_exec(f->path, "UPDATE items SET n = 2, s = 'y', r = 1.0 WHERE id = 'a'");
+    s_write(f, "INSERT INTO items VALUES ('a', 1, 1.0, 'x', NULL)");
+    s_write(f, "UPDATE items SET n = 2, s = 'y', r = 1.0 WHERE id = 'a'");
     assert_int_equal(s_ops(f), 7);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq > 5 AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE seq > 5 AND "
                                       "col IN ('n', 's')"),
                      2);
     /* An update that changes nothing records nothing, and does not tick the clock. */
@@ -95,25 +103,25 @@ static void test_update_records_changed_columns_only(void **state)
     assert_int_equal(s_ops(f), 7);
     assert_int_equal(du_int(f->store, "SELECT hlc FROM stemma_local"), hlc);
     /* NULL to a value and back is a change both ways. */
-    du_exec(f->path, "UPDATE items SET b = x'01' WHERE id = 'a'");
-    du_exec(f->path, "UPDATE items SET b = NULL WHERE id = 'a'");
+    s_write(f, "UPDATE items SET b = x'01' WHERE id = 'a'");
+    s_write(f, "UPDATE items SET b = NULL WHERE id = 'a'");
     assert_int_equal(s_ops(f), 9);
-    assert_int_equal(du_int(f->store, "SELECT val IS NULL FROM stemma_oplog WHERE seq = 9"), 1);
+    assert_int_equal(du_int(f->store, "SELECT val IS NULL FROM temp.ops WHERE seq = 9"), 1);
 }
 
 static void test_key_change_is_delete_and_insert(void **state)
 {
     fixture *f = *state;
-    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, NULL, NULL, NULL)");
-    du_exec(f->path, "UPDATE items SET id = 'b' WHERE id = 'a'");
+    s_write(f, "INSERT INTO items VALUES ('a', 1, NULL, NULL, NULL)");
+    s_write(f, "UPDATE items SET id = 'b' WHERE id = 'a'");
     assert_int_equal(s_ops(f), 5 + 1 + 5);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq = 6 AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE seq = 6 AND "
                                       "pk = 'a' AND col IS NULL"),
                      1);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE seq > 6 AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE seq > 6 AND "
                                       "pk = 'b'"),
                      5);
-    assert_int_equal(du_int(f->store, "SELECT max(seq) FROM stemma_oplog"), 11);
+    assert_int_equal(du_int(f->store, "SELECT max(seq) FROM temp.ops"), 11);
 }
 
 static void test_delete_records_one_row_delete(void **state)
@@ -122,16 +130,16 @@ static void test_delete_records_one_row_delete(void **state)
     du_exec(f->path, "INSERT INTO counters (hits) VALUES (3), (4)");
     assert_int_equal(s_ops(f), 4);
     /* The rowid SQLite assigned is the key recorded. */
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE pk = 2 AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 2 AND "
                                       "typeof(pk) = 'integer'"),
                      2);
     du_exec(f->path, "DELETE FROM counters");
     assert_int_equal(s_ops(f), 6);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col IS NULL AND "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE col IS NULL AND "
                                       "val IS NULL AND aff IS NULL"),
                      2);
     /* Each row of a multi-row statement ticks the clock. */
-    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM stemma_oplog"), 4);
+    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM temp.ops"), 4);
 }
 
 static void test_clock_never_goes_back(void **state)
@@ -145,12 +153,12 @@ static void test_clock_never_goes_back(void **state)
     du_exec(f->path, sql);
     du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
     du_exec(f->path, "INSERT INTO counters (hits) VALUES (2)");
-    assert_int_equal(du_int(f->store, "SELECT min(hlc) FROM stemma_oplog"), ahead + 1);
-    assert_int_equal(du_int(f->store, "SELECT max(hlc) FROM stemma_oplog"), ahead + 2);
+    assert_int_equal(du_int(f->store, "SELECT min(hlc) FROM temp.ops"), ahead + 1);
+    assert_int_equal(du_int(f->store, "SELECT max(hlc) FROM temp.ops"), ahead + 2);
     /* Normally it follows the wall clock in milliseconds. */
     du_exec(f->path, "UPDATE stemma_local SET hlc = 0");
     du_exec(f->path, "INSERT INTO counters (hits) VALUES (3)");
-    long long ms = du_int(f->store, "SELECT max(hlc) >> 16 FROM stemma_oplog WHERE seq > 4");
+    long long ms = du_int(f->store, "SELECT max(hlc) >> 16 FROM temp.ops WHERE seq > 4");
     long long now = du_int(f->store, "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS "
                                      "INTEGER)");
     assert_true(ms <= now && ms > now - 60000);
@@ -182,7 +190,7 @@ static void test_what_is_not_captured(void **state)
     /* Quoted names work; the generated column is not recorded. */
     du_exec(f->path, "INSERT INTO \"Odd Name\" VALUES ('k1', 'v''1')");
     assert_int_equal(s_ops(f), 2);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE tbl = 'Odd Name' "
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE tbl = 'Odd Name' "
                                       "AND col IN ('k\"ey', 'va''l')"),
                      2);
 }
@@ -214,7 +222,7 @@ static void test_drop_column_works_without_triggers(void **state)
     du_migrate(f->store, "ALTER TABLE items DROP COLUMN s;");
     du_exec(f->path, "INSERT INTO items VALUES ('a', 1, 2.0, x'01')");
     assert_int_equal(s_ops(f), 4);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog WHERE col = 's'"), 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE col = 's'"), 0);
 }
 
 static void test_classify(void **state)

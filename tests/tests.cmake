@@ -34,9 +34,9 @@ stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_t
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
-stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_sync stemma_testutil)
+stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
-stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_sync stemma_testutil)
+stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 add_test(NAME cli_sync COMMAND ${STEMMA_PYTHON3} tests/cli_sync_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME mesh COMMAND ${STEMMA_PYTHON3} tests/mesh_test.py $<TARGET_FILE:stemma> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
