@@ -24,12 +24,20 @@
 typedef struct {
     const catalog_table *def;  /* lent by the applier's catalog */
     const catalog_column *key; /* its single key column */
+    /* Within a transaction: the greatest key stemma_clock holds for the table, when it
+     * is an integer (or there is none), so that a new row with a greater integer key
+     * (the usual insert) is known to have no clocks without looking. */
+    bool top_known;
+    bool top_none;             /* no clocks at all, or the greatest key is not an integer */
+    int64_t top;
 } s_table;
 
 /* The fixed statements, prepared on first use. */
 enum {
     Q_CLOCK_GET,    /* a row's clocks */
     Q_CLOCK_PUT,    /* ... written back */
+    Q_CLOCK_NEW,    /* ... or written the first time */
+    Q_CLOCK_TOP,    /* the greatest key of a table in stemma_clock */
     Q_PARK,         /* why an operation is parked */
     Q_PARKED_LIST,  /* parked operations of a kind (or all) */
     Q_PARKED_CLEAR, /* ... taken out for a retry */
@@ -45,6 +53,8 @@ enum {
 static const char *const s_sql[Q_COUNT] = {
     [Q_CLOCK_GET] = "SELECT cells FROM stemma_clock WHERE tbl = ?1 AND pk = ?2",
     [Q_CLOCK_PUT] = "INSERT OR REPLACE INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
+    [Q_CLOCK_NEW] = "INSERT INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
+    [Q_CLOCK_TOP] = "SELECT pk FROM stemma_clock WHERE tbl = ?1 ORDER BY pk DESC LIMIT 1",
     [Q_PARK] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
                "VALUES (?1, ?2, ?3, ?4)",
     [Q_PARKED_LIST] = "SELECT origin, seq FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 "
@@ -98,7 +108,7 @@ struct applier {
     int schema_cookie;     /* PRAGMA schema_version when it was read; -1: never */
     s_table *tables;       /* synced tables, in catalog order */
     size_t ntables;
-    const s_table *last_table; /* the last one looked up: batches run table by table */
+    s_table *last_table;   /* the last one looked up: batches run table by table */
     sqlite3_stmt *fixed[Q_COUNT]; /* by Q_*, prepared on first use */
     s_row_stmt *rows;      /* open-addressing table of row statements */
     size_t nrows_slots;    /* a power of two, or 0 */
@@ -337,7 +347,7 @@ static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
 }
 
 /* The synced table named name (any case), or NULL. */
-static const s_table *s_find_table(applier_t *a, const char *name)
+static s_table *s_find_table(applier_t *a, const char *name)
 {
     if (a->last_table && sqlite3_stricmp(catalog_table_name(a->last_table->def), name) == 0)
         return a->last_table;
@@ -545,6 +555,54 @@ static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const 
 
 /* ---- row clocks ---- */
 
+/* True when t has no clocks for integer key pk: it is above the greatest one. */
+static stm_err s_above_top(applier_t *a, s_table *t, const op_value *pk, bool *above,
+                           stm_error *err)
+{
+    *above = false;
+    if (pk->type != VALUE_INTEGER)
+        return STM_OK;
+    if (!t->top_known) {
+        sqlite3_stmt *q = s_fixed(a, Q_CLOCK_TOP);
+        if (!q)
+            return s_db_error(a, err, "reading clocks");
+        sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
+        int step = sqlite3_step(q);
+        if (step == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER) {
+            t->top = sqlite3_column_int64(q, 0);
+            t->top_none = false;
+        } else {
+            /* None at all (every integer is above), or a greater key of another type
+             * (no integer is known to be above). */
+            t->top_none = step == SQLITE_ROW;
+            t->top = INT64_MIN;
+        }
+        sqlite3_reset(q);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return s_db_error(a, err, "reading clocks");
+        t->top_known = true;
+    }
+    *above = !t->top_none && pk->i > t->top;
+    return STM_OK;
+}
+
+static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk, bool *found,
+                            stm_error *err);
+
+/* Reads the clocks of a row of t into a->clock, unless it is known to have none
+ * (s_above_top); *found false when it has none. */
+static stm_err s_row_clocks(applier_t *a, s_table *t, const op_value *pk, bool *found,
+                            stm_error *err)
+{
+    bool above;
+    stm_err rc = s_above_top(a, t, pk, &above, err);
+    if (rc != STM_OK || !above)
+        return rc == STM_OK ? s_clock_read(a, catalog_table_name(t->def), pk, found, err) : rc;
+    rowclock_clear(&a->clock);
+    *found = false;
+    return STM_OK;
+}
+
 /* Reads the clocks of (table, pk) into a->clock; *found false when it has none. */
 static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk, bool *found,
                             stm_error *err)
@@ -569,11 +627,16 @@ static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk,
     return rc;
 }
 
-static stm_err s_clock_write(applier_t *a, const char *table, const op_value *pk, stm_error *err)
+/* Writes a->clock as the clocks of (t, pk); is_new: the row had none. */
+static stm_err s_clock_write(applier_t *a, s_table *t, const op_value *pk, bool is_new,
+                             stm_error *err)
 {
+    const char *table = catalog_table_name(t->def);
     buf_reset(&a->clock_bytes);
     rowclock_encode(&a->clock, &a->clock_bytes);
-    sqlite3_stmt *put = s_fixed(a, Q_CLOCK_PUT);
+    if (pk->type == VALUE_INTEGER && t->top_known && !t->top_none && pk->i > t->top)
+        t->top = pk->i;
+    sqlite3_stmt *put = s_fixed(a, is_new ? Q_CLOCK_NEW : Q_CLOCK_PUT);
     if (!put)
         return s_db_error(a, err, "recording clocks");
     sqlite3_bind_text(put, 1, table, -1, SQLITE_STATIC);
@@ -721,14 +784,13 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                               stm_error *err)
 {
     const op_t *first = ops[0];
-    const s_table *t = s_find_table(a, first->table);
+    s_table *t = s_find_table(a, first->table);
     if (!t)
         return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
     if (first->pk.type == VALUE_NULL)
         return s_park_all(a, ops, n, "a row with a NULL primary key cannot be synced", st, err);
-    const char *table = catalog_table_name(t->def);
     bool have_clock = false;
-    stm_err rc = s_clock_read(a, table, &first->pk, &have_clock, err);
+    stm_err rc = s_row_clocks(a, t, &first->pk, &have_clock, err);
     if (rc != STM_OK)
         return rc;
     int64_t origin_no;
@@ -828,7 +890,7 @@ written:
         }
     }
     if (rc == STM_OK && moved)
-        rc = s_clock_write(a, table, &first->pk, err);
+        rc = s_clock_write(a, t, &first->pk, !have_clock, err);
 done:
     free(refused);
     free(cells);
@@ -839,16 +901,15 @@ done:
 /* Applies one new row delete, recorded already. */
 static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
 {
-    const s_table *t = s_find_table(a, op->table);
+    s_table *t = s_find_table(a, op->table);
     if (!t)
         return s_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here", st,
                       err);
     if (op->pk.type == VALUE_NULL)
         return s_park(a, op, PARK_SCHEMA, "a row with a NULL primary key cannot be synced", st,
                       err);
-    const char *table = catalog_table_name(t->def);
     bool have_clock;
-    stm_err rc = s_clock_read(a, table, &op->pk, &have_clock, err);
+    stm_err rc = s_row_clocks(a, t, &op->pk, &have_clock, err);
     int64_t origin_no = 0;
     if (rc == STM_OK)
         rc = store_id_number(a->store, &op->origin, true, &origin_no, err);
@@ -875,7 +936,7 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if ((rc = s_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
         return rc;
     rowclock_set(&a->clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
-    return s_clock_write(a, table, &op->pk, err);
+    return s_clock_write(a, t, &op->pk, !have_clock, err);
 }
 
 /* ---- batches ---- */
@@ -985,10 +1046,10 @@ static stm_err s_record_local(applier_t *a, const opbatch_t *batch, stm_error *e
         rc = s_record(a, o, ops + i, j - i, err);
         if (rc == STM_OK && !origin_no)
             rc = store_id_number(a->store, &a->node_id, false, &origin_no, err);
-        const s_table *t = rc == STM_OK ? s_find_table(a, ops[i]->table) : NULL;
-        bool found;
+        s_table *t = rc == STM_OK ? s_find_table(a, ops[i]->table) : NULL;
+        bool found = false;
         if (t)
-            rc = s_clock_read(a, catalog_table_name(t->def), &ops[i]->pk, &found, err);
+            rc = s_row_clocks(a, t, &ops[i]->pk, &found, err);
         for (size_t k = i; k < j && t && rc == STM_OK; k++) {
             const catalog_column *col =
                 ops[k]->column ? catalog_table_find(t->def, ops[k]->column) : NULL;
@@ -1000,7 +1061,7 @@ static stm_err s_record_local(applier_t *a, const opbatch_t *batch, stm_error *e
                              ops[k]->seq);
         }
         if (t && rc == STM_OK)
-            rc = s_clock_write(a, catalog_table_name(t->def), &ops[i]->pk, err);
+            rc = s_clock_write(a, t, &ops[i]->pk, !found, err);
         i = j;
     }
     free(ops);
@@ -1067,6 +1128,8 @@ static stm_err s_begin(applier_t *a, stm_error *err)
     a->norigins = 0;
     a->any_applied = false;
     stm_err rc = s_refresh_catalog(a, err);
+    for (size_t i = 0; i < a->ntables; i++)
+        a->tables[i].top_known = false;
     if (rc == STM_OK)
         rc = store_node_id(a->store, &a->node_id, err);
     if (rc == STM_OK)
