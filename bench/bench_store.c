@@ -21,6 +21,7 @@
 #include "sync/apply.h"
 #include "sync/bundle.h"
 #include "sync/capture.h"
+#include "benchutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,7 +299,6 @@ static void s_apply_inserts(const char *dir, double *ours, double *base)
     s_check(bundle_write(writer, NULL, bundle, &info, &err), &err);
     store_destroy(&writer);
     store_t *reader = s_stemma(dir, "reader.db");
-    if (getenv("STEMMA_BENCH_CACHE")) { char q[64]; snprintf(q, sizeof q, "PRAGMA cache_size=%s", getenv("STEMMA_BENCH_CACHE")); sqlite3_exec(store_db(reader), q, NULL, NULL, NULL); }
     applier_t *applier = applier_new(reader, NULL, NULL);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
@@ -381,6 +381,11 @@ static double s_median(double *v, int n)
 static void s_row(const char *figure, double ours, double base, const char *target)
 {
     printf("%-40s %12.0f %12.0f %7.2f  %s\n", figure, ours, base, ours / base, target);
+    char o[32], b[32], r[32];
+    snprintf(o, sizeof o, "%.0f/s", ours);
+    snprintf(b, sizeof b, "%.0f/s", base);
+    snprintf(r, sizeof r, "%.2f", ours / base);
+    bench_row(figure, o, b, r, target);
 }
 
 int main(int argc, char **argv)

@@ -92,3 +92,9 @@ long long bench_count(const char *db, const char *sql)
     sqlite3_close(h);
     return v;
 }
+
+void bench_row(const char *figure, const char *stemma, const char *baseline, const char *ratio,
+               const char *target)
+{
+    printf("row|%s|%s|%s|%s|%s\n", figure, stemma, baseline, ratio, target);
+}

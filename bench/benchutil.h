@@ -21,4 +21,9 @@ int bench_free_port(void);
 /* The integer sql returns from db (read-only), -1 on failure. */
 long long bench_count(const char *db, const char *sql);
 
+/* Prints one line for scripts/bench's summary table:
+ * "row|FIGURE|STEMMA|BASELINE|RATIO|TARGET" (any of the last four may be ""). */
+void bench_row(const char *figure, const char *stemma, const char *baseline, const char *ratio,
+               const char *target);
+
 #endif
