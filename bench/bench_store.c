@@ -264,6 +264,70 @@ static double s_insert_rows(sqlite3 *db)
     return t;
 }
 
+/* The floors SQLite itself sets, measured the same way (no stemma code runs):
+ *
+ *   trigger  the inserts into a table with an AFTER INSERT trigger that does nothing
+ *            but evaluate stemma's guard: the least any trigger-based capture costs
+ *   writes   per row the three B-tree writes stemma's apply makes for a new row (the
+ *            row, an oplog row of the same layout with ~70 bytes of cells, a clock
+ *            row of the same layout), against the row alone */
+static double s_trigger_floor(const char *dir)
+{
+    sqlite3 *db = s_plain(dir, "floor.db");
+    s_exec(db, "CREATE TABLE flag (id INTEGER PRIMARY KEY, applying INTEGER);"
+               "INSERT INTO flag VALUES (1, 0);"
+               "CREATE TRIGGER t_ins AFTER INSERT ON t "
+               "WHEN (SELECT applying FROM flag WHERE id = 1) = 0 BEGIN SELECT 1; END;");
+    double t = s_insert_rows(db);
+    sqlite3_close(db);
+    return t;
+}
+
+static double s_writes_floor(const char *dir)
+{
+    sqlite3 *db = s_plain(dir, "floor.db");
+    s_exec(db, "CREATE TABLE log (origin INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER, "
+               "hlc INTEGER, version INTEGER, tbl TEXT, pk, cells BLOB, "
+               "PRIMARY KEY (origin, seq)) WITHOUT ROWID;"
+               "CREATE TABLE clock (tbl TEXT NOT NULL, pk NOT NULL, cells BLOB NOT NULL, "
+               "PRIMARY KEY (tbl, pk)) WITHOUT ROWID;");
+    sqlite3_stmt *row = NULL, *log = NULL, *clock = NULL;
+    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &row, NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO log VALUES (1, ?1, 6, ?2, 1, 't', ?3, ?4)", -1, &log,
+                       NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO clock VALUES ('t', ?1, ?2)", -1, &clock, NULL);
+    static const unsigned char cells[70] = {1};
+    double t0 = s_now();
+    s_exec(db, "BEGIN");
+    for (int i = 1; i <= INSERTS; i++) {
+        sqlite3_bind_int(row, 1, i);
+        sqlite3_bind_int(row, 2, i * 7);
+        sqlite3_bind_text(row, 3, "a row of text", -1, SQLITE_STATIC);
+        sqlite3_bind_int(row, 4, i % 1000);
+        sqlite3_bind_double(row, 5, i / 3.0);
+        sqlite3_bind_text(row, 6, "more text here", -1, SQLITE_STATIC);
+        sqlite3_step(row);
+        sqlite3_reset(row);
+        sqlite3_bind_int(log, 1, i * 6);
+        sqlite3_bind_int64(log, 2, (sqlite3_int64)i << 16);
+        sqlite3_bind_int(log, 3, i);
+        sqlite3_bind_blob(log, 4, cells, sizeof cells, SQLITE_STATIC);
+        sqlite3_step(log);
+        sqlite3_reset(log);
+        sqlite3_bind_int(clock, 1, i);
+        sqlite3_bind_blob(clock, 2, cells, 40, SQLITE_STATIC);
+        sqlite3_step(clock);
+        sqlite3_reset(clock);
+    }
+    s_exec(db, "COMMIT");
+    double t = s_now() - t0;
+    sqlite3_finalize(row);
+    sqlite3_finalize(log);
+    sqlite3_finalize(clock);
+    sqlite3_close(db);
+    return t;
+}
+
 /* Capture: the same inserts with and without stemma's triggers. */
 static void s_capture(const char *dir, double *ours, double *base, double *collect)
 {
@@ -404,6 +468,7 @@ int main(int argc, char **argv)
     int RUNS = env && atoi(env) > 0 && atoi(env) <= MAX_RUNS ? atoi(env) : 3;
     double ours[MAX_RUNS], base[MAX_RUNS], collect[MAX_RUNS], session[MAX_RUNS];
     double ins_ours[MAX_RUNS], ins_base[MAX_RUNS], cap_ours[MAX_RUNS], cap_base[MAX_RUNS];
+    double trigger_floor[MAX_RUNS], writes_floor[MAX_RUNS];
     /* STEMMA_BENCH_ONLY=updates|inserts|capture runs one figure (for a profiler). */
     const char *only = getenv("STEMMA_BENCH_ONLY");
     if (only) {
@@ -423,6 +488,8 @@ int main(int argc, char **argv)
         session[r] = s_session(dir);
         s_apply_inserts(dir, &ins_ours[r], &ins_base[r]);
         s_capture(dir, &cap_ours[r], &cap_base[r], &collect[r]);
+        trigger_floor[r] = s_trigger_floor(dir);
+        writes_floor[r] = s_writes_floor(dir);
     }
     printf("stemma store benchmark, median of %d runs (rates per second; ratio = stemma / "
            "baseline)\n\n",
@@ -438,8 +505,13 @@ int main(int argc, char **argv)
           INSERTS / s_median(cap_base, RUNS), ">= 0.5 (cr-sqlite ~0.05)");
     printf("\n%-40s %12.0f\n", "collect: captured rows made operations, rows/s",
            INSERTS / s_median(collect, RUNS));
+    printf("\nWhat SQLite itself allows (no stemma code; docs/performance.md):\n");
+    s_row("floor: a trigger doing nothing / none", INSERTS / s_median(trigger_floor, RUNS),
+          INSERTS / s_median(cap_base, RUNS), "(bounds capture)");
+    s_row("floor: row + oplog row + clock row / row", INSERTS / s_median(writes_floor, RUNS),
+          INSERTS / s_median(ins_base, RUNS), "(bounds apply inserts)");
     char path[600];
-    const char *files[] = {"plain.db",   "writer.db",      "reader.db",
+    const char *files[] = {"plain.db",   "writer.db",      "reader.db",  "floor.db",
                            "capture.db", "session-src.db", "session-dst.db"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         s_fresh_path(dir, files[i], path, sizeof path);

@@ -97,7 +97,6 @@ int main(int argc, char **argv)
     if (sqlite3_exec(a, sql, NULL, NULL, NULL) != SQLITE_OK)
         bench_die(sqlite3_errmsg(a));
     sqlite3_close(a);
-    long long ops = bench_count(a_db, "SELECT coalesce(sum(n), 0) FROM stemma_oplog");
 
     /* Apply alone: the same operations from a bundle into a fresh database. */
     stm_error err = {0};
@@ -107,6 +106,8 @@ int main(int argc, char **argv)
         bundle_write(sa, NULL, bundle, &info, &err))
         bench_die(err.msg);
     store_destroy(&sa);
+    /* Counted after bundle_write, which turned the queued rows into operations. */
+    long long ops = bench_count(a_db, "SELECT coalesce(sum(n), 0) FROM stemma_oplog");
     if (store_open(c_db, STORE_OPEN_EXISTING, &sc, &err))
         bench_die(err.msg);
     applier_t *applier = applier_new(sc, NULL, NULL);
