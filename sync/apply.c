@@ -88,6 +88,16 @@ typedef struct {
 
 
 
+/* One cell to write: a local column and its value. */
+typedef struct {
+    const catalog_column *col;
+    size_t position;  /* the column's index in the table */
+    uint64_t seq;     /* the sequence of the operation that wrote it */
+    op_value value;
+    bool saved;       /* value's bytes are in the caller's buffer, at offset */
+    size_t offset;
+} s_cell;
+
 /* What the transaction knows of one origin. */
 typedef struct {
     stm_id id;
@@ -125,6 +135,9 @@ struct applier {
     size_t norigins, origins_cap;
     size_t last_origin;    /* index of the last one met */
     rowclock_t clock;      /* the clocks of the row being written */
+    s_cell *cells;         /* scratch for a row change's cells, kept between rows */
+    const op_t **applied;  /* ... and its operations that apply */
+    size_t scratch_cap;
     buf_t clock_bytes;     /* scratch for encoding them */
     bool retrying;         /* applying parked operations, recorded already */
     bool any_applied;      /* something applied in this transaction */
@@ -171,15 +184,6 @@ static void s_statements_clear(applier_t *a)
     a->ntexts = 0;
 }
 
-/* One cell to write: a local column and its value. */
-typedef struct {
-    const catalog_column *col;
-    size_t position;  /* the column's index in the table */
-    uint64_t seq;     /* the sequence of the operation that wrote it */
-    op_value value;
-    bool saved;       /* value's bytes are in the caller's buffer, at offset */
-    size_t offset;
-} s_cell;
 
 /* The SQL of a row statement: ?1 is the key, ?2... the cells in order. */
 static void s_row_sql(buf_t *sql, const s_table *t, s_row_kind kind, const s_cell *cells,
@@ -394,6 +398,8 @@ void applier_destroy(applier_t **self_p)
         free(a->warned[i]);
     free(a->warned);
     free(a->origins);
+    free(a->cells);
+    free(a->applied);
     rowclock_free(&a->clock);
     buf_free(&a->clock_bytes);
     free(a);
@@ -796,8 +802,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     int64_t origin_no;
     if ((rc = store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
         return rc;
-    s_cell *cells = stm_calloc(n, sizeof *cells);
-    const op_t **applied = stm_calloc(n, sizeof *applied);
+    if (n > a->scratch_cap) {
+        size_t cap = a->scratch_cap;
+        a->cells = stm_grow(a->cells, &cap, n, sizeof *a->cells);
+        a->applied = stm_grow(a->applied, &a->scratch_cap, n, sizeof *a->applied);
+    }
+    s_cell *cells = a->cells;
+    const op_t **applied = a->applied;
+    memset(cells, 0, n * sizeof *cells);
     size_t ncells = 0, napplied = 0, nparked = 0;
     char *refused = NULL;
 
@@ -893,8 +905,6 @@ written:
         rc = s_clock_write(a, t, &first->pk, !have_clock, err);
 done:
     free(refused);
-    free(cells);
-    free(applied);
     return rc;
 }
 

@@ -293,6 +293,20 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
     return STM_OK;
 }
 
+/* Reads the array of ops at r into out. */
+static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm_error *err)
+{
+    uint32_t n;
+    if (!msgread_array(r, &n))
+        return s_bad(err, "\"ops\" is not an array");
+    if (n > CODEC_MAX_BATCH_OPS)
+        return s_bad(err, "more operations than a batch may hold");
+    stm_err rc = STM_OK;
+    for (uint32_t i = 0; rc == STM_OK && i < n; i++)
+        rc = s_read_op(r, lists, out, err);
+    return rc;
+}
+
 stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
 {
     static const char *const keys[] = {"origins", "versions", "tables", "columns"};
@@ -304,7 +318,8 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
     s_list lists[4] = {{0}};
     bool seen[4] = {false};
     msgread_t ops_at = {0};
-    bool have_ops = false;
+    bool have_ops = false, decoded = false;
+    size_t before = opbatch_count(out);
     stm_err rc = STM_OK;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         const char *key;
@@ -329,11 +344,17 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
                 rc = s_bad(err, "a key comes twice");
                 break;
             }
-            /* The lists may come after the ops: remember where the ops are. */
-            ops_at = r;
             have_ops = true;
-            if (!msgread_skip(&r))
-                rc = s_bad(err, "the ops are malformed or cut short");
+            if (k + 1 == nkeys) {
+                /* Last, as stemma writes them: every list is known, read them now. */
+                rc = s_read_ops(&r, lists, out, err);
+                decoded = true;
+            } else {
+                /* The lists may come after the ops: remember where the ops are. */
+                ops_at = r;
+                if (!msgread_skip(&r))
+                    rc = s_bad(err, "the ops are malformed or cut short");
+            }
         } else if (!msgread_skip(&r)) {
             rc = s_bad(err, "an unknown key's value is malformed or cut short");
         }
@@ -342,16 +363,8 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
         rc = s_bad(err, "no \"ops\"");
     if (rc == STM_OK && msgread_left(&r) != 0)
         rc = s_bad(err, "bytes follow the batch");
-    size_t before = opbatch_count(out);
-    if (rc == STM_OK) {
-        uint32_t n;
-        if (!msgread_array(&ops_at, &n))
-            rc = s_bad(err, "\"ops\" is not an array");
-        else if (n > CODEC_MAX_BATCH_OPS)
-            rc = s_bad(err, "more operations than a batch may hold");
-        for (uint32_t i = 0; rc == STM_OK && i < n; i++)
-            rc = s_read_op(&ops_at, lists, out, err);
-    }
+    if (rc == STM_OK && !decoded)
+        rc = s_read_ops(&ops_at, lists, out, err);
     if (rc != STM_OK && opbatch_count(out) != before) {
         /* Leave the batch as it was: rebuild it from its first `before` ops. */
         opbatch_t *keep = opbatch_new();

@@ -1587,7 +1587,7 @@ static void test_codec_bad_operations(void **state)
         {"no fields", {END}, "at least 9 fields"},
         {"0xc1 in an extra field",
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), RAW("\xc1"), END},
-         "ops are malformed"},
+         "extra field is malformed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         print_message("  %s\n", cases[i].name);
