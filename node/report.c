@@ -140,6 +140,10 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
     s_json_uint(w, "bytes_sent", r->bytes_sent);
+    s_json_uint(w, "apply_failures_busy", r->apply_busy);
+    s_json_uint(w, "apply_failures_io", r->apply_io);
+    s_json_uint(w, "batches_waiting", r->batches_waiting);
+    s_json_uint(w, "batches_deferred", r->batches_deferred);
     jsonw_object_end(w);
 }
 
@@ -283,6 +287,10 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
     s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
+    s_toml_int(t, "apply_failures_busy", (int64_t)r->apply_busy);
+    s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
+    s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
+    s_toml_int(t, "batches_deferred", (int64_t)r->batches_deferred);
     return t;
 }
 
@@ -415,13 +423,18 @@ char *report_stats_text(const report_node *r)
     buf_t b = BUF_INIT;
     buf_printf(&b,
                "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nbytes sent %llu\nmalformed messages %llu\nrefused keys %llu\n"
-               "unknown senders %llu\n",
+               "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
                r->npeers, connected, (unsigned long long)r->operations,
                (unsigned long long)r->parked, (unsigned long long)sent,
                (unsigned long long)received, (unsigned long long)r->bytes_sent,
-               (unsigned long long)r->malformed,
-               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders);
+               (unsigned long long)r->malformed);
+    buf_printf(&b,
+               "refused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
+               "io %llu)\nbatches waiting %llu (deferred %llu)\n",
+               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
+               (unsigned long long)(r->apply_busy + r->apply_io), (unsigned long long)r->apply_busy,
+               (unsigned long long)r->apply_io, (unsigned long long)r->batches_waiting,
+               (unsigned long long)r->batches_deferred);
     return buf_detach(&b);
 }
 

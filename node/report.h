@@ -64,6 +64,12 @@ typedef struct {
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
+    uint64_t apply_busy;      /* attempts to store received batches that found another
+                                 program holding the database's write lock too long */
+    uint64_t apply_io;        /* attempts the database refused otherwise: disk full,
+                                 read-only file, I/O error */
+    uint64_t batches_waiting; /* batches received, not stored yet, so not acknowledged */
+    uint64_t batches_deferred; /* not taken because too many waited: sent again */
     const report_peer *peers; /* npeers of them, in the order the node met them */
     size_t npeers;
 } report_node;
