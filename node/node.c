@@ -111,6 +111,7 @@ struct node {
     int64_t busy_since_ms;   /* when the busy handler started waiting */
     bool busy_gave_up;       /* it gave up during this attempt: the database was busy */
     uint64_t malformed, refused_keys, unknown_senders;
+    uint64_t malformed_by[REPORT_BAD_KINDS]; /* malformed, by kind */
     uint64_t apply_busy, apply_io, batches_deferred; /* report.h says what each counts */
     time_t started;
 };
@@ -152,6 +153,13 @@ static bool s_parse_key(const char *text, size_t len, stm_id *out)
 static stm_err s_zmq_error(stm_error *err, const char *what)
 {
     return stm_error_set(err, STM_ESYS, "%s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+/* Counts a message dropped as malformed, by kind (the caller logs why). */
+static void s_malformed(node_t *n, report_bad kind)
+{
+    n->malformed++;
+    n->malformed_by[kind]++;
 }
 
 /* ---- the database ---- */
@@ -390,7 +398,7 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     wire_hello h;
     stm_error err = {0};
     if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_HELLO);
         log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         return;
     }
@@ -483,7 +491,7 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
     char *reason = NULL;
     stm_error err = {0};
     if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_REFUSE);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -651,7 +659,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     size_t batch_len;
     stm_error err = {0};
     if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -666,7 +674,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     }
     opbatch_t *batch = opbatch_new();
     if (codec_decode_ops(batch_bytes, batch_len, batch, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         opbatch_destroy(&batch);
         return;
@@ -692,7 +700,7 @@ static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
     vector_t *v = NULL;
     stm_error err = {0};
     if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_ACK);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -770,10 +778,10 @@ static void s_handle_inbox(node_t *n)
         int version, type;
         stm_error err = {0};
         if (wire_header(data, len, &version, &type, &err) != STM_OK) {
-            n->malformed++;
+            s_malformed(n, REPORT_BAD_FRAME);
             log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         } else if (version != WIRE_VERSION) {
-            n->malformed++;
+            s_malformed(n, REPORT_BAD_VERSION);
             log_event(LOG_WARN, "protocol-version", p ? p->short_id : NULL,
                       "a message of protocol version %d (this node speaks %d): ignored", version,
                       WIRE_VERSION);
@@ -977,6 +985,7 @@ static void s_report_fill(node_t *n, report_node *r)
     r->secure = !n->insecure;
     oplog_counts(n->store, &r->operations, &r->parked, &err);
     r->malformed = n->malformed;
+    memcpy(r->malformed_by, n->malformed_by, sizeof r->malformed_by);
     r->apply_busy = n->apply_busy;
     r->apply_io = n->apply_io;
     r->batches_waiting = n->ninbound;
