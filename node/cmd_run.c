@@ -131,6 +131,7 @@ int cmd_node(int argc, char **argv)
         .batch_ops = cfg.batch_ops,
         .window = cfg.window,
         .local_poll_ms = cfg.local_poll_ms,
+        .busy_timeout_ms = cfg.busy_timeout_ms,
     };
     static const policy_mode modes[] = {[CONFIG_SYNC_FULL] = POLICY_FULL,
                                         [CONFIG_SYNC_SHARED] = POLICY_SHARED,

@@ -72,6 +72,7 @@ void config_init(node_config *cfg, const char *dir)
     cfg->batch_ops = 2000;
     cfg->window = 4;
     cfg->local_poll_ms = 200;
+    cfg->busy_timeout_ms = 1000;
 }
 
 void config_peer_free(config_peer *peer)
@@ -551,6 +552,9 @@ static stm_err s_read_sync(const s_reader *r, const toml_value *root, node_confi
     if (rc == STM_OK)
         rc =
             s_get_int(r, sec, "sync", "local_poll_ms", 1, CONFIG_MAX_MS, &cfg->local_poll_ms, NULL);
+    if (rc == STM_OK)
+        rc = s_get_int(r, sec, "sync", "busy_timeout_ms", 1, CONFIG_MAX_MS, &cfg->busy_timeout_ms,
+                       NULL);
     return rc;
 }
 
@@ -743,6 +747,10 @@ stm_err config_save(const node_config *cfg, stm_error *err)
     s_put(&b, "window", toml_new_integer(cfg->window));
     buf_puts(&b, "# How often (ms) the node looks for writes to its own database. Default 200.\n");
     s_put(&b, "local_poll_ms", toml_new_integer(cfg->local_poll_ms));
+    buf_puts(&b, "# How long (ms) one attempt to store received operations waits while another\n"
+                 "# program holds the database's write lock; then the node answers its peers\n"
+                 "# and control socket and tries again, losing nothing. Default 1000.\n");
+    s_put(&b, "busy_timeout_ms", toml_new_integer(cfg->busy_timeout_ms));
 
     char *path = config_path(cfg->dir, CONFIG_FILE);
     stm_err rc = safefile_write(path, b.data, b.len, 0644, false, err);

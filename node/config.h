@@ -11,7 +11,7 @@
  *   [policy]    same, ancestor, descendant, divergent, unrelated ("full", "shared" or
  *               "none"), min_supported_version, max_version_gap
  *   [timing]    heartbeat_ms, peer_timeout_ms, reconnect_min_ms, reconnect_max_ms
- *   [sync]      batch_ops, window, local_poll_ms
+ *   [sync]      batch_ops, window, local_poll_ms, busy_timeout_ms
  *
  * Reading is strict about what it knows and lenient about what it does not: a key or
  * section it does not know is ignored (a later version may add some), a missing one
@@ -104,9 +104,10 @@ typedef struct {
     int reconnect_max_ms; /* the longest delay, doubling from the first (5000) */
 
     /* [sync] */
-    int batch_ops;     /* operations per batch sent (2000) */
-    int window;        /* batches in flight per peer (4) */
-    int local_poll_ms; /* how often to look for local writes (200) */
+    int batch_ops;       /* operations per batch sent (2000) */
+    int window;          /* batches in flight per peer (4) */
+    int local_poll_ms;   /* how often to look for local writes (200) */
+    int busy_timeout_ms; /* how long one attempt to store waits for the database's lock (1000) */
 } node_config;
 
 /* Fills cfg with the defaults for a node in dir (copied); db and schemas are NULL

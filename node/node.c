@@ -41,6 +41,8 @@ typedef struct {
     vector_t *sent;         /* what we have sent it (at least theirs) */
     bool more;              /* it may lack operations we have not sent yet */
     uint64_t batch_seq;     /* OPS messages sent */
+    uint64_t reset_seq;     /* OPS up to this one were forgotten by s_reset_send: their
+                               ACKs still say what it holds, but free no window place */
     int in_flight;          /* OPS not acknowledged */
     int64_t last_send_ms;   /* when the oldest unacknowledged OPS left */
     uint64_t ops_sent, ops_received, parked;
@@ -51,13 +53,32 @@ typedef struct {
     int backoff_ms;
 } s_peer;
 
-/* An OPS applied in the open transaction, acknowledged when it commits: an ACK sent
- * before the commit could promise operations a crash then loses. */
+/* Storing what peers send (s_store_inbound). Every OPS received is kept here until
+ * the transaction that stores it commits, and acknowledged only then: an ACK sent
+ * before the commit could promise operations a crash then loses, and a batch dropped
+ * on a failed attempt would wait for its sender's timeout. So an attempt that fails
+ * (another program holds the write lock past busy_timeout_ms; the disk is full; the
+ * file is read-only) rolls back, keeps every batch, answers nothing, and is tried
+ * again: soon when the database was busy, backing off up to NODE_RETRY_MAX_MS
+ * otherwise. Between attempts the loop serves peers and the control socket. What is
+ * held is bounded; past the bounds an OPS is dropped unacknowledged (counted as
+ * deferred) and its sender sends it again after peer_timeout_ms. */
+#define NODE_INBOUND_MAX_BATCHES 64
+#define NODE_INBOUND_MAX_BYTES (64u << 20) /* encoded bytes of the batches held */
+#define NODE_RETRY_MIN_MS 100
+#define NODE_RETRY_MAX_MS 5000
+
+/* What made the last attempt to store fail. */
+typedef enum { FAULT_NONE, FAULT_BUSY, FAULT_IO } s_fault;
+
+/* An OPS received and not stored yet. */
 typedef struct {
-    s_peer *peer;          /* peers live as long as the node */
-    uint64_t seq;          /* its batch number */
-    uint64_t ops, parked;  /* for the peer's counters */
-} s_ack;
+    s_peer *peer;      /* peers live as long as the node */
+    uint64_t seq;      /* its batch number, for the ACK */
+    opbatch_t *batch;  /* decoded; owned */
+    size_t bytes;      /* its encoded size, for NODE_INBOUND_MAX_BYTES */
+    apply_stats stats; /* what the attempt that stored it counted */
+} s_inbound;
 
 struct node {
     char *dir, *db_path, *schemas_dir, *control_endpoint;
@@ -67,7 +88,7 @@ struct node {
     size_t ntrusted, trusted_cap;
     peer_policy policy;
     int heartbeat_ms, peer_timeout_ms, reconnect_min_ms, reconnect_max_ms, batch_ops, window,
-        local_poll_ms;
+        local_poll_ms, busy_timeout_ms;
     stm_id id;               /* our public key */
     char id_z85[41];
     unsigned char *secret;   /* sodium_malloc'd, 32 bytes */
@@ -82,10 +103,16 @@ struct node {
     s_peer **peers;
     size_t npeers, peers_cap;
     int64_t next_heartbeat_ms, next_local_poll_ms;
-    bool tx_open;            /* batches received this pass share one transaction */
-    s_ack *acks;             /* their acknowledgements, sent once it commits */
-    size_t nacks, acks_cap;
+    s_inbound *inbound;      /* OPS received and not stored yet, oldest first */
+    size_t ninbound, inbound_cap, inbound_bytes;
+    int64_t retry_at_ms;     /* after a failed attempt, when to try storing again */
+    int retry_backoff_ms;    /* the wait after the next failure of the same kind */
+    s_fault fault;           /* what failed the last attempt; FAULT_NONE when it worked */
+    int64_t busy_since_ms;   /* when the busy handler started waiting */
+    bool busy_gave_up;       /* it gave up during this attempt: the database was busy */
     uint64_t malformed, refused_keys, unknown_senders;
+    uint64_t malformed_by[REPORT_BAD_KINDS]; /* malformed, by kind */
+    uint64_t apply_busy, apply_io, batches_deferred; /* report.h says what each counts */
     time_t started;
 };
 
@@ -126,6 +153,13 @@ static bool s_parse_key(const char *text, size_t len, stm_id *out)
 static stm_err s_zmq_error(stm_error *err, const char *what)
 {
     return stm_error_set(err, STM_ESYS, "%s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+/* Counts a message dropped as malformed, by kind (the caller logs why). */
+static void s_malformed(node_t *n, report_bad kind)
+{
+    n->malformed++;
+    n->malformed_by[kind]++;
 }
 
 /* ---- the database ---- */
@@ -327,6 +361,7 @@ static void s_reset_send(s_peer *p)
     for (size_t i = 0; i < vector_count(p->theirs); i++)
         vector_set(p->sent, &vector_at(p->theirs, i)->origin, vector_at(p->theirs, i)->seq);
     p->in_flight = 0;
+    p->reset_seq = p->batch_seq;
     p->more = true;
 }
 
@@ -363,7 +398,7 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     wire_hello h;
     stm_error err = {0};
     if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_HELLO);
         log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         return;
     }
@@ -456,7 +491,7 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
     char *reason = NULL;
     stm_error err = {0};
     if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_REFUSE);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -468,6 +503,155 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
         log_event(LOG_WARN, "refused-by-peer", p->short_id, "%s", reason);
 }
 
+/* ---- storing what peers send ---- */
+
+static bool s_inbound_full(const node_t *n, size_t more_bytes)
+{
+    return n->ninbound >= NODE_INBOUND_MAX_BATCHES ||
+           (n->ninbound && n->inbound_bytes + more_bytes > NODE_INBOUND_MAX_BYTES);
+}
+
+static void s_inbound_clear(node_t *n)
+{
+    for (size_t i = 0; i < n->ninbound; i++)
+        opbatch_destroy(&n->inbound[i].batch);
+    n->ninbound = 0;
+    n->inbound_bytes = 0;
+}
+
+/* SQLite's busy handler: while another program holds the write lock, waits in short
+ * sleeps, at most busy_timeout_ms from the first; then gives up, and notes that it
+ * did, which is how a busy database is told from one that refused the write. */
+static int s_busy(void *ctx, int count)
+{
+    node_t *n = ctx;
+    static const int sleeps_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    int64_t now = s_now_ms();
+    if (count == 0)
+        n->busy_since_ms = now;
+    int64_t left = n->busy_timeout_ms - (now - n->busy_since_ms);
+    if (left <= 0) {
+        n->busy_gave_up = true;
+        return 0;
+    }
+    int64_t ms = count < (int)(sizeof sleeps_ms / sizeof sleeps_ms[0]) ? sleeps_ms[count] : 100;
+    if (ms > left)
+        ms = left;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
+static void s_store_setup(node_t *n)
+{
+    sqlite3_busy_handler(store_db(n->store), s_busy, n);
+}
+
+/* A connection SQLite opened read-only (the file was not writable) stays so until it
+ * is opened again: reopen it once the file is writable, so that fixing the file is
+ * enough. The old store and applier are kept when that fails. */
+static void s_reopen_if_readonly(node_t *n)
+{
+    if (sqlite3_db_readonly(store_db(n->store), "main") != 1)
+        return;
+    store_t *fresh = NULL;
+    stm_error err = {0};
+    if (store_open(n->db_path, STORE_OPEN_EXISTING, &fresh, &err) != STM_OK)
+        return;
+    if (sqlite3_db_readonly(store_db(fresh), "main") == 1) {
+        store_destroy(&fresh);
+        return;
+    }
+    applier_destroy(&n->applier);
+    store_destroy(&n->store);
+    n->store = fresh;
+    s_store_setup(n);
+    n->applier = applier_new(n->store, NULL, NULL);
+    n->data_version = s_data_version(n);
+    log_event(LOG_INFO, "database", NULL, "%s is writable again: reopened", n->db_path);
+}
+
+/* A failed attempt: everything is rolled back and every batch still waits. Said once
+ * per run of failures of one kind; counted every time. */
+static void s_store_failed(node_t *n, const stm_error *err)
+{
+    s_fault fault = n->busy_gave_up ? FAULT_BUSY : FAULT_IO;
+    if (fault != n->fault)
+        n->retry_backoff_ms = NODE_RETRY_MIN_MS;
+    if (fault == FAULT_BUSY) {
+        n->apply_busy++;
+        if (n->fault != FAULT_BUSY)
+            log_event(LOG_WARN, "busy", NULL,
+                      "another program holds the database's write lock (waited %d ms): "
+                      "received batches wait (%zu), unacknowledged, and are tried again",
+                      n->busy_timeout_ms, n->ninbound);
+    } else {
+        n->apply_io++;
+        if (n->fault != FAULT_IO)
+            log_event(LOG_ERROR, "apply", NULL,
+                      "%s: received batches wait (%zu), unacknowledged, and are tried again "
+                      "until the database takes them",
+                      err->msg, n->ninbound);
+    }
+    n->fault = fault;
+    /* A busy handler has waited already: try again soon. Otherwise back off. */
+    n->retry_at_ms = s_now_ms() + n->retry_backoff_ms;
+    if (fault == FAULT_IO)
+        n->retry_backoff_ms = n->retry_backoff_ms * 2 > NODE_RETRY_MAX_MS ? NODE_RETRY_MAX_MS
+                                                                          : n->retry_backoff_ms * 2;
+}
+
+/* Stores every batch waiting, in one transaction, then acknowledges each with the
+ * vector after the commit; what came in travels on to the other peers. */
+static void s_store_inbound(node_t *n)
+{
+    if (!n->ninbound)
+        return;
+    if (n->fault == FAULT_IO)
+        s_reopen_if_readonly(n);
+    stm_error err = {0};
+    n->busy_gave_up = false;
+    stm_err rc = applier_begin(n->applier, &err);
+    for (size_t i = 0; i < n->ninbound && rc == STM_OK; i++) {
+        n->inbound[i].stats = (apply_stats){0};
+        rc = applier_apply(n->applier, n->inbound[i].batch, &n->inbound[i].stats, &err);
+    }
+    if (rc == STM_OK)
+        rc = applier_commit(n->applier, &err);
+    else
+        applier_rollback(n->applier);
+    if (rc != STM_OK) {
+        s_store_failed(n, &err);
+        return;
+    }
+    if (n->fault != FAULT_NONE)
+        log_event(LOG_INFO, "apply", NULL, "the database takes writes again: stored the "
+                  "received batches that waited (%zu)", n->ninbound);
+    n->fault = FAULT_NONE;
+    n->retry_at_ms = 0;
+    vector_t *v = NULL;
+    if (vector_read(n->store, &v, &err) != STM_OK) {
+        /* Stored but not acknowledged: their senders send them again, which changes
+         * nothing. */
+        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        s_inbound_clear(n);
+        return;
+    }
+    buf_t msg = BUF_INIT;
+    for (size_t i = 0; i < n->ninbound; i++) {
+        s_inbound *b = &n->inbound[i];
+        b->peer->ops_received += opbatch_count(b->batch);
+        b->peer->parked += b->stats.parked;
+        buf_reset(&msg);
+        wire_encode_ack(&msg, b->seq, v);
+        s_send(b->peer, &msg);
+    }
+    buf_free(&msg);
+    vector_destroy(&v);
+    s_inbound_clear(n);
+    s_mark_all_more(n);
+}
+
 static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
 {
     uint64_t seq;
@@ -475,7 +659,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     size_t batch_len;
     stm_error err = {0};
     if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -490,65 +674,24 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     }
     opbatch_t *batch = opbatch_new();
     if (codec_decode_ops(batch_bytes, batch_len, batch, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         opbatch_destroy(&batch);
         return;
     }
-    /* Batches received in one pass of the loop share a transaction, committed before
-     * the loop sleeps (s_commit_batches): each changed page is written once. */
-    apply_stats st = {0};
-    stm_err rc = n->tx_open ? STM_OK : applier_begin(n->applier, &err);
-    n->tx_open = rc == STM_OK;
-    if (rc == STM_OK)
-        rc = applier_apply(n->applier, batch, &st, &err);
-    if (rc != STM_OK) {
-        /* The transaction is gone, and with it every batch of this pass: none is
-         * acknowledged, so their senders send them again after peer_timeout_ms. */
-        log_event(LOG_ERROR, "apply", p->short_id, "%s", err.msg);
-        n->tx_open = false;
-        n->nacks = 0;
+    /* Batches received in one pass of the loop are stored in one transaction before the
+     * loop sleeps (s_store_inbound): each changed page is written once. When too many
+     * wait already, store them now; if that fails, this one is left to its sender. */
+    if (s_inbound_full(n, batch_len) && n->fault == FAULT_NONE)
+        s_store_inbound(n);
+    if (s_inbound_full(n, batch_len)) {
+        n->batches_deferred++;
         opbatch_destroy(&batch);
         return;
     }
-    n->acks = stm_grow(n->acks, &n->acks_cap, n->nacks + 1, sizeof *n->acks);
-    n->acks[n->nacks++] = (s_ack){p, seq, opbatch_count(batch), st.parked};
-    opbatch_destroy(&batch);
-}
-
-/* Commits what this pass applied, then acknowledges it with the vector after it; what
- * came in travels on to the other peers. */
-static void s_commit_batches(node_t *n)
-{
-    if (!n->tx_open)
-        return;
-    n->tx_open = false;
-    stm_error err = {0};
-    if (applier_commit(n->applier, &err) != STM_OK) {
-        log_event(LOG_ERROR, "apply", NULL, "%s", err.msg);
-        n->nacks = 0;
-        return;
-    }
-    vector_t *v = NULL;
-    if (vector_read(n->store, &v, &err) != STM_OK) {
-        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
-        n->nacks = 0;
-        return;
-    }
-    buf_t msg = BUF_INIT;
-    for (size_t i = 0; i < n->nacks; i++) {
-        s_ack *a = &n->acks[i];
-        a->peer->ops_received += a->ops;
-        a->peer->parked += a->parked;
-        buf_reset(&msg);
-        wire_encode_ack(&msg, a->seq, v);
-        s_send(a->peer, &msg);
-    }
-    buf_free(&msg);
-    vector_destroy(&v);
-    if (n->nacks)
-        s_mark_all_more(n);
-    n->nacks = 0;
+    n->inbound = stm_grow(n->inbound, &n->inbound_cap, n->ninbound + 1, sizeof *n->inbound);
+    n->inbound[n->ninbound++] = (s_inbound){p, seq, batch, batch_len, {0}};
+    n->inbound_bytes += batch_len;
 }
 
 static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
@@ -557,11 +700,11 @@ static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
     vector_t *v = NULL;
     stm_error err = {0};
     if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
-        n->malformed++;
+        s_malformed(n, REPORT_BAD_ACK);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
-    if (p->in_flight > 0)
+    if (seq > p->reset_seq && p->in_flight > 0)
         p->in_flight--;
     p->last_send_ms = s_now_ms();
     vector_destroy(&p->theirs);
@@ -635,10 +778,10 @@ static void s_handle_inbox(node_t *n)
         int version, type;
         stm_error err = {0};
         if (wire_header(data, len, &version, &type, &err) != STM_OK) {
-            n->malformed++;
+            s_malformed(n, REPORT_BAD_FRAME);
             log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         } else if (version != WIRE_VERSION) {
-            n->malformed++;
+            s_malformed(n, REPORT_BAD_VERSION);
             log_event(LOG_WARN, "protocol-version", p ? p->short_id : NULL,
                       "a message of protocol version %d (this node speaks %d): ignored", version,
                       WIRE_VERSION);
@@ -842,6 +985,11 @@ static void s_report_fill(node_t *n, report_node *r)
     r->secure = !n->insecure;
     oplog_counts(n->store, &r->operations, &r->parked, &err);
     r->malformed = n->malformed;
+    memcpy(r->malformed_by, n->malformed_by, sizeof r->malformed_by);
+    r->apply_busy = n->apply_busy;
+    r->apply_io = n->apply_io;
+    r->batches_waiting = n->ninbound;
+    r->batches_deferred = n->batches_deferred;
     r->refused_keys = n->refused_keys;
     r->unknown_senders = n->unknown_senders;
     for (size_t i = 0; i < n->npeers; i++)
@@ -1064,6 +1212,7 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     n->batch_ops = o->batch_ops > 0 ? o->batch_ops : 2000;
     n->window = o->window > 0 ? o->window : 4;
     n->local_poll_ms = o->local_poll_ms > 0 ? o->local_poll_ms : 200;
+    n->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 1000;
     memcpy(n->id.bytes, o->public_key, 32);
     zmq_z85_encode(n->id_z85, n->id.bytes, 32);
     s_short(&n->id, n->short_id);
@@ -1075,8 +1224,9 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     for (size_t i = 0; i < o->ntrusted; i++)
         if (!s_is_trusted(n, &o->trusted[i]))
             s_trust(n, &o->trusted[i]);
-    if (rc == STM_OK)
-        rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err);
+    if (rc == STM_OK && (rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err)) ==
+                            STM_OK)
+        s_store_setup(n);
     if (rc == STM_OK && !store_is_prepared(n->store))
         rc = stm_error_set(err, STM_EINPUT, "%s: not set up for stemma; run stemma migrate first",
                            n->db_path);
@@ -1138,6 +1288,11 @@ stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
     log_event(LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
               lineage_name(n->lineage), n->version, n->endpoint, n->control_endpoint,
               n->insecure ? "INSECURE (plain TCP)" : "CURVE");
+    if (sqlite3_db_readonly(store_db(n->store), "main") == 1)
+        log_event(LOG_ERROR, "database", NULL,
+                  "%s is read-only: operations from peers cannot be stored until it is "
+                  "writable (they wait, and are tried again); reports and sending go on",
+                  n->db_path);
     while (!*stop) {
         int64_t now = s_now_ms();
         s_timers(n, now);
@@ -1151,6 +1306,8 @@ stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
             if ((p->state == PS_CONNECTING || p->state == PS_GONE) && p->next_hello_ms < next)
                 next = p->next_hello_ms;
         }
+        if (n->ninbound && n->retry_at_ms < next)
+            next = n->retry_at_ms; /* batches wait to be stored again */
         long timeout = (long)(next - s_now_ms());
         if (timeout < 0)
             timeout = 0;
@@ -1171,7 +1328,8 @@ stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
             s_handle_control(n);
-        s_commit_batches(n);
+        if (n->ninbound && s_now_ms() >= n->retry_at_ms)
+            s_store_inbound(n);
     }
     buf_t bye = BUF_INIT;
     wire_encode_empty(&bye, WIRE_BYE);
@@ -1201,9 +1359,9 @@ void node_destroy(node_t **self_p)
         zmq_ctx_term(n->ctx);
     if (n->control_endpoint && strncmp(n->control_endpoint, "ipc://", 6) == 0)
         unlink(n->control_endpoint + 6);
-    if (n->tx_open)
-        applier_rollback(n->applier);
-    free(n->acks);
+    /* Batches never stored were never acknowledged: their senders send them again. */
+    s_inbound_clear(n);
+    free(n->inbound);
     applier_destroy(&n->applier);
     store_destroy(&n->store);
     lineage_destroy(&n->lineage);

@@ -12,7 +12,12 @@
  * The loop (STYLE.md, "the daemon loop"): poll inbox, zap and control with a timeout
  * equal to the earliest timer; handle every ready socket; run due timers (heartbeats,
  * peer liveness, HELLO retries with backoff, looking for local writes and schema
- * changes); then, before sleeping, send each peer what it lacks, within its window.
+ * changes); then, before sleeping, store the batches received (one transaction; each
+ * acknowledged once it commits) and send each peer what it lacks, within its window.
+ * Batches the database would not take (locked by another program past
+ * busy_timeout_ms, full, read-only) stay unacknowledged and are stored again at a
+ * later pass, so one attempt blocks the loop for busy_timeout_ms at most (node.c,
+ * "Storing what peers send").
  *
  * Peer states: connecting (HELLOs sent, none answered) -> connected (its HELLO came
  * and was judged) -> gone (silent past peer_timeout_ms; HELLOs resume with backoff)
@@ -57,6 +62,8 @@ typedef struct {
     int batch_ops;                   /* operations per OPS message */
     int window;                      /* OPS messages in flight per peer */
     int local_poll_ms;               /* how often to look for local writes */
+    int busy_timeout_ms;             /* how long one attempt to store received operations
+                                        waits for another program's write lock */
     unsigned char public_key[32];    /* this node's CURVE key pair; node_new copies the */
     unsigned char secret_key[32];    /* secret into protected memory */
 } node_options;

@@ -25,6 +25,13 @@ const char *report_state_name(report_state s)
     return "refused";
 }
 
+const char *report_bad_name(report_bad k)
+{
+    static const char *const names[REPORT_BAD_KINDS] = {"frame",  "version", "hello",
+                                                        "refuse", "ops",     "ack"};
+    return k < REPORT_BAD_KINDS ? names[k] : "?";
+}
+
 /* ---- what every format says the same way ---- */
 
 /* The first 12 hex digits, as the logs name nodes; "?" for a peer not known yet. */
@@ -140,6 +147,15 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
     s_json_uint(w, "bytes_sent", r->bytes_sent);
+    jsonw_key(w, "malformed_by_kind");
+    jsonw_object_begin(w);
+    for (int k = 0; k < REPORT_BAD_KINDS; k++)
+        s_json_uint(w, report_bad_name((report_bad)k), r->malformed_by[k]);
+    jsonw_object_end(w);
+    s_json_uint(w, "apply_failures_busy", r->apply_busy);
+    s_json_uint(w, "apply_failures_io", r->apply_io);
+    s_json_uint(w, "batches_waiting", r->batches_waiting);
+    s_json_uint(w, "batches_deferred", r->batches_deferred);
     jsonw_object_end(w);
 }
 
@@ -283,6 +299,14 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
     s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
+    toml_value *by = toml_new_table();
+    for (int k = 0; k < REPORT_BAD_KINDS; k++)
+        s_toml_int(by, report_bad_name((report_bad)k), (int64_t)r->malformed_by[k]);
+    toml_table_set(t, "malformed_by_kind", by);
+    s_toml_int(t, "apply_failures_busy", (int64_t)r->apply_busy);
+    s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
+    s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
+    s_toml_int(t, "batches_deferred", (int64_t)r->batches_deferred);
     return t;
 }
 
@@ -415,13 +439,21 @@ char *report_stats_text(const report_node *r)
     buf_t b = BUF_INIT;
     buf_printf(&b,
                "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nbytes sent %llu\nmalformed messages %llu\nrefused keys %llu\n"
-               "unknown senders %llu\n",
+               "received %llu\nbytes sent %llu\nmalformed messages %llu (",
                r->npeers, connected, (unsigned long long)r->operations,
                (unsigned long long)r->parked, (unsigned long long)sent,
                (unsigned long long)received, (unsigned long long)r->bytes_sent,
-               (unsigned long long)r->malformed,
-               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders);
+               (unsigned long long)r->malformed);
+    for (int k = 0; k < REPORT_BAD_KINDS; k++)
+        buf_printf(&b, "%s%s %llu", k ? ", " : "", report_bad_name((report_bad)k),
+                   (unsigned long long)r->malformed_by[k]);
+    buf_printf(&b,
+               ")\nrefused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
+               "io %llu)\nbatches waiting %llu (deferred %llu)\n",
+               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
+               (unsigned long long)(r->apply_busy + r->apply_io), (unsigned long long)r->apply_busy,
+               (unsigned long long)r->apply_io, (unsigned long long)r->batches_waiting,
+               (unsigned long long)r->batches_deferred);
     return buf_detach(&b);
 }
 

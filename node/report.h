@@ -34,6 +34,17 @@ typedef enum {
     REPORT_REFUSED,    /* refused by this node or by the peer */
 } report_state;
 
+/* Why a message was dropped as malformed: stemma stats breaks the count down by it. */
+typedef enum {
+    REPORT_BAD_FRAME,   /* shorter than the header, or not "STMW": not a stemma message */
+    REPORT_BAD_VERSION, /* another version of the protocol */
+    REPORT_BAD_HELLO,   /* a HELLO that breaks the rules of its type */
+    REPORT_BAD_REFUSE,  /* likewise a REFUSE */
+    REPORT_BAD_OPS,     /* an OPS, or the operation batch it carries */
+    REPORT_BAD_ACK,     /* an ACK, or the vector it carries */
+    REPORT_BAD_KINDS    /* how many kinds there are */
+} report_bad;
+
 /* One peer as the reports show it. */
 typedef struct {
     stm_id id;            /* its node id, which is its public key */
@@ -61,15 +72,25 @@ typedef struct {
     uint64_t operations;      /* operations in its oplog */
     uint64_t parked;          /* of those, parked */
     uint64_t malformed;       /* messages dropped as malformed or of another version */
+    /* the same by kind; they sum to malformed */
+    uint64_t malformed_by[REPORT_BAD_KINDS];
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
+    uint64_t apply_busy;      /* attempts to store received batches that found another
+                                 program holding the database's write lock too long */
+    uint64_t apply_io;        /* attempts the database refused otherwise: disk full,
+                                 read-only file, I/O error */
+    uint64_t batches_waiting; /* batches received, not stored yet, so not acknowledged */
+    uint64_t batches_deferred; /* not taken because too many waited: sent again */
     const report_peer *peers; /* npeers of them, in the order the node met them */
     size_t npeers;
 } report_node;
 
 /* "connecting", "connected", "gone", "refused": static. */
 const char *report_state_name(report_state s);
+/* "frame", "version", "hello", "refuse", "ops", "ack": static. */
+const char *report_bad_name(report_bad k);
 
 /* The whole report as JSON (pretty-printed); the caller frees it. */
 char *report_json(const report_node *r);

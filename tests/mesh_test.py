@@ -376,7 +376,18 @@ class BadInput(Mesh):
         sql(b.db, "INSERT INTO lists (id, name) VALUES ('l9', 'after the garbage')")
         self.wait("a to get b's write",
                   lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'l9'") == "after the garbage")
-        self.assertGreaterEqual(a.report()["node"]["malformed_messages"], 3)
+        # Counted by kind: four frames that are not stemma's ("", "garbage", "STMW" alone
+        # and as the first of two frames), one of version 99, two broken HELLOs. The OPS
+        # and the unknown type came from no peer: counted as unknown senders instead.
+        node = a.report()["node"]
+        self.assertEqual(node["malformed_by_kind"], {"frame": 4, "version": 1, "hello": 2,
+                                                     "refuse": 0, "ops": 0, "ack": 0})
+        self.assertEqual(node["malformed_messages"], 7)
+        self.assertGreaterEqual(node["unknown_senders"], 2)
+        stats = subprocess.run([STEMMA, "stats", "--dir", a.dir], capture_output=True,
+                               text=True, timeout=30).stdout
+        self.assertIn("malformed messages 7 (frame 4, version 1, hello 2, refuse 0, ops 0, "
+                      "ack 0)\n", stats)
 
 
 if __name__ == "__main__":

@@ -513,6 +513,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.batch_ops, 2000);
     assert_int_equal(cfg.window, 4);
     assert_int_equal(cfg.local_poll_ms, 200);
+    assert_int_equal(cfg.busy_timeout_ms, 1000);
     config_destroy(&cfg);
     config_destroy(&cfg); /* safe twice */
     /* An absolute directory, and "." */
@@ -585,6 +586,7 @@ static void test_config_round_trip(void **state)
     cfg.batch_ops = 500;
     cfg.window = 16;
     cfg.local_poll_ms = 75;
+    cfg.busy_timeout_ms = 150;
     assert_int_equal(config_save(&cfg, &err), STM_OK);
     assert_int_equal(s_mode(dir, "node.toml"), 0644);
     s_no_temporaries(dir);
@@ -615,6 +617,7 @@ static void test_config_round_trip(void **state)
     assert_int_equal(back.batch_ops, 500);
     assert_int_equal(back.window, 16);
     assert_int_equal(back.local_poll_ms, 75);
+    assert_int_equal(back.busy_timeout_ms, 150);
 
     /* The file documents every setting: a comment line right above each. */
     char *path = s_path(dir, "node.toml");
@@ -642,6 +645,7 @@ static void test_config_round_trip(void **state)
         "batch_ops",
         "window",
         "local_poll_ms",
+        "busy_timeout_ms",
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         buf_t key = BUF_INIT;
@@ -800,6 +804,7 @@ static void test_config_bad(void **state)
         {"[sync]\nwindow = 0\n", ":5:10: sync.window: must be at least 1"},
         {"[sync]\nbatch_ops = 9999999999\n", ":5:13: sync.batch_ops: must be at most 100000"},
         {"[sync]\nlocal_poll_ms = -1\n", ":5:17: sync.local_poll_ms: must not be negative"},
+        {"[sync]\nbusy_timeout_ms = 0\n", ":5:19: sync.busy_timeout_ms: must be at least 1"},
         /* settings that must agree */
         {"[timing]\nheartbeat_ms = 5000\n", ":5:16: timing.heartbeat_ms: peer_timeout_ms (5000) "
                                             "must be more than heartbeat_ms (5000)"},

@@ -106,6 +106,11 @@ static int s_setup(void **state)
                             .operations = 40,
                             .parked = 2,
                             .malformed = 1,
+                            .malformed_by = {[REPORT_BAD_OPS] = 1},
+                            .apply_busy = 3,
+                            .apply_io = 2,
+                            .batches_waiting = 1,
+                            .batches_deferred = 6,
                             .refused_keys = 4,
                             .unknown_senders = 5,
                             .peers = f->peers,
@@ -214,6 +219,12 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_string_equal(s_get_str(node, "head"), hex);
     assert_string_equal(s_get_str(node, "endpoint"), "tcp://127.0.0.1:7000");
     assert_int_equal(s_get_int(node, "refused_keys"), 4);
+    assert_int_equal(s_get_int(s_get(node, "malformed_by_kind"), "ops"), 1);
+    assert_int_equal(s_get_int(s_get(node, "malformed_by_kind"), "frame"), 0);
+    assert_int_equal(s_get_int(node, "apply_failures_busy"), 3);
+    assert_int_equal(s_get_int(node, "apply_failures_io"), 2);
+    assert_int_equal(s_get_int(node, "batches_waiting"), 1);
+    assert_int_equal(s_get_int(node, "batches_deferred"), 6);
     const json_value *peers = s_get(root, "peers");
     assert_int_equal(peers->type, JSON_ARRAY);
     assert_int_equal(peers->count, 4);
@@ -598,8 +609,10 @@ static void test_text_names_every_peer(void **state)
 
     char *stats = report_stats_text(&f->node);
     assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nsent 13\n"
-                               "received 12\nbytes sent 0\nmalformed messages 1\n"
-                               "refused keys 4\nunknown senders 5\n");
+                               "received 12\nbytes sent 0\nmalformed messages 1 (frame 0, "
+                               "version 0, hello 0, refuse 0, ops 1, ack 0)\n"
+                               "refused keys 4\nunknown senders 5\n"
+                               "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};

@@ -40,6 +40,10 @@ stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 add_test(NAME cli_sync COMMAND ${STEMMA_PYTHON3} tests/cli_sync_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME mesh COMMAND ${STEMMA_PYTHON3} tests/mesh_test.py $<TARGET_FILE:stemma> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
+# database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
+add_test(NAME fault COMMAND ${STEMMA_PYTHON3} tests/fault_test.py $<TARGET_FILE:stemma>
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
 add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET_FILE:stemma>

@@ -1,0 +1,420 @@
+#!/usr/bin/python3
+"""Faults a node must survive without losing anything: real `stemma node` processes on
+free loopback ports, killed, locked out of their database, cut off by a lossy proxy,
+out of disk space, or given a read-only file (docs/hardening.md, "Faults").
+
+Run by ctest as `python3 tests/fault_test.py PATH/TO/stemma` from the source root. It
+reuses mesh_test.py's nodes (one process each, its log checked for sanitizer reports)
+and adds what faults need: settings in node.toml, a process started under a file-size
+limit or as another user, a proxy in the middle. Every process a test starts is
+killed when it ends; its directory is removed.
+
+What "nothing lost" means here is checked without looking inside stemma's tables, only
+through the command line and the application's own table:
+  - `stemma changes` counts the operations a database holds;
+  - `stemma vector` and `stemma changes --since` count those one lacks of another's;
+  - B is consistent with A when ops(B) + lacks(B of A) = ops(A) (its version vector
+    covers exactly what it holds: no batch half stored, nothing beyond a gap) and each
+    row B holds equals A's row (a row change is never split);
+  - two databases converged when each lacks nothing of the other and their rows are
+    equal.
+"""
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import unittest
+
+import mesh_test
+from mesh_test import Mesh, Node, free_port, sql
+
+STEMMA = None
+SQLITE3 = mesh_test.SQLITE3
+TASKS = mesh_test.TASKS
+PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lossy_proxy.py")
+NOBODY = 65534
+
+
+def fill(db, count, start=1):
+    """count rows in lists, three operations each (id, name, created_at)."""
+    sql(db, "WITH RECURSIVE n(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+            " INSERT INTO lists (id, name) SELECT 'l' || i, 'list ' || i FROM n"
+            % (start, start + count - 1))
+
+
+def rows(db):
+    """Every row of lists, read by Python's sqlite3 (a reader: WAL lets it in while a node
+    writes)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return dict((r[0], r[1:]) for r in
+                    con.execute("SELECT id, name, created_at FROM lists"))
+    finally:
+        con.close()
+
+
+def count(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return con.execute("SELECT count(*) FROM lists").fetchone()[0]
+    finally:
+        con.close()
+
+
+def status(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class FaultNode(Node):
+    """A mesh_test node that can be given settings, and started under a file-size limit
+    or as another user, in a session of its own (so that stopping it is stopping it)."""
+
+    def configure(self, **settings):
+        path = os.path.join(self.dir, "node.toml")
+        with open(path) as f:
+            text = f.read()
+        for key, value in settings.items():
+            text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            assert n == 1, f"{key} is not in node.toml"
+        with open(path, "w") as f:
+            f.write(text)
+
+    def reinit(self, peers=(), trust=()):
+        """init again (keeping the key): peers are (key, endpoint) pairs."""
+        args = ["init", "--dir", self.dir, "--db", self.db, "--schemas", self.schemas,
+                "--bind", self.endpoint, "--force"]
+        for key, endpoint in peers:
+            args += ["--peer", f"{key}@{endpoint}"]
+        for key in trust:
+            args += ["--trust", key]
+        self.mesh.stemma(*args)
+
+    def start(self, preexec_fn=None, binary=None):
+        self.logf = open(self.log, "a")
+        self.proc = subprocess.Popen([binary or STEMMA, "node", "--dir", self.dir],
+                                     stderr=self.logf, stdout=subprocess.DEVNULL,
+                                     preexec_fn=preexec_fn, start_new_session=True)
+        if self not in self.mesh.procs:
+            self.mesh.procs.append(self)
+        return self
+
+    def node(self):
+        return self.report()["node"]
+
+    def stats(self):
+        p = subprocess.run([STEMMA, "stats", "--dir", self.dir], capture_output=True,
+                           text=True, timeout=30)
+        if p.returncode != 0:
+            raise AssertionError(f"stats {self.name}: {p.stderr}")
+        return p.stdout
+
+    def log_lines(self, level, event):
+        return [line for line in self.logs().splitlines()
+                if re.search(rf"Z {level} +{event}: ", line)]
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class Faults(Mesh):
+    def setUp(self):
+        super().setUp()
+        self.helpers = []  # proxies: (Popen, status file)
+
+    def tearDown(self):
+        for proc, _ in self.helpers:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        super().tearDown()
+
+    # ---- two nodes, a configured to reach b, each trusting the other ----
+
+    def pair(self, rows_on_a=0, a_settings=None, b_settings=None):
+        b = FaultNode(self, "b", TASKS, 4)
+        a = FaultNode(self, "a", TASKS, 4, peers=[b])
+        b.reinit(trust=[a.key])
+        a.configure(**(a_settings or {}))
+        b.configure(**(b_settings or {}))
+        if rows_on_a:
+            fill(a.db, rows_on_a)
+        return a, b
+
+    # ---- counting operations through the command line ----
+
+    def ops(self, db):
+        """How many operations db holds."""
+        out = self.stemma("changes", "--db", db, "-o", os.path.join(self.tmp, "all.stmb"))
+        return int(re.match(r"wrote (\d+) operation", out).group(1))
+
+    def lacks(self, db, of):
+        """How many of of's operations db lacks, by db's version vector."""
+        vec = os.path.join(self.tmp, "lacks.stmv")
+        self.stemma("vector", "--db", db, "-o", vec)
+        out = self.stemma("changes", "--db", of, "--since", vec, "-o",
+                          os.path.join(self.tmp, "lacks.stmb"))
+        return int(re.match(r"wrote (\d+) operation", out).group(1))
+
+    def assert_consistent(self, b, a):
+        """b holds whole batches of a's only: integrity, vector against oplog, rows."""
+        self.assertEqual(sql(b.db, "PRAGMA integrity_check"), "ok")
+        self.assertEqual(self.ops(b.db) + self.lacks(b.db, a.db), self.ops(a.db),
+                         "b's version vector does not cover exactly what it holds")
+        theirs, mine = rows(a.db), rows(b.db)
+        differ = sorted(k for k in mine if theirs.get(k) != mine[k])
+        self.assertEqual(differ, [], "rows b holds that differ from a's (a row change split?): "
+                         + ", ".join(f"{k}: {mine[k]} against {theirs.get(k)}" for k in differ[:3]))
+        return len(mine)
+
+    def assert_converged(self, a, b):
+        self.assertEqual(self.lacks(a.db, b.db), 0)
+        self.assertEqual(self.lacks(b.db, a.db), 0)
+        self.assertEqual(self.ops(a.db), self.ops(b.db))
+        self.assertEqual(rows(a.db), rows(b.db))
+        for n in (a, b):
+            self.assertEqual(sql(n.db, "PRAGMA integrity_check"), "ok")
+
+    def wait_converged(self, a, b, timeout=90):
+        want = None
+
+        def same():
+            nonlocal want
+            want = count(a.db)
+            return count(b.db) == want and self.lacks(b.db, a.db) == 0 and \
+                self.lacks(a.db, b.db) == 0
+        self.wait("a and b to hold the same operations", same, timeout=timeout)
+        self.assert_converged(a, b)
+
+    def proxy(self, listen_port, target_port, seed):
+        status = os.path.join(self.tmp, f"proxy-{listen_port}.json")
+        proc = subprocess.Popen([sys.executable, PROXY, str(listen_port), str(target_port),
+                                 status, "--seed", str(seed)], start_new_session=True)
+        self.helpers.append((proc, status))
+        self.wait("the proxy to listen", lambda: os.path.exists(status))
+        return proc, status
+
+    # ---- the faults ----
+
+    def test_kill_9_mid_receive_of_100000_operations(self):
+        a, b = self.pair(rows_on_a=33334)  # 100,002 operations
+        total = self.ops(a.db)
+        self.assertGreaterEqual(total, 100000)
+        a.start()
+        b.start()
+        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
+        b.stop(kill=True)
+        held = self.assert_consistent(b, a)
+        self.assertLess(held, 33334, "the sync was over before the kill: nothing tested")
+        b.start()
+        self.wait_converged(a, b)
+        self.assertEqual(count(b.db), 33334)
+
+    def test_application_holds_the_write_lock_while_operations_arrive(self):
+        # b waits 200 ms for the lock per attempt. a sends 32 batches of 100 at a time and
+        # sends them again when 1.5 s pass without an acknowledgement, so while the lock
+        # is held b gets more batches than it keeps (64): the rest are left to a.
+        a, b = self.pair(rows_on_a=5000, b_settings={"busy_timeout_ms": 200},
+                         a_settings={"heartbeat_ms": 300, "peer_timeout_ms": 1500,
+                                     "batch_ops": 100, "window": 32})
+        b.start()
+        self.wait("b to answer", lambda: b.node()["id"] == b.key)
+        app = sqlite3.connect(b.db, isolation_level=None, timeout=30)
+        try:
+            app.execute("BEGIN IMMEDIATE")
+            app.execute("INSERT INTO lists (id, name) VALUES ('app', 'written under the lock')")
+            a.start()
+
+            def waiting():
+                node = b.node()
+                return node["apply_failures_busy"] >= 5 and node["batches_deferred"] >= 1 \
+                    and node["batches_waiting"] == 64
+            self.wait("b to find the database locked, keep the batches and retry", waiting,
+                      timeout=60)
+            # Reports answer while the batches wait, and say so.
+            self.assertRegex(b.stats(), r"apply failures (\d+) \(busy \1, io 0\)\n"
+                                        r"batches waiting 64 \(deferred [1-9]")
+            self.assertEqual(count(b.db), 0)
+            app.execute("COMMIT")
+        finally:
+            app.close()
+        self.wait_converged(a, b)
+        self.assertEqual(count(a.db), 5001)
+        node = b.node()
+        self.assertEqual(node["apply_failures_io"], 0)
+        self.assertEqual(node["batches_waiting"], 0)
+        self.assertEqual(len(b.log_lines("warn", "busy")), 1, b.logs())
+        self.assertEqual(len(b.log_lines("info", "apply")), 1, b.logs())
+        self.assertEqual(b.log_lines("error", r"\S+"), [], b.logs())
+
+    def test_lossy_network_between_the_nodes(self):
+        # Each node reaches the other through a proxy that, while lossy, cuts its
+        # connections with bytes in flight and stalls them (lossy_proxy.py says why that
+        # is how to lose messages on TCP). Writes go on on both sides meanwhile.
+        a, b = self.pair(rows_on_a=10000)
+        settings = {"heartbeat_ms": 300, "peer_timeout_ms": 1500, "reconnect_max_ms": 1000}
+        to_a, to_b = free_port(), free_port()
+        a.reinit(peers=[(b.key, f"tcp://127.0.0.1:{to_b}")])
+        b.reinit(peers=[(a.key, f"tcp://127.0.0.1:{to_a}")])
+        for n in (a, b):
+            n.configure(batch_ops=500, **settings)
+        proxies = [self.proxy(to_a, a.port, seed=1), self.proxy(to_b, b.port, seed=2)]
+        a.start()
+        b.start()
+        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
+        for proc, _ in proxies:
+            proc.send_signal(signal.SIGUSR1)
+        cuts = lambda: sum(status(s)["cuts"] for _, s in proxies)
+        # Lossy for at least 4 s and until 6 connections were cut (or 30 s went by).
+        i, start = 0, time.time()
+        while time.time() < start + 30 and (time.time() < start + 4 or cuts() < 6):
+            i += 1
+            fill(a.db, 20, start=100000 + 20 * i)
+            sql(b.db, f"INSERT INTO lists (id, name) VALUES ('b{i}', 'from b during the loss')")
+            time.sleep(0.2)
+        for proc, _ in proxies:
+            proc.send_signal(signal.SIGUSR2)
+        self.wait_converged(a, b)
+        self.assertEqual(count(a.db), 10000 + 21 * i)
+        seen = [status(s) for _, s in proxies]
+        self.assertGreaterEqual(sum(s["cuts"] for s in seen), 6, seen)
+        self.assertGreater(sum(s["dropped_bytes"] for s in seen), 0, seen)
+
+    def test_sender_vanishes_mid_stream(self):
+        # a stops dead (SIGSTOP) for longer than b waits for a silent peer, comes back,
+        # then is killed outright and started again, each time in the middle of sending.
+        a, b = self.pair(rows_on_a=30000, a_settings={"batch_ops": 500, "window": 1},
+                         b_settings={"heartbeat_ms": 300, "peer_timeout_ms": 1500})
+        a.start()
+        b.start()
+        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            self.wait("b to take a as gone", lambda: b.peer(a)["state"] == "gone")
+            frozen = count(b.db)
+            self.assertLess(frozen, 30000, "the sync was over before the stop: nothing tested")
+            self.assert_consistent(b, a)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        self.wait("b to receive again", lambda: count(b.db) > frozen, timeout=60)
+        a.stop(kill=True)
+        self.assertLess(count(b.db), 30000, "the sync was over before the kill: nothing tested")
+        self.assert_consistent(b, a)
+        a.start()
+        self.wait_converged(a, b)
+
+    def test_disk_full(self):
+        # b may write files of at most LIMIT bytes (RLIMIT_FSIZE, with SIGXFSZ ignored, so
+        # that a write past it fails with EFBIG as one past a full disk fails with ENOSPC).
+        # Its database starts with 2,000 rows; the 8,000 more that come do not fit.
+        a, b = self.pair(rows_on_a=2000)
+        a.start()
+        b.start()
+        self.wait("b to hold the first 2,000 rows", lambda: count(b.db) == 2000)
+        b.stop()
+        before = rows(b.db)
+        fill(a.db, 8000, start=2001)
+        limit = os.path.getsize(b.db) + 256 * 1024
+
+        def small_disk():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+        b.start(preexec_fn=small_disk)
+        self.wait("b to fail to store and keep the batches",
+                  lambda: b.node()["apply_failures_io"] >= 2 and
+                  b.node()["batches_waiting"] >= 1, timeout=60)
+        self.assertRegex(b.stats(), r"apply failures \d+ \(busy 0, io [1-9]")
+        [line] = b.log_lines("error", "apply")
+        self.assertRegex(line, r"(disk I/O error|database or disk is full).*received batches "
+                               r"wait \(\d+\), unacknowledged")
+        # Nothing stored is damaged: the first rows are there as they were.
+        self.assert_consistent(b, a)
+        now = rows(b.db)
+        self.assertEqual({k: now.get(k) for k in before}, before)
+        # The disk has room again: b stores what waited, without a restart.
+        resource.prlimit(b.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        self.wait_converged(a, b)
+        self.assertEqual(count(b.db), 10000)
+        self.assertEqual(len(b.log_lines("info", "apply")), 1, b.logs())
+        self.assertEqual(len(b.log_lines("error", "apply")), 1, b.logs())
+
+    def test_read_only_database(self):
+        # b's database file loses its write permission while b is stopped. Root may write
+        # any file, so as root b runs as nobody (its files given to nobody), from a copy
+        # of the binary and the schemas that nobody can surely read.
+        a, b = self.pair(rows_on_a=2000)
+        a.start()
+        b.start()
+        self.wait("b to hold the first 2,000 rows", lambda: count(b.db) == 2000)
+        b.stop()
+        before = rows(b.db)
+        fill(a.db, 3000, start=2001)
+        binary, preexec = None, None
+        if os.geteuid() == 0:
+            binary, preexec = self.as_nobody(b)
+        os.chmod(b.db, 0o444)
+        digest = sha256(b.db)
+        b.start(preexec_fn=preexec, binary=binary)
+        self.wait("b to fail to store and keep the batches",
+                  lambda: b.node()["apply_failures_io"] >= 1 and
+                  b.node()["batches_waiting"] >= 1, timeout=60)
+        self.assertIn("is read-only", b.log_lines("error", "database")[0])
+        [line] = b.log_lines("error", "apply")
+        self.assertIn("readonly database", line)
+        self.assertIn("peers 1 (connected 1)", b.stats())
+        self.assertEqual(sha256(b.db), digest)
+        self.assertEqual(sql(b.db, "PRAGMA integrity_check"), "ok")
+        self.assertEqual(rows(b.db), before)
+        # Writable again (with the -wal and -shm files SQLite made beside it): b reopens
+        # the file at its next attempt and stores what waited.
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(b.db + suffix):
+                os.chmod(b.db + suffix, 0o644)
+        self.wait_converged(a, b)
+        self.assertEqual(count(b.db), 5000)
+        self.assertEqual(len(b.log_lines("info", "database")), 1, b.logs())
+
+    def as_nobody(self, node):
+        """Gives node's files to nobody and returns a binary and a preexec_fn that run
+        it as nobody."""
+        # The database's directory too: SQLite makes its -wal and -shm files there.
+        os.chmod(self.tmp, 0o755)
+        os.chown(self.tmp, NOBODY, NOBODY)
+        binary = os.path.join(self.tmp, "stemma")
+        shutil.copy(STEMMA, binary)
+        os.chmod(binary, 0o755)
+        schemas = os.path.join(self.tmp, "schemas", os.path.basename(node.schemas))
+        shutil.copytree(node.schemas, schemas)
+        node.configure(schemas=f'"{schemas}"')
+        for path in [node.dir, os.path.dirname(schemas)] + \
+                [node.db + s for s in ("", "-wal", "-shm")]:
+            if not os.path.exists(path):
+                continue
+            os.chown(path, NOBODY, NOBODY)
+            for root, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    os.chown(os.path.join(root, name), NOBODY, NOBODY)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        return binary, drop
+
+
+if __name__ == "__main__":
+    STEMMA = os.path.abspath(sys.argv.pop(1))
+    mesh_test.STEMMA = STEMMA
+    unittest.main(verbosity=2)
