@@ -99,6 +99,7 @@ struct node {
     int version;             /* the database's version */
     int schema_cookie;       /* to notice a migration made while running */
     int data_version;        /* PRAGMA data_version: changes when another connection commits */
+    bool collect_failing;    /* collecting the application's changes failed (logged once) */
     void *ctx, *inbox, *zap, *control;
     s_peer **peers;
     size_t npeers, peers_cap;
@@ -1068,12 +1069,17 @@ static void s_timers(node_t *n, int64_t now)
     if (now >= n->next_local_poll_ms) {
         n->next_local_poll_ms = now + n->local_poll_ms;
         int dv = s_data_version(n);
-        if (dv != n->data_version && !n->tx_open) {
+        if (dv != n->data_version) {
             /* The application wrote: its queued changes become operations to send. */
             stm_error err = {0};
             if (applier_catch_up(n->applier, &err) != STM_OK) {
-                log_event(LOG_ERROR, "capture", NULL, "%s (trying again)", err.msg);
+                if (!n->collect_failing)
+                    log_event(LOG_WARN, "capture", NULL,
+                              "%s: the application's changes wait in the queue; trying again",
+                              err.msg);
+                n->collect_failing = true;
             } else {
+                n->collect_failing = false;
                 n->data_version = dv;
                 s_mark_all_more(n);
             }
