@@ -28,33 +28,62 @@ static rowclock_entry *s_add(rowclock_t *c)
     return e;
 }
 
+/* The encoding (rowclock.h): the distinct writes first, then each entry naming one. */
+typedef struct {
+    uint64_t hlc;
+    int64_t origin;
+    uint64_t seq; /* the lowest sequence of an entry written by it */
+} s_write_ref;
+
 bool rowclock_decode(rowclock_t *c, const void *data, size_t len)
 {
     rowclock_clear(c);
     msgread_t r;
     msgread_init(&r, data, len);
-    while (msgread_left(&r)) {
+    uint64_t nwrites;
+    if (!msgread_uint(&r, &nwrites) || nwrites > msgread_left(&r))
+        return false;
+    /* Each write takes three bytes at least: the count is bounded by the bytes. */
+    s_write_ref stack[8], *writes = nwrites <= 8 ? stack : stm_calloc(nwrites, sizeof *writes);
+    bool ok = true;
+    for (uint64_t i = 0; i < nwrites && ok; i++)
+        ok = msgread_uint(&r, &writes[i].hlc) && msgread_int(&r, &writes[i].origin) &&
+             msgread_uint(&r, &writes[i].seq);
+    uint64_t nentries = 0;
+    ok = ok && msgread_uint(&r, &nentries) && nentries <= msgread_left(&r);
+    for (uint64_t k = 0; ok && k < nentries; k++) {
         rowclock_entry *e = s_add(c);
         if (msgread_peek(&r) == MSG_STR) {
             const char *name;
             uint32_t n;
-            if (!msgread_str(&r, &name, &n) || memchr(name, '\0', n))
-                return false;
+            if (!msgread_str(&r, &name, &n) || memchr(name, '\0', n)) {
+                ok = false;
+                break;
+            }
             e->kind = ROWCLOCK_CELL;
             e->name = c->names.len;
             buf_append(&c->names, name, n);
             buf_putc(&c->names, '\0');
         } else {
             uint64_t key;
-            if (!msgread_uint(&r, &key) || key > 1)
-                return false;
+            if (!msgread_uint(&r, &key) || key > 1) {
+                ok = false;
+                break;
+            }
             e->kind = key == 0 ? ROWCLOCK_DELETE : ROWCLOCK_PARKED;
         }
-        if (!msgread_uint(&r, &e->hlc) || !msgread_int(&r, &e->origin) ||
-            !msgread_uint(&r, &e->seq))
-            return false;
+        uint64_t which, offset;
+        ok = msgread_uint(&r, &which) && which < nwrites && msgread_uint(&r, &offset) &&
+             offset <= UINT64_MAX - writes[which].seq;
+        if (ok) {
+            e->hlc = writes[which].hlc;
+            e->origin = writes[which].origin;
+            e->seq = writes[which].seq + offset;
+        }
     }
-    return true;
+    if (writes != stack)
+        free(writes);
+    return ok && msgread_left(&r) == 0;
 }
 
 static int s_write(void *data, const char *bytes, size_t len)
@@ -65,8 +94,31 @@ static int s_write(void *data, const char *bytes, size_t len)
 
 void rowclock_encode(const rowclock_t *c, buf_t *out)
 {
+    /* A row change writes its cells with one clock and consecutive sequences: they
+     * share one write, and each entry holds its sequence's offset from it. */
+    s_write_ref stack[8], *writes = c->count <= 8 ? stack : stm_calloc(c->count, sizeof *writes);
+    size_t *which = stm_calloc(c->count + 1, sizeof *which);
+    size_t nwrites = 0;
+    for (size_t i = 0; i < c->count; i++) {
+        const rowclock_entry *e = &c->entries[i];
+        size_t w = 0;
+        while (w < nwrites && !(writes[w].hlc == e->hlc && writes[w].origin == e->origin))
+            w++;
+        if (w == nwrites)
+            writes[nwrites++] = (s_write_ref){e->hlc, e->origin, e->seq};
+        else if (e->seq < writes[w].seq)
+            writes[w].seq = e->seq;
+        which[i] = w;
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
+    msgpack_pack_uint64(&pk, nwrites);
+    for (size_t w = 0; w < nwrites; w++) {
+        msgpack_pack_uint64(&pk, writes[w].hlc);
+        msgpack_pack_int64(&pk, writes[w].origin);
+        msgpack_pack_uint64(&pk, writes[w].seq);
+    }
+    msgpack_pack_uint64(&pk, c->count);
     for (size_t i = 0; i < c->count; i++) {
         const rowclock_entry *e = &c->entries[i];
         if (e->kind == ROWCLOCK_CELL) {
@@ -75,10 +127,12 @@ void rowclock_encode(const rowclock_t *c, buf_t *out)
         } else {
             msgpack_pack_uint8(&pk, e->kind == ROWCLOCK_DELETE ? 0 : 1);
         }
-        msgpack_pack_uint64(&pk, e->hlc);
-        msgpack_pack_int64(&pk, e->origin);
-        msgpack_pack_uint64(&pk, e->seq);
+        msgpack_pack_uint64(&pk, which[i]);
+        msgpack_pack_uint64(&pk, e->seq - writes[which[i]].seq);
     }
+    if (writes != stack)
+        free(writes);
+    free(which);
 }
 
 const char *rowclock_name(const rowclock_t *c, const rowclock_entry *e)

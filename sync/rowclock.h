@@ -4,12 +4,15 @@
  * seq) of its latest applied write, the row's latest delete, and its latest write
  * that was parked because this schema lacks the column (which still counts as a
  * write when deciding whether the row exists; apply.h, invariant 3). cells is a
- * MessagePack sequence of entries, each four values:
+ * MessagePack sequence: the distinct writes, then the entries, each naming one:
  *
- *   key (str: a column name | 0: the delete | 1: the parked write), hlc, origin, seq
+ *   writes, writes x (hlc, origin, seq), entries, then per entry:
+ *   key (str: a column name | 0: the delete | 1: the parked write), write, offset
  *
- * where origin is a stemma_ids number (store.h). One lookup and one write per row
- * change, whatever the number of columns. */
+ * where origin is a stemma_ids number (store.h), write an index into the writes and
+ * the entry's sequence is the write's seq + offset. A row change writes its cells
+ * with one clock and consecutive sequences, so a row written once costs one write and
+ * a few bytes a column. One lookup and one write per row change, whatever its width. */
 #ifndef STM_ROWCLOCK_H
 #define STM_ROWCLOCK_H
 

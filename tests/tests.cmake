@@ -36,6 +36,7 @@ stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
+stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 add_test(NAME cli_sync COMMAND ${STEMMA_PYTHON3} tests/cli_sync_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
