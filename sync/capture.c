@@ -459,6 +459,8 @@ static uint64_t s_wall_clock(void)
 typedef struct {
     stm_id node_id, version_id;
     uint64_t hlc, seq;
+    bool *changed;      /* scratch: which columns of the row at hand changed */
+    size_t changed_cap;
 } s_writer;
 
 static uint64_t s_tick(s_writer *w)
@@ -474,7 +476,9 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
                       stm_error *err)
 {
     size_t ncols = (size_t)s_captured_count(t);
-    bool *changed = stm_calloc(ncols + 1, sizeof *changed);
+    w->changed = stm_grow(w->changed, &w->changed_cap, ncols + 1, sizeof *w->changed);
+    bool *changed = w->changed;
+    memset(changed, 0, ncols * sizeof *changed);
     bool deleted = false;
     for (size_t i = 0; i < n; i++) {
         const s_pending *p = &rows[i];
@@ -530,7 +534,6 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     }
 done:
     sqlite3_reset(reader);
-    free(changed);
     return rc;
 }
 
@@ -626,6 +629,7 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
         sqlite3_finalize(stmt);
     }
 done:
+    free(w.changed);
     free(q.rows);
     buf_free(&q.arena);
     return rc;

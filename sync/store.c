@@ -46,7 +46,8 @@ static const char *const s_schema =
     "  tbl TEXT NOT NULL,"
     "  pk,"
     "  del INTEGER NOT NULL,"     /* 1: the row was deleted (or lost its key) */
-    "  mask INTEGER NOT NULL"     /* the columns that changed (capture.h) */
+    "  mask NOT NULL"             /* the columns that changed (capture.h): no type, so
+                                     * that a text mask stays text */
     ");"
     /* Every operation, local or received, one row per row change: the operations
      * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and

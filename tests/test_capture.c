@@ -1,6 +1,7 @@
 /* Tests of sync/capture: every local change recorded as column-level operations by
  * triggers, whatever connection makes it. */
 #include "dbutil.h"
+#include "lineage/buf.h"
 #include "sync/capture.h"
 #include "testutil.h"
 
@@ -225,6 +226,58 @@ static void test_drop_column_works_without_triggers(void **state)
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE col = 's'"), 0);
 }
 
+static void test_changes_between_two_looks_fold_into_one(void **state)
+{
+    fixture *f = *state;
+    /* Queued, not yet operations. */
+    du_exec(f->path, "INSERT INTO items VALUES ('a', 1, NULL, 'first', NULL);"
+                     "UPDATE items SET n = 2, s = 'second' WHERE id = 'a';"
+                     "INSERT INTO items VALUES ('gone', 5, NULL, NULL, NULL);"
+                     "DELETE FROM items WHERE id = 'gone';");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 4);
+    /* 'a': one insert with the values it has now; 'gone': its delete only. */
+    assert_int_equal(s_ops(f), 5 + 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 0);
+    assert_int_equal(du_int(f->store, "SELECT val = 2 FROM temp.ops WHERE pk = 'a' AND col = 'n'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT val = 'second' FROM temp.ops WHERE pk = 'a' AND "
+                                      "col = 's'"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 'gone' AND "
+                                      "col IS NULL"),
+                     1);
+    /* The insert began first, so it has the earlier clock and sequences. */
+    assert_int_equal(du_int(f->store, "SELECT max(seq) FROM temp.ops WHERE pk = 'a'"), 5);
+    /* Deleted and inserted again before a look: the delete, then every column. */
+    s_write(f, "DELETE FROM items WHERE id = 'a'; INSERT INTO items VALUES ('a', 9, NULL, NULL, "
+               "NULL)");
+    assert_int_equal(s_ops(f), 6 + 1 + 5);
+    assert_int_equal(du_int(f->store, "SELECT count(DISTINCT hlc) FROM temp.ops WHERE seq > 6"),
+                     2);
+}
+
+static void test_a_wide_table_records_the_column_that_changed(void **state)
+{
+    fixture *f = *state;
+    /* More columns than an integer mask holds: the trigger queues a text mask. */
+    buf_t sql = BUF_INIT;
+    buf_puts(&sql, "CREATE TABLE wide (id INTEGER PRIMARY KEY");
+    for (int i = 1; i <= 70; i++)
+        buf_printf(&sql, ", c%d INTEGER", i);
+    buf_puts(&sql, ")");
+    du_migrate(f->store, buf_str(&sql));
+    buf_free(&sql);
+    s_write(f, "INSERT INTO wide (id) VALUES (1)");
+    assert_int_equal(s_ops(f), 71);
+    s_write(f, "UPDATE wide SET c65 = 65, c2 = 2 WHERE id = 1");
+    assert_int_equal(s_ops(f), 73);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE seq > 71 AND "
+                                      "col IN ('c2', 'c65')"),
+                     2);
+    assert_int_equal(du_int(f->store, "SELECT val FROM temp.ops WHERE col = 'c65' AND seq > 71"),
+                     65);
+}
+
 static void test_classify(void **state)
 {
     (void)state;
@@ -262,6 +315,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_composite_key_refused_unless_excluded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_column_works_without_triggers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_between_two_looks_fold_into_one, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_wide_table_records_the_column_that_changed, setup,
+                                        teardown),
         cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
