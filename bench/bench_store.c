@@ -189,7 +189,7 @@ static double s_ours(const char *dir, const char *bundle)
     s_check(applier_catch_up(applier, &err), &err);
     double t0 = s_now();
     s_check(applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
-    s_check(bundle_read(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
     s_check(applier_commit(applier, &err), &err);
     double t = s_now() - t0;
     if (st.applied != UPDATES) {
@@ -368,7 +368,7 @@ static void s_apply_inserts(const char *dir, double *ours, double *base)
     void *args[2] = {applier, &st};
     double t0 = s_now();
     s_check(applier_begin(applier, &err), &err);
-    s_check(bundle_read(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
     double t1 = s_now();
     s_check(applier_commit(applier, &err), &err);
     *ours = s_now() - t0;

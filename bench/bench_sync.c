@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = bench_now();
-    if (applier_begin(applier, &err) || bundle_read(bundle, s_apply_batch, args, &info, &err) ||
+    if (applier_begin(applier, &err) || bundle_read_once(bundle, s_apply_batch, args, &info, &err) ||
         applier_commit(applier, &err))
         bench_die(err.msg);
     double apply_alone = bench_now() - t0;

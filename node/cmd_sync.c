@@ -230,7 +230,7 @@ int cmd_apply(int argc, char **argv)
     /* One transaction for the whole bundle: all of it is applied, or none. */
     rc = applier_begin(applier, &err);
     if (rc == STM_OK)
-        rc = bundle_read(bundle, s_apply_batch, args, &info, &err);
+        rc = bundle_read_once(bundle, s_apply_batch, args, &info, &err);
     if (rc == STM_OK)
         rc = applier_commit(applier, &err);
     else

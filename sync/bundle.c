@@ -317,6 +317,12 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
     return rc;
 }
 
+stm_err bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+                         stm_error *err)
+{
+    return s_bundle_pass(path, fn, ctx, info, err);
+}
+
 stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                     stm_error *err)
 {
