@@ -242,22 +242,27 @@ static store_t *s_stemma(const char *dir, const char *name)
 }
 
 /* Inserts INSERTS rows of 5 columns in one transaction; returns the seconds taken. */
+/* Binds row i of the insert figures to ?1..?6 of stmt, steps and resets it. */
+static void s_insert_row(sqlite3_stmt *stmt, int i)
+{
+    sqlite3_bind_int(stmt, 1, i);
+    sqlite3_bind_int(stmt, 2, i * 7);
+    sqlite3_bind_text(stmt, 3, "a row of text", -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 4, i % 1000);
+    sqlite3_bind_double(stmt, 5, i / 3.0);
+    sqlite3_bind_text(stmt, 6, "more text here", -1, SQLITE_STATIC);
+    sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+}
+
 static double s_insert_rows(sqlite3 *db)
 {
     sqlite3_stmt *ins = NULL;
     sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &ins, NULL);
     double t0 = s_now();
     s_exec(db, "BEGIN");
-    for (int i = 1; i <= INSERTS; i++) {
-        sqlite3_bind_int(ins, 1, i);
-        sqlite3_bind_int(ins, 2, i * 7);
-        sqlite3_bind_text(ins, 3, "a row of text", -1, SQLITE_STATIC);
-        sqlite3_bind_int(ins, 4, i % 1000);
-        sqlite3_bind_double(ins, 5, i / 3.0);
-        sqlite3_bind_text(ins, 6, "more text here", -1, SQLITE_STATIC);
-        sqlite3_step(ins);
-        sqlite3_reset(ins);
-    }
+    for (int i = 1; i <= INSERTS; i++)
+        s_insert_row(ins, i);
     s_exec(db, "COMMIT");
     double t = s_now() - t0;
     sqlite3_finalize(ins);
@@ -300,14 +305,7 @@ static double s_writes_floor(const char *dir)
     double t0 = s_now();
     s_exec(db, "BEGIN");
     for (int i = 1; i <= INSERTS; i++) {
-        sqlite3_bind_int(row, 1, i);
-        sqlite3_bind_int(row, 2, i * 7);
-        sqlite3_bind_text(row, 3, "a row of text", -1, SQLITE_STATIC);
-        sqlite3_bind_int(row, 4, i % 1000);
-        sqlite3_bind_double(row, 5, i / 3.0);
-        sqlite3_bind_text(row, 6, "more text here", -1, SQLITE_STATIC);
-        sqlite3_step(row);
-        sqlite3_reset(row);
+        s_insert_row(row, i);
         sqlite3_bind_int(log, 1, i * 6);
         sqlite3_bind_int64(log, 2, (sqlite3_int64)i << 16);
         sqlite3_bind_int(log, 3, i);
