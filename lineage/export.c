@@ -273,8 +273,6 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         if (!catalog_affinity_parse(affinity, &col.affinity))
             return s_bad(r, toml_table_get(c, "affinity"), cpath,
                          "affinity must be TEXT, NUMERIC, INTEGER, REAL or BLOB");
-        if (catalog_table_find(t, name))
-            return s_bad(r, c, cpath, "a column of that name comes twice");
         col.name = (char *)name;
         col.decltype = (char *)decltype;
         col.not_null = not_null;
@@ -282,6 +280,15 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         col.pk = (int)pk;
         col.hidden = (int)hidden;
         catalog_table_add_column(t, &col);
+    }
+    /* Checked once all are read, sorted: looking each name up among those before it
+     * cost n squared for a file's wide table. */
+    const catalog_column *dup = rc == STM_OK ? catalog_table_duplicate(t) : NULL;
+    if (dup) {
+        size_t i = (size_t)(dup - catalog_table_column(t, 0));
+        char cpath[320];
+        snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
+        return s_bad(r, toml_array_at(cols, i), cpath, "a column of that name comes twice");
     }
     return rc;
 }

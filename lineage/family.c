@@ -206,12 +206,16 @@ family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads
 {
     family_t *f = family_new(name);
     stm_id zero = {{0}};
+    /* Exactly as many entries as heads: a peer's families cost what they hold. */
+    if (nheads) {
+        f->entries = stm_malloc(nheads * sizeof *f->entries);
+        f->cap = nheads;
+    }
     for (size_t i = 0; i < nheads; i++) {
         bool last = i + 1 == nheads;
         family_action action = i == 0 ? FAMILY_CREATED
                                : last && !current ? FAMILY_DROPPED
                                                   : FAMILY_CHANGED;
-        f->entries = stm_grow(f->entries, &f->cap, f->count + 1, sizeof *f->entries);
         family_entry *e = &f->entries[f->count++];
         memset(e, 0, sizeof *e);
         e->version_id = zero;
