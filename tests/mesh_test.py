@@ -339,6 +339,15 @@ class Demo(unittest.TestCase):
             self.assertIn("all nodes stopped", p.stdout)
             left = subprocess.run(["pgrep", "-f", f"node --dir {keep}"], capture_output=True)
             self.assertEqual(left.stdout, b"", "a node is still running")
+            # The demo's nodes log into the kept directory: built with the sanitizers, a
+            # leak or an error they report at exit is there, and fails the test.
+            reports = []
+            for name in sorted(os.listdir(keep)):
+                if name.endswith(".log"):
+                    with open(os.path.join(keep, name), errors="replace") as f:
+                        reports += [f"{name}: {line}" for line in f
+                                    if "Sanitizer" in line or "runtime error:" in line]
+            self.assertEqual(reports, [], "sanitizer reports in the demo's node logs")
         finally:
             shutil.rmtree(keep, ignore_errors=True)
 
