@@ -4,10 +4,12 @@
 #include "toml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- writing ---- */
 
@@ -410,9 +412,15 @@ done:
 
 stm_err export_read_file(const char *path, lineage_t **out, stm_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        stm_err rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

@@ -41,6 +41,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <locale.h>
 #include <math.h>
@@ -49,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ characters */
 
@@ -1325,11 +1327,21 @@ stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **
 stm_err toml_parse_file(const char *path, toml_value **root, stm_error *err)
 {
     assert(path && root);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return stm_error_set(err, STM_ESYS, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)TOML_MAX_INPUT) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
+    }
+    if (st.st_size > (off_t)TOML_MAX_INPUT) {
         fclose(f);
         return stm_error_set(err, STM_EINPUT, "%s: the document is larger than %u bytes", path,
                              TOML_MAX_INPUT);

@@ -15,6 +15,7 @@
 #include "sync/codec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -764,16 +765,22 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
     *count = 0;
     char *path = config_path(dir, CONFIG_KNOWN_PEERS_FILE);
     stm_err rc = STM_OK;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         if (errno != ENOENT)
             rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         free(path);
         return rc;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0)
         rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
     else if (st.st_size > (off_t)CONFIG_MAX_KNOWN_PEERS_BYTES)
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: %lld bytes is more than the %u a list of keys "

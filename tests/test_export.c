@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static void s_assert_same_lineage(const lineage_t *a, const lineage_t *b)
 {
@@ -99,6 +101,13 @@ static void test_read_file(void **state)
     assert_non_null(strstr(err.msg, "missing.toml: cannot read"));
     assert_int_equal(export_read_file(dir, &back, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "not a regular file"));
+    /* A FIFO is refused at once, not waited on (the alarm turns a hang into a failure). */
+    snprintf(path, sizeof path, "%s/fifo.toml", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    alarm(20);
+    assert_int_equal(export_read_file(path, &back, &err), STM_EINPUT);
+    alarm(0);
+    assert_non_null(strstr(err.msg, "fifo.toml: not a regular file"));
     tu_remove_tree(dir);
     free(dir);
     free(text);

@@ -903,6 +903,48 @@ static void test_known_peers(void **state)
     free(dir);
 }
 
+/* A FIFO where a file should be: refused at once as not a regular file. Opening one
+ * for reading waits for a writer, so a node or a command would hang; the alarm turns a
+ * hang into a failure. */
+static void test_fifos_are_refused_not_waited_on(void **state)
+{
+    (void)state;
+    alarm(20);
+    stm_error err = {0};
+    const char *files[] = {"node.key", "node.pub"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = tu_tmpdir();
+        assert_int_equal(keys_generate(dir, &err), STM_OK);
+        char *path = s_path(dir, files[i]);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        node_keys *keys = NULL;
+        assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+        s_expect(&err, dir, files[i], ": not a regular file", NULL);
+        free(path);
+        tu_remove_tree(dir);
+        free(dir);
+    }
+    char *dir = tu_tmpdir();
+    char *path = s_path(dir, "known_peers");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    config_key *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    s_expect(&err, dir, "known_peers", ": not a regular file", NULL);
+    free(path);
+    path = s_path(dir, "node.toml");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    node_config cfg;
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ": not a regular file", NULL);
+    config_destroy(&cfg);
+    free(path);
+    tu_remove_tree(dir);
+    free(dir);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -918,6 +960,7 @@ int main(void)
         cmocka_unit_test(test_config_unknown_and_missing),
         cmocka_unit_test(test_config_bad),
         cmocka_unit_test(test_known_peers),
+        cmocka_unit_test(test_fifos_are_refused_not_waited_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
