@@ -209,11 +209,22 @@ static int s_next_key(msgread_t *r, char *key, size_t size)
     return kr;
 }
 
+/* True when s holds a control character (NUL, newline, escape, ... DEL): a peer's
+ * text goes into log lines, reports and terminals, where one could forge a line or
+ * drive the terminal. */
+static bool s_has_control(const char *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
 static bool s_read_text(msgread_t *r, char **out)
 {
     const char *s;
     uint32_t n;
-    if (!msgread_str(r, &s, &n) || n > WIRE_MAX_TEXT || memchr(s, '\0', n))
+    if (!msgread_str(r, &s, &n) || n > WIRE_MAX_TEXT || s_has_control(s, n))
         return false;
     free(*out);
     *out = stm_strndup(s, n);
@@ -302,10 +313,11 @@ static const char *s_read_columns(msgread_t *r, catalog_table *t, s_budget *b)
         uint32_t name_len;
         uint64_t aff, pk, hidden;
         if (!msgread_array(r, &fields) || fields < 4 || !msgread_str(r, &name, &name_len) ||
-            name_len == 0 || name_len > WIRE_MAX_TEXT || memchr(name, '\0', name_len) ||
+            name_len == 0 || name_len > WIRE_MAX_TEXT || s_has_control(name, name_len) ||
             !msgread_uint(r, &aff) || !msgread_uint(r, &pk) || !msgread_uint(r, &hidden) ||
             pk > WIRE_MAX_COLUMNS || hidden > 3)
-            return "a column is not [name, affinity, pk, hidden] within their limits";
+            return "a column is not [name, affinity, pk, hidden] within their limits (a name "
+                   "of 1 to " S_STR(WIRE_MAX_TEXT) " bytes and no control character)";
         for (uint32_t k = 4; k < fields; k++)
             if (!msgread_skip(r))
                 return "a column's extra field is malformed";
@@ -339,7 +351,7 @@ static const char *s_read_family(msgread_t *r, size_t nversions, s_budget *b, fa
     if (!msgread_array(r, &fields) || fields < 3 || !s_read_text(r, &name) || !*name) {
         free(name);
         return "a family is not [name, heads, columns] with a name of 1 to "
-               S_STR(WIRE_MAX_TEXT) " bytes";
+               S_STR(WIRE_MAX_TEXT) " bytes and no control character";
     }
     /* Each head is a version at which the table changed: never more than the versions. */
     if (!s_array(r, (uint32_t)nversions, WIRE_MIN_ID_BYTES, &nheads) || nheads == 0) {

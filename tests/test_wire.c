@@ -404,6 +404,57 @@ static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
     lineage_destroy(&full);
 }
 
+/* A peer's text reaches log lines, reports and terminals: a control character in it
+ * (a newline forging a log line, an escape driving the terminal) makes the message
+ * malformed. */
+static void test_text_with_control_characters_is_refused(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    const char *bad[] = {"tcp://h:1\n2026-01-01T00:00:00.000Z info  started forged",
+                         "tcp://h:1\x1b[2J", "tcp://h:1\x7f", "tcp://h:1\r"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        buf_t msg = BUF_INIT;
+        wire_encode_refuse(&msg, bad[i]);
+        char *reason = NULL;
+        assert_int_equal(wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_EPROTO);
+        assert_null(reason);
+        buf_reset(&msg);
+        lineage_t *l = lineage_new("x");
+        vector_t *v = vector_new();
+        stm_id node = {{4}};
+        wire_encode_hello(&msg, &node, bad[i], l, v, 0, NULL, 0, false);
+        wire_hello h;
+        assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+        assert_non_null(strstr(err.msg, "endpoint"));
+        vector_destroy(&v);
+        lineage_destroy(&l);
+        buf_free(&msg);
+    }
+    /* In a table's or a column's name. */
+    s_shape sh = {.versions = 1, .families = 1, .heads = 1, .dup_family = "ta\tsks"};
+    char why[1100];
+    assert_int_equal(s_decode_shape(&sh, why, sizeof why), STM_EPROTO);
+    assert_non_null(strstr(why, "no control character"));
+    lineage_t *full = tu_lineage_dir("schemas/tasks");
+    buf_t msg = BUF_INIT;
+    vector_t *v = vector_new();
+    stm_id node = {{4}};
+    wire_encode_hello(&msg, &node, "tcp://h:1", full, v, 0, NULL, 0, false);
+    char *at = NULL;
+    for (size_t i = 0; i + 5 <= msg.len && !at; i++)
+        if (memcmp(msg.data + i, "title", 5) == 0)
+            at = msg.data + i;
+    assert_non_null(at);
+    at[2] = '\n';
+    wire_hello h;
+    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+    assert_non_null(strstr(err.msg, "no control character"));
+    buf_free(&msg);
+    vector_destroy(&v);
+    lineage_destroy(&full);
+}
+
 /* A node checks its own schema against the same limits before it says HELLO with it. */
 static void test_own_lineage_is_checked_against_the_limits(void **state)
 {
@@ -439,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_hello_limits),
         cmocka_unit_test(test_hello_at_the_item_limit_costs_what_the_docs_say),
         cmocka_unit_test(test_own_lineage_is_checked_against_the_limits),
+        cmocka_unit_test(test_text_with_control_characters_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
