@@ -86,10 +86,21 @@ struct node {
     s_ack *acks;             /* their acknowledgements, sent once it commits */
     size_t nacks, acks_cap;
     uint64_t malformed, refused_keys, unknown_senders;
+    uint64_t dropped[REPORT_DROP_KINDS]; /* malformed and unknown senders, by why */
     time_t started;
 };
 
 /* ---- small things ---- */
+
+/* Counts a message dropped from the mesh, by why (stemma stats). */
+static void s_drop(node_t *n, report_drop why)
+{
+    n->dropped[why]++;
+    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
+        n->unknown_senders++;
+    else
+        n->malformed++;
+}
 
 static int64_t s_now_ms(void)
 {
@@ -143,6 +154,9 @@ static stm_err s_load_lineage(node_t *n, stm_error *err)
     n->version = migrate_version(m);
     n->lineage = lineage_prefix(migrate_lineage(m), (size_t)n->version);
     migrate_destroy(&m);
+    /* A HELLO beyond the protocol's limits would be dropped by every peer. */
+    if ((rc = wire_check_lineage(n->lineage, err)) != STM_OK)
+        return rc;
     n->schema_cookie = sqlscript_schema_cookie(store_db(n->store));
     return STM_OK;
 }
@@ -363,12 +377,12 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     wire_hello h;
     stm_error err = {0};
     if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
-        n->malformed++;
+        s_drop(n, REPORT_DROP_HELLO);
         log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         return;
     }
     if (verified && !stm_id_equal(verified, &h.node_id)) {
-        n->unknown_senders++;
+        s_drop(n, REPORT_DROP_IMPOSTOR);
         log_event(LOG_WARN, "impostor", NULL,
                   "a HELLO claims another node id than the key it connected with; dropped");
         wire_hello_clear(&h);
@@ -456,7 +470,7 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
     char *reason = NULL;
     stm_error err = {0};
     if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
-        n->malformed++;
+        s_drop(n, REPORT_DROP_REFUSE);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -475,7 +489,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     size_t batch_len;
     stm_error err = {0};
     if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
-        n->malformed++;
+        s_drop(n, REPORT_DROP_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -490,7 +504,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     }
     opbatch_t *batch = opbatch_new();
     if (codec_decode_ops(batch_bytes, batch_len, batch, &err) != STM_OK) {
-        n->malformed++;
+        s_drop(n, REPORT_DROP_BATCH);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         opbatch_destroy(&batch);
         return;
@@ -557,7 +571,7 @@ static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
     vector_t *v = NULL;
     stm_error err = {0};
     if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
-        n->malformed++;
+        s_drop(n, REPORT_DROP_ACK);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -635,17 +649,17 @@ static void s_handle_inbox(node_t *n)
         int version, type;
         stm_error err = {0};
         if (wire_header(data, len, &version, &type, &err) != STM_OK) {
-            n->malformed++;
+            s_drop(n, REPORT_DROP_NOT_STEMMA);
             log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         } else if (version != WIRE_VERSION) {
-            n->malformed++;
+            s_drop(n, REPORT_DROP_VERSION);
             log_event(LOG_WARN, "protocol-version", p ? p->short_id : NULL,
                       "a message of protocol version %d (this node speaks %d): ignored", version,
                       WIRE_VERSION);
         } else if (type == WIRE_HELLO) {
             s_on_hello(n, p, have_verified ? &verified : NULL, data, len);
         } else if (!p) {
-            n->unknown_senders++;
+            s_drop(n, REPORT_DROP_UNKNOWN);
         } else {
             p->last_seen_ms = s_now_ms();
             p->last_seen_wall = time(NULL);
@@ -828,7 +842,8 @@ static report_state s_report_state(s_state s)
 }
 
 /* Fills r from the node for one render: strings, lineages and verdicts are lent by n
- * and must not outlive the next change to it; r->peers is the caller's to free. The
+ * and must not outlive the next change to it; r->peers is the caller's to free, and
+ * r->parked_reasons too (oplog_parked_reasons_free). The
  * database is read once here (counts, and the vector each peer's lag is measured
  * against), not once per peer. */
 static void s_report_fill(node_t *n, report_node *r)
@@ -844,6 +859,13 @@ static void s_report_fill(node_t *n, report_node *r)
     r->malformed = n->malformed;
     r->refused_keys = n->refused_keys;
     r->unknown_senders = n->unknown_senders;
+    memcpy(r->dropped, n->dropped, sizeof r->dropped);
+    oplog_parked_reason *reasons = NULL;
+    size_t nreasons = 0;
+    if (oplog_parked_reasons(n->store, 20, &reasons, &nreasons, &err) == STM_OK) {
+        r->parked_reasons = reasons;
+        r->nparked_reasons = nreasons;
+    }
     for (size_t i = 0; i < n->npeers; i++)
         r->bytes_sent += n->peers[i]->bytes_sent;
     vector_t *mine = NULL;
@@ -906,6 +928,8 @@ static void s_handle_control(node_t *n)
         s_report_fill(n, &r);
         reply = requests[i].render(&r);
         free((void *)r.peers);
+        oplog_parked_reason *reasons = (oplog_parked_reason *)r.parked_reasons;
+        oplog_parked_reasons_free(&reasons, r.nparked_reasons);
     }
     if (!reply)
         reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
@@ -1033,7 +1057,12 @@ static stm_err s_bind_sockets(node_t *n, const char *bind, stm_error *err)
     zmq_setsockopt(n->control, ZMQ_MAXMSGSIZE, &small, sizeof small);
     if (strncmp(n->control_endpoint, "ipc://", 6) == 0)
         unlink(n->control_endpoint + 6); /* a socket file left by a node that died */
-    if (zmq_bind(n->control, n->control_endpoint) != 0)
+    /* The socket file is made 0600 from the start (the bind happens in this thread),
+     * not only by the chmod after it: no moment when another user may connect. */
+    mode_t umask_was = umask(0177);
+    int bound = zmq_bind(n->control, n->control_endpoint);
+    umask(umask_was);
+    if (bound != 0)
         return stm_error_set(err, STM_EINPUT, "cannot bind the control endpoint %s: %s",
                              n->control_endpoint, zmq_strerror(zmq_errno()));
     if (strncmp(n->control_endpoint, "ipc://", 6) == 0)

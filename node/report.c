@@ -25,6 +25,23 @@ const char *report_state_name(report_state s)
     return "refused";
 }
 
+const char *report_drop_name(report_drop d)
+{
+    static const char *const names[REPORT_DROP_KINDS] = {
+        "not-stemma", "protocol-version", "hello", "refuse", "ops",
+        "batch",      "ack",              "impostor", "unknown-sender"};
+    return d < REPORT_DROP_KINDS ? names[d] : "unknown";
+}
+
+/* The same name as a JSON or TOML key: "not_stemma". */
+static void s_drop_key(report_drop d, char key[24])
+{
+    snprintf(key, 24, "%s", report_drop_name(d));
+    for (char *p = key; *p; p++)
+        if (*p == '-')
+            *p = '_';
+}
+
 /* ---- what every format says the same way ---- */
 
 /* The first 12 hex digits, as the logs name nodes; "?" for a peer not known yet. */
@@ -140,6 +157,24 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
     s_json_uint(w, "bytes_sent", r->bytes_sent);
+    jsonw_key(w, "dropped");
+    jsonw_object_begin(w);
+    for (int d = 0; d < REPORT_DROP_KINDS; d++) {
+        char key[24];
+        s_drop_key((report_drop)d, key);
+        s_json_uint(w, key, r->dropped[d]);
+    }
+    jsonw_object_end(w);
+    jsonw_key(w, "parked_reasons");
+    jsonw_array_begin(w);
+    for (size_t i = 0; i < r->nparked_reasons; i++) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "reason");
+        jsonw_string(w, r->parked_reasons[i].reason);
+        s_json_uint(w, "count", r->parked_reasons[i].count);
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
     jsonw_object_end(w);
 }
 
@@ -283,6 +318,21 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
     s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
+    toml_value *dropped = toml_new_table();
+    for (int d = 0; d < REPORT_DROP_KINDS; d++) {
+        char key[24];
+        s_drop_key((report_drop)d, key);
+        s_toml_int(dropped, key, (int64_t)r->dropped[d]);
+    }
+    toml_table_set(t, "dropped", dropped);
+    toml_value *reasons = toml_new_array();
+    for (size_t i = 0; i < r->nparked_reasons; i++) {
+        toml_value *one = toml_new_table();
+        s_toml_str(one, "reason", r->parked_reasons[i].reason);
+        s_toml_int(one, "count", (int64_t)r->parked_reasons[i].count);
+        toml_array_push(reasons, one);
+    }
+    toml_table_set(t, "parked_reasons", reasons);
     return t;
 }
 
@@ -422,6 +472,14 @@ char *report_stats_text(const report_node *r)
                (unsigned long long)received, (unsigned long long)r->bytes_sent,
                (unsigned long long)r->malformed,
                (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders);
+    /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
+     * every kind of message dropped, zeros included, so scripts find each line. */
+    for (size_t i = 0; i < r->nparked_reasons; i++)
+        buf_printf(&b, "parked %llu %s\n", (unsigned long long)r->parked_reasons[i].count,
+                   r->parked_reasons[i].reason);
+    for (int d = 0; d < REPORT_DROP_KINDS; d++)
+        buf_printf(&b, "dropped %s %llu\n", report_drop_name((report_drop)d),
+                   (unsigned long long)r->dropped[d]);
     return buf_detach(&b);
 }
 

@@ -20,6 +20,7 @@
 #include "lineage/id.h"
 #include "lineage/lineage.h"
 #include "peer.h"
+#include "sync/oplog.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,22 @@ typedef enum {
     REPORT_GONE,       /* silent past peer_timeout_ms, or said BYE */
     REPORT_REFUSED,    /* refused by this node or by the peer */
 } report_state;
+
+/* Why the node dropped a message from the mesh, each counted (stemma stats). The first
+ * seven together are the malformed messages, the last two the unknown senders. Never
+ * renumbered: the names are what the reports print. */
+typedef enum {
+    REPORT_DROP_NOT_STEMMA, /* "not-stemma": shorter than a header, or not "STMW" */
+    REPORT_DROP_VERSION,    /* "protocol-version": of another protocol version */
+    REPORT_DROP_HELLO,      /* "hello": a HELLO breaking its rules or limits */
+    REPORT_DROP_REFUSE,     /* "refuse" */
+    REPORT_DROP_OPS,        /* "ops": an OPS message breaking its rules */
+    REPORT_DROP_BATCH,      /* "batch": an OPS whose operation batch is malformed */
+    REPORT_DROP_ACK,        /* "ack" */
+    REPORT_DROP_IMPOSTOR,   /* "impostor": a HELLO naming another node than its key */
+    REPORT_DROP_UNKNOWN,    /* "unknown-sender": not a HELLO, from no peer */
+    REPORT_DROP_KINDS
+} report_drop;
 
 /* One peer as the reports show it. */
 typedef struct {
@@ -63,6 +80,9 @@ typedef struct {
     uint64_t malformed;       /* messages dropped as malformed or of another version */
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
+    uint64_t dropped[REPORT_DROP_KINDS]; /* the two above, by why */
+    const oplog_parked_reason *parked_reasons; /* parked operations by reason, most first */
+    size_t nparked_reasons;
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
     const report_peer *peers; /* npeers of them, in the order the node met them */
     size_t npeers;
@@ -70,6 +90,8 @@ typedef struct {
 
 /* "connecting", "connected", "gone", "refused": static. */
 const char *report_state_name(report_state s);
+/* "not-stemma", "protocol-version", "hello", ...: static. */
+const char *report_drop_name(report_drop d);
 
 /* The whole report as JSON (pretty-printed); the caller frees it. */
 char *report_json(const report_node *r);
