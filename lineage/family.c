@@ -88,7 +88,13 @@ static void s_next_head(const stm_id *prev, const catalog_table *table, stm_id *
 
 static void s_push_name(char ***names, size_t *n, const char *name)
 {
-    *names = stm_realloc(*names, (*n + 1) * sizeof **names);
+    /* The capacity is implicit, the next power of two from 8: growing by one each time
+     * copied n squared pointers for a table of many columns (seconds for 60,000 under
+     * allocators that never grow in place). */
+    if (*n >= 8 && (*n & (*n - 1)) == 0)
+        *names = stm_realloc(*names, 2 * *n * sizeof **names);
+    else if (*n == 0)
+        *names = stm_malloc(8 * sizeof **names);
     (*names)[(*n)++] = stm_strdup(name);
 }
 
