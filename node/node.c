@@ -63,8 +63,9 @@ struct node {
     char *dir, *db_path, *schemas_dir, *control_endpoint;
     char endpoint[256];      /* the inbox's endpoint, port resolved */
     bool insecure, tofu;
-    stm_id *trusted;         /* keys allowed to connect */
-    size_t ntrusted, trusted_cap;
+    stm_id *trusted;         /* keys allowed to connect: the first nsorted sorted (those
+                                of the configuration), then those added while running */
+    size_t ntrusted, trusted_cap, nsorted;
     peer_policy policy;
     int heartbeat_ms, peer_timeout_ms, reconnect_min_ms, reconnect_max_ms, batch_ops, window,
         local_poll_ms;
@@ -691,9 +692,16 @@ static void s_handle_inbox(node_t *n)
     }
 }
 
+static int s_key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(stm_id));
+}
+
 static bool s_is_trusted(node_t *n, const stm_id *key)
 {
-    for (size_t i = 0; i < n->ntrusted; i++)
+    if (n->nsorted && bsearch(key, n->trusted, n->nsorted, sizeof *n->trusted, s_key_cmp))
+        return true;
+    for (size_t i = n->nsorted; i < n->ntrusted; i++)
         if (stm_id_equal(&n->trusted[i], key))
             return true;
     return false;
@@ -1095,9 +1103,17 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     sodium_mprotect_readonly(n->secret);
     n->started = time(NULL);
     stm_err rc = STM_OK;
+    /* Sorted, repeats dropped: checking each key against those before it cost n squared
+     * (26 s to start with 100,000 trusted keys); each connection is then a binary search. */
+    n->trusted = stm_calloc(o->ntrusted + 1, sizeof *n->trusted);
+    n->trusted_cap = o->ntrusted + 1;
+    if (o->ntrusted)
+        memcpy(n->trusted, o->trusted, o->ntrusted * sizeof *n->trusted);
+    qsort(n->trusted, o->ntrusted, sizeof *n->trusted, s_key_cmp);
     for (size_t i = 0; i < o->ntrusted; i++)
-        if (!s_is_trusted(n, &o->trusted[i]))
-            s_trust(n, &o->trusted[i]);
+        if (n->ntrusted == 0 || s_key_cmp(&n->trusted[n->ntrusted - 1], &n->trusted[i]) != 0)
+            n->trusted[n->ntrusted++] = n->trusted[i];
+    n->nsorted = n->ntrusted;
     if (rc == STM_OK)
         rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err);
     if (rc == STM_OK && !store_is_prepared(n->store))
