@@ -182,7 +182,9 @@ typedef struct {
     char decimal_point;     /* the C library's, which strtod and printf use */
     char secname[256];      /* the dotted name of the current section's table, for messages */
     stm_error *err;         /* where errors go, may be NULL */
+    size_t nvalues;         /* values and headers so far, at most TOML_MAX_VALUES */
 } s_parser;
+
 
 static toml_value *s_pnew(s_parser *p, toml_type type)
 {
@@ -251,6 +253,16 @@ static stm_err s_fail(s_parser *p, const char *at, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     return stm_error_set(p->err, STM_EINPUT, "%s:%d:%d: %s", p->name, line, col, what);
+}
+
+/* Counts one more value or header: what a document costs once parsed is bounded by
+ * the count, not only by its bytes. */
+static stm_err s_count_value(s_parser *p, const char *at)
+{
+    if (++p->nvalues > TOML_MAX_VALUES)
+        return s_fail(p, at, "more than %d values and headers in one document",
+                      TOML_MAX_VALUES);
+    return STM_OK;
 }
 
 /* Describes the character at at for a message. */
@@ -722,6 +734,9 @@ static stm_err s_header(s_parser *p)
     char name[256] = "";
     uint32_t hash;
     const char *prefix = NULL;
+    stm_err counted = s_count_value(p, p->cur);
+    if (counted)
+        return counted;
     const char *open = p->cur++;
     bool aot = p->cur < p->end && *p->cur == '[';
     if (aot)
@@ -1224,6 +1239,9 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
     const char *at = p->cur;
     if (at >= p->end)
         return s_expected(p, at, "a value");
+    stm_err counted = s_count_value(p, at);
+    if (counted)
+        return counted;
     int line = p->line, col = s_column(p, at);
     toml_value *v = NULL;
     stm_err rc = STM_OK;
