@@ -241,8 +241,13 @@ static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
     void *s = zmq_socket(n->ctx, ZMQ_DEALER);
     if (!s)
         return s_zmq_error(err, "creating a socket");
-    int zero = 0, hwm = 1000;
-    int64_t max = WIRE_MAX_MESSAGE;
+    int zero = 0, hwm = 1000, one = 1;
+    /* Nothing ever comes back on a DEALER (the protocol answers through the peer's own
+     * DEALER), but libzmq queues what the other end sends, unread, up to the receive
+     * high-water mark: a peer (or an endpoint a peer list names) could park gigabytes
+     * here. A small limit (room for CURVE's handshake commands) and a queue of one. */
+    int64_t max = WIRE_MAX_TO_DEALER;
+    zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     /* Messages wait for the connection to come up (a HELLO sent right after connecting
      * must not be lost). The queue stays small: only connected peers are sent

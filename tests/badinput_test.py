@@ -525,6 +525,36 @@ class Curve(Base):
 
 
 @unittest.skipUnless(zmq, "needs python3-zmq")
+class OutgoingConnection(mt.Mesh):
+    def test_a_peer_cannot_fill_the_node_through_its_own_connection(self):
+        """Nothing travels back on the connection a node opens to a peer (its DEALER),
+        but libzmq queued whatever the other end sent, unread: 20 messages of 60 MiB
+        from a peer (any endpoint a peer list names will do) held 1.2 GB in the node.
+        Now a DEALER takes nothing over 64 KiB, and queues one message."""
+        mt.STEMMA = STEMMA
+        ctx = zmq.Context()
+        evil = ctx.socket(zmq.ROUTER)
+        evil.setsockopt(zmq.LINGER, 0)
+        port = evil.bind_to_random_port("tcp://127.0.0.1")
+        try:
+            peer = type("Endpoint", (), {"endpoint": f"tcp://127.0.0.1:{port}", "key": None})
+            a = mt.Node(self, "a", TASKS, 4, peers=[peer], insecure=True).start()
+            self.assertTrue(evil.poll(20000), "the node never said HELLO")
+            rid = evil.recv_multipart()[0]
+            big = b"x" * (60 * 1024 * 1024)
+            for _ in range(20):
+                evil.send_multipart([rid, big])
+            time.sleep(3)
+            with open(f"/proc/{a.proc.pid}/status") as f:
+                peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+            self.assertLess(peak, 400 * 1024, f"the node peaked at {peak} kB")
+            self.assertEqual(a.report()["node"]["id"], a.key)
+        finally:
+            evil.close(0)
+            ctx.term()
+
+
+@unittest.skipUnless(zmq, "needs python3-zmq")
 class ControlEndpoint(mt.Mesh):
     def test_a_control_endpoint_the_mesh_could_reach_is_refused(self):
         mt.STEMMA = STEMMA
