@@ -356,12 +356,22 @@ static void s_mark_all_more(node_t *n)
         n->peers[i]->more = true;
 }
 
+/* Peers named in peer lists are met until the node knows this many: each takes a
+ * socket (libzmq allows 1,023 by default), and a peer list is another node's claim. */
+#define S_MAX_LEARNED 1000
+
 static void s_learn_peers(node_t *n, const wire_hello *h)
 {
     for (size_t i = 0; i < h->npeers; i++) {
         const wire_peer *wp = &h->peers[i];
         if (stm_id_equal(&wp->id, &n->id) || s_find_peer(n, &wp->id))
             continue;
+        if (n->npeers >= S_MAX_LEARNED) {
+            log_event(LOG_WARN, "peer", NULL,
+                      "a peer list names more peers than this node meets (%d known): "
+                      "the rest are not met", S_MAX_LEARNED);
+            return;
+        }
         s_peer *known = s_find_peer_by_endpoint(n, wp->endpoint);
         if (known && !known->id_known) {
             known->id = wp->id;

@@ -366,6 +366,18 @@ class MeshMessages(Base):
         self.assertEqual([p for p in self.a.report()["peers"] if p["endpoint"] == f.endpoint], [])
         self.still_serving("l-limits")
 
+    def test_peer_lists_cannot_make_the_node_meet_without_end(self):
+        """A peer list is another node's claim, and each peer met takes a socket: a node
+        meets peers from peer lists until it knows 1,000 (libzmq allows 1,023 sockets)."""
+        g = self.connected_fake()
+        for batch_of in range(2):
+            peers = [[os.urandom(32), f"ipc://{self.tmp}/{batch_of}-{i}.sock"]
+                     for i in range(1024)]
+            g.hello(lineage_ids(self.a.db), peers=peers, reply=True)
+        self.wait("a to stop learning", lambda: "the rest are not met" in self.a.logs())
+        self.assertEqual(len(self.a.report()["peers"]), 1000)
+        self.still_serving("l-peers")
+
     def test_oversized_message_drops_only_its_connection(self):
         f = self.fake()
         f.send(b"STMW\x01\x01" + b"\x00" * (64 * 1024 * 1024))  # one byte past the limit
