@@ -52,6 +52,17 @@ void buf_printf(buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void buf_put_printable(buf_t *b, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f)
+            buf_printf(b, "\\x%02x", c);
+        else
+            buf_putc(b, (char)c);
+    }
+}
+
 void buf_reset(buf_t *b)
 {
     b->len = 0;

@@ -21,6 +21,10 @@ void buf_puts(buf_t *b, const char *s);
 void buf_putc(buf_t *b, char c);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Appends s with every control character (below 0x20, and 0x7f) written as \xNN, for
+ * one line of text a terminal or a log shows: names that came from a peer or a file
+ * cannot break the line or drive the terminal. */
+void buf_put_printable(buf_t *b, const char *s);
 /* Empties the buffer but keeps its memory. */
 void buf_reset(buf_t *b);
 /* Returns the contents (never NULL, "" when empty), lent: valid until the next change. */

@@ -1,6 +1,7 @@
 #include "catalog.h"
 #include "mem.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,7 +12,19 @@ struct catalog_table {
     catalog_column *columns; /* in declaration order (table_xinfo's cid) */
     size_t count;            /* columns in use */
     size_t cap;              /* columns allocated */
+    uint32_t *by_name;       /* column indexes in order of folded name: a cache that
+                                catalog_table_find builds when the table is large; it
+                                is valid while nby_name == count */
+    size_t nby_name;
 };
+
+/* The declared type of most columns a peer describes, shared rather than copied. */
+static char s_no_type[] = "";
+
+/* Tables at most this wide are searched column by column; wider ones by name through
+ * by_name, so that a table of many columns (a peer's, an exported file's) does not
+ * cost n squared to read or compare. */
+#define S_INDEX_MIN 16
 
 struct catalog {
     catalog_table **tables; /* sorted by name, case folded */
@@ -83,13 +96,21 @@ catalog_table *catalog_table_new(const char *name, bool without_rowid)
     return t;
 }
 
+void catalog_table_reserve(catalog_table *t, size_t n)
+{
+    if (n <= t->cap)
+        return;
+    t->columns = stm_realloc(t->columns, n * sizeof *t->columns);
+    t->cap = n;
+}
+
 void catalog_table_add_column(catalog_table *t, const catalog_column *col)
 {
     t->columns = stm_grow(t->columns, &t->cap, t->count + 1, sizeof *t->columns);
     catalog_column *c = &t->columns[t->count++];
     *c = *col;
     c->name = stm_strdup(col->name);
-    c->decltype = stm_strdup(col->decltype ? col->decltype : "");
+    c->decltype = col->decltype && *col->decltype ? stm_strdup(col->decltype) : s_no_type;
     c->default_sql = col->default_sql ? stm_strdup(col->default_sql) : NULL;
 }
 
@@ -108,10 +129,12 @@ void catalog_table_destroy(catalog_table **self_p)
         return;
     for (size_t i = 0; i < t->count; i++) {
         free(t->columns[i].name);
-        free(t->columns[i].decltype);
+        if (t->columns[i].decltype != s_no_type)
+            free(t->columns[i].decltype);
         free(t->columns[i].default_sql);
     }
     free(t->columns);
+    free(t->by_name);
     free(t->name);
     free(t);
     *self_p = NULL;
@@ -137,11 +160,70 @@ const catalog_column *catalog_table_column(const catalog_table *t, size_t i)
     return &t->columns[i];
 }
 
+/* The table whose by_name qsort is ordering (qsort passes no context). */
+static const catalog_table *s_sorting;
+
+static int s_compare_indexes(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    int cmp = sqlite3_stricmp(s_sorting->columns[a].name, s_sorting->columns[b].name);
+    return cmp ? cmp : (a > b) - (a < b); /* duplicates in declaration order */
+}
+
+/* Builds by_name when it is stale. The table is logically unchanged (a cache), so a
+ * const table may have it built; tables are never shared between threads. */
+static void s_index(const catalog_table *ct)
+{
+    catalog_table *t = (catalog_table *)ct;
+    if (t->by_name && t->nby_name == t->count)
+        return;
+    free(t->by_name);
+    t->by_name = stm_malloc((t->count ? t->count : 1) * sizeof *t->by_name);
+    for (size_t i = 0; i < t->count; i++)
+        t->by_name[i] = (uint32_t)i;
+    s_sorting = t;
+    qsort(t->by_name, t->count, sizeof *t->by_name, s_compare_indexes);
+    s_sorting = NULL;
+    t->nby_name = t->count;
+}
+
 const catalog_column *catalog_table_find(const catalog_table *t, const char *name)
 {
-    for (size_t i = 0; i < t->count; i++)
-        if (sqlite3_stricmp(t->columns[i].name, name) == 0)
-            return &t->columns[i];
+    if (t->count <= S_INDEX_MIN) {
+        for (size_t i = 0; i < t->count; i++)
+            if (sqlite3_stricmp(t->columns[i].name, name) == 0)
+                return &t->columns[i];
+        return NULL;
+    }
+    s_index(t);
+    size_t lo = 0, hi = t->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const catalog_column *c = &t->columns[t->by_name[mid]];
+        int cmp = sqlite3_stricmp(c->name, name);
+        if (cmp == 0) {
+            /* The first of equal names, as the linear search finds it. */
+            while (mid > 0 && sqlite3_stricmp(t->columns[t->by_name[mid - 1]].name, name) == 0)
+                mid--;
+            return &t->columns[t->by_name[mid]];
+        }
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const catalog_column *catalog_table_duplicate(const catalog_table *t)
+{
+    if (t->count < 2)
+        return NULL;
+    s_index(t);
+    for (size_t i = 1; i < t->count; i++)
+        if (sqlite3_stricmp(t->columns[t->by_name[i - 1]].name,
+                            t->columns[t->by_name[i]].name) == 0)
+            return &t->columns[t->by_name[i]];
     return NULL;
 }
 

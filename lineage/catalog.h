@@ -50,6 +50,8 @@ catalog_affinity catalog_affinity_of(const char *decltype);
 catalog_table *catalog_table_new(const char *name, bool without_rowid);
 catalog_table *catalog_table_copy(const catalog_table *t);
 void catalog_table_destroy(catalog_table **self_p);
+/* Makes room for n columns in all, exactly (a reader that knows how many will come). */
+void catalog_table_reserve(catalog_table *t, size_t n);
 /* Appends a copy of col (its strings are copied). */
 void catalog_table_add_column(catalog_table *t, const catalog_column *col);
 const char *catalog_table_name(const catalog_table *t);
@@ -57,8 +59,13 @@ bool catalog_table_without_rowid(const catalog_table *t);
 size_t catalog_table_count(const catalog_table *t);
 /* Column i in declaration order, lent. */
 const catalog_column *catalog_table_column(const catalog_table *t, size_t i);
-/* The column of that name (any case), lent, or NULL. */
+/* The column of that name (any case), lent, or NULL; the first declared when the name
+ * comes twice. O(log n) for wide tables (an index built on first use, and again after
+ * columns are added). */
 const catalog_column *catalog_table_find(const catalog_table *t, const char *name);
+/* A column whose name (any case) an earlier column of t already has, lent, or NULL:
+ * n log n, for readers of untrusted tables that check names once after reading them. */
+const catalog_column *catalog_table_duplicate(const catalog_table *t);
 /* True when a and b have the same name, type, affinity, constraints, default and key role. */
 bool catalog_column_equal(const catalog_column *a, const catalog_column *b);
 /* Feeds the table's canonical definition to h (docs/lineage.md defines the bytes): the

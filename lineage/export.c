@@ -4,10 +4,12 @@
 #include "toml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- writing ---- */
 
@@ -273,8 +275,6 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         if (!catalog_affinity_parse(affinity, &col.affinity))
             return s_bad(r, toml_table_get(c, "affinity"), cpath,
                          "affinity must be TEXT, NUMERIC, INTEGER, REAL or BLOB");
-        if (catalog_table_find(t, name))
-            return s_bad(r, c, cpath, "a column of that name comes twice");
         col.name = (char *)name;
         col.decltype = (char *)decltype;
         col.not_null = not_null;
@@ -282,6 +282,15 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         col.pk = (int)pk;
         col.hidden = (int)hidden;
         catalog_table_add_column(t, &col);
+    }
+    /* Checked once all are read, sorted: looking each name up among those before it
+     * cost n squared for a file's wide table. */
+    const catalog_column *dup = rc == STM_OK ? catalog_table_duplicate(t) : NULL;
+    if (dup) {
+        size_t i = (size_t)(dup - catalog_table_column(t, 0));
+        char cpath[320];
+        snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
+        return s_bad(r, toml_array_at(cols, i), cpath, "a column of that name comes twice");
     }
     return rc;
 }
@@ -403,9 +412,15 @@ done:
 
 stm_err export_read_file(const char *path, lineage_t **out, stm_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        stm_err rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

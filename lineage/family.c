@@ -88,7 +88,13 @@ static void s_next_head(const stm_id *prev, const catalog_table *table, stm_id *
 
 static void s_push_name(char ***names, size_t *n, const char *name)
 {
-    *names = stm_realloc(*names, (*n + 1) * sizeof **names);
+    /* The capacity is implicit, the next power of two from 8: growing by one each time
+     * copied n squared pointers for a table of many columns (seconds for 60,000 under
+     * allocators that never grow in place). */
+    if (*n >= 8 && (*n & (*n - 1)) == 0)
+        *names = stm_realloc(*names, 2 * *n * sizeof **names);
+    else if (*n == 0)
+        *names = stm_malloc(8 * sizeof **names);
     (*names)[(*n)++] = stm_strdup(name);
 }
 
@@ -206,12 +212,16 @@ family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads
 {
     family_t *f = family_new(name);
     stm_id zero = {{0}};
+    /* Exactly as many entries as heads: a peer's families cost what they hold. */
+    if (nheads) {
+        f->entries = stm_malloc(nheads * sizeof *f->entries);
+        f->cap = nheads;
+    }
     for (size_t i = 0; i < nheads; i++) {
         bool last = i + 1 == nheads;
         family_action action = i == 0 ? FAMILY_CREATED
                                : last && !current ? FAMILY_DROPPED
                                                   : FAMILY_CHANGED;
-        f->entries = stm_grow(f->entries, &f->cap, f->count + 1, sizeof *f->entries);
         family_entry *e = &f->entries[f->count++];
         memset(e, 0, sizeof *e);
         e->version_id = zero;

@@ -18,6 +18,9 @@ struct lineage {
     size_t families_cap;
 };
 
+/* The description of every version a peer describes (it sends none), shared. */
+static char s_no_description[] = "";
+
 void lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
                         stm_id *out)
 {
@@ -42,7 +45,8 @@ void lineage_destroy(lineage_t **self_p)
     if (!l)
         return;
     for (size_t i = 0; i < l->count; i++)
-        free(l->versions[i].description);
+        if (l->versions[i].description != s_no_description)
+            free(l->versions[i].description);
     free(l->versions);
     for (size_t i = 0; i < l->nfamilies; i++)
         family_destroy(&l->families[i]);
@@ -72,8 +76,16 @@ stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const st
     v->id = new_id;
     v->parent = new_parent;
     v->checksum = new_checksum;
-    v->description = stm_strdup(description);
+    v->description = description && *description ? stm_strdup(description) : s_no_description;
     return STM_OK;
+}
+
+void lineage_reserve(lineage_t *l, size_t n)
+{
+    if (n <= l->cap)
+        return;
+    l->versions = stm_realloc(l->versions, n * sizeof *l->versions);
+    l->cap = n;
 }
 
 /* Index of the family named name, or where it would go (*found false). */

@@ -49,6 +49,8 @@ void lineage_destroy(lineage_t **self_p);
  * version's id (zero for the first); STM_ECORRUPT otherwise. */
 stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
                             const stm_id *checksum, const char *description, stm_error *err);
+/* Makes room for n versions in all, exactly (a reader that knows how many will come). */
+void lineage_reserve(lineage_t *l, size_t n);
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
 stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
 

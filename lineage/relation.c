@@ -94,18 +94,30 @@ static void s_compare_family(comparison_family *cf, const family_t *local, const
     cf->local_live = lt != NULL;
     cf->remote_live = rt != NULL;
     size_t nl = lt ? catalog_table_count(lt) : 0, nr = rt ? catalog_table_count(rt) : 0;
-    /* Every list can hold at most all the names: one allocation each, no regrowth. */
-    for (int r = 0; r < 4; r++)
-        cf->columns[r] = stm_malloc((nl + nr + 1) * sizeof(char *));
-    for (size_t i = 0; i < nl; i++) {
-        const catalog_column *c = catalog_table_column(lt, i);
-        column_relation r = relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL);
-        cf->columns[r][cf->ncolumns[r]++] = c->name;
-    }
-    for (size_t i = 0; i < nr; i++) {
-        const catalog_column *c = catalog_table_column(rt, i);
-        if (!lt || !catalog_table_find(lt, c->name))
-            cf->columns[COLUMN_REMOTE_ONLY][cf->ncolumns[COLUMN_REMOTE_ONLY]++] = c->name;
+    /* Counted first, then each list allocated to its size: a peer's wide tables cost
+     * one pointer per column here, not four. */
+    size_t want[4] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            for (int r = 0; r < 4; r++)
+                cf->columns[r] = stm_malloc((want[r] ? want[r] : 1) * sizeof(char *));
+        for (size_t i = 0; i < nl; i++) {
+            const catalog_column *c = catalog_table_column(lt, i);
+            column_relation r = relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL);
+            if (pass == 0)
+                want[r]++;
+            else
+                cf->columns[r][cf->ncolumns[r]++] = c->name;
+        }
+        for (size_t i = 0; i < nr; i++) {
+            const catalog_column *c = catalog_table_column(rt, i);
+            if (lt && catalog_table_find(lt, c->name))
+                continue;
+            if (pass == 0)
+                want[COLUMN_REMOTE_ONLY]++;
+            else
+                cf->columns[COLUMN_REMOTE_ONLY][cf->ncolumns[COLUMN_REMOTE_ONLY]++] = c->name;
+        }
     }
 }
 

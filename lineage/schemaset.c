@@ -5,11 +5,13 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct schemaset {
     char *dir;                       /* as given */
@@ -97,10 +99,15 @@ static stm_err s_read_file(const char *dir, const char *file, char **text, size_
     buf_t path = BUF_INIT;
     buf_printf(&path, "%s/%s", dir, file);
     stm_err rc = STM_OK;
-    FILE *f = fopen(buf_str(&path), "rb");
+    /* Without O_NONBLOCK, opening a FIFO named like a migration waits for a writer:
+     * the command would hang instead of saying it is not a regular file. */
+    int fd = open(buf_str(&path), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", buf_str(&path),
                            strerror(errno));
+        if (fd >= 0)
+            close(fd);
         goto done;
     }
     struct stat st;

@@ -18,7 +18,7 @@
 
 /* Limits on what a directory may hold, checked before anything is allocated. */
 #define SCHEMASET_MAX_FILE_BYTES (16u * 1024u * 1024u) /* one migration file */
-#define SCHEMASET_MAX_VERSIONS 1000000                  /* highest migration number */
+#define SCHEMASET_MAX_VERSIONS 100000                   /* highest migration number */
 
 /* One migration, as read from disk. Owned by its schemaset. */
 typedef struct {

@@ -3,9 +3,10 @@
  * The parser accepts exactly TOML 1.0.0 (it passes the toml-test 1.0.0 selection) and
  * refuses everything else with STM_EINPUT and a "NAME:LINE:COL: what is wrong" message;
  * LINE and COL are 1-based and COL counts characters, not bytes. Bounds: a document is at
- * most TOML_MAX_INPUT bytes, and tables and arrays nest at most TOML_MAX_DEPTH deep
- * (counting the tables that dotted keys and headers create, so recursion over a parsed
- * tree stays shallow).
+ * most TOML_MAX_INPUT bytes and holds at most TOML_MAX_VALUES values and headers (so a
+ * parsed tree costs at most about 240 MB besides its strings), and tables and arrays nest
+ * at most TOML_MAX_DEPTH deep (counting the tables that dotted keys and headers create,
+ * so recursion over a parsed tree stays shallow).
  *
  * A tree is owned by its root: tables and arrays own their values, and every accessor
  * below lends (a lent value must not be handed to another table or array). Multi-line
@@ -32,6 +33,9 @@
 
 #define TOML_MAX_INPUT (1024u * 1024u * 1024u) /* bytes in one document */
 #define TOML_MAX_DEPTH 256                     /* nesting of tables and arrays */
+/* Values and [headers] in one document. A value costs about 60 bytes once parsed and
+ * can take 2 in the text ("0,"): without a limit, 64 MB of text parsed into 1.9 GB. */
+#define TOML_MAX_VALUES 4000000
 
 typedef enum {
     TOML_TABLE,

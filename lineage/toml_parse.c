@@ -41,6 +41,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <locale.h>
 #include <math.h>
@@ -49,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ characters */
 
@@ -180,7 +182,9 @@ typedef struct {
     char decimal_point;     /* the C library's, which strtod and printf use */
     char secname[256];      /* the dotted name of the current section's table, for messages */
     stm_error *err;         /* where errors go, may be NULL */
+    size_t nvalues;         /* values and headers so far, at most TOML_MAX_VALUES */
 } s_parser;
+
 
 static toml_value *s_pnew(s_parser *p, toml_type type)
 {
@@ -249,6 +253,16 @@ static stm_err s_fail(s_parser *p, const char *at, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     return stm_error_set(p->err, STM_EINPUT, "%s:%d:%d: %s", p->name, line, col, what);
+}
+
+/* Counts one more value or header: what a document costs once parsed is bounded by
+ * the count, not only by its bytes. */
+static stm_err s_count_value(s_parser *p, const char *at)
+{
+    if (++p->nvalues > TOML_MAX_VALUES)
+        return s_fail(p, at, "more than %d values and headers in one document",
+                      TOML_MAX_VALUES);
+    return STM_OK;
 }
 
 /* Describes the character at at for a message. */
@@ -720,6 +734,9 @@ static stm_err s_header(s_parser *p)
     char name[256] = "";
     uint32_t hash;
     const char *prefix = NULL;
+    stm_err counted = s_count_value(p, p->cur);
+    if (counted)
+        return counted;
     const char *open = p->cur++;
     bool aot = p->cur < p->end && *p->cur == '[';
     if (aot)
@@ -1222,6 +1239,9 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
     const char *at = p->cur;
     if (at >= p->end)
         return s_expected(p, at, "a value");
+    stm_err counted = s_count_value(p, at);
+    if (counted)
+        return counted;
     int line = p->line, col = s_column(p, at);
     toml_value *v = NULL;
     stm_err rc = STM_OK;
@@ -1325,11 +1345,21 @@ stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **
 stm_err toml_parse_file(const char *path, toml_value **root, stm_error *err)
 {
     assert(path && root);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return stm_error_set(err, STM_ESYS, "%s: cannot open: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > (off_t)TOML_MAX_INPUT) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
+    }
+    if (st.st_size > (off_t)TOML_MAX_INPUT) {
         fclose(f);
         return stm_error_set(err, STM_EINPUT, "%s: the document is larger than %u bytes", path,
                              TOML_MAX_INPUT);

@@ -184,7 +184,12 @@ static const char *s_apply_help =
 static void s_warn(void *ctx, const char *message)
 {
     (void)ctx;
-    fprintf(stderr, "stemma apply: warning: %s\n", message);
+    /* The message names the bundle's tables and columns: control characters in them
+     * are shown as \xNN, not sent to the terminal. */
+    buf_t line = BUF_INIT;
+    buf_put_printable(&line, message);
+    fprintf(stderr, "stemma apply: warning: %s\n", buf_str(&line));
+    buf_free(&line);
 }
 
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)

@@ -15,6 +15,7 @@
 #include "sync/codec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -444,6 +445,40 @@ static stm_err s_read_node(const s_reader *r, const toml_value *root, node_confi
     return rc;
 }
 
+/* A key and where it came in its list. */
+typedef struct {
+    config_key key;
+    size_t index;
+} s_keyed;
+
+static int s_keyed_cmp(const void *pa, const void *pb)
+{
+    const s_keyed *a = pa, *b = pb;
+    int c = memcmp(a->key.bytes, b->key.bytes, KEYS_BYTES);
+    return c ? c : (a->index > b->index) - (a->index < b->index);
+}
+
+/* Adds the n keys to cfg's empty list in their order, each once: sorted to find
+ * repeats, where adding each with config_add_trusted compared it with all before it (n
+ * squared: 26 s for the 100,000 keys a node.toml may list). keys is reordered. */
+static void s_add_trusted_all(node_config *cfg, s_keyed *keys, size_t n)
+{
+    qsort(keys, n, sizeof *keys, s_keyed_cmp);
+    bool *repeat = stm_calloc(n + 1, sizeof *repeat);
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(keys[i - 1].key.bytes, keys[i].key.bytes, KEYS_BYTES) == 0)
+            repeat[keys[i].index] = true;
+    config_key *in_order = stm_calloc(n + 1, sizeof *in_order);
+    for (size_t i = 0; i < n; i++)
+        in_order[keys[i].index] = keys[i].key;
+    cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + n + 1) * sizeof *cfg->trusted);
+    for (size_t i = 0; i < n; i++)
+        if (!repeat[i])
+            cfg->trusted[cfg->ntrusted++] = in_order[i];
+    free(in_order);
+    free(repeat);
+}
+
 static stm_err s_read_security(const s_reader *r, const toml_value *root, node_config *cfg)
 {
     const toml_value *sec, *list;
@@ -454,16 +489,19 @@ static stm_err s_read_security(const s_reader *r, const toml_value *root, node_c
         rc = s_get_bool(r, sec, "security", "trust_on_first_use", &cfg->trust_on_first_use);
     if (rc == STM_OK)
         rc = s_get_list(r, sec, "security", "trusted", CONFIG_MAX_TRUSTED, &list);
-    for (size_t i = 0; rc == STM_OK && list && i < toml_array_count(list); i++) {
+    size_t n = rc == STM_OK && list ? toml_array_count(list) : 0;
+    s_keyed *keys = stm_calloc(n + 1, sizeof *keys);
+    for (size_t i = 0; rc == STM_OK && i < n; i++) {
         const toml_value *e = toml_array_at(list, i);
-        config_key key;
-        if (!keys_parse(toml_string(e, NULL), key.bytes))
+        keys[i].index = i;
+        if (!keys_parse(toml_string(e, NULL), keys[i].key.bytes))
             rc = s_fail(r, e, "security.trusted",
                         "'%.100s' is not a key: expected 40 Z85 characters or 64 hex digits",
                         toml_string(e, NULL));
-        else
-            config_add_trusted(cfg, &key);
     }
+    if (rc == STM_OK)
+        s_add_trusted_all(cfg, keys, n);
+    free(keys);
     return rc;
 }
 
@@ -772,16 +810,22 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
     *count = 0;
     char *path = config_path(dir, CONFIG_KNOWN_PEERS_FILE);
     stm_err rc = STM_OK;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         if (errno != ENOENT)
             rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         free(path);
         return rc;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0)
         rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
     else if (st.st_size > (off_t)CONFIG_MAX_KNOWN_PEERS_BYTES)
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: %lld bytes is more than the %u a list of keys "
@@ -790,9 +834,19 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
     char line[512];
     size_t cap = 0;
     int lineno = 0;
+    long at = 0;
     while (rc == STM_OK && fgets(line, sizeof line, f)) {
         lineno++;
         size_t n = strlen(line);
+        /* fgets read more than strlen sees when the line holds a NUL byte: a file of
+         * NULs would otherwise read as blank lines, a damaged file taken as empty. */
+        long next = ftell(f);
+        if (next - at != (long)n) {
+            rc = stm_error_set(err, STM_EINPUT, "%s:%d: holds a NUL byte; expected one key per "
+                               "line", path, lineno);
+            break;
+        }
+        at = next;
         if (n == sizeof line - 1 && line[n - 1] != '\n') {
             /* Longer than any key: fine for a comment, whose rest is skipped. */
             if (line[strspn(line, " \t")] != '#') {
@@ -801,7 +855,14 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
             }
             int c;
             while ((c = fgetc(f)) != EOF && c != '\n')
-                ;
+                if (c == '\0')
+                    break;
+            if (c == '\0') {
+                rc = stm_error_set(err, STM_EINPUT, "%s:%d: holds a NUL byte; expected one key "
+                                   "per line", path, lineno);
+                break;
+            }
+            at = ftell(f);
             continue;
         }
         while (n > 0 && strchr(" \t\r\n", line[n - 1]))

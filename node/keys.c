@@ -120,7 +120,8 @@ static char *s_join(const char *dir, const char *name)
 static stm_err s_read_key(const char *path, bool secret, char *scratch, unsigned char *out,
                           stm_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT)
             return stm_error_set(err, STM_EINPUT,

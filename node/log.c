@@ -47,8 +47,11 @@ void log_event(log_level level, const char *event, const char *peer, const char 
         jsonw_string(&w, buf_str(&msg));
         jsonw_object_end(&w);
     } else {
-        buf_printf(&line, "%s %-5s %s%s%s: %s", stamp, levels[level], event, peer ? " " : "",
-                   peer ? peer : "", buf_str(&msg));
+        /* One event, one line: a newline or an escape in a name a peer or a file gave
+         * is written as \xNN (JSON escapes them itself). */
+        buf_printf(&line, "%s %-5s %s%s%s: ", stamp, levels[level], event, peer ? " " : "",
+                   peer ? peer : "");
+        buf_put_printable(&line, buf_str(&msg));
     }
     fprintf(stderr, "%s\n", buf_str(&line));
     fflush(stderr);

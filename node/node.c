@@ -84,8 +84,9 @@ struct node {
     char *dir, *db_path, *schemas_dir, *control_endpoint;
     char endpoint[256];      /* the inbox's endpoint, port resolved */
     bool insecure, tofu;
-    stm_id *trusted;         /* keys allowed to connect */
-    size_t ntrusted, trusted_cap;
+    stm_id *trusted;         /* keys allowed to connect: the first nsorted sorted (those
+                                of the configuration), then those added while running */
+    size_t ntrusted, trusted_cap, nsorted;
     peer_policy policy;
     int heartbeat_ms, peer_timeout_ms, reconnect_min_ms, reconnect_max_ms, batch_ops, window,
         local_poll_ms, busy_timeout_ms;
@@ -112,12 +113,22 @@ struct node {
     int64_t busy_since_ms;   /* when the busy handler started waiting */
     bool busy_gave_up;       /* it gave up during this attempt: the database was busy */
     uint64_t malformed, refused_keys, unknown_senders;
-    uint64_t malformed_by[REPORT_BAD_KINDS]; /* malformed, by kind */
+    uint64_t dropped[REPORT_DROP_KINDS]; /* malformed and unknown senders, by why */
     uint64_t apply_busy, apply_io, batches_deferred; /* report.h says what each counts */
     time_t started;
 };
 
 /* ---- small things ---- */
+
+/* Counts a message dropped from the mesh, by why (stemma stats). */
+static void s_drop(node_t *n, report_drop why)
+{
+    n->dropped[why]++;
+    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
+        n->unknown_senders++;
+    else
+        n->malformed++;
+}
 
 static int64_t s_now_ms(void)
 {
@@ -156,13 +167,6 @@ static stm_err s_zmq_error(stm_error *err, const char *what)
     return stm_error_set(err, STM_ESYS, "%s: %s", what, zmq_strerror(zmq_errno()));
 }
 
-/* Counts a message dropped as malformed, by kind (the caller logs why). */
-static void s_malformed(node_t *n, report_bad kind)
-{
-    n->malformed++;
-    n->malformed_by[kind]++;
-}
-
 /* ---- the database ---- */
 
 /* Reads where the database stands and makes the lineage it is at. */
@@ -178,6 +182,9 @@ static stm_err s_load_lineage(node_t *n, stm_error *err)
     n->version = migrate_version(m);
     n->lineage = lineage_prefix(migrate_lineage(m), (size_t)n->version);
     migrate_destroy(&m);
+    /* A HELLO beyond the protocol's limits would be dropped by every peer. */
+    if ((rc = wire_check_lineage(n->lineage, err)) != STM_OK)
+        return rc;
     n->schema_cookie = sqlscript_schema_cookie(store_db(n->store));
     return STM_OK;
 }
@@ -261,8 +268,13 @@ static stm_err s_open_outbox(node_t *n, s_peer *p, stm_error *err)
     void *s = zmq_socket(n->ctx, ZMQ_DEALER);
     if (!s)
         return s_zmq_error(err, "creating a socket");
-    int zero = 0, hwm = 1000;
-    int64_t max = WIRE_MAX_MESSAGE;
+    int zero = 0, hwm = 1000, one = 1;
+    /* Nothing ever comes back on a DEALER (the protocol answers through the peer's own
+     * DEALER), but libzmq queues what the other end sends, unread, up to the receive
+     * high-water mark: a peer (or an endpoint a peer list names) could park gigabytes
+     * here. A small limit (room for CURVE's handshake commands) and a queue of one. */
+    int64_t max = WIRE_MAX_TO_DEALER;
+    zmq_setsockopt(s, ZMQ_RCVHWM, &one, sizeof one);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     /* Messages wait for the connection to come up (a HELLO sent right after connecting
      * must not be lost). The queue stays small: only connected peers are sent
@@ -372,12 +384,22 @@ static void s_mark_all_more(node_t *n)
         n->peers[i]->more = true;
 }
 
+/* Peers named in peer lists are met until the node knows this many: each takes a
+ * socket (libzmq allows 1,023 by default), and a peer list is another node's claim. */
+#define S_MAX_LEARNED 1000
+
 static void s_learn_peers(node_t *n, const wire_hello *h)
 {
     for (size_t i = 0; i < h->npeers; i++) {
         const wire_peer *wp = &h->peers[i];
         if (stm_id_equal(&wp->id, &n->id) || s_find_peer(n, &wp->id))
             continue;
+        if (n->npeers >= S_MAX_LEARNED) {
+            log_event(LOG_WARN, "peer", NULL,
+                      "a peer list names more peers than this node meets (%d known): "
+                      "the rest are not met", S_MAX_LEARNED);
+            return;
+        }
         s_peer *known = s_find_peer_by_endpoint(n, wp->endpoint);
         if (known && !known->id_known) {
             known->id = wp->id;
@@ -399,12 +421,12 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
     wire_hello h;
     stm_error err = {0};
     if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
-        s_malformed(n, REPORT_BAD_HELLO);
+        s_drop(n, REPORT_DROP_HELLO);
         log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         return;
     }
     if (verified && !stm_id_equal(verified, &h.node_id)) {
-        n->unknown_senders++;
+        s_drop(n, REPORT_DROP_IMPOSTOR);
         log_event(LOG_WARN, "impostor", NULL,
                   "a HELLO claims another node id than the key it connected with; dropped");
         wire_hello_clear(&h);
@@ -492,7 +514,7 @@ static void s_on_refuse(node_t *n, s_peer *p, const void *data, size_t len)
     char *reason = NULL;
     stm_error err = {0};
     if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
-        s_malformed(n, REPORT_BAD_REFUSE);
+        s_drop(n, REPORT_DROP_REFUSE);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -660,7 +682,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     size_t batch_len;
     stm_error err = {0};
     if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
-        s_malformed(n, REPORT_BAD_OPS);
+        s_drop(n, REPORT_DROP_OPS);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -675,7 +697,7 @@ static void s_on_ops(node_t *n, s_peer *p, const void *data, size_t len)
     }
     opbatch_t *batch = opbatch_new();
     if (codec_decode_ops(batch_bytes, batch_len, batch, &err) != STM_OK) {
-        s_malformed(n, REPORT_BAD_OPS);
+        s_drop(n, REPORT_DROP_BATCH);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         opbatch_destroy(&batch);
         return;
@@ -701,7 +723,7 @@ static void s_on_ack(node_t *n, s_peer *p, const void *data, size_t len)
     vector_t *v = NULL;
     stm_error err = {0};
     if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
-        s_malformed(n, REPORT_BAD_ACK);
+        s_drop(n, REPORT_DROP_ACK);
         log_event(LOG_WARN, "malformed", p->short_id, "%s", err.msg);
         return;
     }
@@ -779,17 +801,17 @@ static void s_handle_inbox(node_t *n)
         int version, type;
         stm_error err = {0};
         if (wire_header(data, len, &version, &type, &err) != STM_OK) {
-            s_malformed(n, REPORT_BAD_FRAME);
+            s_drop(n, REPORT_DROP_NOT_STEMMA);
             log_event(LOG_WARN, "malformed", p ? p->short_id : NULL, "%s", err.msg);
         } else if (version != WIRE_VERSION) {
-            s_malformed(n, REPORT_BAD_VERSION);
+            s_drop(n, REPORT_DROP_VERSION);
             log_event(LOG_WARN, "protocol-version", p ? p->short_id : NULL,
                       "a message of protocol version %d (this node speaks %d): ignored", version,
                       WIRE_VERSION);
         } else if (type == WIRE_HELLO) {
             s_on_hello(n, p, have_verified ? &verified : NULL, data, len);
         } else if (!p) {
-            n->unknown_senders++;
+            s_drop(n, REPORT_DROP_UNKNOWN);
         } else {
             p->last_seen_ms = s_now_ms();
             p->last_seen_wall = time(NULL);
@@ -821,9 +843,16 @@ static void s_handle_inbox(node_t *n)
     }
 }
 
+static int s_key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(stm_id));
+}
+
 static bool s_is_trusted(node_t *n, const stm_id *key)
 {
-    for (size_t i = 0; i < n->ntrusted; i++)
+    if (n->nsorted && bsearch(key, n->trusted, n->nsorted, sizeof *n->trusted, s_key_cmp))
+        return true;
+    for (size_t i = n->nsorted; i < n->ntrusted; i++)
         if (stm_id_equal(&n->trusted[i], key))
             return true;
     return false;
@@ -972,7 +1001,8 @@ static report_state s_report_state(s_state s)
 }
 
 /* Fills r from the node for one render: strings, lineages and verdicts are lent by n
- * and must not outlive the next change to it; r->peers is the caller's to free. The
+ * and must not outlive the next change to it; r->peers is the caller's to free, and
+ * r->parked_reasons too (oplog_parked_reasons_free). The
  * database is read once here (counts, and the vector each peer's lag is measured
  * against), not once per peer. */
 static void s_report_fill(node_t *n, report_node *r)
@@ -986,13 +1016,19 @@ static void s_report_fill(node_t *n, report_node *r)
     r->secure = !n->insecure;
     oplog_counts(n->store, &r->operations, &r->parked, &err);
     r->malformed = n->malformed;
-    memcpy(r->malformed_by, n->malformed_by, sizeof r->malformed_by);
     r->apply_busy = n->apply_busy;
     r->apply_io = n->apply_io;
     r->batches_waiting = n->ninbound;
     r->batches_deferred = n->batches_deferred;
     r->refused_keys = n->refused_keys;
     r->unknown_senders = n->unknown_senders;
+    memcpy(r->dropped, n->dropped, sizeof r->dropped);
+    oplog_parked_reason *reasons = NULL;
+    size_t nreasons = 0;
+    if (oplog_parked_reasons(n->store, 20, &reasons, &nreasons, &err) == STM_OK) {
+        r->parked_reasons = reasons;
+        r->nparked_reasons = nreasons;
+    }
     for (size_t i = 0; i < n->npeers; i++)
         r->bytes_sent += n->peers[i]->bytes_sent;
     vector_t *mine = NULL;
@@ -1055,6 +1091,8 @@ static void s_handle_control(node_t *n)
         s_report_fill(n, &r);
         reply = requests[i].render(&r);
         free((void *)r.peers);
+        oplog_parked_reason *reasons = (oplog_parked_reason *)r.parked_reasons;
+        oplog_parked_reasons_free(&reasons, r.nparked_reasons);
     }
     if (!reply)
         reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
@@ -1193,7 +1231,12 @@ static stm_err s_bind_sockets(node_t *n, const char *bind, stm_error *err)
     zmq_setsockopt(n->control, ZMQ_MAXMSGSIZE, &small, sizeof small);
     if (strncmp(n->control_endpoint, "ipc://", 6) == 0)
         unlink(n->control_endpoint + 6); /* a socket file left by a node that died */
-    if (zmq_bind(n->control, n->control_endpoint) != 0)
+    /* The socket file is made 0600 from the start (the bind happens in this thread),
+     * not only by the chmod after it: no moment when another user may connect. */
+    mode_t umask_was = umask(0177);
+    int bound = zmq_bind(n->control, n->control_endpoint);
+    umask(umask_was);
+    if (bound != 0)
         return stm_error_set(err, STM_EINPUT, "cannot bind the control endpoint %s: %s",
                              n->control_endpoint, zmq_strerror(zmq_errno()));
     if (strncmp(n->control_endpoint, "ipc://", 6) == 0)
@@ -1227,9 +1270,17 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
     sodium_mprotect_readonly(n->secret);
     n->started = time(NULL);
     stm_err rc = STM_OK;
+    /* Sorted, repeats dropped: checking each key against those before it cost n squared
+     * (26 s to start with 100,000 trusted keys); each connection is then a binary search. */
+    n->trusted = stm_calloc(o->ntrusted + 1, sizeof *n->trusted);
+    n->trusted_cap = o->ntrusted + 1;
+    if (o->ntrusted)
+        memcpy(n->trusted, o->trusted, o->ntrusted * sizeof *n->trusted);
+    qsort(n->trusted, o->ntrusted, sizeof *n->trusted, s_key_cmp);
     for (size_t i = 0; i < o->ntrusted; i++)
-        if (!s_is_trusted(n, &o->trusted[i]))
-            s_trust(n, &o->trusted[i]);
+        if (n->ntrusted == 0 || s_key_cmp(&n->trusted[n->ntrusted - 1], &n->trusted[i]) != 0)
+            n->trusted[n->ntrusted++] = n->trusted[i];
+    n->nsorted = n->ntrusted;
     if (rc == STM_OK && (rc = store_open(n->db_path, STORE_OPEN_EXISTING, &n->store, err)) ==
                             STM_OK)
         s_store_setup(n);

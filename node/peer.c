@@ -29,12 +29,16 @@ void peer_policy_default(peer_policy *p)
     p->max_version_gap = 0;
 }
 
+#define S_REASON_MAX sizeof(((peer_verdict *)0)->reason)
+
 /* "tasks.tags, comments (table)" for the columns on one side only or conflicting. */
 static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool remote_side,
                          bool conflicting)
 {
     size_t n = 0;
-    for (size_t i = 0; i < c->nfamilies; i++) {
+    /* The verdict keeps the first S_REASON_MAX bytes: a peer's thousands of tables
+     * and columns are not listed past them. */
+    for (size_t i = 0; i < c->nfamilies && b->len <= S_REASON_MAX; i++) {
         const comparison_family *f = &c->families[i];
         if (f->local_live != f->remote_live) {
             if ((f->local_live && local_side) || (f->remote_live && remote_side))
@@ -46,7 +50,7 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
                 (r == COLUMN_REMOTE_ONLY && !remote_side) ||
                 (r == COLUMN_CONFLICTING && !conflicting))
                 continue;
-            for (size_t k = 0; k < f->ncolumns[r]; k++)
+            for (size_t k = 0; k < f->ncolumns[r] && b->len <= S_REASON_MAX; k++)
                 buf_printf(b, "%s%s.%s", n++ ? ", " : "", f->name, f->columns[r][k]);
         }
     }

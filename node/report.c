@@ -25,11 +25,21 @@ const char *report_state_name(report_state s)
     return "refused";
 }
 
-const char *report_bad_name(report_bad k)
+const char *report_drop_name(report_drop d)
 {
-    static const char *const names[REPORT_BAD_KINDS] = {"frame",  "version", "hello",
-                                                        "refuse", "ops",     "ack"};
-    return k < REPORT_BAD_KINDS ? names[k] : "?";
+    static const char *const names[REPORT_DROP_KINDS] = {
+        "not-stemma", "protocol-version", "hello", "refuse", "ops",
+        "batch",      "ack",              "impostor", "unknown-sender"};
+    return d < REPORT_DROP_KINDS ? names[d] : "unknown";
+}
+
+/* The same name as a JSON or TOML key: "not_stemma". */
+static void s_drop_key(report_drop d, char key[24])
+{
+    snprintf(key, 24, "%s", report_drop_name(d));
+    for (char *p = key; *p; p++)
+        if (*p == '-')
+            *p = '_';
 }
 
 /* ---- what every format says the same way ---- */
@@ -147,15 +157,28 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
     s_json_uint(w, "bytes_sent", r->bytes_sent);
-    jsonw_key(w, "malformed_by_kind");
-    jsonw_object_begin(w);
-    for (int k = 0; k < REPORT_BAD_KINDS; k++)
-        s_json_uint(w, report_bad_name((report_bad)k), r->malformed_by[k]);
-    jsonw_object_end(w);
     s_json_uint(w, "apply_failures_busy", r->apply_busy);
     s_json_uint(w, "apply_failures_io", r->apply_io);
     s_json_uint(w, "batches_waiting", r->batches_waiting);
     s_json_uint(w, "batches_deferred", r->batches_deferred);
+    jsonw_key(w, "dropped");
+    jsonw_object_begin(w);
+    for (int d = 0; d < REPORT_DROP_KINDS; d++) {
+        char key[24];
+        s_drop_key((report_drop)d, key);
+        s_json_uint(w, key, r->dropped[d]);
+    }
+    jsonw_object_end(w);
+    jsonw_key(w, "parked_reasons");
+    jsonw_array_begin(w);
+    for (size_t i = 0; i < r->nparked_reasons; i++) {
+        jsonw_object_begin(w);
+        jsonw_key(w, "reason");
+        jsonw_string(w, r->parked_reasons[i].reason);
+        s_json_uint(w, "count", r->parked_reasons[i].count);
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
     jsonw_object_end(w);
 }
 
@@ -299,14 +322,25 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
     s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
-    toml_value *by = toml_new_table();
-    for (int k = 0; k < REPORT_BAD_KINDS; k++)
-        s_toml_int(by, report_bad_name((report_bad)k), (int64_t)r->malformed_by[k]);
-    toml_table_set(t, "malformed_by_kind", by);
     s_toml_int(t, "apply_failures_busy", (int64_t)r->apply_busy);
     s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
     s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
     s_toml_int(t, "batches_deferred", (int64_t)r->batches_deferred);
+    toml_value *dropped = toml_new_table();
+    for (int d = 0; d < REPORT_DROP_KINDS; d++) {
+        char key[24];
+        s_drop_key((report_drop)d, key);
+        s_toml_int(dropped, key, (int64_t)r->dropped[d]);
+    }
+    toml_table_set(t, "dropped", dropped);
+    toml_value *reasons = toml_new_array();
+    for (size_t i = 0; i < r->nparked_reasons; i++) {
+        toml_value *one = toml_new_table();
+        s_toml_str(one, "reason", r->parked_reasons[i].reason);
+        s_toml_int(one, "count", (int64_t)r->parked_reasons[i].count);
+        toml_array_push(reasons, one);
+    }
+    toml_table_set(t, "parked_reasons", reasons);
     return t;
 }
 
@@ -439,21 +473,26 @@ char *report_stats_text(const report_node *r)
     buf_t b = BUF_INIT;
     buf_printf(&b,
                "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nbytes sent %llu\nmalformed messages %llu (",
+               "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
                r->npeers, connected, (unsigned long long)r->operations,
                (unsigned long long)r->parked, (unsigned long long)sent,
                (unsigned long long)received, (unsigned long long)r->bytes_sent,
                (unsigned long long)r->malformed);
-    for (int k = 0; k < REPORT_BAD_KINDS; k++)
-        buf_printf(&b, "%s%s %llu", k ? ", " : "", report_bad_name((report_bad)k),
-                   (unsigned long long)r->malformed_by[k]);
     buf_printf(&b,
-               ")\nrefused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
+               "refused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
                "io %llu)\nbatches waiting %llu (deferred %llu)\n",
                (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
                (unsigned long long)(r->apply_busy + r->apply_io), (unsigned long long)r->apply_busy,
                (unsigned long long)r->apply_io, (unsigned long long)r->batches_waiting,
                (unsigned long long)r->batches_deferred);
+    /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
+     * every kind of message dropped, zeros included, so scripts find each line. */
+    for (size_t i = 0; i < r->nparked_reasons; i++)
+        buf_printf(&b, "parked %llu %s\n", (unsigned long long)r->parked_reasons[i].count,
+                   r->parked_reasons[i].reason);
+    for (int d = 0; d < REPORT_DROP_KINDS; d++)
+        buf_printf(&b, "dropped %s %llu\n", report_drop_name((report_drop)d),
+                   (unsigned long long)r->dropped[d]);
     return buf_detach(&b);
 }
 

@@ -20,6 +20,7 @@
 #include "lineage/id.h"
 #include "lineage/lineage.h"
 #include "peer.h"
+#include "sync/oplog.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,16 +35,21 @@ typedef enum {
     REPORT_REFUSED,    /* refused by this node or by the peer */
 } report_state;
 
-/* Why a message was dropped as malformed: stemma stats breaks the count down by it. */
+/* Why the node dropped a message from the mesh, each counted (stemma stats). The first
+ * seven together are the malformed messages, the last two the unknown senders. Never
+ * renumbered: the names are what the reports print. */
 typedef enum {
-    REPORT_BAD_FRAME,   /* shorter than the header, or not "STMW": not a stemma message */
-    REPORT_BAD_VERSION, /* another version of the protocol */
-    REPORT_BAD_HELLO,   /* a HELLO that breaks the rules of its type */
-    REPORT_BAD_REFUSE,  /* likewise a REFUSE */
-    REPORT_BAD_OPS,     /* an OPS, or the operation batch it carries */
-    REPORT_BAD_ACK,     /* an ACK, or the vector it carries */
-    REPORT_BAD_KINDS    /* how many kinds there are */
-} report_bad;
+    REPORT_DROP_NOT_STEMMA, /* "not-stemma": shorter than a header, or not "STMW" */
+    REPORT_DROP_VERSION,    /* "protocol-version": of another protocol version */
+    REPORT_DROP_HELLO,      /* "hello": a HELLO breaking its rules or limits */
+    REPORT_DROP_REFUSE,     /* "refuse" */
+    REPORT_DROP_OPS,        /* "ops": an OPS message breaking its rules */
+    REPORT_DROP_BATCH,      /* "batch": an OPS whose operation batch is malformed */
+    REPORT_DROP_ACK,        /* "ack" */
+    REPORT_DROP_IMPOSTOR,   /* "impostor": a HELLO naming another node than its key */
+    REPORT_DROP_UNKNOWN,    /* "unknown-sender": not a HELLO, from no peer */
+    REPORT_DROP_KINDS
+} report_drop;
 
 /* One peer as the reports show it. */
 typedef struct {
@@ -72,10 +78,11 @@ typedef struct {
     uint64_t operations;      /* operations in its oplog */
     uint64_t parked;          /* of those, parked */
     uint64_t malformed;       /* messages dropped as malformed or of another version */
-    /* the same by kind; they sum to malformed */
-    uint64_t malformed_by[REPORT_BAD_KINDS];
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
+    uint64_t dropped[REPORT_DROP_KINDS]; /* the two above, by why */
+    const oplog_parked_reason *parked_reasons; /* parked operations by reason, most first */
+    size_t nparked_reasons;
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
     uint64_t apply_busy;      /* attempts to store received batches that found another
                                  program holding the database's write lock too long */
@@ -89,8 +96,8 @@ typedef struct {
 
 /* "connecting", "connected", "gone", "refused": static. */
 const char *report_state_name(report_state s);
-/* "frame", "version", "hello", "refuse", "ops", "ack": static. */
-const char *report_bad_name(report_bad k);
+/* "not-stemma", "protocol-version", "hello", ...: static. */
+const char *report_drop_name(report_drop d);
 
 /* The whole report as JSON (pretty-printed); the caller frees it. */
 char *report_json(const report_node *r);

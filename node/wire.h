@@ -20,11 +20,27 @@
 
 #define WIRE_VERSION 1
 #define WIRE_HEADER_BYTES 6
-#define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* also the sockets' ZMQ_MAXMSGSIZE */
-#define WIRE_MAX_FAMILIES 100000u
-#define WIRE_MAX_COLUMNS 32767u
-#define WIRE_MAX_PEERS 1024u
-#define WIRE_MAX_TEXT 4096u /* endpoints, names, reasons */
+#define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* also the inbox's ZMQ_MAXMSGSIZE */
+/* What a DEALER accepts from the peer it connects to: nothing of the protocol (messages
+ * only travel DEALER to ROUTER), only libzmq's own handshake commands. */
+#define WIRE_MAX_TO_DEALER (64 * 1024)
+/* The limits of a HELLO (docs/protocol.md). They bound what decoding and judging one
+ * costs: about 130 bytes of memory per version, head or column at most, so WIRE_MAX_ITEMS
+ * keeps a HELLO under WIRE_MAX_ITEMS * 130 bytes besides its text (docs/hardening.md,
+ * "Size limits", has the figures). Plain numbers: messages quote them. */
+#define WIRE_MAX_VERSIONS 100000     /* lineage entries; SCHEMASET_MAX_VERSIONS */
+#define WIRE_MAX_FAMILIES 10000      /* tables */
+#define WIRE_MAX_COLUMNS 2000        /* columns of one table: SQLite's SQLITE_MAX_COLUMN */
+#define WIRE_MAX_ITEMS 500000        /* versions, family heads and columns together */
+#define WIRE_MAX_PEERS 1024          /* entries of the peer list */
+#define WIRE_MAX_CAPABILITIES 64
+#define WIRE_MAX_TEXT 4096           /* endpoints, names, reasons */
+/* The fewest bytes an element can take, to check a declared count against what is left
+ * before anything is sized by it. */
+#define WIRE_MIN_ID_BYTES 34         /* bin8 header and 32 bytes */
+#define WIRE_MIN_COLUMN_BYTES 6      /* [name of one byte, affinity, pk, hidden] */
+#define WIRE_MIN_FAMILY_BYTES 39     /* [name of one byte, [one head], nil] */
+#define WIRE_MIN_PEER_BYTES 36       /* [id, ""] */
 
 typedef enum {
     WIRE_HELLO = 1,  /* who I am, my lineage, families, vector, peers */
@@ -71,6 +87,10 @@ void wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
 /* Decodes a whole HELLO message (header included) into h (zeroed first). */
 stm_err wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_error *err);
 void wire_hello_clear(wire_hello *h);
+
+/* STM_EINPUT when the lineage (a database's, as wire_encode_hello would send it) is
+ * beyond the limits above, so that peers would refuse its HELLO as malformed. */
+stm_err wire_check_lineage(const lineage_t *l, stm_error *err);
 
 /* A REFUSE: the reason in words (one line). */
 void wire_encode_refuse(buf_t *out, const char *reason);

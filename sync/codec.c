@@ -174,12 +174,16 @@ static bool s_valid_name(const char *p, uint32_t len)
     return memchr(p, '\0', len) == NULL;
 }
 
-/* Reads a list of ids (bin of 32 bytes) or names (str). */
+/* Reads a list of ids (bin of 32 bytes) or names (str). Its count is checked against
+ * the limit and against the bytes its entries need (34 for an id, 2 for a name) before
+ * the list is sized by it. */
 static stm_err s_read_list(msgread_t *r, bool ids, s_list *list, stm_error *err)
 {
     uint32_t n;
-    if (!msgread_array(r, &n))
-        return s_bad(err, ids ? "the id list is not an array" : "the name list is not an array");
+    if (!msgread_array(r, &n) || n > CODEC_MAX_BATCH_OPS ||
+        (uint64_t)n * (ids ? 2 + STM_ID_BYTES : 2) > msgread_left(r))
+        return s_bad(err, ids ? "the id list is not an array of at most 100000 ids"
+                              : "the name list is not an array of at most 100000 names");
     list->items = stm_malloc((n ? n : 1) * sizeof *list->items);
     list->lens = stm_malloc((n ? n : 1) * sizeof *list->lens);
     list->count = n;
@@ -239,15 +243,10 @@ bool codec_read_value(msgread_t *r, op_value *v)
     }
 }
 
-/* Copies a name out of the input into a NUL-terminated scratch buffer. */
-static const char *s_name(char *scratch, const s_list *l, uint32_t i)
-{
-    memcpy(scratch, l->items[i], l->lens[i]);
-    scratch[l->lens[i]] = '\0';
-    return scratch;
-}
-
-static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_error *err)
+/* lists: origins, versions, tables, columns as read; names: the tables' and the
+ * columns' names as the batch holds them (opbatch_name), each once. */
+static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *names[2],
+                         opbatch_t *out, stm_error *err)
 {
     uint32_t fields;
     if (!msgread_array(r, &fields) || fields < 9)
@@ -258,13 +257,12 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
         return s_bad(err, "an operation's origin, seq, hlc, version or table is not an integer");
     if (origin_i >= lists[0].count || version_i >= lists[1].count || table_i >= lists[2].count)
         return s_bad(err, "an operation's index is beyond its list");
-    if (seq == 0 || seq > (uint64_t)INT64_MAX || hlc > (uint64_t)INT64_MAX)
+    if (seq == 0 || seq > OP_MAX_SEQ || hlc > OP_MAX_HLC)
         return s_bad(err, "an operation's seq or hlc is out of range");
     op_t op;
     memset(&op, 0, sizeof op);
     if (!codec_read_value(r, &op.pk))
         return s_bad(err, "an operation's key is not a valid value");
-    char table[OP_MAX_NAME_BYTES + 1], column[OP_MAX_NAME_BYTES + 1];
     uint64_t column_i, affinity;
     if (msgread_nil(r)) {
         if (!msgread_nil(r))
@@ -274,7 +272,7 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
             return s_bad(err, "an operation's column index is not in the column list");
         if (!msgread_uint(r, &affinity) || affinity > 127 || !memchr("TNIRB", (int)affinity, 5))
             return s_bad(err, "an operation's affinity is not one of T N I R B");
-        op.column = s_name(column, &lists[3], (uint32_t)column_i);
+        op.column = names[1][column_i];
         op.affinity = (char)affinity;
     }
     if (!codec_read_value(r, &op.value))
@@ -286,10 +284,12 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, opbatch_t *out, stm_
             return s_bad(err, "an operation's extra field is malformed");
     memcpy(op.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);
     memcpy(op.version_id.bytes, lists[1].items[version_i], STM_ID_BYTES);
-    op.table = s_name(table, &lists[2], (uint32_t)table_i);
+    op.table = names[0][table_i];
     op.seq = seq;
     op.hlc = hlc;
-    opbatch_add(out, &op);
+    /* The names are the batch's already: a 1,000-byte name in every one of 100,000
+     * operations is held once, not 100,000 times. */
+    opbatch_add_named(out, &op);
     return STM_OK;
 }
 
@@ -301,9 +301,20 @@ static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm
         return s_bad(err, "\"ops\" is not an array");
     if (n > CODEC_MAX_BATCH_OPS)
         return s_bad(err, "more operations than a batch may hold");
+    /* Table and column names are held once by the batch, and lent to its ops. */
+    const char **names[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        const s_list *l = &lists[2 + k];
+        names[k] = stm_malloc((l->count ? l->count : 1) * sizeof *names[k]);
+        for (uint32_t i = 0; i < l->count; i++)
+            names[k][i] = opbatch_name(out, l->items[i], l->lens[i]);
+    }
+    const char *const *lent[2] = {names[0], names[1]};
     stm_err rc = STM_OK;
     for (uint32_t i = 0; rc == STM_OK && i < n; i++)
-        rc = s_read_op(r, lists, out, err);
+        rc = s_read_op(r, lists, lent, out, err);
+    free(names[0]);
+    free(names[1]);
     return rc;
 }
 

@@ -113,6 +113,24 @@ void opbatch_add(opbatch_t *b, const op_t *op)
     b->bytes += sizeof *dst;
 }
 
+const char *opbatch_name(opbatch_t *b, const char *name, size_t len)
+{
+    char *p = s_alloc(b, len + 1);
+    memcpy(p, name, len);
+    p[len] = '\0';
+    return p;
+}
+
+void opbatch_add_named(opbatch_t *b, const op_t *op)
+{
+    b->ops = stm_grow(b->ops, &b->cap, b->count + 1, sizeof *b->ops);
+    op_t *dst = &b->ops[b->count++];
+    *dst = *op;
+    s_copy_value(b, &dst->pk, &op->pk);
+    s_copy_value(b, &dst->value, &op->value);
+    b->bytes += sizeof *dst;
+}
+
 size_t opbatch_count(const opbatch_t *b)
 {
     return b->count;

@@ -20,6 +20,14 @@
 /* Limits every decoder checks before it allocates (docs/protocol.md). */
 #define OP_MAX_NAME_BYTES 1024u                /* a table or column name */
 #define OP_MAX_VALUE_BYTES (16u * 1024u * 1024u) /* one text or blob value */
+/* The largest seq and hlc an operation may carry: 2^62, half of what SQLite's integers
+ * hold. A node moves its clock past every clock it applies and its own sequence past
+ * every operation of its own origin it receives; what is left above the limits is
+ * more than any node will ever count, so nothing a peer sends can make them overflow
+ * (which turned the clock into a REAL and made every local write fail). 2^62 as a
+ * clock is the year 4199. */
+#define OP_MAX_SEQ (1ull << 62)
+#define OP_MAX_HLC (1ull << 62)
 
 typedef enum {
     VALUE_NULL,
@@ -59,6 +67,13 @@ void opbatch_destroy(opbatch_t **self_p);
 void opbatch_clear(opbatch_t *b);
 /* Appends a copy of op (its strings and bytes are copied into the batch). */
 void opbatch_add(opbatch_t *b, const op_t *op);
+/* A copy of the len bytes of name, NUL-terminated, held by the batch: for a decoder
+ * that names each table and column once however many operations name it (a batch's
+ * dictionaries), with opbatch_add_named. */
+const char *opbatch_name(opbatch_t *b, const char *name, size_t len);
+/* opbatch_add for an op whose table and column the batch already holds (opbatch_name):
+ * only its values are copied. */
+void opbatch_add_named(opbatch_t *b, const op_t *op);
 size_t opbatch_count(const opbatch_t *b);
 /* Operation i, lent until the batch changes. */
 const op_t *opbatch_at(const opbatch_t *b, size_t i);

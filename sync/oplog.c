@@ -407,3 +407,45 @@ stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_erro
     sqlite3_finalize(stmt);
     return rc;
 }
+
+stm_err oplog_parked_reasons(store_t *store, size_t max, oplog_parked_reason **out, size_t *count,
+                             stm_error *err)
+{
+    *out = NULL;
+    *count = 0;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(store),
+                           "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY reason "
+                           "ORDER BY n DESC, reason LIMIT ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return s_db_error(store, err, "counting parked operations");
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)max);
+    oplog_parked_reason *list = stm_calloc(max + 1, sizeof *list);
+    size_t n = 0;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW && n < max) {
+        const char *reason = (const char *)sqlite3_column_text(stmt, 0);
+        list[n].reason = stm_strdup(reason ? reason : "");
+        list[n].count = (uint64_t)sqlite3_column_int64(stmt, 1);
+        n++;
+    }
+    stm_err rc = step == SQLITE_DONE || step == SQLITE_ROW ? STM_OK : s_db_error(store, err, "counting parked operations");
+    sqlite3_finalize(stmt);
+    if (rc != STM_OK) {
+        oplog_parked_reasons_free(&list, n);
+        return rc;
+    }
+    *out = list;
+    *count = n;
+    return STM_OK;
+}
+
+void oplog_parked_reasons_free(oplog_parked_reason **list, size_t count)
+{
+    if (!*list)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free((*list)[i].reason);
+    free(*list);
+    *list = NULL;
+}

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
@@ -901,11 +902,121 @@ static void test_known_peers(void **state)
     tu_write(dir, "known_peers", buf_str(&want));
     assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ":1: line too long", NULL);
+    /* A NUL byte, in a key's line or in a long comment: damaged, not blank. */
+    static const char nuls[][16] = {"\0\0\0\0\n", "# ok\n\0x\n"};
+    static const size_t nul_lens[] = {5, 8};
+    for (int i = 0; i < 2; i++) {
+        FILE *fp = fopen(path, "wb");
+        fwrite(nuls[i], 1, nul_lens[i], fp);
+        fclose(fp);
+        assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+        s_expect(&err, dir, "known_peers", i ? ":2: holds a NUL byte" : ":1: holds a NUL byte",
+                 NULL);
+    }
+    buf_reset(&want);
+    buf_puts(&want, "# ");
+    for (int i = 0; i < 600; i++)
+        buf_putc(&want, 'x');
+    FILE *fp = fopen(path, "wb");
+    fwrite(want.data, 1, want.len, fp);
+    fwrite("\0 more\n", 1, 7, fp);
+    fclose(fp);
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    s_expect(&err, dir, "known_peers", ":1: holds a NUL byte", NULL);
 
     buf_free(&want);
     free(path);
     tu_remove_tree(dir);
     free(dir);
+}
+
+static double s_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The most trusted keys node.toml may list, with repeats: read in n log n, each kept
+ * once in the order given (each was compared with all before it: 26 s to start a
+ * node with 100,000). */
+static void test_config_many_trusted_keys(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "[security]\ntrusted = [");
+    for (int i = 0; i < CONFIG_MAX_TRUSTED; i++) {
+        int k = i % 3 == 2 ? i - 1 : i; /* every third repeats the one before */
+        buf_printf(&b, "%s\"", i ? ", " : "");
+        for (int j = 0; j < KEYS_BYTES; j++)
+            buf_printf(&b, "%02x", j < 4 ? (unsigned)(k >> (8 * j)) & 0xff : 0x5a);
+        buf_putc(&b, '"');
+    }
+    buf_puts(&b, "]\n");
+    s_write_config(dir, buf_str(&b));
+    node_config cfg;
+    stm_error err = {0};
+    double t0 = s_seconds();
+    assert_int_equal(config_load(dir, &cfg, &err), STM_OK);
+    double took = s_seconds() - t0;
+    printf("# %d trusted keys read in %.2f s\n", CONFIG_MAX_TRUSTED, took);
+    assert_true(took < 10.0);
+    size_t want = CONFIG_MAX_TRUSTED - CONFIG_MAX_TRUSTED / 3;
+    assert_int_equal(cfg.ntrusted, want);
+    for (size_t i = 0; i < cfg.ntrusted; i++) {
+        int k = (int)(i / 2 * 3 + i % 2); /* keys 0, 1, 3, 4, 6, ... */
+        unsigned got = 0;
+        for (int j = 0; j < 4; j++)
+            got |= (unsigned)cfg.trusted[i].bytes[j] << (8 * j);
+        assert_int_equal(got, (unsigned)k);
+    }
+    config_destroy(&cfg);
+    buf_free(&b);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
+/* A FIFO where a file should be: refused at once as not a regular file. Opening one
+ * for reading waits for a writer, so a node or a command would hang; the alarm turns a
+ * hang into a failure. */
+static void test_fifos_are_refused_not_waited_on(void **state)
+{
+    (void)state;
+    alarm(20);
+    stm_error err = {0};
+    const char *files[] = {"node.key", "node.pub"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = tu_tmpdir();
+        assert_int_equal(keys_generate(dir, &err), STM_OK);
+        char *path = s_path(dir, files[i]);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        node_keys *keys = NULL;
+        assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+        s_expect(&err, dir, files[i], ": not a regular file", NULL);
+        free(path);
+        tu_remove_tree(dir);
+        free(dir);
+    }
+    char *dir = tu_tmpdir();
+    char *path = s_path(dir, "known_peers");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    config_key *keys = NULL;
+    size_t n = 0;
+    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    s_expect(&err, dir, "known_peers", ": not a regular file", NULL);
+    free(path);
+    path = s_path(dir, "node.toml");
+    assert_int_equal(mkfifo(path, 0600), 0);
+    node_config cfg;
+    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    s_expect(&err, dir, "node.toml", ": not a regular file", NULL);
+    config_destroy(&cfg);
+    free(path);
+    tu_remove_tree(dir);
+    free(dir);
+    alarm(0);
 }
 
 int main(void)
@@ -923,6 +1034,8 @@ int main(void)
         cmocka_unit_test(test_config_unknown_and_missing),
         cmocka_unit_test(test_config_bad),
         cmocka_unit_test(test_known_peers),
+        cmocka_unit_test(test_fifos_are_refused_not_waited_on),
+        cmocka_unit_test(test_config_many_trusted_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

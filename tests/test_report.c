@@ -26,6 +26,10 @@
 
 /* ---- the mesh the tests describe ---- */
 
+/* Why two operations are parked here (one a name that needs quoting in every format). */
+static oplog_parked_reason s_reasons[2] = {{"column not in this database", 1},
+                                           {NASTY_NAME, 1}};
+
 typedef struct {
     lineage_t *tasks4, *tasks3, *fork, *notes, *empty;
     peer_verdict verdicts[3];
@@ -106,13 +110,16 @@ static int s_setup(void **state)
                             .operations = 40,
                             .parked = 2,
                             .malformed = 1,
-                            .malformed_by = {[REPORT_BAD_OPS] = 1},
                             .apply_busy = 3,
                             .apply_io = 2,
                             .batches_waiting = 1,
                             .batches_deferred = 6,
                             .refused_keys = 4,
                             .unknown_senders = 5,
+                            .dropped = {[REPORT_DROP_HELLO] = 1, [REPORT_DROP_IMPOSTOR] = 2,
+                                        [REPORT_DROP_UNKNOWN] = 3},
+                            .parked_reasons = s_reasons,
+                            .nparked_reasons = 2,
                             .peers = f->peers,
                             .npeers = 4};
     *state = f;
@@ -219,12 +226,25 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_string_equal(s_get_str(node, "head"), hex);
     assert_string_equal(s_get_str(node, "endpoint"), "tcp://127.0.0.1:7000");
     assert_int_equal(s_get_int(node, "refused_keys"), 4);
-    assert_int_equal(s_get_int(s_get(node, "malformed_by_kind"), "ops"), 1);
-    assert_int_equal(s_get_int(s_get(node, "malformed_by_kind"), "frame"), 0);
     assert_int_equal(s_get_int(node, "apply_failures_busy"), 3);
     assert_int_equal(s_get_int(node, "apply_failures_io"), 2);
     assert_int_equal(s_get_int(node, "batches_waiting"), 1);
     assert_int_equal(s_get_int(node, "batches_deferred"), 6);
+    /* Dropped messages by why, every kind present; parked operations by reason. */
+    const json_value *dropped = s_get(node, "dropped");
+    for (int d = 0; d < REPORT_DROP_KINDS; d++) {
+        char key[24];
+        snprintf(key, sizeof key, "%s", report_drop_name((report_drop)d));
+        for (char *c = key; *c; c++)
+            *c = *c == '-' ? '_' : *c;
+        assert_int_equal(s_get_int(dropped, key), f->node.dropped[d]);
+    }
+    assert_int_equal(s_get_int(dropped, "unknown_sender"), 3);
+    const json_value *reasons = s_get(node, "parked_reasons");
+    assert_int_equal(reasons->type, JSON_ARRAY);
+    assert_int_equal(reasons->count, 2);
+    assert_string_equal(s_get_str(reasons->items[1], "reason"), NASTY_NAME);
+    assert_int_equal(s_get_int(reasons->items[0], "count"), 1);
     const json_value *peers = s_get(root, "peers");
     assert_int_equal(peers->type, JSON_ARRAY);
     assert_int_equal(peers->count, 4);
@@ -609,10 +629,15 @@ static void test_text_names_every_peer(void **state)
 
     char *stats = report_stats_text(&f->node);
     assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nsent 13\n"
-                               "received 12\nbytes sent 0\nmalformed messages 1 (frame 0, "
-                               "version 0, hello 0, refuse 0, ops 1, ack 0)\n"
+                               "received 12\nbytes sent 0\nmalformed messages 1\n"
                                "refused keys 4\nunknown senders 5\n"
-                               "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n");
+                               "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n"
+                               "parked 1 column not in this database\n"
+                               "parked 1 " NASTY_NAME "\n"
+                               "dropped not-stemma 0\ndropped protocol-version 0\n"
+                               "dropped hello 1\ndropped refuse 0\ndropped ops 0\n"
+                               "dropped batch 0\ndropped ack 0\ndropped impostor 2\n"
+                               "dropped unknown-sender 3\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void test_loads_the_tasks_example(void **state)
@@ -200,6 +201,26 @@ static void test_missing_directory_is_an_error(void **state)
     assert_non_null(strstr(err.msg, "not a directory"));
 }
 
+/* A FIFO named like a migration is refused at once: opening it for reading would wait
+ * for a writer, and every command reading the set would hang. */
+static void test_fifo_is_not_waited_on(void **state)
+{
+    (void)state;
+    alarm(20);
+    char *dir = tu_tmpdir();
+    tu_write(dir, "001_a.sql", "CREATE TABLE a(x);");
+    char fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/002_b.sql", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    schemaset_t *set = NULL;
+    stm_error err = {0};
+    assert_int_equal(schemaset_load(dir, &set, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "002_b.sql: not a regular file"));
+    tu_remove_tree(dir);
+    free(dir);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_nul_byte_is_an_error),
         cmocka_unit_test(test_unreadable_file_is_an_error),
         cmocka_unit_test(test_missing_directory_is_an_error),
+        cmocka_unit_test(test_fifo_is_not_waited_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

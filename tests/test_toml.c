@@ -326,6 +326,32 @@ static void test_depth_limit(void **state)
     buf_free(&b);
 }
 
+/* A document of more than TOML_MAX_VALUES values, or headers, is refused where the one
+ * too many starts: two bytes of text each ("0,") parsed into about 60, so 64 MB of
+ * text held 1.9 GB before the limit. */
+static void test_value_limit(void **state)
+{
+    (void)state;
+    buf_t b = BUF_INIT;
+    buf_puts(&b, "a = [");
+    for (int i = 0; i <= TOML_MAX_VALUES; i++)
+        buf_puts(&b, "0,");
+    buf_puts(&b, "0]\n");
+    char prefix[96];
+    /* The array is value 1; its element 3,999,999 (at column 6 + 2 * 3,999,999) is
+     * value 4,000,001. */
+    snprintf(prefix, sizeof prefix, "doc.toml:1:%d: more than %d values", 6 + 2 * (TOML_MAX_VALUES - 1),
+             TOML_MAX_VALUES);
+    s_refuse(buf_str(&b), b.len, prefix);
+    buf_reset(&b);
+    for (int i = 0; i <= TOML_MAX_VALUES; i++)
+        buf_puts(&b, "[[x]]\n");
+    snprintf(prefix, sizeof prefix, "doc.toml:%d:1: more than %d values", TOML_MAX_VALUES + 1,
+             TOML_MAX_VALUES);
+    s_refuse(buf_str(&b), b.len, prefix);
+    buf_free(&b);
+}
+
 static void test_big_table(void **state)
 {
     (void)state;
@@ -737,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_scalars),       cmocka_unit_test(test_tables),
         cmocka_unit_test(test_strings),       cmocka_unit_test(test_error_positions),
         cmocka_unit_test(test_depth_limit),   cmocka_unit_test(test_big_table),
+        cmocka_unit_test(test_value_limit),
         cmocka_unit_test(test_emit_exact),    cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_float_reading), cmocka_unit_test(test_equal),
         cmocka_unit_test(test_api),

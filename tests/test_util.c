@@ -47,6 +47,10 @@ static void test_error_set_and_prefix(void **state)
 static void test_buf(void **state)
 {
     (void)state;
+    buf_t p = BUF_INIT;
+    buf_put_printable(&p, "tab\there\nnew\x1b[2J\x7f ok é");
+    assert_string_equal(buf_str(&p), "tab\\x09here\\x0anew\\x1b[2J\\x7f ok é");
+    buf_free(&p);
     buf_t b = BUF_INIT;
     assert_string_equal(buf_str(&b), "");
     buf_puts(&b, "abc");

@@ -9,6 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <malloc.h>
+#include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,6 +213,272 @@ static void test_unknown_keys_are_skipped(void **state)
     buf_free(&msg);
 }
 
+
+/* ---- HELLOs at and past every limit (docs/protocol.md, "HELLO") ---- */
+
+static int s_write(void *data, const char *bytes, size_t len)
+{
+    buf_append(data, bytes, len);
+    return 0;
+}
+
+/* The shape of a HELLO to build: how many of each list it holds. */
+typedef struct {
+    uint32_t versions;          /* lineage entries */
+    uint32_t families;          /* tables */
+    uint32_t heads;             /* per family */
+    uint32_t columns;           /* per family */
+    uint32_t peers;
+    uint32_t capabilities;
+    const char *dup_family;     /* when set, the last family is named this */
+    bool lie;                   /* the lineage array announces 100,000 ids that are not there */
+} s_shape;
+
+static void s_id(msgpack_packer *pk, uint32_t n)
+{
+    unsigned char id[32] = {0};
+    memcpy(id, &n, sizeof n);
+    id[31] = 0x5a;
+    msgpack_pack_bin_with_body(pk, id, sizeof id);
+}
+
+static void s_key(msgpack_packer *pk, const char *k)
+{
+    msgpack_pack_str_with_body(pk, k, strlen(k));
+}
+
+static buf_t s_shaped(const s_shape *sh)
+{
+    buf_t out = BUF_INIT;
+    buf_append(&out, "STMW\x01\x01", 6);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, s_write);
+    msgpack_pack_map(&pk, 7);
+    s_key(&pk, "node");
+    s_id(&pk, 777);
+    s_key(&pk, "endpoint");
+    s_key(&pk, "tcp://127.0.0.1:9");
+    s_key(&pk, "lineage");
+    if (sh->lie) {
+        buf_append(&out, "\xdd\x00\x01\x86\xa0", 5); /* array32 of 100,000 */
+        s_id(&pk, 1);
+    } else {
+        msgpack_pack_array(&pk, sh->versions);
+        for (uint32_t i = 0; i < sh->versions; i++)
+            s_id(&pk, i + 1);
+    }
+    s_key(&pk, "families");
+    msgpack_pack_array(&pk, sh->families);
+    char name[32];
+    for (uint32_t f = 0; f < sh->families; f++) {
+        msgpack_pack_array(&pk, 3);
+        snprintf(name, sizeof name, "t%u", f);
+        s_key(&pk, sh->dup_family && f + 1 == sh->families ? sh->dup_family : name);
+        msgpack_pack_array(&pk, sh->heads);
+        for (uint32_t i = 0; i < sh->heads; i++)
+            s_id(&pk, i + 1);
+        msgpack_pack_array(&pk, sh->columns);
+        for (uint32_t c = 0; c < sh->columns; c++) {
+            msgpack_pack_array(&pk, 4);
+            snprintf(name, sizeof name, "c%u", c);
+            s_key(&pk, name);
+            msgpack_pack_uint8(&pk, 'T');
+            msgpack_pack_uint8(&pk, c == 0);
+            msgpack_pack_uint8(&pk, 0);
+        }
+    }
+    s_key(&pk, "vector");
+    msgpack_pack_array(&pk, 0);
+    s_key(&pk, "peers");
+    msgpack_pack_array(&pk, sh->peers);
+    for (uint32_t i = 0; i < sh->peers; i++) {
+        msgpack_pack_array(&pk, 2);
+        s_id(&pk, i);
+        s_key(&pk, "tcp://127.0.0.1:9");
+    }
+    s_key(&pk, "capabilities");
+    msgpack_pack_array(&pk, sh->capabilities);
+    for (uint32_t i = 0; i < sh->capabilities; i++)
+        s_key(&pk, "ops.v1");
+    return out;
+}
+
+/* Decodes a HELLO of that shape: STM_OK, or the error with its message in why. */
+static stm_err s_decode_shape(const s_shape *sh, char *why, size_t why_size)
+{
+    buf_t msg = s_shaped(sh);
+    wire_hello h;
+    stm_error err = {0};
+    stm_err rc = wire_decode_hello(msg.data, msg.len, &h, &err);
+    snprintf(why, why_size, "%s", rc == STM_OK ? "" : err.msg);
+    if (rc == STM_OK)
+        wire_hello_clear(&h);
+    buf_free(&msg);
+    return rc;
+}
+
+#define S_OK(...)                                                                       \
+    do {                                                                                \
+        s_shape sh_ = {__VA_ARGS__};                                                    \
+        char why_[1100];                                                                 \
+        if (s_decode_shape(&sh_, why_, sizeof why_) != STM_OK)                          \
+            fail_msg("refused at its limit: %s", why_);                                 \
+    } while (0)
+
+#define S_REFUSED(fragment, ...)                                                        \
+    do {                                                                                \
+        s_shape sh_ = {__VA_ARGS__};                                                    \
+        char why_[1100];                                                                 \
+        assert_int_equal(s_decode_shape(&sh_, why_, sizeof why_), STM_EPROTO);          \
+        if (!strstr(why_, fragment))                                                    \
+            fail_msg("expected \"%s\" in \"%s\"", fragment, why_);                      \
+    } while (0)
+
+static void test_hello_limits(void **state)
+{
+    (void)state;
+    /* Each list at its limit is accepted; one more is malformed, and says which. */
+    S_OK(.versions = WIRE_MAX_VERSIONS);
+    S_REFUSED("lineage is not an array of at most 100000", .versions = WIRE_MAX_VERSIONS + 1);
+    S_OK(.versions = 1, .families = WIRE_MAX_FAMILIES, .heads = 1);
+    S_REFUSED("families are not an array of at most 10000", .versions = 1,
+              .families = WIRE_MAX_FAMILIES + 1, .heads = 1);
+    S_OK(.versions = 1, .families = 1, .heads = 1, .columns = WIRE_MAX_COLUMNS);
+    S_REFUSED("columns are not an array of at most 2000", .versions = 1, .families = 1, .heads = 1,
+              .columns = WIRE_MAX_COLUMNS + 1);
+    S_OK(.versions = 1, .peers = WIRE_MAX_PEERS, .capabilities = WIRE_MAX_CAPABILITIES);
+    S_REFUSED("peers are not an array of at most 1024", .versions = 1,
+              .peers = WIRE_MAX_PEERS + 1);
+    S_REFUSED("capabilities are not an array of at most 64", .versions = 1,
+              .capabilities = WIRE_MAX_CAPABILITIES + 1);
+    /* A family has a head per version it changed in: never more than the lineage has,
+     * and never none. */
+    S_OK(.versions = 3, .families = 2, .heads = 3, .columns = 1);
+    S_REFUSED("heads are not an array of 1 id to as many as its lineage", .versions = 3,
+              .families = 1, .heads = 4);
+    S_REFUSED("heads are not an array of 1 id", .versions = 3, .families = 1, .heads = 0,
+              .columns = 10);
+    /* Versions, heads and columns count together against WIRE_MAX_ITEMS. */
+    uint32_t per = 249; /* tables of a head and 2000 columns each */
+    uint32_t versions = WIRE_MAX_ITEMS - per * (1 + WIRE_MAX_COLUMNS);
+    S_OK(.versions = versions, .families = per, .heads = 1, .columns = WIRE_MAX_COLUMNS);
+    S_REFUSED("more than 500000 versions, heads and columns", .versions = versions + 1,
+              .families = per, .heads = 1, .columns = WIRE_MAX_COLUMNS);
+    /* Two families whose names differ only in case are one table twice. */
+    S_REFUSED("a family name comes twice", .versions = 1, .families = 3, .heads = 1,
+              .dup_family = "T0");
+    /* A count the bytes cannot hold is refused before anything is sized by it. */
+    S_REFUSED("HELLO's lineage is malformed", .lie = true);
+}
+
+/* The memory one HELLO at WIRE_MAX_ITEMS holds once decoded and judged: the limits are
+ * there to bound it (docs/hardening.md, "Size limits"). Measured with mallinfo2, which
+ * the sanitizers' allocators do not fill in: there the check is skipped. */
+static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
+{
+    (void)state;
+    lineage_t *full = tu_lineage_dir("schemas/tasks");
+    /* Versions and heads are the costliest items: a lineage of 100,000 versions and four
+     * families with a head at each. */
+    s_shape sh = {.versions = WIRE_MAX_VERSIONS, .families = 4, .heads = WIRE_MAX_VERSIONS};
+    buf_t msg = s_shaped(&sh);
+    struct mallinfo2 before = mallinfo2();
+    wire_hello h;
+    stm_error err = {0};
+    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    peer_policy p;
+    peer_policy_default(&p);
+    peer_verdict v;
+    peer_judge(full, h.lineage, &p, &v);
+    struct mallinfo2 after = mallinfo2();
+    /* Large blocks are mapped (hblkhd), small ones come from the heap (uordblks). */
+    size_t used = after.uordblks + after.hblkhd - before.uordblks - before.hblkhd;
+    if (after.uordblks != 0) {
+        printf("# a HELLO of %zu bytes at the item limit holds %zu bytes decoded and judged\n",
+               msg.len, used);
+        assert_true(used < (size_t)WIRE_MAX_ITEMS * 130);
+    }
+    peer_verdict_clear(&v);
+    wire_hello_clear(&h);
+    buf_free(&msg);
+    lineage_destroy(&full);
+}
+
+/* A peer's text reaches log lines, reports and terminals: a control character in it
+ * (a newline forging a log line, an escape driving the terminal) makes the message
+ * malformed. */
+static void test_text_with_control_characters_is_refused(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    const char *bad[] = {"tcp://h:1\n2026-01-01T00:00:00.000Z info  started forged",
+                         "tcp://h:1\x1b[2J", "tcp://h:1\x7f", "tcp://h:1\r"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        buf_t msg = BUF_INIT;
+        wire_encode_refuse(&msg, bad[i]);
+        char *reason = NULL;
+        assert_int_equal(wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_EPROTO);
+        assert_null(reason);
+        buf_reset(&msg);
+        lineage_t *l = lineage_new("x");
+        vector_t *v = vector_new();
+        stm_id node = {{4}};
+        wire_encode_hello(&msg, &node, bad[i], l, v, 0, NULL, 0, false);
+        wire_hello h;
+        assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+        assert_non_null(strstr(err.msg, "endpoint"));
+        vector_destroy(&v);
+        lineage_destroy(&l);
+        buf_free(&msg);
+    }
+    /* In a table's or a column's name. */
+    s_shape sh = {.versions = 1, .families = 1, .heads = 1, .dup_family = "ta\tsks"};
+    char why[1100];
+    assert_int_equal(s_decode_shape(&sh, why, sizeof why), STM_EPROTO);
+    assert_non_null(strstr(why, "no control character"));
+    lineage_t *full = tu_lineage_dir("schemas/tasks");
+    buf_t msg = BUF_INIT;
+    vector_t *v = vector_new();
+    stm_id node = {{4}};
+    wire_encode_hello(&msg, &node, "tcp://h:1", full, v, 0, NULL, 0, false);
+    char *at = NULL;
+    for (size_t i = 0; i + 5 <= msg.len && !at; i++)
+        if (memcmp(msg.data + i, "title", 5) == 0)
+            at = msg.data + i;
+    assert_non_null(at);
+    at[2] = '\n';
+    wire_hello h;
+    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+    assert_non_null(strstr(err.msg, "no control character"));
+    buf_free(&msg);
+    vector_destroy(&v);
+    lineage_destroy(&full);
+}
+
+/* A node checks its own schema against the same limits before it says HELLO with it. */
+static void test_own_lineage_is_checked_against_the_limits(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    lineage_t *full = tu_lineage_dir("schemas/tasks");
+    assert_int_equal(wire_check_lineage(full, &err), STM_OK);
+    lineage_destroy(&full);
+    lineage_t *wide = lineage_new("wide");
+    stm_id zero = {{0}}, id = {{1}};
+    assert_int_equal(lineage_add_version(wide, 1, &id, &zero, &zero, "", &err), STM_OK);
+    catalog_table *t = catalog_table_new("w", false);
+    char name[32];
+    for (int c = 0; c <= WIRE_MAX_COLUMNS; c++) {
+        snprintf(name, sizeof name, "c%d", c);
+        catalog_column col = {.name = name, .decltype = "TEXT", .affinity = AFFINITY_TEXT};
+        catalog_table_add_column(t, &col);
+    }
+    assert_int_equal(lineage_add_family(wide, family_from_heads("w", &id, 1, t), &err), STM_OK);
+    assert_int_equal(wire_check_lineage(wide, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "more than 2000 columns in one table"));
+    lineage_destroy(&wide);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +487,10 @@ int main(void)
         cmocka_unit_test(test_header),
         cmocka_unit_test(test_ops_ack_refuse_ping),
         cmocka_unit_test(test_unknown_keys_are_skipped),
+        cmocka_unit_test(test_hello_limits),
+        cmocka_unit_test(test_hello_at_the_item_limit_costs_what_the_docs_say),
+        cmocka_unit_test(test_own_lineage_is_checked_against_the_limits),
+        cmocka_unit_test(test_text_with_control_characters_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

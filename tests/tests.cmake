@@ -45,6 +45,9 @@ add_test(NAME mesh COMMAND ${STEMMA_PYTHON3} tests/mesh_test.py $<TARGET_FILE:st
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
 add_test(NAME fault COMMAND ${STEMMA_PYTHON3} tests/fault_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input").
+add_test(NAME badinput COMMAND ${STEMMA_PYTHON3} tests/badinput_test.py $<TARGET_FILE:stemma>
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
 add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET_FILE:stemma>
