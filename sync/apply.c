@@ -1171,6 +1171,9 @@ static stm_err s_commit(applier_t *a, stm_err rc, stm_error *err)
                 rc = s_db_error(a, err, "moving the clock");
         }
     }
+    /* Rows written here are not the application's to collect. */
+    if (rc == STM_OK)
+        rc = capture_mark(a->store, a->catalog, err);
     if (rc == STM_OK && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = s_db_error(a, err, "committing");
     if (rc != STM_OK)
@@ -1322,6 +1325,24 @@ stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     rc = s_commit(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += st.replayed;
+    return rc;
+}
+
+stm_err applier_collect(applier_t *a, stm_error *err)
+{
+    a->max_hlc = 0;
+    a->norigins = 0;
+    stm_err rc = s_refresh_catalog(a, err);
+    for (size_t i = 0; i < a->ntables; i++)
+        a->tables[i].top_known = false;
+    if (rc == STM_OK)
+        rc = store_node_id(a->store, &a->node_id, err);
+    if (rc == STM_OK)
+        rc = s_collect(a, err);
+    /* capture_collect moved the local sequence and clock already. */
+    a->norigins = 0;
+    if (rc != STM_OK)
+        store_forget_ids(a->store);
     return rc;
 }
 

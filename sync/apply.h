@@ -81,4 +81,8 @@ stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
  * idle, so that the work is not waiting in front of the next batch. */
 stm_err applier_catch_up(applier_t *a, stm_error *err);
 
+/* The same inside the caller's open write transaction (a migration's, before it
+ * changes the schema). On failure the caller rolls back. */
+stm_err applier_collect(applier_t *a, stm_error *err);
+
 #endif

@@ -190,16 +190,31 @@ static void s_changed_expr(buf_t *b, const catalog_table *t)
     }
 }
 
-/* Appends the four triggers of one synced table. */
-static void s_table_triggers(buf_t *b, const catalog_table *t)
+/* True when t's inserts are found by their key (stemma_mark) rather than queued: its
+ * key has INTEGER affinity, so new keys usually come above the greatest one. */
+static bool s_marked(const catalog_table *t)
+{
+    const catalog_column *key = capture_key_column(t);
+    return key && key->affinity == AFFINITY_INTEGER;
+}
+
+/* Appends the four triggers of one synced table; mark_id is its stemma_mark row, or 0. */
+static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
 {
     const char *table = catalog_table_name(t);
     const char *key = capture_key_column(t)->name;
     buf_t tmp = BUF_INIT, mask = BUF_INIT;
 
-    s_trigger_head(b, "ins", "INSERT", table, NULL);
+    /* An insert above the mark is found by the next collection: the trigger only
+     * compares (it is the application's write the trigger slows). */
+    if (mark_id) {
+        s_ref(&tmp, "NEW", key);
+        buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)", (long long)mark_id);
+    }
+    s_trigger_head(b, "ins", "INSERT", table, mark_id ? buf_str(&tmp) : NULL);
     s_queue(b, table, "NEW", key, 0, "-1");
     buf_puts(b, "END;\n");
+    buf_reset(&tmp);
 
     /* UPDATE keeping the key and changing some value. */
     s_ref(&tmp, "OLD", key);
@@ -231,6 +246,12 @@ static void s_table_triggers(buf_t *b, const catalog_table *t)
     buf_free(&mask);
 }
 
+static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err);
+typedef stm_err (*s_mark_fn)(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
+                             stm_error *err);
+static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn fn, void *ctx,
+                           stm_error *err);
+
 /* True when tbl is in stemma_exclude. */
 static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
 {
@@ -256,9 +277,12 @@ stm_err capture_install(store_t *store, stm_error *err)
     buf_t sql = BUF_INIT;
     for (size_t i = 0; i < catalog_count(catalog) && rc == STM_OK; i++) {
         const catalog_table *t = catalog_at(catalog, i);
+        int64_t mark_id = 0;
         switch (capture_classify(t, s_is_excluded(lookup, catalog_table_name(t)))) {
         case CAPTURE_SYNCED:
-            s_table_triggers(&sql, t);
+            if (s_marked(t))
+                rc = s_mark_row(store, catalog_table_name(t), &mark_id, err);
+            s_table_triggers(&sql, t, mark_id);
             break;
         case CAPTURE_COMPOSITE_KEY:
             rc = stm_error_set(err, STM_EINPUT,
@@ -272,11 +296,91 @@ stm_err capture_install(store_t *store, stm_error *err)
         }
     }
     sqlite3_finalize(lookup);
-    catalog_destroy(&catalog);
     if (rc == STM_OK && sql.len)
         rc = store_exec(store, buf_str(&sql), err);
+    /* Rows there now are not changes to send (the caller collected the queue). */
+    if (rc == STM_OK)
+        rc = capture_mark(store, catalog, err);
+    catalog_destroy(&catalog);
     buf_free(&sql);
     return rc;
+}
+
+/* The stemma_mark row of table, added when missing. */
+static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(store),
+                           "INSERT INTO stemma_mark (tbl, mark) VALUES (?1, -9223372036854775808) "
+                           "ON CONFLICT (tbl) DO NOTHING",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return s_db_error(store, err, "writing stemma_mark");
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return s_db_error(store, err, "writing stemma_mark");
+    if (sqlite3_prepare_v2(store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return s_db_error(store, err, "reading stemma_mark");
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    *id = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW ? STM_OK : s_db_error(store, err, "reading stemma_mark");
+}
+
+/* Calls fn for each marked table of catalog with its stemma_mark row (tbl, mark). */
+static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn fn, void *ctx,
+                           stm_error *err)
+{
+    sqlite3_stmt *rows = NULL;
+    if (sqlite3_prepare_v2(store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
+                           NULL) != SQLITE_OK)
+        return s_db_error(store, err, "reading stemma_mark");
+    stm_err rc = STM_OK;
+    int step;
+    while (rc == STM_OK && (step = sqlite3_step(rows)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(rows, 0);
+        const catalog_table *t = name ? catalog_find(catalog, name) : NULL;
+        /* A table dropped, or synced no more: its triggers are gone with it. */
+        if (t && s_marked(t))
+            rc = fn(store, t, rows, ctx, err);
+    }
+    if (rc == STM_OK && step != SQLITE_DONE)
+        rc = s_db_error(store, err, "reading stemma_mark");
+    sqlite3_finalize(rows);
+    return rc;
+}
+
+static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
+                            stm_error *err)
+{
+    (void)row;
+    (void)ctx;
+    buf_t sql = BUF_INIT;
+    buf_puts(&sql, "UPDATE stemma_mark SET mark = coalesce((SELECT max(");
+    sqlscript_quote_ident(&sql, capture_key_column(t)->name);
+    buf_puts(&sql, ") FROM ");
+    sqlscript_quote_ident(&sql, catalog_table_name(t));
+    buf_puts(&sql, "), mark) WHERE tbl = ?1");
+    sqlite3_stmt *stmt = NULL;
+    stm_err rc = STM_OK;
+    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
+        rc = s_db_error(store, err, "writing stemma_mark");
+    else {
+        sqlite3_bind_text(stmt, 1, catalog_table_name(t), -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            rc = s_db_error(store, err, "writing stemma_mark");
+    }
+    sqlite3_finalize(stmt);
+    buf_free(&sql);
+    return rc;
+}
+
+stm_err capture_mark(store_t *store, const catalog_t *catalog, stm_error *err)
+{
+    return s_each_mark(store, catalog, s_raise_mark, NULL, err);
 }
 
 stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err)
@@ -393,7 +497,52 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
         return s_db_error(store, err, "reading stemma_pending");
-    /* The arena has stopped moving: offsets become pointers. */
+    return STM_OK;
+}
+
+/* Adds one queue row for every row of t whose key is above its mark: inserts the
+ * trigger left to be found. They count as queued before anything else (id 0). */
+static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
+                           stm_error *err)
+{
+    s_queue_t *q = ctx;
+    const char *key = capture_key_column(t)->name;
+    buf_t sql = BUF_INIT;
+    buf_puts(&sql, "SELECT ");
+    sqlscript_quote_ident(&sql, key);
+    buf_puts(&sql, " FROM ");
+    sqlscript_quote_ident(&sql, catalog_table_name(t));
+    buf_puts(&sql, " WHERE ");
+    sqlscript_quote_ident(&sql, key);
+    buf_puts(&sql, " > ?1");
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+        buf_free(&sql);
+        return s_db_error(store, err, "reading new rows");
+    }
+    buf_free(&sql);
+    sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
+        s_pending *p = &q->rows[q->count++];
+        memset(p, 0, sizeof *p);
+        p->table_at = q->arena.len;
+        buf_puts(&q->arena, catalog_table_name(t));
+        buf_putc(&q->arena, '\0');
+        op_value_column(stmt, 0, &p->pk);
+        p->pk_at = q->arena.len;
+        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
+            buf_append(&q->arena, p->pk.bytes, p->pk.len);
+        p->mask = -1;
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_DONE ? STM_OK : s_db_error(store, err, "reading new rows");
+}
+
+/* Once every row is read, the arena stops moving: offsets become pointers. */
+static void s_resolve(s_queue_t *q)
+{
     for (size_t i = 0; i < q->count; i++) {
         s_pending *p = &q->rows[i];
         p->table = q->arena.data + p->table_at;
@@ -402,7 +551,6 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
         if (p->mask_text)
             p->mask_text = q->arena.data + p->mask_at;
     }
-    return STM_OK;
 }
 
 /* The statement reading a table's captured columns by key, one per table met. */
@@ -565,11 +713,17 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
     s_queue_t q = {0};
     s_writer w = {0};
     stm_err rc = s_read_queue(store, &q, err);
+    if (rc == STM_OK)
+        rc = s_each_mark(store, catalog, s_scan_mark, &q, err);
     if (rc != STM_OK || q.count == 0)
         goto done;
+    s_resolve(&q);
     if ((rc = s_read_writer(store, &w, err)) != STM_OK)
         goto done;
-    int64_t last_id = q.rows[q.count - 1].id;
+    int64_t last_id = 0;
+    for (size_t i = 0; i < q.count; i++)
+        if (q.rows[i].id > last_id)
+            last_id = q.rows[i].id;
     qsort(q.rows, q.count, sizeof *q.rows, s_by_row);
     s_change *changes = stm_calloc(q.count, sizeof *changes);
     size_t nchanges = 0;
@@ -628,6 +782,8 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
         }
         sqlite3_finalize(stmt);
     }
+    if (rc == STM_OK)
+        rc = capture_mark(store, catalog, err);
 done:
     free(w.changed);
     free(q.rows);

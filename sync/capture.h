@@ -5,7 +5,8 @@
  * A trigger does the least it can inside the application's transaction: it queues
  * which row changed, one stemma_pending row (table, key, deleted?, which columns):
  *
- *   INSERT   the new key, every column (mask -1)
+ *   INSERT   the new key, every column (mask -1); in a table whose key has INTEGER
+ *            affinity only when the key is at or below the table's mark (below)
  *   UPDATE   the key, the columns whose value changed (IS NOT); nothing when no value
  *            changed. mask bit i is captured column i (declaration order, generated
  *            columns left out); a table of more than CAPTURE_MASK_BITS captured
@@ -20,6 +21,14 @@
  * logical clock, each operation one sequence number. Changes a row went through
  * between two collections fold into one, which is what the row's last state says;
  * its value at each step in between is not kept.
+ *
+ * Inserts are most of what an application writes, and a trigger that queues nothing
+ * costs the writer least. So a table with an integer key has a mark in stemma_mark:
+ * the greatest key stemma has looked at. An insert above it is not queued; collecting
+ * finds it by its key (every row above the mark), then raises the mark to the
+ * greatest key. stemma raises the mark the same way at the end of every transaction
+ * of its own (apply, replay, a migration's), whose writes are not the application's.
+ * A key at or below the mark (an explicit key, a key reused after a delete) is queued.
  *
  * The clock is max(previous + 1, wall-clock milliseconds << 16): 48 bits of
  * milliseconds and a 16-bit counter, increasing even when the wall clock steps back.
@@ -48,7 +57,9 @@
 stm_err capture_uninstall(store_t *store, stm_error *err);
 
 /* Installs the triggers for every synced table of the database's current schema,
- * replacing any there. Runs in the caller's transaction; store_prepare must have run. */
+ * replacing any there, and raises the marks to the rows there now. Runs in the
+ * caller's transaction, which must have collected the queue first (applier_collect):
+ * rows above a mark that were not collected would be taken for stemma's own. */
 stm_err capture_install(store_t *store, stm_error *err);
 
 /* Why a table is or is not synced. */
@@ -76,6 +87,11 @@ bool capture_is_own_table(const char *name);
  * the caller's write transaction: the operations must be recorded in it too. */
 stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                         stm_error *err);
+
+/* Raises every marked table's mark to its greatest key. stemma calls it at the end of
+ * each of its own write transactions (after collecting, which began it), so that the
+ * rows it wrote are not collected as the application's. catalog is the current schema. */
+stm_err capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
 
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
  * next capture_install. */

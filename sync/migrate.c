@@ -571,16 +571,15 @@ static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, cons
 
 static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
 {
+    stm_err rc = store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
-     * were made in, before a migration changes their columns. */
-    stm_err rc = STM_OK;
-    if (store_is_prepared(self->store)) {
+     * were made in, before a migration changes their columns; in the migration's own
+     * transaction, so that nothing the application writes falls in between. */
+    if (rc == STM_OK && store_is_prepared(self->store)) {
         applier_t *applier = applier_new(self->store, NULL, NULL);
-        rc = applier_catch_up(applier, err);
+        rc = applier_collect(applier, err);
         applier_destroy(&applier);
     }
-    if (rc == STM_OK)
-        rc = store_exec(self->store, "BEGIN IMMEDIATE", err);
     if (rc == STM_OK)
         rc = store_exec(self->store, s_create_table, err);
     if (rc == STM_OK)

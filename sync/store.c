@@ -49,6 +49,13 @@ static const char *const s_schema =
     "  mask NOT NULL"             /* the columns that changed (capture.h): no type, so
                                      * that a text mask stays text */
     ");"
+    /* Per synced table with an integer key, the greatest key stemma has looked at:
+     * an insert above it is not queued, the next collection finds it (capture.h). */
+    "CREATE TABLE IF NOT EXISTS stemma_mark ("
+    "  id INTEGER PRIMARY KEY,"   /* named in the table's insert trigger */
+    "  tbl TEXT NOT NULL UNIQUE,"
+    "  mark"                      /* no type: the key's own */
+    ");"
     /* Every operation, local or received, one row per row change: the operations
      * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and
      * a key (oplog.h has the format of cells). */

@@ -11,6 +11,8 @@
  *                   hold the numbers)
  *   stemma_pending  rows the application changed, queued by the capture triggers
  *                   until stemma turns them into operations (capture.h)
+ *   stemma_mark     per synced table with an integer key, the greatest key looked at:
+ *                   inserts above it are found by the next collection, not queued
  *   stemma_oplog    every operation, local or received, a row change a row (oplog.h)
  *   stemma_clock    per row, the latest write of every cell, its latest delete and
  *                   latest write parked for a missing column (apply.h keeps it)

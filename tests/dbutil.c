@@ -36,11 +36,12 @@ store_t *du_setup(const char *path, const char *schema_sql, const stm_id *versio
 void du_migrate(store_t *store, const char *schema_sql)
 {
     stm_error err = {0};
-    /* As the migrator does: queued changes become operations under the old schema. */
-    applier_t *applier = applier_new(store, NULL, NULL);
-    s_ok(applier_catch_up(applier, &err), &err);
-    applier_destroy(&applier);
+    /* As the migrator does: queued changes become operations under the old schema,
+     * in the migration's transaction. */
     s_ok(store_exec(store, "BEGIN IMMEDIATE", &err), &err);
+    applier_t *applier = applier_new(store, NULL, NULL);
+    s_ok(applier_collect(applier, &err), &err);
+    applier_destroy(&applier);
     s_ok(capture_uninstall(store, &err), &err);
     s_ok(sqlscript_run(store_db(store), "migration", schema_sql, 0, &err), &err);
     s_ok(capture_install(store, &err), &err);

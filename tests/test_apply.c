@@ -400,6 +400,11 @@ static void test_integer_keys_and_real_values(void **state)
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE tbl = 'NUMS' AND "
                                       "col = 'V'"),
                      1);
+    /* The row it inserted is above the table's mark, and not taken for a local insert:
+     * the commit raised the mark. */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops"), 1);
+    assert_int_equal(du_int(f->store, "SELECT mark FROM stemma_mark WHERE tbl = 'nums'"), 42);
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 0);
     /* Its clock is the local cell's, whatever the spelling: an older write to "v"
      * loses to it. */
     opbatch_clear(f->batch);

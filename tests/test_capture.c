@@ -179,10 +179,41 @@ static void test_applying_flag_turns_capture_off(void **state)
 {
     fixture *f = *state;
     du_exec(f->path, "BEGIN; UPDATE stemma_local SET applying = 1;"
-                     " INSERT INTO counters (hits) VALUES (1);"
+                     " INSERT INTO items (id, n) VALUES ('x', 1); UPDATE items SET n = 2;"
                      " UPDATE stemma_local SET applying = 0; COMMIT;");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 0);
     assert_int_equal(s_ops(f), 0);
-    assert_int_equal(du_int(f->store, "SELECT count(*) FROM counters"), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM items"), 1);
+}
+
+static void test_inserts_above_the_mark_are_found_not_queued(void **state)
+{
+    fixture *f = *state;
+    /* counters has an integer key: new rows above its mark are not queued ... */
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1), (2)");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 0);
+    /* ... and collecting finds them, then raises the mark to the greatest key. */
+    assert_int_equal(s_ops(f), 4);
+    assert_int_equal(du_int(f->store, "SELECT mark FROM stemma_mark WHERE tbl = 'counters'"), 2);
+    /* The mark follows the greatest key down after a delete (the key SQLite reuses is
+     * above it again); a key at or below the mark is queued. */
+    s_write(f, "DELETE FROM counters WHERE id = 2");
+    assert_int_equal(du_int(f->store, "SELECT mark FROM stemma_mark WHERE tbl = 'counters'"), 1);
+    du_exec(f->path, "INSERT INTO counters (id, hits) VALUES (2, 20), (-5, 7)");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 1);
+    assert_int_equal(s_ops(f), 4 + 1 + 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = -5"), 2);
+    /* Rows stemma writes itself (a migration's here) are not the application's. */
+    du_migrate(f->store, "INSERT INTO counters (id, hits) VALUES (100, 1);");
+    assert_int_equal(s_ops(f), 9);
+    assert_int_equal(du_int(f->store, "SELECT mark FROM stemma_mark WHERE tbl = 'counters'"),
+                     100);
+    /* The application's rows written before a migration are collected by it first. */
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (5)");
+    du_migrate(f->store, "INSERT INTO counters (id, hits) VALUES (200, 1);");
+    assert_int_equal(s_ops(f), 11);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 101"), 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 200"), 0);
 }
 
 static void test_what_is_not_captured(void **state)
@@ -313,6 +344,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback_takes_the_operations_with_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_applying_flag_turns_capture_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inserts_above_the_mark_are_found_not_queued, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_what_is_not_captured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_composite_key_refused_unless_excluded, setup,
                                         teardown),
