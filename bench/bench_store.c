@@ -115,15 +115,13 @@ static void s_make_bundle(const char *dir, const char *bundle)
     stm_error err = {0};
     s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
     s_check(store_exec(store, TABLE, &err), &err);
+    sqlite3 *db = store_db(store);
+    /* The writer has the rows too, from before capture (they are the reader's already). */
+    s_fill(db);
     s_check(store_exec(store, "BEGIN", &err), &err);
     s_check(store_prepare(store, &err), &err);
     s_check(capture_install(store, &err), &err);
     s_check(store_exec(store, "COMMIT", &err), &err);
-    sqlite3 *db = store_db(store);
-    /* The writer has the rows too (not captured: they are the reader's already). */
-    s_exec(db, "UPDATE stemma_local SET applying = 1");
-    s_fill(db);
-    s_exec(db, "UPDATE stemma_local SET applying = 0");
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
     /* Changes to one row between two collections fold into one operation
