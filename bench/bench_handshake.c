@@ -76,6 +76,25 @@ typedef struct {
     volatile int ready, stop;
 } s_echo;
 
+/* count round trips, each on a new CURVE DEALER to endpoint: one message there and
+ * back; the times in out. */
+static void s_round_trips(void *ctx, const char *endpoint, const char *server_pub,
+                          const char *pub, const char *sec, int count, double *out)
+{
+    int timeout = 5000;
+    for (int i = 0; i < count; i++) {
+        double t0 = bench_now();
+        void *d = s_dealer(ctx, endpoint, server_pub, pub, sec);
+        zmq_send(d, "ping", 4, 0);
+        char back[8];
+        zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        if (zmq_recv(d, back, sizeof back, 0) < 0)
+            bench_die("no echo");
+        out[i] = bench_now() - t0;
+        zmq_close(d);
+    }
+}
+
 /* A ZAP handler (RFC 27) admitting every key, on its own thread: what the node's own
  * handler does for a trusted key, without its loop. */
 static void *s_zap_main(void *arg)
@@ -218,17 +237,7 @@ int main(int argc, char **argv)
     pthread_create(&thread, NULL, s_echo_main, &echo);
     while (!echo.ready)
         usleep(1000);
-    for (int i = 0; i < count; i++) {
-        double t0 = bench_now();
-        void *d = s_dealer(ctx, echo.endpoint, echo_pub, pub, sec);
-        zmq_send(d, "ping", 4, 0);
-        char back[8];
-        zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-        if (zmq_recv(d, back, sizeof back, 0) < 0)
-            bench_die("no echo");
-        rt[i] = bench_now() - t0;
-        zmq_close(d);
-    }
+    s_round_trips(ctx, echo.endpoint, echo_pub, pub, sec, count, rt);
     echo.stop = 1;
     pthread_join(thread, NULL);
 
@@ -244,17 +253,7 @@ int main(int argc, char **argv)
     pthread_create(&zecho_thread, NULL, s_echo_main, &zecho);
     while (!zecho.ready)
         usleep(1000);
-    for (int i = 0; i < count; i++) {
-        double t0 = bench_now();
-        void *d = s_dealer(ctx, zecho.endpoint, zecho_pub, pub, sec);
-        zmq_send(d, "ping", 4, 0);
-        char back[8];
-        zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-        if (zmq_recv(d, back, sizeof back, 0) < 0)
-            bench_die("no echo behind ZAP");
-        rz[i] = bench_now() - t0;
-        zmq_close(d);
-    }
+    s_round_trips(ctx, zecho.endpoint, zecho_pub, pub, sec, count, rz);
     zecho.stop = 1;
     pthread_join(zecho_thread, NULL);
     pthread_join(zap_thread, NULL);

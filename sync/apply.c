@@ -1134,14 +1134,12 @@ static void s_rollback(applier_t *a)
     a->norigins = 0;
 }
 
-/* Opens the batch's transaction with capture off. */
-static stm_err s_begin(applier_t *a, stm_error *err)
+/* What every transaction of the applier's begins with, inside it: the schema as it is
+ * now, and the application's queued changes made operations. */
+static stm_err s_start(applier_t *a, stm_error *err)
 {
-    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return s_db_error(a, err, "starting a transaction");
     a->max_hlc = 0;
     a->norigins = 0;
-    a->any_applied = false;
     stm_err rc = s_refresh_catalog(a, err);
     for (size_t i = 0; i < a->ntables; i++)
         a->tables[i].top_known = false;
@@ -1149,6 +1147,16 @@ static stm_err s_begin(applier_t *a, stm_error *err)
         rc = store_node_id(a->store, &a->node_id, err);
     if (rc == STM_OK)
         rc = s_collect(a, err);
+    return rc;
+}
+
+/* Opens the batch's transaction with capture off. */
+static stm_err s_begin(applier_t *a, stm_error *err)
+{
+    if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return s_db_error(a, err, "starting a transaction");
+    a->any_applied = false;
+    stm_err rc = s_start(a, err);
     if (rc == STM_OK)
         rc = store_exec(a->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     if (rc != STM_OK)
@@ -1330,15 +1338,7 @@ stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
 
 stm_err applier_collect(applier_t *a, stm_error *err)
 {
-    a->max_hlc = 0;
-    a->norigins = 0;
-    stm_err rc = s_refresh_catalog(a, err);
-    for (size_t i = 0; i < a->ntables; i++)
-        a->tables[i].top_known = false;
-    if (rc == STM_OK)
-        rc = store_node_id(a->store, &a->node_id, err);
-    if (rc == STM_OK)
-        rc = s_collect(a, err);
+    stm_err rc = s_start(a, err);
     /* capture_collect moved the local sequence and clock already. */
     a->norigins = 0;
     if (rc != STM_OK)
