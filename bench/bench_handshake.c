@@ -13,7 +13,7 @@
  * connection back to us between handshakes (it is the same peer each time), so from
  * the second handshake on, one side connects. Not a test: figures go to stdout. */
 #include "benchutil.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/lineage.h"
 #include "node/wire.h"
 #include "sync/vector.h"

@@ -11,7 +11,7 @@
 #include "benchutil.h"
 #include "lineage/export.h"
 #include "lineage/relation.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 
 #include <stdio.h>
 #include <stdlib.h>

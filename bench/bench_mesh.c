@@ -10,7 +10,7 @@
  * message's bytes as handed to ZeroMQ, summed over all nodes (`stemma stats`). Not a
  * test: figures go to stdout. */
 #include "benchutil.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>

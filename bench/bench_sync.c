@@ -9,7 +9,7 @@
  * tasks schema's `lists` table, three operations each). Not a test: figures go to
  * stdout. */
 #include "benchutil.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "sync/apply.h"
 #include "sync/bundle.h"
 

@@ -4,7 +4,7 @@
 #ifndef STM_BENCHUTIL_H
 #define STM_BENCHUTIL_H
 
-#include "lineage/buf.h"
+#include "base/buf.h"
 
 /* Seconds on a monotonic clock. */
 double bench_now(void);

@@ -6,7 +6,7 @@
  * writes files into OUT_DIR/wire, OUT_DIR/judge and OUT_DIR/codec (the directories must
  * exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the
  * rest of the seeds; its output is committed under fuzz/corpus/. */
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
 #include "node/wire.h"

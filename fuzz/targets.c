@@ -14,12 +14,12 @@
  *           as itself with every column shared; a verdict always gives a reason */
 #define _GNU_SOURCE /* memfd_create */
 #include "fuzz/targets.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/export.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "lineage/relation.h"
 #include "lineage/schemaset.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 #include "node/peer.h"
 #include "node/wire.h"
 #include "sync/bundle.h"

@@ -1,5 +1,5 @@
 #include "catalog.h"
-#include "mem.h"
+#include "base/mem.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,8 +9,8 @@
 #ifndef STM_CATALOG_H
 #define STM_CATALOG_H
 
-#include "error.h"
-#include "id.h"
+#include "base/error.h"
+#include "base/id.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 #include "export.h"
-#include "buf.h"
-#include "mem.h"
-#include "toml.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "toml/toml.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,7 +12,7 @@
 #ifndef STM_EXPORT_H
 #define STM_EXPORT_H
 
-#include "error.h"
+#include "base/error.h"
 #include "lineage.h"
 
 #define EXPORT_FORMAT 1

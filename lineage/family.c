@@ -1,5 +1,5 @@
 #include "family.h"
-#include "mem.h"
+#include "base/mem.h"
 
 #include <stdlib.h>
 #include <string.h>

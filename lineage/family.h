@@ -16,8 +16,8 @@
 #define STM_FAMILY_H
 
 #include "catalog.h"
-#include "error.h"
-#include "id.h"
+#include "base/error.h"
+#include "base/id.h"
 
 typedef enum {
     FAMILY_CREATED,

@@ -1,7 +1,7 @@
 #include "lineage.h"
-#include "buf.h"
+#include "base/buf.h"
 #include "catalog.h"
-#include "mem.h"
+#include "base/mem.h"
 #include "sqlscript.h"
 
 #include <sqlite3.h>

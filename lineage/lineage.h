@@ -15,9 +15,9 @@
 #ifndef STM_LINEAGE_H
 #define STM_LINEAGE_H
 
-#include "error.h"
+#include "base/error.h"
 #include "family.h"
-#include "id.h"
+#include "base/id.h"
 #include "schemaset.h"
 
 /* One version. Owned by its lineage. */

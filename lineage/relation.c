@@ -1,5 +1,5 @@
 #include "relation.h"
-#include "mem.h"
+#include "base/mem.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

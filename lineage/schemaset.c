@@ -1,6 +1,6 @@
 #include "schemaset.h"
-#include "buf.h"
-#include "mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -12,7 +12,7 @@
 #ifndef STM_SCHEMASET_H
 #define STM_SCHEMASET_H
 
-#include "error.h"
+#include "base/error.h"
 
 #include <stddef.h>
 

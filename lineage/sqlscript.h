@@ -3,8 +3,8 @@
 #ifndef STM_SQLSCRIPT_H
 #define STM_SQLSCRIPT_H
 
-#include "buf.h"
-#include "error.h"
+#include "base/buf.h"
+#include "base/error.h"
 
 #include <sqlite3.h>
 

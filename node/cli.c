@@ -1,6 +1,6 @@
 #include "cli.h"
 #include "lineage/export.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "lineage/schemaset.h"
 
 #include <errno.h>

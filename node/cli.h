@@ -6,7 +6,7 @@
 #ifndef STM_CLI_H
 #define STM_CLI_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 #include "lineage/lineage.h"
 
 #include <stdio.h>

@@ -10,8 +10,8 @@
  * every step, so what it shows is what a user would type. */
 #include "cli.h"
 #include "commands.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,12 @@
 /* cmd_lineage.c - the commands that read schema histories: history, export, compare. */
 #include "cli.h"
 #include "commands.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/export.h"
-#include "lineage/jsonw.h"
-#include "lineage/mem.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
 #include "lineage/relation.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 #include "sync/migrate.h"
 
 #include <getopt.h>

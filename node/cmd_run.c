@@ -3,9 +3,9 @@
 #include "commands.h"
 #include "config.h"
 #include "keys.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
-#include "log.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "base/log.h"
 #include "node.h"
 
 #include <getopt.h>

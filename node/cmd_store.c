@@ -3,9 +3,9 @@
  * and formats reports. */
 #include "cli.h"
 #include "commands.h"
-#include "lineage/buf.h"
-#include "lineage/jsonw.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
 #include "sync/migrate.h"
 
 #include <errno.h>

@@ -4,14 +4,14 @@
  * value, then (for pairs of settings) that the two agree; the first problem found is
  * the one reported, at the line and column of the value at fault. Writing builds the
  * file line by line, so each setting can have its comment above it, and lets
- * lineage/toml's emitter write every value, so strings are escaped as TOML wants. */
+ * toml/'s emitter write every value, so strings are escaped as TOML wants. */
 #include "config.h"
 
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "lineage/schemaset.h"
-#include "lineage/toml.h"
-#include "safefile.h"
+#include "toml/toml.h"
+#include "base/safefile.h"
 #include "sync/codec.h"
 
 #include <errno.h>
@@ -633,7 +633,7 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
 
 /* ------------------------------------------------------------------ writing node.toml */
 
-/* Appends v (taken) as TOML, written by lineage/toml's emitter: "key = value\n". */
+/* Appends v (taken) as TOML, written by toml/'s emitter: "key = value\n". */
 static void s_put(buf_t *b, const char *key, toml_value *v)
 {
     toml_value *t = toml_new_table();

@@ -30,7 +30,7 @@
 #define STM_CONFIG_H
 
 #include "keys.h"
-#include "lineage/error.h"
+#include "base/error.h"
 #include "lineage/relation.h"
 
 #include <stdbool.h>

@@ -6,8 +6,8 @@
  * block, and no error message quotes it. */
 #include "keys.h"
 
-#include "lineage/buf.h"
-#include "safefile.h"
+#include "base/buf.h"
+#include "base/safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -18,7 +18,7 @@
 #ifndef STM_KEYS_H
 #define STM_KEYS_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 
 #include <stdbool.h>
 

@@ -25,7 +25,7 @@
 #ifndef STM_NODE_H
 #define STM_NODE_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 #include "peer.h"
 
 #include <signal.h>

@@ -1,5 +1,5 @@
 #include "peer.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 #include "report.h"
-#include "lineage/buf.h"
-#include "lineage/jsonw.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
 #include "lineage/relation.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 
 #include <stdio.h>
 #include <stdlib.h>

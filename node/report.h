@@ -17,7 +17,7 @@
 #ifndef STM_REPORT_H
 #define STM_REPORT_H
 
-#include "lineage/id.h"
+#include "base/id.h"
 #include "lineage/lineage.h"
 #include "peer.h"
 #include "sync/oplog.h"

@@ -1,5 +1,5 @@
 #include "wire.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "lineage/schemaset.h"
 #include "sync/capture.h"
 #include "sync/msgread.h"

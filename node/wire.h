@@ -13,8 +13,8 @@
 #ifndef STM_WIRE_H
 #define STM_WIRE_H
 
-#include "lineage/buf.h"
-#include "lineage/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 #include "lineage/lineage.h"
 #include "sync/vector.h"
 

@@ -2,9 +2,9 @@
 #include "capture.h"
 #include "oplog.h"
 #include "rowclock.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/catalog.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "lineage/sqlscript.h"
 
 #include <stdio.h>

@@ -11,7 +11,7 @@
  *      copies anything over it. */
 #include "backup.h"
 #include "store.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>

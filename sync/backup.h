@@ -17,7 +17,7 @@
 #ifndef STM_BACKUP_H
 #define STM_BACKUP_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 #include "bundle.h"
 #include "apply.h"
 #include "codec.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "oplog.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 #include "capture.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "lineage/sqlscript.h"
 
 #include <stdio.h>

@@ -20,8 +20,8 @@
 #ifndef STM_CODEC_H
 #define STM_CODEC_H
 
-#include "lineage/buf.h"
-#include "lineage/error.h"
+#include "base/buf.h"
+#include "base/error.h"
 #include "msgread.h"
 #include "op.h"
 

@@ -11,8 +11,8 @@
 #include "capture.h"
 #include "oplog.h"
 #include "store.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "lineage/sqlscript.h"
 
 #include <errno.h>

@@ -30,7 +30,7 @@
 #ifndef STM_MIGRATE_H
 #define STM_MIGRATE_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
 

@@ -1,5 +1,5 @@
 #include "op.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #ifndef STM_OP_H
 #define STM_OP_H
 
-#include "lineage/id.h"
+#include "base/id.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>

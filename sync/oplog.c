@@ -1,7 +1,7 @@
 #include "oplog.h"
 #include "codec.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "msgread.h"
 
 #include <msgpack.h>

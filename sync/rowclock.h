@@ -16,7 +16,7 @@
 #ifndef STM_ROWCLOCK_H
 #define STM_ROWCLOCK_H
 
-#include "lineage/buf.h"
+#include "base/buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

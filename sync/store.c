@@ -1,5 +1,5 @@
 #include "store.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -25,8 +25,8 @@
 #ifndef STM_STORE_H
 #define STM_STORE_H
 
-#include "lineage/error.h"
-#include "lineage/id.h"
+#include "base/error.h"
+#include "base/id.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>

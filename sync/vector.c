@@ -1,5 +1,5 @@
 #include "vector.h"
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "msgread.h"
 
 #include <msgpack.h>

@@ -7,9 +7,9 @@
 #ifndef STM_VECTOR_H
 #define STM_VECTOR_H
 
-#include "lineage/buf.h"
-#include "lineage/error.h"
-#include "lineage/id.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/id.h"
 #include "store.h"
 
 #include <stdint.h>

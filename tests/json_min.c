@@ -1,8 +1,8 @@
 /* json_min.c - see json_min.h. Recursive descent, nesting capped at JSON_MAX_DEPTH. */
 #include "json_min.h"
 
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <stdarg.h>
 #include <stdint.h>

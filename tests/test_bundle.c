@@ -2,7 +2,7 @@
  * and read back the same; `since` filtering by version vectors; and every way a bundle
  * or vector file can be cut, damaged or foreign, each refused before anything is handed
  * out. */
-#include "lineage/mem.h"
+#include "base/mem.h"
 #include "sync/bundle.h"
 #include "sync/capture.h"
 #include "sync/codec.h"

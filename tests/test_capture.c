@@ -1,7 +1,7 @@
 /* Tests of sync/capture: every local change recorded as column-level operations by
  * triggers, whatever connection makes it. */
 #include "dbutil.h"
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "sync/capture.h"
 #include "testutil.h"
 

@@ -4,7 +4,7 @@
  *
  * Inputs that should be refused are copied into buffers of exactly their length, so a
  * read one byte too far shows up under valgrind and ASan. */
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "sync/codec.h"
 #include "sync/msgread.h"
 #include "sync/vector.h"

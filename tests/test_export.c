@@ -2,7 +2,7 @@
  * exported file can be wrong. */
 #include "lineage/export.h"
 #include "lineage/relation.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 #include "testutil.h"
 
 #include <setjmp.h>

@@ -2,7 +2,7 @@
  * migration, drift, adopting an older tool's schema_version, failing migrations, dry
  * runs, backups, rollback and restore. Each test works in its own scratch directory;
  * schema sets it changes are copied there first. */
-#include "lineage/buf.h"
+#include "base/buf.h"
 #include "lineage/lineage.h"
 #include "sync/migrate.h"
 #include "sync/store.h"

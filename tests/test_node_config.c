@@ -3,9 +3,9 @@
  * with one line naming the file; keys in Z85 and hex; node.toml's defaults, a save ->
  * load round trip of every setting, and every kind of bad node.toml refused at its
  * line and column; known_peers appended and read. */
-#include "lineage/buf.h"
-#include "lineage/mem.h"
-#include "lineage/toml.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "toml/toml.h"
 #include "node/config.h"
 #include "node/keys.h"
 #include "testutil.h"

@@ -4,10 +4,10 @@
  * TOML parses and holds exactly the JSON's values (null left out); the DOT has one node
  * per distinct version, the parent -> child edges, each box joined to its head, and
  * labels that text from a peer cannot break; the text names every peer. */
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 #include "lineage/relation.h"
-#include "lineage/toml.h"
+#include "toml/toml.h"
 #include "json_min.h"
 #include "node/report.h"
 #include "testutil.h"

@@ -1,8 +1,8 @@
-/* Tests of lineage/toml: every kind of value, escapes, error positions, the depth limit,
+/* Tests of toml/: every kind of value, escapes, error positions, the depth limit,
  * huge tables, the emitter's exact output, and emit -> parse round trips. The toml-test
  * suite is in test_toml_conformance.c. */
-#include "lineage/buf.h"
-#include "lineage/toml.h"
+#include "base/buf.h"
+#include "toml/toml.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

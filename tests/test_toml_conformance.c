@@ -1,12 +1,12 @@
-/* Conformance of lineage/toml against the toml-test 1.0.0 selection in
+/* Conformance of toml/ against the toml-test 1.0.0 selection in
  * ../shared/toml-test (see its README.md): every valid document must parse to what its
  * .json says, every invalid one must be refused with a "name:line:col:" message, and
  * every valid document must survive emit -> parse unchanged (and emitting again must
  * give the same bytes). No file is skipped. */
 #include "json_min.h"
-#include "lineage/buf.h"
-#include "lineage/mem.h"
-#include "lineage/toml.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "toml/toml.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,9 +1,9 @@
 /* Tests of the small lineage modules the others stand on: error messages, the
  * growable buffer, ids and their hex form, the JSON writer, and running SQL scripts. */
-#include "lineage/buf.h"
-#include "lineage/error.h"
-#include "lineage/id.h"
-#include "lineage/jsonw.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/id.h"
+#include "base/jsonw.h"
 #include "lineage/sqlscript.h"
 
 #include <setjmp.h>

@@ -1,8 +1,8 @@
 /* safefile.c - whole-or-nothing writes of the node's small files (safefile.h). */
-#include "safefile.h"
+#include "base/safefile.h"
 
-#include "lineage/buf.h"
-#include "lineage/mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
-#include "log.h"
-#include "lineage/buf.h"
-#include "lineage/jsonw.h"
+#include "base/log.h"
+#include "base/buf.h"
+#include "base/jsonw.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
-#include "buf.h"
-#include "mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>

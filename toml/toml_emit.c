@@ -3,10 +3,10 @@
  * sub-tables as [sections], then the arrays of tables as [[sections]], with floats in the
  * shortest form that reads back the same, strings escaped as basic strings and keys quoted
  * only where they must be, so that parsing the output gives a tree toml_equal to the input. */
-#include "toml.h"
-#include "toml_internal.h"
+#include "toml/toml.h"
+#include "toml/toml_internal.h"
 
-#include "buf.h"
+#include "base/buf.h"
 
 #include <assert.h>
 #include <inttypes.h>

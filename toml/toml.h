@@ -25,7 +25,7 @@
 #ifndef STM_TOML_H
 #define STM_TOML_H
 
-#include "error.h"
+#include "base/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,7 +8,7 @@
 #ifndef STM_SAFEFILE_H
 #define STM_SAFEFILE_H
 
-#include "lineage/error.h"
+#include "base/error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "jsonw.h"
+#include "base/jsonw.h"
 
 #include <assert.h>
 #include <inttypes.h>

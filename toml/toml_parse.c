@@ -33,11 +33,11 @@
  *  7. Every table and array has depth <= TOML_MAX_DEPTH (the root has depth 0), so the
  *     recursive parse, emit, compare and destroy run in a small, fixed stack.
  */
-#include "toml.h"
-#include "toml_internal.h"
+#include "toml/toml.h"
+#include "toml/toml_internal.h"
 
-#include "buf.h"
-#include "mem.h"
+#include "base/buf.h"
+#include "base/mem.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-#include "id.h"
+#include "base/id.h"
 
 #include <sodium.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* toml_internal.h - private to the toml module: only lineage/toml.c, toml_parse.c and
- * toml_emit.c include it, and nothing outside lineage/toml*.c may.
+/* toml_internal.h - private to the toml module: only toml/toml.c, toml_parse.c and
+ * toml_emit.c include it, and nothing outside toml/ may.
  *
  * The module is one job split along its seams into three files that can each be held in
  * mind: the value tree (toml.c), the parser (toml_parse.c) and the emitter (toml_emit.c).
@@ -21,7 +21,7 @@
 #ifndef STM_TOML_INTERNAL_H
 #define STM_TOML_INTERNAL_H
 
-#include "toml.h"
+#include "toml/toml.h"
 
 #include <stdbool.h>
 #include <stddef.h>

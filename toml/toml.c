@@ -5,10 +5,10 @@
  * toml_type_name. The parser (toml_parse.c) and the emitter (toml_emit.c) reach the
  * layout and the helpers they share with this file through toml_internal.h, which also
  * says how a tree's memory is owned. */
-#include "toml.h"
-#include "toml_internal.h"
+#include "toml/toml.h"
+#include "toml/toml_internal.h"
 
-#include "mem.h"
+#include "base/mem.h"
 
 #include <assert.h>
 #include <math.h>

@@ -7,7 +7,7 @@
 #ifndef STM_JSONW_H
 #define STM_JSONW_H
 
-#include "buf.h"
+#include "base/buf.h"
 
 #include <stdbool.h>
 #include <stdint.h>
