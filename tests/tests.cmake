@@ -15,7 +15,7 @@ target_link_libraries(stemma_testutil PUBLIC stemma_lineage PkgConfig::CMOCKA)
 add_library(stemma_dbutil STATIC tests/dbutil.c)
 target_link_libraries(stemma_dbutil PUBLIC stemma_sync stemma_testutil PkgConfig::CMOCKA)
 
-stemma_test(test_util SOURCES tests/test_util.c LIBS stemma_base)
+stemma_test(test_util SOURCES tests/test_util.c LIBS stemma_lineage)
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
