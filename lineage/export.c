@@ -1,15 +1,12 @@
 #include "export.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/readfile.h"
 #include "toml/toml.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- writing ---- */
 
@@ -412,34 +409,12 @@ done:
 
 stm_err export_read_file(const char *path, lineage_t **out, stm_error *err)
 {
-    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        stm_err rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    char *text;
+    size_t len;
+    stm_err rc = readfile_all(path, EXPORT_MAX_BYTES, &text, &len, err);
+    if (rc != STM_OK)
         return rc;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > EXPORT_MAX_BYTES) {
-        fclose(f);
-        return stm_error_set(err, STM_EINPUT, "%s: larger than the limit of %u bytes", path,
-                             EXPORT_MAX_BYTES);
-    }
-    char *text = stm_malloc((size_t)st.st_size + 1);
-    size_t got = fread(text, 1, (size_t)st.st_size, f);
-    bool failed = ferror(f);
-    fclose(f);
-    stm_err rc;
-    if (failed)
-        rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
-    else
-        rc = export_parse(text, got, path, out, err);
+    rc = export_parse(text, len, path, out, err);
     free(text);
     return rc;
 }

@@ -1,17 +1,16 @@
 #include "schemaset.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/readfile.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 struct schemaset {
     char *dir;                       /* as given */
@@ -98,48 +97,18 @@ static stm_err s_read_file(const char *dir, const char *file, char **text, size_
 {
     buf_t path = BUF_INIT;
     buf_printf(&path, "%s/%s", dir, file);
-    stm_err rc = STM_OK;
-    /* Without O_NONBLOCK, opening a FIFO named like a migration waits for a writer:
-     * the command would hang instead of saying it is not a regular file. */
-    int fd = open(buf_str(&path), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", buf_str(&path),
-                           strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        goto done;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", buf_str(&path));
-        goto done;
-    }
-    if ((unsigned long long)st.st_size > SCHEMASET_MAX_FILE_BYTES) {
-        rc = stm_error_set(err, STM_EINPUT, "%s: %lld bytes, more than the limit of %u",
-                           buf_str(&path), (long long)st.st_size, SCHEMASET_MAX_FILE_BYTES);
-        goto done;
-    }
-    char *data = stm_malloc((size_t)st.st_size + 1);
-    size_t got = fread(data, 1, (size_t)st.st_size + 1, f);
-    if (ferror(f) || got > (size_t)st.st_size) {
-        free(data);
-        rc = stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", buf_str(&path),
-                           ferror(f) ? strerror(errno) : "the file grew while being read");
-        goto done;
-    }
-    if (memchr(data, '\0', got)) {
+    char *data;
+    size_t got;
+    stm_err rc = readfile_all(buf_str(&path), SCHEMASET_MAX_FILE_BYTES, &data, &got, err);
+    if (rc == STM_OK && memchr(data, '\0', got)) {
         free(data);
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: holds a NUL byte; SQLite would stop reading there",
                            buf_str(&path));
-        goto done;
+    } else if (rc == STM_OK) {
+        *len = schemaset_normalise(data, got);
+        *text = data;
     }
-    *len = schemaset_normalise(data, got);
-    *text = data;
-done:
-    if (f)
-        fclose(f);
     buf_free(&path);
     return rc;
 }

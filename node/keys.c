@@ -7,6 +7,7 @@
 #include "keys.h"
 
 #include "base/buf.h"
+#include "base/readfile.h"
 #include "base/safefile.h"
 
 #include <errno.h>
@@ -120,24 +121,18 @@ static char *s_join(const char *dir, const char *name)
 static stm_err s_read_key(const char *path, bool secret, char *scratch, unsigned char *out,
                           stm_error *err)
 {
-    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return stm_error_set(err, STM_EINPUT,
-                                 "%s: no such file (the node's keys are made by 'stemma init')",
-                                 path);
-        return stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    }
+    int fd;
     struct stat st;
-    stm_err rc = STM_OK;
-    if (fstat(fd, &st) != 0)
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
+    stm_err rc = readfile_open(path, UINT64_MAX, &fd, &st, err);
+    if (rc != STM_OK && errno == ENOENT)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s: no such file (the node's keys are made by 'stemma init')",
+                             path);
+    if (rc != STM_OK)
+        return rc;
     /* As ssh refuses a private key others can get at: a secret others may have
      * read is no longer a secret, and the fix is the user's to make knowingly. */
-    else if (secret && (st.st_mode & 077))
+    if (secret && (st.st_mode & 077))
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: permissions %04o are too open: the secret key must be "
                            "readable by its owner only; run 'chmod 600 %s'",

@@ -4,6 +4,7 @@
 #include "base/error.h"
 #include "base/id.h"
 #include "base/jsonw.h"
+#include "base/readfile.h"
 #include "lineage/sqlscript.h"
 
 #include <setjmp.h>
@@ -11,7 +12,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <sodium.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_error_set_and_prefix(void **state)
 {
@@ -186,6 +192,56 @@ static void test_sqlscript(void **state)
     buf_free(&b);
 }
 
+/* The one bounded reader: the whole file with a NUL after it; a file at the limit is
+ * read, one byte over is refused before anything is read; a FIFO is refused at once
+ * (not waited on); a missing file is STM_EINPUT with errno ENOENT, and only it. */
+static void test_readfile(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_util_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], fifo[64], missing[64];
+    snprintf(path, sizeof path, "%s/ten", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(missing, sizeof missing, "%s/missing", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite("0123456789", 1, 10, f), 10);
+    fclose(f);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+
+    char *data;
+    size_t len;
+    stm_error err = {0};
+    assert_int_equal(readfile_all(path, 10, &data, &len, &err), STM_OK);
+    assert_int_equal(len, 10);
+    assert_string_equal(data, "0123456789");
+    free(data);
+
+    assert_int_equal(readfile_all(path, 9, &data, &len, &err), STM_EINPUT);
+    assert_null(data);
+    assert_non_null(strstr(err.msg, "/ten: 10 bytes, more than the limit of 9"));
+    assert_int_not_equal(errno, ENOENT);
+
+    assert_int_equal(readfile_all(fifo, 10, &data, &len, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "/fifo: not a regular file"));
+    assert_int_not_equal(errno, ENOENT);
+
+    assert_int_equal(readfile_all(missing, 10, &data, &len, &err), STM_EINPUT);
+    assert_int_equal(errno, ENOENT);
+    assert_non_null(strstr(err.msg, "/missing: cannot read: "));
+
+    int fd = -1;
+    struct stat st;
+    assert_int_equal(readfile_open(dir, 10, &fd, &st, &err), STM_EINPUT);
+    assert_int_equal(fd, -1);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+
+    unlink(path);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -194,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_error_set_and_prefix), cmocka_unit_test(test_buf),
         cmocka_unit_test(test_id_hex),               cmocka_unit_test(test_hasher_framing),
         cmocka_unit_test(test_jsonw),                cmocka_unit_test(test_sqlscript),
+        cmocka_unit_test(test_readfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,8 +63,9 @@ typedef struct {
    only on success and is the caller's (toml_destroy). */
 stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **root,
                    stm_error *err);
-/* Reads and parses path; *root is the caller's on success. STM_ESYS if unreadable,
-   message names the file. */
+/* Reads and parses path (base/readfile.h: a regular file of at most TOML_MAX_INPUT
+   bytes); *root is the caller's on success. STM_EINPUT when it is missing or not a
+   regular file, STM_ESYS when the system refuses; the message names the file. */
 stm_err toml_parse_file(const char *path, toml_value **root, stm_error *err);
 /* Frees the whole tree; sets *v NULL; safe on NULL. */
 void toml_destroy(toml_value **v);

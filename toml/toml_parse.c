@@ -38,10 +38,9 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/readfile.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <locale.h>
 #include <math.h>
@@ -49,8 +48,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ------------------------------------------------------------------ characters */
 
@@ -1345,47 +1342,12 @@ stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **
 stm_err toml_parse_file(const char *path, toml_value **root, stm_error *err)
 {
     assert(path && root);
-    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    char *data;
+    size_t len;
+    stm_err rc = readfile_all(path, TOML_MAX_INPUT, &data, &len, err);
+    if (rc != STM_OK)
         return rc;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
-    }
-    if (st.st_size > (off_t)TOML_MAX_INPUT) {
-        fclose(f);
-        return stm_error_set(err, STM_EINPUT, "%s: the document is larger than %u bytes", path,
-                             TOML_MAX_INPUT);
-    }
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        data = stm_grow(data, &cap, len + 65536, 1);
-        size_t n = fread(data + len, 1, cap - len, f);
-        len += n;
-        if (len > TOML_MAX_INPUT) {
-            fclose(f);
-            free(data);
-            return stm_error_set(err, STM_EINPUT, "%s: the document is larger than %u bytes", path,
-                                 TOML_MAX_INPUT);
-        }
-        if (n == 0)
-            break;
-    }
-    int failed = ferror(f), saved = errno;
-    fclose(f);
-    if (failed) {
-        free(data);
-        return stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(saved));
-    }
-    stm_err rc = toml_parse(data, len, path, root, err);
+    rc = toml_parse(data, len, path, root, err);
     free(data);
     return rc;
 }
