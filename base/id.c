@@ -79,3 +79,11 @@ bool stm_id_is_zero(const stm_id *id)
 {
     return sodium_is_zero(id->bytes, STM_ID_BYTES);
 }
+
+void stm_id_short(const stm_id *id, char out[STM_ID_SHORT_LEN + 1])
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    memcpy(out, hex, STM_ID_SHORT_LEN);
+    out[STM_ID_SHORT_LEN] = '\0';
+}

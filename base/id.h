@@ -12,6 +12,9 @@
 
 #define STM_ID_BYTES 32
 #define STM_ID_HEX_LEN 64
+/* How logs, reports and the command line name a node or a version: the first 12 hex
+ * digits, enough to tell apart every id a person will see side by side. */
+#define STM_ID_SHORT_LEN 12
 
 typedef struct {
     unsigned char bytes[STM_ID_BYTES];
@@ -36,6 +39,8 @@ void stm_id_hash(const void *data, size_t len, stm_id *out);
 
 /* Writes 64 lowercase hex digits and a NUL into out. */
 void stm_id_to_hex(const stm_id *id, char out[STM_ID_HEX_LEN + 1]);
+/* Writes the first STM_ID_SHORT_LEN hex digits and a NUL into out. */
+void stm_id_short(const stm_id *id, char out[STM_ID_SHORT_LEN + 1]);
 /* Parses exactly 64 hex digits (either case) and nothing else; false otherwise. */
 bool stm_id_from_hex(const char *hex, stm_id *out);
 bool stm_id_equal(const stm_id *a, const stm_id *b);

@@ -105,11 +105,3 @@ stm_err cli_write_output(const char *path, const char *text, stm_error *err)
     free(tmp);
     return rc;
 }
-
-void cli_short_id(const stm_id *id, char out[13])
-{
-    char hex[STM_ID_HEX_LEN + 1];
-    stm_id_to_hex(id, hex);
-    memcpy(out, hex, 12);
-    out[12] = '\0';
-}

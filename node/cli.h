@@ -39,7 +39,4 @@ stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
 /* Writes text to path, or to stdout when path is NULL or "-". */
 stm_err cli_write_output(const char *path, const char *text, stm_error *err);
 
-/* The first 12 hex digits of an id, for people ("ab12cd34ef56"). */
-void cli_short_id(const stm_id *id, char out[13]);
-
 #endif

@@ -47,8 +47,8 @@ static char *s_history_text(const lineage_t *l)
     int width = snprintf(NULL, 0, "v%d", head->number);
     for (size_t i = 0; i < lineage_count(l); i++) {
         const lineage_version *v = lineage_version_at(l, i);
-        char id[13];
-        cli_short_id(&v->id, id);
+        char id[STM_ID_SHORT_LEN + 1];
+        stm_id_short(&v->id, id);
         char num[16];
         snprintf(num, sizeof num, "v%d", v->number);
         buf_printf(&b, "  %-*s  %s  %s\n", width, num, id, v->description);
@@ -131,10 +131,10 @@ static char *s_db_history_text(const char *db, const migrate_record *r, size_t n
                n == 1 ? "" : "s", r[n - 1].version);
     int width = snprintf(NULL, 0, "v%d", r[n - 1].version);
     for (size_t i = 0; i < n; i++) {
-        char num[16], id[13] = "(no id)";
+        char num[16], id[STM_ID_SHORT_LEN + 1] = "(no id)";
         snprintf(num, sizeof num, "v%d", r[i].version);
         if (r[i].has_id)
-            cli_short_id(&r[i].id, id);
+            stm_id_short(&r[i].id, id);
         buf_printf(&b, "  %-*s  %-24s  %-12s  %s\n", width, num, r[i].applied_at, id,
                    r[i].description);
     }
@@ -471,8 +471,8 @@ static void s_side_line(buf_t *b, const char *label, int width, const lineage_t 
         buf_printf(b, "%-6s  %-*s  (no versions)\n", label, width, lineage_name(l));
         return;
     }
-    char id[13];
-    cli_short_id(&h->id, id);
+    char id[STM_ID_SHORT_LEN + 1];
+    stm_id_short(&h->id, id);
     buf_printf(b, "%-6s  %-*s  v%-4d %s\n", label, width, lineage_name(l), h->number, id);
 }
 
@@ -487,8 +487,8 @@ static char *s_compare_text(const comparison_t *c, const lineage_t *local,
     s_side_line(&b, "remote", width, remote);
     buf_printf(&b, "\nrelation: %s", relation_name(c->relation));
     if (c->relation == RELATION_DIVERGENT) {
-        char id[13];
-        cli_short_id(&c->common_id, id);
+        char id[STM_ID_SHORT_LEN + 1];
+        stm_id_short(&c->common_id, id);
         buf_printf(&b, " (common ancestor v%zu %s)", c->common, id);
     }
     buf_puts(&b, "\n\n");

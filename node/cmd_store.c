@@ -174,18 +174,18 @@ static char *s_status_text(const migrate_t *m)
     const schemaset_t *set = migrate_schemaset(m);
     int version = migrate_version(m);
     stm_id id;
-    char sid[13];
+    char sid[STM_ID_SHORT_LEN + 1];
     if (!migrate_db_exists(m)) {
         buf_printf(&b, "database  %s: does not exist yet (version 0)\n", migrate_db_path(m));
     } else if (migrate_version_id(m, &id)) {
-        cli_short_id(&id, sid);
+        stm_id_short(&id, sid);
         buf_printf(&b, "database  %s: version %d, id %s\n", migrate_db_path(m), version, sid);
     } else {
         buf_printf(&b, "database  %s: version %d\n", migrate_db_path(m), version);
     }
     const lineage_version *head = lineage_head(l);
     if (head) {
-        cli_short_id(&head->id, sid);
+        stm_id_short(&head->id, sid);
         buf_printf(&b, "schemas   %s: %zu migration%s, head v%d %s\n", schemaset_dir(set),
                    lineage_count(l), lineage_count(l) == 1 ? "" : "s", head->number, sid);
     } else {
