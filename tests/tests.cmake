@@ -53,6 +53,7 @@ stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testut
 stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Threads)
+stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
 stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
