@@ -61,9 +61,9 @@ static void s_ok(stm_err rc, const stm_error *err)
 static stm_err s_try_append(fixture *f, const stm_id *origin, uint64_t seq, size_t n, uint64_t hlc,
                             stm_error *err)
 {
+    static const char *const names[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
     op_t ops[8], *list[8];
-    char names[8][8];
-    assert_true(n < 8);
+    assert_true(n <= 8);
     for (size_t i = 0; i < (n ? n : 1); i++) {
         op_t *op = &ops[i];
         memset(op, 0, sizeof *op);
@@ -75,7 +75,6 @@ static stm_err s_try_append(fixture *f, const stm_id *origin, uint64_t seq, size
         op->pk.type = VALUE_INTEGER;
         op->pk.i = (int64_t)seq;
         if (n) {
-            snprintf(names[i], sizeof names[i], "c%zu", i);
             op->column = names[i];
             op->affinity = 'I';
             op->value.type = VALUE_INTEGER;
