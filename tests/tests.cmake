@@ -7,7 +7,8 @@
 #   unit   the cmocka programs: one process, no network; the whole set in seconds
 #   cli    the command-line tests in Python: the stemma binary on scratch files
 #   mesh   tests that start nodes on loopback ports: mesh_test.py, and badinput_test.py,
-#          whose hostile peer and damaged files are played against real nodes
+#          whose hostile peer is played against real nodes (its damaged-file cases,
+#          6 of 21, ride along)
 #   fault  fault_test.py: nodes killed, stopped, starved of disk or behind a lossy proxy
 function(stemma_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
