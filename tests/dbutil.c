@@ -111,6 +111,16 @@ void du_ops(store_t *store)
     oplog_reader_destroy(&reader);
 }
 
+void du_vector_set(store_t *store, const stm_id *origin, uint64_t seq)
+{
+    char hex[STM_ID_HEX_LEN + 1], sql[200];
+    stm_id_to_hex(origin, hex);
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO stemma_vector VALUES (x'%s', %llu)", hex,
+             (unsigned long long)seq);
+    stm_error err = {0};
+    s_ok(store_exec(store, sql, &err), &err);
+}
+
 long long du_int(store_t *store, const char *sql)
 {
     if (strstr(sql, "temp.ops"))

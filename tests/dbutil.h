@@ -21,6 +21,9 @@ void du_exec(const char *path, const char *sql);
  * tbl, pk, col, aff, val, parked: NULL, 1 for schema, 2 for constraint), so that tests
  * can ask about operations in SQL whatever the oplog's storage format. */
 void du_ops(store_t *store);
+/* Sets origin's entry in stemma_vector to seq, as apply does for a remote origin whose
+ * operations it records. */
+void du_vector_set(store_t *store, const stm_id *origin, uint64_t seq);
 /* The number sql (a SELECT of one integer) returns on store's connection; a query
  * naming temp.ops runs after du_ops. */
 long long du_int(store_t *store, const char *sql);

@@ -1,11 +1,31 @@
 # One CMake helper registers every test program with ctest.
 # stemma_test(NAME SOURCES... [LIBS lib...]) builds tests/NAME and runs it from the
 # source tree's root, so fixtures are found as tests/data/... and ../shared/... .
+#
+# Every test carries one ctest label, so a run can pick the kind it needs
+# (`ctest --test-dir build -L unit`):
+#   unit   the cmocka programs: one process, no network; the whole set in seconds
+#   cli    the command-line tests in Python: the stemma binary on scratch files
+#   mesh   tests that start nodes on loopback ports: mesh_test.py, and badinput_test.py,
+#          whose hostile peer is played against real nodes (its damaged-file cases,
+#          6 of 21, ride along)
+#   fault  fault_test.py: nodes killed, stopped, starved of disk or behind a lossy proxy
 function(stemma_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
   add_test(NAME ${name} COMMAND ${name} WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS unit)
+endfunction()
+
+# stemma_py_test(NAME SCRIPT LABEL) runs tests/SCRIPT on the stemma binary from the
+# source tree's root, in Debian's python3 (which has python3-tomli, the independent TOML
+# parser the exports are checked with, and python3-zmq).
+find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
+function(stemma_py_test name script label)
+  add_test(NAME ${name} COMMAND ${STEMMA_PYTHON3} tests/${script} $<TARGET_FILE:stemma>
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS ${label})
 endfunction()
 
 add_library(stemma_testutil STATIC tests/testutil.c)
@@ -23,13 +43,8 @@ stemma_test(test_toml SOURCES tests/test_toml.c LIBS stemma_toml)
 stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/json_min.c
             LIBS stemma_toml)
 
-# Command-line tests, in Debian's python3 (which has python3-tomli, the independent
-# TOML parser the exports are checked with).
-find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
-add_test(NAME cli COMMAND ${STEMMA_PYTHON3} tests/cli_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-add_test(NAME cli_store COMMAND ${STEMMA_PYTHON3} tests/cli_store_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_py_test(cli cli_test.py cli)
+stemma_py_test(cli_store cli_store_test.py cli)
 stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
@@ -38,23 +53,32 @@ stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
-add_test(NAME cli_sync COMMAND ${STEMMA_PYTHON3} tests/cli_sync_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-add_test(NAME mesh COMMAND ${STEMMA_PYTHON3} tests/mesh_test.py $<TARGET_FILE:stemma> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Threads)
+stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
+stemma_py_test(cli_sync cli_sync_test.py cli)
+stemma_py_test(mesh mesh_test.py mesh)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
-add_test(NAME fault COMMAND ${STEMMA_PYTHON3} tests/fault_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-# Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input").
-add_test(NAME badinput COMMAND ${STEMMA_PYTHON3} tests/badinput_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_py_test(fault fault_test.py fault)
+# Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input"). Most
+# of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
+stemma_py_test(badinput badinput_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
-add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET_FILE:stemma>
-         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+stemma_py_test(cli_node cli_node_test.py cli)
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
             LIBS stemma_node stemma_testutil)
 # Every input a fuzzer ever crashed on, and a few seeds, through the fuzz targets' code
 # (fuzz/targets.c; docs/hardening.md, "Fuzzing").
 stemma_test(test_fuzz_regressions SOURCES tests/test_fuzz_regressions.c fuzz/targets.c
             LIBS stemma_node stemma_testutil)
+
+# Last, after every test: a test without a label would be left out of every labelled run.
+get_property(stemma_tests DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY TESTS)
+foreach(t IN LISTS stemma_tests)
+  get_test_property(${t} LABELS labels)
+  if(NOT labels)
+    message(FATAL_ERROR "test ${t} has no ctest label (unit, cli, mesh or fault): "
+                        "register it with stemma_test() or stemma_py_test()")
+  endif()
+endforeach()
