@@ -48,8 +48,8 @@ static void s_where(FILE *out, const migrate_plan *p)
     } else {
         char sid[13];
         s_short(p->version && p->has_id, &p->id, sid);
-        fprintf(out, "%s is at version %d (id %s); %s has %zu migrations\n", p->db_path,
-                p->version, sid, p->schemas_dir, p->nmigrations);
+        fprintf(out, "%s is at version %d (id %s); %s has %zu migrations\n", p->db_path, p->version,
+                sid, p->schemas_dir, p->nmigrations);
     }
     if (!p->ndrift) {
         fputs("drift: none\n", out);
@@ -173,8 +173,8 @@ static void s_event(const migrate_event *ev, void *user)
     case MIGRATE_EVENT_STEP_DONE:
         s_erase(v);
         if (s->direction == MIGRATE_UP)
-            fprintf(v->out, "applied v%d  %s  %s  (%lld ms)\n", s->version, s->file,
-                    s->description, ev->elapsed_ms);
+            fprintf(v->out, "applied v%d  %s  %s  (%lld ms)\n", s->version, s->file, s->description,
+                    ev->elapsed_ms);
         else
             fprintf(v->out, "rolled back v%d  %s  (%lld ms)\n", s->version, s->file,
                     ev->elapsed_ms);
@@ -197,9 +197,8 @@ static void s_event(const migrate_event *ev, void *user)
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
                          FILE *out, stm_error *err)
 {
-    s_view view = {.out = out,
-                   .progress = isatty(fileno(out)) ? stderr : NULL,
-                   .db_path = migrate_db_path(m)};
+    s_view view = {
+        .out = out, .progress = isatty(fileno(out)) ? stderr : NULL, .db_path = migrate_db_path(m)};
     migrate_options o = *opts;
     o.progress = s_event;
     o.progress_user = &view;

@@ -54,7 +54,6 @@ void migrate_clear_state(migrate_t *self)
     self->version = 0;
 }
 
-
 /* ---- reading schema_version ---- */
 
 /* Reads which of schema_version's columns exist. STM_EINPUT when the table is of a

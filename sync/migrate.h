@@ -119,29 +119,28 @@ typedef struct {
 typedef struct {
     /* The database as checked. Filled whenever the target was accepted, even when
      * the call then refuses, so that a caller can show what it refuses on. */
-    bool checked;         /* the fields of this part are filled */
-    char *db_path;        /* as given to migrate_open */
-    bool db_exists;       /* false: a run would create the file */
-    int version;          /* the version it is at, 0 when none */
-    bool has_id;          /* id holds that version's id (migrate_version_id) */
-    stm_id id;            /* the current version id, zero when none */
-    char *schemas_dir;    /* the schema set's directory */
-    size_t nmigrations;   /* migrations in the directory */
-    char **drift;         /* why a run would refuse (migrate_drift_at), in version order */
-    size_t ndrift;        /* entries in drift */
+    bool checked;       /* the fields of this part are filled */
+    char *db_path;      /* as given to migrate_open */
+    bool db_exists;     /* false: a run would create the file */
+    int version;        /* the version it is at, 0 when none */
+    bool has_id;        /* id holds that version's id (migrate_version_id) */
+    stm_id id;          /* the current version id, zero when none */
+    char *schemas_dir;  /* the schema set's directory */
+    size_t nmigrations; /* migrations in the directory */
+    char **drift;       /* why a run would refuse (migrate_drift_at), in version order */
+    size_t ndrift;      /* entries in drift */
     /* What a run would do. Filled when the call returns STM_OK. */
     migrate_direction direction; /* UP for migrate, DOWN for rollback */
     int target;                  /* the version a run would end at */
     bool nothing_to_do;          /* a run would change nothing */
     bool backup;                 /* a backup would be taken before the first change */
     bool adopt;                  /* an older tool's schema_version would be adopted first */
-    bool set_up_capture; /* no step would run, but capture would be set up for the current
-                          * schema (and new exclusions recorded) */
-    migrate_step *steps; /* in the order a run would take them, sql included */
-    size_t nsteps;       /* entries in steps */
-    char **exclude;      /* tables a run would record in stemma_exclude (the options') */
-    size_t nexclude;     /* entries in exclude */
-    uint64_t parked;     /* operations parked now: an UP run with steps retries them after */
+    bool set_up_capture;         /* no step, but capture set up anew (and exclusions recorded) */
+    migrate_step *steps;         /* in the order a run would take them, sql included */
+    size_t nsteps;               /* entries in steps */
+    char **exclude;              /* tables a run would record in stemma_exclude (the options') */
+    size_t nexclude;             /* entries in exclude */
+    uint64_t parked;             /* parked operations an UP run would retry after its steps */
 } migrate_plan;
 
 /* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */

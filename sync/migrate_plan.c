@@ -189,7 +189,8 @@ static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
     }
     sqlite3_close(db);
     if (rc != STM_OK)
-        stm_error_append(err, "found running the rollbacks in memory; the database was not changed");
+        stm_error_append(err,
+                         "found running the rollbacks in memory; the database was not changed");
     return rc;
 }
 

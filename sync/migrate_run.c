@@ -89,8 +89,7 @@ static int s_progress_tick(void *arg)
     return 0; /* never interrupt the migration */
 }
 
-static void s_progress_start(s_progress *p, const s_run *run, const migrate_step *step,
-                             sqlite3 *db)
+static void s_progress_start(s_progress *p, const s_run *run, const migrate_step *step, sqlite3 *db)
 {
     p->run = run;
     p->step = step;
@@ -317,12 +316,14 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
         if (up)
-            stm_error_append(err, "migration %d was rolled back: the database is still at "
-                                  "version %d",
+            stm_error_append(err,
+                             "migration %d was rolled back: the database is still at "
+                             "version %d",
                              k, k - 1);
         else
-            stm_error_append(err, "the rollback of %d was undone: the database is still at "
-                                  "version %d",
+            stm_error_append(err,
+                             "the rollback of %d was undone: the database is still at "
+                             "version %d",
                              k, k);
         ev = (migrate_event){.kind = MIGRATE_EVENT_STEP_FAILED, .step = step, .elapsed_ms = ms};
         s_tell(run, &ev);

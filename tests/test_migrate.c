@@ -373,8 +373,8 @@ static void s_run_silently(migrate_t *m, const migrate_options *o, migrate_direc
     stm_error err = {0};
     s_capture c;
     s_capture_begin(&c);
-    stm_err rc = dir == MIGRATE_UP ? migrate_run(m, o, res, &err)
-                                   : migrate_rollback(m, o, res, &err);
+    stm_err rc =
+        dir == MIGRATE_UP ? migrate_run(m, o, res, &err) : migrate_rollback(m, o, res, &err);
     long long printed = s_capture_end(&c);
     if (rc != STM_OK)
         fail_msg("%s", err.msg);
@@ -528,6 +528,16 @@ static void test_a_changed_file_is_drift(void **state)
     assert_string_equal(migrate_drift_at(m, 0), expect);
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
+    /* A plan refused for drift still describes the database, drift included. */
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_string_equal(err.msg, expect);
+    assert_true(plan.checked);
+    assert_int_equal(plan.version, 4);
+    assert_int_equal(plan.ndrift, 1);
+    assert_string_equal(plan.drift[0], expect);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
     assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
     o.to = 1;
@@ -619,7 +629,9 @@ static void test_an_older_schema_version_is_adopted(void **state)
     assert_int_equal(migrate_version(m), 2);
     assert_int_equal(migrate_drift_count(m), 0);
     assert_false(migrate_is_prepared(m));
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
     migrate_result res;
     if (migrate_run(m, &o, &res, &err) != STM_OK)
@@ -627,6 +639,9 @@ static void test_an_older_schema_version_is_adopted(void **state)
     assert_false(migrate_needs_adoption(m));
     assert_int_equal(migrate_version(m), 4);
     assert_true(res.adopted);
+    assert_string_equal(buf_str(&e.log), "backup\nadopted 2\nstarted up 3\ndone up 3\n"
+                                         "started up 4\ndone up 4\nreplayed 0 0\n");
+    s_events_free(&e);
     /* The backup was taken before adoption: an older tool's table, at version 2. */
     const char *bak = res.backup_path;
     assert_non_null(bak);
@@ -706,15 +721,25 @@ static void test_capture_is_set_up_again_when_stemma_tables_are_gone(void **stat
     buf_free(&drop);
     migrate_t *m = s_open(f->db, TASKS);
     assert_false(migrate_is_prepared(m));
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_false(plan.nothing_to_do);
+    assert_true(plan.set_up_capture);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
     migrate_result res;
     assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
     assert_true(migrate_is_prepared(m));
     assert_null(res.backup_path); /* no migration ran: no backup */
     assert_true(res.capture_set_up);
     assert_int_equal(res.nsteps, 0);
+    assert_string_equal(buf_str(&e.log), "capture 4\n");
     migrate_result_free(&res);
+    s_events_free(&e);
     migrate_destroy(&m);
     assert_int_equal(s_triggers(f->db), 16);
     stm_id stamped;
@@ -777,9 +802,21 @@ static void test_a_failing_migration_leaves_the_previous_version(void **state)
     /* Fine on the empty in-memory database, refused on this data. */
     s_exec(f->db, "INSERT INTO items (code) VALUES ('a'), ('a')");
     migrate_t *m = s_open(f->db, set);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_EINPUT);
+    /* The result says what was done before the failure. */
+    assert_string_equal(buf_str(&e.log), "backup\nstarted up 2\nfailed up 2\n");
+    assert_non_null(res.backup_path);
+    assert_non_null(strstr(err.msg, res.backup_path));
+    assert_int_equal(res.nsteps, 0);
+    assert_int_equal(res.version, 1);
+    assert_false(res.replay_ran);
+    migrate_result_free(&res);
+    s_events_free(&e);
     assert_non_null(
         strstr(err.msg, "tests/data/schemas/fails-on-data/002_unique_codes.sql:3: UNIQUE"));
     assert_non_null(strstr(err.msg, "(in: CREATE UNIQUE INDEX items_by_code"));
@@ -933,7 +970,8 @@ static void test_a_dry_run_does_not_create_the_file(void **state)
     assert_int_equal(plan.steps[0].version, 1);
     migrate_plan_free(&plan);
     o.to = 0;
-    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT); /* nothing to roll back */
+    /* Nothing to roll back. */
+    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT);
     assert_false(plan.checked);
     migrate_plan_free(&plan);
     migrate_destroy(&m);
@@ -1323,7 +1361,8 @@ static void test_a_rollback_tells_each_step(void **state)
     o.backup = false;
     migrate_result res;
     s_run_silently(m, &o, MIGRATE_DOWN, &res);
-    assert_string_equal(buf_str(&e.log), "started down 4\ndone down 4\nstarted down 3\ndone down 3\n");
+    assert_string_equal(buf_str(&e.log),
+                        "started down 4\ndone down 4\nstarted down 3\ndone down 3\n");
     assert_int_equal(res.direction, MIGRATE_DOWN);
     assert_int_equal(res.from, 4);
     assert_int_equal(res.version, 2);
