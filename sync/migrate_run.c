@@ -465,7 +465,8 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
     return rc;
 }
 
-/* Plans with planner, then carries the plan out; see migrate_run. */
+/* migrate_run and migrate_rollback: the plan first, so that every refusal comes before
+ * the first write, then the plan carried out. */
 static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate_result *result,
                               migrate_direction direction, stm_error *err)
 {
