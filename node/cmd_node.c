@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "config.h"
 #include "keys.h"
+#include "migrate_text.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "lineage/schemaset.h"
@@ -254,9 +255,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         printf("created %s\n", a->dir);
     if (rc == STM_OK && m) {
         migrate_options opts = MIGRATE_OPTIONS_INIT;
-        opts.out = stdout;
-        opts.progress = isatty(STDOUT_FILENO) ? stderr : NULL;
-        rc = migrate_run(m, &opts, &err);
+        rc = migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
         migrate_destroy(&m);
     }
     if (rc != STM_OK) {

@@ -1,11 +1,13 @@
 /* cmd_store.c - the commands that change or inspect a device's database: migrate,
- * status, rollback, restore. The work is sync/migrate's; this file parses options
- * and formats reports. */
+ * status, rollback, restore. The work is sync/migrate's and sync/backup's; this file
+ * parses options and formats reports (migrate_text.h those of migrate and rollback). */
 #include "cli.h"
 #include "commands.h"
+#include "migrate_text.h"
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/mem.h"
+#include "sync/backup.h"
 #include "sync/migrate.h"
 
 #include <errno.h>
@@ -26,13 +28,6 @@ static int s_parse_version(const char *arg, int *out)
         return 0;
     *out = (int)v;
     return 1;
-}
-
-/* The elapsed-time line for long steps goes to stderr, and only when a person watches
- * stdout: a script piping the output gets none of it. */
-static FILE *s_progress_stream(void)
-{
-    return isatty(STDOUT_FILENO) ? stderr : NULL;
 }
 
 /* ---- migrate ---- */
@@ -81,6 +76,7 @@ int cmd_migrate(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
+    bool dry_run = false;
     const char **exclude = NULL;
     size_t nexclude = 0, exclude_cap = 0;
     int c, code = CLI_OK;
@@ -99,7 +95,7 @@ int cmd_migrate(int argc, char **argv)
                     cli_usage_error("migrate", "--to must be a version number, not '%s'", optarg);
             break;
         case 'n':
-            opts.dry_run = true;
+            dry_run = true;
             break;
         case 'B':
             opts.backup = false;
@@ -126,11 +122,13 @@ int cmd_migrate(int argc, char **argv)
     }
     opts.exclude = exclude;
     opts.nexclude = nexclude;
-    opts.out = stdout;
-    opts.progress = s_progress_stream();
     stm_error err = {0};
     migrate_t *m = NULL;
-    if (migrate_open(db, schemas, &m, &err) != STM_OK || migrate_run(m, &opts, &err) != STM_OK)
+    stm_err rc = migrate_open(db, schemas, &m, &err);
+    if (rc == STM_OK)
+        rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_UP, stdout, &err)
+                     : migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
+    if (rc != STM_OK)
         code = cli_fail("migrate", &err);
     migrate_destroy(&m);
     free(exclude);
@@ -355,7 +353,7 @@ int cmd_rollback(int argc, char **argv)
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
-    bool have_to = false;
+    bool have_to = false, dry_run = false;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:d:s:t:nBh", options, NULL)) != -1) {
@@ -373,7 +371,7 @@ int cmd_rollback(int argc, char **argv)
             have_to = true;
             break;
         case 'n':
-            opts.dry_run = true;
+            dry_run = true;
             break;
         case 'B':
             opts.backup = false;
@@ -389,12 +387,14 @@ int cmd_rollback(int argc, char **argv)
         return cli_usage_error("rollback", "unexpected argument '%s'", argv[optind]);
     if (!db || !schemas || !have_to)
         return cli_usage_error("rollback", "--db FILE, --schemas DIR and --to N are required");
-    opts.out = stdout;
-    opts.progress = s_progress_stream();
     stm_error err = {0};
     migrate_t *m = NULL;
     int code = CLI_OK;
-    if (migrate_open(db, schemas, &m, &err) != STM_OK || migrate_rollback(m, &opts, &err) != STM_OK)
+    stm_err rc = migrate_open(db, schemas, &m, &err);
+    if (rc == STM_OK)
+        rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_DOWN, stdout, &err)
+                     : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, &err);
+    if (rc != STM_OK)
         code = cli_fail("rollback", &err);
     migrate_destroy(&m);
     return code;
@@ -446,10 +446,16 @@ int cmd_restore(int argc, char **argv)
         return cli_usage_error("restore", "unexpected argument '%s'", argv[optind]);
     if (!db || !from)
         return cli_usage_error("restore", "--db FILE and --from BACKUP are required");
-    migrate_options opts = MIGRATE_OPTIONS_INIT;
-    opts.out = stdout;
     stm_error err = {0};
-    if (migrate_restore(db, from, &opts, NULL, &err) != STM_OK)
+    backup_restored r;
+    stm_err rc = backup_restore(db, from, &r, &err);
+    /* The copy of what was replaced is named even when the restore then failed. */
+    if (r.saved_path)
+        printf("backup of the database as it was: %s\n", r.saved_path);
+    if (rc == STM_OK)
+        printf("restored %s from %s: now at version %d\n", db, from, r.version);
+    backup_restored_free(&r);
+    if (rc != STM_OK)
         return cli_fail("restore", &err);
     return CLI_OK;
 }

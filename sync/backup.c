@@ -16,27 +16,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- small helpers ---- */
-
-static void s_say(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void s_say(FILE *out, const char *fmt, ...)
-{
-    if (!out)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(out, fmt, ap);
-    va_end(ap);
-    fflush(out);
-}
 
 /* ---- backup ---- */
 
@@ -149,11 +134,18 @@ static stm_err s_integrity_check(store_t *store, const char *path, stm_error *er
     return rc;
 }
 
-stm_err backup_restore(const char *db_path, const char *backup_path, FILE *out, char **saved_path,
+void backup_restored_free(backup_restored *r)
+{
+    free(r->saved_path);
+    memset(r, 0, sizeof *r);
+}
+
+stm_err backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
                        stm_error *err)
 {
-    if (saved_path)
-        *saved_path = NULL;
+    backup_restored local;
+    backup_restored *res = out ? out : &local;
+    memset(res, 0, sizeof *res);
     struct stat db_st, bak_st;
     bool existed = stat(db_path, &db_st) == 0;
     if (existed && stat(backup_path, &bak_st) == 0 && db_st.st_dev == bak_st.st_dev &&
@@ -166,12 +158,10 @@ stm_err backup_restore(const char *db_path, const char *backup_path, FILE *out, 
         rc = s_integrity_check(src, backup_path, err);
     if (rc == STM_OK)
         rc = store_open(db_path, STORE_OPEN_CREATE, &dst, err);
-    char *saved = NULL;
     /* Nothing is lost: what is being replaced is kept too. */
-    if (rc == STM_OK && existed &&
-        (rc = backup_make(store_db(dst), db_path, s_recorded_version(store_db(dst)), &saved,
-                          err)) == STM_OK)
-        s_say(out, "backup of the database as it was: %s\n", saved);
+    if (rc == STM_OK && existed)
+        rc = backup_make(store_db(dst), db_path, s_recorded_version(store_db(dst)),
+                         &res->saved_path, err);
     if (rc == STM_OK) {
         sqlite3_backup *b = sqlite3_backup_init(store_db(dst), "main", store_db(src), "main");
         int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
@@ -182,18 +172,15 @@ stm_err backup_restore(const char *db_path, const char *backup_path, FILE *out, 
                                "%s: restoring from %s failed: %s; the database is "
                                "as it was",
                                db_path, backup_path, sqlite3_errmsg(store_db(dst)));
-            if (saved)
-                stm_error_append(err, "backup: %s", saved);
+            if (res->saved_path)
+                stm_error_append(err, "backup: %s", res->saved_path);
         }
     }
     if (rc == STM_OK)
-        s_say(out, "restored %s from %s: now at version %d\n", db_path, backup_path,
-              s_recorded_version(store_db(dst)));
+        res->version = s_recorded_version(store_db(dst));
     store_destroy(&src);
     store_destroy(&dst);
-    if (rc == STM_OK && saved_path)
-        *saved_path = saved;
-    else
-        free(saved);
+    if (!out)
+        backup_restored_free(&local);
     return rc;
 }

@@ -20,7 +20,6 @@
 #include "base/error.h"
 
 #include <sqlite3.h>
-#include <stdio.h>
 
 /* Copies src's main database (consistent even while the application writes) to a new
  * file DB.vFROM-STAMP[-N].bak beside db_path, from_version being the FROM in its name.
@@ -29,14 +28,23 @@
 stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
                     stm_error *err);
 
+/* What backup_restore did. A plain value; saved_path is its own (backup_restored_free). */
+typedef struct {
+    char *saved_path; /* the backup of the database as it was before, or NULL when there was
+                       * none to keep; set as soon as it is made, even if the restore fails */
+    int version;      /* the version the database records after the restore */
+} backup_restored;
+
 /* Replaces db_path's content with backup_path's, after checking the backup opens as
  * SQLite and passes PRAGMA integrity_check, and after copying the current database
- * (when it exists) to a backup of its own (backup_make), whose path goes to
- * *saved_path (the caller's to free; NULL when none was made; saved_path may be NULL).
- * Reports to out (NULL: none). STM_EUSAGE when backup_path is the database itself,
- * STM_EINPUT when it is missing or not a usable SQLite database, STM_ECORRUPT when it
- * fails the check. */
-stm_err backup_restore(const char *db_path, const char *backup_path, FILE *out, char **saved_path,
+ * (when it exists) to a backup of its own (backup_make). Prints nothing: *out (NULL:
+ * not wanted) says what was done, and is the caller's to free with
+ * backup_restored_free whatever this returns. STM_EUSAGE when backup_path is the
+ * database itself, STM_EINPUT when it is missing or not a usable SQLite database,
+ * STM_ECORRUPT when it fails the check. */
+stm_err backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
                        stm_error *err);
+/* Frees what r holds and zeroes it; safe twice. */
+void backup_restored_free(backup_restored *r);
 
 #endif

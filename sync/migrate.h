@@ -24,9 +24,17 @@
  *   4. Drift (an applied file changed since, a recorded version the directory lacks,
  *      a gap) makes migrate and rollback refuse before anything is changed.
  *   5. Checks read the database through a read-only connection; the writable one is
- *      opened only when something will change, so status, dry runs and refusals
- *      leave the file byte-for-byte as it was (SQLite may still create the -wal and
- *      -shm files beside a WAL database it reads). */
+ *      opened only when something will change, so status, plans and refusals leave
+ *      the file byte-for-byte as it was (SQLite may still create the -wal and -shm
+ *      files beside a WAL database it reads).
+ *   6. The migrator prints nothing. What a run would do is a value (migrate_plan),
+ *      what it did is a value (migrate_result), and each step is reported as it
+ *      happens through a callback (migrate_progress_fn); the command line renders
+ *      them (node/migrate_text.h).
+ *
+ * The module is three files: migrate.c reads schema_version and finds drift, and has
+ * the accessors; migrate_plan.c decides what a run would do (every refusal is there);
+ * migrate_run.c carries a plan out, one transaction a step. */
 #ifndef STM_MIGRATE_H
 #define STM_MIGRATE_H
 
@@ -36,28 +44,130 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
 /* migrate_options.to for "the newest version of the directory". */
 #define MIGRATE_HEAD (-1)
-/* A step running longer than this shows an elapsed-time line (when progress is set). */
+/* A step running longer than this is reported as running (MIGRATE_EVENT_STEP_RUNNING). */
 #define MIGRATE_PROGRESS_AFTER_MS 1000
+/* After the first, STEP_RUNNING events come at most this often: enough to redraw an
+ * elapsed-time line, few enough not to slow the step. */
+#define MIGRATE_PROGRESS_EVERY_MS 100
 
-/* What a run may do and where it reports. A plain value type; start from
+/* Which way a step goes. */
+typedef enum {
+    MIGRATE_UP = 1, /* applying a migration: version - 1 -> version */
+    MIGRATE_DOWN,   /* running its rollback file: version -> version - 1 */
+} migrate_direction;
+
+/* One step of a plan or of a result. Its strings belong to the plan or result that
+ * holds it; in an event the whole step is lent for the call. */
+typedef struct {
+    int version;                 /* the migration's number */
+    migrate_direction direction; /* applied, or rolled back */
+    char *file;                  /* "DIR/NNN_x.sql", or "DIR/NNN_x.down.sql" going down */
+    char *description;           /* the migration's description (the up file's) */
+    char *sql;                   /* the text that runs; in a plan only (NULL in a result) */
+    long long ms;                /* how long it ran: in a result and STEP_DONE; 0 in a plan */
+} migrate_step;
+
+/* What happened, told as it happens (migrate_progress_fn). */
+typedef enum {
+    MIGRATE_EVENT_BACKUP_WRITTEN = 1, /* path: the backup, taken before the first change */
+    MIGRATE_EVENT_ADOPTED,            /* version: an older tool's schema_version adopted */
+    MIGRATE_EVENT_STEP_STARTED,       /* step: its transaction is about to begin */
+    MIGRATE_EVENT_STEP_RUNNING,       /* step, elapsed_ms: a long step, still running */
+    MIGRATE_EVENT_STEP_DONE,          /* step, elapsed_ms: committed */
+    MIGRATE_EVENT_STEP_FAILED,        /* step, elapsed_ms: rolled back; the error says why */
+    MIGRATE_EVENT_REPLAYED,           /* replayed, parked: parked operations retried */
+    MIGRATE_EVENT_CAPTURE_SET_UP,     /* version: no step ran; capture set up (again) there */
+} migrate_event_kind;
+
+/* One event. Everything in it is lent for the call only. */
+typedef struct {
+    migrate_event_kind kind;
+    const migrate_step *step; /* STEP_*: the step; NULL for the others */
+    long long elapsed_ms;     /* STEP_RUNNING, _DONE, _FAILED: since STEP_STARTED */
+    const char *path;         /* BACKUP_WRITTEN: the backup's path; NULL for the others */
+    int version;              /* ADOPTED: the version adopted at; CAPTURE_SET_UP: the version */
+    uint64_t replayed;        /* REPLAYED: operations that applied this time */
+    uint64_t parked;          /* REPLAYED: operations still parked after */
+} migrate_event;
+
+/* Told of each event of migrate_run and migrate_rollback, on the calling thread.
+ * STEP_RUNNING is told from inside SQLite (its progress handler) while the step's
+ * statement runs: the callback must not use the database or the migrate_t, and
+ * should return quickly. user is migrate_options.progress_user. */
+typedef void (*migrate_progress_fn)(const migrate_event *ev, void *user);
+
+/* What a run may do and whom it tells. A plain value type; start from
  * MIGRATE_OPTIONS_INIT. Pointers are lent for the call. */
 typedef struct {
-    int to;                     /* target version, or MIGRATE_HEAD (migrate only) */
-    bool dry_run;               /* print what would run; change nothing */
-    bool backup;                /* copy the database before the first change */
-    const char *const *exclude; /* tables to record in stemma_exclude (migrate only) */
-    size_t nexclude;            /* entries in exclude */
-    FILE *out;                  /* reports: each step, the backup, dry-run plans; NULL: none */
-    FILE *progress;             /* elapsed-time line for a long step (a terminal); NULL: none */
-    int progress_after_ms;      /* how long a step runs before the line shows */
+    int to;                       /* target version, or MIGRATE_HEAD (migrate only) */
+    bool backup;                  /* copy the database before the first change */
+    const char *const *exclude;   /* tables to record in stemma_exclude (migrate only) */
+    size_t nexclude;              /* entries in exclude */
+    migrate_progress_fn progress; /* told of each step as it happens; NULL: no one */
+    void *progress_user;          /* passed to progress */
+    int progress_after_ms;        /* how long a step runs before STEP_RUNNING events */
 } migrate_options;
 
 #define MIGRATE_OPTIONS_INIT                                                                       \
     {.to = MIGRATE_HEAD, .backup = true, .progress_after_ms = MIGRATE_PROGRESS_AFTER_MS}
+
+/* What a run would do: migrate_run_plan, migrate_rollback_plan. A plain value; every
+ * string and array in it is its own (migrate_plan_free), so it outlives the migrate_t. */
+typedef struct {
+    /* The database as checked. Filled whenever the target was accepted, even when
+     * the call then refuses, so that a caller can show what it refuses on. */
+    bool checked;       /* the fields of this part are filled */
+    char *db_path;      /* as given to migrate_open */
+    bool db_exists;     /* false: a run would create the file */
+    int version;        /* the version it is at, 0 when none */
+    bool has_id;        /* id holds that version's id (migrate_version_id) */
+    stm_id id;          /* the current version id, zero when none */
+    char *schemas_dir;  /* the schema set's directory */
+    size_t nmigrations; /* migrations in the directory */
+    char **drift;       /* why a run would refuse (migrate_drift_at), in version order */
+    size_t ndrift;      /* entries in drift */
+    /* What a run would do. Filled when the call returns STM_OK. */
+    migrate_direction direction; /* UP for migrate, DOWN for rollback */
+    int target;                  /* the version a run would end at */
+    bool nothing_to_do;          /* a run would change nothing */
+    bool backup;                 /* a backup would be taken before the first change */
+    bool adopt;                  /* an older tool's schema_version would be adopted first */
+    bool set_up_capture;         /* no step, but capture set up anew (and exclusions recorded) */
+    migrate_step *steps;         /* in the order a run would take them, sql included */
+    size_t nsteps;               /* entries in steps */
+    char **exclude;              /* tables a run would record in stemma_exclude (the options') */
+    size_t nexclude;             /* entries in exclude */
+    uint64_t parked;             /* parked operations an UP run would retry after its steps */
+} migrate_plan;
+
+/* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */
+void migrate_plan_free(migrate_plan *plan);
+
+/* What a run did: migrate_run, migrate_rollback. A plain value; every string and array
+ * in it is its own (migrate_result_free). Filled as the run goes, so after a failure
+ * it says what was done before it (the backup, the steps that committed). */
+typedef struct {
+    migrate_direction direction; /* UP for migrate, DOWN for rollback */
+    int from;                    /* the version before the run */
+    int version;                 /* the version the database is at after it */
+    bool has_id;                 /* id holds that version's id */
+    stm_id id;                   /* the version id after the run */
+    bool nothing_to_do;          /* nothing needed doing: nothing was changed */
+    char *backup_path;           /* the backup the run took, or NULL when it took none */
+    bool adopted;                /* an older tool's schema_version was adopted */
+    bool capture_set_up;         /* no step ran, and capture was set up in a step of its own */
+    migrate_step *steps;         /* the steps that committed, in order (sql NULL) */
+    size_t nsteps;               /* entries in steps */
+    bool replay_ran;             /* parked operations were retried (after UP steps) */
+    uint64_t replayed;           /* of them, how many applied */
+    uint64_t parked;             /* operations still parked after the replay */
+} migrate_result;
+
+/* Frees what result holds and zeroes it; safe on a zeroed result, and twice. */
+void migrate_result_free(migrate_result *result);
 
 /* One row of schema_version. Strings are owned by whoever holds the record. */
 typedef struct {
@@ -103,35 +213,37 @@ const migrate_record *migrate_record_at(const migrate_t *self, size_t i);
  * changed since it was applied (checksum differs)"), in version order; lent. */
 size_t migrate_drift_count(const migrate_t *self);
 const char *migrate_drift_at(const migrate_t *self, size_t i);
-/* The path of the backup the last run made, lent, or NULL when it made none. */
-const char *migrate_backup_path(const migrate_t *self);
+
+/* What migrate_run would do with opts, changing nothing (the file is not even
+ * created): the dry run. Makes every check migrate_run makes and refuses as it would.
+ * *plan is the caller's to free with migrate_plan_free whatever this returns; on a
+ * refusal, plan->checked says whether its first part is filled. */
+stm_err migrate_run_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
+                         stm_error *err);
 
 /* Applies the pending migrations up to opts->to, each in its own transaction (see the
- * invariants above), and records opts->exclude in stemma_exclude. Refuses with
- * STM_EINPUT on drift or a target beyond the directory, STM_EUSAGE for a target below
- * the current version. A failing migration is rolled back and reported as STM_EINPUT
- * "FILE:LINE: SQLite's message (in: statement); ... still at version N". With
- * opts->dry_run, writes the plan to opts->out and changes nothing (the file is not
- * even created). Does nothing when nothing is pending. */
-stm_err migrate_run(migrate_t *self, const migrate_options *opts, stm_error *err);
+ * invariants above), and records opts->exclude in stemma_exclude; then retries every
+ * parked operation (apply.h), so those waiting for a table or column the migrations
+ * added apply by the same last-writer-wins rule. Refuses with STM_EINPUT on drift or a
+ * target beyond the directory, STM_EUSAGE for a target below the current version. A
+ * failing migration is rolled back and reported as STM_EINPUT "FILE:LINE: SQLite's
+ * message (in: statement); ... still at version N". Does nothing when nothing is
+ * pending. Each step is told to opts->progress as it happens. *result (NULL: not
+ * wanted) is the caller's to free with migrate_result_free whatever this returns. */
+stm_err migrate_run(migrate_t *self, const migrate_options *opts, migrate_result *result,
+                    stm_error *err);
 
-/* How many parked operations the last migrate_run replayed: after migrations ran, it
- * retries every parked operation (apply.h), so those waiting for a table or column
- * the migrations added apply by the same last-writer-wins rule. */
-uint64_t migrate_replayed(const migrate_t *self);
+/* What migrate_rollback would do with opts, changing nothing; *plan as for
+ * migrate_run_plan. Includes running the rollbacks in memory. */
+stm_err migrate_rollback_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
+                              stm_error *err);
+
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
  * missing rollback file (naming it), when a rollback fails in memory, or for a target
- * above the current version (STM_EUSAGE). opts->dry_run prints the plan. */
-stm_err migrate_rollback(migrate_t *self, const migrate_options *opts, stm_error *err);
-
-/* Replaces db_path's content with backup_path's, after checking the backup opens as
- * SQLite and passes PRAGMA integrity_check, and after copying the current database
- * (when it exists) to a backup of its own, whose path goes to *saved_path (the
- * caller's to free; NULL when none was made; saved_path may be NULL). Reports on
- * opts->out; only out is used. */
-stm_err migrate_restore(const char *db_path, const char *backup_path, const migrate_options *opts,
-                        char **saved_path, stm_error *err);
+ * above the current version (STM_EUSAGE). Progress and *result as for migrate_run. */
+stm_err migrate_rollback(migrate_t *self, const migrate_options *opts, migrate_result *result,
+                         stm_error *err);
 
 /* Reads db_path's schema_version (read-only; the file must exist). *records is the
  * caller's (migrate_records_free), *count its length; an empty list when the database
@@ -139,5 +251,7 @@ stm_err migrate_restore(const char *db_path, const char *backup_path, const migr
 stm_err migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
                              stm_error *err);
 void migrate_records_free(migrate_record **records_p, size_t count);
+
+/* Putting a backup back is backup.h's backup_restore. */
 
 #endif

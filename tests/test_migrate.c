@@ -1,10 +1,15 @@
 /* Tests of sync/migrate: migrating real database files, change capture after each
- * migration, drift, adopting an older tool's schema_version, failing migrations, dry
- * runs, backups, rollback and restore. Each test works in its own scratch directory;
- * schema sets it changes are copied there first. */
+ * migration, drift, adopting an older tool's schema_version, failing migrations,
+ * plans (dry runs), backups, rollback and restore, and what a run tells: its events,
+ * its result, and that it prints nothing. Each test works in its own scratch
+ * directory; schema sets it changes are copied there first. One file (over the house's
+ * 700 lines) because every test shares the fixtures and helpers below. */
 #include "base/buf.h"
 #include "lineage/lineage.h"
+#include "sync/apply.h"
+#include "sync/backup.h"
 #include "sync/migrate.h"
+#include "sync/op.h"
 #include "sync/store.h"
 #include "dbutil.h"
 #include "testutil.h"
@@ -108,7 +113,7 @@ static stm_err s_migrate(const char *db, const char *schemas, int to, bool backu
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = to;
     o.backup = backup;
-    stm_err rc = migrate_run(m, &o, err);
+    stm_err rc = migrate_run(m, &o, NULL, err);
     migrate_destroy(&m);
     return rc;
 }
@@ -254,6 +259,130 @@ static bool s_has_column(const char *db, const char *table, const char *column)
     return s_int(db, sql) == 1;
 }
 
+/* ---- what the migrator tells, and that it prints nothing ---- */
+
+/* Every event of a run but STEP_RUNNING as one line ("started up 3"), so that a test
+ * compares the whole sequence at once; STEP_RUNNING (timing-dependent) is counted. */
+typedef struct {
+    buf_t log;           /* one line an event */
+    int running;         /* STEP_RUNNING events */
+    int running_version; /* the step the last one was for */
+    int open_step;       /* the step started and not yet ended, 0 for none */
+    int stray;           /* STEP_RUNNING events outside their step */
+    char *backup;        /* BACKUP_WRITTEN's path, copied */
+} s_events;
+
+static void s_events_init(s_events *e)
+{
+    memset(e, 0, sizeof *e);
+    e->log = (buf_t)BUF_INIT;
+}
+
+static void s_events_free(s_events *e)
+{
+    buf_free(&e->log);
+    free(e->backup);
+}
+
+static void s_record(const migrate_event *ev, void *user)
+{
+    s_events *e = user;
+    const migrate_step *s = ev->step;
+    const char *dir = s && s->direction == MIGRATE_DOWN ? "down" : "up";
+    switch (ev->kind) {
+    case MIGRATE_EVENT_BACKUP_WRITTEN:
+        buf_puts(&e->log, "backup\n");
+        e->backup = strdup(ev->path);
+        break;
+    case MIGRATE_EVENT_ADOPTED:
+        buf_printf(&e->log, "adopted %d\n", ev->version);
+        break;
+    case MIGRATE_EVENT_STEP_STARTED:
+        buf_printf(&e->log, "started %s %d\n", dir, s->version);
+        e->open_step = s->version;
+        break;
+    case MIGRATE_EVENT_STEP_RUNNING:
+        e->running++;
+        e->running_version = s->version;
+        e->stray += e->open_step != s->version;
+        break;
+    case MIGRATE_EVENT_STEP_DONE:
+    case MIGRATE_EVENT_STEP_FAILED:
+        buf_printf(&e->log, "%s %s %d\n", ev->kind == MIGRATE_EVENT_STEP_DONE ? "done" : "failed",
+                   dir, s->version);
+        e->open_step = 0;
+        assert_true(ev->elapsed_ms >= 0);
+        break;
+    case MIGRATE_EVENT_REPLAYED:
+        buf_printf(&e->log, "replayed %llu %llu\n", (unsigned long long)ev->replayed,
+                   (unsigned long long)ev->parked);
+        break;
+    case MIGRATE_EVENT_CAPTURE_SET_UP:
+        buf_printf(&e->log, "capture %d\n", ev->version);
+        break;
+    }
+}
+
+/* Default options whose events go to e. */
+static migrate_options s_told(s_events *e)
+{
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.progress = s_record;
+    o.progress_user = e;
+    return o;
+}
+
+/* stdout and stderr pointed at a file for a while, to show nothing is printed. */
+typedef struct {
+    int saved_out; /* stdout before */
+    int saved_err; /* stderr before */
+    FILE *file;    /* where both went */
+} s_capture;
+
+static void s_capture_begin(s_capture *c)
+{
+    fflush(stdout);
+    fflush(stderr);
+    c->file = tmpfile();
+    assert_non_null(c->file);
+    c->saved_out = dup(STDOUT_FILENO);
+    c->saved_err = dup(STDERR_FILENO);
+    assert_true(c->saved_out >= 0 && c->saved_err >= 0);
+    assert_int_equal(dup2(fileno(c->file), STDOUT_FILENO), STDOUT_FILENO);
+    assert_int_equal(dup2(fileno(c->file), STDERR_FILENO), STDERR_FILENO);
+}
+
+/* Puts stdout and stderr back; returns how many bytes were written to them meanwhile. */
+static long long s_capture_end(s_capture *c)
+{
+    fflush(stdout);
+    fflush(stderr);
+    dup2(c->saved_out, STDOUT_FILENO);
+    dup2(c->saved_err, STDERR_FILENO);
+    close(c->saved_out);
+    close(c->saved_err);
+    struct stat st;
+    long long size = fstat(fileno(c->file), &st) == 0 ? (long long)st.st_size : -1;
+    fclose(c->file);
+    return size;
+}
+
+/* Runs migrate (MIGRATE_UP) or rollback with o into *res, and checks that it printed
+ * nothing; fails the test on an error. */
+static void s_run_silently(migrate_t *m, const migrate_options *o, migrate_direction dir,
+                           migrate_result *res)
+{
+    stm_error err = {0};
+    s_capture c;
+    s_capture_begin(&c);
+    stm_err rc =
+        dir == MIGRATE_UP ? migrate_run(m, o, res, &err) : migrate_rollback(m, o, res, &err);
+    long long printed = s_capture_end(&c);
+    if (rc != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(printed, 0);
+}
+
 /* ---- migrate ---- */
 
 static void test_fresh_migrate_to_head(void **state)
@@ -267,10 +396,12 @@ static void test_fresh_migrate_to_head(void **state)
     assert_false(s_exists(f->db)); /* opening checks only: nothing created */
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
     assert_int_equal(migrate_version(m), 4);
     assert_true(migrate_is_prepared(m));
-    assert_null(migrate_backup_path(m)); /* a new file: nothing to back up */
+    assert_null(res.backup_path); /* a new file: nothing to back up */
+    migrate_result_free(&res);
     assert_int_equal(migrate_record_count(m), 4);
     const lineage_t *l = migrate_lineage(m);
     for (size_t i = 0; i < 4; i++) {
@@ -399,10 +530,20 @@ static void test_a_changed_file_is_drift(void **state)
     assert_string_equal(migrate_drift_at(m, 0), expect);
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    /* A plan refused for drift still describes the database, drift included. */
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_string_equal(err.msg, expect);
+    assert_true(plan.checked);
+    assert_int_equal(plan.version, 4);
+    assert_int_equal(plan.ndrift, 1);
+    assert_string_equal(plan.drift[0], expect);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
     o.to = 1;
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
     migrate_destroy(&m);
     s_hash_file(f->db, after);
@@ -426,7 +567,7 @@ static void test_a_version_the_directory_lacks_is_drift(void **state)
     assert_non_null(strstr(migrate_drift_at(m, 0), "lacks (\"Comments on tasks\""));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "holds version 4"));
     migrate_destroy(&m);
     free(set);
@@ -490,14 +631,21 @@ static void test_an_older_schema_version_is_adopted(void **state)
     assert_int_equal(migrate_version(m), 2);
     assert_int_equal(migrate_drift_count(m), 0);
     assert_false(migrate_is_prepared(m));
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
-    if (migrate_run(m, &o, &err) != STM_OK)
+    migrate_result res;
+    if (migrate_run(m, &o, &res, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_false(migrate_needs_adoption(m));
     assert_int_equal(migrate_version(m), 4);
+    assert_true(res.adopted);
+    assert_string_equal(buf_str(&e.log), "backup\nadopted 2\nstarted up 3\ndone up 3\n"
+                                         "started up 4\ndone up 4\nreplayed 0 0\n");
+    s_events_free(&e);
     /* The backup was taken before adoption: an older tool's table, at version 2. */
-    const char *bak = migrate_backup_path(m);
+    const char *bak = res.backup_path;
     assert_non_null(bak);
     assert_false(s_has_column(bak, "schema_version", "version_id"));
     assert_int_equal(s_int(bak, "SELECT max(version) FROM schema_version"), 2);
@@ -517,6 +665,7 @@ static void test_an_older_schema_version_is_adopted(void **state)
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM lists"), 1);
     assert_int_equal(s_triggers(f->db), 16);
     lineage_destroy(&l);
+    migrate_result_free(&res);
     migrate_destroy(&m);
 }
 
@@ -542,7 +691,7 @@ static void test_rollback_adopts_an_older_table_first(void **state)
     o.to = 1;
     o.backup = false;
     stm_error err = {0};
-    if (migrate_rollback(m, &o, &err) != STM_OK)
+    if (migrate_rollback(m, &o, NULL, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(migrate_version(m), 1);
     assert_false(migrate_needs_adoption(m));
@@ -574,11 +723,25 @@ static void test_capture_is_set_up_again_when_stemma_tables_are_gone(void **stat
     buf_free(&drop);
     migrate_t *m = s_open(f->db, TASKS);
     assert_false(migrate_is_prepared(m));
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_false(plan.nothing_to_do);
+    assert_true(plan.set_up_capture);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
     assert_true(migrate_is_prepared(m));
-    assert_null(migrate_backup_path(m)); /* no migration ran: no backup */
+    assert_null(res.backup_path); /* no migration ran: no backup */
+    assert_true(res.capture_set_up);
+    assert_int_equal(res.nsteps, 0);
+    assert_string_equal(buf_str(&e.log), "capture 4\n");
+    migrate_result_free(&res);
+    s_events_free(&e);
     migrate_destroy(&m);
     assert_int_equal(s_triggers(f->db), 16);
     stm_id stamped;
@@ -599,7 +762,7 @@ static void test_adoption_refuses_versions_the_directory_lacks(void **state)
     assert_non_null(strstr(migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "version 5"));
     migrate_destroy(&m);
     s_hash_file(f->db, after);
@@ -616,7 +779,7 @@ static void test_adoption_refuses_a_gap(void **state)
     assert_non_null(strstr(migrate_drift_at(m, 0), "no row for version 2"));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
     migrate_destroy(&m);
 }
 
@@ -641,9 +804,21 @@ static void test_a_failing_migration_leaves_the_previous_version(void **state)
     /* Fine on the empty in-memory database, refused on this data. */
     s_exec(f->db, "INSERT INTO items (code) VALUES ('a'), ('a')");
     migrate_t *m = s_open(f->db, set);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_EINPUT);
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_EINPUT);
+    /* The result says what was done before the failure. */
+    assert_string_equal(buf_str(&e.log), "backup\nstarted up 2\nfailed up 2\n");
+    assert_non_null(res.backup_path);
+    assert_non_null(strstr(err.msg, res.backup_path));
+    assert_int_equal(res.nsteps, 0);
+    assert_int_equal(res.version, 1);
+    assert_false(res.replay_ran);
+    migrate_result_free(&res);
+    s_events_free(&e);
     assert_non_null(
         strstr(err.msg, "tests/data/schemas/fails-on-data/002_unique_codes.sql:3: UNIQUE"));
     assert_non_null(strstr(err.msg, "(in: CREATE UNIQUE INDEX items_by_code"));
@@ -683,7 +858,7 @@ static void test_exclude_lets_a_composite_key_table_stay_local(void **state)
     o.exclude = exclude;
     o.nexclude = 1;
     stm_error err = {0};
-    if (migrate_run(m, &o, &err) != STM_OK)
+    if (migrate_run(m, &o, NULL, &err) != STM_OK)
         fail_msg("%s", err.msg);
     migrate_destroy(&m);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_exclude WHERE tbl = 'note_links'"),
@@ -696,32 +871,86 @@ static void test_exclude_lets_a_composite_key_table_stay_local(void **state)
 
 /* ---- dry run ---- */
 
-static void test_a_dry_run_changes_nothing(void **state)
+static void test_a_dry_run_plans_and_changes_nothing(void **state)
 {
     s_fixture *f = *state;
-    s_migrate_ok(f->db, TASKS, 2);
+    s_migrate_ok(f->db, TASKS, 1);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home')");
     unsigned char before[32], after[32];
     s_hash_file(f->db, before);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
     migrate_t *m = s_open(f->db, TASKS);
     migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.dry_run = true;
-    o.out = out;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
-    assert_int_equal(migrate_version(m), 2);
+    migrate_plan plan;
+    s_capture c;
+    s_capture_begin(&c);
+    stm_err rc = migrate_run_plan(m, &o, &plan, &err);
+    assert_int_equal(s_capture_end(&c), 0); /* the migrator prints nothing */
+    assert_int_equal(rc, STM_OK);
+    assert_int_equal(migrate_version(m), 1);
+    /* The database as checked. */
+    assert_true(plan.checked);
+    assert_string_equal(plan.db_path, f->db);
+    assert_true(plan.db_exists);
+    assert_int_equal(plan.version, 1);
+    assert_true(plan.has_id);
+    assert_true(stm_id_equal(&plan.id, &lineage_version_at(migrate_lineage(m), 0)->id));
+    assert_string_equal(plan.schemas_dir, TASKS);
+    assert_int_equal(plan.nmigrations, 4);
+    assert_int_equal(plan.ndrift, 0);
+    /* What a run would do: steps 2, 3 and 4, after a backup. */
+    assert_int_equal(plan.direction, MIGRATE_UP);
+    assert_int_equal(plan.target, 4);
+    assert_false(plan.nothing_to_do);
+    assert_true(plan.backup);
+    assert_false(plan.adopt);
+    assert_false(plan.set_up_capture);
+    assert_int_equal(plan.nsteps, 3);
+    static const char *const files[] = {TASKS "/002_add_priority.sql",
+                                        TASKS "/003_add_task_tags.sql",
+                                        TASKS "/004_add_comments.sql"};
+    for (size_t i = 0; i < 3; i++) {
+        const migrate_step *s = &plan.steps[i];
+        assert_int_equal(s->version, (int)i + 2);
+        assert_int_equal(s->direction, MIGRATE_UP);
+        assert_string_equal(s->file, files[i]);
+        assert_string_equal(s->description,
+                            lineage_version_at(migrate_lineage(m), i + 1)->description);
+        assert_int_equal(s->ms, 0);
+    }
+    assert_non_null(strstr(plan.steps[1].sql, "ALTER TABLE tasks ADD COLUMN tags TEXT DEFAULT "
+                                              "'[]';\n"));
+    assert_int_equal(plan.nexclude, 0);
+    assert_int_equal(plan.parked, 0);
+    migrate_plan_free(&plan);
+    migrate_plan_free(&plan); /* safe twice */
+    /* Up to 2 only, without a backup, excluding a table. */
+    const char *exclude[] = {"tags"};
+    o.to = 2;
+    o.backup = false;
+    o.exclude = exclude;
+    o.nexclude = 1;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(plan.target, 2);
+    assert_false(plan.backup);
+    assert_int_equal(plan.nsteps, 1);
+    assert_int_equal(plan.steps[0].version, 2);
+    assert_int_equal(plan.nexclude, 1);
+    assert_string_equal(plan.exclude[0], "tags");
+    migrate_plan_free(&plan);
+    /* Going back is refused, with the database described. */
+    o = (migrate_options)MIGRATE_OPTIONS_INIT;
+    o.to = 0;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EUSAGE);
+    assert_true(plan.checked);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
+    /* A target beyond the directory is refused before anything is checked. */
+    o.to = 9;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_false(plan.checked);
+    migrate_plan_free(&plan);
     migrate_destroy(&m);
-    fclose(out);
-    assert_non_null(strstr(text, "is at version 2"));
-    assert_non_null(strstr(text, "drift: none"));
-    assert_non_null(strstr(text, "would back the database up first"));
-    assert_non_null(strstr(text, "v3  schemas/tasks/003_add_task_tags.sql  Tasks carry"));
-    assert_non_null(strstr(text, "\n    ALTER TABLE tasks ADD COLUMN tags TEXT DEFAULT '[]';\n"));
-    assert_non_null(strstr(text, "v4  schemas/tasks/004_add_comments.sql"));
-    assert_non_null(strstr(text, "nothing was changed"));
-    free(text);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
@@ -732,13 +961,61 @@ static void test_a_dry_run_does_not_create_the_file(void **state)
     s_fixture *f = *state;
     migrate_t *m = s_open(f->db, TASKS);
     migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.dry_run = true;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_false(plan.db_exists);
+    assert_int_equal(plan.version, 0);
+    assert_false(plan.has_id);
+    assert_false(plan.backup); /* a new file: nothing to back up */
+    assert_int_equal(plan.nsteps, 4);
+    assert_int_equal(plan.steps[0].version, 1);
+    migrate_plan_free(&plan);
     o.to = 0;
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT); /* nothing to roll back */
+    /* Nothing to roll back. */
+    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_false(plan.checked);
+    migrate_plan_free(&plan);
     migrate_destroy(&m);
     assert_false(s_exists(f->db));
+}
+
+static void test_a_rollback_plan_lists_the_down_files(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    unsigned char before[32], after[32];
+    s_hash_file(f->db, before);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    stm_error err = {0};
+    migrate_plan plan;
+    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(plan.direction, MIGRATE_DOWN);
+    assert_int_equal(plan.version, 4);
+    assert_int_equal(plan.target, 1);
+    assert_true(plan.backup);
+    assert_int_equal(plan.nsteps, 3);
+    static const char *const files[] = {TASKS "/004_add_comments.down.sql",
+                                        TASKS "/003_add_task_tags.down.sql",
+                                        TASKS "/002_add_priority.down.sql"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(plan.steps[i].version, 4 - (int)i);
+        assert_int_equal(plan.steps[i].direction, MIGRATE_DOWN);
+        assert_string_equal(plan.steps[i].file, files[i]);
+    }
+    assert_string_equal(plan.steps[0].description, "Comments on tasks");
+    assert_non_null(strstr(plan.steps[0].sql, "DROP TABLE comments;"));
+    migrate_plan_free(&plan);
+    o.to = 4;
+    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
+    assert_true(plan.nothing_to_do);
+    assert_int_equal(plan.nsteps, 0);
+    migrate_plan_free(&plan);
+    migrate_destroy(&m);
+    s_hash_file(f->db, after);
+    assert_memory_equal(before, after, 32);
 }
 
 /* ---- backups ---- */
@@ -763,8 +1040,10 @@ static void test_the_backup_opens_at_the_old_version(void **state)
     migrate_t *m = s_open(f->db, TASKS);
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
-    char *bak = strdup(migrate_backup_path(m));
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
+    char *bak = strdup(res.backup_path);
+    migrate_result_free(&res);
     migrate_destroy(&m);
     char *prefix = s_path(f->dir, "app.db.v2-");
     assert_int_equal(strncmp(bak, prefix, strlen(prefix)), 0);
@@ -813,11 +1092,13 @@ static void test_rollback_runs_the_down_files(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = 1;
     stm_error err = {0};
-    if (migrate_rollback(m, &o, &err) != STM_OK)
+    migrate_result res;
+    if (migrate_rollback(m, &o, &res, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(migrate_version(m), 1);
-    assert_non_null(migrate_backup_path(m));
-    char *bak = strdup(migrate_backup_path(m));
+    assert_non_null(res.backup_path);
+    char *bak = strdup(res.backup_path);
+    migrate_result_free(&res);
     migrate_destroy(&m);
     assert_int_equal(s_version(bak, TASKS), 4);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM schema_version"), 1);
@@ -836,7 +1117,7 @@ static void test_rollback_runs_the_down_files(void **state)
     m = s_open(f->db, TASKS);
     o.to = 0;
     o.backup = false;
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_OK);
     assert_int_equal(migrate_version(m), 0);
     migrate_destroy(&m);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
@@ -861,7 +1142,7 @@ static void test_rollback_refuses_a_missing_down_file(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = 1;
     stm_error err = {0};
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     char *expect = s_path(set, "003_add_task_tags.down.sql: missing");
     assert_non_null(strstr(err.msg, expect));
     free(expect);
@@ -870,10 +1151,10 @@ static void test_rollback_refuses_a_missing_down_file(void **state)
     o.backup = false;
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_OK);
     assert_int_equal(migrate_version(m), 3);
     o.to = 5;
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_EUSAGE);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EUSAGE);
     assert_non_null(strstr(err.msg, "stemma migrate --to 5"));
     migrate_destroy(&m);
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
@@ -892,7 +1173,7 @@ static void test_rollback_refuses_a_down_file_sqlite_refuses(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = 2;
     stm_error err = {0};
-    assert_int_equal(migrate_rollback(m, &o, &err), STM_EINPUT);
+    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "004_add_comments.down.sql:2: no such table: nope"));
     assert_non_null(strstr(err.msg, "not changed"));
     migrate_destroy(&m);
@@ -910,31 +1191,34 @@ static void test_restore_puts_a_backup_back_and_keeps_the_current(void **state)
     migrate_t *m = s_open(f->db, TASKS);
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
-    char *bak = strdup(migrate_backup_path(m));
+    migrate_result res;
+    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
+    char *bak = strdup(res.backup_path);
+    migrate_result_free(&res);
     migrate_destroy(&m);
     s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the backup')");
-    char *saved = NULL;
-    if (migrate_restore(f->db, bak, &o, &saved, &err) != STM_OK)
+    backup_restored r;
+    if (backup_restore(f->db, bak, &r, &err) != STM_OK)
         fail_msg("%s", err.msg);
+    assert_int_equal(r.version, 2);
     assert_int_equal(s_version(f->db, TASKS), 2);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM lists"), 0);
     /* What was replaced is kept. */
-    assert_non_null(saved);
-    assert_int_equal(s_version(saved, TASKS), 4);
-    assert_int_equal(s_int(saved, "SELECT count(*) FROM lists"), 1);
+    assert_non_null(r.saved_path);
+    assert_int_equal(s_version(r.saved_path, TASKS), 4);
+    assert_int_equal(s_int(r.saved_path, "SELECT count(*) FROM lists"), 1);
     /* The restored database migrates on as usual. */
     s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
-    free(saved);
+    backup_restored_free(&r);
     /* Bad backups are refused, and the database is left alone. */
     tu_write(f->dir, "junk.bak", "this is not a database, not even close to one........");
     char *junk = s_path(f->dir, "junk.bak");
-    assert_int_equal(migrate_restore(f->db, junk, &o, &saved, &err), STM_EINPUT);
+    assert_int_equal(backup_restore(f->db, junk, &r, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "not a usable SQLite database"));
-    assert_null(saved);
+    assert_null(r.saved_path);
     char *missing = s_path(f->dir, "missing.bak");
-    assert_int_equal(migrate_restore(f->db, missing, &o, &saved, &err), STM_EINPUT);
-    assert_int_equal(migrate_restore(f->db, f->db, &o, &saved, &err), STM_EUSAGE);
+    assert_int_equal(backup_restore(f->db, missing, &r, &err), STM_EINPUT);
+    assert_int_equal(backup_restore(f->db, f->db, NULL, &err), STM_EUSAGE);
     assert_int_equal(s_version(f->db, TASKS), 4);
     free(missing);
     free(junk);
@@ -961,10 +1245,10 @@ static void test_restore_refuses_a_damaged_backup(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(c);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    char *saved = NULL;
-    assert_int_equal(migrate_restore(f->db, copy, &o, &saved, &err), STM_ECORRUPT);
+    backup_restored r;
+    assert_int_equal(backup_restore(f->db, copy, &r, &err), STM_ECORRUPT);
+    assert_null(r.saved_path);
     assert_non_null(strstr(err.msg, "fails SQLite's integrity check"));
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
     free(copy);
@@ -972,7 +1256,7 @@ static void test_restore_refuses_a_damaged_backup(void **state)
 
 /* ---- progress, status, history ---- */
 
-static void test_progress_shows_only_when_asked(void **state)
+static void test_long_steps_are_told_as_running(void **state)
 {
     s_fixture *f = *state;
     const char *set = "tests/data/schemas/drop-column";
@@ -981,56 +1265,186 @@ static void test_progress_shows_only_when_asked(void **state)
      * handler is called every thousand. */
     s_exec(f->db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)"
                   " INSERT INTO people SELECT 'p' || i, 'name ' || i, 'nick' FROM n");
-    char *text = NULL;
-    size_t len = 0;
-    FILE *progress = open_memstream(&text, &len);
+    s_events e;
+    s_events_init(&e);
     migrate_t *m = s_open(f->db, set);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.progress = progress;
+    migrate_options o = s_told(&e);
     o.progress_after_ms = 0; /* every step is "long" */
     o.backup = false;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_OK);
     migrate_destroy(&m);
-    fclose(progress);
-    assert_non_null(
-        strstr(text, "\rv2 tests/data/schemas/drop-column/002_drop_nickname.sql: running for "));
-    /* The line is erased when the step ends, for the step's report to take its place. */
-    assert_int_equal(strcmp(text + len - 4, "\r\033[K"), 0);
-    free(text);
-    /* With the default threshold, quick steps draw nothing. */
-    progress = open_memstream(&text, &len);
+    assert_true(e.running > 0);
+    assert_int_equal(e.running_version, 2);
+    assert_int_equal(e.stray, 0); /* only between the step's start and its end */
+    assert_string_equal(buf_str(&e.log), "started up 2\ndone up 2\nreplayed 0 0\n");
+    s_events_free(&e);
+    /* With the default threshold, quick steps are not told as running. */
+    s_events_init(&e);
     char *other = s_path(f->dir, "other.db");
     m = s_open(other, TASKS);
     free(other);
-    o = (migrate_options)MIGRATE_OPTIONS_INIT;
-    o.progress = progress;
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    o = s_told(&e);
+    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_OK);
     migrate_destroy(&m);
-    fclose(progress);
-    assert_int_equal(len, 0);
-    free(text);
+    assert_int_equal(e.running, 0);
+    s_events_free(&e);
 }
 
-static void test_the_report_lines(void **state)
+static void test_a_run_tells_each_step_and_prints_nothing(void **state)
 {
     s_fixture *f = *state;
-    s_migrate_ok(f->db, TASKS, 3);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
+    s_migrate_ok(f->db, TASKS, 1);
+    s_events e;
+    s_events_init(&e);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = s_told(&e);
+    migrate_result res;
+    s_run_silently(m, &o, MIGRATE_UP, &res);
+    assert_string_equal(buf_str(&e.log), "backup\n"
+                                         "started up 2\ndone up 2\n"
+                                         "started up 3\ndone up 3\n"
+                                         "started up 4\ndone up 4\n"
+                                         "replayed 0 0\n");
+    assert_int_equal(e.stray, 0);
+    const lineage_t *l = migrate_lineage(m);
+    assert_int_equal(res.direction, MIGRATE_UP);
+    assert_int_equal(res.from, 1);
+    assert_int_equal(res.version, 4);
+    assert_true(res.has_id);
+    assert_true(stm_id_equal(&res.id, &lineage_head(l)->id));
+    assert_false(res.nothing_to_do);
+    assert_non_null(res.backup_path);
+    assert_string_equal(res.backup_path, e.backup);
+    assert_int_equal(s_version(res.backup_path, TASKS), 1);
+    assert_false(res.adopted);
+    assert_false(res.capture_set_up);
+    assert_int_equal(res.nsteps, 3);
+    for (size_t i = 0; i < 3; i++) {
+        const migrate_step *s = &res.steps[i];
+        assert_int_equal(s->version, (int)i + 2);
+        assert_int_equal(s->direction, MIGRATE_UP);
+        assert_non_null(strstr(s->file, TASKS "/00"));
+        assert_string_equal(s->description, lineage_version_at(l, i + 1)->description);
+        assert_null(s->sql);
+        assert_true(s->ms >= 0);
+    }
+    assert_true(res.replay_ran);
+    assert_int_equal(res.replayed, 0);
+    assert_int_equal(res.parked, 0);
+    migrate_result_free(&res);
+    migrate_result_free(&res); /* safe twice */
+    s_events_free(&e);
+    /* Again: nothing to do, nothing told. */
+    s_events_init(&e);
+    o = s_told(&e);
+    s_run_silently(m, &o, MIGRATE_UP, &res);
+    assert_true(res.nothing_to_do);
+    assert_int_equal(res.from, 4);
+    assert_int_equal(res.version, 4);
+    assert_null(res.backup_path);
+    assert_int_equal(res.nsteps, 0);
+    assert_false(res.replay_ran);
+    assert_string_equal(buf_str(&e.log), "");
+    migrate_result_free(&res);
+    s_events_free(&e);
+    migrate_destroy(&m);
+}
+
+static void test_a_rollback_tells_each_step(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
+    s_events e;
+    s_events_init(&e);
+    migrate_t *m = s_open(f->db, TASKS);
+    migrate_options o = s_told(&e);
+    o.to = 2;
+    o.backup = false;
+    migrate_result res;
+    s_run_silently(m, &o, MIGRATE_DOWN, &res);
+    assert_string_equal(buf_str(&e.log),
+                        "started down 4\ndone down 4\nstarted down 3\ndone down 3\n");
+    assert_int_equal(res.direction, MIGRATE_DOWN);
+    assert_int_equal(res.from, 4);
+    assert_int_equal(res.version, 2);
+    assert_true(stm_id_equal(&res.id, &lineage_version_at(migrate_lineage(m), 1)->id));
+    assert_null(res.backup_path);
+    assert_int_equal(res.nsteps, 2);
+    assert_string_equal(res.steps[0].file, TASKS "/004_add_comments.down.sql");
+    assert_string_equal(res.steps[1].file, TASKS "/003_add_task_tags.down.sql");
+    assert_false(res.replay_ran);
+    migrate_result_free(&res);
+    s_events_free(&e);
+    migrate_destroy(&m);
+}
+
+/* Applies one write to tasks.tags from another node to db (at version 2, without that
+ * column): it is parked. */
+static void s_park_a_tags_write(const char *db)
+{
+    store_t *store = NULL;
+    stm_error err = {0};
+    assert_int_equal(store_open(db, STORE_OPEN_EXISTING, &store, &err), STM_OK);
+    applier_t *a = applier_new(store, NULL, NULL);
+    opbatch_t *b = opbatch_new();
+    op_t op;
+    memset(&op, 0, sizeof op);
+    memset(op.origin.bytes, 0xa1, STM_ID_BYTES);
+    op.seq = 1;
+    op.hlc = 1000;
+    op.table = "tasks";
+    op.pk.type = VALUE_TEXT;
+    op.pk.bytes = "t1";
+    op.pk.len = 2;
+    op.column = "tags";
+    op.affinity = 'T';
+    op.value.type = VALUE_TEXT;
+    op.value.bytes = "[\"shop\"]";
+    op.value.len = strlen(op.value.bytes);
+    opbatch_add(b, &op);
+    apply_stats st = {0};
+    if (applier_apply(a, b, &st, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(st.parked, 1);
+    opbatch_destroy(&b);
+    applier_destroy(&a);
+    store_destroy(&store);
+}
+
+static void test_parked_operations_replay_after_the_steps(void **state)
+{
+    s_fixture *f = *state;
+    s_migrate_ok(f->db, TASKS, 2);
+    s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                  "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l1', 'Milk')");
+    s_park_a_tags_write(f->db);
     migrate_t *m = s_open(f->db, TASKS);
     migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.out = out;
+    o.to = 3;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, &err), STM_OK);
+    migrate_plan plan;
+    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(plan.parked, 1); /* a replay pending */
+    migrate_plan_free(&plan);
+    s_events e;
+    s_events_init(&e);
+    o = s_told(&e);
+    o.to = 3;
+    o.backup = false;
+    migrate_result res;
+    if (migrate_run(m, &o, &res, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_string_equal(buf_str(&e.log), "started up 3\ndone up 3\nreplayed 1 0\n");
+    assert_true(res.replay_ran);
+    assert_int_equal(res.replayed, 1);
+    assert_int_equal(res.parked, 0);
+    migrate_result_free(&res);
+    s_events_free(&e);
     migrate_destroy(&m);
-    fclose(out);
-    assert_int_equal(strncmp(text, "backup: ", 8), 0);
-    assert_non_null(strstr(text, "\napplied v4  schemas/tasks/004_add_comments.sql  Comments on "
-                                 "tasks  ("));
-    assert_non_null(strstr(text, "app.db: now at version 4 (id "));
-    free(text);
+    char *tags = s_text(f->db, "SELECT tags FROM tasks WHERE id = 't1'");
+    assert_string_equal(tags, "[\"shop\"]");
+    free(tags);
 }
 
 static void test_status_of_a_missing_file_is_version_0(void **state)
@@ -1097,8 +1511,9 @@ int main(void)
         T(test_a_failing_migration_leaves_the_previous_version),
         T(test_a_new_file_whose_first_migration_fails_is_not_left),
         T(test_exclude_lets_a_composite_key_table_stay_local),
-        T(test_a_dry_run_changes_nothing),
+        T(test_a_dry_run_plans_and_changes_nothing),
         T(test_a_dry_run_does_not_create_the_file),
+        T(test_a_rollback_plan_lists_the_down_files),
         T(test_the_backup_opens_at_the_old_version),
         T(test_no_backup_when_asked_or_nothing_pending),
         T(test_rollback_runs_the_down_files),
@@ -1106,8 +1521,10 @@ int main(void)
         T(test_rollback_refuses_a_down_file_sqlite_refuses),
         T(test_restore_puts_a_backup_back_and_keeps_the_current),
         T(test_restore_refuses_a_damaged_backup),
-        T(test_progress_shows_only_when_asked),
-        T(test_the_report_lines),
+        T(test_long_steps_are_told_as_running),
+        T(test_a_run_tells_each_step_and_prints_nothing),
+        T(test_a_rollback_tells_each_step),
+        T(test_parked_operations_replay_after_the_steps),
         T(test_status_of_a_missing_file_is_version_0),
         T(test_history_reads_what_was_applied),
     };

@@ -1,0 +1,218 @@
+/* migrate_text.c - renders the migrator's values (sync/migrate.h) as text; what each
+ * line means is in the help of migrate and rollback (cmd_store.c). */
+#include "migrate_text.h"
+#include "cli.h"
+
+#include <string.h>
+#include <unistd.h>
+
+/* Where one run is rendered. */
+typedef struct {
+    FILE *out;           /* the report */
+    FILE *progress;      /* the elapsed-time line, or NULL when out is not a terminal */
+    bool drawn;          /* an elapsed-time line is on the terminal now */
+    const char *db_path; /* the database, lent */
+} s_view;
+
+/* An id for people: its first 12 hex digits, or "none" when there is none. */
+static void s_short(bool has, const stm_id *id, char out[13])
+{
+    if (has)
+        cli_short_id(id, out);
+    else
+        strcpy(out, "none");
+}
+
+/* Writes text to out indented by four spaces. */
+static void s_indented(FILE *out, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n)
+            fprintf(out, "    %.*s\n", (int)n, p);
+        else
+            fputc('\n', out);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+/* ---- plans ---- */
+
+/* The first lines of a dry run: where the database is, and drift. */
+static void s_where(FILE *out, const migrate_plan *p)
+{
+    if (!p->db_exists) {
+        fprintf(out, "%s does not exist: it would be created, at version 0\n", p->db_path);
+    } else {
+        char sid[13];
+        s_short(p->version && p->has_id, &p->id, sid);
+        fprintf(out, "%s is at version %d (id %s); %s has %zu migrations\n", p->db_path, p->version,
+                sid, p->schemas_dir, p->nmigrations);
+    }
+    if (!p->ndrift) {
+        fputs("drift: none\n", out);
+        return;
+    }
+    fputs("drift (stemma refuses to migrate until it is resolved):\n", out);
+    for (size_t i = 0; i < p->ndrift; i++)
+        fprintf(out, "  %s\n", p->drift[i]);
+}
+
+static void s_plan_up(FILE *out, const migrate_plan *p)
+{
+    if (p->nothing_to_do) {
+        fprintf(out, "nothing to do: the database is at version %d\n", p->version);
+        return;
+    }
+    if (p->backup)
+        fprintf(out, "would back the database up first, to %s.v%d-<UTC time>.bak\n", p->db_path,
+                p->version);
+    if (p->adopt)
+        fprintf(out,
+                "would adopt schema_version (from an older tool, at version %d): add "
+                "version ids and checksums\n",
+                p->version);
+    if (p->nsteps)
+        fprintf(out, "would apply %zu migration%s, each in its own transaction:\n", p->nsteps,
+                p->nsteps == 1 ? "" : "s");
+    else
+        fputs("would set up change capture for the current schema\n", out);
+    for (size_t i = 0; i < p->nsteps; i++) {
+        const migrate_step *s = &p->steps[i];
+        fprintf(out, "\nv%d  %s  %s\n", s->version, s->file, s->description);
+        s_indented(out, s->sql);
+    }
+    for (size_t i = 0; i < p->nexclude; i++)
+        fprintf(out, "%swould exclude table %s from sync\n", i == 0 && p->nsteps ? "\n" : "",
+                p->exclude[i]);
+}
+
+/* Returns false when there is nothing to do (a rollback's dry run then says only that). */
+static bool s_plan_down(FILE *out, const migrate_plan *p)
+{
+    if (p->nothing_to_do) {
+        fprintf(out, "%s is at version %d: nothing to do\n", p->db_path, p->version);
+        return false;
+    }
+    if (p->backup)
+        fprintf(out, "would back the database up first, to %s.v%d-<UTC time>.bak\n", p->db_path,
+                p->version);
+    if (p->adopt)
+        fputs("would adopt schema_version (an older tool's) first\n", out);
+    fprintf(out, "would roll back %zu migration%s, each in its own transaction:\n", p->nsteps,
+            p->nsteps == 1 ? "" : "s");
+    for (size_t i = 0; i < p->nsteps; i++) {
+        const migrate_step *s = &p->steps[i];
+        fprintf(out, "\nv%d  %s  (rolls back %s)\n", s->version, s->file, s->description);
+        s_indented(out, s->sql);
+    }
+    return true;
+}
+
+stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_direction direction,
+                          FILE *out, stm_error *err)
+{
+    migrate_plan plan;
+    stm_err rc = direction == MIGRATE_UP ? migrate_run_plan(m, opts, &plan, err)
+                                         : migrate_rollback_plan(m, opts, &plan, err);
+    if (plan.checked)
+        s_where(out, &plan);
+    bool planned = rc == STM_OK;
+    if (planned && direction == MIGRATE_UP)
+        s_plan_up(out, &plan);
+    else if (planned)
+        planned = s_plan_down(out, &plan);
+    if (planned)
+        fputs("\ndry run: nothing was changed\n", out);
+    fflush(out);
+    migrate_plan_free(&plan);
+    return rc;
+}
+
+/* ---- runs ---- */
+
+/* Erases the elapsed-time line, so that the step's report takes its place. */
+static void s_erase(s_view *v)
+{
+    if (!v->drawn)
+        return;
+    fputs("\r\033[K", v->progress);
+    fflush(v->progress);
+    v->drawn = false;
+}
+
+static void s_event(const migrate_event *ev, void *user)
+{
+    s_view *v = user;
+    const migrate_step *s = ev->step;
+    switch (ev->kind) {
+    case MIGRATE_EVENT_BACKUP_WRITTEN:
+        fprintf(v->out, "backup: %s\n", ev->path);
+        break;
+    case MIGRATE_EVENT_ADOPTED:
+        fprintf(v->out,
+                "adopted schema_version (from an older tool, at version %d): added version "
+                "ids and checksums\n",
+                ev->version);
+        break;
+    case MIGRATE_EVENT_STEP_STARTED:
+        return;
+    case MIGRATE_EVENT_STEP_RUNNING:
+        if (!v->progress)
+            return;
+        fprintf(v->progress, "\rv%d %s: running for %.1f s", s->version, s->file,
+                (double)ev->elapsed_ms / 1000.0);
+        fflush(v->progress);
+        v->drawn = true;
+        return;
+    case MIGRATE_EVENT_STEP_FAILED:
+        s_erase(v);
+        return;
+    case MIGRATE_EVENT_STEP_DONE:
+        s_erase(v);
+        if (s->direction == MIGRATE_UP)
+            fprintf(v->out, "applied v%d  %s  %s  (%lld ms)\n", s->version, s->file, s->description,
+                    ev->elapsed_ms);
+        else
+            fprintf(v->out, "rolled back v%d  %s  (%lld ms)\n", s->version, s->file,
+                    ev->elapsed_ms);
+        break;
+    case MIGRATE_EVENT_REPLAYED:
+        /* A replay that found nothing parked is not worth a line. */
+        if (!ev->replayed && !ev->parked)
+            return;
+        fprintf(v->out, "replayed %llu parked operation%s (%llu still parked)\n",
+                (unsigned long long)ev->replayed, ev->replayed == 1 ? "" : "s",
+                (unsigned long long)ev->parked);
+        break;
+    case MIGRATE_EVENT_CAPTURE_SET_UP:
+        fprintf(v->out, "%s: change capture set up at version %d\n", v->db_path, ev->version);
+        break;
+    }
+    fflush(v->out);
+}
+
+stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
+                         FILE *out, stm_error *err)
+{
+    s_view view = {
+        .out = out, .progress = isatty(fileno(out)) ? stderr : NULL, .db_path = migrate_db_path(m)};
+    migrate_options o = *opts;
+    o.progress = s_event;
+    o.progress_user = &view;
+    migrate_result res;
+    stm_err rc = direction == MIGRATE_UP ? migrate_run(m, &o, &res, err)
+                                         : migrate_rollback(m, &o, &res, err);
+    if (rc == STM_OK && res.nothing_to_do) {
+        fprintf(out, "%s is at version %d: nothing to do\n", view.db_path, res.version);
+    } else if (rc == STM_OK) {
+        char sid[13];
+        s_short(res.has_id, &res.id, sid);
+        fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
+    }
+    fflush(out);
+    migrate_result_free(&res);
+    return rc;
+}

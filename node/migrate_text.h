@@ -1,0 +1,30 @@
+/* migrate_text.h - the migrator's plan, progress and result as the command line shows
+ * them: sync/migrate.h prints nothing, so that an application embedding it can show
+ * its plan and progress its own way. Shared by migrate and rollback (cmd_store.c) and
+ * init --migrate (cmd_node.c), so that each says the same thing the same way.
+ *
+ * The report goes to out, a line at a time as things happen (flushed, so a person or
+ * a pipe sees each step when it ends). The elapsed-time line of a long step goes to
+ * stderr, and only when out is a terminal: a script piping the output gets none of it. */
+#ifndef STM_MIGRATE_TEXT_H
+#define STM_MIGRATE_TEXT_H
+
+#include "base/error.h"
+#include "sync/migrate.h"
+
+#include <stdio.h>
+
+/* The dry run: plans what migrate (MIGRATE_UP) or rollback (MIGRATE_DOWN) would do with
+ * opts and writes the plan, its SQL included, to out. Returns the planner's code; on a
+ * refusal, what was checked (the database and its drift) is written first and err says
+ * why. */
+stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_direction direction,
+                          FILE *out, stm_error *err);
+
+/* Runs migrate (MIGRATE_UP) or rollback (MIGRATE_DOWN) with opts, whose progress
+ * fields are this function's: each step is written to out as it ends, then the
+ * version the database is at. Returns the run's code (err says why it failed). */
+stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
+                         FILE *out, stm_error *err);
+
+#endif

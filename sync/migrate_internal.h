@@ -1,0 +1,51 @@
+/* migrate_internal.h - private to the migrator: only sync/migrate.c, migrate_plan.c and
+ * migrate_run.c include it, and nothing outside sync/ may.
+ *
+ * The migrator is one job split along its seams into three files that can each be
+ * held in mind: reading the database's schema_version and finding drift (migrate.c),
+ * deciding what a run would do (migrate_plan.c) and doing it (migrate_run.c). All
+ * three need what migrate.h keeps opaque; this header holds just that: the layout of
+ * migrate_t and the reading of its state. Its functions are prefixed migrate_ but are
+ * not API; each says it is internal. */
+#ifndef STM_MIGRATE_INTERNAL_H
+#define STM_MIGRATE_INTERNAL_H
+
+#include "migrate.h"
+#include "store.h"
+
+struct migrate {
+    char *db_path;            /* as given */
+    schemaset_t *set;         /* the directory; NULL when only reading history */
+    lineage_t *lineage;       /* built from set; NULL likewise */
+    store_t *store;           /* read-only until a change; NULL while the file is missing */
+    bool exists;              /* the database file exists */
+    bool created;             /* this run created the file (it did not exist when checked) */
+    bool prepared;            /* stemma's tables exist */
+    bool has_table;           /* schema_version exists */
+    bool has_id_column;       /* schema_version.version_id exists */
+    bool has_checksum_column; /* schema_version.checksum exists */
+    migrate_record *records;  /* schema_version's rows, by version */
+    size_t nrecords;          /* entries in records */
+    size_t records_cap;       /* room in records */
+    int version;              /* the highest recorded version, 0 when none */
+    bool adopt;               /* columns or values of stemma's are missing */
+    char **drift;             /* why migrate would refuse, in version order */
+    size_t ndrift;            /* entries in drift */
+    size_t drift_cap;         /* room in drift */
+};
+
+/* Internal. (Re)reads everything the accessors report from the open store (none when
+ * self->store is NULL): schema_version's layout and rows, and drift against the
+ * directory when there is one. */
+stm_err migrate_load_state(migrate_t *self, stm_error *err);
+
+/* Internal. Forgets what migrate_load_state read. */
+void migrate_clear_state(migrate_t *self);
+
+/* Internal. STM_EDB "DB: what: SQLite's message" from the store's connection. */
+stm_err migrate_db_error(migrate_t *self, stm_error *err, const char *what);
+
+/* Internal. Frees n steps and their strings (migrate_plan_free, migrate_result_free). */
+void migrate_steps_free(migrate_step *steps, size_t n);
+
+#endif

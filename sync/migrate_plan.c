@@ -1,0 +1,239 @@
+/* migrate_plan.c - what a migrate or rollback run would do, decided on the read-only
+ * connection: every refusal the migrator makes (a bad target, drift, the wrong
+ * direction, a missing or failing rollback file) is made here, before anything is
+ * written (migrate.h, invariants 1, 4 and 5). migrate_run.c carries the plan out; a
+ * dry run is the plan alone. */
+#include "migrate_internal.h"
+#include "oplog.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "lineage/sqlscript.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* "DIR/FILE" for messages, the caller's to free. */
+static char *s_file_path(const migrate_t *self, const char *file)
+{
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%s/%s", schemaset_dir(self->set), file);
+    return buf_detach(&b);
+}
+
+/* Appends the step of migration k to plan, whose steps have room for it. */
+static void s_step_add(migrate_plan *plan, const migrate_t *self, int k, migrate_direction dir)
+{
+    const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+    migrate_step *s = &plan->steps[plan->nsteps++];
+    s->version = k;
+    s->direction = dir;
+    s->file = s_file_path(self, dir == MIGRATE_UP ? m->file : m->down_file);
+    s->description = stm_strdup(m->description);
+    s->sql = stm_strdup(dir == MIGRATE_UP ? m->text : m->down_text);
+}
+
+/* Internal (migrate_internal.h). */
+void migrate_steps_free(migrate_step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(steps[i].file);
+        free(steps[i].description);
+        free(steps[i].sql);
+    }
+    free(steps);
+}
+
+void migrate_plan_free(migrate_plan *plan)
+{
+    free(plan->db_path);
+    free(plan->schemas_dir);
+    for (size_t i = 0; i < plan->ndrift; i++)
+        free(plan->drift[i]);
+    free(plan->drift);
+    migrate_steps_free(plan->steps, plan->nsteps);
+    for (size_t i = 0; i < plan->nexclude; i++)
+        free(plan->exclude[i]);
+    free(plan->exclude);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* The first part of a plan: the database as it was checked, drift included. */
+static void s_fill_checked(const migrate_t *self, migrate_plan *plan)
+{
+    plan->checked = true;
+    plan->db_path = stm_strdup(self->db_path);
+    plan->db_exists = self->exists;
+    plan->version = self->version;
+    plan->has_id = migrate_version_id(self, &plan->id);
+    plan->schemas_dir = stm_strdup(schemaset_dir(self->set));
+    plan->nmigrations = lineage_count(self->lineage);
+    if (self->ndrift) {
+        plan->drift = stm_calloc(self->ndrift, sizeof *plan->drift);
+        for (size_t i = 0; i < self->ndrift; i++)
+            plan->drift[i] = stm_strdup(self->drift[i]);
+        plan->ndrift = self->ndrift;
+    }
+}
+
+static stm_err s_refuse_drift(const migrate_t *self, stm_error *err)
+{
+    if (self->ndrift == 1)
+        return stm_error_set(err, STM_EINPUT, "%s", self->drift[0]);
+    return stm_error_set(err, STM_EINPUT, "%s (and %zu more problems: 'stemma status' lists them)",
+                         self->drift[0], self->ndrift - 1);
+}
+
+/* True when opts names a table not yet in stemma_exclude. */
+static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
+{
+    if (o->nexclude == 0)
+        return false;
+    if (!self->prepared)
+        return true;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return true;
+    bool found_new = false;
+    for (size_t i = 0; i < o->nexclude && !found_new; i++) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_text(stmt, 1, o->exclude[i], -1, SQLITE_STATIC);
+        found_new = sqlite3_step(stmt) != SQLITE_ROW;
+    }
+    sqlite3_finalize(stmt);
+    return found_new;
+}
+
+/* ---- migrate ---- */
+
+stm_err migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
+                         stm_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    int count = (int)lineage_count(self->lineage);
+    if (o->to < 0 && o->to != MIGRATE_HEAD)
+        return stm_error_set(err, STM_EUSAGE, "the target version must be 0 or more, not %d",
+                             o->to);
+    int target = o->to == MIGRATE_HEAD ? count : o->to;
+    if (target > count)
+        return stm_error_set(err, STM_EINPUT, "there is no version %d: %s has %d migration%s",
+                             target, schemaset_dir(self->set), count, count == 1 ? "" : "s");
+    s_fill_checked(self, plan);
+    if (self->ndrift)
+        return s_refuse_drift(self, err);
+    if (target < self->version)
+        return stm_error_set(err, STM_EUSAGE,
+                             "%s is at version %d, above %d: migrate only goes forward (to go "
+                             "back: stemma rollback --to %d)",
+                             self->db_path, self->version, target, target);
+    plan->direction = MIGRATE_UP;
+    plan->target = target;
+    bool pending = target > self->version;
+    /* A database with stemma's tables missing at a version above 0 needs capture set
+     * up even when no migration is pending. */
+    if (!pending && !self->adopt && !s_new_exclusions(self, o) &&
+        (self->prepared || self->version == 0)) {
+        plan->nothing_to_do = true;
+        return STM_OK;
+    }
+    plan->backup = o->backup && self->exists && (pending || self->adopt);
+    plan->adopt = self->adopt;
+    plan->set_up_capture = !pending;
+    if (pending)
+        plan->steps = stm_calloc((size_t)(target - self->version), sizeof *plan->steps);
+    for (int k = self->version + 1; k <= target; k++)
+        s_step_add(plan, self, k, MIGRATE_UP);
+    if (o->nexclude) {
+        plan->exclude = stm_calloc(o->nexclude, sizeof *plan->exclude);
+        for (size_t i = 0; i < o->nexclude; i++)
+            plan->exclude[i] = stm_strdup(o->exclude[i]);
+        plan->nexclude = o->nexclude;
+    }
+    uint64_t total = 0;
+    if (pending && self->prepared)
+        return oplog_counts(self->store, &total, &plan->parked, err);
+    return STM_OK;
+}
+
+/* ---- rollback ---- */
+
+/* Runs the migrations up to the current version, then the rollbacks down to `to`, on
+ * an in-memory database, so a rollback SQLite refuses is refused before the real
+ * database is touched. */
+static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+        stm_err rc = stm_error_set(err, STM_EDB, "cannot open an in-memory database: %s",
+                                   db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    stm_err rc = STM_OK;
+    for (int k = 1; k <= self->version && rc == STM_OK; k++) {
+        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        char *path = s_file_path(self, m->file);
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        rc = sqlscript_run(db, path, m->text, 0, err);
+        sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        free(path);
+    }
+    for (int k = self->version; k > to && rc == STM_OK; k--) {
+        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        char *path = s_file_path(self, m->down_file);
+        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        rc = sqlscript_run(db, path, m->down_text, 0, err);
+        sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        free(path);
+    }
+    sqlite3_close(db);
+    if (rc != STM_OK)
+        stm_error_append(err,
+                         "found running the rollbacks in memory; the database was not changed");
+    return rc;
+}
+
+stm_err migrate_rollback_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
+                              stm_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    int to = o->to;
+    if (to < 0)
+        return stm_error_set(err, STM_EUSAGE, "rollback needs a target version, 0 or more");
+    if (!self->exists)
+        return stm_error_set(err, STM_EINPUT, "%s: no such database file", self->db_path);
+    s_fill_checked(self, plan);
+    if (self->ndrift)
+        return s_refuse_drift(self, err);
+    if (to > self->version)
+        return stm_error_set(err, STM_EUSAGE,
+                             "%s is at version %d, below %d: rollback only goes back (to go "
+                             "forward: stemma migrate --to %d)",
+                             self->db_path, self->version, to, to);
+    plan->direction = MIGRATE_DOWN;
+    plan->target = to;
+    if (to == self->version) {
+        plan->nothing_to_do = true;
+        return STM_OK;
+    }
+    for (int k = self->version; k > to; k--) {
+        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        if (!m->down_text) {
+            size_t n = strlen(m->file) - 4; /* the name without ".sql" */
+            return stm_error_set(err, STM_EINPUT,
+                                 "%s/%.*s.down.sql: missing, so version %d cannot be rolled "
+                                 "back (nothing was changed)",
+                                 schemaset_dir(self->set), (int)n, m->file, k);
+        }
+    }
+    stm_err rc = s_rehearse_rollback(self, to, err);
+    if (rc != STM_OK)
+        return rc;
+    plan->backup = o->backup;
+    plan->adopt = self->adopt;
+    plan->steps = stm_calloc((size_t)(self->version - to), sizeof *plan->steps);
+    for (int k = self->version; k > to; k--)
+        s_step_add(plan, self, k, MIGRATE_DOWN);
+    return STM_OK;
+}

@@ -1,0 +1,510 @@
+/* migrate_run.c - carrying out a plan (migrate_plan.c) on the real database. The
+ * invariants it keeps are listed in migrate.h; the order of work in every command that
+ * changes the database is:
+ *
+ *   plan (read-only connection) -> reopen writable and check again -> backup ->
+ *   adopt an older tool's schema_version -> one transaction per step
+ *
+ * so that anything refused is refused before the first write. Each of these is told
+ * to the caller's progress callback as it happens and kept in the result; nothing is
+ * printed here. */
+#include "migrate_internal.h"
+#include "apply.h"
+#include "backup.h"
+#include "capture.h"
+#include "oplog.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "lineage/sqlscript.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The columns stemma's schema_version has; the first three are an older tool's. */
+static const char *const s_create_table = "CREATE TABLE IF NOT EXISTS schema_version ("
+                                          "  version INTEGER PRIMARY KEY,"
+                                          "  applied_at TEXT NOT NULL,"
+                                          "  description TEXT NOT NULL,"
+                                          "  version_id TEXT,"
+                                          "  checksum TEXT"
+                                          ")";
+
+/* How often (in SQLite VM instructions) the progress handler looks at the clock. */
+#define S_PROGRESS_INSTRUCTIONS 1000
+
+/* One run: what it works on, whom it tells, and what it has done so far. */
+typedef struct {
+    migrate_t *self;          /* the migrator, its store writable */
+    const migrate_options *o; /* the caller's options, lent */
+    migrate_result *res;      /* filled as the run goes */
+} s_run;
+
+static long long s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_tell(const s_run *run, const migrate_event *ev)
+{
+    if (run->o->progress)
+        run->o->progress(ev, run->o->progress_user);
+}
+
+/* The version id of version n of the directory (zero for 0). */
+static stm_id s_id_of(const migrate_t *self, int n)
+{
+    stm_id zero = {{0}};
+    return n == 0 ? zero : lineage_version_at(self->lineage, (size_t)n - 1)->id;
+}
+
+/* ---- progress ---- */
+
+/* STEP_RUNNING events for one step, told from SQLite's progress handler. */
+typedef struct {
+    const s_run *run;         /* whom to tell */
+    const migrate_step *step; /* the step running, lent */
+    long long start;          /* s_now_ms() when the step began */
+    long long told;           /* when STEP_RUNNING was last told, -1 before */
+} s_progress;
+
+static int s_progress_tick(void *arg)
+{
+    s_progress *p = arg;
+    long long now = s_now_ms();
+    if (now - p->start < p->run->o->progress_after_ms ||
+        (p->told >= 0 && now - p->told < MIGRATE_PROGRESS_EVERY_MS))
+        return 0;
+    migrate_event ev = {
+        .kind = MIGRATE_EVENT_STEP_RUNNING, .step = p->step, .elapsed_ms = now - p->start};
+    s_tell(p->run, &ev);
+    p->told = now;
+    return 0; /* never interrupt the migration */
+}
+
+static void s_progress_start(s_progress *p, const s_run *run, const migrate_step *step, sqlite3 *db)
+{
+    p->run = run;
+    p->step = step;
+    p->start = s_now_ms();
+    p->told = -1;
+    /* Without a callback there is no one to tell: spare SQLite the handler. */
+    if (run->o->progress)
+        sqlite3_progress_handler(db, S_PROGRESS_INSTRUCTIONS, s_progress_tick, p);
+}
+
+/* Stops the handler; returns how long the step ran. */
+static long long s_progress_stop(s_progress *p, sqlite3 *db)
+{
+    if (p->run->o->progress)
+        sqlite3_progress_handler(db, 0, NULL, NULL);
+    return s_now_ms() - p->start;
+}
+
+/* ---- backup ---- */
+
+/* Makes the run's backup and tells where it is. */
+static stm_err s_backup_before_change(const s_run *run, stm_error *err)
+{
+    migrate_t *self = run->self;
+    stm_err rc = backup_make(store_db(self->store), self->db_path, self->version,
+                             &run->res->backup_path, err);
+    if (rc == STM_OK) {
+        migrate_event ev = {.kind = MIGRATE_EVENT_BACKUP_WRITTEN, .path = run->res->backup_path};
+        s_tell(run, &ev);
+    }
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+static void s_rollback_tx(migrate_t *self)
+{
+    sqlite3 *db = store_db(self->store);
+    /* A failed statement may have ended the transaction already. */
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Inside a step's transaction: checks that no other process moved the database since
+ * it was checked (two migrators at once). */
+static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(self->store),
+                           "SELECT coalesce(max(version), 0) FROM schema_version", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return migrate_db_error(self, err, "reading schema_version");
+    stm_err rc = STM_OK;
+    if (sqlite3_step(stmt) != SQLITE_ROW)
+        rc = migrate_db_error(self, err, "reading schema_version");
+    else if (sqlite3_column_int64(stmt, 0) != expected)
+        rc = stm_error_set(err, STM_EDB,
+                           "%s: another process changed schema_version while stemma worked "
+                           "(now at version %lld, expected %d); run the command again",
+                           self->db_path, (long long)sqlite3_column_int64(stmt, 0), expected);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Ends a step's transaction: stemma's tables, the exclusions, the version id the
+ * triggers stamp, and triggers for the schema as it now is. */
+static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
+                                 stm_error *err)
+{
+    stm_err rc = store_prepare(self->store, err);
+    for (size_t i = 0; i < o->nexclude && rc == STM_OK; i++)
+        rc = capture_exclude(self->store, o->exclude[i], true, err);
+    if (rc == STM_OK)
+        rc = store_set_version_id(self->store, id, err);
+    if (rc == STM_OK)
+        rc = capture_install(self->store, err);
+    return rc;
+}
+
+static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
+{
+    stm_err rc = store_exec(self->store, "BEGIN IMMEDIATE", err);
+    /* Changes still queued by the triggers become operations under the schema they
+     * were made in, before a migration changes their columns; in the migration's own
+     * transaction, so that nothing the application writes falls in between. */
+    if (rc == STM_OK && store_is_prepared(self->store)) {
+        applier_t *applier = applier_new(self->store, NULL, NULL);
+        rc = applier_collect(applier, err);
+        applier_destroy(&applier);
+    }
+    if (rc == STM_OK)
+        rc = store_exec(self->store, s_create_table, err);
+    if (rc == STM_OK)
+        rc = s_expect_version(self, expected, err);
+    if (rc == STM_OK && store_is_prepared(self->store))
+        rc = capture_uninstall(self->store, err);
+    return rc;
+}
+
+static stm_err s_commit(migrate_t *self, stm_error *err)
+{
+    return store_exec(self->store, "COMMIT", err);
+}
+
+/* Adds stemma's columns to an older tool's schema_version and fills them from the
+ * lineage (the numbers were checked against the directory: s_check_drift). */
+static stm_err s_adopt(const s_run *run, stm_error *err)
+{
+    migrate_t *self = run->self;
+    stm_err rc = s_begin(self, self->version, err);
+    if (rc == STM_OK && !self->has_id_column)
+        rc = store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT", err);
+    if (rc == STM_OK && !self->has_checksum_column)
+        rc = store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
+    sqlite3_stmt *stmt = NULL;
+    if (rc == STM_OK &&
+        sqlite3_prepare_v2(store_db(self->store),
+                           "UPDATE schema_version SET version_id = coalesce(version_id, ?2), "
+                           "checksum = coalesce(checksum, ?3) WHERE version = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        rc = migrate_db_error(self, err, "adopting schema_version");
+    for (size_t i = 0; i < self->nrecords && rc == STM_OK; i++) {
+        const lineage_version *v =
+            lineage_version_at(self->lineage, (size_t)self->records[i].version - 1);
+        char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
+        stm_id_to_hex(&v->id, id);
+        stm_id_to_hex(&v->checksum, sum);
+        sqlite3_reset(stmt);
+        sqlite3_bind_int(stmt, 1, v->number);
+        sqlite3_bind_text(stmt, 2, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 3, sum, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(stmt) != SQLITE_DONE)
+            rc = migrate_db_error(self, err, "adopting schema_version");
+    }
+    sqlite3_finalize(stmt);
+    if (rc == STM_OK) {
+        stm_id id = s_id_of(self, self->version);
+        rc = s_refresh_capture(self, run->o, &id, err);
+    }
+    if (rc == STM_OK)
+        rc = s_commit(self, err);
+    if (rc != STM_OK) {
+        s_rollback_tx(self);
+        stm_error_append(err, "adopting schema_version failed; the database is as it was");
+        return rc;
+    }
+    run->res->adopted = true;
+    migrate_event ev = {.kind = MIGRATE_EVENT_ADOPTED, .version = self->version};
+    s_tell(run, &ev);
+    return STM_OK;
+}
+
+/* Records version v as applied (in a step's transaction). */
+static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(self->store),
+                           "INSERT INTO schema_version (version, applied_at, description, "
+                           "version_id, checksum) VALUES (?1, "
+                           "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4)",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return migrate_db_error(self, err, "recording the version");
+    char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(&v->id, id);
+    stm_id_to_hex(&v->checksum, sum);
+    sqlite3_bind_int(stmt, 1, v->number);
+    sqlite3_bind_text(stmt, 2, v->description, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, sum, -1, SQLITE_STATIC);
+    stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
+                     ? STM_OK
+                     : migrate_db_error(self, err, "recording the version");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Keeps a committed step in the result (its sql is the plan's business) and moves the
+ * result's version with it. */
+static const migrate_step *s_step_done(const s_run *run, const migrate_step *step, long long ms)
+{
+    migrate_result *res = run->res;
+    migrate_step *s = &res->steps[res->nsteps++];
+    s->version = step->version;
+    s->direction = step->direction;
+    s->file = stm_strdup(step->file);
+    s->description = stm_strdup(step->description);
+    s->ms = ms;
+    res->version = step->direction == MIGRATE_UP ? step->version : step->version - 1;
+    res->has_id = res->version > 0;
+    res->id = s_id_of(run->self, res->version);
+    return s;
+}
+
+/* Runs one step in its own transaction: migration k applied (the database is at
+ * k - 1), or its rollback run (the database is at k). */
+static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+{
+    migrate_t *self = run->self;
+    bool up = step->direction == MIGRATE_UP;
+    int k = step->version, after = up ? k : k - 1;
+    sqlite3 *db = store_db(self->store);
+    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
+    s_tell(run, &ev);
+    s_progress p;
+    s_progress_start(&p, run, step, db);
+    stm_err rc = s_begin(self, up ? k - 1 : k, err);
+    if (rc == STM_OK)
+        rc = sqlscript_run(db, step->file, step->sql, 0, err);
+    if (rc == STM_OK && up) {
+        rc = s_insert_record(self, lineage_version_at(self->lineage, (size_t)k - 1), err);
+    } else if (rc == STM_OK) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", k);
+        rc = store_exec(self->store, sql, err);
+    }
+    if (rc == STM_OK) {
+        stm_id id = s_id_of(self, after);
+        rc = s_refresh_capture(self, run->o, &id, err);
+    }
+    if (rc == STM_OK)
+        rc = s_commit(self, err);
+    if (rc != STM_OK)
+        s_rollback_tx(self);
+    long long ms = s_progress_stop(&p, db);
+    if (rc != STM_OK) {
+        if (up)
+            stm_error_append(err,
+                             "migration %d was rolled back: the database is still at "
+                             "version %d",
+                             k, k - 1);
+        else
+            stm_error_append(err,
+                             "the rollback of %d was undone: the database is still at "
+                             "version %d",
+                             k, k);
+        ev = (migrate_event){.kind = MIGRATE_EVENT_STEP_FAILED, .step = step, .elapsed_ms = ms};
+        s_tell(run, &ev);
+        return rc;
+    }
+    ev = (migrate_event){
+        .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
+    s_tell(run, &ev);
+    return STM_OK;
+}
+
+/* ---- around the steps ---- */
+
+/* Reopens the database writable (creating it when mode says so) and checks it is still
+ * as it was when checked read-only. */
+static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_error *err)
+{
+    int before = self->version;
+    store_destroy(&self->store);
+    if (!self->exists) {
+        /* Create the file here, exclusively, so that a file this run did not create is
+         * never removed as "the new file a failed first migration leaves". */
+        int fd = open(self->db_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return errno == EEXIST
+                       ? stm_error_set(err, STM_EDB,
+                                       "%s: created by another process while stemma was "
+                                       "checking it; run the command again",
+                                       self->db_path)
+                       : stm_error_set(err, STM_ESYS, "%s: cannot create: %s", self->db_path,
+                                       strerror(errno));
+        close(fd);
+        self->created = true;
+        self->exists = true;
+    }
+    stm_err rc = store_open(self->db_path, mode, &self->store, err);
+    if (rc != STM_OK)
+        return rc;
+    if ((rc = migrate_load_state(self, err)) != STM_OK)
+        return rc;
+    if (self->version != before || self->ndrift)
+        return stm_error_set(err, STM_EDB,
+                             "%s: changed while stemma was checking it (now at version %d); run "
+                             "the command again",
+                             self->db_path, self->version);
+    return STM_OK;
+}
+
+/* Removes a database file this run created and left at version 0 (a failed first
+ * migration), so that "as it was before" holds for a new file too. */
+static void s_remove_created(migrate_t *self)
+{
+    store_destroy(&self->store);
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        buf_t b = BUF_INIT;
+        buf_printf(&b, "%s%s", self->db_path, suffixes[i]);
+        unlink(buf_str(&b));
+        buf_free(&b);
+    }
+    self->exists = self->created = false;
+    migrate_clear_state(self);
+}
+
+/* After migrations that may have added tables or columns, operations parked for
+ * want of them apply now, by the same last-writer-wins rule (apply.h). */
+static stm_err s_replay_parked(const s_run *run, stm_error *err)
+{
+    migrate_result *res = run->res;
+    applier_t *applier = applier_new(run->self->store, NULL, NULL);
+    apply_stats st = {0};
+    stm_err rc = applier_replay(applier, &st, err);
+    applier_destroy(&applier);
+    uint64_t total = 0;
+    if (rc == STM_OK)
+        rc = oplog_counts(run->self->store, &total, &res->parked, err);
+    res->replayed = st.replayed;
+    if (rc != STM_OK)
+        return rc;
+    res->replay_ran = true;
+    migrate_event ev = {
+        .kind = MIGRATE_EVENT_REPLAYED, .replayed = res->replayed, .parked = res->parked};
+    s_tell(run, &ev);
+    return STM_OK;
+}
+
+/* With nothing to apply or adopt: sets capture up for the current version, or records
+ * new exclusions, in a transaction of its own. */
+static stm_err s_set_up_capture(const s_run *run, stm_error *err)
+{
+    migrate_t *self = run->self;
+    int at = self->version;
+    stm_id id = s_id_of(self, at);
+    stm_err rc = s_begin(self, at, err);
+    if (rc == STM_OK)
+        rc = s_refresh_capture(self, run->o, &id, err);
+    if (rc == STM_OK)
+        rc = s_commit(self, err);
+    if (rc != STM_OK) {
+        s_rollback_tx(self);
+        return rc;
+    }
+    run->res->capture_set_up = true;
+    migrate_event ev = {.kind = MIGRATE_EVENT_CAPTURE_SET_UP, .version = at};
+    s_tell(run, &ev);
+    return STM_OK;
+}
+
+/* Carries plan out: reopen, backup, adoption, the steps; then, going up, the replay or
+ * the capture of its own. */
+static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error *err)
+{
+    migrate_t *self = run->self;
+    migrate_result *res = run->res;
+    bool up = plan->direction == MIGRATE_UP;
+    if (plan->nsteps)
+        res->steps = stm_calloc(plan->nsteps, sizeof *res->steps);
+    stm_err rc = s_reopen_writable(self, up ? STORE_OPEN_CREATE : STORE_OPEN_EXISTING, err);
+    if (rc == STM_OK && plan->backup)
+        rc = s_backup_before_change(run, err);
+    if (rc == STM_OK && plan->adopt)
+        rc = s_adopt(run, err);
+    for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
+        rc = s_step(run, &plan->steps[i], err);
+    if (rc == STM_OK && up && res->nsteps)
+        rc = s_replay_parked(run, err);
+    if (rc == STM_OK && plan->set_up_capture && !res->adopted)
+        rc = s_set_up_capture(run, err);
+    if (rc != STM_OK && self->created && res->nsteps == 0) {
+        s_remove_created(self);
+        return rc;
+    }
+    /* The accessors report the database as it now is; a failure keeps err's message
+     * (the result has followed every step already). */
+    stm_error reload = {0};
+    (void)migrate_load_state(self, &reload);
+    if (rc != STM_OK && res->backup_path)
+        stm_error_append(err, "backup: %s", res->backup_path);
+    return rc;
+}
+
+/* migrate_run and migrate_rollback: the plan first, so that every refusal comes before
+ * the first write, then the plan carried out. */
+static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate_result *result,
+                              migrate_direction direction, stm_error *err)
+{
+    migrate_result local;
+    migrate_result *res = result ? result : &local;
+    memset(res, 0, sizeof *res);
+    res->direction = direction;
+    res->from = res->version = self->version;
+    res->has_id = migrate_version_id(self, &res->id);
+    migrate_plan plan;
+    stm_err rc = direction == MIGRATE_UP ? migrate_run_plan(self, o, &plan, err)
+                                         : migrate_rollback_plan(self, o, &plan, err);
+    s_run run = {.self = self, .o = o, .res = res};
+    if (rc == STM_OK && plan.nothing_to_do)
+        res->nothing_to_do = true;
+    else if (rc == STM_OK)
+        rc = s_carry_out(&run, &plan, err);
+    migrate_plan_free(&plan);
+    if (!result)
+        migrate_result_free(&local);
+    return rc;
+}
+
+stm_err migrate_run(migrate_t *self, const migrate_options *o, migrate_result *result,
+                    stm_error *err)
+{
+    return s_plan_and_run(self, o, result, MIGRATE_UP, err);
+}
+
+stm_err migrate_rollback(migrate_t *self, const migrate_options *o, migrate_result *result,
+                         stm_error *err)
+{
+    return s_plan_and_run(self, o, result, MIGRATE_DOWN, err);
+}
+
+void migrate_result_free(migrate_result *result)
+{
+    free(result->backup_path);
+    migrate_steps_free(result->steps, result->nsteps);
+    memset(result, 0, sizeof *result);
+}
