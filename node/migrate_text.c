@@ -15,10 +15,10 @@ typedef struct {
 } s_view;
 
 /* An id for people: its first 12 hex digits, or "none" when there is none. */
-static void s_short(bool has, const stm_id *id, char out[13])
+static void s_short(bool has, const stm_id *id, char out[STM_ID_SHORT_LEN + 1])
 {
     if (has)
-        cli_short_id(id, out);
+        stm_id_short(id, out);
     else
         strcpy(out, "none");
 }
@@ -46,7 +46,7 @@ static void s_where(FILE *out, const migrate_plan *p)
     if (!p->db_exists) {
         fprintf(out, "%s does not exist: it would be created, at version 0\n", p->db_path);
     } else {
-        char sid[13];
+        char sid[STM_ID_SHORT_LEN + 1];
         s_short(p->version && p->has_id, &p->id, sid);
         fprintf(out, "%s is at version %d (id %s); %s has %zu migrations\n", p->db_path, p->version,
                 sid, p->schemas_dir, p->nmigrations);
@@ -208,7 +208,7 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
     if (rc == STM_OK && res.nothing_to_do) {
         fprintf(out, "%s is at version %d: nothing to do\n", view.db_path, res.version);
     } else if (rc == STM_OK) {
-        char sid[13];
+        char sid[STM_ID_SHORT_LEN + 1];
         s_short(res.has_id, &res.id, sid);
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
