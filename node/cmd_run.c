@@ -44,19 +44,18 @@ static node_peer_spec *s_peer_specs(const node_config *cfg)
     for (size_t i = 0; i < cfg->npeers; i++) {
         specs[i].endpoint = cfg->peers[i].endpoint;
         specs[i].has_key = cfg->peers[i].has_key;
-        memcpy(specs[i].key.bytes, cfg->peers[i].key.bytes, STM_ID_BYTES);
+        specs[i].key = cfg->peers[i].key;
     }
     return specs;
 }
 
-static stm_id *s_trusted_keys(const node_config *cfg, const config_key *known, size_t nknown,
+static stm_id *s_trusted_keys(const node_config *cfg, const stm_id *known, size_t nknown,
                               size_t *count)
 {
     size_t n = cfg->ntrusted + nknown;
     stm_id *keys = stm_calloc(n + 1, sizeof *keys);
     for (size_t i = 0; i < n; i++)
-        memcpy(keys[i].bytes, i < cfg->ntrusted ? cfg->trusted[i].bytes : known[i - cfg->ntrusted].bytes,
-               STM_ID_BYTES);
+        keys[i] = i < cfg->ntrusted ? cfg->trusted[i] : known[i - cfg->ntrusted];
     *count = n;
     return keys;
 }
@@ -96,7 +95,7 @@ int cmd_node(int argc, char **argv)
     stm_error err = {0};
     node_config cfg;
     node_keys *keys = NULL;
-    config_key *known = NULL;
+    stm_id *known = NULL;
     size_t nknown = 0;
     stm_err rc = config_load(dir, &cfg, &err);
     if (rc == STM_OK)
@@ -140,7 +139,7 @@ int cmd_node(int argc, char **argv)
         o.policy.mode[r] = modes[cfg.policy[r]];
     o.policy.min_supported_version = cfg.min_supported_version;
     o.policy.max_version_gap = cfg.max_version_gap;
-    memcpy(o.public_key, keys_public(keys), 32);
+    memcpy(o.public_key, keys_public(keys)->bytes, 32);
     memcpy(o.secret_key, keys_secret(keys), 32);
     node_t *node = NULL;
     rc = node_new(&o, &node, &err);

@@ -103,10 +103,10 @@ void config_set_str(char **field, const char *value)
     *field = copy;
 }
 
-void config_add_trusted(node_config *cfg, const config_key *key)
+void config_add_trusted(node_config *cfg, const stm_id *key)
 {
     for (size_t i = 0; i < cfg->ntrusted; i++)
-        if (memcmp(cfg->trusted[i].bytes, key->bytes, KEYS_BYTES) == 0)
+        if (stm_id_equal(&cfg->trusted[i], key))
             return;
     cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + 1) * sizeof *cfg->trusted);
     cfg->trusted[cfg->ntrusted++] = *key;
@@ -225,7 +225,7 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
         char key[KEYS_HEX_LEN + 1];
         memcpy(key, text, klen);
         key[klen] = '\0';
-        if (!keys_parse(key, out->key.bytes))
+        if (!keys_parse(key, &out->key))
             return stm_error_set(err, STM_EINPUT, "'%.200s': the key '%s' is not valid %s", text,
                                  key, klen == KEYS_Z85_LEN ? "Z85" : "hex");
         out->has_key = true;
@@ -248,7 +248,7 @@ char *config_peer_format(const config_peer *peer)
     buf_t b = BUF_INIT;
     if (peer->has_key) {
         char z85[KEYS_Z85_LEN + 1];
-        keys_to_z85(peer->key.bytes, z85);
+        keys_to_z85(&peer->key, z85);
         buf_printf(&b, "%s@", z85);
     }
     buf_puts(&b, peer->endpoint);
@@ -447,14 +447,14 @@ static stm_err s_read_node(const s_reader *r, const toml_value *root, node_confi
 
 /* A key and where it came in its list. */
 typedef struct {
-    config_key key;
+    stm_id key;
     size_t index;
 } s_keyed;
 
 static int s_keyed_cmp(const void *pa, const void *pb)
 {
     const s_keyed *a = pa, *b = pb;
-    int c = memcmp(a->key.bytes, b->key.bytes, KEYS_BYTES);
+    int c = memcmp(a->key.bytes, b->key.bytes, STM_ID_BYTES);
     return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
@@ -466,9 +466,9 @@ static void s_add_trusted_all(node_config *cfg, s_keyed *keys, size_t n)
     qsort(keys, n, sizeof *keys, s_keyed_cmp);
     bool *repeat = stm_calloc(n + 1, sizeof *repeat);
     for (size_t i = 1; i < n; i++)
-        if (memcmp(keys[i - 1].key.bytes, keys[i].key.bytes, KEYS_BYTES) == 0)
+        if (stm_id_equal(&keys[i - 1].key, &keys[i].key))
             repeat[keys[i].index] = true;
-    config_key *in_order = stm_calloc(n + 1, sizeof *in_order);
+    stm_id *in_order = stm_calloc(n + 1, sizeof *in_order);
     for (size_t i = 0; i < n; i++)
         in_order[keys[i].index] = keys[i].key;
     cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + n + 1) * sizeof *cfg->trusted);
@@ -494,7 +494,7 @@ static stm_err s_read_security(const s_reader *r, const toml_value *root, node_c
     for (size_t i = 0; rc == STM_OK && i < n; i++) {
         const toml_value *e = toml_array_at(list, i);
         keys[i].index = i;
-        if (!keys_parse(toml_string(e, NULL), keys[i].key.bytes))
+        if (!keys_parse(toml_string(e, NULL), &keys[i].key))
             rc = s_fail(r, e, "security.trusted",
                         "'%.100s' is not a key: expected 40 Z85 characters or 64 hex digits",
                         toml_string(e, NULL));
@@ -742,7 +742,7 @@ stm_err config_save(const node_config *cfg, stm_error *err)
                  "# of the peers it was given. Default: none.\n");
     for (size_t i = 0; i < cfg->ntrusted; i++) {
         items[i] = stm_malloc(KEYS_Z85_LEN + 1);
-        keys_to_z85(cfg->trusted[i].bytes, items[i]);
+        keys_to_z85(&cfg->trusted[i], items[i]);
     }
     s_put_list(&b, "trusted", items, cfg->ntrusted);
     for (size_t i = 0; i < cfg->ntrusted; i++)
@@ -804,7 +804,7 @@ static const char *s_known_peers_header =
     "# (trust_on_first_use in node.toml), one Z85 key per line, added by the node.\n"
     "# Delete a line to stop trusting that key.\n";
 
-stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *count, stm_error *err)
+stm_err config_known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err)
 {
     *keys = NULL;
     *count = 0;
@@ -868,10 +868,10 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
         while (n > 0 && strchr(" \t\r\n", line[n - 1]))
             line[--n] = '\0';
         char *s = line + strspn(line, " \t");
-        config_key key;
+        stm_id key;
         if (*s == '\0')
             continue;
-        if (keys_parse(s, key.bytes)) {
+        if (keys_parse(s, &key)) {
             if (*count >= CONFIG_MAX_TRUSTED) {
                 rc = stm_error_set(err, STM_EINPUT, "%s:%d: more than %d keys", path, lineno,
                                    CONFIG_MAX_TRUSTED);
@@ -898,10 +898,10 @@ stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *coun
     return rc;
 }
 
-stm_err config_known_peer_add(const char *dir, const config_key *key, stm_error *err)
+stm_err config_known_peer_add(const char *dir, const stm_id *key, stm_error *err)
 {
     char z85[KEYS_Z85_LEN + 1];
-    keys_to_z85(key->bytes, z85);
+    keys_to_z85(key, z85);
     char *path = config_path(dir, CONFIG_KNOWN_PEERS_FILE);
     stm_err rc = safefile_append_line(path, z85, KEYS_Z85_LEN, 0644, s_known_peers_header, err);
     free(path);

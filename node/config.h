@@ -57,16 +57,11 @@ typedef enum {
     CONFIG_SYNC_NONE,   /* nothing: the peer is reported, not synced */
 } config_sync;
 
-/* A CURVE public key as a value (32 bytes), so that lists of keys are plain arrays. */
-typedef struct {
-    unsigned char bytes[KEYS_BYTES];
-} config_key;
-
 /* One entry of peers.addresses. */
 typedef struct {
     char *endpoint; /* tcp://HOST:PORT or ipc://PATH, owned */
     bool has_key;   /* false only when the node is insecure */
-    config_key key; /* the peer's public key, when has_key */
+    stm_id key;     /* the peer's public key, when has_key */
 } config_peer;
 
 /* A node's settings. A plain struct: start with config_init, end with config_destroy;
@@ -89,7 +84,7 @@ typedef struct {
     /* [security] */
     bool insecure;           /* plain TCP, no CURVE (default false) */
     bool trust_on_first_use; /* accept an unknown key and remember it (default false) */
-    config_key *trusted;     /* keys a peer may present (peers' keys included) */
+    stm_id *trusted;         /* keys a peer may present (peers' keys included) */
     size_t ntrusted;
 
     /* [policy] */
@@ -120,7 +115,7 @@ void config_destroy(node_config *cfg);
 /* Replaces the string *field (a char * member of cfg) with a copy of value. */
 void config_set_str(char **field, const char *value);
 /* Adds a trusted key, unless it is already there. */
-void config_add_trusted(node_config *cfg, const config_key *key);
+void config_add_trusted(node_config *cfg, const stm_id *key);
 /* Adds a peer (endpoint copied). */
 void config_add_peer(node_config *cfg, const config_peer *peer);
 
@@ -163,9 +158,9 @@ stm_err config_save(const node_config *cfg, stm_error *err);
 /* Reads dir/known_peers into *keys (the caller's to free) and *count; a missing file is
  * an empty list. STM_EINPUT "DIR/known_peers:LINE: ..." for a line that is neither a
  * key nor a comment, or a file over the limits; STM_ESYS when it cannot be read. */
-stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *count, stm_error *err);
+stm_err config_known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err);
 /* Appends key (in Z85) as a line of dir/known_peers, creating it with a comment saying
  * what it is, and fsyncs it. Does not look for the key first: the caller knows. */
-stm_err config_known_peer_add(const char *dir, const config_key *key, stm_error *err);
+stm_err config_known_peer_add(const char *dir, const stm_id *key, stm_error *err);
 
 #endif

@@ -899,10 +899,8 @@ static void s_handle_zap(node_t *n)
                 s_trust(n, &key);
                 char z85[41];
                 zmq_z85_encode(z85, key.bytes, 32);
-                config_key remembered;
-                memcpy(remembered.bytes, key.bytes, 32);
                 stm_error err = {0};
-                if (config_known_peer_add(n->dir, &remembered, &err) != STM_OK)
+                if (config_known_peer_add(n->dir, &key, &err) != STM_OK)
                     log_event(LOG_ERROR, "known-peers", NULL, "%s", err.msg);
                 log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
             }

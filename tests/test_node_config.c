@@ -97,36 +97,36 @@ static const char *s_doc_secret = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6";
 static void test_keys_parse(void **state)
 {
     (void)state;
-    unsigned char key[KEYS_BYTES], again[KEYS_BYTES], raw[KEYS_BYTES];
+    stm_id key, again, raw;
     char z85[KEYS_Z85_LEN + 1], hex[KEYS_HEX_LEN + 1];
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < KEYS_BYTES; i++)
-            raw[i] = (unsigned char)(round * 37 + i * 11 + (round & 1 ? 255 - i : i));
+            raw.bytes[i] = (unsigned char)(round * 37 + i * 11 + (round & 1 ? 255 - i : i));
         if (round == 1)
-            memset(raw, 0, sizeof raw);
+            memset(raw.bytes, 0, sizeof raw.bytes);
         if (round == 2)
-            memset(raw, 0xff, sizeof raw);
-        keys_to_z85(raw, z85);
+            memset(raw.bytes, 0xff, sizeof raw.bytes);
+        keys_to_z85(&raw, z85);
         assert_int_equal(strlen(z85), KEYS_Z85_LEN);
-        assert_true(keys_parse(z85, key));
-        assert_memory_equal(key, raw, KEYS_BYTES);
+        assert_true(keys_parse(z85, &key));
+        assert_true(stm_id_equal(&key, &raw));
         /* The same key in hex, lower and upper case. */
         for (int i = 0; i < KEYS_BYTES; i++)
-            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-        assert_true(keys_parse(hex, again));
-        assert_memory_equal(again, raw, KEYS_BYTES);
+            snprintf(hex + 2 * i, 3, "%02x", raw.bytes[i]);
+        assert_true(keys_parse(hex, &again));
+        assert_true(stm_id_equal(&again, &raw));
         for (char *c = hex; *c; c++)
             if (*c >= 'a' && *c <= 'f')
                 *c = (char)(*c - 'a' + 'A');
-        assert_true(keys_parse(hex, again));
-        assert_memory_equal(again, raw, KEYS_BYTES);
+        assert_true(keys_parse(hex, &again));
+        assert_true(stm_id_equal(&again, &raw));
     }
     /* Z85's own example (ZeroMQ RFC 32), four times over to make 32 bytes. */
     static const unsigned char hello[8] = {0x86, 0x4F, 0xD2, 0x6F, 0xB5, 0x59, 0xF7, 0x5B};
-    assert_true(keys_parse("HelloWorldHelloWorldHelloWorldHelloWorld", key));
+    assert_true(keys_parse("HelloWorldHelloWorldHelloWorldHelloWorld", &key));
     for (int i = 0; i < 4; i++)
-        assert_memory_equal(key + 8 * i, hello, 8);
-    keys_to_z85(key, z85);
+        assert_memory_equal(key.bytes + 8 * i, hello, 8);
+    keys_to_z85(&key, z85);
     assert_string_equal(z85, "HelloWorldHelloWorldHelloWorldHelloWorld");
 
     static const char *const bad[] = {
@@ -146,7 +146,7 @@ static void test_keys_parse(void **state)
         "00112233445566778899aabbccddeeff 0112233445566778899aabbccddeeff",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (keys_parse(bad[i], key))
+        if (keys_parse(bad[i], &key))
             fail_msg("accepted \"%s\"", bad[i]);
 }
 
@@ -168,11 +168,11 @@ static void test_keys_round_trip(void **state)
     assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
     assert_string_equal(keys_public_z85(keys), pub);
     assert_string_equal(keys_secret_z85(keys), sec);
-    unsigned char raw[KEYS_BYTES];
-    assert_true(keys_parse(pub, raw));
-    assert_memory_equal(keys_public(keys), raw, KEYS_BYTES);
-    assert_true(keys_parse(sec, raw));
-    assert_memory_equal(keys_secret(keys), raw, KEYS_BYTES);
+    stm_id raw;
+    assert_true(keys_parse(pub, &raw));
+    assert_true(stm_id_equal(keys_public(keys), &raw));
+    assert_true(keys_parse(sec, &raw));
+    assert_memory_equal(keys_secret(keys), raw.bytes, KEYS_BYTES);
     keys_destroy(&keys);
     assert_null(keys);
     keys_destroy(&keys); /* safe twice */
@@ -217,11 +217,11 @@ static void test_keys_documented_pair(void **state)
     tu_write(dir, "node.key", buf_str(&line));
     s_chmod(dir, "node.key", 0600);
     /* The public key in hex, with a CRLF: both are accepted. */
-    unsigned char raw[KEYS_BYTES];
-    assert_true(keys_parse(s_doc_public, raw));
+    stm_id raw;
+    assert_true(keys_parse(s_doc_public, &raw));
     buf_reset(&line);
     for (int i = 0; i < KEYS_BYTES; i++)
-        buf_printf(&line, "%02X", raw[i]);
+        buf_printf(&line, "%02X", raw.bytes[i]);
     buf_puts(&line, "\r\n");
     tu_write(dir, "node.pub", buf_str(&line));
     node_keys *keys = NULL;
@@ -425,14 +425,14 @@ static void test_peers(void **state)
     (void)state;
     stm_error err = {0};
     config_peer p;
-    unsigned char doc[KEYS_BYTES];
-    assert_true(keys_parse(s_doc_public, doc));
+    stm_id doc;
+    assert_true(keys_parse(s_doc_public, &doc));
     /* The Z85 key holds an '@' of its own; its length says where it ends. */
     buf_t text = BUF_INIT;
     buf_printf(&text, "%s@tcp://10.0.0.2:7420", s_doc_public);
     assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
     assert_true(p.has_key);
-    assert_memory_equal(p.key.bytes, doc, KEYS_BYTES);
+    assert_true(stm_id_equal(&p.key, &doc));
     assert_string_equal(p.endpoint, "tcp://10.0.0.2:7420");
     char *back = config_peer_format(&p);
     assert_string_equal(back, buf_str(&text));
@@ -441,10 +441,10 @@ static void test_peers(void **state)
     /* Hex, written back in Z85. */
     buf_reset(&text);
     for (int i = 0; i < KEYS_BYTES; i++)
-        buf_printf(&text, "%02x", doc[i]);
+        buf_printf(&text, "%02x", doc.bytes[i]);
     buf_puts(&text, "@ipc:///tmp/peer.sock");
     assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
-    assert_memory_equal(p.key.bytes, doc, KEYS_BYTES);
+    assert_true(stm_id_equal(&p.key, &doc));
     back = config_peer_format(&p);
     buf_reset(&text);
     buf_printf(&text, "%s@ipc:///tmp/peer.sock", s_doc_public);
@@ -567,7 +567,7 @@ static void test_config_round_trip(void **state)
     assert_int_equal(config_parse_peer("ipc:///run/peer.sock", true, &p, &err), STM_OK);
     config_add_peer(&cfg, &p);
     config_peer_free(&p);
-    config_key k;
+    stm_id k;
     memset(k.bytes, 0xab, sizeof k.bytes);
     config_add_trusted(&cfg, &k);
     assert_int_equal(cfg.ntrusted, 2);
@@ -839,29 +839,29 @@ static void test_known_peers(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     stm_error err = {0};
-    config_key *keys = NULL;
+    stm_id *keys = NULL;
     size_t n = 99;
     /* None yet. */
     assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 0);
     assert_null(keys);
-    config_key a, b;
+    stm_id a, b;
     memset(a.bytes, 1, sizeof a.bytes);
-    assert_true(keys_parse(s_doc_public, b.bytes));
+    assert_true(keys_parse(s_doc_public, &b));
     assert_int_equal(config_known_peer_add(dir, &a, &err), STM_OK);
     assert_int_equal(config_known_peer_add(dir, &b, &err), STM_OK);
     s_no_temporaries(dir);
     assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 2);
-    assert_memory_equal(keys[0].bytes, a.bytes, KEYS_BYTES);
-    assert_memory_equal(keys[1].bytes, b.bytes, KEYS_BYTES);
+    assert_true(stm_id_equal(&keys[0], &a));
+    assert_true(stm_id_equal(&keys[1], &b));
     free(keys);
     /* The file: a comment saying what it is, then one Z85 key per line. */
     char *path = s_path(dir, "known_peers");
     char *text = tu_read(path, NULL);
     assert_int_equal(text[0], '#');
     char z85[KEYS_Z85_LEN + 1];
-    keys_to_z85(a.bytes, z85);
+    keys_to_z85(&a, z85);
     buf_t want = BUF_INIT;
     buf_printf(&want, "\n%s\n%s\n", z85, s_doc_public);
     size_t tl = strlen(text);
@@ -880,14 +880,14 @@ static void test_known_peers(void **state)
         buf_putc(&want, '-');
     buf_printf(&want, "\n%s", s_doc_public);
     tu_write(dir, "known_peers", buf_str(&want));
-    config_key c;
+    stm_id c;
     memset(c.bytes, 0xee, sizeof c.bytes);
     assert_int_equal(config_known_peer_add(dir, &c, &err), STM_OK);
     assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 3);
-    assert_memory_equal(keys[0].bytes, a.bytes, KEYS_BYTES);
-    assert_memory_equal(keys[1].bytes, b.bytes, KEYS_BYTES);
-    assert_memory_equal(keys[2].bytes, c.bytes, KEYS_BYTES);
+    assert_true(stm_id_equal(&keys[0], &a));
+    assert_true(stm_id_equal(&keys[1], &b));
+    assert_true(stm_id_equal(&keys[2], &c));
     free(keys);
 
     /* A line that is not a key. */
@@ -1002,7 +1002,7 @@ static void test_fifos_are_refused_not_waited_on(void **state)
     char *dir = tu_tmpdir();
     char *path = s_path(dir, "known_peers");
     assert_int_equal(mkfifo(path, 0600), 0);
-    config_key *keys = NULL;
+    stm_id *keys = NULL;
     size_t n = 0;
     assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ": not a regular file", NULL);
