@@ -132,13 +132,7 @@ int cmd_node(int argc, char **argv)
         .local_poll_ms = cfg.local_poll_ms,
         .busy_timeout_ms = cfg.busy_timeout_ms,
     };
-    static const policy_mode modes[] = {[CONFIG_SYNC_FULL] = POLICY_FULL,
-                                        [CONFIG_SYNC_SHARED] = POLICY_SHARED,
-                                        [CONFIG_SYNC_NONE] = POLICY_NONE};
-    for (int r = RELATION_SAME; r <= RELATION_UNRELATED; r++)
-        o.policy.mode[r] = modes[cfg.policy[r]];
-    o.policy.min_supported_version = cfg.min_supported_version;
-    o.policy.max_version_gap = cfg.max_version_gap;
+    o.policy = cfg.policy;
     memcpy(o.public_key, keys_public(keys)->bytes, 32);
     memcpy(o.secret_key, keys_secret(keys), 32);
     node_t *node = NULL;

@@ -1,34 +1,256 @@
 /* config.c - node.toml and known_peers (config.h).
  *
- * Reading walks the sections it knows and, for each setting, checks the type, then the
- * value, then (for pairs of settings) that the two agree; the first problem found is
- * the one reported, at the line and column of the value at fault. Writing builds the
- * file line by line, so each setting can have its comment above it, and lets
- * toml/'s emitter write every value, so strings are escaped as TOML wants. */
+ * The table of settings comes first: it is the one place a setting's section, key,
+ * type, default, bounds and doc are written. Everything after it works from the table:
+ * config_init takes the defaults from it; config_load first walks the file's names
+ * against it (a name it does not have is refused, with the nearest one it does), then
+ * reads each row (its type, then its value), then the pairs of settings that must
+ * agree, and reports the first problem found at the line and column of the value at
+ * fault; config_save writes each row under a comment made from its doc, bounds and
+ * default; config_doc_markdown writes the user guide's tables from the same words.
+ * Writing builds the file line by line, so each setting can have its comment above
+ * it, and lets toml/'s emitter write every value, so strings are escaped as TOML
+ * wants. */
 #include "config.h"
 
 #include "base/buf.h"
 #include "base/mem.h"
-#include "lineage/schemaset.h"
-#include "toml/toml.h"
 #include "base/safefile.h"
+#include "lineage/schemaset.h"
 #include "sync/codec.h"
+#include "toml/toml.h"
 
+#include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const s_sync_names[] = {"full", "shared", "none"};
+/* ------------------------------------------------------------------ the table */
 
-/* The defaults of [policy], indexed by relation_kind. */
-static const config_sync s_policy_defaults[RELATION_UNRELATED + 1] = {
-    CONFIG_SYNC_FULL, CONFIG_SYNC_FULL, CONFIG_SYNC_FULL, CONFIG_SYNC_SHARED, CONFIG_SYNC_NONE};
+/* What a setting holds: its TOML type, its C type, and how it is checked. */
+typedef enum {
+    S_PATH,     /* char *: a file or directory; a relative path is relative to NODE_DIR */
+    S_ENDPOINT, /* char *: an endpoint the node binds (config_check_endpoint, `*` allowed) */
+    S_BOOL,     /* bool */
+    S_INT,      /* int, from min to max */
+    S_POLICY,   /* policy_mode (peer.h), written as one of s_policy_words */
+    S_PEERS,    /* config_peer * and a size_t length: "KEY@ENDPOINT"s, at most max */
+    S_KEYS,     /* stm_id * and a size_t length: public keys, at most max, each kept once */
+} s_type;
+
+/* One setting: one row of the table. */
+typedef struct {
+    const char *section; /* its [section] */
+    const char *key;     /* its name in the section */
+    s_type type;
+    size_t field;        /* offsetof its value in node_config */
+    size_t size;         /* sizeof that value, checked against what type says */
+    size_t count;        /* S_PEERS, S_KEYS: offsetof the list's length */
+    const char *text;    /* the default of a string, "NODE_DIR" in it standing for the
+                            node's directory made absolute; NULL: required, no default */
+    int64_t value;       /* the default of a bool, an integer or a policy */
+    int64_t min, max;    /* S_INT: its bounds; S_PEERS, S_KEYS: max is the most entries */
+    const char *doc;     /* what it is, in one line without '|': node.toml's comment and
+                            the user guide's row */
+} s_setting;
+
+#define S_ROW(sec, k, t, f)                                                                        \
+    .section = sec, .key = k, .type = t, .field = offsetof(node_config, f),                        \
+    .size = sizeof(((node_config *)0)->f)
+#define S_LENGTH(f) .count = offsetof(node_config, f)
+
+/* The sections, in the order node.toml and the user guide give them. */
+static const struct {
+    const char *name;
+    const char *doc; /* what the section holds, one line */
+} s_sections[] = {
+    {"node", "the node's database, its schema set, and where it listens"},
+    {"peers", "the nodes this node connects to"},
+    {"security", "who may connect: CURVE keys, and trust on first use"},
+    {"policy", "what syncs with a peer, by how its schema history relates to this node's "
+               "(stemma compare): \"full\" syncs every table and column both have, \"shared\" "
+               "only the columns both have with the same type, \"none\" nothing (the peer is "
+               "still reported)"},
+    {"timing", "heartbeats, liveness and reconnecting"},
+    {"sync", "sending operations to peers and storing theirs"},
+};
+#define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
+
+/* The words of S_POLICY, indexed by policy_mode. */
+static const char *const s_policy_words[] = {
+    [POLICY_FULL] = "full", [POLICY_SHARED] = "shared", [POLICY_NONE] = "none"};
+#define S_NPOLICY_WORDS (sizeof s_policy_words / sizeof s_policy_words[0])
+
+/* Every setting of node.toml, grouped by section in s_sections' order. */
+static const s_setting s_settings[] = {
+    {S_ROW("node", "db", S_PATH, db),
+     .doc = "the application's SQLite database; a relative path is relative to the node's "
+            "directory"},
+    {S_ROW("node", "schemas", S_PATH, schemas),
+     .doc = "the schema set: the directory of numbered migrations (NNN_description.sql); a "
+            "relative path is relative to the node's directory"},
+    {S_ROW("node", "bind", S_ENDPOINT, bind), .text = CONFIG_DEFAULT_BIND,
+     .doc = "where the node listens for peers: HOST * is every interface, the default this "
+            "machine only"},
+    {S_ROW("node", "control", S_ENDPOINT, control), .text = "ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET,
+     .doc = "where the node answers queries about itself (its peers, what syncs, what is "
+            "parked); NODE_DIR is the node's directory, absolute"},
+
+    {S_ROW("peers", "addresses", S_PEERS, peers), S_LENGTH(npeers), .max = CONFIG_MAX_PEERS,
+     .doc = "the peers this node connects to, each \"KEY@ENDPOINT\": KEY the peer's public "
+            "key (its stemma init prints it), which may be left out only when "
+            "security.insecure is true. Peers not listed may still connect to this node"},
+
+    {S_ROW("security", "insecure", S_BOOL, insecure), .value = false,
+     .doc = "true: plain TCP, without CURVE encryption and authentication, and any peer is "
+            "accepted; for a closed test network only"},
+    {S_ROW("security", "trust_on_first_use", S_BOOL, trust_on_first_use), .value = false,
+     .doc = "true: a peer presenting a key that is not trusted is accepted, and its key is "
+            "added to known_peers in the node's directory (trusted from then on)"},
+    {S_ROW("security", "trusted", S_KEYS, trusted), S_LENGTH(ntrusted),
+     .max = CONFIG_MAX_TRUSTED,
+     .doc = "the public keys (Z85 or hex) a peer may present; stemma init adds the keys of "
+            "the peers it was given"},
+
+    {S_ROW("policy", "same", S_POLICY, policy.mode[RELATION_SAME]), .value = POLICY_FULL,
+     .doc = "the peer's history is this node's"},
+    {S_ROW("policy", "ancestor", S_POLICY, policy.mode[RELATION_ANCESTOR]),
+     .value = POLICY_FULL, .doc = "the peer's history goes on from this node's (it is newer)"},
+    {S_ROW("policy", "descendant", S_POLICY, policy.mode[RELATION_DESCENDANT]),
+     .value = POLICY_FULL,
+     .doc = "this node's history goes on from the peer's (this node is newer)"},
+    {S_ROW("policy", "divergent", S_POLICY, policy.mode[RELATION_DIVERGENT]),
+     .value = POLICY_SHARED, .doc = "the histories parted after a common version"},
+    {S_ROW("policy", "unrelated", S_POLICY, policy.mode[RELATION_UNRELATED]),
+     .value = POLICY_NONE,
+     .doc = "the histories have no version in common (another application)"},
+    {S_ROW("policy", "min_supported_version", S_INT, policy.min_supported_version), .value = 0,
+     .min = 0, .max = SCHEMASET_MAX_VERSIONS,
+     .doc = "a peer whose schema version is below this is refused, with the reason in the "
+            "node's report; 0: no minimum"},
+    {S_ROW("policy", "max_version_gap", S_INT, policy.max_version_gap), .value = 0, .min = 0,
+     .max = SCHEMASET_MAX_VERSIONS,
+     .doc = "a peer more versions away than this is reported with a recommendation to "
+            "resync; 0: no limit"},
+
+    {S_ROW("timing", "heartbeat_ms", S_INT, heartbeat_ms), .value = 1000, .min = 1,
+     .max = CONFIG_MAX_MS, .doc = "how often, in milliseconds, a quiet peer is sent a heartbeat"},
+    {S_ROW("timing", "peer_timeout_ms", S_INT, peer_timeout_ms), .value = 5000, .min = 1,
+     .max = CONFIG_MAX_MS,
+     .doc = "how long, in milliseconds, a peer may stay silent before it is taken as gone"},
+    {S_ROW("timing", "reconnect_min_ms", S_INT, reconnect_min_ms), .value = 100, .min = 1,
+     .max = CONFIG_MAX_MS,
+     .doc = "the first wait, in milliseconds, before reconnecting to a lost peer; each failed "
+            "attempt doubles it, up to reconnect_max_ms"},
+    {S_ROW("timing", "reconnect_max_ms", S_INT, reconnect_max_ms), .value = 5000, .min = 1,
+     .max = CONFIG_MAX_MS,
+     .doc = "the longest wait, in milliseconds, between reconnection attempts"},
+
+    {S_ROW("sync", "batch_ops", S_INT, batch_ops), .value = 2000, .min = 1,
+     .max = CODEC_MAX_BATCH_OPS, .doc = "operations per batch sent to a peer"},
+    {S_ROW("sync", "window", S_INT, window), .value = 4, .min = 1, .max = CONFIG_MAX_WINDOW,
+     .doc = "batches in flight to one peer before waiting for it to acknowledge"},
+    {S_ROW("sync", "local_poll_ms", S_INT, local_poll_ms), .value = 200, .min = 1,
+     .max = CONFIG_MAX_MS,
+     .doc = "how often, in milliseconds, the node looks for writes to its own database"},
+    {S_ROW("sync", "busy_timeout_ms", S_INT, busy_timeout_ms), .value = 1000, .min = 1,
+     .max = CONFIG_MAX_MS,
+     .doc = "how long, in milliseconds, one attempt to store received operations waits while "
+            "another program holds the database's write lock; then the node answers its "
+            "peers and control socket and tries again, losing nothing (docs/user-guide.md, "
+            "\"When the database cannot take operations\")"},
+};
+#define S_NSETTINGS (sizeof s_settings / sizeof s_settings[0])
+
+/* Pairs of integer settings that must agree: lower below upper (strict), or not above
+ * it. A timeout no longer than the heartbeat would drop every quiet peer. */
+static const struct {
+    const char *section, *lower, *upper;
+    bool strict;
+} s_rules[] = {
+    {"timing", "heartbeat_ms", "peer_timeout_ms", true},
+    {"timing", "reconnect_min_ms", "reconnect_max_ms", false},
+};
+
+/* The row of section.key (key len bytes: a key from a file may hold NULs), or NULL. */
+static const s_setting *s_find(const char *section, const char *key, size_t len)
+{
+    for (size_t i = 0; i < S_NSETTINGS; i++)
+        if (strcmp(s_settings[i].section, section) == 0 && strlen(s_settings[i].key) == len &&
+            memcmp(s_settings[i].key, key, len) == 0)
+            return &s_settings[i];
+    return NULL;
+}
+
+static bool s_is_section(const char *name, size_t len)
+{
+    for (size_t i = 0; i < S_NSECTIONS; i++)
+        if (strlen(s_sections[i].name) == len && memcmp(s_sections[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* The value of row s in cfg, whose C type is size bytes: the row's size says it is the
+ * type the caller takes it for. Lent; const only in that config_save does not write. */
+static void *s_field(const node_config *cfg, const s_setting *s, size_t size)
+{
+    assert(s->size == size);
+    (void)size;
+    return (char *)cfg + s->field;
+}
+
+static size_t *s_length(const node_config *cfg, const s_setting *s)
+{
+    return (size_t *)((char *)cfg + s->count);
+}
+
+/* s->text with NODE_DIR replaced by abs_dir (no trailing '/', unless it is "/"). */
+static char *s_expand(const char *text, const char *abs_dir)
+{
+    const char *at = strstr(text, "NODE_DIR");
+    if (!at)
+        return stm_strdup(text);
+    const char *rest = at + strlen("NODE_DIR");
+    if (strcmp(abs_dir, "/") == 0 && rest[0] == '/')
+        rest++;
+    buf_t b = BUF_INIT;
+    buf_printf(&b, "%.*s%s%s", (int)(at - text), text, abs_dir, rest);
+    return buf_detach(&b);
+}
+
+/* Sets row s of cfg to its default; abs_dir is for NODE_DIR in a string's. */
+static void s_set_default(node_config *cfg, const s_setting *s, const char *abs_dir)
+{
+    switch (s->type) {
+    case S_PATH:
+    case S_ENDPOINT: {
+        char **str = s_field(cfg, s, sizeof(char *));
+        free(*str);
+        *str = s->text ? s_expand(s->text, abs_dir) : NULL;
+        break;
+    }
+    case S_BOOL:
+        *(bool *)s_field(cfg, s, sizeof(bool)) = s->value != 0;
+        break;
+    case S_INT:
+        *(int *)s_field(cfg, s, sizeof(int)) = (int)s->value;
+        break;
+    case S_POLICY:
+        *(policy_mode *)s_field(cfg, s, sizeof(policy_mode)) = (policy_mode)s->value;
+        break;
+    case S_PEERS:
+    case S_KEYS:
+        break; /* empty lists: config_init zeroed them */
+    }
+}
 
 /* ------------------------------------------------------------------ the struct */
 
@@ -56,24 +278,24 @@ void config_init(node_config *cfg, const char *dir)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->dir = stm_strdup(dir);
-    cfg->bind = stm_strdup(CONFIG_DEFAULT_BIND);
     char *abs = config_absolute(dir);
     size_t n = strlen(abs);
     while (n > 1 && abs[n - 1] == '/')
         abs[--n] = '\0';
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "ipc://%s%s%s", abs, strcmp(abs, "/") == 0 ? "" : "/", CONFIG_CONTROL_SOCKET);
-    cfg->control = buf_detach(&b);
+    for (size_t i = 0; i < S_NSETTINGS; i++)
+        s_set_default(cfg, &s_settings[i], abs);
     free(abs);
-    memcpy(cfg->policy, s_policy_defaults, sizeof cfg->policy);
-    cfg->heartbeat_ms = 1000;
-    cfg->peer_timeout_ms = 5000;
-    cfg->reconnect_min_ms = 100;
-    cfg->reconnect_max_ms = 5000;
-    cfg->batch_ops = 2000;
-    cfg->window = 4;
-    cfg->local_poll_ms = 200;
-    cfg->busy_timeout_ms = 1000;
+}
+
+void config_policy_default(peer_policy *p)
+{
+    node_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    size_t from = offsetof(node_config, policy), to = from + sizeof cfg.policy;
+    for (size_t i = 0; i < S_NSETTINGS; i++)
+        if (s_settings[i].field >= from && s_settings[i].field < to)
+            s_set_default(&cfg, &s_settings[i], NULL);
+    *p = cfg.policy;
 }
 
 void config_peer_free(config_peer *peer)
@@ -85,14 +307,19 @@ void config_peer_free(config_peer *peer)
 void config_destroy(node_config *cfg)
 {
     free(cfg->dir);
-    free(cfg->db);
-    free(cfg->schemas);
-    free(cfg->bind);
-    free(cfg->control);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        config_peer_free(&cfg->peers[i]);
-    free(cfg->peers);
-    free(cfg->trusted);
+    for (size_t i = 0; i < S_NSETTINGS; i++) {
+        const s_setting *s = &s_settings[i];
+        if (s->type == S_PATH || s->type == S_ENDPOINT) {
+            free(*(char **)s_field(cfg, s, sizeof(char *)));
+        } else if (s->type == S_PEERS) {
+            config_peer *peers = *(config_peer **)s_field(cfg, s, sizeof(config_peer *));
+            for (size_t j = 0; j < *s_length(cfg, s); j++)
+                config_peer_free(&peers[j]);
+            free(peers);
+        } else if (s->type == S_KEYS) {
+            free(*(stm_id **)s_field(cfg, s, sizeof(stm_id *)));
+        }
+    }
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -112,12 +339,18 @@ void config_add_trusted(node_config *cfg, const stm_id *key)
     cfg->trusted[cfg->ntrusted++] = *key;
 }
 
-void config_add_peer(node_config *cfg, const config_peer *peer)
+/* Appends a copy of peer to the list *peers of *n. */
+static void s_push_peer(config_peer **peers, size_t *n, const config_peer *peer)
 {
-    cfg->peers = stm_realloc(cfg->peers, (cfg->npeers + 1) * sizeof *cfg->peers);
-    config_peer *p = &cfg->peers[cfg->npeers++];
+    *peers = stm_realloc(*peers, (*n + 1) * sizeof **peers);
+    config_peer *p = &(*peers)[(*n)++];
     *p = *peer;
     p->endpoint = stm_strdup(peer->endpoint);
+}
+
+void config_add_peer(node_config *cfg, const config_peer *peer)
+{
+    s_push_peer(&cfg->peers, &cfg->npeers, peer);
 }
 
 char *config_path(const char *dir, const char *name)
@@ -131,22 +364,6 @@ char *config_path(const char *dir, const char *name)
 char *config_resolve(const node_config *cfg, const char *path)
 {
     return path[0] == '/' ? stm_strdup(path) : config_path(cfg->dir, path);
-}
-
-const char *config_sync_name(config_sync s)
-{
-    return (unsigned)s <= CONFIG_SYNC_NONE ? s_sync_names[s] : "?";
-}
-
-bool config_sync_parse(const char *word, config_sync *out)
-{
-    for (int s = CONFIG_SYNC_FULL; s <= CONFIG_SYNC_NONE; s++) {
-        if (strcmp(word, s_sync_names[s]) == 0) {
-            *out = (config_sync)s;
-            return true;
-        }
-    }
-    return false;
 }
 
 /* ------------------------------------------------------------------ endpoints and peers */
@@ -279,47 +496,204 @@ static stm_err s_fail(const s_reader *r, const toml_value *v, const char *name, 
     return stm_error_set(r->err, STM_EINPUT, "%s: %s: %s", r->path, name, what);
 }
 
-/* What a setting is called in messages: "section.key". */
-static const char *s_name(char *out, size_t cap, const char *section, const char *key)
-{
-    snprintf(out, cap, "%s.%s", section, key);
-    return out;
-}
-
 static const char *s_a(toml_type t)
 {
     return t == TOML_ARRAY || t == TOML_INTEGER ? "an" : "a";
 }
 
-/* The section's table, or NULL when it is absent (its settings take their defaults). */
-static stm_err s_section(const s_reader *r, const toml_value *root, const char *name,
-                         const toml_value **out)
+/* ---- names the table does not have */
+
+/* name (len bytes, from the file) as one line of a message can hold it (buf.h), cut
+ * after 60 bytes; a NUL in it ends what is shown. */
+static void s_put_shown(buf_t *b, const char *name, size_t len)
 {
-    const toml_value *v = toml_table_get(root, name);
-    *out = NULL;
-    if (!v)
-        return STM_OK;
-    if (toml_type_of(v) != TOML_TABLE)
-        return s_fail(r, v, name, "expected a table ([%s]), found %s %s", name,
-                      s_a(toml_type_of(v)), toml_type_name(toml_type_of(v)));
-    *out = v;
+    char cut[61];
+    size_t n = len < 60 ? len : 60;
+    memcpy(cut, name, n);
+    cut[n] = '\0';
+    buf_put_printable(b, cut);
+    if (len > 60)
+        buf_puts(b, "...");
+}
+
+/* The edit distance (case aside) between name (len bytes) and known, or SIZE_MAX for a
+ * name far longer than any the table has. */
+static size_t s_distance(const char *name, size_t len, const char *known)
+{
+    size_t kn = strlen(known), row[65];
+    if (len > 64 || kn > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= kn; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= len; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= kn; j++) {
+            size_t up = row[j];
+            bool same = tolower((unsigned char)name[i - 1]) == tolower((unsigned char)known[j - 1]);
+            size_t best = diag + !same;
+            if (row[j] + 1 < best)
+                best = row[j] + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[kn];
+}
+
+/* How far name is from known, or SIZE_MAX when it is too far to be taken for a
+ * misspelling of it: at most a third of its letters changed (and two more for short
+ * names), or one name the start of the other ("batch" for "batch_ops"). */
+static size_t s_nearness(const char *name, size_t len, const char *known)
+{
+    size_t d = s_distance(name, len, known), kn = strlen(known);
+    if (d == SIZE_MAX)
+        return d;
+    size_t shorter = len < kn ? len : kn, longer = len < kn ? kn : len;
+    bool prefix = shorter >= 3;
+    for (size_t i = 0; prefix && i < shorter; i++)
+        prefix = tolower((unsigned char)name[i]) == tolower((unsigned char)known[i]);
+    return 3 * d <= longer + 2 || prefix ? d : SIZE_MAX;
+}
+
+/* The section a misspelt [name] most likely meant; NULL when none is near. */
+static const char *s_nearest_section(const char *name, size_t len)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < S_NSECTIONS; i++) {
+        size_t d = s_nearness(name, len, s_sections[i].name);
+        if (d < best_d) {
+            best = s_sections[i].name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* The setting an unknown key in section (NULL: outside any) most likely meant: the
+ * nearest in its own section, else the nearest in any (a setting in the wrong section,
+ * or outside all); NULL when none is near. */
+static const s_setting *s_nearest_setting(const char *section, const char *name, size_t len)
+{
+    for (int anywhere = 0; anywhere < 2; anywhere++) {
+        const s_setting *best = NULL;
+        size_t best_d = SIZE_MAX;
+        for (size_t i = 0; i < S_NSETTINGS; i++) {
+            if (!anywhere && (!section || strcmp(s_settings[i].section, section) != 0))
+                continue;
+            size_t d = s_nearness(name, len, s_settings[i].key);
+            if (d < best_d) {
+                best = &s_settings[i];
+                best_d = d;
+            }
+        }
+        if (best)
+            return best;
+    }
+    return NULL;
+}
+
+/* "[node], [peers], ... and [sync]"; or, given a section, its keys "db, ... and control". */
+static void s_put_known(buf_t *b, const char *section)
+{
+    const char *names[S_NSETTINGS + S_NSECTIONS];
+    size_t n = 0;
+    for (size_t i = 0; !section && i < S_NSECTIONS; i++)
+        names[n++] = s_sections[i].name;
+    for (size_t i = 0; section && i < S_NSETTINGS; i++)
+        if (strcmp(s_settings[i].section, section) == 0)
+            names[n++] = s_settings[i].key;
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, section ? "%s%s" : "%s[%s]", i == 0 ? "" : i + 1 == n ? " and " : ", ",
+                   names[i]);
+}
+
+/* The one line for a name the table does not have, v being its value: a table is an
+ * unknown section, anything else an unknown key. section is the known section it is
+ * in, or NULL at the top of the file. */
+static stm_err s_unknown(const s_reader *r, const toml_value *v, const char *section,
+                         const char *name, size_t len)
+{
+    bool table = toml_type_of(v) == TOML_TABLE;
+    buf_t b = BUF_INIT;
+    buf_puts(&b, r->path);
+    if (toml_line(v) > 0)
+        buf_printf(&b, ":%d", toml_line(v));
+    buf_printf(&b, ": unknown %s %s%s%s", table ? "section" : "key", table ? "[" : "",
+               section ? section : "", section ? "." : "");
+    s_put_shown(&b, name, len);
+    buf_puts(&b, table ? "]" : "");
+    const char *near_section = table && !section ? s_nearest_section(name, len) : NULL;
+    const s_setting *near = table ? NULL : s_nearest_setting(section, name, len);
+    if (near_section) {
+        buf_printf(&b, "; did you mean [%s]?", near_section);
+    } else if (near) {
+        buf_printf(&b, "%s; did you mean %s.%s?", section ? "" : " outside any section",
+                   near->section, near->key);
+    } else if (section) {
+        buf_printf(&b, "; [%s] holds ", section);
+        s_put_known(&b, section);
+    } else {
+        buf_puts(&b, table ? "; the sections are " : "; every setting is in a section: ");
+        s_put_known(&b, NULL);
+    }
+    stm_err rc = stm_error_set(r->err, STM_EINPUT, "%s", buf_str(&b));
+    buf_free(&b);
+    return rc;
+}
+
+/* Every name in the file is one the table has: the sections at the top, the keys in
+ * each. A known section that is not a table is refused here too, so that the rows can
+ * be read from the tables that are there. */
+static stm_err s_check_names(const s_reader *r, const toml_value *root)
+{
+    for (size_t i = 0; i < toml_table_count(root); i++) {
+        const char *name = toml_table_key(root, i);
+        size_t len = toml_table_key_len(root, i);
+        const toml_value *sec = toml_table_at(root, i);
+        if (!s_is_section(name, len))
+            return s_unknown(r, sec, NULL, name, len);
+        if (toml_type_of(sec) != TOML_TABLE)
+            return s_fail(r, sec, name, "expected a table ([%s]), found %s %s", name,
+                          s_a(toml_type_of(sec)), toml_type_name(toml_type_of(sec)));
+        for (size_t j = 0; j < toml_table_count(sec); j++)
+            if (!s_find(name, toml_table_key(sec, j), toml_table_key_len(sec, j)))
+                return s_unknown(r, toml_table_at(sec, j), name, toml_table_key(sec, j),
+                                 toml_table_key_len(sec, j));
+    }
     return STM_OK;
 }
 
-/* A value of type t under key, or NULL when absent; any other type is an error. */
-static stm_err s_get(const s_reader *r, const toml_value *sec, const char *section, const char *key,
-                     toml_type t, const toml_value **out)
+/* ---- the rows */
+
+/* Where messages about row s say it is: "section.key". */
+static const char *s_name(const s_setting *s, char out[128])
 {
+    snprintf(out, 128, "%s.%s", s->section, s->key);
+    return out;
+}
+
+/* The value of row s in the file, or NULL when it is absent (it keeps its default); a
+ * value of another TOML type than the row's is refused. */
+static stm_err s_value(const s_reader *r, const toml_value *root, const s_setting *s,
+                       const toml_value **out)
+{
+    static const toml_type types[] = {
+        [S_PATH] = TOML_STRING,   [S_ENDPOINT] = TOML_STRING, [S_BOOL] = TOML_BOOL,
+        [S_INT] = TOML_INTEGER,   [S_POLICY] = TOML_STRING,   [S_PEERS] = TOML_ARRAY,
+        [S_KEYS] = TOML_ARRAY,
+    };
+    const toml_value *sec = toml_table_get(root, s->section);
+    const toml_value *v = sec ? toml_table_get(sec, s->key) : NULL;
+    toml_type t = types[s->type];
+    char name[128];
     *out = NULL;
-    const toml_value *v = sec ? toml_table_get(sec, key) : NULL;
-    if (!v)
-        return STM_OK;
-    if (toml_type_of(v) != t) {
-        char name[128];
-        return s_fail(r, v, s_name(name, sizeof name, section, key), "expected %s %s, found %s %s",
-                      s_a(t), toml_type_name(t), s_a(toml_type_of(v)),
-                      toml_type_name(toml_type_of(v)));
-    }
+    if (v && toml_type_of(v) != t)
+        return s_fail(r, v, s_name(s, name), "expected %s %s, found %s %s", s_a(t),
+                      toml_type_name(t), s_a(toml_type_of(v)), toml_type_name(toml_type_of(v)));
     *out = v;
     return STM_OK;
 }
@@ -336,86 +710,15 @@ static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *n
     return STM_OK;
 }
 
-static stm_err s_get_string(const s_reader *r, const toml_value *sec, const char *section,
-                            const char *key, char **field)
+/* An array of at most s->max non-empty strings. */
+static stm_err s_list_ok(const s_reader *r, const toml_value *list, const s_setting *s,
+                         const char *name)
 {
-    const toml_value *v;
-    char name[128];
-    stm_err rc = s_get(r, sec, section, key, TOML_STRING, &v);
-    if (rc != STM_OK || !v)
-        return rc;
-    if ((rc = s_string_ok(r, v, s_name(name, sizeof name, section, key))) != STM_OK)
-        return rc;
-    config_set_str(field, toml_string(v, NULL));
-    return STM_OK;
-}
-
-static stm_err s_get_endpoint(const s_reader *r, const toml_value *sec, const char *key, bool bind,
-                              char **field)
-{
-    const toml_value *v;
-    char name[128];
-    s_name(name, sizeof name, "node", key);
-    stm_err rc = s_get(r, sec, "node", key, TOML_STRING, &v);
-    if (rc != STM_OK || !v)
-        return rc;
-    if ((rc = s_string_ok(r, v, name)) != STM_OK)
-        return rc;
-    stm_error why = {0};
-    if (config_check_endpoint(toml_string(v, NULL), bind, &why) != STM_OK)
-        return s_fail(r, v, name, "%s", why.msg);
-    config_set_str(field, toml_string(v, NULL));
-    return STM_OK;
-}
-
-static stm_err s_get_bool(const s_reader *r, const toml_value *sec, const char *section,
-                          const char *key, bool *field)
-{
-    const toml_value *v;
-    stm_err rc = s_get(r, sec, section, key, TOML_BOOL, &v);
-    if (rc == STM_OK && v)
-        *field = toml_bool(v);
-    return rc;
-}
-
-/* An integer from min to max; *at is where it was written (NULL when absent). */
-static stm_err s_get_int(const s_reader *r, const toml_value *sec, const char *section,
-                         const char *key, int64_t min, int64_t max, int *field,
-                         const toml_value **at)
-{
-    const toml_value *v;
-    char name[128];
-    stm_err rc = s_get(r, sec, section, key, TOML_INTEGER, &v);
-    if (at)
-        *at = v;
-    if (rc != STM_OK || !v)
-        return rc;
-    int64_t i = toml_integer(v);
-    s_name(name, sizeof name, section, key);
-    if (i < 0)
-        return s_fail(r, v, name, "must not be negative, found %lld", (long long)i);
-    if (i < min)
-        return s_fail(r, v, name, "must be at least %lld, found %lld", (long long)min,
-                      (long long)i);
-    if (i > max)
-        return s_fail(r, v, name, "must be at most %lld, found %lld", (long long)max, (long long)i);
-    *field = (int)i;
-    return STM_OK;
-}
-
-/* An array of strings under key, or NULL when absent; at most max elements. */
-static stm_err s_get_list(const s_reader *r, const toml_value *sec, const char *section,
-                          const char *key, size_t max, const toml_value **out)
-{
-    char name[128];
-    s_name(name, sizeof name, section, key);
-    stm_err rc = s_get(r, sec, section, key, TOML_ARRAY, out);
-    if (rc != STM_OK || !*out)
-        return rc;
-    if (toml_array_count(*out) > max)
-        return s_fail(r, *out, name, "more than %zu entries", max);
-    for (size_t i = 0; i < toml_array_count(*out); i++) {
-        const toml_value *e = toml_array_at(*out, i);
+    if (toml_array_count(list) > (size_t)s->max)
+        return s_fail(r, list, name, "more than %lld entries", (long long)s->max);
+    for (size_t i = 0; i < toml_array_count(list); i++) {
+        const toml_value *e = toml_array_at(list, i);
+        stm_err rc;
         if (toml_type_of(e) != TOML_STRING)
             return s_fail(r, e, name, "expected an array of strings, found %s %s in it",
                           s_a(toml_type_of(e)), toml_type_name(toml_type_of(e)));
@@ -423,26 +726,6 @@ static stm_err s_get_list(const s_reader *r, const toml_value *sec, const char *
             return rc;
     }
     return STM_OK;
-}
-
-static stm_err s_read_node(const s_reader *r, const toml_value *root, node_config *cfg)
-{
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "node", &sec);
-    if (rc == STM_OK)
-        rc = s_get_string(r, sec, "node", "db", &cfg->db);
-    if (rc == STM_OK)
-        rc = s_get_string(r, sec, "node", "schemas", &cfg->schemas);
-    if (rc == STM_OK)
-        rc = s_get_endpoint(r, sec, "bind", true, &cfg->bind);
-    if (rc == STM_OK)
-        rc = s_get_endpoint(r, sec, "control", true, &cfg->control);
-    /* The two settings without a default: a node is nothing without them. */
-    if (rc == STM_OK && !cfg->db)
-        rc = s_fail(r, sec, "node.db", "missing: the path of the application's database");
-    if (rc == STM_OK && !cfg->schemas)
-        rc = s_fail(r, sec, "node.schemas", "missing: the path of the schema set's directory");
-    return rc;
 }
 
 /* A key and where it came in its list. */
@@ -458,10 +741,11 @@ static int s_keyed_cmp(const void *pa, const void *pb)
     return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
-/* Adds the n keys to cfg's empty list in their order, each once: sorted to find
- * repeats, where adding each with config_add_trusted compared it with all before it (n
- * squared: 26 s for the 100,000 keys a node.toml may list). keys is reordered. */
-static void s_add_trusted_all(node_config *cfg, s_keyed *keys, size_t n)
+/* Adds the n keys to the empty list *list of *count in their order, each once: sorted
+ * to find repeats, where adding each with config_add_trusted compared it with all
+ * before it (n squared: 26 s for the 100,000 keys a node.toml may list). keys is
+ * reordered. */
+static void s_add_keys_once(stm_id **list, size_t *count, s_keyed *keys, size_t n)
 {
     qsort(keys, n, sizeof *keys, s_keyed_cmp);
     bool *repeat = stm_calloc(n + 1, sizeof *repeat);
@@ -471,129 +755,156 @@ static void s_add_trusted_all(node_config *cfg, s_keyed *keys, size_t n)
     stm_id *in_order = stm_calloc(n + 1, sizeof *in_order);
     for (size_t i = 0; i < n; i++)
         in_order[keys[i].index] = keys[i].key;
-    cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + n + 1) * sizeof *cfg->trusted);
+    *list = stm_realloc(*list, (*count + n + 1) * sizeof **list);
     for (size_t i = 0; i < n; i++)
         if (!repeat[i])
-            cfg->trusted[cfg->ntrusted++] = in_order[i];
+            (*list)[(*count)++] = in_order[i];
     free(in_order);
     free(repeat);
 }
 
-static stm_err s_read_security(const s_reader *r, const toml_value *root, node_config *cfg)
+static stm_err s_read_keys(const s_reader *r, const toml_value *list, const s_setting *s,
+                           const char *name, node_config *cfg)
 {
-    const toml_value *sec, *list;
-    stm_err rc = s_section(r, root, "security", &sec);
-    if (rc == STM_OK)
-        rc = s_get_bool(r, sec, "security", "insecure", &cfg->insecure);
-    if (rc == STM_OK)
-        rc = s_get_bool(r, sec, "security", "trust_on_first_use", &cfg->trust_on_first_use);
-    if (rc == STM_OK)
-        rc = s_get_list(r, sec, "security", "trusted", CONFIG_MAX_TRUSTED, &list);
-    size_t n = rc == STM_OK && list ? toml_array_count(list) : 0;
+    size_t n = toml_array_count(list);
     s_keyed *keys = stm_calloc(n + 1, sizeof *keys);
+    stm_err rc = STM_OK;
     for (size_t i = 0; rc == STM_OK && i < n; i++) {
         const toml_value *e = toml_array_at(list, i);
         keys[i].index = i;
         if (!keys_parse(toml_string(e, NULL), &keys[i].key))
-            rc = s_fail(r, e, "security.trusted",
+            rc = s_fail(r, e, name,
                         "'%.100s' is not a key: expected 40 Z85 characters or 64 hex digits",
                         toml_string(e, NULL));
     }
     if (rc == STM_OK)
-        s_add_trusted_all(cfg, keys, n);
+        s_add_keys_once(s_field(cfg, s, sizeof(stm_id *)), s_length(cfg, s), keys, n);
     free(keys);
     return rc;
 }
 
-static stm_err s_read_peers(const s_reader *r, const toml_value *root, node_config *cfg)
+static stm_err s_read_peers(const s_reader *r, const toml_value *list, const s_setting *s,
+                            const char *name, node_config *cfg)
 {
-    const toml_value *sec, *list;
-    stm_err rc = s_section(r, root, "peers", &sec);
-    if (rc == STM_OK)
-        rc = s_get_list(r, sec, "peers", "addresses", CONFIG_MAX_PEERS, &list);
-    for (size_t i = 0; rc == STM_OK && list && i < toml_array_count(list); i++) {
+    for (size_t i = 0; i < toml_array_count(list); i++) {
         const toml_value *e = toml_array_at(list, i);
         config_peer peer;
         stm_error why = {0};
-        if (config_parse_peer(toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK) {
-            rc = s_fail(r, e, "peers.addresses", "%s", why.msg);
-        } else {
-            config_add_peer(cfg, &peer);
-            config_peer_free(&peer);
+        if (config_parse_peer(toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK)
+            return s_fail(r, e, name, "%s", why.msg);
+        s_push_peer(s_field(cfg, s, sizeof(config_peer *)), s_length(cfg, s), &peer);
+        config_peer_free(&peer);
+    }
+    return STM_OK;
+}
+
+static stm_err s_read_int(const s_reader *r, const toml_value *v, const s_setting *s,
+                          const char *name, node_config *cfg)
+{
+    int64_t i = toml_integer(v);
+    if (i < 0)
+        return s_fail(r, v, name, "must not be negative, found %lld", (long long)i);
+    if (i < s->min)
+        return s_fail(r, v, name, "must be at least %lld, found %lld", (long long)s->min,
+                      (long long)i);
+    if (i > s->max)
+        return s_fail(r, v, name, "must be at most %lld, found %lld", (long long)s->max,
+                      (long long)i);
+    *(int *)s_field(cfg, s, sizeof(int)) = (int)i;
+    return STM_OK;
+}
+
+static stm_err s_read_policy(const s_reader *r, const toml_value *v, const s_setting *s,
+                             const char *name, node_config *cfg)
+{
+    const char *word = toml_string(v, NULL);
+    for (size_t m = 0; m < S_NPOLICY_WORDS; m++) {
+        if (strcmp(word, s_policy_words[m]) == 0) {
+            *(policy_mode *)s_field(cfg, s, sizeof(policy_mode)) = (policy_mode)m;
+            return STM_OK;
         }
     }
-    return rc;
+    return s_fail(r, v, name, "expected \"full\", \"shared\" or \"none\", found \"%.100s\"", word);
 }
 
-static stm_err s_read_policy(const s_reader *r, const toml_value *root, node_config *cfg)
+/* Reads row s from the file into cfg, when the file has it. */
+static stm_err s_read(const s_reader *r, const toml_value *root, const s_setting *s,
+                      node_config *cfg)
 {
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "policy", &sec);
-    for (int k = RELATION_SAME; rc == STM_OK && k <= RELATION_UNRELATED; k++) {
-        const char *key = relation_name((relation_kind)k);
-        const toml_value *v;
-        char name[128];
-        rc = s_get(r, sec, "policy", key, TOML_STRING, &v);
-        if (rc == STM_OK && v && !config_sync_parse(toml_string(v, NULL), &cfg->policy[k]))
-            rc = s_fail(r, v, s_name(name, sizeof name, "policy", key),
-                        "expected \"full\", \"shared\" or \"none\", found \"%.100s\"",
-                        toml_string(v, NULL));
+    const toml_value *v;
+    char name[128];
+    stm_error why = {0};
+    stm_err rc = s_value(r, root, s, &v);
+    if (rc != STM_OK || !v)
+        return rc;
+    s_name(s, name);
+    switch (s->type) {
+    case S_PATH:
+    case S_ENDPOINT:
+        if ((rc = s_string_ok(r, v, name)) != STM_OK)
+            return rc;
+        if (s->type == S_ENDPOINT &&
+            config_check_endpoint(toml_string(v, NULL), true, &why) != STM_OK)
+            return s_fail(r, v, name, "%s", why.msg);
+        config_set_str(s_field(cfg, s, sizeof(char *)), toml_string(v, NULL));
+        return STM_OK;
+    case S_BOOL:
+        *(bool *)s_field(cfg, s, sizeof(bool)) = toml_bool(v);
+        return STM_OK;
+    case S_INT:
+        return s_read_int(r, v, s, name, cfg);
+    case S_POLICY:
+        return s_read_policy(r, v, s, name, cfg);
+    case S_PEERS:
+    case S_KEYS:
+        if ((rc = s_list_ok(r, v, s, name)) != STM_OK)
+            return rc;
+        return s->type == S_PEERS ? s_read_peers(r, v, s, name, cfg)
+                                  : s_read_keys(r, v, s, name, cfg);
     }
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "policy", "min_supported_version", 0, SCHEMASET_MAX_VERSIONS,
-                       &cfg->min_supported_version, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "policy", "max_version_gap", 0, SCHEMASET_MAX_VERSIONS,
-                       &cfg->max_version_gap, NULL);
-    return rc;
+    return STM_OK;
 }
 
-static stm_err s_read_timing(const s_reader *r, const toml_value *root, node_config *cfg)
+/* A setting without a default must be in the file: a node is nothing without it. */
+static stm_err s_check_required(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
-    const toml_value *sec, *heartbeat, *timeout, *rmin, *rmax;
-    stm_err rc = s_section(r, root, "timing", &sec);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "heartbeat_ms", 1, CONFIG_MAX_MS, &cfg->heartbeat_ms,
-                       &heartbeat);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "peer_timeout_ms", 1, CONFIG_MAX_MS, &cfg->peer_timeout_ms,
-                       &timeout);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "reconnect_min_ms", 1, CONFIG_MAX_MS,
-                       &cfg->reconnect_min_ms, &rmin);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "reconnect_max_ms", 1, CONFIG_MAX_MS,
-                       &cfg->reconnect_max_ms, &rmax);
-    /* Pairs that must agree; the message points at the one written (the later one when
-     * both are). A timeout no longer than the heartbeat would drop every quiet peer. */
-    if (rc == STM_OK && cfg->peer_timeout_ms <= cfg->heartbeat_ms)
-        rc = s_fail(r, timeout ? timeout : heartbeat,
-                    timeout ? "timing.peer_timeout_ms" : "timing.heartbeat_ms",
-                    "peer_timeout_ms (%d) must be more than heartbeat_ms (%d)",
-                    cfg->peer_timeout_ms, cfg->heartbeat_ms);
-    if (rc == STM_OK && cfg->reconnect_min_ms > cfg->reconnect_max_ms)
-        rc = s_fail(r, rmax ? rmax : rmin,
-                    rmax ? "timing.reconnect_max_ms" : "timing.reconnect_min_ms",
-                    "reconnect_min_ms (%d) must not be more than reconnect_max_ms (%d)",
-                    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
-    return rc;
+    char name[128];
+    for (size_t i = 0; i < S_NSETTINGS; i++) {
+        const s_setting *s = &s_settings[i];
+        if ((s->type == S_PATH || s->type == S_ENDPOINT) && !s->text &&
+            !*(char **)s_field(cfg, s, sizeof(char *)))
+            return s_fail(r, toml_table_get(root, s->section), s_name(s, name), "missing: %s",
+                          s->doc);
+    }
+    return STM_OK;
 }
 
-static stm_err s_read_sync(const s_reader *r, const toml_value *root, node_config *cfg)
+/* The pairs of s_rules agree; the message points at the upper one when the file has
+ * it, else at the lower. */
+static stm_err s_check_rules(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "sync", &sec);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "batch_ops", 1, CODEC_MAX_BATCH_OPS, &cfg->batch_ops, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "window", 1, CONFIG_MAX_WINDOW, &cfg->window, NULL);
-    if (rc == STM_OK)
-        rc =
-            s_get_int(r, sec, "sync", "local_poll_ms", 1, CONFIG_MAX_MS, &cfg->local_poll_ms, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "busy_timeout_ms", 1, CONFIG_MAX_MS, &cfg->busy_timeout_ms,
-                       NULL);
-    return rc;
+    for (size_t i = 0; i < sizeof s_rules / sizeof s_rules[0]; i++) {
+        const char *sec = s_rules[i].section;
+        const s_setting *lo = s_find(sec, s_rules[i].lower, strlen(s_rules[i].lower));
+        const s_setting *hi = s_find(sec, s_rules[i].upper, strlen(s_rules[i].upper));
+        int a = *(int *)s_field(cfg, lo, sizeof(int)), b = *(int *)s_field(cfg, hi, sizeof(int));
+        if (s_rules[i].strict ? a < b : a <= b)
+            continue;
+        const toml_value *at;
+        char name[128];
+        stm_err rc = s_value(r, root, hi, &at);
+        const s_setting *blamed = at ? hi : lo;
+        if (rc == STM_OK && !at)
+            rc = s_value(r, root, lo, &at);
+        if (rc != STM_OK)
+            return rc;
+        if (s_rules[i].strict)
+            return s_fail(r, at, s_name(blamed, name), "%s (%d) must be more than %s (%d)",
+                          hi->key, b, lo->key, a);
+        return s_fail(r, at, s_name(blamed, name), "%s (%d) must not be more than %s (%d)",
+                      lo->key, a, hi->key, b);
+    }
+    return STM_OK;
 }
 
 stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
@@ -613,25 +924,119 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
     toml_value *root = NULL;
     rc = toml_parse_file(path, &root, err);
     s_reader r = {path, err};
-    /* [security] first: whether a peer may go without a key depends on it. */
     if (rc == STM_OK)
-        rc = s_read_node(&r, root, cfg);
+        rc = s_check_names(&r, root);
+    /* Peers last: whether one may go without a key depends on security.insecure. */
+    for (int peers = 0; peers < 2; peers++)
+        for (size_t i = 0; rc == STM_OK && i < S_NSETTINGS; i++)
+            if ((s_settings[i].type == S_PEERS) == peers)
+                rc = s_read(&r, root, &s_settings[i], cfg);
     if (rc == STM_OK)
-        rc = s_read_security(&r, root, cfg);
+        rc = s_check_required(&r, root, cfg);
     if (rc == STM_OK)
-        rc = s_read_peers(&r, root, cfg);
-    if (rc == STM_OK)
-        rc = s_read_policy(&r, root, cfg);
-    if (rc == STM_OK)
-        rc = s_read_timing(&r, root, cfg);
-    if (rc == STM_OK)
-        rc = s_read_sync(&r, root, cfg);
+        rc = s_check_rules(&r, root, cfg);
     toml_destroy(&root);
     free(path);
     return rc;
 }
 
+/* ------------------------------------------------------------------ words about a row */
+
+/* The doc of a row or section as a sentence: first letter capitalised, a full stop. */
+static void s_put_sentence(buf_t *b, const char *doc)
+{
+    buf_putc(b, (char)toupper((unsigned char)doc[0]));
+    buf_printf(b, "%s.", doc + 1);
+}
+
+/* The row's doc, with what s_rules ask of it ("; more than heartbeat_ms"). */
+static void s_put_doc(buf_t *b, const s_setting *s)
+{
+    buf_puts(b, s->doc);
+    for (size_t i = 0; i < sizeof s_rules / sizeof s_rules[0]; i++)
+        if (strcmp(s_rules[i].section, s->section) == 0 && strcmp(s_rules[i].upper, s->key) == 0)
+            buf_printf(b, "; %s %s", s_rules[i].strict ? "more than" : "at least",
+                       s_rules[i].lower);
+}
+
+/* What values the row takes. md: literals in `backquotes`, for Markdown. */
+static void s_put_type(buf_t *b, const s_setting *s, bool md)
+{
+    const char *q = md ? "`" : "";
+    switch (s->type) {
+    case S_PATH:
+        buf_puts(b, "path");
+        break;
+    case S_ENDPOINT:
+        buf_puts(b, "endpoint");
+        break;
+    case S_BOOL:
+        buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
+        break;
+    case S_INT:
+        buf_printf(b, "integer, %lld to %lld", (long long)s->min, (long long)s->max);
+        break;
+    case S_POLICY:
+        for (size_t m = 0; m < S_NPOLICY_WORDS; m++)
+            buf_printf(b, "%s%s\"%s\"%s", m == 0 ? "" : m + 1 == S_NPOLICY_WORDS ? " or " : ", ",
+                       q, s_policy_words[m], q);
+        break;
+    case S_PEERS:
+    case S_KEYS:
+        buf_printf(b, "list of strings, at most %lld", (long long)s->max);
+        break;
+    }
+}
+
+/* The row's default as TOML writes it; "" for a setting that has none. */
+static void s_put_default(buf_t *b, const s_setting *s)
+{
+    switch (s->type) {
+    case S_PATH:
+    case S_ENDPOINT:
+        if (s->text)
+            buf_printf(b, "\"%s\"", s->text);
+        break;
+    case S_BOOL:
+        buf_puts(b, s->value ? "true" : "false");
+        break;
+    case S_INT:
+        buf_printf(b, "%lld", (long long)s->value);
+        break;
+    case S_POLICY:
+        buf_printf(b, "\"%s\"", s_policy_words[s->value]);
+        break;
+    case S_PEERS:
+    case S_KEYS:
+        buf_puts(b, "[]");
+        break;
+    }
+}
+
 /* ------------------------------------------------------------------ writing node.toml */
+
+/* Appends text as "# " comment lines of at most 80 columns, broken at spaces. */
+static void s_put_comment(buf_t *b, const char *text)
+{
+    size_t col = 0;
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (col > 0 && col + 1 + word > 80) {
+            buf_putc(b, '\n');
+            col = 0;
+        }
+        if (col == 0) {
+            buf_putc(b, '#');
+            col = 1;
+        }
+        buf_printf(b, " %.*s", (int)word, text);
+        col += 1 + word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    if (col > 0)
+        buf_putc(b, '\n');
+}
 
 /* Appends v (taken) as TOML, written by toml/'s emitter: "key = value\n". */
 static void s_put(buf_t *b, const char *key, toml_value *v)
@@ -657,12 +1062,8 @@ static void s_put_literal(buf_t *b, const char *s)
     toml_destroy(&t);
 }
 
-static void s_put_str(buf_t *b, const char *key, const char *s)
-{
-    s_put(b, key, toml_new_string(s, strlen(s)));
-}
-
-/* A list of strings, one per line, so that a long list stays readable and diffs well. */
+/* A list of strings (taken), one per line, so that a long list stays readable and
+ * diffs well. */
 static void s_put_list(buf_t *b, const char *key, char **items, size_t n)
 {
     if (n == 0) {
@@ -674,127 +1075,122 @@ static void s_put_list(buf_t *b, const char *key, char **items, size_t n)
         buf_puts(b, "    ");
         s_put_literal(b, items[i]);
         buf_puts(b, ",\n");
+        free(items[i]);
     }
     buf_puts(b, "]\n");
+}
+
+/* Row s's value in cfg as a "key = value" line (or lines, for a list). */
+static void s_put_value(buf_t *b, const node_config *cfg, const s_setting *s)
+{
+    switch (s->type) {
+    case S_PATH:
+    case S_ENDPOINT: {
+        const char *str = *(char **)s_field(cfg, s, sizeof(char *));
+        s_put(b, s->key, toml_new_string(str ? str : "", str ? strlen(str) : 0));
+        break;
+    }
+    case S_BOOL:
+        s_put(b, s->key, toml_new_bool(*(bool *)s_field(cfg, s, sizeof(bool))));
+        break;
+    case S_INT:
+        s_put(b, s->key, toml_new_integer(*(int *)s_field(cfg, s, sizeof(int))));
+        break;
+    case S_POLICY: {
+        policy_mode m = *(policy_mode *)s_field(cfg, s, sizeof(policy_mode));
+        const char *word = (size_t)m < S_NPOLICY_WORDS ? s_policy_words[m] : "none";
+        s_put(b, s->key, toml_new_string(word, strlen(word)));
+        break;
+    }
+    case S_PEERS:
+    case S_KEYS: {
+        size_t n = *s_length(cfg, s);
+        char **items = stm_calloc(n + 1, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+            if (s->type == S_PEERS) {
+                items[i] = config_peer_format(&(*(config_peer **)s_field(cfg, s, sizeof(config_peer *)))[i]);
+            } else {
+                items[i] = stm_malloc(KEYS_Z85_LEN + 1);
+                keys_to_z85(&(*(stm_id **)s_field(cfg, s, sizeof(stm_id *)))[i], items[i]);
+            }
+        }
+        s_put_list(b, s->key, items, n);
+        free(items);
+        break;
+    }
+    }
 }
 
 static const char *s_header =
     "# node.toml - the settings of a stemma node, written by 'stemma init'.\n"
     "#\n"
     "# The node reads this file when it starts and never writes it. A setting left out\n"
-    "# takes the default its comment gives; settings stemma does not know are ignored.\n"
-    "# Keys are CURVE public keys, written in Z85 (40 characters) or hex (64 digits).\n"
-    "# docs/user-guide.md, \"Setting up a node\", tells more.\n";
-
-static const char *const s_policy_comments[] = {
-    "# same: the peer has this node's exact schema history. Default \"full\".\n",
-    "# ancestor: the peer is newer (its history goes on from this node's). Default\n"
-    "# \"full\".\n",
-    "# descendant: this node is newer (its history goes on from the peer's). Default\n"
-    "# \"full\".\n",
-    "# divergent: the histories parted after a common version. Default \"shared\".\n",
-    "# unrelated: no version in common (another application). Default \"none\".\n",
-};
+    "# takes the default its comment gives; a setting or section stemma does not know is\n"
+    "# refused, with its line. Keys are CURVE public keys, written in Z85 (40 characters)\n"
+    "# or hex (64 digits). docs/user-guide.md, \"Setting up a node\", tells more.\n";
 
 stm_err config_save(const node_config *cfg, stm_error *err)
 {
-    buf_t b = BUF_INIT;
+    buf_t b = BUF_INIT, words = BUF_INIT;
     buf_puts(&b, s_header);
-
-    buf_puts(&b, "\n[node]\n"
-                 "# The application's SQLite database. A relative path is relative to this\n"
-                 "# directory. No default.\n");
-    s_put_str(&b, "db", cfg->db ? cfg->db : "");
-    buf_puts(&b, "# The schema set: the directory of numbered migrations (NNN_description.sql).\n"
-                 "# A relative path is relative to this directory. No default.\n");
-    s_put_str(&b, "schemas", cfg->schemas ? cfg->schemas : "");
-    buf_puts(&b, "# Where the node listens for peers: tcp://HOST:PORT (HOST * for every\n"
-                 "# interface) or ipc://PATH. Default \"" CONFIG_DEFAULT_BIND "\" (this machine\n"
-                 "# only).\n");
-    s_put_str(&b, "bind", cfg->bind);
-    buf_puts(&b, "# Where the node answers queries about itself (its peers, what syncs, what\n"
-                 "# is parked): tcp://HOST:PORT or ipc://PATH. Default\n"
-                 "# \"ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET "\", NODE_DIR being this directory's "
-                 "absolute path.\n");
-    s_put_str(&b, "control", cfg->control);
-
-    buf_puts(&b, "\n[peers]\n"
-                 "# The peers this node connects to, each \"KEY@ENDPOINT\": KEY the peer's public\n"
-                 "# key (its 'stemma init' prints it), ENDPOINT tcp://HOST:PORT or ipc://PATH.\n"
-                 "# KEY may be left out only when security.insecure is true. Peers not listed\n"
-                 "# may still connect to this node. Default: none.\n");
-    char **items = stm_calloc(cfg->npeers + cfg->ntrusted + 1, sizeof *items);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        items[i] = config_peer_format(&cfg->peers[i]);
-    s_put_list(&b, "addresses", items, cfg->npeers);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        free(items[i]);
-
-    buf_puts(&b, "\n[security]\n"
-                 "# true: plain TCP, without CURVE encryption and authentication, and any peer\n"
-                 "# is accepted. For a closed test network only. Default false.\n");
-    s_put(&b, "insecure", toml_new_bool(cfg->insecure));
-    buf_puts(&b, "# true: a peer presenting a key that is not trusted is accepted, and its key\n"
-                 "# is added to the file known_peers in this directory (trusted from then on).\n"
-                 "# Default false: unknown keys are refused.\n");
-    s_put(&b, "trust_on_first_use", toml_new_bool(cfg->trust_on_first_use));
-    buf_puts(&b, "# The public keys a peer may present (Z85 or hex); 'stemma init' adds the keys\n"
-                 "# of the peers it was given. Default: none.\n");
-    for (size_t i = 0; i < cfg->ntrusted; i++) {
-        items[i] = stm_malloc(KEYS_Z85_LEN + 1);
-        keys_to_z85(&cfg->trusted[i], items[i]);
+    for (size_t i = 0; i < S_NSECTIONS; i++) {
+        buf_reset(&words);
+        s_put_sentence(&words, s_sections[i].doc);
+        buf_putc(&b, '\n');
+        s_put_comment(&b, buf_str(&words));
+        buf_printf(&b, "[%s]\n", s_sections[i].name);
+        for (size_t j = 0; j < S_NSETTINGS; j++) {
+            const s_setting *s = &s_settings[j];
+            if (strcmp(s->section, s_sections[i].name) != 0)
+                continue;
+            /* "Doc. Type; default X." */
+            buf_reset(&words);
+            s_put_doc(&words, s);
+            buf_t doc = BUF_INIT;
+            s_put_sentence(&doc, buf_str(&words));
+            buf_reset(&words);
+            s_put_type(&words, s, false);
+            buf_printf(&doc, " %c%s; ", toupper((unsigned char)buf_str(&words)[0]),
+                       buf_str(&words) + 1);
+            buf_reset(&words);
+            s_put_default(&words, s);
+            buf_printf(&doc, words.len ? "default %s." : "required.", buf_str(&words));
+            s_put_comment(&b, buf_str(&doc));
+            buf_free(&doc);
+            s_put_value(&b, cfg, s);
+        }
     }
-    s_put_list(&b, "trusted", items, cfg->ntrusted);
-    for (size_t i = 0; i < cfg->ntrusted; i++)
-        free(items[i]);
-    free(items);
-
-    buf_puts(&b, "\n[policy]\n"
-                 "# What syncs with a peer, by how its schema history relates to this node's:\n"
-                 "# \"full\" (every table and column both have), \"shared\" (only the columns\n"
-                 "# both have, with the same type), \"none\" (nothing; the peer is still\n"
-                 "# reported).\n");
-    for (int k = RELATION_SAME; k <= RELATION_UNRELATED; k++) {
-        buf_puts(&b, s_policy_comments[k]);
-        s_put_str(&b, relation_name((relation_kind)k), config_sync_name(cfg->policy[k]));
-    }
-    buf_puts(&b, "# A peer whose schema version is below this is refused, with the reason in\n"
-                 "# the node's report. Default 0: no minimum.\n");
-    s_put(&b, "min_supported_version", toml_new_integer(cfg->min_supported_version));
-    buf_puts(&b, "# A peer more versions away than this is reported with a recommendation to\n"
-                 "# resync. Default 0: no limit.\n");
-    s_put(&b, "max_version_gap", toml_new_integer(cfg->max_version_gap));
-
-    buf_puts(&b, "\n[timing]\n"
-                 "# How often (milliseconds) a quiet peer is sent a heartbeat. Default 1000.\n");
-    s_put(&b, "heartbeat_ms", toml_new_integer(cfg->heartbeat_ms));
-    buf_puts(&b, "# How long (ms) a peer may stay silent before it is taken as gone; more\n"
-                 "# than heartbeat_ms. Default 5000.\n");
-    s_put(&b, "peer_timeout_ms", toml_new_integer(cfg->peer_timeout_ms));
-    buf_puts(&b, "# The first wait (ms) before reconnecting to a lost peer; each failed attempt\n"
-                 "# doubles it, up to reconnect_max_ms. Default 100.\n");
-    s_put(&b, "reconnect_min_ms", toml_new_integer(cfg->reconnect_min_ms));
-    buf_puts(&b, "# The longest wait (ms) between reconnection attempts. Default 5000.\n");
-    s_put(&b, "reconnect_max_ms", toml_new_integer(cfg->reconnect_max_ms));
-
-    buf_puts(&b, "\n[sync]\n"
-                 "# Operations per batch sent to a peer. Default 2000.\n");
-    s_put(&b, "batch_ops", toml_new_integer(cfg->batch_ops));
-    buf_puts(&b, "# Batches in flight to one peer before waiting for it to acknowledge.\n"
-                 "# Default 4.\n");
-    s_put(&b, "window", toml_new_integer(cfg->window));
-    buf_puts(&b, "# How often (ms) the node looks for writes to its own database. Default 200.\n");
-    s_put(&b, "local_poll_ms", toml_new_integer(cfg->local_poll_ms));
-    buf_puts(&b, "# How long (ms) one attempt to store received operations waits while another\n"
-                 "# program holds the database's write lock; then the node answers its peers\n"
-                 "# and control socket and tries again, losing nothing. Default 1000.\n");
-    s_put(&b, "busy_timeout_ms", toml_new_integer(cfg->busy_timeout_ms));
-
     char *path = config_path(cfg->dir, CONFIG_FILE);
     stm_err rc = safefile_write(path, b.data, b.len, 0644, false, err);
     free(path);
+    buf_free(&words);
     buf_free(&b);
     return rc;
+}
+
+/* ------------------------------------------------------------------ the user guide */
+
+char *config_doc_markdown(void)
+{
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < S_NSECTIONS; i++) {
+        buf_printf(&b, "%s`[%s]` — %s.", i ? "\n" : "", s_sections[i].name, s_sections[i].doc);
+        buf_puts(&b, "\n\n| setting | type | default | what it is |\n|---|---|---|---|\n");
+        for (size_t j = 0; j < S_NSETTINGS; j++) {
+            const s_setting *s = &s_settings[j];
+            if (strcmp(s->section, s_sections[i].name) != 0)
+                continue;
+            buf_printf(&b, "| `%s` | ", s->key);
+            s_put_type(&b, s, true);
+            buf_t def = BUF_INIT;
+            s_put_default(&def, s);
+            buf_printf(&b, def.len ? " | `%s` | " : " | (required)%s | ", buf_str(&def));
+            buf_free(&def);
+            s_put_doc(&b, s);
+            buf_puts(&b, " |\n");
+        }
+    }
+    return buf_detach(&b);
 }
 
 /* ------------------------------------------------------------------ known_peers */
