@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "known_peers.h"
 #include "keys.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -101,7 +102,7 @@ int cmd_node(int argc, char **argv)
     if (rc == STM_OK)
         rc = keys_load(dir, &keys, &err);
     if (rc == STM_OK)
-        rc = config_known_peers_load(dir, &known, &nknown, &err);
+        rc = known_peers_load(dir, &known, &nknown, &err);
     if (rc != STM_OK) {
         config_destroy(&cfg);
         keys_destroy(&keys);

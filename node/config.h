@@ -1,5 +1,4 @@
-/* config.h - a node's settings: NODE_DIR/node.toml, and the keys it learned on first
- * use, NODE_DIR/known_peers.
+/* config.h - a node's settings: NODE_DIR/node.toml.
  *
  * node.toml is the user's file: `stemma init` writes it with every setting and a
  * comment above each, and the node only reads it. Every setting is one row of one
@@ -24,11 +23,8 @@
  * An endpoint is tcp://HOST:PORT (HOST a name, an IPv4 address or a [bracketed] IPv6
  * one; `*` too for bind; PORT 1-65535) or ipc://PATH (at most CONFIG_MAX_IPC_PATH
  * bytes, the limit of a Unix socket's name). A key is Z85 or hex (keys.h) and is
- * always written back in Z85.
- *
- * known_peers holds the keys the node trusted on first use, one Z85 key per line;
- * lines starting with '#' that are not keys are comments. The node appends to it; it
- * never writes node.toml. */
+ * always written back in Z85. The node never writes node.toml: the keys it learns go
+ * in known_peers (known_peers.h). */
 #ifndef STM_CONFIG_H
 #define STM_CONFIG_H
 
@@ -41,19 +37,17 @@
 #include <stddef.h>
 
 #define CONFIG_FILE "node.toml"
-#define CONFIG_KNOWN_PEERS_FILE "known_peers"
 
 /* Named here because `stemma init --help` quotes them too; the table uses them. */
 #define CONFIG_DEFAULT_BIND "tcp://127.0.0.1:7420"
 #define CONFIG_CONTROL_SOCKET "control.sock" /* the default control is ipc://ABS_DIR/this */
 
-/* Limits, checked when node.toml or known_peers is read. */
-#define CONFIG_MAX_IPC_PATH 107                 /* bytes of an ipc:// path (sun_path) */
-#define CONFIG_MAX_PEERS 10000                  /* entries in peers.addresses */
-#define CONFIG_MAX_TRUSTED 100000               /* entries in security.trusted, known_peers */
-#define CONFIG_MAX_KNOWN_PEERS_BYTES (8u << 20) /* the size of known_peers */
-#define CONFIG_MAX_MS 86400000                  /* any *_ms setting: one day */
-#define CONFIG_MAX_WINDOW 256                   /* sync.window */
+/* Limits, checked when node.toml (or, for CONFIG_MAX_TRUSTED, known_peers) is read. */
+#define CONFIG_MAX_IPC_PATH 107   /* bytes of an ipc:// path (sun_path) */
+#define CONFIG_MAX_PEERS 10000    /* entries in peers.addresses */
+#define CONFIG_MAX_TRUSTED 100000 /* entries in security.trusted, known_peers */
+#define CONFIG_MAX_MS 86400000    /* any *_ms setting: one day */
+#define CONFIG_MAX_WINDOW 256     /* sync.window */
 
 /* One entry of peers.addresses. */
 typedef struct {
@@ -154,13 +148,5 @@ stm_err config_save(const node_config *cfg, stm_error *err);
  * it holds and a Markdown table of its settings (type and bounds, default, doc). The
  * caller frees it. */
 char *config_doc_markdown(void);
-
-/* Reads dir/known_peers into *keys (the caller's to free) and *count; a missing file is
- * an empty list. STM_EINPUT "DIR/known_peers:LINE: ..." for a line that is neither a
- * key nor a comment, or a file over the limits; STM_ESYS when it cannot be read. */
-stm_err config_known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err);
-/* Appends key (in Z85) as a line of dir/known_peers, creating it with a comment saying
- * what it is, and fsyncs it. Does not look for the key first: the caller knows. */
-stm_err config_known_peer_add(const char *dir, const stm_id *key, stm_error *err);
 
 #endif

@@ -1,5 +1,6 @@
 #include "node.h"
 #include "config.h"
+#include "known_peers.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "lineage/sqlscript.h"
@@ -900,7 +901,7 @@ static void s_handle_zap(node_t *n)
                 char z85[41];
                 zmq_z85_encode(z85, key.bytes, 32);
                 stm_error err = {0};
-                if (config_known_peer_add(n->dir, &key, &err) != STM_OK)
+                if (known_peers_add(n->dir, &key, &err) != STM_OK)
                     log_event(LOG_ERROR, "known-peers", NULL, "%s", err.msg);
                 log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
             }

@@ -9,6 +9,8 @@
 #include "base/mem.h"
 #include "toml/toml.h"
 #include "node/config.h"
+#include "node/known_peers.h"
+#include "node/settings.h"
 #include "node/keys.h"
 #include "testutil.h"
 
@@ -822,61 +824,90 @@ static void test_config_unknown_names(void **state)
 }
 
 /* Every integer setting, just outside its bounds, is refused at its line and column;
- * at its bounds, it is taken (unless a pair of settings must agree). The bounds come
- * from the user guide's table, so this also checks that what it says holds. */
+ * at its bounds, it is taken (unless a pair of settings must agree). */
 static void test_config_bounds(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    char *doc = config_doc_markdown();
-    char section[32] = "";
     int checked = 0;
-    for (char *line = doc; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        char key[64];
-        long long lo, hi;
-        if (sscanf(line, "`[%31[a-z]]`", section) == 1)
+    for (size_t i = 0; i < settings_nrows; i++) {
+        const settings_row *s = &settings_rows[i];
+        if (s->type != SETTINGS_INT)
             continue;
-        if (sscanf(line, "| `%63[a-z_]` | integer, %lld to %lld |", key, &lo, &hi) != 3)
-            continue;
-        const long long values[] = {lo - 1, hi + 1, lo, hi};
+        assert_string_not_equal(s->section, "node"); /* s_write_config's [node] is above */
+        const long long lo = s->min, hi = s->max, values[] = {lo - 1, hi + 1, lo, hi};
         for (int v = 0; v < 4; v++) {
-            buf_t extra = BUF_INIT, says = BUF_INIT, name = BUF_INIT;
-            buf_printf(&extra, "[%s]\n%s = %lld\n", section, key, values[v]);
-            buf_printf(&name, ": %s.%s: ", section, key);
-            int col = (int)strlen(key) + 4;
+            buf_t extra = BUF_INIT, says = BUF_INIT;
+            buf_printf(&extra, "[%s]\n%s = %lld\n", s->section, s->key, values[v]);
+            buf_printf(&says, ":5:%d: %s.%s: ", (int)strlen(s->key) + 4, s->section, s->key);
             if (v == 0 && lo == 0)
-                buf_printf(&says, ":5:%d%smust not be negative, found -1", col, buf_str(&name));
+                buf_printf(&says, "must not be negative, found -1");
             else if (v == 0)
-                buf_printf(&says, ":5:%d%smust be at least %lld, found %lld", col, buf_str(&name),
-                           lo, lo - 1);
+                buf_printf(&says, "must be at least %lld, found %lld", lo, lo - 1);
             else if (v == 1)
-                buf_printf(&says, ":5:%d%smust be at most %lld, found %lld", col, buf_str(&name),
-                           hi, hi + 1);
-            if (strcmp(section, "node") == 0) /* s_write_config's [node] is above */
-                fail_msg("an integer in [node]: the test needs another layout");
+                buf_printf(&says, "must be at most %lld, found %lld", hi, hi + 1);
             s_write_config(dir, buf_str(&extra));
             node_config cfg;
             stm_error err = {0};
             stm_err rc = config_load(dir, &cfg, &err);
             if (v < 2) {
                 if (rc != STM_EINPUT)
-                    fail_msg("accepted %s.%s = %lld", section, key, values[v]);
+                    fail_msg("accepted %s", buf_str(&extra));
                 s_expect(&err, dir, "node.toml", buf_str(&says), NULL);
             } else if (rc != STM_OK && !strstr(err.msg, "must be more than") &&
                        !strstr(err.msg, "must not be more than")) {
-                fail_msg("%s.%s = %lld refused: %s", section, key, values[v], err.msg);
+                fail_msg("refused %s: %s", buf_str(&extra), err.msg);
             }
             config_destroy(&cfg);
             buf_free(&extra);
             buf_free(&says);
-            buf_free(&name);
         }
         checked++;
     }
-    assert_true(checked >= 10); /* policy's two, timing's four, sync's four */
-    free(doc);
+    assert_int_equal(checked, 10); /* policy's two, timing's four, sync's four */
     tu_remove_tree(dir);
     free(dir);
+}
+
+/* The table holds together: every row in a known section, the rows grouped in the
+ * sections' order, each section with a row, defaults within bounds and agreeing with
+ * the rules, docs on one line each. */
+static void test_settings_table(void **state)
+{
+    (void)state;
+    size_t section = 0;
+    for (size_t i = 0; i < settings_nrows; i++) {
+        const settings_row *s = &settings_rows[i];
+        while (section < settings_nsections &&
+               strcmp(settings_sections[section].name, s->section) != 0)
+            section++;
+        if (section == settings_nsections)
+            fail_msg("%s.%s: its section is unknown, or out of order", s->section, s->key);
+        assert_ptr_equal(settings_find(s->section, s->key, strlen(s->key)), s);
+        assert_null(strpbrk(s->doc, "|\n"));
+        if (s->type == SETTINGS_INT)
+            assert_true(s->min <= s->value && s->value <= s->max);
+        if (s->type == SETTINGS_PEERS || s->type == SETTINGS_KEYS)
+            assert_true(s->max > 0);
+    }
+    assert_int_equal(section, settings_nsections - 1);
+    for (size_t i = 0; i < settings_nsections; i++) {
+        assert_null(strpbrk(settings_sections[i].doc, "|\n"));
+        bool has_row = false;
+        for (size_t j = 0; j < settings_nrows; j++)
+            has_row |= strcmp(settings_rows[j].section, settings_sections[i].name) == 0;
+        assert_true(has_row);
+    }
+    for (size_t i = 0; i < settings_nrules; i++) {
+        const settings_rule *r = &settings_rules[i];
+        const settings_row *lo = settings_find(r->section, r->lower, strlen(r->lower));
+        const settings_row *hi = settings_find(r->section, r->upper, strlen(r->upper));
+        assert_non_null(lo);
+        assert_non_null(hi);
+        assert_int_equal(lo->type, SETTINGS_INT);
+        assert_int_equal(hi->type, SETTINGS_INT);
+        assert_true(r->strict ? lo->value < hi->value : lo->value <= hi->value);
+    }
 }
 
 /* What stemma init does (config_init, then the settings its options give, then
@@ -1069,16 +1100,16 @@ static void test_known_peers(void **state)
     stm_id *keys = NULL;
     size_t n = 99;
     /* None yet. */
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 0);
     assert_null(keys);
     stm_id a, b;
     memset(a.bytes, 1, sizeof a.bytes);
     assert_true(keys_parse(s_doc_public, &b));
-    assert_int_equal(config_known_peer_add(dir, &a, &err), STM_OK);
-    assert_int_equal(config_known_peer_add(dir, &b, &err), STM_OK);
+    assert_int_equal(known_peers_add(dir, &a, &err), STM_OK);
+    assert_int_equal(known_peers_add(dir, &b, &err), STM_OK);
     s_no_temporaries(dir);
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 2);
     assert_true(stm_id_equal(&keys[0], &a));
     assert_true(stm_id_equal(&keys[1], &b));
@@ -1109,8 +1140,8 @@ static void test_known_peers(void **state)
     tu_write(dir, "known_peers", buf_str(&want));
     stm_id c;
     memset(c.bytes, 0xee, sizeof c.bytes);
-    assert_int_equal(config_known_peer_add(dir, &c, &err), STM_OK);
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(known_peers_add(dir, &c, &err), STM_OK);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 3);
     assert_true(stm_id_equal(&keys[0], &a));
     assert_true(stm_id_equal(&keys[1], &b));
@@ -1119,7 +1150,7 @@ static void test_known_peers(void **state)
 
     /* A line that is not a key. */
     tu_write(dir, "known_peers", "# ok\nHelloWorldHelloWorldHelloWorldHelloWorld\nnot a key\n");
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     assert_null(keys);
     assert_int_equal(n, 0);
     s_expect(&err, dir, "known_peers", ":3: not a key", NULL);
@@ -1127,7 +1158,7 @@ static void test_known_peers(void **state)
     for (int i = 0; i < 600; i++)
         buf_putc(&want, 'x');
     tu_write(dir, "known_peers", buf_str(&want));
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ":1: line too long", NULL);
     /* A NUL byte, in a key's line or in a long comment: damaged, not blank. */
     static const char nuls[][16] = {"\0\0\0\0\n", "# ok\n\0x\n"};
@@ -1136,7 +1167,7 @@ static void test_known_peers(void **state)
         FILE *fp = fopen(path, "wb");
         fwrite(nuls[i], 1, nul_lens[i], fp);
         fclose(fp);
-        assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+        assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
         s_expect(&err, dir, "known_peers", i ? ":2: holds a NUL byte" : ":1: holds a NUL byte",
                  NULL);
     }
@@ -1148,7 +1179,7 @@ static void test_known_peers(void **state)
     fwrite(want.data, 1, want.len, fp);
     fwrite("\0 more\n", 1, 7, fp);
     fclose(fp);
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ":1: holds a NUL byte", NULL);
 
     buf_free(&want);
@@ -1231,7 +1262,7 @@ static void test_fifos_are_refused_not_waited_on(void **state)
     assert_int_equal(mkfifo(path, 0600), 0);
     stm_id *keys = NULL;
     size_t n = 0;
-    assert_int_equal(config_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ": not a regular file", NULL);
     free(path);
     path = s_path(dir, "node.toml");
@@ -1261,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_config_missing),
         cmocka_unit_test(test_config_unknown_names),
         cmocka_unit_test(test_config_bounds),
+        cmocka_unit_test(test_settings_table),
         cmocka_unit_test(test_config_init_load_save_load),
         cmocka_unit_test(test_config_doc_table),
         cmocka_unit_test(test_config_bad),
