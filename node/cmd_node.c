@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "endpoint.h"
 #include "keys.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -166,15 +167,15 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
     cfg->insecure = a->insecure;
     cfg->trust_on_first_use = a->tofu;
     if (a->bind) {
-        if (config_check_endpoint(a->bind, true, &why) != STM_OK)
+        if (endpoint_check(a->bind, true, &why) != STM_OK)
             return cli_usage_error("init", "--bind: %s", why.msg);
         config_set_str(&cfg->bind, a->bind);
     }
     if (a->control) {
-        if (config_check_endpoint(a->control, true, &why) != STM_OK)
+        if (endpoint_check(a->control, true, &why) != STM_OK)
             return cli_usage_error("init", "--control: %s", why.msg);
         config_set_str(&cfg->control, a->control);
-    } else if (config_check_endpoint(cfg->control, true, &why) != STM_OK) {
+    } else if (endpoint_check(cfg->control, true, &why) != STM_OK) {
         return cli_usage_error("init",
                                "the default control endpoint will not do: %s; give "
                                "--control ENDPOINT",

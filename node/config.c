@@ -9,8 +9,9 @@
  * bounds and default; config_doc_markdown writes the user guide's tables from the same
  * words. Writing builds the file line by line, so each setting can have its comment
  * above it, and lets toml/'s emitter write every value, so strings are escaped as TOML
- * wants. The endpoints and "KEY@ENDPOINT" peers the rows hold are checked here too. */
+ * wants. The "KEY@ENDPOINT" peers [peers] holds are parsed and written here too. */
 #include "config.h"
+#include "endpoint.h"
 #include "settings.h"
 
 #include "base/buf.h"
@@ -143,62 +144,7 @@ char *config_resolve(const node_config *cfg, const char *path)
     return path[0] == '/' ? stm_strdup(path) : config_path(cfg->dir, path);
 }
 
-/* ------------------------------------------------------------------ endpoints and peers */
-
-static bool s_is_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-' || c == '_';
-}
-
-stm_err config_check_endpoint(const char *endpoint, bool bind, stm_error *err)
-{
-    if (strncmp(endpoint, "ipc://", 6) == 0) {
-        size_t n = strlen(endpoint + 6);
-        if (n == 0)
-            return stm_error_set(err, STM_EINPUT, "'%s' has no path: expected ipc://PATH",
-                                 endpoint);
-        if (n > CONFIG_MAX_IPC_PATH)
-            return stm_error_set(err, STM_EINPUT,
-                                 "'%.60s...': the path is %zu bytes, longer than the %d a Unix "
-                                 "socket's name may have",
-                                 endpoint, n, CONFIG_MAX_IPC_PATH);
-        return STM_OK;
-    }
-    if (strncmp(endpoint, "tcp://", 6) != 0)
-        return stm_error_set(err, STM_EINPUT, "'%.200s' is not tcp://HOST:PORT or ipc://PATH",
-                             endpoint);
-    const char *host = endpoint + 6, *colon = strrchr(host, ':');
-    if (!colon)
-        return stm_error_set(err, STM_EINPUT, "'%.200s' has no port: expected tcp://HOST:PORT",
-                             endpoint);
-    size_t hlen = (size_t)(colon - host);
-    bool host_ok = hlen > 0;
-    if (host_ok && host[0] == '[') {
-        /* [IPv6]: hex digits, colons, dots (an embedded IPv4) and nothing else. */
-        host_ok = hlen > 2 && host[hlen - 1] == ']';
-        for (size_t i = 1; host_ok && i < hlen - 1; i++)
-            host_ok = strchr("0123456789abcdefABCDEF:.", host[i]) != NULL;
-    } else if (host_ok && !(bind && hlen == 1 && host[0] == '*')) {
-        for (size_t i = 0; host_ok && i < hlen; i++)
-            host_ok = s_is_host_char(host[i]);
-    }
-    if (!host_ok)
-        return stm_error_set(err, STM_EINPUT,
-                             "'%.200s': the host must be a name, an IPv4 address or a "
-                             "[bracketed] IPv6 address%s",
-                             endpoint, bind ? ", or *" : "");
-    const char *port = colon + 1;
-    size_t plen = strlen(port);
-    long value = 0;
-    bool port_ok = plen > 0 && plen <= 5 && strspn(port, "0123456789") == plen;
-    if (port_ok)
-        value = strtol(port, NULL, 10);
-    if (!port_ok || value < 1 || value > 65535)
-        return stm_error_set(err, STM_EINPUT, "'%.200s': the port must be a number from 1 to 65535",
-                             endpoint);
-    return STM_OK;
-}
+/* ------------------------------------------------------------------ peers */
 
 stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err)
 {
@@ -230,7 +176,7 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
                              "key; only an insecure node may leave it out",
                              text);
     }
-    stm_err rc = config_check_endpoint(endpoint, false, err);
+    stm_err rc = endpoint_check(endpoint, false, err);
     if (rc != STM_OK)
         return rc;
     out->endpoint = stm_strdup(endpoint);
@@ -469,7 +415,7 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
         if ((rc = s_string_ok(r, v, name)) != STM_OK)
             return rc;
         if (s->type == SETTINGS_ENDPOINT &&
-            config_check_endpoint(toml_string(v, NULL), true, &why) != STM_OK)
+            endpoint_check(toml_string(v, NULL), true, &why) != STM_OK)
             return s_fail(r, v, name, "%s", why.msg);
         config_set_str(settings_field(cfg, s, sizeof(char *)), toml_string(v, NULL));
         return STM_OK;

@@ -20,11 +20,9 @@
  * word. A missing setting takes its default; anything else wrong is one message
  * "DIR/node.toml:LINE:COL: section.key: what is wrong".
  *
- * An endpoint is tcp://HOST:PORT (HOST a name, an IPv4 address or a [bracketed] IPv6
- * one; `*` too for bind; PORT 1-65535) or ipc://PATH (at most CONFIG_MAX_IPC_PATH
- * bytes, the limit of a Unix socket's name). A key is Z85 or hex (keys.h) and is
- * always written back in Z85. The node never writes node.toml: the keys it learns go
- * in known_peers (known_peers.h). */
+ * Endpoints are checked by endpoint.h. A key is Z85 or hex (keys.h) and is always
+ * written back in Z85. The node never writes node.toml: the keys it learns go in
+ * known_peers (known_peers.h). */
 #ifndef STM_CONFIG_H
 #define STM_CONFIG_H
 
@@ -43,7 +41,6 @@
 #define CONFIG_CONTROL_SOCKET "control.sock" /* the default control is ipc://ABS_DIR/this */
 
 /* Limits, checked when node.toml (or, for CONFIG_MAX_TRUSTED, known_peers) is read. */
-#define CONFIG_MAX_IPC_PATH 107   /* bytes of an ipc:// path (sun_path) */
 #define CONFIG_MAX_PEERS 10000    /* entries in peers.addresses */
 #define CONFIG_MAX_TRUSTED 100000 /* entries in security.trusted, known_peers */
 #define CONFIG_MAX_MS 86400000    /* any *_ms setting: one day */
@@ -121,9 +118,6 @@ char *config_absolute(const char *path);
 /* The path of dir/name, the caller's to free. */
 char *config_path(const char *dir, const char *name);
 
-/* Checks an endpoint (see above); bind allows `*` as the host. STM_EINPUT with a
- * message saying what is wrong (without naming the setting: callers add that). */
-stm_err config_check_endpoint(const char *endpoint, bool bind, stm_error *err);
 /* Parses "KEY@ENDPOINT", or "ENDPOINT" alone when insecure, into out (out->endpoint
  * the caller's to free, via config_peer_free or config_destroy once added). STM_EINPUT
  * saying what is wrong. */

@@ -23,7 +23,7 @@
 /* What a setting holds: its TOML type, its C type in node_config, how it is checked. */
 typedef enum {
     SETTINGS_PATH,     /* char *: a file or directory; relative ones are relative to NODE_DIR */
-    SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (config_check_endpoint) */
+    SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (endpoint_check) */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
     SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of settings_policy_words */

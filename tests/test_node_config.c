@@ -9,6 +9,7 @@
 #include "base/mem.h"
 #include "toml/toml.h"
 #include "node/config.h"
+#include "node/endpoint.h"
 #include "node/known_peers.h"
 #include "node/settings.h"
 #include "node/keys.h"
@@ -392,16 +393,16 @@ static void test_endpoints(void **state)
         "tcp://eth0:7000",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        if (config_check_endpoint(good[i], false, &err) != STM_OK)
+        if (endpoint_check(good[i], false, &err) != STM_OK)
             fail_msg("refused %s: %s", good[i], err.msg);
     }
-    assert_int_equal(config_check_endpoint("tcp://*:7420", true, &err), STM_OK);
-    assert_int_equal(config_check_endpoint("tcp://*:7420", false, &err), STM_EINPUT);
+    assert_int_equal(endpoint_check("tcp://*:7420", true, &err), STM_OK);
+    assert_int_equal(endpoint_check("tcp://*:7420", false, &err), STM_EINPUT);
     char long_ipc[200] = "ipc:///";
     memset(long_ipc + 7, 'a', 106); /* "/" and 106: a 107-byte path, the longest */
-    assert_int_equal(config_check_endpoint(long_ipc, false, &err), STM_OK);
+    assert_int_equal(endpoint_check(long_ipc, false, &err), STM_OK);
     long_ipc[7 + 106] = 'a';
-    assert_int_equal(config_check_endpoint(long_ipc, false, &err), STM_EINPUT);
+    assert_int_equal(endpoint_check(long_ipc, false, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "longer than the 107"));
     static const struct {
         const char *endpoint, *says;
@@ -424,7 +425,7 @@ static void test_endpoints(void **state)
         {"TCP://host:1", "is not tcp://"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (config_check_endpoint(bad[i].endpoint, true, &err) != STM_EINPUT)
+        if (endpoint_check(bad[i].endpoint, true, &err) != STM_EINPUT)
             fail_msg("accepted \"%s\"", bad[i].endpoint);
         if (!strstr(err.msg, bad[i].says))
             fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].endpoint, err.msg, bad[i].says);
@@ -979,7 +980,8 @@ static void test_config_doc_table(void **state)
 {
     (void)state;
     static const char *const guide = "docs/user-guide.md";
-    static const char *const begin = "<!-- settings: written by config_doc_markdown (node/config.c)";
+    static const char *const begin =
+        "<!-- settings: written by config_doc_markdown from the table in node/settings.c";
     static const char *const end = "<!-- end of settings -->";
     char *text = tu_read(guide, NULL);
     assert_non_null(text);
