@@ -516,7 +516,7 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
     return rc;
 }
 
-/* ------------------------------------------------------------------ words about a row */
+/* ------------------------------------------------------------------ writing node.toml */
 
 /* The doc of a row or section as a sentence: first letter capitalised, a full stop. */
 static void s_put_sentence(buf_t *b, const char *doc)
@@ -524,8 +524,6 @@ static void s_put_sentence(buf_t *b, const char *doc)
     buf_putc(b, (char)toupper((unsigned char)doc[0]));
     buf_printf(b, "%s.", doc + 1);
 }
-
-/* ------------------------------------------------------------------ writing node.toml */
 
 /* Appends text as "# " comment lines of at most 80 columns, broken at spaces. */
 static void s_put_comment(buf_t *b, const char *text)
