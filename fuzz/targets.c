@@ -20,6 +20,7 @@
 #include "lineage/relation.h"
 #include "lineage/schemaset.h"
 #include "toml/toml.h"
+#include "node/config.h"
 #include "node/peer.h"
 #include "node/wire.h"
 #include "sync/bundle.h"
@@ -579,7 +580,7 @@ void fuzz_judge(const uint8_t *data, size_t size)
     stm_error err = {0};
     if (wire_decode_hello(m, len, &h, &err) == STM_OK) {
         peer_policy p;
-        peer_policy_default(&p);
+        config_policy_default(&p);
         s_judge(h.lineage, &p);
         p.min_supported_version = 3;
         p.max_version_gap = 1;

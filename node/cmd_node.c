@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "endpoint.h"
 #include "keys.h"
 #include "migrate_text.h"
 #include "base/buf.h"
@@ -123,8 +124,7 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
     rc = store_open(db, STORE_OPEN_EXISTING, &store, err);
     if (rc != STM_OK)
         return rc;
-    stm_id id;
-    memcpy(id.bytes, keys_public(keys), STM_ID_BYTES);
+    const stm_id *id = keys_public(keys);
     /* Changes made so far are the old id's: they become its operations first. */
     applier_t *applier = applier_new(store, NULL, NULL);
     rc = store_check_format(store, err);
@@ -134,7 +134,7 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
     if (rc == STM_OK)
         rc = store_exec(store, "BEGIN IMMEDIATE", err);
     if (rc == STM_OK) {
-        rc = store_set_node_id(store, &id, err);
+        rc = store_set_node_id(store, id, err);
         if (rc == STM_OK)
             rc = store_exec(store, "COMMIT", err);
         if (rc != STM_OK)
@@ -168,15 +168,15 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
     cfg->insecure = a->insecure;
     cfg->trust_on_first_use = a->tofu;
     if (a->bind) {
-        if (config_check_endpoint(a->bind, true, &why) != STM_OK)
+        if (endpoint_check(a->bind, true, &why) != STM_OK)
             return cli_usage_error("init", "--bind: %s", why.msg);
         config_set_str(&cfg->bind, a->bind);
     }
     if (a->control) {
-        if (config_check_endpoint(a->control, true, &why) != STM_OK)
+        if (endpoint_check(a->control, true, &why) != STM_OK)
             return cli_usage_error("init", "--control: %s", why.msg);
         config_set_str(&cfg->control, a->control);
-    } else if (config_check_endpoint(cfg->control, true, &why) != STM_OK) {
+    } else if (endpoint_check(cfg->control, true, &why) != STM_OK) {
         return cli_usage_error("init",
                                "the default control endpoint will not do: %s; give "
                                "--control ENDPOINT",
@@ -193,8 +193,8 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
         config_peer_free(&peer);
     }
     for (size_t i = 0; i < a->ntrust; i++) {
-        config_key key;
-        if (!keys_parse(a->trust[i], key.bytes))
+        stm_id key;
+        if (!keys_parse(a->trust[i], &key))
             return cli_usage_error("init",
                                    "--trust: '%.100s' is not a key: expected 40 Z85 characters "
                                    "or 64 hex digits",

@@ -2,15 +2,14 @@
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "known_peers.h"
 #include "keys.h"
-#include "base/buf.h"
 #include "base/mem.h"
 #include "base/log.h"
 #include "node.h"
 
 #include <getopt.h>
 #include <signal.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -35,31 +34,6 @@ static const char *s_node_help =
     "  --dir NODE_DIR     the node's directory (node.toml, node.key, node.pub)\n"
     "  --log-format F     text (default) or json (one JSON object per line)\n"
     "  -h, --help         this help\n";
-
-/* The peers and trusted keys of cfg (and keys learned on first use) as the node
- * takes them; the arrays are the caller's, their strings lent by cfg. */
-static node_peer_spec *s_peer_specs(const node_config *cfg)
-{
-    node_peer_spec *specs = stm_calloc(cfg->npeers + 1, sizeof *specs);
-    for (size_t i = 0; i < cfg->npeers; i++) {
-        specs[i].endpoint = cfg->peers[i].endpoint;
-        specs[i].has_key = cfg->peers[i].has_key;
-        memcpy(specs[i].key.bytes, cfg->peers[i].key.bytes, STM_ID_BYTES);
-    }
-    return specs;
-}
-
-static stm_id *s_trusted_keys(const node_config *cfg, const config_key *known, size_t nknown,
-                              size_t *count)
-{
-    size_t n = cfg->ntrusted + nknown;
-    stm_id *keys = stm_calloc(n + 1, sizeof *keys);
-    for (size_t i = 0; i < n; i++)
-        memcpy(keys[i].bytes, i < cfg->ntrusted ? cfg->trusted[i].bytes : known[i - cfg->ntrusted].bytes,
-               STM_ID_BYTES);
-    *count = n;
-    return keys;
-}
 
 int cmd_node(int argc, char **argv)
 {
@@ -96,55 +70,21 @@ int cmd_node(int argc, char **argv)
     stm_error err = {0};
     node_config cfg;
     node_keys *keys = NULL;
-    config_key *known = NULL;
+    stm_id *known = NULL;
     size_t nknown = 0;
     stm_err rc = config_load(dir, &cfg, &err);
     if (rc == STM_OK)
         rc = keys_load(dir, &keys, &err);
     if (rc == STM_OK)
-        rc = config_known_peers_load(dir, &known, &nknown, &err);
+        rc = known_peers_load(dir, &known, &nknown, &err);
     if (rc != STM_OK) {
         config_destroy(&cfg);
         keys_destroy(&keys);
         return cli_fail("node", &err);
     }
-    char *db = config_resolve(&cfg, cfg.db), *schemas = config_resolve(&cfg, cfg.schemas);
-    node_peer_spec *peers = s_peer_specs(&cfg);
-    size_t ntrusted;
-    stm_id *trusted = s_trusted_keys(&cfg, known, nknown, &ntrusted);
-    node_options o = {
-        .dir = dir,
-        .db_path = db,
-        .schemas_dir = schemas,
-        .bind = cfg.bind,
-        .control = cfg.control,
-        .peers = peers,
-        .npeers = cfg.npeers,
-        .insecure = cfg.insecure,
-        .trust_on_first_use = cfg.trust_on_first_use,
-        .trusted = trusted,
-        .ntrusted = ntrusted,
-        .heartbeat_ms = cfg.heartbeat_ms,
-        .peer_timeout_ms = cfg.peer_timeout_ms,
-        .reconnect_min_ms = cfg.reconnect_min_ms,
-        .reconnect_max_ms = cfg.reconnect_max_ms,
-        .batch_ops = cfg.batch_ops,
-        .window = cfg.window,
-        .local_poll_ms = cfg.local_poll_ms,
-        .busy_timeout_ms = cfg.busy_timeout_ms,
-    };
-    static const policy_mode modes[] = {[CONFIG_SYNC_FULL] = POLICY_FULL,
-                                        [CONFIG_SYNC_SHARED] = POLICY_SHARED,
-                                        [CONFIG_SYNC_NONE] = POLICY_NONE};
-    for (int r = RELATION_SAME; r <= RELATION_UNRELATED; r++)
-        o.policy.mode[r] = modes[cfg.policy[r]];
-    o.policy.min_supported_version = cfg.min_supported_version;
-    o.policy.max_version_gap = cfg.max_version_gap;
-    memcpy(o.public_key, keys_public(keys), 32);
-    memcpy(o.secret_key, keys_secret(keys), 32);
+    node_options o = {.config = &cfg, .keys = keys, .known = known, .nknown = nknown};
     node_t *node = NULL;
     rc = node_new(&o, &node, &err);
-    sodium_memzero(o.secret_key, sizeof o.secret_key);
     if (rc == STM_OK) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -154,11 +94,7 @@ int cmd_node(int argc, char **argv)
         rc = node_run(node, &s_stop, &err);
     }
     node_destroy(&node);
-    free(peers);
-    free(trusted);
     free(known);
-    free(db);
-    free(schemas);
     keys_destroy(&keys);
     config_destroy(&cfg);
     return rc == STM_OK ? CLI_OK : cli_fail("node", &err);

@@ -1,34 +1,34 @@
-/* config.c - node.toml and known_peers (config.h).
+/* config.c - node.toml: what the table of settings drives (config.h).
  *
- * Reading walks the sections it knows and, for each setting, checks the type, then the
- * value, then (for pairs of settings) that the two agree; the first problem found is
- * the one reported, at the line and column of the value at fault. Writing builds the
- * file line by line, so each setting can have its comment above it, and lets
- * toml/'s emitter write every value, so strings are escaped as TOML wants. */
+ * Nothing here names a setting: every loop walks the rows of settings.h. config_init
+ * takes the rows' defaults; config_load first walks the file's names against the table
+ * (a name it does not have is refused, with the nearest one it does), then reads each
+ * row (its type, then its value), then the settings without a default and the pairs
+ * that must agree, and reports the first problem found at the line and column of the
+ * value at fault; config_save writes each row under a comment made from its doc,
+ * bounds and default; config_doc_markdown writes the user guide's tables from the same
+ * words. Writing builds the file line by line, so each setting can have its comment
+ * above it, and lets toml/'s emitter write every value, so strings are escaped as TOML
+ * wants. The "KEY@ENDPOINT" peers [peers] holds are parsed and written here too. */
 #include "config.h"
+#include "endpoint.h"
+#include "settings.h"
 
 #include "base/buf.h"
 #include "base/mem.h"
-#include "lineage/schemaset.h"
-#include "toml/toml.h"
 #include "base/safefile.h"
-#include "sync/codec.h"
+#include "toml/toml.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static const char *const s_sync_names[] = {"full", "shared", "none"};
-
-/* The defaults of [policy], indexed by relation_kind. */
-static const config_sync s_policy_defaults[RELATION_UNRELATED + 1] = {
-    CONFIG_SYNC_FULL, CONFIG_SYNC_FULL, CONFIG_SYNC_FULL, CONFIG_SYNC_SHARED, CONFIG_SYNC_NONE};
 
 /* ------------------------------------------------------------------ the struct */
 
@@ -56,24 +56,24 @@ void config_init(node_config *cfg, const char *dir)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->dir = stm_strdup(dir);
-    cfg->bind = stm_strdup(CONFIG_DEFAULT_BIND);
     char *abs = config_absolute(dir);
     size_t n = strlen(abs);
     while (n > 1 && abs[n - 1] == '/')
         abs[--n] = '\0';
-    buf_t b = BUF_INIT;
-    buf_printf(&b, "ipc://%s%s%s", abs, strcmp(abs, "/") == 0 ? "" : "/", CONFIG_CONTROL_SOCKET);
-    cfg->control = buf_detach(&b);
+    for (size_t i = 0; i < settings_nrows; i++)
+        settings_set_default(cfg, &settings_rows[i], abs);
     free(abs);
-    memcpy(cfg->policy, s_policy_defaults, sizeof cfg->policy);
-    cfg->heartbeat_ms = 1000;
-    cfg->peer_timeout_ms = 5000;
-    cfg->reconnect_min_ms = 100;
-    cfg->reconnect_max_ms = 5000;
-    cfg->batch_ops = 2000;
-    cfg->window = 4;
-    cfg->local_poll_ms = 200;
-    cfg->busy_timeout_ms = 1000;
+}
+
+void config_policy_default(peer_policy *p)
+{
+    node_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    size_t from = offsetof(node_config, policy), to = from + sizeof cfg.policy;
+    for (size_t i = 0; i < settings_nrows; i++)
+        if (settings_rows[i].field >= from && settings_rows[i].field < to)
+            settings_set_default(&cfg, &settings_rows[i], NULL);
+    *p = cfg.policy;
 }
 
 void config_peer_free(config_peer *peer)
@@ -85,14 +85,19 @@ void config_peer_free(config_peer *peer)
 void config_destroy(node_config *cfg)
 {
     free(cfg->dir);
-    free(cfg->db);
-    free(cfg->schemas);
-    free(cfg->bind);
-    free(cfg->control);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        config_peer_free(&cfg->peers[i]);
-    free(cfg->peers);
-    free(cfg->trusted);
+    for (size_t i = 0; i < settings_nrows; i++) {
+        const settings_row *s = &settings_rows[i];
+        if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) {
+            free(*(char **)settings_field(cfg, s, sizeof(char *)));
+        } else if (s->type == SETTINGS_PEERS) {
+            config_peer *peers = *(config_peer **)settings_field(cfg, s, sizeof(config_peer *));
+            for (size_t j = 0; j < *settings_length(cfg, s); j++)
+                config_peer_free(&peers[j]);
+            free(peers);
+        } else if (s->type == SETTINGS_KEYS) {
+            free(*(stm_id **)settings_field(cfg, s, sizeof(stm_id *)));
+        }
+    }
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -103,21 +108,27 @@ void config_set_str(char **field, const char *value)
     *field = copy;
 }
 
-void config_add_trusted(node_config *cfg, const config_key *key)
+void config_add_trusted(node_config *cfg, const stm_id *key)
 {
     for (size_t i = 0; i < cfg->ntrusted; i++)
-        if (memcmp(cfg->trusted[i].bytes, key->bytes, KEYS_BYTES) == 0)
+        if (stm_id_equal(&cfg->trusted[i], key))
             return;
     cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + 1) * sizeof *cfg->trusted);
     cfg->trusted[cfg->ntrusted++] = *key;
 }
 
-void config_add_peer(node_config *cfg, const config_peer *peer)
+/* Appends a copy of peer to the list *peers of *n. */
+static void s_push_peer(config_peer **peers, size_t *n, const config_peer *peer)
 {
-    cfg->peers = stm_realloc(cfg->peers, (cfg->npeers + 1) * sizeof *cfg->peers);
-    config_peer *p = &cfg->peers[cfg->npeers++];
+    *peers = stm_realloc(*peers, (*n + 1) * sizeof **peers);
+    config_peer *p = &(*peers)[(*n)++];
     *p = *peer;
     p->endpoint = stm_strdup(peer->endpoint);
+}
+
+void config_add_peer(node_config *cfg, const config_peer *peer)
+{
+    s_push_peer(&cfg->peers, &cfg->npeers, peer);
 }
 
 char *config_path(const char *dir, const char *name)
@@ -133,78 +144,7 @@ char *config_resolve(const node_config *cfg, const char *path)
     return path[0] == '/' ? stm_strdup(path) : config_path(cfg->dir, path);
 }
 
-const char *config_sync_name(config_sync s)
-{
-    return (unsigned)s <= CONFIG_SYNC_NONE ? s_sync_names[s] : "?";
-}
-
-bool config_sync_parse(const char *word, config_sync *out)
-{
-    for (int s = CONFIG_SYNC_FULL; s <= CONFIG_SYNC_NONE; s++) {
-        if (strcmp(word, s_sync_names[s]) == 0) {
-            *out = (config_sync)s;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------ endpoints and peers */
-
-static bool s_is_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-' || c == '_';
-}
-
-stm_err config_check_endpoint(const char *endpoint, bool bind, stm_error *err)
-{
-    if (strncmp(endpoint, "ipc://", 6) == 0) {
-        size_t n = strlen(endpoint + 6);
-        if (n == 0)
-            return stm_error_set(err, STM_EINPUT, "'%s' has no path: expected ipc://PATH",
-                                 endpoint);
-        if (n > CONFIG_MAX_IPC_PATH)
-            return stm_error_set(err, STM_EINPUT,
-                                 "'%.60s...': the path is %zu bytes, longer than the %d a Unix "
-                                 "socket's name may have",
-                                 endpoint, n, CONFIG_MAX_IPC_PATH);
-        return STM_OK;
-    }
-    if (strncmp(endpoint, "tcp://", 6) != 0)
-        return stm_error_set(err, STM_EINPUT, "'%.200s' is not tcp://HOST:PORT or ipc://PATH",
-                             endpoint);
-    const char *host = endpoint + 6, *colon = strrchr(host, ':');
-    if (!colon)
-        return stm_error_set(err, STM_EINPUT, "'%.200s' has no port: expected tcp://HOST:PORT",
-                             endpoint);
-    size_t hlen = (size_t)(colon - host);
-    bool host_ok = hlen > 0;
-    if (host_ok && host[0] == '[') {
-        /* [IPv6]: hex digits, colons, dots (an embedded IPv4) and nothing else. */
-        host_ok = hlen > 2 && host[hlen - 1] == ']';
-        for (size_t i = 1; host_ok && i < hlen - 1; i++)
-            host_ok = strchr("0123456789abcdefABCDEF:.", host[i]) != NULL;
-    } else if (host_ok && !(bind && hlen == 1 && host[0] == '*')) {
-        for (size_t i = 0; host_ok && i < hlen; i++)
-            host_ok = s_is_host_char(host[i]);
-    }
-    if (!host_ok)
-        return stm_error_set(err, STM_EINPUT,
-                             "'%.200s': the host must be a name, an IPv4 address or a "
-                             "[bracketed] IPv6 address%s",
-                             endpoint, bind ? ", or *" : "");
-    const char *port = colon + 1;
-    size_t plen = strlen(port);
-    long value = 0;
-    bool port_ok = plen > 0 && plen <= 5 && strspn(port, "0123456789") == plen;
-    if (port_ok)
-        value = strtol(port, NULL, 10);
-    if (!port_ok || value < 1 || value > 65535)
-        return stm_error_set(err, STM_EINPUT, "'%.200s': the port must be a number from 1 to 65535",
-                             endpoint);
-    return STM_OK;
-}
+/* ------------------------------------------------------------------ peers */
 
 stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err)
 {
@@ -225,7 +165,7 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
         char key[KEYS_HEX_LEN + 1];
         memcpy(key, text, klen);
         key[klen] = '\0';
-        if (!keys_parse(key, out->key.bytes))
+        if (!keys_parse(key, &out->key))
             return stm_error_set(err, STM_EINPUT, "'%.200s': the key '%s' is not valid %s", text,
                                  key, klen == KEYS_Z85_LEN ? "Z85" : "hex");
         out->has_key = true;
@@ -236,7 +176,7 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
                              "key; only an insecure node may leave it out",
                              text);
     }
-    stm_err rc = config_check_endpoint(endpoint, false, err);
+    stm_err rc = endpoint_check(endpoint, false, err);
     if (rc != STM_OK)
         return rc;
     out->endpoint = stm_strdup(endpoint);
@@ -248,7 +188,7 @@ char *config_peer_format(const config_peer *peer)
     buf_t b = BUF_INIT;
     if (peer->has_key) {
         char z85[KEYS_Z85_LEN + 1];
-        keys_to_z85(peer->key.bytes, z85);
+        keys_to_z85(&peer->key, z85);
         buf_printf(&b, "%s@", z85);
     }
     buf_puts(&b, peer->endpoint);
@@ -279,47 +219,52 @@ static stm_err s_fail(const s_reader *r, const toml_value *v, const char *name, 
     return stm_error_set(r->err, STM_EINPUT, "%s: %s: %s", r->path, name, what);
 }
 
-/* What a setting is called in messages: "section.key". */
-static const char *s_name(char *out, size_t cap, const char *section, const char *key)
-{
-    snprintf(out, cap, "%s.%s", section, key);
-    return out;
-}
-
 static const char *s_a(toml_type t)
 {
     return t == TOML_ARRAY || t == TOML_INTEGER ? "an" : "a";
 }
 
-/* The section's table, or NULL when it is absent (its settings take their defaults). */
-static stm_err s_section(const s_reader *r, const toml_value *root, const char *name,
-                         const toml_value **out)
+/* Every section the table knows is a table in the file, when it is there at all. */
+static stm_err s_check_sections(const s_reader *r, const toml_value *root)
 {
-    const toml_value *v = toml_table_get(root, name);
-    *out = NULL;
-    if (!v)
-        return STM_OK;
-    if (toml_type_of(v) != TOML_TABLE)
-        return s_fail(r, v, name, "expected a table ([%s]), found %s %s", name,
-                      s_a(toml_type_of(v)), toml_type_name(toml_type_of(v)));
-    *out = v;
+    for (size_t i = 0; i < settings_nsections; i++) {
+        const char *name = settings_sections[i].name;
+        const toml_value *sec = toml_table_get(root, name);
+        if (sec && toml_type_of(sec) != TOML_TABLE)
+            return s_fail(r, sec, name, "expected a table ([%s]), found %s %s", name,
+                          s_a(toml_type_of(sec)), toml_type_name(toml_type_of(sec)));
+    }
     return STM_OK;
 }
 
-/* A value of type t under key, or NULL when absent; any other type is an error. */
-static stm_err s_get(const s_reader *r, const toml_value *sec, const char *section, const char *key,
-                     toml_type t, const toml_value **out)
+/* ---- the rows */
+
+/* Where messages about row s say it is: "section.key". */
+static const char *s_name(const settings_row *s, char out[128])
 {
+    snprintf(out, 128, "%s.%s", s->section, s->key);
+    return out;
+}
+
+/* The value of row s in the file, or NULL when it is absent (it keeps its default); a
+ * value of another TOML type than the row's is refused. */
+static stm_err s_value(const s_reader *r, const toml_value *root, const settings_row *s,
+                       const toml_value **out)
+{
+    static const toml_type types[] = {
+        [SETTINGS_PATH] = TOML_STRING,   [SETTINGS_ENDPOINT] = TOML_STRING,
+        [SETTINGS_BOOL] = TOML_BOOL,     [SETTINGS_INT] = TOML_INTEGER,
+        [SETTINGS_POLICY] = TOML_STRING, [SETTINGS_PEERS] = TOML_ARRAY,
+        [SETTINGS_KEYS] = TOML_ARRAY,
+    };
+    const toml_value *sec = toml_table_get(root, s->section);
+    const toml_value *v = sec ? toml_table_get(sec, s->key) : NULL;
+    toml_type t = types[s->type];
+    char name[128];
     *out = NULL;
-    const toml_value *v = sec ? toml_table_get(sec, key) : NULL;
-    if (!v)
-        return STM_OK;
-    if (toml_type_of(v) != t) {
-        char name[128];
-        return s_fail(r, v, s_name(name, sizeof name, section, key), "expected %s %s, found %s %s",
-                      s_a(t), toml_type_name(t), s_a(toml_type_of(v)),
-                      toml_type_name(toml_type_of(v)));
-    }
+    if (v && toml_type_of(v) != t)
+        return s_fail(r, v, s_name(s, name), "expected %s %s, found %s %s", s_a(t),
+                      toml_type_name(t), s_a(toml_type_of(v)), toml_type_name(toml_type_of(v)));
     *out = v;
     return STM_OK;
 }
@@ -336,86 +281,15 @@ static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *n
     return STM_OK;
 }
 
-static stm_err s_get_string(const s_reader *r, const toml_value *sec, const char *section,
-                            const char *key, char **field)
+/* An array of at most s->max non-empty strings. */
+static stm_err s_list_ok(const s_reader *r, const toml_value *list, const settings_row *s,
+                         const char *name)
 {
-    const toml_value *v;
-    char name[128];
-    stm_err rc = s_get(r, sec, section, key, TOML_STRING, &v);
-    if (rc != STM_OK || !v)
-        return rc;
-    if ((rc = s_string_ok(r, v, s_name(name, sizeof name, section, key))) != STM_OK)
-        return rc;
-    config_set_str(field, toml_string(v, NULL));
-    return STM_OK;
-}
-
-static stm_err s_get_endpoint(const s_reader *r, const toml_value *sec, const char *key, bool bind,
-                              char **field)
-{
-    const toml_value *v;
-    char name[128];
-    s_name(name, sizeof name, "node", key);
-    stm_err rc = s_get(r, sec, "node", key, TOML_STRING, &v);
-    if (rc != STM_OK || !v)
-        return rc;
-    if ((rc = s_string_ok(r, v, name)) != STM_OK)
-        return rc;
-    stm_error why = {0};
-    if (config_check_endpoint(toml_string(v, NULL), bind, &why) != STM_OK)
-        return s_fail(r, v, name, "%s", why.msg);
-    config_set_str(field, toml_string(v, NULL));
-    return STM_OK;
-}
-
-static stm_err s_get_bool(const s_reader *r, const toml_value *sec, const char *section,
-                          const char *key, bool *field)
-{
-    const toml_value *v;
-    stm_err rc = s_get(r, sec, section, key, TOML_BOOL, &v);
-    if (rc == STM_OK && v)
-        *field = toml_bool(v);
-    return rc;
-}
-
-/* An integer from min to max; *at is where it was written (NULL when absent). */
-static stm_err s_get_int(const s_reader *r, const toml_value *sec, const char *section,
-                         const char *key, int64_t min, int64_t max, int *field,
-                         const toml_value **at)
-{
-    const toml_value *v;
-    char name[128];
-    stm_err rc = s_get(r, sec, section, key, TOML_INTEGER, &v);
-    if (at)
-        *at = v;
-    if (rc != STM_OK || !v)
-        return rc;
-    int64_t i = toml_integer(v);
-    s_name(name, sizeof name, section, key);
-    if (i < 0)
-        return s_fail(r, v, name, "must not be negative, found %lld", (long long)i);
-    if (i < min)
-        return s_fail(r, v, name, "must be at least %lld, found %lld", (long long)min,
-                      (long long)i);
-    if (i > max)
-        return s_fail(r, v, name, "must be at most %lld, found %lld", (long long)max, (long long)i);
-    *field = (int)i;
-    return STM_OK;
-}
-
-/* An array of strings under key, or NULL when absent; at most max elements. */
-static stm_err s_get_list(const s_reader *r, const toml_value *sec, const char *section,
-                          const char *key, size_t max, const toml_value **out)
-{
-    char name[128];
-    s_name(name, sizeof name, section, key);
-    stm_err rc = s_get(r, sec, section, key, TOML_ARRAY, out);
-    if (rc != STM_OK || !*out)
-        return rc;
-    if (toml_array_count(*out) > max)
-        return s_fail(r, *out, name, "more than %zu entries", max);
-    for (size_t i = 0; i < toml_array_count(*out); i++) {
-        const toml_value *e = toml_array_at(*out, i);
+    if (toml_array_count(list) > (size_t)s->max)
+        return s_fail(r, list, name, "more than %lld entries", (long long)s->max);
+    for (size_t i = 0; i < toml_array_count(list); i++) {
+        const toml_value *e = toml_array_at(list, i);
+        stm_err rc;
         if (toml_type_of(e) != TOML_STRING)
             return s_fail(r, e, name, "expected an array of strings, found %s %s in it",
                           s_a(toml_type_of(e)), toml_type_name(toml_type_of(e)));
@@ -425,175 +299,186 @@ static stm_err s_get_list(const s_reader *r, const toml_value *sec, const char *
     return STM_OK;
 }
 
-static stm_err s_read_node(const s_reader *r, const toml_value *root, node_config *cfg)
-{
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "node", &sec);
-    if (rc == STM_OK)
-        rc = s_get_string(r, sec, "node", "db", &cfg->db);
-    if (rc == STM_OK)
-        rc = s_get_string(r, sec, "node", "schemas", &cfg->schemas);
-    if (rc == STM_OK)
-        rc = s_get_endpoint(r, sec, "bind", true, &cfg->bind);
-    if (rc == STM_OK)
-        rc = s_get_endpoint(r, sec, "control", true, &cfg->control);
-    /* The two settings without a default: a node is nothing without them. */
-    if (rc == STM_OK && !cfg->db)
-        rc = s_fail(r, sec, "node.db", "missing: the path of the application's database");
-    if (rc == STM_OK && !cfg->schemas)
-        rc = s_fail(r, sec, "node.schemas", "missing: the path of the schema set's directory");
-    return rc;
-}
-
 /* A key and where it came in its list. */
 typedef struct {
-    config_key key;
+    stm_id key;
     size_t index;
 } s_keyed;
 
 static int s_keyed_cmp(const void *pa, const void *pb)
 {
     const s_keyed *a = pa, *b = pb;
-    int c = memcmp(a->key.bytes, b->key.bytes, KEYS_BYTES);
+    int c = memcmp(a->key.bytes, b->key.bytes, STM_ID_BYTES);
     return c ? c : (a->index > b->index) - (a->index < b->index);
 }
 
-/* Adds the n keys to cfg's empty list in their order, each once: sorted to find
- * repeats, where adding each with config_add_trusted compared it with all before it (n
- * squared: 26 s for the 100,000 keys a node.toml may list). keys is reordered. */
-static void s_add_trusted_all(node_config *cfg, s_keyed *keys, size_t n)
+/* Adds the n keys to the empty list *list of *count in their order, each once: sorted
+ * to find repeats, where adding each with config_add_trusted compared it with all
+ * before it (n squared: 26 s for the 100,000 keys a node.toml may list). keys is
+ * reordered. */
+static void s_add_keys_once(stm_id **list, size_t *count, s_keyed *keys, size_t n)
 {
     qsort(keys, n, sizeof *keys, s_keyed_cmp);
     bool *repeat = stm_calloc(n + 1, sizeof *repeat);
     for (size_t i = 1; i < n; i++)
-        if (memcmp(keys[i - 1].key.bytes, keys[i].key.bytes, KEYS_BYTES) == 0)
+        if (stm_id_equal(&keys[i - 1].key, &keys[i].key))
             repeat[keys[i].index] = true;
-    config_key *in_order = stm_calloc(n + 1, sizeof *in_order);
+    stm_id *in_order = stm_calloc(n + 1, sizeof *in_order);
     for (size_t i = 0; i < n; i++)
         in_order[keys[i].index] = keys[i].key;
-    cfg->trusted = stm_realloc(cfg->trusted, (cfg->ntrusted + n + 1) * sizeof *cfg->trusted);
+    *list = stm_realloc(*list, (*count + n + 1) * sizeof **list);
     for (size_t i = 0; i < n; i++)
         if (!repeat[i])
-            cfg->trusted[cfg->ntrusted++] = in_order[i];
+            (*list)[(*count)++] = in_order[i];
     free(in_order);
     free(repeat);
 }
 
-static stm_err s_read_security(const s_reader *r, const toml_value *root, node_config *cfg)
+static stm_err s_read_keys(const s_reader *r, const toml_value *list, const settings_row *s,
+                           const char *name, node_config *cfg)
 {
-    const toml_value *sec, *list;
-    stm_err rc = s_section(r, root, "security", &sec);
-    if (rc == STM_OK)
-        rc = s_get_bool(r, sec, "security", "insecure", &cfg->insecure);
-    if (rc == STM_OK)
-        rc = s_get_bool(r, sec, "security", "trust_on_first_use", &cfg->trust_on_first_use);
-    if (rc == STM_OK)
-        rc = s_get_list(r, sec, "security", "trusted", CONFIG_MAX_TRUSTED, &list);
-    size_t n = rc == STM_OK && list ? toml_array_count(list) : 0;
+    size_t n = toml_array_count(list);
     s_keyed *keys = stm_calloc(n + 1, sizeof *keys);
+    stm_err rc = STM_OK;
     for (size_t i = 0; rc == STM_OK && i < n; i++) {
         const toml_value *e = toml_array_at(list, i);
         keys[i].index = i;
-        if (!keys_parse(toml_string(e, NULL), keys[i].key.bytes))
-            rc = s_fail(r, e, "security.trusted",
+        if (!keys_parse(toml_string(e, NULL), &keys[i].key))
+            rc = s_fail(r, e, name,
                         "'%.100s' is not a key: expected 40 Z85 characters or 64 hex digits",
                         toml_string(e, NULL));
     }
     if (rc == STM_OK)
-        s_add_trusted_all(cfg, keys, n);
+        s_add_keys_once(settings_field(cfg, s, sizeof(stm_id *)), settings_length(cfg, s), keys, n);
     free(keys);
     return rc;
 }
 
-static stm_err s_read_peers(const s_reader *r, const toml_value *root, node_config *cfg)
+static stm_err s_read_peers(const s_reader *r, const toml_value *list, const settings_row *s,
+                            const char *name, node_config *cfg)
 {
-    const toml_value *sec, *list;
-    stm_err rc = s_section(r, root, "peers", &sec);
-    if (rc == STM_OK)
-        rc = s_get_list(r, sec, "peers", "addresses", CONFIG_MAX_PEERS, &list);
-    for (size_t i = 0; rc == STM_OK && list && i < toml_array_count(list); i++) {
+    for (size_t i = 0; i < toml_array_count(list); i++) {
         const toml_value *e = toml_array_at(list, i);
         config_peer peer;
         stm_error why = {0};
-        if (config_parse_peer(toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK) {
-            rc = s_fail(r, e, "peers.addresses", "%s", why.msg);
-        } else {
-            config_add_peer(cfg, &peer);
-            config_peer_free(&peer);
+        if (config_parse_peer(toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK)
+            return s_fail(r, e, name, "%s", why.msg);
+        s_push_peer(settings_field(cfg, s, sizeof(config_peer *)), settings_length(cfg, s), &peer);
+        config_peer_free(&peer);
+    }
+    return STM_OK;
+}
+
+static stm_err s_read_int(const s_reader *r, const toml_value *v, const settings_row *s,
+                          const char *name, node_config *cfg)
+{
+    int64_t i = toml_integer(v);
+    if (i < 0)
+        return s_fail(r, v, name, "must not be negative, found %lld", (long long)i);
+    if (i < s->min)
+        return s_fail(r, v, name, "must be at least %lld, found %lld", (long long)s->min,
+                      (long long)i);
+    if (i > s->max)
+        return s_fail(r, v, name, "must be at most %lld, found %lld", (long long)s->max,
+                      (long long)i);
+    *(int *)settings_field(cfg, s, sizeof(int)) = (int)i;
+    return STM_OK;
+}
+
+static stm_err s_read_policy(const s_reader *r, const toml_value *v, const settings_row *s,
+                             const char *name, node_config *cfg)
+{
+    const char *word = toml_string(v, NULL);
+    for (size_t m = 0; m < settings_npolicy_words; m++) {
+        if (strcmp(word, settings_policy_words[m]) == 0) {
+            *(policy_mode *)settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)m;
+            return STM_OK;
         }
     }
-    return rc;
+    return s_fail(r, v, name, "expected \"full\", \"shared\" or \"none\", found \"%.100s\"", word);
 }
 
-static stm_err s_read_policy(const s_reader *r, const toml_value *root, node_config *cfg)
+/* Reads row s from the file into cfg, when the file has it. */
+static stm_err s_read(const s_reader *r, const toml_value *root, const settings_row *s,
+                      node_config *cfg)
 {
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "policy", &sec);
-    for (int k = RELATION_SAME; rc == STM_OK && k <= RELATION_UNRELATED; k++) {
-        const char *key = relation_name((relation_kind)k);
-        const toml_value *v;
-        char name[128];
-        rc = s_get(r, sec, "policy", key, TOML_STRING, &v);
-        if (rc == STM_OK && v && !config_sync_parse(toml_string(v, NULL), &cfg->policy[k]))
-            rc = s_fail(r, v, s_name(name, sizeof name, "policy", key),
-                        "expected \"full\", \"shared\" or \"none\", found \"%.100s\"",
-                        toml_string(v, NULL));
+    const toml_value *v;
+    char name[128];
+    stm_error why = {0};
+    stm_err rc = s_value(r, root, s, &v);
+    if (rc != STM_OK || !v)
+        return rc;
+    s_name(s, name);
+    switch (s->type) {
+    case SETTINGS_PATH:
+    case SETTINGS_ENDPOINT:
+        if ((rc = s_string_ok(r, v, name)) != STM_OK)
+            return rc;
+        if (s->type == SETTINGS_ENDPOINT &&
+            endpoint_check(toml_string(v, NULL), true, &why) != STM_OK)
+            return s_fail(r, v, name, "%s", why.msg);
+        config_set_str(settings_field(cfg, s, sizeof(char *)), toml_string(v, NULL));
+        return STM_OK;
+    case SETTINGS_BOOL:
+        *(bool *)settings_field(cfg, s, sizeof(bool)) = toml_bool(v);
+        return STM_OK;
+    case SETTINGS_INT:
+        return s_read_int(r, v, s, name, cfg);
+    case SETTINGS_POLICY:
+        return s_read_policy(r, v, s, name, cfg);
+    case SETTINGS_PEERS:
+    case SETTINGS_KEYS:
+        if ((rc = s_list_ok(r, v, s, name)) != STM_OK)
+            return rc;
+        return s->type == SETTINGS_PEERS ? s_read_peers(r, v, s, name, cfg)
+                                         : s_read_keys(r, v, s, name, cfg);
     }
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "policy", "min_supported_version", 0, SCHEMASET_MAX_VERSIONS,
-                       &cfg->min_supported_version, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "policy", "max_version_gap", 0, SCHEMASET_MAX_VERSIONS,
-                       &cfg->max_version_gap, NULL);
-    return rc;
+    return STM_OK;
 }
 
-static stm_err s_read_timing(const s_reader *r, const toml_value *root, node_config *cfg)
+/* A setting without a default must be in the file: a node is nothing without it. */
+static stm_err s_check_required(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
-    const toml_value *sec, *heartbeat, *timeout, *rmin, *rmax;
-    stm_err rc = s_section(r, root, "timing", &sec);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "heartbeat_ms", 1, CONFIG_MAX_MS, &cfg->heartbeat_ms,
-                       &heartbeat);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "peer_timeout_ms", 1, CONFIG_MAX_MS, &cfg->peer_timeout_ms,
-                       &timeout);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "reconnect_min_ms", 1, CONFIG_MAX_MS,
-                       &cfg->reconnect_min_ms, &rmin);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "timing", "reconnect_max_ms", 1, CONFIG_MAX_MS,
-                       &cfg->reconnect_max_ms, &rmax);
-    /* Pairs that must agree; the message points at the one written (the later one when
-     * both are). A timeout no longer than the heartbeat would drop every quiet peer. */
-    if (rc == STM_OK && cfg->peer_timeout_ms <= cfg->heartbeat_ms)
-        rc = s_fail(r, timeout ? timeout : heartbeat,
-                    timeout ? "timing.peer_timeout_ms" : "timing.heartbeat_ms",
-                    "peer_timeout_ms (%d) must be more than heartbeat_ms (%d)",
-                    cfg->peer_timeout_ms, cfg->heartbeat_ms);
-    if (rc == STM_OK && cfg->reconnect_min_ms > cfg->reconnect_max_ms)
-        rc = s_fail(r, rmax ? rmax : rmin,
-                    rmax ? "timing.reconnect_max_ms" : "timing.reconnect_min_ms",
-                    "reconnect_min_ms (%d) must not be more than reconnect_max_ms (%d)",
-                    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
-    return rc;
+    char name[128];
+    for (size_t i = 0; i < settings_nrows; i++) {
+        const settings_row *s = &settings_rows[i];
+        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) && !s->text &&
+            !*(char **)settings_field(cfg, s, sizeof(char *)))
+            return s_fail(r, toml_table_get(root, s->section), s_name(s, name), "missing: %s",
+                          s->doc);
+    }
+    return STM_OK;
 }
 
-static stm_err s_read_sync(const s_reader *r, const toml_value *root, node_config *cfg)
+/* The pairs of settings_rules agree; the message points at the upper one when the file has
+ * it, else at the lower. */
+static stm_err s_check_rules(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
-    const toml_value *sec;
-    stm_err rc = s_section(r, root, "sync", &sec);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "batch_ops", 1, CODEC_MAX_BATCH_OPS, &cfg->batch_ops, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "window", 1, CONFIG_MAX_WINDOW, &cfg->window, NULL);
-    if (rc == STM_OK)
-        rc =
-            s_get_int(r, sec, "sync", "local_poll_ms", 1, CONFIG_MAX_MS, &cfg->local_poll_ms, NULL);
-    if (rc == STM_OK)
-        rc = s_get_int(r, sec, "sync", "busy_timeout_ms", 1, CONFIG_MAX_MS, &cfg->busy_timeout_ms,
-                       NULL);
-    return rc;
+    for (size_t i = 0; i < settings_nrules; i++) {
+        const char *sec = settings_rules[i].section;
+        const settings_row *lo =
+            settings_find(sec, settings_rules[i].lower, strlen(settings_rules[i].lower));
+        const settings_row *hi =
+            settings_find(sec, settings_rules[i].upper, strlen(settings_rules[i].upper));
+        int a = *(int *)settings_field(cfg, lo, sizeof(int)),
+            b = *(int *)settings_field(cfg, hi, sizeof(int));
+        if (settings_rules[i].strict ? a < b : a <= b)
+            continue;
+        const toml_value *at;
+        char name[128];
+        stm_err rc = s_value(r, root, hi, &at);
+        const settings_row *blamed = at ? hi : lo;
+        if (rc == STM_OK && !at)
+            rc = s_value(r, root, lo, &at);
+        if (rc != STM_OK)
+            return rc;
+        if (settings_rules[i].strict)
+            return s_fail(r, at, s_name(blamed, name), "%s (%d) must be more than %s (%d)", hi->key,
+                          b, lo->key, a);
+        return s_fail(r, at, s_name(blamed, name), "%s (%d) must not be more than %s (%d)", lo->key,
+                      a, hi->key, b);
+    }
+    return STM_OK;
 }
 
 stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
@@ -613,25 +498,55 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
     toml_value *root = NULL;
     rc = toml_parse_file(path, &root, err);
     s_reader r = {path, err};
-    /* [security] first: whether a peer may go without a key depends on it. */
     if (rc == STM_OK)
-        rc = s_read_node(&r, root, cfg);
+        rc = settings_check_names(root, path, err);
     if (rc == STM_OK)
-        rc = s_read_security(&r, root, cfg);
+        rc = s_check_sections(&r, root);
+    /* Peers last: whether one may go without a key depends on security.insecure. */
+    for (int peers = 0; peers < 2; peers++)
+        for (size_t i = 0; rc == STM_OK && i < settings_nrows; i++)
+            if ((settings_rows[i].type == SETTINGS_PEERS) == peers)
+                rc = s_read(&r, root, &settings_rows[i], cfg);
     if (rc == STM_OK)
-        rc = s_read_peers(&r, root, cfg);
+        rc = s_check_required(&r, root, cfg);
     if (rc == STM_OK)
-        rc = s_read_policy(&r, root, cfg);
-    if (rc == STM_OK)
-        rc = s_read_timing(&r, root, cfg);
-    if (rc == STM_OK)
-        rc = s_read_sync(&r, root, cfg);
+        rc = s_check_rules(&r, root, cfg);
     toml_destroy(&root);
     free(path);
     return rc;
 }
 
 /* ------------------------------------------------------------------ writing node.toml */
+
+/* The doc of a row or section as a sentence: first letter capitalised, a full stop. */
+static void s_put_sentence(buf_t *b, const char *doc)
+{
+    buf_putc(b, (char)toupper((unsigned char)doc[0]));
+    buf_printf(b, "%s.", doc + 1);
+}
+
+/* Appends text as "# " comment lines of at most 80 columns, broken at spaces. */
+static void s_put_comment(buf_t *b, const char *text)
+{
+    size_t col = 0;
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (col > 0 && col + 1 + word > 80) {
+            buf_putc(b, '\n');
+            col = 0;
+        }
+        if (col == 0) {
+            buf_putc(b, '#');
+            col = 1;
+        }
+        buf_printf(b, " %.*s", (int)word, text);
+        col += 1 + word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    if (col > 0)
+        buf_putc(b, '\n');
+}
 
 /* Appends v (taken) as TOML, written by toml/'s emitter: "key = value\n". */
 static void s_put(buf_t *b, const char *key, toml_value *v)
@@ -657,12 +572,8 @@ static void s_put_literal(buf_t *b, const char *s)
     toml_destroy(&t);
 }
 
-static void s_put_str(buf_t *b, const char *key, const char *s)
-{
-    s_put(b, key, toml_new_string(s, strlen(s)));
-}
-
-/* A list of strings, one per line, so that a long list stays readable and diffs well. */
+/* A list of strings (taken), one per line, so that a long list stays readable and
+ * diffs well. */
 static void s_put_list(buf_t *b, const char *key, char **items, size_t n)
 {
     if (n == 0) {
@@ -674,236 +585,122 @@ static void s_put_list(buf_t *b, const char *key, char **items, size_t n)
         buf_puts(b, "    ");
         s_put_literal(b, items[i]);
         buf_puts(b, ",\n");
+        free(items[i]);
     }
     buf_puts(b, "]\n");
+}
+
+/* Row s's value in cfg as a "key = value" line (or lines, for a list). */
+static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
+{
+    switch (s->type) {
+    case SETTINGS_PATH:
+    case SETTINGS_ENDPOINT: {
+        const char *str = *(char **)settings_field(cfg, s, sizeof(char *));
+        s_put(b, s->key, toml_new_string(str ? str : "", str ? strlen(str) : 0));
+        break;
+    }
+    case SETTINGS_BOOL:
+        s_put(b, s->key, toml_new_bool(*(bool *)settings_field(cfg, s, sizeof(bool))));
+        break;
+    case SETTINGS_INT:
+        s_put(b, s->key, toml_new_integer(*(int *)settings_field(cfg, s, sizeof(int))));
+        break;
+    case SETTINGS_POLICY: {
+        policy_mode m = *(policy_mode *)settings_field(cfg, s, sizeof(policy_mode));
+        const char *word = (size_t)m < settings_npolicy_words ? settings_policy_words[m] : "none";
+        s_put(b, s->key, toml_new_string(word, strlen(word)));
+        break;
+    }
+    case SETTINGS_PEERS:
+    case SETTINGS_KEYS: {
+        size_t n = *settings_length(cfg, s);
+        char **items = stm_calloc(n + 1, sizeof *items);
+        for (size_t i = 0; i < n; i++) {
+            if (s->type == SETTINGS_PEERS) {
+                items[i] = config_peer_format(
+                    &(*(config_peer **)settings_field(cfg, s, sizeof(config_peer *)))[i]);
+            } else {
+                items[i] = stm_malloc(KEYS_Z85_LEN + 1);
+                keys_to_z85(&(*(stm_id **)settings_field(cfg, s, sizeof(stm_id *)))[i], items[i]);
+            }
+        }
+        s_put_list(b, s->key, items, n);
+        free(items);
+        break;
+    }
+    }
 }
 
 static const char *s_header =
     "# node.toml - the settings of a stemma node, written by 'stemma init'.\n"
     "#\n"
     "# The node reads this file when it starts and never writes it. A setting left out\n"
-    "# takes the default its comment gives; settings stemma does not know are ignored.\n"
-    "# Keys are CURVE public keys, written in Z85 (40 characters) or hex (64 digits).\n"
-    "# docs/user-guide.md, \"Setting up a node\", tells more.\n";
-
-static const char *const s_policy_comments[] = {
-    "# same: the peer has this node's exact schema history. Default \"full\".\n",
-    "# ancestor: the peer is newer (its history goes on from this node's). Default\n"
-    "# \"full\".\n",
-    "# descendant: this node is newer (its history goes on from the peer's). Default\n"
-    "# \"full\".\n",
-    "# divergent: the histories parted after a common version. Default \"shared\".\n",
-    "# unrelated: no version in common (another application). Default \"none\".\n",
-};
+    "# takes the default its comment gives; a setting or section stemma does not know is\n"
+    "# refused, with its line. Keys are CURVE public keys, written in Z85 (40 characters)\n"
+    "# or hex (64 digits). docs/user-guide.md, \"Setting up a node\", tells more.\n";
 
 stm_err config_save(const node_config *cfg, stm_error *err)
 {
-    buf_t b = BUF_INIT;
+    buf_t b = BUF_INIT, words = BUF_INIT;
     buf_puts(&b, s_header);
-
-    buf_puts(&b, "\n[node]\n"
-                 "# The application's SQLite database. A relative path is relative to this\n"
-                 "# directory. No default.\n");
-    s_put_str(&b, "db", cfg->db ? cfg->db : "");
-    buf_puts(&b, "# The schema set: the directory of numbered migrations (NNN_description.sql).\n"
-                 "# A relative path is relative to this directory. No default.\n");
-    s_put_str(&b, "schemas", cfg->schemas ? cfg->schemas : "");
-    buf_puts(&b, "# Where the node listens for peers: tcp://HOST:PORT (HOST * for every\n"
-                 "# interface) or ipc://PATH. Default \"" CONFIG_DEFAULT_BIND "\" (this machine\n"
-                 "# only).\n");
-    s_put_str(&b, "bind", cfg->bind);
-    buf_puts(&b, "# Where the node answers queries about itself (its peers, what syncs, what\n"
-                 "# is parked): tcp://HOST:PORT or ipc://PATH. Default\n"
-                 "# \"ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET "\", NODE_DIR being this directory's "
-                 "absolute path.\n");
-    s_put_str(&b, "control", cfg->control);
-
-    buf_puts(&b, "\n[peers]\n"
-                 "# The peers this node connects to, each \"KEY@ENDPOINT\": KEY the peer's public\n"
-                 "# key (its 'stemma init' prints it), ENDPOINT tcp://HOST:PORT or ipc://PATH.\n"
-                 "# KEY may be left out only when security.insecure is true. Peers not listed\n"
-                 "# may still connect to this node. Default: none.\n");
-    char **items = stm_calloc(cfg->npeers + cfg->ntrusted + 1, sizeof *items);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        items[i] = config_peer_format(&cfg->peers[i]);
-    s_put_list(&b, "addresses", items, cfg->npeers);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        free(items[i]);
-
-    buf_puts(&b, "\n[security]\n"
-                 "# true: plain TCP, without CURVE encryption and authentication, and any peer\n"
-                 "# is accepted. For a closed test network only. Default false.\n");
-    s_put(&b, "insecure", toml_new_bool(cfg->insecure));
-    buf_puts(&b, "# true: a peer presenting a key that is not trusted is accepted, and its key\n"
-                 "# is added to the file known_peers in this directory (trusted from then on).\n"
-                 "# Default false: unknown keys are refused.\n");
-    s_put(&b, "trust_on_first_use", toml_new_bool(cfg->trust_on_first_use));
-    buf_puts(&b, "# The public keys a peer may present (Z85 or hex); 'stemma init' adds the keys\n"
-                 "# of the peers it was given. Default: none.\n");
-    for (size_t i = 0; i < cfg->ntrusted; i++) {
-        items[i] = stm_malloc(KEYS_Z85_LEN + 1);
-        keys_to_z85(cfg->trusted[i].bytes, items[i]);
+    for (size_t i = 0; i < settings_nsections; i++) {
+        buf_reset(&words);
+        s_put_sentence(&words, settings_sections[i].doc);
+        buf_putc(&b, '\n');
+        s_put_comment(&b, buf_str(&words));
+        buf_printf(&b, "[%s]\n", settings_sections[i].name);
+        for (size_t j = 0; j < settings_nrows; j++) {
+            const settings_row *s = &settings_rows[j];
+            if (strcmp(s->section, settings_sections[i].name) != 0)
+                continue;
+            /* "Doc. Type; default X." */
+            buf_reset(&words);
+            settings_put_doc(&words, s);
+            buf_t doc = BUF_INIT;
+            s_put_sentence(&doc, buf_str(&words));
+            buf_reset(&words);
+            settings_put_type(&words, s, false);
+            buf_printf(&doc, " %c%s; ", toupper((unsigned char)buf_str(&words)[0]),
+                       buf_str(&words) + 1);
+            buf_reset(&words);
+            settings_put_default(&words, s);
+            buf_printf(&doc, words.len ? "default %s." : "required.", buf_str(&words));
+            s_put_comment(&b, buf_str(&doc));
+            buf_free(&doc);
+            s_put_value(&b, cfg, s);
+        }
     }
-    s_put_list(&b, "trusted", items, cfg->ntrusted);
-    for (size_t i = 0; i < cfg->ntrusted; i++)
-        free(items[i]);
-    free(items);
-
-    buf_puts(&b, "\n[policy]\n"
-                 "# What syncs with a peer, by how its schema history relates to this node's:\n"
-                 "# \"full\" (every table and column both have), \"shared\" (only the columns\n"
-                 "# both have, with the same type), \"none\" (nothing; the peer is still\n"
-                 "# reported).\n");
-    for (int k = RELATION_SAME; k <= RELATION_UNRELATED; k++) {
-        buf_puts(&b, s_policy_comments[k]);
-        s_put_str(&b, relation_name((relation_kind)k), config_sync_name(cfg->policy[k]));
-    }
-    buf_puts(&b, "# A peer whose schema version is below this is refused, with the reason in\n"
-                 "# the node's report. Default 0: no minimum.\n");
-    s_put(&b, "min_supported_version", toml_new_integer(cfg->min_supported_version));
-    buf_puts(&b, "# A peer more versions away than this is reported with a recommendation to\n"
-                 "# resync. Default 0: no limit.\n");
-    s_put(&b, "max_version_gap", toml_new_integer(cfg->max_version_gap));
-
-    buf_puts(&b, "\n[timing]\n"
-                 "# How often (milliseconds) a quiet peer is sent a heartbeat. Default 1000.\n");
-    s_put(&b, "heartbeat_ms", toml_new_integer(cfg->heartbeat_ms));
-    buf_puts(&b, "# How long (ms) a peer may stay silent before it is taken as gone; more\n"
-                 "# than heartbeat_ms. Default 5000.\n");
-    s_put(&b, "peer_timeout_ms", toml_new_integer(cfg->peer_timeout_ms));
-    buf_puts(&b, "# The first wait (ms) before reconnecting to a lost peer; each failed attempt\n"
-                 "# doubles it, up to reconnect_max_ms. Default 100.\n");
-    s_put(&b, "reconnect_min_ms", toml_new_integer(cfg->reconnect_min_ms));
-    buf_puts(&b, "# The longest wait (ms) between reconnection attempts. Default 5000.\n");
-    s_put(&b, "reconnect_max_ms", toml_new_integer(cfg->reconnect_max_ms));
-
-    buf_puts(&b, "\n[sync]\n"
-                 "# Operations per batch sent to a peer. Default 2000.\n");
-    s_put(&b, "batch_ops", toml_new_integer(cfg->batch_ops));
-    buf_puts(&b, "# Batches in flight to one peer before waiting for it to acknowledge.\n"
-                 "# Default 4.\n");
-    s_put(&b, "window", toml_new_integer(cfg->window));
-    buf_puts(&b, "# How often (ms) the node looks for writes to its own database. Default 200.\n");
-    s_put(&b, "local_poll_ms", toml_new_integer(cfg->local_poll_ms));
-    buf_puts(&b, "# How long (ms) one attempt to store received operations waits while another\n"
-                 "# program holds the database's write lock; then the node answers its peers\n"
-                 "# and control socket and tries again, losing nothing. Default 1000.\n");
-    s_put(&b, "busy_timeout_ms", toml_new_integer(cfg->busy_timeout_ms));
-
     char *path = config_path(cfg->dir, CONFIG_FILE);
     stm_err rc = safefile_write(path, b.data, b.len, 0644, false, err);
     free(path);
+    buf_free(&words);
     buf_free(&b);
     return rc;
 }
 
-/* ------------------------------------------------------------------ known_peers */
+/* ------------------------------------------------------------------ the user guide */
 
-static const char *s_known_peers_header =
-    "# known_peers - the public keys this node trusted on first use\n"
-    "# (trust_on_first_use in node.toml), one Z85 key per line, added by the node.\n"
-    "# Delete a line to stop trusting that key.\n";
-
-stm_err config_known_peers_load(const char *dir, config_key **keys, size_t *count, stm_error *err)
+char *config_doc_markdown(void)
 {
-    *keys = NULL;
-    *count = 0;
-    char *path = config_path(dir, CONFIG_KNOWN_PEERS_FILE);
-    stm_err rc = STM_OK;
-    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        if (errno != ENOENT)
-            rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        free(path);
-        return rc;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
-    else if (st.st_size > (off_t)CONFIG_MAX_KNOWN_PEERS_BYTES)
-        rc = stm_error_set(err, STM_EINPUT,
-                           "%s: %lld bytes is more than the %u a list of keys "
-                           "may have",
-                           path, (long long)st.st_size, CONFIG_MAX_KNOWN_PEERS_BYTES);
-    char line[512];
-    size_t cap = 0;
-    int lineno = 0;
-    long at = 0;
-    while (rc == STM_OK && fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t n = strlen(line);
-        /* fgets read more than strlen sees when the line holds a NUL byte: a file of
-         * NULs would otherwise read as blank lines, a damaged file taken as empty. */
-        long next = ftell(f);
-        if (next - at != (long)n) {
-            rc = stm_error_set(err, STM_EINPUT, "%s:%d: holds a NUL byte; expected one key per "
-                               "line", path, lineno);
-            break;
-        }
-        at = next;
-        if (n == sizeof line - 1 && line[n - 1] != '\n') {
-            /* Longer than any key: fine for a comment, whose rest is skipped. */
-            if (line[strspn(line, " \t")] != '#') {
-                rc = stm_error_set(err, STM_EINPUT, "%s:%d: line too long for a key", path, lineno);
-                break;
-            }
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                if (c == '\0')
-                    break;
-            if (c == '\0') {
-                rc = stm_error_set(err, STM_EINPUT, "%s:%d: holds a NUL byte; expected one key "
-                                   "per line", path, lineno);
-                break;
-            }
-            at = ftell(f);
-            continue;
-        }
-        while (n > 0 && strchr(" \t\r\n", line[n - 1]))
-            line[--n] = '\0';
-        char *s = line + strspn(line, " \t");
-        config_key key;
-        if (*s == '\0')
-            continue;
-        if (keys_parse(s, key.bytes)) {
-            if (*count >= CONFIG_MAX_TRUSTED) {
-                rc = stm_error_set(err, STM_EINPUT, "%s:%d: more than %d keys", path, lineno,
-                                   CONFIG_MAX_TRUSTED);
-                break;
-            }
-            *keys = stm_grow(*keys, &cap, *count + 1, sizeof **keys);
-            (*keys)[(*count)++] = key;
-        } else if (*s != '#') {
-            rc = stm_error_set(err, STM_EINPUT,
-                               "%s:%d: not a key (expected one key per line, 40 Z85 characters "
-                               "or 64 hex digits, or a # comment)",
-                               path, lineno);
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < settings_nsections; i++) {
+        buf_printf(&b, "%s`[%s]` — %s.", i ? "\n" : "", settings_sections[i].name,
+                   settings_sections[i].doc);
+        buf_puts(&b, "\n\n| setting | type | default | what it is |\n|---|---|---|---|\n");
+        for (size_t j = 0; j < settings_nrows; j++) {
+            const settings_row *s = &settings_rows[j];
+            if (strcmp(s->section, settings_sections[i].name) != 0)
+                continue;
+            buf_printf(&b, "| `%s` | ", s->key);
+            settings_put_type(&b, s, true);
+            buf_t def = BUF_INIT;
+            settings_put_default(&def, s);
+            buf_printf(&b, def.len ? " | `%s` | " : " | (required)%s | ", buf_str(&def));
+            buf_free(&def);
+            settings_put_doc(&b, s);
+            buf_puts(&b, " |\n");
         }
     }
-    if (rc == STM_OK && ferror(f))
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
-    free(path);
-    if (rc != STM_OK) {
-        free(*keys);
-        *keys = NULL;
-        *count = 0;
-    }
-    return rc;
-}
-
-stm_err config_known_peer_add(const char *dir, const config_key *key, stm_error *err)
-{
-    char z85[KEYS_Z85_LEN + 1];
-    keys_to_z85(key->bytes, z85);
-    char *path = config_path(dir, CONFIG_KNOWN_PEERS_FILE);
-    stm_err rc = safefile_append_line(path, z85, KEYS_Z85_LEN, 0644, s_known_peers_header, err);
-    free(path);
-    return rc;
+    return buf_detach(&b);
 }

@@ -24,12 +24,13 @@
  * refused before it is read. */
 #define S_FILE_MAX 256
 
-/* Every field is an array of char, so the struct needs no alignment: sodium_malloc
- * places it against a guard page, at an address that is not aligned. */
+/* Every field is an array of char (an stm_id is one too), so the struct needs no
+ * alignment: sodium_malloc places it against a guard page, at an address that is not
+ * aligned. */
 struct node_keys {
     unsigned char secret[KEYS_BYTES];     /* the secret key */
     char secret_z85[KEYS_Z85_LEN + 1];    /* the same, in Z85, for zmq_setsockopt */
-    unsigned char public_key[KEYS_BYTES]; /* the public key */
+    stm_id public_key;                    /* the public key */
     char public_z85[KEYS_Z85_LEN + 1];    /* the same, in Z85, for showing */
     char scratch[S_FILE_MAX + 1];         /* a key file's bytes while they are read */
 };
@@ -81,7 +82,8 @@ static int s_hex_digit(char c)
     return -1;
 }
 
-bool keys_parse(const char *text, unsigned char out[KEYS_BYTES])
+/* A key of either spelling into 32 bytes; the secret key file is read with it too. */
+static bool s_parse(const char *text, unsigned char out[KEYS_BYTES])
 {
     size_t len = strlen(text);
     if (len == KEYS_Z85_LEN) {
@@ -103,10 +105,15 @@ bool keys_parse(const char *text, unsigned char out[KEYS_BYTES])
     return false;
 }
 
-void keys_to_z85(const unsigned char key[KEYS_BYTES], char out[KEYS_Z85_LEN + 1])
+bool keys_parse(const char *text, stm_id *out)
+{
+    return s_parse(text, out->bytes);
+}
+
+void keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1])
 {
     /* 32 bytes is a multiple of 4, the only way zmq_z85_encode can fail. */
-    zmq_z85_encode(out, key, KEYS_BYTES);
+    zmq_z85_encode(out, key->bytes, KEYS_BYTES);
 }
 
 static char *s_join(const char *dir, const char *name)
@@ -178,7 +185,7 @@ static stm_err s_read_key(const char *path, bool secret, char *scratch, unsigned
                            "%s: not a key: expected %d Z85 characters or %d hex digits, found %zu "
                            "characters",
                            path, KEYS_Z85_LEN, KEYS_HEX_LEN, len);
-    else if (!keys_parse(scratch, out))
+    else if (!s_parse(scratch, out))
         rc = stm_error_set(err, STM_EINPUT, "%s: not a key: %s", path,
                            len == KEYS_Z85_LEN ? "not valid Z85" : "not valid hex");
     sodium_memzero(scratch, S_FILE_MAX + 1);
@@ -200,11 +207,11 @@ stm_err keys_load(const char *dir, node_keys **out, stm_error *err)
     if (rc == STM_OK) {
         zmq_z85_encode(self->secret_z85, self->secret, KEYS_BYTES);
         if (zmq_curve_public(self->public_z85, self->secret_z85) != 0 ||
-            !zmq_z85_decode(self->public_key, self->public_z85))
+            !zmq_z85_decode(self->public_key.bytes, self->public_z85))
             rc = stm_error_set(err, STM_ESYS, "%s: libzmq could not derive the public key: %s",
                                secret_path, zmq_strerror(zmq_errno()));
     }
-    if (rc == STM_OK && sodium_memcmp(given, self->public_key, KEYS_BYTES) != 0)
+    if (rc == STM_OK && sodium_memcmp(given, self->public_key.bytes, KEYS_BYTES) != 0)
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: not the public key of %s (the two files are not one pair)",
                            public_path, secret_path);
@@ -274,9 +281,9 @@ void keys_destroy(node_keys **self_p)
     *self_p = NULL;
 }
 
-const unsigned char *keys_public(const node_keys *self)
+const stm_id *keys_public(const node_keys *self)
 {
-    return self->public_key;
+    return &self->public_key;
 }
 
 const char *keys_public_z85(const node_keys *self)

@@ -19,10 +19,11 @@
 #define STM_KEYS_H
 
 #include "base/error.h"
+#include "base/id.h"
 
 #include <stdbool.h>
 
-#define KEYS_BYTES 32   /* a CURVE key */
+#define KEYS_BYTES 32   /* a CURVE key; a public key is an stm_id (id.h), a node's id */
 #define KEYS_Z85_LEN 40 /* characters in its Z85 form */
 #define KEYS_HEX_LEN 64 /* characters in its hex form */
 
@@ -32,11 +33,11 @@
 /* A node's key pair. Opaque; the whole object lives in sodium_malloc'd memory. */
 typedef struct node_keys node_keys;
 
-/* Parses a key written in Z85 (exactly 40 characters) or hex (exactly 64 digits) and
- * nothing else (no spaces) into out; false, out unspecified, otherwise. */
-bool keys_parse(const char *text, unsigned char out[KEYS_BYTES]);
+/* Parses a public key written in Z85 (exactly 40 characters) or hex (exactly 64 digits)
+ * and nothing else (no spaces) into out; false, out unspecified, otherwise. */
+bool keys_parse(const char *text, stm_id *out);
 /* Writes key's 40 Z85 characters and a NUL into out (the caller's buffer). */
-void keys_to_z85(const unsigned char key[KEYS_BYTES], char out[KEYS_Z85_LEN + 1]);
+void keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1]);
 
 /* Makes a new CURVE key pair and writes DIR/node.key (mode 0600) and DIR/node.pub
  * (0644), each written whole and fsynced beside its name, then moved into place.
@@ -53,8 +54,8 @@ stm_err keys_load(const char *dir, node_keys **out, stm_error *err);
 /* Wipes the secret and frees the pair; sets *self_p NULL; safe on NULL and twice. */
 void keys_destroy(node_keys **self_p);
 
-/* The public key's 32 bytes, lent: valid until keys_destroy. */
-const unsigned char *keys_public(const node_keys *self);
+/* The public key (the node's id), lent: valid until keys_destroy. */
+const stm_id *keys_public(const node_keys *self);
 /* The public key in Z85 (40 characters, NUL-terminated), lent. */
 const char *keys_public_z85(const node_keys *self);
 /* The secret key's 32 bytes, lent (read-only memory): valid until keys_destroy. */

@@ -1,5 +1,6 @@
 #include "node.h"
 #include "config.h"
+#include "known_peers.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "lineage/sqlscript.h"
@@ -899,10 +900,8 @@ static void s_handle_zap(node_t *n)
                 s_trust(n, &key);
                 char z85[41];
                 zmq_z85_encode(z85, key.bytes, 32);
-                config_key remembered;
-                memcpy(remembered.bytes, key.bytes, 32);
                 stm_error err = {0};
-                if (config_known_peer_add(n->dir, &remembered, &err) != STM_OK)
+                if (known_peers_add(n->dir, &key, &err) != STM_OK)
                     log_event(LOG_ERROR, "known-peers", NULL, "%s", err.msg);
                 log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
             }
@@ -1246,38 +1245,42 @@ static stm_err s_bind_sockets(node_t *n, const char *bind, stm_error *err)
 
 stm_err node_new(const node_options *o, node_t **out, stm_error *err)
 {
+    const node_config *cfg = o->config;
     node_t *n = stm_calloc(1, sizeof *n);
-    n->dir = stm_strdup(o->dir);
-    n->db_path = stm_strdup(o->db_path);
-    n->schemas_dir = stm_strdup(o->schemas_dir);
-    n->control_endpoint = stm_strdup(o->control);
-    n->insecure = o->insecure;
-    n->tofu = o->trust_on_first_use;
-    n->policy = o->policy;
-    n->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
-    n->peer_timeout_ms = o->peer_timeout_ms > 0 ? o->peer_timeout_ms : 5000;
-    n->reconnect_min_ms = o->reconnect_min_ms > 0 ? o->reconnect_min_ms : 100;
-    n->reconnect_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
-    n->batch_ops = o->batch_ops > 0 ? o->batch_ops : 2000;
-    n->window = o->window > 0 ? o->window : 4;
-    n->local_poll_ms = o->local_poll_ms > 0 ? o->local_poll_ms : 200;
-    n->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 1000;
-    memcpy(n->id.bytes, o->public_key, 32);
+    n->dir = stm_strdup(cfg->dir);
+    n->db_path = config_resolve(cfg, cfg->db);
+    n->schemas_dir = config_resolve(cfg, cfg->schemas);
+    n->control_endpoint = stm_strdup(cfg->control);
+    n->insecure = cfg->insecure;
+    n->tofu = cfg->trust_on_first_use;
+    n->policy = cfg->policy;
+    n->heartbeat_ms = cfg->heartbeat_ms;
+    n->peer_timeout_ms = cfg->peer_timeout_ms;
+    n->reconnect_min_ms = cfg->reconnect_min_ms;
+    n->reconnect_max_ms = cfg->reconnect_max_ms;
+    n->batch_ops = cfg->batch_ops;
+    n->window = cfg->window;
+    n->local_poll_ms = cfg->local_poll_ms;
+    n->busy_timeout_ms = cfg->busy_timeout_ms;
+    n->id = *keys_public(o->keys);
     zmq_z85_encode(n->id_z85, n->id.bytes, 32);
     s_short(&n->id, n->short_id);
     n->secret = sodium_malloc(32);
-    memcpy(n->secret, o->secret_key, 32);
+    memcpy(n->secret, keys_secret(o->keys), 32);
     sodium_mprotect_readonly(n->secret);
     n->started = time(NULL);
     stm_err rc = STM_OK;
     /* Sorted, repeats dropped: checking each key against those before it cost n squared
      * (26 s to start with 100,000 trusted keys); each connection is then a binary search. */
-    n->trusted = stm_calloc(o->ntrusted + 1, sizeof *n->trusted);
-    n->trusted_cap = o->ntrusted + 1;
-    if (o->ntrusted)
-        memcpy(n->trusted, o->trusted, o->ntrusted * sizeof *n->trusted);
-    qsort(n->trusted, o->ntrusted, sizeof *n->trusted, s_key_cmp);
-    for (size_t i = 0; i < o->ntrusted; i++)
+    size_t ntrusted = cfg->ntrusted + o->nknown;
+    n->trusted = stm_calloc(ntrusted + 1, sizeof *n->trusted);
+    n->trusted_cap = ntrusted + 1;
+    if (cfg->ntrusted)
+        memcpy(n->trusted, cfg->trusted, cfg->ntrusted * sizeof *n->trusted);
+    if (o->nknown)
+        memcpy(n->trusted + cfg->ntrusted, o->known, o->nknown * sizeof *n->trusted);
+    qsort(n->trusted, ntrusted, sizeof *n->trusted, s_key_cmp);
+    for (size_t i = 0; i < ntrusted; i++)
         if (n->ntrusted == 0 || s_key_cmp(&n->trusted[n->ntrusted - 1], &n->trusted[i]) != 0)
             n->trusted[n->ntrusted++] = n->trusted[i];
     n->nsorted = n->ntrusted;
@@ -1311,10 +1314,10 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         n->applier = applier_new(n->store, NULL, NULL);
         /* Writes made while no node ran are still queued: the first look collects them. */
         n->data_version = -1;
-        rc = s_bind_sockets(n, o->bind, err);
+        rc = s_bind_sockets(n, cfg->bind, err);
     }
-    for (size_t i = 0; i < o->npeers && rc == STM_OK; i++) {
-        const node_peer_spec *spec = &o->peers[i];
+    for (size_t i = 0; i < cfg->npeers && rc == STM_OK; i++) {
+        const config_peer *spec = &cfg->peers[i];
         if (!spec->has_key && !n->insecure) {
             rc = stm_error_set(err, STM_EINPUT,
                                "peer %s: give its public key as KEY@ENDPOINT (or run insecure)",

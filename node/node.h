@@ -25,53 +25,32 @@
 #ifndef STM_NODE_H
 #define STM_NODE_H
 
-#include "base/error.h"
+#include "config.h"
+#include "keys.h"
 #include "peer.h"
+#include "base/error.h"
+#include "base/id.h"
 
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A peer to reach, as node.toml gives it. */
+/* What a node is made from, all lent: node_new copies what it keeps. */
 typedef struct {
-    const char *endpoint; /* tcp://HOST:PORT or ipc://PATH */
-    bool has_key;         /* false only when insecure */
-    stm_id key;           /* its public key: its node id */
-} node_peer_spec;
-
-/* Everything a node needs, read from node.toml and the key files by the caller.
- * Strings and arrays are lent for node_new, which copies what it keeps. */
-typedef struct {
-    const char *dir;                 /* the node directory (keys learned on first use are
-                                        appended to its known_peers) */
-    const char *db_path;             /* the database */
-    const char *schemas_dir;         /* its schema set */
-    const char *bind;                /* mesh endpoint; "tcp://127.0.0.1:*" picks a free port */
-    const char *control;             /* control endpoint */
-    const node_peer_spec *peers;     /* the configured peers */
-    size_t npeers;
-    bool insecure;                   /* plain TCP, no CURVE */
-    bool trust_on_first_use;         /* accept and remember unknown keys */
-    const stm_id *trusted;           /* keys allowed to connect (peers' keys are added) */
-    size_t ntrusted;
-    peer_policy policy;
-    int heartbeat_ms;
-    int peer_timeout_ms;
-    int reconnect_min_ms;
-    int reconnect_max_ms;
-    int batch_ops;                   /* operations per OPS message */
-    int window;                      /* OPS messages in flight per peer */
-    int local_poll_ms;               /* how often to look for local writes */
-    int busy_timeout_ms;             /* how long one attempt to store received operations
-                                        waits for another program's write lock */
-    unsigned char public_key[32];    /* this node's CURVE key pair; node_new copies the */
-    unsigned char secret_key[32];    /* secret into protected memory */
+    const node_config *config; /* node.toml's settings (config.h): every setting the node
+                                  reads comes from here, defaults included */
+    const node_keys *keys;     /* its CURVE key pair (keys.h); the public key is its node
+                                  id, the secret is copied into protected memory */
+    const stm_id *known;       /* keys trusted on first use before (known_peers.h), trusted
+                                  beside config->trusted */
+    size_t nknown;
 } node_options;
 
 typedef struct node node_t;
 
-/* Opens the database, checks it against its schema set, binds the sockets and adds the
- * configured peers. *out is the caller's (node_destroy). */
+/* Opens the database (config->db, resolved against config->dir), checks it against its
+ * schema set, binds the sockets and adds the configured peers. *out is the caller's
+ * (node_destroy). */
 stm_err node_new(const node_options *o, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. */

@@ -18,17 +18,6 @@ const char *peer_sync_name(peer_sync s)
     return "refused";
 }
 
-void peer_policy_default(peer_policy *p)
-{
-    p->mode[RELATION_SAME] = POLICY_FULL;
-    p->mode[RELATION_ANCESTOR] = POLICY_FULL;
-    p->mode[RELATION_DESCENDANT] = POLICY_FULL;
-    p->mode[RELATION_DIVERGENT] = POLICY_SHARED;
-    p->mode[RELATION_UNRELATED] = POLICY_NONE;
-    p->min_supported_version = 0;
-    p->max_version_gap = 0;
-}
-
 #define S_REASON_MAX sizeof(((peer_verdict *)0)->reason)
 
 /* "tasks.tags, comments (table)" for the columns on one side only or conflicting. */

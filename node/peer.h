@@ -19,7 +19,8 @@
 
 typedef enum { PEER_SYNC_FULL, PEER_SYNC_PARTIAL, PEER_SYNC_REFUSED } peer_sync;
 
-/* What the node's policy allows per relation. */
+/* What the node's policy allows per relation: node.toml's [policy], whose defaults
+ * are in the table of settings (settings.c; config_policy_default). */
 typedef enum { POLICY_FULL, POLICY_SHARED, POLICY_NONE } policy_mode;
 
 typedef struct {
@@ -38,9 +39,6 @@ typedef struct {
 
 /* "full", "partial", "refused": static. */
 const char *peer_sync_name(peer_sync s);
-
-/* The default policy: same, ancestor, descendant full; divergent shared; unrelated none. */
-void peer_policy_default(peer_policy *p);
 
 /* Judges the peer whose database lineage is `remote` against the local one. */
 void peer_judge(const lineage_t *local, const lineage_t *remote, const peer_policy *p,

@@ -641,6 +641,7 @@ class Files(unittest.TestCase):
     def test_a_corrupted_node_toml(self):
         with open(self.path("node.toml"), "rb") as f:
             good = f.read()
+        security_line = good.split(b"\n").index(b"[security]") + 1
         cases = [
             (b"\x00\x01\x02garbage", "node.toml:1:1:"),
             (good[:good.index(b"schemas = ") + 14], "node.toml:"),           # cut in a string
@@ -649,6 +650,11 @@ class Files(unittest.TestCase):
             (good.replace(b"heartbeat_ms = 1000", b"heartbeat_ms = -5"), "timing.heartbeat_ms"),
             (good.replace(b"[sync]", b"[sync]\n[sync]"), "node.toml:"),       # a table twice
             (good + b"\n\xff\xfe not utf-8\n", "node.toml:"),
+            # A misspelt name is refused at its line, with the name it most likely meant.
+            (good.replace(b"[security]", b"[securty]"),
+             f"node.toml:{security_line}: unknown section [securty]; did you mean [security]?"),
+            (good.replace(b"heartbeat_ms =", b"heartbeat ="),
+             "unknown key timing.heartbeat; did you mean timing.heartbeat_ms?"),
         ]
         for data, said in cases:
             with self.subTest(said=said, data=data[-40:]):

@@ -1,5 +1,6 @@
 /* Tests of node/wire: every mesh message round trips, and every truncated or damaged
  * message is refused cleanly (never a crash, never a leak). */
+#include "node/config.h"
 #include "node/peer.h"
 #include "node/wire.h"
 #include "lineage/relation.h"
@@ -66,7 +67,7 @@ static void test_hello_round_trip(void **state)
     comparison_destroy(&c4);
     /* And a peer judges it as the docs say. */
     peer_policy p;
-    peer_policy_default(&p);
+    config_policy_default(&p);
     peer_verdict v;
     peer_judge(full, h.lineage, &p, &v);
     assert_int_equal(v.sync, PEER_SYNC_FULL);
@@ -77,7 +78,7 @@ static void test_hello_round_trip(void **state)
     assert_int_equal(v.sync, PEER_SYNC_REFUSED);
     assert_non_null(strstr(v.reason, "older than min_supported_version 4"));
     peer_verdict_clear(&v);
-    peer_policy_default(&p);
+    config_policy_default(&p);
     p.max_version_gap = 0;
     lineage_t *v1 = lineage_prefix(full, 1);
     p.max_version_gap = 2;
@@ -387,7 +388,7 @@ static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
     stm_error err = {0};
     assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
     peer_policy p;
-    peer_policy_default(&p);
+    config_policy_default(&p);
     peer_verdict v;
     peer_judge(full, h.lineage, &p, &v);
     struct mallinfo2 after = mallinfo2();

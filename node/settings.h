@@ -1,0 +1,102 @@
+/* settings.h - the table of node.toml's settings: the one place where a setting's
+ * section, key, type, default, bounds and doc are written. config.h says what the
+ * table drives (init, load, save, the user guide); config.c does it by walking the
+ * rows.
+ *
+ * A row names the field of node_config that holds its value by offset, so that one
+ * loop defaults, reads, writes or frees every setting. A new setting is a row in
+ * settings.c and a field in node_config, nothing more. The table is node/'s own: the
+ * row layout is shared with config.c only, as a description of a setting (a value
+ * type, like stm_id), never as anyone's state. Everything here is static and lent. */
+#ifndef STM_SETTINGS_H
+#define STM_SETTINGS_H
+
+#include "config.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "toml/toml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a setting holds: its TOML type, its C type in node_config, how it is checked. */
+typedef enum {
+    SETTINGS_PATH,     /* char *: a file or directory; relative ones are relative to NODE_DIR */
+    SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (endpoint_check) */
+    SETTINGS_BOOL,     /* bool */
+    SETTINGS_INT,      /* int, from min to max */
+    SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of settings_policy_words */
+    SETTINGS_PEERS,    /* config_peer * and a size_t length: "KEY@ENDPOINT"s, at most max */
+    SETTINGS_KEYS,     /* stm_id * and a size_t length: public keys, at most max, each once */
+} settings_type;
+
+/* One setting: one row of the table. */
+typedef struct {
+    const char *section; /* its [section] */
+    const char *key;     /* its name in the section */
+    settings_type type;
+    size_t field;     /* offsetof its value in node_config */
+    size_t size;      /* sizeof that value, checked against what type says */
+    size_t count;     /* PEERS, KEYS: offsetof the list's length in node_config */
+    const char *text; /* the default of a string, "NODE_DIR" in it standing for the
+                         node's directory made absolute; NULL: required, no default */
+    int64_t value;    /* the default of a bool, an integer or a policy */
+    int64_t min, max; /* INT: its bounds; PEERS, KEYS: max is the most entries */
+    const char *doc;  /* what it is, in one line without '|': node.toml's comment and
+                         the user guide's row */
+} settings_row;
+
+/* One [section], in the order node.toml and the user guide give them. */
+typedef struct {
+    const char *name;
+    const char *doc; /* what the section holds, one line */
+} settings_section;
+
+/* Two integer settings of one section that must agree: lower below upper (strict), or
+ * not above it. */
+typedef struct {
+    const char *section, *lower, *upper;
+    bool strict;
+} settings_rule;
+
+extern const settings_section settings_sections[];
+extern const size_t settings_nsections;
+/* Grouped by section, in settings_sections' order. */
+extern const settings_row settings_rows[];
+extern const size_t settings_nrows;
+extern const settings_rule settings_rules[];
+extern const size_t settings_nrules;
+/* The words of SETTINGS_POLICY, indexed by policy_mode. */
+extern const char *const settings_policy_words[];
+extern const size_t settings_npolicy_words;
+
+/* The row of section.key (key len bytes: a key from a file may hold NULs), or NULL. */
+const settings_row *settings_find(const char *section, const char *key, size_t len);
+
+/* Where row s keeps its value in cfg, whose C type is size bytes (asserted against
+ * the row: a row whose type and field disagree is a programming bug). Lent; writable
+ * though cfg is const, for config_save and config_destroy share the one accessor. */
+void *settings_field(const node_config *cfg, const settings_row *s, size_t size);
+/* Where a PEERS or KEYS row keeps its list's length in cfg. */
+size_t *settings_length(const node_config *cfg, const settings_row *s);
+/* Sets row s of cfg to its default (a string's copied, NODE_DIR in it replaced by
+ * abs_dir); lists are left as they are. */
+void settings_set_default(node_config *cfg, const settings_row *s, const char *abs_dir);
+
+/* Appends the row's doc, with what settings_rules ask of it ("; more than heartbeat_ms"). */
+void settings_put_doc(buf_t *b, const settings_row *s);
+/* Appends what values the row takes ("integer, 1 to 86400000"); md: literals in
+ * `backquotes`, for Markdown. */
+void settings_put_type(buf_t *b, const settings_row *s, bool md);
+/* Appends the row's default as TOML writes it; nothing for a row without one. */
+void settings_put_default(buf_t *b, const settings_row *s);
+
+/* Every name in the parsed node.toml root is one the table has: the sections at the
+ * top and the keys in each (a known section that is not a table is left to the
+ * caller). STM_EINPUT, for the first name that is not, with one line
+ * "PATH:LINE: unknown section [x]; did you mean [y]?" (or key, or the names there
+ * are when none is near). */
+stm_err settings_check_names(const toml_value *root, const char *path, stm_error *err);
+
+#endif
