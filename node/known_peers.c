@@ -4,15 +4,12 @@
 #include "config.h"
 #include "keys.h"
 #include "base/mem.h"
+#include "base/readfile.h"
 #include "base/safefile.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 static const char *s_known_peers_header =
     "# known_peers - the public keys this node trusted on first use\n"
@@ -24,90 +21,61 @@ stm_err known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_erro
     *keys = NULL;
     *count = 0;
     char *path = config_path(dir, KNOWN_PEERS_FILE);
-    stm_err rc = STM_OK;
-    /* O_NONBLOCK: a FIFO is refused as not a regular file rather than waited on. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
-    if (!f) {
-        if (errno != ENOENT)
-            rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    char *text;
+    size_t len;
+    stm_err rc = readfile_all(path, KNOWN_PEERS_MAX_BYTES, &text, &len, err);
+    if (rc != STM_OK && errno == ENOENT) {
+        /* No key learned yet: the node makes the file at its first one. */
+        stm_error_clear(err);
         free(path);
-        return rc;
+        return STM_OK;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0)
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = stm_error_set(err, STM_EINPUT, "%s: not a regular file", path);
-    else if (st.st_size > (off_t)KNOWN_PEERS_MAX_BYTES)
-        rc = stm_error_set(err, STM_EINPUT,
-                           "%s: %lld bytes is more than the %u a list of keys "
-                           "may have",
-                           path, (long long)st.st_size, KNOWN_PEERS_MAX_BYTES);
-    char line[512];
     size_t cap = 0;
     int lineno = 0;
-    long at = 0;
-    while (rc == STM_OK && fgets(line, sizeof line, f)) {
+    for (size_t at = 0; rc == STM_OK && at < len;) {
         lineno++;
-        size_t n = strlen(line);
-        /* fgets read more than strlen sees when the line holds a NUL byte: a file of
-         * NULs would otherwise read as blank lines, a damaged file taken as empty. */
-        long next = ftell(f);
-        if (next - at != (long)n) {
+        const char *start = text + at;
+        const char *nl = memchr(start, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - start) : len - at;
+        at += n + (nl != NULL);
+        /* A NUL byte anywhere, even in a comment, is damage: a file of NULs must not
+         * read as blank lines, a damaged file taken as empty. */
+        if (memchr(start, '\0', n)) {
             rc = stm_error_set(err, STM_EINPUT,
-                               "%s:%d: holds a NUL byte; expected one key per "
-                               "line",
-                               path, lineno);
+                               "%s:%d: holds a NUL byte; expected one key per line", path,
+                               lineno);
             break;
         }
-        at = next;
-        if (n == sizeof line - 1 && line[n - 1] != '\n') {
-            /* Longer than any key: fine for a comment, whose rest is skipped. */
-            if (line[strspn(line, " \t")] != '#') {
-                rc = stm_error_set(err, STM_EINPUT, "%s:%d: line too long for a key", path, lineno);
-                break;
-            }
-            int c;
-            while ((c = fgetc(f)) != EOF && c != '\n')
-                if (c == '\0')
-                    break;
-            if (c == '\0') {
-                rc = stm_error_set(err, STM_EINPUT,
-                                   "%s:%d: holds a NUL byte; expected one key "
-                                   "per line",
-                                   path, lineno);
-                break;
-            }
-            at = ftell(f);
+        while (n > 0 && (*start == ' ' || *start == '\t'))
+            start++, n--;
+        while (n > 0 && strchr(" \t\r", start[n - 1]))
+            n--;
+        if (n == 0 || *start == '#')
             continue;
+        char line[KNOWN_PEERS_MAX_LINE + 1];
+        if (n > KNOWN_PEERS_MAX_LINE) {
+            rc = stm_error_set(err, STM_EINPUT, "%s:%d: line too long for a key", path, lineno);
+            break;
         }
-        while (n > 0 && strchr(" \t\r\n", line[n - 1]))
-            line[--n] = '\0';
-        char *s = line + strspn(line, " \t");
+        memcpy(line, start, n);
+        line[n] = '\0';
         stm_id key;
-        if (*s == '\0')
-            continue;
-        if (keys_parse(s, &key)) {
-            if (*count >= CONFIG_MAX_TRUSTED) {
-                rc = stm_error_set(err, STM_EINPUT, "%s:%d: more than %d keys", path, lineno,
-                                   CONFIG_MAX_TRUSTED);
-                break;
-            }
-            *keys = stm_grow(*keys, &cap, *count + 1, sizeof **keys);
-            (*keys)[(*count)++] = key;
-        } else if (*s != '#') {
+        if (!keys_parse(line, &key)) {
             rc = stm_error_set(err, STM_EINPUT,
                                "%s:%d: not a key (expected one key per line, 40 Z85 characters "
                                "or 64 hex digits, or a # comment)",
                                path, lineno);
+            break;
         }
+        if (*count >= CONFIG_MAX_TRUSTED) {
+            rc = stm_error_set(err, STM_EINPUT, "%s:%d: more than %d keys", path, lineno,
+                               CONFIG_MAX_TRUSTED);
+            break;
+        }
+        *keys = stm_grow(*keys, &cap, *count + 1, sizeof **keys);
+        (*keys)[(*count)++] = key;
     }
-    if (rc == STM_OK && ferror(f))
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
+    free(text);
     free(path);
     if (rc != STM_OK) {
         free(*keys);

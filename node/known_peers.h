@@ -16,6 +16,7 @@
 
 #define KNOWN_PEERS_FILE "known_peers"
 #define KNOWN_PEERS_MAX_BYTES (8u << 20) /* the size of known_peers */
+#define KNOWN_PEERS_MAX_LINE 510           /* a key line, blanks trimmed; comments may be longer */
 
 /* Reads dir/known_peers into *keys (the caller's to free) and *count; a missing file is
  * an empty list. STM_EINPUT "DIR/known_peers:LINE: ..." for a line that is neither a
