@@ -463,7 +463,7 @@ static void s_on_hello(node_t *n, s_peer *p, const stm_id *verified, const void 
         p->refused_by_peer = NULL;
     }
     peer_verdict_clear(&p->verdict);
-    peer_judge(n->lineage, h.lineage, &n->policy, &p->verdict);
+    judge_hello(n->lineage, h.lineage, &n->policy, &p->verdict);
     vector_destroy(&p->theirs);
     p->theirs = vector_new();
     for (size_t i = 0; i < vector_count(h.vector); i++)
@@ -1137,7 +1137,7 @@ static void s_timers(node_t *n, int64_t now)
                     s_peer *p = n->peers[i];
                     if (p->have_hello) {
                         peer_verdict_clear(&p->verdict);
-                        peer_judge(n->lineage, p->hello.lineage, &n->policy, &p->verdict);
+                        judge_hello(n->lineage, p->hello.lineage, &n->policy, &p->verdict);
                         s_set_state(p, p->verdict.sync == PEER_SYNC_REFUSED ? PS_REFUSED
                                                                              : PS_CONNECTED);
                     }

@@ -26,7 +26,7 @@
 #define STM_NODE_H
 
 #include "base/error.h"
-#include "peer.h"
+#include "judge.h"
 
 #include <signal.h>
 #include <stdbool.h>

@@ -19,7 +19,7 @@
 
 #include "base/id.h"
 #include "lineage/lineage.h"
-#include "peer.h"
+#include "judge.h"
 #include "sync/oplog.h"
 
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* peer.h - how a node judges a peer from its HELLO: the relation of their schema
+/* judge.h - how a node judges a peer from its HELLO: the relation of their schema
  * histories (lineage/relation.h), and what the node's policy lets sync between them.
  *
  * The verdict is one of
@@ -10,9 +10,14 @@
  *   refused  nothing syncs, and the reason says why (unrelated by default; a peer older
  *            than min_supported_version; a relation the policy turns off)
  * A refusal is never silent: the node sends the reason to the peer (REFUSE) and both
- * show it in their reports and logs. */
-#ifndef STM_PEER_H
-#define STM_PEER_H
+ * show it in their reports and logs.
+ *
+ * This module only judges; the peer itself (its state, vectors and window) is
+ * node/peer.h. The verdict's types keep their peer_ names (peer_policy, peer_verdict,
+ * peer_sync) until exported names get the project prefix, so that the configuration
+ * and the reports need not change twice. */
+#ifndef STM_JUDGE_H
+#define STM_JUDGE_H
 
 #include "lineage/relation.h"
 #include "wire.h"
@@ -42,8 +47,9 @@ const char *peer_sync_name(peer_sync s);
 /* The default policy: same, ancestor, descendant full; divergent shared; unrelated none. */
 void peer_policy_default(peer_policy *p);
 
-/* Judges the peer whose database lineage is `remote` against the local one. */
-void peer_judge(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
+/* Judges the peer whose database lineage is `remote` (from its HELLO) against the
+ * local one. *v is filled and owns its comparison (peer_verdict_clear). */
+void judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
                 peer_verdict *v);
 void peer_verdict_clear(peer_verdict *v);
 

@@ -1,4 +1,6 @@
-#include "peer.h"
+/* judge.c - judging a peer's HELLO: relation, then full / partial / refused by policy
+ * (judge.h). Stateless: the verdict is the caller's. */
+#include "judge.h"
 #include "base/buf.h"
 
 #include <stdio.h>
@@ -58,7 +60,7 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
         buf_puts(b, "nothing");
 }
 
-void peer_judge(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
+void judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
                 peer_verdict *v)
 {
     memset(v, 0, sizeof *v);
