@@ -12,6 +12,7 @@
 
 #define STM_ID_BYTES 32
 #define STM_ID_HEX_LEN 64
+#define STM_ID_SHORT_LEN 12 /* hex digits of an id shown to people (logs) */
 
 typedef struct {
     unsigned char bytes[STM_ID_BYTES];
@@ -38,6 +39,8 @@ void stm_id_hash(const void *data, size_t len, stm_id *out);
 void stm_id_to_hex(const stm_id *id, char out[STM_ID_HEX_LEN + 1]);
 /* Parses exactly 64 hex digits (either case) and nothing else; false otherwise. */
 bool stm_id_from_hex(const char *hex, stm_id *out);
+/* The first STM_ID_SHORT_LEN hex digits and a NUL, for logs. */
+void stm_id_short(const stm_id *id, char out[STM_ID_SHORT_LEN + 1]);
 bool stm_id_equal(const stm_id *a, const stm_id *b);
 bool stm_id_is_zero(const stm_id *id);
 

@@ -38,6 +38,8 @@ stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
+# One peer's anti-entropy and the inbound queue, through buffers: no sockets.
+stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 add_test(NAME cli_sync COMMAND ${STEMMA_PYTHON3} tests/cli_sync_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 add_test(NAME mesh COMMAND ${STEMMA_PYTHON3} tests/mesh_test.py $<TARGET_FILE:stemma> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
