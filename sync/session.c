@@ -149,6 +149,8 @@ stm_err session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t
 void session_batch_sent(session_t *s, int64_t now_ms)
 {
     assert(s->have_pending); /* only after session_next_batch handed one out */
+    if (!s->have_pending)
+        return;
     s->have_pending = false;
     size_t n = opbatch_count(s->pending);
     for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,8 @@ add_test(NAME fault COMMAND ${STEMMA_PYTHON3} tests/fault_test.py $<TARGET_FILE:
 add_test(NAME badinput COMMAND ${STEMMA_PYTHON3} tests/badinput_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
+# The peer's state machine: its table against the diagram atop node/peer.c.
+stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
 add_test(NAME cli_node COMMAND ${STEMMA_PYTHON3} tests/cli_node_test.py $<TARGET_FILE:stemma>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
