@@ -67,24 +67,24 @@
 #include <zmq.h>
 
 struct peer {
-    stm_id id;               /* its node id (public key); zero until known when insecure */
+    stm_id id; /* its node id (public key); zero until known when insecure */
     bool id_known;
-    char *endpoint;          /* where its inbox listens */
+    char *endpoint;                      /* where its inbox listens */
     char short_id[STM_ID_SHORT_LEN + 1]; /* for logs */
-    bool configured;         /* from node.toml (else learned from a HELLO or peer list) */
-    peer_timing timing;      /* the node's settings, copied */
-    void *outbox;            /* DEALER connected to it; NULL until needed */
-    peer_state state;        /* changed only by peer_set_state */
-    wire_hello hello;        /* its last HELLO (lineage, vector, peers) */
+    bool configured;    /* from node.toml (else learned from a HELLO or peer list) */
+    peer_timing timing; /* the node's settings, copied */
+    void *outbox;       /* DEALER connected to it; NULL until needed */
+    peer_state state;   /* changed only by peer_set_state */
+    wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
     bool have_hello;
-    peer_verdict verdict;    /* our judgement of that HELLO */
-    char *refused_by_peer;   /* the reason it gave in a REFUSE, or NULL */
-    session_t *session;      /* vectors, window, batch numbers (sync/session.h) */
-    uint64_t bytes_sent;     /* every message's bytes, as handed to ZeroMQ (before CURVE) */
-    int64_t last_seen_ms;    /* monotonic time of its last message; 0: never */
-    time_t last_seen_wall;   /* the same, wall clock, for reports */
-    int64_t next_hello_ms;   /* when to say HELLO again while it has not answered */
-    int backoff_ms;          /* the wait after the next HELLO retry */
+    peer_verdict verdict;  /* our judgement of that HELLO */
+    char *refused_by_peer; /* the reason it gave in a REFUSE, or NULL */
+    session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
+    uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
+    int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
+    time_t last_seen_wall; /* the same, wall clock, for reports */
+    int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
+    int backoff_ms;        /* the wait after the next HELLO retry */
 };
 
 /* The diagram above as a table: s_legal[from][to]. */
@@ -147,8 +147,7 @@ void peer_set_state(peer_t *p, peer_state state)
     s_check(p);
 }
 
-peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured,
-                 const peer_timing *timing)
+peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured, const peer_timing *timing)
 {
     peer_t *p = stm_calloc(1, sizeof *p);
     if (id)
@@ -321,16 +320,14 @@ void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
 {
     p->next_hello_ms = now_ms + p->backoff_ms;
     if (retry)
-        p->backoff_ms = p->backoff_ms * 2 > p->timing.reconnect_max_ms
-                            ? p->timing.reconnect_max_ms
-                            : p->backoff_ms * 2;
+        p->backoff_ms = p->backoff_ms * 2 > p->timing.reconnect_max_ms ? p->timing.reconnect_max_ms
+                                                                       : p->backoff_ms * 2;
 }
 
 int64_t peer_silent_at(const peer_t *p)
 {
     /* Gone once more than peer_timeout_ms have passed. */
-    return p->state == PEER_CONNECTED ? p->last_seen_ms + p->timing.peer_timeout_ms + 1
-                                      : INT64_MAX;
+    return p->state == PEER_CONNECTED ? p->last_seen_ms + p->timing.peer_timeout_ms + 1 : INT64_MAX;
 }
 
 void peer_on_silence(peer_t *p, int64_t now_ms)

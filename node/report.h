@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Where the node stands with a peer (node.h tells the transitions). */
+/* Where the node stands with a peer (node/peer.c has the transitions). */
 typedef enum {
     REPORT_CONNECTING, /* HELLOs sent, none answered */
     REPORT_CONNECTED,  /* its HELLO came and was judged: syncing */

@@ -59,8 +59,7 @@ stm_err zsock_set_int(void *sock, int option, int value, const char *name, stm_e
     return zsock_set(sock, option, &value, sizeof value, name, err);
 }
 
-stm_err zsock_set_int64(void *sock, int option, int64_t value, const char *name,
-                        stm_error *err)
+stm_err zsock_set_int64(void *sock, int option, int64_t value, const char *name, stm_error *err)
 {
     return zsock_set(sock, option, &value, sizeof value, name, err);
 }

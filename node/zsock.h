@@ -27,7 +27,6 @@ void zsock_close(void **sock);
 stm_err zsock_set(void *sock, int option, const void *value, size_t len, const char *name,
                   stm_error *err);
 stm_err zsock_set_int(void *sock, int option, int value, const char *name, stm_error *err);
-stm_err zsock_set_int64(void *sock, int option, int64_t value, const char *name,
-                        stm_error *err);
+stm_err zsock_set_int64(void *sock, int option, int64_t value, const char *name, stm_error *err);
 
 #endif

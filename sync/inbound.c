@@ -21,14 +21,14 @@ typedef struct {
 } s_item;
 
 struct inbound {
-    s_item *items;          /* oldest first */
+    s_item *items; /* oldest first */
     size_t count, cap, bytes;
-    int busy_timeout_ms;    /* how long one attempt waits for another program's lock */
-    int64_t retry_at_ms;    /* when to try again; 0 after an attempt that worked */
-    int retry_backoff_ms;   /* the wait after the next failure of the same kind */
-    s_fault fault;          /* what failed the last attempt */
-    int64_t busy_since_ms;  /* when the busy handler started waiting */
-    bool busy_gave_up;      /* it gave up during this attempt: the database was busy */
+    int busy_timeout_ms;   /* how long one attempt waits for another program's lock */
+    int64_t retry_at_ms;   /* when to try again; 0 after an attempt that worked */
+    int retry_backoff_ms;  /* the wait after the next failure of the same kind */
+    s_fault fault;         /* what failed the last attempt */
+    int64_t busy_since_ms; /* when the busy handler started waiting */
+    bool busy_gave_up;     /* it gave up during this attempt: the database was busy */
     uint64_t busy_failures, io_failures, deferred;
 };
 
@@ -152,8 +152,7 @@ static void s_failed(inbound_t *q, const stm_error *err)
                                   : q->retry_backoff_ms * 2;
 }
 
-bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack,
-                   void *ctx)
+bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx)
 {
     if (!q->count)
         return false;
@@ -173,8 +172,10 @@ bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack
         return false;
     }
     if (q->fault != S_FAULT_NONE)
-        log_event(LOG_INFO, "apply", NULL, "the database takes writes again: stored the "
-                  "received batches that waited (%zu)", q->count);
+        log_event(LOG_INFO, "apply", NULL,
+                  "the database takes writes again: stored the "
+                  "received batches that waited (%zu)",
+                  q->count);
     q->fault = S_FAULT_NONE;
     q->retry_at_ms = 0;
     /* Acknowledged with the vector after the commit (invariant 1). */

@@ -8,17 +8,17 @@
 #include <stdlib.h>
 
 struct session {
-    int window;             /* most batches in flight */
-    size_t batch_ops;       /* most operations a batch */
-    vector_t *theirs;       /* what the peer holds (HELLO, then each ACK) */
-    vector_t *sent;         /* what we have sent it (at least theirs) */
-    bool more;              /* it may lack operations we have not sent yet */
-    uint64_t batch_seq;     /* batches numbered so far */
-    uint64_t reset_seq;     /* batches up to this one were forgotten by a restart: their
-                               ACKs still say what it holds, but free no window place */
-    int in_flight;          /* batches sent and not acknowledged */
-    int64_t last_send_ms;   /* when the window last started filling, or the last ACK */
-    opbatch_t *pending;     /* the batch handed out last, until it is said to have left */
+    int window;           /* most batches in flight */
+    size_t batch_ops;     /* most operations a batch */
+    vector_t *theirs;     /* what the peer holds (HELLO, then each ACK) */
+    vector_t *sent;       /* what we have sent it (at least theirs) */
+    bool more;            /* it may lack operations we have not sent yet */
+    uint64_t batch_seq;   /* batches numbered so far */
+    uint64_t reset_seq;   /* batches up to this one were forgotten by a restart: their
+                             ACKs still say what it holds, but free no window place */
+    int in_flight;        /* batches sent and not acknowledged */
+    int64_t last_send_ms; /* when the window last started filling, or the last ACK */
+    opbatch_t *pending;   /* the batch handed out last, until it is said to have left */
     bool have_pending;
     uint64_t ops_sent, ops_received, parked;
 };
@@ -87,8 +87,7 @@ void session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_m
     s_raise(s->sent, s->theirs);
 }
 
-stm_err session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
-                       stm_error *err)
+stm_err session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out, stm_error *err)
 {
     (void)s;
     opbatch_t *b = opbatch_new();
@@ -115,8 +114,7 @@ bool session_wants_to_send(const session_t *s)
     return s->more && s->in_flight < s->window;
 }
 
-stm_err session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
-                           stm_error *err)
+stm_err session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out, stm_error *err)
 {
     return oplog_reader_new(store, s->sent, out, err);
 }

@@ -14,9 +14,11 @@
 #include <string.h>
 #include <zmq.h>
 
-static const peer_timing TIMING = {
-    .window = 4, .batch_ops = 100, .reconnect_min_ms = 100, .reconnect_max_ms = 1000,
-    .peer_timeout_ms = 5000};
+static const peer_timing TIMING = {.window = 4,
+                                   .batch_ops = 100,
+                                   .reconnect_min_ms = 100,
+                                   .reconnect_max_ms = 1000,
+                                   .peer_timeout_ms = 5000};
 
 typedef struct {
     lineage_t *local;   /* schemas/tasks at v4 */
@@ -85,8 +87,7 @@ static void s_refuse(fixture *f, const char *why)
 
 static int s_state_of(const char *word, size_t len)
 {
-    static const char *const names[PEER_STATES] = {"CONNECTING", "CONNECTED", "GONE",
-                                                   "REFUSED"};
+    static const char *const names[PEER_STATES] = {"CONNECTING", "CONNECTED", "GONE", "REFUSED"};
     for (int s = 0; s < PEER_STATES; s++)
         if (strlen(names[s]) == len && memcmp(names[s], word, len) == 0)
             return s;
@@ -101,7 +102,8 @@ static void test_table_matches_the_diagram(void **state)
     /* The legend's lines: " *   (x) FROM -> TO ..." */
     bool drawn[PEER_STATES][PEER_STATES] = {{false}};
     int arrows = 0;
-    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         char letter, from[16], to[16];
         if (sscanf(line, " *   (%c) %15[A-Z] -> %15[A-Z]", &letter, from, to) != 3)
             continue;
@@ -168,7 +170,7 @@ static void test_meeting_silence_and_return(void **state)
     assert_true(peer_on_bye(p, 8000)); /* (d) */
     assert_int_equal(peer_get_state(p), PEER_GONE);
     assert_int_equal(peer_hello_at(p), 8000 + TIMING.reconnect_min_ms);
-    assert_false(peer_on_bye(p, 8001)); /* gone already: no change */
+    assert_false(peer_on_bye(p, 8001));     /* gone already: no change */
     s_on_hello(f, false, &f->policy, 9000); /* (g) */
     assert_int_equal(peer_get_state(p), PEER_CONNECTED);
     assert_int_equal(peer_hello_at(p), INT64_MAX);
@@ -183,7 +185,7 @@ static void test_refusals_both_ways(void **state)
     assert_int_equal(peer_get_verdict(p)->sync, PEER_SYNC_REFUSED);
     assert_null(peer_refused_by(p));
     assert_int_equal(peer_hello_at(p), INT64_MAX); /* not asked again: it says HELLO */
-    s_on_hello(f, false, &f->strict, 200); /* (i) */
+    s_on_hello(f, false, &f->strict, 200);         /* (i) */
     assert_int_equal(peer_get_state(p), PEER_REFUSED);
     s_on_hello(f, false, &f->policy, 300); /* (f): our policy changed */
     assert_int_equal(peer_get_state(p), PEER_CONNECTED);

@@ -41,8 +41,8 @@ typedef struct {
     char a_path[4200], b_path[4200];
     store_t *a, *b;
     applier_t *b_applier;
-    session_t *ab;   /* A's session with B: A sends */
-    session_t *ba;   /* B's session with A: B receives */
+    session_t *ab;      /* A's session with B: A sends */
+    session_t *ba;      /* B's session with A: B receives */
     inbound_t *inbound; /* B's */
     wire_msg msgs[64];
     size_t nmsgs;
@@ -386,7 +386,11 @@ static void test_malformed_and_full(void **state)
     fixture *f = *state;
     opbatch_t *batch = (opbatch_t *)f; /* set to NULL on failure */
     stm_error err = {0};
-    assert_int_equal(session_on_ops(f->ba, "\x81\xa3" "bad", 5, &batch, &err), STM_EPROTO);
+    assert_int_equal(session_on_ops(f->ba,
+                                    "\x81\xa3"
+                                    "bad",
+                                    5, &batch, &err),
+                     STM_EPROTO);
     assert_null(batch);
     assert_true(err.msg[0] != '\0');
     /* A queue at its bound refuses a batch and counts it. */
