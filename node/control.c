@@ -1,8 +1,11 @@
-/* control.c - the control socket and its requests (control.h). */
+/* control.c - the control socket, its requests, and the report each is answered from
+ * (control.h). */
 #include "control.h"
+#include "peer.h"
 #include "zsock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "sync/oplog.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +94,64 @@ const char *control_endpoint(const control_t *c)
     return c->endpoint;
 }
 
-void control_handle(control_t *c, control_fill_fn fill, void *ctx)
+void control_drop(control_drops *d, report_drop why)
+{
+    d->by_kind[why]++;
+    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
+        d->unknown_senders++;
+    else
+        d->malformed++;
+}
+
+/* Fills r for one answer: strings, lineages and verdicts are lent by the node's parts
+ * until they change; r->peers and r->parked_reasons are s_report_free's. */
+static void s_report_fill(const control_view *v, report_node *r)
+{
+    store_t *store = local_store(v->local);
+    stm_error err = {0};
+    memset(r, 0, sizeof *r);
+    r->id = *v->id;
+    r->lineage = local_lineage(v->local);
+    r->version = local_version(v->local);
+    r->endpoint = v->endpoint;
+    r->secure = v->secure;
+    oplog_counts(store, &r->operations, &r->parked, &err);
+    r->malformed = v->drops->malformed;
+    r->unknown_senders = v->drops->unknown_senders;
+    memcpy(r->dropped, v->drops->by_kind, sizeof r->dropped);
+    r->apply_busy = inbound_busy_failures(v->inbound);
+    r->apply_io = inbound_io_failures(v->inbound);
+    r->batches_waiting = inbound_count(v->inbound);
+    r->batches_deferred = inbound_deferred(v->inbound);
+    r->refused_keys = zap_refused_keys(v->zap);
+    oplog_parked_reason *reasons = NULL;
+    size_t nreasons = 0;
+    if (oplog_parked_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
+        r->parked_reasons = reasons;
+        r->nparked_reasons = nreasons;
+    }
+    vector_t *mine = NULL;
+    if (vector_read(store, &mine, &err) != STM_OK)
+        mine = NULL; /* a lag of 0 rather than no report */
+    size_t count = mesh_count(v->mesh);
+    report_peer *peers = stm_calloc(count + 1, sizeof *peers);
+    for (size_t i = 0; i < count; i++) {
+        peer_report(mesh_at(v->mesh, i), &peers[i], mine);
+        r->bytes_sent += peer_bytes_sent(mesh_at(v->mesh, i));
+    }
+    vector_destroy(&mine);
+    r->peers = peers;
+    r->npeers = count;
+}
+
+static void s_report_free(report_node *r)
+{
+    free((void *)r->peers);
+    oplog_parked_reason *reasons = (oplog_parked_reason *)r->parked_reasons;
+    oplog_parked_reasons_free(&reasons, r->nparked_reasons);
+}
+
+void control_handle(control_t *c, const control_view *view)
 {
     char req[64];
     int len = zmq_recv(c->sock, req, sizeof req - 1, ZMQ_DONTWAIT);
@@ -117,11 +177,9 @@ void control_handle(control_t *c, control_fill_fn fill, void *ctx)
         if (strcmp(req, requests[i].request) != 0)
             continue;
         report_node r;
-        fill(ctx, &r);
+        s_report_fill(view, &r);
         reply = requests[i].render(&r);
-        free((void *)r.peers);
-        oplog_parked_reason *reasons = (oplog_parked_reason *)r.parked_reasons;
-        oplog_parked_reasons_free(&reasons, r.nparked_reasons);
+        s_report_free(&r);
     }
     if (!reply)
         reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");

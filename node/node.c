@@ -34,7 +34,6 @@
 #include "base/mem.h"
 #include "base/monotime.h"
 #include "sync/inbound.h"
-#include "sync/oplog.h"
 #include "sync/session.h"
 
 #include <errno.h>
@@ -52,26 +51,22 @@ struct node {
     stm_id id;             /* our public key */
     unsigned char *secret; /* sodium_malloc'd, 32 bytes, read-only */
     char short_id[STM_ID_SHORT_LEN + 1];
-    inbound_t *inbound; /* batches received and not stored yet */
-    local_t *local;     /* the database, its lineage and version */
-    void *ctx;          /* the ZeroMQ context */
-    inbox_t *inbox;     /* the ROUTER every peer sends to */
-    zap_t *zap;         /* the trusted keys; its socket only when secure */
-    control_t *control; /* reports for `stemma report` */
-    mesh_t *mesh;       /* the peers */
+    inbound_t *inbound;  /* batches received and not stored yet */
+    local_t *local;      /* the database, its lineage and version */
+    void *ctx;           /* the ZeroMQ context */
+    inbox_t *inbox;      /* the ROUTER every peer sends to */
+    zap_t *zap;          /* the trusted keys; its socket only when secure */
+    control_t *control;  /* reports for `stemma report` */
+    mesh_t *mesh;        /* the peers */
+    control_view view;   /* the parts above, as the control socket reads them */
+    control_drops drops; /* messages dropped, by why */
     int64_t next_heartbeat_ms, next_local_poll_ms;
-    uint64_t malformed, unknown_senders;
-    uint64_t dropped[REPORT_DROP_KINDS]; /* malformed and unknown senders, by why */
 };
 
 /* Counts a message dropped from the mesh, by why (stemma stats). */
 static void s_drop(node_t *n, report_drop why)
 {
-    n->dropped[why]++;
-    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
-        n->unknown_senders++;
-    else
-        n->malformed++;
+    control_drop(&n->drops, why);
 }
 
 static stm_err s_open(node_t *n, peer_t *p, stm_error *err)
@@ -302,62 +297,16 @@ static void s_handle_inbox(node_t *n)
         s_dispatch(n, &m);
 }
 
-/* ---- reports ---- */
-
-/* Fills r for the control socket (control.h says what is lent). The database is read
- * once here (counts, and the vector each peer's lag is measured against). */
-static void s_report_fill(void *ctx, report_node *r)
-{
-    node_t *n = ctx;
-    store_t *store = local_store(n->local);
-    stm_error err = {0};
-    memset(r, 0, sizeof *r);
-    r->id = n->id;
-    r->lineage = local_lineage(n->local);
-    r->version = local_version(n->local);
-    r->endpoint = inbox_endpoint(n->inbox);
-    r->secure = !n->insecure;
-    oplog_counts(store, &r->operations, &r->parked, &err);
-    r->malformed = n->malformed;
-    r->apply_busy = inbound_busy_failures(n->inbound);
-    r->apply_io = inbound_io_failures(n->inbound);
-    r->batches_waiting = inbound_count(n->inbound);
-    r->batches_deferred = inbound_deferred(n->inbound);
-    r->refused_keys = zap_refused_keys(n->zap);
-    r->unknown_senders = n->unknown_senders;
-    memcpy(r->dropped, n->dropped, sizeof r->dropped);
-    oplog_parked_reason *reasons = NULL;
-    size_t nreasons = 0;
-    if (oplog_parked_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
-        r->parked_reasons = reasons;
-        r->nparked_reasons = nreasons;
-    }
-    vector_t *mine = NULL;
-    if (vector_read(store, &mine, &err) != STM_OK)
-        mine = NULL; /* a lag of 0 rather than no report */
-    size_t count = mesh_count(n->mesh);
-    report_peer *peers = stm_calloc(count + 1, sizeof *peers);
-    for (size_t i = 0; i < count; i++) {
-        peer_report(mesh_at(n->mesh, i), &peers[i], mine);
-        r->bytes_sent += peer_bytes_sent(mesh_at(n->mesh, i));
-    }
-    vector_destroy(&mine);
-    r->peers = peers;
-    r->npeers = count;
-}
-
 /* ---- timers ---- */
 
 /* Local writes and migrations, looked for every local_poll_ms. */
-static int64_t s_local_due(const node_t *n, const peer_t *p)
+static int64_t s_local_due(const node_t *n)
 {
-    (void)p;
     return n->next_local_poll_ms;
 }
 
-static void s_local_run(node_t *n, peer_t *unused, int64_t now)
+static void s_local_run(node_t *n, int64_t now)
 {
-    (void)unused;
     n->next_local_poll_ms = now + n->local_poll_ms;
     int found = local_look(n->local);
     if (found & LOCAL_MIGRATED) {
@@ -376,15 +325,13 @@ static void s_local_run(node_t *n, peer_t *unused, int64_t now)
 }
 
 /* PING to every connected peer, every heartbeat_ms. */
-static int64_t s_heartbeat_due(const node_t *n, const peer_t *p)
+static int64_t s_heartbeat_due(const node_t *n)
 {
-    (void)p;
     return n->next_heartbeat_ms;
 }
 
-static void s_heartbeat_run(node_t *n, peer_t *unused, int64_t now)
+static void s_heartbeat_run(node_t *n, int64_t now)
 {
-    (void)unused;
     n->next_heartbeat_ms = now + n->heartbeat_ms;
     buf_t ping = BUF_INIT;
     wire_encode_empty(&ping, WIRE_PING);
@@ -394,35 +341,22 @@ static void s_heartbeat_run(node_t *n, peer_t *unused, int64_t now)
 
 /* Storing what peers sent: at once after the pass that received it, or after a
  * backoff when the last attempt failed. */
-static int64_t s_inbound_due(const node_t *n, const peer_t *p)
+static int64_t s_inbound_due(const node_t *n)
 {
-    (void)p;
     return inbound_due_at(n->inbound);
 }
 
-static void s_inbound_run(node_t *n, peer_t *unused, int64_t now)
+static void s_inbound_run(node_t *n, int64_t now)
 {
-    (void)unused, (void)now;
+    (void)now;
     s_store_inbound(n);
 }
 
-/* A connected peer's silence, and its unacknowledged batches. */
-static int64_t s_silence_due(const node_t *n, const peer_t *p)
-{
-    (void)n;
-    return peer_silent_at(p);
-}
-
+/* A connected peer fell silent; its batches in flight went unacknowledged. */
 static void s_silence_run(node_t *n, peer_t *p, int64_t now)
 {
     (void)n;
     peer_on_silence(p, now);
-}
-
-static int64_t s_resend_due(const node_t *n, const peer_t *p)
-{
-    (void)n;
-    return peer_resend_at(p);
 }
 
 static void s_resend_run(node_t *n, peer_t *p, int64_t now)
@@ -432,12 +366,6 @@ static void s_resend_run(node_t *n, peer_t *p, int64_t now)
 }
 
 /* HELLO again, with backoff, to a peer that has not answered or has refused us. */
-static int64_t s_hello_due(const node_t *n, const peer_t *p)
-{
-    (void)n;
-    return peer_hello_at(p);
-}
-
 static void s_hello_run(node_t *n, peer_t *p, int64_t now)
 {
     stm_error err = {0};
@@ -448,22 +376,23 @@ static void s_hello_run(node_t *n, peer_t *p, int64_t now)
     peer_hello_sent(p, now, true);
 }
 
-/* A deadline: when it is due (INT64_MAX: not armed), and what runs then. */
-typedef struct {
-    int64_t (*due)(const node_t *n, const peer_t *p);
-    void (*run)(node_t *n, peer_t *p, int64_t now);
-} s_timer;
-
-static const s_timer s_node_timers[] = {
+/* The deadlines: when each is due (INT64_MAX: not armed), and what runs then. */
+static const struct {
+    int64_t (*due)(const node_t *n);
+    void (*run)(node_t *n, int64_t now);
+} s_node_timers[] = {
     {s_local_due, s_local_run},
     {s_heartbeat_due, s_heartbeat_run},
     {s_inbound_due, s_inbound_run},
 };
-/* In this order for each peer: a peer found silent is said HELLO in the same pass. */
-static const s_timer s_peer_timers[] = {
-    {s_silence_due, s_silence_run},
-    {s_resend_due, s_resend_run},
-    {s_hello_due, s_hello_run},
+/* Each peer's, in this order: a peer found silent is said HELLO in the same pass. */
+static const struct {
+    int64_t (*due)(const peer_t *p);
+    void (*run)(node_t *n, peer_t *p, int64_t now);
+} s_peer_timers[] = {
+    {peer_silent_at, s_silence_run},
+    {peer_resend_at, s_resend_run},
+    {peer_hello_at, s_hello_run},
 };
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -472,12 +401,12 @@ static int64_t s_next_due(const node_t *n)
 {
     int64_t next = INT64_MAX;
     for (size_t t = 0; t < S_COUNT(s_node_timers); t++) {
-        int64_t due = s_node_timers[t].due(n, NULL);
+        int64_t due = s_node_timers[t].due(n);
         next = due < next ? due : next;
     }
     for (size_t i = 0; i < mesh_count(n->mesh); i++)
         for (size_t t = 0; t < S_COUNT(s_peer_timers); t++) {
-            int64_t due = s_peer_timers[t].due(n, mesh_at(n->mesh, i));
+            int64_t due = s_peer_timers[t].due(mesh_at(n->mesh, i));
             next = due < next ? due : next;
         }
     return next;
@@ -487,12 +416,14 @@ static int64_t s_next_due(const node_t *n)
 static void s_run_timers(node_t *n, int64_t now)
 {
     for (size_t t = 0; t < S_COUNT(s_node_timers); t++)
-        if (now >= s_node_timers[t].due(n, NULL))
-            s_node_timers[t].run(n, NULL, now);
-    for (size_t i = 0; i < mesh_count(n->mesh); i++)
+        if (now >= s_node_timers[t].due(n))
+            s_node_timers[t].run(n, now);
+    for (size_t i = 0; i < mesh_count(n->mesh); i++) {
+        peer_t *p = mesh_at(n->mesh, i);
         for (size_t t = 0; t < S_COUNT(s_peer_timers); t++)
-            if (now >= s_peer_timers[t].due(n, mesh_at(n->mesh, i)))
-                s_peer_timers[t].run(n, mesh_at(n->mesh, i), now);
+            if (now >= s_peer_timers[t].due(p))
+                s_peer_timers[t].run(n, p, now);
+    }
 }
 
 /* After the timers, before sleeping: what waited for dispatch to end. */
@@ -562,6 +493,9 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         node_destroy(&n);
         return rc;
     }
+    n->view = (control_view){&n->id,   !n->insecure, inbox_endpoint(n->inbox),
+                             n->local, n->inbound,   n->zap,
+                             n->mesh,  &n->drops};
     *out = n;
     return STM_OK;
 }
@@ -606,7 +540,7 @@ stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
         if (items[0].revents & ZMQ_POLLIN)
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
-            control_handle(n->control, s_report_fill, n);
+            control_handle(n->control, &n->view);
     }
     buf_t bye = BUF_INIT;
     wire_encode_empty(&bye, WIRE_BYE);
