@@ -1,6 +1,6 @@
 /* report.h - what a running node tells `stemma report`, `stemma peers` and `stemma stats`.
  *
- * The node fills a report_node snapshot (node.c, at its control request) and a renderer
+ * The node fills a report_node snapshot (control.c, at each request) and a renderer
  * turns it into text for people, JSON or TOML for programs, or Graphviz DOT for a
  * picture of the mesh's lineage tree. The snapshot is a plain value: its strings,
  * lineages and verdicts are lent by whoever filled it, for the duration of one render
