@@ -560,8 +560,9 @@ void node_destroy(node_t **self_p)
     inbox_destroy(&n->inbox);
     control_destroy(&n->control);
     zap_destroy(&n->zap);
-    if (n->ctx)
-        zmq_ctx_term(n->ctx);
+    /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
+    while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
+        ;
     local_destroy(&n->local);
     /* After the store, whose busy handler it is. Batches never stored were never
      * acknowledged: their senders send them again. */
