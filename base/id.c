@@ -59,6 +59,14 @@ void stm_id_to_hex(const stm_id *id, char out[STM_ID_HEX_LEN + 1])
     sodium_bin2hex(out, STM_ID_HEX_LEN + 1, id->bytes, STM_ID_BYTES);
 }
 
+void stm_id_short(const stm_id *id, char out[STM_ID_SHORT_LEN + 1])
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    memcpy(out, hex, STM_ID_SHORT_LEN);
+    out[STM_ID_SHORT_LEN] = '\0';
+}
+
 bool stm_id_from_hex(const char *hex, stm_id *out)
 {
     size_t bin_len = 0;
@@ -78,12 +86,4 @@ bool stm_id_equal(const stm_id *a, const stm_id *b)
 bool stm_id_is_zero(const stm_id *id)
 {
     return sodium_is_zero(id->bytes, STM_ID_BYTES);
-}
-
-void stm_id_short(const stm_id *id, char out[STM_ID_SHORT_LEN + 1])
-{
-    char hex[STM_ID_HEX_LEN + 1];
-    stm_id_to_hex(id, hex);
-    memcpy(out, hex, STM_ID_SHORT_LEN);
-    out[STM_ID_SHORT_LEN] = '\0';
 }

@@ -21,7 +21,7 @@
 #include "lineage/schemaset.h"
 #include "toml/toml.h"
 #include "node/config.h"
-#include "node/peer.h"
+#include "node/judge.h"
 #include "node/wire.h"
 #include "sync/bundle.h"
 #include "sync/codec.h"
@@ -559,7 +559,7 @@ static void s_check_self(const lineage_t *l)
 static void s_judge(const lineage_t *remote, const peer_policy *p)
 {
     peer_verdict v;
-    peer_judge(s_local, remote, p, &v);
+    judge_hello(s_local, remote, p, &v);
     if (v.sync != PEER_SYNC_FULL && v.sync != PEER_SYNC_PARTIAL && v.sync != PEER_SYNC_REFUSED)
         s_fail("judge: a verdict of %d", (int)v.sync);
     if (!v.reason[0])

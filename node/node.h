@@ -9,25 +9,27 @@
  *   control  REP on the control endpoint (ipc inside the node directory by default, or
  *            loopback TCP): reports for `stemma report`; never reachable from the mesh.
  *
- * The loop (STYLE.md, "the daemon loop"): poll inbox, zap and control with a timeout
- * equal to the earliest timer; handle every ready socket; run due timers (heartbeats,
- * peer liveness, HELLO retries with backoff, looking for local writes and schema
- * changes); then, before sleeping, store the batches received (one transaction; each
- * acknowledged once it commits) and send each peer what it lacks, within its window.
- * Batches the database would not take (locked by another program past
- * busy_timeout_ms, full, read-only) stay unacknowledged and are stored again at a
- * later pass, so one attempt blocks the loop for busy_timeout_ms at most (node.c,
- * "Storing what peers send").
+ * The loop (STYLE.md, "the daemon loop"; node.c): run every timer whose deadline has
+ * come (looking for local writes and schema changes, heartbeats, storing the batches
+ * received, and per peer its silence, its unacknowledged batches and its HELLO
+ * retries with backoff); then, before sleeping, write keys trusted on first use and
+ * send each peer what it lacks, within its window; poll inbox, zap and control until
+ * the earliest of those same deadlines; handle every ready socket. Batches received
+ * are stored in one transaction and each is acknowledged once it commits; those the
+ * database would not take (locked by another program past busy_timeout_ms, full,
+ * read-only) stay unacknowledged and are stored again later, so one attempt blocks
+ * the loop for busy_timeout_ms at most (sync/inbound.h).
  *
- * Peer states: connecting (HELLOs sent, none answered) -> connected (its HELLO came
- * and was judged) -> gone (silent past peer_timeout_ms; HELLOs resume with backoff)
- * -> connected again; refused (by us or by it) is final until a new HELLO. */
+ * Peer states (node/peer.c has the diagram and the table of legal transitions):
+ * connecting (HELLOs sent, none answered) -> connected (its HELLO came and was judged)
+ * -> gone (silent past peer_timeout_ms, or BYE; HELLOs resume with backoff) ->
+ * connected again; refused (by us or by it) until a new HELLO. */
 #ifndef STM_NODE_H
 #define STM_NODE_H
 
 #include "config.h"
 #include "keys.h"
-#include "peer.h"
+#include "judge.h"
 #include "base/error.h"
 #include "base/id.h"
 

@@ -1,105 +1,479 @@
+/* peer.c - one peer of the node (peer.h): its state machine, its DEALER, its
+ * deadlines, and its half of the report.
+ *
+ * The state diagram. Each arrow names the functions that make the transition; no
+ * other function changes the state, and peer_set_state asserts that each change is
+ * one of these. s_legal below is the same diagram as a table, and tests/test_peer.c
+ * checks that the two agree, line by line of the legend.
+ *
+ *                              +--(c)--+
+ *                              |       v
+ *    [ CONNECTING ] ---(a)---> [ CONNECTED ]
+ *          |                    |  ^  ^  |
+ *         (b)                  (e)(f)(g)(d)
+ *          |                    |  |  |  |
+ *          v                    |  |  |  v
+ *     [ REFUSED ] <-------------+  |  +-[ GONE ]
+ *      |  |  ^  ^                  |       |
+ *      |  |  |  +-------(h)--------)-------+
+ *      |  +--+ (i)                 |
+ *      +---------------(f)---------+
+ *
+ *   (a) CONNECTING -> CONNECTED  peer_on_hello: its HELLO judged full or partial
+ *   (b) CONNECTING -> REFUSED    peer_on_hello: refused by us; peer_on_refuse
+ *   (c) CONNECTED -> CONNECTED   peer_on_hello: a HELLO again, still accepted
+ *   (d) CONNECTED -> GONE        peer_on_silence: silent past peer_timeout_ms;
+ *                                peer_on_bye
+ *   (e) CONNECTED -> REFUSED     peer_on_hello: refused; peer_on_refuse;
+ *                                peer_rejudge: our database migrated, and our new
+ *                                verdict refuses it
+ *   (f) REFUSED -> CONNECTED     peer_on_hello: accepted, and it has not refused us
+ *                                (its refusal is lifted by a HELLO of its own, not
+ *                                by a reply to ours)
+ *   (g) GONE -> CONNECTED        peer_on_hello: accepted; peer_heard: any message,
+ *                                when its last HELLO was accepted
+ *   (h) GONE -> REFUSED          peer_on_hello: refused; peer_on_refuse
+ *   (i) REFUSED -> REFUSED       peer_on_hello: refused again, or its refusal stands
+ *                                (a reply); peer_on_refuse again
+ *
+ * Nothing returns to CONNECTING, and only a CONNECTED peer becomes GONE. A migration
+ * of our own database (peer_rejudge) changes only the verdicts of gone and refused
+ * peers, never their state: they are judged again, properly, when they answer the
+ * HELLO the node then sends them.
+ *
+ * Invariants (s_check asserts them after every transition):
+ *
+ *  1. CONNECTED: its HELLO is held, our verdict on it is full or partial, and it has
+ *     not refused us (refused_by_peer is NULL).
+ *  2. GONE: its HELLO is held (it was connected) and it has not refused us.
+ *  3. CONNECTING: no HELLO of its own has been judged.
+ *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
+ *     its unacknowledged batches have deadlines (peer_silent_at, peer_resend_at).
+ *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers and to peers
+ *     that refused us; a peer only we refused is not asked again until it says HELLO
+ *     or our database migrates.
+ *  6. The DEALER is opened at first need and lives as long as the peer. */
 #include "peer.h"
-#include "base/buf.h"
+#include "zsock.h"
+#include "base/log.h"
+#include "base/mem.h"
 
+#include <assert.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <zmq.h>
 
-const char *peer_sync_name(peer_sync s)
+struct peer {
+    stm_id id; /* its node id (public key); zero until known when insecure */
+    bool id_known;
+    char *endpoint;                      /* where its inbox listens */
+    char short_id[STM_ID_SHORT_LEN + 1]; /* for logs */
+    bool configured;    /* from node.toml (else learned from a HELLO or peer list) */
+    peer_timing timing; /* the node's settings, copied */
+    void *outbox;       /* DEALER connected to it; NULL until needed */
+    peer_state state;   /* changed only by peer_set_state */
+    wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
+    bool have_hello;
+    peer_verdict verdict;  /* our judgement of that HELLO */
+    char *refused_by_peer; /* the reason it gave in a REFUSE, or NULL */
+    session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
+    uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
+    int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
+    time_t last_seen_wall; /* the same, wall clock, for reports */
+    int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
+    int backoff_ms;        /* the wait after the next HELLO retry */
+};
+
+/* The diagram above as a table: s_legal[from][to]. */
+static const bool s_legal[PEER_STATES][PEER_STATES] = {
+    [PEER_CONNECTING] = {[PEER_CONNECTED] = true, [PEER_REFUSED] = true},
+    [PEER_CONNECTED] = {[PEER_CONNECTED] = true, [PEER_GONE] = true, [PEER_REFUSED] = true},
+    [PEER_GONE] = {[PEER_CONNECTED] = true, [PEER_REFUSED] = true},
+    [PEER_REFUSED] = {[PEER_CONNECTED] = true, [PEER_REFUSED] = true},
+};
+
+bool peer_transition_legal(peer_state from, peer_state to)
+{
+    return from < PEER_STATES && to < PEER_STATES && s_legal[from][to];
+}
+
+/* The reports' view of the states: the names are report.h's. */
+static report_state s_report_state(peer_state s)
 {
     switch (s) {
-    case PEER_SYNC_FULL:
-        return "full";
-    case PEER_SYNC_PARTIAL:
-        return "partial";
-    case PEER_SYNC_REFUSED:
-        return "refused";
+    case PEER_CONNECTING:
+        return REPORT_CONNECTING;
+    case PEER_CONNECTED:
+        return REPORT_CONNECTED;
+    case PEER_GONE:
+        return REPORT_GONE;
+    case PEER_REFUSED:
+        return REPORT_REFUSED;
     }
-    return "refused";
+    return REPORT_REFUSED;
 }
 
-#define S_REASON_MAX sizeof(((peer_verdict *)0)->reason)
-
-/* "tasks.tags, comments (table)" for the columns on one side only or conflicting. */
-static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool remote_side,
-                         bool conflicting)
+const char *peer_state_name(peer_state s)
 {
-    size_t n = 0;
-    /* The verdict keeps the first S_REASON_MAX bytes: a peer's thousands of tables
-     * and columns are not listed past them. */
-    for (size_t i = 0; i < c->nfamilies && b->len <= S_REASON_MAX; i++) {
-        const comparison_family *f = &c->families[i];
-        if (f->local_live != f->remote_live) {
-            if ((f->local_live && local_side) || (f->remote_live && remote_side))
-                buf_printf(b, "%s%s (table)", n++ ? ", " : "", f->name);
-            continue;
+    return report_state_name(s_report_state(s));
+}
+
+/* The invariants above that hold of one peer at rest. */
+static void s_check(const peer_t *p)
+{
+    switch (p->state) {
+    case PEER_CONNECTED:
+        assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer);
+        break;
+    case PEER_GONE:
+        assert(p->have_hello && !p->refused_by_peer);
+        break;
+    case PEER_CONNECTING:
+        assert(!p->have_hello);
+        break;
+    case PEER_REFUSED:
+        break;
+    }
+    (void)p;
+}
+
+void peer_set_state(peer_t *p, peer_state state)
+{
+    assert(peer_transition_legal(p->state, state)); /* a bug in the node, never input */
+    p->state = state;
+    s_check(p);
+}
+
+peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured, const peer_timing *timing)
+{
+    peer_t *p = stm_calloc(1, sizeof *p);
+    if (id)
+        peer_set_id(p, id);
+    else
+        snprintf(p->short_id, sizeof p->short_id, "?");
+    p->endpoint = stm_strdup(endpoint);
+    p->configured = configured;
+    p->timing = *timing;
+    p->state = PEER_CONNECTING;
+    p->session = session_new(timing->window, (size_t)timing->batch_ops);
+    p->backoff_ms = timing->reconnect_min_ms;
+    p->next_hello_ms = 0;
+    return p;
+}
+
+void peer_destroy(peer_t **self_p)
+{
+    peer_t *p = *self_p;
+    if (!p)
+        return;
+    zsock_close(&p->outbox);
+    free(p->endpoint);
+    wire_hello_clear(&p->hello);
+    peer_verdict_clear(&p->verdict);
+    free(p->refused_by_peer);
+    session_destroy(&p->session);
+    free(p);
+    *self_p = NULL;
+}
+
+peer_state peer_get_state(const peer_t *p)
+{
+    return p->state;
+}
+
+const stm_id *peer_id(const peer_t *p)
+{
+    return p->id_known ? &p->id : NULL;
+}
+
+void peer_set_id(peer_t *p, const stm_id *id)
+{
+    if (p->id_known)
+        return;
+    p->id = *id;
+    p->id_known = true;
+    stm_id_short(id, p->short_id);
+}
+
+const char *peer_endpoint(const peer_t *p)
+{
+    return p->endpoint;
+}
+
+const char *peer_short_id(const peer_t *p)
+{
+    return p->short_id;
+}
+
+const wire_hello *peer_hello(const peer_t *p)
+{
+    return p->have_hello ? &p->hello : NULL;
+}
+
+const peer_verdict *peer_get_verdict(const peer_t *p)
+{
+    return p->have_hello ? &p->verdict : NULL;
+}
+
+const char *peer_refused_by(const peer_t *p)
+{
+    return p->refused_by_peer;
+}
+
+session_t *peer_session(peer_t *p)
+{
+    return p->session;
+}
+
+uint64_t peer_bytes_sent(const peer_t *p)
+{
+    return p->bytes_sent;
+}
+
+/* ---- what it says ---- */
+
+static void s_seen(peer_t *p, int64_t now_ms)
+{
+    p->last_seen_ms = now_ms;
+    p->last_seen_wall = time(NULL);
+}
+
+void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
+                   int64_t now_ms)
+{
+    peer_set_id(p, &h->node_id);
+    /* A peer met by a peer list or its own HELLO may move; one we were told about is
+     * reached where we were told. */
+    if (strcmp(p->endpoint, h->endpoint) != 0 && !p->configured) {
+        free(p->endpoint);
+        p->endpoint = stm_strdup(h->endpoint);
+    }
+    s_seen(p, now_ms);
+    wire_hello_clear(&p->hello);
+    p->hello = *h;
+    memset(h, 0, sizeof *h);
+    p->have_hello = true;
+    /* A peer that refused us answers our HELLOs and then refuses again: its answer does
+     * not undo the refusal. A HELLO of its own (it migrated, or restarted) does. */
+    if (!p->hello.reply) {
+        free(p->refused_by_peer);
+        p->refused_by_peer = NULL;
+    }
+    peer_verdict_clear(&p->verdict);
+    judge_hello(local, p->hello.lineage, policy, &p->verdict);
+    session_on_hello(p->session, p->hello.vector);
+    if (!p->refused_by_peer)
+        p->backoff_ms = p->timing.reconnect_min_ms; /* a refusing peer is asked less often */
+    bool refused = p->verdict.sync == PEER_SYNC_REFUSED || p->refused_by_peer;
+    peer_set_state(p, refused ? PEER_REFUSED : PEER_CONNECTED);
+}
+
+bool peer_on_refuse(peer_t *p, char **reason)
+{
+    bool news = !p->refused_by_peer || strcmp(p->refused_by_peer, *reason) != 0;
+    free(p->refused_by_peer);
+    p->refused_by_peer = *reason;
+    *reason = NULL;
+    peer_set_state(p, PEER_REFUSED);
+    return news;
+}
+
+bool peer_on_bye(peer_t *p, int64_t now_ms)
+{
+    if (p->state != PEER_CONNECTED)
+        return false;
+    peer_set_state(p, PEER_GONE);
+    p->next_hello_ms = now_ms + p->timing.reconnect_min_ms;
+    return true;
+}
+
+void peer_heard(peer_t *p, int64_t now_ms)
+{
+    s_seen(p, now_ms);
+    if (p->state == PEER_GONE && p->verdict.sync != PEER_SYNC_REFUSED)
+        peer_set_state(p, PEER_CONNECTED);
+}
+
+void peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy)
+{
+    if (!p->have_hello)
+        return;
+    peer_verdict_clear(&p->verdict);
+    judge_hello(local, p->hello.lineage, policy, &p->verdict);
+    if (p->state == PEER_CONNECTED && p->verdict.sync == PEER_SYNC_REFUSED)
+        peer_set_state(p, PEER_REFUSED);
+}
+
+/* ---- deadlines ---- */
+
+int64_t peer_hello_at(const peer_t *p)
+{
+    bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE ||
+                  (p->state == PEER_REFUSED && p->refused_by_peer);
+    return asking ? p->next_hello_ms : INT64_MAX;
+}
+
+void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
+{
+    p->next_hello_ms = now_ms + p->backoff_ms;
+    if (retry)
+        p->backoff_ms = p->backoff_ms * 2 > p->timing.reconnect_max_ms ? p->timing.reconnect_max_ms
+                                                                       : p->backoff_ms * 2;
+}
+
+int64_t peer_silent_at(const peer_t *p)
+{
+    /* Gone once more than peer_timeout_ms have passed. */
+    return p->state == PEER_CONNECTED ? p->last_seen_ms + p->timing.peer_timeout_ms + 1 : INT64_MAX;
+}
+
+void peer_on_silence(peer_t *p, int64_t now_ms)
+{
+    peer_set_state(p, PEER_GONE);
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+    log_event(LOG_WARN, "peer-gone", p->short_id, "silent for %d ms", p->timing.peer_timeout_ms);
+}
+
+int64_t peer_resend_at(const peer_t *p)
+{
+    return p->state == PEER_CONNECTED ? session_resend_at(p->session, p->timing.peer_timeout_ms)
+                                      : INT64_MAX;
+}
+
+void peer_resend(peer_t *p)
+{
+    session_resend(p->session); /* unacknowledged: send again from what it holds */
+}
+
+/* ---- sending ---- */
+
+/* The DEALER's options; CURVE keys from self and the peer's id. */
+static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_error *err)
+{
+    const char *name = "a peer's socket";
+    /* Nothing ever comes back on a DEALER (the protocol answers through the peer's own
+     * DEALER), but libzmq queues what the other end sends, unread, up to the receive
+     * high-water mark: a peer (or an endpoint a peer list names) could park gigabytes
+     * here. A small limit (room for CURVE's handshake commands) and a queue of one. */
+    stm_err rc = zsock_set_int(s, ZMQ_RCVHWM, 1, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_TO_DEALER, name, err);
+    /* Messages wait for the connection to come up (a HELLO sent right after connecting
+     * must not be lost). The queue stays small: only connected peers are sent
+     * operations, at most a window of them, and HELLO retries back off. */
+    if (rc == STM_OK)
+        rc = zsock_set_int(s, ZMQ_IMMEDIATE, 0, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int(s, ZMQ_SNDHWM, 1000, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int(s, ZMQ_RECONNECT_IVL, p->timing.reconnect_min_ms, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int(s, ZMQ_RECONNECT_IVL_MAX, p->timing.reconnect_max_ms, name, err);
+    if (rc != STM_OK)
+        return rc;
+    if (self->insecure) {
+        /* Without CURVE the inbox knows a sender only by its routing id: make it stable
+         * (it survives reconnections) and say who we are, "N" and our id in hex. */
+        char rid[1 + STM_ID_HEX_LEN + 1];
+        rid[0] = 'N';
+        stm_id_to_hex(self->id, rid + 1);
+        return zsock_set(s, ZMQ_ROUTING_ID, rid, 1 + STM_ID_HEX_LEN, name, err);
+    }
+    if (!p->id_known)
+        return stm_error_set(err, STM_EINPUT, "peer %s: its key is needed (KEY@ENDPOINT)",
+                             p->endpoint);
+    char server[41], public_z85[41], secret_z85[41];
+    zmq_z85_encode(server, p->id.bytes, 32);
+    zmq_z85_encode(public_z85, self->id->bytes, 32);
+    zmq_z85_encode(secret_z85, self->secret, 32);
+    rc = zsock_set(s, ZMQ_CURVE_SERVERKEY, server, 40, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set(s, ZMQ_CURVE_PUBLICKEY, public_z85, 40, name, err);
+    if (rc == STM_OK)
+        rc = zsock_set(s, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
+    sodium_memzero(secret_z85, sizeof secret_z85);
+    return rc;
+}
+
+stm_err peer_open(peer_t *p, const peer_self *self, stm_error *err)
+{
+    if (p->outbox)
+        return STM_OK;
+    void *s = NULL;
+    stm_err rc = zsock_new(self->ctx, ZMQ_DEALER, "a peer's socket", &s, err);
+    if (rc != STM_OK)
+        return rc;
+    rc = s_setup_outbox(p, s, self, err);
+    if (rc == STM_OK && zmq_connect(s, p->endpoint) != 0)
+        rc = stm_error_set(err, STM_EINPUT, "peer %s: cannot connect: %s", p->endpoint,
+                           zmq_strerror(zmq_errno()));
+    if (rc != STM_OK) {
+        zsock_close(&s);
+        return rc;
+    }
+    p->outbox = s;
+    return STM_OK;
+}
+
+bool peer_send(peer_t *p, const buf_t *msg)
+{
+    if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
+        return false;
+    p->bytes_sent += msg->len;
+    return true;
+}
+
+void peer_pump(peer_t *p, store_t *store, int64_t now_ms)
+{
+    if (p->state != PEER_CONNECTED || !p->outbox || !session_wants_to_send(p->session))
+        return;
+    oplog_reader_t *reader = NULL;
+    stm_error err = {0};
+    if (session_reader_new(p->session, store, &reader, &err) != STM_OK) {
+        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        return;
+    }
+    buf_t enc = BUF_INIT, msg = BUF_INIT;
+    for (;;) {
+        uint64_t seq;
+        size_t count;
+        if (session_next_batch(p->session, reader, &enc, &seq, &count, &err) != STM_OK) {
+            log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+            break;
         }
-        for (int r = COLUMN_LOCAL_ONLY; r <= COLUMN_CONFLICTING; r++) {
-            if ((r == COLUMN_LOCAL_ONLY && !local_side) ||
-                (r == COLUMN_REMOTE_ONLY && !remote_side) ||
-                (r == COLUMN_CONFLICTING && !conflicting))
-                continue;
-            for (size_t k = 0; k < f->ncolumns[r] && b->len <= S_REASON_MAX; k++)
-                buf_printf(b, "%s%s.%s", n++ ? ", " : "", f->name, f->columns[r][k]);
-        }
+        if (count == 0)
+            break;
+        buf_reset(&msg);
+        wire_encode_ops(&msg, seq, enc.data, enc.len);
+        if (!peer_send(p, &msg))
+            break; /* the connection is down: this is sent again from its vector */
+        session_batch_sent(p->session, now_ms);
     }
-    if (!n)
-        buf_puts(b, "nothing");
+    buf_free(&enc);
+    buf_free(&msg);
+    oplog_reader_destroy(&reader);
 }
 
-void peer_judge(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
-                peer_verdict *v)
+void peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
 {
-    memset(v, 0, sizeof *v);
-    v->cmp = relation_compare(local, remote);
-    const comparison_t *c = v->cmp;
-    policy_mode mode = p->mode[c->relation];
-    buf_t why = BUF_INIT;
-    if (p->max_version_gap > 0) {
-        int gap = abs(c->local_version - c->remote_version);
-        if (gap > p->max_version_gap)
-            snprintf(v->warning, sizeof v->warning,
-                     "version gap %d (v%d here, v%d there) is over max_version_gap %d: "
-                     "recommend a resync of the older side",
-                     gap, c->local_version, c->remote_version, p->max_version_gap);
+    memset(rp, 0, sizeof *rp);
+    rp->id = p->id;
+    rp->id_known = p->id_known;
+    rp->endpoint = p->endpoint;
+    rp->state = s_report_state(p->state);
+    if (p->have_hello) {
+        rp->schema_set = p->hello.schema_set;
+        rp->lineage = p->hello.lineage;
+        rp->verdict = &p->verdict;
+        rp->behind = session_behind(p->session, mine);
     }
-    if (p->min_supported_version > 0 && c->remote_version < p->min_supported_version) {
-        v->sync = PEER_SYNC_REFUSED;
-        buf_printf(&why, "peer's database is at v%d, older than min_supported_version %d",
-                   c->remote_version, p->min_supported_version);
-    } else if (mode == POLICY_NONE) {
-        v->sync = PEER_SYNC_REFUSED;
-        if (c->relation == RELATION_UNRELATED)
-            buf_puts(&why, "unrelated schema histories (no common ancestor): the policy syncs "
-                           "nothing with unrelated peers");
-        else
-            buf_printf(&why, "the policy syncs nothing with %s peers", relation_name(c->relation));
-    } else if (c->relation == RELATION_DIVERGENT || mode == POLICY_SHARED) {
-        v->sync = PEER_SYNC_PARTIAL;
-        if (c->relation == RELATION_DIVERGENT)
-            buf_printf(&why, "histories parted after v%zu: ", c->common);
-        buf_puts(&why, "shared columns only; not synced: ");
-        s_not_shared(&why, c, true, true, true);
-    } else if (c->relation == RELATION_SAME) {
-        v->sync = PEER_SYNC_FULL;
-        buf_puts(&why, "same schema history: everything syncs");
-    } else {
-        v->sync = PEER_SYNC_FULL;
-        bool peer_newer = c->relation == RELATION_ANCESTOR;
-        buf_printf(&why, "%s is newer (v%d against v%d): everything syncs; parked %s until %s "
-                         "migrates: ",
-                   peer_newer ? "the peer" : "this node",
-                   peer_newer ? c->remote_version : c->local_version,
-                   peer_newer ? c->local_version : c->remote_version,
-                   peer_newer ? "here" : "there", peer_newer ? "this node" : "the peer");
-        s_not_shared(&why, c, !peer_newer, peer_newer, false);
-    }
-    snprintf(v->reason, sizeof v->reason, "%s", buf_str(&why));
-    buf_free(&why);
-}
-
-void peer_verdict_clear(peer_verdict *v)
-{
-    comparison_destroy(&v->cmp);
-    memset(v, 0, sizeof *v);
+    rp->refused_by_peer = p->refused_by_peer;
+    rp->ops_sent = session_ops_sent(p->session);
+    rp->ops_received = session_ops_received(p->session);
+    rp->parked = session_parked(p->session);
+    rp->last_seen = p->last_seen_wall;
 }

@@ -1,48 +1,149 @@
-/* peer.h - how a node judges a peer from its HELLO: the relation of their schema
- * histories (lineage/relation.h), and what the node's policy lets sync between them.
+/* peer.h - one peer of the node: how to reach it, what it said, where the
+ * conversation with it stands, and when to act on it next.
  *
- * The verdict is one of
- *   full     everything syncs (same, ancestor, descendant by default); what the older
- *            side lacks is parked there until it migrates, never lost
- *   partial  only what both sides share syncs (divergent by default): operations on
- *            columns or tables only one side has, or on conflicting columns, are parked
- *            by the receiver
- *   refused  nothing syncs, and the reason says why (unrelated by default; a peer older
- *            than min_supported_version; a relation the policy turns off)
- * A refusal is never silent: the node sends the reason to the peer (REFUSE) and both
- * show it in their reports and logs. */
+ * The peer owns its DEALER (the socket its messages leave on), its last HELLO and our
+ * verdict on it (judge.h), the reason it refused us, its sync session (sync/session.h:
+ * vectors, window, batch numbers) and its deadlines: the next HELLO while it has not
+ * answered, its silence, and the resend of unacknowledged batches. The node owns the
+ * peers, finds them, and says what happened; the peer changes its state only through
+ * peer_set_state, which checks the transition against the table in peer.c (the state
+ * diagram is written there). */
 #ifndef STM_PEER_H
 #define STM_PEER_H
 
-#include "lineage/relation.h"
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/id.h"
+#include "judge.h"
+#include "report.h"
+#include "sync/session.h"
+#include "sync/store.h"
 #include "wire.h"
 
-typedef enum { PEER_SYNC_FULL, PEER_SYNC_PARTIAL, PEER_SYNC_REFUSED } peer_sync;
+#include <stdbool.h>
+#include <stdint.h>
 
-/* What the node's policy allows per relation: node.toml's [policy], whose defaults
- * are in the table of settings (settings.c; config_policy_default). */
-typedef enum { POLICY_FULL, POLICY_SHARED, POLICY_NONE } policy_mode;
+typedef enum {
+    PEER_CONNECTING, /* HELLOs sent, none of its own judged yet */
+    PEER_CONNECTED,  /* its HELLO judged full or partial: operations flow */
+    PEER_GONE,       /* it was connected, then fell silent or said BYE */
+    PEER_REFUSED,    /* we refused its HELLO, or it refused ours */
+} peer_state;
+#define PEER_STATES 4
 
+/* "connecting", "connected", "gone", "refused": static. */
+const char *peer_state_name(peer_state s);
+/* Whether the table in peer.c allows from -> to (for tests and the debug check). */
+bool peer_transition_legal(peer_state from, peer_state to);
+
+/* What every peer of a node is given (copied by peer_new). */
 typedef struct {
-    policy_mode mode[5];       /* indexed by relation_kind */
-    int min_supported_version; /* refuse peers whose database is older; 0: none */
-    int max_version_gap;       /* warn above this gap; 0: no limit */
-} peer_policy;
+    int window;           /* OPS in flight */
+    int batch_ops;        /* operations an OPS */
+    int reconnect_min_ms; /* HELLO retries start at this backoff */
+    int reconnect_max_ms; /* and double up to this */
+    int peer_timeout_ms;  /* silence that makes a connected peer gone; also how long
+                             unacknowledged batches wait before they are sent again */
+} peer_timing;
 
-/* The judgement of one HELLO. Owns cmp (peer_verdict_clear). */
+/* Who this node is, to open a DEALER to a peer (lent for the call). */
 typedef struct {
-    comparison_t *cmp;  /* relation_compare(local, the peer's lineage) */
-    peer_sync sync;     /* full, partial or refused */
-    char reason[512];   /* in words: why, what syncs, what does not */
-    char warning[256];  /* e.g. a version gap above max_version_gap; "" when none */
-} peer_verdict;
+    void *ctx;                   /* the node's ZeroMQ context */
+    const stm_id *id;            /* this node's public key, its id */
+    const unsigned char *secret; /* its secret key (32 bytes); unused when insecure */
+    bool insecure;               /* no CURVE: say who we are by routing id instead */
+} peer_self;
 
-/* "full", "partial", "refused": static. */
-const char *peer_sync_name(peer_sync s);
+typedef struct peer peer_t;
 
-/* Judges the peer whose database lineage is `remote` against the local one. */
-void peer_judge(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
-                peer_verdict *v);
-void peer_verdict_clear(peer_verdict *v);
+/* A peer at endpoint, CONNECTING, its first HELLO due at once. id is NULL when not
+ * known yet (insecure, KEY@ omitted); configured says node.toml names it (its
+ * endpoint is then never changed by what it says). The caller owns it (peer_destroy),
+ * which closes its DEALER. */
+peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured,
+                 const peer_timing *timing);
+void peer_destroy(peer_t **self_p);
+
+/* ---- what it is ---- */
+
+peer_state peer_get_state(const peer_t *p);
+/* Its id, lent; NULL while not known. */
+const stm_id *peer_id(const peer_t *p);
+/* Learns its id (from a peer list naming its endpoint); no change when known. */
+void peer_set_id(peer_t *p, const stm_id *id);
+/* Its endpoint and short id (for logs; "?" while its id is unknown), lent. */
+const char *peer_endpoint(const peer_t *p);
+const char *peer_short_id(const peer_t *p);
+/* Its last HELLO and our verdict on it, lent until the next HELLO; NULL before one. */
+const wire_hello *peer_hello(const peer_t *p);
+const peer_verdict *peer_get_verdict(const peer_t *p);
+/* The reason it gave when it refused us, lent; NULL when it has not. */
+const char *peer_refused_by(const peer_t *p);
+/* Its sync session, lent (the peer owns it). */
+session_t *peer_session(peer_t *p);
+
+/* ---- the one transition function ---- */
+
+/* Moves p to state. An illegal transition is a bug in the node, and asserts. */
+void peer_set_state(peer_t *p, peer_state state);
+
+/* ---- what it says ---- */
+
+/* Its HELLO (ownership taken; *h is zeroed): keeps it, judges it against local by
+ * policy, starts the session again from its vector, and moves to CONNECTED, or to
+ * REFUSED when we refuse it or its refusal of us stands (a HELLO of its own, not a
+ * reply, lifts that). The caller sends what follows by the state and the verdict. */
+void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
+                   int64_t now_ms);
+/* Its REFUSE, with reason (ownership taken, *reason set to NULL): REFUSED. Returns
+ * whether the reason is new (to log it once). */
+bool peer_on_refuse(peer_t *p, char **reason);
+/* Its BYE: a connected peer is GONE and is asked again after reconnect_min_ms.
+ * Returns whether it was connected. */
+bool peer_on_bye(peer_t *p, int64_t now_ms);
+/* Any message but a HELLO: a sign of life. A GONE peer whose last HELLO we accepted is
+ * CONNECTED again. */
+void peer_heard(peer_t *p, int64_t now_ms);
+
+/* Judges its last HELLO again, after our own database migrated. Only the state that
+ * follows from the new verdict changes, and only by a legal transition: a connected
+ * peer we now refuse is REFUSED; a gone peer stays gone, and one refused (by us or by
+ * it) stays refused, until its answer to our new HELLO is judged. */
+void peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
+
+/* ---- deadlines: when each is due (INT64_MAX: not armed), and what runs then ---- */
+
+/* The next HELLO, while it has not answered (CONNECTING, GONE) or refused us. */
+int64_t peer_hello_at(const peer_t *p);
+/* A HELLO went at now_ms: the next one after the backoff, which doubles (up to
+ * reconnect_max_ms) when retry is true (the timer's retries), not when the HELLO
+ * answered something it sent. */
+void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry);
+/* When a connected peer counts as gone: more than peer_timeout_ms after it was last
+ * heard from. */
+int64_t peer_silent_at(const peer_t *p);
+/* That deadline passed: GONE, and HELLOs start again at once with the least backoff. */
+void peer_on_silence(peer_t *p, int64_t now_ms);
+/* When unacknowledged batches to a connected peer count as lost (session.h). */
+int64_t peer_resend_at(const peer_t *p);
+/* That deadline passed: send again from what it last said it holds. */
+void peer_resend(peer_t *p);
+
+/* ---- sending ---- */
+
+/* Opens its DEALER when not open yet. STM_EINPUT when it cannot be reached (its key is
+ * needed and not known; a bad endpoint); STM_ESYS when a socket option fails. */
+stm_err peer_open(peer_t *p, const peer_self *self, stm_error *err);
+/* Sends a whole message without waiting; false when it could not leave now (no
+ * DEALER yet, or its queue is full). */
+bool peer_send(peer_t *p, const buf_t *msg);
+/* Sends a connected peer what it lacks from store (lent), within its window. */
+void peer_pump(peer_t *p, store_t *store, int64_t now_ms);
+
+/* Fills rp for a report: strings, lineage and verdict are lent by p until it changes.
+ * mine is this database's vector (NULL: a lag of 0). */
+void peer_report(const peer_t *p, report_peer *rp, const vector_t *mine);
+/* Bytes handed to ZeroMQ for it, every message counted (before CURVE). */
+uint64_t peer_bytes_sent(const peer_t *p);
 
 #endif

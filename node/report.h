@@ -1,6 +1,6 @@
 /* report.h - what a running node tells `stemma report`, `stemma peers` and `stemma stats`.
  *
- * The node fills a report_node snapshot (node.c, at its control request) and a renderer
+ * The node fills a report_node snapshot (control.c, at each request) and a renderer
  * turns it into text for people, JSON or TOML for programs, or Graphviz DOT for a
  * picture of the mesh's lineage tree. The snapshot is a plain value: its strings,
  * lineages and verdicts are lent by whoever filled it, for the duration of one render
@@ -19,7 +19,7 @@
 
 #include "base/id.h"
 #include "lineage/lineage.h"
-#include "peer.h"
+#include "judge.h"
 #include "sync/oplog.h"
 
 #include <stdbool.h>
@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Where the node stands with a peer (node.h tells the transitions). */
+/* Where the node stands with a peer (node/peer.c has the transitions). */
 typedef enum {
     REPORT_CONNECTING, /* HELLOs sent, none answered */
     REPORT_CONNECTED,  /* its HELLO came and was judged: syncing */

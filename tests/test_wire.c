@@ -1,7 +1,7 @@
 /* Tests of node/wire: every mesh message round trips, and every truncated or damaged
  * message is refused cleanly (never a crash, never a leak). */
 #include "node/config.h"
-#include "node/peer.h"
+#include "node/judge.h"
 #include "node/wire.h"
 #include "lineage/relation.h"
 #include "testutil.h"
@@ -69,12 +69,12 @@ static void test_hello_round_trip(void **state)
     peer_policy p;
     config_policy_default(&p);
     peer_verdict v;
-    peer_judge(full, h.lineage, &p, &v);
+    judge_hello(full, h.lineage, &p, &v);
     assert_int_equal(v.sync, PEER_SYNC_FULL);
     assert_non_null(strstr(v.reason, "this node is newer (v4 against v3)"));
     peer_verdict_clear(&v);
     p.min_supported_version = 4;
-    peer_judge(full, h.lineage, &p, &v);
+    judge_hello(full, h.lineage, &p, &v);
     assert_int_equal(v.sync, PEER_SYNC_REFUSED);
     assert_non_null(strstr(v.reason, "older than min_supported_version 4"));
     peer_verdict_clear(&v);
@@ -82,7 +82,7 @@ static void test_hello_round_trip(void **state)
     p.max_version_gap = 0;
     lineage_t *v1 = lineage_prefix(full, 1);
     p.max_version_gap = 2;
-    peer_judge(full, v1, &p, &v);
+    judge_hello(full, v1, &p, &v);
     assert_non_null(strstr(v.warning, "recommend a resync"));
     peer_verdict_clear(&v);
     lineage_destroy(&v1);
@@ -390,7 +390,7 @@ static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
     peer_policy p;
     config_policy_default(&p);
     peer_verdict v;
-    peer_judge(full, h.lineage, &p, &v);
+    judge_hello(full, h.lineage, &p, &v);
     struct mallinfo2 after = mallinfo2();
     /* Large blocks are mapped (hblkhd), small ones come from the heap (uordblks). */
     size_t used = after.uordblks + after.hblkhd - before.uordblks - before.hblkhd;

@@ -57,6 +57,8 @@ stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Th
 stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
 stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
+# One peer's anti-entropy and the inbound queue, through buffers: no sockets.
+stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
 stemma_py_test(fault fault_test.py fault)
@@ -64,6 +66,8 @@ stemma_py_test(fault fault_test.py fault)
 # of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
 stemma_py_test(badinput badinput_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
+# The peer's state machine: its table against the diagram atop node/peer.c.
+stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
 stemma_py_test(cli_node cli_node_test.py cli)
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c

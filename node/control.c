@@ -1,0 +1,190 @@
+/* control.c - the control socket, its requests, and the report each is answered from
+ * (control.h). */
+#include "control.h"
+#include "peer.h"
+#include "zsock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "sync/oplog.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+struct control {
+    char *endpoint; /* as configured */
+    void *sock;     /* REP */
+};
+
+static bool s_is_ipc(const char *endpoint)
+{
+    return strncmp(endpoint, "ipc://", 6) == 0;
+}
+
+/* The control socket answers anyone who reaches it: never let the mesh reach it. */
+static bool s_is_local(const char *endpoint)
+{
+    return s_is_ipc(endpoint) || strncmp(endpoint, "tcp://127.0.0.1:", 16) == 0 ||
+           strncmp(endpoint, "tcp://localhost:", 16) == 0 ||
+           strncmp(endpoint, "tcp://[::1]:", 12) == 0;
+}
+
+stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err)
+{
+    if (!s_is_local(endpoint))
+        return stm_error_set(err, STM_EINPUT,
+                             "the control endpoint %s must be ipc:// or loopback TCP "
+                             "(tcp://127.0.0.1:PORT): it has no authentication",
+                             endpoint);
+    control_t *c = stm_calloc(1, sizeof *c);
+    c->endpoint = stm_strdup(endpoint);
+    const char *name = "the control socket";
+    stm_err rc = zsock_new(ctx, ZMQ_REP, name, &c->sock, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int64(c->sock, ZMQ_MAXMSGSIZE, 4096, name, err);
+    if (rc == STM_OK) {
+        if (s_is_ipc(endpoint))
+            unlink(endpoint + 6); /* a socket file left by a node that died */
+        /* The socket file is made 0600 from the start (the bind happens in this thread),
+         * not only by the chmod after it: no moment when another user may connect. */
+        mode_t umask_was = umask(0177);
+        int bound = zmq_bind(c->sock, endpoint);
+        umask(umask_was);
+        if (bound != 0)
+            rc = stm_error_set(err, STM_EINPUT, "cannot bind the control endpoint %s: %s", endpoint,
+                               zmq_strerror(zmq_errno()));
+    }
+    if (rc == STM_OK && s_is_ipc(endpoint) && chmod(endpoint + 6, 0600) != 0)
+        log_event(LOG_WARN, "control", NULL,
+                  "%s: cannot make it mode 0600 (it is made so "
+                  "at creation already)",
+                  endpoint + 6);
+    if (rc != STM_OK) {
+        zsock_close(&c->sock);
+        free(c->endpoint);
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return STM_OK;
+}
+
+void control_destroy(control_t **self_p)
+{
+    control_t *c = *self_p;
+    if (!c)
+        return;
+    zsock_close(&c->sock);
+    if (s_is_ipc(c->endpoint))
+        unlink(c->endpoint + 6);
+    free(c->endpoint);
+    free(c);
+    *self_p = NULL;
+}
+
+void *control_socket(control_t *c)
+{
+    return c->sock;
+}
+
+const char *control_endpoint(const control_t *c)
+{
+    return c->endpoint;
+}
+
+void control_drop(control_drops *d, report_drop why)
+{
+    d->by_kind[why]++;
+    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
+        d->unknown_senders++;
+    else
+        d->malformed++;
+}
+
+/* Fills r for one answer: strings, lineages and verdicts are lent by the node's parts
+ * until they change; r->peers and r->parked_reasons are s_report_free's. */
+static void s_report_fill(const control_view *v, report_node *r)
+{
+    store_t *store = local_store(v->local);
+    stm_error err = {0};
+    memset(r, 0, sizeof *r);
+    r->id = *v->id;
+    r->lineage = local_lineage(v->local);
+    r->version = local_version(v->local);
+    r->endpoint = v->endpoint;
+    r->secure = v->secure;
+    oplog_counts(store, &r->operations, &r->parked, &err);
+    r->malformed = v->drops->malformed;
+    r->unknown_senders = v->drops->unknown_senders;
+    memcpy(r->dropped, v->drops->by_kind, sizeof r->dropped);
+    r->apply_busy = inbound_busy_failures(v->inbound);
+    r->apply_io = inbound_io_failures(v->inbound);
+    r->batches_waiting = inbound_count(v->inbound);
+    r->batches_deferred = inbound_deferred(v->inbound);
+    r->refused_keys = zap_refused_keys(v->zap);
+    oplog_parked_reason *reasons = NULL;
+    size_t nreasons = 0;
+    if (oplog_parked_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
+        r->parked_reasons = reasons;
+        r->nparked_reasons = nreasons;
+    }
+    vector_t *mine = NULL;
+    if (vector_read(store, &mine, &err) != STM_OK)
+        mine = NULL; /* a lag of 0 rather than no report */
+    size_t count = mesh_count(v->mesh);
+    report_peer *peers = stm_calloc(count + 1, sizeof *peers);
+    for (size_t i = 0; i < count; i++) {
+        peer_report(mesh_at(v->mesh, i), &peers[i], mine);
+        r->bytes_sent += peer_bytes_sent(mesh_at(v->mesh, i));
+    }
+    vector_destroy(&mine);
+    r->peers = peers;
+    r->npeers = count;
+}
+
+static void s_report_free(report_node *r)
+{
+    free((void *)r->peers);
+    oplog_parked_reason *reasons = (oplog_parked_reason *)r->parked_reasons;
+    oplog_parked_reasons_free(&reasons, r->nparked_reasons);
+}
+
+void control_handle(control_t *c, const control_view *view)
+{
+    char req[64];
+    int len = zmq_recv(c->sock, req, sizeof req - 1, ZMQ_DONTWAIT);
+    if (len < 0)
+        return;
+    if (len > (int)sizeof req - 1)
+        len = (int)sizeof req - 1;
+    req[len] = '\0';
+    /* Further frames are read and dropped: a REP answers a whole request. */
+    int more = 0;
+    size_t more_size = sizeof more;
+    while (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_size) == 0 && more)
+        if (zmq_recv(c->sock, req + len, 0, 0) < 0)
+            break;
+    static const struct {
+        const char *request;
+        char *(*render)(const report_node *r);
+    } requests[] = {{"report text", report_text}, {"report json", report_json},
+                    {"report toml", report_toml}, {"report dot", report_dot},
+                    {"peers", report_peers_text}, {"stats", report_stats_text}};
+    char *reply = NULL;
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0] && !reply; i++) {
+        if (strcmp(req, requests[i].request) != 0)
+            continue;
+        report_node r;
+        s_report_fill(view, &r);
+        reply = requests[i].render(&r);
+        s_report_free(&r);
+    }
+    if (!reply)
+        reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
+    size_t reply_len = strlen(reply);
+    if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
+        log_event(LOG_WARN, "control", NULL, "answering a request: %s", zmq_strerror(zmq_errno()));
+    free(reply);
+}

@@ -1,0 +1,63 @@
+/* control.h - the control socket: local requests for reports, answered from a snapshot
+ * of the node's parts (report.h renders it).
+ *
+ * A REP socket on the control endpoint, which must be ipc:// or loopback TCP: it has
+ * no authentication, so the mesh must never reach it. An ipc socket file is made mode
+ * 0600 from the start (only the node's user may ask) and removed when the node stops.
+ * The requests are docs/protocol.md's, "Control socket". */
+#ifndef STM_CONTROL_H
+#define STM_CONTROL_H
+
+#include "base/error.h"
+#include "local.h"
+#include "mesh.h"
+#include "report.h"
+#include "zap.h"
+#include "sync/inbound.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Messages dropped from the mesh, by why: the node counts them, the reports show them
+ * (stemma stats). */
+typedef struct {
+    uint64_t malformed;                  /* malformed, or of another protocol version */
+    uint64_t unknown_senders;            /* from no known peer, or impostor HELLOs */
+    uint64_t by_kind[REPORT_DROP_KINDS]; /* the two above, by why */
+} control_drops;
+
+/* Counts one message dropped. */
+void control_drop(control_drops *d, report_drop why);
+
+/* Where a report is read from: the node's parts, lent for as long as the control
+ * socket is used with them. */
+typedef struct {
+    const stm_id *id;           /* this node's id */
+    bool secure;                /* CURVE (false: insecure) */
+    const char *endpoint;       /* the mesh endpoint, port resolved */
+    local_t *local;             /* the database, its lineage and version */
+    const inbound_t *inbound;   /* the batches waiting, and the attempts to store them */
+    const zap_t *zap;           /* the keys refused */
+    const mesh_t *mesh;         /* the peers */
+    const control_drops *drops; /* messages dropped */
+} control_view;
+
+typedef struct control control_t;
+
+/* Binds a REP socket on ctx at endpoint (copied). STM_EINPUT when the endpoint is not
+ * ipc:// or loopback TCP, or cannot be bound; STM_ESYS when libzmq refuses otherwise.
+ * *out is the caller's (control_destroy). */
+stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err);
+/* Closes the socket and removes an ipc socket file. */
+void control_destroy(control_t **self_p);
+
+/* The socket, to poll (lent); the endpoint as configured (lent). */
+void *control_socket(control_t *c);
+const char *control_endpoint(const control_t *c);
+
+/* Answers the request waiting, if any, from a report filled from view. The database
+ * is read once an answer (counts, and the vector each peer's lag is measured
+ * against), not once a peer. */
+void control_handle(control_t *c, const control_view *view);
+
+#endif

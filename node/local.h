@@ -1,0 +1,63 @@
+/* local.h - the node's own database: opened as the node's, the lineage it is at, and
+ * what changed in it since the last look (the application wrote; it migrated).
+ *
+ * Invariants:
+ *
+ *  1. The database's node id is the node's public key: operations it captures carry
+ *     that origin. Changes captured under an older id become that id's operations
+ *     before the id changes.
+ *  2. The lineage is the schema set's to the database's version, and within the
+ *     protocol's limits (a HELLO beyond them would be dropped by every peer).
+ *  3. The application's writes, noticed by PRAGMA data_version, become operations
+ *     (applier_catch_up) before anything is sent from them; a failure is logged once
+ *     and tried again at the next look.
+ *  4. A connection SQLite opened read-only stays so until it is opened again: the
+ *     store is opened anew once the file is writable (local_reopen_if_readonly), so
+ *     fixing the file is enough. The store and applier it lends are then new. */
+#ifndef STM_LOCAL_H
+#define STM_LOCAL_H
+
+#include "base/error.h"
+#include "base/id.h"
+#include "lineage/lineage.h"
+#include "sync/apply.h"
+#include "sync/inbound.h"
+#include "sync/store.h"
+
+#include <stdbool.h>
+
+typedef struct local local_t;
+
+/* Opens db_path (which stemma migrate has set up) for the node whose id is id,
+ * checking it against schemas_dir. inbound (lent; it must outlive the result) waits on
+ * the database's write lock for it (inbound_watch). *out is the caller's
+ * (local_destroy). STM_EINPUT when the database is not set up, its format is old, or
+ * its lineage is beyond the protocol's limits. */
+stm_err local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
+                   inbound_t *inbound, local_t **out, stm_error *err);
+void local_destroy(local_t **self_p);
+
+/* Lent until the next local_reopen_if_readonly or local_destroy. */
+store_t *local_store(local_t *l);
+applier_t *local_applier(local_t *l);
+/* The database's lineage and version, lent until the next local_look. */
+const lineage_t *local_lineage(const local_t *l);
+int local_version(const local_t *l);
+const char *local_path(const local_t *l);
+bool local_readonly(local_t *l);
+
+/* What local_look found. */
+typedef enum {
+    LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
+    LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
+} local_change;
+
+/* Looks for writes of other connections and for a migration; returns the
+ * local_change bits found (0: nothing). */
+int local_look(local_t *l);
+
+/* Opens the database anew when this connection is read-only and the file no longer
+ * is (invariant 4). */
+void local_reopen_if_readonly(local_t *l);
+
+#endif
