@@ -44,17 +44,13 @@ static void s_drop_key(report_drop d, char key[24])
 
 /* ---- what every format says the same way ---- */
 
-/* The first 12 hex digits, as the logs name nodes; "?" for a peer not known yet. */
-static void s_short(const stm_id *id, bool known, char out[13])
+/* The short id, as the logs name nodes; "?" for a peer not known yet. */
+static void s_short(const stm_id *id, bool known, char out[STM_ID_SHORT_LEN + 1])
 {
-    if (!known) {
-        snprintf(out, 13, "?");
-        return;
-    }
-    char hex[STM_ID_HEX_LEN + 1];
-    stm_id_to_hex(id, hex);
-    memcpy(out, hex, 12);
-    out[12] = '\0';
+    if (known)
+        stm_id_short(id, out);
+    else
+        strcpy(out, "?");
 }
 
 /* Keys are shown in Z85 everywhere (keys.h), so a key from a report pastes into node.toml. */
@@ -418,7 +414,7 @@ static char *s_text(const report_node *r, bool brief)
 {
     buf_t b = BUF_INIT;
     const lineage_version *head = lineage_head(r->lineage);
-    char self[13], hid[13] = "-";
+    char self[STM_ID_SHORT_LEN + 1], hid[STM_ID_SHORT_LEN + 1] = "-";
     s_short(&r->id, true, self);
     if (head)
         s_short(&head->id, true, hid);
@@ -429,7 +425,7 @@ static char *s_text(const report_node *r, bool brief)
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
         const comparison_t *c = s_cmp(p);
-        char sid[13];
+        char sid[STM_ID_SHORT_LEN + 1];
         s_short(&p->id, p->id_known, sid);
         buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, report_state_name(p->state));
         if (c)
@@ -608,7 +604,7 @@ char *report_dot(const report_node *r)
     free(drawn);
 
     buf_t name = BUF_INIT, label = BUF_INIT;
-    char z85[41], sid[13];
+    char z85[41], sid[STM_ID_SHORT_LEN + 1];
     s_z85(&r->id, z85);
     s_short(&r->id, true, sid);
     buf_printf(&name, "node:%s", z85);

@@ -15,6 +15,7 @@
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/monotime.h"
 #include "lineage/sqlscript.h"
 
 #include <errno.h>
@@ -45,13 +46,6 @@ typedef struct {
     migrate_result *res;      /* filled as the run goes */
 } s_run;
 
-static long long s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void s_tell(const s_run *run, const migrate_event *ev)
 {
     if (run->o->progress)
@@ -71,14 +65,14 @@ static stm_id s_id_of(const migrate_t *self, int n)
 typedef struct {
     const s_run *run;         /* whom to tell */
     const migrate_step *step; /* the step running, lent */
-    long long start;          /* s_now_ms() when the step began */
+    int64_t start;            /* monotime_ms() when the step began */
     long long told;           /* when STEP_RUNNING was last told, -1 before */
 } s_progress;
 
 static int s_progress_tick(void *arg)
 {
     s_progress *p = arg;
-    long long now = s_now_ms();
+    long long now = monotime_ms();
     if (now - p->start < p->run->o->progress_after_ms ||
         (p->told >= 0 && now - p->told < MIGRATE_PROGRESS_EVERY_MS))
         return 0;
@@ -93,7 +87,7 @@ static void s_progress_start(s_progress *p, const s_run *run, const migrate_step
 {
     p->run = run;
     p->step = step;
-    p->start = s_now_ms();
+    p->start = monotime_ms();
     p->told = -1;
     /* Without a callback there is no one to tell: spare SQLite the handler. */
     if (run->o->progress)
@@ -105,7 +99,7 @@ static long long s_progress_stop(s_progress *p, sqlite3 *db)
 {
     if (p->run->o->progress)
         sqlite3_progress_handler(db, 0, NULL, NULL);
-    return s_now_ms() - p->start;
+    return monotime_ms() - p->start;
 }
 
 /* ---- backup ---- */
