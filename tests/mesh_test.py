@@ -30,6 +30,7 @@ SQLITE3 = shutil.which("sqlite3")
 TASKS = os.path.abspath("schemas/tasks")
 FORK = os.path.abspath("schemas/tasks-fork")
 NOTES = os.path.abspath("tests/data/schemas/notes")
+PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lossy_proxy.py")
 
 
 def free_port():
@@ -116,14 +117,76 @@ class Node:
             return f.read()
 
 
+class Proxy:
+    """tests/lossy_proxy.py between a node and the port it connects to: each command
+    returns once the proxy has taken it."""
+
+    def __init__(self, mesh, target_port, seed=1, hold_after=None, lossy=False):
+        self.mesh, self.port = mesh, free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.status_file = os.path.join(mesh.tmp, f"proxy-{self.port}.json")
+        args = [sys.executable, PROXY, str(self.port), str(target_port), self.status_file,
+                "--seed", str(seed)]
+        if hold_after is not None:
+            args += ["--hold-after", str(hold_after)]
+        if lossy:
+            args.append("--lossy")
+        self.commands = 0
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, start_new_session=True)
+        mesh.proxies.append(self)
+        mesh.wait("the proxy to listen", lambda: os.path.exists(self.status_file),
+                  interval=0.01)
+
+    def status(self):
+        with open(self.status_file) as f:
+            return json.load(f)
+
+    def command(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        self.commands += 1
+        self.mesh.wait(f"the proxy to take {line!r}",
+                       lambda: self.status()["commands"] == self.commands, interval=0.01)
+
+    def allow(self, n):
+        """Forward n more bytes toward the target, then hold."""
+        self.command(f"allow {n}")
+
+    def open(self):
+        self.command("open")
+
+    def lossy(self, on):
+        self.command("lossy on" if on else "lossy off")
+
+    def wait_held(self, what):
+        """Until the proxy holds bytes its sender sent: the stream is caught part way."""
+        return self.mesh.wait(what, lambda: self.status()["held_bytes"] > 0, timeout=60,
+                              interval=0.05)
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()  # the end of its input stops it
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+
+
 class Mesh(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="stemma-mesh-")
         self.procs = []
+        self.proxies = []
 
     def tearDown(self):
         for n in self.procs:
             n.stop()
+        for p in self.proxies:
+            p.stop()
         # A node built with sanitizers reports into its log: any report fails the test.
         reports = [f"{n.name}: {line}" for n in self.procs if os.path.exists(n.log)
                    for line in n.logs().splitlines()
@@ -140,7 +203,8 @@ class Mesh(unittest.TestCase):
         self.assertEqual(p.returncode, 0, f"stemma {' '.join(args)}: {p.stderr}")
         return p.stdout
 
-    def wait(self, what, predicate, timeout=20.0):
+    def wait(self, what, predicate, timeout=20.0, interval=0.2):
+        """Until predicate() is true; timeout only matters when something is broken."""
         end = time.time() + timeout
         last = None
         while time.time() < end:
@@ -150,7 +214,7 @@ class Mesh(unittest.TestCase):
                     return last
             except AssertionError:
                 pass
-            time.sleep(0.2)
+            time.sleep(interval)
         logs = "".join(f"\n--- {n.name}.log ---\n{n.logs()}" for n in self.procs
                        if os.path.exists(n.log))
         self.fail(f"timed out waiting for {what} (last: {last!r}){logs}")
