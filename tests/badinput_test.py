@@ -131,6 +131,7 @@ class FakePeer:
 
     def __init__(self, target, node_id=None, curve_server=None, keypair=None):
         self.ctx = zmq.Context()
+        self.drops = None
         self.inbox = self.ctx.socket(zmq.ROUTER)
         self.inbox.setsockopt(zmq.LINGER, 0)
         port = self.inbox.bind_to_random_port("tcp://127.0.0.1")
@@ -148,7 +149,14 @@ class FakePeer:
         else:
             self.id = node_id or os.urandom(32)
             self.out.setsockopt(zmq.ROUTING_ID, b"N" + self.id.hex().encode())
+        # Watched from before it connects: a handshake the node refuses ends at once.
+        self.drops = self.out.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.out.connect(target)
+
+    def dropped_by_node(self, timeout=20.0):
+        """Waits until the node closes the connection: the known point at which it has
+        read what it refuses (a handshake, a message too large). False if it never does."""
+        return bool(self.drops.poll(int(timeout * 1000)))
 
     def send(self, frame):
         """Queues frame; False when it cannot even be queued (a refused key's connection
@@ -182,6 +190,8 @@ class FakePeer:
         return None
 
     def close(self):
+        self.out.disable_monitor()
+        self.drops.close(0)
         self.out.close(0)
         self.inbox.close(0)
         self.ctx.term()
@@ -380,9 +390,10 @@ class MeshMessages(Base):
 
     def test_oversized_message_drops_only_its_connection(self):
         f = self.fake()
+        # libzmq refuses it before stemma sees it (ZMQ_MAXMSGSIZE): the connection is
+        # dropped, and no counter moves.
         f.send(b"STMW\x01\x01" + b"\x00" * (64 * 1024 * 1024))  # one byte past the limit
-        time.sleep(1)
-        # libzmq refuses it before stemma sees it (ZMQ_MAXMSGSIZE): no counter moves.
+        self.assertTrue(f.dropped_by_node(), "a did not drop the connection")
         self.dropped()
         self.still_serving("l-oversized")
 
@@ -487,8 +498,9 @@ class Curve(Base):
         f.hello(lineage_ids(self.c.db))
         f.ops(1, batch([op(1, 0, "l1", 0, "T", "l1"), op(2, 0, "l1", 1, "T", "intruder")],
                        [f.id], [version_id(self.c.db)], ["lists"], ["id", "name"]))
+        # Refused at the handshake: the connection is closed before any message of it is
+        # read, and the client does not connect again.
         self.wait("c to refuse the key", lambda: int(stats(self.c)["refused keys"]) >= 1)
-        time.sleep(1)
         self.assertIsNone(f.expect(HELLO, timeout=1), "c answered an untrusted key")
         st = stats(self.c)
         self.assertEqual(set(st["dropped"].values()), {0}, "a message got past the handshake")
@@ -500,7 +512,8 @@ class Curve(Base):
         f = FakePeer(self.c.endpoint)  # no CURVE at all
         self.fakes.append(f)
         f.hello(lineage_ids(self.c.db))
-        time.sleep(1.5)
+        # c drops the connection at the handshake, the HELLO unread.
+        self.assertTrue(f.dropped_by_node(), "c did not drop the connection")
         st = stats(self.c)
         self.assertEqual(set(st["dropped"].values()), {0})
         self.assertEqual(self.c.report()["peers"], [])
@@ -554,12 +567,19 @@ class OutgoingConnection(mt.Mesh):
             self.assertTrue(evil.poll(20000), "the node never said HELLO")
             rid = evil.recv_multipart()[0]
             big = b"x" * (60 * 1024 * 1024)
+
+            drops = evil.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             for _ in range(20):
                 evil.send_multipart([rid, big])
-            time.sleep(3)
+            # The node drops the connection at the first message's size; what was queued
+            # behind it for that connection is thrown away with it.
+            dropped = drops.poll(20000)
+            evil.disable_monitor()
+            drops.close(0)
             with open(f"/proc/{a.proc.pid}/status") as f:
                 peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
             self.assertLess(peak, 400 * 1024, f"the node peaked at {peak} kB")
+            self.assertTrue(dropped, "the node did not drop the connection")
             self.assertEqual(a.report()["node"]["id"], a.key)
         finally:
             evil.close(0)

@@ -11,9 +11,11 @@ import os
 import pty
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 try:
@@ -415,28 +417,80 @@ class RollbackRestore(Base):
 
 class Progress(Base):
     """A long migration shows an elapsed-time line on a terminal, and nothing when
-    stdout is not one."""
+    stdout is not one.
 
-    def slow_db(self, name):
+    "Long" is a step that runs over a second, and no amount of data makes that true on
+    every machine. So the migration is stopped (SIGSTOP) for 1.1 s in the middle of its
+    step, which then runs over a second however fast the machine. The middle is known
+    without a race: once the process has used more CPU than a whole migration of the
+    same set on an empty table takes (measured first), it can only be in the step that
+    counts every triple of 500 rows: 125 million of them, some thirty times that much
+    CPU on any machine, fast or slow, since both are the same machine's work."""
+
+    SLOW = DATA + "/slow-on-data"
+
+    def slow_db(self, name, rows=500):
         db = os.path.join(self.tmp, name)
-        self.ok("migrate", "--db", db, "--schemas", DATA + "/slow-on-data", "--to", "1")
-        # 500 rows: counting every triple runs 125 million rows through SQLite, a few
-        # seconds (the in-memory check of the set ran it on an empty table: instant).
-        sql(db, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 500)"
-                " INSERT INTO samples SELECT i FROM r;")
+        self.ok("migrate", "--db", db, "--schemas", self.SLOW, "--to", "1")
+        sql(db, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < %d)"
+                " INSERT INTO samples SELECT i FROM r;" % rows)
         return db
 
+    @staticmethod
+    def cpu_ticks(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    def in_the_step_after(self):
+        """CPU ticks past which a migration of the slow set is in its long step: twice
+        what a whole migration of it on an empty table uses, and 20 ms more."""
+        db = self.slow_db("empty.db", rows=0)
+        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", self.SLOW,
+                              "--no-backup"], stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        self.assertEqual(p.returncode, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+        return int((2 * cpu + 0.02) * os.sysconf("SC_CLK_TCK")) + 1
+
+    def migrate_with_a_pause(self, db, stdout, ticks):
+        """Migrates db, stopped for 1.1 s in its long step; returns its stderr."""
+        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", self.SLOW,
+                              "--no-backup"], stdout=stdout, stderr=subprocess.PIPE)
+        try:
+            while self.cpu_ticks(p.pid) < ticks:
+                self.assertIsNone(p.poll(), "the migration was over before its step ran long")
+                time.sleep(0.001)
+            os.kill(p.pid, signal.SIGSTOP)
+            time.sleep(1.1)  # a stopped process stays stopped: the step's time only grows
+            os.kill(p.pid, signal.SIGCONT)
+            err = p.stderr.read()
+            self.assertEqual(p.wait(timeout=120), 0, err)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+        return err.decode()
+
     def test_on_a_terminal_and_not(self):
+        ticks = self.in_the_step_after()
         db = self.slow_db("piped.db")
-        out = self.ok("migrate", "--db", db, "--schemas", DATA + "/slow-on-data", "--no-backup")
-        self.assertIn("applied v2", out)  # and ok() checked stderr is empty
+        out_file = os.path.join(self.tmp, "piped.out")
+        with open(out_file, "wb") as out:
+            err = self.migrate_with_a_pause(db, out, ticks)
+        with open(out_file) as f:
+            out = f.read()
+        self.assertIn("applied v2", out)
+        self.assertEqual(err, "")
+        ms = int(re.search(r"002_count_triples\.sql .*\((\d+) ms\)", out).group(1))
+        self.assertGreaterEqual(ms, 1000, "the step was not long: nothing tested")
 
         db = self.slow_db("tty.db")
         master, slave = pty.openpty()
         try:
-            p = subprocess.run([STEMMA, "migrate", "--db", db, "--schemas",
-                                DATA + "/slow-on-data", "--no-backup"],
-                               stdout=slave, stderr=subprocess.PIPE, timeout=120)
+            err = self.migrate_with_a_pause(db, slave, ticks)
             os.close(slave)
             slave = None
             seen = b""
@@ -452,12 +506,9 @@ class Progress(Base):
             if slave is not None:
                 os.close(slave)
             os.close(master)
-        # Bytes, not text: universal newlines would turn the \r into \n.
-        err = p.stderr.decode()
-        self.assertEqual(p.returncode, 0, err)
         self.assertIn(b"applied v2", seen)
         self.assertRegex(err, r"\rv2 tests/data/schemas/slow-on-data/002_count_triples\.sql:"
-                                   r" running for \d+\.\d s")
+                              r" running for \d+\.\d s")
         self.assertTrue(err.endswith("\r\033[K"), repr(err[-20:]))
 
 

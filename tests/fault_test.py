@@ -5,9 +5,16 @@ out of disk space, or given a read-only file (docs/hardening.md, "Faults").
 
 Run by ctest as `python3 tests/fault_test.py PATH/TO/stemma` from the source root. It
 reuses mesh_test.py's nodes (one process each, its log checked for sanitizer reports)
-and adds what faults need: settings in node.toml, a process started under a file-size
-limit or as another user, a proxy in the middle. Every process a test starts is
-killed when it ends; its directory is removed.
+and its proxy, and adds what faults need: settings in node.toml, a process started
+under a file-size limit or as another user. Every process a test starts is killed when
+it ends; its directory is removed.
+
+A fault "part way" through a sync is made at a known point, never by racing the sync:
+the sender's stream passes a proxy (tests/lossy_proxy.py) that forwards a set number of
+bytes, far fewer than the sync needs, and then holds the rest, so the receiver holds a
+part and nothing more however fast or slow the machine; the test waits for that (the
+proxy holding, the receiver storing), then stops or kills a node. Every wait is for a
+condition; its timeout only matters when something is broken.
 
 What "nothing lost" means here is checked without looking inside stemma's tables, only
 through the command line and the application's own table:
@@ -20,7 +27,6 @@ through the command line and the application's own table:
     equal.
 """
 import hashlib
-import json
 import os
 import re
 import resource
@@ -29,16 +35,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import types
 import unittest
 
 import mesh_test
-from mesh_test import Mesh, Node, free_port, sql
+from mesh_test import Mesh, Node, Proxy, sql
 
 STEMMA = None
 SQLITE3 = mesh_test.SQLITE3
 TASKS = mesh_test.TASKS
-PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lossy_proxy.py")
 NOBODY = 65534
 
 
@@ -66,11 +71,6 @@ def count(db):
         return con.execute("SELECT count(*) FROM lists").fetchone()[0]
     finally:
         con.close()
-
-
-def status(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def sha256(path):
@@ -128,28 +128,24 @@ class FaultNode(Node):
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class Faults(Mesh):
-    def setUp(self):
-        super().setUp()
-        self.helpers = []  # proxies: (Popen, status file)
-
-    def tearDown(self):
-        for proc, _ in self.helpers:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        super().tearDown()
-
     # ---- two nodes, a configured to reach b, each trusting the other ----
 
-    def pair(self, rows_on_a=0, a_settings=None, b_settings=None):
+    def pair(self, rows_on_a=0, a_settings=None, b_settings=None, proxy=None):
+        """Two nodes, a and b. With proxy (Proxy's settings, {} for none), a reaches b's
+        inbox through a tests/lossy_proxy.py, returned third: everything a sends b passes
+        it, so it can hold a's stream at a known point; b's answers go straight to a."""
         b = FaultNode(self, "b", TASKS, 4)
-        a = FaultNode(self, "a", TASKS, 4, peers=[b])
+        to_b = b
+        if proxy is not None:
+            proxy = Proxy(self, b.port, **proxy)
+            to_b = types.SimpleNamespace(key=b.key, endpoint=proxy.endpoint)
+        a = FaultNode(self, "a", TASKS, 4, peers=[to_b])
         b.reinit(trust=[a.key])
         a.configure(**(a_settings or {}))
         b.configure(**(b_settings or {}))
         if rows_on_a:
             fill(a.db, rows_on_a)
-        return a, b
+        return (a, b) if proxy is None else (a, b, proxy)
 
     # ---- counting operations through the command line ----
 
@@ -196,26 +192,26 @@ class Faults(Mesh):
         self.wait("a and b to hold the same operations", same, timeout=timeout)
         self.assert_converged(a, b)
 
-    def proxy(self, listen_port, target_port, seed):
-        status = os.path.join(self.tmp, f"proxy-{listen_port}.json")
-        proc = subprocess.Popen([sys.executable, PROXY, str(listen_port), str(target_port),
-                                 status, "--seed", str(seed)], start_new_session=True)
-        self.helpers.append((proc, status))
-        self.wait("the proxy to listen", lambda: os.path.exists(status))
-        return proc, status
-
     # ---- the faults ----
 
     def test_kill_9_mid_receive_of_100000_operations(self):
-        a, b = self.pair(rows_on_a=33334)  # 100,002 operations
-        total = self.ops(a.db)
+        # a's stream to b passes a proxy that forwards its first 400 KiB and then holds
+        # the rest: b gets a few of a's batches of 2,000 operations (some 40 bytes each on
+        # the wire: 4 MB in all) and nothing more, however fast the machine, until it is
+        # killed. So it is killed part way by construction, not by luck.
+        # (a takes the killed b as gone, and says HELLO again, after 1.5 s of silence.)
+        a, b, proxy = self.pair(rows_on_a=33334, proxy={"hold_after": 400 * 1024},
+                                a_settings={"heartbeat_ms": 300, "peer_timeout_ms": 1500})
+        total = self.ops(a.db)  # 100,002 operations
         self.assertGreaterEqual(total, 100000)
         a.start()
         b.start()
-        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
+        proxy.wait_held("the proxy to hold a's stream part way")
+        self.wait("b to store the batches that passed", lambda: count(b.db) > 0, timeout=60)
         b.stop(kill=True)
         held = self.assert_consistent(b, a)
-        self.assertLess(held, 33334, "the sync was over before the kill: nothing tested")
+        self.assertLess(held, 33334, "b holds more than passed the proxy")
+        proxy.open()
         b.start()
         self.wait_converged(a, b)
         self.assertEqual(count(b.db), 33334)
@@ -258,60 +254,73 @@ class Faults(Mesh):
         self.assertEqual(b.log_lines("error", r"\S+"), [], b.logs())
 
     def test_lossy_network_between_the_nodes(self):
-        # Each node reaches the other through a proxy that, while lossy, cuts its
+        # Each node reaches the other through a proxy that, lossy from the start, cuts its
         # connections with bytes in flight and stalls them (lossy_proxy.py says why that
-        # is how to lose messages on TCP). Writes go on on both sides meanwhile.
-        a, b = self.pair(rows_on_a=10000)
+        # is how to lose messages on TCP). A connection carries at most 256 KiB before it
+        # is cut, and a's 20,000 rows are 2.3 MB on the wire: the sync cannot be over
+        # before 8 cuts. Writes go on on both sides meanwhile, one round after each of the
+        # first 6 cuts, so every round is written while the network is losing.
+        a, b = self.pair(rows_on_a=20000)
         settings = {"heartbeat_ms": 300, "peer_timeout_ms": 1500, "reconnect_max_ms": 1000}
-        to_a, to_b = free_port(), free_port()
-        a.reinit(peers=[(b.key, f"tcp://127.0.0.1:{to_b}")])
-        b.reinit(peers=[(a.key, f"tcp://127.0.0.1:{to_a}")])
+        to_a = Proxy(self, a.port, seed=1, lossy=True)
+        to_b = Proxy(self, b.port, seed=2, lossy=True)
+        a.reinit(peers=[(b.key, to_b.endpoint)])
+        b.reinit(peers=[(a.key, to_a.endpoint)])
         for n in (a, b):
             n.configure(batch_ops=500, **settings)
-        proxies = [self.proxy(to_a, a.port, seed=1), self.proxy(to_b, b.port, seed=2)]
         a.start()
         b.start()
-        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
-        for proc, _ in proxies:
-            proc.send_signal(signal.SIGUSR1)
-        cuts = lambda: sum(status(s)["cuts"] for _, s in proxies)
-        # Lossy for at least 4 s and until 6 connections were cut (or 60 s went by). A
-        # connection is cut after a random number of bytes (lossy_proxy.py), so enough
-        # must flow meanwhile: the first 10,000 rows may be across already.
-        i, start = 0, time.time()
-        while time.time() < start + 60 and (time.time() < start + 4 or cuts() < 6):
-            i += 1
+        cuts = lambda: to_a.status()["cuts"] + to_b.status()["cuts"]
+        rounds = 6
+        for i in range(1, rounds + 1):
+            self.wait(f"the proxies to cut connection {i}", lambda: cuts() >= i, timeout=120)
             fill(a.db, 200, start=100000 + 200 * i)
             sql(b.db, f"INSERT INTO lists (id, name) VALUES ('b{i}', 'from b during the loss')")
-            time.sleep(0.2)
-        for proc, _ in proxies:
-            proc.send_signal(signal.SIGUSR2)
+        for p in (to_a, to_b):
+            p.lossy(False)
         self.wait_converged(a, b)
-        self.assertEqual(count(a.db), 10000 + 201 * i)
-        seen = [status(s) for _, s in proxies]
-        self.assertGreaterEqual(sum(s["cuts"] for s in seen), 6, seen)
+        self.assertEqual(count(a.db), 20000 + 201 * rounds)
+        seen = [p.status() for p in (to_a, to_b)]
+        self.assertGreaterEqual(sum(s["cuts"] for s in seen), rounds, seen)
         self.assertGreater(sum(s["dropped_bytes"] for s in seen), 0, seen)
 
     def test_sender_vanishes_mid_stream(self):
         # a stops dead (SIGSTOP) for longer than b waits for a silent peer, comes back,
         # then is killed outright and started again, each time in the middle of sending.
-        a, b = self.pair(rows_on_a=30000, a_settings={"batch_ops": 500, "window": 1},
-                         b_settings={"heartbeat_ms": 300, "peer_timeout_ms": 1500})
+        # a's stream to b passes a proxy that lets 200 KiB through (some 10 of a's
+        # batches of 500 operations; the 30,000 rows are 3.5 MB) and then holds the rest,
+        # so a is stopped, and later killed, part way by construction; and while the
+        # proxy holds, what b has is what passed, however long the test looks.
+        hold = 200 * 1024
+        a, b, proxy = self.pair(rows_on_a=30000, a_settings={"batch_ops": 500, "window": 1},
+                                b_settings={"heartbeat_ms": 300, "peer_timeout_ms": 1500},
+                                proxy={"hold_after": hold})
         a.start()
         b.start()
-        self.wait("b to store its first batches", lambda: count(b.db) > 0, timeout=60)
+        proxy.wait_held("the proxy to hold a's stream part way")
+        self.wait("b to store the batches that passed", lambda: count(b.db) > 0, timeout=60)
+        # b hears nothing from a from the moment the proxy holds; a is stopped, and stays
+        # stopped until b has taken it as gone. Gone means silent for peer_timeout_ms: all
+        # b got came before that, and is stored.
         os.kill(a.proc.pid, signal.SIGSTOP)
         try:
             self.wait("b to take a as gone", lambda: b.peer(a)["state"] == "gone")
             frozen = count(b.db)
-            self.assertLess(frozen, 30000, "the sync was over before the stop: nothing tested")
+            self.assertLess(frozen, 30000, "b holds more than passed the proxy")
             self.assert_consistent(b, a)
+            # Once a is back, what it sent before it stopped and then more passes, up to
+            # another 200 KiB; then the proxy holds again.
+            proxy.allow(hold)
         finally:
             os.kill(a.proc.pid, signal.SIGCONT)
+        proxy.wait_held("the proxy to hold a's stream again")
         self.wait("b to receive again", lambda: count(b.db) > frozen, timeout=60)
         a.stop(kill=True)
-        self.assertLess(count(b.db), 30000, "the sync was over before the kill: nothing tested")
+        # Gone again (silent since the proxy held): what passed is stored, nothing more comes.
+        self.wait("b to take a as gone again", lambda: b.peer(a)["state"] == "gone")
+        self.assertLess(count(b.db), 30000, "b holds more than passed the proxy")
         self.assert_consistent(b, a)
+        proxy.open()
         a.start()
         self.wait_converged(a, b)
 
