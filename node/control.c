@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "sync/oplog.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -187,4 +188,40 @@ void control_handle(control_t *c, const control_view *view)
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
         log_event(LOG_WARN, "control", NULL, "answering a request: %s", zmq_strerror(zmq_errno()));
     free(reply);
+}
+
+stm_err control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
+                    stm_error *err)
+{
+    *reply = NULL;
+    *len = 0;
+    void *ctx = zmq_ctx_new();
+    if (!ctx)
+        return zsock_error(err, "creating the ZeroMQ context");
+    void *req = NULL;
+    stm_err rc = zsock_new(ctx, ZMQ_REQ, "the control client", &req, err);
+    if (rc == STM_OK)
+        rc = zsock_set_int(req, ZMQ_RCVTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+    if (rc == STM_OK)
+        rc = zsock_set_int(req, ZMQ_SNDTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+    if (rc == STM_OK && zmq_connect(req, endpoint) != 0)
+        rc = stm_error_set(err, STM_EUSAGE, "cannot use the control endpoint %s: %s", endpoint,
+                           zmq_strerror(zmq_errno()));
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (rc == STM_OK &&
+        (zmq_send(req, request, strlen(request), 0) < 0 || zmq_msg_recv(&msg, req, 0) < 0))
+        rc = stm_error_set(err, STM_ESYS, "no node answers on %s (is 'stemma node' running?)",
+                           endpoint);
+    if (rc == STM_OK) {
+        *len = zmq_msg_size(&msg);
+        *reply = stm_malloc(*len + 1);
+        memcpy(*reply, zmq_msg_data(&msg), *len);
+        (*reply)[*len] = '\0';
+    }
+    zmq_msg_close(&msg);
+    zsock_close(&req);
+    while (zmq_ctx_term(ctx) != 0 && zmq_errno() == EINTR)
+        ;
+    return rc;
 }

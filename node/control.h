@@ -60,4 +60,16 @@ const char *control_endpoint(const control_t *c);
  * against), not once a peer. */
 void control_handle(control_t *c, const control_view *view);
 
+/* ---- the other end: asking a running node ---- */
+
+/* How long control_ask waits for a node to take the request and to answer. */
+#define CONTROL_ASK_TIMEOUT_MS 5000
+
+/* Sends request (docs/protocol.md, "Control socket") to the node at endpoint and
+ * waits for its answer, at most CONTROL_ASK_TIMEOUT_MS: *reply (NUL-terminated, *len
+ * bytes before the NUL) is the caller's to free. STM_EUSAGE when endpoint cannot be
+ * used, STM_ESYS when no node answers in time. */
+stm_err control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
+                    stm_error *err) __attribute__((warn_unused_result));
+
 #endif

@@ -30,7 +30,7 @@
  *   6. The migrator prints nothing. What a run would do is a value (migrate_plan),
  *      what it did is a value (migrate_result), and each step is reported as it
  *      happens through a callback (migrate_progress_fn); the command line renders
- *      them (node/migrate_text.h).
+ *      them (cli/migrate_text.h).
  *
  * The module is three files: migrate.c reads schema_version and finds drift, and has
  * the accessors; migrate_plan.c decides what a run would do (every refusal is there);

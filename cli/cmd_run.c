@@ -1,18 +1,18 @@
 /* cmd_run.c - running a node and asking it questions: node, report, peers, stats. */
 #include "cli.h"
 #include "commands.h"
-#include "config.h"
-#include "known_peers.h"
-#include "keys.h"
+#include "node/config.h"
+#include "node/control.h"
+#include "node/known_peers.h"
+#include "node/keys.h"
 #include "base/mem.h"
 #include "base/log.h"
-#include "node.h"
+#include "node/node.h"
 
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
 
 static volatile sig_atomic_t s_stop;
 
@@ -133,31 +133,16 @@ static int s_ask(const char *cmd, const char *dir, const char *control, const ch
         endpoint = stm_strdup(cfg.control);
         config_destroy(&cfg);
     }
-    void *ctx = zmq_ctx_new();
-    void *req = zmq_socket(ctx, ZMQ_REQ);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(req, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(req, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    zmq_setsockopt(req, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    char *reply;
+    size_t len;
     int code = CLI_OK;
-    zmq_msg_t reply;
-    zmq_msg_init(&reply);
-    if (zmq_connect(req, endpoint) != 0) {
-        stm_error_set(&err, STM_EUSAGE, "cannot use the control endpoint %s: %s", endpoint,
-                      zmq_strerror(zmq_errno()));
-        code = cli_fail(cmd, &err);
-    } else if (zmq_send(req, request, strlen(request), 0) < 0 ||
-               zmq_msg_recv(&reply, req, 0) < 0) {
-        stm_error_set(&err, STM_ESYS, "no node answers on %s (is 'stemma node' running?)",
-                      endpoint);
+    if (control_ask(endpoint, request, &reply, &len, &err) != STM_OK) {
         code = cli_fail(cmd, &err);
     } else {
-        fwrite(zmq_msg_data(&reply), 1, zmq_msg_size(&reply), stdout);
+        fwrite(reply, 1, len, stdout);
         fflush(stdout);
+        free(reply);
     }
-    zmq_msg_close(&reply);
-    zmq_close(req);
-    zmq_ctx_term(ctx);
     free(endpoint);
     return code;
 }

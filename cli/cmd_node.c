@@ -2,9 +2,9 @@
  * node.toml and its key pair). */
 #include "cli.h"
 #include "commands.h"
-#include "config.h"
-#include "endpoint.h"
-#include "keys.h"
+#include "node/config.h"
+#include "node/endpoint.h"
+#include "node/keys.h"
 #include "migrate_text.h"
 #include "base/buf.h"
 #include "base/mem.h"
