@@ -146,12 +146,6 @@ struct applier {
 
 /* ---- statements ---- */
 
-static stm_err s_db_error(applier_t *a, stm_error *err, const char *what)
-{
-    return stm_error_set(err, STM_EDB, "%s: %s: %s", store_path(a->store), what,
-                         sqlite3_errmsg(a->db));
-}
-
 /* Fixed statement q, reset and unbound; NULL when it cannot be prepared. */
 static sqlite3_stmt *s_fixed(applier_t *a, int q)
 {
@@ -332,7 +326,7 @@ static stm_err s_refresh_catalog(applier_t *a, stm_error *err)
     sqlite3_stmt *excluded = NULL;
     if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
                            NULL) != SQLITE_OK)
-        return s_db_error(a, err, "reading stemma_exclude");
+        return store_error(a->store, err, "reading stemma_exclude");
     a->tables = stm_calloc(catalog_count(a->catalog) + 1, sizeof *a->tables);
     for (size_t i = 0; i < catalog_count(a->catalog); i++) {
         const catalog_table *t = catalog_at(a->catalog, i);
@@ -430,14 +424,14 @@ static stm_err s_origin_get(applier_t *a, const stm_id *id, s_origin **out, stm_
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(a->db, "SELECT seq FROM stemma_local WHERE id = 1", -1, &q, NULL) !=
             SQLITE_OK)
-            return s_db_error(a, err, "reading the local sequence");
+            return store_error(a->store, err, "reading the local sequence");
         if (sqlite3_step(q) == SQLITE_ROW)
             o.held = (uint64_t)sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
     } else {
         sqlite3_stmt *get = s_fixed(a, Q_VECTOR_GET);
         if (!get)
-            return s_db_error(a, err, "reading the version vector");
+            return store_error(a->store, err, "reading the version vector");
         sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
         if (sqlite3_step(get) == SQLITE_ROW)
             o.held = (uint64_t)sqlite3_column_int64(get, 0);
@@ -446,14 +440,14 @@ static stm_err s_origin_get(applier_t *a, const stm_id *id, s_origin **out, stm_
     if (o.no) {
         sqlite3_stmt *above = s_fixed(a, Q_ABOVE);
         if (!above)
-            return s_db_error(a, err, "reading the oplog");
+            return store_error(a->store, err, "reading the oplog");
         sqlite3_bind_int64(above, 1, o.no);
         sqlite3_bind_int64(above, 2, (sqlite3_int64)o.held);
         int step = sqlite3_step(above);
         o.above = step == SQLITE_ROW;
         sqlite3_reset(above);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
-            return s_db_error(a, err, "reading the oplog");
+            return store_error(a->store, err, "reading the oplog");
     }
     a->origins = stm_grow(a->origins, &a->origins_cap, a->norigins + 1, sizeof *a->origins);
     a->last_origin = a->norigins;
@@ -540,13 +534,13 @@ static stm_err s_park(applier_t *a, const op_t *op, s_park_kind kind, const char
     st->parked++;
     sqlite3_stmt *park = s_fixed(a, Q_PARK);
     if (!park)
-        return s_db_error(a, err, "parking an operation");
+        return store_error(a->store, err, "parking an operation");
     sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
     sqlite3_bind_text(park, 3, kind == PARK_SCHEMA ? "schema" : "constraint", -1, SQLITE_STATIC);
     sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
     if (sqlite3_step(park) != SQLITE_DONE)
-        return s_db_error(a, err, "parking an operation");
+        return store_error(a->store, err, "parking an operation");
     return STM_OK;
 }
 
@@ -571,7 +565,7 @@ static stm_err s_above_top(applier_t *a, s_table *t, const op_value *pk, bool *a
     if (!t->top_known) {
         sqlite3_stmt *q = s_fixed(a, Q_CLOCK_TOP);
         if (!q)
-            return s_db_error(a, err, "reading clocks");
+            return store_error(a->store, err, "reading clocks");
         sqlite3_bind_text(q, 1, catalog_table_name(t->def), -1, SQLITE_STATIC);
         int step = sqlite3_step(q);
         if (step == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER) {
@@ -585,7 +579,7 @@ static stm_err s_above_top(applier_t *a, s_table *t, const op_value *pk, bool *a
         }
         sqlite3_reset(q);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
-            return s_db_error(a, err, "reading clocks");
+            return store_error(a->store, err, "reading clocks");
         t->top_known = true;
     }
     *above = !t->top_none && pk->i > t->top;
@@ -616,10 +610,10 @@ static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk,
     rowclock_clear(&a->clock);
     sqlite3_stmt *get = s_fixed(a, Q_CLOCK_GET);
     if (!get)
-        return s_db_error(a, err, "reading clocks");
+        return store_error(a->store, err, "reading clocks");
     sqlite3_bind_text(get, 1, table, -1, SQLITE_STATIC);
     if (op_value_bind(get, 2, pk) != SQLITE_OK)
-        return s_db_error(a, err, "reading clocks");
+        return store_error(a->store, err, "reading clocks");
     int step = sqlite3_step(get);
     *found = step == SQLITE_ROW;
     stm_err rc = STM_OK;
@@ -628,7 +622,7 @@ static stm_err s_clock_read(applier_t *a, const char *table, const op_value *pk,
         rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_clock: the clocks of a row of %s are "
                            "damaged", store_path(a->store), table);
     else if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = s_db_error(a, err, "reading clocks");
+        rc = store_error(a->store, err, "reading clocks");
     sqlite3_reset(get);
     return rc;
 }
@@ -644,13 +638,13 @@ static stm_err s_clock_write(applier_t *a, s_table *t, const op_value *pk, bool 
         t->top = pk->i;
     sqlite3_stmt *put = s_fixed(a, is_new ? Q_CLOCK_NEW : Q_CLOCK_PUT);
     if (!put)
-        return s_db_error(a, err, "recording clocks");
+        return store_error(a->store, err, "recording clocks");
     sqlite3_bind_text(put, 1, table, -1, SQLITE_STATIC);
     if (op_value_bind(put, 2, pk) != SQLITE_OK)
-        return s_db_error(a, err, "recording clocks");
+        return store_error(a->store, err, "recording clocks");
     sqlite3_bind_blob(put, 3, a->clock_bytes.data, (int)a->clock_bytes.len, SQLITE_STATIC);
     if (sqlite3_step(put) != SQLITE_DONE)
-        return s_db_error(a, err, "recording clocks");
+        return store_error(a->store, err, "recording clocks");
     return STM_OK;
 }
 
@@ -873,7 +867,7 @@ written:
     if (rc != STM_OK)
         goto done;
     if (s_fatal(step)) {
-        rc = s_db_error(a, err, "writing a row");
+        rc = store_error(a->store, err, "writing a row");
         goto done;
     }
     for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
@@ -933,7 +927,7 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if (later) {
         int step = s_run_row(a, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
         if (s_fatal(step))
-            return s_db_error(a, err, "deleting a row");
+            return store_error(a->store, err, "deleting a row");
     }
     if (refused) {
         rc = s_park(a, op, PARK_CONSTRAINT, refused, st, err);
@@ -1106,10 +1100,10 @@ static stm_err s_update_vectors(applier_t *a, stm_error *err)
         if (stm_id_equal(&o->id, &a->node_id)) {
             sqlite3_stmt *set = s_fixed(a, Q_LOCAL_SEQ);
             if (!set)
-                return s_db_error(a, err, "updating the local sequence");
+                return store_error(a->store, err, "updating the local sequence");
             sqlite3_bind_int64(set, 1, (sqlite3_int64)o->top);
             if (sqlite3_step(set) != SQLITE_DONE)
-                rc = s_db_error(a, err, "updating the local sequence");
+                rc = store_error(a->store, err, "updating the local sequence");
             continue;
         }
         uint64_t seq = o->held;
@@ -1117,11 +1111,11 @@ static stm_err s_update_vectors(applier_t *a, stm_error *err)
             break;
         sqlite3_stmt *set = s_fixed(a, Q_VECTOR_SET);
         if (!set)
-            return s_db_error(a, err, "updating the version vector");
+            return store_error(a->store, err, "updating the version vector");
         sqlite3_bind_blob(set, 1, o->id.bytes, STM_ID_BYTES, SQLITE_STATIC);
         sqlite3_bind_int64(set, 2, (sqlite3_int64)seq);
         if (sqlite3_step(set) != SQLITE_DONE)
-            rc = s_db_error(a, err, "updating the version vector");
+            rc = store_error(a->store, err, "updating the version vector");
     }
     return rc;
 }
@@ -1154,7 +1148,7 @@ static stm_err s_start(applier_t *a, stm_error *err)
 static stm_err s_begin(applier_t *a, stm_error *err)
 {
     if (sqlite3_exec(a->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return s_db_error(a, err, "starting a transaction");
+        return store_error(a->store, err, "starting a transaction");
     a->any_applied = false;
     stm_err rc = s_start(a, err);
     if (rc == STM_OK)
@@ -1172,18 +1166,18 @@ static stm_err s_commit(applier_t *a, stm_err rc, stm_error *err)
     if (rc == STM_OK) {
         sqlite3_stmt *clock = s_fixed(a, Q_CLOCK);
         if (!clock)
-            rc = s_db_error(a, err, "moving the clock");
+            rc = store_error(a->store, err, "moving the clock");
         else {
             sqlite3_bind_int64(clock, 1, (sqlite3_int64)a->max_hlc);
             if (sqlite3_step(clock) != SQLITE_DONE)
-                rc = s_db_error(a, err, "moving the clock");
+                rc = store_error(a->store, err, "moving the clock");
         }
     }
     /* Rows written here are not the application's to collect. */
     if (rc == STM_OK)
         rc = capture_mark(a->store, a->catalog, err);
     if (rc == STM_OK && sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = s_db_error(a, err, "committing");
+        rc = store_error(a->store, err, "committing");
     if (rc != STM_OK)
         s_rollback(a);
     a->norigins = 0;
@@ -1196,7 +1190,7 @@ static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, s
 {
     sqlite3_stmt *q = s_fixed(a, Q_PARKED_LIST);
     if (!q)
-        return s_db_error(a, err, "reading parked operations");
+        return store_error(a->store, err, "reading parked operations");
     if (kind)
         sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
     /* Collected first: fetching runs other statements on the same tables. */
@@ -1214,7 +1208,8 @@ static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, s
         n++;
     }
     sqlite3_reset(q);
-    stm_err rc = step == SQLITE_DONE ? STM_OK : s_db_error(a, err, "reading parked operations");
+    stm_err rc =
+        step == SQLITE_DONE ? STM_OK : store_error(a->store, err, "reading parked operations");
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         bool found;
         rc = oplog_fetch(a->log, &origins[i], seqs[i], batch, &found, err);
@@ -1225,11 +1220,11 @@ static stm_err s_take_parked(applier_t *a, const char *kind, opbatch_t *batch, s
         return rc;
     sqlite3_stmt *clear = s_fixed(a, Q_PARKED_CLEAR);
     if (!clear)
-        return s_db_error(a, err, "retrying parked operations");
+        return store_error(a->store, err, "retrying parked operations");
     if (kind)
         sqlite3_bind_text(clear, 1, kind, -1, SQLITE_STATIC);
     if (sqlite3_step(clear) != SQLITE_DONE)
-        return s_db_error(a, err, "retrying parked operations");
+        return store_error(a->store, err, "retrying parked operations");
     return STM_OK;
 }
 

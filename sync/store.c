@@ -161,6 +161,11 @@ const char *store_path(const store_t *self)
     return self->path;
 }
 
+stm_err store_error(store_t *self, stm_error *err, const char *what)
+{
+    return stm_error_db(err, self->db, self->path, "%s", what);
+}
+
 stm_err store_exec(store_t *self, const char *sql, stm_error *err)
 {
     char *msg = NULL;

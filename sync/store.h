@@ -86,6 +86,10 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
 stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
 void store_forget_ids(store_t *self);
 
+/* stm_error_db for this store's connection and path: "PATH: WHAT: <SQLite's
+ * message>", STM_EDB. For the sync modules' failed SQLite calls on the store. */
+stm_err store_error(store_t *self, stm_error *err, const char *what);
+
 /* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
  * failure. A helper for the sync modules. */
 stm_err store_exec(store_t *self, const char *sql, stm_error *err);
