@@ -15,7 +15,7 @@
  *                   inserts above it are found by the next collection, not queued
  *   stemma_oplog    every operation, local or received, a row change a row (oplog.h)
  *   stemma_clock    per row, the latest write of every cell, its latest delete and
- *                   latest write parked for a missing column (apply.h keeps it)
+ *                   latest write parked for a missing column (apply.h, txn.h)
  *   stemma_vector   per remote origin, the highest sequence held without a gap
  *   stemma_parked   operations held back, with the kind of reason and the reason
  *   stemma_exclude  tables the application does not want synced
