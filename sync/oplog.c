@@ -3,6 +3,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "msgread.h"
+#include "stmtcache.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -106,7 +107,7 @@ static const char *const s_sql[Q_COUNT] = {
 
 struct oplog {
     store_t *store;               /* lent */
-    sqlite3_stmt *stmts[Q_COUNT]; /* prepared on first use */
+    stmtcache_t *stmts;           /* by Q_*, owned */
     buf_t cells;                  /* scratch for the cells being appended */
 };
 
@@ -114,6 +115,7 @@ oplog_t *oplog_new(store_t *store)
 {
     oplog_t *log = stm_calloc(1, sizeof *log);
     log->store = store;
+    log->stmts = stmtcache_new(store_db(store), s_sql, Q_COUNT);
     return log;
 }
 
@@ -122,25 +124,10 @@ void oplog_destroy(oplog_t **self_p)
     oplog_t *log = *self_p;
     if (!log)
         return;
-    for (int q = 0; q < Q_COUNT; q++)
-        sqlite3_finalize(log->stmts[q]);
+    stmtcache_destroy(&log->stmts);
     buf_free(&log->cells);
     free(log);
     *self_p = NULL;
-}
-
-/* Statement q, reset and unbound; NULL when it cannot be prepared. */
-static sqlite3_stmt *s_stmt(oplog_t *log, int q)
-{
-    if (!log->stmts[q]) {
-        if (sqlite3_prepare_v3(store_db(log->store), s_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-                               &log->stmts[q], NULL) != SQLITE_OK)
-            return NULL;
-        return log->stmts[q];
-    }
-    sqlite3_reset(log->stmts[q]);
-    sqlite3_clear_bindings(log->stmts[q]);
-    return log->stmts[q];
 }
 
 stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
@@ -153,7 +140,7 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
         rc = store_id_number(log->store, &first->version_id, true, &version, err);
     if (rc != STM_OK)
         return rc;
-    sqlite3_stmt *ins = s_stmt(log, Q_APPEND);
+    sqlite3_stmt *ins = stmtcache_fixed(log->stmts, Q_APPEND);
     if (!ins)
         return store_error(log->store, err, "recording operations");
     sqlite3_bind_int64(ins, 1, origin);
@@ -186,7 +173,7 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
 stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
 {
     *end = 0;
-    sqlite3_stmt *q = s_stmt(log, Q_HOLDS);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_HOLDS);
     if (!q)
         return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
@@ -214,7 +201,7 @@ stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *
     *to = from;
     if (!end)
         return STM_OK;
-    sqlite3_stmt *q = s_stmt(log, Q_AFTER);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_AFTER);
     if (!q)
         return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
@@ -238,7 +225,7 @@ stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t 
     stm_err rc = store_id_number(log->store, origin, false, &no, err);
     if (rc != STM_OK || !no)
         return rc;
-    sqlite3_stmt *q = s_stmt(log, Q_FETCH);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_FETCH);
     if (!q)
         return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, no);
