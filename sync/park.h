@@ -33,7 +33,7 @@ typedef enum {
     PARK_SCHEMA,     /* 'schema': a table or column this database lacks or does not
                       * sync, another affinity, a NULL key */
     PARK_CONSTRAINT, /* 'constraint': a constraint refused the row write */
-    PARK_ANY         /* for park_retry and park_count: either */
+    PARK_ANY         /* for park_any, park_count and park_retry: either */
 } park_kind;
 
 /* Told once per (origin, table.column) what was parked and why (apply_warn_fn). */
