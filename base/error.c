@@ -1,5 +1,6 @@
 #include "base/error.h"
 
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,6 +71,20 @@ stm_err stm_error_append(stm_error *err, const char *fmt, ...)
     vsnprintf(err->msg + len + 2, sizeof err->msg - len - 2, fmt, ap);
     va_end(ap);
     return err->code;
+}
+
+stm_err stm_error_db(stm_error *err, sqlite3 *db, const char *path, const char *fmt, ...)
+{
+    if (!err)
+        return STM_EDB;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = STM_EDB;
+    size_t len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof err->msg - len, ": %s", sqlite3_errmsg(db));
+    return path ? stm_error_prefix(err, "%s", path) : STM_EDB;
 }
 
 void stm_error_clear(stm_error *err)

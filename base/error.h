@@ -46,6 +46,16 @@ stm_err stm_error_prefix(stm_error *err, const char *fmt, ...)
 stm_err stm_error_append(stm_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+struct sqlite3;
+
+/* Sets err to STM_EDB with "PATH: WHAT: <SQLite's last message on db>" and returns
+ * STM_EDB, for a failed SQLite call: `return stm_error_db(err, db, path, "reading
+ * clocks");`. path (the database's file, for a user with several) may be NULL, and
+ * then the message starts with WHAT, which is printf-style. Call it before anything
+ * else runs on db, which would replace SQLite's message. err may be NULL. */
+stm_err stm_error_db(stm_error *err, struct sqlite3 *db, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Clears err to STM_OK and an empty message. err may be NULL. */
 void stm_error_clear(stm_error *err);
 

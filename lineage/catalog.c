@@ -279,11 +279,6 @@ static int s_compare_tables(const void *pa, const void *pb)
     return sqlite3_stricmp(a->name, b->name);
 }
 
-static stm_err s_db_error(sqlite3 *db, stm_error *err, const char *what)
-{
-    return stm_error_set(err, STM_EDB, "reading the catalog (%s): %s", what, sqlite3_errmsg(db));
-}
-
 /* Reads the columns of table t from table_xinfo. */
 static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t, stm_error *err)
 {
@@ -303,7 +298,8 @@ static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t,
         };
         catalog_table_add_column(t, &c);
     }
-    return rc == SQLITE_DONE ? STM_OK : s_db_error(db, err, t->name);
+    return rc == SQLITE_DONE ? STM_OK
+                             : stm_error_db(err, db, NULL, "reading the catalog (%s)", t->name);
 }
 
 stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
@@ -322,7 +318,7 @@ stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     stm_err rc = STM_OK;
     if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK) {
-        rc = s_db_error(db, err, "prepare");
+        rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
         goto done;
     }
     int step;
@@ -336,7 +332,7 @@ stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
             goto done;
     }
     if (step != SQLITE_DONE) {
-        rc = s_db_error(db, err, "tables");
+        rc = stm_error_db(err, db, NULL, "reading the catalog (tables)");
         goto done;
     }
     if (c->count > 1)

@@ -1,36 +1,33 @@
 /* apply.h - applying operations to a database, last writer wins, nothing lost.
  *
- * Invariants (every batch keeps them, whatever the order operations arrive in):
+ * The applier is the sync layer's entry for received operations. It runs each batch
+ * in the transaction of txn.h, which records every operation exactly once, keeps the
+ * vector and the local clock and enters local writes into stemma_clock (txn.h,
+ * invariants 1-8), parks what it cannot apply through park.h (whose invariants say
+ * what parking keeps), and writes rows through prepared statements kept in
+ * stmtcache.h. What it keeps itself, whatever the order operations arrive in:
  *
- *  1. Every operation received is recorded in stemma_oplog exactly once, keyed by
- *     (origin, seq), with its origin, sequence and clock unchanged, so it travels on.
- *     One received twice is counted as present and changes nothing.
- *  2. A cell holds the value of the write with the greatest (hlc, origin) among the
+ *  1. A cell holds the value of the write with the greatest (hlc, origin) among the
  *     applied writes to it. Compared on (hlc, origin) as (integer, bytes).
- *  3. A row exists when its latest write is later than its latest applied delete
+ *  2. A row exists when its latest write is later than its latest applied delete
  *     (or it was never deleted). A delete earlier than some write leaves the row; a
  *     write earlier than a delete leaves it deleted (its value is still recorded, and
  *     counts if a later write brings the row back). A write parked only because this
  *     schema lacks its column still counts as a write here, so replicas at different
  *     versions agree on which rows exist.
- *  4. An operation that cannot be applied here is parked, never dropped: a table or
- *     column this database does not have or does not sync, a column whose affinity
- *     differs from the writer's, or a row write a constraint refuses (with SQLite's
- *     message). Parked operations are in the oplog (flagged) and in stemma_parked with
- *     the reason; they travel on like any other.
- *  5. Parked operations are retried by applier_replay (after a migration), by the
- *     same rules; those a constraint refused are also retried after every batch
- *     that applied something, since the row they need may just have arrived.
- *  6. A batch is one transaction (or part of the one applier_begin opened): after a
- *     crash the database holds all of it or none. Capture triggers are off inside it (stemma_local.applying), so applied
- *     operations are not recorded a second time as local ones.
- *  7. The local clock never falls behind a clock it has applied, so later local
- *     writes order after what this database has seen.
- *  8. stemma_clock holds, per cell, the (hlc, origin) of its latest applied write,
+ *  3. stemma_clock holds, per cell, the (hlc, origin) of its latest applied write,
  *     and per row its latest delete and latest write parked for a missing column;
- *     a row's latest write is the latest of those. Local writes enter it at the
- *     start of the next transaction here (capture only appends to the oplog, so the
- *     application's writes stay cheap), before anything is compared with them.
+ *     a row's latest write is the latest of those. The clocks move only for what was
+ *     written.
+ *  4. An operation that cannot be applied here is parked (park.h), never dropped: a
+ *     table or column this database does not have or does not sync, a column whose
+ *     affinity differs from the writer's, a NULL key, or a row write a constraint
+ *     refuses (with SQLite's message).
+ *  5. Parked operations are retried by the same rules: all of them by applier_replay
+ *     (after a migration), and those a constraint refused after every batch that
+ *     applied something, since the row they need may just have arrived.
+ *  6. A batch is one transaction (or part of the one applier_begin opened): on any
+ *     failure nothing of it is kept (txn.h, invariant 2).
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */

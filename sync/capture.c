@@ -62,12 +62,6 @@ const catalog_column *capture_key_column(const catalog_table *t)
     return key;
 }
 
-static stm_err s_db_error(store_t *store, stm_error *err, const char *what)
-{
-    return stm_error_set(err, STM_EDB, "%s: %s: %s", store_path(store), what,
-                         sqlite3_errmsg(store_db(store)));
-}
-
 stm_err capture_uninstall(store_t *store, stm_error *err)
 {
     sqlite3 *db = store_db(store);
@@ -76,7 +70,7 @@ stm_err capture_uninstall(store_t *store, stm_error *err)
                            "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
                            "name LIKE 'stemma\\_%' ESCAPE '\\'",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "listing triggers");
+        return store_error(store, err, "listing triggers");
     buf_t sql = BUF_INIT;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -85,7 +79,7 @@ stm_err capture_uninstall(store_t *store, stm_error *err)
         buf_puts(&sql, ";\n");
     }
     sqlite3_finalize(stmt);
-    stm_err rc = step == SQLITE_DONE ? STM_OK : s_db_error(store, err, "listing triggers");
+    stm_err rc = step == SQLITE_DONE ? STM_OK : store_error(store, err, "listing triggers");
     if (rc == STM_OK && sql.len)
         rc = store_exec(store, buf_str(&sql), err);
     buf_free(&sql);
@@ -272,7 +266,7 @@ stm_err capture_install(store_t *store, stm_error *err)
     if (sqlite3_prepare_v2(store_db(store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
                            &lookup, NULL) != SQLITE_OK) {
         catalog_destroy(&catalog);
-        return s_db_error(store, err, "reading stemma_exclude");
+        return store_error(store, err, "reading stemma_exclude");
     }
     buf_t sql = BUF_INIT;
     for (size_t i = 0; i < catalog_count(catalog) && rc == STM_OK; i++) {
@@ -314,20 +308,20 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
                            "INSERT INTO stemma_mark (tbl, mark) VALUES (?1, -9223372036854775808) "
                            "ON CONFLICT (tbl) DO NOTHING",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "writing stemma_mark");
+        return store_error(store, err, "writing stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return s_db_error(store, err, "writing stemma_mark");
+        return store_error(store, err, "writing stemma_mark");
     if (sqlite3_prepare_v2(store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
                            NULL) != SQLITE_OK)
-        return s_db_error(store, err, "reading stemma_mark");
+        return store_error(store, err, "reading stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     step = sqlite3_step(stmt);
     *id = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
     sqlite3_finalize(stmt);
-    return step == SQLITE_ROW ? STM_OK : s_db_error(store, err, "reading stemma_mark");
+    return step == SQLITE_ROW ? STM_OK : store_error(store, err, "reading stemma_mark");
 }
 
 /* Calls fn for each marked table of catalog with its stemma_mark row (tbl, mark). */
@@ -337,7 +331,7 @@ static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn f
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
                            NULL) != SQLITE_OK)
-        return s_db_error(store, err, "reading stemma_mark");
+        return store_error(store, err, "reading stemma_mark");
     stm_err rc = STM_OK;
     int step;
     while (rc == STM_OK && (step = sqlite3_step(rows)) == SQLITE_ROW) {
@@ -348,7 +342,7 @@ static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn f
             rc = fn(store, t, rows, ctx, err);
     }
     if (rc == STM_OK && step != SQLITE_DONE)
-        rc = s_db_error(store, err, "reading stemma_mark");
+        rc = store_error(store, err, "reading stemma_mark");
     sqlite3_finalize(rows);
     return rc;
 }
@@ -367,11 +361,11 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
     sqlite3_stmt *stmt = NULL;
     stm_err rc = STM_OK;
     if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
-        rc = s_db_error(store, err, "writing stemma_mark");
+        rc = store_error(store, err, "writing stemma_mark");
     else {
         sqlite3_bind_text(stmt, 1, catalog_table_name(t), -1, SQLITE_STATIC);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = s_db_error(store, err, "writing stemma_mark");
+            rc = store_error(store, err, "writing stemma_mark");
     }
     sqlite3_finalize(stmt);
     buf_free(&sql);
@@ -389,10 +383,11 @@ stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error
     const char *sql = exclude ? "INSERT OR IGNORE INTO stemma_exclude (tbl) VALUES (?1)"
                               : "DELETE FROM stemma_exclude WHERE tbl = ?1";
     if (sqlite3_prepare_v2(store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "updating stemma_exclude");
+        return store_error(store, err, "updating stemma_exclude");
     sqlite3_bind_text(stmt, 1, tbl, -1, SQLITE_STATIC);
-    stm_err rc = sqlite3_step(stmt) == SQLITE_DONE ? STM_OK
-                                                    : s_db_error(store, err, "updating stemma_exclude");
+    stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
+                     ? STM_OK
+                     : store_error(store, err, "updating stemma_exclude");
     sqlite3_finalize(stmt);
     return rc;
 }
@@ -469,7 +464,7 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
     if (sqlite3_prepare_v2(store_db(store),
                            "SELECT id, tbl, pk, del, mask FROM stemma_pending ORDER BY id", -1,
                            &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "reading stemma_pending");
+        return store_error(store, err, "reading stemma_pending");
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
@@ -496,7 +491,7 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return s_db_error(store, err, "reading stemma_pending");
+        return store_error(store, err, "reading stemma_pending");
     return STM_OK;
 }
 
@@ -518,7 +513,7 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
         buf_free(&sql);
-        return s_db_error(store, err, "reading new rows");
+        return store_error(store, err, "reading new rows");
     }
     buf_free(&sql);
     sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
@@ -537,7 +532,7 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
         p->mask = -1;
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_DONE ? STM_OK : s_db_error(store, err, "reading new rows");
+    return step == SQLITE_DONE ? STM_OK : store_error(store, err, "reading new rows");
 }
 
 /* Once every row is read, the arena stops moving: offsets become pointers. */
@@ -650,12 +645,12 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     op.pk = rows[0].pk;
     stm_err rc = STM_OK;
     if (op_value_bind(reader, 1, &op.pk) != SQLITE_OK) {
-        rc = s_db_error(store, err, "reading a changed row");
+        rc = store_error(store, err, "reading a changed row");
         goto done;
     }
     int step = sqlite3_step(reader);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = s_db_error(store, err, "reading a changed row");
+        rc = store_error(store, err, "reading a changed row");
         goto done;
     }
     if (deleted) {
@@ -691,7 +686,7 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
     if (sqlite3_prepare_v2(store_db(store),
                            "SELECT node_id, version_id, hlc, seq FROM stemma_local WHERE id = 1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "reading stemma_local");
+        return store_error(store, err, "reading stemma_local");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES &&
         sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES) {
@@ -747,7 +742,7 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
             continue;
         sqlite3_stmt *reader = s_row_reader(store, &readers, &nreaders, &readers_cap, t);
         if (!reader) {
-            rc = s_db_error(store, err, "reading a changed row");
+            rc = store_error(store, err, "reading a changed row");
             break;
         }
         rc = s_emit(store, t, reader, rows, changes[i].to - changes[i].from, &w, out, err);
@@ -762,23 +757,23 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
     if (sqlite3_prepare_v2(store_db(store),
                            "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1; ", -1, &stmt,
                            NULL) != SQLITE_OK)
-        rc = s_db_error(store, err, "updating stemma_local");
+        rc = store_error(store, err, "updating stemma_local");
     else {
         sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w.hlc);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w.seq);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = s_db_error(store, err, "updating stemma_local");
+            rc = store_error(store, err, "updating stemma_local");
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
     if (rc == STM_OK) {
         if (sqlite3_prepare_v2(store_db(store), "DELETE FROM stemma_pending WHERE id <= ?1", -1,
                                &stmt, NULL) != SQLITE_OK)
-            rc = s_db_error(store, err, "emptying stemma_pending");
+            rc = store_error(store, err, "emptying stemma_pending");
         else {
             sqlite3_bind_int64(stmt, 1, last_id);
             if (sqlite3_step(stmt) != SQLITE_DONE)
-                rc = s_db_error(store, err, "emptying stemma_pending");
+                rc = store_error(store, err, "emptying stemma_pending");
         }
         sqlite3_finalize(stmt);
     }

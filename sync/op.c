@@ -151,6 +151,12 @@ bool op_is_delete(const op_t *op)
     return op->column == NULL;
 }
 
+bool op_same_row_change(const op_t *a, const op_t *b)
+{
+    return a->hlc == b->hlc && stm_id_equal(&a->origin, &b->origin) && !op_is_delete(a) &&
+           !op_is_delete(b) && strcmp(a->table, b->table) == 0 && op_value_equal(&a->pk, &b->pk);
+}
+
 int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
                      const stm_id *origin_b)
 {

@@ -82,6 +82,10 @@ size_t opbatch_bytes(const opbatch_t *b);
 
 /* True when op is a row delete. */
 bool op_is_delete(const op_t *op);
+/* True when a and b are writes of one row change: one origin and clock, one table
+ * and key (a delete is a change of its own). The unit the oplog stores and the
+ * applier writes a row with. */
+bool op_same_row_change(const op_t *a, const op_t *b);
 /* Orders two writes by (hlc, origin): <0, 0 or >0. The last writer wins. */
 int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
                      const stm_id *origin_b);

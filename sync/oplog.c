@@ -3,16 +3,11 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "msgread.h"
+#include "stmtcache.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
-
-static stm_err s_db_error(store_t *store, stm_error *err, const char *what)
-{
-    return stm_error_set(err, STM_EDB, "%s: %s: %s", store_path(store), what,
-                         sqlite3_errmsg(store_db(store)));
-}
 
 static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 {
@@ -112,7 +107,7 @@ static const char *const s_sql[Q_COUNT] = {
 
 struct oplog {
     store_t *store;               /* lent */
-    sqlite3_stmt *stmts[Q_COUNT]; /* prepared on first use */
+    stmtcache_t *stmts;           /* by Q_*, owned */
     buf_t cells;                  /* scratch for the cells being appended */
 };
 
@@ -120,6 +115,7 @@ oplog_t *oplog_new(store_t *store)
 {
     oplog_t *log = stm_calloc(1, sizeof *log);
     log->store = store;
+    log->stmts = stmtcache_new(store_db(store), s_sql, Q_COUNT);
     return log;
 }
 
@@ -128,25 +124,10 @@ void oplog_destroy(oplog_t **self_p)
     oplog_t *log = *self_p;
     if (!log)
         return;
-    for (int q = 0; q < Q_COUNT; q++)
-        sqlite3_finalize(log->stmts[q]);
+    stmtcache_destroy(&log->stmts);
     buf_free(&log->cells);
     free(log);
     *self_p = NULL;
-}
-
-/* Statement q, reset and unbound; NULL when it cannot be prepared. */
-static sqlite3_stmt *s_stmt(oplog_t *log, int q)
-{
-    if (!log->stmts[q]) {
-        if (sqlite3_prepare_v3(store_db(log->store), s_sql[q], -1, SQLITE_PREPARE_PERSISTENT,
-                               &log->stmts[q], NULL) != SQLITE_OK)
-            return NULL;
-        return log->stmts[q];
-    }
-    sqlite3_reset(log->stmts[q]);
-    sqlite3_clear_bindings(log->stmts[q]);
-    return log->stmts[q];
 }
 
 stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
@@ -159,9 +140,9 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
         rc = store_id_number(log->store, &first->version_id, true, &version, err);
     if (rc != STM_OK)
         return rc;
-    sqlite3_stmt *ins = s_stmt(log, Q_APPEND);
+    sqlite3_stmt *ins = stmtcache_fixed(log->stmts, Q_APPEND);
     if (!ins)
-        return s_db_error(log->store, err, "recording operations");
+        return store_error(log->store, err, "recording operations");
     sqlite3_bind_int64(ins, 1, origin);
     sqlite3_bind_int64(ins, 2, (sqlite3_int64)first->seq);
     sqlite3_bind_int64(ins, 3, (sqlite3_int64)n);
@@ -170,7 +151,7 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
     sqlite3_bind_text(ins, 6, table, -1, SQLITE_STATIC);
     /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
     if (op_value_bind(ins, 7, &first->pk) != SQLITE_OK)
-        return s_db_error(log->store, err, "recording an operation's key");
+        return store_error(log->store, err, "recording an operation's key");
     if (!op_is_delete(first)) {
         buf_reset(&log->cells);
         msgpack_packer pk;
@@ -182,19 +163,19 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
         }
         if (sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC) !=
             SQLITE_OK)
-            return s_db_error(log->store, err, "recording an operation's value");
+            return store_error(log->store, err, "recording an operation's value");
     }
     if (sqlite3_step(ins) != SQLITE_DONE)
-        return s_db_error(log->store, err, "recording operations");
+        return store_error(log->store, err, "recording operations");
     return STM_OK;
 }
 
 stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
 {
     *end = 0;
-    sqlite3_stmt *q = s_stmt(log, Q_HOLDS);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_HOLDS);
     if (!q)
-        return s_db_error(log->store, err, "reading the oplog");
+        return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
     int step = sqlite3_step(q);
@@ -206,7 +187,7 @@ stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, s
     }
     sqlite3_reset(q);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return s_db_error(log->store, err, "reading the oplog");
+        return store_error(log->store, err, "reading the oplog");
     return STM_OK;
 }
 
@@ -220,9 +201,9 @@ stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *
     *to = from;
     if (!end)
         return STM_OK;
-    sqlite3_stmt *q = s_stmt(log, Q_AFTER);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_AFTER);
     if (!q)
-        return s_db_error(log->store, err, "reading the oplog");
+        return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)end);
     *to = end;
@@ -232,7 +213,7 @@ stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *
         *to += (uint64_t)sqlite3_column_int64(q, 1);
     sqlite3_reset(q);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return s_db_error(log->store, err, "reading the oplog");
+        return store_error(log->store, err, "reading the oplog");
     return STM_OK;
 }
 
@@ -244,9 +225,9 @@ stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t 
     stm_err rc = store_id_number(log->store, origin, false, &no, err);
     if (rc != STM_OK || !no)
         return rc;
-    sqlite3_stmt *q = s_stmt(log, Q_FETCH);
+    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_FETCH);
     if (!q)
-        return s_db_error(log->store, err, "reading the oplog");
+        return store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, no);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
     int step = sqlite3_step(q);
@@ -263,7 +244,7 @@ stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t 
             opbatch_destroy(&all);
         }
     } else if (step != SQLITE_DONE) {
-        rc = s_db_error(log->store, err, "reading the oplog");
+        rc = store_error(log->store, err, "reading the oplog");
     }
     sqlite3_reset(q);
     return rc;
@@ -309,7 +290,7 @@ stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t *
             continue;
         s_stream *s = &r->streams[r->count];
         if (sqlite3_prepare_v2(store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
-            rc = s_db_error(store, err, "reading the oplog");
+            rc = store_error(store, err, "reading the oplog");
             break;
         }
         r->count++;
@@ -352,7 +333,7 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
         } else if (step == SQLITE_DONE) {
             s->done = true;
         } else {
-            return s_db_error(r->store, err, "reading the oplog");
+            return store_error(r->store, err, "reading the oplog");
         }
     }
     return STM_OK;
@@ -396,13 +377,13 @@ stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_erro
                            "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM stemma_parked) "
                            "FROM stemma_oplog",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "counting operations");
+        return store_error(store, err, "counting operations");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         *total = (uint64_t)sqlite3_column_int64(stmt, 0);
         *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
     } else {
-        rc = s_db_error(store, err, "counting operations");
+        rc = store_error(store, err, "counting operations");
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -418,7 +399,7 @@ stm_err oplog_parked_reasons(store_t *store, size_t max, oplog_parked_reason **o
                            "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY reason "
                            "ORDER BY n DESC, reason LIMIT ?1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return s_db_error(store, err, "counting parked operations");
+        return store_error(store, err, "counting parked operations");
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)max);
     oplog_parked_reason *list = stm_calloc(max + 1, sizeof *list);
     size_t n = 0;
@@ -429,7 +410,9 @@ stm_err oplog_parked_reasons(store_t *store, size_t max, oplog_parked_reason **o
         list[n].count = (uint64_t)sqlite3_column_int64(stmt, 1);
         n++;
     }
-    stm_err rc = step == SQLITE_DONE || step == SQLITE_ROW ? STM_OK : s_db_error(store, err, "counting parked operations");
+    stm_err rc = step == SQLITE_DONE || step == SQLITE_ROW
+                     ? STM_OK
+                     : store_error(store, err, "counting parked operations");
     sqlite3_finalize(stmt);
     if (rc != STM_OK) {
         oplog_parked_reasons_free(&list, n);

@@ -74,7 +74,7 @@ stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, s
 /* How many operations the database holds, and how many of them are parked. */
 stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
 
-/* One reason operations are parked for (apply.h), and how many are parked for it. */
+/* One reason operations are parked for (park.h), and how many are parked for it. */
 typedef struct {
     char *reason;   /* as stemma_parked holds it, owned */
     uint64_t count;

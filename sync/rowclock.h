@@ -3,7 +3,7 @@
  * For every row written here, stemma_clock keeps one row: per cell the (hlc, origin,
  * seq) of its latest applied write, the row's latest delete, and its latest write
  * that was parked because this schema lacks the column (which still counts as a
- * write when deciding whether the row exists; apply.h, invariant 3). cells is a
+ * write when deciding whether the row exists; apply.h, invariant 2). cells is a
  * MessagePack sequence: the distinct writes, then the entries, each naming one:
  *
  *   writes, writes x (hlc, origin, seq), entries, then per entry:

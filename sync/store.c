@@ -161,6 +161,11 @@ const char *store_path(const store_t *self)
     return self->path;
 }
 
+stm_err store_error(store_t *self, stm_error *err, const char *what)
+{
+    return stm_error_db(err, self->db, self->path, "%s", what);
+}
+
 stm_err store_exec(store_t *self, const char *sql, stm_error *err)
 {
     char *msg = NULL;
@@ -303,12 +308,6 @@ stm_err store_set_version_id(store_t *self, const stm_id *id, stm_error *err)
 
 /* ---- numbered ids ---- */
 
-static stm_err s_ids_error(store_t *self, stm_error *err)
-{
-    return stm_error_set(err, STM_EDB, "%s: numbering ids: %s", self->path,
-                         sqlite3_errmsg(self->db));
-}
-
 static sqlite3_stmt *s_ids_stmt(store_t *self, sqlite3_stmt **slot, const char *sql)
 {
     if (!*slot &&
@@ -337,7 +336,7 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_get, "SELECT no FROM stemma_ids WHERE id = ?1");
     if (!get)
-        return s_ids_error(self, err);
+        return store_error(self, err, "numbering ids");
     sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
     int step = sqlite3_step(get);
     if (step == SQLITE_ROW) {
@@ -348,19 +347,19 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
     }
     sqlite3_reset(get);
     if (step != SQLITE_DONE)
-        return s_ids_error(self, err);
+        return store_error(self, err, "numbering ids");
     if (!add) {
         *no = 0;
         return STM_OK;
     }
     sqlite3_stmt *put = s_ids_stmt(self, &self->id_put, "INSERT INTO stemma_ids (id) VALUES (?1)");
     if (!put)
-        return s_ids_error(self, err);
+        return store_error(self, err, "numbering ids");
     sqlite3_bind_blob(put, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
     step = sqlite3_step(put);
     sqlite3_reset(put);
     if (step != SQLITE_DONE)
-        return s_ids_error(self, err);
+        return store_error(self, err, "numbering ids");
     *no = sqlite3_last_insert_rowid(self->db);
     s_remember(self, id, *no);
     return STM_OK;
@@ -376,7 +375,7 @@ stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_of, "SELECT id FROM stemma_ids WHERE no = ?1");
     if (!get)
-        return s_ids_error(self, err);
+        return store_error(self, err, "numbering ids");
     sqlite3_bind_int64(get, 1, no);
     int step = sqlite3_step(get);
     stm_err rc = STM_OK;
@@ -387,7 +386,7 @@ stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
         rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_ids has no id numbered %lld",
                            self->path, (long long)no);
     } else {
-        rc = s_ids_error(self, err);
+        rc = store_error(self, err, "numbering ids");
     }
     sqlite3_reset(get);
     return rc;

@@ -15,7 +15,7 @@
  *                   inserts above it are found by the next collection, not queued
  *   stemma_oplog    every operation, local or received, a row change a row (oplog.h)
  *   stemma_clock    per row, the latest write of every cell, its latest delete and
- *                   latest write parked for a missing column (apply.h keeps it)
+ *                   latest write parked for a missing column (apply.h, txn.h)
  *   stemma_vector   per remote origin, the highest sequence held without a gap
  *   stemma_parked   operations held back, with the kind of reason and the reason
  *   stemma_exclude  tables the application does not want synced
@@ -85,6 +85,10 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
 /* The id numbered no. STM_ECORRUPT when there is none. */
 stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
 void store_forget_ids(store_t *self);
+
+/* stm_error_db for this store's connection and path: "PATH: WHAT: <SQLite's
+ * message>", STM_EDB. For the sync modules' failed SQLite calls on the store. */
+stm_err store_error(store_t *self, stm_error *err, const char *what);
 
 /* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
  * failure. A helper for the sync modules. */

@@ -84,8 +84,7 @@ stm_err vector_read(store_t *store, vector_t **out, stm_error *err)
                            "SELECT origin, seq FROM stemma_vector UNION ALL "
                            "SELECT node_id, seq FROM stemma_local WHERE id = 1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return stm_error_set(err, STM_EDB, "%s: reading the version vector: %s",
-                             store_path(store), sqlite3_errmsg(store_db(store)));
+        return store_error(store, err, "reading the version vector");
     vector_t *v = vector_new();
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -98,8 +97,7 @@ stm_err vector_read(store_t *store, vector_t **out, stm_error *err)
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE) {
         vector_destroy(&v);
-        return stm_error_set(err, STM_EDB, "%s: reading the version vector: %s",
-                             store_path(store), sqlite3_errmsg(store_db(store)));
+        return store_error(store, err, "reading the version vector");
     }
     *out = v;
     return STM_OK;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,23 @@ static void test_error_set_and_prefix(void **state)
     assert_int_equal(stm_error_set(NULL, STM_ESYS, "ignored"), STM_ESYS);
     assert_string_equal(stm_strerror(STM_ECORRUPT), "corrupt data");
     assert_string_equal(stm_strerror((stm_err)99), "unknown error");
+}
+
+/* A failed SQLite call's message: where, what, and SQLite's own words. */
+static void test_error_db(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT * FROM missing", NULL, NULL, NULL), SQLITE_OK);
+    stm_error err = {0};
+    assert_int_equal(stm_error_db(&err, db, "app.db", "reading %s", "clocks"), STM_EDB);
+    assert_int_equal(err.code, STM_EDB);
+    assert_string_equal(err.msg, "app.db: reading clocks: no such table: missing");
+    assert_int_equal(stm_error_db(&err, db, NULL, "reading the catalog (%s)", "t"), STM_EDB);
+    assert_string_equal(err.msg, "reading the catalog (t): no such table: missing");
+    assert_int_equal(stm_error_db(NULL, db, NULL, "ignored"), STM_EDB);
+    sqlite3_close(db);
 }
 
 static void test_buf(void **state)
@@ -247,7 +265,8 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_set_and_prefix), cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_error_set_and_prefix), cmocka_unit_test(test_error_db),
+        cmocka_unit_test(test_buf),
         cmocka_unit_test(test_id_hex),               cmocka_unit_test(test_hasher_framing),
         cmocka_unit_test(test_jsonw),                cmocka_unit_test(test_sqlscript),
         cmocka_unit_test(test_readfile),

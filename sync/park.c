@@ -1,0 +1,193 @@
+/* park.c - operations held back, and retrying them; the invariants are in park.h. */
+#include "park.h"
+#include "stmtcache.h"
+#include "base/buf.h"
+#include "base/mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    Q_PARK,  /* why an operation is parked */
+    Q_LIST,  /* parked operations of a kind (or all) */
+    Q_CLEAR, /* ... taken out for a retry */
+    Q_ANY,
+    Q_COUNT,
+    Q_N
+};
+
+/* Except in Q_PARK, ?1 is a kind's name, or NULL for every kind. */
+static const char *const s_sql[Q_N] = {
+    [Q_PARK] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
+               "VALUES (?1, ?2, ?3, ?4)",
+    [Q_LIST] = "SELECT origin, seq FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 "
+               "ORDER BY origin, seq",
+    [Q_CLEAR] = "DELETE FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1",
+    [Q_ANY] = "SELECT 1 FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 LIMIT 1",
+    [Q_COUNT] = "SELECT count(*) FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1",
+};
+
+struct park {
+    store_t *store;     /* lent */
+    oplog_t *log;       /* lent: where parked operations are fetched from */
+    stmtcache_t *stmts; /* owned, by Q_* */
+    park_warn_fn warn;  /* may be NULL */
+    void *warn_ctx;
+    bool quiet;    /* in a retry: tell nothing (invariant 3) */
+    char **warned; /* "origin/table.column" keys told already */
+    size_t nwarned, warned_cap;
+};
+
+park_t *park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
+{
+    park_t *p = stm_calloc(1, sizeof *p);
+    p->store = store;
+    p->log = log;
+    p->stmts = stmtcache_new(store_db(store), s_sql, Q_N);
+    p->warn = warn;
+    p->warn_ctx = ctx;
+    return p;
+}
+
+void park_destroy(park_t **self_p)
+{
+    park_t *p = *self_p;
+    if (!p)
+        return;
+    stmtcache_destroy(&p->stmts);
+    for (size_t i = 0; i < p->nwarned; i++)
+        free(p->warned[i]);
+    free(p->warned);
+    free(p);
+    *self_p = NULL;
+}
+
+/* Fixed statement q with ?1 bound to kind's name (unbound, NULL, for PARK_ANY). */
+static sqlite3_stmt *s_of_kind(park_t *p, int q, park_kind kind)
+{
+    sqlite3_stmt *stmt = stmtcache_fixed(p->stmts, (size_t)q);
+    if (stmt && kind != PARK_ANY)
+        sqlite3_bind_text(stmt, 1, kind == PARK_SCHEMA ? "schema" : "constraint", -1,
+                          SQLITE_STATIC);
+    return stmt;
+}
+
+static void s_warn_once(park_t *p, const op_t *op, const char *reason)
+{
+    if (!p->warn || p->quiet)
+        return;
+    char origin[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(&op->origin, origin);
+    origin[12] = '\0';
+    buf_t key = BUF_INIT;
+    buf_printf(&key, "%s/%s.%s", origin, op->table, op->column ? op->column : "");
+    for (size_t i = 0; i < p->nwarned; i++) {
+        if (strcmp(p->warned[i], buf_str(&key)) == 0) {
+            buf_free(&key);
+            return;
+        }
+    }
+    p->warned = stm_grow(p->warned, &p->warned_cap, p->nwarned + 1, sizeof *p->warned);
+    p->warned[p->nwarned++] = buf_detach(&key);
+    buf_t msg = BUF_INIT;
+    buf_printf(&msg, "parking operations from %s on %s%s%s: %s", origin, op->table,
+               op->column ? "." : "", op->column ? op->column : "", reason);
+    p->warn(p->warn_ctx, buf_str(&msg));
+    buf_free(&msg);
+}
+
+stm_err park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
+{
+    s_warn_once(p, op, reason);
+    sqlite3_stmt *park = stmtcache_fixed(p->stmts, Q_PARK);
+    if (!park)
+        return store_error(p->store, err, "parking an operation");
+    sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
+    sqlite3_bind_text(park, 3, kind == PARK_SCHEMA ? "schema" : "constraint", -1, SQLITE_STATIC);
+    sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(park) != SQLITE_DONE)
+        return store_error(p->store, err, "parking an operation");
+    return STM_OK;
+}
+
+bool park_any(park_t *p, park_kind kind)
+{
+    sqlite3_stmt *q = s_of_kind(p, Q_ANY, kind);
+    if (!q)
+        return false;
+    bool any = sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_reset(q);
+    return any;
+}
+
+stm_err park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err)
+{
+    *count = 0;
+    sqlite3_stmt *q = s_of_kind(p, Q_COUNT, kind);
+    if (!q || sqlite3_step(q) != SQLITE_ROW)
+        return store_error(p->store, err, "counting parked operations");
+    *count = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return STM_OK;
+}
+
+/* Takes the parked operations of kind out of stemma_parked into batch: the retry
+ * parks again those that still cannot apply. */
+static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *err)
+{
+    sqlite3_stmt *q = s_of_kind(p, Q_LIST, kind);
+    if (!q)
+        return store_error(p->store, err, "reading parked operations");
+    /* Collected first: fetching runs other statements on the same tables. */
+    stm_id *origins = NULL;
+    uint64_t *seqs = NULL;
+    size_t n = 0, cap = 0, scap = 0;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(q, 0) != STM_ID_BYTES)
+            continue;
+        origins = stm_grow(origins, &cap, n + 1, sizeof *origins);
+        seqs = stm_grow(seqs, &scap, n + 1, sizeof *seqs);
+        memcpy(origins[n].bytes, sqlite3_column_blob(q, 0), STM_ID_BYTES);
+        seqs[n] = (uint64_t)sqlite3_column_int64(q, 1);
+        n++;
+    }
+    stm_err rc =
+        step == SQLITE_DONE ? STM_OK : store_error(p->store, err, "reading parked operations");
+    sqlite3_reset(q);
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        bool found;
+        rc = oplog_fetch(p->log, &origins[i], seqs[i], batch, &found, err);
+    }
+    free(origins);
+    free(seqs);
+    if (rc != STM_OK || !n)
+        return rc;
+    sqlite3_stmt *clear = s_of_kind(p, Q_CLEAR, kind);
+    if (!clear)
+        return store_error(p->store, err, "retrying parked operations");
+    if (sqlite3_step(clear) != SQLITE_DONE)
+        return store_error(p->store, err, "retrying parked operations");
+    return STM_OK;
+}
+
+stm_err park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
+                   stm_error *err)
+{
+    *replayed = 0;
+    opbatch_t *batch = opbatch_new();
+    stm_err rc = s_take(p, kind, batch, err);
+    size_t n = opbatch_count(batch);
+    if (rc == STM_OK && n) {
+        const op_t **ops = stm_calloc(n, sizeof *ops);
+        for (size_t i = 0; i < n; i++)
+            ops[i] = opbatch_at(batch, i);
+        p->quiet = true;
+        rc = apply(ctx, ops, n, replayed, err);
+        p->quiet = false;
+        free(ops);
+    }
+    opbatch_destroy(&batch);
+    return rc;
+}
