@@ -16,12 +16,6 @@
 /* ---- small helpers ---- */
 
 /* Internal (migrate_internal.h). */
-stm_err migrate_db_error(migrate_t *self, stm_error *err, const char *what)
-{
-    return stm_error_set(err, STM_EDB, "%s: %s: %s", self->db_path, what,
-                         sqlite3_errmsg(store_db(self->store)));
-}
-
 static void s_drift(migrate_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_drift(migrate_t *self, const char *fmt, ...)
 {
@@ -66,12 +60,12 @@ static stm_err s_read_layout(migrate_t *self, stm_error *err)
                            "SELECT type FROM sqlite_schema WHERE name = 'schema_version' "
                            "COLLATE NOCASE",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return migrate_db_error(self, err, "reading the schema");
+        return store_error(self->store, err, "reading the schema");
     int step = sqlite3_step(stmt);
     char *type = step == SQLITE_ROW ? stm_strdup((const char *)sqlite3_column_text(stmt, 0)) : NULL;
     sqlite3_finalize(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return migrate_db_error(self, err, "reading the schema");
+        return store_error(self->store, err, "reading the schema");
     if (!type)
         return STM_OK;
     if (strcmp(type, "table") != 0) {
@@ -86,7 +80,7 @@ static stm_err s_read_layout(migrate_t *self, stm_error *err)
     self->has_table = true;
     if (sqlite3_prepare_v2(db, "PRAGMA main.table_info(schema_version)", -1, &stmt, NULL) !=
         SQLITE_OK)
-        return migrate_db_error(self, err, "reading schema_version's columns");
+        return store_error(self->store, err, "reading schema_version's columns");
     bool has_version = false, has_applied = false, has_description = false;
     buf_t names = BUF_INIT;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -103,7 +97,7 @@ static stm_err s_read_layout(migrate_t *self, stm_error *err)
     sqlite3_finalize(stmt);
     stm_err rc = STM_OK;
     if (step != SQLITE_DONE)
-        rc = migrate_db_error(self, err, "reading schema_version's columns");
+        rc = store_error(self->store, err, "reading schema_version's columns");
     else if (!has_version || !has_applied || !has_description)
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: its schema_version table has the columns (%s), not (version, "
@@ -139,7 +133,7 @@ static stm_err s_read_records(migrate_t *self, stm_error *err)
     int prc = sqlite3_prepare_v2(store_db(self->store), buf_str(&sql), -1, &stmt, NULL);
     buf_free(&sql);
     if (prc != SQLITE_OK)
-        return migrate_db_error(self, err, "reading schema_version");
+        return store_error(self->store, err, "reading schema_version");
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         sqlite3_int64 v = sqlite3_column_int64(stmt, 0);
@@ -169,7 +163,7 @@ static stm_err s_read_records(migrate_t *self, stm_error *err)
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return migrate_db_error(self, err, "reading schema_version");
+        return store_error(self->store, err, "reading schema_version");
     return STM_OK;
 }
 

@@ -42,9 +42,6 @@ stm_err migrate_load_state(migrate_t *self, stm_error *err);
 /* Internal. Forgets what migrate_load_state read. */
 void migrate_clear_state(migrate_t *self);
 
-/* Internal. STM_EDB "DB: what: SQLite's message" from the store's connection. */
-stm_err migrate_db_error(migrate_t *self, stm_error *err, const char *what);
-
 /* Internal. Frees n steps and their strings (migrate_plan_free, migrate_result_free). */
 void migrate_steps_free(migrate_step *steps, size_t n);
 

@@ -134,10 +134,10 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
     if (sqlite3_prepare_v2(store_db(self->store),
                            "SELECT coalesce(max(version), 0) FROM schema_version", -1, &stmt,
                            NULL) != SQLITE_OK)
-        return migrate_db_error(self, err, "reading schema_version");
+        return store_error(self->store, err, "reading schema_version");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) != SQLITE_ROW)
-        rc = migrate_db_error(self, err, "reading schema_version");
+        rc = store_error(self->store, err, "reading schema_version");
     else if (sqlite3_column_int64(stmt, 0) != expected)
         rc = stm_error_set(err, STM_EDB,
                            "%s: another process changed schema_version while stemma worked "
@@ -203,7 +203,7 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
                            "UPDATE schema_version SET version_id = coalesce(version_id, ?2), "
                            "checksum = coalesce(checksum, ?3) WHERE version = ?1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        rc = migrate_db_error(self, err, "adopting schema_version");
+        rc = store_error(self->store, err, "adopting schema_version");
     for (size_t i = 0; i < self->nrecords && rc == STM_OK; i++) {
         const lineage_version *v =
             lineage_version_at(self->lineage, (size_t)self->records[i].version - 1);
@@ -215,7 +215,7 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
         sqlite3_bind_text(stmt, 2, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 3, sum, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = migrate_db_error(self, err, "adopting schema_version");
+            rc = store_error(self->store, err, "adopting schema_version");
     }
     sqlite3_finalize(stmt);
     if (rc == STM_OK) {
@@ -244,7 +244,7 @@ static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_er
                            "version_id, checksum) VALUES (?1, "
                            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4)",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return migrate_db_error(self, err, "recording the version");
+        return store_error(self->store, err, "recording the version");
     char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(&v->id, id);
     stm_id_to_hex(&v->checksum, sum);
@@ -254,7 +254,7 @@ static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_er
     sqlite3_bind_text(stmt, 4, sum, -1, SQLITE_STATIC);
     stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
                      ? STM_OK
-                     : migrate_db_error(self, err, "recording the version");
+                     : store_error(self->store, err, "recording the version");
     sqlite3_finalize(stmt);
     return rc;
 }
