@@ -1,13 +1,14 @@
+/* capture.c - the capture triggers, the marks and the exclude list (capture.h);
+ * capture_collect.c turns what the triggers queue into operations. */
 #include "capture.h"
+#include "capture_internal.h"
 #include "base/buf.h"
-#include "base/mem.h"
 #include "lineage/sqlscript.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 static const char *const s_guard = "(SELECT applying FROM stemma_local WHERE id = 1) = 0";
 
@@ -106,16 +107,16 @@ static void s_ref(buf_t *b, const char *row, const char *column)
 }
 
 /* The columns a trigger records: all but generated ones. */
-static bool s_captured(const catalog_column *c)
+bool capture_captured(const catalog_column *c)
 {
     return c->hidden == 0;
 }
 
-static int s_captured_count(const catalog_table *t)
+int capture_captured_count(const catalog_table *t)
 {
     int n = 0;
     for (size_t i = 0; i < catalog_table_count(t); i++)
-        n += s_captured(catalog_table_column(t, i));
+        n += capture_captured(catalog_table_column(t, i));
     return n;
 }
 
@@ -148,11 +149,11 @@ static void s_queue(buf_t *b, const char *table, const char *row, const char *ke
  * captured column i changed, or for wide tables a text of '0' and '1'. */
 static void s_mask_expr(buf_t *b, const catalog_table *t)
 {
-    bool wide = s_captured_count(t) > CAPTURE_MASK_BITS;
+    bool wide = capture_captured_count(t) > CAPTURE_MASK_BITS;
     int n = 0;
     for (size_t i = 0; i < catalog_table_count(t); i++) {
         const catalog_column *c = catalog_table_column(t, i);
-        if (!s_captured(c))
+        if (!capture_captured(c))
             continue;
         if (n)
             buf_puts(b, wide ? " || " : " | ");
@@ -172,7 +173,7 @@ static void s_changed_expr(buf_t *b, const catalog_table *t)
     int n = 0;
     for (size_t i = 0; i < catalog_table_count(t); i++) {
         const catalog_column *c = catalog_table_column(t, i);
-        if (!s_captured(c))
+        if (!capture_captured(c))
             continue;
         if (n++)
             buf_puts(b, " OR ");
@@ -241,10 +242,6 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
 }
 
 static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err);
-typedef stm_err (*s_mark_fn)(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
-                             stm_error *err);
-static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn fn, void *ctx,
-                           stm_error *err);
 
 /* True when tbl is in stemma_exclude. */
 static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
@@ -324,9 +321,8 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
     return step == SQLITE_ROW ? STM_OK : store_error(store, err, "reading stemma_mark");
 }
 
-/* Calls fn for each marked table of catalog with its stemma_mark row (tbl, mark). */
-static stm_err s_each_mark(store_t *store, const catalog_t *catalog, s_mark_fn fn, void *ctx,
-                           stm_error *err)
+stm_err capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
+                          void *ctx, stm_error *err)
 {
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
@@ -374,7 +370,7 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
 
 stm_err capture_mark(store_t *store, const catalog_t *catalog, stm_error *err)
 {
-    return s_each_mark(store, catalog, s_raise_mark, NULL, err);
+    return capture_each_mark(store, catalog, s_raise_mark, NULL, err);
 }
 
 stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err)
@@ -389,399 +385,5 @@ stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error
                      ? STM_OK
                      : store_error(store, err, "updating stemma_exclude");
     sqlite3_finalize(stmt);
-    return rc;
-}
-
-/* ---- turning queued rows into operations ---- */
-
-/* One stemma_pending row. Text lives in the collector's arena, at offsets, until
- * every row is read. */
-typedef struct {
-    int64_t id;
-    const char *table; /* NUL-terminated, in the arena (at table_at while reading) */
-    size_t table_at;
-    op_value pk;       /* text and blob bytes in the arena, at pk_at */
-    size_t pk_at;
-    bool del;
-    int64_t mask;      /* bit i: captured column i changed; -1: all */
-    const char *mask_text; /* or, for a wide table, '0' or '1' per column (at mask_at) */
-    size_t mask_at;
-    size_t mask_len;
-} s_pending;
-
-typedef struct {
-    s_pending *rows;
-    size_t count, cap;
-    buf_t arena;
-} s_queue_t;
-
-static int s_value_cmp(const op_value *a, const op_value *b)
-{
-    if (a->type != b->type)
-        return a->type < b->type ? -1 : 1;
-    switch (a->type) {
-    case VALUE_NULL:
-        return 0;
-    case VALUE_INTEGER:
-        return a->i < b->i ? -1 : a->i > b->i;
-    case VALUE_REAL:
-        return a->r < b->r ? -1 : a->r > b->r;
-    case VALUE_TEXT:
-    case VALUE_BLOB: {
-        size_t n = a->len < b->len ? a->len : b->len;
-        int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
-        return c ? c : (a->len < b->len ? -1 : a->len > b->len);
-    }
-    }
-    return 0;
-}
-
-/* By table, then key, then queue order. */
-static int s_by_row(const void *pa, const void *pb)
-{
-    const s_pending *a = pa, *b = pb;
-    int c = strcmp(a->table, b->table);
-    if (!c)
-        c = s_value_cmp(&a->pk, &b->pk);
-    return c ? c : (a->id < b->id ? -1 : a->id > b->id);
-}
-
-/* A run of queued rows for one table row, found by position in the sorted queue. */
-typedef struct {
-    size_t from, to; /* [from, to) in the sorted queue */
-    int64_t first;   /* the id of its first row: row changes keep the order they began in */
-} s_change;
-
-static int s_by_first(const void *pa, const void *pb)
-{
-    const s_change *a = pa, *b = pb;
-    return a->first < b->first ? -1 : a->first > b->first;
-}
-
-static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
-                           "SELECT id, tbl, pk, del, mask FROM stemma_pending ORDER BY id", -1,
-                           &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_pending");
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
-        s_pending *p = &q->rows[q->count++];
-        memset(p, 0, sizeof *p);
-        p->id = sqlite3_column_int64(stmt, 0);
-        p->table_at = q->arena.len;
-        const char *tbl = (const char *)sqlite3_column_text(stmt, 1);
-        buf_puts(&q->arena, tbl ? tbl : "");
-        buf_putc(&q->arena, '\0');
-        op_value_column(stmt, 2, &p->pk);
-        p->pk_at = q->arena.len;
-        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            buf_append(&q->arena, p->pk.bytes, p->pk.len);
-        p->del = sqlite3_column_int(stmt, 3) != 0;
-        if (sqlite3_column_type(stmt, 4) == SQLITE_TEXT) {
-            p->mask_text = "";
-            p->mask_at = q->arena.len;
-            p->mask_len = (size_t)sqlite3_column_bytes(stmt, 4);
-            buf_append(&q->arena, sqlite3_column_text(stmt, 4), p->mask_len);
-        } else {
-            p->mask = sqlite3_column_int64(stmt, 4);
-        }
-    }
-    sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE)
-        return store_error(store, err, "reading stemma_pending");
-    return STM_OK;
-}
-
-/* Adds one queue row for every row of t whose key is above its mark: inserts the
- * trigger left to be found. They count as queued before anything else (id 0). */
-static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
-                           stm_error *err)
-{
-    s_queue_t *q = ctx;
-    const char *key = capture_key_column(t)->name;
-    buf_t sql = BUF_INIT;
-    buf_puts(&sql, "SELECT ");
-    sqlscript_quote_ident(&sql, key);
-    buf_puts(&sql, " FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t));
-    buf_puts(&sql, " WHERE ");
-    sqlscript_quote_ident(&sql, key);
-    buf_puts(&sql, " > ?1");
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
-        buf_free(&sql);
-        return store_error(store, err, "reading new rows");
-    }
-    buf_free(&sql);
-    sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
-        s_pending *p = &q->rows[q->count++];
-        memset(p, 0, sizeof *p);
-        p->table_at = q->arena.len;
-        buf_puts(&q->arena, catalog_table_name(t));
-        buf_putc(&q->arena, '\0');
-        op_value_column(stmt, 0, &p->pk);
-        p->pk_at = q->arena.len;
-        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            buf_append(&q->arena, p->pk.bytes, p->pk.len);
-        p->mask = -1;
-    }
-    sqlite3_finalize(stmt);
-    return step == SQLITE_DONE ? STM_OK : store_error(store, err, "reading new rows");
-}
-
-/* Once every row is read, the arena stops moving: offsets become pointers. */
-static void s_resolve(s_queue_t *q)
-{
-    for (size_t i = 0; i < q->count; i++) {
-        s_pending *p = &q->rows[i];
-        p->table = q->arena.data + p->table_at;
-        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            p->pk.bytes = q->arena.data + p->pk_at;
-        if (p->mask_text)
-            p->mask_text = q->arena.data + p->mask_at;
-    }
-}
-
-/* The statement reading a table's captured columns by key, one per table met. */
-typedef struct {
-    const catalog_table *table;
-    sqlite3_stmt *stmt;
-} s_reader;
-
-static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n, size_t *cap,
-                                  const catalog_table *t)
-{
-    for (size_t i = 0; i < *n; i++)
-        if ((*readers)[i].table == t) {
-            sqlite3_reset((*readers)[i].stmt);
-            return (*readers)[i].stmt;
-        }
-    buf_t sql = BUF_INIT;
-    buf_puts(&sql, "SELECT ");
-    int k = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
-        if (!s_captured(c))
-            continue;
-        if (k++)
-            buf_puts(&sql, ", ");
-        sqlscript_quote_ident(&sql, c->name);
-    }
-    buf_puts(&sql, " FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t));
-    buf_puts(&sql, " WHERE ");
-    sqlscript_quote_ident(&sql, capture_key_column(t)->name);
-    buf_puts(&sql, " = ?1");
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
-        stmt = NULL;
-    buf_free(&sql);
-    if (stmt) {
-        *readers = stm_grow(*readers, cap, *n + 1, sizeof **readers);
-        (*readers)[(*n)++] = (s_reader){t, stmt};
-    }
-    return stmt;
-}
-
-/* Milliseconds since 1970 << 16: the floor of the next clock. */
-static uint64_t s_wall_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    return ms << 16;
-}
-
-/* The local writer's state, ticked as operations are made. */
-typedef struct {
-    stm_id node_id, version_id;
-    uint64_t hlc, seq;
-    bool *changed;      /* scratch: which columns of the row at hand changed */
-    size_t changed_cap;
-} s_writer;
-
-static uint64_t s_tick(s_writer *w)
-{
-    uint64_t wall = s_wall_clock();
-    w->hlc = wall > w->hlc + 1 ? wall : w->hlc + 1;
-    return w->hlc;
-}
-
-/* Emits the operations of one row's queued changes rows[0..n), in queue order. */
-static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *reader,
-                      const s_pending *rows, size_t n, s_writer *w, opbatch_t *out,
-                      stm_error *err)
-{
-    size_t ncols = (size_t)s_captured_count(t);
-    w->changed = stm_grow(w->changed, &w->changed_cap, ncols + 1, sizeof *w->changed);
-    bool *changed = w->changed;
-    memset(changed, 0, ncols * sizeof *changed);
-    bool deleted = false;
-    for (size_t i = 0; i < n; i++) {
-        const s_pending *p = &rows[i];
-        if (p->del) {
-            deleted = true;
-            memset(changed, 0, ncols * sizeof *changed);
-            continue;
-        }
-        for (size_t c = 0; c < ncols; c++) {
-            if (p->mask_text)
-                changed[c] |= c < p->mask_len && p->mask_text[c] == '1';
-            else
-                changed[c] |= p->mask == -1 || (c < 64 && ((uint64_t)p->mask >> c & 1u));
-        }
-    }
-    op_t op;
-    memset(&op, 0, sizeof op);
-    op.origin = w->node_id;
-    op.version_id = w->version_id;
-    op.table = catalog_table_name(t);
-    op.pk = rows[0].pk;
-    stm_err rc = STM_OK;
-    if (op_value_bind(reader, 1, &op.pk) != SQLITE_OK) {
-        rc = store_error(store, err, "reading a changed row");
-        goto done;
-    }
-    int step = sqlite3_step(reader);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = store_error(store, err, "reading a changed row");
-        goto done;
-    }
-    if (deleted) {
-        op.seq = ++w->seq;
-        op.hlc = s_tick(w);
-        opbatch_add(out, &op);
-    }
-    if (step == SQLITE_ROW) {
-        op.hlc = s_tick(w);
-        int k = 0;
-        for (size_t i = 0; i < catalog_table_count(t); i++) {
-            const catalog_column *c = catalog_table_column(t, i);
-            if (!s_captured(c))
-                continue;
-            if (changed[k]) {
-                op.column = c->name;
-                op.affinity = capture_affinity_code(c->affinity);
-                op_value_column(reader, k, &op.value);
-                op.seq = ++w->seq;
-                opbatch_add(out, &op);
-            }
-            k++;
-        }
-    }
-done:
-    sqlite3_reset(reader);
-    return rc;
-}
-
-static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
-                           "SELECT node_id, version_id, hlc, seq FROM stemma_local WHERE id = 1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_local");
-    stm_err rc = STM_OK;
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES &&
-        sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES) {
-        memcpy(w->node_id.bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
-        memcpy(w->version_id.bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
-        w->hlc = (uint64_t)sqlite3_column_int64(stmt, 2);
-        w->seq = (uint64_t)sqlite3_column_int64(stmt, 3);
-    } else {
-        rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_local is missing or damaged",
-                           store_path(store));
-    }
-    sqlite3_finalize(stmt);
-    return rc;
-}
-
-stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
-                        stm_error *err)
-{
-    s_queue_t q = {0};
-    s_writer w = {0};
-    stm_err rc = s_read_queue(store, &q, err);
-    if (rc == STM_OK)
-        rc = s_each_mark(store, catalog, s_scan_mark, &q, err);
-    if (rc != STM_OK || q.count == 0)
-        goto done;
-    s_resolve(&q);
-    if ((rc = s_read_writer(store, &w, err)) != STM_OK)
-        goto done;
-    int64_t last_id = 0;
-    for (size_t i = 0; i < q.count; i++)
-        if (q.rows[i].id > last_id)
-            last_id = q.rows[i].id;
-    qsort(q.rows, q.count, sizeof *q.rows, s_by_row);
-    s_change *changes = stm_calloc(q.count, sizeof *changes);
-    size_t nchanges = 0;
-    for (size_t i = 0; i < q.count;) {
-        size_t j = i + 1;
-        while (j < q.count && strcmp(q.rows[i].table, q.rows[j].table) == 0 &&
-               s_value_cmp(&q.rows[i].pk, &q.rows[j].pk) == 0)
-            j++;
-        changes[nchanges++] = (s_change){i, j, q.rows[i].id};
-        i = j;
-    }
-    qsort(changes, nchanges, sizeof *changes, s_by_first);
-    s_reader *readers = NULL;
-    size_t nreaders = 0, readers_cap = 0;
-    for (size_t i = 0; i < nchanges && rc == STM_OK; i++) {
-        const s_pending *rows = &q.rows[changes[i].from];
-        const catalog_table *t = catalog_find(catalog, rows->table);
-        /* A table dropped, or no longer synced, since its rows were queued: its
-         * changes went with it. A NULL key is no row anyone can address. */
-        if (!t || !capture_key_column(t) || rows->pk.type == VALUE_NULL)
-            continue;
-        sqlite3_stmt *reader = s_row_reader(store, &readers, &nreaders, &readers_cap, t);
-        if (!reader) {
-            rc = store_error(store, err, "reading a changed row");
-            break;
-        }
-        rc = s_emit(store, t, reader, rows, changes[i].to - changes[i].from, &w, out, err);
-    }
-    for (size_t i = 0; i < nreaders; i++)
-        sqlite3_finalize(readers[i].stmt);
-    free(readers);
-    free(changes);
-    if (rc != STM_OK)
-        goto done;
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
-                           "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1; ", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        rc = store_error(store, err, "updating stemma_local");
-    else {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w.hlc);
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w.seq);
-        if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = store_error(store, err, "updating stemma_local");
-    }
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc == STM_OK) {
-        if (sqlite3_prepare_v2(store_db(store), "DELETE FROM stemma_pending WHERE id <= ?1", -1,
-                               &stmt, NULL) != SQLITE_OK)
-            rc = store_error(store, err, "emptying stemma_pending");
-        else {
-            sqlite3_bind_int64(stmt, 1, last_id);
-            if (sqlite3_step(stmt) != SQLITE_DONE)
-                rc = store_error(store, err, "emptying stemma_pending");
-        }
-        sqlite3_finalize(stmt);
-    }
-    if (rc == STM_OK)
-        rc = capture_mark(store, catalog, err);
-done:
-    free(w.changed);
-    free(q.rows);
-    buf_free(&q.arena);
     return rc;
 }
