@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "sync/oplog.h"
+#include "sync/park.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -125,9 +126,9 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->batches_waiting = inbound_count(v->inbound);
     r->batches_deferred = inbound_deferred(v->inbound);
     r->refused_keys = zap_refused_keys(v->zap);
-    oplog_parked_reason *reasons = NULL;
+    park_reason *reasons = NULL;
     size_t nreasons = 0;
-    if (oplog_parked_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
+    if (park_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
         r->parked_reasons = reasons;
         r->nparked_reasons = nreasons;
     }
@@ -148,8 +149,8 @@ static void s_report_fill(const control_view *v, report_node *r)
 static void s_report_free(report_node *r)
 {
     free((void *)r->peers);
-    oplog_parked_reason *reasons = (oplog_parked_reason *)r->parked_reasons;
-    oplog_parked_reasons_free(&reasons, r->nparked_reasons);
+    park_reason *reasons = (park_reason *)r->parked_reasons;
+    park_reasons_free(&reasons, r->nparked_reasons);
 }
 
 void control_handle(control_t *c, const control_view *view)

@@ -20,7 +20,7 @@
 #include "base/id.h"
 #include "lineage/lineage.h"
 #include "judge.h"
-#include "sync/oplog.h"
+#include "sync/park.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,7 +81,7 @@ typedef struct {
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */
     uint64_t dropped[REPORT_DROP_KINDS]; /* the two above, by why */
-    const oplog_parked_reason *parked_reasons; /* parked operations by reason, most first */
+    const park_reason *parked_reasons; /* parked operations by reason, most first */
     size_t nparked_reasons;
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
     uint64_t apply_busy;      /* attempts to store received batches that found another

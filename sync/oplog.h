@@ -74,16 +74,4 @@ stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, s
 /* How many operations the database holds, and how many of them are parked. */
 stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
 
-/* One reason operations are parked for (park.h), and how many are parked for it. */
-typedef struct {
-    char *reason;   /* as stemma_parked holds it, owned */
-    uint64_t count;
-} oplog_parked_reason;
-
-/* The parked operations counted by reason, most common first, at most max reasons.
- * *out is the caller's (oplog_parked_reasons_free). */
-stm_err oplog_parked_reasons(store_t *store, size_t max, oplog_parked_reason **out, size_t *count,
-                             stm_error *err);
-void oplog_parked_reasons_free(oplog_parked_reason **list, size_t count);
-
 #endif

@@ -4,6 +4,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,4 +191,50 @@ stm_err park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, ui
     }
     opbatch_destroy(&batch);
     return rc;
+}
+
+stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
+                             stm_error *err)
+{
+    *out = NULL;
+    *count = 0;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(store_db(store),
+                           "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY reason "
+                           "ORDER BY n DESC, reason LIMIT ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return store_error(store, err, "counting parked operations");
+    /* The list is allocated before anything is read: max is the caller's bound. */
+    assert(max <= PARK_REASONS_MAX);
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)max);
+    park_reason *list = stm_calloc(max + 1, sizeof *list);
+    size_t n = 0;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW && n < max) {
+        const char *reason = (const char *)sqlite3_column_text(stmt, 0);
+        list[n].reason = stm_strdup(reason ? reason : "");
+        list[n].count = (uint64_t)sqlite3_column_int64(stmt, 1);
+        n++;
+    }
+    stm_err rc = step == SQLITE_DONE || step == SQLITE_ROW
+                     ? STM_OK
+                     : store_error(store, err, "counting parked operations");
+    sqlite3_finalize(stmt);
+    if (rc != STM_OK) {
+        park_reasons_free(&list, n);
+        return rc;
+    }
+    *out = list;
+    *count = n;
+    return STM_OK;
+}
+
+void park_reasons_free(park_reason **list, size_t count)
+{
+    if (!*list)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free((*list)[i].reason);
+    free(*list);
+    *list = NULL;
 }

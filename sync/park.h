@@ -66,4 +66,19 @@ stm_err park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err);
 stm_err park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
                    stm_error *err);
 
+/* One reason operations are parked for, and how many are parked for it. */
+typedef struct {
+    char *reason; /* as stemma_parked holds it, owned */
+    uint64_t count;
+} park_reason;
+
+/* The most reasons park_reasons lists at once. */
+#define PARK_REASONS_MAX 1000
+
+/* The parked operations counted by reason, most common first, at most max reasons
+ * (max <= PARK_REASONS_MAX). *out is the caller's (park_reasons_free). */
+stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
+                     stm_error *err);
+void park_reasons_free(park_reason **list, size_t count);
+
 #endif

@@ -5,6 +5,7 @@
 #include "dbutil.h"
 #include "sync/apply.h"
 #include "sync/oplog.h"
+#include "sync/park.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -544,15 +545,15 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
 {
     fixture *f = *state;
     uint64_t total = 9, parked = 9;
-    oplog_parked_reason *reasons = NULL;
+    park_reason *reasons = NULL;
     size_t count = 9;
     stm_error err = {0};
     s_ok(oplog_counts(f->store, &total, &parked, &err), &err);
     assert_int_equal(total, 0);
     assert_int_equal(parked, 0);
-    s_ok(oplog_parked_reasons(f->store, 10, &reasons, &count, &err), &err);
+    s_ok(park_reasons(f->store, 10, &reasons, &count, &err), &err);
     assert_int_equal(count, 0);
-    oplog_parked_reasons_free(&reasons, count);
+    park_reasons_free(&reasons, count);
     assert_null(reasons);
 
     s_append(f, &A, 1, 4, 10);
@@ -570,7 +571,7 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     assert_int_equal(total, 7); /* operations, not row changes */
     assert_int_equal(parked, 7);
 
-    s_ok(oplog_parked_reasons(f->store, 10, &reasons, &count, &err), &err);
+    s_ok(park_reasons(f->store, 10, &reasons, &count, &err), &err);
     assert_int_equal(count, 3);
     assert_string_equal(reasons[0].reason, "a check failed");
     assert_int_equal(reasons[0].count, 3);
@@ -578,17 +579,17 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     assert_int_equal(reasons[1].count, 3);
     assert_string_equal(reasons[2].reason, "no table y");
     assert_int_equal(reasons[2].count, 1);
-    oplog_parked_reasons_free(&reasons, count);
+    park_reasons_free(&reasons, count);
     assert_null(reasons);
 
-    s_ok(oplog_parked_reasons(f->store, 2, &reasons, &count, &err), &err);
+    s_ok(park_reasons(f->store, 2, &reasons, &count, &err), &err);
     assert_int_equal(count, 2);
     assert_string_equal(reasons[1].reason, "no column x");
-    oplog_parked_reasons_free(&reasons, count);
-    s_ok(oplog_parked_reasons(f->store, 0, &reasons, &count, &err), &err);
+    park_reasons_free(&reasons, count);
+    s_ok(park_reasons(f->store, 0, &reasons, &count, &err), &err);
     assert_int_equal(count, 0);
-    oplog_parked_reasons_free(&reasons, count);
-    oplog_parked_reasons_free(&reasons, count); /* safe twice */
+    park_reasons_free(&reasons, count);
+    park_reasons_free(&reasons, count); /* safe twice */
 }
 
 int main(void)

@@ -136,15 +136,15 @@ static void test_parked_operations_are_counted_by_kind_and_reason(void **state)
     assert_int_equal(f->warnings, 2);
     assert_non_null(strstr(f->last_warning, "on tasks.note: NOT NULL constraint failed"));
     /* By reason, most common first (what `stemma report` shows). */
-    oplog_parked_reason *reasons = NULL;
+    park_reason *reasons = NULL;
     size_t n = 0;
     stm_error err = {0};
-    s_ok(oplog_parked_reasons(f->store, 10, &reasons, &n, &err), &err);
+    s_ok(park_reasons(f->store, 10, &reasons, &n, &err), &err);
     assert_int_equal(n, 2);
     assert_string_equal(reasons[0].reason, "column not in this database");
     assert_int_equal(reasons[0].count, 2);
     assert_int_equal(reasons[1].count, 1);
-    oplog_parked_reasons_free(&reasons, n);
+    park_reasons_free(&reasons, n);
     /* Parked again (invariant 1): the row is replaced, not added. */
     op_t op = s_op(1, "priority");
     s_ok(park_op(f->park, &op, PARK_CONSTRAINT, "CHECK constraint failed: p", &err), &err);

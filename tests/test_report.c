@@ -27,7 +27,7 @@
 /* ---- the mesh the tests describe ---- */
 
 /* Why two operations are parked here (one a name that needs quoting in every format). */
-static oplog_parked_reason s_reasons[2] = {{"column not in this database", 1},
+static park_reason s_reasons[2] = {{"column not in this database", 1},
                                            {NASTY_NAME, 1}};
 
 typedef struct {
