@@ -28,10 +28,9 @@
  *  5. A table with none of S_INLINE, S_HEADER, S_DOTTED was created implicitly by a
  *     header ([a.b] creates a): one later [a] header may define it, and dotted keys
  *     reaching it define it as in 4.
- *  6. A table holding more than S_INDEX_MIN keys has a hash index over its entries
- *     (linear probing, at most half full), so finding a key is O(1) in a huge table.
- *  7. Every table and array has depth <= TOML_MAX_DEPTH (the root has depth 0), so the
+ *  6. Every table and array has depth <= TOML_MAX_DEPTH (the root has depth 0), so the
  *     recursive parse, emit, compare and destroy run in a small, fixed stack.
+ * (That a big table has a hash index is the tree's own invariant, kept in toml.c.)
  */
 #include "toml/toml.h"
 #include "toml/toml_parser.h"
