@@ -1,5 +1,5 @@
 /* toml_lex.c - the TOML parser's characters: UTF-8 validation, positions and error
- * messages, whitespace, comments and line ends, the four kinds of string with their
+ * messages, whitespace and comments, the four kinds of string with their
  * escapes, and keys (simple keys joined by dots, decoded into the parser's key buffer).
  * The structure (toml_parse.c) and the scalars (toml_scalar.c) are read with these.
  *
@@ -9,8 +9,9 @@
  *
  * Invariants of the cursor, kept here:
  *  1. p->line and p->line_start describe the line p->cur is on. Newlines are consumed
- *     only in this file (s_eat_newline, and tp_string inside a multi-line string), each
- *     through s_newline; no number, date or piece of punctuation the other files read
+ *     only by the line-end helpers (tp_eat_newline and tp_eol, inline in toml_parser.h
+ *     because they run once a line) and by tp_string inside a multi-line string, each
+ *     through tp_newline; no number, date or piece of punctuation the other files read
  *     can span one.
  *  2. The column is counted from line_start, with a cache (col_line, col_at, col_n) that
  *     tp_column resets when the line changes or when asked about a position before the
@@ -200,14 +201,8 @@ static stm_err s_bad_char(s_parser *p, const char *at, const char *where)
 
 /* ------------------------------------------------------------------ whitespace and comments */
 
-static void s_newline(s_parser *p)
-{
-    p->line++;
-    p->line_start = p->cur;
-}
-
 /* At '#': skips the comment up to, not including, the end of the line. */
-static stm_err s_comment(s_parser *p)
+stm_err tp_comment(s_parser *p)
 {
     p->cur++;
     while (p->cur < p->end) {
@@ -228,46 +223,17 @@ static stm_err s_comment(s_parser *p)
     return STM_OK;
 }
 
-/* Consumes a newline (LF or CRLF) at the cursor if there is one. */
-static bool s_eat_newline(s_parser *p)
-{
-    if (p->cur < p->end && *p->cur == '\n') {
-        p->cur++;
-    } else if (p->end - p->cur >= 2 && p->cur[0] == '\r' && p->cur[1] == '\n') {
-        p->cur += 2;
-    } else {
-        return false;
-    }
-    s_newline(p);
-    return true;
-}
-
-/* After a key/value pair or a header: whitespace, maybe a comment, then a newline or
- * the end of the document. */
-stm_err tp_eol(s_parser *p)
-{
-    tp_skip_ws(p);
-    if (p->cur < p->end && *p->cur == '#') {
-        stm_err rc = s_comment(p);
-        if (rc)
-            return rc;
-    }
-    if (p->cur >= p->end || s_eat_newline(p))
-        return STM_OK;
-    return tp_expected(p, p->cur, "end of line");
-}
-
 /* Whitespace, newlines and comments, as allowed between the elements of an array. */
 stm_err tp_skip_ws_nl(s_parser *p)
 {
     for (;;) {
         tp_skip_ws(p);
         if (p->cur < p->end && *p->cur == '#') {
-            stm_err rc = s_comment(p);
+            stm_err rc = tp_comment(p);
             if (rc)
                 return rc;
         }
-        if (!s_eat_newline(p))
+        if (!tp_eat_newline(p))
             return STM_OK;
     }
 }
@@ -400,7 +366,7 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
     }
     int open_line = p->line, open_col = tp_column(p, open);
     p->cur += 3;
-    s_eat_newline(p); /* a newline right after the opening delimiter is trimmed */
+    tp_eat_newline(p); /* a newline right after the opening delimiter is trimmed */
     const char *seg = p->cur;
     for (;;) {
         while (p->cur < p->end && toml_isplain((unsigned char)*p->cur) && *p->cur != q &&
@@ -434,7 +400,7 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                 p->cur = t;
                 for (;;) {
                     tp_skip_ws(p);
-                    if (!s_eat_newline(p))
+                    if (!tp_eat_newline(p))
                         break;
                 }
             } else if ((rc = s_escape(p))) {
@@ -445,14 +411,14 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
             p->cur++;
         } else if (c == '\n') {
             p->cur++;
-            s_newline(p);
+            tp_newline(p);
         } else if (c == '\r' && p->cur + 1 < p->end && p->cur[1] == '\n') {
             /* CRLF becomes LF */
             buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
             buf_putc(&p->sbuf, '\n');
             copied = true;
             p->cur += 2;
-            s_newline(p);
+            tp_newline(p);
             seg = p->cur;
         } else if (c >= 0x80) {
             int n = toml_utf8(p->cur, p->end, NULL);
