@@ -132,6 +132,10 @@ void toml_destroy(toml_value **v)
     }
 }
 
+/* Invariant of every table, parsed or built: one holding more than S_INDEX_MIN keys has
+ * a hash index over its entries (linear probing, at most half full), so finding a key is
+ * O(1) in a huge table. toml_append, the one way keys go in, keeps it; the probe below
+ * relies on the index being at most half full to meet an empty slot. */
 s_entry *toml_find(const toml_value *t, const char *key, size_t len, uint32_t hash)
 {
     if (t->u.tab.slots) {

@@ -1,9 +1,10 @@
-/* toml_internal.h - private to the toml module: only toml/toml.c, toml_parse.c and
- * toml_emit.c include it, and nothing outside toml/ may.
+/* toml_internal.h - private to the toml module: only the files in toml/ include it, and
+ * nothing outside toml/ may.
  *
- * The module is one job split along its seams into three files that can each be held in
- * mind: the value tree (toml.c), the parser (toml_parse.c) and the emitter (toml_emit.c).
- * All three need what toml.h keeps opaque: the parser builds values in a document's arena
+ * The module is one job split along its seams into files that can each be held in mind:
+ * the value tree (toml.c), the parser (toml_parse.c, with toml_lex.c and toml_scalar.c,
+ * which share its state through toml_parser.h) and the emitter (toml_emit.c). All of
+ * them need what toml.h keeps opaque: the parser builds values in a document's arena
  * and inserts keys the way the builders do, and the emitter walks table entries and reads
  * the style flag. This header holds just what they share (the layout of toml_value, the
  * document arena, table insertion and lookup, and the character classes), so the layout
@@ -165,7 +166,7 @@ static inline bool toml_isplain(unsigned char c)
     return (unsigned char)(c - 0x20) < 0x5F || c == '\t';
 }
 
-/* Internal (defined in toml_parse.c; the emitter uses it too): length (1-4) of the
+/* Internal (defined in toml_lex.c; the emitter uses it too): length (1-4) of the
  * well-formed UTF-8 sequence at s, or 0 if it is malformed (overlong, a surrogate, beyond
  * U+10FFFF, or cut short by end); the code point goes to *cp_out unless that is NULL. */
 int toml_utf8(const char *s, const char *end, uint32_t *cp_out);
