@@ -89,3 +89,10 @@ foreach(t IN LISTS stemma_tests)
                         "register it with stemma_test() or stemma_py_test()")
   endif()
 endforeach()
+# Every exported name of the libraries carries the stm_ prefix (linked into an
+# application, they must not clash with its other libraries).
+add_test(NAME symbols COMMAND ${STEMMA_PYTHON3} tests/symbols_test.py
+         $<TARGET_FILE:stemma_base> $<TARGET_FILE:stemma_toml> $<TARGET_FILE:stemma_lineage>
+         $<TARGET_FILE:stemma_sync> $<TARGET_FILE:stemma_node>
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(symbols PROPERTIES LABELS unit)

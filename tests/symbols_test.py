@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Every name the libraries export carries the project's prefix, so an application can
+link them beside other libraries (tomlc99's toml_parse, a buf_append of its own, syslog's
+LOG_INFO) without a clash.
+
+Run by ctest as `python3 tests/symbols_test.py LIB.a...`: each defined global symbol of
+each static library (nm -g --defined-only) must start with `stm_`."""
+import subprocess
+import sys
+
+
+def exported(lib):
+    out = subprocess.run(["nm", "-g", "--defined-only", lib], check=True, capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "TDBRCGSV":
+            yield parts[2]
+
+
+def main(libs):
+    if not libs:
+        print("usage: symbols_test.py LIB.a...", file=sys.stderr)
+        return 2
+    bad = []
+    total = 0
+    for lib in libs:
+        for name in exported(lib):
+            total += 1
+            if not name.startswith("stm_"):
+                bad.append(f"{lib}: {name}")
+    if total == 0:
+        print("symbols_test: no symbols read at all: nothing tested", file=sys.stderr)
+        return 1
+    for line in bad:
+        print(f"exported without the stm_ prefix: {line}", file=sys.stderr)
+    print(f"{total} exported symbols, {len(bad)} without the prefix")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
