@@ -12,7 +12,7 @@ static void s_reserve(buf_t *b, size_t extra)
         b->data = stm_grow(b->data, &b->cap, need, 1);
 }
 
-void buf_append(buf_t *b, const void *data, size_t len)
+void stm_buf_append(buf_t *b, const void *data, size_t len)
 {
     s_reserve(b, len);
     if (len)
@@ -21,17 +21,17 @@ void buf_append(buf_t *b, const void *data, size_t len)
     b->data[b->len] = '\0';
 }
 
-void buf_puts(buf_t *b, const char *s)
+void stm_buf_puts(buf_t *b, const char *s)
 {
-    buf_append(b, s, strlen(s));
+    stm_buf_append(b, s, strlen(s));
 }
 
-void buf_putc(buf_t *b, char c)
+void stm_buf_putc(buf_t *b, char c)
 {
-    buf_append(b, &c, 1);
+    stm_buf_append(b, &c, 1);
 }
 
-void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+void stm_buf_vprintf(buf_t *b, const char *fmt, va_list ap)
 {
     va_list copy;
     va_copy(copy, ap);
@@ -44,38 +44,38 @@ void buf_vprintf(buf_t *b, const char *fmt, va_list ap)
     b->len += (size_t)n;
 }
 
-void buf_printf(buf_t *b, const char *fmt, ...)
+void stm_buf_printf(buf_t *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(b, fmt, ap);
+    stm_buf_vprintf(b, fmt, ap);
     va_end(ap);
 }
 
-void buf_put_printable(buf_t *b, const char *s)
+void stm_buf_put_printable(buf_t *b, const char *s)
 {
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f)
-            buf_printf(b, "\\x%02x", c);
+            stm_buf_printf(b, "\\x%02x", c);
         else
-            buf_putc(b, (char)c);
+            stm_buf_putc(b, (char)c);
     }
 }
 
-void buf_reset(buf_t *b)
+void stm_buf_reset(buf_t *b)
 {
     b->len = 0;
     if (b->data)
         b->data[0] = '\0';
 }
 
-const char *buf_str(const buf_t *b)
+const char *stm_buf_str(const buf_t *b)
 {
     return b->data ? b->data : "";
 }
 
-char *buf_detach(buf_t *b)
+char *stm_buf_detach(buf_t *b)
 {
     char *s = b->data ? b->data : stm_strdup("");
     b->data = NULL;
@@ -83,7 +83,7 @@ char *buf_detach(buf_t *b)
     return s;
 }
 
-void buf_free(buf_t *b)
+void stm_buf_free(buf_t *b)
 {
     free(b->data);
     b->data = NULL;

@@ -3,7 +3,7 @@
 #include <assert.h>
 #include <inttypes.h>
 
-void jsonw_init(jsonw_t *w, buf_t *out, bool pretty)
+void stm_jsonw_init(jsonw_t *w, buf_t *out, bool pretty)
 {
     w->out = out;
     w->pretty = pretty;
@@ -16,9 +16,9 @@ static void s_newline(jsonw_t *w)
 {
     if (!w->pretty)
         return;
-    buf_putc(w->out, '\n');
+    stm_buf_putc(w->out, '\n');
     for (int i = 0; i < w->depth; i++)
-        buf_puts(w->out, "  ");
+        stm_buf_puts(w->out, "  ");
 }
 
 /* Before any value or key: the comma and the line break. */
@@ -30,7 +30,7 @@ static void s_before_item(jsonw_t *w)
     }
     if (w->depth > 0) {
         if (w->has_items[w->depth])
-            buf_putc(w->out, ',');
+            stm_buf_putc(w->out, ',');
         s_newline(w);
     }
     w->has_items[w->depth] = true;
@@ -39,7 +39,7 @@ static void s_before_item(jsonw_t *w)
 static void s_open(jsonw_t *w, char c)
 {
     s_before_item(w);
-    buf_putc(w->out, c);
+    stm_buf_putc(w->out, c);
     assert(w->depth + 1 < JSONW_MAX_DEPTH);
     w->depth++;
     w->has_items[w->depth] = false;
@@ -52,93 +52,93 @@ static void s_close(jsonw_t *w, char c)
     w->depth--;
     if (had)
         s_newline(w);
-    buf_putc(w->out, c);
+    stm_buf_putc(w->out, c);
     if (w->depth == 0 && w->pretty)
-        buf_putc(w->out, '\n');
+        stm_buf_putc(w->out, '\n');
 }
 
-void jsonw_object_begin(jsonw_t *w)
+void stm_jsonw_object_begin(jsonw_t *w)
 {
     s_open(w, '{');
 }
 
-void jsonw_object_end(jsonw_t *w)
+void stm_jsonw_object_end(jsonw_t *w)
 {
     s_close(w, '}');
 }
 
-void jsonw_array_begin(jsonw_t *w)
+void stm_jsonw_array_begin(jsonw_t *w)
 {
     s_open(w, '[');
 }
 
-void jsonw_array_end(jsonw_t *w)
+void stm_jsonw_array_end(jsonw_t *w)
 {
     s_close(w, ']');
 }
 
-void jsonw_escape(buf_t *b, const char *s)
+void stm_jsonw_escape(buf_t *b, const char *s)
 {
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
         case '"':
-            buf_puts(b, "\\\"");
+            stm_buf_puts(b, "\\\"");
             break;
         case '\\':
-            buf_puts(b, "\\\\");
+            stm_buf_puts(b, "\\\\");
             break;
         case '\n':
-            buf_puts(b, "\\n");
+            stm_buf_puts(b, "\\n");
             break;
         case '\r':
-            buf_puts(b, "\\r");
+            stm_buf_puts(b, "\\r");
             break;
         case '\t':
-            buf_puts(b, "\\t");
+            stm_buf_puts(b, "\\t");
             break;
         default:
             if (*p < 0x20 || *p == 0x7f)
-                buf_printf(b, "\\u%04x", *p);
+                stm_buf_printf(b, "\\u%04x", *p);
             else
-                buf_putc(b, (char)*p);
+                stm_buf_putc(b, (char)*p);
         }
     }
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
 }
 
-void jsonw_key(jsonw_t *w, const char *key)
+void stm_jsonw_key(jsonw_t *w, const char *key)
 {
     s_before_item(w);
-    jsonw_escape(w->out, key);
-    buf_puts(w->out, w->pretty ? ": " : ":");
+    stm_jsonw_escape(w->out, key);
+    stm_buf_puts(w->out, w->pretty ? ": " : ":");
     w->after_key = true;
 }
 
-void jsonw_string(jsonw_t *w, const char *s)
+void stm_jsonw_string(jsonw_t *w, const char *s)
 {
     if (!s) {
-        jsonw_null(w);
+        stm_jsonw_null(w);
         return;
     }
     s_before_item(w);
-    jsonw_escape(w->out, s);
+    stm_jsonw_escape(w->out, s);
 }
 
-void jsonw_int(jsonw_t *w, int64_t v)
+void stm_jsonw_int(jsonw_t *w, int64_t v)
 {
     s_before_item(w);
-    buf_printf(w->out, "%" PRId64, v);
+    stm_buf_printf(w->out, "%" PRId64, v);
 }
 
-void jsonw_bool(jsonw_t *w, bool v)
+void stm_jsonw_bool(jsonw_t *w, bool v)
 {
     s_before_item(w);
-    buf_puts(w->out, v ? "true" : "false");
+    stm_buf_puts(w->out, v ? "true" : "false");
 }
 
-void jsonw_null(jsonw_t *w)
+void stm_jsonw_null(jsonw_t *w)
 {
     s_before_item(w);
-    buf_puts(w->out, "null");
+    stm_buf_puts(w->out, "null");
 }

@@ -22,17 +22,17 @@ typedef struct {
     bool after_key;                /* a key was written; its value comes next */
 } jsonw_t;
 
-void jsonw_init(jsonw_t *w, buf_t *out, bool pretty);
-void jsonw_object_begin(jsonw_t *w);
-void jsonw_object_end(jsonw_t *w);
-void jsonw_array_begin(jsonw_t *w);
-void jsonw_array_end(jsonw_t *w);
-void jsonw_key(jsonw_t *w, const char *key);
-void jsonw_string(jsonw_t *w, const char *s); /* NULL writes null */
-void jsonw_int(jsonw_t *w, int64_t v);
-void jsonw_bool(jsonw_t *w, bool v);
-void jsonw_null(jsonw_t *w);
+void stm_jsonw_init(jsonw_t *w, buf_t *out, bool pretty);
+void stm_jsonw_object_begin(jsonw_t *w);
+void stm_jsonw_object_end(jsonw_t *w);
+void stm_jsonw_array_begin(jsonw_t *w);
+void stm_jsonw_array_end(jsonw_t *w);
+void stm_jsonw_key(jsonw_t *w, const char *key);
+void stm_jsonw_string(jsonw_t *w, const char *s); /* NULL writes null */
+void stm_jsonw_int(jsonw_t *w, int64_t v);
+void stm_jsonw_bool(jsonw_t *w, bool v);
+void stm_jsonw_null(jsonw_t *w);
 /* Writes s escaped, with its quotes, into b (for callers that build JSON by hand). */
-void jsonw_escape(buf_t *b, const char *s);
+void stm_jsonw_escape(buf_t *b, const char *s);
 
 #endif

@@ -9,12 +9,12 @@
 
 static bool s_json;
 
-void log_set_json(bool json)
+void stm_log_set_json(bool json)
 {
     s_json = json;
 }
 
-void log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)
+void stm_log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)
 {
     static const char *const levels[] = {"info", "warn", "error"};
     struct timeval tv;
@@ -28,33 +28,33 @@ void log_event(log_level level, const char *event, const char *peer, const char 
     buf_t msg = BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&msg, fmt, ap);
+    stm_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
     buf_t line = BUF_INIT;
     if (s_json) {
         jsonw_t w;
-        jsonw_init(&w, &line, false);
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "time");
-        jsonw_string(&w, stamp);
-        jsonw_key(&w, "level");
-        jsonw_string(&w, levels[level]);
-        jsonw_key(&w, "event");
-        jsonw_string(&w, event);
-        jsonw_key(&w, "peer");
-        jsonw_string(&w, peer);
-        jsonw_key(&w, "message");
-        jsonw_string(&w, buf_str(&msg));
-        jsonw_object_end(&w);
+        stm_jsonw_init(&w, &line, false);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "time");
+        stm_jsonw_string(&w, stamp);
+        stm_jsonw_key(&w, "level");
+        stm_jsonw_string(&w, levels[level]);
+        stm_jsonw_key(&w, "event");
+        stm_jsonw_string(&w, event);
+        stm_jsonw_key(&w, "peer");
+        stm_jsonw_string(&w, peer);
+        stm_jsonw_key(&w, "message");
+        stm_jsonw_string(&w, stm_buf_str(&msg));
+        stm_jsonw_object_end(&w);
     } else {
         /* One event, one line: a newline or an escape in a name a peer or a file gave
          * is written as \xNN (JSON escapes them itself). */
-        buf_printf(&line, "%s %-5s %s%s%s: ", stamp, levels[level], event, peer ? " " : "",
+        stm_buf_printf(&line, "%s %-5s %s%s%s: ", stamp, levels[level], event, peer ? " " : "",
                    peer ? peer : "");
-        buf_put_printable(&line, buf_str(&msg));
+        stm_buf_put_printable(&line, stm_buf_str(&msg));
     }
-    fprintf(stderr, "%s\n", buf_str(&line));
+    fprintf(stderr, "%s\n", stm_buf_str(&line));
     fflush(stderr);
-    buf_free(&msg);
-    buf_free(&line);
+    stm_buf_free(&msg);
+    stm_buf_free(&line);
 }

@@ -5,13 +5,13 @@
 
 #include <stdbool.h>
 
-typedef enum { LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+typedef enum { STM_LOG_INFO, STM_LOG_WARN, STM_LOG_ERROR } log_level;
 
 /* Chooses JSON lines (true) or text (false, the default). */
-void log_set_json(bool json);
+void stm_log_set_json(bool json);
 /* Logs one event: `event` is a short word ("peer-connected"), peer the peer's short id
  * or NULL, and the message printf-style. */
-void log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)
+void stm_log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -3,7 +3,7 @@
 
 #include <time.h>
 
-int64_t monotime_ms(void)
+int64_t stm_monotime_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -9,6 +9,6 @@
 #include <stdint.h>
 
 /* Now, in milliseconds on the monotonic clock. */
-int64_t monotime_ms(void);
+int64_t stm_monotime_ms(void);
 
 #endif

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-stm_err readfile_open(const char *path, uint64_t max, int *fd, struct stat *st, stm_error *err)
+stm_err stm_readfile_open(const char *path, uint64_t max, int *fd, struct stat *st, stm_error *err)
 {
     *fd = -1;
     /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer, and the command
@@ -41,13 +41,13 @@ stm_err readfile_open(const char *path, uint64_t max, int *fd, struct stat *st, 
     return STM_OK;
 }
 
-stm_err readfile_all(const char *path, uint64_t max, char **data, size_t *len, stm_error *err)
+stm_err stm_readfile_all(const char *path, uint64_t max, char **data, size_t *len, stm_error *err)
 {
     *data = NULL;
     *len = 0;
     int fd;
     struct stat st;
-    stm_err rc = readfile_open(path, max, &fd, &st, err);
+    stm_err rc = stm_readfile_open(path, max, &fd, &st, err);
     if (rc != STM_OK)
         return rc;
     /* One byte more than the size says, to see a file that grew since fstat. */

@@ -30,7 +30,7 @@ static bool s_write_all(int fd, const void *data, size_t len)
     return true;
 }
 
-void safefile_sync_dir(const char *path)
+void stm_safefile_sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
     char *dir =
@@ -62,20 +62,20 @@ static int s_link_new(const char *tmp, const char *path)
     return rename(tmp, path);
 }
 
-stm_err safefile_write(const char *path, const void *data, size_t len, mode_t mode,
+stm_err stm_safefile_write(const char *path, const void *data, size_t len, mode_t mode,
                        bool keep_existing, stm_error *err)
 {
     buf_t tmp = BUF_INIT;
-    buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
+    stm_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
     /* Created private and exclusive, so nobody else can open the half-written file;
      * a leftover of an earlier run that had the same pid (containers reuse them) is
      * removed once. */
-    int fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST && unlink(buf_str(&tmp)) == 0)
-        fd = open(buf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = open(stm_buf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && unlink(stm_buf_str(&tmp)) == 0)
+        fd = open(stm_buf_str(&tmp), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(errno));
-        buf_free(&tmp);
+        stm_buf_free(&tmp);
         return rc;
     }
     /* fchmod after creating: the mode is exact, whatever the umask. */
@@ -86,26 +86,26 @@ stm_err safefile_write(const char *path, const void *data, size_t len, mode_t mo
         saved = errno;
     }
     if (ok) {
-        if ((keep_existing ? s_link_new(buf_str(&tmp), path) : rename(buf_str(&tmp), path)) != 0) {
+        if ((keep_existing ? s_link_new(stm_buf_str(&tmp), path) : rename(stm_buf_str(&tmp), path)) != 0) {
             ok = false;
             saved = errno;
         }
     }
     stm_err rc = STM_OK;
     if (!ok) {
-        unlink(buf_str(&tmp));
+        unlink(stm_buf_str(&tmp));
         if (saved == EEXIST && keep_existing)
             rc = stm_error_set(err, STM_EINPUT, "%s: already exists", path);
         else
             rc = stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(saved));
     } else {
-        safefile_sync_dir(path);
+        stm_safefile_sync_dir(path);
     }
-    buf_free(&tmp);
+    stm_buf_free(&tmp);
     return rc;
 }
 
-stm_err safefile_append_line(const char *path, const char *line, size_t len, mode_t mode,
+stm_err stm_safefile_append_line(const char *path, const char *line, size_t len, mode_t mode,
                              const char *header, stm_error *err)
 {
     bool created = true;
@@ -120,14 +120,14 @@ stm_err safefile_append_line(const char *path, const char *line, size_t len, mod
     struct stat st;
     bool ok = fstat(fd, &st) == 0;
     if (ok && created && header)
-        buf_puts(&b, header);
+        stm_buf_puts(&b, header);
     else if (ok && st.st_size > 0) {
         char last = '\n';
         if (pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n')
-            buf_putc(&b, '\n');
+            stm_buf_putc(&b, '\n');
     }
-    buf_append(&b, line, len);
-    buf_putc(&b, '\n');
+    stm_buf_append(&b, line, len);
+    stm_buf_putc(&b, '\n');
     /* One write() of the whole line: with O_APPEND it lands whole at the end. */
     ok = ok && s_write_all(fd, b.data, b.len) && fsync(fd) == 0;
     int saved = errno;
@@ -135,10 +135,10 @@ stm_err safefile_append_line(const char *path, const char *line, size_t len, mod
         ok = false;
         saved = errno;
     }
-    buf_free(&b);
+    stm_buf_free(&b);
     if (!ok)
         return stm_error_set(err, STM_ESYS, "%s: cannot write: %s", path, strerror(saved));
     if (created)
-        safefile_sync_dir(path);
+        stm_safefile_sync_dir(path);
     return STM_OK;
 }

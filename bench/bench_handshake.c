@@ -171,12 +171,12 @@ int main(int argc, char **argv)
     buf_t out = BUF_INIT;
     bench_stemma(s_stemma, &out, "init", "--dir", dir, "--db", db, "--schemas", "schemas/tasks", "--bind", bind,
           "--trust-on-first-use", (char *)NULL);
-    const char *k = strstr(buf_str(&out), "public key: ");
+    const char *k = strstr(stm_buf_str(&out), "public key: ");
     if (!k)
         bench_die("no key from stemma init");
     char node_pub[41];
     snprintf(node_pub, sizeof node_pub, "%.40s", k + 12);
-    buf_free(&out);
+    stm_buf_free(&out);
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -195,13 +195,13 @@ int main(int argc, char **argv)
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
     stm_error err = {0};
-    if (schemaset_load("schemas/tasks", &set, &err) || lineage_build(set, &lineage, &err))
+    if (stm_schemaset_load("schemas/tasks", &set, &err) || stm_lineage_build(set, &lineage, &err))
         bench_die(err.msg);
     stm_id id;
     zmq_z85_decode(id.bytes, pub);
-    vector_t *v = vector_new();
+    vector_t *v = stm_vector_new();
     buf_t hello = BUF_INIT;
-    wire_encode_hello(&hello, &id, inbox_ep, lineage, v, 0, NULL, 0, false);
+    stm_wire_encode_hello(&hello, &id, inbox_ep, lineage, v, 0, NULL, 0, false);
     double *hs = calloc((size_t)count, sizeof *hs), *rt = calloc((size_t)count, sizeof *rt);
     int timeout = 5000;
     zmq_setsockopt(inbox, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
@@ -217,7 +217,7 @@ int main(int argc, char **argv)
             if (zmq_msg_recv(&rid, inbox, 0) < 0 || zmq_msg_recv(&body, inbox, 0) < 0)
                 bench_die("no HELLO from the node within 5 s");
             int version, type;
-            bool is_hello = wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
+            bool is_hello = stm_wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
                                         &type, &err) == STM_OK &&
                             type == WIRE_HELLO;
             zmq_msg_close(&rid);
@@ -287,10 +287,10 @@ int main(int argc, char **argv)
     free(rz);
     zmq_close(inbox);
     zmq_ctx_term(ctx);
-    buf_free(&hello);
-    vector_destroy(&v);
-    lineage_destroy(&lineage);
-    schemaset_destroy(&set);
+    stm_buf_free(&hello);
+    stm_vector_destroy(&v);
+    stm_lineage_destroy(&lineage);
+    stm_schemaset_destroy(&set);
     free(hs);
     free(rt);
     return 0;

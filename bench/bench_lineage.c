@@ -2,7 +2,7 @@
  *
  * Builds two synthetic 10,000-version histories (1,000 tables, each changed ten
  * times), then measures:
- *   - compare: relation_compare of the two (the database lineage and every family),
+ *   - compare: stm_relation_compare of the two (the database lineage and every family),
  *     once with identical histories (the longest walk) and once diverging at 9,000;
  *   - export: writing the history as TOML;
  *   - parse: the TOML parser alone on that text, in MB/s;
@@ -44,7 +44,7 @@ static double s_median(double *v, int n)
  * `fork_at` on, the text differs (a divergent branch) when fork_at > 0. */
 static lineage_t *s_synthetic(int fork_at)
 {
-    lineage_t *l = lineage_new(fork_at ? "fork" : "main");
+    lineage_t *l = stm_lineage_new(fork_at ? "fork" : "main");
     catalog_table **tables = calloc(TABLES, sizeof *tables);
     family_t **families = calloc(TABLES, sizeof *families);
     stm_id parent = {{0}};
@@ -55,29 +55,29 @@ static lineage_t *s_synthetic(int fork_at)
         snprintf(col, sizeof col, "c%d%s", v, fork_at && v >= fork_at ? "_fork" : "");
         snprintf(text, sizeof text, "ALTER TABLE %s ADD COLUMN %s INTEGER;\n", name, col);
         stm_id id, checksum;
-        lineage_version_id(&parent, v, text, strlen(text), &id);
+        stm_lineage_version_id(&parent, v, text, strlen(text), &id);
         stm_id_hash(text, strlen(text), &checksum);
-        lineage_add_version(l, v, &id, &parent, &checksum, "add a column", NULL);
+        stm_lineage_add_version(l, v, &id, &parent, &checksum, "add a column", NULL);
         if (!families[t])
-            families[t] = family_new(name);
+            families[t] = stm_family_new(name);
         catalog_table *before = tables[t];
-        catalog_table *after = before ? catalog_table_copy(before) : catalog_table_new(name, false);
+        catalog_table *after = before ? stm_catalog_table_copy(before) : stm_catalog_table_new(name, false);
         if (!before) {
             catalog_column pk = {.name = "id", .decltype = "INTEGER",
                                  .affinity = AFFINITY_INTEGER, .pk = 1};
-            catalog_table_add_column(after, &pk);
+            stm_catalog_table_add_column(after, &pk);
         }
         catalog_column c = {.name = col, .decltype = "INTEGER", .affinity = AFFINITY_INTEGER};
-        catalog_table_add_column(after, &c);
-        family_record(families[t], v, &id, before, after);
-        catalog_table_destroy(&before);
+        stm_catalog_table_add_column(after, &c);
+        stm_family_record(families[t], v, &id, before, after);
+        stm_catalog_table_destroy(&before);
         tables[t] = after;
         parent = id;
     }
     for (int t = 0; t < TABLES; t++) {
-        catalog_table_destroy(&tables[t]);
+        stm_catalog_table_destroy(&tables[t]);
         if (families[t])
-            lineage_add_family(l, families[t], NULL);
+            stm_lineage_add_family(l, families[t], NULL);
     }
     free(tables);
     free(families);
@@ -97,7 +97,7 @@ int main(void)
     for (int r = 0; r < RUNS; r++) {
         double t0 = s_now();
         size_t common;
-        relation_of_lineages(a, same, &common);
+        stm_relation_of_lineages(a, same, &common);
         t[r] = s_now() - t0;
     }
     printf("%-44s %9.1f us\n", "relation: database lineages only, same", s_median(t, RUNS) * 1e6);
@@ -108,21 +108,21 @@ int main(void)
 
     for (int r = 0; r < RUNS; r++) {
         double t0 = s_now();
-        comparison_t *c = relation_compare(a, same);
+        comparison_t *c = stm_relation_compare(a, same);
         t[r] = s_now() - t0;
-        comparison_destroy(&c);
+        stm_comparison_destroy(&c);
     }
     printf("%-44s %9.1f us\n", "compare: lineage + 1,000 families, same", s_median(t, RUNS) * 1e6);
 
     for (int r = 0; r < RUNS; r++) {
         double t0 = s_now();
-        comparison_t *c = relation_compare(a, fork);
+        comparison_t *c = stm_relation_compare(a, fork);
         t[r] = s_now() - t0;
         if (c->relation != RELATION_DIVERGENT || c->common != 8999) {
             fprintf(stderr, "bench_lineage: wrong relation\n");
             return 1;
         }
-        comparison_destroy(&c);
+        stm_comparison_destroy(&c);
     }
     printf("%-44s %9.1f us\n", "compare: lineage + families, divergent", s_median(t, RUNS) * 1e6);
     snprintf(fig, sizeof fig, "... with the families of %d tables, divergent", TABLES);
@@ -134,7 +134,7 @@ int main(void)
     for (int r = 0; r < IO_RUNS; r++) {
         free(text);
         double t0 = s_now();
-        text = export_lineage(a);
+        text = stm_export_lineage(a);
         t[r] = s_now() - t0;
     }
     size_t len = strlen(text);
@@ -145,12 +145,12 @@ int main(void)
         toml_value *root = NULL;
         stm_error err = {0};
         double t0 = s_now();
-        if (toml_parse(text, len, "bench", &root, &err) != STM_OK) {
+        if (stm_toml_parse(text, len, "bench", &root, &err) != STM_OK) {
             fprintf(stderr, "bench_lineage: %s\n", err.msg);
             return 1;
         }
         t[r] = s_now() - t0;
-        toml_destroy(&root);
+        stm_toml_destroy(&root);
     }
     double parse = s_median(t, IO_RUNS);
     printf("%-44s %9.1f ms  (%.0f MB/s)\n", "parse the TOML", parse * 1e3, (double)len / 1e6 / parse);
@@ -162,18 +162,18 @@ int main(void)
         lineage_t *back = NULL;
         stm_error err = {0};
         double t0 = s_now();
-        if (export_parse(text, len, "bench", &back, &err) != STM_OK) {
+        if (stm_export_parse(text, len, "bench", &back, &err) != STM_OK) {
             fprintf(stderr, "bench_lineage: %s\n", err.msg);
             return 1;
         }
         t[r] = s_now() - t0;
-        lineage_destroy(&back);
+        stm_lineage_destroy(&back);
     }
     printf("%-44s %9.1f ms\n", "import: parse + rebuild + check every head", s_median(t, IO_RUNS) * 1e3);
 
     free(text);
-    lineage_destroy(&a);
-    lineage_destroy(&same);
-    lineage_destroy(&fork);
+    stm_lineage_destroy(&a);
+    stm_lineage_destroy(&same);
+    stm_lineage_destroy(&fork);
     return 0;
 }

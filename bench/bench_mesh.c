@@ -65,11 +65,11 @@ static void s_init(s_node *nodes, int i, const int *adj, int n, bool force)
     buf_t out = BUF_INIT;
     if (bench_run(argv, &out) != 0)
         bench_die("stemma init failed");
-    const char *k = strstr(buf_str(&out), "public key: ");
+    const char *k = strstr(stm_buf_str(&out), "public key: ");
     if (!k)
         bench_die("no key from stemma init");
     snprintf(nodes[i].key, sizeof nodes[i].key, "%.40s", k + 12);
-    buf_free(&out);
+    stm_buf_free(&out);
 }
 
 static unsigned long long s_bytes_sent(const s_node *node)
@@ -77,9 +77,9 @@ static unsigned long long s_bytes_sent(const s_node *node)
     char *argv[] = {(char *)s_stemma, "stats", "--dir", (char *)node->dir, NULL};
     buf_t out = BUF_INIT;
     bench_run(argv, &out);
-    const char *at = strstr(buf_str(&out), "bytes sent ");
+    const char *at = strstr(stm_buf_str(&out), "bytes sent ");
     unsigned long long bytes = at ? strtoull(at + 11, NULL, 10) : 0;
-    buf_free(&out);
+    stm_buf_free(&out);
     return bytes;
 }
 

@@ -113,28 +113,28 @@ static void s_make_bundle(const char *dir, const char *bundle)
     unlink(path);
     store_t *store = NULL;
     stm_error err = {0};
-    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(store_exec(store, TABLE, &err), &err);
-    sqlite3 *db = store_db(store);
+    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(stm_store_exec(store, TABLE, &err), &err);
+    sqlite3 *db = stm_store_db(store);
     /* The writer has the rows too, from before capture (they are the reader's already). */
     s_fill(db);
-    s_check(store_exec(store, "BEGIN", &err), &err);
-    s_check(store_prepare(store, &err), &err);
-    s_check(capture_install(store, &err), &err);
-    s_check(store_exec(store, "COMMIT", &err), &err);
+    s_check(stm_store_exec(store, "BEGIN", &err), &err);
+    s_check(stm_store_prepare(store, &err), &err);
+    s_check(stm_capture_install(store, &err), &err);
+    s_check(stm_store_exec(store, "COMMIT", &err), &err);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
     /* Changes to one row between two collections fold into one operation
      * (capture.h); collecting whenever a row comes round again keeps all 200,000, as
      * a node collecting between the application's writes would. */
-    applier_t *applier = applier_new(store, NULL, NULL);
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
     int *chunk_of = calloc(ROWS + 1, sizeof *chunk_of);
     int chunk = 1;
     s_exec(db, "BEGIN");
     for (int i = 0; i < UPDATES; i++) {
         if (chunk_of[s_rows[i]] == chunk) {
             s_exec(db, "COMMIT");
-            s_check(applier_catch_up(applier, &err), &err);
+            s_check(stm_applier_catch_up(applier, &err), &err);
             s_exec(db, "BEGIN");
             chunk++;
         }
@@ -146,22 +146,22 @@ static void s_make_bundle(const char *dir, const char *bundle)
     }
     s_exec(db, "COMMIT");
     sqlite3_finalize(upd);
-    applier_destroy(&applier);
+    stm_applier_destroy(&applier);
     free(chunk_of);
     bundle_info info;
-    s_check(bundle_write(store, NULL, bundle, &info, &err), &err);
+    s_check(stm_bundle_write(store, NULL, bundle, &info, &err), &err);
     if (info.ops != UPDATES) {
         fprintf(stderr, "bench_store: the bundle holds %llu operations, not %d\n",
                 (unsigned long long)info.ops, UPDATES);
         exit(1);
     }
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
-    return applier_apply(args[0], batch, args[1], err);
+    return stm_applier_apply(args[0], batch, args[1], err);
 }
 
 static double s_ours(const char *dir, const char *bundle)
@@ -171,32 +171,32 @@ static double s_ours(const char *dir, const char *bundle)
     unlink(path);
     store_t *store = NULL;
     stm_error err = {0};
-    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(store_exec(store, TABLE, &err), &err);
-    s_check(store_exec(store, "BEGIN", &err), &err);
-    s_check(store_prepare(store, &err), &err);
-    s_check(capture_install(store, &err), &err);
-    s_check(store_exec(store, "COMMIT", &err), &err);
-    s_fill(store_db(store)); /* captured: 600,000 operations in the oplog */
-    applier_t *applier = applier_new(store, NULL, NULL);
+    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(stm_store_exec(store, TABLE, &err), &err);
+    s_check(stm_store_exec(store, "BEGIN", &err), &err);
+    s_check(stm_store_prepare(store, &err), &err);
+    s_check(stm_capture_install(store, &err), &err);
+    s_check(stm_store_exec(store, "COMMIT", &err), &err);
+    s_fill(stm_store_db(store)); /* captured: 600,000 operations in the oplog */
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
     apply_stats st = {0};
     bundle_info info;
     void *args[2] = {applier, &st};
     /* The filled rows become operations first, as a running node does when the
      * application writes them; not part of the figure. */
-    s_check(applier_catch_up(applier, &err), &err);
+    s_check(stm_applier_catch_up(applier, &err), &err);
     double t0 = s_now();
-    s_check(applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
-    s_check(bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
-    s_check(applier_commit(applier, &err), &err);
+    s_check(stm_applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
+    s_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(stm_applier_commit(applier, &err), &err);
     double t = s_now() - t0;
     if (st.applied != UPDATES) {
         fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
                 UPDATES);
         exit(1);
     }
-    applier_destroy(&applier);
-    store_destroy(&store);
+    stm_applier_destroy(&applier);
+    stm_store_destroy(&store);
     return t;
 }
 
@@ -230,12 +230,12 @@ static store_t *s_stemma(const char *dir, const char *name)
     s_fresh_path(dir, name, path, sizeof path);
     store_t *store = NULL;
     stm_error err = {0};
-    s_check(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(store_exec(store, TABLE, &err), &err);
-    s_check(store_exec(store, "BEGIN", &err), &err);
-    s_check(store_prepare(store, &err), &err);
-    s_check(capture_install(store, &err), &err);
-    s_check(store_exec(store, "COMMIT", &err), &err);
+    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(stm_store_exec(store, TABLE, &err), &err);
+    s_check(stm_store_exec(store, "BEGIN", &err), &err);
+    s_check(stm_store_prepare(store, &err), &err);
+    s_check(stm_capture_install(store, &err), &err);
+    s_check(stm_store_exec(store, "COMMIT", &err), &err);
     return store;
 }
 
@@ -331,16 +331,16 @@ static void s_capture(const char *dir, double *ours, double *base, double *colle
     *base = s_insert_rows(plain);
     sqlite3_close(plain);
     store_t *store = s_stemma(dir, "capture.db");
-    *ours = s_insert_rows(store_db(store));
+    *ours = s_insert_rows(stm_store_db(store));
     /* The queued rows become operations when stemma next looks (capture.h): off the
      * application's path, but work all the same, so timed too. */
-    applier_t *applier = applier_new(store, NULL, NULL);
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
     stm_error err = {0};
     double t0 = s_now();
-    s_check(applier_catch_up(applier, &err), &err);
+    s_check(stm_applier_catch_up(applier, &err), &err);
     *collect = s_now() - t0;
-    applier_destroy(&applier);
-    store_destroy(&store);
+    stm_applier_destroy(&applier);
+    stm_store_destroy(&store);
 }
 
 /* Apply inserts: a bundle of INSERTS captured rows into an empty stemma table,
@@ -353,20 +353,20 @@ static void s_apply_inserts(const char *dir, double *ours, double *base)
     char bundle[600];
     snprintf(bundle, sizeof bundle, "%s/inserts.bundle", dir);
     store_t *writer = s_stemma(dir, "writer.db");
-    s_insert_rows(store_db(writer));
+    s_insert_rows(stm_store_db(writer));
     bundle_info info;
     stm_error err = {0};
-    s_check(bundle_write(writer, NULL, bundle, &info, &err), &err);
-    store_destroy(&writer);
+    s_check(stm_bundle_write(writer, NULL, bundle, &info, &err), &err);
+    stm_store_destroy(&writer);
     store_t *reader = s_stemma(dir, "reader.db");
-    applier_t *applier = applier_new(reader, NULL, NULL);
+    applier_t *applier = stm_applier_new(reader, NULL, NULL);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = s_now();
-    s_check(applier_begin(applier, &err), &err);
-    s_check(bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
+    s_check(stm_applier_begin(applier, &err), &err);
+    s_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
     double t1 = s_now();
-    s_check(applier_commit(applier, &err), &err);
+    s_check(stm_applier_commit(applier, &err), &err);
     *ours = s_now() - t0;
     if (getenv("STEMMA_BENCH_ONLY"))
         printf("apply inserts: %.3f s applying, %.3f s committing\n", t1 - t0, s_now() - t1);
@@ -375,8 +375,8 @@ static void s_apply_inserts(const char *dir, double *ours, double *base)
                 INSERTS * 6);
         exit(1);
     }
-    applier_destroy(&applier);
-    store_destroy(&reader);
+    stm_applier_destroy(&applier);
+    stm_store_destroy(&reader);
     unlink(bundle);
 }
 

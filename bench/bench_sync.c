@@ -47,7 +47,7 @@ static long s_peak_kib(pid_t pid)
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
-    return applier_apply(args[0], batch, args[1], err);
+    return stm_applier_apply(args[0], batch, args[1], err);
 }
 
 static pid_t s_node(const char *dir, const char *log)
@@ -102,24 +102,24 @@ int main(int argc, char **argv)
     stm_error err = {0};
     store_t *sa = NULL, *sc = NULL;
     bundle_info info;
-    if (store_open(a_db, STORE_OPEN_EXISTING, &sa, &err) ||
-        bundle_write(sa, NULL, bundle, &info, &err))
+    if (stm_store_open(a_db, STORE_OPEN_EXISTING, &sa, &err) ||
+        stm_bundle_write(sa, NULL, bundle, &info, &err))
         bench_die(err.msg);
-    store_destroy(&sa);
-    /* Counted after bundle_write, which turned the queued rows into operations. */
+    stm_store_destroy(&sa);
+    /* Counted after stm_bundle_write, which turned the queued rows into operations. */
     long long ops = bench_count(a_db, "SELECT coalesce(sum(n), 0) FROM stemma_oplog");
-    if (store_open(c_db, STORE_OPEN_EXISTING, &sc, &err))
+    if (stm_store_open(c_db, STORE_OPEN_EXISTING, &sc, &err))
         bench_die(err.msg);
-    applier_t *applier = applier_new(sc, NULL, NULL);
+    applier_t *applier = stm_applier_new(sc, NULL, NULL);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = bench_now();
-    if (applier_begin(applier, &err) || bundle_read_once(bundle, s_apply_batch, args, &info, &err) ||
-        applier_commit(applier, &err))
+    if (stm_applier_begin(applier, &err) || stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err) ||
+        stm_applier_commit(applier, &err))
         bench_die(err.msg);
     double apply_alone = bench_now() - t0;
-    applier_destroy(&applier);
-    store_destroy(&sc);
+    stm_applier_destroy(&applier);
+    stm_store_destroy(&sc);
 
     /* Sync: two nodes on loopback with CURVE. */
     char bind_a[64], bind_b[64], peer[160];
@@ -128,11 +128,11 @@ int main(int argc, char **argv)
     buf_t out = BUF_INIT;
     bench_stemma(s_stemma, &out, "init", "--dir", a_dir, "--db", a_db, "--schemas", "schemas/tasks", "--bind",
           bind_a, "--trust-on-first-use", (char *)NULL);
-    const char *key = strstr(buf_str(&out), "public key: ");
+    const char *key = strstr(stm_buf_str(&out), "public key: ");
     if (!key)
         bench_die("no key from stemma init");
     snprintf(peer, sizeof peer, "%.40s@%s", key + 12, bind_a);
-    buf_free(&out);
+    stm_buf_free(&out);
     bench_stemma(s_stemma, NULL, "init", "--dir", b_dir, "--db", b_db, "--schemas", "schemas/tasks", "--bind",
           bind_b, "--peer", peer, "--trust-on-first-use", (char *)NULL);
     pid_t pa = s_node(a_dir, log_a);

@@ -41,7 +41,7 @@ int bench_run(char *const argv[], buf_t *out)
     ssize_t n;
     while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
         if (out)
-            buf_append(out, chunk, (size_t)n);
+            stm_buf_append(out, chunk, (size_t)n);
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);

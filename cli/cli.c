@@ -64,12 +64,12 @@ stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
     if (stat(path, &st) != 0)
         return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return export_read_file(path, out, err);
+        return stm_export_read_file(path, out, err);
     schemaset_t *set = NULL;
-    stm_err rc = schemaset_load(path, &set, err);
+    stm_err rc = stm_schemaset_load(path, &set, err);
     if (rc == STM_OK)
-        rc = lineage_build(set, out, err);
-    schemaset_destroy(&set);
+        rc = stm_lineage_build(set, out, err);
+    stm_schemaset_destroy(&set);
     return rc;
 }
 

@@ -33,7 +33,7 @@ typedef enum { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_TOML } cli_format;
 int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
 
 /* A lineage from a schema directory (migrations run in memory) or an exported TOML
- * file, whichever path is. *out is the caller's (lineage_destroy). */
+ * file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
 
 /* Writes text to path, or to stdout when path is NULL or "-". */

@@ -85,7 +85,7 @@ static int s_run(char *const argv[], buf_t *capture)
         char chunk[4096];
         ssize_t n;
         while ((n = read(fds[0], chunk, sizeof chunk)) > 0)
-            buf_append(capture, chunk, (size_t)n);
+            stm_buf_append(capture, chunk, (size_t)n);
         close(fds[0]);
     }
     int status = 0;
@@ -265,10 +265,10 @@ int cmd_demo(int argc, char **argv)
     char *sqlite_argv[] = {"sqlite3", "-version", NULL};
     buf_t ignored = BUF_INIT;
     if (s_run(sqlite_argv, &ignored) != 0) {
-        buf_free(&ignored);
+        stm_buf_free(&ignored);
         return cli_usage_error("demo", "the sqlite3 shell is needed (apt-get install sqlite3)");
     }
-    buf_free(&ignored);
+    stm_buf_free(&ignored);
 
     char work[400];
     if (keep) {
@@ -323,15 +323,15 @@ int cmd_demo(int argc, char **argv)
                           : s_stemma(true, &out, "init", "--dir", n->dir, "--db", n->db,
                                      "--schemas", n->set, "--bind", n->endpoint, "--peer", peer1,
                                      "--peer", peer2, "--trust-on-first-use", (char *)NULL);
-        fputs(buf_str(&out), stdout);
-        const char *key = strstr(buf_str(&out), "public key: ");
+        fputs(stm_buf_str(&out), stdout);
+        const char *key = strstr(stm_buf_str(&out), "public key: ");
         if (rc != 0 || !key) {
-            buf_free(&out);
+            stm_buf_free(&out);
             code = CLI_FAILED;
             break;
         }
         snprintf(n->key, sizeof n->key, "%.40s", key + strlen("public key: "));
-        buf_free(&out);
+        stm_buf_free(&out);
     }
     if (code == CLI_OK) {
         printf("\n=== The nodes start (logs in %s/*.log) ===\n", work);

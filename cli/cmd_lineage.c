@@ -35,87 +35,87 @@ static const char *s_history_help =
 static char *s_history_text(const lineage_t *l)
 {
     buf_t b = BUF_INIT;
-    const lineage_version *head = lineage_head(l);
+    const lineage_version *head = stm_lineage_head(l);
     if (!head) {
-        buf_printf(&b, "schema set %s: no migrations\n", lineage_name(l));
-        return buf_detach(&b);
+        stm_buf_printf(&b, "schema set %s: no migrations\n", stm_lineage_name(l));
+        return stm_buf_detach(&b);
     }
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(&head->id, hex);
-    buf_printf(&b, "schema set %s: %zu version%s, head v%d %s\n\n", lineage_name(l),
-               lineage_count(l), lineage_count(l) == 1 ? "" : "s", head->number, hex);
+    stm_buf_printf(&b, "schema set %s: %zu version%s, head v%d %s\n\n", stm_lineage_name(l),
+               stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number, hex);
     int width = snprintf(NULL, 0, "v%d", head->number);
-    for (size_t i = 0; i < lineage_count(l); i++) {
-        const lineage_version *v = lineage_version_at(l, i);
+    for (size_t i = 0; i < stm_lineage_count(l); i++) {
+        const lineage_version *v = stm_lineage_version_at(l, i);
         char id[STM_ID_SHORT_LEN + 1];
         stm_id_short(&v->id, id);
         char num[16];
         snprintf(num, sizeof num, "v%d", v->number);
-        buf_printf(&b, "  %-*s  %s  %s\n", width, num, id, v->description);
+        stm_buf_printf(&b, "  %-*s  %s  %s\n", width, num, id, v->description);
     }
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
 {
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(id, hex);
-    jsonw_key(w, key);
-    jsonw_string(w, hex);
+    stm_jsonw_key(w, key);
+    stm_jsonw_string(w, hex);
 }
 
 static char *s_history_json(const lineage_t *l)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "schema_set");
-    jsonw_string(&w, lineage_name(l));
-    jsonw_key(&w, "versions");
-    jsonw_array_begin(&w);
-    for (size_t i = 0; i < lineage_count(l); i++) {
-        const lineage_version *v = lineage_version_at(l, i);
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "number");
-        jsonw_int(&w, v->number);
+    stm_jsonw_init(&w, &b, true);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "schema_set");
+    stm_jsonw_string(&w, stm_lineage_name(l));
+    stm_jsonw_key(&w, "versions");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < stm_lineage_count(l); i++) {
+        const lineage_version *v = stm_lineage_version_at(l, i);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "number");
+        stm_jsonw_int(&w, v->number);
         s_json_id(&w, "id", &v->id);
         s_json_id(&w, "parent", &v->parent);
-        jsonw_key(&w, "description");
-        jsonw_string(&w, v->description);
+        stm_jsonw_key(&w, "description");
+        stm_jsonw_string(&w, v->description);
         s_json_id(&w, "checksum", &v->checksum);
-        jsonw_object_end(&w);
+        stm_jsonw_object_end(&w);
     }
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    return buf_detach(&b);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    return stm_buf_detach(&b);
 }
 
 static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
 {
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(id, hex);
-    toml_table_set(t, key, toml_new_string(hex, STM_ID_HEX_LEN));
+    stm_toml_table_set(t, key, stm_toml_new_string(hex, STM_ID_HEX_LEN));
 }
 
 static char *s_history_toml(const lineage_t *l)
 {
-    toml_value *root = toml_new_table();
-    toml_table_set(root, "schema_set", toml_new_string(lineage_name(l), strlen(lineage_name(l))));
-    toml_value *versions = toml_new_array();
-    for (size_t i = 0; i < lineage_count(l); i++) {
-        const lineage_version *v = lineage_version_at(l, i);
-        toml_value *t = toml_new_table();
-        toml_table_set(t, "number", toml_new_integer(v->number));
+    toml_value *root = stm_toml_new_table();
+    stm_toml_table_set(root, "schema_set", stm_toml_new_string(stm_lineage_name(l), strlen(stm_lineage_name(l))));
+    toml_value *versions = stm_toml_new_array();
+    for (size_t i = 0; i < stm_lineage_count(l); i++) {
+        const lineage_version *v = stm_lineage_version_at(l, i);
+        toml_value *t = stm_toml_new_table();
+        stm_toml_table_set(t, "number", stm_toml_new_integer(v->number));
         s_toml_id(t, "id", &v->id);
         s_toml_id(t, "parent", &v->parent);
-        toml_table_set(t, "description", toml_new_string(v->description, strlen(v->description)));
+        stm_toml_table_set(t, "description", stm_toml_new_string(v->description, strlen(v->description)));
         s_toml_id(t, "checksum", &v->checksum);
-        toml_array_push(versions, t);
+        stm_toml_array_push(versions, t);
     }
-    toml_table_set(root, "versions", versions);
-    char *text = toml_emit(root, NULL);
-    toml_destroy(&root);
+    stm_toml_table_set(root, "versions", versions);
+    char *text = stm_toml_emit(root, NULL);
+    stm_toml_destroy(&root);
     return text;
 }
 
@@ -124,10 +124,10 @@ static char *s_db_history_text(const char *db, const migrate_record *r, size_t n
 {
     buf_t b = BUF_INIT;
     if (n == 0) {
-        buf_printf(&b, "database %s: no migrations applied\n", db);
-        return buf_detach(&b);
+        stm_buf_printf(&b, "database %s: no migrations applied\n", db);
+        return stm_buf_detach(&b);
     }
-    buf_printf(&b, "database %s: %zu version%s applied, now at v%d\n\n", db, n,
+    stm_buf_printf(&b, "database %s: %zu version%s applied, now at v%d\n\n", db, n,
                n == 1 ? "" : "s", r[n - 1].version);
     int width = snprintf(NULL, 0, "v%d", r[n - 1].version);
     for (size_t i = 0; i < n; i++) {
@@ -135,71 +135,71 @@ static char *s_db_history_text(const char *db, const migrate_record *r, size_t n
         snprintf(num, sizeof num, "v%d", r[i].version);
         if (r[i].has_id)
             stm_id_short(&r[i].id, id);
-        buf_printf(&b, "  %-*s  %-24s  %-12s  %s\n", width, num, r[i].applied_at, id,
+        stm_buf_printf(&b, "  %-*s  %-24s  %-12s  %s\n", width, num, r[i].applied_at, id,
                    r[i].description);
     }
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 static char *s_db_history_json(const char *db, const migrate_record *r, size_t n)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "database");
-    jsonw_string(&w, db);
-    jsonw_key(&w, "versions");
-    jsonw_array_begin(&w);
+    stm_jsonw_init(&w, &b, true);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "database");
+    stm_jsonw_string(&w, db);
+    stm_jsonw_key(&w, "versions");
+    stm_jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "version");
-        jsonw_int(&w, r[i].version);
-        jsonw_key(&w, "applied_at");
-        jsonw_string(&w, r[i].applied_at);
-        jsonw_key(&w, "description");
-        jsonw_string(&w, r[i].description);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "version");
+        stm_jsonw_int(&w, r[i].version);
+        stm_jsonw_key(&w, "applied_at");
+        stm_jsonw_string(&w, r[i].applied_at);
+        stm_jsonw_key(&w, "description");
+        stm_jsonw_string(&w, r[i].description);
         if (r[i].has_id) {
             s_json_id(&w, "id", &r[i].id);
         } else {
-            jsonw_key(&w, "id");
-            jsonw_null(&w);
+            stm_jsonw_key(&w, "id");
+            stm_jsonw_null(&w);
         }
         if (r[i].has_checksum) {
             s_json_id(&w, "checksum", &r[i].checksum);
         } else {
-            jsonw_key(&w, "checksum");
-            jsonw_null(&w);
+            stm_jsonw_key(&w, "checksum");
+            stm_jsonw_null(&w);
         }
-        jsonw_object_end(&w);
+        stm_jsonw_object_end(&w);
     }
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    return buf_detach(&b);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    return stm_buf_detach(&b);
 }
 
 /* TOML has no null: an id an older tool did not record is left out. */
 static char *s_db_history_toml(const char *db, const migrate_record *r, size_t n)
 {
-    toml_value *root = toml_new_table();
-    toml_table_set(root, "database", toml_new_string(db, strlen(db)));
-    toml_value *versions = toml_new_array();
+    toml_value *root = stm_toml_new_table();
+    stm_toml_table_set(root, "database", stm_toml_new_string(db, strlen(db)));
+    toml_value *versions = stm_toml_new_array();
     for (size_t i = 0; i < n; i++) {
-        toml_value *t = toml_new_table();
-        toml_table_set(t, "version", toml_new_integer(r[i].version));
-        toml_table_set(t, "applied_at",
-                       toml_new_string(r[i].applied_at, strlen(r[i].applied_at)));
-        toml_table_set(t, "description",
-                       toml_new_string(r[i].description, strlen(r[i].description)));
+        toml_value *t = stm_toml_new_table();
+        stm_toml_table_set(t, "version", stm_toml_new_integer(r[i].version));
+        stm_toml_table_set(t, "applied_at",
+                       stm_toml_new_string(r[i].applied_at, strlen(r[i].applied_at)));
+        stm_toml_table_set(t, "description",
+                       stm_toml_new_string(r[i].description, strlen(r[i].description)));
         if (r[i].has_id)
             s_toml_id(t, "id", &r[i].id);
         if (r[i].has_checksum)
             s_toml_id(t, "checksum", &r[i].checksum);
-        toml_array_push(versions, t);
+        stm_toml_array_push(versions, t);
     }
-    toml_table_set(root, "versions", versions);
-    char *text = toml_emit(root, NULL);
-    toml_destroy(&root);
+    stm_toml_table_set(root, "versions", versions);
+    char *text = stm_toml_emit(root, NULL);
+    stm_toml_destroy(&root);
     return text;
 }
 
@@ -208,12 +208,12 @@ static int s_db_history(const char *db, cli_format format)
     stm_error err = {0};
     migrate_record *records = NULL;
     size_t n = 0;
-    if (migrate_history_read(db, &records, &n, &err) != STM_OK)
+    if (stm_migrate_history_read(db, &records, &n, &err) != STM_OK)
         return cli_fail("history", &err);
     char *text = format == CLI_FORMAT_JSON   ? s_db_history_json(db, records, n)
                  : format == CLI_FORMAT_TOML ? s_db_history_toml(db, records, n)
                                              : s_db_history_text(db, records, n);
-    migrate_records_free(&records, n);
+    stm_migrate_records_free(&records, n);
     stm_err rc = cli_write_output(NULL, text, &err);
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("history", &err);
@@ -265,7 +265,7 @@ int cmd_history(int argc, char **argv)
     char *text = format == CLI_FORMAT_JSON   ? s_history_json(l)
                  : format == CLI_FORMAT_TOML ? s_history_toml(l)
                                              : s_history_text(l);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
     stm_err rc = cli_write_output(NULL, text, &err);
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("history", &err);
@@ -318,8 +318,8 @@ int cmd_export(int argc, char **argv)
     lineage_t *l = NULL;
     if (cli_load_lineage(schemas, &l, &err) != STM_OK)
         return cli_fail("export", &err);
-    char *text = export_lineage(l);
-    lineage_destroy(&l);
+    char *text = stm_export_lineage(l);
+    stm_lineage_destroy(&l);
     stm_err rc = cli_write_output(output, text, &err);
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("export", &err);
@@ -352,29 +352,29 @@ static void s_phrase(s_phrases *p, const char *fmt, ...) __attribute__((format(p
 static void s_phrase(s_phrases *p, const char *fmt, ...)
 {
     if (p->count++)
-        buf_puts(&p->text, ", ");
+        stm_buf_puts(&p->text, ", ");
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&p->text, fmt, ap);
+    stm_buf_vprintf(&p->text, fmt, ap);
     va_end(ap);
 }
 
 static void s_join_names(buf_t *b, const char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        buf_printf(b, "%s%s", i ? ", " : "", names[i]);
+        stm_buf_printf(b, "%s%s", i ? ", " : "", names[i]);
 }
 
 /* The "columns" cell of a family's row. */
 static void s_family_cell(buf_t *b, const comparison_family *f)
 {
     if (!f->local_live && !f->remote_live) {
-        buf_puts(b, "dropped on both sides");
+        stm_buf_puts(b, "dropped on both sides");
         return;
     }
     const char *sep = "";
     if (f->ncolumns[COLUMN_SHARED]) {
-        buf_printf(b, "%zu shared", f->ncolumns[COLUMN_SHARED]);
+        stm_buf_printf(b, "%zu shared", f->ncolumns[COLUMN_SHARED]);
         sep = "; ";
     }
     static const struct {
@@ -386,12 +386,12 @@ static void s_family_cell(buf_t *b, const comparison_family *f)
     for (size_t k = 0; k < 3; k++) {
         if (!f->ncolumns[parts[k].r])
             continue;
-        buf_printf(b, "%s%s", sep, parts[k].label);
+        stm_buf_printf(b, "%s%s", sep, parts[k].label);
         s_join_names(b, f->columns[parts[k].r], f->ncolumns[parts[k].r]);
         sep = "; ";
     }
     if (f->local_live != f->remote_live)
-        buf_printf(b, " (table %s)", f->local_live ? "only here" : "only there");
+        stm_buf_printf(b, " (table %s)", f->local_live ? "only here" : "only there");
 }
 
 /* Collects, across families, the shared tables and what exists on one side only. */
@@ -425,104 +425,104 @@ static void s_compare_summary(buf_t *b, const comparison_t *c)
 {
     s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0};
     s_collect(c, &syncs, &one_sided, &conflicts);
-    buf_puts(b, "\nWhat syncs, under the default policy:\n");
+    stm_buf_puts(b, "\nWhat syncs, under the default policy:\n");
     switch (c->relation) {
     case RELATION_SAME:
-        buf_puts(b, "  Everything: both sides have the same schema history.\n");
+        stm_buf_puts(b, "  Everything: both sides have the same schema history.\n");
         break;
     case RELATION_ANCESTOR:
     case RELATION_DESCENDANT: {
         bool local_older = c->relation == RELATION_ANCESTOR;
-        buf_printf(b, "  Everything. %s is newer (v%d against v%d).\n",
+        stm_buf_printf(b, "  Everything. %s is newer (v%d against v%d).\n",
                    local_older ? "The remote" : "This side",
-                   local_older ? c->remote_version : c->local_version,
-                   local_older ? c->local_version : c->remote_version);
+                   local_older ? c->remote_version : c->stm_local_version,
+                   local_older ? c->stm_local_version : c->remote_version);
         if (one_sided.count)
-            buf_printf(b,
+            stm_buf_printf(b,
                        "  Parked, not lost, %s until %s migrates, then replayed:\n    %s\n",
                        local_older ? "here" : "on the remote",
-                       local_older ? "this side" : "the remote", buf_str(&one_sided.text));
+                       local_older ? "this side" : "the remote", stm_buf_str(&one_sided.text));
         break;
     }
     case RELATION_DIVERGENT:
-        buf_printf(b, "  Shared columns only: the histories parted after v%zu.\n", c->common);
-        buf_printf(b, "  Syncs:          %s\n", syncs.count ? buf_str(&syncs.text) : "nothing");
+        stm_buf_printf(b, "  Shared columns only: the histories parted after v%zu.\n", c->common);
+        stm_buf_printf(b, "  Syncs:          %s\n", syncs.count ? stm_buf_str(&syncs.text) : "nothing");
         if (one_sided.count)
-            buf_printf(b, "  Does not sync:  %s\n", buf_str(&one_sided.text));
+            stm_buf_printf(b, "  Does not sync:  %s\n", stm_buf_str(&one_sided.text));
         break;
     case RELATION_UNRELATED:
-        buf_puts(b, "  Nothing: the histories have no common ancestor (different schemas).\n");
+        stm_buf_puts(b, "  Nothing: the histories have no common ancestor (different schemas).\n");
         break;
     }
     if (conflicts.count && c->relation != RELATION_UNRELATED)
-        buf_printf(b,
+        stm_buf_printf(b,
                    "  Never synced, same name but a different type or key role (operations "
                    "are parked):\n    %s\n",
-                   buf_str(&conflicts.text));
-    buf_free(&syncs.text);
-    buf_free(&one_sided.text);
-    buf_free(&conflicts.text);
+                   stm_buf_str(&conflicts.text));
+    stm_buf_free(&syncs.text);
+    stm_buf_free(&one_sided.text);
+    stm_buf_free(&conflicts.text);
 }
 
 static void s_side_line(buf_t *b, const char *label, int width, const lineage_t *l)
 {
-    const lineage_version *h = lineage_head(l);
+    const lineage_version *h = stm_lineage_head(l);
     if (!h) {
-        buf_printf(b, "%-6s  %-*s  (no versions)\n", label, width, lineage_name(l));
+        stm_buf_printf(b, "%-6s  %-*s  (no versions)\n", label, width, stm_lineage_name(l));
         return;
     }
     char id[STM_ID_SHORT_LEN + 1];
     stm_id_short(&h->id, id);
-    buf_printf(b, "%-6s  %-*s  v%-4d %s\n", label, width, lineage_name(l), h->number, id);
+    stm_buf_printf(b, "%-6s  %-*s  v%-4d %s\n", label, width, stm_lineage_name(l), h->number, id);
 }
 
 static char *s_compare_text(const comparison_t *c, const lineage_t *local,
                             const lineage_t *remote)
 {
     buf_t b = BUF_INIT;
-    int width = (int)strlen(lineage_name(local));
-    if ((int)strlen(lineage_name(remote)) > width)
-        width = (int)strlen(lineage_name(remote));
+    int width = (int)strlen(stm_lineage_name(local));
+    if ((int)strlen(stm_lineage_name(remote)) > width)
+        width = (int)strlen(stm_lineage_name(remote));
     s_side_line(&b, "local", width, local);
     s_side_line(&b, "remote", width, remote);
-    buf_printf(&b, "\nrelation: %s", relation_name(c->relation));
+    stm_buf_printf(&b, "\nrelation: %s", stm_relation_name(c->relation));
     if (c->relation == RELATION_DIVERGENT) {
         char id[STM_ID_SHORT_LEN + 1];
         stm_id_short(&c->common_id, id);
-        buf_printf(&b, " (common ancestor v%zu %s)", c->common, id);
+        stm_buf_printf(&b, " (common ancestor v%zu %s)", c->common, id);
     }
-    buf_puts(&b, "\n\n");
+    stm_buf_puts(&b, "\n\n");
     int name_width = 5;
     for (size_t i = 0; i < c->nfamilies; i++)
         if ((int)strlen(c->families[i].name) > name_width)
             name_width = (int)strlen(c->families[i].name);
-    buf_printf(&b, "%-*s  %-10s  %s\n", name_width, "table", "history", "columns");
+    stm_buf_printf(&b, "%-*s  %-10s  %s\n", name_width, "table", "history", "columns");
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
-        buf_printf(&b, "%-*s  %-10s  ", name_width, f->name, relation_name(f->relation));
+        stm_buf_printf(&b, "%-*s  %-10s  ", name_width, f->name, stm_relation_name(f->relation));
         s_family_cell(&b, f);
-        buf_putc(&b, '\n');
+        stm_buf_putc(&b, '\n');
     }
     s_compare_summary(&b, c);
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 static void s_json_head(jsonw_t *w, const char *key, const lineage_t *l)
 {
-    const lineage_version *h = lineage_head(l);
-    jsonw_key(w, key);
-    jsonw_object_begin(w);
-    jsonw_key(w, "schema_set");
-    jsonw_string(w, lineage_name(l));
-    jsonw_key(w, "version");
-    jsonw_int(w, h ? h->number : 0);
+    const lineage_version *h = stm_lineage_head(l);
+    stm_jsonw_key(w, key);
+    stm_jsonw_object_begin(w);
+    stm_jsonw_key(w, "schema_set");
+    stm_jsonw_string(w, stm_lineage_name(l));
+    stm_jsonw_key(w, "version");
+    stm_jsonw_int(w, h ? h->number : 0);
     if (h) {
         s_json_id(w, "id", &h->id);
     } else {
-        jsonw_key(w, "id");
-        jsonw_null(w);
+        stm_jsonw_key(w, "id");
+        stm_jsonw_null(w);
     }
-    jsonw_object_end(w);
+    stm_jsonw_object_end(w);
 }
 
 static char *s_compare_json(const comparison_t *c, const lineage_t *local,
@@ -530,47 +530,47 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local,
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "relation");
-    jsonw_string(&w, relation_name(c->relation));
-    jsonw_key(&w, "common_ancestor");
+    stm_jsonw_init(&w, &b, true);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "relation");
+    stm_jsonw_string(&w, stm_relation_name(c->relation));
+    stm_jsonw_key(&w, "common_ancestor");
     if (c->common) {
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "version");
-        jsonw_int(&w, (int64_t)c->common);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "version");
+        stm_jsonw_int(&w, (int64_t)c->common);
         s_json_id(&w, "id", &c->common_id);
-        jsonw_object_end(&w);
+        stm_jsonw_object_end(&w);
     } else {
-        jsonw_null(&w);
+        stm_jsonw_null(&w);
     }
     s_json_head(&w, "local", local);
     s_json_head(&w, "remote", remote);
-    jsonw_key(&w, "families");
-    jsonw_array_begin(&w);
+    stm_jsonw_key(&w, "families");
+    stm_jsonw_array_begin(&w);
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "name");
-        jsonw_string(&w, f->name);
-        jsonw_key(&w, "relation");
-        jsonw_string(&w, relation_name(f->relation));
-        jsonw_key(&w, "local_live");
-        jsonw_bool(&w, f->local_live);
-        jsonw_key(&w, "remote_live");
-        jsonw_bool(&w, f->remote_live);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "name");
+        stm_jsonw_string(&w, f->name);
+        stm_jsonw_key(&w, "relation");
+        stm_jsonw_string(&w, stm_relation_name(f->relation));
+        stm_jsonw_key(&w, "local_live");
+        stm_jsonw_bool(&w, f->local_live);
+        stm_jsonw_key(&w, "remote_live");
+        stm_jsonw_bool(&w, f->remote_live);
         for (int r = COLUMN_SHARED; r <= COLUMN_CONFLICTING; r++) {
-            jsonw_key(&w, column_relation_name((column_relation)r));
-            jsonw_array_begin(&w);
+            stm_jsonw_key(&w, stm_column_relation_name((column_relation)r));
+            stm_jsonw_array_begin(&w);
             for (size_t k = 0; k < f->ncolumns[r]; k++)
-                jsonw_string(&w, f->columns[r][k]);
-            jsonw_array_end(&w);
+                stm_jsonw_string(&w, f->columns[r][k]);
+            stm_jsonw_array_end(&w);
         }
-        jsonw_object_end(&w);
+        stm_jsonw_object_end(&w);
     }
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    return buf_detach(&b);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    return stm_buf_detach(&b);
 }
 
 int cmd_compare(int argc, char **argv)
@@ -604,15 +604,15 @@ int cmd_compare(int argc, char **argv)
     if (cli_load_lineage(argv[optind], &local, &err) != STM_OK)
         return cli_fail("compare", &err);
     if (cli_load_lineage(argv[optind + 1], &remote, &err) != STM_OK) {
-        lineage_destroy(&local);
+        stm_lineage_destroy(&local);
         return cli_fail("compare", &err);
     }
-    comparison_t *cmp = relation_compare(local, remote);
+    comparison_t *cmp = stm_relation_compare(local, remote);
     char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote)
                                            : s_compare_text(cmp, local, remote);
-    comparison_destroy(&cmp);
-    lineage_destroy(&local);
-    lineage_destroy(&remote);
+    stm_comparison_destroy(&cmp);
+    stm_lineage_destroy(&local);
+    stm_lineage_destroy(&remote);
     stm_err rc = cli_write_output(NULL, text, &err);
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("compare", &err);

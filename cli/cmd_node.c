@@ -114,33 +114,33 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
         return STM_OK;
     /* Read-only first: a database not set up for stemma is left byte for byte alone. */
     store_t *store = NULL;
-    stm_err rc = store_open(db, STORE_OPEN_READONLY, &store, err);
+    stm_err rc = stm_store_open(db, STORE_OPEN_READONLY, &store, err);
     if (rc != STM_OK)
         return rc;
-    bool prepared = store_is_prepared(store);
-    store_destroy(&store);
+    bool prepared = stm_store_is_prepared(store);
+    stm_store_destroy(&store);
     if (!prepared)
         return STM_OK;
-    rc = store_open(db, STORE_OPEN_EXISTING, &store, err);
+    rc = stm_store_open(db, STORE_OPEN_EXISTING, &store, err);
     if (rc != STM_OK)
         return rc;
-    const stm_id *id = keys_public(keys);
+    const stm_id *id = stm_keys_public(keys);
     /* Changes made so far are the old id's: they become its operations first. */
-    applier_t *applier = applier_new(store, NULL, NULL);
-    rc = store_check_format(store, err);
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
+    rc = stm_store_check_format(store, err);
     if (rc == STM_OK)
-        rc = applier_catch_up(applier, err);
-    applier_destroy(&applier);
+        rc = stm_applier_catch_up(applier, err);
+    stm_applier_destroy(&applier);
     if (rc == STM_OK)
-        rc = store_exec(store, "BEGIN IMMEDIATE", err);
+        rc = stm_store_exec(store, "BEGIN IMMEDIATE", err);
     if (rc == STM_OK) {
-        rc = store_set_node_id(store, id, err);
+        rc = stm_store_set_node_id(store, id, err);
         if (rc == STM_OK)
-            rc = store_exec(store, "COMMIT", err);
+            rc = stm_store_exec(store, "COMMIT", err);
         if (rc != STM_OK)
-            (void)store_exec(store, "ROLLBACK", NULL);
+            (void)stm_store_exec(store, "ROLLBACK", NULL);
     }
-    store_destroy(&store);
+    stm_store_destroy(&store);
     *done = rc == STM_OK;
     return rc;
 }
@@ -158,25 +158,25 @@ typedef struct {
 static int s_init_config(const s_init_args *a, node_config *cfg)
 {
     stm_error why = {0};
-    config_init(cfg, a->dir);
-    char *abs = config_absolute(a->db);
-    config_set_str(&cfg->db, abs);
+    stm_config_init(cfg, a->dir);
+    char *abs = stm_config_absolute(a->db);
+    stm_config_set_str(&cfg->db, abs);
     free(abs);
-    abs = config_absolute(a->schemas);
-    config_set_str(&cfg->schemas, abs);
+    abs = stm_config_absolute(a->schemas);
+    stm_config_set_str(&cfg->schemas, abs);
     free(abs);
     cfg->insecure = a->insecure;
     cfg->trust_on_first_use = a->tofu;
     if (a->bind) {
-        if (endpoint_check(a->bind, true, &why) != STM_OK)
+        if (stm_endpoint_check(a->bind, true, &why) != STM_OK)
             return cli_usage_error("init", "--bind: %s", why.msg);
-        config_set_str(&cfg->bind, a->bind);
+        stm_config_set_str(&cfg->bind, a->bind);
     }
     if (a->control) {
-        if (endpoint_check(a->control, true, &why) != STM_OK)
+        if (stm_endpoint_check(a->control, true, &why) != STM_OK)
             return cli_usage_error("init", "--control: %s", why.msg);
-        config_set_str(&cfg->control, a->control);
-    } else if (endpoint_check(cfg->control, true, &why) != STM_OK) {
+        stm_config_set_str(&cfg->control, a->control);
+    } else if (stm_endpoint_check(cfg->control, true, &why) != STM_OK) {
         return cli_usage_error("init",
                                "the default control endpoint will not do: %s; give "
                                "--control ENDPOINT",
@@ -184,22 +184,22 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
     }
     for (size_t i = 0; i < a->npeers; i++) {
         config_peer peer;
-        if (config_parse_peer(a->peers[i], a->insecure, &peer, &why) != STM_OK)
+        if (stm_config_parse_peer(a->peers[i], a->insecure, &peer, &why) != STM_OK)
             return cli_usage_error("init", "--peer: %s%s", why.msg,
                                    strstr(why.msg, "has no key") ? " (--insecure)" : "");
-        config_add_peer(cfg, &peer);
+        stm_config_add_peer(cfg, &peer);
         if (peer.has_key)
-            config_add_trusted(cfg, &peer.key);
-        config_peer_free(&peer);
+            stm_config_add_trusted(cfg, &peer.key);
+        stm_config_peer_free(&peer);
     }
     for (size_t i = 0; i < a->ntrust; i++) {
         stm_id key;
-        if (!keys_parse(a->trust[i], &key))
+        if (!stm_keys_parse(a->trust[i], &key))
             return cli_usage_error("init",
                                    "--trust: '%.100s' is not a key: expected 40 Z85 characters "
                                    "or 64 hex digits",
                                    a->trust[i]);
-        config_add_trusted(cfg, &key);
+        stm_config_add_trusted(cfg, &key);
     }
     return CLI_OK;
 }
@@ -209,11 +209,11 @@ static stm_err s_check_schemas(const char *dir, stm_error *err)
 {
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
-    stm_err rc = schemaset_load(dir, &set, err);
+    stm_err rc = stm_schemaset_load(dir, &set, err);
     if (rc == STM_OK)
-        rc = lineage_build(set, &lineage, err);
-    lineage_destroy(&lineage);
-    schemaset_destroy(&set);
+        rc = stm_lineage_build(set, &lineage, err);
+    stm_lineage_destroy(&lineage);
+    stm_schemaset_destroy(&set);
     return rc;
 }
 
@@ -221,10 +221,10 @@ static stm_err s_check_schemas(const char *dir, stm_error *err)
 static int s_init_run(const s_init_args *a, node_config *cfg)
 {
     stm_error err = {0};
-    char *toml_path = config_path(a->dir, CONFIG_FILE);
-    char *key_path = config_path(a->dir, KEYS_SECRET_FILE);
-    char *db = config_resolve(cfg, cfg->db);
-    char *schemas = config_resolve(cfg, cfg->schemas);
+    char *toml_path = stm_config_path(a->dir, CONFIG_FILE);
+    char *key_path = stm_config_path(a->dir, KEYS_SECRET_FILE);
+    char *db = stm_config_resolve(cfg, cfg->db);
+    char *schemas = stm_config_resolve(cfg, cfg->schemas);
     migrate_t *m = NULL;
     node_keys *keys = NULL;
     int code = CLI_OK;
@@ -238,15 +238,15 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         goto done;
     }
     /* Everything that can be refused is refused before anything is written: the key
-     * kept by --force, the schema set (with --migrate, migrate_open also reads the
+     * kept by --force, the schema set (with --migrate, stm_migrate_open also reads the
      * database and its drift), the database. */
-    stm_err rc = had_key ? keys_load(a->dir, &keys, &err) : STM_OK;
+    stm_err rc = had_key ? stm_keys_load(a->dir, &keys, &err) : STM_OK;
     if (rc == STM_OK)
-        rc = a->migrate ? migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
+        rc = a->migrate ? stm_migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
     if (rc == STM_OK && !a->migrate && s_exists(db)) {
         store_t *probe = NULL;
-        rc = store_open(db, STORE_OPEN_READONLY, &probe, &err);
-        store_destroy(&probe);
+        rc = stm_store_open(db, STORE_OPEN_READONLY, &probe, &err);
+        stm_store_destroy(&probe);
     }
     bool created = false;
     if (rc == STM_OK)
@@ -256,7 +256,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
     if (rc == STM_OK && m) {
         migrate_options opts = MIGRATE_OPTIONS_INIT;
         rc = migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
-        migrate_destroy(&m);
+        stm_migrate_destroy(&m);
     }
     if (rc != STM_OK) {
         code = cli_fail("init", &err);
@@ -264,17 +264,17 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
     }
     /* From here on the node's files are written: a failure says so. */
     if (!had_key) {
-        rc = keys_generate(a->dir, &err);
+        rc = stm_keys_generate(a->dir, &err);
         if (rc == STM_OK)
             printf("wrote %s (the secret key: keep it private) and %s/%s\n", key_path, a->dir,
                    KEYS_PUBLIC_FILE);
         if (rc == STM_OK)
-            rc = keys_load(a->dir, &keys, &err);
+            rc = stm_keys_load(a->dir, &keys, &err);
     } else {
         printf("kept %s (a node's key is never replaced)\n", key_path);
     }
     if (rc == STM_OK)
-        rc = config_save(cfg, &err);
+        rc = stm_config_save(cfg, &err);
     if (rc == STM_OK)
         printf("wrote %s\n", toml_path);
     bool set = false;
@@ -293,14 +293,14 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         printf("note: %s is not set up for stemma yet; 'stemma init --force --migrate' sets it "
                "up with this node's id\n",
                db);
-    printf("public key: %s\n", keys_public_z85(keys));
+    printf("public key: %s\n", stm_keys_public_z85(keys));
     if (fflush(stdout) != 0) {
         stm_error_set(&err, STM_ESYS, "writing to stdout: %s", strerror(errno));
         code = cli_fail("init", &err);
     }
 done:
-    keys_destroy(&keys);
-    migrate_destroy(&m);
+    stm_keys_destroy(&keys);
+    stm_migrate_destroy(&m);
     free(toml_path);
     free(key_path);
     free(db);
@@ -385,7 +385,7 @@ int cmd_init(int argc, char **argv)
         code = s_init_config(&a, &cfg);
     if (code == CLI_OK)
         code = s_init_run(&a, &cfg);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     free(a.peers);
     free(a.trust);
     return code;

@@ -51,7 +51,7 @@ int cmd_node(int argc, char **argv)
             break;
         case 'l':
             if (strcmp(optarg, "json") == 0)
-                log_set_json(true);
+                stm_log_set_json(true);
             else if (strcmp(optarg, "text") != 0)
                 return cli_usage_error("node", "--log-format must be text or json, not '%s'",
                                        optarg);
@@ -72,31 +72,31 @@ int cmd_node(int argc, char **argv)
     node_keys *keys = NULL;
     stm_id *known = NULL;
     size_t nknown = 0;
-    stm_err rc = config_load(dir, &cfg, &err);
+    stm_err rc = stm_config_load(dir, &cfg, &err);
     if (rc == STM_OK)
-        rc = keys_load(dir, &keys, &err);
+        rc = stm_keys_load(dir, &keys, &err);
     if (rc == STM_OK)
-        rc = known_peers_load(dir, &known, &nknown, &err);
+        rc = stm_known_peers_load(dir, &known, &nknown, &err);
     if (rc != STM_OK) {
-        config_destroy(&cfg);
-        keys_destroy(&keys);
+        stm_config_destroy(&cfg);
+        stm_keys_destroy(&keys);
         return cli_fail("node", &err);
     }
     node_options o = {.config = &cfg, .keys = keys, .known = known, .nknown = nknown};
     node_t *node = NULL;
-    rc = node_new(&o, &node, &err);
+    rc = stm_node_new(&o, &node, &err);
     if (rc == STM_OK) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = s_on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
-        rc = node_run(node, &s_stop, &err);
+        rc = stm_node_run(node, &s_stop, &err);
     }
-    node_destroy(&node);
+    stm_node_destroy(&node);
     free(known);
-    keys_destroy(&keys);
-    config_destroy(&cfg);
+    stm_keys_destroy(&keys);
+    stm_config_destroy(&cfg);
     return rc == STM_OK ? CLI_OK : cli_fail("node", &err);
 }
 
@@ -126,17 +126,17 @@ static int s_ask(const char *cmd, const char *dir, const char *control, const ch
         endpoint = stm_strdup(control);
     } else {
         node_config cfg;
-        if (config_load(dir, &cfg, &err) != STM_OK) {
-            config_destroy(&cfg);
+        if (stm_config_load(dir, &cfg, &err) != STM_OK) {
+            stm_config_destroy(&cfg);
             return cli_fail(cmd, &err);
         }
         endpoint = stm_strdup(cfg.control);
-        config_destroy(&cfg);
+        stm_config_destroy(&cfg);
     }
     char *reply;
     size_t len;
     int code = CLI_OK;
-    if (control_ask(endpoint, request, &reply, &len, &err) != STM_OK) {
+    if (stm_control_ask(endpoint, request, &reply, &len, &err) != STM_OK) {
         code = cli_fail(cmd, &err);
     } else {
         fwrite(reply, 1, len, stdout);

@@ -124,13 +124,13 @@ int cmd_migrate(int argc, char **argv)
     opts.nexclude = nexclude;
     stm_error err = {0};
     migrate_t *m = NULL;
-    stm_err rc = migrate_open(db, schemas, &m, &err);
+    stm_err rc = stm_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_UP, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
     if (rc != STM_OK)
         code = cli_fail("migrate", &err);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     free(exclude);
     return code;
 }
@@ -168,112 +168,112 @@ static char *s_hex(const stm_id *id)
 static char *s_status_text(const migrate_t *m)
 {
     buf_t b = BUF_INIT;
-    const lineage_t *l = migrate_lineage(m);
-    const schemaset_t *set = migrate_schemaset(m);
-    int version = migrate_version(m);
+    const lineage_t *l = stm_migrate_lineage(m);
+    const schemaset_t *set = stm_migrate_schemaset(m);
+    int version = stm_migrate_version(m);
     stm_id id;
     char sid[STM_ID_SHORT_LEN + 1];
-    if (!migrate_db_exists(m)) {
-        buf_printf(&b, "database  %s: does not exist yet (version 0)\n", migrate_db_path(m));
-    } else if (migrate_version_id(m, &id)) {
+    if (!stm_migrate_db_exists(m)) {
+        stm_buf_printf(&b, "database  %s: does not exist yet (version 0)\n", stm_migrate_db_path(m));
+    } else if (stm_migrate_version_id(m, &id)) {
         stm_id_short(&id, sid);
-        buf_printf(&b, "database  %s: version %d, id %s\n", migrate_db_path(m), version, sid);
+        stm_buf_printf(&b, "database  %s: version %d, id %s\n", stm_migrate_db_path(m), version, sid);
     } else {
-        buf_printf(&b, "database  %s: version %d\n", migrate_db_path(m), version);
+        stm_buf_printf(&b, "database  %s: version %d\n", stm_migrate_db_path(m), version);
     }
-    const lineage_version *head = lineage_head(l);
+    const lineage_version *head = stm_lineage_head(l);
     if (head) {
         stm_id_short(&head->id, sid);
-        buf_printf(&b, "schemas   %s: %zu migration%s, head v%d %s\n", schemaset_dir(set),
-                   lineage_count(l), lineage_count(l) == 1 ? "" : "s", head->number, sid);
+        stm_buf_printf(&b, "schemas   %s: %zu migration%s, head v%d %s\n", stm_schemaset_dir(set),
+                   stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number, sid);
     } else {
-        buf_printf(&b, "schemas   %s: no migrations\n", schemaset_dir(set));
+        stm_buf_printf(&b, "schemas   %s: no migrations\n", stm_schemaset_dir(set));
     }
-    size_t count = lineage_count(l);
+    size_t count = stm_lineage_count(l);
     size_t npending = (size_t)version < count ? count - (size_t)version : 0;
-    buf_printf(&b, "pending   %zu\n", npending);
+    stm_buf_printf(&b, "pending   %zu\n", npending);
     for (size_t i = (size_t)version; i < count; i++) {
-        const schemaset_migration *mg = schemaset_at(set, i);
-        buf_printf(&b, "  v%d  %s/%s  %s\n", mg->number, schemaset_dir(set), mg->file,
+        const schemaset_migration *mg = stm_schemaset_at(set, i);
+        stm_buf_printf(&b, "  v%d  %s/%s  %s\n", mg->number, stm_schemaset_dir(set), mg->file,
                    mg->description);
     }
-    if (migrate_drift_count(m) == 0) {
-        buf_puts(&b, "drift     none\n");
+    if (stm_migrate_drift_count(m) == 0) {
+        stm_buf_puts(&b, "drift     none\n");
     } else {
-        buf_printf(&b, "drift     %zu problem%s; 'stemma migrate' refuses until resolved\n",
-                   migrate_drift_count(m), migrate_drift_count(m) == 1 ? "" : "s");
-        for (size_t i = 0; i < migrate_drift_count(m); i++)
-            buf_printf(&b, "  %s\n", migrate_drift_at(m, i));
+        stm_buf_printf(&b, "drift     %zu problem%s; 'stemma migrate' refuses until resolved\n",
+                   stm_migrate_drift_count(m), stm_migrate_drift_count(m) == 1 ? "" : "s");
+        for (size_t i = 0; i < stm_migrate_drift_count(m); i++)
+            stm_buf_printf(&b, "  %s\n", stm_migrate_drift_at(m, i));
     }
-    buf_printf(&b, "capture   %s\n",
-               migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
+    stm_buf_printf(&b, "capture   %s\n",
+               stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
                                       : "not set up ('stemma migrate' sets it up)");
-    if (migrate_needs_adoption(m))
-        buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
+    if (stm_migrate_needs_adoption(m))
+        stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
                      "will adopt it\n");
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 static char *s_status_json(const migrate_t *m)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, true);
-    const lineage_t *l = migrate_lineage(m);
-    const schemaset_t *set = migrate_schemaset(m);
-    int version = migrate_version(m);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "database");
-    jsonw_string(&w, migrate_db_path(m));
-    jsonw_key(&w, "exists");
-    jsonw_bool(&w, migrate_db_exists(m));
-    jsonw_key(&w, "schemas");
-    jsonw_string(&w, schemaset_dir(set));
-    jsonw_key(&w, "version");
-    jsonw_int(&w, version);
+    stm_jsonw_init(&w, &b, true);
+    const lineage_t *l = stm_migrate_lineage(m);
+    const schemaset_t *set = stm_migrate_schemaset(m);
+    int version = stm_migrate_version(m);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "database");
+    stm_jsonw_string(&w, stm_migrate_db_path(m));
+    stm_jsonw_key(&w, "exists");
+    stm_jsonw_bool(&w, stm_migrate_db_exists(m));
+    stm_jsonw_key(&w, "schemas");
+    stm_jsonw_string(&w, stm_schemaset_dir(set));
+    stm_jsonw_key(&w, "version");
+    stm_jsonw_int(&w, version);
     stm_id id;
-    char *hex = migrate_version_id(m, &id) ? s_hex(&id) : NULL;
-    jsonw_key(&w, "id");
-    jsonw_string(&w, hex);
+    char *hex = stm_migrate_version_id(m, &id) ? s_hex(&id) : NULL;
+    stm_jsonw_key(&w, "id");
+    stm_jsonw_string(&w, hex);
     free(hex);
-    const lineage_version *head = lineage_head(l);
-    jsonw_key(&w, "head");
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "version");
-    jsonw_int(&w, head ? head->number : 0);
+    const lineage_version *head = stm_lineage_head(l);
+    stm_jsonw_key(&w, "head");
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "version");
+    stm_jsonw_int(&w, head ? head->number : 0);
     hex = head ? s_hex(&head->id) : NULL;
-    jsonw_key(&w, "id");
-    jsonw_string(&w, hex);
+    stm_jsonw_key(&w, "id");
+    stm_jsonw_string(&w, hex);
     free(hex);
-    jsonw_object_end(&w);
-    jsonw_key(&w, "pending");
-    jsonw_array_begin(&w);
-    for (size_t i = (size_t)version; i < lineage_count(l); i++) {
-        const schemaset_migration *mg = schemaset_at(set, i);
+    stm_jsonw_object_end(&w);
+    stm_jsonw_key(&w, "pending");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = (size_t)version; i < stm_lineage_count(l); i++) {
+        const schemaset_migration *mg = stm_schemaset_at(set, i);
         buf_t path = BUF_INIT;
-        buf_printf(&path, "%s/%s", schemaset_dir(set), mg->file);
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "version");
-        jsonw_int(&w, mg->number);
-        jsonw_key(&w, "file");
-        jsonw_string(&w, buf_str(&path));
-        jsonw_key(&w, "description");
-        jsonw_string(&w, mg->description);
-        jsonw_object_end(&w);
-        buf_free(&path);
+        stm_buf_printf(&path, "%s/%s", stm_schemaset_dir(set), mg->file);
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "version");
+        stm_jsonw_int(&w, mg->number);
+        stm_jsonw_key(&w, "file");
+        stm_jsonw_string(&w, stm_buf_str(&path));
+        stm_jsonw_key(&w, "description");
+        stm_jsonw_string(&w, mg->description);
+        stm_jsonw_object_end(&w);
+        stm_buf_free(&path);
     }
-    jsonw_array_end(&w);
-    jsonw_key(&w, "drift");
-    jsonw_array_begin(&w);
-    for (size_t i = 0; i < migrate_drift_count(m); i++)
-        jsonw_string(&w, migrate_drift_at(m, i));
-    jsonw_array_end(&w);
-    jsonw_key(&w, "prepared");
-    jsonw_bool(&w, migrate_is_prepared(m));
-    jsonw_key(&w, "adopt");
-    jsonw_bool(&w, migrate_needs_adoption(m));
-    jsonw_object_end(&w);
-    return buf_detach(&b);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_key(&w, "drift");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < stm_migrate_drift_count(m); i++)
+        stm_jsonw_string(&w, stm_migrate_drift_at(m, i));
+    stm_jsonw_array_end(&w);
+    stm_jsonw_key(&w, "prepared");
+    stm_jsonw_bool(&w, stm_migrate_is_prepared(m));
+    stm_jsonw_key(&w, "adopt");
+    stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
+    stm_jsonw_object_end(&w);
+    return stm_buf_detach(&b);
 }
 
 int cmd_status(int argc, char **argv)
@@ -312,10 +312,10 @@ int cmd_status(int argc, char **argv)
         return cli_usage_error("status", "--db FILE and --schemas DIR are required");
     stm_error err = {0};
     migrate_t *m = NULL;
-    if (migrate_open(db, schemas, &m, &err) != STM_OK)
+    if (stm_migrate_open(db, schemas, &m, &err) != STM_OK)
         return cli_fail("status", &err);
     char *text = format == CLI_FORMAT_JSON ? s_status_json(m) : s_status_text(m);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     stm_err rc = cli_write_output(NULL, text, &err);
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("status", &err);
@@ -390,13 +390,13 @@ int cmd_rollback(int argc, char **argv)
     stm_error err = {0};
     migrate_t *m = NULL;
     int code = CLI_OK;
-    stm_err rc = migrate_open(db, schemas, &m, &err);
+    stm_err rc = stm_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_DOWN, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, &err);
     if (rc != STM_OK)
         code = cli_fail("rollback", &err);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     return code;
 }
 
@@ -448,13 +448,13 @@ int cmd_restore(int argc, char **argv)
         return cli_usage_error("restore", "--db FILE and --from BACKUP are required");
     stm_error err = {0};
     backup_restored r;
-    stm_err rc = backup_restore(db, from, &r, &err);
+    stm_err rc = stm_backup_restore(db, from, &r, &err);
     /* The copy of what was replaced is named even when the restore then failed. */
     if (r.saved_path)
         printf("backup of the database as it was: %s\n", r.saved_path);
     if (rc == STM_OK)
         printf("restored %s from %s: now at version %d\n", db, from, r.version);
-    backup_restored_free(&r);
+    stm_backup_restored_free(&r);
     if (rc != STM_OK)
         return cli_fail("restore", &err);
     return CLI_OK;

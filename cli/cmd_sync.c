@@ -16,29 +16,29 @@
 static stm_err s_open_prepared(const char *path, store_t **out, stm_error *err)
 {
     store_t *check = NULL;
-    stm_err rc = store_open(path, STORE_OPEN_READONLY, &check, err);
+    stm_err rc = stm_store_open(path, STORE_OPEN_READONLY, &check, err);
     if (rc != STM_OK)
         return rc;
-    bool prepared = store_is_prepared(check);
-    store_destroy(&check);
+    bool prepared = stm_store_is_prepared(check);
+    stm_store_destroy(&check);
     if (!prepared)
         return stm_error_set(err, STM_EINPUT,
                              "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
                              "--db %s --schemas DIR' first",
                              path, path);
     /* Read-write even to read, so that closing removes the -wal and -shm files. */
-    rc = store_open(path, STORE_OPEN_EXISTING, out, err);
+    rc = stm_store_open(path, STORE_OPEN_EXISTING, out, err);
     if (rc == STM_OK)
-        rc = store_check_format(*out, err);
+        rc = stm_store_check_format(*out, err);
     if (rc == STM_OK) {
         /* What the application changed since stemma last looked becomes operations,
          * so that they are counted, sent and compared with what arrives. */
-        applier_t *applier = applier_new(*out, NULL, NULL);
-        rc = applier_catch_up(applier, err);
-        applier_destroy(&applier);
+        applier_t *applier = stm_applier_new(*out, NULL, NULL);
+        rc = stm_applier_catch_up(applier, err);
+        stm_applier_destroy(&applier);
     }
     if (rc != STM_OK)
-        store_destroy(out);
+        stm_store_destroy(out);
     return rc;
 }
 
@@ -92,14 +92,14 @@ int cmd_changes(int argc, char **argv)
     stm_error err = {0};
     vector_t *since = NULL;
     store_t *store = NULL;
-    if (since_path && bundle_read_vector(since_path, &since, &err) != STM_OK)
+    if (since_path && stm_bundle_read_vector(since_path, &since, &err) != STM_OK)
         return cli_fail("changes", &err);
     bundle_info info;
     stm_err rc = s_open_prepared(db, &store, &err);
     if (rc == STM_OK)
-        rc = bundle_write(store, since, output, &info, &err);
-    store_destroy(&store);
-    vector_destroy(&since);
+        rc = stm_bundle_write(store, since, output, &info, &err);
+    stm_store_destroy(&store);
+    stm_vector_destroy(&since);
     if (rc != STM_OK)
         return cli_fail("changes", &err);
     printf("wrote %llu operation%s to %s (%llu bytes)\n", (unsigned long long)info.ops,
@@ -152,12 +152,12 @@ int cmd_vector(int argc, char **argv)
     vector_t *v = NULL;
     stm_err rc = s_open_prepared(db, &store, &err);
     if (rc == STM_OK)
-        rc = vector_read(store, &v, &err);
+        rc = stm_vector_read(store, &v, &err);
     if (rc == STM_OK)
-        rc = bundle_write_vector(v, output, &err);
-    size_t n = v ? vector_count(v) : 0;
-    vector_destroy(&v);
-    store_destroy(&store);
+        rc = stm_bundle_write_vector(v, output, &err);
+    size_t n = v ? stm_vector_count(v) : 0;
+    stm_vector_destroy(&v);
+    stm_store_destroy(&store);
     if (rc != STM_OK)
         return cli_fail("vector", &err);
     printf("wrote a vector of %zu origin%s to %s\n", n, n == 1 ? "" : "s", output);
@@ -187,15 +187,15 @@ static void s_warn(void *ctx, const char *message)
     /* The message names the bundle's tables and columns: control characters in them
      * are shown as \xNN, not sent to the terminal. */
     buf_t line = BUF_INIT;
-    buf_put_printable(&line, message);
-    fprintf(stderr, "stemma apply: warning: %s\n", buf_str(&line));
-    buf_free(&line);
+    stm_buf_put_printable(&line, message);
+    fprintf(stderr, "stemma apply: warning: %s\n", stm_buf_str(&line));
+    stm_buf_free(&line);
 }
 
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
-    return applier_apply(args[0], batch, args[1], err);
+    return stm_applier_apply(args[0], batch, args[1], err);
 }
 
 int cmd_apply(int argc, char **argv)
@@ -228,23 +228,23 @@ int cmd_apply(int argc, char **argv)
     stm_err rc = s_open_prepared(db, &store, &err);
     if (rc != STM_OK)
         return cli_fail("apply", &err);
-    applier_t *applier = applier_new(store, s_warn, NULL);
+    applier_t *applier = stm_applier_new(store, s_warn, NULL);
     apply_stats stats = {0};
     bundle_info info;
     void *args[2] = {applier, &stats};
     /* One transaction for the whole bundle: all of it is applied, or none. */
-    rc = applier_begin(applier, &err);
+    rc = stm_applier_begin(applier, &err);
     if (rc == STM_OK)
-        rc = bundle_read_once(bundle, s_apply_batch, args, &info, &err);
+        rc = stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err);
     if (rc == STM_OK)
-        rc = applier_commit(applier, &err);
+        rc = stm_applier_commit(applier, &err);
     else
-        applier_rollback(applier);
+        stm_applier_rollback(applier);
     uint64_t total = 0, parked = 0;
     if (rc == STM_OK)
-        rc = oplog_counts(store, &total, &parked, &err);
-    applier_destroy(&applier);
-    store_destroy(&store);
+        rc = stm_oplog_counts(store, &total, &parked, &err);
+    stm_applier_destroy(&applier);
+    stm_store_destroy(&store);
     if (rc != STM_OK)
         return cli_fail("apply", &err);
     printf("applied %llu, already present %llu, parked %llu, replayed %llu (%llu parked in all)\n",

@@ -115,8 +115,8 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
                           FILE *out, stm_error *err)
 {
     migrate_plan plan;
-    stm_err rc = direction == MIGRATE_UP ? migrate_run_plan(m, opts, &plan, err)
-                                         : migrate_rollback_plan(m, opts, &plan, err);
+    stm_err rc = direction == MIGRATE_UP ? stm_migrate_run_plan(m, opts, &plan, err)
+                                         : stm_migrate_rollback_plan(m, opts, &plan, err);
     if (plan.checked)
         s_where(out, &plan);
     bool planned = rc == STM_OK;
@@ -127,7 +127,7 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
     if (planned)
         fputs("\ndry run: nothing was changed\n", out);
     fflush(out);
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     return rc;
 }
 
@@ -198,13 +198,13 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
                          FILE *out, stm_error *err)
 {
     s_view view = {
-        .out = out, .progress = isatty(fileno(out)) ? stderr : NULL, .db_path = migrate_db_path(m)};
+        .out = out, .progress = isatty(fileno(out)) ? stderr : NULL, .db_path = stm_migrate_db_path(m)};
     migrate_options o = *opts;
     o.progress = s_event;
     o.progress_user = &view;
     migrate_result res;
-    stm_err rc = direction == MIGRATE_UP ? migrate_run(m, &o, &res, err)
-                                         : migrate_rollback(m, &o, &res, err);
+    stm_err rc = direction == MIGRATE_UP ? stm_migrate_run(m, &o, &res, err)
+                                         : stm_migrate_rollback(m, &o, &res, err);
     if (rc == STM_OK && res.nothing_to_do) {
         fprintf(out, "%s is at version %d: nothing to do\n", view.db_path, res.version);
     } else if (rc == STM_OK) {
@@ -213,6 +213,6 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
     fflush(out);
-    migrate_result_free(&res);
+    stm_migrate_result_free(&res);
     return rc;
 }

@@ -34,10 +34,10 @@ static void s_write(const char *target, const char *name, const void *data, size
 static void s_wire(const char *name, const buf_t *msg)
 {
     buf_t seed = BUF_INIT;
-    buf_putc(&seed, (char)(msg->data[5] - 1));
-    buf_append(&seed, msg->data + WIRE_HEADER_BYTES, msg->len - WIRE_HEADER_BYTES);
+    stm_buf_putc(&seed, (char)(msg->data[5] - 1));
+    stm_buf_append(&seed, msg->data + WIRE_HEADER_BYTES, msg->len - WIRE_HEADER_BYTES);
     s_write("wire", name, seed.data, seed.len);
-    buf_free(&seed);
+    stm_buf_free(&seed);
 }
 
 static lineage_t *s_lineage(const char *root, const char *set)
@@ -47,23 +47,23 @@ static lineage_t *s_lineage(const char *root, const char *set)
     schemaset_t *s = NULL;
     lineage_t *l = NULL;
     stm_error err = {0};
-    if (schemaset_load(dir, &s, &err) != STM_OK || lineage_build(s, &l, &err) != STM_OK) {
+    if (stm_schemaset_load(dir, &s, &err) != STM_OK || stm_lineage_build(s, &l, &err) != STM_OK) {
         fprintf(stderr, "make_corpus: %s\n", err.msg);
         exit(1);
     }
-    schemaset_destroy(&s);
+    stm_schemaset_destroy(&s);
     return l;
 }
 
 /* A made-up lineage sharing nothing with tasks: one version, one family "notes". */
 static lineage_t *s_unrelated(void)
 {
-    lineage_t *l = lineage_new("notes");
+    lineage_t *l = stm_lineage_new("notes");
     stm_id id, zero = {{0}}, head;
     memset(id.bytes, 0x42, sizeof id.bytes);
     memset(head.bytes, 0x24, sizeof head.bytes);
-    lineage_add_version(l, 1, &id, &zero, &zero, "", NULL);
-    catalog_table *t = catalog_table_new("notes", false);
+    stm_lineage_add_version(l, 1, &id, &zero, &zero, "", NULL);
+    catalog_table *t = stm_catalog_table_new("notes", false);
     catalog_column cols[] = {
         {.name = "id", .decltype = "INTEGER", .affinity = AFFINITY_INTEGER, .pk = 1},
         {.name = "body", .decltype = "TEXT", .affinity = AFFINITY_TEXT},
@@ -72,8 +72,8 @@ static lineage_t *s_unrelated(void)
         {.name = "n", .decltype = "NUMERIC", .affinity = AFFINITY_NUMERIC, .hidden = 3},
     };
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-        catalog_table_add_column(t, &cols[i]);
-    lineage_add_family(l, family_from_heads("notes", &head, 1, t), NULL);
+        stm_catalog_table_add_column(t, &cols[i]);
+    stm_lineage_add_family(l, stm_family_from_heads("notes", &head, 1, t), NULL);
     return l;
 }
 
@@ -87,10 +87,10 @@ static stm_id s_id(unsigned char b)
 
 static vector_t *s_vector(size_t n)
 {
-    vector_t *v = vector_new();
+    vector_t *v = stm_vector_new();
     for (size_t i = 0; i < n; i++) {
         stm_id o = s_id((unsigned char)(0x10 * (i + 1)));
-        vector_set(v, &o, 3 + 100 * i);
+        stm_vector_set(v, &o, 3 + 100 * i);
     }
     return v;
 }
@@ -99,7 +99,7 @@ static vector_t *s_vector(size_t n)
  * delete, every value type, two origins and two schema versions. */
 static opbatch_t *s_batch(void)
 {
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     stm_id o1 = s_id(0x10), o2 = s_id(0x20), v3 = s_id(0x33), v4 = s_id(0x44);
     op_value pk = {VALUE_TEXT, 0, 0, "t-1", 3};
     struct {
@@ -127,7 +127,7 @@ static opbatch_t *s_batch(void)
                    .column = cells[i].column,
                    .affinity = cells[i].affinity,
                    .value = cells[i].value};
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     op_t update = {.origin = o2,
                    .seq = 1,
@@ -138,14 +138,14 @@ static opbatch_t *s_batch(void)
                    .column = "done",
                    .affinity = 'I',
                    .value = {VALUE_INTEGER, 1, 0, NULL, 0}};
-    opbatch_add(b, &update);
+    stm_opbatch_add(b, &update);
     op_t del = {.origin = o2,
                 .seq = 2,
                 .hlc = hlc + 6,
                 .version_id = v3,
                 .table = "lists",
                 .pk = {VALUE_INTEGER, 42, 0, NULL, 0}};
-    opbatch_add(b, &del);
+    stm_opbatch_add(b, &del);
     return b;
 }
 
@@ -157,14 +157,14 @@ static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_s
                           {.id = s_id(0x20), .endpoint = "ipc:///tmp/stemma.sock"}};
     stm_id node = s_id(0x99);
     buf_t msg = BUF_INIT;
-    wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", l, v, min_supported, peers, npeers,
+    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", l, v, min_supported, peers, npeers,
                       reply);
     char wname[128];
     snprintf(wname, sizeof wname, "hello-%s", name);
     s_wire(wname, &msg);
     s_write("judge", name, msg.data + WIRE_HEADER_BYTES, msg.len - WIRE_HEADER_BYTES);
-    buf_free(&msg);
-    vector_destroy(&v);
+    stm_buf_free(&msg);
+    stm_vector_destroy(&v);
 }
 
 int main(int argc, char **argv)
@@ -179,63 +179,63 @@ int main(int argc, char **argv)
     lineage_t *other = s_unrelated();
 
     /* HELLOs: every version of tasks, the fork (divergent after v2) and a stranger. */
-    for (size_t n = 0; n <= lineage_count(tasks); n++) {
-        lineage_t *p = lineage_prefix(tasks, n);
+    for (size_t n = 0; n <= stm_lineage_count(tasks); n++) {
+        lineage_t *p = stm_lineage_prefix(tasks, n);
         char name[64];
         snprintf(name, sizeof name, "tasks-v%zu", n);
         s_hello(name, p, n % 3, (int)(n / 2), n % 3, n % 2 == 1);
-        lineage_destroy(&p);
+        stm_lineage_destroy(&p);
     }
     s_hello("fork-v3", fork, 2, 0, 1, false);
-    lineage_t *fork2 = lineage_prefix(fork, 2);
+    lineage_t *fork2 = stm_lineage_prefix(fork, 2);
     s_hello("fork-v2", fork2, 1, 1, 0, true);
-    lineage_destroy(&fork2);
+    stm_lineage_destroy(&fork2);
     s_hello("unrelated", other, 0, 0, 0, false);
 
     /* Batches and vectors, alone (codec) and in OPS and ACK messages (wire). */
     opbatch_t *b = s_batch();
     buf_t batch = BUF_INIT, one = BUF_INIT, none = BUF_INIT, msg = BUF_INIT;
-    codec_encode_ops(b, 0, opbatch_count(b), &batch);
-    codec_encode_ops(b, opbatch_count(b) - 1, 1, &one);
-    codec_encode_ops(b, 0, 0, &none);
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &batch);
+    stm_codec_encode_ops(b, stm_opbatch_count(b) - 1, 1, &one);
+    stm_codec_encode_ops(b, 0, 0, &none);
     s_write("codec", "batch", batch.data, batch.len);
     s_write("codec", "batch-delete", one.data, one.len);
     s_write("codec", "batch-empty", none.data, none.len);
-    wire_encode_ops(&msg, 1, batch.data, batch.len);
+    stm_wire_encode_ops(&msg, 1, batch.data, batch.len);
     s_wire("ops", &msg);
-    buf_reset(&msg);
-    wire_encode_ops(&msg, 77, one.data, one.len);
+    stm_buf_reset(&msg);
+    stm_wire_encode_ops(&msg, 77, one.data, one.len);
     s_wire("ops-delete", &msg);
     for (size_t n = 0; n <= 3; n += 1) {
         vector_t *v = s_vector(n);
         buf_t enc = BUF_INIT;
-        vector_encode(v, &enc);
+        stm_vector_encode(v, &enc);
         char name[64];
         snprintf(name, sizeof name, "vector-%zu", n);
         if (n != 2)
             s_write("codec", name, enc.data, enc.len);
-        buf_reset(&msg);
-        wire_encode_ack(&msg, n * 10, v);
+        stm_buf_reset(&msg);
+        stm_wire_encode_ack(&msg, n * 10, v);
         snprintf(name, sizeof name, "ack-%zu", n);
         s_wire(name, &msg);
-        buf_free(&enc);
-        vector_destroy(&v);
+        stm_buf_free(&enc);
+        stm_vector_destroy(&v);
     }
-    buf_reset(&msg);
-    wire_encode_refuse(&msg, "unrelated schema histories (no common ancestor): the policy "
+    stm_buf_reset(&msg);
+    stm_wire_encode_refuse(&msg, "unrelated schema histories (no common ancestor): the policy "
                              "syncs nothing with unrelated peers");
     s_wire("refuse", &msg);
-    buf_reset(&msg);
-    wire_encode_refuse(&msg, "peer's database is at v1, older than min_supported_version 3");
+    stm_buf_reset(&msg);
+    stm_wire_encode_refuse(&msg, "peer's database is at v1, older than min_supported_version 3");
     s_wire("refuse-min-version", &msg);
 
-    buf_free(&msg);
-    buf_free(&batch);
-    buf_free(&one);
-    buf_free(&none);
-    opbatch_destroy(&b);
-    lineage_destroy(&tasks);
-    lineage_destroy(&fork);
-    lineage_destroy(&other);
+    stm_buf_free(&msg);
+    stm_buf_free(&batch);
+    stm_buf_free(&one);
+    stm_buf_free(&none);
+    stm_opbatch_destroy(&b);
+    stm_lineage_destroy(&tasks);
+    stm_lineage_destroy(&fork);
+    stm_lineage_destroy(&other);
     return 0;
 }

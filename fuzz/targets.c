@@ -10,7 +10,7 @@
  *           and decodes to the same operations, field by field; the same for vectors
  *   bundle  a bundle that reads hands out as many operations as it says it holds (each
  *           input is read twice: as it is, and with the digest at its end made right)
- *   judge   relation_compare(a, b) mirrors relation_compare(b, a); a lineage is `same`
+ *   judge   stm_relation_compare(a, b) mirrors stm_relation_compare(b, a); a lineage is `same`
  *           as itself with every column shared; a verdict always gives a reason */
 #define _GNU_SOURCE /* memfd_create */
 #include "fuzz/targets.h"
@@ -107,23 +107,23 @@ static const char *s_op_diff(const op_t *a, const op_t *b)
         return "version_id";
     if (strcmp(a->table, b->table) != 0)
         return "table";
-    if (!op_value_equal(&a->pk, &b->pk))
+    if (!stm_op_value_equal(&a->pk, &b->pk))
         return "pk";
     if (!a->column != !b->column || (a->column && strcmp(a->column, b->column) != 0))
         return "column";
     if (a->affinity != b->affinity)
         return "affinity";
-    if (!op_value_equal(&a->value, &b->value))
+    if (!stm_op_value_equal(&a->value, &b->value))
         return "value";
     return NULL;
 }
 
 static bool s_vector_equal(const vector_t *a, const vector_t *b)
 {
-    if (vector_count(a) != vector_count(b))
+    if (stm_vector_count(a) != stm_vector_count(b))
         return false;
-    for (size_t i = 0; i < vector_count(a); i++) {
-        const vector_entry *x = vector_at(a, i), *y = vector_at(b, i);
+    for (size_t i = 0; i < stm_vector_count(a); i++) {
+        const vector_entry *x = stm_vector_at(a, i), *y = stm_vector_at(b, i);
         if (!stm_id_equal(&x->origin, &y->origin) || x->seq != y->seq)
             return false;
     }
@@ -134,33 +134,33 @@ static bool s_vector_equal(const vector_t *a, const vector_t *b)
 
 static void s_toml_round_trip(const toml_value *root)
 {
-    char *once = toml_emit(root, NULL);
+    char *once = stm_toml_emit(root, NULL);
     toml_value *again = NULL;
     stm_error err = {0};
-    if (toml_parse(once, strlen(once), "emitted", &again, &err) != STM_OK)
+    if (stm_toml_parse(once, strlen(once), "emitted", &again, &err) != STM_OK)
         s_fail("toml: the emitted document does not parse (%s):\n%s", err.msg, once);
-    if (!toml_equal(root, again))
+    if (!stm_toml_equal(root, again))
         s_fail("toml: the emitted document parses to another tree:\n%s", once);
-    char *twice = toml_emit(again, NULL);
+    char *twice = stm_toml_emit(again, NULL);
     if (strcmp(once, twice) != 0)
         s_fail("toml: emitting the tree read back gives other bytes:\n%s\n----\n%s", once, twice);
     free(twice);
-    toml_destroy(&again);
+    stm_toml_destroy(&again);
     free(once);
 }
 
 static void s_export_round_trip(const lineage_t *l)
 {
-    char *once = export_lineage(l);
+    char *once = stm_export_lineage(l);
     lineage_t *again = NULL;
     stm_error err = {0};
-    if (export_parse(once, strlen(once), "exported", &again, &err) != STM_OK)
+    if (stm_export_parse(once, strlen(once), "exported", &again, &err) != STM_OK)
         s_fail("export: an exported lineage does not read back (%s):\n%s", err.msg, once);
-    char *twice = export_lineage(again);
+    char *twice = stm_export_lineage(again);
     if (strcmp(once, twice) != 0)
         s_fail("export: export, read, export gives other bytes:\n%s\n----\n%s", once, twice);
     free(twice);
-    lineage_destroy(&again);
+    stm_lineage_destroy(&again);
     free(once);
 }
 
@@ -169,14 +169,14 @@ void fuzz_toml(const uint8_t *data, size_t size)
     const char *text = (const char *)data;
     stm_error err = {0};
     toml_value *root = NULL;
-    if (toml_parse(text, size, "fuzz", &root, &err) == STM_OK) {
+    if (stm_toml_parse(text, size, "fuzz", &root, &err) == STM_OK) {
         s_toml_round_trip(root);
-        toml_destroy(&root);
+        stm_toml_destroy(&root);
     }
     lineage_t *l = NULL;
-    if (export_parse(text, size, "fuzz", &l, &err) == STM_OK) {
+    if (stm_export_parse(text, size, "fuzz", &l, &err) == STM_OK) {
         s_export_round_trip(l);
-        lineage_destroy(&l);
+        stm_lineage_destroy(&l);
     }
 }
 
@@ -205,36 +205,36 @@ static void s_codec_batch(const void *data, size_t size)
 {
     op_t sentinel;
     s_sentinel(&sentinel);
-    opbatch_t *b = opbatch_new();
-    opbatch_add(b, &sentinel);
+    opbatch_t *b = stm_opbatch_new();
+    stm_opbatch_add(b, &sentinel);
     stm_error err = {0};
-    if (codec_decode_ops(data, size, b, &err) != STM_OK) {
-        if (opbatch_count(b) != 1 || s_op_diff(opbatch_at(b, 0), &sentinel))
+    if (stm_codec_decode_ops(data, size, b, &err) != STM_OK) {
+        if (stm_opbatch_count(b) != 1 || s_op_diff(stm_opbatch_at(b, 0), &sentinel))
             s_fail("codec: a refused batch (%s) changed the batch it was decoded into", err.msg);
-        opbatch_destroy(&b);
+        stm_opbatch_destroy(&b);
         return;
     }
-    size_t n = opbatch_count(b) - 1, sum = 0;
+    size_t n = stm_opbatch_count(b) - 1, sum = 0;
     for (size_t i = 0; i < n; i++)
-        sum += s_touch_op(opbatch_at(b, i + 1));
+        sum += s_touch_op(stm_opbatch_at(b, i + 1));
     buf_t once = BUF_INIT, twice = BUF_INIT;
-    codec_encode_ops(b, 1, n, &once);
-    opbatch_t *again = opbatch_new();
-    if (codec_decode_ops(once.data, once.len, again, &err) != STM_OK)
+    stm_codec_encode_ops(b, 1, n, &once);
+    opbatch_t *again = stm_opbatch_new();
+    if (stm_codec_decode_ops(once.data, once.len, again, &err) != STM_OK)
         s_fail("codec: a re-encoded batch of %zu operations does not decode: %s", n, err.msg);
-    if (opbatch_count(again) != n)
-        s_fail("codec: %zu operations re-encoded decode as %zu", n, opbatch_count(again));
+    if (stm_opbatch_count(again) != n)
+        s_fail("codec: %zu operations re-encoded decode as %zu", n, stm_opbatch_count(again));
     for (size_t i = 0; i < n; i++) {
-        const char *field = s_op_diff(opbatch_at(b, i + 1), opbatch_at(again, i));
+        const char *field = s_op_diff(stm_opbatch_at(b, i + 1), stm_opbatch_at(again, i));
         if (field)
             s_fail("codec: operation %zu differs in its %s after encoding and decoding", i, field);
     }
-    codec_encode_ops(again, 0, n, &twice);
+    stm_codec_encode_ops(again, 0, n, &twice);
     s_same_bytes("codec", &once, &twice);
-    buf_free(&once);
-    buf_free(&twice);
-    opbatch_destroy(&again);
-    opbatch_destroy(&b);
+    stm_buf_free(&once);
+    stm_buf_free(&twice);
+    stm_opbatch_destroy(&again);
+    stm_opbatch_destroy(&b);
     s_sink += sum;
 }
 
@@ -242,18 +242,18 @@ static void s_codec_batch(const void *data, size_t size)
 static void s_vector_round_trip(const char *what, const vector_t *v)
 {
     buf_t once = BUF_INIT, twice = BUF_INIT;
-    vector_encode(v, &once);
+    stm_vector_encode(v, &once);
     vector_t *again = NULL;
     stm_error err = {0};
-    if (vector_decode(once.data, once.len, &again, &err) != STM_OK)
+    if (stm_vector_decode(once.data, once.len, &again, &err) != STM_OK)
         s_fail("%s: a re-encoded vector does not decode: %s", what, err.msg);
     if (!s_vector_equal(v, again))
         s_fail("%s: a vector differs after encoding and decoding", what);
-    vector_encode(again, &twice);
+    stm_vector_encode(again, &twice);
     s_same_bytes(what, &once, &twice);
-    vector_destroy(&again);
-    buf_free(&once);
-    buf_free(&twice);
+    stm_vector_destroy(&again);
+    stm_buf_free(&once);
+    stm_buf_free(&twice);
 }
 
 void fuzz_codec(const uint8_t *data, size_t size)
@@ -261,9 +261,9 @@ void fuzz_codec(const uint8_t *data, size_t size)
     s_codec_batch(data, size);
     vector_t *v = NULL;
     stm_error err = {0};
-    if (vector_decode(data, size, &v, &err) == STM_OK) {
+    if (stm_vector_decode(data, size, &v, &err) == STM_OK) {
         s_vector_round_trip("vector", v);
-        vector_destroy(&v);
+        stm_vector_destroy(&v);
     }
 }
 
@@ -271,7 +271,7 @@ void fuzz_codec(const uint8_t *data, size_t size)
 
 static void s_hello_encode(const wire_hello *h, buf_t *out)
 {
-    wire_encode_hello(out, &h->node_id, h->endpoint, h->lineage, h->vector,
+    stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->lineage, h->vector,
                       h->min_supported_version, h->peers, h->npeers, h->reply);
 }
 
@@ -281,22 +281,22 @@ static void s_hello_round_trip(const wire_hello *h)
     s_hello_encode(h, &once);
     wire_hello again;
     stm_error err = {0};
-    if (wire_decode_hello(once.data, once.len, &again, &err) != STM_OK)
+    if (stm_wire_decode_hello(once.data, once.len, &again, &err) != STM_OK)
         s_fail("wire: a re-encoded HELLO does not decode: %s", err.msg);
     s_hello_encode(&again, &twice);
     s_same_bytes("wire HELLO", &once, &twice);
-    wire_hello_clear(&again);
-    buf_free(&once);
-    buf_free(&twice);
+    stm_wire_hello_clear(&again);
+    stm_buf_free(&once);
+    stm_buf_free(&twice);
 }
 
 static void s_wire_hello(const unsigned char *m, size_t len)
 {
     wire_hello h;
     stm_error err = {0};
-    if (wire_decode_hello(m, len, &h, &err) == STM_OK) {
+    if (stm_wire_decode_hello(m, len, &h, &err) == STM_OK) {
         s_hello_round_trip(&h);
-        wire_hello_clear(&h);
+        stm_wire_hello_clear(&h);
     }
 }
 
@@ -304,18 +304,18 @@ static void s_wire_refuse(const unsigned char *m, size_t len)
 {
     char *reason = NULL;
     stm_error err = {0};
-    if (wire_decode_refuse(m, len, &reason, &err) != STM_OK)
+    if (stm_wire_decode_refuse(m, len, &reason, &err) != STM_OK)
         return;
     buf_t once = BUF_INIT;
-    wire_encode_refuse(&once, reason);
+    stm_wire_encode_refuse(&once, reason);
     char *again = NULL;
-    if (wire_decode_refuse(once.data, once.len, &again, &err) != STM_OK)
+    if (stm_wire_decode_refuse(once.data, once.len, &again, &err) != STM_OK)
         s_fail("wire: a re-encoded REFUSE does not decode: %s", err.msg);
     if (strcmp(reason, again) != 0)
         s_fail("wire: a REFUSE's reason differs after encoding and decoding");
     free(again);
     free(reason);
-    buf_free(&once);
+    stm_buf_free(&once);
 }
 
 static void s_wire_ops(const unsigned char *m, size_t len)
@@ -324,16 +324,16 @@ static void s_wire_ops(const unsigned char *m, size_t len)
     const void *batch = NULL, *batch2 = NULL;
     size_t batch_len = 0, batch_len2 = 0;
     stm_error err = {0};
-    if (wire_decode_ops(m, len, &seq, &batch, &batch_len, &err) != STM_OK)
+    if (stm_wire_decode_ops(m, len, &seq, &batch, &batch_len, &err) != STM_OK)
         return;
     buf_t once = BUF_INIT;
-    wire_encode_ops(&once, seq, batch, batch_len);
-    if (wire_decode_ops(once.data, once.len, &seq2, &batch2, &batch_len2, &err) != STM_OK)
+    stm_wire_encode_ops(&once, seq, batch, batch_len);
+    if (stm_wire_decode_ops(once.data, once.len, &seq2, &batch2, &batch_len2, &err) != STM_OK)
         s_fail("wire: a re-encoded OPS does not decode: %s", err.msg);
     if (seq != seq2 || batch_len != batch_len2 ||
         (batch_len && memcmp(batch, batch2, batch_len) != 0))
         s_fail("wire: an OPS differs after encoding and decoding");
-    buf_free(&once);
+    stm_buf_free(&once);
     /* What the node does next with it. */
     s_codec_batch(batch, batch_len);
 }
@@ -343,20 +343,20 @@ static void s_wire_ack(const unsigned char *m, size_t len)
     uint64_t seq = 0, seq2 = 0;
     vector_t *v = NULL, *v2 = NULL;
     stm_error err = {0};
-    if (wire_decode_ack(m, len, &seq, &v, &err) != STM_OK) {
+    if (stm_wire_decode_ack(m, len, &seq, &v, &err) != STM_OK) {
         if (v)
             s_fail("wire: a refused ACK left a vector behind");
         return;
     }
     buf_t once = BUF_INIT;
-    wire_encode_ack(&once, seq, v);
-    if (wire_decode_ack(once.data, once.len, &seq2, &v2, &err) != STM_OK)
+    stm_wire_encode_ack(&once, seq, v);
+    if (stm_wire_decode_ack(once.data, once.len, &seq2, &v2, &err) != STM_OK)
         s_fail("wire: a re-encoded ACK does not decode: %s", err.msg);
     if (seq != seq2 || !s_vector_equal(v, v2))
         s_fail("wire: an ACK differs after encoding and decoding");
-    vector_destroy(&v);
-    vector_destroy(&v2);
-    buf_free(&once);
+    stm_vector_destroy(&v);
+    stm_vector_destroy(&v2);
+    stm_buf_free(&once);
 }
 
 void fuzz_wire(const uint8_t *data, size_t size)
@@ -419,9 +419,9 @@ static stm_err s_count_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     (void)err;
     s_tally *t = ctx;
-    for (size_t i = 0; i < opbatch_count(batch); i++)
-        t->sum += s_touch_op(opbatch_at(batch, i));
-    t->ops += opbatch_count(batch);
+    for (size_t i = 0; i < stm_opbatch_count(batch); i++)
+        t->sum += s_touch_op(stm_opbatch_at(batch, i));
+    t->ops += stm_opbatch_count(batch);
     return STM_OK;
 }
 
@@ -431,7 +431,7 @@ static void s_bundle_file(const uint8_t *data, size_t size)
     s_tally t = {0, 0};
     bundle_info info;
     stm_error err = {0};
-    if (bundle_read(path, s_count_batch, &t, &info, &err) == STM_OK) {
+    if (stm_bundle_read(path, s_count_batch, &t, &info, &err) == STM_OK) {
         if (t.ops != info.ops)
             s_fail("bundle: it says it holds %llu operations and handed out %llu",
                    (unsigned long long)info.ops, (unsigned long long)t.ops);
@@ -440,9 +440,9 @@ static void s_bundle_file(const uint8_t *data, size_t size)
                    (unsigned long long)info.bytes, size);
     }
     vector_t *v = NULL;
-    if (bundle_read_vector(path, &v, &err) == STM_OK) {
+    if (stm_bundle_read_vector(path, &v, &err) == STM_OK) {
         s_vector_round_trip("vector file", v);
-        vector_destroy(&v);
+        stm_vector_destroy(&v);
     }
     s_sink += t.sum;
 }
@@ -480,21 +480,21 @@ void fuzz_judge_init(const char *root)
     if (!root || !*root)
         root = ".";
     buf_t dir = BUF_INIT;
-    buf_printf(&dir, "%s/schemas/tasks", root);
+    stm_buf_printf(&dir, "%s/schemas/tasks", root);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    if (schemaset_load(buf_str(&dir), &set, &err) != STM_OK ||
-        lineage_build(set, &s_local, &err) != STM_OK) {
+    if (stm_schemaset_load(stm_buf_str(&dir), &set, &err) != STM_OK ||
+        stm_lineage_build(set, &s_local, &err) != STM_OK) {
         fprintf(stderr, "fuzz_judge: %s (set STEMMA_ROOT to the source tree)\n", err.msg);
         abort();
     }
-    schemaset_destroy(&set);
-    buf_free(&dir);
+    stm_schemaset_destroy(&set);
+    stm_buf_free(&dir);
 }
 
 void fuzz_judge_fini(void)
 {
-    lineage_destroy(&s_local);
+    stm_lineage_destroy(&s_local);
 }
 
 static relation_kind s_mirror(relation_kind k)
@@ -517,14 +517,14 @@ static size_t s_touch_comparison(const comparison_t *c)
     return sum;
 }
 
-/* relation_compare(a, b) and relation_compare(b, a) tell the same story. */
+/* stm_relation_compare(a, b) and stm_relation_compare(b, a) tell the same story. */
 static void s_check_mirror(const comparison_t *ab, const comparison_t *ba)
 {
     if (ba->relation != s_mirror(ab->relation) || ab->common != ba->common ||
-        ab->local_version != ba->remote_version || ab->remote_version != ba->local_version ||
+        ab->stm_local_version != ba->remote_version || ab->remote_version != ba->stm_local_version ||
         !stm_id_equal(&ab->common_id, &ba->common_id))
         s_fail("judge: comparing both ways: %s against %s (common %zu, %zu)",
-               relation_name(ab->relation), relation_name(ba->relation), ab->common, ba->common);
+               stm_relation_name(ab->relation), stm_relation_name(ba->relation), ab->common, ba->common);
     if (ab->nfamilies != ba->nfamilies)
         s_fail("judge: comparing both ways: %zu families against %zu", ab->nfamilies,
                ba->nfamilies);
@@ -544,30 +544,30 @@ static void s_check_mirror(const comparison_t *ab, const comparison_t *ba)
 
 static void s_check_self(const lineage_t *l)
 {
-    comparison_t *c = relation_compare(l, l);
-    if (c->relation != RELATION_SAME || c->common != lineage_count(l))
-        s_fail("judge: a lineage is %s to itself", relation_name(c->relation));
+    comparison_t *c = stm_relation_compare(l, l);
+    if (c->relation != RELATION_SAME || c->common != stm_lineage_count(l))
+        s_fail("judge: a lineage is %s to itself", stm_relation_name(c->relation));
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
         if (f->relation != RELATION_SAME || f->ncolumns[COLUMN_LOCAL_ONLY] ||
             f->ncolumns[COLUMN_REMOTE_ONLY] || f->ncolumns[COLUMN_CONFLICTING])
             s_fail("judge: family %s is not the same as itself", f->name);
     }
-    comparison_destroy(&c);
+    stm_comparison_destroy(&c);
 }
 
 static void s_judge(const lineage_t *remote, const peer_policy *p)
 {
     peer_verdict v;
-    judge_hello(s_local, remote, p, &v);
+    stm_judge_hello(s_local, remote, p, &v);
     if (v.sync != PEER_SYNC_FULL && v.sync != PEER_SYNC_PARTIAL && v.sync != PEER_SYNC_REFUSED)
         s_fail("judge: a verdict of %d", (int)v.sync);
     if (!v.reason[0])
-        s_fail("judge: a %s verdict without a reason", peer_sync_name(v.sync));
+        s_fail("judge: a %s verdict without a reason", stm_peer_sync_name(v.sync));
     if (!v.cmp)
         s_fail("judge: a verdict without its comparison");
     s_sink += s_touch_comparison(v.cmp);
-    peer_verdict_clear(&v);
+    stm_peer_verdict_clear(&v);
 }
 
 void fuzz_judge(const uint8_t *data, size_t size)
@@ -578,21 +578,21 @@ void fuzz_judge(const uint8_t *data, size_t size)
     unsigned char *m = s_message(WIRE_HELLO, data, size, &len);
     wire_hello h;
     stm_error err = {0};
-    if (wire_decode_hello(m, len, &h, &err) == STM_OK) {
+    if (stm_wire_decode_hello(m, len, &h, &err) == STM_OK) {
         peer_policy p;
-        config_policy_default(&p);
+        stm_config_policy_default(&p);
         s_judge(h.lineage, &p);
         p.min_supported_version = 3;
         p.max_version_gap = 1;
         s_judge(h.lineage, &p);
-        comparison_t *ab = relation_compare(s_local, h.lineage);
-        comparison_t *ba = relation_compare(h.lineage, s_local);
+        comparison_t *ab = stm_relation_compare(s_local, h.lineage);
+        comparison_t *ba = stm_relation_compare(h.lineage, s_local);
         s_sink += s_touch_comparison(ab) + s_touch_comparison(ba);
         s_check_mirror(ab, ba);
-        comparison_destroy(&ab);
-        comparison_destroy(&ba);
+        stm_comparison_destroy(&ab);
+        stm_comparison_destroy(&ba);
         s_check_self(h.lineage);
-        wire_hello_clear(&h);
+        stm_wire_hello_clear(&h);
     }
     free(m);
 }

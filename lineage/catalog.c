@@ -13,7 +13,7 @@ struct catalog_table {
     size_t count;            /* columns in use */
     size_t cap;              /* columns allocated */
     uint32_t *by_name;       /* column indexes in order of folded name: a cache that
-                                catalog_table_find builds when the table is large; it
+                                stm_catalog_table_find builds when the table is large; it
                                 is valid while nby_name == count */
     size_t nby_name;
 };
@@ -31,7 +31,7 @@ struct catalog {
     size_t count;
 };
 
-const char *catalog_affinity_name(catalog_affinity a)
+const char *stm_catalog_affinity_name(catalog_affinity a)
 {
     switch (a) {
     case AFFINITY_TEXT:
@@ -48,12 +48,12 @@ const char *catalog_affinity_name(catalog_affinity a)
     return "BLOB";
 }
 
-bool catalog_affinity_parse(const char *name, catalog_affinity *out)
+bool stm_catalog_affinity_parse(const char *name, catalog_affinity *out)
 {
     static const catalog_affinity all[] = {AFFINITY_TEXT, AFFINITY_NUMERIC, AFFINITY_INTEGER,
                                            AFFINITY_REAL, AFFINITY_BLOB};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(name, catalog_affinity_name(all[i])) == 0) {
+        if (strcmp(name, stm_catalog_affinity_name(all[i])) == 0) {
             *out = all[i];
             return true;
         }
@@ -71,7 +71,7 @@ static bool s_contains_nocase(const char *hay, const char *needle)
     return false;
 }
 
-catalog_affinity catalog_affinity_of(const char *decltype)
+catalog_affinity stm_catalog_affinity_of(const char *decltype)
 {
     /* The rules of https://sqlite.org/datatype3.html#determination_of_column_affinity,
      * applied in their order. */
@@ -88,7 +88,7 @@ catalog_affinity catalog_affinity_of(const char *decltype)
     return AFFINITY_NUMERIC;
 }
 
-catalog_table *catalog_table_new(const char *name, bool without_rowid)
+catalog_table *stm_catalog_table_new(const char *name, bool without_rowid)
 {
     catalog_table *t = stm_calloc(1, sizeof *t);
     t->name = stm_strdup(name);
@@ -96,7 +96,7 @@ catalog_table *catalog_table_new(const char *name, bool without_rowid)
     return t;
 }
 
-void catalog_table_reserve(catalog_table *t, size_t n)
+void stm_catalog_table_reserve(catalog_table *t, size_t n)
 {
     if (n <= t->cap)
         return;
@@ -104,7 +104,7 @@ void catalog_table_reserve(catalog_table *t, size_t n)
     t->cap = n;
 }
 
-void catalog_table_add_column(catalog_table *t, const catalog_column *col)
+void stm_catalog_table_add_column(catalog_table *t, const catalog_column *col)
 {
     t->columns = stm_grow(t->columns, &t->cap, t->count + 1, sizeof *t->columns);
     catalog_column *c = &t->columns[t->count++];
@@ -114,15 +114,15 @@ void catalog_table_add_column(catalog_table *t, const catalog_column *col)
     c->default_sql = col->default_sql ? stm_strdup(col->default_sql) : NULL;
 }
 
-catalog_table *catalog_table_copy(const catalog_table *t)
+catalog_table *stm_catalog_table_copy(const catalog_table *t)
 {
-    catalog_table *copy = catalog_table_new(t->name, t->without_rowid);
+    catalog_table *copy = stm_catalog_table_new(t->name, t->without_rowid);
     for (size_t i = 0; i < t->count; i++)
-        catalog_table_add_column(copy, &t->columns[i]);
+        stm_catalog_table_add_column(copy, &t->columns[i]);
     return copy;
 }
 
-void catalog_table_destroy(catalog_table **self_p)
+void stm_catalog_table_destroy(catalog_table **self_p)
 {
     catalog_table *t = *self_p;
     if (!t)
@@ -140,22 +140,22 @@ void catalog_table_destroy(catalog_table **self_p)
     *self_p = NULL;
 }
 
-const char *catalog_table_name(const catalog_table *t)
+const char *stm_catalog_table_name(const catalog_table *t)
 {
     return t->name;
 }
 
-bool catalog_table_without_rowid(const catalog_table *t)
+bool stm_catalog_table_without_rowid(const catalog_table *t)
 {
     return t->without_rowid;
 }
 
-size_t catalog_table_count(const catalog_table *t)
+size_t stm_catalog_table_count(const catalog_table *t)
 {
     return t->count;
 }
 
-const catalog_column *catalog_table_column(const catalog_table *t, size_t i)
+const catalog_column *stm_catalog_table_column(const catalog_table *t, size_t i)
 {
     return &t->columns[i];
 }
@@ -187,7 +187,7 @@ static void s_index(const catalog_table *ct)
     t->nby_name = t->count;
 }
 
-const catalog_column *catalog_table_find(const catalog_table *t, const char *name)
+const catalog_column *stm_catalog_table_find(const catalog_table *t, const char *name)
 {
     if (t->count <= S_INDEX_MIN) {
         for (size_t i = 0; i < t->count; i++)
@@ -215,7 +215,7 @@ const catalog_column *catalog_table_find(const catalog_table *t, const char *nam
     return NULL;
 }
 
-const catalog_column *catalog_table_duplicate(const catalog_table *t)
+const catalog_column *stm_catalog_table_duplicate(const catalog_table *t)
 {
     if (t->count < 2)
         return NULL;
@@ -234,7 +234,7 @@ static bool s_str_equal(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-bool catalog_column_equal(const catalog_column *a, const catalog_column *b)
+bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b)
 {
     return strcmp(a->name, b->name) == 0 && strcmp(a->decltype, b->decltype) == 0 &&
            a->affinity == b->affinity && a->not_null == b->not_null &&
@@ -249,7 +249,7 @@ static int s_compare_columns(const void *pa, const void *pb)
     return sqlite3_stricmp(a->name, b->name);
 }
 
-void catalog_table_digest(const catalog_table *t, stm_hasher *h)
+void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h)
 {
     /* Columns in order of case-folded name, so that a rebuild that only reorders
      * columns is not a change of definition. */
@@ -263,7 +263,7 @@ void catalog_table_digest(const catalog_table *t, stm_hasher *h)
         const catalog_column *c = sorted[i];
         stm_hasher_str(h, c->name);
         stm_hasher_str(h, c->decltype);
-        stm_hasher_str(h, catalog_affinity_name(c->affinity));
+        stm_hasher_str(h, stm_catalog_affinity_name(c->affinity));
         stm_hasher_u32(h, c->not_null ? 1 : 0);
         stm_hasher_str(h, c->default_sql);
         stm_hasher_u32(h, (uint32_t)c->pk);
@@ -290,19 +290,19 @@ static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t,
         catalog_column c = {
             .name = (char *)sqlite3_column_text(cols, 0),
             .decltype = (char *)(decltype ? decltype : ""),
-            .affinity = catalog_affinity_of(decltype ? decltype : ""),
+            .affinity = stm_catalog_affinity_of(decltype ? decltype : ""),
             .not_null = sqlite3_column_int(cols, 2) != 0,
             .default_sql = (char *)sqlite3_column_text(cols, 3),
             .pk = sqlite3_column_int(cols, 4),
             .hidden = sqlite3_column_int(cols, 5),
         };
-        catalog_table_add_column(t, &c);
+        stm_catalog_table_add_column(t, &c);
     }
     return rc == SQLITE_DONE ? STM_OK
                              : stm_error_db(err, db, NULL, "reading the catalog (%s)", t->name);
 }
 
-stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
+stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
 {
     /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
      * shadow tables, and which are WITHOUT ROWID. */
@@ -324,7 +324,7 @@ stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     int step;
     while ((step = sqlite3_step(tables)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(tables, 0);
-        catalog_table *t = catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
+        catalog_table *t = stm_catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
         c->tables[c->count++] = t;
         rc = s_read_columns(db, cols, t, err);
@@ -341,35 +341,35 @@ done:
     sqlite3_finalize(tables);
     sqlite3_finalize(cols);
     if (rc != STM_OK)
-        catalog_destroy(&c);
+        stm_catalog_destroy(&c);
     else
         *out = c;
     return rc;
 }
 
-void catalog_destroy(catalog_t **self_p)
+void stm_catalog_destroy(catalog_t **self_p)
 {
     catalog_t *c = *self_p;
     if (!c)
         return;
     for (size_t i = 0; i < c->count; i++)
-        catalog_table_destroy(&c->tables[i]);
+        stm_catalog_table_destroy(&c->tables[i]);
     free(c->tables);
     free(c);
     *self_p = NULL;
 }
 
-size_t catalog_count(const catalog_t *c)
+size_t stm_catalog_count(const catalog_t *c)
 {
     return c->count;
 }
 
-const catalog_table *catalog_at(const catalog_t *c, size_t i)
+const catalog_table *stm_catalog_at(const catalog_t *c, size_t i)
 {
     return c->tables[i];
 }
 
-const catalog_table *catalog_find(const catalog_t *c, const char *name)
+const catalog_table *stm_catalog_find(const catalog_t *c, const char *name)
 {
     size_t lo = 0, hi = c->count;
     while (lo < hi) {

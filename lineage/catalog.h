@@ -40,45 +40,45 @@ typedef struct catalog_table catalog_table;
 typedef struct catalog catalog_t;
 
 /* "TEXT", "NUMERIC", "INTEGER", "REAL", "BLOB": static. */
-const char *catalog_affinity_name(catalog_affinity a);
+const char *stm_catalog_affinity_name(catalog_affinity a);
 /* Parses one of those names (exact case); false when it is none of them. */
-bool catalog_affinity_parse(const char *name, catalog_affinity *out);
+bool stm_catalog_affinity_parse(const char *name, catalog_affinity *out);
 /* The affinity SQLite gives a column declared with this type. */
-catalog_affinity catalog_affinity_of(const char *decltype);
+catalog_affinity stm_catalog_affinity_of(const char *decltype);
 
-/* A new empty table definition, the caller's (catalog_table_destroy). */
-catalog_table *catalog_table_new(const char *name, bool without_rowid);
-catalog_table *catalog_table_copy(const catalog_table *t);
-void catalog_table_destroy(catalog_table **self_p);
+/* A new empty table definition, the caller's (stm_catalog_table_destroy). */
+catalog_table *stm_catalog_table_new(const char *name, bool without_rowid);
+catalog_table *stm_catalog_table_copy(const catalog_table *t);
+void stm_catalog_table_destroy(catalog_table **self_p);
 /* Makes room for n columns in all, exactly (a reader that knows how many will come). */
-void catalog_table_reserve(catalog_table *t, size_t n);
+void stm_catalog_table_reserve(catalog_table *t, size_t n);
 /* Appends a copy of col (its strings are copied). */
-void catalog_table_add_column(catalog_table *t, const catalog_column *col);
-const char *catalog_table_name(const catalog_table *t);
-bool catalog_table_without_rowid(const catalog_table *t);
-size_t catalog_table_count(const catalog_table *t);
+void stm_catalog_table_add_column(catalog_table *t, const catalog_column *col);
+const char *stm_catalog_table_name(const catalog_table *t);
+bool stm_catalog_table_without_rowid(const catalog_table *t);
+size_t stm_catalog_table_count(const catalog_table *t);
 /* Column i in declaration order, lent. */
-const catalog_column *catalog_table_column(const catalog_table *t, size_t i);
+const catalog_column *stm_catalog_table_column(const catalog_table *t, size_t i);
 /* The column of that name (any case), lent, or NULL; the first declared when the name
  * comes twice. O(log n) for wide tables (an index built on first use, and again after
  * columns are added). */
-const catalog_column *catalog_table_find(const catalog_table *t, const char *name);
+const catalog_column *stm_catalog_table_find(const catalog_table *t, const char *name);
 /* A column whose name (any case) an earlier column of t already has, lent, or NULL:
  * n log n, for readers of untrusted tables that check names once after reading them. */
-const catalog_column *catalog_table_duplicate(const catalog_table *t);
+const catalog_column *stm_catalog_table_duplicate(const catalog_table *t);
 /* True when a and b have the same name, type, affinity, constraints, default and key role. */
-bool catalog_column_equal(const catalog_column *a, const catalog_column *b);
+bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b);
 /* Feeds the table's canonical definition to h (docs/lineage.md defines the bytes): the
  * same columns give the same bytes whatever their order of declaration. */
-void catalog_table_digest(const catalog_table *t, stm_hasher *h);
+void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h);
 
-/* Reads the catalog of db's main schema. *out is the caller's (catalog_destroy). */
-stm_err catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
-void catalog_destroy(catalog_t **self_p);
-size_t catalog_count(const catalog_t *c);
+/* Reads the catalog of db's main schema. *out is the caller's (stm_catalog_destroy). */
+stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
+void stm_catalog_destroy(catalog_t **self_p);
+size_t stm_catalog_count(const catalog_t *c);
 /* Table i, in order of name (ASCII case folded), lent. */
-const catalog_table *catalog_at(const catalog_t *c, size_t i);
+const catalog_table *stm_catalog_at(const catalog_t *c, size_t i);
 /* The table of that name (any case), lent, or NULL. */
-const catalog_table *catalog_find(const catalog_t *c, const char *name);
+const catalog_table *stm_catalog_find(const catalog_t *c, const char *name);
 
 #endif

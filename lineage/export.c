@@ -14,112 +14,112 @@ static void s_set_id(toml_value *t, const char *key, const stm_id *id)
 {
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(id, hex);
-    toml_table_set(t, key, toml_new_string(hex, STM_ID_HEX_LEN));
+    stm_toml_table_set(t, key, stm_toml_new_string(hex, STM_ID_HEX_LEN));
 }
 
 static void s_set_str(toml_value *t, const char *key, const char *s)
 {
-    toml_table_set(t, key, toml_new_string(s, strlen(s)));
+    stm_toml_table_set(t, key, stm_toml_new_string(s, strlen(s)));
 }
 
 static toml_value *s_name_array(char **names, size_t n)
 {
-    toml_value *a = toml_new_array();
+    toml_value *a = stm_toml_new_array();
     for (size_t i = 0; i < n; i++)
-        toml_array_push(a, toml_new_string(names[i], strlen(names[i])));
+        stm_toml_array_push(a, stm_toml_new_string(names[i], strlen(names[i])));
     return a;
 }
 
 static toml_value *s_columns(const catalog_table *t)
 {
-    toml_value *cols = toml_new_array();
-    toml_set_inline(cols, true);
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
-        toml_value *col = toml_new_table();
-        toml_set_inline(col, true);
+    toml_value *cols = stm_toml_new_array();
+    stm_toml_set_inline(cols, true);
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+        const catalog_column *c = stm_catalog_table_column(t, i);
+        toml_value *col = stm_toml_new_table();
+        stm_toml_set_inline(col, true);
         s_set_str(col, "name", c->name);
         s_set_str(col, "type", c->decltype);
-        s_set_str(col, "affinity", catalog_affinity_name(c->affinity));
-        toml_table_set(col, "not_null", toml_new_bool(c->not_null));
+        s_set_str(col, "affinity", stm_catalog_affinity_name(c->affinity));
+        stm_toml_table_set(col, "not_null", stm_toml_new_bool(c->not_null));
         if (c->default_sql)
             s_set_str(col, "default", c->default_sql);
-        toml_table_set(col, "pk", toml_new_integer(c->pk));
+        stm_toml_table_set(col, "pk", stm_toml_new_integer(c->pk));
         if (c->hidden)
-            toml_table_set(col, "hidden", toml_new_integer(c->hidden));
-        toml_array_push(cols, col);
+            stm_toml_table_set(col, "hidden", stm_toml_new_integer(c->hidden));
+        stm_toml_array_push(cols, col);
     }
     return cols;
 }
 
 static toml_value *s_family(const family_t *f)
 {
-    toml_value *t = toml_new_table();
-    size_t n = family_count(f);
-    const family_entry *last = n ? family_entry_at(f, n - 1) : NULL;
-    toml_table_set(t, "current_version", toml_new_integer(last ? last->version : 0));
-    stm_id head = family_head(f);
+    toml_value *t = stm_toml_new_table();
+    size_t n = stm_family_count(f);
+    const family_entry *last = n ? stm_family_entry_at(f, n - 1) : NULL;
+    stm_toml_table_set(t, "current_version", stm_toml_new_integer(last ? last->version : 0));
+    stm_id head = stm_family_head(f);
     s_set_id(t, "head", &head);
-    s_set_str(t, "status", family_table(f) ? "live" : "dropped");
-    toml_value *versions = toml_new_array();
+    s_set_str(t, "status", stm_family_table(f) ? "live" : "dropped");
+    toml_value *versions = stm_toml_new_array();
     for (size_t i = 0; i < n; i++) {
-        const family_entry *e = family_entry_at(f, i);
-        toml_value *v = toml_new_table();
-        toml_table_set(v, "version", toml_new_integer(e->version));
+        const family_entry *e = stm_family_entry_at(f, i);
+        toml_value *v = stm_toml_new_table();
+        stm_toml_table_set(v, "version", stm_toml_new_integer(e->version));
         s_set_id(v, "id", &e->version_id);
-        s_set_str(v, "action", family_action_name(e->action));
+        s_set_str(v, "action", stm_family_action_name(e->action));
         s_set_id(v, "head", &e->head);
-        toml_table_set(v, "added_fields", s_name_array(e->added, e->nadded));
-        toml_table_set(v, "removed_fields", s_name_array(e->removed, e->nremoved));
-        toml_table_set(v, "changed_fields", s_name_array(e->changed, e->nchanged));
+        stm_toml_table_set(v, "added_fields", s_name_array(e->added, e->nadded));
+        stm_toml_table_set(v, "removed_fields", s_name_array(e->removed, e->nremoved));
+        stm_toml_table_set(v, "changed_fields", s_name_array(e->changed, e->nchanged));
         if (e->table) {
-            toml_table_set(v, "without_rowid", toml_new_bool(catalog_table_without_rowid(e->table)));
-            toml_table_set(v, "columns", s_columns(e->table));
+            stm_toml_table_set(v, "without_rowid", stm_toml_new_bool(stm_catalog_table_without_rowid(e->table)));
+            stm_toml_table_set(v, "columns", s_columns(e->table));
         }
-        toml_array_push(versions, v);
+        stm_toml_array_push(versions, v);
     }
-    toml_table_set(t, "versions", versions);
+    stm_toml_table_set(t, "versions", versions);
     return t;
 }
 
-char *export_lineage(const lineage_t *l)
+char *stm_export_lineage(const lineage_t *l)
 {
-    toml_value *root = toml_new_table();
-    toml_table_set(root, "format", toml_new_integer(EXPORT_FORMAT));
-    s_set_str(root, "schema_set", lineage_name(l));
-    const lineage_version *head = lineage_head(l);
-    toml_table_set(root, "head_version", toml_new_integer(head ? head->number : 0));
+    toml_value *root = stm_toml_new_table();
+    stm_toml_table_set(root, "format", stm_toml_new_integer(EXPORT_FORMAT));
+    s_set_str(root, "schema_set", stm_lineage_name(l));
+    const lineage_version *head = stm_lineage_head(l);
+    stm_toml_table_set(root, "head_version", stm_toml_new_integer(head ? head->number : 0));
     stm_id zero = {{0}};
     s_set_id(root, "head_id", head ? &head->id : &zero);
 
-    toml_value *versions = toml_new_array();
-    for (size_t i = 0; i < lineage_count(l); i++) {
-        const lineage_version *v = lineage_version_at(l, i);
-        toml_value *t = toml_new_table();
-        toml_table_set(t, "number", toml_new_integer(v->number));
+    toml_value *versions = stm_toml_new_array();
+    for (size_t i = 0; i < stm_lineage_count(l); i++) {
+        const lineage_version *v = stm_lineage_version_at(l, i);
+        toml_value *t = stm_toml_new_table();
+        stm_toml_table_set(t, "number", stm_toml_new_integer(v->number));
         s_set_id(t, "id", &v->id);
         s_set_id(t, "parent", &v->parent);
         s_set_str(t, "description", v->description);
         s_set_id(t, "checksum", &v->checksum);
-        toml_array_push(versions, t);
+        stm_toml_array_push(versions, t);
     }
-    toml_table_set(root, "versions", versions);
+    stm_toml_table_set(root, "versions", versions);
 
-    toml_value *families = toml_new_table();
-    for (size_t i = 0; i < lineage_family_count(l); i++) {
-        const family_t *f = lineage_family_at(l, i);
-        toml_table_set(families, family_name(f), s_family(f));
+    toml_value *families = stm_toml_new_table();
+    for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
+        const family_t *f = stm_lineage_family_at(l, i);
+        stm_toml_table_set(families, stm_family_name(f), s_family(f));
     }
-    toml_table_set(root, "families", families);
+    stm_toml_table_set(root, "families", families);
 
     buf_t header = BUF_INIT;
-    buf_printf(&header,
+    stm_buf_printf(&header,
                "stemma lineage export of schema set \"%s\": %zu versions, %zu families.\n"
                "Layout: docs/toml-format.md. Ids are BLAKE2b-256 digests in lowercase hex.",
-               lineage_name(l), lineage_count(l), lineage_family_count(l));
-    char *text = toml_emit(root, buf_str(&header));
-    buf_free(&header);
-    toml_destroy(&root);
+               stm_lineage_name(l), stm_lineage_count(l), stm_lineage_family_count(l));
+    char *text = stm_toml_emit(root, stm_buf_str(&header));
+    stm_buf_free(&header);
+    stm_toml_destroy(&root);
     return text;
 }
 
@@ -133,8 +133,8 @@ typedef struct {
 
 static stm_err s_bad(const s_reader *r, const toml_value *at, const char *path, const char *what)
 {
-    return stm_error_set(r->err, STM_EINPUT, "%s:%d:%d: %s: %s", r->name, toml_line(at),
-                         toml_column(at), path, what);
+    return stm_error_set(r->err, STM_EINPUT, "%s:%d:%d: %s: %s", r->name, stm_toml_line(at),
+                         stm_toml_column(at), path, what);
 }
 
 /* Fetches key from table t with the given type; a missing key or a wrong type is an
@@ -142,15 +142,15 @@ static stm_err s_bad(const s_reader *r, const toml_value *at, const char *path, 
 static stm_err s_get(const s_reader *r, const toml_value *t, const char *path, const char *key,
                      toml_type type, const toml_value **out)
 {
-    const toml_value *v = toml_table_get(t, key);
+    const toml_value *v = stm_toml_table_get(t, key);
     char full[256];
     snprintf(full, sizeof full, "%s%s%s", path, *path ? "." : "", key);
     if (!v)
         return s_bad(r, t, full, "missing");
-    if (toml_type_of(v) != type) {
+    if (stm_toml_type_of(v) != type) {
         char what[96];
-        snprintf(what, sizeof what, "expected a %s, found a %s", toml_type_name(type),
-                 toml_type_name(toml_type_of(v)));
+        snprintf(what, sizeof what, "expected a %s, found a %s", stm_toml_type_name(type),
+                 stm_toml_type_name(stm_toml_type_of(v)));
         return s_bad(r, v, full, what);
     }
     *out = v;
@@ -164,7 +164,7 @@ static stm_err s_get_string(const s_reader *r, const toml_value *t, const char *
     stm_err rc = s_get(r, t, path, key, TOML_STRING, &v);
     if (rc == STM_OK) {
         size_t len;
-        *out = toml_string(v, &len);
+        *out = stm_toml_string(v, &len);
         if (strlen(*out) != len)
             return s_bad(r, v, key, "holds a NUL character");
     }
@@ -178,7 +178,7 @@ static stm_err s_get_int(const s_reader *r, const toml_value *t, const char *pat
     stm_err rc = s_get(r, t, path, key, TOML_INTEGER, &v);
     if (rc != STM_OK)
         return rc;
-    *out = toml_integer(v);
+    *out = stm_toml_integer(v);
     if (*out < min || *out > max) {
         char what[96];
         snprintf(what, sizeof what, "%lld is out of range (%lld to %lld)", (long long)*out,
@@ -194,7 +194,7 @@ static stm_err s_get_bool(const s_reader *r, const toml_value *t, const char *pa
     const toml_value *v;
     stm_err rc = s_get(r, t, path, key, TOML_BOOL, &v);
     if (rc == STM_OK)
-        *out = toml_bool(v);
+        *out = stm_toml_bool(v);
     return rc;
 }
 
@@ -204,7 +204,7 @@ static stm_err s_get_id(const s_reader *r, const toml_value *t, const char *path
     const char *hex;
     stm_err rc = s_get_string(r, t, path, key, &hex);
     if (rc == STM_OK && !stm_id_from_hex(hex, out))
-        return s_bad(r, toml_table_get(t, key), key, "expected 64 hexadecimal digits");
+        return s_bad(r, stm_toml_table_get(t, key), key, "expected 64 hexadecimal digits");
     return rc;
 }
 
@@ -212,7 +212,7 @@ static stm_err s_get_id(const s_reader *r, const toml_value *t, const char *path
 static stm_err s_corrupt_at(const s_reader *r, const toml_value *at, stm_err rc)
 {
     if (rc != STM_OK)
-        stm_error_prefix(r->err, "%s:%d:%d", r->name, toml_line(at), toml_column(at));
+        stm_error_prefix(r->err, "%s:%d:%d", r->name, stm_toml_line(at), stm_toml_column(at));
     return rc;
 }
 
@@ -220,11 +220,11 @@ static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineag
 {
     const toml_value *versions;
     stm_err rc = s_get(r, root, "", "versions", TOML_ARRAY, &versions);
-    for (size_t i = 0; rc == STM_OK && i < toml_array_count(versions); i++) {
-        const toml_value *v = toml_array_at(versions, i);
+    for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(versions); i++) {
+        const toml_value *v = stm_toml_array_at(versions, i);
         char path[48];
         snprintf(path, sizeof path, "versions[%zu]", i);
-        if (toml_type_of(v) != TOML_TABLE)
+        if (stm_toml_type_of(v) != TOML_TABLE)
             return s_bad(r, v, path, "expected a table");
         int64_t number;
         stm_id id, parent, checksum;
@@ -236,7 +236,7 @@ static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineag
             (rc = s_get_id(r, v, path, "checksum", &checksum)))
             return rc;
         rc = s_corrupt_at(r, v,
-                          lineage_add_version(l, (int)number, &id, &parent, &checksum,
+                          stm_lineage_add_version(l, (int)number, &id, &parent, &checksum,
                                               description, r->err));
     }
     return rc;
@@ -247,13 +247,13 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
 {
     const toml_value *cols;
     stm_err rc = s_get(r, entry, path, "columns", TOML_ARRAY, &cols);
-    if (rc == STM_OK && toml_array_count(cols) == 0)
+    if (rc == STM_OK && stm_toml_array_count(cols) == 0)
         return s_bad(r, cols, path, "a table needs at least one column");
-    for (size_t i = 0; rc == STM_OK && i < toml_array_count(cols); i++) {
-        const toml_value *c = toml_array_at(cols, i);
+    for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(cols); i++) {
+        const toml_value *c = stm_toml_array_at(cols, i);
         char cpath[320];
         snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
-        if (toml_type_of(c) != TOML_TABLE)
+        if (stm_toml_type_of(c) != TOML_TABLE)
             return s_bad(r, c, cpath, "expected a table");
         const char *name, *decltype, *affinity, *dflt = NULL;
         bool not_null;
@@ -265,12 +265,12 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
             (rc = s_get_bool(r, c, cpath, "not_null", &not_null)) ||
             (rc = s_get_int(r, c, cpath, "pk", 0, 32767, &pk)))
             return rc;
-        if (toml_table_get(c, "default") && (rc = s_get_string(r, c, cpath, "default", &dflt)))
+        if (stm_toml_table_get(c, "default") && (rc = s_get_string(r, c, cpath, "default", &dflt)))
             return rc;
-        if (toml_table_get(c, "hidden") && (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
+        if (stm_toml_table_get(c, "hidden") && (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
             return rc;
-        if (!catalog_affinity_parse(affinity, &col.affinity))
-            return s_bad(r, toml_table_get(c, "affinity"), cpath,
+        if (!stm_catalog_affinity_parse(affinity, &col.affinity))
+            return s_bad(r, stm_toml_table_get(c, "affinity"), cpath,
                          "affinity must be TEXT, NUMERIC, INTEGER, REAL or BLOB");
         col.name = (char *)name;
         col.decltype = (char *)decltype;
@@ -278,16 +278,16 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         col.default_sql = (char *)dflt;
         col.pk = (int)pk;
         col.hidden = (int)hidden;
-        catalog_table_add_column(t, &col);
+        stm_catalog_table_add_column(t, &col);
     }
     /* Checked once all are read, sorted: looking each name up among those before it
      * cost n squared for a file's wide table. */
-    const catalog_column *dup = rc == STM_OK ? catalog_table_duplicate(t) : NULL;
+    const catalog_column *dup = rc == STM_OK ? stm_catalog_table_duplicate(t) : NULL;
     if (dup) {
-        size_t i = (size_t)(dup - catalog_table_column(t, 0));
+        size_t i = (size_t)(dup - stm_catalog_table_column(t, 0));
         char cpath[320];
         snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
-        return s_bad(r, toml_array_at(cols, i), cpath, "a column of that name comes twice");
+        return s_bad(r, stm_toml_array_at(cols, i), cpath, "a column of that name comes twice");
     }
     return rc;
 }
@@ -297,16 +297,16 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
 {
     char path[160];
     snprintf(path, sizeof path, "families.%s", name);
-    if (toml_type_of(ft) != TOML_TABLE)
+    if (stm_toml_type_of(ft) != TOML_TABLE)
         return s_bad(r, ft, path, "expected a table");
     const toml_value *entries;
     stm_err rc = s_get(r, ft, path, "versions", TOML_ARRAY, &entries);
-    family_t *f = family_new(name);
-    for (size_t i = 0; rc == STM_OK && i < toml_array_count(entries); i++) {
-        const toml_value *e = toml_array_at(entries, i);
+    family_t *f = stm_family_new(name);
+    for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(entries); i++) {
+        const toml_value *e = stm_toml_array_at(entries, i);
         char epath[200];
         snprintf(epath, sizeof epath, "%s.versions[%zu]", path, i);
-        if (toml_type_of(e) != TOML_TABLE) {
+        if (stm_toml_type_of(e) != TOML_TABLE) {
             rc = s_bad(r, e, epath, "expected a table");
             break;
         }
@@ -319,46 +319,46 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
             (rc = s_get_string(r, e, epath, "action", &action_name)) ||
             (rc = s_get_id(r, e, epath, "head", &head)))
             break;
-        if (!family_action_parse(action_name, &action)) {
-            rc = s_bad(r, toml_table_get(e, "action"), epath,
+        if (!stm_family_action_parse(action_name, &action)) {
+            rc = s_bad(r, stm_toml_table_get(e, "action"), epath,
                        "action must be created, changed or dropped");
             break;
         }
-        if ((size_t)version > lineage_count(l) ||
-            !stm_id_equal(&lineage_version_at(l, (size_t)version - 1)->id, &version_id)) {
+        if ((size_t)version > stm_lineage_count(l) ||
+            !stm_id_equal(&stm_lineage_version_at(l, (size_t)version - 1)->id, &version_id)) {
             rc = stm_error_set(r->err, STM_ECORRUPT,
                                "%s:%d:%d: %s: names version %lld, which this lineage does not "
                                "hold with that id",
-                               r->name, toml_line(e), toml_column(e), epath, (long long)version);
+                               r->name, stm_toml_line(e), stm_toml_column(e), epath, (long long)version);
             break;
         }
         catalog_table *table = NULL;
         if (action != FAMILY_DROPPED) {
             bool without_rowid = false;
-            if (toml_table_get(e, "without_rowid") &&
+            if (stm_toml_table_get(e, "without_rowid") &&
                 (rc = s_get_bool(r, e, epath, "without_rowid", &without_rowid)))
                 break;
-            table = catalog_table_new(name, without_rowid);
+            table = stm_catalog_table_new(name, without_rowid);
             if ((rc = s_read_columns(r, e, epath, table)) != STM_OK) {
-                catalog_table_destroy(&table);
+                stm_catalog_table_destroy(&table);
                 break;
             }
         }
-        rc = s_corrupt_at(r, e, family_append(f, (int)version, &version_id, action, table, &head,
+        rc = s_corrupt_at(r, e, stm_family_append(f, (int)version, &version_id, action, table, &head,
                                               r->err));
     }
     if (rc != STM_OK) {
-        family_destroy(&f);
+        stm_family_destroy(&f);
         return rc;
     }
-    return s_corrupt_at(r, ft, lineage_add_family(l, f, r->err));
+    return s_corrupt_at(r, ft, stm_lineage_add_family(l, f, r->err));
 }
 
-stm_err export_parse(const char *text, size_t len, const char *name, lineage_t **out,
+stm_err stm_export_parse(const char *text, size_t len, const char *name, lineage_t **out,
                      stm_error *err)
 {
     toml_value *root = NULL;
-    stm_err rc = toml_parse(text, len, name, &root, err);
+    stm_err rc = stm_toml_parse(text, len, name, &root, err);
     if (rc != STM_OK)
         return rc;
     s_reader r = {name, err};
@@ -379,42 +379,42 @@ stm_err export_parse(const char *text, size_t len, const char *name, lineage_t *
         (rc = s_get_int(&r, root, "", "head_version", 0, SCHEMASET_MAX_VERSIONS, &head_version)) ||
         (rc = s_get_id(&r, root, "", "head_id", &head_id)))
         goto done;
-    l = lineage_new(set_name);
+    l = stm_lineage_new(set_name);
     if ((rc = s_read_versions(&r, root, l)))
         goto done;
-    const lineage_version *head = lineage_head(l);
+    const lineage_version *head = stm_lineage_head(l);
     stm_id zero = {{0}};
-    if ((size_t)head_version != lineage_count(l) ||
+    if ((size_t)head_version != stm_lineage_count(l) ||
         !stm_id_equal(&head_id, head ? &head->id : &zero)) {
         rc = stm_error_set(err, STM_ECORRUPT,
                            "%s: head_version and head_id do not match the last of the versions",
                            name);
         goto done;
     }
-    const toml_value *families = toml_table_get(root, "families");
-    if (families && toml_type_of(families) != TOML_TABLE) {
+    const toml_value *families = stm_toml_table_get(root, "families");
+    if (families && stm_toml_type_of(families) != TOML_TABLE) {
         rc = s_bad(&r, families, "families", "expected a table");
         goto done;
     }
-    for (size_t i = 0; families && i < toml_table_count(families) && rc == STM_OK; i++)
-        rc = s_read_family(&r, l, toml_table_key(families, i), toml_table_at(families, i));
+    for (size_t i = 0; families && i < stm_toml_table_count(families) && rc == STM_OK; i++)
+        rc = s_read_family(&r, l, stm_toml_table_key(families, i), stm_toml_table_at(families, i));
 done:
-    toml_destroy(&root);
+    stm_toml_destroy(&root);
     if (rc != STM_OK)
-        lineage_destroy(&l);
+        stm_lineage_destroy(&l);
     else
         *out = l;
     return rc;
 }
 
-stm_err export_read_file(const char *path, lineage_t **out, stm_error *err)
+stm_err stm_export_read_file(const char *path, lineage_t **out, stm_error *err)
 {
     char *text;
     size_t len;
-    stm_err rc = readfile_all(path, EXPORT_MAX_BYTES, &text, &len, err);
+    stm_err rc = stm_readfile_all(path, EXPORT_MAX_BYTES, &text, &len, err);
     if (rc != STM_OK)
         return rc;
-    rc = export_parse(text, len, path, out, err);
+    rc = stm_export_parse(text, len, path, out, err);
     free(text);
     return rc;
 }

@@ -20,14 +20,14 @@
 #define EXPORT_MAX_BYTES (256u * 1024u * 1024u)
 
 /* The TOML text of l; the caller frees it. */
-char *export_lineage(const lineage_t *l);
+char *stm_export_lineage(const lineage_t *l);
 
 /* Reads an exported lineage from text; name is used in messages ("FILE:LINE:COL: ...").
- * *out is the caller's (lineage_destroy). STM_EINPUT for TOML that does not parse or
+ * *out is the caller's (stm_lineage_destroy). STM_EINPUT for TOML that does not parse or
  * lacks what the format needs, STM_ECORRUPT when ids or heads do not check out. */
-stm_err export_parse(const char *text, size_t len, const char *name, lineage_t **out,
+stm_err stm_export_parse(const char *text, size_t len, const char *name, lineage_t **out,
                      stm_error *err);
 /* The same, from a file. */
-stm_err export_read_file(const char *path, lineage_t **out, stm_error *err);
+stm_err stm_export_read_file(const char *path, lineage_t **out, stm_error *err);
 
 #endif

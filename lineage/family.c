@@ -11,7 +11,7 @@ struct family {
     size_t cap;             /* entries allocated */
 };
 
-const char *family_action_name(family_action a)
+const char *stm_family_action_name(family_action a)
 {
     switch (a) {
     case FAMILY_CREATED:
@@ -24,10 +24,10 @@ const char *family_action_name(family_action a)
     return "changed";
 }
 
-bool family_action_parse(const char *name, family_action *out)
+bool stm_family_action_parse(const char *name, family_action *out)
 {
     for (int a = FAMILY_CREATED; a <= FAMILY_DROPPED; a++) {
-        if (strcmp(name, family_action_name((family_action)a)) == 0) {
+        if (strcmp(name, stm_family_action_name((family_action)a)) == 0) {
             *out = (family_action)a;
             return true;
         }
@@ -35,7 +35,7 @@ bool family_action_parse(const char *name, family_action *out)
     return false;
 }
 
-family_t *family_new(const char *name)
+family_t *stm_family_new(const char *name)
 {
     family_t *f = stm_calloc(1, sizeof *f);
     f->name = stm_strdup(name);
@@ -49,7 +49,7 @@ static void s_free_names(char **names, size_t n)
     free(names);
 }
 
-void family_destroy(family_t **self_p)
+void stm_family_destroy(family_t **self_p)
 {
     family_t *f = *self_p;
     if (!f)
@@ -59,7 +59,7 @@ void family_destroy(family_t **self_p)
         s_free_names(e->added, e->nadded);
         s_free_names(e->removed, e->nremoved);
         s_free_names(e->changed, e->nchanged);
-        catalog_table_destroy(&e->table);
+        stm_catalog_table_destroy(&e->table);
     }
     free(f->entries);
     free(f->name);
@@ -67,7 +67,7 @@ void family_destroy(family_t **self_p)
     *self_p = NULL;
 }
 
-stm_id family_head(const family_t *f)
+stm_id stm_family_head(const family_t *f)
 {
     stm_id zero = {{0}};
     return f->count ? f->entries[f->count - 1].head : zero;
@@ -80,7 +80,7 @@ static void s_next_head(const stm_id *prev, const catalog_table *table, stm_id *
     stm_hasher_init(&h);
     stm_hasher_update(&h, prev->bytes, STM_ID_BYTES);
     if (table)
-        catalog_table_digest(table, &h);
+        stm_catalog_table_digest(table, &h);
     else
         stm_hasher_u32(&h, 0xffffffffu);
     stm_hasher_final(&h, out);
@@ -101,19 +101,19 @@ static void s_push_name(char ***names, size_t *n, const char *name)
 /* Fills the entry's added/removed/changed lists from the two definitions. */
 static void s_diff(family_entry *e, const catalog_table *before, const catalog_table *after)
 {
-    size_t nafter = after ? catalog_table_count(after) : 0;
-    size_t nbefore = before ? catalog_table_count(before) : 0;
+    size_t nafter = after ? stm_catalog_table_count(after) : 0;
+    size_t nbefore = before ? stm_catalog_table_count(before) : 0;
     for (size_t i = 0; i < nafter; i++) {
-        const catalog_column *c = catalog_table_column(after, i);
-        const catalog_column *old = before ? catalog_table_find(before, c->name) : NULL;
+        const catalog_column *c = stm_catalog_table_column(after, i);
+        const catalog_column *old = before ? stm_catalog_table_find(before, c->name) : NULL;
         if (!old)
             s_push_name(&e->added, &e->nadded, c->name);
-        else if (!catalog_column_equal(old, c))
+        else if (!stm_catalog_column_equal(old, c))
             s_push_name(&e->changed, &e->nchanged, c->name);
     }
     for (size_t i = 0; i < nbefore; i++) {
-        const catalog_column *c = catalog_table_column(before, i);
-        if (!after || !catalog_table_find(after, c->name))
+        const catalog_column *c = stm_catalog_table_column(before, i);
+        if (!after || !stm_catalog_table_find(after, c->name))
             s_push_name(&e->removed, &e->nremoved, c->name);
     }
 }
@@ -134,12 +134,12 @@ static family_entry *s_push_entry(family_t *f, int version, const stm_id *versio
     return e;
 }
 
-bool family_record(family_t *f, int version, const stm_id *version_id,
+bool stm_family_record(family_t *f, int version, const stm_id *version_id,
                    const catalog_table *before, const catalog_table *after)
 {
     if (!before && !after)
         return false;
-    stm_id prev = family_head(f);
+    stm_id prev = stm_family_head(f);
     stm_id head;
     s_next_head(&prev, after, &head);
     if (before && after) {
@@ -150,11 +150,11 @@ bool family_record(family_t *f, int version, const stm_id *version_id,
             return false;
     }
     family_action action = !before ? FAMILY_CREATED : !after ? FAMILY_DROPPED : FAMILY_CHANGED;
-    s_push_entry(f, version, version_id, action, after ? catalog_table_copy(after) : NULL, &head);
+    s_push_entry(f, version, version_id, action, after ? stm_catalog_table_copy(after) : NULL, &head);
     return true;
 }
 
-stm_err family_append(family_t *f, int version, const stm_id *version_id, family_action action,
+stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
                       catalog_table *table, const stm_id *expected_head, stm_error *err)
 {
     const family_entry *last = f->count ? &f->entries[f->count - 1] : NULL;
@@ -169,15 +169,15 @@ stm_err family_append(family_t *f, int version, const stm_id *version_id, family
     else if (last && version <= last->version)
         why = "versions out of order";
     if (why) {
-        catalog_table_destroy(&table);
+        stm_catalog_table_destroy(&table);
         return stm_error_set(err, STM_ECORRUPT, "family %s, version %d: %s", f->name, version,
                              why);
     }
-    stm_id prev = family_head(f);
+    stm_id prev = stm_family_head(f);
     stm_id head;
     s_next_head(&prev, table, &head);
     if (!stm_id_equal(&head, expected_head)) {
-        catalog_table_destroy(&table);
+        stm_catalog_table_destroy(&table);
         return stm_error_set(err, STM_ECORRUPT,
                              "family %s, version %d: the head does not match its definition "
                              "(the file was edited or is damaged)",
@@ -187,30 +187,30 @@ stm_err family_append(family_t *f, int version, const stm_id *version_id, family
     return STM_OK;
 }
 
-const char *family_name(const family_t *f)
+const char *stm_family_name(const family_t *f)
 {
     return f->name;
 }
 
-size_t family_count(const family_t *f)
+size_t stm_family_count(const family_t *f)
 {
     return f->count;
 }
 
-const family_entry *family_entry_at(const family_t *f, size_t i)
+const family_entry *stm_family_entry_at(const family_t *f, size_t i)
 {
     return &f->entries[i];
 }
 
-const catalog_table *family_table(const family_t *f)
+const catalog_table *stm_family_table(const family_t *f)
 {
     return f->count ? f->entries[f->count - 1].table : NULL;
 }
 
-family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads,
+family_t *stm_family_from_heads(const char *name, const stm_id *heads, size_t nheads,
                             catalog_table *current)
 {
-    family_t *f = family_new(name);
+    family_t *f = stm_family_new(name);
     stm_id zero = {{0}};
     /* Exactly as many entries as heads: a peer's families cost what they hold. */
     if (nheads) {
@@ -230,7 +230,7 @@ family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads
         e->table = last ? current : NULL;
     }
     if (!nheads)
-        catalog_table_destroy(&current);
+        stm_catalog_table_destroy(&current);
     return f;
 }
 
@@ -242,14 +242,14 @@ static char **s_copy_names(char **names, size_t n)
     return copy;
 }
 
-family_t *family_prefix(const family_t *f, int max_version)
+family_t *stm_family_prefix(const family_t *f, int max_version)
 {
     size_t n = 0;
     while (n < f->count && f->entries[n].version <= max_version)
         n++;
     if (n == 0)
         return NULL;
-    family_t *copy = family_new(f->name);
+    family_t *copy = stm_family_new(f->name);
     copy->entries = stm_calloc(n, sizeof *copy->entries);
     copy->cap = n;
     for (size_t i = 0; i < n; i++) {
@@ -259,7 +259,7 @@ family_t *family_prefix(const family_t *f, int max_version)
         d->added = s_copy_names(e->added, e->nadded);
         d->removed = s_copy_names(e->removed, e->nremoved);
         d->changed = s_copy_names(e->changed, e->nchanged);
-        d->table = e->table ? catalog_table_copy(e->table) : NULL;
+        d->table = e->table ? stm_catalog_table_copy(e->table) : NULL;
     }
     copy->count = n;
     return copy;

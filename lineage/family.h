@@ -7,7 +7,7 @@
  *
  *     head(k) = BLAKE2b-256(head(k-1) || def(k)),  head(0) = 32 zero bytes,
  *
- * where def is the canonical definition (catalog_table_digest) or, for a drop, the
+ * where def is the canonical definition (stm_catalog_table_digest) or, for a drop, the
  * four bytes ff ff ff ff. Two families share an entry only when they went through the
  * same definitions in the same order, whatever the database versions were called, so
  * family lineages compare on their own: `lists` can be `same` in two schema sets whose
@@ -43,45 +43,45 @@ typedef struct {
 typedef struct family family_t;
 
 /* "created", "changed", "dropped": static. */
-const char *family_action_name(family_action a);
-bool family_action_parse(const char *name, family_action *out);
+const char *stm_family_action_name(family_action a);
+bool stm_family_action_parse(const char *name, family_action *out);
 
-/* A family with no history yet; the caller's (family_destroy). */
-family_t *family_new(const char *name);
-void family_destroy(family_t **self_p);
+/* A family with no history yet; the caller's (stm_family_destroy). */
+family_t *stm_family_new(const char *name);
+void stm_family_destroy(family_t **self_p);
 
 /* Records the step from before to after (either may be NULL: the table did not exist)
  * at the given version. Adds an entry only when the definition changed; returns true
  * when it did. The tables are copied, not taken. */
-bool family_record(family_t *f, int version, const stm_id *version_id,
+bool stm_family_record(family_t *f, int version, const stm_id *version_id,
                    const catalog_table *before, const catalog_table *after);
 
 /* Appends an entry read from elsewhere (an exported file): its head is recomputed from
  * its definition and must equal expected_head, and its action must fit the previous
  * entry. Takes table (may be NULL for a drop) in every case; the name lists are
  * recomputed from the definitions. Returns STM_ECORRUPT with a message otherwise. */
-stm_err family_append(family_t *f, int version, const stm_id *version_id, family_action action,
+stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
                       catalog_table *table, const stm_id *expected_head, stm_error *err);
 
 /* A family as a peer describes it: only its entries' heads (oldest first) and its
- * current definition (NULL: dropped), for comparing with relation_of_families and
+ * current definition (NULL: dropped), for comparing with stm_relation_of_families and
  * for its columns. Versions, ids, actions and the definitions of earlier entries are
  * unknown (0, zero, changed). Takes current. The caller owns the result. Nothing can
  * be checked: a peer's heads are its claim. */
-family_t *family_from_heads(const char *name, const stm_id *heads, size_t nheads,
+family_t *stm_family_from_heads(const char *name, const stm_id *heads, size_t nheads,
                             catalog_table *current);
 
 /* A copy of f's entries up to database version max_version (a database that has not
  * migrated further), or NULL when it has none by then. The caller owns the result. */
-family_t *family_prefix(const family_t *f, int max_version);
+family_t *stm_family_prefix(const family_t *f, int max_version);
 
 /* The name: as the table was first created (lent). */
-const char *family_name(const family_t *f);
-size_t family_count(const family_t *f);
-const family_entry *family_entry_at(const family_t *f, size_t i);
+const char *stm_family_name(const family_t *f);
+size_t stm_family_count(const family_t *f);
+const family_entry *stm_family_entry_at(const family_t *f, size_t i);
 /* The current definition, lent: NULL when the family has no entry or was dropped. */
-const catalog_table *family_table(const family_t *f);
+const catalog_table *stm_family_table(const family_t *f);
 /* The head after the last entry; all zero when there is none. */
-stm_id family_head(const family_t *f);
+stm_id stm_family_head(const family_t *f);
 
 #endif

@@ -21,7 +21,7 @@ struct lineage {
 /* The description of every version a peer describes (it sends none), shared. */
 static char s_no_description[] = "";
 
-void lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
+void stm_lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
                         stm_id *out)
 {
     stm_hasher h;
@@ -32,14 +32,14 @@ void lineage_version_id(const stm_id *parent, int number, const char *text, size
     stm_hasher_final(&h, out);
 }
 
-lineage_t *lineage_new(const char *name)
+lineage_t *stm_lineage_new(const char *name)
 {
     lineage_t *l = stm_calloc(1, sizeof *l);
     l->name = stm_strdup(name);
     return l;
 }
 
-void lineage_destroy(lineage_t **self_p)
+void stm_lineage_destroy(lineage_t **self_p)
 {
     lineage_t *l = *self_p;
     if (!l)
@@ -49,14 +49,14 @@ void lineage_destroy(lineage_t **self_p)
             free(l->versions[i].description);
     free(l->versions);
     for (size_t i = 0; i < l->nfamilies; i++)
-        family_destroy(&l->families[i]);
+        stm_family_destroy(&l->families[i]);
     free(l->families);
     free(l->name);
     free(l);
     *self_p = NULL;
 }
 
-stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
+stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
                             const stm_id *checksum, const char *description, stm_error *err)
 {
     if (number < 1 || (size_t)number != l->count + 1)
@@ -80,7 +80,7 @@ stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const st
     return STM_OK;
 }
 
-void lineage_reserve(lineage_t *l, size_t n)
+void stm_lineage_reserve(lineage_t *l, size_t n)
 {
     if (n <= l->cap)
         return;
@@ -94,7 +94,7 @@ static size_t s_family_slot(const lineage_t *l, const char *name, bool *found)
     size_t lo = 0, hi = l->nfamilies;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int cmp = sqlite3_stricmp(family_name(l->families[mid]), name);
+        int cmp = sqlite3_stricmp(stm_family_name(l->families[mid]), name);
         if (cmp == 0) {
             *found = true;
             return mid;
@@ -108,13 +108,13 @@ static size_t s_family_slot(const lineage_t *l, const char *name, bool *found)
     return lo;
 }
 
-stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err)
+stm_err stm_lineage_add_family(lineage_t *l, family_t *f, stm_error *err)
 {
     bool found;
-    size_t slot = s_family_slot(l, family_name(f), &found);
+    size_t slot = s_family_slot(l, stm_family_name(f), &found);
     if (found) {
-        stm_error_set(err, STM_ECORRUPT, "family %s appears twice", family_name(f));
-        family_destroy(&f);
+        stm_error_set(err, STM_ECORRUPT, "family %s appears twice", stm_family_name(f));
+        stm_family_destroy(&f);
         return STM_ECORRUPT;
     }
     l->families = stm_grow(l->families, &l->families_cap, l->nfamilies + 1, sizeof *l->families);
@@ -132,8 +132,8 @@ static family_t *s_family_for(lineage_t *l, const char *name)
     size_t slot = s_family_slot(l, name, &found);
     if (found)
         return l->families[slot];
-    family_t *f = family_new(name);
-    lineage_add_family(l, f, NULL);
+    family_t *f = stm_family_new(name);
+    stm_lineage_add_family(l, f, NULL);
     return f;
 }
 
@@ -141,17 +141,17 @@ static family_t *s_family_for(lineage_t *l, const char *name)
 static void s_record_catalog(lineage_t *l, const lineage_version *v, const catalog_t *before,
                              const catalog_t *after)
 {
-    size_t nafter = catalog_count(after);
+    size_t nafter = stm_catalog_count(after);
     for (size_t i = 0; i < nafter; i++) {
-        const catalog_table *t = catalog_at(after, i);
-        const catalog_table *old = before ? catalog_find(before, catalog_table_name(t)) : NULL;
-        family_record(s_family_for(l, catalog_table_name(t)), v->number, &v->id, old, t);
+        const catalog_table *t = stm_catalog_at(after, i);
+        const catalog_table *old = before ? stm_catalog_find(before, stm_catalog_table_name(t)) : NULL;
+        stm_family_record(s_family_for(l, stm_catalog_table_name(t)), v->number, &v->id, old, t);
     }
-    size_t nbefore = before ? catalog_count(before) : 0;
+    size_t nbefore = before ? stm_catalog_count(before) : 0;
     for (size_t i = 0; i < nbefore; i++) {
-        const catalog_table *t = catalog_at(before, i);
-        if (!catalog_find(after, catalog_table_name(t)))
-            family_record(s_family_for(l, catalog_table_name(t)), v->number, &v->id, t, NULL);
+        const catalog_table *t = stm_catalog_at(before, i);
+        if (!stm_catalog_find(after, stm_catalog_table_name(t)))
+            stm_family_record(s_family_for(l, stm_catalog_table_name(t)), v->number, &v->id, t, NULL);
     }
 }
 
@@ -160,20 +160,20 @@ static stm_err s_run_migration(sqlite3 *db, const char *dir, const schemaset_mig
                                stm_error *err)
 {
     buf_t pathbuf = BUF_INIT;
-    buf_printf(&pathbuf, "%s/%s", dir, m->file);
-    const char *path = buf_str(&pathbuf);
+    stm_buf_printf(&pathbuf, "%s/%s", dir, m->file);
+    const char *path = stm_buf_str(&pathbuf);
     stm_err rc = STM_OK;
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         rc = stm_error_set(err, STM_EDB, "%s: cannot begin: %s", path, sqlite3_errmsg(db));
-    else if ((rc = sqlscript_run(db, path, m->text, 0, err)) != STM_OK)
+    else if ((rc = stm_sqlscript_run(db, path, m->text, 0, err)) != STM_OK)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     else if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = stm_error_set(err, STM_EINPUT, "%s: %s", path, sqlite3_errmsg(db));
-    buf_free(&pathbuf);
+    stm_buf_free(&pathbuf);
     return rc;
 }
 
-stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
+stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
@@ -182,91 +182,91 @@ stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
         sqlite3_close(db);
         return rc;
     }
-    lineage_t *l = lineage_new(schemaset_name(set));
+    lineage_t *l = stm_lineage_new(stm_schemaset_name(set));
     catalog_t *before = NULL;
     stm_err rc = STM_OK;
-    for (size_t i = 0; i < schemaset_count(set) && rc == STM_OK; i++) {
-        const schemaset_migration *m = schemaset_at(set, i);
+    for (size_t i = 0; i < stm_schemaset_count(set) && rc == STM_OK; i++) {
+        const schemaset_migration *m = stm_schemaset_at(set, i);
         stm_id parent = {{0}}, id, checksum;
         if (l->count)
             parent = l->versions[l->count - 1].id;
-        lineage_version_id(&parent, m->number, m->text, m->text_len, &id);
+        stm_lineage_version_id(&parent, m->number, m->text, m->text_len, &id);
         stm_id_hash(m->text, m->text_len, &checksum);
-        rc = lineage_add_version(l, m->number, &id, &parent, &checksum, m->description, err);
+        rc = stm_lineage_add_version(l, m->number, &id, &parent, &checksum, m->description, err);
         if (rc != STM_OK)
             break;
-        int cookie = sqlscript_schema_cookie(db);
-        rc = s_run_migration(db, schemaset_dir(set), m, err);
-        if (rc != STM_OK || (before && sqlscript_schema_cookie(db) == cookie))
+        int cookie = stm_sqlscript_schema_cookie(db);
+        rc = s_run_migration(db, stm_schemaset_dir(set), m, err);
+        if (rc != STM_OK || (before && stm_sqlscript_schema_cookie(db) == cookie))
             continue; /* the schema did not change: no family did either */
         catalog_t *after = NULL;
-        rc = catalog_read(db, &after, err);
+        rc = stm_catalog_read(db, &after, err);
         if (rc != STM_OK)
             break;
         s_record_catalog(l, &l->versions[l->count - 1], before, after);
-        catalog_destroy(&before);
+        stm_catalog_destroy(&before);
         before = after;
     }
-    catalog_destroy(&before);
+    stm_catalog_destroy(&before);
     sqlite3_close(db);
     if (rc != STM_OK) {
-        lineage_destroy(&l);
+        stm_lineage_destroy(&l);
         return rc;
     }
     *out = l;
     return STM_OK;
 }
 
-const char *lineage_name(const lineage_t *l)
+const char *stm_lineage_name(const lineage_t *l)
 {
     return l->name;
 }
 
-size_t lineage_count(const lineage_t *l)
+size_t stm_lineage_count(const lineage_t *l)
 {
     return l->count;
 }
 
-const lineage_version *lineage_version_at(const lineage_t *l, size_t i)
+const lineage_version *stm_lineage_version_at(const lineage_t *l, size_t i)
 {
     return &l->versions[i];
 }
 
-const lineage_version *lineage_head(const lineage_t *l)
+const lineage_version *stm_lineage_head(const lineage_t *l)
 {
     return l->count ? &l->versions[l->count - 1] : NULL;
 }
 
-size_t lineage_family_count(const lineage_t *l)
+size_t stm_lineage_family_count(const lineage_t *l)
 {
     return l->nfamilies;
 }
 
-const family_t *lineage_family_at(const lineage_t *l, size_t i)
+const family_t *stm_lineage_family_at(const lineage_t *l, size_t i)
 {
     return l->families[i];
 }
 
-const family_t *lineage_family_find(const lineage_t *l, const char *name)
+const family_t *stm_lineage_family_find(const lineage_t *l, const char *name)
 {
     bool found;
     size_t slot = s_family_slot(l, name, &found);
     return found ? l->families[slot] : NULL;
 }
 
-lineage_t *lineage_prefix(const lineage_t *l, size_t n)
+lineage_t *stm_lineage_prefix(const lineage_t *l, size_t n)
 {
-    lineage_t *p = lineage_new(l->name);
+    lineage_t *p = stm_lineage_new(l->name);
     if (n > l->count)
         n = l->count;
     for (size_t i = 0; i < n; i++) {
         const lineage_version *v = &l->versions[i];
-        lineage_add_version(p, v->number, &v->id, &v->parent, &v->checksum, v->description, NULL);
+        stm_lineage_add_version(p, v->number, &v->id, &v->parent, &v->checksum, v->description, NULL);
     }
     for (size_t i = 0; i < l->nfamilies; i++) {
-        family_t *f = family_prefix(l->families[i], (int)n);
+        family_t *f = stm_family_prefix(l->families[i], (int)n);
         if (f)
-            lineage_add_family(p, f, NULL);
+            stm_lineage_add_family(p, f, NULL);
     }
     return p;
 }

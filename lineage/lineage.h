@@ -32,43 +32,43 @@ typedef struct {
 typedef struct lineage lineage_t;
 
 /* id(n) from the parent's id, the number and the normalised text. */
-void lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
+void stm_lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
                         stm_id *out);
 
 /* Runs every migration of set, in order, on a new in-memory database and records the
- * versions and the families. *out is the caller's (lineage_destroy). A migration that
+ * versions and the families. *out is the caller's (stm_lineage_destroy). A migration that
  * SQLite refuses gives STM_EINPUT naming the file, the line and SQLite's message. */
-stm_err lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err);
+stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err);
 
-/* An empty lineage named name, the caller's, to be filled by lineage_add_version and
- * lineage_add_family (used when reading an exported file or a peer's handshake). */
-lineage_t *lineage_new(const char *name);
-void lineage_destroy(lineage_t **self_p);
+/* An empty lineage named name, the caller's, to be filled by stm_lineage_add_version and
+ * stm_lineage_add_family (used when reading an exported file or a peer's handshake). */
+lineage_t *stm_lineage_new(const char *name);
+void stm_lineage_destroy(lineage_t **self_p);
 
 /* Appends the next version. Its number must be count + 1 and its parent the previous
  * version's id (zero for the first); STM_ECORRUPT otherwise. */
-stm_err lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
+stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
                             const stm_id *checksum, const char *description, stm_error *err);
 /* Makes room for n versions in all, exactly (a reader that knows how many will come). */
-void lineage_reserve(lineage_t *l, size_t n);
+void stm_lineage_reserve(lineage_t *l, size_t n);
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
-stm_err lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
+stm_err stm_lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
 
 /* The lineage of a database at version n of this schema set: versions 1..n and the
  * families as they were then. The caller owns the result; n above the count is the
  * whole lineage. */
-lineage_t *lineage_prefix(const lineage_t *l, size_t n);
+lineage_t *stm_lineage_prefix(const lineage_t *l, size_t n);
 
 /* The schema set's name, lent. */
-const char *lineage_name(const lineage_t *l);
-size_t lineage_count(const lineage_t *l);
+const char *stm_lineage_name(const lineage_t *l);
+size_t stm_lineage_count(const lineage_t *l);
 /* Version i + 1, lent. */
-const lineage_version *lineage_version_at(const lineage_t *l, size_t i);
+const lineage_version *stm_lineage_version_at(const lineage_t *l, size_t i);
 /* The newest version, lent, or NULL when the lineage is empty. */
-const lineage_version *lineage_head(const lineage_t *l);
-size_t lineage_family_count(const lineage_t *l);
-const family_t *lineage_family_at(const lineage_t *l, size_t i);
+const lineage_version *stm_lineage_head(const lineage_t *l);
+size_t stm_lineage_family_count(const lineage_t *l);
+const family_t *stm_lineage_family_at(const lineage_t *l, size_t i);
 /* The family of that name (any case), lent, or NULL. */
-const family_t *lineage_family_find(const lineage_t *l, const char *name);
+const family_t *stm_lineage_family_find(const lineage_t *l, const char *name);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *relation_name(relation_kind k)
+const char *stm_relation_name(relation_kind k)
 {
     switch (k) {
     case RELATION_SAME:
@@ -22,7 +22,7 @@ const char *relation_name(relation_kind k)
     return "unrelated";
 }
 
-const char *column_relation_name(column_relation r)
+const char *stm_column_relation_name(column_relation r)
 {
     switch (r) {
     case COLUMN_SHARED:
@@ -48,33 +48,33 @@ static relation_kind s_kind(size_t nlocal, size_t nremote, size_t common)
     return common ? RELATION_DIVERGENT : RELATION_UNRELATED;
 }
 
-relation_kind relation_of_lineages(const lineage_t *local, const lineage_t *remote,
+relation_kind stm_relation_of_lineages(const lineage_t *local, const lineage_t *remote,
                                    size_t *common)
 {
-    size_t nl = lineage_count(local), nr = lineage_count(remote);
+    size_t nl = stm_lineage_count(local), nr = stm_lineage_count(remote);
     size_t n = nl < nr ? nl : nr, i = 0;
-    while (i < n && stm_id_equal(&lineage_version_at(local, i)->id,
-                                 &lineage_version_at(remote, i)->id))
+    while (i < n && stm_id_equal(&stm_lineage_version_at(local, i)->id,
+                                 &stm_lineage_version_at(remote, i)->id))
         i++;
     if (common)
         *common = i;
     return s_kind(nl, nr, i);
 }
 
-relation_kind relation_of_families(const family_t *local, const family_t *remote,
+relation_kind stm_relation_of_families(const family_t *local, const family_t *remote,
                                    size_t *common)
 {
-    size_t nl = local ? family_count(local) : 0, nr = remote ? family_count(remote) : 0;
+    size_t nl = local ? stm_family_count(local) : 0, nr = remote ? stm_family_count(remote) : 0;
     size_t n = nl < nr ? nl : nr, i = 0;
-    while (i < n && stm_id_equal(&family_entry_at(local, i)->head,
-                                 &family_entry_at(remote, i)->head))
+    while (i < n && stm_id_equal(&stm_family_entry_at(local, i)->head,
+                                 &stm_family_entry_at(remote, i)->head))
         i++;
     if (common)
         *common = i;
     return s_kind(nl, nr, i);
 }
 
-column_relation relation_of_columns(const catalog_column *local, const catalog_column *remote)
+column_relation stm_relation_of_columns(const catalog_column *local, const catalog_column *remote)
 {
     if (!remote)
         return COLUMN_LOCAL_ONLY;
@@ -87,13 +87,13 @@ column_relation relation_of_columns(const catalog_column *local, const catalog_c
 
 static void s_compare_family(comparison_family *cf, const family_t *local, const family_t *remote)
 {
-    cf->name = family_name(local ? local : remote);
-    cf->relation = relation_of_families(local, remote, &cf->common);
-    const catalog_table *lt = local ? family_table(local) : NULL;
-    const catalog_table *rt = remote ? family_table(remote) : NULL;
+    cf->name = stm_family_name(local ? local : remote);
+    cf->relation = stm_relation_of_families(local, remote, &cf->common);
+    const catalog_table *lt = local ? stm_family_table(local) : NULL;
+    const catalog_table *rt = remote ? stm_family_table(remote) : NULL;
     cf->local_live = lt != NULL;
     cf->remote_live = rt != NULL;
-    size_t nl = lt ? catalog_table_count(lt) : 0, nr = rt ? catalog_table_count(rt) : 0;
+    size_t nl = lt ? stm_catalog_table_count(lt) : 0, nr = rt ? stm_catalog_table_count(rt) : 0;
     /* Counted first, then each list allocated to its size: a peer's wide tables cost
      * one pointer per column here, not four. */
     size_t want[4] = {0};
@@ -102,16 +102,16 @@ static void s_compare_family(comparison_family *cf, const family_t *local, const
             for (int r = 0; r < 4; r++)
                 cf->columns[r] = stm_malloc((want[r] ? want[r] : 1) * sizeof(char *));
         for (size_t i = 0; i < nl; i++) {
-            const catalog_column *c = catalog_table_column(lt, i);
-            column_relation r = relation_of_columns(c, rt ? catalog_table_find(rt, c->name) : NULL);
+            const catalog_column *c = stm_catalog_table_column(lt, i);
+            column_relation r = stm_relation_of_columns(c, rt ? stm_catalog_table_find(rt, c->name) : NULL);
             if (pass == 0)
                 want[r]++;
             else
                 cf->columns[r][cf->ncolumns[r]++] = c->name;
         }
         for (size_t i = 0; i < nr; i++) {
-            const catalog_column *c = catalog_table_column(rt, i);
-            if (lt && catalog_table_find(lt, c->name))
+            const catalog_column *c = stm_catalog_table_column(rt, i);
+            if (lt && stm_catalog_table_find(lt, c->name))
                 continue;
             if (pass == 0)
                 want[COLUMN_REMOTE_ONLY]++;
@@ -121,15 +121,15 @@ static void s_compare_family(comparison_family *cf, const family_t *local, const
     }
 }
 
-comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote)
+comparison_t *stm_relation_compare(const lineage_t *local, const lineage_t *remote)
 {
     comparison_t *c = stm_calloc(1, sizeof *c);
-    c->relation = relation_of_lineages(local, remote, &c->common);
+    c->relation = stm_relation_of_lineages(local, remote, &c->common);
     if (c->common)
-        c->common_id = lineage_version_at(local, c->common - 1)->id;
-    const lineage_version *lh = lineage_head(local), *rh = lineage_head(remote);
+        c->common_id = stm_lineage_version_at(local, c->common - 1)->id;
+    const lineage_version *lh = stm_lineage_head(local), *rh = stm_lineage_head(remote);
     if (lh) {
-        c->local_version = lh->number;
+        c->stm_local_version = lh->number;
         c->local_id = lh->id;
     }
     if (rh) {
@@ -137,12 +137,12 @@ comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote)
         c->remote_id = rh->id;
     }
     /* Both family lists are sorted by folded name: merge them. */
-    size_t nl = lineage_family_count(local), nr = lineage_family_count(remote), i = 0, j = 0;
+    size_t nl = stm_lineage_family_count(local), nr = stm_lineage_family_count(remote), i = 0, j = 0;
     c->families = stm_calloc(nl + nr, sizeof *c->families);
     while (i < nl || j < nr) {
-        const family_t *lf = i < nl ? lineage_family_at(local, i) : NULL;
-        const family_t *rf = j < nr ? lineage_family_at(remote, j) : NULL;
-        int cmp = !lf ? 1 : !rf ? -1 : sqlite3_stricmp(family_name(lf), family_name(rf));
+        const family_t *lf = i < nl ? stm_lineage_family_at(local, i) : NULL;
+        const family_t *rf = j < nr ? stm_lineage_family_at(remote, j) : NULL;
+        int cmp = !lf ? 1 : !rf ? -1 : sqlite3_stricmp(stm_family_name(lf), stm_family_name(rf));
         if (cmp < 0)
             rf = NULL, i++;
         else if (cmp > 0)
@@ -154,7 +154,7 @@ comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote)
     return c;
 }
 
-void comparison_destroy(comparison_t **self_p)
+void stm_comparison_destroy(comparison_t **self_p)
 {
     comparison_t *c = *self_p;
     if (!c)

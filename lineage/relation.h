@@ -33,19 +33,19 @@ typedef enum {
 } column_relation;
 
 /* "same", "ancestor", ...: static. */
-const char *relation_name(relation_kind k);
+const char *stm_relation_name(relation_kind k);
 /* "shared", "local_only", ...: static. */
-const char *column_relation_name(column_relation r);
+const char *stm_column_relation_name(column_relation r);
 
 /* How two databases' lineages relate; *common is how many versions they share (the
  * common ancestor is version *common when it is not 0). */
-relation_kind relation_of_lineages(const lineage_t *local, const lineage_t *remote,
+relation_kind stm_relation_of_lineages(const lineage_t *local, const lineage_t *remote,
                                    size_t *common);
 /* The same for two families' histories (either may be NULL: no history). */
-relation_kind relation_of_families(const family_t *local, const family_t *remote,
+relation_kind stm_relation_of_families(const family_t *local, const family_t *remote,
                                    size_t *common);
 /* How one column relates, given its definition on each side (either may be NULL). */
-column_relation relation_of_columns(const catalog_column *local, const catalog_column *remote);
+column_relation stm_relation_of_columns(const catalog_column *local, const catalog_column *remote);
 
 /* The column names of one family, sorted into the four relations. Names are lent by
  * the two lineages compared: a comparison must not outlive them. */
@@ -59,12 +59,12 @@ typedef struct {
     size_t ncolumns[4];
 } comparison_family;
 
-/* A whole comparison: the caller's (comparison_destroy). */
+/* A whole comparison: the caller's (stm_comparison_destroy). */
 typedef struct {
     relation_kind relation; /* of the database lineages */
     size_t common;          /* versions shared; the common ancestor is version `common` */
     stm_id common_id;       /* its id (zero when common is 0) */
-    int local_version;      /* head numbers (0 when empty) and ids */
+    int stm_local_version;      /* head numbers (0 when empty) and ids */
     int remote_version;
     stm_id local_id;
     stm_id remote_id;
@@ -74,7 +74,7 @@ typedef struct {
 
 /* The caller owns the result; it borrows names from local and remote, which must
  * outlive it. */
-comparison_t *relation_compare(const lineage_t *local, const lineage_t *remote);
-void comparison_destroy(comparison_t **self_p);
+comparison_t *stm_relation_compare(const lineage_t *local, const lineage_t *remote);
+void stm_comparison_destroy(comparison_t **self_p);
 
 #endif

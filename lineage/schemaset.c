@@ -72,7 +72,7 @@ static int s_split_name(const char *file, s_name_parts *parts)
     return 1;
 }
 
-size_t schemaset_normalise(char *text, size_t len)
+size_t stm_schemaset_normalise(char *text, size_t len)
 {
     size_t in = 0, out = 0;
     if (len >= 3 && (unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb &&
@@ -96,20 +96,20 @@ static stm_err s_read_file(const char *dir, const char *file, char **text, size_
                            stm_error *err)
 {
     buf_t path = BUF_INIT;
-    buf_printf(&path, "%s/%s", dir, file);
+    stm_buf_printf(&path, "%s/%s", dir, file);
     char *data;
     size_t got;
-    stm_err rc = readfile_all(buf_str(&path), SCHEMASET_MAX_FILE_BYTES, &data, &got, err);
+    stm_err rc = stm_readfile_all(stm_buf_str(&path), SCHEMASET_MAX_FILE_BYTES, &data, &got, err);
     if (rc == STM_OK && memchr(data, '\0', got)) {
         free(data);
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: holds a NUL byte; SQLite would stop reading there",
-                           buf_str(&path));
+                           stm_buf_str(&path));
     } else if (rc == STM_OK) {
-        *len = schemaset_normalise(data, got);
+        *len = stm_schemaset_normalise(data, got);
         *text = data;
     }
-    buf_free(&path);
+    stm_buf_free(&path);
     return rc;
 }
 
@@ -211,7 +211,7 @@ static stm_err s_list_entries(const char *dir, s_entry **entries_out, size_t *co
     return rc;
 }
 
-stm_err schemaset_load(const char *dir, schemaset_t **out, stm_error *err)
+stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err)
 {
     struct stat st;
     if (stat(dir, &st) != 0)
@@ -288,14 +288,14 @@ stm_err schemaset_load(const char *dir, schemaset_t **out, stm_error *err)
     }
     free(entries);
     if (rc != STM_OK) {
-        schemaset_destroy(&self);
+        stm_schemaset_destroy(&self);
         return rc;
     }
     *out = self;
     return STM_OK;
 }
 
-void schemaset_destroy(schemaset_t **self_p)
+void stm_schemaset_destroy(schemaset_t **self_p)
 {
     schemaset_t *self = *self_p;
     if (!self)
@@ -309,22 +309,22 @@ void schemaset_destroy(schemaset_t **self_p)
     *self_p = NULL;
 }
 
-const char *schemaset_name(const schemaset_t *self)
+const char *stm_schemaset_name(const schemaset_t *self)
 {
     return self->name;
 }
 
-const char *schemaset_dir(const schemaset_t *self)
+const char *stm_schemaset_dir(const schemaset_t *self)
 {
     return self->dir;
 }
 
-size_t schemaset_count(const schemaset_t *self)
+size_t stm_schemaset_count(const schemaset_t *self)
 {
     return self->count;
 }
 
-const schemaset_migration *schemaset_at(const schemaset_t *self, size_t i)
+const schemaset_migration *stm_schemaset_at(const schemaset_t *self, size_t i)
 {
     return &self->migrations[i];
 }

@@ -33,23 +33,23 @@ typedef struct {
 
 typedef struct schemaset schemaset_t;
 
-/* Reads every migration in dir. On success *out is the caller's (schemaset_destroy).
+/* Reads every migration in dir. On success *out is the caller's (stm_schemaset_destroy).
  * Errors (STM_EINPUT or STM_ESYS) name the file: a gap, a duplicate number, a file name
  * that does not follow the pattern, a down file without its migration, a file that
  * cannot be read, is too large or holds a NUL byte. */
-stm_err schemaset_load(const char *dir, schemaset_t **out, stm_error *err);
-void schemaset_destroy(schemaset_t **self_p);
+stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err);
+void stm_schemaset_destroy(schemaset_t **self_p);
 
 /* The set's name: the directory's last path component ("tasks"), lent. */
-const char *schemaset_name(const schemaset_t *self);
+const char *stm_schemaset_name(const schemaset_t *self);
 /* The directory as given, lent. */
-const char *schemaset_dir(const schemaset_t *self);
-size_t schemaset_count(const schemaset_t *self);
-/* Migration number i + 1, lent; i < schemaset_count. */
-const schemaset_migration *schemaset_at(const schemaset_t *self, size_t i);
+const char *stm_schemaset_dir(const schemaset_t *self);
+size_t stm_schemaset_count(const schemaset_t *self);
+/* Migration number i + 1, lent; i < stm_schemaset_count. */
+const schemaset_migration *stm_schemaset_at(const schemaset_t *self, size_t i);
 
 /* Normalises text in place as described above; returns the new length. Exposed so
  * that the migrator checks a file against its recorded checksum the same way. */
-size_t schemaset_normalise(char *text, size_t len);
+size_t stm_schemaset_normalise(char *text, size_t len);
 
 #endif

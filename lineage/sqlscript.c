@@ -62,7 +62,7 @@ static void s_excerpt(const char *stmt, char *out, size_t out_size)
     out[n] = '\0';
 }
 
-stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
+stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                       stm_error *err)
 {
     const char *p = s_skip_blank(text);
@@ -100,18 +100,18 @@ stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow
     return STM_OK;
 }
 
-void sqlscript_quote_ident(buf_t *b, const char *name)
+void stm_sqlscript_quote_ident(buf_t *b, const char *name)
 {
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
     for (const char *p = name; *p; p++) {
         if (*p == '"')
-            buf_putc(b, '"');
-        buf_putc(b, *p);
+            stm_buf_putc(b, '"');
+        stm_buf_putc(b, *p);
     }
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
 }
 
-int sqlscript_schema_cookie(sqlite3 *db)
+int stm_sqlscript_schema_cookie(sqlite3 *db)
 {
     sqlite3_stmt *stmt = NULL;
     int cookie = -1;

@@ -14,16 +14,16 @@
  * transaction of its own: the caller decides. A statement that opens or ends a
  * transaction (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is refused unless
  * allow_transactions, because stemma runs each migration inside its own. */
-stm_err sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
+stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                       stm_error *err);
 
 /* The database's schema cookie (PRAGMA schema_version): it changes whenever the
  * schema does, so a cached catalog is stale when it differs. -1 if it cannot be read. */
-int sqlscript_schema_cookie(sqlite3 *db);
+int stm_sqlscript_schema_cookie(sqlite3 *db);
 
 /* Appends name to b as a quoted SQL identifier: "name", inner quotes doubled. Every
  * table or column name that stemma puts into SQL text goes through here, and only
  * names read from the local catalog do. */
-void sqlscript_quote_ident(buf_t *b, const char *name);
+void stm_sqlscript_quote_ident(buf_t *b, const char *name);
 
 #endif

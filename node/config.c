@@ -1,12 +1,12 @@
 /* config.c - node.toml: what the table of settings drives (config.h).
  *
- * Nothing here names a setting: every loop walks the rows of settings.h. config_init
- * takes the rows' defaults; config_load first walks the file's names against the table
+ * Nothing here names a setting: every loop walks the rows of settings.h. stm_config_init
+ * takes the rows' defaults; stm_config_load first walks the file's names against the table
  * (a name it does not have is refused, with the nearest one it does), then reads each
  * row (its type, then its value), then the settings without a default and the pairs
  * that must agree, and reports the first problem found at the line and column of the
- * value at fault; config_save writes each row under a comment made from its doc,
- * bounds and default; config_doc_markdown writes the user guide's tables from the same
+ * value at fault; stm_config_save writes each row under a comment made from its doc,
+ * bounds and default; stm_config_doc_markdown writes the user guide's tables from the same
  * words. Writing builds the file line by line, so each setting can have its comment
  * above it, and lets toml/'s emitter write every value, so strings are escaped as TOML
  * wants. The "KEY@ENDPOINT" peers [peers] holds are parsed and written here too. */
@@ -32,7 +32,7 @@
 
 /* ------------------------------------------------------------------ the struct */
 
-char *config_absolute(const char *path)
+char *stm_config_absolute(const char *path)
 {
     if (path[0] == '/')
         return stm_strdup(path);
@@ -46,69 +46,69 @@ char *config_absolute(const char *path)
     }
     buf_t b = BUF_INIT;
     if (path[0] == '\0' || strcmp(path, ".") == 0)
-        buf_puts(&b, cwd);
+        stm_buf_puts(&b, cwd);
     else
-        buf_printf(&b, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
-    return buf_detach(&b);
+        stm_buf_printf(&b, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
+    return stm_buf_detach(&b);
 }
 
-void config_init(node_config *cfg, const char *dir)
+void stm_config_init(node_config *cfg, const char *dir)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->dir = stm_strdup(dir);
-    char *abs = config_absolute(dir);
+    char *abs = stm_config_absolute(dir);
     size_t n = strlen(abs);
     while (n > 1 && abs[n - 1] == '/')
         abs[--n] = '\0';
-    for (size_t i = 0; i < settings_nrows; i++)
-        settings_set_default(cfg, &settings_rows[i], abs);
+    for (size_t i = 0; i < stm_settings_nrows; i++)
+        stm_settings_set_default(cfg, &stm_settings_rows[i], abs);
     free(abs);
 }
 
-void config_policy_default(peer_policy *p)
+void stm_config_policy_default(peer_policy *p)
 {
     node_config cfg;
     memset(&cfg, 0, sizeof cfg);
     size_t from = offsetof(node_config, policy), to = from + sizeof cfg.policy;
-    for (size_t i = 0; i < settings_nrows; i++)
-        if (settings_rows[i].field >= from && settings_rows[i].field < to)
-            settings_set_default(&cfg, &settings_rows[i], NULL);
+    for (size_t i = 0; i < stm_settings_nrows; i++)
+        if (stm_settings_rows[i].field >= from && stm_settings_rows[i].field < to)
+            stm_settings_set_default(&cfg, &stm_settings_rows[i], NULL);
     *p = cfg.policy;
 }
 
-void config_peer_free(config_peer *peer)
+void stm_config_peer_free(config_peer *peer)
 {
     free(peer->endpoint);
     peer->endpoint = NULL;
 }
 
-void config_destroy(node_config *cfg)
+void stm_config_destroy(node_config *cfg)
 {
     free(cfg->dir);
-    for (size_t i = 0; i < settings_nrows; i++) {
-        const settings_row *s = &settings_rows[i];
+    for (size_t i = 0; i < stm_settings_nrows; i++) {
+        const settings_row *s = &stm_settings_rows[i];
         if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) {
-            free(*(char **)settings_field(cfg, s, sizeof(char *)));
+            free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
-            config_peer *peers = *(config_peer **)settings_field(cfg, s, sizeof(config_peer *));
-            for (size_t j = 0; j < *settings_length(cfg, s); j++)
-                config_peer_free(&peers[j]);
+            config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
+            for (size_t j = 0; j < *stm_settings_length(cfg, s); j++)
+                stm_config_peer_free(&peers[j]);
             free(peers);
         } else if (s->type == SETTINGS_KEYS) {
-            free(*(stm_id **)settings_field(cfg, s, sizeof(stm_id *)));
+            free(*(stm_id **)stm_settings_field(cfg, s, sizeof(stm_id *)));
         }
     }
     memset(cfg, 0, sizeof *cfg);
 }
 
-void config_set_str(char **field, const char *value)
+void stm_config_set_str(char **field, const char *value)
 {
     char *copy = value ? stm_strdup(value) : NULL;
     free(*field);
     *field = copy;
 }
 
-void config_add_trusted(node_config *cfg, const stm_id *key)
+void stm_config_add_trusted(node_config *cfg, const stm_id *key)
 {
     for (size_t i = 0; i < cfg->ntrusted; i++)
         if (stm_id_equal(&cfg->trusted[i], key))
@@ -126,27 +126,27 @@ static void s_push_peer(config_peer **peers, size_t *n, const config_peer *peer)
     p->endpoint = stm_strdup(peer->endpoint);
 }
 
-void config_add_peer(node_config *cfg, const config_peer *peer)
+void stm_config_add_peer(node_config *cfg, const config_peer *peer)
 {
     s_push_peer(&cfg->peers, &cfg->npeers, peer);
 }
 
-char *config_path(const char *dir, const char *name)
+char *stm_config_path(const char *dir, const char *name)
 {
     buf_t b = BUF_INIT;
     size_t n = strlen(dir);
-    buf_printf(&b, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name);
+    return stm_buf_detach(&b);
 }
 
-char *config_resolve(const node_config *cfg, const char *path)
+char *stm_config_resolve(const node_config *cfg, const char *path)
 {
-    return path[0] == '/' ? stm_strdup(path) : config_path(cfg->dir, path);
+    return path[0] == '/' ? stm_strdup(path) : stm_config_path(cfg->dir, path);
 }
 
 /* ------------------------------------------------------------------ peers */
 
-stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err)
+stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err)
 {
     memset(out, 0, sizeof *out);
     const char *endpoint = text;
@@ -165,7 +165,7 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
         char key[KEYS_HEX_LEN + 1];
         memcpy(key, text, klen);
         key[klen] = '\0';
-        if (!keys_parse(key, &out->key))
+        if (!stm_keys_parse(key, &out->key))
             return stm_error_set(err, STM_EINPUT, "'%.200s': the key '%s' is not valid %s", text,
                                  key, klen == KEYS_Z85_LEN ? "Z85" : "hex");
         out->has_key = true;
@@ -176,23 +176,23 @@ stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm
                              "key; only an insecure node may leave it out",
                              text);
     }
-    stm_err rc = endpoint_check(endpoint, false, err);
+    stm_err rc = stm_endpoint_check(endpoint, false, err);
     if (rc != STM_OK)
         return rc;
     out->endpoint = stm_strdup(endpoint);
     return STM_OK;
 }
 
-char *config_peer_format(const config_peer *peer)
+char *stm_config_peer_format(const config_peer *peer)
 {
     buf_t b = BUF_INIT;
     if (peer->has_key) {
         char z85[KEYS_Z85_LEN + 1];
-        keys_to_z85(&peer->key, z85);
-        buf_printf(&b, "%s@", z85);
+        stm_keys_to_z85(&peer->key, z85);
+        stm_buf_printf(&b, "%s@", z85);
     }
-    buf_puts(&b, peer->endpoint);
-    return buf_detach(&b);
+    stm_buf_puts(&b, peer->endpoint);
+    return stm_buf_detach(&b);
 }
 
 /* ------------------------------------------------------------------ reading node.toml */
@@ -213,9 +213,9 @@ static stm_err s_fail(const s_reader *r, const toml_value *v, const char *name, 
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    if (v && toml_line(v) > 0)
-        return stm_error_set(r->err, STM_EINPUT, "%s:%d:%d: %s: %s", r->path, toml_line(v),
-                             toml_column(v), name, what);
+    if (v && stm_toml_line(v) > 0)
+        return stm_error_set(r->err, STM_EINPUT, "%s:%d:%d: %s: %s", r->path, stm_toml_line(v),
+                             stm_toml_column(v), name, what);
     return stm_error_set(r->err, STM_EINPUT, "%s: %s: %s", r->path, name, what);
 }
 
@@ -227,12 +227,12 @@ static const char *s_a(toml_type t)
 /* Every section the table knows is a table in the file, when it is there at all. */
 static stm_err s_check_sections(const s_reader *r, const toml_value *root)
 {
-    for (size_t i = 0; i < settings_nsections; i++) {
-        const char *name = settings_sections[i].name;
-        const toml_value *sec = toml_table_get(root, name);
-        if (sec && toml_type_of(sec) != TOML_TABLE)
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        const char *name = stm_settings_sections[i].name;
+        const toml_value *sec = stm_toml_table_get(root, name);
+        if (sec && stm_toml_type_of(sec) != TOML_TABLE)
             return s_fail(r, sec, name, "expected a table ([%s]), found %s %s", name,
-                          s_a(toml_type_of(sec)), toml_type_name(toml_type_of(sec)));
+                          s_a(stm_toml_type_of(sec)), stm_toml_type_name(stm_toml_type_of(sec)));
     }
     return STM_OK;
 }
@@ -257,14 +257,14 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
         [SETTINGS_POLICY] = TOML_STRING, [SETTINGS_PEERS] = TOML_ARRAY,
         [SETTINGS_KEYS] = TOML_ARRAY,
     };
-    const toml_value *sec = toml_table_get(root, s->section);
-    const toml_value *v = sec ? toml_table_get(sec, s->key) : NULL;
+    const toml_value *sec = stm_toml_table_get(root, s->section);
+    const toml_value *v = sec ? stm_toml_table_get(sec, s->key) : NULL;
     toml_type t = types[s->type];
     char name[128];
     *out = NULL;
-    if (v && toml_type_of(v) != t)
+    if (v && stm_toml_type_of(v) != t)
         return s_fail(r, v, s_name(s, name), "expected %s %s, found %s %s", s_a(t),
-                      toml_type_name(t), s_a(toml_type_of(v)), toml_type_name(toml_type_of(v)));
+                      stm_toml_type_name(t), s_a(stm_toml_type_of(v)), stm_toml_type_name(stm_toml_type_of(v)));
     *out = v;
     return STM_OK;
 }
@@ -273,7 +273,7 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
 static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *name)
 {
     size_t len;
-    const char *s = toml_string(v, &len);
+    const char *s = stm_toml_string(v, &len);
     if (strlen(s) != len)
         return s_fail(r, v, name, "holds a NUL character");
     if (len == 0)
@@ -285,14 +285,14 @@ static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *n
 static stm_err s_list_ok(const s_reader *r, const toml_value *list, const settings_row *s,
                          const char *name)
 {
-    if (toml_array_count(list) > (size_t)s->max)
+    if (stm_toml_array_count(list) > (size_t)s->max)
         return s_fail(r, list, name, "more than %lld entries", (long long)s->max);
-    for (size_t i = 0; i < toml_array_count(list); i++) {
-        const toml_value *e = toml_array_at(list, i);
+    for (size_t i = 0; i < stm_toml_array_count(list); i++) {
+        const toml_value *e = stm_toml_array_at(list, i);
         stm_err rc;
-        if (toml_type_of(e) != TOML_STRING)
+        if (stm_toml_type_of(e) != TOML_STRING)
             return s_fail(r, e, name, "expected an array of strings, found %s %s in it",
-                          s_a(toml_type_of(e)), toml_type_name(toml_type_of(e)));
+                          s_a(stm_toml_type_of(e)), stm_toml_type_name(stm_toml_type_of(e)));
         if ((rc = s_string_ok(r, e, name)) != STM_OK)
             return rc;
     }
@@ -313,7 +313,7 @@ static int s_keyed_cmp(const void *pa, const void *pb)
 }
 
 /* Adds the n keys to the empty list *list of *count in their order, each once: sorted
- * to find repeats, where adding each with config_add_trusted compared it with all
+ * to find repeats, where adding each with stm_config_add_trusted compared it with all
  * before it (n squared: 26 s for the 100,000 keys a node.toml may list). keys is
  * reordered. */
 static void s_add_keys_once(stm_id **list, size_t *count, s_keyed *keys, size_t n)
@@ -337,19 +337,19 @@ static void s_add_keys_once(stm_id **list, size_t *count, s_keyed *keys, size_t 
 static stm_err s_read_keys(const s_reader *r, const toml_value *list, const settings_row *s,
                            const char *name, node_config *cfg)
 {
-    size_t n = toml_array_count(list);
+    size_t n = stm_toml_array_count(list);
     s_keyed *keys = stm_calloc(n + 1, sizeof *keys);
     stm_err rc = STM_OK;
     for (size_t i = 0; rc == STM_OK && i < n; i++) {
-        const toml_value *e = toml_array_at(list, i);
+        const toml_value *e = stm_toml_array_at(list, i);
         keys[i].index = i;
-        if (!keys_parse(toml_string(e, NULL), &keys[i].key))
+        if (!stm_keys_parse(stm_toml_string(e, NULL), &keys[i].key))
             rc = s_fail(r, e, name,
                         "'%.100s' is not a key: expected 40 Z85 characters or 64 hex digits",
-                        toml_string(e, NULL));
+                        stm_toml_string(e, NULL));
     }
     if (rc == STM_OK)
-        s_add_keys_once(settings_field(cfg, s, sizeof(stm_id *)), settings_length(cfg, s), keys, n);
+        s_add_keys_once(stm_settings_field(cfg, s, sizeof(stm_id *)), stm_settings_length(cfg, s), keys, n);
     free(keys);
     return rc;
 }
@@ -357,14 +357,14 @@ static stm_err s_read_keys(const s_reader *r, const toml_value *list, const sett
 static stm_err s_read_peers(const s_reader *r, const toml_value *list, const settings_row *s,
                             const char *name, node_config *cfg)
 {
-    for (size_t i = 0; i < toml_array_count(list); i++) {
-        const toml_value *e = toml_array_at(list, i);
+    for (size_t i = 0; i < stm_toml_array_count(list); i++) {
+        const toml_value *e = stm_toml_array_at(list, i);
         config_peer peer;
         stm_error why = {0};
-        if (config_parse_peer(toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK)
+        if (stm_config_parse_peer(stm_toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK)
             return s_fail(r, e, name, "%s", why.msg);
-        s_push_peer(settings_field(cfg, s, sizeof(config_peer *)), settings_length(cfg, s), &peer);
-        config_peer_free(&peer);
+        s_push_peer(stm_settings_field(cfg, s, sizeof(config_peer *)), stm_settings_length(cfg, s), &peer);
+        stm_config_peer_free(&peer);
     }
     return STM_OK;
 }
@@ -372,7 +372,7 @@ static stm_err s_read_peers(const s_reader *r, const toml_value *list, const set
 static stm_err s_read_int(const s_reader *r, const toml_value *v, const settings_row *s,
                           const char *name, node_config *cfg)
 {
-    int64_t i = toml_integer(v);
+    int64_t i = stm_toml_integer(v);
     if (i < 0)
         return s_fail(r, v, name, "must not be negative, found %lld", (long long)i);
     if (i < s->min)
@@ -381,17 +381,17 @@ static stm_err s_read_int(const s_reader *r, const toml_value *v, const settings
     if (i > s->max)
         return s_fail(r, v, name, "must be at most %lld, found %lld", (long long)s->max,
                       (long long)i);
-    *(int *)settings_field(cfg, s, sizeof(int)) = (int)i;
+    *(int *)stm_settings_field(cfg, s, sizeof(int)) = (int)i;
     return STM_OK;
 }
 
 static stm_err s_read_policy(const s_reader *r, const toml_value *v, const settings_row *s,
                              const char *name, node_config *cfg)
 {
-    const char *word = toml_string(v, NULL);
-    for (size_t m = 0; m < settings_npolicy_words; m++) {
-        if (strcmp(word, settings_policy_words[m]) == 0) {
-            *(policy_mode *)settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)m;
+    const char *word = stm_toml_string(v, NULL);
+    for (size_t m = 0; m < stm_settings_npolicy_words; m++) {
+        if (strcmp(word, stm_settings_policy_words[m]) == 0) {
+            *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)m;
             return STM_OK;
         }
     }
@@ -415,12 +415,12 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
         if ((rc = s_string_ok(r, v, name)) != STM_OK)
             return rc;
         if (s->type == SETTINGS_ENDPOINT &&
-            endpoint_check(toml_string(v, NULL), true, &why) != STM_OK)
+            stm_endpoint_check(stm_toml_string(v, NULL), true, &why) != STM_OK)
             return s_fail(r, v, name, "%s", why.msg);
-        config_set_str(settings_field(cfg, s, sizeof(char *)), toml_string(v, NULL));
+        stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
     case SETTINGS_BOOL:
-        *(bool *)settings_field(cfg, s, sizeof(bool)) = toml_bool(v);
+        *(bool *)stm_settings_field(cfg, s, sizeof(bool)) = stm_toml_bool(v);
         return STM_OK;
     case SETTINGS_INT:
         return s_read_int(r, v, s, name, cfg);
@@ -440,29 +440,29 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
 static stm_err s_check_required(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
     char name[128];
-    for (size_t i = 0; i < settings_nrows; i++) {
-        const settings_row *s = &settings_rows[i];
+    for (size_t i = 0; i < stm_settings_nrows; i++) {
+        const settings_row *s = &stm_settings_rows[i];
         if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) && !s->text &&
-            !*(char **)settings_field(cfg, s, sizeof(char *)))
-            return s_fail(r, toml_table_get(root, s->section), s_name(s, name), "missing: %s",
+            !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
+            return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);
     }
     return STM_OK;
 }
 
-/* The pairs of settings_rules agree; the message points at the upper one when the file has
+/* The pairs of stm_settings_rules agree; the message points at the upper one when the file has
  * it, else at the lower. */
 static stm_err s_check_rules(const s_reader *r, const toml_value *root, const node_config *cfg)
 {
-    for (size_t i = 0; i < settings_nrules; i++) {
-        const char *sec = settings_rules[i].section;
+    for (size_t i = 0; i < stm_settings_nrules; i++) {
+        const char *sec = stm_settings_rules[i].section;
         const settings_row *lo =
-            settings_find(sec, settings_rules[i].lower, strlen(settings_rules[i].lower));
+            stm_settings_find(sec, stm_settings_rules[i].lower, strlen(stm_settings_rules[i].lower));
         const settings_row *hi =
-            settings_find(sec, settings_rules[i].upper, strlen(settings_rules[i].upper));
-        int a = *(int *)settings_field(cfg, lo, sizeof(int)),
-            b = *(int *)settings_field(cfg, hi, sizeof(int));
-        if (settings_rules[i].strict ? a < b : a <= b)
+            stm_settings_find(sec, stm_settings_rules[i].upper, strlen(stm_settings_rules[i].upper));
+        int a = *(int *)stm_settings_field(cfg, lo, sizeof(int)),
+            b = *(int *)stm_settings_field(cfg, hi, sizeof(int));
+        if (stm_settings_rules[i].strict ? a < b : a <= b)
             continue;
         const toml_value *at;
         char name[128];
@@ -472,7 +472,7 @@ static stm_err s_check_rules(const s_reader *r, const toml_value *root, const no
             rc = s_value(r, root, lo, &at);
         if (rc != STM_OK)
             return rc;
-        if (settings_rules[i].strict)
+        if (stm_settings_rules[i].strict)
             return s_fail(r, at, s_name(blamed, name), "%s (%d) must be more than %s (%d)", hi->key,
                           b, lo->key, a);
         return s_fail(r, at, s_name(blamed, name), "%s (%d) must not be more than %s (%d)", lo->key,
@@ -481,10 +481,10 @@ static stm_err s_check_rules(const s_reader *r, const toml_value *root, const no
     return STM_OK;
 }
 
-stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
+stm_err stm_config_load(const char *dir, node_config *cfg, stm_error *err)
 {
-    config_init(cfg, dir);
-    char *path = config_path(dir, CONFIG_FILE);
+    stm_config_init(cfg, dir);
+    char *path = stm_config_path(dir, CONFIG_FILE);
     struct stat st;
     stm_err rc = STM_OK;
     if (stat(path, &st) != 0 && errno == ENOENT) {
@@ -496,22 +496,22 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
         return rc;
     }
     toml_value *root = NULL;
-    rc = toml_parse_file(path, &root, err);
+    rc = stm_toml_parse_file(path, &root, err);
     s_reader r = {path, err};
     if (rc == STM_OK)
-        rc = settings_check_names(root, path, err);
+        rc = stm_settings_check_names(root, path, err);
     if (rc == STM_OK)
         rc = s_check_sections(&r, root);
     /* Peers last: whether one may go without a key depends on security.insecure. */
     for (int peers = 0; peers < 2; peers++)
-        for (size_t i = 0; rc == STM_OK && i < settings_nrows; i++)
-            if ((settings_rows[i].type == SETTINGS_PEERS) == peers)
-                rc = s_read(&r, root, &settings_rows[i], cfg);
+        for (size_t i = 0; rc == STM_OK && i < stm_settings_nrows; i++)
+            if ((stm_settings_rows[i].type == SETTINGS_PEERS) == peers)
+                rc = s_read(&r, root, &stm_settings_rows[i], cfg);
     if (rc == STM_OK)
         rc = s_check_required(&r, root, cfg);
     if (rc == STM_OK)
         rc = s_check_rules(&r, root, cfg);
-    toml_destroy(&root);
+    stm_toml_destroy(&root);
     free(path);
     return rc;
 }
@@ -521,8 +521,8 @@ stm_err config_load(const char *dir, node_config *cfg, stm_error *err)
 /* The doc of a row or section as a sentence: first letter capitalised, a full stop. */
 static void s_put_sentence(buf_t *b, const char *doc)
 {
-    buf_putc(b, (char)toupper((unsigned char)doc[0]));
-    buf_printf(b, "%s.", doc + 1);
+    stm_buf_putc(b, (char)toupper((unsigned char)doc[0]));
+    stm_buf_printf(b, "%s.", doc + 1);
 }
 
 /* Appends text as "# " comment lines of at most 80 columns, broken at spaces. */
@@ -532,44 +532,44 @@ static void s_put_comment(buf_t *b, const char *text)
     while (*text) {
         size_t word = strcspn(text, " ");
         if (col > 0 && col + 1 + word > 80) {
-            buf_putc(b, '\n');
+            stm_buf_putc(b, '\n');
             col = 0;
         }
         if (col == 0) {
-            buf_putc(b, '#');
+            stm_buf_putc(b, '#');
             col = 1;
         }
-        buf_printf(b, " %.*s", (int)word, text);
+        stm_buf_printf(b, " %.*s", (int)word, text);
         col += 1 + word;
         text += word;
         text += strspn(text, " ");
     }
     if (col > 0)
-        buf_putc(b, '\n');
+        stm_buf_putc(b, '\n');
 }
 
 /* Appends v (taken) as TOML, written by toml/'s emitter: "key = value\n". */
 static void s_put(buf_t *b, const char *key, toml_value *v)
 {
-    toml_value *t = toml_new_table();
-    toml_table_set(t, key, v);
-    char *line = toml_emit(t, NULL);
-    buf_puts(b, line);
+    toml_value *t = stm_toml_new_table();
+    stm_toml_table_set(t, key, v);
+    char *line = stm_toml_emit(t, NULL);
+    stm_buf_puts(b, line);
     free(line);
-    toml_destroy(&t);
+    stm_toml_destroy(&t);
 }
 
 /* One string as a TOML value, no key, no newline. */
 static void s_put_literal(buf_t *b, const char *s)
 {
-    toml_value *t = toml_new_table();
-    toml_table_set(t, "v", toml_new_string(s, strlen(s)));
-    char *line = toml_emit(t, NULL);
+    toml_value *t = stm_toml_new_table();
+    stm_toml_table_set(t, "v", stm_toml_new_string(s, strlen(s)));
+    char *line = stm_toml_emit(t, NULL);
     /* "v = VALUE\n" */
     size_t n = strlen(line);
-    buf_append(b, line + 4, n - 5);
+    stm_buf_append(b, line + 4, n - 5);
     free(line);
-    toml_destroy(&t);
+    stm_toml_destroy(&t);
 }
 
 /* A list of strings (taken), one per line, so that a long list stays readable and
@@ -577,17 +577,17 @@ static void s_put_literal(buf_t *b, const char *s)
 static void s_put_list(buf_t *b, const char *key, char **items, size_t n)
 {
     if (n == 0) {
-        buf_printf(b, "%s = []\n", key);
+        stm_buf_printf(b, "%s = []\n", key);
         return;
     }
-    buf_printf(b, "%s = [\n", key);
+    stm_buf_printf(b, "%s = [\n", key);
     for (size_t i = 0; i < n; i++) {
-        buf_puts(b, "    ");
+        stm_buf_puts(b, "    ");
         s_put_literal(b, items[i]);
-        buf_puts(b, ",\n");
+        stm_buf_puts(b, ",\n");
         free(items[i]);
     }
-    buf_puts(b, "]\n");
+    stm_buf_puts(b, "]\n");
 }
 
 /* Row s's value in cfg as a "key = value" line (or lines, for a list). */
@@ -596,33 +596,33 @@ static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT: {
-        const char *str = *(char **)settings_field(cfg, s, sizeof(char *));
-        s_put(b, s->key, toml_new_string(str ? str : "", str ? strlen(str) : 0));
+        const char *str = *(char **)stm_settings_field(cfg, s, sizeof(char *));
+        s_put(b, s->key, stm_toml_new_string(str ? str : "", str ? strlen(str) : 0));
         break;
     }
     case SETTINGS_BOOL:
-        s_put(b, s->key, toml_new_bool(*(bool *)settings_field(cfg, s, sizeof(bool))));
+        s_put(b, s->key, stm_toml_new_bool(*(bool *)stm_settings_field(cfg, s, sizeof(bool))));
         break;
     case SETTINGS_INT:
-        s_put(b, s->key, toml_new_integer(*(int *)settings_field(cfg, s, sizeof(int))));
+        s_put(b, s->key, stm_toml_new_integer(*(int *)stm_settings_field(cfg, s, sizeof(int))));
         break;
     case SETTINGS_POLICY: {
-        policy_mode m = *(policy_mode *)settings_field(cfg, s, sizeof(policy_mode));
-        const char *word = (size_t)m < settings_npolicy_words ? settings_policy_words[m] : "none";
-        s_put(b, s->key, toml_new_string(word, strlen(word)));
+        policy_mode m = *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode));
+        const char *word = (size_t)m < stm_settings_npolicy_words ? stm_settings_policy_words[m] : "none";
+        s_put(b, s->key, stm_toml_new_string(word, strlen(word)));
         break;
     }
     case SETTINGS_PEERS:
     case SETTINGS_KEYS: {
-        size_t n = *settings_length(cfg, s);
+        size_t n = *stm_settings_length(cfg, s);
         char **items = stm_calloc(n + 1, sizeof *items);
         for (size_t i = 0; i < n; i++) {
             if (s->type == SETTINGS_PEERS) {
-                items[i] = config_peer_format(
-                    &(*(config_peer **)settings_field(cfg, s, sizeof(config_peer *)))[i]);
+                items[i] = stm_config_peer_format(
+                    &(*(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *)))[i]);
             } else {
                 items[i] = stm_malloc(KEYS_Z85_LEN + 1);
-                keys_to_z85(&(*(stm_id **)settings_field(cfg, s, sizeof(stm_id *)))[i], items[i]);
+                stm_keys_to_z85(&(*(stm_id **)stm_settings_field(cfg, s, sizeof(stm_id *)))[i], items[i]);
             }
         }
         s_put_list(b, s->key, items, n);
@@ -640,67 +640,67 @@ static const char *s_header =
     "# refused, with its line. Keys are CURVE public keys, written in Z85 (40 characters)\n"
     "# or hex (64 digits). docs/user-guide.md, \"Setting up a node\", tells more.\n";
 
-stm_err config_save(const node_config *cfg, stm_error *err)
+stm_err stm_config_save(const node_config *cfg, stm_error *err)
 {
     buf_t b = BUF_INIT, words = BUF_INIT;
-    buf_puts(&b, s_header);
-    for (size_t i = 0; i < settings_nsections; i++) {
-        buf_reset(&words);
-        s_put_sentence(&words, settings_sections[i].doc);
-        buf_putc(&b, '\n');
-        s_put_comment(&b, buf_str(&words));
-        buf_printf(&b, "[%s]\n", settings_sections[i].name);
-        for (size_t j = 0; j < settings_nrows; j++) {
-            const settings_row *s = &settings_rows[j];
-            if (strcmp(s->section, settings_sections[i].name) != 0)
+    stm_buf_puts(&b, s_header);
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        stm_buf_reset(&words);
+        s_put_sentence(&words, stm_settings_sections[i].doc);
+        stm_buf_putc(&b, '\n');
+        s_put_comment(&b, stm_buf_str(&words));
+        stm_buf_printf(&b, "[%s]\n", stm_settings_sections[i].name);
+        for (size_t j = 0; j < stm_settings_nrows; j++) {
+            const settings_row *s = &stm_settings_rows[j];
+            if (strcmp(s->section, stm_settings_sections[i].name) != 0)
                 continue;
             /* "Doc. Type; default X." */
-            buf_reset(&words);
-            settings_put_doc(&words, s);
+            stm_buf_reset(&words);
+            stm_settings_put_doc(&words, s);
             buf_t doc = BUF_INIT;
-            s_put_sentence(&doc, buf_str(&words));
-            buf_reset(&words);
-            settings_put_type(&words, s, false);
-            buf_printf(&doc, " %c%s; ", toupper((unsigned char)buf_str(&words)[0]),
-                       buf_str(&words) + 1);
-            buf_reset(&words);
-            settings_put_default(&words, s);
-            buf_printf(&doc, words.len ? "default %s." : "required.", buf_str(&words));
-            s_put_comment(&b, buf_str(&doc));
-            buf_free(&doc);
+            s_put_sentence(&doc, stm_buf_str(&words));
+            stm_buf_reset(&words);
+            stm_settings_put_type(&words, s, false);
+            stm_buf_printf(&doc, " %c%s; ", toupper((unsigned char)stm_buf_str(&words)[0]),
+                       stm_buf_str(&words) + 1);
+            stm_buf_reset(&words);
+            stm_settings_put_default(&words, s);
+            stm_buf_printf(&doc, words.len ? "default %s." : "required.", stm_buf_str(&words));
+            s_put_comment(&b, stm_buf_str(&doc));
+            stm_buf_free(&doc);
             s_put_value(&b, cfg, s);
         }
     }
-    char *path = config_path(cfg->dir, CONFIG_FILE);
-    stm_err rc = safefile_write(path, b.data, b.len, 0644, false, err);
+    char *path = stm_config_path(cfg->dir, CONFIG_FILE);
+    stm_err rc = stm_safefile_write(path, b.data, b.len, 0644, false, err);
     free(path);
-    buf_free(&words);
-    buf_free(&b);
+    stm_buf_free(&words);
+    stm_buf_free(&b);
     return rc;
 }
 
 /* ------------------------------------------------------------------ the user guide */
 
-char *config_doc_markdown(void)
+char *stm_config_doc_markdown(void)
 {
     buf_t b = BUF_INIT;
-    for (size_t i = 0; i < settings_nsections; i++) {
-        buf_printf(&b, "%s`[%s]` — %s.", i ? "\n" : "", settings_sections[i].name,
-                   settings_sections[i].doc);
-        buf_puts(&b, "\n\n| setting | type | default | what it is |\n|---|---|---|---|\n");
-        for (size_t j = 0; j < settings_nrows; j++) {
-            const settings_row *s = &settings_rows[j];
-            if (strcmp(s->section, settings_sections[i].name) != 0)
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        stm_buf_printf(&b, "%s`[%s]` — %s.", i ? "\n" : "", stm_settings_sections[i].name,
+                   stm_settings_sections[i].doc);
+        stm_buf_puts(&b, "\n\n| setting | type | default | what it is |\n|---|---|---|---|\n");
+        for (size_t j = 0; j < stm_settings_nrows; j++) {
+            const settings_row *s = &stm_settings_rows[j];
+            if (strcmp(s->section, stm_settings_sections[i].name) != 0)
                 continue;
-            buf_printf(&b, "| `%s` | ", s->key);
-            settings_put_type(&b, s, true);
+            stm_buf_printf(&b, "| `%s` | ", s->key);
+            stm_settings_put_type(&b, s, true);
             buf_t def = BUF_INIT;
-            settings_put_default(&def, s);
-            buf_printf(&b, def.len ? " | `%s` | " : " | (required)%s | ", buf_str(&def));
-            buf_free(&def);
-            settings_put_doc(&b, s);
-            buf_puts(&b, " |\n");
+            stm_settings_put_default(&def, s);
+            stm_buf_printf(&b, def.len ? " | `%s` | " : " | (required)%s | ", stm_buf_str(&def));
+            stm_buf_free(&def);
+            stm_settings_put_doc(&b, s);
+            stm_buf_puts(&b, " |\n");
         }
     }
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }

@@ -6,10 +6,10 @@
  * doc. The table is the only place a setting's name, default or bounds is written, and
  * it drives everything done with the file:
  *
- *   config_init          the defaults
- *   config_load          reading: types, bounds, unknown names, settings that must agree
- *   config_save          the commented file `stemma init` writes
- *   config_doc_markdown  the settings tables of docs/user-guide.md (test_node_config
+ *   stm_config_init          the defaults
+ *   stm_config_load          reading: types, bounds, unknown names, settings that must agree
+ *   stm_config_save          the commented file `stemma init` writes
+ *   stm_config_doc_markdown  the settings tables of docs/user-guide.md (test_node_config
  *                        fails when the guide says otherwise)
  *
  * A new setting is a row in the table and a field in node_config.
@@ -53,16 +53,16 @@ typedef struct {
     stm_id key;     /* the peer's public key (its node id), when has_key */
 } config_peer;
 
-/* A node's settings. A plain struct: start with config_init, end with config_destroy;
- * every pointer in it is owned by it. Fill or change fields directly (config_set_str
- * and config_add_* keep ownership straight); config_save checks nothing, so set only
- * values config_load would accept. What each setting means, its default and its bounds
+/* A node's settings. A plain struct: start with stm_config_init, end with stm_config_destroy;
+ * every pointer in it is owned by it. Fill or change fields directly (stm_config_set_str
+ * and config_add_* keep ownership straight); stm_config_save checks nothing, so set only
+ * values stm_config_load would accept. What each setting means, its default and its bounds
  * are in the table in config.c, and nowhere else. */
 typedef struct {
     char *dir; /* NODE_DIR as given */
 
     /* [node] */
-    char *db;      /* the application's database, as written (see config_resolve) */
+    char *db;      /* the application's database, as written (see stm_config_resolve) */
     char *schemas; /* the schema set's directory, as written */
     char *bind;    /* the mesh endpoint */
     char *control; /* the control endpoint */
@@ -96,51 +96,51 @@ typedef struct {
 /* Fills cfg with the table's defaults for a node in dir (copied); db and schemas, which
  * have none, are NULL until set. The control default uses dir made absolute (from the
  * current directory, without resolving links). */
-void config_init(node_config *cfg, const char *dir);
+void stm_config_init(node_config *cfg, const char *dir);
 /* Frees everything cfg owns and leaves it zeroed; safe twice. */
-void config_destroy(node_config *cfg);
+void stm_config_destroy(node_config *cfg);
 /* Fills *p with the table's defaults for [policy], for a judge without a node.toml. */
-void config_policy_default(peer_policy *p);
+void stm_config_policy_default(peer_policy *p);
 
 /* Replaces the string *field (a char * member of cfg) with a copy of value. */
-void config_set_str(char **field, const char *value);
+void stm_config_set_str(char **field, const char *value);
 /* Adds a trusted key (copied), unless it is already there. */
-void config_add_trusted(node_config *cfg, const stm_id *key);
+void stm_config_add_trusted(node_config *cfg, const stm_id *key);
 /* Adds a peer (endpoint copied). */
-void config_add_peer(node_config *cfg, const config_peer *peer);
+void stm_config_add_peer(node_config *cfg, const config_peer *peer);
 
 /* The path a setting names, resolved: an absolute path as it is, a relative one
  * joined to cfg->dir. The caller frees it. */
-char *config_resolve(const node_config *cfg, const char *path);
+char *stm_config_resolve(const node_config *cfg, const char *path);
 /* path made absolute against the current directory, without resolving links or
  * needing it to exist (leading "./" dropped); the caller frees it. */
-char *config_absolute(const char *path);
+char *stm_config_absolute(const char *path);
 /* The path of dir/name, the caller's to free. */
-char *config_path(const char *dir, const char *name);
+char *stm_config_path(const char *dir, const char *name);
 
 /* Parses "KEY@ENDPOINT", or "ENDPOINT" alone when insecure, into out (out->endpoint
- * the caller's to free, via config_peer_free or config_destroy once added). STM_EINPUT
+ * the caller's to free, via stm_config_peer_free or stm_config_destroy once added). STM_EINPUT
  * saying what is wrong. */
-stm_err config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err);
+stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err);
 /* Frees what peer owns. */
-void config_peer_free(config_peer *peer);
+void stm_config_peer_free(config_peer *peer);
 /* "KEY@ENDPOINT" (KEY in Z85) or "ENDPOINT", as node.toml holds it; the caller's. */
-char *config_peer_format(const config_peer *peer);
+char *stm_config_peer_format(const config_peer *peer);
 
-/* Reads dir/node.toml into *cfg (which it config_inits; config_destroy it even on
+/* Reads dir/node.toml into *cfg (which it config_inits; stm_config_destroy it even on
  * failure). STM_EINPUT with "DIR/node.toml:LINE:COL: key: what is wrong" for a bad
  * value, "DIR/node.toml:LINE: unknown ...; did you mean ...?" for a name the table
  * does not have, or "DIR/node.toml: no such file" (with a hint to run stemma init);
  * STM_ESYS when it cannot be read. */
-stm_err config_load(const char *dir, node_config *cfg, stm_error *err);
+stm_err stm_config_load(const char *dir, node_config *cfg, stm_error *err);
 /* Writes cfg as cfg->dir/node.toml: every setting of the table, in its order, each
  * with its doc, bounds and default as a comment above it, as TOML 1.0, written whole
  * beside it, fsynced and renamed into place (mode 0644). STM_ESYS naming the file when
  * it cannot be written. */
-stm_err config_save(const node_config *cfg, stm_error *err);
+stm_err stm_config_save(const node_config *cfg, stm_error *err);
 /* The settings as docs/user-guide.md shows them: for each section a line saying what
  * it holds and a Markdown table of its settings (type and bounds, default, doc). The
  * caller frees it. */
-char *config_doc_markdown(void);
+char *stm_config_doc_markdown(void);
 
 #endif

@@ -33,7 +33,7 @@ static bool s_is_local(const char *endpoint)
            strncmp(endpoint, "tcp://[::1]:", 12) == 0;
 }
 
-stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err)
+stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err)
 {
     if (!s_is_local(endpoint))
         return stm_error_set(err, STM_EINPUT,
@@ -43,9 +43,9 @@ stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error 
     control_t *c = stm_calloc(1, sizeof *c);
     c->endpoint = stm_strdup(endpoint);
     const char *name = "the control socket";
-    stm_err rc = zsock_new(ctx, ZMQ_REP, name, &c->sock, err);
+    stm_err rc = stm_zsock_new(ctx, ZMQ_REP, name, &c->sock, err);
     if (rc == STM_OK)
-        rc = zsock_set_int64(c->sock, ZMQ_MAXMSGSIZE, 4096, name, err);
+        rc = stm_zsock_set_int64(c->sock, ZMQ_MAXMSGSIZE, 4096, name, err);
     if (rc == STM_OK) {
         if (s_is_ipc(endpoint))
             unlink(endpoint + 6); /* a socket file left by a node that died */
@@ -59,12 +59,12 @@ stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error 
                                zmq_strerror(zmq_errno()));
     }
     if (rc == STM_OK && s_is_ipc(endpoint) && chmod(endpoint + 6, 0600) != 0)
-        log_event(LOG_WARN, "control", NULL,
+        stm_log_event(STM_LOG_WARN, "control", NULL,
                   "%s: cannot make it mode 0600 (it is made so "
                   "at creation already)",
                   endpoint + 6);
     if (rc != STM_OK) {
-        zsock_close(&c->sock);
+        stm_zsock_close(&c->sock);
         free(c->endpoint);
         free(c);
         return rc;
@@ -73,12 +73,12 @@ stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error 
     return STM_OK;
 }
 
-void control_destroy(control_t **self_p)
+void stm_control_destroy(control_t **self_p)
 {
     control_t *c = *self_p;
     if (!c)
         return;
-    zsock_close(&c->sock);
+    stm_zsock_close(&c->sock);
     if (s_is_ipc(c->endpoint))
         unlink(c->endpoint + 6);
     free(c->endpoint);
@@ -86,17 +86,17 @@ void control_destroy(control_t **self_p)
     *self_p = NULL;
 }
 
-void *control_socket(control_t *c)
+void *stm_control_socket(control_t *c)
 {
     return c->sock;
 }
 
-const char *control_endpoint(const control_t *c)
+const char *stm_control_endpoint(const control_t *c)
 {
     return c->endpoint;
 }
 
-void control_drop(control_drops *d, report_drop why)
+void stm_control_drop(control_drops *d, report_drop why)
 {
     d->by_kind[why]++;
     if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
@@ -109,39 +109,39 @@ void control_drop(control_drops *d, report_drop why)
  * until they change; r->peers and r->parked_reasons are s_report_free's. */
 static void s_report_fill(const control_view *v, report_node *r)
 {
-    store_t *store = local_store(v->local);
+    store_t *store = stm_local_store(v->local);
     stm_error err = {0};
     memset(r, 0, sizeof *r);
     r->id = *v->id;
-    r->lineage = local_lineage(v->local);
-    r->version = local_version(v->local);
+    r->lineage = stm_local_lineage(v->local);
+    r->version = stm_local_version(v->local);
     r->endpoint = v->endpoint;
     r->secure = v->secure;
-    oplog_counts(store, &r->operations, &r->parked, &err);
+    stm_oplog_counts(store, &r->operations, &r->parked, &err);
     r->malformed = v->drops->malformed;
     r->unknown_senders = v->drops->unknown_senders;
     memcpy(r->dropped, v->drops->by_kind, sizeof r->dropped);
-    r->apply_busy = inbound_busy_failures(v->inbound);
-    r->apply_io = inbound_io_failures(v->inbound);
-    r->batches_waiting = inbound_count(v->inbound);
-    r->batches_deferred = inbound_deferred(v->inbound);
-    r->refused_keys = zap_refused_keys(v->zap);
+    r->apply_busy = stm_inbound_busy_failures(v->inbound);
+    r->apply_io = stm_inbound_io_failures(v->inbound);
+    r->batches_waiting = stm_inbound_count(v->inbound);
+    r->batches_deferred = stm_inbound_deferred(v->inbound);
+    r->refused_keys = stm_zap_refused_keys(v->zap);
     park_reason *reasons = NULL;
     size_t nreasons = 0;
-    if (park_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
+    if (stm_park_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {
         r->parked_reasons = reasons;
         r->nparked_reasons = nreasons;
     }
     vector_t *mine = NULL;
-    if (vector_read(store, &mine, &err) != STM_OK)
+    if (stm_vector_read(store, &mine, &err) != STM_OK)
         mine = NULL; /* a lag of 0 rather than no report */
-    size_t count = mesh_count(v->mesh);
+    size_t count = stm_mesh_count(v->mesh);
     report_peer *peers = stm_calloc(count + 1, sizeof *peers);
     for (size_t i = 0; i < count; i++) {
-        peer_report(mesh_at(v->mesh, i), &peers[i], mine);
-        r->bytes_sent += peer_bytes_sent(mesh_at(v->mesh, i));
+        stm_peer_report(stm_mesh_at(v->mesh, i), &peers[i], mine);
+        r->bytes_sent += stm_peer_bytes_sent(stm_mesh_at(v->mesh, i));
     }
-    vector_destroy(&mine);
+    stm_vector_destroy(&mine);
     r->peers = peers;
     r->npeers = count;
 }
@@ -150,10 +150,10 @@ static void s_report_free(report_node *r)
 {
     free((void *)r->peers);
     park_reason *reasons = (park_reason *)r->parked_reasons;
-    park_reasons_free(&reasons, r->nparked_reasons);
+    stm_park_reasons_free(&reasons, r->nparked_reasons);
 }
 
-void control_handle(control_t *c, const control_view *view)
+void stm_control_handle(control_t *c, const control_view *view)
 {
     char req[64];
     int len = zmq_recv(c->sock, req, sizeof req - 1, ZMQ_DONTWAIT);
@@ -171,9 +171,9 @@ void control_handle(control_t *c, const control_view *view)
     static const struct {
         const char *request;
         char *(*render)(const report_node *r);
-    } requests[] = {{"report text", report_text}, {"report json", report_json},
-                    {"report toml", report_toml}, {"report dot", report_dot},
-                    {"peers", report_peers_text}, {"stats", report_stats_text}};
+    } requests[] = {{"report text", stm_report_text}, {"report json", stm_report_json},
+                    {"report toml", stm_report_toml}, {"report dot", stm_report_dot},
+                    {"peers", stm_report_peers_text}, {"stats", stm_report_stats_text}};
     char *reply = NULL;
     for (size_t i = 0; i < sizeof requests / sizeof requests[0] && !reply; i++) {
         if (strcmp(req, requests[i].request) != 0)
@@ -187,24 +187,24 @@ void control_handle(control_t *c, const control_view *view)
         reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
     size_t reply_len = strlen(reply);
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
-        log_event(LOG_WARN, "control", NULL, "answering a request: %s", zmq_strerror(zmq_errno()));
+        stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s", zmq_strerror(zmq_errno()));
     free(reply);
 }
 
-stm_err control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
+stm_err stm_control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
                     stm_error *err)
 {
     *reply = NULL;
     *len = 0;
     void *ctx = zmq_ctx_new();
     if (!ctx)
-        return zsock_error(err, "creating the ZeroMQ context");
+        return stm_zsock_error(err, "creating the ZeroMQ context");
     void *req = NULL;
-    stm_err rc = zsock_new(ctx, ZMQ_REQ, "the control client", &req, err);
+    stm_err rc = stm_zsock_new(ctx, ZMQ_REQ, "the control client", &req, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(req, ZMQ_RCVTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+        rc = stm_zsock_set_int(req, ZMQ_RCVTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
     if (rc == STM_OK)
-        rc = zsock_set_int(req, ZMQ_SNDTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+        rc = stm_zsock_set_int(req, ZMQ_SNDTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
     if (rc == STM_OK && zmq_connect(req, endpoint) != 0)
         rc = stm_error_set(err, STM_EUSAGE, "cannot use the control endpoint %s: %s", endpoint,
                            zmq_strerror(zmq_errno()));
@@ -221,7 +221,7 @@ stm_err control_ask(const char *endpoint, const char *request, char **reply, siz
         (*reply)[*len] = '\0';
     }
     zmq_msg_close(&msg);
-    zsock_close(&req);
+    stm_zsock_close(&req);
     while (zmq_ctx_term(ctx) != 0 && zmq_errno() == EINTR)
         ;
     return rc;

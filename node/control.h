@@ -27,7 +27,7 @@ typedef struct {
 } control_drops;
 
 /* Counts one message dropped. */
-void control_drop(control_drops *d, report_drop why);
+void stm_control_drop(control_drops *d, report_drop why);
 
 /* Where a report is read from: the node's parts, lent for as long as the control
  * socket is used with them. */
@@ -46,30 +46,30 @@ typedef struct control control_t;
 
 /* Binds a REP socket on ctx at endpoint (copied). STM_EINPUT when the endpoint is not
  * ipc:// or loopback TCP, or cannot be bound; STM_ESYS when libzmq refuses otherwise.
- * *out is the caller's (control_destroy). */
-stm_err control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err);
+ * *out is the caller's (stm_control_destroy). */
+stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err);
 /* Closes the socket and removes an ipc socket file. */
-void control_destroy(control_t **self_p);
+void stm_control_destroy(control_t **self_p);
 
 /* The socket, to poll (lent); the endpoint as configured (lent). */
-void *control_socket(control_t *c);
-const char *control_endpoint(const control_t *c);
+void *stm_control_socket(control_t *c);
+const char *stm_control_endpoint(const control_t *c);
 
 /* Answers the request waiting, if any, from a report filled from view. The database
  * is read once an answer (counts, and the vector each peer's lag is measured
  * against), not once a peer. */
-void control_handle(control_t *c, const control_view *view);
+void stm_control_handle(control_t *c, const control_view *view);
 
 /* ---- the other end: asking a running node ---- */
 
-/* How long control_ask waits for a node to take the request and to answer. */
+/* How long stm_control_ask waits for a node to take the request and to answer. */
 #define CONTROL_ASK_TIMEOUT_MS 5000
 
 /* Sends request (docs/protocol.md, "Control socket") to the node at endpoint and
  * waits for its answer, at most CONTROL_ASK_TIMEOUT_MS: *reply (NUL-terminated, *len
  * bytes before the NUL) is the caller's to free. STM_EUSAGE when endpoint cannot be
  * used, STM_ESYS when no node answers in time. */
-stm_err control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
+stm_err stm_control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
                     stm_error *err) __attribute__((warn_unused_result));
 
 #endif

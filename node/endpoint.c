@@ -10,7 +10,7 @@ static bool s_is_host_char(char c)
            c == '-' || c == '_';
 }
 
-stm_err endpoint_check(const char *endpoint, bool bind, stm_error *err)
+stm_err stm_endpoint_check(const char *endpoint, bool bind, stm_error *err)
 {
     if (strncmp(endpoint, "ipc://", 6) == 0) {
         size_t n = strlen(endpoint + 6);

@@ -13,37 +13,37 @@ struct inbox {
     void *sock;          /* ROUTER */
     bool insecure;       /* senders named by routing id, not by key */
     char endpoint[256];  /* bound, port resolved */
-    zmq_msg_t rid, body; /* the message lent by inbox_next */
+    zmq_msg_t rid, body; /* the message lent by stm_inbox_next */
     bool holding;        /* rid and body hold a message */
 };
 
 static stm_err s_setup(inbox_t *in, const unsigned char *secret, stm_error *err)
 {
     const char *name = "the inbox";
-    stm_err rc = zsock_set_int64(in->sock, ZMQ_MAXMSGSIZE, WIRE_MAX_MESSAGE, name, err);
+    stm_err rc = stm_zsock_set_int64(in->sock, ZMQ_MAXMSGSIZE, WIRE_MAX_MESSAGE, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(in->sock, ZMQ_RCVHWM, 10000, name, err);
+        rc = stm_zsock_set_int(in->sock, ZMQ_RCVHWM, 10000, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(in->sock, ZMQ_ROUTER_HANDOVER, 1, name, err);
+        rc = stm_zsock_set_int(in->sock, ZMQ_ROUTER_HANDOVER, 1, name, err);
     if (rc != STM_OK || in->insecure)
         return rc;
     char secret_z85[41];
     zmq_z85_encode(secret_z85, secret, 32);
-    rc = zsock_set_int(in->sock, ZMQ_CURVE_SERVER, 1, name, err);
+    rc = stm_zsock_set_int(in->sock, ZMQ_CURVE_SERVER, 1, name, err);
     if (rc == STM_OK)
-        rc = zsock_set(in->sock, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
+        rc = stm_zsock_set(in->sock, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
     sodium_memzero(secret_z85, sizeof secret_z85);
     if (rc == STM_OK)
-        rc = zsock_set(in->sock, ZMQ_ZAP_DOMAIN, "stemma", 6, name, err);
+        rc = stm_zsock_set(in->sock, ZMQ_ZAP_DOMAIN, "stemma", 6, name, err);
     return rc;
 }
 
-stm_err inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
+stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
                   inbox_t **out, stm_error *err)
 {
     inbox_t *in = stm_calloc(1, sizeof *in);
     in->insecure = insecure;
-    stm_err rc = zsock_new(ctx, ZMQ_ROUTER, "the inbox", &in->sock, err);
+    stm_err rc = stm_zsock_new(ctx, ZMQ_ROUTER, "the inbox", &in->sock, err);
     if (rc == STM_OK)
         rc = s_setup(in, secret, err);
     if (rc == STM_OK && zmq_bind(in->sock, bind) != 0)
@@ -51,9 +51,9 @@ stm_err inbox_new(void *ctx, const char *bind, bool insecure, const unsigned cha
                            zmq_strerror(zmq_errno()));
     size_t size = sizeof in->endpoint;
     if (rc == STM_OK && zmq_getsockopt(in->sock, ZMQ_LAST_ENDPOINT, in->endpoint, &size) != 0)
-        rc = zsock_error(err, "the inbox: reading the endpoint it is bound to");
+        rc = stm_zsock_error(err, "the inbox: reading the endpoint it is bound to");
     if (rc != STM_OK) {
-        inbox_destroy(&in);
+        stm_inbox_destroy(&in);
         return rc;
     }
     *out = in;
@@ -69,23 +69,23 @@ static void s_release(inbox_t *in)
     in->holding = false;
 }
 
-void inbox_destroy(inbox_t **self_p)
+void stm_inbox_destroy(inbox_t **self_p)
 {
     inbox_t *in = *self_p;
     if (!in)
         return;
     s_release(in);
-    zsock_close(&in->sock);
+    stm_zsock_close(&in->sock);
     free(in);
     *self_p = NULL;
 }
 
-void *inbox_socket(inbox_t *in)
+void *stm_inbox_socket(inbox_t *in)
 {
     return in->sock;
 }
 
-const char *inbox_endpoint(const inbox_t *in)
+const char *stm_inbox_endpoint(const inbox_t *in)
 {
     return in->endpoint;
 }
@@ -123,7 +123,7 @@ static void s_sender(inbox_t *in, inbox_msg *msg)
         msg->has_sender = s_parse_key(rid + 1, STM_ID_HEX_LEN, &msg->sender);
 }
 
-bool inbox_next(inbox_t *in, inbox_msg *msg)
+bool stm_inbox_next(inbox_t *in, inbox_msg *msg)
 {
     s_release(in);
     for (;;) {

@@ -16,7 +16,7 @@
 
 typedef struct inbox inbox_t;
 
-/* One message, lent until the next inbox_next or inbox_destroy. */
+/* One message, lent until the next stm_inbox_next or stm_inbox_destroy. */
 typedef struct {
     const void *data; /* the message's one frame */
     size_t len;
@@ -28,16 +28,16 @@ typedef struct {
 /* Binds a ROUTER on ctx at bind (tcp://127.0.0.1:* picks a port). Unless insecure,
  * a CURVE server with secret (32 bytes) in the ZAP domain "stemma": the ZAP handler
  * must be bound first. STM_EINPUT when the endpoint cannot be bound; STM_ESYS when
- * libzmq refuses otherwise. *out is the caller's (inbox_destroy). */
-stm_err inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
+ * libzmq refuses otherwise. *out is the caller's (stm_inbox_destroy). */
+stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
                   inbox_t **out, stm_error *err);
-void inbox_destroy(inbox_t **self_p);
+void stm_inbox_destroy(inbox_t **self_p);
 
 /* The socket, to poll (lent); the endpoint bound, port resolved (lent). */
-void *inbox_socket(inbox_t *in);
-const char *inbox_endpoint(const inbox_t *in);
+void *stm_inbox_socket(inbox_t *in);
+const char *stm_inbox_endpoint(const inbox_t *in);
 
 /* Reads the next whole message without waiting into *msg; false when none waits. */
-bool inbox_next(inbox_t *in, inbox_msg *msg);
+bool stm_inbox_next(inbox_t *in, inbox_msg *msg);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *peer_sync_name(peer_sync s)
+const char *stm_peer_sync_name(peer_sync s)
 {
     switch (s) {
     case PEER_SYNC_FULL:
@@ -33,7 +33,7 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
         const comparison_family *f = &c->families[i];
         if (f->local_live != f->remote_live) {
             if ((f->local_live && local_side) || (f->remote_live && remote_side))
-                buf_printf(b, "%s%s (table)", n++ ? ", " : "", f->name);
+                stm_buf_printf(b, "%s%s (table)", n++ ? ", " : "", f->name);
             continue;
         }
         for (int r = COLUMN_LOCAL_ONLY; r <= COLUMN_CONFLICTING; r++) {
@@ -42,66 +42,66 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
                 (r == COLUMN_CONFLICTING && !conflicting))
                 continue;
             for (size_t k = 0; k < f->ncolumns[r] && b->len <= S_REASON_MAX; k++)
-                buf_printf(b, "%s%s.%s", n++ ? ", " : "", f->name, f->columns[r][k]);
+                stm_buf_printf(b, "%s%s.%s", n++ ? ", " : "", f->name, f->columns[r][k]);
         }
     }
     if (!n)
-        buf_puts(b, "nothing");
+        stm_buf_puts(b, "nothing");
 }
 
-void judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
+void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
                 peer_verdict *v)
 {
     memset(v, 0, sizeof *v);
-    v->cmp = relation_compare(local, remote);
+    v->cmp = stm_relation_compare(local, remote);
     const comparison_t *c = v->cmp;
     policy_mode mode = p->mode[c->relation];
     buf_t why = BUF_INIT;
     if (p->max_version_gap > 0) {
-        int gap = abs(c->local_version - c->remote_version);
+        int gap = abs(c->stm_local_version - c->remote_version);
         if (gap > p->max_version_gap)
             snprintf(v->warning, sizeof v->warning,
                      "version gap %d (v%d here, v%d there) is over max_version_gap %d: "
                      "recommend a resync of the older side",
-                     gap, c->local_version, c->remote_version, p->max_version_gap);
+                     gap, c->stm_local_version, c->remote_version, p->max_version_gap);
     }
     if (p->min_supported_version > 0 && c->remote_version < p->min_supported_version) {
         v->sync = PEER_SYNC_REFUSED;
-        buf_printf(&why, "peer's database is at v%d, older than min_supported_version %d",
+        stm_buf_printf(&why, "peer's database is at v%d, older than min_supported_version %d",
                    c->remote_version, p->min_supported_version);
     } else if (mode == POLICY_NONE) {
         v->sync = PEER_SYNC_REFUSED;
         if (c->relation == RELATION_UNRELATED)
-            buf_puts(&why, "unrelated schema histories (no common ancestor): the policy syncs "
+            stm_buf_puts(&why, "unrelated schema histories (no common ancestor): the policy syncs "
                            "nothing with unrelated peers");
         else
-            buf_printf(&why, "the policy syncs nothing with %s peers", relation_name(c->relation));
+            stm_buf_printf(&why, "the policy syncs nothing with %s peers", stm_relation_name(c->relation));
     } else if (c->relation == RELATION_DIVERGENT || mode == POLICY_SHARED) {
         v->sync = PEER_SYNC_PARTIAL;
         if (c->relation == RELATION_DIVERGENT)
-            buf_printf(&why, "histories parted after v%zu: ", c->common);
-        buf_puts(&why, "shared columns only; not synced: ");
+            stm_buf_printf(&why, "histories parted after v%zu: ", c->common);
+        stm_buf_puts(&why, "shared columns only; not synced: ");
         s_not_shared(&why, c, true, true, true);
     } else if (c->relation == RELATION_SAME) {
         v->sync = PEER_SYNC_FULL;
-        buf_puts(&why, "same schema history: everything syncs");
+        stm_buf_puts(&why, "same schema history: everything syncs");
     } else {
         v->sync = PEER_SYNC_FULL;
         bool peer_newer = c->relation == RELATION_ANCESTOR;
-        buf_printf(&why, "%s is newer (v%d against v%d): everything syncs; parked %s until %s "
+        stm_buf_printf(&why, "%s is newer (v%d against v%d): everything syncs; parked %s until %s "
                          "migrates: ",
                    peer_newer ? "the peer" : "this node",
-                   peer_newer ? c->remote_version : c->local_version,
-                   peer_newer ? c->local_version : c->remote_version,
+                   peer_newer ? c->remote_version : c->stm_local_version,
+                   peer_newer ? c->stm_local_version : c->remote_version,
                    peer_newer ? "here" : "there", peer_newer ? "this node" : "the peer");
         s_not_shared(&why, c, !peer_newer, peer_newer, false);
     }
-    snprintf(v->reason, sizeof v->reason, "%s", buf_str(&why));
-    buf_free(&why);
+    snprintf(v->reason, sizeof v->reason, "%s", stm_buf_str(&why));
+    stm_buf_free(&why);
 }
 
-void peer_verdict_clear(peer_verdict *v)
+void stm_peer_verdict_clear(peer_verdict *v)
 {
-    comparison_destroy(&v->cmp);
+    stm_comparison_destroy(&v->cmp);
     memset(v, 0, sizeof *v);
 }

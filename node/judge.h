@@ -25,7 +25,7 @@
 typedef enum { PEER_SYNC_FULL, PEER_SYNC_PARTIAL, PEER_SYNC_REFUSED } peer_sync;
 
 /* What the node's policy allows per relation: node.toml's [policy], whose defaults
- * are in the table of settings (settings.c; config_policy_default). */
+ * are in the table of settings (settings.c; stm_config_policy_default). */
 typedef enum { POLICY_FULL, POLICY_SHARED, POLICY_NONE } policy_mode;
 
 typedef struct {
@@ -34,21 +34,21 @@ typedef struct {
     int max_version_gap;       /* warn above this gap; 0: no limit */
 } peer_policy;
 
-/* The judgement of one HELLO. Owns cmp (peer_verdict_clear). */
+/* The judgement of one HELLO. Owns cmp (stm_peer_verdict_clear). */
 typedef struct {
-    comparison_t *cmp;  /* relation_compare(local, the peer's lineage) */
+    comparison_t *cmp;  /* stm_relation_compare(local, the peer's lineage) */
     peer_sync sync;     /* full, partial or refused */
     char reason[512];   /* in words: why, what syncs, what does not */
     char warning[256];  /* e.g. a version gap above max_version_gap; "" when none */
 } peer_verdict;
 
 /* "full", "partial", "refused": static. */
-const char *peer_sync_name(peer_sync s);
+const char *stm_peer_sync_name(peer_sync s);
 
 /* Judges the peer whose database lineage is `remote` (from its HELLO) against the
- * local one. *v is filled and owns its comparison (peer_verdict_clear). */
-void judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
+ * local one. *v is filled and owns its comparison (stm_peer_verdict_clear). */
+void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
                 peer_verdict *v);
-void peer_verdict_clear(peer_verdict *v);
+void stm_peer_verdict_clear(peer_verdict *v);
 
 #endif

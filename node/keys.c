@@ -105,12 +105,12 @@ static bool s_parse(const char *text, unsigned char out[KEYS_BYTES])
     return false;
 }
 
-bool keys_parse(const char *text, stm_id *out)
+bool stm_keys_parse(const char *text, stm_id *out)
 {
     return s_parse(text, out->bytes);
 }
 
-void keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1])
+void stm_keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1])
 {
     /* 32 bytes is a multiple of 4, the only way zmq_z85_encode can fail. */
     zmq_z85_encode(out, key->bytes, KEYS_BYTES);
@@ -119,8 +119,8 @@ void keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1])
 static char *s_join(const char *dir, const char *name)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%s/%s", dir, name);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%s/%s", dir, name);
+    return stm_buf_detach(&b);
 }
 
 /* Reads the key in path into out, using scratch (S_FILE_MAX + 1 bytes, wiped after)
@@ -130,7 +130,7 @@ static stm_err s_read_key(const char *path, bool secret, char *scratch, unsigned
 {
     int fd;
     struct stat st;
-    stm_err rc = readfile_open(path, UINT64_MAX, &fd, &st, err);
+    stm_err rc = stm_readfile_open(path, UINT64_MAX, &fd, &st, err);
     if (rc != STM_OK && errno == ENOENT)
         return stm_error_set(err, STM_EINPUT,
                              "%s: no such file (the node's keys are made by 'stemma init')",
@@ -192,7 +192,7 @@ static stm_err s_read_key(const char *path, bool secret, char *scratch, unsigned
     return rc;
 }
 
-stm_err keys_load(const char *dir, node_keys **out, stm_error *err)
+stm_err stm_keys_load(const char *dir, node_keys **out, stm_error *err)
 {
     stm_err rc = s_init(err);
     if (rc != STM_OK)
@@ -227,7 +227,7 @@ stm_err keys_load(const char *dir, node_keys **out, stm_error *err)
     return STM_OK;
 }
 
-stm_err keys_generate(const char *dir, stm_error *err)
+stm_err stm_keys_generate(const char *dir, stm_error *err)
 {
     stm_err rc = s_init(err);
     if (rc != STM_OK)
@@ -253,12 +253,12 @@ stm_err keys_generate(const char *dir, stm_error *err)
     if (rc == STM_OK) {
         memcpy(self->scratch, self->secret_z85, KEYS_Z85_LEN);
         self->scratch[KEYS_Z85_LEN] = '\n';
-        rc = safefile_write(secret_path, self->scratch, KEYS_Z85_LEN + 1, 0600, true, err);
+        rc = stm_safefile_write(secret_path, self->scratch, KEYS_Z85_LEN + 1, 0600, true, err);
     }
     if (rc == STM_OK) {
         memcpy(self->scratch, self->public_z85, KEYS_Z85_LEN);
         self->scratch[KEYS_Z85_LEN] = '\n';
-        rc = safefile_write(public_path, self->scratch, KEYS_Z85_LEN + 1, 0644, false, err);
+        rc = stm_safefile_write(public_path, self->scratch, KEYS_Z85_LEN + 1, 0644, false, err);
         /* The secret was made a moment ago and nothing has used it: take it back, so
          * that a failure leaves no half of a pair. */
         if (rc != STM_OK)
@@ -273,7 +273,7 @@ stm_err keys_generate(const char *dir, stm_error *err)
     return rc;
 }
 
-void keys_destroy(node_keys **self_p)
+void stm_keys_destroy(node_keys **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -281,22 +281,22 @@ void keys_destroy(node_keys **self_p)
     *self_p = NULL;
 }
 
-const stm_id *keys_public(const node_keys *self)
+const stm_id *stm_keys_public(const node_keys *self)
 {
     return &self->public_key;
 }
 
-const char *keys_public_z85(const node_keys *self)
+const char *stm_keys_public_z85(const node_keys *self)
 {
     return self->public_z85;
 }
 
-const unsigned char *keys_secret(const node_keys *self)
+const unsigned char *stm_keys_secret(const node_keys *self)
 {
     return self->secret;
 }
 
-const char *keys_secret_z85(const node_keys *self)
+const char *stm_keys_secret_z85(const node_keys *self)
 {
     return self->secret_z85;
 }

@@ -35,32 +35,32 @@ typedef struct node_keys node_keys;
 
 /* Parses a public key written in Z85 (exactly 40 characters) or hex (exactly 64 digits)
  * and nothing else (no spaces) into out; false, out unspecified, otherwise. */
-bool keys_parse(const char *text, stm_id *out);
+bool stm_keys_parse(const char *text, stm_id *out);
 /* Writes key's 40 Z85 characters and a NUL into out (the caller's buffer). */
-void keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1]);
+void stm_keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1]);
 
 /* Makes a new CURVE key pair and writes DIR/node.key (mode 0600) and DIR/node.pub
  * (0644), each written whole and fsynced beside its name, then moved into place.
  * Never replaces an existing secret key: STM_EINPUT naming DIR/node.key when one is
  * there. STM_ESYS when the directory cannot be written, or when libzmq lacks CURVE. */
-stm_err keys_generate(const char *dir, stm_error *err);
+stm_err stm_keys_generate(const char *dir, stm_error *err);
 
-/* Reads and checks DIR's key pair; *out is the caller's (keys_destroy). STM_EINPUT
+/* Reads and checks DIR's key pair; *out is the caller's (stm_keys_destroy). STM_EINPUT
  * with one line naming the file when a file is missing, the secret key file may be
  * read by group or others (the message says 'chmod 600 FILE'), a file does not hold
  * exactly one key (one trailing newline allowed), or the public key is not the secret
  * key's; STM_ESYS when a file cannot be read. */
-stm_err keys_load(const char *dir, node_keys **out, stm_error *err);
+stm_err stm_keys_load(const char *dir, node_keys **out, stm_error *err);
 /* Wipes the secret and frees the pair; sets *self_p NULL; safe on NULL and twice. */
-void keys_destroy(node_keys **self_p);
+void stm_keys_destroy(node_keys **self_p);
 
-/* The public key (the node's id), lent: valid until keys_destroy. */
-const stm_id *keys_public(const node_keys *self);
+/* The public key (the node's id), lent: valid until stm_keys_destroy. */
+const stm_id *stm_keys_public(const node_keys *self);
 /* The public key in Z85 (40 characters, NUL-terminated), lent. */
-const char *keys_public_z85(const node_keys *self);
-/* The secret key's 32 bytes, lent (read-only memory): valid until keys_destroy. */
-const unsigned char *keys_secret(const node_keys *self);
+const char *stm_keys_public_z85(const node_keys *self);
+/* The secret key's 32 bytes, lent (read-only memory): valid until stm_keys_destroy. */
+const unsigned char *stm_keys_secret(const node_keys *self);
 /* The secret key in Z85, lent, for zmq_setsockopt(ZMQ_CURVE_SECRETKEY, ..., 41). */
-const char *keys_secret_z85(const node_keys *self);
+const char *stm_keys_secret_z85(const node_keys *self);
 
 #endif

@@ -16,14 +16,14 @@ static const char *s_known_peers_header =
     "# (trust_on_first_use in node.toml), one Z85 key per line, added by the node.\n"
     "# Delete a line to stop trusting that key.\n";
 
-stm_err known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err)
+stm_err stm_known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err)
 {
     *keys = NULL;
     *count = 0;
-    char *path = config_path(dir, KNOWN_PEERS_FILE);
+    char *path = stm_config_path(dir, KNOWN_PEERS_FILE);
     char *text;
     size_t len;
-    stm_err rc = readfile_all(path, KNOWN_PEERS_MAX_BYTES, &text, &len, err);
+    stm_err rc = stm_readfile_all(path, KNOWN_PEERS_MAX_BYTES, &text, &len, err);
     if (rc != STM_OK && errno == ENOENT) {
         /* No key learned yet: the node makes the file at its first one. */
         stm_error_clear(err);
@@ -60,7 +60,7 @@ stm_err known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_erro
         memcpy(line, start, n);
         line[n] = '\0';
         stm_id key;
-        if (!keys_parse(line, &key)) {
+        if (!stm_keys_parse(line, &key)) {
             rc = stm_error_set(err, STM_EINPUT,
                                "%s:%d: not a key (expected one key per line, 40 Z85 characters "
                                "or 64 hex digits, or a # comment)",
@@ -85,12 +85,12 @@ stm_err known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_erro
     return rc;
 }
 
-stm_err known_peers_add(const char *dir, const stm_id *key, stm_error *err)
+stm_err stm_known_peers_add(const char *dir, const stm_id *key, stm_error *err)
 {
     char z85[KEYS_Z85_LEN + 1];
-    keys_to_z85(key, z85);
-    char *path = config_path(dir, KNOWN_PEERS_FILE);
-    stm_err rc = safefile_append_line(path, z85, KEYS_Z85_LEN, 0644, s_known_peers_header, err);
+    stm_keys_to_z85(key, z85);
+    char *path = stm_config_path(dir, KNOWN_PEERS_FILE);
+    stm_err rc = stm_safefile_append_line(path, z85, KEYS_Z85_LEN, 0644, s_known_peers_header, err);
     free(path);
     return rc;
 }

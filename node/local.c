@@ -24,19 +24,19 @@ struct local {
 static stm_err s_load_lineage(local_t *l, stm_error *err)
 {
     migrate_t *m = NULL;
-    stm_err rc = migrate_open(l->db_path, l->schemas_dir, &m, err);
+    stm_err rc = stm_migrate_open(l->db_path, l->schemas_dir, &m, err);
     if (rc != STM_OK)
         return rc;
-    if (migrate_drift_count(m))
-        log_event(LOG_WARN, "drift", NULL, "%s", migrate_drift_at(m, 0));
-    lineage_destroy(&l->lineage);
-    l->version = migrate_version(m);
-    l->lineage = lineage_prefix(migrate_lineage(m), (size_t)l->version);
-    migrate_destroy(&m);
+    if (stm_migrate_drift_count(m))
+        stm_log_event(STM_LOG_WARN, "drift", NULL, "%s", stm_migrate_drift_at(m, 0));
+    stm_lineage_destroy(&l->lineage);
+    l->version = stm_migrate_version(m);
+    l->lineage = stm_lineage_prefix(stm_migrate_lineage(m), (size_t)l->version);
+    stm_migrate_destroy(&m);
     /* A HELLO beyond the protocol's limits would be dropped by every peer. */
-    if ((rc = wire_check_lineage(l->lineage, err)) != STM_OK)
+    if ((rc = stm_wire_check_lineage(l->lineage, err)) != STM_OK)
         return rc;
-    l->schema_cookie = sqlscript_schema_cookie(store_db(l->store));
+    l->schema_cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     return STM_OK;
 }
 
@@ -44,7 +44,7 @@ static int s_data_version(local_t *l)
 {
     sqlite3_stmt *stmt = NULL;
     int v = -1;
-    if (sqlite3_prepare_v2(store_db(l->store), "PRAGMA data_version", -1, &stmt, NULL) ==
+    if (sqlite3_prepare_v2(stm_store_db(l->store), "PRAGMA data_version", -1, &stmt, NULL) ==
             SQLITE_OK &&
         sqlite3_step(stmt) == SQLITE_ROW)
         v = sqlite3_column_int(stmt, 0);
@@ -56,34 +56,34 @@ static int s_data_version(local_t *l)
 static stm_err s_take_over(local_t *l, const stm_id *id, stm_error *err)
 {
     stm_id current;
-    stm_err rc = store_check_format(l->store, err);
+    stm_err rc = stm_store_check_format(l->store, err);
     if (rc == STM_OK)
-        rc = store_node_id(l->store, &current, err);
+        rc = stm_store_node_id(l->store, &current, err);
     if (rc != STM_OK || stm_id_equal(&current, id))
         return rc;
     /* Changes made so far are the old id's: they become its operations first. */
-    applier_t *applier = applier_new(l->store, NULL, NULL);
-    rc = applier_catch_up(applier, err);
-    applier_destroy(&applier);
-    if (rc == STM_OK && (rc = store_exec(l->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
-        (rc = store_set_node_id(l->store, id, err)) == STM_OK)
-        rc = store_exec(l->store, "COMMIT", err);
+    applier_t *applier = stm_applier_new(l->store, NULL, NULL);
+    rc = stm_applier_catch_up(applier, err);
+    stm_applier_destroy(&applier);
+    if (rc == STM_OK && (rc = stm_store_exec(l->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
+        (rc = stm_store_set_node_id(l->store, id, err)) == STM_OK)
+        rc = stm_store_exec(l->store, "COMMIT", err);
     else
-        store_exec(l->store, "ROLLBACK", NULL);
+        stm_store_exec(l->store, "ROLLBACK", NULL);
     return rc;
 }
 
-stm_err local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
+stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
                    inbound_t *inbound, local_t **out, stm_error *err)
 {
     local_t *l = stm_calloc(1, sizeof *l);
     l->db_path = stm_strdup(db_path);
     l->schemas_dir = stm_strdup(schemas_dir);
     l->inbound = inbound;
-    stm_err rc = store_open(db_path, STORE_OPEN_EXISTING, &l->store, err);
+    stm_err rc = stm_store_open(db_path, STORE_OPEN_EXISTING, &l->store, err);
     if (rc == STM_OK) {
-        inbound_watch(inbound, l->store);
-        if (!store_is_prepared(l->store))
+        stm_inbound_watch(inbound, l->store);
+        if (!stm_store_is_prepared(l->store))
             rc = stm_error_set(err, STM_EINPUT,
                                "%s: not set up for stemma; run stemma migrate first", db_path);
     }
@@ -92,70 +92,70 @@ stm_err local_open(const char *db_path, const char *schemas_dir, const stm_id *i
     if (rc == STM_OK)
         rc = s_load_lineage(l, err);
     if (rc != STM_OK) {
-        local_destroy(&l);
+        stm_local_destroy(&l);
         return rc;
     }
-    l->applier = applier_new(l->store, NULL, NULL);
+    l->applier = stm_applier_new(l->store, NULL, NULL);
     /* Writes made while no node ran are still queued: the first look collects them. */
     l->data_version = -1;
     *out = l;
     return STM_OK;
 }
 
-void local_destroy(local_t **self_p)
+void stm_local_destroy(local_t **self_p)
 {
     local_t *l = *self_p;
     if (!l)
         return;
-    applier_destroy(&l->applier);
-    store_destroy(&l->store);
-    lineage_destroy(&l->lineage);
+    stm_applier_destroy(&l->applier);
+    stm_store_destroy(&l->store);
+    stm_lineage_destroy(&l->lineage);
     free(l->db_path);
     free(l->schemas_dir);
     free(l);
     *self_p = NULL;
 }
 
-store_t *local_store(local_t *l)
+store_t *stm_local_store(local_t *l)
 {
     return l->store;
 }
 
-applier_t *local_applier(local_t *l)
+applier_t *stm_local_applier(local_t *l)
 {
     return l->applier;
 }
 
-const lineage_t *local_lineage(const local_t *l)
+const lineage_t *stm_local_lineage(const local_t *l)
 {
     return l->lineage;
 }
 
-int local_version(const local_t *l)
+int stm_local_version(const local_t *l)
 {
     return l->version;
 }
 
-const char *local_path(const local_t *l)
+const char *stm_local_path(const local_t *l)
 {
     return l->db_path;
 }
 
-bool local_readonly(local_t *l)
+bool stm_local_readonly(local_t *l)
 {
-    return sqlite3_db_readonly(store_db(l->store), "main") == 1;
+    return sqlite3_db_readonly(stm_store_db(l->store), "main") == 1;
 }
 
-int local_look(local_t *l)
+int stm_local_look(local_t *l)
 {
     int found = 0;
     int dv = s_data_version(l);
     if (dv != l->data_version) {
         /* The application wrote: its queued changes become operations to send. */
         stm_error err = {0};
-        if (applier_catch_up(l->applier, &err) != STM_OK) {
+        if (stm_applier_catch_up(l->applier, &err) != STM_OK) {
             if (!l->collect_failing)
-                log_event(LOG_WARN, "capture", NULL,
+                stm_log_event(STM_LOG_WARN, "capture", NULL,
                           "%s: the application's changes wait in the queue; trying again", err.msg);
             l->collect_failing = true;
         } else {
@@ -164,13 +164,13 @@ int local_look(local_t *l)
             found |= LOCAL_WROTE;
         }
     }
-    int cookie = sqlscript_schema_cookie(store_db(l->store));
+    int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)
         return found;
     int before = l->version;
     stm_error err = {0};
     if (s_load_lineage(l, &err) != STM_OK) {
-        log_event(LOG_ERROR, "schema", NULL, "%s", err.msg);
+        stm_log_event(STM_LOG_ERROR, "schema", NULL, "%s", err.msg);
         l->schema_cookie = cookie;
     } else if (l->version != before) {
         found |= LOCAL_MIGRATED;
@@ -178,23 +178,23 @@ int local_look(local_t *l)
     return found;
 }
 
-void local_reopen_if_readonly(local_t *l)
+void stm_local_reopen_if_readonly(local_t *l)
 {
-    if (!local_readonly(l))
+    if (!stm_local_readonly(l))
         return;
     store_t *fresh = NULL;
     stm_error err = {0};
-    if (store_open(l->db_path, STORE_OPEN_EXISTING, &fresh, &err) != STM_OK)
+    if (stm_store_open(l->db_path, STORE_OPEN_EXISTING, &fresh, &err) != STM_OK)
         return;
-    if (sqlite3_db_readonly(store_db(fresh), "main") == 1) {
-        store_destroy(&fresh);
+    if (sqlite3_db_readonly(stm_store_db(fresh), "main") == 1) {
+        stm_store_destroy(&fresh);
         return; /* the old store and applier are kept */
     }
-    applier_destroy(&l->applier);
-    store_destroy(&l->store);
+    stm_applier_destroy(&l->applier);
+    stm_store_destroy(&l->store);
     l->store = fresh;
-    inbound_watch(l->inbound, l->store);
-    l->applier = applier_new(l->store, NULL, NULL);
+    stm_inbound_watch(l->inbound, l->store);
+    l->applier = stm_applier_new(l->store, NULL, NULL);
     l->data_version = s_data_version(l);
-    log_event(LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
+    stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
 }

@@ -9,10 +9,10 @@
  *  2. The lineage is the schema set's to the database's version, and within the
  *     protocol's limits (a HELLO beyond them would be dropped by every peer).
  *  3. The application's writes, noticed by PRAGMA data_version, become operations
- *     (applier_catch_up) before anything is sent from them; a failure is logged once
+ *     (stm_applier_catch_up) before anything is sent from them; a failure is logged once
  *     and tried again at the next look.
  *  4. A connection SQLite opened read-only stays so until it is opened again: the
- *     store is opened anew once the file is writable (local_reopen_if_readonly), so
+ *     store is opened anew once the file is writable (stm_local_reopen_if_readonly), so
  *     fixing the file is enough. The store and applier it lends are then new. */
 #ifndef STM_LOCAL_H
 #define STM_LOCAL_H
@@ -30,23 +30,23 @@ typedef struct local local_t;
 
 /* Opens db_path (which stemma migrate has set up) for the node whose id is id,
  * checking it against schemas_dir. inbound (lent; it must outlive the result) waits on
- * the database's write lock for it (inbound_watch). *out is the caller's
- * (local_destroy). STM_EINPUT when the database is not set up, its format is old, or
+ * the database's write lock for it (stm_inbound_watch). *out is the caller's
+ * (stm_local_destroy). STM_EINPUT when the database is not set up, its format is old, or
  * its lineage is beyond the protocol's limits. */
-stm_err local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
+stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
                    inbound_t *inbound, local_t **out, stm_error *err);
-void local_destroy(local_t **self_p);
+void stm_local_destroy(local_t **self_p);
 
-/* Lent until the next local_reopen_if_readonly or local_destroy. */
-store_t *local_store(local_t *l);
-applier_t *local_applier(local_t *l);
-/* The database's lineage and version, lent until the next local_look. */
-const lineage_t *local_lineage(const local_t *l);
-int local_version(const local_t *l);
-const char *local_path(const local_t *l);
-bool local_readonly(local_t *l);
+/* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */
+store_t *stm_local_store(local_t *l);
+applier_t *stm_local_applier(local_t *l);
+/* The database's lineage and version, lent until the next stm_local_look. */
+const lineage_t *stm_local_lineage(const local_t *l);
+int stm_local_version(const local_t *l);
+const char *stm_local_path(const local_t *l);
+bool stm_local_readonly(local_t *l);
 
-/* What local_look found. */
+/* What stm_local_look found. */
 typedef enum {
     LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
@@ -54,10 +54,10 @@ typedef enum {
 
 /* Looks for writes of other connections and for a migration; returns the
  * local_change bits found (0: nothing). */
-int local_look(local_t *l);
+int stm_local_look(local_t *l);
 
 /* Opens the database anew when this connection is read-only and the file no longer
  * is (invariant 4). */
-void local_reopen_if_readonly(local_t *l);
+void stm_local_reopen_if_readonly(local_t *l);
 
 #endif

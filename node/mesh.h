@@ -21,29 +21,29 @@
 typedef struct mesh mesh_t;
 
 /* An empty mesh for the node whose id is self (copied); its peers get timing. The
- * caller owns it (mesh_destroy), which destroys every peer. */
-mesh_t *mesh_new(const stm_id *self, const peer_timing *timing);
-void mesh_destroy(mesh_t **self_p);
+ * caller owns it (stm_mesh_destroy), which destroys every peer. */
+mesh_t *stm_mesh_new(const stm_id *self, const peer_timing *timing);
+void stm_mesh_destroy(mesh_t **self_p);
 
-size_t mesh_count(const mesh_t *m);
+size_t stm_mesh_count(const mesh_t *m);
 /* Peer i (in the order met), lent for the mesh's life. */
-peer_t *mesh_at(const mesh_t *m, size_t i);
+peer_t *stm_mesh_at(const mesh_t *m, size_t i);
 /* The peer with this id, or at this endpoint; NULL when none. Lent. */
-peer_t *mesh_find(const mesh_t *m, const stm_id *id);
-peer_t *mesh_find_endpoint(const mesh_t *m, const char *endpoint);
-/* Adds a peer (peer_new's arguments) and lends it. */
-peer_t *mesh_add(mesh_t *m, const stm_id *id, const char *endpoint, bool configured);
+peer_t *stm_mesh_find(const mesh_t *m, const stm_id *id);
+peer_t *stm_mesh_find_endpoint(const mesh_t *m, const char *endpoint);
+/* Adds a peer (stm_peer_new's arguments) and lends it. */
+peer_t *stm_mesh_add(mesh_t *m, const stm_id *id, const char *endpoint, bool configured);
 
 /* Meets the peers h's peer list names that are not known yet (by id or endpoint), up
  * to MESH_MAX_LEARNED peers: each is CONNECTING, its HELLO due at once. */
-void mesh_learn(mesh_t *m, const wire_hello *h);
+void stm_mesh_learn(mesh_t *m, const wire_hello *h);
 
 /* The connected peers with known ids but except, as a HELLO names them: the array is
  * the caller's to free, its endpoints lent by the peers. */
-wire_peer *mesh_list(const mesh_t *m, const peer_t *except, size_t *count);
+wire_peer *stm_mesh_list(const mesh_t *m, const peer_t *except, size_t *count);
 /* Sends msg to every connected peer. */
-void mesh_send_connected(mesh_t *m, const buf_t *msg);
+void stm_mesh_send_connected(mesh_t *m, const buf_t *msg);
 /* Every peer may lack operations now (a local write, a batch stored). */
-void mesh_mark_more(mesh_t *m);
+void stm_mesh_mark_more(mesh_t *m);
 
 #endif

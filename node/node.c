@@ -66,13 +66,13 @@ struct node {
 /* Counts a message dropped from the mesh, by why (stemma stats). */
 static void s_drop(node_t *n, report_drop why)
 {
-    control_drop(&n->drops, why);
+    stm_control_drop(&n->drops, why);
 }
 
 static stm_err s_open(node_t *n, peer_t *p, stm_error *err)
 {
     peer_self self = {n->ctx, &n->id, n->secret, n->insecure};
-    return peer_open(p, &self, err);
+    return stm_peer_open(p, &self, err);
 }
 
 /* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
@@ -80,19 +80,19 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
 {
     vector_t *v = NULL;
     stm_error err = {0};
-    if (vector_read(local_store(n->local), &v, &err) != STM_OK) {
-        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+    if (stm_vector_read(stm_local_store(n->local), &v, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
         return;
     }
     size_t npeers;
-    wire_peer *list = mesh_list(n->mesh, p, &npeers);
+    wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
-    wire_encode_hello(&msg, &n->id, inbox_endpoint(n->inbox), local_lineage(n->local), v,
+    stm_wire_encode_hello(&msg, &n->id, stm_inbox_endpoint(n->inbox), stm_local_lineage(n->local), v,
                       n->policy.min_supported_version, list, npeers, reply);
-    peer_send(p, &msg);
-    buf_free(&msg);
+    stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
     free(list);
-    vector_destroy(&v);
+    stm_vector_destroy(&v);
 }
 
 /* ---- what peers say ---- */
@@ -101,75 +101,75 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
 {
     wire_hello h;
     stm_error err = {0};
-    if (wire_decode_hello(data, len, &h, &err) != STM_OK) {
+    if (stm_wire_decode_hello(data, len, &h, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_HELLO);
-        log_event(LOG_WARN, "malformed", p ? peer_short_id(p) : NULL, "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", p ? stm_peer_short_id(p) : NULL, "%s", err.msg);
         return;
     }
     if (verified && !stm_id_equal(verified, &h.node_id)) {
         s_drop(n, REPORT_DROP_IMPOSTOR);
-        log_event(LOG_WARN, "impostor", NULL,
+        stm_log_event(STM_LOG_WARN, "impostor", NULL,
                   "a HELLO claims another node id than the key it connected with; dropped");
-        wire_hello_clear(&h);
+        stm_wire_hello_clear(&h);
         return;
     }
     if (stm_id_equal(&h.node_id, &n->id)) {
-        wire_hello_clear(&h);
+        stm_wire_hello_clear(&h);
         return;
     }
     if (!p)
-        p = mesh_find(n->mesh, &h.node_id);
+        p = stm_mesh_find(n->mesh, &h.node_id);
     if (!p)
-        p = mesh_find_endpoint(n->mesh, h.endpoint);
+        p = stm_mesh_find_endpoint(n->mesh, h.endpoint);
     if (!p)
-        p = mesh_add(n->mesh, &h.node_id, h.endpoint, false);
-    peer_state was = peer_get_state(p);
-    peer_on_hello(p, &h, local_lineage(n->local), &n->policy, monotime_ms());
+        p = stm_mesh_add(n->mesh, &h.node_id, h.endpoint, false);
+    peer_state was = stm_peer_get_state(p);
+    stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
     if (s_open(n, p, &err) != STM_OK)
-        log_event(LOG_WARN, "peer", peer_short_id(p), "%s", err.msg);
-    const wire_hello *hello = peer_hello(p);
-    const peer_verdict *v = peer_get_verdict(p);
+        stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
+    const wire_hello *hello = stm_peer_hello(p);
+    const peer_verdict *v = stm_peer_get_verdict(p);
     const comparison_t *c = v->cmp;
     if (v->sync == PEER_SYNC_REFUSED) {
-        log_event(LOG_WARN, "peer-refused", peer_short_id(p), "%s v%d (%s): %s",
-                  lineage_name(hello->lineage), c->remote_version, relation_name(c->relation),
+        stm_log_event(STM_LOG_WARN, "peer-refused", stm_peer_short_id(p), "%s v%d (%s): %s",
+                  stm_lineage_name(hello->lineage), c->remote_version, stm_relation_name(c->relation),
                   v->reason);
         buf_t msg = BUF_INIT;
-        wire_encode_refuse(&msg, v->reason);
-        peer_send(p, &msg);
-        buf_free(&msg);
-    } else if (peer_get_state(p) == PEER_CONNECTED && was != PEER_CONNECTED) {
-        log_event(LOG_INFO, "peer-connected", peer_short_id(p), "%s %s v%d, %s, sync %s: %s",
-                  peer_endpoint(p), lineage_name(hello->lineage), c->remote_version,
-                  relation_name(c->relation), peer_sync_name(v->sync), v->reason);
+        stm_wire_encode_refuse(&msg, v->reason);
+        stm_peer_send(p, &msg);
+        stm_buf_free(&msg);
+    } else if (stm_peer_get_state(p) == PEER_CONNECTED && was != PEER_CONNECTED) {
+        stm_log_event(STM_LOG_INFO, "peer-connected", stm_peer_short_id(p), "%s %s v%d, %s, sync %s: %s",
+                  stm_peer_endpoint(p), stm_lineage_name(hello->lineage), c->remote_version,
+                  stm_relation_name(c->relation), stm_peer_sync_name(v->sync), v->reason);
         /* The other peers hear of it (peer lists travel in HELLOs); flagged as a reply
          * so that they do not answer. */
-        for (size_t i = 0; i < mesh_count(n->mesh); i++) {
-            peer_t *q = mesh_at(n->mesh, i);
-            if (q != p && peer_get_state(q) == PEER_CONNECTED)
+        for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+            peer_t *q = stm_mesh_at(n->mesh, i);
+            if (q != p && stm_peer_get_state(q) == PEER_CONNECTED)
                 s_send_hello(n, q, true);
         }
     }
     if (v->warning[0])
-        log_event(LOG_WARN, "version-gap", peer_short_id(p), "%s", v->warning);
+        stm_log_event(STM_LOG_WARN, "version-gap", stm_peer_short_id(p), "%s", v->warning);
     /* The answer goes after a REFUSE: the refused side keeps the refusal through
      * answers (they carry reply), so it ends refused, not connected. */
     if (!hello->reply)
         s_send_hello(n, p, true);
-    mesh_learn(n->mesh, hello);
+    stm_mesh_learn(n->mesh, hello);
 }
 
 static void s_on_refuse(node_t *n, peer_t *p, const void *data, size_t len)
 {
     char *reason = NULL;
     stm_error err = {0};
-    if (wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
+    if (stm_wire_decode_refuse(data, len, &reason, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_REFUSE);
-        log_event(LOG_WARN, "malformed", peer_short_id(p), "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
-    if (peer_on_refuse(p, &reason))
-        log_event(LOG_WARN, "refused-by-peer", peer_short_id(p), "%s", peer_refused_by(p));
+    if (stm_peer_on_refuse(p, &reason))
+        stm_log_event(STM_LOG_WARN, "refused-by-peer", stm_peer_short_id(p), "%s", stm_peer_refused_by(p));
 }
 
 /* Told by the inbound queue of each batch stored, after the commit. */
@@ -178,20 +178,20 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
 {
     (void)ctx;
     peer_t *p = sender; /* peers live as long as the node, so as long as the queue */
-    session_on_stored(peer_session(p), opbatch_count(batch), stats->parked);
+    stm_session_on_stored(stm_peer_session(p), stm_opbatch_count(batch), stats->parked);
     buf_t msg = BUF_INIT;
-    wire_encode_ack(&msg, seq, vector);
-    peer_send(p, &msg);
-    buf_free(&msg);
+    stm_wire_encode_ack(&msg, seq, vector);
+    stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
 }
 
 static void s_store_inbound(node_t *n)
 {
-    if (inbound_failing_io(n->inbound))
-        local_reopen_if_readonly(n->local);
+    if (stm_inbound_failing_io(n->inbound))
+        stm_local_reopen_if_readonly(n->local);
     /* What came in travels on to the other peers. */
-    if (inbound_store(n->inbound, local_applier(n->local), local_store(n->local), s_ack, n))
-        mesh_mark_more(n->mesh);
+    if (stm_inbound_store(n->inbound, stm_local_applier(n->local), stm_local_store(n->local), s_ack, n))
+        stm_mesh_mark_more(n->mesh);
 }
 
 static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)
@@ -200,33 +200,33 @@ static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)
     const void *batch_bytes;
     size_t batch_len;
     stm_error err = {0};
-    if (wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
+    if (stm_wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_OPS);
-        log_event(LOG_WARN, "malformed", peer_short_id(p), "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
-    peer_state state = peer_get_state(p);
+    peer_state state = stm_peer_get_state(p);
     if (state != PEER_CONNECTED) {
         /* It judged our HELLO before we had its answer: ask again. It starts sending
          * from our vector when it gets this, so nothing is lost by ignoring these. */
         if (state == PEER_CONNECTING || state == PEER_GONE) {
             s_send_hello(n, p, false);
-            peer_hello_sent(p, monotime_ms(), false);
+            stm_peer_hello_sent(p, stm_monotime_ms(), false);
         }
         return;
     }
     opbatch_t *batch = NULL;
-    if (session_on_ops(peer_session(p), batch_bytes, batch_len, &batch, &err) != STM_OK) {
+    if (stm_session_on_ops(stm_peer_session(p), batch_bytes, batch_len, &batch, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_BATCH);
-        log_event(LOG_WARN, "malformed", peer_short_id(p), "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
     /* Batches received in one pass of the loop are stored in one transaction by the
      * inbound timer. When too many wait already, store them now; if that fails, this
-     * one is left to its sender (inbound_add counts it as deferred). */
-    if (inbound_full(n->inbound, batch_len) && !inbound_failing(n->inbound))
+     * one is left to its sender (stm_inbound_add counts it as deferred). */
+    if (stm_inbound_full(n->inbound, batch_len) && !stm_inbound_failing(n->inbound))
         s_store_inbound(n);
-    inbound_add(n->inbound, p, seq, &batch, batch_len);
+    stm_inbound_add(n->inbound, p, seq, &batch, batch_len);
 }
 
 static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
@@ -234,29 +234,29 @@ static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
     uint64_t seq;
     vector_t *v = NULL;
     stm_error err = {0};
-    if (wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
+    if (stm_wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_ACK);
-        log_event(LOG_WARN, "malformed", peer_short_id(p), "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
-    session_on_ack(peer_session(p), seq, &v, monotime_ms());
+    stm_session_on_ack(stm_peer_session(p), seq, &v, stm_monotime_ms());
 }
 
 /* One message: its header checked, then handed to its handler. */
 static void s_dispatch(node_t *n, const inbox_msg *m)
 {
-    peer_t *p = m->has_sender ? mesh_find(n->mesh, &m->sender) : NULL;
-    const char *who = p ? peer_short_id(p) : NULL;
+    peer_t *p = m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
+    const char *who = p ? stm_peer_short_id(p) : NULL;
     int version, type;
     stm_error err = {0};
-    if (wire_header(m->data, m->len, &version, &type, &err) != STM_OK) {
+    if (stm_wire_header(m->data, m->len, &version, &type, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_NOT_STEMMA);
-        log_event(LOG_WARN, "malformed", who, "%s", err.msg);
+        stm_log_event(STM_LOG_WARN, "malformed", who, "%s", err.msg);
         return;
     }
     if (version != WIRE_VERSION) {
         s_drop(n, REPORT_DROP_VERSION);
-        log_event(LOG_WARN, "protocol-version", who,
+        stm_log_event(STM_LOG_WARN, "protocol-version", who,
                   "a message of protocol version %d (this node speaks %d): ignored", version,
                   WIRE_VERSION);
         return;
@@ -269,7 +269,7 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
         s_drop(n, REPORT_DROP_UNKNOWN);
         return;
     }
-    peer_heard(p, monotime_ms());
+    stm_peer_heard(p, stm_monotime_ms());
     switch (type) {
     case WIRE_REFUSE:
         s_on_refuse(n, p, m->data, m->len);
@@ -281,8 +281,8 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
         s_on_ack(n, p, m->data, m->len);
         break;
     case WIRE_BYE:
-        if (peer_on_bye(p, monotime_ms()))
-            log_event(LOG_INFO, "peer-left", peer_short_id(p), "said BYE");
+        if (stm_peer_on_bye(p, stm_monotime_ms()))
+            stm_log_event(STM_LOG_INFO, "peer-left", stm_peer_short_id(p), "said BYE");
         break;
     default:
         break; /* PING, and types of later versions: ignored */
@@ -293,7 +293,7 @@ static void s_handle_inbox(node_t *n)
 {
     /* At most this many a pass: the timers and the other sockets get their turn. */
     inbox_msg m;
-    for (int budget = 0; budget < 256 && inbox_next(n->inbox, &m); budget++)
+    for (int budget = 0; budget < 256 && stm_inbox_next(n->inbox, &m); budget++)
         s_dispatch(n, &m);
 }
 
@@ -308,20 +308,20 @@ static int64_t s_local_due(const node_t *n)
 static void s_local_run(node_t *n, int64_t now)
 {
     n->next_local_poll_ms = now + n->local_poll_ms;
-    int found = local_look(n->local);
+    int found = stm_local_look(n->local);
     if (found & LOCAL_MIGRATED) {
-        log_event(LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
-                  local_version(n->local));
-        /* Peers judge us again, and we them (peer_rejudge: a gone or refused peer stays
+        stm_log_event(STM_LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
+                  stm_local_version(n->local));
+        /* Peers judge us again, and we them (stm_peer_rejudge: a gone or refused peer stays
          * so until its answer to this HELLO is judged). */
-        for (size_t i = 0; i < mesh_count(n->mesh); i++) {
-            peer_t *p = mesh_at(n->mesh, i);
-            peer_rejudge(p, local_lineage(n->local), &n->policy);
+        for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+            peer_t *p = stm_mesh_at(n->mesh, i);
+            stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
             s_send_hello(n, p, false);
         }
     }
     if (found)
-        mesh_mark_more(n->mesh);
+        stm_mesh_mark_more(n->mesh);
 }
 
 /* PING to every connected peer, every heartbeat_ms. */
@@ -334,16 +334,16 @@ static void s_heartbeat_run(node_t *n, int64_t now)
 {
     n->next_heartbeat_ms = now + n->heartbeat_ms;
     buf_t ping = BUF_INIT;
-    wire_encode_empty(&ping, WIRE_PING);
-    mesh_send_connected(n->mesh, &ping);
-    buf_free(&ping);
+    stm_wire_encode_empty(&ping, WIRE_PING);
+    stm_mesh_send_connected(n->mesh, &ping);
+    stm_buf_free(&ping);
 }
 
 /* Storing what peers sent: at once after the pass that received it, or after a
  * backoff when the last attempt failed. */
 static int64_t s_inbound_due(const node_t *n)
 {
-    return inbound_due_at(n->inbound);
+    return stm_inbound_due_at(n->inbound);
 }
 
 static void s_inbound_run(node_t *n, int64_t now)
@@ -356,13 +356,13 @@ static void s_inbound_run(node_t *n, int64_t now)
 static void s_silence_run(node_t *n, peer_t *p, int64_t now)
 {
     (void)n;
-    peer_on_silence(p, now);
+    stm_peer_on_silence(p, now);
 }
 
 static void s_resend_run(node_t *n, peer_t *p, int64_t now)
 {
     (void)n, (void)now;
-    peer_resend(p);
+    stm_peer_resend(p);
 }
 
 /* HELLO again, with backoff, to a peer that has not answered or has refused us. */
@@ -372,8 +372,8 @@ static void s_hello_run(node_t *n, peer_t *p, int64_t now)
     if (s_open(n, p, &err) == STM_OK)
         s_send_hello(n, p, false);
     else
-        log_event(LOG_WARN, "peer", peer_short_id(p), "%s", err.msg);
-    peer_hello_sent(p, now, true);
+        stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
+    stm_peer_hello_sent(p, now, true);
 }
 
 /* The deadlines: when each is due (INT64_MAX: not armed), and what runs then. */
@@ -390,9 +390,9 @@ static const struct {
     int64_t (*due)(const peer_t *p);
     void (*run)(node_t *n, peer_t *p, int64_t now);
 } s_peer_timers[] = {
-    {peer_silent_at, s_silence_run},
-    {peer_resend_at, s_resend_run},
-    {peer_hello_at, s_hello_run},
+    {stm_peer_silent_at, s_silence_run},
+    {stm_peer_resend_at, s_resend_run},
+    {stm_peer_hello_at, s_hello_run},
 };
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -404,9 +404,9 @@ static int64_t s_next_due(const node_t *n)
         int64_t due = s_node_timers[t].due(n);
         next = due < next ? due : next;
     }
-    for (size_t i = 0; i < mesh_count(n->mesh); i++)
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
         for (size_t t = 0; t < S_COUNT(s_peer_timers); t++) {
-            int64_t due = s_peer_timers[t].due(mesh_at(n->mesh, i));
+            int64_t due = s_peer_timers[t].due(stm_mesh_at(n->mesh, i));
             next = due < next ? due : next;
         }
     return next;
@@ -418,8 +418,8 @@ static void s_run_timers(node_t *n, int64_t now)
     for (size_t t = 0; t < S_COUNT(s_node_timers); t++)
         if (now >= s_node_timers[t].due(n))
             s_node_timers[t].run(n, now);
-    for (size_t i = 0; i < mesh_count(n->mesh); i++) {
-        peer_t *p = mesh_at(n->mesh, i);
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+        peer_t *p = stm_mesh_at(n->mesh, i);
         for (size_t t = 0; t < S_COUNT(s_peer_timers); t++)
             if (now >= s_peer_timers[t].due(p))
                 s_peer_timers[t].run(n, p, now);
@@ -429,9 +429,9 @@ static void s_run_timers(node_t *n, int64_t now)
 /* After the timers, before sleeping: what waited for dispatch to end. */
 static void s_before_sleep(node_t *n)
 {
-    zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
-    for (size_t i = 0; i < mesh_count(n->mesh); i++) /* what each lacks, within its window */
-        peer_pump(mesh_at(n->mesh, i), local_store(n->local), monotime_ms());
+    stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) /* what each lacks, within its window */
+        stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
 }
 
 /* ---- life ---- */
@@ -440,19 +440,19 @@ static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
 {
     n->ctx = zmq_ctx_new();
     if (!n->ctx)
-        return zsock_error(err, "creating the ZeroMQ context");
+        return stm_zsock_error(err, "creating the ZeroMQ context");
     stm_err rc = STM_OK;
     /* The ZAP handler has to be there before the first CURVE connection. */
     if (!n->insecure)
-        rc = zap_bind(n->zap, n->ctx, err);
+        rc = stm_zap_bind(n->zap, n->ctx, err);
     if (rc == STM_OK)
-        rc = inbox_new(n->ctx, cfg->bind, n->insecure, n->secret, &n->inbox, err);
+        rc = stm_inbox_new(n->ctx, cfg->bind, n->insecure, n->secret, &n->inbox, err);
     if (rc == STM_OK)
-        rc = control_new(n->ctx, cfg->control, &n->control, err);
+        rc = stm_control_new(n->ctx, cfg->control, &n->control, err);
     return rc;
 }
 
-stm_err node_new(const node_options *o, node_t **out, stm_error *err)
+stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
 {
     const node_config *cfg = o->config;
     node_t *n = stm_calloc(1, sizeof *n);
@@ -467,12 +467,12 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         .reconnect_max_ms = cfg->reconnect_max_ms,
         .peer_timeout_ms = cfg->peer_timeout_ms,
     };
-    n->id = *keys_public(o->keys);
+    n->id = *stm_keys_public(o->keys);
     stm_id_short(&n->id, n->short_id);
     n->secret = sodium_malloc(32);
-    memcpy(n->secret, keys_secret(o->keys), 32);
+    memcpy(n->secret, stm_keys_secret(o->keys), 32);
     sodium_mprotect_readonly(n->secret);
-    n->inbound = inbound_new(cfg->busy_timeout_ms);
+    n->inbound = stm_inbound_new(cfg->busy_timeout_ms);
     /* node.toml's trusted keys and those trusted on first use before, alike. */
     size_t ntrusted = cfg->ntrusted + o->nknown;
     stm_id *trusted = stm_calloc(ntrusted + 1, sizeof *trusted);
@@ -480,11 +480,11 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
         memcpy(trusted, cfg->trusted, cfg->ntrusted * sizeof *trusted);
     if (o->nknown)
         memcpy(trusted + cfg->ntrusted, o->known, o->nknown * sizeof *trusted);
-    n->zap = zap_new(trusted, ntrusted, cfg->trust_on_first_use, cfg->dir);
+    n->zap = stm_zap_new(trusted, ntrusted, cfg->trust_on_first_use, cfg->dir);
     free(trusted);
-    n->mesh = mesh_new(&n->id, &timing);
-    char *db = config_resolve(cfg, cfg->db), *schemas = config_resolve(cfg, cfg->schemas);
-    stm_err rc = local_open(db, schemas, &n->id, n->inbound, &n->local, err);
+    n->mesh = stm_mesh_new(&n->id, &timing);
+    char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
+    stm_err rc = stm_local_open(db, schemas, &n->id, n->inbound, &n->local, err);
     free(db);
     free(schemas);
     if (rc == STM_OK)
@@ -497,88 +497,88 @@ stm_err node_new(const node_options *o, node_t **out, stm_error *err)
                                spec->endpoint);
             break;
         }
-        mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+        stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
         if (spec->has_key)
-            zap_trust(n->zap, &spec->key); /* a peer we were told to reach may reach us */
+            stm_zap_trust(n->zap, &spec->key); /* a peer we were told to reach may reach us */
     }
     if (rc != STM_OK) {
-        node_destroy(&n);
+        stm_node_destroy(&n);
         return rc;
     }
-    n->view = (control_view){&n->id,   !n->insecure, inbox_endpoint(n->inbox),
+    n->view = (control_view){&n->id,   !n->insecure, stm_inbox_endpoint(n->inbox),
                              n->local, n->inbound,   n->zap,
                              n->mesh,  &n->drops};
     *out = n;
     return STM_OK;
 }
 
-const char *node_endpoint(const node_t *n)
+const char *stm_node_endpoint(const node_t *n)
 {
-    return inbox_endpoint(n->inbox);
+    return stm_inbox_endpoint(n->inbox);
 }
 
-stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
+stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
 {
-    log_event(LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
-              lineage_name(local_lineage(n->local)), local_version(n->local),
-              inbox_endpoint(n->inbox), control_endpoint(n->control),
+    stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
+              stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
+              stm_inbox_endpoint(n->inbox), stm_control_endpoint(n->control),
               n->insecure ? "INSECURE (plain TCP)" : "CURVE");
-    if (local_readonly(n->local))
-        log_event(LOG_ERROR, "database", NULL,
+    if (stm_local_readonly(n->local))
+        stm_log_event(STM_LOG_ERROR, "database", NULL,
                   "%s is read-only: operations from peers cannot be stored until it is "
                   "writable (they wait, and are tried again); reports and sending go on",
-                  local_path(n->local));
+                  stm_local_path(n->local));
     while (!*stop) {
-        s_run_timers(n, monotime_ms());
+        s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);
         /* Sleep until the earliest deadline of the very list the timers ran from. */
         int64_t next = s_next_due(n);
         long timeout = -1; /* nothing armed: only a message wakes the loop */
         if (next != INT64_MAX) {
-            int64_t wait = next - monotime_ms();
+            int64_t wait = next - stm_monotime_ms();
             timeout = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (long)wait;
         }
-        void *zap = zap_socket(n->zap);
-        zmq_pollitem_t items[3] = {{inbox_socket(n->inbox), 0, ZMQ_POLLIN, 0},
-                                   {control_socket(n->control), 0, ZMQ_POLLIN, 0},
+        void *zap = stm_zap_socket(n->zap);
+        zmq_pollitem_t items[3] = {{stm_inbox_socket(n->inbox), 0, ZMQ_POLLIN, 0},
+                                   {stm_control_socket(n->control), 0, ZMQ_POLLIN, 0},
                                    {zap, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, zap ? 3 : 2, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
-            return zsock_error(err, "polling");
+            return stm_zsock_error(err, "polling");
         }
         if (zap && (items[2].revents & ZMQ_POLLIN))
-            zap_handle(n->zap);
+            stm_zap_handle(n->zap);
         if (items[0].revents & ZMQ_POLLIN)
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
-            control_handle(n->control, &n->view);
+            stm_control_handle(n->control, &n->view);
     }
     buf_t bye = BUF_INIT;
-    wire_encode_empty(&bye, WIRE_BYE);
-    mesh_send_connected(n->mesh, &bye);
-    buf_free(&bye);
-    log_event(LOG_INFO, "stopped", n->short_id, "stopped cleanly");
+    stm_wire_encode_empty(&bye, WIRE_BYE);
+    stm_mesh_send_connected(n->mesh, &bye);
+    stm_buf_free(&bye);
+    stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
     return STM_OK;
 }
 
-void node_destroy(node_t **self_p)
+void stm_node_destroy(node_t **self_p)
 {
     node_t *n = *self_p;
     if (!n)
         return;
     /* Every socket is closed before the context ends (zmq_ctx_term waits for them). */
-    mesh_destroy(&n->mesh);
-    inbox_destroy(&n->inbox);
-    control_destroy(&n->control);
-    zap_destroy(&n->zap);
+    stm_mesh_destroy(&n->mesh);
+    stm_inbox_destroy(&n->inbox);
+    stm_control_destroy(&n->control);
+    stm_zap_destroy(&n->zap);
     /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
     while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
         ;
-    local_destroy(&n->local);
+    stm_local_destroy(&n->local);
     /* After the store, whose busy handler it is. Batches never stored were never
      * acknowledged: their senders send them again. */
-    inbound_destroy(&n->inbound);
+    stm_inbound_destroy(&n->inbound);
     if (n->secret)
         sodium_free(n->secret);
     free(n);

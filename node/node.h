@@ -37,7 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What a node is made from, all lent: node_new copies what it keeps. */
+/* What a node is made from, all lent: stm_node_new copies what it keeps. */
 typedef struct {
     const node_config *config; /* node.toml's settings (config.h): every setting the node
                                   reads comes from here, defaults included */
@@ -52,14 +52,14 @@ typedef struct node node_t;
 
 /* Opens the database (config->db, resolved against config->dir), checks it against its
  * schema set, binds the sockets and adds the configured peers. *out is the caller's
- * (node_destroy). */
-stm_err node_new(const node_options *o, node_t **out, stm_error *err);
+ * (stm_node_destroy). */
+stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. */
-stm_err node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
-void node_destroy(node_t **self_p);
+stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
+void stm_node_destroy(node_t **self_p);
 
 /* The endpoint the inbox is bound to (with the port chosen), lent. */
-const char *node_endpoint(const node_t *n);
+const char *stm_node_endpoint(const node_t *n);
 
 #endif

@@ -2,7 +2,7 @@
  * deadlines, and its half of the report.
  *
  * The state diagram. Each arrow names the functions that make the transition; no
- * other function changes the state, and peer_set_state asserts that each change is
+ * other function changes the state, and stm_peer_set_state asserts that each change is
  * one of these. s_legal below is the same diagram as a table, and tests/test_peer.c
  * checks that the two agree, line by line of the legend.
  *
@@ -19,25 +19,25 @@
  *      |  +--+ (i)                 |
  *      +---------------(f)---------+
  *
- *   (a) CONNECTING -> CONNECTED  peer_on_hello: its HELLO judged full or partial
- *   (b) CONNECTING -> REFUSED    peer_on_hello: refused by us; peer_on_refuse
- *   (c) CONNECTED -> CONNECTED   peer_on_hello: a HELLO again, still accepted
- *   (d) CONNECTED -> GONE        peer_on_silence: silent past peer_timeout_ms;
- *                                peer_on_bye
- *   (e) CONNECTED -> REFUSED     peer_on_hello: refused; peer_on_refuse;
- *                                peer_rejudge: our database migrated, and our new
+ *   (a) CONNECTING -> CONNECTED  stm_peer_on_hello: its HELLO judged full or partial
+ *   (b) CONNECTING -> REFUSED    stm_peer_on_hello: refused by us; stm_peer_on_refuse
+ *   (c) CONNECTED -> CONNECTED   stm_peer_on_hello: a HELLO again, still accepted
+ *   (d) CONNECTED -> GONE        stm_peer_on_silence: silent past peer_timeout_ms;
+ *                                stm_peer_on_bye
+ *   (e) CONNECTED -> REFUSED     stm_peer_on_hello: refused; stm_peer_on_refuse;
+ *                                stm_peer_rejudge: our database migrated, and our new
  *                                verdict refuses it
- *   (f) REFUSED -> CONNECTED     peer_on_hello: accepted, and it has not refused us
+ *   (f) REFUSED -> CONNECTED     stm_peer_on_hello: accepted, and it has not refused us
  *                                (its refusal is lifted by a HELLO of its own, not
  *                                by a reply to ours)
- *   (g) GONE -> CONNECTED        peer_on_hello: accepted; peer_heard: any message,
+ *   (g) GONE -> CONNECTED        stm_peer_on_hello: accepted; stm_peer_heard: any message,
  *                                when its last HELLO was accepted
- *   (h) GONE -> REFUSED          peer_on_hello: refused; peer_on_refuse
- *   (i) REFUSED -> REFUSED       peer_on_hello: refused again, or its refusal stands
- *                                (a reply); peer_on_refuse again
+ *   (h) GONE -> REFUSED          stm_peer_on_hello: refused; stm_peer_on_refuse
+ *   (i) REFUSED -> REFUSED       stm_peer_on_hello: refused again, or its refusal stands
+ *                                (a reply); stm_peer_on_refuse again
  *
  * Nothing returns to CONNECTING, and only a CONNECTED peer becomes GONE. A migration
- * of our own database (peer_rejudge) changes only the verdicts of gone and refused
+ * of our own database (stm_peer_rejudge) changes only the verdicts of gone and refused
  * peers, never their state: they are judged again, properly, when they answer the
  * HELLO the node then sends them.
  *
@@ -48,7 +48,7 @@
  *  2. GONE: its HELLO is held (it was connected) and it has not refused us.
  *  3. CONNECTING: no HELLO of its own has been judged.
  *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
- *     its unacknowledged batches have deadlines (peer_silent_at, peer_resend_at).
+ *     its unacknowledged batches have deadlines (stm_peer_silent_at, stm_peer_resend_at).
  *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers and to peers
  *     that refused us; a peer only we refused is not asked again until it says HELLO
  *     or our database migrates.
@@ -74,7 +74,7 @@ struct peer {
     bool configured;    /* from node.toml (else learned from a HELLO or peer list) */
     peer_timing timing; /* the node's settings, copied */
     void *outbox;       /* DEALER connected to it; NULL until needed */
-    peer_state state;   /* changed only by peer_set_state */
+    peer_state state;   /* changed only by stm_peer_set_state */
     wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
     bool have_hello;
     peer_verdict verdict;  /* our judgement of that HELLO */
@@ -95,7 +95,7 @@ static const bool s_legal[PEER_STATES][PEER_STATES] = {
     [PEER_REFUSED] = {[PEER_CONNECTED] = true, [PEER_REFUSED] = true},
 };
 
-bool peer_transition_legal(peer_state from, peer_state to)
+bool stm_peer_transition_legal(peer_state from, peer_state to)
 {
     return from < PEER_STATES && to < PEER_STATES && s_legal[from][to];
 }
@@ -116,9 +116,9 @@ static report_state s_report_state(peer_state s)
     return REPORT_REFUSED;
 }
 
-const char *peer_state_name(peer_state s)
+const char *stm_peer_state_name(peer_state s)
 {
-    return report_state_name(s_report_state(s));
+    return stm_report_state_name(s_report_state(s));
 }
 
 /* The invariants above that hold of one peer at rest. */
@@ -140,56 +140,56 @@ static void s_check(const peer_t *p)
     (void)p;
 }
 
-void peer_set_state(peer_t *p, peer_state state)
+void stm_peer_set_state(peer_t *p, peer_state state)
 {
-    assert(peer_transition_legal(p->state, state)); /* a bug in the node, never input */
+    assert(stm_peer_transition_legal(p->state, state)); /* a bug in the node, never input */
     p->state = state;
     s_check(p);
 }
 
-peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured, const peer_timing *timing)
+peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured, const peer_timing *timing)
 {
     peer_t *p = stm_calloc(1, sizeof *p);
     if (id)
-        peer_set_id(p, id);
+        stm_peer_set_id(p, id);
     else
         snprintf(p->short_id, sizeof p->short_id, "?");
     p->endpoint = stm_strdup(endpoint);
     p->configured = configured;
     p->timing = *timing;
     p->state = PEER_CONNECTING;
-    p->session = session_new(timing->window, (size_t)timing->batch_ops);
+    p->session = stm_session_new(timing->window, (size_t)timing->batch_ops);
     p->backoff_ms = timing->reconnect_min_ms;
     p->next_hello_ms = 0;
     return p;
 }
 
-void peer_destroy(peer_t **self_p)
+void stm_peer_destroy(peer_t **self_p)
 {
     peer_t *p = *self_p;
     if (!p)
         return;
-    zsock_close(&p->outbox);
+    stm_zsock_close(&p->outbox);
     free(p->endpoint);
-    wire_hello_clear(&p->hello);
-    peer_verdict_clear(&p->verdict);
+    stm_wire_hello_clear(&p->hello);
+    stm_peer_verdict_clear(&p->verdict);
     free(p->refused_by_peer);
-    session_destroy(&p->session);
+    stm_session_destroy(&p->session);
     free(p);
     *self_p = NULL;
 }
 
-peer_state peer_get_state(const peer_t *p)
+peer_state stm_peer_get_state(const peer_t *p)
 {
     return p->state;
 }
 
-const stm_id *peer_id(const peer_t *p)
+const stm_id *stm_peer_id(const peer_t *p)
 {
     return p->id_known ? &p->id : NULL;
 }
 
-void peer_set_id(peer_t *p, const stm_id *id)
+void stm_peer_set_id(peer_t *p, const stm_id *id)
 {
     if (p->id_known)
         return;
@@ -198,37 +198,37 @@ void peer_set_id(peer_t *p, const stm_id *id)
     stm_id_short(id, p->short_id);
 }
 
-const char *peer_endpoint(const peer_t *p)
+const char *stm_peer_endpoint(const peer_t *p)
 {
     return p->endpoint;
 }
 
-const char *peer_short_id(const peer_t *p)
+const char *stm_peer_short_id(const peer_t *p)
 {
     return p->short_id;
 }
 
-const wire_hello *peer_hello(const peer_t *p)
+const wire_hello *stm_peer_hello(const peer_t *p)
 {
     return p->have_hello ? &p->hello : NULL;
 }
 
-const peer_verdict *peer_get_verdict(const peer_t *p)
+const peer_verdict *stm_peer_get_verdict(const peer_t *p)
 {
     return p->have_hello ? &p->verdict : NULL;
 }
 
-const char *peer_refused_by(const peer_t *p)
+const char *stm_peer_refused_by(const peer_t *p)
 {
     return p->refused_by_peer;
 }
 
-session_t *peer_session(peer_t *p)
+session_t *stm_peer_session(peer_t *p)
 {
     return p->session;
 }
 
-uint64_t peer_bytes_sent(const peer_t *p)
+uint64_t stm_peer_bytes_sent(const peer_t *p)
 {
     return p->bytes_sent;
 }
@@ -241,10 +241,10 @@ static void s_seen(peer_t *p, int64_t now_ms)
     p->last_seen_wall = time(NULL);
 }
 
-void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
+void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
                    int64_t now_ms)
 {
-    peer_set_id(p, &h->node_id);
+    stm_peer_set_id(p, &h->node_id);
     /* A peer met by a peer list or its own HELLO may move; one we were told about is
      * reached where we were told. */
     if (strcmp(p->endpoint, h->endpoint) != 0 && !p->configured) {
@@ -252,7 +252,7 @@ void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_
         p->endpoint = stm_strdup(h->endpoint);
     }
     s_seen(p, now_ms);
-    wire_hello_clear(&p->hello);
+    stm_wire_hello_clear(&p->hello);
     p->hello = *h;
     memset(h, 0, sizeof *h);
     p->have_hello = true;
@@ -262,61 +262,61 @@ void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_
         free(p->refused_by_peer);
         p->refused_by_peer = NULL;
     }
-    peer_verdict_clear(&p->verdict);
-    judge_hello(local, p->hello.lineage, policy, &p->verdict);
-    session_on_hello(p->session, p->hello.vector);
+    stm_peer_verdict_clear(&p->verdict);
+    stm_judge_hello(local, p->hello.lineage, policy, &p->verdict);
+    stm_session_on_hello(p->session, p->hello.vector);
     if (!p->refused_by_peer)
         p->backoff_ms = p->timing.reconnect_min_ms; /* a refusing peer is asked less often */
     bool refused = p->verdict.sync == PEER_SYNC_REFUSED || p->refused_by_peer;
-    peer_set_state(p, refused ? PEER_REFUSED : PEER_CONNECTED);
+    stm_peer_set_state(p, refused ? PEER_REFUSED : PEER_CONNECTED);
 }
 
-bool peer_on_refuse(peer_t *p, char **reason)
+bool stm_peer_on_refuse(peer_t *p, char **reason)
 {
     bool news = !p->refused_by_peer || strcmp(p->refused_by_peer, *reason) != 0;
     free(p->refused_by_peer);
     p->refused_by_peer = *reason;
     *reason = NULL;
-    peer_set_state(p, PEER_REFUSED);
+    stm_peer_set_state(p, PEER_REFUSED);
     return news;
 }
 
-bool peer_on_bye(peer_t *p, int64_t now_ms)
+bool stm_peer_on_bye(peer_t *p, int64_t now_ms)
 {
     if (p->state != PEER_CONNECTED)
         return false;
-    peer_set_state(p, PEER_GONE);
+    stm_peer_set_state(p, PEER_GONE);
     p->next_hello_ms = now_ms + p->timing.reconnect_min_ms;
     return true;
 }
 
-void peer_heard(peer_t *p, int64_t now_ms)
+void stm_peer_heard(peer_t *p, int64_t now_ms)
 {
     s_seen(p, now_ms);
     if (p->state == PEER_GONE && p->verdict.sync != PEER_SYNC_REFUSED)
-        peer_set_state(p, PEER_CONNECTED);
+        stm_peer_set_state(p, PEER_CONNECTED);
 }
 
-void peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy)
+void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy)
 {
     if (!p->have_hello)
         return;
-    peer_verdict_clear(&p->verdict);
-    judge_hello(local, p->hello.lineage, policy, &p->verdict);
+    stm_peer_verdict_clear(&p->verdict);
+    stm_judge_hello(local, p->hello.lineage, policy, &p->verdict);
     if (p->state == PEER_CONNECTED && p->verdict.sync == PEER_SYNC_REFUSED)
-        peer_set_state(p, PEER_REFUSED);
+        stm_peer_set_state(p, PEER_REFUSED);
 }
 
 /* ---- deadlines ---- */
 
-int64_t peer_hello_at(const peer_t *p)
+int64_t stm_peer_hello_at(const peer_t *p)
 {
     bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE ||
                   (p->state == PEER_REFUSED && p->refused_by_peer);
     return asking ? p->next_hello_ms : INT64_MAX;
 }
 
-void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
+void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
 {
     p->next_hello_ms = now_ms + p->backoff_ms;
     if (retry)
@@ -324,29 +324,29 @@ void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
                                                                        : p->backoff_ms * 2;
 }
 
-int64_t peer_silent_at(const peer_t *p)
+int64_t stm_peer_silent_at(const peer_t *p)
 {
     /* Gone once more than peer_timeout_ms have passed. */
     return p->state == PEER_CONNECTED ? p->last_seen_ms + p->timing.peer_timeout_ms + 1 : INT64_MAX;
 }
 
-void peer_on_silence(peer_t *p, int64_t now_ms)
+void stm_peer_on_silence(peer_t *p, int64_t now_ms)
 {
-    peer_set_state(p, PEER_GONE);
+    stm_peer_set_state(p, PEER_GONE);
     p->next_hello_ms = now_ms;
     p->backoff_ms = p->timing.reconnect_min_ms;
-    log_event(LOG_WARN, "peer-gone", p->short_id, "silent for %d ms", p->timing.peer_timeout_ms);
+    stm_log_event(STM_LOG_WARN, "peer-gone", p->short_id, "silent for %d ms", p->timing.peer_timeout_ms);
 }
 
-int64_t peer_resend_at(const peer_t *p)
+int64_t stm_peer_resend_at(const peer_t *p)
 {
-    return p->state == PEER_CONNECTED ? session_resend_at(p->session, p->timing.peer_timeout_ms)
+    return p->state == PEER_CONNECTED ? stm_session_resend_at(p->session, p->timing.peer_timeout_ms)
                                       : INT64_MAX;
 }
 
-void peer_resend(peer_t *p)
+void stm_peer_resend(peer_t *p)
 {
-    session_resend(p->session); /* unacknowledged: send again from what it holds */
+    stm_session_resend(p->session); /* unacknowledged: send again from what it holds */
 }
 
 /* ---- sending ---- */
@@ -359,20 +359,20 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
      * DEALER), but libzmq queues what the other end sends, unread, up to the receive
      * high-water mark: a peer (or an endpoint a peer list names) could park gigabytes
      * here. A small limit (room for CURVE's handshake commands) and a queue of one. */
-    stm_err rc = zsock_set_int(s, ZMQ_RCVHWM, 1, name, err);
+    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, 1, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_TO_DEALER, name, err);
+        rc = stm_zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_TO_DEALER, name, err);
     /* Messages wait for the connection to come up (a HELLO sent right after connecting
      * must not be lost). The queue stays small: only connected peers are sent
      * operations, at most a window of them, and HELLO retries back off. */
     if (rc == STM_OK)
-        rc = zsock_set_int(s, ZMQ_IMMEDIATE, 0, name, err);
+        rc = stm_zsock_set_int(s, ZMQ_IMMEDIATE, 0, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(s, ZMQ_SNDHWM, 1000, name, err);
+        rc = stm_zsock_set_int(s, ZMQ_SNDHWM, 1000, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(s, ZMQ_RECONNECT_IVL, p->timing.reconnect_min_ms, name, err);
+        rc = stm_zsock_set_int(s, ZMQ_RECONNECT_IVL, p->timing.reconnect_min_ms, name, err);
     if (rc == STM_OK)
-        rc = zsock_set_int(s, ZMQ_RECONNECT_IVL_MAX, p->timing.reconnect_max_ms, name, err);
+        rc = stm_zsock_set_int(s, ZMQ_RECONNECT_IVL_MAX, p->timing.reconnect_max_ms, name, err);
     if (rc != STM_OK)
         return rc;
     if (self->insecure) {
@@ -381,7 +381,7 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
         char rid[1 + STM_ID_HEX_LEN + 1];
         rid[0] = 'N';
         stm_id_to_hex(self->id, rid + 1);
-        return zsock_set(s, ZMQ_ROUTING_ID, rid, 1 + STM_ID_HEX_LEN, name, err);
+        return stm_zsock_set(s, ZMQ_ROUTING_ID, rid, 1 + STM_ID_HEX_LEN, name, err);
     }
     if (!p->id_known)
         return stm_error_set(err, STM_EINPUT, "peer %s: its key is needed (KEY@ENDPOINT)",
@@ -390,21 +390,21 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
     zmq_z85_encode(server, p->id.bytes, 32);
     zmq_z85_encode(public_z85, self->id->bytes, 32);
     zmq_z85_encode(secret_z85, self->secret, 32);
-    rc = zsock_set(s, ZMQ_CURVE_SERVERKEY, server, 40, name, err);
+    rc = stm_zsock_set(s, ZMQ_CURVE_SERVERKEY, server, 40, name, err);
     if (rc == STM_OK)
-        rc = zsock_set(s, ZMQ_CURVE_PUBLICKEY, public_z85, 40, name, err);
+        rc = stm_zsock_set(s, ZMQ_CURVE_PUBLICKEY, public_z85, 40, name, err);
     if (rc == STM_OK)
-        rc = zsock_set(s, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
+        rc = stm_zsock_set(s, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
     sodium_memzero(secret_z85, sizeof secret_z85);
     return rc;
 }
 
-stm_err peer_open(peer_t *p, const peer_self *self, stm_error *err)
+stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
 {
     if (p->outbox)
         return STM_OK;
     void *s = NULL;
-    stm_err rc = zsock_new(self->ctx, ZMQ_DEALER, "a peer's socket", &s, err);
+    stm_err rc = stm_zsock_new(self->ctx, ZMQ_DEALER, "a peer's socket", &s, err);
     if (rc != STM_OK)
         return rc;
     rc = s_setup_outbox(p, s, self, err);
@@ -412,14 +412,14 @@ stm_err peer_open(peer_t *p, const peer_self *self, stm_error *err)
         rc = stm_error_set(err, STM_EINPUT, "peer %s: cannot connect: %s", p->endpoint,
                            zmq_strerror(zmq_errno()));
     if (rc != STM_OK) {
-        zsock_close(&s);
+        stm_zsock_close(&s);
         return rc;
     }
     p->outbox = s;
     return STM_OK;
 }
 
-bool peer_send(peer_t *p, const buf_t *msg)
+bool stm_peer_send(peer_t *p, const buf_t *msg)
 {
     if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
         return false;
@@ -427,38 +427,38 @@ bool peer_send(peer_t *p, const buf_t *msg)
     return true;
 }
 
-void peer_pump(peer_t *p, store_t *store, int64_t now_ms)
+void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
 {
-    if (p->state != PEER_CONNECTED || !p->outbox || !session_wants_to_send(p->session))
+    if (p->state != PEER_CONNECTED || !p->outbox || !stm_session_wants_to_send(p->session))
         return;
     oplog_reader_t *reader = NULL;
     stm_error err = {0};
-    if (session_reader_new(p->session, store, &reader, &err) != STM_OK) {
-        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+    if (stm_session_reader_new(p->session, store, &reader, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
         return;
     }
     buf_t enc = BUF_INIT, msg = BUF_INIT;
     for (;;) {
         uint64_t seq;
         size_t count;
-        if (session_next_batch(p->session, reader, &enc, &seq, &count, &err) != STM_OK) {
-            log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+        if (stm_session_next_batch(p->session, reader, &enc, &seq, &count, &err) != STM_OK) {
+            stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
             break;
         }
         if (count == 0)
             break;
-        buf_reset(&msg);
-        wire_encode_ops(&msg, seq, enc.data, enc.len);
-        if (!peer_send(p, &msg))
+        stm_buf_reset(&msg);
+        stm_wire_encode_ops(&msg, seq, enc.data, enc.len);
+        if (!stm_peer_send(p, &msg))
             break; /* the connection is down: this is sent again from its vector */
-        session_batch_sent(p->session, now_ms);
+        stm_session_batch_sent(p->session, now_ms);
     }
-    buf_free(&enc);
-    buf_free(&msg);
-    oplog_reader_destroy(&reader);
+    stm_buf_free(&enc);
+    stm_buf_free(&msg);
+    stm_oplog_reader_destroy(&reader);
 }
 
-void peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
+void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
 {
     memset(rp, 0, sizeof *rp);
     rp->id = p->id;
@@ -469,11 +469,11 @@ void peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
         rp->schema_set = p->hello.schema_set;
         rp->lineage = p->hello.lineage;
         rp->verdict = &p->verdict;
-        rp->behind = session_behind(p->session, mine);
+        rp->behind = stm_session_behind(p->session, mine);
     }
     rp->refused_by_peer = p->refused_by_peer;
-    rp->ops_sent = session_ops_sent(p->session);
-    rp->ops_received = session_ops_received(p->session);
-    rp->parked = session_parked(p->session);
+    rp->ops_sent = stm_session_ops_sent(p->session);
+    rp->ops_received = stm_session_ops_received(p->session);
+    rp->parked = stm_session_parked(p->session);
     rp->last_seen = p->last_seen_wall;
 }

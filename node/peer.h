@@ -6,7 +6,7 @@
  * vectors, window, batch numbers) and its deadlines: the next HELLO while it has not
  * answered, its silence, and the resend of unacknowledged batches. The node owns the
  * peers, finds them, and says what happened; the peer changes its state only through
- * peer_set_state, which checks the transition against the table in peer.c (the state
+ * stm_peer_set_state, which checks the transition against the table in peer.c (the state
  * diagram is written there). */
 #ifndef STM_PEER_H
 #define STM_PEER_H
@@ -32,11 +32,11 @@ typedef enum {
 #define PEER_STATES 4
 
 /* "connecting", "connected", "gone", "refused": static. */
-const char *peer_state_name(peer_state s);
+const char *stm_peer_state_name(peer_state s);
 /* Whether the table in peer.c allows from -> to (for tests and the debug check). */
-bool peer_transition_legal(peer_state from, peer_state to);
+bool stm_peer_transition_legal(peer_state from, peer_state to);
 
-/* What every peer of a node is given (copied by peer_new). */
+/* What every peer of a node is given (copied by stm_peer_new). */
 typedef struct {
     int window;           /* OPS in flight */
     int batch_ops;        /* operations an OPS */
@@ -58,34 +58,34 @@ typedef struct peer peer_t;
 
 /* A peer at endpoint, CONNECTING, its first HELLO due at once. id is NULL when not
  * known yet (insecure, KEY@ omitted); configured says node.toml names it (its
- * endpoint is then never changed by what it says). The caller owns it (peer_destroy),
+ * endpoint is then never changed by what it says). The caller owns it (stm_peer_destroy),
  * which closes its DEALER. */
-peer_t *peer_new(const stm_id *id, const char *endpoint, bool configured,
+peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
                  const peer_timing *timing);
-void peer_destroy(peer_t **self_p);
+void stm_peer_destroy(peer_t **self_p);
 
 /* ---- what it is ---- */
 
-peer_state peer_get_state(const peer_t *p);
+peer_state stm_peer_get_state(const peer_t *p);
 /* Its id, lent; NULL while not known. */
-const stm_id *peer_id(const peer_t *p);
+const stm_id *stm_peer_id(const peer_t *p);
 /* Learns its id (from a peer list naming its endpoint); no change when known. */
-void peer_set_id(peer_t *p, const stm_id *id);
+void stm_peer_set_id(peer_t *p, const stm_id *id);
 /* Its endpoint and short id (for logs; "?" while its id is unknown), lent. */
-const char *peer_endpoint(const peer_t *p);
-const char *peer_short_id(const peer_t *p);
+const char *stm_peer_endpoint(const peer_t *p);
+const char *stm_peer_short_id(const peer_t *p);
 /* Its last HELLO and our verdict on it, lent until the next HELLO; NULL before one. */
-const wire_hello *peer_hello(const peer_t *p);
-const peer_verdict *peer_get_verdict(const peer_t *p);
+const wire_hello *stm_peer_hello(const peer_t *p);
+const peer_verdict *stm_peer_get_verdict(const peer_t *p);
 /* The reason it gave when it refused us, lent; NULL when it has not. */
-const char *peer_refused_by(const peer_t *p);
+const char *stm_peer_refused_by(const peer_t *p);
 /* Its sync session, lent (the peer owns it). */
-session_t *peer_session(peer_t *p);
+session_t *stm_peer_session(peer_t *p);
 
 /* ---- the one transition function ---- */
 
 /* Moves p to state. An illegal transition is a bug in the node, and asserts. */
-void peer_set_state(peer_t *p, peer_state state);
+void stm_peer_set_state(peer_t *p, peer_state state);
 
 /* ---- what it says ---- */
 
@@ -93,57 +93,57 @@ void peer_set_state(peer_t *p, peer_state state);
  * policy, starts the session again from its vector, and moves to CONNECTED, or to
  * REFUSED when we refuse it or its refusal of us stands (a HELLO of its own, not a
  * reply, lifts that). The caller sends what follows by the state and the verdict. */
-void peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
+void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
                    int64_t now_ms);
 /* Its REFUSE, with reason (ownership taken, *reason set to NULL): REFUSED. Returns
  * whether the reason is new (to log it once). */
-bool peer_on_refuse(peer_t *p, char **reason);
+bool stm_peer_on_refuse(peer_t *p, char **reason);
 /* Its BYE: a connected peer is GONE and is asked again after reconnect_min_ms.
  * Returns whether it was connected. */
-bool peer_on_bye(peer_t *p, int64_t now_ms);
+bool stm_peer_on_bye(peer_t *p, int64_t now_ms);
 /* Any message but a HELLO: a sign of life. A GONE peer whose last HELLO we accepted is
  * CONNECTED again. */
-void peer_heard(peer_t *p, int64_t now_ms);
+void stm_peer_heard(peer_t *p, int64_t now_ms);
 
 /* Judges its last HELLO again, after our own database migrated. Only the state that
  * follows from the new verdict changes, and only by a legal transition: a connected
  * peer we now refuse is REFUSED; a gone peer stays gone, and one refused (by us or by
  * it) stays refused, until its answer to our new HELLO is judged. */
-void peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
+void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
 
 /* ---- deadlines: when each is due (INT64_MAX: not armed), and what runs then ---- */
 
 /* The next HELLO, while it has not answered (CONNECTING, GONE) or refused us. */
-int64_t peer_hello_at(const peer_t *p);
+int64_t stm_peer_hello_at(const peer_t *p);
 /* A HELLO went at now_ms: the next one after the backoff, which doubles (up to
  * reconnect_max_ms) when retry is true (the timer's retries), not when the HELLO
  * answered something it sent. */
-void peer_hello_sent(peer_t *p, int64_t now_ms, bool retry);
+void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry);
 /* When a connected peer counts as gone: more than peer_timeout_ms after it was last
  * heard from. */
-int64_t peer_silent_at(const peer_t *p);
+int64_t stm_peer_silent_at(const peer_t *p);
 /* That deadline passed: GONE, and HELLOs start again at once with the least backoff. */
-void peer_on_silence(peer_t *p, int64_t now_ms);
+void stm_peer_on_silence(peer_t *p, int64_t now_ms);
 /* When unacknowledged batches to a connected peer count as lost (session.h). */
-int64_t peer_resend_at(const peer_t *p);
+int64_t stm_peer_resend_at(const peer_t *p);
 /* That deadline passed: send again from what it last said it holds. */
-void peer_resend(peer_t *p);
+void stm_peer_resend(peer_t *p);
 
 /* ---- sending ---- */
 
 /* Opens its DEALER when not open yet. STM_EINPUT when it cannot be reached (its key is
  * needed and not known; a bad endpoint); STM_ESYS when a socket option fails. */
-stm_err peer_open(peer_t *p, const peer_self *self, stm_error *err);
+stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err);
 /* Sends a whole message without waiting; false when it could not leave now (no
  * DEALER yet, or its queue is full). */
-bool peer_send(peer_t *p, const buf_t *msg);
+bool stm_peer_send(peer_t *p, const buf_t *msg);
 /* Sends a connected peer what it lacks from store (lent), within its window. */
-void peer_pump(peer_t *p, store_t *store, int64_t now_ms);
+void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms);
 
 /* Fills rp for a report: strings, lineage and verdict are lent by p until it changes.
  * mine is this database's vector (NULL: a lag of 0). */
-void peer_report(const peer_t *p, report_peer *rp, const vector_t *mine);
+void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine);
 /* Bytes handed to ZeroMQ for it, every message counted (before CURVE). */
-uint64_t peer_bytes_sent(const peer_t *p);
+uint64_t stm_peer_bytes_sent(const peer_t *p);
 
 #endif

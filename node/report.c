@@ -10,7 +10,7 @@
 #include <string.h>
 #include <zmq.h>
 
-const char *report_state_name(report_state s)
+const char *stm_report_state_name(report_state s)
 {
     switch (s) {
     case REPORT_CONNECTING:
@@ -25,7 +25,7 @@ const char *report_state_name(report_state s)
     return "refused";
 }
 
-const char *report_drop_name(report_drop d)
+const char *stm_report_drop_name(report_drop d)
 {
     static const char *const names[REPORT_DROP_KINDS] = {
         "not-stemma", "protocol-version", "hello", "refuse", "ops",
@@ -36,7 +36,7 @@ const char *report_drop_name(report_drop d)
 /* The same name as a JSON or TOML key: "not_stemma". */
 static void s_drop_key(report_drop d, char key[24])
 {
-    snprintf(key, 24, "%s", report_drop_name(d));
+    snprintf(key, 24, "%s", stm_report_drop_name(d));
     for (char *p = key; *p; p++)
         if (*p == '-')
             *p = '_';
@@ -70,7 +70,7 @@ static const char *s_sync(const report_peer *p)
 {
     if (p->state == REPORT_REFUSED)
         return "refused";
-    return s_cmp(p) ? peer_sync_name(p->verdict->sync) : NULL;
+    return s_cmp(p) ? stm_peer_sync_name(p->verdict->sync) : NULL;
 }
 
 /* The peer's own reason wins: it is why nothing syncs, whatever we thought of it. */
@@ -106,47 +106,47 @@ static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
 {
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(id, hex);
-    jsonw_key(w, key);
-    jsonw_string(w, hex);
+    stm_jsonw_key(w, key);
+    stm_jsonw_string(w, hex);
 }
 
 static void s_json_names(jsonw_t *w, const char *key, const char **names, size_t n)
 {
-    jsonw_key(w, key);
-    jsonw_array_begin(w);
+    stm_jsonw_key(w, key);
+    stm_jsonw_array_begin(w);
     for (size_t i = 0; i < n; i++)
-        jsonw_string(w, names[i]);
-    jsonw_array_end(w);
+        stm_jsonw_string(w, names[i]);
+    stm_jsonw_array_end(w);
 }
 
 static void s_json_uint(jsonw_t *w, const char *key, uint64_t v)
 {
-    jsonw_key(w, key);
-    jsonw_int(w, (int64_t)v);
+    stm_jsonw_key(w, key);
+    stm_jsonw_int(w, (int64_t)v);
 }
 
 static void s_json_node(jsonw_t *w, const report_node *r)
 {
     char z85[41];
     s_z85(&r->id, z85);
-    jsonw_object_begin(w);
-    jsonw_key(w, "id");
-    jsonw_string(w, z85);
-    jsonw_key(w, "schema_set");
-    jsonw_string(w, lineage_name(r->lineage));
-    jsonw_key(w, "version");
-    jsonw_int(w, r->version);
-    const lineage_version *head = lineage_head(r->lineage);
+    stm_jsonw_object_begin(w);
+    stm_jsonw_key(w, "id");
+    stm_jsonw_string(w, z85);
+    stm_jsonw_key(w, "schema_set");
+    stm_jsonw_string(w, stm_lineage_name(r->lineage));
+    stm_jsonw_key(w, "version");
+    stm_jsonw_int(w, r->version);
+    const lineage_version *head = stm_lineage_head(r->lineage);
     if (head) {
         s_json_id(w, "head", &head->id);
     } else {
-        jsonw_key(w, "head");
-        jsonw_null(w);
+        stm_jsonw_key(w, "head");
+        stm_jsonw_null(w);
     }
-    jsonw_key(w, "endpoint");
-    jsonw_string(w, r->endpoint);
-    jsonw_key(w, "secure");
-    jsonw_bool(w, r->secure);
+    stm_jsonw_key(w, "endpoint");
+    stm_jsonw_string(w, r->endpoint);
+    stm_jsonw_key(w, "secure");
+    stm_jsonw_bool(w, r->secure);
     s_json_uint(w, "operations", r->operations);
     s_json_uint(w, "parked", r->parked);
     s_json_uint(w, "malformed_messages", r->malformed);
@@ -157,118 +157,118 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "apply_failures_io", r->apply_io);
     s_json_uint(w, "batches_waiting", r->batches_waiting);
     s_json_uint(w, "batches_deferred", r->batches_deferred);
-    jsonw_key(w, "dropped");
-    jsonw_object_begin(w);
+    stm_jsonw_key(w, "dropped");
+    stm_jsonw_object_begin(w);
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
         char key[24];
         s_drop_key((report_drop)d, key);
         s_json_uint(w, key, r->dropped[d]);
     }
-    jsonw_object_end(w);
-    jsonw_key(w, "parked_reasons");
-    jsonw_array_begin(w);
+    stm_jsonw_object_end(w);
+    stm_jsonw_key(w, "parked_reasons");
+    stm_jsonw_array_begin(w);
     for (size_t i = 0; i < r->nparked_reasons; i++) {
-        jsonw_object_begin(w);
-        jsonw_key(w, "reason");
-        jsonw_string(w, r->parked_reasons[i].reason);
+        stm_jsonw_object_begin(w);
+        stm_jsonw_key(w, "reason");
+        stm_jsonw_string(w, r->parked_reasons[i].reason);
         s_json_uint(w, "count", r->parked_reasons[i].count);
-        jsonw_object_end(w);
+        stm_jsonw_object_end(w);
     }
-    jsonw_array_end(w);
-    jsonw_object_end(w);
+    stm_jsonw_array_end(w);
+    stm_jsonw_object_end(w);
 }
 
 static void s_json_peer(jsonw_t *w, const report_peer *p)
 {
     const comparison_t *c = s_cmp(p);
-    jsonw_object_begin(w);
-    jsonw_key(w, "id");
+    stm_jsonw_object_begin(w);
+    stm_jsonw_key(w, "id");
     if (p->id_known) {
         char z85[41];
         s_z85(&p->id, z85);
-        jsonw_string(w, z85);
+        stm_jsonw_string(w, z85);
     } else {
-        jsonw_null(w);
+        stm_jsonw_null(w);
     }
-    jsonw_key(w, "endpoint");
-    jsonw_string(w, p->endpoint);
-    jsonw_key(w, "state");
-    jsonw_string(w, report_state_name(p->state));
-    jsonw_key(w, "schema_set");
-    jsonw_string(w, p->schema_set);
-    jsonw_key(w, "version");
+    stm_jsonw_key(w, "endpoint");
+    stm_jsonw_string(w, p->endpoint);
+    stm_jsonw_key(w, "state");
+    stm_jsonw_string(w, stm_report_state_name(p->state));
+    stm_jsonw_key(w, "schema_set");
+    stm_jsonw_string(w, p->schema_set);
+    stm_jsonw_key(w, "version");
     if (c)
-        jsonw_int(w, c->remote_version);
+        stm_jsonw_int(w, c->remote_version);
     else
-        jsonw_null(w);
-    jsonw_key(w, "relation");
-    jsonw_string(w, c ? relation_name(c->relation) : NULL);
-    jsonw_key(w, "common_ancestor");
+        stm_jsonw_null(w);
+    stm_jsonw_key(w, "relation");
+    stm_jsonw_string(w, c ? stm_relation_name(c->relation) : NULL);
+    stm_jsonw_key(w, "common_ancestor");
     if (c && c->common) {
-        jsonw_object_begin(w);
-        jsonw_key(w, "version");
-        jsonw_int(w, (int64_t)c->common);
+        stm_jsonw_object_begin(w);
+        stm_jsonw_key(w, "version");
+        stm_jsonw_int(w, (int64_t)c->common);
         s_json_id(w, "id", &c->common_id);
-        jsonw_object_end(w);
+        stm_jsonw_object_end(w);
     } else {
-        jsonw_null(w);
+        stm_jsonw_null(w);
     }
-    jsonw_key(w, "sync");
-    jsonw_string(w, s_sync(p));
-    jsonw_key(w, "reason");
-    jsonw_string(w, s_reason(p));
-    jsonw_key(w, "refused_by");
-    jsonw_string(w, s_refused_by(p));
-    jsonw_key(w, "warnings");
-    jsonw_array_begin(w);
+    stm_jsonw_key(w, "sync");
+    stm_jsonw_string(w, s_sync(p));
+    stm_jsonw_key(w, "reason");
+    stm_jsonw_string(w, s_reason(p));
+    stm_jsonw_key(w, "refused_by");
+    stm_jsonw_string(w, s_refused_by(p));
+    stm_jsonw_key(w, "warnings");
+    stm_jsonw_array_begin(w);
     if (s_warning(p))
-        jsonw_string(w, s_warning(p));
-    jsonw_array_end(w);
-    jsonw_key(w, "families");
-    jsonw_array_begin(w);
+        stm_jsonw_string(w, s_warning(p));
+    stm_jsonw_array_end(w);
+    stm_jsonw_key(w, "families");
+    stm_jsonw_array_begin(w);
     for (size_t k = 0; c && k < c->nfamilies; k++) {
         const comparison_family *f = &c->families[k];
-        jsonw_object_begin(w);
-        jsonw_key(w, "name");
-        jsonw_string(w, f->name);
-        jsonw_key(w, "relation");
-        jsonw_string(w, relation_name(f->relation));
+        stm_jsonw_object_begin(w);
+        stm_jsonw_key(w, "name");
+        stm_jsonw_string(w, f->name);
+        stm_jsonw_key(w, "relation");
+        stm_jsonw_string(w, stm_relation_name(f->relation));
         for (int cr = COLUMN_SHARED; cr <= COLUMN_CONFLICTING; cr++)
-            s_json_names(w, column_relation_name((column_relation)cr), f->columns[cr],
+            s_json_names(w, stm_column_relation_name((column_relation)cr), f->columns[cr],
                          f->ncolumns[cr]);
-        jsonw_object_end(w);
+        stm_jsonw_object_end(w);
     }
-    jsonw_array_end(w);
+    stm_jsonw_array_end(w);
     s_json_uint(w, "ops_sent", p->ops_sent);
     s_json_uint(w, "ops_received", p->ops_received);
     s_json_uint(w, "parked", p->parked);
     s_json_uint(w, "behind", p->behind);
-    jsonw_key(w, "last_seen");
+    stm_jsonw_key(w, "last_seen");
     if (p->last_seen) {
         char when[32];
         s_wall(p->last_seen, when);
-        jsonw_string(w, when);
+        stm_jsonw_string(w, when);
     } else {
-        jsonw_null(w);
+        stm_jsonw_null(w);
     }
-    jsonw_object_end(w);
+    stm_jsonw_object_end(w);
 }
 
-char *report_json(const report_node *r)
+char *stm_report_json(const report_node *r)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "node");
+    stm_jsonw_init(&w, &b, true);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "node");
     s_json_node(&w, r);
-    jsonw_key(&w, "peers");
-    jsonw_array_begin(&w);
+    stm_jsonw_key(&w, "peers");
+    stm_jsonw_array_begin(&w);
     for (size_t i = 0; i < r->npeers; i++)
         s_json_peer(&w, &r->peers[i]);
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    return buf_detach(&b);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    return stm_buf_detach(&b);
 }
 
 /* ---- TOML: the JSON's keys and values; what JSON gives as null is left out ---- */
@@ -276,12 +276,12 @@ char *report_json(const report_node *r)
 static void s_toml_str(toml_value *t, const char *key, const char *s)
 {
     if (s)
-        toml_table_set(t, key, toml_new_string(s, strlen(s)));
+        stm_toml_table_set(t, key, stm_toml_new_string(s, strlen(s)));
 }
 
 static void s_toml_int(toml_value *t, const char *key, int64_t v)
 {
-    toml_table_set(t, key, toml_new_integer(v));
+    stm_toml_table_set(t, key, stm_toml_new_integer(v));
 }
 
 static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
@@ -293,25 +293,25 @@ static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
 
 static toml_value *s_toml_names(const char **names, size_t n)
 {
-    toml_value *a = toml_new_array();
+    toml_value *a = stm_toml_new_array();
     for (size_t i = 0; i < n; i++)
-        toml_array_push(a, toml_new_string(names[i], strlen(names[i])));
+        stm_toml_array_push(a, stm_toml_new_string(names[i], strlen(names[i])));
     return a;
 }
 
 static toml_value *s_toml_node(const report_node *r)
 {
-    toml_value *t = toml_new_table();
+    toml_value *t = stm_toml_new_table();
     char z85[41];
     s_z85(&r->id, z85);
     s_toml_str(t, "id", z85);
-    s_toml_str(t, "schema_set", lineage_name(r->lineage));
+    s_toml_str(t, "schema_set", stm_lineage_name(r->lineage));
     s_toml_int(t, "version", r->version);
-    const lineage_version *head = lineage_head(r->lineage);
+    const lineage_version *head = stm_lineage_head(r->lineage);
     if (head)
         s_toml_id(t, "head", &head->id);
     s_toml_str(t, "endpoint", r->endpoint);
-    toml_table_set(t, "secure", toml_new_bool(r->secure));
+    stm_toml_table_set(t, "secure", stm_toml_new_bool(r->secure));
     s_toml_int(t, "operations", (int64_t)r->operations);
     s_toml_int(t, "parked", (int64_t)r->parked);
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
@@ -322,65 +322,65 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
     s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
     s_toml_int(t, "batches_deferred", (int64_t)r->batches_deferred);
-    toml_value *dropped = toml_new_table();
+    toml_value *dropped = stm_toml_new_table();
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
         char key[24];
         s_drop_key((report_drop)d, key);
         s_toml_int(dropped, key, (int64_t)r->dropped[d]);
     }
-    toml_table_set(t, "dropped", dropped);
-    toml_value *reasons = toml_new_array();
+    stm_toml_table_set(t, "dropped", dropped);
+    toml_value *reasons = stm_toml_new_array();
     for (size_t i = 0; i < r->nparked_reasons; i++) {
-        toml_value *one = toml_new_table();
+        toml_value *one = stm_toml_new_table();
         s_toml_str(one, "reason", r->parked_reasons[i].reason);
         s_toml_int(one, "count", (int64_t)r->parked_reasons[i].count);
-        toml_array_push(reasons, one);
+        stm_toml_array_push(reasons, one);
     }
-    toml_table_set(t, "parked_reasons", reasons);
+    stm_toml_table_set(t, "parked_reasons", reasons);
     return t;
 }
 
 static toml_value *s_toml_peer(const report_peer *p)
 {
     const comparison_t *c = s_cmp(p);
-    toml_value *t = toml_new_table();
+    toml_value *t = stm_toml_new_table();
     if (p->id_known) {
         char z85[41];
         s_z85(&p->id, z85);
         s_toml_str(t, "id", z85);
     }
     s_toml_str(t, "endpoint", p->endpoint);
-    s_toml_str(t, "state", report_state_name(p->state));
+    s_toml_str(t, "state", stm_report_state_name(p->state));
     s_toml_str(t, "schema_set", p->schema_set);
     if (c) {
         s_toml_int(t, "version", c->remote_version);
-        s_toml_str(t, "relation", relation_name(c->relation));
+        s_toml_str(t, "relation", stm_relation_name(c->relation));
     }
     if (c && c->common) {
-        toml_value *common = toml_new_table();
+        toml_value *common = stm_toml_new_table();
         s_toml_int(common, "version", (int64_t)c->common);
         s_toml_id(common, "id", &c->common_id);
-        toml_table_set(t, "common_ancestor", common);
+        stm_toml_table_set(t, "common_ancestor", common);
     }
     s_toml_str(t, "sync", s_sync(p));
     s_toml_str(t, "reason", s_reason(p));
     s_toml_str(t, "refused_by", s_refused_by(p));
-    toml_value *warnings = toml_new_array();
+    toml_value *warnings = stm_toml_new_array();
     if (s_warning(p))
-        toml_array_push(warnings, toml_new_string(s_warning(p), strlen(s_warning(p))));
-    toml_table_set(t, "warnings", warnings);
-    toml_value *families = toml_new_array();
+        stm_toml_array_push(warnings, stm_toml_new_string(s_warning(p), strlen(s_warning(p))));
+    stm_toml_table_set(t, "warnings", warnings);
+    toml_value *families = stm_toml_new_array();
     for (size_t k = 0; c && k < c->nfamilies; k++) {
         const comparison_family *f = &c->families[k];
-        toml_value *ft = toml_new_table();
+        toml_value *ft = stm_toml_new_table();
         s_toml_str(ft, "name", f->name);
-        s_toml_str(ft, "relation", relation_name(f->relation));
+        s_toml_str(ft, "relation", stm_relation_name(f->relation));
         for (int cr = COLUMN_SHARED; cr <= COLUMN_CONFLICTING; cr++)
-            toml_table_set(ft, column_relation_name((column_relation)cr),
+            stm_toml_table_set(ft, stm_column_relation_name((column_relation)cr),
                            s_toml_names(f->columns[cr], f->ncolumns[cr]));
-        toml_array_push(families, ft);
+        stm_toml_array_push(families, ft);
     }
-    toml_table_set(t, "families", families);
+    stm_toml_table_set(t, "families", families);
     s_toml_int(t, "ops_sent", (int64_t)p->ops_sent);
     s_toml_int(t, "ops_received", (int64_t)p->ops_received);
     s_toml_int(t, "parked", (int64_t)p->parked);
@@ -395,16 +395,16 @@ static toml_value *s_toml_peer(const report_peer *p)
     return t;
 }
 
-char *report_toml(const report_node *r)
+char *stm_report_toml(const report_node *r)
 {
-    toml_value *root = toml_new_table();
-    toml_table_set(root, "node", s_toml_node(r));
-    toml_value *peers = toml_new_array();
+    toml_value *root = stm_toml_new_table();
+    stm_toml_table_set(root, "node", s_toml_node(r));
+    toml_value *peers = stm_toml_new_array();
     for (size_t i = 0; i < r->npeers; i++)
-        toml_array_push(peers, s_toml_peer(&r->peers[i]));
-    toml_table_set(root, "peers", peers);
-    char *text = toml_emit(root, NULL);
-    toml_destroy(&root);
+        stm_toml_array_push(peers, s_toml_peer(&r->peers[i]));
+    stm_toml_table_set(root, "peers", peers);
+    char *text = stm_toml_emit(root, NULL);
+    stm_toml_destroy(&root);
     return text;
 }
 
@@ -413,51 +413,51 @@ char *report_toml(const report_node *r)
 static char *s_text(const report_node *r, bool brief)
 {
     buf_t b = BUF_INIT;
-    const lineage_version *head = lineage_head(r->lineage);
+    const lineage_version *head = stm_lineage_head(r->lineage);
     char self[STM_ID_SHORT_LEN + 1], hid[STM_ID_SHORT_LEN + 1] = "-";
     s_short(&r->id, true, self);
     if (head)
         s_short(&head->id, true, hid);
-    buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, lineage_name(r->lineage), r->version, hid,
+    stm_buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, stm_lineage_name(r->lineage), r->version, hid,
                r->endpoint, r->secure ? "" : "  INSECURE");
     if (!r->npeers)
-        buf_puts(&b, "no peers\n");
+        stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
         const comparison_t *c = s_cmp(p);
         char sid[STM_ID_SHORT_LEN + 1];
         s_short(&p->id, p->id_known, sid);
-        buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, report_state_name(p->state));
+        stm_buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, stm_report_state_name(p->state));
         if (c)
-            buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
-                       c->remote_version, relation_name(c->relation), s_sync(p));
-        buf_putc(&b, '\n');
+            stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
+                       c->remote_version, stm_relation_name(c->relation), s_sync(p));
+        stm_buf_putc(&b, '\n');
         if (brief)
             continue;
         if (p->refused_by_peer)
-            buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
+            stm_buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
         else if (c)
-            buf_printf(&b, "  %s\n", p->verdict->reason);
+            stm_buf_printf(&b, "  %s\n", p->verdict->reason);
         if (s_warning(p))
-            buf_printf(&b, "  warning: %s\n", s_warning(p));
-        buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
+            stm_buf_printf(&b, "  warning: %s\n", s_warning(p));
+        stm_buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
                    (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
                    (unsigned long long)p->parked, (unsigned long long)p->behind);
     }
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
-char *report_text(const report_node *r)
+char *stm_report_text(const report_node *r)
 {
     return s_text(r, false);
 }
 
-char *report_peers_text(const report_node *r)
+char *stm_report_peers_text(const report_node *r)
 {
     return s_text(r, true);
 }
 
-char *report_stats_text(const report_node *r)
+char *stm_report_stats_text(const report_node *r)
 {
     size_t connected = 0;
     uint64_t sent = 0, received = 0;
@@ -467,14 +467,14 @@ char *report_stats_text(const report_node *r)
         received += r->peers[i].ops_received;
     }
     buf_t b = BUF_INIT;
-    buf_printf(&b,
+    stm_buf_printf(&b,
                "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
                "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
                r->npeers, connected, (unsigned long long)r->operations,
                (unsigned long long)r->parked, (unsigned long long)sent,
                (unsigned long long)received, (unsigned long long)r->bytes_sent,
                (unsigned long long)r->malformed);
-    buf_printf(&b,
+    stm_buf_printf(&b,
                "refused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
                "io %llu)\nbatches waiting %llu (deferred %llu)\n",
                (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
@@ -484,12 +484,12 @@ char *report_stats_text(const report_node *r)
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)
-        buf_printf(&b, "parked %llu %s\n", (unsigned long long)r->parked_reasons[i].count,
+        stm_buf_printf(&b, "parked %llu %s\n", (unsigned long long)r->parked_reasons[i].count,
                    r->parked_reasons[i].reason);
     for (int d = 0; d < REPORT_DROP_KINDS; d++)
-        buf_printf(&b, "dropped %s %llu\n", report_drop_name((report_drop)d),
+        stm_buf_printf(&b, "dropped %s %llu\n", stm_report_drop_name((report_drop)d),
                    (unsigned long long)r->dropped[d]);
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 /* ---- DOT ---- */
@@ -504,23 +504,23 @@ static void s_dot_escape(buf_t *b, const char *s)
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') {
-            buf_putc(b, '\\');
-            buf_putc(b, (char)ch);
+            stm_buf_putc(b, '\\');
+            stm_buf_putc(b, (char)ch);
         } else if (ch == '\n') {
-            buf_puts(b, "\\n");
+            stm_buf_puts(b, "\\n");
         } else if (ch < 0x20 || ch == 0x7f) {
-            buf_putc(b, ' ');
+            stm_buf_putc(b, ' ');
         } else {
-            buf_putc(b, (char)ch);
+            stm_buf_putc(b, (char)ch);
         }
     }
 }
 
 static void s_dot_quoted(buf_t *b, const char *s)
 {
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
     s_dot_escape(b, s);
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
 }
 
 /* A version's graph node is named by its id alone: the same id is the same version in
@@ -529,7 +529,7 @@ static void s_dot_version_name(buf_t *b, const stm_id *id)
 {
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(id, hex);
-    buf_printf(b, "\"v:%s\"", hex);
+    stm_buf_printf(b, "\"v:%s\"", hex);
 }
 
 /* Draws the versions of l that no lineage before it (earlier[0..nearlier)) has drawn.
@@ -542,23 +542,23 @@ static void s_dot_lineage(buf_t *b, const lineage_t *l, const lineage_t *const *
     size_t drawn = 0;
     for (size_t k = 0; k < nearlier; k++) {
         size_t common = 0;
-        relation_of_lineages(earlier[k], l, &common);
+        stm_relation_of_lineages(earlier[k], l, &common);
         if (common > drawn)
             drawn = common;
     }
-    for (size_t i = drawn; i < lineage_count(l); i++) {
-        const lineage_version *v = lineage_version_at(l, i);
+    for (size_t i = drawn; i < stm_lineage_count(l); i++) {
+        const lineage_version *v = stm_lineage_version_at(l, i);
         char hex[STM_ID_HEX_LEN + 1];
         stm_id_to_hex(&v->id, hex);
-        buf_puts(b, "  ");
+        stm_buf_puts(b, "  ");
         s_dot_version_name(b, &v->id);
-        buf_printf(b, " [label=\"v%d %.12s\", tooltip=\"%s\"];\n", v->number, hex, hex);
+        stm_buf_printf(b, " [label=\"v%d %.12s\", tooltip=\"%s\"];\n", v->number, hex, hex);
         if (i > 0) {
-            buf_puts(b, "  ");
-            s_dot_version_name(b, &lineage_version_at(l, i - 1)->id);
-            buf_puts(b, " -> ");
+            stm_buf_puts(b, "  ");
+            s_dot_version_name(b, &stm_lineage_version_at(l, i - 1)->id);
+            stm_buf_puts(b, " -> ");
             s_dot_version_name(b, &v->id);
-            buf_puts(b, ";\n");
+            stm_buf_puts(b, ";\n");
         }
     }
 }
@@ -568,27 +568,27 @@ static void s_dot_lineage(buf_t *b, const lineage_t *l, const lineage_t *const *
 static void s_dot_box(buf_t *b, const char *name, const char *label, const char *style,
                       const lineage_t *l)
 {
-    buf_puts(b, "  ");
+    stm_buf_puts(b, "  ");
     s_dot_quoted(b, name);
-    buf_puts(b, " [shape=box, style=");
+    stm_buf_puts(b, " [shape=box, style=");
     s_dot_quoted(b, style);
-    buf_puts(b, ", label=");
+    stm_buf_puts(b, ", label=");
     s_dot_quoted(b, label);
-    buf_puts(b, "];\n");
-    const lineage_version *head = l ? lineage_head(l) : NULL;
+    stm_buf_puts(b, "];\n");
+    const lineage_version *head = l ? stm_lineage_head(l) : NULL;
     if (head) {
-        buf_puts(b, "  ");
+        stm_buf_puts(b, "  ");
         s_dot_quoted(b, name);
-        buf_puts(b, " -> ");
+        stm_buf_puts(b, " -> ");
         s_dot_version_name(b, &head->id);
-        buf_puts(b, " [style=dotted, arrowhead=none];\n");
+        stm_buf_puts(b, " [style=dotted, arrowhead=none];\n");
     }
 }
 
-char *report_dot(const report_node *r)
+char *stm_report_dot(const report_node *r)
 {
     buf_t b = BUF_INIT;
-    buf_puts(&b, "digraph \"stemma\" {\n"
+    stm_buf_puts(&b, "digraph \"stemma\" {\n"
                  "  rankdir=LR;\n"
                  "  node [shape=ellipse, fontname=\"Helvetica\"];\n");
     const lineage_t **drawn = stm_calloc(r->npeers + 1, sizeof *drawn);
@@ -607,34 +607,34 @@ char *report_dot(const report_node *r)
     char z85[41], sid[STM_ID_SHORT_LEN + 1];
     s_z85(&r->id, z85);
     s_short(&r->id, true, sid);
-    buf_printf(&name, "node:%s", z85);
-    buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint, lineage_name(r->lineage),
+    stm_buf_printf(&name, "node:%s", z85);
+    stm_buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint, stm_lineage_name(r->lineage),
                r->version);
-    s_dot_box(&b, buf_str(&name), buf_str(&label), "bold", r->lineage);
+    s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label), "bold", r->lineage);
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
         const comparison_t *c = s_cmp(p);
-        buf_reset(&name);
-        buf_reset(&label);
+        stm_buf_reset(&name);
+        stm_buf_reset(&label);
         if (p->id_known) {
             s_z85(&p->id, z85);
-            buf_printf(&name, "peer:%s", z85);
+            stm_buf_printf(&name, "peer:%s", z85);
         } else {
-            buf_printf(&name, "peer#%zu", i + 1); /* unknown ids cannot clash with Z85 */
+            stm_buf_printf(&name, "peer#%zu", i + 1); /* unknown ids cannot clash with Z85 */
         }
         s_short(&p->id, p->id_known, sid);
-        buf_printf(&label, "peer %s\n%s", sid, p->endpoint);
+        stm_buf_printf(&label, "peer %s\n%s", sid, p->endpoint);
         if (c)
-            buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
-                       c->remote_version, report_state_name(p->state), relation_name(c->relation),
+            stm_buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
+                       c->remote_version, stm_report_state_name(p->state), stm_relation_name(c->relation),
                        s_sync(p));
         else
-            buf_printf(&label, "\n%s", report_state_name(p->state));
-        s_dot_box(&b, buf_str(&name), buf_str(&label),
+            stm_buf_printf(&label, "\n%s", stm_report_state_name(p->state));
+        s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label),
                   p->state == REPORT_REFUSED ? "dashed" : "solid", p->lineage);
     }
-    buf_free(&name);
-    buf_free(&label);
-    buf_puts(&b, "}\n");
-    return buf_detach(&b);
+    stm_buf_free(&name);
+    stm_buf_free(&label);
+    stm_buf_puts(&b, "}\n");
+    return stm_buf_detach(&b);
 }

@@ -71,7 +71,7 @@ typedef struct {
 /* This node and its peers. */
 typedef struct {
     stm_id id;                /* this node's id (public key) */
-    const lineage_t *lineage; /* its database's lineage; lineage_name is the schema set */
+    const lineage_t *lineage; /* its database's lineage; stm_lineage_name is the schema set */
     int version;              /* its database's version */
     const char *endpoint;     /* the mesh endpoint, port resolved */
     bool secure;              /* CURVE (false: insecure, plain TCP) */
@@ -95,22 +95,22 @@ typedef struct {
 } report_node;
 
 /* "connecting", "connected", "gone", "refused": static. */
-const char *report_state_name(report_state s);
+const char *stm_report_state_name(report_state s);
 /* "not-stemma", "protocol-version", "hello", ...: static. */
-const char *report_drop_name(report_drop d);
+const char *stm_report_drop_name(report_drop d);
 
 /* The whole report as JSON (pretty-printed); the caller frees it. */
-char *report_json(const report_node *r);
+char *stm_report_json(const report_node *r);
 /* The whole report for people: the node, then each peer with its reason, warnings and
  * counters; the caller frees it. */
-char *report_text(const report_node *r);
+char *stm_report_text(const report_node *r);
 /* The short form: the node and one line per peer; the caller frees it. */
-char *report_peers_text(const report_node *r);
+char *stm_report_peers_text(const report_node *r);
 /* The counters, one per line; the caller frees it. */
-char *report_stats_text(const report_node *r);
-/* The same content as report_json, as a TOML 1.0 document; the caller frees it. */
-char *report_toml(const report_node *r);
+char *stm_report_stats_text(const report_node *r);
+/* The same content as stm_report_json, as a TOML 1.0 document; the caller frees it. */
+char *stm_report_toml(const report_node *r);
 /* The mesh's lineage tree as a Graphviz digraph; the caller frees it. */
-char *report_dot(const report_node *r);
+char *stm_report_dot(const report_node *r);
 
 #endif

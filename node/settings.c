@@ -22,7 +22,7 @@
     .size = sizeof(((node_config *)0)->f)
 #define S_LENGTH(f) .count = offsetof(node_config, f)
 
-const settings_section settings_sections[] = {
+const settings_section stm_settings_sections[] = {
     {"node", "the node's database, its schema set, and where it listens"},
     {"peers", "the nodes this node connects to"},
     {"security", "who may connect: CURVE keys, and trust on first use"},
@@ -33,15 +33,15 @@ const settings_section settings_sections[] = {
     {"timing", "heartbeats, liveness and reconnecting"},
     {"sync", "sending operations to peers and storing theirs"},
 };
-const size_t settings_nsections = sizeof settings_sections / sizeof settings_sections[0];
+const size_t stm_settings_nsections = sizeof stm_settings_sections / sizeof stm_settings_sections[0];
 
-const char *const settings_policy_words[] = {
+const char *const stm_settings_policy_words[] = {
     [POLICY_FULL] = "full", [POLICY_SHARED] = "shared", [POLICY_NONE] = "none"};
-const size_t settings_npolicy_words =
-    sizeof settings_policy_words / sizeof settings_policy_words[0];
+const size_t stm_settings_npolicy_words =
+    sizeof stm_settings_policy_words / sizeof stm_settings_policy_words[0];
 
 /* Every setting of node.toml. */
-const settings_row settings_rows[] = {
+const settings_row stm_settings_rows[] = {
     {S_ROW("node", "db", SETTINGS_PATH, db),
      .doc = "the application's SQLite database; a relative path is relative to the node's "
             "directory"},
@@ -119,41 +119,41 @@ const settings_row settings_rows[] = {
             "peers and control socket and tries again, losing nothing (docs/user-guide.md, "
             "\"When the database cannot take operations\")"},
 };
-const size_t settings_nrows = sizeof settings_rows / sizeof settings_rows[0];
+const size_t stm_settings_nrows = sizeof stm_settings_rows / sizeof stm_settings_rows[0];
 
 /* A timeout no longer than the heartbeat would drop every quiet peer. */
-const settings_rule settings_rules[] = {
+const settings_rule stm_settings_rules[] = {
     {"timing", "heartbeat_ms", "peer_timeout_ms", true},
     {"timing", "reconnect_min_ms", "reconnect_max_ms", false},
 };
-const size_t settings_nrules = sizeof settings_rules / sizeof settings_rules[0];
+const size_t stm_settings_nrules = sizeof stm_settings_rules / sizeof stm_settings_rules[0];
 
-const settings_row *settings_find(const char *section, const char *key, size_t len)
+const settings_row *stm_settings_find(const char *section, const char *key, size_t len)
 {
-    for (size_t i = 0; i < settings_nrows; i++)
-        if (strcmp(settings_rows[i].section, section) == 0 && strlen(settings_rows[i].key) == len &&
-            memcmp(settings_rows[i].key, key, len) == 0)
-            return &settings_rows[i];
+    for (size_t i = 0; i < stm_settings_nrows; i++)
+        if (strcmp(stm_settings_rows[i].section, section) == 0 && strlen(stm_settings_rows[i].key) == len &&
+            memcmp(stm_settings_rows[i].key, key, len) == 0)
+            return &stm_settings_rows[i];
     return NULL;
 }
 
 static bool s_is_section(const char *name, size_t len)
 {
-    for (size_t i = 0; i < settings_nsections; i++)
-        if (strlen(settings_sections[i].name) == len &&
-            memcmp(settings_sections[i].name, name, len) == 0)
+    for (size_t i = 0; i < stm_settings_nsections; i++)
+        if (strlen(stm_settings_sections[i].name) == len &&
+            memcmp(stm_settings_sections[i].name, name, len) == 0)
             return true;
     return false;
 }
 
-void *settings_field(const node_config *cfg, const settings_row *s, size_t size)
+void *stm_settings_field(const node_config *cfg, const settings_row *s, size_t size)
 {
     assert(s->size == size);
     (void)size;
     return (char *)cfg + s->field;
 }
 
-size_t *settings_length(const node_config *cfg, const settings_row *s)
+size_t *stm_settings_length(const node_config *cfg, const settings_row *s)
 {
     return (size_t *)((char *)cfg + s->count);
 }
@@ -168,98 +168,98 @@ static char *s_expand(const char *text, const char *abs_dir)
     if (strcmp(abs_dir, "/") == 0 && rest[0] == '/')
         rest++;
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%.*s%s%s", (int)(at - text), text, abs_dir, rest);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%.*s%s%s", (int)(at - text), text, abs_dir, rest);
+    return stm_buf_detach(&b);
 }
 
-void settings_set_default(node_config *cfg, const settings_row *s, const char *abs_dir)
+void stm_settings_set_default(node_config *cfg, const settings_row *s, const char *abs_dir)
 {
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT: {
-        char **str = settings_field(cfg, s, sizeof(char *));
+        char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
         *str = s->text ? s_expand(s->text, abs_dir) : NULL;
         break;
     }
     case SETTINGS_BOOL:
-        *(bool *)settings_field(cfg, s, sizeof(bool)) = s->value != 0;
+        *(bool *)stm_settings_field(cfg, s, sizeof(bool)) = s->value != 0;
         break;
     case SETTINGS_INT:
-        *(int *)settings_field(cfg, s, sizeof(int)) = (int)s->value;
+        *(int *)stm_settings_field(cfg, s, sizeof(int)) = (int)s->value;
         break;
     case SETTINGS_POLICY:
-        *(policy_mode *)settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)s->value;
+        *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)s->value;
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
-        break; /* empty lists: config_init zeroed them */
+        break; /* empty lists: stm_config_init zeroed them */
     }
 }
 
 /* ------------------------------------------------------------------ words about a row */
 
-void settings_put_doc(buf_t *b, const settings_row *s)
+void stm_settings_put_doc(buf_t *b, const settings_row *s)
 {
-    buf_puts(b, s->doc);
-    for (size_t i = 0; i < settings_nrules; i++)
-        if (strcmp(settings_rules[i].section, s->section) == 0 &&
-            strcmp(settings_rules[i].upper, s->key) == 0)
-            buf_printf(b, "; %s %s", settings_rules[i].strict ? "more than" : "at least",
-                       settings_rules[i].lower);
+    stm_buf_puts(b, s->doc);
+    for (size_t i = 0; i < stm_settings_nrules; i++)
+        if (strcmp(stm_settings_rules[i].section, s->section) == 0 &&
+            strcmp(stm_settings_rules[i].upper, s->key) == 0)
+            stm_buf_printf(b, "; %s %s", stm_settings_rules[i].strict ? "more than" : "at least",
+                       stm_settings_rules[i].lower);
 }
 
-void settings_put_type(buf_t *b, const settings_row *s, bool md)
+void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
 {
     const char *q = md ? "`" : "";
     switch (s->type) {
     case SETTINGS_PATH:
-        buf_puts(b, "path");
+        stm_buf_puts(b, "path");
         break;
     case SETTINGS_ENDPOINT:
-        buf_puts(b, "endpoint");
+        stm_buf_puts(b, "endpoint");
         break;
     case SETTINGS_BOOL:
-        buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
+        stm_buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
         break;
     case SETTINGS_INT:
-        buf_printf(b, "integer, %lld to %lld", (long long)s->min, (long long)s->max);
+        stm_buf_printf(b, "integer, %lld to %lld", (long long)s->min, (long long)s->max);
         break;
     case SETTINGS_POLICY:
-        for (size_t m = 0; m < settings_npolicy_words; m++)
-            buf_printf(b, "%s%s\"%s\"%s",
+        for (size_t m = 0; m < stm_settings_npolicy_words; m++)
+            stm_buf_printf(b, "%s%s\"%s\"%s",
                        m == 0                            ? ""
-                       : m + 1 == settings_npolicy_words ? " or "
+                       : m + 1 == stm_settings_npolicy_words ? " or "
                                                          : ", ",
-                       q, settings_policy_words[m], q);
+                       q, stm_settings_policy_words[m], q);
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
-        buf_printf(b, "list of strings, at most %lld", (long long)s->max);
+        stm_buf_printf(b, "list of strings, at most %lld", (long long)s->max);
         break;
     }
 }
 
-void settings_put_default(buf_t *b, const settings_row *s)
+void stm_settings_put_default(buf_t *b, const settings_row *s)
 {
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
         if (s->text)
-            buf_printf(b, "\"%s\"", s->text);
+            stm_buf_printf(b, "\"%s\"", s->text);
         break;
     case SETTINGS_BOOL:
-        buf_puts(b, s->value ? "true" : "false");
+        stm_buf_puts(b, s->value ? "true" : "false");
         break;
     case SETTINGS_INT:
-        buf_printf(b, "%lld", (long long)s->value);
+        stm_buf_printf(b, "%lld", (long long)s->value);
         break;
     case SETTINGS_POLICY:
-        buf_printf(b, "\"%s\"", settings_policy_words[s->value]);
+        stm_buf_printf(b, "\"%s\"", stm_settings_policy_words[s->value]);
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
-        buf_puts(b, "[]");
+        stm_buf_puts(b, "[]");
         break;
     }
 }
@@ -274,9 +274,9 @@ static void s_put_shown(buf_t *b, const char *name, size_t len)
     size_t n = len < 60 ? len : 60;
     memcpy(cut, name, n);
     cut[n] = '\0';
-    buf_put_printable(b, cut);
+    stm_buf_put_printable(b, cut);
     if (len > 60)
-        buf_puts(b, "...");
+        stm_buf_puts(b, "...");
 }
 
 /* The edit distance (case aside) between name (len bytes) and known, or SIZE_MAX for a
@@ -326,10 +326,10 @@ static const char *s_nearest_section(const char *name, size_t len)
 {
     const char *best = NULL;
     size_t best_d = SIZE_MAX;
-    for (size_t i = 0; i < settings_nsections; i++) {
-        size_t d = s_nearness(name, len, settings_sections[i].name);
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        size_t d = s_nearness(name, len, stm_settings_sections[i].name);
         if (d < best_d) {
-            best = settings_sections[i].name;
+            best = stm_settings_sections[i].name;
             best_d = d;
         }
     }
@@ -344,12 +344,12 @@ static const settings_row *s_nearest_setting(const char *section, const char *na
     for (int anywhere = 0; anywhere < 2; anywhere++) {
         const settings_row *best = NULL;
         size_t best_d = SIZE_MAX;
-        for (size_t i = 0; i < settings_nrows; i++) {
-            if (!anywhere && (!section || strcmp(settings_rows[i].section, section) != 0))
+        for (size_t i = 0; i < stm_settings_nrows; i++) {
+            if (!anywhere && (!section || strcmp(stm_settings_rows[i].section, section) != 0))
                 continue;
-            size_t d = s_nearness(name, len, settings_rows[i].key);
+            size_t d = s_nearness(name, len, stm_settings_rows[i].key);
             if (d < best_d) {
-                best = &settings_rows[i];
+                best = &stm_settings_rows[i];
                 best_d = d;
             }
         }
@@ -362,15 +362,15 @@ static const settings_row *s_nearest_setting(const char *section, const char *na
 /* "[node], [peers], ... and [sync]"; or, given a section, its keys "db, ... and control". */
 static void s_put_known(buf_t *b, const char *section)
 {
-    const char *names[settings_nrows + settings_nsections];
+    const char *names[stm_settings_nrows + stm_settings_nsections];
     size_t n = 0;
-    for (size_t i = 0; !section && i < settings_nsections; i++)
-        names[n++] = settings_sections[i].name;
-    for (size_t i = 0; section && i < settings_nrows; i++)
-        if (strcmp(settings_rows[i].section, section) == 0)
-            names[n++] = settings_rows[i].key;
+    for (size_t i = 0; !section && i < stm_settings_nsections; i++)
+        names[n++] = stm_settings_sections[i].name;
+    for (size_t i = 0; section && i < stm_settings_nrows; i++)
+        if (strcmp(stm_settings_rows[i].section, section) == 0)
+            names[n++] = stm_settings_rows[i].key;
     for (size_t i = 0; i < n; i++)
-        buf_printf(b, section ? "%s%s" : "%s[%s]",
+        stm_buf_printf(b, section ? "%s%s" : "%s[%s]",
                    i == 0       ? ""
                    : i + 1 == n ? " and "
                                 : ", ",
@@ -383,46 +383,46 @@ static void s_put_known(buf_t *b, const char *section)
 static stm_err s_unknown(const char *path, stm_error *err, const toml_value *v, const char *section,
                          const char *name, size_t len)
 {
-    bool table = toml_type_of(v) == TOML_TABLE;
+    bool table = stm_toml_type_of(v) == TOML_TABLE;
     buf_t b = BUF_INIT;
-    buf_puts(&b, path);
-    if (toml_line(v) > 0)
-        buf_printf(&b, ":%d", toml_line(v));
-    buf_printf(&b, ": unknown %s %s%s%s", table ? "section" : "key", table ? "[" : "",
+    stm_buf_puts(&b, path);
+    if (stm_toml_line(v) > 0)
+        stm_buf_printf(&b, ":%d", stm_toml_line(v));
+    stm_buf_printf(&b, ": unknown %s %s%s%s", table ? "section" : "key", table ? "[" : "",
                section ? section : "", section ? "." : "");
     s_put_shown(&b, name, len);
-    buf_puts(&b, table ? "]" : "");
+    stm_buf_puts(&b, table ? "]" : "");
     const char *near_section = table && !section ? s_nearest_section(name, len) : NULL;
     const settings_row *near = table ? NULL : s_nearest_setting(section, name, len);
     if (near_section) {
-        buf_printf(&b, "; did you mean [%s]?", near_section);
+        stm_buf_printf(&b, "; did you mean [%s]?", near_section);
     } else if (near) {
-        buf_printf(&b, "%s; did you mean %s.%s?", section ? "" : " outside any section",
+        stm_buf_printf(&b, "%s; did you mean %s.%s?", section ? "" : " outside any section",
                    near->section, near->key);
     } else if (section) {
-        buf_printf(&b, "; [%s] holds ", section);
+        stm_buf_printf(&b, "; [%s] holds ", section);
         s_put_known(&b, section);
     } else {
-        buf_puts(&b, table ? "; the sections are " : "; every setting is in a section: ");
+        stm_buf_puts(&b, table ? "; the sections are " : "; every setting is in a section: ");
         s_put_known(&b, NULL);
     }
-    stm_err rc = stm_error_set(err, STM_EINPUT, "%s", buf_str(&b));
-    buf_free(&b);
+    stm_err rc = stm_error_set(err, STM_EINPUT, "%s", stm_buf_str(&b));
+    stm_buf_free(&b);
     return rc;
 }
 
-stm_err settings_check_names(const toml_value *root, const char *path, stm_error *err)
+stm_err stm_settings_check_names(const toml_value *root, const char *path, stm_error *err)
 {
-    for (size_t i = 0; i < toml_table_count(root); i++) {
-        const char *name = toml_table_key(root, i);
-        size_t len = toml_table_key_len(root, i);
-        const toml_value *sec = toml_table_at(root, i);
+    for (size_t i = 0; i < stm_toml_table_count(root); i++) {
+        const char *name = stm_toml_table_key(root, i);
+        size_t len = stm_toml_table_key_len(root, i);
+        const toml_value *sec = stm_toml_table_at(root, i);
         if (!s_is_section(name, len))
             return s_unknown(path, err, sec, NULL, name, len);
-        for (size_t j = 0; toml_type_of(sec) == TOML_TABLE && j < toml_table_count(sec); j++)
-            if (!settings_find(name, toml_table_key(sec, j), toml_table_key_len(sec, j)))
-                return s_unknown(path, err, toml_table_at(sec, j), name, toml_table_key(sec, j),
-                                 toml_table_key_len(sec, j));
+        for (size_t j = 0; stm_toml_type_of(sec) == TOML_TABLE && j < stm_toml_table_count(sec); j++)
+            if (!stm_settings_find(name, stm_toml_table_key(sec, j), stm_toml_table_key_len(sec, j)))
+                return s_unknown(path, err, stm_toml_table_at(sec, j), name, stm_toml_table_key(sec, j),
+                                 stm_toml_table_key_len(sec, j));
     }
     return STM_OK;
 }

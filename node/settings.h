@@ -23,10 +23,10 @@
 /* What a setting holds: its TOML type, its C type in node_config, how it is checked. */
 typedef enum {
     SETTINGS_PATH,     /* char *: a file or directory; relative ones are relative to NODE_DIR */
-    SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (endpoint_check) */
+    SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (stm_endpoint_check) */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
-    SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of settings_policy_words */
+    SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of stm_settings_policy_words */
     SETTINGS_PEERS,    /* config_peer * and a size_t length: "KEY@ENDPOINT"s, at most max */
     SETTINGS_KEYS,     /* stm_id * and a size_t length: public keys, at most max, each once */
 } settings_type;
@@ -60,43 +60,43 @@ typedef struct {
     bool strict;
 } settings_rule;
 
-extern const settings_section settings_sections[];
-extern const size_t settings_nsections;
-/* Grouped by section, in settings_sections' order. */
-extern const settings_row settings_rows[];
-extern const size_t settings_nrows;
-extern const settings_rule settings_rules[];
-extern const size_t settings_nrules;
+extern const settings_section stm_settings_sections[];
+extern const size_t stm_settings_nsections;
+/* Grouped by section, in stm_settings_sections' order. */
+extern const settings_row stm_settings_rows[];
+extern const size_t stm_settings_nrows;
+extern const settings_rule stm_settings_rules[];
+extern const size_t stm_settings_nrules;
 /* The words of SETTINGS_POLICY, indexed by policy_mode. */
-extern const char *const settings_policy_words[];
-extern const size_t settings_npolicy_words;
+extern const char *const stm_settings_policy_words[];
+extern const size_t stm_settings_npolicy_words;
 
 /* The row of section.key (key len bytes: a key from a file may hold NULs), or NULL. */
-const settings_row *settings_find(const char *section, const char *key, size_t len);
+const settings_row *stm_settings_find(const char *section, const char *key, size_t len);
 
 /* Where row s keeps its value in cfg, whose C type is size bytes (asserted against
  * the row: a row whose type and field disagree is a programming bug). Lent; writable
- * though cfg is const, for config_save and config_destroy share the one accessor. */
-void *settings_field(const node_config *cfg, const settings_row *s, size_t size);
+ * though cfg is const, for stm_config_save and stm_config_destroy share the one accessor. */
+void *stm_settings_field(const node_config *cfg, const settings_row *s, size_t size);
 /* Where a PEERS or KEYS row keeps its list's length in cfg. */
-size_t *settings_length(const node_config *cfg, const settings_row *s);
+size_t *stm_settings_length(const node_config *cfg, const settings_row *s);
 /* Sets row s of cfg to its default (a string's copied, NODE_DIR in it replaced by
  * abs_dir); lists are left as they are. */
-void settings_set_default(node_config *cfg, const settings_row *s, const char *abs_dir);
+void stm_settings_set_default(node_config *cfg, const settings_row *s, const char *abs_dir);
 
-/* Appends the row's doc, with what settings_rules ask of it ("; more than heartbeat_ms"). */
-void settings_put_doc(buf_t *b, const settings_row *s);
+/* Appends the row's doc, with what stm_settings_rules ask of it ("; more than heartbeat_ms"). */
+void stm_settings_put_doc(buf_t *b, const settings_row *s);
 /* Appends what values the row takes ("integer, 1 to 86400000"); md: literals in
  * `backquotes`, for Markdown. */
-void settings_put_type(buf_t *b, const settings_row *s, bool md);
+void stm_settings_put_type(buf_t *b, const settings_row *s, bool md);
 /* Appends the row's default as TOML writes it; nothing for a row without one. */
-void settings_put_default(buf_t *b, const settings_row *s);
+void stm_settings_put_default(buf_t *b, const settings_row *s);
 
 /* Every name in the parsed node.toml root is one the table has: the sections at the
  * top and the keys in each (a known section that is not a table is left to the
  * caller). STM_EINPUT, for the first name that is not, with one line
  * "PATH:LINE: unknown section [x]; did you mean [y]?" (or key, or the names there
  * are when none is near). */
-stm_err settings_check_names(const toml_value *root, const char *path, stm_error *err);
+stm_err stm_settings_check_names(const toml_value *root, const char *path, stm_error *err);
 
 #endif

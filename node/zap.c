@@ -26,7 +26,7 @@ static int s_key_cmp(const void *a, const void *b)
     return memcmp(a, b, sizeof(stm_id));
 }
 
-zap_t *zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *dir)
+zap_t *stm_zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *dir)
 {
     zap_t *z = stm_calloc(1, sizeof *z);
     z->tofu = tofu;
@@ -45,13 +45,13 @@ zap_t *zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *di
     return z;
 }
 
-void zap_destroy(zap_t **self_p)
+void stm_zap_destroy(zap_t **self_p)
 {
     zap_t *z = *self_p;
     if (!z)
         return;
-    zap_flush(z); /* a key trusted is remembered, even when the node stops at once */
-    zsock_close(&z->sock);
+    stm_zap_flush(z); /* a key trusted is remembered, even when the node stops at once */
+    stm_zsock_close(&z->sock);
     free(z->trusted);
     free(z->learned);
     free(z->dir);
@@ -59,20 +59,20 @@ void zap_destroy(zap_t **self_p)
     *self_p = NULL;
 }
 
-stm_err zap_bind(zap_t *z, void *ctx, stm_error *err)
+stm_err stm_zap_bind(zap_t *z, void *ctx, stm_error *err)
 {
-    stm_err rc = zsock_new(ctx, ZMQ_REP, "the ZAP handler", &z->sock, err);
+    stm_err rc = stm_zsock_new(ctx, ZMQ_REP, "the ZAP handler", &z->sock, err);
     if (rc == STM_OK && zmq_bind(z->sock, "inproc://zeromq.zap.01") != 0)
-        rc = zsock_error(err, "binding the ZAP handler");
+        rc = stm_zsock_error(err, "binding the ZAP handler");
     return rc;
 }
 
-void *zap_socket(zap_t *z)
+void *stm_zap_socket(zap_t *z)
 {
     return z->sock;
 }
 
-bool zap_is_trusted(const zap_t *z, const stm_id *key)
+bool stm_zap_is_trusted(const zap_t *z, const stm_id *key)
 {
     if (z->nsorted && bsearch(key, z->trusted, z->nsorted, sizeof *z->trusted, s_key_cmp))
         return true;
@@ -82,20 +82,20 @@ bool zap_is_trusted(const zap_t *z, const stm_id *key)
     return false;
 }
 
-void zap_trust(zap_t *z, const stm_id *key)
+void stm_zap_trust(zap_t *z, const stm_id *key)
 {
-    if (zap_is_trusted(z, key))
+    if (stm_zap_is_trusted(z, key))
         return;
     z->trusted = stm_grow(z->trusted, &z->cap, z->ntrusted + 1, sizeof *z->trusted);
     z->trusted[z->ntrusted++] = *key;
 }
 
-void zap_flush(zap_t *z)
+void stm_zap_flush(zap_t *z)
 {
     for (size_t i = 0; i < z->nlearned; i++) {
         stm_error err = {0};
-        if (known_peers_add(z->dir, &z->learned[i], &err) != STM_OK)
-            log_event(LOG_ERROR, "known-peers", NULL, "%s", err.msg);
+        if (stm_known_peers_add(z->dir, &z->learned[i], &err) != STM_OK)
+            stm_log_event(STM_LOG_ERROR, "known-peers", NULL, "%s", err.msg);
     }
     z->nlearned = 0;
 }
@@ -110,17 +110,17 @@ static bool s_decide(zap_t *z, zmq_msg_t *frames, int nframes, stm_id *key, bool
     if (!*has_key || zmq_msg_size(&frames[5]) != 5 ||
         memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) != 0)
         return false;
-    if (zap_is_trusted(z, key))
+    if (stm_zap_is_trusted(z, key))
         return true;
     if (!z->tofu)
         return false;
-    zap_trust(z, key);
+    stm_zap_trust(z, key);
     /* Written after dispatch (invariant 2). */
     z->learned = stm_grow(z->learned, &z->learned_cap, z->nlearned + 1, sizeof *z->learned);
     z->learned[z->nlearned++] = *key;
     char z85[41];
     zmq_z85_encode(z85, key->bytes, 32);
-    log_event(LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
+    stm_log_event(STM_LOG_INFO, "trust-on-first-use", NULL, "now trusting %s", z85);
     return true;
 }
 
@@ -130,7 +130,7 @@ static bool s_reply(zap_t *z, const void *data, size_t len, bool more)
     return zmq_send(z->sock, data, len, more ? ZMQ_SNDMORE : 0) == (int)len;
 }
 
-void zap_handle(zap_t *z)
+void stm_zap_handle(zap_t *z)
 {
     for (;;) {
         zmq_msg_t frames[8];
@@ -163,7 +163,7 @@ void zap_handle(zap_t *z)
             char z85[41] = "(none)";
             if (has_key)
                 zmq_z85_encode(z85, key.bytes, 32);
-            log_event(LOG_WARN, "key-refused", NULL, "a connection with key %s: not trusted", z85);
+            stm_log_event(STM_LOG_WARN, "key-refused", NULL, "a connection with key %s: not trusted", z85);
         }
         const char *status = ok ? "200" : "400";
         const char *text = ok ? "OK" : "key not trusted";
@@ -174,14 +174,14 @@ void zap_handle(zap_t *z)
             s_reply(z, status, 3, true) && s_reply(z, text, strlen(text), true) &&
             s_reply(z, user, strlen(user), true) && s_reply(z, "", 0, false);
         if (!sent)
-            log_event(LOG_ERROR, "zap", NULL, "answering libzmq's ZAP request: %s",
+            stm_log_event(STM_LOG_ERROR, "zap", NULL, "answering libzmq's ZAP request: %s",
                       zmq_strerror(zmq_errno()));
         for (int i = 0; i < nframes; i++)
             zmq_msg_close(&frames[i]);
     }
 }
 
-uint64_t zap_refused_keys(const zap_t *z)
+uint64_t stm_zap_refused_keys(const zap_t *z)
 {
     return z->refused_keys;
 }

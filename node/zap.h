@@ -10,9 +10,9 @@
  *
  *  1. A key trusted is trusted for the life of the handler; keys are never removed.
  *  2. A key trusted on first use is trusted at once, in memory, and written to
- *     known_peers (and fsynced) only by zap_flush, which the node calls after
+ *     known_peers (and fsynced) only by stm_zap_flush, which the node calls after
  *     dispatch, before it sleeps: a slow disk never holds up an answer to libzmq or
- *     the messages waiting behind it. zap_destroy flushes what is left.
+ *     the messages waiting behind it. stm_zap_destroy flushes what is left.
  *  3. Every request gets an answer, even a malformed one (status 400): libzmq waits
  *     for it before the connection goes on or is closed. */
 #ifndef STM_ZAP_H
@@ -29,28 +29,28 @@ typedef struct zap zap_t;
 
 /* A handler trusting trusted[0..ntrusted) (copied; sorted, repeats dropped: each
  * connection is then a binary search), and under tofu any key, remembered in
- * dir/known_peers. No socket until zap_bind. The caller owns it (zap_destroy). */
-zap_t *zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *dir);
-/* Writes what is left (zap_flush), closes the socket, frees. */
-void zap_destroy(zap_t **self_p);
+ * dir/known_peers. No socket until stm_zap_bind. The caller owns it (stm_zap_destroy). */
+zap_t *stm_zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *dir);
+/* Writes what is left (stm_zap_flush), closes the socket, frees. */
+void stm_zap_destroy(zap_t **self_p);
 
 /* Binds the handler's REP socket on ctx at inproc://zeromq.zap.01. It must be bound
  * before the first CURVE socket binds. STM_ESYS when libzmq refuses. */
-stm_err zap_bind(zap_t *z, void *ctx, stm_error *err);
-/* The handler's socket, to poll (lent); NULL before zap_bind. */
-void *zap_socket(zap_t *z);
+stm_err stm_zap_bind(zap_t *z, void *ctx, stm_error *err);
+/* The handler's socket, to poll (lent); NULL before stm_zap_bind. */
+void *stm_zap_socket(zap_t *z);
 
-bool zap_is_trusted(const zap_t *z, const stm_id *key);
+bool stm_zap_is_trusted(const zap_t *z, const stm_id *key);
 /* Trusts key (a peer we were told to reach may reach us); nothing when trusted. */
-void zap_trust(zap_t *z, const stm_id *key);
+void stm_zap_trust(zap_t *z, const stm_id *key);
 
 /* Answers every request waiting on the socket. */
-void zap_handle(zap_t *z);
+void stm_zap_handle(zap_t *z);
 /* Appends the keys trusted on first use since the last call to known_peers. A key
  * that cannot be written is logged and stays trusted for this run. */
-void zap_flush(zap_t *z);
+void stm_zap_flush(zap_t *z);
 
 /* Connections refused because their key was not trusted. */
-uint64_t zap_refused_keys(const zap_t *z);
+uint64_t stm_zap_refused_keys(const zap_t *z);
 
 #endif

@@ -4,7 +4,7 @@
 #include <assert.h>
 #include <zmq.h>
 
-stm_err zsock_error(stm_error *err, const char *what)
+stm_err stm_zsock_error(stm_error *err, const char *what)
 {
     return stm_error_set(err, STM_ESYS, "%s: %s", what, zmq_strerror(zmq_errno()));
 }
@@ -45,7 +45,7 @@ static const char *s_option_name(int option)
     return "an option";
 }
 
-stm_err zsock_set(void *sock, int option, const void *value, size_t len, const char *name,
+stm_err stm_zsock_set(void *sock, int option, const void *value, size_t len, const char *name,
                   stm_error *err)
 {
     if (zmq_setsockopt(sock, option, value, len) == 0)
@@ -54,29 +54,29 @@ stm_err zsock_set(void *sock, int option, const void *value, size_t len, const c
                          zmq_strerror(zmq_errno()));
 }
 
-stm_err zsock_set_int(void *sock, int option, int value, const char *name, stm_error *err)
+stm_err stm_zsock_set_int(void *sock, int option, int value, const char *name, stm_error *err)
 {
-    return zsock_set(sock, option, &value, sizeof value, name, err);
+    return stm_zsock_set(sock, option, &value, sizeof value, name, err);
 }
 
-stm_err zsock_set_int64(void *sock, int option, int64_t value, const char *name, stm_error *err)
+stm_err stm_zsock_set_int64(void *sock, int option, int64_t value, const char *name, stm_error *err)
 {
-    return zsock_set(sock, option, &value, sizeof value, name, err);
+    return stm_zsock_set(sock, option, &value, sizeof value, name, err);
 }
 
-stm_err zsock_new(void *ctx, int type, const char *name, void **out, stm_error *err)
+stm_err stm_zsock_new(void *ctx, int type, const char *name, void **out, stm_error *err)
 {
     *out = zmq_socket(ctx, type);
     if (!*out)
         return stm_error_set(err, STM_ESYS, "%s: creating the socket: %s", name,
                              zmq_strerror(zmq_errno()));
-    stm_err rc = zsock_set_int(*out, ZMQ_LINGER, 0, name, err);
+    stm_err rc = stm_zsock_set_int(*out, ZMQ_LINGER, 0, name, err);
     if (rc != STM_OK)
-        zsock_close(out);
+        stm_zsock_close(out);
     return rc;
 }
 
-void zsock_close(void **sock)
+void stm_zsock_close(void **sock)
 {
     if (!*sock)
         return;

@@ -46,39 +46,39 @@ struct applier {
     txn_t *txn;           /* owned: the transaction batches run in */
     park_t *park;         /* owned */
     stmtcache_t *rows;    /* owned: row statements, keyed by (txn_table, kind, columns) */
-    uint64_t rows_epoch;  /* txn_epoch when rows was last emptied */
+    uint64_t rows_epoch;  /* stm_txn_epoch when rows was last emptied */
     s_cell *cells;        /* scratch for a row change's cells, kept between rows */
     const op_t **applied; /* ... and its operations that apply */
     size_t scratch_cap;
     bool retrying;    /* applying parked operations, recorded already */
     bool any_applied; /* something applied in this batch */
-    bool open;        /* applier_begin opened a transaction batches join */
+    bool open;        /* stm_applier_begin opened a transaction batches join */
 };
 
 /* ---- life ---- */
 
-applier_t *applier_new(store_t *store, apply_warn_fn warn, void *ctx)
+applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
 {
     applier_t *a = stm_calloc(1, sizeof *a);
     a->store = store;
-    a->db = store_db(store);
-    a->log = oplog_new(store);
-    a->txn = txn_new(store, a->log);
-    a->park = park_new(store, a->log, warn, ctx);
-    a->rows = stmtcache_new(a->db, NULL, 0);
-    a->rows_epoch = txn_epoch(a->txn);
+    a->db = stm_store_db(store);
+    a->log = stm_oplog_new(store);
+    a->txn = stm_txn_new(store, a->log);
+    a->park = stm_park_new(store, a->log, warn, ctx);
+    a->rows = stm_stmtcache_new(a->db, NULL, 0);
+    a->rows_epoch = stm_txn_epoch(a->txn);
     return a;
 }
 
-void applier_destroy(applier_t **self_p)
+void stm_applier_destroy(applier_t **self_p)
 {
     applier_t *a = *self_p;
     if (!a)
         return;
-    stmtcache_destroy(&a->rows);
-    park_destroy(&a->park);
-    txn_destroy(&a->txn);
-    oplog_destroy(&a->log);
+    stm_stmtcache_destroy(&a->rows);
+    stm_park_destroy(&a->park);
+    stm_txn_destroy(&a->txn);
+    stm_oplog_destroy(&a->log);
     free(a->cells);
     free(a->applied);
     free(a);
@@ -89,9 +89,9 @@ void applier_destroy(applier_t **self_p)
  * so when it read the schema again they go (stmtcache.h, invariant 2). */
 static void s_after_start(applier_t *a)
 {
-    if (txn_epoch(a->txn) != a->rows_epoch) {
-        stmtcache_clear(a->rows);
-        a->rows_epoch = txn_epoch(a->txn);
+    if (stm_txn_epoch(a->txn) != a->rows_epoch) {
+        stm_stmtcache_clear(a->rows);
+        a->rows_epoch = stm_txn_epoch(a->txn);
     }
 }
 
@@ -101,57 +101,57 @@ static void s_after_start(applier_t *a)
 static void s_row_sql(buf_t *sql, const txn_table *t, s_row_kind kind, const s_cell *cells,
                       size_t ncells)
 {
-    const char *table = catalog_table_name(txn_table_def(t));
+    const char *table = stm_catalog_table_name(stm_txn_table_def(t));
     switch (kind) {
     case ROW_EXISTS:
-        buf_puts(sql, "SELECT 1 FROM ");
-        sqlscript_quote_ident(sql, table);
+        stm_buf_puts(sql, "SELECT 1 FROM ");
+        stm_sqlscript_quote_ident(sql, table);
         break;
     case ROW_DELETE:
-        buf_puts(sql, "DELETE FROM ");
-        sqlscript_quote_ident(sql, table);
+        stm_buf_puts(sql, "DELETE FROM ");
+        stm_sqlscript_quote_ident(sql, table);
         break;
     case ROW_UPDATE:
-        buf_puts(sql, "UPDATE ");
-        sqlscript_quote_ident(sql, table);
-        buf_puts(sql, " SET ");
+        stm_buf_puts(sql, "UPDATE ");
+        stm_sqlscript_quote_ident(sql, table);
+        stm_buf_puts(sql, " SET ");
         for (size_t i = 0; i < ncells; i++) {
             if (i)
-                buf_puts(sql, ", ");
-            sqlscript_quote_ident(sql, cells[i].col->name);
-            buf_printf(sql, " = ?%zu", i + 2);
+                stm_buf_puts(sql, ", ");
+            stm_sqlscript_quote_ident(sql, cells[i].col->name);
+            stm_buf_printf(sql, " = ?%zu", i + 2);
         }
         break;
     case ROW_INSERT:
     case ROW_ADD:
-        buf_puts(sql, "INSERT INTO ");
-        sqlscript_quote_ident(sql, table);
-        buf_puts(sql, " (");
-        sqlscript_quote_ident(sql, txn_table_key(t)->name);
+        stm_buf_puts(sql, "INSERT INTO ");
+        stm_sqlscript_quote_ident(sql, table);
+        stm_buf_puts(sql, " (");
+        stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
         for (size_t i = 0; i < ncells; i++) {
-            buf_puts(sql, ", ");
-            sqlscript_quote_ident(sql, cells[i].col->name);
+            stm_buf_puts(sql, ", ");
+            stm_sqlscript_quote_ident(sql, cells[i].col->name);
         }
-        buf_puts(sql, ") VALUES (?1");
+        stm_buf_puts(sql, ") VALUES (?1");
         for (size_t i = 0; i < ncells; i++)
-            buf_printf(sql, ", ?%zu", i + 2);
-        buf_puts(sql, ")");
+            stm_buf_printf(sql, ", ?%zu", i + 2);
+        stm_buf_puts(sql, ")");
         if (kind == ROW_ADD) {
-            buf_puts(sql, " ON CONFLICT (");
-            sqlscript_quote_ident(sql, txn_table_key(t)->name);
-            buf_puts(sql, ") DO NOTHING");
+            stm_buf_puts(sql, " ON CONFLICT (");
+            stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
+            stm_buf_puts(sql, ") DO NOTHING");
         }
         return;
     }
-    buf_puts(sql, " WHERE ");
-    sqlscript_quote_ident(sql, txn_table_key(t)->name);
-    buf_puts(sql, " = ?1");
+    stm_buf_puts(sql, " WHERE ");
+    stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
+    stm_buf_puts(sql, " = ?1");
 }
 
 /* The position of col in t's declaration. */
 static size_t s_position(const txn_table *t, const catalog_column *col)
 {
-    return (size_t)(col - catalog_table_column(txn_table_def(t), 0));
+    return (size_t)(col - stm_catalog_table_column(stm_txn_table_def(t), 0));
 }
 
 /* The row statement for these cells (sorted by position), reset and unbound. */
@@ -166,15 +166,15 @@ static sqlite3_stmt *s_row_stmt_for(applier_t *a, const txn_table *t, s_row_kind
         else
             mask |= 1ull << cells[i].position;
     }
-    sqlite3_stmt *stmt = fits ? stmtcache_get(a->rows, t, (int)kind, mask) : NULL;
+    sqlite3_stmt *stmt = fits ? stm_stmtcache_get(a->rows, t, (int)kind, mask) : NULL;
     if (stmt)
         return stmt;
     /* Built once per shape; a table too wide for a mask is looked up by its SQL. */
     buf_t sql = BUF_INIT;
     s_row_sql(&sql, t, kind, cells, ncells);
-    stmt = fits ? stmtcache_add(a->rows, t, (int)kind, mask, buf_str(&sql))
-                : stmtcache_sql(a->rows, buf_str(&sql));
-    buf_free(&sql);
+    stmt = fits ? stm_stmtcache_add(a->rows, t, (int)kind, mask, stm_buf_str(&sql))
+                : stm_stmtcache_sql(a->rows, stm_buf_str(&sql));
+    stm_buf_free(&sql);
     return stmt;
 }
 
@@ -185,7 +185,7 @@ static stm_err s_park(applier_t *a, const op_t *op, park_kind kind, const char *
                       apply_stats *st, stm_error *err)
 {
     st->parked++;
-    return park_op(a->park, op, kind, reason, err);
+    return stm_park_op(a->park, op, kind, reason, err);
 }
 
 static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const char *reason,
@@ -208,9 +208,9 @@ static stm_err s_later(applier_t *a, uint64_t hlc, const stm_id *origin, const r
         return STM_OK;
     }
     stm_id other;
-    stm_err rc = store_id_of(a->store, e->origin, &other, err);
+    stm_err rc = stm_store_id_of(a->store, e->origin, &other, err);
     if (rc == STM_OK)
-        *later = op_clock_compare(hlc, origin, e->hlc, &other) > 0;
+        *later = stm_op_clock_compare(hlc, origin, e->hlc, &other) > 0;
     return rc;
 }
 
@@ -222,7 +222,7 @@ static const rowclock_entry *s_max_entry(applier_t *a, const rowclock_entry *x,
         return x ? x : y;
     stm_id origin;
     bool later = false;
-    if ((*rc = store_id_of(a->store, x->origin, &origin, err)) == STM_OK)
+    if ((*rc = stm_store_id_of(a->store, x->origin, &origin, err)) == STM_OK)
         *rc = s_later(a, x->hlc, &origin, y, &later, err);
     return later ? x : y;
 }
@@ -231,7 +231,7 @@ static const rowclock_entry *s_max_entry(applier_t *a, const rowclock_entry *x,
  * column this schema lacks). */
 static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_err *rc)
 {
-    const rowclock_t *clock = txn_clock(a->txn);
+    const rowclock_t *clock = stm_txn_clock(a->txn);
     const rowclock_entry *best = NULL;
     for (size_t i = 0; i < clock->count && *rc == STM_OK; i++)
         if (clock->entries[i].kind != ROWCLOCK_DELETE)
@@ -249,9 +249,9 @@ static int s_run_row(applier_t *a, const txn_table *t, s_row_kind kind, const op
     sqlite3_stmt *stmt = s_row_stmt_for(a, t, kind, cells, ncells);
     if (!stmt)
         return sqlite3_errcode(a->db);
-    int rc = op_value_bind(stmt, 1, pk);
+    int rc = stm_op_value_bind(stmt, 1, pk);
     for (size_t i = 0; i < ncells && rc == SQLITE_OK; i++)
-        rc = op_value_bind(stmt, (int)i + 2, &cells[i].value);
+        rc = stm_op_value_bind(stmt, (int)i + 2, &cells[i].value);
     if (rc != SQLITE_OK)
         return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
     rc = sqlite3_step(stmt);
@@ -280,13 +280,13 @@ static stm_err s_cell_value(applier_t *a, const catalog_column *col, opbatch_t *
                             stm_error *err)
 {
     *found = false;
-    const rowclock_entry *e = rowclock_find(txn_clock(a->txn), ROWCLOCK_CELL, col->name);
+    const rowclock_entry *e = stm_rowclock_find(stm_txn_clock(a->txn), ROWCLOCK_CELL, col->name);
     if (!e)
         return STM_OK;
     stm_id origin;
-    stm_err rc = store_id_of(a->store, e->origin, &origin, err);
+    stm_err rc = stm_store_id_of(a->store, e->origin, &origin, err);
     if (rc == STM_OK)
-        rc = oplog_fetch(a->log, &origin, e->seq, held, found, err);
+        rc = stm_oplog_fetch(a->log, &origin, e->seq, held, found, err);
     return rc;
 }
 
@@ -295,17 +295,17 @@ static stm_err s_cell_value(applier_t *a, const catalog_column *col, opbatch_t *
 static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, const s_cell *cells,
                         size_t ncells, bool deleted, char **refused, stm_error *err, stm_err *rc)
 {
-    const catalog_table *def = txn_table_def(t);
-    size_t ncols = catalog_table_count(def), nall = 0;
+    const catalog_table *def = stm_txn_table_def(t);
+    size_t ncols = stm_catalog_table_count(def), nall = 0;
     s_cell *all = stm_calloc(ncols + 1, sizeof *all);
-    opbatch_t *held = opbatch_new();
+    opbatch_t *held = stm_opbatch_new();
     for (size_t i = 0; i < ncells; i++)
-        if (cells[i].col != txn_table_key(t))
+        if (cells[i].col != stm_txn_table_key(t))
             all[nall++] = cells[i];
     size_t from = nall;
     for (size_t c = 0; deleted && c < ncols && *rc == STM_OK; c++) {
-        const catalog_column *col = catalog_table_column(def, c);
-        bool have = col == txn_table_key(t) || col->hidden;
+        const catalog_column *col = stm_catalog_table_column(def, c);
+        bool have = col == stm_txn_table_key(t) || col->hidden;
         for (size_t i = 0; i < nall && !have; i++)
             have = all[i].col == col;
         bool found = false;
@@ -321,12 +321,12 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
     if (*rc == STM_OK) {
         /* The batch of earlier values has stopped growing: its operations stay put. */
         for (size_t i = from; i < nall; i++)
-            all[i].value = opbatch_at(held, i - from)->value;
+            all[i].value = stm_opbatch_at(held, i - from)->value;
         qsort(all, nall, sizeof *all, s_by_position);
         step = s_run_row(a, t, ROW_INSERT, pk, all, nall, refused);
     }
     free(all);
-    opbatch_destroy(&held);
+    stm_opbatch_destroy(&held);
     return step;
 }
 
@@ -336,18 +336,18 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                               stm_error *err)
 {
     const op_t *first = ops[0];
-    txn_table *t = txn_table_find(a->txn, first->table);
+    txn_table *t = stm_txn_table_find(a->txn, first->table);
     if (!t)
         return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
     if (first->pk.type == VALUE_NULL)
         return s_park_all(a, ops, n, "a row with a NULL primary key cannot be synced", st, err);
     bool have_clock = false;
-    stm_err rc = txn_clock_read(a->txn, t, &first->pk, &have_clock, err);
+    stm_err rc = stm_txn_clock_read(a->txn, t, &first->pk, &have_clock, err);
     if (rc != STM_OK)
         return rc;
-    rowclock_t *clock = txn_clock(a->txn);
+    rowclock_t *clock = stm_txn_clock(a->txn);
     int64_t origin_no;
-    if ((rc = store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
+    if ((rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
         return rc;
     if (n > a->scratch_cap) {
         size_t cap = a->scratch_cap;
@@ -362,21 +362,21 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
-        const catalog_column *col = catalog_table_find(txn_table_def(t), op->column);
-        if (!col || col->hidden || capture_affinity_code(col->affinity) != op->affinity) {
+        const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
+        if (!col || col->hidden || stm_capture_affinity_code(col->affinity) != op->affinity) {
             char reason[160];
             if (!col || col->hidden)
                 snprintf(reason, sizeof reason, "column not in this database");
             else
                 snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
-                         catalog_affinity_name(col->affinity), op->affinity);
+                         stm_catalog_affinity_name(col->affinity), op->affinity);
             rc = s_park(a, op, PARK_SCHEMA, reason, st, err);
             nparked++;
             continue;
         }
         applied[napplied++] = op;
         bool later = false;
-        rc = s_later(a, op->hlc, &op->origin, rowclock_find(clock, ROWCLOCK_CELL, col->name),
+        rc = s_later(a, op->hlc, &op->origin, stm_rowclock_find(clock, ROWCLOCK_CELL, col->name),
                      &later, err);
         if (rc == STM_OK && later) {
             cells[ncells].col = col;
@@ -410,7 +410,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             step = SQLITE_DONE;
     }
     if (!exists && !refused && !s_fatal(step)) {
-        const rowclock_entry *del = rowclock_find(clock, ROWCLOCK_DELETE, NULL);
+        const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
         bool later = false;
         rc = s_later(a, first->hlc, &first->origin, del, &later, err);
         if (rc == STM_OK && (napplied > 0 || del) && later)
@@ -420,7 +420,7 @@ written:
     if (rc != STM_OK)
         goto done;
     if (s_fatal(step)) {
-        rc = store_error(a->store, err, "writing a row");
+        rc = stm_store_error(a->store, err, "writing a row");
         goto done;
     }
     for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
@@ -435,20 +435,20 @@ written:
      * parked for a missing column, the row's entry for such writes. */
     bool moved = false;
     for (size_t i = 0; i < ncells && rc == STM_OK && !refused; i++) {
-        rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, first->hlc, origin_no, cells[i].seq);
+        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, first->hlc, origin_no, cells[i].seq);
         moved = true;
     }
     if (rc == STM_OK && nparked) {
-        const rowclock_entry *e = rowclock_find(clock, ROWCLOCK_PARKED, NULL);
+        const rowclock_entry *e = stm_rowclock_find(clock, ROWCLOCK_PARKED, NULL);
         bool later = false;
         rc = s_later(a, first->hlc, &first->origin, e, &later, err);
         if (rc == STM_OK && later) {
-            rowclock_set(clock, ROWCLOCK_PARKED, NULL, first->hlc, origin_no, first->seq);
+            stm_rowclock_set(clock, ROWCLOCK_PARKED, NULL, first->hlc, origin_no, first->seq);
             moved = true;
         }
     }
     if (rc == STM_OK && moved)
-        rc = txn_clock_write(a->txn, t, &first->pk, !have_clock, err);
+        rc = stm_txn_clock_write(a->txn, t, &first->pk, !have_clock, err);
 done:
     free(refused);
     return rc;
@@ -457,7 +457,7 @@ done:
 /* Applies one new row delete, recorded already. */
 static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
 {
-    txn_table *t = txn_table_find(a->txn, op->table);
+    txn_table *t = stm_txn_table_find(a->txn, op->table);
     if (!t)
         return s_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here", st,
                       err);
@@ -465,11 +465,11 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
         return s_park(a, op, PARK_SCHEMA, "a row with a NULL primary key cannot be synced", st,
                       err);
     bool have_clock;
-    stm_err rc = txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
-    rowclock_t *clock = txn_clock(a->txn);
+    stm_err rc = stm_txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
+    rowclock_t *clock = stm_txn_clock(a->txn);
     int64_t origin_no = 0;
     if (rc == STM_OK)
-        rc = store_id_number(a->store, &op->origin, true, &origin_no, err);
+        rc = stm_store_id_number(a->store, &op->origin, true, &origin_no, err);
     const rowclock_entry *latest = rc == STM_OK ? s_latest_write(a, err, &rc) : NULL;
     bool later = false;
     if (rc == STM_OK)
@@ -480,7 +480,7 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if (later) {
         int step = s_run_row(a, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
         if (s_fatal(step))
-            return store_error(a->store, err, "deleting a row");
+            return stm_store_error(a->store, err, "deleting a row");
     }
     if (refused) {
         rc = s_park(a, op, PARK_CONSTRAINT, refused, st, err);
@@ -489,11 +489,11 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     }
     st->applied++;
     a->any_applied = true;
-    const rowclock_entry *del = rowclock_find(clock, ROWCLOCK_DELETE, NULL);
+    const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
     if ((rc = s_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
         return rc;
-    rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
-    return txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
+    stm_rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
+    return stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
 }
 
 /* ---- batches ---- */
@@ -502,7 +502,7 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
 static int s_causal(const void *pa, const void *pb)
 {
     const op_t *a = *(const op_t *const *)pa, *b = *(const op_t *const *)pb;
-    int c = op_clock_compare(a->hlc, &a->origin, b->hlc, &b->origin);
+    int c = stm_op_clock_compare(a->hlc, &a->origin, b->hlc, &b->origin);
     if (c)
         return c;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
@@ -522,14 +522,14 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
     size_t i = 0;
     while (i < n && rc == STM_OK) {
         size_t j = i + 1;
-        if (!op_is_delete(ops[i]))
-            while (j < n && op_same_row_change(ops[i], ops[j]))
+        if (!stm_op_is_delete(ops[i]))
+            while (j < n && stm_op_same_row_change(ops[i], ops[j]))
                 j++;
         size_t fresh = j - i;
         if (!a->retrying)
-            rc = txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
+            rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
         if (rc == STM_OK && fresh)
-            rc = op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
+            rc = stm_op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
                                       : s_apply_writes(a, ops + i, fresh, st, err);
         i = j;
     }
@@ -552,7 +552,7 @@ static stm_err s_reapply(void *ctx, const op_t **ops, size_t n, uint64_t *applie
 
 static stm_err s_begin(applier_t *a, stm_error *err)
 {
-    stm_err rc = txn_begin(a->txn, err);
+    stm_err rc = stm_txn_begin(a->txn, err);
     s_after_start(a);
     return rc;
 }
@@ -561,12 +561,12 @@ static stm_err s_begin(applier_t *a, stm_error *err)
 static stm_err s_end(applier_t *a, stm_err rc, stm_error *err)
 {
     if (rc == STM_OK)
-        return txn_commit(a->txn, err);
-    txn_rollback(a->txn);
+        return stm_txn_commit(a->txn, err);
+    stm_txn_rollback(a->txn);
     return rc;
 }
 
-stm_err applier_begin(applier_t *a, stm_error *err)
+stm_err stm_applier_begin(applier_t *a, stm_error *err)
 {
     if (a->open)
         return STM_OK;
@@ -575,7 +575,7 @@ stm_err applier_begin(applier_t *a, stm_error *err)
     return rc;
 }
 
-stm_err applier_commit(applier_t *a, stm_error *err)
+stm_err stm_applier_commit(applier_t *a, stm_error *err)
 {
     if (!a->open)
         return STM_OK;
@@ -583,34 +583,34 @@ stm_err applier_commit(applier_t *a, stm_error *err)
     return s_end(a, STM_OK, err);
 }
 
-void applier_rollback(applier_t *a)
+void stm_applier_rollback(applier_t *a)
 {
     if (a->open)
-        txn_rollback(a->txn);
+        stm_txn_rollback(a->txn);
     a->open = false;
 }
 
-stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
+stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
 {
     bool own = !a->open;
     stm_err rc = own ? s_begin(a, err) : STM_OK;
     if (rc != STM_OK)
         return rc;
-    size_t n = opbatch_count(batch);
+    size_t n = stm_opbatch_count(batch);
     const op_t **ops = stm_calloc(n + 1, sizeof *ops);
     for (size_t i = 0; i < n; i++)
-        ops[i] = opbatch_at(batch, i);
+        ops[i] = stm_opbatch_at(batch, i);
     apply_stats st = {0};
     a->any_applied = false;
     rc = s_apply_ops(a, ops, n, &st, err);
     free(ops);
     /* A row a refused write needed may have just arrived. */
-    if (rc == STM_OK && a->any_applied && park_any(a->park, PARK_CONSTRAINT))
-        rc = park_retry(a->park, PARK_CONSTRAINT, s_reapply, a, &st.replayed, err);
+    if (rc == STM_OK && a->any_applied && stm_park_any(a->park, PARK_CONSTRAINT))
+        rc = stm_park_retry(a->park, PARK_CONSTRAINT, s_reapply, a, &st.replayed, err);
     if (own)
         rc = s_end(a, rc, err);
     else if (rc != STM_OK)
-        applier_rollback(a);
+        stm_applier_rollback(a);
     if (rc == STM_OK) {
         stats->applied += st.applied;
         stats->present += st.present;
@@ -620,27 +620,27 @@ stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, 
     return rc;
 }
 
-stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
+stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
 {
     stm_err rc = s_begin(a, err);
     if (rc != STM_OK)
         return rc;
     uint64_t replayed = 0;
-    rc = park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
+    rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
     rc = s_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
 }
 
-stm_err applier_collect(applier_t *a, stm_error *err)
+stm_err stm_applier_collect(applier_t *a, stm_error *err)
 {
-    stm_err rc = txn_collect(a->txn, err);
+    stm_err rc = stm_txn_collect(a->txn, err);
     s_after_start(a);
     return rc;
 }
 
-stm_err applier_catch_up(applier_t *a, stm_error *err)
+stm_err stm_applier_catch_up(applier_t *a, stm_error *err)
 {
     stm_err rc = s_begin(a, err);
     if (rc != STM_OK)

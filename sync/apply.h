@@ -23,10 +23,10 @@
  *     table or column this database does not have or does not sync, a column whose
  *     affinity differs from the writer's, a NULL key, or a row write a constraint
  *     refuses (with SQLite's message).
- *  5. Parked operations are retried by the same rules: all of them by applier_replay
+ *  5. Parked operations are retried by the same rules: all of them by stm_applier_replay
  *     (after a migration), and those a constraint refused after every batch that
  *     applied something, since the row they need may just have arrived.
- *  6. A batch is one transaction (or part of the one applier_begin opened): on any
+ *  6. A batch is one transaction (or part of the one stm_applier_begin opened): on any
  *     failure nothing of it is kept (txn.h, invariant 2).
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
@@ -50,36 +50,36 @@ typedef void (*apply_warn_fn)(void *ctx, const char *message);
 typedef struct applier applier_t;
 
 /* An applier for store (lent; it must outlive the applier). warn may be NULL. The
- * caller owns the result (applier_destroy). */
-applier_t *applier_new(store_t *store, apply_warn_fn warn, void *ctx);
-void applier_destroy(applier_t **self_p);
+ * caller owns the result (stm_applier_destroy). */
+applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx);
+void stm_applier_destroy(applier_t **self_p);
 
 /* Applies batch in one transaction and adds to stats. On failure (the database was
  * busy past its timeout, full, read-only) the transaction is rolled back: nothing of
- * the batch is kept, and the error says why. Between applier_begin and
- * applier_commit, batches join one transaction instead, and a failure rolls back
- * everything since applier_begin. */
-stm_err applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
+ * the batch is kept, and the error says why. Between stm_applier_begin and
+ * stm_applier_commit, batches join one transaction instead, and a failure rolls back
+ * everything since stm_applier_begin. */
+stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
 
-/* Opens a transaction that the following batches join until applier_commit: one
+/* Opens a transaction that the following batches join until stm_applier_commit: one
  * commit for many batches (a whole bundle, or what a node receives between two
  * sleeps) writes each changed page once, not once per batch. */
-stm_err applier_begin(applier_t *a, stm_error *err);
-stm_err applier_commit(applier_t *a, stm_error *err);
-/* Undoes everything since applier_begin. */
-void applier_rollback(applier_t *a);
+stm_err stm_applier_begin(applier_t *a, stm_error *err);
+stm_err stm_applier_commit(applier_t *a, stm_error *err);
+/* Undoes everything since stm_applier_begin. */
+void stm_applier_rollback(applier_t *a);
 
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */
-stm_err applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
+stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
 
 /* Enters the operations captured here since last time into stemma_clock, in one
  * transaction. Every apply and replay does this first; a node may also call it when
  * idle, so that the work is not waiting in front of the next batch. */
-stm_err applier_catch_up(applier_t *a, stm_error *err);
+stm_err stm_applier_catch_up(applier_t *a, stm_error *err);
 
 /* The same inside the caller's open write transaction (a migration's, before it
  * changes the schema). On failure the caller rolls back. */
-stm_err applier_collect(applier_t *a, stm_error *err);
+stm_err stm_applier_collect(applier_t *a, stm_error *err);
 
 #endif

@@ -2,12 +2,12 @@
  * backup API; the file naming is described in backup.h. The invariants it keeps, and
  * where:
  *
- *   1. Never overwrite an existing file: backup_make creates each name with O_EXCL and
+ *   1. Never overwrite an existing file: stm_backup_make creates each name with O_EXCL and
  *      moves on to the next suffix (-1, -2, ...) when it is taken.
- *   2. A backup is one self-contained file: backup_make switches the copy to DELETE
+ *   2. A backup is one self-contained file: stm_backup_make switches the copy to DELETE
  *      journal mode (a WAL source makes a WAL copy) and unlinks a copy that failed.
- *   3. Restoring keeps a copy of what it replaces: backup_restore checks the backup
- *      (s_integrity_check) and backs the current database up (backup_make) before it
+ *   3. Restoring keeps a copy of what it replaces: stm_backup_restore checks the backup
+ *      (s_integrity_check) and backs the current database up (stm_backup_make) before it
  *      copies anything over it. */
 #include "backup.h"
 #include "store.h"
@@ -28,7 +28,7 @@
 /* Copies db's main database to a new file DB.vFROM-STAMP[-N].bak beside db_path, with
  * the online backup API (consistent even while the application writes). The path is
  * returned in *out_path, the caller's. */
-stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
+stm_err stm_backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
                     stm_error *err)
 {
     time_t now = time(NULL);
@@ -42,17 +42,17 @@ stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **
     buf_t path = BUF_INIT;
     int fd = -1;
     for (int i = 0; i < 1000 && fd < 0; i++) {
-        buf_reset(&path);
+        stm_buf_reset(&path);
         if (i == 0)
-            buf_printf(&path, "%s.v%d-%s.bak", db_path, from_version, stamp);
+            stm_buf_printf(&path, "%s.v%d-%s.bak", db_path, from_version, stamp);
         else
-            buf_printf(&path, "%s.v%d-%s-%d.bak", db_path, from_version, stamp, i);
+            stm_buf_printf(&path, "%s.v%d-%s-%d.bak", db_path, from_version, stamp, i);
         /* O_EXCL: never overwrite an earlier backup, even one made this second. */
-        fd = open(buf_str(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        fd = open(stm_buf_str(&path), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd < 0 && errno != EEXIST) {
             stm_err rc = stm_error_set(err, STM_ESYS, "%s: cannot create the backup: %s",
-                                       buf_str(&path), strerror(errno));
-            buf_free(&path);
+                                       stm_buf_str(&path), strerror(errno));
+            stm_buf_free(&path);
             return rc;
         }
     }
@@ -60,15 +60,15 @@ stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **
         stm_err rc = stm_error_set(err, STM_ESYS,
                                    "%s: cannot create the backup: too many "
                                    "backups made this second",
-                                   buf_str(&path));
-        buf_free(&path);
+                                   stm_buf_str(&path));
+        stm_buf_free(&path);
         return rc;
     }
     close(fd);
     sqlite3 *dst = NULL;
     stm_err rc = STM_OK;
-    if (sqlite3_open_v2(buf_str(&path), &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        rc = stm_error_set(err, STM_ESYS, "%s: cannot open the backup: %s", buf_str(&path),
+    if (sqlite3_open_v2(stm_buf_str(&path), &dst, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        rc = stm_error_set(err, STM_ESYS, "%s: cannot open the backup: %s", stm_buf_str(&path),
                            dst ? sqlite3_errmsg(dst) : "out of memory");
     } else {
         sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
@@ -78,18 +78,18 @@ stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **
         /* SQLite reports a backup's errors on the destination connection. */
         if (step != SQLITE_DONE)
             rc = stm_error_set(err, STM_EDB, "%s: backing up to %s failed: %s (%s)", db_path,
-                               buf_str(&path), sqlite3_errstr(step), sqlite3_errmsg(dst));
+                               stm_buf_str(&path), sqlite3_errstr(step), sqlite3_errmsg(dst));
         /* A WAL-mode source makes a WAL-mode copy; a backup is better one plain file. */
         else if (sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK)
-            rc = stm_error_set(err, STM_EDB, "%s: %s", buf_str(&path), sqlite3_errmsg(dst));
+            rc = stm_error_set(err, STM_EDB, "%s: %s", stm_buf_str(&path), sqlite3_errmsg(dst));
     }
     sqlite3_close(dst);
     if (rc != STM_OK) {
-        unlink(buf_str(&path));
-        buf_free(&path);
+        unlink(stm_buf_str(&path));
+        stm_buf_free(&path);
         return rc;
     }
-    *out_path = buf_detach(&path);
+    *out_path = stm_buf_detach(&path);
     return STM_OK;
 }
 
@@ -113,7 +113,7 @@ static int s_recorded_version(sqlite3 *db)
 static stm_err s_integrity_check(store_t *store, const char *path, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    sqlite3 *db = store_db(store);
+    sqlite3 *db = stm_store_db(store);
     if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL) != SQLITE_OK)
         return stm_error_set(err, STM_EINPUT, "%s: cannot be checked: %s", path,
                              sqlite3_errmsg(db));
@@ -134,13 +134,13 @@ static stm_err s_integrity_check(store_t *store, const char *path, stm_error *er
     return rc;
 }
 
-void backup_restored_free(backup_restored *r)
+void stm_backup_restored_free(backup_restored *r)
 {
     free(r->saved_path);
     memset(r, 0, sizeof *r);
 }
 
-stm_err backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
+stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
                        stm_error *err)
 {
     backup_restored local;
@@ -153,17 +153,17 @@ stm_err backup_restore(const char *db_path, const char *backup_path, backup_rest
         return stm_error_set(err, STM_EUSAGE, "%s is the database itself, not a backup of it",
                              backup_path);
     store_t *src = NULL, *dst = NULL;
-    stm_err rc = store_open(backup_path, STORE_OPEN_READONLY, &src, err);
+    stm_err rc = stm_store_open(backup_path, STORE_OPEN_READONLY, &src, err);
     if (rc == STM_OK)
         rc = s_integrity_check(src, backup_path, err);
     if (rc == STM_OK)
-        rc = store_open(db_path, STORE_OPEN_CREATE, &dst, err);
+        rc = stm_store_open(db_path, STORE_OPEN_CREATE, &dst, err);
     /* Nothing is lost: what is being replaced is kept too. */
     if (rc == STM_OK && existed)
-        rc = backup_make(store_db(dst), db_path, s_recorded_version(store_db(dst)),
+        rc = stm_backup_make(stm_store_db(dst), db_path, s_recorded_version(stm_store_db(dst)),
                          &res->saved_path, err);
     if (rc == STM_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(store_db(dst), "main", store_db(src), "main");
+        sqlite3_backup *b = sqlite3_backup_init(stm_store_db(dst), "main", stm_store_db(src), "main");
         int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
         if (b)
             sqlite3_backup_finish(b);
@@ -171,16 +171,16 @@ stm_err backup_restore(const char *db_path, const char *backup_path, backup_rest
             rc = stm_error_set(err, STM_EDB,
                                "%s: restoring from %s failed: %s; the database is "
                                "as it was",
-                               db_path, backup_path, sqlite3_errmsg(store_db(dst)));
+                               db_path, backup_path, sqlite3_errmsg(stm_store_db(dst)));
             if (res->saved_path)
                 stm_error_append(err, "backup: %s", res->saved_path);
         }
     }
     if (rc == STM_OK)
-        res->version = s_recorded_version(store_db(dst));
-    store_destroy(&src);
-    store_destroy(&dst);
+        res->version = s_recorded_version(stm_store_db(dst));
+    stm_store_destroy(&src);
+    stm_store_destroy(&dst);
     if (!out)
-        backup_restored_free(&local);
+        stm_backup_restored_free(&local);
     return rc;
 }

@@ -25,10 +25,10 @@
  * file DB.vFROM-STAMP[-N].bak beside db_path, from_version being the FROM in its name.
  * *out_path is the caller's to free. STM_ESYS when no file can be created, STM_EDB
  * when the copy fails. */
-stm_err backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
+stm_err stm_backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
                     stm_error *err);
 
-/* What backup_restore did. A plain value; saved_path is its own (backup_restored_free). */
+/* What stm_backup_restore did. A plain value; saved_path is its own (stm_backup_restored_free). */
 typedef struct {
     char *saved_path; /* the backup of the database as it was before, or NULL when there was
                        * none to keep; set as soon as it is made, even if the restore fails */
@@ -37,14 +37,14 @@ typedef struct {
 
 /* Replaces db_path's content with backup_path's, after checking the backup opens as
  * SQLite and passes PRAGMA integrity_check, and after copying the current database
- * (when it exists) to a backup of its own (backup_make). Prints nothing: *out (NULL:
+ * (when it exists) to a backup of its own (stm_backup_make). Prints nothing: *out (NULL:
  * not wanted) says what was done, and is the caller's to free with
- * backup_restored_free whatever this returns. STM_EUSAGE when backup_path is the
+ * stm_backup_restored_free whatever this returns. STM_EUSAGE when backup_path is the
  * database itself, STM_EINPUT when it is missing or not a usable SQLite database,
  * STM_ECORRUPT when it fails the check. */
-stm_err backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
+stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
                        stm_error *err);
 /* Frees what r holds and zeroes it; safe twice. */
-void backup_restored_free(backup_restored *r);
+void stm_backup_restored_free(backup_restored *r);
 
 #endif

@@ -31,8 +31,8 @@ static stm_err s_out_open(s_out *o, const char *path, stm_error *err)
 {
     memset(o, 0, sizeof *o);
     buf_t tmp = BUF_INIT;
-    buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
-    o->tmp = buf_detach(&tmp);
+    stm_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
+    o->tmp = stm_buf_detach(&tmp);
     o->path = path;
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
@@ -92,40 +92,40 @@ static void s_header(s_out *o, const unsigned char magic[4])
     s_out_write(o, h, sizeof h);
 }
 
-stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
+stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
                      stm_error *err)
 {
     /* The application's changes still queued are operations this database holds
      * (a read-only connection cannot make them so, and leaves them queued). */
     stm_err rc = STM_OK;
-    if (sqlite3_db_readonly(store_db(store), "main") == 0) {
-        applier_t *applier = applier_new(store, NULL, NULL);
-        rc = applier_catch_up(applier, err);
-        applier_destroy(&applier);
+    if (sqlite3_db_readonly(stm_store_db(store), "main") == 0) {
+        applier_t *applier = stm_applier_new(store, NULL, NULL);
+        rc = stm_applier_catch_up(applier, err);
+        stm_applier_destroy(&applier);
         if (rc != STM_OK)
             return rc;
     }
     oplog_reader_t *reader = NULL;
-    rc = oplog_reader_new(store, since, &reader, err);
+    rc = stm_oplog_reader_new(store, since, &reader, err);
     if (rc != STM_OK)
         return rc;
     s_out o;
     if ((rc = s_out_open(&o, path, err)) != STM_OK) {
-        oplog_reader_destroy(&reader);
+        stm_oplog_reader_destroy(&reader);
         return rc;
     }
     memset(info, 0, sizeof *info);
     s_header(&o, s_bundle_magic);
-    opbatch_t *batch = opbatch_new();
+    opbatch_t *batch = stm_opbatch_new();
     buf_t frame = BUF_INIT;
     for (;;) {
         size_t got;
-        opbatch_clear(batch);
-        rc = oplog_reader_next(reader, batch, BUNDLE_BATCH_OPS, BUNDLE_BATCH_BYTES, &got, err);
+        stm_opbatch_clear(batch);
+        rc = stm_oplog_reader_next(reader, batch, BUNDLE_BATCH_OPS, BUNDLE_BATCH_BYTES, &got, err);
         if (rc != STM_OK || got == 0)
             break;
-        buf_reset(&frame);
-        codec_encode_ops(batch, 0, got, &frame);
+        stm_buf_reset(&frame);
+        stm_codec_encode_ops(batch, 0, got, &frame);
         if (frame.len > BUNDLE_MAX_FRAME) {
             rc = stm_error_set(err, STM_EINPUT, "%s: a batch of %zu bytes is over the frame limit",
                                path, frame.len);
@@ -136,27 +136,27 @@ stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bu
         info->ops += got;
         info->batches++;
     }
-    buf_free(&frame);
-    opbatch_destroy(&batch);
-    oplog_reader_destroy(&reader);
+    stm_buf_free(&frame);
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
     s_out_be(&o, 0, 4);
     s_out_be(&o, info->ops, 8);
     info->bytes = o.bytes + STM_ID_BYTES;
     return s_out_close(&o, rc, err);
 }
 
-stm_err bundle_write_vector(const vector_t *v, const char *path, stm_error *err)
+stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err)
 {
     s_out o;
     stm_err rc = s_out_open(&o, path, err);
     if (rc != STM_OK)
         return rc;
     buf_t body = BUF_INIT;
-    vector_encode(v, &body);
+    stm_vector_encode(v, &body);
     s_header(&o, s_vector_magic);
     s_out_be(&o, body.len, 4);
     s_out_write(&o, body.data, body.len);
-    buf_free(&body);
+    stm_buf_free(&body);
     return s_out_close(&o, STM_OK, err);
 }
 
@@ -264,7 +264,7 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
     if (rc != STM_OK)
         return rc;
     memset(info, 0, sizeof *info);
-    opbatch_t *batch = opbatch_new();
+    opbatch_t *batch = stm_opbatch_new();
     char *frame = NULL;
     size_t frame_cap = 0;
     for (;;) {
@@ -288,8 +288,8 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
             rc = s_corrupt(&in, "cut short in the middle of a frame");
             break;
         }
-        opbatch_clear(batch);
-        if (codec_decode_ops(frame, len, batch, err) != STM_OK) {
+        stm_opbatch_clear(batch);
+        if (stm_codec_decode_ops(frame, len, batch, err) != STM_OK) {
             stm_error_prefix(err, "%s: damaged: batch %llu", path,
                              (unsigned long long)info->batches + 1);
             rc = STM_ECORRUPT;
@@ -297,7 +297,7 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
                 err->code = rc;
             break;
         }
-        info->ops += opbatch_count(batch);
+        info->ops += stm_opbatch_count(batch);
         info->batches++;
         if (fn && (rc = fn(ctx, batch, err)) != STM_OK)
             break;
@@ -312,18 +312,18 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
     if (rc == STM_OK)
         info->bytes = (uint64_t)ftell(in.f);
     free(frame);
-    opbatch_destroy(&batch);
+    stm_opbatch_destroy(&batch);
     fclose(in.f);
     return rc;
 }
 
-stm_err bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                          stm_error *err)
 {
     return s_bundle_pass(path, fn, ctx, info, err);
 }
 
-stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                     stm_error *err)
 {
     /* First the whole file is checked, then it is read again for real: nothing is
@@ -334,7 +334,7 @@ stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info
     return rc;
 }
 
-stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err)
+stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err)
 {
     s_in in;
     stm_err rc = s_in_open(&in, path, s_vector_magic, "vector file", err);
@@ -355,7 +355,7 @@ stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err)
     }
     if (rc == STM_OK)
         rc = s_in_check_digest(&in);
-    if (rc == STM_OK && vector_decode(body, len, out, err) != STM_OK) {
+    if (rc == STM_OK && stm_vector_decode(body, len, out, err) != STM_OK) {
         stm_error_prefix(err, "%s: damaged", path);
         rc = STM_ECORRUPT;
         if (err)

@@ -36,9 +36,9 @@ typedef struct {
 } bundle_info;
 
 /* Writes the operations of store above since (NULL: all) to path, after turning the
- * application's queued changes into operations (applier_catch_up) unless store is
+ * application's queued changes into operations (stm_applier_catch_up) unless store is
  * read-only. */
-stm_err bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
+stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
                      stm_error *err);
 
 /* Called for each batch of a verified bundle; a non-OK return stops the reading. */
@@ -48,18 +48,18 @@ typedef stm_err (*bundle_batch_fn)(void *ctx, const opbatch_t *batch, stm_error 
  * the file and what is wrong) for a damaged or truncated bundle, before any call.
  * The second reading checks the digest again: a file changed in place between the two
  * fails at its end, after some calls, so a caller that applies should do so in one
- * transaction (applier_begin) and roll back on failure, as `stemma apply` does. */
-stm_err bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+ * transaction (stm_applier_begin) and roll back on failure, as `stemma apply` does. */
+stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                     stm_error *err);
 /* Reads path once, handing each batch to fn as it is decoded, and checks the count
  * and digest at the end: a damaged bundle fails after some calls. For a caller that
  * applies in one transaction and rolls back on any failure (`stemma apply`): the same
- * guarantee as bundle_read for half the reading. */
-stm_err bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+ * guarantee as stm_bundle_read for half the reading. */
+stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                          stm_error *err);
 
-stm_err bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
+stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
 /* *out is the caller's. STM_ECORRUPT for a damaged file. */
-stm_err bundle_read_vector(const char *path, vector_t **out, stm_error *err);
+stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err);
 
 #endif

@@ -11,12 +11,12 @@
 
 static const char *const s_guard = "(SELECT applying FROM stemma_local WHERE id = 1) = 0";
 
-bool capture_is_own_table(const char *name)
+bool stm_capture_is_own_table(const char *name)
 {
     return strncasecmp(name, "stemma_", 7) == 0 || strcasecmp(name, "schema_version") == 0;
 }
 
-char capture_affinity_code(catalog_affinity a)
+char stm_capture_affinity_code(catalog_affinity a)
 {
     switch (a) {
     case AFFINITY_TEXT:
@@ -33,26 +33,26 @@ char capture_affinity_code(catalog_affinity a)
     return 'B';
 }
 
-capture_status capture_classify(const catalog_table *t, bool excluded)
+capture_status stm_capture_classify(const catalog_table *t, bool excluded)
 {
-    if (capture_is_own_table(catalog_table_name(t)))
+    if (stm_capture_is_own_table(stm_catalog_table_name(t)))
         return CAPTURE_OWN_TABLE;
     if (excluded)
         return CAPTURE_EXCLUDED;
     int keys = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++)
-        if (catalog_table_column(t, i)->pk)
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++)
+        if (stm_catalog_table_column(t, i)->pk)
             keys++;
     if (keys == 0)
         return CAPTURE_NO_KEY;
     return keys == 1 ? CAPTURE_SYNCED : CAPTURE_COMPOSITE_KEY;
 }
 
-const catalog_column *capture_key_column(const catalog_table *t)
+const catalog_column *stm_capture_key_column(const catalog_table *t)
 {
     const catalog_column *key = NULL;
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+        const catalog_column *c = stm_catalog_table_column(t, i);
         if (c->pk) {
             if (key)
                 return NULL;
@@ -62,60 +62,60 @@ const catalog_column *capture_key_column(const catalog_table *t)
     return key;
 }
 
-stm_err capture_uninstall(store_t *store, stm_error *err)
+stm_err stm_capture_uninstall(store_t *store, stm_error *err)
 {
-    sqlite3 *db = store_db(store);
+    sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
                            "name LIKE 'stemma\\_%' ESCAPE '\\'",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "listing triggers");
+        return stm_store_error(store, err, "listing triggers");
     buf_t sql = BUF_INIT;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        buf_puts(&sql, "DROP TRIGGER ");
-        sqlscript_quote_ident(&sql, (const char *)sqlite3_column_text(stmt, 0));
-        buf_puts(&sql, ";\n");
+        stm_buf_puts(&sql, "DROP TRIGGER ");
+        stm_sqlscript_quote_ident(&sql, (const char *)sqlite3_column_text(stmt, 0));
+        stm_buf_puts(&sql, ";\n");
     }
     sqlite3_finalize(stmt);
-    stm_err rc = step == SQLITE_DONE ? STM_OK : store_error(store, err, "listing triggers");
+    stm_err rc = step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "listing triggers");
     if (rc == STM_OK && sql.len)
-        rc = store_exec(store, buf_str(&sql), err);
-    buf_free(&sql);
+        rc = stm_store_exec(store, stm_buf_str(&sql), err);
+    stm_buf_free(&sql);
     return rc;
 }
 
 /* Appends s as an SQL string literal. */
 static void s_literal(buf_t *b, const char *s)
 {
-    buf_putc(b, '\'');
+    stm_buf_putc(b, '\'');
     for (const char *p = s; *p; p++) {
         if (*p == '\'')
-            buf_putc(b, '\'');
-        buf_putc(b, *p);
+            stm_buf_putc(b, '\'');
+        stm_buf_putc(b, *p);
     }
-    buf_putc(b, '\'');
+    stm_buf_putc(b, '\'');
 }
 
 /* Appends "ROW.column" (ROW is NEW or OLD). */
 static void s_ref(buf_t *b, const char *row, const char *column)
 {
-    buf_printf(b, "%s.", row);
-    sqlscript_quote_ident(b, column);
+    stm_buf_printf(b, "%s.", row);
+    stm_sqlscript_quote_ident(b, column);
 }
 
 /* The columns a trigger records: all but generated ones. */
-bool capture_captured(const catalog_column *c)
+bool stm_capture_captured(const catalog_column *c)
 {
     return c->hidden == 0;
 }
 
-int capture_captured_count(const catalog_table *t)
+int stm_capture_captured_count(const catalog_table *t)
 {
     int n = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++)
-        n += capture_captured(catalog_table_column(t, i));
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++)
+        n += stm_capture_captured(stm_catalog_table_column(t, i));
     return n;
 }
 
@@ -124,44 +124,44 @@ static void s_trigger_head(buf_t *b, const char *kind, const char *event, const 
                            const char *extra)
 {
     buf_t name = BUF_INIT;
-    buf_printf(&name, "stemma_%s_%s", kind, table);
-    buf_puts(b, "CREATE TRIGGER ");
-    sqlscript_quote_ident(b, buf_str(&name));
-    buf_printf(b, " AFTER %s ON ", event);
-    sqlscript_quote_ident(b, table);
-    buf_printf(b, "\nWHEN %s%s%s\nBEGIN\n", s_guard, extra ? " AND " : "", extra ? extra : "");
-    buf_free(&name);
+    stm_buf_printf(&name, "stemma_%s_%s", kind, table);
+    stm_buf_puts(b, "CREATE TRIGGER ");
+    stm_sqlscript_quote_ident(b, stm_buf_str(&name));
+    stm_buf_printf(b, " AFTER %s ON ", event);
+    stm_sqlscript_quote_ident(b, table);
+    stm_buf_printf(b, "\nWHEN %s%s%s\nBEGIN\n", s_guard, extra ? " AND " : "", extra ? extra : "");
+    stm_buf_free(&name);
 }
 
 /* Appends the statement queueing one row: ROW.key, del, and the mask (SQL text). */
 static void s_queue(buf_t *b, const char *table, const char *row, const char *key, int del,
                     const char *mask)
 {
-    buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk, del, mask) VALUES (");
+    stm_buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk, del, mask) VALUES (");
     s_literal(b, table);
-    buf_puts(b, ", ");
+    stm_buf_puts(b, ", ");
     s_ref(b, row, key);
-    buf_printf(b, ", %d, %s);\n", del, mask);
+    stm_buf_printf(b, ", %d, %s);\n", del, mask);
 }
 
 /* The changed-columns mask of an UPDATE (capture.h): an integer with bit i set when
  * captured column i changed, or for wide tables a text of '0' and '1'. */
 static void s_mask_expr(buf_t *b, const catalog_table *t)
 {
-    bool wide = capture_captured_count(t) > CAPTURE_MASK_BITS;
+    bool wide = stm_capture_captured_count(t) > CAPTURE_MASK_BITS;
     int n = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
-        if (!capture_captured(c))
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+        const catalog_column *c = stm_catalog_table_column(t, i);
+        if (!stm_capture_captured(c))
             continue;
         if (n)
-            buf_puts(b, wide ? " || " : " | ");
+            stm_buf_puts(b, wide ? " || " : " | ");
         /* <<, & and | share one precedence in SQLite: every term in parentheses. */
-        buf_puts(b, "((");
+        stm_buf_puts(b, "((");
         s_ref(b, "OLD", c->name);
-        buf_puts(b, " IS NOT ");
+        stm_buf_puts(b, " IS NOT ");
         s_ref(b, "NEW", c->name);
-        buf_printf(b, ") << %d)", wide ? 0 : n);
+        stm_buf_printf(b, ") << %d)", wide ? 0 : n);
         n++;
     }
 }
@@ -170,17 +170,17 @@ static void s_mask_expr(buf_t *b, const catalog_table *t)
 static void s_changed_expr(buf_t *b, const catalog_table *t)
 {
     int n = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
-        if (!capture_captured(c))
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+        const catalog_column *c = stm_catalog_table_column(t, i);
+        if (!stm_capture_captured(c))
             continue;
         if (n++)
-            buf_puts(b, " OR ");
-        buf_putc(b, '(');
+            stm_buf_puts(b, " OR ");
+        stm_buf_putc(b, '(');
         s_ref(b, "OLD", c->name);
-        buf_puts(b, " IS NOT ");
+        stm_buf_puts(b, " IS NOT ");
         s_ref(b, "NEW", c->name);
-        buf_putc(b, ')');
+        stm_buf_putc(b, ')');
     }
 }
 
@@ -188,56 +188,56 @@ static void s_changed_expr(buf_t *b, const catalog_table *t)
  * key has INTEGER affinity, so new keys usually come above the greatest one. */
 static bool s_marked(const catalog_table *t)
 {
-    const catalog_column *key = capture_key_column(t);
+    const catalog_column *key = stm_capture_key_column(t);
     return key && key->affinity == AFFINITY_INTEGER;
 }
 
 /* Appends the four triggers of one synced table; mark_id is its stemma_mark row, or 0. */
 static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
 {
-    const char *table = catalog_table_name(t);
-    const char *key = capture_key_column(t)->name;
+    const char *table = stm_catalog_table_name(t);
+    const char *key = stm_capture_key_column(t)->name;
     buf_t tmp = BUF_INIT, mask = BUF_INIT;
 
     /* An insert above the mark is found by the next collection: the trigger only
      * compares (it is the application's write the trigger slows). */
     if (mark_id) {
         s_ref(&tmp, "NEW", key);
-        buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)", (long long)mark_id);
+        stm_buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)", (long long)mark_id);
     }
-    s_trigger_head(b, "ins", "INSERT", table, mark_id ? buf_str(&tmp) : NULL);
+    s_trigger_head(b, "ins", "INSERT", table, mark_id ? stm_buf_str(&tmp) : NULL);
     s_queue(b, table, "NEW", key, 0, "-1");
-    buf_puts(b, "END;\n");
-    buf_reset(&tmp);
+    stm_buf_puts(b, "END;\n");
+    stm_buf_reset(&tmp);
 
     /* UPDATE keeping the key and changing some value. */
     s_ref(&tmp, "OLD", key);
-    buf_puts(&tmp, " IS ");
+    stm_buf_puts(&tmp, " IS ");
     s_ref(&tmp, "NEW", key);
-    buf_puts(&tmp, " AND (");
+    stm_buf_puts(&tmp, " AND (");
     s_changed_expr(&tmp, t);
-    buf_puts(&tmp, ")");
-    s_trigger_head(b, "upd", "UPDATE", table, buf_str(&tmp));
+    stm_buf_puts(&tmp, ")");
+    s_trigger_head(b, "upd", "UPDATE", table, stm_buf_str(&tmp));
     s_mask_expr(&mask, t);
-    s_queue(b, table, "NEW", key, 0, buf_str(&mask));
-    buf_puts(b, "END;\n");
+    s_queue(b, table, "NEW", key, 0, stm_buf_str(&mask));
+    stm_buf_puts(b, "END;\n");
 
     /* UPDATE changing the key: the old row is gone, the new one is new. */
-    buf_reset(&tmp);
+    stm_buf_reset(&tmp);
     s_ref(&tmp, "OLD", key);
-    buf_puts(&tmp, " IS NOT ");
+    stm_buf_puts(&tmp, " IS NOT ");
     s_ref(&tmp, "NEW", key);
-    s_trigger_head(b, "rekey", "UPDATE", table, buf_str(&tmp));
+    s_trigger_head(b, "rekey", "UPDATE", table, stm_buf_str(&tmp));
     s_queue(b, table, "OLD", key, 1, "0");
     s_queue(b, table, "NEW", key, 0, "-1");
-    buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END;\n");
 
     s_trigger_head(b, "del", "DELETE", table, NULL);
     s_queue(b, table, "OLD", key, 1, "0");
-    buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END;\n");
 
-    buf_free(&tmp);
-    buf_free(&mask);
+    stm_buf_free(&tmp);
+    stm_buf_free(&mask);
 }
 
 static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err);
@@ -250,28 +250,28 @@ static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
     return sqlite3_step(lookup) == SQLITE_ROW;
 }
 
-stm_err capture_install(store_t *store, stm_error *err)
+stm_err stm_capture_install(store_t *store, stm_error *err)
 {
-    stm_err rc = capture_uninstall(store, err);
+    stm_err rc = stm_capture_uninstall(store, err);
     if (rc != STM_OK)
         return rc;
     catalog_t *catalog = NULL;
-    if ((rc = catalog_read(store_db(store), &catalog, err)) != STM_OK)
+    if ((rc = stm_catalog_read(stm_store_db(store), &catalog, err)) != STM_OK)
         return rc;
     sqlite3_stmt *lookup = NULL;
-    if (sqlite3_prepare_v2(store_db(store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
                            &lookup, NULL) != SQLITE_OK) {
-        catalog_destroy(&catalog);
-        return store_error(store, err, "reading stemma_exclude");
+        stm_catalog_destroy(&catalog);
+        return stm_store_error(store, err, "reading stemma_exclude");
     }
     buf_t sql = BUF_INIT;
-    for (size_t i = 0; i < catalog_count(catalog) && rc == STM_OK; i++) {
-        const catalog_table *t = catalog_at(catalog, i);
+    for (size_t i = 0; i < stm_catalog_count(catalog) && rc == STM_OK; i++) {
+        const catalog_table *t = stm_catalog_at(catalog, i);
         int64_t mark_id = 0;
-        switch (capture_classify(t, s_is_excluded(lookup, catalog_table_name(t)))) {
+        switch (stm_capture_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t)))) {
         case CAPTURE_SYNCED:
             if (s_marked(t))
-                rc = s_mark_row(store, catalog_table_name(t), &mark_id, err);
+                rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);
             s_table_triggers(&sql, t, mark_id);
             break;
         case CAPTURE_COMPOSITE_KEY:
@@ -279,7 +279,7 @@ stm_err capture_install(store_t *store, stm_error *err)
                                "%s: table %s has a primary key of several columns, which stemma "
                                "cannot sync; exclude it (stemma migrate --exclude %s) or give it "
                                "a single-column key",
-                               store_path(store), catalog_table_name(t), catalog_table_name(t));
+                               stm_store_path(store), stm_catalog_table_name(t), stm_catalog_table_name(t));
             break;
         default:
             break;
@@ -287,12 +287,12 @@ stm_err capture_install(store_t *store, stm_error *err)
     }
     sqlite3_finalize(lookup);
     if (rc == STM_OK && sql.len)
-        rc = store_exec(store, buf_str(&sql), err);
+        rc = stm_store_exec(store, stm_buf_str(&sql), err);
     /* Rows there now are not changes to send (the caller collected the queue). */
     if (rc == STM_OK)
-        rc = capture_mark(store, catalog, err);
-    catalog_destroy(&catalog);
-    buf_free(&sql);
+        rc = stm_capture_mark(store, catalog, err);
+    stm_catalog_destroy(&catalog);
+    stm_buf_free(&sql);
     return rc;
 }
 
@@ -300,44 +300,44 @@ stm_err capture_install(store_t *store, stm_error *err)
 static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "INSERT INTO stemma_mark (tbl, mark) VALUES (?1, -9223372036854775808) "
                            "ON CONFLICT (tbl) DO NOTHING",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "writing stemma_mark");
+        return stm_store_error(store, err, "writing stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return store_error(store, err, "writing stemma_mark");
-    if (sqlite3_prepare_v2(store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
+        return stm_store_error(store, err, "writing stemma_mark");
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
                            NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_mark");
+        return stm_store_error(store, err, "reading stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     step = sqlite3_step(stmt);
     *id = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
     sqlite3_finalize(stmt);
-    return step == SQLITE_ROW ? STM_OK : store_error(store, err, "reading stemma_mark");
+    return step == SQLITE_ROW ? STM_OK : stm_store_error(store, err, "reading stemma_mark");
 }
 
-stm_err capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
+stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
                           void *ctx, stm_error *err)
 {
     sqlite3_stmt *rows = NULL;
-    if (sqlite3_prepare_v2(store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
                            NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_mark");
+        return stm_store_error(store, err, "reading stemma_mark");
     stm_err rc = STM_OK;
     int step;
     while (rc == STM_OK && (step = sqlite3_step(rows)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(rows, 0);
-        const catalog_table *t = name ? catalog_find(catalog, name) : NULL;
+        const catalog_table *t = name ? stm_catalog_find(catalog, name) : NULL;
         /* A table dropped, or synced no more: its triggers are gone with it. */
         if (t && s_marked(t))
             rc = fn(store, t, rows, ctx, err);
     }
     if (rc == STM_OK && step != SQLITE_DONE)
-        rc = store_error(store, err, "reading stemma_mark");
+        rc = stm_store_error(store, err, "reading stemma_mark");
     sqlite3_finalize(rows);
     return rc;
 }
@@ -348,41 +348,41 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
     (void)row;
     (void)ctx;
     buf_t sql = BUF_INIT;
-    buf_puts(&sql, "UPDATE stemma_mark SET mark = coalesce((SELECT max(");
-    sqlscript_quote_ident(&sql, capture_key_column(t)->name);
-    buf_puts(&sql, ") FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t));
-    buf_puts(&sql, "), mark) WHERE tbl = ?1");
+    stm_buf_puts(&sql, "UPDATE stemma_mark SET mark = coalesce((SELECT max(");
+    stm_sqlscript_quote_ident(&sql, stm_capture_key_column(t)->name);
+    stm_buf_puts(&sql, ") FROM ");
+    stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
+    stm_buf_puts(&sql, "), mark) WHERE tbl = ?1");
     sqlite3_stmt *stmt = NULL;
     stm_err rc = STM_OK;
-    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
-        rc = store_error(store, err, "writing stemma_mark");
+    if (sqlite3_prepare_v2(stm_store_db(store), stm_buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
+        rc = stm_store_error(store, err, "writing stemma_mark");
     else {
-        sqlite3_bind_text(stmt, 1, catalog_table_name(t), -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 1, stm_catalog_table_name(t), -1, SQLITE_STATIC);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = store_error(store, err, "writing stemma_mark");
+            rc = stm_store_error(store, err, "writing stemma_mark");
     }
     sqlite3_finalize(stmt);
-    buf_free(&sql);
+    stm_buf_free(&sql);
     return rc;
 }
 
-stm_err capture_mark(store_t *store, const catalog_t *catalog, stm_error *err)
+stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err)
 {
-    return capture_each_mark(store, catalog, s_raise_mark, NULL, err);
+    return stm_capture_each_mark(store, catalog, s_raise_mark, NULL, err);
 }
 
-stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err)
+stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     const char *sql = exclude ? "INSERT OR IGNORE INTO stemma_exclude (tbl) VALUES (?1)"
                               : "DELETE FROM stemma_exclude WHERE tbl = ?1";
-    if (sqlite3_prepare_v2(store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "updating stemma_exclude");
+    if (sqlite3_prepare_v2(stm_store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "updating stemma_exclude");
     sqlite3_bind_text(stmt, 1, tbl, -1, SQLITE_STATIC);
     stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
                      ? STM_OK
-                     : store_error(store, err, "updating stemma_exclude");
+                     : stm_store_error(store, err, "updating stemma_exclude");
     sqlite3_finalize(stmt);
     return rc;
 }

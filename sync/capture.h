@@ -14,7 +14,7 @@
  *   UPDATE of the key: the old key deleted, the new key inserted
  *   DELETE   the old key, deleted
  *
- * capture_collect turns the queue into operations later, in stemma's own transaction
+ * stm_capture_collect turns the queue into operations later, in stemma's own transaction
  * (every apply begins with it, and a node runs it when the application wrote): per
  * row, in the order its changes began, a row delete if it was deleted, then one write
  * per changed column with its current value, each row change one tick of the hybrid
@@ -54,13 +54,13 @@
 /* Removes every capture trigger. Migrations run without them: ALTER TABLE cannot
  * drop a column a trigger names, and a migration's own data changes happen on every
  * device alike, so they are not operations to send. Runs in the caller's transaction. */
-stm_err capture_uninstall(store_t *store, stm_error *err);
+stm_err stm_capture_uninstall(store_t *store, stm_error *err);
 
 /* Installs the triggers for every synced table of the database's current schema,
  * replacing any there, and raises the marks to the rows there now. Runs in the
- * caller's transaction, which must have collected the queue first (applier_collect):
+ * caller's transaction, which must have collected the queue first (stm_applier_collect):
  * rows above a mark that were not collected would be taken for stemma's own. */
-stm_err capture_install(store_t *store, stm_error *err);
+stm_err stm_capture_install(store_t *store, stm_error *err);
 
 /* Why a table is or is not synced. */
 typedef enum {
@@ -73,28 +73,28 @@ typedef enum {
 
 /* How stemma treats table t (read from the catalog); excluded: it is in the
  * exclude list. */
-capture_status capture_classify(const catalog_table *t, bool excluded);
+capture_status stm_capture_classify(const catalog_table *t, bool excluded);
 /* The synced table's key column, lent (NULL unless CAPTURE_SYNCED). */
-const catalog_column *capture_key_column(const catalog_table *t);
+const catalog_column *stm_capture_key_column(const catalog_table *t);
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
-char capture_affinity_code(catalog_affinity a);
+char stm_capture_affinity_code(catalog_affinity a);
 /* True when name is one of stemma's own tables. */
-bool capture_is_own_table(const char *name);
+bool stm_capture_is_own_table(const char *name);
 
 /* Turns every queued row change into operations appended to out (stamped with this
  * database's node id and schema version, with the next sequence numbers and clocks),
  * and empties the queue. catalog is the database's current schema (lent). Runs in
  * the caller's write transaction: the operations must be recorded in it too. */
-stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
+stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                         stm_error *err);
 
 /* Raises every marked table's mark to its greatest key. stemma calls it at the end of
  * each of its own write transactions (after collecting, which began it), so that the
  * rows it wrote are not collected as the application's. catalog is the current schema. */
-stm_err capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
+stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
 
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
- * next capture_install. */
-stm_err capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err);
+ * next stm_capture_install. */
+stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err);
 
 #endif

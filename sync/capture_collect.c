@@ -1,5 +1,5 @@
 /* capture_collect.c - turning what the capture triggers queued into operations
- * (capture_collect, capture.h): read the queue and the rows above each mark, fold each
+ * (stm_capture_collect, capture.h): read the queue and the rows above each mark, fold each
  * row's changes into one, and emit its writes with the next sequence numbers and
  * clocks. The triggers themselves are in capture.c. */
 #include "capture.h"
@@ -81,10 +81,10 @@ static int s_by_first(const void *pa, const void *pb)
 static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "SELECT id, tbl, pk, del, mask FROM stemma_pending ORDER BY id", -1,
                            &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_pending");
+        return stm_store_error(store, err, "reading stemma_pending");
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
@@ -93,25 +93,25 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
         p->id = sqlite3_column_int64(stmt, 0);
         p->table_at = q->arena.len;
         const char *tbl = (const char *)sqlite3_column_text(stmt, 1);
-        buf_puts(&q->arena, tbl ? tbl : "");
-        buf_putc(&q->arena, '\0');
-        op_value_column(stmt, 2, &p->pk);
+        stm_buf_puts(&q->arena, tbl ? tbl : "");
+        stm_buf_putc(&q->arena, '\0');
+        stm_op_value_column(stmt, 2, &p->pk);
         p->pk_at = q->arena.len;
         if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            buf_append(&q->arena, p->pk.bytes, p->pk.len);
+            stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);
         p->del = sqlite3_column_int(stmt, 3) != 0;
         if (sqlite3_column_type(stmt, 4) == SQLITE_TEXT) {
             p->mask_text = "";
             p->mask_at = q->arena.len;
             p->mask_len = (size_t)sqlite3_column_bytes(stmt, 4);
-            buf_append(&q->arena, sqlite3_column_text(stmt, 4), p->mask_len);
+            stm_buf_append(&q->arena, sqlite3_column_text(stmt, 4), p->mask_len);
         } else {
             p->mask = sqlite3_column_int64(stmt, 4);
         }
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return store_error(store, err, "reading stemma_pending");
+        return stm_store_error(store, err, "reading stemma_pending");
     return STM_OK;
 }
 
@@ -121,21 +121,21 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
                            stm_error *err)
 {
     s_queue_t *q = ctx;
-    const char *key = capture_key_column(t)->name;
+    const char *key = stm_capture_key_column(t)->name;
     buf_t sql = BUF_INIT;
-    buf_puts(&sql, "SELECT ");
-    sqlscript_quote_ident(&sql, key);
-    buf_puts(&sql, " FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t));
-    buf_puts(&sql, " WHERE ");
-    sqlscript_quote_ident(&sql, key);
-    buf_puts(&sql, " > ?1");
+    stm_buf_puts(&sql, "SELECT ");
+    stm_sqlscript_quote_ident(&sql, key);
+    stm_buf_puts(&sql, " FROM ");
+    stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
+    stm_buf_puts(&sql, " WHERE ");
+    stm_sqlscript_quote_ident(&sql, key);
+    stm_buf_puts(&sql, " > ?1");
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
-        buf_free(&sql);
-        return store_error(store, err, "reading new rows");
+    if (sqlite3_prepare_v2(stm_store_db(store), stm_buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
+        stm_buf_free(&sql);
+        return stm_store_error(store, err, "reading new rows");
     }
-    buf_free(&sql);
+    stm_buf_free(&sql);
     sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -143,16 +143,16 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
         s_pending *p = &q->rows[q->count++];
         memset(p, 0, sizeof *p);
         p->table_at = q->arena.len;
-        buf_puts(&q->arena, catalog_table_name(t));
-        buf_putc(&q->arena, '\0');
-        op_value_column(stmt, 0, &p->pk);
+        stm_buf_puts(&q->arena, stm_catalog_table_name(t));
+        stm_buf_putc(&q->arena, '\0');
+        stm_op_value_column(stmt, 0, &p->pk);
         p->pk_at = q->arena.len;
         if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            buf_append(&q->arena, p->pk.bytes, p->pk.len);
+            stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);
         p->mask = -1;
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_DONE ? STM_OK : store_error(store, err, "reading new rows");
+    return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "reading new rows");
 }
 
 /* Once every row is read, the arena stops moving: offsets become pointers. */
@@ -183,25 +183,25 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
             return (*readers)[i].stmt;
         }
     buf_t sql = BUF_INIT;
-    buf_puts(&sql, "SELECT ");
+    stm_buf_puts(&sql, "SELECT ");
     int k = 0;
-    for (size_t i = 0; i < catalog_table_count(t); i++) {
-        const catalog_column *c = catalog_table_column(t, i);
-        if (!capture_captured(c))
+    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+        const catalog_column *c = stm_catalog_table_column(t, i);
+        if (!stm_capture_captured(c))
             continue;
         if (k++)
-            buf_puts(&sql, ", ");
-        sqlscript_quote_ident(&sql, c->name);
+            stm_buf_puts(&sql, ", ");
+        stm_sqlscript_quote_ident(&sql, c->name);
     }
-    buf_puts(&sql, " FROM ");
-    sqlscript_quote_ident(&sql, catalog_table_name(t));
-    buf_puts(&sql, " WHERE ");
-    sqlscript_quote_ident(&sql, capture_key_column(t)->name);
-    buf_puts(&sql, " = ?1");
+    stm_buf_puts(&sql, " FROM ");
+    stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
+    stm_buf_puts(&sql, " WHERE ");
+    stm_sqlscript_quote_ident(&sql, stm_capture_key_column(t)->name);
+    stm_buf_puts(&sql, " = ?1");
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(stm_store_db(store), stm_buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
         stmt = NULL;
-    buf_free(&sql);
+    stm_buf_free(&sql);
     if (stmt) {
         *readers = stm_grow(*readers, cap, *n + 1, sizeof **readers);
         (*readers)[(*n)++] = (s_reader){t, stmt};
@@ -238,7 +238,7 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
                       const s_pending *rows, size_t n, s_writer *w, opbatch_t *out,
                       stm_error *err)
 {
-    size_t ncols = (size_t)capture_captured_count(t);
+    size_t ncols = (size_t)stm_capture_captured_count(t);
     w->changed = stm_grow(w->changed, &w->changed_cap, ncols + 1, sizeof *w->changed);
     bool *changed = w->changed;
     memset(changed, 0, ncols * sizeof *changed);
@@ -261,36 +261,36 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     memset(&op, 0, sizeof op);
     op.origin = w->node_id;
     op.version_id = w->version_id;
-    op.table = catalog_table_name(t);
+    op.table = stm_catalog_table_name(t);
     op.pk = rows[0].pk;
     stm_err rc = STM_OK;
-    if (op_value_bind(reader, 1, &op.pk) != SQLITE_OK) {
-        rc = store_error(store, err, "reading a changed row");
+    if (stm_op_value_bind(reader, 1, &op.pk) != SQLITE_OK) {
+        rc = stm_store_error(store, err, "reading a changed row");
         goto done;
     }
     int step = sqlite3_step(reader);
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        rc = store_error(store, err, "reading a changed row");
+        rc = stm_store_error(store, err, "reading a changed row");
         goto done;
     }
     if (deleted) {
         op.seq = ++w->seq;
         op.hlc = s_tick(w);
-        opbatch_add(out, &op);
+        stm_opbatch_add(out, &op);
     }
     if (step == SQLITE_ROW) {
         op.hlc = s_tick(w);
         int k = 0;
-        for (size_t i = 0; i < catalog_table_count(t); i++) {
-            const catalog_column *c = catalog_table_column(t, i);
-            if (!capture_captured(c))
+        for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
+            const catalog_column *c = stm_catalog_table_column(t, i);
+            if (!stm_capture_captured(c))
                 continue;
             if (changed[k]) {
                 op.column = c->name;
-                op.affinity = capture_affinity_code(c->affinity);
-                op_value_column(reader, k, &op.value);
+                op.affinity = stm_capture_affinity_code(c->affinity);
+                stm_op_value_column(reader, k, &op.value);
                 op.seq = ++w->seq;
-                opbatch_add(out, &op);
+                stm_opbatch_add(out, &op);
             }
             k++;
         }
@@ -303,10 +303,10 @@ done:
 static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "SELECT node_id, version_id, hlc, seq FROM stemma_local WHERE id = 1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "reading stemma_local");
+        return stm_store_error(store, err, "reading stemma_local");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES &&
         sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES) {
@@ -316,20 +316,20 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
         w->seq = (uint64_t)sqlite3_column_int64(stmt, 3);
     } else {
         rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_local is missing or damaged",
-                           store_path(store));
+                           stm_store_path(store));
     }
     sqlite3_finalize(stmt);
     return rc;
 }
 
-stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
+stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                         stm_error *err)
 {
     s_queue_t q = {0};
     s_writer w = {0};
     stm_err rc = s_read_queue(store, &q, err);
     if (rc == STM_OK)
-        rc = capture_each_mark(store, catalog, s_scan_mark, &q, err);
+        rc = stm_capture_each_mark(store, catalog, s_scan_mark, &q, err);
     if (rc != STM_OK || q.count == 0)
         goto done;
     s_resolve(&q);
@@ -355,14 +355,14 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
     size_t nreaders = 0, readers_cap = 0;
     for (size_t i = 0; i < nchanges && rc == STM_OK; i++) {
         const s_pending *rows = &q.rows[changes[i].from];
-        const catalog_table *t = catalog_find(catalog, rows->table);
+        const catalog_table *t = stm_catalog_find(catalog, rows->table);
         /* A table dropped, or no longer synced, since its rows were queued: its
          * changes went with it. A NULL key is no row anyone can address. */
-        if (!t || !capture_key_column(t) || rows->pk.type == VALUE_NULL)
+        if (!t || !stm_capture_key_column(t) || rows->pk.type == VALUE_NULL)
             continue;
         sqlite3_stmt *reader = s_row_reader(store, &readers, &nreaders, &readers_cap, t);
         if (!reader) {
-            rc = store_error(store, err, "reading a changed row");
+            rc = stm_store_error(store, err, "reading a changed row");
             break;
         }
         rc = s_emit(store, t, reader, rows, changes[i].to - changes[i].from, &w, out, err);
@@ -374,34 +374,34 @@ stm_err capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out
     if (rc != STM_OK)
         goto done;
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1; ", -1, &stmt,
                            NULL) != SQLITE_OK)
-        rc = store_error(store, err, "updating stemma_local");
+        rc = stm_store_error(store, err, "updating stemma_local");
     else {
         sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w.hlc);
         sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w.seq);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = store_error(store, err, "updating stemma_local");
+            rc = stm_store_error(store, err, "updating stemma_local");
     }
     sqlite3_finalize(stmt);
     stmt = NULL;
     if (rc == STM_OK) {
-        if (sqlite3_prepare_v2(store_db(store), "DELETE FROM stemma_pending WHERE id <= ?1", -1,
+        if (sqlite3_prepare_v2(stm_store_db(store), "DELETE FROM stemma_pending WHERE id <= ?1", -1,
                                &stmt, NULL) != SQLITE_OK)
-            rc = store_error(store, err, "emptying stemma_pending");
+            rc = stm_store_error(store, err, "emptying stemma_pending");
         else {
             sqlite3_bind_int64(stmt, 1, last_id);
             if (sqlite3_step(stmt) != SQLITE_DONE)
-                rc = store_error(store, err, "emptying stemma_pending");
+                rc = stm_store_error(store, err, "emptying stemma_pending");
         }
         sqlite3_finalize(stmt);
     }
     if (rc == STM_OK)
-        rc = capture_mark(store, catalog, err);
+        rc = stm_capture_mark(store, catalog, err);
 done:
     free(w.changed);
     free(q.rows);
-    buf_free(&q.arena);
+    stm_buf_free(&q.arena);
     return rc;
 }

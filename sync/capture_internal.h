@@ -10,16 +10,16 @@
 
 /* Whether column c is captured: generated (hidden) columns are not; they are computed
  * wherever the row lands. Mask bit i is the i-th captured column. */
-bool capture_captured(const catalog_column *c);
+bool stm_capture_captured(const catalog_column *c);
 /* How many of t's columns are captured. */
-int capture_captured_count(const catalog_table *t);
+int stm_capture_captured_count(const catalog_table *t);
 
 /* Called with each marked table and its stemma_mark row (tbl, mark), lent. */
 typedef stm_err (*capture_mark_fn)(store_t *store, const catalog_table *t, sqlite3_stmt *row,
                                    void *ctx, stm_error *err);
 /* Calls fn for each marked table of catalog (a synced table whose key has INTEGER
  * affinity) that has a stemma_mark row; stops at fn's first error. */
-stm_err capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
+stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
                           void *ctx, stm_error *err);
 
 #endif

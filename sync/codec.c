@@ -10,7 +10,7 @@
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
@@ -87,7 +87,7 @@ static void s_pack_dict(msgpack_packer *pk, const char *key, const s_dict *d, bo
     }
 }
 
-void codec_pack_value(msgpack_packer *pk, const op_value *v)
+void stm_codec_pack_value(msgpack_packer *pk, const op_value *v)
 {
     switch (v->type) {
     case VALUE_NULL:
@@ -108,12 +108,12 @@ void codec_pack_value(msgpack_packer *pk, const op_value *v)
     }
 }
 
-void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
+void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
 {
     s_dict origins = {0}, versions = {0}, tables = {0}, columns = {0};
     uint32_t (*idx)[5] = stm_malloc((count ? count : 1) * sizeof *idx);
     for (size_t k = 0; k < count; k++) {
-        const op_t *op = opbatch_at(b, from + k);
+        const op_t *op = stm_opbatch_at(b, from + k);
         idx[k][0] = s_dict_index(&origins, op->origin.bytes, STM_ID_BYTES);
         idx[k][1] = s_dict_index(&versions, op->version_id.bytes, STM_ID_BYTES);
         idx[k][2] = s_dict_index(&tables, op->table, strlen(op->table));
@@ -129,14 +129,14 @@ void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
     msgpack_pack_str_with_body(&pk, "ops", 3);
     msgpack_pack_array(&pk, count);
     for (size_t k = 0; k < count; k++) {
-        const op_t *op = opbatch_at(b, from + k);
+        const op_t *op = stm_opbatch_at(b, from + k);
         msgpack_pack_array(&pk, 9);
         msgpack_pack_uint32(&pk, idx[k][0]);
         msgpack_pack_uint64(&pk, op->seq);
         msgpack_pack_uint64(&pk, op->hlc);
         msgpack_pack_uint32(&pk, idx[k][1]);
         msgpack_pack_uint32(&pk, idx[k][2]);
-        codec_pack_value(&pk, &op->pk);
+        stm_codec_pack_value(&pk, &op->pk);
         if (op->column) {
             msgpack_pack_uint32(&pk, idx[k][3]);
             msgpack_pack_uint8(&pk, (uint8_t)op->affinity);
@@ -144,7 +144,7 @@ void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out)
             msgpack_pack_nil(&pk);
             msgpack_pack_nil(&pk);
         }
-        codec_pack_value(&pk, &op->value);
+        stm_codec_pack_value(&pk, &op->value);
     }
     free(idx);
     s_dict_free(&origins);
@@ -180,8 +180,8 @@ static bool s_valid_name(const char *p, uint32_t len)
 static stm_err s_read_list(msgread_t *r, bool ids, s_list *list, stm_error *err)
 {
     uint32_t n;
-    if (!msgread_array(r, &n) || n > CODEC_MAX_BATCH_OPS ||
-        (uint64_t)n * (ids ? 2 + STM_ID_BYTES : 2) > msgread_left(r))
+    if (!stm_msgread_array(r, &n) || n > CODEC_MAX_BATCH_OPS ||
+        (uint64_t)n * (ids ? 2 + STM_ID_BYTES : 2) > stm_msgread_left(r))
         return s_bad(err, ids ? "the id list is not an array of at most 100000 ids"
                               : "the name list is not an array of at most 100000 names");
     list->items = stm_malloc((n ? n : 1) * sizeof *list->items);
@@ -189,12 +189,12 @@ static stm_err s_read_list(msgread_t *r, bool ids, s_list *list, stm_error *err)
     list->count = n;
     for (uint32_t i = 0; i < n; i++) {
         if (ids) {
-            if (!msgread_bin(r, &list->items[i], &list->lens[i]) ||
+            if (!stm_msgread_bin(r, &list->items[i], &list->lens[i]) ||
                 list->lens[i] != STM_ID_BYTES)
                 return s_bad(err, "an id is not 32 bytes of bin");
         } else {
             const char *s;
-            if (!msgread_str(r, &s, &list->lens[i]) || !s_valid_name(s, list->lens[i]))
+            if (!stm_msgread_str(r, &s, &list->lens[i]) || !s_valid_name(s, list->lens[i]))
                 return s_bad(err, "a name is not a string of 1 to 1024 bytes without NUL");
             list->items[i] = s;
         }
@@ -209,31 +209,31 @@ static void s_list_free(s_list *l)
     memset(l, 0, sizeof *l);
 }
 
-bool codec_read_value(msgread_t *r, op_value *v)
+bool stm_codec_read_value(msgread_t *r, op_value *v)
 {
     memset(v, 0, sizeof *v);
     const void *data;
     uint32_t len;
-    switch (msgread_peek(r)) {
+    switch (stm_msgread_peek(r)) {
     case MSG_NIL:
         v->type = VALUE_NULL;
-        return msgread_nil(r);
+        return stm_msgread_nil(r);
     case MSG_INT:
         v->type = VALUE_INTEGER;
-        return msgread_int(r, &v->i);
+        return stm_msgread_int(r, &v->i);
     case MSG_FLOAT:
         v->type = VALUE_REAL;
-        return msgread_double(r, &v->r);
+        return stm_msgread_double(r, &v->r);
     case MSG_STR:
         v->type = VALUE_TEXT;
-        if (!msgread_str(r, (const char **)&data, &len) || len > OP_MAX_VALUE_BYTES)
+        if (!stm_msgread_str(r, (const char **)&data, &len) || len > OP_MAX_VALUE_BYTES)
             return false;
         v->bytes = data;
         v->len = len;
         return true;
     case MSG_BIN:
         v->type = VALUE_BLOB;
-        if (!msgread_bin(r, &data, &len) || len > OP_MAX_VALUE_BYTES)
+        if (!stm_msgread_bin(r, &data, &len) || len > OP_MAX_VALUE_BYTES)
             return false;
         v->bytes = data;
         v->len = len;
@@ -244,16 +244,16 @@ bool codec_read_value(msgread_t *r, op_value *v)
 }
 
 /* lists: origins, versions, tables, columns as read; names: the tables' and the
- * columns' names as the batch holds them (opbatch_name), each once. */
+ * columns' names as the batch holds them (stm_opbatch_name), each once. */
 static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *names[2],
                          opbatch_t *out, stm_error *err)
 {
     uint32_t fields;
-    if (!msgread_array(r, &fields) || fields < 9)
+    if (!stm_msgread_array(r, &fields) || fields < 9)
         return s_bad(err, "an operation is not an array of at least 9 fields");
     uint64_t origin_i, version_i, table_i, seq, hlc;
-    if (!msgread_uint(r, &origin_i) || !msgread_uint(r, &seq) || !msgread_uint(r, &hlc) ||
-        !msgread_uint(r, &version_i) || !msgread_uint(r, &table_i))
+    if (!stm_msgread_uint(r, &origin_i) || !stm_msgread_uint(r, &seq) || !stm_msgread_uint(r, &hlc) ||
+        !stm_msgread_uint(r, &version_i) || !stm_msgread_uint(r, &table_i))
         return s_bad(err, "an operation's origin, seq, hlc, version or table is not an integer");
     if (origin_i >= lists[0].count || version_i >= lists[1].count || table_i >= lists[2].count)
         return s_bad(err, "an operation's index is beyond its list");
@@ -261,26 +261,26 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
         return s_bad(err, "an operation's seq or hlc is out of range");
     op_t op;
     memset(&op, 0, sizeof op);
-    if (!codec_read_value(r, &op.pk))
+    if (!stm_codec_read_value(r, &op.pk))
         return s_bad(err, "an operation's key is not a valid value");
     uint64_t column_i, affinity;
-    if (msgread_nil(r)) {
-        if (!msgread_nil(r))
+    if (stm_msgread_nil(r)) {
+        if (!stm_msgread_nil(r))
             return s_bad(err, "a row delete carries an affinity");
     } else {
-        if (!msgread_uint(r, &column_i) || column_i >= lists[3].count)
+        if (!stm_msgread_uint(r, &column_i) || column_i >= lists[3].count)
             return s_bad(err, "an operation's column index is not in the column list");
-        if (!msgread_uint(r, &affinity) || affinity > 127 || !memchr("TNIRB", (int)affinity, 5))
+        if (!stm_msgread_uint(r, &affinity) || affinity > 127 || !memchr("TNIRB", (int)affinity, 5))
             return s_bad(err, "an operation's affinity is not one of T N I R B");
         op.column = names[1][column_i];
         op.affinity = (char)affinity;
     }
-    if (!codec_read_value(r, &op.value))
+    if (!stm_codec_read_value(r, &op.value))
         return s_bad(err, "an operation's value is not a valid value");
     if (!op.column && op.value.type != VALUE_NULL)
         return s_bad(err, "a row delete carries a value");
     for (uint32_t k = 9; k < fields; k++)
-        if (!msgread_skip(r))
+        if (!stm_msgread_skip(r))
             return s_bad(err, "an operation's extra field is malformed");
     memcpy(op.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);
     memcpy(op.version_id.bytes, lists[1].items[version_i], STM_ID_BYTES);
@@ -289,7 +289,7 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
     op.hlc = hlc;
     /* The names are the batch's already: a 1,000-byte name in every one of 100,000
      * operations is held once, not 100,000 times. */
-    opbatch_add_named(out, &op);
+    stm_opbatch_add_named(out, &op);
     return STM_OK;
 }
 
@@ -297,7 +297,7 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
 static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm_error *err)
 {
     uint32_t n;
-    if (!msgread_array(r, &n))
+    if (!stm_msgread_array(r, &n))
         return s_bad(err, "\"ops\" is not an array");
     if (n > CODEC_MAX_BATCH_OPS)
         return s_bad(err, "more operations than a batch may hold");
@@ -307,7 +307,7 @@ static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm
         const s_list *l = &lists[2 + k];
         names[k] = stm_malloc((l->count ? l->count : 1) * sizeof *names[k]);
         for (uint32_t i = 0; i < l->count; i++)
-            names[k][i] = opbatch_name(out, l->items[i], l->lens[i]);
+            names[k][i] = stm_opbatch_name(out, l->items[i], l->lens[i]);
     }
     const char *const *lent[2] = {names[0], names[1]};
     stm_err rc = STM_OK;
@@ -318,24 +318,24 @@ static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm
     return rc;
 }
 
-stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
+stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
 {
     static const char *const keys[] = {"origins", "versions", "tables", "columns"};
     msgread_t r;
-    msgread_init(&r, data, len);
+    stm_msgread_init(&r, data, len);
     uint32_t nkeys;
-    if (!msgread_map(&r, &nkeys))
+    if (!stm_msgread_map(&r, &nkeys))
         return s_bad(err, "not a map");
     s_list lists[4] = {{0}};
     bool seen[4] = {false};
     msgread_t ops_at = {0};
     bool have_ops = false, decoded = false;
-    size_t before = opbatch_count(out);
+    size_t before = stm_opbatch_count(out);
     stm_err rc = STM_OK;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         const char *key;
         uint32_t klen;
-        if (!msgread_str(&r, &key, &klen)) {
+        if (!stm_msgread_str(&r, &key, &klen)) {
             rc = s_bad(err, "a key is not a string");
             break;
         }
@@ -363,28 +363,28 @@ stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error
             } else {
                 /* The lists may come after the ops: remember where the ops are. */
                 ops_at = r;
-                if (!msgread_skip(&r))
+                if (!stm_msgread_skip(&r))
                     rc = s_bad(err, "the ops are malformed or cut short");
             }
-        } else if (!msgread_skip(&r)) {
+        } else if (!stm_msgread_skip(&r)) {
             rc = s_bad(err, "an unknown key's value is malformed or cut short");
         }
     }
     if (rc == STM_OK && !have_ops)
         rc = s_bad(err, "no \"ops\"");
-    if (rc == STM_OK && msgread_left(&r) != 0)
+    if (rc == STM_OK && stm_msgread_left(&r) != 0)
         rc = s_bad(err, "bytes follow the batch");
     if (rc == STM_OK && !decoded)
         rc = s_read_ops(&ops_at, lists, out, err);
-    if (rc != STM_OK && opbatch_count(out) != before) {
+    if (rc != STM_OK && stm_opbatch_count(out) != before) {
         /* Leave the batch as it was: rebuild it from its first `before` ops. */
-        opbatch_t *keep = opbatch_new();
+        opbatch_t *keep = stm_opbatch_new();
         for (size_t i = 0; i < before; i++)
-            opbatch_add(keep, opbatch_at(out, i));
-        opbatch_clear(out);
+            stm_opbatch_add(keep, stm_opbatch_at(out, i));
+        stm_opbatch_clear(out);
         for (size_t i = 0; i < before; i++)
-            opbatch_add(out, opbatch_at(keep, i));
-        opbatch_destroy(&keep);
+            stm_opbatch_add(out, stm_opbatch_at(keep, i));
+        stm_opbatch_destroy(&keep);
     }
     for (int i = 0; i < 4; i++)
         s_list_free(&lists[i]);

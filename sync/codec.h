@@ -31,16 +31,16 @@
 #define CODEC_MAX_BATCH_OPS 100000u
 
 /* Appends the encoding of operations [from, from + count) of b to out. */
-void codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out);
+void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out);
 
 /* Decodes one batch from data and appends its operations to out. On malformed input
  * returns STM_EPROTO with what is wrong, and out is left as it was. */
-stm_err codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err);
+stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err);
 
 /* Packs one value as the grammar above has it (nil, int, float, str or bin). */
-void codec_pack_value(msgpack_packer *pk, const op_value *v);
+void stm_codec_pack_value(msgpack_packer *pk, const op_value *v);
 /* Reads one value; text and blob bytes point into r's buffer. False when the next
  * value is of another type, malformed, or longer than OP_MAX_VALUE_BYTES. */
-bool codec_read_value(msgread_t *r, op_value *v);
+bool stm_codec_read_value(msgread_t *r, op_value *v);
 
 #endif

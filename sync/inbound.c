@@ -32,7 +32,7 @@ struct inbound {
     uint64_t busy_failures, io_failures, deferred;
 };
 
-inbound_t *inbound_new(int busy_timeout_ms)
+inbound_t *stm_inbound_new(int busy_timeout_ms)
 {
     inbound_t *q = stm_calloc(1, sizeof *q);
     q->busy_timeout_ms = busy_timeout_ms;
@@ -43,12 +43,12 @@ inbound_t *inbound_new(int busy_timeout_ms)
 static void s_clear(inbound_t *q)
 {
     for (size_t i = 0; i < q->count; i++)
-        opbatch_destroy(&q->items[i].batch);
+        stm_opbatch_destroy(&q->items[i].batch);
     q->count = 0;
     q->bytes = 0;
 }
 
-void inbound_destroy(inbound_t **self_p)
+void stm_inbound_destroy(inbound_t **self_p)
 {
     inbound_t *q = *self_p;
     if (!q)
@@ -66,7 +66,7 @@ static int s_busy(void *ctx, int count)
 {
     inbound_t *q = ctx;
     static const int sleeps_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
-    int64_t now = monotime_ms();
+    int64_t now = stm_monotime_ms();
     if (count == 0)
         q->busy_since_ms = now;
     int64_t left = q->busy_timeout_ms - (now - q->busy_since_ms);
@@ -82,21 +82,21 @@ static int s_busy(void *ctx, int count)
     return 1;
 }
 
-void inbound_watch(inbound_t *q, store_t *store)
+void stm_inbound_watch(inbound_t *q, store_t *store)
 {
-    sqlite3_busy_handler(store_db(store), s_busy, q);
+    sqlite3_busy_handler(stm_store_db(store), s_busy, q);
 }
 
-bool inbound_full(const inbound_t *q, size_t bytes)
+bool stm_inbound_full(const inbound_t *q, size_t bytes)
 {
     return q->count >= INBOUND_MAX_BATCHES || (q->count && q->bytes + bytes > INBOUND_MAX_BYTES);
 }
 
-bool inbound_add(inbound_t *q, void *sender, uint64_t seq, opbatch_t **batch, size_t bytes)
+bool stm_inbound_add(inbound_t *q, void *sender, uint64_t seq, opbatch_t **batch, size_t bytes)
 {
-    if (inbound_full(q, bytes)) {
+    if (stm_inbound_full(q, bytes)) {
         q->deferred++;
-        opbatch_destroy(batch);
+        stm_opbatch_destroy(batch);
         return false;
     }
     q->items = stm_grow(q->items, &q->cap, q->count + 1, sizeof *q->items);
@@ -106,17 +106,17 @@ bool inbound_add(inbound_t *q, void *sender, uint64_t seq, opbatch_t **batch, si
     return true;
 }
 
-int64_t inbound_due_at(const inbound_t *q)
+int64_t stm_inbound_due_at(const inbound_t *q)
 {
     return q->count ? q->retry_at_ms : INT64_MAX;
 }
 
-bool inbound_failing_io(const inbound_t *q)
+bool stm_inbound_failing_io(const inbound_t *q)
 {
     return q->fault == S_FAULT_IO;
 }
 
-bool inbound_failing(const inbound_t *q)
+bool stm_inbound_failing(const inbound_t *q)
 {
     return q->fault != S_FAULT_NONE;
 }
@@ -131,48 +131,48 @@ static void s_failed(inbound_t *q, const stm_error *err)
     if (fault == S_FAULT_BUSY) {
         q->busy_failures++;
         if (q->fault != S_FAULT_BUSY)
-            log_event(LOG_WARN, "busy", NULL,
+            stm_log_event(STM_LOG_WARN, "busy", NULL,
                       "another program holds the database's write lock (waited %d ms): "
                       "received batches wait (%zu), unacknowledged, and are tried again",
                       q->busy_timeout_ms, q->count);
     } else {
         q->io_failures++;
         if (q->fault != S_FAULT_IO)
-            log_event(LOG_ERROR, "apply", NULL,
+            stm_log_event(STM_LOG_ERROR, "apply", NULL,
                       "%s: received batches wait (%zu), unacknowledged, and are tried again "
                       "until the database takes them",
                       err->msg, q->count);
     }
     q->fault = fault;
     /* A busy handler has waited already: try again soon. Otherwise back off. */
-    q->retry_at_ms = monotime_ms() + q->retry_backoff_ms;
+    q->retry_at_ms = stm_monotime_ms() + q->retry_backoff_ms;
     if (fault == S_FAULT_IO)
         q->retry_backoff_ms = q->retry_backoff_ms * 2 > INBOUND_RETRY_MAX_MS
                                   ? INBOUND_RETRY_MAX_MS
                                   : q->retry_backoff_ms * 2;
 }
 
-bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx)
+bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx)
 {
     if (!q->count)
         return false;
     stm_error err = {0};
     q->busy_gave_up = false;
-    stm_err rc = applier_begin(applier, &err);
+    stm_err rc = stm_applier_begin(applier, &err);
     for (size_t i = 0; i < q->count && rc == STM_OK; i++) {
         q->items[i].stats = (apply_stats){0};
-        rc = applier_apply(applier, q->items[i].batch, &q->items[i].stats, &err);
+        rc = stm_applier_apply(applier, q->items[i].batch, &q->items[i].stats, &err);
     }
     if (rc == STM_OK)
-        rc = applier_commit(applier, &err);
+        rc = stm_applier_commit(applier, &err);
     else
-        applier_rollback(applier);
+        stm_applier_rollback(applier);
     if (rc != STM_OK) {
         s_failed(q, &err);
         return false;
     }
     if (q->fault != S_FAULT_NONE)
-        log_event(LOG_INFO, "apply", NULL,
+        stm_log_event(STM_LOG_INFO, "apply", NULL,
                   "the database takes writes again: stored the "
                   "received batches that waited (%zu)",
                   q->count);
@@ -180,34 +180,34 @@ bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack
     q->retry_at_ms = 0;
     /* Acknowledged with the vector after the commit (invariant 1). */
     vector_t *v = NULL;
-    if (vector_read(store, &v, &err) != STM_OK) {
-        log_event(LOG_ERROR, "database", NULL, "%s", err.msg);
+    if (stm_vector_read(store, &v, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
         s_clear(q);
         return false;
     }
     for (size_t i = 0; i < q->count; i++)
         ack(ctx, q->items[i].sender, q->items[i].seq, q->items[i].batch, &q->items[i].stats, v);
-    vector_destroy(&v);
+    stm_vector_destroy(&v);
     s_clear(q);
     return true;
 }
 
-size_t inbound_count(const inbound_t *q)
+size_t stm_inbound_count(const inbound_t *q)
 {
     return q->count;
 }
 
-uint64_t inbound_busy_failures(const inbound_t *q)
+uint64_t stm_inbound_busy_failures(const inbound_t *q)
 {
     return q->busy_failures;
 }
 
-uint64_t inbound_io_failures(const inbound_t *q)
+uint64_t stm_inbound_io_failures(const inbound_t *q)
 {
     return q->io_failures;
 }
 
-uint64_t inbound_deferred(const inbound_t *q)
+uint64_t stm_inbound_deferred(const inbound_t *q)
 {
     return q->deferred;
 }

@@ -39,7 +39,7 @@
 #define INBOUND_RETRY_MIN_MS 100
 #define INBOUND_RETRY_MAX_MS 5000
 
-/* Told, after the commit, of each batch stored: sender and seq as inbound_add was
+/* Told, after the commit, of each batch stored: sender and seq as stm_inbound_add was
  * given them, the batch (lent), what storing it counted, and the database's vector
  * after the commit (lent). */
 typedef void (*inbound_ack_fn)(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
@@ -48,34 +48,34 @@ typedef void (*inbound_ack_fn)(void *ctx, void *sender, uint64_t seq, const opba
 typedef struct inbound inbound_t;
 
 /* An empty queue whose attempts wait at most busy_timeout_ms (> 0) for another
- * program's write lock. The caller owns it (inbound_destroy). */
-inbound_t *inbound_new(int busy_timeout_ms);
+ * program's write lock. The caller owns it (stm_inbound_destroy). */
+inbound_t *stm_inbound_new(int busy_timeout_ms);
 /* Drops every batch still waiting, unacknowledged (invariant 1). */
-void inbound_destroy(inbound_t **self_p);
+void stm_inbound_destroy(inbound_t **self_p);
 
 /* Installs the queue's busy handler on store's connection (lent; call again for a
  * store opened anew). The handler waits at most busy_timeout_ms from an attempt's
  * first wait, which is how a busy database is told from one that refused the write. */
-void inbound_watch(inbound_t *q, store_t *store);
+void stm_inbound_watch(inbound_t *q, store_t *store);
 
 /* Whether a batch of bytes more would go over the bounds (invariant 2). */
-bool inbound_full(const inbound_t *q, size_t bytes);
+bool stm_inbound_full(const inbound_t *q, size_t bytes);
 
 /* Queues a batch from sender (an opaque tag handed back to the ack callback; it must
  * live as long as the queue holds the batch) with its number seq and encoded size.
  * Takes the batch (*batch set to NULL) and returns true; when full, frees it, counts
  * it as deferred and returns false. */
-bool inbound_add(inbound_t *q, void *sender, uint64_t seq, opbatch_t **batch, size_t bytes);
+bool stm_inbound_add(inbound_t *q, void *sender, uint64_t seq, opbatch_t **batch, size_t bytes);
 
 /* When the next attempt is due on the monotonic clock: INT64_MAX when nothing waits,
  * at once (0) when the last attempt worked, else after a backoff. */
-int64_t inbound_due_at(const inbound_t *q);
+int64_t stm_inbound_due_at(const inbound_t *q);
 
 /* Whether the last attempt failed for a reason other than a busy database (then a
  * read-only connection may need opening again before the next attempt). */
-bool inbound_failing_io(const inbound_t *q);
+bool stm_inbound_failing_io(const inbound_t *q);
 /* Whether the last attempt failed at all. */
-bool inbound_failing(const inbound_t *q);
+bool stm_inbound_failing(const inbound_t *q);
 
 /* Stores every batch waiting with applier (on store: both lent) in one transaction.
  * After the commit calls ack for each, in the order received, empties the queue and
@@ -84,13 +84,13 @@ bool inbound_failing(const inbound_t *q);
  * returns false. When the vector cannot be read after the commit, the batches are
  * stored but not acknowledged (their senders send them again, which changes nothing):
  * the queue is emptied and it returns false. */
-bool inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx);
+bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx);
 
 /* Batches waiting; attempts that failed because the database was busy, or for another
  * reason; batches refused because the queue was full. */
-size_t inbound_count(const inbound_t *q);
-uint64_t inbound_busy_failures(const inbound_t *q);
-uint64_t inbound_io_failures(const inbound_t *q);
-uint64_t inbound_deferred(const inbound_t *q);
+size_t stm_inbound_count(const inbound_t *q);
+uint64_t stm_inbound_busy_failures(const inbound_t *q);
+uint64_t stm_inbound_io_failures(const inbound_t *q);
+uint64_t stm_inbound_deferred(const inbound_t *q);
 
 #endif

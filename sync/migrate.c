@@ -22,10 +22,10 @@ static void s_drift(migrate_t *self, const char *fmt, ...)
     buf_t b = BUF_INIT;
     va_list ap;
     va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
+    stm_buf_vprintf(&b, fmt, ap);
     va_end(ap);
     self->drift = stm_grow(self->drift, &self->drift_cap, self->ndrift + 1, sizeof *self->drift);
-    self->drift[self->ndrift++] = buf_detach(&b);
+    self->drift[self->ndrift++] = stm_buf_detach(&b);
 }
 
 static void s_record_free(migrate_record *r)
@@ -35,7 +35,7 @@ static void s_record_free(migrate_record *r)
 }
 
 /* Internal (migrate_internal.h). */
-void migrate_clear_state(migrate_t *self)
+void stm_migrate_clear_state(migrate_t *self)
 {
     for (size_t i = 0; i < self->nrecords; i++)
         s_record_free(&self->records[i]);
@@ -54,18 +54,18 @@ void migrate_clear_state(migrate_t *self)
  * layout stemma does not know, since writing to it could damage another tool's data. */
 static stm_err s_read_layout(migrate_t *self, stm_error *err)
 {
-    sqlite3 *db = store_db(self->store);
+    sqlite3 *db = stm_store_db(self->store);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT type FROM sqlite_schema WHERE name = 'schema_version' "
                            "COLLATE NOCASE",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(self->store, err, "reading the schema");
+        return stm_store_error(self->store, err, "reading the schema");
     int step = sqlite3_step(stmt);
     char *type = step == SQLITE_ROW ? stm_strdup((const char *)sqlite3_column_text(stmt, 0)) : NULL;
     sqlite3_finalize(stmt);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return store_error(self->store, err, "reading the schema");
+        return stm_store_error(self->store, err, "reading the schema");
     if (!type)
         return STM_OK;
     if (strcmp(type, "table") != 0) {
@@ -80,14 +80,14 @@ static stm_err s_read_layout(migrate_t *self, stm_error *err)
     self->has_table = true;
     if (sqlite3_prepare_v2(db, "PRAGMA main.table_info(schema_version)", -1, &stmt, NULL) !=
         SQLITE_OK)
-        return store_error(self->store, err, "reading schema_version's columns");
+        return stm_store_error(self->store, err, "reading schema_version's columns");
     bool has_version = false, has_applied = false, has_description = false;
     buf_t names = BUF_INIT;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(stmt, 1);
         if (!name)
             continue;
-        buf_printf(&names, "%s%s", names.len ? ", " : "", name);
+        stm_buf_printf(&names, "%s%s", names.len ? ", " : "", name);
         has_version |= strcasecmp(name, "version") == 0;
         has_applied |= strcasecmp(name, "applied_at") == 0;
         has_description |= strcasecmp(name, "description") == 0;
@@ -97,14 +97,14 @@ static stm_err s_read_layout(migrate_t *self, stm_error *err)
     sqlite3_finalize(stmt);
     stm_err rc = STM_OK;
     if (step != SQLITE_DONE)
-        rc = store_error(self->store, err, "reading schema_version's columns");
+        rc = stm_store_error(self->store, err, "reading schema_version's columns");
     else if (!has_version || !has_applied || !has_description)
         rc = stm_error_set(err, STM_EINPUT,
                            "%s: its schema_version table has the columns (%s), not (version, "
                            "applied_at, description[, version_id, checksum]); it was made by "
                            "another tool, which stemma will not overwrite",
-                           self->db_path, buf_str(&names));
-    buf_free(&names);
+                           self->db_path, stm_buf_str(&names));
+    stm_buf_free(&names);
     return rc;
 }
 
@@ -124,16 +124,16 @@ static bool s_read_hex(sqlite3_stmt *stmt, int col, bool *has, stm_id *out)
 static stm_err s_read_records(migrate_t *self, stm_error *err)
 {
     buf_t sql = BUF_INIT;
-    buf_printf(&sql,
+    stm_buf_printf(&sql,
                "SELECT version, applied_at, description, %s, %s FROM schema_version "
                "ORDER BY version",
                self->has_id_column ? "version_id" : "NULL",
                self->has_checksum_column ? "checksum" : "NULL");
     sqlite3_stmt *stmt = NULL;
-    int prc = sqlite3_prepare_v2(store_db(self->store), buf_str(&sql), -1, &stmt, NULL);
-    buf_free(&sql);
+    int prc = sqlite3_prepare_v2(stm_store_db(self->store), stm_buf_str(&sql), -1, &stmt, NULL);
+    stm_buf_free(&sql);
     if (prc != SQLITE_OK)
-        return store_error(self->store, err, "reading schema_version");
+        return stm_store_error(self->store, err, "reading schema_version");
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         sqlite3_int64 v = sqlite3_column_int64(stmt, 0);
@@ -163,15 +163,15 @@ static stm_err s_read_records(migrate_t *self, stm_error *err)
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
-        return store_error(self->store, err, "reading schema_version");
+        return stm_store_error(self->store, err, "reading schema_version");
     return STM_OK;
 }
 
 /* Compares the records with the directory (see migrate.h: drift). */
 static void s_check_drift(migrate_t *self)
 {
-    size_t count = lineage_count(self->lineage);
-    const char *dir = schemaset_dir(self->set);
+    size_t count = stm_lineage_count(self->lineage);
+    const char *dir = stm_schemaset_dir(self->set);
     int expected = 1;
     bool earlier_changed = false;
     for (size_t i = 0; i < self->nrecords; i++) {
@@ -193,8 +193,8 @@ static void s_check_drift(migrate_t *self)
                     self->db_path, r->version, dir, r->description, r->applied_at);
             continue;
         }
-        const lineage_version *v = lineage_version_at(self->lineage, (size_t)r->version - 1);
-        const schemaset_migration *m = schemaset_at(self->set, (size_t)r->version - 1);
+        const lineage_version *v = stm_lineage_version_at(self->lineage, (size_t)r->version - 1);
+        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)r->version - 1);
         if (r->has_checksum && !stm_id_equal(&r->checksum, &v->checksum)) {
             s_drift(self, "%s/%s: changed since it was applied (checksum differs)", dir, m->file);
             earlier_changed = true;
@@ -210,7 +210,7 @@ static void s_check_drift(migrate_t *self)
                 s_drift(self,
                         "%s/%s: differs from the migration that was applied (version "
                         "%d's recorded id shows it; %d was recorded without a checksum)",
-                        dir, schemaset_at(self->set, (size_t)culprit->version - 1)->file,
+                        dir, stm_schemaset_at(self->set, (size_t)culprit->version - 1)->file,
                         r->version, culprit->version);
             else
                 s_drift(self,
@@ -225,12 +225,12 @@ static void s_check_drift(migrate_t *self)
 }
 
 /* Internal (migrate_internal.h). */
-stm_err migrate_load_state(migrate_t *self, stm_error *err)
+stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
 {
-    migrate_clear_state(self);
+    stm_migrate_clear_state(self);
     if (!self->store)
         return STM_OK;
-    self->prepared = store_is_prepared(self->store);
+    self->prepared = stm_store_is_prepared(self->store);
     stm_err rc = s_read_layout(self, err);
     if (rc == STM_OK && self->has_table)
         rc = s_read_records(self, err);
@@ -245,15 +245,15 @@ stm_err migrate_load_state(migrate_t *self, stm_error *err)
 
 /* ---- open, accessors ---- */
 
-stm_err migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err)
+stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err)
 {
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
-    stm_err rc = schemaset_load(schemas_dir, &set, err);
+    stm_err rc = stm_schemaset_load(schemas_dir, &set, err);
     if (rc == STM_OK)
-        rc = lineage_build(set, &lineage, err);
+        rc = stm_lineage_build(set, &lineage, err);
     if (rc != STM_OK) {
-        schemaset_destroy(&set);
+        stm_schemaset_destroy(&set);
         return rc;
     }
     migrate_t *self = stm_calloc(1, sizeof *self);
@@ -263,64 +263,64 @@ stm_err migrate_open(const char *db_path, const char *schemas_dir, migrate_t **o
     struct stat st;
     self->exists = stat(db_path, &st) == 0;
     if (self->exists)
-        rc = store_open(db_path, STORE_OPEN_READONLY, &self->store, err);
+        rc = stm_store_open(db_path, STORE_OPEN_READONLY, &self->store, err);
     if (rc == STM_OK)
-        rc = migrate_load_state(self, err);
+        rc = stm_migrate_load_state(self, err);
     if (rc != STM_OK) {
-        migrate_destroy(&self);
+        stm_migrate_destroy(&self);
         return rc;
     }
     *out = self;
     return STM_OK;
 }
 
-void migrate_destroy(migrate_t **self_p)
+void stm_migrate_destroy(migrate_t **self_p)
 {
     migrate_t *self = *self_p;
     if (!self)
         return;
-    migrate_clear_state(self);
+    stm_migrate_clear_state(self);
     free(self->records);
     free(self->drift);
-    store_destroy(&self->store);
-    lineage_destroy(&self->lineage);
-    schemaset_destroy(&self->set);
+    stm_store_destroy(&self->store);
+    stm_lineage_destroy(&self->lineage);
+    stm_schemaset_destroy(&self->set);
     free(self->db_path);
     free(self);
     *self_p = NULL;
 }
 
-const schemaset_t *migrate_schemaset(const migrate_t *self)
+const schemaset_t *stm_migrate_schemaset(const migrate_t *self)
 {
     return self->set;
 }
 
-const lineage_t *migrate_lineage(const migrate_t *self)
+const lineage_t *stm_migrate_lineage(const migrate_t *self)
 {
     return self->lineage;
 }
 
-const char *migrate_db_path(const migrate_t *self)
+const char *stm_migrate_db_path(const migrate_t *self)
 {
     return self->db_path;
 }
 
-bool migrate_db_exists(const migrate_t *self)
+bool stm_migrate_db_exists(const migrate_t *self)
 {
     return self->exists;
 }
 
-bool migrate_is_prepared(const migrate_t *self)
+bool stm_migrate_is_prepared(const migrate_t *self)
 {
     return self->prepared;
 }
 
-int migrate_version(const migrate_t *self)
+int stm_migrate_version(const migrate_t *self)
 {
     return self->version;
 }
 
-bool migrate_version_id(const migrate_t *self, stm_id *out)
+bool stm_migrate_version_id(const migrate_t *self, stm_id *out)
 {
     memset(out, 0, sizeof *out);
     if (self->nrecords == 0)
@@ -330,64 +330,64 @@ bool migrate_version_id(const migrate_t *self, stm_id *out)
         *out = last->id;
         return true;
     }
-    if ((size_t)last->version <= lineage_count(self->lineage)) {
-        *out = lineage_version_at(self->lineage, (size_t)last->version - 1)->id;
+    if ((size_t)last->version <= stm_lineage_count(self->lineage)) {
+        *out = stm_lineage_version_at(self->lineage, (size_t)last->version - 1)->id;
         return true;
     }
     return false;
 }
 
-bool migrate_needs_adoption(const migrate_t *self)
+bool stm_migrate_needs_adoption(const migrate_t *self)
 {
     return self->adopt;
 }
 
-size_t migrate_record_count(const migrate_t *self)
+size_t stm_migrate_record_count(const migrate_t *self)
 {
     return self->nrecords;
 }
 
-const migrate_record *migrate_record_at(const migrate_t *self, size_t i)
+const migrate_record *stm_migrate_record_at(const migrate_t *self, size_t i)
 {
     return &self->records[i];
 }
 
-size_t migrate_drift_count(const migrate_t *self)
+size_t stm_migrate_drift_count(const migrate_t *self)
 {
     return self->ndrift;
 }
 
-const char *migrate_drift_at(const migrate_t *self, size_t i)
+const char *stm_migrate_drift_at(const migrate_t *self, size_t i)
 {
     return self->drift[i];
 }
 
 /* ---- history ---- */
 
-stm_err migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
+stm_err stm_migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
                              stm_error *err)
 {
     *records = NULL;
     *count = 0;
     migrate_t tmp = {0};
     tmp.db_path = (char *)db_path;
-    stm_err rc = store_open(db_path, STORE_OPEN_READONLY, &tmp.store, err);
+    stm_err rc = stm_store_open(db_path, STORE_OPEN_READONLY, &tmp.store, err);
     if (rc == STM_OK)
-        rc = migrate_load_state(&tmp, err);
+        rc = stm_migrate_load_state(&tmp, err);
     if (rc == STM_OK) {
         *records = tmp.records;
         *count = tmp.nrecords;
         tmp.records = NULL;
         tmp.nrecords = 0;
     }
-    migrate_clear_state(&tmp);
+    stm_migrate_clear_state(&tmp);
     free(tmp.records);
     free(tmp.drift);
-    store_destroy(&tmp.store);
+    stm_store_destroy(&tmp.store);
     return rc;
 }
 
-void migrate_records_free(migrate_record **records_p, size_t count)
+void stm_migrate_records_free(migrate_record **records_p, size_t count)
 {
     migrate_record *records = *records_p;
     if (!records)

@@ -14,7 +14,7 @@
  *
  * Invariants the migrator keeps:
  *   1. Nothing touches the real database before the whole schema set has been run in
- *      memory (lineage_build): bad SQL is refused first.
+ *      memory (stm_lineage_build): bad SQL is refused first.
  *   2. Each migration, rollback step or adoption is one transaction that also updates
  *      schema_version, stemma_local.version_id and the capture triggers, so the
  *      database is always at exactly one recorded version with triggers matching it.
@@ -93,7 +93,7 @@ typedef struct {
     uint64_t parked;          /* REPLAYED: operations still parked after */
 } migrate_event;
 
-/* Told of each event of migrate_run and migrate_rollback, on the calling thread.
+/* Told of each event of stm_migrate_run and stm_migrate_rollback, on the calling thread.
  * STEP_RUNNING is told from inside SQLite (its progress handler) while the step's
  * statement runs: the callback must not use the database or the migrate_t, and
  * should return quickly. user is migrate_options.progress_user. */
@@ -114,20 +114,20 @@ typedef struct {
 #define MIGRATE_OPTIONS_INIT                                                                       \
     {.to = MIGRATE_HEAD, .backup = true, .progress_after_ms = MIGRATE_PROGRESS_AFTER_MS}
 
-/* What a run would do: migrate_run_plan, migrate_rollback_plan. A plain value; every
- * string and array in it is its own (migrate_plan_free), so it outlives the migrate_t. */
+/* What a run would do: stm_migrate_run_plan, stm_migrate_rollback_plan. A plain value; every
+ * string and array in it is its own (stm_migrate_plan_free), so it outlives the migrate_t. */
 typedef struct {
     /* The database as checked. Filled whenever the target was accepted, even when
      * the call then refuses, so that a caller can show what it refuses on. */
     bool checked;       /* the fields of this part are filled */
-    char *db_path;      /* as given to migrate_open */
+    char *db_path;      /* as given to stm_migrate_open */
     bool db_exists;     /* false: a run would create the file */
     int version;        /* the version it is at, 0 when none */
-    bool has_id;        /* id holds that version's id (migrate_version_id) */
+    bool has_id;        /* id holds that version's id (stm_migrate_version_id) */
     stm_id id;          /* the current version id, zero when none */
     char *schemas_dir;  /* the schema set's directory */
     size_t nmigrations; /* migrations in the directory */
-    char **drift;       /* why a run would refuse (migrate_drift_at), in version order */
+    char **drift;       /* why a run would refuse (stm_migrate_drift_at), in version order */
     size_t ndrift;      /* entries in drift */
     /* What a run would do. Filled when the call returns STM_OK. */
     migrate_direction direction; /* UP for migrate, DOWN for rollback */
@@ -144,10 +144,10 @@ typedef struct {
 } migrate_plan;
 
 /* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */
-void migrate_plan_free(migrate_plan *plan);
+void stm_migrate_plan_free(migrate_plan *plan);
 
-/* What a run did: migrate_run, migrate_rollback. A plain value; every string and array
- * in it is its own (migrate_result_free). Filled as the run goes, so after a failure
+/* What a run did: stm_migrate_run, stm_migrate_rollback. A plain value; every string and array
+ * in it is its own (stm_migrate_result_free). Filled as the run goes, so after a failure
  * it says what was done before it (the backup, the steps that committed). */
 typedef struct {
     migrate_direction direction; /* UP for migrate, DOWN for rollback */
@@ -167,7 +167,7 @@ typedef struct {
 } migrate_result;
 
 /* Frees what result holds and zeroes it; safe on a zeroed result, and twice. */
-void migrate_result_free(migrate_result *result);
+void stm_migrate_result_free(migrate_result *result);
 
 /* One row of schema_version. Strings are owned by whoever holds the record. */
 typedef struct {
@@ -185,40 +185,40 @@ typedef struct migrate migrate_t;
 /* Loads the schema set in schemas_dir, builds its lineage (every migration runs in
  * memory) and reads db_path's schema_version through a read-only connection; a
  * missing db_path reads as version 0 and is not created. *out is the caller's
- * (migrate_destroy). STM_EINPUT for a bad schema set, a file that is not SQLite or a
+ * (stm_migrate_destroy). STM_EINPUT for a bad schema set, a file that is not SQLite or a
  * schema_version table of another layout; drift is not an error here (see below). */
-stm_err migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err);
-void migrate_destroy(migrate_t **self_p);
+stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err);
+void stm_migrate_destroy(migrate_t **self_p);
 
-/* The schema set and its lineage, lent: valid until migrate_destroy. */
-const schemaset_t *migrate_schemaset(const migrate_t *self);
-const lineage_t *migrate_lineage(const migrate_t *self);
+/* The schema set and its lineage, lent: valid until stm_migrate_destroy. */
+const schemaset_t *stm_migrate_schemaset(const migrate_t *self);
+const lineage_t *stm_migrate_lineage(const migrate_t *self);
 /* The database path as given, lent. */
-const char *migrate_db_path(const migrate_t *self);
+const char *stm_migrate_db_path(const migrate_t *self);
 /* False when the database file does not exist (yet). */
-bool migrate_db_exists(const migrate_t *self);
+bool stm_migrate_db_exists(const migrate_t *self);
 /* True when stemma's own tables (store.h) are in the database. */
-bool migrate_is_prepared(const migrate_t *self);
+bool stm_migrate_is_prepared(const migrate_t *self);
 /* The highest applied version, 0 when none. */
-int migrate_version(const migrate_t *self);
+int stm_migrate_version(const migrate_t *self);
 /* The current version's id into *out: the recorded one, else (an older tool's row) the
  * directory's for that number. False, and *out zero, when there is none. */
-bool migrate_version_id(const migrate_t *self, stm_id *out);
+bool stm_migrate_version_id(const migrate_t *self, stm_id *out);
 /* True when schema_version lacks stemma's columns or values and would be adopted. */
-bool migrate_needs_adoption(const migrate_t *self);
+bool stm_migrate_needs_adoption(const migrate_t *self);
 /* The applied versions, in order; record i lent. */
-size_t migrate_record_count(const migrate_t *self);
-const migrate_record *migrate_record_at(const migrate_t *self, size_t i);
+size_t stm_migrate_record_count(const migrate_t *self);
+const migrate_record *stm_migrate_record_at(const migrate_t *self, size_t i);
 /* Drift: why migrate and rollback would refuse, one message each ("DIR/002_x.sql:
  * changed since it was applied (checksum differs)"), in version order; lent. */
-size_t migrate_drift_count(const migrate_t *self);
-const char *migrate_drift_at(const migrate_t *self, size_t i);
+size_t stm_migrate_drift_count(const migrate_t *self);
+const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
 
-/* What migrate_run would do with opts, changing nothing (the file is not even
- * created): the dry run. Makes every check migrate_run makes and refuses as it would.
- * *plan is the caller's to free with migrate_plan_free whatever this returns; on a
+/* What stm_migrate_run would do with opts, changing nothing (the file is not even
+ * created): the dry run. Makes every check stm_migrate_run makes and refuses as it would.
+ * *plan is the caller's to free with stm_migrate_plan_free whatever this returns; on a
  * refusal, plan->checked says whether its first part is filled. */
-stm_err migrate_run_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
+stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
                          stm_error *err);
 
 /* Applies the pending migrations up to opts->to, each in its own transaction (see the
@@ -229,29 +229,29 @@ stm_err migrate_run_plan(migrate_t *self, const migrate_options *opts, migrate_p
  * failing migration is rolled back and reported as STM_EINPUT "FILE:LINE: SQLite's
  * message (in: statement); ... still at version N". Does nothing when nothing is
  * pending. Each step is told to opts->progress as it happens. *result (NULL: not
- * wanted) is the caller's to free with migrate_result_free whatever this returns. */
-stm_err migrate_run(migrate_t *self, const migrate_options *opts, migrate_result *result,
+ * wanted) is the caller's to free with stm_migrate_result_free whatever this returns. */
+stm_err stm_migrate_run(migrate_t *self, const migrate_options *opts, migrate_result *result,
                     stm_error *err);
 
-/* What migrate_rollback would do with opts, changing nothing; *plan as for
- * migrate_run_plan. Includes running the rollbacks in memory. */
-stm_err migrate_rollback_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
+/* What stm_migrate_rollback would do with opts, changing nothing; *plan as for
+ * stm_migrate_run_plan. Includes running the rollbacks in memory. */
+stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
                               stm_error *err);
 
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
  * missing rollback file (naming it), when a rollback fails in memory, or for a target
- * above the current version (STM_EUSAGE). Progress and *result as for migrate_run. */
-stm_err migrate_rollback(migrate_t *self, const migrate_options *opts, migrate_result *result,
+ * above the current version (STM_EUSAGE). Progress and *result as for stm_migrate_run. */
+stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *opts, migrate_result *result,
                          stm_error *err);
 
 /* Reads db_path's schema_version (read-only; the file must exist). *records is the
- * caller's (migrate_records_free), *count its length; an empty list when the database
+ * caller's (stm_migrate_records_free), *count its length; an empty list when the database
  * has no schema_version. */
-stm_err migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
+stm_err stm_migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
                              stm_error *err);
-void migrate_records_free(migrate_record **records_p, size_t count);
+void stm_migrate_records_free(migrate_record **records_p, size_t count);
 
-/* Putting a backup back is backup.h's backup_restore. */
+/* Putting a backup back is backup.h's stm_backup_restore. */
 
 #endif

@@ -37,12 +37,12 @@ struct migrate {
 /* Internal. (Re)reads everything the accessors report from the open store (none when
  * self->store is NULL): schema_version's layout and rows, and drift against the
  * directory when there is one. */
-stm_err migrate_load_state(migrate_t *self, stm_error *err);
+stm_err stm_migrate_load_state(migrate_t *self, stm_error *err);
 
-/* Internal. Forgets what migrate_load_state read. */
-void migrate_clear_state(migrate_t *self);
+/* Internal. Forgets what stm_migrate_load_state read. */
+void stm_migrate_clear_state(migrate_t *self);
 
-/* Internal. Frees n steps and their strings (migrate_plan_free, migrate_result_free). */
-void migrate_steps_free(migrate_step *steps, size_t n);
+/* Internal. Frees n steps and their strings (stm_migrate_plan_free, stm_migrate_result_free). */
+void stm_migrate_steps_free(migrate_step *steps, size_t n);
 
 #endif

@@ -17,14 +17,14 @@
 static char *s_file_path(const migrate_t *self, const char *file)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%s/%s", schemaset_dir(self->set), file);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%s/%s", stm_schemaset_dir(self->set), file);
+    return stm_buf_detach(&b);
 }
 
 /* Appends the step of migration k to plan, whose steps have room for it. */
 static void s_step_add(migrate_plan *plan, const migrate_t *self, int k, migrate_direction dir)
 {
-    const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+    const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
     migrate_step *s = &plan->steps[plan->nsteps++];
     s->version = k;
     s->direction = dir;
@@ -34,7 +34,7 @@ static void s_step_add(migrate_plan *plan, const migrate_t *self, int k, migrate
 }
 
 /* Internal (migrate_internal.h). */
-void migrate_steps_free(migrate_step *steps, size_t n)
+void stm_migrate_steps_free(migrate_step *steps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(steps[i].file);
@@ -44,14 +44,14 @@ void migrate_steps_free(migrate_step *steps, size_t n)
     free(steps);
 }
 
-void migrate_plan_free(migrate_plan *plan)
+void stm_migrate_plan_free(migrate_plan *plan)
 {
     free(plan->db_path);
     free(plan->schemas_dir);
     for (size_t i = 0; i < plan->ndrift; i++)
         free(plan->drift[i]);
     free(plan->drift);
-    migrate_steps_free(plan->steps, plan->nsteps);
+    stm_migrate_steps_free(plan->steps, plan->nsteps);
     for (size_t i = 0; i < plan->nexclude; i++)
         free(plan->exclude[i]);
     free(plan->exclude);
@@ -65,9 +65,9 @@ static void s_fill_checked(const migrate_t *self, migrate_plan *plan)
     plan->db_path = stm_strdup(self->db_path);
     plan->db_exists = self->exists;
     plan->version = self->version;
-    plan->has_id = migrate_version_id(self, &plan->id);
-    plan->schemas_dir = stm_strdup(schemaset_dir(self->set));
-    plan->nmigrations = lineage_count(self->lineage);
+    plan->has_id = stm_migrate_version_id(self, &plan->id);
+    plan->schemas_dir = stm_strdup(stm_schemaset_dir(self->set));
+    plan->nmigrations = stm_lineage_count(self->lineage);
     if (self->ndrift) {
         plan->drift = stm_calloc(self->ndrift, sizeof *plan->drift);
         for (size_t i = 0; i < self->ndrift; i++)
@@ -92,7 +92,7 @@ static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
     if (!self->prepared)
         return true;
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
+    if (sqlite3_prepare_v2(stm_store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
                            &stmt, NULL) != SQLITE_OK)
         return true;
     bool found_new = false;
@@ -107,18 +107,18 @@ static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
 
 /* ---- migrate ---- */
 
-stm_err migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
+stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
                          stm_error *err)
 {
     memset(plan, 0, sizeof *plan);
-    int count = (int)lineage_count(self->lineage);
+    int count = (int)stm_lineage_count(self->lineage);
     if (o->to < 0 && o->to != MIGRATE_HEAD)
         return stm_error_set(err, STM_EUSAGE, "the target version must be 0 or more, not %d",
                              o->to);
     int target = o->to == MIGRATE_HEAD ? count : o->to;
     if (target > count)
         return stm_error_set(err, STM_EINPUT, "there is no version %d: %s has %d migration%s",
-                             target, schemaset_dir(self->set), count, count == 1 ? "" : "s");
+                             target, stm_schemaset_dir(self->set), count, count == 1 ? "" : "s");
     s_fill_checked(self, plan);
     if (self->ndrift)
         return s_refuse_drift(self, err);
@@ -152,7 +152,7 @@ stm_err migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_plan
     }
     uint64_t total = 0;
     if (pending && self->prepared)
-        return oplog_counts(self->store, &total, &plan->parked, err);
+        return stm_oplog_counts(self->store, &total, &plan->parked, err);
     return STM_OK;
 }
 
@@ -172,18 +172,18 @@ static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
     }
     stm_err rc = STM_OK;
     for (int k = 1; k <= self->version && rc == STM_OK; k++) {
-        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
         char *path = s_file_path(self, m->file);
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        rc = sqlscript_run(db, path, m->text, 0, err);
+        rc = stm_sqlscript_run(db, path, m->text, 0, err);
         sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
         free(path);
     }
     for (int k = self->version; k > to && rc == STM_OK; k--) {
-        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
         char *path = s_file_path(self, m->down_file);
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        rc = sqlscript_run(db, path, m->down_text, 0, err);
+        rc = stm_sqlscript_run(db, path, m->down_text, 0, err);
         sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
         free(path);
     }
@@ -194,7 +194,7 @@ static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
     return rc;
 }
 
-stm_err migrate_rollback_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
+stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
                               stm_error *err)
 {
     memset(plan, 0, sizeof *plan);
@@ -218,13 +218,13 @@ stm_err migrate_rollback_plan(migrate_t *self, const migrate_options *o, migrate
         return STM_OK;
     }
     for (int k = self->version; k > to; k--) {
-        const schemaset_migration *m = schemaset_at(self->set, (size_t)k - 1);
+        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
         if (!m->down_text) {
             size_t n = strlen(m->file) - 4; /* the name without ".sql" */
             return stm_error_set(err, STM_EINPUT,
                                  "%s/%.*s.down.sql: missing, so version %d cannot be rolled "
                                  "back (nothing was changed)",
-                                 schemaset_dir(self->set), (int)n, m->file, k);
+                                 stm_schemaset_dir(self->set), (int)n, m->file, k);
         }
     }
     stm_err rc = s_rehearse_rollback(self, to, err);

@@ -55,7 +55,7 @@ static void s_tell(const s_run *run, const migrate_event *ev)
 static stm_id s_id_of(const migrate_t *self, int n)
 {
     stm_id zero = {{0}};
-    return n == 0 ? zero : lineage_version_at(self->lineage, (size_t)n - 1)->id;
+    return n == 0 ? zero : stm_lineage_version_at(self->lineage, (size_t)n - 1)->id;
 }
 
 /* ---- progress ---- */
@@ -64,14 +64,14 @@ static stm_id s_id_of(const migrate_t *self, int n)
 typedef struct {
     const s_run *run;         /* whom to tell */
     const migrate_step *step; /* the step running, lent */
-    int64_t start;            /* monotime_ms() when the step began */
+    int64_t start;            /* stm_monotime_ms() when the step began */
     long long told;           /* when STEP_RUNNING was last told, -1 before */
 } s_progress;
 
 static int s_progress_tick(void *arg)
 {
     s_progress *p = arg;
-    long long now = monotime_ms();
+    long long now = stm_monotime_ms();
     if (now - p->start < p->run->o->progress_after_ms ||
         (p->told >= 0 && now - p->told < MIGRATE_PROGRESS_EVERY_MS))
         return 0;
@@ -86,7 +86,7 @@ static void s_progress_start(s_progress *p, const s_run *run, const migrate_step
 {
     p->run = run;
     p->step = step;
-    p->start = monotime_ms();
+    p->start = stm_monotime_ms();
     p->told = -1;
     /* Without a callback there is no one to tell: spare SQLite the handler. */
     if (run->o->progress)
@@ -98,7 +98,7 @@ static long long s_progress_stop(s_progress *p, sqlite3 *db)
 {
     if (p->run->o->progress)
         sqlite3_progress_handler(db, 0, NULL, NULL);
-    return monotime_ms() - p->start;
+    return stm_monotime_ms() - p->start;
 }
 
 /* ---- backup ---- */
@@ -107,7 +107,7 @@ static long long s_progress_stop(s_progress *p, sqlite3 *db)
 static stm_err s_backup_before_change(const s_run *run, stm_error *err)
 {
     migrate_t *self = run->self;
-    stm_err rc = backup_make(store_db(self->store), self->db_path, self->version,
+    stm_err rc = stm_backup_make(stm_store_db(self->store), self->db_path, self->version,
                              &run->res->backup_path, err);
     if (rc == STM_OK) {
         migrate_event ev = {.kind = MIGRATE_EVENT_BACKUP_WRITTEN, .path = run->res->backup_path};
@@ -120,7 +120,7 @@ static stm_err s_backup_before_change(const s_run *run, stm_error *err)
 
 static void s_rollback_tx(migrate_t *self)
 {
-    sqlite3 *db = store_db(self->store);
+    sqlite3 *db = stm_store_db(self->store);
     /* A failed statement may have ended the transaction already. */
     if (!sqlite3_get_autocommit(db))
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -131,13 +131,13 @@ static void s_rollback_tx(migrate_t *self)
 static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(self->store),
+    if (sqlite3_prepare_v2(stm_store_db(self->store),
                            "SELECT coalesce(max(version), 0) FROM schema_version", -1, &stmt,
                            NULL) != SQLITE_OK)
-        return store_error(self->store, err, "reading schema_version");
+        return stm_store_error(self->store, err, "reading schema_version");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) != SQLITE_ROW)
-        rc = store_error(self->store, err, "reading schema_version");
+        rc = stm_store_error(self->store, err, "reading schema_version");
     else if (sqlite3_column_int64(stmt, 0) != expected)
         rc = stm_error_set(err, STM_EDB,
                            "%s: another process changed schema_version while stemma worked "
@@ -152,39 +152,39 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
 static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
                                  stm_error *err)
 {
-    stm_err rc = store_prepare(self->store, err);
+    stm_err rc = stm_store_prepare(self->store, err);
     for (size_t i = 0; i < o->nexclude && rc == STM_OK; i++)
-        rc = capture_exclude(self->store, o->exclude[i], true, err);
+        rc = stm_capture_exclude(self->store, o->exclude[i], true, err);
     if (rc == STM_OK)
-        rc = store_set_version_id(self->store, id, err);
+        rc = stm_store_set_version_id(self->store, id, err);
     if (rc == STM_OK)
-        rc = capture_install(self->store, err);
+        rc = stm_capture_install(self->store, err);
     return rc;
 }
 
 static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
 {
-    stm_err rc = store_exec(self->store, "BEGIN IMMEDIATE", err);
+    stm_err rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
      * were made in, before a migration changes their columns; in the migration's own
      * transaction, so that nothing the application writes falls in between. */
-    if (rc == STM_OK && store_is_prepared(self->store)) {
-        applier_t *applier = applier_new(self->store, NULL, NULL);
-        rc = applier_collect(applier, err);
-        applier_destroy(&applier);
+    if (rc == STM_OK && stm_store_is_prepared(self->store)) {
+        applier_t *applier = stm_applier_new(self->store, NULL, NULL);
+        rc = stm_applier_collect(applier, err);
+        stm_applier_destroy(&applier);
     }
     if (rc == STM_OK)
-        rc = store_exec(self->store, s_create_table, err);
+        rc = stm_store_exec(self->store, s_create_table, err);
     if (rc == STM_OK)
         rc = s_expect_version(self, expected, err);
-    if (rc == STM_OK && store_is_prepared(self->store))
-        rc = capture_uninstall(self->store, err);
+    if (rc == STM_OK && stm_store_is_prepared(self->store))
+        rc = stm_capture_uninstall(self->store, err);
     return rc;
 }
 
 static stm_err s_commit(migrate_t *self, stm_error *err)
 {
-    return store_exec(self->store, "COMMIT", err);
+    return stm_store_exec(self->store, "COMMIT", err);
 }
 
 /* Adds stemma's columns to an older tool's schema_version and fills them from the
@@ -194,19 +194,19 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
     migrate_t *self = run->self;
     stm_err rc = s_begin(self, self->version, err);
     if (rc == STM_OK && !self->has_id_column)
-        rc = store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT", err);
+        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT", err);
     if (rc == STM_OK && !self->has_checksum_column)
-        rc = store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
+        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
     sqlite3_stmt *stmt = NULL;
     if (rc == STM_OK &&
-        sqlite3_prepare_v2(store_db(self->store),
+        sqlite3_prepare_v2(stm_store_db(self->store),
                            "UPDATE schema_version SET version_id = coalesce(version_id, ?2), "
                            "checksum = coalesce(checksum, ?3) WHERE version = ?1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        rc = store_error(self->store, err, "adopting schema_version");
+        rc = stm_store_error(self->store, err, "adopting schema_version");
     for (size_t i = 0; i < self->nrecords && rc == STM_OK; i++) {
         const lineage_version *v =
-            lineage_version_at(self->lineage, (size_t)self->records[i].version - 1);
+            stm_lineage_version_at(self->lineage, (size_t)self->records[i].version - 1);
         char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
         stm_id_to_hex(&v->id, id);
         stm_id_to_hex(&v->checksum, sum);
@@ -215,7 +215,7 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
         sqlite3_bind_text(stmt, 2, id, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 3, sum, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = store_error(self->store, err, "adopting schema_version");
+            rc = stm_store_error(self->store, err, "adopting schema_version");
     }
     sqlite3_finalize(stmt);
     if (rc == STM_OK) {
@@ -239,12 +239,12 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
 static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(self->store),
+    if (sqlite3_prepare_v2(stm_store_db(self->store),
                            "INSERT INTO schema_version (version, applied_at, description, "
                            "version_id, checksum) VALUES (?1, "
                            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?2, ?3, ?4)",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(self->store, err, "recording the version");
+        return stm_store_error(self->store, err, "recording the version");
     char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(&v->id, id);
     stm_id_to_hex(&v->checksum, sum);
@@ -254,7 +254,7 @@ static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_er
     sqlite3_bind_text(stmt, 4, sum, -1, SQLITE_STATIC);
     stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
                      ? STM_OK
-                     : store_error(self->store, err, "recording the version");
+                     : stm_store_error(self->store, err, "recording the version");
     sqlite3_finalize(stmt);
     return rc;
 }
@@ -283,20 +283,20 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     migrate_t *self = run->self;
     bool up = step->direction == MIGRATE_UP;
     int k = step->version, after = up ? k : k - 1;
-    sqlite3 *db = store_db(self->store);
+    sqlite3 *db = stm_store_db(self->store);
     migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
     s_tell(run, &ev);
     s_progress p;
     s_progress_start(&p, run, step, db);
     stm_err rc = s_begin(self, up ? k - 1 : k, err);
     if (rc == STM_OK)
-        rc = sqlscript_run(db, step->file, step->sql, 0, err);
+        rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
     if (rc == STM_OK && up) {
-        rc = s_insert_record(self, lineage_version_at(self->lineage, (size_t)k - 1), err);
+        rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
     } else if (rc == STM_OK) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", k);
-        rc = store_exec(self->store, sql, err);
+        rc = stm_store_exec(self->store, sql, err);
     }
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
@@ -335,7 +335,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
 static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_error *err)
 {
     int before = self->version;
-    store_destroy(&self->store);
+    stm_store_destroy(&self->store);
     if (!self->exists) {
         /* Create the file here, exclusively, so that a file this run did not create is
          * never removed as "the new file a failed first migration leaves". */
@@ -352,10 +352,10 @@ static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_erro
         self->created = true;
         self->exists = true;
     }
-    stm_err rc = store_open(self->db_path, mode, &self->store, err);
+    stm_err rc = stm_store_open(self->db_path, mode, &self->store, err);
     if (rc != STM_OK)
         return rc;
-    if ((rc = migrate_load_state(self, err)) != STM_OK)
+    if ((rc = stm_migrate_load_state(self, err)) != STM_OK)
         return rc;
     if (self->version != before || self->ndrift)
         return stm_error_set(err, STM_EDB,
@@ -369,16 +369,16 @@ static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_erro
  * migration), so that "as it was before" holds for a new file too. */
 static void s_remove_created(migrate_t *self)
 {
-    store_destroy(&self->store);
+    stm_store_destroy(&self->store);
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         buf_t b = BUF_INIT;
-        buf_printf(&b, "%s%s", self->db_path, suffixes[i]);
-        unlink(buf_str(&b));
-        buf_free(&b);
+        stm_buf_printf(&b, "%s%s", self->db_path, suffixes[i]);
+        unlink(stm_buf_str(&b));
+        stm_buf_free(&b);
     }
     self->exists = self->created = false;
-    migrate_clear_state(self);
+    stm_migrate_clear_state(self);
 }
 
 /* After migrations that may have added tables or columns, operations parked for
@@ -386,13 +386,13 @@ static void s_remove_created(migrate_t *self)
 static stm_err s_replay_parked(const s_run *run, stm_error *err)
 {
     migrate_result *res = run->res;
-    applier_t *applier = applier_new(run->self->store, NULL, NULL);
+    applier_t *applier = stm_applier_new(run->self->store, NULL, NULL);
     apply_stats st = {0};
-    stm_err rc = applier_replay(applier, &st, err);
-    applier_destroy(&applier);
+    stm_err rc = stm_applier_replay(applier, &st, err);
+    stm_applier_destroy(&applier);
     uint64_t total = 0;
     if (rc == STM_OK)
-        rc = oplog_counts(run->self->store, &total, &res->parked, err);
+        rc = stm_oplog_counts(run->self->store, &total, &res->parked, err);
     res->replayed = st.replayed;
     if (rc != STM_OK)
         return rc;
@@ -452,13 +452,13 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
     /* The accessors report the database as it now is; a failure keeps err's message
      * (the result has followed every step already). */
     stm_error reload = {0};
-    (void)migrate_load_state(self, &reload);
+    (void)stm_migrate_load_state(self, &reload);
     if (rc != STM_OK && res->backup_path)
         stm_error_append(err, "backup: %s", res->backup_path);
     return rc;
 }
 
-/* migrate_run and migrate_rollback: the plan first, so that every refusal comes before
+/* stm_migrate_run and stm_migrate_rollback: the plan first, so that every refusal comes before
  * the first write, then the plan carried out. */
 static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate_result *result,
                               migrate_direction direction, stm_error *err)
@@ -468,36 +468,36 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     memset(res, 0, sizeof *res);
     res->direction = direction;
     res->from = res->version = self->version;
-    res->has_id = migrate_version_id(self, &res->id);
+    res->has_id = stm_migrate_version_id(self, &res->id);
     migrate_plan plan;
-    stm_err rc = direction == MIGRATE_UP ? migrate_run_plan(self, o, &plan, err)
-                                         : migrate_rollback_plan(self, o, &plan, err);
+    stm_err rc = direction == MIGRATE_UP ? stm_migrate_run_plan(self, o, &plan, err)
+                                         : stm_migrate_rollback_plan(self, o, &plan, err);
     s_run run = {.self = self, .o = o, .res = res};
     if (rc == STM_OK && plan.nothing_to_do)
         res->nothing_to_do = true;
     else if (rc == STM_OK)
         rc = s_carry_out(&run, &plan, err);
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     if (!result)
-        migrate_result_free(&local);
+        stm_migrate_result_free(&local);
     return rc;
 }
 
-stm_err migrate_run(migrate_t *self, const migrate_options *o, migrate_result *result,
+stm_err stm_migrate_run(migrate_t *self, const migrate_options *o, migrate_result *result,
                     stm_error *err)
 {
     return s_plan_and_run(self, o, result, MIGRATE_UP, err);
 }
 
-stm_err migrate_rollback(migrate_t *self, const migrate_options *o, migrate_result *result,
+stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *o, migrate_result *result,
                          stm_error *err)
 {
     return s_plan_and_run(self, o, result, MIGRATE_DOWN, err);
 }
 
-void migrate_result_free(migrate_result *result)
+void stm_migrate_result_free(migrate_result *result)
 {
     free(result->backup_path);
-    migrate_steps_free(result->steps, result->nsteps);
+    stm_migrate_steps_free(result->steps, result->nsteps);
     memset(result, 0, sizeof *result);
 }

@@ -2,13 +2,13 @@
 
 #include <string.h>
 
-void msgread_init(msgread_t *r, const void *data, size_t len)
+void stm_msgread_init(msgread_t *r, const void *data, size_t len)
 {
     r->p = data;
     r->end = r->p + len;
 }
 
-size_t msgread_left(const msgread_t *r)
+size_t stm_msgread_left(const msgread_t *r)
 {
     return (size_t)(r->end - r->p);
 }
@@ -21,7 +21,7 @@ static uint64_t s_be(const unsigned char *p, int n)
     return v;
 }
 
-msg_type msgread_peek(const msgread_t *r)
+msg_type stm_msgread_peek(const msgread_t *r)
 {
     if (r->p >= r->end)
         return MSG_INVALID;
@@ -80,7 +80,7 @@ msg_type msgread_peek(const msgread_t *r)
     }
 }
 
-bool msgread_nil(msgread_t *r)
+bool stm_msgread_nil(msgread_t *r)
 {
     if (r->p >= r->end || *r->p != 0xc0)
         return false;
@@ -88,7 +88,7 @@ bool msgread_nil(msgread_t *r)
     return true;
 }
 
-bool msgread_bool(msgread_t *r, bool *v)
+bool stm_msgread_bool(msgread_t *r, bool *v)
 {
     if (r->p >= r->end || (*r->p != 0xc2 && *r->p != 0xc3))
         return false;
@@ -97,12 +97,12 @@ bool msgread_bool(msgread_t *r, bool *v)
     return true;
 }
 
-bool msgread_int(msgread_t *r, int64_t *v)
+bool stm_msgread_int(msgread_t *r, int64_t *v)
 {
     if (r->p >= r->end)
         return false;
     unsigned char c = *r->p;
-    size_t left = msgread_left(r);
+    size_t left = stm_msgread_left(r);
     if (c <= 0x7f) {
         *v = c;
         r->p++;
@@ -142,11 +142,11 @@ bool msgread_int(msgread_t *r, int64_t *v)
     return true;
 }
 
-bool msgread_uint(msgread_t *r, uint64_t *v)
+bool stm_msgread_uint(msgread_t *r, uint64_t *v)
 {
     msgread_t save = *r;
     int64_t i;
-    if (!msgread_int(r, &i) || i < 0) {
+    if (!stm_msgread_int(r, &i) || i < 0) {
         *r = save;
         return false;
     }
@@ -154,9 +154,9 @@ bool msgread_uint(msgread_t *r, uint64_t *v)
     return true;
 }
 
-bool msgread_double(msgread_t *r, double *v)
+bool stm_msgread_double(msgread_t *r, double *v)
 {
-    size_t left = msgread_left(r);
+    size_t left = stm_msgread_left(r);
     if (left >= 5 && *r->p == 0xca) {
         uint32_t bits = (uint32_t)s_be(r->p + 1, 4);
         float f;
@@ -178,7 +178,7 @@ bool msgread_double(msgread_t *r, double *v)
  * its last lbytes (or the length given), then the body. */
 static bool s_body(msgread_t *r, size_t hlen, uint64_t len, const void **data, uint32_t *out_len)
 {
-    if (msgread_left(r) < hlen || msgread_left(r) - hlen < len)
+    if (stm_msgread_left(r) < hlen || stm_msgread_left(r) - hlen < len)
         return false;
     *data = r->p + hlen;
     *out_len = (uint32_t)len;
@@ -186,12 +186,12 @@ static bool s_body(msgread_t *r, size_t hlen, uint64_t len, const void **data, u
     return true;
 }
 
-bool msgread_str(msgread_t *r, const char **data, uint32_t *len)
+bool stm_msgread_str(msgread_t *r, const char **data, uint32_t *len)
 {
     if (r->p >= r->end)
         return false;
     unsigned char c = *r->p;
-    size_t left = msgread_left(r);
+    size_t left = stm_msgread_left(r);
     const void *d;
     bool ok;
     if (c >= 0xa0 && c <= 0xbf)
@@ -209,12 +209,12 @@ bool msgread_str(msgread_t *r, const char **data, uint32_t *len)
     return ok;
 }
 
-bool msgread_bin(msgread_t *r, const void **data, uint32_t *len)
+bool stm_msgread_bin(msgread_t *r, const void **data, uint32_t *len)
 {
     if (r->p >= r->end)
         return false;
     unsigned char c = *r->p;
-    size_t left = msgread_left(r);
+    size_t left = stm_msgread_left(r);
     if (c == 0xc4 && left >= 2)
         return s_body(r, 2, s_be(r->p + 1, 1), data, len);
     if (c == 0xc5 && left >= 3)
@@ -232,7 +232,7 @@ static bool s_container(msgread_t *r, unsigned char fix_lo, unsigned char fix_hi
     if (r->p >= r->end)
         return false;
     unsigned char c = *r->p;
-    size_t left = msgread_left(r), hlen;
+    size_t left = stm_msgread_left(r), hlen;
     uint64_t n;
     if (c >= fix_lo && c <= fix_hi)
         n = c & 0x0f, hlen = 1;
@@ -251,12 +251,12 @@ static bool s_container(msgread_t *r, unsigned char fix_lo, unsigned char fix_hi
     return true;
 }
 
-bool msgread_array(msgread_t *r, uint32_t *count)
+bool stm_msgread_array(msgread_t *r, uint32_t *count)
 {
     return s_container(r, 0x90, 0x9f, 0xdc, 0xdd, 1, count);
 }
 
-bool msgread_map(msgread_t *r, uint32_t *count)
+bool stm_msgread_map(msgread_t *r, uint32_t *count)
 {
     return s_container(r, 0x80, 0x8f, 0xde, 0xdf, 2, count);
 }
@@ -269,33 +269,33 @@ static bool s_skip(msgread_t *r, int depth)
     int64_t i;
     double f;
     bool b;
-    switch (msgread_peek(r)) {
+    switch (stm_msgread_peek(r)) {
     case MSG_NIL:
-        return msgread_nil(r);
+        return stm_msgread_nil(r);
     case MSG_BOOL:
-        return msgread_bool(r, &b);
+        return stm_msgread_bool(r, &b);
     case MSG_INT:
-        if (msgread_int(r, &i))
+        if (stm_msgread_int(r, &i))
             return true;
         /* a uint64 above INT64_MAX is still well-formed */
-        if (*r->p == 0xcf && msgread_left(r) >= 9) {
+        if (*r->p == 0xcf && stm_msgread_left(r) >= 9) {
             r->p += 9;
             return true;
         }
         return false;
     case MSG_FLOAT:
-        return msgread_double(r, &f);
+        return stm_msgread_double(r, &f);
     case MSG_STR:
-        return msgread_str(r, (const char **)&d, &n);
+        return stm_msgread_str(r, (const char **)&d, &n);
     case MSG_BIN:
-        return msgread_bin(r, &d, &n);
+        return stm_msgread_bin(r, &d, &n);
     case MSG_ARRAY:
     case MSG_MAP: {
         /* The limit counts containers, so it is the same whatever the innermost holds. */
         if (depth >= MSGREAD_MAX_DEPTH)
             return false;
-        bool is_map = msgread_peek(r) == MSG_MAP;
-        if (!(is_map ? msgread_map(r, &n) : msgread_array(r, &n)))
+        bool is_map = stm_msgread_peek(r) == MSG_MAP;
+        if (!(is_map ? stm_msgread_map(r, &n) : stm_msgread_array(r, &n)))
             return false;
         uint64_t items = is_map ? 2ull * n : n;
         for (uint64_t k = 0; k < items; k++)
@@ -315,7 +315,7 @@ static bool s_skip(msgread_t *r, int depth)
                 continue;
             uint64_t len = ext[k].fixed > 0 ? (uint64_t)ext[k].fixed : 0;
             if (ext[k].fixed < 0) {
-                if (msgread_left(r) < (size_t)ext[k].hlen)
+                if (stm_msgread_left(r) < (size_t)ext[k].hlen)
                     return false;
                 len = s_be(r->p + 1, -ext[k].fixed);
             }
@@ -329,7 +329,7 @@ static bool s_skip(msgread_t *r, int depth)
     return false;
 }
 
-bool msgread_skip(msgread_t *r)
+bool stm_msgread_skip(msgread_t *r)
 {
     msgread_t save = *r;
     if (s_skip(r, 0))

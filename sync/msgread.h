@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSGREAD_MAX_DEPTH 32 /* arrays and maps nested in each other msgread_skip will walk */
+#define MSGREAD_MAX_DEPTH 32 /* arrays and maps nested in each other stm_msgread_skip will walk */
 
 typedef struct {
     const unsigned char *p;   /* next byte */
@@ -34,29 +34,29 @@ typedef enum {
     MSG_EXT,
 } msg_type;
 
-void msgread_init(msgread_t *r, const void *data, size_t len);
+void stm_msgread_init(msgread_t *r, const void *data, size_t len);
 /* Bytes not read yet. */
-size_t msgread_left(const msgread_t *r);
+size_t stm_msgread_left(const msgread_t *r);
 /* The type of the next value, without reading it (MSG_INVALID at the end). */
-msg_type msgread_peek(const msgread_t *r);
+msg_type stm_msgread_peek(const msgread_t *r);
 
-bool msgread_nil(msgread_t *r);
-bool msgread_bool(msgread_t *r, bool *v);
+bool stm_msgread_nil(msgread_t *r);
+bool stm_msgread_bool(msgread_t *r, bool *v);
 /* An integer that fits in int64 (uint64 above INT64_MAX is refused). */
-bool msgread_int(msgread_t *r, int64_t *v);
+bool stm_msgread_int(msgread_t *r, int64_t *v);
 /* A non-negative integer. */
-bool msgread_uint(msgread_t *r, uint64_t *v);
+bool stm_msgread_uint(msgread_t *r, uint64_t *v);
 /* A float32 or float64. */
-bool msgread_double(msgread_t *r, double *v);
+bool stm_msgread_double(msgread_t *r, double *v);
 /* A string: *data points into the buffer (not NUL-terminated). */
-bool msgread_str(msgread_t *r, const char **data, uint32_t *len);
-bool msgread_bin(msgread_t *r, const void **data, uint32_t *len);
+bool stm_msgread_str(msgread_t *r, const char **data, uint32_t *len);
+bool stm_msgread_bin(msgread_t *r, const void **data, uint32_t *len);
 /* An array or map header; *count is at most the bytes left (each element takes one
  * at least), so a caller may size an allocation by it. */
-bool msgread_array(msgread_t *r, uint32_t *count);
-bool msgread_map(msgread_t *r, uint32_t *count);
+bool stm_msgread_array(msgread_t *r, uint32_t *count);
+bool stm_msgread_map(msgread_t *r, uint32_t *count);
 /* Skips one value of any type holding at most MSGREAD_MAX_DEPTH arrays and maps nested
  * in each other (the value itself counting as one when it is an array or map). */
-bool msgread_skip(msgread_t *r);
+bool stm_msgread_skip(msgread_t *r);
 
 #endif

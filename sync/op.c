@@ -23,7 +23,7 @@ struct opbatch {
 
 #define S_BLOCK_SIZE (64u * 1024u)
 
-opbatch_t *opbatch_new(void)
+opbatch_t *stm_opbatch_new(void)
 {
     return stm_calloc(1, sizeof(opbatch_t));
 }
@@ -37,7 +37,7 @@ static void s_free_blocks(s_block *b)
     }
 }
 
-void opbatch_destroy(opbatch_t **self_p)
+void stm_opbatch_destroy(opbatch_t **self_p)
 {
     opbatch_t *b = *self_p;
     if (!b)
@@ -48,7 +48,7 @@ void opbatch_destroy(opbatch_t **self_p)
     *self_p = NULL;
 }
 
-void opbatch_clear(opbatch_t *b)
+void stm_opbatch_clear(opbatch_t *b)
 {
     /* Keep the newest block, which is usually the only one. */
     if (b->blocks) {
@@ -101,7 +101,7 @@ static void s_copy_value(opbatch_t *b, op_value *dst, const op_value *src)
     }
 }
 
-void opbatch_add(opbatch_t *b, const op_t *op)
+void stm_opbatch_add(opbatch_t *b, const op_t *op)
 {
     b->ops = stm_grow(b->ops, &b->cap, b->count + 1, sizeof *b->ops);
     op_t *dst = &b->ops[b->count++];
@@ -113,7 +113,7 @@ void opbatch_add(opbatch_t *b, const op_t *op)
     b->bytes += sizeof *dst;
 }
 
-const char *opbatch_name(opbatch_t *b, const char *name, size_t len)
+const char *stm_opbatch_name(opbatch_t *b, const char *name, size_t len)
 {
     char *p = s_alloc(b, len + 1);
     memcpy(p, name, len);
@@ -121,7 +121,7 @@ const char *opbatch_name(opbatch_t *b, const char *name, size_t len)
     return p;
 }
 
-void opbatch_add_named(opbatch_t *b, const op_t *op)
+void stm_opbatch_add_named(opbatch_t *b, const op_t *op)
 {
     b->ops = stm_grow(b->ops, &b->cap, b->count + 1, sizeof *b->ops);
     op_t *dst = &b->ops[b->count++];
@@ -131,33 +131,33 @@ void opbatch_add_named(opbatch_t *b, const op_t *op)
     b->bytes += sizeof *dst;
 }
 
-size_t opbatch_count(const opbatch_t *b)
+size_t stm_opbatch_count(const opbatch_t *b)
 {
     return b->count;
 }
 
-const op_t *opbatch_at(const opbatch_t *b, size_t i)
+const op_t *stm_opbatch_at(const opbatch_t *b, size_t i)
 {
     return &b->ops[i];
 }
 
-size_t opbatch_bytes(const opbatch_t *b)
+size_t stm_opbatch_bytes(const opbatch_t *b)
 {
     return b->bytes;
 }
 
-bool op_is_delete(const op_t *op)
+bool stm_op_is_delete(const op_t *op)
 {
     return op->column == NULL;
 }
 
-bool op_same_row_change(const op_t *a, const op_t *b)
+bool stm_op_same_row_change(const op_t *a, const op_t *b)
 {
-    return a->hlc == b->hlc && stm_id_equal(&a->origin, &b->origin) && !op_is_delete(a) &&
-           !op_is_delete(b) && strcmp(a->table, b->table) == 0 && op_value_equal(&a->pk, &b->pk);
+    return a->hlc == b->hlc && stm_id_equal(&a->origin, &b->origin) && !stm_op_is_delete(a) &&
+           !stm_op_is_delete(b) && strcmp(a->table, b->table) == 0 && stm_op_value_equal(&a->pk, &b->pk);
 }
 
-int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
+int stm_op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
                      const stm_id *origin_b)
 {
     if (hlc_a != hlc_b)
@@ -165,7 +165,7 @@ int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
     return memcmp(origin_a->bytes, origin_b->bytes, STM_ID_BYTES);
 }
 
-int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
+int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
 {
     switch (v->type) {
     case VALUE_NULL:
@@ -184,7 +184,7 @@ int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
     return SQLITE_MISUSE;
 }
 
-void op_value_column(sqlite3_stmt *stmt, int i, op_value *v)
+void stm_op_value_column(sqlite3_stmt *stmt, int i, op_value *v)
 {
     memset(v, 0, sizeof *v);
     switch (sqlite3_column_type(stmt, i)) {
@@ -211,7 +211,7 @@ void op_value_column(sqlite3_stmt *stmt, int i, op_value *v)
     }
 }
 
-bool op_value_equal(const op_value *a, const op_value *b)
+bool stm_op_value_equal(const op_value *a, const op_value *b)
 {
     if (a->type != b->type)
         return false;

@@ -60,42 +60,42 @@ typedef struct {
 
 typedef struct opbatch opbatch_t;
 
-/* An empty batch; the caller's (opbatch_destroy). */
-opbatch_t *opbatch_new(void);
-void opbatch_destroy(opbatch_t **self_p);
+/* An empty batch; the caller's (stm_opbatch_destroy). */
+opbatch_t *stm_opbatch_new(void);
+void stm_opbatch_destroy(opbatch_t **self_p);
 /* Empties the batch, keeping its memory for reuse. */
-void opbatch_clear(opbatch_t *b);
+void stm_opbatch_clear(opbatch_t *b);
 /* Appends a copy of op (its strings and bytes are copied into the batch). */
-void opbatch_add(opbatch_t *b, const op_t *op);
+void stm_opbatch_add(opbatch_t *b, const op_t *op);
 /* A copy of the len bytes of name, NUL-terminated, held by the batch: for a decoder
  * that names each table and column once however many operations name it (a batch's
- * dictionaries), with opbatch_add_named. */
-const char *opbatch_name(opbatch_t *b, const char *name, size_t len);
-/* opbatch_add for an op whose table and column the batch already holds (opbatch_name):
+ * dictionaries), with stm_opbatch_add_named. */
+const char *stm_opbatch_name(opbatch_t *b, const char *name, size_t len);
+/* stm_opbatch_add for an op whose table and column the batch already holds (stm_opbatch_name):
  * only its values are copied. */
-void opbatch_add_named(opbatch_t *b, const op_t *op);
-size_t opbatch_count(const opbatch_t *b);
+void stm_opbatch_add_named(opbatch_t *b, const op_t *op);
+size_t stm_opbatch_count(const opbatch_t *b);
 /* Operation i, lent until the batch changes. */
-const op_t *opbatch_at(const opbatch_t *b, size_t i);
+const op_t *stm_opbatch_at(const opbatch_t *b, size_t i);
 /* Bytes the batch holds in its arena (for flow control). */
-size_t opbatch_bytes(const opbatch_t *b);
+size_t stm_opbatch_bytes(const opbatch_t *b);
 
 /* True when op is a row delete. */
-bool op_is_delete(const op_t *op);
+bool stm_op_is_delete(const op_t *op);
 /* True when a and b are writes of one row change: one origin and clock, one table
  * and key (a delete is a change of its own). The unit the oplog stores and the
  * applier writes a row with. */
-bool op_same_row_change(const op_t *a, const op_t *b);
+bool stm_op_same_row_change(const op_t *a, const op_t *b);
 /* Orders two writes by (hlc, origin): <0, 0 or >0. The last writer wins. */
-int op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
+int stm_op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
                      const stm_id *origin_b);
 
 /* Binds v to parameter i of stmt. */
-int op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);
+int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);
 /* Reads column i of the current row of stmt into v; bytes are lent until the next
  * step or reset of stmt. */
-void op_value_column(sqlite3_stmt *stmt, int i, op_value *v);
+void stm_op_value_column(sqlite3_stmt *stmt, int i, op_value *v);
 /* True when both values have the same type and content. */
-bool op_value_equal(const op_value *a, const op_value *b);
+bool stm_op_value_equal(const op_value *a, const op_value *b);
 
 #endif

@@ -13,7 +13,7 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 {
     return stm_error_set(err, STM_ECORRUPT,
                          "%s: stemma_oplog: the row change at sequence %llu is damaged",
-                         store_path(store), (unsigned long long)seq);
+                         stm_store_path(store), (unsigned long long)seq);
 }
 
 /* ---- row changes ---- */
@@ -34,11 +34,11 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
     uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, RC_SEQ);
     int64_t n = sqlite3_column_int64(stmt, RC_N);
     op.hlc = (uint64_t)sqlite3_column_int64(stmt, RC_HLC);
-    stm_err rc = store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
+    stm_err rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
     if (rc != STM_OK)
         return rc;
     op.table = (const char *)sqlite3_column_text(stmt, RC_TBL);
-    op_value_column(stmt, RC_PK, &op.pk);
+    stm_op_value_column(stmt, RC_PK, &op.pk);
     if (!op.table || n < 1)
         return s_corrupt(store, err, seq);
     if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
@@ -46,11 +46,11 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
             return s_corrupt(store, err, seq);
         op.seq = seq;
         if (seq > after)
-            opbatch_add(out, &op);
+            stm_opbatch_add(out, &op);
         return STM_OK;
     }
     msgread_t r;
-    msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
+    stm_msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
                  (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
     /* Checked whole first, so that a damaged row adds nothing. */
     msgread_t check = r;
@@ -58,35 +58,35 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
         const char *data;
         uint32_t len;
         int64_t aff;
-        if (!msgread_str(&check, &data, &len) || len > OP_MAX_NAME_BYTES ||
-            !msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
-            !codec_read_value(&check, &op.value))
+        if (!stm_msgread_str(&check, &data, &len) || len > OP_MAX_NAME_BYTES ||
+            !stm_msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
+            !stm_codec_read_value(&check, &op.value))
             return s_corrupt(store, err, seq);
     }
-    if (msgread_left(&check))
+    if (stm_msgread_left(&check))
         return s_corrupt(store, err, seq);
     char name[OP_MAX_NAME_BYTES + 1];
     for (int64_t i = 0; i < n; i++) {
         const char *data;
         uint32_t len;
         int64_t aff;
-        msgread_str(&r, &data, &len);
-        msgread_int(&r, &aff);
-        codec_read_value(&r, &op.value);
+        stm_msgread_str(&r, &data, &len);
+        stm_msgread_int(&r, &aff);
+        stm_codec_read_value(&r, &op.value);
         memcpy(name, data, len);
         name[len] = '\0';
         op.column = name;
         op.affinity = (char)aff;
         op.seq = seq + (uint64_t)i;
         if (op.seq > after)
-            opbatch_add(out, &op);
+            stm_opbatch_add(out, &op);
     }
     return STM_OK;
 }
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
@@ -111,38 +111,38 @@ struct oplog {
     buf_t cells;                  /* scratch for the cells being appended */
 };
 
-oplog_t *oplog_new(store_t *store)
+oplog_t *stm_oplog_new(store_t *store)
 {
     oplog_t *log = stm_calloc(1, sizeof *log);
     log->store = store;
-    log->stmts = stmtcache_new(store_db(store), s_sql, Q_COUNT);
+    log->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_COUNT);
     return log;
 }
 
-void oplog_destroy(oplog_t **self_p)
+void stm_oplog_destroy(oplog_t **self_p)
 {
     oplog_t *log = *self_p;
     if (!log)
         return;
-    stmtcache_destroy(&log->stmts);
-    buf_free(&log->cells);
+    stm_stmtcache_destroy(&log->stmts);
+    stm_buf_free(&log->cells);
     free(log);
     *self_p = NULL;
 }
 
-stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
+stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
                      stm_error *err)
 {
     const op_t *first = ops[0];
     int64_t origin, version;
-    stm_err rc = store_id_number(log->store, &first->origin, true, &origin, err);
+    stm_err rc = stm_store_id_number(log->store, &first->origin, true, &origin, err);
     if (rc == STM_OK)
-        rc = store_id_number(log->store, &first->version_id, true, &version, err);
+        rc = stm_store_id_number(log->store, &first->version_id, true, &version, err);
     if (rc != STM_OK)
         return rc;
-    sqlite3_stmt *ins = stmtcache_fixed(log->stmts, Q_APPEND);
+    sqlite3_stmt *ins = stm_stmtcache_fixed(log->stmts, Q_APPEND);
     if (!ins)
-        return store_error(log->store, err, "recording operations");
+        return stm_store_error(log->store, err, "recording operations");
     sqlite3_bind_int64(ins, 1, origin);
     sqlite3_bind_int64(ins, 2, (sqlite3_int64)first->seq);
     sqlite3_bind_int64(ins, 3, (sqlite3_int64)n);
@@ -150,32 +150,32 @@ stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char 
     sqlite3_bind_int64(ins, 5, version);
     sqlite3_bind_text(ins, 6, table, -1, SQLITE_STATIC);
     /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
-    if (op_value_bind(ins, 7, &first->pk) != SQLITE_OK)
-        return store_error(log->store, err, "recording an operation's key");
-    if (!op_is_delete(first)) {
-        buf_reset(&log->cells);
+    if (stm_op_value_bind(ins, 7, &first->pk) != SQLITE_OK)
+        return stm_store_error(log->store, err, "recording an operation's key");
+    if (!stm_op_is_delete(first)) {
+        stm_buf_reset(&log->cells);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &log->cells, s_write);
         for (size_t i = 0; i < n; i++) {
             msgpack_pack_str_with_body(&pk, ops[i]->column, strlen(ops[i]->column));
             msgpack_pack_int(&pk, (unsigned char)ops[i]->affinity);
-            codec_pack_value(&pk, &ops[i]->value);
+            stm_codec_pack_value(&pk, &ops[i]->value);
         }
         if (sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC) !=
             SQLITE_OK)
-            return store_error(log->store, err, "recording an operation's value");
+            return stm_store_error(log->store, err, "recording an operation's value");
     }
     if (sqlite3_step(ins) != SQLITE_DONE)
-        return store_error(log->store, err, "recording operations");
+        return stm_store_error(log->store, err, "recording operations");
     return STM_OK;
 }
 
-stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
+stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
 {
     *end = 0;
-    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_HOLDS);
+    sqlite3_stmt *q = stm_stmtcache_fixed(log->stmts, Q_HOLDS);
     if (!q)
-        return store_error(log->store, err, "reading the oplog");
+        return stm_store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
     int step = sqlite3_step(q);
@@ -187,23 +187,23 @@ stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, s
     }
     sqlite3_reset(q);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return store_error(log->store, err, "reading the oplog");
+        return stm_store_error(log->store, err, "reading the oplog");
     return STM_OK;
 }
 
-stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
+stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
                          stm_error *err)
 {
     uint64_t end;
-    stm_err rc = oplog_holds(log, origin, from + 1, &end, err);
+    stm_err rc = stm_oplog_holds(log, origin, from + 1, &end, err);
     if (rc != STM_OK)
         return rc;
     *to = from;
     if (!end)
         return STM_OK;
-    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_AFTER);
+    sqlite3_stmt *q = stm_stmtcache_fixed(log->stmts, Q_AFTER);
     if (!q)
-        return store_error(log->store, err, "reading the oplog");
+        return stm_store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, origin);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)end);
     *to = end;
@@ -213,21 +213,21 @@ stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *
         *to += (uint64_t)sqlite3_column_int64(q, 1);
     sqlite3_reset(q);
     if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return store_error(log->store, err, "reading the oplog");
+        return stm_store_error(log->store, err, "reading the oplog");
     return STM_OK;
 }
 
-stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
+stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
                     bool *found, stm_error *err)
 {
     *found = false;
     int64_t no;
-    stm_err rc = store_id_number(log->store, origin, false, &no, err);
+    stm_err rc = stm_store_id_number(log->store, origin, false, &no, err);
     if (rc != STM_OK || !no)
         return rc;
-    sqlite3_stmt *q = stmtcache_fixed(log->stmts, Q_FETCH);
+    sqlite3_stmt *q = stm_stmtcache_fixed(log->stmts, Q_FETCH);
     if (!q)
-        return store_error(log->store, err, "reading the oplog");
+        return stm_store_error(log->store, err, "reading the oplog");
     sqlite3_bind_int64(q, 1, no);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
     int step = sqlite3_step(q);
@@ -235,16 +235,16 @@ stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t 
         uint64_t first = (uint64_t)sqlite3_column_int64(q, RC_SEQ);
         uint64_t n = (uint64_t)sqlite3_column_int64(q, RC_N);
         if (first + n > seq) {
-            opbatch_t *all = opbatch_new();
+            opbatch_t *all = stm_opbatch_new();
             rc = s_unpack(log->store, q, origin, seq - 1, all, err);
-            if (rc == STM_OK && opbatch_count(all)) {
-                opbatch_add(out, opbatch_at(all, 0));
+            if (rc == STM_OK && stm_opbatch_count(all)) {
+                stm_opbatch_add(out, stm_opbatch_at(all, 0));
                 *found = true;
             }
-            opbatch_destroy(&all);
+            stm_opbatch_destroy(&all);
         }
     } else if (step != SQLITE_DONE) {
-        rc = store_error(log->store, err, "reading the oplog");
+        rc = stm_store_error(log->store, err, "reading the oplog");
     }
     sqlite3_reset(q);
     return rc;
@@ -272,43 +272,43 @@ static const char *const s_select =
     "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq >= coalesce("
     "(SELECT max(seq) FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1), 0) ORDER BY seq";
 
-stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
+stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                          stm_error *err)
 {
     vector_t *mine = NULL;
-    stm_err rc = vector_read(store, &mine, err);
+    stm_err rc = stm_vector_read(store, &mine, err);
     if (rc != STM_OK)
         return rc;
     oplog_reader_t *r = stm_calloc(1, sizeof *r);
     r->store = store;
-    r->streams = stm_calloc(vector_count(mine) + 1, sizeof *r->streams);
-    for (size_t i = 0; i < vector_count(mine) && rc == STM_OK; i++) {
-        const vector_entry *e = vector_at(mine, i);
+    r->streams = stm_calloc(stm_vector_count(mine) + 1, sizeof *r->streams);
+    for (size_t i = 0; i < stm_vector_count(mine) && rc == STM_OK; i++) {
+        const vector_entry *e = stm_vector_at(mine, i);
         int64_t no;
-        rc = store_id_number(store, &e->origin, false, &no, err);
+        rc = stm_store_id_number(store, &e->origin, false, &no, err);
         if (rc != STM_OK || !no)
             continue;
         s_stream *s = &r->streams[r->count];
-        if (sqlite3_prepare_v2(store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
-            rc = store_error(store, err, "reading the oplog");
+        if (sqlite3_prepare_v2(stm_store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
+            rc = stm_store_error(store, err, "reading the oplog");
             break;
         }
         r->count++;
         s->origin = e->origin;
-        s->since = since ? vector_get(since, &e->origin) : 0;
+        s->since = since ? stm_vector_get(since, &e->origin) : 0;
         sqlite3_bind_int64(s->stmt, 1, no);
         sqlite3_bind_int64(s->stmt, 2, (sqlite3_int64)s->since);
     }
-    vector_destroy(&mine);
+    stm_vector_destroy(&mine);
     if (rc != STM_OK) {
-        oplog_reader_destroy(&r);
+        stm_oplog_reader_destroy(&r);
         return rc;
     }
     *out = r;
     return STM_OK;
 }
 
-void oplog_reader_destroy(oplog_reader_t **self_p)
+void stm_oplog_reader_destroy(oplog_reader_t **self_p)
 {
     oplog_reader_t *r = *self_p;
     if (!r)
@@ -333,17 +333,17 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
         } else if (step == SQLITE_DONE) {
             s->done = true;
         } else {
-            return store_error(r->store, err, "reading the oplog");
+            return stm_store_error(r->store, err, "reading the oplog");
         }
     }
     return STM_OK;
 }
 
-stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
+stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                           size_t *got, stm_error *err)
 {
     *got = 0;
-    while (*got < max_ops && opbatch_bytes(batch) < max_bytes) {
+    while (*got < max_ops && stm_opbatch_bytes(batch) < max_bytes) {
         /* The stream whose next row change has the smallest clock. */
         s_stream *best = NULL;
         uint64_t best_hlc = 0;
@@ -360,30 +360,30 @@ stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, s
         }
         if (!best)
             break;
-        size_t before = opbatch_count(batch);
+        size_t before = stm_opbatch_count(batch);
         stm_err rc = s_unpack(r->store, best->stmt, &best->origin, best->since, batch, err);
         if (rc != STM_OK)
             return rc;
         best->ready = false;
-        *got += opbatch_count(batch) - before;
+        *got += stm_opbatch_count(batch) - before;
     }
     return STM_OK;
 }
 
-stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err)
+stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM stemma_parked) "
                            "FROM stemma_oplog",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "counting operations");
+        return stm_store_error(store, err, "counting operations");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         *total = (uint64_t)sqlite3_column_int64(stmt, 0);
         *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
     } else {
-        rc = store_error(store, err, "counting operations");
+        rc = stm_store_error(store, err, "counting operations");
     }
     sqlite3_finalize(stmt);
     return rc;

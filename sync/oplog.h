@@ -29,28 +29,28 @@
 typedef struct oplog oplog_t;
 
 /* An oplog handle on store (lent; it must outlive the handle), which keeps its
- * statements prepared. The caller owns it (oplog_destroy). */
-oplog_t *oplog_new(store_t *store);
-void oplog_destroy(oplog_t **self_p);
+ * statements prepared. The caller owns it (stm_oplog_destroy). */
+oplog_t *stm_oplog_new(store_t *store);
+void stm_oplog_destroy(oplog_t **self_p);
 
 /* Records ops[0..n), one row change: n writes of one origin, clock, version, table
  * and key with consecutive sequence numbers, or one delete. table is the name to
- * store. None of them may be held already (oplog_holds). In the caller's
+ * store. None of them may be held already (stm_oplog_holds). In the caller's
  * transaction. */
-stm_err oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
+stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
                      stm_error *err);
 
 /* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
  * last sequence of the stored row change holding it, else 0. */
-stm_err oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err);
+stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err);
 
 /* The highest sequence to which origin's operations are held without a gap, counting
  * from `from` (held up to there already): from itself when from + 1 is missing. */
-stm_err oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
+stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
                          stm_error *err);
 
 /* Appends operation seq of origin to out; *found false when it is not held. */
-stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
+stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
                     bool *found, stm_error *err);
 
 /* ---- reading for a peer ---- */
@@ -58,20 +58,20 @@ stm_err oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t 
 typedef struct oplog_reader oplog_reader_t;
 
 /* A reader of everything above since (NULL: everything). since is copied. *out is
- * the caller's (oplog_reader_destroy); it keeps statements open on the store's
+ * the caller's (stm_oplog_reader_destroy); it keeps statements open on the store's
  * connection until destroyed. Local changes still queued (capture.h) are not read:
- * callers collect them first (applier_catch_up). */
-stm_err oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
+ * callers collect them first (stm_applier_catch_up). */
+stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                          stm_error *err);
-void oplog_reader_destroy(oplog_reader_t **self_p);
+void stm_oplog_reader_destroy(oplog_reader_t **self_p);
 
 /* Appends the next operations to batch until it holds max_ops more or max_bytes in
- * all (opbatch_bytes), going over only to finish a row change. *got is how many were
+ * all (stm_opbatch_bytes), going over only to finish a row change. *got is how many were
  * appended; 0 means done. */
-stm_err oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
+stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                           size_t *got, stm_error *err);
 
 /* How many operations the database holds, and how many of them are parked. */
-stm_err oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
+stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
 
 #endif

@@ -39,23 +39,23 @@ struct park {
     size_t nwarned, warned_cap;
 };
 
-park_t *park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
+park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
 {
     park_t *p = stm_calloc(1, sizeof *p);
     p->store = store;
     p->log = log;
-    p->stmts = stmtcache_new(store_db(store), s_sql, Q_N);
+    p->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_N);
     p->warn = warn;
     p->warn_ctx = ctx;
     return p;
 }
 
-void park_destroy(park_t **self_p)
+void stm_park_destroy(park_t **self_p)
 {
     park_t *p = *self_p;
     if (!p)
         return;
-    stmtcache_destroy(&p->stmts);
+    stm_stmtcache_destroy(&p->stmts);
     for (size_t i = 0; i < p->nwarned; i++)
         free(p->warned[i]);
     free(p->warned);
@@ -66,7 +66,7 @@ void park_destroy(park_t **self_p)
 /* Fixed statement q with ?1 bound to kind's name (unbound, NULL, for PARK_ANY). */
 static sqlite3_stmt *s_of_kind(park_t *p, int q, park_kind kind)
 {
-    sqlite3_stmt *stmt = stmtcache_fixed(p->stmts, (size_t)q);
+    sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
     if (stmt && kind != PARK_ANY)
         sqlite3_bind_text(stmt, 1, kind == PARK_SCHEMA ? "schema" : "constraint", -1,
                           SQLITE_STATIC);
@@ -81,38 +81,38 @@ static void s_warn_once(park_t *p, const op_t *op, const char *reason)
     stm_id_to_hex(&op->origin, origin);
     origin[12] = '\0';
     buf_t key = BUF_INIT;
-    buf_printf(&key, "%s/%s.%s", origin, op->table, op->column ? op->column : "");
+    stm_buf_printf(&key, "%s/%s.%s", origin, op->table, op->column ? op->column : "");
     for (size_t i = 0; i < p->nwarned; i++) {
-        if (strcmp(p->warned[i], buf_str(&key)) == 0) {
-            buf_free(&key);
+        if (strcmp(p->warned[i], stm_buf_str(&key)) == 0) {
+            stm_buf_free(&key);
             return;
         }
     }
     p->warned = stm_grow(p->warned, &p->warned_cap, p->nwarned + 1, sizeof *p->warned);
-    p->warned[p->nwarned++] = buf_detach(&key);
+    p->warned[p->nwarned++] = stm_buf_detach(&key);
     buf_t msg = BUF_INIT;
-    buf_printf(&msg, "parking operations from %s on %s%s%s: %s", origin, op->table,
+    stm_buf_printf(&msg, "parking operations from %s on %s%s%s: %s", origin, op->table,
                op->column ? "." : "", op->column ? op->column : "", reason);
-    p->warn(p->warn_ctx, buf_str(&msg));
-    buf_free(&msg);
+    p->warn(p->warn_ctx, stm_buf_str(&msg));
+    stm_buf_free(&msg);
 }
 
-stm_err park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
+stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
 {
     s_warn_once(p, op, reason);
-    sqlite3_stmt *park = stmtcache_fixed(p->stmts, Q_PARK);
+    sqlite3_stmt *park = stm_stmtcache_fixed(p->stmts, Q_PARK);
     if (!park)
-        return store_error(p->store, err, "parking an operation");
+        return stm_store_error(p->store, err, "parking an operation");
     sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
     sqlite3_bind_text(park, 3, kind == PARK_SCHEMA ? "schema" : "constraint", -1, SQLITE_STATIC);
     sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
     if (sqlite3_step(park) != SQLITE_DONE)
-        return store_error(p->store, err, "parking an operation");
+        return stm_store_error(p->store, err, "parking an operation");
     return STM_OK;
 }
 
-bool park_any(park_t *p, park_kind kind)
+bool stm_park_any(park_t *p, park_kind kind)
 {
     sqlite3_stmt *q = s_of_kind(p, Q_ANY, kind);
     if (!q)
@@ -122,12 +122,12 @@ bool park_any(park_t *p, park_kind kind)
     return any;
 }
 
-stm_err park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err)
+stm_err stm_park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err)
 {
     *count = 0;
     sqlite3_stmt *q = s_of_kind(p, Q_COUNT, kind);
     if (!q || sqlite3_step(q) != SQLITE_ROW)
-        return store_error(p->store, err, "counting parked operations");
+        return stm_store_error(p->store, err, "counting parked operations");
     *count = (uint64_t)sqlite3_column_int64(q, 0);
     sqlite3_reset(q);
     return STM_OK;
@@ -139,7 +139,7 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
 {
     sqlite3_stmt *q = s_of_kind(p, Q_LIST, kind);
     if (!q)
-        return store_error(p->store, err, "reading parked operations");
+        return stm_store_error(p->store, err, "reading parked operations");
     /* Collected first: fetching runs other statements on the same tables. */
     stm_id *origins = NULL;
     uint64_t *seqs = NULL;
@@ -155,11 +155,11 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
         n++;
     }
     stm_err rc =
-        step == SQLITE_DONE ? STM_OK : store_error(p->store, err, "reading parked operations");
+        step == SQLITE_DONE ? STM_OK : stm_store_error(p->store, err, "reading parked operations");
     sqlite3_reset(q);
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         bool found;
-        rc = oplog_fetch(p->log, &origins[i], seqs[i], batch, &found, err);
+        rc = stm_oplog_fetch(p->log, &origins[i], seqs[i], batch, &found, err);
     }
     free(origins);
     free(seqs);
@@ -167,43 +167,43 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
         return rc;
     sqlite3_stmt *clear = s_of_kind(p, Q_CLEAR, kind);
     if (!clear)
-        return store_error(p->store, err, "retrying parked operations");
+        return stm_store_error(p->store, err, "retrying parked operations");
     if (sqlite3_step(clear) != SQLITE_DONE)
-        return store_error(p->store, err, "retrying parked operations");
+        return stm_store_error(p->store, err, "retrying parked operations");
     return STM_OK;
 }
 
-stm_err park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
+stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
                    stm_error *err)
 {
     *replayed = 0;
-    opbatch_t *batch = opbatch_new();
+    opbatch_t *batch = stm_opbatch_new();
     stm_err rc = s_take(p, kind, batch, err);
-    size_t n = opbatch_count(batch);
+    size_t n = stm_opbatch_count(batch);
     if (rc == STM_OK && n) {
         const op_t **ops = stm_calloc(n, sizeof *ops);
         for (size_t i = 0; i < n; i++)
-            ops[i] = opbatch_at(batch, i);
+            ops[i] = stm_opbatch_at(batch, i);
         p->quiet = true;
         rc = apply(ctx, ops, n, replayed, err);
         p->quiet = false;
         free(ops);
     }
-    opbatch_destroy(&batch);
+    stm_opbatch_destroy(&batch);
     return rc;
 }
 
-stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
+stm_err stm_park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
                              stm_error *err)
 {
     *out = NULL;
     *count = 0;
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY reason "
                            "ORDER BY n DESC, reason LIMIT ?1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "counting parked operations");
+        return stm_store_error(store, err, "counting parked operations");
     /* The list is allocated before anything is read: max is the caller's bound. */
     assert(max <= PARK_REASONS_MAX);
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)max);
@@ -218,10 +218,10 @@ stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *coun
     }
     stm_err rc = step == SQLITE_DONE || step == SQLITE_ROW
                      ? STM_OK
-                     : store_error(store, err, "counting parked operations");
+                     : stm_store_error(store, err, "counting parked operations");
     sqlite3_finalize(stmt);
     if (rc != STM_OK) {
-        park_reasons_free(&list, n);
+        stm_park_reasons_free(&list, n);
         return rc;
     }
     *out = list;
@@ -229,7 +229,7 @@ stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *coun
     return STM_OK;
 }
 
-void park_reasons_free(park_reason **list, size_t count)
+void stm_park_reasons_free(park_reason **list, size_t count)
 {
     if (!*list)
         return;

@@ -33,7 +33,7 @@ typedef enum {
     PARK_SCHEMA,     /* 'schema': a table or column this database lacks or does not
                       * sync, another affinity, a NULL key */
     PARK_CONSTRAINT, /* 'constraint': a constraint refused the row write */
-    PARK_ANY         /* for park_any, park_count and park_retry: either */
+    PARK_ANY         /* for stm_park_any, stm_park_count and stm_park_retry: either */
 } park_kind;
 
 /* Told once per (origin, table.column) what was parked and why (apply_warn_fn). */
@@ -47,23 +47,23 @@ typedef stm_err (*park_apply_fn)(void *ctx, const op_t **ops, size_t n, uint64_t
 typedef struct park park_t;
 
 /* Parking for store, fetching parked operations through log (both lent; they must
- * outlive it). warn may be NULL. The caller owns the result (park_destroy). */
-park_t *park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx);
-void park_destroy(park_t **self_p);
+ * outlive it). warn may be NULL. The caller owns the result (stm_park_destroy). */
+park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx);
+void stm_park_destroy(park_t **self_p);
 
 /* Parks op (recorded already) as kind (not PARK_ANY) for reason. */
-stm_err park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err);
+stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err);
 
 /* True when an operation of kind is parked (false, too, when the database cannot
  * say: the next retry will find out). */
-bool park_any(park_t *p, park_kind kind);
+bool stm_park_any(park_t *p, park_kind kind);
 
 /* How many operations of kind are parked. */
-stm_err park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err);
+stm_err stm_park_count(park_t *p, park_kind kind, uint64_t *count, stm_error *err);
 
 /* Retries every operation of kind parked here through apply (invariant 2);
  * *replayed is how many applied. */
-stm_err park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
+stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
                    stm_error *err);
 
 /* One reason operations are parked for, and how many are parked for it. */
@@ -72,13 +72,13 @@ typedef struct {
     uint64_t count;
 } park_reason;
 
-/* The most reasons park_reasons lists at once. */
+/* The most reasons stm_park_reasons lists at once. */
 #define PARK_REASONS_MAX 1000
 
 /* The parked operations counted by reason, most common first, at most max reasons
- * (max <= PARK_REASONS_MAX). *out is the caller's (park_reasons_free). */
-stm_err park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
+ * (max <= PARK_REASONS_MAX). *out is the caller's (stm_park_reasons_free). */
+stm_err stm_park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
                      stm_error *err);
-void park_reasons_free(park_reason **list, size_t count);
+void stm_park_reasons_free(park_reason **list, size_t count);
 
 #endif

@@ -7,16 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-void rowclock_clear(rowclock_t *c)
+void stm_rowclock_clear(rowclock_t *c)
 {
     c->count = 0;
-    buf_reset(&c->names);
+    stm_buf_reset(&c->names);
 }
 
-void rowclock_free(rowclock_t *c)
+void stm_rowclock_free(rowclock_t *c)
 {
     free(c->entries);
-    buf_free(&c->names);
+    stm_buf_free(&c->names);
     memset(c, 0, sizeof *c);
 }
 
@@ -35,45 +35,45 @@ typedef struct {
     uint64_t seq; /* the lowest sequence of an entry written by it */
 } s_write_ref;
 
-bool rowclock_decode(rowclock_t *c, const void *data, size_t len)
+bool stm_rowclock_decode(rowclock_t *c, const void *data, size_t len)
 {
-    rowclock_clear(c);
+    stm_rowclock_clear(c);
     msgread_t r;
-    msgread_init(&r, data, len);
+    stm_msgread_init(&r, data, len);
     uint64_t nwrites;
-    if (!msgread_uint(&r, &nwrites) || nwrites > msgread_left(&r))
+    if (!stm_msgread_uint(&r, &nwrites) || nwrites > stm_msgread_left(&r))
         return false;
     /* Each write takes three bytes at least: the count is bounded by the bytes. */
     s_write_ref stack[8], *writes = nwrites <= 8 ? stack : stm_calloc(nwrites, sizeof *writes);
     bool ok = true;
     for (uint64_t i = 0; i < nwrites && ok; i++)
-        ok = msgread_uint(&r, &writes[i].hlc) && msgread_int(&r, &writes[i].origin) &&
-             msgread_uint(&r, &writes[i].seq);
+        ok = stm_msgread_uint(&r, &writes[i].hlc) && stm_msgread_int(&r, &writes[i].origin) &&
+             stm_msgread_uint(&r, &writes[i].seq);
     uint64_t nentries = 0;
-    ok = ok && msgread_uint(&r, &nentries) && nentries <= msgread_left(&r);
+    ok = ok && stm_msgread_uint(&r, &nentries) && nentries <= stm_msgread_left(&r);
     for (uint64_t k = 0; ok && k < nentries; k++) {
         rowclock_entry *e = s_add(c);
-        if (msgread_peek(&r) == MSG_STR) {
+        if (stm_msgread_peek(&r) == MSG_STR) {
             const char *name;
             uint32_t n;
-            if (!msgread_str(&r, &name, &n) || memchr(name, '\0', n)) {
+            if (!stm_msgread_str(&r, &name, &n) || memchr(name, '\0', n)) {
                 ok = false;
                 break;
             }
             e->kind = ROWCLOCK_CELL;
             e->name = c->names.len;
-            buf_append(&c->names, name, n);
-            buf_putc(&c->names, '\0');
+            stm_buf_append(&c->names, name, n);
+            stm_buf_putc(&c->names, '\0');
         } else {
             uint64_t key;
-            if (!msgread_uint(&r, &key) || key > 1) {
+            if (!stm_msgread_uint(&r, &key) || key > 1) {
                 ok = false;
                 break;
             }
             e->kind = key == 0 ? ROWCLOCK_DELETE : ROWCLOCK_PARKED;
         }
         uint64_t which, offset;
-        ok = msgread_uint(&r, &which) && which < nwrites && msgread_uint(&r, &offset) &&
+        ok = stm_msgread_uint(&r, &which) && which < nwrites && stm_msgread_uint(&r, &offset) &&
              offset <= UINT64_MAX - writes[which].seq;
         if (ok) {
             e->hlc = writes[which].hlc;
@@ -83,16 +83,16 @@ bool rowclock_decode(rowclock_t *c, const void *data, size_t len)
     }
     if (writes != stack)
         free(writes);
-    return ok && msgread_left(&r) == 0;
+    return ok && stm_msgread_left(&r) == 0;
 }
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
-void rowclock_encode(const rowclock_t *c, buf_t *out)
+void stm_rowclock_encode(const rowclock_t *c, buf_t *out)
 {
     /* A row change writes its cells with one clock and consecutive sequences: they
      * share one write, and each entry holds its sequence's offset from it. */
@@ -122,7 +122,7 @@ void rowclock_encode(const rowclock_t *c, buf_t *out)
     for (size_t i = 0; i < c->count; i++) {
         const rowclock_entry *e = &c->entries[i];
         if (e->kind == ROWCLOCK_CELL) {
-            const char *name = rowclock_name(c, e);
+            const char *name = stm_rowclock_name(c, e);
             msgpack_pack_str_with_body(&pk, name, strlen(name));
         } else {
             msgpack_pack_uint8(&pk, e->kind == ROWCLOCK_DELETE ? 0 : 1);
@@ -135,31 +135,31 @@ void rowclock_encode(const rowclock_t *c, buf_t *out)
     free(which);
 }
 
-const char *rowclock_name(const rowclock_t *c, const rowclock_entry *e)
+const char *stm_rowclock_name(const rowclock_t *c, const rowclock_entry *e)
 {
     return c->names.data + e->name;
 }
 
-rowclock_entry *rowclock_find(rowclock_t *c, rowclock_kind kind, const char *column)
+rowclock_entry *stm_rowclock_find(rowclock_t *c, rowclock_kind kind, const char *column)
 {
     for (size_t i = 0; i < c->count; i++) {
         rowclock_entry *e = &c->entries[i];
         if (e->kind == kind &&
-            (kind != ROWCLOCK_CELL || sqlite3_stricmp(rowclock_name(c, e), column) == 0))
+            (kind != ROWCLOCK_CELL || sqlite3_stricmp(stm_rowclock_name(c, e), column) == 0))
             return e;
     }
     return NULL;
 }
 
-void rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
+void stm_rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
                   int64_t origin, uint64_t seq)
 {
-    rowclock_entry *e = rowclock_find(c, kind, column);
+    rowclock_entry *e = stm_rowclock_find(c, kind, column);
     if (!e) {
         size_t name = c->names.len;
         if (kind == ROWCLOCK_CELL) {
-            buf_puts(&c->names, column);
-            buf_putc(&c->names, '\0');
+            stm_buf_puts(&c->names, column);
+            stm_buf_putc(&c->names, '\0');
         }
         e = s_add(c);
         e->kind = kind;

@@ -32,7 +32,7 @@ typedef struct {
     uint64_t seq;
 } rowclock_entry;
 
-/* A row's clocks; zero-initialise, rowclock_free when done. */
+/* A row's clocks; zero-initialise, stm_rowclock_free when done. */
 typedef struct {
     rowclock_entry *entries;
     size_t count, cap;
@@ -41,19 +41,19 @@ typedef struct {
 
 /* Empties c (keeping its memory) and reads the entries of a stemma_clock.cells
  * value into it. False when the bytes are not a valid sequence of entries. */
-bool rowclock_decode(rowclock_t *c, const void *data, size_t len);
+bool stm_rowclock_decode(rowclock_t *c, const void *data, size_t len);
 /* Appends the encoding of c to out. */
-void rowclock_encode(const rowclock_t *c, buf_t *out);
-void rowclock_clear(rowclock_t *c);
-void rowclock_free(rowclock_t *c);
+void stm_rowclock_encode(const rowclock_t *c, buf_t *out);
+void stm_rowclock_clear(rowclock_t *c);
+void stm_rowclock_free(rowclock_t *c);
 
 /* The entry of kind (for ROWCLOCK_CELL, of column, compared without case), or NULL. */
-rowclock_entry *rowclock_find(rowclock_t *c, rowclock_kind kind, const char *column);
+rowclock_entry *stm_rowclock_find(rowclock_t *c, rowclock_kind kind, const char *column);
 /* Sets the entry of kind (and column) to the write (hlc, origin, seq), adding it
  * when missing. */
-void rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
+void stm_rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
                   int64_t origin, uint64_t seq);
 /* The name of a cell entry, lent until c changes. */
-const char *rowclock_name(const rowclock_t *c, const rowclock_entry *e);
+const char *stm_rowclock_name(const rowclock_t *c, const rowclock_entry *e);
 
 #endif

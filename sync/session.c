@@ -23,26 +23,26 @@ struct session {
     uint64_t ops_sent, ops_received, parked;
 };
 
-session_t *session_new(int window, size_t batch_ops)
+session_t *stm_session_new(int window, size_t batch_ops)
 {
     assert(window > 0 && batch_ops > 0);
     session_t *s = stm_calloc(1, sizeof *s);
     s->window = window;
     s->batch_ops = batch_ops;
-    s->theirs = vector_new();
-    s->sent = vector_new();
-    s->pending = opbatch_new();
+    s->theirs = stm_vector_new();
+    s->sent = stm_vector_new();
+    s->pending = stm_opbatch_new();
     return s;
 }
 
-void session_destroy(session_t **self_p)
+void stm_session_destroy(session_t **self_p)
 {
     session_t *s = *self_p;
     if (!s)
         return;
-    vector_destroy(&s->theirs);
-    vector_destroy(&s->sent);
-    opbatch_destroy(&s->pending);
+    stm_vector_destroy(&s->theirs);
+    stm_vector_destroy(&s->sent);
+    stm_opbatch_destroy(&s->pending);
     free(s);
     *self_p = NULL;
 }
@@ -50,17 +50,17 @@ void session_destroy(session_t **self_p)
 /* Raises each entry of to that from holds higher. */
 static void s_raise(vector_t *to, const vector_t *from)
 {
-    for (size_t i = 0; i < vector_count(from); i++) {
-        const vector_entry *e = vector_at(from, i);
-        if (vector_get(to, &e->origin) < e->seq)
-            vector_set(to, &e->origin, e->seq);
+    for (size_t i = 0; i < stm_vector_count(from); i++) {
+        const vector_entry *e = stm_vector_at(from, i);
+        if (stm_vector_get(to, &e->origin) < e->seq)
+            stm_vector_set(to, &e->origin, e->seq);
     }
 }
 
-void session_resend(session_t *s)
+void stm_session_resend(session_t *s)
 {
-    vector_destroy(&s->sent);
-    s->sent = vector_new();
+    stm_vector_destroy(&s->sent);
+    s->sent = stm_vector_new();
     s_raise(s->sent, s->theirs);
     s->in_flight = 0;
     s->reset_seq = s->batch_seq;
@@ -68,75 +68,75 @@ void session_resend(session_t *s)
     s->have_pending = false;
 }
 
-void session_on_hello(session_t *s, const vector_t *theirs)
+void stm_session_on_hello(session_t *s, const vector_t *theirs)
 {
-    vector_destroy(&s->theirs);
-    s->theirs = vector_new();
+    stm_vector_destroy(&s->theirs);
+    s->theirs = stm_vector_new();
     s_raise(s->theirs, theirs);
-    session_resend(s);
+    stm_session_resend(s);
 }
 
-void session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms)
+void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms)
 {
     if (seq > s->reset_seq && s->in_flight > 0)
         s->in_flight--;
     s->last_send_ms = now_ms;
-    vector_destroy(&s->theirs);
+    stm_vector_destroy(&s->theirs);
     s->theirs = *theirs;
     *theirs = NULL;
     s_raise(s->sent, s->theirs);
 }
 
-stm_err session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out, stm_error *err)
+stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out, stm_error *err)
 {
     (void)s;
-    opbatch_t *b = opbatch_new();
-    stm_err rc = codec_decode_ops(batch, len, b, err);
+    opbatch_t *b = stm_opbatch_new();
+    stm_err rc = stm_codec_decode_ops(batch, len, b, err);
     if (rc != STM_OK)
-        opbatch_destroy(&b);
+        stm_opbatch_destroy(&b);
     *out = b;
     return rc;
 }
 
-void session_on_stored(session_t *s, size_t ops, uint64_t parked)
+void stm_session_on_stored(session_t *s, size_t ops, uint64_t parked)
 {
     s->ops_received += ops;
     s->parked += parked;
 }
 
-void session_mark_more(session_t *s)
+void stm_session_mark_more(session_t *s)
 {
     s->more = true;
 }
 
-bool session_wants_to_send(const session_t *s)
+bool stm_session_wants_to_send(const session_t *s)
 {
     return s->more && s->in_flight < s->window;
 }
 
-stm_err session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out, stm_error *err)
+stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out, stm_error *err)
 {
-    return oplog_reader_new(store, s->sent, out, err);
+    return stm_oplog_reader_new(store, s->sent, out, err);
 }
 
-stm_err session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
+stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
                            size_t *count, stm_error *err)
 {
     *count = 0;
     s->have_pending = false;
-    buf_reset(out);
+    stm_buf_reset(out);
     if (s->in_flight >= s->window)
         return STM_OK;
-    opbatch_clear(s->pending);
+    stm_opbatch_clear(s->pending);
     size_t got = 0;
-    stm_err rc = oplog_reader_next(r, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES, &got, err);
+    stm_err rc = stm_oplog_reader_next(r, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES, &got, err);
     if (rc != STM_OK)
         return rc;
     if (got == 0) {
         s->more = false;
         return STM_OK;
     }
-    codec_encode_ops(s->pending, 0, got, out);
+    stm_codec_encode_ops(s->pending, 0, got, out);
     /* Numbered now, whether or not it leaves: a number is never used twice. */
     *seq = ++s->batch_seq;
     *count = got;
@@ -144,60 +144,60 @@ stm_err session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t
     return STM_OK;
 }
 
-void session_batch_sent(session_t *s, int64_t now_ms)
+void stm_session_batch_sent(session_t *s, int64_t now_ms)
 {
-    assert(s->have_pending); /* only after session_next_batch handed one out */
+    assert(s->have_pending); /* only after stm_session_next_batch handed one out */
     if (!s->have_pending)
         return;
     s->have_pending = false;
-    size_t n = opbatch_count(s->pending);
+    size_t n = stm_opbatch_count(s->pending);
     for (size_t i = 0; i < n; i++) {
-        const op_t *op = opbatch_at(s->pending, i);
-        if (vector_get(s->sent, &op->origin) < op->seq)
-            vector_set(s->sent, &op->origin, op->seq);
+        const op_t *op = stm_opbatch_at(s->pending, i);
+        if (stm_vector_get(s->sent, &op->origin) < op->seq)
+            stm_vector_set(s->sent, &op->origin, op->seq);
     }
     if (s->in_flight++ == 0)
         s->last_send_ms = now_ms;
     s->ops_sent += n;
 }
 
-int64_t session_resend_at(const session_t *s, int timeout_ms)
+int64_t stm_session_resend_at(const session_t *s, int timeout_ms)
 {
     /* Due once more than timeout_ms have passed, as the peer's silence is. */
     return s->in_flight ? s->last_send_ms + timeout_ms + 1 : INT64_MAX;
 }
 
-const vector_t *session_theirs(const session_t *s)
+const vector_t *stm_session_theirs(const session_t *s)
 {
     return s->theirs;
 }
 
-int session_in_flight(const session_t *s)
+int stm_session_in_flight(const session_t *s)
 {
     return s->in_flight;
 }
 
-uint64_t session_ops_sent(const session_t *s)
+uint64_t stm_session_ops_sent(const session_t *s)
 {
     return s->ops_sent;
 }
 
-uint64_t session_ops_received(const session_t *s)
+uint64_t stm_session_ops_received(const session_t *s)
 {
     return s->ops_received;
 }
 
-uint64_t session_parked(const session_t *s)
+uint64_t stm_session_parked(const session_t *s)
 {
     return s->parked;
 }
 
-uint64_t session_behind(const session_t *s, const vector_t *mine)
+uint64_t stm_session_behind(const session_t *s, const vector_t *mine)
 {
     uint64_t behind = 0;
-    for (size_t k = 0; mine && k < vector_count(mine); k++) {
-        const vector_entry *e = vector_at(mine, k);
-        uint64_t theirs = vector_get(s->theirs, &e->origin);
+    for (size_t k = 0; mine && k < stm_vector_count(mine); k++) {
+        const vector_entry *e = stm_vector_at(mine, k);
+        uint64_t theirs = stm_vector_get(s->theirs, &e->origin);
         if (e->seq > theirs)
             behind += e->seq - theirs;
     }

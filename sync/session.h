@@ -10,12 +10,12 @@
  *
  *  1. theirs is what the peer last said it holds (its HELLO's vector, then each
  *     ACK's); sent is at least theirs, entry by entry, and covers every operation of
- *     every batch that left (session_batch_sent). What is read for the peer next is
+ *     every batch that left (stm_session_batch_sent). What is read for the peer next is
  *     what lies above sent.
  *  2. At most `window` batches are in flight (sent, not acknowledged):
- *     session_next_batch hands out none while the window is full.
+ *     stm_session_next_batch hands out none while the window is full.
  *  3. Batch numbers only grow while the session lives, so an ACK names one batch.
- *     A restart from theirs (a HELLO, or session_resend when ACKs stopped coming)
+ *     A restart from theirs (a HELLO, or stm_session_resend when ACKs stopped coming)
  *     forgets the batches in flight: their ACKs, numbered up to reset_seq, still
  *     update theirs but free no place in the window.
  *  4. A batch received is acknowledged only after the transaction storing it
@@ -43,74 +43,74 @@ typedef struct session session_t;
 
 /* A session sending at most window batches of at most batch_ops operations at a time
  * (both > 0). It sends nothing until the peer's HELLO says what it holds
- * (session_on_hello). The caller owns it (session_destroy). */
-session_t *session_new(int window, size_t batch_ops);
-void session_destroy(session_t **self_p);
+ * (stm_session_on_hello). The caller owns it (stm_session_destroy). */
+session_t *stm_session_new(int window, size_t batch_ops);
+void stm_session_destroy(session_t **self_p);
 
 /* ---- receiving their side ---- */
 
 /* Their HELLO's vector (copied): it becomes theirs, the batches in flight are
  * forgotten, and sending starts again from it. */
-void session_on_hello(session_t *s, const vector_t *theirs);
+void stm_session_on_hello(session_t *s, const vector_t *theirs);
 
 /* Their ACK of batch seq with their vector after storing it (ownership taken, *theirs
  * set to NULL). Frees one place in the window unless seq was forgotten by a restart;
  * restarts the resend deadline (now_ms). */
-void session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms);
+void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms);
 
 /* Decodes the batch of their OPS (codec.h) into *out, the caller's (to hand to the
  * inbound queue); STM_EPROTO when malformed, and *out is NULL. */
-stm_err session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
+stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
                        stm_error *err);
 
 /* A batch of theirs was stored (committed) and is being acknowledged: counts its
  * operations and those parked. */
-void session_on_stored(session_t *s, size_t ops, uint64_t parked);
+void stm_session_on_stored(session_t *s, size_t ops, uint64_t parked);
 
 /* ---- sending ---- */
 
 /* There may be operations the peer lacks (a local write, a batch stored). */
-void session_mark_more(session_t *s);
+void stm_session_mark_more(session_t *s);
 
 /* Whether a batch may go now: more may be there, and the window has room. */
-bool session_wants_to_send(const session_t *s);
+bool stm_session_wants_to_send(const session_t *s);
 
 /* A reader of what lies above sent in store (invariant 1). *out is the caller's
- * (oplog_reader_destroy), to pass to session_next_batch until it returns nothing. */
-stm_err session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
+ * (stm_oplog_reader_destroy), to pass to stm_session_next_batch until it returns nothing. */
+stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
                            stm_error *err);
 
 /* Reads the next batch from r into out (reset first) as the codec encodes it, and its
  * number into *seq; *count is its operations, 0 when nothing is left (then more is
  * false) or the window is full. The batch counts as sent only once
- * session_batch_sent says it left. */
-stm_err session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
+ * stm_session_batch_sent says it left. */
+stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
                            size_t *count, stm_error *err);
 
-/* The batch session_next_batch handed out last has left at now_ms: it takes a place
+/* The batch stm_session_next_batch handed out last has left at now_ms: it takes a place
  * in the window and sent covers it. Not called when it could not leave: the next
  * restart or read sends its operations again. */
-void session_batch_sent(session_t *s, int64_t now_ms);
+void stm_session_batch_sent(session_t *s, int64_t now_ms);
 
 /* ---- the resend deadline ---- */
 
 /* When batches in flight count as lost: timeout_ms after the last batch that left
  * into an empty window or the last ACK, whichever came later; INT64_MAX when nothing is
  * in flight. */
-int64_t session_resend_at(const session_t *s, int timeout_ms);
+int64_t stm_session_resend_at(const session_t *s, int timeout_ms);
 
 /* Forgets the batches in flight and starts sending again from theirs (invariant 3). */
-void session_resend(session_t *s);
+void stm_session_resend(session_t *s);
 
 /* ---- what it knows ---- */
 
 /* Their vector, lent until the next HELLO or ACK. */
-const vector_t *session_theirs(const session_t *s);
-int session_in_flight(const session_t *s);
-uint64_t session_ops_sent(const session_t *s);
-uint64_t session_ops_received(const session_t *s);
-uint64_t session_parked(const session_t *s);
+const vector_t *stm_session_theirs(const session_t *s);
+int stm_session_in_flight(const session_t *s);
+uint64_t stm_session_ops_sent(const session_t *s);
+uint64_t stm_session_ops_received(const session_t *s);
+uint64_t stm_session_parked(const session_t *s);
 /* How many operations of mine (a vector of this database) they lack. */
-uint64_t session_behind(const session_t *s, const vector_t *mine);
+uint64_t stm_session_behind(const session_t *s, const vector_t *mine);
 
 #endif

@@ -36,7 +36,7 @@ struct stmtcache {
     size_t ntexts, texts_cap;
 };
 
-stmtcache_t *stmtcache_new(sqlite3 *db, const char *const *fixed, size_t nfixed)
+stmtcache_t *stm_stmtcache_new(sqlite3 *db, const char *const *fixed, size_t nfixed)
 {
     stmtcache_t *c = stm_calloc(1, sizeof *c);
     c->db = db;
@@ -46,12 +46,12 @@ stmtcache_t *stmtcache_new(sqlite3 *db, const char *const *fixed, size_t nfixed)
     return c;
 }
 
-void stmtcache_destroy(stmtcache_t **self_p)
+void stm_stmtcache_destroy(stmtcache_t **self_p)
 {
     stmtcache_t *c = *self_p;
     if (!c)
         return;
-    stmtcache_clear(c);
+    stm_stmtcache_clear(c);
     free(c->fixed);
     free(c->slots);
     free(c->texts);
@@ -59,7 +59,7 @@ void stmtcache_destroy(stmtcache_t **self_p)
     *self_p = NULL;
 }
 
-void stmtcache_clear(stmtcache_t *c)
+void stm_stmtcache_clear(stmtcache_t *c)
 {
     for (size_t q = 0; q < c->nfixed; q++) {
         sqlite3_finalize(c->fixed[q]);
@@ -77,7 +77,7 @@ void stmtcache_clear(stmtcache_t *c)
     c->ntexts = 0;
 }
 
-size_t stmtcache_count(const stmtcache_t *c)
+size_t stm_stmtcache_count(const stmtcache_t *c)
 {
     size_t n = c->nkeyed + c->ntexts;
     for (size_t q = 0; q < c->nfixed; q++)
@@ -102,7 +102,7 @@ static sqlite3_stmt *s_lend(sqlite3_stmt *stmt)
     return stmt;
 }
 
-sqlite3_stmt *stmtcache_fixed(stmtcache_t *c, size_t q)
+sqlite3_stmt *stm_stmtcache_fixed(stmtcache_t *c, size_t q)
 {
     assert(q < c->nfixed);
     if (!c->fixed[q])
@@ -122,7 +122,7 @@ static size_t s_slot(const stmtcache_t *c, const void *owner, int kind, uint64_t
     return s;
 }
 
-sqlite3_stmt *stmtcache_get(stmtcache_t *c, const void *owner, int kind, uint64_t mask)
+sqlite3_stmt *stm_stmtcache_get(stmtcache_t *c, const void *owner, int kind, uint64_t mask)
 {
     if (!c->nslots)
         return NULL;
@@ -130,7 +130,7 @@ sqlite3_stmt *stmtcache_get(stmtcache_t *c, const void *owner, int kind, uint64_
     return c->slots[s].owner ? s_lend(c->slots[s].stmt) : NULL;
 }
 
-sqlite3_stmt *stmtcache_add(stmtcache_t *c, const void *owner, int kind, uint64_t mask,
+sqlite3_stmt *stm_stmtcache_add(stmtcache_t *c, const void *owner, int kind, uint64_t mask,
                             const char *sql)
 {
     assert(owner);
@@ -155,7 +155,7 @@ sqlite3_stmt *stmtcache_add(stmtcache_t *c, const void *owner, int kind, uint64_
     return stmt;
 }
 
-sqlite3_stmt *stmtcache_sql(stmtcache_t *c, const char *sql)
+sqlite3_stmt *stm_stmtcache_sql(stmtcache_t *c, const char *sql)
 {
     for (size_t i = 0; i < c->ntexts; i++)
         if (strcmp(c->texts[i].sql, sql) == 0)

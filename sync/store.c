@@ -94,7 +94,7 @@ static const char *const s_schema =
     "  tbl TEXT PRIMARY KEY COLLATE NOCASE" /* a table not to sync */
     ");";
 
-stm_err store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err)
+stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err)
 {
     struct stat st;
     if (mode != STORE_OPEN_CREATE && stat(path, &st) != 0)
@@ -136,7 +136,7 @@ stm_err store_open(const char *path, store_open_mode mode, store_t **out, stm_er
     return STM_OK;
 }
 
-void store_destroy(store_t **self_p)
+void stm_store_destroy(store_t **self_p)
 {
     store_t *self = *self_p;
     if (!self)
@@ -151,22 +151,22 @@ void store_destroy(store_t **self_p)
     *self_p = NULL;
 }
 
-sqlite3 *store_db(store_t *self)
+sqlite3 *stm_store_db(store_t *self)
 {
     return self->db;
 }
 
-const char *store_path(const store_t *self)
+const char *stm_store_path(const store_t *self)
 {
     return self->path;
 }
 
-stm_err store_error(store_t *self, stm_error *err, const char *what)
+stm_err stm_store_error(store_t *self, stm_error *err, const char *what)
 {
     return stm_error_db(err, self->db, self->path, "%s", what);
 }
 
-stm_err store_exec(store_t *self, const char *sql, stm_error *err)
+stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -178,7 +178,7 @@ stm_err store_exec(store_t *self, const char *sql, stm_error *err)
     return STM_OK;
 }
 
-stm_err store_check_format(store_t *self, stm_error *err)
+stm_err stm_store_check_format(store_t *self, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     int format = 0;
@@ -196,7 +196,7 @@ stm_err store_check_format(store_t *self, stm_error *err)
                          self->path, format, STORE_FORMAT);
 }
 
-bool store_is_prepared(store_t *self)
+bool stm_store_is_prepared(store_t *self)
 {
     sqlite3_stmt *stmt = NULL;
     bool found = false;
@@ -209,11 +209,11 @@ bool store_is_prepared(store_t *self)
     return found;
 }
 
-stm_err store_prepare(store_t *self, stm_error *err)
+stm_err stm_store_prepare(store_t *self, stm_error *err)
 {
-    if (store_is_prepared(self))
-        return store_check_format(self, err);
-    stm_err rc = store_exec(self, s_schema, err);
+    if (stm_store_is_prepared(self))
+        return stm_store_check_format(self, err);
+    stm_err rc = stm_store_exec(self, s_schema, err);
     if (rc != STM_OK)
         return rc;
     stm_id node_id;
@@ -267,16 +267,16 @@ static stm_err s_write_id(store_t *self, const char *column, const stm_id *id, s
     return rc;
 }
 
-stm_err store_node_id(store_t *self, stm_id *out, stm_error *err)
+stm_err stm_store_node_id(store_t *self, stm_id *out, stm_error *err)
 {
     return s_read_id(self, "node_id", out, err);
 }
 
-stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
+stm_err stm_store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
 {
     /* The old id's operations stay in the oplog under the old origin: record how many
      * there are in the vector, where remote origins are kept, before switching. */
-    stm_err rc = store_exec(self,
+    stm_err rc = stm_store_exec(self,
                             "INSERT INTO stemma_vector (origin, seq) SELECT node_id, seq FROM "
                             "stemma_local WHERE id = 1 AND seq > 0 "
                             "ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)",
@@ -286,7 +286,7 @@ stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
     /* Sequences go on from what this database already holds of the new id (a node
      * id used here before, or its operations received back from peers). */
     if (rc == STM_OK)
-        rc = store_exec(self,
+        rc = stm_store_exec(self,
                         "UPDATE stemma_local SET seq = coalesce((SELECT v.seq FROM "
                         "stemma_vector AS v WHERE v.origin = stemma_local.node_id), 0) "
                         "WHERE id = 1;"
@@ -296,12 +296,12 @@ stm_err store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
     return rc;
 }
 
-stm_err store_version_id(store_t *self, stm_id *out, stm_error *err)
+stm_err stm_store_version_id(store_t *self, stm_id *out, stm_error *err)
 {
     return s_read_id(self, "version_id", out, err);
 }
 
-stm_err store_set_version_id(store_t *self, const stm_id *id, stm_error *err)
+stm_err stm_store_set_version_id(store_t *self, const stm_id *id, stm_error *err)
 {
     return s_write_id(self, "version_id", id, err);
 }
@@ -325,7 +325,7 @@ static void s_remember(store_t *self, const stm_id *id, int64_t no)
     self->nids++;
 }
 
-stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err)
+stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err)
 {
     /* A mesh has a handful of origins and versions: a scan from the newest is enough. */
     for (size_t i = self->nids; i-- > 0;) {
@@ -336,7 +336,7 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_get, "SELECT no FROM stemma_ids WHERE id = ?1");
     if (!get)
-        return store_error(self, err, "numbering ids");
+        return stm_store_error(self, err, "numbering ids");
     sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
     int step = sqlite3_step(get);
     if (step == SQLITE_ROW) {
@@ -347,25 +347,25 @@ stm_err store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, 
     }
     sqlite3_reset(get);
     if (step != SQLITE_DONE)
-        return store_error(self, err, "numbering ids");
+        return stm_store_error(self, err, "numbering ids");
     if (!add) {
         *no = 0;
         return STM_OK;
     }
     sqlite3_stmt *put = s_ids_stmt(self, &self->id_put, "INSERT INTO stemma_ids (id) VALUES (?1)");
     if (!put)
-        return store_error(self, err, "numbering ids");
+        return stm_store_error(self, err, "numbering ids");
     sqlite3_bind_blob(put, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
     step = sqlite3_step(put);
     sqlite3_reset(put);
     if (step != SQLITE_DONE)
-        return store_error(self, err, "numbering ids");
+        return stm_store_error(self, err, "numbering ids");
     *no = sqlite3_last_insert_rowid(self->db);
     s_remember(self, id, *no);
     return STM_OK;
 }
 
-stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
+stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
 {
     for (size_t i = self->nids; i-- > 0;) {
         if (self->ids[i].no == no) {
@@ -375,7 +375,7 @@ stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_of, "SELECT id FROM stemma_ids WHERE no = ?1");
     if (!get)
-        return store_error(self, err, "numbering ids");
+        return stm_store_error(self, err, "numbering ids");
     sqlite3_bind_int64(get, 1, no);
     int step = sqlite3_step(get);
     stm_err rc = STM_OK;
@@ -386,13 +386,13 @@ stm_err store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
         rc = stm_error_set(err, STM_ECORRUPT, "%s: stemma_ids has no id numbered %lld",
                            self->path, (long long)no);
     } else {
-        rc = store_error(self, err, "numbering ids");
+        rc = stm_store_error(self, err, "numbering ids");
     }
     sqlite3_reset(get);
     return rc;
 }
 
-void store_forget_ids(store_t *self)
+void stm_store_forget_ids(store_t *self)
 {
     self->nids = 0;
 }

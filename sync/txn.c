@@ -77,33 +77,33 @@ struct txn {
     buf_t clock_bytes;  /* scratch for encoding them */
 };
 
-txn_t *txn_new(store_t *store, oplog_t *log)
+txn_t *stm_txn_new(store_t *store, oplog_t *log)
 {
     txn_t *t = stm_calloc(1, sizeof *t);
     t->store = store;
-    t->db = store_db(store);
+    t->db = stm_store_db(store);
     t->log = log;
-    t->stmts = stmtcache_new(t->db, s_sql, Q_N);
+    t->stmts = stm_stmtcache_new(t->db, s_sql, Q_N);
     t->schema_cookie = -1;
     return t;
 }
 
-void txn_destroy(txn_t **self_p)
+void stm_txn_destroy(txn_t **self_p)
 {
     txn_t *t = *self_p;
     if (!t)
         return;
-    stmtcache_destroy(&t->stmts);
-    catalog_destroy(&t->catalog);
+    stm_stmtcache_destroy(&t->stmts);
+    stm_catalog_destroy(&t->catalog);
     free(t->tables);
     free(t->origins);
-    rowclock_free(&t->clock);
-    buf_free(&t->clock_bytes);
+    stm_rowclock_free(&t->clock);
+    stm_buf_free(&t->clock_bytes);
     free(t);
     *self_p = NULL;
 }
 
-uint64_t txn_epoch(const txn_t *t)
+uint64_t stm_txn_epoch(const txn_t *t)
 {
     return t->epoch;
 }
@@ -113,32 +113,32 @@ uint64_t txn_epoch(const txn_t *t)
 /* Re-reads the catalog and the exclude list when the schema changed. */
 static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
 {
-    int cookie = sqlscript_schema_cookie(t->db);
+    int cookie = stm_sqlscript_schema_cookie(t->db);
     if (cookie == t->schema_cookie && t->catalog)
         return STM_OK;
     t->epoch++;
-    catalog_destroy(&t->catalog);
+    stm_catalog_destroy(&t->catalog);
     free(t->tables);
     t->tables = NULL;
     t->ntables = 0;
     t->last_table = NULL;
-    stm_err rc = catalog_read(t->db, &t->catalog, err);
+    stm_err rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
     sqlite3_stmt *excluded = NULL;
     if (sqlite3_prepare_v2(t->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
                            NULL) != SQLITE_OK)
-        return store_error(t->store, err, "reading stemma_exclude");
-    t->tables = stm_calloc(catalog_count(t->catalog) + 1, sizeof *t->tables);
-    for (size_t i = 0; i < catalog_count(t->catalog); i++) {
-        const catalog_table *def = catalog_at(t->catalog, i);
+        return stm_store_error(t->store, err, "reading stemma_exclude");
+    t->tables = stm_calloc(stm_catalog_count(t->catalog) + 1, sizeof *t->tables);
+    for (size_t i = 0; i < stm_catalog_count(t->catalog); i++) {
+        const catalog_table *def = stm_catalog_at(t->catalog, i);
         sqlite3_reset(excluded);
-        sqlite3_bind_text(excluded, 1, catalog_table_name(def), -1, SQLITE_STATIC);
+        sqlite3_bind_text(excluded, 1, stm_catalog_table_name(def), -1, SQLITE_STATIC);
         bool is_excluded = sqlite3_step(excluded) == SQLITE_ROW;
-        if (capture_classify(def, is_excluded) != CAPTURE_SYNCED)
+        if (stm_capture_classify(def, is_excluded) != CAPTURE_SYNCED)
             continue;
         t->tables[t->ntables].def = def;
-        t->tables[t->ntables].key = capture_key_column(def);
+        t->tables[t->ntables].key = stm_capture_key_column(def);
         t->ntables++;
     }
     sqlite3_finalize(excluded);
@@ -146,12 +146,12 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
     return STM_OK;
 }
 
-txn_table *txn_table_find(txn_t *t, const char *name)
+txn_table *stm_txn_table_find(txn_t *t, const char *name)
 {
-    if (t->last_table && sqlite3_stricmp(catalog_table_name(t->last_table->def), name) == 0)
+    if (t->last_table && sqlite3_stricmp(stm_catalog_table_name(t->last_table->def), name) == 0)
         return t->last_table;
     for (size_t i = 0; i < t->ntables; i++) {
-        if (sqlite3_stricmp(catalog_table_name(t->tables[i].def), name) == 0) {
+        if (sqlite3_stricmp(stm_catalog_table_name(t->tables[i].def), name) == 0) {
             t->last_table = &t->tables[i];
             return t->last_table;
         }
@@ -159,12 +159,12 @@ txn_table *txn_table_find(txn_t *t, const char *name)
     return NULL;
 }
 
-const catalog_table *txn_table_def(const txn_table *table)
+const catalog_table *stm_txn_table_def(const txn_table *table)
 {
     return table->def;
 }
 
-const catalog_column *txn_table_key(const txn_table *table)
+const catalog_column *stm_txn_table_key(const txn_table *table)
 {
     return table->key;
 }
@@ -186,37 +186,37 @@ static stm_err s_origin_get(txn_t *t, const stm_id *id, s_origin **out, stm_erro
         }
     }
     s_origin o = {.id = *id};
-    stm_err rc = store_id_number(t->store, id, false, &o.no, err);
+    stm_err rc = stm_store_id_number(t->store, id, false, &o.no, err);
     if (rc != STM_OK)
         return rc;
     if (stm_id_equal(id, &t->node_id)) {
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(t->db, "SELECT seq FROM stemma_local WHERE id = 1", -1, &q, NULL) !=
             SQLITE_OK)
-            return store_error(t->store, err, "reading the local sequence");
+            return stm_store_error(t->store, err, "reading the local sequence");
         if (sqlite3_step(q) == SQLITE_ROW)
             o.held = (uint64_t)sqlite3_column_int64(q, 0);
         sqlite3_finalize(q);
     } else {
-        sqlite3_stmt *get = stmtcache_fixed(t->stmts, Q_VECTOR_GET);
+        sqlite3_stmt *get = stm_stmtcache_fixed(t->stmts, Q_VECTOR_GET);
         if (!get)
-            return store_error(t->store, err, "reading the version vector");
+            return stm_store_error(t->store, err, "reading the version vector");
         sqlite3_bind_blob(get, 1, id->bytes, STM_ID_BYTES, SQLITE_STATIC);
         if (sqlite3_step(get) == SQLITE_ROW)
             o.held = (uint64_t)sqlite3_column_int64(get, 0);
         sqlite3_reset(get);
     }
     if (o.no) {
-        sqlite3_stmt *above = stmtcache_fixed(t->stmts, Q_ABOVE);
+        sqlite3_stmt *above = stm_stmtcache_fixed(t->stmts, Q_ABOVE);
         if (!above)
-            return store_error(t->store, err, "reading the oplog");
+            return stm_store_error(t->store, err, "reading the oplog");
         sqlite3_bind_int64(above, 1, o.no);
         sqlite3_bind_int64(above, 2, (sqlite3_int64)o.held);
         int step = sqlite3_step(above);
         o.above = step == SQLITE_ROW;
         sqlite3_reset(above);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
-            return store_error(t->store, err, "reading the oplog");
+            return stm_store_error(t->store, err, "reading the oplog");
     }
     t->origins = stm_grow(t->origins, &t->origins_cap, t->norigins + 1, sizeof *t->origins);
     t->last_origin = t->norigins;
@@ -236,7 +236,7 @@ static stm_err s_held(txn_t *t, s_origin *o, uint64_t seq, bool *held, uint64_t 
     if (*held || !o->above || !o->no)
         return STM_OK;
     uint64_t last;
-    stm_err rc = oplog_holds(t->log, o->no, seq, &last, err);
+    stm_err rc = stm_oplog_holds(t->log, o->no, seq, &last, err);
     if (rc == STM_OK && last) {
         *held = true;
         *end = last;
@@ -247,10 +247,10 @@ static stm_err s_held(txn_t *t, s_origin *o, uint64_t seq, bool *held, uint64_t 
 /* Records ops[0..n) (one row change, none held, consecutive sequences) for o. */
 static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n, stm_error *err)
 {
-    stm_err rc = oplog_append(t->log, ops, n, ops[0]->table, err);
+    stm_err rc = stm_oplog_append(t->log, ops, n, ops[0]->table, err);
     if (rc != STM_OK)
         return rc;
-    if (!o->no && (rc = store_id_number(t->store, &o->id, false, &o->no, err)) != STM_OK)
+    if (!o->no && (rc = stm_store_id_number(t->store, &o->id, false, &o->no, err)) != STM_OK)
         return rc;
     uint64_t first = ops[0]->seq, last = ops[n - 1]->seq;
     if (first == o->held + 1)
@@ -265,7 +265,7 @@ static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n,
     return STM_OK;
 }
 
-stm_err txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
+stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
                      stm_error *err)
 {
     *fresh = 0;
@@ -316,10 +316,10 @@ static stm_err s_above_top(txn_t *t, txn_table *table, const op_value *pk, bool 
     if (pk->type != VALUE_INTEGER)
         return STM_OK;
     if (!table->top_known) {
-        sqlite3_stmt *q = stmtcache_fixed(t->stmts, Q_CLOCK_TOP);
+        sqlite3_stmt *q = stm_stmtcache_fixed(t->stmts, Q_CLOCK_TOP);
         if (!q)
-            return store_error(t->store, err, "reading clocks");
-        sqlite3_bind_text(q, 1, catalog_table_name(table->def), -1, SQLITE_STATIC);
+            return stm_store_error(t->store, err, "reading clocks");
+        sqlite3_bind_text(q, 1, stm_catalog_table_name(table->def), -1, SQLITE_STATIC);
         int step = sqlite3_step(q);
         if (step == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER) {
             table->top = sqlite3_column_int64(q, 0);
@@ -332,104 +332,104 @@ static stm_err s_above_top(txn_t *t, txn_table *table, const op_value *pk, bool 
         }
         sqlite3_reset(q);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
-            return store_error(t->store, err, "reading clocks");
+            return stm_store_error(t->store, err, "reading clocks");
         table->top_known = true;
     }
     *above = !table->top_none && pk->i > table->top;
     return STM_OK;
 }
 
-stm_err txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err)
+stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err)
 {
     bool above;
-    rowclock_clear(&t->clock);
+    stm_rowclock_clear(&t->clock);
     *found = false;
     stm_err rc = s_above_top(t, table, pk, &above, err);
     if (rc != STM_OK || above)
         return rc;
-    const char *name = catalog_table_name(table->def);
-    sqlite3_stmt *get = stmtcache_fixed(t->stmts, Q_CLOCK_GET);
+    const char *name = stm_catalog_table_name(table->def);
+    sqlite3_stmt *get = stm_stmtcache_fixed(t->stmts, Q_CLOCK_GET);
     if (!get)
-        return store_error(t->store, err, "reading clocks");
+        return stm_store_error(t->store, err, "reading clocks");
     sqlite3_bind_text(get, 1, name, -1, SQLITE_STATIC);
-    if (op_value_bind(get, 2, pk) != SQLITE_OK)
-        return store_error(t->store, err, "reading clocks");
+    if (stm_op_value_bind(get, 2, pk) != SQLITE_OK)
+        return stm_store_error(t->store, err, "reading clocks");
     int step = sqlite3_step(get);
     *found = step == SQLITE_ROW;
-    if (*found && !rowclock_decode(&t->clock, sqlite3_column_blob(get, 0),
+    if (*found && !stm_rowclock_decode(&t->clock, sqlite3_column_blob(get, 0),
                                    (size_t)sqlite3_column_bytes(get, 0)))
         rc = stm_error_set(err, STM_ECORRUPT,
                            "%s: stemma_clock: the clocks of a row of %s are damaged",
-                           store_path(t->store), name);
+                           stm_store_path(t->store), name);
     else if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = store_error(t->store, err, "reading clocks");
+        rc = stm_store_error(t->store, err, "reading clocks");
     sqlite3_reset(get);
     return rc;
 }
 
-rowclock_t *txn_clock(txn_t *t)
+rowclock_t *stm_txn_clock(txn_t *t)
 {
     return &t->clock;
 }
 
-stm_err txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new, stm_error *err)
+stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new, stm_error *err)
 {
-    buf_reset(&t->clock_bytes);
-    rowclock_encode(&t->clock, &t->clock_bytes);
+    stm_buf_reset(&t->clock_bytes);
+    stm_rowclock_encode(&t->clock, &t->clock_bytes);
     if (pk->type == VALUE_INTEGER && table->top_known && !table->top_none && pk->i > table->top)
         table->top = pk->i;
-    sqlite3_stmt *put = stmtcache_fixed(t->stmts, is_new ? Q_CLOCK_NEW : Q_CLOCK_PUT);
+    sqlite3_stmt *put = stm_stmtcache_fixed(t->stmts, is_new ? Q_CLOCK_NEW : Q_CLOCK_PUT);
     if (!put)
-        return store_error(t->store, err, "recording clocks");
-    sqlite3_bind_text(put, 1, catalog_table_name(table->def), -1, SQLITE_STATIC);
-    if (op_value_bind(put, 2, pk) != SQLITE_OK)
-        return store_error(t->store, err, "recording clocks");
+        return stm_store_error(t->store, err, "recording clocks");
+    sqlite3_bind_text(put, 1, stm_catalog_table_name(table->def), -1, SQLITE_STATIC);
+    if (stm_op_value_bind(put, 2, pk) != SQLITE_OK)
+        return stm_store_error(t->store, err, "recording clocks");
     sqlite3_bind_blob(put, 3, t->clock_bytes.data, (int)t->clock_bytes.len, SQLITE_STATIC);
     if (sqlite3_step(put) != SQLITE_DONE)
-        return store_error(t->store, err, "recording clocks");
+        return stm_store_error(t->store, err, "recording clocks");
     return STM_OK;
 }
 
 /* ---- local changes ---- */
 
-/* Records local operations (capture_collect's) and enters them into stemma_clock
+/* Records local operations (stm_capture_collect's) and enters them into stemma_clock
  * (invariant 4). */
 static stm_err s_record_local(txn_t *t, const opbatch_t *batch, stm_error *err)
 {
-    size_t n = opbatch_count(batch);
+    size_t n = stm_opbatch_count(batch);
     if (!n)
         return STM_OK;
     s_origin *o;
     stm_err rc = s_origin_get(t, &t->node_id, &o, err);
     const op_t **ops = stm_calloc(n, sizeof *ops);
     for (size_t i = 0; i < n; i++)
-        ops[i] = opbatch_at(batch, i);
+        ops[i] = stm_opbatch_at(batch, i);
     /* Local sequences were taken past o->held already: record them as the next. */
     o->held = ops[0]->seq - 1;
     int64_t origin_no = 0;
     for (size_t i = 0; i < n && rc == STM_OK;) {
         size_t j = i + 1;
-        if (!op_is_delete(ops[i]))
-            while (j < n && op_same_row_change(ops[i], ops[j]))
+        if (!stm_op_is_delete(ops[i]))
+            while (j < n && stm_op_same_row_change(ops[i], ops[j]))
                 j++;
         rc = s_record(t, o, ops + i, j - i, err);
         if (rc == STM_OK && !origin_no)
-            rc = store_id_number(t->store, &t->node_id, false, &origin_no, err);
-        txn_table *table = rc == STM_OK ? txn_table_find(t, ops[i]->table) : NULL;
+            rc = stm_store_id_number(t->store, &t->node_id, false, &origin_no, err);
+        txn_table *table = rc == STM_OK ? stm_txn_table_find(t, ops[i]->table) : NULL;
         bool found = false;
         if (table)
-            rc = txn_clock_read(t, table, &ops[i]->pk, &found, err);
+            rc = stm_txn_clock_read(t, table, &ops[i]->pk, &found, err);
         for (size_t k = i; k < j && table && rc == STM_OK; k++) {
             const catalog_column *col =
-                ops[k]->column ? catalog_table_find(table->def, ops[k]->column) : NULL;
-            if (op_is_delete(ops[k]))
-                rowclock_set(&t->clock, ROWCLOCK_DELETE, NULL, ops[k]->hlc, origin_no, ops[k]->seq);
+                ops[k]->column ? stm_catalog_table_find(table->def, ops[k]->column) : NULL;
+            if (stm_op_is_delete(ops[k]))
+                stm_rowclock_set(&t->clock, ROWCLOCK_DELETE, NULL, ops[k]->hlc, origin_no, ops[k]->seq);
             else if (col)
-                rowclock_set(&t->clock, ROWCLOCK_CELL, col->name, ops[k]->hlc, origin_no,
+                stm_rowclock_set(&t->clock, ROWCLOCK_CELL, col->name, ops[k]->hlc, origin_no,
                              ops[k]->seq);
         }
         if (table && rc == STM_OK)
-            rc = txn_clock_write(t, table, &ops[i]->pk, !found, err);
+            rc = stm_txn_clock_write(t, table, &ops[i]->pk, !found, err);
         i = j;
     }
     free(ops);
@@ -446,40 +446,40 @@ static stm_err s_start(txn_t *t, stm_error *err)
     for (size_t i = 0; i < t->ntables; i++)
         t->tables[i].top_known = false;
     if (rc == STM_OK)
-        rc = store_node_id(t->store, &t->node_id, err);
-    opbatch_t *local = rc == STM_OK ? opbatch_new() : NULL;
-    if (local && (rc = capture_collect(t->store, t->catalog, local, err)) == STM_OK)
+        rc = stm_store_node_id(t->store, &t->node_id, err);
+    opbatch_t *local = rc == STM_OK ? stm_opbatch_new() : NULL;
+    if (local && (rc = stm_capture_collect(t->store, t->catalog, local, err)) == STM_OK)
         rc = s_record_local(t, local, err);
-    opbatch_destroy(&local);
+    stm_opbatch_destroy(&local);
     return rc;
 }
 
-stm_err txn_collect(txn_t *t, stm_error *err)
+stm_err stm_txn_collect(txn_t *t, stm_error *err)
 {
     stm_err rc = s_start(t, err);
-    /* capture_collect moved the local sequence and clock already. */
+    /* stm_capture_collect moved the local sequence and clock already. */
     t->norigins = 0;
     if (rc != STM_OK)
-        store_forget_ids(t->store);
+        stm_store_forget_ids(t->store);
     return rc;
 }
 
-void txn_rollback(txn_t *t)
+void stm_txn_rollback(txn_t *t)
 {
     sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
-    store_forget_ids(t->store);
+    stm_store_forget_ids(t->store);
     t->norigins = 0;
 }
 
-stm_err txn_begin(txn_t *t, stm_error *err)
+stm_err stm_txn_begin(txn_t *t, stm_error *err)
 {
     if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return store_error(t->store, err, "starting a transaction");
+        return stm_store_error(t->store, err, "starting a transaction");
     stm_err rc = s_start(t, err);
     if (rc == STM_OK)
-        rc = store_exec(t->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
+        rc = stm_store_exec(t->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     if (rc != STM_OK)
-        txn_rollback(t);
+        stm_txn_rollback(t);
     return rc;
 }
 
@@ -494,49 +494,49 @@ static stm_err s_update_vectors(txn_t *t, stm_error *err)
         if (!o->touched)
             continue;
         if (stm_id_equal(&o->id, &t->node_id)) {
-            sqlite3_stmt *set = stmtcache_fixed(t->stmts, Q_LOCAL_SEQ);
+            sqlite3_stmt *set = stm_stmtcache_fixed(t->stmts, Q_LOCAL_SEQ);
             if (!set)
-                return store_error(t->store, err, "updating the local sequence");
+                return stm_store_error(t->store, err, "updating the local sequence");
             sqlite3_bind_int64(set, 1, (sqlite3_int64)o->top);
             if (sqlite3_step(set) != SQLITE_DONE)
-                rc = store_error(t->store, err, "updating the local sequence");
+                rc = stm_store_error(t->store, err, "updating the local sequence");
             continue;
         }
         uint64_t seq = o->held;
-        if (o->above && (rc = oplog_contiguous(t->log, o->no, o->held, &seq, err)) != STM_OK)
+        if (o->above && (rc = stm_oplog_contiguous(t->log, o->no, o->held, &seq, err)) != STM_OK)
             break;
-        sqlite3_stmt *set = stmtcache_fixed(t->stmts, Q_VECTOR_SET);
+        sqlite3_stmt *set = stm_stmtcache_fixed(t->stmts, Q_VECTOR_SET);
         if (!set)
-            return store_error(t->store, err, "updating the version vector");
+            return stm_store_error(t->store, err, "updating the version vector");
         sqlite3_bind_blob(set, 1, o->id.bytes, STM_ID_BYTES, SQLITE_STATIC);
         sqlite3_bind_int64(set, 2, (sqlite3_int64)seq);
         if (sqlite3_step(set) != SQLITE_DONE)
-            rc = store_error(t->store, err, "updating the version vector");
+            rc = stm_store_error(t->store, err, "updating the version vector");
     }
     return rc;
 }
 
-stm_err txn_commit(txn_t *t, stm_error *err)
+stm_err stm_txn_commit(txn_t *t, stm_error *err)
 {
     stm_err rc = s_update_vectors(t, err);
     if (rc == STM_OK) {
         /* Invariant 3, and capture on again. */
-        sqlite3_stmt *hlc = stmtcache_fixed(t->stmts, Q_HLC);
+        sqlite3_stmt *hlc = stm_stmtcache_fixed(t->stmts, Q_HLC);
         if (!hlc)
-            rc = store_error(t->store, err, "moving the clock");
+            rc = stm_store_error(t->store, err, "moving the clock");
         else {
             sqlite3_bind_int64(hlc, 1, (sqlite3_int64)t->max_hlc);
             if (sqlite3_step(hlc) != SQLITE_DONE)
-                rc = store_error(t->store, err, "moving the clock");
+                rc = stm_store_error(t->store, err, "moving the clock");
         }
     }
     /* Invariant 6: rows written here are not the application's to collect. */
     if (rc == STM_OK)
-        rc = capture_mark(t->store, t->catalog, err);
+        rc = stm_capture_mark(t->store, t->catalog, err);
     if (rc == STM_OK && sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        rc = store_error(t->store, err, "committing");
+        rc = stm_store_error(t->store, err, "committing");
     if (rc != STM_OK)
-        txn_rollback(t);
+        stm_txn_rollback(t);
     t->norigins = 0;
     return rc;
 }

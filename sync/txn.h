@@ -5,7 +5,7 @@
  * the application's queued changes (capture.h) made operations, recorded, and entered
  * into stemma_clock. It ends the same way: the version vector, the local sequence and
  * clock and the capture marks moved over what it recorded, then COMMIT. In between the
- * applier (apply.h) records what it receives through txn_take_new and reads and writes
+ * applier (apply.h) records what it receives through stm_txn_take_new and reads and writes
  * row clocks here; the transaction keeps what it learns of each origin, so that most
  * operations are known new without a query.
  *
@@ -15,7 +15,7 @@
  *     (origin, seq), with its origin, sequence and clock unchanged, so it travels on.
  *     One held already, or twice in one batch, is counted as present and changes
  *     nothing.
- *  2. A transaction is one SQLite transaction (txn_begin .. txn_commit, which the
+ *  2. A transaction is one SQLite transaction (stm_txn_begin .. stm_txn_commit, which the
  *     applier may hold open over many batches): after a crash the database holds all
  *     of it or none. Capture triggers are off inside it (stemma_local.applying), so
  *     applied operations are not recorded a second time as local ones.
@@ -30,11 +30,11 @@
  *     this database's own id it holds (some may come back from a peer).
  *  6. At commit the capture marks move over the rows written inside, which are not the
  *     application's to collect.
- *  7. A rollback forgets the ids numbered inside it (store_forget_ids): their numbers
+ *  7. A rollback forgets the ids numbered inside it (stm_store_forget_ids): their numbers
  *     are gone with it.
  *  8. The synced tables handed out (txn_table) are those of the schema at the start
  *     of the transaction; when the schema changed they are read again and the old
- *     ones freed, and txn_epoch changes, so that what is keyed by them goes too. */
+ *     ones freed, and stm_txn_epoch changes, so that what is keyed by them goes too. */
 #ifndef STM_TXN_H
 #define STM_TXN_H
 
@@ -49,49 +49,49 @@ typedef struct txn txn_t;
 typedef struct txn_table txn_table;
 
 /* A transaction runner for store, recording through log (both lent; they must
- * outlive it). The caller owns the result (txn_destroy). */
-txn_t *txn_new(store_t *store, oplog_t *log);
-void txn_destroy(txn_t **self_p);
+ * outlive it). The caller owns the result (stm_txn_destroy). */
+txn_t *stm_txn_new(store_t *store, oplog_t *log);
+void stm_txn_destroy(txn_t **self_p);
 
 /* Opens a transaction (BEGIN IMMEDIATE), starts it (the schema, the local changes
  * recorded) and turns capture off. On failure nothing is left open. */
-stm_err txn_begin(txn_t *t, stm_error *err);
+stm_err stm_txn_begin(txn_t *t, stm_error *err);
 /* Moves the vector, the local sequence and clock and the marks, and commits; rolls
  * back on failure. */
-stm_err txn_commit(txn_t *t, stm_error *err);
+stm_err stm_txn_commit(txn_t *t, stm_error *err);
 /* Rolls back the open transaction and forgets what it learnt. */
-void txn_rollback(txn_t *t);
+void stm_txn_rollback(txn_t *t);
 /* Starts inside the caller's own open write transaction (a migration's, before it
  * changes the schema): the local changes are recorded and entered into stemma_clock,
- * nothing else is done (capture_collect moved the local sequence and clock). On
+ * nothing else is done (stm_capture_collect moved the local sequence and clock). On
  * failure the caller rolls back. */
-stm_err txn_collect(txn_t *t, stm_error *err);
+stm_err stm_txn_collect(txn_t *t, stm_error *err);
 
 /* Changes whenever the synced tables are read again (invariant 8). */
-uint64_t txn_epoch(const txn_t *t);
+uint64_t stm_txn_epoch(const txn_t *t);
 
 /* The synced table named name (any case), or NULL; lent until the schema is read
- * again (txn_epoch). */
-txn_table *txn_table_find(txn_t *t, const char *name);
+ * again (stm_txn_epoch). */
+txn_table *stm_txn_table_find(txn_t *t, const char *name);
 /* Its definition and single key column, lent like the table. */
-const catalog_table *txn_table_def(const txn_table *table);
-const catalog_column *txn_table_key(const txn_table *table);
+const catalog_table *stm_txn_table_def(const txn_table *table);
+const catalog_column *stm_txn_table_key(const txn_table *table);
 
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the
  * others are added to *present (invariant 1). */
-stm_err txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
+stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
                      stm_error *err);
 
-/* Reads the clocks of row pk of table into txn_clock; *found false when it has none
- * (then txn_clock is empty). A row above the table's greatest integer key is known to
+/* Reads the clocks of row pk of table into stm_txn_clock; *found false when it has none
+ * (then stm_txn_clock is empty). A row above the table's greatest integer key is known to
  * have none without a query. */
-stm_err txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err);
+stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err);
 /* The clocks of the row read last, lent: the applier changes them, then writes them
- * back with txn_clock_write. */
-rowclock_t *txn_clock(txn_t *t);
-/* Writes txn_clock as the clocks of row pk of table; is_new: it had none. */
-stm_err txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
+ * back with stm_txn_clock_write. */
+rowclock_t *stm_txn_clock(txn_t *t);
+/* Writes stm_txn_clock as the clocks of row pk of table; is_new: it had none. */
+stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
                         stm_error *err);
 
 #endif

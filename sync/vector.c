@@ -12,12 +12,12 @@ struct vector {
     size_t cap;
 };
 
-vector_t *vector_new(void)
+vector_t *stm_vector_new(void)
 {
     return stm_calloc(1, sizeof(vector_t));
 }
 
-void vector_destroy(vector_t **self_p)
+void stm_vector_destroy(vector_t **self_p)
 {
     vector_t *v = *self_p;
     if (!v)
@@ -47,7 +47,7 @@ static size_t s_find(const vector_t *v, const stm_id *origin, bool *found)
     return lo;
 }
 
-void vector_set(vector_t *v, const stm_id *origin, uint64_t seq)
+void stm_vector_set(vector_t *v, const stm_id *origin, uint64_t seq)
 {
     bool found;
     size_t i = s_find(v, origin, &found);
@@ -60,44 +60,44 @@ void vector_set(vector_t *v, const stm_id *origin, uint64_t seq)
     v->entries[i].seq = seq;
 }
 
-uint64_t vector_get(const vector_t *v, const stm_id *origin)
+uint64_t stm_vector_get(const vector_t *v, const stm_id *origin)
 {
     bool found;
     size_t i = s_find(v, origin, &found);
     return found ? v->entries[i].seq : 0;
 }
 
-size_t vector_count(const vector_t *v)
+size_t stm_vector_count(const vector_t *v)
 {
     return v->count;
 }
 
-const vector_entry *vector_at(const vector_t *v, size_t i)
+const vector_entry *stm_vector_at(const vector_t *v, size_t i)
 {
     return &v->entries[i];
 }
 
-stm_err vector_read(store_t *store, vector_t **out, stm_error *err)
+stm_err stm_vector_read(store_t *store, vector_t **out, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "SELECT origin, seq FROM stemma_vector UNION ALL "
                            "SELECT node_id, seq FROM stemma_local WHERE id = 1",
                            -1, &stmt, NULL) != SQLITE_OK)
-        return store_error(store, err, "reading the version vector");
-    vector_t *v = vector_new();
+        return stm_store_error(store, err, "reading the version vector");
+    vector_t *v = stm_vector_new();
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(stmt, 0) != STM_ID_BYTES)
             continue;
         stm_id origin;
         memcpy(origin.bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
-        vector_set(v, &origin, (uint64_t)sqlite3_column_int64(stmt, 1));
+        stm_vector_set(v, &origin, (uint64_t)sqlite3_column_int64(stmt, 1));
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE) {
-        vector_destroy(&v);
-        return store_error(store, err, "reading the version vector");
+        stm_vector_destroy(&v);
+        return stm_store_error(store, err, "reading the version vector");
     }
     *out = v;
     return STM_OK;
@@ -105,11 +105,11 @@ stm_err vector_read(store_t *store, vector_t **out, stm_error *err)
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
-void vector_encode(const vector_t *v, buf_t *out)
+void stm_vector_encode(const vector_t *v, buf_t *out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
@@ -121,31 +121,31 @@ void vector_encode(const vector_t *v, buf_t *out)
     }
 }
 
-stm_err vector_decode(const void *data, size_t len, vector_t **out, stm_error *err)
+stm_err stm_vector_decode(const void *data, size_t len, vector_t **out, stm_error *err)
 {
     msgread_t r;
-    msgread_init(&r, data, len);
+    stm_msgread_init(&r, data, len);
     uint32_t n;
-    if (!msgread_array(&r, &n) || n > VECTOR_MAX_ENTRIES)
+    if (!stm_msgread_array(&r, &n) || n > VECTOR_MAX_ENTRIES)
         return stm_error_set(err, STM_EPROTO, "malformed version vector: not an array of at "
                                               "most %u entries", VECTOR_MAX_ENTRIES);
-    vector_t *v = vector_new();
+    vector_t *v = stm_vector_new();
     for (uint32_t i = 0; i < n; i++) {
         uint32_t fields;
         const void *origin;
         uint32_t olen;
         uint64_t seq;
-        if (!msgread_array(&r, &fields) || fields < 2 || !msgread_bin(&r, &origin, &olen) ||
-            olen != STM_ID_BYTES || !msgread_uint(&r, &seq)) {
-            vector_destroy(&v);
+        if (!stm_msgread_array(&r, &fields) || fields < 2 || !stm_msgread_bin(&r, &origin, &olen) ||
+            olen != STM_ID_BYTES || !stm_msgread_uint(&r, &seq)) {
+            stm_vector_destroy(&v);
             return stm_error_set(err, STM_EPROTO,
                                  "malformed version vector: entry %u is not [bin32, uint]", i);
         }
         bool extra_ok = true;
         for (uint32_t k = 2; k < fields && extra_ok; k++)
-            extra_ok = msgread_skip(&r);
+            extra_ok = stm_msgread_skip(&r);
         if (!extra_ok) {
-            vector_destroy(&v);
+            stm_vector_destroy(&v);
             return stm_error_set(err, STM_EPROTO,
                                  "malformed version vector: entry %u has a malformed extra field",
                                  i);
@@ -153,7 +153,7 @@ stm_err vector_decode(const void *data, size_t len, vector_t **out, stm_error *e
         /* In order, each entry goes at the end: inserting out of order would cost a
          * peer's large vector quadratic time. */
         if (v->count && memcmp(v->entries[v->count - 1].origin.bytes, origin, STM_ID_BYTES) >= 0) {
-            vector_destroy(&v);
+            stm_vector_destroy(&v);
             return stm_error_set(err, STM_EPROTO,
                                  "malformed version vector: entry %u is out of order or repeated",
                                  i);
@@ -162,8 +162,8 @@ stm_err vector_decode(const void *data, size_t len, vector_t **out, stm_error *e
         memcpy(v->entries[v->count].origin.bytes, origin, STM_ID_BYTES);
         v->entries[v->count++].seq = seq;
     }
-    if (msgread_left(&r) != 0) {
-        vector_destroy(&v);
+    if (stm_msgread_left(&r) != 0) {
+        stm_vector_destroy(&v);
         return stm_error_set(err, STM_EPROTO, "malformed version vector: bytes follow it");
     }
     *out = v;

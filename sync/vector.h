@@ -24,23 +24,23 @@ typedef struct {
 
 typedef struct vector vector_t;
 
-vector_t *vector_new(void);
-void vector_destroy(vector_t **self_p);
+vector_t *stm_vector_new(void);
+void stm_vector_destroy(vector_t **self_p);
 /* Sets origin's entry to seq (adding it when absent). */
-void vector_set(vector_t *v, const stm_id *origin, uint64_t seq);
+void stm_vector_set(vector_t *v, const stm_id *origin, uint64_t seq);
 /* The entry for origin, 0 when absent. */
-uint64_t vector_get(const vector_t *v, const stm_id *origin);
-size_t vector_count(const vector_t *v);
-const vector_entry *vector_at(const vector_t *v, size_t i);
+uint64_t stm_vector_get(const vector_t *v, const stm_id *origin);
+size_t stm_vector_count(const vector_t *v);
+const vector_entry *stm_vector_at(const vector_t *v, size_t i);
 
 /* The vector of a database: its own node id with its last local sequence, and every
  * other origin it holds operations of. *out is the caller's. */
-stm_err vector_read(store_t *store, vector_t **out, stm_error *err);
+stm_err stm_vector_read(store_t *store, vector_t **out, stm_error *err);
 
 /* MessagePack: an array of [bin32 origin, uint seq] pairs, in order of origin. */
-void vector_encode(const vector_t *v, buf_t *out);
+void stm_vector_encode(const vector_t *v, buf_t *out);
 /* STM_EPROTO on malformed input (origins out of order or repeated among it, so that
  * decoding stays linear and no entry is ambiguous); *out is the caller's on success. */
-stm_err vector_decode(const void *data, size_t len, vector_t **out, stm_error *err);
+stm_err stm_vector_decode(const void *data, size_t len, vector_t **out, stm_error *err);
 
 #endif

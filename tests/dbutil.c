@@ -22,14 +22,14 @@ store_t *du_setup(const char *path, const char *schema_sql, const stm_id *versio
 {
     store_t *store = NULL;
     stm_error err = {0};
-    s_ok(store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_ok(store_exec(store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(sqlscript_run(store_db(store), path, schema_sql, 0, &err), &err);
-    s_ok(store_prepare(store, &err), &err);
+    s_ok(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    s_ok(stm_store_exec(store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_sqlscript_run(stm_store_db(store), path, schema_sql, 0, &err), &err);
+    s_ok(stm_store_prepare(store, &err), &err);
     stm_id zero = {{0}};
-    s_ok(store_set_version_id(store, version ? version : &zero, &err), &err);
-    s_ok(capture_install(store, &err), &err);
-    s_ok(store_exec(store, "COMMIT", &err), &err);
+    s_ok(stm_store_set_version_id(store, version ? version : &zero, &err), &err);
+    s_ok(stm_capture_install(store, &err), &err);
+    s_ok(stm_store_exec(store, "COMMIT", &err), &err);
     return store;
 }
 
@@ -38,14 +38,14 @@ void du_migrate(store_t *store, const char *schema_sql)
     stm_error err = {0};
     /* As the migrator does: queued changes become operations under the old schema,
      * in the migration's transaction. */
-    s_ok(store_exec(store, "BEGIN IMMEDIATE", &err), &err);
-    applier_t *applier = applier_new(store, NULL, NULL);
-    s_ok(applier_collect(applier, &err), &err);
-    applier_destroy(&applier);
-    s_ok(capture_uninstall(store, &err), &err);
-    s_ok(sqlscript_run(store_db(store), "migration", schema_sql, 0, &err), &err);
-    s_ok(capture_install(store, &err), &err);
-    s_ok(store_exec(store, "COMMIT", &err), &err);
+    s_ok(stm_store_exec(store, "BEGIN IMMEDIATE", &err), &err);
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
+    s_ok(stm_applier_collect(applier, &err), &err);
+    stm_applier_destroy(&applier);
+    s_ok(stm_capture_uninstall(store, &err), &err);
+    s_ok(stm_sqlscript_run(stm_store_db(store), "migration", schema_sql, 0, &err), &err);
+    s_ok(stm_capture_install(store, &err), &err);
+    s_ok(stm_store_exec(store, "COMMIT", &err), &err);
 }
 
 void du_exec(const char *path, const char *sql)
@@ -63,31 +63,31 @@ void du_exec(const char *path, const char *sql)
 void du_ops(store_t *store)
 {
     stm_error err = {0};
-    applier_t *applier = applier_new(store, NULL, NULL);
-    s_ok(applier_catch_up(applier, &err), &err);
-    applier_destroy(&applier);
-    s_ok(store_exec(store,
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
+    s_ok(stm_applier_catch_up(applier, &err), &err);
+    stm_applier_destroy(&applier);
+    s_ok(stm_store_exec(store,
                     "DROP TABLE IF EXISTS temp.ops;"
                     "CREATE TEMP TABLE ops (origin BLOB, seq INTEGER, hlc INTEGER, version_id BLOB,"
                     " tbl TEXT, pk, col TEXT, aff TEXT, val, parked INTEGER);",
                     &err),
          &err);
     oplog_reader_t *reader = NULL;
-    s_ok(oplog_reader_new(store, NULL, &reader, &err), &err);
-    opbatch_t *batch = opbatch_new();
+    s_ok(stm_oplog_reader_new(store, NULL, &reader, &err), &err);
+    opbatch_t *batch = stm_opbatch_new();
     sqlite3_stmt *ins = NULL;
-    if (sqlite3_prepare_v2(store_db(store),
+    if (sqlite3_prepare_v2(stm_store_db(store),
                            "INSERT INTO temp.ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                            "(SELECT CASE kind WHEN 'schema' THEN 1 ELSE 2 END FROM stemma_parked "
                            "WHERE origin = ?1 AND seq = ?2))",
                            -1, &ins, NULL) != SQLITE_OK)
-        fail_msg("temp.ops: %s", sqlite3_errmsg(store_db(store)));
+        fail_msg("temp.ops: %s", sqlite3_errmsg(stm_store_db(store)));
     size_t got;
     do {
-        opbatch_clear(batch);
-        s_ok(oplog_reader_next(reader, batch, 1000, 1u << 20, &got, &err), &err);
-        for (size_t i = 0; i < opbatch_count(batch); i++) {
-            const op_t *op = opbatch_at(batch, i);
+        stm_opbatch_clear(batch);
+        s_ok(stm_oplog_reader_next(reader, batch, 1000, 1u << 20, &got, &err), &err);
+        for (size_t i = 0; i < stm_opbatch_count(batch); i++) {
+            const op_t *op = stm_opbatch_at(batch, i);
             char aff[2] = {op->affinity, '\0'};
             sqlite3_reset(ins);
             sqlite3_clear_bindings(ins);
@@ -96,19 +96,19 @@ void du_ops(store_t *store)
             sqlite3_bind_int64(ins, 3, (sqlite3_int64)op->hlc);
             sqlite3_bind_blob(ins, 4, op->version_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
             sqlite3_bind_text(ins, 5, op->table, -1, SQLITE_STATIC);
-            op_value_bind(ins, 6, &op->pk);
+            stm_op_value_bind(ins, 6, &op->pk);
             if (op->column) {
                 sqlite3_bind_text(ins, 7, op->column, -1, SQLITE_STATIC);
                 sqlite3_bind_text(ins, 8, aff, 1, SQLITE_TRANSIENT);
-                op_value_bind(ins, 9, &op->value);
+                stm_op_value_bind(ins, 9, &op->value);
             }
             if (sqlite3_step(ins) != SQLITE_DONE)
-                fail_msg("temp.ops: %s", sqlite3_errmsg(store_db(store)));
+                fail_msg("temp.ops: %s", sqlite3_errmsg(stm_store_db(store)));
         }
     } while (got);
     sqlite3_finalize(ins);
-    opbatch_destroy(&batch);
-    oplog_reader_destroy(&reader);
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
 }
 
 void du_vector_set(store_t *store, const stm_id *origin, uint64_t seq)
@@ -118,7 +118,7 @@ void du_vector_set(store_t *store, const stm_id *origin, uint64_t seq)
     snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO stemma_vector VALUES (x'%s', %llu)", hex,
              (unsigned long long)seq);
     stm_error err = {0};
-    s_ok(store_exec(store, sql, &err), &err);
+    s_ok(stm_store_exec(store, sql, &err), &err);
 }
 
 long long du_int(store_t *store, const char *sql)
@@ -126,8 +126,8 @@ long long du_int(store_t *store, const char *sql)
     if (strstr(sql, "temp.ops"))
         du_ops(store);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(store_db(store)));
+    if (sqlite3_prepare_v2(stm_store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(stm_store_db(store)));
     long long v = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
     sqlite3_finalize(stmt);
     return v;
@@ -136,8 +136,8 @@ long long du_int(store_t *store, const char *sql)
 char *du_hash(store_t *store, const char *query)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), query, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", query, sqlite3_errmsg(store_db(store)));
+    if (sqlite3_prepare_v2(stm_store_db(store), query, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", query, sqlite3_errmsg(stm_store_db(store)));
     stm_hasher h;
     stm_hasher_init(&h);
     while (sqlite3_step(stmt) == SQLITE_ROW) {

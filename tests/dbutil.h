@@ -16,7 +16,7 @@ void du_migrate(store_t *store, const char *schema_sql);
 /* Runs sql on path through a connection of its own, as an application would. Fails the
  * test on error. */
 void du_exec(const char *path, const char *sql);
-/* Collects the store's queued changes (applier_catch_up) and lists every operation it
+/* Collects the store's queued changes (stm_applier_catch_up) and lists every operation it
  * holds, one a row, in the temporary table temp.ops (origin, seq, hlc, version_id,
  * tbl, pk, col, aff, val, parked: NULL, 1 for schema, 2 for constraint), so that tests
  * can ask about operations in SQL whatever the oplog's storage format. */

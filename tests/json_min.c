@@ -74,7 +74,7 @@ static void s_put_utf8(buf_t *b, uint32_t cp)
         o[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    buf_append(b, o, n);
+    stm_buf_append(b, o, n);
 }
 
 static bool s_hex4(s_reader *r, uint32_t *out)
@@ -119,7 +119,7 @@ static bool s_string(s_reader *r, buf_t *b)
             return false;
         }
         if (c != '\\') {
-            buf_putc(b, c);
+            stm_buf_putc(b, c);
             continue;
         }
         if (r->cur >= r->end) {
@@ -132,22 +132,22 @@ static bool s_string(s_reader *r, buf_t *b)
         case '"':
         case '\\':
         case '/':
-            buf_putc(b, c);
+            stm_buf_putc(b, c);
             break;
         case 'b':
-            buf_putc(b, '\b');
+            stm_buf_putc(b, '\b');
             break;
         case 'f':
-            buf_putc(b, '\f');
+            stm_buf_putc(b, '\f');
             break;
         case 'n':
-            buf_putc(b, '\n');
+            stm_buf_putc(b, '\n');
             break;
         case 'r':
-            buf_putc(b, '\r');
+            stm_buf_putc(b, '\r');
             break;
         case 't':
-            buf_putc(b, '\t');
+            stm_buf_putc(b, '\t');
             break;
         case 'u':
             if (!s_hex4(r, &cp))
@@ -197,14 +197,14 @@ static json_value *s_container(s_reader *r, int depth, bool object)
             buf_t key = BUF_INIT;
             if (r->cur >= r->end || *r->cur != '"' || !s_string(r, &key)) {
                 s_fail(r, "expected a string key");
-                buf_free(&key);
+                stm_buf_free(&key);
                 json_free(v);
                 return NULL;
             }
             s_ws(r);
             if (r->cur >= r->end || *r->cur != ':') {
                 s_fail(r, "expected ':'");
-                buf_free(&key);
+                stm_buf_free(&key);
                 json_free(v);
                 return NULL;
             }
@@ -212,7 +212,7 @@ static json_value *s_container(s_reader *r, int depth, bool object)
             v->keys = stm_grow(v->keys, &kcap, v->count + 1, sizeof *v->keys);
             v->keylens = stm_grow(v->keylens, &lcap, v->count + 1, sizeof *v->keylens);
             v->keylens[v->count] = key.len;
-            v->keys[v->count] = buf_detach(&key);
+            v->keys[v->count] = stm_buf_detach(&key);
         }
         json_value *item = s_value(r, depth + 1);
         if (!item) {
@@ -264,12 +264,12 @@ static json_value *s_value(s_reader *r, int depth)
     if (c == '"') {
         buf_t b = BUF_INIT;
         if (!s_string(r, &b)) {
-            buf_free(&b);
+            stm_buf_free(&b);
             return NULL;
         }
         json_value *v = s_new(JSON_STRING);
         v->len = b.len;
-        v->str = buf_detach(&b);
+        v->str = stm_buf_detach(&b);
         return v;
     }
     if (s_word(r, "true") || s_word(r, "false")) {

@@ -41,8 +41,8 @@ static int setup(void **state)
     f->dir = tu_tmpdir();
     snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
     f->store = du_setup(f->path, SCHEMA, NULL);
-    f->applier = applier_new(f->store, s_warn, f);
-    f->batch = opbatch_new();
+    f->applier = stm_applier_new(f->store, s_warn, f);
+    f->batch = stm_opbatch_new();
     *state = f;
     return 0;
 }
@@ -50,9 +50,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    opbatch_destroy(&f->batch);
-    applier_destroy(&f->applier);
-    store_destroy(&f->store);
+    stm_opbatch_destroy(&f->batch);
+    stm_applier_destroy(&f->applier);
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -80,7 +80,7 @@ static void s_add(fixture *f, unsigned char origin, uint64_t seq, uint64_t hlc, 
         op.value.bytes = value;
         op.value.len = strlen(value);
     }
-    opbatch_add(f->batch, &op);
+    stm_opbatch_add(f->batch, &op);
 }
 
 /* Adds a whole-row insert of tasks: id, title, done, note at one clock. */
@@ -97,9 +97,9 @@ static apply_stats s_apply(fixture *f)
 {
     apply_stats st = {0};
     stm_error err = {0};
-    if (applier_apply(f->applier, f->batch, &st, &err) != STM_OK)
+    if (stm_applier_apply(f->applier, f->batch, &st, &err) != STM_OK)
         fail_msg("apply: %s", err.msg);
-    opbatch_clear(f->batch);
+    stm_opbatch_clear(f->batch);
     return st;
 }
 
@@ -108,7 +108,7 @@ static char *s_title(fixture *f, const char *id)
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT title FROM tasks WHERE id = '%s'", id);
     sqlite3_stmt *stmt = NULL;
-    sqlite3_prepare_v2(store_db(f->store), sql, -1, &stmt, NULL);
+    sqlite3_prepare_v2(stm_store_db(f->store), sql, -1, &stmt, NULL);
     char *title = NULL;
     if (sqlite3_step(stmt) == SQLITE_ROW)
         title = strdup((const char *)sqlite3_column_text(stmt, 0));
@@ -244,7 +244,7 @@ static void test_unknown_table_and_column_are_parked_then_replayed(void **state)
                          "CREATE TABLE tags (id TEXT PRIMARY KEY, label TEXT);");
     apply_stats replay = {0};
     stm_error err = {0};
-    assert_int_equal(applier_replay(f->applier, &replay, &err), STM_OK);
+    assert_int_equal(stm_applier_replay(f->applier, &replay, &err), STM_OK);
     assert_int_equal(replay.replayed, 3);
     assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 3);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM tags WHERE label = 'home'"), 1);
@@ -263,7 +263,7 @@ static void test_replay_follows_last_writer_wins(void **state)
     du_exec(f->path, "UPDATE tasks SET priority = 9 WHERE id = 't1'");
     apply_stats replay = {0};
     stm_error err = {0};
-    assert_int_equal(applier_replay(f->applier, &replay, &err), STM_OK);
+    assert_int_equal(stm_applier_replay(f->applier, &replay, &err), STM_OK);
     assert_int_equal(replay.replayed, 1);
     assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 9);
 }
@@ -345,16 +345,16 @@ static void test_vector_counts_contiguous_sequences(void **state)
     stm_error err = {0};
     stm_id a1;
     memset(a1.bytes, 0xa1, STM_ID_BYTES);
-    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
-    assert_int_equal(vector_get(v, &a1), 2);
-    vector_destroy(&v);
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(stm_vector_get(v, &a1), 2);
+    stm_vector_destroy(&v);
     s_add(f, 0xa1, 3, 1002, "nums", "3", "id", 'I', "3");
     s_apply(f);
-    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
-    assert_int_equal(vector_get(v, &a1), 4);
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(stm_vector_get(v, &a1), 4);
     /* The vector also carries this database's own origin. */
-    assert_int_equal(vector_count(v), 2);
-    vector_destroy(&v);
+    assert_int_equal(stm_vector_count(v), 2);
+    stm_vector_destroy(&v);
 }
 
 static void test_failed_batch_changes_nothing(void **state)
@@ -363,14 +363,14 @@ static void test_failed_batch_changes_nothing(void **state)
     s_insert_task(f, 0xa1, 1, 1000, "t1", "milk");
     /* A value over SQLite's length limit: an error that is not a refusal of one row
      * but a failure of the batch. */
-    sqlite3_limit(store_db(f->store), SQLITE_LIMIT_LENGTH, 1000);
+    sqlite3_limit(stm_store_db(f->store), SQLITE_LIMIT_LENGTH, 1000);
     char big[2001];
     memset(big, 'x', 2000);
     big[2000] = '\0';
     s_add(f, 0xa1, 5, 1001, "tasks", "t1", "note", 'T', big);
     apply_stats st = {0};
     stm_error err = {0};
-    assert_int_not_equal(applier_apply(f->applier, f->batch, &st, &err), STM_OK);
+    assert_int_not_equal(stm_applier_apply(f->applier, f->batch, &st, &err), STM_OK);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks"), 0);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops"), 0);
     assert_int_equal(du_int(f->store, "SELECT applying FROM stemma_local"), 0);
@@ -392,7 +392,7 @@ static void test_integer_keys_and_real_values(void **state)
     op.affinity = 'R';
     op.value.type = VALUE_REAL;
     op.value.r = 2.5;
-    opbatch_add(f->batch, &op);
+    stm_opbatch_add(f->batch, &op);
     apply_stats st = s_apply(f);
     assert_int_equal(st.applied, 1);
     assert_int_equal(du_int(f->store, "SELECT v = 2.5 FROM nums WHERE id = 42"), 1);
@@ -407,13 +407,13 @@ static void test_integer_keys_and_real_values(void **state)
     assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_local"), 0);
     /* Its clock is the local cell's, whatever the spelling: an older write to "v"
      * loses to it. */
-    opbatch_clear(f->batch);
+    stm_opbatch_clear(f->batch);
     op.seq = 2;
     op.hlc = 5;
     op.table = "nums";
     op.column = "v";
     op.value.r = 9.5;
-    opbatch_add(f->batch, &op);
+    stm_opbatch_add(f->batch, &op);
     st = s_apply(f);
     assert_int_equal(st.applied, 1);
     assert_int_equal(du_int(f->store, "SELECT v = 2.5 FROM nums WHERE id = 42"), 1);

@@ -54,13 +54,13 @@ static store_t *s_setup(const char *path, const char *schema)
 {
     store_t *s = NULL;
     stm_error err = {0};
-    if (store_open(path, STORE_OPEN_CREATE, &s, &err) != STM_OK)
+    if (stm_store_open(path, STORE_OPEN_CREATE, &s, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    s_exec(store_db(s), "BEGIN");
-    s_exec(store_db(s), schema);
-    if (store_prepare(s, &err) != STM_OK || capture_install(s, &err) != STM_OK)
+    s_exec(stm_store_db(s), "BEGIN");
+    s_exec(stm_store_db(s), schema);
+    if (stm_store_prepare(s, &err) != STM_OK || stm_capture_install(s, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    s_exec(store_db(s), "COMMIT");
+    s_exec(stm_store_db(s), "COMMIT");
     return s;
 }
 
@@ -80,9 +80,9 @@ static long long s_int(store_t *s, const char *sql)
     if (strstr(sql, "temp.ops"))
         du_ops(s);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(s), sql, -1, &stmt, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(stm_store_db(s), sql, -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_step(stmt) != SQLITE_ROW)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(store_db(s)));
+        fail_msg("%s: %s", sql, sqlite3_errmsg(stm_store_db(s)));
     long long v = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     return v;
@@ -94,12 +94,12 @@ static opbatch_t *s_oplog(store_t *s, const vector_t *since)
 {
     du_ops(s);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(s),
+    if (sqlite3_prepare_v2(stm_store_db(s),
                            "SELECT origin, seq, hlc, version_id, tbl, pk, col, aff, val FROM "
                            "temp.ops ORDER BY origin, seq",
                            -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s", sqlite3_errmsg(store_db(s)));
-    opbatch_t *b = opbatch_new();
+        fail_msg("%s", sqlite3_errmsg(stm_store_db(s)));
+    opbatch_t *b = stm_opbatch_new();
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         op_t op;
         memset(&op, 0, sizeof op);
@@ -110,21 +110,21 @@ static opbatch_t *s_oplog(store_t *s, const vector_t *since)
         if (sqlite3_column_bytes(stmt, 3) == STM_ID_BYTES)
             memcpy(op.version_id.bytes, sqlite3_column_blob(stmt, 3), STM_ID_BYTES);
         op.table = (const char *)sqlite3_column_text(stmt, 4);
-        op_value_column(stmt, 5, &op.pk);
+        stm_op_value_column(stmt, 5, &op.pk);
         op.column = (const char *)sqlite3_column_text(stmt, 6);
         if (op.column) {
             op.affinity = (char)sqlite3_column_text(stmt, 7)[0];
-            op_value_column(stmt, 8, &op.value);
+            stm_op_value_column(stmt, 8, &op.value);
         }
-        if (since && op.seq <= vector_get(since, &op.origin))
+        if (since && op.seq <= stm_vector_get(since, &op.origin))
             continue;
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     sqlite3_finalize(stmt);
     return b;
 }
 
-/* What a bundle_read callback saw. */
+/* What a stm_bundle_read callback saw. */
 typedef struct {
     opbatch_t *ops; /* every operation, in the order handed out */
     int calls;      /* batches */
@@ -137,9 +137,9 @@ static stm_err s_collect(void *ctx, const opbatch_t *batch, stm_error *err)
     sink->calls++;
     if (sink->fail_at == sink->calls)
         return stm_error_set(err, STM_EDB, "the callback says stop");
-    assert_true(opbatch_count(batch) > 0);
-    for (size_t i = 0; i < opbatch_count(batch); i++)
-        opbatch_add(sink->ops, opbatch_at(batch, i));
+    assert_true(stm_opbatch_count(batch) > 0);
+    for (size_t i = 0; i < stm_opbatch_count(batch); i++)
+        stm_opbatch_add(sink->ops, stm_opbatch_at(batch, i));
     return STM_OK;
 }
 
@@ -163,25 +163,25 @@ static void s_assert_op_equal(const op_t *a, const op_t *b)
     if (a->column)
         assert_string_equal(a->column, b->column);
     assert_int_equal(a->affinity, b->affinity);
-    assert_true(op_value_equal(&a->pk, &b->pk));
-    assert_true(op_value_equal(&a->value, &b->value));
+    assert_true(stm_op_value_equal(&a->pk, &b->pk));
+    assert_true(stm_op_value_equal(&a->value, &b->value));
 }
 
 /* got holds the same operations as want (sorted by origin and seq), and hands them out
  * in causal order: by sequence within an origin, by clock across origins. */
 static void s_assert_same_ops(const opbatch_t *got, const opbatch_t *want)
 {
-    size_t n = opbatch_count(got);
-    assert_int_equal(n, opbatch_count(want));
+    size_t n = stm_opbatch_count(got);
+    assert_int_equal(n, stm_opbatch_count(want));
     const op_t **sorted = stm_malloc((n ? n : 1) * sizeof *sorted);
     for (size_t i = 0; i < n; i++) {
-        sorted[i] = opbatch_at(got, i);
+        sorted[i] = stm_opbatch_at(got, i);
         if (i > 0)
-            assert_true(opbatch_at(got, i - 1)->hlc <= opbatch_at(got, i)->hlc);
+            assert_true(stm_opbatch_at(got, i - 1)->hlc <= stm_opbatch_at(got, i)->hlc);
     }
     qsort(sorted, n, sizeof *sorted, s_by_origin_seq);
     for (size_t i = 0; i < n; i++)
-        s_assert_op_equal(sorted[i], opbatch_at(want, i));
+        s_assert_op_equal(sorted[i], stm_opbatch_at(want, i));
     free(sorted);
 }
 
@@ -189,8 +189,8 @@ static void s_assert_same_ops(const opbatch_t *got, const opbatch_t *want)
 static stm_err s_read(const char *path, s_sink *sink, bundle_info *info, stm_error *err)
 {
     memset(sink, 0, sizeof *sink);
-    sink->ops = opbatch_new();
-    return bundle_read(path, s_collect, sink, info, err);
+    sink->ops = stm_opbatch_new();
+    return stm_bundle_read(path, s_collect, sink, info, err);
 }
 
 static unsigned char *s_slurp(const char *path, size_t *len)
@@ -219,20 +219,20 @@ static void s_assert_bundle_refused(const char *path, stm_err code, const char *
         fail_msg("%s: got %d (%s), expected %d", path, rc, err.msg, code);
     assert_int_equal(err.code, code);
     assert_int_equal(sink.calls, 0);
-    assert_int_equal(opbatch_count(sink.ops), 0);
+    assert_int_equal(stm_opbatch_count(sink.ops), 0);
     if (strncmp(err.msg, path, strlen(path)) != 0)
         fail_msg("the message does not start with the file's name: %s", err.msg);
     if (what && !strstr(err.msg, what))
         fail_msg("expected \"%s\" in \"%s\"", what, err.msg);
     assert_null(strchr(err.msg, '\n'));
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&sink.ops);
 }
 
 static void s_assert_vector_file_refused(const char *path, stm_err code, const char *what)
 {
     vector_t *v = NULL;
     stm_error err = {0};
-    stm_err rc = bundle_read_vector(path, &v, &err);
+    stm_err rc = stm_bundle_read_vector(path, &v, &err);
     if (rc != code)
         fail_msg("%s: got %d (%s), expected %d", path, rc, err.msg, code);
     assert_null(v);
@@ -283,7 +283,7 @@ static int s_setup_history(void **state)
     f->db = s_path(f->dir, "app.db");
     f->store = s_setup(f->db, s_schema);
     stm_error err = {0};
-    assert_int_equal(store_node_id(f->store, &f->first_origin, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(f->store, &f->first_origin, &err), STM_OK);
     /* Collected after each write, as a node would, so that every step is kept. */
     s_app(f->db, "INSERT INTO items VALUES (1, 'one', x'00ff00', 1.5, 10);"
                  "INSERT INTO items VALUES (2, 'two', NULL, NULL, NULL);"
@@ -296,7 +296,7 @@ static int s_setup_history(void **state)
                  "DELETE FROM items WHERE id = 2;");
     du_ops(f->store);
     memset(f->second_origin.bytes, 0x42, STM_ID_BYTES);
-    assert_int_equal(store_set_node_id(f->store, &f->second_origin, &err), STM_OK);
+    assert_int_equal(stm_store_set_node_id(f->store, &f->second_origin, &err), STM_OK);
     s_app(f->db, "UPDATE items SET name = 'uno', price = 2.25 WHERE id = 1;"
                  "INSERT INTO items VALUES (3, 'three', zeroblob(3000), 3e300, -3);");
     du_ops(f->store);
@@ -309,7 +309,7 @@ static int s_setup_history(void **state)
 static int s_teardown_history(void **state)
 {
     s_fixture *f = *state;
-    store_destroy(&f->store);
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f->db);
@@ -325,11 +325,11 @@ static void test_bundle_round_trip(void **state)
     char *path = s_path(f->dir, "all.stmb");
     bundle_info info;
     stm_error err = {0};
-    if (bundle_write(f->store, NULL, path, &info, &err) != STM_OK)
+    if (stm_bundle_write(f->store, NULL, path, &info, &err) != STM_OK)
         fail_msg("%s", err.msg);
     opbatch_t *want = s_oplog(f->store, NULL);
-    assert_true(opbatch_count(want) >= 25);
-    assert_int_equal(info.ops, opbatch_count(want));
+    assert_true(stm_opbatch_count(want) >= 25);
+    assert_int_equal(info.ops, stm_opbatch_count(want));
     assert_int_equal(info.batches, 1);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -348,8 +348,8 @@ static void test_bundle_round_trip(void **state)
     /* What the triggers recorded arrived with its types: the blob with NULs, the
      * extreme integers, -0.0, the row deletes. */
     bool saw_blob = false, saw_min = false, saw_delete = false, saw_null = false;
-    for (size_t i = 0; i < opbatch_count(sink.ops); i++) {
-        const op_t *op = opbatch_at(sink.ops, i);
+    for (size_t i = 0; i < stm_opbatch_count(sink.ops); i++) {
+        const op_t *op = stm_opbatch_at(sink.ops, i);
         if (op->column && strcmp(op->column, "data") == 0 && op->pk.type == VALUE_INTEGER &&
             op->pk.i == 1) {
             assert_int_equal(op->value.type, VALUE_BLOB);
@@ -364,7 +364,7 @@ static void test_bundle_round_trip(void **state)
             assert_true(op->value.i == INT64_MAX);
             saw_min = true;
         }
-        if (op_is_delete(op) && strcmp(op->table, "items") == 0) {
+        if (stm_op_is_delete(op) && strcmp(op->table, "items") == 0) {
             assert_int_equal(op->pk.i, 2);
             assert_int_equal(op->value.type, VALUE_NULL);
             saw_delete = true;
@@ -375,16 +375,16 @@ static void test_bundle_round_trip(void **state)
     assert_true(saw_blob && saw_min && saw_delete && saw_null);
     /* Both origins are in it. */
     vector_t *v = NULL;
-    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
-    assert_int_equal(vector_count(v), 2);
-    vector_destroy(&v);
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(stm_vector_count(v), 2);
+    stm_vector_destroy(&v);
 
     /* Verifying alone (no callback) reads it whole and hands out nothing. */
-    assert_int_equal(bundle_read(path, NULL, NULL, &rinfo, &err), STM_OK);
+    assert_int_equal(stm_bundle_read(path, NULL, NULL, &rinfo, &err), STM_OK);
     assert_int_equal(rinfo.ops, info.ops);
 
-    opbatch_destroy(&sink.ops);
-    opbatch_destroy(&want);
+    stm_opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&want);
     free(path);
 }
 
@@ -396,47 +396,47 @@ static void test_bundle_since(void **state)
     bundle_info info;
     s_sink sink;
     vector_t *mine = NULL;
-    assert_int_equal(vector_read(f->store, &mine, &err), STM_OK);
-    uint64_t first_last = vector_get(mine, &f->first_origin);
-    uint64_t second_last = vector_get(mine, &f->second_origin);
+    assert_int_equal(stm_vector_read(f->store, &mine, &err), STM_OK);
+    uint64_t first_last = stm_vector_get(mine, &f->first_origin);
+    uint64_t second_last = stm_vector_get(mine, &f->second_origin);
     assert_true(first_last > 4 && second_last > 4);
 
     /* Each `since` and what it should leave out. */
     stm_id stranger;
     memset(stranger.bytes, 0x77, STM_ID_BYTES);
     vector_t *cases[5];
-    cases[0] = vector_new(); /* empty: everything */
-    cases[1] = vector_new(); /* part of the first origin */
-    vector_set(cases[1], &f->first_origin, 3);
-    cases[2] = vector_new(); /* all of the first, part of the second, an unknown one */
-    vector_set(cases[2], &f->first_origin, first_last);
-    vector_set(cases[2], &f->second_origin, 2);
-    vector_set(cases[2], &stranger, 1000);
+    cases[0] = stm_vector_new(); /* empty: everything */
+    cases[1] = stm_vector_new(); /* part of the first origin */
+    stm_vector_set(cases[1], &f->first_origin, 3);
+    cases[2] = stm_vector_new(); /* all of the first, part of the second, an unknown one */
+    stm_vector_set(cases[2], &f->first_origin, first_last);
+    stm_vector_set(cases[2], &f->second_origin, 2);
+    stm_vector_set(cases[2], &stranger, 1000);
     cases[3] = mine;         /* everything: an empty bundle */
-    cases[4] = vector_new(); /* beyond what is held */
-    vector_set(cases[4], &f->first_origin, UINT32_MAX);
-    vector_set(cases[4], &f->second_origin, second_last + 1);
+    cases[4] = stm_vector_new(); /* beyond what is held */
+    stm_vector_set(cases[4], &f->first_origin, UINT32_MAX);
+    stm_vector_set(cases[4], &f->second_origin, second_last + 1);
     for (size_t i = 0; i < 5; i++) {
-        if (bundle_write(f->store, cases[i], path, &info, &err) != STM_OK)
+        if (stm_bundle_write(f->store, cases[i], path, &info, &err) != STM_OK)
             fail_msg("%s", err.msg);
         opbatch_t *want = s_oplog(f->store, cases[i]);
-        assert_int_equal(info.ops, opbatch_count(want));
-        assert_int_equal(info.batches, opbatch_count(want) ? 1 : 0);
+        assert_int_equal(info.ops, stm_opbatch_count(want));
+        assert_int_equal(info.batches, stm_opbatch_count(want) ? 1 : 0);
         if (s_read(path, &sink, &info, &err) != STM_OK)
             fail_msg("%s", err.msg);
-        assert_int_equal(sink.calls, opbatch_count(want) ? 1 : 0);
+        assert_int_equal(sink.calls, stm_opbatch_count(want) ? 1 : 0);
         s_assert_same_ops(sink.ops, want);
-        opbatch_destroy(&sink.ops);
-        opbatch_destroy(&want);
+        stm_opbatch_destroy(&sink.ops);
+        stm_opbatch_destroy(&want);
     }
     for (size_t i = 0; i < 5; i++)
-        vector_destroy(&cases[i]);
+        stm_vector_destroy(&cases[i]);
     /* A read-only connection writes bundles too (stemma changes opens one). */
     store_t *ro = NULL;
-    assert_int_equal(store_open(f->db, STORE_OPEN_READONLY, &ro, &err), STM_OK);
-    assert_int_equal(bundle_write(ro, NULL, path, &info, &err), STM_OK);
+    assert_int_equal(stm_store_open(f->db, STORE_OPEN_READONLY, &ro, &err), STM_OK);
+    assert_int_equal(stm_bundle_write(ro, NULL, path, &info, &err), STM_OK);
     assert_int_equal(info.ops, (uint64_t)s_int(f->store, "SELECT count(*) FROM temp.ops"));
-    store_destroy(&ro);
+    stm_store_destroy(&ro);
     free(path);
 }
 
@@ -451,7 +451,7 @@ static void test_bundle_many_frames(void **state)
               "INSERT INTO kv SELECT i, 'value ' || i FROM n;");
     bundle_info info;
     stm_error err = {0};
-    if (bundle_write(s, NULL, path, &info, &err) != STM_OK)
+    if (stm_bundle_write(s, NULL, path, &info, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(info.ops, 10002);
     assert_int_equal(info.batches, 2);
@@ -461,18 +461,18 @@ static void test_bundle_many_frames(void **state)
     assert_int_equal(sink.calls, 2);
     opbatch_t *want = s_oplog(s, NULL);
     s_assert_same_ops(sink.ops, want);
-    opbatch_destroy(&want);
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&want);
+    stm_opbatch_destroy(&sink.ops);
 
     /* A callback's error stops the reading and comes back as it was. */
     memset(&sink, 0, sizeof sink);
-    sink.ops = opbatch_new();
+    sink.ops = stm_opbatch_new();
     sink.fail_at = 1;
-    stm_err rc = bundle_read(path, s_collect, &sink, &info, &err);
+    stm_err rc = stm_bundle_read(path, s_collect, &sink, &info, &err);
     assert_int_equal(rc, STM_EDB);
     assert_string_equal(err.msg, "the callback says stop");
     assert_int_equal(sink.calls, 1);
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&sink.ops);
 
     /* Cut at the places that matter: in the header, around the first frame's length
      * and end, in the second frame, in the end marker and count, in the digest. */
@@ -499,7 +499,7 @@ static void test_bundle_many_frames(void **state)
     }
     free(data);
     free(cut_path);
-    store_destroy(&s);
+    stm_store_destroy(&s);
     tu_remove_tree(dir);
     free(dir);
     free(db);
@@ -514,7 +514,7 @@ static void test_bundle_every_truncation_and_flip(void **state)
     char *path = s_path(f->dir, "good.stmb"), *bad = s_path(f->dir, "bad.stmb");
     bundle_info info;
     stm_error err = {0};
-    assert_int_equal(bundle_write(f->store, NULL, path, &info, &err), STM_OK);
+    assert_int_equal(stm_bundle_write(f->store, NULL, path, &info, &err), STM_OK);
     size_t len;
     unsigned char *data = s_slurp(path, &len);
     /* Every length short of the whole. */
@@ -542,7 +542,7 @@ static void test_bundle_every_truncation_and_flip(void **state)
     s_spit(bad, data, len);
     s_sink sink;
     assert_int_equal(s_read(bad, &sink, &info, &err), STM_OK);
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&sink.ops);
     free(copy);
     free(data);
     free(bad);
@@ -555,17 +555,17 @@ static void s_seal(const char *path, const char *magic, unsigned version,
                    const unsigned char *reserved, const void *body, size_t len)
 {
     buf_t b = BUF_INIT;
-    buf_append(&b, magic, 4);
+    stm_buf_append(&b, magic, 4);
     unsigned char h[4] = {(unsigned char)version, 0, 0, 0};
     if (reserved)
         memcpy(h + 1, reserved, 3);
-    buf_append(&b, h, 4);
-    buf_append(&b, body, len);
+    stm_buf_append(&b, h, 4);
+    stm_buf_append(&b, body, len);
     stm_id digest;
     stm_id_hash(b.data, b.len, &digest);
-    buf_append(&b, digest.bytes, STM_ID_BYTES);
+    stm_buf_append(&b, digest.bytes, STM_ID_BYTES);
     s_spit(path, b.data, b.len);
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 static void s_be(buf_t *b, uint64_t v, int n)
@@ -573,13 +573,13 @@ static void s_be(buf_t *b, uint64_t v, int n)
     unsigned char x[8];
     for (int i = n - 1; i >= 0; i--, v >>= 8)
         x[i] = (unsigned char)v;
-    buf_append(b, x, (size_t)n);
+    stm_buf_append(b, x, (size_t)n);
 }
 
 /* A frame of one good operation. */
 static void s_good_frame(buf_t *b)
 {
-    opbatch_t *batch = opbatch_new();
+    opbatch_t *batch = stm_opbatch_new();
     op_t op;
     memset(&op, 0, sizeof op);
     memset(op.origin.bytes, 1, STM_ID_BYTES);
@@ -590,13 +590,13 @@ static void s_good_frame(buf_t *b)
     op.column = "c";
     op.affinity = 'I';
     op.value.type = VALUE_INTEGER;
-    opbatch_add(batch, &op);
+    stm_opbatch_add(batch, &op);
     buf_t enc = BUF_INIT;
-    codec_encode_ops(batch, 0, 1, &enc);
+    stm_codec_encode_ops(batch, 0, 1, &enc);
     s_be(b, enc.len, 4);
-    buf_append(b, enc.data, enc.len);
-    buf_free(&enc);
-    opbatch_destroy(&batch);
+    stm_buf_append(b, enc.data, enc.len);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&batch);
 }
 
 static void test_bundle_sealed_but_wrong(void **state)
@@ -617,18 +617,18 @@ static void test_bundle_sealed_but_wrong(void **state)
     if (s_read(path, &sink, &info, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(sink.calls, 1);
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&sink.ops);
     /* The same with no operations at all. */
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_be(&body, 0, 4);
     s_be(&body, 0, 8);
     s_seal(path, "STMB", BUNDLE_VERSION, NULL, body.data, body.len);
     assert_int_equal(s_read(path, &sink, &info, &err), STM_OK);
     assert_int_equal(sink.calls, 0);
-    opbatch_destroy(&sink.ops);
+    stm_opbatch_destroy(&sink.ops);
 
     /* A future version, with a good digest. */
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_good_frame(&body);
     s_be(&body, 0, 4);
     s_be(&body, 1, 8);
@@ -643,7 +643,7 @@ static void test_bundle_sealed_but_wrong(void **state)
     s_spit(path, "SQLite format 3\0", 16);
     s_assert_bundle_refused(path, STM_ECORRUPT, "not a stemma bundle");
     /* The count disagrees with the frames. */
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_good_frame(&body);
     s_be(&body, 0, 4);
     s_be(&body, 2, 8);
@@ -651,25 +651,25 @@ static void test_bundle_sealed_but_wrong(void **state)
     s_assert_bundle_refused(path, STM_ECORRUPT, "count");
     /* A batch that does not decode (a second frame of garbage), with a good digest:
      * refused before the first (good) batch is handed out. */
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_good_frame(&body);
     s_be(&body, 5, 4);
-    buf_append(&body, "\x81\xa3ops", 5); /* {"ops": and nothing */
+    stm_buf_append(&body, "\x81\xa3ops", 5); /* {"ops": and nothing */
     s_be(&body, 0, 4);
     s_be(&body, 1, 8);
     s_seal(path, "STMB", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_bundle_refused(path, STM_ECORRUPT, "batch 2: malformed operation batch");
     /* Without an error buffer, the same code. */
-    assert_int_equal(bundle_read(path, NULL, NULL, &info, NULL), STM_ECORRUPT);
+    assert_int_equal(stm_bundle_read(path, NULL, NULL, &info, NULL), STM_ECORRUPT);
     /* A frame longer than the limit, and one longer than the file. */
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_be(&body, BUNDLE_MAX_FRAME + 1, 4);
-    buf_append(&body, "\x80", 1);
+    stm_buf_append(&body, "\x80", 1);
     s_seal(path, "STMB", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_bundle_refused(path, STM_ECORRUPT, "longer than the limit");
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_be(&body, BUNDLE_MAX_FRAME, 4);
-    buf_append(&body, "\x80", 1);
+    stm_buf_append(&body, "\x80", 1);
     s_seal(path, "STMB", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_bundle_refused(path, STM_ECORRUPT, "cut short");
     /* No file, an empty file, a directory. */
@@ -677,10 +677,10 @@ static void test_bundle_sealed_but_wrong(void **state)
     s_assert_bundle_refused(missing, STM_EINPUT, "cannot read");
     s_spit(path, "", 0);
     s_assert_bundle_refused(path, STM_ECORRUPT, NULL);
-    stm_err rc = bundle_read(dir, s_collect, &sink, &info, &err);
+    stm_err rc = stm_bundle_read(dir, s_collect, &sink, &info, &err);
     assert_true(rc == STM_ECORRUPT || rc == STM_EINPUT);
     free(missing);
-    buf_free(&body);
+    stm_buf_free(&body);
     tu_remove_tree(dir);
     free(dir);
     free(path);
@@ -698,7 +698,7 @@ static void test_bundle_replaces_only_when_complete(void **state)
     bundle_info info;
     stm_error err = {0};
     /* Written whole, it takes the old file's place, and nothing else is left. */
-    assert_int_equal(bundle_write(f->store, NULL, path, &info, &err), STM_OK);
+    assert_int_equal(stm_bundle_write(f->store, NULL, path, &info, &err), STM_OK);
     size_t len;
     unsigned char *data = s_slurp(path, &len);
     assert_int_equal(len, info.bytes);
@@ -708,25 +708,25 @@ static void test_bundle_replaces_only_when_complete(void **state)
     /* Its place taken by a directory, the write fails and leaves nothing behind. */
     char *taken = s_path(sub, "taken");
     assert_int_equal(mkdir(taken, 0755), 0);
-    assert_int_equal(bundle_write(f->store, NULL, taken, &info, &err), STM_ESYS);
+    assert_int_equal(stm_bundle_write(f->store, NULL, taken, &info, &err), STM_ESYS);
     assert_non_null(strstr(err.msg, taken));
     struct stat st;
     assert_int_equal(stat(taken, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    vector_t *v = vector_new();
-    assert_int_equal(bundle_write_vector(v, taken, &err), STM_ESYS);
+    vector_t *v = stm_vector_new();
+    assert_int_equal(stm_bundle_write_vector(v, taken, &err), STM_ESYS);
     s_assert_no_tmp(sub);
     /* In a directory that does not exist: the error names the file. */
     char *nowhere = s_path(f->dir, "no/such/dir/x.stmb");
-    assert_int_equal(bundle_write(f->store, NULL, nowhere, &info, &err), STM_ESYS);
+    assert_int_equal(stm_bundle_write(f->store, NULL, nowhere, &info, &err), STM_ESYS);
     assert_non_null(strstr(err.msg, nowhere));
-    assert_int_equal(bundle_write_vector(v, nowhere, &err), STM_ESYS);
+    assert_int_equal(stm_bundle_write_vector(v, nowhere, &err), STM_ESYS);
     /* Where the file cannot be written at all, the old one stays as it was. */
     if (geteuid() != 0) {
         s_spit(path, "old", 3);
         assert_int_equal(chmod(sub, 0555), 0);
-        assert_int_equal(bundle_write(f->store, NULL, path, &info, &err), STM_ESYS);
-        assert_int_equal(bundle_write_vector(v, path, &err), STM_ESYS);
+        assert_int_equal(stm_bundle_write(f->store, NULL, path, &info, &err), STM_ESYS);
+        assert_int_equal(stm_bundle_write_vector(v, path, &err), STM_ESYS);
         assert_int_equal(chmod(sub, 0755), 0);
         data = s_slurp(path, &len);
         assert_int_equal(len, 3);
@@ -734,7 +734,7 @@ static void test_bundle_replaces_only_when_complete(void **state)
         free(data);
     }
     s_assert_no_tmp(sub);
-    vector_destroy(&v);
+    stm_vector_destroy(&v);
     free(nowhere);
     free(taken);
     free(path);
@@ -750,33 +750,33 @@ static void test_vector_file_round_trip(void **state)
     stm_error err = {0};
     vector_t *v = NULL, *back = NULL;
     /* The database's own, an empty one, a large one. */
-    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
-    vector_t *empty = vector_new(), *large = vector_new();
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    vector_t *empty = stm_vector_new(), *large = stm_vector_new();
     s_rng = 3;
     for (int i = 0; i < 5000; i++) {
         stm_id id;
         for (int k = 0; k < STM_ID_BYTES; k++)
             id.bytes[k] = (unsigned char)s_rand();
-        vector_set(large, &id, s_rand() >> 1);
+        stm_vector_set(large, &id, s_rand() >> 1);
     }
     vector_t *all[] = {v, empty, large};
     for (size_t i = 0; i < 3; i++) {
-        if (bundle_write_vector(all[i], path, &err) != STM_OK)
+        if (stm_bundle_write_vector(all[i], path, &err) != STM_OK)
             fail_msg("%s", err.msg);
-        if (bundle_read_vector(path, &back, &err) != STM_OK)
+        if (stm_bundle_read_vector(path, &back, &err) != STM_OK)
             fail_msg("%s", err.msg);
-        assert_int_equal(vector_count(back), vector_count(all[i]));
-        for (size_t k = 0; k < vector_count(back); k++) {
-            assert_memory_equal(vector_at(back, k)->origin.bytes,
-                                vector_at(all[i], k)->origin.bytes, STM_ID_BYTES);
-            assert_true(vector_at(back, k)->seq == vector_at(all[i], k)->seq);
+        assert_int_equal(stm_vector_count(back), stm_vector_count(all[i]));
+        for (size_t k = 0; k < stm_vector_count(back); k++) {
+            assert_memory_equal(stm_vector_at(back, k)->origin.bytes,
+                                stm_vector_at(all[i], k)->origin.bytes, STM_ID_BYTES);
+            assert_true(stm_vector_at(back, k)->seq == stm_vector_at(all[i], k)->seq);
         }
-        vector_destroy(&back);
+        stm_vector_destroy(&back);
     }
     s_assert_no_tmp(f->dir);
-    vector_destroy(&v);
-    vector_destroy(&empty);
-    vector_destroy(&large);
+    stm_vector_destroy(&v);
+    stm_vector_destroy(&empty);
+    stm_vector_destroy(&large);
     free(path);
 }
 
@@ -786,9 +786,9 @@ static void test_vector_file_damaged(void **state)
     char *path = s_path(f->dir, "good.stmv"), *bad = s_path(f->dir, "bad.stmv");
     stm_error err = {0};
     vector_t *v = NULL;
-    assert_int_equal(vector_read(f->store, &v, &err), STM_OK);
-    assert_int_equal(bundle_write_vector(v, path, &err), STM_OK);
-    vector_destroy(&v);
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    assert_int_equal(stm_bundle_write_vector(v, path, &err), STM_OK);
+    stm_vector_destroy(&v);
     size_t len;
     unsigned char *data = s_slurp(path, &len);
     for (size_t cut = 0; cut < len; cut++) {
@@ -809,38 +809,38 @@ static void test_vector_file_damaged(void **state)
     /* A bundle is not a vector file. */
     char *bundle = s_path(f->dir, "b.stmb");
     bundle_info info;
-    assert_int_equal(bundle_write(f->store, NULL, bundle, &info, &err), STM_OK);
+    assert_int_equal(stm_bundle_write(f->store, NULL, bundle, &info, &err), STM_OK);
     s_assert_vector_file_refused(bundle, STM_ECORRUPT, "not a stemma vector file");
     /* Sealed well but wrong inside: a body that is not a vector, a length over the
      * limit or past the end, a future version. */
     buf_t body = BUF_INIT;
     s_be(&body, 1, 4);
-    buf_append(&body, "\x81", 1);
+    stm_buf_append(&body, "\x81", 1);
     s_seal(bad, "STMV", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_vector_file_refused(bad, STM_ECORRUPT, "malformed version vector");
-    assert_int_equal(bundle_read_vector(bad, &v, NULL), STM_ECORRUPT);
-    buf_reset(&body);
+    assert_int_equal(stm_bundle_read_vector(bad, &v, NULL), STM_ECORRUPT);
+    stm_buf_reset(&body);
     s_be(&body, BUNDLE_MAX_VECTOR + 1, 4);
     s_seal(bad, "STMV", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_vector_file_refused(bad, STM_ECORRUPT, "longer than the limit");
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_be(&body, BUNDLE_MAX_VECTOR, 4);
-    buf_append(&body, "\x90", 1);
+    stm_buf_append(&body, "\x90", 1);
     s_seal(bad, "STMV", BUNDLE_VERSION, NULL, body.data, body.len);
     s_assert_vector_file_refused(bad, STM_ECORRUPT, "cut short");
-    buf_reset(&body);
+    stm_buf_reset(&body);
     s_be(&body, 1, 4);
-    buf_append(&body, "\x90", 1);
+    stm_buf_append(&body, "\x90", 1);
     s_seal(bad, "STMV", 7, NULL, body.data, body.len);
     s_assert_vector_file_refused(bad, STM_EINPUT, "format 7");
     s_seal(bad, "STMV", BUNDLE_VERSION, NULL, body.data, body.len);
-    assert_int_equal(bundle_read_vector(bad, &v, &err), STM_OK);
-    assert_int_equal(vector_count(v), 0);
-    vector_destroy(&v);
+    assert_int_equal(stm_bundle_read_vector(bad, &v, &err), STM_OK);
+    assert_int_equal(stm_vector_count(v), 0);
+    stm_vector_destroy(&v);
     char *missing = s_path(f->dir, "missing.stmv");
     s_assert_vector_file_refused(missing, STM_EINPUT, "cannot read");
     free(missing);
-    buf_free(&body);
+    stm_buf_free(&body);
     free(bundle);
     free(copy);
     free(data);

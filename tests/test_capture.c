@@ -40,7 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    store_destroy(&f->store);
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -234,12 +234,12 @@ static void test_composite_key_refused_unless_excluded(void **state)
     fixture *f = *state;
     stm_error err = {0};
     du_exec(f->path, "CREATE TABLE pairs (a TEXT, b TEXT, v TEXT, PRIMARY KEY (a, b))");
-    assert_int_equal(store_exec(f->store, "BEGIN", &err), STM_OK);
-    assert_int_equal(capture_install(f->store, &err), STM_EINPUT);
+    assert_int_equal(stm_store_exec(f->store, "BEGIN", &err), STM_OK);
+    assert_int_equal(stm_capture_install(f->store, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "table pairs has a primary key of several columns"));
-    assert_int_equal(store_exec(f->store, "ROLLBACK", &err), STM_OK);
-    assert_int_equal(capture_exclude(f->store, "PAIRS", true, &err), STM_OK);
-    assert_int_equal(capture_install(f->store, &err), STM_OK);
+    assert_int_equal(stm_store_exec(f->store, "ROLLBACK", &err), STM_OK);
+    assert_int_equal(stm_capture_exclude(f->store, "PAIRS", true, &err), STM_OK);
+    assert_int_equal(stm_capture_install(f->store, &err), STM_OK);
     du_exec(f->path, "INSERT INTO pairs VALUES ('x', 'y', 'z')");
     assert_int_equal(s_ops(f), 0);
     /* Other tables are still captured after the reinstall. */
@@ -252,7 +252,7 @@ static void test_drop_column_works_without_triggers(void **state)
     fixture *f = *state;
     /* With the triggers on, SQLite refuses to drop a column they name. */
     stm_error err = {0};
-    assert_int_not_equal(store_exec(f->store, "ALTER TABLE items DROP COLUMN s", &err), STM_OK);
+    assert_int_not_equal(stm_store_exec(f->store, "ALTER TABLE items DROP COLUMN s", &err), STM_OK);
     du_migrate(f->store, "ALTER TABLE items DROP COLUMN s;");
     du_exec(f->path, "INSERT INTO items VALUES ('a', 1, 2.0, x'01')");
     assert_int_equal(s_ops(f), 4);
@@ -294,12 +294,12 @@ static void test_a_wide_table_records_the_column_that_changed(void **state)
     fixture *f = *state;
     /* More columns than an integer mask holds: the trigger queues a text mask. */
     buf_t sql = BUF_INIT;
-    buf_puts(&sql, "CREATE TABLE wide (id INTEGER PRIMARY KEY");
+    stm_buf_puts(&sql, "CREATE TABLE wide (id INTEGER PRIMARY KEY");
     for (int i = 1; i <= 70; i++)
-        buf_printf(&sql, ", c%d INTEGER", i);
-    buf_puts(&sql, ")");
-    du_migrate(f->store, buf_str(&sql));
-    buf_free(&sql);
+        stm_buf_printf(&sql, ", c%d INTEGER", i);
+    stm_buf_puts(&sql, ")");
+    du_migrate(f->store, stm_buf_str(&sql));
+    stm_buf_free(&sql);
     s_write(f, "INSERT INTO wide (id) VALUES (1)");
     assert_int_equal(s_ops(f), 71);
     s_write(f, "UPDATE wide SET c65 = 65, c2 = 2 WHERE id = 1");
@@ -314,22 +314,22 @@ static void test_a_wide_table_records_the_column_that_changed(void **state)
 static void test_classify(void **state)
 {
     (void)state;
-    catalog_table *t = catalog_table_new("stemma_oplog", false);
+    catalog_table *t = stm_catalog_table_new("stemma_oplog", false);
     catalog_column c = {.name = "id", .decltype = "TEXT", .affinity = AFFINITY_TEXT, .pk = 1};
-    catalog_table_add_column(t, &c);
-    assert_int_equal(capture_classify(t, false), CAPTURE_OWN_TABLE);
-    catalog_table_destroy(&t);
-    t = catalog_table_new("Schema_Version", false);
-    catalog_table_add_column(t, &c);
-    assert_int_equal(capture_classify(t, false), CAPTURE_OWN_TABLE);
-    catalog_table_destroy(&t);
-    t = catalog_table_new("t", false);
-    catalog_table_add_column(t, &c);
-    assert_int_equal(capture_classify(t, false), CAPTURE_SYNCED);
-    assert_int_equal(capture_classify(t, true), CAPTURE_EXCLUDED);
-    assert_string_equal(capture_key_column(t)->name, "id");
-    catalog_table_destroy(&t);
-    assert_int_equal(capture_affinity_code(AFFINITY_NUMERIC), 'N');
+    stm_catalog_table_add_column(t, &c);
+    assert_int_equal(stm_capture_classify(t, false), CAPTURE_OWN_TABLE);
+    stm_catalog_table_destroy(&t);
+    t = stm_catalog_table_new("Schema_Version", false);
+    stm_catalog_table_add_column(t, &c);
+    assert_int_equal(stm_capture_classify(t, false), CAPTURE_OWN_TABLE);
+    stm_catalog_table_destroy(&t);
+    t = stm_catalog_table_new("t", false);
+    stm_catalog_table_add_column(t, &c);
+    assert_int_equal(stm_capture_classify(t, false), CAPTURE_SYNCED);
+    assert_int_equal(stm_capture_classify(t, true), CAPTURE_EXCLUDED);
+    assert_string_equal(stm_capture_key_column(t)->name, "id");
+    stm_catalog_table_destroy(&t);
+    assert_int_equal(stm_capture_affinity_code(AFFINITY_NUMERIC), 'N');
 }
 
 int main(void)

@@ -45,7 +45,7 @@ static unsigned char *s_exact(const void *data, size_t len)
 
 static int s_buf_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
@@ -125,15 +125,15 @@ static void s_assert_op_equal(const op_t *a, const op_t *b)
         assert_string_equal(a->column, b->column);
     }
     assert_int_equal(a->affinity, b->affinity);
-    assert_true(op_value_equal(&a->pk, &b->pk));
-    assert_true(op_value_equal(&a->value, &b->value));
+    assert_true(stm_op_value_equal(&a->pk, &b->pk));
+    assert_true(stm_op_value_equal(&a->value, &b->value));
 }
 
 static void s_assert_batches_equal(const opbatch_t *a, const opbatch_t *b)
 {
-    assert_int_equal(opbatch_count(a), opbatch_count(b));
-    for (size_t i = 0; i < opbatch_count(a); i++)
-        s_assert_op_equal(opbatch_at(a, i), opbatch_at(b, i));
+    assert_int_equal(stm_opbatch_count(a), stm_opbatch_count(b));
+    for (size_t i = 0; i < stm_opbatch_count(a); i++)
+        s_assert_op_equal(stm_opbatch_at(a, i), stm_opbatch_at(b, i));
 }
 
 /* Encodes b whole, decodes it into a new batch and checks they are the same; returns
@@ -141,15 +141,15 @@ static void s_assert_batches_equal(const opbatch_t *a, const opbatch_t *b)
 static size_t s_round_trip(const opbatch_t *b)
 {
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, opbatch_count(b), &enc);
-    opbatch_t *back = opbatch_new();
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &enc);
+    opbatch_t *back = stm_opbatch_new();
     stm_error err = {0};
-    if (codec_decode_ops(enc.data, enc.len, back, &err) != STM_OK)
+    if (stm_codec_decode_ops(enc.data, enc.len, back, &err) != STM_OK)
         fail_msg("round trip: %s", err.msg);
     s_assert_batches_equal(b, back);
-    opbatch_destroy(&back);
+    stm_opbatch_destroy(&back);
     size_t len = enc.len;
-    buf_free(&enc);
+    stm_buf_free(&enc);
     return len;
 }
 
@@ -157,7 +157,7 @@ static size_t s_round_trip(const opbatch_t *b)
 static stm_err s_decode(const void *data, size_t len, opbatch_t *out, stm_error *err)
 {
     unsigned char *p = s_exact(data, len);
-    stm_err rc = codec_decode_ops(p, len, out, err);
+    stm_err rc = stm_codec_decode_ops(p, len, out, err);
     free(p);
     return rc;
 }
@@ -166,10 +166,10 @@ static stm_err s_decode(const void *data, size_t len, opbatch_t *out, stm_error 
  * NULL), leaving a batch that held one operation as it was. */
 static void s_assert_refused(const void *data, size_t len, const char *what)
 {
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     char pk[] = "keep";
     op_t keep = s_op(9, 1, "kept", s_text(pk, 4), "c", 'T', s_int(1));
-    opbatch_add(out, &keep);
+    stm_opbatch_add(out, &keep);
     stm_error err = {0};
     stm_err rc = s_decode(data, len, out, &err);
     if (rc != STM_EPROTO)
@@ -177,9 +177,9 @@ static void s_assert_refused(const void *data, size_t len, const char *what)
     assert_non_null(strstr(err.msg, "malformed operation batch"));
     if (what && !strstr(err.msg, what))
         fail_msg("expected \"%s\" in \"%s\"", what, err.msg);
-    assert_int_equal(opbatch_count(out), 1);
-    s_assert_op_equal(opbatch_at(out, 0), &keep);
-    opbatch_destroy(&out);
+    assert_int_equal(stm_opbatch_count(out), 1);
+    s_assert_op_equal(stm_opbatch_at(out, 0), &keep);
+    stm_opbatch_destroy(&out);
 }
 
 /* ---- msgread: every type ---- */
@@ -198,57 +198,57 @@ typedef bool (*s_read_fn)(msgread_t *r);
 
 static bool s_rd_nil(msgread_t *r)
 {
-    return msgread_nil(r);
+    return stm_msgread_nil(r);
 }
 
 static bool s_rd_bool(msgread_t *r)
 {
     bool v;
-    return msgread_bool(r, &v);
+    return stm_msgread_bool(r, &v);
 }
 
 static bool s_rd_int(msgread_t *r)
 {
     int64_t v;
-    return msgread_int(r, &v);
+    return stm_msgread_int(r, &v);
 }
 
 static bool s_rd_uint(msgread_t *r)
 {
     uint64_t v;
-    return msgread_uint(r, &v);
+    return stm_msgread_uint(r, &v);
 }
 
 static bool s_rd_double(msgread_t *r)
 {
     double v;
-    return msgread_double(r, &v);
+    return stm_msgread_double(r, &v);
 }
 
 static bool s_rd_str(msgread_t *r)
 {
     const char *d;
     uint32_t n;
-    return msgread_str(r, &d, &n);
+    return stm_msgread_str(r, &d, &n);
 }
 
 static bool s_rd_bin(msgread_t *r)
 {
     const void *d;
     uint32_t n;
-    return msgread_bin(r, &d, &n);
+    return stm_msgread_bin(r, &d, &n);
 }
 
 static bool s_rd_array(msgread_t *r)
 {
     uint32_t n;
-    return msgread_array(r, &n);
+    return stm_msgread_array(r, &n);
 }
 
 static bool s_rd_map(msgread_t *r)
 {
     uint32_t n;
-    return msgread_map(r, &n);
+    return stm_msgread_map(r, &n);
 }
 
 /* Every reader but the one for the value's own type (and skip) must refuse it and
@@ -261,7 +261,7 @@ static void s_assert_only(const unsigned char *b, size_t n, s_read_fn own)
         if (all[k] == own || (own == s_rd_uint && all[k] == s_rd_int))
             continue;
         msgread_t r;
-        msgread_init(&r, b, n);
+        stm_msgread_init(&r, b, n);
         assert_false(all[k](&r));
         assert_ptr_equal(r.p, b);
     }
@@ -274,14 +274,14 @@ static void s_assert_cuts_fail(const unsigned char *b, size_t n, s_read_fn fn)
     for (size_t cut = 0; cut < n; cut++) {
         unsigned char *p = s_exact(b, cut);
         msgread_t r;
-        msgread_init(&r, p, cut);
+        stm_msgread_init(&r, p, cut);
         if (cut == 0)
-            assert_int_equal(msgread_peek(&r), MSG_INVALID);
+            assert_int_equal(stm_msgread_peek(&r), MSG_INVALID);
         if (fn(&r))
             fail_msg("a prefix of %zu of %zu bytes was read", cut, n);
         assert_ptr_equal(r.p, p);
-        assert_int_equal(msgread_left(&r), cut);
-        assert_false(msgread_skip(&r));
+        assert_int_equal(stm_msgread_left(&r), cut);
+        assert_false(stm_msgread_skip(&r));
         assert_ptr_equal(r.p, p);
         free(p);
     }
@@ -292,13 +292,13 @@ static void s_assert_whole(const unsigned char *b, size_t n, s_read_fn fn, msg_t
 {
     unsigned char *p = s_exact(b, n);
     msgread_t r;
-    msgread_init(&r, p, n);
-    assert_int_equal(msgread_peek(&r), type);
+    stm_msgread_init(&r, p, n);
+    assert_int_equal(stm_msgread_peek(&r), type);
     assert_true(fn(&r));
-    assert_int_equal(msgread_left(&r), 0);
-    msgread_init(&r, p, n);
-    assert_true(msgread_skip(&r));
-    assert_int_equal(msgread_left(&r), 0);
+    assert_int_equal(stm_msgread_left(&r), 0);
+    stm_msgread_init(&r, p, n);
+    assert_true(stm_msgread_skip(&r));
+    assert_int_equal(stm_msgread_left(&r), 0);
     free(p);
     s_assert_cuts_fail(b, n, fn);
     s_assert_only(b, n, fn);
@@ -331,21 +331,21 @@ static void test_msgread_peek_every_lead_byte(void **state)
             want = MSG_EXT; /* c7..c9, d4..d8 */
         unsigned char buf[64] = {(unsigned char)c};
         msgread_t r;
-        msgread_init(&r, buf, sizeof buf);
-        if (msgread_peek(&r) != want)
-            fail_msg("peek 0x%02x: %d, expected %d", c, msgread_peek(&r), want);
+        stm_msgread_init(&r, buf, sizeof buf);
+        if (stm_msgread_peek(&r) != want)
+            fail_msg("peek 0x%02x: %d, expected %d", c, stm_msgread_peek(&r), want);
         /* Followed by zeros, every lead byte either skips or is refused in place. */
-        bool ok = msgread_skip(&r);
+        bool ok = stm_msgread_skip(&r);
         if (!ok)
             assert_ptr_equal(r.p, buf);
         else
-            assert_true(msgread_left(&r) < sizeof buf);
+            assert_true(stm_msgread_left(&r) < sizeof buf);
     }
     msgread_t r;
-    msgread_init(&r, "", 0);
-    assert_int_equal(msgread_peek(&r), MSG_INVALID);
-    assert_int_equal(msgread_left(&r), 0);
-    assert_false(msgread_skip(&r));
+    stm_msgread_init(&r, "", 0);
+    assert_int_equal(stm_msgread_peek(&r), MSG_INVALID);
+    assert_int_equal(stm_msgread_left(&r), 0);
+    assert_false(stm_msgread_skip(&r));
 }
 
 static void test_msgread_nil_bool(void **state)
@@ -357,17 +357,17 @@ static void test_msgread_nil_bool(void **state)
     s_assert_whole(t.b, t.n, s_rd_bool, MSG_BOOL);
     msgread_t r;
     bool v = true;
-    msgread_init(&r, f.b, f.n);
-    assert_true(msgread_bool(&r, &v));
+    stm_msgread_init(&r, f.b, f.n);
+    assert_true(stm_msgread_bool(&r, &v));
     assert_false(v);
-    msgread_init(&r, t.b, t.n);
-    assert_true(msgread_bool(&r, &v));
+    stm_msgread_init(&r, t.b, t.n);
+    assert_true(stm_msgread_bool(&r, &v));
     assert_true(v);
     /* 0xc1 is never used: nothing reads it, nothing skips it. */
-    msgread_init(&r, never.b, never.n);
-    assert_int_equal(msgread_peek(&r), MSG_INVALID);
-    assert_false(msgread_skip(&r));
-    assert_false(msgread_nil(&r));
+    stm_msgread_init(&r, never.b, never.n);
+    assert_int_equal(stm_msgread_peek(&r), MSG_INVALID);
+    assert_false(stm_msgread_skip(&r));
+    assert_false(stm_msgread_nil(&r));
     assert_ptr_equal(r.p, never.b);
 }
 
@@ -410,18 +410,18 @@ static void test_msgread_integers(void **state)
         s_assert_whole(b, n, s_rd_int, MSG_INT);
         msgread_t r;
         int64_t v = 0;
-        msgread_init(&r, b, n);
-        assert_true(msgread_int(&r, &v));
+        stm_msgread_init(&r, b, n);
+        assert_true(stm_msgread_int(&r, &v));
         if (v != ints[i].v)
             fail_msg("case %zu: read %lld, expected %lld", i, (long long)v, (long long)ints[i].v);
         uint64_t u = 0;
-        msgread_init(&r, b, n);
+        stm_msgread_init(&r, b, n);
         if (ints[i].v >= 0) {
-            assert_true(msgread_uint(&r, &u));
+            assert_true(stm_msgread_uint(&r, &u));
             assert_true(u == (uint64_t)ints[i].v);
-            assert_int_equal(msgread_left(&r), 0);
+            assert_int_equal(stm_msgread_left(&r), 0);
         } else {
-            assert_false(msgread_uint(&r, &u));
+            assert_false(stm_msgread_uint(&r, &u));
             assert_ptr_equal(r.p, b);
         }
     }
@@ -438,15 +438,15 @@ static void test_msgread_uint64_above_int64_max(void **state)
         msgread_t r;
         int64_t v = 42;
         uint64_t u = 42;
-        msgread_init(&r, big[i].b, big[i].n);
-        assert_int_equal(msgread_peek(&r), MSG_INT);
-        assert_false(msgread_int(&r, &v));
-        assert_false(msgread_uint(&r, &u));
+        stm_msgread_init(&r, big[i].b, big[i].n);
+        assert_int_equal(stm_msgread_peek(&r), MSG_INT);
+        assert_false(stm_msgread_int(&r, &v));
+        assert_false(stm_msgread_uint(&r, &u));
         assert_ptr_equal(r.p, big[i].b);
         assert_int_equal(v, 42);
         /* Refused as a value, but well-formed: skip walks over it. */
-        assert_true(msgread_skip(&r));
-        assert_int_equal(msgread_left(&r), 0);
+        assert_true(stm_msgread_skip(&r));
+        assert_int_equal(stm_msgread_left(&r), 0);
         s_assert_cuts_fail(big[i].b, big[i].n, s_rd_int);
     }
 }
@@ -462,24 +462,24 @@ static void test_msgread_floats(void **state)
     s_assert_whole(f64.b, f64.n, s_rd_double, MSG_FLOAT);
     msgread_t r;
     double d = 0;
-    msgread_init(&r, f32.b, f32.n);
-    assert_true(msgread_double(&r, &d));
+    stm_msgread_init(&r, f32.b, f32.n);
+    assert_true(stm_msgread_double(&r, &d));
     assert_true(d == 1.5);
-    msgread_init(&r, f64.b, f64.n);
-    assert_true(msgread_double(&r, &d));
+    stm_msgread_init(&r, f64.b, f64.n);
+    assert_true(stm_msgread_double(&r, &d));
     assert_true(d == -2.25);
-    msgread_init(&r, nan64.b, nan64.n);
-    assert_true(msgread_double(&r, &d));
+    stm_msgread_init(&r, nan64.b, nan64.n);
+    assert_true(stm_msgread_double(&r, &d));
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
     assert_true(bits == 0x7ff8000000000001ull); /* the payload survives */
-    msgread_init(&r, inf32.b, inf32.n);
-    assert_true(msgread_double(&r, &d));
+    stm_msgread_init(&r, inf32.b, inf32.n);
+    assert_true(stm_msgread_double(&r, &d));
     assert_true(isinf(d) && d < 0);
     /* An integer is not a float. */
     s_bytes one = B(0x01);
-    msgread_init(&r, one.b, one.n);
-    assert_false(msgread_double(&r, &d));
+    stm_msgread_init(&r, one.b, one.n);
+    assert_false(stm_msgread_double(&r, &d));
 }
 
 /* A str or bin of the given form (lead byte) and length, its body counting up. */
@@ -525,17 +525,17 @@ static void test_msgread_str_bin_every_form(void **state)
         unsigned char *b = s_make_body(forms[i].lead, forms[i].len, &n, &hlen);
         s_read_fn fn = forms[i].str ? s_rd_str : s_rd_bin;
         msgread_t r;
-        msgread_init(&r, b, n);
-        assert_int_equal(msgread_peek(&r), forms[i].str ? MSG_STR : MSG_BIN);
+        stm_msgread_init(&r, b, n);
+        assert_int_equal(stm_msgread_peek(&r), forms[i].str ? MSG_STR : MSG_BIN);
         const void *data = NULL;
         uint32_t len = 99;
         if (forms[i].str)
-            assert_true(msgread_str(&r, (const char **)&data, &len));
+            assert_true(stm_msgread_str(&r, (const char **)&data, &len));
         else
-            assert_true(msgread_bin(&r, &data, &len));
+            assert_true(stm_msgread_bin(&r, &data, &len));
         assert_ptr_equal(data, b + hlen); /* in place, no copy */
         assert_int_equal(len, forms[i].len);
-        assert_int_equal(msgread_left(&r), 0);
+        assert_int_equal(stm_msgread_left(&r), 0);
         if (forms[i].every_cut) {
             s_assert_whole(b, n, fn, forms[i].str ? MSG_STR : MSG_BIN);
         } else {
@@ -543,9 +543,9 @@ static void test_msgread_str_bin_every_form(void **state)
             size_t cuts[] = {0, 1, hlen - 1, hlen, hlen + 1, n / 2, n - 1};
             for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
                 unsigned char *p = s_exact(b, cuts[k]);
-                msgread_init(&r, p, cuts[k]);
+                stm_msgread_init(&r, p, cuts[k]);
                 assert_false(fn(&r));
-                assert_false(msgread_skip(&r));
+                assert_false(stm_msgread_skip(&r));
                 assert_ptr_equal(r.p, p);
                 free(p);
             }
@@ -576,10 +576,10 @@ static void test_msgread_lengths_beyond_the_data(void **state)
     for (size_t i = 0; i < sizeof liars / sizeof liars[0]; i++) {
         unsigned char *p = s_exact(liars[i].b, liars[i].n);
         msgread_t r;
-        msgread_init(&r, p, liars[i].n);
+        stm_msgread_init(&r, p, liars[i].n);
         assert_false(s_rd_str(&r));
         assert_false(s_rd_bin(&r));
-        assert_false(msgread_skip(&r));
+        assert_false(stm_msgread_skip(&r));
         assert_ptr_equal(r.p, p);
         free(p);
     }
@@ -608,20 +608,20 @@ static void test_msgread_containers(void **state)
         s_read_fn fn = ok[i].map ? s_rd_map : s_rd_array;
         unsigned char *p = s_exact(ok[i].b.b, ok[i].b.n);
         msgread_t r;
-        msgread_init(&r, p, ok[i].b.n);
-        assert_int_equal(msgread_peek(&r), ok[i].map ? MSG_MAP : MSG_ARRAY);
+        stm_msgread_init(&r, p, ok[i].b.n);
+        assert_int_equal(stm_msgread_peek(&r), ok[i].map ? MSG_MAP : MSG_ARRAY);
         uint32_t count = 99;
-        assert_true(ok[i].map ? msgread_map(&r, &count) : msgread_array(&r, &count));
+        assert_true(ok[i].map ? stm_msgread_map(&r, &count) : stm_msgread_array(&r, &count));
         assert_int_equal(count, ok[i].count);
-        msgread_init(&r, p, ok[i].b.n);
-        assert_true(msgread_skip(&r));
-        assert_int_equal(msgread_left(&r), 0);
+        stm_msgread_init(&r, p, ok[i].b.n);
+        assert_true(stm_msgread_skip(&r));
+        assert_int_equal(stm_msgread_left(&r), 0);
         free(p);
         /* Cut anywhere, the whole value no longer skips. */
         for (size_t cut = 0; cut < ok[i].b.n; cut++) {
             p = s_exact(ok[i].b.b, cut);
-            msgread_init(&r, p, cut);
-            assert_false(msgread_skip(&r));
+            stm_msgread_init(&r, p, cut);
+            assert_false(stm_msgread_skip(&r));
             assert_ptr_equal(r.p, p);
             free(p);
         }
@@ -662,17 +662,17 @@ static void test_msgread_counts_beyond_the_bytes_left(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned char *p = s_exact(cases[i].b.b, cases[i].b.n);
         msgread_t r;
-        msgread_init(&r, p, cases[i].b.n);
+        stm_msgread_init(&r, p, cases[i].b.n);
         uint32_t count = 12345;
-        bool got = cases[i].map ? msgread_map(&r, &count) : msgread_array(&r, &count);
+        bool got = cases[i].map ? stm_msgread_map(&r, &count) : stm_msgread_array(&r, &count);
         if (got != cases[i].ok)
             fail_msg("case %zu: %s", i, got ? "accepted" : "refused");
         if (got) {
-            assert_true((size_t)count * (cases[i].map ? 2 : 1) <= msgread_left(&r));
+            assert_true((size_t)count * (cases[i].map ? 2 : 1) <= stm_msgread_left(&r));
         } else {
             assert_ptr_equal(r.p, p);
             assert_int_equal(count, 12345);
-            assert_false(msgread_skip(&r));
+            assert_false(stm_msgread_skip(&r));
         }
         free(p);
     }
@@ -695,15 +695,15 @@ static void test_msgread_ext(void **state)
     for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
         unsigned char *p = s_exact(exts[i].b, exts[i].n);
         msgread_t r;
-        msgread_init(&r, p, exts[i].n);
-        assert_int_equal(msgread_peek(&r), MSG_EXT);
-        assert_true(msgread_skip(&r));
-        assert_int_equal(msgread_left(&r), 0);
+        stm_msgread_init(&r, p, exts[i].n);
+        assert_int_equal(stm_msgread_peek(&r), MSG_EXT);
+        assert_true(stm_msgread_skip(&r));
+        assert_int_equal(stm_msgread_left(&r), 0);
         free(p);
         for (size_t cut = 0; cut < exts[i].n; cut++) {
             p = s_exact(exts[i].b, cut);
-            msgread_init(&r, p, cut);
-            assert_false(msgread_skip(&r));
+            stm_msgread_init(&r, p, cut);
+            assert_false(stm_msgread_skip(&r));
             assert_ptr_equal(r.p, p);
             free(p);
         }
@@ -718,18 +718,18 @@ static void test_msgread_skip_walks_exactly_one_value(void **state)
     s_bytes v = B(0x82, 0xa1, 'a', 0x97, 0x01, 0xff, 0xca, 0x3f, 0xc0, 0x00, 0x00, 0xc0, 0xc3, 0xc4,
                   0x02, 'x', 'y', 0xd4, 0x01, 0x02, 0xa1, 'b', 0x81, 0xa1, 'c', 0x80, 0x07);
     msgread_t r;
-    msgread_init(&r, v.b, v.n);
-    assert_true(msgread_skip(&r));
-    assert_int_equal(msgread_left(&r), 1);
+    stm_msgread_init(&r, v.b, v.n);
+    assert_true(stm_msgread_skip(&r));
+    assert_int_equal(stm_msgread_left(&r), 1);
     int64_t i;
-    assert_true(msgread_int(&r, &i));
+    assert_true(stm_msgread_int(&r, &i));
     assert_int_equal(i, 7);
     /* A bad byte deep inside makes the whole skip fail, in place. */
     unsigned char bad[64];
     memcpy(bad, v.b, v.n);
     bad[11] = 0xc1; /* the nil inside the array */
-    msgread_init(&r, bad, v.n);
-    assert_false(msgread_skip(&r));
+    stm_msgread_init(&r, bad, v.n);
+    assert_false(stm_msgread_skip(&r));
     assert_ptr_equal(r.p, bad);
 }
 
@@ -763,15 +763,15 @@ static void test_msgread_skip_depth_limit(void **state)
             size_t n;
             unsigned char *b = s_nested(within, map, in, &n);
             msgread_t r;
-            msgread_init(&r, b, n);
-            if (!msgread_skip(&r))
+            stm_msgread_init(&r, b, n);
+            if (!stm_msgread_skip(&r))
                 fail_msg("%zu nested %s holding 0x%02x refused", within, map ? "maps" : "arrays",
                          in);
-            assert_int_equal(msgread_left(&r), 0);
+            assert_int_equal(stm_msgread_left(&r), 0);
             free(b);
             b = s_nested(within + 1, map, in, &n);
-            msgread_init(&r, b, n);
-            if (msgread_skip(&r))
+            stm_msgread_init(&r, b, n);
+            if (stm_msgread_skip(&r))
                 fail_msg("%zu nested %s holding 0x%02x skipped", within + 1,
                          map ? "maps" : "arrays", in);
             assert_ptr_equal(r.p, b);
@@ -782,8 +782,8 @@ static void test_msgread_skip_depth_limit(void **state)
     size_t n;
     unsigned char *b = s_nested(1000000, false, 0x01, &n);
     msgread_t r;
-    msgread_init(&r, b, n);
-    assert_false(msgread_skip(&r));
+    stm_msgread_init(&r, b, n);
+    assert_false(stm_msgread_skip(&r));
     assert_ptr_equal(r.p, b);
     free(b);
 }
@@ -793,13 +793,13 @@ static void test_msgread_skip_depth_limit(void **state)
 static void test_op_batch_owns_copies(void **state)
 {
     (void)state;
-    opbatch_t *b = opbatch_new();
-    assert_int_equal(opbatch_count(b), 0);
-    assert_int_equal(opbatch_bytes(b), 0);
+    opbatch_t *b = stm_opbatch_new();
+    assert_int_equal(stm_opbatch_count(b), 0);
+    assert_int_equal(stm_opbatch_bytes(b), 0);
     char table[] = "tasks", column[] = "title", text[] = "hello", key[] = "k1";
     op_t op = s_op(1, 1, table, s_text(key, 2), column, 'T', s_text(text, 5));
-    opbatch_add(b, &op);
-    const op_t *first = opbatch_at(b, 0);
+    stm_opbatch_add(b, &op);
+    const op_t *first = stm_opbatch_at(b, 0);
     const char *first_table = first->table;
     const void *first_text = first->value.bytes;
     /* Changing what was added changes nothing in the batch. */
@@ -811,49 +811,49 @@ static void test_op_batch_owns_copies(void **state)
     char *big = calloc(1, 100000); /* bigger than an arena block */
     for (uint64_t i = 2; i < 3000; i++) {
         op_t more = s_op(2, i, "t", s_int((int64_t)i), "c", 'B', s_blob(big, i % 50 ? 3 : 100000));
-        opbatch_add(b, &more);
+        stm_opbatch_add(b, &more);
     }
     free(big);
-    first = opbatch_at(b, 0);
+    first = stm_opbatch_at(b, 0);
     assert_ptr_equal(first->table, first_table);
     assert_ptr_equal(first->value.bytes, first_text);
     assert_string_equal(first->table, "tasks");
     assert_string_equal(first->column, "title");
     assert_memory_equal(first->value.bytes, "hello", 5);
     assert_memory_equal(first->pk.bytes, "k1", 2);
-    assert_int_equal(opbatch_count(b), 2999);
-    assert_true(opbatch_bytes(b) > 59 * 100000);
+    assert_int_equal(stm_opbatch_count(b), 2999);
+    assert_true(stm_opbatch_bytes(b) > 59 * 100000);
     /* Cleared, the batch is empty and usable again. */
-    opbatch_clear(b);
-    assert_int_equal(opbatch_count(b), 0);
-    assert_int_equal(opbatch_bytes(b), 0);
+    stm_opbatch_clear(b);
+    assert_int_equal(stm_opbatch_count(b), 0);
+    assert_int_equal(stm_opbatch_bytes(b), 0);
     op_t del = s_op(3, 7, "t", s_int(5), NULL, 0, s_null());
-    opbatch_add(b, &del);
-    assert_int_equal(opbatch_count(b), 1);
-    assert_true(op_is_delete(opbatch_at(b, 0)));
-    assert_null(opbatch_at(b, 0)->column);
-    assert_false(op_is_delete(&op));
+    stm_opbatch_add(b, &del);
+    assert_int_equal(stm_opbatch_count(b), 1);
+    assert_true(stm_op_is_delete(stm_opbatch_at(b, 0)));
+    assert_null(stm_opbatch_at(b, 0)->column);
+    assert_false(stm_op_is_delete(&op));
     /* Empty text and blobs copy as empty values, not as NULL. */
     op_t empty = s_op(3, 8, "t", s_blob(NULL, 0), "c", 'T', s_text("", 0));
-    opbatch_add(b, &empty);
-    assert_int_equal(opbatch_at(b, 1)->value.type, VALUE_TEXT);
-    assert_int_equal(opbatch_at(b, 1)->value.len, 0);
-    assert_int_equal(opbatch_at(b, 1)->pk.type, VALUE_BLOB);
-    opbatch_destroy(&b);
+    stm_opbatch_add(b, &empty);
+    assert_int_equal(stm_opbatch_at(b, 1)->value.type, VALUE_TEXT);
+    assert_int_equal(stm_opbatch_at(b, 1)->value.len, 0);
+    assert_int_equal(stm_opbatch_at(b, 1)->pk.type, VALUE_BLOB);
+    stm_opbatch_destroy(&b);
     assert_null(b);
-    opbatch_destroy(&b); /* safe twice */
+    stm_opbatch_destroy(&b); /* safe twice */
 }
 
 static void test_op_clock_compare(void **state)
 {
     (void)state;
     stm_id a = s_id(1), b = s_id(2);
-    assert_true(op_clock_compare(1, &b, 2, &a) < 0);
-    assert_true(op_clock_compare(2, &a, 1, &b) > 0);
-    assert_true(op_clock_compare(5, &a, 5, &b) < 0); /* same clock: origin bytes decide */
-    assert_true(op_clock_compare(5, &b, 5, &a) > 0);
-    assert_int_equal(op_clock_compare(5, &a, 5, &a), 0);
-    assert_true(op_clock_compare(UINT64_MAX, &a, 0, &b) > 0);
+    assert_true(stm_op_clock_compare(1, &b, 2, &a) < 0);
+    assert_true(stm_op_clock_compare(2, &a, 1, &b) > 0);
+    assert_true(stm_op_clock_compare(5, &a, 5, &b) < 0); /* same clock: origin bytes decide */
+    assert_true(stm_op_clock_compare(5, &b, 5, &a) > 0);
+    assert_int_equal(stm_op_clock_compare(5, &a, 5, &a), 0);
+    assert_true(stm_op_clock_compare(UINT64_MAX, &a, 0, &b) > 0);
 }
 
 static void test_op_value_equal(void **state)
@@ -861,23 +861,23 @@ static void test_op_value_equal(void **state)
     (void)state;
     op_value a, b;
     a = s_int(1), b = s_real(1.0);
-    assert_false(op_value_equal(&a, &b)); /* types differ */
+    assert_false(stm_op_value_equal(&a, &b)); /* types differ */
     a = s_text("ab", 2), b = s_blob("ab", 2);
-    assert_false(op_value_equal(&a, &b));
+    assert_false(stm_op_value_equal(&a, &b));
     b = s_text("abc", 2);
-    assert_true(op_value_equal(&a, &b));
+    assert_true(stm_op_value_equal(&a, &b));
     b = s_text("ab", 1);
-    assert_false(op_value_equal(&a, &b));
+    assert_false(stm_op_value_equal(&a, &b));
     a = s_real(0.0), b = s_real(-0.0);
-    assert_false(op_value_equal(&a, &b)); /* bitwise: a -0.0 written is kept */
+    assert_false(stm_op_value_equal(&a, &b)); /* bitwise: a -0.0 written is kept */
     a = s_real(NAN), b = s_real(NAN);
-    assert_true(op_value_equal(&a, &b));
+    assert_true(stm_op_value_equal(&a, &b));
     a = s_null(), b = s_null();
-    assert_true(op_value_equal(&a, &b));
+    assert_true(stm_op_value_equal(&a, &b));
     a = s_blob(NULL, 0), b = s_blob("", 0);
-    assert_true(op_value_equal(&a, &b));
+    assert_true(stm_op_value_equal(&a, &b));
     a = s_int(INT64_MIN), b = s_int(INT64_MAX);
-    assert_false(op_value_equal(&a, &b));
+    assert_false(stm_op_value_equal(&a, &b));
 }
 
 /* Every value type through SQLite and back, keeping its type. */
@@ -909,14 +909,14 @@ static void test_op_value_bind_and_column(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sqlite3_reset(stmt);
-        assert_int_equal(op_value_bind(stmt, 1, &cases[i].v), SQLITE_OK);
+        assert_int_equal(stm_op_value_bind(stmt, 1, &cases[i].v), SQLITE_OK);
         assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
         if (strcmp((const char *)sqlite3_column_text(stmt, 1), cases[i].sql_type) != 0)
             fail_msg("case %zu bound as %s, expected %s", i, sqlite3_column_text(stmt, 1),
                      cases[i].sql_type);
         op_value back;
-        op_value_column(stmt, 0, &back);
-        assert_true(op_value_equal(&back, &cases[i].v));
+        stm_op_value_column(stmt, 0, &back);
+        assert_true(stm_op_value_equal(&back, &cases[i].v));
     }
     sqlite3_finalize(stmt);
     sqlite3_close(db);
@@ -961,14 +961,14 @@ static void test_codec_every_value_type(void **state)
         s_blob(nul_blob, sizeof nul_blob),
     };
     const size_t nvalues = sizeof values / sizeof values[0];
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     uint64_t seq = 1;
     for (size_t i = 0; i < nvalues; i++) {
         /* Each value as a written value, and as a row's key. */
         op_t op = s_op(1, seq++, "t", s_int((int64_t)i), "c", "TNIRB"[i % 5], values[i]);
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
         op = s_op(1, seq++, "t", values[i], "c", 'B', values[nvalues - 1 - i]);
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     /* 1 MiB values, text and blob, with NULs in them. */
     size_t big = 1024 * 1024;
@@ -977,58 +977,58 @@ static void test_codec_every_value_type(void **state)
     for (size_t i = 0; i < big; i++)
         bytes[i] = (unsigned char)s_rand();
     op_t op = s_op(2, 1, "t", s_int(1), "c", 'B', s_blob(bytes, big));
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     op = s_op(2, 2, "t", s_text(bytes, big), "c", 'T', s_text(bytes, big));
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     size_t len = s_round_trip(b);
     assert_true(len > 3 * big);
     /* The types survive exactly: an integer stays an integer, 1.0 stays a real. */
-    opbatch_clear(b);
+    stm_opbatch_clear(b);
     op = s_op(1, 1, "t", s_real(1.0), "c", 'R', s_real(2.0));
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, 1, &enc);
-    opbatch_t *back = opbatch_new();
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, back, NULL), STM_OK);
-    assert_int_equal(opbatch_at(back, 0)->pk.type, VALUE_REAL);
-    assert_int_equal(opbatch_at(back, 0)->value.type, VALUE_REAL);
-    buf_free(&enc);
-    opbatch_destroy(&back);
+    stm_codec_encode_ops(b, 0, 1, &enc);
+    opbatch_t *back = stm_opbatch_new();
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, back, NULL), STM_OK);
+    assert_int_equal(stm_opbatch_at(back, 0)->pk.type, VALUE_REAL);
+    assert_int_equal(stm_opbatch_at(back, 0)->value.type, VALUE_REAL);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&back);
     free(bytes);
-    opbatch_destroy(&b);
+    stm_opbatch_destroy(&b);
 }
 
 static void test_codec_deletes(void **state)
 {
     (void)state;
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     op_t op = s_op(1, 1, "tasks", s_text("k1", 2), NULL, 0, s_null());
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     op = s_op(1, 2, "tasks", s_text("k1", 2), "title", 'T', s_text("again", 5));
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     op = s_op(2, 1, "lists", s_int(INT64_MIN), NULL, 0, s_null());
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     op = s_op(2, 2, "lists", s_blob("\0", 1), NULL, 0, s_null());
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     s_round_trip(b);
     /* Only deletes: no column is named at all. */
-    opbatch_t *dels = opbatch_new();
-    opbatch_add(dels, opbatch_at(b, 0));
-    opbatch_add(dels, opbatch_at(b, 2));
+    opbatch_t *dels = stm_opbatch_new();
+    stm_opbatch_add(dels, stm_opbatch_at(b, 0));
+    stm_opbatch_add(dels, stm_opbatch_at(b, 2));
     s_round_trip(dels);
     buf_t enc = BUF_INIT;
-    codec_encode_ops(dels, 0, 2, &enc);
-    opbatch_t *back = opbatch_new();
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, back, NULL), STM_OK);
+    stm_codec_encode_ops(dels, 0, 2, &enc);
+    opbatch_t *back = stm_opbatch_new();
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, back, NULL), STM_OK);
     for (size_t i = 0; i < 2; i++) {
-        assert_true(op_is_delete(opbatch_at(back, i)));
-        assert_int_equal(opbatch_at(back, i)->affinity, 0);
-        assert_int_equal(opbatch_at(back, i)->value.type, VALUE_NULL);
+        assert_true(stm_op_is_delete(stm_opbatch_at(back, i)));
+        assert_int_equal(stm_opbatch_at(back, i)->affinity, 0);
+        assert_int_equal(stm_opbatch_at(back, i)->value.type, VALUE_NULL);
     }
-    buf_free(&enc);
-    opbatch_destroy(&back);
-    opbatch_destroy(&dels);
-    opbatch_destroy(&b);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&back);
+    stm_opbatch_destroy(&dels);
+    stm_opbatch_destroy(&b);
 }
 
 /* How often needle occurs in hay. */
@@ -1051,7 +1051,7 @@ static void test_codec_dictionaries(void **state)
     for (int i = 0; i < COLUMNS; i++)
         snprintf(columns[i], sizeof columns[i], "col<%d>", i);
     uint64_t seqs[ORIGINS] = {0};
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     s_rng = 12345;
     for (int k = 0; k < OPS; k++) {
         /* Every name at least once, then at random. */
@@ -1061,11 +1061,11 @@ static void test_codec_dictionaries(void **state)
         bool del = s_rand() % 10 == 0 && k >= COLUMNS;
         op_t op = s_op(o, ++seqs[o], tables[t], s_int((int64_t)(s_rand() % 100)),
                        del ? NULL : columns[c], 'T', s_int(k));
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     s_round_trip(b);
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, OPS, &enc);
+    stm_codec_encode_ops(b, 0, OPS, &enc);
     /* Each name and id is written once, however many operations use it. */
     for (int i = 0; i < TABLES; i++)
         assert_int_equal(s_occurrences(&enc, tables[i], strlen(tables[i])), 1);
@@ -1076,53 +1076,53 @@ static void test_codec_dictionaries(void **state)
         assert_int_equal(s_occurrences(&enc, id.bytes, STM_ID_BYTES), 1);
     }
     assert_true(enc.len < (size_t)OPS * 40);
-    buf_free(&enc);
+    stm_buf_free(&enc);
     /* Names at the limit travel whole. */
     char name[OP_MAX_NAME_BYTES + 1];
     memset(name, 'n', OP_MAX_NAME_BYTES);
     name[OP_MAX_NAME_BYTES] = '\0';
-    opbatch_clear(b);
+    stm_opbatch_clear(b);
     op_t op = s_op(1, 1, name, s_int(1), name, 'I', s_int(2));
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     s_round_trip(b);
-    opbatch_destroy(&b);
+    stm_opbatch_destroy(&b);
 }
 
 static void test_codec_ranges_and_appending(void **state)
 {
     (void)state;
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     for (uint64_t i = 1; i <= 10; i++) {
         op_t op =
             s_op(1, i, i % 2 ? "odd" : "even", s_int((int64_t)i), "c", 'I', s_int((int64_t)i * 10));
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     /* Operations [3, 7) alone. */
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 3, 4, &enc);
-    opbatch_t *out = opbatch_new();
+    stm_codec_encode_ops(b, 3, 4, &enc);
+    opbatch_t *out = stm_opbatch_new();
     op_t first = s_op(5, 1, "there", s_int(0), "before", 'N', s_real(0.5));
-    opbatch_add(out, &first);
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, out, NULL), STM_OK);
+    stm_opbatch_add(out, &first);
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, out, NULL), STM_OK);
     /* Appended after what was there. */
-    assert_int_equal(opbatch_count(out), 5);
-    s_assert_op_equal(opbatch_at(out, 0), &first);
+    assert_int_equal(stm_opbatch_count(out), 5);
+    s_assert_op_equal(stm_opbatch_at(out, 0), &first);
     for (size_t i = 0; i < 4; i++)
-        s_assert_op_equal(opbatch_at(out, 1 + i), opbatch_at(b, 3 + i));
+        s_assert_op_equal(stm_opbatch_at(out, 1 + i), stm_opbatch_at(b, 3 + i));
     /* No operations at all is a valid batch. */
-    buf_reset(&enc);
-    codec_encode_ops(b, 10, 0, &enc);
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, out, NULL), STM_OK);
-    assert_int_equal(opbatch_count(out), 5);
-    buf_free(&enc);
-    opbatch_destroy(&out);
-    opbatch_destroy(&b);
+    stm_buf_reset(&enc);
+    stm_codec_encode_ops(b, 10, 0, &enc);
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, out, NULL), STM_OK);
+    assert_int_equal(stm_opbatch_count(out), 5);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&out);
+    stm_opbatch_destroy(&b);
 }
 
 /* A batch of varied operations, for the malformed-input tests. */
 static opbatch_t *s_sample_batch(void)
 {
-    opbatch_t *b = opbatch_new();
+    opbatch_t *b = stm_opbatch_new();
     const op_value values[] = {s_null(),          s_int(-5),          s_int(INT64_MIN),
                                s_real(3.25),      s_text("hello", 5), s_text("", 0),
                                s_blob("\0\1", 2), s_int(1 << 20),     s_real(-0.0)};
@@ -1131,10 +1131,10 @@ static opbatch_t *s_sample_batch(void)
         op_t op =
             s_op((unsigned)(i % 3), seq++, i % 2 ? "tasks" : "lists", s_text("key", 1 + i % 3),
                  i % 2 ? "title" : "name", "TNIRB"[i % 5], values[i]);
-        opbatch_add(b, &op);
+        stm_opbatch_add(b, &op);
     }
     op_t del = s_op(1, seq++, "tasks", s_int(77), NULL, 0, s_null());
-    opbatch_add(b, &del);
+    stm_opbatch_add(b, &del);
     return b;
 }
 
@@ -1143,31 +1143,31 @@ static void test_codec_decode_failure_leaves_batch_unchanged(void **state)
     (void)state;
     opbatch_t *b = s_sample_batch();
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, opbatch_count(b), &enc);
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &enc);
     /* The out batch already holds operations, one with a big value. */
-    opbatch_t *out = opbatch_new(), *before = opbatch_new();
+    opbatch_t *out = stm_opbatch_new(), *before = stm_opbatch_new();
     char *big = calloc(1, 300000);
     op_t op = s_op(8, 1, "x", s_int(1), "y", 'B', s_blob(big, 300000));
-    opbatch_add(out, &op);
-    opbatch_add(out, opbatch_at(b, 4));
-    opbatch_add(before, &op);
-    opbatch_add(before, opbatch_at(b, 4));
+    stm_opbatch_add(out, &op);
+    stm_opbatch_add(out, stm_opbatch_at(b, 4));
+    stm_opbatch_add(before, &op);
+    stm_opbatch_add(before, stm_opbatch_at(b, 4));
     free(big);
     /* Corrupt the last operation's affinity: several operations decode before it. */
     /* The last operation is a delete: nil column, nil affinity, nil value. */
     assert_memory_equal(enc.data + enc.len - 3, "\xc0\xc0\xc0", 3);
     enc.data[enc.len - 2] = 'T';
     stm_error err = {0};
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, out, &err), STM_EPROTO);
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, out, &err), STM_EPROTO);
     assert_non_null(strstr(err.msg, "a row delete carries an affinity"));
     s_assert_batches_equal(out, before);
     /* Without an error buffer, just the code. */
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, out, NULL), STM_EPROTO);
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, out, NULL), STM_EPROTO);
     s_assert_batches_equal(out, before);
-    buf_free(&enc);
-    opbatch_destroy(&before);
-    opbatch_destroy(&out);
-    opbatch_destroy(&b);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&before);
+    stm_opbatch_destroy(&out);
+    stm_opbatch_destroy(&b);
 }
 
 /* ---- codec: malformed batches ---- */
@@ -1177,18 +1177,18 @@ static void test_codec_every_truncation(void **state)
     (void)state;
     opbatch_t *b = s_sample_batch();
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, opbatch_count(b), &enc);
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &enc);
     for (size_t cut = 0; cut < enc.len; cut++)
         s_assert_refused(enc.data, cut, NULL);
-    buf_free(&enc);
-    opbatch_destroy(&b);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&b);
 }
 
 /* What every decoded operation must satisfy, whatever the bytes were. */
 static void s_assert_sane(const opbatch_t *b)
 {
-    for (size_t i = 0; i < opbatch_count(b); i++) {
-        const op_t *op = opbatch_at(b, i);
+    for (size_t i = 0; i < stm_opbatch_count(b); i++) {
+        const op_t *op = stm_opbatch_at(b, i);
         assert_true(op->seq >= 1 && op->seq <= (uint64_t)INT64_MAX);
         assert_true(op->hlc <= (uint64_t)INT64_MAX);
         size_t tl = strlen(op->table);
@@ -1211,8 +1211,8 @@ static void test_codec_random_flips(void **state)
     (void)state;
     opbatch_t *b = s_sample_batch();
     buf_t enc = BUF_INIT;
-    codec_encode_ops(b, 0, opbatch_count(b), &enc);
-    opbatch_t *out = opbatch_new();
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &enc);
+    opbatch_t *out = stm_opbatch_new();
     unsigned char *copy = malloc(enc.len);
     s_rng = 0x5eed5eed;
     int accepted = 0, refused = 0;
@@ -1223,7 +1223,7 @@ static void test_codec_random_flips(void **state)
             copy[s_rand() % enc.len] ^= (unsigned char)(1 + s_rand() % 255);
         /* Now and then, also cut it short. */
         size_t len = iter % 5 == 0 ? (size_t)(s_rand() % enc.len) : enc.len;
-        opbatch_clear(out);
+        stm_opbatch_clear(out);
         stm_error err = {0};
         stm_err rc = s_decode(copy, len, out, &err);
         if (rc == STM_OK) {
@@ -1234,7 +1234,7 @@ static void test_codec_random_flips(void **state)
         } else {
             refused++;
             assert_int_equal(rc, STM_EPROTO);
-            assert_int_equal(opbatch_count(out), 0);
+            assert_int_equal(stm_opbatch_count(out), 0);
             assert_true(err.msg[0] != '\0');
         }
     }
@@ -1242,9 +1242,9 @@ static void test_codec_random_flips(void **state)
     assert_true(accepted > 0);
     assert_true(refused > 0);
     free(copy);
-    buf_free(&enc);
-    opbatch_destroy(&out);
-    opbatch_destroy(&b);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&out);
+    stm_opbatch_destroy(&b);
 }
 
 /* Crafting batches by hand: each list and each op field as a tagged value. */
@@ -1374,7 +1374,7 @@ static void s_pack_field(msgpack_packer *pk, const s_field *f)
         msgpack_pack_ext_body(pk, "ab", 2);
         break;
     case F_RAW:
-        buf_append(pk->data, f->s, f->n);
+        stm_buf_append(pk->data, f->s, f->n);
         break;
     }
 }
@@ -1438,7 +1438,7 @@ static stm_err s_craft_decode(const s_field *origins, const s_field *versions,
     const s_field *ops[] = {op};
     s_craft(&b, origins, versions, tables, columns, op ? ops : NULL, 1);
     stm_err rc = s_decode(b.data, b.len, out, err);
-    buf_free(&b);
+    stm_buf_free(&b);
     return rc;
 }
 
@@ -1448,18 +1448,18 @@ static void s_assert_op_refused(const s_field *op, const char *what)
     const s_field *ops[] = {op};
     s_craft(&b, NULL, NULL, NULL, NULL, ops, 1);
     s_assert_refused(b.data, b.len, what);
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 static void test_codec_crafted_good_batch(void **state)
 {
     (void)state;
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     stm_error err = {0};
     if (s_craft_decode(NULL, NULL, NULL, NULL, NULL, out, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(opbatch_count(out), 1);
-    const op_t *op = opbatch_at(out, 0);
+    assert_int_equal(stm_opbatch_count(out), 1);
+    const op_t *op = stm_opbatch_at(out, 0);
     assert_memory_equal(op->origin.bytes, ID_A, 32);
     assert_memory_equal(op->version_id.bytes, ID_B, 32);
     assert_int_equal(op->seq, 1);
@@ -1471,7 +1471,7 @@ static void test_codec_crafted_good_batch(void **state)
     assert_int_equal(op->pk.i, 7);
     assert_int_equal(op->value.type, VALUE_TEXT);
     assert_memory_equal(op->value.bytes, "v", 1);
-    opbatch_destroy(&out);
+    stm_opbatch_destroy(&out);
 }
 
 static void test_codec_bad_operations(void **state)
@@ -1616,7 +1616,7 @@ static void test_codec_bad_operations(void **state)
     msgpack_pack_str_with_body(&pk, "ops", 3);
     s_pack_array(&pk, not_array);
     s_assert_refused(b.data, b.len, "not an array of at least 9 fields");
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 static void test_codec_forms_a_writer_may_choose(void **state)
@@ -1635,23 +1635,23 @@ static void test_codec_forms_a_writer_may_choose(void **state)
     const s_field *list[] = {ops[0], ops[1], ops[2], ops[3]};
     buf_t b = BUF_INIT;
     s_craft(&b, NULL, NULL, NULL, NULL, list, 4);
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     stm_error err = {0};
     if (s_decode(b.data, b.len, out, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(opbatch_count(out), 4);
-    assert_int_equal(opbatch_at(out, 0)->value.type, VALUE_REAL);
-    assert_true(opbatch_at(out, 0)->value.r == 1.5);
-    assert_int_equal(opbatch_at(out, 1)->pk.type, VALUE_TEXT);
-    assert_int_equal(opbatch_at(out, 1)->affinity, 'N');
-    assert_true(op_is_delete(opbatch_at(out, 2)));
-    assert_int_equal(opbatch_at(out, 2)->pk.type, VALUE_BLOB);
-    assert_int_equal(opbatch_at(out, 3)->pk.i, 7);
-    assert_int_equal(opbatch_at(out, 3)->affinity, 'I');
-    assert_int_equal(opbatch_at(out, 3)->value.type, VALUE_TEXT);
-    assert_int_equal(opbatch_at(out, 3)->value.len, 1);
-    buf_free(&b);
-    opbatch_destroy(&out);
+    assert_int_equal(stm_opbatch_count(out), 4);
+    assert_int_equal(stm_opbatch_at(out, 0)->value.type, VALUE_REAL);
+    assert_true(stm_opbatch_at(out, 0)->value.r == 1.5);
+    assert_int_equal(stm_opbatch_at(out, 1)->pk.type, VALUE_TEXT);
+    assert_int_equal(stm_opbatch_at(out, 1)->affinity, 'N');
+    assert_true(stm_op_is_delete(stm_opbatch_at(out, 2)));
+    assert_int_equal(stm_opbatch_at(out, 2)->pk.type, VALUE_BLOB);
+    assert_int_equal(stm_opbatch_at(out, 3)->pk.i, 7);
+    assert_int_equal(stm_opbatch_at(out, 3)->affinity, 'I');
+    assert_int_equal(stm_opbatch_at(out, 3)->value.type, VALUE_TEXT);
+    assert_int_equal(stm_opbatch_at(out, 3)->value.len, 1);
+    stm_buf_free(&b);
+    stm_opbatch_destroy(&out);
 }
 
 static void test_codec_bad_lists(void **state)
@@ -1698,14 +1698,14 @@ static void test_codec_bad_lists(void **state)
         s_craft(&b, cases[i].lists[0], cases[i].lists[1], cases[i].lists[2], cases[i].lists[3],
                 NULL, 0);
         s_assert_refused(b.data, b.len, cases[i].what);
-        buf_free(&b);
+        stm_buf_free(&b);
     }
     /* A name of exactly 1024 bytes is fine. */
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     assert_int_equal(s_craft_decode(NULL, NULL, name_1024, name_1024, NULL, out, NULL), STM_OK);
-    assert_int_equal(strlen(opbatch_at(out, 0)->table), OP_MAX_NAME_BYTES);
-    assert_int_equal(strlen(opbatch_at(out, 0)->column), OP_MAX_NAME_BYTES);
-    opbatch_destroy(&out);
+    assert_int_equal(strlen(stm_opbatch_at(out, 0)->table), OP_MAX_NAME_BYTES);
+    assert_int_equal(strlen(stm_opbatch_at(out, 0)->column), OP_MAX_NAME_BYTES);
+    stm_opbatch_destroy(&out);
 }
 
 /* A batch map built key by key. */
@@ -1738,7 +1738,7 @@ static void test_codec_batch_structure(void **state)
     (void)state;
     buf_t b = BUF_INIT;
     msgpack_packer pk;
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     stm_error err = {0};
 
     /* The ops first, unknown keys anywhere with values of every kind: decode fine. */
@@ -1756,16 +1756,16 @@ static void test_codec_batch_structure(void **state)
     s_pack_field(&pk, &(s_field)U(UINT64_MAX));
     if (s_decode(b.data, b.len, out, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(opbatch_count(out), 1);
-    assert_string_equal(opbatch_at(out, 0)->table, "t");
+    assert_int_equal(stm_opbatch_count(out), 1);
+    assert_string_equal(stm_opbatch_at(out, 0)->table, "t");
 
     /* Not a map. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_array(&pk, 0);
     s_assert_refused(b.data, b.len, "not a map");
     s_assert_refused("", 0, "not a map");
     /* A key that is not a string. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 6);
     s_good_lists(&pk);
     s_good_ops(&pk);
@@ -1773,7 +1773,7 @@ static void test_codec_batch_structure(void **state)
     msgpack_pack_int(&pk, 1);
     s_assert_refused(b.data, b.len, "a key is not a string");
     /* A list twice. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 6);
     s_good_lists(&pk);
     s_key(&pk, "tables");
@@ -1781,7 +1781,7 @@ static void test_codec_batch_structure(void **state)
     s_good_ops(&pk);
     s_assert_refused(b.data, b.len, "a key comes twice");
     /* The ops twice: which would count? Neither. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 6);
     s_good_lists(&pk);
     s_good_ops(&pk);
@@ -1789,26 +1789,26 @@ static void test_codec_batch_structure(void **state)
     msgpack_pack_array(&pk, 0);
     s_assert_refused(b.data, b.len, "a key comes twice");
     /* No ops. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 4);
     s_good_lists(&pk);
     s_assert_refused(b.data, b.len, "no \"ops\"");
     /* Ops that are not an array. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 5);
     s_good_lists(&pk);
     s_key(&pk, "ops");
     msgpack_pack_map(&pk, 0);
     s_assert_refused(b.data, b.len, "\"ops\" is not an array");
     /* A list that is not an array. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 2);
     s_key(&pk, "origins");
     msgpack_pack_bin_with_body(&pk, ID_A, 32);
     s_good_ops(&pk);
     s_assert_refused(b.data, b.len, "not an array");
     /* A map declaring more keys than it has. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 7);
     s_good_lists(&pk);
     s_good_ops(&pk);
@@ -1816,15 +1816,15 @@ static void test_codec_batch_structure(void **state)
     msgpack_pack_nil(&pk);
     s_assert_refused(b.data, b.len, NULL);
     /* Bytes after the batch. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 5);
     s_good_lists(&pk);
     s_good_ops(&pk);
     msgpack_pack_nil(&pk);
     s_assert_refused(b.data, b.len, "bytes follow");
 
-    buf_free(&b);
-    opbatch_destroy(&out);
+    stm_buf_free(&b);
+    stm_opbatch_destroy(&out);
 }
 
 static void test_codec_counts_refused_before_allocation(void **state)
@@ -1839,14 +1839,14 @@ static void test_codec_counts_refused_before_allocation(void **state)
         s_packer(&pk, &b);
         msgpack_pack_map(&pk, 1);
         s_key(&pk, keys[k]);
-        buf_append(&b, "\xdd\xff\xff\xff\xff\x00\x00\x00\x00", 9);
+        stm_buf_append(&b, "\xdd\xff\xff\xff\xff\x00\x00\x00\x00", 9);
         s_assert_refused(b.data, b.len, NULL);
-        buf_reset(&b);
+        stm_buf_reset(&b);
         msgpack_pack_map(&pk, 1);
         s_key(&pk, keys[k]);
-        buf_append(&b, "\xdd\x7f\xff\xff\xff", 5);
+        stm_buf_append(&b, "\xdd\x7f\xff\xff\xff", 5);
         s_assert_refused(b.data, b.len, NULL);
-        buf_free(&b);
+        stm_buf_free(&b);
     }
     /* The top map too. */
     s_assert_refused("\xdf\xff\xff\xff\xff\xa3ops\x90", 10, "not a map");
@@ -1865,7 +1865,7 @@ static void test_codec_counts_refused_before_allocation(void **state)
      * 34 of an id or the 2 of a name: refused before the list is sized (it took 12
      * bytes per entry, so a 256 MB bundle frame could ask for 3 GB). */
     for (size_t k = 0; k < 4; k++) {
-        buf_reset(&b);
+        stm_buf_reset(&b);
         msgpack_pack_map(&pk, 1);
         s_key(&pk, keys[k]);
         msgpack_pack_array(&pk, 60000);
@@ -1875,14 +1875,14 @@ static void test_codec_counts_refused_before_allocation(void **state)
                                               : "the name list is not an array of at most");
     }
     /* More names than a batch may hold, each well formed. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_map(&pk, 1);
     s_key(&pk, "tables");
     msgpack_pack_array(&pk, CODEC_MAX_BATCH_OPS + 1);
     for (unsigned i = 0; i < CODEC_MAX_BATCH_OPS + 1; i++)
         s_key(&pk, "t");
     s_assert_refused(b.data, b.len, "the name list is not an array of at most 100000 names");
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 /* A batch holds each table and column name once, however many operations name it: a
@@ -1894,25 +1894,25 @@ static void test_codec_names_are_held_once(void **state)
     memset(table, 't', OP_MAX_NAME_BYTES);
     memset(column, 'c', OP_MAX_NAME_BYTES);
     table[OP_MAX_NAME_BYTES] = column[OP_MAX_NAME_BYTES] = '\0';
-    opbatch_t *in = opbatch_new();
+    opbatch_t *in = stm_opbatch_new();
     for (int i = 0; i < 10000; i++) {
         op_t op = s_op(1, (uint64_t)i + 1, table, s_int(i), column, 'I', s_int(i));
-        opbatch_add(in, &op);
+        stm_opbatch_add(in, &op);
     }
     buf_t enc = BUF_INIT;
-    codec_encode_ops(in, 0, opbatch_count(in), &enc);
-    opbatch_t *out = opbatch_new();
+    stm_codec_encode_ops(in, 0, stm_opbatch_count(in), &enc);
+    opbatch_t *out = stm_opbatch_new();
     stm_error err = {0};
-    assert_int_equal(codec_decode_ops(enc.data, enc.len, out, &err), STM_OK);
-    assert_int_equal(opbatch_count(out), 10000);
+    assert_int_equal(stm_codec_decode_ops(enc.data, enc.len, out, &err), STM_OK);
+    assert_int_equal(stm_opbatch_count(out), 10000);
     for (size_t i = 0; i < 10000; i++)
-        s_assert_op_equal(opbatch_at(out, i), opbatch_at(in, i));
+        s_assert_op_equal(stm_opbatch_at(out, i), stm_opbatch_at(in, i));
     /* The ops themselves, and two names: not 10,000 of each. */
-    assert_true(opbatch_bytes(out) < 10000 * (sizeof(op_t) + 64) + 4 * OP_MAX_NAME_BYTES);
-    assert_true(opbatch_at(out, 0)->table == opbatch_at(out, 9999)->table);
-    buf_free(&enc);
-    opbatch_destroy(&in);
-    opbatch_destroy(&out);
+    assert_true(stm_opbatch_bytes(out) < 10000 * (sizeof(op_t) + 64) + 4 * OP_MAX_NAME_BYTES);
+    assert_true(stm_opbatch_at(out, 0)->table == stm_opbatch_at(out, 9999)->table);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&in);
+    stm_opbatch_destroy(&out);
 }
 
 static void test_codec_value_limits(void **state)
@@ -1935,12 +1935,12 @@ static void test_codec_value_limits(void **state)
     const s_field blob_at[] = {
         U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('B'), {F_BIN, 0, 0, big, OP_MAX_VALUE_BYTES},
         END};
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     stm_error err = {0};
     if (s_craft_decode(NULL, NULL, NULL, NULL, blob_at, out, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(opbatch_at(out, 0)->value.len, OP_MAX_VALUE_BYTES);
-    opbatch_destroy(&out);
+    assert_int_equal(stm_opbatch_at(out, 0)->value.len, OP_MAX_VALUE_BYTES);
+    stm_opbatch_destroy(&out);
     free(big);
     /* Declared lengths larger than the data that follows. */
     const s_field liars[][16] = {
@@ -1957,47 +1957,47 @@ static void test_codec_value_limits(void **state)
 
 static void s_assert_vectors_equal(const vector_t *a, const vector_t *b)
 {
-    assert_int_equal(vector_count(a), vector_count(b));
-    for (size_t i = 0; i < vector_count(a); i++) {
-        assert_memory_equal(vector_at(a, i)->origin.bytes, vector_at(b, i)->origin.bytes,
+    assert_int_equal(stm_vector_count(a), stm_vector_count(b));
+    for (size_t i = 0; i < stm_vector_count(a); i++) {
+        assert_memory_equal(stm_vector_at(a, i)->origin.bytes, stm_vector_at(b, i)->origin.bytes,
                             STM_ID_BYTES);
-        assert_true(vector_at(a, i)->seq == vector_at(b, i)->seq);
+        assert_true(stm_vector_at(a, i)->seq == stm_vector_at(b, i)->seq);
     }
 }
 
 static void test_vector_set_get(void **state)
 {
     (void)state;
-    vector_t *v = vector_new();
-    assert_int_equal(vector_count(v), 0);
+    vector_t *v = stm_vector_new();
+    assert_int_equal(stm_vector_count(v), 0);
     stm_id a = s_id(1), b = s_id(2), c = s_id(3);
-    assert_int_equal(vector_get(v, &a), 0);
-    vector_set(v, &c, 30);
-    vector_set(v, &a, 10);
-    vector_set(v, &b, 20);
-    vector_set(v, &a, 11); /* replaces */
-    assert_int_equal(vector_count(v), 3);
-    assert_int_equal(vector_get(v, &a), 11);
-    assert_int_equal(vector_get(v, &b), 20);
-    assert_int_equal(vector_get(v, &c), 30);
+    assert_int_equal(stm_vector_get(v, &a), 0);
+    stm_vector_set(v, &c, 30);
+    stm_vector_set(v, &a, 10);
+    stm_vector_set(v, &b, 20);
+    stm_vector_set(v, &a, 11); /* replaces */
+    assert_int_equal(stm_vector_count(v), 3);
+    assert_int_equal(stm_vector_get(v, &a), 11);
+    assert_int_equal(stm_vector_get(v, &b), 20);
+    assert_int_equal(stm_vector_get(v, &c), 30);
     /* Kept in order of origin bytes. */
-    for (size_t i = 1; i < vector_count(v); i++)
-        assert_true(memcmp(vector_at(v, i - 1)->origin.bytes, vector_at(v, i)->origin.bytes,
+    for (size_t i = 1; i < stm_vector_count(v); i++)
+        assert_true(memcmp(stm_vector_at(v, i - 1)->origin.bytes, stm_vector_at(v, i)->origin.bytes,
                            STM_ID_BYTES) < 0);
-    vector_destroy(&v);
+    stm_vector_destroy(&v);
     assert_null(v);
-    vector_destroy(&v);
+    stm_vector_destroy(&v);
 }
 
 static vector_t *s_random_vector(size_t n)
 {
-    vector_t *v = vector_new();
+    vector_t *v = stm_vector_new();
     for (size_t i = 0; i < n; i++) {
         stm_id id;
         for (int k = 0; k < STM_ID_BYTES; k++)
             id.bytes[k] = (unsigned char)s_rand();
         uint64_t seq = i == 0 ? 0 : i == 1 ? (uint64_t)INT64_MAX : s_rand() >> (s_rand() % 63 + 1);
-        vector_set(v, &id, seq);
+        stm_vector_set(v, &id, seq);
     }
     return v;
 }
@@ -2010,15 +2010,15 @@ static void test_vector_round_trip(void **state)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         vector_t *v = s_random_vector(sizes[s]);
         buf_t enc = BUF_INIT;
-        vector_encode(v, &enc);
+        stm_vector_encode(v, &enc);
         vector_t *back = NULL;
         stm_error err = {0};
-        if (vector_decode(enc.data, enc.len, &back, &err) != STM_OK)
+        if (stm_vector_decode(enc.data, enc.len, &back, &err) != STM_OK)
             fail_msg("%s", err.msg);
         s_assert_vectors_equal(v, back);
-        vector_destroy(&back);
-        buf_free(&enc);
-        vector_destroy(&v);
+        stm_vector_destroy(&back);
+        stm_buf_free(&enc);
+        stm_vector_destroy(&v);
     }
 }
 
@@ -2027,7 +2027,7 @@ static void s_assert_vector_refused(const void *data, size_t len, const char *wh
     unsigned char *p = s_exact(data, len);
     vector_t *v = NULL;
     stm_error err = {0};
-    stm_err rc = vector_decode(p, len, &v, &err);
+    stm_err rc = stm_vector_decode(p, len, &v, &err);
     free(p);
     if (rc != STM_EPROTO)
         fail_msg("expected refusal (%s), got %d", what ? what : "any", rc);
@@ -2043,15 +2043,15 @@ static void test_vector_malformed(void **state)
     s_rng = 5;
     vector_t *v = s_random_vector(5);
     buf_t enc = BUF_INIT;
-    vector_encode(v, &enc);
+    stm_vector_encode(v, &enc);
     /* Every truncation. */
     for (size_t cut = 0; cut < enc.len; cut++)
         s_assert_vector_refused(enc.data, cut, NULL);
     /* Bytes after it. */
-    buf_append(&enc, "\xc0", 1);
+    stm_buf_append(&enc, "\xc0", 1);
     s_assert_vector_refused(enc.data, enc.len, "bytes follow");
-    buf_free(&enc);
-    vector_destroy(&v);
+    stm_buf_free(&enc);
+    stm_vector_destroy(&v);
 
     static const struct {
         const char *name;
@@ -2075,7 +2075,7 @@ static void test_vector_malformed(void **state)
         msgpack_pack_array(&pk, 1);
         s_pack_array(&pk, cases[i].entry);
         s_assert_vector_refused(b.data, b.len, cases[i].what);
-        buf_free(&b);
+        stm_buf_free(&b);
     }
     s_assert_vector_refused("\x81\x01\x02", 3, "not an array");
     s_assert_vector_refused("\x91\x01", 2, "entry 0");
@@ -2092,27 +2092,27 @@ static void test_vector_malformed(void **state)
     s_pack_array(&pk, a1);
     s_pack_array(&pk, a2);
     s_assert_vector_refused(b.data, b.len, "order");
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_array(&pk, 2);
     s_pack_array(&pk, b1);
     s_pack_array(&pk, a1);
     s_assert_vector_refused(b.data, b.len, "order");
     /* In order, with extra fields in an entry: fine. */
     static const s_field a_extra[] = {BIN(ID_A), U(3), STR("later"), MAP, END};
-    buf_reset(&b);
+    stm_buf_reset(&b);
     msgpack_pack_array(&pk, 2);
     s_pack_array(&pk, a_extra);
     s_pack_array(&pk, b1);
     vector_t *got = NULL;
     stm_error err = {0};
-    if (vector_decode(b.data, b.len, &got, &err) != STM_OK)
+    if (stm_vector_decode(b.data, b.len, &got, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(vector_count(got), 2);
+    assert_int_equal(stm_vector_count(got), 2);
     stm_id ida;
     memcpy(ida.bytes, ID_A, 32);
-    assert_int_equal(vector_get(got, &ida), 3);
-    vector_destroy(&got);
-    buf_free(&b);
+    assert_int_equal(stm_vector_get(got, &ida), 3);
+    stm_vector_destroy(&got);
+    stm_buf_free(&b);
 }
 
 /* n entries, origins counting up (or down), as an encoder would write them. */
@@ -2140,22 +2140,22 @@ static void test_vector_entry_limit(void **state)
     vector_t *v = NULL;
     stm_error err = {0};
     clock_t start = clock();
-    if (vector_decode(b.data, b.len, &v, &err) != STM_OK)
+    if (stm_vector_decode(b.data, b.len, &v, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(vector_count(v), VECTOR_MAX_ENTRIES);
-    vector_destroy(&v);
-    buf_reset(&b);
+    assert_int_equal(stm_vector_count(v), VECTOR_MAX_ENTRIES);
+    stm_vector_destroy(&v);
+    stm_buf_reset(&b);
     s_pack_vector_entries(&b, VECTOR_MAX_ENTRIES + 1, false);
     s_assert_vector_refused(b.data, b.len, "at most");
     /* The largest vector in the worst order costs no more than in the best: a peer
      * cannot make decoding quadratic. */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     s_pack_vector_entries(&b, VECTOR_MAX_ENTRIES, true);
     s_assert_vector_refused(b.data, b.len, "order");
     double secs = (double)(clock() - start) / CLOCKS_PER_SEC;
     if (secs > 5)
         fail_msg("decoding took %.1f s", secs);
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 int main(void)

@@ -59,15 +59,15 @@ static char *s_migrations(const char *set, int from, int to, stm_id *id)
     schemaset_t *s = NULL;
     lineage_t *l = NULL;
     stm_error err = {0};
-    if (schemaset_load(set, &s, &err) != STM_OK || lineage_build(s, &l, &err) != STM_OK)
+    if (stm_schemaset_load(set, &s, &err) != STM_OK || stm_lineage_build(s, &l, &err) != STM_OK)
         fail_msg("%s", err.msg);
     buf_t sql = BUF_INIT;
     for (int v = from + 1; v <= to; v++)
-        buf_puts(&sql, schemaset_at(s, (size_t)v - 1)->text);
-    *id = lineage_version_at(l, (size_t)to - 1)->id;
-    lineage_destroy(&l);
-    schemaset_destroy(&s);
-    return buf_detach(&sql);
+        stm_buf_puts(&sql, stm_schemaset_at(s, (size_t)v - 1)->text);
+    *id = stm_lineage_version_at(l, (size_t)to - 1)->id;
+    stm_lineage_destroy(&l);
+    stm_schemaset_destroy(&s);
+    return stm_buf_detach(&sql);
 }
 
 static bool s_has_column(replica *r, const char *table, const char *column)
@@ -101,31 +101,31 @@ static void s_random_write(world *w, replica *r)
     bool exists = s_row_exists(r, table, id);
     int action = exists ? s_pick(w, 10) : 0; /* 0-1 insert-or-replace, 2-3 delete, else update */
     if (action >= 2 && action <= 3) {
-        buf_printf(&sql, "DELETE FROM %s WHERE id = '%s'", table, id);
+        stm_buf_printf(&sql, "DELETE FROM %s WHERE id = '%s'", table, id);
     } else if (!exists) {
         if (strcmp(table, "lists") == 0)
-            buf_printf(&sql, "INSERT INTO lists (id, name) VALUES ('%s', 'list %d')", id, v);
+            stm_buf_printf(&sql, "INSERT INTO lists (id, name) VALUES ('%s', 'list %d')", id, v);
         else if (strcmp(table, "tags") == 0)
-            buf_printf(&sql, "INSERT INTO tags (id, label, color) VALUES ('%s', '%s-%d', 'c%d')", id,
+            stm_buf_printf(&sql, "INSERT INTO tags (id, label, color) VALUES ('%s', '%s-%d', 'c%d')", id,
                        id, v, v % 7);
         else if (strcmp(table, "comments") == 0)
-            buf_printf(&sql, "INSERT INTO comments (id, task_id, body) VALUES ('%s', 't%d', "
+            stm_buf_printf(&sql, "INSERT INTO comments (id, task_id, body) VALUES ('%s', 't%d', "
                              "'body %d')", id, v % 6, v);
         else
-            buf_printf(&sql, "INSERT INTO tasks (id, list_id, title) VALUES ('%s', 'l%d', "
+            stm_buf_printf(&sql, "INSERT INTO tasks (id, list_id, title) VALUES ('%s', 'l%d', "
                              "'title %d')", id, v % 6, v);
     } else if (action <= 1) {
         /* Written again whole. */
         if (strcmp(table, "tasks") == 0)
-            buf_printf(&sql, "UPDATE tasks SET title = 'again %d', done = %d, notes = 'n%d' "
+            stm_buf_printf(&sql, "UPDATE tasks SET title = 'again %d', done = %d, notes = 'n%d' "
                              "WHERE id = '%s'", v, v % 2, v, id);
         else if (strcmp(table, "lists") == 0)
-            buf_printf(&sql, "UPDATE lists SET name = 'again %d' WHERE id = '%s'", v, id);
+            stm_buf_printf(&sql, "UPDATE lists SET name = 'again %d' WHERE id = '%s'", v, id);
         else if (strcmp(table, "tags") == 0)
-            buf_printf(&sql, "UPDATE tags SET label = '%s-%d', color = NULL WHERE id = '%s'", id,
+            stm_buf_printf(&sql, "UPDATE tags SET label = '%s-%d', color = NULL WHERE id = '%s'", id,
                        v, id);
         else
-            buf_printf(&sql, "UPDATE comments SET author = 'a%d' WHERE id = '%s'", v, id);
+            stm_buf_printf(&sql, "UPDATE comments SET author = 'a%d' WHERE id = '%s'", v, id);
     } else {
         /* One column, maybe one only some replicas have. */
         const char *cols[8];
@@ -146,14 +146,14 @@ static void s_random_write(world *w, replica *r)
         }
         const char *col = cols[s_pick(w, n)];
         if (strcmp(col, "done") == 0 || strcmp(col, "priority") == 0)
-            buf_printf(&sql, "UPDATE %s SET %s = %d WHERE id = '%s'", table, col, v % 5, id);
+            stm_buf_printf(&sql, "UPDATE %s SET %s = %d WHERE id = '%s'", table, col, v % 5, id);
         else if (strcmp(col, "tags") == 0)
-            buf_printf(&sql, "UPDATE tasks SET tags = '[\"g%d\"]' WHERE id = '%s'", v % 6, id);
+            stm_buf_printf(&sql, "UPDATE tasks SET tags = '[\"g%d\"]' WHERE id = '%s'", v % 6, id);
         else
-            buf_printf(&sql, "UPDATE %s SET %s = '%s %d' WHERE id = '%s'", table, col, col, v, id);
+            stm_buf_printf(&sql, "UPDATE %s SET %s = '%s %d' WHERE id = '%s'", table, col, col, v, id);
     }
-    du_exec(r->path, buf_str(&sql));
-    buf_free(&sql);
+    du_exec(r->path, stm_buf_str(&sql));
+    stm_buf_free(&sql);
 }
 
 static apply_stats s_apply_bundle(replica *dst, const char *path);
@@ -161,7 +161,7 @@ static apply_stats s_apply_bundle(replica *dst, const char *path);
 static stm_err s_apply_one(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
-    return applier_apply(args[0], batch, args[1], err);
+    return stm_applier_apply(args[0], batch, args[1], err);
 }
 
 static apply_stats s_apply_bundle(replica *dst, const char *path)
@@ -170,7 +170,7 @@ static apply_stats s_apply_bundle(replica *dst, const char *path)
     bundle_info info;
     stm_error err = {0};
     void *args[2] = {dst->applier, &st};
-    if (bundle_read(path, s_apply_one, args, &info, &err) != STM_OK)
+    if (stm_bundle_read(path, s_apply_one, args, &info, &err) != STM_OK)
         fail_msg("applying %s to %s: %s", path, dst->path, err.msg);
     return st;
 }
@@ -182,12 +182,12 @@ static void s_exchange(world *w, replica *src, replica *dst, bool full)
     snprintf(path, sizeof path, "%s/b%d.bundle", w->dir, w->bundles++);
     vector_t *since = NULL;
     stm_error err = {0};
-    if (!full && vector_read(dst->store, &since, &err) != STM_OK)
+    if (!full && stm_vector_read(dst->store, &since, &err) != STM_OK)
         fail_msg("%s", err.msg);
     bundle_info info;
-    if (bundle_write(src->store, since, path, &info, &err) != STM_OK)
+    if (stm_bundle_write(src->store, since, path, &info, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    vector_destroy(&since);
+    stm_vector_destroy(&since);
     s_apply_bundle(dst, path);
     /* Keep a few to apply again, late, somewhere. */
     int slot = w->nstale < 4 ? w->nstale++ : (int)(s_rand(w) % 4);
@@ -232,7 +232,7 @@ static void s_open_world(world *w, uint64_t seed)
         stm_id id;
         char *sql = s_migrations(r->set, 0, r->version, &id);
         r->store = du_setup(r->path, sql, &id);
-        r->applier = applier_new(r->store, s_warn_quietly, NULL);
+        r->applier = stm_applier_new(r->store, s_warn_quietly, NULL);
         free(sql);
     }
 }
@@ -240,8 +240,8 @@ static void s_open_world(world *w, uint64_t seed)
 static void s_close_world(world *w)
 {
     for (int i = 0; i < NREPLICAS; i++) {
-        applier_destroy(&w->r[i].applier);
-        store_destroy(&w->r[i].store);
+        stm_applier_destroy(&w->r[i].applier);
+        stm_store_destroy(&w->r[i].store);
     }
     tu_remove_tree(w->dir);
     free(w->dir);
@@ -256,11 +256,11 @@ static void s_migrate(replica *r, int to)
     du_migrate(r->store, sql);
     free(sql);
     stm_error err = {0};
-    if (store_set_version_id(r->store, &id, &err) != STM_OK)
+    if (stm_store_set_version_id(r->store, &id, &err) != STM_OK)
         fail_msg("%s", err.msg);
     r->version = to;
     apply_stats st = {0};
-    if (applier_replay(r->applier, &st, &err) != STM_OK)
+    if (stm_applier_replay(r->applier, &st, &err) != STM_OK)
         fail_msg("replay on %s: %s", r->path, err.msg);
 }
 

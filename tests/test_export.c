@@ -18,21 +18,21 @@
 
 static void s_assert_same_lineage(const lineage_t *a, const lineage_t *b)
 {
-    assert_string_equal(lineage_name(a), lineage_name(b));
+    assert_string_equal(stm_lineage_name(a), stm_lineage_name(b));
     size_t common;
-    assert_int_equal(relation_of_lineages(a, b, &common), RELATION_SAME);
-    for (size_t i = 0; i < lineage_count(a); i++) {
-        const lineage_version *x = lineage_version_at(a, i), *y = lineage_version_at(b, i);
+    assert_int_equal(stm_relation_of_lineages(a, b, &common), RELATION_SAME);
+    for (size_t i = 0; i < stm_lineage_count(a); i++) {
+        const lineage_version *x = stm_lineage_version_at(a, i), *y = stm_lineage_version_at(b, i);
         assert_string_equal(x->description, y->description);
         assert_true(stm_id_equal(&x->checksum, &y->checksum));
     }
-    assert_int_equal(lineage_family_count(a), lineage_family_count(b));
-    for (size_t i = 0; i < lineage_family_count(a); i++) {
-        const family_t *f = lineage_family_at(a, i), *g = lineage_family_at(b, i);
-        assert_string_equal(family_name(f), family_name(g));
-        assert_int_equal(relation_of_families(f, g, &common), RELATION_SAME);
-        for (size_t k = 0; k < family_count(f); k++) {
-            const family_entry *e = family_entry_at(f, k), *d = family_entry_at(g, k);
+    assert_int_equal(stm_lineage_family_count(a), stm_lineage_family_count(b));
+    for (size_t i = 0; i < stm_lineage_family_count(a); i++) {
+        const family_t *f = stm_lineage_family_at(a, i), *g = stm_lineage_family_at(b, i);
+        assert_string_equal(stm_family_name(f), stm_family_name(g));
+        assert_int_equal(stm_relation_of_families(f, g, &common), RELATION_SAME);
+        for (size_t k = 0; k < stm_family_count(f); k++) {
+            const family_entry *e = stm_family_entry_at(f, k), *d = stm_family_entry_at(g, k);
             assert_int_equal(e->version, d->version);
             assert_int_equal(e->action, d->action);
             assert_int_equal(e->nadded, d->nadded);
@@ -49,69 +49,69 @@ static void test_round_trip_is_byte_identical(void **state)
                           "tests/data/schemas/notes"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         lineage_t *l = tu_lineage_dir(dirs[i]);
-        char *first = export_lineage(l);
+        char *first = stm_export_lineage(l);
         lineage_t *back = NULL;
         stm_error err = {0};
-        if (export_parse(first, strlen(first), dirs[i], &back, &err) != STM_OK)
+        if (stm_export_parse(first, strlen(first), dirs[i], &back, &err) != STM_OK)
             fail_msg("%s: %s", dirs[i], err.msg);
         s_assert_same_lineage(l, back);
-        char *second = export_lineage(back);
+        char *second = stm_export_lineage(back);
         assert_string_equal(first, second);
         free(first);
         free(second);
-        lineage_destroy(&l);
-        lineage_destroy(&back);
+        stm_lineage_destroy(&l);
+        stm_lineage_destroy(&back);
     }
 }
 
 static void test_empty_lineage_round_trips(void **state)
 {
     (void)state;
-    lineage_t *l = lineage_new("empty");
-    char *text = export_lineage(l);
+    lineage_t *l = stm_lineage_new("empty");
+    char *text = stm_export_lineage(l);
     lineage_t *back = NULL;
     stm_error err = {0};
-    assert_int_equal(export_parse(text, strlen(text), "empty", &back, &err), STM_OK);
-    assert_int_equal(lineage_count(back), 0);
-    assert_null(lineage_head(back));
-    char *again = export_lineage(back);
+    assert_int_equal(stm_export_parse(text, strlen(text), "empty", &back, &err), STM_OK);
+    assert_int_equal(stm_lineage_count(back), 0);
+    assert_null(stm_lineage_head(back));
+    char *again = stm_export_lineage(back);
     assert_string_equal(text, again);
     free(text);
     free(again);
-    lineage_destroy(&l);
-    lineage_destroy(&back);
+    stm_lineage_destroy(&l);
+    stm_lineage_destroy(&back);
 }
 
 static void test_read_file(void **state)
 {
     (void)state;
     lineage_t *l = tu_lineage_dir("schemas/tasks");
-    char *text = export_lineage(l);
+    char *text = stm_export_lineage(l);
     char *dir = tu_tmpdir();
     tu_write(dir, "tasks.toml", text);
     char path[4200];
     snprintf(path, sizeof path, "%s/tasks.toml", dir);
     lineage_t *back = NULL;
     stm_error err = {0};
-    assert_int_equal(export_read_file(path, &back, &err), STM_OK);
+    assert_int_equal(stm_export_read_file(path, &back, &err), STM_OK);
     s_assert_same_lineage(l, back);
-    lineage_destroy(&back);
+    stm_lineage_destroy(&back);
     snprintf(path, sizeof path, "%s/missing.toml", dir);
-    assert_int_equal(export_read_file(path, &back, &err), STM_EINPUT);
+    assert_int_equal(stm_export_read_file(path, &back, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "missing.toml: cannot read"));
-    assert_int_equal(export_read_file(dir, &back, &err), STM_EINPUT);
+    assert_int_equal(stm_export_read_file(dir, &back, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "not a regular file"));
     /* A FIFO is refused at once, not waited on (the alarm turns a hang into a failure). */
     snprintf(path, sizeof path, "%s/fifo.toml", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
     alarm(20);
-    assert_int_equal(export_read_file(path, &back, &err), STM_EINPUT);
+    assert_int_equal(stm_export_read_file(path, &back, &err), STM_EINPUT);
     alarm(0);
     assert_non_null(strstr(err.msg, "fifo.toml: not a regular file"));
     tu_remove_tree(dir);
     free(dir);
     free(text);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 /* Replaces the first occurrence of from by to in text (which the caller frees). */
@@ -132,7 +132,7 @@ static void s_expect(const char *text, stm_err code, const char *fragment)
 {
     lineage_t *l = NULL;
     stm_error err = {0};
-    stm_err rc = export_parse(text, strlen(text), "x.toml", &l, &err);
+    stm_err rc = stm_export_parse(text, strlen(text), "x.toml", &l, &err);
     if (rc != code)
         fail_msg("expected code %d, got %d (%s)", code, rc, err.msg);
     assert_null(l);
@@ -145,7 +145,7 @@ static void test_bad_files(void **state)
 {
     (void)state;
     lineage_t *l = tu_lineage_dir("schemas/tasks");
-    char *good = export_lineage(l);
+    char *good = stm_export_lineage(l);
     s_expect("format = 1\nschema_set = \n", STM_EINPUT, "x.toml:2:");
     s_expect("format = 2\n", STM_EINPUT, "newer stemma");
     s_expect("format = \"1\"\n", STM_EINPUT, "format: expected a integer");
@@ -174,7 +174,7 @@ static void test_bad_files(void **state)
     free(bad);
     /* A family entry naming a version id the lineage does not hold. */
     char hex[STM_ID_HEX_LEN + 1], from[128], to[128];
-    stm_id_to_hex(&lineage_version_at(l, 3)->id, hex);
+    stm_id_to_hex(&stm_lineage_version_at(l, 3)->id, hex);
     snprintf(from, sizeof from, "version = 4\nid = \"%s\"", hex);
     hex[0] = hex[0] == '0' ? '1' : '0';
     snprintf(to, sizeof to, "version = 4\nid = \"%s\"", hex);
@@ -182,44 +182,44 @@ static void test_bad_files(void **state)
     s_expect(bad, STM_ECORRUPT, "which this lineage does not hold");
     free(bad);
     free(good);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 static void test_unknown_keys_are_ignored(void **state)
 {
     (void)state;
     lineage_t *l = tu_lineage_dir("schemas/tasks");
-    char *good = export_lineage(l);
+    char *good = stm_export_lineage(l);
     char *more = s_replace(good, "format = 1\n", "format = 1\nfuture_key = [1, 2]\n");
     lineage_t *back = NULL;
     stm_error err = {0};
-    assert_int_equal(export_parse(more, strlen(more), "x", &back, &err), STM_OK);
+    assert_int_equal(stm_export_parse(more, strlen(more), "x", &back, &err), STM_OK);
     s_assert_same_lineage(l, back);
-    lineage_destroy(&back);
+    stm_lineage_destroy(&back);
     free(more);
     free(good);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 /* A lineage of one version whose one table has n columns c0, c1, ... */
 static lineage_t *s_wide(size_t n)
 {
-    lineage_t *l = lineage_new("wide");
+    lineage_t *l = stm_lineage_new("wide");
     stm_id zero = {{0}}, id = {{7}};
-    lineage_add_version(l, 1, &id, &zero, &zero, "wide", NULL);
-    catalog_table *t = catalog_table_new("w", false);
-    catalog_table_reserve(t, n);
+    stm_lineage_add_version(l, 1, &id, &zero, &zero, "wide", NULL);
+    catalog_table *t = stm_catalog_table_new("w", false);
+    stm_catalog_table_reserve(t, n);
     char name[32];
     for (size_t c = 0; c < n; c++) {
         snprintf(name, sizeof name, "c%zu", c);
         catalog_column col = {.name = name, .decltype = "TEXT", .affinity = AFFINITY_TEXT,
                               .pk = c == 0};
-        catalog_table_add_column(t, &col);
+        stm_catalog_table_add_column(t, &col);
     }
-    family_t *f = family_new("w");
-    family_record(f, 1, &id, NULL, t);
-    catalog_table_destroy(&t);
-    lineage_add_family(l, f, NULL);
+    family_t *f = stm_family_new("w");
+    stm_family_record(f, 1, &id, NULL, t);
+    stm_catalog_table_destroy(&t);
+    stm_lineage_add_family(l, f, NULL);
     return l;
 }
 
@@ -237,23 +237,23 @@ static void test_wide_table_reads_fast_and_refuses_a_repeated_name(void **state)
 {
     (void)state;
     lineage_t *l = s_wide(60000);
-    char *text = export_lineage(l);
+    char *text = stm_export_lineage(l);
     lineage_t *back = NULL;
     stm_error err = {0};
     double t0 = s_seconds();
-    assert_int_equal(export_parse(text, strlen(text), "wide.toml", &back, &err), STM_OK);
+    assert_int_equal(stm_export_parse(text, strlen(text), "wide.toml", &back, &err), STM_OK);
     double took = s_seconds() - t0;
     printf("# 60,000 columns read back in %.2f s\n", took);
     assert_true(took < 5.0); /* about 0.2 s; n squared took minutes under the sanitizers */
-    assert_int_equal(catalog_table_count(family_table(lineage_family_at(back, 0))), 60000);
-    assert_non_null(catalog_table_find(family_table(lineage_family_at(back, 0)), "C59999"));
-    lineage_destroy(&back);
+    assert_int_equal(stm_catalog_table_count(stm_family_table(stm_lineage_family_at(back, 0))), 60000);
+    assert_non_null(stm_catalog_table_find(stm_family_table(stm_lineage_family_at(back, 0)), "C59999"));
+    stm_lineage_destroy(&back);
     /* c59999 renamed C1: the same name as c1 to SQLite. */
     char *dup = s_replace(text, "name = \"c59999\"", "name = \"C1\"");
     s_expect(dup, STM_EINPUT, "columns[59999]: a column of that name comes twice");
     free(dup);
     free(text);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 int main(void)

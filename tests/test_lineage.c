@@ -19,7 +19,7 @@ static void test_version_ids_follow_the_documented_chain(void **state)
     const char *files[] = {"001_a.sql", "CREATE TABLE a(x);\n", "002_b.sql",
                            "CREATE TABLE b(y);\n", NULL};
     lineage_t *l = tu_lineage_files_ok(files);
-    assert_int_equal(lineage_count(l), 2);
+    assert_int_equal(stm_lineage_count(l), 2);
     /* id(1) = H(zero32 || u64be(1) || text), computed here independently. */
     unsigned char input[32 + 8 + 64] = {0};
     input[32 + 7] = 1;
@@ -27,11 +27,11 @@ static void test_version_ids_follow_the_documented_chain(void **state)
     memcpy(input + 40, text1, strlen(text1));
     unsigned char expect1[32];
     crypto_generichash(expect1, 32, input, 40 + strlen(text1), NULL, 0);
-    const lineage_version *v1 = lineage_version_at(l, 0);
+    const lineage_version *v1 = stm_lineage_version_at(l, 0);
     assert_memory_equal(v1->id.bytes, expect1, 32);
     assert_true(stm_id_is_zero(&v1->parent));
     /* id(2) chains on id(1). */
-    const lineage_version *v2 = lineage_version_at(l, 1);
+    const lineage_version *v2 = stm_lineage_version_at(l, 1);
     const char *text2 = "CREATE TABLE b(y);\n";
     memcpy(input, expect1, 32);
     memset(input + 32, 0, 8);
@@ -45,7 +45,7 @@ static void test_version_ids_follow_the_documented_chain(void **state)
     unsigned char sum[32];
     crypto_generichash(sum, 32, (const unsigned char *)text2, strlen(text2), NULL, 0);
     assert_memory_equal(v2->checksum.bytes, sum, 32);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 static void test_ids_depend_on_text_not_on_directory(void **state)
@@ -56,26 +56,26 @@ static void test_ids_depend_on_text_not_on_directory(void **state)
     char *dir = tu_tmpdir();
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load("schemas/tasks", &set, &err), STM_OK);
-    for (size_t i = 0; i < schemaset_count(set); i++) {
+    assert_int_equal(stm_schemaset_load("schemas/tasks", &set, &err), STM_OK);
+    for (size_t i = 0; i < stm_schemaset_count(set); i++) {
         char name[64];
         snprintf(name, sizeof name, "%zu_renamed.sql", i + 1);
-        tu_write(dir, name, schemaset_at(set, i)->text);
+        tu_write(dir, name, stm_schemaset_at(set, i)->text);
     }
-    schemaset_destroy(&set);
+    stm_schemaset_destroy(&set);
     lineage_t *b = tu_lineage_dir(dir);
-    assert_int_equal(lineage_count(a), lineage_count(b));
-    for (size_t i = 0; i < lineage_count(a); i++)
-        assert_true(stm_id_equal(&lineage_version_at(a, i)->id, &lineage_version_at(b, i)->id));
+    assert_int_equal(stm_lineage_count(a), stm_lineage_count(b));
+    for (size_t i = 0; i < stm_lineage_count(a); i++)
+        assert_true(stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(b, i)->id));
     /* One changed byte in version 2 changes ids 2, 3 and 4, not 1. */
     tu_write(dir, "2_renamed.sql", "ALTER TABLE tasks ADD COLUMN priority INTEGER DEFAULT 1;\n");
     lineage_t *c = tu_lineage_dir(dir);
-    assert_true(stm_id_equal(&lineage_version_at(a, 0)->id, &lineage_version_at(c, 0)->id));
+    assert_true(stm_id_equal(&stm_lineage_version_at(a, 0)->id, &stm_lineage_version_at(c, 0)->id));
     for (size_t i = 1; i < 4; i++)
-        assert_false(stm_id_equal(&lineage_version_at(a, i)->id, &lineage_version_at(c, i)->id));
-    lineage_destroy(&a);
-    lineage_destroy(&b);
-    lineage_destroy(&c);
+        assert_false(stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(c, i)->id));
+    stm_lineage_destroy(&a);
+    stm_lineage_destroy(&b);
+    stm_lineage_destroy(&c);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -104,46 +104,46 @@ static void test_catalog_of_the_tasks_example(void **state)
 {
     (void)state;
     lineage_t *l = tu_lineage_dir("schemas/tasks");
-    const family_t *tasks = lineage_family_find(l, "TASKS"); /* case folded */
+    const family_t *tasks = stm_lineage_family_find(l, "TASKS"); /* case folded */
     assert_non_null(tasks);
-    const catalog_table *t = family_table(tasks);
-    assert_int_equal(catalog_table_count(t), 7);
-    const catalog_column *id = catalog_table_column(t, 0);
+    const catalog_table *t = stm_family_table(tasks);
+    assert_int_equal(stm_catalog_table_count(t), 7);
+    const catalog_column *id = stm_catalog_table_column(t, 0);
     assert_string_equal(id->name, "id");
     assert_string_equal(id->decltype, "TEXT");
     assert_int_equal(id->affinity, AFFINITY_TEXT);
     assert_int_equal(id->pk, 1);
-    const catalog_column *done = catalog_table_find(t, "done");
+    const catalog_column *done = stm_catalog_table_find(t, "done");
     assert_true(done->not_null);
     assert_string_equal(done->default_sql, "0");
     assert_int_equal(done->affinity, AFFINITY_INTEGER);
-    const catalog_column *notes = catalog_table_find(t, "notes");
+    const catalog_column *notes = stm_catalog_table_find(t, "notes");
     assert_null(notes->default_sql);
     assert_false(notes->not_null);
-    const catalog_column *tags = catalog_table_find(t, "tags");
+    const catalog_column *tags = stm_catalog_table_find(t, "tags");
     assert_string_equal(tags->default_sql, "'[]'");
-    assert_int_equal(lineage_family_count(l), 4); /* comments, lists, tags, tasks */
-    assert_string_equal(family_name(lineage_family_at(l, 0)), "comments");
-    lineage_destroy(&l);
+    assert_int_equal(stm_lineage_family_count(l), 4); /* comments, lists, tags, tasks */
+    assert_string_equal(stm_family_name(stm_lineage_family_at(l, 0)), "comments");
+    stm_lineage_destroy(&l);
 }
 
 static void test_affinity_rules(void **state)
 {
     (void)state;
-    assert_int_equal(catalog_affinity_of("INT"), AFFINITY_INTEGER);
-    assert_int_equal(catalog_affinity_of("unsigned big int"), AFFINITY_INTEGER);
-    assert_int_equal(catalog_affinity_of("VARCHAR(255)"), AFFINITY_TEXT);
-    assert_int_equal(catalog_affinity_of("clob"), AFFINITY_TEXT);
-    assert_int_equal(catalog_affinity_of("BLOB"), AFFINITY_BLOB);
-    assert_int_equal(catalog_affinity_of(""), AFFINITY_BLOB);
-    assert_int_equal(catalog_affinity_of("DOUBLE PRECISION"), AFFINITY_REAL);
-    assert_int_equal(catalog_affinity_of("FLOATING POINT"), AFFINITY_INTEGER); /* "INT" wins */
-    assert_int_equal(catalog_affinity_of("DECIMAL(10,5)"), AFFINITY_NUMERIC);
-    assert_int_equal(catalog_affinity_of("STRING"), AFFINITY_NUMERIC);
+    assert_int_equal(stm_catalog_affinity_of("INT"), AFFINITY_INTEGER);
+    assert_int_equal(stm_catalog_affinity_of("unsigned big int"), AFFINITY_INTEGER);
+    assert_int_equal(stm_catalog_affinity_of("VARCHAR(255)"), AFFINITY_TEXT);
+    assert_int_equal(stm_catalog_affinity_of("clob"), AFFINITY_TEXT);
+    assert_int_equal(stm_catalog_affinity_of("BLOB"), AFFINITY_BLOB);
+    assert_int_equal(stm_catalog_affinity_of(""), AFFINITY_BLOB);
+    assert_int_equal(stm_catalog_affinity_of("DOUBLE PRECISION"), AFFINITY_REAL);
+    assert_int_equal(stm_catalog_affinity_of("FLOATING POINT"), AFFINITY_INTEGER); /* "INT" wins */
+    assert_int_equal(stm_catalog_affinity_of("DECIMAL(10,5)"), AFFINITY_NUMERIC);
+    assert_int_equal(stm_catalog_affinity_of("STRING"), AFFINITY_NUMERIC);
     catalog_affinity a;
-    assert_true(catalog_affinity_parse("REAL", &a));
+    assert_true(stm_catalog_affinity_parse("REAL", &a));
     assert_int_equal(a, AFFINITY_REAL);
-    assert_false(catalog_affinity_parse("real", &a));
+    assert_false(stm_catalog_affinity_parse("real", &a));
 }
 
 static void test_family_history_add_drop_rename_and_rebuild(void **state)
@@ -170,47 +170,47 @@ static void test_family_history_add_drop_rename_and_rebuild(void **state)
         "010_view.sql", "CREATE VIEW v AS SELECT id FROM t;\n",
         NULL};
     lineage_t *l = tu_lineage_files_ok(files);
-    assert_int_equal(lineage_count(l), 10);
-    assert_int_equal(lineage_family_count(l), 1); /* the view and t_new are not families */
-    const family_t *f = lineage_family_find(l, "t");
-    assert_int_equal(family_count(f), 7);
-    const family_entry *e = family_entry_at(f, 0);
+    assert_int_equal(stm_lineage_count(l), 10);
+    assert_int_equal(stm_lineage_family_count(l), 1); /* the view and t_new are not families */
+    const family_t *f = stm_lineage_family_find(l, "t");
+    assert_int_equal(stm_family_count(f), 7);
+    const family_entry *e = stm_family_entry_at(f, 0);
     assert_int_equal(e->version, 1);
     assert_int_equal(e->action, FAMILY_CREATED);
     assert_int_equal(e->nadded, 3);
-    e = family_entry_at(f, 1);
+    e = stm_family_entry_at(f, 1);
     assert_int_equal(e->version, 2);
     assert_int_equal(e->action, FAMILY_CHANGED);
     assert_int_equal(e->nadded, 1);
     assert_string_equal(e->added[0], "c");
-    assert_int_equal(catalog_table_find(e->table, "c")->affinity, AFFINITY_REAL);
-    e = family_entry_at(f, 2);
+    assert_int_equal(stm_catalog_table_find(e->table, "c")->affinity, AFFINITY_REAL);
+    e = stm_family_entry_at(f, 2);
     assert_int_equal(e->version, 3);
     assert_int_equal(e->nremoved, 1);
     assert_string_equal(e->removed[0], "b");
-    e = family_entry_at(f, 3);
+    e = stm_family_entry_at(f, 3);
     assert_int_equal(e->version, 4);
     assert_int_equal(e->nadded, 1);
     assert_string_equal(e->added[0], "title");
     assert_int_equal(e->nremoved, 1);
     assert_string_equal(e->removed[0], "a");
-    e = family_entry_at(f, 4);
+    e = stm_family_entry_at(f, 4);
     assert_int_equal(e->version, 7); /* 5 and 6 did not change the definition */
     assert_int_equal(e->nchanged, 2);
     assert_string_equal(e->changed[0], "title");
     assert_string_equal(e->changed[1], "c");
-    assert_true(catalog_table_find(e->table, "title")->not_null);
-    e = family_entry_at(f, 5);
+    assert_true(stm_catalog_table_find(e->table, "title")->not_null);
+    e = stm_family_entry_at(f, 5);
     assert_int_equal(e->version, 8);
     assert_int_equal(e->action, FAMILY_DROPPED);
     assert_null(e->table);
     assert_int_equal(e->nremoved, 3);
-    e = family_entry_at(f, 6);
+    e = stm_family_entry_at(f, 6);
     assert_int_equal(e->version, 9);
     assert_int_equal(e->action, FAMILY_CREATED);
-    assert_true(catalog_table_without_rowid(e->table));
-    assert_true(stm_id_equal(&lineage_version_at(l, 8)->id, &e->version_id));
-    lineage_destroy(&l);
+    assert_true(stm_catalog_table_without_rowid(e->table));
+    assert_true(stm_id_equal(&stm_lineage_version_at(l, 8)->id, &e->version_id));
+    stm_lineage_destroy(&l);
 }
 
 static void test_generated_columns_are_marked(void **state)
@@ -222,11 +222,11 @@ static void test_generated_columns_are_marked(void **state)
                            " half REAL AS (w / 2));\n",
                            NULL};
     lineage_t *l = tu_lineage_files_ok(files);
-    const catalog_table *t = family_table(lineage_family_find(l, "p"));
-    assert_int_equal(catalog_table_find(t, "area")->hidden, 3);
-    assert_int_equal(catalog_table_find(t, "half")->hidden, 2);
-    assert_int_equal(catalog_table_find(t, "w")->hidden, 0);
-    lineage_destroy(&l);
+    const catalog_table *t = stm_family_table(stm_lineage_family_find(l, "p"));
+    assert_int_equal(stm_catalog_table_find(t, "area")->hidden, 3);
+    assert_int_equal(stm_catalog_table_find(t, "half")->hidden, 2);
+    assert_int_equal(stm_catalog_table_find(t, "w")->hidden, 0);
+    stm_lineage_destroy(&l);
 }
 
 static void test_family_heads_ignore_version_names(void **state)
@@ -238,29 +238,29 @@ static void test_family_heads_ignore_version_names(void **state)
     const char *b[] = {"001_z.sql", "CREATE TABLE unrelated(q);\n", "002_y.sql",
                        "CREATE TABLE t(x TEXT);\n", NULL};
     lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
-    stm_id ha = family_head(lineage_family_find(la, "t"));
-    stm_id hb = family_head(lineage_family_find(lb, "t"));
+    stm_id ha = stm_family_head(stm_lineage_family_find(la, "t"));
+    stm_id hb = stm_family_head(stm_lineage_family_find(lb, "t"));
     assert_true(stm_id_equal(&ha, &hb));
-    lineage_destroy(&la);
-    lineage_destroy(&lb);
+    stm_lineage_destroy(&la);
+    stm_lineage_destroy(&lb);
 }
 
 static void test_lineage_add_version_checks_the_chain(void **state)
 {
     (void)state;
-    lineage_t *l = lineage_new("x");
+    lineage_t *l = stm_lineage_new("x");
     stm_id zero = {{0}}, one = {{1}}, two = {{2}};
     stm_error err = {0};
-    assert_int_equal(lineage_add_version(l, 2, &one, &zero, &zero, "d", &err), STM_ECORRUPT);
-    assert_int_equal(lineage_add_version(l, 1, &one, &two, &zero, "d", &err), STM_ECORRUPT);
+    assert_int_equal(stm_lineage_add_version(l, 2, &one, &zero, &zero, "d", &err), STM_ECORRUPT);
+    assert_int_equal(stm_lineage_add_version(l, 1, &one, &two, &zero, "d", &err), STM_ECORRUPT);
     assert_non_null(strstr(err.msg, "parent"));
-    assert_int_equal(lineage_add_version(l, 1, &one, &zero, &zero, "d", &err), STM_OK);
-    assert_int_equal(lineage_add_version(l, 2, &two, &zero, &zero, "d", &err), STM_ECORRUPT);
-    assert_int_equal(lineage_add_version(l, 2, &two, &one, &zero, "d", &err), STM_OK);
-    assert_int_equal(lineage_count(l), 2);
-    assert_int_equal(lineage_add_family(l, family_new("T"), &err), STM_OK);
-    assert_int_equal(lineage_add_family(l, family_new("t"), &err), STM_ECORRUPT);
-    lineage_destroy(&l);
+    assert_int_equal(stm_lineage_add_version(l, 1, &one, &zero, &zero, "d", &err), STM_OK);
+    assert_int_equal(stm_lineage_add_version(l, 2, &two, &zero, &zero, "d", &err), STM_ECORRUPT);
+    assert_int_equal(stm_lineage_add_version(l, 2, &two, &one, &zero, "d", &err), STM_OK);
+    assert_int_equal(stm_lineage_count(l), 2);
+    assert_int_equal(stm_lineage_add_family(l, stm_family_new("T"), &err), STM_OK);
+    assert_int_equal(stm_lineage_add_family(l, stm_family_new("t"), &err), STM_ECORRUPT);
+    stm_lineage_destroy(&l);
 }
 
 int main(void)

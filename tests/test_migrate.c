@@ -42,8 +42,8 @@ static int s_setup(void **state)
     s_fixture *f = calloc(1, sizeof *f);
     f->dir = tu_tmpdir();
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%s/app.db", f->dir);
-    f->db = buf_detach(&b);
+    stm_buf_printf(&b, "%s/app.db", f->dir);
+    f->db = stm_buf_detach(&b);
     *state = f;
     return 0;
 }
@@ -62,8 +62,8 @@ static int s_teardown(void **state)
 static char *s_path(const char *dir, const char *name)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%s/%s", dir, name);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%s/%s", dir, name);
+    return stm_buf_detach(&b);
 }
 
 /* Copies every file of schema directory src into a new directory DIR/name; returns its
@@ -101,8 +101,8 @@ static migrate_t *s_open(const char *db, const char *schemas)
 {
     stm_error err = {0};
     migrate_t *m = NULL;
-    if (migrate_open(db, schemas, &m, &err) != STM_OK)
-        fail_msg("migrate_open(%s, %s): %s", db, schemas, err.msg);
+    if (stm_migrate_open(db, schemas, &m, &err) != STM_OK)
+        fail_msg("stm_migrate_open(%s, %s): %s", db, schemas, err.msg);
     return m;
 }
 
@@ -113,8 +113,8 @@ static stm_err s_migrate(const char *db, const char *schemas, int to, bool backu
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = to;
     o.backup = backup;
-    stm_err rc = migrate_run(m, &o, NULL, err);
-    migrate_destroy(&m);
+    stm_err rc = stm_migrate_run(m, &o, NULL, err);
+    stm_migrate_destroy(&m);
     return rc;
 }
 
@@ -128,8 +128,8 @@ static void s_migrate_ok(const char *db, const char *schemas, int to)
 static int s_version(const char *db, const char *schemas)
 {
     migrate_t *m = s_open(db, schemas);
-    int v = migrate_version(m);
-    migrate_destroy(&m);
+    int v = stm_migrate_version(m);
+    stm_migrate_destroy(&m);
     return v;
 }
 
@@ -158,10 +158,10 @@ static long long s_int(const char *db, const char *sql)
     if (strstr(sql, "temp.ops")) {
         store_t *store = NULL;
         stm_error err = {0};
-        if (store_open(db, STORE_OPEN_EXISTING, &store, &err) != STM_OK)
+        if (stm_store_open(db, STORE_OPEN_EXISTING, &store, &err) != STM_OK)
             fail_msg("%s", err.msg);
         long long v = du_int(store, sql);
-        store_destroy(&store);
+        stm_store_destroy(&store);
         return v;
     }
     sqlite3 *c = s_conn(db);
@@ -224,15 +224,15 @@ static lineage_t *s_lineage(const char *schemas)
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
     stm_error err = {0};
-    if (schemaset_load(schemas, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
+    if (stm_schemaset_load(schemas, &set, &err) != STM_OK || stm_lineage_build(set, &l, &err) != STM_OK)
         fail_msg("%s: %s", schemas, err.msg);
-    schemaset_destroy(&set);
+    stm_schemaset_destroy(&set);
     return l;
 }
 
 static void s_hex_of(const lineage_t *l, int version, char out[STM_ID_HEX_LEN + 1])
 {
-    stm_id_to_hex(&lineage_version_at(l, (size_t)version - 1)->id, out);
+    stm_id_to_hex(&stm_lineage_version_at(l, (size_t)version - 1)->id, out);
 }
 
 /* The version id stemma_local stamps local operations with. */
@@ -240,9 +240,9 @@ static void s_store_version_id(const char *db, stm_id *out)
 {
     store_t *s = NULL;
     stm_error err = {0};
-    assert_int_equal(store_open(db, STORE_OPEN_EXISTING, &s, &err), STM_OK);
-    assert_int_equal(store_version_id(s, out, &err), STM_OK);
-    store_destroy(&s);
+    assert_int_equal(stm_store_open(db, STORE_OPEN_EXISTING, &s, &err), STM_OK);
+    assert_int_equal(stm_store_version_id(s, out, &err), STM_OK);
+    stm_store_destroy(&s);
 }
 
 static long long s_triggers(const char *db)
@@ -280,7 +280,7 @@ static void s_events_init(s_events *e)
 
 static void s_events_free(s_events *e)
 {
-    buf_free(&e->log);
+    stm_buf_free(&e->log);
     free(e->backup);
 }
 
@@ -291,14 +291,14 @@ static void s_record(const migrate_event *ev, void *user)
     const char *dir = s && s->direction == MIGRATE_DOWN ? "down" : "up";
     switch (ev->kind) {
     case MIGRATE_EVENT_BACKUP_WRITTEN:
-        buf_puts(&e->log, "backup\n");
+        stm_buf_puts(&e->log, "backup\n");
         e->backup = strdup(ev->path);
         break;
     case MIGRATE_EVENT_ADOPTED:
-        buf_printf(&e->log, "adopted %d\n", ev->version);
+        stm_buf_printf(&e->log, "adopted %d\n", ev->version);
         break;
     case MIGRATE_EVENT_STEP_STARTED:
-        buf_printf(&e->log, "started %s %d\n", dir, s->version);
+        stm_buf_printf(&e->log, "started %s %d\n", dir, s->version);
         e->open_step = s->version;
         break;
     case MIGRATE_EVENT_STEP_RUNNING:
@@ -308,17 +308,17 @@ static void s_record(const migrate_event *ev, void *user)
         break;
     case MIGRATE_EVENT_STEP_DONE:
     case MIGRATE_EVENT_STEP_FAILED:
-        buf_printf(&e->log, "%s %s %d\n", ev->kind == MIGRATE_EVENT_STEP_DONE ? "done" : "failed",
+        stm_buf_printf(&e->log, "%s %s %d\n", ev->kind == MIGRATE_EVENT_STEP_DONE ? "done" : "failed",
                    dir, s->version);
         e->open_step = 0;
         assert_true(ev->elapsed_ms >= 0);
         break;
     case MIGRATE_EVENT_REPLAYED:
-        buf_printf(&e->log, "replayed %llu %llu\n", (unsigned long long)ev->replayed,
+        stm_buf_printf(&e->log, "replayed %llu %llu\n", (unsigned long long)ev->replayed,
                    (unsigned long long)ev->parked);
         break;
     case MIGRATE_EVENT_CAPTURE_SET_UP:
-        buf_printf(&e->log, "capture %d\n", ev->version);
+        stm_buf_printf(&e->log, "capture %d\n", ev->version);
         break;
     }
 }
@@ -376,7 +376,7 @@ static void s_run_silently(migrate_t *m, const migrate_options *o, migrate_direc
     s_capture c;
     s_capture_begin(&c);
     stm_err rc =
-        dir == MIGRATE_UP ? migrate_run(m, o, res, &err) : migrate_rollback(m, o, res, &err);
+        dir == MIGRATE_UP ? stm_migrate_run(m, o, res, &err) : stm_migrate_rollback(m, o, res, &err);
     long long printed = s_capture_end(&c);
     if (rc != STM_OK)
         fail_msg("%s", err.msg);
@@ -389,28 +389,28 @@ static void test_fresh_migrate_to_head(void **state)
 {
     s_fixture *f = *state;
     migrate_t *m = s_open(f->db, TASKS);
-    assert_false(migrate_db_exists(m));
-    assert_int_equal(migrate_version(m), 0);
-    assert_int_equal(migrate_drift_count(m), 0);
-    assert_false(migrate_is_prepared(m));
+    assert_false(stm_migrate_db_exists(m));
+    assert_int_equal(stm_migrate_version(m), 0);
+    assert_int_equal(stm_migrate_drift_count(m), 0);
+    assert_false(stm_migrate_is_prepared(m));
     assert_false(s_exists(f->db)); /* opening checks only: nothing created */
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     migrate_result res;
-    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
-    assert_int_equal(migrate_version(m), 4);
-    assert_true(migrate_is_prepared(m));
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_OK);
+    assert_int_equal(stm_migrate_version(m), 4);
+    assert_true(stm_migrate_is_prepared(m));
     assert_null(res.backup_path); /* a new file: nothing to back up */
-    migrate_result_free(&res);
-    assert_int_equal(migrate_record_count(m), 4);
-    const lineage_t *l = migrate_lineage(m);
+    stm_migrate_result_free(&res);
+    assert_int_equal(stm_migrate_record_count(m), 4);
+    const lineage_t *l = stm_migrate_lineage(m);
     for (size_t i = 0; i < 4; i++) {
-        const migrate_record *r = migrate_record_at(m, i);
+        const migrate_record *r = stm_migrate_record_at(m, i);
         assert_int_equal(r->version, (int)i + 1);
         assert_true(r->has_id && r->has_checksum);
-        assert_true(stm_id_equal(&r->id, &lineage_version_at(l, i)->id));
-        assert_true(stm_id_equal(&r->checksum, &lineage_version_at(l, i)->checksum));
-        assert_string_equal(r->description, lineage_version_at(l, i)->description);
+        assert_true(stm_id_equal(&r->id, &stm_lineage_version_at(l, i)->id));
+        assert_true(stm_id_equal(&r->checksum, &stm_lineage_version_at(l, i)->checksum));
+        assert_string_equal(r->description, stm_lineage_version_at(l, i)->description);
         /* 2024-01-02T03:04:05.678Z */
         assert_int_equal(strlen(r->applied_at), 24);
         assert_int_equal(r->applied_at[10], 'T');
@@ -425,12 +425,12 @@ static void test_fresh_migrate_to_head(void **state)
     free(recorded);
     stm_id stamped;
     s_store_version_id(f->db, &stamped);
-    assert_true(stm_id_equal(&stamped, &lineage_head(l)->id));
+    assert_true(stm_id_equal(&stamped, &stm_lineage_head(l)->id));
     assert_int_equal(s_triggers(f->db), 16); /* lists, tasks, tags, comments: 4 each */
     char *mode = s_text(f->db, "PRAGMA journal_mode");
     assert_string_equal(mode, "wal");
     free(mode);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
 }
 
 static void test_rerun_is_a_noop(void **state)
@@ -476,13 +476,13 @@ static void test_writes_are_captured_with_the_new_version_id(void **state)
     assert_true(s_int(f->db, "SELECT count(*) FROM temp.ops") >= 10);
     assert_int_equal(s_int(f->db, "SELECT count(DISTINCT version_id) FROM temp.ops"), 1);
     char hex[STM_ID_HEX_LEN + 1], sql[256];
-    stm_id_to_hex(&lineage_head(l)->id, hex);
+    stm_id_to_hex(&stm_lineage_head(l)->id, hex);
     snprintf(sql, sizeof sql,
              "SELECT count(*) = (SELECT count(*) FROM temp.ops) FROM temp.ops WHERE "
              "lower(hex(version_id)) = '%s'",
              hex);
     assert_int_equal(s_int(f->db, sql), 1);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 static void test_a_migration_dropping_a_column_works_with_triggers_installed(void **state)
@@ -507,7 +507,7 @@ static void test_a_migration_dropping_a_column_works_with_triggers_installed(voi
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' "
                                   "AND sql LIKE '%nickname%'"),
                      0);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
 }
 
 /* ---- drift ---- */
@@ -524,28 +524,28 @@ static void test_a_changed_file_is_drift(void **state)
     s_hash_file(f->db, before);
     migrate_t *m = s_open(f->db, set);
     /* Version 2's file changed; 3 and 4's ids change with it but are not reported. */
-    assert_int_equal(migrate_drift_count(m), 1);
+    assert_int_equal(stm_migrate_drift_count(m), 1);
     char *expect = s_path(set, "002_add_priority.sql: changed since it was applied (checksum "
                                "differs)");
-    assert_string_equal(migrate_drift_at(m, 0), expect);
+    assert_string_equal(stm_migrate_drift_at(m, 0), expect);
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     /* A plan refused for drift still describes the database, drift included. */
     migrate_plan plan;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
     assert_true(plan.checked);
     assert_int_equal(plan.version, 4);
     assert_int_equal(plan.ndrift, 1);
     assert_string_equal(plan.drift[0], expect);
     assert_int_equal(plan.nsteps, 0);
-    migrate_plan_free(&plan);
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    stm_migrate_plan_free(&plan);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
     o.to = 1;
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     assert_string_equal(err.msg, expect);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
@@ -561,15 +561,15 @@ static void test_a_version_the_directory_lacks_is_drift(void **state)
     s_remove(set, "004_add_comments.sql");
     s_remove(set, "004_add_comments.down.sql");
     migrate_t *m = s_open(f->db, set);
-    assert_int_equal(migrate_version(m), 4);
-    assert_int_equal(migrate_drift_count(m), 1);
-    assert_non_null(strstr(migrate_drift_at(m, 0), "holds version 4, which"));
-    assert_non_null(strstr(migrate_drift_at(m, 0), "lacks (\"Comments on tasks\""));
+    assert_int_equal(stm_migrate_version(m), 4);
+    assert_int_equal(stm_migrate_drift_count(m), 1);
+    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "holds version 4, which"));
+    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "lacks (\"Comments on tasks\""));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "holds version 4"));
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     free(set);
 }
 
@@ -584,10 +584,10 @@ static void test_an_id_without_a_checksum_names_the_earlier_file(void **state)
                   "version = 2");
     tu_write(set, "002_add_priority.sql", "ALTER TABLE tasks ADD COLUMN priority INTEGER;\n");
     migrate_t *m = s_open(f->db, set);
-    assert_int_equal(migrate_drift_count(m), 1);
-    assert_non_null(strstr(migrate_drift_at(m, 0), "/002_add_priority.sql: differs from the "
+    assert_int_equal(stm_migrate_drift_count(m), 1);
+    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "/002_add_priority.sql: differs from the "
                                                    "migration that was applied"));
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     free(set);
 }
 
@@ -600,14 +600,14 @@ static void s_make_old_style(const char *db, int n, const char *extra_rows)
     assert_int_equal(sqlite3_open(db, &c), SQLITE_OK);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(TASKS, &set, &err), STM_OK);
+    assert_int_equal(stm_schemaset_load(TASKS, &set, &err), STM_OK);
     assert_int_equal(sqlite3_exec(c,
                                   "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                                   "applied_at TEXT NOT NULL, description TEXT NOT NULL)",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     for (int k = 1; k <= n; k++) {
-        assert_int_equal(sqlite3_exec(c, schemaset_at(set, (size_t)k - 1)->text, NULL, NULL, NULL),
+        assert_int_equal(sqlite3_exec(c, stm_schemaset_at(set, (size_t)k - 1)->text, NULL, NULL, NULL),
                          SQLITE_OK);
         char sql[200];
         /* Descriptions an older tool wrote need not match ours. */
@@ -618,7 +618,7 @@ static void s_make_old_style(const char *db, int n, const char *extra_rows)
     }
     if (extra_rows)
         assert_int_equal(sqlite3_exec(c, extra_rows, NULL, NULL, NULL), SQLITE_OK);
-    schemaset_destroy(&set);
+    stm_schemaset_destroy(&set);
     sqlite3_close(c);
 }
 
@@ -627,21 +627,21 @@ static void test_an_older_schema_version_is_adopted(void **state)
     s_fixture *f = *state;
     s_make_old_style(f->db, 2, "INSERT INTO lists VALUES ('l1', 'Home', '2020')");
     migrate_t *m = s_open(f->db, TASKS);
-    assert_true(migrate_needs_adoption(m));
-    assert_int_equal(migrate_version(m), 2);
-    assert_int_equal(migrate_drift_count(m), 0);
-    assert_false(migrate_is_prepared(m));
+    assert_true(stm_migrate_needs_adoption(m));
+    assert_int_equal(stm_migrate_version(m), 2);
+    assert_int_equal(stm_migrate_drift_count(m), 0);
+    assert_false(stm_migrate_is_prepared(m));
     s_events e;
     s_events_init(&e);
     migrate_options o = s_told(&e);
     stm_error err = {0};
     migrate_result res;
-    if (migrate_run(m, &o, &res, &err) != STM_OK)
+    if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_false(migrate_needs_adoption(m));
-    assert_int_equal(migrate_version(m), 4);
+    assert_false(stm_migrate_needs_adoption(m));
+    assert_int_equal(stm_migrate_version(m), 4);
     assert_true(res.adopted);
-    assert_string_equal(buf_str(&e.log), "backup\nadopted 2\nstarted up 3\ndone up 3\n"
+    assert_string_equal(stm_buf_str(&e.log), "backup\nadopted 2\nstarted up 3\ndone up 3\n"
                                          "started up 4\ndone up 4\nreplayed 0 0\n");
     s_events_free(&e);
     /* The backup was taken before adoption: an older tool's table, at version 2. */
@@ -664,9 +664,9 @@ static void test_an_older_schema_version_is_adopted(void **state)
     free(desc);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM lists"), 1);
     assert_int_equal(s_triggers(f->db), 16);
-    lineage_destroy(&l);
-    migrate_result_free(&res);
-    migrate_destroy(&m);
+    stm_lineage_destroy(&l);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
 }
 
 static void test_an_older_table_at_head_is_adopted_and_set_up(void **state)
@@ -676,9 +676,9 @@ static void test_an_older_table_at_head_is_adopted_and_set_up(void **state)
     stm_error err = {0};
     assert_int_equal(s_migrate(f->db, TASKS, MIGRATE_HEAD, false, &err), STM_OK);
     migrate_t *m = s_open(f->db, TASKS);
-    assert_false(migrate_needs_adoption(m));
-    assert_true(migrate_is_prepared(m));
-    migrate_destroy(&m);
+    assert_false(stm_migrate_needs_adoption(m));
+    assert_true(stm_migrate_is_prepared(m));
+    stm_migrate_destroy(&m);
     assert_int_equal(s_triggers(f->db), 16);
 }
 
@@ -691,11 +691,11 @@ static void test_rollback_adopts_an_older_table_first(void **state)
     o.to = 1;
     o.backup = false;
     stm_error err = {0};
-    if (migrate_rollback(m, &o, NULL, &err) != STM_OK)
+    if (stm_migrate_rollback(m, &o, NULL, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(migrate_version(m), 1);
-    assert_false(migrate_needs_adoption(m));
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_version(m), 1);
+    assert_false(stm_migrate_needs_adoption(m));
+    stm_migrate_destroy(&m);
     assert_true(s_has_column(f->db, "schema_version", "checksum"));
     assert_false(s_has_column(f->db, "tasks", "priority"));
     assert_int_equal(s_triggers(f->db), 12);
@@ -715,40 +715,40 @@ static void test_capture_is_set_up_again_when_stemma_tables_are_gone(void **stat
                                         -1, &st, NULL),
                      SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW)
-        buf_printf(&drop, "DROP %s IF EXISTS \"%s\";", sqlite3_column_text(st, 0),
+        stm_buf_printf(&drop, "DROP %s IF EXISTS \"%s\";", sqlite3_column_text(st, 0),
                    sqlite3_column_text(st, 1));
     sqlite3_finalize(st);
     sqlite3_close(c);
-    s_exec(f->db, buf_str(&drop));
-    buf_free(&drop);
+    s_exec(f->db, stm_buf_str(&drop));
+    stm_buf_free(&drop);
     migrate_t *m = s_open(f->db, TASKS);
-    assert_false(migrate_is_prepared(m));
+    assert_false(stm_migrate_is_prepared(m));
     s_events e;
     s_events_init(&e);
     migrate_options o = s_told(&e);
     stm_error err = {0};
     migrate_plan plan;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
     assert_false(plan.nothing_to_do);
     assert_true(plan.set_up_capture);
     assert_int_equal(plan.nsteps, 0);
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     migrate_result res;
-    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
-    assert_true(migrate_is_prepared(m));
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_OK);
+    assert_true(stm_migrate_is_prepared(m));
     assert_null(res.backup_path); /* no migration ran: no backup */
     assert_true(res.capture_set_up);
     assert_int_equal(res.nsteps, 0);
-    assert_string_equal(buf_str(&e.log), "capture 4\n");
-    migrate_result_free(&res);
+    assert_string_equal(stm_buf_str(&e.log), "capture 4\n");
+    stm_migrate_result_free(&res);
     s_events_free(&e);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_triggers(f->db), 16);
     stm_id stamped;
     s_store_version_id(f->db, &stamped);
     lineage_t *l = s_lineage(TASKS);
-    assert_true(stm_id_equal(&stamped, &lineage_head(l)->id));
-    lineage_destroy(&l);
+    assert_true(stm_id_equal(&stamped, &stm_lineage_head(l)->id));
+    stm_lineage_destroy(&l);
 }
 
 static void test_adoption_refuses_versions_the_directory_lacks(void **state)
@@ -758,13 +758,13 @@ static void test_adoption_refuses_versions_the_directory_lacks(void **state)
     unsigned char before[32], after[32];
     s_hash_file(f->db, before);
     migrate_t *m = s_open(f->db, TASKS);
-    assert_int_equal(migrate_drift_count(m), 1);
-    assert_non_null(strstr(migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
+    assert_int_equal(stm_migrate_drift_count(m), 1);
+    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "version 5"));
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
     assert_false(s_has_column(f->db, "schema_version", "version_id"));
@@ -775,12 +775,12 @@ static void test_adoption_refuses_a_gap(void **state)
     s_fixture *f = *state;
     s_make_old_style(f->db, 3, "DELETE FROM schema_version WHERE version = 2");
     migrate_t *m = s_open(f->db, TASKS);
-    assert_int_equal(migrate_drift_count(m), 1);
-    assert_non_null(strstr(migrate_drift_at(m, 0), "no row for version 2"));
+    assert_int_equal(stm_migrate_drift_count(m), 1);
+    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "no row for version 2"));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_EINPUT);
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    stm_migrate_destroy(&m);
 }
 
 static void test_a_foreign_schema_version_layout_is_refused(void **state)
@@ -789,7 +789,7 @@ static void test_a_foreign_schema_version_layout_is_refused(void **state)
     s_exec(f->db, "CREATE TABLE schema_version (major INTEGER, minor INTEGER)");
     stm_error err = {0};
     migrate_t *m = NULL;
-    assert_int_equal(migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
     assert_null(m);
     assert_non_null(strstr(err.msg, "(major, minor)"));
 }
@@ -809,23 +809,23 @@ static void test_a_failing_migration_leaves_the_previous_version(void **state)
     migrate_options o = s_told(&e);
     stm_error err = {0};
     migrate_result res;
-    assert_int_equal(migrate_run(m, &o, &res, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_EINPUT);
     /* The result says what was done before the failure. */
-    assert_string_equal(buf_str(&e.log), "backup\nstarted up 2\nfailed up 2\n");
+    assert_string_equal(stm_buf_str(&e.log), "backup\nstarted up 2\nfailed up 2\n");
     assert_non_null(res.backup_path);
     assert_non_null(strstr(err.msg, res.backup_path));
     assert_int_equal(res.nsteps, 0);
     assert_int_equal(res.version, 1);
     assert_false(res.replay_ran);
-    migrate_result_free(&res);
+    stm_migrate_result_free(&res);
     s_events_free(&e);
     assert_non_null(
         strstr(err.msg, "tests/data/schemas/fails-on-data/002_unique_codes.sql:3: UNIQUE"));
     assert_non_null(strstr(err.msg, "(in: CREATE UNIQUE INDEX items_by_code"));
     assert_non_null(strstr(err.msg, "still at version 1"));
     assert_non_null(strstr(err.msg, "backup: "));
-    assert_int_equal(migrate_version(m), 1);
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_version(m), 1);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_version(f->db, set), 1);
     assert_false(s_has_column(f->db, "items", "note")); /* line 2 was rolled back too */
     assert_int_equal(s_triggers(f->db), 4);             /* capture as before */
@@ -858,9 +858,9 @@ static void test_exclude_lets_a_composite_key_table_stay_local(void **state)
     o.exclude = exclude;
     o.nexclude = 1;
     stm_error err = {0};
-    if (migrate_run(m, &o, NULL, &err) != STM_OK)
+    if (stm_migrate_run(m, &o, NULL, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_exclude WHERE tbl = 'note_links'"),
                      1);
     assert_int_equal(s_triggers(f->db), 4); /* notes only */
@@ -884,17 +884,17 @@ static void test_a_dry_run_plans_and_changes_nothing(void **state)
     migrate_plan plan;
     s_capture c;
     s_capture_begin(&c);
-    stm_err rc = migrate_run_plan(m, &o, &plan, &err);
+    stm_err rc = stm_migrate_run_plan(m, &o, &plan, &err);
     assert_int_equal(s_capture_end(&c), 0); /* the migrator prints nothing */
     assert_int_equal(rc, STM_OK);
-    assert_int_equal(migrate_version(m), 1);
+    assert_int_equal(stm_migrate_version(m), 1);
     /* The database as checked. */
     assert_true(plan.checked);
     assert_string_equal(plan.db_path, f->db);
     assert_true(plan.db_exists);
     assert_int_equal(plan.version, 1);
     assert_true(plan.has_id);
-    assert_true(stm_id_equal(&plan.id, &lineage_version_at(migrate_lineage(m), 0)->id));
+    assert_true(stm_id_equal(&plan.id, &stm_lineage_version_at(stm_migrate_lineage(m), 0)->id));
     assert_string_equal(plan.schemas_dir, TASKS);
     assert_int_equal(plan.nmigrations, 4);
     assert_int_equal(plan.ndrift, 0);
@@ -915,42 +915,42 @@ static void test_a_dry_run_plans_and_changes_nothing(void **state)
         assert_int_equal(s->direction, MIGRATE_UP);
         assert_string_equal(s->file, files[i]);
         assert_string_equal(s->description,
-                            lineage_version_at(migrate_lineage(m), i + 1)->description);
+                            stm_lineage_version_at(stm_migrate_lineage(m), i + 1)->description);
         assert_int_equal(s->ms, 0);
     }
     assert_non_null(strstr(plan.steps[1].sql, "ALTER TABLE tasks ADD COLUMN tags TEXT DEFAULT "
                                               "'[]';\n"));
     assert_int_equal(plan.nexclude, 0);
     assert_int_equal(plan.parked, 0);
-    migrate_plan_free(&plan);
-    migrate_plan_free(&plan); /* safe twice */
+    stm_migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan); /* safe twice */
     /* Up to 2 only, without a backup, excluding a table. */
     const char *exclude[] = {"tags"};
     o.to = 2;
     o.backup = false;
     o.exclude = exclude;
     o.nexclude = 1;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
     assert_int_equal(plan.target, 2);
     assert_false(plan.backup);
     assert_int_equal(plan.nsteps, 1);
     assert_int_equal(plan.steps[0].version, 2);
     assert_int_equal(plan.nexclude, 1);
     assert_string_equal(plan.exclude[0], "tags");
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     /* Going back is refused, with the database described. */
     o = (migrate_options)MIGRATE_OPTIONS_INIT;
     o.to = 0;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EUSAGE);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_EUSAGE);
     assert_true(plan.checked);
     assert_int_equal(plan.nsteps, 0);
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     /* A target beyond the directory is refused before anything is checked. */
     o.to = 9;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_EINPUT);
     assert_false(plan.checked);
-    migrate_plan_free(&plan);
-    migrate_destroy(&m);
+    stm_migrate_plan_free(&plan);
+    stm_migrate_destroy(&m);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
@@ -963,20 +963,20 @@ static void test_a_dry_run_does_not_create_the_file(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     migrate_plan plan;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
     assert_false(plan.db_exists);
     assert_int_equal(plan.version, 0);
     assert_false(plan.has_id);
     assert_false(plan.backup); /* a new file: nothing to back up */
     assert_int_equal(plan.nsteps, 4);
     assert_int_equal(plan.steps[0].version, 1);
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     o.to = 0;
     /* Nothing to roll back. */
-    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT);
     assert_false(plan.checked);
-    migrate_plan_free(&plan);
-    migrate_destroy(&m);
+    stm_migrate_plan_free(&plan);
+    stm_migrate_destroy(&m);
     assert_false(s_exists(f->db));
 }
 
@@ -991,7 +991,7 @@ static void test_a_rollback_plan_lists_the_down_files(void **state)
     o.to = 1;
     stm_error err = {0};
     migrate_plan plan;
-    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
     assert_int_equal(plan.direction, MIGRATE_DOWN);
     assert_int_equal(plan.version, 4);
     assert_int_equal(plan.target, 1);
@@ -1007,13 +1007,13 @@ static void test_a_rollback_plan_lists_the_down_files(void **state)
     }
     assert_string_equal(plan.steps[0].description, "Comments on tasks");
     assert_non_null(strstr(plan.steps[0].sql, "DROP TABLE comments;"));
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     o.to = 4;
-    assert_int_equal(migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_rollback_plan(m, &o, &plan, &err), STM_OK);
     assert_true(plan.nothing_to_do);
     assert_int_equal(plan.nsteps, 0);
-    migrate_plan_free(&plan);
-    migrate_destroy(&m);
+    stm_migrate_plan_free(&plan);
+    stm_migrate_destroy(&m);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
 }
@@ -1041,10 +1041,10 @@ static void test_the_backup_opens_at_the_old_version(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     migrate_result res;
-    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_OK);
     char *bak = strdup(res.backup_path);
-    migrate_result_free(&res);
-    migrate_destroy(&m);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
     char *prefix = s_path(f->dir, "app.db.v2-");
     assert_int_equal(strncmp(bak, prefix, strlen(prefix)), 0);
     assert_int_equal(strcmp(bak + strlen(bak) - 4, ".bak"), 0);
@@ -1093,13 +1093,13 @@ static void test_rollback_runs_the_down_files(void **state)
     o.to = 1;
     stm_error err = {0};
     migrate_result res;
-    if (migrate_rollback(m, &o, &res, &err) != STM_OK)
+    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_int_equal(migrate_version(m), 1);
+    assert_int_equal(stm_migrate_version(m), 1);
     assert_non_null(res.backup_path);
     char *bak = strdup(res.backup_path);
-    migrate_result_free(&res);
-    migrate_destroy(&m);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_version(bak, TASKS), 4);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM schema_version"), 1);
     assert_false(s_has_column(f->db, "tasks", "priority"));
@@ -1108,7 +1108,7 @@ static void test_rollback_runs_the_down_files(void **state)
     lineage_t *l = s_lineage(TASKS);
     stm_id stamped;
     s_store_version_id(f->db, &stamped);
-    assert_true(stm_id_equal(&stamped, &lineage_version_at(l, 0)->id));
+    assert_true(stm_id_equal(&stamped, &stm_lineage_version_at(l, 0)->id));
     assert_int_equal(s_triggers(f->db), 12); /* lists, tasks, tags */
     long long before = s_int(f->db, "SELECT count(*) FROM temp.ops");
     s_exec(f->db, "UPDATE tasks SET title = 'y'");
@@ -1117,16 +1117,16 @@ static void test_rollback_runs_the_down_files(void **state)
     m = s_open(f->db, TASKS);
     o.to = 0;
     o.backup = false;
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_OK);
-    assert_int_equal(migrate_version(m), 0);
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_OK);
+    assert_int_equal(stm_migrate_version(m), 0);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                                   "name NOT LIKE 'stemma%' AND name <> 'schema_version'"),
                      0);
     assert_int_equal(s_triggers(f->db), 0);
     s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
     assert_int_equal(s_version(f->db, TASKS), 4);
-    lineage_destroy(&l);
+    stm_lineage_destroy(&l);
     free(bak);
 }
 
@@ -1142,7 +1142,7 @@ static void test_rollback_refuses_a_missing_down_file(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = 1;
     stm_error err = {0};
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     char *expect = s_path(set, "003_add_task_tags.down.sql: missing");
     assert_non_null(strstr(err.msg, expect));
     free(expect);
@@ -1151,12 +1151,12 @@ static void test_rollback_refuses_a_missing_down_file(void **state)
     o.backup = false;
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_OK);
-    assert_int_equal(migrate_version(m), 3);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_OK);
+    assert_int_equal(stm_migrate_version(m), 3);
     o.to = 5;
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EUSAGE);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_EUSAGE);
     assert_non_null(strstr(err.msg, "stemma migrate --to 5"));
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
     free(set);
 }
@@ -1173,10 +1173,10 @@ static void test_rollback_refuses_a_down_file_sqlite_refuses(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     o.to = 2;
     stm_error err = {0};
-    assert_int_equal(migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_rollback(m, &o, NULL, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "004_add_comments.down.sql:2: no such table: nope"));
     assert_non_null(strstr(err.msg, "not changed"));
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     s_hash_file(f->db, after);
     assert_memory_equal(before, after, 32);
     free(set);
@@ -1192,13 +1192,13 @@ static void test_restore_puts_a_backup_back_and_keeps_the_current(void **state)
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     migrate_result res;
-    assert_int_equal(migrate_run(m, &o, &res, &err), STM_OK);
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_OK);
     char *bak = strdup(res.backup_path);
-    migrate_result_free(&res);
-    migrate_destroy(&m);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
     s_exec(f->db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the backup')");
     backup_restored r;
-    if (backup_restore(f->db, bak, &r, &err) != STM_OK)
+    if (stm_backup_restore(f->db, bak, &r, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(r.version, 2);
     assert_int_equal(s_version(f->db, TASKS), 2);
@@ -1209,16 +1209,16 @@ static void test_restore_puts_a_backup_back_and_keeps_the_current(void **state)
     assert_int_equal(s_int(r.saved_path, "SELECT count(*) FROM lists"), 1);
     /* The restored database migrates on as usual. */
     s_migrate_ok(f->db, TASKS, MIGRATE_HEAD);
-    backup_restored_free(&r);
+    stm_backup_restored_free(&r);
     /* Bad backups are refused, and the database is left alone. */
     tu_write(f->dir, "junk.bak", "this is not a database, not even close to one........");
     char *junk = s_path(f->dir, "junk.bak");
-    assert_int_equal(backup_restore(f->db, junk, &r, &err), STM_EINPUT);
+    assert_int_equal(stm_backup_restore(f->db, junk, &r, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "not a usable SQLite database"));
     assert_null(r.saved_path);
     char *missing = s_path(f->dir, "missing.bak");
-    assert_int_equal(backup_restore(f->db, missing, &r, &err), STM_EINPUT);
-    assert_int_equal(backup_restore(f->db, f->db, NULL, &err), STM_EUSAGE);
+    assert_int_equal(stm_backup_restore(f->db, missing, &r, &err), STM_EINPUT);
+    assert_int_equal(stm_backup_restore(f->db, f->db, NULL, &err), STM_EUSAGE);
     assert_int_equal(s_version(f->db, TASKS), 4);
     free(missing);
     free(junk);
@@ -1247,7 +1247,7 @@ static void test_restore_refuses_a_damaged_backup(void **state)
     sqlite3_close(c);
     stm_error err = {0};
     backup_restored r;
-    assert_int_equal(backup_restore(f->db, copy, &r, &err), STM_ECORRUPT);
+    assert_int_equal(stm_backup_restore(f->db, copy, &r, &err), STM_ECORRUPT);
     assert_null(r.saved_path);
     assert_non_null(strstr(err.msg, "fails SQLite's integrity check"));
     assert_int_equal(s_count_files(f->dir, "app.db.v"), 0);
@@ -1272,12 +1272,12 @@ static void test_long_steps_are_told_as_running(void **state)
     o.progress_after_ms = 0; /* every step is "long" */
     o.backup = false;
     stm_error err = {0};
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_OK);
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_OK);
+    stm_migrate_destroy(&m);
     assert_true(e.running > 0);
     assert_int_equal(e.running_version, 2);
     assert_int_equal(e.stray, 0); /* only between the step's start and its end */
-    assert_string_equal(buf_str(&e.log), "started up 2\ndone up 2\nreplayed 0 0\n");
+    assert_string_equal(stm_buf_str(&e.log), "started up 2\ndone up 2\nreplayed 0 0\n");
     s_events_free(&e);
     /* With the default threshold, quick steps are not told as running. */
     s_events_init(&e);
@@ -1285,8 +1285,8 @@ static void test_long_steps_are_told_as_running(void **state)
     m = s_open(other, TASKS);
     free(other);
     o = s_told(&e);
-    assert_int_equal(migrate_run(m, &o, NULL, &err), STM_OK);
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_OK);
+    stm_migrate_destroy(&m);
     assert_int_equal(e.running, 0);
     s_events_free(&e);
 }
@@ -1301,18 +1301,18 @@ static void test_a_run_tells_each_step_and_prints_nothing(void **state)
     migrate_options o = s_told(&e);
     migrate_result res;
     s_run_silently(m, &o, MIGRATE_UP, &res);
-    assert_string_equal(buf_str(&e.log), "backup\n"
+    assert_string_equal(stm_buf_str(&e.log), "backup\n"
                                          "started up 2\ndone up 2\n"
                                          "started up 3\ndone up 3\n"
                                          "started up 4\ndone up 4\n"
                                          "replayed 0 0\n");
     assert_int_equal(e.stray, 0);
-    const lineage_t *l = migrate_lineage(m);
+    const lineage_t *l = stm_migrate_lineage(m);
     assert_int_equal(res.direction, MIGRATE_UP);
     assert_int_equal(res.from, 1);
     assert_int_equal(res.version, 4);
     assert_true(res.has_id);
-    assert_true(stm_id_equal(&res.id, &lineage_head(l)->id));
+    assert_true(stm_id_equal(&res.id, &stm_lineage_head(l)->id));
     assert_false(res.nothing_to_do);
     assert_non_null(res.backup_path);
     assert_string_equal(res.backup_path, e.backup);
@@ -1325,15 +1325,15 @@ static void test_a_run_tells_each_step_and_prints_nothing(void **state)
         assert_int_equal(s->version, (int)i + 2);
         assert_int_equal(s->direction, MIGRATE_UP);
         assert_non_null(strstr(s->file, TASKS "/00"));
-        assert_string_equal(s->description, lineage_version_at(l, i + 1)->description);
+        assert_string_equal(s->description, stm_lineage_version_at(l, i + 1)->description);
         assert_null(s->sql);
         assert_true(s->ms >= 0);
     }
     assert_true(res.replay_ran);
     assert_int_equal(res.replayed, 0);
     assert_int_equal(res.parked, 0);
-    migrate_result_free(&res);
-    migrate_result_free(&res); /* safe twice */
+    stm_migrate_result_free(&res);
+    stm_migrate_result_free(&res); /* safe twice */
     s_events_free(&e);
     /* Again: nothing to do, nothing told. */
     s_events_init(&e);
@@ -1345,10 +1345,10 @@ static void test_a_run_tells_each_step_and_prints_nothing(void **state)
     assert_null(res.backup_path);
     assert_int_equal(res.nsteps, 0);
     assert_false(res.replay_ran);
-    assert_string_equal(buf_str(&e.log), "");
-    migrate_result_free(&res);
+    assert_string_equal(stm_buf_str(&e.log), "");
+    stm_migrate_result_free(&res);
     s_events_free(&e);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
 }
 
 static void test_a_rollback_tells_each_step(void **state)
@@ -1363,20 +1363,20 @@ static void test_a_rollback_tells_each_step(void **state)
     o.backup = false;
     migrate_result res;
     s_run_silently(m, &o, MIGRATE_DOWN, &res);
-    assert_string_equal(buf_str(&e.log),
+    assert_string_equal(stm_buf_str(&e.log),
                         "started down 4\ndone down 4\nstarted down 3\ndone down 3\n");
     assert_int_equal(res.direction, MIGRATE_DOWN);
     assert_int_equal(res.from, 4);
     assert_int_equal(res.version, 2);
-    assert_true(stm_id_equal(&res.id, &lineage_version_at(migrate_lineage(m), 1)->id));
+    assert_true(stm_id_equal(&res.id, &stm_lineage_version_at(stm_migrate_lineage(m), 1)->id));
     assert_null(res.backup_path);
     assert_int_equal(res.nsteps, 2);
     assert_string_equal(res.steps[0].file, TASKS "/004_add_comments.down.sql");
     assert_string_equal(res.steps[1].file, TASKS "/003_add_task_tags.down.sql");
     assert_false(res.replay_ran);
-    migrate_result_free(&res);
+    stm_migrate_result_free(&res);
     s_events_free(&e);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
 }
 
 /* Applies one write to tasks.tags from another node to db (at version 2, without that
@@ -1385,9 +1385,9 @@ static void s_park_a_tags_write(const char *db)
 {
     store_t *store = NULL;
     stm_error err = {0};
-    assert_int_equal(store_open(db, STORE_OPEN_EXISTING, &store, &err), STM_OK);
-    applier_t *a = applier_new(store, NULL, NULL);
-    opbatch_t *b = opbatch_new();
+    assert_int_equal(stm_store_open(db, STORE_OPEN_EXISTING, &store, &err), STM_OK);
+    applier_t *a = stm_applier_new(store, NULL, NULL);
+    opbatch_t *b = stm_opbatch_new();
     op_t op;
     memset(&op, 0, sizeof op);
     memset(op.origin.bytes, 0xa1, STM_ID_BYTES);
@@ -1402,14 +1402,14 @@ static void s_park_a_tags_write(const char *db)
     op.value.type = VALUE_TEXT;
     op.value.bytes = "[\"shop\"]";
     op.value.len = strlen(op.value.bytes);
-    opbatch_add(b, &op);
+    stm_opbatch_add(b, &op);
     apply_stats st = {0};
-    if (applier_apply(a, b, &st, &err) != STM_OK)
+    if (stm_applier_apply(a, b, &st, &err) != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(st.parked, 1);
-    opbatch_destroy(&b);
-    applier_destroy(&a);
-    store_destroy(&store);
+    stm_opbatch_destroy(&b);
+    stm_applier_destroy(&a);
+    stm_store_destroy(&store);
 }
 
 static void test_parked_operations_replay_after_the_steps(void **state)
@@ -1424,24 +1424,24 @@ static void test_parked_operations_replay_after_the_steps(void **state)
     o.to = 3;
     stm_error err = {0};
     migrate_plan plan;
-    assert_int_equal(migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
     assert_int_equal(plan.parked, 1); /* a replay pending */
-    migrate_plan_free(&plan);
+    stm_migrate_plan_free(&plan);
     s_events e;
     s_events_init(&e);
     o = s_told(&e);
     o.to = 3;
     o.backup = false;
     migrate_result res;
-    if (migrate_run(m, &o, &res, &err) != STM_OK)
+    if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
         fail_msg("%s", err.msg);
-    assert_string_equal(buf_str(&e.log), "started up 3\ndone up 3\nreplayed 1 0\n");
+    assert_string_equal(stm_buf_str(&e.log), "started up 3\ndone up 3\nreplayed 1 0\n");
     assert_true(res.replay_ran);
     assert_int_equal(res.replayed, 1);
     assert_int_equal(res.parked, 0);
-    migrate_result_free(&res);
+    stm_migrate_result_free(&res);
     s_events_free(&e);
-    migrate_destroy(&m);
+    stm_migrate_destroy(&m);
     char *tags = s_text(f->db, "SELECT tags FROM tasks WHERE id = 't1'");
     assert_string_equal(tags, "[\"shop\"]");
     free(tags);
@@ -1452,16 +1452,16 @@ static void test_status_of_a_missing_file_is_version_0(void **state)
     s_fixture *f = *state;
     migrate_t *m = s_open(f->db, TASKS);
     stm_id id;
-    assert_false(migrate_version_id(m, &id));
+    assert_false(stm_migrate_version_id(m, &id));
     assert_true(stm_id_is_zero(&id));
-    assert_int_equal(migrate_record_count(m), 0);
-    assert_false(migrate_needs_adoption(m));
-    migrate_destroy(&m);
+    assert_int_equal(stm_migrate_record_count(m), 0);
+    assert_false(stm_migrate_needs_adoption(m));
+    stm_migrate_destroy(&m);
     assert_false(s_exists(f->db));
     /* A file that is not SQLite is bad input. */
     tu_write(f->dir, "app.db", "hello, this is a text file and not a database at all....");
     stm_error err = {0};
-    assert_int_equal(migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
+    assert_int_equal(stm_migrate_open(f->db, TASKS, &m, &err), STM_EINPUT);
     assert_null(m);
 }
 
@@ -1471,21 +1471,21 @@ static void test_history_reads_what_was_applied(void **state)
     migrate_record *r = NULL;
     size_t n = 0;
     stm_error err = {0};
-    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_EINPUT); /* no file */
+    assert_int_equal(stm_migrate_history_read(f->db, &r, &n, &err), STM_EINPUT); /* no file */
     s_exec(f->db, "CREATE TABLE t (x)");
-    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_OK);
+    assert_int_equal(stm_migrate_history_read(f->db, &r, &n, &err), STM_OK);
     assert_int_equal(n, 0);
-    migrate_records_free(&r, n);
+    stm_migrate_records_free(&r, n);
     s_migrate_ok(f->db, TASKS, 2);
-    assert_int_equal(migrate_history_read(f->db, &r, &n, &err), STM_OK);
+    assert_int_equal(stm_migrate_history_read(f->db, &r, &n, &err), STM_OK);
     assert_int_equal(n, 2);
     assert_int_equal(r[1].version, 2);
     assert_string_equal(r[1].description, "Tasks get a priority");
     assert_true(r[1].has_id);
     lineage_t *l = s_lineage(TASKS);
-    assert_true(stm_id_equal(&r[1].id, &lineage_version_at(l, 1)->id));
-    lineage_destroy(&l);
-    migrate_records_free(&r, n);
+    assert_true(stm_id_equal(&r[1].id, &stm_lineage_version_at(l, 1)->id));
+    stm_lineage_destroy(&l);
+    stm_migrate_records_free(&r, n);
     assert_null(r);
 }
 

@@ -33,8 +33,8 @@
 static char *s_path(const char *dir, const char *name)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "%s/%s", dir, name);
-    return buf_detach(&b);
+    stm_buf_printf(&b, "%s/%s", dir, name);
+    return stm_buf_detach(&b);
 }
 
 static unsigned s_mode(const char *dir, const char *name)
@@ -91,13 +91,13 @@ static void s_expect(const stm_error *err, const char *dir, const char *name, co
                      const char *contains)
 {
     buf_t want = BUF_INIT;
-    buf_printf(&want, "%s/%s%s", dir, name, rest ? rest : "");
-    if (strncmp(err->msg, buf_str(&want), want.len) != 0)
-        fail_msg("message \"%s\" does not start with \"%s\"", err->msg, buf_str(&want));
+    stm_buf_printf(&want, "%s/%s%s", dir, name, rest ? rest : "");
+    if (strncmp(err->msg, stm_buf_str(&want), want.len) != 0)
+        fail_msg("message \"%s\" does not start with \"%s\"", err->msg, stm_buf_str(&want));
     if (contains && !strstr(err->msg, contains))
         fail_msg("message \"%s\" does not contain \"%s\"", err->msg, contains);
     assert_null(strchr(err->msg, '\n'));
-    buf_free(&want);
+    stm_buf_free(&want);
 }
 
 /* The documented pair of zmq_curve(7)'s example server. */
@@ -118,27 +118,27 @@ static void test_keys_parse(void **state)
             memset(raw.bytes, 0, sizeof raw.bytes);
         if (round == 2)
             memset(raw.bytes, 0xff, sizeof raw.bytes);
-        keys_to_z85(&raw, z85);
+        stm_keys_to_z85(&raw, z85);
         assert_int_equal(strlen(z85), KEYS_Z85_LEN);
-        assert_true(keys_parse(z85, &key));
+        assert_true(stm_keys_parse(z85, &key));
         assert_true(stm_id_equal(&key, &raw));
         /* The same key in hex, lower and upper case. */
         for (int i = 0; i < KEYS_BYTES; i++)
             snprintf(hex + 2 * i, 3, "%02x", raw.bytes[i]);
-        assert_true(keys_parse(hex, &again));
+        assert_true(stm_keys_parse(hex, &again));
         assert_true(stm_id_equal(&again, &raw));
         for (char *c = hex; *c; c++)
             if (*c >= 'a' && *c <= 'f')
                 *c = (char)(*c - 'a' + 'A');
-        assert_true(keys_parse(hex, &again));
+        assert_true(stm_keys_parse(hex, &again));
         assert_true(stm_id_equal(&again, &raw));
     }
     /* Z85's own example (ZeroMQ RFC 32), four times over to make 32 bytes. */
     static const unsigned char hello[8] = {0x86, 0x4F, 0xD2, 0x6F, 0xB5, 0x59, 0xF7, 0x5B};
-    assert_true(keys_parse("HelloWorldHelloWorldHelloWorldHelloWorld", &key));
+    assert_true(stm_keys_parse("HelloWorldHelloWorldHelloWorldHelloWorld", &key));
     for (int i = 0; i < 4; i++)
         assert_memory_equal(key.bytes + 8 * i, hello, 8);
-    keys_to_z85(&key, z85);
+    stm_keys_to_z85(&key, z85);
     assert_string_equal(z85, "HelloWorldHelloWorldHelloWorldHelloWorld");
 
     static const char *const bad[] = {
@@ -158,7 +158,7 @@ static void test_keys_parse(void **state)
         "00112233445566778899aabbccddeeff 0112233445566778899aabbccddeeff",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (keys_parse(bad[i], &key))
+        if (stm_keys_parse(bad[i], &key))
             fail_msg("accepted \"%s\"", bad[i]);
 }
 
@@ -167,7 +167,7 @@ static void test_keys_round_trip(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     stm_error err = {0};
-    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    assert_int_equal(stm_keys_generate(dir, &err), STM_OK);
     assert_int_equal(s_mode(dir, "node.key"), 0600);
     assert_int_equal(s_mode(dir, "node.pub"), 0644);
     s_no_temporaries(dir);
@@ -177,20 +177,20 @@ static void test_keys_round_trip(void **state)
     assert_int_equal(strlen(sec), KEYS_Z85_LEN);
 
     node_keys *keys = NULL;
-    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
-    assert_string_equal(keys_public_z85(keys), pub);
-    assert_string_equal(keys_secret_z85(keys), sec);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_OK);
+    assert_string_equal(stm_keys_public_z85(keys), pub);
+    assert_string_equal(stm_keys_secret_z85(keys), sec);
     stm_id raw;
-    assert_true(keys_parse(pub, &raw));
-    assert_true(stm_id_equal(keys_public(keys), &raw));
-    assert_true(keys_parse(sec, &raw));
-    assert_memory_equal(keys_secret(keys), raw.bytes, KEYS_BYTES);
-    keys_destroy(&keys);
+    assert_true(stm_keys_parse(pub, &raw));
+    assert_true(stm_id_equal(stm_keys_public(keys), &raw));
+    assert_true(stm_keys_parse(sec, &raw));
+    assert_memory_equal(stm_keys_secret(keys), raw.bytes, KEYS_BYTES);
+    stm_keys_destroy(&keys);
     assert_null(keys);
-    keys_destroy(&keys); /* safe twice */
+    stm_keys_destroy(&keys); /* safe twice */
 
     /* Never replaced: a second pair is refused and the first is still there. */
-    assert_int_equal(keys_generate(dir, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_generate(dir, &err), STM_EINPUT);
     s_expect(&err, dir, "node.key", ": already exists", NULL);
     char *sec2 = s_read_line(dir, "node.key");
     assert_string_equal(sec2, sec);
@@ -198,15 +198,15 @@ static void test_keys_round_trip(void **state)
 
     /* Two pairs are different. */
     char *dir2 = tu_tmpdir();
-    assert_int_equal(keys_generate(dir2, &err), STM_OK);
+    assert_int_equal(stm_keys_generate(dir2, &err), STM_OK);
     char *pub2 = s_read_line(dir2, "node.pub");
     assert_string_not_equal(pub2, pub);
 
     /* A directory that is not there. */
     char *missing = s_path(dir, "no/such");
-    assert_int_equal(keys_generate(missing, &err), STM_ESYS);
+    assert_int_equal(stm_keys_generate(missing, &err), STM_ESYS);
     s_expect(&err, missing, "node.key", ": cannot write", NULL);
-    assert_int_equal(keys_load(missing, &keys, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_load(missing, &keys, &err), STM_EINPUT);
     s_expect(&err, missing, "node.key", ": no such file", "stemma init");
 
     free(missing);
@@ -225,24 +225,24 @@ static void test_keys_documented_pair(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     buf_t line = BUF_INIT;
-    buf_printf(&line, "%s\n", s_doc_secret);
-    tu_write(dir, "node.key", buf_str(&line));
+    stm_buf_printf(&line, "%s\n", s_doc_secret);
+    tu_write(dir, "node.key", stm_buf_str(&line));
     s_chmod(dir, "node.key", 0600);
     /* The public key in hex, with a CRLF: both are accepted. */
     stm_id raw;
-    assert_true(keys_parse(s_doc_public, &raw));
-    buf_reset(&line);
+    assert_true(stm_keys_parse(s_doc_public, &raw));
+    stm_buf_reset(&line);
     for (int i = 0; i < KEYS_BYTES; i++)
-        buf_printf(&line, "%02X", raw.bytes[i]);
-    buf_puts(&line, "\r\n");
-    tu_write(dir, "node.pub", buf_str(&line));
+        stm_buf_printf(&line, "%02X", raw.bytes[i]);
+    stm_buf_puts(&line, "\r\n");
+    tu_write(dir, "node.pub", stm_buf_str(&line));
     node_keys *keys = NULL;
     stm_error err = {0};
-    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
-    assert_string_equal(keys_public_z85(keys), s_doc_public);
-    assert_string_equal(keys_secret_z85(keys), s_doc_secret);
-    keys_destroy(&keys);
-    buf_free(&line);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_OK);
+    assert_string_equal(stm_keys_public_z85(keys), s_doc_public);
+    assert_string_equal(stm_keys_secret_z85(keys), s_doc_secret);
+    stm_keys_destroy(&keys);
+    stm_buf_free(&line);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -253,34 +253,34 @@ static void test_keys_mode_enforced(void **state)
     char *dir = tu_tmpdir();
     stm_error err = {0};
     node_keys *keys = NULL;
-    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    assert_int_equal(stm_keys_generate(dir, &err), STM_OK);
     char *key_path = s_path(dir, "node.key");
     buf_t hint = BUF_INIT;
-    buf_printf(&hint, "run 'chmod 600 %s'", key_path);
+    stm_buf_printf(&hint, "run 'chmod 600 %s'", key_path);
     static const mode_t too_open[] = {0644, 0640, 0604, 0660, 0601, 0610, 0666};
     for (size_t i = 0; i < sizeof too_open / sizeof too_open[0]; i++) {
         s_chmod(dir, "node.key", too_open[i]);
-        assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+        assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
         assert_null(keys);
-        s_expect(&err, dir, "node.key", ": permissions 0", buf_str(&hint));
+        s_expect(&err, dir, "node.key", ": permissions 0", stm_buf_str(&hint));
     }
     s_chmod(dir, "node.key", 0644);
-    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
     s_expect(&err, dir, "node.key", ": permissions 0644 are too open", NULL);
     /* Private again, or read-only for its owner: accepted. */
     s_chmod(dir, "node.key", 0400);
-    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
-    keys_destroy(&keys);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_OK);
+    stm_keys_destroy(&keys);
     s_chmod(dir, "node.key", 0600);
-    assert_int_equal(keys_load(dir, &keys, &err), STM_OK);
-    keys_destroy(&keys);
-    buf_free(&hint);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_OK);
+    stm_keys_destroy(&keys);
+    stm_buf_free(&hint);
     free(key_path);
     tu_remove_tree(dir);
     free(dir);
 }
 
-/* Writes text as dir/name (the secret file private) and expects keys_load to refuse it
+/* Writes text as dir/name (the secret file private) and expects stm_keys_load to refuse it
  * with "DIR/NAME: " + rest. */
 static void s_corrupt(const char *dir, const char *name, const char *text, size_t len,
                       const char *rest)
@@ -292,7 +292,7 @@ static void s_corrupt(const char *dir, const char *name, const char *text, size_
         s_chmod(dir, name, 0600);
     node_keys *keys = NULL;
     stm_error err = {0};
-    if (keys_load(dir, &keys, &err) != STM_EINPUT)
+    if (stm_keys_load(dir, &keys, &err) != STM_EINPUT)
         fail_msg("%s accepted: %.*s", name, (int)len, text);
     assert_null(keys);
     s_expect(&err, dir, name, rest, NULL);
@@ -313,7 +313,7 @@ static void test_keys_corrupt_files(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     stm_error err = {0};
-    assert_int_equal(keys_generate(dir, &err), STM_OK);
+    assert_int_equal(stm_keys_generate(dir, &err), STM_OK);
     char *pub = s_read_line(dir, "node.pub");
     static const char *const names[] = {"node.key", "node.pub"};
     for (int i = 0; i < 2; i++) {
@@ -348,31 +348,31 @@ static void test_keys_corrupt_files(void **state)
     s_corrupt(dir, "node.pub", big, sizeof big, ": 1000 bytes is too long for a key file");
     /* A valid key that is not the pair's. */
     char *dir2 = tu_tmpdir();
-    assert_int_equal(keys_generate(dir2, &err), STM_OK);
+    assert_int_equal(stm_keys_generate(dir2, &err), STM_OK);
     char *other = s_read_line(dir2, "node.pub");
     buf_t text = BUF_INIT;
-    buf_printf(&text, "%s\n", other);
+    stm_buf_printf(&text, "%s\n", other);
     char *key_path = s_path(dir, "node.key");
     buf_t rest = BUF_INIT;
-    buf_printf(&rest, ": not the public key of %s", key_path);
-    s_corrupt(dir, "node.pub", text.data, text.len, buf_str(&rest));
+    stm_buf_printf(&rest, ": not the public key of %s", key_path);
+    s_corrupt(dir, "node.pub", text.data, text.len, stm_buf_str(&rest));
     /* Missing files. */
     char *pub_path = s_path(dir, "node.pub");
     assert_int_equal(unlink(pub_path), 0);
     node_keys *keys = NULL;
-    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
     s_expect(&err, dir, "node.pub", ": no such file", NULL);
     assert_int_equal(unlink(key_path), 0);
-    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
     s_expect(&err, dir, "node.key", ": no such file", NULL);
     /* A directory where the key should be. */
     assert_int_equal(mkdir(key_path, 0700), 0);
-    assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+    assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
     s_expect(&err, dir, "node.key", ": not a regular file", NULL);
     free(pub_path);
-    buf_free(&rest);
+    stm_buf_free(&rest);
     free(key_path);
-    buf_free(&text);
+    stm_buf_free(&text);
     free(other);
     tu_remove_tree(dir2);
     free(dir2);
@@ -393,16 +393,16 @@ static void test_endpoints(void **state)
         "tcp://eth0:7000",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        if (endpoint_check(good[i], false, &err) != STM_OK)
+        if (stm_endpoint_check(good[i], false, &err) != STM_OK)
             fail_msg("refused %s: %s", good[i], err.msg);
     }
-    assert_int_equal(endpoint_check("tcp://*:7420", true, &err), STM_OK);
-    assert_int_equal(endpoint_check("tcp://*:7420", false, &err), STM_EINPUT);
+    assert_int_equal(stm_endpoint_check("tcp://*:7420", true, &err), STM_OK);
+    assert_int_equal(stm_endpoint_check("tcp://*:7420", false, &err), STM_EINPUT);
     char long_ipc[200] = "ipc:///";
     memset(long_ipc + 7, 'a', 106); /* "/" and 106: a 107-byte path, the longest */
-    assert_int_equal(endpoint_check(long_ipc, false, &err), STM_OK);
+    assert_int_equal(stm_endpoint_check(long_ipc, false, &err), STM_OK);
     long_ipc[7 + 106] = 'a';
-    assert_int_equal(endpoint_check(long_ipc, false, &err), STM_EINPUT);
+    assert_int_equal(stm_endpoint_check(long_ipc, false, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "longer than the 107"));
     static const struct {
         const char *endpoint, *says;
@@ -425,7 +425,7 @@ static void test_endpoints(void **state)
         {"TCP://host:1", "is not tcp://"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (endpoint_check(bad[i].endpoint, true, &err) != STM_EINPUT)
+        if (stm_endpoint_check(bad[i].endpoint, true, &err) != STM_EINPUT)
             fail_msg("accepted \"%s\"", bad[i].endpoint);
         if (!strstr(err.msg, bad[i].says))
             fail_msg("\"%s\": message \"%s\" lacks \"%s\"", bad[i].endpoint, err.msg, bad[i].says);
@@ -438,58 +438,58 @@ static void test_peers(void **state)
     stm_error err = {0};
     config_peer p;
     stm_id doc;
-    assert_true(keys_parse(s_doc_public, &doc));
+    assert_true(stm_keys_parse(s_doc_public, &doc));
     /* The Z85 key holds an '@' of its own; its length says where it ends. */
     buf_t text = BUF_INIT;
-    buf_printf(&text, "%s@tcp://10.0.0.2:7420", s_doc_public);
-    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
+    stm_buf_printf(&text, "%s@tcp://10.0.0.2:7420", s_doc_public);
+    assert_int_equal(stm_config_parse_peer(stm_buf_str(&text), false, &p, &err), STM_OK);
     assert_true(p.has_key);
     assert_true(stm_id_equal(&p.key, &doc));
     assert_string_equal(p.endpoint, "tcp://10.0.0.2:7420");
-    char *back = config_peer_format(&p);
-    assert_string_equal(back, buf_str(&text));
+    char *back = stm_config_peer_format(&p);
+    assert_string_equal(back, stm_buf_str(&text));
     free(back);
-    config_peer_free(&p);
+    stm_config_peer_free(&p);
     /* Hex, written back in Z85. */
-    buf_reset(&text);
+    stm_buf_reset(&text);
     for (int i = 0; i < KEYS_BYTES; i++)
-        buf_printf(&text, "%02x", doc.bytes[i]);
-    buf_puts(&text, "@ipc:///tmp/peer.sock");
-    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
+        stm_buf_printf(&text, "%02x", doc.bytes[i]);
+    stm_buf_puts(&text, "@ipc:///tmp/peer.sock");
+    assert_int_equal(stm_config_parse_peer(stm_buf_str(&text), false, &p, &err), STM_OK);
     assert_true(stm_id_equal(&p.key, &doc));
-    back = config_peer_format(&p);
-    buf_reset(&text);
-    buf_printf(&text, "%s@ipc:///tmp/peer.sock", s_doc_public);
-    assert_string_equal(back, buf_str(&text));
+    back = stm_config_peer_format(&p);
+    stm_buf_reset(&text);
+    stm_buf_printf(&text, "%s@ipc:///tmp/peer.sock", s_doc_public);
+    assert_string_equal(back, stm_buf_str(&text));
     free(back);
-    config_peer_free(&p);
+    stm_config_peer_free(&p);
     /* No key: only when insecure. */
-    assert_int_equal(config_parse_peer("tcp://h:1", false, &p, &err), STM_EINPUT);
+    assert_int_equal(stm_config_parse_peer("tcp://h:1", false, &p, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "'tcp://h:1' has no key"));
     assert_null(p.endpoint);
-    assert_int_equal(config_parse_peer("tcp://h:1", true, &p, &err), STM_OK);
+    assert_int_equal(stm_config_parse_peer("tcp://h:1", true, &p, &err), STM_OK);
     assert_false(p.has_key);
-    back = config_peer_format(&p);
+    back = stm_config_peer_format(&p);
     assert_string_equal(back, "tcp://h:1");
     free(back);
-    config_peer_free(&p);
+    stm_config_peer_free(&p);
     /* Broken ones. */
-    assert_int_equal(config_parse_peer("abc@tcp://h:1", true, &p, &err), STM_EINPUT);
+    assert_int_equal(stm_config_parse_peer("abc@tcp://h:1", true, &p, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "is not KEY@ENDPOINT"));
     assert_int_equal(
-        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWor~d@tcp://h:1", true, &p, &err),
+        stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWor~d@tcp://h:1", true, &p, &err),
         STM_EINPUT);
     assert_non_null(strstr(err.msg, "is not valid Z85"));
     assert_int_equal(
-        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://h", true, &p, &err),
+        stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://h", true, &p, &err),
         STM_EINPUT);
     assert_non_null(strstr(err.msg, "has no port"));
-    assert_int_equal(config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@", true, &p, &err),
+    assert_int_equal(stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@", true, &p, &err),
                      STM_EINPUT);
     assert_int_equal(
-        config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://*:1", true, &p, &err),
+        stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://*:1", true, &p, &err),
         STM_EINPUT);
-    buf_free(&text);
+    stm_buf_free(&text);
 }
 
 /* ---- node.toml ---- */
@@ -498,12 +498,12 @@ static void test_config_defaults(void **state)
 {
     (void)state;
     node_config cfg;
-    config_init(&cfg, "some/node/");
+    stm_config_init(&cfg, "some/node/");
     char cwd[PATH_MAX];
     assert_non_null(getcwd(cwd, sizeof cwd));
     buf_t want = BUF_INIT;
-    buf_printf(&want, "ipc://%s/some/node/control.sock", cwd);
-    assert_string_equal(cfg.control, buf_str(&want));
+    stm_buf_printf(&want, "ipc://%s/some/node/control.sock", cwd);
+    assert_string_equal(cfg.control, stm_buf_str(&want));
     assert_string_equal(cfg.dir, "some/node/");
     assert_string_equal(cfg.bind, "tcp://127.0.0.1:7420");
     assert_null(cfg.db);
@@ -527,35 +527,35 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.window, 4);
     assert_int_equal(cfg.local_poll_ms, 200);
     assert_int_equal(cfg.busy_timeout_ms, 1000);
-    config_destroy(&cfg);
-    config_destroy(&cfg); /* safe twice */
+    stm_config_destroy(&cfg);
+    stm_config_destroy(&cfg); /* safe twice */
     /* An absolute directory, and "." */
-    config_init(&cfg, "/srv/node");
+    stm_config_init(&cfg, "/srv/node");
     assert_string_equal(cfg.control, "ipc:///srv/node/control.sock");
-    config_destroy(&cfg);
-    config_init(&cfg, ".");
-    buf_reset(&want);
-    buf_printf(&want, "ipc://%s/control.sock", cwd);
-    assert_string_equal(cfg.control, buf_str(&want));
-    config_destroy(&cfg);
-    buf_free(&want);
+    stm_config_destroy(&cfg);
+    stm_config_init(&cfg, ".");
+    stm_buf_reset(&want);
+    stm_buf_printf(&want, "ipc://%s/control.sock", cwd);
+    assert_string_equal(cfg.control, stm_buf_str(&want));
+    stm_config_destroy(&cfg);
+    stm_buf_free(&want);
 
     /* The policy a judge without a node.toml takes is the table's too. */
-    config_init(&cfg, ".");
+    stm_config_init(&cfg, ".");
     peer_policy p;
     memset(&p, 0x5a, sizeof p);
-    config_policy_default(&p);
+    stm_config_policy_default(&p);
     assert_memory_equal(&p, &cfg.policy, sizeof p);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
 }
 
 /* The minimal valid node.toml, then extra. */
 static void s_write_config(const char *dir, const char *extra)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "[node]\ndb = \"app.db\"\nschemas = \"schemas\"\n%s", extra);
-    tu_write(dir, "node.toml", buf_str(&b));
-    buf_free(&b);
+    stm_buf_printf(&b, "[node]\ndb = \"app.db\"\nschemas = \"schemas\"\n%s", extra);
+    tu_write(dir, "node.toml", stm_buf_str(&b));
+    stm_buf_free(&b);
 }
 
 /* A node.toml that must be refused: after the three lines s_write_config writes, line
@@ -575,10 +575,10 @@ static void s_refuse_all(const s_bad *bad, size_t n)
             s_write_config(dir, bad[i].extra);
         node_config cfg;
         stm_error err = {0};
-        if (config_load(dir, &cfg, &err) != STM_EINPUT)
+        if (stm_config_load(dir, &cfg, &err) != STM_EINPUT)
             fail_msg("accepted: %s", bad[i].extra);
         s_expect(&err, dir, "node.toml", bad[i].says, NULL);
-        config_destroy(&cfg);
+        stm_config_destroy(&cfg);
     }
     tu_remove_tree(dir);
     free(dir);
@@ -589,26 +589,26 @@ static void test_config_round_trip(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     node_config cfg, back;
-    config_init(&cfg, dir);
-    config_set_str(&cfg.db, "data/my \"app\" \\ é\t.db");
-    config_set_str(&cfg.schemas, "/abs/schemas");
-    config_set_str(&cfg.bind, "tcp://*:9000");
-    config_set_str(&cfg.control, "tcp://127.0.0.1:9001");
+    stm_config_init(&cfg, dir);
+    stm_config_set_str(&cfg.db, "data/my \"app\" \\ é\t.db");
+    stm_config_set_str(&cfg.schemas, "/abs/schemas");
+    stm_config_set_str(&cfg.bind, "tcp://*:9000");
+    stm_config_set_str(&cfg.control, "tcp://127.0.0.1:9001");
     config_peer p = {0};
     stm_error err = {0};
     buf_t text = BUF_INIT;
-    buf_printf(&text, "%s@tcp://[::1]:7000", s_doc_public);
-    assert_int_equal(config_parse_peer(buf_str(&text), false, &p, &err), STM_OK);
-    config_add_peer(&cfg, &p);
-    config_add_trusted(&cfg, &p.key);
-    config_add_trusted(&cfg, &p.key); /* once only */
-    config_peer_free(&p);
-    assert_int_equal(config_parse_peer("ipc:///run/peer.sock", true, &p, &err), STM_OK);
-    config_add_peer(&cfg, &p);
-    config_peer_free(&p);
+    stm_buf_printf(&text, "%s@tcp://[::1]:7000", s_doc_public);
+    assert_int_equal(stm_config_parse_peer(stm_buf_str(&text), false, &p, &err), STM_OK);
+    stm_config_add_peer(&cfg, &p);
+    stm_config_add_trusted(&cfg, &p.key);
+    stm_config_add_trusted(&cfg, &p.key); /* once only */
+    stm_config_peer_free(&p);
+    assert_int_equal(stm_config_parse_peer("ipc:///run/peer.sock", true, &p, &err), STM_OK);
+    stm_config_add_peer(&cfg, &p);
+    stm_config_peer_free(&p);
     stm_id k;
     memset(k.bytes, 0xab, sizeof k.bytes);
-    config_add_trusted(&cfg, &k);
+    stm_config_add_trusted(&cfg, &k);
     assert_int_equal(cfg.ntrusted, 2);
     cfg.insecure = true;
     cfg.trust_on_first_use = true;
@@ -627,11 +627,11 @@ static void test_config_round_trip(void **state)
     cfg.window = 16;
     cfg.local_poll_ms = 75;
     cfg.busy_timeout_ms = 150;
-    assert_int_equal(config_save(&cfg, &err), STM_OK);
+    assert_int_equal(stm_config_save(&cfg, &err), STM_OK);
     assert_int_equal(s_mode(dir, "node.toml"), 0644);
     s_no_temporaries(dir);
 
-    assert_int_equal(config_load(dir, &back, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &back, &err), STM_OK);
     assert_string_equal(back.dir, dir);
     assert_string_equal(back.db, cfg.db);
     assert_string_equal(back.schemas, cfg.schemas);
@@ -689,8 +689,8 @@ static void test_config_round_trip(void **state)
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         buf_t key = BUF_INIT;
-        buf_printf(&key, "\n%s = ", settings[i]);
-        const char *at = strstr(file, buf_str(&key));
+        stm_buf_printf(&key, "\n%s = ", settings[i]);
+        const char *at = strstr(file, stm_buf_str(&key));
         if (!at)
             fail_msg("%s is not written", settings[i]);
         /* The line before it is a comment. */
@@ -699,7 +699,7 @@ static void test_config_round_trip(void **state)
             prev--;
         if (*prev != '#')
             fail_msg("no comment above %s", settings[i]);
-        buf_free(&key);
+        stm_buf_free(&key);
     }
     /* Keys are written in Z85, hex given or not. */
     assert_non_null(strstr(file, s_doc_public));
@@ -707,27 +707,27 @@ static void test_config_round_trip(void **state)
 
     /* Saving what was loaded gives the same file. */
     char *first = tu_read(path, NULL);
-    assert_int_equal(config_save(&back, &err), STM_OK);
+    assert_int_equal(stm_config_save(&back, &err), STM_OK);
     char *second = tu_read(path, NULL);
     assert_string_equal(first, second);
     free(first);
     free(second);
 
     /* Relative paths are relative to the node's directory. */
-    char *db = config_resolve(&back, back.db);
+    char *db = stm_config_resolve(&back, back.db);
     buf_t want = BUF_INIT;
-    buf_printf(&want, "%s/%s", dir, cfg.db);
-    assert_string_equal(db, buf_str(&want));
+    stm_buf_printf(&want, "%s/%s", dir, cfg.db);
+    assert_string_equal(db, stm_buf_str(&want));
     free(db);
-    char *schemas = config_resolve(&back, back.schemas);
+    char *schemas = stm_config_resolve(&back, back.schemas);
     assert_string_equal(schemas, "/abs/schemas");
     free(schemas);
 
-    buf_free(&want);
+    stm_buf_free(&want);
     free(path);
-    buf_free(&text);
-    config_destroy(&back);
-    config_destroy(&cfg);
+    stm_buf_free(&text);
+    stm_config_destroy(&back);
+    stm_config_destroy(&cfg);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -739,13 +739,13 @@ static void test_config_missing(void **state)
     node_config cfg;
     stm_error err = {0};
     /* No node.toml at all. */
-    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_EINPUT);
     s_expect(&err, dir, "node.toml", ": no such file", "stemma init");
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     /* What is missing takes its default. */
     s_write_config(dir, "[timing]\nheartbeat_ms = 10\n"
                         "[policy]\ndivergent = \"none\"\n");
-    assert_int_equal(config_load(dir, &cfg, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_OK);
     assert_string_equal(cfg.db, "app.db");
     assert_string_equal(cfg.schemas, "schemas");
     assert_string_equal(cfg.bind, CONFIG_DEFAULT_BIND);
@@ -755,25 +755,25 @@ static void test_config_missing(void **state)
     assert_int_equal(cfg.policy.mode[RELATION_UNRELATED], POLICY_NONE);
     assert_int_equal(cfg.policy.mode[RELATION_SAME], POLICY_FULL);
     assert_int_equal(cfg.window, 4);
-    char *db = config_resolve(&cfg, cfg.db);
+    char *db = stm_config_resolve(&cfg, cfg.db);
     char *want = s_path(dir, "app.db");
     assert_string_equal(db, want);
     free(db);
     free(want);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     /* Without db or schemas. */
     tu_write(dir, "node.toml", "[node]\nschemas = \"s\"\n");
-    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_EINPUT);
     s_expect(&err, dir, "node.toml", ":1:1: node.db: missing", NULL);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     tu_write(dir, "node.toml", "# nothing\n");
-    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_EINPUT);
     s_expect(&err, dir, "node.toml", ": node.db: missing", NULL);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     tu_write(dir, "node.toml", "[node]\ndb = \"a\"\n");
-    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_EINPUT);
     s_expect(&err, dir, "node.toml", ":1:1: node.schemas: missing", NULL);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -831,37 +831,37 @@ static void test_config_bounds(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     int checked = 0;
-    for (size_t i = 0; i < settings_nrows; i++) {
-        const settings_row *s = &settings_rows[i];
+    for (size_t i = 0; i < stm_settings_nrows; i++) {
+        const settings_row *s = &stm_settings_rows[i];
         if (s->type != SETTINGS_INT)
             continue;
         assert_string_not_equal(s->section, "node"); /* s_write_config's [node] is above */
         const long long lo = s->min, hi = s->max, values[] = {lo - 1, hi + 1, lo, hi};
         for (int v = 0; v < 4; v++) {
             buf_t extra = BUF_INIT, says = BUF_INIT;
-            buf_printf(&extra, "[%s]\n%s = %lld\n", s->section, s->key, values[v]);
-            buf_printf(&says, ":5:%d: %s.%s: ", (int)strlen(s->key) + 4, s->section, s->key);
+            stm_buf_printf(&extra, "[%s]\n%s = %lld\n", s->section, s->key, values[v]);
+            stm_buf_printf(&says, ":5:%d: %s.%s: ", (int)strlen(s->key) + 4, s->section, s->key);
             if (v == 0 && lo == 0)
-                buf_printf(&says, "must not be negative, found -1");
+                stm_buf_printf(&says, "must not be negative, found -1");
             else if (v == 0)
-                buf_printf(&says, "must be at least %lld, found %lld", lo, lo - 1);
+                stm_buf_printf(&says, "must be at least %lld, found %lld", lo, lo - 1);
             else if (v == 1)
-                buf_printf(&says, "must be at most %lld, found %lld", hi, hi + 1);
-            s_write_config(dir, buf_str(&extra));
+                stm_buf_printf(&says, "must be at most %lld, found %lld", hi, hi + 1);
+            s_write_config(dir, stm_buf_str(&extra));
             node_config cfg;
             stm_error err = {0};
-            stm_err rc = config_load(dir, &cfg, &err);
+            stm_err rc = stm_config_load(dir, &cfg, &err);
             if (v < 2) {
                 if (rc != STM_EINPUT)
-                    fail_msg("accepted %s", buf_str(&extra));
-                s_expect(&err, dir, "node.toml", buf_str(&says), NULL);
+                    fail_msg("accepted %s", stm_buf_str(&extra));
+                s_expect(&err, dir, "node.toml", stm_buf_str(&says), NULL);
             } else if (rc != STM_OK && !strstr(err.msg, "must be more than") &&
                        !strstr(err.msg, "must not be more than")) {
-                fail_msg("refused %s: %s", buf_str(&extra), err.msg);
+                fail_msg("refused %s: %s", stm_buf_str(&extra), err.msg);
             }
-            config_destroy(&cfg);
-            buf_free(&extra);
-            buf_free(&says);
+            stm_config_destroy(&cfg);
+            stm_buf_free(&extra);
+            stm_buf_free(&says);
         }
         checked++;
     }
@@ -877,32 +877,32 @@ static void test_settings_table(void **state)
 {
     (void)state;
     size_t section = 0;
-    for (size_t i = 0; i < settings_nrows; i++) {
-        const settings_row *s = &settings_rows[i];
-        while (section < settings_nsections &&
-               strcmp(settings_sections[section].name, s->section) != 0)
+    for (size_t i = 0; i < stm_settings_nrows; i++) {
+        const settings_row *s = &stm_settings_rows[i];
+        while (section < stm_settings_nsections &&
+               strcmp(stm_settings_sections[section].name, s->section) != 0)
             section++;
-        if (section == settings_nsections)
+        if (section == stm_settings_nsections)
             fail_msg("%s.%s: its section is unknown, or out of order", s->section, s->key);
-        assert_ptr_equal(settings_find(s->section, s->key, strlen(s->key)), s);
+        assert_ptr_equal(stm_settings_find(s->section, s->key, strlen(s->key)), s);
         assert_null(strpbrk(s->doc, "|\n"));
         if (s->type == SETTINGS_INT)
             assert_true(s->min <= s->value && s->value <= s->max);
         if (s->type == SETTINGS_PEERS || s->type == SETTINGS_KEYS)
             assert_true(s->max > 0);
     }
-    assert_int_equal(section, settings_nsections - 1);
-    for (size_t i = 0; i < settings_nsections; i++) {
-        assert_null(strpbrk(settings_sections[i].doc, "|\n"));
+    assert_int_equal(section, stm_settings_nsections - 1);
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        assert_null(strpbrk(stm_settings_sections[i].doc, "|\n"));
         bool has_row = false;
-        for (size_t j = 0; j < settings_nrows; j++)
-            has_row |= strcmp(settings_rows[j].section, settings_sections[i].name) == 0;
+        for (size_t j = 0; j < stm_settings_nrows; j++)
+            has_row |= strcmp(stm_settings_rows[j].section, stm_settings_sections[i].name) == 0;
         assert_true(has_row);
     }
-    for (size_t i = 0; i < settings_nrules; i++) {
-        const settings_rule *r = &settings_rules[i];
-        const settings_row *lo = settings_find(r->section, r->lower, strlen(r->lower));
-        const settings_row *hi = settings_find(r->section, r->upper, strlen(r->upper));
+    for (size_t i = 0; i < stm_settings_nrules; i++) {
+        const settings_rule *r = &stm_settings_rules[i];
+        const settings_row *lo = stm_settings_find(r->section, r->lower, strlen(r->lower));
+        const settings_row *hi = stm_settings_find(r->section, r->upper, strlen(r->upper));
         assert_non_null(lo);
         assert_non_null(hi);
         assert_int_equal(lo->type, SETTINGS_INT);
@@ -911,8 +911,8 @@ static void test_settings_table(void **state)
     }
 }
 
-/* What stemma init does (config_init, then the settings its options give, then
- * config_save), read back, saved again and read again: the same file each time and
+/* What stemma init does (stm_config_init, then the settings its options give, then
+ * stm_config_save), read back, saved again and read again: the same file each time and
  * the defaults kept. And a node.toml written before the table loads as it did. */
 static void test_config_init_load_save_load(void **state)
 {
@@ -920,22 +920,22 @@ static void test_config_init_load_save_load(void **state)
     char *dir = tu_tmpdir();
     stm_error err = {0};
     node_config made, first, second;
-    config_init(&made, dir);
-    config_set_str(&made.db, "/srv/app.db");
-    config_set_str(&made.schemas, "schemas");
-    assert_int_equal(config_save(&made, &err), STM_OK);
+    stm_config_init(&made, dir);
+    stm_config_set_str(&made.db, "/srv/app.db");
+    stm_config_set_str(&made.schemas, "schemas");
+    assert_int_equal(stm_config_save(&made, &err), STM_OK);
     char *text0 = s_read_file(dir, "node.toml");
-    assert_int_equal(config_load(dir, &first, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &first, &err), STM_OK);
     assert_string_equal(first.control, made.control);
     assert_string_equal(first.bind, made.bind);
     assert_memory_equal(&first.policy, &made.policy, sizeof made.policy);
     assert_int_equal(first.heartbeat_ms, made.heartbeat_ms);
     assert_int_equal(first.busy_timeout_ms, made.busy_timeout_ms);
-    assert_int_equal(config_save(&first, &err), STM_OK);
+    assert_int_equal(stm_config_save(&first, &err), STM_OK);
     char *text1 = s_read_file(dir, "node.toml");
     assert_string_equal(text1, text0);
-    assert_int_equal(config_load(dir, &second, &err), STM_OK);
-    assert_int_equal(config_save(&second, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &second, &err), STM_OK);
+    assert_int_equal(stm_config_save(&second, &err), STM_OK);
     char *text2 = s_read_file(dir, "node.toml");
     assert_string_equal(text2, text0);
     /* The comments are TOML comments: only the settings are values. */
@@ -944,9 +944,9 @@ static void test_config_init_load_save_load(void **state)
     free(text0);
     free(text1);
     free(text2);
-    config_destroy(&made);
-    config_destroy(&first);
-    config_destroy(&second);
+    stm_config_destroy(&made);
+    stm_config_destroy(&first);
+    stm_config_destroy(&second);
 
     /* `stemma init --trust-on-first-use --peer KEY@tcp://10.0.0.2:7420`, as stemma 0.1
      * wrote it before node.toml came from the table, with some settings changed by
@@ -955,7 +955,7 @@ static void test_config_init_load_save_load(void **state)
     assert_non_null(old);
     tu_write(dir, "node.toml", old);
     free(old);
-    assert_int_equal(config_load(dir, &first, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &first, &err), STM_OK);
     assert_string_equal(first.db, "/tmp/cfgbase/app.db");
     assert_string_equal(first.control, "ipc:///tmp/cfgbase/n/control.sock");
     assert_int_equal(first.npeers, 1);
@@ -969,19 +969,19 @@ static void test_config_init_load_save_load(void **state)
     assert_int_equal(first.policy.min_supported_version, 2);
     assert_int_equal(first.heartbeat_ms, 500);
     assert_int_equal(first.window, 8);
-    config_destroy(&first);
+    stm_config_destroy(&first);
     tu_remove_tree(dir);
     free(dir);
 }
 
-/* docs/user-guide.md's settings are config_doc_markdown's, so the guide cannot say
+/* docs/user-guide.md's settings are stm_config_doc_markdown's, so the guide cannot say
  * other than the table. STEMMA_UPDATE_DOCS=1 build/test_node_config rewrites them. */
 static void test_config_doc_table(void **state)
 {
     (void)state;
     static const char *const guide = "docs/user-guide.md";
     static const char *const begin =
-        "<!-- settings: written by config_doc_markdown from the table in node/settings.c";
+        "<!-- settings: written by stm_config_doc_markdown from the table in node/settings.c";
     static const char *const end = "<!-- end of settings -->";
     char *text = tu_read(guide, NULL);
     assert_non_null(text);
@@ -989,9 +989,9 @@ static void test_config_doc_table(void **state)
     if (!from || !to)
         fail_msg("%s: no \"%s\" ... \"%s\" block", guide, begin, end);
     from = strstr(from, "-->\n") + 4;
-    char *md = config_doc_markdown();
+    char *md = stm_config_doc_markdown();
     buf_t want = BUF_INIT;
-    buf_printf(&want, "\n%s\n", md);
+    stm_buf_printf(&want, "\n%s\n", md);
     /* Every row is one row: no doc may hold a '|'. */
     for (const char *line = md; *line; line = strchr(line, '\n') + 1) {
         int bars = 0;
@@ -1000,23 +1000,23 @@ static void test_config_doc_table(void **state)
         assert_true(bars == 0 || bars == 5);
     }
     size_t have = (size_t)(to - from);
-    if (have != want.len || memcmp(from, buf_str(&want), have) != 0) {
+    if (have != want.len || memcmp(from, stm_buf_str(&want), have) != 0) {
         if (getenv("STEMMA_UPDATE_DOCS")) {
             FILE *f = fopen(guide, "w");
             assert_non_null(f);
-            fprintf(f, "%.*s%s%s", (int)(from - text), text, buf_str(&want), to);
+            fprintf(f, "%.*s%s%s", (int)(from - text), text, stm_buf_str(&want), to);
             assert_int_equal(fclose(f), 0);
         } else {
             size_t at = 0;
-            while (at < have && at < want.len && from[at] == buf_str(&want)[at])
+            while (at < have && at < want.len && from[at] == stm_buf_str(&want)[at])
                 at++;
             fail_msg("%s differs from node/config.c's table of settings from \"%.60s\" "
                      "(the table says \"%.60s\"); STEMMA_UPDATE_DOCS=1 build/test_node_config "
                      "rewrites it",
-                     guide, from + at, buf_str(&want) + at);
+                     guide, from + at, stm_buf_str(&want) + at);
         }
     }
-    buf_free(&want);
+    stm_buf_free(&want);
     free(md);
     free(text);
 }
@@ -1102,16 +1102,16 @@ static void test_known_peers(void **state)
     stm_id *keys = NULL;
     size_t n = 99;
     /* None yet. */
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 0);
     assert_null(keys);
     stm_id a, b;
     memset(a.bytes, 1, sizeof a.bytes);
-    assert_true(keys_parse(s_doc_public, &b));
-    assert_int_equal(known_peers_add(dir, &a, &err), STM_OK);
-    assert_int_equal(known_peers_add(dir, &b, &err), STM_OK);
+    assert_true(stm_keys_parse(s_doc_public, &b));
+    assert_int_equal(stm_known_peers_add(dir, &a, &err), STM_OK);
+    assert_int_equal(stm_known_peers_add(dir, &b, &err), STM_OK);
     s_no_temporaries(dir);
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 2);
     assert_true(stm_id_equal(&keys[0], &a));
     assert_true(stm_id_equal(&keys[1], &b));
@@ -1121,29 +1121,29 @@ static void test_known_peers(void **state)
     char *text = tu_read(path, NULL);
     assert_int_equal(text[0], '#');
     char z85[KEYS_Z85_LEN + 1];
-    keys_to_z85(&a, z85);
+    stm_keys_to_z85(&a, z85);
     buf_t want = BUF_INIT;
-    buf_printf(&want, "\n%s\n%s\n", z85, s_doc_public);
+    stm_buf_printf(&want, "\n%s\n%s\n", z85, s_doc_public);
     size_t tl = strlen(text);
     assert_true(tl > want.len);
-    assert_string_equal(text + tl - want.len, buf_str(&want));
+    assert_string_equal(text + tl - want.len, stm_buf_str(&want));
     free(text);
 
     /* Edited by hand: comments, blank lines, hex, spaces, no final newline; the next
      * key goes on a line of its own. */
-    buf_reset(&want);
-    buf_puts(&want, "# mine\n\n   \n  ");
+    stm_buf_reset(&want);
+    stm_buf_puts(&want, "# mine\n\n   \n  ");
     for (int i = 0; i < KEYS_BYTES; i++)
-        buf_printf(&want, "%02X", a.bytes[i]);
-    buf_printf(&want, "  \r\n#");
+        stm_buf_printf(&want, "%02X", a.bytes[i]);
+    stm_buf_printf(&want, "  \r\n#");
     for (int i = 0; i < 600; i++)
-        buf_putc(&want, '-');
-    buf_printf(&want, "\n%s", s_doc_public);
-    tu_write(dir, "known_peers", buf_str(&want));
+        stm_buf_putc(&want, '-');
+    stm_buf_printf(&want, "\n%s", s_doc_public);
+    tu_write(dir, "known_peers", stm_buf_str(&want));
     stm_id c;
     memset(c.bytes, 0xee, sizeof c.bytes);
-    assert_int_equal(known_peers_add(dir, &c, &err), STM_OK);
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_OK);
+    assert_int_equal(stm_known_peers_add(dir, &c, &err), STM_OK);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_OK);
     assert_int_equal(n, 3);
     assert_true(stm_id_equal(&keys[0], &a));
     assert_true(stm_id_equal(&keys[1], &b));
@@ -1152,15 +1152,15 @@ static void test_known_peers(void **state)
 
     /* A line that is not a key. */
     tu_write(dir, "known_peers", "# ok\nHelloWorldHelloWorldHelloWorldHelloWorld\nnot a key\n");
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     assert_null(keys);
     assert_int_equal(n, 0);
     s_expect(&err, dir, "known_peers", ":3: not a key", NULL);
-    buf_reset(&want);
+    stm_buf_reset(&want);
     for (int i = 0; i < 600; i++)
-        buf_putc(&want, 'x');
-    tu_write(dir, "known_peers", buf_str(&want));
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+        stm_buf_putc(&want, 'x');
+    tu_write(dir, "known_peers", stm_buf_str(&want));
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ":1: line too long", NULL);
     /* A NUL byte, in a key's line or in a long comment: damaged, not blank. */
     static const char nuls[][16] = {"\0\0\0\0\n", "# ok\n\0x\n"};
@@ -1169,22 +1169,22 @@ static void test_known_peers(void **state)
         FILE *fp = fopen(path, "wb");
         fwrite(nuls[i], 1, nul_lens[i], fp);
         fclose(fp);
-        assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+        assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
         s_expect(&err, dir, "known_peers", i ? ":2: holds a NUL byte" : ":1: holds a NUL byte",
                  NULL);
     }
-    buf_reset(&want);
-    buf_puts(&want, "# ");
+    stm_buf_reset(&want);
+    stm_buf_puts(&want, "# ");
     for (int i = 0; i < 600; i++)
-        buf_putc(&want, 'x');
+        stm_buf_putc(&want, 'x');
     FILE *fp = fopen(path, "wb");
     fwrite(want.data, 1, want.len, fp);
     fwrite("\0 more\n", 1, 7, fp);
     fclose(fp);
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ":1: holds a NUL byte", NULL);
 
-    buf_free(&want);
+    stm_buf_free(&want);
     free(path);
     tu_remove_tree(dir);
     free(dir);
@@ -1205,20 +1205,20 @@ static void test_config_many_trusted_keys(void **state)
     (void)state;
     char *dir = tu_tmpdir();
     buf_t b = BUF_INIT;
-    buf_puts(&b, "[security]\ntrusted = [");
+    stm_buf_puts(&b, "[security]\ntrusted = [");
     for (int i = 0; i < CONFIG_MAX_TRUSTED; i++) {
         int k = i % 3 == 2 ? i - 1 : i; /* every third repeats the one before */
-        buf_printf(&b, "%s\"", i ? ", " : "");
+        stm_buf_printf(&b, "%s\"", i ? ", " : "");
         for (int j = 0; j < KEYS_BYTES; j++)
-            buf_printf(&b, "%02x", j < 4 ? (unsigned)(k >> (8 * j)) & 0xff : 0x5a);
-        buf_putc(&b, '"');
+            stm_buf_printf(&b, "%02x", j < 4 ? (unsigned)(k >> (8 * j)) & 0xff : 0x5a);
+        stm_buf_putc(&b, '"');
     }
-    buf_puts(&b, "]\n");
-    s_write_config(dir, buf_str(&b));
+    stm_buf_puts(&b, "]\n");
+    s_write_config(dir, stm_buf_str(&b));
     node_config cfg;
     stm_error err = {0};
     double t0 = s_seconds();
-    assert_int_equal(config_load(dir, &cfg, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_OK);
     double took = s_seconds() - t0;
     printf("# %d trusted keys read in %.2f s\n", CONFIG_MAX_TRUSTED, took);
     assert_true(took < 10.0);
@@ -1231,8 +1231,8 @@ static void test_config_many_trusted_keys(void **state)
             got |= (unsigned)cfg.trusted[i].bytes[j] << (8 * j);
         assert_int_equal(got, (unsigned)k);
     }
-    config_destroy(&cfg);
-    buf_free(&b);
+    stm_config_destroy(&cfg);
+    stm_buf_free(&b);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -1248,12 +1248,12 @@ static void test_fifos_are_refused_not_waited_on(void **state)
     const char *files[] = {"node.key", "node.pub"};
     for (size_t i = 0; i < 2; i++) {
         char *dir = tu_tmpdir();
-        assert_int_equal(keys_generate(dir, &err), STM_OK);
+        assert_int_equal(stm_keys_generate(dir, &err), STM_OK);
         char *path = s_path(dir, files[i]);
         assert_int_equal(unlink(path), 0);
         assert_int_equal(mkfifo(path, 0600), 0);
         node_keys *keys = NULL;
-        assert_int_equal(keys_load(dir, &keys, &err), STM_EINPUT);
+        assert_int_equal(stm_keys_load(dir, &keys, &err), STM_EINPUT);
         s_expect(&err, dir, files[i], ": not a regular file", NULL);
         free(path);
         tu_remove_tree(dir);
@@ -1264,15 +1264,15 @@ static void test_fifos_are_refused_not_waited_on(void **state)
     assert_int_equal(mkfifo(path, 0600), 0);
     stm_id *keys = NULL;
     size_t n = 0;
-    assert_int_equal(known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
+    assert_int_equal(stm_known_peers_load(dir, &keys, &n, &err), STM_EINPUT);
     s_expect(&err, dir, "known_peers", ": not a regular file", NULL);
     free(path);
     path = s_path(dir, "node.toml");
     assert_int_equal(mkfifo(path, 0600), 0);
     node_config cfg;
-    assert_int_equal(config_load(dir, &cfg, &err), STM_EINPUT);
+    assert_int_equal(stm_config_load(dir, &cfg, &err), STM_EINPUT);
     s_expect(&err, dir, "node.toml", ": not a regular file", NULL);
-    config_destroy(&cfg);
+    stm_config_destroy(&cfg);
     free(path);
     tu_remove_tree(dir);
     free(dir);

@@ -34,7 +34,7 @@ static int setup(void **state)
     f->dir = tu_tmpdir();
     snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
     f->store = du_setup(f->path, "CREATE TABLE t (id INTEGER PRIMARY KEY, x);", &VERSION);
-    f->log = oplog_new(f->store);
+    f->log = stm_oplog_new(f->store);
     *state = f;
     return 0;
 }
@@ -42,9 +42,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    oplog_destroy(&f->log);
-    oplog_destroy(&f->log); /* safe twice */
-    store_destroy(&f->store);
+    stm_oplog_destroy(&f->log);
+    stm_oplog_destroy(&f->log); /* safe twice */
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -83,14 +83,14 @@ static stm_err s_try_append(fixture *f, const stm_id *origin, uint64_t seq, size
         }
         list[i] = op;
     }
-    return oplog_append(f->log, (const op_t *const *)list, n ? n : 1, "t", err);
+    return stm_oplog_append(f->log, (const op_t *const *)list, n ? n : 1, "t", err);
 }
 
 static int64_t s_no(fixture *f, const stm_id *origin)
 {
     int64_t no = 0;
     stm_error err = {0};
-    s_ok(store_id_number(f->store, origin, false, &no, &err), &err);
+    s_ok(stm_store_id_number(f->store, origin, false, &no, &err), &err);
     return no;
 }
 
@@ -101,7 +101,7 @@ static void s_append(fixture *f, const stm_id *origin, uint64_t seq, size_t n, u
     stm_error err = {0};
     s_ok(s_try_append(f, origin, seq, n, hlc, &err), &err);
     uint64_t to = 0;
-    s_ok(oplog_contiguous(f->log, s_no(f, origin), 0, &to, &err), &err);
+    s_ok(stm_oplog_contiguous(f->log, s_no(f, origin), 0, &to, &err), &err);
     du_vector_set(f->store, origin, to);
 }
 
@@ -110,8 +110,8 @@ static void s_list(const opbatch_t *batch, char *out, size_t size)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < opbatch_count(batch) && used < size; i++) {
-        const op_t *op = opbatch_at(batch, i);
+    for (size_t i = 0; i < stm_opbatch_count(batch) && used < size; i++) {
+        const op_t *op = stm_opbatch_at(batch, i);
         used += (size_t)snprintf(out + used, size - used, "%s%X%llu", i ? " " : "",
                                  op->origin.bytes[0], (unsigned long long)op->seq);
     }
@@ -125,16 +125,16 @@ static void s_check(fixture *f, const vector_t *since, size_t max_ops, size_t ma
 {
     oplog_reader_t *reader = NULL;
     stm_error err = {0};
-    s_ok(oplog_reader_new(f->store, since, &reader, &err), &err);
-    opbatch_t *all = opbatch_new(), *batch = opbatch_new();
+    s_ok(stm_oplog_reader_new(f->store, since, &reader, &err), &err);
+    opbatch_t *all = stm_opbatch_new(), *batch = stm_opbatch_new();
     char got_calls[256], list[256];
     size_t got, used = 0;
     do {
-        opbatch_clear(batch);
-        s_ok(oplog_reader_next(reader, batch, max_ops, max_bytes, &got, &err), &err);
-        assert_int_equal(got, opbatch_count(batch));
+        stm_opbatch_clear(batch);
+        s_ok(stm_oplog_reader_next(reader, batch, max_ops, max_bytes, &got, &err), &err);
+        assert_int_equal(got, stm_opbatch_count(batch));
         for (size_t i = 0; i < got; i++)
-            opbatch_add(all, opbatch_at(batch, i));
+            stm_opbatch_add(all, stm_opbatch_at(batch, i));
         used += (size_t)snprintf(got_calls + used, sizeof got_calls - used, "%s%zu",
                                  used ? "," : "", got);
         assert_true(used < sizeof got_calls);
@@ -143,9 +143,9 @@ static void s_check(fixture *f, const vector_t *since, size_t max_ops, size_t ma
     assert_string_equal(list, expect);
     if (calls)
         assert_string_equal(got_calls, calls);
-    opbatch_destroy(&batch);
-    opbatch_destroy(&all);
-    oplog_reader_destroy(&reader);
+    stm_opbatch_destroy(&batch);
+    stm_opbatch_destroy(&all);
+    stm_oplog_reader_destroy(&reader);
     assert_null(reader);
 }
 
@@ -158,11 +158,11 @@ static void s_expect(fixture *f, const vector_t *since, const char *expect)
 /* The same from the vector {A: a, B: b}. */
 static void s_expect_since(fixture *f, uint64_t a, uint64_t b, const char *expect)
 {
-    vector_t *since = vector_new();
-    vector_set(since, &A, a);
-    vector_set(since, &B, b);
+    vector_t *since = stm_vector_new();
+    stm_vector_set(since, &A, a);
+    stm_vector_set(since, &B, b);
     s_expect(f, since, expect);
-    vector_destroy(&since);
+    stm_vector_destroy(&since);
 }
 
 static void test_append_and_fetch_give_back_every_field(void **state)
@@ -193,50 +193,50 @@ static void test_append_and_fetch_give_back_every_field(void **state)
     ops[3].value = (op_value){VALUE_BLOB, 0, 0, blob, sizeof blob};
     ops[4].value = (op_value){VALUE_NULL, 0, 0, NULL, 0};
     stm_error err = {0};
-    s_ok(oplog_append(f->log, (const op_t *const *)list, 5, "Odd \"t\"", &err), &err);
+    s_ok(stm_oplog_append(f->log, (const op_t *const *)list, 5, "Odd \"t\"", &err), &err);
     /* The same sequence of another origin is another operation. */
     s_append(f, &B, 11, 1, 99);
     /* A row change costs one row. */
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 2);
 
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     bool found = false;
     for (int i = 0; i < 5; i++) {
-        s_ok(oplog_fetch(f->log, &A, 11 + (uint64_t)i, out, &found, &err), &err);
+        s_ok(stm_oplog_fetch(f->log, &A, 11 + (uint64_t)i, out, &found, &err), &err);
         assert_true(found);
-        const op_t *op = opbatch_at(out, (size_t)i);
+        const op_t *op = stm_opbatch_at(out, (size_t)i);
         assert_true(stm_id_equal(&op->origin, &A));
         assert_int_equal(op->seq, 11 + i);
         assert_int_equal(op->hlc, 12345);
         assert_true(stm_id_equal(&op->version_id, &VERSION));
         assert_string_equal(op->table, "Odd \"t\"");
-        assert_true(op_value_equal(&op->pk, &ops[i].pk));
+        assert_true(stm_op_value_equal(&op->pk, &ops[i].pk));
         assert_string_equal(op->column, names[i]);
         assert_int_equal(op->affinity, affs[i]);
-        assert_true(op_value_equal(&op->value, &ops[i].value));
-        assert_false(op_is_delete(op));
+        assert_true(stm_op_value_equal(&op->value, &ops[i].value));
+        assert_false(stm_op_is_delete(op));
     }
-    s_ok(oplog_fetch(f->log, &B, 11, out, &found, &err), &err);
+    s_ok(stm_oplog_fetch(f->log, &B, 11, out, &found, &err), &err);
     assert_true(found);
-    assert_true(stm_id_equal(&opbatch_at(out, 5)->origin, &B));
-    assert_int_equal(opbatch_at(out, 5)->value.i, 110);
+    assert_true(stm_id_equal(&stm_opbatch_at(out, 5)->origin, &B));
+    assert_int_equal(stm_opbatch_at(out, 5)->value.i, 110);
 
     /* Not held: below, above, another origin's, an origin never seen (which fetching
      * does not number). */
     const uint64_t missing[] = {0, 10, 16};
     for (size_t i = 0; i < 3; i++) {
-        s_ok(oplog_fetch(f->log, &A, missing[i], out, &found, &err), &err);
+        s_ok(stm_oplog_fetch(f->log, &A, missing[i], out, &found, &err), &err);
         assert_false(found);
     }
-    s_ok(oplog_fetch(f->log, &B, 12, out, &found, &err), &err);
+    s_ok(stm_oplog_fetch(f->log, &B, 12, out, &found, &err), &err);
     assert_false(found);
     stm_id nobody = {{0xEE}};
     long long ids = du_int(f->store, "SELECT count(*) FROM stemma_ids");
-    s_ok(oplog_fetch(f->log, &nobody, 1, out, &found, &err), &err);
+    s_ok(stm_oplog_fetch(f->log, &nobody, 1, out, &found, &err), &err);
     assert_false(found);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_ids"), ids);
-    assert_int_equal(opbatch_count(out), 6);
-    opbatch_destroy(&out);
+    assert_int_equal(stm_opbatch_count(out), 6);
+    stm_opbatch_destroy(&out);
 }
 
 static void test_a_row_delete_is_one_operation(void **state)
@@ -244,19 +244,19 @@ static void test_a_row_delete_is_one_operation(void **state)
     fixture *f = *state;
     s_append(f, &A, 1, 2, 10);
     s_append(f, &A, 3, 0, 20);
-    opbatch_t *out = opbatch_new();
+    opbatch_t *out = stm_opbatch_new();
     bool found = false;
     stm_error err = {0};
-    s_ok(oplog_fetch(f->log, &A, 3, out, &found, &err), &err);
+    s_ok(stm_oplog_fetch(f->log, &A, 3, out, &found, &err), &err);
     assert_true(found);
-    const op_t *op = opbatch_at(out, 0);
-    assert_true(op_is_delete(op));
+    const op_t *op = stm_opbatch_at(out, 0);
+    assert_true(stm_op_is_delete(op));
     assert_null(op->column);
     assert_int_equal(op->pk.i, 3);
     assert_int_equal(op->hlc, 20);
-    s_ok(oplog_fetch(f->log, &A, 4, out, &found, &err), &err);
+    s_ok(stm_oplog_fetch(f->log, &A, 4, out, &found, &err), &err);
     assert_false(found);
-    opbatch_destroy(&out);
+    stm_opbatch_destroy(&out);
     s_expect(f, NULL, "A1 A2 A3");
 }
 
@@ -273,13 +273,13 @@ static void test_holds_names_the_end_of_the_row_change(void **state)
     stm_error err = {0};
     for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
         uint64_t got = 77;
-        s_ok(oplog_holds(f->log, a, seq[i], &got, &err), &err);
+        s_ok(stm_oplog_holds(f->log, a, seq[i], &got, &err), &err);
         assert_int_equal(got, end[i]);
     }
     /* Another origin holds nothing of these. */
     s_append(f, &B, 20, 1, 40);
     uint64_t got = 77;
-    s_ok(oplog_holds(f->log, s_no(f, &B), 2, &got, &err), &err);
+    s_ok(stm_oplog_holds(f->log, s_no(f, &B), 2, &got, &err), &err);
     assert_int_equal(got, 0);
 }
 
@@ -297,34 +297,34 @@ static void test_contiguous_stops_at_the_first_gap(void **state)
     stm_error err = {0};
     for (size_t i = 0; i < sizeof from / sizeof from[0]; i++) {
         uint64_t got = 77;
-        s_ok(oplog_contiguous(f->log, a, from[i], &got, &err), &err);
+        s_ok(stm_oplog_contiguous(f->log, a, from[i], &got, &err), &err);
         assert_int_equal(got, to[i]);
     }
     /* The gap filled, it runs to the end. */
     s_append(f, &A, 5, 1, 50);
     uint64_t got = 0;
-    s_ok(oplog_contiguous(f->log, a, 0, &got, &err), &err);
+    s_ok(stm_oplog_contiguous(f->log, a, 0, &got, &err), &err);
     assert_int_equal(got, 10);
-    s_ok(oplog_contiguous(f->log, s_no(f, &A) + 100, 3, &got, &err), &err);
+    s_ok(stm_oplog_contiguous(f->log, s_no(f, &A) + 100, 3, &got, &err), &err);
     assert_int_equal(got, 3);
 }
 
 /* The same row change twice is refused by the store, and the caller's transaction goes
- * on without it (apply checks with oplog_holds first). */
+ * on without it (apply checks with stm_oplog_holds first). */
 static void test_a_duplicate_is_refused_and_the_transaction_goes_on(void **state)
 {
     fixture *f = *state;
     stm_error err = {0};
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
     s_append(f, &A, 1, 2, 10);
     assert_int_equal(s_try_append(f, &A, 1, 2, 10, &err), STM_EDB);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "recording operations"));
     assert_non_null(strstr(err.msg, "UNIQUE"));
     s_append(f, &A, 3, 1, 20);
-    s_ok(store_exec(f->store, "COMMIT", &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
     uint64_t total = 0, parked = 0;
-    s_ok(oplog_counts(f->store, &total, &parked, &err), &err);
+    s_ok(stm_oplog_counts(f->store, &total, &parked, &err), &err);
     assert_int_equal(total, 3);
     s_expect(f, NULL, "A1 A2 A3");
 }
@@ -352,12 +352,12 @@ static void test_the_reader_hands_out_exactly_what_the_peer_lacks(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         s_expect_since(f, cases[i].a, cases[i].b, cases[i].expect);
     /* Origins the peer names and we do not hold are nothing to send. */
-    vector_t *since = vector_new();
+    vector_t *since = stm_vector_new();
     stm_id other = {{0xC}};
-    vector_set(since, &other, 9);
-    vector_set(since, &B, 1);
+    stm_vector_set(since, &other, 9);
+    stm_vector_set(since, &B, 1);
     s_expect(f, since, "A1 A2 B2 B3 A3 A4 A5");
-    vector_destroy(&since);
+    stm_vector_destroy(&since);
 }
 
 /* Operations held above a gap (they came out of order) are sent too: the peer may
@@ -404,10 +404,10 @@ static void test_batches_keep_to_their_limits_and_never_split_a_row_change(void 
         s_check(f, NULL, cases[i].max_ops, 1u << 20, all, cases[i].calls);
     }
     /* A row change partly held by the peer is sent from where it lacks it. */
-    vector_t *since = vector_new();
-    vector_set(since, &A, 1);
+    vector_t *since = stm_vector_new();
+    stm_vector_set(since, &A, 1);
     s_check(f, since, 2, 1u << 20, "A2 A3 A4 A5 A6 A7 A8 A9", "2,3,3,0");
-    vector_destroy(&since);
+    stm_vector_destroy(&since);
     /* Bytes: one row change at least, whatever the limit. */
     s_check(f, NULL, 100, 1, all, "3,3,3,0");
 }
@@ -432,7 +432,7 @@ static void test_batches_keep_to_the_byte_limit(void **state)
         op.affinity = 'T';
         op.value = (op_value){VALUE_TEXT, 0, 0, big, sizeof big};
         const op_t *list[1] = {&op};
-        s_ok(oplog_append(f->log, list, 1, "t", &err), &err);
+        s_ok(stm_oplog_append(f->log, list, 1, "t", &err), &err);
     }
     du_vector_set(f->store, &A, 10);
     /* Under 2,500 bytes a third value still goes in; then the batch is full. */
@@ -440,27 +440,27 @@ static void test_batches_keep_to_the_byte_limit(void **state)
 }
 
 /* Local writes are read once they are operations: a reader does not collect what the
- * capture triggers queued (applier_catch_up does). */
+ * capture triggers queued (stm_applier_catch_up does). */
 static void test_local_writes_are_read_once_collected(void **state)
 {
     fixture *f = *state;
     du_exec(f->path, "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
     s_expect(f, NULL, "");
 
-    applier_t *applier = applier_new(f->store, NULL, NULL);
+    applier_t *applier = stm_applier_new(f->store, NULL, NULL);
     stm_error err = {0};
-    s_ok(applier_catch_up(applier, &err), &err);
-    applier_destroy(&applier);
+    s_ok(stm_applier_catch_up(applier, &err), &err);
+    stm_applier_destroy(&applier);
     oplog_reader_t *reader = NULL;
-    s_ok(oplog_reader_new(f->store, NULL, &reader, &err), &err);
-    opbatch_t *batch = opbatch_new();
+    s_ok(stm_oplog_reader_new(f->store, NULL, &reader, &err), &err);
+    opbatch_t *batch = stm_opbatch_new();
     size_t got = 0;
-    s_ok(oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err), &err);
+    s_ok(stm_oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err), &err);
     assert_int_equal(got, 4); /* id and x of each row, a row change a row */
     stm_id me;
-    s_ok(store_node_id(f->store, &me, &err), &err);
+    s_ok(stm_store_node_id(f->store, &me, &err), &err);
     for (size_t i = 0; i < got; i++) {
-        const op_t *op = opbatch_at(batch, i);
+        const op_t *op = stm_opbatch_at(batch, i);
         assert_true(stm_id_equal(&op->origin, &me));
         assert_int_equal(op->seq, i + 1);
         assert_string_equal(op->table, "t");
@@ -468,17 +468,17 @@ static void test_local_writes_are_read_once_collected(void **state)
         assert_string_equal(op->column, i % 2 ? "x" : "id");
     }
     /* A peer that has them gets nothing. */
-    vector_t *since = vector_new();
-    vector_set(since, &me, 4);
+    vector_t *since = stm_vector_new();
+    stm_vector_set(since, &me, 4);
     oplog_reader_t *after = NULL;
-    s_ok(oplog_reader_new(f->store, since, &after, &err), &err);
-    opbatch_clear(batch);
-    s_ok(oplog_reader_next(after, batch, 100, 1u << 20, &got, &err), &err);
+    s_ok(stm_oplog_reader_new(f->store, since, &after, &err), &err);
+    stm_opbatch_clear(batch);
+    s_ok(stm_oplog_reader_next(after, batch, 100, 1u << 20, &got, &err), &err);
     assert_int_equal(got, 0);
-    oplog_reader_destroy(&after);
-    vector_destroy(&since);
-    opbatch_destroy(&batch);
-    oplog_reader_destroy(&reader);
+    stm_oplog_reader_destroy(&after);
+    stm_vector_destroy(&since);
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
 }
 
 /* A stored row change damaged on disk is refused whole: nothing of it is handed out,
@@ -498,37 +498,37 @@ static void test_a_damaged_row_change_is_refused_whole(void **state)
     };
     stm_error err = {0};
     for (size_t i = 0; i < sizeof damage / sizeof damage[0]; i++) {
-        s_ok(store_exec(f->store, "DELETE FROM stemma_oplog", &err), &err);
+        s_ok(stm_store_exec(f->store, "DELETE FROM stemma_oplog", &err), &err);
         s_append(f, &A, 5, 3, 10);
-        s_ok(store_exec(f->store, damage[i], &err), &err);
+        s_ok(stm_store_exec(f->store, damage[i], &err), &err);
         oplog_reader_t *reader = NULL;
-        s_ok(oplog_reader_new(f->store, NULL, &reader, &err), &err);
-        opbatch_t *batch = opbatch_new();
+        s_ok(stm_oplog_reader_new(f->store, NULL, &reader, &err), &err);
+        opbatch_t *batch = stm_opbatch_new();
         size_t got = 99;
         stm_error_clear(&err);
-        assert_int_equal(oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err), STM_ECORRUPT);
-        assert_int_equal(opbatch_count(batch), 0);
+        assert_int_equal(stm_oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err), STM_ECORRUPT);
+        assert_int_equal(stm_opbatch_count(batch), 0);
         assert_non_null(strstr(err.msg, "stemma_oplog"));
         assert_non_null(strstr(err.msg, "sequence 5 is damaged"));
         bool found = true;
         if (!strstr(damage[i], "n = 0")) { /* (then nothing holds 5) */
-            assert_int_equal(oplog_fetch(f->log, &A, 5, batch, &found, &err), STM_ECORRUPT);
+            assert_int_equal(stm_oplog_fetch(f->log, &A, 5, batch, &found, &err), STM_ECORRUPT);
             assert_false(found);
-            assert_int_equal(opbatch_count(batch), 0);
+            assert_int_equal(stm_opbatch_count(batch), 0);
         }
-        opbatch_destroy(&batch);
-        oplog_reader_destroy(&reader);
+        stm_opbatch_destroy(&batch);
+        stm_oplog_reader_destroy(&reader);
     }
     /* A schema version number stemma_ids does not have. */
-    s_ok(store_exec(f->store, "DELETE FROM stemma_oplog", &err), &err);
+    s_ok(stm_store_exec(f->store, "DELETE FROM stemma_oplog", &err), &err);
     s_append(f, &A, 5, 3, 10);
-    s_ok(store_exec(f->store, "UPDATE stemma_oplog SET version = 999", &err), &err);
-    opbatch_t *batch = opbatch_new();
+    s_ok(stm_store_exec(f->store, "UPDATE stemma_oplog SET version = 999", &err), &err);
+    opbatch_t *batch = stm_opbatch_new();
     bool found = true;
-    assert_int_equal(oplog_fetch(f->log, &A, 5, batch, &found, &err), STM_ECORRUPT);
+    assert_int_equal(stm_oplog_fetch(f->log, &A, 5, batch, &found, &err), STM_ECORRUPT);
     assert_non_null(strstr(err.msg, "no id numbered 999"));
     assert_false(found);
-    opbatch_destroy(&batch);
+    stm_opbatch_destroy(&batch);
 }
 
 static void s_park(fixture *f, uint64_t seq, const char *reason)
@@ -538,7 +538,7 @@ static void s_park(fixture *f, uint64_t seq, const char *reason)
     snprintf(sql, sizeof sql, "INSERT INTO stemma_parked VALUES (x'%s', %llu, 'schema', '%s')", hex,
              (unsigned long long)seq, reason);
     stm_error err = {0};
-    s_ok(store_exec(f->store, sql, &err), &err);
+    s_ok(stm_store_exec(f->store, sql, &err), &err);
 }
 
 static void test_counts_are_of_operations_and_parked_reasons_most_common_first(void **state)
@@ -548,12 +548,12 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     park_reason *reasons = NULL;
     size_t count = 9;
     stm_error err = {0};
-    s_ok(oplog_counts(f->store, &total, &parked, &err), &err);
+    s_ok(stm_oplog_counts(f->store, &total, &parked, &err), &err);
     assert_int_equal(total, 0);
     assert_int_equal(parked, 0);
-    s_ok(park_reasons(f->store, 10, &reasons, &count, &err), &err);
+    s_ok(stm_park_reasons(f->store, 10, &reasons, &count, &err), &err);
     assert_int_equal(count, 0);
-    park_reasons_free(&reasons, count);
+    stm_park_reasons_free(&reasons, count);
     assert_null(reasons);
 
     s_append(f, &A, 1, 4, 10);
@@ -567,11 +567,11 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     s_park(f, 5, "a check failed");
     s_park(f, 6, "a check failed");
     s_park(f, 7, "a check failed");
-    s_ok(oplog_counts(f->store, &total, &parked, &err), &err);
+    s_ok(stm_oplog_counts(f->store, &total, &parked, &err), &err);
     assert_int_equal(total, 7); /* operations, not row changes */
     assert_int_equal(parked, 7);
 
-    s_ok(park_reasons(f->store, 10, &reasons, &count, &err), &err);
+    s_ok(stm_park_reasons(f->store, 10, &reasons, &count, &err), &err);
     assert_int_equal(count, 3);
     assert_string_equal(reasons[0].reason, "a check failed");
     assert_int_equal(reasons[0].count, 3);
@@ -579,17 +579,17 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     assert_int_equal(reasons[1].count, 3);
     assert_string_equal(reasons[2].reason, "no table y");
     assert_int_equal(reasons[2].count, 1);
-    park_reasons_free(&reasons, count);
+    stm_park_reasons_free(&reasons, count);
     assert_null(reasons);
 
-    s_ok(park_reasons(f->store, 2, &reasons, &count, &err), &err);
+    s_ok(stm_park_reasons(f->store, 2, &reasons, &count, &err), &err);
     assert_int_equal(count, 2);
     assert_string_equal(reasons[1].reason, "no column x");
-    park_reasons_free(&reasons, count);
-    s_ok(park_reasons(f->store, 0, &reasons, &count, &err), &err);
+    stm_park_reasons_free(&reasons, count);
+    s_ok(stm_park_reasons(f->store, 0, &reasons, &count, &err), &err);
     assert_int_equal(count, 0);
-    park_reasons_free(&reasons, count);
-    park_reasons_free(&reasons, count); /* safe twice */
+    stm_park_reasons_free(&reasons, count);
+    stm_park_reasons_free(&reasons, count); /* safe twice */
 }
 
 int main(void)

@@ -30,7 +30,7 @@ typedef struct {
     /* What the retry callback saw and does. */
     size_t given;
     uint64_t seqs[16];
-    uint64_t parked_during; /* park_count(PARK_ANY) inside the callback */
+    uint64_t parked_during; /* stm_park_count(PARK_ANY) inside the callback */
     uint64_t repark_seq;    /* park this one again (0: none) */
     stm_err fail_with;
 } fixture;
@@ -54,8 +54,8 @@ static int setup(void **state)
     f->dir = tu_tmpdir();
     snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
     f->store = du_setup(f->path, SCHEMA, NULL);
-    f->log = oplog_new(f->store);
-    f->park = park_new(f->store, f->log, s_warn, f);
+    f->log = stm_oplog_new(f->store);
+    f->park = stm_park_new(f->store, f->log, s_warn, f);
     *state = f;
     return 0;
 }
@@ -63,11 +63,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    park_destroy(&f->park);
+    stm_park_destroy(&f->park);
     assert_null(f->park);
-    park_destroy(&f->park); /* safe twice */
-    oplog_destroy(&f->log);
-    store_destroy(&f->store);
+    stm_park_destroy(&f->park); /* safe twice */
+    stm_oplog_destroy(&f->log);
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -101,10 +101,10 @@ static void s_park_with(fixture *f, park_t *p, uint64_t seq, const char *column,
     op_t op = s_op(seq, column);
     const op_t *ops[1] = {&op};
     stm_error err = {0};
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(oplog_append(f->log, ops, 1, op.table, &err), &err);
-    s_ok(park_op(p, &op, kind, reason, &err), &err);
-    s_ok(store_exec(f->store, "COMMIT", &err), &err);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_oplog_append(f->log, ops, 1, op.table, &err), &err);
+    s_ok(stm_park_op(p, &op, kind, reason, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
 }
 
 static void s_park(fixture *f, uint64_t seq, const char *column, park_kind kind, const char *reason)
@@ -116,22 +116,22 @@ static uint64_t s_count(fixture *f, park_kind kind)
 {
     uint64_t n = 0;
     stm_error err = {0};
-    s_ok(park_count(f->park, kind, &n, &err), &err);
+    s_ok(stm_park_count(f->park, kind, &n, &err), &err);
     return n;
 }
 
 static void test_parked_operations_are_counted_by_kind_and_reason(void **state)
 {
     fixture *f = *state;
-    assert_false(park_any(f->park, PARK_ANY));
+    assert_false(stm_park_any(f->park, PARK_ANY));
     s_park(f, 1, "priority", PARK_SCHEMA, "column not in this database");
     s_park(f, 2, "priority", PARK_SCHEMA, "column not in this database");
     s_park(f, 3, "note", PARK_CONSTRAINT, "NOT NULL constraint failed: tasks.title");
     assert_int_equal(s_count(f, PARK_SCHEMA), 2);
     assert_int_equal(s_count(f, PARK_CONSTRAINT), 1);
     assert_int_equal(s_count(f, PARK_ANY), 3);
-    assert_true(park_any(f->park, PARK_SCHEMA));
-    assert_true(park_any(f->park, PARK_CONSTRAINT));
+    assert_true(stm_park_any(f->park, PARK_SCHEMA));
+    assert_true(stm_park_any(f->park, PARK_CONSTRAINT));
     /* Told once per (origin, table.column), with the reason. */
     assert_int_equal(f->warnings, 2);
     assert_non_null(strstr(f->last_warning, "on tasks.note: NOT NULL constraint failed"));
@@ -139,15 +139,15 @@ static void test_parked_operations_are_counted_by_kind_and_reason(void **state)
     park_reason *reasons = NULL;
     size_t n = 0;
     stm_error err = {0};
-    s_ok(park_reasons(f->store, 10, &reasons, &n, &err), &err);
+    s_ok(stm_park_reasons(f->store, 10, &reasons, &n, &err), &err);
     assert_int_equal(n, 2);
     assert_string_equal(reasons[0].reason, "column not in this database");
     assert_int_equal(reasons[0].count, 2);
     assert_int_equal(reasons[1].count, 1);
-    park_reasons_free(&reasons, n);
+    stm_park_reasons_free(&reasons, n);
     /* Parked again (invariant 1): the row is replaced, not added. */
     op_t op = s_op(1, "priority");
-    s_ok(park_op(f->park, &op, PARK_CONSTRAINT, "CHECK constraint failed: p", &err), &err);
+    s_ok(stm_park_op(f->park, &op, PARK_CONSTRAINT, "CHECK constraint failed: p", &err), &err);
     assert_int_equal(s_count(f, PARK_ANY), 3);
     assert_int_equal(s_count(f, PARK_SCHEMA), 1);
     assert_int_equal(s_count(f, PARK_CONSTRAINT), 2);
@@ -161,7 +161,7 @@ static stm_err s_again(void *ctx, const op_t **ops, size_t n, uint64_t *applied,
     f->given = n;
     for (size_t i = 0; i < n && i < 16; i++)
         f->seqs[i] = ops[i]->seq;
-    stm_err rc = park_count(f->park, PARK_ANY, &f->parked_during, err);
+    stm_err rc = stm_park_count(f->park, PARK_ANY, &f->parked_during, err);
     if (rc != STM_OK)
         return rc;
     if (f->fail_with != STM_OK)
@@ -170,7 +170,7 @@ static stm_err s_again(void *ctx, const op_t **ops, size_t n, uint64_t *applied,
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         if (ops[i]->seq == f->repark_seq) {
             (*applied)--;
-            rc = park_op(f->park, ops[i], PARK_SCHEMA, "still not in this database", err);
+            rc = stm_park_op(f->park, ops[i], PARK_SCHEMA, "still not in this database", err);
         }
     }
     return rc;
@@ -181,18 +181,18 @@ static void test_retry_takes_them_out_and_parks_again_quietly(void **state)
     fixture *f = *state;
     s_park(f, 1, "priority", PARK_SCHEMA, "column not in this database");
     /* Parked by another park object: f->park has told nothing of tasks.tags. */
-    park_t *other = park_new(f->store, f->log, NULL, NULL);
+    park_t *other = stm_park_new(f->store, f->log, NULL, NULL);
     s_park_with(f, other, 2, "tags", PARK_SCHEMA, "column not in this database");
-    park_destroy(&other);
+    stm_park_destroy(&other);
     s_park(f, 3, "note", PARK_CONSTRAINT, "NOT NULL constraint failed: tasks.title");
     s_park(f, 4, "priority", PARK_SCHEMA, "column not in this database");
     int told = f->warnings;
     f->repark_seq = 2;
     uint64_t replayed = 0;
     stm_error err = {0};
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(park_retry(f->park, PARK_SCHEMA, s_again, f, &replayed, &err), &err);
-    s_ok(store_exec(f->store, "COMMIT", &err), &err);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_park_retry(f->park, PARK_SCHEMA, s_again, f, &replayed, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
     /* The schema ones, in (origin, seq) order, out of stemma_parked while retried
      * (invariant 2); the constraint one stays where it was. */
     assert_int_equal(f->given, 3);
@@ -210,21 +210,21 @@ static void test_retry_takes_them_out_and_parks_again_quietly(void **state)
      * was parked again; told when parked outside one. */
     assert_int_equal(f->warnings, told);
     op_t tags = s_op(2, "tags");
-    s_ok(park_op(f->park, &tags, PARK_SCHEMA, "still not in this database", &err), &err);
+    s_ok(stm_park_op(f->park, &tags, PARK_SCHEMA, "still not in this database", &err), &err);
     assert_int_equal(f->warnings, told + 1);
     assert_non_null(strstr(f->last_warning, "tasks.tags: still not in this database"));
     /* All of them: the one left of each kind. */
     f->repark_seq = 0;
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(park_retry(f->park, PARK_ANY, s_again, f, &replayed, &err), &err);
-    s_ok(store_exec(f->store, "COMMIT", &err), &err);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_park_retry(f->park, PARK_ANY, s_again, f, &replayed, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
     assert_int_equal(f->given, 2);
     assert_int_equal(replayed, 2);
     assert_int_equal(s_count(f, PARK_ANY), 0);
-    assert_false(park_any(f->park, PARK_ANY));
+    assert_false(stm_park_any(f->park, PARK_ANY));
     /* Nothing parked: the callback is not called. */
     f->given = 99;
-    s_ok(park_retry(f->park, PARK_ANY, s_again, f, &replayed, &err), &err);
+    s_ok(stm_park_retry(f->park, PARK_ANY, s_again, f, &replayed, &err), &err);
     assert_int_equal(f->given, 99);
     assert_int_equal(replayed, 0);
 }
@@ -237,11 +237,11 @@ static void test_failed_retry_leaves_them_parked(void **state)
     f->fail_with = STM_EDB;
     uint64_t replayed = 0;
     stm_error err = {0};
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    assert_int_equal(park_retry(f->park, PARK_SCHEMA, s_again, f, &replayed, &err), STM_EDB);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    assert_int_equal(stm_park_retry(f->park, PARK_SCHEMA, s_again, f, &replayed, &err), STM_EDB);
     assert_string_equal(err.msg, "the callback says stop");
     /* The caller rolls back: they are parked as they were. */
-    s_ok(store_exec(f->store, "ROLLBACK", &err), &err);
+    s_ok(stm_store_exec(f->store, "ROLLBACK", &err), &err);
     assert_int_equal(s_count(f, PARK_SCHEMA), 2);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked WHERE "
                                       "reason = 'column not in this database'"),
@@ -249,12 +249,12 @@ static void test_failed_retry_leaves_them_parked(void **state)
 }
 
 /* The whole way, through the applier: a write to a column this schema lacks is
- * parked; once a migration adds the column, applier_replay applies it. */
+ * parked; once a migration adds the column, stm_applier_replay applies it. */
 static void test_replay_after_the_column_appears(void **state)
 {
     fixture *f = *state;
-    applier_t *applier = applier_new(f->store, s_warn, f);
-    opbatch_t *batch = opbatch_new();
+    applier_t *applier = stm_applier_new(f->store, s_warn, f);
+    opbatch_t *batch = stm_opbatch_new();
     op_t id = s_op(1, "id"), title = s_op(2, "title"), priority = s_op(3, "priority");
     id.hlc = title.hlc = priority.hlc = 1000; /* one row change */
     id.value.bytes = "t1";
@@ -262,27 +262,27 @@ static void test_replay_after_the_column_appears(void **state)
     priority.affinity = 'I';
     priority.value.type = VALUE_INTEGER;
     priority.value.i = 5;
-    opbatch_add(batch, &id);
-    opbatch_add(batch, &title);
-    opbatch_add(batch, &priority);
+    stm_opbatch_add(batch, &id);
+    stm_opbatch_add(batch, &title);
+    stm_opbatch_add(batch, &priority);
     apply_stats st = {0};
     stm_error err = {0};
-    s_ok(applier_apply(applier, batch, &st, &err), &err);
+    s_ok(stm_applier_apply(applier, batch, &st, &err), &err);
     assert_int_equal(st.applied, 2);
     assert_int_equal(st.parked, 1);
     assert_int_equal(s_count(f, PARK_SCHEMA), 1);
     assert_non_null(strstr(f->last_warning, "tasks.priority: column not in this database"));
     /* Nothing to replay yet: it stays parked. */
-    s_ok(applier_replay(applier, &st, &err), &err);
+    s_ok(stm_applier_replay(applier, &st, &err), &err);
     assert_int_equal(st.replayed, 0);
     assert_int_equal(s_count(f, PARK_SCHEMA), 1);
     du_migrate(f->store, "ALTER TABLE tasks ADD COLUMN priority INTEGER;");
-    s_ok(applier_replay(applier, &st, &err), &err);
+    s_ok(stm_applier_replay(applier, &st, &err), &err);
     assert_int_equal(st.replayed, 1);
     assert_int_equal(s_count(f, PARK_ANY), 0);
     assert_int_equal(du_int(f->store, "SELECT priority FROM tasks WHERE id = 't1'"), 5);
-    opbatch_destroy(&batch);
-    applier_destroy(&applier);
+    stm_opbatch_destroy(&batch);
+    stm_applier_destroy(&applier);
 }
 
 int main(void)

@@ -33,12 +33,12 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->local = tu_lineage_dir("schemas/tasks");
-    f->v3 = lineage_prefix(f->local, 3);
-    config_policy_default(&f->policy);
-    config_policy_default(&f->strict);
+    f->v3 = stm_lineage_prefix(f->local, 3);
+    stm_config_policy_default(&f->policy);
+    stm_config_policy_default(&f->strict);
     f->strict.min_supported_version = 4;
     stm_id id = {{7}};
-    f->p = peer_new(&id, "tcp://127.0.0.1:7001", true, &TIMING);
+    f->p = stm_peer_new(&id, "tcp://127.0.0.1:7001", true, &TIMING);
     *state = f;
     return 0;
 }
@@ -46,10 +46,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    peer_destroy(&f->p);
-    peer_destroy(&f->p); /* safe twice */
-    lineage_destroy(&f->v3);
-    lineage_destroy(&f->local);
+    stm_peer_destroy(&f->p);
+    stm_peer_destroy(&f->p); /* safe twice */
+    stm_lineage_destroy(&f->v3);
+    stm_lineage_destroy(&f->local);
     free(f);
     return 0;
 }
@@ -58,29 +58,29 @@ static int teardown(void **state)
 static wire_hello s_hello(const fixture *f, bool reply)
 {
     stm_id id = {{7}};
-    vector_t *v = vector_new();
-    vector_set(v, &id, 3);
+    vector_t *v = stm_vector_new();
+    stm_vector_set(v, &id, 3);
     buf_t msg = BUF_INIT;
-    wire_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", f->v3, v, 0, NULL, 0, reply);
+    stm_wire_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", f->v3, v, 0, NULL, 0, reply);
     wire_hello h;
     stm_error err = {0};
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
-    buf_free(&msg);
-    vector_destroy(&v);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    stm_buf_free(&msg);
+    stm_vector_destroy(&v);
     return h;
 }
 
 static void s_on_hello(fixture *f, bool reply, const peer_policy *policy, int64_t now)
 {
     wire_hello h = s_hello(f, reply);
-    peer_on_hello(f->p, &h, f->local, policy, now);
+    stm_peer_on_hello(f->p, &h, f->local, policy, now);
     assert_null(h.lineage); /* taken */
 }
 
 static void s_refuse(fixture *f, const char *why)
 {
     char *reason = strdup(why);
-    peer_on_refuse(f->p, &reason);
+    stm_peer_on_refuse(f->p, &reason);
     assert_null(reason);
 }
 
@@ -122,28 +122,28 @@ static void test_table_matches_the_diagram(void **state)
     assert_true(arrows >= 8);
     for (int a = 0; a < PEER_STATES; a++)
         for (int b = 0; b < PEER_STATES; b++) {
-            if (peer_transition_legal((peer_state)a, (peer_state)b) != drawn[a][b])
+            if (stm_peer_transition_legal((peer_state)a, (peer_state)b) != drawn[a][b])
                 fail_msg("%s -> %s: the table says %s, the diagram %s",
-                         peer_state_name((peer_state)a), peer_state_name((peer_state)b),
+                         stm_peer_state_name((peer_state)a), stm_peer_state_name((peer_state)b),
                          drawn[a][b] ? "no" : "yes", drawn[a][b] ? "yes" : "no");
         }
     /* What the design rests on. */
     for (int a = 0; a < PEER_STATES; a++)
-        assert_false(peer_transition_legal((peer_state)a, PEER_CONNECTING));
-    assert_false(peer_transition_legal(PEER_REFUSED, PEER_GONE));
-    assert_false(peer_transition_legal(PEER_CONNECTING, PEER_GONE));
-    assert_false(peer_transition_legal(PEER_GONE, PEER_GONE));
-    assert_false(peer_transition_legal(PEER_STATES, PEER_CONNECTED));
+        assert_false(stm_peer_transition_legal((peer_state)a, PEER_CONNECTING));
+    assert_false(stm_peer_transition_legal(PEER_REFUSED, PEER_GONE));
+    assert_false(stm_peer_transition_legal(PEER_CONNECTING, PEER_GONE));
+    assert_false(stm_peer_transition_legal(PEER_GONE, PEER_GONE));
+    assert_false(stm_peer_transition_legal(PEER_STATES, PEER_CONNECTED));
     free(text);
 }
 
 static void test_state_names(void **state)
 {
     (void)state;
-    assert_string_equal(peer_state_name(PEER_CONNECTING), "connecting");
-    assert_string_equal(peer_state_name(PEER_CONNECTED), "connected");
-    assert_string_equal(peer_state_name(PEER_GONE), "gone");
-    assert_string_equal(peer_state_name(PEER_REFUSED), "refused");
+    assert_string_equal(stm_peer_state_name(PEER_CONNECTING), "connecting");
+    assert_string_equal(stm_peer_state_name(PEER_CONNECTED), "connected");
+    assert_string_equal(stm_peer_state_name(PEER_GONE), "gone");
+    assert_string_equal(stm_peer_state_name(PEER_REFUSED), "refused");
 }
 
 /* ---- each function moves the peer as the diagram says ---- */
@@ -152,29 +152,29 @@ static void test_meeting_silence_and_return(void **state)
 {
     fixture *f = *state;
     peer_t *p = f->p;
-    assert_int_equal(peer_get_state(p), PEER_CONNECTING);
-    assert_null(peer_hello(p));
-    assert_null(peer_get_verdict(p));
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTING);
+    assert_null(stm_peer_hello(p));
+    assert_null(stm_peer_get_verdict(p));
     s_on_hello(f, false, &f->policy, 1000); /* (a) */
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
-    assert_int_equal(peer_get_verdict(p)->sync, PEER_SYNC_FULL);
-    assert_non_null(peer_hello(p));
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_int_equal(stm_peer_get_verdict(p)->sync, PEER_SYNC_FULL);
+    assert_non_null(stm_peer_hello(p));
     s_on_hello(f, true, &f->policy, 1500); /* (c) */
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
-    assert_int_equal(peer_silent_at(p), 1500 + TIMING.peer_timeout_ms + 1);
-    peer_on_silence(p, 7000); /* (d) */
-    assert_int_equal(peer_get_state(p), PEER_GONE);
-    assert_int_equal(peer_silent_at(p), INT64_MAX);
-    assert_int_equal(peer_hello_at(p), 7000);
-    peer_heard(p, 7100); /* (g) */
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
-    assert_true(peer_on_bye(p, 8000)); /* (d) */
-    assert_int_equal(peer_get_state(p), PEER_GONE);
-    assert_int_equal(peer_hello_at(p), 8000 + TIMING.reconnect_min_ms);
-    assert_false(peer_on_bye(p, 8001));     /* gone already: no change */
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_int_equal(stm_peer_silent_at(p), 1500 + TIMING.peer_timeout_ms + 1);
+    stm_peer_on_silence(p, 7000); /* (d) */
+    assert_int_equal(stm_peer_get_state(p), PEER_GONE);
+    assert_int_equal(stm_peer_silent_at(p), INT64_MAX);
+    assert_int_equal(stm_peer_hello_at(p), 7000);
+    stm_peer_heard(p, 7100); /* (g) */
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_true(stm_peer_on_bye(p, 8000)); /* (d) */
+    assert_int_equal(stm_peer_get_state(p), PEER_GONE);
+    assert_int_equal(stm_peer_hello_at(p), 8000 + TIMING.reconnect_min_ms);
+    assert_false(stm_peer_on_bye(p, 8001));     /* gone already: no change */
     s_on_hello(f, false, &f->policy, 9000); /* (g) */
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
-    assert_int_equal(peer_hello_at(p), INT64_MAX);
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_int_equal(stm_peer_hello_at(p), INT64_MAX);
 }
 
 static void test_refusals_both_ways(void **state)
@@ -182,43 +182,43 @@ static void test_refusals_both_ways(void **state)
     fixture *f = *state;
     peer_t *p = f->p;
     s_on_hello(f, false, &f->strict, 100); /* (b): we refuse a v3 peer */
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    assert_int_equal(peer_get_verdict(p)->sync, PEER_SYNC_REFUSED);
-    assert_null(peer_refused_by(p));
-    assert_int_equal(peer_hello_at(p), INT64_MAX); /* not asked again: it says HELLO */
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    assert_int_equal(stm_peer_get_verdict(p)->sync, PEER_SYNC_REFUSED);
+    assert_null(stm_peer_refused_by(p));
+    assert_int_equal(stm_peer_hello_at(p), INT64_MAX); /* not asked again: it says HELLO */
     s_on_hello(f, false, &f->strict, 200);         /* (i) */
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
     s_on_hello(f, false, &f->policy, 300); /* (f): our policy changed */
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
     /* It refuses us (e); its answers to our HELLOs do not lift that (i); a HELLO of
      * its own does (f). */
     s_refuse(f, "unrelated schema histories");
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    assert_string_equal(peer_refused_by(p), "unrelated schema histories");
-    assert_true(peer_hello_at(p) < INT64_MAX); /* asked again, with backoff */
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    assert_string_equal(stm_peer_refused_by(p), "unrelated schema histories");
+    assert_true(stm_peer_hello_at(p) < INT64_MAX); /* asked again, with backoff */
     char *again = strdup("unrelated schema histories");
-    assert_false(peer_on_refuse(p, &again)); /* the same reason: not news (i) */
+    assert_false(stm_peer_on_refuse(p, &again)); /* the same reason: not news (i) */
     s_on_hello(f, true, &f->policy, 400);
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    assert_non_null(peer_refused_by(p));
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    assert_non_null(stm_peer_refused_by(p));
     s_on_hello(f, false, &f->policy, 500);
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
-    assert_null(peer_refused_by(p));
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_null(stm_peer_refused_by(p));
     /* A gone peer can be refused (h), and a refused one is never revived by a sign of
      * life, only by a HELLO. */
-    peer_on_silence(p, 6000);
+    stm_peer_on_silence(p, 6000);
     s_refuse(f, "no");
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    peer_heard(p, 6100);
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    stm_peer_heard(p, 6100);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
 }
 
 static void test_refuse_before_hello(void **state)
 {
     fixture *f = *state;
     s_refuse(f, "older than min_supported_version 9"); /* (b) */
-    assert_int_equal(peer_get_state(f->p), PEER_REFUSED);
-    assert_null(peer_hello(f->p));
+    assert_int_equal(stm_peer_get_state(f->p), PEER_REFUSED);
+    assert_null(stm_peer_hello(f->p));
 }
 
 /* The defect this module fixed: after our database migrated, every peer that had
@@ -229,39 +229,39 @@ static void test_rejudging_revives_nobody(void **state)
     peer_t *p = f->p;
     /* A gone peer stays gone; its verdict is new. */
     s_on_hello(f, false, &f->policy, 0);
-    peer_on_silence(p, 6000);
-    peer_rejudge(p, f->local, &f->strict);
-    assert_int_equal(peer_get_state(p), PEER_GONE);
-    assert_int_equal(peer_get_verdict(p)->sync, PEER_SYNC_REFUSED);
+    stm_peer_on_silence(p, 6000);
+    stm_peer_rejudge(p, f->local, &f->strict);
+    assert_int_equal(stm_peer_get_state(p), PEER_GONE);
+    assert_int_equal(stm_peer_get_verdict(p)->sync, PEER_SYNC_REFUSED);
     /* ... and a sign of life does not revive it under a refusing verdict. */
-    peer_heard(p, 6100);
-    assert_int_equal(peer_get_state(p), PEER_GONE);
-    peer_rejudge(p, f->local, &f->policy);
-    assert_int_equal(peer_get_state(p), PEER_GONE);
-    peer_heard(p, 6200);
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
+    stm_peer_heard(p, 6100);
+    assert_int_equal(stm_peer_get_state(p), PEER_GONE);
+    stm_peer_rejudge(p, f->local, &f->policy);
+    assert_int_equal(stm_peer_get_state(p), PEER_GONE);
+    stm_peer_heard(p, 6200);
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
     /* A connected peer our new verdict refuses is refused (e). */
-    peer_rejudge(p, f->local, &f->strict);
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
+    stm_peer_rejudge(p, f->local, &f->strict);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
     /* A peer we refused stays refused when we would now accept it: its answer to our
      * new HELLO is judged. */
-    peer_rejudge(p, f->local, &f->policy);
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    assert_int_equal(peer_get_verdict(p)->sync, PEER_SYNC_FULL);
+    stm_peer_rejudge(p, f->local, &f->policy);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    assert_int_equal(stm_peer_get_verdict(p)->sync, PEER_SYNC_FULL);
     s_on_hello(f, true, &f->policy, 7000);
-    assert_int_equal(peer_get_state(p), PEER_CONNECTED);
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
     /* A peer that refused us stays refused, whatever we think of it. */
     s_refuse(f, "the policy syncs nothing with ancestor peers");
-    peer_rejudge(p, f->local, &f->policy);
-    assert_int_equal(peer_get_state(p), PEER_REFUSED);
-    assert_non_null(peer_refused_by(p));
+    stm_peer_rejudge(p, f->local, &f->policy);
+    assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
+    assert_non_null(stm_peer_refused_by(p));
     /* A peer that never said HELLO is not judged at all. */
-    peer_t *quiet = peer_new(NULL, "tcp://127.0.0.1:7002", false, &TIMING);
-    peer_rejudge(quiet, f->local, &f->policy);
-    assert_int_equal(peer_get_state(quiet), PEER_CONNECTING);
-    assert_null(peer_get_verdict(quiet));
-    assert_string_equal(peer_short_id(quiet), "?");
-    peer_destroy(&quiet);
+    peer_t *quiet = stm_peer_new(NULL, "tcp://127.0.0.1:7002", false, &TIMING);
+    stm_peer_rejudge(quiet, f->local, &f->policy);
+    assert_int_equal(stm_peer_get_state(quiet), PEER_CONNECTING);
+    assert_null(stm_peer_get_verdict(quiet));
+    assert_string_equal(stm_peer_short_id(quiet), "?");
+    stm_peer_destroy(&quiet);
 }
 
 /* ---- deadlines ---- */
@@ -270,34 +270,34 @@ static void test_hello_backoff(void **state)
 {
     fixture *f = *state;
     peer_t *p = f->p;
-    assert_int_equal(peer_hello_at(p), 0); /* at once */
+    assert_int_equal(stm_peer_hello_at(p), 0); /* at once */
     int64_t now = 0;
     int64_t expect[] = {100, 200, 400, 800, 1000, 1000};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
-        peer_hello_sent(p, now, true);
-        assert_int_equal(peer_hello_at(p) - now, expect[i]);
+        stm_peer_hello_sent(p, now, true);
+        assert_int_equal(stm_peer_hello_at(p) - now, expect[i]);
     }
     /* An answer to an OPS that came too early waits the backoff, without doubling it. */
-    peer_hello_sent(p, 50000, false);
-    assert_int_equal(peer_hello_at(p), 51000);
-    peer_hello_sent(p, 60000, false);
-    assert_int_equal(peer_hello_at(p), 61000);
+    stm_peer_hello_sent(p, 50000, false);
+    assert_int_equal(stm_peer_hello_at(p), 51000);
+    stm_peer_hello_sent(p, 60000, false);
+    assert_int_equal(stm_peer_hello_at(p), 61000);
     /* A HELLO accepted resets it. */
     s_on_hello(f, false, &f->policy, 70000);
-    peer_on_silence(p, 80000);
-    peer_hello_sent(p, 80000, true);
-    assert_int_equal(peer_hello_at(p), 80000 + TIMING.reconnect_min_ms);
+    stm_peer_on_silence(p, 80000);
+    stm_peer_hello_sent(p, 80000, true);
+    assert_int_equal(stm_peer_hello_at(p), 80000 + TIMING.reconnect_min_ms);
 }
 
 static void test_resend_deadline_only_when_connected(void **state)
 {
     fixture *f = *state;
     peer_t *p = f->p;
-    assert_int_equal(peer_resend_at(p), INT64_MAX);
+    assert_int_equal(stm_peer_resend_at(p), INT64_MAX);
     s_on_hello(f, false, &f->policy, 0);
-    assert_int_equal(peer_resend_at(p), INT64_MAX); /* nothing in flight */
-    assert_int_equal(session_in_flight(peer_session(p)), 0);
-    assert_true(session_wants_to_send(peer_session(p)));
+    assert_int_equal(stm_peer_resend_at(p), INT64_MAX); /* nothing in flight */
+    assert_int_equal(stm_session_in_flight(stm_peer_session(p)), 0);
+    assert_true(stm_session_wants_to_send(stm_peer_session(p)));
 }
 
 /* ---- the DEALER ---- */
@@ -310,27 +310,27 @@ static void test_open_and_send(void **state)
     unsigned char secret[32] = {0};
     stm_error err = {0};
     /* Without its key a CURVE DEALER cannot be made. */
-    peer_t *keyless = peer_new(NULL, "tcp://127.0.0.1:7009", true, &TIMING);
+    peer_t *keyless = stm_peer_new(NULL, "tcp://127.0.0.1:7009", true, &TIMING);
     peer_self curve = {ctx, &me, secret, false};
-    assert_int_equal(peer_open(keyless, &curve, &err), STM_EINPUT);
+    assert_int_equal(stm_peer_open(keyless, &curve, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "its key is needed"));
     peer_self plain = {ctx, &me, NULL, true};
-    assert_int_equal(peer_open(keyless, &plain, &err), STM_OK);
-    assert_int_equal(peer_open(keyless, &plain, &err), STM_OK); /* open already */
+    assert_int_equal(stm_peer_open(keyless, &plain, &err), STM_OK);
+    assert_int_equal(stm_peer_open(keyless, &plain, &err), STM_OK); /* open already */
     buf_t msg = BUF_INIT;
-    buf_puts(&msg, "STMW");
-    assert_true(peer_send(keyless, &msg)); /* queued until the connection is up */
-    assert_int_equal(peer_bytes_sent(keyless), 4);
+    stm_buf_puts(&msg, "STMW");
+    assert_true(stm_peer_send(keyless, &msg)); /* queued until the connection is up */
+    assert_int_equal(stm_peer_bytes_sent(keyless), 4);
     /* A bad endpoint says so. */
-    peer_t *bad = peer_new(NULL, "nonsense://x", true, &TIMING);
-    assert_false(peer_send(bad, &msg)); /* no DEALER yet */
-    assert_int_equal(peer_open(bad, &plain, &err), STM_EINPUT);
+    peer_t *bad = stm_peer_new(NULL, "nonsense://x", true, &TIMING);
+    assert_false(stm_peer_send(bad, &msg)); /* no DEALER yet */
+    assert_int_equal(stm_peer_open(bad, &plain, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "cannot connect"));
-    assert_int_equal(peer_open(f->p, &curve, &err), STM_OK);
-    buf_free(&msg);
-    peer_destroy(&bad);
-    peer_destroy(&keyless);
-    peer_destroy(&f->p);
+    assert_int_equal(stm_peer_open(f->p, &curve, &err), STM_OK);
+    stm_buf_free(&msg);
+    stm_peer_destroy(&bad);
+    stm_peer_destroy(&keyless);
+    stm_peer_destroy(&f->p);
     zmq_ctx_term(ctx);
 }
 

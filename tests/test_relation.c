@@ -24,9 +24,9 @@ static const char *const OTHER[] = {"001_a.sql", "CREATE TABLE t(id TEXT PRIMARY
 static relation_kind s_rel(const char *const *a, const char *const *b, size_t *common)
 {
     lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
-    relation_kind k = relation_of_lineages(la, lb, common);
-    lineage_destroy(&la);
-    lineage_destroy(&lb);
+    relation_kind k = stm_relation_of_lineages(la, lb, common);
+    stm_lineage_destroy(&la);
+    stm_lineage_destroy(&lb);
     return k;
 }
 
@@ -69,24 +69,24 @@ static void test_no_common_first_version_is_unrelated(void **state)
 static void test_empty_histories(void **state)
 {
     (void)state;
-    lineage_t *e1 = lineage_new("e1"), *e2 = lineage_new("e2"), *l = tu_lineage_files_ok(V2);
+    lineage_t *e1 = stm_lineage_new("e1"), *e2 = stm_lineage_new("e2"), *l = tu_lineage_files_ok(V2);
     size_t common = 99;
-    assert_int_equal(relation_of_lineages(e1, e2, &common), RELATION_SAME);
+    assert_int_equal(stm_relation_of_lineages(e1, e2, &common), RELATION_SAME);
     assert_int_equal(common, 0);
-    assert_int_equal(relation_of_lineages(e1, l, &common), RELATION_ANCESTOR);
-    assert_int_equal(relation_of_lineages(l, e1, &common), RELATION_DESCENDANT);
+    assert_int_equal(stm_relation_of_lineages(e1, l, &common), RELATION_ANCESTOR);
+    assert_int_equal(stm_relation_of_lineages(l, e1, &common), RELATION_DESCENDANT);
     assert_int_equal(common, 0);
-    comparison_t *c = relation_compare(e1, l);
+    comparison_t *c = stm_relation_compare(e1, l);
     assert_int_equal(c->relation, RELATION_ANCESTOR);
-    assert_int_equal(c->local_version, 0);
+    assert_int_equal(c->stm_local_version, 0);
     assert_int_equal(c->remote_version, 2);
     assert_int_equal(c->nfamilies, 1);
     assert_int_equal(c->families[0].relation, RELATION_ANCESTOR);
     assert_int_equal(c->families[0].ncolumns[COLUMN_REMOTE_ONLY], 3);
-    comparison_destroy(&c);
-    lineage_destroy(&e1);
-    lineage_destroy(&e2);
-    lineage_destroy(&l);
+    stm_comparison_destroy(&c);
+    stm_lineage_destroy(&e1);
+    stm_lineage_destroy(&e2);
+    stm_lineage_destroy(&l);
 }
 
 static void test_identical_sets_in_different_directories_are_same(void **state)
@@ -96,21 +96,21 @@ static void test_identical_sets_in_different_directories_are_same(void **state)
     char *dir = tu_tmpdir();
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load("schemas/tasks", &set, &err), STM_OK);
-    for (size_t i = 0; i < schemaset_count(set); i++)
-        tu_write(dir, schemaset_at(set, i)->file, schemaset_at(set, i)->text);
-    schemaset_destroy(&set);
+    assert_int_equal(stm_schemaset_load("schemas/tasks", &set, &err), STM_OK);
+    for (size_t i = 0; i < stm_schemaset_count(set); i++)
+        tu_write(dir, stm_schemaset_at(set, i)->file, stm_schemaset_at(set, i)->text);
+    stm_schemaset_destroy(&set);
     lineage_t *b = tu_lineage_dir(dir);
-    comparison_t *c = relation_compare(a, b);
+    comparison_t *c = stm_relation_compare(a, b);
     assert_int_equal(c->relation, RELATION_SAME);
     for (size_t i = 0; i < c->nfamilies; i++) {
         assert_int_equal(c->families[i].relation, RELATION_SAME);
         assert_int_equal(c->families[i].ncolumns[COLUMN_LOCAL_ONLY], 0);
         assert_int_equal(c->families[i].ncolumns[COLUMN_REMOTE_ONLY], 0);
     }
-    comparison_destroy(&c);
-    lineage_destroy(&a);
-    lineage_destroy(&b);
+    stm_comparison_destroy(&c);
+    stm_lineage_destroy(&a);
+    stm_lineage_destroy(&b);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -139,11 +139,11 @@ static void test_tasks_against_the_fork(void **state)
 {
     (void)state;
     lineage_t *tasks = tu_lineage_dir("schemas/tasks"), *fork = tu_lineage_dir("schemas/tasks-fork");
-    comparison_t *c = relation_compare(tasks, fork);
+    comparison_t *c = stm_relation_compare(tasks, fork);
     assert_int_equal(c->relation, RELATION_DIVERGENT);
     assert_int_equal(c->common, 2);
-    assert_true(stm_id_equal(&c->common_id, &lineage_version_at(fork, 1)->id));
-    assert_int_equal(c->local_version, 4);
+    assert_true(stm_id_equal(&c->common_id, &stm_lineage_version_at(fork, 1)->id));
+    assert_int_equal(c->stm_local_version, 4);
     assert_int_equal(c->remote_version, 3);
     /* The database lineage diverged, but lists and tags never changed: same. */
     assert_int_equal(s_family(c, "lists")->relation, RELATION_SAME);
@@ -162,9 +162,9 @@ static void test_tasks_against_the_fork(void **state)
     assert_true(cm->local_live);
     assert_false(cm->remote_live);
     assert_int_equal(cm->ncolumns[COLUMN_LOCAL_ONLY], 5);
-    comparison_destroy(&c);
-    lineage_destroy(&tasks);
-    lineage_destroy(&fork);
+    stm_comparison_destroy(&c);
+    stm_lineage_destroy(&tasks);
+    stm_lineage_destroy(&fork);
 }
 
 static void test_column_relations(void **state)
@@ -179,7 +179,7 @@ static void test_column_relations(void **state)
                        " k TEXT UNIQUE, v TEXT, only_b);\n",
                        NULL};
     lineage_t *la = tu_lineage_files_ok(a), *lb = tu_lineage_files_ok(b);
-    comparison_t *c = relation_compare(la, lb);
+    comparison_t *c = stm_relation_compare(la, lb);
     assert_int_equal(c->relation, RELATION_UNRELATED);
     const comparison_family *t = s_family(c, "t");
     assert_int_equal(t->relation, RELATION_UNRELATED);
@@ -193,9 +193,9 @@ static void test_column_relations(void **state)
     s_assert_names(t->columns[COLUMN_LOCAL_ONLY], t->ncolumns[COLUMN_LOCAL_ONLY], la_only);
     const char *lb_only[] = {"only_b", NULL};
     s_assert_names(t->columns[COLUMN_REMOTE_ONLY], t->ncolumns[COLUMN_REMOTE_ONLY], lb_only);
-    comparison_destroy(&c);
-    lineage_destroy(&la);
-    lineage_destroy(&lb);
+    stm_comparison_destroy(&c);
+    stm_lineage_destroy(&la);
+    stm_lineage_destroy(&lb);
 }
 
 static void test_primary_key_role_conflicts(void **state)
@@ -204,10 +204,10 @@ static void test_primary_key_role_conflicts(void **state)
     catalog_column pk = {.name = "id", .decltype = "TEXT", .affinity = AFFINITY_TEXT, .pk = 1};
     catalog_column plain = pk;
     plain.pk = 0;
-    assert_int_equal(relation_of_columns(&pk, &plain), COLUMN_CONFLICTING);
-    assert_int_equal(relation_of_columns(&pk, &pk), COLUMN_SHARED);
-    assert_int_equal(relation_of_columns(&pk, NULL), COLUMN_LOCAL_ONLY);
-    assert_int_equal(relation_of_columns(NULL, &pk), COLUMN_REMOTE_ONLY);
+    assert_int_equal(stm_relation_of_columns(&pk, &plain), COLUMN_CONFLICTING);
+    assert_int_equal(stm_relation_of_columns(&pk, &pk), COLUMN_SHARED);
+    assert_int_equal(stm_relation_of_columns(&pk, NULL), COLUMN_LOCAL_ONLY);
+    assert_int_equal(stm_relation_of_columns(NULL, &pk), COLUMN_REMOTE_ONLY);
 }
 
 static void test_family_diverges_while_database_is_descendant(void **state)
@@ -215,27 +215,27 @@ static void test_family_diverges_while_database_is_descendant(void **state)
     (void)state;
     /* Local is v2 of the same history (descendant); its family t went on one step. */
     lineage_t *l2 = tu_lineage_files_ok(V2), *l1 = tu_lineage_files_ok(V1);
-    comparison_t *c = relation_compare(l2, l1);
+    comparison_t *c = stm_relation_compare(l2, l1);
     assert_int_equal(c->relation, RELATION_DESCENDANT);
     const comparison_family *t = s_family(c, "t");
     assert_int_equal(t->relation, RELATION_DESCENDANT);
     const char *mine[] = {"b", NULL};
     s_assert_names(t->columns[COLUMN_LOCAL_ONLY], t->ncolumns[COLUMN_LOCAL_ONLY], mine);
-    comparison_destroy(&c);
-    lineage_destroy(&l1);
-    lineage_destroy(&l2);
+    stm_comparison_destroy(&c);
+    stm_lineage_destroy(&l1);
+    stm_lineage_destroy(&l2);
 }
 
 static void test_names(void **state)
 {
     (void)state;
-    assert_string_equal(relation_name(RELATION_SAME), "same");
-    assert_string_equal(relation_name(RELATION_ANCESTOR), "ancestor");
-    assert_string_equal(relation_name(RELATION_DESCENDANT), "descendant");
-    assert_string_equal(relation_name(RELATION_DIVERGENT), "divergent");
-    assert_string_equal(relation_name(RELATION_UNRELATED), "unrelated");
-    assert_string_equal(column_relation_name(COLUMN_LOCAL_ONLY), "local_only");
-    assert_string_equal(column_relation_name(COLUMN_REMOTE_ONLY), "remote_only");
+    assert_string_equal(stm_relation_name(RELATION_SAME), "same");
+    assert_string_equal(stm_relation_name(RELATION_ANCESTOR), "ancestor");
+    assert_string_equal(stm_relation_name(RELATION_DESCENDANT), "descendant");
+    assert_string_equal(stm_relation_name(RELATION_DIVERGENT), "divergent");
+    assert_string_equal(stm_relation_name(RELATION_UNRELATED), "unrelated");
+    assert_string_equal(stm_column_relation_name(COLUMN_LOCAL_ONLY), "local_only");
+    assert_string_equal(stm_column_relation_name(COLUMN_REMOTE_ONLY), "remote_only");
 }
 
 int main(void)

@@ -49,7 +49,7 @@ static void s_verdict(peer_verdict *v, const lineage_t *local, const lineage_t *
                       peer_sync sync, const char *reason, const char *warning)
 {
     memset(v, 0, sizeof *v);
-    v->cmp = relation_compare(local, remote);
+    v->cmp = stm_relation_compare(local, remote);
     v->sync = sync;
     snprintf(v->reason, sizeof v->reason, "%s", reason);
     snprintf(v->warning, sizeof v->warning, "%s", warning);
@@ -59,10 +59,10 @@ static int s_setup(void **state)
 {
     s_fixture *f = stm_calloc(1, sizeof *f);
     f->tasks4 = tu_lineage_dir("schemas/tasks");
-    f->tasks3 = lineage_prefix(f->tasks4, 3);
+    f->tasks3 = stm_lineage_prefix(f->tasks4, 3);
     f->fork = tu_lineage_dir("schemas/tasks-fork");
     f->notes = tu_lineage_dir("tests/data/schemas/notes");
-    f->empty = lineage_new("nothing");
+    f->empty = stm_lineage_new("nothing");
     s_verdict(&f->verdicts[0], f->tasks3, f->fork, PEER_SYNC_PARTIAL,
               "histories parted after v2: shared columns only", "");
     s_verdict(&f->verdicts[1], f->tasks3, f->tasks4, PEER_SYNC_FULL,
@@ -130,12 +130,12 @@ static int s_teardown(void **state)
 {
     s_fixture *f = *state;
     for (int i = 0; i < 3; i++)
-        peer_verdict_clear(&f->verdicts[i]);
-    lineage_destroy(&f->tasks4);
-    lineage_destroy(&f->tasks3);
-    lineage_destroy(&f->fork);
-    lineage_destroy(&f->notes);
-    lineage_destroy(&f->empty);
+        stm_peer_verdict_clear(&f->verdicts[i]);
+    stm_lineage_destroy(&f->tasks4);
+    stm_lineage_destroy(&f->tasks3);
+    stm_lineage_destroy(&f->fork);
+    stm_lineage_destroy(&f->notes);
+    stm_lineage_destroy(&f->empty);
     free(f);
     return 0;
 }
@@ -195,9 +195,9 @@ static char *s_names(const json_value *a)
     buf_t b = BUF_INIT;
     for (size_t i = 0; i < a->count; i++) {
         assert_int_equal(a->items[i]->type, JSON_STRING);
-        buf_printf(&b, "%s%s", i ? "," : "", a->items[i]->str);
+        stm_buf_printf(&b, "%s%s", i ? "," : "", a->items[i]->str);
     }
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 static const json_value *s_family(const json_value *peer, const char *name)
@@ -214,7 +214,7 @@ static const json_value *s_family(const json_value *peer, const char *name)
 static void test_json_has_the_keys_programs_read(void **state)
 {
     s_fixture *f = *state;
-    char *text = report_json(&f->node);
+    char *text = stm_report_json(&f->node);
     json_value *root = s_parse_json(text);
     const json_value *node = s_get(root, "node");
     char z85[41], hex[STM_ID_HEX_LEN + 1];
@@ -222,7 +222,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_string_equal(s_get_str(node, "id"), z85);
     assert_string_equal(s_get_str(node, "schema_set"), "tasks");
     assert_int_equal(s_get_int(node, "version"), 3);
-    s_hex(&lineage_head(f->tasks3)->id, hex);
+    s_hex(&stm_lineage_head(f->tasks3)->id, hex);
     assert_string_equal(s_get_str(node, "head"), hex);
     assert_string_equal(s_get_str(node, "endpoint"), "tcp://127.0.0.1:7000");
     assert_int_equal(s_get_int(node, "refused_keys"), 4);
@@ -234,7 +234,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     const json_value *dropped = s_get(node, "dropped");
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
         char key[24];
-        snprintf(key, sizeof key, "%s", report_drop_name((report_drop)d));
+        snprintf(key, sizeof key, "%s", stm_report_drop_name((report_drop)d));
         for (char *c = key; *c; c++)
             *c = *c == '-' ? '_' : *c;
         assert_int_equal(s_get_int(dropped, key), f->node.dropped[d]);
@@ -265,7 +265,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_int_equal(s_get_int(p, "version"), 3);
     const json_value *common = s_get(p, "common_ancestor");
     assert_int_equal(s_get_int(common, "version"), 2);
-    s_hex(&lineage_version_at(f->tasks4, 1)->id, hex);
+    s_hex(&stm_lineage_version_at(f->tasks4, 1)->id, hex);
     assert_string_equal(s_get_str(common, "id"), hex);
     char *names = s_names(s_get(s_family(p, "tasks"), "local_only"));
     assert_string_equal(names, "tags");
@@ -323,13 +323,13 @@ static void s_same_value(const json_value *j, const toml_value *t, const char *p
 {
     switch (j->type) {
     case JSON_OBJECT: {
-        if (toml_type_of(t) != TOML_TABLE)
+        if (stm_toml_type_of(t) != TOML_TABLE)
             fail_msg("%s: not a table", path);
         size_t present = 0;
         for (size_t i = 0; i < j->count; i++) {
             char sub[512];
             snprintf(sub, sizeof sub, "%s.%s", path, j->keys[i]);
-            const toml_value *tv = toml_table_get(t, j->keys[i]);
+            const toml_value *tv = stm_toml_table_get(t, j->keys[i]);
             if (j->items[i]->type == JSON_NULL) {
                 if (tv)
                     fail_msg("%s: null in JSON, present in TOML", sub);
@@ -340,29 +340,29 @@ static void s_same_value(const json_value *j, const toml_value *t, const char *p
             present++;
             s_same_value(j->items[i], tv, sub);
         }
-        if (toml_table_count(t) != present)
+        if (stm_toml_table_count(t) != present)
             fail_msg("%s: the TOML has keys the JSON does not", path);
         break;
     }
     case JSON_ARRAY:
-        if (toml_type_of(t) != TOML_ARRAY || toml_array_count(t) != j->count)
+        if (stm_toml_type_of(t) != TOML_ARRAY || stm_toml_array_count(t) != j->count)
             fail_msg("%s: not an array of %zu", path, j->count);
         for (size_t i = 0; i < j->count; i++) {
             char sub[512];
             snprintf(sub, sizeof sub, "%s[%zu]", path, i);
-            s_same_value(j->items[i], toml_array_at(t, i), sub);
+            s_same_value(j->items[i], stm_toml_array_at(t, i), sub);
         }
         break;
     case JSON_STRING:
-        if (toml_type_of(t) != TOML_STRING || strcmp(toml_string(t, NULL), j->str) != 0)
+        if (stm_toml_type_of(t) != TOML_STRING || strcmp(stm_toml_string(t, NULL), j->str) != 0)
             fail_msg("%s: strings differ", path);
         break;
     case JSON_NUMBER:
-        if (toml_type_of(t) != TOML_INTEGER || toml_integer(t) != strtoll(j->str, NULL, 10))
+        if (stm_toml_type_of(t) != TOML_INTEGER || stm_toml_integer(t) != strtoll(j->str, NULL, 10))
             fail_msg("%s: numbers differ", path);
         break;
     case JSON_BOOL:
-        if (toml_type_of(t) != TOML_BOOL || toml_bool(t) != j->b)
+        if (stm_toml_type_of(t) != TOML_BOOL || stm_toml_bool(t) != j->b)
             fail_msg("%s: booleans differ", path);
         break;
     case JSON_NULL:
@@ -373,14 +373,14 @@ static void s_same_value(const json_value *j, const toml_value *t, const char *p
 
 static void s_check_toml_matches_json(const report_node *r)
 {
-    char *json = report_json(r), *toml = report_toml(r);
+    char *json = stm_report_json(r), *toml = stm_report_toml(r);
     json_value *j = s_parse_json(json);
     toml_value *t = NULL;
     stm_error err = {0};
-    if (toml_parse(toml, strlen(toml), "report.toml", &t, &err) != STM_OK)
+    if (stm_toml_parse(toml, strlen(toml), "report.toml", &t, &err) != STM_OK)
         fail_msg("the report is not TOML: %s\n%s", err.msg, toml);
     s_same_value(j, t, "");
-    toml_destroy(&t);
+    stm_toml_destroy(&t);
     json_free(j);
     free(json);
     free(toml);
@@ -391,7 +391,7 @@ static void test_toml_holds_the_json_values(void **state)
     s_fixture *f = *state;
     s_check_toml_matches_json(&f->node);
     /* Its layout: [node], then [[peers]] with [[peers.families]]. */
-    char *toml = report_toml(&f->node);
+    char *toml = stm_report_toml(&f->node);
     assert_non_null(strstr(toml, "[node]\n"));
     assert_non_null(strstr(toml, "[[peers]]\n"));
     assert_non_null(strstr(toml, "[[peers.families]]\n"));
@@ -404,13 +404,13 @@ static void test_toml_of_a_lone_empty_node(void **state)
     s_fixture *f = *state;
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://[::1]:1"};
     s_check_toml_matches_json(&lone);
-    char *toml = report_toml(&lone);
+    char *toml = stm_report_toml(&lone);
     toml_value *t = NULL;
     stm_error err = {0};
-    assert_int_equal(toml_parse(toml, strlen(toml), "lone.toml", &t, &err), STM_OK);
-    assert_null(toml_table_get(toml_table_get(t, "node"), "head"));
-    assert_int_equal(toml_array_count(toml_table_get(t, "peers")), 0);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_parse(toml, strlen(toml), "lone.toml", &t, &err), STM_OK);
+    assert_null(stm_toml_table_get(stm_toml_table_get(t, "node"), "head"));
+    assert_int_equal(stm_toml_array_count(stm_toml_table_get(t, "peers")), 0);
+    stm_toml_destroy(&t);
     free(toml);
 }
 
@@ -441,9 +441,9 @@ static void s_assert_quotes_balance(const char *dot)
 static bool s_has_line_starting(const char *dot, const char *start)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "\n  %s", start);
-    bool found = strstr(dot, buf_str(&b)) != NULL;
-    buf_free(&b);
+    stm_buf_printf(&b, "\n  %s", start);
+    bool found = strstr(dot, stm_buf_str(&b)) != NULL;
+    stm_buf_free(&b);
     return found;
 }
 
@@ -466,9 +466,9 @@ static bool s_has_edge(const char *dot, const stm_id *from, const stm_id *to)
     s_hex(from, a);
     s_hex(to, b);
     buf_t line = BUF_INIT;
-    buf_printf(&line, "\"v:%s\" -> \"v:%s\";", a, b);
-    bool found = s_has_line_starting(dot, buf_str(&line));
-    buf_free(&line);
+    stm_buf_printf(&line, "\"v:%s\" -> \"v:%s\";", a, b);
+    bool found = s_has_line_starting(dot, stm_buf_str(&line));
+    stm_buf_free(&line);
     return found;
 }
 
@@ -484,22 +484,22 @@ static size_t s_count(const char *s, const char *what)
 static void s_assert_box(const char *dot, const char *name, const stm_id *head)
 {
     buf_t b = BUF_INIT;
-    buf_printf(&b, "\"%s\" [shape=box", name);
-    assert_true(s_has_line_starting(dot, buf_str(&b)));
-    buf_reset(&b);
-    buf_printf(&b, "\"%s\" -> ", name);
+    stm_buf_printf(&b, "\"%s\" [shape=box", name);
+    assert_true(s_has_line_starting(dot, stm_buf_str(&b)));
+    stm_buf_reset(&b);
+    stm_buf_printf(&b, "\"%s\" -> ", name);
     if (!head) {
-        assert_false(s_has_line_starting(dot, buf_str(&b)));
+        assert_false(s_has_line_starting(dot, stm_buf_str(&b)));
     } else {
         char hex[STM_ID_HEX_LEN + 1];
         s_hex(head, hex);
-        buf_printf(&b, "\"v:%s\" [style=dotted", hex);
-        assert_true(s_has_line_starting(dot, buf_str(&b)));
-        buf_reset(&b);
-        buf_printf(&b, "\"%s\" -> ", name);
-        assert_int_equal(s_count(dot, buf_str(&b)), 1);
+        stm_buf_printf(&b, "\"v:%s\" [style=dotted", hex);
+        assert_true(s_has_line_starting(dot, stm_buf_str(&b)));
+        stm_buf_reset(&b);
+        stm_buf_printf(&b, "\"%s\" -> ", name);
+        assert_int_equal(s_count(dot, stm_buf_str(&b)), 1);
     }
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 static void s_box_name(const char *prefix, const stm_id *id, char out[64])
@@ -512,7 +512,7 @@ static void s_box_name(const char *prefix, const stm_id *id, char out[64])
 static void test_dot_draws_the_lineage_tree(void **state)
 {
     s_fixture *f = *state;
-    char *dot = report_dot(&f->node);
+    char *dot = stm_report_dot(&f->node);
     assert_int_equal(strncmp(dot, "digraph ", 8), 0);
     s_assert_quotes_balance(dot);
 
@@ -521,12 +521,12 @@ static void test_dot_draws_the_lineage_tree(void **state)
     const lineage_t *all[] = {f->tasks3, f->fork, f->tasks4, f->notes};
     size_t distinct = 0;
     for (size_t k = 0; k < 4; k++) {
-        for (size_t i = 0; i < lineage_count(all[k]); i++) {
-            const stm_id *id = &lineage_version_at(all[k], i)->id;
+        for (size_t i = 0; i < stm_lineage_count(all[k]); i++) {
+            const stm_id *id = &stm_lineage_version_at(all[k], i)->id;
             bool seen = false;
             for (size_t j = 0; j < k && !seen; j++)
-                for (size_t m = 0; m < lineage_count(all[j]) && !seen; m++)
-                    seen = stm_id_equal(id, &lineage_version_at(all[j], m)->id);
+                for (size_t m = 0; m < stm_lineage_count(all[j]) && !seen; m++)
+                    seen = stm_id_equal(id, &stm_lineage_version_at(all[j], m)->id);
             distinct += !seen;
             char hex[STM_ID_HEX_LEN + 1], decl[128];
             s_hex(id, hex);
@@ -542,29 +542,29 @@ static void test_dot_draws_the_lineage_tree(void **state)
     /* Every parent -> child edge once, and no others. */
     size_t edges = 0;
     for (size_t k = 0; k < 4; k++)
-        for (size_t i = 1; i < lineage_count(all[k]); i++)
-            assert_true(s_has_edge(dot, &lineage_version_at(all[k], i - 1)->id,
-                                   &lineage_version_at(all[k], i)->id));
+        for (size_t i = 1; i < stm_lineage_count(all[k]); i++)
+            assert_true(s_has_edge(dot, &stm_lineage_version_at(all[k], i - 1)->id,
+                                   &stm_lineage_version_at(all[k], i)->id));
     edges = 3 /* tasks */ + 1 /* the fork's v2 -> v3 */ + 1 /* notes */;
     assert_int_equal(s_count(dot, "\" -> \"v:") - s_count(dot, "[style=dotted"), edges);
     /* The fork's v3 hangs off the shared v2. */
-    assert_true(s_has_edge(dot, &lineage_version_at(f->tasks4, 1)->id,
-                           &lineage_version_at(f->fork, 2)->id));
+    assert_true(s_has_edge(dot, &stm_lineage_version_at(f->tasks4, 1)->id,
+                           &stm_lineage_version_at(f->fork, 2)->id));
 
     /* Each box joined to its head; the unknown peer has none; the refused one dashed. */
     char name[64];
     s_box_name("node", &f->node.id, name);
-    s_assert_box(dot, name, &lineage_head(f->tasks3)->id);
+    s_assert_box(dot, name, &stm_lineage_head(f->tasks3)->id);
     s_box_name("peer", &f->peers[0].id, name);
-    s_assert_box(dot, name, &lineage_head(f->fork)->id);
+    s_assert_box(dot, name, &stm_lineage_head(f->fork)->id);
     s_box_name("peer", &f->peers[1].id, name);
-    s_assert_box(dot, name, &lineage_head(f->tasks4)->id);
+    s_assert_box(dot, name, &stm_lineage_head(f->tasks4)->id);
     s_box_name("peer", &f->peers[2].id, name);
-    s_assert_box(dot, name, &lineage_head(f->notes)->id);
+    s_assert_box(dot, name, &stm_lineage_head(f->notes)->id);
     buf_t b = BUF_INIT;
-    buf_printf(&b, "\"%s\" [shape=box, style=\"dashed\"", name);
-    assert_true(s_has_line_starting(dot, buf_str(&b)));
-    buf_free(&b);
+    stm_buf_printf(&b, "\"%s\" [shape=box, style=\"dashed\"", name);
+    assert_true(s_has_line_starting(dot, stm_buf_str(&b)));
+    stm_buf_free(&b);
     s_assert_box(dot, "peer#4", NULL);
     assert_int_equal(s_count(dot, "[shape=box"), 5);
     /* Labels: state and relation; the peer's schema set escaped. */
@@ -580,16 +580,16 @@ static void test_dot_of_a_lone_node(void **state)
     s_fixture *f = *state;
     report_node lone = {
         .id = s_key(5), .lineage = f->tasks3, .version = 3, .endpoint = "tcp://127.0.0.1:1"};
-    char *dot = report_dot(&lone);
+    char *dot = stm_report_dot(&lone);
     s_assert_quotes_balance(dot);
     assert_int_equal(s_count_versions(dot), 3);
     char name[64];
     s_box_name("node", &lone.id, name);
-    s_assert_box(dot, name, &lineage_head(f->tasks3)->id);
+    s_assert_box(dot, name, &stm_lineage_head(f->tasks3)->id);
     free(dot);
     lone.lineage = f->empty;
     lone.version = 0;
-    dot = report_dot(&lone);
+    dot = stm_report_dot(&lone);
     assert_int_equal(s_count_versions(dot), 0);
     s_assert_box(dot, name, NULL);
     free(dot);
@@ -600,7 +600,7 @@ static void test_dot_of_a_lone_node(void **state)
 static void test_text_names_every_peer(void **state)
 {
     s_fixture *f = *state;
-    char *text = report_text(&f->node);
+    char *text = stm_report_text(&f->node);
     char hex[STM_ID_HEX_LEN + 1];
     s_hex(&f->node.id, hex);
     char line[128];
@@ -620,14 +620,14 @@ static void test_text_names_every_peer(void **state)
     assert_null(strstr(text, "INSECURE"));
     free(text);
 
-    char *brief = report_peers_text(&f->node);
+    char *brief = stm_report_peers_text(&f->node);
     assert_int_equal(s_count(brief, "\npeer "), 4);
     assert_null(strstr(brief, "sent "));
     assert_null(strstr(brief, "refused by the peer"));
     assert_non_null(strstr(brief, "  tasks v4  ancestor  sync full\n"));
     free(brief);
 
-    char *stats = report_stats_text(&f->node);
+    char *stats = stm_report_stats_text(&f->node);
     assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nsent 13\n"
                                "received 12\nbytes sent 0\nmalformed messages 1\n"
                                "refused keys 4\nunknown senders 5\n"
@@ -641,7 +641,7 @@ static void test_text_names_every_peer(void **state)
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};
-    text = report_text(&lone);
+    text = stm_report_text(&lone);
     s_hex(&lone.id, hex);
     snprintf(line, sizeof line,
              "node %.12s  nothing v0 (-)  tcp://127.0.0.1:1  INSECURE\nno peers\n", hex);
@@ -652,10 +652,10 @@ static void test_text_names_every_peer(void **state)
 static void test_state_names(void **state)
 {
     (void)state;
-    assert_string_equal(report_state_name(REPORT_CONNECTING), "connecting");
-    assert_string_equal(report_state_name(REPORT_CONNECTED), "connected");
-    assert_string_equal(report_state_name(REPORT_GONE), "gone");
-    assert_string_equal(report_state_name(REPORT_REFUSED), "refused");
+    assert_string_equal(stm_report_state_name(REPORT_CONNECTING), "connecting");
+    assert_string_equal(stm_report_state_name(REPORT_CONNECTED), "connected");
+    assert_string_equal(stm_report_state_name(REPORT_GONE), "gone");
+    assert_string_equal(stm_report_state_name(REPORT_REFUSED), "refused");
 }
 
 int main(void)

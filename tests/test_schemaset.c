@@ -18,19 +18,19 @@ static void test_loads_the_tasks_example(void **state)
     (void)state;
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load("schemas/tasks", &set, &err), STM_OK);
-    assert_string_equal(schemaset_name(set), "tasks");
-    assert_int_equal(schemaset_count(set), 4);
-    const schemaset_migration *m = schemaset_at(set, 1);
+    assert_int_equal(stm_schemaset_load("schemas/tasks", &set, &err), STM_OK);
+    assert_string_equal(stm_schemaset_name(set), "tasks");
+    assert_int_equal(stm_schemaset_count(set), 4);
+    const schemaset_migration *m = stm_schemaset_at(set, 1);
     assert_int_equal(m->number, 2);
     assert_string_equal(m->file, "002_add_priority.sql");
     assert_string_equal(m->description, "Tasks get a priority");
     assert_non_null(strstr(m->text, "ADD COLUMN priority"));
     assert_string_equal(m->down_file, "002_add_priority.down.sql");
     assert_non_null(strstr(m->down_text, "DROP COLUMN priority"));
-    schemaset_destroy(&set);
+    stm_schemaset_destroy(&set);
     assert_null(set);
-    schemaset_destroy(&set); /* safe twice */
+    stm_schemaset_destroy(&set); /* safe twice */
 }
 
 static void test_description_falls_back_to_file_name(void **state)
@@ -43,13 +43,13 @@ static void test_description_falls_back_to_file_name(void **state)
     tu_write(dir, "README.md", "not a migration\n");
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), STM_OK);
-    assert_int_equal(schemaset_count(set), 3);
-    assert_string_equal(schemaset_at(set, 0)->description, "create the users");
-    assert_string_equal(schemaset_at(set, 1)->description, "more things");
-    assert_string_equal(schemaset_at(set, 2)->description, "Spaces trimmed");
-    assert_null(schemaset_at(set, 0)->down_file);
-    schemaset_destroy(&set);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), STM_OK);
+    assert_int_equal(stm_schemaset_count(set), 3);
+    assert_string_equal(stm_schemaset_at(set, 0)->description, "create the users");
+    assert_string_equal(stm_schemaset_at(set, 1)->description, "more things");
+    assert_string_equal(stm_schemaset_at(set, 2)->description, "Spaces trimmed");
+    assert_null(stm_schemaset_at(set, 0)->down_file);
+    stm_schemaset_destroy(&set);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -62,12 +62,12 @@ static void test_line_endings_are_normalised(void **state)
     tu_write(crlf, "001_a.sql", "\xef\xbb\xbf" "CREATE TABLE t(x);\r\nCREATE TABLE u(y);\r");
     schemaset_t *a = NULL, *b = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(lf, &a, &err), STM_OK);
-    assert_int_equal(schemaset_load(crlf, &b, &err), STM_OK);
-    assert_int_equal(schemaset_at(a, 0)->text_len, schemaset_at(b, 0)->text_len);
-    assert_string_equal(schemaset_at(a, 0)->text, schemaset_at(b, 0)->text);
-    schemaset_destroy(&a);
-    schemaset_destroy(&b);
+    assert_int_equal(stm_schemaset_load(lf, &a, &err), STM_OK);
+    assert_int_equal(stm_schemaset_load(crlf, &b, &err), STM_OK);
+    assert_int_equal(stm_schemaset_at(a, 0)->text_len, stm_schemaset_at(b, 0)->text_len);
+    assert_string_equal(stm_schemaset_at(a, 0)->text, stm_schemaset_at(b, 0)->text);
+    stm_schemaset_destroy(&a);
+    stm_schemaset_destroy(&b);
     tu_remove_tree(lf);
     tu_remove_tree(crlf);
     free(lf);
@@ -80,9 +80,9 @@ static void test_empty_directory_is_an_empty_history(void **state)
     char *dir = tu_tmpdir();
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), STM_OK);
-    assert_int_equal(schemaset_count(set), 0);
-    schemaset_destroy(&set);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), STM_OK);
+    assert_int_equal(stm_schemaset_count(set), 0);
+    stm_schemaset_destroy(&set);
     tu_remove_tree(dir);
     free(dir);
 }
@@ -96,7 +96,7 @@ static void s_expect_error(stm_err code, const char *const *files, const char *c
         tu_write(dir, files[i], files[i + 1]);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), code);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), code);
     assert_null(set);
     for (size_t i = 0; fragments[i]; i++) {
         if (!strstr(err.msg, fragments[i]))
@@ -164,7 +164,7 @@ static void test_nul_byte_is_an_error(void **state)
     tu_write_bytes(dir, "001_a.sql", "CREATE TABLE a(x);\0DROP TABLE a;", 32);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), STM_EINPUT);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "001_a.sql"));
     assert_non_null(strstr(err.msg, "NUL"));
     tu_remove_tree(dir);
@@ -182,7 +182,7 @@ static void test_unreadable_file_is_an_error(void **state)
     assert_int_equal(symlink("/nonexistent/stemma/target.sql", link), 0);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), STM_EINPUT);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "002_b.sql"));
     assert_non_null(strstr(err.msg, "cannot read"));
     tu_remove_tree(dir);
@@ -194,9 +194,9 @@ static void test_missing_directory_is_an_error(void **state)
     (void)state;
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load("tests/no-such-directory", &set, &err), STM_EINPUT);
+    assert_int_equal(stm_schemaset_load("tests/no-such-directory", &set, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "tests/no-such-directory"));
-    assert_int_equal(schemaset_load("schemas/tasks/001_initial_schema.sql", &set, &err),
+    assert_int_equal(stm_schemaset_load("schemas/tasks/001_initial_schema.sql", &set, &err),
                      STM_EINPUT);
     assert_non_null(strstr(err.msg, "not a directory"));
 }
@@ -214,7 +214,7 @@ static void test_fifo_is_not_waited_on(void **state)
     assert_int_equal(mkfifo(fifo, 0600), 0);
     schemaset_t *set = NULL;
     stm_error err = {0};
-    assert_int_equal(schemaset_load(dir, &set, &err), STM_EINPUT);
+    assert_int_equal(stm_schemaset_load(dir, &set, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "002_b.sql: not a regular file"));
     tu_remove_tree(dir);
     free(dir);

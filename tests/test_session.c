@@ -60,9 +60,9 @@ static void s_ok(stm_err rc, const stm_error *err)
 
 static vector_t *s_copy(const vector_t *v)
 {
-    vector_t *c = vector_new();
-    for (size_t i = 0; i < vector_count(v); i++)
-        vector_set(c, &vector_at(v, i)->origin, vector_at(v, i)->seq);
+    vector_t *c = stm_vector_new();
+    for (size_t i = 0; i < stm_vector_count(v); i++)
+        stm_vector_set(c, &stm_vector_at(v, i)->origin, stm_vector_at(v, i)->seq);
     return c;
 }
 
@@ -89,7 +89,7 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     assert_ptr_equal(sender, f->ba);
     if (f->check_committed)
         f->committed_seen = s_committed_rows(f->b_path);
-    session_on_stored(f->ba, opbatch_count(batch), stats->parked);
+    stm_session_on_stored(f->ba, stm_opbatch_count(batch), stats->parked);
     assert_true(f->nacks < 64);
     f->acks[f->nacks].seq = seq;
     f->acks[f->nacks].vector = s_copy(vector);
@@ -110,21 +110,21 @@ static int setup(void **state)
         du_exec(f->a_path, sql);
     }
     stm_error err = {0};
-    applier_t *a_applier = applier_new(f->a, NULL, NULL);
-    s_ok(applier_catch_up(a_applier, &err), &err);
-    applier_destroy(&a_applier);
-    f->b_applier = applier_new(f->b, NULL, NULL);
+    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
+    s_ok(stm_applier_catch_up(a_applier, &err), &err);
+    stm_applier_destroy(&a_applier);
+    f->b_applier = stm_applier_new(f->b, NULL, NULL);
     /* One row change a batch, so that ROWS batches carry everything. */
-    f->ab = session_new(WINDOW, 1);
-    f->ba = session_new(WINDOW, 1);
-    f->inbound = inbound_new(50);
-    inbound_watch(f->inbound, f->b);
+    f->ab = stm_session_new(WINDOW, 1);
+    f->ba = stm_session_new(WINDOW, 1);
+    f->inbound = stm_inbound_new(50);
+    stm_inbound_watch(f->inbound, f->b);
     /* Nothing goes before B's HELLO says what it holds. */
-    assert_false(session_wants_to_send(f->ab));
+    assert_false(stm_session_wants_to_send(f->ab));
     vector_t *b_vector = NULL;
-    s_ok(vector_read(f->b, &b_vector, &err), &err);
-    session_on_hello(f->ab, b_vector);
-    vector_destroy(&b_vector);
+    s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
+    stm_session_on_hello(f->ab, b_vector);
+    stm_vector_destroy(&b_vector);
     *state = f;
     return 0;
 }
@@ -132,10 +132,10 @@ static int setup(void **state)
 static void s_drop_wire(fixture *f)
 {
     for (size_t i = 0; i < f->nmsgs; i++)
-        buf_free(&f->msgs[i].bytes);
+        stm_buf_free(&f->msgs[i].bytes);
     f->nmsgs = 0;
     for (size_t i = 0; i < f->nacks; i++)
-        vector_destroy(&f->acks[i].vector);
+        stm_vector_destroy(&f->acks[i].vector);
     f->nacks = 0;
 }
 
@@ -143,12 +143,12 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     s_drop_wire(f);
-    inbound_destroy(&f->inbound);
-    session_destroy(&f->ab);
-    session_destroy(&f->ba);
-    applier_destroy(&f->b_applier);
-    store_destroy(&f->a);
-    store_destroy(&f->b);
+    stm_inbound_destroy(&f->inbound);
+    stm_session_destroy(&f->ab);
+    stm_session_destroy(&f->ba);
+    stm_applier_destroy(&f->b_applier);
+    stm_store_destroy(&f->a);
+    stm_store_destroy(&f->b);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -158,29 +158,29 @@ static int teardown(void **state)
 /* A sends what it may (as the node's pump does): returns how many batches left. */
 static size_t s_pump(fixture *f, int64_t now)
 {
-    if (!session_wants_to_send(f->ab))
+    if (!stm_session_wants_to_send(f->ab))
         return 0;
     stm_error err = {0};
     oplog_reader_t *r = NULL;
-    s_ok(session_reader_new(f->ab, f->a, &r, &err), &err);
+    s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
     size_t sent = 0;
     for (;;) {
         buf_t out = BUF_INIT;
         uint64_t seq = 0;
         size_t count = 0;
-        s_ok(session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+        s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
         if (count == 0) {
-            buf_free(&out);
+            stm_buf_free(&out);
             break;
         }
         assert_true(f->nmsgs < 64);
         f->msgs[f->nmsgs].seq = seq;
         f->msgs[f->nmsgs].bytes = out;
         f->nmsgs++;
-        session_batch_sent(f->ab, now);
+        stm_session_batch_sent(f->ab, now);
         sent++;
     }
-    oplog_reader_destroy(&r);
+    stm_oplog_reader_destroy(&r);
     return sent;
 }
 
@@ -190,11 +190,11 @@ static void s_deliver_ops(fixture *f)
     for (size_t i = 0; i < f->nmsgs; i++) {
         opbatch_t *batch = NULL;
         stm_error err = {0};
-        s_ok(session_on_ops(f->ba, f->msgs[i].bytes.data, f->msgs[i].bytes.len, &batch, &err),
+        s_ok(stm_session_on_ops(f->ba, f->msgs[i].bytes.data, f->msgs[i].bytes.len, &batch, &err),
              &err);
-        assert_true(inbound_add(f->inbound, f->ba, f->msgs[i].seq, &batch, f->msgs[i].bytes.len));
+        assert_true(stm_inbound_add(f->inbound, f->ba, f->msgs[i].seq, &batch, f->msgs[i].bytes.len));
         assert_null(batch);
-        buf_free(&f->msgs[i].bytes);
+        stm_buf_free(&f->msgs[i].bytes);
     }
     f->nmsgs = 0;
 }
@@ -203,7 +203,7 @@ static void s_deliver_ops(fixture *f)
 static void s_deliver_acks(fixture *f, int64_t now)
 {
     for (size_t i = 0; i < f->nacks; i++)
-        session_on_ack(f->ab, f->acks[i].seq, &f->acks[i].vector, now);
+        stm_session_on_ack(f->ab, f->acks[i].seq, &f->acks[i].vector, now);
     f->nacks = 0;
 }
 
@@ -211,7 +211,7 @@ static stm_id s_node_id(store_t *store)
 {
     stm_id id;
     stm_error err = {0};
-    s_ok(store_node_id(store, &id, &err), &err);
+    s_ok(stm_store_node_id(store, &id, &err), &err);
     return id;
 }
 
@@ -219,40 +219,40 @@ static uint64_t s_ops_of(store_t *store)
 {
     uint64_t total = 0, parked = 0;
     stm_error err = {0};
-    s_ok(oplog_counts(store, &total, &parked, &err), &err);
+    s_ok(stm_oplog_counts(store, &total, &parked, &err), &err);
     return total;
 }
 
 static void test_window_is_respected(void **state)
 {
     fixture *f = *state;
-    assert_true(session_wants_to_send(f->ab));
+    assert_true(stm_session_wants_to_send(f->ab));
     assert_int_equal(s_pump(f, 10), WINDOW);
-    assert_int_equal(session_in_flight(f->ab), WINDOW);
-    assert_false(session_wants_to_send(f->ab));
+    assert_int_equal(stm_session_in_flight(f->ab), WINDOW);
+    assert_false(stm_session_wants_to_send(f->ab));
     assert_int_equal(s_pump(f, 11), 0);
     /* One ACK frees one place. */
     s_deliver_ops(f);
-    assert_true(inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
+    assert_true(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
     assert_int_equal(f->nacks, WINDOW);
-    vector_destroy(&f->acks[1].vector);
+    stm_vector_destroy(&f->acks[1].vector);
     f->nacks = 1;
     s_deliver_acks(f, 20);
-    assert_int_equal(session_in_flight(f->ab), WINDOW - 1);
+    assert_int_equal(stm_session_in_flight(f->ab), WINDOW - 1);
     assert_int_equal(s_pump(f, 21), 1);
-    assert_int_equal(session_in_flight(f->ab), WINDOW);
+    assert_int_equal(stm_session_in_flight(f->ab), WINDOW);
     /* A batch handed out but never said to have left takes no place. */
     stm_error err = {0};
     oplog_reader_t *r = NULL;
-    s_ok(session_reader_new(f->ab, f->a, &r, &err), &err);
+    s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
     buf_t out = BUF_INIT;
     uint64_t seq;
     size_t count = 99;
-    s_ok(session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+    s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
     assert_int_equal(count, 0);
     assert_int_equal(out.len, 0);
-    buf_free(&out);
-    oplog_reader_destroy(&r);
+    stm_buf_free(&out);
+    stm_oplog_reader_destroy(&r);
 }
 
 static void test_acknowledged_only_after_commit(void **state)
@@ -265,61 +265,61 @@ static void test_acknowledged_only_after_commit(void **state)
     sqlite3 *holder = NULL;
     assert_int_equal(sqlite3_open(f->b_path, &holder), SQLITE_OK);
     assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    assert_false(inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
+    assert_false(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
     assert_int_equal(f->nacks, 0);
-    assert_int_equal(inbound_count(f->inbound), WINDOW);
-    assert_true(inbound_failing(f->inbound));
-    assert_false(inbound_failing_io(f->inbound));
-    assert_int_equal(inbound_busy_failures(f->inbound), 1);
-    assert_true(inbound_due_at(f->inbound) > 0 && inbound_due_at(f->inbound) < INT64_MAX);
+    assert_int_equal(stm_inbound_count(f->inbound), WINDOW);
+    assert_true(stm_inbound_failing(f->inbound));
+    assert_false(stm_inbound_failing_io(f->inbound));
+    assert_int_equal(stm_inbound_busy_failures(f->inbound), 1);
+    assert_true(stm_inbound_due_at(f->inbound) > 0 && stm_inbound_due_at(f->inbound) < INT64_MAX);
     assert_int_equal(s_committed_rows(f->b_path), 0);
     assert_int_equal(sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(holder);
     /* The next attempt stores both; when each ACK is made, its rows are committed
      * (another connection sees them). */
     f->check_committed = true;
-    assert_true(inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
+    assert_true(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
     assert_int_equal(f->nacks, WINDOW);
     assert_int_equal(f->committed_seen, WINDOW);
     assert_int_equal(f->acks[0].seq, 1);
     assert_int_equal(f->acks[1].seq, 2);
-    assert_int_equal(inbound_count(f->inbound), 0);
-    assert_false(inbound_failing(f->inbound));
-    assert_int_equal(inbound_due_at(f->inbound), INT64_MAX);
+    assert_int_equal(stm_inbound_count(f->inbound), 0);
+    assert_false(stm_inbound_failing(f->inbound));
+    assert_int_equal(stm_inbound_due_at(f->inbound), INT64_MAX);
     /* Each ACK carries the vector after the commit: both batches of A's. */
     stm_id a_id = s_node_id(f->a);
-    assert_true(vector_get(f->acks[0].vector, &a_id) > 0);
-    assert_int_equal(vector_get(f->acks[0].vector, &a_id), vector_get(f->acks[1].vector, &a_id));
+    assert_true(stm_vector_get(f->acks[0].vector, &a_id) > 0);
+    assert_int_equal(stm_vector_get(f->acks[0].vector, &a_id), stm_vector_get(f->acks[1].vector, &a_id));
 }
 
 static void test_resend_after_acks_are_lost(void **state)
 {
     fixture *f = *state;
     assert_int_equal(s_pump(f, 1000), WINDOW);
-    assert_int_equal(session_resend_at(f->ab, TIMEOUT_MS), 1000 + TIMEOUT_MS + 1);
+    assert_int_equal(stm_session_resend_at(f->ab, TIMEOUT_MS), 1000 + TIMEOUT_MS + 1);
     s_deliver_ops(f);
-    assert_true(inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
+    assert_true(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
     /* Both ACKs are lost: A hears nothing, its window stays full until the deadline. */
     wire_ack late = f->acks[0];
-    vector_destroy(&f->acks[1].vector);
+    stm_vector_destroy(&f->acks[1].vector);
     f->nacks = 0;
-    assert_false(session_wants_to_send(f->ab));
-    session_resend(f->ab);
-    assert_int_equal(session_in_flight(f->ab), 0);
-    assert_int_equal(session_resend_at(f->ab, TIMEOUT_MS), INT64_MAX);
+    assert_false(stm_session_wants_to_send(f->ab));
+    stm_session_resend(f->ab);
+    assert_int_equal(stm_session_in_flight(f->ab), 0);
+    assert_int_equal(stm_session_resend_at(f->ab, TIMEOUT_MS), INT64_MAX);
     /* Sent again from what B last said it holds (nothing): the same rows, new numbers. */
     assert_int_equal(s_pump(f, 3000), WINDOW);
     assert_int_equal(f->msgs[0].seq, 3);
     assert_int_equal(f->msgs[1].seq, 4);
     s_deliver_ops(f);
-    assert_true(inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
-    assert_int_equal(session_ops_received(f->ba), session_ops_sent(f->ab));
+    assert_true(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
+    assert_int_equal(stm_session_ops_received(f->ba), stm_session_ops_sent(f->ab));
     /* The late ACK of a forgotten batch says what B holds but frees no place. */
-    session_on_ack(f->ab, late.seq, &late.vector, 3100);
+    stm_session_on_ack(f->ab, late.seq, &late.vector, 3100);
     assert_null(late.vector);
-    assert_int_equal(session_in_flight(f->ab), WINDOW);
+    assert_int_equal(stm_session_in_flight(f->ab), WINDOW);
     s_deliver_acks(f, 3200);
-    assert_int_equal(session_in_flight(f->ab), 0);
+    assert_int_equal(stm_session_in_flight(f->ab), 0);
     /* Storing the same rows twice changed nothing. */
     assert_int_equal(s_committed_rows(f->b_path), WINDOW);
 }
@@ -330,51 +330,51 @@ static void test_vectors_advance_until_nothing_is_left(void **state)
     stm_error err = {0};
     stm_id a_id = s_node_id(f->a);
     vector_t *mine = NULL;
-    s_ok(vector_read(f->a, &mine, &err), &err);
+    s_ok(stm_vector_read(f->a, &mine, &err), &err);
     uint64_t total = s_ops_of(f->a);
     assert_true(total >= ROWS);
-    assert_int_equal(session_behind(f->ab, mine), total);
+    assert_int_equal(stm_session_behind(f->ab, mine), total);
     int64_t now = 0;
     uint64_t before = 0;
-    for (int round = 0; round < 10 && session_wants_to_send(f->ab); round++) {
+    for (int round = 0; round < 10 && stm_session_wants_to_send(f->ab); round++) {
         s_pump(f, ++now);
         s_deliver_ops(f);
-        inbound_store(f->inbound, f->b_applier, f->b, s_ack, f);
+        stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f);
         s_deliver_acks(f, ++now);
-        uint64_t got = vector_get(session_theirs(f->ab), &a_id);
+        uint64_t got = stm_vector_get(stm_session_theirs(f->ab), &a_id);
         assert_true(got >= before); /* never back */
         before = got;
     }
-    assert_false(session_wants_to_send(f->ab));
-    assert_int_equal(session_behind(f->ab, mine), 0);
-    assert_int_equal(vector_get(session_theirs(f->ab), &a_id), vector_get(mine, &a_id));
-    assert_int_equal(session_ops_sent(f->ab), total);
-    assert_int_equal(session_ops_received(f->ba), total);
-    assert_int_equal(session_parked(f->ba), 0);
+    assert_false(stm_session_wants_to_send(f->ab));
+    assert_int_equal(stm_session_behind(f->ab, mine), 0);
+    assert_int_equal(stm_vector_get(stm_session_theirs(f->ab), &a_id), stm_vector_get(mine, &a_id));
+    assert_int_equal(stm_session_ops_sent(f->ab), total);
+    assert_int_equal(stm_session_ops_received(f->ba), total);
+    assert_int_equal(stm_session_parked(f->ba), 0);
     assert_int_equal(s_committed_rows(f->b_path), ROWS);
     /* A HELLO with B's vector starts again from it and finds nothing to send. */
     vector_t *b_vector = NULL;
-    s_ok(vector_read(f->b, &b_vector, &err), &err);
-    session_on_hello(f->ab, b_vector);
-    assert_true(session_wants_to_send(f->ab));
+    s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
+    stm_session_on_hello(f->ab, b_vector);
+    assert_true(stm_session_wants_to_send(f->ab));
     assert_int_equal(s_pump(f, ++now), 0);
-    assert_false(session_wants_to_send(f->ab));
+    assert_false(stm_session_wants_to_send(f->ab));
     /* A local write makes more to send. */
-    session_mark_more(f->ab);
-    assert_true(session_wants_to_send(f->ab));
-    vector_destroy(&b_vector);
-    vector_destroy(&mine);
+    stm_session_mark_more(f->ab);
+    assert_true(stm_session_wants_to_send(f->ab));
+    stm_vector_destroy(&b_vector);
+    stm_vector_destroy(&mine);
 }
 
 static void test_hello_forgets_batches_in_flight(void **state)
 {
     fixture *f = *state;
     assert_int_equal(s_pump(f, 5), WINDOW);
-    vector_t *empty = vector_new();
-    session_on_hello(f->ab, empty);
-    vector_destroy(&empty);
-    assert_int_equal(session_in_flight(f->ab), 0);
-    assert_int_equal(session_resend_at(f->ab, TIMEOUT_MS), INT64_MAX);
+    vector_t *empty = stm_vector_new();
+    stm_session_on_hello(f->ab, empty);
+    stm_vector_destroy(&empty);
+    assert_int_equal(stm_session_in_flight(f->ab), 0);
+    assert_int_equal(stm_session_resend_at(f->ab, TIMEOUT_MS), INT64_MAX);
     s_drop_wire(f);
     /* Numbers go on; the rows go again from the start. */
     assert_int_equal(s_pump(f, 6), WINDOW);
@@ -386,7 +386,7 @@ static void test_malformed_and_full(void **state)
     fixture *f = *state;
     opbatch_t *batch = (opbatch_t *)f; /* set to NULL on failure */
     stm_error err = {0};
-    assert_int_equal(session_on_ops(f->ba,
+    assert_int_equal(stm_session_on_ops(f->ba,
                                     "\x81\xa3"
                                     "bad",
                                     5, &batch, &err),
@@ -395,15 +395,15 @@ static void test_malformed_and_full(void **state)
     assert_true(err.msg[0] != '\0');
     /* A queue at its bound refuses a batch and counts it. */
     for (int i = 0; i < INBOUND_MAX_BATCHES; i++) {
-        batch = opbatch_new();
-        assert_true(inbound_add(f->inbound, f->ba, (uint64_t)i + 1, &batch, 10));
+        batch = stm_opbatch_new();
+        assert_true(stm_inbound_add(f->inbound, f->ba, (uint64_t)i + 1, &batch, 10));
     }
-    assert_true(inbound_full(f->inbound, 10));
-    batch = opbatch_new();
-    assert_false(inbound_add(f->inbound, f->ba, 99, &batch, 10));
+    assert_true(stm_inbound_full(f->inbound, 10));
+    batch = stm_opbatch_new();
+    assert_false(stm_inbound_add(f->inbound, f->ba, 99, &batch, 10));
     assert_null(batch);
-    assert_int_equal(inbound_deferred(f->inbound), 1);
-    assert_int_equal(inbound_count(f->inbound), INBOUND_MAX_BATCHES);
+    assert_int_equal(stm_inbound_deferred(f->inbound), 1);
+    assert_int_equal(stm_inbound_count(f->inbound), INBOUND_MAX_BATCHES);
 }
 
 int main(void)

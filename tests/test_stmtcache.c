@@ -40,83 +40,83 @@ static int teardown(void **state)
 static void test_fixed_statements_are_prepared_once_and_lent_clean(void **state)
 {
     sqlite3 *db = *state;
-    stmtcache_t *c = stmtcache_new(db, s_sql, Q_N);
-    assert_int_equal(stmtcache_count(c), 0);
-    sqlite3_stmt *echo = stmtcache_fixed(c, Q_ECHO);
+    stmtcache_t *c = stm_stmtcache_new(db, s_sql, Q_N);
+    assert_int_equal(stm_stmtcache_count(c), 0);
+    sqlite3_stmt *echo = stm_stmtcache_fixed(c, Q_ECHO);
     assert_non_null(echo);
     sqlite3_bind_int(echo, 1, 42);
     assert_int_equal(sqlite3_step(echo), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(echo, 0), 42);
     /* Left mid-row and bound: the next user gets it reset, with no bindings. */
-    assert_ptr_equal(stmtcache_fixed(c, Q_ECHO), echo);
+    assert_ptr_equal(stm_stmtcache_fixed(c, Q_ECHO), echo);
     assert_int_equal(sqlite3_step(echo), SQLITE_ROW);
     assert_int_equal(sqlite3_column_type(echo, 0), SQLITE_NULL);
-    sqlite3_stmt *count = stmtcache_fixed(c, Q_COUNT_T);
+    sqlite3_stmt *count = stm_stmtcache_fixed(c, Q_COUNT_T);
     assert_int_equal(sqlite3_step(count), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(count, 0), 2);
-    assert_int_equal(stmtcache_count(c), 2);
+    assert_int_equal(stm_stmtcache_count(c), 2);
     /* SQLite's refusal keeps nothing and says why. */
-    assert_null(stmtcache_fixed(c, Q_BROKEN));
+    assert_null(stm_stmtcache_fixed(c, Q_BROKEN));
     assert_non_null(strstr(sqlite3_errmsg(db), "syntax error"));
-    assert_int_equal(stmtcache_count(c), 2);
-    stmtcache_destroy(&c);
+    assert_int_equal(stm_stmtcache_count(c), 2);
+    stm_stmtcache_destroy(&c);
     assert_null(c);
-    stmtcache_destroy(&c); /* safe twice */
+    stm_stmtcache_destroy(&c); /* safe twice */
 }
 
 static void test_keyed_statements_are_found_again(void **state)
 {
     sqlite3 *db = *state;
-    stmtcache_t *c = stmtcache_new(db, NULL, 0);
+    stmtcache_t *c = stm_stmtcache_new(db, NULL, 0);
     int owners[2];
-    assert_null(stmtcache_get(c, &owners[0], 1, 0x5));
-    sqlite3_stmt *a = stmtcache_add(c, &owners[0], 1, 0x5, "SELECT 'a', ?1");
+    assert_null(stm_stmtcache_get(c, &owners[0], 1, 0x5));
+    sqlite3_stmt *a = stm_stmtcache_add(c, &owners[0], 1, 0x5, "SELECT 'a', ?1");
     assert_non_null(a);
     sqlite3_bind_int(a, 1, 7);
     assert_int_equal(sqlite3_step(a), SQLITE_ROW);
-    assert_ptr_equal(stmtcache_get(c, &owners[0], 1, 0x5), a);
+    assert_ptr_equal(stm_stmtcache_get(c, &owners[0], 1, 0x5), a);
     assert_int_equal(sqlite3_step(a), SQLITE_ROW);
     assert_int_equal(sqlite3_column_type(a, 1), SQLITE_NULL); /* unbound again */
     /* Each part of the key counts. */
-    assert_null(stmtcache_get(c, &owners[1], 1, 0x5));
-    assert_null(stmtcache_get(c, &owners[0], 2, 0x5));
-    assert_null(stmtcache_get(c, &owners[0], 1, 0x4));
+    assert_null(stm_stmtcache_get(c, &owners[1], 1, 0x5));
+    assert_null(stm_stmtcache_get(c, &owners[0], 2, 0x5));
+    assert_null(stm_stmtcache_get(c, &owners[0], 1, 0x4));
     /* Enough keys to grow the table several times: every one is found again. */
     sqlite3_stmt *stmts[300];
     for (int i = 0; i < 300; i++) {
         char sql[64];
         snprintf(sql, sizeof sql, "SELECT %d", i);
-        stmts[i] = stmtcache_add(c, &owners[1], i % 5, (uint64_t)i, sql);
+        stmts[i] = stm_stmtcache_add(c, &owners[1], i % 5, (uint64_t)i, sql);
         assert_non_null(stmts[i]);
     }
     for (int i = 0; i < 300; i++) {
-        sqlite3_stmt *s = stmtcache_get(c, &owners[1], i % 5, (uint64_t)i);
+        sqlite3_stmt *s = stm_stmtcache_get(c, &owners[1], i % 5, (uint64_t)i);
         assert_ptr_equal(s, stmts[i]);
         assert_int_equal(sqlite3_step(s), SQLITE_ROW);
         assert_int_equal(sqlite3_column_int(s, 0), i);
     }
-    assert_ptr_equal(stmtcache_get(c, &owners[0], 1, 0x5), a);
-    assert_int_equal(stmtcache_count(c), 301);
+    assert_ptr_equal(stm_stmtcache_get(c, &owners[0], 1, 0x5), a);
+    assert_int_equal(stm_stmtcache_count(c), 301);
     /* A refusal keeps nothing under the key. */
-    assert_null(stmtcache_add(c, &owners[0], 9, 0, "SELECT FROM"));
-    assert_null(stmtcache_get(c, &owners[0], 9, 0));
-    assert_int_equal(stmtcache_count(c), 301);
+    assert_null(stm_stmtcache_add(c, &owners[0], 9, 0, "SELECT FROM"));
+    assert_null(stm_stmtcache_get(c, &owners[0], 9, 0));
+    assert_int_equal(stm_stmtcache_count(c), 301);
     /* Cleared (invariant 2: the owners' objects are about to go): no key names
      * anything, and nothing is left prepared. */
-    stmtcache_clear(c);
-    assert_int_equal(stmtcache_count(c), 0);
-    assert_null(stmtcache_get(c, &owners[0], 1, 0x5));
+    stm_stmtcache_clear(c);
+    assert_int_equal(stm_stmtcache_count(c), 0);
+    assert_null(stm_stmtcache_get(c, &owners[0], 1, 0x5));
     assert_null(sqlite3_next_stmt(db, NULL));
     /* ... and the cache works as before. */
-    assert_non_null(stmtcache_add(c, &owners[0], 1, 0x5, "SELECT 1"));
-    stmtcache_destroy(&c);
+    assert_non_null(stm_stmtcache_add(c, &owners[0], 1, 0x5, "SELECT 1"));
+    stm_stmtcache_destroy(&c);
 }
 
 static void test_statements_kept_by_their_sql(void **state)
 {
     sqlite3 *db = *state;
-    stmtcache_t *c = stmtcache_new(db, s_sql, Q_N);
-    sqlite3_stmt *one = stmtcache_sql(c, "SELECT count(*) FROM t WHERE x = ?1");
+    stmtcache_t *c = stm_stmtcache_new(db, s_sql, Q_N);
+    sqlite3_stmt *one = stm_stmtcache_sql(c, "SELECT count(*) FROM t WHERE x = ?1");
     assert_non_null(one);
     sqlite3_bind_int(one, 1, 2);
     assert_int_equal(sqlite3_step(one), SQLITE_ROW);
@@ -124,19 +124,19 @@ static void test_statements_kept_by_their_sql(void **state)
     /* The same text: the same statement, clean; another text: another. */
     char same[64];
     snprintf(same, sizeof same, "%s", "SELECT count(*) FROM t WHERE x = ?1");
-    assert_ptr_equal(stmtcache_sql(c, same), one);
+    assert_ptr_equal(stm_stmtcache_sql(c, same), one);
     assert_int_equal(sqlite3_step(one), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(one, 0), 0); /* x = NULL matches nothing */
-    sqlite3_stmt *two = stmtcache_sql(c, "SELECT count(*) FROM t");
+    sqlite3_stmt *two = stm_stmtcache_sql(c, "SELECT count(*) FROM t");
     assert_non_null(two);
     assert_ptr_not_equal(two, one);
-    assert_null(stmtcache_sql(c, "SELECT FROM"));
-    assert_int_equal(stmtcache_count(c), 2);
+    assert_null(stm_stmtcache_sql(c, "SELECT FROM"));
+    assert_int_equal(stm_stmtcache_count(c), 2);
     /* Every sort at once, all finalized by destroy (teardown closes the connection). */
-    assert_non_null(stmtcache_fixed(c, Q_ECHO));
-    assert_non_null(stmtcache_add(c, c, 0, 1, "SELECT 1"));
-    assert_int_equal(stmtcache_count(c), 4);
-    stmtcache_destroy(&c);
+    assert_non_null(stm_stmtcache_fixed(c, Q_ECHO));
+    assert_non_null(stm_stmtcache_add(c, c, 0, 1, "SELECT 1"));
+    assert_int_equal(stm_stmtcache_count(c), 4);
+    stm_stmtcache_destroy(&c);
 }
 
 int main(void)

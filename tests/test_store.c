@@ -49,8 +49,8 @@ static bool s_exists(const char *path)
 static void s_text(store_t *store, const char *sql, char *out, size_t size)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(store_db(store)));
+    if (sqlite3_prepare_v2(stm_store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(stm_store_db(store)));
     const unsigned char *text =
         sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
     snprintf(out, size, "%s", text ? (const char *)text : "(none)");
@@ -61,7 +61,7 @@ static store_t *s_open(const char *path, store_open_mode mode)
 {
     store_t *store = NULL;
     stm_error err = {0};
-    if (store_open(path, mode, &store, &err) != STM_OK)
+    if (stm_store_open(path, mode, &store, &err) != STM_OK)
         fail_msg("%s", err.msg);
     return store;
 }
@@ -71,7 +71,7 @@ static store_t *s_prepared(const char *path)
 {
     store_t *store = s_open(path, STORE_OPEN_CREATE);
     stm_error err = {0};
-    if (store_prepare(store, &err) != STM_OK)
+    if (stm_store_prepare(store, &err) != STM_OK)
         fail_msg("%s", err.msg);
     return store;
 }
@@ -81,20 +81,20 @@ static void test_a_missing_file_is_not_created_unless_asked(void **state)
     fixture *f = *state;
     store_t *store = NULL;
     stm_error err = {0};
-    assert_int_equal(store_open(f->path, STORE_OPEN_EXISTING, &store, &err), STM_EINPUT);
+    assert_int_equal(stm_store_open(f->path, STORE_OPEN_EXISTING, &store, &err), STM_EINPUT);
     assert_null(store);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "no such database file"));
-    assert_int_equal(store_open(f->path, STORE_OPEN_READONLY, &store, &err), STM_EINPUT);
+    assert_int_equal(stm_store_open(f->path, STORE_OPEN_READONLY, &store, &err), STM_EINPUT);
     assert_false(s_exists(f->path));
 
-    assert_int_equal(store_open(f->path, STORE_OPEN_CREATE, &store, &err), STM_OK);
+    assert_int_equal(stm_store_open(f->path, STORE_OPEN_CREATE, &store, &err), STM_OK);
     assert_true(s_exists(f->path));
-    assert_string_equal(store_path(store), f->path);
-    assert_non_null(store_db(store));
-    store_destroy(&store);
+    assert_string_equal(stm_store_path(store), f->path);
+    assert_non_null(stm_store_db(store));
+    stm_store_destroy(&store);
     assert_null(store);
-    store_destroy(&store); /* safe twice */
+    stm_store_destroy(&store); /* safe twice */
 }
 
 static void test_open_sets_wal_normal_sync_and_the_busy_timeout(void **state)
@@ -106,7 +106,7 @@ static void test_open_sets_wal_normal_sync_and_the_busy_timeout(void **state)
     assert_string_equal(mode, "wal");
     assert_int_equal(du_int(store, "PRAGMA synchronous"), 1); /* NORMAL */
     assert_int_equal(du_int(store, "PRAGMA busy_timeout"), STORE_BUSY_TIMEOUT_MS);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 
     /* WAL is the file's: an application's connection finds it too, so that it reads
      * while stemma writes. */
@@ -146,7 +146,7 @@ static void test_a_write_waits_for_the_application_to_let_go(void **state)
     assert_int_equal(pthread_create(&thread, NULL, s_let_go_later, &h), 0);
     /* Without the busy timeout this fails at once with "database is locked". */
     stm_error err = {0};
-    stm_err rc = store_exec(store,
+    stm_err rc = stm_store_exec(store,
                             "BEGIN IMMEDIATE; INSERT INTO stemma_exclude VALUES ('t');"
                             "COMMIT",
                             &err);
@@ -155,7 +155,7 @@ static void test_a_write_waits_for_the_application_to_let_go(void **state)
     if (rc != STM_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_exclude"), 1);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_a_file_that_is_not_a_database_is_refused_untouched(void **state)
@@ -168,7 +168,7 @@ static void test_a_file_that_is_not_a_database_is_refused_untouched(void **state
     for (int mode = STORE_OPEN_EXISTING; mode <= STORE_OPEN_READONLY; mode++) {
         store_t *store = NULL;
         stm_error err = {0};
-        assert_int_equal(store_open(f->path, (store_open_mode)mode, &store, &err), STM_EINPUT);
+        assert_int_equal(stm_store_open(f->path, (store_open_mode)mode, &store, &err), STM_EINPUT);
         assert_null(store);
         assert_non_null(strstr(err.msg, f->path));
         assert_non_null(strstr(err.msg, "not a usable SQLite database"));
@@ -187,7 +187,7 @@ static void test_a_file_in_a_missing_directory_cannot_be_created(void **state)
     snprintf(path, sizeof path, "%s/no/such/dir/app.db", f->dir);
     store_t *store = NULL;
     stm_error err = {0};
-    assert_int_equal(store_open(path, STORE_OPEN_CREATE, &store, &err), STM_EDB);
+    assert_int_equal(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), STM_EDB);
     assert_null(store);
     assert_non_null(strstr(err.msg, "cannot open"));
     assert_non_null(strstr(err.msg, path));
@@ -207,14 +207,14 @@ static void test_read_only_never_writes(void **state)
     s_text(store, "PRAGMA journal_mode", mode, sizeof mode);
     assert_string_equal(mode, "delete");
     assert_int_equal(du_int(store, "SELECT count(*) FROM t"), 1);
-    assert_false(store_is_prepared(store));
+    assert_false(stm_store_is_prepared(store));
     stm_error err = {0};
-    assert_int_equal(store_exec(store, "INSERT INTO t VALUES (2, 'two')", &err), STM_EDB);
+    assert_int_equal(stm_store_exec(store, "INSERT INTO t VALUES (2, 'two')", &err), STM_EDB);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "readonly"));
-    assert_int_not_equal(store_prepare(store, &err), STM_OK);
-    assert_false(store_is_prepared(store));
-    store_destroy(&store);
+    assert_int_not_equal(stm_store_prepare(store, &err), STM_OK);
+    assert_false(stm_store_is_prepared(store));
+    stm_store_destroy(&store);
 
     size_t after_len = 0;
     char *after = tu_read(f->path, &after_len);
@@ -233,20 +233,20 @@ static void test_a_read_only_file(void **state)
     if (geteuid() == 0)
         skip();
     store_t *store = s_prepared(f->path);
-    store_destroy(&store); /* a clean close folds the WAL back into the file */
+    stm_store_destroy(&store); /* a clean close folds the WAL back into the file */
     assert_int_equal(chmod(f->path, 0444), 0);
     store = s_open(f->path, STORE_OPEN_READONLY);
-    assert_true(store_is_prepared(store));
+    assert_true(stm_store_is_prepared(store));
     stm_id id;
     stm_error err = {0};
-    assert_int_equal(store_node_id(store, &id, &err), STM_OK);
-    store_destroy(&store);
+    assert_int_equal(stm_store_node_id(store, &id, &err), STM_OK);
+    stm_store_destroy(&store);
 
     store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_int_equal(store_exec(store, "INSERT INTO stemma_exclude VALUES ('t')", &err), STM_EDB);
+    assert_int_equal(stm_store_exec(store, "INSERT INTO stemma_exclude VALUES ('t')", &err), STM_EDB);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "readonly database"));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 
     /* An application's file in SQLite's default journal mode cannot be switched to WAL:
      * the open itself says why. */
@@ -254,13 +254,13 @@ static void test_a_read_only_file(void **state)
     snprintf(other, sizeof other, "%s/app2.db", f->dir);
     du_exec(other, "CREATE TABLE t (x)");
     assert_int_equal(chmod(other, 0444), 0);
-    assert_int_equal(store_open(other, STORE_OPEN_EXISTING, &store, &err), STM_EDB);
+    assert_int_equal(stm_store_open(other, STORE_OPEN_EXISTING, &store, &err), STM_EDB);
     assert_null(store);
     assert_non_null(strstr(err.msg, other));
     assert_non_null(strstr(err.msg, "readonly database"));
     store = s_open(other, STORE_OPEN_READONLY);
     assert_int_equal(du_int(store, "SELECT count(*) FROM t"), 0);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 /* The tables store.h lists, every one of them stemma's. */
@@ -282,31 +282,31 @@ static void test_opening_changes_no_table_and_prepare_is_the_callers_transaction
     fixture *f = *state;
     du_exec(f->path, "CREATE TABLE t (id INTEGER PRIMARY KEY)");
     store_t *store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_false(store_is_prepared(store));
+    assert_false(stm_store_is_prepared(store));
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema"), 1);
 
     /* A dry run: prepared inside a transaction that is rolled back leaves nothing. */
     stm_error err = {0};
-    assert_int_equal(store_exec(store, "BEGIN", &err), STM_OK);
-    assert_int_equal(store_prepare(store, &err), STM_OK);
-    assert_true(store_is_prepared(store));
+    assert_int_equal(stm_store_exec(store, "BEGIN", &err), STM_OK);
+    assert_int_equal(stm_store_prepare(store, &err), STM_OK);
+    assert_true(stm_store_is_prepared(store));
     assert_int_equal(s_table_count(store), NTABLES);
-    assert_int_equal(store_exec(store, "ROLLBACK", &err), STM_OK);
-    assert_false(store_is_prepared(store));
+    assert_int_equal(stm_store_exec(store, "ROLLBACK", &err), STM_OK);
+    assert_false(stm_store_is_prepared(store));
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema"), 1);
 
-    assert_int_equal(store_prepare(store, &err), STM_OK);
-    store_destroy(&store);
+    assert_int_equal(stm_store_prepare(store, &err), STM_OK);
+    stm_store_destroy(&store);
     store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_true(store_is_prepared(store));
+    assert_true(stm_store_is_prepared(store));
     assert_int_equal(s_table_count(store), NTABLES);
     /* Nothing stemma adds but its own tables (and the application's stay). */
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
                                    "AND name NOT LIKE 'stemma\\_%' ESCAPE '\\'"),
                      1);
     assert_int_equal(du_int(store, "SELECT format FROM stemma_local"), STORE_FORMAT);
-    assert_int_equal(store_check_format(store, &err), STM_OK);
-    store_destroy(&store);
+    assert_int_equal(stm_store_check_format(store, &err), STM_OK);
+    stm_store_destroy(&store);
 }
 
 static void test_prepare_twice_keeps_the_node_id_and_each_database_has_its_own(void **state)
@@ -315,26 +315,26 @@ static void test_prepare_twice_keeps_the_node_id_and_each_database_has_its_own(v
     store_t *store = s_prepared(f->path);
     stm_id first, again, zero = {{0}}, version;
     stm_error err = {0};
-    assert_int_equal(store_node_id(store, &first, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &first, &err), STM_OK);
     assert_false(stm_id_is_zero(&first));
-    assert_int_equal(store_version_id(store, &version, &err), STM_OK);
+    assert_int_equal(stm_store_version_id(store, &version, &err), STM_OK);
     assert_true(stm_id_equal(&version, &zero)); /* none before a migration */
-    assert_int_equal(store_prepare(store, &err), STM_OK);
-    assert_int_equal(store_node_id(store, &again, &err), STM_OK);
+    assert_int_equal(stm_store_prepare(store, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &again, &err), STM_OK);
     assert_true(stm_id_equal(&first, &again));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 
     store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_int_equal(store_node_id(store, &again, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &again, &err), STM_OK);
     assert_true(stm_id_equal(&first, &again));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 
     char other[4300];
     snprintf(other, sizeof other, "%s/other.db", f->dir);
     store = s_prepared(other);
-    assert_int_equal(store_node_id(store, &again, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &again, &err), STM_OK);
     assert_false(stm_id_equal(&first, &again));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_tables_in_another_format_are_refused_saying_what_to_do(void **state)
@@ -347,25 +347,25 @@ static void test_tables_in_another_format_are_refused_saying_what_to_do(void **s
                                   "UPDATE stemma_local SET format = 1", "DELETE FROM stemma_local"};
     const int shown[] = {STORE_FORMAT + 1, 1, 0};
     for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(store_exec(store, damage[i], &err), STM_OK);
+        assert_int_equal(stm_store_exec(store, damage[i], &err), STM_OK);
         char expect[64];
         snprintf(expect, sizeof expect, "in format %d, this stemma reads format %d", shown[i],
                  STORE_FORMAT);
         stm_error_clear(&err);
-        assert_int_equal(store_check_format(store, &err), STM_EINPUT);
+        assert_int_equal(stm_store_check_format(store, &err), STM_EINPUT);
         assert_non_null(strstr(err.msg, expect));
         assert_non_null(strstr(err.msg, f->path));
         assert_non_null(strstr(err.msg, "stemma_*"));
         stm_error_clear(&err);
         /* Preparing again must not take the tables as they are, nor rebuild them. */
-        assert_int_equal(store_prepare(store, &err), STM_EINPUT);
+        assert_int_equal(stm_store_prepare(store, &err), STM_EINPUT);
         assert_non_null(strstr(err.msg, expect));
         if (i == 0)
-            assert_int_equal(store_exec(store, "UPDATE stemma_local SET format = format - 1", &err),
+            assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET format = format - 1", &err),
                              STM_OK);
     }
     assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_local"), 0);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_ids_of_a_database_not_set_up_or_damaged(void **state)
@@ -374,13 +374,13 @@ static void test_ids_of_a_database_not_set_up_or_damaged(void **state)
     store_t *store = s_open(f->path, STORE_OPEN_CREATE);
     stm_id id;
     stm_error err = {0};
-    assert_int_equal(store_node_id(store, &id, &err), STM_EDB);
+    assert_int_equal(stm_store_node_id(store, &id, &err), STM_EDB);
     assert_non_null(strstr(err.msg, "is this database set up for stemma?"));
-    assert_int_equal(store_prepare(store, &err), STM_OK);
-    assert_int_equal(store_exec(store, "UPDATE stemma_local SET node_id = x'0102'", &err), STM_OK);
-    assert_int_equal(store_node_id(store, &id, &err), STM_ECORRUPT);
+    assert_int_equal(stm_store_prepare(store, &err), STM_OK);
+    assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET node_id = x'0102'", &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &id, &err), STM_ECORRUPT);
     assert_non_null(strstr(err.msg, "stemma_local.node_id"));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_version_id_is_kept(void **state)
@@ -389,12 +389,12 @@ static void test_version_id_is_kept(void **state)
     store_t *store = s_prepared(f->path);
     stm_id v = {{1, 2, 3}}, got;
     stm_error err = {0};
-    assert_int_equal(store_set_version_id(store, &v, &err), STM_OK);
-    store_destroy(&store);
+    assert_int_equal(stm_store_set_version_id(store, &v, &err), STM_OK);
+    stm_store_destroy(&store);
     store = s_open(f->path, STORE_OPEN_READONLY);
-    assert_int_equal(store_version_id(store, &got, &err), STM_OK);
+    assert_int_equal(stm_store_version_id(store, &got, &err), STM_OK);
     assert_true(stm_id_equal(&v, &got));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 /* origin's entry in stemma_vector, -1 when it has none. */
@@ -415,32 +415,32 @@ static void test_a_new_node_id_keeps_the_old_ones_operations_counted(void **stat
     store_t *store = s_prepared(f->path);
     stm_id a, b = {{0xb}}, got;
     stm_error err = {0};
-    assert_int_equal(store_node_id(store, &a, &err), STM_OK);
-    assert_int_equal(store_exec(store, "UPDATE stemma_local SET seq = 5", &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &a, &err), STM_OK);
+    assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET seq = 5", &err), STM_OK);
     du_vector_set(store, &b, 7); /* b's operations, received back from a peer */
 
-    assert_int_equal(store_set_node_id(store, &b, &err), STM_OK);
-    assert_int_equal(store_node_id(store, &got, &err), STM_OK);
+    assert_int_equal(stm_store_set_node_id(store, &b, &err), STM_OK);
+    assert_int_equal(stm_store_node_id(store, &got, &err), STM_OK);
     assert_true(stm_id_equal(&got, &b));
     assert_int_equal(s_vector_seq(store, &a), 5);
     assert_int_equal(s_vector_seq(store, &b), -1); /* its own id is not a remote origin */
     assert_int_equal(du_int(store, "SELECT seq FROM stemma_local"), 7);
 
     /* Back again: a goes on from where it was, and b is counted. */
-    assert_int_equal(store_set_node_id(store, &a, &err), STM_OK);
+    assert_int_equal(stm_store_set_node_id(store, &a, &err), STM_OK);
     assert_int_equal(du_int(store, "SELECT seq FROM stemma_local"), 5);
     assert_int_equal(s_vector_seq(store, &b), 7);
     assert_int_equal(s_vector_seq(store, &a), -1);
 
     /* An id that wrote nothing leaves no entry. */
     stm_id c = {{0xc}};
-    assert_int_equal(store_set_node_id(store, &c, &err), STM_OK);
+    assert_int_equal(stm_store_set_node_id(store, &c, &err), STM_OK);
     assert_int_equal(du_int(store, "SELECT seq FROM stemma_local"), 0);
-    assert_int_equal(store_set_node_id(store, &b, &err), STM_OK);
+    assert_int_equal(stm_store_set_node_id(store, &b, &err), STM_OK);
     assert_int_equal(s_vector_seq(store, &c), -1);
     assert_int_equal(s_vector_seq(store, &a), 5);
     assert_int_equal(du_int(store, "SELECT seq FROM stemma_local"), 7);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_ids_are_numbered_once_and_kept(void **state)
@@ -450,30 +450,30 @@ static void test_ids_are_numbered_once_and_kept(void **state)
     stm_id x = {{0x11}}, y = {{0x22}}, got;
     int64_t nx = -1, ny = -1, again = -1;
     stm_error err = {0};
-    assert_int_equal(store_id_number(store, &x, false, &nx, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, false, &nx, &err), STM_OK);
     assert_int_equal(nx, 0);
     assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_ids"), 0);
-    assert_int_equal(store_id_number(store, &x, true, &nx, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, true, &nx, &err), STM_OK);
     assert_true(nx > 0);
-    assert_int_equal(store_id_number(store, &y, true, &ny, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &y, true, &ny, &err), STM_OK);
     assert_true(ny > 0);
     assert_int_not_equal(nx, ny);
-    assert_int_equal(store_id_number(store, &x, true, &again, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, true, &again, &err), STM_OK);
     assert_int_equal(again, nx);
     assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_ids"), 2);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 
     /* Another connection, nothing remembered: the file has them. */
     store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_int_equal(store_id_of(store, ny, &got, &err), STM_OK);
+    assert_int_equal(stm_store_id_of(store, ny, &got, &err), STM_OK);
     assert_true(stm_id_equal(&got, &y));
-    assert_int_equal(store_id_number(store, &x, false, &again, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, false, &again, &err), STM_OK);
     assert_int_equal(again, nx);
-    assert_int_equal(store_id_of(store, nx, &got, &err), STM_OK);
+    assert_int_equal(stm_store_id_of(store, nx, &got, &err), STM_OK);
     assert_true(stm_id_equal(&got, &x));
-    assert_int_equal(store_id_of(store, 999, &got, &err), STM_ECORRUPT);
+    assert_int_equal(stm_store_id_of(store, 999, &got, &err), STM_ECORRUPT);
     assert_non_null(strstr(err.msg, "no id numbered 999"));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_numbers_rolled_back_are_forgotten(void **state)
@@ -483,23 +483,23 @@ static void test_numbers_rolled_back_are_forgotten(void **state)
     stm_id x = {{0x33}}, y = {{0x44}}, got;
     int64_t no = 0, again = -1;
     stm_error err = {0};
-    assert_int_equal(store_exec(store, "BEGIN", &err), STM_OK);
-    assert_int_equal(store_id_number(store, &x, true, &no, &err), STM_OK);
-    assert_int_equal(store_exec(store, "ROLLBACK", &err), STM_OK);
-    store_forget_ids(store);
+    assert_int_equal(stm_store_exec(store, "BEGIN", &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, true, &no, &err), STM_OK);
+    assert_int_equal(stm_store_exec(store, "ROLLBACK", &err), STM_OK);
+    stm_store_forget_ids(store);
     /* Without forgetting, x would still be given the number that was rolled back. */
-    assert_int_equal(store_id_number(store, &x, false, &again, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, false, &again, &err), STM_OK);
     assert_int_equal(again, 0);
     /* The number may be given again, and then means only y. */
     int64_t ny = 0;
-    assert_int_equal(store_id_number(store, &y, true, &ny, &err), STM_OK);
-    assert_int_equal(store_id_of(store, ny, &got, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &y, true, &ny, &err), STM_OK);
+    assert_int_equal(stm_store_id_of(store, ny, &got, &err), STM_OK);
     assert_true(stm_id_equal(&got, &y));
-    assert_int_equal(store_id_number(store, &x, true, &again, &err), STM_OK);
+    assert_int_equal(stm_store_id_number(store, &x, true, &again, &err), STM_OK);
     assert_int_not_equal(again, ny);
-    assert_int_equal(store_id_of(store, again, &got, &err), STM_OK);
+    assert_int_equal(stm_store_id_of(store, again, &got, &err), STM_OK);
     assert_true(stm_id_equal(&got, &x));
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 static void test_exec_says_what_sqlite_refused(void **state)
@@ -507,12 +507,12 @@ static void test_exec_says_what_sqlite_refused(void **state)
     fixture *f = *state;
     store_t *store = s_open(f->path, STORE_OPEN_CREATE);
     stm_error err = {0};
-    assert_int_equal(store_exec(store, "SELECT * FROM nowhere", &err), STM_EDB);
+    assert_int_equal(stm_store_exec(store, "SELECT * FROM nowhere", &err), STM_EDB);
     assert_int_equal(err.code, STM_EDB);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "no such table: nowhere"));
     /* A script stops at its first failure. */
-    assert_int_equal(store_exec(store,
+    assert_int_equal(stm_store_exec(store,
                                 "CREATE TABLE a (x); INSERT INTO b VALUES (1); "
                                 "CREATE TABLE c (x)",
                                 &err),
@@ -520,7 +520,7 @@ static void test_exec_says_what_sqlite_refused(void **state)
     assert_non_null(strstr(err.msg, "no such table: b"));
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema WHERE name = 'a'"), 1);
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema WHERE name = 'c'"), 0);
-    store_destroy(&store);
+    stm_store_destroy(&store);
 }
 
 int main(void)

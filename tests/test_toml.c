@@ -18,7 +18,7 @@ static toml_value *s_parse(const char *text)
 {
     toml_value *root = NULL;
     stm_error err = {0};
-    if (toml_parse(text, strlen(text), "test.toml", &root, &err) != STM_OK)
+    if (stm_toml_parse(text, strlen(text), "test.toml", &root, &err) != STM_OK)
         fail_msg("unexpected error: %s", err.msg);
     return root;
 }
@@ -28,7 +28,7 @@ static void s_refuse(const char *text, size_t len, const char *prefix)
 {
     toml_value *root = NULL;
     stm_error err = {0};
-    stm_err rc = toml_parse(text, len, "doc.toml", &root, &err);
+    stm_err rc = stm_toml_parse(text, len, "doc.toml", &root, &err);
     if (rc != STM_EINPUT)
         fail_msg("accepted: %.60s", text);
     assert_null(root);
@@ -49,10 +49,10 @@ static double s_now(void)
 
 static const toml_datetime *s_dt(const toml_value *t, const char *key, toml_type type)
 {
-    const toml_value *v = toml_table_get(t, key);
+    const toml_value *v = stm_toml_table_get(t, key);
     assert_non_null(v);
-    assert_int_equal(toml_type_of(v), type);
-    return toml_datetime_of(v);
+    assert_int_equal(stm_toml_type_of(v), type);
+    return stm_toml_datetime_of(v);
 }
 
 static void test_scalars(void **state)
@@ -81,26 +81,26 @@ static void test_scalars(void **state)
                             "ld = 2024-02-29\n"
                             "lt = 23:59:60.000001\n");
     size_t len;
-    assert_string_equal(toml_string(toml_table_get(t, "s"), &len), "hello");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "s"), &len), "hello");
     assert_int_equal(len, 5);
-    assert_int_equal(toml_integer(toml_table_get(t, "i")), -42);
-    assert_int_equal(toml_integer(toml_table_get(t, "plus")), 17);
-    assert_int_equal(toml_integer(toml_table_get(t, "hex")), 0xDEADBEEF);
-    assert_int_equal(toml_integer(toml_table_get(t, "oct")), 0755);
-    assert_int_equal(toml_integer(toml_table_get(t, "bin")), 13);
-    assert_true(toml_integer(toml_table_get(t, "max")) == INT64_MAX);
-    assert_true(toml_integer(toml_table_get(t, "min")) == INT64_MIN);
-    assert_int_equal(toml_integer(toml_table_get(t, "zero")), 0);
-    assert_true(toml_float(toml_table_get(t, "f")) == 6.626e-34);
-    assert_true(toml_float(toml_table_get(t, "fu")) == 1000.5);
-    assert_true(toml_float(toml_table_get(t, "fe")) == 5e22);
-    assert_true(isinf(toml_float(toml_table_get(t, "pinf"))) &&
-                toml_float(toml_table_get(t, "pinf")) > 0);
-    assert_true(isinf(toml_float(toml_table_get(t, "ninf"))) &&
-                toml_float(toml_table_get(t, "ninf")) < 0);
-    assert_true(isnan(toml_float(toml_table_get(t, "nan"))));
-    assert_true(toml_bool(toml_table_get(t, "yes")));
-    assert_false(toml_bool(toml_table_get(t, "no")));
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "i")), -42);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "plus")), 17);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "hex")), 0xDEADBEEF);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "oct")), 0755);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "bin")), 13);
+    assert_true(stm_toml_integer(stm_toml_table_get(t, "max")) == INT64_MAX);
+    assert_true(stm_toml_integer(stm_toml_table_get(t, "min")) == INT64_MIN);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "zero")), 0);
+    assert_true(stm_toml_float(stm_toml_table_get(t, "f")) == 6.626e-34);
+    assert_true(stm_toml_float(stm_toml_table_get(t, "fu")) == 1000.5);
+    assert_true(stm_toml_float(stm_toml_table_get(t, "fe")) == 5e22);
+    assert_true(isinf(stm_toml_float(stm_toml_table_get(t, "pinf"))) &&
+                stm_toml_float(stm_toml_table_get(t, "pinf")) > 0);
+    assert_true(isinf(stm_toml_float(stm_toml_table_get(t, "ninf"))) &&
+                stm_toml_float(stm_toml_table_get(t, "ninf")) < 0);
+    assert_true(isnan(stm_toml_float(stm_toml_table_get(t, "nan"))));
+    assert_true(stm_toml_bool(stm_toml_table_get(t, "yes")));
+    assert_false(stm_toml_bool(stm_toml_table_get(t, "no")));
 
     const toml_datetime *d = s_dt(t, "odt", TOML_DATETIME);
     assert_int_equal(d->year, 1979);
@@ -126,14 +126,14 @@ static void test_scalars(void **state)
     assert_int_equal(d->nanosecond, 1000);
 
     /* insertion order, and where values start */
-    assert_int_equal(toml_table_count(t), 22);
-    assert_string_equal(toml_table_key(t, 0), "s");
-    assert_string_equal(toml_table_key(t, 21), "lt");
-    assert_int_equal(toml_line(toml_table_at(t, 2)), 3);
-    assert_int_equal(toml_column(toml_table_at(t, 2)), 8);
-    assert_string_equal(toml_type_name(TOML_DATETIME_LOCAL), "datetime-local");
-    assert_string_equal(toml_type_name(TOML_TABLE), "table");
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_count(t), 22);
+    assert_string_equal(stm_toml_table_key(t, 0), "s");
+    assert_string_equal(stm_toml_table_key(t, 21), "lt");
+    assert_int_equal(stm_toml_line(stm_toml_table_at(t, 2)), 3);
+    assert_int_equal(stm_toml_column(stm_toml_table_at(t, 2)), 8);
+    assert_string_equal(stm_toml_type_name(TOML_DATETIME_LOCAL), "datetime-local");
+    assert_string_equal(stm_toml_type_name(TOML_TABLE), "table");
+    stm_toml_destroy(&t);
     assert_null(t);
 }
 
@@ -155,30 +155,30 @@ static void test_tables(void **state)
                             "[a.b.c]\n"
                             "[a]\n"
                             "x = 1\n");
-    toml_value *top = toml_table_get(t, "top");
-    assert_int_equal(toml_type_of(top), TOML_TABLE);
-    assert_int_equal(toml_integer(toml_table_get(top, "x")), 1);
-    toml_value *z = toml_table_get(toml_table_get(top, "y"), "z");
-    assert_int_equal(toml_array_count(z), 5);
-    assert_int_equal(toml_type_of(toml_array_at(z, 1)), TOML_STRING);
-    assert_int_equal(toml_type_of(toml_array_at(z, 3)), TOML_ARRAY);
-    assert_int_equal(toml_integer(toml_table_get(toml_array_at(z, 4), "x")), 5);
-    assert_int_equal(toml_array_count(toml_table_get(t, "arr")), 2);
-    toml_value *tt = toml_table_get(t, "t");
-    assert_non_null(toml_table_get(tt, "key with space"));
-    assert_int_equal(toml_table_count(toml_table_get(tt, "sub")), 0);
-    toml_value *list = toml_table_get(tt, "list");
-    assert_int_equal(toml_array_count(list), 2);
-    assert_int_equal(toml_integer(toml_table_get(toml_array_at(list, 1), "n")), 2);
+    toml_value *top = stm_toml_table_get(t, "top");
+    assert_int_equal(stm_toml_type_of(top), TOML_TABLE);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(top, "x")), 1);
+    toml_value *z = stm_toml_table_get(stm_toml_table_get(top, "y"), "z");
+    assert_int_equal(stm_toml_array_count(z), 5);
+    assert_int_equal(stm_toml_type_of(stm_toml_array_at(z, 1)), TOML_STRING);
+    assert_int_equal(stm_toml_type_of(stm_toml_array_at(z, 3)), TOML_ARRAY);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(stm_toml_array_at(z, 4), "x")), 5);
+    assert_int_equal(stm_toml_array_count(stm_toml_table_get(t, "arr")), 2);
+    toml_value *tt = stm_toml_table_get(t, "t");
+    assert_non_null(stm_toml_table_get(tt, "key with space"));
+    assert_int_equal(stm_toml_table_count(stm_toml_table_get(tt, "sub")), 0);
+    toml_value *list = stm_toml_table_get(tt, "list");
+    assert_int_equal(stm_toml_array_count(list), 2);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(stm_toml_array_at(list, 1), "n")), 2);
     assert_string_equal(
-        toml_string(toml_table_get(toml_table_get(toml_array_at(list, 1), "deep"), "k"), NULL),
+        stm_toml_string(stm_toml_table_get(stm_toml_table_get(stm_toml_array_at(list, 1), "deep"), "k"), NULL),
         "v");
-    assert_int_equal(toml_line(list), 11);
-    assert_int_equal(toml_line(toml_array_at(list, 1)), 13);
-    toml_value *a = toml_table_get(t, "a");
-    assert_int_equal(toml_table_count(a), 2);
-    assert_int_equal(toml_line(a), 18); /* where [a] defined it */
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_line(list), 11);
+    assert_int_equal(stm_toml_line(stm_toml_array_at(list, 1)), 13);
+    toml_value *a = stm_toml_table_get(t, "a");
+    assert_int_equal(stm_toml_table_count(a), 2);
+    assert_int_equal(stm_toml_line(a), 18); /* where [a] defined it */
+    stm_toml_destroy(&t);
 }
 
 static void test_strings(void **state)
@@ -195,26 +195,26 @@ static void test_strings(void **state)
                             "\"\\u00e9\" = 1\n"
                             "'' = 2\n");
     size_t len;
-    assert_string_equal(toml_string(toml_table_get(t, "esc"), &len),
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "esc"), &len),
                         "\b\t\n\f\r\"\\\xc3\xa9\xf0\x9f\x98\x80");
-    const char *s = toml_string(toml_table_get(t, "nul"), &len);
+    const char *s = stm_toml_string(stm_toml_table_get(t, "nul"), &len);
     assert_int_equal(len, 3);
     assert_memory_equal(s, "a\0b", 4);
-    assert_string_equal(toml_string(toml_table_get(t, "lit"), NULL), "C:\\path\\\"x\"");
-    assert_string_equal(toml_string(toml_table_get(t, "ml"), NULL), "firstsecond third");
-    assert_string_equal(toml_string(toml_table_get(t, "mlq"), NULL), "\"\"quoted\"\"");
-    assert_string_equal(toml_string(toml_table_get(t, "mll"), NULL), "''x''\\n");
-    assert_string_equal(toml_string(toml_table_get(t, "crlf"), NULL), "a\nb");
-    assert_string_equal(toml_string(toml_table_get(t, "utf8"), NULL), "\xce\xbb \xf0\x9f\x98\x80");
-    assert_non_null(toml_table_get(t, "\xc3\xa9"));
-    assert_non_null(toml_table_get(t, ""));
-    toml_destroy(&t);
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "lit"), NULL), "C:\\path\\\"x\"");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "ml"), NULL), "firstsecond third");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "mlq"), NULL), "\"\"quoted\"\"");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "mll"), NULL), "''x''\\n");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "crlf"), NULL), "a\nb");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "utf8"), NULL), "\xce\xbb \xf0\x9f\x98\x80");
+    assert_non_null(stm_toml_table_get(t, "\xc3\xa9"));
+    assert_non_null(stm_toml_table_get(t, ""));
+    stm_toml_destroy(&t);
 
     /* a key holding NUL is reachable by position and length */
     t = s_parse("\"a\\u0000\" = 1\n");
-    assert_int_equal(toml_table_key_len(t, 0), 2);
-    assert_memory_equal(toml_table_key(t, 0), "a\0", 3);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_key_len(t, 0), 2);
+    assert_memory_equal(stm_toml_table_key(t, 0), "a\0", 3);
+    stm_toml_destroy(&t);
 
     S_REFUSE_BYTES("s = \"\\uD800\"\n", "doc.toml:1:6: invalid \\u escape");
     S_REFUSE_BYTES("s = \"\\U00110000\"\n", "doc.toml:1:6: invalid \\U escape");
@@ -264,7 +264,7 @@ static void test_error_positions(void **state)
     /* no name given */
     toml_value *root = NULL;
     stm_error err = {0};
-    assert_int_equal(toml_parse("=", 1, NULL, &root, &err), STM_EINPUT);
+    assert_int_equal(stm_toml_parse("=", 1, NULL, &root, &err), STM_EINPUT);
     assert_string_equal(err.msg, "<toml>:1:1: expected a key, found '='");
     assert_null(root);
 }
@@ -274,56 +274,56 @@ static void test_depth_limit(void **state)
     (void)state;
     buf_t b = BUF_INIT;
     /* 256 nested arrays is the most allowed ... */
-    buf_puts(&b, "a = ");
+    stm_buf_puts(&b, "a = ");
     for (int i = 0; i < TOML_MAX_DEPTH; i++)
-        buf_putc(&b, '[');
+        stm_buf_putc(&b, '[');
     for (int i = 0; i < TOML_MAX_DEPTH; i++)
-        buf_putc(&b, ']');
-    toml_value *t = s_parse(buf_str(&b));
-    char *out = toml_emit(t, NULL);
+        stm_buf_putc(&b, ']');
+    toml_value *t = s_parse(stm_buf_str(&b));
+    char *out = stm_toml_emit(t, NULL);
     toml_value *again = s_parse(out);
-    assert_true(toml_equal(t, again));
+    assert_true(stm_toml_equal(t, again));
     free(out);
-    toml_destroy(&again);
-    toml_destroy(&t);
+    stm_toml_destroy(&again);
+    stm_toml_destroy(&t);
 
     /* ... one more is refused at the bracket that goes too deep */
-    buf_reset(&b);
-    buf_puts(&b, "a = ");
+    stm_buf_reset(&b);
+    stm_buf_puts(&b, "a = ");
     for (int i = 0; i <= TOML_MAX_DEPTH; i++)
-        buf_putc(&b, '[');
-    s_refuse(buf_str(&b), b.len, "doc.toml:1:261: arrays and tables nest deeper than 256");
+        stm_buf_putc(&b, '[');
+    s_refuse(stm_buf_str(&b), b.len, "doc.toml:1:261: arrays and tables nest deeper than 256");
 
     /* a million levels of inline tables stop at the limit, not at the stack */
-    buf_reset(&b);
-    buf_puts(&b, "a = ");
+    stm_buf_reset(&b);
+    stm_buf_puts(&b, "a = ");
     for (int i = 0; i < 1000000; i++)
-        buf_puts(&b, "{b=");
-    s_refuse(buf_str(&b), b.len, "doc.toml:1:");
+        stm_buf_puts(&b, "{b=");
+    s_refuse(stm_buf_str(&b), b.len, "doc.toml:1:");
 
     /* dotted keys and headers count too */
-    buf_reset(&b);
-    buf_puts(&b, "k");
+    stm_buf_reset(&b);
+    stm_buf_puts(&b, "k");
     for (int i = 0; i < 300; i++)
-        buf_puts(&b, ".k");
-    buf_puts(&b, " = 1\n");
-    s_refuse(buf_str(&b), b.len, "doc.toml:1:");
-    buf_reset(&b);
-    buf_puts(&b, "[k");
+        stm_buf_puts(&b, ".k");
+    stm_buf_puts(&b, " = 1\n");
+    s_refuse(stm_buf_str(&b), b.len, "doc.toml:1:");
+    stm_buf_reset(&b);
+    stm_buf_puts(&b, "[k");
     for (int i = 0; i < 300; i++)
-        buf_puts(&b, ".k");
-    buf_puts(&b, "]\n");
-    s_refuse(buf_str(&b), b.len, "doc.toml:1:");
+        stm_buf_puts(&b, ".k");
+    stm_buf_puts(&b, "]\n");
+    s_refuse(stm_buf_str(&b), b.len, "doc.toml:1:");
     /* arrays of tables inside arrays of tables: two levels per header */
-    buf_reset(&b);
+    stm_buf_reset(&b);
     for (int i = 0; i < 300; i++) {
-        buf_puts(&b, "[[k");
+        stm_buf_puts(&b, "[[k");
         for (int j = 0; j < i; j++)
-            buf_puts(&b, ".k");
-        buf_puts(&b, "]]\n");
+            stm_buf_puts(&b, ".k");
+        stm_buf_puts(&b, "]]\n");
     }
-    s_refuse(buf_str(&b), b.len, "doc.toml:129:259: tables nest deeper than 256");
-    buf_free(&b);
+    s_refuse(stm_buf_str(&b), b.len, "doc.toml:129:259: tables nest deeper than 256");
+    stm_buf_free(&b);
 }
 
 /* A document of more than TOML_MAX_VALUES values, or headers, is refused where the one
@@ -333,23 +333,23 @@ static void test_value_limit(void **state)
 {
     (void)state;
     buf_t b = BUF_INIT;
-    buf_puts(&b, "a = [");
+    stm_buf_puts(&b, "a = [");
     for (int i = 0; i <= TOML_MAX_VALUES; i++)
-        buf_puts(&b, "0,");
-    buf_puts(&b, "0]\n");
+        stm_buf_puts(&b, "0,");
+    stm_buf_puts(&b, "0]\n");
     char prefix[96];
     /* The array is value 1; its element 3,999,999 (at column 6 + 2 * 3,999,999) is
      * value 4,000,001. */
     snprintf(prefix, sizeof prefix, "doc.toml:1:%d: more than %d values", 6 + 2 * (TOML_MAX_VALUES - 1),
              TOML_MAX_VALUES);
-    s_refuse(buf_str(&b), b.len, prefix);
-    buf_reset(&b);
+    s_refuse(stm_buf_str(&b), b.len, prefix);
+    stm_buf_reset(&b);
     for (int i = 0; i <= TOML_MAX_VALUES; i++)
-        buf_puts(&b, "[[x]]\n");
+        stm_buf_puts(&b, "[[x]]\n");
     snprintf(prefix, sizeof prefix, "doc.toml:%d:1: more than %d values", TOML_MAX_VALUES + 1,
              TOML_MAX_VALUES);
-    s_refuse(buf_str(&b), b.len, prefix);
-    buf_free(&b);
+    s_refuse(stm_buf_str(&b), b.len, prefix);
+    stm_buf_free(&b);
 }
 
 static void test_big_table(void **state)
@@ -358,115 +358,115 @@ static void test_big_table(void **state)
     enum { N = 100000 };
     buf_t b = BUF_INIT;
     for (int i = 0; i < N; i++)
-        buf_printf(&b, "key_%d = %d\n", i, i);
+        stm_buf_printf(&b, "key_%d = %d\n", i, i);
     double start = s_now();
-    toml_value *t = s_parse(buf_str(&b));
+    toml_value *t = s_parse(stm_buf_str(&b));
     double took = s_now() - start;
     print_message("parsed a table of %d keys (%zu bytes) in %.3f s\n", N, b.len, took);
     assert_true(took < 5.0);
-    assert_int_equal(toml_table_count(t), N);
-    assert_int_equal(toml_integer(toml_table_get(t, "key_0")), 0);
-    assert_int_equal(toml_integer(toml_table_get(t, "key_99999")), 99999);
-    assert_string_equal(toml_table_key(t, 54321), "key_54321");
-    assert_null(toml_table_get(t, "key_100000"));
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_count(t), N);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "key_0")), 0);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "key_99999")), 99999);
+    assert_string_equal(stm_toml_table_key(t, 54321), "key_54321");
+    assert_null(stm_toml_table_get(t, "key_100000"));
+    stm_toml_destroy(&t);
 
     /* a duplicate at the very end is still found */
-    buf_puts(&b, "key_77 = 1\n");
+    stm_buf_puts(&b, "key_77 = 1\n");
     char prefix[64];
     snprintf(prefix, sizeof prefix, "doc.toml:%d:1: duplicate key 'key_77'", N + 1);
-    s_refuse(buf_str(&b), b.len, prefix);
-    buf_free(&b);
+    s_refuse(stm_buf_str(&b), b.len, prefix);
+    stm_buf_free(&b);
 
     /* and through the building API, with replacement in place */
-    t = toml_new_table();
+    t = stm_toml_new_table();
     start = s_now();
     for (int i = 0; i < N; i++) {
         char key[32];
         snprintf(key, sizeof key, "k%d", i);
-        toml_table_set(t, key, toml_new_integer(i));
+        stm_toml_table_set(t, key, stm_toml_new_integer(i));
     }
-    toml_table_set(t, "k500", toml_new_string("x", 1));
+    stm_toml_table_set(t, "k500", stm_toml_new_string("x", 1));
     took = s_now() - start;
     assert_true(took < 5.0);
-    assert_int_equal(toml_table_count(t), N);
-    assert_string_equal(toml_table_key(t, 500), "k500");
-    assert_int_equal(toml_type_of(toml_table_at(t, 500)), TOML_STRING);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_count(t), N);
+    assert_string_equal(stm_toml_table_key(t, 500), "k500");
+    assert_int_equal(stm_toml_type_of(stm_toml_table_at(t, 500)), TOML_STRING);
+    stm_toml_destroy(&t);
 }
 
 static toml_value *s_table_of(const char *key, toml_value *v)
 {
-    toml_value *t = toml_new_table();
-    toml_table_set(t, key, v);
+    toml_value *t = stm_toml_new_table();
+    stm_toml_table_set(t, key, v);
     return t;
 }
 
 static void test_emit_exact(void **state)
 {
     (void)state;
-    toml_value *root = toml_new_table();
-    toml_table_set(root, "title", toml_new_string("say \"hi\"\n\ttab\x01", 14));
-    toml_table_set(root, "n", toml_new_integer(-42));
-    toml_table_set(root, "pi", toml_new_float(3.14));
-    toml_table_set(root, "one", toml_new_float(1.0));
-    toml_table_set(root, "big", toml_new_float(1e300));
-    toml_table_set(root, "third", toml_new_float(1.0 / 3.0));
-    toml_table_set(root, "nan", toml_new_float(NAN));
-    toml_table_set(root, "ninf", toml_new_float(-INFINITY));
-    toml_table_set(root, "key with space", toml_new_bool(true));
-    toml_table_set(root, "", toml_new_bool(false));
+    toml_value *root = stm_toml_new_table();
+    stm_toml_table_set(root, "title", stm_toml_new_string("say \"hi\"\n\ttab\x01", 14));
+    stm_toml_table_set(root, "n", stm_toml_new_integer(-42));
+    stm_toml_table_set(root, "pi", stm_toml_new_float(3.14));
+    stm_toml_table_set(root, "one", stm_toml_new_float(1.0));
+    stm_toml_table_set(root, "big", stm_toml_new_float(1e300));
+    stm_toml_table_set(root, "third", stm_toml_new_float(1.0 / 3.0));
+    stm_toml_table_set(root, "nan", stm_toml_new_float(NAN));
+    stm_toml_table_set(root, "ninf", stm_toml_new_float(-INFINITY));
+    stm_toml_table_set(root, "key with space", stm_toml_new_bool(true));
+    stm_toml_table_set(root, "", stm_toml_new_bool(false));
     toml_datetime dt = {1979, 5, 27, 7, 32, 0, 500000000, -8 * 60};
-    toml_table_set(root, "when", toml_new_datetime(TOML_DATETIME, &dt));
+    stm_toml_table_set(root, "when", stm_toml_new_datetime(TOML_DATETIME, &dt));
     dt.offset_minutes = 0;
     dt.nanosecond = 0;
-    toml_table_set(root, "utc", toml_new_datetime(TOML_DATETIME, &dt));
-    toml_table_set(root, "day", toml_new_datetime(TOML_DATE_LOCAL, &dt));
+    stm_toml_table_set(root, "utc", stm_toml_new_datetime(TOML_DATETIME, &dt));
+    stm_toml_table_set(root, "day", stm_toml_new_datetime(TOML_DATE_LOCAL, &dt));
     dt.nanosecond = 120000;
-    toml_table_set(root, "at", toml_new_datetime(TOML_TIME_LOCAL, &dt));
-    toml_table_set(root, "local", toml_new_datetime(TOML_DATETIME_LOCAL, &dt));
+    stm_toml_table_set(root, "at", stm_toml_new_datetime(TOML_TIME_LOCAL, &dt));
+    stm_toml_table_set(root, "local", stm_toml_new_datetime(TOML_DATETIME_LOCAL, &dt));
 
     /* sub-table first, so that order of kinds beats insertion order */
-    toml_value *owner = toml_new_table();
-    toml_table_set(owner, "name", toml_new_string("Tom", 3));
-    toml_table_set(owner, "deep", s_table_of("x", s_table_of("k", toml_new_integer(1))));
-    toml_table_set(root, "owner", owner);
+    toml_value *owner = stm_toml_new_table();
+    stm_toml_table_set(owner, "name", stm_toml_new_string("Tom", 3));
+    stm_toml_table_set(owner, "deep", s_table_of("x", s_table_of("k", stm_toml_new_integer(1))));
+    stm_toml_table_set(root, "owner", owner);
 
-    toml_value *ints = toml_new_array();
+    toml_value *ints = stm_toml_new_array();
     for (int i = 1; i <= 3; i++)
-        toml_array_push(ints, toml_new_integer(i));
-    toml_table_set(root, "ints", ints);
-    toml_value *nested = toml_new_array();
-    toml_array_push(nested, toml_new_array());
-    toml_array_push(nested, s_table_of("a", toml_new_integer(1)));
-    toml_table_set(root, "mixed", nested);
+        stm_toml_array_push(ints, stm_toml_new_integer(i));
+    stm_toml_table_set(root, "ints", ints);
+    toml_value *nested = stm_toml_new_array();
+    stm_toml_array_push(nested, stm_toml_new_array());
+    stm_toml_array_push(nested, s_table_of("a", stm_toml_new_integer(1)));
+    stm_toml_table_set(root, "mixed", nested);
 
-    toml_value *point = toml_new_table();
-    toml_table_set(point, "x", toml_new_integer(1));
-    toml_table_set(point, "y", s_table_of("z", toml_new_integer(2)));
-    toml_set_inline(point, true);
-    toml_table_set(root, "point", point);
-    toml_value *none = toml_new_table();
-    toml_set_inline(none, true);
-    toml_table_set(root, "none", none);
+    toml_value *point = stm_toml_new_table();
+    stm_toml_table_set(point, "x", stm_toml_new_integer(1));
+    stm_toml_table_set(point, "y", s_table_of("z", stm_toml_new_integer(2)));
+    stm_toml_set_inline(point, true);
+    stm_toml_table_set(root, "point", point);
+    toml_value *none = stm_toml_new_table();
+    stm_toml_set_inline(none, true);
+    stm_toml_table_set(root, "none", none);
 
-    toml_table_set(root, "empty", toml_new_table());
+    stm_toml_table_set(root, "empty", stm_toml_new_table());
 
-    toml_value *products = toml_new_array();
-    toml_array_push(products, s_table_of("name", toml_new_string("a", 1)));
-    toml_value *p2 = s_table_of("name", toml_new_string("b", 1));
-    toml_table_set(p2, "dims", s_table_of("w", toml_new_integer(3)));
-    toml_array_push(products, p2);
-    toml_table_set(root, "products", products);
+    toml_value *products = stm_toml_new_array();
+    stm_toml_array_push(products, s_table_of("name", stm_toml_new_string("a", 1)));
+    toml_value *p2 = s_table_of("name", stm_toml_new_string("b", 1));
+    stm_toml_table_set(p2, "dims", s_table_of("w", stm_toml_new_integer(3)));
+    stm_toml_array_push(products, p2);
+    stm_toml_table_set(root, "products", products);
 
-    toml_value *points = toml_new_array();
-    toml_array_push(points, s_table_of("x", toml_new_integer(1)));
-    toml_array_push(points, toml_new_table());
-    toml_set_inline(points, true);
-    toml_table_set(root, "points", points);
-    toml_table_set(root, "a.b", toml_new_string("dotted", 6));
+    toml_value *points = stm_toml_new_array();
+    stm_toml_array_push(points, s_table_of("x", stm_toml_new_integer(1)));
+    stm_toml_array_push(points, stm_toml_new_table());
+    stm_toml_set_inline(points, true);
+    stm_toml_table_set(root, "points", points);
+    stm_toml_table_set(root, "a.b", stm_toml_new_string("dotted", 6));
 
-    char *out = toml_emit(root, "Generated by a test.\n\nDo not edit.\n");
+    char *out = stm_toml_emit(root, "Generated by a test.\n\nDo not edit.\n");
     const char *want = "# Generated by a test.\n"
                        "#\n"
                        "# Do not edit.\n"
@@ -516,23 +516,23 @@ static void test_emit_exact(void **state)
 
     /* it parses back to the same tree, and emits the same bytes again */
     toml_value *again = s_parse(out);
-    assert_true(toml_equal(root, again));
-    char *out2 = toml_emit(again, "Generated by a test.\n\nDo not edit.\n");
+    assert_true(stm_toml_equal(root, again));
+    char *out2 = stm_toml_emit(again, "Generated by a test.\n\nDo not edit.\n");
     assert_string_equal(out, out2);
     free(out2);
     free(out);
-    toml_destroy(&again);
+    stm_toml_destroy(&again);
 
     /* no header, empty tree */
-    toml_value *empty = toml_new_table();
-    out = toml_emit(empty, NULL);
+    toml_value *empty = stm_toml_new_table();
+    out = stm_toml_emit(empty, NULL);
     assert_string_equal(out, "");
     free(out);
-    out = toml_emit(empty, "only a comment");
+    out = stm_toml_emit(empty, "only a comment");
     assert_string_equal(out, "# only a comment\n");
     free(out);
-    toml_destroy(&empty);
-    toml_destroy(&root);
+    stm_toml_destroy(&empty);
+    stm_toml_destroy(&root);
 }
 
 /* A deterministic generator for the random round trips. */
@@ -565,58 +565,58 @@ static void test_round_trip(void **state)
                             "y = 2\n"
                             "[t.aot.table]\n"
                             "z = 3\n");
-    char *out = toml_emit(t, NULL);
+    char *out = stm_toml_emit(t, NULL);
     toml_value *again = s_parse(out);
-    assert_true(toml_equal(t, again));
+    assert_true(stm_toml_equal(t, again));
     /* parsed inline tables and arrays stay inline */
     assert_non_null(strstr(out, "inline = { x = [1, { y = 2 }], z = { w = 3 } }\n"));
     assert_non_null(strstr(out, "aoi = [\n  { a = 1 },\n  { b = [{ c = 1 }] },\n]\n"));
     free(out);
-    toml_destroy(&again);
-    toml_destroy(&t);
+    stm_toml_destroy(&again);
+    stm_toml_destroy(&t);
 
     /* floats: random bit patterns come back exactly */
     uint64_t seed = 42;
-    t = toml_new_table();
-    toml_value *floats = toml_new_array();
+    t = stm_toml_new_table();
+    toml_value *floats = stm_toml_new_array();
     for (int i = 0; i < 20000; i++) {
         uint64_t bits = s_rand(&seed) << 11 | (s_rand(&seed) & 0x7FF);
         double d;
         memcpy(&d, &bits, sizeof d);
-        toml_array_push(floats, toml_new_float(d));
+        stm_toml_array_push(floats, stm_toml_new_float(d));
     }
-    toml_table_set(t, "floats", floats);
-    toml_value *ints = toml_new_array();
-    toml_array_push(ints, toml_new_integer(INT64_MIN));
-    toml_array_push(ints, toml_new_integer(INT64_MAX));
-    toml_array_push(ints, toml_new_integer(0));
-    toml_table_set(t, "ints", ints);
+    stm_toml_table_set(t, "floats", floats);
+    toml_value *ints = stm_toml_new_array();
+    stm_toml_array_push(ints, stm_toml_new_integer(INT64_MIN));
+    stm_toml_array_push(ints, stm_toml_new_integer(INT64_MAX));
+    stm_toml_array_push(ints, stm_toml_new_integer(0));
+    stm_toml_table_set(t, "ints", ints);
     /* strings with every byte value that is valid UTF-8, and keys that need quotes */
     char all[128];
     for (int i = 0; i < 128; i++)
         all[i] = (char)i;
-    toml_table_set(t, "all ascii", toml_new_string(all, sizeof all));
-    toml_table_set(t, "\xc3\xbc.\"\\", toml_new_string("\xe2\x82\xac\xf0\x9f\x98\x80", 7));
-    out = toml_emit(t, NULL);
+    stm_toml_table_set(t, "all ascii", stm_toml_new_string(all, sizeof all));
+    stm_toml_table_set(t, "\xc3\xbc.\"\\", stm_toml_new_string("\xe2\x82\xac\xf0\x9f\x98\x80", 7));
+    out = stm_toml_emit(t, NULL);
     again = s_parse(out);
-    assert_true(toml_equal(t, again));
+    assert_true(stm_toml_equal(t, again));
     free(out);
-    toml_destroy(&again);
-    toml_destroy(&t);
+    stm_toml_destroy(&again);
+    stm_toml_destroy(&t);
 
     /* invalid UTF-8 in a built string is written as U+FFFD so the output stays TOML */
-    t = s_table_of("bad", toml_new_string("a\xff"
+    t = s_table_of("bad", stm_toml_new_string("a\xff"
                                           "b",
                                           3));
-    out = toml_emit(t, "header with a\x01 control\r\nand a second line");
+    out = stm_toml_emit(t, "header with a\x01 control\r\nand a second line");
     assert_string_equal(out, "# header with a  control\n# and a second line\n\n"
                              "bad = \"a\\uFFFDb\"\n");
     again = s_parse(out);
-    assert_string_equal(toml_string(toml_table_get(again, "bad"), NULL), "a\xef\xbf\xbd"
+    assert_string_equal(stm_toml_string(stm_toml_table_get(again, "bad"), NULL), "a\xef\xbf\xbd"
                                                                          "b");
     free(out);
-    toml_destroy(&again);
-    toml_destroy(&t);
+    stm_toml_destroy(&again);
+    stm_toml_destroy(&t);
 }
 
 /* Floats read exactly as strtod reads them (the parser has a fast path of its own). */
@@ -657,17 +657,17 @@ static void test_float_reading(void **state)
         double want = strtod(plain, NULL);
         toml_value *t = NULL;
         stm_error err = {0};
-        stm_err rc = toml_parse(doc, strlen(doc), "f.toml", &t, &err);
+        stm_err rc = stm_toml_parse(doc, strlen(doc), "f.toml", &t, &err);
         if (isinf(want)) {
             assert_int_equal(rc, STM_EINPUT); /* out of range */
             continue;
         }
         if (rc != STM_OK)
             fail_msg("%s: %s", num, err.msg);
-        double got = toml_float(toml_table_get(t, "x"));
+        double got = stm_toml_float(stm_toml_table_get(t, "x"));
         if (memcmp(&got, &want, sizeof got) != 0)
             fail_msg("%s read as %.17g, strtod says %.17g", num, got, want);
-        toml_destroy(&t);
+        stm_toml_destroy(&t);
     }
 }
 
@@ -680,54 +680,54 @@ static void test_equal(void **state)
     toml_value *d = s_parse("x = 1.0\ny = [1.0, nan]\nz = {p = 'q'}\n");
     toml_value *e = s_parse("x = 1\ny = [1.0]\nz = {p = 'q'}\n");
     toml_value *f = s_parse("x = 1\ny = [1.0, nan]\nz = {p = 'q'}\nw = 0\n");
-    assert_true(toml_equal(a, b));
-    assert_true(toml_equal(a, a));
-    assert_false(toml_equal(a, c));
-    assert_false(toml_equal(a, d));
-    assert_false(toml_equal(a, e));
-    assert_false(toml_equal(a, f));
-    assert_false(toml_equal(f, a));
-    assert_false(toml_equal(a, NULL));
-    toml_value *s1 = toml_new_string("a\0b", 3), *s2 = toml_new_string("a\0c", 3);
-    assert_false(toml_equal(s1, s2));
+    assert_true(stm_toml_equal(a, b));
+    assert_true(stm_toml_equal(a, a));
+    assert_false(stm_toml_equal(a, c));
+    assert_false(stm_toml_equal(a, d));
+    assert_false(stm_toml_equal(a, e));
+    assert_false(stm_toml_equal(a, f));
+    assert_false(stm_toml_equal(f, a));
+    assert_false(stm_toml_equal(a, NULL));
+    toml_value *s1 = stm_toml_new_string("a\0b", 3), *s2 = stm_toml_new_string("a\0c", 3);
+    assert_false(stm_toml_equal(s1, s2));
     toml_datetime dt = {2000, 1, 1, 0, 0, 0, 0, 60};
-    toml_value *d1 = toml_new_datetime(TOML_DATETIME, &dt);
-    toml_value *d2 = toml_new_datetime(TOML_DATETIME_LOCAL, &dt);
-    assert_false(toml_equal(d1, d2));
-    toml_destroy(&d1);
-    toml_destroy(&d2);
-    toml_destroy(&s1);
-    toml_destroy(&s2);
-    toml_destroy(&a);
-    toml_destroy(&b);
-    toml_destroy(&c);
-    toml_destroy(&d);
-    toml_destroy(&e);
-    toml_destroy(&f);
+    toml_value *d1 = stm_toml_new_datetime(TOML_DATETIME, &dt);
+    toml_value *d2 = stm_toml_new_datetime(TOML_DATETIME_LOCAL, &dt);
+    assert_false(stm_toml_equal(d1, d2));
+    stm_toml_destroy(&d1);
+    stm_toml_destroy(&d2);
+    stm_toml_destroy(&s1);
+    stm_toml_destroy(&s2);
+    stm_toml_destroy(&a);
+    stm_toml_destroy(&b);
+    stm_toml_destroy(&c);
+    stm_toml_destroy(&d);
+    stm_toml_destroy(&e);
+    stm_toml_destroy(&f);
 }
 
 static void test_api(void **state)
 {
     (void)state;
     toml_value *t = NULL;
-    toml_destroy(&t);
-    toml_destroy(NULL);
+    stm_toml_destroy(&t);
+    stm_toml_destroy(NULL);
 
     /* built values have no position; replacing keeps the key's place */
-    t = toml_new_table();
-    toml_table_set(t, "a", toml_new_integer(1));
-    toml_table_set(t, "b", toml_new_integer(2));
-    toml_table_set(t, "a", toml_new_string("one", 3));
-    assert_int_equal(toml_table_count(t), 2);
-    assert_string_equal(toml_table_key(t, 0), "a");
-    assert_string_equal(toml_string(toml_table_at(t, 0), NULL), "one");
-    assert_int_equal(toml_line(toml_table_at(t, 0)), 0);
-    assert_int_equal(toml_column(toml_table_at(t, 0)), 0);
-    toml_destroy(&t);
+    t = stm_toml_new_table();
+    stm_toml_table_set(t, "a", stm_toml_new_integer(1));
+    stm_toml_table_set(t, "b", stm_toml_new_integer(2));
+    stm_toml_table_set(t, "a", stm_toml_new_string("one", 3));
+    assert_int_equal(stm_toml_table_count(t), 2);
+    assert_string_equal(stm_toml_table_key(t, 0), "a");
+    assert_string_equal(stm_toml_string(stm_toml_table_at(t, 0), NULL), "one");
+    assert_int_equal(stm_toml_line(stm_toml_table_at(t, 0)), 0);
+    assert_int_equal(stm_toml_column(stm_toml_table_at(t, 0)), 0);
+    stm_toml_destroy(&t);
 
     /* files */
     stm_error err = {0};
-    assert_int_equal(toml_parse_file("tests/data/no-such-file.toml", &t, &err), STM_EINPUT);
+    assert_int_equal(stm_toml_parse_file("tests/data/no-such-file.toml", &t, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "tests/data/no-such-file.toml"));
     assert_null(t);
     char path[] = "/tmp/test_toml_XXXXXX";
@@ -736,25 +736,25 @@ static void test_api(void **state)
     FILE *f = fdopen(fd, "w");
     fputs("a = 1\nb = [\n", f);
     fclose(f);
-    assert_int_equal(toml_parse_file(path, &t, &err), STM_EINPUT);
+    assert_int_equal(stm_toml_parse_file(path, &t, &err), STM_EINPUT);
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s:3:1: ", path);
     assert_true(strncmp(err.msg, prefix, strlen(prefix)) == 0);
     f = fopen(path, "w");
     fputs("a = 1\n", f);
     fclose(f);
-    assert_int_equal(toml_parse_file(path, &t, &err), STM_OK);
-    assert_int_equal(toml_integer(toml_table_get(t, "a")), 1);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_parse_file(path, &t, &err), STM_OK);
+    assert_int_equal(stm_toml_integer(stm_toml_table_get(t, "a")), 1);
+    stm_toml_destroy(&t);
     remove(path);
 
     /* an empty document, and one with only a byte order mark */
     t = s_parse("");
-    assert_int_equal(toml_table_count(t), 0);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_count(t), 0);
+    stm_toml_destroy(&t);
     t = s_parse("\xef\xbb\xbf");
-    assert_int_equal(toml_table_count(t), 0);
-    toml_destroy(&t);
+    assert_int_equal(stm_toml_table_count(t), 0);
+    stm_toml_destroy(&t);
 }
 
 int main(void)

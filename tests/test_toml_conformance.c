@@ -42,10 +42,10 @@ static char *s_read(const char *path, size_t *len)
     char chunk[65536];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
+        stm_buf_append(&b, chunk, n);
     fclose(f);
     *len = b.len;
-    return buf_detach(&b);
+    return stm_buf_detach(&b);
 }
 
 /* The listed files, one per line. */
@@ -143,8 +143,8 @@ static void s_why(buf_t *why, const buf_t *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    buf_printf(why, "at '%s': ", buf_str(path));
-    buf_vprintf(why, fmt, ap);
+    stm_buf_printf(why, "at '%s': ", stm_buf_str(path));
+    stm_buf_vprintf(why, fmt, ap);
     va_end(ap);
 }
 
@@ -155,15 +155,15 @@ static bool s_match_scalar(const toml_value *t, const json_value *j, buf_t *path
     const char *type = json_get(j, "type")->str;
     const json_value *value = json_get(j, "value");
     const char *want = value->str;
-    toml_type tt = toml_type_of(t);
-    if (strcmp(toml_type_name(tt), type) != 0) {
-        s_why(why, path, "parsed as %s, expected %s", toml_type_name(tt), type);
+    toml_type tt = stm_toml_type_of(t);
+    if (strcmp(stm_toml_type_name(tt), type) != 0) {
+        s_why(why, path, "parsed as %s, expected %s", stm_toml_type_name(tt), type);
         return false;
     }
     switch (tt) {
     case TOML_STRING: {
         size_t len;
-        const char *s = toml_string(t, &len);
+        const char *s = stm_toml_string(t, &len);
         if (len == value->len && memcmp(s, want, len) == 0)
             return true;
         s_why(why, path, "string \"%s\" (%zu bytes), expected \"%s\" (%zu bytes)", s, len, want,
@@ -178,14 +178,14 @@ static bool s_match_scalar(const toml_value *t, const json_value *j, buf_t *path
             s_why(why, path, "bad expected integer %s", want);
             return false;
         }
-        if (toml_integer(t) == i)
+        if (stm_toml_integer(t) == i)
             return true;
-        s_why(why, path, "integer %lld, expected %s", (long long)toml_integer(t), want);
+        s_why(why, path, "integer %lld, expected %s", (long long)stm_toml_integer(t), want);
         return false;
     }
     case TOML_FLOAT: {
         char *end;
-        double d = strtod(want, &end), got = toml_float(t);
+        double d = strtod(want, &end), got = stm_toml_float(t);
         if (*end) {
             s_why(why, path, "bad expected float %s", want);
             return false;
@@ -196,16 +196,16 @@ static bool s_match_scalar(const toml_value *t, const json_value *j, buf_t *path
         return false;
     }
     case TOML_BOOL:
-        if (toml_bool(t) == (strcmp(want, "true") == 0))
+        if (stm_toml_bool(t) == (strcmp(want, "true") == 0))
             return true;
-        s_why(why, path, "bool %d, expected %s", toml_bool(t), want);
+        s_why(why, path, "bool %d, expected %s", stm_toml_bool(t), want);
         return false;
     case TOML_DATETIME:
     case TOML_DATETIME_LOCAL:
     case TOML_DATE_LOCAL:
     case TOML_TIME_LOCAL: {
         toml_datetime dt;
-        const toml_datetime *got = toml_datetime_of(t);
+        const toml_datetime *got = stm_toml_datetime_of(t);
         if (!s_parse_datetime(want, tt, &dt)) {
             s_why(why, path, "bad expected %s %s", type, want);
             return false;
@@ -220,7 +220,7 @@ static bool s_match_scalar(const toml_value *t, const json_value *j, buf_t *path
         return false;
     }
     default:
-        s_why(why, path, "a %s, expected a scalar", toml_type_name(tt));
+        s_why(why, path, "a %s, expected a scalar", stm_toml_type_name(tt));
         return false;
     }
 }
@@ -231,21 +231,21 @@ static bool s_match(const toml_value *t, const json_value *j, buf_t *path, buf_t
         return s_match_scalar(t, j, path, why);
     size_t mark = path->len;
     if (j->type == JSON_OBJECT) {
-        if (toml_type_of(t) != TOML_TABLE) {
-            s_why(why, path, "a %s, expected a table", toml_type_name(toml_type_of(t)));
+        if (stm_toml_type_of(t) != TOML_TABLE) {
+            s_why(why, path, "a %s, expected a table", stm_toml_type_name(stm_toml_type_of(t)));
             return false;
         }
-        if (toml_table_count(t) != j->count) {
-            s_why(why, path, "table of %zu keys, expected %zu", toml_table_count(t), j->count);
+        if (stm_toml_table_count(t) != j->count) {
+            s_why(why, path, "table of %zu keys, expected %zu", stm_toml_table_count(t), j->count);
             return false;
         }
         for (size_t i = 0; i < j->count; i++) {
             const toml_value *v = NULL;
-            for (size_t k = 0; k < toml_table_count(t) && !v; k++)
-                if (toml_table_key_len(t, k) == j->keylens[i] &&
-                    memcmp(toml_table_key(t, k), j->keys[i], j->keylens[i]) == 0)
-                    v = toml_table_at(t, k);
-            buf_printf(path, ".%s", j->keys[i]);
+            for (size_t k = 0; k < stm_toml_table_count(t) && !v; k++)
+                if (stm_toml_table_key_len(t, k) == j->keylens[i] &&
+                    memcmp(stm_toml_table_key(t, k), j->keys[i], j->keylens[i]) == 0)
+                    v = stm_toml_table_at(t, k);
+            stm_buf_printf(path, ".%s", j->keys[i]);
             if (!v) {
                 s_why(why, path, "key missing");
                 return false;
@@ -258,17 +258,17 @@ static bool s_match(const toml_value *t, const json_value *j, buf_t *path, buf_t
         return true;
     }
     if (j->type == JSON_ARRAY) {
-        if (toml_type_of(t) != TOML_ARRAY) {
-            s_why(why, path, "a %s, expected an array", toml_type_name(toml_type_of(t)));
+        if (stm_toml_type_of(t) != TOML_ARRAY) {
+            s_why(why, path, "a %s, expected an array", stm_toml_type_name(stm_toml_type_of(t)));
             return false;
         }
-        if (toml_array_count(t) != j->count) {
-            s_why(why, path, "array of %zu, expected %zu", toml_array_count(t), j->count);
+        if (stm_toml_array_count(t) != j->count) {
+            s_why(why, path, "array of %zu, expected %zu", stm_toml_array_count(t), j->count);
             return false;
         }
         for (size_t i = 0; i < j->count; i++) {
-            buf_printf(path, "[%zu]", i);
-            if (!s_match(toml_array_at(t, i), j->items[i], path, why))
+            stm_buf_printf(path, "[%zu]", i);
+            if (!s_match(stm_toml_array_at(t, i), j->items[i], path, why))
                 return false;
             path->len = mark;
             path->data[mark] = '\0';
@@ -304,9 +304,9 @@ static void s_report(buf_t *failures, size_t *nfail, const char *file, const cha
 {
     va_list ap;
     va_start(ap, fmt);
-    buf_printf(failures, "  FAIL %s: ", file);
-    buf_vprintf(failures, fmt, ap);
-    buf_putc(failures, '\n');
+    stm_buf_printf(failures, "  FAIL %s: ", file);
+    stm_buf_vprintf(failures, fmt, ap);
+    stm_buf_putc(failures, '\n');
     va_end(ap);
     (*nfail)++;
 }
@@ -328,8 +328,8 @@ static void s_walk(const char *prefix, const char *what,
     }
     printf("toml-test 1.0.0 %s: %zu of %zu passed\n", what, total - nfail, total);
     if (nfail)
-        printf("%s", buf_str(&failures));
-    buf_free(&failures);
+        printf("%s", stm_buf_str(&failures));
+    stm_buf_free(&failures);
     s_free_list(files, n);
     assert_true(total > 0);
     assert_int_equal(nfail, 0);
@@ -354,16 +354,16 @@ static void s_check_valid(const char *path, buf_t *failures, size_t *nfail)
     }
     toml_value *root = NULL;
     stm_error err = {0};
-    if (toml_parse_file(path, &root, &err) != STM_OK) {
+    if (stm_toml_parse_file(path, &root, &err) != STM_OK) {
         s_report(failures, nfail, path, "refused: %s", err.msg);
     } else {
         buf_t where = BUF_INIT, why = BUF_INIT;
         if (!s_match(root, j, &where, &why))
-            s_report(failures, nfail, path, "%s", buf_str(&why));
-        buf_free(&where);
-        buf_free(&why);
+            s_report(failures, nfail, path, "%s", stm_buf_str(&why));
+        stm_buf_free(&where);
+        stm_buf_free(&why);
     }
-    toml_destroy(&root);
+    stm_toml_destroy(&root);
     json_free(j);
 }
 
@@ -371,43 +371,43 @@ static void s_check_invalid(const char *path, buf_t *failures, size_t *nfail)
 {
     toml_value *root = NULL;
     stm_error err = {0};
-    stm_err rc = toml_parse_file(path, &root, &err);
+    stm_err rc = stm_toml_parse_file(path, &root, &err);
     if (rc != STM_EINPUT)
         s_report(failures, nfail, path, "accepted (rc %d)", rc);
     else if (root)
         s_report(failures, nfail, path, "refused, but *root was set");
     else if (!s_has_position(err.msg, path))
         s_report(failures, nfail, path, "message lacks \"name:line:col: \": %s", err.msg);
-    toml_destroy(&root);
+    stm_toml_destroy(&root);
 }
 
 static void s_check_round_trip(const char *path, buf_t *failures, size_t *nfail)
 {
     toml_value *root = NULL, *again = NULL, *third = NULL;
     stm_error err = {0};
-    if (toml_parse_file(path, &root, &err) != STM_OK) {
+    if (stm_toml_parse_file(path, &root, &err) != STM_OK) {
         s_report(failures, nfail, path, "refused: %s", err.msg);
         return;
     }
-    char *out = toml_emit(root, "emitted by test_toml_conformance");
+    char *out = stm_toml_emit(root, "emitted by test_toml_conformance");
     char *out2 = NULL;
-    if (toml_parse(out, strlen(out), "emitted", &again, &err) != STM_OK) {
+    if (stm_toml_parse(out, strlen(out), "emitted", &again, &err) != STM_OK) {
         s_report(failures, nfail, path, "emitted text refused: %s\n%s", err.msg, out);
-    } else if (!toml_equal(root, again)) {
+    } else if (!stm_toml_equal(root, again)) {
         s_report(failures, nfail, path, "emit -> parse differs:\n%s", out);
     } else {
-        out2 = toml_emit(again, "emitted by test_toml_conformance");
+        out2 = stm_toml_emit(again, "emitted by test_toml_conformance");
         if (strcmp(out, out2) != 0)
             s_report(failures, nfail, path, "emitting again differs:\n%s\n---\n%s", out, out2);
-        else if (toml_parse(out2, strlen(out2), "emitted", &third, &err) != STM_OK ||
-                 !toml_equal(root, third))
+        else if (stm_toml_parse(out2, strlen(out2), "emitted", &third, &err) != STM_OK ||
+                 !stm_toml_equal(root, third))
             s_report(failures, nfail, path, "second round trip differs");
     }
     free(out);
     free(out2);
-    toml_destroy(&root);
-    toml_destroy(&again);
-    toml_destroy(&third);
+    stm_toml_destroy(&root);
+    stm_toml_destroy(&again);
+    stm_toml_destroy(&third);
 }
 
 static void test_valid(void **state)

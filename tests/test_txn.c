@@ -1,6 +1,6 @@
 /* Tests of sync/txn: each operation recorded once (held already, or twice in one
  * batch), the vector over gaps, the clock and the capture flag at commit, local writes
- * entering stemma_clock at the start, the schema read again (txn_epoch), a rollback
+ * entering stemma_clock at the start, the schema read again (stm_txn_epoch), a rollback
  * that forgets, and collecting inside the caller's transaction. */
 #include "dbutil.h"
 #include "sync/oplog.h"
@@ -37,8 +37,8 @@ static int setup(void **state)
     f->dir = tu_tmpdir();
     snprintf(f->path, sizeof f->path, "%s/app.db", f->dir);
     f->store = du_setup(f->path, SCHEMA, NULL);
-    f->log = oplog_new(f->store);
-    f->txn = txn_new(f->store, f->log);
+    f->log = stm_oplog_new(f->store);
+    f->txn = stm_txn_new(f->store, f->log);
     *state = f;
     return 0;
 }
@@ -46,11 +46,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    txn_destroy(&f->txn);
+    stm_txn_destroy(&f->txn);
     assert_null(f->txn);
-    txn_destroy(&f->txn); /* safe twice */
-    oplog_destroy(&f->log);
-    store_destroy(&f->store);
+    stm_txn_destroy(&f->txn); /* safe twice */
+    stm_oplog_destroy(&f->log);
+    stm_store_destroy(&f->store);
     tu_remove_tree(f->dir);
     free(f->dir);
     free(f);
@@ -84,9 +84,9 @@ static size_t s_take(fixture *f, op_t *ops, size_t n, uint64_t *present)
         list[i] = &ops[i];
     size_t fresh = 0;
     stm_error err = {0};
-    s_ok(txn_begin(f->txn, &err), &err);
-    s_ok(txn_take_new(f->txn, list, n, &fresh, present, &err), &err);
-    s_ok(txn_commit(f->txn, &err), &err);
+    s_ok(stm_txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_take_new(f->txn, list, n, &fresh, present, &err), &err);
+    s_ok(stm_txn_commit(f->txn, &err), &err);
     return fresh;
 }
 
@@ -158,10 +158,10 @@ static void test_commit_moves_the_clock_and_turns_capture_on(void **state)
     const op_t *list[1] = {&op};
     size_t fresh = 0;
     uint64_t present = 0;
-    s_ok(txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_begin(f->txn, &err), &err);
     assert_int_equal(du_int(f->store, "SELECT applying FROM stemma_local"), 1);
-    s_ok(txn_take_new(f->txn, list, 1, &fresh, &present, &err), &err);
-    s_ok(txn_commit(f->txn, &err), &err);
+    s_ok(stm_txn_take_new(f->txn, list, 1, &fresh, &present, &err), &err);
+    s_ok(stm_txn_commit(f->txn, &err), &err);
     assert_int_equal(du_int(f->store, "SELECT applying FROM stemma_local"), 0);
     assert_true(du_int(f->store, "SELECT hlc FROM stemma_local") >= (long long)far);
 }
@@ -173,35 +173,35 @@ static void test_local_writes_enter_the_clock_at_the_start(void **state)
     fixture *f = *state;
     du_exec(f->path, "INSERT INTO nums (id, v) VALUES (7, 1.5)");
     stm_error err = {0};
-    s_ok(txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_begin(f->txn, &err), &err);
     assert_true(du_int(f->store, "SELECT seq FROM stemma_local") >= 1);
-    txn_table *nums = txn_table_find(f->txn, "NUMS"); /* any case */
+    txn_table *nums = stm_txn_table_find(f->txn, "NUMS"); /* any case */
     assert_non_null(nums);
-    assert_null(txn_table_find(f->txn, "stemma_clock"));
-    assert_string_equal(txn_table_key(nums)->name, "id");
+    assert_null(stm_txn_table_find(f->txn, "stemma_clock"));
+    assert_string_equal(stm_txn_table_key(nums)->name, "id");
     op_value pk = {.type = VALUE_INTEGER, .i = 7};
     bool found = false;
-    s_ok(txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
+    s_ok(stm_txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
     assert_true(found);
-    const rowclock_entry *v = rowclock_find(txn_clock(f->txn), ROWCLOCK_CELL, "v");
+    const rowclock_entry *v = stm_rowclock_find(stm_txn_clock(f->txn), ROWCLOCK_CELL, "v");
     assert_non_null(v);
     stm_id me;
     int64_t my_no = 0;
-    s_ok(store_node_id(f->store, &me, &err), &err);
-    s_ok(store_id_number(f->store, &me, false, &my_no, &err), &err);
+    s_ok(stm_store_node_id(f->store, &me, &err), &err);
+    s_ok(stm_store_id_number(f->store, &me, false, &my_no, &err), &err);
     assert_int_equal(v->origin, my_no);
     /* A key above every one with clocks has none, known without a lookup. */
     pk.i = 1000;
-    s_ok(txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
+    s_ok(stm_txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
     assert_false(found);
-    assert_int_equal(txn_clock(f->txn)->count, 0);
+    assert_int_equal(stm_txn_clock(f->txn)->count, 0);
     /* Written back and read again. */
-    rowclock_set(txn_clock(f->txn), ROWCLOCK_DELETE, NULL, 9000, my_no, 99);
-    s_ok(txn_clock_write(f->txn, nums, &pk, true, &err), &err);
-    s_ok(txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
+    stm_rowclock_set(stm_txn_clock(f->txn), ROWCLOCK_DELETE, NULL, 9000, my_no, 99);
+    s_ok(stm_txn_clock_write(f->txn, nums, &pk, true, &err), &err);
+    s_ok(stm_txn_clock_read(f->txn, nums, &pk, &found, &err), &err);
     assert_true(found);
-    assert_non_null(rowclock_find(txn_clock(f->txn), ROWCLOCK_DELETE, NULL));
-    s_ok(txn_commit(f->txn, &err), &err);
+    assert_non_null(stm_rowclock_find(stm_txn_clock(f->txn), ROWCLOCK_DELETE, NULL));
+    s_ok(stm_txn_commit(f->txn, &err), &err);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_clock"), 2);
 }
 
@@ -209,21 +209,21 @@ static void test_epoch_moves_when_the_schema_changes(void **state)
 {
     fixture *f = *state;
     stm_error err = {0};
-    s_ok(txn_begin(f->txn, &err), &err);
-    s_ok(txn_commit(f->txn, &err), &err);
-    uint64_t before = txn_epoch(f->txn);
-    assert_null(txn_table_find(f->txn, "tags"));
-    s_ok(txn_begin(f->txn, &err), &err);
-    s_ok(txn_commit(f->txn, &err), &err);
-    assert_true(txn_epoch(f->txn) == before);
+    s_ok(stm_txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_commit(f->txn, &err), &err);
+    uint64_t before = stm_txn_epoch(f->txn);
+    assert_null(stm_txn_table_find(f->txn, "tags"));
+    s_ok(stm_txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_commit(f->txn, &err), &err);
+    assert_true(stm_txn_epoch(f->txn) == before);
     du_migrate(f->store, "CREATE TABLE tags (name TEXT PRIMARY KEY, label TEXT);");
-    s_ok(txn_begin(f->txn, &err), &err);
-    assert_true(txn_epoch(f->txn) != before);
-    txn_table *tags = txn_table_find(f->txn, "tags");
+    s_ok(stm_txn_begin(f->txn, &err), &err);
+    assert_true(stm_txn_epoch(f->txn) != before);
+    txn_table *tags = stm_txn_table_find(f->txn, "tags");
     assert_non_null(tags);
-    assert_string_equal(txn_table_key(tags)->name, "name");
-    assert_string_equal(catalog_table_name(txn_table_def(tags)), "tags");
-    s_ok(txn_commit(f->txn, &err), &err);
+    assert_string_equal(stm_txn_table_key(tags)->name, "name");
+    assert_string_equal(stm_catalog_table_name(stm_txn_table_def(tags)), "tags");
+    s_ok(stm_txn_commit(f->txn, &err), &err);
 }
 
 /* Rolled back: nothing recorded, and the ids numbered inside are forgotten, so the
@@ -236,10 +236,10 @@ static void test_rollback_forgets(void **state)
     size_t fresh = 0;
     uint64_t present = 0;
     stm_error err = {0};
-    s_ok(txn_begin(f->txn, &err), &err);
-    s_ok(txn_take_new(f->txn, list, 2, &fresh, &present, &err), &err);
+    s_ok(stm_txn_begin(f->txn, &err), &err);
+    s_ok(stm_txn_take_new(f->txn, list, 2, &fresh, &present, &err), &err);
     assert_int_equal(fresh, 2);
-    txn_rollback(f->txn);
+    stm_txn_rollback(f->txn);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 0);
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM stemma_ids WHERE id = %s", s_blob(0xc3));
@@ -256,22 +256,22 @@ static void test_rollback_forgets(void **state)
 }
 
 /* A migration's transaction: local changes recorded under the old schema, nothing
- * committed by txn_collect itself. */
+ * committed by stm_txn_collect itself. */
 static void test_collect_inside_the_callers_transaction(void **state)
 {
     fixture *f = *state;
     du_exec(f->path, "INSERT INTO nums (id, v) VALUES (1, 2.0), (2, 3.0)");
     stm_error err = {0};
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(txn_collect(f->txn, &err), &err);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_txn_collect(f->txn, &err), &err);
     assert_true(du_int(f->store, "SELECT count(*) FROM stemma_oplog") >= 2);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_clock"), 2);
-    s_ok(store_exec(f->store, "ROLLBACK", &err), &err);
+    s_ok(stm_store_exec(f->store, "ROLLBACK", &err), &err);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_oplog"), 0);
-    store_forget_ids(f->store);
-    s_ok(store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
-    s_ok(txn_collect(f->txn, &err), &err);
-    s_ok(store_exec(f->store, "COMMIT", &err), &err);
+    stm_store_forget_ids(f->store);
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_txn_collect(f->txn, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_clock"), 2);
 }
 

@@ -72,26 +72,26 @@ static void test_buf(void **state)
 {
     (void)state;
     buf_t p = BUF_INIT;
-    buf_put_printable(&p, "tab\there\nnew\x1b[2J\x7f ok é");
-    assert_string_equal(buf_str(&p), "tab\\x09here\\x0anew\\x1b[2J\\x7f ok é");
-    buf_free(&p);
+    stm_buf_put_printable(&p, "tab\there\nnew\x1b[2J\x7f ok é");
+    assert_string_equal(stm_buf_str(&p), "tab\\x09here\\x0anew\\x1b[2J\\x7f ok é");
+    stm_buf_free(&p);
     buf_t b = BUF_INIT;
-    assert_string_equal(buf_str(&b), "");
-    buf_puts(&b, "abc");
-    buf_putc(&b, '-');
-    buf_printf(&b, "%05d", 42);
-    buf_append(&b, "\0z", 2);
+    assert_string_equal(stm_buf_str(&b), "");
+    stm_buf_puts(&b, "abc");
+    stm_buf_putc(&b, '-');
+    stm_buf_printf(&b, "%05d", 42);
+    stm_buf_append(&b, "\0z", 2);
     assert_int_equal(b.len, 11);
     assert_memory_equal(b.data, "abc-00042\0z", 11);
-    buf_reset(&b);
-    assert_string_equal(buf_str(&b), "");
+    stm_buf_reset(&b);
+    assert_string_equal(stm_buf_str(&b), "");
     for (int i = 0; i < 10000; i++)
-        buf_printf(&b, "%d,", i);
-    char *s = buf_detach(&b);
+        stm_buf_printf(&b, "%d,", i);
+    char *s = stm_buf_detach(&b);
     assert_null(b.data);
     assert_int_equal(strncmp(s, "0,1,2,", 6), 0);
     free(s);
-    buf_free(&b);
+    stm_buf_free(&b);
 }
 
 static void test_id_hex(void **state)
@@ -148,35 +148,35 @@ static void test_jsonw(void **state)
     (void)state;
     buf_t b = BUF_INIT;
     jsonw_t w;
-    jsonw_init(&w, &b, false);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "s");
-    jsonw_string(&w, "q\"\\\n\t\x01\x7f\xc3\xa9");
-    jsonw_key(&w, "n");
-    jsonw_int(&w, -9223372036854775807LL - 1);
-    jsonw_key(&w, "a");
-    jsonw_array_begin(&w);
-    jsonw_bool(&w, true);
-    jsonw_null(&w);
-    jsonw_string(&w, NULL);
-    jsonw_array_end(&w);
-    jsonw_key(&w, "e");
-    jsonw_array_begin(&w);
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    assert_string_equal(buf_str(&b), "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\\u007f\xc3\xa9\","
+    stm_jsonw_init(&w, &b, false);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "s");
+    stm_jsonw_string(&w, "q\"\\\n\t\x01\x7f\xc3\xa9");
+    stm_jsonw_key(&w, "n");
+    stm_jsonw_int(&w, -9223372036854775807LL - 1);
+    stm_jsonw_key(&w, "a");
+    stm_jsonw_array_begin(&w);
+    stm_jsonw_bool(&w, true);
+    stm_jsonw_null(&w);
+    stm_jsonw_string(&w, NULL);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_key(&w, "e");
+    stm_jsonw_array_begin(&w);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    assert_string_equal(stm_buf_str(&b), "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\\u007f\xc3\xa9\","
                                      "\"n\":-9223372036854775808,\"a\":[true,null,null],\"e\":[]}");
-    buf_reset(&b);
-    jsonw_init(&w, &b, true);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "k");
-    jsonw_array_begin(&w);
-    jsonw_int(&w, 1);
-    jsonw_int(&w, 2);
-    jsonw_array_end(&w);
-    jsonw_object_end(&w);
-    assert_string_equal(buf_str(&b), "{\n  \"k\": [\n    1,\n    2\n  ]\n}\n");
-    buf_free(&b);
+    stm_buf_reset(&b);
+    stm_jsonw_init(&w, &b, true);
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "k");
+    stm_jsonw_array_begin(&w);
+    stm_jsonw_int(&w, 1);
+    stm_jsonw_int(&w, 2);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_object_end(&w);
+    assert_string_equal(stm_buf_str(&b), "{\n  \"k\": [\n    1,\n    2\n  ]\n}\n");
+    stm_buf_free(&b);
 }
 
 static void test_sqlscript(void **state)
@@ -185,29 +185,29 @@ static void test_sqlscript(void **state)
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     stm_error err = {0};
-    assert_int_equal(sqlscript_run(db, "a.sql",
+    assert_int_equal(stm_sqlscript_run(db, "a.sql",
                                    "-- comment\n/* block */ CREATE TABLE t(x);\n"
                                    "INSERT INTO t VALUES (1); SELECT * FROM t;\n",
                                    0, &err),
                      STM_OK);
     /* The line of a syntax error is where SQLite says it is. */
-    assert_int_equal(sqlscript_run(db, "b.sql", "CREATE TABLE u(x);\n\n\nINSERT INTO\n t VALUES (,);",
+    assert_int_equal(stm_sqlscript_run(db, "b.sql", "CREATE TABLE u(x);\n\n\nINSERT INTO\n t VALUES (,);",
                                    0, &err),
                      STM_EINPUT);
     assert_non_null(strstr(err.msg, "b.sql:5: "));
     assert_non_null(strstr(err.msg, "syntax error"));
-    assert_int_equal(sqlscript_run(db, "c.sql", "\n  savepoint s;", 0, &err), STM_EINPUT);
+    assert_int_equal(stm_sqlscript_run(db, "c.sql", "\n  savepoint s;", 0, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "c.sql:2: a migration may not control transactions"));
-    assert_int_equal(sqlscript_run(db, "d.sql", "BEGIN; COMMIT;", 1, &err), STM_OK);
+    assert_int_equal(stm_sqlscript_run(db, "d.sql", "BEGIN; COMMIT;", 1, &err), STM_OK);
     /* A name that merely starts like a keyword is not one. */
-    assert_int_equal(sqlscript_run(db, "e.sql", "CREATE TABLE ending(x); CREATE TABLE begin_(y);",
+    assert_int_equal(stm_sqlscript_run(db, "e.sql", "CREATE TABLE ending(x); CREATE TABLE begin_(y);",
                                    0, &err),
                      STM_OK);
     sqlite3_close(db);
     buf_t b = BUF_INIT;
-    sqlscript_quote_ident(&b, "a\"b c");
-    assert_string_equal(buf_str(&b), "\"a\"\"b c\"");
-    buf_free(&b);
+    stm_sqlscript_quote_ident(&b, "a\"b c");
+    assert_string_equal(stm_buf_str(&b), "\"a\"\"b c\"");
+    stm_buf_free(&b);
 }
 
 /* The one bounded reader: the whole file with a NUL after it; a file at the limit is
@@ -231,27 +231,27 @@ static void test_readfile(void **state)
     char *data;
     size_t len;
     stm_error err = {0};
-    assert_int_equal(readfile_all(path, 10, &data, &len, &err), STM_OK);
+    assert_int_equal(stm_readfile_all(path, 10, &data, &len, &err), STM_OK);
     assert_int_equal(len, 10);
     assert_string_equal(data, "0123456789");
     free(data);
 
-    assert_int_equal(readfile_all(path, 9, &data, &len, &err), STM_EINPUT);
+    assert_int_equal(stm_readfile_all(path, 9, &data, &len, &err), STM_EINPUT);
     assert_null(data);
     assert_non_null(strstr(err.msg, "/ten: 10 bytes, more than the limit of 9"));
     assert_int_not_equal(errno, ENOENT);
 
-    assert_int_equal(readfile_all(fifo, 10, &data, &len, &err), STM_EINPUT);
+    assert_int_equal(stm_readfile_all(fifo, 10, &data, &len, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "/fifo: not a regular file"));
     assert_int_not_equal(errno, ENOENT);
 
-    assert_int_equal(readfile_all(missing, 10, &data, &len, &err), STM_EINPUT);
+    assert_int_equal(stm_readfile_all(missing, 10, &data, &len, &err), STM_EINPUT);
     assert_int_equal(errno, ENOENT);
     assert_non_null(strstr(err.msg, "/missing: cannot read: "));
 
     int fd = -1;
     struct stat st;
-    assert_int_equal(readfile_open(dir, 10, &fd, &st, &err), STM_EINPUT);
+    assert_int_equal(stm_readfile_open(dir, 10, &fd, &st, &err), STM_EINPUT);
     assert_int_equal(fd, -1);
     assert_non_null(strstr(err.msg, "not a regular file"));
 

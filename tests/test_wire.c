@@ -19,18 +19,18 @@
 static buf_t s_hello(bool reply)
 {
     lineage_t *full = tu_lineage_dir("schemas/tasks");
-    lineage_t *v3 = lineage_prefix(full, 3);
-    vector_t *v = vector_new();
+    lineage_t *v3 = stm_lineage_prefix(full, 3);
+    vector_t *v = stm_vector_new();
     stm_id a = {{1}}, b = {{2}}, node = {{9}};
-    vector_set(v, &a, 5);
-    vector_set(v, &b, 7);
+    stm_vector_set(v, &a, 5);
+    stm_vector_set(v, &b, 7);
     wire_peer peers[2] = {{.id = a, .endpoint = "tcp://127.0.0.1:7001"},
                           {.id = b, .endpoint = "ipc:///tmp/x.sock"}};
     buf_t msg = BUF_INIT;
-    wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", v3, v, 2, peers, 2, reply);
-    vector_destroy(&v);
-    lineage_destroy(&v3);
-    lineage_destroy(&full);
+    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", v3, v, 2, peers, 2, reply);
+    stm_vector_destroy(&v);
+    stm_lineage_destroy(&v3);
+    stm_lineage_destroy(&full);
     return msg;
 }
 
@@ -40,7 +40,7 @@ static void test_hello_round_trip(void **state)
     buf_t msg = s_hello(true);
     wire_hello h;
     stm_error err = {0};
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
     stm_id node = {{9}};
     assert_true(stm_id_equal(&h.node_id, &node));
     assert_string_equal(h.endpoint, "tcp://127.0.0.1:7000");
@@ -49,11 +49,11 @@ static void test_hello_round_trip(void **state)
     assert_int_equal(h.min_supported_version, 2);
     assert_int_equal(h.npeers, 2);
     assert_string_equal(h.peers[1].endpoint, "ipc:///tmp/x.sock");
-    assert_int_equal(vector_count(h.vector), 2);
+    assert_int_equal(stm_vector_count(h.vector), 2);
     /* The lineage it carries compares exactly like the one it was made from. */
     lineage_t *full = tu_lineage_dir("schemas/tasks");
-    lineage_t *v3 = lineage_prefix(full, 3);
-    comparison_t *c = relation_compare(v3, h.lineage);
+    lineage_t *v3 = stm_lineage_prefix(full, 3);
+    comparison_t *c = stm_relation_compare(v3, h.lineage);
     assert_int_equal(c->relation, RELATION_SAME);
     for (size_t i = 0; i < c->nfamilies; i++) {
         assert_int_equal(c->families[i].relation, RELATION_SAME);
@@ -61,35 +61,35 @@ static void test_hello_round_trip(void **state)
         assert_int_equal(c->families[i].ncolumns[COLUMN_REMOTE_ONLY], 0);
         assert_int_equal(c->families[i].ncolumns[COLUMN_CONFLICTING], 0);
     }
-    comparison_destroy(&c);
-    comparison_t *c4 = relation_compare(full, h.lineage);
+    stm_comparison_destroy(&c);
+    comparison_t *c4 = stm_relation_compare(full, h.lineage);
     assert_int_equal(c4->relation, RELATION_DESCENDANT);
-    comparison_destroy(&c4);
+    stm_comparison_destroy(&c4);
     /* And a peer judges it as the docs say. */
     peer_policy p;
-    config_policy_default(&p);
+    stm_config_policy_default(&p);
     peer_verdict v;
-    judge_hello(full, h.lineage, &p, &v);
+    stm_judge_hello(full, h.lineage, &p, &v);
     assert_int_equal(v.sync, PEER_SYNC_FULL);
     assert_non_null(strstr(v.reason, "this node is newer (v4 against v3)"));
-    peer_verdict_clear(&v);
+    stm_peer_verdict_clear(&v);
     p.min_supported_version = 4;
-    judge_hello(full, h.lineage, &p, &v);
+    stm_judge_hello(full, h.lineage, &p, &v);
     assert_int_equal(v.sync, PEER_SYNC_REFUSED);
     assert_non_null(strstr(v.reason, "older than min_supported_version 4"));
-    peer_verdict_clear(&v);
-    config_policy_default(&p);
+    stm_peer_verdict_clear(&v);
+    stm_config_policy_default(&p);
     p.max_version_gap = 0;
-    lineage_t *v1 = lineage_prefix(full, 1);
+    lineage_t *v1 = stm_lineage_prefix(full, 1);
     p.max_version_gap = 2;
-    judge_hello(full, v1, &p, &v);
+    stm_judge_hello(full, v1, &p, &v);
     assert_non_null(strstr(v.warning, "recommend a resync"));
-    peer_verdict_clear(&v);
-    lineage_destroy(&v1);
-    lineage_destroy(&v3);
-    lineage_destroy(&full);
-    wire_hello_clear(&h);
-    buf_free(&msg);
+    stm_peer_verdict_clear(&v);
+    stm_lineage_destroy(&v1);
+    stm_lineage_destroy(&v3);
+    stm_lineage_destroy(&full);
+    stm_wire_hello_clear(&h);
+    stm_buf_free(&msg);
 }
 
 static void test_hello_truncated_and_damaged(void **state)
@@ -102,7 +102,7 @@ static void test_hello_truncated_and_damaged(void **state)
         char *copy = malloc(len ? len : 1);
         memcpy(copy, msg.data, len);
         wire_hello h;
-        assert_int_not_equal(wire_decode_hello(copy, len, &h, &err), STM_OK);
+        assert_int_not_equal(stm_wire_decode_hello(copy, len, &h, &err), STM_OK);
         free(copy);
     }
     /* Damage anywhere: accepted or refused, never a crash or a leak. */
@@ -113,11 +113,11 @@ static void test_hello_truncated_and_damaged(void **state)
         size_t at = WIRE_HEADER_BYTES + (size_t)rand() % (msg.len - WIRE_HEADER_BYTES);
         copy[at] ^= (char)(1 + rand() % 255);
         wire_hello h;
-        if (wire_decode_hello(copy, msg.len, &h, &err) == STM_OK)
-            wire_hello_clear(&h);
+        if (stm_wire_decode_hello(copy, msg.len, &h, &err) == STM_OK)
+            stm_wire_hello_clear(&h);
         free(copy);
     }
-    buf_free(&msg);
+    stm_buf_free(&msg);
 }
 
 static void test_header(void **state)
@@ -125,21 +125,21 @@ static void test_header(void **state)
     (void)state;
     int version, type;
     stm_error err = {0};
-    assert_int_equal(wire_header("STM", 3, &version, &type, &err), STM_EPROTO);
-    assert_int_equal(wire_header("XXXX\x01\x01", 6, &version, &type, &err), STM_EPROTO);
+    assert_int_equal(stm_wire_header("STM", 3, &version, &type, &err), STM_EPROTO);
+    assert_int_equal(stm_wire_header("XXXX\x01\x01", 6, &version, &type, &err), STM_EPROTO);
     assert_non_null(strstr(err.msg, "wrong magic"));
-    assert_int_equal(wire_header("STMW\x09\x4d", 6, &version, &type, &err), STM_OK);
+    assert_int_equal(stm_wire_header("STMW\x09\x4d", 6, &version, &type, &err), STM_OK);
     assert_int_equal(version, 9);
     assert_int_equal(type, 77);
     /* A message of another version or type is not decoded as a HELLO. */
     buf_t msg = s_hello(false);
     msg.data[4] = 2;
     wire_hello h;
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
     msg.data[4] = 1;
     msg.data[5] = WIRE_OPS;
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
-    buf_free(&msg);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+    stm_buf_free(&msg);
 }
 
 static void test_ops_ack_refuse_ping(void **state)
@@ -147,47 +147,47 @@ static void test_ops_ack_refuse_ping(void **state)
     (void)state;
     stm_error err = {0};
     buf_t msg = BUF_INIT;
-    wire_encode_ops(&msg, 42, "batch-bytes", 11);
+    stm_wire_encode_ops(&msg, 42, "batch-bytes", 11);
     uint64_t seq;
     const void *batch;
     size_t batch_len;
-    assert_int_equal(wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
     assert_int_equal(seq, 42);
     assert_int_equal(batch_len, 11);
     assert_memory_equal(batch, "batch-bytes", 11);
     for (size_t len = 0; len < msg.len; len++)
-        assert_int_not_equal(wire_decode_ops(msg.data, len, &seq, &batch, &batch_len, &err),
+        assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &seq, &batch, &batch_len, &err),
                              STM_OK);
-    buf_reset(&msg);
-    vector_t *v = vector_new(), *back = NULL;
+    stm_buf_reset(&msg);
+    vector_t *v = stm_vector_new(), *back = NULL;
     stm_id a = {{3}};
-    vector_set(v, &a, 11);
-    wire_encode_ack(&msg, 7, v);
-    assert_int_equal(wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
+    stm_vector_set(v, &a, 11);
+    stm_wire_encode_ack(&msg, 7, v);
+    assert_int_equal(stm_wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
     assert_int_equal(seq, 7);
-    assert_int_equal(vector_get(back, &a), 11);
-    vector_destroy(&back);
+    assert_int_equal(stm_vector_get(back, &a), 11);
+    stm_vector_destroy(&back);
     for (size_t len = 0; len < msg.len; len++) {
-        assert_int_not_equal(wire_decode_ack(msg.data, len, &seq, &back, &err), STM_OK);
+        assert_int_not_equal(stm_wire_decode_ack(msg.data, len, &seq, &back, &err), STM_OK);
         assert_null(back);
     }
-    vector_destroy(&v);
-    buf_reset(&msg);
-    wire_encode_refuse(&msg, "unrelated schema histories");
+    stm_vector_destroy(&v);
+    stm_buf_reset(&msg);
+    stm_wire_encode_refuse(&msg, "unrelated schema histories");
     char *reason = NULL;
-    assert_int_equal(wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_OK);
     assert_string_equal(reason, "unrelated schema histories");
     free(reason);
     for (size_t len = 0; len < msg.len; len++) {
-        assert_int_not_equal(wire_decode_refuse(msg.data, len, &reason, &err), STM_OK);
+        assert_int_not_equal(stm_wire_decode_refuse(msg.data, len, &reason, &err), STM_OK);
         assert_null(reason);
     }
-    buf_reset(&msg);
-    wire_encode_empty(&msg, WIRE_PING);
+    stm_buf_reset(&msg);
+    stm_wire_encode_empty(&msg, WIRE_PING);
     int version, type;
-    assert_int_equal(wire_header(msg.data, msg.len, &version, &type, &err), STM_OK);
+    assert_int_equal(stm_wire_header(msg.data, msg.len, &version, &type, &err), STM_OK);
     assert_int_equal(type, WIRE_PING);
-    buf_free(&msg);
+    stm_buf_free(&msg);
 }
 
 static void test_unknown_keys_are_skipped(void **state)
@@ -202,16 +202,16 @@ static void test_unknown_keys_are_skipped(void **state)
                                   'n', 'g', 'l', 'o', 'n', 'g', 0xc0,
                                   0xa3, 's', 'e', 'q', 0x05};
     buf_t msg = BUF_INIT;
-    buf_append(&msg, "STMW\x01\x03", 6);
-    buf_append(&msg, body, sizeof body);
+    stm_buf_append(&msg, "STMW\x01\x03", 6);
+    stm_buf_append(&msg, body, sizeof body);
     uint64_t seq;
     const void *batch;
     size_t batch_len;
     stm_error err = {0};
-    assert_int_equal(wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
     assert_int_equal(seq, 5);
     assert_int_equal(batch_len, 1);
-    buf_free(&msg);
+    stm_buf_free(&msg);
 }
 
 
@@ -219,7 +219,7 @@ static void test_unknown_keys_are_skipped(void **state)
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
-    buf_append(data, bytes, len);
+    stm_buf_append(data, bytes, len);
     return 0;
 }
 
@@ -251,7 +251,7 @@ static void s_key(msgpack_packer *pk, const char *k)
 static buf_t s_shaped(const s_shape *sh)
 {
     buf_t out = BUF_INIT;
-    buf_append(&out, "STMW\x01\x01", 6);
+    stm_buf_append(&out, "STMW\x01\x01", 6);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, s_write);
     msgpack_pack_map(&pk, 7);
@@ -261,7 +261,7 @@ static buf_t s_shaped(const s_shape *sh)
     s_key(&pk, "tcp://127.0.0.1:9");
     s_key(&pk, "lineage");
     if (sh->lie) {
-        buf_append(&out, "\xdd\x00\x01\x86\xa0", 5); /* array32 of 100,000 */
+        stm_buf_append(&out, "\xdd\x00\x01\x86\xa0", 5); /* array32 of 100,000 */
         s_id(&pk, 1);
     } else {
         msgpack_pack_array(&pk, sh->versions);
@@ -310,11 +310,11 @@ static stm_err s_decode_shape(const s_shape *sh, char *why, size_t why_size)
     buf_t msg = s_shaped(sh);
     wire_hello h;
     stm_error err = {0};
-    stm_err rc = wire_decode_hello(msg.data, msg.len, &h, &err);
+    stm_err rc = stm_wire_decode_hello(msg.data, msg.len, &h, &err);
     snprintf(why, why_size, "%s", rc == STM_OK ? "" : err.msg);
     if (rc == STM_OK)
-        wire_hello_clear(&h);
-    buf_free(&msg);
+        stm_wire_hello_clear(&h);
+    stm_buf_free(&msg);
     return rc;
 }
 
@@ -386,11 +386,11 @@ static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
     struct mallinfo2 before = mallinfo2();
     wire_hello h;
     stm_error err = {0};
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
     peer_policy p;
-    config_policy_default(&p);
+    stm_config_policy_default(&p);
     peer_verdict v;
-    judge_hello(full, h.lineage, &p, &v);
+    stm_judge_hello(full, h.lineage, &p, &v);
     struct mallinfo2 after = mallinfo2();
     /* Large blocks are mapped (hblkhd), small ones come from the heap (uordblks). */
     size_t used = after.uordblks + after.hblkhd - before.uordblks - before.hblkhd;
@@ -399,10 +399,10 @@ static void test_hello_at_the_item_limit_costs_what_the_docs_say(void **state)
                msg.len, used);
         assert_true(used < (size_t)WIRE_MAX_ITEMS * 130);
     }
-    peer_verdict_clear(&v);
-    wire_hello_clear(&h);
-    buf_free(&msg);
-    lineage_destroy(&full);
+    stm_peer_verdict_clear(&v);
+    stm_wire_hello_clear(&h);
+    stm_buf_free(&msg);
+    stm_lineage_destroy(&full);
 }
 
 /* A peer's text reaches log lines, reports and terminals: a control character in it
@@ -416,21 +416,21 @@ static void test_text_with_control_characters_is_refused(void **state)
                          "tcp://h:1\x1b[2J", "tcp://h:1\x7f", "tcp://h:1\r"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         buf_t msg = BUF_INIT;
-        wire_encode_refuse(&msg, bad[i]);
+        stm_wire_encode_refuse(&msg, bad[i]);
         char *reason = NULL;
-        assert_int_equal(wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_EPROTO);
+        assert_int_equal(stm_wire_decode_refuse(msg.data, msg.len, &reason, &err), STM_EPROTO);
         assert_null(reason);
-        buf_reset(&msg);
-        lineage_t *l = lineage_new("x");
-        vector_t *v = vector_new();
+        stm_buf_reset(&msg);
+        lineage_t *l = stm_lineage_new("x");
+        vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        wire_encode_hello(&msg, &node, bad[i], l, v, 0, NULL, 0, false);
+        stm_wire_encode_hello(&msg, &node, bad[i], l, v, 0, NULL, 0, false);
         wire_hello h;
-        assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+        assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "endpoint"));
-        vector_destroy(&v);
-        lineage_destroy(&l);
-        buf_free(&msg);
+        stm_vector_destroy(&v);
+        stm_lineage_destroy(&l);
+        stm_buf_free(&msg);
     }
     /* In a table's or a column's name. */
     s_shape sh = {.versions = 1, .families = 1, .heads = 1, .dup_family = "ta\tsks"};
@@ -439,9 +439,9 @@ static void test_text_with_control_characters_is_refused(void **state)
     assert_non_null(strstr(why, "no control character"));
     lineage_t *full = tu_lineage_dir("schemas/tasks");
     buf_t msg = BUF_INIT;
-    vector_t *v = vector_new();
+    vector_t *v = stm_vector_new();
     stm_id node = {{4}};
-    wire_encode_hello(&msg, &node, "tcp://h:1", full, v, 0, NULL, 0, false);
+    stm_wire_encode_hello(&msg, &node, "tcp://h:1", full, v, 0, NULL, 0, false);
     char *at = NULL;
     for (size_t i = 0; i + 5 <= msg.len && !at; i++)
         if (memcmp(msg.data + i, "title", 5) == 0)
@@ -449,11 +449,11 @@ static void test_text_with_control_characters_is_refused(void **state)
     assert_non_null(at);
     at[2] = '\n';
     wire_hello h;
-    assert_int_equal(wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
     assert_non_null(strstr(err.msg, "no control character"));
-    buf_free(&msg);
-    vector_destroy(&v);
-    lineage_destroy(&full);
+    stm_buf_free(&msg);
+    stm_vector_destroy(&v);
+    stm_lineage_destroy(&full);
 }
 
 /* A node checks its own schema against the same limits before it says HELLO with it. */
@@ -462,22 +462,22 @@ static void test_own_lineage_is_checked_against_the_limits(void **state)
     (void)state;
     stm_error err = {0};
     lineage_t *full = tu_lineage_dir("schemas/tasks");
-    assert_int_equal(wire_check_lineage(full, &err), STM_OK);
-    lineage_destroy(&full);
-    lineage_t *wide = lineage_new("wide");
+    assert_int_equal(stm_wire_check_lineage(full, &err), STM_OK);
+    stm_lineage_destroy(&full);
+    lineage_t *wide = stm_lineage_new("wide");
     stm_id zero = {{0}}, id = {{1}};
-    assert_int_equal(lineage_add_version(wide, 1, &id, &zero, &zero, "", &err), STM_OK);
-    catalog_table *t = catalog_table_new("w", false);
+    assert_int_equal(stm_lineage_add_version(wide, 1, &id, &zero, &zero, "", &err), STM_OK);
+    catalog_table *t = stm_catalog_table_new("w", false);
     char name[32];
     for (int c = 0; c <= WIRE_MAX_COLUMNS; c++) {
         snprintf(name, sizeof name, "c%d", c);
         catalog_column col = {.name = name, .decltype = "TEXT", .affinity = AFFINITY_TEXT};
-        catalog_table_add_column(t, &col);
+        stm_catalog_table_add_column(t, &col);
     }
-    assert_int_equal(lineage_add_family(wide, family_from_heads("w", &id, 1, t), &err), STM_OK);
-    assert_int_equal(wire_check_lineage(wide, &err), STM_EINPUT);
+    assert_int_equal(stm_lineage_add_family(wide, stm_family_from_heads("w", &id, 1, t), &err), STM_OK);
+    assert_int_equal(stm_wire_check_lineage(wide, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "more than 2000 columns in one table"));
-    lineage_destroy(&wide);
+    stm_lineage_destroy(&wide);
 }
 
 int main(void)

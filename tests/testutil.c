@@ -76,9 +76,9 @@ lineage_t *tu_lineage_dir(const char *dir)
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
     stm_error err = {0};
-    if (schemaset_load(dir, &set, &err) != STM_OK || lineage_build(set, &l, &err) != STM_OK)
+    if (stm_schemaset_load(dir, &set, &err) != STM_OK || stm_lineage_build(set, &l, &err) != STM_OK)
         fail_msg("%s: %s", dir, err.msg);
-    schemaset_destroy(&set);
+    stm_schemaset_destroy(&set);
     return l;
 }
 
@@ -89,9 +89,9 @@ lineage_t *tu_lineage_files(const char *const *files, stm_error *err)
         tu_write(dir, files[i], files[i + 1]);
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
-    if (schemaset_load(dir, &set, err) == STM_OK)
-        lineage_build(set, &l, err);
-    schemaset_destroy(&set);
+    if (stm_schemaset_load(dir, &set, err) == STM_OK)
+        stm_lineage_build(set, &l, err);
+    stm_schemaset_destroy(&set);
     tu_remove_tree(dir);
     free(dir);
     return l;

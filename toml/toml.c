@@ -1,8 +1,8 @@
 /* toml.c - TOML 1.0: the value tree behind toml.h. This file owns what a value is and how
  * it lives: the per-document arena that parsed trees are allocated from, freeing, the
  * insertion-ordered entries of a table and their hash index, the builders (toml_new_*,
- * toml_table_set, toml_array_push, toml_set_inline), the accessors, toml_equal and
- * toml_type_name. The parser (toml_parse.c) and the emitter (toml_emit.c) reach the
+ * stm_toml_table_set, stm_toml_array_push, stm_toml_set_inline), the accessors, stm_toml_equal and
+ * stm_toml_type_name. The parser (toml_parse.c) and the emitter (toml_emit.c) reach the
  * layout and the helpers they share with this file through toml_internal.h, which also
  * says how a tree's memory is owned. */
 #include "toml/toml.h"
@@ -31,7 +31,7 @@ struct s_chunk {
     uint64_t data[];      /* 8-byte aligned, enough for every member of a value */
 };
 
-void *toml_arena_alloc(s_arena *a, size_t n)
+void *stm_toml_arena_alloc(s_arena *a, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
     s_chunk *c = a->head;
@@ -94,7 +94,7 @@ static toml_value *s_new(toml_type type)
     return v;
 }
 
-void toml_free(toml_value *v)
+void stm_toml_free(toml_value *v)
 {
     if (!v)
         return;
@@ -103,14 +103,14 @@ void toml_free(toml_value *v)
         for (size_t i = 0; i < v->u.tab.count; i++) {
             if (!v->u.tab.items[i].arena)
                 free(v->u.tab.items[i].key);
-            toml_free(v->u.tab.items[i].val);
+            stm_toml_free(v->u.tab.items[i].val);
         }
         free(v->u.tab.items);
         free(v->u.tab.slots);
         break;
     case TOML_ARRAY:
         for (size_t i = 0; i < v->u.arr.count; i++)
-            toml_free(v->u.arr.items[i]);
+            stm_toml_free(v->u.arr.items[i]);
         free(v->u.arr.items);
         break;
     default:
@@ -124,19 +124,19 @@ void toml_free(toml_value *v)
     }
 }
 
-void toml_destroy(toml_value **v)
+void stm_toml_destroy(toml_value **v)
 {
     if (v && *v) {
-        toml_free(*v);
+        stm_toml_free(*v);
         *v = NULL;
     }
 }
 
 /* Invariant of every table, parsed or built: one holding more than S_INDEX_MIN keys has
  * a hash index over its entries (linear probing, at most half full), so finding a key is
- * O(1) in a huge table. toml_append, the one way keys go in, keeps it; the probe below
+ * O(1) in a huge table. stm_toml_append, the one way keys go in, keeps it; the probe below
  * relies on the index being at most half full to meet an empty slot. */
-s_entry *toml_find(const toml_value *t, const char *key, size_t len, uint32_t hash)
+s_entry *stm_toml_find(const toml_value *t, const char *key, size_t len, uint32_t hash)
 {
     if (t->u.tab.slots) {
         size_t mask = t->u.tab.nslots - 1;
@@ -180,7 +180,7 @@ static void s_index_build(toml_value *t, uint32_t nslots)
 
 /* Appends a key the caller has checked is absent; takes key (from the arena if arena is
  * set, else from the heap) and v. */
-void toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash, toml_value *v)
+void stm_toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash, toml_value *v)
 {
     assert(len < (1u << 31));
     t->u.tab.items = s_grow(t->u.tab.items, &t->u.tab.cap, t->u.tab.count + 1, sizeof(s_entry));
@@ -195,19 +195,19 @@ void toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash
     }
 }
 
-void toml_push(toml_value *a, toml_value *v)
+void stm_toml_push(toml_value *a, toml_value *v)
 {
     a->u.arr.items = s_grow(a->u.arr.items, &a->u.arr.cap, a->u.arr.count + 1, sizeof v);
     a->u.arr.items[a->u.arr.count++] = v;
 }
 
-toml_type toml_type_of(const toml_value *v)
+toml_type stm_toml_type_of(const toml_value *v)
 {
     assert(v);
     return (toml_type)v->type;
 }
 
-const char *toml_type_name(toml_type t)
+const char *stm_toml_type_name(toml_type t)
 {
     switch (t) {
     case TOML_TABLE:
@@ -234,63 +234,63 @@ const char *toml_type_name(toml_type t)
     return "unknown";
 }
 
-int toml_line(const toml_value *v)
+int stm_toml_line(const toml_value *v)
 {
     assert(v);
     return v->line;
 }
 
-int toml_column(const toml_value *v)
+int stm_toml_column(const toml_value *v)
 {
     assert(v);
     return v->column;
 }
 
-size_t toml_table_count(const toml_value *t)
+size_t stm_toml_table_count(const toml_value *t)
 {
     assert(t && t->type == TOML_TABLE);
     return t->u.tab.count;
 }
 
-const char *toml_table_key(const toml_value *t, size_t i)
+const char *stm_toml_table_key(const toml_value *t, size_t i)
 {
     assert(t && t->type == TOML_TABLE && i < t->u.tab.count);
     return t->u.tab.items[i].key;
 }
 
-size_t toml_table_key_len(const toml_value *t, size_t i)
+size_t stm_toml_table_key_len(const toml_value *t, size_t i)
 {
     assert(t && t->type == TOML_TABLE && i < t->u.tab.count);
     return t->u.tab.items[i].keylen;
 }
 
-toml_value *toml_table_at(const toml_value *t, size_t i)
+toml_value *stm_toml_table_at(const toml_value *t, size_t i)
 {
     assert(t && t->type == TOML_TABLE && i < t->u.tab.count);
     return t->u.tab.items[i].val;
 }
 
-toml_value *toml_table_get(const toml_value *t, const char *key)
+toml_value *stm_toml_table_get(const toml_value *t, const char *key)
 {
     assert(t && t->type == TOML_TABLE && key);
     size_t len = strlen(key);
-    s_entry *e = toml_find(t, key, len, toml_hash(key, len));
+    s_entry *e = stm_toml_find(t, key, len, toml_hash(key, len));
     return e ? e->val : NULL;
 }
 
-size_t toml_array_count(const toml_value *a)
+size_t stm_toml_array_count(const toml_value *a)
 {
     assert(a && a->type == TOML_ARRAY);
     return a->u.arr.count;
 }
 
-toml_value *toml_array_at(const toml_value *a, size_t i)
+toml_value *stm_toml_array_at(const toml_value *a, size_t i)
 {
     assert(a && a->type == TOML_ARRAY && i < a->u.arr.count);
     return a->u.arr.items[i];
 }
 
-const char *toml_string(const toml_value *v, size_t *len)
+const char *stm_toml_string(const toml_value *v, size_t *len)
 {
     assert(v && v->type == TOML_STRING);
     if (len)
@@ -298,19 +298,19 @@ const char *toml_string(const toml_value *v, size_t *len)
     return v->u.str.s;
 }
 
-int64_t toml_integer(const toml_value *v)
+int64_t stm_toml_integer(const toml_value *v)
 {
     assert(v && v->type == TOML_INTEGER);
     return v->u.i;
 }
 
-double toml_float(const toml_value *v)
+double stm_toml_float(const toml_value *v)
 {
     assert(v && v->type == TOML_FLOAT);
     return v->u.f;
 }
 
-bool toml_bool(const toml_value *v)
+bool stm_toml_bool(const toml_value *v)
 {
     assert(v && v->type == TOML_BOOL);
     return v->u.b;
@@ -322,23 +322,23 @@ static bool s_is_datetime(toml_type t)
            t == TOML_TIME_LOCAL;
 }
 
-const toml_datetime *toml_datetime_of(const toml_value *v)
+const toml_datetime *stm_toml_datetime_of(const toml_value *v)
 {
     assert(v && s_is_datetime(v->type));
     return &v->u.dt;
 }
 
-toml_value *toml_new_table(void)
+toml_value *stm_toml_new_table(void)
 {
     return s_new(TOML_TABLE);
 }
 
-toml_value *toml_new_array(void)
+toml_value *stm_toml_new_array(void)
 {
     return s_new(TOML_ARRAY);
 }
 
-toml_value *toml_new_string(const char *s, size_t len)
+toml_value *stm_toml_new_string(const char *s, size_t len)
 {
     assert(s || len == 0);
     assert(len < SIZE_MAX - sizeof(toml_value) - 1);
@@ -354,21 +354,21 @@ toml_value *toml_new_string(const char *s, size_t len)
     return v;
 }
 
-toml_value *toml_new_integer(int64_t i)
+toml_value *stm_toml_new_integer(int64_t i)
 {
     toml_value *v = s_new(TOML_INTEGER);
     v->u.i = i;
     return v;
 }
 
-toml_value *toml_new_float(double d)
+toml_value *stm_toml_new_float(double d)
 {
     toml_value *v = s_new(TOML_FLOAT);
     v->u.f = d;
     return v;
 }
 
-toml_value *toml_new_bool(bool b)
+toml_value *stm_toml_new_bool(bool b)
 {
     toml_value *v = s_new(TOML_BOOL);
     v->u.b = b;
@@ -380,19 +380,19 @@ static bool s_leap(int y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-int toml_days_in_month(int y, int m)
+int stm_toml_days_in_month(int y, int m)
 {
     static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return m == 2 && s_leap(y) ? 29 : days[m - 1];
 }
 
-toml_value *toml_new_datetime(toml_type type, const toml_datetime *dt)
+toml_value *stm_toml_new_datetime(toml_type type, const toml_datetime *dt)
 {
     assert(s_is_datetime(type) && dt);
     toml_datetime d = {0};
     if (type != TOML_TIME_LOCAL) {
         assert(dt->year >= 0 && dt->year <= 9999 && dt->month >= 1 && dt->month <= 12);
-        assert(dt->day >= 1 && dt->day <= toml_days_in_month(dt->year, dt->month));
+        assert(dt->day >= 1 && dt->day <= stm_toml_days_in_month(dt->year, dt->month));
         d.year = dt->year;
         d.month = dt->month;
         d.day = dt->day;
@@ -415,28 +415,28 @@ toml_value *toml_new_datetime(toml_type type, const toml_datetime *dt)
     return v;
 }
 
-void toml_table_set(toml_value *t, const char *key, toml_value *v)
+void stm_toml_table_set(toml_value *t, const char *key, toml_value *v)
 {
     assert(t && t->type == TOML_TABLE && key && v && v != t);
     size_t len = strlen(key);
     uint32_t hash = toml_hash(key, len);
-    s_entry *e = toml_find(t, key, len, hash);
+    s_entry *e = stm_toml_find(t, key, len, hash);
     if (e) {
         if (e->val != v)
-            toml_free(e->val);
+            stm_toml_free(e->val);
         e->val = v;
         return;
     }
-    toml_append(t, stm_strndup(key, len), len, false, hash, v);
+    stm_toml_append(t, stm_strndup(key, len), len, false, hash, v);
 }
 
-void toml_array_push(toml_value *a, toml_value *v)
+void stm_toml_array_push(toml_value *a, toml_value *v)
 {
     assert(a && a->type == TOML_ARRAY && v && v != a);
-    toml_push(a, v);
+    stm_toml_push(a, v);
 }
 
-void toml_set_inline(toml_value *v, bool is_inline)
+void stm_toml_set_inline(toml_value *v, bool is_inline)
 {
     assert(v && (v->type == TOML_TABLE || v->type == TOML_ARRAY));
     if (is_inline)
@@ -445,7 +445,7 @@ void toml_set_inline(toml_value *v, bool is_inline)
         v->flags &= ~(unsigned)S_INLINE;
 }
 
-bool toml_equal(const toml_value *a, const toml_value *b)
+bool stm_toml_equal(const toml_value *a, const toml_value *b)
 {
     if (a == b)
         return true;
@@ -457,8 +457,8 @@ bool toml_equal(const toml_value *a, const toml_value *b)
             return false;
         for (size_t i = 0; i < a->u.tab.count; i++) {
             const s_entry *e = &a->u.tab.items[i];
-            const s_entry *f = toml_find(b, e->key, e->keylen, e->hash);
-            if (!f || !toml_equal(e->val, f->val))
+            const s_entry *f = stm_toml_find(b, e->key, e->keylen, e->hash);
+            if (!f || !stm_toml_equal(e->val, f->val))
                 return false;
         }
         return true;
@@ -466,7 +466,7 @@ bool toml_equal(const toml_value *a, const toml_value *b)
         if (a->u.arr.count != b->u.arr.count)
             return false;
         for (size_t i = 0; i < a->u.arr.count; i++)
-            if (!toml_equal(a->u.arr.items[i], b->u.arr.items[i]))
+            if (!stm_toml_equal(a->u.arr.items[i], b->u.arr.items[i]))
                 return false;
         return true;
     case TOML_STRING:

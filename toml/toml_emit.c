@@ -1,8 +1,8 @@
-/* toml_emit.c - TOML 1.0: the deterministic emitter (toml_emit). It writes a tree, parsed
+/* toml_emit.c - TOML 1.0: the deterministic emitter (stm_toml_emit). It writes a tree, parsed
  * or built, the way toml.h describes: in each table the key/value lines first, then the
  * sub-tables as [sections], then the arrays of tables as [[sections]], with floats in the
  * shortest form that reads back the same, strings escaped as basic strings and keys quoted
- * only where they must be, so that parsing the output gives a tree toml_equal to the input. */
+ * only where they must be, so that parsing the output gives a tree stm_toml_equal to the input. */
 #include "toml/toml.h"
 #include "toml/toml_internal.h"
 
@@ -33,54 +33,54 @@ static bool s_is_bare_key(const char *k, size_t len)
 static void s_emit_string(buf_t *b, const char *s, size_t len)
 {
     const char *end = s + len, *seg = s;
-    buf_putc(b, '"');
+    stm_buf_putc(b, '"');
     while (s < end) {
         unsigned char c = (unsigned char)*s;
         if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
             s++;
             continue;
         }
-        int n = c >= 0x80 ? toml_utf8(s, end, NULL) : 0;
+        int n = c >= 0x80 ? stm_toml_utf8(s, end, NULL) : 0;
         if (n) {
             s += n;
             continue;
         }
-        buf_append(b, seg, (size_t)(s - seg));
+        stm_buf_append(b, seg, (size_t)(s - seg));
         switch (c) {
         case '"':
-            buf_puts(b, "\\\"");
+            stm_buf_puts(b, "\\\"");
             break;
         case '\\':
-            buf_puts(b, "\\\\");
+            stm_buf_puts(b, "\\\\");
             break;
         case '\b':
-            buf_puts(b, "\\b");
+            stm_buf_puts(b, "\\b");
             break;
         case '\t':
-            buf_puts(b, "\\t");
+            stm_buf_puts(b, "\\t");
             break;
         case '\n':
-            buf_puts(b, "\\n");
+            stm_buf_puts(b, "\\n");
             break;
         case '\f':
-            buf_puts(b, "\\f");
+            stm_buf_puts(b, "\\f");
             break;
         case '\r':
-            buf_puts(b, "\\r");
+            stm_buf_puts(b, "\\r");
             break;
         default:
-            buf_printf(b, "\\u%04X", c >= 0x80 ? 0xFFFD : c);
+            stm_buf_printf(b, "\\u%04X", c >= 0x80 ? 0xFFFD : c);
         }
         seg = ++s;
     }
-    buf_append(b, seg, (size_t)(s - seg));
-    buf_putc(b, '"');
+    stm_buf_append(b, seg, (size_t)(s - seg));
+    stm_buf_putc(b, '"');
 }
 
 static void s_emit_key(buf_t *b, const char *k, size_t len)
 {
     if (s_is_bare_key(k, len))
-        buf_append(b, k, len);
+        stm_buf_append(b, k, len);
     else
         s_emit_string(b, k, len);
 }
@@ -89,11 +89,11 @@ static void s_emit_key(buf_t *b, const char *k, size_t len)
 static void s_emit_float(buf_t *b, double d)
 {
     if (isnan(d)) {
-        buf_puts(b, "nan");
+        stm_buf_puts(b, "nan");
         return;
     }
     if (isinf(d)) {
-        buf_puts(b, d < 0 ? "-inf" : "inf");
+        stm_buf_puts(b, d < 0 ? "-inf" : "inf");
         return;
     }
     char tmp[40];
@@ -111,35 +111,35 @@ static void s_emit_float(buf_t *b, double d)
         if (*c == '.' || *c == 'e')
             looks_float = true;
     }
-    buf_puts(b, tmp);
+    stm_buf_puts(b, tmp);
     if (!looks_float)
-        buf_puts(b, ".0");
+        stm_buf_puts(b, ".0");
 }
 
 static void s_emit_datetime(buf_t *b, toml_type type, const toml_datetime *dt)
 {
     if (type != TOML_TIME_LOCAL)
-        buf_printf(b, "%04d-%02d-%02d", dt->year, dt->month, dt->day);
+        stm_buf_printf(b, "%04d-%02d-%02d", dt->year, dt->month, dt->day);
     if (type == TOML_DATE_LOCAL)
         return;
     if (type != TOML_TIME_LOCAL)
-        buf_putc(b, 'T');
-    buf_printf(b, "%02d:%02d:%02d", dt->hour, dt->minute, dt->second);
+        stm_buf_putc(b, 'T');
+    stm_buf_printf(b, "%02d:%02d:%02d", dt->hour, dt->minute, dt->second);
     if (dt->nanosecond) {
         char frac[16];
         snprintf(frac, sizeof frac, "%09d", dt->nanosecond);
         size_t n = strlen(frac);
         while (n > 1 && frac[n - 1] == '0')
             n--;
-        buf_putc(b, '.');
-        buf_append(b, frac, n);
+        stm_buf_putc(b, '.');
+        stm_buf_append(b, frac, n);
     }
     if (type == TOML_DATETIME) {
         int off = dt->offset_minutes;
         if (off == 0)
-            buf_putc(b, 'Z');
+            stm_buf_putc(b, 'Z');
         else
-            buf_printf(b, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60, abs(off) % 60);
+            stm_buf_printf(b, "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 60, abs(off) % 60);
     }
 }
 
@@ -172,40 +172,40 @@ static void s_emit_inline(buf_t *b, const toml_value *v)
     switch (v->type) {
     case TOML_TABLE:
         if (v->u.tab.count == 0) {
-            buf_puts(b, "{}");
+            stm_buf_puts(b, "{}");
             return;
         }
-        buf_puts(b, "{ ");
+        stm_buf_puts(b, "{ ");
         for (size_t i = 0; i < v->u.tab.count; i++) {
             const s_entry *e = &v->u.tab.items[i];
             if (i)
-                buf_puts(b, ", ");
+                stm_buf_puts(b, ", ");
             s_emit_key(b, e->key, e->keylen);
-            buf_puts(b, " = ");
+            stm_buf_puts(b, " = ");
             s_emit_inline(b, e->val);
         }
-        buf_puts(b, " }");
+        stm_buf_puts(b, " }");
         return;
     case TOML_ARRAY:
-        buf_putc(b, '[');
+        stm_buf_putc(b, '[');
         for (size_t i = 0; i < v->u.arr.count; i++) {
             if (i)
-                buf_puts(b, ", ");
+                stm_buf_puts(b, ", ");
             s_emit_inline(b, v->u.arr.items[i]);
         }
-        buf_putc(b, ']');
+        stm_buf_putc(b, ']');
         return;
     case TOML_STRING:
         s_emit_string(b, v->u.str.s, v->u.str.len);
         return;
     case TOML_INTEGER:
-        buf_printf(b, "%" PRId64, v->u.i);
+        stm_buf_printf(b, "%" PRId64, v->u.i);
         return;
     case TOML_FLOAT:
         s_emit_float(b, v->u.f);
         return;
     case TOML_BOOL:
-        buf_puts(b, v->u.b ? "true" : "false");
+        stm_buf_puts(b, v->u.b ? "true" : "false");
         return;
     default:
         s_emit_datetime(b, v->type, &v->u.dt);
@@ -216,13 +216,13 @@ static void s_emit_inline(buf_t *b, const toml_value *v)
 static void s_emit_blank(buf_t *b)
 {
     if (b->len > 0 && !(b->len >= 2 && b->data[b->len - 1] == '\n' && b->data[b->len - 2] == '\n'))
-        buf_putc(b, '\n');
+        stm_buf_putc(b, '\n');
 }
 
 static void s_path_push(buf_t *path, const s_entry *e)
 {
     if (path->len)
-        buf_putc(path, '.');
+        stm_buf_putc(path, '.');
     s_emit_key(path, e->key, e->keylen);
 }
 
@@ -236,19 +236,19 @@ static void s_emit_body(buf_t *b, const toml_value *t, buf_t *path)
         if (s_is_section(v) || s_is_aot(v))
             continue;
         s_emit_key(b, e->key, e->keylen);
-        buf_puts(b, " = ");
+        stm_buf_puts(b, " = ");
         if (v->type == TOML_ARRAY && s_is_table_array(v)) {
-            buf_puts(b, "[\n");
+            stm_buf_puts(b, "[\n");
             for (size_t j = 0; j < v->u.arr.count; j++) {
-                buf_puts(b, "  ");
+                stm_buf_puts(b, "  ");
                 s_emit_inline(b, v->u.arr.items[j]);
-                buf_puts(b, ",\n");
+                stm_buf_puts(b, ",\n");
             }
-            buf_putc(b, ']');
+            stm_buf_putc(b, ']');
         } else {
             s_emit_inline(b, v);
         }
-        buf_putc(b, '\n');
+        stm_buf_putc(b, '\n');
     }
     for (size_t i = 0; i < t->u.tab.count; i++) {
         const s_entry *e = &t->u.tab.items[i];
@@ -262,7 +262,7 @@ static void s_emit_body(buf_t *b, const toml_value *t, buf_t *path)
             has_kv = !s_is_section(v->u.tab.items[j].val) && !s_is_aot(v->u.tab.items[j].val);
         if (has_kv) {
             s_emit_blank(b);
-            buf_printf(b, "[%s]\n", buf_str(path));
+            stm_buf_printf(b, "[%s]\n", stm_buf_str(path));
         }
         s_emit_body(b, v, path);
         path->len = mark;
@@ -277,7 +277,7 @@ static void s_emit_body(buf_t *b, const toml_value *t, buf_t *path)
         s_path_push(path, e);
         for (size_t j = 0; j < v->u.arr.count; j++) {
             s_emit_blank(b);
-            buf_printf(b, "[[%s]]\n", buf_str(path));
+            stm_buf_printf(b, "[[%s]]\n", stm_buf_str(path));
             s_emit_body(b, v->u.arr.items[j], path);
         }
         path->len = mark;
@@ -295,34 +295,34 @@ static void s_emit_comment(buf_t *b, const char *header)
         const char *le = nl ? nl : end;
         if (le > s && le[-1] == '\r')
             le--;
-        buf_putc(b, '#');
+        stm_buf_putc(b, '#');
         if (le > s)
-            buf_putc(b, ' ');
+            stm_buf_putc(b, ' ');
         while (s < le) {
-            int n = (unsigned char)*s >= 0x80 ? toml_utf8(s, le, NULL) : 1;
+            int n = (unsigned char)*s >= 0x80 ? stm_toml_utf8(s, le, NULL) : 1;
             if (n > 1) {
-                buf_append(b, s, (size_t)n);
+                stm_buf_append(b, s, (size_t)n);
                 s += n;
             } else {
-                buf_putc(b, toml_isplain((unsigned char)*s) ? *s : ' ');
+                stm_buf_putc(b, toml_isplain((unsigned char)*s) ? *s : ' ');
                 s++;
             }
         }
-        buf_putc(b, '\n');
+        stm_buf_putc(b, '\n');
         s = nl ? nl + 1 : end;
     }
 }
 
-char *toml_emit(const toml_value *root, const char *header)
+char *stm_toml_emit(const toml_value *root, const char *header)
 {
     assert(root && root->type == TOML_TABLE);
     buf_t b = BUF_INIT, path = BUF_INIT;
     if (header && *header) {
         s_emit_comment(&b, header);
         if (root->u.tab.count)
-            buf_putc(&b, '\n');
+            stm_buf_putc(&b, '\n');
     }
     s_emit_body(&b, root, &path);
-    buf_free(&path);
-    return buf_detach(&b);
+    stm_buf_free(&path);
+    return stm_buf_detach(&b);
 }

@@ -16,7 +16,7 @@
  * S_DOC) frees last; everything else is on the heap and freed one by one. Entry and
  * element arrays are always on the heap, so building into a parsed tree just works.
  *
- * S_INLINE doubles as the emitter's style hint (toml_set_inline); the other flags only
+ * S_INLINE doubles as the emitter's style hint (stm_toml_set_inline); the other flags only
  * mean something to the parser. What they guarantee is written down with the parser's
  * invariants, at the top of toml_parse.c. */
 #ifndef STM_TOML_INTERNAL_H
@@ -105,14 +105,14 @@ typedef struct {
 
 /* Internal: n bytes, 8-byte aligned, from arena a; they go when the arena does. The parser
  * takes a document's values, keys and string bytes from it. */
-void *toml_arena_alloc(s_arena *a, size_t n);
+void *stm_toml_arena_alloc(s_arena *a, size_t n);
 
 /* ------------------------------------------------------------------ values (toml.c) */
 
-/* Internal: frees v and everything it owns; safe on NULL. Unlike toml_destroy it leaves
+/* Internal: frees v and everything it owns; safe on NULL. Unlike stm_toml_destroy it leaves
  * the caller's pointer alone: the parser frees with it the value it was building when an
  * error stops it. */
-void toml_free(toml_value *v);
+void stm_toml_free(toml_value *v);
 
 /* FNV-1a with a final mix, so that the low bits the index uses depend on every byte.
  * Not keyed: a document built to collide only makes its own parse slow.
@@ -131,18 +131,18 @@ static inline uint32_t toml_hash(const char *key, size_t len)
 }
 
 /* Internal: the entry for key (len bytes, whose toml_hash is hash) in table t, or NULL. */
-s_entry *toml_find(const toml_value *t, const char *key, size_t len, uint32_t hash);
+s_entry *stm_toml_find(const toml_value *t, const char *key, size_t len, uint32_t hash);
 
-/* Internal: appends a key the caller has checked is absent (with toml_find) to table t;
+/* Internal: appends a key the caller has checked is absent (with stm_toml_find) to table t;
  * takes key (from the arena if arena is set, else from the heap) and v. */
-void toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash, toml_value *v);
+void stm_toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash, toml_value *v);
 
-/* Internal: appends v to array a, which takes it (toml_array_push, less its asserts). */
-void toml_push(toml_value *a, toml_value *v);
+/* Internal: appends v to array a, which takes it (stm_toml_array_push, less its asserts). */
+void stm_toml_push(toml_value *a, toml_value *v);
 
 /* Internal: days in month m (1-12) of year y; the builders assert dates with it and the
  * parser checks them. */
-int toml_days_in_month(int y, int m);
+int stm_toml_days_in_month(int y, int m);
 
 /* ------------------------------------------------------------------ characters */
 
@@ -169,6 +169,6 @@ static inline bool toml_isplain(unsigned char c)
 /* Internal (defined in toml_lex.c; the emitter uses it too): length (1-4) of the
  * well-formed UTF-8 sequence at s, or 0 if it is malformed (overlong, a surrogate, beyond
  * U+10FFFF, or cut short by end); the code point goes to *cp_out unless that is NULL. */
-int toml_utf8(const char *s, const char *end, uint32_t *cp_out);
+int stm_toml_utf8(const char *s, const char *end, uint32_t *cp_out);
 
 #endif

@@ -10,16 +10,16 @@
  * Invariants of the cursor, kept here:
  *  1. p->line and p->line_start describe the line p->cur is on. Newlines are consumed
  *     only by the line-end helpers (tp_eat_newline and tp_eol, inline in toml_parser.h
- *     because they run once a line) and by tp_string inside a multi-line string, each
+ *     because they run once a line) and by stm_tp_string inside a multi-line string, each
  *     through tp_newline; no number, date or piece of punctuation the other files read
  *     can span one.
  *  2. The column is counted from line_start, with a cache (col_line, col_at, col_n) that
- *     tp_column resets when the line changes or when asked about a position before the
+ *     stm_tp_column resets when the line changes or when asked about a position before the
  *     cached one, so the positions recorded for the values of a long line cost linear
  *     time in all. A position on an earlier line, wanted only for a message, is found by
  *     scanning from the start (s_locate).
  *  3. Every string and key decoded is valid UTF-8: each byte passed in a string or a
- *     comment is printable ASCII, a tab, part of a well-formed sequence (toml_utf8) or a
+ *     comment is printable ASCII, a tab, part of a well-formed sequence (stm_toml_utf8) or a
  *     newline a multi-line string may hold, and a \u or \U escape must name a Unicode
  *     scalar value (s_escape); anything else fails with a message naming it.
  */
@@ -37,7 +37,7 @@
 
 /* Length (1-4) of the well-formed UTF-8 sequence at s, or 0 if it is malformed
  * (overlong, a surrogate, beyond U+10FFFF, or cut short by end). */
-int toml_utf8(const char *s, const char *end, uint32_t *cp_out)
+int stm_toml_utf8(const char *s, const char *end, uint32_t *cp_out)
 {
     const unsigned char *u = (const unsigned char *)s;
     unsigned c = u[0];
@@ -105,13 +105,13 @@ static void s_put_utf8(buf_t *b, uint32_t cp)
         out[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    buf_append(b, out, n);
+    stm_buf_append(b, out, n);
 }
 
 /* ------------------------------------------------------------------ positions and messages */
 
 /* The column (1-based, in characters) of at, which is on the cursor's line. */
-int tp_column(s_parser *p, const char *at)
+int stm_tp_column(s_parser *p, const char *at)
 {
     if (p->col_line != p->line || p->col_at < p->line_start || p->col_at > at) {
         p->col_line = p->line;
@@ -130,7 +130,7 @@ static void s_locate(s_parser *p, const char *at, int *line, int *col)
 {
     if (at >= p->line_start) {
         *line = p->line;
-        *col = tp_column(p, at);
+        *col = stm_tp_column(p, at);
         return;
     }
     int l = 1, n = 0;
@@ -146,7 +146,7 @@ static void s_locate(s_parser *p, const char *at, int *line, int *col)
     *col = n + 1;
 }
 
-stm_err tp_fail(s_parser *p, const char *at, const char *fmt, ...)
+stm_err stm_tp_fail(s_parser *p, const char *at, const char *fmt, ...)
 {
     int line, col;
     s_locate(p, at, &line, &col);
@@ -159,7 +159,7 @@ stm_err tp_fail(s_parser *p, const char *at, const char *fmt, ...)
 }
 
 /* Describes the character at at for a message. */
-const char *tp_what(const s_parser *p, const char *at, char *out, size_t size)
+const char *stm_tp_what(const s_parser *p, const char *at, char *out, size_t size)
 {
     if (at >= p->end)
         return "end of file";
@@ -172,17 +172,17 @@ const char *tp_what(const s_parser *p, const char *at, char *out, size_t size)
         snprintf(out, size, "'%c'", c);
     else if (c < 0x80)
         snprintf(out, size, "control character U+%04X", c);
-    else if ((n = toml_utf8(at, p->end, &cp)))
+    else if ((n = stm_toml_utf8(at, p->end, &cp)))
         snprintf(out, size, "'%.*s' (U+%04X)", n, at, (unsigned)cp);
     else
         snprintf(out, size, "invalid UTF-8 byte 0x%02X", c);
     return out;
 }
 
-stm_err tp_expected(s_parser *p, const char *at, const char *what)
+stm_err stm_tp_expected(s_parser *p, const char *at, const char *what)
 {
     char buf[48];
-    return tp_fail(p, at, "expected %s, found %s", what, tp_what(p, at, buf, sizeof buf));
+    return stm_tp_fail(p, at, "expected %s, found %s", what, stm_tp_what(p, at, buf, sizeof buf));
 }
 
 /* The message for a byte a string or comment may not hold. */
@@ -190,19 +190,19 @@ static stm_err s_bad_char(s_parser *p, const char *at, const char *where)
 {
     unsigned char c = (unsigned char)*at;
     if (c >= 0x80)
-        return tp_fail(p, at, "invalid UTF-8 (byte 0x%02X) in %s", c, where);
+        return stm_tp_fail(p, at, "invalid UTF-8 (byte 0x%02X) in %s", c, where);
     if (c == '\r')
-        return tp_fail(p, at, "carriage return not followed by a newline in %s", where);
+        return stm_tp_fail(p, at, "carriage return not followed by a newline in %s", where);
     if (c == '\n')
-        return tp_fail(p, at, "newline in %s", where);
-    return tp_fail(p, at, "control character U+%04X in %s (it must be escaped, if at all allowed)",
+        return stm_tp_fail(p, at, "newline in %s", where);
+    return stm_tp_fail(p, at, "control character U+%04X in %s (it must be escaped, if at all allowed)",
                    c, where);
 }
 
 /* ------------------------------------------------------------------ whitespace and comments */
 
 /* At '#': skips the comment up to, not including, the end of the line. */
-stm_err tp_comment(s_parser *p)
+stm_err stm_tp_comment(s_parser *p)
 {
     p->cur++;
     while (p->cur < p->end) {
@@ -212,7 +212,7 @@ stm_err tp_comment(s_parser *p)
         } else if (c == '\n' || (c == '\r' && p->cur + 1 < p->end && p->cur[1] == '\n')) {
             break;
         } else if (c >= 0x80) {
-            int n = toml_utf8(p->cur, p->end, NULL);
+            int n = stm_toml_utf8(p->cur, p->end, NULL);
             if (!n)
                 return s_bad_char(p, p->cur, "a comment");
             p->cur += n;
@@ -224,12 +224,12 @@ stm_err tp_comment(s_parser *p)
 }
 
 /* Whitespace, newlines and comments, as allowed between the elements of an array. */
-stm_err tp_skip_ws_nl(s_parser *p)
+stm_err stm_tp_skip_ws_nl(s_parser *p)
 {
     for (;;) {
         tp_skip_ws(p);
         if (p->cur < p->end && *p->cur == '#') {
-            stm_err rc = tp_comment(p);
+            stm_err rc = stm_tp_comment(p);
             if (rc)
                 return rc;
         }
@@ -245,7 +245,7 @@ static stm_err s_escape(s_parser *p)
 {
     const char *at = p->cur;
     if (p->end - at < 2)
-        return tp_fail(p, at + 1, "unterminated string");
+        return stm_tp_fail(p, at + 1, "unterminated string");
     char c = at[1], out = 0;
     switch (c) {
     case 'b':
@@ -269,14 +269,14 @@ static stm_err s_escape(s_parser *p)
         break;
     }
     if (out) {
-        buf_putc(&p->sbuf, out);
+        stm_buf_putc(&p->sbuf, out);
         p->cur += 2;
         return STM_OK;
     }
     if (c != 'u' && c != 'U') {
         char buf[32];
-        return tp_fail(p, at, "invalid escape sequence: backslash followed by %s",
-                       tp_what(p, at + 1, buf, sizeof buf));
+        return stm_tp_fail(p, at, "invalid escape sequence: backslash followed by %s",
+                       stm_tp_what(p, at + 1, buf, sizeof buf));
     }
     int ndigits = c == 'u' ? 4 : 8;
     uint32_t cp = 0;
@@ -284,13 +284,13 @@ static stm_err s_escape(s_parser *p)
         const char *d = at + 2 + i;
         if (d >= p->end || !tp_isdigit_in(*d, 16)) {
             char buf[32];
-            return tp_fail(p, d, "invalid \\%c escape: expected %d hex digits, found %s", c,
-                           ndigits, tp_what(p, d, buf, sizeof buf));
+            return stm_tp_fail(p, d, "invalid \\%c escape: expected %d hex digits, found %s", c,
+                           ndigits, stm_tp_what(p, d, buf, sizeof buf));
         }
         cp = (cp << 4) | (uint32_t)tp_digit_value(*d);
     }
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-        return tp_fail(p, at, "invalid \\%c escape: %.*s is not a Unicode scalar value", c,
+        return stm_tp_fail(p, at, "invalid \\%c escape: %.*s is not a Unicode scalar value", c,
                        ndigits + 2, at);
     s_put_utf8(&p->sbuf, cp);
     p->cur += 2 + ndigits;
@@ -303,7 +303,7 @@ static void s_string_done(s_parser *p, bool copied, const char *seg, const char 
                           const char **s, size_t *len)
 {
     if (copied) {
-        buf_append(&p->sbuf, seg, (size_t)(end - seg));
+        stm_buf_append(&p->sbuf, seg, (size_t)(end - seg));
         *s = p->sbuf.data;
         *len = p->sbuf.len;
     } else {
@@ -314,7 +314,7 @@ static void s_string_done(s_parser *p, bool copied, const char *seg, const char 
 
 /* At a quote: any of the four kinds of string (multi-line ones only if multiline is
  * set). The result is lent: it points into the source or into sbuf. */
-stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
+stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
 {
     const char *open = p->cur;
     char q = *open;
@@ -324,9 +324,9 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                               : (triple ? "a multi-line literal string" : "a literal string");
     bool copied = false;
     stm_err rc;
-    buf_reset(&p->sbuf);
+    stm_buf_reset(&p->sbuf);
     if (triple && !multiline)
-        return tp_fail(p, open, "a key cannot be a multi-line string");
+        return stm_tp_fail(p, open, "a key cannot be a multi-line string");
     if (!triple) {
         const char *seg = ++p->cur;
         for (;;) {
@@ -334,8 +334,8 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                    *p->cur != '\\')
                 p->cur++;
             if (p->cur >= p->end)
-                return tp_fail(p, p->cur, "%s opened at column %d is never closed", where,
-                               tp_column(p, open));
+                return stm_tp_fail(p, p->cur, "%s opened at column %d is never closed", where,
+                               stm_tp_column(p, open));
             unsigned char c = (unsigned char)*p->cur;
             if (c == (unsigned char)q) {
                 s_string_done(p, copied, seg, p->cur, s, len);
@@ -347,24 +347,24 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                     p->cur++;
                     continue;
                 }
-                buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
+                stm_buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
                 copied = true;
                 if ((rc = s_escape(p)))
                     return rc;
                 seg = p->cur;
             } else if (c >= 0x80) {
-                int n = toml_utf8(p->cur, p->end, NULL);
+                int n = stm_toml_utf8(p->cur, p->end, NULL);
                 if (!n)
                     return s_bad_char(p, p->cur, where);
                 p->cur += n;
             } else if (c == '\n' || c == '\r') {
-                return tp_fail(p, p->cur, "end of line in %s (no closing %c)", where, q);
+                return stm_tp_fail(p, p->cur, "end of line in %s (no closing %c)", where, q);
             } else {
                 return s_bad_char(p, p->cur, where);
             }
         }
     }
-    int open_line = p->line, open_col = tp_column(p, open);
+    int open_line = p->line, open_col = stm_tp_column(p, open);
     p->cur += 3;
     tp_eat_newline(p); /* a newline right after the opening delimiter is trimmed */
     const char *seg = p->cur;
@@ -373,7 +373,7 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                *p->cur != '\\')
             p->cur++;
         if (p->cur >= p->end)
-            return tp_fail(p, p->cur, "%s opened at line %d, column %d is never closed", where,
+            return stm_tp_fail(p, p->cur, "%s opened at line %d, column %d is never closed", where,
                            open_line, open_col);
         unsigned char c = (unsigned char)*p->cur;
         if (c == (unsigned char)q) {
@@ -384,12 +384,12 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
             if (n < 3)
                 continue;
             if (n > 5)
-                return tp_fail(p, run + 5, "too many %c after the end of %s", q, where);
+                return stm_tp_fail(p, run + 5, "too many %c after the end of %s", q, where);
             s_string_done(p, copied, seg, run + (n - 3), s, len);
             return STM_OK;
         }
         if (c == '\\' && basic) {
-            buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
+            stm_buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
             copied = true;
             const char *t = p->cur + 1;
             while (t < p->end && (*t == ' ' || *t == '\t'))
@@ -414,14 +414,14 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
             tp_newline(p);
         } else if (c == '\r' && p->cur + 1 < p->end && p->cur[1] == '\n') {
             /* CRLF becomes LF */
-            buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
-            buf_putc(&p->sbuf, '\n');
+            stm_buf_append(&p->sbuf, seg, (size_t)(p->cur - seg));
+            stm_buf_putc(&p->sbuf, '\n');
             copied = true;
             p->cur += 2;
             tp_newline(p);
             seg = p->cur;
         } else if (c >= 0x80) {
-            int n = toml_utf8(p->cur, p->end, NULL);
+            int n = stm_toml_utf8(p->cur, p->end, NULL);
             if (!n)
                 return s_bad_char(p, p->cur, where);
             p->cur += n;
@@ -434,10 +434,10 @@ stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
 /* ------------------------------------------------------------------ keys */
 
 /* A key: simple keys joined by dots, into p->parts; skips the whitespace after it. */
-stm_err tp_key(s_parser *p)
+stm_err stm_tp_key(s_parser *p)
 {
     p->nparts = 0;
-    buf_reset(&p->kbuf);
+    stm_buf_reset(&p->kbuf);
     for (;;) {
         const char *at = p->cur;
         const char *s;
@@ -448,15 +448,15 @@ stm_err tp_key(s_parser *p)
             s = at;
             len = (size_t)(p->cur - at);
         } else if (at < p->end && (*at == '"' || *at == '\'')) {
-            stm_err rc = tp_string(p, false, &s, &len);
+            stm_err rc = stm_tp_string(p, false, &s, &len);
             if (rc)
                 return rc;
         } else {
-            return tp_expected(p, at, "a key");
+            return stm_tp_expected(p, at, "a key");
         }
         p->parts = stm_grow(p->parts, &p->partcap, p->nparts + 1, sizeof *p->parts);
         p->parts[p->nparts++] = (s_keypart){p->kbuf.len, len, at};
-        buf_append(&p->kbuf, s, len);
+        stm_buf_append(&p->kbuf, s, len);
         tp_skip_ws(p);
         if (p->cur >= p->end || *p->cur != '.')
             return STM_OK;

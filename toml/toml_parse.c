@@ -1,5 +1,5 @@
-/* toml_parse.c - TOML 1.0: the parser's structure, and its entry points toml_parse and
- * toml_parse_file. This file reads what a document is made of (key/value lines and their
+/* toml_parse.c - TOML 1.0: the parser's structure, and its entry points stm_toml_parse and
+ * stm_toml_parse_file. This file reads what a document is made of (key/value lines and their
  * dotted key paths, [table] and [[array of tables]] headers, array values and inline
  * tables) and applies the rules for which table may be defined or extended by what. The
  * characters, strings and keys it reads come from toml_lex.c, numbers, dates and times
@@ -14,7 +14,7 @@
  * Invariants of the tree while parsing:
  *  1. Every value hangs from exactly one table entry or array slot under the parser's
  *     root, except the one value under construction, which the function building it
- *     frees before returning an error. So one toml_destroy of the root cleans up after
+ *     frees before returning an error. So one stm_toml_destroy of the root cleans up after
  *     an error anywhere.
  *  2. A table flagged S_INLINE (an inline table) and an array not flagged S_AOT (an
  *     array value) are frozen: no header and no dotted key may add to them or to
@@ -48,7 +48,7 @@
 
 static char *s_pstrdup(s_parser *p, const char *s, size_t len)
 {
-    char *d = toml_arena_alloc(p->arena, len + 1);
+    char *d = stm_toml_arena_alloc(p->arena, len + 1);
     if (len)
         memcpy(d, s, len);
     d[len] = '\0';
@@ -60,7 +60,7 @@ static char *s_pstrdup(s_parser *p, const char *s, size_t len)
 static stm_err s_count_value(s_parser *p, const char *at)
 {
     if (++p->nvalues > TOML_MAX_VALUES)
-        return tp_fail(p, at, "more than %d values and headers in one document", TOML_MAX_VALUES);
+        return stm_tp_fail(p, at, "more than %d values and headers in one document", TOML_MAX_VALUES);
     return STM_OK;
 }
 
@@ -113,7 +113,7 @@ static s_entry *s_find_part(const s_parser *p, const toml_value *t, size_t i, ui
 {
     const s_keypart *k = &p->parts[i];
     *hash = toml_hash(p->kbuf.data + k->off, k->len);
-    return toml_find(t, p->kbuf.data + k->off, k->len, *hash);
+    return stm_toml_find(t, p->kbuf.data + k->off, k->len, *hash);
 }
 
 /* Makes a table under t for key part i. */
@@ -121,14 +121,14 @@ static stm_err s_new_table(s_parser *p, toml_value *t, size_t i, uint32_t hash, 
                            const char *at, toml_value **out)
 {
     if (t->depth >= TOML_MAX_DEPTH)
-        return tp_fail(p, p->parts[i].at, "tables nest deeper than %d levels", TOML_MAX_DEPTH);
+        return stm_tp_fail(p, p->parts[i].at, "tables nest deeper than %d levels", TOML_MAX_DEPTH);
     const s_keypart *k = &p->parts[i];
     toml_value *v = tp_pnew(p, TOML_TABLE);
     v->flags |= (uint8_t)flags;
     v->depth = (uint16_t)(t->depth + 1);
     v->line = p->line;
-    v->column = tp_column(p, at);
-    toml_append(t, s_pstrdup(p, p->kbuf.data + k->off, k->len), k->len, true, hash, v);
+    v->column = stm_tp_column(p, at);
+    stm_toml_append(t, s_pstrdup(p, p->kbuf.data + k->off, k->len), k->len, true, hash, v);
     *out = v;
     return STM_OK;
 }
@@ -141,11 +141,11 @@ static stm_err s_keyval(s_parser *p, toml_value *t, unsigned section, const char
 {
     char name[256] = "";
     uint32_t hash;
-    stm_err rc = tp_key(p);
+    stm_err rc = stm_tp_key(p);
     if (rc)
         return rc;
     if (p->cur >= p->end || *p->cur != '=')
-        return tp_expected(p, p->cur, "'=' after the key");
+        return stm_tp_expected(p, p->cur, "'=' after the key");
     p->cur++;
     tp_skip_ws(p);
     for (size_t i = 0; i + 1 < p->nparts; i++) {
@@ -158,15 +158,15 @@ static stm_err s_keyval(s_parser *p, toml_value *t, unsigned section, const char
         }
         toml_value *v = e->val;
         if (v->type != TOML_TABLE)
-            return tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
+            return stm_tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
                            s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
-                           toml_type_name(v->type), v->line);
+                           stm_toml_type_name(v->type), v->line);
         if (v->flags & S_INLINE)
-            return tp_fail(p, p->parts[i].at,
+            return stm_tp_fail(p, p->parts[i].at,
                            "'%s' is an inline table (line %d), which cannot be extended",
                            s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         if ((v->flags & S_HEADER) || ((v->flags & S_DOTTED) && v->section != section))
-            return tp_fail(p, p->parts[i].at,
+            return stm_tp_fail(p, p->parts[i].at,
                            "table '%s' is already defined (line %d); dotted keys cannot add to it",
                            s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         v->flags |= S_DOTTED;
@@ -176,14 +176,14 @@ static stm_err s_keyval(s_parser *p, toml_value *t, unsigned section, const char
     const s_keypart *last = &p->parts[p->nparts - 1];
     s_entry *e = s_find_part(p, t, p->nparts - 1, &hash);
     if (e)
-        return tp_fail(p, last->at, "duplicate key '%s' (first defined at line %d)",
+        return stm_tp_fail(p, last->at, "duplicate key '%s' (first defined at line %d)",
                        s_keyname(p, prefix, p->nparts, name, sizeof name), e->val->line);
     size_t len = last->len;
     char *key = s_pstrdup(p, p->kbuf.data + last->off, len);
     toml_value *v;
     if ((rc = s_value(p, t->depth + 1, &v)))
         return rc;
-    toml_append(t, key, len, true, hash, v);
+    stm_toml_append(t, key, len, true, hash, v);
     return STM_OK;
 }
 
@@ -201,16 +201,16 @@ static stm_err s_header(s_parser *p)
     if (aot)
         p->cur++;
     tp_skip_ws(p);
-    stm_err rc = tp_key(p);
+    stm_err rc = stm_tp_key(p);
     if (rc)
         return rc;
     if (p->cur >= p->end || *p->cur != ']')
-        return tp_expected(p, p->cur,
+        return stm_tp_expected(p, p->cur,
                            aot ? "']]' after the table name" : "']' after the table name");
     p->cur++;
     if (aot) {
         if (p->cur >= p->end || *p->cur != ']')
-            return tp_expected(p, p->cur, "']]' after the table name");
+            return stm_tp_expected(p, p->cur, "']]' after the table name");
         p->cur++;
     }
     toml_value *t = p->root;
@@ -227,17 +227,17 @@ static stm_err s_header(s_parser *p)
         } else if (v->type == TOML_ARRAY && (v->flags & S_AOT)) {
             t = v->u.arr.items[v->u.arr.count - 1];
         } else if (v->type == TOML_TABLE) {
-            return tp_fail(p, p->parts[i].at,
+            return stm_tp_fail(p, p->parts[i].at,
                            "'%s' is an inline table (line %d), which cannot be extended",
                            s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         } else if (v->type == TOML_ARRAY) {
-            return tp_fail(p, p->parts[i].at,
+            return stm_tp_fail(p, p->parts[i].at,
                            "'%s' is an array value (line %d), which cannot be extended",
                            s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         } else {
-            return tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
+            return stm_tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
                            s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
-                           toml_type_name(v->type), v->line);
+                           stm_toml_type_name(v->type), v->line);
         }
     }
     size_t li = p->nparts - 1;
@@ -253,39 +253,39 @@ static stm_err s_header(s_parser *p)
         } else if (v->type == TOML_TABLE && !(v->flags & (S_INLINE | S_HEADER | S_DOTTED))) {
             v->flags |= S_HEADER;
             v->line = p->line;
-            v->column = tp_column(p, open);
+            v->column = stm_tp_column(p, open);
             t = v;
         } else if (v->type == TOML_TABLE) {
-            return tp_fail(p, at, "table '%s' is already defined (line %d)", name, v->line);
+            return stm_tp_fail(p, at, "table '%s' is already defined (line %d)", name, v->line);
         } else {
-            return tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(v->type),
-                           toml_type_name(v->type), v->line);
+            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(v->type),
+                           stm_toml_type_name(v->type), v->line);
         }
     } else {
         toml_value *a = v;
         if (!a) {
             if (t->depth + 1 >= TOML_MAX_DEPTH)
-                return tp_fail(p, at, "tables nest deeper than %d levels", TOML_MAX_DEPTH);
+                return stm_tp_fail(p, at, "tables nest deeper than %d levels", TOML_MAX_DEPTH);
             a = tp_pnew(p, TOML_ARRAY);
             a->flags |= S_AOT;
             a->depth = (uint16_t)(t->depth + 1);
             a->line = p->line;
-            a->column = tp_column(p, open);
+            a->column = stm_tp_column(p, open);
             const s_keypart *k = &p->parts[li];
-            toml_append(t, s_pstrdup(p, p->kbuf.data + k->off, k->len), k->len, true, hash, a);
+            stm_toml_append(t, s_pstrdup(p, p->kbuf.data + k->off, k->len), k->len, true, hash, a);
         } else if (a->type != TOML_ARRAY) {
-            return tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(a->type),
-                           toml_type_name(a->type), a->line);
+            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(a->type),
+                           stm_toml_type_name(a->type), a->line);
         } else if (!(a->flags & S_AOT)) {
-            return tp_fail(p, at, "'%s' is an array value (line %d), which cannot be extended",
+            return stm_tp_fail(p, at, "'%s' is an array value (line %d), which cannot be extended",
                            name, a->line);
         }
         t = tp_pnew(p, TOML_TABLE);
         t->flags |= S_HEADER;
         t->depth = (uint16_t)(a->depth + 1);
         t->line = p->line;
-        t->column = tp_column(p, open);
-        toml_push(a, t);
+        t->column = stm_tp_column(p, open);
+        stm_toml_push(a, t);
     }
     p->table = t;
     p->section = ++p->sections;
@@ -299,22 +299,22 @@ static stm_err s_header(s_parser *p)
 static stm_err s_array(s_parser *p, int depth, toml_value **out)
 {
     if (depth > TOML_MAX_DEPTH)
-        return tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
+        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
     toml_value *a = tp_pnew(p, TOML_ARRAY);
     a->flags |= S_INLINE;
     a->depth = (uint16_t)depth;
     stm_err rc;
     p->cur++;
     for (;;) {
-        if ((rc = tp_skip_ws_nl(p)))
+        if ((rc = stm_tp_skip_ws_nl(p)))
             goto fail;
         if (p->cur < p->end && *p->cur == ']')
             break;
         toml_value *v;
         if ((rc = s_value(p, depth + 1, &v)))
             goto fail;
-        toml_push(a, v);
-        if ((rc = tp_skip_ws_nl(p)))
+        stm_toml_push(a, v);
+        if ((rc = stm_tp_skip_ws_nl(p)))
             goto fail;
         if (p->cur < p->end && *p->cur == ',') {
             p->cur++;
@@ -322,14 +322,14 @@ static stm_err s_array(s_parser *p, int depth, toml_value **out)
         }
         if (p->cur < p->end && *p->cur == ']')
             break;
-        rc = tp_expected(p, p->cur, "',' or ']' in the array");
+        rc = stm_tp_expected(p, p->cur, "',' or ']' in the array");
         goto fail;
     }
     p->cur++;
     *out = a;
     return STM_OK;
 fail:
-    toml_free(a);
+    stm_toml_free(a);
     return rc;
 }
 
@@ -337,7 +337,7 @@ fail:
 static stm_err s_inline_table(s_parser *p, int depth, toml_value **out)
 {
     if (depth > TOML_MAX_DEPTH)
-        return tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
+        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
     toml_value *t = tp_pnew(p, TOML_TABLE);
     t->depth = (uint16_t)depth;
     unsigned section = ++p->sections;
@@ -357,13 +357,13 @@ static stm_err s_inline_table(s_parser *p, int depth, toml_value **out)
         if (p->cur < p->end && *p->cur == '}')
             break;
         if (p->cur >= p->end || *p->cur != ',') {
-            rc = tp_expected(p, p->cur, "',' or '}' in the inline table");
+            rc = stm_tp_expected(p, p->cur, "',' or '}' in the inline table");
             goto fail;
         }
         p->cur++;
         tp_skip_ws(p);
         if (p->cur < p->end && *p->cur == '}') {
-            rc = tp_fail(p, p->cur, "trailing comma in an inline table");
+            rc = stm_tp_fail(p, p->cur, "trailing comma in an inline table");
             goto fail;
         }
     }
@@ -372,7 +372,7 @@ static stm_err s_inline_table(s_parser *p, int depth, toml_value **out)
     *out = t;
     return STM_OK;
 fail:
-    toml_free(t);
+    stm_toml_free(t);
     return rc;
 }
 
@@ -392,11 +392,11 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
 {
     const char *at = p->cur;
     if (at >= p->end)
-        return tp_expected(p, at, "a value");
+        return stm_tp_expected(p, at, "a value");
     stm_err counted = s_count_value(p, at);
     if (counted)
         return counted;
-    int line = p->line, col = tp_column(p, at);
+    int line = p->line, col = stm_tp_column(p, at);
     toml_value *v = NULL;
     stm_err rc = STM_OK;
     switch (*at) {
@@ -404,7 +404,7 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
     case '\'': {
         const char *s;
         size_t len;
-        if (!(rc = tp_string(p, true, &s, &len))) {
+        if (!(rc = stm_tp_string(p, true, &s, &len))) {
             v = tp_pnew(p, TOML_STRING);
             v->u.str.s = s_pstrdup(p, s, len);
             v->u.str.len = len;
@@ -417,7 +417,7 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
             v = tp_pnew(p, TOML_BOOL);
             v->u.b = *at == 't';
         } else
-            rc = tp_fail(p, at, "invalid value (booleans are true and false, in lower case)");
+            rc = stm_tp_fail(p, at, "invalid value (booleans are true and false, in lower case)");
         break;
     case '[':
         rc = s_array(p, depth, &v);
@@ -427,9 +427,9 @@ static stm_err s_value(s_parser *p, int depth, toml_value **out)
         break;
     default:
         if (toml_isdigit(*at) || *at == '+' || *at == '-' || *at == 'i' || *at == 'n')
-            rc = tp_number(p, &v);
+            rc = stm_tp_number(p, &v);
         else
-            rc = tp_expected(p, at, "a value");
+            rc = stm_tp_expected(p, at, "a value");
     }
     if (rc)
         return rc;
@@ -456,7 +456,7 @@ static stm_err s_document(s_parser *p)
     }
 }
 
-stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **root,
+stm_err stm_toml_parse(const char *text, size_t len, const char *name, toml_value **root,
                    stm_error *err)
 {
     assert(root && (text || len == 0));
@@ -485,26 +485,26 @@ stm_err toml_parse(const char *text, size_t len, const char *name, toml_value **
     p.root = p.table = &doc->root;
     p.arena = &doc->arena;
     stm_err rc = s_document(&p);
-    buf_free(&p.sbuf);
-    buf_free(&p.kbuf);
+    stm_buf_free(&p.sbuf);
+    stm_buf_free(&p.kbuf);
     free(p.parts);
     if (rc) {
-        toml_destroy(&p.root);
+        stm_toml_destroy(&p.root);
         return rc;
     }
     *root = p.root;
     return STM_OK;
 }
 
-stm_err toml_parse_file(const char *path, toml_value **root, stm_error *err)
+stm_err stm_toml_parse_file(const char *path, toml_value **root, stm_error *err)
 {
     assert(path && root);
     char *data;
     size_t len;
-    stm_err rc = readfile_all(path, TOML_MAX_INPUT, &data, &len, err);
+    stm_err rc = stm_readfile_all(path, TOML_MAX_INPUT, &data, &len, err);
     if (rc != STM_OK)
         return rc;
-    rc = toml_parse(data, len, path, root, err);
+    rc = stm_toml_parse(data, len, path, root, err);
     free(data);
     return rc;
 }

@@ -10,7 +10,7 @@
  * functions shared across those files are prefixed tp_; like the types here they are not
  * API and are not in toml.h. The few that run on nearly every byte, value or line are
  * inline here, so that the only call the split added to the hot path is the one to
- * tp_number, and a parse runs no more instructions than it did in one file. */
+ * stm_tp_number, and a parse runs no more instructions than it did in one file. */
 #ifndef STM_TOML_PARSER_H
 #define STM_TOML_PARSER_H
 
@@ -39,7 +39,7 @@ typedef struct {
     const char *name;       /* for messages */
     int line;               /* 1-based line of cur */
     const char *line_start; /* first byte of that line */
-    int col_line;           /* tp_column's cache: the line it is for, ... */
+    int col_line;           /* stm_tp_column's cache: the line it is for, ... */
     const char *col_at;     /* ... a position on that line, ... */
     int col_n;              /* ... and the characters from line_start to col_at */
     unsigned sections;      /* sections opened so far (headers and inline tables) */
@@ -87,7 +87,7 @@ static inline int tp_digit_value(char c)
 /* A new value of the given type in the document's arena (flagged S_ARENA). */
 static inline toml_value *tp_pnew(s_parser *p, toml_type type)
 {
-    toml_value *v = toml_arena_alloc(p->arena, sizeof *v);
+    toml_value *v = stm_toml_arena_alloc(p->arena, sizeof *v);
     memset(v, 0, sizeof *v);
     v->type = (uint8_t)type;
     v->flags = S_ARENA;
@@ -104,33 +104,33 @@ static inline void tp_skip_ws(s_parser *p)
 /* ------------------------------------------------------------------ toml_lex.c */
 
 /* The column (1-based, in characters) of at, which is on the cursor's line. */
-int tp_column(s_parser *p, const char *at);
+int stm_tp_column(s_parser *p, const char *at);
 
 /* Fails the parse with STM_EINPUT and "name:line:column: message" for the position at. */
-stm_err tp_fail(s_parser *p, const char *at, const char *fmt, ...)
+stm_err stm_tp_fail(s_parser *p, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Describes the character at at for a message ("'x'", "end of line", ...); may write
  * into out (size bytes) and returns it or a constant. */
-const char *tp_what(const s_parser *p, const char *at, char *out, size_t size);
+const char *stm_tp_what(const s_parser *p, const char *at, char *out, size_t size);
 
 /* Fails with "expected <what>, found <the character at at>". */
-stm_err tp_expected(s_parser *p, const char *at, const char *what);
+stm_err stm_tp_expected(s_parser *p, const char *at, const char *what);
 
 /* At '#': skips the comment up to, not including, the end of the line. */
-stm_err tp_comment(s_parser *p);
+stm_err stm_tp_comment(s_parser *p);
 
 /* Whitespace, newlines and comments, as allowed between the elements of an array. */
-stm_err tp_skip_ws_nl(s_parser *p);
+stm_err stm_tp_skip_ws_nl(s_parser *p);
 
 /* At a quote: any of the four kinds of string (multi-line ones only if multiline is
  * set). The result is lent: it points into the source or into sbuf, and lasts until the
  * next string, key or number is read. */
-stm_err tp_string(s_parser *p, bool multiline, const char **s, size_t *len);
+stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len);
 
 /* A key: simple keys joined by dots, into p->parts and p->kbuf; skips the whitespace
  * after it. */
-stm_err tp_key(s_parser *p);
+stm_err stm_tp_key(s_parser *p);
 
 /* ------------------------------------------------------------------ line ends */
 
@@ -165,19 +165,19 @@ static inline stm_err tp_eol(s_parser *p)
 {
     tp_skip_ws(p);
     if (p->cur < p->end && *p->cur == '#') {
-        stm_err rc = tp_comment(p);
+        stm_err rc = stm_tp_comment(p);
         if (rc)
             return rc;
     }
     if (p->cur >= p->end || tp_eat_newline(p))
         return STM_OK;
-    return tp_expected(p, p->cur, "end of line");
+    return stm_tp_expected(p, p->cur, "end of line");
 }
 
 /* ------------------------------------------------------------------ toml_scalar.c */
 
 /* At a digit, a sign, 'i' or 'n': an integer, a float, or (by its shape) a date or time,
  * into *out (in the arena; line and column are the caller's to set). */
-stm_err tp_number(s_parser *p, toml_value **out);
+stm_err stm_tp_number(s_parser *p, toml_value **out);
 
 #endif

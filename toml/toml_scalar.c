@@ -1,5 +1,5 @@
 /* toml_scalar.c - the TOML parser's numbers, dates and times. At a digit, a sign, 'i' or
- * 'n', tp_number reads an integer (decimal, or 0x, 0o, 0b; checked to fit in 64 bits), a
+ * 'n', stm_tp_number reads an integer (decimal, or 0x, 0o, 0b; checked to fit in 64 bits), a
  * float (computed exactly when one correctly rounded operation can, by strtod in the C
  * library's decimal point otherwise), inf or nan, or, told apart by its first characters,
  * a local date, local time, local date-time or offset date-time with every field checked
@@ -42,27 +42,27 @@ static stm_err s_time(s_parser *p, const char **q, toml_datetime *dt)
 {
     const char *f = *q;
     if (!s_fixed(q, p->end, 2, &dt->hour))
-        return tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
+        return stm_tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
     if (dt->hour > 23)
-        return tp_fail(p, f, "hour %02d is out of range", dt->hour);
+        return stm_tp_fail(p, f, "hour %02d is out of range", dt->hour);
     if (*q >= p->end || **q != ':')
-        return tp_expected(p, *q, "':' in the time (HH:MM:SS)");
+        return stm_tp_expected(p, *q, "':' in the time (HH:MM:SS)");
     f = ++*q;
     if (!s_fixed(q, p->end, 2, &dt->minute))
-        return tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
+        return stm_tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
     if (dt->minute > 59)
-        return tp_fail(p, f, "minute %02d is out of range", dt->minute);
+        return stm_tp_fail(p, f, "minute %02d is out of range", dt->minute);
     if (*q >= p->end || **q != ':')
-        return tp_expected(p, *q, "':' in the time (HH:MM:SS)");
+        return stm_tp_expected(p, *q, "':' in the time (HH:MM:SS)");
     f = ++*q;
     if (!s_fixed(q, p->end, 2, &dt->second))
-        return tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
+        return stm_tp_expected(p, *q, "a digit in the time (HH:MM:SS)");
     if (dt->second > 60)
-        return tp_fail(p, f, "second %02d is out of range", dt->second);
+        return stm_tp_fail(p, f, "second %02d is out of range", dt->second);
     if (*q < p->end && **q == '.') {
         ++*q;
         if (*q >= p->end || !toml_isdigit(**q))
-            return tp_expected(p, *q, "a digit after the decimal point");
+            return stm_tp_expected(p, *q, "a digit after the decimal point");
         int ns = 0, n = 0;
         for (; *q < p->end && toml_isdigit(**q); ++*q)
             if (n < 9) {
@@ -85,21 +85,21 @@ static stm_err s_datetime(s_parser *p, bool time_only, toml_value **out)
     stm_err rc;
     if (!time_only) {
         if (!s_fixed(&q, p->end, 4, &dt.year))
-            return tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
+            return stm_tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
         if (q >= p->end || *q != '-')
-            return tp_expected(p, q, "'-' in the date (YYYY-MM-DD)");
+            return stm_tp_expected(p, q, "'-' in the date (YYYY-MM-DD)");
         f = ++q;
         if (!s_fixed(&q, p->end, 2, &dt.month))
-            return tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
+            return stm_tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
         if (dt.month < 1 || dt.month > 12)
-            return tp_fail(p, f, "month %02d is out of range", dt.month);
+            return stm_tp_fail(p, f, "month %02d is out of range", dt.month);
         if (q >= p->end || *q != '-')
-            return tp_expected(p, q, "'-' in the date (YYYY-MM-DD)");
+            return stm_tp_expected(p, q, "'-' in the date (YYYY-MM-DD)");
         f = ++q;
         if (!s_fixed(&q, p->end, 2, &dt.day))
-            return tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
-        if (dt.day < 1 || dt.day > toml_days_in_month(dt.year, dt.month))
-            return tp_fail(p, f, "day %02d is out of range for %04d-%02d", dt.day, dt.year,
+            return stm_tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
+        if (dt.day < 1 || dt.day > stm_toml_days_in_month(dt.year, dt.month))
+            return stm_tp_fail(p, f, "day %02d is out of range for %04d-%02d", dt.day, dt.year,
                            dt.month);
         type = TOML_DATE_LOCAL;
         if (q < p->end &&
@@ -118,16 +118,16 @@ static stm_err s_datetime(s_parser *p, bool time_only, toml_value **out)
             int sign = *q++ == '-' ? -1 : 1, h, m;
             f = q;
             if (!s_fixed(&q, p->end, 2, &h))
-                return tp_expected(p, q, "a digit in the time offset (+HH:MM)");
+                return stm_tp_expected(p, q, "a digit in the time offset (+HH:MM)");
             if (h > 23)
-                return tp_fail(p, f, "offset hour %02d is out of range", h);
+                return stm_tp_fail(p, f, "offset hour %02d is out of range", h);
             if (q >= p->end || *q != ':')
-                return tp_expected(p, q, "':' in the time offset (+HH:MM)");
+                return stm_tp_expected(p, q, "':' in the time offset (+HH:MM)");
             f = ++q;
             if (!s_fixed(&q, p->end, 2, &m))
-                return tp_expected(p, q, "a digit in the time offset (+HH:MM)");
+                return stm_tp_expected(p, q, "a digit in the time offset (+HH:MM)");
             if (m > 59)
-                return tp_fail(p, f, "offset minute %02d is out of range", m);
+                return stm_tp_fail(p, f, "offset minute %02d is out of range", m);
             dt.offset_minutes = sign * (h * 60 + m);
             type = TOML_DATETIME;
         }
@@ -236,12 +236,12 @@ static stm_err s_bad_number(s_parser *p, const char *at)
 {
     char buf[32];
     if (at < p->end && *at == '_')
-        return tp_fail(p, at, "invalid number: '_' must sit between two digits");
-    return tp_fail(p, at, "invalid number: unexpected %s", tp_what(p, at, buf, sizeof buf));
+        return stm_tp_fail(p, at, "invalid number: '_' must sit between two digits");
+    return stm_tp_fail(p, at, "invalid number: unexpected %s", stm_tp_what(p, at, buf, sizeof buf));
 }
 
 /* An integer, a float, or (by its shape) a date or time. */
-stm_err tp_number(s_parser *p, toml_value **out)
+stm_err stm_tp_number(s_parser *p, toml_value **out)
 {
     const char *s = p->cur, *e = s, *q = s, *bad;
     size_t avail = (size_t)(p->end - s);
@@ -264,7 +264,7 @@ stm_err tp_number(s_parser *p, toml_value **out)
     }
     if (q >= e || !toml_isdigit(*q)) {
         if (q < e && (*q == 'i' || *q == 'n'))
-            return tp_fail(p, q, "invalid value (did you mean inf or nan?)");
+            return stm_tp_fail(p, q, "invalid value (did you mean inf or nan?)");
         return s_bad_number(p, q);
     }
     int base = 10;
@@ -272,7 +272,7 @@ stm_err tp_number(s_parser *p, toml_value **out)
         base = q[1] == 'x' ? 16 : q[1] == 'o' ? 8 : 2;
         q += 2;
     } else if (q[0] == '0' && e - q >= 2 && (toml_isdigit(q[1]) || q[1] == '_')) {
-        return tp_fail(p, q, "invalid number: leading zeros are not allowed");
+        return stm_tp_fail(p, q, "invalid number: leading zeros are not allowed");
     }
     const char *digits = q;
     if (!(q = s_scan_digits(q, e, base, &bad)))
@@ -301,8 +301,8 @@ stm_err tp_number(s_parser *p, toml_value **out)
     } else if (is_float) {
         char small[64], *tmp = small;
         if ((size_t)(e - s) >= sizeof small) {
-            buf_reset(&p->sbuf);
-            buf_append(&p->sbuf, s, (size_t)(e - s));
+            stm_buf_reset(&p->sbuf);
+            stm_buf_append(&p->sbuf, s, (size_t)(e - s));
             tmp = p->sbuf.data;
         }
         size_t n = 0;
@@ -312,7 +312,7 @@ stm_err tp_number(s_parser *p, toml_value **out)
         tmp[n] = '\0';
         f = strtod(tmp, NULL);
         if (isinf(f))
-            return tp_fail(p, s, "float %.*s is out of range", (int)(e - s), s);
+            return stm_tp_fail(p, s, "float %.*s is out of range", (int)(e - s), s);
         v = tp_pnew(p, TOML_FLOAT);
         v->u.f = f;
     } else {
@@ -323,7 +323,7 @@ stm_err tp_number(s_parser *p, toml_value **out)
                 continue;
             unsigned d = (unsigned)tp_digit_value(*c);
             if (acc > cutoff || (acc == cutoff && d > cutlim))
-                return tp_fail(p, s, "integer %.*s does not fit in 64 bits", (int)(e - s), s);
+                return stm_tp_fail(p, s, "integer %.*s does not fit in 64 bits", (int)(e - s), s);
             acc = acc * (unsigned)base + d;
         }
         v = tp_pnew(p, TOML_INTEGER);
