@@ -10,6 +10,11 @@
 
 #include <stddef.h>
 
+/* On a function whose failure the caller must look at: ignoring the stm_err it
+ * returns is a warning (an error under -Werror). The helpers that set an error and
+ * return its code for convenience (stm_error_set and its kin) go without it. */
+#define STM_NODISCARD __attribute__((warn_unused_result))
+
 typedef enum {
     STM_OK = 0,       /* success */
     STM_EUSAGE = 1,   /* the command line or an API argument is wrong */

@@ -57,7 +57,8 @@ static lineage_t *s_synthetic(int fork_at)
         stm_id id, checksum;
         stm_lineage_version_id(&parent, v, text, strlen(text), &id);
         stm_id_hash(text, strlen(text), &checksum);
-        stm_lineage_add_version(l, v, &id, &parent, &checksum, "add a column", NULL);
+        if (stm_lineage_add_version(l, v, &id, &parent, &checksum, "add a column", NULL) != STM_OK)
+            abort();
         if (!families[t])
             families[t] = stm_family_new(name);
         catalog_table *before = tables[t];
@@ -76,8 +77,8 @@ static lineage_t *s_synthetic(int fork_at)
     }
     for (int t = 0; t < TABLES; t++) {
         stm_catalog_table_destroy(&tables[t]);
-        if (families[t])
-            stm_lineage_add_family(l, families[t], NULL);
+        if (families[t] && stm_lineage_add_family(l, families[t], NULL) != STM_OK)
+            abort();
     }
     free(tables);
     free(families);

@@ -124,22 +124,7 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
     rc = stm_store_open(db, STORE_OPEN_EXISTING, &store, err);
     if (rc != STM_OK)
         return rc;
-    const stm_id *id = stm_keys_public(keys);
-    /* Changes made so far are the old id's: they become its operations first. */
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    rc = stm_store_check_format(store, err);
-    if (rc == STM_OK)
-        rc = stm_applier_catch_up(applier, err);
-    stm_applier_destroy(&applier);
-    if (rc == STM_OK)
-        rc = stm_store_exec(store, "BEGIN IMMEDIATE", err);
-    if (rc == STM_OK) {
-        rc = stm_store_set_node_id(store, id, err);
-        if (rc == STM_OK)
-            rc = stm_store_exec(store, "COMMIT", err);
-        if (rc != STM_OK)
-            (void)stm_store_exec(store, "ROLLBACK", NULL);
-    }
+    rc = stm_apply_take_node_id(store, stm_keys_public(keys), err);
     stm_store_destroy(&store);
     *done = rc == STM_OK;
     return rc;

@@ -73,7 +73,7 @@ bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b);
 void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h);
 
 /* Reads the catalog of db's main schema. *out is the caller's (stm_catalog_destroy). */
-stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
 void stm_catalog_destroy(catalog_t **self_p);
 size_t stm_catalog_count(const catalog_t *c);
 /* Table i, in order of name (ASCII case folded), lent. */

@@ -60,7 +60,7 @@ bool stm_family_record(family_t *f, int version, const stm_id *version_id,
  * its definition and must equal expected_head, and its action must fit the previous
  * entry. Takes table (may be NULL for a drop) in every case; the name lists are
  * recomputed from the definitions. Returns STM_ECORRUPT with a message otherwise. */
-stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
+STM_NODISCARD stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
                       catalog_table *table, const stm_id *expected_head, stm_error *err);
 
 /* A family as a peer describes it: only its entries' heads (oldest first) and its

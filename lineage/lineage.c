@@ -5,6 +5,7 @@
 #include "sqlscript.h"
 
 #include <sqlite3.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,7 +134,10 @@ static family_t *s_family_for(lineage_t *l, const char *name)
     if (found)
         return l->families[slot];
     family_t *f = stm_family_new(name);
-    stm_lineage_add_family(l, f, NULL);
+    /* Cannot fail: the name was just looked for and is not there. */
+    stm_err rc = stm_lineage_add_family(l, f, NULL);
+    assert(rc == STM_OK);
+    (void)rc;
     return f;
 }
 
@@ -261,12 +265,20 @@ lineage_t *stm_lineage_prefix(const lineage_t *l, size_t n)
         n = l->count;
     for (size_t i = 0; i < n; i++) {
         const lineage_version *v = &l->versions[i];
-        stm_lineage_add_version(p, v->number, &v->id, &v->parent, &v->checksum, v->description, NULL);
+        /* Cannot fail: l's versions already passed the checks, in this order. */
+        stm_err rc = stm_lineage_add_version(p, v->number, &v->id, &v->parent, &v->checksum,
+                                             v->description, NULL);
+        assert(rc == STM_OK);
+        (void)rc;
     }
     for (size_t i = 0; i < l->nfamilies; i++) {
         family_t *f = stm_family_prefix(l->families[i], (int)n);
-        if (f)
-            stm_lineage_add_family(p, f, NULL);
+        if (!f)
+            continue;
+        /* Cannot fail: l's family names are distinct. */
+        stm_err rc = stm_lineage_add_family(p, f, NULL);
+        assert(rc == STM_OK);
+        (void)rc;
     }
     return p;
 }

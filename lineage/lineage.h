@@ -38,7 +38,7 @@ void stm_lineage_version_id(const stm_id *parent, int number, const char *text, 
 /* Runs every migration of set, in order, on a new in-memory database and records the
  * versions and the families. *out is the caller's (stm_lineage_destroy). A migration that
  * SQLite refuses gives STM_EINPUT naming the file, the line and SQLite's message. */
-stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err);
 
 /* An empty lineage named name, the caller's, to be filled by stm_lineage_add_version and
  * stm_lineage_add_family (used when reading an exported file or a peer's handshake). */
@@ -47,12 +47,12 @@ void stm_lineage_destroy(lineage_t **self_p);
 
 /* Appends the next version. Its number must be count + 1 and its parent the previous
  * version's id (zero for the first); STM_ECORRUPT otherwise. */
-stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
+STM_NODISCARD stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
                             const stm_id *checksum, const char *description, stm_error *err);
 /* Makes room for n versions in all, exactly (a reader that knows how many will come). */
 void stm_lineage_reserve(lineage_t *l, size_t n);
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
-stm_err stm_lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
+STM_NODISCARD stm_err stm_lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
 
 /* The lineage of a database at version n of this schema set: versions 1..n and the
  * families as they were then. The caller owns the result; n above the count is the

@@ -37,7 +37,7 @@ typedef struct schemaset schemaset_t;
  * Errors (STM_EINPUT or STM_ESYS) name the file: a gap, a duplicate number, a file name
  * that does not follow the pattern, a down file without its migration, a file that
  * cannot be read, is too large or holds a NUL byte. */
-stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err);
 void stm_schemaset_destroy(schemaset_t **self_p);
 
 /* The set's name: the directory's last path component ("tasks"), lent. */

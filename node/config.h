@@ -121,7 +121,7 @@ char *stm_config_path(const char *dir, const char *name);
 /* Parses "KEY@ENDPOINT", or "ENDPOINT" alone when insecure, into out (out->endpoint
  * the caller's to free, via stm_config_peer_free or stm_config_destroy once added). STM_EINPUT
  * saying what is wrong. */
-stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err);
+STM_NODISCARD stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err);
 /* Frees what peer owns. */
 void stm_config_peer_free(config_peer *peer);
 /* "KEY@ENDPOINT" (KEY in Z85) or "ENDPOINT", as node.toml holds it; the caller's. */
@@ -132,12 +132,12 @@ char *stm_config_peer_format(const config_peer *peer);
  * value, "DIR/node.toml:LINE: unknown ...; did you mean ...?" for a name the table
  * does not have, or "DIR/node.toml: no such file" (with a hint to run stemma init);
  * STM_ESYS when it cannot be read. */
-stm_err stm_config_load(const char *dir, node_config *cfg, stm_error *err);
+STM_NODISCARD stm_err stm_config_load(const char *dir, node_config *cfg, stm_error *err);
 /* Writes cfg as cfg->dir/node.toml: every setting of the table, in its order, each
  * with its doc, bounds and default as a comment above it, as TOML 1.0, written whole
  * beside it, fsynced and renamed into place (mode 0644). STM_ESYS naming the file when
  * it cannot be written. */
-stm_err stm_config_save(const node_config *cfg, stm_error *err);
+STM_NODISCARD stm_err stm_config_save(const node_config *cfg, stm_error *err);
 /* The settings as docs/user-guide.md shows them: for each section a line saying what
  * it holds and a Markdown table of its settings (type and bounds, default, doc). The
  * caller frees it. */

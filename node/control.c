@@ -117,7 +117,11 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->version = stm_local_version(v->local);
     r->endpoint = v->endpoint;
     r->secure = v->secure;
-    stm_oplog_counts(store, &r->operations, &r->parked, &err);
+    /* A report goes out even when the database cannot be read (locked past its busy
+     * timeout, say): its counts are then zero, and the log says why. */
+    if (stm_oplog_counts(store, &r->operations, &r->parked, &err) != STM_OK)
+        stm_log_event(STM_LOG_WARN, "database", NULL, "counting operations for a report: %s",
+                      err.msg);
     r->malformed = v->drops->malformed;
     r->unknown_senders = v->drops->unknown_senders;
     memcpy(r->dropped, v->drops->by_kind, sizeof r->dropped);

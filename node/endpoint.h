@@ -16,6 +16,6 @@
 
 /* Checks an endpoint; bind allows `*` as the host. STM_EINPUT with a message saying
  * what is wrong (without naming the setting: callers add that). */
-stm_err stm_endpoint_check(const char *endpoint, bool bind, stm_error *err);
+STM_NODISCARD stm_err stm_endpoint_check(const char *endpoint, bool bind, stm_error *err);
 
 #endif

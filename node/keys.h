@@ -43,14 +43,14 @@ void stm_keys_to_z85(const stm_id *key, char out[KEYS_Z85_LEN + 1]);
  * (0644), each written whole and fsynced beside its name, then moved into place.
  * Never replaces an existing secret key: STM_EINPUT naming DIR/node.key when one is
  * there. STM_ESYS when the directory cannot be written, or when libzmq lacks CURVE. */
-stm_err stm_keys_generate(const char *dir, stm_error *err);
+STM_NODISCARD stm_err stm_keys_generate(const char *dir, stm_error *err);
 
 /* Reads and checks DIR's key pair; *out is the caller's (stm_keys_destroy). STM_EINPUT
  * with one line naming the file when a file is missing, the secret key file may be
  * read by group or others (the message says 'chmod 600 FILE'), a file does not hold
  * exactly one key (one trailing newline allowed), or the public key is not the secret
  * key's; STM_ESYS when a file cannot be read. */
-stm_err stm_keys_load(const char *dir, node_keys **out, stm_error *err);
+STM_NODISCARD stm_err stm_keys_load(const char *dir, node_keys **out, stm_error *err);
 /* Wipes the secret and frees the pair; sets *self_p NULL; safe on NULL and twice. */
 void stm_keys_destroy(node_keys **self_p);
 

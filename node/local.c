@@ -52,27 +52,6 @@ static int s_data_version(local_t *l)
     return v;
 }
 
-/* Gives the database the node's id (invariant 1). */
-static stm_err s_take_over(local_t *l, const stm_id *id, stm_error *err)
-{
-    stm_id current;
-    stm_err rc = stm_store_check_format(l->store, err);
-    if (rc == STM_OK)
-        rc = stm_store_node_id(l->store, &current, err);
-    if (rc != STM_OK || stm_id_equal(&current, id))
-        return rc;
-    /* Changes made so far are the old id's: they become its operations first. */
-    applier_t *applier = stm_applier_new(l->store, NULL, NULL);
-    rc = stm_applier_catch_up(applier, err);
-    stm_applier_destroy(&applier);
-    if (rc == STM_OK && (rc = stm_store_exec(l->store, "BEGIN IMMEDIATE", err)) == STM_OK &&
-        (rc = stm_store_set_node_id(l->store, id, err)) == STM_OK)
-        rc = stm_store_exec(l->store, "COMMIT", err);
-    else
-        stm_store_exec(l->store, "ROLLBACK", NULL);
-    return rc;
-}
-
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
                    inbound_t *inbound, local_t **out, stm_error *err)
 {
@@ -88,7 +67,7 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_i
                                "%s: not set up for stemma; run stemma migrate first", db_path);
     }
     if (rc == STM_OK)
-        rc = s_take_over(l, id, err);
+        rc = stm_apply_take_node_id(l->store, id, err);
     if (rc == STM_OK)
         rc = s_load_lineage(l, err);
     if (rc != STM_OK) {

@@ -33,7 +33,7 @@ typedef struct local local_t;
  * the database's write lock for it (stm_inbound_watch). *out is the caller's
  * (stm_local_destroy). STM_EINPUT when the database is not set up, its format is old, or
  * its lineage is beyond the protocol's limits. */
-stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
+STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
                    inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 

@@ -53,10 +53,10 @@ typedef struct node node_t;
 /* Opens the database (config->db, resolved against config->dir), checks it against its
  * schema set, binds the sockets and adds the configured peers. *out is the caller's
  * (stm_node_destroy). */
-stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. */
-stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
+STM_NODISCARD stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
 void stm_node_destroy(node_t **self_p);
 
 /* The endpoint the inbox is bound to (with the port chosen), lent. */

@@ -133,7 +133,7 @@ void stm_peer_resend(peer_t *p);
 
 /* Opens its DEALER when not open yet. STM_EINPUT when it cannot be reached (its key is
  * needed and not known; a bad endpoint); STM_ESYS when a socket option fails. */
-stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err);
+STM_NODISCARD stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err);
 /* Sends a whole message without waiting; false when it could not leave now (no
  * DEALER yet, or its queue is full). */
 bool stm_peer_send(peer_t *p, const buf_t *msg);

@@ -36,7 +36,7 @@ void stm_zap_destroy(zap_t **self_p);
 
 /* Binds the handler's REP socket on ctx at inproc://zeromq.zap.01. It must be bound
  * before the first CURVE socket binds. STM_ESYS when libzmq refuses. */
-stm_err stm_zap_bind(zap_t *z, void *ctx, stm_error *err);
+STM_NODISCARD stm_err stm_zap_bind(zap_t *z, void *ctx, stm_error *err);
 /* The handler's socket, to poll (lent); NULL before stm_zap_bind. */
 void *stm_zap_socket(zap_t *z);
 

@@ -59,27 +59,33 @@ void stm_applier_destroy(applier_t **self_p);
  * the batch is kept, and the error says why. Between stm_applier_begin and
  * stm_applier_commit, batches join one transaction instead, and a failure rolls back
  * everything since stm_applier_begin. */
-stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
+STM_NODISCARD stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
 
 /* Opens a transaction that the following batches join until stm_applier_commit: one
  * commit for many batches (a whole bundle, or what a node receives between two
  * sleeps) writes each changed page once, not once per batch. */
-stm_err stm_applier_begin(applier_t *a, stm_error *err);
-stm_err stm_applier_commit(applier_t *a, stm_error *err);
+STM_NODISCARD stm_err stm_applier_begin(applier_t *a, stm_error *err);
+STM_NODISCARD stm_err stm_applier_commit(applier_t *a, stm_error *err);
 /* Undoes everything since stm_applier_begin. */
 void stm_applier_rollback(applier_t *a);
 
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */
-stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
+STM_NODISCARD stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
 
 /* Enters the operations captured here since last time into stemma_clock, in one
  * transaction. Every apply and replay does this first; a node may also call it when
  * idle, so that the work is not waiting in front of the next batch. */
-stm_err stm_applier_catch_up(applier_t *a, stm_error *err);
+STM_NODISCARD stm_err stm_applier_catch_up(applier_t *a, stm_error *err);
 
 /* The same inside the caller's open write transaction (a migration's, before it
  * changes the schema). On failure the caller rolls back. */
-stm_err stm_applier_collect(applier_t *a, stm_error *err);
+STM_NODISCARD stm_err stm_applier_collect(applier_t *a, stm_error *err);
+
+/* Makes id the node id of store's database (a node's public key): the changes made
+ * so far are entered first as the old id's operations (catch up), then the id is set
+ * in a transaction of its own. Nothing happens when id is already the database's.
+ * STM_ECORRUPT/STM_EINPUT when the database is not in this store format. */
+STM_NODISCARD stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err);
 
 #endif

@@ -54,13 +54,13 @@
 /* Removes every capture trigger. Migrations run without them: ALTER TABLE cannot
  * drop a column a trigger names, and a migration's own data changes happen on every
  * device alike, so they are not operations to send. Runs in the caller's transaction. */
-stm_err stm_capture_uninstall(store_t *store, stm_error *err);
+STM_NODISCARD stm_err stm_capture_uninstall(store_t *store, stm_error *err);
 
 /* Installs the triggers for every synced table of the database's current schema,
  * replacing any there, and raises the marks to the rows there now. Runs in the
  * caller's transaction, which must have collected the queue first (stm_applier_collect):
  * rows above a mark that were not collected would be taken for stemma's own. */
-stm_err stm_capture_install(store_t *store, stm_error *err);
+STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
 
 /* Why a table is or is not synced. */
 typedef enum {
@@ -85,16 +85,16 @@ bool stm_capture_is_own_table(const char *name);
  * database's node id and schema version, with the next sequence numbers and clocks),
  * and empties the queue. catalog is the database's current schema (lent). Runs in
  * the caller's write transaction: the operations must be recorded in it too. */
-stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
+STM_NODISCARD stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                         stm_error *err);
 
 /* Raises every marked table's mark to its greatest key. stemma calls it at the end of
  * each of its own write transactions (after collecting, which began it), so that the
  * rows it wrote are not collected as the application's. catalog is the current schema. */
-stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
+STM_NODISCARD stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
 
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
  * next stm_capture_install. */
-stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err);
+STM_NODISCARD stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err);
 
 #endif

@@ -37,7 +37,7 @@ struct migrate {
 /* Internal. (Re)reads everything the accessors report from the open store (none when
  * self->store is NULL): schema_version's layout and rows, and drift against the
  * directory when there is one. */
-stm_err stm_migrate_load_state(migrate_t *self, stm_error *err);
+STM_NODISCARD stm_err stm_migrate_load_state(migrate_t *self, stm_error *err);
 
 /* Internal. Forgets what stm_migrate_load_state read. */
 void stm_migrate_clear_state(migrate_t *self);

@@ -449,10 +449,13 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
         s_remove_created(self);
         return rc;
     }
-    /* The accessors report the database as it now is; a failure keeps err's message
-     * (the result has followed every step already). */
+    /* The accessors report the database as it now is. A failure to read it again is
+     * not the run's: err keeps the run's own message, and the result has followed
+     * every step already. */
     stm_error reload = {0};
-    (void)stm_migrate_load_state(self, &reload);
+    if (stm_migrate_load_state(self, &reload) != STM_OK) {
+        /* the accessors then report nothing; the run's rc and result stand */
+    }
     if (rc != STM_OK && res->backup_path)
         stm_error_append(err, "backup: %s", res->backup_path);
     return rc;

@@ -50,7 +50,7 @@ typedef enum {
 /* Opens path. Sets WAL mode and synchronous=NORMAL (unless read-only) and the busy
  * timeout. *out is the caller's (stm_store_destroy). STM_EINPUT when the file is missing
  * (without STORE_OPEN_CREATE) or is not a SQLite database; STM_EDB otherwise. */
-stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err);
 void stm_store_destroy(store_t **self_p);
 
 /* The connection, lent: valid until stm_store_destroy. */
@@ -63,35 +63,35 @@ bool stm_store_is_prepared(store_t *self);
 /* Creates stemma's tables when they are missing, giving the database a new random
  * node id; when they exist, checks their format (stm_store_check_format). Runs in the
  * caller's transaction. */
-stm_err stm_store_prepare(store_t *self, stm_error *err);
+STM_NODISCARD stm_err stm_store_prepare(store_t *self, stm_error *err);
 
 /* STM_EINPUT, saying what to do, when stemma's tables are in another format than
  * STORE_FORMAT (made by an older stemma). */
-stm_err stm_store_check_format(store_t *self, stm_error *err);
+STM_NODISCARD stm_err stm_store_check_format(store_t *self, stm_error *err);
 /* This database's node id (the origin of its local operations). */
-stm_err stm_store_node_id(store_t *self, stm_id *out, stm_error *err);
+STM_NODISCARD stm_err stm_store_node_id(store_t *self, stm_id *out, stm_error *err);
 /* Gives the database another node id (the node's public key, when a node is set up).
  * Operations already captured keep the old origin, which joins the version vector. */
-stm_err stm_store_set_node_id(store_t *self, const stm_id *id, stm_error *err);
+STM_NODISCARD stm_err stm_store_set_node_id(store_t *self, const stm_id *id, stm_error *err);
 /* The schema version id local operations are stamped with (zero before any). */
-stm_err stm_store_version_id(store_t *self, stm_id *out, stm_error *err);
-stm_err stm_store_set_version_id(store_t *self, const stm_id *id, stm_error *err);
+STM_NODISCARD stm_err stm_store_version_id(store_t *self, stm_id *out, stm_error *err);
+STM_NODISCARD stm_err stm_store_set_version_id(store_t *self, const stm_id *id, stm_error *err);
 
 /* The number stemma_ids gives id. When id has none yet: with add, numbers it (in
  * the caller's transaction); without, sets *no to 0. Numbers are remembered; a caller
  * that rolls back a transaction which may have numbered ids must call
  * stm_store_forget_ids, since the numbers it was given are gone. */
-stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err);
+STM_NODISCARD stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err);
 /* The id numbered no. STM_ECORRUPT when there is none. */
-stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
+STM_NODISCARD stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
 void stm_store_forget_ids(store_t *self);
 
 /* stm_error_db for this store's connection and path: "PATH: WHAT: <SQLite's
  * message>", STM_EDB. For the sync modules' failed SQLite calls on the store. */
-stm_err stm_store_error(store_t *self, stm_error *err, const char *what);
+STM_NODISCARD stm_err stm_store_error(store_t *self, stm_error *err, const char *what);
 
 /* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
  * failure. A helper for the sync modules. */
-stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err);
+STM_NODISCARD stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err);
 
 #endif

@@ -55,17 +55,17 @@ void stm_txn_destroy(txn_t **self_p);
 
 /* Opens a transaction (BEGIN IMMEDIATE), starts it (the schema, the local changes
  * recorded) and turns capture off. On failure nothing is left open. */
-stm_err stm_txn_begin(txn_t *t, stm_error *err);
+STM_NODISCARD stm_err stm_txn_begin(txn_t *t, stm_error *err);
 /* Moves the vector, the local sequence and clock and the marks, and commits; rolls
  * back on failure. */
-stm_err stm_txn_commit(txn_t *t, stm_error *err);
+STM_NODISCARD stm_err stm_txn_commit(txn_t *t, stm_error *err);
 /* Rolls back the open transaction and forgets what it learnt. */
 void stm_txn_rollback(txn_t *t);
 /* Starts inside the caller's own open write transaction (a migration's, before it
  * changes the schema): the local changes are recorded and entered into stemma_clock,
  * nothing else is done (stm_capture_collect moved the local sequence and clock). On
  * failure the caller rolls back. */
-stm_err stm_txn_collect(txn_t *t, stm_error *err);
+STM_NODISCARD stm_err stm_txn_collect(txn_t *t, stm_error *err);
 
 /* Changes whenever the synced tables are read again (invariant 8). */
 uint64_t stm_txn_epoch(const txn_t *t);
@@ -80,18 +80,18 @@ const catalog_column *stm_txn_table_key(const txn_table *table);
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the
  * others are added to *present (invariant 1). */
-stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
+STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
                      stm_error *err);
 
 /* Reads the clocks of row pk of table into stm_txn_clock; *found false when it has none
  * (then stm_txn_clock is empty). A row above the table's greatest integer key is known to
  * have none without a query. */
-stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err);
+STM_NODISCARD stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err);
 /* The clocks of the row read last, lent: the applier changes them, then writes them
  * back with stm_txn_clock_write. */
 rowclock_t *stm_txn_clock(txn_t *t);
 /* Writes stm_txn_clock as the clocks of row pk of table; is_new: it had none. */
-stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
+STM_NODISCARD stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
                         stm_error *err);
 
 #endif

@@ -35,12 +35,12 @@ const vector_entry *stm_vector_at(const vector_t *v, size_t i);
 
 /* The vector of a database: its own node id with its last local sequence, and every
  * other origin it holds operations of. *out is the caller's. */
-stm_err stm_vector_read(store_t *store, vector_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_vector_read(store_t *store, vector_t **out, stm_error *err);
 
 /* MessagePack: an array of [bin32 origin, uint seq] pairs, in order of origin. */
 void stm_vector_encode(const vector_t *v, buf_t *out);
 /* STM_EPROTO on malformed input (origins out of order or repeated among it, so that
  * decoding stays linear and no entry is ambiguous); *out is the caller's on success. */
-stm_err stm_vector_decode(const void *data, size_t len, vector_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_vector_decode(const void *data, size_t len, vector_t **out, stm_error *err);
 
 #endif

@@ -206,7 +206,7 @@ static lineage_t *s_wide(size_t n)
 {
     lineage_t *l = stm_lineage_new("wide");
     stm_id zero = {{0}}, id = {{7}};
-    stm_lineage_add_version(l, 1, &id, &zero, &zero, "wide", NULL);
+    assert_int_equal(stm_lineage_add_version(l, 1, &id, &zero, &zero, "wide", NULL), STM_OK);
     catalog_table *t = stm_catalog_table_new("w", false);
     stm_catalog_table_reserve(t, n);
     char name[32];
@@ -219,7 +219,7 @@ static lineage_t *s_wide(size_t n)
     family_t *f = stm_family_new("w");
     stm_family_record(f, 1, &id, NULL, t);
     stm_catalog_table_destroy(&t);
-    stm_lineage_add_family(l, f, NULL);
+    assert_int_equal(stm_lineage_add_family(l, f, NULL), STM_OK);
     return l;
 }
 

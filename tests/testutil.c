@@ -89,8 +89,8 @@ lineage_t *tu_lineage_files(const char *const *files, stm_error *err)
         tu_write(dir, files[i], files[i + 1]);
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
-    if (stm_schemaset_load(dir, &set, err) == STM_OK)
-        stm_lineage_build(set, &l, err);
+    if (stm_schemaset_load(dir, &set, err) == STM_OK && stm_lineage_build(set, &l, err) != STM_OK)
+        l = NULL;
     stm_schemaset_destroy(&set);
     tu_remove_tree(dir);
     free(dir);

@@ -107,7 +107,7 @@ static inline void tp_skip_ws(s_parser *p)
 int stm_tp_column(s_parser *p, const char *at);
 
 /* Fails the parse with STM_EINPUT and "name:line:column: message" for the position at. */
-stm_err stm_tp_fail(s_parser *p, const char *at, const char *fmt, ...)
+STM_NODISCARD stm_err stm_tp_fail(s_parser *p, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Describes the character at at for a message ("'x'", "end of line", ...); may write
@@ -115,22 +115,22 @@ stm_err stm_tp_fail(s_parser *p, const char *at, const char *fmt, ...)
 const char *stm_tp_what(const s_parser *p, const char *at, char *out, size_t size);
 
 /* Fails with "expected <what>, found <the character at at>". */
-stm_err stm_tp_expected(s_parser *p, const char *at, const char *what);
+STM_NODISCARD stm_err stm_tp_expected(s_parser *p, const char *at, const char *what);
 
 /* At '#': skips the comment up to, not including, the end of the line. */
-stm_err stm_tp_comment(s_parser *p);
+STM_NODISCARD stm_err stm_tp_comment(s_parser *p);
 
 /* Whitespace, newlines and comments, as allowed between the elements of an array. */
-stm_err stm_tp_skip_ws_nl(s_parser *p);
+STM_NODISCARD stm_err stm_tp_skip_ws_nl(s_parser *p);
 
 /* At a quote: any of the four kinds of string (multi-line ones only if multiline is
  * set). The result is lent: it points into the source or into sbuf, and lasts until the
  * next string, key or number is read. */
-stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len);
+STM_NODISCARD stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len);
 
 /* A key: simple keys joined by dots, into p->parts and p->kbuf; skips the whitespace
  * after it. */
-stm_err stm_tp_key(s_parser *p);
+STM_NODISCARD stm_err stm_tp_key(s_parser *p);
 
 /* ------------------------------------------------------------------ line ends */
 
@@ -178,6 +178,6 @@ static inline stm_err tp_eol(s_parser *p)
 
 /* At a digit, a sign, 'i' or 'n': an integer, a float, or (by its shape) a date or time,
  * into *out (in the arena; line and column are the caller's to set). */
-stm_err stm_tp_number(s_parser *p, toml_value **out);
+STM_NODISCARD stm_err stm_tp_number(s_parser *p, toml_value **out);
 
 #endif
