@@ -50,7 +50,7 @@ void stm_log_event(log_level level, const char *event, const char *peer, const c
         /* One event, one line: a newline or an escape in a name a peer or a file gave
          * is written as \xNN (JSON escapes them itself). */
         stm_buf_printf(&line, "%s %-5s %s%s%s: ", stamp, levels[level], event, peer ? " " : "",
-                   peer ? peer : "");
+                       peer ? peer : "");
         stm_buf_put_printable(&line, stm_buf_str(&msg));
     }
     fprintf(stderr, "%s\n", stm_buf_str(&line));

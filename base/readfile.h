@@ -18,14 +18,16 @@
  * waited on) of at most max bytes. On success *fd is open, close-on-exec, and the
  * caller's to close, and *st is its fstat. A file that cannot be opened is
  * "PATH: cannot read: REASON": STM_EINPUT when it does not exist (errno is
- * ENOENT then, and only then, for callers to whom a missing file means something), STM_ESYS otherwise.
- * A file that is not regular, or is larger than max, is STM_EINPUT. */
-STM_NODISCARD stm_err stm_readfile_open(const char *path, uint64_t max, int *fd, struct stat *st, stm_error *err);
+ * ENOENT then, and only then, for callers to whom a missing file means something), STM_ESYS
+ * otherwise. A file that is not regular, or is larger than max, is STM_EINPUT. */
+STM_NODISCARD stm_err stm_readfile_open(const char *path, uint64_t max, int *fd, struct stat *st,
+                                        stm_error *err);
 
 /* Reads the whole of path (at most max bytes, as stm_readfile_open checks) into a new
  * buffer with a NUL after its last byte: *data is the caller's to free, *len its
  * length without that NUL. A file that grows past max while it is read is refused,
  * not cut. On failure *data is NULL. */
-STM_NODISCARD stm_err stm_readfile_all(const char *path, uint64_t max, char **data, size_t *len, stm_error *err);
+STM_NODISCARD stm_err stm_readfile_all(const char *path, uint64_t max, char **data, size_t *len,
+                                       stm_error *err);
 
 #endif

@@ -63,7 +63,7 @@ static int s_link_new(const char *tmp, const char *path)
 }
 
 stm_err stm_safefile_write(const char *path, const void *data, size_t len, mode_t mode,
-                       bool keep_existing, stm_error *err)
+                           bool keep_existing, stm_error *err)
 {
     buf_t tmp = BUF_INIT;
     stm_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid());
@@ -86,7 +86,8 @@ stm_err stm_safefile_write(const char *path, const void *data, size_t len, mode_
         saved = errno;
     }
     if (ok) {
-        if ((keep_existing ? s_link_new(stm_buf_str(&tmp), path) : rename(stm_buf_str(&tmp), path)) != 0) {
+        if ((keep_existing ? s_link_new(stm_buf_str(&tmp), path)
+                           : rename(stm_buf_str(&tmp), path)) != 0) {
             ok = false;
             saved = errno;
         }
@@ -106,7 +107,7 @@ stm_err stm_safefile_write(const char *path, const void *data, size_t len, mode_
 }
 
 stm_err stm_safefile_append_line(const char *path, const char *line, size_t len, mode_t mode,
-                             const char *header, stm_error *err)
+                                 const char *header, stm_error *err)
 {
     bool created = true;
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, mode);

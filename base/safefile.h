@@ -20,14 +20,14 @@
  * it is put in place: STM_EINPUT "PATH: already exists" otherwise, and nothing is
  * left behind. Without it an existing file is replaced. STM_ESYS naming path when the
  * system refuses. */
-STM_NODISCARD stm_err stm_safefile_write(const char *path, const void *data, size_t len, mode_t mode,
-                       bool keep_existing, stm_error *err);
+STM_NODISCARD stm_err stm_safefile_write(const char *path, const void *data, size_t len,
+                                         mode_t mode, bool keep_existing, stm_error *err);
 
 /* Appends len bytes to path (creating it with mode, and first writing header when it
  * is new; header may be NULL) and fsyncs it. A file whose last byte is not a newline
  * (an edit by hand) gets one first, so the appended line stays a line of its own. */
-STM_NODISCARD stm_err stm_safefile_append_line(const char *path, const char *line, size_t len, mode_t mode,
-                             const char *header, stm_error *err);
+STM_NODISCARD stm_err stm_safefile_append_line(const char *path, const char *line, size_t len,
+                                               mode_t mode, const char *header, stm_error *err);
 
 /* Syncs the directory holding path, so that a rename or a creation in it is on disk.
  * Errors are ignored: some file systems cannot sync a directory, and the file itself

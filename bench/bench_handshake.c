@@ -218,7 +218,7 @@ int main(int argc, char **argv)
                 bench_die("no HELLO from the node within 5 s");
             int version, type;
             bool is_hello = stm_wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
-                                        &type, &err) == STM_OK &&
+                                            &type, &err) == STM_OK &&
                             type == WIRE_HELLO;
             zmq_msg_close(&rid);
             zmq_msg_close(&body);

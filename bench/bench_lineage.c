@@ -62,7 +62,8 @@ static lineage_t *s_synthetic(int fork_at)
         if (!families[t])
             families[t] = stm_family_new(name);
         catalog_table *before = tables[t];
-        catalog_table *after = before ? stm_catalog_table_copy(before) : stm_catalog_table_new(name, false);
+        catalog_table *after =
+            before ? stm_catalog_table_copy(before) : stm_catalog_table_new(name, false);
         if (!before) {
             catalog_column pk = {.name = "id", .decltype = "INTEGER",
                                  .affinity = AFFINITY_INTEGER, .pk = 1};

@@ -114,7 +114,8 @@ int main(int argc, char **argv)
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = bench_now();
-    if (stm_applier_begin(applier, &err) || stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err) ||
+    if (stm_applier_begin(applier, &err) ||
+        stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err) ||
         stm_applier_commit(applier, &err))
         bench_die(err.msg);
     double apply_alone = bench_now() - t0;

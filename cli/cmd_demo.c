@@ -314,9 +314,9 @@ int cmd_demo(int argc, char **argv)
         if (i >= 2)
             snprintf(peer2, sizeof peer2, "%s@%s", nodes[1].key, nodes[1].endpoint);
         buf_t out = BUF_INIT;
-        int rc = i == 0   ? s_stemma(true, &out, "init", "--dir", n->dir, "--db", n->db, "--schemas",
-                                     n->set, "--bind", n->endpoint, "--trust-on-first-use",
-                                     (char *)NULL)
+        int rc = i == 0
+                     ? s_stemma(true, &out, "init", "--dir", n->dir, "--db", n->db, "--schemas",
+                                n->set, "--bind", n->endpoint, "--trust-on-first-use", (char *)NULL)
                  : i == 1 ? s_stemma(true, &out, "init", "--dir", n->dir, "--db", n->db,
                                      "--schemas", n->set, "--bind", n->endpoint, "--peer", peer1,
                                      "--trust-on-first-use", (char *)NULL)

@@ -43,7 +43,7 @@ static char *s_history_text(const lineage_t *l)
     char hex[STM_ID_HEX_LEN + 1];
     stm_id_to_hex(&head->id, hex);
     stm_buf_printf(&b, "schema set %s: %zu version%s, head v%d %s\n\n", stm_lineage_name(l),
-               stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number, hex);
+                   stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number, hex);
     int width = snprintf(NULL, 0, "v%d", head->number);
     for (size_t i = 0; i < stm_lineage_count(l); i++) {
         const lineage_version *v = stm_lineage_version_at(l, i);
@@ -101,7 +101,8 @@ static void s_toml_id(toml_value *t, const char *key, const stm_id *id)
 static char *s_history_toml(const lineage_t *l)
 {
     toml_value *root = stm_toml_new_table();
-    stm_toml_table_set(root, "schema_set", stm_toml_new_string(stm_lineage_name(l), strlen(stm_lineage_name(l))));
+    stm_toml_table_set(root, "schema_set",
+                       stm_toml_new_string(stm_lineage_name(l), strlen(stm_lineage_name(l))));
     toml_value *versions = stm_toml_new_array();
     for (size_t i = 0; i < stm_lineage_count(l); i++) {
         const lineage_version *v = stm_lineage_version_at(l, i);
@@ -109,7 +110,8 @@ static char *s_history_toml(const lineage_t *l)
         stm_toml_table_set(t, "number", stm_toml_new_integer(v->number));
         s_toml_id(t, "id", &v->id);
         s_toml_id(t, "parent", &v->parent);
-        stm_toml_table_set(t, "description", stm_toml_new_string(v->description, strlen(v->description)));
+        stm_toml_table_set(t, "description",
+                           stm_toml_new_string(v->description, strlen(v->description)));
         s_toml_id(t, "checksum", &v->checksum);
         stm_toml_array_push(versions, t);
     }
@@ -128,7 +130,7 @@ static char *s_db_history_text(const char *db, const migrate_record *r, size_t n
         return stm_buf_detach(&b);
     }
     stm_buf_printf(&b, "database %s: %zu version%s applied, now at v%d\n\n", db, n,
-               n == 1 ? "" : "s", r[n - 1].version);
+                   n == 1 ? "" : "s", r[n - 1].version);
     int width = snprintf(NULL, 0, "v%d", r[n - 1].version);
     for (size_t i = 0; i < n; i++) {
         char num[16], id[STM_ID_SHORT_LEN + 1] = "(no id)";
@@ -136,7 +138,7 @@ static char *s_db_history_text(const char *db, const migrate_record *r, size_t n
         if (r[i].has_id)
             stm_id_short(&r[i].id, id);
         stm_buf_printf(&b, "  %-*s  %-24s  %-12s  %s\n", width, num, r[i].applied_at, id,
-                   r[i].description);
+                       r[i].description);
     }
     return stm_buf_detach(&b);
 }
@@ -188,9 +190,9 @@ static char *s_db_history_toml(const char *db, const migrate_record *r, size_t n
         toml_value *t = stm_toml_new_table();
         stm_toml_table_set(t, "version", stm_toml_new_integer(r[i].version));
         stm_toml_table_set(t, "applied_at",
-                       stm_toml_new_string(r[i].applied_at, strlen(r[i].applied_at)));
+                           stm_toml_new_string(r[i].applied_at, strlen(r[i].applied_at)));
         stm_toml_table_set(t, "description",
-                       stm_toml_new_string(r[i].description, strlen(r[i].description)));
+                           stm_toml_new_string(r[i].description, strlen(r[i].description)));
         if (r[i].has_id)
             s_toml_id(t, "id", &r[i].id);
         if (r[i].has_checksum)
@@ -434,19 +436,19 @@ static void s_compare_summary(buf_t *b, const comparison_t *c)
     case RELATION_DESCENDANT: {
         bool local_older = c->relation == RELATION_ANCESTOR;
         stm_buf_printf(b, "  Everything. %s is newer (v%d against v%d).\n",
-                   local_older ? "The remote" : "This side",
-                   local_older ? c->remote_version : c->stm_local_version,
-                   local_older ? c->stm_local_version : c->remote_version);
+                       local_older ? "The remote" : "This side",
+                       local_older ? c->remote_version : c->stm_local_version,
+                       local_older ? c->stm_local_version : c->remote_version);
         if (one_sided.count)
-            stm_buf_printf(b,
-                       "  Parked, not lost, %s until %s migrates, then replayed:\n    %s\n",
-                       local_older ? "here" : "on the remote",
-                       local_older ? "this side" : "the remote", stm_buf_str(&one_sided.text));
+            stm_buf_printf(b, "  Parked, not lost, %s until %s migrates, then replayed:\n    %s\n",
+                           local_older ? "here" : "on the remote",
+                           local_older ? "this side" : "the remote", stm_buf_str(&one_sided.text));
         break;
     }
     case RELATION_DIVERGENT:
         stm_buf_printf(b, "  Shared columns only: the histories parted after v%zu.\n", c->common);
-        stm_buf_printf(b, "  Syncs:          %s\n", syncs.count ? stm_buf_str(&syncs.text) : "nothing");
+        stm_buf_printf(b, "  Syncs:          %s\n",
+                       syncs.count ? stm_buf_str(&syncs.text) : "nothing");
         if (one_sided.count)
             stm_buf_printf(b, "  Does not sync:  %s\n", stm_buf_str(&one_sided.text));
         break;
@@ -456,9 +458,9 @@ static void s_compare_summary(buf_t *b, const comparison_t *c)
     }
     if (conflicts.count && c->relation != RELATION_UNRELATED)
         stm_buf_printf(b,
-                   "  Never synced, same name but a different type or key role (operations "
-                   "are parked):\n    %s\n",
-                   stm_buf_str(&conflicts.text));
+                       "  Never synced, same name but a different type or key role (operations "
+                       "are parked):\n    %s\n",
+                       stm_buf_str(&conflicts.text));
     stm_buf_free(&syncs.text);
     stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);

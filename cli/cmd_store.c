@@ -174,10 +174,12 @@ static char *s_status_text(const migrate_t *m)
     stm_id id;
     char sid[STM_ID_SHORT_LEN + 1];
     if (!stm_migrate_db_exists(m)) {
-        stm_buf_printf(&b, "database  %s: does not exist yet (version 0)\n", stm_migrate_db_path(m));
+        stm_buf_printf(&b, "database  %s: does not exist yet (version 0)\n",
+                       stm_migrate_db_path(m));
     } else if (stm_migrate_version_id(m, &id)) {
         stm_id_short(&id, sid);
-        stm_buf_printf(&b, "database  %s: version %d, id %s\n", stm_migrate_db_path(m), version, sid);
+        stm_buf_printf(&b, "database  %s: version %d, id %s\n", stm_migrate_db_path(m), version,
+                       sid);
     } else {
         stm_buf_printf(&b, "database  %s: version %d\n", stm_migrate_db_path(m), version);
     }
@@ -185,7 +187,8 @@ static char *s_status_text(const migrate_t *m)
     if (head) {
         stm_id_short(&head->id, sid);
         stm_buf_printf(&b, "schemas   %s: %zu migration%s, head v%d %s\n", stm_schemaset_dir(set),
-                   stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number, sid);
+                       stm_lineage_count(l), stm_lineage_count(l) == 1 ? "" : "s", head->number,
+                       sid);
     } else {
         stm_buf_printf(&b, "schemas   %s: no migrations\n", stm_schemaset_dir(set));
     }
@@ -195,22 +198,22 @@ static char *s_status_text(const migrate_t *m)
     for (size_t i = (size_t)version; i < count; i++) {
         const schemaset_migration *mg = stm_schemaset_at(set, i);
         stm_buf_printf(&b, "  v%d  %s/%s  %s\n", mg->number, stm_schemaset_dir(set), mg->file,
-                   mg->description);
+                       mg->description);
     }
     if (stm_migrate_drift_count(m) == 0) {
         stm_buf_puts(&b, "drift     none\n");
     } else {
         stm_buf_printf(&b, "drift     %zu problem%s; 'stemma migrate' refuses until resolved\n",
-                   stm_migrate_drift_count(m), stm_migrate_drift_count(m) == 1 ? "" : "s");
+                       stm_migrate_drift_count(m), stm_migrate_drift_count(m) == 1 ? "" : "s");
         for (size_t i = 0; i < stm_migrate_drift_count(m); i++)
             stm_buf_printf(&b, "  %s\n", stm_migrate_drift_at(m, i));
     }
     stm_buf_printf(&b, "capture   %s\n",
-               stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
-                                      : "not set up ('stemma migrate' sets it up)");
+                   stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
+                                              : "not set up ('stemma migrate' sets it up)");
     if (stm_migrate_needs_adoption(m))
         stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
-                     "will adopt it\n");
+                         "will adopt it\n");
     return stm_buf_detach(&b);
 }
 

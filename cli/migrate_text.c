@@ -197,8 +197,9 @@ static void s_event(const migrate_event *ev, void *user)
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
                          FILE *out, stm_error *err)
 {
-    s_view view = {
-        .out = out, .progress = isatty(fileno(out)) ? stderr : NULL, .db_path = stm_migrate_db_path(m)};
+    s_view view = {.out = out,
+                   .progress = isatty(fileno(out)) ? stderr : NULL,
+                   .db_path = stm_migrate_db_path(m)};
     migrate_options o = *opts;
     o.progress = s_event;
     o.progress_user = &view;

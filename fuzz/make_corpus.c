@@ -158,7 +158,7 @@ static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_s
     stm_id node = s_id(0x99);
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", l, v, min_supported, peers, npeers,
-                      reply);
+                          reply);
     char wname[128];
     snprintf(wname, sizeof wname, "hello-%s", name);
     s_wire(wname, &msg);
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     }
     stm_buf_reset(&msg);
     stm_wire_encode_refuse(&msg, "unrelated schema histories (no common ancestor): the policy "
-                             "syncs nothing with unrelated peers");
+                                 "syncs nothing with unrelated peers");
     s_wire("refuse", &msg);
     stm_buf_reset(&msg);
     stm_wire_encode_refuse(&msg, "peer's database is at v1, older than min_supported_version 3");

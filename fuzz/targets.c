@@ -272,7 +272,7 @@ void fuzz_codec(const uint8_t *data, size_t size)
 static void s_hello_encode(const wire_hello *h, buf_t *out)
 {
     stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->lineage, h->vector,
-                      h->min_supported_version, h->peers, h->npeers, h->reply);
+                          h->min_supported_version, h->peers, h->npeers, h->reply);
 }
 
 static void s_hello_round_trip(const wire_hello *h)
@@ -521,10 +521,12 @@ static size_t s_touch_comparison(const comparison_t *c)
 static void s_check_mirror(const comparison_t *ab, const comparison_t *ba)
 {
     if (ba->relation != s_mirror(ab->relation) || ab->common != ba->common ||
-        ab->stm_local_version != ba->remote_version || ab->remote_version != ba->stm_local_version ||
+        ab->stm_local_version != ba->remote_version ||
+        ab->remote_version != ba->stm_local_version ||
         !stm_id_equal(&ab->common_id, &ba->common_id))
         s_fail("judge: comparing both ways: %s against %s (common %zu, %zu)",
-               stm_relation_name(ab->relation), stm_relation_name(ba->relation), ab->common, ba->common);
+               stm_relation_name(ab->relation), stm_relation_name(ba->relation), ab->common,
+               ba->common);
     if (ab->nfamilies != ba->nfamilies)
         s_fail("judge: comparing both ways: %zu families against %zu", ab->nfamilies,
                ba->nfamilies);

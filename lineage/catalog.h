@@ -33,7 +33,7 @@ typedef struct {
     bool not_null;       /* NOT NULL constraint */
     char *default_sql;   /* the DEFAULT expression's text, NULL when there is none */
     int pk;              /* 0, or the column's 1-based position in the primary key */
-    int hidden;          /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
+    int hidden; /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
 } catalog_column;
 
 typedef struct catalog_table catalog_table;

@@ -73,7 +73,8 @@ static toml_value *s_family(const family_t *f)
         stm_toml_table_set(v, "removed_fields", s_name_array(e->removed, e->nremoved));
         stm_toml_table_set(v, "changed_fields", s_name_array(e->changed, e->nchanged));
         if (e->table) {
-            stm_toml_table_set(v, "without_rowid", stm_toml_new_bool(stm_catalog_table_without_rowid(e->table)));
+            stm_toml_table_set(v, "without_rowid",
+                               stm_toml_new_bool(stm_catalog_table_without_rowid(e->table)));
             stm_toml_table_set(v, "columns", s_columns(e->table));
         }
         stm_toml_array_push(versions, v);
@@ -114,9 +115,9 @@ char *stm_export_lineage(const lineage_t *l)
 
     buf_t header = BUF_INIT;
     stm_buf_printf(&header,
-               "stemma lineage export of schema set \"%s\": %zu versions, %zu families.\n"
-               "Layout: docs/toml-format.md. Ids are BLAKE2b-256 digests in lowercase hex.",
-               stm_lineage_name(l), stm_lineage_count(l), stm_lineage_family_count(l));
+                   "stemma lineage export of schema set \"%s\": %zu versions, %zu families.\n"
+                   "Layout: docs/toml-format.md. Ids are BLAKE2b-256 digests in lowercase hex.",
+                   stm_lineage_name(l), stm_lineage_count(l), stm_lineage_family_count(l));
     char *text = stm_toml_emit(root, stm_buf_str(&header));
     stm_buf_free(&header);
     stm_toml_destroy(&root);
@@ -235,9 +236,9 @@ static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineag
             (rc = s_get_string(r, v, path, "description", &description)) ||
             (rc = s_get_id(r, v, path, "checksum", &checksum)))
             return rc;
-        rc = s_corrupt_at(r, v,
-                          stm_lineage_add_version(l, (int)number, &id, &parent, &checksum,
-                                              description, r->err));
+        rc = s_corrupt_at(
+            r, v,
+            stm_lineage_add_version(l, (int)number, &id, &parent, &checksum, description, r->err));
     }
     return rc;
 }
@@ -267,7 +268,8 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
             return rc;
         if (stm_toml_table_get(c, "default") && (rc = s_get_string(r, c, cpath, "default", &dflt)))
             return rc;
-        if (stm_toml_table_get(c, "hidden") && (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
+        if (stm_toml_table_get(c, "hidden") &&
+            (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
             return rc;
         if (!stm_catalog_affinity_parse(affinity, &col.affinity))
             return s_bad(r, stm_toml_table_get(c, "affinity"), cpath,
@@ -329,7 +331,8 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
             rc = stm_error_set(r->err, STM_ECORRUPT,
                                "%s:%d:%d: %s: names version %lld, which this lineage does not "
                                "hold with that id",
-                               r->name, stm_toml_line(e), stm_toml_column(e), epath, (long long)version);
+                               r->name, stm_toml_line(e), stm_toml_column(e), epath,
+                               (long long)version);
             break;
         }
         catalog_table *table = NULL;
@@ -344,8 +347,8 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
                 break;
             }
         }
-        rc = s_corrupt_at(r, e, stm_family_append(f, (int)version, &version_id, action, table, &head,
-                                              r->err));
+        rc = s_corrupt_at(
+            r, e, stm_family_append(f, (int)version, &version_id, action, table, &head, r->err));
     }
     if (rc != STM_OK) {
         stm_family_destroy(&f);
@@ -355,7 +358,7 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
 }
 
 stm_err stm_export_parse(const char *text, size_t len, const char *name, lineage_t **out,
-                     stm_error *err)
+                         stm_error *err)
 {
     toml_value *root = NULL;
     stm_err rc = stm_toml_parse(text, len, name, &root, err);

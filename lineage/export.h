@@ -25,8 +25,8 @@ char *stm_export_lineage(const lineage_t *l);
 /* Reads an exported lineage from text; name is used in messages ("FILE:LINE:COL: ...").
  * *out is the caller's (stm_lineage_destroy). STM_EINPUT for TOML that does not parse or
  * lacks what the format needs, STM_ECORRUPT when ids or heads do not check out. */
-STM_NODISCARD stm_err stm_export_parse(const char *text, size_t len, const char *name, lineage_t **out,
-                     stm_error *err);
+STM_NODISCARD stm_err stm_export_parse(const char *text, size_t len, const char *name,
+                                       lineage_t **out, stm_error *err);
 /* The same, from a file. */
 STM_NODISCARD stm_err stm_export_read_file(const char *path, lineage_t **out, stm_error *err);
 

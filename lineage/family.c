@@ -135,7 +135,7 @@ static family_entry *s_push_entry(family_t *f, int version, const stm_id *versio
 }
 
 bool stm_family_record(family_t *f, int version, const stm_id *version_id,
-                   const catalog_table *before, const catalog_table *after)
+                       const catalog_table *before, const catalog_table *after)
 {
     if (!before && !after)
         return false;
@@ -150,12 +150,13 @@ bool stm_family_record(family_t *f, int version, const stm_id *version_id,
             return false;
     }
     family_action action = !before ? FAMILY_CREATED : !after ? FAMILY_DROPPED : FAMILY_CHANGED;
-    s_push_entry(f, version, version_id, action, after ? stm_catalog_table_copy(after) : NULL, &head);
+    s_push_entry(f, version, version_id, action, after ? stm_catalog_table_copy(after) : NULL,
+                 &head);
     return true;
 }
 
 stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
-                      catalog_table *table, const stm_id *expected_head, stm_error *err)
+                          catalog_table *table, const stm_id *expected_head, stm_error *err)
 {
     const family_entry *last = f->count ? &f->entries[f->count - 1] : NULL;
     bool live = last && last->table;
@@ -208,7 +209,7 @@ const catalog_table *stm_family_table(const family_t *f)
 }
 
 family_t *stm_family_from_heads(const char *name, const stm_id *heads, size_t nheads,
-                            catalog_table *current)
+                                catalog_table *current)
 {
     family_t *f = stm_family_new(name);
     stm_id zero = {{0}};

@@ -54,14 +54,15 @@ void stm_family_destroy(family_t **self_p);
  * at the given version. Adds an entry only when the definition changed; returns true
  * when it did. The tables are copied, not taken. */
 bool stm_family_record(family_t *f, int version, const stm_id *version_id,
-                   const catalog_table *before, const catalog_table *after);
+                       const catalog_table *before, const catalog_table *after);
 
 /* Appends an entry read from elsewhere (an exported file): its head is recomputed from
  * its definition and must equal expected_head, and its action must fit the previous
  * entry. Takes table (may be NULL for a drop) in every case; the name lists are
  * recomputed from the definitions. Returns STM_ECORRUPT with a message otherwise. */
-STM_NODISCARD stm_err stm_family_append(family_t *f, int version, const stm_id *version_id, family_action action,
-                      catalog_table *table, const stm_id *expected_head, stm_error *err);
+STM_NODISCARD stm_err stm_family_append(family_t *f, int version, const stm_id *version_id,
+                                        family_action action, catalog_table *table,
+                                        const stm_id *expected_head, stm_error *err);
 
 /* A family as a peer describes it: only its entries' heads (oldest first) and its
  * current definition (NULL: dropped), for comparing with stm_relation_of_families and
@@ -69,7 +70,7 @@ STM_NODISCARD stm_err stm_family_append(family_t *f, int version, const stm_id *
  * unknown (0, zero, changed). Takes current. The caller owns the result. Nothing can
  * be checked: a peer's heads are its claim. */
 family_t *stm_family_from_heads(const char *name, const stm_id *heads, size_t nheads,
-                            catalog_table *current);
+                                catalog_table *current);
 
 /* A copy of f's entries up to database version max_version (a database that has not
  * migrated further), or NULL when it has none by then. The caller owns the result. */

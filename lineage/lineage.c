@@ -23,7 +23,7 @@ struct lineage {
 static char s_no_description[] = "";
 
 void stm_lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
-                        stm_id *out)
+                            stm_id *out)
 {
     stm_hasher h;
     stm_hasher_init(&h);
@@ -58,7 +58,7 @@ void stm_lineage_destroy(lineage_t **self_p)
 }
 
 stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
-                            const stm_id *checksum, const char *description, stm_error *err)
+                                const stm_id *checksum, const char *description, stm_error *err)
 {
     if (number < 1 || (size_t)number != l->count + 1)
         return stm_error_set(err, STM_ECORRUPT, "version %d: expected number %zu", number,
@@ -148,14 +148,16 @@ static void s_record_catalog(lineage_t *l, const lineage_version *v, const catal
     size_t nafter = stm_catalog_count(after);
     for (size_t i = 0; i < nafter; i++) {
         const catalog_table *t = stm_catalog_at(after, i);
-        const catalog_table *old = before ? stm_catalog_find(before, stm_catalog_table_name(t)) : NULL;
+        const catalog_table *old =
+            before ? stm_catalog_find(before, stm_catalog_table_name(t)) : NULL;
         stm_family_record(s_family_for(l, stm_catalog_table_name(t)), v->number, &v->id, old, t);
     }
     size_t nbefore = before ? stm_catalog_count(before) : 0;
     for (size_t i = 0; i < nbefore; i++) {
         const catalog_table *t = stm_catalog_at(before, i);
         if (!stm_catalog_find(after, stm_catalog_table_name(t)))
-            stm_family_record(s_family_for(l, stm_catalog_table_name(t)), v->number, &v->id, t, NULL);
+            stm_family_record(s_family_for(l, stm_catalog_table_name(t)), v->number, &v->id, t,
+                              NULL);
     }
 }
 

@@ -33,7 +33,7 @@ typedef struct lineage lineage_t;
 
 /* id(n) from the parent's id, the number and the normalised text. */
 void stm_lineage_version_id(const stm_id *parent, int number, const char *text, size_t len,
-                        stm_id *out);
+                            stm_id *out);
 
 /* Runs every migration of set, in order, on a new in-memory database and records the
  * versions and the families. *out is the caller's (stm_lineage_destroy). A migration that
@@ -47,8 +47,9 @@ void stm_lineage_destroy(lineage_t **self_p);
 
 /* Appends the next version. Its number must be count + 1 and its parent the previous
  * version's id (zero for the first); STM_ECORRUPT otherwise. */
-STM_NODISCARD stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id, const stm_id *parent,
-                            const stm_id *checksum, const char *description, stm_error *err);
+STM_NODISCARD stm_err stm_lineage_add_version(lineage_t *l, int number, const stm_id *id,
+                                              const stm_id *parent, const stm_id *checksum,
+                                              const char *description, stm_error *err);
 /* Makes room for n versions in all, exactly (a reader that knows how many will come). */
 void stm_lineage_reserve(lineage_t *l, size_t n);
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */

@@ -49,7 +49,7 @@ static relation_kind s_kind(size_t nlocal, size_t nremote, size_t common)
 }
 
 relation_kind stm_relation_of_lineages(const lineage_t *local, const lineage_t *remote,
-                                   size_t *common)
+                                       size_t *common)
 {
     size_t nl = stm_lineage_count(local), nr = stm_lineage_count(remote);
     size_t n = nl < nr ? nl : nr, i = 0;
@@ -62,7 +62,7 @@ relation_kind stm_relation_of_lineages(const lineage_t *local, const lineage_t *
 }
 
 relation_kind stm_relation_of_families(const family_t *local, const family_t *remote,
-                                   size_t *common)
+                                       size_t *common)
 {
     size_t nl = local ? stm_family_count(local) : 0, nr = remote ? stm_family_count(remote) : 0;
     size_t n = nl < nr ? nl : nr, i = 0;
@@ -103,7 +103,8 @@ static void s_compare_family(comparison_family *cf, const family_t *local, const
                 cf->columns[r] = stm_malloc((want[r] ? want[r] : 1) * sizeof(char *));
         for (size_t i = 0; i < nl; i++) {
             const catalog_column *c = stm_catalog_table_column(lt, i);
-            column_relation r = stm_relation_of_columns(c, rt ? stm_catalog_table_find(rt, c->name) : NULL);
+            column_relation r =
+                stm_relation_of_columns(c, rt ? stm_catalog_table_find(rt, c->name) : NULL);
             if (pass == 0)
                 want[r]++;
             else
@@ -137,7 +138,8 @@ comparison_t *stm_relation_compare(const lineage_t *local, const lineage_t *remo
         c->remote_id = rh->id;
     }
     /* Both family lists are sorted by folded name: merge them. */
-    size_t nl = stm_lineage_family_count(local), nr = stm_lineage_family_count(remote), i = 0, j = 0;
+    size_t nl = stm_lineage_family_count(local), nr = stm_lineage_family_count(remote), i = 0,
+           j = 0;
     c->families = stm_calloc(nl + nr, sizeof *c->families);
     while (i < nl || j < nr) {
         const family_t *lf = i < nl ? stm_lineage_family_at(local, i) : NULL;

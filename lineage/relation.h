@@ -40,10 +40,10 @@ const char *stm_column_relation_name(column_relation r);
 /* How two databases' lineages relate; *common is how many versions they share (the
  * common ancestor is version *common when it is not 0). */
 relation_kind stm_relation_of_lineages(const lineage_t *local, const lineage_t *remote,
-                                   size_t *common);
+                                       size_t *common);
 /* The same for two families' histories (either may be NULL: no history). */
 relation_kind stm_relation_of_families(const family_t *local, const family_t *remote,
-                                   size_t *common);
+                                       size_t *common);
 /* How one column relates, given its definition on each side (either may be NULL). */
 column_relation stm_relation_of_columns(const catalog_column *local, const catalog_column *remote);
 
@@ -64,7 +64,7 @@ typedef struct {
     relation_kind relation; /* of the database lineages */
     size_t common;          /* versions shared; the common ancestor is version `common` */
     stm_id common_id;       /* its id (zero when common is 0) */
-    int stm_local_version;      /* head numbers (0 when empty) and ids */
+    int stm_local_version;  /* head numbers (0 when empty) and ids */
     int remote_version;
     stm_id local_id;
     stm_id remote_id;

@@ -102,8 +102,7 @@ static stm_err s_read_file(const char *dir, const char *file, char **text, size_
     stm_err rc = stm_readfile_all(stm_buf_str(&path), SCHEMASET_MAX_FILE_BYTES, &data, &got, err);
     if (rc == STM_OK && memchr(data, '\0', got)) {
         free(data);
-        rc = stm_error_set(err, STM_EINPUT,
-                           "%s: holds a NUL byte; SQLite would stop reading there",
+        rc = stm_error_set(err, STM_EINPUT, "%s: holds a NUL byte; SQLite would stop reading there",
                            stm_buf_str(&path));
     } else if (rc == STM_OK) {
         *len = stm_schemaset_normalise(data, got);

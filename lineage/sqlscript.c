@@ -63,7 +63,7 @@ static void s_excerpt(const char *stmt, char *out, size_t out_size)
 }
 
 stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
-                      stm_error *err)
+                          stm_error *err)
 {
     const char *p = s_skip_blank(text);
     while (*p) {

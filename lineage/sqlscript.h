@@ -14,8 +14,8 @@
  * transaction of its own: the caller decides. A statement that opens or ends a
  * transaction (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is refused unless
  * allow_transactions, because stemma runs each migration inside its own. */
-STM_NODISCARD stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
-                      stm_error *err);
+STM_NODISCARD stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text,
+                                        int allow_transactions, stm_error *err);
 
 /* The database's schema cookie (PRAGMA schema_version): it changes whenever the
  * schema does, so a cached catalog is stale when it differs. -1 if it cannot be read. */

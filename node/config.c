@@ -264,7 +264,8 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
     *out = NULL;
     if (v && stm_toml_type_of(v) != t)
         return s_fail(r, v, s_name(s, name), "expected %s %s, found %s %s", s_a(t),
-                      stm_toml_type_name(t), s_a(stm_toml_type_of(v)), stm_toml_type_name(stm_toml_type_of(v)));
+                      stm_toml_type_name(t), s_a(stm_toml_type_of(v)),
+                      stm_toml_type_name(stm_toml_type_of(v)));
     *out = v;
     return STM_OK;
 }
@@ -349,7 +350,8 @@ static stm_err s_read_keys(const s_reader *r, const toml_value *list, const sett
                         stm_toml_string(e, NULL));
     }
     if (rc == STM_OK)
-        s_add_keys_once(stm_settings_field(cfg, s, sizeof(stm_id *)), stm_settings_length(cfg, s), keys, n);
+        s_add_keys_once(stm_settings_field(cfg, s, sizeof(stm_id *)), stm_settings_length(cfg, s),
+                        keys, n);
     free(keys);
     return rc;
 }
@@ -363,7 +365,8 @@ static stm_err s_read_peers(const s_reader *r, const toml_value *list, const set
         stm_error why = {0};
         if (stm_config_parse_peer(stm_toml_string(e, NULL), cfg->insecure, &peer, &why) != STM_OK)
             return s_fail(r, e, name, "%s", why.msg);
-        s_push_peer(stm_settings_field(cfg, s, sizeof(config_peer *)), stm_settings_length(cfg, s), &peer);
+        s_push_peer(stm_settings_field(cfg, s, sizeof(config_peer *)), stm_settings_length(cfg, s),
+                    &peer);
         stm_config_peer_free(&peer);
     }
     return STM_OK;
@@ -456,10 +459,10 @@ static stm_err s_check_rules(const s_reader *r, const toml_value *root, const no
 {
     for (size_t i = 0; i < stm_settings_nrules; i++) {
         const char *sec = stm_settings_rules[i].section;
-        const settings_row *lo =
-            stm_settings_find(sec, stm_settings_rules[i].lower, strlen(stm_settings_rules[i].lower));
-        const settings_row *hi =
-            stm_settings_find(sec, stm_settings_rules[i].upper, strlen(stm_settings_rules[i].upper));
+        const settings_row *lo = stm_settings_find(sec, stm_settings_rules[i].lower,
+                                                   strlen(stm_settings_rules[i].lower));
+        const settings_row *hi = stm_settings_find(sec, stm_settings_rules[i].upper,
+                                                   strlen(stm_settings_rules[i].upper));
         int a = *(int *)stm_settings_field(cfg, lo, sizeof(int)),
             b = *(int *)stm_settings_field(cfg, hi, sizeof(int));
         if (stm_settings_rules[i].strict ? a < b : a <= b)
@@ -608,7 +611,8 @@ static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
         break;
     case SETTINGS_POLICY: {
         policy_mode m = *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode));
-        const char *word = (size_t)m < stm_settings_npolicy_words ? stm_settings_policy_words[m] : "none";
+        const char *word =
+            (size_t)m < stm_settings_npolicy_words ? stm_settings_policy_words[m] : "none";
         s_put(b, s->key, stm_toml_new_string(word, strlen(word)));
         break;
     }
@@ -622,7 +626,8 @@ static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
                     &(*(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *)))[i]);
             } else {
                 items[i] = stm_malloc(KEYS_Z85_LEN + 1);
-                stm_keys_to_z85(&(*(stm_id **)stm_settings_field(cfg, s, sizeof(stm_id *)))[i], items[i]);
+                stm_keys_to_z85(&(*(stm_id **)stm_settings_field(cfg, s, sizeof(stm_id *)))[i],
+                                items[i]);
             }
         }
         s_put_list(b, s->key, items, n);
@@ -662,7 +667,7 @@ stm_err stm_config_save(const node_config *cfg, stm_error *err)
             stm_buf_reset(&words);
             stm_settings_put_type(&words, s, false);
             stm_buf_printf(&doc, " %c%s; ", toupper((unsigned char)stm_buf_str(&words)[0]),
-                       stm_buf_str(&words) + 1);
+                           stm_buf_str(&words) + 1);
             stm_buf_reset(&words);
             stm_settings_put_default(&words, s);
             stm_buf_printf(&doc, words.len ? "default %s." : "required.", stm_buf_str(&words));
@@ -686,7 +691,7 @@ char *stm_config_doc_markdown(void)
     buf_t b = BUF_INIT;
     for (size_t i = 0; i < stm_settings_nsections; i++) {
         stm_buf_printf(&b, "%s`[%s]` — %s.", i ? "\n" : "", stm_settings_sections[i].name,
-                   stm_settings_sections[i].doc);
+                       stm_settings_sections[i].doc);
         stm_buf_puts(&b, "\n\n| setting | type | default | what it is |\n|---|---|---|---|\n");
         for (size_t j = 0; j < stm_settings_nrows; j++) {
             const settings_row *s = &stm_settings_rows[j];

@@ -121,7 +121,8 @@ char *stm_config_path(const char *dir, const char *name);
 /* Parses "KEY@ENDPOINT", or "ENDPOINT" alone when insecure, into out (out->endpoint
  * the caller's to free, via stm_config_peer_free or stm_config_destroy once added). STM_EINPUT
  * saying what is wrong. */
-STM_NODISCARD stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out, stm_error *err);
+STM_NODISCARD stm_err stm_config_parse_peer(const char *text, bool insecure, config_peer *out,
+                                            stm_error *err);
 /* Frees what peer owns. */
 void stm_config_peer_free(config_peer *peer);
 /* "KEY@ENDPOINT" (KEY in Z85) or "ENDPOINT", as node.toml holds it; the caller's. */

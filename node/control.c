@@ -60,9 +60,9 @@ stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_er
     }
     if (rc == STM_OK && s_is_ipc(endpoint) && chmod(endpoint + 6, 0600) != 0)
         stm_log_event(STM_LOG_WARN, "control", NULL,
-                  "%s: cannot make it mode 0600 (it is made so "
-                  "at creation already)",
-                  endpoint + 6);
+                      "%s: cannot make it mode 0600 (it is made so "
+                      "at creation already)",
+                      endpoint + 6);
     if (rc != STM_OK) {
         stm_zsock_close(&c->sock);
         free(c->endpoint);
@@ -191,12 +191,13 @@ void stm_control_handle(control_t *c, const control_view *view)
         reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
     size_t reply_len = strlen(reply);
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
-        stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s", zmq_strerror(zmq_errno()));
+        stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s",
+                      zmq_strerror(zmq_errno()));
     free(reply);
 }
 
 stm_err stm_control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
-                    stm_error *err)
+                        stm_error *err)
 {
     *reply = NULL;
     *len = 0;
@@ -206,9 +207,11 @@ stm_err stm_control_ask(const char *endpoint, const char *request, char **reply,
     void *req = NULL;
     stm_err rc = stm_zsock_new(ctx, ZMQ_REQ, "the control client", &req, err);
     if (rc == STM_OK)
-        rc = stm_zsock_set_int(req, ZMQ_RCVTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+        rc =
+            stm_zsock_set_int(req, ZMQ_RCVTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
     if (rc == STM_OK)
-        rc = stm_zsock_set_int(req, ZMQ_SNDTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
+        rc =
+            stm_zsock_set_int(req, ZMQ_SNDTIMEO, CONTROL_ASK_TIMEOUT_MS, "the control client", err);
     if (rc == STM_OK && zmq_connect(req, endpoint) != 0)
         rc = stm_error_set(err, STM_EUSAGE, "cannot use the control endpoint %s: %s", endpoint,
                            zmq_strerror(zmq_errno()));

@@ -47,7 +47,8 @@ typedef struct control control_t;
 /* Binds a REP socket on ctx at endpoint (copied). STM_EINPUT when the endpoint is not
  * ipc:// or loopback TCP, or cannot be bound; STM_ESYS when libzmq refuses otherwise.
  * *out is the caller's (stm_control_destroy). */
-STM_NODISCARD stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out,
+                                      stm_error *err);
 /* Closes the socket and removes an ipc socket file. */
 void stm_control_destroy(control_t **self_p);
 
@@ -69,7 +70,7 @@ void stm_control_handle(control_t *c, const control_view *view);
  * waits for its answer, at most CONTROL_ASK_TIMEOUT_MS: *reply (NUL-terminated, *len
  * bytes before the NUL) is the caller's to free. STM_EUSAGE when endpoint cannot be
  * used, STM_ESYS when no node answers in time. */
-STM_NODISCARD stm_err stm_control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
-                    stm_error *err);
+STM_NODISCARD stm_err stm_control_ask(const char *endpoint, const char *request, char **reply,
+                                      size_t *len, stm_error *err);
 
 #endif

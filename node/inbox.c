@@ -39,7 +39,7 @@ static stm_err s_setup(inbox_t *in, const unsigned char *secret, stm_error *err)
 }
 
 stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
-                  inbox_t **out, stm_error *err)
+                      inbox_t **out, stm_error *err)
 {
     inbox_t *in = stm_calloc(1, sizeof *in);
     in->insecure = insecure;

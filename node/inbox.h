@@ -29,8 +29,8 @@ typedef struct {
  * a CURVE server with secret (32 bytes) in the ZAP domain "stemma": the ZAP handler
  * must be bound first. STM_EINPUT when the endpoint cannot be bound; STM_ESYS when
  * libzmq refuses otherwise. *out is the caller's (stm_inbox_destroy). */
-STM_NODISCARD stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure, const unsigned char *secret,
-                  inbox_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure,
+                                    const unsigned char *secret, inbox_t **out, stm_error *err);
 void stm_inbox_destroy(inbox_t **self_p);
 
 /* The socket, to poll (lent); the endpoint bound, port resolved (lent). */

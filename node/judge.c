@@ -50,7 +50,7 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
 }
 
 void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
-                peer_verdict *v)
+                     peer_verdict *v)
 {
     memset(v, 0, sizeof *v);
     v->cmp = stm_relation_compare(local, remote);
@@ -68,14 +68,15 @@ void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer
     if (p->min_supported_version > 0 && c->remote_version < p->min_supported_version) {
         v->sync = PEER_SYNC_REFUSED;
         stm_buf_printf(&why, "peer's database is at v%d, older than min_supported_version %d",
-                   c->remote_version, p->min_supported_version);
+                       c->remote_version, p->min_supported_version);
     } else if (mode == POLICY_NONE) {
         v->sync = PEER_SYNC_REFUSED;
         if (c->relation == RELATION_UNRELATED)
             stm_buf_puts(&why, "unrelated schema histories (no common ancestor): the policy syncs "
-                           "nothing with unrelated peers");
+                               "nothing with unrelated peers");
         else
-            stm_buf_printf(&why, "the policy syncs nothing with %s peers", stm_relation_name(c->relation));
+            stm_buf_printf(&why, "the policy syncs nothing with %s peers",
+                           stm_relation_name(c->relation));
     } else if (c->relation == RELATION_DIVERGENT || mode == POLICY_SHARED) {
         v->sync = PEER_SYNC_PARTIAL;
         if (c->relation == RELATION_DIVERGENT)
@@ -88,12 +89,13 @@ void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer
     } else {
         v->sync = PEER_SYNC_FULL;
         bool peer_newer = c->relation == RELATION_ANCESTOR;
-        stm_buf_printf(&why, "%s is newer (v%d against v%d): everything syncs; parked %s until %s "
-                         "migrates: ",
-                   peer_newer ? "the peer" : "this node",
-                   peer_newer ? c->remote_version : c->stm_local_version,
-                   peer_newer ? c->stm_local_version : c->remote_version,
-                   peer_newer ? "here" : "there", peer_newer ? "this node" : "the peer");
+        stm_buf_printf(&why,
+                       "%s is newer (v%d against v%d): everything syncs; parked %s until %s "
+                       "migrates: ",
+                       peer_newer ? "the peer" : "this node",
+                       peer_newer ? c->remote_version : c->stm_local_version,
+                       peer_newer ? c->stm_local_version : c->remote_version,
+                       peer_newer ? "here" : "there", peer_newer ? "this node" : "the peer");
         s_not_shared(&why, c, !peer_newer, peer_newer, false);
     }
     snprintf(v->reason, sizeof v->reason, "%s", stm_buf_str(&why));

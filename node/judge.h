@@ -48,7 +48,7 @@ const char *stm_peer_sync_name(peer_sync s);
 /* Judges the peer whose database lineage is `remote` (from its HELLO) against the
  * local one. *v is filled and owns its comparison (stm_peer_verdict_clear). */
 void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
-                peer_verdict *v);
+                     peer_verdict *v);
 void stm_peer_verdict_clear(peer_verdict *v);
 
 #endif

@@ -21,7 +21,8 @@
 /* Reads dir/known_peers into *keys (the caller's to free) and *count; a missing file is
  * an empty list. STM_EINPUT "DIR/known_peers:LINE: ..." for a line that is neither a
  * key nor a comment, or a file over the limits; STM_ESYS when it cannot be read. */
-STM_NODISCARD stm_err stm_known_peers_load(const char *dir, stm_id **keys, size_t *count, stm_error *err);
+STM_NODISCARD stm_err stm_known_peers_load(const char *dir, stm_id **keys, size_t *count,
+                                           stm_error *err);
 /* Appends key (in Z85) as a line of dir/known_peers, creating it with a comment saying
  * what it is, and fsyncs it. Does not look for the key first: the caller knows. */
 STM_NODISCARD stm_err stm_known_peers_add(const char *dir, const stm_id *key, stm_error *err);

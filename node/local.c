@@ -53,7 +53,7 @@ static int s_data_version(local_t *l)
 }
 
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
-                   inbound_t *inbound, local_t **out, stm_error *err)
+                       inbound_t *inbound, local_t **out, stm_error *err)
 {
     local_t *l = stm_calloc(1, sizeof *l);
     l->db_path = stm_strdup(db_path);
@@ -135,7 +135,8 @@ int stm_local_look(local_t *l)
         if (stm_applier_catch_up(l->applier, &err) != STM_OK) {
             if (!l->collect_failing)
                 stm_log_event(STM_LOG_WARN, "capture", NULL,
-                          "%s: the application's changes wait in the queue; trying again", err.msg);
+                              "%s: the application's changes wait in the queue; trying again",
+                              err.msg);
             l->collect_failing = true;
         } else {
             l->collect_failing = false;

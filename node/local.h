@@ -34,7 +34,7 @@ typedef struct local local_t;
  * (stm_local_destroy). STM_EINPUT when the database is not set up, its format is old, or
  * its lineage is beyond the protocol's limits. */
 STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
-                   inbound_t *inbound, local_t **out, stm_error *err);
+                                     inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
 /* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */

@@ -77,9 +77,9 @@ void stm_mesh_learn(mesh_t *m, const wire_hello *h)
             continue;
         if (m->count >= MESH_MAX_LEARNED) {
             stm_log_event(STM_LOG_WARN, "peer", NULL,
-                      "a peer list names more peers than this node meets (%d known): "
-                      "the rest are not met",
-                      MESH_MAX_LEARNED);
+                          "a peer list names more peers than this node meets (%d known): "
+                          "the rest are not met",
+                          MESH_MAX_LEARNED);
             return;
         }
         peer_t *known = stm_mesh_find_endpoint(m, wp->endpoint);
@@ -89,7 +89,7 @@ void stm_mesh_learn(mesh_t *m, const wire_hello *h)
         }
         peer_t *p = stm_mesh_add(m, &wp->id, wp->endpoint, false);
         stm_log_event(STM_LOG_INFO, "peer-learned", stm_peer_short_id(p), "from a peer list: %s",
-                  stm_peer_endpoint(p));
+                      stm_peer_endpoint(p));
     }
 }
 
@@ -102,7 +102,8 @@ wire_peer *stm_mesh_list(const mesh_t *m, const peer_t *except, size_t *count)
         if (p == except || !stm_peer_id(p) || stm_peer_get_state(p) != PEER_CONNECTED)
             continue;
         list[k].id = *stm_peer_id(p);
-        list[k].endpoint = (char *)stm_peer_endpoint(p); /* lent: stm_wire_encode_hello only reads */
+        list[k].endpoint =
+            (char *)stm_peer_endpoint(p); /* lent: stm_wire_encode_hello only reads */
         k++;
     }
     *count = k;

@@ -87,8 +87,8 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
     size_t npeers;
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &n->id, stm_inbox_endpoint(n->inbox), stm_local_lineage(n->local), v,
-                      n->policy.min_supported_version, list, npeers, reply);
+    stm_wire_encode_hello(&msg, &n->id, stm_inbox_endpoint(n->inbox), stm_local_lineage(n->local),
+                          v, n->policy.min_supported_version, list, npeers, reply);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     free(list);
@@ -109,7 +109,7 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
     if (verified && !stm_id_equal(verified, &h.node_id)) {
         s_drop(n, REPORT_DROP_IMPOSTOR);
         stm_log_event(STM_LOG_WARN, "impostor", NULL,
-                  "a HELLO claims another node id than the key it connected with; dropped");
+                      "a HELLO claims another node id than the key it connected with; dropped");
         stm_wire_hello_clear(&h);
         return;
     }
@@ -132,16 +132,17 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
     const comparison_t *c = v->cmp;
     if (v->sync == PEER_SYNC_REFUSED) {
         stm_log_event(STM_LOG_WARN, "peer-refused", stm_peer_short_id(p), "%s v%d (%s): %s",
-                  stm_lineage_name(hello->lineage), c->remote_version, stm_relation_name(c->relation),
-                  v->reason);
+                      stm_lineage_name(hello->lineage), c->remote_version,
+                      stm_relation_name(c->relation), v->reason);
         buf_t msg = BUF_INIT;
         stm_wire_encode_refuse(&msg, v->reason);
         stm_peer_send(p, &msg);
         stm_buf_free(&msg);
     } else if (stm_peer_get_state(p) == PEER_CONNECTED && was != PEER_CONNECTED) {
-        stm_log_event(STM_LOG_INFO, "peer-connected", stm_peer_short_id(p), "%s %s v%d, %s, sync %s: %s",
-                  stm_peer_endpoint(p), stm_lineage_name(hello->lineage), c->remote_version,
-                  stm_relation_name(c->relation), stm_peer_sync_name(v->sync), v->reason);
+        stm_log_event(STM_LOG_INFO, "peer-connected", stm_peer_short_id(p),
+                      "%s %s v%d, %s, sync %s: %s", stm_peer_endpoint(p),
+                      stm_lineage_name(hello->lineage), c->remote_version,
+                      stm_relation_name(c->relation), stm_peer_sync_name(v->sync), v->reason);
         /* The other peers hear of it (peer lists travel in HELLOs); flagged as a reply
          * so that they do not answer. */
         for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
@@ -169,7 +170,8 @@ static void s_on_refuse(node_t *n, peer_t *p, const void *data, size_t len)
         return;
     }
     if (stm_peer_on_refuse(p, &reason))
-        stm_log_event(STM_LOG_WARN, "refused-by-peer", stm_peer_short_id(p), "%s", stm_peer_refused_by(p));
+        stm_log_event(STM_LOG_WARN, "refused-by-peer", stm_peer_short_id(p), "%s",
+                      stm_peer_refused_by(p));
 }
 
 /* Told by the inbound queue of each batch stored, after the commit. */
@@ -190,7 +192,8 @@ static void s_store_inbound(node_t *n)
     if (stm_inbound_failing_io(n->inbound))
         stm_local_reopen_if_readonly(n->local);
     /* What came in travels on to the other peers. */
-    if (stm_inbound_store(n->inbound, stm_local_applier(n->local), stm_local_store(n->local), s_ack, n))
+    if (stm_inbound_store(n->inbound, stm_local_applier(n->local), stm_local_store(n->local), s_ack,
+                          n))
         stm_mesh_mark_more(n->mesh);
 }
 
@@ -257,8 +260,8 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
     if (version != WIRE_VERSION) {
         s_drop(n, REPORT_DROP_VERSION);
         stm_log_event(STM_LOG_WARN, "protocol-version", who,
-                  "a message of protocol version %d (this node speaks %d): ignored", version,
-                  WIRE_VERSION);
+                      "a message of protocol version %d (this node speaks %d): ignored", version,
+                      WIRE_VERSION);
         return;
     }
     if (type == WIRE_HELLO) {
@@ -311,7 +314,7 @@ static void s_local_run(node_t *n, int64_t now)
     int found = stm_local_look(n->local);
     if (found & LOCAL_MIGRATED) {
         stm_log_event(STM_LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
-                  stm_local_version(n->local));
+                      stm_local_version(n->local));
         /* Peers judge us again, and we them (stm_peer_rejudge: a gone or refused peer stays
          * so until its answer to this HELLO is judged). */
         for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
@@ -520,14 +523,14 @@ const char *stm_node_endpoint(const node_t *n)
 stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
 {
     stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
-              stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
-              stm_inbox_endpoint(n->inbox), stm_control_endpoint(n->control),
-              n->insecure ? "INSECURE (plain TCP)" : "CURVE");
+                  stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
+                  stm_inbox_endpoint(n->inbox), stm_control_endpoint(n->control),
+                  n->insecure ? "INSECURE (plain TCP)" : "CURVE");
     if (stm_local_readonly(n->local))
         stm_log_event(STM_LOG_ERROR, "database", NULL,
-                  "%s is read-only: operations from peers cannot be stored until it is "
-                  "writable (they wait, and are tried again); reports and sending go on",
-                  stm_local_path(n->local));
+                      "%s is read-only: operations from peers cannot be stored until it is "
+                      "writable (they wait, and are tried again); reports and sending go on",
+                      stm_local_path(n->local));
     while (!*stop) {
         s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);

@@ -147,7 +147,8 @@ void stm_peer_set_state(peer_t *p, peer_state state)
     s_check(p);
 }
 
-peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured, const peer_timing *timing)
+peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
+                     const peer_timing *timing)
 {
     peer_t *p = stm_calloc(1, sizeof *p);
     if (id)
@@ -242,7 +243,7 @@ static void s_seen(peer_t *p, int64_t now_ms)
 }
 
 void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
-                   int64_t now_ms)
+                       int64_t now_ms)
 {
     stm_peer_set_id(p, &h->node_id);
     /* A peer met by a peer list or its own HELLO may move; one we were told about is
@@ -335,7 +336,8 @@ void stm_peer_on_silence(peer_t *p, int64_t now_ms)
     stm_peer_set_state(p, PEER_GONE);
     p->next_hello_ms = now_ms;
     p->backoff_ms = p->timing.reconnect_min_ms;
-    stm_log_event(STM_LOG_WARN, "peer-gone", p->short_id, "silent for %d ms", p->timing.peer_timeout_ms);
+    stm_log_event(STM_LOG_WARN, "peer-gone", p->short_id, "silent for %d ms",
+                  p->timing.peer_timeout_ms);
 }
 
 int64_t stm_peer_resend_at(const peer_t *p)

@@ -61,7 +61,7 @@ typedef struct peer peer_t;
  * endpoint is then never changed by what it says). The caller owns it (stm_peer_destroy),
  * which closes its DEALER. */
 peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
-                 const peer_timing *timing);
+                     const peer_timing *timing);
 void stm_peer_destroy(peer_t **self_p);
 
 /* ---- what it is ---- */
@@ -94,7 +94,7 @@ void stm_peer_set_state(peer_t *p, peer_state state);
  * REFUSED when we refuse it or its refusal of us stands (a HELLO of its own, not a
  * reply, lifts that). The caller sends what follows by the state and the verdict. */
 void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
-                   int64_t now_ms);
+                       int64_t now_ms);
 /* Its REFUSE, with reason (ownership taken, *reason set to NULL): REFUSED. Returns
  * whether the reason is new (to log it once). */
 bool stm_peer_on_refuse(peer_t *p, char **reason);

@@ -377,7 +377,7 @@ static toml_value *s_toml_peer(const report_peer *p)
         s_toml_str(ft, "relation", stm_relation_name(f->relation));
         for (int cr = COLUMN_SHARED; cr <= COLUMN_CONFLICTING; cr++)
             stm_toml_table_set(ft, stm_column_relation_name((column_relation)cr),
-                           s_toml_names(f->columns[cr], f->ncolumns[cr]));
+                               s_toml_names(f->columns[cr], f->ncolumns[cr]));
         stm_toml_array_push(families, ft);
     }
     stm_toml_table_set(t, "families", families);
@@ -418,8 +418,8 @@ static char *s_text(const report_node *r, bool brief)
     s_short(&r->id, true, self);
     if (head)
         s_short(&head->id, true, hid);
-    stm_buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, stm_lineage_name(r->lineage), r->version, hid,
-               r->endpoint, r->secure ? "" : "  INSECURE");
+    stm_buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, stm_lineage_name(r->lineage),
+                   r->version, hid, r->endpoint, r->secure ? "" : "  INSECURE");
     if (!r->npeers)
         stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
@@ -430,7 +430,7 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, stm_report_state_name(p->state));
         if (c)
             stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
-                       c->remote_version, stm_relation_name(c->relation), s_sync(p));
+                           c->remote_version, stm_relation_name(c->relation), s_sync(p));
         stm_buf_putc(&b, '\n');
         if (brief)
             continue;
@@ -441,8 +441,8 @@ static char *s_text(const report_node *r, bool brief)
         if (s_warning(p))
             stm_buf_printf(&b, "  warning: %s\n", s_warning(p));
         stm_buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
-                   (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
-                   (unsigned long long)p->parked, (unsigned long long)p->behind);
+                       (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
+                       (unsigned long long)p->parked, (unsigned long long)p->behind);
     }
     return stm_buf_detach(&b);
 }
@@ -468,27 +468,27 @@ char *stm_report_stats_text(const report_node *r)
     }
     buf_t b = BUF_INIT;
     stm_buf_printf(&b,
-               "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
-               "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
-               r->npeers, connected, (unsigned long long)r->operations,
-               (unsigned long long)r->parked, (unsigned long long)sent,
-               (unsigned long long)received, (unsigned long long)r->bytes_sent,
-               (unsigned long long)r->malformed);
+                   "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
+                   "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
+                   r->npeers, connected, (unsigned long long)r->operations,
+                   (unsigned long long)r->parked, (unsigned long long)sent,
+                   (unsigned long long)received, (unsigned long long)r->bytes_sent,
+                   (unsigned long long)r->malformed);
     stm_buf_printf(&b,
-               "refused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
-               "io %llu)\nbatches waiting %llu (deferred %llu)\n",
-               (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
-               (unsigned long long)(r->apply_busy + r->apply_io), (unsigned long long)r->apply_busy,
-               (unsigned long long)r->apply_io, (unsigned long long)r->batches_waiting,
-               (unsigned long long)r->batches_deferred);
+                   "refused keys %llu\nunknown senders %llu\napply failures %llu (busy %llu, "
+                   "io %llu)\nbatches waiting %llu (deferred %llu)\n",
+                   (unsigned long long)r->refused_keys, (unsigned long long)r->unknown_senders,
+                   (unsigned long long)(r->apply_busy + r->apply_io),
+                   (unsigned long long)r->apply_busy, (unsigned long long)r->apply_io,
+                   (unsigned long long)r->batches_waiting, (unsigned long long)r->batches_deferred);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)
         stm_buf_printf(&b, "parked %llu %s\n", (unsigned long long)r->parked_reasons[i].count,
-                   r->parked_reasons[i].reason);
+                       r->parked_reasons[i].reason);
     for (int d = 0; d < REPORT_DROP_KINDS; d++)
         stm_buf_printf(&b, "dropped %s %llu\n", stm_report_drop_name((report_drop)d),
-                   (unsigned long long)r->dropped[d]);
+                       (unsigned long long)r->dropped[d]);
     return stm_buf_detach(&b);
 }
 
@@ -589,8 +589,8 @@ char *stm_report_dot(const report_node *r)
 {
     buf_t b = BUF_INIT;
     stm_buf_puts(&b, "digraph \"stemma\" {\n"
-                 "  rankdir=LR;\n"
-                 "  node [shape=ellipse, fontname=\"Helvetica\"];\n");
+                     "  rankdir=LR;\n"
+                     "  node [shape=ellipse, fontname=\"Helvetica\"];\n");
     const lineage_t **drawn = stm_calloc(r->npeers + 1, sizeof *drawn);
     size_t ndrawn = 0;
     s_dot_lineage(&b, r->lineage, drawn, ndrawn);
@@ -608,8 +608,8 @@ char *stm_report_dot(const report_node *r)
     s_z85(&r->id, z85);
     s_short(&r->id, true, sid);
     stm_buf_printf(&name, "node:%s", z85);
-    stm_buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint, stm_lineage_name(r->lineage),
-               r->version);
+    stm_buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint,
+                   stm_lineage_name(r->lineage), r->version);
     s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label), "bold", r->lineage);
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
@@ -626,8 +626,8 @@ char *stm_report_dot(const report_node *r)
         stm_buf_printf(&label, "peer %s\n%s", sid, p->endpoint);
         if (c)
             stm_buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
-                       c->remote_version, stm_report_state_name(p->state), stm_relation_name(c->relation),
-                       s_sync(p));
+                           c->remote_version, stm_report_state_name(p->state),
+                           stm_relation_name(c->relation), s_sync(p));
         else
             stm_buf_printf(&label, "\n%s", stm_report_state_name(p->state));
         s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label),

@@ -33,7 +33,8 @@ const settings_section stm_settings_sections[] = {
     {"timing", "heartbeats, liveness and reconnecting"},
     {"sync", "sending operations to peers and storing theirs"},
 };
-const size_t stm_settings_nsections = sizeof stm_settings_sections / sizeof stm_settings_sections[0];
+const size_t stm_settings_nsections =
+    sizeof stm_settings_sections / sizeof stm_settings_sections[0];
 
 const char *const stm_settings_policy_words[] = {
     [POLICY_FULL] = "full", [POLICY_SHARED] = "shared", [POLICY_NONE] = "none"};
@@ -131,7 +132,8 @@ const size_t stm_settings_nrules = sizeof stm_settings_rules / sizeof stm_settin
 const settings_row *stm_settings_find(const char *section, const char *key, size_t len)
 {
     for (size_t i = 0; i < stm_settings_nrows; i++)
-        if (strcmp(stm_settings_rows[i].section, section) == 0 && strlen(stm_settings_rows[i].key) == len &&
+        if (strcmp(stm_settings_rows[i].section, section) == 0 &&
+            strlen(stm_settings_rows[i].key) == len &&
             memcmp(stm_settings_rows[i].key, key, len) == 0)
             return &stm_settings_rows[i];
     return NULL;
@@ -206,7 +208,7 @@ void stm_settings_put_doc(buf_t *b, const settings_row *s)
         if (strcmp(stm_settings_rules[i].section, s->section) == 0 &&
             strcmp(stm_settings_rules[i].upper, s->key) == 0)
             stm_buf_printf(b, "; %s %s", stm_settings_rules[i].strict ? "more than" : "at least",
-                       stm_settings_rules[i].lower);
+                           stm_settings_rules[i].lower);
 }
 
 void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
@@ -228,10 +230,10 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_POLICY:
         for (size_t m = 0; m < stm_settings_npolicy_words; m++)
             stm_buf_printf(b, "%s%s\"%s\"%s",
-                       m == 0                            ? ""
-                       : m + 1 == stm_settings_npolicy_words ? " or "
-                                                         : ", ",
-                       q, stm_settings_policy_words[m], q);
+                           m == 0                                ? ""
+                           : m + 1 == stm_settings_npolicy_words ? " or "
+                                                                 : ", ",
+                           q, stm_settings_policy_words[m], q);
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
@@ -371,10 +373,10 @@ static void s_put_known(buf_t *b, const char *section)
             names[n++] = stm_settings_rows[i].key;
     for (size_t i = 0; i < n; i++)
         stm_buf_printf(b, section ? "%s%s" : "%s[%s]",
-                   i == 0       ? ""
-                   : i + 1 == n ? " and "
-                                : ", ",
-                   names[i]);
+                       i == 0       ? ""
+                       : i + 1 == n ? " and "
+                                    : ", ",
+                       names[i]);
 }
 
 /* The one line for a name the table does not have, v being its value: a table is an
@@ -389,7 +391,7 @@ static stm_err s_unknown(const char *path, stm_error *err, const toml_value *v, 
     if (stm_toml_line(v) > 0)
         stm_buf_printf(&b, ":%d", stm_toml_line(v));
     stm_buf_printf(&b, ": unknown %s %s%s%s", table ? "section" : "key", table ? "[" : "",
-               section ? section : "", section ? "." : "");
+                   section ? section : "", section ? "." : "");
     s_put_shown(&b, name, len);
     stm_buf_puts(&b, table ? "]" : "");
     const char *near_section = table && !section ? s_nearest_section(name, len) : NULL;
@@ -398,7 +400,7 @@ static stm_err s_unknown(const char *path, stm_error *err, const toml_value *v, 
         stm_buf_printf(&b, "; did you mean [%s]?", near_section);
     } else if (near) {
         stm_buf_printf(&b, "%s; did you mean %s.%s?", section ? "" : " outside any section",
-                   near->section, near->key);
+                       near->section, near->key);
     } else if (section) {
         stm_buf_printf(&b, "; [%s] holds ", section);
         s_put_known(&b, section);
@@ -419,10 +421,12 @@ stm_err stm_settings_check_names(const toml_value *root, const char *path, stm_e
         const toml_value *sec = stm_toml_table_at(root, i);
         if (!s_is_section(name, len))
             return s_unknown(path, err, sec, NULL, name, len);
-        for (size_t j = 0; stm_toml_type_of(sec) == TOML_TABLE && j < stm_toml_table_count(sec); j++)
-            if (!stm_settings_find(name, stm_toml_table_key(sec, j), stm_toml_table_key_len(sec, j)))
-                return s_unknown(path, err, stm_toml_table_at(sec, j), name, stm_toml_table_key(sec, j),
-                                 stm_toml_table_key_len(sec, j));
+        for (size_t j = 0; stm_toml_type_of(sec) == TOML_TABLE && j < stm_toml_table_count(sec);
+             j++)
+            if (!stm_settings_find(name, stm_toml_table_key(sec, j),
+                                   stm_toml_table_key_len(sec, j)))
+                return s_unknown(path, err, stm_toml_table_at(sec, j), name,
+                                 stm_toml_table_key(sec, j), stm_toml_table_key_len(sec, j));
     }
     return STM_OK;
 }

@@ -97,6 +97,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s);
  * caller). STM_EINPUT, for the first name that is not, with one line
  * "PATH:LINE: unknown section [x]; did you mean [y]?" (or key, or the names there
  * are when none is near). */
-STM_NODISCARD stm_err stm_settings_check_names(const toml_value *root, const char *path, stm_error *err);
+STM_NODISCARD stm_err stm_settings_check_names(const toml_value *root, const char *path,
+                                               stm_error *err);
 
 #endif

@@ -79,8 +79,8 @@ static void s_pack_family(msgpack_packer *pk, const family_t *f)
 }
 
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
-                       const lineage_t *lineage, const vector_t *vector, int min_supported,
-                       const wire_peer *peers, size_t npeers, bool reply)
+                           const lineage_t *lineage, const vector_t *vector, int min_supported,
+                           const wire_peer *peers, size_t npeers, bool reply)
 {
     msgpack_packer pk;
     s_header(out, WIRE_HELLO, &pk);
@@ -314,8 +314,8 @@ static const char *s_read_columns(msgread_t *r, catalog_table *t, s_budget *b)
         uint64_t aff, pk, hidden;
         if (!stm_msgread_array(r, &fields) || fields < 4 || !stm_msgread_str(r, &name, &name_len) ||
             name_len == 0 || name_len > WIRE_MAX_TEXT || s_has_control(name, name_len) ||
-            !stm_msgread_uint(r, &aff) || !stm_msgread_uint(r, &pk) || !stm_msgread_uint(r, &hidden) ||
-            pk > WIRE_MAX_COLUMNS || hidden > 3)
+            !stm_msgread_uint(r, &aff) || !stm_msgread_uint(r, &pk) ||
+            !stm_msgread_uint(r, &hidden) || pk > WIRE_MAX_COLUMNS || hidden > 3)
             return "a column is not [name, affinity, pk, hidden] within their limits (a name "
                    "of 1 to " S_STR(WIRE_MAX_TEXT) " bytes and no control character)";
         for (uint32_t k = 4; k < fields; k++)
@@ -387,7 +387,8 @@ static const char *s_read_family(msgread_t *r, size_t nversions, s_budget *b, fa
 
 static int s_family_cmp(const void *a, const void *b)
 {
-    return sqlite3_stricmp(stm_family_name(*(family_t *const *)a), stm_family_name(*(family_t *const *)b));
+    return sqlite3_stricmp(stm_family_name(*(family_t *const *)a),
+                           stm_family_name(*(family_t *const *)b));
 }
 
 static const char *s_read_families(msgread_t *r, lineage_t *l, s_budget *b)
@@ -579,7 +580,7 @@ stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason, stm_
         char key[32];
         int kr = s_next_key(&r, key, sizeof key);
         bool ok = kr == 0 || (kr > 0 && (strcmp(key, "reason") == 0 ? s_read_text(&r, reason)
-                                                                      : stm_msgread_skip(&r)));
+                                                                    : stm_msgread_skip(&r)));
         if (!ok)
             rc = s_bad(err, "a REFUSE field is malformed");
     }
@@ -593,7 +594,7 @@ stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason, stm_
 }
 
 stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq, const void **batch,
-                        size_t *batch_len, stm_error *err)
+                            size_t *batch_len, stm_error *err)
 {
     msgread_t r;
     uint32_t nkeys;
@@ -622,7 +623,7 @@ stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq, const v
 }
 
 stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq, vector_t **vector,
-                        stm_error *err)
+                            stm_error *err)
 {
     msgread_t r;
     uint32_t nkeys;

@@ -74,7 +74,8 @@ typedef struct {
 } wire_hello;
 
 /* The header of a message: STM_EPROTO when it is too short or the magic is wrong. */
-STM_NODISCARD stm_err stm_wire_header(const void *data, size_t len, int *version, int *type, stm_error *err);
+STM_NODISCARD stm_err stm_wire_header(const void *data, size_t len, int *version, int *type,
+                                      stm_error *err);
 
 /* Appends a whole message of type with an empty body, for PING and BYE. */
 void stm_wire_encode_empty(buf_t *out, wire_type type);
@@ -82,10 +83,11 @@ void stm_wire_encode_empty(buf_t *out, wire_type type);
 /* Appends a HELLO. lineage is the database's (stm_lineage_prefix of the schema set); reply
  * says it answers the peer's HELLO. */
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
-                       const lineage_t *lineage, const vector_t *vector, int min_supported,
-                       const wire_peer *peers, size_t npeers, bool reply);
+                           const lineage_t *lineage, const vector_t *vector, int min_supported,
+                           const wire_peer *peers, size_t npeers, bool reply);
 /* Decodes a whole HELLO message (header included) into h (zeroed first). */
-STM_NODISCARD stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_error *err);
+STM_NODISCARD stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h,
+                                            stm_error *err);
 void stm_wire_hello_clear(wire_hello *h);
 
 /* STM_EINPUT when the lineage (a database's, as stm_wire_encode_hello would send it) is
@@ -95,18 +97,19 @@ STM_NODISCARD stm_err stm_wire_check_lineage(const lineage_t *l, stm_error *err)
 /* A REFUSE: the reason in words (one line). */
 void stm_wire_encode_refuse(buf_t *out, const char *reason);
 /* *reason is the caller's to free. */
-STM_NODISCARD stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason, stm_error *err);
+STM_NODISCARD stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason,
+                                             stm_error *err);
 
 /* OPS: batch number `seq` (the sender's count) and an encoded batch (codec.h). */
 void stm_wire_encode_ops(buf_t *out, uint64_t seq, const void *batch, size_t batch_len);
 /* *batch points into data (lent). */
-STM_NODISCARD stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq, const void **batch,
-                        size_t *batch_len, stm_error *err);
+STM_NODISCARD stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq,
+                                          const void **batch, size_t *batch_len, stm_error *err);
 
 /* ACK: the batch number acknowledged and the receiver's vector after applying it. */
 void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_t *vector);
 /* *vector is the caller's. */
-STM_NODISCARD stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq, vector_t **vector,
-                        stm_error *err);
+STM_NODISCARD stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq,
+                                          vector_t **vector, stm_error *err);
 
 #endif

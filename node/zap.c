@@ -163,7 +163,8 @@ void stm_zap_handle(zap_t *z)
             char z85[41] = "(none)";
             if (has_key)
                 zmq_z85_encode(z85, key.bytes, 32);
-            stm_log_event(STM_LOG_WARN, "key-refused", NULL, "a connection with key %s: not trusted", z85);
+            stm_log_event(STM_LOG_WARN, "key-refused", NULL,
+                          "a connection with key %s: not trusted", z85);
         }
         const char *status = ok ? "200" : "400";
         const char *text = ok ? "OK" : "key not trusted";
@@ -175,7 +176,7 @@ void stm_zap_handle(zap_t *z)
             s_reply(z, user, strlen(user), true) && s_reply(z, "", 0, false);
         if (!sent)
             stm_log_event(STM_LOG_ERROR, "zap", NULL, "answering libzmq's ZAP request: %s",
-                      zmq_strerror(zmq_errno()));
+                          zmq_strerror(zmq_errno()));
         for (int i = 0; i < nframes; i++)
             zmq_msg_close(&frames[i]);
     }

@@ -46,7 +46,7 @@ static const char *s_option_name(int option)
 }
 
 stm_err stm_zsock_set(void *sock, int option, const void *value, size_t len, const char *name,
-                  stm_error *err)
+                      stm_error *err)
 {
     if (zmq_setsockopt(sock, option, value, len) == 0)
         return STM_OK;

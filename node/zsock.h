@@ -18,15 +18,18 @@ STM_NODISCARD stm_err stm_zsock_error(stm_error *err, const char *what);
 /* A new socket of type on ctx, with ZMQ_LINGER 0 (a node that stops drops what it has
  * not sent: unacknowledged batches are sent again from vectors). *out is the
  * caller's (stm_zsock_close). name says which socket in messages ("the inbox"). */
-STM_NODISCARD stm_err stm_zsock_new(void *ctx, int type, const char *name, void **out, stm_error *err);
+STM_NODISCARD stm_err stm_zsock_new(void *ctx, int type, const char *name, void **out,
+                                    stm_error *err);
 
 /* Closes *sock when it is open and sets it to NULL; safe twice. */
 void stm_zsock_close(void **sock);
 
 /* zmq_setsockopt with the result checked. */
-STM_NODISCARD stm_err stm_zsock_set(void *sock, int option, const void *value, size_t len, const char *name,
-                  stm_error *err);
-STM_NODISCARD stm_err stm_zsock_set_int(void *sock, int option, int value, const char *name, stm_error *err);
-STM_NODISCARD stm_err stm_zsock_set_int64(void *sock, int option, int64_t value, const char *name, stm_error *err);
+STM_NODISCARD stm_err stm_zsock_set(void *sock, int option, const void *value, size_t len,
+                                    const char *name, stm_error *err);
+STM_NODISCARD stm_err stm_zsock_set_int(void *sock, int option, int value, const char *name,
+                                        stm_error *err);
+STM_NODISCARD stm_err stm_zsock_set_int64(void *sock, int option, int64_t value, const char *name,
+                                          stm_error *err);
 
 #endif

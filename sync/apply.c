@@ -435,7 +435,8 @@ written:
      * parked for a missing column, the row's entry for such writes. */
     bool moved = false;
     for (size_t i = 0; i < ncells && rc == STM_OK && !refused; i++) {
-        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, first->hlc, origin_no, cells[i].seq);
+        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, first->hlc, origin_no,
+                         cells[i].seq);
         moved = true;
     }
     if (rc == STM_OK && nparked) {
@@ -530,7 +531,7 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
         if (rc == STM_OK && fresh)
             rc = stm_op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
-                                      : s_apply_writes(a, ops + i, fresh, st, err);
+                                          : s_apply_writes(a, ops + i, fresh, st, err);
         i = j;
     }
     return rc;

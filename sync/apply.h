@@ -59,7 +59,8 @@ void stm_applier_destroy(applier_t **self_p);
  * the batch is kept, and the error says why. Between stm_applier_begin and
  * stm_applier_commit, batches join one transaction instead, and a failure rolls back
  * everything since stm_applier_begin. */
-STM_NODISCARD stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err);
+STM_NODISCARD stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats,
+                                        stm_error *err);
 
 /* Opens a transaction that the following batches join until stm_applier_commit: one
  * commit for many batches (a whole bundle, or what a node receives between two

@@ -29,7 +29,7 @@
  * the online backup API (consistent even while the application writes). The path is
  * returned in *out_path, the caller's. */
 stm_err stm_backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
-                    stm_error *err)
+                        stm_error *err)
 {
     time_t now = time(NULL);
     struct tm tm;
@@ -141,7 +141,7 @@ void stm_backup_restored_free(backup_restored *r)
 }
 
 stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
-                       stm_error *err)
+                           stm_error *err)
 {
     backup_restored local;
     backup_restored *res = out ? out : &local;
@@ -161,9 +161,10 @@ stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_
     /* Nothing is lost: what is being replaced is kept too. */
     if (rc == STM_OK && existed)
         rc = stm_backup_make(stm_store_db(dst), db_path, s_recorded_version(stm_store_db(dst)),
-                         &res->saved_path, err);
+                             &res->saved_path, err);
     if (rc == STM_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(stm_store_db(dst), "main", stm_store_db(src), "main");
+        sqlite3_backup *b =
+            sqlite3_backup_init(stm_store_db(dst), "main", stm_store_db(src), "main");
         int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
         if (b)
             sqlite3_backup_finish(b);

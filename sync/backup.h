@@ -25,8 +25,8 @@
  * file DB.vFROM-STAMP[-N].bak beside db_path, from_version being the FROM in its name.
  * *out_path is the caller's to free. STM_ESYS when no file can be created, STM_EDB
  * when the copy fails. */
-STM_NODISCARD stm_err stm_backup_make(sqlite3 *src, const char *db_path, int from_version, char **out_path,
-                    stm_error *err);
+STM_NODISCARD stm_err stm_backup_make(sqlite3 *src, const char *db_path, int from_version,
+                                      char **out_path, stm_error *err);
 
 /* What stm_backup_restore did. A plain value; saved_path is its own (stm_backup_restored_free). */
 typedef struct {
@@ -42,8 +42,8 @@ typedef struct {
  * stm_backup_restored_free whatever this returns. STM_EUSAGE when backup_path is the
  * database itself, STM_EINPUT when it is missing or not a usable SQLite database,
  * STM_ECORRUPT when it fails the check. */
-STM_NODISCARD stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_restored *out,
-                       stm_error *err);
+STM_NODISCARD stm_err stm_backup_restore(const char *db_path, const char *backup_path,
+                                         backup_restored *out, stm_error *err);
 /* Frees what r holds and zeroes it; safe twice. */
 void stm_backup_restored_free(backup_restored *r);
 

@@ -93,7 +93,7 @@ static void s_header(s_out *o, const unsigned char magic[4])
 }
 
 stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
-                     stm_error *err)
+                         stm_error *err)
 {
     /* The application's changes still queued are operations this database holds
      * (a read-only connection cannot make them so, and leaves them queued). */
@@ -318,13 +318,13 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
 }
 
 stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
-                         stm_error *err)
+                             stm_error *err)
 {
     return s_bundle_pass(path, fn, ctx, info, err);
 }
 
 stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
-                    stm_error *err)
+                        stm_error *err)
 {
     /* First the whole file is checked, then it is read again for real: nothing is
      * handed out of a bundle that turns out to be damaged further on. */

@@ -38,8 +38,8 @@ typedef struct {
 /* Writes the operations of store above since (NULL: all) to path, after turning the
  * application's queued changes into operations (stm_applier_catch_up) unless store is
  * read-only. */
-STM_NODISCARD stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
-                     stm_error *err);
+STM_NODISCARD stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path,
+                                       bundle_info *info, stm_error *err);
 
 /* Called for each batch of a verified bundle; a non-OK return stops the reading. */
 typedef stm_err (*bundle_batch_fn)(void *ctx, const opbatch_t *batch, stm_error *err);
@@ -49,14 +49,14 @@ typedef stm_err (*bundle_batch_fn)(void *ctx, const opbatch_t *batch, stm_error 
  * The second reading checks the digest again: a file changed in place between the two
  * fails at its end, after some calls, so a caller that applies should do so in one
  * transaction (stm_applier_begin) and roll back on failure, as `stemma apply` does. */
-STM_NODISCARD stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
-                    stm_error *err);
+STM_NODISCARD stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx,
+                                      bundle_info *info, stm_error *err);
 /* Reads path once, handing each batch to fn as it is decoded, and checks the count
  * and digest at the end: a damaged bundle fails after some calls. For a caller that
  * applies in one transaction and rolls back on any failure (`stemma apply`): the same
  * guarantee as stm_bundle_read for half the reading. */
-STM_NODISCARD stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
-                         stm_error *err);
+STM_NODISCARD stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx,
+                                           bundle_info *info, stm_error *err);
 
 STM_NODISCARD stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
 /* *out is the caller's. STM_ECORRUPT for a damaged file. */

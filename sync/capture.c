@@ -203,7 +203,8 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
      * compares (it is the application's write the trigger slows). */
     if (mark_id) {
         s_ref(&tmp, "NEW", key);
-        stm_buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)", (long long)mark_id);
+        stm_buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)",
+                       (long long)mark_id);
     }
     s_trigger_head(b, "ins", "INSERT", table, mark_id ? stm_buf_str(&tmp) : NULL);
     s_queue(b, table, "NEW", key, 0, "-1");
@@ -279,7 +280,8 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
                                "%s: table %s has a primary key of several columns, which stemma "
                                "cannot sync; exclude it (stemma migrate --exclude %s) or give it "
                                "a single-column key",
-                               stm_store_path(store), stm_catalog_table_name(t), stm_catalog_table_name(t));
+                               stm_store_path(store), stm_catalog_table_name(t),
+                               stm_catalog_table_name(t));
             break;
         default:
             break;
@@ -310,8 +312,8 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
         return stm_store_error(store, err, "writing stemma_mark");
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1,
+                           &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     step = sqlite3_step(stmt);
@@ -321,7 +323,7 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
 }
 
 stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
-                          void *ctx, stm_error *err)
+                              void *ctx, stm_error *err)
 {
     sqlite3_stmt *rows = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,

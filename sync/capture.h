@@ -86,7 +86,7 @@ bool stm_capture_is_own_table(const char *name);
  * and empties the queue. catalog is the database's current schema (lent). Runs in
  * the caller's write transaction: the operations must be recorded in it too. */
 STM_NODISCARD stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
-                        stm_error *err);
+                                          stm_error *err);
 
 /* Raises every marked table's mark to its greatest key. stemma calls it at the end of
  * each of its own write transactions (after collecting, which began it), so that the
@@ -95,6 +95,7 @@ STM_NODISCARD stm_err stm_capture_mark(store_t *store, const catalog_t *catalog,
 
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
  * next stm_capture_install. */
-STM_NODISCARD stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err);
+STM_NODISCARD stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude,
+                                          stm_error *err);
 
 #endif

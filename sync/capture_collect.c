@@ -323,7 +323,7 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
 }
 
 stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
-                        stm_error *err)
+                            stm_error *err)
 {
     s_queue_t q = {0};
     s_writer w = {0};

@@ -19,7 +19,7 @@ typedef stm_err (*capture_mark_fn)(store_t *store, const catalog_table *t, sqlit
                                    void *ctx, stm_error *err);
 /* Calls fn for each marked table of catalog (a synced table whose key has INTEGER
  * affinity) that has a stemma_mark row; stops at fn's first error. */
-STM_NODISCARD stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
-                          void *ctx, stm_error *err);
+STM_NODISCARD stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog,
+                                            capture_mark_fn fn, void *ctx, stm_error *err);
 
 #endif

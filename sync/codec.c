@@ -252,8 +252,9 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
     if (!stm_msgread_array(r, &fields) || fields < 9)
         return s_bad(err, "an operation is not an array of at least 9 fields");
     uint64_t origin_i, version_i, table_i, seq, hlc;
-    if (!stm_msgread_uint(r, &origin_i) || !stm_msgread_uint(r, &seq) || !stm_msgread_uint(r, &hlc) ||
-        !stm_msgread_uint(r, &version_i) || !stm_msgread_uint(r, &table_i))
+    if (!stm_msgread_uint(r, &origin_i) || !stm_msgread_uint(r, &seq) ||
+        !stm_msgread_uint(r, &hlc) || !stm_msgread_uint(r, &version_i) ||
+        !stm_msgread_uint(r, &table_i))
         return s_bad(err, "an operation's origin, seq, hlc, version or table is not an integer");
     if (origin_i >= lists[0].count || version_i >= lists[1].count || table_i >= lists[2].count)
         return s_bad(err, "an operation's index is beyond its list");

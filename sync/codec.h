@@ -35,7 +35,8 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
 
 /* Decodes one batch from data and appends its operations to out. On malformed input
  * returns STM_EPROTO with what is wrong, and out is left as it was. */
-STM_NODISCARD stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err);
+STM_NODISCARD stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out,
+                                           stm_error *err);
 
 /* Packs one value as the grammar above has it (nil, int, float, str or bin). */
 void stm_codec_pack_value(msgpack_packer *pk, const op_value *v);

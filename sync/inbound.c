@@ -132,16 +132,16 @@ static void s_failed(inbound_t *q, const stm_error *err)
         q->busy_failures++;
         if (q->fault != S_FAULT_BUSY)
             stm_log_event(STM_LOG_WARN, "busy", NULL,
-                      "another program holds the database's write lock (waited %d ms): "
-                      "received batches wait (%zu), unacknowledged, and are tried again",
-                      q->busy_timeout_ms, q->count);
+                          "another program holds the database's write lock (waited %d ms): "
+                          "received batches wait (%zu), unacknowledged, and are tried again",
+                          q->busy_timeout_ms, q->count);
     } else {
         q->io_failures++;
         if (q->fault != S_FAULT_IO)
             stm_log_event(STM_LOG_ERROR, "apply", NULL,
-                      "%s: received batches wait (%zu), unacknowledged, and are tried again "
-                      "until the database takes them",
-                      err->msg, q->count);
+                          "%s: received batches wait (%zu), unacknowledged, and are tried again "
+                          "until the database takes them",
+                          err->msg, q->count);
     }
     q->fault = fault;
     /* A busy handler has waited already: try again soon. Otherwise back off. */
@@ -152,7 +152,8 @@ static void s_failed(inbound_t *q, const stm_error *err)
                                   : q->retry_backoff_ms * 2;
 }
 
-bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx)
+bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack,
+                       void *ctx)
 {
     if (!q->count)
         return false;
@@ -173,9 +174,9 @@ bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound
     }
     if (q->fault != S_FAULT_NONE)
         stm_log_event(STM_LOG_INFO, "apply", NULL,
-                  "the database takes writes again: stored the "
-                  "received batches that waited (%zu)",
-                  q->count);
+                      "the database takes writes again: stored the "
+                      "received batches that waited (%zu)",
+                      q->count);
     q->fault = S_FAULT_NONE;
     q->retry_at_ms = 0;
     /* Acknowledged with the vector after the commit (invariant 1). */

@@ -84,7 +84,8 @@ bool stm_inbound_failing(const inbound_t *q);
  * returns false. When the vector cannot be read after the commit, the batches are
  * stored but not acknowledged (their senders send them again, which changes nothing):
  * the queue is emptied and it returns false. */
-bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack, void *ctx);
+bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack,
+                       void *ctx);
 
 /* Batches waiting; attempts that failed because the database was busy, or for another
  * reason; batches refused because the queue was full. */

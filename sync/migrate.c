@@ -125,10 +125,10 @@ static stm_err s_read_records(migrate_t *self, stm_error *err)
 {
     buf_t sql = BUF_INIT;
     stm_buf_printf(&sql,
-               "SELECT version, applied_at, description, %s, %s FROM schema_version "
-               "ORDER BY version",
-               self->has_id_column ? "version_id" : "NULL",
-               self->has_checksum_column ? "checksum" : "NULL");
+                   "SELECT version, applied_at, description, %s, %s FROM schema_version "
+                   "ORDER BY version",
+                   self->has_id_column ? "version_id" : "NULL",
+                   self->has_checksum_column ? "checksum" : "NULL");
     sqlite3_stmt *stmt = NULL;
     int prc = sqlite3_prepare_v2(stm_store_db(self->store), stm_buf_str(&sql), -1, &stmt, NULL);
     stm_buf_free(&sql);
@@ -245,7 +245,8 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
 
 /* ---- open, accessors ---- */
 
-stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err)
+stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out,
+                         stm_error *err)
 {
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
@@ -365,7 +366,7 @@ const char *stm_migrate_drift_at(const migrate_t *self, size_t i)
 /* ---- history ---- */
 
 stm_err stm_migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
-                             stm_error *err)
+                                 stm_error *err)
 {
     *records = NULL;
     *count = 0;

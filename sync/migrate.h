@@ -187,7 +187,8 @@ typedef struct migrate migrate_t;
  * missing db_path reads as version 0 and is not created. *out is the caller's
  * (stm_migrate_destroy). STM_EINPUT for a bad schema set, a file that is not SQLite or a
  * schema_version table of another layout; drift is not an error here (see below). */
-STM_NODISCARD stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_migrate_open(const char *db_path, const char *schemas_dir,
+                                       migrate_t **out, stm_error *err);
 void stm_migrate_destroy(migrate_t **self_p);
 
 /* The schema set and its lineage, lent: valid until stm_migrate_destroy. */
@@ -218,8 +219,8 @@ const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
  * created): the dry run. Makes every check stm_migrate_run makes and refuses as it would.
  * *plan is the caller's to free with stm_migrate_plan_free whatever this returns; on a
  * refusal, plan->checked says whether its first part is filled. */
-STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
-                         stm_error *err);
+STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *opts,
+                                           migrate_plan *plan, stm_error *err);
 
 /* Applies the pending migrations up to opts->to, each in its own transaction (see the
  * invariants above), and records opts->exclude in stemma_exclude; then retries every
@@ -230,26 +231,26 @@ STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_option
  * message (in: statement); ... still at version N". Does nothing when nothing is
  * pending. Each step is told to opts->progress as it happens. *result (NULL: not
  * wanted) is the caller's to free with stm_migrate_result_free whatever this returns. */
-STM_NODISCARD stm_err stm_migrate_run(migrate_t *self, const migrate_options *opts, migrate_result *result,
-                    stm_error *err);
+STM_NODISCARD stm_err stm_migrate_run(migrate_t *self, const migrate_options *opts,
+                                      migrate_result *result, stm_error *err);
 
 /* What stm_migrate_rollback would do with opts, changing nothing; *plan as for
  * stm_migrate_run_plan. Includes running the rollbacks in memory. */
-STM_NODISCARD stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *opts, migrate_plan *plan,
-                              stm_error *err);
+STM_NODISCARD stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *opts,
+                                                migrate_plan *plan, stm_error *err);
 
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
  * missing rollback file (naming it), when a rollback fails in memory, or for a target
  * above the current version (STM_EUSAGE). Progress and *result as for stm_migrate_run. */
-STM_NODISCARD stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *opts, migrate_result *result,
-                         stm_error *err);
+STM_NODISCARD stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *opts,
+                                           migrate_result *result, stm_error *err);
 
 /* Reads db_path's schema_version (read-only; the file must exist). *records is the
  * caller's (stm_migrate_records_free), *count its length; an empty list when the database
  * has no schema_version. */
-STM_NODISCARD stm_err stm_migrate_history_read(const char *db_path, migrate_record **records, size_t *count,
-                             stm_error *err);
+STM_NODISCARD stm_err stm_migrate_history_read(const char *db_path, migrate_record **records,
+                                               size_t *count, stm_error *err);
 void stm_migrate_records_free(migrate_record **records_p, size_t count);
 
 /* Putting a backup back is backup.h's stm_backup_restore. */

@@ -92,8 +92,8 @@ static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
     if (!self->prepared)
         return true;
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
-                           &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(stm_store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
         return true;
     bool found_new = false;
     for (size_t i = 0; i < o->nexclude && !found_new; i++) {
@@ -108,7 +108,7 @@ static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
 /* ---- migrate ---- */
 
 stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
-                         stm_error *err)
+                             stm_error *err)
 {
     memset(plan, 0, sizeof *plan);
     int count = (int)stm_lineage_count(self->lineage);
@@ -195,7 +195,7 @@ static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
 }
 
 stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, migrate_plan *plan,
-                              stm_error *err)
+                                  stm_error *err)
 {
     memset(plan, 0, sizeof *plan);
     int to = o->to;

@@ -108,7 +108,7 @@ static stm_err s_backup_before_change(const s_run *run, stm_error *err)
 {
     migrate_t *self = run->self;
     stm_err rc = stm_backup_make(stm_store_db(self->store), self->db_path, self->version,
-                             &run->res->backup_path, err);
+                                 &run->res->backup_path, err);
     if (rc == STM_OK) {
         migrate_event ev = {.kind = MIGRATE_EVENT_BACKUP_WRITTEN, .path = run->res->backup_path};
         s_tell(run, &ev);
@@ -194,9 +194,11 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
     migrate_t *self = run->self;
     stm_err rc = s_begin(self, self->version, err);
     if (rc == STM_OK && !self->has_id_column)
-        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT", err);
+        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT",
+                            err);
     if (rc == STM_OK && !self->has_checksum_column)
-        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
+        rc =
+            stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
     sqlite3_stmt *stmt = NULL;
     if (rc == STM_OK &&
         sqlite3_prepare_v2(stm_store_db(self->store),
@@ -487,13 +489,13 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
 }
 
 stm_err stm_migrate_run(migrate_t *self, const migrate_options *o, migrate_result *result,
-                    stm_error *err)
+                        stm_error *err)
 {
     return s_plan_and_run(self, o, result, MIGRATE_UP, err);
 }
 
 stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *o, migrate_result *result,
-                         stm_error *err)
+                             stm_error *err)
 {
     return s_plan_and_run(self, o, result, MIGRATE_DOWN, err);
 }

@@ -154,11 +154,12 @@ bool stm_op_is_delete(const op_t *op)
 bool stm_op_same_row_change(const op_t *a, const op_t *b)
 {
     return a->hlc == b->hlc && stm_id_equal(&a->origin, &b->origin) && !stm_op_is_delete(a) &&
-           !stm_op_is_delete(b) && strcmp(a->table, b->table) == 0 && stm_op_value_equal(&a->pk, &b->pk);
+           !stm_op_is_delete(b) && strcmp(a->table, b->table) == 0 &&
+           stm_op_value_equal(&a->pk, &b->pk);
 }
 
 int stm_op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
-                     const stm_id *origin_b)
+                         const stm_id *origin_b)
 {
     if (hlc_a != hlc_b)
         return hlc_a < hlc_b ? -1 : 1;

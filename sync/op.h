@@ -88,7 +88,7 @@ bool stm_op_is_delete(const op_t *op);
 bool stm_op_same_row_change(const op_t *a, const op_t *b);
 /* Orders two writes by (hlc, origin): <0, 0 or >0. The last writer wins. */
 int stm_op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
-                     const stm_id *origin_b);
+                         const stm_id *origin_b);
 
 /* Binds v to parameter i of stmt. */
 int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);

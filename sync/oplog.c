@@ -34,7 +34,8 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
     uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, RC_SEQ);
     int64_t n = sqlite3_column_int64(stmt, RC_N);
     op.hlc = (uint64_t)sqlite3_column_int64(stmt, RC_HLC);
-    stm_err rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
+    stm_err rc =
+        stm_store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
     if (rc != STM_OK)
         return rc;
     op.table = (const char *)sqlite3_column_text(stmt, RC_TBL);
@@ -51,7 +52,7 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
     }
     msgread_t r;
     stm_msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
-                 (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
+                     (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
     /* Checked whole first, so that a damaged row adds nothing. */
     msgread_t check = r;
     for (int64_t i = 0; i < n; i++) {
@@ -131,7 +132,7 @@ void stm_oplog_destroy(oplog_t **self_p)
 }
 
 stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
-                     stm_error *err)
+                         stm_error *err)
 {
     const op_t *first = ops[0];
     int64_t origin, version;
@@ -192,7 +193,7 @@ stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *en
 }
 
 stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
-                         stm_error *err)
+                             stm_error *err)
 {
     uint64_t end;
     stm_err rc = stm_oplog_holds(log, origin, from + 1, &end, err);
@@ -218,7 +219,7 @@ stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64
 }
 
 stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
-                    bool *found, stm_error *err)
+                        bool *found, stm_error *err)
 {
     *found = false;
     int64_t no;
@@ -273,7 +274,7 @@ static const char *const s_select =
     "(SELECT max(seq) FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1), 0) ORDER BY seq";
 
 stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
-                         stm_error *err)
+                             stm_error *err)
 {
     vector_t *mine = NULL;
     stm_err rc = stm_vector_read(store, &mine, err);
@@ -340,7 +341,7 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
 }
 
 stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
-                          size_t *got, stm_error *err)
+                              size_t *got, stm_error *err)
 {
     *got = 0;
     while (*got < max_ops && stm_opbatch_bytes(batch) < max_bytes) {

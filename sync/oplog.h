@@ -37,21 +37,22 @@ void stm_oplog_destroy(oplog_t **self_p);
  * and key with consecutive sequence numbers, or one delete. table is the name to
  * store. None of them may be held already (stm_oplog_holds). In the caller's
  * transaction. */
-STM_NODISCARD stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const char *table,
-                     stm_error *err);
+STM_NODISCARD stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n,
+                                       const char *table, stm_error *err);
 
 /* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
  * last sequence of the stored row change holding it, else 0. */
-STM_NODISCARD stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err);
+STM_NODISCARD stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end,
+                                      stm_error *err);
 
 /* The highest sequence to which origin's operations are held without a gap, counting
  * from `from` (held up to there already): from itself when from + 1 is missing. */
-STM_NODISCARD stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from, uint64_t *to,
-                         stm_error *err);
+STM_NODISCARD stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_t from,
+                                           uint64_t *to, stm_error *err);
 
 /* Appends operation seq of origin to out; *found false when it is not held. */
-STM_NODISCARD stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatch_t *out,
-                    bool *found, stm_error *err);
+STM_NODISCARD stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq,
+                                      opbatch_t *out, bool *found, stm_error *err);
 
 /* ---- reading for a peer ---- */
 
@@ -61,17 +62,18 @@ typedef struct oplog_reader oplog_reader_t;
  * the caller's (stm_oplog_reader_destroy); it keeps statements open on the store's
  * connection until destroyed. Local changes still queued (capture.h) are not read:
  * callers collect them first (stm_applier_catch_up). */
-STM_NODISCARD stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
-                         stm_error *err);
+STM_NODISCARD stm_err stm_oplog_reader_new(store_t *store, const vector_t *since,
+                                           oplog_reader_t **out, stm_error *err);
 void stm_oplog_reader_destroy(oplog_reader_t **self_p);
 
 /* Appends the next operations to batch until it holds max_ops more or max_bytes in
  * all (stm_opbatch_bytes), going over only to finish a row change. *got is how many were
  * appended; 0 means done. */
-STM_NODISCARD stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
-                          size_t *got, stm_error *err);
+STM_NODISCARD stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops,
+                                            size_t max_bytes, size_t *got, stm_error *err);
 
 /* How many operations the database holds, and how many of them are parked. */
-STM_NODISCARD stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err);
+STM_NODISCARD stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked,
+                                       stm_error *err);
 
 #endif

@@ -92,7 +92,7 @@ static void s_warn_once(park_t *p, const op_t *op, const char *reason)
     p->warned[p->nwarned++] = stm_buf_detach(&key);
     buf_t msg = BUF_INIT;
     stm_buf_printf(&msg, "parking operations from %s on %s%s%s: %s", origin, op->table,
-               op->column ? "." : "", op->column ? op->column : "", reason);
+                   op->column ? "." : "", op->column ? op->column : "", reason);
     p->warn(p->warn_ctx, stm_buf_str(&msg));
     stm_buf_free(&msg);
 }
@@ -173,8 +173,8 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
     return STM_OK;
 }
 
-stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
-                   stm_error *err)
+stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx,
+                       uint64_t *replayed, stm_error *err)
 {
     *replayed = 0;
     opbatch_t *batch = stm_opbatch_new();
@@ -194,7 +194,7 @@ stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx
 }
 
 stm_err stm_park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
-                             stm_error *err)
+                         stm_error *err)
 {
     *out = NULL;
     *count = 0;

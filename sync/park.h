@@ -52,7 +52,8 @@ park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
 void stm_park_destroy(park_t **self_p);
 
 /* Parks op (recorded already) as kind (not PARK_ANY) for reason. */
-STM_NODISCARD stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err);
+STM_NODISCARD stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason,
+                                  stm_error *err);
 
 /* True when an operation of kind is parked (false, too, when the database cannot
  * say: the next retry will find out). */
@@ -63,8 +64,8 @@ STM_NODISCARD stm_err stm_park_count(park_t *p, park_kind kind, uint64_t *count,
 
 /* Retries every operation of kind parked here through apply (invariant 2);
  * *replayed is how many applied. */
-STM_NODISCARD stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx, uint64_t *replayed,
-                   stm_error *err);
+STM_NODISCARD stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx,
+                                     uint64_t *replayed, stm_error *err);
 
 /* One reason operations are parked for, and how many are parked for it. */
 typedef struct {
@@ -78,7 +79,7 @@ typedef struct {
 /* The parked operations counted by reason, most common first, at most max reasons
  * (max <= PARK_REASONS_MAX). *out is the caller's (stm_park_reasons_free). */
 STM_NODISCARD stm_err stm_park_reasons(store_t *store, size_t max, park_reason **out, size_t *count,
-                     stm_error *err);
+                                       stm_error *err);
 void stm_park_reasons_free(park_reason **list, size_t count);
 
 #endif

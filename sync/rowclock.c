@@ -152,7 +152,7 @@ rowclock_entry *stm_rowclock_find(rowclock_t *c, rowclock_kind kind, const char 
 }
 
 void stm_rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
-                  int64_t origin, uint64_t seq)
+                      int64_t origin, uint64_t seq)
 {
     rowclock_entry *e = stm_rowclock_find(c, kind, column);
     if (!e) {

@@ -52,7 +52,7 @@ rowclock_entry *stm_rowclock_find(rowclock_t *c, rowclock_kind kind, const char 
 /* Sets the entry of kind (and column) to the write (hlc, origin, seq), adding it
  * when missing. */
 void stm_rowclock_set(rowclock_t *c, rowclock_kind kind, const char *column, uint64_t hlc,
-                  int64_t origin, uint64_t seq);
+                      int64_t origin, uint64_t seq);
 /* The name of a cell entry, lent until c changes. */
 const char *stm_rowclock_name(const rowclock_t *c, const rowclock_entry *e);
 

@@ -87,7 +87,8 @@ void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t n
     s_raise(s->sent, s->theirs);
 }
 
-stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out, stm_error *err)
+stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
+                           stm_error *err)
 {
     (void)s;
     opbatch_t *b = stm_opbatch_new();
@@ -114,13 +115,14 @@ bool stm_session_wants_to_send(const session_t *s)
     return s->more && s->in_flight < s->window;
 }
 
-stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out, stm_error *err)
+stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
+                               stm_error *err)
 {
     return stm_oplog_reader_new(store, s->sent, out, err);
 }
 
 stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
-                           size_t *count, stm_error *err)
+                               size_t *count, stm_error *err)
 {
     *count = 0;
     s->have_pending = false;
@@ -129,7 +131,8 @@ stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint
         return STM_OK;
     stm_opbatch_clear(s->pending);
     size_t got = 0;
-    stm_err rc = stm_oplog_reader_next(r, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES, &got, err);
+    stm_err rc =
+        stm_oplog_reader_next(r, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES, &got, err);
     if (rc != STM_OK)
         return rc;
     if (got == 0) {

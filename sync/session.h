@@ -60,8 +60,8 @@ void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t n
 
 /* Decodes the batch of their OPS (codec.h) into *out, the caller's (to hand to the
  * inbound queue); STM_EPROTO when malformed, and *out is NULL. */
-STM_NODISCARD stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
-                       stm_error *err);
+STM_NODISCARD stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len,
+                                         opbatch_t **out, stm_error *err);
 
 /* A batch of theirs was stored (committed) and is being acknowledged: counts its
  * operations and those parked. */
@@ -77,15 +77,15 @@ bool stm_session_wants_to_send(const session_t *s);
 
 /* A reader of what lies above sent in store (invariant 1). *out is the caller's
  * (stm_oplog_reader_destroy), to pass to stm_session_next_batch until it returns nothing. */
-STM_NODISCARD stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
-                           stm_error *err);
+STM_NODISCARD stm_err stm_session_reader_new(const session_t *s, store_t *store,
+                                             oplog_reader_t **out, stm_error *err);
 
 /* Reads the next batch from r into out (reset first) as the codec encodes it, and its
  * number into *seq; *count is its operations, 0 when nothing is left (then more is
  * false) or the window is full. The batch counts as sent only once
  * stm_session_batch_sent says it left. */
-STM_NODISCARD stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
-                           size_t *count, stm_error *err);
+STM_NODISCARD stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out,
+                                             uint64_t *seq, size_t *count, stm_error *err);
 
 /* The batch stm_session_next_batch handed out last has left at now_ms: it takes a place
  * in the window and sent covers it. Not called when it could not leave: the next

@@ -131,7 +131,7 @@ sqlite3_stmt *stm_stmtcache_get(stmtcache_t *c, const void *owner, int kind, uin
 }
 
 sqlite3_stmt *stm_stmtcache_add(stmtcache_t *c, const void *owner, int kind, uint64_t mask,
-                            const char *sql)
+                                const char *sql)
 {
     assert(owner);
     /* At most half full, so that probes stay short and always end. */

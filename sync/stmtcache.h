@@ -47,7 +47,7 @@ sqlite3_stmt *stm_stmtcache_get(stmtcache_t *c, const void *owner, int kind, uin
  * returns it, lent, or NULL when SQLite refuses to prepare it (then nothing is
  * kept). owner must not be NULL. */
 sqlite3_stmt *stm_stmtcache_add(stmtcache_t *c, const void *owner, int kind, uint64_t mask,
-                            const char *sql);
+                                const char *sql);
 /* The statement for sql, prepared on its first use, lent; NULL when SQLite refuses.
  * A linear search: for the few shapes no mask can name. */
 sqlite3_stmt *stm_stmtcache_sql(stmtcache_t *c, const char *sql);

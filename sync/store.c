@@ -277,22 +277,22 @@ stm_err stm_store_set_node_id(store_t *self, const stm_id *id, stm_error *err)
     /* The old id's operations stay in the oplog under the old origin: record how many
      * there are in the vector, where remote origins are kept, before switching. */
     stm_err rc = stm_store_exec(self,
-                            "INSERT INTO stemma_vector (origin, seq) SELECT node_id, seq FROM "
-                            "stemma_local WHERE id = 1 AND seq > 0 "
-                            "ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)",
-                            err);
+                                "INSERT INTO stemma_vector (origin, seq) SELECT node_id, seq FROM "
+                                "stemma_local WHERE id = 1 AND seq > 0 "
+                                "ON CONFLICT (origin) DO UPDATE SET seq = max(seq, excluded.seq)",
+                                err);
     if (rc == STM_OK)
         rc = s_write_id(self, "node_id", id, err);
     /* Sequences go on from what this database already holds of the new id (a node
      * id used here before, or its operations received back from peers). */
     if (rc == STM_OK)
         rc = stm_store_exec(self,
-                        "UPDATE stemma_local SET seq = coalesce((SELECT v.seq FROM "
-                        "stemma_vector AS v WHERE v.origin = stemma_local.node_id), 0) "
-                        "WHERE id = 1;"
-                        "DELETE FROM stemma_vector WHERE origin = (SELECT node_id FROM "
-                        "stemma_local WHERE id = 1);",
-                        err);
+                            "UPDATE stemma_local SET seq = coalesce((SELECT v.seq FROM "
+                            "stemma_vector AS v WHERE v.origin = stemma_local.node_id), 0) "
+                            "WHERE id = 1;"
+                            "DELETE FROM stemma_vector WHERE origin = (SELECT node_id FROM "
+                            "stemma_local WHERE id = 1);",
+                            err);
     return rc;
 }
 

@@ -50,7 +50,8 @@ typedef enum {
 /* Opens path. Sets WAL mode and synchronous=NORMAL (unless read-only) and the busy
  * timeout. *out is the caller's (stm_store_destroy). STM_EINPUT when the file is missing
  * (without STORE_OPEN_CREATE) or is not a SQLite database; STM_EDB otherwise. */
-STM_NODISCARD stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out,
+                                     stm_error *err);
 void stm_store_destroy(store_t **self_p);
 
 /* The connection, lent: valid until stm_store_destroy. */
@@ -81,7 +82,8 @@ STM_NODISCARD stm_err stm_store_set_version_id(store_t *self, const stm_id *id, 
  * the caller's transaction); without, sets *no to 0. Numbers are remembered; a caller
  * that rolls back a transaction which may have numbered ids must call
  * stm_store_forget_ids, since the numbers it was given are gone. */
-STM_NODISCARD stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err);
+STM_NODISCARD stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no,
+                                          stm_error *err);
 /* The id numbered no. STM_ECORRUPT when there is none. */
 STM_NODISCARD stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
 void stm_store_forget_ids(store_t *self);

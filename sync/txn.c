@@ -266,7 +266,7 @@ static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n,
 }
 
 stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
-                     stm_error *err)
+                         stm_error *err)
 {
     *fresh = 0;
     s_origin *o;
@@ -339,7 +339,8 @@ static stm_err s_above_top(txn_t *t, txn_table *table, const op_value *pk, bool 
     return STM_OK;
 }
 
-stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err)
+stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found,
+                           stm_error *err)
 {
     bool above;
     stm_rowclock_clear(&t->clock);
@@ -357,7 +358,7 @@ stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool 
     int step = sqlite3_step(get);
     *found = step == SQLITE_ROW;
     if (*found && !stm_rowclock_decode(&t->clock, sqlite3_column_blob(get, 0),
-                                   (size_t)sqlite3_column_bytes(get, 0)))
+                                       (size_t)sqlite3_column_bytes(get, 0)))
         rc = stm_error_set(err, STM_ECORRUPT,
                            "%s: stemma_clock: the clocks of a row of %s are damaged",
                            stm_store_path(t->store), name);
@@ -372,7 +373,8 @@ rowclock_t *stm_txn_clock(txn_t *t)
     return &t->clock;
 }
 
-stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new, stm_error *err)
+stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
+                            stm_error *err)
 {
     stm_buf_reset(&t->clock_bytes);
     stm_rowclock_encode(&t->clock, &t->clock_bytes);
@@ -423,10 +425,11 @@ static stm_err s_record_local(txn_t *t, const opbatch_t *batch, stm_error *err)
             const catalog_column *col =
                 ops[k]->column ? stm_catalog_table_find(table->def, ops[k]->column) : NULL;
             if (stm_op_is_delete(ops[k]))
-                stm_rowclock_set(&t->clock, ROWCLOCK_DELETE, NULL, ops[k]->hlc, origin_no, ops[k]->seq);
+                stm_rowclock_set(&t->clock, ROWCLOCK_DELETE, NULL, ops[k]->hlc, origin_no,
+                                 ops[k]->seq);
             else if (col)
                 stm_rowclock_set(&t->clock, ROWCLOCK_CELL, col->name, ops[k]->hlc, origin_no,
-                             ops[k]->seq);
+                                 ops[k]->seq);
         }
         if (table && rc == STM_OK)
             rc = stm_txn_clock_write(t, table, &ops[i]->pk, !found, err);

@@ -80,18 +80,19 @@ const catalog_column *stm_txn_table_key(const txn_table *table);
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the
  * others are added to *present (invariant 1). */
-STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,
-                     stm_error *err);
+STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh,
+                                       uint64_t *present, stm_error *err);
 
 /* Reads the clocks of row pk of table into stm_txn_clock; *found false when it has none
  * (then stm_txn_clock is empty). A row above the table's greatest integer key is known to
  * have none without a query. */
-STM_NODISCARD stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found, stm_error *err);
+STM_NODISCARD stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk,
+                                         bool *found, stm_error *err);
 /* The clocks of the row read last, lent: the applier changes them, then writes them
  * back with stm_txn_clock_write. */
 rowclock_t *stm_txn_clock(txn_t *t);
 /* Writes stm_txn_clock as the clocks of row pk of table; is_new: it had none. */
-STM_NODISCARD stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
-                        stm_error *err);
+STM_NODISCARD stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk,
+                                          bool is_new, stm_error *err);
 
 #endif

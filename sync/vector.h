@@ -41,6 +41,7 @@ STM_NODISCARD stm_err stm_vector_read(store_t *store, vector_t **out, stm_error 
 void stm_vector_encode(const vector_t *v, buf_t *out);
 /* STM_EPROTO on malformed input (origins out of order or repeated among it, so that
  * decoding stays linear and no entry is ambiguous); *out is the caller's on success. */
-STM_NODISCARD stm_err stm_vector_decode(const void *data, size_t len, vector_t **out, stm_error *err);
+STM_NODISCARD stm_err stm_vector_decode(const void *data, size_t len, vector_t **out,
+                                        stm_error *err);
 
 #endif

@@ -66,11 +66,12 @@ void du_ops(store_t *store)
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     s_ok(stm_applier_catch_up(applier, &err), &err);
     stm_applier_destroy(&applier);
-    s_ok(stm_store_exec(store,
-                    "DROP TABLE IF EXISTS temp.ops;"
-                    "CREATE TEMP TABLE ops (origin BLOB, seq INTEGER, hlc INTEGER, version_id BLOB,"
-                    " tbl TEXT, pk, col TEXT, aff TEXT, val, parked INTEGER);",
-                    &err),
+    s_ok(stm_store_exec(
+             store,
+             "DROP TABLE IF EXISTS temp.ops;"
+             "CREATE TEMP TABLE ops (origin BLOB, seq INTEGER, hlc INTEGER, version_id BLOB,"
+             " tbl TEXT, pk, col TEXT, aff TEXT, val, parked INTEGER);",
+             &err),
          &err);
     oplog_reader_t *reader = NULL;
     s_ok(stm_oplog_reader_new(store, NULL, &reader, &err), &err);

@@ -106,24 +106,31 @@ static void s_random_write(world *w, replica *r)
         if (strcmp(table, "lists") == 0)
             stm_buf_printf(&sql, "INSERT INTO lists (id, name) VALUES ('%s', 'list %d')", id, v);
         else if (strcmp(table, "tags") == 0)
-            stm_buf_printf(&sql, "INSERT INTO tags (id, label, color) VALUES ('%s', '%s-%d', 'c%d')", id,
-                       id, v, v % 7);
+            stm_buf_printf(&sql,
+                           "INSERT INTO tags (id, label, color) VALUES ('%s', '%s-%d', 'c%d')", id,
+                           id, v, v % 7);
         else if (strcmp(table, "comments") == 0)
-            stm_buf_printf(&sql, "INSERT INTO comments (id, task_id, body) VALUES ('%s', 't%d', "
-                             "'body %d')", id, v % 6, v);
+            stm_buf_printf(&sql,
+                           "INSERT INTO comments (id, task_id, body) VALUES ('%s', 't%d', "
+                           "'body %d')",
+                           id, v % 6, v);
         else
-            stm_buf_printf(&sql, "INSERT INTO tasks (id, list_id, title) VALUES ('%s', 'l%d', "
-                             "'title %d')", id, v % 6, v);
+            stm_buf_printf(&sql,
+                           "INSERT INTO tasks (id, list_id, title) VALUES ('%s', 'l%d', "
+                           "'title %d')",
+                           id, v % 6, v);
     } else if (action <= 1) {
         /* Written again whole. */
         if (strcmp(table, "tasks") == 0)
-            stm_buf_printf(&sql, "UPDATE tasks SET title = 'again %d', done = %d, notes = 'n%d' "
-                             "WHERE id = '%s'", v, v % 2, v, id);
+            stm_buf_printf(&sql,
+                           "UPDATE tasks SET title = 'again %d', done = %d, notes = 'n%d' "
+                           "WHERE id = '%s'",
+                           v, v % 2, v, id);
         else if (strcmp(table, "lists") == 0)
             stm_buf_printf(&sql, "UPDATE lists SET name = 'again %d' WHERE id = '%s'", v, id);
         else if (strcmp(table, "tags") == 0)
-            stm_buf_printf(&sql, "UPDATE tags SET label = '%s-%d', color = NULL WHERE id = '%s'", id,
-                       v, id);
+            stm_buf_printf(&sql, "UPDATE tags SET label = '%s-%d', color = NULL WHERE id = '%s'",
+                           id, v, id);
         else
             stm_buf_printf(&sql, "UPDATE comments SET author = 'a%d' WHERE id = '%s'", v, id);
     } else {
@@ -150,7 +157,8 @@ static void s_random_write(world *w, replica *r)
         else if (strcmp(col, "tags") == 0)
             stm_buf_printf(&sql, "UPDATE tasks SET tags = '[\"g%d\"]' WHERE id = '%s'", v % 6, id);
         else
-            stm_buf_printf(&sql, "UPDATE %s SET %s = '%s %d' WHERE id = '%s'", table, col, col, v, id);
+            stm_buf_printf(&sql, "UPDATE %s SET %s = '%s %d' WHERE id = '%s'", table, col, col, v,
+                           id);
     }
     du_exec(r->path, stm_buf_str(&sql));
     stm_buf_free(&sql);

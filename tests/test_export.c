@@ -245,8 +245,10 @@ static void test_wide_table_reads_fast_and_refuses_a_repeated_name(void **state)
     double took = s_seconds() - t0;
     printf("# 60,000 columns read back in %.2f s\n", took);
     assert_true(took < 5.0); /* about 0.2 s; n squared took minutes under the sanitizers */
-    assert_int_equal(stm_catalog_table_count(stm_family_table(stm_lineage_family_at(back, 0))), 60000);
-    assert_non_null(stm_catalog_table_find(stm_family_table(stm_lineage_family_at(back, 0)), "C59999"));
+    assert_int_equal(stm_catalog_table_count(stm_family_table(stm_lineage_family_at(back, 0))),
+                     60000);
+    assert_non_null(
+        stm_catalog_table_find(stm_family_table(stm_lineage_family_at(back, 0)), "C59999"));
     stm_lineage_destroy(&back);
     /* c59999 renamed C1: the same name as c1 to SQLite. */
     char *dup = s_replace(text, "name = \"c59999\"", "name = \"C1\"");

@@ -66,13 +66,15 @@ static void test_ids_depend_on_text_not_on_directory(void **state)
     lineage_t *b = tu_lineage_dir(dir);
     assert_int_equal(stm_lineage_count(a), stm_lineage_count(b));
     for (size_t i = 0; i < stm_lineage_count(a); i++)
-        assert_true(stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(b, i)->id));
+        assert_true(
+            stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(b, i)->id));
     /* One changed byte in version 2 changes ids 2, 3 and 4, not 1. */
     tu_write(dir, "2_renamed.sql", "ALTER TABLE tasks ADD COLUMN priority INTEGER DEFAULT 1;\n");
     lineage_t *c = tu_lineage_dir(dir);
     assert_true(stm_id_equal(&stm_lineage_version_at(a, 0)->id, &stm_lineage_version_at(c, 0)->id));
     for (size_t i = 1; i < 4; i++)
-        assert_false(stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(c, i)->id));
+        assert_false(
+            stm_id_equal(&stm_lineage_version_at(a, i)->id, &stm_lineage_version_at(c, i)->id));
     stm_lineage_destroy(&a);
     stm_lineage_destroy(&b);
     stm_lineage_destroy(&c);

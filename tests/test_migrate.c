@@ -224,7 +224,8 @@ static lineage_t *s_lineage(const char *schemas)
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
     stm_error err = {0};
-    if (stm_schemaset_load(schemas, &set, &err) != STM_OK || stm_lineage_build(set, &l, &err) != STM_OK)
+    if (stm_schemaset_load(schemas, &set, &err) != STM_OK ||
+        stm_lineage_build(set, &l, &err) != STM_OK)
         fail_msg("%s: %s", schemas, err.msg);
     stm_schemaset_destroy(&set);
     return l;
@@ -308,14 +309,14 @@ static void s_record(const migrate_event *ev, void *user)
         break;
     case MIGRATE_EVENT_STEP_DONE:
     case MIGRATE_EVENT_STEP_FAILED:
-        stm_buf_printf(&e->log, "%s %s %d\n", ev->kind == MIGRATE_EVENT_STEP_DONE ? "done" : "failed",
-                   dir, s->version);
+        stm_buf_printf(&e->log, "%s %s %d\n",
+                       ev->kind == MIGRATE_EVENT_STEP_DONE ? "done" : "failed", dir, s->version);
         e->open_step = 0;
         assert_true(ev->elapsed_ms >= 0);
         break;
     case MIGRATE_EVENT_REPLAYED:
         stm_buf_printf(&e->log, "replayed %llu %llu\n", (unsigned long long)ev->replayed,
-                   (unsigned long long)ev->parked);
+                       (unsigned long long)ev->parked);
         break;
     case MIGRATE_EVENT_CAPTURE_SET_UP:
         stm_buf_printf(&e->log, "capture %d\n", ev->version);
@@ -375,8 +376,8 @@ static void s_run_silently(migrate_t *m, const migrate_options *o, migrate_direc
     stm_error err = {0};
     s_capture c;
     s_capture_begin(&c);
-    stm_err rc =
-        dir == MIGRATE_UP ? stm_migrate_run(m, o, res, &err) : stm_migrate_rollback(m, o, res, &err);
+    stm_err rc = dir == MIGRATE_UP ? stm_migrate_run(m, o, res, &err)
+                                   : stm_migrate_rollback(m, o, res, &err);
     long long printed = s_capture_end(&c);
     if (rc != STM_OK)
         fail_msg("%s", err.msg);
@@ -586,7 +587,7 @@ static void test_an_id_without_a_checksum_names_the_earlier_file(void **state)
     migrate_t *m = s_open(f->db, set);
     assert_int_equal(stm_migrate_drift_count(m), 1);
     assert_non_null(strstr(stm_migrate_drift_at(m, 0), "/002_add_priority.sql: differs from the "
-                                                   "migration that was applied"));
+                                                       "migration that was applied"));
     stm_migrate_destroy(&m);
     free(set);
 }
@@ -607,8 +608,9 @@ static void s_make_old_style(const char *db, int n, const char *extra_rows)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     for (int k = 1; k <= n; k++) {
-        assert_int_equal(sqlite3_exec(c, stm_schemaset_at(set, (size_t)k - 1)->text, NULL, NULL, NULL),
-                         SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(c, stm_schemaset_at(set, (size_t)k - 1)->text, NULL, NULL, NULL),
+            SQLITE_OK);
         char sql[200];
         /* Descriptions an older tool wrote need not match ours. */
         snprintf(sql, sizeof sql,
@@ -642,7 +644,7 @@ static void test_an_older_schema_version_is_adopted(void **state)
     assert_int_equal(stm_migrate_version(m), 4);
     assert_true(res.adopted);
     assert_string_equal(stm_buf_str(&e.log), "backup\nadopted 2\nstarted up 3\ndone up 3\n"
-                                         "started up 4\ndone up 4\nreplayed 0 0\n");
+                                             "started up 4\ndone up 4\nreplayed 0 0\n");
     s_events_free(&e);
     /* The backup was taken before adoption: an older tool's table, at version 2. */
     const char *bak = res.backup_path;
@@ -716,7 +718,7 @@ static void test_capture_is_set_up_again_when_stemma_tables_are_gone(void **stat
                      SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW)
         stm_buf_printf(&drop, "DROP %s IF EXISTS \"%s\";", sqlite3_column_text(st, 0),
-                   sqlite3_column_text(st, 1));
+                       sqlite3_column_text(st, 1));
     sqlite3_finalize(st);
     sqlite3_close(c);
     s_exec(f->db, stm_buf_str(&drop));
@@ -759,7 +761,8 @@ static void test_adoption_refuses_versions_the_directory_lacks(void **state)
     s_hash_file(f->db, before);
     migrate_t *m = s_open(f->db, TASKS);
     assert_int_equal(stm_migrate_drift_count(m), 1);
-    assert_non_null(strstr(stm_migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
+    assert_non_null(
+        strstr(stm_migrate_drift_at(m, 0), "holds version 5, which schemas/tasks lacks"));
     migrate_options o = MIGRATE_OPTIONS_INIT;
     stm_error err = {0};
     assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
@@ -1302,10 +1305,10 @@ static void test_a_run_tells_each_step_and_prints_nothing(void **state)
     migrate_result res;
     s_run_silently(m, &o, MIGRATE_UP, &res);
     assert_string_equal(stm_buf_str(&e.log), "backup\n"
-                                         "started up 2\ndone up 2\n"
-                                         "started up 3\ndone up 3\n"
-                                         "started up 4\ndone up 4\n"
-                                         "replayed 0 0\n");
+                                             "started up 2\ndone up 2\n"
+                                             "started up 3\ndone up 3\n"
+                                             "started up 4\ndone up 4\n"
+                                             "replayed 0 0\n");
     assert_int_equal(e.stray, 0);
     const lineage_t *l = stm_migrate_lineage(m);
     assert_int_equal(res.direction, MIGRATE_UP);

@@ -484,8 +484,9 @@ static void test_peers(void **state)
         stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://h", true, &p, &err),
         STM_EINPUT);
     assert_non_null(strstr(err.msg, "has no port"));
-    assert_int_equal(stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@", true, &p, &err),
-                     STM_EINPUT);
+    assert_int_equal(
+        stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@", true, &p, &err),
+        STM_EINPUT);
     assert_int_equal(
         stm_config_parse_peer("HelloWorldHelloWorldHelloWorldHelloWorld@tcp://*:1", true, &p, &err),
         STM_EINPUT);

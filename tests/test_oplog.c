@@ -506,7 +506,8 @@ static void test_a_damaged_row_change_is_refused_whole(void **state)
         opbatch_t *batch = stm_opbatch_new();
         size_t got = 99;
         stm_error_clear(&err);
-        assert_int_equal(stm_oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err), STM_ECORRUPT);
+        assert_int_equal(stm_oplog_reader_next(reader, batch, 100, 1u << 20, &got, &err),
+                         STM_ECORRUPT);
         assert_int_equal(stm_opbatch_count(batch), 0);
         assert_non_null(strstr(err.msg, "stemma_oplog"));
         assert_non_null(strstr(err.msg, "sequence 5 is damaged"));

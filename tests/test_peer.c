@@ -171,7 +171,7 @@ static void test_meeting_silence_and_return(void **state)
     assert_true(stm_peer_on_bye(p, 8000)); /* (d) */
     assert_int_equal(stm_peer_get_state(p), PEER_GONE);
     assert_int_equal(stm_peer_hello_at(p), 8000 + TIMING.reconnect_min_ms);
-    assert_false(stm_peer_on_bye(p, 8001));     /* gone already: no change */
+    assert_false(stm_peer_on_bye(p, 8001)); /* gone already: no change */
     s_on_hello(f, false, &f->policy, 9000); /* (g) */
     assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
     assert_int_equal(stm_peer_hello_at(p), INT64_MAX);

@@ -69,7 +69,8 @@ static void test_no_common_first_version_is_unrelated(void **state)
 static void test_empty_histories(void **state)
 {
     (void)state;
-    lineage_t *e1 = stm_lineage_new("e1"), *e2 = stm_lineage_new("e2"), *l = tu_lineage_files_ok(V2);
+    lineage_t *e1 = stm_lineage_new("e1"), *e2 = stm_lineage_new("e2"),
+              *l = tu_lineage_files_ok(V2);
     size_t common = 99;
     assert_int_equal(stm_relation_of_lineages(e1, e2, &common), RELATION_SAME);
     assert_int_equal(common, 0);

@@ -56,7 +56,8 @@ static void test_a_row_change_is_one_write(void **state)
     stm_rowclock_set(&one, ROWCLOCK_CELL, "a", 123456789012345ull, 3, 1000000);
     const char *names[] = {"a", "b", "c", "d", "e", "f"};
     for (int i = 0; i < 6; i++)
-        stm_rowclock_set(&six, ROWCLOCK_CELL, names[i], 123456789012345ull, 3, 1000000 + (uint64_t)i);
+        stm_rowclock_set(&six, ROWCLOCK_CELL, names[i], 123456789012345ull, 3,
+                         1000000 + (uint64_t)i);
     buf_t b1 = BUF_INIT, b6 = BUF_INIT;
     stm_rowclock_encode(&one, &b1);
     stm_rowclock_encode(&six, &b6);

@@ -192,7 +192,8 @@ static void s_deliver_ops(fixture *f)
         stm_error err = {0};
         s_ok(stm_session_on_ops(f->ba, f->msgs[i].bytes.data, f->msgs[i].bytes.len, &batch, &err),
              &err);
-        assert_true(stm_inbound_add(f->inbound, f->ba, f->msgs[i].seq, &batch, f->msgs[i].bytes.len));
+        assert_true(
+            stm_inbound_add(f->inbound, f->ba, f->msgs[i].seq, &batch, f->msgs[i].bytes.len));
         assert_null(batch);
         stm_buf_free(&f->msgs[i].bytes);
     }
@@ -289,7 +290,8 @@ static void test_acknowledged_only_after_commit(void **state)
     /* Each ACK carries the vector after the commit: both batches of A's. */
     stm_id a_id = s_node_id(f->a);
     assert_true(stm_vector_get(f->acks[0].vector, &a_id) > 0);
-    assert_int_equal(stm_vector_get(f->acks[0].vector, &a_id), stm_vector_get(f->acks[1].vector, &a_id));
+    assert_int_equal(stm_vector_get(f->acks[0].vector, &a_id),
+                     stm_vector_get(f->acks[1].vector, &a_id));
 }
 
 static void test_resend_after_acks_are_lost(void **state)
@@ -387,9 +389,9 @@ static void test_malformed_and_full(void **state)
     opbatch_t *batch = (opbatch_t *)f; /* set to NULL on failure */
     stm_error err = {0};
     assert_int_equal(stm_session_on_ops(f->ba,
-                                    "\x81\xa3"
-                                    "bad",
-                                    5, &batch, &err),
+                                        "\x81\xa3"
+                                        "bad",
+                                        5, &batch, &err),
                      STM_EPROTO);
     assert_null(batch);
     assert_true(err.msg[0] != '\0');

@@ -147,9 +147,9 @@ static void test_a_write_waits_for_the_application_to_let_go(void **state)
     /* Without the busy timeout this fails at once with "database is locked". */
     stm_error err = {0};
     stm_err rc = stm_store_exec(store,
-                            "BEGIN IMMEDIATE; INSERT INTO stemma_exclude VALUES ('t');"
-                            "COMMIT",
-                            &err);
+                                "BEGIN IMMEDIATE; INSERT INTO stemma_exclude VALUES ('t');"
+                                "COMMIT",
+                                &err);
     pthread_join(thread, NULL);
     sqlite3_close(h.db);
     if (rc != STM_OK)
@@ -243,7 +243,8 @@ static void test_a_read_only_file(void **state)
     stm_store_destroy(&store);
 
     store = s_open(f->path, STORE_OPEN_EXISTING);
-    assert_int_equal(stm_store_exec(store, "INSERT INTO stemma_exclude VALUES ('t')", &err), STM_EDB);
+    assert_int_equal(stm_store_exec(store, "INSERT INTO stemma_exclude VALUES ('t')", &err),
+                     STM_EDB);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "readonly database"));
     stm_store_destroy(&store);
@@ -361,8 +362,8 @@ static void test_tables_in_another_format_are_refused_saying_what_to_do(void **s
         assert_int_equal(stm_store_prepare(store, &err), STM_EINPUT);
         assert_non_null(strstr(err.msg, expect));
         if (i == 0)
-            assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET format = format - 1", &err),
-                             STM_OK);
+            assert_int_equal(
+                stm_store_exec(store, "UPDATE stemma_local SET format = format - 1", &err), STM_OK);
     }
     assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_local"), 0);
     stm_store_destroy(&store);
@@ -377,7 +378,8 @@ static void test_ids_of_a_database_not_set_up_or_damaged(void **state)
     assert_int_equal(stm_store_node_id(store, &id, &err), STM_EDB);
     assert_non_null(strstr(err.msg, "is this database set up for stemma?"));
     assert_int_equal(stm_store_prepare(store, &err), STM_OK);
-    assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET node_id = x'0102'", &err), STM_OK);
+    assert_int_equal(stm_store_exec(store, "UPDATE stemma_local SET node_id = x'0102'", &err),
+                     STM_OK);
     assert_int_equal(stm_store_node_id(store, &id, &err), STM_ECORRUPT);
     assert_non_null(strstr(err.msg, "stemma_local.node_id"));
     stm_store_destroy(&store);
@@ -513,9 +515,9 @@ static void test_exec_says_what_sqlite_refused(void **state)
     assert_non_null(strstr(err.msg, "no such table: nowhere"));
     /* A script stops at its first failure. */
     assert_int_equal(stm_store_exec(store,
-                                "CREATE TABLE a (x); INSERT INTO b VALUES (1); "
-                                "CREATE TABLE c (x)",
-                                &err),
+                                    "CREATE TABLE a (x); INSERT INTO b VALUES (1); "
+                                    "CREATE TABLE c (x)",
+                                    &err),
                      STM_EDB);
     assert_non_null(strstr(err.msg, "no such table: b"));
     assert_int_equal(du_int(store, "SELECT count(*) FROM sqlite_schema WHERE name = 'a'"), 1);

@@ -171,7 +171,8 @@ static void test_tables(void **state)
     assert_int_equal(stm_toml_array_count(list), 2);
     assert_int_equal(stm_toml_integer(stm_toml_table_get(stm_toml_array_at(list, 1), "n")), 2);
     assert_string_equal(
-        stm_toml_string(stm_toml_table_get(stm_toml_table_get(stm_toml_array_at(list, 1), "deep"), "k"), NULL),
+        stm_toml_string(
+            stm_toml_table_get(stm_toml_table_get(stm_toml_array_at(list, 1), "deep"), "k"), NULL),
         "v");
     assert_int_equal(stm_toml_line(list), 11);
     assert_int_equal(stm_toml_line(stm_toml_array_at(list, 1)), 13);
@@ -205,7 +206,8 @@ static void test_strings(void **state)
     assert_string_equal(stm_toml_string(stm_toml_table_get(t, "mlq"), NULL), "\"\"quoted\"\"");
     assert_string_equal(stm_toml_string(stm_toml_table_get(t, "mll"), NULL), "''x''\\n");
     assert_string_equal(stm_toml_string(stm_toml_table_get(t, "crlf"), NULL), "a\nb");
-    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "utf8"), NULL), "\xce\xbb \xf0\x9f\x98\x80");
+    assert_string_equal(stm_toml_string(stm_toml_table_get(t, "utf8"), NULL),
+                        "\xce\xbb \xf0\x9f\x98\x80");
     assert_non_null(stm_toml_table_get(t, "\xc3\xa9"));
     assert_non_null(stm_toml_table_get(t, ""));
     stm_toml_destroy(&t);
@@ -606,14 +608,14 @@ static void test_round_trip(void **state)
 
     /* invalid UTF-8 in a built string is written as U+FFFD so the output stays TOML */
     t = s_table_of("bad", stm_toml_new_string("a\xff"
-                                          "b",
-                                          3));
+                                              "b",
+                                              3));
     out = stm_toml_emit(t, "header with a\x01 control\r\nand a second line");
     assert_string_equal(out, "# header with a  control\n# and a second line\n\n"
                              "bad = \"a\\uFFFDb\"\n");
     again = s_parse(out);
     assert_string_equal(stm_toml_string(stm_toml_table_get(again, "bad"), NULL), "a\xef\xbf\xbd"
-                                                                         "b");
+                                                                                 "b");
     free(out);
     stm_toml_destroy(&again);
     stm_toml_destroy(&t);

@@ -164,8 +164,9 @@ static void test_jsonw(void **state)
     stm_jsonw_array_begin(&w);
     stm_jsonw_array_end(&w);
     stm_jsonw_object_end(&w);
-    assert_string_equal(stm_buf_str(&b), "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\\u007f\xc3\xa9\","
-                                     "\"n\":-9223372036854775808,\"a\":[true,null,null],\"e\":[]}");
+    assert_string_equal(stm_buf_str(&b),
+                        "{\"s\":\"q\\\"\\\\\\n\\t\\u0001\\u007f\xc3\xa9\","
+                        "\"n\":-9223372036854775808,\"a\":[true,null,null],\"e\":[]}");
     stm_buf_reset(&b);
     stm_jsonw_init(&w, &b, true);
     stm_jsonw_object_begin(&w);
@@ -186,13 +187,14 @@ static void test_sqlscript(void **state)
     assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
     stm_error err = {0};
     assert_int_equal(stm_sqlscript_run(db, "a.sql",
-                                   "-- comment\n/* block */ CREATE TABLE t(x);\n"
-                                   "INSERT INTO t VALUES (1); SELECT * FROM t;\n",
-                                   0, &err),
+                                       "-- comment\n/* block */ CREATE TABLE t(x);\n"
+                                       "INSERT INTO t VALUES (1); SELECT * FROM t;\n",
+                                       0, &err),
                      STM_OK);
     /* The line of a syntax error is where SQLite says it is. */
-    assert_int_equal(stm_sqlscript_run(db, "b.sql", "CREATE TABLE u(x);\n\n\nINSERT INTO\n t VALUES (,);",
-                                   0, &err),
+    assert_int_equal(stm_sqlscript_run(db, "b.sql",
+                                       "CREATE TABLE u(x);\n\n\nINSERT INTO\n t VALUES (,);", 0,
+                                       &err),
                      STM_EINPUT);
     assert_non_null(strstr(err.msg, "b.sql:5: "));
     assert_non_null(strstr(err.msg, "syntax error"));
@@ -200,9 +202,9 @@ static void test_sqlscript(void **state)
     assert_non_null(strstr(err.msg, "c.sql:2: a migration may not control transactions"));
     assert_int_equal(stm_sqlscript_run(db, "d.sql", "BEGIN; COMMIT;", 1, &err), STM_OK);
     /* A name that merely starts like a keyword is not one. */
-    assert_int_equal(stm_sqlscript_run(db, "e.sql", "CREATE TABLE ending(x); CREATE TABLE begin_(y);",
-                                   0, &err),
-                     STM_OK);
+    assert_int_equal(
+        stm_sqlscript_run(db, "e.sql", "CREATE TABLE ending(x); CREATE TABLE begin_(y);", 0, &err),
+        STM_OK);
     sqlite3_close(db);
     buf_t b = BUF_INIT;
     stm_sqlscript_quote_ident(&b, "a\"b c");

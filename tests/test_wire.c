@@ -151,7 +151,8 @@ static void test_ops_ack_refuse_ping(void **state)
     uint64_t seq;
     const void *batch;
     size_t batch_len;
-    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err),
+                     STM_OK);
     assert_int_equal(seq, 42);
     assert_int_equal(batch_len, 11);
     assert_memory_equal(batch, "batch-bytes", 11);
@@ -208,7 +209,8 @@ static void test_unknown_keys_are_skipped(void **state)
     const void *batch;
     size_t batch_len;
     stm_error err = {0};
-    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err), STM_OK);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err),
+                     STM_OK);
     assert_int_equal(seq, 5);
     assert_int_equal(batch_len, 1);
     stm_buf_free(&msg);
@@ -474,7 +476,8 @@ static void test_own_lineage_is_checked_against_the_limits(void **state)
         catalog_column col = {.name = name, .decltype = "TEXT", .affinity = AFFINITY_TEXT};
         stm_catalog_table_add_column(t, &col);
     }
-    assert_int_equal(stm_lineage_add_family(wide, stm_family_from_heads("w", &id, 1, t), &err), STM_OK);
+    assert_int_equal(stm_lineage_add_family(wide, stm_family_from_heads("w", &id, 1, t), &err),
+                     STM_OK);
     assert_int_equal(stm_wire_check_lineage(wide, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "more than 2000 columns in one table"));
     stm_lineage_destroy(&wide);

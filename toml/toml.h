@@ -61,8 +61,8 @@ typedef struct {
 /* Parsing. On error returns STM_EINPUT and err->msg is "NAME:LINE:COL: what is wrong"
    (1-based line and column; NAME is the name argument, e.g. a file path). *root is set
    only on success and is the caller's (stm_toml_destroy). */
-STM_NODISCARD stm_err stm_toml_parse(const char *text, size_t len, const char *name, toml_value **root,
-                   stm_error *err);
+STM_NODISCARD stm_err stm_toml_parse(const char *text, size_t len, const char *name,
+                                     toml_value **root, stm_error *err);
 /* Reads and parses path (base/readfile.h: a regular file of at most TOML_MAX_INPUT
    bytes); *root is the caller's on success. STM_EINPUT when it is missing or not a
    regular file, STM_ESYS when the system refuses; the message names the file. */

@@ -135,7 +135,8 @@ s_entry *stm_toml_find(const toml_value *t, const char *key, size_t len, uint32_
 
 /* Internal: appends a key the caller has checked is absent (with stm_toml_find) to table t;
  * takes key (from the arena if arena is set, else from the heap) and v. */
-void stm_toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash, toml_value *v);
+void stm_toml_append(toml_value *t, char *key, size_t len, bool arena, uint32_t hash,
+                     toml_value *v);
 
 /* Internal: appends v to array a, which takes it (stm_toml_array_push, less its asserts). */
 void stm_toml_push(toml_value *a, toml_value *v);

@@ -195,8 +195,8 @@ static stm_err s_bad_char(s_parser *p, const char *at, const char *where)
         return stm_tp_fail(p, at, "carriage return not followed by a newline in %s", where);
     if (c == '\n')
         return stm_tp_fail(p, at, "newline in %s", where);
-    return stm_tp_fail(p, at, "control character U+%04X in %s (it must be escaped, if at all allowed)",
-                   c, where);
+    return stm_tp_fail(
+        p, at, "control character U+%04X in %s (it must be escaped, if at all allowed)", c, where);
 }
 
 /* ------------------------------------------------------------------ whitespace and comments */
@@ -276,7 +276,7 @@ static stm_err s_escape(s_parser *p)
     if (c != 'u' && c != 'U') {
         char buf[32];
         return stm_tp_fail(p, at, "invalid escape sequence: backslash followed by %s",
-                       stm_tp_what(p, at + 1, buf, sizeof buf));
+                           stm_tp_what(p, at + 1, buf, sizeof buf));
     }
     int ndigits = c == 'u' ? 4 : 8;
     uint32_t cp = 0;
@@ -285,13 +285,13 @@ static stm_err s_escape(s_parser *p)
         if (d >= p->end || !tp_isdigit_in(*d, 16)) {
             char buf[32];
             return stm_tp_fail(p, d, "invalid \\%c escape: expected %d hex digits, found %s", c,
-                           ndigits, stm_tp_what(p, d, buf, sizeof buf));
+                               ndigits, stm_tp_what(p, d, buf, sizeof buf));
         }
         cp = (cp << 4) | (uint32_t)tp_digit_value(*d);
     }
     if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
         return stm_tp_fail(p, at, "invalid \\%c escape: %.*s is not a Unicode scalar value", c,
-                       ndigits + 2, at);
+                           ndigits + 2, at);
     s_put_utf8(&p->sbuf, cp);
     p->cur += 2 + ndigits;
     return STM_OK;
@@ -335,7 +335,7 @@ stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
                 p->cur++;
             if (p->cur >= p->end)
                 return stm_tp_fail(p, p->cur, "%s opened at column %d is never closed", where,
-                               stm_tp_column(p, open));
+                                   stm_tp_column(p, open));
             unsigned char c = (unsigned char)*p->cur;
             if (c == (unsigned char)q) {
                 s_string_done(p, copied, seg, p->cur, s, len);
@@ -374,7 +374,7 @@ stm_err stm_tp_string(s_parser *p, bool multiline, const char **s, size_t *len)
             p->cur++;
         if (p->cur >= p->end)
             return stm_tp_fail(p, p->cur, "%s opened at line %d, column %d is never closed", where,
-                           open_line, open_col);
+                               open_line, open_col);
         unsigned char c = (unsigned char)*p->cur;
         if (c == (unsigned char)q) {
             const char *run = p->cur;

@@ -60,7 +60,8 @@ static char *s_pstrdup(s_parser *p, const char *s, size_t len)
 static stm_err s_count_value(s_parser *p, const char *at)
 {
     if (++p->nvalues > TOML_MAX_VALUES)
-        return stm_tp_fail(p, at, "more than %d values and headers in one document", TOML_MAX_VALUES);
+        return stm_tp_fail(p, at, "more than %d values and headers in one document",
+                           TOML_MAX_VALUES);
     return STM_OK;
 }
 
@@ -159,16 +160,17 @@ static stm_err s_keyval(s_parser *p, toml_value *t, unsigned section, const char
         toml_value *v = e->val;
         if (v->type != TOML_TABLE)
             return stm_tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
-                           stm_toml_type_name(v->type), v->line);
+                               s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
+                               stm_toml_type_name(v->type), v->line);
         if (v->flags & S_INLINE)
             return stm_tp_fail(p, p->parts[i].at,
-                           "'%s' is an inline table (line %d), which cannot be extended",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
+                               "'%s' is an inline table (line %d), which cannot be extended",
+                               s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         if ((v->flags & S_HEADER) || ((v->flags & S_DOTTED) && v->section != section))
-            return stm_tp_fail(p, p->parts[i].at,
-                           "table '%s' is already defined (line %d); dotted keys cannot add to it",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
+            return stm_tp_fail(
+                p, p->parts[i].at,
+                "table '%s' is already defined (line %d); dotted keys cannot add to it",
+                s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         v->flags |= S_DOTTED;
         v->section = section;
         t = v;
@@ -177,7 +179,7 @@ static stm_err s_keyval(s_parser *p, toml_value *t, unsigned section, const char
     s_entry *e = s_find_part(p, t, p->nparts - 1, &hash);
     if (e)
         return stm_tp_fail(p, last->at, "duplicate key '%s' (first defined at line %d)",
-                       s_keyname(p, prefix, p->nparts, name, sizeof name), e->val->line);
+                           s_keyname(p, prefix, p->nparts, name, sizeof name), e->val->line);
     size_t len = last->len;
     char *key = s_pstrdup(p, p->kbuf.data + last->off, len);
     toml_value *v;
@@ -206,7 +208,7 @@ static stm_err s_header(s_parser *p)
         return rc;
     if (p->cur >= p->end || *p->cur != ']')
         return stm_tp_expected(p, p->cur,
-                           aot ? "']]' after the table name" : "']' after the table name");
+                               aot ? "']]' after the table name" : "']' after the table name");
     p->cur++;
     if (aot) {
         if (p->cur >= p->end || *p->cur != ']')
@@ -228,16 +230,16 @@ static stm_err s_header(s_parser *p)
             t = v->u.arr.items[v->u.arr.count - 1];
         } else if (v->type == TOML_TABLE) {
             return stm_tp_fail(p, p->parts[i].at,
-                           "'%s' is an inline table (line %d), which cannot be extended",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
+                               "'%s' is an inline table (line %d), which cannot be extended",
+                               s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         } else if (v->type == TOML_ARRAY) {
             return stm_tp_fail(p, p->parts[i].at,
-                           "'%s' is an array value (line %d), which cannot be extended",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
+                               "'%s' is an array value (line %d), which cannot be extended",
+                               s_keyname(p, prefix, i + 1, name, sizeof name), v->line);
         } else {
             return stm_tp_fail(p, p->parts[i].at, "'%s' is %s %s (line %d), not a table",
-                           s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
-                           stm_toml_type_name(v->type), v->line);
+                               s_keyname(p, prefix, i + 1, name, sizeof name), s_a(v->type),
+                               stm_toml_type_name(v->type), v->line);
         }
     }
     size_t li = p->nparts - 1;
@@ -258,8 +260,8 @@ static stm_err s_header(s_parser *p)
         } else if (v->type == TOML_TABLE) {
             return stm_tp_fail(p, at, "table '%s' is already defined (line %d)", name, v->line);
         } else {
-            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(v->type),
-                           stm_toml_type_name(v->type), v->line);
+            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name,
+                               s_a(v->type), stm_toml_type_name(v->type), v->line);
         }
     } else {
         toml_value *a = v;
@@ -274,11 +276,11 @@ static stm_err s_header(s_parser *p)
             const s_keypart *k = &p->parts[li];
             stm_toml_append(t, s_pstrdup(p, p->kbuf.data + k->off, k->len), k->len, true, hash, a);
         } else if (a->type != TOML_ARRAY) {
-            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name, s_a(a->type),
-                           stm_toml_type_name(a->type), a->line);
+            return stm_tp_fail(p, at, "'%s' is already defined as %s %s (line %d)", name,
+                               s_a(a->type), stm_toml_type_name(a->type), a->line);
         } else if (!(a->flags & S_AOT)) {
             return stm_tp_fail(p, at, "'%s' is an array value (line %d), which cannot be extended",
-                           name, a->line);
+                               name, a->line);
         }
         t = tp_pnew(p, TOML_TABLE);
         t->flags |= S_HEADER;
@@ -299,7 +301,8 @@ static stm_err s_header(s_parser *p)
 static stm_err s_array(s_parser *p, int depth, toml_value **out)
 {
     if (depth > TOML_MAX_DEPTH)
-        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
+        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels",
+                           TOML_MAX_DEPTH);
     toml_value *a = tp_pnew(p, TOML_ARRAY);
     a->flags |= S_INLINE;
     a->depth = (uint16_t)depth;
@@ -337,7 +340,8 @@ fail:
 static stm_err s_inline_table(s_parser *p, int depth, toml_value **out)
 {
     if (depth > TOML_MAX_DEPTH)
-        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels", TOML_MAX_DEPTH);
+        return stm_tp_fail(p, p->cur, "arrays and tables nest deeper than %d levels",
+                           TOML_MAX_DEPTH);
     toml_value *t = tp_pnew(p, TOML_TABLE);
     t->depth = (uint16_t)depth;
     unsigned section = ++p->sections;
@@ -457,7 +461,7 @@ static stm_err s_document(s_parser *p)
 }
 
 stm_err stm_toml_parse(const char *text, size_t len, const char *name, toml_value **root,
-                   stm_error *err)
+                       stm_error *err)
 {
     assert(root && (text || len == 0));
     if (!name)

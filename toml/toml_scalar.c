@@ -100,7 +100,7 @@ static stm_err s_datetime(s_parser *p, bool time_only, toml_value **out)
             return stm_tp_expected(p, q, "a digit in the date (YYYY-MM-DD)");
         if (dt.day < 1 || dt.day > stm_toml_days_in_month(dt.year, dt.month))
             return stm_tp_fail(p, f, "day %02d is out of range for %04d-%02d", dt.day, dt.year,
-                           dt.month);
+                               dt.month);
         type = TOML_DATE_LOCAL;
         if (q < p->end &&
             (*q == 'T' || *q == 't' || (*q == ' ' && q + 1 < p->end && toml_isdigit(q[1])))) {
