@@ -53,7 +53,16 @@ stemma_test(test_park SOURCES tests/test_park.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
-stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
+# sync/'s MessagePack reader, operations, codec and version vectors, one program each;
+# they share tests/codecutil.c (built operations, round trips, MessagePack crafted by hand).
+add_library(stemma_codecutil STATIC tests/codecutil.c)
+target_link_libraries(stemma_codecutil PUBLIC stemma_sync PkgConfig::CMOCKA)
+stemma_test(test_msgread SOURCES tests/test_msgread.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_op SOURCES tests/test_op.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_codec_round_trip SOURCES tests/test_codec_round_trip.c
+            LIBS stemma_sync stemma_codecutil)
+stemma_test(test_vector SOURCES tests/test_vector.c LIBS stemma_sync stemma_codecutil)
 stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Threads)
