@@ -1,7 +1,9 @@
 /* Tests of sync/bundle: operations captured in a real database, written to a bundle
  * and read back the same; `since` filtering by version vectors; and every way a bundle
  * or vector file can be cut, damaged or foreign, each refused before anything is handed
- * out. */
+ * out. One file (over the house's 700 lines): bundle and vector files are one module's
+ * (sync/bundle.c writes, seals and reads both), and their tests share the database with
+ * a history and the sealing and refusing helpers below. */
 #include "base/mem.h"
 #include "sync/bundle.h"
 #include "sync/capture.h"

@@ -53,7 +53,16 @@ stemma_test(test_park SOURCES tests/test_park.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
-stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_testutil)
+# sync/'s MessagePack reader, operations, codec and version vectors, one program each;
+# they share tests/codecutil.c (built operations, round trips, MessagePack crafted by hand).
+add_library(stemma_codecutil STATIC tests/codecutil.c)
+target_link_libraries(stemma_codecutil PUBLIC stemma_sync PkgConfig::CMOCKA)
+stemma_test(test_msgread SOURCES tests/test_msgread.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_op SOURCES tests/test_op.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_codec SOURCES tests/test_codec.c LIBS stemma_sync stemma_codecutil)
+stemma_test(test_codec_round_trip SOURCES tests/test_codec_round_trip.c
+            LIBS stemma_sync stemma_codecutil)
+stemma_test(test_vector SOURCES tests/test_vector.c LIBS stemma_sync stemma_codecutil)
 stemma_test(test_rowclock SOURCES tests/test_rowclock.c LIBS stemma_sync stemma_testutil)
 stemma_test(test_bundle SOURCES tests/test_bundle.c LIBS stemma_dbutil)
 stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Threads)
@@ -71,7 +80,15 @@ stemma_py_test(badinput badinput_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
-stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_testutil)
+# node/'s files, one program per module; they share tests/nodeutil.c (a known key pair,
+# node.toml written and refused).
+add_library(stemma_nodeutil STATIC tests/nodeutil.c)
+target_link_libraries(stemma_nodeutil PUBLIC stemma_node stemma_testutil PkgConfig::CMOCKA)
+stemma_test(test_keys SOURCES tests/test_keys.c LIBS stemma_node stemma_nodeutil)
+stemma_test(test_endpoint SOURCES tests/test_endpoint.c LIBS stemma_node)
+stemma_test(test_known_peers SOURCES tests/test_known_peers.c LIBS stemma_node stemma_nodeutil)
+stemma_test(test_settings SOURCES tests/test_settings.c LIBS stemma_node stemma_nodeutil)
+stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_nodeutil)
 stemma_py_test(cli_node cli_node_test.py cli)
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
             LIBS stemma_node stemma_testutil)

@@ -1,13 +1,16 @@
 #include "testutil.h"
+#include "base/buf.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *tu_tmpdir(void)
@@ -69,6 +72,55 @@ char *tu_read(const char *path, size_t *len)
     if (len)
         *len = n;
     return data;
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    buf_t b = BUF_INIT;
+    stm_buf_printf(&b, "%s/%s", dir, name);
+    return stm_buf_detach(&b);
+}
+
+char *tu_read_file(const char *dir, const char *name)
+{
+    char *p = tu_path(dir, name);
+    char *text = tu_read(p, NULL);
+    free(p);
+    assert_non_null(text);
+    return text;
+}
+
+unsigned tu_mode(const char *dir, const char *name)
+{
+    char *p = tu_path(dir, name);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    free(p);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+void tu_no_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp"))
+            fail_msg("temporary file left behind: %s", e->d_name);
+    closedir(d);
+}
+
+void tu_expect_msg(const stm_error *err, const char *dir, const char *name, const char *rest,
+                   const char *contains)
+{
+    buf_t want = BUF_INIT;
+    stm_buf_printf(&want, "%s/%s%s", dir, name, rest ? rest : "");
+    if (strncmp(err->msg, stm_buf_str(&want), want.len) != 0)
+        fail_msg("message \"%s\" does not start with \"%s\"", err->msg, stm_buf_str(&want));
+    if (contains && !strstr(err->msg, contains))
+        fail_msg("message \"%s\" does not contain \"%s\"", err->msg, contains);
+    assert_null(strchr(err->msg, '\n'));
+    stm_buf_free(&want);
 }
 
 lineage_t *tu_lineage_dir(const char *dir)

@@ -1,4 +1,5 @@
-/* testutil.h - helpers the test programs share: scratch directories and files. */
+/* testutil.h - helpers the test programs share: scratch directories and files, the
+ * messages about them, and lineages built from them. */
 #ifndef STM_TESTUTIL_H
 #define STM_TESTUTIL_H
 
@@ -17,6 +18,18 @@ void tu_write_bytes(const char *dir, const char *name, const void *data, size_t 
 void tu_remove_tree(const char *path);
 /* Reads a whole file into a NUL-terminated string the caller frees; NULL on failure. */
 char *tu_read(const char *path, size_t *len);
+/* "dir/name", which the caller frees. */
+char *tu_path(const char *dir, const char *name);
+/* The text of dir/name, which the caller frees; fails the test when it cannot be read. */
+char *tu_read_file(const char *dir, const char *name);
+/* dir/name's permission bits; fails the test when it cannot be stat'ed. */
+unsigned tu_mode(const char *dir, const char *name);
+/* Fails the test when a NAME.tmpPID file (a safe write's temporary) is left in dir. */
+void tu_no_temporaries(const char *dir);
+/* Fails the test unless err's message is one line that starts with "DIR/NAME" + rest
+ * (rest may be NULL) and contains contains (may be NULL). */
+void tu_expect_msg(const stm_error *err, const char *dir, const char *name, const char *rest,
+                   const char *contains);
 
 /* The lineage of a schema directory; fails the test (cmocka) when it cannot be built. */
 lineage_t *tu_lineage_dir(const char *dir);
