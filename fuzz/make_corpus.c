@@ -62,7 +62,8 @@ static lineage_t *s_unrelated(void)
     stm_id id, zero = {{0}}, head;
     memset(id.bytes, 0x42, sizeof id.bytes);
     memset(head.bytes, 0x24, sizeof head.bytes);
-    stm_lineage_add_version(l, 1, &id, &zero, &zero, "", NULL);
+    if (stm_lineage_add_version(l, 1, &id, &zero, &zero, "", NULL) != STM_OK)
+        abort();
     catalog_table *t = stm_catalog_table_new("notes", false);
     catalog_column cols[] = {
         {.name = "id", .decltype = "INTEGER", .affinity = AFFINITY_INTEGER, .pk = 1},
@@ -73,7 +74,8 @@ static lineage_t *s_unrelated(void)
     };
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         stm_catalog_table_add_column(t, &cols[i]);
-    stm_lineage_add_family(l, stm_family_from_heads("notes", &head, 1, t), NULL);
+    if (stm_lineage_add_family(l, stm_family_from_heads("notes", &head, 1, t), NULL) != STM_OK)
+        abort();
     return l;
 }
 

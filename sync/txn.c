@@ -29,8 +29,8 @@ static const char *const s_sql[Q_N] = {
     [Q_CLOCK_NEW] = "INSERT INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
     [Q_CLOCK_TOP] = "SELECT pk FROM stemma_clock WHERE tbl = ?1 ORDER BY pk DESC LIMIT 1",
     [Q_VECTOR_GET] = "SELECT seq FROM stemma_vector WHERE origin = ?1",
-    [Q_VECTOR_SET] = "INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
-                     "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq",
+    [Q_VECTOR_SET] = ("INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
+                      "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq"),
     [Q_ABOVE] = "SELECT 1 FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 LIMIT 1",
     [Q_LOCAL_SEQ] = "UPDATE stemma_local SET seq = max(seq, ?1) WHERE id = 1",
     [Q_HLC] = "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 WHERE id = 1",
