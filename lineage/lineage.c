@@ -181,16 +181,12 @@ static stm_err s_run_migration(sqlite3 *db, const char *dir, const schemaset_mig
 
 stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *err)
 {
-    sqlite3 *db = NULL;
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
-        stm_err rc = stm_error_set(err, STM_EDB, "cannot open an in-memory database: %s",
-                                   db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
+    sqlite3 *db;
+    stm_err rc = stm_sqlscript_open_memory(&db, err);
+    if (rc != STM_OK)
         return rc;
-    }
     lineage_t *l = stm_lineage_new(stm_schemaset_name(set));
     catalog_t *before = NULL;
-    stm_err rc = STM_OK;
     for (size_t i = 0; i < stm_schemaset_count(set) && rc == STM_OK; i++) {
         const schemaset_migration *m = stm_schemaset_at(set, i);
         stm_id parent = {{0}}, id, checksum;

@@ -121,3 +121,15 @@ int stm_sqlscript_schema_cookie(sqlite3 *db)
     sqlite3_finalize(stmt);
     return cookie;
 }
+
+stm_err stm_sqlscript_open_memory(sqlite3 **db, stm_error *err)
+{
+    *db = NULL;
+    if (sqlite3_open(":memory:", db) == SQLITE_OK)
+        return STM_OK;
+    stm_err rc = stm_error_set(err, STM_EDB, "cannot open an in-memory database: %s",
+                               *db ? sqlite3_errmsg(*db) : "out of memory");
+    sqlite3_close(*db);
+    *db = NULL;
+    return rc;
+}

@@ -17,6 +17,11 @@
 STM_NODISCARD stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text,
                                         int allow_transactions, stm_error *err);
 
+/* Opens a private in-memory database to run migrations on (building a lineage,
+ * rehearsing a rollback): *db is the caller's to sqlite3_close. STM_EDB when SQLite
+ * cannot. */
+STM_NODISCARD stm_err stm_sqlscript_open_memory(sqlite3 **db, stm_error *err);
+
 /* The database's schema cookie (PRAGMA schema_version): it changes whenever the
  * schema does, so a cached catalog is stale when it differs. -1 if it cannot be read. */
 int stm_sqlscript_schema_cookie(sqlite3 *db);

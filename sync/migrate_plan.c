@@ -163,14 +163,10 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
  * database is touched. */
 static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
 {
-    sqlite3 *db = NULL;
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
-        stm_err rc = stm_error_set(err, STM_EDB, "cannot open an in-memory database: %s",
-                                   db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
+    sqlite3 *db;
+    stm_err rc = stm_sqlscript_open_memory(&db, err);
+    if (rc != STM_OK)
         return rc;
-    }
-    stm_err rc = STM_OK;
     for (int k = 1; k <= self->version && rc == STM_OK; k++) {
         const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
         char *path = s_file_path(self, m->file);
