@@ -87,16 +87,32 @@ void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t n
     s_raise(s->sent, s->theirs);
 }
 
+/* Raises v's entry for op's origin to op's seq when op comes right after it. */
+static void s_extend(vector_t *v, const op_t *op)
+{
+    if (stm_vector_get(v, &op->origin) + 1 == op->seq)
+        stm_vector_set(v, &op->origin, op->seq);
+}
+
 stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
                            stm_error *err)
 {
-    (void)s;
     opbatch_t *b = stm_opbatch_new();
     stm_err rc = stm_codec_decode_ops(batch, len, b, err);
-    if (rc != STM_OK)
+    if (rc != STM_OK) {
         stm_opbatch_destroy(&b);
+        *out = NULL;
+        return rc;
+    }
+    /* What the peer sends, it holds: none of it goes back (invariant 6). Only a run
+     * that continues what we know it holds counts, so a gap it still has is filled. */
+    for (size_t i = 0; i < stm_opbatch_count(b); i++) {
+        const op_t *op = stm_opbatch_at(b, i);
+        s_extend(s->theirs, op);
+        s_extend(s->sent, op);
+    }
     *out = b;
-    return rc;
+    return STM_OK;
 }
 
 void stm_session_on_stored(session_t *s, size_t ops, uint64_t parked)

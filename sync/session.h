@@ -22,7 +22,11 @@
  *     commits (inbound.h does the storing): the ACK carries the vector read after
  *     the commit, so the sender never forgets operations a crash could lose.
  *  5. more is false only when the last read found nothing above sent; anything that
- *     may add operations (a local write, a batch stored, a HELLO) sets it again. */
+ *     may add operations (a local write, a batch stored, a HELLO) sets it again.
+ *  6. No echo: the operations of a batch the peer sent are held by it, so theirs and
+ *     sent are raised over them (stm_session_on_ops) wherever they continue what it
+ *     was known to hold, and they are never read for it. An operation above a gap
+ *     raises nothing: what it lacks below is still sent. */
 #ifndef STM_SESSION_H
 #define STM_SESSION_H
 
@@ -59,7 +63,8 @@ void stm_session_on_hello(session_t *s, const vector_t *theirs);
 void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms);
 
 /* Decodes the batch of their OPS (codec.h) into *out, the caller's (to hand to the
- * inbound queue); STM_EPROTO when malformed, and *out is NULL. */
+ * inbound queue), and counts its operations as held by them (invariant 6); STM_EPROTO
+ * when malformed, and *out is NULL. */
 STM_NODISCARD stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len,
                                          opbatch_t **out, stm_error *err);
 

@@ -266,6 +266,24 @@ class Sync(Mesh):
                   lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
                   timeout=5)
 
+    def test_what_a_peer_sent_is_never_sent_back(self):
+        # No echo (docs/protocol.md, "Anti-entropy"): b holds what a sent it, so b sends a
+        # none of it, even though a's HELLO to b was older than a's writes.
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        for n in (a, b):
+            n.start()
+        self.wait("a and b to meet", lambda: (b.peer(a) or {}).get("state") == "connected")
+        sql(a.db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+                  " INSERT INTO lists (id, name) SELECT 'l' || i, 'list ' || i FROM n")
+        self.wait("b to hold a's 10,000 rows",
+                  lambda: sql(b.db, "SELECT count(*) FROM lists") == "10000", timeout=60)
+        self.wait("a to hear b's acknowledgements",
+                  lambda: a.peer(b)["behind"] == 0, timeout=60)
+        self.assertGreaterEqual(b.peer(a)["ops_received"], 30000)
+        self.assertEqual(b.peer(a)["ops_sent"], 0)
+        self.assertEqual(a.peer(b)["ops_received"], 0)
+
     def test_line_topology(self):
         c = Node(self, "c", TASKS, 4)
         b = Node(self, "b", TASKS, 4, peers=[c])

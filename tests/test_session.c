@@ -4,6 +4,7 @@
  * on HELLO, and vectors advancing until nothing is left. */
 #include "dbutil.h"
 #include "sync/apply.h"
+#include "sync/codec.h"
 #include "sync/inbound.h"
 #include "sync/oplog.h"
 #include "sync/session.h"
@@ -383,6 +384,70 @@ static void test_hello_forgets_batches_in_flight(void **state)
     assert_int_equal(f->msgs[0].seq, WINDOW + 1);
 }
 
+/* No echo: what A sent B is A's, so B's session with A never reads it back, even when
+ * A's HELLO was older than A's writes; and an operation above a gap raises nothing. */
+static void test_what_a_peer_sent_is_not_sent_back(void **state)
+{
+    fixture *f = *state;
+    stm_error err = {0};
+    /* A's HELLO to B said it held nothing (it was sent before A wrote). */
+    vector_t *empty = stm_vector_new();
+    stm_session_on_hello(f->ba, empty);
+    stm_vector_destroy(&empty);
+    int64_t now = 0;
+    for (int round = 0; round < 10 && stm_session_wants_to_send(f->ab); round++) {
+        s_pump(f, ++now);
+        s_deliver_ops(f);
+        stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f);
+        s_deliver_acks(f, ++now);
+    }
+    assert_int_equal(s_committed_rows(f->b_path), ROWS);
+    /* B has every row of A's, and would send A what A lacks: nothing. */
+    stm_session_mark_more(f->ba);
+    assert_true(stm_session_wants_to_send(f->ba));
+    oplog_reader_t *r = NULL;
+    s_ok(stm_session_reader_new(f->ba, f->b, &r, &err), &err);
+    buf_t out = BUF_INIT;
+    uint64_t seq = 0;
+    size_t count = 0;
+    s_ok(stm_session_next_batch(f->ba, r, &out, &seq, &count, &err), &err);
+    assert_int_equal(count, 0);
+    stm_buf_free(&out);
+    stm_oplog_reader_destroy(&r);
+    stm_id a_id = s_node_id(f->a);
+    vector_t *mine = NULL;
+    s_ok(stm_vector_read(f->a, &mine, &err), &err);
+    assert_int_equal(stm_vector_get(stm_session_theirs(f->ba), &a_id), stm_vector_get(mine, &a_id));
+    stm_vector_destroy(&mine);
+
+    /* A batch above a gap: B's session with a fresh peer C learns nothing from it. */
+    session_t *bc = stm_session_new(WINDOW, 1);
+    vector_t *none = stm_vector_new();
+    stm_session_on_hello(bc, none);
+    stm_vector_destroy(&none);
+    opbatch_t *gap = stm_opbatch_new();
+    op_t op = {0};
+    op.origin = a_id;
+    op.seq = 3;
+    op.table = "t";
+    op.column = "v";
+    op.affinity = 'T';
+    op.hlc = 1;
+    op.pk.type = VALUE_INTEGER;
+    op.pk.i = 1;
+    op.value.type = VALUE_NULL;
+    stm_opbatch_add(gap, &op);
+    buf_t enc = BUF_INIT;
+    stm_codec_encode_ops(gap, 0, 1, &enc);
+    opbatch_t *decoded = NULL;
+    s_ok(stm_session_on_ops(bc, enc.data, enc.len, &decoded, &err), &err);
+    assert_int_equal(stm_vector_get(stm_session_theirs(bc), &a_id), 0);
+    stm_opbatch_destroy(&decoded);
+    stm_opbatch_destroy(&gap);
+    stm_buf_free(&enc);
+    stm_session_destroy(&bc);
+}
+
 static void test_malformed_and_full(void **state)
 {
     fixture *f = *state;
@@ -417,6 +482,7 @@ int main(void)
         T(test_resend_after_acks_are_lost),
         T(test_vectors_advance_until_nothing_is_left),
         T(test_hello_forgets_batches_in_flight),
+        T(test_what_a_peer_sent_is_not_sent_back),
         T(test_malformed_and_full),
     };
 #undef T
