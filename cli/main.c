@@ -3,6 +3,13 @@
 #include "cli.h"
 #include "commands.h"
 
+#include "node/wire.h"
+#include "node/zsock.h"
+#include "sync/bundle.h"
+#include "sync/store.h"
+
+#include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +38,19 @@ static const s_command s_commands[] = {
     {"demo", cmd_demo, "three nodes on loopback at mixed versions, end to end"},
 };
 
+/* What a bug report needs: this build, the formats it reads and writes, the libraries
+ * it runs with. */
+static void s_version(void)
+{
+    char zmq[32];
+    stm_zsock_version(zmq, sizeof zmq);
+    printf("stemma %s\n", STEMMA_VERSION);
+    printf("store format %d, bundle format %d, wire protocol %d\n", STORE_FORMAT,
+           BUNDLE_VERSION, WIRE_VERSION);
+    printf("SQLite %s, libzmq %s, libsodium %s\n", sqlite3_libversion(), zmq,
+           sodium_version_string());
+}
+
 static void s_usage(FILE *out)
 {
     fputs("usage: stemma COMMAND [OPTIONS]\n"
@@ -41,7 +61,9 @@ static void s_usage(FILE *out)
           out);
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
-    fputs("\n'stemma COMMAND --help' tells more. docs/user-guide.md is the manual.\n", out);
+    fputs("\n'stemma COMMAND --help' tells more; 'stemma -V' (--version) the version, the\n"
+          "formats and the libraries. docs/user-guide.md is the manual.\n",
+          out);
 }
 
 int main(int argc, char **argv)
@@ -55,8 +77,8 @@ int main(int argc, char **argv)
         s_usage(stdout);
         return CLI_OK;
     }
-    if (strcmp(name, "--version") == 0) {
-        printf("stemma %s\n", STEMMA_VERSION);
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+        s_version();
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)

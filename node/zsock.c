@@ -2,6 +2,7 @@
 #include "zsock.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <zmq.h>
 
 stm_err stm_zsock_error(stm_error *err, const char *what)
@@ -85,4 +86,11 @@ void stm_zsock_close(void **sock)
     assert(rc == 0);
     (void)rc;
     *sock = NULL;
+}
+
+void stm_zsock_version(char *out, size_t size)
+{
+    int major, minor, patch;
+    zmq_version(&major, &minor, &patch);
+    snprintf(out, size, "%d.%d.%d", major, minor, patch);
 }

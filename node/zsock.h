@@ -32,4 +32,7 @@ STM_NODISCARD stm_err stm_zsock_set_int(void *sock, int option, int value, const
 STM_NODISCARD stm_err stm_zsock_set_int64(void *sock, int option, int64_t value, const char *name,
                                           stm_error *err);
 
+/* libzmq's version as "MAJOR.MINOR.PATCH" into out (size bytes, NUL-terminated). */
+void stm_zsock_version(char *out, size_t size);
+
 #endif

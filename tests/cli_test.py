@@ -53,6 +53,15 @@ class Base(unittest.TestCase):
 
 
 class Help(Base):
+    def test_version(self):
+        # -V and --version say the same: this build, the formats, the libraries.
+        out = self.ok("--version")
+        self.assertEqual(out, self.ok("-V"))
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^stemma \d+\.\d+\.\d+$")
+        self.assertRegex(lines[1], r"^store format \d+, bundle format \d+, wire protocol \d+$")
+        self.assertRegex(lines[2], r"^SQLite 3\.[\d.]+, libzmq [\d.]+, libsodium [\d.]+$")
+
     def test_help_everywhere(self):
         self.assertIn("usage: stemma COMMAND", self.ok("--help"))
         for cmd in ["history", "export", "compare"]:
