@@ -22,6 +22,7 @@
  *     queue is full), and acknowledged only after the commit. */
 #include "node.h"
 #include "control.h"
+#include "dirlock.h"
 #include "inbox.h"
 #include "local.h"
 #include "mesh.h"
@@ -44,6 +45,7 @@
 #include <zmq.h>
 
 struct node {
+    dirlock_t *lock;       /* NODE_DIR/node.lock: taken first, let go of last */
     bool insecure;         /* plain TCP: no CURVE, no ZAP */
     peer_policy policy;    /* what syncs with whom */
     int heartbeat_ms;      /* how often connected peers are sent PING */
@@ -458,7 +460,14 @@ static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
 stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
 {
     const node_config *cfg = o->config;
+    /* Before anything in NODE_DIR is touched: a second node there stops here, leaving
+     * the database, the sockets and known_peers to the first. */
+    dirlock_t *lock = NULL;
+    stm_err locked = stm_dirlock_acquire(cfg->dir, &lock, err);
+    if (locked != STM_OK)
+        return locked;
     node_t *n = stm_calloc(1, sizeof *n);
+    n->lock = lock;
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
     n->heartbeat_ms = cfg->heartbeat_ms;
@@ -520,7 +529,8 @@ const char *stm_node_endpoint(const node_t *n)
     return stm_inbox_endpoint(n->inbox);
 }
 
-stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
+stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                     stm_error *err)
 {
     stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
                   stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
@@ -532,6 +542,15 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
                       "writable (they wait, and are tried again); reports and sending go on",
                       stm_local_path(n->local));
     while (!*stop) {
+        if (reload && *reload) {
+            /* systemctl reload sends SIGHUP: it must not stop the node (issue 13 wants
+             * node.toml and known_peers read again; until then, say so). */
+            *reload = 0;
+            stm_log_event(STM_LOG_WARN, "reload", NULL,
+                          "SIGHUP: reloading node.toml and known_peers is not supported yet; "
+                          "running on with the settings read at start (restart the node to "
+                          "apply changes)");
+        }
         s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);
         /* Sleep until the earliest deadline of the very list the timers ran from. */
@@ -584,6 +603,9 @@ void stm_node_destroy(node_t **self_p)
     stm_inbound_destroy(&n->inbound);
     if (n->secret)
         sodium_free(n->secret);
+    /* Last: until now no other node may start here, so the control socket removed
+     * above was this node's own (control.h). */
+    stm_dirlock_release(&n->lock);
     free(n);
     *self_p = NULL;
 }
