@@ -409,6 +409,68 @@ class OneSided(Mesh):
         self.assertEqual(b.logs().count("refused-by-peer"), 1)
 
 
+def rebind(node, bind, advertise=""):
+    """node.toml's bind (and advertise) changed, as a user binding every interface would."""
+    toml = os.path.join(node.dir, "node.toml")
+    with open(toml) as f:
+        text = f.read()
+    text = text.replace(f'bind = "{node.endpoint}"', f'bind = "{bind}"')
+    text = text.replace('advertise = ""', f'advertise = "{advertise}"')
+    with open(toml, "w") as f:
+        f.write(text)
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class WildcardBind(Mesh):
+    def endpoints(self, node):
+        return [p["endpoint"] for p in node.report()["peers"]]
+
+    def test_a_wildcard_bind_is_never_dialled(self):
+        # a binds every interface and advertises nothing: b and c reach it where they
+        # were told (their [peers]), and meet each other through a's peer list.
+        a = Node(self, "a", TASKS, 4, tofu=True)
+        rebind(a, f"tcp://0.0.0.0:{a.port}")
+        b = Node(self, "b", TASKS, 4, peers=[a], tofu=True)
+        c = Node(self, "c", TASKS, 4, peers=[a], tofu=True)
+        # d binds every interface too, but says where to reach it: b, which was not told
+        # of d, dials the address d advertises.
+        d = Node(self, "d", TASKS, 4, peers=[a], tofu=True)
+        rebind(d, f"tcp://0.0.0.0:{d.port}", advertise=d.endpoint)
+        for n in (a, b, c, d):
+            n.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        sql(d.db, "INSERT INTO lists (id, name) VALUES ('ld', 'from d')")
+        names = "SELECT group_concat(name, ',') FROM (SELECT name FROM lists ORDER BY id)"
+        for n in (a, b, c, d):
+            self.wait(f"{n.name} to hold every list",
+                      lambda n=n: sql(n.db, names) == "from a,from b,from d")
+        self.wait("b to meet c and d", lambda: len(b.report()["peers"]) == 3)
+        self.assertEqual(b.peer(d)["endpoint"], d.endpoint)
+        self.assertEqual(b.peer(a)["endpoint"], a.endpoint)
+        self.assertEqual(a.report()["node"]["endpoint"], f"tcp://0.0.0.0:{a.port}")
+        for n in (a, b, c, d):
+            for e in self.endpoints(n):
+                self.assertNotIn("0.0.0.0", e, f"{n.name} dials {e}")
+        self.assertIn(f"tcp://0.0.0.0:{a.port} is a wildcard address and [node] advertise is "
+                      "not set", a.logs())
+        self.assertNotIn("is a wildcard address", d.logs())
+        self.assertIn(f"peers are told {d.endpoint}", d.logs())
+
+    def test_a_peer_that_gives_no_endpoint_is_said_to_be_unreachable(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        e = Node(self, "e", TASKS, 4, peers=[b], tofu=True)
+        rebind(e, f"tcp://*:{e.port}")
+        b.start()
+        e.start()
+        self.wait("b to hear e", lambda: "peer-unreachable" in b.logs())
+        self.assertIn("its HELLO gives no endpoint to dial (none)", b.logs())
+        self.assertEqual(self.endpoints(b), [""])
+        text = subprocess.run([STEMMA, "report", "--dir", b.dir], capture_output=True,
+                              text=True, timeout=30).stdout
+        self.assertIn("(no endpoint)", text)
+
+
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class OneNodePerDirectory(Mesh):
     """NODE_DIR/node.lock: one node a directory; what a node leaves, and who removes it."""
