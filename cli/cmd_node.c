@@ -24,7 +24,8 @@
 
 static const char *s_init_help =
     "usage: stemma init --dir NODE_DIR --db FILE --schemas DIR [--bind ENDPOINT]\n"
-    "                   [--control ENDPOINT] [--peer KEY@ENDPOINT]... [--trust KEY]...\n"
+    "                   [--advertise ENDPOINT] [--control ENDPOINT]\n"
+    "                   [--peer KEY@ENDPOINT]... [--trust KEY]...\n"
     "                   [--trust-on-first-use] [--insecure] [--migrate] [--force]\n"
     "\n"
     "Sets up a node: creates NODE_DIR (mode 0700) when it is missing, writes\n"
@@ -47,6 +48,9 @@ static const char *s_init_help =
     "  --schemas DIR          the directory of numbered migrations\n"
     "  --bind ENDPOINT        where the node listens for peers: tcp://HOST:PORT or\n"
     "                         ipc://PATH (default " CONFIG_DEFAULT_BIND ")\n"
+    "  --advertise ENDPOINT   where peers are told to reach this node (default: the\n"
+    "                         --bind endpoint, or none when its host is a wildcard,\n"
+    "                         *, 0.0.0.0 or [::], which init then warns about)\n"
     "  --control ENDPOINT     where the node answers queries (default\n"
     "                         ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET ")\n"
     "  --peer KEY@ENDPOINT    a peer to connect to, KEY its public key (repeatable);\n"
@@ -131,7 +135,7 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
 }
 
 typedef struct {
-    const char *dir, *db, *schemas, *bind, *control;
+    const char *dir, *db, *schemas, *bind, *advertise, *control;
     const char **peers; /* --peer arguments, lent by argv */
     size_t npeers, peers_cap;
     const char **trust; /* --trust arguments */
@@ -156,6 +160,16 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
         if (stm_endpoint_check(a->bind, true, &why) != STM_OK)
             return cli_usage_error("init", "--bind: %s", why.msg);
         stm_config_set_str(&cfg->bind, a->bind);
+    }
+    if (a->advertise) {
+        if (stm_endpoint_check(a->advertise, false, &why) != STM_OK)
+            return cli_usage_error("init", "--advertise: %s", why.msg);
+        if (stm_endpoint_is_wildcard(a->advertise))
+            return cli_usage_error("init",
+                                   "--advertise: '%s' is a wildcard address: peers dialling it "
+                                   "reach their own machine",
+                                   a->advertise);
+        stm_config_set_str(&cfg->advertise, a->advertise);
     }
     if (a->control) {
         if (stm_endpoint_check(a->control, true, &why) != STM_OK)
@@ -262,6 +276,13 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         rc = stm_config_save(cfg, &err);
     if (rc == STM_OK)
         printf("wrote %s\n", toml_path);
+    if (rc == STM_OK && stm_endpoint_is_wildcard(cfg->bind) && !cfg->advertise[0])
+        fprintf(stderr,
+                "stemma init: warning: %s is a wildcard address and no --advertise is given: "
+                "peers will be told no endpoint, so only those that list this node in their "
+                "[peers] reach it; give --advertise tcp://ADDRESS:PORT with an address they "
+                "can dial (node.toml: advertise)\n",
+                cfg->bind);
     bool set = false;
     if (rc == STM_OK)
         rc = s_set_node_id(db, keys, &set, &err);
@@ -295,11 +316,12 @@ done:
 
 int cmd_init(int argc, char **argv)
 {
-    enum { OPT_CONTROL = 256, OPT_TOFU, OPT_INSECURE, OPT_MIGRATE, OPT_FORCE };
+    enum { OPT_CONTROL = 256, OPT_ADVERTISE, OPT_TOFU, OPT_INSECURE, OPT_MIGRATE, OPT_FORCE };
     static const struct option options[] = {{"dir", required_argument, NULL, 'D'},
                                             {"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
                                             {"bind", required_argument, NULL, 'b'},
+                                            {"advertise", required_argument, NULL, OPT_ADVERTISE},
                                             {"control", required_argument, NULL, OPT_CONTROL},
                                             {"peer", required_argument, NULL, 'p'},
                                             {"trust", required_argument, NULL, 't'},
@@ -326,6 +348,9 @@ int cmd_init(int argc, char **argv)
             break;
         case 'b':
             a.bind = optarg;
+            break;
+        case OPT_ADVERTISE:
+            a.advertise = optarg;
             break;
         case OPT_CONTROL:
             a.control = optarg;

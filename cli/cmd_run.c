@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_stop, s_reload;
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static const char *s_node_help =
@@ -28,8 +30,10 @@ static const char *s_node_help =
     "Runs the node set up by 'stemma init' in the foreground: it binds its mesh\n"
     "endpoint, connects to its peers (and to the peers they name), exchanges HELLOs,\n"
     "judges each peer's schema lineage, and syncs operations both ways. It logs one\n"
-    "line per event on stderr; SIGINT or SIGTERM stop it cleanly. 'stemma report'\n"
-    "asks it what it knows.\n"
+    "line per event on stderr; SIGINT or SIGTERM stop it cleanly (SIGHUP does not:\n"
+    "reloading is not supported yet, and the node says so and runs on). One node runs\n"
+    "in a directory at a time: a second exits 1 with 'already running (pid N)'.\n"
+    "'stemma report' asks it what it knows.\n"
     "\n"
     "  --dir NODE_DIR     the node's directory (node.toml, node.key, node.pub)\n"
     "  --log-format F     text (default) or json (one JSON object per line)\n"
@@ -83,16 +87,18 @@ int cmd_node(int argc, char **argv)
         return cli_fail("node", &err);
     }
     node_options o = {.config = &cfg, .keys = keys, .known = known, .nknown = nknown};
+    /* Before the sockets are bound: a signal from then on stops the node through its
+     * loop (BYE, the control socket removed), never by the default action. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     node_t *node = NULL;
     rc = stm_node_new(&o, &node, &err);
-    if (rc == STM_OK) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = s_on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        rc = stm_node_run(node, &s_stop, &err);
-    }
+    if (rc == STM_OK)
+        rc = stm_node_run(node, &s_stop, &s_reload, &err);
     stm_node_destroy(&node);
     free(known);
     stm_keys_destroy(&keys);
@@ -136,7 +142,7 @@ static int s_ask(const char *cmd, const char *dir, const char *control, const ch
     char *reply;
     size_t len;
     int code = CLI_OK;
-    if (stm_control_ask(endpoint, request, &reply, &len, &err) != STM_OK) {
+    if (stm_control_ask(endpoint, dir, request, &reply, &len, &err) != STM_OK) {
         code = cli_fail(cmd, &err);
     } else {
         fwrite(reply, 1, len, stdout);

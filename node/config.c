@@ -83,7 +83,7 @@ void stm_config_destroy(node_config *cfg)
     free(cfg->dir);
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
-        if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) {
+        if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_DIAL) {
             free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
             config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
@@ -248,10 +248,10 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
                        const toml_value **out)
 {
     static const toml_type types[] = {
-        [SETTINGS_PATH] = TOML_STRING,   [SETTINGS_ENDPOINT] = TOML_STRING,
-        [SETTINGS_BOOL] = TOML_BOOL,     [SETTINGS_INT] = TOML_INTEGER,
-        [SETTINGS_POLICY] = TOML_STRING, [SETTINGS_PEERS] = TOML_ARRAY,
-        [SETTINGS_KEYS] = TOML_ARRAY,
+        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING,
+        [SETTINGS_DIAL] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
+        [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
+        [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
     };
     const toml_value *sec = stm_toml_table_get(root, s->section);
     const toml_value *v = sec ? stm_toml_table_get(sec, s->key) : NULL;
@@ -275,6 +275,27 @@ static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *n
         return s_fail(r, v, name, "holds a NUL character");
     if (len == 0)
         return s_fail(r, v, name, "must not be empty");
+    return STM_OK;
+}
+
+/* An endpoint peers can dial, or "" for none: a wildcard host would send them to
+ * their own machine. */
+static stm_err s_dial_ok(const s_reader *r, const toml_value *v, const char *name)
+{
+    size_t len;
+    const char *s = stm_toml_string(v, &len);
+    stm_error why = {0};
+    if (strlen(s) != len)
+        return s_fail(r, v, name, "holds a NUL character");
+    if (len == 0)
+        return STM_OK;
+    if (stm_endpoint_check(s, false, &why) != STM_OK)
+        return s_fail(r, v, name, "%s", why.msg);
+    if (stm_endpoint_is_wildcard(s))
+        return s_fail(r, v, name,
+                      "'%.200s' is a wildcard address: peers dialling it reach their own "
+                      "machine; give an address they can reach this node at",
+                      s);
     return STM_OK;
 }
 
@@ -418,6 +439,11 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
             return s_fail(r, v, name, "%s", why.msg);
         stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
+    case SETTINGS_DIAL:
+        if ((rc = s_dial_ok(r, v, name)) != STM_OK)
+            return rc;
+        stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
+        return STM_OK;
     case SETTINGS_BOOL:
         *(bool *)stm_settings_field(cfg, s, sizeof(bool)) = stm_toml_bool(v);
         return STM_OK;
@@ -441,8 +467,9 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     char name[128];
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
-        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT) && !s->text &&
-            !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
+        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT ||
+             s->type == SETTINGS_DIAL) &&
+            !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);
     }

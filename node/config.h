@@ -62,10 +62,11 @@ typedef struct {
     char *dir; /* NODE_DIR as given */
 
     /* [node] */
-    char *db;      /* the application's database, as written (see stm_config_resolve) */
-    char *schemas; /* the schema set's directory, as written */
-    char *bind;    /* the mesh endpoint */
-    char *control; /* the control endpoint */
+    char *db;        /* the application's database, as written (see stm_config_resolve) */
+    char *schemas;   /* the schema set's directory, as written */
+    char *bind;      /* the mesh endpoint */
+    char *advertise; /* the endpoint peers are told; "": the bind endpoint unless a wildcard */
+    char *control;   /* the control endpoint */
 
     /* [peers] */
     config_peer *peers; /* addresses, in the order written */

@@ -11,18 +11,91 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
 struct control {
     char *endpoint; /* as configured */
     void *sock;     /* REP */
+    bool made_file; /* an ipc socket file was bound: the one dev and ino name */
+    dev_t dev;      /* the socket file this node made, so that it removes that one only */
+    ino_t ino;
 };
 
 static bool s_is_ipc(const char *endpoint)
 {
     return strncmp(endpoint, "ipc://", 6) == 0;
+}
+
+/* What is at an ipc control path, found without ZeroMQ (which would unlink a file in
+ * the way when binding, and retry a refused connection silently when asking). */
+typedef enum {
+    IPC_ABSENT,     /* nothing there */
+    IPC_LIVE,       /* a socket that takes connections: a node answers there */
+    IPC_STALE,      /* a socket nobody listens on: left by a process that died */
+    IPC_NOT_SOCKET, /* something else, not ours to remove */
+    IPC_UNKNOWN,    /* could not tell (a path too long for a Unix socket, say): ZeroMQ says */
+} ipc_state;
+
+static ipc_state s_ipc_probe(const char *path, int *why)
+{
+    *why = 0;
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        *why = errno;
+        return errno == ENOENT ? IPC_ABSENT : IPC_UNKNOWN;
+    }
+    if (!S_ISSOCK(st.st_mode))
+        return IPC_NOT_SOCKET;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return IPC_UNKNOWN;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *why = errno;
+        return IPC_UNKNOWN;
+    }
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&addr, sizeof addr)) != 0 && errno == EINTR)
+        ;
+    *why = rc == 0 ? 0 : errno;
+    close(fd);
+    if (rc == 0)
+        return IPC_LIVE;
+    return *why == ECONNREFUSED ? IPC_STALE : *why == ENOENT ? IPC_ABSENT : IPC_UNKNOWN;
+}
+
+/* Before binding path: a stale socket file is removed (NODE_DIR's lock says no other
+ * node runs there: dirlock.h); a live one, or a file that is not a socket, is refused,
+ * left as it is (a control path that two node directories share, say). */
+static stm_err s_ipc_clear(const char *path, stm_error *err)
+{
+    int why;
+    switch (s_ipc_probe(path, &why)) {
+    case IPC_LIVE:
+        return stm_error_set(err, STM_EINPUT,
+                             "the control socket %s answers already: another node uses it "
+                             "(do two node directories name one control endpoint?)",
+                             path);
+    case IPC_NOT_SOCKET:
+        return stm_error_set(err, STM_EINPUT,
+                             "the control endpoint %s is a file that is not a socket: "
+                             "not removed (move it, or choose another control endpoint)",
+                             path);
+    case IPC_STALE:
+        if (unlink(path) == 0)
+            stm_log_event(STM_LOG_INFO, "control", NULL,
+                          "removed %s, left by a node that did not stop cleanly", path);
+        return STM_OK;
+    case IPC_ABSENT:
+    case IPC_UNKNOWN:
+        break;
+    }
+    return STM_OK;
 }
 
 /* The control socket answers anyone who reaches it: never let the mesh reach it. */
@@ -46,9 +119,9 @@ stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_er
     stm_err rc = stm_zsock_new(ctx, ZMQ_REP, name, &c->sock, err);
     if (rc == STM_OK)
         rc = stm_zsock_set_int64(c->sock, ZMQ_MAXMSGSIZE, 4096, name, err);
+    if (rc == STM_OK && s_is_ipc(endpoint))
+        rc = s_ipc_clear(endpoint + 6, err);
     if (rc == STM_OK) {
-        if (s_is_ipc(endpoint))
-            unlink(endpoint + 6); /* a socket file left by a node that died */
         /* The socket file is made 0600 from the start (the bind happens in this thread),
          * not only by the chmod after it: no moment when another user may connect. */
         mode_t umask_was = umask(0177);
@@ -57,6 +130,12 @@ stm_err stm_control_new(void *ctx, const char *endpoint, control_t **out, stm_er
         if (bound != 0)
             rc = stm_error_set(err, STM_EINPUT, "cannot bind the control endpoint %s: %s", endpoint,
                                zmq_strerror(zmq_errno()));
+    }
+    struct stat st;
+    if (rc == STM_OK && s_is_ipc(endpoint) && stat(endpoint + 6, &st) == 0) {
+        c->made_file = true;
+        c->dev = st.st_dev;
+        c->ino = st.st_ino;
     }
     if (rc == STM_OK && s_is_ipc(endpoint) && chmod(endpoint + 6, 0600) != 0)
         stm_log_event(STM_LOG_WARN, "control", NULL,
@@ -79,7 +158,11 @@ void stm_control_destroy(control_t **self_p)
     if (!c)
         return;
     stm_zsock_close(&c->sock);
-    if (s_is_ipc(c->endpoint))
+    /* Only the file this node bound: were another in its place (a node of another
+     * directory that shares the path), it is that node's. */
+    struct stat st;
+    if (c->made_file && stat(c->endpoint + 6, &st) == 0 && st.st_dev == c->dev &&
+        st.st_ino == c->ino)
         unlink(c->endpoint + 6);
     free(c->endpoint);
     free(c);
@@ -196,11 +279,25 @@ void stm_control_handle(control_t *c, const control_view *view)
     free(reply);
 }
 
-stm_err stm_control_ask(const char *endpoint, const char *request, char **reply, size_t *len,
-                        stm_error *err)
+stm_err stm_control_ask(const char *endpoint, const char *name, const char *request, char **reply,
+                        size_t *len, stm_error *err)
 {
     *reply = NULL;
     *len = 0;
+    if (!name)
+        name = endpoint;
+    /* No socket, or one nobody listens on: no node runs, and ZeroMQ would wait. */
+    int why;
+    ipc_state state = s_is_ipc(endpoint) ? s_ipc_probe(endpoint + 6, &why) : IPC_UNKNOWN;
+    if (state == IPC_ABSENT)
+        return stm_error_set(err, STM_ESYS, "no node is running on %s (no control socket)", name);
+    if (state == IPC_STALE)
+        return stm_error_set(err, STM_ESYS,
+                             "no node is running on %s (its control socket %s was left by a "
+                             "node that did not stop cleanly)",
+                             name, endpoint + 6);
+    if (state == IPC_NOT_SOCKET)
+        return stm_error_set(err, STM_EUSAGE, "the control endpoint %s is not a socket", endpoint);
     void *ctx = zmq_ctx_new();
     if (!ctx)
         return stm_zsock_error(err, "creating the ZeroMQ context");

@@ -3,7 +3,10 @@
  *
  * A REP socket on the control endpoint, which must be ipc:// or loopback TCP: it has
  * no authentication, so the mesh must never reach it. An ipc socket file is made mode
- * 0600 from the start (only the node's user may ask) and removed when the node stops.
+ * 0600 from the start (only the node's user may ask) and removed when the node stops,
+ * if it is still the file the node bound. One found at start is removed when nobody
+ * listens on it (a node that died: NODE_DIR's lock, dirlock.h, says none runs) and
+ * refused when somebody does.
  * The requests are docs/protocol.md's, "Control socket". */
 #ifndef STM_CONTROL_H
 #define STM_CONTROL_H
@@ -68,9 +71,11 @@ void stm_control_handle(control_t *c, const control_view *view);
 
 /* Sends request (docs/protocol.md, "Control socket") to the node at endpoint and
  * waits for its answer, at most CONTROL_ASK_TIMEOUT_MS: *reply (NUL-terminated, *len
- * bytes before the NUL) is the caller's to free. STM_EUSAGE when endpoint cannot be
- * used, STM_ESYS when no node answers in time. */
-STM_NODISCARD stm_err stm_control_ask(const char *endpoint, const char *request, char **reply,
-                                      size_t *len, stm_error *err);
+ * bytes before the NUL) is the caller's to free. name is how messages name the node
+ * (its directory; NULL: the endpoint). STM_EUSAGE when endpoint cannot be used;
+ * STM_ESYS at once when an ipc endpoint has no socket file or one nobody listens on
+ * (no node runs), and when no node answers in time. */
+STM_NODISCARD stm_err stm_control_ask(const char *endpoint, const char *name, const char *request,
+                                      char **reply, size_t *len, stm_error *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* endpoint.c - endpoints as node.toml and the command line give them (endpoint.h). */
 #include "endpoint.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,4 +59,32 @@ stm_err stm_endpoint_check(const char *endpoint, bool bind, stm_error *err)
         return stm_error_set(err, STM_EINPUT, "'%.200s': the port must be a number from 1 to 65535",
                              endpoint);
     return STM_OK;
+}
+
+bool stm_endpoint_is_wildcard(const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6, *colon = strrchr(host, ':');
+    if (!colon)
+        return false;
+    size_t hlen = (size_t)(colon - host);
+    if (hlen == 1 && host[0] == '*')
+        return true;
+    char text[64];
+    if (hlen >= sizeof text)
+        return false;
+    bool v6 = hlen > 2 && host[0] == '[' && host[hlen - 1] == ']';
+    memcpy(text, v6 ? host + 1 : host, v6 ? hlen - 2 : hlen);
+    text[v6 ? hlen - 2 : hlen] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (v6)
+        return inet_pton(AF_INET6, text, &a6) == 1 && IN6_IS_ADDR_UNSPECIFIED(&a6);
+    return inet_pton(AF_INET, text, &a4) == 1 && a4.s_addr == htonl(INADDR_ANY);
+}
+
+bool stm_endpoint_dialable(const char *endpoint)
+{
+    return endpoint[0] != '\0' && !stm_endpoint_is_wildcard(endpoint);
 }

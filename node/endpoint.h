@@ -18,4 +18,11 @@
  * what is wrong (without naming the setting: callers add that). */
 STM_NODISCARD stm_err stm_endpoint_check(const char *endpoint, bool bind, stm_error *err);
 
+/* A tcp:// endpoint whose host is a wildcard: `*`, 0.0.0.0 or the IPv6 [::]. A node
+ * may bind one; dialled, it reaches the dialler's own machine, never the node. */
+bool stm_endpoint_is_wildcard(const char *endpoint);
+/* An endpoint a peer may be dialled at: not empty (a HELLO's "none") and not a
+ * wildcard (what an older node advertised when it bound one). */
+bool stm_endpoint_dialable(const char *endpoint);
+
 #endif

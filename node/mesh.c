@@ -1,5 +1,6 @@
 /* mesh.c - the peers a node knows (mesh.h). */
 #include "mesh.h"
+#include "endpoint.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -55,6 +56,8 @@ peer_t *stm_mesh_find(const mesh_t *m, const stm_id *id)
 
 peer_t *stm_mesh_find_endpoint(const mesh_t *m, const char *endpoint)
 {
+    if (!stm_endpoint_dialable(endpoint))
+        return NULL; /* "" (none) names no one peer */
     for (size_t i = 0; i < m->count; i++)
         if (strcmp(stm_peer_endpoint(m->peers[i]), endpoint) == 0)
             return m->peers[i];
@@ -73,7 +76,9 @@ void stm_mesh_learn(mesh_t *m, const wire_hello *h)
 {
     for (size_t i = 0; i < h->npeers; i++) {
         const wire_peer *wp = &h->peers[i];
-        if (stm_id_equal(&wp->id, &m->self) || stm_mesh_find(m, &wp->id))
+        /* One this node could not dial: a wildcard reaches this machine, not the peer. */
+        if (stm_id_equal(&wp->id, &m->self) || stm_mesh_find(m, &wp->id) ||
+            !stm_endpoint_dialable(wp->endpoint))
             continue;
         if (m->count >= MESH_MAX_LEARNED) {
             stm_log_event(STM_LOG_WARN, "peer", NULL,
@@ -99,7 +104,8 @@ wire_peer *stm_mesh_list(const mesh_t *m, const peer_t *except, size_t *count)
     size_t k = 0;
     for (size_t i = 0; i < m->count; i++) {
         const peer_t *p = m->peers[i];
-        if (p == except || !stm_peer_id(p) || stm_peer_get_state(p) != PEER_CONNECTED)
+        if (p == except || !stm_peer_id(p) || stm_peer_get_state(p) != PEER_CONNECTED ||
+            !stm_endpoint_dialable(stm_peer_endpoint(p)))
             continue;
         list[k].id = *stm_peer_id(p);
         list[k].endpoint =

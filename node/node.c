@@ -22,6 +22,8 @@
  *     queue is full), and acknowledged only after the commit. */
 #include "node.h"
 #include "control.h"
+#include "dirlock.h"
+#include "endpoint.h"
 #include "inbox.h"
 #include "local.h"
 #include "mesh.h"
@@ -44,10 +46,12 @@
 #include <zmq.h>
 
 struct node {
+    dirlock_t *lock;       /* NODE_DIR/node.lock: taken first, let go of last */
     bool insecure;         /* plain TCP: no CURVE, no ZAP */
     peer_policy policy;    /* what syncs with whom */
     int heartbeat_ms;      /* how often connected peers are sent PING */
     int local_poll_ms;     /* how often to look for local writes and migrations */
+    char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
     stm_id id;             /* our public key */
     unsigned char *secret; /* sodium_malloc'd, 32 bytes, read-only */
     char short_id[STM_ID_SHORT_LEN + 1];
@@ -87,8 +91,8 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
     size_t npeers;
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &n->id, stm_inbox_endpoint(n->inbox), stm_local_lineage(n->local),
-                          v, n->policy.min_supported_version, list, npeers, reply);
+    stm_wire_encode_hello(&msg, &n->id, n->advertise, stm_local_lineage(n->local), v,
+                          n->policy.min_supported_version, list, npeers, reply);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     free(list);
@@ -121,8 +125,18 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
         p = stm_mesh_find(n->mesh, &h.node_id);
     if (!p)
         p = stm_mesh_find_endpoint(n->mesh, h.endpoint);
-    if (!p)
-        p = stm_mesh_add(n->mesh, &h.node_id, h.endpoint, false);
+    if (!p) {
+        /* A wildcard (from a node before advertise) is no endpoint either: dialled, it
+         * would reach this machine. */
+        bool dialable = stm_endpoint_dialable(h.endpoint);
+        p = stm_mesh_add(n->mesh, &h.node_id, dialable ? h.endpoint : "", false);
+        if (!dialable)
+            stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
+                          "its HELLO gives no endpoint to dial (%s): it reaches this node, "
+                          "but this node cannot answer it; set [node] advertise on it, or "
+                          "list it in [peers] here",
+                          h.endpoint[0] ? h.endpoint : "none");
+    }
     peer_state was = stm_peer_get_state(p);
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
     if (s_open(n, p, &err) != STM_OK)
@@ -458,7 +472,14 @@ static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
 stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
 {
     const node_config *cfg = o->config;
+    /* Before anything in NODE_DIR is touched: a second node there stops here, leaving
+     * the database, the sockets and known_peers to the first. */
+    dirlock_t *lock = NULL;
+    stm_err locked = stm_dirlock_acquire(cfg->dir, &lock, err);
+    if (locked != STM_OK)
+        return locked;
     node_t *n = stm_calloc(1, sizeof *n);
+    n->lock = lock;
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
     n->heartbeat_ms = cfg->heartbeat_ms;
@@ -492,6 +513,14 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     free(schemas);
     if (rc == STM_OK)
         rc = s_bind_sockets(n, cfg, err);
+    if (rc == STM_OK) {
+        /* What peers are told: the setting; else where the inbox is bound (its port
+         * resolved), unless that is a wildcard, which they could not dial. */
+        const char *bound = stm_inbox_endpoint(n->inbox);
+        n->advertise = stm_strdup(cfg->advertise && cfg->advertise[0] ? cfg->advertise
+                                  : stm_endpoint_is_wildcard(bound)   ? ""
+                                                                      : bound);
+    }
     for (size_t i = 0; i < cfg->npeers && rc == STM_OK; i++) {
         const config_peer *spec = &cfg->peers[i];
         if (!spec->has_key && !n->insecure) {
@@ -520,18 +549,37 @@ const char *stm_node_endpoint(const node_t *n)
     return stm_inbox_endpoint(n->inbox);
 }
 
-stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err)
+stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                     stm_error *err)
 {
     stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
                   stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
                   stm_inbox_endpoint(n->inbox), stm_control_endpoint(n->control),
                   n->insecure ? "INSECURE (plain TCP)" : "CURVE");
+    if (!n->advertise[0])
+        stm_log_event(STM_LOG_WARN, "advertise", NULL,
+                      "%s is a wildcard address and [node] advertise is not set: peers are "
+                      "told no endpoint, so only those that list this node in [peers] can "
+                      "reach it; set advertise to tcp://HOST:PORT with an address they can "
+                      "dial",
+                      stm_inbox_endpoint(n->inbox));
+    else if (strcmp(n->advertise, stm_inbox_endpoint(n->inbox)) != 0)
+        stm_log_event(STM_LOG_INFO, "advertise", NULL, "peers are told %s", n->advertise);
     if (stm_local_readonly(n->local))
         stm_log_event(STM_LOG_ERROR, "database", NULL,
                       "%s is read-only: operations from peers cannot be stored until it is "
                       "writable (they wait, and are tried again); reports and sending go on",
                       stm_local_path(n->local));
     while (!*stop) {
+        if (reload && *reload) {
+            /* systemctl reload sends SIGHUP: it must not stop the node (issue 13 wants
+             * node.toml and known_peers read again; until then, say so). */
+            *reload = 0;
+            stm_log_event(STM_LOG_WARN, "reload", NULL,
+                          "SIGHUP: reloading node.toml and known_peers is not supported yet; "
+                          "running on with the settings read at start (restart the node to "
+                          "apply changes)");
+        }
         s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);
         /* Sleep until the earliest deadline of the very list the timers ran from. */
@@ -584,6 +632,10 @@ void stm_node_destroy(node_t **self_p)
     stm_inbound_destroy(&n->inbound);
     if (n->secret)
         sodium_free(n->secret);
+    /* Last: until now no other node may start here, so the control socket removed
+     * above was this node's own (control.h). */
+    stm_dirlock_release(&n->lock);
+    free(n->advertise);
     free(n);
     *self_p = NULL;
 }

@@ -55,8 +55,10 @@ typedef struct node node_t;
  * (stm_node_destroy). */
 STM_NODISCARD stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
- * peers and returns. */
-STM_NODISCARD stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, stm_error *err);
+ * peers and returns. When *reload becomes non-zero (SIGHUP; reload may be NULL) the
+ * node clears it and logs that reloading is not supported yet, and runs on. */
+STM_NODISCARD stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop,
+                                   volatile sig_atomic_t *reload, stm_error *err);
 void stm_node_destroy(node_t **self_p);
 
 /* The endpoint the inbox is bound to (with the port chosen), lent. */

@@ -54,6 +54,7 @@
  *     or our database migrates.
  *  6. The DEALER is opened at first need and lives as long as the peer. */
 #include "peer.h"
+#include "endpoint.h"
 #include "zsock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -248,7 +249,8 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     stm_peer_set_id(p, &h->node_id);
     /* A peer met by a peer list or its own HELLO may move; one we were told about is
      * reached where we were told. */
-    if (strcmp(p->endpoint, h->endpoint) != 0 && !p->configured) {
+    if (strcmp(p->endpoint, h->endpoint) != 0 && !p->configured &&
+        stm_endpoint_dialable(h->endpoint)) {
         free(p->endpoint);
         p->endpoint = stm_strdup(h->endpoint);
     }
@@ -404,6 +406,10 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
 stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
 {
     if (p->outbox)
+        return STM_OK;
+    /* No endpoint to dial (it advertises none): it reaches us; nothing is sent to it
+     * until a HELLO of its gives one. */
+    if (!stm_endpoint_dialable(p->endpoint))
         return STM_OK;
     void *s = NULL;
     stm_err rc = stm_zsock_new(self->ctx, ZMQ_DEALER, "a peer's socket", &s, err);

@@ -427,7 +427,8 @@ static char *s_text(const report_node *r, bool brief)
         const comparison_t *c = s_cmp(p);
         char sid[STM_ID_SHORT_LEN + 1];
         s_short(&p->id, p->id_known, sid);
-        stm_buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint, stm_report_state_name(p->state));
+        stm_buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint[0] ? p->endpoint : "(no endpoint)",
+                       stm_report_state_name(p->state));
         if (c)
             stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
                            c->remote_version, stm_relation_name(c->relation), s_sync(p));

@@ -52,6 +52,11 @@ const settings_row stm_settings_rows[] = {
     {S_ROW("node", "bind", SETTINGS_ENDPOINT, bind), .text = CONFIG_DEFAULT_BIND,
      .doc = "where the node listens for peers: HOST * is every interface, the default this "
             "machine only"},
+    {S_ROW("node", "advertise", SETTINGS_DIAL, advertise), .text = "",
+     .doc = "the endpoint peers are told to reach this node at, tcp://HOST:PORT with HOST an "
+            "address or name they can dial; \"\": the bind endpoint, unless its HOST is a "
+            "wildcard (*, 0.0.0.0, [::]): then none, and only peers that list this node in "
+            "[peers] reach it"},
     {S_ROW("node", "control", SETTINGS_ENDPOINT, control),
      .text = "ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET,
      .doc = "where the node answers queries about itself (its peers, what syncs, what is "
@@ -178,7 +183,8 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
 {
     switch (s->type) {
     case SETTINGS_PATH:
-    case SETTINGS_ENDPOINT: {
+    case SETTINGS_ENDPOINT:
+    case SETTINGS_DIAL: {
         char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
         *str = s->text ? s_expand(s->text, abs_dir) : NULL;
@@ -221,6 +227,9 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_ENDPOINT:
         stm_buf_puts(b, "endpoint");
         break;
+    case SETTINGS_DIAL:
+        stm_buf_printf(b, "endpoint, or %s\"\"%s", q, q);
+        break;
     case SETTINGS_BOOL:
         stm_buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
         break;
@@ -247,6 +256,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
+    case SETTINGS_DIAL:
         if (s->text)
             stm_buf_printf(b, "\"%s\"", s->text);
         break;

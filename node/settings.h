@@ -24,6 +24,8 @@
 typedef enum {
     SETTINGS_PATH,     /* char *: a file or directory; relative ones are relative to NODE_DIR */
     SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (stm_endpoint_check) */
+    SETTINGS_DIAL,     /* char *: an endpoint peers dial (stm_endpoint_check without `*`, and
+                          no wildcard address), or "" for none */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
     SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of stm_settings_policy_words */

@@ -216,11 +216,13 @@ class Init(Base):
     def test_peers_and_trust(self):
         other = bytes(range(32))
         hexkey = other.hex().upper()
-        _, key = self.init("--bind", "tcp://*:7500", "--peer", PEER_KEY + "@tcp://10.0.0.2:7420",
+        _, key = self.init("--bind", "tcp://*:7500", "--advertise", "tcp://10.0.0.1:7500",
+                           "--peer", PEER_KEY + "@tcp://10.0.0.2:7420",
                            "--peer", bytes(range(1, 33)).hex() + "@ipc:///tmp/peer.sock",
                            "--trust", hexkey, "--trust", PEER_KEY, "--trust-on-first-use")
         cfg = self.config()
         self.assertEqual(cfg["node"]["bind"], "tcp://*:7500")
+        self.assertEqual(cfg["node"]["advertise"], "tcp://10.0.0.1:7500")
         # Keys are written in Z85 however they were given.
         z_other = z85_encode(bytes(range(1, 33)))
         self.assertEqual(cfg["peers"]["addresses"], [PEER_KEY + "@tcp://10.0.0.2:7420",
@@ -228,6 +230,33 @@ class Init(Base):
         self.assertEqual(cfg["security"]["trusted"], [PEER_KEY, z_other, z85_encode(other)])
         self.assertTrue(cfg["security"]["trust_on_first_use"])
         self.assertFalse(cfg["security"]["insecure"])
+
+    def test_a_wildcard_bind_without_advertise_is_warned_about(self):
+        for bind in ("tcp://*:7500", "tcp://0.0.0.0:7500", "tcp://[::]:7500"):
+            shutil.rmtree(self.node, ignore_errors=True)
+            code, out, err = run("init", "--dir", self.node, "--db", self.db, "--schemas",
+                                 SCHEMAS, "--bind", bind)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(err, f"stemma init: warning: {bind} is a wildcard address and no "
+                                  "--advertise is given: peers will be told no endpoint, so only "
+                                  "those that list this node in their [peers] reach it; give "
+                                  "--advertise tcp://ADDRESS:PORT with an address they can dial "
+                                  "(node.toml: advertise)\n")
+            self.assertEqual(self.config()["node"]["advertise"], "")
+        # A wildcard cannot be advertised, from the command line or node.toml.
+        self.fails(2, "init", "--dir", self.path("w"), "--db", self.db, "--schemas", SCHEMAS,
+                   "--advertise", "tcp://0.0.0.0:7500", contains=["--advertise", "wildcard"])
+        self.fails(2, "init", "--dir", self.path("w"), "--db", self.db, "--schemas", SCHEMAS,
+                   "--advertise", "tcp://*:7500", contains=["--advertise"])
+        toml = os.path.join(self.node, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace('advertise = ""', 'advertise = "tcp://[::]:7500"'))
+        code, _, err = run("node", "--dir", self.node)
+        self.assertEqual(code, 2, err)
+        self.assertIn("node.advertise", err)
+        self.assertIn("is a wildcard address", err)
 
     def test_insecure_peer_without_key(self):
         self.init("--insecure", "--peer", "tcp://10.0.0.2:7420")

@@ -427,6 +427,149 @@ class OneSided(Mesh):
         self.assertEqual(b.logs().count("refused-by-peer"), 1)
 
 
+def rebind(node, bind, advertise=""):
+    """node.toml's bind (and advertise) changed, as a user binding every interface would."""
+    toml = os.path.join(node.dir, "node.toml")
+    with open(toml) as f:
+        text = f.read()
+    text = text.replace(f'bind = "{node.endpoint}"', f'bind = "{bind}"')
+    text = text.replace('advertise = ""', f'advertise = "{advertise}"')
+    with open(toml, "w") as f:
+        f.write(text)
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class WildcardBind(Mesh):
+    def endpoints(self, node):
+        return [p["endpoint"] for p in node.report()["peers"]]
+
+    def test_a_wildcard_bind_is_never_dialled(self):
+        # a binds every interface and advertises nothing: b and c reach it where they
+        # were told (their [peers]), and meet each other through a's peer list.
+        a = Node(self, "a", TASKS, 4, tofu=True)
+        rebind(a, f"tcp://0.0.0.0:{a.port}")
+        b = Node(self, "b", TASKS, 4, peers=[a], tofu=True)
+        c = Node(self, "c", TASKS, 4, peers=[a], tofu=True)
+        # d binds every interface too, but says where to reach it: b, which was not told
+        # of d, dials the address d advertises.
+        d = Node(self, "d", TASKS, 4, peers=[a], tofu=True)
+        rebind(d, f"tcp://0.0.0.0:{d.port}", advertise=d.endpoint)
+        for n in (a, b, c, d):
+            n.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        sql(d.db, "INSERT INTO lists (id, name) VALUES ('ld', 'from d')")
+        names = "SELECT group_concat(name, ',') FROM (SELECT name FROM lists ORDER BY id)"
+        for n in (a, b, c, d):
+            self.wait(f"{n.name} to hold every list",
+                      lambda n=n: sql(n.db, names) == "from a,from b,from d")
+        self.wait("b to meet c and d", lambda: len(b.report()["peers"]) == 3)
+        self.assertEqual(b.peer(d)["endpoint"], d.endpoint)
+        self.assertEqual(b.peer(a)["endpoint"], a.endpoint)
+        self.assertEqual(a.report()["node"]["endpoint"], f"tcp://0.0.0.0:{a.port}")
+        for n in (a, b, c, d):
+            for e in self.endpoints(n):
+                self.assertNotIn("0.0.0.0", e, f"{n.name} dials {e}")
+        self.assertIn(f"tcp://0.0.0.0:{a.port} is a wildcard address and [node] advertise is "
+                      "not set", a.logs())
+        self.assertNotIn("is a wildcard address", d.logs())
+        self.assertIn(f"peers are told {d.endpoint}", d.logs())
+
+    def test_a_peer_that_gives_no_endpoint_is_said_to_be_unreachable(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        e = Node(self, "e", TASKS, 4, peers=[b], tofu=True)
+        rebind(e, f"tcp://*:{e.port}")
+        b.start()
+        e.start()
+        self.wait("b to hear e", lambda: "peer-unreachable" in b.logs())
+        self.assertIn("its HELLO gives no endpoint to dial (none)", b.logs())
+        self.assertEqual(self.endpoints(b), [""])
+        text = subprocess.run([STEMMA, "report", "--dir", b.dir], capture_output=True,
+                              text=True, timeout=30).stdout
+        self.assertIn("(no endpoint)", text)
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class OneNodePerDirectory(Mesh):
+    """NODE_DIR/node.lock: one node a directory; what a node leaves, and who removes it."""
+
+    def ask(self, node, cmd="peers"):
+        return subprocess.run([STEMMA, cmd, "--dir", node.dir], capture_output=True, text=True,
+                              timeout=30)
+
+    def serving(self, node):
+        self.wait(f"{node.name} to answer", lambda: self.ask(node).returncode == 0)
+
+    def files(self, node):
+        """What the node's directory holds: each file's inode, size and mtime."""
+        out = {}
+        for name in sorted(os.listdir(node.dir)):
+            st = os.lstat(os.path.join(node.dir, name))
+            out[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return out
+
+    def asks_fast(self, node, *contains):
+        """stemma report on a node that is not running: it says so at once (the 5 s of
+        waiting for an answer are never reached) and exits 1."""
+        start = time.monotonic()
+        p = self.ask(node, "report")
+        took = time.monotonic() - start
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("no node answers", p.stderr)
+        self.assertIn(f"stemma report: no node is running on {node.dir} (", p.stderr)
+        for text in contains:
+            self.assertIn(text, p.stderr)
+        self.assertLess(took, 4.0, "stemma report waited for an answer")
+
+    def test_a_second_node_is_refused_and_the_first_keeps_serving(self):
+        a = Node(self, "a", TASKS, 4).start()
+        self.serving(a)
+        before = self.files(a)
+        self.assertIn("control.sock", before)
+        p = subprocess.run([STEMMA, "node", "--dir", a.dir], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, f"stemma node: {a.dir}: already running (pid {a.proc.pid})\n")
+        # It touched nothing: the first node's socket is the same file, and answers.
+        self.assertEqual(self.files(a), before)
+        self.assertEqual(self.ask(a).returncode, 0)
+        self.assertIsNone(a.proc.poll())
+
+    def test_a_stale_socket_is_removed_by_the_next_node(self):
+        a = Node(self, "a", TASKS, 4).start()
+        self.serving(a)
+        sock = os.path.join(a.dir, "control.sock")
+        a.stop(kill=True)
+        self.assertTrue(os.path.exists(sock), "kill -9 left no socket file to clean")
+        self.asks_fast(a, "did not stop cleanly")
+        a.start()
+        self.serving(a)
+        self.assertIn(f"removed {sock}, left by a node that did not stop cleanly", a.logs())
+        # Stopped cleanly, it removes its socket, and a report says so at once.
+        a.stop()
+        self.assertFalse(os.path.exists(sock))
+        self.asks_fast(a, "(no control socket)")
+
+    def test_sighup_does_not_stop_the_node(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to log the SIGHUP", lambda: "reload" in a.logs())
+        self.assertIn("reloading node.toml and known_peers is not supported yet", a.logs())
+        self.assertIsNone(a.proc.poll())
+        self.assertEqual(a.peer(b)["state"], "connected")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the SIGHUP')")
+        self.wait("b to get a's write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l1'") == "after the SIGHUP")
+        # Still stopped cleanly by SIGTERM: BYE to b, the socket removed.
+        a.stop()
+        self.wait("b to hear a's BYE", lambda: "peer-left" in b.logs())
+        self.assertFalse(os.path.exists(os.path.join(a.dir, "control.sock")))
+
+
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class Demo(unittest.TestCase):
     def test_demo_runs_end_to_end_and_leaves_nothing_running(self):

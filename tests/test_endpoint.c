@@ -58,10 +58,32 @@ static void test_endpoints(void **state)
     }
 }
 
+/* What a node must never tell its peers to dial. */
+static void test_wildcards(void **state)
+{
+    (void)state;
+    static const char *wild[] = {"tcp://*:7420", "tcp://0.0.0.0:7420", "tcp://[::]:7420",
+                                 "tcp://[::0]:7420", "tcp://[0:0:0:0:0:0:0:0]:1"};
+    static const char *concrete[] = {"tcp://127.0.0.1:7420", "tcp://10.0.0.2:7420",
+                                     "tcp://[::1]:7420",     "tcp://host.example:7420",
+                                     "tcp://0.0.0.1:7420",   "ipc:///tmp/x.sock"};
+    for (size_t i = 0; i < sizeof wild / sizeof wild[0]; i++) {
+        assert_true(stm_endpoint_is_wildcard(wild[i]));
+        assert_false(stm_endpoint_dialable(wild[i]));
+    }
+    for (size_t i = 0; i < sizeof concrete / sizeof concrete[0]; i++) {
+        if (stm_endpoint_is_wildcard(concrete[i]))
+            fail_msg("\"%s\" taken for a wildcard", concrete[i]);
+        assert_true(stm_endpoint_dialable(concrete[i]));
+    }
+    assert_false(stm_endpoint_dialable(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_wildcards),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -87,6 +87,7 @@ target_link_libraries(stemma_nodeutil PUBLIC stemma_node stemma_testutil PkgConf
 stemma_test(test_keys SOURCES tests/test_keys.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_endpoint SOURCES tests/test_endpoint.c LIBS stemma_node)
 stemma_test(test_known_peers SOURCES tests/test_known_peers.c LIBS stemma_node stemma_nodeutil)
+stemma_test(test_dirlock SOURCES tests/test_dirlock.c LIBS stemma_node stemma_testutil)
 stemma_test(test_settings SOURCES tests/test_settings.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_node_config SOURCES tests/test_node_config.c LIBS stemma_node stemma_nodeutil)
 stemma_py_test(cli_node cli_node_test.py cli)
