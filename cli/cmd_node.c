@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "node/config.h"
+#include "node/dirlock.h"
 #include "node/endpoint.h"
 #include "node/keys.h"
 #include "migrate_text.h"
@@ -226,6 +227,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
     char *schemas = stm_config_resolve(cfg, cfg->schemas);
     migrate_t *m = NULL;
     node_keys *keys = NULL;
+    dirlock_t *lock = NULL;
     int code = CLI_OK;
     bool had_key = s_exists(key_path);
     if (!a->force && (s_exists(toml_path) || had_key)) {
@@ -233,6 +235,13 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
                       "%s already exists: %s holds a node already (--force writes node.toml "
                       "again and keeps the key)",
                       s_exists(toml_path) ? toml_path : key_path, a->dir);
+        code = cli_fail("init", &err);
+        goto done;
+    }
+    /* --force rewrites a node's files and may migrate its database: never under a node
+     * running there (node/dirlock.h), which would go on with what it read at start. */
+    if (a->force && s_exists(a->dir) && stm_dirlock_acquire(a->dir, &lock, &err) != STM_OK) {
+        stm_error_append(&err, "stop it before 'stemma init --force'");
         code = cli_fail("init", &err);
         goto done;
     }
@@ -305,6 +314,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         code = cli_fail("init", &err);
     }
 done:
+    stm_dirlock_release(&lock);
     stm_keys_destroy(&keys);
     stm_migrate_destroy(&m);
     free(toml_path);

@@ -534,6 +534,14 @@ class OneNodePerDirectory(Mesh):
         self.assertEqual(self.files(a), before)
         self.assertEqual(self.ask(a).returncode, 0)
         self.assertIsNone(a.proc.poll())
+        # Nor does init --force rewrite the running node's files under it.
+        p = subprocess.run([STEMMA, "init", "--dir", a.dir, "--db", a.db, "--schemas", TASKS,
+                            "--bind", a.endpoint, "--force"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"already running (pid {a.proc.pid})", p.stderr)
+        self.assertIn("stop it before 'stemma init --force'", p.stderr)
+        self.assertEqual(self.files(a), before)
 
     def test_a_stale_socket_is_removed_by_the_next_node(self):
         a = Node(self, "a", TASKS, 4).start()
