@@ -91,7 +91,8 @@ static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS stemma_parked ("
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"
-    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused */
+    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused;
+                                     * 'ahead': its clock too far ahead (apply.h) */
     "  reason TEXT NOT NULL,"     /* why the operation could not be applied */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
