@@ -586,6 +586,8 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         }
         i = j;
     }
+    /* Local changes recorded at the next start are this database's own: no limit. */
+    stm_txn_set_clock_limit(a->txn, UINT64_MAX);
     return rc;
 }
 
