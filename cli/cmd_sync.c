@@ -6,6 +6,7 @@
 #include "sync/bundle.h"
 #include "sync/oplog.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ int cmd_vector(int argc, char **argv)
 /* ---- apply ---- */
 
 static const char *s_apply_help =
-    "usage: stemma apply --db FILE BUNDLE\n"
+    "usage: stemma apply --db FILE [--max-clock-ahead MS] BUNDLE\n"
     "\n"
     "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
     "win over older writes. Operations on tables or columns this database does not have\n"
@@ -178,8 +179,14 @@ static const char *s_apply_help =
     "nothing. Prints how many operations were applied, already present, parked and\n"
     "replayed.\n"
     "\n"
-    "  --db FILE    the database\n"
-    "  -h, --help   this help\n";
+    "An operation whose clock is more than --max-clock-ahead ahead of this machine's\n"
+    "clock (its writer's clock is wrong) is parked too, and applies at a later apply,\n"
+    "once this machine's clock has caught up.\n"
+    "\n"
+    "  --db FILE                the database\n"
+    "  --max-clock-ahead MS     how far ahead of this machine's clock an operation's\n"
+    "                           clock may be, in milliseconds (default 600000: 10 min)\n"
+    "  -h, --help               this help\n";
 
 static void s_warn(void *ctx, const char *message)
 {
@@ -201,16 +208,29 @@ static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"max-clock-ahead", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL;
+    long long max_ahead = APPLY_MAX_CLOCK_AHEAD_MS;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:a:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
             break;
+        case 'a': {
+            char *end = NULL;
+            errno = 0;
+            max_ahead = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || max_ahead < 0 ||
+                max_ahead > APPLY_MAX_CLOCK_AHEAD_LIMIT_MS)
+                return cli_usage_error("apply",
+                                       "--max-clock-ahead must be milliseconds, 0 to %lld",
+                                       (long long)APPLY_MAX_CLOCK_AHEAD_LIMIT_MS);
+            break;
+        }
         case 'h':
             fputs(s_apply_help, stdout);
             return CLI_OK;
@@ -229,6 +249,7 @@ int cmd_apply(int argc, char **argv)
     if (rc != STM_OK)
         return cli_fail("apply", &err);
     applier_t *applier = stm_applier_new(store, s_warn, NULL);
+    stm_applier_set_max_clock_ahead(applier, max_ahead);
     apply_stats stats = {0};
     bundle_info info;
     void *args[2] = {applier, &stats};

@@ -23,9 +23,11 @@
 #include "lineage/catalog.h"
 #include "lineage/sqlscript.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Row statements: one per (table, kind, set of columns). */
 /* ROW_ADD inserts unless the key is there (then changes nothing). */
@@ -53,6 +55,9 @@ struct applier {
     bool retrying;    /* applying parked operations, recorded already */
     bool any_applied; /* something applied in this batch */
     bool open;        /* stm_applier_begin opened a transaction batches join */
+    int64_t max_ahead_ms; /* how far ahead of the wall clock an applied clock may be */
+    int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
+                           * apply: the earliest known, INT64_MIN when unknown */
 };
 
 /* ---- life ---- */
@@ -67,6 +72,8 @@ applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
     a->park = stm_park_new(store, a->log, warn, ctx);
     a->rows = stm_stmtcache_new(a->db, NULL, 0);
     a->rows_epoch = stm_txn_epoch(a->txn);
+    a->max_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
+    a->ahead_due = INT64_MIN; /* some may be parked from before: look at the next apply */
     return a;
 }
 
@@ -194,6 +201,45 @@ static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const 
     stm_err rc = STM_OK;
     for (size_t i = 0; i < n && rc == STM_OK; i++)
         rc = s_park(a, ops[i], PARK_SCHEMA, reason, st, err);
+    return rc;
+}
+
+/* ---- clocks ahead of this machine's (invariant 7) ---- */
+
+/* Milliseconds since 1970 on this machine's wall clock. */
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The greatest clock an operation applied now may have: wall + max_ahead, every
+ * counter value of that millisecond included. */
+static uint64_t s_clock_limit(const applier_t *a, int64_t now)
+{
+    int64_t ms = now + a->max_ahead_ms;
+    if (ms < 0)
+        return 0;
+    if ((uint64_t)ms >= UINT64_C(1) << 48)
+        return UINT64_MAX;
+    return (uint64_t)ms << 16 | 0xffffu;
+}
+
+/* Parks ops[0..n) (one row change, one clock), whose clock is beyond the limit, and
+ * notes when it may come within it. */
+static stm_err s_park_ahead(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
+                            stm_error *err)
+{
+    char reason[96];
+    snprintf(reason, sizeof reason, "its clock is more than %lld ms ahead of this machine's",
+             (long long)a->max_ahead_ms);
+    int64_t due = (int64_t)(ops[0]->hlc >> 16) - a->max_ahead_ms;
+    if (due < a->ahead_due)
+        a->ahead_due = due;
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < n && rc == STM_OK; i++)
+        rc = s_park(a, ops[i], PARK_AHEAD, reason, st, err);
     return rc;
 }
 
@@ -519,6 +565,8 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         sorted++;
     if (sorted < n)
         qsort(ops, n, sizeof *ops, s_causal);
+    uint64_t limit = s_clock_limit(a, s_wall_ms());
+    stm_txn_set_clock_limit(a->txn, limit);
     stm_err rc = STM_OK;
     size_t i = 0;
     while (i < n && rc == STM_OK) {
@@ -529,11 +577,17 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         size_t fresh = j - i;
         if (!a->retrying)
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
-        if (rc == STM_OK && fresh)
+        if (rc == STM_OK && fresh && ops[i]->hlc > limit) {
+            rc = s_park_ahead(a, ops + i, fresh, st, err);
+        } else if (rc == STM_OK && fresh) {
+            stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
             rc = stm_op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
                                           : s_apply_writes(a, ops + i, fresh, st, err);
+        }
         i = j;
     }
+    /* Local changes recorded at the next start are this database's own: no limit. */
+    stm_txn_set_clock_limit(a->txn, UINT64_MAX);
     return rc;
 }
 
@@ -546,6 +600,19 @@ static stm_err s_reapply(void *ctx, const op_t **ops, size_t n, uint64_t *applie
     stm_err rc = s_apply_ops(a, ops, n, &again, err);
     a->retrying = false;
     *applied = again.applied;
+    return rc;
+}
+
+/* Retries the operations parked for their clock once the earliest may apply
+ * (invariant 7); re-parking them notes the next time. */
+static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
+{
+    if (s_wall_ms() < a->ahead_due || !stm_park_any(a->park, PARK_AHEAD))
+        return STM_OK;
+    a->ahead_due = INT64_MAX;
+    stm_err rc = stm_park_retry(a->park, PARK_AHEAD, s_reapply, a, replayed, err);
+    if (rc != STM_OK)
+        a->ahead_due = INT64_MIN; /* rolled back: they are parked as they were */
     return rc;
 }
 
@@ -608,6 +675,9 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
     /* A row a refused write needed may have just arrived. */
     if (rc == STM_OK && a->any_applied && stm_park_any(a->park, PARK_CONSTRAINT))
         rc = stm_park_retry(a->park, PARK_CONSTRAINT, s_reapply, a, &st.replayed, err);
+    /* This machine's clock may have caught up with some parked for theirs. */
+    if (rc == STM_OK)
+        rc = s_retry_ahead(a, &st.replayed, err);
     if (own)
         rc = s_end(a, rc, err);
     else if (rc != STM_OK)
@@ -627,11 +697,20 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     if (rc != STM_OK)
         return rc;
     uint64_t replayed = 0;
+    a->ahead_due = INT64_MAX; /* re-parking notes it again */
     rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
     rc = s_end(a, rc, err);
+    if (rc != STM_OK)
+        a->ahead_due = INT64_MIN;
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
+}
+
+void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms)
+{
+    a->max_ahead_ms = ms;
+    a->ahead_due = INT64_MIN; /* parked ones may apply under the new bound */
 }
 
 stm_err stm_applier_collect(applier_t *a, stm_error *err)

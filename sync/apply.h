@@ -28,6 +28,13 @@
  *     applied something, since the row they need may just have arrived.
  *  6. A batch is one transaction (or part of the one stm_applier_begin opened): on any
  *     failure nothing of it is kept (txn.h, invariant 2).
+ *  7. An operation whose clock is more than the bound (stm_applier_set_max_clock_ahead)
+ *     ahead of this machine's wall clock is parked ('ahead'), not applied: it is
+ *     recorded and travels on, but neither its cells nor the local clock move (txn.h,
+ *     invariant 3), so one device with its clock set days ahead cannot win every
+ *     cell it writes, nor drag every clock it reaches with it. Every apply retries
+ *     them once the earliest may be within the bound (and replay retries them all):
+ *     they apply when this machine's clock catches up, or the bound is raised.
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
@@ -49,6 +56,14 @@ typedef void (*apply_warn_fn)(void *ctx, const char *message);
 
 typedef struct applier applier_t;
 
+/* The default bound of invariant 7: ten minutes. Clocks kept by NTP agree to
+ * milliseconds, and a machine without it drifts by seconds a day; a clock minutes
+ * ahead is let through (its writes win for those minutes at most), one set to the
+ * wrong hour or day is not. */
+#define APPLY_MAX_CLOCK_AHEAD_MS (10 * 60 * 1000)
+/* The greatest bound a user may set (a year): beyond it the check means nothing. */
+#define APPLY_MAX_CLOCK_AHEAD_LIMIT_MS (366LL * 24 * 3600 * 1000)
+
 /* An applier for store (lent; it must outlive the applier). warn may be NULL. The
  * caller owns the result (stm_applier_destroy). */
 applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx);
@@ -69,6 +84,10 @@ STM_NODISCARD stm_err stm_applier_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_applier_commit(applier_t *a, stm_error *err);
 /* Undoes everything since stm_applier_begin. */
 void stm_applier_rollback(applier_t *a);
+
+/* Sets invariant 7's bound, in ms (default APPLY_MAX_CLOCK_AHEAD_MS); parked
+ * operations are retried at the next apply. */
+void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms);
 
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */

@@ -11,6 +11,10 @@
 
 static const char *const s_guard = "(SELECT applying FROM stemma_local WHERE id = 1) = 0";
 
+/* The wall time in SQL: milliseconds since 1970 (SQLite keeps 'now' in whole
+ * milliseconds, fixed within one statement; unixepoch('subsec') needs 3.42). */
+#define S_NOW_MS "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
+
 bool stm_capture_is_own_table(const char *name)
 {
     return strncasecmp(name, "stemma_", 7) == 0 || strcasecmp(name, "schema_version") == 0;
@@ -133,15 +137,17 @@ static void s_trigger_head(buf_t *b, const char *kind, const char *event, const 
     stm_buf_free(&name);
 }
 
-/* Appends the statement queueing one row: ROW.key, del, and the mask (SQL text). */
+/* Appends the statement queueing one row: ROW.key, del, the mask (SQL text) and the
+ * time; when only_if is not NULL, only if that SQL condition holds. */
 static void s_queue(buf_t *b, const char *table, const char *row, const char *key, int del,
-                    const char *mask)
+                    const char *mask, const char *only_if)
 {
-    stm_buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk, del, mask) VALUES (");
+    stm_buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk, del, mask, at) SELECT ");
     s_literal(b, table);
     stm_buf_puts(b, ", ");
     s_ref(b, row, key);
-    stm_buf_printf(b, ", %d, %s);\n", del, mask);
+    stm_buf_printf(b, ", %d, %s, " S_NOW_MS "%s%s;\n", del, mask, only_if ? " WHERE " : "",
+                   only_if ? only_if : "");
 }
 
 /* The changed-columns mask of an UPDATE (capture.h): an integer with bit i set when
@@ -200,14 +206,29 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
     buf_t tmp = BUF_INIT, mask = BUF_INIT;
 
     /* An insert above the mark is found by the next collection: the trigger only
-     * compares (it is the application's write the trigger slows). */
+     * compares (it is the application's write the trigger slows), with the gate, which
+     * is the mark once the first insert above it since it last moved has written its
+     * time on the mark row, and the greatest integer until then (capture.h). */
     if (mark_id) {
-        s_ref(&tmp, "NEW", key);
-        stm_buf_printf(&tmp, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)",
+        buf_t above = BUF_INIT;
+        s_ref(&above, "NEW", key);
+        stm_buf_printf(&above, " <= (SELECT mark FROM stemma_mark WHERE id = %lld)",
                        (long long)mark_id);
+        s_ref(&tmp, "NEW", key);
+        stm_buf_printf(&tmp, " <= (SELECT gate FROM stemma_mark WHERE id = %lld)",
+                       (long long)mark_id);
+        s_trigger_head(b, "ins", "INSERT", table, stm_buf_str(&tmp));
+        s_queue(b, table, "NEW", key, 0, "-1", stm_buf_str(&above));
+        stm_buf_printf(b, "  UPDATE stemma_mark SET at = " S_NOW_MS ", gate = mark"
+                          " WHERE id = %lld AND at IS NULL AND ",
+                       (long long)mark_id);
+        s_ref(b, "NEW", key);
+        stm_buf_puts(b, " > mark;\n");
+        stm_buf_free(&above);
+    } else {
+        s_trigger_head(b, "ins", "INSERT", table, NULL);
+        s_queue(b, table, "NEW", key, 0, "-1", NULL);
     }
-    s_trigger_head(b, "ins", "INSERT", table, mark_id ? stm_buf_str(&tmp) : NULL);
-    s_queue(b, table, "NEW", key, 0, "-1");
     stm_buf_puts(b, "END;\n");
     stm_buf_reset(&tmp);
 
@@ -220,7 +241,7 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
     stm_buf_puts(&tmp, ")");
     s_trigger_head(b, "upd", "UPDATE", table, stm_buf_str(&tmp));
     s_mask_expr(&mask, t);
-    s_queue(b, table, "NEW", key, 0, stm_buf_str(&mask));
+    s_queue(b, table, "NEW", key, 0, stm_buf_str(&mask), NULL);
     stm_buf_puts(b, "END;\n");
 
     /* UPDATE changing the key: the old row is gone, the new one is new. */
@@ -229,12 +250,12 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
     stm_buf_puts(&tmp, " IS NOT ");
     s_ref(&tmp, "NEW", key);
     s_trigger_head(b, "rekey", "UPDATE", table, stm_buf_str(&tmp));
-    s_queue(b, table, "OLD", key, 1, "0");
-    s_queue(b, table, "NEW", key, 0, "-1");
+    s_queue(b, table, "OLD", key, 1, "0", NULL);
+    s_queue(b, table, "NEW", key, 0, "-1", NULL);
     stm_buf_puts(b, "END;\n");
 
     s_trigger_head(b, "del", "DELETE", table, NULL);
-    s_queue(b, table, "OLD", key, 1, "0");
+    s_queue(b, table, "OLD", key, 1, "0", NULL);
     stm_buf_puts(b, "END;\n");
 
     stm_buf_free(&tmp);
@@ -303,7 +324,8 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "INSERT INTO stemma_mark (tbl, mark) VALUES (?1, -9223372036854775808) "
+                           "INSERT INTO stemma_mark (tbl, mark, gate) "
+                           "VALUES (?1, -9223372036854775808, 9223372036854775807) "
                            "ON CONFLICT (tbl) DO NOTHING",
                            -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "writing stemma_mark");
@@ -326,7 +348,7 @@ stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_
                               void *ctx, stm_error *err)
 {
     sqlite3_stmt *rows = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT tbl, mark FROM stemma_mark", -1, &rows,
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT tbl, mark, at FROM stemma_mark", -1, &rows,
                            NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_mark");
     stm_err rc = STM_OK;
@@ -350,7 +372,9 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
     (void)row;
     (void)ctx;
     buf_t sql = BUF_INIT;
-    stm_buf_puts(&sql, "UPDATE stemma_mark SET mark = coalesce((SELECT max(");
+    /* The rows above the mark are looked at now: the time of the first of them goes. */
+    stm_buf_puts(&sql, "UPDATE stemma_mark SET at = NULL, gate = 9223372036854775807, "
+                       "mark = coalesce((SELECT max(");
     stm_sqlscript_quote_ident(&sql, stm_capture_key_column(t)->name);
     stm_buf_puts(&sql, ") FROM ");
     stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));

@@ -3,7 +3,8 @@
  * For each synced table stemma installs four AFTER triggers, in plain SQL so that any
  * writer (the application, the sqlite3 shell) is captured without linking anything.
  * A trigger does the least it can inside the application's transaction: it queues
- * which row changed, one stemma_pending row (table, key, deleted?, which columns):
+ * which row changed and when, one stemma_pending row (table, key, deleted?, which
+ * columns, the wall time in milliseconds: SQLite's 'now', one value per statement):
  *
  *   INSERT   the new key, every column (mask -1); in a table whose key has INTEGER
  *            affinity only when the key is at or below the table's mark (below)
@@ -20,7 +21,8 @@
  * per changed column with its current value, each row change one tick of the hybrid
  * logical clock, each operation one sequence number. Changes a row went through
  * between two collections fold into one, which is what the row's last state says;
- * its value at each step in between is not kept.
+ * its value at each step in between is not kept, and it takes the time of the last
+ * change (the one whose value it carries).
  *
  * Inserts are most of what an application writes, and a trigger that queues nothing
  * costs the writer least. So a table with an integer key has a mark in stemma_mark:
@@ -29,9 +31,27 @@
  * greatest key. stemma raises the mark the same way at the end of every transaction
  * of its own (apply, replay, a migration's), whose writes are not the application's.
  * A key at or below the mark (an explicit key, a key reused after a delete) is queued.
+ * The first insert above the mark since the mark last moved writes its time on the
+ * mark row (stemma_mark.at). The trigger compares the key with the row's gate, one
+ * lookup as before: the gate is the greatest integer until that first insert, which
+ * sets it to the mark; collecting sets it back. Every insert above the mark collected
+ * with it takes that time: each was made at or
+ * after it, and before the collection. That under-states a fast-path insert's time by
+ * at most the time between two collections, and only against writes that never saw
+ * the row: a new key's cells compete only with writes to the same key, which another
+ * device makes after receiving the insert (its clock is then ahead of it, whatever
+ * the time) or by creating the same key itself; and a later local change of the row
+ * is queued with its own time, which the folded row change takes. A row above the
+ * mark with no time recorded (a key of another type than integer, above the gate)
+ * takes the time of the collection, as every change did before format 3.
  *
- * The clock is max(previous + 1, wall-clock milliseconds << 16): 48 bits of
- * milliseconds and a 16-bit counter, increasing even when the wall clock steps back.
+ * The clock of a row change is max(previous + 1, ms << 16), ms the time of its last
+ * change (at most the time of the collection): 48 bits of milliseconds and a 16-bit
+ * counter. So it is monotonic per origin, even when the wall clock steps back, and
+ * ahead of every clock this database has seen (txn.h, invariant 3): a write made
+ * before stemma collected is ordered by when it was made, not when it was collected,
+ * unless this database had already seen a later clock.
+ *
  * Triggers do nothing while stemma_local.applying is 1, so operations stemma applies
  * are not recorded twice.
  *

@@ -27,12 +27,14 @@ typedef struct {
     const char *mask_text; /* or, for a wide table, '0' or '1' per column (at mask_at) */
     size_t mask_at;
     size_t mask_len;
+    int64_t at;            /* wall-clock ms of the change (capture.h) */
 } s_pending;
 
 typedef struct {
     s_pending *rows;
     size_t count, cap;
     buf_t arena;
+    int64_t now; /* wall-clock ms when collecting began: no change is later */
 } s_queue_t;
 
 static int s_value_cmp(const op_value *a, const op_value *b)
@@ -82,7 +84,7 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT id, tbl, pk, del, mask FROM stemma_pending ORDER BY id", -1,
+                           "SELECT id, tbl, pk, del, mask, at FROM stemma_pending ORDER BY id", -1,
                            &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_pending");
     int step;
@@ -108,6 +110,8 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
         } else {
             p->mask = sqlite3_column_int64(stmt, 4);
         }
+        p->at = sqlite3_column_type(stmt, 5) == SQLITE_INTEGER ? sqlite3_column_int64(stmt, 5)
+                                                               : q->now;
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
@@ -116,7 +120,9 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
 }
 
 /* Adds one queue row for every row of t whose key is above its mark: inserts the
- * trigger left to be found. They count as queued before anything else (id 0). */
+ * trigger left to be found. They count as queued before anything else (id 0), at the
+ * time the first of them recorded on the mark row (every one was inserted at or after
+ * it), or now when none did. */
 static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
                            stm_error *err)
 {
@@ -137,6 +143,8 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
     }
     stm_buf_free(&sql);
     sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
+    int64_t at = sqlite3_column_type(row, 2) == SQLITE_INTEGER ? sqlite3_column_int64(row, 2)
+                                                                : q->now;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
@@ -150,6 +158,7 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
         if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
             stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);
         p->mask = -1;
+        p->at = at;
     }
     sqlite3_finalize(stmt);
     return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "reading new rows");
@@ -209,26 +218,33 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
     return stmt;
 }
 
-/* Milliseconds since 1970 << 16: the floor of the next clock. */
-static uint64_t s_wall_clock(void)
+/* Milliseconds since 1970, now. */
+static int64_t s_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    return ms << 16;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The local writer's state, ticked as operations are made. */
 typedef struct {
     stm_id node_id, version_id;
     uint64_t hlc, seq;
+    int64_t now;        /* wall-clock ms when collecting began */
     bool *changed;      /* scratch: which columns of the row at hand changed */
     size_t changed_cap;
 } s_writer;
 
-static uint64_t s_tick(s_writer *w)
+/* The clock of a row change made at ms (its last change's time): max(previous + 1,
+ * ms << 16), so monotonic and ahead of every clock seen here (txn.h, invariant 3). A
+ * change cannot be later than its collection: a time after now (a clock set back
+ * since, or a queue row not written by the trigger) counts as now; one before 1970
+ * as 0. */
+static uint64_t s_tick(s_writer *w, int64_t ms)
 {
-    uint64_t wall = s_wall_clock();
+    if (ms > w->now)
+        ms = w->now;
+    uint64_t wall = ms > 0 ? (uint64_t)ms << 16 : 0;
     w->hlc = wall > w->hlc + 1 ? wall : w->hlc + 1;
     return w->hlc;
 }
@@ -243,6 +259,8 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     bool *changed = w->changed;
     memset(changed, 0, ncols * sizeof *changed);
     bool deleted = false;
+    /* The row's changes fold into its last state: they take the time of the last. */
+    int64_t at = rows[n - 1].at;
     for (size_t i = 0; i < n; i++) {
         const s_pending *p = &rows[i];
         if (p->del) {
@@ -275,11 +293,11 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     }
     if (deleted) {
         op.seq = ++w->seq;
-        op.hlc = s_tick(w);
+        op.hlc = s_tick(w, at);
         stm_opbatch_add(out, &op);
     }
     if (step == SQLITE_ROW) {
-        op.hlc = s_tick(w);
+        op.hlc = s_tick(w, at);
         int k = 0;
         for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
             const catalog_column *c = stm_catalog_table_column(t, i);
@@ -325,8 +343,8 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
 stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                             stm_error *err)
 {
-    s_queue_t q = {0};
-    s_writer w = {0};
+    s_queue_t q = {.now = s_wall_ms()};
+    s_writer w = {.now = q.now};
     stm_err rc = s_read_queue(store, &q, err);
     if (rc == STM_OK)
         rc = stm_capture_each_mark(store, catalog, s_scan_mark, &q, err);

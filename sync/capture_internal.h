@@ -14,7 +14,7 @@ bool stm_capture_captured(const catalog_column *c);
 /* How many of t's columns are captured. */
 int stm_capture_captured_count(const catalog_table *t);
 
-/* Called with each marked table and its stemma_mark row (tbl, mark), lent. */
+/* Called with each marked table and its stemma_mark row (tbl, mark, at), lent. */
 typedef stm_err (*capture_mark_fn)(store_t *store, const catalog_table *t, sqlite3_stmt *row,
                                    void *ctx, stm_error *err);
 /* Calls fn for each marked table of catalog (a synced table whose key has INTEGER

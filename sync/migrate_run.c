@@ -169,8 +169,11 @@ static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
      * were made in, before a migration changes their columns; in the migration's own
      * transaction, so that nothing the application writes falls in between. */
     if (rc == STM_OK && stm_store_is_prepared(self->store)) {
+        /* Tables of another format cannot be collected from: refused saying what to do. */
+        rc = stm_store_check_format(self->store, err);
         applier_t *applier = stm_applier_new(self->store, NULL, NULL);
-        rc = stm_applier_collect(applier, err);
+        if (rc == STM_OK)
+            rc = stm_applier_collect(applier, err);
         stm_applier_destroy(&applier);
     }
     if (rc == STM_OK)

@@ -63,13 +63,29 @@ void stm_park_destroy(park_t **self_p)
     *self_p = NULL;
 }
 
+/* The name stemma_parked.kind holds for kind (not PARK_ANY). */
+static const char *s_kind_name(park_kind kind)
+{
+    switch (kind) {
+    case PARK_SCHEMA:
+        return "schema";
+    case PARK_CONSTRAINT:
+        return "constraint";
+    case PARK_AHEAD:
+        return "ahead";
+    case PARK_ANY:
+        break;
+    }
+    assert(!"no name for PARK_ANY");
+    return "";
+}
+
 /* Fixed statement q with ?1 bound to kind's name (unbound, NULL, for PARK_ANY). */
 static sqlite3_stmt *s_of_kind(park_t *p, int q, park_kind kind)
 {
     sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
     if (stmt && kind != PARK_ANY)
-        sqlite3_bind_text(stmt, 1, kind == PARK_SCHEMA ? "schema" : "constraint", -1,
-                          SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 1, s_kind_name(kind), -1, SQLITE_STATIC);
     return stmt;
 }
 
@@ -105,7 +121,7 @@ stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reaso
         return stm_store_error(p->store, err, "parking an operation");
     sqlite3_bind_blob(park, 1, op->origin.bytes, STM_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(park, 2, (sqlite3_int64)op->seq);
-    sqlite3_bind_text(park, 3, kind == PARK_SCHEMA ? "schema" : "constraint", -1, SQLITE_STATIC);
+    sqlite3_bind_text(park, 3, s_kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(park, 4, reason, -1, SQLITE_STATIC);
     if (sqlite3_step(park) != SQLITE_DONE)
         return stm_store_error(p->store, err, "parking an operation");

@@ -20,7 +20,8 @@
  *     the operation was first parked).
  *
  * When retries run is the applier's rule (apply.h): all of them after a migration,
- * and those a constraint refused after every batch that applied something. */
+ * those a constraint refused after every batch that applied something, and those
+ * parked for a clock ahead once this machine's clock may have caught up. */
 #ifndef STM_PARK_H
 #define STM_PARK_H
 
@@ -33,7 +34,9 @@ typedef enum {
     PARK_SCHEMA,     /* 'schema': a table or column this database lacks or does not
                       * sync, another affinity, a NULL key */
     PARK_CONSTRAINT, /* 'constraint': a constraint refused the row write */
-    PARK_ANY         /* for stm_park_any, stm_park_count and stm_park_retry: either */
+    PARK_AHEAD,      /* 'ahead': its clock is further ahead of this machine's wall
+                      * clock than the applier allows (apply.h) */
+    PARK_ANY         /* for stm_park_any, stm_park_count and stm_park_retry: any */
 } park_kind;
 
 /* Told once per (origin, table.column) what was parked and why (apply_warn_fn). */

@@ -46,15 +46,20 @@ static const char *const s_schema =
     "  tbl TEXT NOT NULL,"
     "  pk,"
     "  del INTEGER NOT NULL,"     /* 1: the row was deleted (or lost its key) */
-    "  mask NOT NULL"             /* the columns that changed (capture.h): no type, so
+    "  mask NOT NULL,"            /* the columns that changed (capture.h): no type, so
                                      * that a text mask stays text */
+    "  at INTEGER"                /* wall-clock ms since 1970 when the change was made */
     ");"
     /* Per synced table with an integer key, the greatest key stemma has looked at:
      * an insert above it is not queued, the next collection finds it (capture.h). */
     "CREATE TABLE IF NOT EXISTS stemma_mark ("
     "  id INTEGER PRIMARY KEY,"   /* named in the table's insert trigger */
     "  tbl TEXT NOT NULL UNIQUE,"
-    "  mark"                      /* no type: the key's own */
+    "  mark,"                     /* no type: the key's own */
+    "  at INTEGER,"               /* wall-clock ms of the first insert above the mark
+                                     * since it last moved; NULL: none (capture.h) */
+    "  gate NOT NULL"             /* inserts above it run nothing: the mark once at is
+                                     * set, the greatest integer until then */
     ");"
     /* Every operation, local or received, one row per row change: the operations
      * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and
@@ -86,7 +91,8 @@ static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS stemma_parked ("
     "  origin BLOB NOT NULL,"
     "  seq INTEGER NOT NULL,"
-    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused */
+    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused;
+                                     * 'ahead': its clock too far ahead (apply.h) */
     "  reason TEXT NOT NULL,"     /* why the operation could not be applied */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"

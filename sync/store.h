@@ -9,10 +9,12 @@
  *                   `applying` flag that keeps capture from recording applied ops
  *   stemma_ids      node and schema version ids, numbered (the oplog and the clock
  *                   hold the numbers)
- *   stemma_pending  rows the application changed, queued by the capture triggers
- *                   until stemma turns them into operations (capture.h)
- *   stemma_mark     per synced table with an integer key, the greatest key looked at:
- *                   inserts above it are found by the next collection, not queued
+ *   stemma_pending  rows the application changed, with the wall time of each change,
+ *                   queued by the capture triggers until stemma turns them into
+ *                   operations (capture.h)
+ *   stemma_mark     per synced table with an integer key, the greatest key looked at
+ *                   and the time of the first insert above it: inserts above it are
+ *                   found by the next collection, not queued
  *   stemma_oplog    every operation, local or received, a row change a row (oplog.h)
  *   stemma_clock    per row, the latest write of every cell, its latest delete and
  *                   latest write parked for a missing column (apply.h, txn.h)
@@ -36,8 +38,9 @@
 #define STORE_BUSY_TIMEOUT_MS 10000
 
 /* The layout of stemma's tables. A database whose tables are in another format is
- * refused with a message saying what to do, never read wrongly. */
-#define STORE_FORMAT 2
+ * refused with a message saying what to do, never read wrongly. Format 3: the capture
+ * queue and the marks record when the application wrote (capture.h). */
+#define STORE_FORMAT 3
 
 typedef struct store store_t;
 

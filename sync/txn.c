@@ -69,13 +69,26 @@ struct txn {
     size_t ntables;
     txn_table *last_table; /* the last one looked up: batches run table by table */
     stm_id node_id;        /* this database's origin */
-    uint64_t max_hlc;      /* greatest clock recorded in the current transaction */
+    uint64_t max_hlc;      /* greatest clock recorded (within clock_limit) or applied in
+                            * the current transaction */
+    uint64_t clock_limit;  /* recorded clocks above it do not count (invariant 3) */
     s_origin *origins;     /* origins met in the current transaction */
     size_t norigins, origins_cap;
     size_t last_origin; /* index of the last one met */
     rowclock_t clock;   /* the clocks of the row read last */
     buf_t clock_bytes;  /* scratch for encoding them */
 };
+
+void stm_txn_set_clock_limit(txn_t *t, uint64_t limit)
+{
+    t->clock_limit = limit;
+}
+
+void stm_txn_clock_seen(txn_t *t, uint64_t hlc)
+{
+    if (hlc > t->max_hlc)
+        t->max_hlc = hlc;
+}
 
 txn_t *stm_txn_new(store_t *store, oplog_t *log)
 {
@@ -85,6 +98,7 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->log = log;
     t->stmts = stm_stmtcache_new(t->db, s_sql, Q_N);
     t->schema_cookie = -1;
+    t->clock_limit = UINT64_MAX;
     return t;
 }
 
@@ -260,8 +274,8 @@ static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n,
     o->touched = true;
     if (last > o->top)
         o->top = last;
-    if (ops[0]->hlc > t->max_hlc)
-        t->max_hlc = ops[0]->hlc;
+    if (ops[0]->hlc <= t->clock_limit)
+        stm_txn_clock_seen(t, ops[0]->hlc);
     return STM_OK;
 }
 

@@ -20,7 +20,10 @@
  *     of it or none. Capture triggers are off inside it (stemma_local.applying), so
  *     applied operations are not recorded a second time as local ones.
  *  3. The local clock never falls behind a clock recorded in it, so later local
- *     writes order after what this database has seen.
+ *     writes order after what this database has seen; except a clock above the
+ *     limit (stm_txn_set_clock_limit), which moves it only once it is applied
+ *     (stm_txn_clock_seen): a peer whose clock runs far ahead does not drag this
+ *     database's clock, and every later local write's, with it.
  *  4. Local writes enter stemma_clock at the start of the next transaction here
  *     (capture only appends to the oplog, so the application's writes stay cheap),
  *     before anything is compared with them. They are the latest writes of their
@@ -66,6 +69,13 @@ void stm_txn_rollback(txn_t *t);
  * nothing else is done (stm_capture_collect moved the local sequence and clock). On
  * failure the caller rolls back. */
 STM_NODISCARD stm_err stm_txn_collect(txn_t *t, stm_error *err);
+
+/* Recorded clocks above limit do not move the local clock (invariant 3); the
+ * default, UINT64_MAX, lets every one. */
+void stm_txn_set_clock_limit(txn_t *t, uint64_t limit);
+/* An operation with clock hlc, recorded already, is applied: the local clock moves
+ * over it at commit. */
+void stm_txn_clock_seen(txn_t *t, uint64_t hlc);
 
 /* Changes whenever the synced tables are read again (invariant 8). */
 uint64_t stm_txn_epoch(const txn_t *t);

@@ -202,6 +202,26 @@ class NotSetUp(Base):
         self.assertEqual(sha256(db), before)
 
 
+class OlderFormat(Base):
+    """A database set up by the stemma before store format 3 (no write times in the
+    capture queue): every command refuses it with one line saying what to do."""
+
+    def test_format_2_refused_with_what_to_do(self):
+        db = self.db("old.db", 3)
+        sqlite(db, "UPDATE stemma_local SET format = 2;"
+                   "ALTER TABLE stemma_pending DROP COLUMN at;"
+                   "ALTER TABLE stemma_mark DROP COLUMN gate;"
+                   "ALTER TABLE stemma_mark DROP COLUMN at;")
+        out = self.path("out")
+        for args in [("changes", "--db", db, "-o", out), ("vector", "--db", db, "-o", out),
+                     ("apply", "--db", db, self.path("missing.stmb")),
+                     ("migrate", "--db", db, "--schemas", SCHEMAS, "--no-backup")]:
+            with self.subTest(cmd=args[0]):
+                self.fails(2, *args, contains=["in format 2, this stemma reads format 3",
+                                               "stemma_*"])
+        self.assertFalse(os.path.exists(out))
+
+
 class Options(Base):
     def test_option_without_its_value(self):
         self.fails(2, "changes", "--db", contains=["option '--db' needs a value"])
@@ -235,6 +255,28 @@ class Sync(Base):
         # Back to where it came from: all present.
         self.assertEqual(self.apply(a, bundle), (0, n, 0, 0, 0))
         self.assertEqual(self.oplog_count(b), n)
+
+    def test_a_clock_far_ahead_is_parked_until_allowed(self):
+        a, b = self.db("a.db", 3), self.db("b.db", 3)
+        # a's machine thinks it is tomorrow.
+        sqlite(a, "UPDATE stemma_local SET hlc = (CAST((julianday('now') - 2440587.5) * "
+                  "86400000 AS INTEGER) + 86400000) << 16")
+        self.write_some(a)
+        bundle = self.path("a.stmb")
+        n = self.changes(a, bundle)
+        counts, warnings = self.apply(b, bundle, warnings=True)
+        self.assertEqual(counts, (0, 0, n, 0, n))
+        self.assertTrue(warnings)
+        for w in warnings:
+            self.assertIn("its clock is more than 600000 ms ahead of this machine's", w)
+        self.assertEqual(sqlite(b, "SELECT count(*) FROM tasks"), "0\n")
+        self.fails(2, "apply", "--db", b, "--max-clock-ahead", "-1", bundle,
+                   contains=["--max-clock-ahead must be milliseconds"])
+        # Allowed two days ahead, the next apply applies what was parked.
+        out = self.ok("apply", "--db", b, "--max-clock-ahead", "172800000", bundle)
+        self.assertEqual(out, f"applied 0, already present {n}, parked 0, replayed {n} "
+                              f"(0 parked in all)\n")
+        self.assert_same_rows(a, b, TASKS)
 
     def test_vector_and_since(self):
         a, b = self.db("a.db", 3), self.db("b.db", 3)

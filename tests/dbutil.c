@@ -79,7 +79,7 @@ void du_ops(store_t *store)
     sqlite3_stmt *ins = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store),
                            "INSERT INTO temp.ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                           "(SELECT CASE kind WHEN 'schema' THEN 1 ELSE 2 END FROM stemma_parked "
+                           "(SELECT CASE kind WHEN 'schema' THEN 1 WHEN 'constraint' THEN 2 ELSE 3 END FROM stemma_parked "
                            "WHERE origin = ?1 AND seq = ?2))",
                            -1, &ins, NULL) != SQLITE_OK)
         fail_msg("temp.ops: %s", sqlite3_errmsg(stm_store_db(store)));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const SCHEMA =
     "CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT NOT NULL, done INTEGER DEFAULT 0,"
@@ -150,8 +151,9 @@ static void test_insert_arrives_and_is_not_recaptured(void **state)
 static void test_local_clock_moves_past_what_it_applied(void **state)
 {
     fixture *f = *state;
+    /* Five minutes ahead: within the bound (APPLY_MAX_CLOCK_AHEAD_MS). */
     long long ahead = du_int(f->store, "SELECT (CAST((julianday('now') - 2440587.5) * 86400000 "
-                                       "AS INTEGER) + 3600000) << 16");
+                                       "AS INTEGER) + 300000) << 16");
     s_insert_task(f, 0xa1, 1, (uint64_t)ahead, "t1", "from the future");
     s_apply(f);
     du_exec(f->path, "UPDATE tasks SET title = 'local' WHERE id = 't1'");
@@ -161,6 +163,79 @@ static void test_local_clock_moves_past_what_it_applied(void **state)
     s_add(f, 0xb2, 1, (uint64_t)ahead, "tasks", "t1", "title", 'T', "concurrent");
     s_apply(f);
     s_assert_title(f, "t1", "local");
+}
+
+/* This machine's wall clock in ms, plus ms, as a clock. */
+static uint64_t s_clock_in(fixture *f, long long ms)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT (CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER) + %lld)"
+             " << 16",
+             ms);
+    return (uint64_t)du_int(f->store, sql);
+}
+
+static void test_a_clock_too_far_ahead_is_parked_until_it_is_not(void **state)
+{
+    fixture *f = *state;
+    /* An hour ahead: parked, recorded (it travels on), not applied. */
+    uint64_t ahead = s_clock_in(f, 3600000);
+    s_insert_task(f, 0xa1, 1, ahead, "t1", "from the future");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 0);
+    assert_int_equal(st.parked, 4);
+    s_assert_title(f, "t1", NULL);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked WHERE kind = 'ahead' AND"
+                                      " reason = 'its clock is more than 600000 ms ahead of this "
+                                      "machine''s'"),
+                     4);
+    assert_int_equal(du_int(f->store, "SELECT seq FROM stemma_vector"), 4);
+    assert_non_null(strstr(f->last_warning, "ahead of this machine's"));
+    /* It does not drag the local clock: a local write now is earlier. */
+    du_exec(f->path, "INSERT INTO tasks (id, title) VALUES ('t2', 'local')");
+    du_ops(f->store);
+    assert_true((uint64_t)du_int(f->store, "SELECT max(hlc) FROM temp.ops WHERE pk = 't2'") <
+                ahead);
+    /* Applying more does not apply it while it is still too far ahead, nor lose it. */
+    s_add(f, 0xb2, 1, s_clock_in(f, 0), "tasks", "t2", "title", 'T', "other");
+    st = s_apply(f);
+    assert_int_equal(st.replayed, 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 4);
+    apply_stats replay = {0};
+    stm_error err = {0};
+    assert_int_equal(stm_applier_replay(f->applier, &replay, &err), STM_OK);
+    assert_int_equal(replay.replayed, 0);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 4);
+    /* Once it is within the bound (here the bound is raised; the clock catching up
+     * does the same, below), the next apply applies it, and the clock moves past it. */
+    stm_applier_set_max_clock_ahead(f->applier, 2 * 3600000);
+    st = s_apply(f);
+    assert_int_equal(st.replayed, 4);
+    s_assert_title(f, "t1", "from the future");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked"), 0);
+    du_exec(f->path, "UPDATE tasks SET title = 'later' WHERE id = 't1'");
+    du_ops(f->store);
+    assert_true((uint64_t)du_int(f->store, "SELECT max(hlc) FROM temp.ops WHERE pk = 't1' AND "
+                                           "col = 'title'") > ahead);
+}
+
+static void test_a_parked_clock_applies_when_the_wall_clock_catches_up(void **state)
+{
+    fixture *f = *state;
+    /* A bound of -2 s: a clock of now is ahead until 2 s have passed (a real bound
+     * works the same way, minutes later). */
+    stm_applier_set_max_clock_ahead(f->applier, -2000);
+    s_insert_task(f, 0xa1, 1, s_clock_in(f, 0), "t1", "soon");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 4);
+    /* Every apply retries them once they may be due: wait for it, at most 30 s. */
+    for (int i = 0; i < 300 && st.replayed == 0; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        st = s_apply(f);
+    }
+    assert_int_equal(st.replayed, 4);
+    s_assert_title(f, "t1", "soon");
 }
 
 static void test_last_writer_wins_in_any_order(void **state)
@@ -425,6 +500,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_insert_arrives_and_is_not_recaptured),
         T(test_local_clock_moves_past_what_it_applied),
+        T(test_a_clock_too_far_ahead_is_parked_until_it_is_not),
+        T(test_a_parked_clock_applies_when_the_wall_clock_catches_up),
         T(test_last_writer_wins_in_any_order),
         T(test_applying_twice_changes_nothing),
         T(test_deletes_against_writes),

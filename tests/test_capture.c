@@ -2,7 +2,10 @@
  * triggers, whatever connection makes it. */
 #include "dbutil.h"
 #include "base/buf.h"
+#include "sync/apply.h"
+#include "sync/bundle.h"
 #include "sync/capture.h"
+#include "sync/vector.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -50,6 +53,12 @@ static int teardown(void **state)
 static long long s_ops(fixture *f)
 {
     return du_int(f->store, "SELECT count(*) FROM temp.ops");
+}
+
+static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
+{
+    void **args = ctx;
+    return stm_applier_apply(args[0], batch, args[1], err);
 }
 
 /* One write by the application, collected into operations before the next, as a
@@ -311,6 +320,135 @@ static void test_a_wide_table_records_the_column_that_changed(void **state)
                      65);
 }
 
+/* SQLite's wall clock in milliseconds, as the triggers read it. */
+static const char *const NOW_MS =
+    "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
+
+static long long s_now_ms(fixture *f)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT %s", NOW_MS);
+    return du_int(f->store, sql);
+}
+
+static void test_a_change_takes_the_time_it_was_made(void **state)
+{
+    fixture *f = *state;
+    long long before = s_now_ms(f);
+    du_exec(f->path, "INSERT INTO items (id, n) VALUES ('a', 1)");
+    long long at = du_int(f->store, "SELECT at FROM stemma_pending");
+    assert_true(at >= before && at <= s_now_ms(f));
+    /* As if the application had written it five seconds before stemma looked. */
+    du_exec(f->path, "UPDATE stemma_pending SET at = at - 5000");
+    assert_int_equal(s_ops(f), 5);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM temp.ops WHERE hlc = %lld << 16", at - 5000);
+    assert_int_equal(du_int(f->store, sql), 5);
+    /* A time after the collection (a clock set back since) counts as the collection's. */
+    long long collected_before = s_now_ms(f);
+    du_exec(f->path, "UPDATE items SET n = 2 WHERE id = 'a';"
+                     "UPDATE stemma_pending SET at = at + 3600000");
+    du_ops(f->store);
+    long long ms = du_int(f->store, "SELECT hlc >> 16 FROM temp.ops WHERE seq = 6");
+    assert_true(ms >= collected_before && ms <= s_now_ms(f));
+}
+
+static void test_folded_changes_take_the_time_of_the_last(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO items (id, n) VALUES ('a', 1);"
+                     "UPDATE items SET n = 2 WHERE id = 'a';"
+                     "UPDATE stemma_pending SET at = at - 9000 WHERE id = (SELECT min(id) FROM "
+                     "stemma_pending);"
+                     "UPDATE stemma_pending SET at = at - 4000 WHERE id = (SELECT max(id) FROM "
+                     "stemma_pending);");
+    long long last = du_int(f->store, "SELECT at FROM stemma_pending ORDER BY id DESC LIMIT 1");
+    assert_int_equal(s_ops(f), 5);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM temp.ops WHERE hlc >> 16 = %lld", last);
+    assert_int_equal(du_int(f->store, sql), 5);
+}
+
+static void test_inserts_above_the_mark_take_the_time_of_the_first(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(du_int(f->store, "SELECT at IS NULL FROM stemma_mark"), 1);
+    long long before = s_now_ms(f);
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
+    long long first = du_int(f->store, "SELECT at FROM stemma_mark");
+    assert_true(first >= before && first <= s_now_ms(f));
+    /* As if it had been made a minute ago: later inserts leave the time alone. */
+    du_exec(f->path, "UPDATE stemma_mark SET at = at - 60000");
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (2), (3)");
+    assert_int_equal(du_int(f->store, "SELECT at FROM stemma_mark"), first - 60000);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 0);
+    /* Each row change one tick on from the first insert's time. */
+    assert_int_equal(s_ops(f), 6);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(DISTINCT hlc) = 3 AND min(hlc) = %lld << 16 AND max(hlc) = min(hlc) + 2"
+             " FROM temp.ops",
+             first - 60000);
+    assert_int_equal(du_int(f->store, sql), 1);
+    /* Collecting looked at them: the next first insert records its own time. */
+    assert_int_equal(du_int(f->store, "SELECT at IS NULL FROM stemma_mark"), 1);
+    /* The clock stays ahead of what it has seen: a clock an hour ahead goes on by one. */
+    long long ahead = (s_now_ms(f) + 3600000) << 16;
+    snprintf(sql, sizeof sql, "UPDATE stemma_local SET hlc = %lld", ahead);
+    du_exec(f->path, sql);
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (4), (5)");
+    du_ops(f->store);
+    snprintf(sql, sizeof sql,
+             "SELECT min(hlc) = %lld + 1 AND max(hlc) = %lld + 2 FROM temp.ops WHERE pk >= 4",
+             ahead, ahead);
+    assert_int_equal(du_int(f->store, sql), 1);
+}
+
+/* dst applies what src holds that dst lacks, through a bundle. */
+static void s_send(const char *dir, store_t *src, store_t *dst)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/send.bundle", dir);
+    stm_error err = {0};
+    vector_t *since = NULL;
+    bundle_info info;
+    if (stm_vector_read(dst, &since, &err) != STM_OK ||
+        stm_bundle_write(src, since, path, &info, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    stm_vector_destroy(&since);
+    applier_t *applier = stm_applier_new(dst, NULL, NULL);
+    apply_stats st = {0};
+    void *args[2] = {applier, &st};
+    if (stm_bundle_read(path, s_apply_batch, args, &info, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    stm_applier_destroy(&applier);
+    remove(path);
+}
+
+static void test_the_later_write_wins_whichever_is_collected_first(void **state)
+{
+    fixture *f = *state;
+    char other[4300];
+    snprintf(other, sizeof other, "%s/b.db", f->dir);
+    stm_id version = {{7}};
+    store_t *b = du_setup(other, SCHEMA, &version);
+    /* A row both hold, written a minute ago. */
+    du_exec(f->path, "INSERT INTO items (id, s) VALUES ('x', 'old');"
+                     "UPDATE stemma_pending SET at = at - 60000");
+    du_ops(f->store);
+    s_send(f->dir, f->store, b);
+    /* A writes the cell two seconds before B does; B's write is collected first. */
+    du_exec(f->path, "UPDATE items SET s = 'A' WHERE id = 'x';"
+                     "UPDATE stemma_pending SET at = at - 2000");
+    du_exec(other, "UPDATE items SET s = 'B' WHERE id = 'x'");
+    du_ops(b);
+    s_send(f->dir, b, f->store); /* collects A's write first, then applies B's */
+    s_send(f->dir, f->store, b);
+    assert_int_equal(du_int(f->store, "SELECT s = 'B' FROM items WHERE id = 'x'"), 1);
+    assert_int_equal(du_int(b, "SELECT s = 'B' FROM items WHERE id = 'x'"), 1);
+    stm_store_destroy(&b);
+}
+
 static void test_classify(void **state)
 {
     (void)state;
@@ -354,6 +492,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_wide_table_records_the_column_that_changed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_change_takes_the_time_it_was_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_folded_changes_take_the_time_of_the_last, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_inserts_above_the_mark_take_the_time_of_the_first,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_later_write_wins_whichever_is_collected_first,
+                                        setup, teardown),
         cmocka_unit_test(test_classify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -343,11 +343,13 @@ static void test_tables_in_another_format_are_refused_saying_what_to_do(void **s
     fixture *f = *state;
     store_t *store = s_prepared(f->path);
     stm_error err = {0};
-    /* Newer (a later stemma), older, and a row that is gone. */
+    /* Newer (a later stemma), the one before (format 2: no times in the capture
+     * queue), older, and a row that is gone. */
     const char *const damage[] = {"UPDATE stemma_local SET format = format + 1",
+                                  "UPDATE stemma_local SET format = 2",
                                   "UPDATE stemma_local SET format = 1", "DELETE FROM stemma_local"};
-    const int shown[] = {STORE_FORMAT + 1, 1, 0};
-    for (size_t i = 0; i < 3; i++) {
+    const int shown[] = {STORE_FORMAT + 1, 2, 1, 0};
+    for (size_t i = 0; i < 4; i++) {
         assert_int_equal(stm_store_exec(store, damage[i], &err), STM_OK);
         char expect[64];
         snprintf(expect, sizeof expect, "in format %d, this stemma reads format %d", shown[i],
