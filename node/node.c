@@ -34,7 +34,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "base/monotime.h"
+#include "base/clock.h"
 #include "sync/inbound.h"
 #include "sync/session.h"
 

@@ -19,6 +19,7 @@
 #include "stmtcache.h"
 #include "txn.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/mem.h"
 #include "lineage/catalog.h"
 #include "lineage/sqlscript.h"
@@ -27,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Row statements: one per (table, kind, set of columns). */
 /* ROW_ADD inserts unless the key is there (then changes nothing). */
@@ -207,13 +207,6 @@ static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const 
 /* ---- clocks ahead of this machine's (invariant 7) ---- */
 
 /* Milliseconds since 1970 on this machine's wall clock. */
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The greatest clock an operation applied now may have: wall + max_ahead, every
  * counter value of that millisecond included. */
 static uint64_t s_clock_limit(const applier_t *a, int64_t now)
@@ -565,7 +558,7 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         sorted++;
     if (sorted < n)
         qsort(ops, n, sizeof *ops, s_causal);
-    uint64_t limit = s_clock_limit(a, s_wall_ms());
+    uint64_t limit = s_clock_limit(a, stm_wall_ms());
     stm_txn_set_clock_limit(a->txn, limit);
     stm_err rc = STM_OK;
     size_t i = 0;
@@ -607,7 +600,7 @@ static stm_err s_reapply(void *ctx, const op_t **ops, size_t n, uint64_t *applie
  * (invariant 7); re-parking them notes the next time. */
 static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 {
-    if (s_wall_ms() < a->ahead_due || !stm_park_any(a->park, PARK_AHEAD))
+    if (stm_wall_ms() < a->ahead_due || !stm_park_any(a->park, PARK_AHEAD))
         return STM_OK;
     a->ahead_due = INT64_MAX;
     stm_err rc = stm_park_retry(a->park, PARK_AHEAD, s_reapply, a, replayed, err);

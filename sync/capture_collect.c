@@ -5,12 +5,12 @@
 #include "capture.h"
 #include "capture_internal.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/mem.h"
 #include "lineage/sqlscript.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- turning queued rows into operations ---- */
 
@@ -219,13 +219,6 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
 }
 
 /* Milliseconds since 1970, now. */
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The local writer's state, ticked as operations are made. */
 typedef struct {
     stm_id node_id, version_id;
@@ -343,7 +336,7 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
 stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                             stm_error *err)
 {
-    s_queue_t q = {.now = s_wall_ms()};
+    s_queue_t q = {.now = stm_wall_ms()};
     s_writer w = {.now = q.now};
     stm_err rc = s_read_queue(store, &q, err);
     if (rc == STM_OK)

@@ -3,7 +3,7 @@
 #include "inbound.h"
 #include "base/log.h"
 #include "base/mem.h"
-#include "base/monotime.h"
+#include "base/clock.h"
 
 #include <stdlib.h>
 #include <time.h>

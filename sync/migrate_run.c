@@ -15,7 +15,7 @@
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
-#include "base/monotime.h"
+#include "base/clock.h"
 #include "lineage/sqlscript.h"
 
 #include <errno.h>
