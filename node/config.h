@@ -92,6 +92,7 @@ typedef struct {
     int window;          /* batches in flight per peer */
     int local_poll_ms;   /* how often to look for local writes */
     int busy_timeout_ms; /* how long one attempt to store waits for the database's lock */
+    int max_clock_ahead_ms; /* how far ahead of ours an operation's clock may be */
 } node_config;
 
 /* Fills cfg with the table's defaults for a node in dir (copied); db and schemas, which

@@ -18,6 +18,7 @@ struct local {
     int schema_cookie;    /* to notice a migration made while running */
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
     bool collect_failing; /* collecting the application's changes failed (logged once) */
+    int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
 };
 
 /* Reads where the database stands and makes the lineage it is at. */
@@ -75,10 +76,17 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_i
         return rc;
     }
     l->applier = stm_applier_new(l->store, NULL, NULL);
+    l->max_clock_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
     /* Writes made while no node ran are still queued: the first look collects them. */
     l->data_version = -1;
     *out = l;
     return STM_OK;
+}
+
+void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)
+{
+    l->max_clock_ahead_ms = ms;
+    stm_applier_set_max_clock_ahead(l->applier, ms);
 }
 
 void stm_local_destroy(local_t **self_p)
@@ -175,6 +183,7 @@ void stm_local_reopen_if_readonly(local_t *l)
     l->store = fresh;
     stm_inbound_watch(l->inbound, l->store);
     l->applier = stm_applier_new(l->store, NULL, NULL);
+    stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
     l->data_version = s_data_version(l);
     stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
 }

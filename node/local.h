@@ -37,6 +37,10 @@ STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_di
                                      inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
+/* The applier's bound on clocks ahead of this machine's (sync/apply.h, invariant 7),
+ * kept across a reopen. */
+void stm_local_set_max_clock_ahead(local_t *l, int64_t ms);
+
 /* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */
 store_t *stm_local_store(local_t *l);
 applier_t *stm_local_applier(local_t *l);

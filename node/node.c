@@ -509,6 +509,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->mesh = stm_mesh_new(&n->id, &timing);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
     stm_err rc = stm_local_open(db, schemas, &n->id, n->inbound, &n->local, err);
+    if (rc == STM_OK)
+        stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
     free(db);
     free(schemas);
     if (rc == STM_OK)

@@ -6,6 +6,7 @@
  * bounds and doc are written here and nowhere else; node.toml's comments and the user
  * guide's tables are made from them. */
 #include "settings.h"
+#include "sync/apply.h"
 
 #include "base/mem.h"
 #include "lineage/schemaset.h"
@@ -124,6 +125,11 @@ const settings_row stm_settings_rows[] = {
             "another program holds the database's write lock; then the node answers its "
             "peers and control socket and tries again, losing nothing (docs/user-guide.md, "
             "\"When the database cannot take operations\")"},
+    {S_ROW("sync", "max_clock_ahead_ms", SETTINGS_INT, max_clock_ahead_ms),
+     .value = APPLY_MAX_CLOCK_AHEAD_MS, .min = 0, .max = CONFIG_MAX_MS,
+     .doc = "how far, in milliseconds, an operation's clock may be ahead of this machine's "
+            "before it is parked until this machine's clock catches up (docs/user-guide.md, "
+            "\"How operations combine\")"},
 };
 const size_t stm_settings_nrows = sizeof stm_settings_rows / sizeof stm_settings_rows[0];
 

@@ -375,7 +375,7 @@ static void test_config_bounds(void **state)
         }
         checked++;
     }
-    assert_int_equal(checked, 10); /* policy's two, timing's four, sync's four */
+    assert_int_equal(checked, 11); /* policy's two, timing's four, sync's five */
     tu_remove_tree(dir);
     free(dir);
 }
