@@ -10,22 +10,32 @@
 
 enum {
     Q_PARK,  /* why an operation is parked */
-    Q_LIST,  /* parked operations of a kind (or all) */
+    Q_LIST,  /* parked operations of a kind */
     Q_CLEAR, /* ... taken out for a retry */
     Q_ANY,
     Q_COUNT,
+    Q_LIST_ALL, /* the same four for every kind, in the same order */
+    Q_CLEAR_ALL,
+    Q_ANY_ALL,
+    Q_COUNT_ALL,
     Q_N
 };
+#define Q_ALL (Q_LIST_ALL - Q_LIST) /* from a kind's statement to every kind's */
 
-/* Except in Q_PARK, ?1 is a kind's name, or NULL for every kind. */
+/* ?1 is a kind's name. One statement for a kind and another for every kind, not
+ * "?1 IS NULL OR kind = ?1": SQLite cannot use stemma_parked_kind for that OR, and a
+ * check after every batch would read every parked operation (a million took 0.2 s). */
 static const char *const s_sql[Q_N] = {
     [Q_PARK] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
                "VALUES (?1, ?2, ?3, ?4)",
-    [Q_LIST] = "SELECT origin, seq FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 "
-               "ORDER BY origin, seq",
-    [Q_CLEAR] = "DELETE FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1",
-    [Q_ANY] = "SELECT 1 FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1 LIMIT 1",
-    [Q_COUNT] = "SELECT count(*) FROM stemma_parked WHERE ?1 IS NULL OR kind = ?1",
+    [Q_LIST] = "SELECT origin, seq FROM stemma_parked WHERE kind = ?1 ORDER BY origin, seq",
+    [Q_CLEAR] = "DELETE FROM stemma_parked WHERE kind = ?1",
+    [Q_ANY] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",
+    [Q_COUNT] = "SELECT count(*) FROM stemma_parked WHERE kind = ?1",
+    [Q_LIST_ALL] = "SELECT origin, seq FROM stemma_parked ORDER BY origin, seq",
+    [Q_CLEAR_ALL] = "DELETE FROM stemma_parked",
+    [Q_ANY_ALL] = "SELECT 1 FROM stemma_parked LIMIT 1",
+    [Q_COUNT_ALL] = "SELECT count(*) FROM stemma_parked",
 };
 
 struct park {
@@ -80,11 +90,13 @@ static const char *s_kind_name(park_kind kind)
     return "";
 }
 
-/* Fixed statement q with ?1 bound to kind's name (unbound, NULL, for PARK_ANY). */
+/* Fixed statement q with ?1 bound to kind's name; its every-kind twin for PARK_ANY. */
 static sqlite3_stmt *s_of_kind(park_t *p, int q, park_kind kind)
 {
+    if (kind == PARK_ANY)
+        return stm_stmtcache_fixed(p->stmts, (size_t)(q + Q_ALL));
     sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
-    if (stmt && kind != PARK_ANY)
+    if (stmt)
         sqlite3_bind_text(stmt, 1, s_kind_name(kind), -1, SQLITE_STATIC);
     return stmt;
 }

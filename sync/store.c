@@ -96,6 +96,9 @@ static const char *const s_schema =
     "  reason TEXT NOT NULL,"     /* why the operation could not be applied */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
+    /* Whether any operation of a kind is parked is asked after every batch applied:
+     * without the index, that read every parked operation. */
+    "CREATE INDEX IF NOT EXISTS stemma_parked_kind ON stemma_parked (kind);"
     "CREATE TABLE IF NOT EXISTS stemma_exclude ("
     "  tbl TEXT PRIMARY KEY COLLATE NOCASE" /* a table not to sync */
     ");";

@@ -285,6 +285,49 @@ static void test_replay_after_the_column_appears(void **state)
     stm_applier_destroy(&applier);
 }
 
+/* Counts SQLite's virtual-machine steps (a progress handler called every 100). */
+static int s_steps(void *ctx)
+{
+    (*(long *)ctx)++;
+    return 0;
+}
+
+/* Asking whether an operation of one kind is parked (after every batch applied) reads
+ * only that kind's entries, however many of other kinds there are: the work is counted
+ * in SQLite's steps, not timed. */
+static void test_a_kind_is_found_without_reading_the_others(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = stm_store_db(f->store);
+    assert_int_equal(sqlite3_exec(db,
+                                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                                  "WHERE i < 20000) INSERT INTO stemma_parked (origin, seq, kind, "
+                                  "reason) SELECT randomblob(32), i, 'schema', 'a column' FROM n",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    long steps = 0;
+    sqlite3_progress_handler(db, 100, s_steps, &steps);
+    assert_false(stm_park_any(f->park, PARK_CONSTRAINT));
+    uint64_t count = 1;
+    stm_error err = {0};
+    s_ok(stm_park_count(f->park, PARK_AHEAD, &count, &err), &err);
+    assert_int_equal(count, 0);
+    long by_kind = steps;
+    steps = 0;
+    /* What reading them all costs, for scale: a search no index serves. */
+    assert_int_equal(sqlite3_exec(db, "SELECT count(*) FROM stemma_parked WHERE reason = 'x'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    long reading_all = steps;
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    assert_true(reading_all > 100); /* the measure sees a scan */
+    if (by_kind > 10)
+        fail_msg("looking for a kind none has took %ld00 steps (reading all: %ld00): it read "
+                 "the other kinds",
+                 by_kind, reading_all);
+    assert_true(stm_park_any(f->park, PARK_SCHEMA));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +337,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_retry_leaves_them_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_the_column_appears, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_kind_is_found_without_reading_the_others, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
