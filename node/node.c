@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/clock.h"
+#include "sync/apply.h"
 #include "sync/inbound.h"
 #include "sync/session.h"
 
@@ -65,6 +66,8 @@ struct node {
     control_view view;   /* the parts above, as the control socket reads them */
     control_drops drops; /* messages dropped, by why */
     int64_t next_heartbeat_ms, next_local_poll_ms;
+    int64_t ahead_retry_after; /* after a failed retry of clocks parked ahead: not before */
+    bool ahead_failing;        /* that failure is logged once */
 };
 
 /* Counts a message dropped from the mesh, by why (stemma stats). */
@@ -393,6 +396,41 @@ static void s_hello_run(node_t *n, peer_t *p, int64_t now)
     stm_peer_hello_sent(p, now, true);
 }
 
+/* Operations parked because their clock was ahead of this machine's apply once its
+ * clock catches up, even while nothing arrives (sync/apply.h, invariant 7). The
+ * applier says when in wall-clock time; the deadline is on the monotonic clock. */
+static int64_t s_ahead_due(const node_t *n)
+{
+    int64_t wall = stm_applier_ahead_due(stm_local_applier(n->local));
+    if (wall == INT64_MAX)
+        return INT64_MAX;
+    int64_t now = stm_monotime_ms(), wait = wall == INT64_MIN ? 0 : wall - stm_wall_ms();
+    int64_t at = now + (wait > 0 ? wait : 0);
+    return at > n->ahead_retry_after ? at : n->ahead_retry_after;
+}
+
+static void s_ahead_run(node_t *n, int64_t now)
+{
+    apply_stats st = {0};
+    stm_error err = {0};
+    if (stm_applier_retry_ahead(stm_local_applier(n->local), &st, &err) != STM_OK) {
+        /* Busy or read-only: tried again a second later, as received batches are. */
+        n->ahead_retry_after = now + 1000;
+        if (!n->ahead_failing)
+            stm_log_event(STM_LOG_WARN, "apply", NULL,
+                          "operations parked for their clock: %s (tried again)", err.msg);
+        n->ahead_failing = true;
+        return;
+    }
+    n->ahead_retry_after = 0;
+    n->ahead_failing = false;
+    if (st.replayed)
+        stm_log_event(STM_LOG_INFO, "apply", NULL,
+                      "%llu operations parked for their clock applied: this machine's clock "
+                      "has caught up",
+                      (unsigned long long)st.replayed);
+}
+
 /* The deadlines: when each is due (INT64_MAX: not armed), and what runs then. */
 static const struct {
     int64_t (*due)(const node_t *n);
@@ -401,6 +439,7 @@ static const struct {
     {s_local_due, s_local_run},
     {s_heartbeat_due, s_heartbeat_run},
     {s_inbound_due, s_inbound_run},
+    {s_ahead_due, s_ahead_run},
 };
 /* Each peer's, in this order: a peer found silent is said HELLO in the same pass. */
 static const struct {

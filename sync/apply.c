@@ -600,8 +600,12 @@ static stm_err s_reapply(void *ctx, const op_t **ops, size_t n, uint64_t *applie
  * (invariant 7); re-parking them notes the next time. */
 static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 {
-    if (stm_wall_ms() < a->ahead_due || !stm_park_any(a->park, PARK_AHEAD))
+    if (stm_wall_ms() < a->ahead_due)
         return STM_OK;
+    if (!stm_park_any(a->park, PARK_AHEAD)) {
+        a->ahead_due = INT64_MAX; /* until one is parked, which notes its time */
+        return STM_OK;
+    }
     a->ahead_due = INT64_MAX;
     stm_err rc = stm_park_retry(a->park, PARK_AHEAD, s_reapply, a, replayed, err);
     if (rc != STM_OK)
@@ -681,6 +685,26 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
         stats->parked += st.parked;
         stats->replayed += st.replayed;
     }
+    return rc;
+}
+
+int64_t stm_applier_ahead_due(const applier_t *a)
+{
+    return a->ahead_due;
+}
+
+stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, stm_error *err)
+{
+    if (stm_wall_ms() < a->ahead_due)
+        return STM_OK;
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    uint64_t replayed = 0;
+    rc = s_retry_ahead(a, &replayed, err);
+    rc = s_end(a, rc, err);
+    if (rc == STM_OK)
+        stats->replayed += replayed;
     return rc;
 }
 

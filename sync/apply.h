@@ -89,6 +89,15 @@ void stm_applier_rollback(applier_t *a);
  * operations are retried at the next apply. */
 void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms);
 
+/* When the operations parked for their clock (invariant 7) may next apply, in wall-clock
+ * ms (base/clock.h): INT64_MAX when none is parked, INT64_MIN when that is not known
+ * yet (the next apply or stm_applier_retry_ahead finds out). A node that receives
+ * nothing still applies them in time by asking this. */
+int64_t stm_applier_ahead_due(const applier_t *a);
+/* Retries them, in a transaction of its own, when their time has come (nothing
+ * otherwise); those that apply are counted in stats->replayed. */
+STM_NODISCARD stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, stm_error *err);
+
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */
 STM_NODISCARD stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);

@@ -1,5 +1,6 @@
 /* Tests of sync/apply: last writer wins, deletes, parking and replay, idempotence,
  * hostile names and whole-batch atomicity. */
+#include "base/clock.h"
 #include "dbutil.h"
 #include "sync/apply.h"
 #include "sync/vector.h"
@@ -236,6 +237,35 @@ static void test_a_parked_clock_applies_when_the_wall_clock_catches_up(void **st
     }
     assert_int_equal(st.replayed, 4);
     s_assert_title(f, "t1", "soon");
+}
+
+/* A node that receives nothing asks when to retry and retries then (no apply needed):
+ * before that time nothing happens; at it, they apply; then nothing is due. */
+static void test_parked_clocks_say_when_they_are_due(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(stm_applier_ahead_due(f->applier), INT64_MIN); /* not known yet */
+    stm_applier_set_max_clock_ahead(f->applier, -2000);
+    s_insert_task(f, 0xa1, 1, s_clock_in(f, 0), "t1", "soon");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 4);
+    int64_t due = stm_applier_ahead_due(f->applier);
+    assert_true(due > INT64_MIN && due < INT64_MAX);
+    stm_error err = {0};
+    apply_stats retried = {0};
+    while (stm_wall_ms() < due) {
+        /* Not due yet: nothing is applied. */
+        if (stm_applier_retry_ahead(f->applier, &retried, &err) != STM_OK)
+            fail_msg("%s", err.msg);
+        if (stm_wall_ms() < due)
+            assert_int_equal(retried.replayed, 0);
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    }
+    if (stm_applier_retry_ahead(f->applier, &retried, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(retried.replayed, 4);
+    s_assert_title(f, "t1", "soon");
+    assert_int_equal(stm_applier_ahead_due(f->applier), INT64_MAX); /* none left */
 }
 
 static void test_last_writer_wins_in_any_order(void **state)
@@ -502,6 +532,7 @@ int main(void)
         T(test_local_clock_moves_past_what_it_applied),
         T(test_a_clock_too_far_ahead_is_parked_until_it_is_not),
         T(test_a_parked_clock_applies_when_the_wall_clock_catches_up),
+        T(test_parked_clocks_say_when_they_are_due),
         T(test_last_writer_wins_in_any_order),
         T(test_applying_twice_changes_nothing),
         T(test_deletes_against_writes),
