@@ -35,6 +35,7 @@ static const s_command s_commands[] = {
     {"report", cmd_report, "ask a running node about itself and its peers"},
     {"peers", cmd_peers, "a running node's peers, one line each"},
     {"stats", cmd_stats, "a running node's counters"},
+    {"trust", cmd_trust, "add, remove or list the keys a node trusts, running or not"},
     {"demo", cmd_demo, "three nodes on loopback at mixed versions, end to end"},
 };
 

@@ -262,6 +262,12 @@ static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
 /* One message: its header checked, then handed to its handler. */
 static void s_dispatch(node_t *n, const inbox_msg *m)
 {
+    /* A connection admitted before its key was removed (stemma trust remove) stays
+     * open in libzmq: what comes on it is dropped here, by the key ZAP admitted. */
+    if (m->verified && !stm_zap_is_trusted(n->zap, &m->sender)) {
+        s_drop(n, REPORT_DROP_UNTRUSTED);
+        return;
+    }
     peer_t *p = m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
     const char *who = p ? stm_peer_short_id(p) : NULL;
     int version, type;
@@ -451,6 +457,45 @@ static void s_before_sleep(node_t *n)
         stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
 }
 
+/* ---- requests that change the node (the control socket's "trust ...") ---- */
+
+#define S_DISTRUST_REASON "its key is no longer trusted (stemma trust remove)"
+
+/* A trust request, answered by the ZAP handler's key set (persisted in known_peers),
+ * then carried to the peers: a peer whose key was removed is refused and its DEALER
+ * closed; one whose key is trusted again is asked at once. */
+static char *s_control_change(void *ctx, const char *request)
+{
+    node_t *n = ctx;
+    if (strncmp(request, "trust", 5) != 0 || (request[5] != ' ' && request[5] != '\0'))
+        return NULL;
+    if (n->insecure)
+        return stm_strdup("error: this node runs insecure ([security] insecure = true): no key "
+                          "is checked, so none can be trusted or removed\n");
+    zap_change change;
+    stm_id key;
+    char *reply = stm_zap_request(n->zap, request, &change, &key);
+    if (change == ZAP_CHANGED_NOTHING)
+        return reply;
+    char z85[KEYS_Z85_LEN + 1], sid[STM_ID_SHORT_LEN + 1];
+    stm_keys_to_z85(&key, z85);
+    stm_id_short(&key, sid);
+    peer_t *p = stm_mesh_find(n->mesh, &key);
+    if (change == ZAP_CHANGED_ADDED) {
+        stm_log_event(STM_LOG_INFO, "trust-added", sid, "now trusting %s (stemma trust add)", z85);
+        if (p)
+            stm_peer_trust_again(p, stm_monotime_ms());
+    } else {
+        stm_log_event(STM_LOG_INFO, "trust-removed", sid,
+                      "no longer trusting %s (stemma trust remove): new connections with it are "
+                      "refused, messages on its open one dropped",
+                      z85);
+        if (p)
+            stm_peer_distrust(p, S_DISTRUST_REASON);
+    }
+    return reply;
+}
+
 /* ---- life ---- */
 
 static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
@@ -497,15 +542,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     memcpy(n->secret, stm_keys_secret(o->keys), 32);
     sodium_mprotect_readonly(n->secret);
     n->inbound = stm_inbound_new(cfg->busy_timeout_ms);
-    /* node.toml's trusted keys and those trusted on first use before, alike. */
-    size_t ntrusted = cfg->ntrusted + o->nknown;
-    stm_id *trusted = stm_calloc(ntrusted + 1, sizeof *trusted);
-    if (cfg->ntrusted)
-        memcpy(trusted, cfg->trusted, cfg->ntrusted * sizeof *trusted);
-    if (o->nknown)
-        memcpy(trusted + cfg->ntrusted, o->known, o->nknown * sizeof *trusted);
-    n->zap = stm_zap_new(trusted, ntrusted, cfg->trust_on_first_use, cfg->dir);
-    free(trusted);
+    /* node.toml's trusted keys, its peers' and those in known_peers, alike. */
+    n->zap = stm_zap_new(cfg, o->known, o->nknown);
     n->mesh = stm_mesh_new(&n->id, &timing);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
     stm_err rc = stm_local_open(db, schemas, &n->id, n->inbound, &n->local, err);
@@ -529,9 +567,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
                                spec->endpoint);
             break;
         }
+        /* Its key is trusted (stm_zap_new): a peer we were told to reach may reach us. */
         stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
-        if (spec->has_key)
-            stm_zap_trust(n->zap, &spec->key); /* a peer we were told to reach may reach us */
     }
     if (rc != STM_OK) {
         stm_node_destroy(&n);
@@ -539,7 +576,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     }
     n->view = (control_view){&n->id,   !n->insecure, stm_inbox_endpoint(n->inbox),
                              n->local, n->inbound,   n->zap,
-                             n->mesh,  &n->drops};
+                             n->mesh,  &n->drops,    s_control_change,
+                             n};
     *out = n;
     return STM_OK;
 }

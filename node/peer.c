@@ -49,10 +49,13 @@
  *  3. CONNECTING: no HELLO of its own has been judged.
  *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
  *     its unacknowledged batches have deadlines (stm_peer_silent_at, stm_peer_resend_at).
- *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers and to peers
- *     that refused us; a peer only we refused is not asked again until it says HELLO
+ *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers, to peers
+ *     that refused us and to a REFUSED peer whose key is trusted again (its verdict
+ *     not a refusal); a peer only we refused is not asked again until it says HELLO
  *     or our database migrates.
- *  6. The DEALER is opened at first need and lives as long as the peer. */
+ *  6. The DEALER is opened at first need and lives as long as the peer, unless its
+ *     key stops being trusted (stm_peer_distrust closes it; it is reopened only once
+ *     the key is trusted again). A distrusted peer is REFUSED and never CONNECTED. */
 #include "peer.h"
 #include "endpoint.h"
 #include "zsock.h"
@@ -80,6 +83,7 @@ struct peer {
     bool have_hello;
     peer_verdict verdict;  /* our judgement of that HELLO */
     char *refused_by_peer; /* the reason it gave in a REFUSE, or NULL */
+    char *distrusted;      /* why this node stopped trusting its key, or NULL */
     session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
     uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
     int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
@@ -127,7 +131,8 @@ static void s_check(const peer_t *p)
 {
     switch (p->state) {
     case PEER_CONNECTED:
-        assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer);
+        assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer &&
+               !p->distrusted);
         break;
     case PEER_GONE:
         assert(p->have_hello && !p->refused_by_peer);
@@ -176,6 +181,7 @@ void stm_peer_destroy(peer_t **self_p)
     stm_wire_hello_clear(&p->hello);
     stm_peer_verdict_clear(&p->verdict);
     free(p->refused_by_peer);
+    free(p->distrusted);
     stm_session_destroy(&p->session);
     free(p);
     *self_p = NULL;
@@ -310,12 +316,49 @@ void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *poli
         stm_peer_set_state(p, PEER_REFUSED);
 }
 
+void stm_peer_distrust(peer_t *p, const char *reason)
+{
+    if (p->outbox) {
+        buf_t msg = BUF_INIT;
+        stm_wire_encode_refuse(&msg, reason);
+        stm_peer_send(p, &msg);
+        stm_buf_free(&msg);
+        /* The REFUSE leaves in the background after the close, for a second at most
+         * (the context's end waits no longer for it either). */
+        int linger = PEER_DISTRUST_LINGER_MS;
+        zmq_setsockopt(p->outbox, ZMQ_LINGER, &linger, sizeof linger);
+        stm_zsock_close(&p->outbox);
+    }
+    free(p->distrusted);
+    p->distrusted = stm_strdup(reason);
+    stm_peer_set_state(p, PEER_REFUSED);
+}
+
+void stm_peer_trust_again(peer_t *p, int64_t now_ms)
+{
+    if (!p->distrusted)
+        return;
+    free(p->distrusted);
+    p->distrusted = NULL;
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+}
+
+const char *stm_peer_distrusted(const peer_t *p)
+{
+    return p->distrusted;
+}
+
 /* ---- deadlines ---- */
 
 int64_t stm_peer_hello_at(const peer_t *p)
 {
-    bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE ||
-                  (p->state == PEER_REFUSED && p->refused_by_peer);
+    /* Refused: asked again when it refused us, or when only its key kept it out and
+     * that is trusted again (invariant 5). */
+    bool refused_ask =
+        p->state == PEER_REFUSED && !p->distrusted &&
+        (p->refused_by_peer || !p->have_hello || p->verdict.sync != PEER_SYNC_REFUSED);
+    bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE || refused_ask;
     return asking ? p->next_hello_ms : INT64_MAX;
 }
 
@@ -405,8 +448,8 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
 
 stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
 {
-    if (p->outbox)
-        return STM_OK;
+    if (p->outbox || p->distrusted)
+        return STM_OK; /* a distrusted peer is sent nothing (invariant 6) */
     /* No endpoint to dial (it advertises none): it reaches us; nothing is sent to it
      * until a HELLO of its gives one. */
     if (!stm_endpoint_dialable(p->endpoint))
@@ -480,6 +523,7 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
         rp->behind = stm_session_behind(p->session, mine);
     }
     rp->refused_by_peer = p->refused_by_peer;
+    rp->distrusted = p->distrusted;
     rp->ops_sent = stm_session_ops_sent(p->session);
     rp->ops_received = stm_session_ops_received(p->session);
     rp->parked = stm_session_parked(p->session);

@@ -111,6 +111,16 @@ void stm_peer_heard(peer_t *p, int64_t now_ms);
  * it) stays refused, until its answer to our new HELLO is judged. */
 void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
 
+/* Its key is no longer trusted here (`stemma trust remove`): it is sent a REFUSE with
+ * reason (which gets PEER_DISTRUST_LINGER_MS to leave), its DEALER is closed, and it is
+ * REFUSED, never asked again and never reopened, until stm_peer_trust_again. */
+#define PEER_DISTRUST_LINGER_MS 1000
+void stm_peer_distrust(peer_t *p, const char *reason);
+/* Its key is trusted again: HELLOs to it start at once with the least backoff. */
+void stm_peer_trust_again(peer_t *p, int64_t now_ms);
+/* Why this node stopped trusting it, lent; NULL while it trusts it. */
+const char *stm_peer_distrusted(const peer_t *p);
+
 /* ---- deadlines: when each is due (INT64_MAX: not armed), and what runs then ---- */
 
 /* The next HELLO, while it has not answered (CONNECTING, GONE) or refused us. */

@@ -355,6 +355,81 @@ class Init(Base):
         self.init("--control", "ipc:///tmp/stemma-test-control.sock", node=node)
 
 
+
+class Trust(Base):
+    """stemma trust on a node that is not running: the files edited directly."""
+
+    def trust(self, *args):
+        return self.ok("trust", *args, "--dir", self.node)
+
+    def trust_fails(self, code_expected, *args, contains=()):
+        code, out, err = run("trust", *args, "--dir", self.node)
+        self.assertEqual(code, code_expected, f"stemma trust {' '.join(args)}: stderr {err!r}")
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertTrue(err.startswith("stemma trust: "), err)
+        for c in contains:
+            self.assertIn(c, err)
+        return err
+
+    def test_add_list_remove_without_a_running_node(self):
+        self.init("--trust", PEER_KEY)
+        # A key given in hex, and one whose Z85 starts with '-': the key comes before
+        # the options, so it is never taken for one.
+        other = bytes(range(32))
+        dash = z85_encode((63 * 85 ** 4).to_bytes(4, "big") + bytes(28))
+        self.assertTrue(dash.startswith("-"))
+        out = self.trust("add", other.hex())
+        self.assertIn(f"trusting {z85_encode(other)}", out)
+        self.assertIn("no node is running on", out)
+        self.assertIn(f"trusting {dash}", self.trust("add", dash))
+        self.assertIn("trusted already (known_peers)", self.trust("add", z85_encode(other)))
+        self.assertIn("trusted already (node.toml [security] trusted)",
+                      self.trust("add", PEER_KEY))
+        known = read(self.path("node", "known_peers"))
+        self.assertEqual([line for line in known.splitlines() if not line.startswith("#")],
+                         [z85_encode(other), dash])
+        listed = self.trust("list")
+        self.assertIn(f"{PEER_KEY} node.toml [security] trusted\n", listed)
+        self.assertIn(f"{dash} known_peers\n", listed)
+        self.assertIn("3 keys trusted; trust on first use is off", listed)
+        # Removed from known_peers, so not trusted at the next start; node.toml's keys
+        # are not the command's to remove.
+        out = self.trust("remove", z85_encode(other))
+        self.assertIn("no longer trusting", out)
+        self.assertIn("no node is running on", out)
+        self.assertNotIn(z85_encode(other), read(self.path("node", "known_peers")))
+        self.assertNotIn(z85_encode(other), self.trust("list"))
+        self.trust_fails(1, "remove", z85_encode(other), contains=["is not trusted"])
+        self.trust_fails(1, "remove", PEER_KEY,
+                         contains=["node.toml [security] trusted", "remove it there"])
+        # The node.toml key stays.
+        self.assertIn(PEER_KEY, self.trust("list"))
+
+    def test_trust_on_first_use_is_said_when_a_key_is_removed(self):
+        self.init("--trust-on-first-use")
+        key = z85_encode(bytes(range(32)))
+        self.trust("add", key)
+        self.assertIn("trusted again when it next connects", self.trust("remove", key))
+
+    def test_usage_and_an_insecure_node(self):
+        self.init("--insecure")
+        key = z85_encode(bytes(range(32)))
+        self.trust_fails(1, "add", key, contains=["insecure"])
+        self.trust_fails(2, "add", "nokey", contains=["not a key"])
+        self.trust_fails(2, "add", contains=["'--dir' is not a key"])
+        code, out, err = run("trust", "add")
+        self.assertEqual(code, 2)
+        self.assertIn("add needs a KEY", err)
+        self.trust_fails(2, "forget", key, contains=["add KEY, remove KEY or list"])
+        code, out, err = run("trust", "list")
+        self.assertEqual(code, 2)
+        self.assertIn("--dir NODE_DIR or --control ENDPOINT", err)
+        self.assertIn("usage: stemma trust add KEY", self.ok("trust", "--help"))
+        # A directory that is not a node's.
+        code, out, err = run("trust", "list", "--dir", self.path("nothing"))
+        self.assertNotEqual(code, 0)
+        self.assertIn("node.toml", err)
+
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=1)

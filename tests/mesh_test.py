@@ -578,6 +578,69 @@ class OneNodePerDirectory(Mesh):
         self.assertFalse(os.path.exists(os.path.join(a.dir, "control.sock")))
 
 
+def trust(node, *args, ok=True):
+    """stemma trust ARGS --dir NODE: its output (stdout, then stderr), checked for ok."""
+    p = subprocess.run([STEMMA, "trust", *args, "--dir", node.dir], capture_output=True,
+                       text=True, timeout=30)
+    if (p.returncode == 0) != ok:
+        raise AssertionError(f"stemma trust {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+    return p.stdout + p.stderr
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class LiveTrust(Mesh):
+    def known_peers(self, node):
+        with open(os.path.join(node.dir, "known_peers")) as f:
+            return f.read()
+
+    def test_a_key_removed_and_added_on_a_running_node(self):
+        # b trusts a only through known_peers, added while b is stopped; a trusts b as
+        # its configured peer.
+        b = Node(self, "b", TASKS, 4)
+        a = Node(self, "a", TASKS, 4, peers=[b])
+        self.assertIn("no node is running", trust(b, "add", a.key))
+        self.assertIn(f"{a.key} known_peers", trust(b, "list"))
+        a.start()
+        b.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'before')")
+        self.wait("b to get a's first write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l1'") == "before")
+        # Removed on the running b: its connection from a stays open in libzmq, but what
+        # a sends on it is dropped, and a is told it is refused.
+        out = trust(b, "remove", a.key)
+        self.assertIn(f"no longer trusting {a.key}", out)
+        self.assertNotIn("no node is running", out)
+        self.assertNotIn(a.key, self.known_peers(b))
+        self.assertNotIn(a.key, trust(b, "list"))
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertEqual(b.peer(a)["refused_by"], "this node")
+        self.assertIn("no longer trusted", b.peer(a)["reason"])
+        self.wait("a to hear it", lambda: a.peer(b)["refused_by"] == "peer")
+        self.assertIn("no longer trusted", a.peer(b)["reason"])
+        # a asks again with backoff; b drops each HELLO by the key it came with.
+        self.wait("b to drop a's messages",
+                  lambda: b.report()["node"]["dropped"]["untrusted"] >= 1)
+        self.assertIn("trust-removed", b.logs())
+        # Removing it again, or a key node.toml trusts, is refused.
+        self.assertIn("is not trusted", trust(b, "remove", a.key, ok=False))
+        self.assertIn("is trusted by node.toml", trust(a, "remove", b.key, ok=False))
+        # Trusted again: both sides connect and sync, neither restarted.
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'after')")
+        self.assertIn(f"trusting {a.key}", trust(b, "add", a.key))
+        self.wait("b to get a's later write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l2'") == "after")
+        self.wait("both connected", lambda: b.peer(a)["state"] == "connected"
+                  and a.peer(b)["state"] == "connected")
+        self.assertIn("is trusted already", trust(b, "add", a.key))
+        # Persisted: still trusted after b restarts.
+        b.stop()
+        self.assertIn(a.key, self.known_peers(b))
+        b.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'after the restart')")
+        self.wait("b to get a's write after its restart",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l3'") == "after the restart")
+
+
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class Demo(unittest.TestCase):
     def test_demo_runs_end_to_end_and_leaves_nothing_running(self):
