@@ -51,10 +51,13 @@ struct node {
     peer_policy policy;    /* what syncs with whom */
     int heartbeat_ms;      /* how often connected peers are sent PING */
     int local_poll_ms;     /* how often to look for local writes and migrations */
+    int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
     stm_id id;             /* our public key */
     unsigned char *secret; /* sodium_malloc'd, 32 bytes, read-only */
     char short_id[STM_ID_SHORT_LEN + 1];
+    /* our public key in Z85, for messages a user acts on */
+    char key_z85[KEYS_Z85_LEN + 1];
     inbound_t *inbound;  /* batches received and not stored yet */
     local_t *local;      /* the database, its lineage and version */
     void *ctx;           /* the ZeroMQ context */
@@ -76,7 +79,7 @@ static void s_drop(node_t *n, report_drop why)
 static stm_err s_open(node_t *n, peer_t *p, stm_error *err)
 {
     peer_self self = {n->ctx, &n->id, n->secret, n->insecure};
-    return stm_peer_open(p, &self, err);
+    return stm_peer_open(p, &self, stm_monotime_ms(), err);
 }
 
 /* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
@@ -388,10 +391,18 @@ static void s_resend_run(node_t *n, peer_t *p, int64_t now)
     stm_peer_resend(p);
 }
 
-/* HELLO again, with backoff, to a peer that has not answered or has refused us. */
+/* HELLO again, with backoff, to a peer that has not answered or has refused us; on a
+ * new DEALER when the old one has heard nothing for a while (its key may have been
+ * refused, and libzmq does not dial again after that). */
 static void s_hello_run(node_t *n, peer_t *p, int64_t now)
 {
     stm_error err = {0};
+    if (stm_peer_redial_due(p, now) && stm_peer_redial(p))
+        stm_log_event(STM_LOG_INFO, "peer-redial", stm_peer_short_id(p),
+                      "%s: no answer; dialling again on a new socket every %d ms until it "
+                      "answers (if it refused this node's key, run 'stemma trust add %s' "
+                      "on it)",
+                      stm_peer_endpoint(p), n->reconnect_max_ms, n->key_z85);
     if (s_open(n, p, &err) == STM_OK)
         s_send_hello(n, p, false);
     else
@@ -529,6 +540,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->policy = cfg->policy;
     n->heartbeat_ms = cfg->heartbeat_ms;
     n->local_poll_ms = cfg->local_poll_ms;
+    n->reconnect_max_ms = cfg->reconnect_max_ms;
     peer_timing timing = {
         .window = cfg->window,
         .batch_ops = cfg->batch_ops,
@@ -538,6 +550,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     };
     n->id = *stm_keys_public(o->keys);
     stm_id_short(&n->id, n->short_id);
+    stm_keys_to_z85(&n->id, n->key_z85);
     n->secret = sodium_malloc(32);
     memcpy(n->secret, stm_keys_secret(o->keys), 32);
     sodium_mprotect_readonly(n->secret);

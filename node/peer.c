@@ -55,7 +55,10 @@
  *     or our database migrates.
  *  6. The DEALER is opened at first need and lives as long as the peer, unless its
  *     key stops being trusted (stm_peer_distrust closes it; it is reopened only once
- *     the key is trusted again). A distrusted peer is REFUSED and never CONNECTED. */
+ *     the key is trusted again), or a CONNECTING or GONE peer has sent nothing for
+ *     reconnect_max_ms since it was opened (stm_peer_redial: it is opened anew at that
+ *     HELLO retry, since libzmq never redials after a refused CURVE handshake). A
+ *     distrusted peer is REFUSED and never CONNECTED. */
 #include "peer.h"
 #include "endpoint.h"
 #include "zsock.h"
@@ -90,6 +93,8 @@ struct peer {
     time_t last_seen_wall; /* the same, wall clock, for reports */
     int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
     int backoff_ms;        /* the wait after the next HELLO retry */
+    int64_t dialled_ms;    /* monotonic time its DEALER was opened */
+    bool redialled;        /* its DEALER was opened anew since it was last heard from */
 };
 
 /* The diagram above as a table: s_legal[from][to]. */
@@ -245,6 +250,7 @@ uint64_t stm_peer_bytes_sent(const peer_t *p)
 
 static void s_seen(peer_t *p, int64_t now_ms)
 {
+    p->redialled = false;
     p->last_seen_ms = now_ms;
     p->last_seen_wall = time(NULL);
 }
@@ -446,7 +452,7 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
     return rc;
 }
 
-stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
+stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms, stm_error *err)
 {
     if (p->outbox || p->distrusted)
         return STM_OK; /* a distrusted peer is sent nothing (invariant 6) */
@@ -467,7 +473,24 @@ stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
         return rc;
     }
     p->outbox = s;
+    p->dialled_ms = now_ms;
     return STM_OK;
+}
+
+bool stm_peer_redial_due(const peer_t *p, int64_t now_ms)
+{
+    if (!p->outbox || (p->state != PEER_CONNECTING && p->state != PEER_GONE))
+        return false;
+    int64_t since = p->dialled_ms > p->last_seen_ms ? p->dialled_ms : p->last_seen_ms;
+    return now_ms - since >= p->timing.reconnect_max_ms;
+}
+
+bool stm_peer_redial(peer_t *p)
+{
+    stm_zsock_close(&p->outbox); /* what waited in it is sent again: a HELLO follows */
+    bool first = !p->redialled;
+    p->redialled = true;
+    return first;
 }
 
 bool stm_peer_send(peer_t *p, const buf_t *msg)

@@ -141,9 +141,21 @@ void stm_peer_resend(peer_t *p);
 
 /* ---- sending ---- */
 
-/* Opens its DEALER when not open yet. STM_EINPUT when it cannot be reached (its key is
- * needed and not known; a bad endpoint); STM_ESYS when a socket option fails. */
-STM_NODISCARD stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err);
+/* Opens its DEALER when not open yet, at now_ms. STM_EINPUT when it cannot be reached
+ * (its key is needed and not known; a bad endpoint); STM_ESYS when a socket option
+ * fails. */
+STM_NODISCARD stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms,
+                                    stm_error *err);
+/* At a HELLO retry: whether its DEALER should be closed and opened again (see
+ * stm_peer_redial), because nothing has come from it for reconnect_max_ms since the
+ * DEALER was opened while it is CONNECTING or GONE. */
+bool stm_peer_redial_due(const peer_t *p, int64_t now_ms);
+/* Closes its DEALER so that the next stm_peer_open dials anew. libzmq never dials
+ * again on a connection whose CURVE handshake the other side refused (its ZAP
+ * handler did not trust our key): without this a side once refused stays CONNECTING
+ * until restarted, even after the other side trusts it. Returns whether this is the
+ * first redial since it was last heard from (to log it once). */
+bool stm_peer_redial(peer_t *p);
 /* Sends a whole message without waiting; false when it could not leave now (no
  * DEALER yet, or its queue is full). */
 bool stm_peer_send(peer_t *p, const buf_t *msg);

@@ -640,6 +640,38 @@ class LiveTrust(Mesh):
         self.wait("b to get a's write after its restart",
                   lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l3'") == "after the restart")
 
+    def test_a_refused_side_connects_once_trusted(self):
+        # a does not trust b; b dials a and is refused by a's ZAP handler. Trusted on
+        # the running a, b gets through without either restarting: b's rows reach a
+        # and a's reach b.
+        a = Node(self, "a", TASKS, 4)
+        b = Node(self, "b", TASKS, 4, peers=[a])
+        # b dials anew every reconnect_max_ms while a is silent: 500 ms, not 5 s.
+        toml = os.path.join(b.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        self.assertIn("reconnect_max_ms = 5000", text)
+        with open(toml, "w") as f:
+            f.write(text.replace("reconnect_max_ms = 5000", "reconnect_max_ms = 500"))
+        a.start()
+        b.start()
+        self.wait("a to refuse b's key", lambda: a.report()["node"]["refused_keys"] >= 1)
+        self.assertIsNone(a.peer(b))
+        self.assertEqual(b.peer(a)["state"], "connecting")
+        # Refused more than once: b's attempts go on (with backoff), not only its first.
+        self.wait("b to try again", lambda: a.report()["node"]["refused_keys"] >= 2)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        self.assertIn(f"trusting {b.key}", trust(a, "add", b.key))
+        self.wait("a to get b's row",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lb'") == "from b")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.assertEqual(b.peer(a)["state"], "connected")
+        # b said once that it dials again, naming the command, not at every attempt.
+        self.assertEqual(b.logs().count("peer-redial"), 1)
+        self.assertIn(f"stemma trust add {b.key}", b.logs())
+
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class Demo(unittest.TestCase):
