@@ -271,7 +271,11 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
         s_drop(n, REPORT_DROP_UNTRUSTED);
         return;
     }
+    /* Removed, then trusted again by ZAP on first use (a new connection): its peer is
+     * no longer refused for its key, before its HELLO is judged. */
     peer_t *p = m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
+    if (p && stm_peer_distrusted(p))
+        stm_peer_trust_again(p, stm_monotime_ms());
     const char *who = p ? stm_peer_short_id(p) : NULL;
     int version, type;
     stm_error err = {0};

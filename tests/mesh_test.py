@@ -640,6 +640,28 @@ class LiveTrust(Mesh):
         self.wait("b to get a's write after its restart",
                   lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l3'") == "after the restart")
 
+    def test_under_trust_on_first_use_a_removed_key_is_trusted_at_its_next_connection(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b])
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (b.peer(a) or {}).get("state") == "connected")
+        self.wait("b to write a's key", lambda: a.key in self.known_peers(b))
+        out = trust(b, "remove", a.key)
+        self.assertIn("trusted again when it next connects", out)
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertNotIn(a.key, self.known_peers(b))
+        # a's connection stays as it was: what comes on it is dropped. A new one (a
+        # restarted) is trusted on first use again, and the two connect and sync.
+        a.stop()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the restart')")
+        a.start()
+        self.wait("b to get a's write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l1'") == "after the restart")
+        self.wait("b to report a connected", lambda: b.peer(a)["state"] == "connected")
+        self.assertIsNone(b.peer(a)["refused_by"])
+        self.wait("b to write a's key again", lambda: a.key in self.known_peers(b))
+
     def test_a_refused_side_connects_once_trusted(self):
         # a does not trust b; b dials a and is refused by a's ZAP handler. Trusted on
         # the running a, b gets through without either restarting: b's rows reach a
