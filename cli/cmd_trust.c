@@ -1,11 +1,14 @@
-/* cmd_trust.c - stemma trust: the keys a node trusts, changed on the running node
- * through its control socket, or in its files when none runs. */
+/* cmd_trust.c - stemma trust and stemma peer: the keys a node trusts and the peers it
+ * dials, changed on the running node through its control socket, or in its files
+ * (known_peers, node.toml) when none runs. */
 #include "cli.h"
 #include "commands.h"
 #include "node/config.h"
+#include "node/control.h"
 #include "node/dirlock.h"
 #include "node/keys.h"
 #include "node/known_peers.h"
+#include "node/peerlist.h"
 #include "node/zap.h"
 #include "base/mem.h"
 
@@ -35,11 +38,30 @@ static const char *s_trust_help =
     "                     tcp://127.0.0.1:PORT)\n"
     "  -h, --help         this help\n";
 
+static const char *s_peer_help =
+    "usage: stemma peer add KEY@ENDPOINT (--dir NODE_DIR | --control ENDPOINT)\n"
+    "       stemma peer remove KEY       (--dir NODE_DIR | --control ENDPOINT)\n"
+    "\n"
+    "The peers a node dials, in node.toml's [peers]. add writes KEY@ENDPOINT there and\n"
+    "its key in [security] trusted, as 'stemma init --peer' does (an insecure node takes\n"
+    "ENDPOINT alone); remove takes both out (KEY, or the ENDPOINT of a peer without a\n"
+    "key). node.toml is written whole, in the commented layout 'stemma init' writes: its\n"
+    "values are kept, comments of your own are not.\n"
+    "\n"
+    "On a running node the change is made at once: a peer added is trusted and dialled;\n"
+    "a peer removed is no longer dialled and, unless known_peers still trusts its key,\n"
+    "no longer trusted (as 'stemma trust remove'). With --dir and no node running there,\n"
+    "node.toml is edited directly and the command says so.\n"
+    "\n"
+    "  --dir NODE_DIR     the node's directory\n"
+    "  --control E        a running node's control endpoint\n"
+    "  -h, --help         this help\n";
+
 /* Prints a reply: one starting "error: " goes to stderr and fails. */
-static int s_print_reply(const char *reply)
+static int s_print_reply(const char *cmd, const char *reply)
 {
     if (strncmp(reply, "error: ", 7) == 0) {
-        fprintf(stderr, "stemma trust: %s", reply + 7);
+        fprintf(stderr, "stemma %s: %s", cmd, reply + 7);
         return CLI_FAILED;
     }
     fputs(reply, stdout);
@@ -47,9 +69,25 @@ static int s_print_reply(const char *reply)
     return CLI_OK;
 }
 
-/* No node runs on dir (this process holds its lock): the same request, answered
- * from node.toml and known_peers as a node would answer it. */
-static int s_offline(const char *dir, const char *request)
+/* No node runs on dir (this process holds its lock): a peer request, answered by
+ * changing node.toml as a node would. */
+static int s_peer_offline(const char *dir, const char *request)
+{
+    peerlist_result r;
+    char *reply = stm_peerlist_request(dir, request, &r);
+    int code = s_print_reply("peer", reply);
+    if (r.change != PEERLIST_NOTHING)
+        printf("no node is running on %s: node.toml was edited directly; a node started "
+               "there dials the peers it lists\n",
+               dir);
+    free(reply);
+    stm_peerlist_result_clear(&r);
+    return code;
+}
+
+/* No node runs on dir (this process holds its lock): a trust request, answered from
+ * node.toml and known_peers as a node would answer it. */
+static int s_trust_offline(const char *dir, const char *request)
 {
     stm_error err = {0};
     node_config cfg;
@@ -64,14 +102,15 @@ static int s_offline(const char *dir, const char *request)
     }
     int code;
     if (cfg.insecure) {
-        code = s_print_reply("error: this node runs insecure ([security] insecure = true): no "
+        code = s_print_reply("trust",
+                             "error: this node runs insecure ([security] insecure = true): no "
                              "key is checked, so none can be trusted or removed\n");
     } else {
         zap_t *z = stm_zap_new(&cfg, known, nknown);
         zap_change change;
         stm_id key;
         char *reply = stm_zap_request(z, request, &change, &key);
-        code = s_print_reply(reply);
+        code = s_print_reply("trust", reply);
         if (change != ZAP_CHANGED_NOTHING)
             printf("no node is running on %s: known_peers was edited directly; a node "
                    "started there trusts what it says\n",
@@ -84,26 +123,44 @@ static int s_offline(const char *dir, const char *request)
     return code;
 }
 
-int cmd_trust(int argc, char **argv)
+/* What stemma trust and stemma peer differ in. */
+typedef struct {
+    const char *cmd;         /* "trust" or "peer" */
+    const char *help;        /* its --help */
+    const char *verbs[2][2]; /* each verb and the name of its argument (NULL: none) */
+    const char *list;        /* the verb that takes no argument, or NULL; with one (trust), the
+                                argument is a key, checked here */
+    int (*offline)(const char *dir, const char *request);
+} s_edit;
+
+/* stemma trust and stemma peer: VERB [ARG] (--dir NODE_DIR | --control ENDPOINT). */
+static int s_edit_command(const s_edit *e, int argc, char **argv)
 {
+    const char *cmd = e->cmd;
     if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-        fputs(s_trust_help, stdout);
+        fputs(e->help, stdout);
         return CLI_OK;
     }
-    /* The verb and the key come first: a Z85 key may start with '-'. */
+    /* The verb and its argument come first: a Z85 key may start with '-'. */
+    const char *say = e->list ? "say add KEY, remove KEY or list" : "say add or remove";
     if (argc < 2)
-        return cli_usage_error("trust", "say add KEY, remove KEY or list");
-    const char *verb = argv[1];
-    bool keyed = strcmp(verb, "add") == 0 || strcmp(verb, "remove") == 0;
-    if (!keyed && strcmp(verb, "list") != 0)
-        return cli_usage_error("trust", "unknown '%s': say add KEY, remove KEY or list", verb);
-    if (keyed && argc < 3)
-        return cli_usage_error("trust", "%s needs a KEY", verb);
+        return cli_usage_error(cmd, "%s", say);
+    const char *verb = argv[1], *what = NULL;
+    bool known = e->list && strcmp(verb, e->list) == 0;
+    for (int i = 0; i < 2 && !known; i++)
+        if (strcmp(verb, e->verbs[i][0]) == 0) {
+            known = true;
+            what = e->verbs[i][1];
+        }
+    if (!known)
+        return cli_usage_error(cmd, "unknown '%s': %s", verb, say);
+    if (what && argc < 3)
+        return cli_usage_error(cmd, "%s needs a %s", verb, what);
+    const char *arg = what ? argv[2] : NULL;
     stm_id key;
-    if (keyed && !stm_keys_parse(argv[2], &key))
-        return cli_usage_error("trust", "'%s' is not a key (40 Z85 characters or 64 hex digits)",
-                               argv[2]);
-    int first = keyed ? 3 : 2;
+    if (arg && e->list && !stm_keys_parse(arg, &key))
+        return cli_usage_error(cmd, "'%s' is not a key (40 Z85 characters or 64 hex digits)", arg);
+    int first = what ? 3 : 2;
     static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
                                             {"control", required_argument, NULL, 'c'},
                                             {"help", no_argument, NULL, 'h'},
@@ -123,42 +180,54 @@ int cmd_trust(int argc, char **argv)
             control = optarg;
             break;
         case 'h':
-            fputs(s_trust_help, stdout);
+            fputs(e->help, stdout);
             return CLI_OK;
         default:
-            return cli_bad_option("trust", sub_argv[optind - 1], c);
+            return cli_bad_option(cmd, sub_argv[optind - 1], c);
         }
     }
     if (optind < sub_argc)
-        return cli_usage_error("trust", "unexpected argument '%s'", sub_argv[optind]);
+        return cli_usage_error(cmd, "unexpected argument '%s'", sub_argv[optind]);
     if (!dir == !control)
-        return cli_usage_error("trust", "give --dir NODE_DIR or --control ENDPOINT (one of them)");
-    /* Z85 always: the request stays short, whatever form the key was given in. */
-    char request[64];
-    if (keyed) {
-        char z85[KEYS_Z85_LEN + 1];
-        stm_keys_to_z85(&key, z85);
-        snprintf(request, sizeof request, "trust %s %s", verb, z85);
-    } else {
-        snprintf(request, sizeof request, "trust list");
-    }
+        return cli_usage_error(cmd, "give --dir NODE_DIR or --control ENDPOINT (one of them)");
+    char request[CONTROL_MAX_REQUEST + 1];
+    if (!arg)
+        snprintf(request, sizeof request, "%s %s", cmd, verb);
+    else if (strlen(cmd) + strlen(verb) + strlen(arg) + 2 > CONTROL_MAX_REQUEST)
+        return cli_usage_error(cmd, "'%.60s...' is too long", arg);
+    else
+        snprintf(request, sizeof request, "%s %s %s", cmd, verb, arg);
     if (dir) {
         /* Holding the directory's lock: no node runs there, and none starts while the
          * files are edited. */
         dirlock_t *lock = NULL;
         stm_error lock_err = {0};
         if (stm_dirlock_acquire(dir, &lock, &lock_err) == STM_OK) {
-            int code = s_offline(dir, request);
+            int code = e->offline(dir, request);
             stm_dirlock_release(&lock);
             return code;
         }
     }
     char *reply;
     size_t len;
-    int code = cli_ask_node("trust", dir, control, request, &reply, &len);
+    int code = cli_ask_node(cmd, dir, control, request, &reply, &len);
     if (code != CLI_OK)
         return code;
-    code = s_print_reply(reply);
+    code = s_print_reply(cmd, reply);
     free(reply);
     return code;
+}
+
+int cmd_trust(int argc, char **argv)
+{
+    const s_edit e = {
+        "trust", s_trust_help, {{"add", "KEY"}, {"remove", "KEY"}}, "list", s_trust_offline};
+    return s_edit_command(&e, argc, argv);
+}
+
+int cmd_peer(int argc, char **argv)
+{
+    const s_edit e = {
+        "peer", s_peer_help, {{"add", "KEY@ENDPOINT"}, {"remove", "KEY"}}, NULL, s_peer_offline};
+    return s_edit_command(&e, argc, argv);
 }

@@ -1,7 +1,7 @@
 /* config.h - a node's settings: NODE_DIR/node.toml.
  *
  * node.toml is the user's file: `stemma init` writes it with every setting and a
- * comment above each, and the node only reads it. Every setting is one row of one
+ * comment above each, and the node only reads it, but for `stemma peer`. Every setting is one row of one
  * table, at the top of config.c: section, key, type, default, bounds and a one-line
  * doc. The table is the only place a setting's name, default or bounds is written, and
  * it drives everything done with the file:
@@ -21,8 +21,8 @@
  * "DIR/node.toml:LINE:COL: section.key: what is wrong".
  *
  * Endpoints are checked by endpoint.h. A key is Z85 or hex (keys.h) and is always
- * written back in Z85. The node never writes node.toml: the keys it learns go in
- * known_peers (known_peers.h). */
+ * written back in Z85. The node writes node.toml only for `stemma peer` (peerlist.h,
+ * by stm_config_save); the keys it learns go in known_peers (known_peers.h). */
 #ifndef STM_CONFIG_H
 #define STM_CONFIG_H
 

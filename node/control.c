@@ -273,8 +273,9 @@ void stm_control_handle(control_t *c, const control_view *view)
     if (!reply && view->change)
         reply = view->change(view->change_ctx, req);
     if (!reply)
-        reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats, "
-                           "trust add|remove KEY, trust list)\n");
+        reply = stm_strdup(
+            "error: unknown request (report text|json|toml|dot, peers, stats, "
+            "trust add|remove KEY, trust list, peer add KEY@ENDPOINT, peer remove KEY)\n");
     size_t reply_len = strlen(reply);
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
         stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s",

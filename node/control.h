@@ -43,7 +43,7 @@ typedef struct {
     const zap_t *zap;           /* the keys refused */
     const mesh_t *mesh;         /* the peers */
     const control_drops *drops; /* messages dropped */
-    /* Answers a request that changes the node ("trust ..."): the reply, the caller's
+    /* Answers a request that changes the node ("trust ...", "peer ..."): the reply, the caller's
      * to free; NULL when request is none of those. NULL: every such request is unknown. */
     char *(*change)(void *ctx, const char *request);
     void *change_ctx; /* change's first argument */
@@ -64,7 +64,7 @@ void *stm_control_socket(control_t *c);
 const char *stm_control_endpoint(const control_t *c);
 
 /* The longest request read (longer ones are cut to this and so not understood). */
-#define CONTROL_MAX_REQUEST 255
+#define CONTROL_MAX_REQUEST 1023
 
 /* Answers the request waiting, if any: a report filled from view, or view->change's
  * answer. The database

@@ -28,6 +28,7 @@
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
+#include "peerlist.h"
 #include "wire.h"
 #include "zap.h"
 #include "zsock.h"
@@ -47,6 +48,7 @@
 
 struct node {
     dirlock_t *lock;       /* NODE_DIR/node.lock: taken first, let go of last */
+    char *dir;             /* NODE_DIR: node.toml, for `stemma peer` */
     bool insecure;         /* plain TCP: no CURVE, no ZAP */
     peer_policy policy;    /* what syncs with whom */
     int heartbeat_ms;      /* how often connected peers are sent PING */
@@ -475,18 +477,13 @@ static void s_before_sleep(node_t *n)
 /* ---- requests that change the node (the control socket's "trust ...") ---- */
 
 #define S_DISTRUST_REASON "its key is no longer trusted (stemma trust remove)"
+#define S_REMOVED_REASON "no longer a peer, and its key no longer trusted (stemma peer remove)"
 
 /* A trust request, answered by the ZAP handler's key set (persisted in known_peers),
  * then carried to the peers: a peer whose key was removed is refused and its DEALER
  * closed; one whose key is trusted again is asked at once. */
-static char *s_control_change(void *ctx, const char *request)
+static char *s_trust_change(node_t *n, const char *request)
 {
-    node_t *n = ctx;
-    if (strncmp(request, "trust", 5) != 0 || (request[5] != ' ' && request[5] != '\0'))
-        return NULL;
-    if (n->insecure)
-        return stm_strdup("error: this node runs insecure ([security] insecure = true): no key "
-                          "is checked, so none can be trusted or removed\n");
     zap_change change;
     stm_id key;
     char *reply = stm_zap_request(n->zap, request, &change, &key);
@@ -509,6 +506,57 @@ static char *s_control_change(void *ctx, const char *request)
             stm_peer_distrust(p, S_DISTRUST_REASON);
     }
     return reply;
+}
+
+/* A peer request, answered by changing node.toml, then carried out: a peer added is
+ * trusted and dialled at once; a peer removed is no longer dialled, and unless
+ * known_peers still trusts its key, no longer trusted (refused as by trust remove). */
+static char *s_peer_change(node_t *n, const char *request)
+{
+    peerlist_result r;
+    char *reply = stm_peerlist_request(n->dir, request, &r);
+    const config_peer *spec = &r.peer;
+    peer_t *p = NULL;
+    if (r.change != PEERLIST_NOTHING)
+        p = spec->has_key ? stm_mesh_find(n->mesh, &spec->key)
+                          : stm_mesh_find_endpoint(n->mesh, spec->endpoint);
+    if (r.change == PEERLIST_ADDED) {
+        if (spec->has_key)
+            stm_zap_trust_as(n->zap, &spec->key, ZAP_FROM_PEER);
+        if (!p)
+            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+        else
+            stm_peer_trust_again(p, stm_monotime_ms());
+        stm_log_event(STM_LOG_INFO, "peer-added", stm_peer_short_id(p),
+                      "%s (stemma peer add): dialling it", spec->endpoint);
+    } else if (r.change == PEERLIST_REMOVED) {
+        if (spec->has_key) {
+            stm_zap_untrust(n->zap, &spec->key);
+            if (r.still_trusted)
+                stm_zap_trust_as(n->zap, &spec->key, ZAP_FROM_KNOWN);
+        }
+        stm_log_event(STM_LOG_INFO, "peer-removed", p ? stm_peer_short_id(p) : NULL,
+                      "%s (stemma peer remove)%s", spec->endpoint,
+                      r.still_trusted ? ": its key is still trusted by known_peers" : "");
+        if (p && !r.still_trusted)
+            stm_peer_distrust(p, S_REMOVED_REASON);
+    }
+    stm_peerlist_result_clear(&r);
+    return reply;
+}
+
+/* Requests that change the node: "trust ..." and "peer ...". */
+static char *s_control_change(void *ctx, const char *request)
+{
+    node_t *n = ctx;
+    bool trust = strncmp(request, "trust", 5) == 0 && (request[5] == ' ' || !request[5]);
+    bool peer = strncmp(request, "peer", 4) == 0 && (request[4] == ' ' || !request[4]);
+    if (!trust && !peer)
+        return NULL;
+    if (trust && n->insecure)
+        return stm_strdup("error: this node runs insecure ([security] insecure = true): no key "
+                          "is checked, so none can be trusted or removed\n");
+    return trust ? s_trust_change(n, request) : s_peer_change(n, request);
 }
 
 /* ---- life ---- */
@@ -540,6 +588,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         return locked;
     node_t *n = stm_calloc(1, sizeof *n);
     n->lock = lock;
+    n->dir = stm_strdup(cfg->dir);
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
     n->heartbeat_ms = cfg->heartbeat_ms;
@@ -691,6 +740,7 @@ void stm_node_destroy(node_t **self_p)
      * above was this node's own (control.h). */
     stm_dirlock_release(&n->lock);
     free(n->advertise);
+    free(n->dir);
     free(n);
     *self_p = NULL;
 }

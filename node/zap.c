@@ -154,6 +154,33 @@ static void s_trust(zap_t *z, const stm_id *key, zap_from from)
     z->ntrusted++;
 }
 
+void stm_zap_trust_as(zap_t *z, const stm_id *key, zap_from from)
+{
+    s_trust(z, key, from);
+}
+
+/* Drops the key at at, and any copy not yet written to known_peers. */
+static void s_untrust_at(zap_t *z, size_t at)
+{
+    stm_id key = z->trusted[at].key;
+    memmove(&z->trusted[at], &z->trusted[at + 1], (z->ntrusted - at - 1) * sizeof *z->trusted);
+    z->ntrusted--;
+    /* Trusted on first use in this pass and not written yet: not written at all. */
+    for (size_t i = 0; i < z->nlearned;)
+        if (stm_id_equal(&z->learned[i], &key))
+            z->learned[i] = z->learned[--z->nlearned];
+        else
+            i++;
+}
+
+void stm_zap_untrust(zap_t *z, const stm_id *key)
+{
+    bool found;
+    size_t at = s_find(z, key, &found);
+    if (found)
+        s_untrust_at(z, at);
+}
+
 stm_err stm_zap_add(zap_t *z, const stm_id *key, bool *added, stm_error *err)
 {
     *added = false;
@@ -177,21 +204,15 @@ stm_err stm_zap_remove(zap_t *z, const stm_id *key, stm_error *err)
         return stm_error_set(err, STM_EINPUT, "%s is not trusted", z85);
     if (z->trusted[at].from != ZAP_FROM_KNOWN)
         return stm_error_set(err, STM_EINPUT,
-                             "%s is trusted by %s: remove it there (it would be trusted "
-                             "again at the next start), then restart the node",
+                             "%s is trusted by %s, which this command leaves alone (it "
+                             "would be trusted again at the next start): remove a peer with "
+                             "'stemma peer remove', or edit node.toml and restart the node",
                              z85, stm_zap_from_name(z->trusted[at].from));
     bool removed;
     stm_err rc = stm_known_peers_remove(z->dir, key, &removed, err);
     if (rc != STM_OK)
         return rc;
-    memmove(&z->trusted[at], &z->trusted[at + 1], (z->ntrusted - at - 1) * sizeof *z->trusted);
-    z->ntrusted--;
-    /* Trusted on first use in this pass and not written yet: not written at all. */
-    for (size_t i = 0; i < z->nlearned;)
-        if (stm_id_equal(&z->learned[i], key))
-            z->learned[i] = z->learned[--z->nlearned];
-        else
-            i++;
+    s_untrust_at(z, at);
     return STM_OK;
 }
 

@@ -71,6 +71,12 @@ STM_NODISCARD stm_err stm_zap_add(zap_t *z, const stm_id *key, bool *added, stm_
  * it (the message names the setting: it would be trusted again at the next start);
  * STM_ESYS naming the file when it cannot be rewritten (the key then stays trusted). */
 STM_NODISCARD stm_err stm_zap_remove(zap_t *z, const stm_id *key, stm_error *err);
+/* In memory only, for a change node.toml already holds (`stemma peer`): trusts key
+ * from source from (a key trusted already takes it when higher), or stops trusting it
+ * (nothing when it is not trusted). */
+void stm_zap_trust_as(zap_t *z, const stm_id *key, zap_from from);
+void stm_zap_untrust(zap_t *z, const stm_id *key);
+
 /* The trusted keys, one a line: "Z85 FROM\n", sorted by key, then a line saying
  * whether trust on first use is on. The caller frees it. */
 char *stm_zap_list_text(const zap_t *z);

@@ -7,6 +7,7 @@ and keys are decoded from Z85 here, so that what init prints, what it writes and
 it puts in the database are checked against each other.
 """
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -107,6 +108,16 @@ class Base(unittest.TestCase):
         key = last[len("public key: "):]
         self.assertEqual(len(key), 40)
         return out, key
+
+    def dir_command_fails(self, cmd, code_expected, *args, contains=()):
+        """stemma CMD ARGS --dir NODE fails with code_expected and one line naming CMD."""
+        code, out, err = run(cmd, *args, "--dir", self.node)
+        self.assertEqual(code, code_expected, f"stemma {cmd} {' '.join(args)}: stderr {err!r}")
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertTrue(err.startswith(f"stemma {cmd}: "), err)
+        for c in contains:
+            self.assertIn(c, err)
+        return err
 
     def config(self, node=None):
         with open(os.path.join(node or self.node, "node.toml"), "rb") as f:
@@ -363,13 +374,7 @@ class Trust(Base):
         return self.ok("trust", *args, "--dir", self.node)
 
     def trust_fails(self, code_expected, *args, contains=()):
-        code, out, err = run("trust", *args, "--dir", self.node)
-        self.assertEqual(code, code_expected, f"stemma trust {' '.join(args)}: stderr {err!r}")
-        self.assertEqual(len(err.splitlines()), 1, err)
-        self.assertTrue(err.startswith("stemma trust: "), err)
-        for c in contains:
-            self.assertIn(c, err)
-        return err
+        return self.dir_command_fails("trust", code_expected, *args, contains=contains)
 
     def test_add_list_remove_without_a_running_node(self):
         self.init("--trust", PEER_KEY)
@@ -401,7 +406,7 @@ class Trust(Base):
         self.assertNotIn(z85_encode(other), self.trust("list"))
         self.trust_fails(1, "remove", z85_encode(other), contains=["is not trusted"])
         self.trust_fails(1, "remove", PEER_KEY,
-                         contains=["node.toml [security] trusted", "remove it there"])
+                         contains=["node.toml [security] trusted", "edit node.toml"])
         # The node.toml key stays.
         self.assertIn(PEER_KEY, self.trust("list"))
 
@@ -429,6 +434,59 @@ class Trust(Base):
         code, out, err = run("trust", "list", "--dir", self.path("nothing"))
         self.assertNotEqual(code, 0)
         self.assertIn("node.toml", err)
+
+
+class Peer(Base):
+    """stemma peer on a node that is not running: node.toml edited directly."""
+
+    def peer(self, *args):
+        return self.ok("peer", *args, "--dir", self.node)
+
+    def peer_fails(self, code_expected, *args, contains=()):
+        return self.dir_command_fails("peer", code_expected, *args, contains=contains)
+
+    def test_add_and_remove_without_a_running_node(self):
+        self.init("--bind", "tcp://127.0.0.1:7500")
+        # A setting changed by hand is kept when the command writes node.toml.
+        toml = self.path("node", "node.toml")
+        text = re.sub(r"(?m)^heartbeat_ms = \d+$", "heartbeat_ms = 1234", read(toml))
+        with open(toml, "w") as f:
+            f.write(text)
+        spec = PEER_KEY + "@tcp://10.0.0.2:7420"
+        out = self.peer("add", spec)
+        self.assertIn(f"peer {spec} added to", out)
+        self.assertIn("no node is running on", out)
+        cfg = self.config()
+        self.assertEqual(cfg["peers"]["addresses"], [spec])
+        self.assertEqual(cfg["security"]["trusted"], [PEER_KEY])
+        # The other settings are kept.
+        self.assertEqual(cfg["node"]["bind"], "tcp://127.0.0.1:7500")
+        self.assertEqual(cfg["timing"]["heartbeat_ms"], 1234)
+        self.peer_fails(1, "add", PEER_KEY + "@tcp://10.0.0.3:7420", contains=["a peer already"])
+        self.peer_fails(1, "add", "nokey@tcp://10.0.0.3:7420", contains=["not KEY@ENDPOINT"])
+        self.peer_fails(1, "add", "tcp://10.0.0.3:7420", contains=["has no key"])
+        # A key in known_peers too stays trusted there, and the command says so.
+        with open(self.path("node", "known_peers"), "w") as f:
+            f.write(PEER_KEY + "\n")
+        out = self.peer("remove", PEER_KEY)
+        self.assertIn("removed from", out)
+        self.assertIn("still in known_peers", out)
+        cfg = self.config()
+        self.assertEqual(cfg["peers"]["addresses"], [])
+        self.assertEqual(cfg["security"]["trusted"], [])
+        self.assertEqual(cfg["timing"]["heartbeat_ms"], 1234)
+        self.peer_fails(1, "remove", PEER_KEY, contains=["no peer"])
+        code, out, err = run("peer", "list", "--dir", self.node)
+        self.assertEqual(code, 2)
+        self.assertIn("say add or remove", err)
+        self.assertIn("usage: stemma peer add KEY@ENDPOINT", self.ok("peer", "--help"))
+
+    def test_an_insecure_node_names_peers_by_endpoint(self):
+        self.init("--insecure")
+        self.peer("add", "tcp://10.0.0.3:7420")
+        self.assertEqual(self.config()["peers"]["addresses"], ["tcp://10.0.0.3:7420"])
+        self.peer("remove", "tcp://10.0.0.3:7420")
+        self.assertEqual(self.config()["peers"]["addresses"], [])
 
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))

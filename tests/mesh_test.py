@@ -578,13 +578,23 @@ class OneNodePerDirectory(Mesh):
         self.assertFalse(os.path.exists(os.path.join(a.dir, "control.sock")))
 
 
-def trust(node, *args, ok=True):
+def trust(node, *args, ok=True, cmd="trust"):
     """stemma trust ARGS --dir NODE: its output (stdout, then stderr), checked for ok."""
-    p = subprocess.run([STEMMA, "trust", *args, "--dir", node.dir], capture_output=True,
+    p = subprocess.run([STEMMA, cmd, *args, "--dir", node.dir], capture_output=True,
                        text=True, timeout=30)
     if (p.returncode == 0) != ok:
-        raise AssertionError(f"stemma trust {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+        raise AssertionError(f"stemma {cmd} {' '.join(args)}: exit {p.returncode}: {p.stderr}")
     return p.stdout + p.stderr
+
+
+def peer_cmd(node, *args, ok=True):
+    """stemma peer ARGS --dir NODE, as trust()."""
+    return trust(node, *args, ok=ok, cmd="peer")
+
+
+def node_toml(node):
+    with open(os.path.join(node.dir, "node.toml"), "rb") as f:
+        return toml_reader.load(f)
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
@@ -661,6 +671,48 @@ class LiveTrust(Mesh):
         self.wait("b to report a connected", lambda: b.peer(a)["state"] == "connected")
         self.assertIsNone(b.peer(a)["refused_by"])
         self.wait("b to write a's key again", lambda: a.key in self.known_peers(b))
+
+    def test_a_peer_added_and_removed_on_a_running_node(self):
+        a = Node(self, "a", TASKS, 4)
+        b = Node(self, "b", TASKS, 4)
+        a.start()
+        b.start()
+        # Both answer on their control sockets: the commands reach the running nodes.
+        for n in (a, b):
+            self.wait(f"{n.name} to answer", lambda n=n: n.report()["node"]["id"] == n.key)
+        trust(b, "add", a.key)
+        spec = f"{b.key}@{b.endpoint}"
+        out = peer_cmd(a, "add", spec)
+        self.assertIn(f"peer {spec} added to", out)
+        self.assertNotIn("no node is running", out)
+        cfg = node_toml(a)
+        self.assertEqual(cfg["peers"]["addresses"], [spec])
+        self.assertIn(b.key, cfg["security"]["trusted"])
+        self.assertIn("is a peer already", peer_cmd(a, "add", spec, ok=False))
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.wait("a to get b's row",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lb'") == "from b")
+        # Removed: out of node.toml, no longer dialled nor trusted; b hears the refusal.
+        self.assertIn("removed from", peer_cmd(a, "remove", b.key))
+        cfg = node_toml(a)
+        self.assertEqual(cfg["peers"]["addresses"], [])
+        self.assertNotIn(b.key, cfg["security"]["trusted"])
+        self.wait("a to report b refused", lambda: a.peer(b)["state"] == "refused")
+        self.assertIn("no longer a peer", a.peer(b)["reason"])
+        self.wait("b to hear it", lambda: b.peer(a)["refused_by"] == "peer")
+        self.assertIn("no peer", peer_cmd(a, "remove", b.key, ok=False))
+        # Added again, and kept across a restart of a.
+        peer_cmd(a, "add", spec)
+        self.wait("a and b to connect again", lambda: a.peer(b)["state"] == "connected"
+                  and b.peer(a)["state"] == "connected")
+        a.stop()
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lc', 'after the restart')")
+        a.start()
+        self.wait("a to get b's row after its restart",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lc'") == "after the restart")
 
     def test_a_refused_side_connects_once_trusted(self):
         # a does not trust b; b dials a and is refused by a's ZAP handler. Trusted on
