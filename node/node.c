@@ -25,6 +25,7 @@
 #include "dirlock.h"
 #include "endpoint.h"
 #include "inbox.h"
+#include "known_peers.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -47,8 +48,11 @@
 #include <zmq.h>
 
 struct node {
-    dirlock_t *lock;       /* NODE_DIR/node.lock: taken first, let go of last */
-    char *dir;             /* NODE_DIR: node.toml, for `stemma peer` */
+    dirlock_t *lock;    /* NODE_DIR/node.lock: taken first, let go of last */
+    char *dir;          /* NODE_DIR: node.toml, for `stemma peer` and SIGHUP */
+    char *settings;     /* the settings it runs with (stm_config_values_text) */
+    config_peer *peers; /* node.toml's [peers] as last read or changed, owned */
+    size_t npeers;
     bool insecure;         /* plain TCP: no CURVE, no ZAP */
     peer_policy policy;    /* what syncs with whom */
     int heartbeat_ms;      /* how often connected peers are sent PING */
@@ -474,6 +478,35 @@ static void s_before_sleep(node_t *n)
         stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
 }
 
+/* ---- node.toml's [peers] as the node knows it ---- */
+
+static void s_peers_push(node_t *n, const config_peer *spec)
+{
+    n->peers = stm_realloc(n->peers, (n->npeers + 1) * sizeof *n->peers);
+    n->peers[n->npeers] = *spec;
+    n->peers[n->npeers++].endpoint = stm_strdup(spec->endpoint);
+}
+
+static void s_peers_clear(node_t *n)
+{
+    for (size_t i = 0; i < n->npeers; i++)
+        stm_config_peer_free(&n->peers[i]);
+    free(n->peers);
+    n->peers = NULL;
+    n->npeers = 0;
+}
+
+/* Whether list[0..count) holds spec: the same key, or for a peer without one the same
+ * endpoint. */
+static bool s_peers_has(const config_peer *list, size_t count, const config_peer *spec)
+{
+    for (size_t i = 0; i < count; i++)
+        if (spec->has_key ? list[i].has_key && stm_id_equal(&list[i].key, &spec->key)
+                          : !list[i].has_key && strcmp(list[i].endpoint, spec->endpoint) == 0)
+            return true;
+    return false;
+}
+
 /* ---- requests that change the node (the control socket's "trust ...") ---- */
 
 #define S_DISTRUST_REASON "its key is no longer trusted (stemma trust remove)"
@@ -529,6 +562,7 @@ static char *s_peer_change(node_t *n, const char *request)
             stm_peer_trust_again(p, stm_monotime_ms());
         stm_log_event(STM_LOG_INFO, "peer-added", stm_peer_short_id(p),
                       "%s (stemma peer add): dialling it", spec->endpoint);
+        s_peers_push(n, spec);
     } else if (r.change == PEERLIST_REMOVED) {
         if (spec->has_key) {
             stm_zap_untrust(n->zap, &spec->key);
@@ -540,6 +574,12 @@ static char *s_peer_change(node_t *n, const char *request)
                       r.still_trusted ? ": its key is still trusted by known_peers" : "");
         if (p && !r.still_trusted)
             stm_peer_distrust(p, S_REMOVED_REASON);
+        for (size_t i = 0; i < n->npeers; i++)
+            if (s_peers_has(&n->peers[i], 1, spec)) {
+                stm_config_peer_free(&n->peers[i]);
+                n->peers[i] = n->peers[--n->npeers];
+                break;
+            }
     }
     stm_peerlist_result_clear(&r);
     return reply;
@@ -557,6 +597,101 @@ static char *s_control_change(void *ctx, const char *request)
         return stm_strdup("error: this node runs insecure ([security] insecure = true): no key "
                           "is checked, so none can be trusted or removed\n");
     return trust ? s_trust_change(n, request) : s_peer_change(n, request);
+}
+
+/* ---- SIGHUP: node.toml and known_peers read again ---- */
+
+#define S_RELOAD_REASON "its key is no longer trusted (node.toml or known_peers, SIGHUP)"
+
+/* A key trusted or no longer trusted after a reload: carried to its peer as a trust
+ * request would be. */
+static void s_reload_key(void *ctx, const stm_id *key, bool added)
+{
+    node_t *n = ctx;
+    char z85[KEYS_Z85_LEN + 1], sid[STM_ID_SHORT_LEN + 1];
+    stm_keys_to_z85(key, z85);
+    stm_id_short(key, sid);
+    peer_t *p = stm_mesh_find(n->mesh, key);
+    stm_log_event(STM_LOG_INFO, added ? "trust-added" : "trust-removed", sid, "%s %s (SIGHUP)",
+                  added ? "now trusting" : "no longer trusting", z85);
+    if (p && added)
+        stm_peer_trust_again(p, stm_monotime_ms());
+    else if (p)
+        stm_peer_distrust(p, S_RELOAD_REASON);
+}
+
+/* The settings whose lines differ between two stm_config_values_text, as
+ * "section.key, ..." (the caller's; "" when none), but for those applied at once. */
+static char *s_settings_changed(const char *was, const char *now)
+{
+    buf_t b = BUF_INIT;
+    while (*was && *now) {
+        size_t lw = strcspn(was, "\n"), ln = strcspn(now, "\n");
+        size_t name = strcspn(now, " ");
+        bool live = strncmp(now, "security.trust_on_first_use ", 28) == 0;
+        if ((lw != ln || memcmp(was, now, lw) != 0) && !live)
+            stm_buf_printf(&b, "%s%.*s", b.len ? ", " : "", (int)name, now);
+        was += lw + (was[lw] == '\n');
+        now += ln + (now[ln] == '\n');
+    }
+    stm_buf_puts(&b, "");
+    return stm_buf_detach(&b);
+}
+
+/* Reads node.toml and known_peers again and applies the differences in trust and in
+ * [peers] by the same paths as `stemma trust` and `stemma peer`; names the other
+ * settings changed, which need a restart. A file that cannot be read changes nothing. */
+static void s_reload(node_t *n)
+{
+    node_config cfg;
+    stm_id *known = NULL;
+    size_t nknown = 0;
+    stm_error err = {0};
+    stm_err rc = stm_config_load(n->dir, &cfg, &err);
+    if (rc == STM_OK)
+        rc = stm_known_peers_load(n->dir, &known, &nknown, &err);
+    if (rc != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "reload", NULL,
+                      "SIGHUP: %s; running on with what was read before", err.msg);
+        stm_config_destroy(&cfg);
+        return;
+    }
+    stm_log_event(STM_LOG_INFO, "reload", NULL, "SIGHUP: reading node.toml and known_peers");
+    if (!n->insecure)
+        stm_zap_reload(n->zap, &cfg, known, nknown, s_reload_key, n);
+    for (size_t i = 0; i < cfg.npeers; i++) {
+        const config_peer *spec = &cfg.peers[i];
+        if (s_peers_has(n->peers, n->npeers, spec) || (!spec->has_key && !n->insecure))
+            continue;
+        peer_t *p = spec->has_key ? stm_mesh_find(n->mesh, &spec->key)
+                                  : stm_mesh_find_endpoint(n->mesh, spec->endpoint);
+        if (!p)
+            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+        stm_log_event(STM_LOG_INFO, "peer-added", stm_peer_short_id(p),
+                      "%s (node.toml, SIGHUP): dialling it", spec->endpoint);
+    }
+    for (size_t i = 0; i < n->npeers; i++)
+        if (!s_peers_has(cfg.peers, cfg.npeers, &n->peers[i]))
+            stm_log_event(STM_LOG_INFO, "peer-removed", NULL,
+                          "%s (node.toml, SIGHUP): not dialled from its next start; %s",
+                          n->peers[i].endpoint,
+                          n->peers[i].has_key && stm_zap_is_trusted(n->zap, &n->peers[i].key)
+                              ? "its key is still trusted"
+                              : "its key is no longer trusted");
+    s_peers_clear(n);
+    for (size_t i = 0; i < cfg.npeers; i++)
+        s_peers_push(n, &cfg.peers[i]);
+    char *now = stm_config_values_text(&cfg);
+    char *changed = s_settings_changed(n->settings, now);
+    if (changed[0])
+        stm_log_event(STM_LOG_WARN, "reload", NULL,
+                      "node.toml changes %s: that needs a restart (running on with the values "
+                      "read at start)",
+                      changed);
+    free(changed);
+    free(now);
+    free(known);
+    stm_config_destroy(&cfg);
 }
 
 /* ---- life ---- */
@@ -589,6 +724,9 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     node_t *n = stm_calloc(1, sizeof *n);
     n->lock = lock;
     n->dir = stm_strdup(cfg->dir);
+    n->settings = stm_config_values_text(cfg);
+    for (size_t i = 0; i < cfg->npeers; i++)
+        s_peers_push(n, &cfg->peers[i]);
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
     n->heartbeat_ms = cfg->heartbeat_ms;
@@ -676,13 +814,9 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
                       stm_local_path(n->local));
     while (!*stop) {
         if (reload && *reload) {
-            /* systemctl reload sends SIGHUP: it must not stop the node (issue 13 wants
-             * node.toml and known_peers read again; until then, say so). */
+            /* systemctl reload sends SIGHUP: node.toml and known_peers read again. */
             *reload = 0;
-            stm_log_event(STM_LOG_WARN, "reload", NULL,
-                          "SIGHUP: reloading node.toml and known_peers is not supported yet; "
-                          "running on with the settings read at start (restart the node to "
-                          "apply changes)");
+            s_reload(n);
         }
         s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);
@@ -741,6 +875,8 @@ void stm_node_destroy(node_t **self_p)
     stm_dirlock_release(&n->lock);
     free(n->advertise);
     free(n->dir);
+    free(n->settings);
+    s_peers_clear(n);
     free(n);
     *self_p = NULL;
 }

@@ -216,6 +216,33 @@ stm_err stm_zap_remove(zap_t *z, const stm_id *key, stm_error *err)
     return STM_OK;
 }
 
+void stm_zap_reload(zap_t *z, const node_config *config, const stm_id *known, size_t nknown,
+                    void (*changed)(void *ctx, const stm_id *key, bool added), void *ctx)
+{
+    stm_zap_flush(z); /* known_peers holds every key trusted so far */
+    zap_t *fresh = stm_zap_new(config, known, nknown);
+    /* Both sorted: one walk finds what each lacks. */
+    size_t i = 0, j = 0;
+    while (i < z->ntrusted || j < fresh->ntrusted) {
+        int c = i == z->ntrusted       ? 1
+                : j == fresh->ntrusted ? -1
+                                       : s_key_cmp(&z->trusted[i].key, &fresh->trusted[j].key);
+        if (c < 0)
+            changed(ctx, &z->trusted[i++].key, false);
+        else if (c > 0)
+            changed(ctx, &fresh->trusted[j++].key, true);
+        else
+            i++, j++;
+    }
+    zap_key *old = z->trusted;
+    z->trusted = fresh->trusted;
+    z->ntrusted = fresh->ntrusted;
+    z->cap = fresh->cap;
+    z->tofu = fresh->tofu;
+    fresh->trusted = old;
+    stm_zap_destroy(&fresh);
+}
+
 char *stm_zap_list_text(const zap_t *z)
 {
     buf_t b = BUF_INIT;

@@ -77,6 +77,13 @@ STM_NODISCARD stm_err stm_zap_remove(zap_t *z, const stm_id *key, stm_error *err
 void stm_zap_trust_as(zap_t *z, const stm_id *key, zap_from from);
 void stm_zap_untrust(zap_t *z, const stm_id *key);
 
+/* SIGHUP: the trusted set becomes what config and known[0..nknown) say (as
+ * stm_zap_new, trust on first use included); each key that was trusted and is not
+ * now, and each that is now and was not, is told to changed (added false, true), in
+ * key order. Keys trusted on first use and not written yet are written first. */
+void stm_zap_reload(zap_t *z, const node_config *config, const stm_id *known, size_t nknown,
+                    void (*changed)(void *ctx, const stm_id *key, bool added), void *ctx);
+
 /* The trusted keys, one a line: "Z85 FROM\n", sorted by key, then a line saying
  * whether trust on first use is on. The caller frees it. */
 char *stm_zap_list_text(const zap_t *z);

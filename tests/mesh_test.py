@@ -7,6 +7,7 @@ process a test starts is stopped (and killed if need be) when the test ends.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -566,7 +567,8 @@ class OneNodePerDirectory(Mesh):
         self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
         a.proc.send_signal(signal.SIGHUP)
         self.wait("a to log the SIGHUP", lambda: "reload" in a.logs())
-        self.assertIn("reloading node.toml and known_peers is not supported yet", a.logs())
+        self.assertIn("SIGHUP: reading node.toml and known_peers", a.logs())
+        self.assertNotIn("needs a restart", a.logs())
         self.assertIsNone(a.proc.poll())
         self.assertEqual(a.peer(b)["state"], "connected")
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the SIGHUP')")
@@ -599,6 +601,17 @@ def node_toml(node):
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class LiveTrust(Mesh):
+    def two_answering(self):
+        """Nodes a and b at v4, neither a peer of the other, both answering on their
+        control sockets (so the commands reach the running nodes)."""
+        a = Node(self, "a", TASKS, 4)
+        b = Node(self, "b", TASKS, 4)
+        a.start()
+        b.start()
+        for n in (a, b):
+            self.wait(f"{n.name} to answer", lambda n=n: n.report()["node"]["id"] == n.key)
+        return a, b
+
     def known_peers(self, node):
         with open(os.path.join(node.dir, "known_peers")) as f:
             return f.read()
@@ -673,13 +686,7 @@ class LiveTrust(Mesh):
         self.wait("b to write a's key again", lambda: a.key in self.known_peers(b))
 
     def test_a_peer_added_and_removed_on_a_running_node(self):
-        a = Node(self, "a", TASKS, 4)
-        b = Node(self, "b", TASKS, 4)
-        a.start()
-        b.start()
-        # Both answer on their control sockets: the commands reach the running nodes.
-        for n in (a, b):
-            self.wait(f"{n.name} to answer", lambda n=n: n.report()["node"]["id"] == n.key)
+        a, b = self.two_answering()
         trust(b, "add", a.key)
         spec = f"{b.key}@{b.endpoint}"
         out = peer_cmd(a, "add", spec)
@@ -713,6 +720,42 @@ class LiveTrust(Mesh):
         a.start()
         self.wait("a to get b's row after its restart",
                   lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lc'") == "after the restart")
+
+    def test_sighup_applies_trust_and_peers_and_names_what_needs_a_restart(self):
+        a, b = self.two_answering()
+        # b trusts a through known_peers, edited by hand; a gets b as a peer in node.toml
+        # by hand, and a heartbeat that only a restart would apply.
+        with open(os.path.join(b.dir, "known_peers"), "a") as f:
+            f.write(a.key + "\n")
+        b.proc.send_signal(signal.SIGHUP)
+        self.wait("b to trust a", lambda: "trust-added" in b.logs())
+        toml = os.path.join(a.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        text = text.replace("addresses = []", f'addresses = ["{b.key}@{b.endpoint}"]')
+        text = text.replace("trusted = []", f'trusted = ["{b.key}"]')
+        text = re.sub(r"(?m)^heartbeat_ms = \d+$", "heartbeat_ms = 1234", text)
+        with open(toml, "w") as f:
+            f.write(text)
+        a.proc.send_signal(signal.SIGHUP)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.assertIn("peer-added", a.logs())
+        self.assertIn("node.toml changes timing.heartbeat_ms: that needs a restart", a.logs())
+        # Taken out of known_peers again: b refuses a at once.
+        with open(os.path.join(b.dir, "known_peers"), "w") as f:
+            f.write("# emptied\n")
+        b.proc.send_signal(signal.SIGHUP)
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertIn("SIGHUP", b.peer(a)["reason"])
+        self.wait("a to hear it", lambda: a.peer(b)["refused_by"] == "peer")
+        # A node.toml that does not read changes nothing.
+        with open(toml, "a") as f:
+            f.write("[securty]\n")
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to say it runs on", lambda: "running on with what was read before" in a.logs())
+        self.assertIsNone(a.proc.poll())
 
     def test_a_refused_side_connects_once_trusted(self):
         # a does not trust b; b dials a and is refused by a's ZAP handler. Trusted on

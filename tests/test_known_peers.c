@@ -247,12 +247,81 @@ static void test_trusted_set(void **state)
     free(dir);
 }
 
+/* What stm_zap_reload told: keys added and removed, in order. */
+typedef struct {
+    stm_id keys[8];
+    bool added[8];
+    int n;
+} s_changes;
+
+static void s_changed(void *ctx, const stm_id *key, bool added)
+{
+    s_changes *c = ctx;
+    assert_true(c->n < 8);
+    c->keys[c->n] = *key;
+    c->added[c->n++] = added;
+}
+
+static void test_trusted_set_reload(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    node_config cfg;
+    stm_config_init(&cfg, dir);
+    stm_id k[5];
+    for (int i = 0; i < 5; i++)
+        memset(k[i].bytes, i + 1, sizeof k[i].bytes);
+    /* Trusted: 1 and 2 by node.toml, 3 by known_peers. */
+    stm_config_add_trusted(&cfg, &k[0]);
+    stm_config_add_trusted(&cfg, &k[1]);
+    zap_t *z = stm_zap_new(&cfg, &k[2], 1);
+    /* Now: 2 by node.toml, 3 and 5 by known_peers, 4 by [peers], trust on first use. */
+    node_config now;
+    stm_config_init(&now, dir);
+    stm_config_add_trusted(&now, &k[1]);
+    config_peer peer = {.endpoint = "tcp://127.0.0.1:1", .has_key = true, .key = k[3]};
+    now.peers = &peer;
+    now.npeers = 1;
+    now.trust_on_first_use = true;
+    stm_id known[2] = {k[4], k[2]};
+    s_changes c = {0};
+    stm_zap_reload(z, &now, known, 2, s_changed, &c);
+    now.peers = NULL;
+    now.npeers = 0;
+    /* In key order: 1 removed, 4 and 5 added; 2 and 3 unchanged. */
+    assert_int_equal(c.n, 3);
+    assert_true(stm_id_equal(&c.keys[0], &k[0]) && !c.added[0]);
+    assert_true(stm_id_equal(&c.keys[1], &k[3]) && c.added[1]);
+    assert_true(stm_id_equal(&c.keys[2], &k[4]) && c.added[2]);
+    zap_from from;
+    assert_false(stm_zap_is_trusted(z, &k[0]));
+    assert_true(stm_zap_lookup(z, &k[3], &from));
+    assert_int_equal(from, ZAP_FROM_PEER);
+    char *list = stm_zap_list_text(z);
+    assert_non_null(strstr(list, "# 4 keys trusted; trust on first use is on"));
+    free(list);
+    /* The same again: nothing changes. */
+    c.n = 0;
+    now.peers = &peer;
+    now.npeers = 1;
+    stm_zap_reload(z, &now, known, 2, s_changed, &c);
+    now.peers = NULL;
+    now.npeers = 0;
+    assert_int_equal(c.n, 0);
+    stm_zap_destroy(&z);
+    stm_config_destroy(&now);
+    stm_config_destroy(&cfg);
+    tu_remove_tree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_peers),
         cmocka_unit_test(test_known_peers_remove),
         cmocka_unit_test(test_trusted_set),
+        cmocka_unit_test(test_trusted_set_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
