@@ -554,8 +554,8 @@ static char *s_peer_change(node_t *n, const char *request)
         p = spec->has_key ? stm_mesh_find(n->mesh, &spec->key)
                           : stm_mesh_find_endpoint(n->mesh, spec->endpoint);
     if (r.change == PEERLIST_ADDED) {
-        if (spec->has_key)
-            stm_zap_trust_as(n->zap, &spec->key, ZAP_FROM_PEER);
+        if (spec->has_key) /* peerlist put it in [security] trusted too */
+            stm_zap_trust_as(n->zap, &spec->key, ZAP_FROM_CONFIG);
         if (!p)
             p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
         else

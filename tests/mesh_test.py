@@ -695,6 +695,7 @@ class LiveTrust(Mesh):
         cfg = node_toml(a)
         self.assertEqual(cfg["peers"]["addresses"], [spec])
         self.assertIn(b.key, cfg["security"]["trusted"])
+        self.assertIn(f"{b.key} node.toml [security] trusted", trust(a, "list"))
         self.assertIn("is a peer already", peer_cmd(a, "add", spec, ok=False))
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
         sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
