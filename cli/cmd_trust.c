@@ -11,11 +11,13 @@
 #include "node/peerlist.h"
 #include "node/zap.h"
 #include "base/mem.h"
+#include "base/monotime.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *s_trust_help =
     "usage: stemma trust add KEY    (--dir NODE_DIR | --control ENDPOINT)\n"
@@ -133,6 +135,50 @@ typedef struct {
     int (*offline)(const char *dir, const char *request);
 } s_edit;
 
+/* The request to the node of dir: either none runs there (this process takes the
+ * directory's lock, so none starts while e->offline edits the files) or one does and
+ * answers on its control socket. Between the two, a node starting (locked, socket not
+ * bound yet) or stopping (socket gone, lock not let go of yet) says "no node is
+ * running" at once: asked again, every 50 ms, for CONTROL_ASK_TIMEOUT_MS at most. */
+static int s_edit_dir(const s_edit *e, const char *dir, const char *request)
+{
+    stm_error err = {0};
+    node_config cfg;
+    if (stm_config_load(dir, &cfg, &err) != STM_OK) {
+        stm_config_destroy(&cfg);
+        return cli_fail(e->cmd, &err);
+    }
+    char *endpoint = stm_strdup(cfg.control);
+    stm_config_destroy(&cfg);
+    int64_t give_up = stm_monotime_ms() + CONTROL_ASK_TIMEOUT_MS;
+    int code = CLI_OK;
+    for (;;) {
+        dirlock_t *lock = NULL;
+        stm_error lock_err = {0};
+        if (stm_dirlock_acquire(dir, &lock, &lock_err) == STM_OK) {
+            code = e->offline(dir, request);
+            stm_dirlock_release(&lock);
+            break;
+        }
+        char *reply = NULL;
+        size_t len;
+        stm_error_clear(&err);
+        if (stm_control_ask(endpoint, dir, request, &reply, &len, &err) == STM_OK) {
+            code = s_print_reply(e->cmd, reply);
+            free(reply);
+            break;
+        }
+        if (strncmp(err.msg, "no node is running", 18) != 0 || stm_monotime_ms() >= give_up) {
+            code = cli_fail(e->cmd, &err);
+            break;
+        }
+        struct timespec pause = {0, 50 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    free(endpoint);
+    return code;
+}
+
 /* stemma trust and stemma peer: VERB [ARG] (--dir NODE_DIR | --control ENDPOINT). */
 static int s_edit_command(const s_edit *e, int argc, char **argv)
 {
@@ -197,25 +243,16 @@ static int s_edit_command(const s_edit *e, int argc, char **argv)
         return cli_usage_error(cmd, "'%.60s...' is too long", arg);
     else
         snprintf(request, sizeof request, "%s %s %s", cmd, verb, arg);
-    if (dir) {
-        /* Holding the directory's lock: no node runs there, and none starts while the
-         * files are edited. */
-        dirlock_t *lock = NULL;
-        stm_error lock_err = {0};
-        if (stm_dirlock_acquire(dir, &lock, &lock_err) == STM_OK) {
-            int code = e->offline(dir, request);
-            stm_dirlock_release(&lock);
-            return code;
-        }
-    }
-    char *reply;
-    size_t len;
-    int code = cli_ask_node(cmd, dir, control, request, &reply, &len);
-    if (code != CLI_OK)
+    if (!dir) {
+        char *reply;
+        size_t len;
+        int code = cli_ask_node(cmd, dir, control, request, &reply, &len);
+        if (code == CLI_OK)
+            code = s_print_reply(cmd, reply);
+        free(reply);
         return code;
-    code = s_print_reply(cmd, reply);
-    free(reply);
-    return code;
+    }
+    return s_edit_dir(e, dir, request);
 }
 
 int cmd_trust(int argc, char **argv)
