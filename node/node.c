@@ -661,6 +661,13 @@ static void s_reload(node_t *n)
         stm_zap_reload(n->zap, &cfg, known, nknown, s_reload_key, n);
     for (size_t i = 0; i < cfg.npeers; i++) {
         const config_peer *spec = &cfg.peers[i];
+        for (size_t j = 0; j < n->npeers && spec->has_key; j++)
+            if (s_peers_has(&n->peers[j], 1, spec) &&
+                strcmp(n->peers[j].endpoint, spec->endpoint) != 0)
+                stm_log_event(STM_LOG_WARN, "reload", NULL,
+                              "node.toml moves a peer from %s to %s: that needs a restart "
+                              "(or stemma peer remove, then add)",
+                              n->peers[j].endpoint, spec->endpoint);
         if (s_peers_has(n->peers, n->npeers, spec) || (!spec->has_key && !n->insecure))
             continue;
         peer_t *p = spec->has_key ? stm_mesh_find(n->mesh, &spec->key)

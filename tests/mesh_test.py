@@ -751,6 +751,13 @@ class LiveTrust(Mesh):
         self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
         self.assertIn("SIGHUP", b.peer(a)["reason"])
         self.wait("a to hear it", lambda: a.peer(b)["refused_by"] == "peer")
+        # A peer moved in node.toml is named as needing a restart, not ignored.
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace(f"{b.key}@{b.endpoint}", f"{b.key}@tcp://127.0.0.1:1"))
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to name the move", lambda: "node.toml moves a peer" in a.logs())
         # A node.toml that does not read changes nothing.
         with open(toml, "a") as f:
             f.write("[securty]\n")
