@@ -26,6 +26,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
  * not know. Returns CLI_BAD_INPUT. */
 int cli_bad_option(const char *cmd, const char *arg, int c);
 
+/* Sends request to the node of dir (its node.toml names the control endpoint) or at
+ * control, and waits for its answer: *reply (NUL-terminated, *len bytes) is the
+ * caller's to free. Returns CLI_OK, or the exit code after printing why (no node runs,
+ * none answers). */
+int cli_ask_node(const char *cmd, const char *dir, const char *control, const char *request,
+                 char **reply, size_t *len);
+
 /* Output formats a command may offer. */
 typedef enum { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_TOML } cli_format;
 /* Parses --format's argument against the formats allowed (a mask of 1 << cli_format);

@@ -123,11 +123,12 @@ static const char *s_report_help =
     "  --format F         text (default), json, toml or dot\n"
     "  -h, --help         this help\n";
 
-/* Sends request to the node's control socket and prints the answer. */
-static int s_ask(const char *cmd, const char *dir, const char *control, const char *request)
+int cli_ask_node(const char *cmd, const char *dir, const char *control, const char *request,
+                 char **reply, size_t *len)
 {
     stm_error err = {0};
     char *endpoint = NULL;
+    *reply = NULL;
     if (control) {
         endpoint = stm_strdup(control);
     } else {
@@ -139,23 +140,29 @@ static int s_ask(const char *cmd, const char *dir, const char *control, const ch
         endpoint = stm_strdup(cfg.control);
         stm_config_destroy(&cfg);
     }
-    char *reply;
-    size_t len;
     int code = CLI_OK;
-    if (stm_control_ask(endpoint, dir, request, &reply, &len, &err) != STM_OK) {
+    if (stm_control_ask(endpoint, dir, request, reply, len, &err) != STM_OK)
         code = cli_fail(cmd, &err);
-    } else {
-        fwrite(reply, 1, len, stdout);
-        fflush(stdout);
-        free(reply);
-    }
     free(endpoint);
     return code;
 }
 
+/* Sends request to the node's control socket and prints the answer. */
+static int s_ask(const char *cmd, const char *dir, const char *control, const char *request)
+{
+    char *reply;
+    size_t len;
+    int code = cli_ask_node(cmd, dir, control, request, &reply, &len);
+    if (code == CLI_OK) {
+        fwrite(reply, 1, len, stdout);
+        fflush(stdout);
+        free(reply);
+    }
+    return code;
+}
+
 /* The options report, peers and stats share. */
-static int s_control_command(int argc, char **argv, const char *cmd, const char *help,
-                             bool formats)
+static int s_control_command(int argc, char **argv, const char *cmd, const char *help, bool formats)
 {
     static const struct option options[] = {{"dir", required_argument, NULL, 'd'},
                                             {"control", required_argument, NULL, 'c'},

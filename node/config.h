@@ -1,10 +1,10 @@
 /* config.h - a node's settings: NODE_DIR/node.toml.
  *
  * node.toml is the user's file: `stemma init` writes it with every setting and a
- * comment above each, and the node only reads it. Every setting is one row of one
- * table, at the top of config.c: section, key, type, default, bounds and a one-line
- * doc. The table is the only place a setting's name, default or bounds is written, and
- * it drives everything done with the file:
+ * comment above each, and the node only reads it (but for `stemma peer`). Every
+ * setting is one row of one table, at the top of config.c: section, key, type,
+ * default, bounds and a one-line doc. The table is the only place a setting's name,
+ * default or bounds is written, and it drives everything done with the file:
  *
  *   stm_config_init          the defaults
  *   stm_config_load          reading: types, bounds, unknown names, settings that must agree
@@ -21,8 +21,8 @@
  * "DIR/node.toml:LINE:COL: section.key: what is wrong".
  *
  * Endpoints are checked by endpoint.h. A key is Z85 or hex (keys.h) and is always
- * written back in Z85. The node never writes node.toml: the keys it learns go in
- * known_peers (known_peers.h). */
+ * written back in Z85. The node writes node.toml only for `stemma peer` (peerlist.h,
+ * by stm_config_save); the keys it learns go in known_peers (known_peers.h). */
 #ifndef STM_CONFIG_H
 #define STM_CONFIG_H
 
@@ -141,6 +141,11 @@ STM_NODISCARD stm_err stm_config_load(const char *dir, node_config *cfg, stm_err
  * beside it, fsynced and renamed into place (mode 0644). STM_ESYS naming the file when
  * it cannot be written. */
 STM_NODISCARD stm_err stm_config_save(const node_config *cfg, stm_error *err);
+/* Every setting but the lists (peers.addresses, security.trusted), one a line, as
+ * "section.key = VALUE" in the table's order: two configurations' texts differ on the
+ * lines of the settings that differ (SIGHUP names those that need a restart). The
+ * caller frees it. */
+char *stm_config_values_text(const node_config *cfg);
 /* The settings as docs/user-guide.md shows them: for each section a line saying what
  * it holds and a Markdown table of its settings (type and bounds, default, doc). The
  * caller frees it. */

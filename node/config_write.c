@@ -180,6 +180,19 @@ stm_err stm_config_save(const node_config *cfg, stm_error *err)
     return rc;
 }
 
+char *stm_config_values_text(const node_config *cfg)
+{
+    buf_t b = BUF_INIT;
+    for (size_t j = 0; j < stm_settings_nrows; j++) {
+        const settings_row *s = &stm_settings_rows[j];
+        if (s->type == SETTINGS_PEERS || s->type == SETTINGS_KEYS)
+            continue;
+        stm_buf_printf(&b, "%s.", s->section);
+        s_put_value(&b, cfg, s);
+    }
+    return stm_buf_detach(&b);
+}
+
 /* ------------------------------------------------------------------ the user guide */
 
 char *stm_config_doc_markdown(void)

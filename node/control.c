@@ -182,7 +182,7 @@ const char *stm_control_endpoint(const control_t *c)
 void stm_control_drop(control_drops *d, report_drop why)
 {
     d->by_kind[why]++;
-    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN)
+    if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN || why == REPORT_DROP_UNTRUSTED)
         d->unknown_senders++;
     else
         d->malformed++;
@@ -242,7 +242,7 @@ static void s_report_free(report_node *r)
 
 void stm_control_handle(control_t *c, const control_view *view)
 {
-    char req[64];
+    char req[CONTROL_MAX_REQUEST + 1];
     int len = zmq_recv(c->sock, req, sizeof req - 1, ZMQ_DONTWAIT);
     if (len < 0)
         return;
@@ -270,8 +270,12 @@ void stm_control_handle(control_t *c, const control_view *view)
         reply = requests[i].render(&r);
         s_report_free(&r);
     }
+    if (!reply && view->change)
+        reply = view->change(view->change_ctx, req);
     if (!reply)
-        reply = stm_strdup("error: unknown request (report text|json|toml|dot, peers, stats)\n");
+        reply = stm_strdup(
+            "error: unknown request (report text|json|toml|dot, peers, stats, "
+            "trust add|remove KEY, trust list, peer add KEY@ENDPOINT, peer remove KEY)\n");
     size_t reply_len = strlen(reply);
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
         stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s",

@@ -43,6 +43,10 @@ typedef struct {
     const zap_t *zap;           /* the keys refused */
     const mesh_t *mesh;         /* the peers */
     const control_drops *drops; /* messages dropped */
+    /* Answers a request that changes the node ("trust ...", "peer ..."): the reply, the caller's
+     * to free; NULL when request is none of those. NULL: every such request is unknown. */
+    char *(*change)(void *ctx, const char *request);
+    void *change_ctx; /* change's first argument */
 } control_view;
 
 typedef struct control control_t;
@@ -59,7 +63,11 @@ void stm_control_destroy(control_t **self_p);
 void *stm_control_socket(control_t *c);
 const char *stm_control_endpoint(const control_t *c);
 
-/* Answers the request waiting, if any, from a report filled from view. The database
+/* The longest request read (longer ones are cut to this and so not understood). */
+#define CONTROL_MAX_REQUEST 1023
+
+/* Answers the request waiting, if any: a report filled from view, or view->change's
+ * answer. The database
  * is read once an answer (counts, and the vector each peer's lag is measured
  * against), not once a peer. */
 void stm_control_handle(control_t *c, const control_view *view);

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "keys.h"
+#include "base/buf.h"
 #include "base/mem.h"
 #include "base/readfile.h"
 #include "base/safefile.h"
@@ -91,6 +92,55 @@ stm_err stm_known_peers_add(const char *dir, const stm_id *key, stm_error *err)
     stm_keys_to_z85(key, z85);
     char *path = stm_config_path(dir, KNOWN_PEERS_FILE);
     stm_err rc = stm_safefile_append_line(path, z85, KEYS_Z85_LEN, 0644, s_known_peers_header, err);
+    free(path);
+    return rc;
+}
+
+stm_err stm_known_peers_remove(const char *dir, const stm_id *key, bool *removed, stm_error *err)
+{
+    *removed = false;
+    char *path = stm_config_path(dir, KNOWN_PEERS_FILE);
+    char *text;
+    size_t len;
+    stm_err rc = stm_readfile_all(path, KNOWN_PEERS_MAX_BYTES, &text, &len, err);
+    if (rc != STM_OK) {
+        if (errno == ENOENT) { /* no file: no line holds it */
+            stm_error_clear(err);
+            rc = STM_OK;
+        }
+        free(path);
+        return rc;
+    }
+    buf_t out = BUF_INIT;
+    for (size_t at = 0; at < len;) {
+        const char *start = text + at;
+        const char *nl = memchr(start, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - start) : len - at;
+        at += n + (nl != NULL);
+        /* The key as stm_known_peers_load reads it: blanks around it trimmed. */
+        const char *k = start;
+        size_t kn = n;
+        while (kn > 0 && (*k == ' ' || *k == '\t'))
+            k++, kn--;
+        while (kn > 0 && strchr(" \t\r", k[kn - 1]))
+            kn--;
+        char line[KNOWN_PEERS_MAX_LINE + 1];
+        stm_id found;
+        if (kn > 0 && kn <= KNOWN_PEERS_MAX_LINE && *k != '#') {
+            memcpy(line, k, kn);
+            line[kn] = '\0';
+            if (stm_keys_parse(line, &found) && stm_id_equal(&found, key)) {
+                *removed = true;
+                continue;
+            }
+        }
+        stm_buf_append(&out, start, n);
+        stm_buf_putc(&out, '\n');
+    }
+    if (*removed)
+        rc = stm_safefile_write(path, out.data, out.len, 0644, false, err);
+    stm_buf_free(&out);
+    free(text);
     free(path);
     return rc;
 }

@@ -56,7 +56,8 @@ typedef struct node node_t;
 STM_NODISCARD stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. When *reload becomes non-zero (SIGHUP; reload may be NULL) the
- * node clears it and logs that reloading is not supported yet, and runs on. */
+ * node clears it, reads node.toml and known_peers again, applies what changed in
+ * trust and peers, logs settings changed that need a restart, and runs on. */
 STM_NODISCARD stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop,
                                    volatile sig_atomic_t *reload, stm_error *err);
 void stm_node_destroy(node_t **self_p);

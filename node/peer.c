@@ -49,10 +49,16 @@
  *  3. CONNECTING: no HELLO of its own has been judged.
  *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
  *     its unacknowledged batches have deadlines (stm_peer_silent_at, stm_peer_resend_at).
- *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers and to peers
- *     that refused us; a peer only we refused is not asked again until it says HELLO
+ *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers, to peers
+ *     that refused us and to a REFUSED peer whose key is trusted again (its verdict
+ *     not a refusal); a peer only we refused is not asked again until it says HELLO
  *     or our database migrates.
- *  6. The DEALER is opened at first need and lives as long as the peer. */
+ *  6. The DEALER is opened at first need and lives as long as the peer, unless its
+ *     key stops being trusted (stm_peer_distrust closes it; it is reopened only once
+ *     the key is trusted again), or a CONNECTING or GONE peer has sent nothing for
+ *     reconnect_max_ms since it was opened (stm_peer_redial: it is opened anew at that
+ *     HELLO retry, since libzmq never redials after a refused CURVE handshake). A
+ *     distrusted peer is REFUSED and never CONNECTED. */
 #include "peer.h"
 #include "endpoint.h"
 #include "zsock.h"
@@ -80,12 +86,15 @@ struct peer {
     bool have_hello;
     peer_verdict verdict;  /* our judgement of that HELLO */
     char *refused_by_peer; /* the reason it gave in a REFUSE, or NULL */
+    char *distrusted;      /* why this node stopped trusting its key, or NULL */
     session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
     uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
     int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
     time_t last_seen_wall; /* the same, wall clock, for reports */
     int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
     int backoff_ms;        /* the wait after the next HELLO retry */
+    int64_t dialled_ms;    /* monotonic time its DEALER was opened */
+    bool redialled;        /* its DEALER was opened anew since it was last heard from */
 };
 
 /* The diagram above as a table: s_legal[from][to]. */
@@ -127,7 +136,8 @@ static void s_check(const peer_t *p)
 {
     switch (p->state) {
     case PEER_CONNECTED:
-        assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer);
+        assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer &&
+               !p->distrusted);
         break;
     case PEER_GONE:
         assert(p->have_hello && !p->refused_by_peer);
@@ -176,6 +186,7 @@ void stm_peer_destroy(peer_t **self_p)
     stm_wire_hello_clear(&p->hello);
     stm_peer_verdict_clear(&p->verdict);
     free(p->refused_by_peer);
+    free(p->distrusted);
     stm_session_destroy(&p->session);
     free(p);
     *self_p = NULL;
@@ -239,6 +250,7 @@ uint64_t stm_peer_bytes_sent(const peer_t *p)
 
 static void s_seen(peer_t *p, int64_t now_ms)
 {
+    p->redialled = false;
     p->last_seen_ms = now_ms;
     p->last_seen_wall = time(NULL);
 }
@@ -310,12 +322,49 @@ void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *poli
         stm_peer_set_state(p, PEER_REFUSED);
 }
 
+void stm_peer_distrust(peer_t *p, const char *reason)
+{
+    if (p->outbox) {
+        buf_t msg = BUF_INIT;
+        stm_wire_encode_refuse(&msg, reason);
+        stm_peer_send(p, &msg);
+        stm_buf_free(&msg);
+        /* The REFUSE leaves in the background after the close, for a second at most
+         * (the context's end waits no longer for it either). */
+        int linger = PEER_DISTRUST_LINGER_MS;
+        zmq_setsockopt(p->outbox, ZMQ_LINGER, &linger, sizeof linger);
+        stm_zsock_close(&p->outbox);
+    }
+    free(p->distrusted);
+    p->distrusted = stm_strdup(reason);
+    stm_peer_set_state(p, PEER_REFUSED);
+}
+
+void stm_peer_trust_again(peer_t *p, int64_t now_ms)
+{
+    if (!p->distrusted)
+        return;
+    free(p->distrusted);
+    p->distrusted = NULL;
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+}
+
+const char *stm_peer_distrusted(const peer_t *p)
+{
+    return p->distrusted;
+}
+
 /* ---- deadlines ---- */
 
 int64_t stm_peer_hello_at(const peer_t *p)
 {
-    bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE ||
-                  (p->state == PEER_REFUSED && p->refused_by_peer);
+    /* Refused: asked again when it refused us, or when only its key kept it out and
+     * that is trusted again (invariant 5). */
+    bool refused_ask =
+        p->state == PEER_REFUSED && !p->distrusted &&
+        (p->refused_by_peer || !p->have_hello || p->verdict.sync != PEER_SYNC_REFUSED);
+    bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE || refused_ask;
     return asking ? p->next_hello_ms : INT64_MAX;
 }
 
@@ -403,10 +452,10 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
     return rc;
 }
 
-stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
+stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms, stm_error *err)
 {
-    if (p->outbox)
-        return STM_OK;
+    if (p->outbox || p->distrusted)
+        return STM_OK; /* a distrusted peer is sent nothing (invariant 6) */
     /* No endpoint to dial (it advertises none): it reaches us; nothing is sent to it
      * until a HELLO of its gives one. */
     if (!stm_endpoint_dialable(p->endpoint))
@@ -424,7 +473,24 @@ stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err)
         return rc;
     }
     p->outbox = s;
+    p->dialled_ms = now_ms;
     return STM_OK;
+}
+
+bool stm_peer_redial_due(const peer_t *p, int64_t now_ms)
+{
+    if (!p->outbox || (p->state != PEER_CONNECTING && p->state != PEER_GONE))
+        return false;
+    int64_t since = p->dialled_ms > p->last_seen_ms ? p->dialled_ms : p->last_seen_ms;
+    return now_ms - since >= p->timing.reconnect_max_ms;
+}
+
+bool stm_peer_redial(peer_t *p)
+{
+    stm_zsock_close(&p->outbox); /* what waited in it is sent again: a HELLO follows */
+    bool first = !p->redialled;
+    p->redialled = true;
+    return first;
 }
 
 bool stm_peer_send(peer_t *p, const buf_t *msg)
@@ -480,6 +546,7 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
         rp->behind = stm_session_behind(p->session, mine);
     }
     rp->refused_by_peer = p->refused_by_peer;
+    rp->distrusted = p->distrusted;
     rp->ops_sent = stm_session_ops_sent(p->session);
     rp->ops_received = stm_session_ops_received(p->session);
     rp->parked = stm_session_parked(p->session);

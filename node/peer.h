@@ -111,6 +111,16 @@ void stm_peer_heard(peer_t *p, int64_t now_ms);
  * it) stays refused, until its answer to our new HELLO is judged. */
 void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
 
+/* Its key is no longer trusted here (`stemma trust remove`): it is sent a REFUSE with
+ * reason (which gets PEER_DISTRUST_LINGER_MS to leave), its DEALER is closed, and it is
+ * REFUSED, never asked again and never reopened, until stm_peer_trust_again. */
+#define PEER_DISTRUST_LINGER_MS 1000
+void stm_peer_distrust(peer_t *p, const char *reason);
+/* Its key is trusted again: HELLOs to it start at once with the least backoff. */
+void stm_peer_trust_again(peer_t *p, int64_t now_ms);
+/* Why this node stopped trusting it, lent; NULL while it trusts it. */
+const char *stm_peer_distrusted(const peer_t *p);
+
 /* ---- deadlines: when each is due (INT64_MAX: not armed), and what runs then ---- */
 
 /* The next HELLO, while it has not answered (CONNECTING, GONE) or refused us. */
@@ -131,9 +141,21 @@ void stm_peer_resend(peer_t *p);
 
 /* ---- sending ---- */
 
-/* Opens its DEALER when not open yet. STM_EINPUT when it cannot be reached (its key is
- * needed and not known; a bad endpoint); STM_ESYS when a socket option fails. */
-STM_NODISCARD stm_err stm_peer_open(peer_t *p, const peer_self *self, stm_error *err);
+/* Opens its DEALER when not open yet, at now_ms. STM_EINPUT when it cannot be reached
+ * (its key is needed and not known; a bad endpoint); STM_ESYS when a socket option
+ * fails. */
+STM_NODISCARD stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms,
+                                    stm_error *err);
+/* At a HELLO retry: whether its DEALER should be closed and opened again (see
+ * stm_peer_redial), because nothing has come from it for reconnect_max_ms since the
+ * DEALER was opened while it is CONNECTING or GONE. */
+bool stm_peer_redial_due(const peer_t *p, int64_t now_ms);
+/* Closes its DEALER so that the next stm_peer_open dials anew. libzmq never dials
+ * again on a connection whose CURVE handshake the other side refused (its ZAP
+ * handler did not trust our key): without this a side once refused stays CONNECTING
+ * until restarted, even after the other side trusts it. Returns whether this is the
+ * first redial since it was last heard from (to log it once). */
+bool stm_peer_redial(peer_t *p);
 /* Sends a whole message without waiting; false when it could not leave now (no
  * DEALER yet, or its queue is full). */
 bool stm_peer_send(peer_t *p, const buf_t *msg);

@@ -28,8 +28,8 @@ const char *stm_report_state_name(report_state s)
 const char *stm_report_drop_name(report_drop d)
 {
     static const char *const names[REPORT_DROP_KINDS] = {
-        "not-stemma", "protocol-version", "hello", "refuse", "ops",
-        "batch",      "ack",              "impostor", "unknown-sender"};
+        "not-stemma", "protocol-version", "hello",          "refuse",   "ops", "batch",
+        "ack",        "impostor",         "unknown-sender", "untrusted"};
     return d < REPORT_DROP_KINDS ? names[d] : "unknown";
 }
 
@@ -76,6 +76,8 @@ static const char *s_sync(const report_peer *p)
 /* The peer's own reason wins: it is why nothing syncs, whatever we thought of it. */
 static const char *s_reason(const report_peer *p)
 {
+    if (p->distrusted)
+        return p->distrusted;
     if (p->refused_by_peer)
         return p->refused_by_peer;
     return s_cmp(p) ? p->verdict->reason : "no HELLO from it yet";
@@ -83,6 +85,8 @@ static const char *s_reason(const report_peer *p)
 
 static const char *s_refused_by(const report_peer *p)
 {
+    if (p->distrusted)
+        return "this node";
     if (p->refused_by_peer)
         return "peer";
     return p->state == REPORT_REFUSED ? "this node" : NULL;
@@ -435,7 +439,9 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_putc(&b, '\n');
         if (brief)
             continue;
-        if (p->refused_by_peer)
+        if (p->distrusted)
+            stm_buf_printf(&b, "  refused by this node: %s\n", p->distrusted);
+        else if (p->refused_by_peer)
             stm_buf_printf(&b, "  refused by the peer: %s\n", p->refused_by_peer);
         else if (c)
             stm_buf_printf(&b, "  %s\n", p->verdict->reason);

@@ -48,6 +48,7 @@ typedef enum {
     REPORT_DROP_ACK,        /* "ack" */
     REPORT_DROP_IMPOSTOR,   /* "impostor": a HELLO naming another node than its key */
     REPORT_DROP_UNKNOWN,    /* "unknown-sender": not a HELLO, from no peer */
+    REPORT_DROP_UNTRUSTED,  /* "untrusted": on a connection whose key is no longer trusted */
     REPORT_DROP_KINDS
 } report_drop;
 
@@ -61,6 +62,8 @@ typedef struct {
     const lineage_t *lineage;    /* its database's lineage from its HELLO; NULL before one */
     const peer_verdict *verdict; /* this node's judgement of that HELLO; NULL before one */
     const char *refused_by_peer; /* the reason the peer gave in a REFUSE; NULL when none */
+    const char *distrusted;      /* why this node stopped trusting its key; NULL when it
+                                    trusts it (stemma trust remove) */
     uint64_t ops_sent;           /* operations sent to it */
     uint64_t ops_received;       /* operations received from it */
     uint64_t parked;             /* of those received, how many were parked here */

@@ -1,7 +1,9 @@
 /* zap.c - the trusted keys and the ZAP handler (zap.h has the invariants). */
 #include "zap.h"
+#include "keys.h"
 #include "known_peers.h"
 #include "zsock.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -9,10 +11,15 @@
 #include <string.h>
 #include <zmq.h>
 
+/* One trusted key and where its trust comes from. */
+typedef struct {
+    stm_id key;    /* the public key */
+    zap_from from; /* the highest source naming it */
+} zap_key;
+
 struct zap {
-    stm_id *trusted; /* the first nsorted sorted (the configuration's), then those
-                        added while running */
-    size_t ntrusted, cap, nsorted;
+    zap_key *trusted; /* sorted by key, each key once (invariant 1) */
+    size_t ntrusted, cap;
     bool tofu;       /* trust any key on first use, and remember it */
     char *dir;       /* the node directory, for known_peers */
     stm_id *learned; /* keys trusted on first use, not written to known_peers yet */
@@ -23,25 +30,70 @@ struct zap {
 
 static int s_key_cmp(const void *a, const void *b)
 {
-    return memcmp(a, b, sizeof(stm_id));
+    return memcmp(a, b, sizeof(stm_id)); /* the key is a zap_key's first member */
 }
 
-zap_t *stm_zap_new(const stm_id *trusted, size_t ntrusted, bool tofu, const char *dir)
+/* Where key is, or where it would go (*found false). */
+static size_t s_find(const zap_t *z, const stm_id *key, bool *found)
+{
+    size_t lo = 0, hi = z->ntrusted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = s_key_cmp(&z->trusted[mid].key, key);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+const char *stm_zap_from_name(zap_from from)
+{
+    switch (from) {
+    case ZAP_FROM_KNOWN:
+        return "known_peers";
+    case ZAP_FROM_PEER:
+        return "node.toml [peers]";
+    case ZAP_FROM_CONFIG:
+        return "node.toml [security] trusted";
+    }
+    return "?";
+}
+
+zap_t *stm_zap_new(const node_config *config, const stm_id *known, size_t nknown)
 {
     zap_t *z = stm_calloc(1, sizeof *z);
-    z->tofu = tofu;
-    z->dir = stm_strdup(dir);
-    /* Sorted, repeats dropped: checking each key against those before it cost n squared
-     * (26 s to start with 100,000 trusted keys); each connection is then a binary search. */
-    z->trusted = stm_calloc(ntrusted + 1, sizeof *z->trusted);
-    z->cap = ntrusted + 1;
-    if (ntrusted)
-        memcpy(z->trusted, trusted, ntrusted * sizeof *z->trusted);
-    qsort(z->trusted, ntrusted, sizeof *z->trusted, s_key_cmp);
-    for (size_t i = 0; i < ntrusted; i++)
-        if (z->ntrusted == 0 || s_key_cmp(&z->trusted[z->ntrusted - 1], &z->trusted[i]) != 0)
+    z->tofu = config->trust_on_first_use;
+    z->dir = stm_strdup(config->dir);
+    size_t n = config->ntrusted + config->npeers + nknown;
+    z->trusted = stm_calloc(n + 1, sizeof *z->trusted);
+    z->cap = n + 1;
+    size_t k = 0;
+    for (size_t i = 0; i < config->ntrusted; i++)
+        z->trusted[k++] = (zap_key){config->trusted[i], ZAP_FROM_CONFIG};
+    for (size_t i = 0; i < config->npeers; i++)
+        if (config->peers[i].has_key)
+            z->trusted[k++] = (zap_key){config->peers[i].key, ZAP_FROM_PEER};
+    for (size_t i = 0; i < nknown; i++)
+        z->trusted[k++] = (zap_key){known[i], ZAP_FROM_KNOWN};
+    /* Sorted, repeats dropped keeping the highest source: checking each key against
+     * those before it cost n squared (26 s to start with 100,000 trusted keys). */
+    qsort(z->trusted, k, sizeof *z->trusted, s_key_cmp);
+    for (size_t i = 0; i < k; i++) {
+        zap_key *last = z->ntrusted ? &z->trusted[z->ntrusted - 1] : NULL;
+        if (last && s_key_cmp(&last->key, &z->trusted[i].key) == 0) {
+            if (z->trusted[i].from > last->from)
+                last->from = z->trusted[i].from;
+        } else {
             z->trusted[z->ntrusted++] = z->trusted[i];
-    z->nsorted = z->ntrusted;
+        }
+    }
     return z;
 }
 
@@ -72,22 +124,136 @@ void *stm_zap_socket(zap_t *z)
     return z->sock;
 }
 
-bool stm_zap_is_trusted(const zap_t *z, const stm_id *key)
+bool stm_zap_lookup(const zap_t *z, const stm_id *key, zap_from *from)
 {
-    if (z->nsorted && bsearch(key, z->trusted, z->nsorted, sizeof *z->trusted, s_key_cmp))
-        return true;
-    for (size_t i = z->nsorted; i < z->ntrusted; i++)
-        if (stm_id_equal(&z->trusted[i], key))
-            return true;
-    return false;
+    bool found;
+    size_t at = s_find(z, key, &found);
+    if (found && from)
+        *from = z->trusted[at].from;
+    return found;
 }
 
-void stm_zap_trust(zap_t *z, const stm_id *key)
+bool stm_zap_is_trusted(const zap_t *z, const stm_id *key)
 {
-    if (stm_zap_is_trusted(z, key))
+    return stm_zap_lookup(z, key, NULL);
+}
+
+/* Trusts key from a source; a key trusted already keeps the higher source. */
+static void s_trust(zap_t *z, const stm_id *key, zap_from from)
+{
+    bool found;
+    size_t at = s_find(z, key, &found);
+    if (found) {
+        if (from > z->trusted[at].from)
+            z->trusted[at].from = from;
         return;
+    }
     z->trusted = stm_grow(z->trusted, &z->cap, z->ntrusted + 1, sizeof *z->trusted);
-    z->trusted[z->ntrusted++] = *key;
+    memmove(&z->trusted[at + 1], &z->trusted[at], (z->ntrusted - at) * sizeof *z->trusted);
+    z->trusted[at] = (zap_key){*key, from};
+    z->ntrusted++;
+}
+
+void stm_zap_trust_as(zap_t *z, const stm_id *key, zap_from from)
+{
+    s_trust(z, key, from);
+}
+
+/* Drops the key at at, and any copy not yet written to known_peers. */
+static void s_untrust_at(zap_t *z, size_t at)
+{
+    stm_id key = z->trusted[at].key;
+    memmove(&z->trusted[at], &z->trusted[at + 1], (z->ntrusted - at - 1) * sizeof *z->trusted);
+    z->ntrusted--;
+    /* Trusted on first use in this pass and not written yet: not written at all. */
+    for (size_t i = 0; i < z->nlearned;)
+        if (stm_id_equal(&z->learned[i], &key))
+            z->learned[i] = z->learned[--z->nlearned];
+        else
+            i++;
+}
+
+void stm_zap_untrust(zap_t *z, const stm_id *key)
+{
+    bool found;
+    size_t at = s_find(z, key, &found);
+    if (found)
+        s_untrust_at(z, at);
+}
+
+stm_err stm_zap_add(zap_t *z, const stm_id *key, bool *added, stm_error *err)
+{
+    *added = false;
+    if (stm_zap_is_trusted(z, key))
+        return STM_OK;
+    stm_err rc = stm_known_peers_add(z->dir, key, err);
+    if (rc != STM_OK)
+        return rc;
+    s_trust(z, key, ZAP_FROM_KNOWN);
+    *added = true;
+    return STM_OK;
+}
+
+stm_err stm_zap_remove(zap_t *z, const stm_id *key, stm_error *err)
+{
+    char z85[KEYS_Z85_LEN + 1];
+    stm_keys_to_z85(key, z85);
+    bool found;
+    size_t at = s_find(z, key, &found);
+    if (!found)
+        return stm_error_set(err, STM_EINPUT, "%s is not trusted", z85);
+    if (z->trusted[at].from != ZAP_FROM_KNOWN)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s is trusted by %s, which this command leaves alone (it "
+                             "would be trusted again at the next start): remove a peer with "
+                             "'stemma peer remove', or edit node.toml and restart the node",
+                             z85, stm_zap_from_name(z->trusted[at].from));
+    bool removed;
+    stm_err rc = stm_known_peers_remove(z->dir, key, &removed, err);
+    if (rc != STM_OK)
+        return rc;
+    s_untrust_at(z, at);
+    return STM_OK;
+}
+
+void stm_zap_reload(zap_t *z, const node_config *config, const stm_id *known, size_t nknown,
+                    void (*changed)(void *ctx, const stm_id *key, bool added), void *ctx)
+{
+    stm_zap_flush(z); /* known_peers holds every key trusted so far */
+    zap_t *fresh = stm_zap_new(config, known, nknown);
+    /* Both sorted: one walk finds what each lacks. */
+    size_t i = 0, j = 0;
+    while (i < z->ntrusted || j < fresh->ntrusted) {
+        int c = i == z->ntrusted       ? 1
+                : j == fresh->ntrusted ? -1
+                                       : s_key_cmp(&z->trusted[i].key, &fresh->trusted[j].key);
+        if (c < 0)
+            changed(ctx, &z->trusted[i++].key, false);
+        else if (c > 0)
+            changed(ctx, &fresh->trusted[j++].key, true);
+        else
+            i++, j++;
+    }
+    zap_key *old = z->trusted;
+    z->trusted = fresh->trusted;
+    z->ntrusted = fresh->ntrusted;
+    z->cap = fresh->cap;
+    z->tofu = fresh->tofu;
+    fresh->trusted = old;
+    stm_zap_destroy(&fresh);
+}
+
+char *stm_zap_list_text(const zap_t *z)
+{
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < z->ntrusted; i++) {
+        char z85[KEYS_Z85_LEN + 1];
+        stm_keys_to_z85(&z->trusted[i].key, z85);
+        stm_buf_printf(&b, "%s %s\n", z85, stm_zap_from_name(z->trusted[i].from));
+    }
+    stm_buf_printf(&b, "# %zu keys trusted; trust on first use is %s\n", z->ntrusted,
+                   z->tofu ? "on: any other key is trusted when it first connects" : "off");
+    return stm_buf_detach(&b);
 }
 
 void stm_zap_flush(zap_t *z)
@@ -114,7 +280,7 @@ static bool s_decide(zap_t *z, zmq_msg_t *frames, int nframes, stm_id *key, bool
         return true;
     if (!z->tofu)
         return false;
-    stm_zap_trust(z, key);
+    s_trust(z, key, ZAP_FROM_KNOWN);
     /* Written after dispatch (invariant 2). */
     z->learned = stm_grow(z->learned, &z->learned_cap, z->nlearned + 1, sizeof *z->learned);
     z->learned[z->nlearned++] = *key;
@@ -185,4 +351,47 @@ void stm_zap_handle(zap_t *z)
 uint64_t stm_zap_refused_keys(const zap_t *z)
 {
     return z->refused_keys;
+}
+
+char *stm_zap_request(zap_t *z, const char *request, zap_change *change, stm_id *key)
+{
+    *change = ZAP_CHANGED_NOTHING;
+    if (strcmp(request, "trust list") == 0)
+        return stm_zap_list_text(z);
+    bool add = strncmp(request, "trust add ", 10) == 0;
+    bool remove = strncmp(request, "trust remove ", 13) == 0;
+    if (!add && !remove)
+        return strncmp(request, "trust", 5) == 0 && (request[5] == ' ' || !request[5])
+                   ? stm_strdup("error: a trust request is 'trust add KEY', 'trust remove "
+                                "KEY' or 'trust list'\n")
+                   : NULL;
+    const char *text = request + (add ? 10 : 13);
+    if (!stm_keys_parse(text, key))
+        return stm_strdup("error: not a key (40 Z85 characters or 64 hex digits)\n");
+    char z85[KEYS_Z85_LEN + 1];
+    stm_keys_to_z85(key, z85);
+    stm_error err = {0};
+    buf_t b = BUF_INIT;
+    if (add) {
+        bool added;
+        zap_from from = ZAP_FROM_KNOWN;
+        if (stm_zap_add(z, key, &added, &err) != STM_OK)
+            stm_buf_printf(&b, "error: %s\n", err.msg);
+        else if (!added && stm_zap_lookup(z, key, &from))
+            stm_buf_printf(&b, "%s is trusted already (%s)\n", z85, stm_zap_from_name(from));
+        else {
+            *change = ZAP_CHANGED_ADDED;
+            stm_buf_printf(&b, "trusting %s: added to %s/%s\n", z85, z->dir, KNOWN_PEERS_FILE);
+        }
+    } else if (stm_zap_remove(z, key, &err) != STM_OK) {
+        stm_buf_printf(&b, "error: %s\n", err.msg);
+    } else {
+        *change = ZAP_CHANGED_REMOVED;
+        stm_buf_printf(&b, "no longer trusting %s: removed from %s/%s\n", z85, z->dir,
+                       KNOWN_PEERS_FILE);
+        if (z->tofu)
+            stm_buf_printf(&b, "warning: trust_on_first_use is on: the key is trusted again "
+                               "when it next connects\n");
+    }
+    return stm_buf_detach(&b);
 }

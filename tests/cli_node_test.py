@@ -7,6 +7,7 @@ and keys are decoded from Z85 here, so that what init prints, what it writes and
 it puts in the database are checked against each other.
 """
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -107,6 +108,16 @@ class Base(unittest.TestCase):
         key = last[len("public key: "):]
         self.assertEqual(len(key), 40)
         return out, key
+
+    def dir_command_fails(self, cmd, code_expected, *args, contains=()):
+        """stemma CMD ARGS --dir NODE fails with code_expected and one line naming CMD."""
+        code, out, err = run(cmd, *args, "--dir", self.node)
+        self.assertEqual(code, code_expected, f"stemma {cmd} {' '.join(args)}: stderr {err!r}")
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertTrue(err.startswith(f"stemma {cmd}: "), err)
+        for c in contains:
+            self.assertIn(c, err)
+        return err
 
     def config(self, node=None):
         with open(os.path.join(node or self.node, "node.toml"), "rb") as f:
@@ -354,6 +365,128 @@ class Init(Base):
                    contains=["--control ENDPOINT"])
         self.init("--control", "ipc:///tmp/stemma-test-control.sock", node=node)
 
+
+
+class Trust(Base):
+    """stemma trust on a node that is not running: the files edited directly."""
+
+    def trust(self, *args):
+        return self.ok("trust", *args, "--dir", self.node)
+
+    def trust_fails(self, code_expected, *args, contains=()):
+        return self.dir_command_fails("trust", code_expected, *args, contains=contains)
+
+    def test_add_list_remove_without_a_running_node(self):
+        self.init("--trust", PEER_KEY)
+        # A key given in hex, and one whose Z85 starts with '-': the key comes before
+        # the options, so it is never taken for one.
+        other = bytes(range(32))
+        dash = z85_encode((63 * 85 ** 4).to_bytes(4, "big") + bytes(28))
+        self.assertTrue(dash.startswith("-"))
+        out = self.trust("add", other.hex())
+        self.assertIn(f"trusting {z85_encode(other)}", out)
+        self.assertIn("no node is running on", out)
+        self.assertIn(f"trusting {dash}", self.trust("add", dash))
+        self.assertIn("trusted already (known_peers)", self.trust("add", z85_encode(other)))
+        self.assertIn("trusted already (node.toml [security] trusted)",
+                      self.trust("add", PEER_KEY))
+        known = read(self.path("node", "known_peers"))
+        self.assertEqual([line for line in known.splitlines() if not line.startswith("#")],
+                         [z85_encode(other), dash])
+        listed = self.trust("list")
+        self.assertIn(f"{PEER_KEY} node.toml [security] trusted\n", listed)
+        self.assertIn(f"{dash} known_peers\n", listed)
+        self.assertIn("3 keys trusted; trust on first use is off", listed)
+        # Removed from known_peers, so not trusted at the next start; node.toml's keys
+        # are not the command's to remove.
+        out = self.trust("remove", z85_encode(other))
+        self.assertIn("no longer trusting", out)
+        self.assertIn("no node is running on", out)
+        self.assertNotIn(z85_encode(other), read(self.path("node", "known_peers")))
+        self.assertNotIn(z85_encode(other), self.trust("list"))
+        self.trust_fails(1, "remove", z85_encode(other), contains=["is not trusted"])
+        self.trust_fails(1, "remove", PEER_KEY,
+                         contains=["node.toml [security] trusted", "edit node.toml"])
+        # The node.toml key stays.
+        self.assertIn(PEER_KEY, self.trust("list"))
+
+    def test_trust_on_first_use_is_said_when_a_key_is_removed(self):
+        self.init("--trust-on-first-use")
+        key = z85_encode(bytes(range(32)))
+        self.trust("add", key)
+        self.assertIn("trusted again when it next connects", self.trust("remove", key))
+
+    def test_usage_and_an_insecure_node(self):
+        self.init("--insecure")
+        key = z85_encode(bytes(range(32)))
+        self.trust_fails(1, "add", key, contains=["insecure"])
+        self.trust_fails(2, "add", "nokey", contains=["not a key"])
+        self.trust_fails(2, "add", contains=["'--dir' is not a key"])
+        code, out, err = run("trust", "add")
+        self.assertEqual(code, 2)
+        self.assertIn("add needs a KEY", err)
+        self.trust_fails(2, "forget", key, contains=["add KEY, remove KEY or list"])
+        code, out, err = run("trust", "list")
+        self.assertEqual(code, 2)
+        self.assertIn("--dir NODE_DIR or --control ENDPOINT", err)
+        self.assertIn("usage: stemma trust add KEY", self.ok("trust", "--help"))
+        # A directory that is not a node's.
+        code, out, err = run("trust", "list", "--dir", self.path("nothing"))
+        self.assertNotEqual(code, 0)
+        self.assertIn("node.toml", err)
+
+
+class Peer(Base):
+    """stemma peer on a node that is not running: node.toml edited directly."""
+
+    def peer(self, *args):
+        return self.ok("peer", *args, "--dir", self.node)
+
+    def peer_fails(self, code_expected, *args, contains=()):
+        return self.dir_command_fails("peer", code_expected, *args, contains=contains)
+
+    def test_add_and_remove_without_a_running_node(self):
+        self.init("--bind", "tcp://127.0.0.1:7500")
+        # A setting changed by hand is kept when the command writes node.toml.
+        toml = self.path("node", "node.toml")
+        text = re.sub(r"(?m)^heartbeat_ms = \d+$", "heartbeat_ms = 1234", read(toml))
+        with open(toml, "w") as f:
+            f.write(text)
+        spec = PEER_KEY + "@tcp://10.0.0.2:7420"
+        out = self.peer("add", spec)
+        self.assertIn(f"peer {spec} added to", out)
+        self.assertIn("no node is running on", out)
+        cfg = self.config()
+        self.assertEqual(cfg["peers"]["addresses"], [spec])
+        self.assertEqual(cfg["security"]["trusted"], [PEER_KEY])
+        # The other settings are kept.
+        self.assertEqual(cfg["node"]["bind"], "tcp://127.0.0.1:7500")
+        self.assertEqual(cfg["timing"]["heartbeat_ms"], 1234)
+        self.peer_fails(1, "add", PEER_KEY + "@tcp://10.0.0.3:7420", contains=["a peer already"])
+        self.peer_fails(1, "add", "nokey@tcp://10.0.0.3:7420", contains=["not KEY@ENDPOINT"])
+        self.peer_fails(1, "add", "tcp://10.0.0.3:7420", contains=["has no key"])
+        # A key in known_peers too stays trusted there, and the command says so.
+        with open(self.path("node", "known_peers"), "w") as f:
+            f.write(PEER_KEY + "\n")
+        out = self.peer("remove", PEER_KEY)
+        self.assertIn("removed from", out)
+        self.assertIn("still in known_peers", out)
+        cfg = self.config()
+        self.assertEqual(cfg["peers"]["addresses"], [])
+        self.assertEqual(cfg["security"]["trusted"], [])
+        self.assertEqual(cfg["timing"]["heartbeat_ms"], 1234)
+        self.peer_fails(1, "remove", PEER_KEY, contains=["no peer"])
+        code, out, err = run("peer", "list", "--dir", self.node)
+        self.assertEqual(code, 2)
+        self.assertIn("say add or remove", err)
+        self.assertIn("usage: stemma peer add KEY@ENDPOINT", self.ok("peer", "--help"))
+
+    def test_an_insecure_node_names_peers_by_endpoint(self):
+        self.init("--insecure")
+        self.peer("add", "tcp://10.0.0.3:7420")
+        self.assertEqual(self.config()["peers"]["addresses"], ["tcp://10.0.0.3:7420"])
+        self.peer("remove", "tcp://10.0.0.3:7420")
+        self.assertEqual(self.config()["peers"]["addresses"], [])
 
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))

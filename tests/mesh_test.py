@@ -7,6 +7,7 @@ process a test starts is stopped (and killed if need be) when the test ends.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -566,7 +567,8 @@ class OneNodePerDirectory(Mesh):
         self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
         a.proc.send_signal(signal.SIGHUP)
         self.wait("a to log the SIGHUP", lambda: "reload" in a.logs())
-        self.assertIn("reloading node.toml and known_peers is not supported yet", a.logs())
+        self.assertIn("SIGHUP: reading node.toml and known_peers", a.logs())
+        self.assertNotIn("needs a restart", a.logs())
         self.assertIsNone(a.proc.poll())
         self.assertEqual(a.peer(b)["state"], "connected")
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the SIGHUP')")
@@ -576,6 +578,224 @@ class OneNodePerDirectory(Mesh):
         a.stop()
         self.wait("b to hear a's BYE", lambda: "peer-left" in b.logs())
         self.assertFalse(os.path.exists(os.path.join(a.dir, "control.sock")))
+
+
+def trust(node, *args, ok=True, cmd="trust"):
+    """stemma trust ARGS --dir NODE: its output (stdout, then stderr), checked for ok."""
+    p = subprocess.run([STEMMA, cmd, *args, "--dir", node.dir], capture_output=True,
+                       text=True, timeout=30)
+    if (p.returncode == 0) != ok:
+        raise AssertionError(f"stemma {cmd} {' '.join(args)}: exit {p.returncode}: {p.stderr}")
+    return p.stdout + p.stderr
+
+
+def peer_cmd(node, *args, ok=True):
+    """stemma peer ARGS --dir NODE, as trust()."""
+    return trust(node, *args, ok=ok, cmd="peer")
+
+
+def node_toml(node):
+    with open(os.path.join(node.dir, "node.toml"), "rb") as f:
+        return toml_reader.load(f)
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class LiveTrust(Mesh):
+    def two_answering(self):
+        """Nodes a and b at v4, neither a peer of the other, both answering on their
+        control sockets (so the commands reach the running nodes)."""
+        a = Node(self, "a", TASKS, 4)
+        b = Node(self, "b", TASKS, 4)
+        a.start()
+        b.start()
+        for n in (a, b):
+            self.wait(f"{n.name} to answer", lambda n=n: n.report()["node"]["id"] == n.key)
+        return a, b
+
+    def known_peers(self, node):
+        with open(os.path.join(node.dir, "known_peers")) as f:
+            return f.read()
+
+    def test_a_key_removed_and_added_on_a_running_node(self):
+        # b trusts a only through known_peers, added while b is stopped; a trusts b as
+        # its configured peer.
+        b = Node(self, "b", TASKS, 4)
+        a = Node(self, "a", TASKS, 4, peers=[b])
+        self.assertIn("no node is running", trust(b, "add", a.key))
+        self.assertIn(f"{a.key} known_peers", trust(b, "list"))
+        a.start()
+        b.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'before')")
+        self.wait("b to get a's first write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l1'") == "before")
+        # Removed on the running b: its connection from a stays open in libzmq, but what
+        # a sends on it is dropped, and a is told it is refused.
+        out = trust(b, "remove", a.key)
+        self.assertIn(f"no longer trusting {a.key}", out)
+        self.assertNotIn("no node is running", out)
+        self.assertNotIn(a.key, self.known_peers(b))
+        self.assertNotIn(a.key, trust(b, "list"))
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertEqual(b.peer(a)["refused_by"], "this node")
+        self.assertIn("no longer trusted", b.peer(a)["reason"])
+        self.wait("a to hear it", lambda: a.peer(b)["refused_by"] == "peer")
+        self.assertIn("no longer trusted", a.peer(b)["reason"])
+        # a asks again with backoff; b drops each HELLO by the key it came with.
+        self.wait("b to drop a's messages",
+                  lambda: b.report()["node"]["dropped"]["untrusted"] >= 1)
+        self.assertIn("trust-removed", b.logs())
+        # Removing it again, or a key node.toml trusts, is refused.
+        self.assertIn("is not trusted", trust(b, "remove", a.key, ok=False))
+        self.assertIn("is trusted by node.toml", trust(a, "remove", b.key, ok=False))
+        # Trusted again: both sides connect and sync, neither restarted.
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'after')")
+        self.assertIn(f"trusting {a.key}", trust(b, "add", a.key))
+        self.wait("b to get a's later write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l2'") == "after")
+        self.wait("both connected", lambda: b.peer(a)["state"] == "connected"
+                  and a.peer(b)["state"] == "connected")
+        self.assertIn("is trusted already", trust(b, "add", a.key))
+        # Persisted: still trusted after b restarts.
+        b.stop()
+        self.assertIn(a.key, self.known_peers(b))
+        b.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'after the restart')")
+        self.wait("b to get a's write after its restart",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l3'") == "after the restart")
+
+    def test_under_trust_on_first_use_a_removed_key_is_trusted_at_its_next_connection(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b])
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (b.peer(a) or {}).get("state") == "connected")
+        self.wait("b to write a's key", lambda: a.key in self.known_peers(b))
+        out = trust(b, "remove", a.key)
+        self.assertIn("trusted again when it next connects", out)
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertNotIn(a.key, self.known_peers(b))
+        # a's connection stays as it was: what comes on it is dropped. A new one (a
+        # restarted) is trusted on first use again, and the two connect and sync.
+        a.stop()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'after the restart')")
+        a.start()
+        self.wait("b to get a's write",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l1'") == "after the restart")
+        self.wait("b to report a connected", lambda: b.peer(a)["state"] == "connected")
+        self.assertIsNone(b.peer(a)["refused_by"])
+        self.wait("b to write a's key again", lambda: a.key in self.known_peers(b))
+
+    def test_a_peer_added_and_removed_on_a_running_node(self):
+        a, b = self.two_answering()
+        trust(b, "add", a.key)
+        spec = f"{b.key}@{b.endpoint}"
+        out = peer_cmd(a, "add", spec)
+        self.assertIn(f"peer {spec} added to", out)
+        self.assertNotIn("no node is running", out)
+        cfg = node_toml(a)
+        self.assertEqual(cfg["peers"]["addresses"], [spec])
+        self.assertIn(b.key, cfg["security"]["trusted"])
+        self.assertIn(f"{b.key} node.toml [security] trusted", trust(a, "list"))
+        self.assertIn("is a peer already", peer_cmd(a, "add", spec, ok=False))
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.wait("a to get b's row",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lb'") == "from b")
+        # Removed: out of node.toml, no longer dialled nor trusted; b hears the refusal.
+        self.assertIn("removed from", peer_cmd(a, "remove", b.key))
+        cfg = node_toml(a)
+        self.assertEqual(cfg["peers"]["addresses"], [])
+        self.assertNotIn(b.key, cfg["security"]["trusted"])
+        self.wait("a to report b refused", lambda: a.peer(b)["state"] == "refused")
+        self.assertIn("no longer a peer", a.peer(b)["reason"])
+        self.wait("b to hear it", lambda: b.peer(a)["refused_by"] == "peer")
+        self.assertIn("no peer", peer_cmd(a, "remove", b.key, ok=False))
+        # Added again, and kept across a restart of a.
+        peer_cmd(a, "add", spec)
+        self.wait("a and b to connect again", lambda: a.peer(b)["state"] == "connected"
+                  and b.peer(a)["state"] == "connected")
+        a.stop()
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lc', 'after the restart')")
+        a.start()
+        self.wait("a to get b's row after its restart",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lc'") == "after the restart")
+
+    def test_sighup_applies_trust_and_peers_and_names_what_needs_a_restart(self):
+        a, b = self.two_answering()
+        # b trusts a through known_peers, edited by hand; a gets b as a peer in node.toml
+        # by hand, and a heartbeat that only a restart would apply.
+        with open(os.path.join(b.dir, "known_peers"), "a") as f:
+            f.write(a.key + "\n")
+        b.proc.send_signal(signal.SIGHUP)
+        self.wait("b to trust a", lambda: "trust-added" in b.logs())
+        toml = os.path.join(a.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        text = text.replace("addresses = []", f'addresses = ["{b.key}@{b.endpoint}"]')
+        text = text.replace("trusted = []", f'trusted = ["{b.key}"]')
+        text = re.sub(r"(?m)^heartbeat_ms = \d+$", "heartbeat_ms = 1234", text)
+        with open(toml, "w") as f:
+            f.write(text)
+        a.proc.send_signal(signal.SIGHUP)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.assertIn("peer-added", a.logs())
+        self.assertIn("node.toml changes timing.heartbeat_ms: that needs a restart", a.logs())
+        # Taken out of known_peers again: b refuses a at once.
+        with open(os.path.join(b.dir, "known_peers"), "w") as f:
+            f.write("# emptied\n")
+        b.proc.send_signal(signal.SIGHUP)
+        self.wait("b to report a refused", lambda: b.peer(a)["state"] == "refused")
+        self.assertIn("SIGHUP", b.peer(a)["reason"])
+        self.wait("a to hear it", lambda: a.peer(b)["refused_by"] == "peer")
+        # A peer moved in node.toml is named as needing a restart, not ignored.
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace(f"{b.key}@{b.endpoint}", f"{b.key}@tcp://127.0.0.1:1"))
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to name the move", lambda: "node.toml moves a peer" in a.logs())
+        # A node.toml that does not read changes nothing.
+        with open(toml, "a") as f:
+            f.write("[securty]\n")
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to say it runs on", lambda: "running on with what was read before" in a.logs())
+        self.assertIsNone(a.proc.poll())
+
+    def test_a_refused_side_connects_once_trusted(self):
+        # a does not trust b; b dials a and is refused by a's ZAP handler. Trusted on
+        # the running a, b gets through without either restarting: b's rows reach a
+        # and a's reach b.
+        a = Node(self, "a", TASKS, 4)
+        b = Node(self, "b", TASKS, 4, peers=[a])
+        # b dials anew every reconnect_max_ms while a is silent: 500 ms, not 5 s.
+        toml = os.path.join(b.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        self.assertIn("reconnect_max_ms = 5000", text)
+        with open(toml, "w") as f:
+            f.write(text.replace("reconnect_max_ms = 5000", "reconnect_max_ms = 500"))
+        a.start()
+        b.start()
+        self.wait("a to refuse b's key", lambda: a.report()["node"]["refused_keys"] >= 1)
+        self.assertIsNone(a.peer(b))
+        self.assertEqual(b.peer(a)["state"], "connecting")
+        # Refused more than once: b's attempts go on (with backoff), not only its first.
+        self.wait("b to try again", lambda: a.report()["node"]["refused_keys"] >= 2)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'from a')")
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        self.assertIn(f"trusting {b.key}", trust(a, "add", b.key))
+        self.wait("a to get b's row",
+                  lambda: sql(a.db, "SELECT name FROM lists WHERE id = 'lb'") == "from b")
+        self.wait("b to get a's row",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'la'") == "from a")
+        self.assertEqual(b.peer(a)["state"], "connected")
+        # b said once that it dials again, naming the command, not at every attempt.
+        self.assertEqual(b.logs().count("peer-redial"), 1)
+        self.assertIn(f"stemma trust add {b.key}", b.logs())
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")

@@ -312,11 +312,11 @@ static void test_open_and_send(void **state)
     /* Without its key a CURVE DEALER cannot be made. */
     peer_t *keyless = stm_peer_new(NULL, "tcp://127.0.0.1:7009", true, &TIMING);
     peer_self curve = {ctx, &me, secret, false};
-    assert_int_equal(stm_peer_open(keyless, &curve, &err), STM_EINPUT);
+    assert_int_equal(stm_peer_open(keyless, &curve, 0, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "its key is needed"));
     peer_self plain = {ctx, &me, NULL, true};
-    assert_int_equal(stm_peer_open(keyless, &plain, &err), STM_OK);
-    assert_int_equal(stm_peer_open(keyless, &plain, &err), STM_OK); /* open already */
+    assert_int_equal(stm_peer_open(keyless, &plain, 0, &err), STM_OK);
+    assert_int_equal(stm_peer_open(keyless, &plain, 0, &err), STM_OK); /* open already */
     buf_t msg = BUF_INIT;
     stm_buf_puts(&msg, "STMW");
     assert_true(stm_peer_send(keyless, &msg)); /* queued until the connection is up */
@@ -324,9 +324,29 @@ static void test_open_and_send(void **state)
     /* A bad endpoint says so. */
     peer_t *bad = stm_peer_new(NULL, "nonsense://x", true, &TIMING);
     assert_false(stm_peer_send(bad, &msg)); /* no DEALER yet */
-    assert_int_equal(stm_peer_open(bad, &plain, &err), STM_EINPUT);
+    assert_int_equal(stm_peer_open(bad, &plain, 0, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "cannot connect"));
-    assert_int_equal(stm_peer_open(f->p, &curve, &err), STM_OK);
+    assert_int_equal(stm_peer_open(f->p, &curve, 0, &err), STM_OK);
+    /* Dialled anew only after reconnect_max_ms without a word from it, and only while
+     * it has not answered (a CURVE handshake refused is never retried by libzmq). */
+    assert_false(stm_peer_redial_due(f->p, TIMING.reconnect_max_ms - 1));
+    assert_true(stm_peer_redial_due(f->p, TIMING.reconnect_max_ms));
+    assert_true(stm_peer_redial(f->p));
+    assert_false(stm_peer_redial_due(f->p, 10 * TIMING.reconnect_max_ms)); /* closed */
+    assert_int_equal(stm_peer_open(f->p, &curve, 5000, &err), STM_OK);
+    assert_false(stm_peer_redial_due(f->p, 5000 + TIMING.reconnect_max_ms - 1));
+    assert_true(stm_peer_redial_due(f->p, 5000 + TIMING.reconnect_max_ms));
+    assert_false(stm_peer_redial(f->p)); /* logged once until it is heard from */
+    assert_int_equal(stm_peer_open(f->p, &curve, 9000, &err), STM_OK);
+    stm_peer_heard(f->p, 9500);
+    assert_false(stm_peer_redial_due(f->p, 9000 + TIMING.reconnect_max_ms));
+    assert_true(stm_peer_redial_due(f->p, 9500 + TIMING.reconnect_max_ms));
+    assert_true(stm_peer_redial(f->p));
+    /* A connected peer is never redialled. */
+    assert_int_equal(stm_peer_open(f->p, &curve, 20000, &err), STM_OK);
+    s_on_hello(f, false, &f->policy, 20000);
+    assert_int_equal(stm_peer_get_state(f->p), PEER_CONNECTED);
+    assert_false(stm_peer_redial_due(f->p, 20000 + 100 * TIMING.reconnect_max_ms));
     stm_buf_free(&msg);
     stm_peer_destroy(&bad);
     stm_peer_destroy(&keyless);

@@ -637,7 +637,7 @@ static void test_text_names_every_peer(void **state)
                                "dropped not-stemma 0\ndropped protocol-version 0\n"
                                "dropped hello 1\ndropped refuse 0\ndropped ops 0\n"
                                "dropped batch 0\ndropped ack 0\ndropped impostor 2\n"
-                               "dropped unknown-sender 3\n");
+                               "dropped unknown-sender 3\ndropped untrusted 0\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};
