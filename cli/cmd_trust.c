@@ -11,7 +11,7 @@
 #include "node/peerlist.h"
 #include "node/zap.h"
 #include "base/mem.h"
-#include "base/monotime.h"
+#include "base/clock.h"
 
 #include <getopt.h>
 #include <stdio.h>
