@@ -1,0 +1,60 @@
+/* node_internal.h - private to the node: only node.c and live.c include it.
+ *
+ * node.c holds the loop, dispatch and timers; live.c the changes a running node takes
+ * without a restart (`stemma trust`, `stemma peer`, SIGHUP). Both work on the node's
+ * parts, so its struct is here rather than in either file. */
+#ifndef STM_NODE_INTERNAL_H
+#define STM_NODE_INTERNAL_H
+
+#include "node.h"
+#include "control.h"
+#include "dirlock.h"
+#include "inbox.h"
+#include "local.h"
+#include "mesh.h"
+#include "zap.h"
+#include "sync/inbound.h"
+
+struct node {
+    dirlock_t *lock;    /* NODE_DIR/node.lock: taken first, let go of last */
+    char *dir;          /* NODE_DIR: node.toml, for `stemma peer` and SIGHUP */
+    char *settings;     /* the settings it runs with (stm_config_values_text) */
+    config_peer *peers; /* node.toml's [peers] as last read or changed, owned */
+    size_t npeers;
+    bool insecure;         /* plain TCP: no CURVE, no ZAP */
+    peer_policy policy;    /* what syncs with whom */
+    int heartbeat_ms;      /* how often connected peers are sent PING */
+    int local_poll_ms;     /* how often to look for local writes and migrations */
+    int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
+    char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
+    stm_id id;             /* our public key */
+    unsigned char *secret; /* sodium_malloc'd, 32 bytes, read-only */
+    char short_id[STM_ID_SHORT_LEN + 1];
+    /* our public key in Z85, for messages a user acts on */
+    char key_z85[KEYS_Z85_LEN + 1];
+    inbound_t *inbound;  /* batches received and not stored yet */
+    local_t *local;      /* the database, its lineage and version */
+    void *ctx;           /* the ZeroMQ context */
+    inbox_t *inbox;      /* the ROUTER every peer sends to */
+    zap_t *zap;          /* the trusted keys; its socket only when secure */
+    control_t *control;  /* reports for `stemma report` */
+    mesh_t *mesh;        /* the peers */
+    control_view view;   /* the parts above, as the control socket reads them */
+    control_drops drops; /* messages dropped, by why */
+    int64_t next_heartbeat_ms, next_local_poll_ms;
+    int64_t ahead_retry_after; /* after a failed retry of clocks parked ahead: not before */
+    bool ahead_failing;        /* that failure is logged once */
+};
+
+/* Internal (live.c). Adds a copy of spec to node.toml's [peers] as the node knows it. */
+void stm_node_peers_push(node_t *n, const config_peer *spec);
+/* Internal (live.c). Forgets that list. */
+void stm_node_peers_clear(node_t *n);
+/* Internal (live.c). The control socket's answer to a request that changes the node
+ * ("trust ...", "peer ..."); ctx is the node. The answer is the caller's to free. */
+char *stm_node_control_change(void *ctx, const char *request);
+/* Internal (live.c). SIGHUP: node.toml and known_peers read again, trust and peers
+ * changed to match, other changed settings named as needing a restart. */
+void stm_node_reload(node_t *n);
+
+#endif
