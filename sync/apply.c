@@ -3,6 +3,12 @@
  * vectors, clocks) is txn.c, parking and retries park.c, the statement cache
  * stmtcache.c.
  *
+ * Why it is over 700 lines: deciding who wins a cell and writing the row that decision
+ * makes share the applier's per-row state (the cells, the row's clocks, the statement
+ * for that set of columns); split apart, each half would reach into the other's. The
+ * seam to cut is the row SQL (s_row_sql to s_insert_row), which keys of every shape
+ * (issue 11: composite, WITHOUT ROWID, collated keys) rewrite anyway.
+ *
  * How the hot path stays close to SQLite's own speed: a row change (the operations
  * of one origin and clock on one row) is the unit of work. It is recorded as one
  * oplog row (oplog.h), its row's clocks are one stemma_clock row read and written
