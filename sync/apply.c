@@ -632,8 +632,13 @@ static stm_err s_begin(applier_t *a, stm_error *err)
 static stm_err s_end(applier_t *a, stm_err rc, stm_error *err)
 {
     if (rc == STM_OK)
-        return stm_txn_commit(a->txn, err);
-    stm_txn_rollback(a->txn);
+        rc = stm_txn_commit(a->txn, err);
+    else
+        stm_txn_rollback(a->txn);
+    /* Not committed: operations a retry took out are parked again as they were, and
+     * when they are due is not known any more (invariant 7). */
+    if (rc != STM_OK)
+        a->ahead_due = INT64_MIN;
     return rc;
 }
 
@@ -656,8 +661,10 @@ stm_err stm_applier_commit(applier_t *a, stm_error *err)
 
 void stm_applier_rollback(applier_t *a)
 {
-    if (a->open)
+    if (a->open) {
         stm_txn_rollback(a->txn);
+        a->ahead_due = INT64_MIN; /* as in s_end */
+    }
     a->open = false;
 }
 
@@ -723,8 +730,6 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     a->ahead_due = INT64_MAX; /* re-parking notes it again */
     rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
     rc = s_end(a, rc, err);
-    if (rc != STM_OK)
-        a->ahead_due = INT64_MIN;
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;

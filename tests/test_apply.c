@@ -268,6 +268,35 @@ static void test_parked_clocks_say_when_they_are_due(void **state)
     assert_int_equal(stm_applier_ahead_due(f->applier), INT64_MAX); /* none left */
 }
 
+/* A retry of clocks parked ahead inside a transaction that then rolls back leaves them
+ * parked and due: the next retry applies them (they were once stranded until a restart). */
+static void test_parked_clocks_stay_due_after_a_rollback(void **state)
+{
+    fixture *f = *state;
+    stm_applier_set_max_clock_ahead(f->applier, -1000);
+    s_insert_task(f, 0xa1, 1, s_clock_in(f, 0), "t1", "soon");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.parked, 4);
+    int64_t due = stm_applier_ahead_due(f->applier);
+    while (stm_wall_ms() < due)
+        nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+    stm_error err = {0};
+    if (stm_applier_begin(f->applier, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    s_add(f, 0xb2, 1, 1000, "tasks", "t2", "title", 'T', "other");
+    apply_stats in_txn = {0};
+    if (stm_applier_apply(f->applier, f->batch, &in_txn, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(in_txn.replayed, 4);
+    stm_applier_rollback(f->applier);
+    assert_true(stm_applier_ahead_due(f->applier) < INT64_MAX);
+    apply_stats retried = {0};
+    if (stm_applier_retry_ahead(f->applier, &retried, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(retried.replayed, 4);
+    s_assert_title(f, "t1", "soon");
+}
+
 static void test_last_writer_wins_in_any_order(void **state)
 {
     fixture *f = *state;
@@ -533,6 +562,7 @@ int main(void)
         T(test_a_clock_too_far_ahead_is_parked_until_it_is_not),
         T(test_a_parked_clock_applies_when_the_wall_clock_catches_up),
         T(test_parked_clocks_say_when_they_are_due),
+        T(test_parked_clocks_stay_due_after_a_rollback),
         T(test_last_writer_wins_in_any_order),
         T(test_applying_twice_changes_nothing),
         T(test_deletes_against_writes),
