@@ -110,6 +110,15 @@ static char *s_peer_change(node_t *n, const char *request)
                       r.still_trusted ? ": its key is still trusted by known_peers" : "");
         if (p && !r.still_trusted)
             stm_peer_distrust(p, S_REMOVED_REASON);
+        /* As stemma trust remove says: under trust on first use the key comes back. */
+        if (spec->has_key && !r.still_trusted && stm_zap_tofu(n->zap)) {
+            buf_t b = BUF_INIT;
+            stm_buf_puts(&b, reply);
+            stm_buf_puts(&b, "warning: trust_on_first_use is on: its key is trusted again "
+                             "when it next connects\n");
+            free(reply);
+            reply = stm_buf_detach(&b);
+        }
         for (size_t i = 0; i < n->npeers; i++)
             if (s_peers_has(&n->peers[i], 1, spec)) {
                 stm_config_peer_free(&n->peers[i]);

@@ -250,9 +250,11 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
         return;
     }
     /* Removed, then trusted again by ZAP on first use (a new connection): its peer is
-     * no longer refused for its key, before its HELLO is judged. */
+     * no longer refused for its key, before its HELLO is judged. Only a sender ZAP
+     * admitted counts: an insecure node's senders only claim who they are, so a peer
+     * removed there stays removed until `stemma peer add`. */
     peer_t *p = m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
-    if (p && stm_peer_distrusted(p))
+    if (p && m->verified && stm_peer_distrusted(p))
         stm_peer_trust_again(p, stm_monotime_ms());
     const char *who = p ? stm_peer_short_id(p) : NULL;
     int version, type;

@@ -282,7 +282,9 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     stm_session_on_hello(p->session, p->hello.vector);
     if (!p->refused_by_peer)
         p->backoff_ms = p->timing.reconnect_min_ms; /* a refusing peer is asked less often */
-    bool refused = p->verdict.sync == PEER_SYNC_REFUSED || p->refused_by_peer;
+    /* A peer whose key this node stopped trusting stays refused whatever its HELLO says
+     * (invariant 6): only stm_peer_trust_again lifts that. */
+    bool refused = p->verdict.sync == PEER_SYNC_REFUSED || p->refused_by_peer || p->distrusted;
     stm_peer_set_state(p, refused ? PEER_REFUSED : PEER_CONNECTED);
 }
 

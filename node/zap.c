@@ -395,3 +395,8 @@ char *stm_zap_request(zap_t *z, const char *request, zap_change *change, stm_id 
     }
     return stm_buf_detach(&b);
 }
+
+bool stm_zap_tofu(const zap_t *z)
+{
+    return z->tofu;
+}

@@ -111,4 +111,7 @@ void stm_zap_flush(zap_t *z);
 /* Connections refused because their key was not trusted. */
 uint64_t stm_zap_refused_keys(const zap_t *z);
 
+/* Whether any key is trusted on first use (security.trust_on_first_use, as last read). */
+bool stm_zap_tofu(const zap_t *z);
+
 #endif

@@ -685,6 +685,16 @@ class LiveTrust(Mesh):
         self.assertIsNone(b.peer(a)["refused_by"])
         self.wait("b to write a's key again", lambda: a.key in self.known_peers(b))
 
+    def test_peer_remove_under_trust_on_first_use_says_the_key_comes_back(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4)
+        b.start()
+        self.wait("b to answer", lambda: subprocess.run(
+            [STEMMA, "peers", "--dir", b.dir], capture_output=True, timeout=30).returncode == 0)
+        peer_cmd(b, "add", f"{a.key}@{a.endpoint}")
+        out = peer_cmd(b, "remove", a.key)
+        self.assertIn("trusted again when it next connects", out)
+
     def test_a_peer_added_and_removed_on_a_running_node(self):
         a, b = self.two_answering()
         trust(b, "add", a.key)

@@ -221,6 +221,24 @@ static void test_refuse_before_hello(void **state)
     assert_null(stm_peer_hello(f->p));
 }
 
+/* A peer whose key this node stopped trusting stays refused whatever HELLO comes in
+ * its name (an insecure node's senders only claim who they are); trusting it again
+ * lets the next HELLO connect it. Before, such a HELLO connected it, distrusted. */
+static void test_a_distrusted_peer_stays_refused(void **state)
+{
+    fixture *f = *state;
+    s_on_hello(f, false, &f->policy, 1000);
+    assert_int_equal(stm_peer_get_state(f->p), PEER_CONNECTED);
+    stm_peer_distrust(f->p, "its key was removed (stemma peer remove)");
+    assert_int_equal(stm_peer_get_state(f->p), PEER_REFUSED);
+    s_on_hello(f, false, &f->policy, 2000);
+    assert_int_equal(stm_peer_get_state(f->p), PEER_REFUSED);
+    assert_non_null(stm_peer_distrusted(f->p));
+    stm_peer_trust_again(f->p, 3000);
+    s_on_hello(f, false, &f->policy, 4000);
+    assert_int_equal(stm_peer_get_state(f->p), PEER_CONNECTED);
+}
+
 /* The defect this module fixed: after our database migrated, every peer that had
  * sent a HELLO was set CONNECTED, gone and refusing ones too. */
 static void test_rejudging_revives_nobody(void **state)
@@ -363,6 +381,7 @@ int main(void)
         T(test_meeting_silence_and_return),
         T(test_refusals_both_ways),
         T(test_refuse_before_hello),
+        T(test_a_distrusted_peer_stays_refused),
         T(test_rejudging_revives_nobody),
         T(test_hello_backoff),
         T(test_resend_deadline_only_when_connected),
