@@ -160,6 +160,22 @@ const catalog_column *stm_catalog_table_column(const catalog_table *t, size_t i)
     return &t->columns[i];
 }
 
+size_t stm_catalog_table_key_count(const catalog_table *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->count; i++)
+        n += t->columns[i].pk > 0;
+    return n;
+}
+
+const catalog_column *stm_catalog_table_key(const catalog_table *t, size_t i)
+{
+    for (size_t c = 0; c < t->count; c++)
+        if (t->columns[c].pk > 0 && (size_t)t->columns[c].pk == i + 1)
+            return &t->columns[c];
+    return NULL;
+}
+
 /* The table whose by_name qsort is ordering (qsort passes no context). */
 static const catalog_table *s_sorting;
 

@@ -59,6 +59,11 @@ bool stm_catalog_table_without_rowid(const catalog_table *t);
 size_t stm_catalog_table_count(const catalog_table *t);
 /* Column i in declaration order, lent. */
 const catalog_column *stm_catalog_table_column(const catalog_table *t, size_t i);
+/* How many columns t's primary key has: 0 when it declares none. */
+size_t stm_catalog_table_key_count(const catalog_table *t);
+/* Column i of t's primary key in key order (PRIMARY KEY (b, a) puts b first), lent;
+ * NULL past the end. */
+const catalog_column *stm_catalog_table_key(const catalog_table *t, size_t i);
 /* The column of that name (any case), lent, or NULL; the first declared when the name
  * comes twice. O(log n) for wide tables (an index built on first use, and again after
  * columns are added). */

@@ -18,7 +18,9 @@
 #include "lineage/lineage.h"
 #include "sync/vector.h"
 
-#define WIRE_VERSION 1
+/* Version 2: an operation's key may be an array, a key of several columns
+ * (sync/key.h); version 1 peers would drop such batches as malformed. */
+#define WIRE_VERSION 2
 #define WIRE_HEADER_BYTES 6
 #define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* also the inbox's ZMQ_MAXMSGSIZE */
 /* What a DEALER accepts from the peer it connects to: nothing of the protocol (messages

@@ -19,6 +19,7 @@
  * a row with one updated first. */
 #include "apply.h"
 #include "capture.h"
+#include "key.h"
 #include "oplog.h"
 #include "park.h"
 #include "rowclock.h"
@@ -110,11 +111,15 @@ static void s_after_start(applier_t *a)
 
 /* ---- row statements ---- */
 
-/* The SQL of a row statement: ?1 is the key, ?2... the cells in order. */
+/* The SQL of a row statement: ?1 .. ?k are the key's columns (k of them), ?k+1 ... the
+ * cells in order that are not key columns (a key column's cell is the key itself, so
+ * it is never written but through the key). */
 static void s_row_sql(buf_t *sql, const txn_table *t, s_row_kind kind, const s_cell *cells,
                       size_t ncells)
 {
-    const char *table = stm_catalog_table_name(stm_txn_table_def(t));
+    const catalog_table *def = stm_txn_table_def(t);
+    const char *table = stm_catalog_table_name(def);
+    size_t keys = stm_txn_table_keys(t), param = keys;
     switch (kind) {
     case ROW_EXISTS:
         stm_buf_puts(sql, "SELECT 1 FROM ");
@@ -129,10 +134,12 @@ static void s_row_sql(buf_t *sql, const txn_table *t, s_row_kind kind, const s_c
         stm_sqlscript_quote_ident(sql, table);
         stm_buf_puts(sql, " SET ");
         for (size_t i = 0; i < ncells; i++) {
-            if (i)
+            if (cells[i].col->pk)
+                continue;
+            if (param > keys)
                 stm_buf_puts(sql, ", ");
             stm_sqlscript_quote_ident(sql, cells[i].col->name);
-            stm_buf_printf(sql, " = ?%zu", i + 2);
+            stm_buf_printf(sql, " = ?%zu", ++param);
         }
         break;
     case ROW_INSERT:
@@ -140,25 +147,35 @@ static void s_row_sql(buf_t *sql, const txn_table *t, s_row_kind kind, const s_c
         stm_buf_puts(sql, "INSERT INTO ");
         stm_sqlscript_quote_ident(sql, table);
         stm_buf_puts(sql, " (");
-        stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
+        for (size_t k = 0; k < keys; k++) {
+            if (k)
+                stm_buf_puts(sql, ", ");
+            stm_sqlscript_quote_ident(sql, stm_catalog_table_key(def, k)->name);
+        }
         for (size_t i = 0; i < ncells; i++) {
+            if (cells[i].col->pk)
+                continue;
             stm_buf_puts(sql, ", ");
             stm_sqlscript_quote_ident(sql, cells[i].col->name);
+            param++;
         }
-        stm_buf_puts(sql, ") VALUES (?1");
-        for (size_t i = 0; i < ncells; i++)
-            stm_buf_printf(sql, ", ?%zu", i + 2);
+        stm_buf_puts(sql, ") VALUES (");
+        for (size_t p = 1; p <= param; p++)
+            stm_buf_printf(sql, p > 1 ? ", ?%zu" : "?%zu", p);
         stm_buf_puts(sql, ")");
         if (kind == ROW_ADD) {
             stm_buf_puts(sql, " ON CONFLICT (");
-            stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
+            for (size_t k = 0; k < keys; k++) {
+                if (k)
+                    stm_buf_puts(sql, ", ");
+                stm_sqlscript_quote_ident(sql, stm_catalog_table_key(def, k)->name);
+            }
             stm_buf_puts(sql, ") DO NOTHING");
         }
         return;
     }
     stm_buf_puts(sql, " WHERE ");
-    stm_sqlscript_quote_ident(sql, stm_txn_table_key(t)->name);
-    stm_buf_puts(sql, " = ?1");
+    stm_key_match_sql(sql, def);
 }
 
 /* The position of col in t's declaration. */
@@ -286,17 +303,30 @@ static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_er
 
 /* ---- writing rows ---- */
 
-/* Runs a row statement with the key as ?1 and the cells as ?2, ?3, ... Returns
- * SQLite's result; on a constraint failure *refused holds the message. */
+/* Runs a row statement with the key's columns as ?1 .. ?k and the cells that are not
+ * key columns as ?k+1, ... (s_row_sql). Returns SQLite's result; on a constraint
+ * failure *refused holds the message. */
 static int s_run_row(applier_t *a, const txn_table *t, s_row_kind kind, const op_value *pk,
                      const s_cell *cells, size_t ncells, char **refused)
 {
     sqlite3_stmt *stmt = s_row_stmt_for(a, t, kind, cells, ncells);
     if (!stmt)
         return sqlite3_errcode(a->db);
-    int rc = stm_op_value_bind(stmt, 1, pk);
+    int rc = SQLITE_OK;
+    int param = 0;
+    if (pk->type == VALUE_KEY) {
+        op_value key[KEY_MAX_COLUMNS];
+        size_t nkey = 0;
+        if (!stm_key_values(pk, key, KEY_MAX_COLUMNS, &nkey) || nkey != stm_txn_table_keys(t))
+            return SQLITE_MISMATCH; /* checked before: the key has the table's shape */
+        for (size_t k = 0; k < nkey && rc == SQLITE_OK; k++)
+            rc = stm_op_value_bind(stmt, ++param, &key[k]);
+    } else {
+        rc = stm_op_value_bind(stmt, ++param, pk);
+    }
     for (size_t i = 0; i < ncells && rc == SQLITE_OK; i++)
-        rc = stm_op_value_bind(stmt, (int)i + 2, &cells[i].value);
+        if (!cells[i].col->pk)
+            rc = stm_op_value_bind(stmt, ++param, &cells[i].value);
     if (rc != SQLITE_OK)
         return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
     rc = sqlite3_step(stmt);
@@ -345,12 +375,12 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
     s_cell *all = stm_calloc(ncols + 1, sizeof *all);
     opbatch_t *held = stm_opbatch_new();
     for (size_t i = 0; i < ncells; i++)
-        if (cells[i].col != stm_txn_table_key(t))
+        if (!cells[i].col->pk)
             all[nall++] = cells[i];
     size_t from = nall;
     for (size_t c = 0; deleted && c < ncols && *rc == STM_OK; c++) {
         const catalog_column *col = stm_catalog_table_column(def, c);
-        bool have = col == stm_txn_table_key(t) || col->hidden;
+        bool have = col->pk || col->hidden;
         for (size_t i = 0; i < nall && !have; i++)
             have = all[i].col == col;
         bool found = false;
@@ -375,6 +405,23 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
     return step;
 }
 
+/* True, with why, when key cannot name a row of t: a NULL in it, or another number
+ * of columns than t's key has here (the table's key changed between the versions). */
+static bool s_key_unusable(const txn_table *t, const op_value *key, char *why, size_t len)
+{
+    size_t n = stm_key_columns(key);
+    if (n != stm_txn_table_keys(t)) {
+        snprintf(why, len, "its key has %zu columns, the table's key here %zu", n,
+                 stm_txn_table_keys(t));
+        return true;
+    }
+    if (stm_key_has_null(key)) {
+        snprintf(why, len, "a row with a NULL primary key cannot be synced");
+        return true;
+    }
+    return false;
+}
+
 /* Applies one row change: n new operations of one origin and clock on one row, all
  * cell writes, recorded already. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
@@ -384,8 +431,9 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     txn_table *t = stm_txn_table_find(a->txn, first->table);
     if (!t)
         return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
-    if (first->pk.type == VALUE_NULL)
-        return s_park_all(a, ops, n, "a row with a NULL primary key cannot be synced", st, err);
+    char why[128];
+    if (s_key_unusable(t, &first->pk, why, sizeof why))
+        return s_park_all(a, ops, n, why, st, err);
     bool have_clock = false;
     stm_err rc = stm_txn_clock_read(a->txn, t, &first->pk, &have_clock, err);
     if (rc != STM_OK)
@@ -438,6 +486,9 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     int step = SQLITE_DONE;
     bool exists = false;
+    size_t nvalues = 0; /* cells outside the key: what an UPDATE sets */
+    for (size_t i = 0; i < ncells; i++)
+        nvalues += !cells[i].col->pk;
     if (!have_clock && ncells) {
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */
@@ -445,7 +496,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
     }
-    if (ncells && !refused && !s_fatal(step)) {
+    if (nvalues && !refused && !s_fatal(step)) {
         step = s_run_row(a, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
         exists = step == SQLITE_DONE && sqlite3_changes(a->db) > 0;
     } else if (!refused && !s_fatal(step)) {
@@ -507,9 +558,9 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if (!t)
         return s_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here", st,
                       err);
-    if (op->pk.type == VALUE_NULL)
-        return s_park(a, op, PARK_SCHEMA, "a row with a NULL primary key cannot be synced", st,
-                      err);
+    char why[128];
+    if (s_key_unusable(t, &op->pk, why, sizeof why))
+        return s_park(a, op, PARK_SCHEMA, why, st, err);
     bool have_clock;
     stm_err rc = stm_txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
     rowclock_t *clock = stm_txn_clock(a->txn);

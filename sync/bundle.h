@@ -23,7 +23,9 @@
 #include "store.h"
 #include "vector.h"
 
-#define BUNDLE_VERSION 1
+/* Format 2: an operation's key may be an array, a key of several columns (key.h);
+ * a format 1 reader would take it for damage, so format 1 files are refused. */
+#define BUNDLE_VERSION 2
 #define BUNDLE_BATCH_OPS 10000u                   /* operations per frame written */
 #define BUNDLE_BATCH_BYTES (8u * 1024u * 1024u)   /* about how many bytes per frame written */
 #define BUNDLE_MAX_FRAME (256u * 1024u * 1024u)   /* the largest frame read */

@@ -43,27 +43,10 @@ capture_status stm_capture_classify(const catalog_table *t, bool excluded)
         return CAPTURE_OWN_TABLE;
     if (excluded)
         return CAPTURE_EXCLUDED;
-    int keys = 0;
-    for (size_t i = 0; i < stm_catalog_table_count(t); i++)
-        if (stm_catalog_table_column(t, i)->pk)
-            keys++;
+    size_t keys = stm_catalog_table_key_count(t);
     if (keys == 0)
         return CAPTURE_NO_KEY;
-    return keys == 1 ? CAPTURE_SYNCED : CAPTURE_COMPOSITE_KEY;
-}
-
-const catalog_column *stm_capture_key_column(const catalog_table *t)
-{
-    const catalog_column *key = NULL;
-    for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
-        const catalog_column *c = stm_catalog_table_column(t, i);
-        if (c->pk) {
-            if (key)
-                return NULL;
-            key = c;
-        }
-    }
-    return key;
+    return keys <= KEY_MAX_COLUMNS ? CAPTURE_SYNCED : CAPTURE_WIDE_KEY;
 }
 
 stm_err stm_capture_uninstall(store_t *store, stm_error *err)
@@ -137,17 +120,37 @@ static void s_trigger_head(buf_t *b, const char *kind, const char *event, const 
     stm_buf_free(&name);
 }
 
-/* Appends the statement queueing one row: ROW.key, del, the mask (SQL text) and the
- * time; when only_if is not NULL, only if that SQL condition holds. */
-static void s_queue(buf_t *b, const char *table, const char *row, const char *key, int del,
-                    const char *mask, const char *only_if)
+/* Appends the statement queueing one row: its key (ROW.k1, ROW.k2, ...), del, the mask
+ * (SQL text) and the time; when only_if is not NULL, only if that SQL condition holds. */
+static void s_queue(buf_t *b, const catalog_table *t, const char *row, int del, const char *mask,
+                    const char *only_if)
 {
-    stm_buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk, del, mask, at) SELECT ");
-    s_literal(b, table);
-    stm_buf_puts(b, ", ");
-    s_ref(b, row, key);
+    size_t keys = stm_catalog_table_key_count(t);
+    stm_buf_puts(b, "  INSERT INTO stemma_pending (tbl, pk");
+    for (size_t k = 1; k < keys; k++)
+        stm_buf_printf(b, ", pk%zu", k + 1);
+    stm_buf_puts(b, ", del, mask, at) SELECT ");
+    s_literal(b, stm_catalog_table_name(t));
+    for (size_t k = 0; k < keys; k++) {
+        stm_buf_puts(b, ", ");
+        s_ref(b, row, stm_catalog_table_key(t, k)->name);
+    }
     stm_buf_printf(b, ", %d, %s, " S_NOW_MS "%s%s;\n", del, mask, only_if ? " WHERE " : "",
                    only_if ? only_if : "");
+}
+
+/* "(OLD.k1 IS NEW.k1 AND OLD.k2 IS NEW.k2 ...)": the row kept its key. */
+static void s_same_key_expr(buf_t *b, const catalog_table *t)
+{
+    stm_buf_putc(b, '(');
+    for (size_t k = 0; k < stm_catalog_table_key_count(t); k++) {
+        if (k)
+            stm_buf_puts(b, " AND ");
+        s_ref(b, "OLD", stm_catalog_table_key(t, k)->name);
+        stm_buf_puts(b, " IS ");
+        s_ref(b, "NEW", stm_catalog_table_key(t, k)->name);
+    }
+    stm_buf_putc(b, ')');
 }
 
 /* The changed-columns mask of an UPDATE (capture.h): an integer with bit i set when
@@ -191,18 +194,18 @@ static void s_changed_expr(buf_t *b, const catalog_table *t)
 }
 
 /* True when t's inserts are found by their key (stemma_mark) rather than queued: its
- * key has INTEGER affinity, so new keys usually come above the greatest one. */
+ * key is one column of INTEGER affinity, so new keys usually come above the greatest. */
 static bool s_marked(const catalog_table *t)
 {
-    const catalog_column *key = stm_capture_key_column(t);
-    return key && key->affinity == AFFINITY_INTEGER;
+    return stm_catalog_table_key_count(t) == 1 &&
+           stm_catalog_table_key(t, 0)->affinity == AFFINITY_INTEGER;
 }
 
 /* Appends the four triggers of one synced table; mark_id is its stemma_mark row, or 0. */
 static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
 {
     const char *table = stm_catalog_table_name(t);
-    const char *key = stm_capture_key_column(t)->name;
+    const char *key = stm_catalog_table_key(t, 0)->name; /* the mark's, when marked */
     buf_t tmp = BUF_INIT, mask = BUF_INIT;
 
     /* An insert above the mark is found by the next collection: the trigger only
@@ -218,7 +221,7 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
         stm_buf_printf(&tmp, " <= (SELECT gate FROM stemma_mark WHERE id = %lld)",
                        (long long)mark_id);
         s_trigger_head(b, "ins", "INSERT", table, stm_buf_str(&tmp));
-        s_queue(b, table, "NEW", key, 0, "-1", stm_buf_str(&above));
+        s_queue(b, t, "NEW", 0, "-1", stm_buf_str(&above));
         stm_buf_printf(b, "  UPDATE stemma_mark SET at = " S_NOW_MS ", gate = mark"
                           " WHERE id = %lld AND at IS NULL AND ",
                        (long long)mark_id);
@@ -227,35 +230,32 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
         stm_buf_free(&above);
     } else {
         s_trigger_head(b, "ins", "INSERT", table, NULL);
-        s_queue(b, table, "NEW", key, 0, "-1", NULL);
+        s_queue(b, t, "NEW", 0, "-1", NULL);
     }
     stm_buf_puts(b, "END;\n");
     stm_buf_reset(&tmp);
 
     /* UPDATE keeping the key and changing some value. */
-    s_ref(&tmp, "OLD", key);
-    stm_buf_puts(&tmp, " IS ");
-    s_ref(&tmp, "NEW", key);
+    s_same_key_expr(&tmp, t);
     stm_buf_puts(&tmp, " AND (");
     s_changed_expr(&tmp, t);
     stm_buf_puts(&tmp, ")");
     s_trigger_head(b, "upd", "UPDATE", table, stm_buf_str(&tmp));
     s_mask_expr(&mask, t);
-    s_queue(b, table, "NEW", key, 0, stm_buf_str(&mask), NULL);
+    s_queue(b, t, "NEW", 0, stm_buf_str(&mask), NULL);
     stm_buf_puts(b, "END;\n");
 
     /* UPDATE changing the key: the old row is gone, the new one is new. */
     stm_buf_reset(&tmp);
-    s_ref(&tmp, "OLD", key);
-    stm_buf_puts(&tmp, " IS NOT ");
-    s_ref(&tmp, "NEW", key);
+    stm_buf_puts(&tmp, "NOT ");
+    s_same_key_expr(&tmp, t);
     s_trigger_head(b, "rekey", "UPDATE", table, stm_buf_str(&tmp));
-    s_queue(b, table, "OLD", key, 1, "0", NULL);
-    s_queue(b, table, "NEW", key, 0, "-1", NULL);
+    s_queue(b, t, "OLD", 1, "0", NULL);
+    s_queue(b, t, "NEW", 0, "-1", NULL);
     stm_buf_puts(b, "END;\n");
 
     s_trigger_head(b, "del", "DELETE", table, NULL);
-    s_queue(b, table, "OLD", key, 1, "0", NULL);
+    s_queue(b, t, "OLD", 1, "0", NULL);
     stm_buf_puts(b, "END;\n");
 
     stm_buf_free(&tmp);
@@ -270,6 +270,33 @@ static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
     sqlite3_reset(lookup);
     sqlite3_bind_text(lookup, 1, tbl, -1, SQLITE_STATIC);
     return sqlite3_step(lookup) == SQLITE_ROW;
+}
+
+/* Gives stemma_pending the columns pk2 .. pkN a key of n columns is queued in. */
+static stm_err s_pending_key_columns(store_t *store, size_t n, stm_error *err)
+{
+    size_t have = stm_capture_pending_key_columns(store);
+    if (have == 0)
+        return stm_store_error(store, err, "reading stemma_pending's columns");
+    buf_t sql = BUF_INIT;
+    for (size_t k = have + 1; k <= n; k++)
+        stm_buf_printf(&sql, "ALTER TABLE stemma_pending ADD COLUMN pk%zu;\n", k);
+    stm_err rc = sql.len ? stm_store_exec(store, stm_buf_str(&sql), err) : STM_OK;
+    stm_buf_free(&sql);
+    return rc;
+}
+
+size_t stm_capture_pending_key_columns(store_t *store)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "SELECT count(*) FROM pragma_table_info('stemma_pending') "
+                           "WHERE name = 'pk' OR name GLOB 'pk[0-9]*'",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return 0;
+    size_t n = sqlite3_step(stmt) == SQLITE_ROW ? (size_t)sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return n;
 }
 
 stm_err stm_capture_install(store_t *store, stm_error *err)
@@ -287,28 +314,22 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
         return stm_store_error(store, err, "reading stemma_exclude");
     }
     buf_t sql = BUF_INIT;
+    size_t widest = 1;
     for (size_t i = 0; i < stm_catalog_count(catalog) && rc == STM_OK; i++) {
         const catalog_table *t = stm_catalog_at(catalog, i);
         int64_t mark_id = 0;
-        switch (stm_capture_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t)))) {
-        case CAPTURE_SYNCED:
-            if (s_marked(t))
-                rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);
-            s_table_triggers(&sql, t, mark_id);
-            break;
-        case CAPTURE_COMPOSITE_KEY:
-            rc = stm_error_set(err, STM_EINPUT,
-                               "%s: table %s has a primary key of several columns, which stemma "
-                               "cannot sync; exclude it (stemma migrate --exclude %s) or give it "
-                               "a single-column key",
-                               stm_store_path(store), stm_catalog_table_name(t),
-                               stm_catalog_table_name(t));
-            break;
-        default:
-            break;
-        }
+        if (stm_capture_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t))) !=
+            CAPTURE_SYNCED)
+            continue;
+        if (s_marked(t))
+            rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);
+        s_table_triggers(&sql, t, mark_id);
+        if (stm_catalog_table_key_count(t) > widest)
+            widest = stm_catalog_table_key_count(t);
     }
     sqlite3_finalize(lookup);
+    if (rc == STM_OK)
+        rc = s_pending_key_columns(store, widest, err);
     if (rc == STM_OK && sql.len)
         rc = stm_store_exec(store, stm_buf_str(&sql), err);
     /* Rows there now are not changes to send (the caller collected the queue). */
@@ -375,7 +396,7 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
     /* The rows above the mark are looked at now: the time of the first of them goes. */
     stm_buf_puts(&sql, "UPDATE stemma_mark SET at = NULL, gate = 9223372036854775807, "
                        "mark = coalesce((SELECT max(");
-    stm_sqlscript_quote_ident(&sql, stm_capture_key_column(t)->name);
+    stm_sqlscript_quote_ident(&sql, stm_catalog_table_key(t, 0)->name);
     stm_buf_puts(&sql, ") FROM ");
     stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
     stm_buf_puts(&sql, "), mark) WHERE tbl = ?1");

@@ -65,6 +65,7 @@
 #define STM_CAPTURE_H
 
 #include "lineage/catalog.h"
+#include "key.h"
 #include "op.h"
 #include "store.h"
 
@@ -88,14 +89,12 @@ typedef enum {
     CAPTURE_OWN_TABLE,    /* one of stemma's tables */
     CAPTURE_EXCLUDED,     /* listed in stemma_exclude */
     CAPTURE_NO_KEY,       /* no declared primary key */
-    CAPTURE_COMPOSITE_KEY /* a primary key of several columns: refused */
+    CAPTURE_WIDE_KEY      /* a primary key of more than KEY_MAX_COLUMNS columns */
 } capture_status;
 
 /* How stemma treats table t (read from the catalog); excluded: it is in the
  * exclude list. */
 capture_status stm_capture_classify(const catalog_table *t, bool excluded);
-/* The synced table's key column, lent (NULL unless CAPTURE_SYNCED). */
-const catalog_column *stm_capture_key_column(const catalog_table *t);
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
 char stm_capture_affinity_code(catalog_affinity a);
 /* True when name is one of stemma's own tables. */

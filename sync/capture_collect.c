@@ -49,7 +49,8 @@ static int s_value_cmp(const op_value *a, const op_value *b)
     case VALUE_REAL:
         return a->r < b->r ? -1 : a->r > b->r;
     case VALUE_TEXT:
-    case VALUE_BLOB: {
+    case VALUE_BLOB:
+    case VALUE_KEY: {
         size_t n = a->len < b->len ? a->len : b->len;
         int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
         return c ? c : (a->len < b->len ? -1 : a->len > b->len);
@@ -80,13 +81,38 @@ static int s_by_first(const void *pa, const void *pb)
     return a->first < b->first ? -1 : a->first > b->first;
 }
 
-static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
+/* Reads the key of the queue row at stmt (SELECT * FROM stemma_pending: pk is column
+ * 2, pk2 .. pkN columns 6 ..) into p, its bytes appended to the arena. A key of
+ * several columns is packed (key.h); t is the row's table (NULL: not in the schema). */
+static void s_read_key(sqlite3_stmt *stmt, const catalog_table *t, s_queue_t *q, s_pending *p)
+{
+    size_t keys = t ? stm_catalog_table_key_count(t) : 1;
+    p->pk_at = q->arena.len;
+    if (keys < 2 || keys > KEY_MAX_COLUMNS || (int)(keys + 4) > sqlite3_column_count(stmt)) {
+        stm_op_value_column(stmt, 2, &p->pk);
+        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
+            stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);
+        return;
+    }
+    op_value values[KEY_MAX_COLUMNS];
+    stm_op_value_column(stmt, 2, &values[0]);
+    for (size_t k = 1; k < keys; k++)
+        stm_op_value_column(stmt, (int)k + 5, &values[k]);
+    stm_key_pack(values, keys, &q->arena);
+    memset(&p->pk, 0, sizeof p->pk);
+    p->pk.type = VALUE_KEY;
+    p->pk.len = q->arena.len - p->pk_at;
+}
+
+static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t *q,
+                            stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT id, tbl, pk, del, mask, at FROM stemma_pending ORDER BY id", -1,
+    /* Every column: a key of several columns is queued in pk, pk2, pk3, ... (capture.c) */
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT * FROM stemma_pending ORDER BY id", -1,
                            &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_pending");
+    const catalog_table *t = NULL;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
@@ -97,10 +123,10 @@ static stm_err s_read_queue(store_t *store, s_queue_t *q, stm_error *err)
         const char *tbl = (const char *)sqlite3_column_text(stmt, 1);
         stm_buf_puts(&q->arena, tbl ? tbl : "");
         stm_buf_putc(&q->arena, '\0');
-        stm_op_value_column(stmt, 2, &p->pk);
-        p->pk_at = q->arena.len;
-        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
-            stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);
+        /* Queued rows come table by table, mostly. */
+        if (!t || !tbl || sqlite3_stricmp(stm_catalog_table_name(t), tbl) != 0)
+            t = tbl ? stm_catalog_find(catalog, tbl) : NULL;
+        s_read_key(stmt, t, q, p);
         p->del = sqlite3_column_int(stmt, 3) != 0;
         if (sqlite3_column_type(stmt, 4) == SQLITE_TEXT) {
             p->mask_text = "";
@@ -127,7 +153,7 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
                            stm_error *err)
 {
     s_queue_t *q = ctx;
-    const char *key = stm_capture_key_column(t)->name;
+    const char *key = stm_catalog_table_key(t, 0)->name; /* a marked table has one */
     buf_t sql = BUF_INIT;
     stm_buf_puts(&sql, "SELECT ");
     stm_sqlscript_quote_ident(&sql, key);
@@ -170,7 +196,7 @@ static void s_resolve(s_queue_t *q)
     for (size_t i = 0; i < q->count; i++) {
         s_pending *p = &q->rows[i];
         p->table = q->arena.data + p->table_at;
-        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
+        if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB || p->pk.type == VALUE_KEY)
             p->pk.bytes = q->arena.data + p->pk_at;
         if (p->mask_text)
             p->mask_text = q->arena.data + p->mask_at;
@@ -205,8 +231,7 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
     stm_buf_puts(&sql, " FROM ");
     stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
     stm_buf_puts(&sql, " WHERE ");
-    stm_sqlscript_quote_ident(&sql, stm_capture_key_column(t)->name);
-    stm_buf_puts(&sql, " = ?1");
+    stm_key_match_sql(&sql, t);
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store), stm_buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK)
         stmt = NULL;
@@ -275,7 +300,12 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     op.table = stm_catalog_table_name(t);
     op.pk = rows[0].pk;
     stm_err rc = STM_OK;
-    if (stm_op_value_bind(reader, 1, &op.pk) != SQLITE_OK) {
+    op_value key[KEY_MAX_COLUMNS];
+    size_t nkey = 0;
+    bool bound = stm_key_values(&op.pk, key, KEY_MAX_COLUMNS, &nkey);
+    for (size_t k = 0; bound && k < nkey; k++)
+        bound = stm_op_value_bind(reader, (int)k + 1, &key[k]) == SQLITE_OK;
+    if (!bound) {
         rc = stm_store_error(store, err, "reading a changed row");
         goto done;
     }
@@ -338,7 +368,7 @@ stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t 
 {
     s_queue_t q = {.now = stm_wall_ms()};
     s_writer w = {.now = q.now};
-    stm_err rc = s_read_queue(store, &q, err);
+    stm_err rc = s_read_queue(store, catalog, &q, err);
     if (rc == STM_OK)
         rc = stm_capture_each_mark(store, catalog, s_scan_mark, &q, err);
     if (rc != STM_OK || q.count == 0)
@@ -368,8 +398,11 @@ stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t 
         const s_pending *rows = &q.rows[changes[i].from];
         const catalog_table *t = stm_catalog_find(catalog, rows->table);
         /* A table dropped, or no longer synced, since its rows were queued: its
-         * changes went with it. A NULL key is no row anyone can address. */
-        if (!t || !stm_capture_key_column(t) || rows->pk.type == VALUE_NULL)
+         * changes went with it. A key with a NULL in it is no row anyone can address. */
+        if (!t || stm_catalog_table_key_count(t) == 0 ||
+            stm_catalog_table_key_count(t) > KEY_MAX_COLUMNS ||
+            stm_key_columns(&rows->pk) != stm_catalog_table_key_count(t) ||
+            stm_key_has_null(&rows->pk))
             continue;
         sqlite3_stmt *reader = s_row_reader(store, &readers, &nreaders, &readers_cap, t);
         if (!reader) {

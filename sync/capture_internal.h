@@ -14,6 +14,11 @@ bool stm_capture_captured(const catalog_column *c);
 /* How many of t's columns are captured. */
 int stm_capture_captured_count(const catalog_table *t);
 
+/* How many key columns stemma_pending has (pk, pk2, ...): a key of more columns than
+ * any synced table had when the triggers were installed is never queued. 0 when it
+ * cannot be read. */
+size_t stm_capture_pending_key_columns(store_t *store);
+
 /* Called with each marked table and its stemma_mark row (tbl, mark, at), lent. */
 typedef stm_err (*capture_mark_fn)(store_t *store, const catalog_table *t, sqlite3_stmt *row,
                                    void *ctx, stm_error *err);

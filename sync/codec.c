@@ -1,5 +1,6 @@
 #include "codec.h"
 #include "base/mem.h"
+#include "key.h"
 #include "msgread.h"
 
 #include <msgpack.h>
@@ -104,6 +105,10 @@ void stm_codec_pack_value(msgpack_packer *pk, const op_value *v)
         break;
     case VALUE_BLOB:
         msgpack_pack_bin_with_body(pk, v->bytes, v->len);
+        break;
+    case VALUE_KEY:
+        /* Packed already: an array of values (key.h). */
+        pk->callback(pk->data, v->bytes, v->len);
         break;
     }
 }
@@ -246,7 +251,7 @@ bool stm_codec_read_value(msgread_t *r, op_value *v)
 /* lists: origins, versions, tables, columns as read; names: the tables' and the
  * columns' names as the batch holds them (stm_opbatch_name), each once. */
 static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *names[2],
-                         opbatch_t *out, stm_error *err)
+                         buf_t *key, opbatch_t *out, stm_error *err)
 {
     uint32_t fields;
     if (!stm_msgread_array(r, &fields) || fields < 9)
@@ -262,8 +267,8 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
         return s_bad(err, "an operation's seq or hlc is out of range");
     op_t op;
     memset(&op, 0, sizeof op);
-    if (!stm_codec_read_value(r, &op.pk))
-        return s_bad(err, "an operation's key is not a valid value");
+    if (!stm_key_read(r, key, &op.pk))
+        return s_bad(err, "an operation's key is not a value or an array of 2 to 32 values");
     uint64_t column_i, affinity;
     if (stm_msgread_nil(r)) {
         if (!stm_msgread_nil(r))
@@ -312,8 +317,10 @@ static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm
     }
     const char *const *lent[2] = {names[0], names[1]};
     stm_err rc = STM_OK;
+    buf_t key = BUF_INIT; /* a key of several columns, re-packed (key.h) */
     for (uint32_t i = 0; rc == STM_OK && i < n; i++)
-        rc = s_read_op(r, lists, lent, out, err);
+        rc = s_read_op(r, lists, lent, &key, out, err);
+    stm_buf_free(&key);
     free(names[0]);
     free(names[1]);
     return rc;

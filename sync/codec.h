@@ -7,8 +7,10 @@
  *     "tables":   [str, ...],     table names, each once
  *     "columns":  [str, ...],     column names, each once
  *     "ops":      [op, ...] }
- *   op    = [origin_index, seq, hlc, version_index, table_index, pk, column_index | nil,
+ *   op    = [origin_index, seq, hlc, version_index, table_index, key, column_index | nil,
  *            affinity | nil, value]
+ *   key   = value | [value, value, ...]         (a key of 2 to 32 columns, in key order:
+ *                                                sync/key.h)
  *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)
  *
  * The names and ids that repeat in every operation are sent once per batch. Unknown

@@ -90,7 +90,7 @@ static const char *s_copy_str(opbatch_t *b, const char *s)
 static void s_copy_value(opbatch_t *b, op_value *dst, const op_value *src)
 {
     *dst = *src;
-    if (src->type == VALUE_TEXT || src->type == VALUE_BLOB) {
+    if (src->type == VALUE_TEXT || src->type == VALUE_BLOB || src->type == VALUE_KEY) {
         void *p = s_alloc(b, src->len ? src->len : 1);
         if (src->len)
             memcpy(p, src->bytes, src->len);
@@ -180,6 +180,7 @@ int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v)
         return sqlite3_bind_text64(stmt, i, v->len ? v->bytes : "", v->len, SQLITE_STATIC,
                                    SQLITE_UTF8);
     case VALUE_BLOB:
+    case VALUE_KEY:
         return sqlite3_bind_blob64(stmt, i, v->len ? v->bytes : "", v->len, SQLITE_STATIC);
     }
     return SQLITE_MISUSE;
@@ -225,6 +226,7 @@ bool stm_op_value_equal(const op_value *a, const op_value *b)
         return memcmp(&a->r, &b->r, sizeof a->r) == 0;
     case VALUE_TEXT:
     case VALUE_BLOB:
+    case VALUE_KEY:
         return a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
     }
     return false;

@@ -35,6 +35,7 @@ typedef enum {
     VALUE_REAL,
     VALUE_TEXT,
     VALUE_BLOB,
+    VALUE_KEY, /* only as op_t.pk: a key of several columns, packed (key.h) */
 } value_type;
 
 /* A value with its SQLite type. Text and blob bytes are lent (by a batch or a row). */
@@ -42,7 +43,7 @@ typedef struct {
     value_type type;
     int64_t i;         /* VALUE_INTEGER */
     double r;          /* VALUE_REAL */
-    const void *bytes; /* VALUE_TEXT (UTF-8, not NUL-terminated) and VALUE_BLOB */
+    const void *bytes; /* VALUE_TEXT (UTF-8, not NUL-terminated), VALUE_BLOB, VALUE_KEY */
     size_t len;        /* bytes' length */
 } op_value;
 
@@ -52,7 +53,7 @@ typedef struct {
     uint64_t hlc;      /* milliseconds << 16 | counter */
     stm_id version_id; /* the writer's schema version */
     const char *table; /* NUL-terminated */
-    op_value pk;       /* the row's primary-key value */
+    op_value pk;       /* the row's primary key: its value, or packed (key.h) */
     const char *column; /* NUL-terminated; NULL for a row delete */
     char affinity;     /* the column's affinity at the writer: T N I R B; 0 for a delete */
     op_value value;    /* the new value (NULL type for a delete) */
@@ -90,7 +91,7 @@ bool stm_op_same_row_change(const op_t *a, const op_t *b);
 int stm_op_clock_compare(uint64_t hlc_a, const stm_id *origin_a, uint64_t hlc_b,
                          const stm_id *origin_b);
 
-/* Binds v to parameter i of stmt. */
+/* Binds v to parameter i of stmt (a packed key as the BLOB of its bytes). */
 int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);
 /* Reads column i of the current row of stmt into v; bytes are lent until the next
  * step or reset of stmt. */

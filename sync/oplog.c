@@ -1,5 +1,6 @@
 #include "oplog.h"
 #include "codec.h"
+#include "key.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "msgread.h"
@@ -19,9 +20,9 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 /* ---- row changes ---- */
 
 /* A stored row change as a statement hands it out:
- * SELECT seq, n, hlc, version, tbl, pk, cells (RC_* give the positions). */
-enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS };
-#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells"
+ * SELECT seq, n, hlc, version, tbl, pk, cells, pk_packed (RC_* give the positions). */
+enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS, RC_PK_PACKED };
+#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed"
 
 /* Appends the operations of the row change stmt is on, those with a sequence above
  * after, to out. */
@@ -40,6 +41,13 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
         return rc;
     op.table = (const char *)sqlite3_column_text(stmt, RC_TBL);
     stm_op_value_column(stmt, RC_PK, &op.pk);
+    if (sqlite3_column_int(stmt, RC_PK_PACKED)) {
+        if (op.pk.type != VALUE_BLOB)
+            return s_corrupt(store, err, seq);
+        op.pk.type = VALUE_KEY;
+        if (stm_key_columns(&op.pk) < 2)
+            return s_corrupt(store, err, seq);
+    }
     if (!op.table || n < 1)
         return s_corrupt(store, err, seq);
     if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
@@ -96,8 +104,8 @@ static int s_write(void *data, const char *bytes, size_t len)
 enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
-    [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells, "
+                 "pk_packed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     /* The row change that may hold ?2: the last one starting at or below it. */
     [Q_HOLDS] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
                 "ORDER BY seq DESC LIMIT 1",
@@ -153,6 +161,10 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
     /* A value SQLite refuses to bind (over its length limit) must not become NULL. */
     if (stm_op_value_bind(ins, 7, &first->pk) != SQLITE_OK)
         return stm_store_error(log->store, err, "recording an operation's key");
+    if (first->pk.type == VALUE_KEY)
+        sqlite3_bind_int(ins, 9, 1);
+    else
+        sqlite3_bind_null(ins, 9);
     if (!stm_op_is_delete(first)) {
         stm_buf_reset(&log->cells);
         msgpack_packer pk;

@@ -44,7 +44,8 @@ static const char *const s_schema =
     "CREATE TABLE IF NOT EXISTS stemma_pending ("
     "  id INTEGER PRIMARY KEY,"
     "  tbl TEXT NOT NULL,"
-    "  pk,"
+    "  pk,"                       /* the key; a key of several columns goes on in pk2,
+                                     * pk3, ..., added as synced tables need (capture.c) */
     "  del INTEGER NOT NULL,"     /* 1: the row was deleted (or lost its key) */
     "  mask NOT NULL,"            /* the columns that changed (capture.h): no type, so
                                      * that a text mask stays text */
@@ -71,8 +72,9 @@ static const char *const s_schema =
     "  hlc INTEGER NOT NULL,"     /* ms << 16 | counter */
     "  version INTEGER NOT NULL," /* stemma_ids.no of the writer's schema version */
     "  tbl TEXT NOT NULL,"        /* table name as the writer knows it */
-    "  pk,"                       /* primary-key value */
+    "  pk,"                       /* the row's key: its value, or packed (key.h) */
     "  cells BLOB,"               /* the columns written; NULL for a row delete */
+    "  pk_packed INTEGER,"        /* 1: pk is a key of several columns, packed; else NULL */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
     /* The latest write of every cell of a row, its latest delete and its latest write
@@ -80,7 +82,7 @@ static const char *const s_schema =
      * costs one lookup per row (rowclock.h has the format of cells). */
     "CREATE TABLE IF NOT EXISTS stemma_clock ("
     "  tbl TEXT NOT NULL,"        /* the local table name */
-    "  pk NOT NULL,"
+    "  pk NOT NULL,"              /* as in stemma_oplog; the table says whether packed */
     "  cells BLOB NOT NULL,"
     "  PRIMARY KEY (tbl, pk)"
     ") WITHOUT ROWID;"

@@ -39,8 +39,10 @@
 
 /* The layout of stemma's tables. A database whose tables are in another format is
  * refused with a message saying what to do, never read wrongly. Format 3: the capture
- * queue and the marks record when the application wrote (capture.h). */
-#define STORE_FORMAT 3
+ * queue and the marks record when the application wrote (capture.h). Format 4: keys
+ * of several columns (key.h): stemma_oplog.pk_packed, and stemma_pending's pk2, pk3,
+ * ... added as synced tables need them. */
+#define STORE_FORMAT 4
 
 typedef struct store store_t;
 

@@ -38,7 +38,7 @@ static const char *const s_sql[Q_N] = {
 
 struct txn_table {
     const catalog_table *def;  /* lent by the transaction's catalog */
-    const catalog_column *key; /* its single key column */
+    size_t keys;               /* how many columns its key has */
     /* Within a transaction: the greatest key stemma_clock holds for the table, when it
      * is an integer (or there is none), so that a new row with a greater integer key
      * (the usual insert) is known to have no clocks without looking. */
@@ -152,7 +152,7 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         if (stm_capture_classify(def, is_excluded) != CAPTURE_SYNCED)
             continue;
         t->tables[t->ntables].def = def;
-        t->tables[t->ntables].key = stm_capture_key_column(def);
+        t->tables[t->ntables].keys = stm_catalog_table_key_count(def);
         t->ntables++;
     }
     sqlite3_finalize(excluded);
@@ -178,9 +178,9 @@ const catalog_table *stm_txn_table_def(const txn_table *table)
     return table->def;
 }
 
-const catalog_column *stm_txn_table_key(const txn_table *table)
+size_t stm_txn_table_keys(const txn_table *table)
 {
-    return table->key;
+    return table->keys;
 }
 
 /* ---- origins and what is held of them ---- */

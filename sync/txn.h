@@ -83,9 +83,10 @@ uint64_t stm_txn_epoch(const txn_t *t);
 /* The synced table named name (any case), or NULL; lent until the schema is read
  * again (stm_txn_epoch). */
 txn_table *stm_txn_table_find(txn_t *t, const char *name);
-/* Its definition and single key column, lent like the table. */
+/* Its definition, lent like the table. */
 const catalog_table *stm_txn_table_def(const txn_table *table);
-const catalog_column *stm_txn_table_key(const txn_table *table);
+/* How many columns its primary key has (stm_catalog_table_key gives them). */
+size_t stm_txn_table_keys(const txn_table *table);
 
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the

@@ -84,7 +84,11 @@ def pack(v):
 HELLO, REFUSE, OPS, ACK, PING, BYE = 1, 2, 3, 4, 5, 6
 
 
-def message(kind, body, version=1):
+WIRE = BUNDLE = None  # the binary's protocol and bundle format versions (main)
+
+
+def message(kind, body, version=None):
+    version = WIRE if version is None else version
     return b"STMW" + bytes([version, kind]) + (body if isinstance(body, bytes) else pack(body))
 
 
@@ -94,7 +98,7 @@ def batch(ops, origins, versions, tables, columns):
 
 
 def bundle(frames, count):
-    out = b"STMB\x01\x00\x00\x00"
+    out = b"STMB" + bytes([BUNDLE, 0, 0, 0])
     for f in frames:
         out += struct.pack(">I", len(f)) + f
     out += struct.pack(">I", 0) + struct.pack(">Q", count)
@@ -302,8 +306,8 @@ class MeshMessages(Base):
         # mesh endpoint instead of the control socket.
         for frame in [b"", b"STM", b"garbage!", b"stats", b"report json"]:
             f.send(frame)
-        # Another protocol version (a future one, whatever its type).
-        f.send(message(HELLO, {"node": f.id}, version=2))
+        # Another protocol version: an older one, and a future one whatever its type.
+        f.send(message(HELLO, {"node": f.id}, version=WIRE - 1))
         f.send(message(77, b"\x80", version=255))
         # Not a HELLO, from a sender that is not a peer.
         f.send(message(OPS, {"seq": 1, "batch": b""}))
@@ -392,7 +396,7 @@ class MeshMessages(Base):
         f = self.fake()
         # libzmq refuses it before stemma sees it (ZMQ_MAXMSGSIZE): the connection is
         # dropped, and no counter moves.
-        f.send(b"STMW\x01\x01" + b"\x00" * (64 * 1024 * 1024))  # one byte past the limit
+        f.send(b"STMW" + bytes([WIRE, HELLO]) + b"\x00" * (64 * 1024 * 1024))  # one byte past the limit
         self.assertTrue(f.dropped_by_node(), "a did not drop the connection")
         self.dropped()
         self.still_serving("l-oversized")
@@ -797,4 +801,5 @@ class Files(unittest.TestCase):
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))
     mt.STEMMA = STEMMA
+    BUNDLE, WIRE = mt.formats()
     unittest.main(verbosity=1)

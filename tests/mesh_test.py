@@ -28,6 +28,13 @@ except ImportError:  # pragma: no cover - Debian 12 has python3-tomli; 3.11 has 
     import tomllib as toml_reader
 
 STEMMA = None
+
+
+def formats():
+    """The bundle format and wire protocol versions the binary speaks (stemma -V)."""
+    out = subprocess.run([STEMMA, "-V"], capture_output=True, text=True, check=True).stdout
+    m = re.search(r"bundle format (\d+), wire protocol (\d+)", out)
+    return int(m.group(1)), int(m.group(2))
 SQLITE3 = shutil.which("sqlite3")
 TASKS = os.path.abspath("schemas/tasks")
 FORK = os.path.abspath("schemas/tasks-fork")
@@ -848,11 +855,12 @@ class BadInput(Mesh):
         s.setsockopt(zmq.LINGER, 0)
         s.connect(a.endpoint)
         hello_type = bytes([1])
+        v = formats()[1]
         for frame in [b"", b"garbage", b"STMW", b"STMW" + bytes([99, 1]) + b"\x80",
-                      b"STMW" + bytes([1, 1]) + b"\x8a\xa4node\xc4\x20",   # cut short
-                      b"STMW" + bytes([1, 77]) + b"\x80",                 # unknown type
-                      b"STMW" + bytes([1, 3]) + b"\xdf\xff\xff\xff\xff",  # a map claiming 4G keys
-                      b"STMW" + bytes([1]) + hello_type + b"\x81\xa5lineage\xdd\x7f\xff\xff\xff"]:
+                      b"STMW" + bytes([v, 1]) + b"\x8a\xa4node\xc4\x20",   # cut short
+                      b"STMW" + bytes([v, 77]) + b"\x80",                 # unknown type
+                      b"STMW" + bytes([v, 3]) + b"\xdf\xff\xff\xff\xff",  # a map claiming 4G keys
+                      b"STMW" + bytes([v]) + hello_type + b"\x81\xa5lineage\xdd\x7f\xff\xff\xff"]:
             s.send(frame)
         s.send_multipart([b"STMW", b"two frames"])
         # All of it counted (below) before the socket goes: closed (linger 0), it would

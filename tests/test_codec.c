@@ -298,19 +298,35 @@ static void test_codec_bad_operations(void **state)
          "a row delete carries a value"},
         {"key a boolean",
          {U(0), U(1), U(1000), U(0), U(0), TRUE_, U(0), U('T'), STR("v"), END},
-         "key is not a valid value"},
-        {"key an array",
-         {U(0), U(1), U(1000), U(0), U(0), ARRAY, U(0), U('T'), STR("v"), END},
-         "key is not a valid value"},
+         "key is not a value or an array"},
+        {"key an array of one value",
+         {U(0), U(1), U(1000), U(0), U(0), RAW("\x91\x01"), U(0), U('T'), STR("v"), END},
+         "key is not a value or an array"},
+        {"key an empty array",
+         {U(0), U(1), U(1000), U(0), U(0), RAW("\x90"), U(0), U('T'), STR("v"), END},
+         "key is not a value or an array"},
+        {"key an array holding an array",
+         {U(0), U(1), U(1000), U(0), U(0), RAW("\x92\x01\x92\x01\x02"), U(0), U('T'), STR("v"),
+          END},
+         "key is not a value or an array"},
+        {"key an array of 33 values",
+         {U(0), U(1), U(1000), U(0), U(0),
+          RAW("\xdc\x00\x21\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+              "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"),
+          U(0), U('T'), STR("v"), END},
+         "key is not a value or an array"},
+        {"key an array holding a map",
+         {U(0), U(1), U(1000), U(0), U(0), RAW("\x92\x01\x80"), U(0), U('T'), STR("v"), END},
+         "key is not a value or an array"},
         {"key a map",
          {U(0), U(1), U(1000), U(0), U(0), MAP, U(0), U('T'), STR("v"), END},
-         "key is not a valid value"},
+         "key is not a value or an array"},
         {"key an ext",
          {U(0), U(1), U(1000), U(0), U(0), EXT, U(0), U('T'), STR("v"), END},
-         "key is not a valid value"},
+         "key is not a value or an array"},
         {"key above INT64_MAX",
          {U(0), U(1), U(1000), U(0), U(0), U(1ull << 63), U(0), U('T'), STR("v"), END},
-         "key is not a valid value"},
+         "key is not a value or an array"},
         {"value a boolean",
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), TRUE_, END},
          "value is not a valid value"},
@@ -662,7 +678,7 @@ static void test_codec_value_limits(void **state)
                                  U(0), U('B'), NIL,     END};
     s_assert_op_refused(text_over, "value is not a valid value");
     s_assert_op_refused(blob_over, "value is not a valid value");
-    s_assert_op_refused(key_over, "key is not a valid value");
+    s_assert_op_refused(key_over, "key is not a value or an array");
     /* Exactly at the limit: fine. */
     const cu_field blob_at[] = {
         U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('B'), {F_BIN, 0, 0, big, OP_MAX_VALUE_BYTES},

@@ -133,10 +133,10 @@ static void test_header(void **state)
     assert_int_equal(type, 77);
     /* A message of another version or type is not decoded as a HELLO. */
     buf_t msg = s_hello(false);
-    msg.data[4] = 2;
+    msg.data[4] = WIRE_VERSION - 1;
     wire_hello h;
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
-    msg.data[4] = 1;
+    msg.data[4] = WIRE_VERSION;
     msg.data[5] = WIRE_OPS;
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
     stm_buf_free(&msg);
@@ -203,7 +203,9 @@ static void test_unknown_keys_are_skipped(void **state)
                                   'n', 'g', 'l', 'o', 'n', 'g', 0xc0,
                                   0xa3, 's', 'e', 'q', 0x05};
     buf_t msg = BUF_INIT;
-    stm_buf_append(&msg, "STMW\x01\x03", 6);
+    stm_buf_append(&msg, "STMW", 4);
+    stm_buf_putc(&msg, (char)WIRE_VERSION);
+    stm_buf_putc(&msg, (char)WIRE_OPS);
     stm_buf_append(&msg, body, sizeof body);
     uint64_t seq;
     const void *batch;
@@ -253,7 +255,9 @@ static void s_key(msgpack_packer *pk, const char *k)
 static buf_t s_shaped(const s_shape *sh)
 {
     buf_t out = BUF_INIT;
-    stm_buf_append(&out, "STMW\x01\x01", 6);
+    stm_buf_append(&out, "STMW", 4);
+    stm_buf_putc(&out, (char)WIRE_VERSION);
+    stm_buf_putc(&out, (char)WIRE_HELLO);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, s_write);
     msgpack_pack_map(&pk, 7);

@@ -1,0 +1,58 @@
+/* key.h - a row's primary key, as operations carry it.
+ *
+ * A table's key is its PRIMARY KEY columns in key order (PRIMARY KEY (b, a) puts b
+ * first), whatever their affinity, in a rowid table or a WITHOUT ROWID one. An
+ * operation carries a key of one column as that column's value (op_t.pk), and a key
+ * of several columns as one value of type VALUE_KEY whose bytes are the values
+ * packed:
+ *
+ *   packed = MessagePack array of n values, 2 <= n <= KEY_MAX_COLUMNS
+ *   value  = nil | int | float64 | str | bin      (codec.h's grammar)
+ *
+ * each in its shortest MessagePack form (msgpack-c's packer writes that), so one key
+ * always packs to the same bytes: keys are compared and looked up byte for byte
+ * (stemma_clock, the collector's sort). A key read from a peer is re-packed, so no
+ * peer can spell one key two ways.
+ *
+ * Stored, a packed key is a BLOB (stemma_oplog, stemma_clock); the oplog marks which
+ * of its keys are packed (store.h). */
+#ifndef STM_KEY_H
+#define STM_KEY_H
+
+#include "base/buf.h"
+#include "lineage/catalog.h"
+#include "msgread.h"
+#include "op.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The most columns a synced table's key may have; a wider one is not synced
+ * (capture.h says why a table is not). */
+#define KEY_MAX_COLUMNS 32u
+
+/* Appends the packed key of values[0..n) (2 <= n <= KEY_MAX_COLUMNS) to out. */
+void stm_key_pack(const op_value *values, size_t n, buf_t *out);
+
+/* The key's column values: for a VALUE_KEY its n packed values (their text and blob
+ * bytes point into key's bytes), for any other value the value itself (n = 1). At
+ * most cap are written; *n is how many the key has. False when a VALUE_KEY's bytes
+ * are not a packed key. */
+bool stm_key_values(const op_value *key, op_value *values, size_t cap, size_t *n);
+
+/* How many columns the key names: 1 for a plain value, n for a packed key (0 when its
+ * bytes are damaged). */
+size_t stm_key_columns(const op_value *key);
+
+/* True when some column of the key is NULL: no row anyone can address by it. */
+bool stm_key_has_null(const op_value *key);
+
+/* Appends "k1 = ?1 AND k2 = ?2 ...": t's row whose key columns are parameters 1 .. k. */
+void stm_key_match_sql(buf_t *sql, const catalog_table *t);
+
+/* Reads a key as codec.h's grammar puts it in an operation: a value, or an array of
+ * 2..KEY_MAX_COLUMNS values, which is re-packed into scratch (emptied first) and
+ * returned as a VALUE_KEY pointing into it. False when malformed. */
+bool stm_key_read(msgread_t *r, buf_t *scratch, op_value *key);
+
+#endif
