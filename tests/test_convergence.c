@@ -2,7 +2,9 @@
  * divergent) take random inserts, updates and deletes through their own connections,
  * exchange bundles in random order, with duplicates and stale bundles, and end up
  * holding the same data on the columns they share. After the older replicas migrate
- * and replay what they parked, they hold the same data on every column.
+ * and replay what they parked, they hold the same data on every column. Every replica
+ * also has a table keyed by two columns (WITHOUT ROWID, key order not declaration
+ * order) whose rows are inserted, updated, deleted and given new keys.
  *
  * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
  * per seed (default 300). A failure names the seed. */
@@ -85,9 +87,48 @@ static bool s_row_exists(replica *r, const char *table, const char *id)
     return du_int(r->store, sql) > 0;
 }
 
+/* Every replica's table keyed by two columns, outside the schema history. */
+static const char *const LINKS =
+    "CREATE TABLE links (a TEXT NOT NULL, b INTEGER NOT NULL, note TEXT, PRIMARY KEY (b, a))"
+    " WITHOUT ROWID;\n";
+
+/* One random write to links: insert, delete, a new note, or a new key (the old key
+ * deleted, the new inserted, as SQLite's UPDATE of a key column is captured). */
+static void s_random_link_write(world *w, replica *r)
+{
+    char a[8];
+    snprintf(a, sizeof a, "x%d", s_pick(w, 3));
+    int b = s_pick(w, 3), v = s_pick(w, 1000);
+    char sql[256], exists[160];
+    snprintf(exists, sizeof exists, "SELECT count(*) FROM links WHERE a = '%s' AND b = %d", a, b);
+    if (!du_int(r->store, exists)) {
+        snprintf(sql, sizeof sql, "INSERT INTO links VALUES ('%s', %d, 'n%d')", a, b, v);
+    } else {
+        switch (s_pick(w, 4)) {
+        case 0:
+            snprintf(sql, sizeof sql, "DELETE FROM links WHERE a = '%s' AND b = %d", a, b);
+            break;
+        case 1:
+            /* A key taken already makes SQLite refuse: OR IGNORE, as an application
+             * would check first. */
+            snprintf(sql, sizeof sql, "UPDATE OR IGNORE links SET b = %d WHERE a = '%s' AND b = %d",
+                     (b + 1) % 3, a, b);
+            break;
+        default:
+            snprintf(sql, sizeof sql, "UPDATE links SET note = 'n%d' WHERE a = '%s' AND b = %d",
+                     v, a, b);
+        }
+    }
+    du_exec(r->path, sql);
+}
+
 /* One random write, as the application on replica r would make it. */
 static void s_random_write(world *w, replica *r)
 {
+    if (s_pick(w, 5) == 0) {
+        s_random_link_write(w, r);
+        return;
+    }
     static const char *const tables[] = {"lists", "tasks", "tags", "comments"};
     const char *table = tables[s_pick(w, 4)];
     if (!s_has_column(r, table, "id"))
@@ -238,7 +279,11 @@ static void s_open_world(world *w, uint64_t seed)
         r->version = plan[i].version;
         snprintf(r->path, sizeof r->path, "%s/r%d.db", w->dir, i);
         stm_id id;
-        char *sql = s_migrations(r->set, 0, r->version, &id);
+        char *history = s_migrations(r->set, 0, r->version, &id);
+        size_t len = strlen(history) + strlen(LINKS) + 1;
+        char *sql = malloc(len);
+        snprintf(sql, len, "%s%s", history, LINKS);
+        free(history);
         r->store = du_setup(r->path, sql, &id);
         r->applier = stm_applier_new(r->store, s_warn_quietly, NULL);
         free(sql);
@@ -289,6 +334,7 @@ static const char *const SHARED[] = {
     "SELECT id, name, created_at FROM lists ORDER BY id",
     "SELECT id, list_id, title, done, notes, priority FROM tasks ORDER BY id",
     "SELECT id, label, color FROM tags ORDER BY id",
+    "SELECT a, b, note FROM links ORDER BY b, a",
 };
 
 static void s_run_seed(uint64_t seed, int steps)
