@@ -39,6 +39,7 @@ SQLITE3 = shutil.which("sqlite3")
 TASKS = os.path.abspath("schemas/tasks")
 FORK = os.path.abspath("schemas/tasks-fork")
 NOTES = os.path.abspath("tests/data/schemas/notes")
+LINKS = os.path.abspath("tests/data/schemas/composite-key")  # note_links: a two-column key
 PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lossy_proxy.py")
 
 
@@ -273,6 +274,22 @@ class Sync(Mesh):
         self.wait("b to get the new tags",
                   lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
                   timeout=5)
+
+    def test_a_table_keyed_by_two_columns_syncs_both_ways(self):
+        b = Node(self, "b", LINKS, 1, tofu=True)
+        a = Node(self, "a", LINKS, 1, peers=[b], tofu=True)
+        for n in (a, b):
+            n.start()
+        sql(a.db, "INSERT INTO notes VALUES ('n1', 'one'), ('n2', 'two'), ('n3', 'three');"
+                  "INSERT INTO note_links VALUES ('n1', 'n2'), ('n2', 'n1'), ('n1', 'n3')")
+        links = ("SELECT group_concat(from_id || '>' || to_id, ',') FROM "
+                 "(SELECT * FROM note_links ORDER BY from_id, to_id)")
+        self.wait("b to hold a's links", lambda: sql(b.db, links) == "n1>n2,n1>n3,n2>n1")
+        # b drops one link and points another elsewhere (a new key: delete and insert).
+        sql(b.db, "DELETE FROM note_links WHERE from_id = 'n1' AND to_id = 'n3';"
+                  "UPDATE note_links SET to_id = 'n3' WHERE from_id = 'n2'")
+        self.wait("a to hold b's changes", lambda: sql(a.db, links) == "n1>n2,n2>n3")
+        self.assertEqual(a.report()["node"]["parked"], 0)
 
     def test_what_a_peer_sent_is_never_sent_back(self):
         # No echo (docs/protocol.md, "Anti-entropy"): b holds what a sent it, so b sends a
