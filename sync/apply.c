@@ -1,13 +1,7 @@
 /* apply.c - last writer wins: applying received operations to this database's rows.
  * The invariants are in apply.h; the transaction every batch runs in (recording,
- * vectors, clocks) is txn.c, parking and retries park.c, the statement cache
- * stmtcache.c.
- *
- * Why it is over 700 lines: deciding who wins a cell and writing the row that decision
- * makes share the applier's per-row state (the cells, the row's clocks, the statement
- * for that set of columns); split apart, each half would reach into the other's. The
- * seam to cut is the row SQL (s_row_sql to s_insert_row), which keys of every shape
- * (issue 11: composite, WITHOUT ROWID, collated keys) rewrite anyway.
+ * vectors, clocks) is txn.c, parking and retries park.c, the statements that write a
+ * row rowsql.c.
  *
  * How the hot path stays close to SQLite's own speed: a row change (the operations
  * of one origin and clock on one row) is the unit of work. It is recorded as one
@@ -23,7 +17,7 @@
 #include "oplog.h"
 #include "park.h"
 #include "rowclock.h"
-#include "stmtcache.h"
+#include "rowsql.h"
 #include "txn.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -36,27 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Row statements: one per (table, kind, set of columns). */
-/* ROW_ADD inserts unless the key is there (then changes nothing). */
-typedef enum { ROW_EXISTS, ROW_UPDATE, ROW_INSERT, ROW_ADD, ROW_DELETE } s_row_kind;
-
-/* One cell to write: a local column and its value. */
-typedef struct {
-    const catalog_column *col;
-    size_t position; /* the column's index in the table */
-    uint64_t seq;    /* the sequence of the operation that wrote it */
-    op_value value;  /* lent by the batch */
-} s_cell;
-
 struct applier {
     store_t *store;       /* lent */
     sqlite3 *db;          /* store's connection, lent */
     oplog_t *log;         /* owned; lent to txn and park */
     txn_t *txn;           /* owned: the transaction batches run in */
     park_t *park;         /* owned */
-    stmtcache_t *rows;    /* owned: row statements, keyed by (txn_table, kind, columns) */
-    uint64_t rows_epoch;  /* stm_txn_epoch when rows was last emptied */
-    s_cell *cells;        /* scratch for a row change's cells, kept between rows */
+    rowsql_t *rowsql;     /* owned: the statements writing rows */
+    row_cell *cells;        /* scratch for a row change's cells, kept between rows */
     const op_t **applied; /* ... and its operations that apply */
     size_t scratch_cap;
     bool retrying;    /* applying parked operations, recorded already */
@@ -77,8 +58,7 @@ applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
     a->log = stm_oplog_new(store);
     a->txn = stm_txn_new(store, a->log);
     a->park = stm_park_new(store, a->log, warn, ctx);
-    a->rows = stm_stmtcache_new(a->db, NULL, 0);
-    a->rows_epoch = stm_txn_epoch(a->txn);
+    a->rowsql = stm_rowsql_new(a->db, a->txn);
     a->max_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
     a->ahead_due = INT64_MIN; /* some may be parked from before: look at the next apply */
     return a;
@@ -89,7 +69,7 @@ void stm_applier_destroy(applier_t **self_p)
     applier_t *a = *self_p;
     if (!a)
         return;
-    stm_stmtcache_destroy(&a->rows);
+    stm_rowsql_destroy(&a->rowsql);
     stm_park_destroy(&a->park);
     stm_txn_destroy(&a->txn);
     stm_oplog_destroy(&a->log);
@@ -97,115 +77,6 @@ void stm_applier_destroy(applier_t **self_p)
     free(a->applied);
     free(a);
     *self_p = NULL;
-}
-
-/* After the transaction started: row statements are keyed by the tables it hands out,
- * so when it read the schema again they go (stmtcache.h, invariant 2). */
-static void s_after_start(applier_t *a)
-{
-    if (stm_txn_epoch(a->txn) != a->rows_epoch) {
-        stm_stmtcache_clear(a->rows);
-        a->rows_epoch = stm_txn_epoch(a->txn);
-    }
-}
-
-/* ---- row statements ---- */
-
-/* The SQL of a row statement: ?1 .. ?k are the key's columns (k of them), ?k+1 ... the
- * cells in order that are not key columns (a key column's cell is the key itself, so
- * it is never written but through the key). */
-static void s_row_sql(buf_t *sql, const txn_table *t, s_row_kind kind, const s_cell *cells,
-                      size_t ncells)
-{
-    const catalog_table *def = stm_txn_table_def(t);
-    const char *table = stm_catalog_table_name(def);
-    size_t keys = stm_txn_table_keys(t), param = keys;
-    switch (kind) {
-    case ROW_EXISTS:
-        stm_buf_puts(sql, "SELECT 1 FROM ");
-        stm_sqlscript_quote_ident(sql, table);
-        break;
-    case ROW_DELETE:
-        stm_buf_puts(sql, "DELETE FROM ");
-        stm_sqlscript_quote_ident(sql, table);
-        break;
-    case ROW_UPDATE:
-        stm_buf_puts(sql, "UPDATE ");
-        stm_sqlscript_quote_ident(sql, table);
-        stm_buf_puts(sql, " SET ");
-        for (size_t i = 0; i < ncells; i++) {
-            if (cells[i].col->pk)
-                continue;
-            if (param > keys)
-                stm_buf_puts(sql, ", ");
-            stm_sqlscript_quote_ident(sql, cells[i].col->name);
-            stm_buf_printf(sql, " = ?%zu", ++param);
-        }
-        break;
-    case ROW_INSERT:
-    case ROW_ADD:
-        stm_buf_puts(sql, "INSERT INTO ");
-        stm_sqlscript_quote_ident(sql, table);
-        stm_buf_puts(sql, " (");
-        for (size_t k = 0; k < keys; k++) {
-            if (k)
-                stm_buf_puts(sql, ", ");
-            stm_sqlscript_quote_ident(sql, stm_catalog_table_key(def, k)->name);
-        }
-        for (size_t i = 0; i < ncells; i++) {
-            if (cells[i].col->pk)
-                continue;
-            stm_buf_puts(sql, ", ");
-            stm_sqlscript_quote_ident(sql, cells[i].col->name);
-            param++;
-        }
-        stm_buf_puts(sql, ") VALUES (");
-        for (size_t p = 1; p <= param; p++)
-            stm_buf_printf(sql, p > 1 ? ", ?%zu" : "?%zu", p);
-        stm_buf_puts(sql, ")");
-        if (kind == ROW_ADD) {
-            stm_buf_puts(sql, " ON CONFLICT (");
-            for (size_t k = 0; k < keys; k++) {
-                if (k)
-                    stm_buf_puts(sql, ", ");
-                stm_sqlscript_quote_ident(sql, stm_catalog_table_key(def, k)->name);
-            }
-            stm_buf_puts(sql, ") DO NOTHING");
-        }
-        return;
-    }
-    stm_buf_puts(sql, " WHERE ");
-    stm_key_match_sql(sql, def);
-}
-
-/* The position of col in t's declaration. */
-static size_t s_position(const txn_table *t, const catalog_column *col)
-{
-    return (size_t)(col - stm_catalog_table_column(stm_txn_table_def(t), 0));
-}
-
-/* The row statement for these cells (sorted by position), reset and unbound. */
-static sqlite3_stmt *s_row_stmt_for(applier_t *a, const txn_table *t, s_row_kind kind,
-                                    const s_cell *cells, size_t ncells)
-{
-    uint64_t mask = 0;
-    bool fits = true;
-    for (size_t i = 0; i < ncells; i++) {
-        if (cells[i].position >= 64)
-            fits = false;
-        else
-            mask |= 1ull << cells[i].position;
-    }
-    sqlite3_stmt *stmt = fits ? stm_stmtcache_get(a->rows, t, (int)kind, mask) : NULL;
-    if (stmt)
-        return stmt;
-    /* Built once per shape; a table too wide for a mask is looked up by its SQL. */
-    buf_t sql = BUF_INIT;
-    s_row_sql(&sql, t, kind, cells, ncells);
-    stmt = fits ? stm_stmtcache_add(a->rows, t, (int)kind, mask, stm_buf_str(&sql))
-                : stm_stmtcache_sql(a->rows, stm_buf_str(&sql));
-    stm_buf_free(&sql);
-    return stmt;
 }
 
 /* ---- parking ---- */
@@ -303,55 +174,9 @@ static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_er
 
 /* ---- writing rows ---- */
 
-/* Runs a row statement with the key's columns as ?1 .. ?k and the cells that are not
- * key columns as ?k+1, ... (s_row_sql). Returns SQLite's result; on a constraint
- * failure *refused holds the message. */
-static int s_run_row(applier_t *a, const txn_table *t, s_row_kind kind, const op_value *pk,
-                     const s_cell *cells, size_t ncells, char **refused)
-{
-    sqlite3_stmt *stmt = s_row_stmt_for(a, t, kind, cells, ncells);
-    if (!stmt)
-        return sqlite3_errcode(a->db);
-    int rc = SQLITE_OK;
-    int param = 0;
-    if (pk->type == VALUE_KEY) {
-        op_value key[KEY_MAX_COLUMNS];
-        size_t nkey = 0;
-        if (!stm_key_values(pk, key, KEY_MAX_COLUMNS, &nkey) || nkey != stm_txn_table_keys(t))
-            return SQLITE_MISMATCH; /* checked before: the key has the table's shape */
-        for (size_t k = 0; k < nkey && rc == SQLITE_OK; k++)
-            rc = stm_op_value_bind(stmt, ++param, &key[k]);
-    } else {
-        rc = stm_op_value_bind(stmt, ++param, pk);
-    }
-    for (size_t i = 0; i < ncells && rc == SQLITE_OK; i++)
-        if (!cells[i].col->pk)
-            rc = stm_op_value_bind(stmt, ++param, &cells[i].value);
-    if (rc != SQLITE_OK)
-        return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
-    rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) == SQLITE_CONSTRAINT)
-        *refused = stm_strdup(sqlite3_errmsg(a->db));
-    sqlite3_reset(stmt);
-    return rc;
-}
-
-/* An error that must abort the whole batch, as opposed to one that parks a row. */
-static bool s_fatal(int rc)
-{
-    return rc != SQLITE_DONE && rc != SQLITE_ROW && (rc & 0xff) != SQLITE_CONSTRAINT &&
-           (rc & 0xff) != SQLITE_MISMATCH;
-}
-
-static int s_by_position(const void *pa, const void *pb)
-{
-    const s_cell *a = pa, *b = pb;
-    return a->position < b->position ? -1 : a->position > b->position;
-}
-
 /* The value of the latest applied write to a column of the row read last, for
  * bringing a deleted row back; held is where its operation is copied to. */
-static stm_err s_cell_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
+static stm_err row_cell_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
                             stm_error *err)
 {
     *found = false;
@@ -367,12 +192,12 @@ static stm_err s_cell_value(applier_t *a, const catalog_column *col, opbatch_t *
 
 /* Brings a row (back) into being: with the winning cells of this change and, when
  * the row was deleted before, the latest earlier value of every other column. */
-static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, const s_cell *cells,
+static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, const row_cell *cells,
                         size_t ncells, bool deleted, char **refused, stm_error *err, stm_err *rc)
 {
     const catalog_table *def = stm_txn_table_def(t);
     size_t ncols = stm_catalog_table_count(def), nall = 0;
-    s_cell *all = stm_calloc(ncols + 1, sizeof *all);
+    row_cell *all = stm_calloc(ncols + 1, sizeof *all);
     opbatch_t *held = stm_opbatch_new();
     for (size_t i = 0; i < ncells; i++)
         if (!cells[i].col->pk)
@@ -385,10 +210,10 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
             have = all[i].col == col;
         bool found = false;
         if (!have)
-            *rc = s_cell_value(a, col, held, &found, err);
+            *rc = row_cell_value(a, col, held, &found, err);
         if (found) {
             all[nall].col = col;
-            all[nall].position = s_position(t, col);
+            all[nall].position = stm_rowsql_position(t, col);
             nall++;
         }
     }
@@ -397,8 +222,8 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
         /* The batch of earlier values has stopped growing: its operations stay put. */
         for (size_t i = from; i < nall; i++)
             all[i].value = stm_opbatch_at(held, i - from)->value;
-        qsort(all, nall, sizeof *all, s_by_position);
-        step = s_run_row(a, t, ROW_INSERT, pk, all, nall, refused);
+        stm_rowsql_sort(all, nall);
+        step = stm_rowsql_run(a->rowsql, t, ROW_INSERT, pk, all, nall, refused);
     }
     free(all);
     stm_opbatch_destroy(&held);
@@ -447,7 +272,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         a->cells = stm_grow(a->cells, &cap, n, sizeof *a->cells);
         a->applied = stm_grow(a->applied, &a->scratch_cap, n, sizeof *a->applied);
     }
-    s_cell *cells = a->cells;
+    row_cell *cells = a->cells;
     const op_t **applied = a->applied;
     memset(cells, 0, n * sizeof *cells);
     size_t ncells = 0, napplied = 0, nparked = 0;
@@ -473,7 +298,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                      &later, err);
         if (rc == STM_OK && later) {
             cells[ncells].col = col;
-            cells[ncells].position = s_position(t, col);
+            cells[ncells].position = stm_rowsql_position(t, col);
             cells[ncells].seq = op->seq;
             cells[ncells].value = op->value;
             ncells++;
@@ -482,7 +307,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     /* Even a change whose every column was parked may bring a deleted row back. */
     if (rc != STM_OK || (napplied == 0 && nparked == 0))
         goto done;
-    qsort(cells, ncells, sizeof *cells, s_by_position);
+    stm_rowsql_sort(cells, ncells);
 
     int step = SQLITE_DONE;
     bool exists = false;
@@ -492,20 +317,20 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     if (!have_clock && ncells) {
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */
-        step = s_run_row(a, t, ROW_ADD, &first->pk, cells, ncells, &refused);
+        step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
     }
-    if (nvalues && !refused && !s_fatal(step)) {
-        step = s_run_row(a, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
+    if (nvalues && !refused && !stm_rowsql_fatal(step)) {
+        step = stm_rowsql_run(a->rowsql, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
         exists = step == SQLITE_DONE && sqlite3_changes(a->db) > 0;
-    } else if (!refused && !s_fatal(step)) {
-        step = s_run_row(a, t, ROW_EXISTS, &first->pk, NULL, 0, &refused);
+    } else if (!refused && !stm_rowsql_fatal(step)) {
+        step = stm_rowsql_run(a->rowsql, t, ROW_EXISTS, &first->pk, NULL, 0, &refused);
         exists = step == SQLITE_ROW;
         if (step == SQLITE_ROW)
             step = SQLITE_DONE;
     }
-    if (!exists && !refused && !s_fatal(step)) {
+    if (!exists && !refused && !stm_rowsql_fatal(step)) {
         const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
         bool later = false;
         rc = s_later(a, first->hlc, &first->origin, del, &later, err);
@@ -515,7 +340,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 written:
     if (rc != STM_OK)
         goto done;
-    if (s_fatal(step)) {
+    if (stm_rowsql_fatal(step)) {
         rc = stm_store_error(a->store, err, "writing a row");
         goto done;
     }
@@ -575,8 +400,8 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
         return rc;
     char *refused = NULL;
     if (later) {
-        int step = s_run_row(a, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
-        if (s_fatal(step))
+        int step = stm_rowsql_run(a->rowsql, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
+        if (stm_rowsql_fatal(step))
             return stm_store_error(a->store, err, "deleting a row");
     }
     if (refused) {
@@ -675,7 +500,7 @@ static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 static stm_err s_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
-    s_after_start(a);
+    stm_rowsql_sync(a->rowsql);
     return rc;
 }
 
@@ -795,7 +620,7 @@ void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms)
 stm_err stm_applier_collect(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_collect(a->txn, err);
-    s_after_start(a);
+    stm_rowsql_sync(a->rowsql);
     return rc;
 }
 
