@@ -13,6 +13,7 @@
  * a row with one updated first. */
 #include "apply.h"
 #include "capture.h"
+#include "identity.h"
 #include "key.h"
 #include "oplog.h"
 #include "park.h"
@@ -46,6 +47,7 @@ struct applier {
     int64_t max_ahead_ms; /* how far ahead of the wall clock an applied clock may be */
     int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
                            * apply: the earliest known, INT64_MIN when unknown */
+    rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
 };
 
 /* ---- life ---- */
@@ -75,6 +77,7 @@ void stm_applier_destroy(applier_t **self_p)
     stm_oplog_destroy(&a->log);
     free(a->cells);
     free(a->applied);
+    stm_rowclock_free(&a->aside);
     free(a);
     *self_p = NULL;
 }
@@ -176,7 +179,7 @@ static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_er
 
 /* The value of the latest applied write to a column of the row read last, for
  * bringing a deleted row back; held is where its operation is copied to. */
-static stm_err row_cell_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
+static stm_err s_held_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
                             stm_error *err)
 {
     *found = false;
@@ -210,7 +213,7 @@ static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, co
             have = all[i].col == col;
         bool found = false;
         if (!have)
-            *rc = row_cell_value(a, col, held, &found, err);
+            *rc = s_held_value(a, col, held, &found, err);
         if (found) {
             all[nall].col = col;
             all[nall].position = stm_rowsql_position(t, col);
@@ -247,6 +250,202 @@ static bool s_key_unusable(const txn_table *t, const op_value *key, char *why, s
     return false;
 }
 
+/* The local column op writes, or NULL when this schema has none to take it: no such
+ * column (or a generated one), or one of another affinity than the writer's. */
+static const catalog_column *s_column(const txn_table *t, const op_t *op)
+{
+    const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
+    if (!col || col->hidden || stm_capture_affinity_code(col->affinity) != op->affinity)
+        return NULL;
+    return col;
+}
+
+/* Parks op, a write s_column found no column for, saying why. */
+static stm_err s_park_column(applier_t *a, const txn_table *t, const op_t *op, apply_stats *st,
+                             stm_error *err)
+{
+    const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
+    char reason[160];
+    if (!col || col->hidden)
+        snprintf(reason, sizeof reason, "column not in this database");
+    else
+        snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
+                 stm_catalog_affinity_name(col->affinity), op->affinity);
+    return s_park(a, op, PARK_SCHEMA, reason, st, err);
+}
+
+/* ---- incarnations (identity.h) ---- */
+
+/* *there: the table holds a row under pk. */
+static stm_err s_row_there(applier_t *a, const txn_table *t, const op_value *pk, bool *there,
+                           stm_error *err)
+{
+    char *refused = NULL;
+    int step = stm_rowsql_run(a->rowsql, t, ROW_EXISTS, pk, NULL, 0, &refused);
+    free(refused);
+    *there = step == SQLITE_ROW;
+    return stm_rowsql_fatal(step) ? stm_store_error(a->store, err, "reading a row") : STM_OK;
+}
+
+/* Makes the incarnation whose clocks the transaction's clock holds the row of pk: the
+ * row there (if any) gives way to one of its values, in a savepoint. *shown false when
+ * a constraint refused that row (nothing changed then). */
+static stm_err s_show(applier_t *a, txn_table *t, const op_value *pk, bool there, bool *shown,
+                      stm_error *err)
+{
+    *shown = false;
+    stm_err rc = stm_store_exec(a->store, "SAVEPOINT stemma_show", err);
+    if (rc != STM_OK)
+        return rc;
+    char *refused = NULL;
+    int step = there ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, pk, NULL, 0, &refused)
+                     : SQLITE_DONE;
+    if (!refused && !stm_rowsql_fatal(step))
+        step = s_insert_row(a, t, pk, NULL, 0, true, &refused, err, &rc);
+    if (rc == STM_OK && stm_rowsql_fatal(step))
+        rc = stm_store_error(a->store, err, "writing a row");
+    *shown = rc == STM_OK && !refused;
+    free(refused);
+    if (rc == STM_OK && !*shown)
+        rc = stm_store_exec(a->store, "ROLLBACK TO stemma_show", err);
+    if (rc == STM_OK)
+        rc = stm_store_exec(a->store, "RELEASE stemma_show", err);
+    return rc;
+}
+
+/* Swaps the transaction's clock with the applier's clock of an incarnation aside. */
+static void s_swap_clocks(applier_t *a)
+{
+    rowclock_t *main = stm_txn_clock(a->txn), tmp = *main;
+    *main = a->aside;
+    a->aside = tmp;
+}
+
+/* Makes incarnation inc, whose clocks a->aside holds, the row of pk in place of the
+ * row's incarnation row_inc (clocks in the transaction's clock; have_clock: it has
+ * some), which goes aside (alive when the row was there); inc's record aside goes.
+ * When a constraint refuses inc's row, inc stays aside, alive, and nothing changes. */
+static stm_err s_take_over(applier_t *a, txn_table *t, const op_value *pk,
+                           const identity_stamp *inc, const identity_stamp *row_inc,
+                           bool have_clock, bool there, stm_error *err)
+{
+    conflicts_t *c = stm_txn_conflicts(a->txn);
+    const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
+    stm_err rc = STM_OK;
+    if (have_clock)
+        rc = stm_conflicts_save(c, tbl, pk, row_inc, stm_txn_clock(a->txn), there, err);
+    s_swap_clocks(a);
+    if (rc == STM_OK)
+        rc = stm_identity_set_clock(a->store, stm_txn_clock(a->txn), inc, 0, err);
+    bool shown = false;
+    if (rc == STM_OK)
+        rc = s_show(a, t, pk, there, &shown, err);
+    if (rc == STM_OK && shown) {
+        rc = stm_txn_clock_write(a->txn, t, pk, !have_clock, err);
+        if (rc == STM_OK)
+            rc = stm_conflicts_remove(c, tbl, pk, inc, err);
+    } else if (rc == STM_OK) {
+        /* Refused (a unique index another row holds, say): it stays aside. */
+        s_swap_clocks(a);
+        if (have_clock)
+            rc = stm_conflicts_save(c, tbl, pk, row_inc, stm_txn_clock(a->txn), there, err);
+        if (rc == STM_OK)
+            rc = stm_conflicts_save(c, tbl, pk, inc, &a->aside, true, err);
+    }
+    return rc;
+}
+
+/* Applies a row change ops[0..n) (writes, or one delete; recorded already) of an
+ * incarnation of pk other than the row's (row_inc; have_clock: the transaction's
+ * clock holds the row's clocks): to that incarnation's clocks aside, and makes it the
+ * row when it is alive and born before the row's incarnation, or the row is not there
+ * (identity.h, rule 2). parked_already: its writes to columns this schema lacks were
+ * parked by the caller. */
+static stm_err s_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                             const identity_stamp *row_inc, bool have_clock, bool parked_already,
+                             apply_stats *st, stm_error *err)
+{
+    const op_t *first = ops[0];
+    const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
+    identity_stamp inc = stm_identity_of_op(first);
+    bool kept = false;
+    stm_err rc = stm_conflicts_load(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside,
+                                    &kept, err);
+    int64_t origin_no = 0;
+    if (rc == STM_OK)
+        rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err);
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        const op_t *op = ops[i];
+        const catalog_column *col = stm_op_is_delete(op) ? NULL : s_column(t, op);
+        rowclock_kind kind = stm_op_is_delete(op) ? ROWCLOCK_DELETE
+                             : col                ? ROWCLOCK_CELL
+                                                  : ROWCLOCK_PARKED;
+        if (kind == ROWCLOCK_PARKED && !parked_already)
+            rc = s_park_column(a, t, op, st, err);
+        else if (kind != ROWCLOCK_PARKED) {
+            st->applied++;
+            a->any_applied = true;
+        }
+        bool later = false;
+        const char *name = col ? col->name : NULL;
+        if (rc == STM_OK)
+            rc = s_later(a, op->hlc, &op->origin, stm_rowclock_find(&a->aside, kind, name), &later,
+                         err);
+        if (rc == STM_OK && later)
+            stm_rowclock_set(&a->aside, kind, name, op->hlc, origin_no, op->seq);
+    }
+    bool alive = false, there = false;
+    if (rc == STM_OK)
+        rc = stm_identity_alive(a->store, &a->aside, &alive, err);
+    if (rc == STM_OK)
+        rc = s_row_there(a, t, &first->pk, &there, err);
+    if (rc != STM_OK)
+        return rc;
+    if (alive && (!there || stm_identity_compare(&inc, row_inc) < 0))
+        return s_take_over(a, t, &first->pk, &inc, row_inc, have_clock, there, err);
+    return stm_conflicts_save(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside, alive,
+                              err);
+}
+
+/* When the row of pk is not there, the earliest-born alive incarnation kept aside
+ * becomes it (identity.h, rule 2): after a delete, here or from a peer. */
+static stm_err s_promote(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
+{
+    bool there = false;
+    stm_err rc = s_row_there(a, t, pk, &there, err);
+    if (rc != STM_OK || there)
+        return rc;
+    identity_stamp inc, row_inc;
+    bool found = false, have_clock = false;
+    rc = stm_conflicts_first_alive(stm_txn_conflicts(a->txn),
+                                   stm_catalog_table_name(stm_txn_table_def(t)), pk, &inc,
+                                   &a->aside, &found, err);
+    if (rc != STM_OK || !found)
+        return rc;
+    rc = stm_txn_clock_read(a->txn, t, pk, &have_clock, err);
+    if (rc == STM_OK)
+        rc = stm_identity_of_clock(a->store, stm_txn_clock(a->txn), &row_inc, err);
+    if (rc == STM_OK)
+        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, false, err);
+    return rc;
+}
+
+/* Promotes for every row of an identity table deleted locally since the transaction
+ * started (stm_txn_deleted). */
+static stm_err s_promote_deleted(applier_t *a, stm_error *err)
+{
+    opbatch_t *deleted = stm_txn_deleted(a->txn);
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < stm_opbatch_count(deleted) && rc == STM_OK; i++) {
+        const op_t *op = stm_opbatch_at(deleted, i);
+        txn_table *t = stm_txn_table_find(a->txn, op->table);
+        if (t)
+            rc = s_promote(a, t, &op->pk, err);
+    }
+    stm_opbatch_clear(deleted);
+    return rc;
+}
+
 /* Applies one row change: n new operations of one origin and clock on one row, all
  * cell writes, recorded already. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
@@ -264,6 +463,30 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     if (rc != STM_OK)
         return rc;
     rowclock_t *clock = stm_txn_clock(a->txn);
+    /* In an identity table, a write to another incarnation than the row's goes aside;
+     * a new row takes the incarnation its writes name. */
+    identity_stamp inc = {0}, row_inc = {0};
+    bool identity = stm_txn_table_identity(t);
+    if (identity) {
+        inc = stm_identity_of_op(first);
+        if (have_clock && (rc = stm_identity_of_clock(a->store, clock, &row_inc, err)) != STM_OK)
+            return rc;
+        if (have_clock && !stm_identity_equal(&inc, &row_inc))
+            return s_apply_aside(a, t, ops, n, &row_inc, true, false, st, err);
+        /* A row with no clocks whose incarnation is kept aside already (its delete
+         * came first): aside too. */
+        bool kept = false;
+        if (!have_clock && inc.hlc &&
+            (rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
+                                     stm_catalog_table_name(stm_txn_table_def(t)), &first->pk,
+                                     &inc, &a->aside, &kept, err)) != STM_OK)
+            return rc;
+        if (kept)
+            return s_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
+        if (!have_clock && (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) !=
+                               STM_OK)
+            return rc;
+    }
     int64_t origin_no;
     if ((rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
         return rc;
@@ -280,15 +503,9 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
-        const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
-        if (!col || col->hidden || stm_capture_affinity_code(col->affinity) != op->affinity) {
-            char reason[160];
-            if (!col || col->hidden)
-                snprintf(reason, sizeof reason, "column not in this database");
-            else
-                snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
-                         stm_catalog_affinity_name(col->affinity), op->affinity);
-            rc = s_park(a, op, PARK_SCHEMA, reason, st, err);
+        const catalog_column *col = s_column(t, op);
+        if (!col) {
+            rc = s_park_column(a, t, op, st, err);
             nparked++;
             continue;
         }
@@ -320,6 +537,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
+        /* In an identity table, a row there with no clocks is the genesis incarnation
+         * (from before stemma): a new incarnation does not merge into it. */
+        if (identity && inc.hlc && step == SQLITE_DONE && !refused) {
+            stm_rowclock_clear(clock);
+            identity_stamp genesis = {0};
+            rc = s_apply_aside(a, t, ops, n, &genesis, false, true, st, err);
+            goto done;
+        }
     }
     if (nvalues && !refused && !stm_rowsql_fatal(step)) {
         step = stm_rowsql_run(a->rowsql, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
@@ -389,6 +614,16 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     bool have_clock;
     stm_err rc = stm_txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
     rowclock_t *clock = stm_txn_clock(a->txn);
+    /* In an identity table, a delete of another incarnation than the row's goes aside
+     * (a row with no clocks is the genesis incarnation). */
+    bool identity = stm_txn_table_identity(t);
+    if (rc == STM_OK && identity) {
+        identity_stamp inc = stm_identity_of_op(op), row_inc = {0};
+        if (have_clock)
+            rc = stm_identity_of_clock(a->store, clock, &row_inc, err);
+        if (rc == STM_OK && !stm_identity_equal(&inc, &row_inc))
+            return s_apply_aside(a, t, &op, 1, &row_inc, have_clock, false, st, err);
+    }
     int64_t origin_no = 0;
     if (rc == STM_OK)
         rc = stm_store_id_number(a->store, &op->origin, true, &origin_no, err);
@@ -415,7 +650,10 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
     if ((rc = s_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
         return rc;
     stm_rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
-    return stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
+    rc = stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
+    if (rc == STM_OK && identity)
+        rc = s_promote(a, t, &op->pk, err);
+    return rc;
 }
 
 /* ---- batches ---- */
@@ -501,6 +739,8 @@ static stm_err s_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
     stm_rowsql_sync(a->rowsql);
+    if (rc == STM_OK && (rc = s_promote_deleted(a, err)) != STM_OK)
+        stm_txn_rollback(a->txn);
     return rc;
 }
 
@@ -621,6 +861,8 @@ stm_err stm_applier_collect(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_collect(a->txn, err);
     stm_rowsql_sync(a->rowsql);
+    if (rc == STM_OK)
+        rc = s_promote_deleted(a, err);
     return rc;
 }
 

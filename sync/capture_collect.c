@@ -276,7 +276,7 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     w->changed = stm_grow(w->changed, &w->changed_cap, ncols + 1, sizeof *w->changed);
     bool *changed = w->changed;
     memset(changed, 0, ncols * sizeof *changed);
-    bool deleted = false;
+    bool deleted = false, inserted = false;
     /* The row's changes fold into its last state: they take the time of the last. */
     int64_t at = rows[n - 1].at;
     for (size_t i = 0; i < n; i++) {
@@ -286,6 +286,8 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
             memset(changed, 0, ncols * sizeof *changed);
             continue;
         }
+        /* Only an insert queues every column as -1 (capture.c). */
+        inserted |= !p->mask_text && p->mask == -1;
         for (size_t c = 0; c < ncols; c++) {
             if (p->mask_text)
                 changed[c] |= c < p->mask_len && p->mask_text[c] == '1';
@@ -321,6 +323,8 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     }
     if (step == SQLITE_ROW) {
         op.hlc = s_tick(w, at);
+        /* The row is there now: after a delete it came back by an insert. */
+        op.creates = inserted || deleted;
         int k = 0;
         for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
             const catalog_column *c = stm_catalog_table_column(t, i);

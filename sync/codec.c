@@ -123,6 +123,7 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
         idx[k][1] = s_dict_index(&versions, op->version_id.bytes, STM_ID_BYTES);
         idx[k][2] = s_dict_index(&tables, op->table, strlen(op->table));
         idx[k][3] = op->column ? s_dict_index(&columns, op->column, strlen(op->column)) : 0;
+        idx[k][4] = op->born_hlc ? s_dict_index(&origins, op->born_origin.bytes, STM_ID_BYTES) : 0;
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
@@ -135,7 +136,7 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
     msgpack_pack_array(&pk, count);
     for (size_t k = 0; k < count; k++) {
         const op_t *op = stm_opbatch_at(b, from + k);
-        msgpack_pack_array(&pk, 9);
+        msgpack_pack_array(&pk, op->born_hlc ? 11 : 9);
         msgpack_pack_uint32(&pk, idx[k][0]);
         msgpack_pack_uint64(&pk, op->seq);
         msgpack_pack_uint64(&pk, op->hlc);
@@ -150,6 +151,10 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
             msgpack_pack_nil(&pk);
         }
         stm_codec_pack_value(&pk, &op->value);
+        if (op->born_hlc) {
+            msgpack_pack_uint64(&pk, op->born_hlc);
+            msgpack_pack_uint32(&pk, idx[k][4]);
+        }
     }
     free(idx);
     s_dict_free(&origins);
@@ -285,7 +290,17 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
         return s_bad(err, "an operation's value is not a valid value");
     if (!op.column && op.value.type != VALUE_NULL)
         return s_bad(err, "a row delete carries a value");
-    for (uint32_t k = 9; k < fields; k++)
+    uint32_t k = 9;
+    if (fields >= 11) {
+        uint64_t born_i;
+        if (!stm_msgread_uint(r, &op.born_hlc) || op.born_hlc > OP_MAX_HLC ||
+            !stm_msgread_uint(r, &born_i) || born_i >= lists[0].count)
+            return s_bad(err, "an operation's incarnation is not a clock and an origin index");
+        if (op.born_hlc)
+            memcpy(op.born_origin.bytes, lists[0].items[born_i], STM_ID_BYTES);
+        k = 11;
+    }
+    for (; k < fields; k++)
         if (!stm_msgread_skip(r))
             return s_bad(err, "an operation's extra field is malformed");
     memcpy(op.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);

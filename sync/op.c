@@ -141,6 +141,11 @@ const op_t *stm_opbatch_at(const opbatch_t *b, size_t i)
     return &b->ops[i];
 }
 
+op_t *stm_opbatch_at_mut(opbatch_t *b, size_t i)
+{
+    return &b->ops[i];
+}
+
 size_t stm_opbatch_bytes(const opbatch_t *b)
 {
     return b->bytes;

@@ -57,6 +57,15 @@ typedef struct {
     const char *column; /* NUL-terminated; NULL for a row delete */
     char affinity;     /* the column's affinity at the writer: T N I R B; 0 for a delete */
     op_value value;    /* the new value (NULL type for a delete) */
+    /* The row's incarnation, in a table whose keys are chosen per device (identity.h):
+     * the clock and origin of the row change that created the row this operation
+     * writes or deletes. born_hlc 0: none (another kind of table, or a row there
+     * before stemma, the same on every device). */
+    uint64_t born_hlc;
+    stm_id born_origin;
+    /* Set by capture on a local row change that created its row (an insert, or an
+     * insert after a delete); never sent: receivers see born == (hlc, origin). */
+    bool creates;
 } op_t;
 
 typedef struct opbatch opbatch_t;
@@ -66,6 +75,9 @@ opbatch_t *stm_opbatch_new(void);
 void stm_opbatch_destroy(opbatch_t **self_p);
 /* Empties the batch, keeping its memory for reuse. */
 void stm_opbatch_clear(opbatch_t *b);
+/* Operation i, to change: for the writer that stamps what it made (the incarnation of
+ * a local row change, txn.c). Lent until the batch changes. */
+op_t *stm_opbatch_at_mut(opbatch_t *b, size_t i);
 /* Appends a copy of op (its strings and bytes are copied into the batch). */
 void stm_opbatch_add(opbatch_t *b, const op_t *op);
 /* A copy of the len bytes of name, NUL-terminated, held by the batch: for a decoder

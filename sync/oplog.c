@@ -20,9 +20,11 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 /* ---- row changes ---- */
 
 /* A stored row change as a statement hands it out:
- * SELECT seq, n, hlc, version, tbl, pk, cells, pk_packed (RC_* give the positions). */
-enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS, RC_PK_PACKED };
-#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed"
+ * SELECT seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin (RC_*
+ * give the positions). */
+enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS, RC_PK_PACKED, RC_BORN_HLC,
+       RC_BORN_ORIGIN };
+#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin"
 
 /* Appends the operations of the row change stmt is on, those with a sequence above
  * after, to out. */
@@ -50,6 +52,13 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
     }
     if (!op.table || n < 1)
         return s_corrupt(store, err, seq);
+    if (sqlite3_column_type(stmt, RC_BORN_HLC) == SQLITE_INTEGER) {
+        op.born_hlc = (uint64_t)sqlite3_column_int64(stmt, RC_BORN_HLC);
+        rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_BORN_ORIGIN), &op.born_origin,
+                             err);
+        if (rc != STM_OK)
+            return rc;
+    }
     if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
         if (n != 1)
             return s_corrupt(store, err, seq);
@@ -105,7 +114,8 @@ enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
     [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells, "
-                 "pk_packed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 "pk_packed, born_hlc, born_origin) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     /* The row change that may hold ?2: the last one starting at or below it. */
     [Q_HOLDS] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
                 "ORDER BY seq DESC LIMIT 1",
@@ -163,8 +173,13 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
         return stm_store_error(log->store, err, "recording an operation's key");
     if (first->pk.type == VALUE_KEY)
         sqlite3_bind_int(ins, 9, 1);
-    else
-        sqlite3_bind_null(ins, 9);
+    if (first->born_hlc) {
+        int64_t born;
+        if ((rc = stm_store_id_number(log->store, &first->born_origin, true, &born, err)) != STM_OK)
+            return rc;
+        sqlite3_bind_int64(ins, 10, (sqlite3_int64)first->born_hlc);
+        sqlite3_bind_int64(ins, 11, born);
+    }
     if (!stm_op_is_delete(first)) {
         stm_buf_reset(&log->cells);
         msgpack_packer pk;

@@ -66,11 +66,11 @@ bool stm_rowclock_decode(rowclock_t *c, const void *data, size_t len)
             stm_buf_putc(&c->names, '\0');
         } else {
             uint64_t key;
-            if (!stm_msgread_uint(&r, &key) || key > 1) {
+            if (!stm_msgread_uint(&r, &key) || key > 2) {
                 ok = false;
                 break;
             }
-            e->kind = key == 0 ? ROWCLOCK_DELETE : ROWCLOCK_PARKED;
+            e->kind = key == 0 ? ROWCLOCK_DELETE : key == 1 ? ROWCLOCK_PARKED : ROWCLOCK_BORN;
         }
         uint64_t which, offset;
         ok = stm_msgread_uint(&r, &which) && which < nwrites && stm_msgread_uint(&r, &offset) &&
@@ -125,7 +125,9 @@ void stm_rowclock_encode(const rowclock_t *c, buf_t *out)
             const char *name = stm_rowclock_name(c, e);
             msgpack_pack_str_with_body(&pk, name, strlen(name));
         } else {
-            msgpack_pack_uint8(&pk, e->kind == ROWCLOCK_DELETE ? 0 : 1);
+            msgpack_pack_uint8(&pk, e->kind == ROWCLOCK_DELETE   ? 0
+                                    : e->kind == ROWCLOCK_PARKED ? 1
+                                                                 : 2);
         }
         msgpack_pack_uint64(&pk, which[i]);
         msgpack_pack_uint64(&pk, e->seq - writes[which[i]].seq);

@@ -7,7 +7,8 @@
  * MessagePack sequence: the distinct writes, then the entries, each naming one:
  *
  *   writes, writes x (hlc, origin, seq), entries, then per entry:
- *   key (str: a column name | 0: the delete | 1: the parked write), write, offset
+ *   key (str: a column name | 0: the delete | 1: the parked write | 2: the row change
+ *   that created the row's incarnation), write, offset
  *
  * where origin is a stemma_ids number (store.h), write an index into the writes and
  * the entry's sequence is the write's seq + offset. A row change writes its cells
@@ -22,7 +23,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { ROWCLOCK_CELL, ROWCLOCK_DELETE, ROWCLOCK_PARKED } rowclock_kind;
+/* ROWCLOCK_BORN: the row change that created the row's current incarnation (identity.h);
+ * absent when it has none. */
+typedef enum { ROWCLOCK_CELL, ROWCLOCK_DELETE, ROWCLOCK_PARKED, ROWCLOCK_BORN } rowclock_kind;
 
 typedef struct {
     rowclock_kind kind;

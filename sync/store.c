@@ -75,6 +75,8 @@ static const char *const s_schema =
     "  pk,"                       /* the row's key: its value, or packed (key.h) */
     "  cells BLOB,"               /* the columns written; NULL for a row delete */
     "  pk_packed INTEGER,"        /* 1: pk is a key of several columns, packed; else NULL */
+    "  born_hlc INTEGER,"         /* the row's incarnation (identity.h); NULL: none */
+    "  born_origin INTEGER,"      /* ... its origin's stemma_ids.no */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
     /* The latest write of every cell of a row, its latest delete and its latest write
@@ -101,6 +103,17 @@ static const char *const s_schema =
     /* Whether any operation of a kind is parked is asked after every batch applied:
      * without the index, that read every parked operation. */
     "CREATE INDEX IF NOT EXISTS stemma_parked_kind ON stemma_parked (kind);"
+    /* The incarnations of keys chosen per device that are not their key's row: the
+     * conflicts (alive) and the deleted ones (identity.h). */
+    "CREATE TABLE IF NOT EXISTS stemma_conflicts ("
+    "  tbl TEXT NOT NULL,"        /* the local table name */
+    "  pk NOT NULL,"              /* the key */
+    "  born_hlc INTEGER NOT NULL," /* the incarnation: the clock of the row change that */
+    "  born_origin BLOB NOT NULL,"  /* made it, and its origin (32 zero bytes: genesis) */
+    "  alive INTEGER NOT NULL,"   /* 1: a row kept aside; 0: deleted, kept for its clocks */
+    "  cells BLOB NOT NULL,"      /* its clocks (rowclock.h) */
+    "  PRIMARY KEY (tbl, pk, born_hlc, born_origin)"
+    ") WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS stemma_exclude ("
     "  tbl TEXT PRIMARY KEY COLLATE NOCASE" /* a table not to sync */
     ");";

@@ -41,7 +41,8 @@
  * refused with a message saying what to do, never read wrongly. Format 3: the capture
  * queue and the marks record when the application wrote (capture.h). Format 4: keys
  * of several columns (key.h): stemma_oplog.pk_packed, and stemma_pending's pk2, pk3,
- * ... added as synced tables need them. */
+ * ... added as synced tables need them; incarnations (identity.h): stemma_oplog's
+ * born_hlc and born_origin, and stemma_conflicts. */
 #define STORE_FORMAT 4
 
 typedef struct store store_t;

@@ -1,6 +1,7 @@
 /* txn.c - the write transaction of the sync layer; the invariants are in txn.h. */
 #include "txn.h"
 #include "capture.h"
+#include "identity.h"
 #include "stmtcache.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -39,6 +40,7 @@ static const char *const s_sql[Q_N] = {
 struct txn_table {
     const catalog_table *def;  /* lent by the transaction's catalog */
     size_t keys;               /* how many columns its key has */
+    bool identity;             /* its rows have incarnations (identity.h) */
     /* Within a transaction: the greatest key stemma_clock holds for the table, when it
      * is an integer (or there is none), so that a new row with a greater integer key
      * (the usual insert) is known to have no clocks without looking. */
@@ -77,6 +79,9 @@ struct txn {
     size_t last_origin; /* index of the last one met */
     rowclock_t clock;   /* the clocks of the row read last */
     buf_t clock_bytes;  /* scratch for encoding them */
+    conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
+    opbatch_t *deleted;     /* owned: rows of identity tables deleted locally since the
+                             * start, as deletes (table and key) for stm_txn_promote */
 };
 
 void stm_txn_set_clock_limit(txn_t *t, uint64_t limit)
@@ -99,6 +104,8 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->stmts = stm_stmtcache_new(t->db, s_sql, Q_N);
     t->schema_cookie = -1;
     t->clock_limit = UINT64_MAX;
+    t->conflicts = stm_conflicts_new(store);
+    t->deleted = stm_opbatch_new();
     return t;
 }
 
@@ -113,6 +120,8 @@ void stm_txn_destroy(txn_t **self_p)
     free(t->origins);
     stm_rowclock_free(&t->clock);
     stm_buf_free(&t->clock_bytes);
+    stm_conflicts_destroy(&t->conflicts);
+    stm_opbatch_destroy(&t->deleted);
     free(t);
     *self_p = NULL;
 }
@@ -153,6 +162,7 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
             continue;
         t->tables[t->ntables].def = def;
         t->tables[t->ntables].keys = stm_catalog_table_key_count(def);
+        t->tables[t->ntables].identity = stm_identity_table(def);
         t->ntables++;
     }
     sqlite3_finalize(excluded);
@@ -181,6 +191,21 @@ const catalog_table *stm_txn_table_def(const txn_table *table)
 size_t stm_txn_table_keys(const txn_table *table)
 {
     return table->keys;
+}
+
+bool stm_txn_table_identity(const txn_table *table)
+{
+    return table->identity;
+}
+
+conflicts_t *stm_txn_conflicts(txn_t *t)
+{
+    return t->conflicts;
+}
+
+opbatch_t *stm_txn_deleted(txn_t *t)
+{
+    return t->deleted;
 }
 
 /* ---- origins and what is held of them ---- */
@@ -408,33 +433,78 @@ stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool
 
 /* ---- local changes ---- */
 
+/* Notes that the row pk of table was deleted here (stm_txn_deleted). */
+static void s_note_deleted(txn_t *t, const txn_table *table, const op_value *pk)
+{
+    op_t del;
+    memset(&del, 0, sizeof del);
+    del.table = stm_catalog_table_name(table->def);
+    del.pk = *pk;
+    stm_opbatch_add(t->deleted, &del);
+}
+
+/* Stamps a local row change ops[0..n) of an identity table with its row's incarnation
+ * (identity.h), before it is recorded: a row change that created its row makes a new
+ * one, (its clock, this node), and the row's earlier incarnation, dead here, is kept
+ * with its clocks in stemma_conflicts; any other names the row's current one.
+ * t->clock holds the row's clocks (found: it has some); a new incarnation starts
+ * them afresh. */
+static stm_err s_stamp_local(txn_t *t, txn_table *table, op_t *const *ops, size_t n, bool found,
+                             stm_error *err)
+{
+    identity_stamp s;
+    stm_err rc = stm_identity_of_clock(t->store, &t->clock, &s, err);
+    if (rc == STM_OK && ops[0]->creates) {
+        if (found) {
+            bool alive = false;
+            rc = stm_identity_alive(t->store, &t->clock, &alive, err);
+            if (rc == STM_OK)
+                rc = stm_conflicts_save(t->conflicts, stm_catalog_table_name(table->def),
+                                        &ops[0]->pk, &s, &t->clock, alive, err);
+        }
+        stm_rowclock_clear(&t->clock);
+        s = (identity_stamp){.hlc = ops[0]->hlc, .origin = t->node_id};
+        if (rc == STM_OK)
+            rc = stm_identity_set_clock(t->store, &t->clock, &s, ops[0]->seq, err);
+    }
+    for (size_t k = 0; k < n; k++) {
+        ops[k]->born_hlc = s.hlc;
+        ops[k]->born_origin = s.origin;
+    }
+    return rc;
+}
+
 /* Records local operations (stm_capture_collect's) and enters them into stemma_clock
- * (invariant 4). */
-static stm_err s_record_local(txn_t *t, const opbatch_t *batch, stm_error *err)
+ * (invariant 4); a local delete in an identity table is noted for stm_txn_promote. */
+static stm_err s_record_local(txn_t *t, opbatch_t *batch, stm_error *err)
 {
     size_t n = stm_opbatch_count(batch);
     if (!n)
         return STM_OK;
     s_origin *o;
     stm_err rc = s_origin_get(t, &t->node_id, &o, err);
-    const op_t **ops = stm_calloc(n, sizeof *ops);
+    op_t **ops = stm_calloc(n, sizeof *ops);
     for (size_t i = 0; i < n; i++)
-        ops[i] = stm_opbatch_at(batch, i);
+        ops[i] = stm_opbatch_at_mut(batch, i);
     /* Local sequences were taken past o->held already: record them as the next. */
     o->held = ops[0]->seq - 1;
     int64_t origin_no = 0;
+    if (rc == STM_OK)
+        rc = stm_store_id_number(t->store, &t->node_id, true, &origin_no, err);
     for (size_t i = 0; i < n && rc == STM_OK;) {
         size_t j = i + 1;
         if (!stm_op_is_delete(ops[i]))
             while (j < n && stm_op_same_row_change(ops[i], ops[j]))
                 j++;
-        rc = s_record(t, o, ops + i, j - i, err);
-        if (rc == STM_OK && !origin_no)
-            rc = stm_store_id_number(t->store, &t->node_id, false, &origin_no, err);
-        txn_table *table = rc == STM_OK ? stm_txn_table_find(t, ops[i]->table) : NULL;
+        txn_table *table = stm_txn_table_find(t, ops[i]->table);
         bool found = false;
         if (table)
             rc = stm_txn_clock_read(t, table, &ops[i]->pk, &found, err);
+        bool identity = table && table->identity;
+        if (rc == STM_OK && identity)
+            rc = s_stamp_local(t, table, ops + i, j - i, found, err);
+        if (rc == STM_OK)
+            rc = s_record(t, o, (const op_t *const *)(ops + i), j - i, err);
         for (size_t k = i; k < j && table && rc == STM_OK; k++) {
             const catalog_column *col =
                 ops[k]->column ? stm_catalog_table_find(table->def, ops[k]->column) : NULL;
@@ -447,6 +517,8 @@ static stm_err s_record_local(txn_t *t, const opbatch_t *batch, stm_error *err)
         }
         if (table && rc == STM_OK)
             rc = stm_txn_clock_write(t, table, &ops[i]->pk, !found, err);
+        if (rc == STM_OK && identity && stm_op_is_delete(ops[i]))
+            s_note_deleted(t, table, &ops[i]->pk);
         i = j;
     }
     free(ops);
@@ -459,6 +531,7 @@ static stm_err s_start(txn_t *t, stm_error *err)
 {
     t->max_hlc = 0;
     t->norigins = 0;
+    stm_opbatch_clear(t->deleted);
     stm_err rc = s_refresh_catalog(t, err);
     for (size_t i = 0; i < t->ntables; i++)
         t->tables[i].top_known = false;

@@ -42,6 +42,7 @@
 #define STM_TXN_H
 
 #include "op.h"
+#include "identity.h"
 #include "oplog.h"
 #include "rowclock.h"
 #include "store.h"
@@ -87,6 +88,15 @@ txn_table *stm_txn_table_find(txn_t *t, const char *name);
 const catalog_table *stm_txn_table_def(const txn_table *table);
 /* How many columns its primary key has (stm_catalog_table_key gives them). */
 size_t stm_txn_table_keys(const txn_table *table);
+/* Whether its rows have incarnations (identity.h). */
+bool stm_txn_table_identity(const txn_table *table);
+
+/* The transaction's handle on stemma_conflicts, lent. */
+conflicts_t *stm_txn_conflicts(txn_t *t);
+/* The rows of identity tables deleted locally since the transaction started, as row
+ * deletes (table, key), lent: the applier looks whether a conflict kept aside becomes
+ * the row (identity.h, rule 2), then empties it. */
+opbatch_t *stm_txn_deleted(txn_t *t);
 
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the

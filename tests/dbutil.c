@@ -1,8 +1,11 @@
 #include "dbutil.h"
 #include "sync/apply.h"
 #include "lineage/sqlscript.h"
+#include "base/buf.h"
 #include "sync/capture.h"
+#include "sync/codec.h"
 #include "sync/oplog.h"
+#include "sync/vector.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,4 +161,39 @@ char *du_hash(store_t *store, const char *query)
     char *hex = malloc(STM_ID_HEX_LEN + 1);
     stm_id_to_hex(&id, hex);
     return hex;
+}
+
+opbatch_t *du_lacking(store_t *from, store_t *to)
+{
+    stm_error err = {0};
+    applier_t *src = stm_applier_new(from, NULL, NULL);
+    s_ok(stm_applier_catch_up(src, &err), &err);
+    stm_applier_destroy(&src);
+    vector_t *since = NULL;
+    oplog_reader_t *reader = NULL;
+    s_ok(stm_vector_read(to, &since, &err), &err);
+    s_ok(stm_oplog_reader_new(from, since, &reader, &err), &err);
+    opbatch_t *batch = stm_opbatch_new(), *decoded = stm_opbatch_new();
+    size_t got = 0;
+    do {
+        s_ok(stm_oplog_reader_next(reader, batch, 100000, 1u << 30, &got, &err), &err);
+    } while (got);
+    buf_t wire = BUF_INIT;
+    stm_codec_encode_ops(batch, 0, stm_opbatch_count(batch), &wire);
+    s_ok(stm_codec_decode_ops(wire.data, wire.len, decoded, &err), &err);
+    stm_buf_free(&wire);
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
+    stm_vector_destroy(&since);
+    return decoded;
+}
+
+apply_stats du_apply(store_t *store, const opbatch_t *batch)
+{
+    stm_error err = {0};
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
+    apply_stats st = {0};
+    s_ok(stm_applier_apply(applier, batch, &st, &err), &err);
+    stm_applier_destroy(&applier);
+    return st;
 }

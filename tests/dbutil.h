@@ -4,6 +4,8 @@
 #ifndef STM_DBUTIL_H
 #define STM_DBUTIL_H
 
+#include "sync/apply.h"
+#include "sync/op.h"
 #include "sync/store.h"
 
 /* Creates (or opens) path, runs schema_sql, prepares stemma's tables, stamps version
@@ -24,6 +26,13 @@ void du_ops(store_t *store);
 /* Sets origin's entry in stemma_vector to seq, as apply does for a remote origin whose
  * operations it records. */
 void du_vector_set(store_t *store, const stm_id *origin, uint64_t seq);
+/* Every operation from holds (its queued changes collected first) that to lacks (by
+ * to's vector), encoded and decoded again as a bundle or a peer carries them. The
+ * caller frees the batch. */
+opbatch_t *du_lacking(store_t *from, store_t *to);
+/* Applies batch to store as a peer's operations, in a transaction of its own; returns
+ * the counts. Fails the test on error. */
+apply_stats du_apply(store_t *store, const opbatch_t *batch);
 /* The number sql (a SELECT of one integer) returns on store's connection; a query
  * naming temp.ops runs after du_ops. */
 long long du_int(store_t *store, const char *sql);

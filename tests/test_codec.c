@@ -346,6 +346,12 @@ static void test_codec_bad_operations(void **state)
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), END},
          "at least 9 fields"},
         {"no fields", {END}, "at least 9 fields"},
+        {"an incarnation's origin beyond the list",
+         {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), U(5), U(9), END},
+         "incarnation"},
+        {"an incarnation that is not a clock",
+         {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), STR("t"), U(0), END},
+         "incarnation"},
         {"0xc1 in an extra field",
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), RAW("\xc1"), END},
          "extra field is malformed"},
@@ -369,12 +375,12 @@ static void test_codec_bad_operations(void **state)
 static void test_codec_forms_a_writer_may_choose(void **state)
 {
     (void)state;
-    /* Integers in signed or wider forms, a float32 value, extra op fields of every
-     * type: all fine. */
+    /* Integers in signed or wider forms, a float32 value, an incarnation, extra op
+     * fields of every type after it: all fine. */
     static const cu_field ops[][20] = {
         {I(0), I(1), I(1000), I(0), I(0), I(7), I(0), I('T'), FLOAT(1.5), END},
-        {U(0), U(2), U(1000), U(0), U(0), STR("k"), U(0), U('N'), REAL(2.5), U(1), STR("x"), MAP,
-         ARRAY, EXT, NIL, TRUE_, END},
+        {U(0), U(2), U(1000), U(0), U(0), STR("k"), U(0), U('N'), REAL(2.5), U(900), U(0), U(1),
+         STR("x"), MAP, ARRAY, EXT, NIL, TRUE_, END},
         {U(0), U(3), U(1000), U(0), U(0), BIN("\0k"), NIL, NIL, NIL, ARRAY, END},
         {U(0), U(4), U(1000), U(0), U(0), RAW("\xd3\x00\x00\x00\x00\x00\x00\x00\x07"),
          RAW("\xcc\x00"), RAW("\xcd\x00\x49"), RAW("\xdb\x00\x00\x00\x01v"), END},
@@ -390,6 +396,8 @@ static void test_codec_forms_a_writer_may_choose(void **state)
     assert_int_equal(stm_opbatch_at(out, 0)->value.type, VALUE_REAL);
     assert_true(stm_opbatch_at(out, 0)->value.r == 1.5);
     assert_int_equal(stm_opbatch_at(out, 1)->pk.type, VALUE_TEXT);
+    assert_int_equal(stm_opbatch_at(out, 1)->born_hlc, 900);
+    assert_int_equal(stm_opbatch_at(out, 0)->born_hlc, 0);
     assert_int_equal(stm_opbatch_at(out, 1)->affinity, 'N');
     assert_true(stm_op_is_delete(stm_opbatch_at(out, 2)));
     assert_int_equal(stm_opbatch_at(out, 2)->pk.type, VALUE_BLOB);

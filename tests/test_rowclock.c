@@ -94,7 +94,7 @@ static void test_damaged_bytes_are_refused(void **state)
         assert_false(s_decodes(bytes.data, cut));
     stm_buf_putc(&bytes, 0x00);
     assert_false(s_decodes(bytes.data, bytes.len));
-    /* A write count larger than the bytes, an index past the writes, a key of 2, a
+    /* A write count larger than the bytes, an index past the writes, a key of 3, a
      * name holding a NUL. */
     const unsigned char huge[] = {0xce, 0xff, 0xff, 0xff, 0xff};
     assert_false(s_decodes(huge, sizeof huge));
@@ -102,7 +102,7 @@ static void test_damaged_bytes_are_refused(void **state)
     assert_true(s_decodes(fine, sizeof fine));
     const unsigned char bad_index[] = {0x01, 0x01, 0x01, 0x01, 0x01, 0xa1, 'x', 0x05, 0x00};
     assert_false(s_decodes(bad_index, sizeof bad_index));
-    const unsigned char bad_key[] = {0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x00, 0x00};
+    const unsigned char bad_key[] = {0x01, 0x01, 0x01, 0x01, 0x01, 0x03, 0x00, 0x00};
     assert_false(s_decodes(bad_key, sizeof bad_key));
     const unsigned char nul_name[] = {0x01, 0x01, 0x01, 0x01, 0x01, 0xa2, 'x', 0x00, 0x00, 0x00};
     assert_false(s_decodes(nul_name, sizeof nul_name));

@@ -5,10 +5,7 @@
 #include "dbutil.h"
 #include "base/buf.h"
 #include "sync/apply.h"
-#include "sync/codec.h"
 #include "sync/key.h"
-#include "sync/oplog.h"
-#include "sync/vector.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -57,50 +54,14 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Applies batch to store as a peer's operations; returns the counts. */
-static apply_stats s_apply(store_t *store, const opbatch_t *batch)
-{
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    apply_stats st = {0};
-    stm_error err = {0};
-    if (stm_applier_apply(applier, batch, &st, &err) != STM_OK)
-        fail_msg("apply: %s", err.msg);
-    stm_applier_destroy(&applier);
-    return st;
-}
-
 /* Everything from holds that to lacks, through the codec, as a bundle or a peer
- * carries it; returns how many operations went. */
+ * carries it; returns how many operations went. None may park. */
 static size_t s_sync(store_t *from, store_t *to)
 {
-    stm_error err = {0};
-    applier_t *src = stm_applier_new(from, NULL, NULL);
-    if (stm_applier_catch_up(src, &err) != STM_OK)
-        fail_msg("collect: %s", err.msg);
-    stm_applier_destroy(&src);
-    vector_t *since = NULL;
-    if (stm_vector_read(to, &since, &err) != STM_OK)
-        fail_msg("vector: %s", err.msg);
-    oplog_reader_t *reader = NULL;
-    if (stm_oplog_reader_new(from, since, &reader, &err) != STM_OK)
-        fail_msg("reader: %s", err.msg);
-    opbatch_t *batch = stm_opbatch_new(), *decoded = stm_opbatch_new();
-    size_t got = 0;
-    do {
-        if (stm_oplog_reader_next(reader, batch, 100000, 1u << 30, &got, &err) != STM_OK)
-            fail_msg("read: %s", err.msg);
-    } while (got);
-    buf_t wire = BUF_INIT;
-    stm_codec_encode_ops(batch, 0, stm_opbatch_count(batch), &wire);
-    if (stm_codec_decode_ops(wire.data, wire.len, decoded, &err) != STM_OK)
-        fail_msg("decode: %s", err.msg);
-    assert_int_equal(s_apply(to, decoded).parked, 0);
-    size_t n = stm_opbatch_count(decoded);
-    stm_buf_free(&wire);
-    stm_opbatch_destroy(&batch);
-    stm_opbatch_destroy(&decoded);
-    stm_oplog_reader_destroy(&reader);
-    stm_vector_destroy(&since);
+    opbatch_t *b = du_lacking(from, to);
+    assert_int_equal(du_apply(to, b).parked, 0);
+    size_t n = stm_opbatch_count(b);
+    stm_opbatch_destroy(&b);
     return n;
 }
 
@@ -196,7 +157,7 @@ static void test_a_link_deleted_and_added_again_follows_the_later_write(void **s
     del.pk = (op_value){.type = VALUE_KEY, .bytes = packed.data, .len = packed.len};
     opbatch_t *batch = stm_opbatch_new();
     stm_opbatch_add(batch, &del);
-    assert_int_equal(s_apply(f->a, batch).applied, 1);
+    assert_int_equal(du_apply(f->a, batch).applied, 1);
     assert_int_equal(du_int(f->a, "SELECT count(*) FROM links"), 1);
     stm_opbatch_destroy(&batch);
     stm_buf_free(&packed);
@@ -241,7 +202,7 @@ static void test_a_key_of_another_shape_is_parked_with_its_reason(void **state)
     op.seq = 2;
     op.pk = (op_value){.type = VALUE_KEY, .bytes = packed.data, .len = packed.len};
     stm_opbatch_add(batch, &op);
-    assert_int_equal(s_apply(f->b, batch).parked, 2);
+    assert_int_equal(du_apply(f->b, batch).parked, 2);
     assert_int_equal(du_int(f->b, "SELECT count(*) FROM stemma_parked WHERE reason = "
                                   "'its key has 1 columns, the table''s key here 2'"),
                      1);

@@ -49,6 +49,7 @@ stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_t
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
 stemma_test(test_rowkeys SOURCES tests/test_rowkeys.c LIBS stemma_dbutil)
+stemma_test(test_identity SOURCES tests/test_identity.c LIBS stemma_dbutil)
 stemma_test(test_stmtcache SOURCES tests/test_stmtcache.c LIBS stemma_sync)
 stemma_test(test_park SOURCES tests/test_park.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
