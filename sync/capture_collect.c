@@ -323,8 +323,12 @@ static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *read
     }
     if (step == SQLITE_ROW) {
         op.hlc = s_tick(w, at);
-        /* The row is there now: after a delete it came back by an insert. */
+        /* The row is there now: after a delete it came back by an insert, every column
+         * of it new. That insert may not be queued at all: one above the mark is found
+         * by its key and counts as queued first, before the delete it followed. */
         op.creates = inserted || deleted;
+        if (deleted)
+            memset(changed, 1, ncols * sizeof *changed);
         int k = 0;
         for (size_t i = 0; i < stm_catalog_table_count(t); i++) {
             const catalog_column *c = stm_catalog_table_column(t, i);

@@ -225,6 +225,27 @@ static void test_inserts_above_the_mark_are_found_not_queued(void **state)
     assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 200"), 0);
 }
 
+static void test_a_key_inserted_deleted_and_inserted_again_between_two_looks(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
+    assert_int_equal(s_ops(f), 2); /* mark 1 */
+    /* Row 2 above the mark (not queued), deleted (queued), and row 2 again: SQLite
+     * reuses the key, above the mark, so the second insert is not queued either. */
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (20); DELETE FROM counters WHERE id = 2;"
+                     "INSERT INTO counters (hits) VALUES (30)");
+    assert_int_equal(du_int(f->store, "SELECT id FROM counters WHERE hits = 30"), 2);
+    /* The delete, then the row as it is now, whole: nothing of it is lost. */
+    assert_int_equal(s_ops(f), 2 + 1 + 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 2 AND "
+                                      "col = 'hits' AND val = 30"),
+                     1);
+    assert_int_equal(du_int(f->store, "SELECT max(seq) FROM temp.ops WHERE pk = 2 AND col IS NULL") <
+                         du_int(f->store, "SELECT min(seq) FROM temp.ops WHERE pk = 2 AND col IS "
+                                          "NOT NULL"),
+                     1);
+}
+
 static void test_what_is_not_captured(void **state)
 {
     fixture *f = *state;
@@ -484,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inserts_above_the_mark_are_found_not_queued, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_what_is_not_captured, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_key_inserted_deleted_and_inserted_again_between_two_looks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_composite_key_is_captured_unless_excluded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_column_works_without_triggers, setup, teardown),
