@@ -176,11 +176,17 @@ stm_err stm_conflicts_load(conflicts_t *c, const char *tbl, const op_value *pk,
     if (!stmt)
         return stm_store_error(c->store, err, "reading stemma_conflicts");
     int step = sqlite3_step(stmt);
+    stm_err rc = STM_OK;
     if (step == SQLITE_ROW) {
         *found = true;
-        return s_decode(c, stmt, 0, out, err);
+        rc = s_decode(c, stmt, 0, out, err);
+    } else if (step != SQLITE_DONE) {
+        rc = stm_store_error(c->store, err, "reading stemma_conflicts");
     }
-    return step == SQLITE_DONE ? STM_OK : stm_store_error(c->store, err, "reading stemma_conflicts");
+    /* Reset at once: a statement left stepping holds a read transaction open past the
+     * commit, and the next BEGIN IMMEDIATE fails once the application has written. */
+    sqlite3_reset(stmt);
+    return rc;
 }
 
 stm_err stm_conflicts_save(conflicts_t *c, const char *tbl, const op_value *pk,
@@ -221,16 +227,19 @@ stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl, const op_valu
     if (stm_op_value_bind(stmt, 2, pk) != SQLITE_OK)
         return stm_store_error(c->store, err, "reading stemma_conflicts");
     int step = sqlite3_step(stmt);
-    if (step == SQLITE_DONE)
-        return STM_OK;
-    if (step != SQLITE_ROW || sqlite3_column_bytes(stmt, 1) != STM_ID_BYTES)
-        return stm_store_error(c->store, err, "reading stemma_conflicts");
-    memset(s, 0, sizeof *s);
-    s->hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
-    if (s->hlc)
-        memcpy(s->origin.bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
-    *found = true;
-    return s_decode(c, stmt, 2, out, err);
+    stm_err rc = STM_OK;
+    if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES) {
+        memset(s, 0, sizeof *s);
+        s->hlc = (uint64_t)sqlite3_column_int64(stmt, 0);
+        if (s->hlc)
+            memcpy(s->origin.bytes, sqlite3_column_blob(stmt, 1), STM_ID_BYTES);
+        *found = true;
+        rc = s_decode(c, stmt, 2, out, err);
+    } else if (step != SQLITE_DONE) {
+        rc = stm_store_error(c->store, err, "reading stemma_conflicts");
+    }
+    sqlite3_reset(stmt); /* as in stm_conflicts_load */
+    return rc;
 }
 
 stm_err stm_conflicts_count(store_t *store, uint64_t *count, stm_error *err)

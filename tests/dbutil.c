@@ -4,6 +4,7 @@
 #include "base/buf.h"
 #include "sync/capture.h"
 #include "sync/codec.h"
+#include "sync/identity.h"
 #include "sync/oplog.h"
 #include "sync/vector.h"
 
@@ -196,4 +197,33 @@ apply_stats du_apply(store_t *store, const opbatch_t *batch)
     s_ok(stm_applier_apply(applier, batch, &st, &err), &err);
     stm_applier_destroy(&applier);
     return st;
+}
+
+char *du_conflicts(store_t *store)
+{
+    opbatch_t *kept = stm_opbatch_new();
+    stm_error err = {0};
+    s_ok(stm_conflicts_rows(store, kept, &err), &err);
+    buf_t b = BUF_INIT;
+    stm_buf_puts(&b, "");
+    for (size_t i = 0; i < stm_opbatch_count(kept); i++) {
+        const op_t *c = stm_opbatch_at(kept, i);
+        char born[STM_ID_HEX_LEN + 1];
+        stm_id_to_hex(&c->born_origin, born);
+        stm_buf_printf(&b, "%s %lld %llu %.12s %s=", c->table, (long long)c->pk.i,
+                       (unsigned long long)c->born_hlc, born, c->column);
+        switch (c->value.type) {
+        case VALUE_TEXT:
+            stm_buf_append(&b, c->value.bytes, c->value.len);
+            break;
+        case VALUE_INTEGER:
+            stm_buf_printf(&b, "%lld", (long long)c->value.i);
+            break;
+        default:
+            stm_buf_printf(&b, "(type %d)", (int)c->value.type);
+        }
+        stm_buf_putc(&b, '\n');
+    }
+    stm_opbatch_destroy(&kept);
+    return stm_buf_detach(&b);
 }

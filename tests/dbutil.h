@@ -33,6 +33,10 @@ opbatch_t *du_lacking(store_t *from, store_t *to);
 /* Applies batch to store as a peer's operations, in a transaction of its own; returns
  * the counts. Fails the test on error. */
 apply_stats du_apply(store_t *store, const opbatch_t *batch);
+/* The conflicts store keeps aside (stm_conflicts_rows) as text, one line per cell:
+ * table, key, incarnation, column=value; what every replica must agree on. The caller
+ * frees it. */
+char *du_conflicts(store_t *store);
 /* The number sql (a SELECT of one integer) returns on store's connection; a query
  * naming temp.ops runs after du_ops. */
 long long du_int(store_t *store, const char *sql);

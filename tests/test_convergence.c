@@ -4,7 +4,9 @@
  * holding the same data on the columns they share. After the older replicas migrate
  * and replay what they parked, they hold the same data on every column. Every replica
  * also has a table keyed by two columns (WITHOUT ROWID, key order not declaration
- * order) whose rows are inserted, updated, deleted and given new keys.
+ * order) whose rows are inserted, updated, deleted and given new keys, and one whose
+ * integer keys each replica picks itself (INTEGER PRIMARY KEY), so rows made apart
+ * collide on their keys: replicas must also agree on the conflicts they keep aside.
  *
  * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
  * per seed (default 300). A failure names the seed. */
@@ -90,7 +92,26 @@ static bool s_row_exists(replica *r, const char *table, const char *id)
 /* Every replica's table keyed by two columns, outside the schema history. */
 static const char *const LINKS =
     "CREATE TABLE links (a TEXT NOT NULL, b INTEGER NOT NULL, note TEXT, PRIMARY KEY (b, a))"
-    " WITHOUT ROWID;\n";
+    " WITHOUT ROWID;\n"
+    "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n";
+
+/* One random write to people: a new row (its key the replica's own pick), or an edit
+ * or a delete of a row it has. */
+static void s_random_person_write(world *w, replica *r)
+{
+    int id = 1 + s_pick(w, 6), v = s_pick(w, 1000);
+    char sql[200], exists[100];
+    snprintf(exists, sizeof exists, "SELECT count(*) FROM people WHERE id = %d", id);
+    bool there = du_int(r->store, exists) > 0;
+    int action = s_pick(w, 4);
+    if (action == 0 || !there)
+        snprintf(sql, sizeof sql, "INSERT INTO people (name, n) VALUES ('p%d', %d)", v, v);
+    else if (action == 1)
+        snprintf(sql, sizeof sql, "DELETE FROM people WHERE id = %d", id);
+    else
+        snprintf(sql, sizeof sql, "UPDATE people SET n = %d WHERE id = %d", v, id);
+    du_exec(r->path, sql);
+}
 
 /* One random write to links: insert, delete, a new note, or a new key (the old key
  * deleted, the new inserted, as SQLite's UPDATE of a key column is captured). */
@@ -125,8 +146,13 @@ static void s_random_link_write(world *w, replica *r)
 /* One random write, as the application on replica r would make it. */
 static void s_random_write(world *w, replica *r)
 {
-    if (s_pick(w, 5) == 0) {
+    int roll = s_pick(w, 10);
+    if (roll < 2) {
         s_random_link_write(w, r);
+        return;
+    }
+    if (roll < 4) {
+        s_random_person_write(w, r);
         return;
     }
     static const char *const tables[] = {"lists", "tasks", "tags", "comments"};
@@ -335,7 +361,22 @@ static const char *const SHARED[] = {
     "SELECT id, list_id, title, done, notes, priority FROM tasks ORDER BY id",
     "SELECT id, label, color FROM tags ORDER BY id",
     "SELECT a, b, note FROM links ORDER BY b, a",
+    "SELECT id, name, n FROM people ORDER BY id",
 };
+
+/* Every replica keeps the same conflicts aside. */
+static void s_assert_same_conflicts(world *w, uint64_t seed)
+{
+    char *first = du_conflicts(w->r[0].store);
+    for (int k = 1; k < NREPLICAS; k++) {
+        char *other = du_conflicts(w->r[k].store);
+        if (strcmp(first, other) != 0)
+            fail_msg("seed %llu: replicas 0 and %d keep other conflicts:\n%s---\n%s",
+                     (unsigned long long)seed, k, first, other);
+        free(other);
+    }
+    free(first);
+}
 
 static void s_run_seed(uint64_t seed, int steps)
 {
@@ -356,6 +397,7 @@ static void s_run_seed(uint64_t seed, int steps)
     int all[NREPLICAS] = {0, 1, 2, 3, 4};
     for (size_t q = 0; q < sizeof SHARED / sizeof SHARED[0]; q++)
         s_assert_same(&w, seed, all, NREPLICAS, SHARED[q]);
+    s_assert_same_conflicts(&w, seed);
     /* The same version holds the same everything. */
     int v3[] = {1, 4};
     s_assert_same(&w, seed, v3, 2, "SELECT * FROM tasks ORDER BY id");
@@ -380,6 +422,7 @@ static void s_run_seed(uint64_t seed, int steps)
         s_assert_same(&w, seed, all, NREPLICAS, SHARED[q]);
     s_assert_same(&w, seed, v4, 4, "SELECT * FROM comments ORDER BY id");
     s_assert_same(&w, seed, v4, 4, "SELECT * FROM tasks ORDER BY id");
+    s_assert_same_conflicts(&w, seed);
     /* Nothing was lost on the way: every replica holds every operation. */
     long long ops = du_int(w.r[0].store, "SELECT sum(n) FROM stemma_oplog");
     for (int i = 1; i < NREPLICAS; i++)

@@ -88,22 +88,9 @@ static char *s_state(store_t *db)
     free(rows);
     free(notes);
     free(tags);
-    opbatch_t *kept = stm_opbatch_new();
-    stm_error err = {0};
-    if (stm_conflicts_rows(db, kept, &err) != STM_OK)
-        fail_msg("conflicts: %s", err.msg);
-    for (size_t i = 0; i < stm_opbatch_count(kept); i++) {
-        const op_t *c = stm_opbatch_at(kept, i);
-        char born[STM_ID_HEX_LEN + 1];
-        stm_id_to_hex(&c->born_origin, born);
-        stm_buf_printf(&b, "\n%s %lld %llu %s %s=", c->table, (long long)c->pk.i,
-                       (unsigned long long)c->born_hlc, born, c->column);
-        if (c->value.type == VALUE_TEXT)
-            stm_buf_append(&b, c->value.bytes, c->value.len);
-        else
-            stm_buf_puts(&b, "NULL");
-    }
-    stm_opbatch_destroy(&kept);
+    char *kept = du_conflicts(db);
+    stm_buf_printf(&b, "\n%s", kept);
+    free(kept);
     return stm_buf_detach(&b);
 }
 
