@@ -2,6 +2,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <string.h>
 
 void stm_jsonw_init(jsonw_t *w, buf_t *out, bool pretty)
 {
@@ -79,8 +80,14 @@ void stm_jsonw_array_end(jsonw_t *w)
 
 void stm_jsonw_escape(buf_t *b, const char *s)
 {
+    stm_jsonw_escape_len(b, s, strlen(s));
+}
+
+void stm_jsonw_escape_len(buf_t *b, const char *s, size_t len)
+{
     stm_buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    const unsigned char *end = (const unsigned char *)s + len;
+    for (const unsigned char *p = (const unsigned char *)s; p < end; p++) {
         switch (*p) {
         case '"':
             stm_buf_puts(b, "\\\"");
@@ -98,7 +105,7 @@ void stm_jsonw_escape(buf_t *b, const char *s)
             stm_buf_puts(b, "\\t");
             break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            if (*p < 0x20 || *p == 0x7f) /* NUL too: \u0000 */
                 stm_buf_printf(b, "\\u%04x", *p);
             else
                 stm_buf_putc(b, (char)*p);
@@ -123,6 +130,22 @@ void stm_jsonw_string(jsonw_t *w, const char *s)
     }
     s_before_item(w);
     stm_jsonw_escape(w->out, s);
+}
+
+void stm_jsonw_string_len(jsonw_t *w, const char *s, size_t len)
+{
+    s_before_item(w);
+    stm_jsonw_escape_len(w->out, s, len);
+}
+
+void stm_jsonw_double(jsonw_t *w, double v)
+{
+    s_before_item(w);
+    /* JSON has no infinities or NaN: they are null. 17 digits give the value back. */
+    if (v != v || v - v != 0)
+        stm_buf_puts(w->out, "null");
+    else
+        stm_buf_printf(w->out, "%.17g", v);
 }
 
 void stm_jsonw_int(jsonw_t *w, int64_t v)

@@ -29,10 +29,15 @@ void stm_jsonw_array_begin(jsonw_t *w);
 void stm_jsonw_array_end(jsonw_t *w);
 void stm_jsonw_key(jsonw_t *w, const char *key);
 void stm_jsonw_string(jsonw_t *w, const char *s); /* NULL writes null */
+/* A string of len bytes, which may hold NUL bytes (written as \u0000). */
+void stm_jsonw_string_len(jsonw_t *w, const char *s, size_t len);
 void stm_jsonw_int(jsonw_t *w, int64_t v);
+/* A number that reads back as v; infinities and NaN, which JSON lacks, as null. */
+void stm_jsonw_double(jsonw_t *w, double v);
 void stm_jsonw_bool(jsonw_t *w, bool v);
 void stm_jsonw_null(jsonw_t *w);
 /* Writes s escaped, with its quotes, into b (for callers that build JSON by hand). */
 void stm_jsonw_escape(buf_t *b, const char *s);
+void stm_jsonw_escape_len(buf_t *b, const char *s, size_t len);
 
 #endif

@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "sync/apply.h"
 #include "lineage/export.h"
 #include "base/mem.h"
 #include "lineage/schemaset.h"
@@ -103,5 +104,34 @@ stm_err cli_write_output(const char *path, const char *text, stm_error *err)
         unlink(tmp);
     }
     free(tmp);
+    return rc;
+}
+
+stm_err cli_open_db(const char *path, store_t **out, stm_error *err)
+{
+    store_t *check = NULL;
+    stm_err rc = stm_store_open(path, STORE_OPEN_READONLY, &check, err);
+    if (rc != STM_OK)
+        return rc;
+    bool prepared = stm_store_is_prepared(check);
+    stm_store_destroy(&check);
+    if (!prepared)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
+                             "--db %s --schemas DIR' first",
+                             path, path);
+    /* Read-write even to read, so that closing removes the -wal and -shm files. */
+    rc = stm_store_open(path, STORE_OPEN_EXISTING, out, err);
+    if (rc == STM_OK)
+        rc = stm_store_check_format(*out, err);
+    if (rc == STM_OK) {
+        /* What the application changed since stemma last looked becomes operations,
+         * so that they are counted, sent and compared with what arrives. */
+        applier_t *applier = stm_applier_new(*out, NULL, NULL);
+        rc = stm_applier_catch_up(applier, err);
+        stm_applier_destroy(&applier);
+    }
+    if (rc != STM_OK)
+        stm_store_destroy(out);
     return rc;
 }

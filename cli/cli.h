@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "lineage/lineage.h"
+#include "sync/store.h"
 
 #include <stdio.h>
 
@@ -42,6 +43,13 @@ int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
 /* A lineage from a schema directory (migrations run in memory) or an exported TOML
  * file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
+
+/* Opens a database stemma has set up (stemma migrate does that), its format checked
+ * and what the application changed since stemma last looked made operations. It is
+ * checked through a read-only connection first: opening it for writing switches it to
+ * WAL mode, which must not happen to a file the command then refuses. *out is the
+ * caller's (stm_store_destroy). */
+stm_err cli_open_db(const char *path, store_t **out, stm_error *err);
 
 /* Writes text to path, or to stdout when path is NULL or "-". */
 stm_err cli_write_output(const char *path, const char *text, stm_error *err);

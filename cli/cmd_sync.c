@@ -11,38 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Opens a database stemma has set up (stemma migrate does that). It is checked
- * through a read-only connection first: opening it for writing switches it to WAL
- * mode, which must not happen to a file the command then refuses. */
-static stm_err s_open_prepared(const char *path, store_t **out, stm_error *err)
-{
-    store_t *check = NULL;
-    stm_err rc = stm_store_open(path, STORE_OPEN_READONLY, &check, err);
-    if (rc != STM_OK)
-        return rc;
-    bool prepared = stm_store_is_prepared(check);
-    stm_store_destroy(&check);
-    if (!prepared)
-        return stm_error_set(err, STM_EINPUT,
-                             "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
-                             "--db %s --schemas DIR' first",
-                             path, path);
-    /* Read-write even to read, so that closing removes the -wal and -shm files. */
-    rc = stm_store_open(path, STORE_OPEN_EXISTING, out, err);
-    if (rc == STM_OK)
-        rc = stm_store_check_format(*out, err);
-    if (rc == STM_OK) {
-        /* What the application changed since stemma last looked becomes operations,
-         * so that they are counted, sent and compared with what arrives. */
-        applier_t *applier = stm_applier_new(*out, NULL, NULL);
-        rc = stm_applier_catch_up(applier, err);
-        stm_applier_destroy(&applier);
-    }
-    if (rc != STM_OK)
-        stm_store_destroy(out);
-    return rc;
-}
-
 /* ---- changes ---- */
 
 static const char *s_changes_help =
@@ -96,7 +64,7 @@ int cmd_changes(int argc, char **argv)
     if (since_path && stm_bundle_read_vector(since_path, &since, &err) != STM_OK)
         return cli_fail("changes", &err);
     bundle_info info;
-    stm_err rc = s_open_prepared(db, &store, &err);
+    stm_err rc = cli_open_db(db, &store, &err);
     if (rc == STM_OK)
         rc = stm_bundle_write(store, since, output, &info, &err);
     stm_store_destroy(&store);
@@ -151,7 +119,7 @@ int cmd_vector(int argc, char **argv)
     stm_error err = {0};
     store_t *store = NULL;
     vector_t *v = NULL;
-    stm_err rc = s_open_prepared(db, &store, &err);
+    stm_err rc = cli_open_db(db, &store, &err);
     if (rc == STM_OK)
         rc = stm_vector_read(store, &v, &err);
     if (rc == STM_OK)
@@ -245,7 +213,7 @@ int cmd_apply(int argc, char **argv)
     const char *bundle = argv[optind];
     stm_error err = {0};
     store_t *store = NULL;
-    stm_err rc = s_open_prepared(db, &store, &err);
+    stm_err rc = cli_open_db(db, &store, &err);
     if (rc != STM_OK)
         return cli_fail("apply", &err);
     applier_t *applier = stm_applier_new(store, s_warn, NULL);

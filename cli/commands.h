@@ -9,6 +9,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_changes(int argc, char **argv);
 int cmd_vector(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
+int cmd_conflicts(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);

@@ -26,6 +26,7 @@ static const s_command s_commands[] = {
     {"changes", cmd_changes, "write the operations another database lacks to a bundle"},
     {"vector", cmd_vector, "write a database's version vector"},
     {"apply", cmd_apply, "apply a bundle of operations, parking what cannot apply"},
+    {"conflicts", cmd_conflicts, "list, keep or discard the rows kept aside under a taken key"},
     {"migrate", cmd_migrate, "apply pending migrations to a database, after a backup"},
     {"status", cmd_status, "say which version a database is at, what is pending, any drift"},
     {"rollback", cmd_rollback, "take a database back to an earlier version"},

@@ -5,6 +5,7 @@
 #include "zsock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "sync/identity.h"
 #include "sync/oplog.h"
 #include "sync/park.h"
 
@@ -202,7 +203,8 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->secure = v->secure;
     /* A report goes out even when the database cannot be read (locked past its busy
      * timeout, say): its counts are then zero, and the log says why. */
-    if (stm_oplog_counts(store, &r->operations, &r->parked, &err) != STM_OK)
+    if (stm_oplog_counts(store, &r->operations, &r->parked, &err) != STM_OK ||
+        stm_conflicts_count(store, &r->conflicts, &err) != STM_OK)
         stm_log_event(STM_LOG_WARN, "database", NULL, "counting operations for a report: %s",
                       err.msg);
     r->malformed = v->drops->malformed;

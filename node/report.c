@@ -153,6 +153,7 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     stm_jsonw_bool(w, r->secure);
     s_json_uint(w, "operations", r->operations);
     s_json_uint(w, "parked", r->parked);
+    s_json_uint(w, "conflicts", r->conflicts);
     s_json_uint(w, "malformed_messages", r->malformed);
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
@@ -318,6 +319,7 @@ static toml_value *s_toml_node(const report_node *r)
     stm_toml_table_set(t, "secure", stm_toml_new_bool(r->secure));
     s_toml_int(t, "operations", (int64_t)r->operations);
     s_toml_int(t, "parked", (int64_t)r->parked);
+    s_toml_int(t, "conflicts", (int64_t)r->conflicts);
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
@@ -475,10 +477,12 @@ char *stm_report_stats_text(const report_node *r)
     }
     buf_t b = BUF_INIT;
     stm_buf_printf(&b,
-                   "peers %zu (connected %zu)\noperations %llu (parked %llu)\nsent %llu\n"
+                   "peers %zu (connected %zu)\noperations %llu (parked %llu)\n"
+                   "conflicts %llu\nsent %llu\n"
                    "received %llu\nbytes sent %llu\nmalformed messages %llu\n",
                    r->npeers, connected, (unsigned long long)r->operations,
-                   (unsigned long long)r->parked, (unsigned long long)sent,
+                   (unsigned long long)r->parked, (unsigned long long)r->conflicts,
+                   (unsigned long long)sent,
                    (unsigned long long)received, (unsigned long long)r->bytes_sent,
                    (unsigned long long)r->malformed);
     stm_buf_printf(&b,

@@ -80,6 +80,7 @@ typedef struct {
     bool secure;              /* CURVE (false: insecure, plain TCP) */
     uint64_t operations;      /* operations in its oplog */
     uint64_t parked;          /* of those, parked */
+    uint64_t conflicts;       /* rows kept aside under a taken key (sync/identity.h) */
     uint64_t malformed;       /* messages dropped as malformed or of another version */
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */

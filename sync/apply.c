@@ -103,7 +103,6 @@ static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const 
 
 /* ---- clocks ahead of this machine's (invariant 7) ---- */
 
-/* Milliseconds since 1970 on this machine's wall clock. */
 /* The greatest clock an operation applied now may have: wall + max_ahead, every
  * counter value of that millisecond included. */
 static uint64_t s_clock_limit(const applier_t *a, int64_t now)
@@ -894,5 +893,119 @@ stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err)
     if (rc != STM_OK && stm_store_exec(store, "ROLLBACK", NULL) != STM_OK) {
         /* the connection ends the transaction when it closes; err says what failed */
     }
+    return rc;
+}
+
+/* The identity table named table, with a conflict kept for (pk, inc), in the open
+ * transaction; STM_EINPUT when there is none. */
+static stm_err s_kept(applier_t *a, const char *table, const op_value *pk,
+                      const identity_stamp *inc, txn_table **t, stm_error *err)
+{
+    *t = stm_txn_table_find(a->txn, table);
+    if (!*t || !stm_txn_table_identity(*t))
+        return stm_error_set(err, STM_EINPUT,
+                             "%s: table %s keeps no conflicts (its key is not chosen per device)",
+                             stm_store_path(a->store), table);
+    bool found = false, alive = false;
+    stm_err rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
+                                    stm_catalog_table_name(stm_txn_table_def(*t)), pk, inc,
+                                    &a->aside, &found, err);
+    if (rc == STM_OK && found)
+        rc = stm_identity_alive(a->store, &a->aside, &alive, err);
+    if (rc == STM_OK && !alive)
+        rc = stm_error_set(err, STM_EINPUT,
+                           "%s: no conflict of %s is kept under that key and incarnation "
+                           "(stemma conflicts lists them)",
+                           stm_store_path(a->store), table);
+    return rc;
+}
+
+stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
+                            const identity_stamp *inc, stm_error *err)
+{
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    txn_table *t = NULL;
+    rc = s_kept(a, table, pk, inc, &t, err);
+    op_t del;
+    memset(&del, 0, sizeof del);
+    del.table = t ? stm_catalog_table_name(stm_txn_table_def(t)) : table;
+    del.pk = *pk;
+    del.born_hlc = inc->hlc;
+    del.born_origin = inc->origin;
+    if (rc == STM_OK)
+        rc = stm_capture_next_op(a->store, &del, err);
+    /* Recorded and applied as any operation is: a delete of that incarnation. */
+    apply_stats st = {0};
+    const op_t *ops[1] = {&del};
+    if (rc == STM_OK)
+        rc = s_apply_ops(a, ops, 1, &st, err);
+    return s_end(a, rc, err);
+}
+
+stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
+                         const identity_stamp *inc, int64_t *new_key, stm_error *err)
+{
+    *new_key = 0;
+    stm_err rc = s_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    txn_table *t = NULL;
+    rc = s_kept(a, table, pk, inc, &t, err);
+    /* Its values, from the oplog by its clocks. */
+    opbatch_t *held = stm_opbatch_new();
+    buf_t sql = BUF_INIT, values = BUF_INIT;
+    size_t n = 0;
+    for (size_t i = 0; rc == STM_OK && i < a->aside.count; i++) {
+        const rowclock_entry *e = &a->aside.entries[i];
+        const catalog_column *col =
+            e->kind == ROWCLOCK_CELL
+                ? stm_catalog_table_find(stm_txn_table_def(t), stm_rowclock_name(&a->aside, e))
+                : NULL;
+        if (!col || col->pk || col->hidden)
+            continue;
+        stm_id origin;
+        bool found = false;
+        rc = stm_store_id_of(a->store, e->origin, &origin, err);
+        if (rc == STM_OK)
+            rc = stm_oplog_fetch(a->log, &origin, e->seq, held, &found, err);
+        if (rc != STM_OK || !found)
+            continue;
+        stm_buf_puts(&sql, n ? ", " : "");
+        stm_sqlscript_quote_ident(&sql, col->name);
+        stm_buf_printf(&values, n ? ", ?%zu" : "?%zu", n + 1);
+        n++;
+    }
+    rc = s_end(a, rc, err); /* nothing written: the values are read */
+    if (rc == STM_OK) {
+        /* The application's own kind of write, outside stemma's transaction, so that
+         * capture takes it as an insert of this device. */
+        buf_t insert = BUF_INIT;
+        stm_buf_puts(&insert, "INSERT INTO ");
+        stm_sqlscript_quote_ident(&insert, table);
+        if (n)
+            stm_buf_printf(&insert, " (%s) VALUES (%s)", stm_buf_str(&sql), stm_buf_str(&values));
+        else
+            stm_buf_puts(&insert, " DEFAULT VALUES");
+        sqlite3_stmt *stmt = NULL;
+        if (sqlite3_prepare_v2(a->db, stm_buf_str(&insert), -1, &stmt, NULL) != SQLITE_OK)
+            rc = stm_store_error(a->store, err, "inserting the kept row");
+        for (size_t i = 0; rc == STM_OK && i < n; i++)
+            if (stm_op_value_bind(stmt, (int)i + 1, &stm_opbatch_at(held, i)->value) != SQLITE_OK)
+                rc = stm_store_error(a->store, err, "inserting the kept row");
+        if (rc == STM_OK && sqlite3_step(stmt) != SQLITE_DONE)
+            rc = stm_error_set(err, STM_EINPUT, "%s: the kept row cannot be inserted: %s",
+                               stm_store_path(a->store), sqlite3_errmsg(a->db));
+        if (rc == STM_OK)
+            *new_key = sqlite3_last_insert_rowid(a->db);
+        sqlite3_finalize(stmt);
+        stm_buf_free(&insert);
+    }
+    stm_buf_free(&sql);
+    stm_buf_free(&values);
+    stm_opbatch_destroy(&held);
+    if (rc == STM_OK)
+        rc = stm_applier_discard(a, table, pk, inc, err);
     return rc;
 }

@@ -41,6 +41,7 @@
 #ifndef STM_APPLY_H
 #define STM_APPLY_H
 
+#include "identity.h"
 #include "op.h"
 #include "store.h"
 
@@ -110,6 +111,19 @@ STM_NODISCARD stm_err stm_applier_catch_up(applier_t *a, stm_error *err);
 /* The same inside the caller's open write transaction (a migration's, before it
  * changes the schema). On failure the caller rolls back. */
 STM_NODISCARD stm_err stm_applier_collect(applier_t *a, stm_error *err);
+
+/* Discards the conflict kept aside for incarnation inc of row pk of table (identity.h,
+ * rule 4): a delete of that incarnation, made here as this database's own operation,
+ * so that it syncs. STM_EINPUT, saying so, when no such conflict is kept. */
+STM_NODISCARD stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
+                                          const identity_stamp *inc, stm_error *err);
+/* Keeps the conflict instead: inserts its values as a new row of table, under a key
+ * SQLite picks (*new_key), as the application would (captured like any insert), then
+ * discards it. Two transactions: when the second fails, the row is in and the
+ * conflict is still listed; discarding it finishes the job. */
+STM_NODISCARD stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
+                                       const identity_stamp *inc, int64_t *new_key,
+                                       stm_error *err);
 
 /* Makes id the node id of store's database (a node's public key): the changes made
  * so far are entered first as the old id's operations (catch up), then the id is set

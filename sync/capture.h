@@ -107,6 +107,12 @@ bool stm_capture_is_own_table(const char *name);
 STM_NODISCARD stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                                           stm_error *err);
 
+/* Stamps op as this database's next local operation, one made by stemma itself
+ * rather than captured (a conflict discarded, say): its origin and schema version are
+ * this database's, its seq the next, its clock the next tick (as collecting ticks).
+ * Moves stemma_local on; runs in the caller's write transaction, after collecting. */
+STM_NODISCARD stm_err stm_capture_next_op(store_t *store, op_t *op, stm_error *err);
+
 /* Raises every marked table's mark to its greatest key. stemma calls it at the end of
  * each of its own write transactions (after collecting, which began it), so that the
  * rows it wrote are not collected as the application's. catalog is the current schema. */

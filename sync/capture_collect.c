@@ -243,7 +243,6 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
     return stmt;
 }
 
-/* Milliseconds since 1970, now. */
 /* The local writer's state, ticked as operations are made. */
 typedef struct {
     stm_id node_id, version_id;
@@ -371,6 +370,22 @@ static stm_err s_read_writer(store_t *store, s_writer *w, stm_error *err)
     return rc;
 }
 
+/* Writes the local clock and sequence w has ticked to back to stemma_local. */
+static stm_err s_write_writer(store_t *store, const s_writer *w, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    stm_err rc = STM_OK;
+    if (sqlite3_prepare_v2(stm_store_db(store), "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "updating stemma_local");
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w->hlc);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w->seq);
+    if (sqlite3_step(stmt) != SQLITE_DONE)
+        rc = stm_store_error(store, err, "updating stemma_local");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                             stm_error *err)
 {
@@ -425,19 +440,8 @@ stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t 
     free(changes);
     if (rc != STM_OK)
         goto done;
+    rc = s_write_writer(store, &w, err);
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1; ", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        rc = stm_store_error(store, err, "updating stemma_local");
-    else {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w.hlc);
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w.seq);
-        if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = stm_store_error(store, err, "updating stemma_local");
-    }
-    sqlite3_finalize(stmt);
-    stmt = NULL;
     if (rc == STM_OK) {
         if (sqlite3_prepare_v2(stm_store_db(store), "DELETE FROM stemma_pending WHERE id <= ?1", -1,
                                &stmt, NULL) != SQLITE_OK)
@@ -456,4 +460,17 @@ done:
     free(q.rows);
     stm_buf_free(&q.arena);
     return rc;
+}
+
+stm_err stm_capture_next_op(store_t *store, op_t *op, stm_error *err)
+{
+    s_writer w = {.now = stm_wall_ms()};
+    stm_err rc = s_read_writer(store, &w, err);
+    if (rc != STM_OK)
+        return rc;
+    op->origin = w.node_id;
+    op->version_id = w.version_id;
+    op->seq = ++w.seq;
+    op->hlc = s_tick(&w, w.now);
+    return s_write_writer(store, &w, err);
 }

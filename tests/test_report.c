@@ -628,7 +628,7 @@ static void test_text_names_every_peer(void **state)
     free(brief);
 
     char *stats = stm_report_stats_text(&f->node);
-    assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nsent 13\n"
+    assert_string_equal(stats, "peers 4 (connected 2)\noperations 40 (parked 2)\nconflicts 0\nsent 13\n"
                                "received 12\nbytes sent 0\nmalformed messages 1\n"
                                "refused keys 4\nunknown senders 5\n"
                                "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n"
