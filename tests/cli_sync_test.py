@@ -8,6 +8,7 @@ binary has no migrate command) and written with the real `sqlite3` shell, so the
 triggers record the changes exactly as they would an application's.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -415,6 +416,80 @@ class Sync(Base):
         self.fails(1, "changes", "--db", a, "-o", nowhere, contains=[nowhere])
         self.fails(1, "vector", "--db", a, "-o", nowhere, contains=[nowhere])
         self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
+
+
+class Conflicts(Base):
+    """Rows made on two databases under one key of a table whose keys each picks
+    (tests/data/schemas/notes: notes.id INTEGER PRIMARY KEY)."""
+
+    NOTES = "tests/data/schemas/notes"
+
+    def notes_db(self, name):
+        self.need_sqlite3()
+        path = self.path(name)
+        self.ok("migrate", "--db", path, "--schemas", self.NOTES, "--to", "1", "--no-backup")
+        return path
+
+    def exchange(self, a, b):
+        for src, dst in ((a, b), (b, a)):
+            vec, bundle = self.path("v"), self.path("b")
+            self.ok("vector", "--db", dst, "-o", vec)
+            self.changes(src, bundle, since=vec)
+            self.apply(dst, bundle)
+
+    def conflicts(self, db):
+        return json.loads(self.ok("conflicts", "--db", db, "--format", "json"))
+
+    def test_two_rows_under_one_key_are_kept_and_resolved(self):
+        a, b = self.notes_db("a.db"), self.notes_db("b.db")
+        self.assertIn("no conflicts", self.ok("conflicts", "--db", a))
+        sqlite(a, "INSERT INTO notes (title, body) VALUES ('from a', 'a body')")
+        sqlite(b, "INSERT INTO notes (title, body) VALUES ('from b', 'b''s body')")
+        self.exchange(a, b)
+        # The first made keeps id 1 on both; the other is kept aside, listed alike.
+        self.assert_same_rows(a, b, "SELECT * FROM notes ORDER BY id")
+        self.assertEqual(sqlite(a, "SELECT title FROM notes").strip(), "from a")
+        ca, cb = self.conflicts(a), self.conflicts(b)
+        self.assertEqual(ca, cb)
+        self.assertEqual(len(ca), 1)
+        kept = ca[0]
+        self.assertEqual((kept["table"], kept["key"]), ("notes", 1))
+        self.assertEqual(kept["row"], {"id": 1, "title": "from b", "body": "b's body"})
+        text = self.ok("conflicts", "--db", a)
+        self.assertIn(f"notes 1  {kept['incarnation']}  created ", text)
+        self.assertIn("    body = 'b''s body'\n", text)
+        self.assertIn("1 row kept aside", text)
+        # Kept under a new key on b; the choice reaches a.
+        out = self.ok("conflicts", "keep", "--db", b, "notes", "1", kept["incarnation"])
+        self.assertEqual(out, "kept: inserted into notes as key 2; the row aside is discarded\n")
+        self.exchange(a, b)
+        self.assert_same_rows(a, b, "SELECT * FROM notes ORDER BY id")
+        self.assertEqual(sqlite(a, "SELECT group_concat(id || '=' || title, ',') FROM notes").strip(),
+                         "1=from a,2=from b")
+        self.assertEqual(self.conflicts(a), [])
+        # Resolved already: nothing to discard, said in one line.
+        self.fails(2, "conflicts", "discard", "--db", a, "notes", "1", kept["incarnation"],
+                   contains=["no row of notes with key 1 is kept aside as " + kept["incarnation"]])
+
+    def test_discard(self):
+        a, b = self.notes_db("a.db"), self.notes_db("b.db")
+        sqlite(a, "INSERT INTO notes (title) VALUES ('a')")
+        sqlite(b, "INSERT INTO notes (title) VALUES ('b')")
+        self.exchange(a, b)
+        [kept] = self.conflicts(b)
+        self.ok("conflicts", "discard", "--db", a, "notes", "1", kept["incarnation"])
+        self.exchange(a, b)
+        self.assertEqual((self.conflicts(a), self.conflicts(b)), ([], []))
+        self.assertEqual(sqlite(b, "SELECT count(*) FROM notes").strip(), "1")
+
+    def test_bad_usage(self):
+        a = self.notes_db("a.db")
+        self.fails(2, "conflicts", contains=["--db FILE is required"])
+        self.fails(2, "conflicts", "resolve", "--db", a, contains=["unknown action 'resolve'"])
+        self.fails(2, "conflicts", "keep", "--db", a, "notes",
+                   contains=["keep expects TABLE KEY INCARNATION, got 1 arguments"])
+        self.fails(2, "conflicts", "--db", a, "--format", "toml",
+                   contains=["--format must be text or json"])
 
 
 if __name__ == "__main__":
