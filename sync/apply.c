@@ -936,11 +936,13 @@ stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
     del.born_origin = inc->origin;
     if (rc == STM_OK)
         rc = stm_capture_next_op(a->store, &del, err);
-    /* Recorded and applied as any operation is: a delete of that incarnation. */
+    /* Recorded as this database's own, and applied as any delete of that
+     * incarnation is. */
     apply_stats st = {0};
-    const op_t *ops[1] = {&del};
     if (rc == STM_OK)
-        rc = s_apply_ops(a, ops, 1, &st, err);
+        rc = stm_txn_record_own(a->txn, &del, err);
+    if (rc == STM_OK)
+        rc = s_apply_delete(a, &del, &st, err);
     return s_end(a, rc, err);
 }
 

@@ -345,6 +345,18 @@ stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, ui
     return rc;
 }
 
+stm_err stm_txn_record_own(txn_t *t, const op_t *op, stm_error *err)
+{
+    s_origin *o;
+    stm_err rc = s_origin_get(t, &t->node_id, &o, err);
+    if (rc != STM_OK)
+        return rc;
+    /* Its sequence was taken past o->held already (stemma_local): record it as the
+     * next, as local changes are. */
+    o->held = op->seq - 1;
+    return s_record(t, o, &op, 1, err);
+}
+
 /* ---- row clocks ---- */
 
 /* True when table has no clocks for integer key pk: it is above the greatest one. */

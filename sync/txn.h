@@ -104,6 +104,10 @@ opbatch_t *stm_txn_deleted(txn_t *t);
 STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh,
                                        uint64_t *present, stm_error *err);
 
+/* Records op, an operation stemma made itself as this database's own (stamped by
+ * stm_capture_next_op in this transaction), as the next of its origin. */
+STM_NODISCARD stm_err stm_txn_record_own(txn_t *t, const op_t *op, stm_error *err);
+
 /* Reads the clocks of row pk of table into stm_txn_clock; *found false when it has none
  * (then stm_txn_clock is empty). A row above the table's greatest integer key is known to
  * have none without a query. */
