@@ -474,11 +474,13 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             return s_apply_aside(a, t, ops, n, &row_inc, true, false, st, err);
         /* A row with no clocks whose incarnation is kept aside already (its delete
          * came first): aside too. */
-        bool kept = false;
+        bool kept = false, any = false;
         if (!have_clock && inc.hlc &&
-            (rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
-                                     stm_catalog_table_name(stm_txn_table_def(t)), &first->pk,
-                                     &inc, &a->aside, &kept, err)) != STM_OK)
+            (rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err)) != STM_OK)
+            return rc;
+        if (any && (rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
+                                            stm_catalog_table_name(stm_txn_table_def(t)),
+                                            &first->pk, &inc, &a->aside, &kept, err)) != STM_OK)
             return rc;
         if (kept)
             return s_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);

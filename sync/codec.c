@@ -152,7 +152,9 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
         }
         stm_codec_pack_value(&pk, &op->value);
         if (op->born_hlc) {
-            msgpack_pack_uint64(&pk, op->born_hlc);
+            /* As the distance back from the op's own clock: 0, one byte, for the row
+             * change that created the row, most of them. */
+            msgpack_pack_uint64(&pk, op->hlc - op->born_hlc);
             msgpack_pack_uint32(&pk, idx[k][4]);
         }
     }
@@ -292,12 +294,13 @@ static stm_err s_read_op(msgread_t *r, const s_list *lists, const char *const *n
         return s_bad(err, "a row delete carries a value");
     uint32_t k = 9;
     if (fields >= 11) {
-        uint64_t born_i;
-        if (!stm_msgread_uint(r, &op.born_hlc) || op.born_hlc > OP_MAX_HLC ||
-            !stm_msgread_uint(r, &born_i) || born_i >= lists[0].count)
-            return s_bad(err, "an operation's incarnation is not a clock and an origin index");
-        if (op.born_hlc)
-            memcpy(op.born_origin.bytes, lists[0].items[born_i], STM_ID_BYTES);
+        uint64_t back, born_i;
+        if (!stm_msgread_uint(r, &back) || back >= hlc || !stm_msgread_uint(r, &born_i) ||
+            born_i >= lists[0].count)
+            return s_bad(err, "an operation's incarnation is not a clock before its own and an "
+                              "origin index");
+        op.born_hlc = hlc - back;
+        memcpy(op.born_origin.bytes, lists[0].items[born_i], STM_ID_BYTES);
         k = 11;
     }
     for (; k < fields; k++)

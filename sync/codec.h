@@ -8,7 +8,10 @@
  *     "columns":  [str, ...],     column names, each once
  *     "ops":      [op, ...] }
  *   op    = [origin_index, seq, hlc, version_index, table_index, key, column_index | nil,
- *            affinity | nil, value]
+ *            affinity | nil, value, (born_back, born_origin_index)]
+ *   born_back, born_origin_index: the row's incarnation (identity.h), hlc - born_hlc and
+ *            its origin in "origins"; only in tables whose keys devices pick, and not
+ *            for a row there before stemma (born_hlc 0)
  *   key   = value | [value, value, ...]         (a key of 2 to 32 columns, in key order:
  *                                                sync/key.h)
  *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)

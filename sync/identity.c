@@ -101,7 +101,7 @@ stm_err stm_identity_alive(store_t *store, rowclock_t *clock, bool *alive, stm_e
 
 /* ---- stemma_conflicts ---- */
 
-enum { Q_LOAD, Q_SAVE, Q_REMOVE, Q_FIRST, Q_N };
+enum { Q_LOAD, Q_SAVE, Q_REMOVE, Q_FIRST, Q_ANY, Q_N };
 
 static const char *const s_sql[Q_N] = {
     [Q_LOAD] = "SELECT cells FROM stemma_conflicts WHERE tbl = ?1 AND pk = ?2 AND "
@@ -112,12 +112,14 @@ static const char *const s_sql[Q_N] = {
                  "born_origin = ?4",
     [Q_FIRST] = "SELECT born_hlc, born_origin, cells FROM stemma_conflicts WHERE tbl = ?1 AND "
                 "pk = ?2 AND alive = 1 ORDER BY born_hlc, born_origin LIMIT 1",
+    [Q_ANY] = "SELECT EXISTS (SELECT 1 FROM stemma_conflicts)",
 };
 
 struct conflicts {
     store_t *store;     /* lent */
     stmtcache_t *stmts; /* owned, by Q_* */
     buf_t cells;        /* scratch for encoding clocks */
+    int any;            /* stemma_conflicts holds rows: 1, 0, or -1 not known */
 };
 
 conflicts_t *stm_conflicts_new(store_t *store)
@@ -125,7 +127,26 @@ conflicts_t *stm_conflicts_new(store_t *store)
     conflicts_t *c = stm_calloc(1, sizeof *c);
     c->store = store;
     c->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_N);
+    c->any = -1;
     return c;
+}
+
+void stm_conflicts_forget(conflicts_t *c)
+{
+    c->any = -1;
+}
+
+stm_err stm_conflicts_any(conflicts_t *c, bool *any, stm_error *err)
+{
+    if (c->any < 0) {
+        sqlite3_stmt *stmt = stm_stmtcache_fixed(c->stmts, Q_ANY);
+        if (!stmt || sqlite3_step(stmt) != SQLITE_ROW)
+            return stm_store_error(c->store, err, "reading stemma_conflicts");
+        c->any = sqlite3_column_int(stmt, 0) != 0;
+        sqlite3_reset(stmt);
+    }
+    *any = c->any == 1;
+    return STM_OK;
 }
 
 void stm_conflicts_destroy(conflicts_t **self_p)
@@ -198,6 +219,7 @@ stm_err stm_conflicts_save(conflicts_t *c, const char *tbl, const op_value *pk,
         return stm_store_error(c->store, err, "writing stemma_conflicts");
     stm_buf_reset(&c->cells);
     stm_rowclock_encode(clock, &c->cells);
+    c->any = 1;
     sqlite3_bind_int(stmt, 5, alive ? 1 : 0);
     sqlite3_bind_blob64(stmt, 6, c->cells.len ? c->cells.data : "", c->cells.len, SQLITE_STATIC);
     return sqlite3_step(stmt) == SQLITE_DONE

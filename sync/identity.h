@@ -78,6 +78,12 @@ typedef struct conflicts conflicts_t;
 conflicts_t *stm_conflicts_new(store_t *store);
 void stm_conflicts_destroy(conflicts_t **self_p);
 
+/* *any: stemma_conflicts holds anything at all. Asked once, then known until
+ * stm_conflicts_forget (a new transaction, whose start may see other writers' rows):
+ * most databases never hold a conflict, and a new row's insert need not look. */
+STM_NODISCARD stm_err stm_conflicts_any(conflicts_t *c, bool *any, stm_error *err);
+void stm_conflicts_forget(conflicts_t *c);
+
 /* Reads the clocks kept for incarnation s of (tbl, pk) into out; *found false (out
  * empty) when none are kept. */
 STM_NODISCARD stm_err stm_conflicts_load(conflicts_t *c, const char *tbl, const op_value *pk,

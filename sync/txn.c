@@ -544,6 +544,7 @@ static stm_err s_start(txn_t *t, stm_error *err)
     t->max_hlc = 0;
     t->norigins = 0;
     stm_opbatch_clear(t->deleted);
+    stm_conflicts_forget(t->conflicts);
     stm_err rc = s_refresh_catalog(t, err);
     for (size_t i = 0; i < t->ntables; i++)
         t->tables[i].top_known = false;

@@ -349,6 +349,9 @@ static void test_codec_bad_operations(void **state)
         {"an incarnation's origin beyond the list",
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), U(5), U(9), END},
          "incarnation"},
+        {"an incarnation not before the op's clock",
+         {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), U(1000), U(0), END},
+         "incarnation"},
         {"an incarnation that is not a clock",
          {U(0), U(1), U(1000), U(0), U(0), I(7), U(0), U('T'), STR("v"), STR("t"), U(0), END},
          "incarnation"},
@@ -379,7 +382,7 @@ static void test_codec_forms_a_writer_may_choose(void **state)
      * fields of every type after it: all fine. */
     static const cu_field ops[][20] = {
         {I(0), I(1), I(1000), I(0), I(0), I(7), I(0), I('T'), FLOAT(1.5), END},
-        {U(0), U(2), U(1000), U(0), U(0), STR("k"), U(0), U('N'), REAL(2.5), U(900), U(0), U(1),
+        {U(0), U(2), U(1000), U(0), U(0), STR("k"), U(0), U('N'), REAL(2.5), U(100), U(0), U(1),
          STR("x"), MAP, ARRAY, EXT, NIL, TRUE_, END},
         {U(0), U(3), U(1000), U(0), U(0), BIN("\0k"), NIL, NIL, NIL, ARRAY, END},
         {U(0), U(4), U(1000), U(0), U(0), RAW("\xd3\x00\x00\x00\x00\x00\x00\x00\x07"),
