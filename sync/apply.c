@@ -557,9 +557,19 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             step = SQLITE_DONE;
     }
     if (!exists && !refused && !stm_rowsql_fatal(step)) {
+        /* The row exists when its latest write, this one or one held already (a write
+         * parked for a column this schema lacks, say, which may have come first), is
+         * later than its latest delete (invariant 2). */
         const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
         bool later = false;
         rc = s_later(a, first->hlc, &first->origin, del, &later, err);
+        const rowclock_entry *latest = rc == STM_OK && del && !later
+                                           ? s_latest_write(a, err, &rc)
+                                           : NULL;
+        stm_id latest_origin;
+        if (latest && rc == STM_OK &&
+            (rc = stm_store_id_of(a->store, latest->origin, &latest_origin, err)) == STM_OK)
+            rc = s_later(a, latest->hlc, &latest_origin, del, &later, err);
         if (rc == STM_OK && (napplied > 0 || del) && later)
             step = s_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err, &rc);
     }

@@ -426,6 +426,33 @@ static void test_parked_write_keeps_row_alive(void **state)
     s_assert_title(f, "t2", "bread");
 }
 
+/* The order of arrival does not change which rows exist: a write parked for a column
+ * this schema lacks, later than a delete, keeps the row whether it comes before the
+ * row's insert and the delete or after them (issue 11's B, C, A and A, C, B). */
+static void test_a_parked_write_later_than_a_delete_keeps_the_row_in_any_order(void **state)
+{
+    fixture *f = *state;
+    static const int orders[2][3] = {{1, 2, 0}, {0, 2, 1}}; /* B C A, then A C B */
+    for (int o = 0; o < 2; o++) {
+        char id[8];
+        snprintf(id, sizeof id, "x%d", o);
+        for (int k = 0; k < 3; k++) {
+            switch (orders[o][k]) {
+            case 0: /* A inserts x */
+                s_insert_task(f, 0xa1, 1 + 4 * (uint64_t)o, 1000, id, "made by a");
+                break;
+            case 1: /* B, which never saw the delete, sets x.color, a column here lacks */
+                s_add(f, 0xb2, 1 + (uint64_t)o, 3000, "tasks", id, "color", 'T', "red");
+                break;
+            default: /* C deletes x */
+                s_add(f, 0xc3, 1 + (uint64_t)o, 2000, "tasks", id, NULL, 0, NULL);
+            }
+            s_apply(f);
+        }
+        s_assert_title(f, id, "made by a");
+    }
+}
+
 static void test_type_conflict_is_parked(void **state)
 {
     fixture *f = *state;
@@ -569,6 +596,7 @@ int main(void)
         T(test_unknown_table_and_column_are_parked_then_replayed),
         T(test_replay_follows_last_writer_wins),
         T(test_parked_write_keeps_row_alive),
+        T(test_a_parked_write_later_than_a_delete_keeps_the_row_in_any_order),
         T(test_type_conflict_is_parked),
         T(test_constraint_refusal_is_parked_and_retried),
         T(test_hostile_names_are_parked_as_unknown),
