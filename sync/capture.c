@@ -153,6 +153,17 @@ static void s_same_key_expr(buf_t *b, const catalog_table *t)
     stm_buf_putc(b, ')');
 }
 
+/* "OLD.c IS NOT NEW.c COLLATE BINARY": the value changed, byte for byte. Under the
+ * column's own collation ('Bob' and 'bob' are equal under NOCASE) a new spelling
+ * would not be captured, and replicas would keep different ones for good. */
+static void s_differs(buf_t *b, const char *column)
+{
+    s_ref(b, "OLD", column);
+    stm_buf_puts(b, " IS NOT ");
+    s_ref(b, "NEW", column);
+    stm_buf_puts(b, " COLLATE BINARY");
+}
+
 /* The changed-columns mask of an UPDATE (capture.h): an integer with bit i set when
  * captured column i changed, or for wide tables a text of '0' and '1'. */
 static void s_mask_expr(buf_t *b, const catalog_table *t)
@@ -167,9 +178,7 @@ static void s_mask_expr(buf_t *b, const catalog_table *t)
             stm_buf_puts(b, wide ? " || " : " | ");
         /* <<, & and | share one precedence in SQLite: every term in parentheses. */
         stm_buf_puts(b, "((");
-        s_ref(b, "OLD", c->name);
-        stm_buf_puts(b, " IS NOT ");
-        s_ref(b, "NEW", c->name);
+        s_differs(b, c->name);
         stm_buf_printf(b, ") << %d)", wide ? 0 : n);
         n++;
     }
@@ -186,9 +195,7 @@ static void s_changed_expr(buf_t *b, const catalog_table *t)
         if (n++)
             stm_buf_puts(b, " OR ");
         stm_buf_putc(b, '(');
-        s_ref(b, "OLD", c->name);
-        stm_buf_puts(b, " IS NOT ");
-        s_ref(b, "NEW", c->name);
+        s_differs(b, c->name);
         stm_buf_putc(b, ')');
     }
 }

@@ -246,6 +246,19 @@ static void test_a_key_inserted_deleted_and_inserted_again_between_two_looks(voi
                      1);
 }
 
+static void test_a_new_spelling_under_a_case_blind_collation_is_a_change(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT COLLATE NOCASE)");
+    stm_error err = {0};
+    assert_int_equal(stm_capture_install(f->store, &err), STM_OK);
+    s_write(f, "INSERT INTO people VALUES ('p1', 'Bob')");
+    s_write(f, "UPDATE people SET name = 'bob' WHERE id = 'p1'");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE col = 'name' AND "
+                                      "val = 'bob' COLLATE BINARY"),
+                     1);
+}
+
 static void test_what_is_not_captured(void **state)
 {
     fixture *f = *state;
@@ -507,6 +520,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_what_is_not_captured, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_key_inserted_deleted_and_inserted_again_between_two_looks, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_new_spelling_under_a_case_blind_collation_is_a_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_composite_key_is_captured_unless_excluded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_column_works_without_triggers, setup, teardown),
