@@ -29,6 +29,8 @@ static char s_no_type[] = "";
 struct catalog {
     catalog_table **tables; /* sorted by name, case folded */
     size_t count;
+    char **virtuals; /* the virtual tables' names, sorted by name, case folded */
+    size_t nvirtual;
 };
 
 const char *stm_catalog_affinity_name(catalog_affinity a)
@@ -295,6 +297,11 @@ static int s_compare_tables(const void *pa, const void *pb)
     return sqlite3_stricmp(a->name, b->name);
 }
 
+static int s_compare_names(const void *pa, const void *pb)
+{
+    return sqlite3_stricmp(*(const char *const *)pa, *(const char *const *)pb);
+}
+
 /* Reads the columns of table t from table_xinfo. */
 static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t, stm_error *err)
 {
@@ -323,14 +330,14 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
      * shadow tables, and which are WITHOUT ROWID. */
     static const char *tables_sql =
-        "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+        "SELECT name, wr, type = 'virtual' FROM pragma_table_list WHERE schema = 'main' "
+        "AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
     static const char *columns_sql =
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
         "FROM pragma_table_xinfo(?1) ORDER BY cid";
     sqlite3_stmt *tables = NULL, *cols = NULL;
     catalog_t *c = stm_calloc(1, sizeof *c);
-    size_t cap = 0;
+    size_t cap = 0, virtual_cap = 0;
     stm_err rc = STM_OK;
     if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK) {
@@ -340,6 +347,11 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     int step;
     while ((step = sqlite3_step(tables)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(tables, 0);
+        if (sqlite3_column_int(tables, 2)) {
+            c->virtuals = stm_grow(c->virtuals, &virtual_cap, c->nvirtual + 1, sizeof *c->virtuals);
+            c->virtuals[c->nvirtual++] = stm_strdup(name);
+            continue;
+        }
         catalog_table *t = stm_catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
         c->tables[c->count++] = t;
@@ -353,6 +365,8 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     }
     if (c->count > 1)
         qsort(c->tables, c->count, sizeof *c->tables, s_compare_tables);
+    if (c->nvirtual > 1)
+        qsort(c->virtuals, c->nvirtual, sizeof *c->virtuals, s_compare_names);
 done:
     sqlite3_finalize(tables);
     sqlite3_finalize(cols);
@@ -371,6 +385,9 @@ void stm_catalog_destroy(catalog_t **self_p)
     for (size_t i = 0; i < c->count; i++)
         stm_catalog_table_destroy(&c->tables[i]);
     free(c->tables);
+    for (size_t i = 0; i < c->nvirtual; i++)
+        free(c->virtuals[i]);
+    free(c->virtuals);
     free(c);
     *self_p = NULL;
 }
@@ -399,4 +416,14 @@ const catalog_table *stm_catalog_find(const catalog_t *c, const char *name)
             hi = mid;
     }
     return NULL;
+}
+
+size_t stm_catalog_virtual_count(const catalog_t *c)
+{
+    return c->nvirtual;
+}
+
+const char *stm_catalog_virtual_at(const catalog_t *c, size_t i)
+{
+    return c->virtuals[i];
 }

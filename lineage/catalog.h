@@ -5,6 +5,11 @@
  * each with its columns as `pragma table_xinfo` gives them. Nothing here parses SQL:
  * SQLite runs the migrations and we read the result back.
  *
+ * Virtual tables (CREATE VIRTUAL TABLE: FTS5, R*Tree, ...) are kept apart, by name
+ * only: `pragma table_list` tells them (type 'virtual') from the shadow tables their
+ * module keeps its rows in (type 'shadow'), which are left out altogether. They are
+ * part of the schema, but no trigger can capture their rows (lineage/syncable.h).
+ *
  * Names compare without regard to ASCII case, as SQLite compares them. */
 #ifndef STM_CATALOG_H
 #define STM_CATALOG_H
@@ -85,5 +90,9 @@ size_t stm_catalog_count(const catalog_t *c);
 const catalog_table *stm_catalog_at(const catalog_t *c, size_t i);
 /* The table of that name (any case), lent, or NULL. */
 const catalog_table *stm_catalog_find(const catalog_t *c, const char *name);
+/* How many virtual tables the schema holds, and the name of virtual table i, in order
+ * of name (ASCII case folded), lent. */
+size_t stm_catalog_virtual_count(const catalog_t *c);
+const char *stm_catalog_virtual_at(const catalog_t *c, size_t i);
 
 #endif

@@ -106,6 +106,22 @@ char *stm_export_lineage(const lineage_t *l)
     }
     stm_toml_table_set(root, "versions", versions);
 
+    /* Left out when there are none, so that the files of schema sets without virtual
+     * tables are what format 1 always wrote. */
+    if (stm_lineage_virtual_count(l)) {
+        toml_value *virtuals = stm_toml_new_array();
+        for (size_t i = 0; i < stm_lineage_virtual_count(l); i++) {
+            const lineage_virtual *v = stm_lineage_virtual_at(l, i);
+            toml_value *t = stm_toml_new_table();
+            s_set_str(t, "name", v->name);
+            stm_toml_table_set(t, "created", stm_toml_new_integer(v->created));
+            if (v->dropped)
+                stm_toml_table_set(t, "dropped", stm_toml_new_integer(v->dropped));
+            stm_toml_array_push(virtuals, t);
+        }
+        stm_toml_table_set(root, "virtual_tables", virtuals);
+    }
+
     toml_value *families = stm_toml_new_table();
     for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
         const family_t *f = stm_lineage_family_at(l, i);
@@ -217,16 +233,24 @@ static stm_err s_corrupt_at(const s_reader *r, const toml_value *at, stm_err rc)
     return rc;
 }
 
+/* Entry i of array, which must be a table; path is set to "NAME[i]" for messages. */
+static stm_err s_entry(const s_reader *r, const toml_value *array, const char *name, size_t i,
+                       char *path, size_t size, const toml_value **out)
+{
+    *out = stm_toml_array_at(array, i);
+    snprintf(path, size, "%s[%zu]", name, i);
+    return stm_toml_type_of(*out) == TOML_TABLE ? STM_OK : s_bad(r, *out, path, "expected a table");
+}
+
 static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineage_t *l)
 {
     const toml_value *versions;
     stm_err rc = s_get(r, root, "", "versions", TOML_ARRAY, &versions);
     for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(versions); i++) {
-        const toml_value *v = stm_toml_array_at(versions, i);
+        const toml_value *v;
         char path[48];
-        snprintf(path, sizeof path, "versions[%zu]", i);
-        if (stm_toml_type_of(v) != TOML_TABLE)
-            return s_bad(r, v, path, "expected a table");
+        if ((rc = s_entry(r, versions, "versions", i, path, sizeof path, &v)))
+            return rc;
         int64_t number;
         stm_id id, parent, checksum;
         const char *description;
@@ -239,6 +263,34 @@ static stm_err s_read_versions(const s_reader *r, const toml_value *root, lineag
         rc = s_corrupt_at(
             r, v,
             stm_lineage_add_version(l, (int)number, &id, &parent, &checksum, description, r->err));
+    }
+    return rc;
+}
+
+/* The optional virtual_tables array (a file without it holds none). */
+static stm_err s_read_virtuals(const s_reader *r, const toml_value *root, lineage_t *l)
+{
+    const toml_value *virtuals = stm_toml_table_get(root, "virtual_tables");
+    if (!virtuals)
+        return STM_OK;
+    if (stm_toml_type_of(virtuals) != TOML_ARRAY)
+        return s_bad(r, virtuals, "virtual_tables", "expected an array");
+    stm_err rc = STM_OK;
+    for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(virtuals); i++) {
+        const toml_value *v;
+        char path[48];
+        if ((rc = s_entry(r, virtuals, "virtual_tables", i, path, sizeof path, &v)))
+            return rc;
+        const char *name;
+        int64_t created, dropped = 0;
+        if ((rc = s_get_string(r, v, path, "name", &name)) ||
+            (rc = s_get_int(r, v, path, "created", 1, SCHEMASET_MAX_VERSIONS, &created)))
+            return rc;
+        if (stm_toml_table_get(v, "dropped") &&
+            (rc = s_get_int(r, v, path, "dropped", 1, SCHEMASET_MAX_VERSIONS, &dropped)))
+            return rc;
+        rc = s_corrupt_at(r, v,
+                          stm_lineage_add_virtual(l, name, (int)created, (int)dropped, r->err));
     }
     return rc;
 }
@@ -394,6 +446,8 @@ stm_err stm_export_parse(const char *text, size_t len, const char *name, lineage
                            name);
         goto done;
     }
+    if ((rc = s_read_virtuals(&r, root, l)))
+        goto done;
     const toml_value *families = stm_toml_table_get(root, "families");
     if (families && stm_toml_type_of(families) != TOML_TABLE) {
         rc = s_bad(&r, families, "families", "expected a table");

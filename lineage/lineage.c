@@ -17,6 +17,9 @@ struct lineage {
     family_t **families; /* sorted by name, case folded */
     size_t nfamilies;
     size_t families_cap;
+    lineage_virtual *virtuals; /* sorted by name, case folded, then by version created */
+    size_t nvirtual;
+    size_t virtual_cap;
 };
 
 /* The description of every version a peer describes (it sends none), shared. */
@@ -52,6 +55,9 @@ void stm_lineage_destroy(lineage_t **self_p)
     for (size_t i = 0; i < l->nfamilies; i++)
         stm_family_destroy(&l->families[i]);
     free(l->families);
+    for (size_t i = 0; i < l->nvirtual; i++)
+        free(l->virtuals[i].name);
+    free(l->virtuals);
     free(l->name);
     free(l);
     *self_p = NULL;
@@ -141,6 +147,95 @@ static family_t *s_family_for(lineage_t *l, const char *name)
     return f;
 }
 
+/* ---- virtual tables ---- */
+
+/* Index of the first virtual table whose name sorts after name: one past the last life
+ * of name. */
+static size_t s_virtual_after(const lineage_t *l, const char *name)
+{
+    size_t lo = 0, hi = l->nvirtual;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sqlite3_stricmp(l->virtuals[mid].name, name) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Inserts a life of name at slot, in order (the callers found the slot). */
+static void s_virtual_insert(lineage_t *l, size_t slot, const char *name, int created, int dropped)
+{
+    l->virtuals = stm_grow(l->virtuals, &l->virtual_cap, l->nvirtual + 1, sizeof *l->virtuals);
+    memmove(&l->virtuals[slot + 1], &l->virtuals[slot], (l->nvirtual - slot) * sizeof *l->virtuals);
+    l->virtuals[slot] = (lineage_virtual){stm_strdup(name), created, dropped};
+    l->nvirtual++;
+}
+
+stm_err stm_lineage_add_virtual(lineage_t *l, const char *name, int created, int dropped,
+                                stm_error *err)
+{
+    int count = (int)l->count;
+    if (created < 1 || created > count || dropped < 0 || dropped > count ||
+        (dropped && dropped <= created))
+        return stm_error_set(err, STM_ECORRUPT,
+                             "virtual table %s: created at %d and dropped at %d, which does "
+                             "not fit versions 1 to %d",
+                             name, created, dropped, count);
+    const lineage_virtual *last = l->nvirtual ? &l->virtuals[l->nvirtual - 1] : NULL;
+    int cmp = last ? sqlite3_stricmp(last->name, name) : -1;
+    if (cmp > 0 || (cmp == 0 && (!last->dropped || last->dropped > created)))
+        return stm_error_set(err, STM_ECORRUPT,
+                             "virtual table %s: out of order (by name, then by the version "
+                             "created, each life after the one before)",
+                             name);
+    s_virtual_insert(l, l->nvirtual, name, created, dropped);
+    return STM_OK;
+}
+
+size_t stm_lineage_virtual_count(const lineage_t *l)
+{
+    return l->nvirtual;
+}
+
+const lineage_virtual *stm_lineage_virtual_at(const lineage_t *l, size_t i)
+{
+    return &l->virtuals[i];
+}
+
+bool stm_lineage_virtual_live(const lineage_virtual *v, int n)
+{
+    return v->created <= n && (v->dropped == 0 || v->dropped > n);
+}
+
+/* Records the virtual tables created and dropped at version between two catalogs. */
+static void s_record_virtuals(lineage_t *l, int version, const catalog_t *before,
+                              const catalog_t *after)
+{
+    size_t nbefore = before ? stm_catalog_virtual_count(before) : 0;
+    size_t nafter = stm_catalog_virtual_count(after);
+    for (size_t i = 0, j = 0; i < nbefore || j < nafter;) {
+        const char *was = i < nbefore ? stm_catalog_virtual_at(before, i) : NULL;
+        const char *is = j < nafter ? stm_catalog_virtual_at(after, j) : NULL;
+        int cmp = !was ? 1 : !is ? -1 : sqlite3_stricmp(was, is);
+        if (cmp == 0) {
+            i++, j++;
+        } else if (cmp < 0) {
+            /* Dropped: its life is the last of its name, and still open. */
+            size_t slot = s_virtual_after(l, was);
+            assert(slot > 0 && l->virtuals[slot - 1].dropped == 0);
+            l->virtuals[slot - 1].dropped = version;
+            i++;
+        } else {
+            s_virtual_insert(l, s_virtual_after(l, is), is, version, 0);
+            j++;
+        }
+    }
+}
+
+/* ---- building ---- */
+
 /* Records in the families every table that differs between two catalogs. */
 static void s_record_catalog(lineage_t *l, const lineage_version *v, const catalog_t *before,
                              const catalog_t *after)
@@ -206,6 +301,7 @@ stm_err stm_lineage_build(const schemaset_t *set, lineage_t **out, stm_error *er
         if (rc != STM_OK)
             break;
         s_record_catalog(l, &l->versions[l->count - 1], before, after);
+        s_record_virtuals(l, m->number, before, after);
         stm_catalog_destroy(&before);
         before = after;
     }
@@ -277,6 +373,12 @@ lineage_t *stm_lineage_prefix(const lineage_t *l, size_t n)
         stm_err rc = stm_lineage_add_family(p, f, NULL);
         assert(rc == STM_OK);
         (void)rc;
+    }
+    for (size_t i = 0; i < l->nvirtual; i++) {
+        const lineage_virtual *v = &l->virtuals[i];
+        if ((size_t)v->created <= n)
+            s_virtual_insert(p, p->nvirtual, v->name, v->created,
+                             v->dropped && (size_t)v->dropped <= n ? v->dropped : 0);
     }
     return p;
 }

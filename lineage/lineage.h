@@ -11,7 +11,12 @@
  *
  * A lineage is built from a schema set (the migrations run on an in-memory SQLite
  * database, and the catalog after each is read back) or read from an exported TOML
- * file (export.h). Families are kept in order of name, ASCII case folded. */
+ * file (export.h). Families are kept in order of name, ASCII case folded.
+ *
+ * Virtual tables are no families (catalog.h leaves them out: they have no definition
+ * stemma could sync), but a version's schema holds them: the lineage keeps each by
+ * name with the versions it lived in, so that what a version cannot sync can be named
+ * (syncable.h). They take no part in any id or head. */
 #ifndef STM_LINEAGE_H
 #define STM_LINEAGE_H
 
@@ -28,6 +33,14 @@ typedef struct {
     stm_id checksum;   /* BLAKE2b-256 of the migration text */
     char *description; /* one line */
 } lineage_version;
+
+/* A virtual table, from the version whose migration created it to the one whose
+ * migration dropped it. Owned by its lineage. */
+typedef struct {
+    char *name;  /* as created */
+    int created; /* the version that created it */
+    int dropped; /* the version that dropped it; 0 while it lives */
+} lineage_virtual;
 
 typedef struct lineage lineage_t;
 
@@ -55,6 +68,13 @@ void stm_lineage_reserve(lineage_t *l, size_t n);
 /* Takes f (which must have a name not yet used, case folded; STM_ECORRUPT otherwise). */
 STM_NODISCARD stm_err stm_lineage_add_family(lineage_t *l, family_t *f, stm_error *err);
 
+/* Appends a virtual table read from elsewhere (an exported file): created must be a
+ * version of l, dropped 0 or a later version of l, and the tables must come in order of
+ * name (ASCII case folded), one name's lives in order and apart; STM_ECORRUPT with a
+ * message otherwise. name is copied. */
+STM_NODISCARD stm_err stm_lineage_add_virtual(lineage_t *l, const char *name, int created,
+                                              int dropped, stm_error *err);
+
 /* The lineage of a database at version n of this schema set: versions 1..n and the
  * families as they were then. The caller owns the result; n above the count is the
  * whole lineage. */
@@ -71,5 +91,11 @@ size_t stm_lineage_family_count(const lineage_t *l);
 const family_t *stm_lineage_family_at(const lineage_t *l, size_t i);
 /* The family of that name (any case), lent, or NULL. */
 const family_t *stm_lineage_family_find(const lineage_t *l, const char *name);
+/* The virtual tables ever created, in order of name (ASCII case folded), a name
+ * created again after a drop once per life; entry i lent. */
+size_t stm_lineage_virtual_count(const lineage_t *l);
+const lineage_virtual *stm_lineage_virtual_at(const lineage_t *l, size_t i);
+/* True when v exists at version n (0 .. count). */
+bool stm_lineage_virtual_live(const lineage_virtual *v, int n);
 
 #endif

@@ -40,13 +40,20 @@ static void s_assert_same_lineage(const lineage_t *a, const lineage_t *b)
             assert_int_equal(e->nchanged, d->nchanged);
         }
     }
+    assert_int_equal(stm_lineage_virtual_count(a), stm_lineage_virtual_count(b));
+    for (size_t i = 0; i < stm_lineage_virtual_count(a); i++) {
+        const lineage_virtual *v = stm_lineage_virtual_at(a, i), *w = stm_lineage_virtual_at(b, i);
+        assert_string_equal(v->name, w->name);
+        assert_int_equal(v->created, w->created);
+        assert_int_equal(v->dropped, w->dropped);
+    }
 }
 
 static void test_round_trip_is_byte_identical(void **state)
 {
     (void)state;
     const char *dirs[] = {"schemas/tasks", "schemas/tasks-fork", "tests/data/schemas/rebuilds",
-                          "tests/data/schemas/notes"};
+                          "tests/data/schemas/notes", "tests/data/schemas/unsynced"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         lineage_t *l = tu_lineage_dir(dirs[i]);
         char *first = stm_export_lineage(l);
@@ -185,6 +192,44 @@ static void test_bad_files(void **state)
     stm_lineage_destroy(&l);
 }
 
+/* Virtual tables: written only when there are some, and every life checked on reading. */
+static void test_virtual_tables(void **state)
+{
+    (void)state;
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
+    char *text = stm_export_lineage(l);
+    assert_null(strstr(text, "virtual_tables"));
+    free(text);
+    stm_lineage_destroy(&l);
+    static const char *const files[] = {
+        "1_a.sql", "CREATE VIRTUAL TABLE s USING fts5(a); CREATE VIRTUAL TABLE r USING fts5(b);",
+        "2_b.sql", "DROP TABLE s;",
+        "3_c.sql", "CREATE VIRTUAL TABLE s USING fts5(c);",
+        NULL};
+    l = tu_lineage_files_ok(files);
+    char *good = stm_export_lineage(l);
+    assert_non_null(strstr(good, "[[virtual_tables]]\nname = \"r\"\ncreated = 1\n\n"));
+    assert_non_null(strstr(good, "name = \"s\"\ncreated = 1\ndropped = 2\n"));
+    assert_non_null(strstr(good, "name = \"s\"\ncreated = 3\n"));
+    char *bad = s_replace(good, "dropped = 2", "dropped = 4");
+    s_expect(bad, STM_ECORRUPT, "virtual table s: created at 1 and dropped at 4");
+    free(bad);
+    bad = s_replace(good, "dropped = 2", "dropped = 1");
+    s_expect(bad, STM_ECORRUPT, "does not fit versions 1 to 3");
+    free(bad);
+    bad = s_replace(good, "dropped = 2\n", "");
+    s_expect(bad, STM_ECORRUPT, "virtual table s: out of order");
+    free(bad);
+    bad = s_replace(good, "name = \"r\"", "name = \"t\"");
+    s_expect(bad, STM_ECORRUPT, "out of order");
+    free(bad);
+    bad = s_replace(good, "created = 3", "created = \"3\"");
+    s_expect(bad, STM_EINPUT, "virtual_tables[2].created: expected a integer");
+    free(bad);
+    free(good);
+    stm_lineage_destroy(&l);
+}
+
 static void test_unknown_keys_are_ignored(void **state)
 {
     (void)state;
@@ -265,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_empty_lineage_round_trips),
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_virtual_tables),
         cmocka_unit_test(test_unknown_keys_are_ignored),
         cmocka_unit_test(test_wide_table_reads_fast_and_refuses_a_repeated_name),
     };
