@@ -208,6 +208,14 @@ const catalog_table *stm_family_table(const family_t *f)
     return f->count ? f->entries[f->count - 1].table : NULL;
 }
 
+const catalog_table *stm_family_table_at(const family_t *f, int version)
+{
+    for (size_t i = f->count; i > 0; i--)
+        if (f->entries[i - 1].version <= version)
+            return f->entries[i - 1].table;
+    return NULL;
+}
+
 family_t *stm_family_from_heads(const char *name, const stm_id *heads, size_t nheads,
                                 catalog_table *current)
 {

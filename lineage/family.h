@@ -82,6 +82,10 @@ size_t stm_family_count(const family_t *f);
 const family_entry *stm_family_entry_at(const family_t *f, size_t i);
 /* The current definition, lent: NULL when the family has no entry or was dropped. */
 const catalog_table *stm_family_table(const family_t *f);
+/* The definition at database version `version`, lent: that of the last entry at or
+ * before it; NULL when the table did not exist then. (A peer's family, whose entries
+ * carry no versions, gives its current definition.) */
+const catalog_table *stm_family_table_at(const family_t *f, int version);
 /* The head after the last entry; all zero when there is none. */
 stm_id stm_family_head(const family_t *f);
 

@@ -4,21 +4,16 @@
 #include "capture_internal.h"
 #include "base/buf.h"
 #include "lineage/sqlscript.h"
+#include "lineage/syncable.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const char *const s_guard = "(SELECT applying FROM stemma_local WHERE id = 1) = 0";
 
 /* The wall time in SQL: milliseconds since 1970 (SQLite keeps 'now' in whole
  * milliseconds, fixed within one statement; unixepoch('subsec') needs 3.42). */
 #define S_NOW_MS "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
-
-bool stm_capture_is_own_table(const char *name)
-{
-    return strncasecmp(name, "stemma_", 7) == 0 || strcasecmp(name, "schema_version") == 0;
-}
 
 char stm_capture_affinity_code(catalog_affinity a)
 {
@@ -35,18 +30,6 @@ char stm_capture_affinity_code(catalog_affinity a)
         return 'B';
     }
     return 'B';
-}
-
-capture_status stm_capture_classify(const catalog_table *t, bool excluded)
-{
-    if (stm_capture_is_own_table(stm_catalog_table_name(t)))
-        return CAPTURE_OWN_TABLE;
-    if (excluded)
-        return CAPTURE_EXCLUDED;
-    size_t keys = stm_catalog_table_key_count(t);
-    if (keys == 0)
-        return CAPTURE_NO_KEY;
-    return keys <= KEY_MAX_COLUMNS ? CAPTURE_SYNCED : CAPTURE_WIDE_KEY;
 }
 
 stm_err stm_capture_uninstall(store_t *store, stm_error *err)
@@ -325,8 +308,8 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
     for (size_t i = 0; i < stm_catalog_count(catalog) && rc == STM_OK; i++) {
         const catalog_table *t = stm_catalog_at(catalog, i);
         int64_t mark_id = 0;
-        if (stm_capture_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t))) !=
-            CAPTURE_SYNCED)
+        if (stm_syncable_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t))) !=
+            SYNCABLE_SYNCED)
             continue;
         if (s_marked(t))
             rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);

@@ -55,12 +55,11 @@
  * Triggers do nothing while stemma_local.applying is 1, so operations stemma applies
  * are not recorded twice.
  *
- * A table is synced when it has a primary key, is not one of stemma's own tables
- * (stemma_*, schema_version) and is not in stemma_exclude. A table whose primary key
- * has more than one column is refused (STM_EINPUT naming it) unless excluded: syncing
- * it by a partial key would mix rows up. Tables with no declared primary key (rowid
- * only) are not synced: their rowids are not stable across devices. Generated
- * columns are not captured; they are computed wherever the row lands. */
+ * Which tables are synced is lineage/syncable.h's rule (stm_syncable_classify), with
+ * stemma_exclude as the user's exclusions: not stemma's own tables, not excluded ones,
+ * not virtual tables, and only tables with a primary key of 1 .. KEY_MAX_COLUMNS
+ * columns. Generated columns are not captured; they are computed wherever the row
+ * lands. */
 #ifndef STM_CAPTURE_H
 #define STM_CAPTURE_H
 
@@ -83,22 +82,8 @@ STM_NODISCARD stm_err stm_capture_uninstall(store_t *store, stm_error *err);
  * rows above a mark that were not collected would be taken for stemma's own. */
 STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
 
-/* Why a table is or is not synced. */
-typedef enum {
-    CAPTURE_SYNCED,       /* captured and applied */
-    CAPTURE_OWN_TABLE,    /* one of stemma's tables */
-    CAPTURE_EXCLUDED,     /* listed in stemma_exclude */
-    CAPTURE_NO_KEY,       /* no declared primary key */
-    CAPTURE_WIDE_KEY      /* a primary key of more than KEY_MAX_COLUMNS columns */
-} capture_status;
-
-/* How stemma treats table t (read from the catalog); excluded: it is in the
- * exclude list. */
-capture_status stm_capture_classify(const catalog_table *t, bool excluded);
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
 char stm_capture_affinity_code(catalog_affinity a);
-/* True when name is one of stemma's own tables. */
-bool stm_capture_is_own_table(const char *name);
 
 /* Turns every queued row change into operations appended to out (stamped with this
  * database's node id and schema version, with the next sequence numbers and clocks),

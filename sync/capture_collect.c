@@ -422,8 +422,7 @@ stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t 
         const catalog_table *t = stm_catalog_find(catalog, rows->table);
         /* A table dropped, or no longer synced, since its rows were queued: its
          * changes went with it. A key with a NULL in it is no row anyone can address. */
-        if (!t || stm_catalog_table_key_count(t) == 0 ||
-            stm_catalog_table_key_count(t) > KEY_MAX_COLUMNS ||
+        if (!t || stm_syncable_classify(t, false) != SYNCABLE_SYNCED ||
             stm_key_columns(&rows->pk) != stm_catalog_table_key_count(t) ||
             stm_key_has_null(&rows->pk))
             continue;

@@ -21,6 +21,7 @@
 
 #include "base/buf.h"
 #include "lineage/catalog.h"
+#include "lineage/syncable.h"
 #include "msgread.h"
 #include "op.h"
 
@@ -28,8 +29,8 @@
 #include <stddef.h>
 
 /* The most columns a synced table's key may have; a wider one is not synced
- * (capture.h says why a table is not). */
-#define KEY_MAX_COLUMNS 32u
+ * (lineage/syncable.h holds the rule, and the number). */
+#define KEY_MAX_COLUMNS SYNCABLE_MAX_KEY_COLUMNS
 
 /* Appends the packed key of values[0..n) (2 <= n <= KEY_MAX_COLUMNS) to out. */
 void stm_key_pack(const op_value *values, size_t n, buf_t *out);

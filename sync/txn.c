@@ -158,7 +158,7 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         sqlite3_reset(excluded);
         sqlite3_bind_text(excluded, 1, stm_catalog_table_name(def), -1, SQLITE_STATIC);
         bool is_excluded = sqlite3_step(excluded) == SQLITE_ROW;
-        if (stm_capture_classify(def, is_excluded) != CAPTURE_SYNCED)
+        if (stm_syncable_classify(def, is_excluded) != SYNCABLE_SYNCED)
             continue;
         t->tables[t->ntables].def = def;
         t->tables[t->ntables].keys = stm_catalog_table_key_count(def);

@@ -482,25 +482,14 @@ static void test_the_later_write_wins_whichever_is_collected_first(void **state)
     stm_store_destroy(&b);
 }
 
-static void test_classify(void **state)
+static void test_affinity_codes(void **state)
 {
     (void)state;
-    catalog_table *t = stm_catalog_table_new("stemma_oplog", false);
-    catalog_column c = {.name = "id", .decltype = "TEXT", .affinity = AFFINITY_TEXT, .pk = 1};
-    stm_catalog_table_add_column(t, &c);
-    assert_int_equal(stm_capture_classify(t, false), CAPTURE_OWN_TABLE);
-    stm_catalog_table_destroy(&t);
-    t = stm_catalog_table_new("Schema_Version", false);
-    stm_catalog_table_add_column(t, &c);
-    assert_int_equal(stm_capture_classify(t, false), CAPTURE_OWN_TABLE);
-    stm_catalog_table_destroy(&t);
-    t = stm_catalog_table_new("t", false);
-    stm_catalog_table_add_column(t, &c);
-    assert_int_equal(stm_capture_classify(t, false), CAPTURE_SYNCED);
-    assert_int_equal(stm_capture_classify(t, true), CAPTURE_EXCLUDED);
-    assert_string_equal(stm_catalog_table_key(t, 0)->name, "id");
-    stm_catalog_table_destroy(&t);
+    assert_int_equal(stm_capture_affinity_code(AFFINITY_TEXT), 'T');
     assert_int_equal(stm_capture_affinity_code(AFFINITY_NUMERIC), 'N');
+    assert_int_equal(stm_capture_affinity_code(AFFINITY_INTEGER), 'I');
+    assert_int_equal(stm_capture_affinity_code(AFFINITY_REAL), 'R');
+    assert_int_equal(stm_capture_affinity_code(AFFINITY_BLOB), 'B');
 }
 
 int main(void)
@@ -536,7 +525,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_later_write_wins_whichever_is_collected_first,
                                         setup, teardown),
-        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_affinity_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

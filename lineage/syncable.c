@@ -1,0 +1,131 @@
+/* syncable.c - the rule of syncable.h, and the tables of a version it refuses. */
+#include "syncable.h"
+#include "base/mem.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SYNCABLE_MAX_KEY_COLUMNS spelt out, for a static message. */
+#define S_STR2(x) #x
+#define S_STR(x) S_STR2(x)
+#define S_MAX_KEY S_STR(SYNCABLE_MAX_KEY_COLUMNS)
+
+bool stm_syncable_is_own(const char *name)
+{
+    return sqlite3_strnicmp(name, "stemma_", 7) == 0 ||
+           sqlite3_stricmp(name, "schema_version") == 0;
+}
+
+syncable_reason stm_syncable_classify(const catalog_table *t, bool excluded)
+{
+    if (stm_syncable_is_own(stm_catalog_table_name(t)))
+        return SYNCABLE_OWN;
+    if (excluded)
+        return SYNCABLE_EXCLUDED;
+    size_t keys = stm_catalog_table_key_count(t);
+    if (keys == 0)
+        return SYNCABLE_NO_KEY;
+    return keys <= SYNCABLE_MAX_KEY_COLUMNS ? SYNCABLE_SYNCED : SYNCABLE_WIDE_KEY;
+}
+
+const char *stm_syncable_reason_name(syncable_reason r)
+{
+    switch (r) {
+    case SYNCABLE_SYNCED:
+        return "synced";
+    case SYNCABLE_OWN:
+        return "own";
+    case SYNCABLE_EXCLUDED:
+        return "excluded";
+    case SYNCABLE_VIRTUAL:
+        return "virtual";
+    case SYNCABLE_NO_KEY:
+        return "no_key";
+    case SYNCABLE_WIDE_KEY:
+        return "wide_key";
+    }
+    return "synced";
+}
+
+const char *stm_syncable_reason_text(syncable_reason r)
+{
+    switch (r) {
+    case SYNCABLE_SYNCED:
+        return "synced";
+    case SYNCABLE_OWN:
+        return "one of stemma's own tables";
+    case SYNCABLE_EXCLUDED:
+        return "excluded (stemma migrate --exclude)";
+    case SYNCABLE_VIRTUAL:
+        return "a virtual table (triggers cannot capture its rows)";
+    case SYNCABLE_NO_KEY:
+        return "no primary key (rowids differ between devices); add one, or it stays local";
+    case SYNCABLE_WIDE_KEY:
+        return "a primary key of more than " S_MAX_KEY " columns; give it one of at most " S_MAX_KEY
+               ", or it stays local";
+    }
+    return "synced";
+}
+
+static bool s_excluded(const char *name, const char *const *excluded, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (sqlite3_stricmp(excluded[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int s_compare(const void *pa, const void *pb)
+{
+    const syncable_table *a = pa, *b = pb;
+    return sqlite3_stricmp(a->name, b->name);
+}
+
+/* Appends (name, reason) to the list *tables of *n entries, *cap allocated. */
+static void s_add(syncable_table **tables, size_t *n, size_t *cap, const char *name,
+                  syncable_reason reason)
+{
+    *tables = stm_grow(*tables, cap, *n + 1, sizeof **tables);
+    (*tables)[(*n)++] = (syncable_table){stm_strdup(name), reason};
+}
+
+size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
+                             size_t nexcluded, syncable_table **out)
+{
+    syncable_table *tables = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
+        const catalog_table *t = stm_family_table_at(stm_lineage_family_at(l, i), version);
+        if (!t)
+            continue;
+        const char *name = stm_catalog_table_name(t);
+        syncable_reason r = stm_syncable_classify(t, s_excluded(name, excluded, nexcluded));
+        if (r != SYNCABLE_SYNCED && r != SYNCABLE_OWN)
+            s_add(&tables, &n, &cap, name, r);
+    }
+    for (size_t i = 0; i < stm_lineage_virtual_count(l); i++) {
+        const lineage_virtual *v = stm_lineage_virtual_at(l, i);
+        if (!stm_lineage_virtual_live(v, version) || stm_syncable_is_own(v->name))
+            continue;
+        s_add(&tables, &n, &cap, v->name,
+              s_excluded(v->name, excluded, nexcluded) ? SYNCABLE_EXCLUDED : SYNCABLE_VIRTUAL);
+    }
+    if (n > 1)
+        qsort(tables, n, sizeof *tables, s_compare);
+    *out = tables;
+    return n;
+}
+
+const syncable_table *stm_syncable_find(const syncable_table *tables, size_t n, const char *name)
+{
+    syncable_table key = {(char *)name, SYNCABLE_SYNCED};
+    return n ? bsearch(&key, tables, n, sizeof *tables, s_compare) : NULL;
+}
+
+void stm_syncable_tables_free(syncable_table *tables, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(tables[i].name);
+    free(tables);
+}

@@ -1,0 +1,77 @@
+/* syncable.h - which tables of a schema stemma syncs, and why it does not sync the rest.
+ *
+ * The one rule, for a database (sync/capture.c installs triggers by it, sync/txn.c
+ * applies by it) and for a schema history alike (migrate's plan, status, compare).
+ * Asked in this order, the first answer holds:
+ *
+ *   1. own table   stemma_* and schema_version are stemma's, never synced, never listed
+ *   2. excluded    the user keeps it local (migrate --exclude, kept in stemma_exclude)
+ *   3. virtual     CREATE VIRTUAL TABLE (FTS5, R*Tree, ...): no trigger can be put on
+ *                  it, so its rows cannot be captured; its module's shadow tables are
+ *                  not the user's tables (catalog.h leaves them out)
+ *   4. no key      no declared PRIMARY KEY: its rows have only rowids, which each device
+ *                  picks for itself, so a row cannot be named across devices
+ *   5. wide key    a key of more columns than SYNCABLE_MAX_KEY_COLUMNS (sync/key.h packs
+ *                  at most that many)
+ *   6. synced      every other table: a key of 1 .. SYNCABLE_MAX_KEY_COLUMNS columns, in
+ *                  a rowid or a WITHOUT ROWID table
+ *
+ * 3 to 5 are the schema's own (structural): compare, which has no database, names
+ * those. 2 needs the database's exclude list, which callers pass in as names. */
+#ifndef STM_SYNCABLE_H
+#define STM_SYNCABLE_H
+
+#include "catalog.h"
+#include "lineage.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The most columns a synced table's key may have. A plain int, so that messages can
+ * spell it (sync/key.h's KEY_MAX_COLUMNS is this). */
+#define SYNCABLE_MAX_KEY_COLUMNS 32
+
+/* Why a table is, or is not, synced (the numbered rule above). */
+typedef enum {
+    SYNCABLE_SYNCED,   /* captured and applied */
+    SYNCABLE_OWN,      /* one of stemma's own tables */
+    SYNCABLE_EXCLUDED, /* the user excluded it */
+    SYNCABLE_VIRTUAL,  /* a virtual table */
+    SYNCABLE_NO_KEY,   /* no declared primary key */
+    SYNCABLE_WIDE_KEY, /* a primary key of more than SYNCABLE_MAX_KEY_COLUMNS columns */
+} syncable_reason;
+
+/* One table that is not synced, and why. Its name is owned by the array holding it. */
+typedef struct {
+    char *name;             /* as created */
+    syncable_reason reason; /* never SYNCABLE_SYNCED or SYNCABLE_OWN */
+} syncable_table;
+
+/* How stemma treats the ordinary table t (virtual tables are not catalog tables);
+ * excluded: the user excluded it. */
+syncable_reason stm_syncable_classify(const catalog_table *t, bool excluded);
+/* True when name is one of stemma's own tables (any case). */
+bool stm_syncable_is_own(const char *name);
+
+/* For programs: "synced", "own", "excluded", "virtual", "no_key", "wide_key". Static. */
+const char *stm_syncable_reason_name(syncable_reason r);
+/* For people, saying what to do where something can be done: "no primary key (rowids
+ * differ between devices); add one, or it stays local". Static. */
+const char *stm_syncable_reason_text(syncable_reason r);
+
+/* The tables of l at version `version` (0 .. its count) that are not synced, each with
+ * why, in order of name (ASCII case folded): every table then, virtual or not, but
+ * stemma's own, that the rule refuses. excluded[0 .. nexcluded) are the names (any
+ * case) the user excluded; none for the schema's own reasons alone. Returns how many;
+ * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
+size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
+                             size_t nexcluded, syncable_table **out);
+
+/* The entry of that name (any case) in tables, sorted as above, lent; NULL when the
+ * table is not among them. */
+const syncable_table *stm_syncable_find(const syncable_table *tables, size_t n, const char *name);
+
+/* Frees the n tables and the array; safe on NULL. */
+void stm_syncable_tables_free(syncable_table *tables, size_t n);
+
+#endif
