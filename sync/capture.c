@@ -253,6 +253,7 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
 }
 
 static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err);
+static stm_err s_unmark(store_t *store, const char *table, stm_error *err);
 
 /* True when tbl is in stemma_exclude. */
 static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
@@ -309,8 +310,11 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
         const catalog_table *t = stm_catalog_at(catalog, i);
         int64_t mark_id = 0;
         if (stm_syncable_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t))) !=
-            SYNCABLE_SYNCED)
+            SYNCABLE_SYNCED) {
+            /* Its mark goes with its triggers: collecting finds rows above a mark. */
+            rc = s_unmark(store, stm_catalog_table_name(t), err);
             continue;
+        }
         if (s_marked(t))
             rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);
         s_table_triggers(&sql, t, mark_id);
@@ -353,6 +357,19 @@ static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_er
     *id = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
     sqlite3_finalize(stmt);
     return step == SQLITE_ROW ? STM_OK : stm_store_error(store, err, "reading stemma_mark");
+}
+
+/* Removes table's stemma_mark row, if it has one. */
+static stm_err s_unmark(store_t *store, const char *table, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store), "DELETE FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "writing stemma_mark");
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    int step = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "writing stemma_mark");
 }
 
 stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,

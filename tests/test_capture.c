@@ -289,6 +289,27 @@ static void test_a_composite_key_is_captured_unless_excluded(void **state)
     assert_int_equal(s_ops(f), 5);
 }
 
+/* An integer key's inserts are found above its mark, not by a trigger: excluding the
+ * table takes the mark away too, and including it again brings it back. */
+static void test_an_excluded_table_is_not_found_above_its_mark(void **state)
+{
+    fixture *f = *state;
+    stm_error err = {0};
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (1)");
+    assert_int_equal(s_ops(f), 2);
+    assert_int_equal(stm_capture_exclude(f->store, "counters", true, &err), STM_OK);
+    assert_int_equal(stm_capture_install(f->store, &err), STM_OK);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_mark WHERE tbl = 'counters'"),
+                     0);
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (2)");
+    assert_int_equal(s_ops(f), 2);
+    assert_int_equal(stm_capture_exclude(f->store, "counters", false, &err), STM_OK);
+    assert_int_equal(stm_capture_install(f->store, &err), STM_OK);
+    du_exec(f->path, "INSERT INTO counters (hits) VALUES (3)");
+    assert_int_equal(s_ops(f), 4); /* row 3 only: row 2 was written while excluded */
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM temp.ops WHERE pk = 2"), 0);
+}
+
 static void test_drop_column_works_without_triggers(void **state)
 {
     fixture *f = *state;
@@ -512,6 +533,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_new_spelling_under_a_case_blind_collation_is_a_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_composite_key_is_captured_unless_excluded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_excluded_table_is_not_found_above_its_mark, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drop_column_works_without_triggers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_between_two_looks_fold_into_one, setup,
