@@ -43,6 +43,11 @@ void stm_migrate_clear_state(migrate_t *self)
     for (size_t i = 0; i < self->ndrift; i++)
         free(self->drift[i]);
     self->ndrift = 0;
+    for (size_t i = 0; i < self->nexclude; i++)
+        free(self->exclude[i]);
+    free(self->exclude);
+    self->exclude = NULL;
+    self->nexclude = 0;
     self->prepared = self->has_table = self->has_id_column = self->has_checksum_column = false;
     self->adopt = false;
     self->version = 0;
@@ -167,6 +172,25 @@ static stm_err s_read_records(migrate_t *self, stm_error *err)
     return STM_OK;
 }
 
+/* Reads the tables the user excluded (stemma_exclude), in order of name. */
+static stm_err s_read_exclude(migrate_t *self, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(self->store), "SELECT tbl FROM stemma_exclude ORDER BY tbl",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(self->store, err, "reading stemma_exclude");
+    size_t cap = 0;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *tbl = (const char *)sqlite3_column_text(stmt, 0);
+        self->exclude = stm_grow(self->exclude, &cap, self->nexclude + 1, sizeof *self->exclude);
+        self->exclude[self->nexclude++] = stm_strdup(tbl ? tbl : "");
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_DONE ? STM_OK
+                               : stm_store_error(self->store, err, "reading stemma_exclude");
+}
+
 /* Compares the records with the directory (see migrate.h: drift). */
 static void s_check_drift(migrate_t *self)
 {
@@ -234,6 +258,8 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
     stm_err rc = s_read_layout(self, err);
     if (rc == STM_OK && self->has_table)
         rc = s_read_records(self, err);
+    if (rc == STM_OK && self->prepared)
+        rc = s_read_exclude(self, err);
     if (rc != STM_OK)
         return rc;
     if (self->nrecords)
@@ -361,6 +387,26 @@ size_t stm_migrate_drift_count(const migrate_t *self)
 const char *stm_migrate_drift_at(const migrate_t *self, size_t i)
 {
     return self->drift[i];
+}
+
+/* Internal (migrate_internal.h). */
+size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
+                               syncable_table **out)
+{
+    size_t nextra = o ? o->nexclude : 0;
+    const char **names = stm_malloc((self->nexclude + nextra + 1) * sizeof *names);
+    for (size_t i = 0; i < self->nexclude; i++)
+        names[i] = self->exclude[i];
+    for (size_t i = 0; i < nextra; i++)
+        names[self->nexclude + i] = o->exclude[i];
+    size_t n = stm_syncable_unsynced(self->lineage, version, names, self->nexclude + nextra, out);
+    free(names);
+    return n;
+}
+
+size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out)
+{
+    return stm_migrate_unsynced_at(self, self->version, NULL, out);
 }
 
 /* ---- history ---- */

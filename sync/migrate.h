@@ -41,6 +41,7 @@
 #include "base/error.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
+#include "lineage/syncable.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -141,6 +142,10 @@ typedef struct {
     char **exclude;              /* tables a run would record in stemma_exclude (the options') */
     size_t nexclude;             /* entries in exclude */
     uint64_t parked;             /* parked operations an UP run would retry after its steps */
+    syncable_table *unsynced;    /* the tables of `target` that would not be synced, and why
+                                    (stemma_exclude and the options' exclusions counted), in
+                                    order of name; also when there is nothing to do */
+    size_t nunsynced;            /* entries in unsynced */
 } migrate_plan;
 
 /* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */
@@ -164,6 +169,10 @@ typedef struct {
     bool replay_ran;             /* parked operations were retried (after UP steps) */
     uint64_t replayed;           /* of them, how many applied */
     uint64_t parked;             /* operations still parked after the replay */
+    syncable_table *unsynced;    /* when the run succeeded: the tables of `version` that are
+                                    not synced, and why (stemma_exclude counted), in order of
+                                    name; also when there was nothing to do */
+    size_t nunsynced;            /* entries in unsynced */
 } migrate_result;
 
 /* Frees what result holds and zeroes it; safe on a zeroed result, and twice. */
@@ -214,6 +223,10 @@ const migrate_record *stm_migrate_record_at(const migrate_t *self, size_t i);
  * changed since it was applied (checksum differs)"), in version order; lent. */
 size_t stm_migrate_drift_count(const migrate_t *self);
 const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
+/* The tables of the database's current version that are not synced, each with why
+ * (lineage/syncable.h; its stemma_exclude counted), in order of name. Returns how many;
+ * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
+size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out);
 
 /* What stm_migrate_run would do with opts, changing nothing (the file is not even
  * created): the dry run. Makes every check stm_migrate_run makes and refuses as it would.

@@ -32,6 +32,8 @@ struct migrate {
     char **drift;             /* why migrate would refuse, in version order */
     size_t ndrift;            /* entries in drift */
     size_t drift_cap;         /* room in drift */
+    char **exclude;           /* the tables in stemma_exclude (none when not prepared) */
+    size_t nexclude;          /* entries in exclude */
 };
 
 /* Internal. (Re)reads everything the accessors report from the open store (none when
@@ -41,6 +43,12 @@ STM_NODISCARD stm_err stm_migrate_load_state(migrate_t *self, stm_error *err);
 
 /* Internal. Forgets what stm_migrate_load_state read. */
 void stm_migrate_clear_state(migrate_t *self);
+
+/* Internal. The tables of `version` that are not synced, each with why, as
+ * stm_syncable_unsynced gives them, with stemma_exclude's tables and o's exclude list (o
+ * may be NULL) as the user's exclusions. *out is the caller's (stm_syncable_tables_free). */
+size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
+                               syncable_table **out);
 
 /* Internal. Frees n steps and their strings (stm_migrate_plan_free, stm_migrate_result_free). */
 void stm_migrate_steps_free(migrate_step *steps, size_t n);

@@ -55,6 +55,7 @@ void stm_migrate_plan_free(migrate_plan *plan)
     for (size_t i = 0; i < plan->nexclude; i++)
         free(plan->exclude[i]);
     free(plan->exclude);
+    stm_syncable_tables_free(plan->unsynced, plan->nunsynced);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -84,25 +85,18 @@ static stm_err s_refuse_drift(const migrate_t *self, stm_error *err)
                          self->drift[0], self->ndrift - 1);
 }
 
-/* True when opts names a table not yet in stemma_exclude. */
-static bool s_new_exclusions(migrate_t *self, const migrate_options *o)
+/* True when opts names a table not yet in stemma_exclude (which compares without
+ * regard to case). */
+static bool s_new_exclusions(const migrate_t *self, const migrate_options *o)
 {
-    if (o->nexclude == 0)
-        return false;
-    if (!self->prepared)
-        return true;
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(self->store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return true;
-    bool found_new = false;
-    for (size_t i = 0; i < o->nexclude && !found_new; i++) {
-        sqlite3_reset(stmt);
-        sqlite3_bind_text(stmt, 1, o->exclude[i], -1, SQLITE_STATIC);
-        found_new = sqlite3_step(stmt) != SQLITE_ROW;
+    for (size_t i = 0; i < o->nexclude; i++) {
+        bool known = false;
+        for (size_t k = 0; k < self->nexclude && !known; k++)
+            known = sqlite3_stricmp(self->exclude[k], o->exclude[i]) == 0;
+        if (!known)
+            return true;
     }
-    sqlite3_finalize(stmt);
-    return found_new;
+    return false;
 }
 
 /* ---- migrate ---- */
@@ -130,6 +124,7 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
     plan->direction = MIGRATE_UP;
     plan->target = target;
     bool pending = target > self->version;
+    plan->nunsynced = stm_migrate_unsynced_at(self, target, o, &plan->unsynced);
     /* A database with stemma's tables missing at a version above 0 needs capture set
      * up even when no migration is pending. */
     if (!pending && !self->adopt && !s_new_exclusions(self, o) &&
@@ -209,6 +204,7 @@ stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, mig
                              self->db_path, self->version, to, to);
     plan->direction = MIGRATE_DOWN;
     plan->target = to;
+    plan->nunsynced = stm_migrate_unsynced_at(self, to, NULL, &plan->unsynced);
     if (to == self->version) {
         plan->nothing_to_do = true;
         return STM_OK;

@@ -485,6 +485,10 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
         res->nothing_to_do = true;
     else if (rc == STM_OK)
         rc = s_carry_out(&run, &plan, err);
+    /* The exclusions a run recorded are read back by then; o's are counted for a run
+     * whose reading back failed. */
+    if (rc == STM_OK)
+        res->nunsynced = stm_migrate_unsynced_at(self, res->version, o, &res->unsynced);
     stm_migrate_plan_free(&plan);
     if (!result)
         stm_migrate_result_free(&local);
@@ -507,5 +511,6 @@ void stm_migrate_result_free(migrate_result *result)
 {
     free(result->backup_path);
     stm_migrate_steps_free(result->steps, result->nsteps);
+    stm_syncable_tables_free(result->unsynced, result->nunsynced);
     memset(result, 0, sizeof *result);
 }

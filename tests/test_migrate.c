@@ -886,6 +886,76 @@ static void test_exclude_lets_a_composite_key_table_stay_local(void **state)
     assert_int_equal(s_int(f->db, "SELECT count(*) FROM temp.ops WHERE tbl = 'note_links'"), 0);
 }
 
+/* "name:kind name:kind ..." of a list of tables not synced, for comparing. */
+static void s_unsynced_str(const syncable_table *t, size_t n, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s:%s", i ? " " : "", t[i].name,
+                 stm_syncable_reason_name(t[i].reason));
+}
+
+/* The plan, the result and status name every table that is not synced, each with why:
+ * no key, virtual, excluded (the options' and stemma_exclude's); not the composite key. */
+static void test_plans_results_and_status_name_the_tables_not_synced(void **state)
+{
+    s_fixture *f = *state;
+    const char *set = "tests/data/schemas/unsynced";
+    char got[256];
+    migrate_t *m = s_open(f->db, set);
+    syncable_table *t = NULL;
+    assert_int_equal(stm_migrate_unsynced(m, &t), 0); /* version 0: no table at all */
+    assert_null(t);
+    const char *exclude[] = {"drafts"};
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    o.exclude = exclude;
+    o.nexclude = 1;
+    migrate_plan plan;
+    stm_error err = {0};
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    s_unsynced_str(plan.unsynced, plan.nunsynced, got, sizeof got);
+    assert_string_equal(got, "drafts:excluded peers:no_key");
+    stm_migrate_plan_free(&plan);
+    migrate_result res;
+    if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    s_unsynced_str(res.unsynced, res.nunsynced, got, sizeof got);
+    assert_string_equal(got, "drafts:excluded peers:no_key");
+    stm_migrate_result_free(&res);
+    assert_null(res.unsynced);
+    stm_migrate_destroy(&m);
+
+    /* Without the option: stemma_exclude remembers drafts, and version 2 adds search_fts. */
+    m = s_open(f->db, set);
+    size_t n = stm_migrate_unsynced(m, &t);
+    s_unsynced_str(t, n, got, sizeof got);
+    assert_string_equal(got, "drafts:excluded peers:no_key");
+    stm_syncable_tables_free(t, n);
+    o = (migrate_options)MIGRATE_OPTIONS_INIT;
+    assert_int_equal(stm_migrate_run_plan(m, &o, &plan, &err), STM_OK);
+    s_unsynced_str(plan.unsynced, plan.nunsynced, got, sizeof got);
+    assert_string_equal(got, "drafts:excluded peers:no_key search_fts:virtual");
+    stm_migrate_plan_free(&plan);
+    if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    s_unsynced_str(res.unsynced, res.nunsynced, got, sizeof got);
+    assert_string_equal(got, "drafts:excluded peers:no_key search_fts:virtual");
+    stm_migrate_result_free(&res);
+    /* Nothing to do: still said. */
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_OK);
+    assert_true(res.nothing_to_do);
+    assert_int_equal(res.nunsynced, 3);
+    stm_migrate_result_free(&res);
+    /* A plan refused after it was filled frees what it holds (no .down files here). */
+    o.to = 1;
+    assert_int_equal(stm_migrate_rollback_plan(m, &o, &plan, &err), STM_EINPUT); /* no .down */
+    stm_migrate_plan_free(&plan);
+    stm_migrate_destroy(&m);
+    /* Capture agrees: triggers on notes and note_links only (4 each). */
+    assert_int_equal(s_triggers(f->db), 8);
+}
+
 /* ---- dry run ---- */
 
 static void test_a_dry_run_plans_and_changes_nothing(void **state)
@@ -1528,6 +1598,7 @@ int main(void)
         T(test_a_failing_migration_leaves_the_previous_version),
         T(test_a_new_file_whose_first_migration_fails_is_not_left),
         T(test_exclude_lets_a_composite_key_table_stay_local),
+        T(test_plans_results_and_status_name_the_tables_not_synced),
         T(test_a_dry_run_plans_and_changes_nothing),
         T(test_a_dry_run_does_not_create_the_file),
         T(test_a_rollback_plan_lists_the_down_files),
