@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "migrate_text.h"
+#include "unsynced_text.h"
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/mem.h"
@@ -41,7 +42,9 @@ static const char *s_migrate_help =
     "schema_version table with its version id and checksum. FILE is created when it\n"
     "does not exist. Every migration is first run on an in-memory database, so bad SQL\n"
     "is refused before FILE is touched. After each migration stemma sets up the\n"
-    "triggers that capture changes for sync.\n"
+    "triggers that capture changes for sync. Last, it names every table of the version\n"
+    "reached that it does not sync, each with why (no primary key, a key of more than\n"
+    "32 columns, a virtual table, excluded); a dry run names those of the target.\n"
     "\n"
     "Before the first change FILE is copied, with SQLite's online backup API, to\n"
     "FILE.vFROM-YYYYMMDDTHHMMSSZ.bak beside it, and the copy's path is printed\n"
@@ -60,8 +63,7 @@ static const char *s_migrate_help =
     "  --dry-run        print what would run, with its SQL, and the drift check;\n"
     "                   FILE is left byte for byte as it was (and not created)\n"
     "  --no-backup      do not copy FILE first\n"
-    "  --exclude TABLE  keep TABLE out of sync (repeatable); a table whose primary key\n"
-    "                   has several columns must be excluded\n"
+    "  --exclude TABLE  keep TABLE out of sync (repeatable); kept in the database\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 done or nothing to do, 2 bad usage or bad input (drift, a failing\n"
@@ -143,8 +145,10 @@ static const char *s_status_help =
     "Says which version of the schema set DIR the database FILE is at (number and\n"
     "id), which migrations are pending, and any drift: a migration file changed since\n"
     "it was applied, or a version FILE holds that DIR lacks ('stemma migrate' refuses\n"
-    "to run until it is resolved). Nothing is written; a FILE that does not exist is\n"
-    "reported at version 0 with everything pending, and is not created.\n"
+    "to run until it is resolved). Then every table of that version stemma does not\n"
+    "sync, each with why: no primary key, a key of more than 32 columns, a virtual\n"
+    "table, or excluded. Nothing is written; a FILE that does not exist is reported at\n"
+    "version 0 with everything pending, and is not created.\n"
     "\n"
     "  --db FILE       the application's SQLite database\n"
     "  --schemas DIR   the directory of numbered migrations\n"
@@ -153,8 +157,9 @@ static const char *s_status_help =
     "\n"
     "JSON carries database, exists, schemas, version, id (null at version 0), head\n"
     "({version, id}), pending ([{version, file, description}]), drift (messages),\n"
-    "prepared (stemma's tables are present) and adopt (schema_version was made by an\n"
-    "older tool and will be adopted).\n"
+    "prepared (stemma's tables are present), adopt (schema_version was made by an\n"
+    "older tool and will be adopted) and unsynced ([{table, kind, reason}]: kind is\n"
+    "no_key, wide_key, virtual or excluded, reason the words).\n"
     "\n"
     "Exit status: 0 whatever was found, 2 bad usage or bad input, 1 otherwise.\n";
 
@@ -211,6 +216,14 @@ static char *s_status_text(const migrate_t *m)
     stm_buf_printf(&b, "capture   %s\n",
                    stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
                                               : "not set up ('stemma migrate' sets it up)");
+    syncable_table *unsynced = NULL;
+    size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
+    if (nunsynced)
+        stm_buf_printf(&b, "unsynced  %zu table%s\n", nunsynced, nunsynced == 1 ? "" : "s");
+    else
+        stm_buf_puts(&b, "unsynced  none\n");
+    unsynced_text_lines(&b, "  ", unsynced, nunsynced);
+    stm_syncable_tables_free(unsynced, nunsynced);
     if (stm_migrate_needs_adoption(m))
         stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
                          "will adopt it\n");
@@ -275,6 +288,11 @@ static char *s_status_json(const migrate_t *m)
     stm_jsonw_bool(&w, stm_migrate_is_prepared(m));
     stm_jsonw_key(&w, "adopt");
     stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
+    syncable_table *unsynced = NULL;
+    size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
+    stm_jsonw_key(&w, "unsynced");
+    unsynced_text_json(&w, unsynced, nunsynced);
+    stm_syncable_tables_free(unsynced, nunsynced);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);
 }

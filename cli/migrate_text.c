@@ -2,6 +2,7 @@
  * line means is in the help of migrate and rollback (cmd_store.c). */
 #include "migrate_text.h"
 #include "cli.h"
+#include "unsynced_text.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,19 @@ static void s_indented(FILE *out, const char *text)
             fputc('\n', out);
         p += n + (nl ? 1 : 0);
     }
+}
+
+/* Writes the tables of version that are not synced, each with why; nothing when there
+ * are none. lead goes before it (a blank line in a plan). */
+static void s_unsynced(FILE *out, const char *lead, int version, const syncable_table *tables,
+                       size_t n)
+{
+    if (n == 0)
+        return;
+    buf_t b = BUF_INIT;
+    unsynced_text_block(&b, version, tables, n);
+    fprintf(out, "%s%s", lead, stm_buf_str(&b));
+    stm_buf_free(&b);
 }
 
 /* ---- plans ---- */
@@ -124,8 +138,10 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
         s_plan_up(out, &plan);
     else if (planned)
         planned = s_plan_down(out, &plan);
-    if (planned)
+    if (planned) {
+        s_unsynced(out, "\n", plan.target, plan.unsynced, plan.nunsynced);
         fputs("\ndry run: nothing was changed\n", out);
+    }
     fflush(out);
     stm_migrate_plan_free(&plan);
     return rc;
@@ -213,6 +229,8 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
         s_short(res.has_id, &res.id, sid);
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
+    if (rc == STM_OK)
+        s_unsynced(out, "", res.version, res.unsynced, res.nunsynced);
     fflush(out);
     stm_migrate_result_free(&res);
     return rc;

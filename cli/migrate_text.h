@@ -15,7 +15,8 @@
 #include <stdio.h>
 
 /* The dry run: plans what migrate (MIGRATE_UP) or rollback (MIGRATE_DOWN) would do with
- * opts and writes the plan, its SQL included, to out. Returns the planner's code; on a
+ * opts and writes the plan, its SQL included, to out, then every table of the target
+ * version that would not be synced, each with why. Returns the planner's code; on a
  * refusal, what was checked (the database and its drift) is written first and err says
  * why. */
 stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_direction direction,
@@ -23,7 +24,7 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
 
 /* Runs migrate (MIGRATE_UP) or rollback (MIGRATE_DOWN) with opts, whose progress
  * fields are this function's: each step is written to out as it ends, then the
- * version the database is at. Returns the run's code (err says why it failed). */
+ * version the database is at and every table of it that is not synced, with why. Returns the run's code (err says why it failed). */
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
                          FILE *out, stm_error *err);
 

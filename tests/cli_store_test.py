@@ -244,6 +244,59 @@ class Migrate(Base):
         self.assertEqual(sql(other, "SELECT DISTINCT tbl FROM stemma_oplog"), "notes")
 
 
+class Unsynced(Base):
+    """Every table stemma cannot sync is named at once, each with its reason: in a dry
+    run, a run, a run with nothing to do, and status; the composite key is synced."""
+    SET = DATA + "/unsynced"
+    NO_KEY = ("  peers: no primary key (rowids differ between devices); add one, or it "
+              "stays local\n")
+    VIRTUAL = "  search_fts: a virtual table (triggers cannot capture its rows)\n"
+    EXCLUDED = "  drafts: excluded (stemma migrate --exclude)\n"
+
+    def test_migrate_dry_run_run_and_status_name_them(self):
+        block = "not synced at version 2 (3 tables):\n" + self.EXCLUDED + self.NO_KEY + \
+            self.VIRTUAL
+        out = self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--exclude", "drafts",
+                      "--dry-run")
+        self.assertIn("\n\n" + block + "\ndry run: nothing was changed\n", out)
+        self.assertFalse(os.path.exists(self.db))
+        out = self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--to", "1")
+        self.assertTrue(out.endswith("(id %s)\nnot synced at version 1 (1 table):\n%s"
+                                     % (self.lineage(self.SET)[0]["id"][:12], self.NO_KEY)), out)
+        out = self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--exclude", "drafts")
+        self.assertTrue(out.endswith("\n" + block), out)
+        # Nothing to do: said again, the exclusion remembered.
+        out = self.ok("migrate", "--db", self.db, "--schemas", self.SET)
+        self.assertEqual(out, f"{self.db} is at version 2: nothing to do\n" + block)
+        text = self.ok("status", "--db", self.db, "--schemas", self.SET)
+        self.assertIn("\nunsynced  3 tables\n" + self.EXCLUDED + self.NO_KEY + self.VIRTUAL,
+                      text)
+        self.assertNotIn("note_links", text)
+        st = self.status(self.SET)
+        self.assertEqual([(u["table"], u["kind"]) for u in st["unsynced"]],
+                         [("drafts", "excluded"), ("peers", "no_key"), ("search_fts", "virtual")])
+        self.assertEqual(st["unsynced"][1]["reason"], self.NO_KEY.strip()[len("peers: "):])
+        # What is named is what capture does: the composite key and notes are captured.
+        sql(self.db, "INSERT INTO notes VALUES ('a', 't', 'x'), ('b', 'u', 'y');"
+                     "INSERT INTO note_links VALUES ('a', 'b');"
+                     "INSERT INTO drafts (body) VALUES ('d');"
+                     "INSERT INTO peers VALUES ('h', 1);"
+                     "INSERT INTO search_fts (rowid, title, body) SELECT rowid, title, body "
+                     "FROM notes;")
+        self.collect()
+        self.assertEqual(sql(self.db, "SELECT group_concat(tbl) FROM "
+                                      "(SELECT DISTINCT tbl FROM stemma_oplog ORDER BY tbl)"),
+                         "note_links,notes")
+
+    def test_every_table_synced_says_so_in_status_only(self):
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS)
+        self.assertNotIn("not synced", out)
+        self.assertIn("\nunsynced  none\n", self.ok("status", "--db", self.db, "--schemas", TASKS))
+        self.assertEqual(self.status()["unsynced"], [])
+        out = self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--dry-run")
+        self.assertNotIn("not synced", out)
+
+
 class Drift(Base):
     def test_a_changed_file(self):
         s = self.copy_set()

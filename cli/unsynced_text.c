@@ -1,0 +1,34 @@
+/* unsynced_text.c - the tables stemma does not sync, as text and as JSON
+ * (unsynced_text.h). */
+#include "unsynced_text.h"
+
+void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        stm_buf_printf(b, "%s%s: %s\n", indent, tables[i].name,
+                       stm_syncable_reason_text(tables[i].reason));
+}
+
+void unsynced_text_block(buf_t *b, int version, const syncable_table *tables, size_t n)
+{
+    if (n == 0)
+        return;
+    stm_buf_printf(b, "not synced at version %d (%zu table%s):\n", version, n, n == 1 ? "" : "s");
+    unsynced_text_lines(b, "  ", tables, n);
+}
+
+void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n)
+{
+    stm_jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        stm_jsonw_object_begin(w);
+        stm_jsonw_key(w, "table");
+        stm_jsonw_string(w, tables[i].name);
+        stm_jsonw_key(w, "kind");
+        stm_jsonw_string(w, stm_syncable_reason_name(tables[i].reason));
+        stm_jsonw_key(w, "reason");
+        stm_jsonw_string(w, stm_syncable_reason_text(tables[i].reason));
+        stm_jsonw_object_end(w);
+    }
+    stm_jsonw_array_end(w);
+}

@@ -1,0 +1,22 @@
+/* unsynced_text.h - the tables stemma does not sync, as migrate, rollback, status and
+ * compare show them: all at once, one a line, each with why (lineage/syncable.h says
+ * the rule and words the reasons), so that every command says it the same way. */
+#ifndef STM_UNSYNCED_TEXT_H
+#define STM_UNSYNCED_TEXT_H
+
+#include "base/buf.h"
+#include "base/jsonw.h"
+#include "lineage/syncable.h"
+
+/* Appends one line per table, "INDENTname: reason\n", in the order given. */
+void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n);
+
+/* Appends the block migrate, rollback and status end with, nothing when n is 0:
+ * "not synced at version V (N tables):" then the lines, indented by two. */
+void unsynced_text_block(buf_t *b, int version, const syncable_table *tables, size_t n);
+
+/* Writes the tables as a JSON array of {"table", "kind", "reason"}: kind is the
+ * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words. */
+void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n);
+
+#endif
