@@ -6,8 +6,10 @@
 #include "base/jsonw.h"
 #include "base/mem.h"
 #include "lineage/relation.h"
+#include "lineage/syncable.h"
 #include "toml/toml.h"
 #include "sync/migrate.h"
+#include "unsynced_text.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -336,7 +338,9 @@ static const char *s_compare_help =
     "older than REMOTE), descendant (LOCAL is newer), divergent (they parted; the\n"
     "common ancestor is named) or unrelated (no common ancestor). The same is said for\n"
     "each table (family), with its columns sorted into shared, local_only,\n"
-    "remote_only and conflicting, and the text form says what will and will not sync.\n"
+    "remote_only and conflicting, and the text form says what will and will not sync,\n"
+    "naming the tables of each side stemma cannot sync, each with why (no primary key,\n"
+    "a key of more than 32 columns, a virtual table).\n"
     "\n"
     "  LOCAL, REMOTE   each a schema directory or a file written by 'stemma export'\n"
     "  --format F      text (default) or json\n"
@@ -396,12 +400,43 @@ static void s_family_cell(buf_t *b, const comparison_family *f)
         stm_buf_printf(b, " (table %s)", f->local_live ? "only here" : "only there");
 }
 
-/* Collects, across families, the shared tables and what exists on one side only. */
-static void s_collect(const comparison_t *c, s_phrases *syncs, s_phrases *one_sided,
-                      s_phrases *conflicts)
+/* The tables of each side's head that stemma cannot sync, each with why: the schema's
+ * own reasons (lineage/syncable.h), since compare has no database to exclude any. */
+typedef struct {
+    syncable_table *local; /* in order of name */
+    size_t nlocal;
+    syncable_table *remote;
+    size_t nremote;
+} s_unsynced;
+
+static void s_unsynced_read(s_unsynced *u, const lineage_t *local, const lineage_t *remote)
+{
+    u->nlocal = stm_syncable_unsynced(local, (int)stm_lineage_count(local), NULL, 0, &u->local);
+    u->nremote = stm_syncable_unsynced(remote, (int)stm_lineage_count(remote), NULL, 0, &u->remote);
+}
+
+static void s_unsynced_free(s_unsynced *u)
+{
+    stm_syncable_tables_free(u->local, u->nlocal);
+    stm_syncable_tables_free(u->remote, u->nremote);
+}
+
+/* True when f's table syncs on every side that has it. */
+static bool s_syncs(const comparison_family *f, const s_unsynced *u)
+{
+    return !(f->local_live && stm_syncable_find(u->local, u->nlocal, f->name)) &&
+           !(f->remote_live && stm_syncable_find(u->remote, u->nremote, f->name));
+}
+
+/* Collects, across the families that can sync, the shared tables and what exists on
+ * one side only. */
+static void s_collect(const comparison_t *c, const s_unsynced *u, s_phrases *syncs,
+                      s_phrases *one_sided, s_phrases *conflicts)
 {
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
+        if (!s_syncs(f, u))
+            continue;
         if (f->local_live && f->remote_live && f->ncolumns[COLUMN_SHARED]) {
             size_t total = f->ncolumns[0] + f->ncolumns[1] + f->ncolumns[2] + f->ncolumns[3];
             if (total == f->ncolumns[COLUMN_SHARED])
@@ -423,19 +458,51 @@ static void s_collect(const comparison_t *c, s_phrases *syncs, s_phrases *one_si
     }
 }
 
-static void s_compare_summary(buf_t *b, const comparison_t *c)
+/* True when both sides leave the same tables unsynced, for the same reasons. */
+static bool s_unsynced_alike(const s_unsynced *u)
+{
+    if (u->nlocal != u->nremote)
+        return false;
+    for (size_t i = 0; i < u->nlocal; i++)
+        if (strcmp(u->local[i].name, u->remote[i].name) != 0 ||
+            u->local[i].reason != u->remote[i].reason)
+            return false;
+    return true;
+}
+
+/* Names the tables stemma cannot sync on each side, each with why. */
+static void s_unsynced_summary(buf_t *b, const s_unsynced *u)
+{
+    if (u->nlocal && s_unsynced_alike(u)) {
+        stm_buf_puts(b, "  Never synced, on either side:\n");
+        unsynced_text_lines(b, "    ", u->local, u->nlocal);
+        return;
+    }
+    if (u->nlocal) {
+        stm_buf_puts(b, "  Never synced here:\n");
+        unsynced_text_lines(b, "    ", u->local, u->nlocal);
+    }
+    if (u->nremote) {
+        stm_buf_puts(b, "  Never synced there:\n");
+        unsynced_text_lines(b, "    ", u->remote, u->nremote);
+    }
+}
+
+static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced *u)
 {
     s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0};
-    s_collect(c, &syncs, &one_sided, &conflicts);
+    s_collect(c, u, &syncs, &one_sided, &conflicts);
+    /* Not "everything" when some table can never sync. */
+    const char *all = u->nlocal || u->nremote ? "Every table stemma can sync" : "Everything";
     stm_buf_puts(b, "\nWhat syncs, under the default policy:\n");
     switch (c->relation) {
     case RELATION_SAME:
-        stm_buf_puts(b, "  Everything: both sides have the same schema history.\n");
+        stm_buf_printf(b, "  %s: both sides have the same schema history.\n", all);
         break;
     case RELATION_ANCESTOR:
     case RELATION_DESCENDANT: {
         bool local_older = c->relation == RELATION_ANCESTOR;
-        stm_buf_printf(b, "  Everything. %s is newer (v%d against v%d).\n",
+        stm_buf_printf(b, "  %s. %s is newer (v%d against v%d).\n", all,
                        local_older ? "The remote" : "This side",
                        local_older ? c->remote_version : c->stm_local_version,
                        local_older ? c->stm_local_version : c->remote_version);
@@ -461,6 +528,7 @@ static void s_compare_summary(buf_t *b, const comparison_t *c)
                        "  Never synced, same name but a different type or key role (operations "
                        "are parked):\n    %s\n",
                        stm_buf_str(&conflicts.text));
+    s_unsynced_summary(b, u);
     stm_buf_free(&syncs.text);
     stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);
@@ -478,8 +546,8 @@ static void s_side_line(buf_t *b, const char *label, int width, const lineage_t 
     stm_buf_printf(b, "%-6s  %-*s  v%-4d %s\n", label, width, stm_lineage_name(l), h->number, id);
 }
 
-static char *s_compare_text(const comparison_t *c, const lineage_t *local,
-                            const lineage_t *remote)
+static char *s_compare_text(const comparison_t *c, const lineage_t *local, const lineage_t *remote,
+                            const s_unsynced *u)
 {
     buf_t b = BUF_INIT;
     int width = (int)strlen(stm_lineage_name(local));
@@ -505,7 +573,7 @@ static char *s_compare_text(const comparison_t *c, const lineage_t *local,
         s_family_cell(&b, f);
         stm_buf_putc(&b, '\n');
     }
-    s_compare_summary(&b, c);
+    s_compare_summary(&b, c, u);
     return stm_buf_detach(&b);
 }
 
@@ -527,8 +595,8 @@ static void s_json_head(jsonw_t *w, const char *key, const lineage_t *l)
     stm_jsonw_object_end(w);
 }
 
-static char *s_compare_json(const comparison_t *c, const lineage_t *local,
-                            const lineage_t *remote)
+static char *s_compare_json(const comparison_t *c, const lineage_t *local, const lineage_t *remote,
+                            const s_unsynced *u)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
@@ -571,6 +639,13 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local,
         stm_jsonw_object_end(&w);
     }
     stm_jsonw_array_end(&w);
+    stm_jsonw_key(&w, "unsynced");
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "local");
+    unsynced_text_json(&w, u->local, u->nlocal);
+    stm_jsonw_key(&w, "remote");
+    unsynced_text_json(&w, u->remote, u->nremote);
+    stm_jsonw_object_end(&w);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);
 }
@@ -610,8 +685,11 @@ int cmd_compare(int argc, char **argv)
         return cli_fail("compare", &err);
     }
     comparison_t *cmp = stm_relation_compare(local, remote);
-    char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote)
-                                           : s_compare_text(cmp, local, remote);
+    s_unsynced u;
+    s_unsynced_read(&u, local, remote);
+    char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote, &u)
+                                           : s_compare_text(cmp, local, remote, &u);
+    s_unsynced_free(&u);
     stm_comparison_destroy(&cmp);
     stm_lineage_destroy(&local);
     stm_lineage_destroy(&remote);

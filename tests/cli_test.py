@@ -226,6 +226,56 @@ class Compare(Base):
         out = self.ok("compare", "schemas/tasks", "tests/data/schemas/notes")
         self.assertIn("Nothing", out)
 
+    def unsynced_sets(self):
+        """The unsynced set at v1 and v2, and a fork of v1 with a table of its own."""
+        src = "tests/data/schemas/unsynced"
+        v1, fork = os.path.join(self.tmp, "unsynced-v1"), os.path.join(self.tmp, "fork")
+        for d in (v1, fork):
+            os.mkdir(d)
+            shutil.copy(os.path.join(src, "001_notes.sql"), d)
+        with open(os.path.join(fork, "002_audit.sql"), "w") as f:
+            f.write("-- Description: An audit trail, without a key\n"
+                    "CREATE TABLE audit (at TEXT, what TEXT);\n")
+        return v1, src, fork
+
+    def test_tables_that_cannot_sync_are_named_and_not_promised(self):
+        v1, v2, fork = self.unsynced_sets()
+        no_key = ("peers: no primary key (rowids differ between devices); add one, or it "
+                  "stays local\n")
+        virtual = "search_fts: a virtual table (triggers cannot capture its rows)\n"
+        out = self.ok("compare", v2, v2)
+        self.assertIn("  Every table stemma can sync: both sides have the same schema history.\n"
+                      "  Never synced, on either side:\n    " + no_key + "    " + virtual, out)
+        out = self.ok("compare", v1, v2)
+        self.assertIn("  Every table stemma can sync. The remote is newer (v2 against v1).\n"
+                      "  Never synced here:\n    " + no_key +
+                      "  Never synced there:\n    " + no_key + "    " + virtual, out)
+        self.assertNotIn("Parked", out)  # search_fts is no table to park for
+        out = self.ok("compare", v2, fork)
+        syncs = [line for line in out.splitlines() if line.startswith("  Syncs:")][0]
+        self.assertIn("notes (3 columns)", syncs)
+        self.assertIn("note_links (2 columns)", syncs)  # a composite key syncs
+        self.assertNotIn("peers", syncs)
+        self.assertNotIn("Does not sync", out)  # audit and search_fts are named below instead
+        self.assertIn("  Never synced there:\n    audit: no primary key", out)
+        self.assertNotIn("note_links:", out)
+        c = self.compare(v2, fork)
+        self.assertEqual([(u["table"], u["kind"]) for u in c["unsynced"]["local"]],
+                         [("peers", "no_key"), ("search_fts", "virtual")])
+        self.assertEqual([(u["table"], u["kind"]) for u in c["unsynced"]["remote"]],
+                         [("audit", "no_key"), ("peers", "no_key")])
+        self.assertEqual(c["unsynced"]["local"][1]["reason"], virtual.split(": ", 1)[1].strip())
+        # An exported file carries its virtual tables: it compares as its directory does.
+        path = os.path.join(self.tmp, "unsynced.toml")
+        self.ok("export", "--schemas", v2, "-o", path)
+        self.assertEqual(self.compare(path, fork), c)
+        # Every table syncs: nothing said, and "everything" promised.
+        out = self.ok("compare", "schemas/tasks", "schemas/tasks")
+        self.assertIn("  Everything: both sides have the same schema history.\n", out)
+        self.assertNotIn("Never synced", out)
+        self.assertEqual(self.compare("schemas/tasks", "schemas/tasks")["unsynced"],
+                         {"local": [], "remote": []})
+
     def test_bad_exported_files(self):
         good = self.ok("export", "--schemas", "schemas/tasks")
         cases = {
