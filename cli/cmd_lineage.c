@@ -528,7 +528,9 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
                        "  Never synced, same name but a different type or key role (operations "
                        "are parked):\n    %s\n",
                        stm_buf_str(&conflicts.text));
-    s_unsynced_summary(b, u);
+    /* Between unrelated histories nothing syncs at all (the JSON still names them). */
+    if (c->relation != RELATION_UNRELATED)
+        s_unsynced_summary(b, u);
     stm_buf_free(&syncs.text);
     stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);

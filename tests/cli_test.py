@@ -269,6 +269,11 @@ class Compare(Base):
         path = os.path.join(self.tmp, "unsynced.toml")
         self.ok("export", "--schemas", v2, "-o", path)
         self.assertEqual(self.compare(path, fork), c)
+        # Between unrelated histories nothing syncs: the text says only that.
+        out = self.ok("compare", v2, "tests/data/schemas/notes")
+        self.assertIn("  Nothing: the histories have no common ancestor", out)
+        self.assertNotIn("Never synced", out)
+        self.assertEqual(len(self.compare(v2, "tests/data/schemas/notes")["unsynced"]["local"]), 2)
         # Every table syncs: nothing said, and "everything" promised.
         out = self.ok("compare", "schemas/tasks", "schemas/tasks")
         self.assertIn("  Everything: both sides have the same schema history.\n", out)
