@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates the seed corpora in fuzz/corpus/ from the real encoders and the real
-# command line: a selection of toml-test's valid documents and two exported lineages
+# command line: a selection of toml-test's valid documents and three exported lineages
 # (toml); HELLO, REFUSE, OPS and ACK messages (wire), HELLO bodies (judge) and batches
 # and vectors (codec) from make_corpus; bundle and vector files written by `stemma
 # changes` and `stemma vector` from small migrated databases (bundle).
@@ -36,6 +36,7 @@ for f in example spec-example-1 newline-crlf utf8-bom-01 multibyte implicit-and-
 done
 "$stemma" export --schemas schemas/tasks -o "$out/toml/export-tasks.toml"
 "$stemma" export --schemas schemas/tasks-fork -o "$out/toml/export-tasks-fork.toml"
+"$stemma" export --schemas tests/data/schemas/unsynced -o "$out/toml/export-unsynced.toml"
 
 # wire, judge, codec: from the encoders.
 "$build/make_corpus" . "$out"
