@@ -114,6 +114,7 @@ void stm_catalog_table_add_column(catalog_table *t, const catalog_column *col)
     c->name = stm_strdup(col->name);
     c->decltype = col->decltype && *col->decltype ? stm_strdup(col->decltype) : s_no_type;
     c->default_sql = col->default_sql ? stm_strdup(col->default_sql) : NULL;
+    c->key_collation = col->key_collation ? stm_strdup(col->key_collation) : NULL;
 }
 
 catalog_table *stm_catalog_table_copy(const catalog_table *t)
@@ -134,6 +135,7 @@ void stm_catalog_table_destroy(catalog_table **self_p)
         if (t->columns[i].decltype != s_no_type)
             free(t->columns[i].decltype);
         free(t->columns[i].default_sql);
+        free(t->columns[i].key_collation);
     }
     free(t->columns);
     free(t->by_name);
@@ -319,6 +321,9 @@ static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t,
             .pk = sqlite3_column_int(cols, 4),
             .hidden = sqlite3_column_int(cols, 5),
         };
+        const char *coll = (const char *)sqlite3_column_text(cols, 6);
+        if (c.pk && coll && sqlite3_stricmp(coll, "BINARY") != 0)
+            c.key_collation = (char *)coll;
         stm_catalog_table_add_column(t, &c);
     }
     return rc == SQLITE_DONE ? STM_OK
@@ -332,9 +337,12 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     static const char *tables_sql =
         "SELECT name, wr, type = 'virtual' FROM pragma_table_list WHERE schema = 'main' "
         "AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+    /* A key column's collation is its primary key index's (a rowid alias has none). */
     static const char *columns_sql =
-        "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
-        "FROM pragma_table_xinfo(?1) ORDER BY cid";
+        "SELECT x.name, x.type, x.\"notnull\", x.dflt_value, x.pk, x.hidden, "
+        "(SELECT i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i "
+        " WHERE l.origin = 'pk' AND i.key AND i.name = x.name) "
+        "FROM pragma_table_xinfo(?1) x ORDER BY x.cid";
     sqlite3_stmt *tables = NULL, *cols = NULL;
     catalog_t *c = stm_calloc(1, sizeof *c);
     size_t cap = 0, virtual_cap = 0;

@@ -38,6 +38,9 @@ typedef struct {
     bool not_null;       /* NOT NULL constraint */
     char *default_sql;   /* the DEFAULT expression's text, NULL when there is none */
     int pk;              /* 0, or the column's 1-based position in the primary key */
+    char *key_collation; /* a key column's collation in the key ("NOCASE", "RTRIM", ...),
+                          * NULL for BINARY and for other columns. Read from databases
+                          * only (exports do not carry it); not part of the digest. */
     int hidden; /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
 } catalog_column;
 

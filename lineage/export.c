@@ -311,7 +311,7 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         const char *name, *decltype, *affinity, *dflt = NULL;
         bool not_null;
         int64_t pk, hidden = 0;
-        catalog_column col;
+        catalog_column col = {0};
         if ((rc = s_get_string(r, c, cpath, "name", &name)) ||
             (rc = s_get_string(r, c, cpath, "type", &decltype)) ||
             (rc = s_get_string(r, c, cpath, "affinity", &affinity)) ||

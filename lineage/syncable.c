@@ -26,7 +26,18 @@ syncable_reason stm_syncable_classify(const catalog_table *t, bool excluded)
     size_t keys = stm_catalog_table_key_count(t);
     if (keys == 0)
         return SYNCABLE_NO_KEY;
-    return keys <= SYNCABLE_MAX_KEY_COLUMNS ? SYNCABLE_SYNCED : SYNCABLE_WIDE_KEY;
+    if (keys > SYNCABLE_MAX_KEY_COLUMNS)
+        return SYNCABLE_WIDE_KEY;
+    for (size_t k = 0; k < keys; k++)
+        if (!stm_syncable_known_collation(stm_catalog_table_key(t, k)->key_collation))
+            return SYNCABLE_COLLATION;
+    return SYNCABLE_SYNCED;
+}
+
+bool stm_syncable_known_collation(const char *name)
+{
+    return !name || sqlite3_stricmp(name, "BINARY") == 0 || sqlite3_stricmp(name, "NOCASE") == 0 ||
+           sqlite3_stricmp(name, "RTRIM") == 0;
 }
 
 const char *stm_syncable_reason_name(syncable_reason r)
@@ -44,6 +55,8 @@ const char *stm_syncable_reason_name(syncable_reason r)
         return "no_key";
     case SYNCABLE_WIDE_KEY:
         return "wide_key";
+    case SYNCABLE_COLLATION:
+        return "collation";
     }
     return "synced";
 }
@@ -64,6 +77,9 @@ const char *stm_syncable_reason_text(syncable_reason r)
     case SYNCABLE_WIDE_KEY:
         return "a primary key of more than " S_MAX_KEY " columns; give it one of at most " S_MAX_KEY
                ", or it stays local";
+    case SYNCABLE_COLLATION:
+        return "its key compares by a collation stemma does not have (only BINARY, NOCASE and "
+               "RTRIM); use one of those, or it stays local";
     }
     return "synced";
 }

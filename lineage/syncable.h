@@ -13,6 +13,10 @@
  *                  picks for itself, so a row cannot be named across devices
  *   5. wide key    a key of more columns than SYNCABLE_MAX_KEY_COLUMNS (sync/key.h packs
  *                  at most that many)
+ *   5b. collation  a key column compared by a collation other than BINARY, NOCASE and
+ *                  RTRIM: stemma compares keys as the table does (sync/key.h), and knows
+ *                  only SQLite's own collations (the application registers the others
+ *                  on its own connection; stemma's has none of them)
  *   6. synced      every other table: a key of 1 .. SYNCABLE_MAX_KEY_COLUMNS columns, in
  *                  a rowid or a WITHOUT ROWID table
  *
@@ -39,6 +43,7 @@ typedef enum {
     SYNCABLE_VIRTUAL,  /* a virtual table */
     SYNCABLE_NO_KEY,   /* no declared primary key */
     SYNCABLE_WIDE_KEY, /* a primary key of more than SYNCABLE_MAX_KEY_COLUMNS columns */
+    SYNCABLE_COLLATION, /* a key column's collation is not one of SQLite's own */
 } syncable_reason;
 
 /* One table that is not synced, and why. Its name is owned by the array holding it. */
@@ -50,10 +55,14 @@ typedef struct {
 /* How stemma treats the ordinary table t (virtual tables are not catalog tables);
  * excluded: the user excluded it. */
 syncable_reason stm_syncable_classify(const catalog_table *t, bool excluded);
+/* True when stemma compares keys by the collation name (NULL: BINARY) as SQLite does:
+ * BINARY, NOCASE, RTRIM. */
+bool stm_syncable_known_collation(const char *name);
 /* True when name is one of stemma's own tables (any case). */
 bool stm_syncable_is_own(const char *name);
 
-/* For programs: "synced", "own", "excluded", "virtual", "no_key", "wide_key". Static. */
+/* For programs: "synced", "own", "excluded", "virtual", "no_key", "wide_key",
+ * "collation". Static. */
 const char *stm_syncable_reason_name(syncable_reason r);
 /* For people, saying what to do where something can be done: "no primary key (rowids
  * differ between devices); add one, or it stays local". Static. */

@@ -510,6 +510,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             nparked++;
             continue;
         }
+        /* A key column's cell names its own row, in the key's spelling or another the
+         * column's collation takes as equal (which respells the key); never another. */
+        if (col->pk &&
+            !stm_key_part_is(&op->pk, (size_t)col->pk - 1, &op->value, stm_key_collation_of(col))) {
+            rc = s_park(a, op, PARK_SCHEMA, "its key column's value is not the row's key", st, err);
+            nparked++;
+            continue;
+        }
         applied[napplied++] = op;
         bool later = false;
         rc = s_later(a, op->hlc, &op->origin, stm_rowclock_find(clock, ROWCLOCK_CELL, col->name),
@@ -531,7 +539,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     bool exists = false;
     size_t nvalues = 0; /* cells outside the key: what an UPDATE sets */
     for (size_t i = 0; i < ncells; i++)
-        nvalues += !cells[i].col->pk;
+        nvalues += stm_rowsql_sets(cells[i].col);
     if (!have_clock && ncells) {
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */

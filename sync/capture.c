@@ -132,6 +132,9 @@ static void s_same_key_expr(buf_t *b, const catalog_table *t)
         s_ref(b, "OLD", stm_catalog_table_key(t, k)->name);
         stm_buf_puts(b, " IS ");
         s_ref(b, "NEW", stm_catalog_table_key(t, k)->name);
+        /* The same row as the key compares ('Ann' and 'ann' under NOCASE): a new
+         * spelling is an update of the key's cell, not a new row. */
+        stm_key_collate_sql(b, stm_catalog_table_key(t, k));
     }
     stm_buf_putc(b, ')');
 }

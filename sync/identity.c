@@ -279,6 +279,17 @@ stm_err stm_conflicts_count(store_t *store, uint64_t *count, stm_error *err)
     return step == SQLITE_ROW ? STM_OK : stm_store_error(store, err, "counting conflicts");
 }
 
+/* A cell's clock entry and its column name, for sorting. */
+typedef struct {
+    const char *name;
+    const rowclock_entry *e;
+} s_named;
+
+static int s_by_name(const void *pa, const void *pb)
+{
+    return strcmp(((const s_named *)pa)->name, ((const s_named *)pb)->name);
+}
+
 /* Appends the cells of one kept incarnation (clock, at the row of rows) to out. */
 static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowclock_t *clock,
                          opbatch_t *held, opbatch_t *out, stm_error *err)
@@ -290,11 +301,17 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
     cell.born_hlc = (uint64_t)sqlite3_column_int64(rows, 2);
     if (sqlite3_column_bytes(rows, 3) == STM_ID_BYTES)
         memcpy(cell.born_origin.bytes, sqlite3_column_blob(rows, 3), STM_ID_BYTES);
+    /* In column name order: the clocks hold them in the order writes arrived, which
+     * differs between replicas. */
+    s_named *order = stm_calloc(clock->count + 1, sizeof *order);
+    size_t n = 0;
+    for (size_t i = 0; i < clock->count; i++)
+        if (clock->entries[i].kind == ROWCLOCK_CELL)
+            order[n++] = (s_named){stm_rowclock_name(clock, &clock->entries[i]), &clock->entries[i]};
+    qsort(order, n, sizeof *order, s_by_name);
     stm_err rc = STM_OK;
-    for (size_t i = 0; i < clock->count && rc == STM_OK; i++) {
-        const rowclock_entry *e = &clock->entries[i];
-        if (e->kind != ROWCLOCK_CELL)
-            continue;
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        const rowclock_entry *e = order[i].e;
         stm_id origin;
         bool found = false;
         stm_opbatch_clear(held);
@@ -313,6 +330,7 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
         cell.value = w->value;
         stm_opbatch_add(out, &cell);
     }
+    free(order);
     return rc;
 }
 

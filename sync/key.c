@@ -4,6 +4,7 @@
 
 #include <msgpack.h>
 #include <string.h>
+#include <strings.h>
 
 static int s_write(void *data, const char *bytes, size_t len)
 {
@@ -89,7 +90,111 @@ void stm_key_match_sql(buf_t *sql, const catalog_table *t)
     for (size_t k = 0; k < stm_catalog_table_key_count(t); k++) {
         if (k)
             stm_buf_puts(sql, " AND ");
-        stm_sqlscript_quote_ident(sql, stm_catalog_table_key(t, k)->name);
+        const catalog_column *c = stm_catalog_table_key(t, k);
+        stm_sqlscript_quote_ident(sql, c->name);
         stm_buf_printf(sql, " = ?%zu", k + 1);
+        /* As the key compares: a collation given in PRIMARY KEY (...) is the key's, not
+         * the column's, which "=" would use. */
+        stm_key_collate_sql(sql, c);
+    }
+}
+
+key_collation stm_key_collation_of(const catalog_column *c)
+{
+    if (c->key_collation && strcasecmp(c->key_collation, "NOCASE") == 0)
+        return KEY_NOCASE;
+    if (c->key_collation && strcasecmp(c->key_collation, "RTRIM") == 0)
+        return KEY_RTRIM;
+    return KEY_BINARY;
+}
+
+/* Appends text folded by coll to b. */
+static void s_fold(buf_t *b, const op_value *v, key_collation coll)
+{
+    const unsigned char *p = v->bytes;
+    size_t len = v->len;
+    if (coll == KEY_RTRIM)
+        while (len && p[len - 1] == ' ')
+            len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = p[i];
+        /* NOCASE folds ASCII only, as SQLite's does. */
+        stm_buf_putc(b, (char)(coll == KEY_NOCASE && ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
+    }
+}
+
+void stm_key_canonical(const op_value *key, const key_collation *colls, size_t n, buf_t *scratch,
+                       op_value *out)
+{
+    *out = *key;
+    op_value values[KEY_MAX_COLUMNS];
+    size_t count = 0;
+    if (!stm_key_values(key, values, KEY_MAX_COLUMNS, &count) || count != n)
+        return;
+    bool folds = false;
+    for (size_t i = 0; i < n; i++)
+        folds |= colls[i] != KEY_BINARY && values[i].type == VALUE_TEXT;
+    if (!folds)
+        return;
+    /* The folded texts first, then (for several columns) the key packed again. */
+    stm_buf_reset(scratch);
+    size_t at[KEY_MAX_COLUMNS], len[KEY_MAX_COLUMNS];
+    bool folded[KEY_MAX_COLUMNS];
+    for (size_t i = 0; i < n; i++) {
+        folded[i] = colls[i] != KEY_BINARY && values[i].type == VALUE_TEXT;
+        at[i] = scratch->len;
+        if (folded[i])
+            s_fold(scratch, &values[i], colls[i]);
+        len[i] = scratch->len - at[i];
+    }
+    if (n == 1) {
+        out->type = VALUE_TEXT;
+        out->bytes = scratch->data;
+        out->len = len[0];
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (folded[i]) {
+            values[i].bytes = scratch->data + at[i];
+            values[i].len = len[i];
+        }
+    buf_t packed = BUF_INIT;
+    stm_key_pack(values, n, &packed);
+    stm_buf_reset(scratch);
+    stm_buf_append(scratch, packed.data, packed.len);
+    stm_buf_free(&packed);
+    out->type = VALUE_KEY;
+    out->bytes = scratch->data;
+    out->len = scratch->len;
+}
+
+bool stm_key_part_is(const op_value *key, size_t i, const op_value *v, key_collation coll)
+{
+    op_value values[KEY_MAX_COLUMNS];
+    size_t n = 0;
+    if (!stm_key_values(key, values, KEY_MAX_COLUMNS, &n) || i >= n)
+        return false;
+    if (coll == KEY_BINARY || v->type != VALUE_TEXT || values[i].type != VALUE_TEXT)
+        return stm_op_value_equal(&values[i], v);
+    buf_t a = BUF_INIT, b = BUF_INIT;
+    s_fold(&a, &values[i], coll);
+    s_fold(&b, v, coll);
+    bool same = a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+    stm_buf_free(&a);
+    stm_buf_free(&b);
+    return same;
+}
+
+void stm_key_collate_sql(buf_t *sql, const catalog_column *c)
+{
+    switch (stm_key_collation_of(c)) {
+    case KEY_NOCASE:
+        stm_buf_puts(sql, " COLLATE NOCASE");
+        break;
+    case KEY_RTRIM:
+        stm_buf_puts(sql, " COLLATE RTRIM");
+        break;
+    case KEY_BINARY:
+        break;
     }
 }

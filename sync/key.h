@@ -48,7 +48,31 @@ size_t stm_key_columns(const op_value *key);
 /* True when some column of the key is NULL: no row anyone can address by it. */
 bool stm_key_has_null(const op_value *key);
 
-/* Appends "k1 = ?1 AND k2 = ?2 ...": t's row whose key columns are parameters 1 .. k. */
+/* How a key column compares text: SQLite's own collations (lineage/syncable.h). */
+typedef enum { KEY_BINARY, KEY_NOCASE, KEY_RTRIM } key_collation;
+
+/* The collation of key column c (catalog_column.key_collation; unknown ones are not
+ * synced, and count as BINARY here). */
+key_collation stm_key_collation_of(const catalog_column *c);
+
+/* The key as the table compares it: text parts folded the way their column's
+ * collation folds them (NOCASE: ASCII letters to lower case; RTRIM: trailing spaces
+ * off), so that keys the table holds as one row are one key to stemma's clocks
+ * ("Ann@x.org" and "ann@x.org" under NOCASE). colls[0 .. n) are the key's columns'
+ * collations. *out is key itself when nothing folds, else points into scratch. */
+void stm_key_canonical(const op_value *key, const key_collation *colls, size_t n, buf_t *scratch,
+                       op_value *out);
+
+/* True when v is key's column i (0-based), compared under coll: a write to a key
+ * column names its own row, in any spelling the column's collation takes as equal. */
+bool stm_key_part_is(const op_value *key, size_t i, const op_value *v, key_collation coll);
+
+/* Appends " COLLATE NOCASE" or " COLLATE RTRIM" when key column c compares so;
+ * nothing for BINARY. */
+void stm_key_collate_sql(buf_t *sql, const catalog_column *c);
+
+/* Appends "k1 = ?1 AND k2 = ?2 ...": t's row whose key columns are parameters 1 .. k,
+ * each compared by the key's collation. */
 void stm_key_match_sql(buf_t *sql, const catalog_table *t);
 
 /* Reads a key as codec.h's grammar puts it in an operation: a value, or an array of

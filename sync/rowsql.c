@@ -69,7 +69,7 @@ static void s_row_sql(buf_t *sql, const txn_table *t, row_kind kind, const row_c
         stm_sqlscript_quote_ident(sql, table);
         stm_buf_puts(sql, " SET ");
         for (size_t i = 0; i < ncells; i++) {
-            if (cells[i].col->pk)
+            if (!stm_rowsql_sets(cells[i].col))
                 continue;
             if (param > keys)
                 stm_buf_puts(sql, ", ");
@@ -164,7 +164,7 @@ int stm_rowsql_run(rowsql_t *a, const txn_table *t, row_kind kind, const op_valu
         rc = stm_op_value_bind(stmt, ++param, pk);
     }
     for (size_t i = 0; i < ncells && rc == SQLITE_OK; i++)
-        if (!cells[i].col->pk)
+        if (kind == ROW_UPDATE ? stm_rowsql_sets(cells[i].col) : !cells[i].col->pk)
             rc = stm_op_value_bind(stmt, ++param, &cells[i].value);
     if (rc != SQLITE_OK)
         return rc; /* e.g. SQLITE_TOOBIG: the batch fails rather than write NULL */
@@ -187,6 +187,11 @@ static int s_by_position(const void *pa, const void *pb)
     return a->position < b->position ? -1 : a->position > b->position;
 }
 
+
+bool stm_rowsql_sets(const catalog_column *c)
+{
+    return !c->pk || stm_key_collation_of(c) != KEY_BINARY;
+}
 
 void stm_rowsql_sort(row_cell *cells, size_t n)
 {

@@ -12,8 +12,11 @@
  *
  * The key's columns are parameters ?1 .. ?k (k = the table's key columns, key.h);
  * the cells that are not key columns follow. A key column's cell is the key itself,
- * so it is never written but through the key. Names in the SQL are the local
- * catalog's, quoted; nothing a peer sent is ever spliced into it. */
+ * so it is never written but through the key, except by ROW_UPDATE in a column whose
+ * collation folds text: there the cell may spell the key another way the table
+ * holds as the same ('ann' for 'Ann' under NOCASE), and the later spelling wins.
+ * Names in the SQL are the local catalog's, quoted; nothing a peer sent is ever
+ * spliced into it. */
 #ifndef STM_ROWSQL_H
 #define STM_ROWSQL_H
 
@@ -48,6 +51,9 @@ void stm_rowsql_sync(rowsql_t *r);
 
 /* The position of col in t's declaration. */
 size_t stm_rowsql_position(const txn_table *t, const catalog_column *col);
+/* True when ROW_UPDATE sets column c's cell: any column but a key column that
+ * compares byte for byte. */
+bool stm_rowsql_sets(const catalog_column *c);
 /* Sorts cells by position, the order stm_rowsql_run wants them in. */
 void stm_rowsql_sort(row_cell *cells, size_t n);
 

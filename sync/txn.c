@@ -2,6 +2,7 @@
 #include "txn.h"
 #include "capture.h"
 #include "identity.h"
+#include "key.h"
 #include "stmtcache.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -41,6 +42,8 @@ struct txn_table {
     const catalog_table *def;  /* lent by the transaction's catalog */
     size_t keys;               /* how many columns its key has */
     bool identity;             /* its rows have incarnations (identity.h) */
+    bool folds;                /* some key column's collation folds text (key.h) */
+    key_collation colls[KEY_MAX_COLUMNS]; /* the key columns' collations */
     /* Within a transaction: the greatest key stemma_clock holds for the table, when it
      * is an integer (or there is none), so that a new row with a greater integer key
      * (the usual insert) is known to have no clocks without looking. */
@@ -79,6 +82,7 @@ struct txn {
     size_t last_origin; /* index of the last one met */
     rowclock_t clock;   /* the clocks of the row read last */
     buf_t clock_bytes;  /* scratch for encoding them */
+    buf_t key_bytes;    /* scratch for a key as its table compares it (key.h) */
     conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
     opbatch_t *deleted;     /* owned: rows of identity tables deleted locally since the
                              * start, as deletes (table and key) for stm_txn_promote */
@@ -120,6 +124,7 @@ void stm_txn_destroy(txn_t **self_p)
     free(t->origins);
     stm_rowclock_free(&t->clock);
     stm_buf_free(&t->clock_bytes);
+    stm_buf_free(&t->key_bytes);
     stm_conflicts_destroy(&t->conflicts);
     stm_opbatch_destroy(&t->deleted);
     free(t);
@@ -162,7 +167,12 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
             continue;
         t->tables[t->ntables].def = def;
         t->tables[t->ntables].keys = stm_catalog_table_key_count(def);
-        t->tables[t->ntables].identity = stm_identity_table(def);
+        txn_table *tt = &t->tables[t->ntables];
+        tt->identity = stm_identity_table(def);
+        for (size_t k = 0; k < tt->keys && k < KEY_MAX_COLUMNS; k++) {
+            tt->colls[k] = stm_key_collation_of(stm_catalog_table_key(def, k));
+            tt->folds |= tt->colls[k] != KEY_BINARY;
+        }
         t->ntables++;
     }
     sqlite3_finalize(excluded);
@@ -390,9 +400,22 @@ static stm_err s_above_top(txn_t *t, txn_table *table, const op_value *pk, bool 
     return STM_OK;
 }
 
+/* The key as table compares it (key.h): the one stemma_clock holds its row's clocks
+ * under, whatever the spelling an operation brought. Lent until the next call. */
+static const op_value *s_clock_key(txn_t *t, const txn_table *table, const op_value *pk,
+                                   op_value *scratch)
+{
+    if (!table->folds)
+        return pk;
+    stm_key_canonical(pk, table->colls, table->keys, &t->key_bytes, scratch);
+    return scratch;
+}
+
 stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool *found,
                            stm_error *err)
 {
+    op_value folded;
+    pk = s_clock_key(t, table, pk, &folded);
     bool above;
     stm_rowclock_clear(&t->clock);
     *found = false;
@@ -427,6 +450,8 @@ rowclock_t *stm_txn_clock(txn_t *t)
 stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
                             stm_error *err)
 {
+    op_value folded;
+    pk = s_clock_key(t, table, pk, &folded);
     stm_buf_reset(&t->clock_bytes);
     stm_rowclock_encode(&t->clock, &t->clock_bytes);
     if (pk->type == VALUE_INTEGER && table->top_known && !table->top_none && pk->i > table->top)

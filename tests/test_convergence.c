@@ -6,7 +6,8 @@
  * also has a table keyed by two columns (WITHOUT ROWID, key order not declaration
  * order) whose rows are inserted, updated, deleted and given new keys, and one whose
  * integer keys each replica picks itself (INTEGER PRIMARY KEY), so rows made apart
- * collide on their keys: replicas must also agree on the conflicts they keep aside.
+ * collide on their keys: replicas must also agree on the conflicts they keep aside; and
+ * one whose key ignores case, written and respelt in random case.
  *
  * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
  * per seed (default 300). A failure names the seed. */
@@ -93,7 +94,33 @@ static bool s_row_exists(replica *r, const char *table, const char *id)
 static const char *const LINKS =
     "CREATE TABLE links (a TEXT NOT NULL, b INTEGER NOT NULL, note TEXT, PRIMARY KEY (b, a))"
     " WITHOUT ROWID;\n"
-    "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n";
+    "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n"
+    "CREATE TABLE mails (email TEXT COLLATE NOCASE PRIMARY KEY, n INTEGER);\n";
+
+/* One random write to mails, whose key ignores case: a new row, a new value, a new
+ * spelling of the key, or a delete, each spelling the key in a random case. */
+static void s_random_mail_write(world *w, replica *r)
+{
+    char email[16];
+    int who = s_pick(w, 3), v = s_pick(w, 1000);
+    snprintf(email, sizeof email, "%c%c@x", s_pick(w, 2) ? 'a' + who : 'A' + who,
+             s_pick(w, 2) ? 'm' : 'M');
+    char sql[200];
+    switch (s_pick(w, 4)) {
+    case 0:
+        snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO mails VALUES ('%s', %d)", email, v);
+        break;
+    case 1:
+        snprintf(sql, sizeof sql, "UPDATE mails SET n = %d WHERE email = '%s'", v, email);
+        break;
+    case 2:
+        snprintf(sql, sizeof sql, "UPDATE mails SET email = '%s' WHERE email = '%s'", email, email);
+        break;
+    default:
+        snprintf(sql, sizeof sql, "DELETE FROM mails WHERE email = '%s'", email);
+    }
+    du_exec(r->path, sql);
+}
 
 /* One random write to people: a new row (its key the replica's own pick), or an edit
  * or a delete of a row it has. */
@@ -153,6 +180,10 @@ static void s_random_write(world *w, replica *r)
     }
     if (roll < 4) {
         s_random_person_write(w, r);
+        return;
+    }
+    if (roll < 5) {
+        s_random_mail_write(w, r);
         return;
     }
     static const char *const tables[] = {"lists", "tasks", "tags", "comments"};
@@ -362,6 +393,7 @@ static const char *const SHARED[] = {
     "SELECT id, label, color FROM tags ORDER BY id",
     "SELECT a, b, note FROM links ORDER BY b, a",
     "SELECT id, name, n FROM people ORDER BY id",
+    "SELECT email COLLATE BINARY, n FROM mails ORDER BY email",
 };
 
 /* Every replica keeps the same conflicts aside. */

@@ -23,7 +23,12 @@ static const char *const SCHEMA =
     "CREATE TABLE wr (k1 TEXT, k2 BLOB, k3 REAL, v, PRIMARY KEY (k1, k2, k3)) WITHOUT ROWID;\n"
     /* A link table: nothing but its key. */
     "CREATE TABLE links (src TEXT NOT NULL, dst TEXT NOT NULL, PRIMARY KEY (src, dst));\n"
-    "CREATE TABLE single (id TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;\n";
+    "CREATE TABLE single (id TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;\n"
+    /* Keys compared as their collations compare them. */
+    "CREATE TABLE mails (email TEXT COLLATE NOCASE PRIMARY KEY, name TEXT);\n"
+    "CREATE TABLE rooms (room TEXT, n INTEGER, v TEXT, PRIMARY KEY (room COLLATE NOCASE, n))"
+    " WITHOUT ROWID;\n"
+    "CREATE TABLE codes (code TEXT COLLATE RTRIM PRIMARY KEY, v TEXT);\n";
 
 typedef struct {
     char *dir;
@@ -65,6 +70,13 @@ static size_t s_sync(store_t *from, store_t *to)
     return n;
 }
 
+/* A write by the application on path, collected at once (a node would look soon). */
+static void s_write(fixture *f, const char *path, const char *sql)
+{
+    du_exec(path, sql);
+    du_ops(path == f->a_path ? f->a : f->b);
+}
+
 static void s_assert_same(fixture *f, const char *query)
 {
     char *a = du_hash(f->a, query), *b = du_hash(f->b, query);
@@ -76,6 +88,9 @@ static void s_assert_same(fixture *f, const char *query)
 
 static void s_assert_all_same(fixture *f)
 {
+    s_assert_same(f, "SELECT email, name FROM mails ORDER BY email");
+    s_assert_same(f, "SELECT room, n, v FROM rooms ORDER BY room, n");
+    s_assert_same(f, "SELECT code, v FROM codes ORDER BY code");
     s_assert_same(f, "SELECT a, b, v FROM pairs ORDER BY b, a");
     s_assert_same(f, "SELECT k1, k2, k3, v, typeof(k3) FROM wr ORDER BY k1, k2, k3");
     s_assert_same(f, "SELECT src, dst FROM links ORDER BY src, dst");
@@ -179,6 +194,36 @@ static void test_concurrent_writes_to_one_composite_row_converge(void **state)
     assert_int_equal(du_int(f->a, "SELECT v = 'from b' FROM pairs"), 1);
 }
 
+static void test_keys_compare_as_their_collation_compares_them(void **state)
+{
+    fixture *f = *state;
+    /* One row to the table on each side, spelt two ways; B writes later. */
+    s_write(f, f->a_path, "INSERT INTO mails VALUES ('Ann@x.org', 'from a');"
+                          "INSERT INTO rooms VALUES ('Lobby', 1, 'from a');"
+                          "INSERT INTO codes VALUES ('k1', 'from a')");
+    s_write(f, f->b_path, "INSERT INTO mails VALUES ('ann@x.org', 'from b');"
+                          "INSERT INTO rooms VALUES ('LOBBY', 1, 'from b');"
+                          "INSERT INTO codes VALUES ('k1  ', 'from b')");
+    s_sync(f->a, f->b);
+    s_sync(f->b, f->a);
+    s_assert_all_same(f);
+    /* One row each, the later write's values and spelling everywhere. */
+    assert_int_equal(du_int(f->a, "SELECT count(*) FROM mails WHERE email = 'ann@x.org' "
+                                  "COLLATE BINARY AND name = 'from b'"),
+                     1);
+    assert_int_equal(du_int(f->a, "SELECT count(*) FROM rooms WHERE room = 'LOBBY' COLLATE BINARY "
+                                  "AND v = 'from b'"),
+                     1);
+    assert_int_equal(du_int(f->a, "SELECT count(*) FROM codes"), 1);
+    /* A new spelling made on A alone reaches B. */
+    s_write(f, f->a_path, "UPDATE mails SET email = 'ANN@X.ORG'");
+    s_sync(f->a, f->b);
+    s_assert_all_same(f);
+    assert_int_equal(du_int(f->b, "SELECT count(*) FROM mails WHERE email = 'ANN@X.ORG' "
+                                  "COLLATE BINARY"),
+                     1);
+}
+
 static void test_a_key_of_another_shape_is_parked_with_its_reason(void **state)
 {
     fixture *f = *state;
@@ -258,6 +303,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writes_to_one_composite_row_converge,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_compare_as_their_collation_compares_them, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_key_of_another_shape_is_parked_with_its_reason,
                                         setup, teardown),
         cmocka_unit_test(test_a_key_is_packed_one_way_only),
