@@ -407,18 +407,45 @@ typedef struct {
     size_t nlocal;
     syncable_table *remote;
     size_t nremote;
+    char **local_per_device; /* synced tables whose keys each device picks, by name */
+    size_t nlocal_per_device;
+    char **remote_per_device;
+    size_t nremote_per_device;
 } s_unsynced;
 
 static void s_unsynced_read(s_unsynced *u, const lineage_t *local, const lineage_t *remote)
 {
-    u->nlocal = stm_syncable_unsynced(local, (int)stm_lineage_count(local), NULL, 0, &u->local);
-    u->nremote = stm_syncable_unsynced(remote, (int)stm_lineage_count(remote), NULL, 0, &u->remote);
+    int lv = (int)stm_lineage_count(local), rv = (int)stm_lineage_count(remote);
+    u->nlocal = stm_syncable_unsynced(local, lv, NULL, 0, &u->local);
+    u->nremote = stm_syncable_unsynced(remote, rv, NULL, 0, &u->remote);
+    u->nlocal_per_device = stm_syncable_per_device(local, lv, NULL, 0, &u->local_per_device);
+    u->nremote_per_device = stm_syncable_per_device(remote, rv, NULL, 0, &u->remote_per_device);
 }
 
 static void s_unsynced_free(s_unsynced *u)
 {
     stm_syncable_tables_free(u->local, u->nlocal);
     stm_syncable_tables_free(u->remote, u->nremote);
+    stm_syncable_names_free(u->local_per_device, u->nlocal_per_device);
+    stm_syncable_names_free(u->remote_per_device, u->nremote_per_device);
+}
+
+/* The tables whose keys each device picks, on each side, and what stemma does with them. */
+static void s_per_device_summary(buf_t *b, const s_unsynced *u)
+{
+    if (!u->nlocal_per_device && !u->nremote_per_device)
+        return;
+    stm_buf_puts(b, "  Keys chosen per device (" UNSYNCED_TEXT_PER_DEVICE "):\n");
+    if (u->nlocal_per_device) {
+        stm_buf_puts(b, "    here:  ");
+        unsynced_text_names(b, u->local_per_device, u->nlocal_per_device);
+        stm_buf_putc(b, '\n');
+    }
+    if (u->nremote_per_device) {
+        stm_buf_puts(b, "    there: ");
+        unsynced_text_names(b, u->remote_per_device, u->nremote_per_device);
+        stm_buf_putc(b, '\n');
+    }
 }
 
 /* True when f's table syncs on every side that has it. */
@@ -529,8 +556,10 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
                        "are parked):\n    %s\n",
                        stm_buf_str(&conflicts.text));
     /* Between unrelated histories nothing syncs at all (the JSON still names them). */
-    if (c->relation != RELATION_UNRELATED)
+    if (c->relation != RELATION_UNRELATED) {
         s_unsynced_summary(b, u);
+        s_per_device_summary(b, u);
+    }
     stm_buf_free(&syncs.text);
     stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);
@@ -647,6 +676,19 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local, const
     unsynced_text_json(&w, u->local, u->nlocal);
     stm_jsonw_key(&w, "remote");
     unsynced_text_json(&w, u->remote, u->nremote);
+    stm_jsonw_object_end(&w);
+    stm_jsonw_key(&w, "keys_per_device");
+    stm_jsonw_object_begin(&w);
+    stm_jsonw_key(&w, "local");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < u->nlocal_per_device; i++)
+        stm_jsonw_string(&w, u->local_per_device[i]);
+    stm_jsonw_array_end(&w);
+    stm_jsonw_key(&w, "remote");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < u->nremote_per_device; i++)
+        stm_jsonw_string(&w, u->remote_per_device[i]);
+    stm_jsonw_array_end(&w);
     stm_jsonw_object_end(&w);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);

@@ -224,6 +224,15 @@ static char *s_status_text(const migrate_t *m)
         stm_buf_puts(&b, "unsynced  none\n");
     unsynced_text_lines(&b, "  ", unsynced, nunsynced);
     stm_syncable_tables_free(unsynced, nunsynced);
+    char **per_device = NULL;
+    size_t nper_device = stm_migrate_per_device(m, &per_device);
+    if (nper_device) {
+        stm_buf_printf(&b, "keys      chosen per device in %zu table%s: ", nper_device,
+                       nper_device == 1 ? "" : "s");
+        unsynced_text_names(&b, per_device, nper_device);
+        stm_buf_puts(&b, "\n  " UNSYNCED_TEXT_PER_DEVICE "\n");
+    }
+    stm_syncable_names_free(per_device, nper_device);
     if (stm_migrate_needs_adoption(m))
         stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
                          "will adopt it\n");
@@ -293,6 +302,14 @@ static char *s_status_json(const migrate_t *m)
     stm_jsonw_key(&w, "unsynced");
     unsynced_text_json(&w, unsynced, nunsynced);
     stm_syncable_tables_free(unsynced, nunsynced);
+    char **per_device = NULL;
+    size_t nper_device = stm_migrate_per_device(m, &per_device);
+    stm_jsonw_key(&w, "keys_per_device");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < nper_device; i++)
+        stm_jsonw_string(&w, per_device[i]);
+    stm_jsonw_array_end(&w);
+    stm_syncable_names_free(per_device, nper_device);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);
 }

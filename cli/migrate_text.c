@@ -39,15 +39,17 @@ static void s_indented(FILE *out, const char *text)
     }
 }
 
-/* Writes the tables of version that are not synced, each with why; nothing when there
- * are none. lead goes before it (a blank line in a plan). */
+/* Writes the tables of version that are not synced, each with why, and those whose
+ * keys are chosen per device; nothing when there are none. lead goes before it (a
+ * blank line in a plan). */
 static void s_unsynced(FILE *out, const char *lead, int version, const syncable_table *tables,
-                       size_t n)
+                       size_t n, char *const *per_device, size_t nper_device)
 {
-    if (n == 0)
+    if (n == 0 && nper_device == 0)
         return;
     buf_t b = BUF_INIT;
     unsynced_text_block(&b, version, tables, n);
+    unsynced_text_per_device(&b, version, per_device, nper_device);
     fprintf(out, "%s%s", lead, stm_buf_str(&b));
     stm_buf_free(&b);
 }
@@ -139,7 +141,8 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
     else if (planned)
         planned = s_plan_down(out, &plan);
     if (planned) {
-        s_unsynced(out, "\n", plan.target, plan.unsynced, plan.nunsynced);
+        s_unsynced(out, "\n", plan.target, plan.unsynced, plan.nunsynced, plan.per_device,
+                   plan.nper_device);
         fputs("\ndry run: nothing was changed\n", out);
     }
     fflush(out);
@@ -230,7 +233,8 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
     if (rc == STM_OK)
-        s_unsynced(out, "", res.version, res.unsynced, res.nunsynced);
+        s_unsynced(out, "", res.version, res.unsynced, res.nunsynced, res.per_device,
+                   res.nper_device);
     fflush(out);
     stm_migrate_result_free(&res);
     return rc;

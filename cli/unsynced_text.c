@@ -32,3 +32,19 @@ void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n)
     }
     stm_jsonw_array_end(w);
 }
+
+void unsynced_text_names(buf_t *b, char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        stm_buf_printf(b, "%s%s", i ? ", " : "", names[i]);
+}
+
+void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t n)
+{
+    if (n == 0)
+        return;
+    stm_buf_printf(b, "keys chosen per device at version %d (%zu table%s): ", version, n,
+                   n == 1 ? "" : "s");
+    unsynced_text_names(b, names, n);
+    stm_buf_puts(b, "\n  " UNSYNCED_TEXT_PER_DEVICE "\n");
+}

@@ -15,6 +15,19 @@ void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tab
  * "not synced at version V (N tables):" then the lines, indented by two. */
 void unsynced_text_block(buf_t *b, int version, const syncable_table *tables, size_t n);
 
+/* What stemma does with rows of the tables whose keys each device picks, in words. */
+#define UNSYNCED_TEXT_PER_DEVICE                                                                   \
+    "rows two devices create apart under one key are never merged: the first made keeps the "    \
+    "key, the other is kept aside (stemma conflicts)"
+
+/* Appends names[0 .. n) as "a, b, c". */
+void unsynced_text_names(buf_t *b, char *const *names, size_t n);
+
+/* Appends the block migrate, rollback and status give the synced tables whose keys
+ * are chosen per device (lineage/syncable.h), nothing when n is 0: "keys chosen per
+ * device at version V (N tables): a, b" and what that means, indented by two. */
+void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t n);
+
 /* Writes the tables as a JSON array of {"table", "kind", "reason"}: kind is the
  * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words. */
 void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n);

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* SYNCABLE_MAX_KEY_COLUMNS spelt out, for a static message. */
 #define S_STR2(x) #x
@@ -144,4 +145,46 @@ void stm_syncable_tables_free(syncable_table *tables, size_t n)
     for (size_t i = 0; i < n; i++)
         free(tables[i].name);
     free(tables);
+}
+
+bool stm_syncable_keys_per_device(const catalog_table *t)
+{
+    /* SQLite makes a rowid alias of a key of one column declared exactly INTEGER, in
+     * a table with rowids (https://sqlite.org/lang_createtable.html#rowid). */
+    if (stm_catalog_table_without_rowid(t) || stm_catalog_table_key_count(t) != 1)
+        return false;
+    return strcasecmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0;
+}
+
+static int s_compare_names(const void *pa, const void *pb)
+{
+    return sqlite3_stricmp(*(char *const *)pa, *(char *const *)pb);
+}
+
+size_t stm_syncable_per_device(const lineage_t *l, int version, const char *const *excluded,
+                               size_t nexcluded, char ***out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
+        const catalog_table *t = stm_family_table_at(stm_lineage_family_at(l, i), version);
+        if (!t || !stm_syncable_keys_per_device(t))
+            continue;
+        const char *name = stm_catalog_table_name(t);
+        if (stm_syncable_classify(t, s_excluded(name, excluded, nexcluded)) != SYNCABLE_SYNCED)
+            continue;
+        names = stm_grow(names, &cap, n + 1, sizeof *names);
+        names[n++] = stm_strdup(name);
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, s_compare_names);
+    *out = names;
+    return n;
+}
+
+void stm_syncable_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }

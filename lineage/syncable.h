@@ -76,6 +76,18 @@ const char *stm_syncable_reason_text(syncable_reason r);
 size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
                              size_t nexcluded, syncable_table **out);
 
+/* True when t's keys are chosen per device: its key is a rowid alias (INTEGER PRIMARY
+ * KEY, one column declared exactly INTEGER, in a table with rowids), which each device
+ * picks for itself. Such rows are never merged by key (sync/identity.h). */
+bool stm_syncable_keys_per_device(const catalog_table *t);
+
+/* The synced tables of l at version whose keys are chosen per device, by name (ASCII
+ * case folded); excluded as for stm_syncable_unsynced. Returns how many; *out is the
+ * caller's (stm_syncable_names_free), NULL when none. */
+size_t stm_syncable_per_device(const lineage_t *l, int version, const char *const *excluded,
+                               size_t nexcluded, char ***out);
+void stm_syncable_names_free(char **names, size_t n);
+
 /* The entry of that name (any case) in tables, sorted as above, lent; NULL when the
  * table is not among them. */
 const syncable_table *stm_syncable_find(const syncable_table *tables, size_t n, const char *name);

@@ -4,6 +4,7 @@
 #include "stmtcache.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "lineage/syncable.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,7 @@
 
 bool stm_identity_table(const catalog_table *t)
 {
-    /* SQLite makes a rowid alias of a key of one column declared exactly INTEGER, in
-     * a table with rowids (https://sqlite.org/lang_createtable.html#rowid). */
-    if (stm_catalog_table_without_rowid(t) || stm_catalog_table_key_count(t) != 1)
-        return false;
-    return strcasecmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0;
+    return stm_syncable_keys_per_device(t);
 }
 
 identity_stamp stm_identity_of_op(const op_t *op)

@@ -389,9 +389,9 @@ const char *stm_migrate_drift_at(const migrate_t *self, size_t i)
     return self->drift[i];
 }
 
-/* Internal (migrate_internal.h). */
-size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
-                               syncable_table **out)
+/* The names of the tables a run at o excludes: stemma_exclude's and o's. The caller
+ * frees the array (not the names, which are lent). */
+static const char **s_excluded(const migrate_t *self, const migrate_options *o, size_t *n)
 {
     size_t nextra = o ? o->nexclude : 0;
     const char **names = stm_malloc((self->nexclude + nextra + 1) * sizeof *names);
@@ -399,7 +399,28 @@ size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate
         names[i] = self->exclude[i];
     for (size_t i = 0; i < nextra; i++)
         names[self->nexclude + i] = o->exclude[i];
-    size_t n = stm_syncable_unsynced(self->lineage, version, names, self->nexclude + nextra, out);
+    *n = self->nexclude + nextra;
+    return names;
+}
+
+/* Internal (migrate_internal.h). */
+size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
+                               syncable_table **out)
+{
+    size_t nexcluded;
+    const char **names = s_excluded(self, o, &nexcluded);
+    size_t n = stm_syncable_unsynced(self->lineage, version, names, nexcluded, out);
+    free(names);
+    return n;
+}
+
+/* Internal (migrate_internal.h). */
+size_t stm_migrate_per_device_at(const migrate_t *self, int version, const migrate_options *o,
+                                 char ***out)
+{
+    size_t nexcluded;
+    const char **names = s_excluded(self, o, &nexcluded);
+    size_t n = stm_syncable_per_device(self->lineage, version, names, nexcluded, out);
     free(names);
     return n;
 }
@@ -407,6 +428,11 @@ size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate
 size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out)
 {
     return stm_migrate_unsynced_at(self, self->version, NULL, out);
+}
+
+size_t stm_migrate_per_device(const migrate_t *self, char ***out)
+{
+    return stm_migrate_per_device_at(self, self->version, NULL, out);
 }
 
 /* ---- history ---- */

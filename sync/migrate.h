@@ -146,6 +146,9 @@ typedef struct {
                                     (stemma_exclude and the options' exclusions counted), in
                                     order of name; also when there is nothing to do */
     size_t nunsynced;            /* entries in unsynced */
+    char **per_device;           /* the synced tables of `target` whose keys are chosen per
+                                    device (lineage/syncable.h), by name */
+    size_t nper_device;          /* entries in per_device */
 } migrate_plan;
 
 /* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */
@@ -173,6 +176,9 @@ typedef struct {
                                     not synced, and why (stemma_exclude counted), in order of
                                     name; also when there was nothing to do */
     size_t nunsynced;            /* entries in unsynced */
+    char **per_device;           /* when the run succeeded: the synced tables of `version`
+                                    whose keys are chosen per device, by name */
+    size_t nper_device;          /* entries in per_device */
 } migrate_result;
 
 /* Frees what result holds and zeroes it; safe on a zeroed result, and twice. */
@@ -227,6 +233,9 @@ const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
  * (lineage/syncable.h; its stemma_exclude counted), in order of name. Returns how many;
  * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
 size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out);
+/* The synced tables of the database's version whose keys are chosen per device
+ * (lineage/syncable.h), by name; *out is the caller's (stm_syncable_names_free). */
+size_t stm_migrate_per_device(const migrate_t *self, char ***out);
 
 /* What stm_migrate_run would do with opts, changing nothing (the file is not even
  * created): the dry run. Makes every check stm_migrate_run makes and refuses as it would.

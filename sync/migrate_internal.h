@@ -49,6 +49,9 @@ void stm_migrate_clear_state(migrate_t *self);
  * may be NULL) as the user's exclusions. *out is the caller's (stm_syncable_tables_free). */
 size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
                                syncable_table **out);
+/* The same for the synced tables whose keys are chosen per device (names). */
+size_t stm_migrate_per_device_at(const migrate_t *self, int version, const migrate_options *o,
+                                 char ***out);
 
 /* Internal. Frees n steps and their strings (stm_migrate_plan_free, stm_migrate_result_free). */
 void stm_migrate_steps_free(migrate_step *steps, size_t n);

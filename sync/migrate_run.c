@@ -487,8 +487,10 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
         rc = s_carry_out(&run, &plan, err);
     /* The exclusions a run recorded are read back by then; o's are counted for a run
      * whose reading back failed. */
-    if (rc == STM_OK)
+    if (rc == STM_OK) {
         res->nunsynced = stm_migrate_unsynced_at(self, res->version, o, &res->unsynced);
+        res->nper_device = stm_migrate_per_device_at(self, res->version, o, &res->per_device);
+    }
     stm_migrate_plan_free(&plan);
     if (!result)
         stm_migrate_result_free(&local);
@@ -512,5 +514,6 @@ void stm_migrate_result_free(migrate_result *result)
     free(result->backup_path);
     stm_migrate_steps_free(result->steps, result->nsteps);
     stm_syncable_tables_free(result->unsynced, result->nunsynced);
+    stm_syncable_names_free(result->per_device, result->nper_device);
     memset(result, 0, sizeof *result);
 }

@@ -252,6 +252,9 @@ class Unsynced(Base):
               "stays local\n")
     VIRTUAL = "  search_fts: a virtual table (triggers cannot capture its rows)\n"
     EXCLUDED = "  drafts: excluded (stemma migrate --exclude)\n"
+    PER_DEVICE = ("keys chosen per device at version 1 (1 table): drafts\n  rows two devices "
+                  "create apart under one key are never merged: the first made keeps the key, "
+                  "the other is kept aside (stemma conflicts)\n")
 
     def test_migrate_dry_run_run_and_status_name_them(self):
         block = "not synced at version 2 (3 tables):\n" + self.EXCLUDED + self.NO_KEY + \
@@ -261,8 +264,13 @@ class Unsynced(Base):
         self.assertIn("\n\n" + block + "\ndry run: nothing was changed\n", out)
         self.assertFalse(os.path.exists(self.db))
         out = self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--to", "1")
-        self.assertTrue(out.endswith("(id %s)\nnot synced at version 1 (1 table):\n%s"
-                                     % (self.lineage(self.SET)[0]["id"][:12], self.NO_KEY)), out)
+        self.assertTrue(out.endswith("(id %s)\nnot synced at version 1 (1 table):\n%s%s"
+                                     % (self.lineage(self.SET)[0]["id"][:12], self.NO_KEY,
+                                        self.PER_DEVICE)), out)
+        # drafts' integer key is its rowid: named as chosen per device, in status too.
+        self.assertIn("\nkeys      chosen per device in 1 table: drafts\n",
+                      self.ok("status", "--db", self.db, "--schemas", self.SET))
+        self.assertEqual(self.status(self.SET)["keys_per_device"], ["drafts"])
         out = self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--exclude", "drafts")
         self.assertTrue(out.endswith("\n" + block), out)
         # Nothing to do: said again, the exclusion remembered.
@@ -276,6 +284,7 @@ class Unsynced(Base):
         self.assertEqual([(u["table"], u["kind"]) for u in st["unsynced"]],
                          [("drafts", "excluded"), ("peers", "no_key"), ("search_fts", "virtual")])
         self.assertEqual(st["unsynced"][1]["reason"], self.NO_KEY.strip()[len("peers: "):])
+        self.assertEqual(st["keys_per_device"], [])  # drafts is excluded now
         # What is named is what capture does: the composite key and notes are captured.
         sql(self.db, "INSERT INTO notes VALUES ('a', 't', 'x'), ('b', 'u', 'y');"
                      "INSERT INTO note_links VALUES ('a', 'b');"

@@ -259,7 +259,12 @@ class Compare(Base):
         self.assertNotIn("Does not sync", out)  # audit and search_fts are named below instead
         self.assertIn("  Never synced there:\n    audit: no primary key", out)
         self.assertNotIn("note_links:", out)
+        # drafts' key is its rowid, each device picks it: named, with what that means.
+        self.assertIn("  Keys chosen per device (rows two devices create apart under one key "
+                      "are never merged: the first made keeps the key, the other is kept aside "
+                      "(stemma conflicts)):\n    here:  drafts\n    there: drafts\n", out)
         c = self.compare(v2, fork)
+        self.assertEqual(c["keys_per_device"], {"local": ["drafts"], "remote": ["drafts"]})
         self.assertEqual([(u["table"], u["kind"]) for u in c["unsynced"]["local"]],
                          [("peers", "no_key"), ("search_fts", "virtual")])
         self.assertEqual([(u["table"], u["kind"]) for u in c["unsynced"]["remote"]],
