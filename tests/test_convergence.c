@@ -459,6 +459,19 @@ static void s_run_seed(uint64_t seed, int steps)
     long long ops = du_int(w.r[0].store, "SELECT sum(n) FROM stemma_oplog");
     for (int i = 1; i < NREPLICAS; i++)
         assert_int_equal(du_int(w.r[i].store, "SELECT sum(n) FROM stemma_oplog"), ops);
+    /* Nothing stays parked but what a schema truly lacks: no refused constraint, no
+     * clock ahead; on the main line at its head, only the fork's own column. */
+    for (int i = 0; i < NREPLICAS; i++)
+        assert_int_equal(du_int(w.r[i].store,
+                                "SELECT count(*) FROM stemma_parked WHERE kind <> 'schema'"),
+                         0);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(du_int(w.r[v4[k]].store,
+                                "SELECT count(*) FROM stemma_parked p JOIN stemma_ids i ON "
+                                "i.id = p.origin JOIN stemma_oplog o ON o.origin = i.no AND "
+                                "p.seq BETWEEN o.seq AND o.seq + o.n - 1 WHERE o.tbl <> 'tasks' "
+                                "OR instr(o.cells, x'a66475655f6174') = 0"),
+                         0);
     s_close_world(&w);
 }
 
