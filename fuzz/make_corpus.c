@@ -11,6 +11,7 @@
 #include "lineage/schemaset.h"
 #include "node/wire.h"
 #include "sync/codec.h"
+#include "sync/key.h"
 #include "sync/vector.h"
 
 #include <stdio.h>
@@ -148,6 +149,34 @@ static opbatch_t *s_batch(void)
                 .table = "lists",
                 .pk = {VALUE_INTEGER, 42, 0, NULL, 0}};
     stm_opbatch_add(b, &del);
+    /* A key of two columns (sync/key.h), and a write naming its row's incarnation
+     * (sync/identity.h). */
+    op_value parts[2] = {{VALUE_TEXT, 0, 0, "room", 4}, {VALUE_INTEGER, 7, 0, NULL, 0}};
+    buf_t packed = BUF_INIT;
+    stm_key_pack(parts, 2, &packed);
+    op_t pair = {.origin = o1,
+                 .seq = seq++,
+                 .hlc = hlc++,
+                 .version_id = v4,
+                 .table = "links",
+                 .pk = {VALUE_KEY, 0, 0, packed.data, packed.len},
+                 .column = "note",
+                 .affinity = 'T',
+                 .value = {VALUE_TEXT, 0, 0, "n", 1}};
+    stm_opbatch_add(b, &pair);
+    op_t born = {.origin = o2,
+                 .seq = 3,
+                 .hlc = hlc + 9,
+                 .version_id = v3,
+                 .table = "users",
+                 .pk = {VALUE_INTEGER, 1, 0, NULL, 0},
+                 .column = "name",
+                 .affinity = 'T',
+                 .value = {VALUE_TEXT, 0, 0, "bob", 3},
+                 .born_hlc = hlc,
+                 .born_origin = o1};
+    stm_opbatch_add(b, &born);
+    stm_buf_free(&packed);
     return b;
 }
 

@@ -26,8 +26,8 @@ enum {
  * "?1 IS NULL OR kind = ?1": SQLite cannot use stemma_parked_kind for that OR, and a
  * check after every batch would read every parked operation (a million took 0.2 s). */
 static const char *const s_sql[Q_N] = {
-    [Q_PARK] = "INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
-               "VALUES (?1, ?2, ?3, ?4)",
+    [Q_PARK] = ("INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
+                "VALUES (?1, ?2, ?3, ?4)"),
     [Q_LIST] = "SELECT origin, seq FROM stemma_parked WHERE kind = ?1 ORDER BY origin, seq",
     [Q_CLEAR] = "DELETE FROM stemma_parked WHERE kind = ?1",
     [Q_ANY] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",

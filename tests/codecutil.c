@@ -1,5 +1,6 @@
 /* codecutil.c - the helpers codecutil.h describes. */
 #include "sync/codec.h"
+#include "sync/key.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "codecutil.h"
+#include "sync/key.h"
 
 static uint64_t s_rng;
 
@@ -116,6 +118,9 @@ void cu_assert_op_equal(const op_t *a, const op_t *b)
     assert_int_equal(a->affinity, b->affinity);
     assert_true(stm_op_value_equal(&a->pk, &b->pk));
     assert_true(stm_op_value_equal(&a->value, &b->value));
+    assert_true(a->born_hlc == b->born_hlc);
+    if (a->born_hlc)
+        assert_memory_equal(a->born_origin.bytes, b->born_origin.bytes, STM_ID_BYTES);
 }
 
 void cu_assert_batches_equal(const opbatch_t *a, const opbatch_t *b)
@@ -153,6 +158,25 @@ opbatch_t *cu_sample_batch(void)
                   i % 2 ? "title" : "name", "TNIRB"[i % 5], values[i]);
         stm_opbatch_add(b, &op);
     }
+    /* A key of two columns (key.h), and writes naming the incarnation of their row
+     * (identity.h): made by another origin, and by their own row change. */
+    op_value parts[2] = {cu_text("room", 4), cu_int(9)};
+    buf_t packed = BUF_INIT;
+    stm_key_pack(parts, 2, &packed);
+    op_t pair = cu_op(2, seq++, "pairs", (op_value){.type = VALUE_KEY, .bytes = packed.data,
+                                                    .len = packed.len},
+                      "v", 'T', cu_text("x", 1));
+    stm_opbatch_add(b, &pair);
+    op_t born = cu_op(0, seq++, "users", cu_int(1), "name", 'T', cu_text("bob", 3));
+    born.born_hlc = born.hlc - 5;
+    memset(born.born_origin.bytes, 0x42, STM_ID_BYTES);
+    stm_opbatch_add(b, &born);
+    op_t own = cu_op(1, seq++, "users", cu_int(2), NULL, 0, cu_null());
+    own.born_hlc = own.hlc;
+    own.born_origin = own.origin;
+    stm_opbatch_add(b, &own);
+    stm_buf_free(&packed);
+    /* Last, a plain delete (tests corrupt its fields). */
     op_t del = cu_op(1, seq++, "tasks", cu_int(77), NULL, 0, cu_null());
     stm_opbatch_add(b, &del);
     return b;
