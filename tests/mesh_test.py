@@ -43,10 +43,20 @@ LINKS = os.path.abspath("tests/data/schemas/composite-key")  # note_links: a two
 PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lossy_proxy.py")
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, and never one this process handed out before: the
+    kernel may give a port it just freed again, and two nodes of one test then collide
+    on it ("Address already in use") before either binds."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def sql(db, statements):
