@@ -321,10 +321,32 @@ static stm_err s_read_columns(sqlite3 *db, sqlite3_stmt *cols, catalog_table *t,
             .pk = sqlite3_column_int(cols, 4),
             .hidden = sqlite3_column_int(cols, 5),
         };
-        const char *coll = (const char *)sqlite3_column_text(cols, 6);
-        if (c.pk && coll && sqlite3_stricmp(coll, "BINARY") != 0)
-            c.key_collation = (char *)coll;
         stm_catalog_table_add_column(t, &c);
+    }
+    return rc == SQLITE_DONE ? STM_OK
+                             : stm_error_db(err, db, NULL, "reading the catalog (%s)", t->name);
+}
+
+/* Reads the collations of t's key columns other than BINARY from its primary key
+ * index; a table with no key, or whose key is its rowid, has none to read. */
+static stm_err s_read_key_collations(sqlite3 *db, sqlite3_stmt *colls, catalog_table *t,
+                                     stm_error *err)
+{
+    size_t keys = stm_catalog_table_key_count(t);
+    if (keys == 0 ||
+        (keys == 1 && !t->without_rowid &&
+         sqlite3_stricmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0))
+        return STM_OK;
+    sqlite3_reset(colls);
+    sqlite3_bind_text(colls, 1, t->name, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(colls)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(colls, 0);
+        const char *coll = (const char *)sqlite3_column_text(colls, 1);
+        for (size_t i = 0; name && coll && i < t->count; i++)
+            if (t->columns[i].pk && sqlite3_stricmp(t->columns[i].name, name) == 0 &&
+                !t->columns[i].key_collation)
+                t->columns[i].key_collation = stm_strdup(coll);
     }
     return rc == SQLITE_DONE ? STM_OK
                              : stm_error_db(err, db, NULL, "reading the catalog (%s)", t->name);
@@ -337,18 +359,20 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     static const char *tables_sql =
         "SELECT name, wr, type = 'virtual' FROM pragma_table_list WHERE schema = 'main' "
         "AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
-    /* A key column's collation is its primary key index's (a rowid alias has none). */
     static const char *columns_sql =
-        "SELECT x.name, x.type, x.\"notnull\", x.dflt_value, x.pk, x.hidden, "
-        "(SELECT i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i "
-        " WHERE l.origin = 'pk' AND i.key AND i.name = x.name) "
-        "FROM pragma_table_xinfo(?1) x ORDER BY x.cid";
-    sqlite3_stmt *tables = NULL, *cols = NULL;
+        "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
+        "FROM pragma_table_xinfo(?1) ORDER BY cid";
+    /* A key column's collation is its primary key index's (a rowid alias has none). */
+    static const char *collations_sql =
+        "SELECT i.name, i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i "
+        "WHERE l.origin = 'pk' AND i.key AND i.coll <> 'BINARY'";
+    sqlite3_stmt *tables = NULL, *cols = NULL, *colls = NULL;
     catalog_t *c = stm_calloc(1, sizeof *c);
     size_t cap = 0, virtual_cap = 0;
     stm_err rc = STM_OK;
     if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, collations_sql, -1, &colls, NULL) != SQLITE_OK) {
         rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
         goto done;
     }
@@ -364,6 +388,8 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
         c->tables[c->count++] = t;
         rc = s_read_columns(db, cols, t, err);
+        if (rc == STM_OK)
+            rc = s_read_key_collations(db, colls, t, err);
         if (rc != STM_OK)
             goto done;
     }
@@ -378,6 +404,7 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
 done:
     sqlite3_finalize(tables);
     sqlite3_finalize(cols);
+    sqlite3_finalize(colls);
     if (rc != STM_OK)
         stm_catalog_destroy(&c);
     else
