@@ -29,18 +29,20 @@ For one history and a pair of versions i != j:
 2. A's operations go to B (`changes`, `apply`); B is migrated to the head (`migrate`,
    which replays what was parked), and so is A; then B's operations go to A (`vector`,
    `changes --since`, `apply`), and A's to B again if A holds any B lacks.
-3. Every user table (stemma's own, schema_version and tables excluded from sync aside)
-   must then hold the same rows on A and B, or each row that differs must be explained
-   by an operation parked on A or B: one on the same row (stemma_parked joined to the
-   oplog), on a column that differs or one the head has dropped or renamed, or a parked
-   delete. Each pair is
+3. Both must be at the head, and stemma_parked must hold as many operations as apply
+   said were parked in all. Every user table (stemma's own, schema_version and tables
+   excluded from sync aside) must then hold the same rows on A and B, or each row that
+   differs must be explained by an operation parked on A or B: one on the same row
+   (stemma_parked joined to the oplog), on a column that differs or one the head has
+   dropped or renamed, or a parked delete. Each pair is
      converged  same rows, nothing parked
      parked     what differs is parked (the reasons are counted), or nothing differs
                 but some operations stay parked
      expected   rows differ with nothing parked, as EXPECTED below says they do
      DIVERGED   a row on both with other values, nothing parked, not EXPECTED  (fails)
      LOST       a row on one side only, nothing parked, not EXPECTED          (fails)
-     ERROR      a command failed, e.g. migrate refusing a table               (fails)
+     ERROR      a command failed (e.g. migrate refusing a table), or a check of
+                step 3 did                                                    (fails)
 
 EXPECTED lists, per history, the migrations that write rows themselves (Rewrite): stemma
 does not capture those writes nor transform operations written before them, so the
@@ -143,15 +145,20 @@ def sync(src, dst, tmp, name, vector=None):
     return apply(dst, bundle)
 
 
-def operations(path):
-    """The operations a database holds, as (origin, seq)."""
+def query(path, sql):
+    """The rows sql reads from the database at path."""
     con = sqlite3.connect(path)
     try:
-        return {(origin, seq + k) for origin, seq, n in con.execute(
-            "SELECT i.id, o.seq, o.n FROM stemma_oplog AS o "
-            "JOIN stemma_ids AS i ON i.no = o.origin") for k in range(n)}
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def operations(path):
+    """The operations a database holds, as (origin, seq)."""
+    return {(origin, seq + k) for origin, seq, n in query(
+        path, "SELECT i.id, o.seq, o.n FROM stemma_oplog AS o "
+              "JOIN stemma_ids AS i ON i.no = o.origin") for k in range(n)}
 
 
 def migrate(db, schemas, to=None, exclude=()):
@@ -677,11 +684,21 @@ def run_pair(h, i, j):
         out.counts.append(("A->B", apply(b, h.a_bundle[i])[:4]))
         out.counts.append(("B migrate", migrate(b, h.dir)))
         copy_db(h.a_head[i], a)  # A migrated to the head, once per i
-        out.counts.append(("B->A", sync(b, a, d, "ba", vector=h.a_head_vector[i])[:4]))
+        counts = sync(b, a, d, "ba", vector=h.a_head_vector[i])
+        out.counts.append(("B->A", counts[:4]))
+        said = {a: counts[4]}  # what apply says is parked in all, by database
         # And back, unless B holds every operation A does already (what it always
         # should): the sync would move nothing, and costs three runs of stemma.
         if not operations(a) <= operations(b):
-            out.counts.append(("A->B", sync(a, b, d, "ab")[:4]))
+            counts = sync(a, b, d, "ab")
+            out.counts.append(("A->B", counts[:4]))
+            said[b] = counts[4]
+        for path, n in said.items():
+            held = query(path, "SELECT count(*) FROM stemma_parked")[0][0]
+            assert held == n, f"stemma apply said {n} parked in all, {path} holds {held}"
+        for path in (a, b):
+            version = query(path, "SELECT max(version) FROM schema_version")[0][0]
+            assert version == h.n, f"{path} is at v{version} after migrating, not v{h.n}"
         judge(out, a, b, h)
     except (StemmaFailed, sqlite3.Error, AssertionError) as e:
         out.status, out.error = "ERROR", str(e)
