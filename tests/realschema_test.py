@@ -912,8 +912,8 @@ def expected_reasons(history, diff, i, j):
 
 
 SAMPLE_ABOVE = 20  # histories with more versions run a sample of pairs
-STEP = 10          # ... every STEP-th version, each with the next, both ways
-EXTRA = 6          # ... and this many seeded pairs of those versions
+STEP = 12          # ... every STEP-th version, each with the next, both ways
+EXTRA = 4          # ... and this many seeded pairs of those versions
 
 
 class History:
