@@ -274,11 +274,14 @@ def fk_order(con, names):
 
 
 def eval_literal(text):
-    """A SQL literal's value: 'text' or a number."""
+    """A SQL literal's value: 'text', a number, or else the text itself."""
     text = text.strip()
     if text.startswith("'") and text.endswith("'"):
         return text[1:-1].replace("''", "'")
-    return float(text) if "." in text else int(text)
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
 
 
 KEY_BASE = {"A": 1_000_000, "B": 2_000_000}  # integer keys of each side's rows
