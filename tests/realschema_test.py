@@ -888,12 +888,14 @@ class KnownBug(collections.namedtuple("KnownBug", "table when why")):
 KNOWN_BUGS = {
     "wildebeest": [
         KnownBug("subscriptions", lambda i, j: i >= 8 > j,
-                 "a row created at v8 or later (008 makes subscriptions.id INTEGER PRIMARY "
-                 "KEY) that reaches a database before 008 (id TEXT) has its id parked "
-                 "(type conflict) and its other cells applied; replayed after 008 it is "
-                 "kept aside as a conflict with an incarnation-less row of those other "
-                 "cells, so subscriptions lacks it there and `stemma conflicts` lists a "
-                 "conflict no device made"),
+                 "a row created at v8 or later (008 drops subscriptions and creates it again "
+                 "with id INTEGER PRIMARY KEY, copying no row) that reaches a database before "
+                 "008 (id TEXT) has its id parked (type conflict) and its other cells applied "
+                 "to the old table, which 008 then drops; the replay after 008 retries only "
+                 "the parked id, so the row is never rebuilt (issue 12: replays across "
+                 "rebuilt tables), and the lone id, its key now chosen per device, is kept "
+                 "aside as a conflict whose row cannot be shown (its other columns are NOT "
+                 "NULL): subscriptions lacks it there and `stemma conflicts` lists it"),
     ],
 }
 
