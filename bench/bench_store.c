@@ -113,22 +113,6 @@ static double s_baseline(const char *dir)
     return t;
 }
 
-/* Copies the file src to dst (both closed, their WAL checkpointed away). */
-static void s_copy_file(const char *src, const char *dst)
-{
-    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
-    if (!in || !out) {
-        fprintf(stderr, "bench_store: cannot copy %s to %s\n", src, dst);
-        exit(1);
-    }
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        fwrite(buf, 1, n, out);
-    fclose(in);
-    fclose(out);
-}
-
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
@@ -150,42 +134,42 @@ static apply_stats s_apply_bundle(store_t *store, const char *path)
     return st;
 }
 
-/* The reader's database, once: ROWS rows inserted by its application (captured: 600,000
- * operations in its oplog), as a template every run copies. Then the writer's
- * database: those rows received from the reader, then UPDATES updates of random rows
- * by its own application, written to bundle as the operations the reader lacks. The
- * rows are the reader's, so the updates name the incarnations the reader holds. */
-static void s_make_bundle(const char *dir, const char *bundle)
+/* A fresh stemma database at path with TABLE, capture on. */
+static store_t *s_fresh_store(const char *path)
 {
-    char reader[512], writer[512], all[600];
-    snprintf(reader, sizeof reader, "%s/reader.tmpl.db", dir);
-    snprintf(writer, sizeof writer, "%s/writer.db", dir);
-    snprintf(all, sizeof all, "%s/all.bundle", dir);
-    unlink(reader);
-    unlink(writer);
+    unlink(path);
     store_t *store = NULL;
     stm_error err = {0};
-    s_check(stm_store_open(reader, STORE_OPEN_CREATE, &store, &err), &err);
+    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
     s_check(stm_store_exec(store, TABLE, &err), &err);
     s_check(stm_store_exec(store, "BEGIN", &err), &err);
     s_check(stm_store_prepare(store, &err), &err);
     s_check(stm_capture_install(store, &err), &err);
     s_check(stm_store_exec(store, "COMMIT", &err), &err);
+    return store;
+}
+
+/* The writer's database, once: ROWS rows inserted by its application (600,000
+ * operations, written to rows_bundle), then UPDATES updates of random rows (written to
+ * bundle: the operations a database holding the rows lacks). The reader of each run
+ * gets the rows first, so the updates name the incarnations it holds, as when a
+ * device edits rows it made and its peer has. */
+static void s_make_bundle(const char *dir, const char *rows_bundle, const char *bundle)
+{
+    char writer[512], scratch[512];
+    snprintf(writer, sizeof writer, "%s/writer.db", dir);
+    snprintf(scratch, sizeof scratch, "%s/reader.db", dir);
+    stm_error err = {0};
+    store_t *store = s_fresh_store(writer);
     s_fill(stm_store_db(store));
     bundle_info info;
-    s_check(stm_bundle_write(store, NULL, all, &info, &err), &err); /* collects the fill */
+    s_check(stm_bundle_write(store, NULL, rows_bundle, &info, &err), &err); /* collects too */
+    /* What a database holding the rows holds: the vector the updates go above. */
+    store_t *other = s_fresh_store(scratch);
+    s_apply_bundle(other, rows_bundle);
     vector_t *since = NULL;
-    s_check(stm_vector_read(store, &since, &err), &err);
-    stm_store_destroy(&store);
-
-    s_check(stm_store_open(writer, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(stm_store_exec(store, TABLE, &err), &err);
-    s_check(stm_store_exec(store, "BEGIN", &err), &err);
-    s_check(stm_store_prepare(store, &err), &err);
-    s_check(stm_capture_install(store, &err), &err);
-    s_check(stm_store_exec(store, "COMMIT", &err), &err);
-    s_apply_bundle(store, all);
-    unlink(all);
+    s_check(stm_vector_read(other, &since, &err), &err);
+    stm_store_destroy(&other);
     sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
@@ -213,7 +197,6 @@ static void s_make_bundle(const char *dir, const char *bundle)
     sqlite3_finalize(upd);
     stm_applier_destroy(&applier);
     free(chunk_of);
-    /* The reader's vector: only the writer's own operations, the updates. */
     s_check(stm_bundle_write(store, since, bundle, &info, &err), &err);
     stm_vector_destroy(&since);
     if (info.ops != UPDATES) {
@@ -224,20 +207,15 @@ static void s_make_bundle(const char *dir, const char *bundle)
     stm_store_destroy(&store);
 }
 
-static double s_ours(const char *dir, const char *bundle)
+static double s_ours(const char *dir, const char *rows_bundle, const char *bundle)
 {
-    char path[512], tmpl[512];
+    char path[512];
     snprintf(path, sizeof path, "%s/reader.db", dir);
-    snprintf(tmpl, sizeof tmpl, "%s/reader.tmpl.db", dir);
-    unlink(path);
-    s_copy_file(tmpl, path);
-    store_t *store = NULL;
     stm_error err = {0};
-    s_check(stm_store_open(path, STORE_OPEN_EXISTING, &store, &err), &err);
-    /* Pages read into the cache first, as in a node that has been running: the
-     * figure is the apply, not the disk. */
-    s_exec(stm_store_db(store), "SELECT count(*) FROM t; SELECT count(*) FROM stemma_clock;"
-                                "SELECT count(*) FROM stemma_oplog");
+    /* The rows first (600,000 operations in its oplog), as a peer sent them; not
+     * part of the figure. */
+    store_t *store = s_fresh_store(path);
+    s_apply_bundle(store, rows_bundle);
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     apply_stats st = {0};
     bundle_info info;
@@ -515,14 +493,15 @@ static void s_row(const char *figure, double ours, double base, const char *targ
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
-    char bundle[512];
+    char bundle[512], rows_bundle[512];
     snprintf(bundle, sizeof bundle, "%s/bench_store.bundle", dir);
+    snprintf(rows_bundle, sizeof rows_bundle, "%s/bench_store_rows.bundle", dir);
     srand(42);
     for (int i = 0; i < UPDATES; i++) {
         s_rows[i] = 1 + rand() % ROWS;
         s_values[i] = i + 1; /* distinct: every update changes its cell */
     }
-    s_make_bundle(dir, bundle);
+    s_make_bundle(dir, rows_bundle, bundle);
     /* STEMMA_BENCH_RUNS=1 for a quick look (under a profiler, say). */
     const char *env = getenv("STEMMA_BENCH_RUNS");
     int RUNS = env && atoi(env) > 0 && atoi(env) <= MAX_RUNS ? atoi(env) : 3;
@@ -534,7 +513,7 @@ int main(int argc, char **argv)
     if (only) {
         double a = 0, b = 0, c = 0;
         if (strcmp(only, "updates") == 0)
-            a = s_ours(dir, bundle);
+            a = s_ours(dir, rows_bundle, bundle);
         else if (strcmp(only, "inserts") == 0)
             s_apply_inserts(dir, TABLE, &a, &b);
         else if (strcmp(only, "inserts2") == 0)
@@ -546,7 +525,7 @@ int main(int argc, char **argv)
     }
     for (int r = 0; r < RUNS; r++) {
         base[r] = s_baseline(dir);
-        ours[r] = s_ours(dir, bundle);
+        ours[r] = s_ours(dir, rows_bundle, bundle);
         session[r] = s_session(dir);
         s_apply_inserts(dir, TABLE, &ins_ours[r], &ins_base[r]);
         s_apply_inserts(dir, TABLE_KEY2, &ins2_ours[r], &ins2_base[r]);
@@ -576,10 +555,11 @@ int main(int argc, char **argv)
     s_row("floor: row + oplog row + clock row / row", INSERTS / s_median(writes_floor, RUNS),
           INSERTS / s_median(ins_base, RUNS), "(bounds apply inserts)");
     char path[600];
-    const char *files[] = {"plain.db",       "writer.db",      "reader.db",     "floor.db",
-                           "capture.db",     "session-src.db", "session-dst.db", "reader.tmpl.db"};
+    const char *files[] = {"plain.db",   "writer.db",      "reader.db",     "floor.db",
+                           "capture.db", "session-src.db", "session-dst.db"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         s_fresh_path(dir, files[i], path, sizeof path);
     unlink(bundle);
+    unlink(rows_bundle);
     return 0;
 }
