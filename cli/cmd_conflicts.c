@@ -147,8 +147,9 @@ static void s_render_text(const opbatch_t *kept, buf_t *out)
         i = j;
     }
     if (rows)
-        stm_buf_printf(out, "%zu row%s kept aside; 'stemma conflicts keep' or 'discard' "
-                            "resolves one\n",
+        stm_buf_printf(out,
+                       "%zu row%s kept aside; 'stemma conflicts keep' or 'discard' "
+                       "resolves one\n",
                        rows, rows == 1 ? "" : "s");
     else
         stm_buf_puts(out, "no conflicts: no row is kept aside\n");
@@ -249,8 +250,8 @@ static int s_resolve(const char *what, const char *db, int argc, char **argv)
     if (rc != STM_OK)
         return cli_fail(cmd, &err);
     if (strcmp(what, "keep") == 0)
-        printf("kept: inserted into %s as key %" PRId64 "; the row aside is discarded\n",
-               argv[0], new_key);
+        printf("kept: inserted into %s as key %" PRId64 "; the row aside is discarded\n", argv[0],
+               new_key);
     else
         printf("discarded: the row of %s kept aside as %s is deleted\n", argv[0], argv[2]);
     return CLI_OK;

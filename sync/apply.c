@@ -38,12 +38,12 @@ struct applier {
     txn_t *txn;           /* owned: the transaction batches run in */
     park_t *park;         /* owned */
     rowsql_t *rowsql;     /* owned: the statements writing rows */
-    row_cell *cells;        /* scratch for a row change's cells, kept between rows */
+    row_cell *cells;      /* scratch for a row change's cells, kept between rows */
     const op_t **applied; /* ... and its operations that apply */
     size_t scratch_cap;
-    bool retrying;    /* applying parked operations, recorded already */
-    bool any_applied; /* something applied in this batch */
-    bool open;        /* stm_applier_begin opened a transaction batches join */
+    bool retrying;        /* applying parked operations, recorded already */
+    bool any_applied;     /* something applied in this batch */
+    bool open;            /* stm_applier_begin opened a transaction batches join */
     int64_t max_ahead_ms; /* how far ahead of the wall clock an applied clock may be */
     int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
                            * apply: the earliest known, INT64_MIN when unknown */
@@ -297,8 +297,8 @@ static stm_err s_show(applier_t *a, txn_table *t, const op_value *pk, bool there
     if (rc != STM_OK)
         return rc;
     char *refused = NULL;
-    int step = there ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, pk, NULL, 0, &refused)
-                     : SQLITE_DONE;
+    int step =
+        there ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, pk, NULL, 0, &refused) : SQLITE_DONE;
     if (!refused && !stm_rowsql_fatal(step))
         step = s_insert_row(a, t, pk, NULL, 0, true, &refused, err, &rc);
     if (rc == STM_OK && stm_rowsql_fatal(step))
@@ -368,8 +368,8 @@ static stm_err s_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops,
     const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
     identity_stamp inc = stm_identity_of_op(first);
     bool kept = false;
-    stm_err rc = stm_conflicts_load(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside,
-                                    &kept, err);
+    stm_err rc =
+        stm_conflicts_load(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside, &kept, err);
     int64_t origin_no = 0;
     if (rc == STM_OK)
         rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err);
@@ -484,8 +484,8 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             return rc;
         if (kept)
             return s_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
-        if (!have_clock && (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) !=
-                               STM_OK)
+        if (!have_clock &&
+            (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) != STM_OK)
             return rc;
     }
     int64_t origin_no;
@@ -571,9 +571,8 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
         bool later = false;
         rc = s_later(a, first->hlc, &first->origin, del, &later, err);
-        const rowclock_entry *latest = rc == STM_OK && del && !later
-                                           ? s_latest_write(a, err, &rc)
-                                           : NULL;
+        const rowclock_entry *latest =
+            rc == STM_OK && del && !later ? s_latest_write(a, err, &rc) : NULL;
         stm_id latest_origin;
         if (latest && rc == STM_OK &&
             (rc = stm_store_id_of(a->store, latest->origin, &latest_origin, err)) == STM_OK)
@@ -927,9 +926,9 @@ static stm_err s_kept(applier_t *a, const char *table, const op_value *pk,
                              "%s: table %s keeps no conflicts (its key is not chosen per device)",
                              stm_store_path(a->store), table);
     bool found = false, alive = false;
-    stm_err rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
-                                    stm_catalog_table_name(stm_txn_table_def(*t)), pk, inc,
-                                    &a->aside, &found, err);
+    stm_err rc =
+        stm_conflicts_load(stm_txn_conflicts(a->txn), stm_catalog_table_name(stm_txn_table_def(*t)),
+                           pk, inc, &a->aside, &found, err);
     if (rc == STM_OK && found)
         rc = stm_identity_alive(a->store, &a->aside, &alive, err);
     if (rc == STM_OK && !alive)

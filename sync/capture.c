@@ -215,8 +215,9 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
                        (long long)mark_id);
         s_trigger_head(b, "ins", "INSERT", table, stm_buf_str(&tmp));
         s_queue(b, t, "NEW", 0, "-1", stm_buf_str(&above));
-        stm_buf_printf(b, "  UPDATE stemma_mark SET at = " S_NOW_MS ", gate = mark"
-                          " WHERE id = %lld AND at IS NULL AND ",
+        stm_buf_printf(b,
+                       "  UPDATE stemma_mark SET at = " S_NOW_MS ", gate = mark"
+                       " WHERE id = %lld AND at IS NULL AND ",
                        (long long)mark_id);
         s_ref(b, "NEW", key);
         stm_buf_puts(b, " > mark;\n");

@@ -20,14 +20,14 @@ typedef struct {
     int64_t id;
     const char *table; /* NUL-terminated, in the arena (at table_at while reading) */
     size_t table_at;
-    op_value pk;       /* text and blob bytes in the arena, at pk_at */
+    op_value pk; /* text and blob bytes in the arena, at pk_at */
     size_t pk_at;
     bool del;
-    int64_t mask;      /* bit i: captured column i changed; -1: all */
+    int64_t mask;          /* bit i: captured column i changed; -1: all */
     const char *mask_text; /* or, for a wide table, '0' or '1' per column (at mask_at) */
     size_t mask_at;
     size_t mask_len;
-    int64_t at;            /* wall-clock ms of the change (capture.h) */
+    int64_t at; /* wall-clock ms of the change (capture.h) */
 } s_pending;
 
 typedef struct {
@@ -104,8 +104,7 @@ static void s_read_key(sqlite3_stmt *stmt, const catalog_table *t, s_queue_t *q,
     p->pk.len = q->arena.len - p->pk_at;
 }
 
-static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t *q,
-                            stm_error *err)
+static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t *q, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     /* Every column: a key of several columns is queued in pk, pk2, pk3, ... (capture.c) */
@@ -136,8 +135,8 @@ static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t 
         } else {
             p->mask = sqlite3_column_int64(stmt, 4);
         }
-        p->at = sqlite3_column_type(stmt, 5) == SQLITE_INTEGER ? sqlite3_column_int64(stmt, 5)
-                                                               : q->now;
+        p->at =
+            sqlite3_column_type(stmt, 5) == SQLITE_INTEGER ? sqlite3_column_int64(stmt, 5) : q->now;
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
@@ -169,8 +168,8 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
     }
     stm_buf_free(&sql);
     sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
-    int64_t at = sqlite3_column_type(row, 2) == SQLITE_INTEGER ? sqlite3_column_int64(row, 2)
-                                                                : q->now;
+    int64_t at =
+        sqlite3_column_type(row, 2) == SQLITE_INTEGER ? sqlite3_column_int64(row, 2) : q->now;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
@@ -247,8 +246,8 @@ static sqlite3_stmt *s_row_reader(store_t *store, s_reader **readers, size_t *n,
 typedef struct {
     stm_id node_id, version_id;
     uint64_t hlc, seq;
-    int64_t now;        /* wall-clock ms when collecting began */
-    bool *changed;      /* scratch: which columns of the row at hand changed */
+    int64_t now;   /* wall-clock ms when collecting began */
+    bool *changed; /* scratch: which columns of the row at hand changed */
     size_t changed_cap;
 } s_writer;
 
@@ -268,8 +267,7 @@ static uint64_t s_tick(s_writer *w, int64_t ms)
 
 /* Emits the operations of one row's queued changes rows[0..n), in queue order. */
 static stm_err s_emit(store_t *store, const catalog_table *t, sqlite3_stmt *reader,
-                      const s_pending *rows, size_t n, s_writer *w, opbatch_t *out,
-                      stm_error *err)
+                      const s_pending *rows, size_t n, s_writer *w, opbatch_t *out, stm_error *err)
 {
     size_t ncols = (size_t)stm_capture_captured_count(t);
     w->changed = stm_grow(w->changed, &w->changed_cap, ncols + 1, sizeof *w->changed);
@@ -375,8 +373,9 @@ static stm_err s_write_writer(store_t *store, const s_writer *w, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     stm_err rc = STM_OK;
-    if (sqlite3_prepare_v2(stm_store_db(store), "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1",
-                           -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "UPDATE stemma_local SET hlc = ?1, seq = ?2 WHERE id = 1", -1, &stmt,
+                           NULL) != SQLITE_OK)
         return stm_store_error(store, err, "updating stemma_local");
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)w->hlc);
     sqlite3_bind_int64(stmt, 2, (sqlite3_int64)w->seq);

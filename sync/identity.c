@@ -59,8 +59,7 @@ stm_err stm_identity_set_clock(store_t *store, rowclock_t *clock, const identity
 }
 
 /* (hlc, origin bytes) of entry e, for comparing writes across replicas. */
-static stm_err s_stamp(store_t *store, const rowclock_entry *e, identity_stamp *out,
-                       stm_error *err)
+static stm_err s_stamp(store_t *store, const rowclock_entry *e, identity_stamp *out, stm_error *err)
 {
     out->hlc = e->hlc;
     return stm_store_id_of(store, e->origin, &out->origin, err);
@@ -175,8 +174,7 @@ static sqlite3_stmt *s_bound(conflicts_t *c, int q, const char *tbl, const op_va
 }
 
 /* Decodes the cells of column i of stmt into out. */
-static stm_err s_decode(conflicts_t *c, sqlite3_stmt *stmt, int i, rowclock_t *out,
-                        stm_error *err)
+static stm_err s_decode(conflicts_t *c, sqlite3_stmt *stmt, int i, rowclock_t *out, stm_error *err)
 {
     if (!stm_rowclock_decode(out, sqlite3_column_blob(stmt, i),
                              (size_t)sqlite3_column_bytes(stmt, i)))
@@ -234,8 +232,7 @@ stm_err stm_conflicts_remove(conflicts_t *c, const char *tbl, const op_value *pk
 }
 
 stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl, const op_value *pk,
-                                  identity_stamp *s, rowclock_t *out, bool *found,
-                                  stm_error *err)
+                                  identity_stamp *s, rowclock_t *out, bool *found, stm_error *err)
 {
     stm_rowclock_clear(out);
     *found = false;
@@ -304,7 +301,8 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
     size_t n = 0;
     for (size_t i = 0; i < clock->count; i++)
         if (clock->entries[i].kind == ROWCLOCK_CELL)
-            order[n++] = (s_named){stm_rowclock_name(clock, &clock->entries[i]), &clock->entries[i]};
+            order[n++] =
+                (s_named){stm_rowclock_name(clock, &clock->entries[i]), &clock->entries[i]};
     qsort(order, n, sizeof *order, s_by_name);
     stm_err rc = STM_OK;
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
@@ -347,9 +345,9 @@ stm_err stm_conflicts_rows(store_t *store, opbatch_t *out, stm_error *err)
     while (rc == STM_OK && (step = sqlite3_step(rows)) == SQLITE_ROW) {
         if (!stm_rowclock_decode(&clock, sqlite3_column_blob(rows, 4),
                                  (size_t)sqlite3_column_bytes(rows, 4)))
-            rc = stm_error_set(err, STM_ECORRUPT,
-                               "%s: stemma_conflicts: a row's clocks are damaged",
-                               stm_store_path(store));
+            rc =
+                stm_error_set(err, STM_ECORRUPT, "%s: stemma_conflicts: a row's clocks are damaged",
+                              stm_store_path(store));
         else
             rc = s_rows_of(store, log, rows, &clock, held, out, err);
     }

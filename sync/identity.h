@@ -62,8 +62,7 @@ STM_NODISCARD stm_err stm_identity_of_clock(store_t *store, rowclock_t *clock, i
 /* Sets clock's ROWCLOCK_BORN to s (removes none: genesis sets nothing). seq is the
  * creating row change's first sequence. */
 STM_NODISCARD stm_err stm_identity_set_clock(store_t *store, rowclock_t *clock,
-                                             const identity_stamp *s, uint64_t seq,
-                                             stm_error *err);
+                                             const identity_stamp *s, uint64_t seq, stm_error *err);
 /* True when the clocks say the incarnation is alive: a write later than its delete
  * (or no delete and some write). */
 STM_NODISCARD stm_err stm_identity_alive(store_t *store, rowclock_t *clock, bool *alive,
@@ -98,9 +97,9 @@ STM_NODISCARD stm_err stm_conflicts_remove(conflicts_t *c, const char *tbl, cons
                                            const identity_stamp *s, stm_error *err);
 /* The earliest-born alive incarnation kept for (tbl, pk) and its clocks; *found false
  * when there is none. */
-STM_NODISCARD stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl,
-                                                const op_value *pk, identity_stamp *s,
-                                                rowclock_t *out, bool *found, stm_error *err);
+STM_NODISCARD stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl, const op_value *pk,
+                                                identity_stamp *s, rowclock_t *out, bool *found,
+                                                stm_error *err);
 
 /* Every conflict (an alive incarnation kept aside), one operation per cell of its row
  * as last written (the write's origin, seq, hlc, column and value), with the local

@@ -22,8 +22,18 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 /* A stored row change as a statement hands it out:
  * SELECT seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin (RC_*
  * give the positions). */
-enum { RC_SEQ, RC_N, RC_HLC, RC_VERSION, RC_TBL, RC_PK, RC_CELLS, RC_PK_PACKED, RC_BORN_HLC,
-       RC_BORN_ORIGIN };
+enum {
+    RC_SEQ,
+    RC_N,
+    RC_HLC,
+    RC_VERSION,
+    RC_TBL,
+    RC_PK,
+    RC_CELLS,
+    RC_PK_PACKED,
+    RC_BORN_HLC,
+    RC_BORN_ORIGIN
+};
 #define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin"
 
 /* Appends the operations of the row change stmt is on, those with a sequence above
@@ -125,9 +135,9 @@ static const char *const s_sql[Q_COUNT] = {
 };
 
 struct oplog {
-    store_t *store;               /* lent */
-    stmtcache_t *stmts;           /* by Q_*, owned */
-    buf_t cells;                  /* scratch for the cells being appended */
+    store_t *store;     /* lent */
+    stmtcache_t *stmts; /* by Q_*, owned */
+    buf_t cells;        /* scratch for the cells being appended */
 };
 
 oplog_t *stm_oplog_new(store_t *store)

@@ -10,10 +10,10 @@
 #include <string.h>
 
 struct rowsql {
-    sqlite3 *db;         /* lent */
-    txn_t *txn;          /* lent: its tables key the statements */
-    stmtcache_t *rows;   /* owned, keyed by (txn_table, kind, columns) */
-    uint64_t epoch;      /* stm_txn_epoch when rows was last emptied */
+    sqlite3 *db;       /* lent */
+    txn_t *txn;        /* lent: its tables key the statements */
+    stmtcache_t *rows; /* owned, keyed by (txn_table, kind, columns) */
+    uint64_t epoch;    /* stm_txn_epoch when rows was last emptied */
 };
 
 rowsql_t *stm_rowsql_new(sqlite3 *db, txn_t *txn)
@@ -146,7 +146,7 @@ static sqlite3_stmt *s_row_stmt_for(rowsql_t *a, const txn_table *t, row_kind ki
  * key columns as ?k+1, ... (s_row_sql). Returns SQLite's result; on a constraint
  * failure *refused holds the message. */
 int stm_rowsql_run(rowsql_t *a, const txn_table *t, row_kind kind, const op_value *pk,
-                     const row_cell *cells, size_t ncells, char **refused)
+                   const row_cell *cells, size_t ncells, char **refused)
 {
     sqlite3_stmt *stmt = s_row_stmt_for(a, t, kind, cells, ncells);
     if (!stmt)
@@ -186,7 +186,6 @@ static int s_by_position(const void *pa, const void *pb)
     const row_cell *a = pa, *b = pb;
     return a->position < b->position ? -1 : a->position > b->position;
 }
-
 
 bool stm_rowsql_sets(const catalog_column *c)
 {

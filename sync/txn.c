@@ -39,10 +39,10 @@ static const char *const s_sql[Q_N] = {
 };
 
 struct txn_table {
-    const catalog_table *def;  /* lent by the transaction's catalog */
-    size_t keys;               /* how many columns its key has */
-    bool identity;             /* its rows have incarnations (identity.h) */
-    bool folds;                /* some key column's collation folds text (key.h) */
+    const catalog_table *def;             /* lent by the transaction's catalog */
+    size_t keys;                          /* how many columns its key has */
+    bool identity;                        /* its rows have incarnations (identity.h) */
+    bool folds;                           /* some key column's collation folds text (key.h) */
     key_collation colls[KEY_MAX_COLUMNS]; /* the key columns' collations */
     /* Within a transaction: the greatest key stemma_clock holds for the table, when it
      * is an integer (or there is none), so that a new row with a greater integer key
@@ -79,10 +79,10 @@ struct txn {
     uint64_t clock_limit;  /* recorded clocks above it do not count (invariant 3) */
     s_origin *origins;     /* origins met in the current transaction */
     size_t norigins, origins_cap;
-    size_t last_origin; /* index of the last one met */
-    rowclock_t clock;   /* the clocks of the row read last */
-    buf_t clock_bytes;  /* scratch for encoding them */
-    buf_t key_bytes;    /* scratch for a key as its table compares it (key.h) */
+    size_t last_origin;     /* index of the last one met */
+    rowclock_t clock;       /* the clocks of the row read last */
+    buf_t clock_bytes;      /* scratch for encoding them */
+    buf_t key_bytes;        /* scratch for a key as its table compares it (key.h) */
     conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
     opbatch_t *deleted;     /* owned: rows of identity tables deleted locally since the
                              * start, as deletes (table and key) for stm_txn_promote */

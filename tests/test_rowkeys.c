@@ -198,12 +198,14 @@ static void test_keys_compare_as_their_collation_compares_them(void **state)
 {
     fixture *f = *state;
     /* One row to the table on each side, spelt two ways; B writes later. */
-    s_write(f, f->a_path, "INSERT INTO mails VALUES ('Ann@x.org', 'from a');"
-                          "INSERT INTO rooms VALUES ('Lobby', 1, 'from a');"
-                          "INSERT INTO codes VALUES ('k1', 'from a')");
-    s_write(f, f->b_path, "INSERT INTO mails VALUES ('ann@x.org', 'from b');"
-                          "INSERT INTO rooms VALUES ('LOBBY', 1, 'from b');"
-                          "INSERT INTO codes VALUES ('k1  ', 'from b')");
+    s_write(f, f->a_path,
+            "INSERT INTO mails VALUES ('Ann@x.org', 'from a');"
+            "INSERT INTO rooms VALUES ('Lobby', 1, 'from a');"
+            "INSERT INTO codes VALUES ('k1', 'from a')");
+    s_write(f, f->b_path,
+            "INSERT INTO mails VALUES ('ann@x.org', 'from b');"
+            "INSERT INTO rooms VALUES ('LOBBY', 1, 'from b');"
+            "INSERT INTO codes VALUES ('k1  ', 'from b')");
     s_sync(f->a, f->b);
     s_sync(f->b, f->a);
     s_assert_all_same(f);
@@ -301,8 +303,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_link_deleted_and_added_again_follows_the_later_write,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_writes_to_one_composite_row_converge,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writes_to_one_composite_row_converge, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_keys_compare_as_their_collation_compares_them, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_key_of_another_shape_is_parked_with_its_reason,
