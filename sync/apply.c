@@ -1,7 +1,8 @@
 /* apply.c - last writer wins: applying received operations to this database's rows.
  * The invariants are in apply.h; the transaction every batch runs in (recording,
  * vectors, clocks) is txn.c, parking and retries park.c, the statements that write a
- * row rowsql.c.
+ * row rowsql.c, the incarnations of rows whose keys each device picks
+ * apply_identity.c.
  *
  * How the hot path stays close to SQLite's own speed: a row change (the operations
  * of one origin and clock on one row) is the unit of work. It is recorded as one
@@ -11,15 +12,10 @@
  * the version vector without a query, except for operations that arrive out of
  * order. A row with no clock yet is inserted first (the common case for new rows),
  * a row with one updated first. */
-#include "apply.h"
+#include "apply_internal.h"
 #include "capture.h"
 #include "identity.h"
 #include "key.h"
-#include "oplog.h"
-#include "park.h"
-#include "rowclock.h"
-#include "rowsql.h"
-#include "txn.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
@@ -30,25 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct applier {
-    store_t *store;       /* lent */
-    sqlite3 *db;          /* store's connection, lent */
-    oplog_t *log;         /* owned; lent to txn and park */
-    txn_t *txn;           /* owned: the transaction batches run in */
-    park_t *park;         /* owned */
-    rowsql_t *rowsql;     /* owned: the statements writing rows */
-    row_cell *cells;      /* scratch for a row change's cells, kept between rows */
-    const op_t **applied; /* ... and its operations that apply */
-    size_t scratch_cap;
-    bool retrying;        /* applying parked operations, recorded already */
-    bool any_applied;     /* something applied in this batch */
-    bool open;            /* stm_applier_begin opened a transaction batches join */
-    int64_t max_ahead_ms; /* how far ahead of the wall clock an applied clock may be */
-    int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
-                           * apply: the earliest known, INT64_MIN when unknown */
-    rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
-};
 
 /* ---- life ---- */
 
@@ -85,8 +62,8 @@ void stm_applier_destroy(applier_t **self_p)
 /* ---- parking ---- */
 
 /* Parks op (recorded already) and counts it. */
-static stm_err s_park(applier_t *a, const op_t *op, park_kind kind, const char *reason,
-                      apply_stats *st, stm_error *err)
+stm_err stm_apply_park(applier_t *a, const op_t *op, park_kind kind, const char *reason,
+                       apply_stats *st, stm_error *err)
 {
     st->parked++;
     return stm_park_op(a->park, op, kind, reason, err);
@@ -97,7 +74,7 @@ static stm_err s_park_all(applier_t *a, const op_t *const *ops, size_t n, const 
 {
     stm_err rc = STM_OK;
     for (size_t i = 0; i < n && rc == STM_OK; i++)
-        rc = s_park(a, ops[i], PARK_SCHEMA, reason, st, err);
+        rc = stm_apply_park(a, ops[i], PARK_SCHEMA, reason, st, err);
     return rc;
 }
 
@@ -128,15 +105,15 @@ static stm_err s_park_ahead(applier_t *a, const op_t *const *ops, size_t n, appl
         a->ahead_due = due;
     stm_err rc = STM_OK;
     for (size_t i = 0; i < n && rc == STM_OK; i++)
-        rc = s_park(a, ops[i], PARK_AHEAD, reason, st, err);
+        rc = stm_apply_park(a, ops[i], PARK_AHEAD, reason, st, err);
     return rc;
 }
 
 /* ---- last writer wins ---- */
 
 /* True when the write (hlc, origin) is later than entry e (NULL: there is none). */
-static stm_err s_later(applier_t *a, uint64_t hlc, const stm_id *origin, const rowclock_entry *e,
-                       bool *later, stm_error *err)
+stm_err stm_apply_later(applier_t *a, uint64_t hlc, const stm_id *origin, const rowclock_entry *e,
+                        bool *later, stm_error *err)
 {
     if (!e || hlc != e->hlc) {
         *later = !e || hlc > e->hlc;
@@ -158,13 +135,13 @@ static const rowclock_entry *s_max_entry(applier_t *a, const rowclock_entry *x,
     stm_id origin;
     bool later = false;
     if ((*rc = stm_store_id_of(a->store, x->origin, &origin, err)) == STM_OK)
-        *rc = s_later(a, x->hlc, &origin, y, &later, err);
+        *rc = stm_apply_later(a, x->hlc, &origin, y, &later, err);
     return later ? x : y;
 }
 
 /* The latest write of any cell of the row in a->clock (written here, or parked for a
  * column this schema lacks). */
-static const rowclock_entry *s_latest_write(applier_t *a, stm_error *err, stm_err *rc)
+const rowclock_entry *stm_apply_latest_write(applier_t *a, stm_error *err, stm_err *rc)
 {
     const rowclock_t *clock = stm_txn_clock(a->txn);
     const rowclock_entry *best = NULL;
@@ -194,8 +171,9 @@ static stm_err s_held_value(applier_t *a, const catalog_column *col, opbatch_t *
 
 /* Brings a row (back) into being: with the winning cells of this change and, when
  * the row was deleted before, the latest earlier value of every other column. */
-static int s_insert_row(applier_t *a, const txn_table *t, const op_value *pk, const row_cell *cells,
-                        size_t ncells, bool deleted, char **refused, stm_error *err, stm_err *rc)
+int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
+                         const row_cell *cells, size_t ncells, bool deleted, char **refused,
+                         stm_error *err, stm_err *rc)
 {
     const catalog_table *def = stm_txn_table_def(t);
     size_t ncols = stm_catalog_table_count(def), nall = 0;
@@ -251,7 +229,7 @@ static bool s_key_unusable(const txn_table *t, const op_value *key, char *why, s
 
 /* The local column op writes, or NULL when this schema has none to take it: no such
  * column (or a generated one), or one of another affinity than the writer's. */
-static const catalog_column *s_column(const txn_table *t, const op_t *op)
+const catalog_column *stm_apply_column(const txn_table *t, const op_t *op)
 {
     const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
     if (!col || col->hidden || stm_capture_affinity_code(col->affinity) != op->affinity)
@@ -260,8 +238,8 @@ static const catalog_column *s_column(const txn_table *t, const op_t *op)
 }
 
 /* Parks op, a write s_column found no column for, saying why. */
-static stm_err s_park_column(applier_t *a, const txn_table *t, const op_t *op, apply_stats *st,
-                             stm_error *err)
+stm_err stm_apply_park_column(applier_t *a, const txn_table *t, const op_t *op, apply_stats *st,
+                              stm_error *err)
 {
     const catalog_column *col = stm_catalog_table_find(stm_txn_table_def(t), op->column);
     char reason[160];
@@ -270,179 +248,7 @@ static stm_err s_park_column(applier_t *a, const txn_table *t, const op_t *op, a
     else
         snprintf(reason, sizeof reason, "type conflict: %s here, %c at the writer",
                  stm_catalog_affinity_name(col->affinity), op->affinity);
-    return s_park(a, op, PARK_SCHEMA, reason, st, err);
-}
-
-/* ---- incarnations (identity.h) ---- */
-
-/* *there: the table holds a row under pk. */
-static stm_err s_row_there(applier_t *a, const txn_table *t, const op_value *pk, bool *there,
-                           stm_error *err)
-{
-    char *refused = NULL;
-    int step = stm_rowsql_run(a->rowsql, t, ROW_EXISTS, pk, NULL, 0, &refused);
-    free(refused);
-    *there = step == SQLITE_ROW;
-    return stm_rowsql_fatal(step) ? stm_store_error(a->store, err, "reading a row") : STM_OK;
-}
-
-/* Makes the incarnation whose clocks the transaction's clock holds the row of pk: the
- * row there (if any) gives way to one of its values, in a savepoint. *shown false when
- * a constraint refused that row (nothing changed then). */
-static stm_err s_show(applier_t *a, txn_table *t, const op_value *pk, bool there, bool *shown,
-                      stm_error *err)
-{
-    *shown = false;
-    stm_err rc = stm_store_exec(a->store, "SAVEPOINT stemma_show", err);
-    if (rc != STM_OK)
-        return rc;
-    char *refused = NULL;
-    int step =
-        there ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, pk, NULL, 0, &refused) : SQLITE_DONE;
-    if (!refused && !stm_rowsql_fatal(step))
-        step = s_insert_row(a, t, pk, NULL, 0, true, &refused, err, &rc);
-    if (rc == STM_OK && stm_rowsql_fatal(step))
-        rc = stm_store_error(a->store, err, "writing a row");
-    *shown = rc == STM_OK && !refused;
-    free(refused);
-    if (rc == STM_OK && !*shown)
-        rc = stm_store_exec(a->store, "ROLLBACK TO stemma_show", err);
-    if (rc == STM_OK)
-        rc = stm_store_exec(a->store, "RELEASE stemma_show", err);
-    return rc;
-}
-
-/* Swaps the transaction's clock with the applier's clock of an incarnation aside. */
-static void s_swap_clocks(applier_t *a)
-{
-    rowclock_t *main = stm_txn_clock(a->txn), tmp = *main;
-    *main = a->aside;
-    a->aside = tmp;
-}
-
-/* Makes incarnation inc, whose clocks a->aside holds, the row of pk in place of the
- * row's incarnation row_inc (clocks in the transaction's clock; have_clock: it has
- * some), which goes aside (alive when the row was there); inc's record aside goes.
- * When a constraint refuses inc's row, inc stays aside, alive, and nothing changes. */
-static stm_err s_take_over(applier_t *a, txn_table *t, const op_value *pk,
-                           const identity_stamp *inc, const identity_stamp *row_inc,
-                           bool have_clock, bool there, stm_error *err)
-{
-    conflicts_t *c = stm_txn_conflicts(a->txn);
-    const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
-    stm_err rc = STM_OK;
-    if (have_clock)
-        rc = stm_conflicts_save(c, tbl, pk, row_inc, stm_txn_clock(a->txn), there, err);
-    s_swap_clocks(a);
-    if (rc == STM_OK)
-        rc = stm_identity_set_clock(a->store, stm_txn_clock(a->txn), inc, 0, err);
-    bool shown = false;
-    if (rc == STM_OK)
-        rc = s_show(a, t, pk, there, &shown, err);
-    if (rc == STM_OK && shown) {
-        rc = stm_txn_clock_write(a->txn, t, pk, !have_clock, err);
-        if (rc == STM_OK)
-            rc = stm_conflicts_remove(c, tbl, pk, inc, err);
-    } else if (rc == STM_OK) {
-        /* Refused (a unique index another row holds, say): it stays aside. */
-        s_swap_clocks(a);
-        if (have_clock)
-            rc = stm_conflicts_save(c, tbl, pk, row_inc, stm_txn_clock(a->txn), there, err);
-        if (rc == STM_OK)
-            rc = stm_conflicts_save(c, tbl, pk, inc, &a->aside, true, err);
-    }
-    return rc;
-}
-
-/* Applies a row change ops[0..n) (writes, or one delete; recorded already) of an
- * incarnation of pk other than the row's (row_inc; have_clock: the transaction's
- * clock holds the row's clocks): to that incarnation's clocks aside, and makes it the
- * row when it is alive and born before the row's incarnation, or the row is not there
- * (identity.h, rule 2). parked_already: its writes to columns this schema lacks were
- * parked by the caller. */
-static stm_err s_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
-                             const identity_stamp *row_inc, bool have_clock, bool parked_already,
-                             apply_stats *st, stm_error *err)
-{
-    const op_t *first = ops[0];
-    const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
-    identity_stamp inc = stm_identity_of_op(first);
-    bool kept = false;
-    stm_err rc =
-        stm_conflicts_load(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside, &kept, err);
-    int64_t origin_no = 0;
-    if (rc == STM_OK)
-        rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err);
-    for (size_t i = 0; i < n && rc == STM_OK; i++) {
-        const op_t *op = ops[i];
-        const catalog_column *col = stm_op_is_delete(op) ? NULL : s_column(t, op);
-        rowclock_kind kind = stm_op_is_delete(op) ? ROWCLOCK_DELETE
-                             : col                ? ROWCLOCK_CELL
-                                                  : ROWCLOCK_PARKED;
-        if (kind == ROWCLOCK_PARKED && !parked_already)
-            rc = s_park_column(a, t, op, st, err);
-        else if (kind != ROWCLOCK_PARKED) {
-            st->applied++;
-            a->any_applied = true;
-        }
-        bool later = false;
-        const char *name = col ? col->name : NULL;
-        if (rc == STM_OK)
-            rc = s_later(a, op->hlc, &op->origin, stm_rowclock_find(&a->aside, kind, name), &later,
-                         err);
-        if (rc == STM_OK && later)
-            stm_rowclock_set(&a->aside, kind, name, op->hlc, origin_no, op->seq);
-    }
-    bool alive = false, there = false;
-    if (rc == STM_OK)
-        rc = stm_identity_alive(a->store, &a->aside, &alive, err);
-    if (rc == STM_OK)
-        rc = s_row_there(a, t, &first->pk, &there, err);
-    if (rc != STM_OK)
-        return rc;
-    if (alive && (!there || stm_identity_compare(&inc, row_inc) < 0))
-        return s_take_over(a, t, &first->pk, &inc, row_inc, have_clock, there, err);
-    return stm_conflicts_save(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside, alive,
-                              err);
-}
-
-/* When the row of pk is not there, the earliest-born alive incarnation kept aside
- * becomes it (identity.h, rule 2): after a delete, here or from a peer. */
-static stm_err s_promote(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
-{
-    bool there = false;
-    stm_err rc = s_row_there(a, t, pk, &there, err);
-    if (rc != STM_OK || there)
-        return rc;
-    identity_stamp inc, row_inc;
-    bool found = false, have_clock = false;
-    rc = stm_conflicts_first_alive(stm_txn_conflicts(a->txn),
-                                   stm_catalog_table_name(stm_txn_table_def(t)), pk, &inc,
-                                   &a->aside, &found, err);
-    if (rc != STM_OK || !found)
-        return rc;
-    rc = stm_txn_clock_read(a->txn, t, pk, &have_clock, err);
-    if (rc == STM_OK)
-        rc = stm_identity_of_clock(a->store, stm_txn_clock(a->txn), &row_inc, err);
-    if (rc == STM_OK)
-        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, false, err);
-    return rc;
-}
-
-/* Promotes for every row of an identity table deleted locally since the transaction
- * started (stm_txn_deleted). */
-static stm_err s_promote_deleted(applier_t *a, stm_error *err)
-{
-    opbatch_t *deleted = stm_txn_deleted(a->txn);
-    stm_err rc = STM_OK;
-    for (size_t i = 0; i < stm_opbatch_count(deleted) && rc == STM_OK; i++) {
-        const op_t *op = stm_opbatch_at(deleted, i);
-        txn_table *t = stm_txn_table_find(a->txn, op->table);
-        if (t)
-            rc = s_promote(a, t, &op->pk, err);
-    }
-    stm_opbatch_clear(deleted);
-    return rc;
+    return stm_apply_park(a, op, PARK_SCHEMA, reason, st, err);
 }
 
 /* Applies one row change: n new operations of one origin and clock on one row, all
@@ -471,7 +277,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         if (have_clock && (rc = stm_identity_of_clock(a->store, clock, &row_inc, err)) != STM_OK)
             return rc;
         if (have_clock && !stm_identity_equal(&inc, &row_inc))
-            return s_apply_aside(a, t, ops, n, &row_inc, true, false, st, err);
+            return stm_apply_aside(a, t, ops, n, &row_inc, true, false, st, err);
         /* A row with no clocks whose incarnation is kept aside already (its delete
          * came first): aside too. */
         bool kept = false, any = false;
@@ -483,7 +289,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                                             &first->pk, &inc, &a->aside, &kept, err)) != STM_OK)
             return rc;
         if (kept)
-            return s_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
+            return stm_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
         if (!have_clock &&
             (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) != STM_OK)
             return rc;
@@ -504,9 +310,9 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
-        const catalog_column *col = s_column(t, op);
+        const catalog_column *col = stm_apply_column(t, op);
         if (!col) {
-            rc = s_park_column(a, t, op, st, err);
+            rc = stm_apply_park_column(a, t, op, st, err);
             nparked++;
             continue;
         }
@@ -514,14 +320,15 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
          * column's collation takes as equal (which respells the key); never another. */
         if (col->pk &&
             !stm_key_part_is(&op->pk, (size_t)col->pk - 1, &op->value, stm_key_collation_of(col))) {
-            rc = s_park(a, op, PARK_SCHEMA, "its key column's value is not the row's key", st, err);
+            rc = stm_apply_park(a, op, PARK_SCHEMA, "its key column's value is not the row's key",
+                                st, err);
             nparked++;
             continue;
         }
         applied[napplied++] = op;
         bool later = false;
-        rc = s_later(a, op->hlc, &op->origin, stm_rowclock_find(clock, ROWCLOCK_CELL, col->name),
-                     &later, err);
+        rc = stm_apply_later(a, op->hlc, &op->origin,
+                             stm_rowclock_find(clock, ROWCLOCK_CELL, col->name), &later, err);
         if (rc == STM_OK && later) {
             cells[ncells].col = col;
             cells[ncells].position = stm_rowsql_position(t, col);
@@ -551,7 +358,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         if (identity && inc.hlc && step == SQLITE_DONE && !refused) {
             stm_rowclock_clear(clock);
             identity_stamp genesis = {0};
-            rc = s_apply_aside(a, t, ops, n, &genesis, false, true, st, err);
+            rc = stm_apply_aside(a, t, ops, n, &genesis, false, true, st, err);
             goto done;
         }
     }
@@ -570,15 +377,16 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
          * later than its latest delete (invariant 2). */
         const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
         bool later = false;
-        rc = s_later(a, first->hlc, &first->origin, del, &later, err);
+        rc = stm_apply_later(a, first->hlc, &first->origin, del, &later, err);
         const rowclock_entry *latest =
-            rc == STM_OK && del && !later ? s_latest_write(a, err, &rc) : NULL;
+            rc == STM_OK && del && !later ? stm_apply_latest_write(a, err, &rc) : NULL;
         stm_id latest_origin;
         if (latest && rc == STM_OK &&
             (rc = stm_store_id_of(a->store, latest->origin, &latest_origin, err)) == STM_OK)
-            rc = s_later(a, latest->hlc, &latest_origin, del, &later, err);
+            rc = stm_apply_later(a, latest->hlc, &latest_origin, del, &later, err);
         if (rc == STM_OK && (napplied > 0 || del) && later)
-            step = s_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err, &rc);
+            step = stm_apply_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err,
+                                        &rc);
     }
 written:
     if (rc != STM_OK)
@@ -589,7 +397,7 @@ written:
     }
     for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
         if (refused) {
-            rc = s_park(a, applied[i], PARK_CONSTRAINT, refused, st, err);
+            rc = stm_apply_park(a, applied[i], PARK_CONSTRAINT, refused, st, err);
         } else {
             st->applied++;
             a->any_applied = true;
@@ -606,7 +414,7 @@ written:
     if (rc == STM_OK && nparked) {
         const rowclock_entry *e = stm_rowclock_find(clock, ROWCLOCK_PARKED, NULL);
         bool later = false;
-        rc = s_later(a, first->hlc, &first->origin, e, &later, err);
+        rc = stm_apply_later(a, first->hlc, &first->origin, e, &later, err);
         if (rc == STM_OK && later) {
             stm_rowclock_set(clock, ROWCLOCK_PARKED, NULL, first->hlc, origin_no, first->seq);
             moved = true;
@@ -620,15 +428,15 @@ done:
 }
 
 /* Applies one new row delete, recorded already. */
-static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
+stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_error *err)
 {
     txn_table *t = stm_txn_table_find(a->txn, op->table);
     if (!t)
-        return s_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here", st,
-                      err);
+        return stm_apply_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here",
+                              st, err);
     char why[128];
     if (s_key_unusable(t, &op->pk, why, sizeof why))
-        return s_park(a, op, PARK_SCHEMA, why, st, err);
+        return stm_apply_park(a, op, PARK_SCHEMA, why, st, err);
     bool have_clock;
     stm_err rc = stm_txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
     rowclock_t *clock = stm_txn_clock(a->txn);
@@ -640,15 +448,15 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
         if (have_clock)
             rc = stm_identity_of_clock(a->store, clock, &row_inc, err);
         if (rc == STM_OK && !stm_identity_equal(&inc, &row_inc))
-            return s_apply_aside(a, t, &op, 1, &row_inc, have_clock, false, st, err);
+            return stm_apply_aside(a, t, &op, 1, &row_inc, have_clock, false, st, err);
     }
     int64_t origin_no = 0;
     if (rc == STM_OK)
         rc = stm_store_id_number(a->store, &op->origin, true, &origin_no, err);
-    const rowclock_entry *latest = rc == STM_OK ? s_latest_write(a, err, &rc) : NULL;
+    const rowclock_entry *latest = rc == STM_OK ? stm_apply_latest_write(a, err, &rc) : NULL;
     bool later = false;
     if (rc == STM_OK)
-        rc = s_later(a, op->hlc, &op->origin, latest, &later, err);
+        rc = stm_apply_later(a, op->hlc, &op->origin, latest, &later, err);
     if (rc != STM_OK)
         return rc;
     char *refused = NULL;
@@ -658,19 +466,19 @@ static stm_err s_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm
             return stm_store_error(a->store, err, "deleting a row");
     }
     if (refused) {
-        rc = s_park(a, op, PARK_CONSTRAINT, refused, st, err);
+        rc = stm_apply_park(a, op, PARK_CONSTRAINT, refused, st, err);
         free(refused);
         return rc;
     }
     st->applied++;
     a->any_applied = true;
     const rowclock_entry *del = stm_rowclock_find(clock, ROWCLOCK_DELETE, NULL);
-    if ((rc = s_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
+    if ((rc = stm_apply_later(a, op->hlc, &op->origin, del, &later, err)) != STM_OK || !later)
         return rc;
     stm_rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
     rc = stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
     if (rc == STM_OK && identity)
-        rc = s_promote(a, t, &op->pk, err);
+        rc = stm_apply_promote(a, t, &op->pk, err);
     return rc;
 }
 
@@ -712,7 +520,7 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             rc = s_park_ahead(a, ops + i, fresh, st, err);
         } else if (rc == STM_OK && fresh) {
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
-            rc = stm_op_is_delete(ops[i]) ? s_apply_delete(a, ops[i], st, err)
+            rc = stm_op_is_delete(ops[i]) ? stm_apply_delete(a, ops[i], st, err)
                                           : s_apply_writes(a, ops + i, fresh, st, err);
         }
         i = j;
@@ -753,17 +561,17 @@ static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 
 /* ---- transactions ---- */
 
-static stm_err s_begin(applier_t *a, stm_error *err)
+stm_err stm_apply_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
     stm_rowsql_sync(a->rowsql);
-    if (rc == STM_OK && (rc = s_promote_deleted(a, err)) != STM_OK)
+    if (rc == STM_OK && (rc = stm_apply_promote_deleted(a, err)) != STM_OK)
         stm_txn_rollback(a->txn);
     return rc;
 }
 
 /* Commits when rc is STM_OK, else rolls back; returns the outcome. */
-static stm_err s_end(applier_t *a, stm_err rc, stm_error *err)
+stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err)
 {
     if (rc == STM_OK)
         rc = stm_txn_commit(a->txn, err);
@@ -780,7 +588,7 @@ stm_err stm_applier_begin(applier_t *a, stm_error *err)
 {
     if (a->open)
         return STM_OK;
-    stm_err rc = s_begin(a, err);
+    stm_err rc = stm_apply_begin(a, err);
     a->open = rc == STM_OK;
     return rc;
 }
@@ -790,7 +598,7 @@ stm_err stm_applier_commit(applier_t *a, stm_error *err)
     if (!a->open)
         return STM_OK;
     a->open = false;
-    return s_end(a, STM_OK, err);
+    return stm_apply_end(a, STM_OK, err);
 }
 
 void stm_applier_rollback(applier_t *a)
@@ -805,7 +613,7 @@ void stm_applier_rollback(applier_t *a)
 stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
 {
     bool own = !a->open;
-    stm_err rc = own ? s_begin(a, err) : STM_OK;
+    stm_err rc = own ? stm_apply_begin(a, err) : STM_OK;
     if (rc != STM_OK)
         return rc;
     size_t n = stm_opbatch_count(batch);
@@ -823,7 +631,7 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
     if (rc == STM_OK)
         rc = s_retry_ahead(a, &st.replayed, err);
     if (own)
-        rc = s_end(a, rc, err);
+        rc = stm_apply_end(a, rc, err);
     else if (rc != STM_OK)
         stm_applier_rollback(a);
     if (rc == STM_OK) {
@@ -844,12 +652,12 @@ stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, stm_error *err
 {
     if (stm_wall_ms() < a->ahead_due)
         return STM_OK;
-    stm_err rc = s_begin(a, err);
+    stm_err rc = stm_apply_begin(a, err);
     if (rc != STM_OK)
         return rc;
     uint64_t replayed = 0;
     rc = s_retry_ahead(a, &replayed, err);
-    rc = s_end(a, rc, err);
+    rc = stm_apply_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
@@ -857,13 +665,13 @@ stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, stm_error *err
 
 stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
 {
-    stm_err rc = s_begin(a, err);
+    stm_err rc = stm_apply_begin(a, err);
     if (rc != STM_OK)
         return rc;
     uint64_t replayed = 0;
     a->ahead_due = INT64_MAX; /* re-parking notes it again */
     rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
-    rc = s_end(a, rc, err);
+    rc = stm_apply_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
@@ -880,16 +688,16 @@ stm_err stm_applier_collect(applier_t *a, stm_error *err)
     stm_err rc = stm_txn_collect(a->txn, err);
     stm_rowsql_sync(a->rowsql);
     if (rc == STM_OK)
-        rc = s_promote_deleted(a, err);
+        rc = stm_apply_promote_deleted(a, err);
     return rc;
 }
 
 stm_err stm_applier_catch_up(applier_t *a, stm_error *err)
 {
-    stm_err rc = s_begin(a, err);
+    stm_err rc = stm_apply_begin(a, err);
     if (rc != STM_OK)
         return rc;
-    return s_end(a, STM_OK, err);
+    return stm_apply_end(a, STM_OK, err);
 }
 
 stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err)
@@ -912,121 +720,5 @@ stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err)
     if (rc != STM_OK && stm_store_exec(store, "ROLLBACK", NULL) != STM_OK) {
         /* the connection ends the transaction when it closes; err says what failed */
     }
-    return rc;
-}
-
-/* The identity table named table, with a conflict kept for (pk, inc), in the open
- * transaction; STM_EINPUT when there is none. */
-static stm_err s_kept(applier_t *a, const char *table, const op_value *pk,
-                      const identity_stamp *inc, txn_table **t, stm_error *err)
-{
-    *t = stm_txn_table_find(a->txn, table);
-    if (!*t || !stm_txn_table_identity(*t))
-        return stm_error_set(err, STM_EINPUT,
-                             "%s: table %s keeps no conflicts (its key is not chosen per device)",
-                             stm_store_path(a->store), table);
-    bool found = false, alive = false;
-    stm_err rc =
-        stm_conflicts_load(stm_txn_conflicts(a->txn), stm_catalog_table_name(stm_txn_table_def(*t)),
-                           pk, inc, &a->aside, &found, err);
-    if (rc == STM_OK && found)
-        rc = stm_identity_alive(a->store, &a->aside, &alive, err);
-    if (rc == STM_OK && !alive)
-        rc = stm_error_set(err, STM_EINPUT,
-                           "%s: no conflict of %s is kept under that key and incarnation "
-                           "(stemma conflicts lists them)",
-                           stm_store_path(a->store), table);
-    return rc;
-}
-
-stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
-                            const identity_stamp *inc, stm_error *err)
-{
-    stm_err rc = s_begin(a, err);
-    if (rc != STM_OK)
-        return rc;
-    txn_table *t = NULL;
-    rc = s_kept(a, table, pk, inc, &t, err);
-    op_t del;
-    memset(&del, 0, sizeof del);
-    del.table = t ? stm_catalog_table_name(stm_txn_table_def(t)) : table;
-    del.pk = *pk;
-    del.born_hlc = inc->hlc;
-    del.born_origin = inc->origin;
-    if (rc == STM_OK)
-        rc = stm_capture_next_op(a->store, &del, err);
-    /* Recorded as this database's own, and applied as any delete of that
-     * incarnation is. */
-    apply_stats st = {0};
-    if (rc == STM_OK)
-        rc = stm_txn_record_own(a->txn, &del, err);
-    if (rc == STM_OK)
-        rc = s_apply_delete(a, &del, &st, err);
-    return s_end(a, rc, err);
-}
-
-stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
-                         const identity_stamp *inc, int64_t *new_key, stm_error *err)
-{
-    *new_key = 0;
-    stm_err rc = s_begin(a, err);
-    if (rc != STM_OK)
-        return rc;
-    txn_table *t = NULL;
-    rc = s_kept(a, table, pk, inc, &t, err);
-    /* Its values, from the oplog by its clocks. */
-    opbatch_t *held = stm_opbatch_new();
-    buf_t sql = BUF_INIT, values = BUF_INIT;
-    size_t n = 0;
-    for (size_t i = 0; rc == STM_OK && i < a->aside.count; i++) {
-        const rowclock_entry *e = &a->aside.entries[i];
-        const catalog_column *col =
-            e->kind == ROWCLOCK_CELL
-                ? stm_catalog_table_find(stm_txn_table_def(t), stm_rowclock_name(&a->aside, e))
-                : NULL;
-        if (!col || col->pk || col->hidden)
-            continue;
-        stm_id origin;
-        bool found = false;
-        rc = stm_store_id_of(a->store, e->origin, &origin, err);
-        if (rc == STM_OK)
-            rc = stm_oplog_fetch(a->log, &origin, e->seq, held, &found, err);
-        if (rc != STM_OK || !found)
-            continue;
-        stm_buf_puts(&sql, n ? ", " : "");
-        stm_sqlscript_quote_ident(&sql, col->name);
-        stm_buf_printf(&values, n ? ", ?%zu" : "?%zu", n + 1);
-        n++;
-    }
-    rc = s_end(a, rc, err); /* nothing written: the values are read */
-    if (rc == STM_OK) {
-        /* The application's own kind of write, outside stemma's transaction, so that
-         * capture takes it as an insert of this device. */
-        buf_t insert = BUF_INIT;
-        stm_buf_puts(&insert, "INSERT INTO ");
-        stm_sqlscript_quote_ident(&insert, table);
-        if (n)
-            stm_buf_printf(&insert, " (%s) VALUES (%s)", stm_buf_str(&sql), stm_buf_str(&values));
-        else
-            stm_buf_puts(&insert, " DEFAULT VALUES");
-        sqlite3_stmt *stmt = NULL;
-        if (sqlite3_prepare_v2(a->db, stm_buf_str(&insert), -1, &stmt, NULL) != SQLITE_OK)
-            rc = stm_store_error(a->store, err, "inserting the kept row");
-        for (size_t i = 0; rc == STM_OK && i < n; i++)
-            if (stm_op_value_bind(stmt, (int)i + 1, &stm_opbatch_at(held, i)->value) != SQLITE_OK)
-                rc = stm_store_error(a->store, err, "inserting the kept row");
-        if (rc == STM_OK && sqlite3_step(stmt) != SQLITE_DONE)
-            rc = stm_error_set(err, STM_EINPUT, "%s: the kept row cannot be inserted: %s",
-                               stm_store_path(a->store), sqlite3_errmsg(a->db));
-        if (rc == STM_OK)
-            *new_key = sqlite3_last_insert_rowid(a->db);
-        sqlite3_finalize(stmt);
-        stm_buf_free(&insert);
-    }
-    stm_buf_free(&sql);
-    stm_buf_free(&values);
-    stm_opbatch_destroy(&held);
-    if (rc == STM_OK)
-        rc = stm_applier_discard(a, table, pk, inc, err);
     return rc;
 }

@@ -1,0 +1,79 @@
+/* apply_internal.h - private to the applier: only apply.c and apply_identity.c include
+ * it. apply.c is last writer wins on rows and the batches; apply_identity.c the
+ * incarnations of rows whose keys each device picks (identity.h) and resolving the
+ * conflicts they keep. What they share: the applier itself and these steps. */
+#ifndef STM_APPLY_INTERNAL_H
+#define STM_APPLY_INTERNAL_H
+
+#include "apply.h"
+#include "oplog.h"
+#include "park.h"
+#include "rowclock.h"
+#include "rowsql.h"
+#include "txn.h"
+
+struct applier {
+    store_t *store;       /* lent */
+    sqlite3 *db;          /* store's connection, lent */
+    oplog_t *log;         /* owned; lent to txn and park */
+    txn_t *txn;           /* owned: the transaction batches run in */
+    park_t *park;         /* owned */
+    rowsql_t *rowsql;     /* owned: the statements writing rows */
+    row_cell *cells;      /* scratch for a row change's cells, kept between rows */
+    const op_t **applied; /* ... and its operations that apply */
+    size_t scratch_cap;
+    bool retrying;        /* applying parked operations, recorded already */
+    bool any_applied;     /* something applied in this batch */
+    bool open;            /* stm_applier_begin opened a transaction batches join */
+    int64_t max_ahead_ms; /* how far ahead of the wall clock an applied clock may be */
+    int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
+                           * apply: the earliest known, INT64_MIN when unknown */
+    rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
+};
+
+/* ---- apply.c ---- */
+
+/* Parks op (recorded already) and counts it. */
+STM_NODISCARD stm_err stm_apply_park(applier_t *a, const op_t *op, park_kind kind,
+                                     const char *reason, apply_stats *st, stm_error *err);
+/* The local column op writes, or NULL when this schema has none to take it. */
+const catalog_column *stm_apply_column(const txn_table *t, const op_t *op);
+/* Parks op, a write stm_apply_column found no column for, saying why. */
+STM_NODISCARD stm_err stm_apply_park_column(applier_t *a, const txn_table *t, const op_t *op,
+                                            apply_stats *st, stm_error *err);
+/* *later: the write (hlc, origin) is later than entry e (NULL: there is none). */
+STM_NODISCARD stm_err stm_apply_later(applier_t *a, uint64_t hlc, const stm_id *origin,
+                                      const rowclock_entry *e, bool *later, stm_error *err);
+/* The latest write of any cell of the row whose clocks the transaction holds, lent. */
+const rowclock_entry *stm_apply_latest_write(applier_t *a, stm_error *err, stm_err *rc);
+/* Inserts the row pk of t with cells and, when deleted, the latest earlier value of
+ * every other column the transaction's clock names; SQLite's result. */
+int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
+                         const row_cell *cells, size_t ncells, bool deleted, char **refused,
+                         stm_error *err, stm_err *rc);
+/* Applies one row delete, recorded already. */
+STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st,
+                                       stm_error *err);
+/* Opens the applier's transaction (and shows what local deletes made due); ends it,
+ * committing when rc is STM_OK. */
+STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
+STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
+
+/* ---- apply_identity.c ---- */
+
+/* Applies a row change of another incarnation of its row than the row's (identity.h):
+ * ops[0..n) (writes, or one delete), recorded already; row_inc the row's incarnation,
+ * have_clock: the transaction's clock holds the row's clocks; parked_already: writes
+ * to columns this schema lacks were parked by the caller. */
+STM_NODISCARD stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                                      const identity_stamp *row_inc, bool have_clock,
+                                      bool parked_already, apply_stats *st, stm_error *err);
+/* When the row of pk is not there, the earliest-born alive incarnation kept aside
+ * becomes it (identity.h, rule 2). */
+STM_NODISCARD stm_err stm_apply_promote(applier_t *a, txn_table *t, const op_value *pk,
+                                        stm_error *err);
+/* stm_apply_promote for every row of an identity table deleted locally since the
+ * transaction started. */
+STM_NODISCARD stm_err stm_apply_promote_deleted(applier_t *a, stm_error *err);
+
+#endif
