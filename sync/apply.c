@@ -197,16 +197,57 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
             nall++;
         }
     }
+    /* A key column compared by a folding collation is spelt as its cell's latest write
+     * has it (this change's, or one held), not as the operation that brings the row
+     * back happens to: every replica then spells it alike, whichever op came last. */
+    op_value key = *pk, parts[KEY_MAX_COLUMNS];
+    size_t nparts = 0;
+    bool respelt = false;
+    buf_t packed = BUF_INIT;
+    opbatch_t *spelt = stm_opbatch_new();
+    if (stm_key_values(pk, parts, KEY_MAX_COLUMNS, &nparts) && nparts <= KEY_MAX_COLUMNS) {
+        for (size_t k = 0; k < nparts && *rc == STM_OK; k++) {
+            const catalog_column *kc = stm_catalog_table_key(def, k);
+            key_collation coll = kc ? stm_key_collation_of(kc) : KEY_BINARY;
+            if (coll == KEY_BINARY)
+                continue;
+            bool found = false;
+            op_value v = {0};
+            for (size_t i = 0; i < ncells; i++)
+                if (cells[i].col == kc) {
+                    v = cells[i].value;
+                    found = true;
+                }
+            if (!found && deleted) {
+                size_t at = stm_opbatch_count(spelt);
+                *rc = s_held_value(a, kc, spelt, &found, err);
+                if (found)
+                    v = stm_opbatch_at(spelt, at)->value; /* its bytes stay put */
+            }
+            if (found && stm_key_part_is(pk, k, &v, coll)) {
+                parts[k] = v;
+                respelt = true;
+            }
+        }
+    }
+    if (respelt && nparts == 1) {
+        key = parts[0];
+    } else if (respelt) {
+        stm_key_pack(parts, nparts, &packed);
+        key = (op_value){.type = VALUE_KEY, .bytes = packed.data, .len = packed.len};
+    }
     int step = SQLITE_DONE;
     if (*rc == STM_OK) {
         /* The batch of earlier values has stopped growing: its operations stay put. */
         for (size_t i = from; i < nall; i++)
             all[i].value = stm_opbatch_at(held, i - from)->value;
         stm_rowsql_sort(all, nall);
-        step = stm_rowsql_run(a->rowsql, t, ROW_INSERT, pk, all, nall, refused);
+        step = stm_rowsql_run(a->rowsql, t, ROW_INSERT, &key, all, nall, refused);
     }
     free(all);
     stm_opbatch_destroy(&held);
+    stm_opbatch_destroy(&spelt);
+    stm_buf_free(&packed);
     return step;
 }
 
@@ -347,6 +388,24 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     size_t nvalues = 0; /* cells outside the key: what an UPDATE sets */
     for (size_t i = 0; i < ncells; i++)
         nvalues += stm_rowsql_sets(cells[i].col);
+    /* Every write of the change parked, on a row with no clocks: if a row is there, it
+     * is the genesis incarnation, and this change another's (as below, after ROW_ADD). */
+    if (identity && inc.hlc && !have_clock && ncells == 0) {
+        char *no = NULL;
+        step = stm_rowsql_run(a->rowsql, t, ROW_EXISTS, &first->pk, NULL, 0, &no);
+        free(no);
+        if (step == SQLITE_ROW) {
+            stm_rowclock_clear(clock);
+            identity_stamp genesis = {0};
+            rc = stm_apply_aside(a, t, ops, n, &genesis, false, true, st, err);
+            goto done;
+        }
+        if (stm_rowsql_fatal(step)) {
+            rc = stm_store_error(a->store, err, "reading a row");
+            goto done;
+        }
+        step = SQLITE_DONE;
+    }
     if (!have_clock && ncells) {
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */
@@ -478,7 +537,7 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
     stm_rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
     rc = stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
     if (rc == STM_OK && identity)
-        rc = stm_apply_promote(a, t, &op->pk, err);
+        rc = stm_apply_settle(a, t, &op->pk, err);
     return rc;
 }
 
@@ -565,7 +624,7 @@ stm_err stm_apply_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
     stm_rowsql_sync(a->rowsql);
-    if (rc == STM_OK && (rc = stm_apply_promote_deleted(a, err)) != STM_OK)
+    if (rc == STM_OK && (rc = stm_apply_settle_local(a, err)) != STM_OK)
         stm_txn_rollback(a->txn);
     return rc;
 }
@@ -687,8 +746,16 @@ stm_err stm_applier_collect(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_collect(a->txn, err);
     stm_rowsql_sync(a->rowsql);
-    if (rc == STM_OK)
-        rc = stm_apply_promote_deleted(a, err);
+    /* In the caller's transaction capture is on: what settling writes is stemma's, not
+     * the application's, so the triggers are told to keep out while it runs. */
+    if (rc == STM_OK && stm_opbatch_count(stm_txn_settle(a->txn))) {
+        rc = stm_store_exec(a->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
+        if (rc == STM_OK)
+            rc = stm_apply_settle_local(a, err);
+        if (rc == STM_OK)
+            rc = stm_store_exec(a->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1",
+                                err);
+    }
     return rc;
 }
 

@@ -81,10 +81,12 @@ static stm_err s_take_over(applier_t *a, txn_table *t, const op_value *pk,
         if (rc == STM_OK)
             rc = stm_conflicts_remove(c, tbl, pk, inc, err);
     } else if (rc == STM_OK) {
-        /* Refused (a unique index another row holds, say): it stays aside. */
+        /* Refused (a unique index another row holds, say): it stays aside, and the
+         * row's incarnation stays the row, its clocks in stemma_clock only (the copy
+         * saved above, outside the savepoint, goes). */
         s_swap_clocks(a);
         if (have_clock)
-            rc = stm_conflicts_save(c, tbl, pk, row_inc, stm_txn_clock(a->txn), there, err);
+            rc = stm_conflicts_remove(c, tbl, pk, row_inc, err);
         if (rc == STM_OK)
             rc = stm_conflicts_save(c, tbl, pk, inc, &a->aside, true, err);
     }
@@ -145,40 +147,42 @@ stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size
 
 /* When the row of pk is not there, the earliest-born alive incarnation kept aside
  * becomes it (identity.h, rule 2): after a delete, here or from a peer. */
-stm_err stm_apply_promote(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
+stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
 {
-    bool there = false;
-    stm_err rc = s_row_there(a, t, pk, &there, err);
-    if (rc != STM_OK || there)
-        return rc;
+    bool there = false, found = false, have_clock = false;
     identity_stamp inc, row_inc;
-    bool found = false, have_clock = false;
-    rc = stm_conflicts_first_alive(stm_txn_conflicts(a->txn),
-                                   stm_catalog_table_name(stm_txn_table_def(t)), pk, &inc,
-                                   &a->aside, &found, err);
+    stm_err rc = s_row_there(a, t, pk, &there, err);
+    if (rc == STM_OK)
+        rc = stm_conflicts_first_alive(stm_txn_conflicts(a->txn),
+                                       stm_catalog_table_name(stm_txn_table_def(t)), pk, &inc,
+                                       &a->aside, &found, err);
     if (rc != STM_OK || !found)
         return rc;
     rc = stm_txn_clock_read(a->txn, t, pk, &have_clock, err);
     if (rc == STM_OK)
         rc = stm_identity_of_clock(a->store, stm_txn_clock(a->txn), &row_inc, err);
+    /* The row there keeps the key unless the one aside was born before it (a row
+     * this device made anew under the key, while an older one was aside). */
+    if (rc == STM_OK && there && stm_identity_compare(&inc, &row_inc) >= 0)
+        return STM_OK;
     if (rc == STM_OK)
-        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, false, err);
+        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, there, err);
     return rc;
 }
 
-/* Promotes for every row of an identity table deleted locally since the transaction
- * started (stm_txn_deleted). */
-stm_err stm_apply_promote_deleted(applier_t *a, stm_error *err)
+/* Settles every row of an identity table deleted or made anew locally since the
+ * transaction started (stm_txn_settle). */
+stm_err stm_apply_settle_local(applier_t *a, stm_error *err)
 {
-    opbatch_t *deleted = stm_txn_deleted(a->txn);
+    opbatch_t *touched = stm_txn_settle(a->txn);
     stm_err rc = STM_OK;
-    for (size_t i = 0; i < stm_opbatch_count(deleted) && rc == STM_OK; i++) {
-        const op_t *op = stm_opbatch_at(deleted, i);
+    for (size_t i = 0; i < stm_opbatch_count(touched) && rc == STM_OK; i++) {
+        const op_t *op = stm_opbatch_at(touched, i);
         txn_table *t = stm_txn_table_find(a->txn, op->table);
         if (t)
-            rc = stm_apply_promote(a, t, &op->pk, err);
+            rc = stm_apply_settle(a, t, &op->pk, err);
     }
-    stm_opbatch_clear(deleted);
+    stm_opbatch_clear(touched);
     return rc;
 }
 

@@ -68,12 +68,13 @@ STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
 STM_NODISCARD stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
                                       const identity_stamp *row_inc, bool have_clock,
                                       bool parked_already, apply_stats *st, stm_error *err);
-/* When the row of pk is not there, the earliest-born alive incarnation kept aside
- * becomes it (identity.h, rule 2). */
-STM_NODISCARD stm_err stm_apply_promote(applier_t *a, txn_table *t, const op_value *pk,
+/* Settles which incarnation of pk is the row (identity.h, rule 2) after this device
+ * deleted it or made it anew: the earliest-born alive one kept aside becomes the row
+ * when the row is not there, or was born after it. */
+STM_NODISCARD stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk,
                                         stm_error *err);
-/* stm_apply_promote for every row of an identity table deleted locally since the
- * transaction started. */
-STM_NODISCARD stm_err stm_apply_promote_deleted(applier_t *a, stm_error *err);
+/* stm_apply_settle for every row of an identity table deleted or made anew locally
+ * since the transaction started (stm_txn_settle). */
+STM_NODISCARD stm_err stm_apply_settle_local(applier_t *a, stm_error *err);
 
 #endif

@@ -88,7 +88,7 @@ static void s_read_key(sqlite3_stmt *stmt, const catalog_table *t, s_queue_t *q,
 {
     size_t keys = t ? stm_catalog_table_key_count(t) : 1;
     p->pk_at = q->arena.len;
-    if (keys < 2 || keys > KEY_MAX_COLUMNS || (int)(keys + 4) > sqlite3_column_count(stmt)) {
+    if (keys < 2 || keys > KEY_MAX_COLUMNS || (int)(keys + 5) > sqlite3_column_count(stmt)) {
         stm_op_value_column(stmt, 2, &p->pk);
         if (p->pk.type == VALUE_TEXT || p->pk.type == VALUE_BLOB)
             stm_buf_append(&q->arena, p->pk.bytes, p->pk.len);

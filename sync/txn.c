@@ -84,8 +84,8 @@ struct txn {
     buf_t clock_bytes;      /* scratch for encoding them */
     buf_t key_bytes;        /* scratch for a key as its table compares it (key.h) */
     conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
-    opbatch_t *deleted;     /* owned: rows of identity tables deleted locally since the
-                             * start, as deletes (table and key) for stm_txn_promote */
+    opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
+                             * since the start, as deletes (table and key): stm_txn_settle */
 };
 
 void stm_txn_set_clock_limit(txn_t *t, uint64_t limit)
@@ -109,7 +109,7 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->schema_cookie = -1;
     t->clock_limit = UINT64_MAX;
     t->conflicts = stm_conflicts_new(store);
-    t->deleted = stm_opbatch_new();
+    t->settle = stm_opbatch_new();
     return t;
 }
 
@@ -126,7 +126,7 @@ void stm_txn_destroy(txn_t **self_p)
     stm_buf_free(&t->clock_bytes);
     stm_buf_free(&t->key_bytes);
     stm_conflicts_destroy(&t->conflicts);
-    stm_opbatch_destroy(&t->deleted);
+    stm_opbatch_destroy(&t->settle);
     free(t);
     *self_p = NULL;
 }
@@ -213,9 +213,9 @@ conflicts_t *stm_txn_conflicts(txn_t *t)
     return t->conflicts;
 }
 
-opbatch_t *stm_txn_deleted(txn_t *t)
+opbatch_t *stm_txn_settle(txn_t *t)
 {
-    return t->deleted;
+    return t->settle;
 }
 
 /* ---- origins and what is held of them ---- */
@@ -470,14 +470,14 @@ stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool
 
 /* ---- local changes ---- */
 
-/* Notes that the row pk of table was deleted here (stm_txn_deleted). */
-static void s_note_deleted(txn_t *t, const txn_table *table, const op_value *pk)
+/* Notes that the row pk of table was deleted or made anew here (stm_txn_settle). */
+static void s_note_settle(txn_t *t, const txn_table *table, const op_value *pk)
 {
     op_t del;
     memset(&del, 0, sizeof del);
     del.table = stm_catalog_table_name(table->def);
     del.pk = *pk;
-    stm_opbatch_add(t->deleted, &del);
+    stm_opbatch_add(t->settle, &del);
 }
 
 /* Stamps a local row change ops[0..n) of an identity table with its row's incarnation
@@ -512,7 +512,8 @@ static stm_err s_stamp_local(txn_t *t, txn_table *table, op_t *const *ops, size_
 }
 
 /* Records local operations (stm_capture_collect's) and enters them into stemma_clock
- * (invariant 4); a local delete in an identity table is noted for stm_txn_promote. */
+ * (invariant 4); a row of an identity table deleted or made anew is noted
+ * (stm_txn_settle). */
 static stm_err s_record_local(txn_t *t, opbatch_t *batch, stm_error *err)
 {
     size_t n = stm_opbatch_count(batch);
@@ -554,8 +555,8 @@ static stm_err s_record_local(txn_t *t, opbatch_t *batch, stm_error *err)
         }
         if (table && rc == STM_OK)
             rc = stm_txn_clock_write(t, table, &ops[i]->pk, !found, err);
-        if (rc == STM_OK && identity && stm_op_is_delete(ops[i]))
-            s_note_deleted(t, table, &ops[i]->pk);
+        if (rc == STM_OK && identity && (stm_op_is_delete(ops[i]) || ops[i]->creates))
+            s_note_settle(t, table, &ops[i]->pk);
         i = j;
     }
     free(ops);
@@ -568,7 +569,7 @@ static stm_err s_start(txn_t *t, stm_error *err)
 {
     t->max_hlc = 0;
     t->norigins = 0;
-    stm_opbatch_clear(t->deleted);
+    stm_opbatch_clear(t->settle);
     stm_conflicts_forget(t->conflicts);
     stm_err rc = s_refresh_catalog(t, err);
     for (size_t i = 0; i < t->ntables; i++)

@@ -93,10 +93,10 @@ bool stm_txn_table_identity(const txn_table *table);
 
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
-/* The rows of identity tables deleted locally since the transaction started, as row
- * deletes (table, key), lent: the applier looks whether a conflict kept aside becomes
- * the row (identity.h, rule 2), then empties it. */
-opbatch_t *stm_txn_deleted(txn_t *t);
+/* The rows of identity tables deleted or made anew locally since the transaction
+ * started, as row deletes (table, key), lent: the applier looks whether a conflict kept
+ * aside becomes the row (identity.h, rule 2), then empties it. */
+opbatch_t *stm_txn_settle(txn_t *t);
 
 /* Keeps the operations of one row change ops[0..n) (one origin) that are not held
  * yet, moving them to the front (*fresh of them), and records them in the oplog; the

@@ -5,6 +5,7 @@
  * real capture triggers, operations carried through the codec. */
 #include "dbutil.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "sync/apply.h"
 #include "sync/identity.h"
 #include "testutil.h"
@@ -18,10 +19,10 @@
 #include <string.h>
 
 static const char *const SCHEMA =
-    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, secret TEXT);\n"
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE, secret TEXT);\n"
     "CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);\n"
     /* A natural key: writes to one key are writes to one row. */
-    "CREATE TABLE tags (name TEXT PRIMARY KEY, color TEXT);\n";
+    "CREATE TABLE tags (name TEXT PRIMARY KEY COLLATE NOCASE, color TEXT);\n";
 
 enum { N = 3 };
 
@@ -70,10 +71,16 @@ static void s_sync_all(fixture *f)
                     s_sync(f, a, b);
 }
 
+/* A write by replica i's application, collected now (a node would on its next look);
+ * the next write is in a later millisecond, so which row was made first is known, not
+ * left to a tie between origins. */
 static void s_write(fixture *f, int i, const char *sql)
 {
     du_exec(f->path[i], sql);
-    du_ops(f->db[i]); /* collected now: a node would on the next look */
+    du_ops(f->db[i]);
+    int64_t ms = stm_wall_ms();
+    while (stm_wall_ms() == ms)
+        ;
 }
 
 /* What every replica must agree on: the rows, and the conflicts kept aside with the
@@ -264,6 +271,110 @@ static void test_autoincrement_keys_are_identities_too(void **state)
     assert_int_equal(s_conflicts(f->db[1]), 1);
 }
 
+/* ---- edge cases found in review: each once left replicas different for good ---- */
+
+/* 1. s_take_over refused by a constraint leaves the row's own incarnation listed aside. */
+static void test_a_take_over_a_unique_index_refuses_leaves_the_row_as_it_is(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO users (name) VALUES ('x')");        /* id 1, born first */
+    s_write(f, 1, "INSERT INTO users (name) VALUES ('y')");        /* id 1, born later */
+    s_write(f, 1, "INSERT INTO users (id, name) VALUES (2, 'x')"); /* holds 'x' */
+    s_sync(f, 0, 1); /* 0's row 1 (earlier) should take the key on 1: UNIQUE refuses */
+    /* Only x (born first) is aside; y is the row. */
+    assert_int_equal(s_conflicts(f->db[1]), 1);
+}
+
+/* 1b. ...and then a local delete of the row brings back a stale copy. */
+static void test_after_a_refused_take_over_a_deleted_row_stays_deleted(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO users (name) VALUES ('x')");
+    s_write(f, 1, "INSERT INTO users (name) VALUES ('y')");
+    s_write(f, 1, "INSERT INTO users (id, name) VALUES (2, 'x')");
+    s_sync(f, 0, 1);
+    /* Discard the true conflict (born on 0). */
+    opbatch_t *kept = stm_opbatch_new();
+    stm_error err = {0};
+    assert_int_equal(stm_conflicts_rows(f->db[1], kept, &err), STM_OK);
+    identity_stamp inc = {0};
+    for (size_t i = 0; i < stm_opbatch_count(kept); i++) {
+        const op_t *c = stm_opbatch_at(kept, i);
+        if (c->column && strcmp(c->column, "name") == 0 && c->value.len == 1 &&
+            memcmp(c->value.bytes, "x", 1) == 0) {
+            inc.hlc = c->born_hlc;
+            inc.origin = c->born_origin;
+        }
+    }
+    assert_true(inc.hlc != 0);
+    op_value pk = {.type = VALUE_INTEGER, .i = 1};
+    applier_t *a = stm_applier_new(f->db[1], NULL, NULL);
+    assert_int_equal(stm_applier_discard(a, "users", &pk, &inc, &err), STM_OK);
+    stm_applier_destroy(&a);
+    stm_opbatch_destroy(&kept);
+    /* The application deletes row 1 (y). */
+    s_write(f, 1, "DELETE FROM users WHERE id = 1");
+    long long n = du_int(f->db[1], "SELECT count(*) FROM users WHERE id = 1");
+    assert_int_equal(n, 0);
+}
+
+/* 2. Local delete + re-insert under the same key in one collect window while a
+ * conflict is aside. */
+static void test_a_key_made_anew_here_yields_to_an_older_row_aside(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO users (name) VALUES ('alice')");
+    s_write(f, 1, "INSERT INTO users (name) VALUES ('bob')");
+    s_sync_all(f);
+    assert_int_equal(s_conflicts(f->db[0]), 1);
+    s_write(f, 0, "DELETE FROM users WHERE id = 1; INSERT INTO users (name) VALUES ('carol')");
+    s_sync_all(f);
+    char *a = s_state(f->db[0]), *b = s_state(f->db[1]);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
+/* 3. A migration's collect promotes with capture on. */
+static void test_a_migration_settling_a_deleted_row_captures_nothing(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO users (name) VALUES ('alice')");
+    s_write(f, 1, "INSERT INTO users (name) VALUES ('bob')");
+    s_sync_all(f);
+    du_exec(f->path[0], "DELETE FROM users WHERE id = 1");
+    du_migrate(f->db[0], "CREATE TABLE extra (x INTEGER PRIMARY KEY);");
+    du_ops(f->db[0]);
+    long long pending_local =
+        du_int(f->db[0], "SELECT count(*) FROM temp.ops WHERE tbl = 'users' AND col IS NOT NULL "
+                         "AND val = 'bob' AND origin = (SELECT node_id FROM stemma_local)");
+    s_sync_all(f);
+    assert_int_equal(pending_local, 0);
+    assert_int_equal(s_conflicts(f->db[0]), 0);
+}
+
+/* 4. NOCASE key respelt, deleted and written concurrently. */
+static void test_a_nocase_key_comes_back_in_its_latest_spelling(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO tags VALUES ('Ann', 'red')");
+    s_sync_all(f);
+    s_write(f, 1, "UPDATE tags SET name = 'ann' WHERE name = 'Ann'");   /* R */
+    s_write(f, 2, "DELETE FROM tags WHERE name = 'Ann'");               /* D, later */
+    s_write(f, 0, "UPDATE tags SET color = 'blue' WHERE name = 'Ann'"); /* W, later still */
+    /* replica 1: R, D, W.  replica 0: W, R, D. */
+    s_sync(f, 2, 1);
+    s_sync(f, 0, 1);
+    s_sync(f, 1, 0);
+    s_sync(f, 2, 0);
+    s_sync_all(f);
+    char *n0 = du_hash(f->db[0], "SELECT * FROM tags"),
+         *n1 = du_hash(f->db[1], "SELECT * FROM tags");
+    assert_string_equal(n0, n1);
+    free(n0);
+    free(n1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -276,6 +387,11 @@ int main(void)
         T(test_rows_from_before_stemma_merge_by_key),
         T(test_natural_keys_merge),
         T(test_autoincrement_keys_are_identities_too),
+        T(test_a_take_over_a_unique_index_refuses_leaves_the_row_as_it_is),
+        T(test_after_a_refused_take_over_a_deleted_row_stays_deleted),
+        T(test_a_key_made_anew_here_yields_to_an_older_row_aside),
+        T(test_a_migration_settling_a_deleted_row_captures_nothing),
+        T(test_a_nocase_key_comes_back_in_its_latest_spelling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
