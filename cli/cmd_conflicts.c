@@ -29,6 +29,7 @@ static const char *s_help =
     "  --db FILE      the database\n"
     "  --format F     text (default) or json\n"
     "  INCARNATION    the row kept aside, as the list names it (ORIGIN.CLOCK)\n"
+    "  (a KEY that starts with '-' goes after '--': stemma conflicts discard --db F -- t -5 I)\n"
     "  -h, --help     this help\n";
 
 /* "ORIGIN.CLOCK": the first 12 hex digits of the origin, the clock in decimal. */
@@ -138,6 +139,10 @@ static void s_render_text(const opbatch_t *kept, buf_t *out)
         size_t j = i;
         for (; j < n && s_same_row(kept, i, j); j++) {
             const op_t *cell = stm_opbatch_at(kept, j);
+            if (!cell->column) {
+                stm_buf_puts(out, "    (no value of it is held here: its writes are parked)\n");
+                continue;
+            }
             stm_buf_puts(out, "    ");
             stm_buf_put_printable(out, cell->column);
             stm_buf_puts(out, " = ");
@@ -182,6 +187,8 @@ static void s_render_json(const opbatch_t *kept, buf_t *out)
         stm_jsonw_object_begin(&w);
         size_t j = i;
         for (; j < n && s_same_row(kept, i, j); j++) {
+            if (!stm_opbatch_at(kept, j)->column)
+                continue;
             stm_jsonw_key(&w, stm_opbatch_at(kept, j)->column);
             s_json_value(&w, &stm_opbatch_at(kept, j)->value);
         }

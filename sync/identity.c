@@ -305,6 +305,7 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
                 (s_named){stm_rowclock_name(clock, &clock->entries[i]), &clock->entries[i]};
     qsort(order, n, sizeof *order, s_by_name);
     stm_err rc = STM_OK;
+    bool listed = false;
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const rowclock_entry *e = order[i].e;
         stm_id origin;
@@ -323,6 +324,14 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
         cell.column = stm_rowclock_name(clock, e);
         cell.affinity = w->affinity;
         cell.value = w->value;
+        stm_opbatch_add(out, &cell);
+        listed = true;
+    }
+    /* None of its values held here (its writes parked for columns this schema lacks,
+     * say): listed all the same, as one entry with no column, so that what is
+     * counted can be seen and discarded. */
+    if (rc == STM_OK && !listed) {
+        cell.column = NULL;
         stm_opbatch_add(out, &cell);
     }
     free(order);

@@ -104,7 +104,8 @@ STM_NODISCARD stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl,
 /* Every conflict (an alive incarnation kept aside), one operation per cell of its row
  * as last written (the write's origin, seq, hlc, column and value), with the local
  * table name, the key and the incarnation (born_*), appended to out in (table, key,
- * incarnation) order. A cell whose write the oplog no longer holds is left out. */
+ * incarnation) order. A cell whose write the oplog no longer holds is left out; a
+ * conflict none of whose values are held here is one entry with no column (NULL). */
 STM_NODISCARD stm_err stm_conflicts_rows(store_t *store, opbatch_t *out, stm_error *err);
 
 /* How many conflicts (alive incarnations kept aside) store holds. */

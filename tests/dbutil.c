@@ -211,7 +211,7 @@ char *du_conflicts(store_t *store)
         char born[STM_ID_HEX_LEN + 1];
         stm_id_to_hex(&c->born_origin, born);
         stm_buf_printf(&b, "%s %lld %llu %.12s %s=", c->table, (long long)c->pk.i,
-                       (unsigned long long)c->born_hlc, born, c->column);
+                       (unsigned long long)c->born_hlc, born, c->column ? c->column : "(none)");
         switch (c->value.type) {
         case VALUE_TEXT:
             stm_buf_append(&b, c->value.bytes, c->value.len);
