@@ -155,8 +155,8 @@ const rowclock_entry *stm_apply_latest_write(applier_t *a, stm_error *err, stm_e
 
 /* The value of the latest applied write to a column of the row read last, for
  * bringing a deleted row back; held is where its operation is copied to. */
-static stm_err s_held_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
-                            stm_error *err)
+stm_err stm_apply_held_value(applier_t *a, const catalog_column *col, opbatch_t *held, bool *found,
+                             stm_error *err)
 {
     *found = false;
     const rowclock_entry *e = stm_rowclock_find(stm_txn_clock(a->txn), ROWCLOCK_CELL, col->name);
@@ -190,7 +190,7 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
             have = all[i].col == col;
         bool found = false;
         if (!have)
-            *rc = s_held_value(a, col, held, &found, err);
+            *rc = stm_apply_held_value(a, col, held, &found, err);
         if (found) {
             all[nall].col = col;
             all[nall].position = stm_rowsql_position(t, col);
@@ -220,7 +220,7 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
                 }
             if (!found && deleted) {
                 size_t at = stm_opbatch_count(spelt);
-                *rc = s_held_value(a, kc, spelt, &found, err);
+                *rc = stm_apply_held_value(a, kc, spelt, &found, err);
                 if (found)
                     v = stm_opbatch_at(spelt, at)->value; /* its bytes stay put */
             }
@@ -292,6 +292,27 @@ stm_err stm_apply_park_column(applier_t *a, const txn_table *t, const op_t *op, 
     return stm_apply_park(a, op, PARK_SCHEMA, reason, st, err);
 }
 
+/* Keeps a new row that lost its unique value aside (apply_unique.c): the change's
+ * writes enter the row's clocks, which go to stemma_conflicts rather than
+ * stemma_clock; its operations count as applied. */
+static stm_err s_keep_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                            const row_cell *cells, size_t ncells, const identity_stamp *inc,
+                            int64_t origin_no, apply_stats *st, stm_error *err)
+{
+    rowclock_t *clock = stm_txn_clock(a->txn);
+    for (size_t i = 0; i < ncells; i++)
+        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, ops[0]->hlc, origin_no,
+                         cells[i].seq);
+    for (size_t i = 0; i < n; i++)
+        if (stm_apply_column(t, ops[i])) {
+            st->applied++;
+            a->any_applied = true;
+        }
+    return stm_conflicts_save(stm_txn_conflicts(a->txn),
+                              stm_catalog_table_name(stm_txn_table_def(t)), &ops[0]->pk, inc, clock,
+                              true, err);
+}
+
 /* Applies one row change: n new operations of one origin and clock on one row, all
  * cell writes, recorded already. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
@@ -319,22 +340,22 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             return rc;
         if (have_clock && !stm_identity_equal(&inc, &row_inc))
             return stm_apply_aside(a, t, ops, n, &row_inc, true, false, st, err);
-        /* A row with no clocks whose incarnation is kept aside already (its delete
-         * came first): aside too. */
-        bool kept = false, any = false;
-        if (!have_clock && inc.hlc &&
-            (rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err)) != STM_OK)
-            return rc;
-        if (any && (rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
-                                            stm_catalog_table_name(stm_txn_table_def(t)),
-                                            &first->pk, &inc, &a->aside, &kept, err)) != STM_OK)
-            return rc;
-        if (kept)
-            return stm_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
-        if (!have_clock &&
-            (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) != STM_OK)
-            return rc;
     }
+    /* A row with no clocks that is kept aside already (its delete came first, or it
+     * lost a unique value, apply_unique.c): aside too. */
+    bool kept = false, any = false;
+    if (!have_clock && (!identity || inc.hlc) &&
+        (rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err)) != STM_OK)
+        return rc;
+    if (any && (rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
+                                        stm_catalog_table_name(stm_txn_table_def(t)), &first->pk,
+                                        &inc, &a->aside, &kept, err)) != STM_OK)
+        return rc;
+    if (kept)
+        return stm_apply_aside(a, t, ops, n, &row_inc, false, false, st, err);
+    if (identity && !have_clock &&
+        (rc = stm_identity_set_clock(a->store, clock, &inc, first->seq, err)) != STM_OK)
+        return rc;
     int64_t origin_no;
     if ((rc = stm_store_id_number(a->store, &first->origin, true, &origin_no, err)) != STM_OK)
         return rc;
@@ -410,6 +431,20 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */
         step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
+        /* Refused by a UNIQUE index other than the key: the earlier claim keeps the
+         * value (apply_unique.c); the newcomer written again when it won. */
+        apply_unique_outcome unique = APPLY_UNIQUE_NONE;
+        if (refused && step == SQLITE_CONSTRAINT_UNIQUE &&
+            (rc = stm_apply_unique(a, t, first, cells, ncells, refused, &unique, err)) != STM_OK)
+            goto done;
+        if (unique == APPLY_UNIQUE_WON) {
+            free(refused);
+            refused = NULL;
+            step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
+        } else if (unique == APPLY_UNIQUE_LOST) {
+            rc = s_keep_aside(a, t, ops, n, cells, ncells, &inc, origin_no, st, err);
+            goto done;
+        }
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
         /* In an identity table, a row there with no clocks is the genesis incarnation
@@ -508,6 +543,17 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
             rc = stm_identity_of_clock(a->store, clock, &row_inc, err);
         if (rc == STM_OK && !stm_identity_equal(&inc, &row_inc))
             return stm_apply_aside(a, t, &op, 1, &row_inc, have_clock, false, st, err);
+    } else if (rc == STM_OK && !have_clock) {
+        /* A row kept aside for a unique value it lost (apply_unique.c): deleted there. */
+        bool any = false, kept = false;
+        identity_stamp none = {0};
+        rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err);
+        if (rc == STM_OK && any)
+            rc = stm_conflicts_load(stm_txn_conflicts(a->txn),
+                                    stm_catalog_table_name(stm_txn_table_def(t)), &op->pk, &none,
+                                    &a->aside, &kept, err);
+        if (rc == STM_OK && kept)
+            return stm_apply_aside(a, t, &op, 1, &none, false, false, st, err);
     }
     int64_t origin_no = 0;
     if (rc == STM_OK)
@@ -624,7 +670,12 @@ stm_err stm_apply_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
     stm_rowsql_sync(a->rowsql);
-    if (rc == STM_OK && (rc = stm_apply_settle_local(a, err)) != STM_OK)
+    /* What the application changed may have freed a unique value a row aside lost, or
+     * deleted a row whose key one aside takes. */
+    bool local = rc == STM_OK && stm_txn_collected(a->txn);
+    if (rc == STM_OK && (rc = stm_apply_settle_local(a, err)) == STM_OK && local)
+        rc = stm_apply_settle_all(a, err);
+    if (rc != STM_OK)
         stm_txn_rollback(a->txn);
     return rc;
 }
@@ -683,6 +734,9 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
     a->any_applied = false;
     rc = s_apply_ops(a, ops, n, &st, err);
     free(ops);
+    /* A unique value a row kept aside lost may be free again. */
+    if (rc == STM_OK && a->any_applied)
+        rc = stm_apply_settle_all(a, err);
     /* A row a refused write needed may have just arrived. */
     if (rc == STM_OK && a->any_applied && stm_park_any(a->park, PARK_CONSTRAINT))
         rc = stm_park_retry(a->park, PARK_CONSTRAINT, s_reapply, a, &st.replayed, err);
@@ -753,8 +807,7 @@ stm_err stm_applier_collect(applier_t *a, stm_error *err)
         if (rc == STM_OK)
             rc = stm_apply_settle_local(a, err);
         if (rc == STM_OK)
-            rc = stm_store_exec(a->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1",
-                                err);
+            rc = stm_store_exec(a->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1", err);
     }
     return rc;
 }

@@ -38,6 +38,16 @@ static stm_err s_show(applier_t *a, txn_table *t, const op_value *pk, bool there
         there ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, pk, NULL, 0, &refused) : SQLITE_DONE;
     if (!refused && !stm_rowsql_fatal(step))
         step = stm_apply_insert_row(a, t, pk, NULL, 0, true, &refused, err, &rc);
+    /* Refused by a UNIQUE index other than the key: the earlier claim keeps the value
+     * (apply_unique.c); shown after all when it is this row's. */
+    apply_unique_outcome unique = APPLY_UNIQUE_NONE;
+    if (rc == STM_OK && refused && step == SQLITE_CONSTRAINT_UNIQUE)
+        rc = stm_apply_unique(a, t, NULL, NULL, 0, refused, &unique, err);
+    if (rc == STM_OK && unique == APPLY_UNIQUE_WON) {
+        free(refused);
+        refused = NULL;
+        step = stm_apply_insert_row(a, t, pk, NULL, 0, true, &refused, err, &rc);
+    }
     if (rc == STM_OK && stm_rowsql_fatal(step))
         rc = stm_store_error(a->store, err, "writing a row");
     *shown = rc == STM_OK && !refused;
@@ -194,9 +204,8 @@ static stm_err s_kept(applier_t *a, const char *table, const op_value *pk,
                       const identity_stamp *inc, txn_table **t, stm_error *err)
 {
     *t = stm_txn_table_find(a->txn, table);
-    if (!*t || !stm_txn_table_identity(*t))
-        return stm_error_set(err, STM_EINPUT,
-                             "%s: table %s keeps no conflicts (its key is not chosen per device)",
+    if (!*t)
+        return stm_error_set(err, STM_EINPUT, "%s: no table %s is synced here",
                              stm_store_path(a->store), table);
     bool found = false, alive = false;
     stm_err rc =

@@ -46,6 +46,10 @@ STM_NODISCARD stm_err stm_apply_later(applier_t *a, uint64_t hlc, const stm_id *
                                       const rowclock_entry *e, bool *later, stm_error *err);
 /* The latest write of any cell of the row whose clocks the transaction holds, lent. */
 const rowclock_entry *stm_apply_latest_write(applier_t *a, stm_error *err, stm_err *rc);
+/* The latest applied write of column col of the row whose clocks the transaction
+ * holds, appended to held (*found false when it has none held). */
+STM_NODISCARD stm_err stm_apply_held_value(applier_t *a, const catalog_column *col, opbatch_t *held,
+                                           bool *found, stm_error *err);
 /* Inserts the row pk of t with cells and, when deleted, the latest earlier value of
  * every other column the transaction's clock names; SQLite's result. */
 int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
@@ -72,9 +76,30 @@ STM_NODISCARD stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *co
  * deleted it or made it anew: the earliest-born alive one kept aside becomes the row
  * when the row is not there, or was born after it. */
 STM_NODISCARD stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk,
-                                        stm_error *err);
+                                       stm_error *err);
 /* stm_apply_settle for every row of an identity table deleted or made anew locally
  * since the transaction started (stm_txn_settle). */
 STM_NODISCARD stm_err stm_apply_settle_local(applier_t *a, stm_error *err);
+
+/* ---- apply_unique.c ---- */
+
+typedef enum {
+    APPLY_UNIQUE_NONE, /* not a clash on a UNIQUE index other than the key: park as ever */
+    APPLY_UNIQUE_WON,  /* the holder went aside: write the row again */
+    APPLY_UNIQUE_LOST, /* the newcomer goes aside: the caller keeps its clocks there */
+} apply_unique_outcome;
+
+/* A new row of t (change and its cells; or, with change NULL, the row whose clocks the
+ * transaction holds, its values looked up) refused with refused, SQLite's message:
+ * when it is a UNIQUE index other than the key, settles which row keeps the value
+ * (the earlier claim, apply_unique.c). The transaction's clock (the newcomer's) is as
+ * it was on return. */
+STM_NODISCARD stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *change,
+                                       const row_cell *cells, size_t ncells, const char *refused,
+                                       apply_unique_outcome *outcome, stm_error *err);
+
+/* Settles every key that keeps an alive row aside (stm_apply_settle): after a batch
+ * that applied something, a value one of them lost may be free again. */
+STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);
 
 #endif

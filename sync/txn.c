@@ -17,6 +17,7 @@ enum {
     Q_CLOCK_PUT, /* ... written back */
     Q_CLOCK_NEW, /* ... or written the first time */
     Q_CLOCK_TOP, /* the greatest key of a table in stemma_clock */
+    Q_CLOCK_DEL, /* a row's clocks gone (kept aside instead) */
     Q_VECTOR_GET,
     Q_VECTOR_SET,
     Q_ABOVE, /* does an origin have operations stored above its vector entry? */
@@ -30,6 +31,7 @@ static const char *const s_sql[Q_N] = {
     [Q_CLOCK_PUT] = "INSERT OR REPLACE INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
     [Q_CLOCK_NEW] = "INSERT INTO stemma_clock (tbl, pk, cells) VALUES (?1, ?2, ?3)",
     [Q_CLOCK_TOP] = "SELECT pk FROM stemma_clock WHERE tbl = ?1 ORDER BY pk DESC LIMIT 1",
+    [Q_CLOCK_DEL] = "DELETE FROM stemma_clock WHERE tbl = ?1 AND pk = ?2",
     [Q_VECTOR_GET] = "SELECT seq FROM stemma_vector WHERE origin = ?1",
     [Q_VECTOR_SET] = ("INSERT INTO stemma_vector (origin, seq) VALUES (?1, ?2) "
                       "ON CONFLICT (origin) DO UPDATE SET seq = excluded.seq"),
@@ -84,6 +86,7 @@ struct txn {
     buf_t clock_bytes;      /* scratch for encoding them */
     buf_t key_bytes;        /* scratch for a key as its table compares it (key.h) */
     conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
+    bool collected;         /* the start recorded local changes */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
 };
@@ -211,6 +214,11 @@ bool stm_txn_table_identity(const txn_table *table)
 conflicts_t *stm_txn_conflicts(txn_t *t)
 {
     return t->conflicts;
+}
+
+bool stm_txn_collected(const txn_t *t)
+{
+    return t->collected;
 }
 
 opbatch_t *stm_txn_settle(txn_t *t)
@@ -442,6 +450,19 @@ stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool 
     return rc;
 }
 
+stm_err stm_txn_clock_forget(txn_t *t, txn_table *table, const op_value *pk, stm_error *err)
+{
+    op_value folded;
+    pk = s_clock_key(t, table, pk, &folded);
+    sqlite3_stmt *del = stm_stmtcache_fixed(t->stmts, Q_CLOCK_DEL);
+    if (!del)
+        return stm_store_error(t->store, err, "recording clocks");
+    sqlite3_bind_text(del, 1, stm_catalog_table_name(table->def), -1, SQLITE_STATIC);
+    if (stm_op_value_bind(del, 2, pk) != SQLITE_OK || sqlite3_step(del) != SQLITE_DONE)
+        return stm_store_error(t->store, err, "recording clocks");
+    return STM_OK;
+}
+
 rowclock_t *stm_txn_clock(txn_t *t)
 {
     return &t->clock;
@@ -571,14 +592,17 @@ static stm_err s_start(txn_t *t, stm_error *err)
     t->norigins = 0;
     stm_opbatch_clear(t->settle);
     stm_conflicts_forget(t->conflicts);
+    t->collected = false;
     stm_err rc = s_refresh_catalog(t, err);
     for (size_t i = 0; i < t->ntables; i++)
         t->tables[i].top_known = false;
     if (rc == STM_OK)
         rc = stm_store_node_id(t->store, &t->node_id, err);
     opbatch_t *local = rc == STM_OK ? stm_opbatch_new() : NULL;
-    if (local && (rc = stm_capture_collect(t->store, t->catalog, local, err)) == STM_OK)
+    if (local && (rc = stm_capture_collect(t->store, t->catalog, local, err)) == STM_OK) {
+        t->collected = stm_opbatch_count(local) > 0;
         rc = s_record_local(t, local, err);
+    }
     stm_opbatch_destroy(&local);
     return rc;
 }

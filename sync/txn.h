@@ -93,6 +93,8 @@ bool stm_txn_table_identity(const txn_table *table);
 
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
+/* True when the transaction's start recorded local changes (the application wrote). */
+bool stm_txn_collected(const txn_t *t);
 /* The rows of identity tables deleted or made anew locally since the transaction
  * started, as row deletes (table, key), lent: the applier looks whether a conflict kept
  * aside becomes the row (identity.h, rule 2), then empties it. */
@@ -113,6 +115,9 @@ STM_NODISCARD stm_err stm_txn_record_own(txn_t *t, const op_t *op, stm_error *er
  * have none without a query. */
 STM_NODISCARD stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk,
                                          bool *found, stm_error *err);
+/* Removes row pk of table's clocks from stemma_clock (they are kept aside instead). */
+STM_NODISCARD stm_err stm_txn_clock_forget(txn_t *t, txn_table *table, const op_value *pk,
+                                           stm_error *err);
 /* The clocks of the row read last, lent: the applier changes them, then writes them
  * back with stm_txn_clock_write. */
 rowclock_t *stm_txn_clock(txn_t *t);

@@ -22,7 +22,9 @@ static const char *const SCHEMA =
     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT UNIQUE, secret TEXT);\n"
     "CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);\n"
     /* A natural key: writes to one key are writes to one row. */
-    "CREATE TABLE tags (name TEXT PRIMARY KEY COLLATE NOCASE, color TEXT);\n";
+    "CREATE TABLE tags (name TEXT PRIMARY KEY COLLATE NOCASE, color TEXT);\n"
+    /* A natural key and a unique value besides it. */
+    "CREATE TABLE commands (id TEXT PRIMARY KEY, cmd TEXT UNIQUE, arg TEXT);\n";
 
 enum { N = 3 };
 
@@ -273,49 +275,74 @@ static void test_autoincrement_keys_are_identities_too(void **state)
 
 /* ---- edge cases found in review: each once left replicas different for good ---- */
 
-/* 1. s_take_over refused by a constraint leaves the row's own incarnation listed aside. */
-static void test_a_take_over_a_unique_index_refuses_leaves_the_row_as_it_is(void **state)
+/* Two rows claim one value of a UNIQUE index other than the key: the one that claimed
+ * it first keeps it on every replica, the other is kept aside (apply_unique.c), here
+ * while the same key's incarnations are being settled too. */
+static void test_a_unique_value_goes_to_the_row_that_claimed_it_first(void **state)
 {
     fixture *f = *state;
-    s_write(f, 0, "INSERT INTO users (name) VALUES ('x')");        /* id 1, born first */
-    s_write(f, 1, "INSERT INTO users (name) VALUES ('y')");        /* id 1, born later */
-    s_write(f, 1, "INSERT INTO users (id, name) VALUES (2, 'x')"); /* holds 'x' */
-    s_sync(f, 0, 1); /* 0's row 1 (earlier) should take the key on 1: UNIQUE refuses */
-    /* Only x (born first) is aside; y is the row. */
-    assert_int_equal(s_conflicts(f->db[1]), 1);
+    s_write(f, 0, "INSERT INTO users (name) VALUES ('x')");        /* id 1, first */
+    s_write(f, 1, "INSERT INTO users (name) VALUES ('y')");        /* id 1, later */
+    s_write(f, 1, "INSERT INTO users (id, name) VALUES (2, 'x')"); /* 'x' again, later */
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM users"), 1);
+        assert_int_equal(du_int(f->db[i], "SELECT name = 'x' FROM users WHERE id = 1"), 1);
+        assert_int_equal(s_conflicts(f->db[i]), 2); /* y under 1, and the later x under 2 */
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM stemma_parked"), 0);
+    }
 }
 
-/* 1b. ...and then a local delete of the row brings back a stale copy. */
-static void test_after_a_refused_take_over_a_deleted_row_stays_deleted(void **state)
+/* The same with natural keys, the later one arriving first on one replica: the first
+ * claim wins everywhere, and discarding the other syncs. */
+static void test_a_unique_value_with_natural_keys(void **state)
 {
     fixture *f = *state;
-    s_write(f, 0, "INSERT INTO users (name) VALUES ('x')");
-    s_write(f, 1, "INSERT INTO users (name) VALUES ('y')");
-    s_write(f, 1, "INSERT INTO users (id, name) VALUES (2, 'x')");
-    s_sync(f, 0, 1);
-    /* Discard the true conflict (born on 0). */
-    opbatch_t *kept = stm_opbatch_new();
-    stm_error err = {0};
-    assert_int_equal(stm_conflicts_rows(f->db[1], kept, &err), STM_OK);
-    identity_stamp inc = {0};
-    for (size_t i = 0; i < stm_opbatch_count(kept); i++) {
-        const op_t *c = stm_opbatch_at(kept, i);
-        if (c->column && strcmp(c->column, "name") == 0 && c->value.len == 1 &&
-            memcmp(c->value.bytes, "x", 1) == 0) {
-            inc.hlc = c->born_hlc;
-            inc.origin = c->born_origin;
-        }
+    s_write(f, 0, "INSERT INTO commands VALUES ('a1', 'ls', 'first')");
+    s_write(f, 1, "INSERT INTO commands VALUES ('b1', 'ls', 'second')");
+    s_sync(f, 1, 2); /* replica 2 holds b1 before it hears of a1 */
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM commands WHERE id = 'a1'"), 1);
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM commands"), 1);
+        assert_int_equal(s_conflicts(f->db[i]), 1);
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM stemma_parked"), 0);
     }
-    assert_true(inc.hlc != 0);
-    op_value pk = {.type = VALUE_INTEGER, .i = 1};
-    applier_t *a = stm_applier_new(f->db[1], NULL, NULL);
-    assert_int_equal(stm_applier_discard(a, "users", &pk, &inc, &err), STM_OK);
+    op_value pk = {.type = VALUE_TEXT, .bytes = "b1", .len = 2};
+    identity_stamp none = {0};
+    applier_t *a = stm_applier_new(f->db[2], NULL, NULL);
+    stm_error err = {0};
+    if (stm_applier_discard(a, "commands", &pk, &none, &err) != STM_OK)
+        fail_msg("%s", err.msg);
     stm_applier_destroy(&a);
-    stm_opbatch_destroy(&kept);
-    /* The application deletes row 1 (y). */
-    s_write(f, 1, "DELETE FROM users WHERE id = 1");
-    long long n = du_int(f->db[1], "SELECT count(*) FROM users WHERE id = 1");
-    assert_int_equal(n, 0);
+    s_sync_all(f);
+    s_assert_converged(f);
+    assert_int_equal(s_conflicts(f->db[0]), 0);
+}
+
+/* The row that lost a unique value comes back on every replica once the value is
+ * free; a conflict discarded goes everywhere. */
+static void test_a_row_that_lost_a_unique_value_comes_back_when_it_is_free(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO users (id, name) VALUES (1, 'x')");
+    s_write(f, 1, "INSERT INTO users (id, name, secret) VALUES (7, 'x', 'later')");
+    s_sync_all(f);
+    s_assert_converged(f);
+    assert_int_equal(du_int(f->db[1], "SELECT count(*) FROM users WHERE id = 7"), 0);
+    assert_int_equal(s_conflicts(f->db[1]), 1);
+    /* The first one lets go of 'x' on replica 2: row 7 is back everywhere. */
+    s_write(f, 2, "UPDATE users SET name = 'x2' WHERE id = 1");
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM users WHERE id = 7 AND "
+                                          "name = 'x' AND secret = 'later'"),
+                         1);
+        assert_int_equal(s_conflicts(f->db[i]), 0);
+    }
 }
 
 /* 2. Local delete + re-insert under the same key in one collect window while a
@@ -387,8 +414,9 @@ int main(void)
         T(test_rows_from_before_stemma_merge_by_key),
         T(test_natural_keys_merge),
         T(test_autoincrement_keys_are_identities_too),
-        T(test_a_take_over_a_unique_index_refuses_leaves_the_row_as_it_is),
-        T(test_after_a_refused_take_over_a_deleted_row_stays_deleted),
+        T(test_a_unique_value_goes_to_the_row_that_claimed_it_first),
+        T(test_a_row_that_lost_a_unique_value_comes_back_when_it_is_free),
+        T(test_a_unique_value_with_natural_keys),
         T(test_a_key_made_anew_here_yields_to_an_older_row_aside),
         T(test_a_migration_settling_a_deleted_row_captures_nothing),
         T(test_a_nocase_key_comes_back_in_its_latest_spelling),

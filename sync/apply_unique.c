@@ -1,0 +1,258 @@
+/* apply_unique.c - two rows that claim one value of a UNIQUE index other than the key
+ * (issue 11, item 3). Two devices apart insert the same command under different keys;
+ * whichever arrives second is refused by the index. Parking it for ever would leave
+ * each device its own row. Instead the row that claimed the value first keeps it on
+ * every replica and the other is kept aside whole, as a conflict (identity.h's
+ * stemma_conflicts; `stemma conflicts` lists it), whatever the order they arrive in:
+ *
+ *   claim   the latest write to the index's columns in the row's clocks (this change's
+ *           included), by (hlc, origin); a row with no clocks for them (from before
+ *           stemma) claimed first of all
+ *   winner  the earlier claim; the holder moved aside when the newcomer wins (its row
+ *           deleted here without an operation, its clocks kept aside), the newcomer
+ *           kept aside when it loses
+ *
+ * A row kept aside comes back when the value is free again (stm_apply_settle, after
+ * batches that applied something). Only new rows are handled: an UPDATE that moves a
+ * row onto a taken value is still parked. */
+#include "apply_internal.h"
+#include "identity.h"
+#include "key.h"
+#include "base/buf.h"
+#include "base/mem.h"
+#include "lineage/sqlscript.h"
+#include "lineage/syncable.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The columns of the index SQLite named in "UNIQUE constraint failed: t.a, t.b", as t's
+ * columns into cols (at most cap); 0 when the message names none of them, or the
+ * key (a clash on the key is not this kind). */
+static size_t s_index_columns(const txn_table *t, const char *refused, const catalog_column **cols,
+                              size_t cap)
+{
+    static const char prefix[] = "UNIQUE constraint failed: ";
+    if (!refused || strncmp(refused, prefix, sizeof prefix - 1) != 0)
+        return 0;
+    const catalog_table *def = stm_txn_table_def(t);
+    size_t n = 0;
+    bool all_key = true;
+    for (const char *p = refused + sizeof prefix - 1; *p && n < cap;) {
+        const char *end = strstr(p, ", ");
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *dot = memchr(p, '.', len);
+        if (!dot)
+            return 0;
+        char *name = stm_strndup(dot + 1, len - (size_t)(dot + 1 - p));
+        const catalog_column *c = stm_catalog_table_find(def, name);
+        free(name);
+        if (!c)
+            return 0;
+        all_key &= c->pk != 0;
+        cols[n++] = c;
+        p += len + (end ? 2 : 0);
+    }
+    return all_key ? 0 : n;
+}
+
+/* The claim of a row on cols: the latest of its clock's entries for them, and of
+ * this change's (hlc, origin) when its cells write one of them. *any false: none. */
+static stm_err s_claim(applier_t *a, rowclock_t *clock, const catalog_column *const *cols,
+                       size_t ncols, const op_t *change, const row_cell *cells, size_t ncells,
+                       identity_stamp *claim, bool *any, stm_error *err)
+{
+    *any = false;
+    memset(claim, 0, sizeof *claim);
+    for (size_t k = 0; k < ncols; k++) {
+        identity_stamp s;
+        const rowclock_entry *e = stm_rowclock_find(clock, ROWCLOCK_CELL, cols[k]->name);
+        if (e) {
+            s.hlc = e->hlc;
+            stm_err rc = stm_store_id_of(a->store, e->origin, &s.origin, err);
+            if (rc != STM_OK)
+                return rc;
+            if (!*any || stm_identity_compare(&s, claim) > 0)
+                *claim = s;
+            *any = true;
+        }
+        for (size_t i = 0; change && i < ncells; i++)
+            if (cells[i].col == cols[k]) {
+                s = (identity_stamp){.hlc = change->hlc, .origin = change->origin};
+                if (!*any || stm_identity_compare(&s, claim) > 0)
+                    *claim = s;
+                *any = true;
+            }
+    }
+    return STM_OK;
+}
+
+/* The key of the row of t holding the values cells give cols (its parts into parts,
+ * their bytes lent by stmt until it is reset); *found false when none does. */
+static stm_err s_holder(applier_t *a, const txn_table *t, const catalog_column *const *cols,
+                        size_t ncols, const row_cell *cells, size_t ncells, sqlite3_stmt **stmt,
+                        bool *found, stm_error *err)
+{
+    *found = false;
+    const catalog_table *def = stm_txn_table_def(t);
+    buf_t sql = BUF_INIT;
+    stm_buf_puts(&sql, "SELECT ");
+    for (size_t k = 0; k < stm_catalog_table_key_count(def); k++) {
+        if (k)
+            stm_buf_puts(&sql, ", ");
+        stm_sqlscript_quote_ident(&sql, stm_catalog_table_key(def, k)->name);
+    }
+    stm_buf_puts(&sql, " FROM ");
+    stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(def));
+    stm_buf_puts(&sql, " WHERE ");
+    for (size_t k = 0; k < ncols; k++) {
+        if (k)
+            stm_buf_puts(&sql, " AND ");
+        stm_sqlscript_quote_ident(&sql, cols[k]->name);
+        stm_buf_printf(&sql, " = ?%zu", k + 1);
+    }
+    stm_buf_puts(&sql, " LIMIT 1");
+    stm_err rc = STM_OK;
+    if (sqlite3_prepare_v2(a->db, stm_buf_str(&sql), -1, stmt, NULL) != SQLITE_OK)
+        rc = stm_store_error(a->store, err, "finding the row holding a unique value");
+    stm_buf_free(&sql);
+    for (size_t k = 0; rc == STM_OK && k < ncols; k++) {
+        const op_value *v = NULL;
+        for (size_t i = 0; i < ncells; i++)
+            if (cells[i].col == cols[k])
+                v = &cells[i].value;
+        if (!v)
+            return rc; /* a value this change does not bring: not found */
+        if (stm_op_value_bind(*stmt, (int)k + 1, v) != SQLITE_OK)
+            rc = stm_store_error(a->store, err, "finding the row holding a unique value");
+    }
+    if (rc != STM_OK)
+        return rc;
+    int step = sqlite3_step(*stmt);
+    *found = step == SQLITE_ROW;
+    return step == SQLITE_ROW || step == SQLITE_DONE
+               ? STM_OK
+               : stm_store_error(a->store, err, "finding the row holding a unique value");
+}
+
+stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *change, const row_cell *cells,
+                         size_t ncells, const char *refused, apply_unique_outcome *outcome,
+                         stm_error *err)
+{
+    *outcome = APPLY_UNIQUE_NONE;
+    const catalog_column *cols[SYNCABLE_MAX_KEY_COLUMNS];
+    size_t ncols = s_index_columns(t, refused, cols, SYNCABLE_MAX_KEY_COLUMNS);
+    if (ncols == 0)
+        return STM_OK;
+    const catalog_table *def = stm_txn_table_def(t);
+    const char *tbl = stm_catalog_table_name(def);
+    /* A row brought in from its clocks: its values of the index's columns. */
+    row_cell found_cells[SYNCABLE_MAX_KEY_COLUMNS];
+    opbatch_t *held = NULL;
+    if (!change) {
+        held = stm_opbatch_new();
+        ncells = 0;
+        for (size_t k = 0; k < ncols; k++) {
+            bool found = false;
+            stm_err rc = stm_apply_held_value(a, cols[k], held, &found, err);
+            if (rc != STM_OK) {
+                stm_opbatch_destroy(&held);
+                return rc;
+            }
+            if (found)
+                found_cells[ncells++] = (row_cell){.col = cols[k]};
+        }
+        for (size_t i = 0; i < ncells; i++)
+            found_cells[i].value = stm_opbatch_at(held, i)->value;
+        cells = found_cells;
+    }
+    /* The newcomer's clocks (the transaction's) aside while the holder's are read. */
+    rowclock_t *clock = stm_txn_clock(a->txn), mine = *clock;
+    memset(clock, 0, sizeof *clock);
+    identity_stamp mine_claim, its_claim, its_inc = {0};
+    bool mine_any = false, its_any = false, found = false, its_clock = false;
+    sqlite3_stmt *holder = NULL;
+    op_value parts[SYNCABLE_MAX_KEY_COLUMNS], its_key;
+    buf_t packed = BUF_INIT;
+    stm_err rc = s_claim(a, &mine, cols, ncols, change, cells, ncells, &mine_claim, &mine_any, err);
+    if (rc == STM_OK)
+        rc = s_holder(a, t, cols, ncols, cells, ncells, &holder, &found, err);
+    if (rc != STM_OK || !found || !mine_any)
+        goto done;
+    size_t nkey = stm_catalog_table_key_count(def);
+    for (size_t k = 0; k < nkey; k++)
+        stm_op_value_column(holder, (int)k, &parts[k]);
+    if (nkey == 1) {
+        its_key = parts[0];
+    } else {
+        stm_key_pack(parts, nkey, &packed);
+        its_key = (op_value){.type = VALUE_KEY, .bytes = packed.data, .len = packed.len};
+    }
+    rc = stm_txn_clock_read(a->txn, t, &its_key, &its_clock, err);
+    if (rc == STM_OK)
+        rc = s_claim(a, clock, cols, ncols, NULL, NULL, 0, &its_claim, &its_any, err);
+    if (rc == STM_OK && stm_txn_table_identity(t))
+        rc = stm_identity_of_clock(a->store, clock, &its_inc, err);
+    if (rc != STM_OK)
+        goto done;
+    /* A holder with no claim on record (from before stemma) claimed first. */
+    bool mine_first = its_any && stm_identity_compare(&mine_claim, &its_claim) < 0;
+    if (!mine_first) {
+        *outcome = APPLY_UNIQUE_LOST;
+        goto done;
+    }
+    /* The newcomer wins: the holder goes aside, clocks and all, its row deleted here
+     * without an operation (every replica makes the same choice). */
+    rc = stm_conflicts_save(stm_txn_conflicts(a->txn), tbl, &its_key, &its_inc, clock, true, err);
+    if (rc == STM_OK && its_clock)
+        rc = stm_txn_clock_forget(a->txn, t, &its_key, err);
+    char *no = NULL;
+    int step = rc == STM_OK ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, &its_key, NULL, 0, &no)
+                            : SQLITE_DONE;
+    free(no);
+    if (rc == STM_OK && step != SQLITE_DONE)
+        rc = stm_store_error(a->store, err, "moving a row aside");
+    if (rc == STM_OK)
+        *outcome = APPLY_UNIQUE_WON;
+done:
+    sqlite3_finalize(holder);
+    stm_opbatch_destroy(&held);
+    stm_buf_free(&packed);
+    stm_rowclock_free(clock);
+    *clock = mine;
+    return rc;
+}
+
+stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
+{
+    bool any = false;
+    stm_err rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err);
+    if (rc != STM_OK || !any)
+        return rc;
+    sqlite3_stmt *keys = NULL;
+    if (sqlite3_prepare_v2(a->db, "SELECT DISTINCT tbl, pk FROM stemma_conflicts WHERE alive = 1",
+                           -1, &keys, NULL) != SQLITE_OK)
+        return stm_store_error(a->store, err, "reading stemma_conflicts");
+    /* Read whole first: settling writes stemma_conflicts. */
+    opbatch_t *todo = stm_opbatch_new();
+    int step;
+    while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
+        op_t k;
+        memset(&k, 0, sizeof k);
+        k.table = (const char *)sqlite3_column_text(keys, 0);
+        stm_op_value_column(keys, 1, &k.pk);
+        if (k.table)
+            stm_opbatch_add(todo, &k);
+    }
+    if (step != SQLITE_DONE)
+        rc = stm_store_error(a->store, err, "reading stemma_conflicts");
+    sqlite3_finalize(keys);
+    for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(todo); i++) {
+        const op_t *k = stm_opbatch_at(todo, i);
+        txn_table *t = stm_txn_table_find(a->txn, k->table);
+        if (t)
+            rc = stm_apply_settle(a, t, &k->pk, err);
+    }
+    stm_opbatch_destroy(&todo);
+    return rc;
+}
