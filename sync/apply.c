@@ -292,27 +292,6 @@ stm_err stm_apply_park_column(applier_t *a, const txn_table *t, const op_t *op, 
     return stm_apply_park(a, op, PARK_SCHEMA, reason, st, err);
 }
 
-/* Keeps a new row that lost its unique value aside (apply_unique.c): the change's
- * writes enter the row's clocks, which go to stemma_conflicts rather than
- * stemma_clock; its operations count as applied. */
-static stm_err s_keep_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
-                            const row_cell *cells, size_t ncells, const identity_stamp *inc,
-                            int64_t origin_no, apply_stats *st, stm_error *err)
-{
-    rowclock_t *clock = stm_txn_clock(a->txn);
-    for (size_t i = 0; i < ncells; i++)
-        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, ops[0]->hlc, origin_no,
-                         cells[i].seq);
-    for (size_t i = 0; i < n; i++)
-        if (stm_apply_column(t, ops[i])) {
-            st->applied++;
-            a->any_applied = true;
-        }
-    return stm_conflicts_save(stm_txn_conflicts(a->txn),
-                              stm_catalog_table_name(stm_txn_table_def(t)), &ops[0]->pk, inc, clock,
-                              true, err);
-}
-
 /* Applies one row change: n new operations of one origin and clock on one row, all
  * cell writes, recorded already. */
 static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, apply_stats *st,
@@ -430,21 +409,11 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     if (!have_clock && ncells) {
         /* A row never written here: most likely new, so insert it unless it is there
          * (a row from before stemma, which the change then updates). */
-        step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
-        /* Refused by a UNIQUE index other than the key: the earlier claim keeps the
-         * value (apply_unique.c); the newcomer written again when it won. */
-        apply_unique_outcome unique = APPLY_UNIQUE_NONE;
-        if (refused && step == SQLITE_CONSTRAINT_UNIQUE &&
-            (rc = stm_apply_unique(a, t, first, cells, ncells, refused, &unique, err)) != STM_OK)
+        bool aside = false;
+        step = stm_apply_write_row(a, t, ROW_ADD, ops, n, cells, ncells, &inc, origin_no, false,
+                                   &refused, &aside, st, err, &rc);
+        if (rc != STM_OK || aside)
             goto done;
-        if (unique == APPLY_UNIQUE_WON) {
-            free(refused);
-            refused = NULL;
-            step = stm_rowsql_run(a->rowsql, t, ROW_ADD, &first->pk, cells, ncells, &refused);
-        } else if (unique == APPLY_UNIQUE_LOST) {
-            rc = s_keep_aside(a, t, ops, n, cells, ncells, &inc, origin_no, st, err);
-            goto done;
-        }
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
         /* In an identity table, a row there with no clocks is the genesis incarnation
@@ -457,7 +426,11 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         }
     }
     if (nvalues && !refused && !stm_rowsql_fatal(step)) {
-        step = stm_rowsql_run(a->rowsql, t, ROW_UPDATE, &first->pk, cells, ncells, &refused);
+        bool aside = false;
+        step = stm_apply_write_row(a, t, ROW_UPDATE, ops, n, cells, ncells, &inc, origin_no,
+                                   have_clock, &refused, &aside, st, err, &rc);
+        if (rc != STM_OK || aside)
+            goto done;
         exists = step == SQLITE_DONE && sqlite3_changes(a->db) > 0;
     } else if (!refused && !stm_rowsql_fatal(step)) {
         step = stm_rowsql_run(a->rowsql, t, ROW_EXISTS, &first->pk, NULL, 0, &refused);
@@ -478,9 +451,26 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         if (latest && rc == STM_OK &&
             (rc = stm_store_id_of(a->store, latest->origin, &latest_origin, err)) == STM_OK)
             rc = stm_apply_later(a, latest->hlc, &latest_origin, del, &later, err);
-        if (rc == STM_OK && (napplied > 0 || del) && later)
+        if (rc == STM_OK && (napplied > 0 || del) && later) {
             step = stm_apply_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err,
                                         &rc);
+            /* Brought back onto a unique value another row holds: the earlier claim. */
+            apply_unique_outcome unique = APPLY_UNIQUE_NONE;
+            if (rc == STM_OK && refused && step == SQLITE_CONSTRAINT_UNIQUE &&
+                (rc = stm_apply_unique(a, t, first, cells, ncells, refused, &unique, err)) !=
+                    STM_OK)
+                goto done;
+            if (unique == APPLY_UNIQUE_WON) {
+                free(refused);
+                refused = NULL;
+                step = stm_apply_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused,
+                                            err, &rc);
+            } else if (unique == APPLY_UNIQUE_LOST) {
+                rc = stm_apply_keep_aside(a, t, ops, n, cells, ncells, &inc, origin_no, have_clock,
+                                          false, st, err);
+                goto done;
+            }
+        }
     }
 written:
     if (rc != STM_OK)

@@ -73,8 +73,9 @@ static void s_swap_clocks(applier_t *a)
  * When a constraint refuses inc's row, inc stays aside, alive, and nothing changes. */
 static stm_err s_take_over(applier_t *a, txn_table *t, const op_value *pk,
                            const identity_stamp *inc, const identity_stamp *row_inc,
-                           bool have_clock, bool there, stm_error *err)
+                           bool have_clock, bool there, bool *taken, stm_error *err)
 {
+    *taken = false;
     conflicts_t *c = stm_txn_conflicts(a->txn);
     const char *tbl = stm_catalog_table_name(stm_txn_table_def(t));
     stm_err rc = STM_OK;
@@ -87,6 +88,7 @@ static stm_err s_take_over(applier_t *a, txn_table *t, const op_value *pk,
     if (rc == STM_OK)
         rc = s_show(a, t, pk, there, &shown, err);
     if (rc == STM_OK && shown) {
+        *taken = true;
         rc = stm_txn_clock_write(a->txn, t, pk, !have_clock, err);
         if (rc == STM_OK)
             rc = stm_conflicts_remove(c, tbl, pk, inc, err);
@@ -149,8 +151,9 @@ stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size
         rc = s_row_there(a, t, &first->pk, &there, err);
     if (rc != STM_OK)
         return rc;
+    bool taken = false;
     if (alive && (!there || stm_identity_compare(&inc, row_inc) < 0))
-        return s_take_over(a, t, &first->pk, &inc, row_inc, have_clock, there, err);
+        return s_take_over(a, t, &first->pk, &inc, row_inc, have_clock, there, &taken, err);
     return stm_conflicts_save(stm_txn_conflicts(a->txn), tbl, &first->pk, &inc, &a->aside, alive,
                               err);
 }
@@ -159,25 +162,33 @@ stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size
  * becomes it (identity.h, rule 2): after a delete, here or from a peer. */
 stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
 {
-    bool there = false, found = false, have_clock = false;
-    identity_stamp inc, row_inc;
+    bool there = false;
     stm_err rc = s_row_there(a, t, pk, &there, err);
-    if (rc == STM_OK)
-        rc = stm_conflicts_first_alive(stm_txn_conflicts(a->txn),
-                                       stm_catalog_table_name(stm_txn_table_def(t)), pk, &inc,
-                                       &a->aside, &found, err);
-    if (rc != STM_OK || !found)
-        return rc;
-    rc = stm_txn_clock_read(a->txn, t, pk, &have_clock, err);
-    if (rc == STM_OK)
-        rc = stm_identity_of_clock(a->store, stm_txn_clock(a->txn), &row_inc, err);
-    /* The row there keeps the key unless the one aside was born before it (a row
-     * this device made anew under the key, while an older one was aside). */
-    if (rc == STM_OK && there && stm_identity_compare(&inc, &row_inc) >= 0)
-        return STM_OK;
-    if (rc == STM_OK)
-        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, there, err);
-    return rc;
+    /* The alive ones aside in order of birth: the first born before the row there (any,
+     * when none is) that can be shown (no unique value another row holds by an earlier
+     * claim refuses it) takes the key. */
+    identity_stamp inc = {0}, prev;
+    const identity_stamp *after = NULL;
+    for (;;) {
+        bool found = false, have_clock = false, taken = false;
+        identity_stamp row_inc;
+        if (rc == STM_OK)
+            rc = stm_conflicts_next_alive(stm_txn_conflicts(a->txn),
+                                          stm_catalog_table_name(stm_txn_table_def(t)), pk, after,
+                                          &inc, &a->aside, &found, err);
+        if (rc != STM_OK || !found)
+            return rc;
+        rc = stm_txn_clock_read(a->txn, t, pk, &have_clock, err);
+        if (rc == STM_OK)
+            rc = stm_identity_of_clock(a->store, stm_txn_clock(a->txn), &row_inc, err);
+        if (rc != STM_OK || (there && stm_identity_compare(&inc, &row_inc) >= 0))
+            return rc;
+        rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, there, &taken, err);
+        if (rc != STM_OK || taken)
+            return rc;
+        prev = inc;
+        after = &prev;
+    }
 }
 
 /* Settles every row of an identity table deleted or made anew locally since the

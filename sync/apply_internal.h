@@ -98,6 +98,23 @@ STM_NODISCARD stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *c
                                        const row_cell *cells, size_t ncells, const char *refused,
                                        apply_unique_outcome *outcome, stm_error *err);
 
+/* Keeps the row change ops[0..n) (its winning cells) of a row that lost a unique value
+ * aside: its writes enter the row's clocks, which go to stemma_conflicts rather than
+ * stemma_clock (have_clock: forgotten there), the row leaves the table when it was
+ * there, and its operations count as applied. */
+STM_NODISCARD stm_err stm_apply_keep_aside(applier_t *a, txn_table *t, const op_t *const *ops,
+                                           size_t n, const row_cell *cells, size_t ncells,
+                                           const identity_stamp *inc, int64_t origin_no,
+                                           bool have_clock, bool there, apply_stats *st,
+                                           stm_error *err);
+/* Runs the kind statement (ROW_ADD or ROW_UPDATE) for a row change with its winning
+ * cells, settling a refusal by a UNIQUE index other than the key (written again when
+ * this row won, kept aside, *aside, when it lost). SQLite's result. */
+int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *const *ops, size_t n,
+                        const row_cell *cells, size_t ncells, const identity_stamp *inc,
+                        int64_t origin_no, bool have_clock, char **refused, bool *aside,
+                        apply_stats *st, stm_error *err, stm_err *rc);
+
 /* Settles every key that keeps an alive row aside (stm_apply_settle): after a batch
  * that applied something, a value one of them lost may be free again. */
 STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);

@@ -12,9 +12,11 @@
  *           deleted here without an operation, its clocks kept aside), the newcomer
  *           kept aside when it loses
  *
- * A row kept aside comes back when the value is free again (stm_apply_settle, after
- * batches that applied something). Only new rows are handled: an UPDATE that moves a
- * row onto a taken value is still parked. */
+ * It is settled wherever a row write is refused so: a new row, an update moving a row
+ * onto a taken value (the loser leaves the table), a row brought back after a delete,
+ * a row an incarnation takes the key with. A row kept aside comes back when the value
+ * is free again (stm_apply_settle: after batches that applied something and after
+ * local writes), the first-born of a key's rows aside that can be shown. */
 #include "apply_internal.h"
 #include "identity.h"
 #include "key.h"
@@ -146,26 +148,38 @@ stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *change, const r
         return STM_OK;
     const catalog_table *def = stm_txn_table_def(t);
     const char *tbl = stm_catalog_table_name(def);
-    /* A row brought in from its clocks: its values of the index's columns. */
+    /* The newcomer's values of the index's columns: this change's cells, else the
+     * latest held for the row whose clocks the transaction holds (a row brought in
+     * from its clocks). */
     row_cell found_cells[SYNCABLE_MAX_KEY_COLUMNS];
-    opbatch_t *held = NULL;
-    if (!change) {
-        held = stm_opbatch_new();
-        ncells = 0;
-        for (size_t k = 0; k < ncols; k++) {
-            bool found = false;
-            stm_err rc = stm_apply_held_value(a, cols[k], held, &found, err);
-            if (rc != STM_OK) {
-                stm_opbatch_destroy(&held);
-                return rc;
+    size_t nfound = 0, from_held[SYNCABLE_MAX_KEY_COLUMNS], nheld = 0;
+    opbatch_t *held = stm_opbatch_new();
+    for (size_t k = 0; k < ncols; k++) {
+        bool found = false;
+        for (size_t i = 0; i < ncells && !found; i++)
+            if (cells[i].col == cols[k]) {
+                found_cells[nfound++] = cells[i];
+                found = true;
             }
-            if (found)
-                found_cells[ncells++] = (row_cell){.col = cols[k]};
+        if (found)
+            continue;
+        stm_err rc = stm_apply_held_value(a, cols[k], held, &found, err);
+        if (rc != STM_OK) {
+            stm_opbatch_destroy(&held);
+            return rc;
         }
-        for (size_t i = 0; i < ncells; i++)
-            found_cells[i].value = stm_opbatch_at(held, i)->value;
-        cells = found_cells;
+        if (found) {
+            from_held[nheld++] = nfound;
+            found_cells[nfound++] = (row_cell){.col = cols[k]};
+        }
     }
+    for (size_t i = 0; i < nheld; i++)
+        found_cells[from_held[i]].value = stm_opbatch_at(held, i)->value;
+    /* The claim counts this change's own cells only. */
+    const row_cell *change_cells = cells;
+    size_t nchange_cells = ncells;
+    cells = found_cells;
+    ncells = nfound;
     /* The newcomer's clocks (the transaction's) aside while the holder's are read. */
     rowclock_t *clock = stm_txn_clock(a->txn), mine = *clock;
     memset(clock, 0, sizeof *clock);
@@ -174,7 +188,8 @@ stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *change, const r
     sqlite3_stmt *holder = NULL;
     op_value parts[SYNCABLE_MAX_KEY_COLUMNS], its_key;
     buf_t packed = BUF_INIT;
-    stm_err rc = s_claim(a, &mine, cols, ncols, change, cells, ncells, &mine_claim, &mine_any, err);
+    stm_err rc = s_claim(a, &mine, cols, ncols, change, change_cells, nchange_cells, &mine_claim,
+                         &mine_any, err);
     if (rc == STM_OK)
         rc = s_holder(a, t, cols, ncols, cells, ncells, &holder, &found, err);
     if (rc != STM_OK || !found || !mine_any)
@@ -221,6 +236,70 @@ done:
     stm_rowclock_free(clock);
     *clock = mine;
     return rc;
+}
+
+/* Keeps a new row that lost its unique value aside (apply_unique.c): the change's
+ * writes enter the row's clocks, which go to stemma_conflicts rather than
+ * stemma_clock; its operations count as applied. */
+stm_err stm_apply_keep_aside(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                             const row_cell *cells, size_t ncells, const identity_stamp *inc,
+                             int64_t origin_no, bool have_clock, bool there, apply_stats *st,
+                             stm_error *err)
+{
+    /* A row that was here (an update onto a taken value) leaves the table, without an
+     * operation: every replica makes the same choice. */
+    if (there) {
+        char *no = NULL;
+        int step = stm_rowsql_run(a->rowsql, t, ROW_DELETE, &ops[0]->pk, NULL, 0, &no);
+        free(no);
+        if (step != SQLITE_DONE)
+            return stm_store_error(a->store, err, "moving a row aside");
+    }
+    if (have_clock) {
+        stm_err rc = stm_txn_clock_forget(a->txn, t, &ops[0]->pk, err);
+        if (rc != STM_OK)
+            return rc;
+    }
+    rowclock_t *clock = stm_txn_clock(a->txn);
+    for (size_t i = 0; i < ncells; i++)
+        stm_rowclock_set(clock, ROWCLOCK_CELL, cells[i].col->name, ops[0]->hlc, origin_no,
+                         cells[i].seq);
+    for (size_t i = 0; i < n; i++)
+        if (stm_apply_column(t, ops[i])) {
+            st->applied++;
+            a->any_applied = true;
+        }
+    return stm_conflicts_save(stm_txn_conflicts(a->txn),
+                              stm_catalog_table_name(stm_txn_table_def(t)), &ops[0]->pk, inc, clock,
+                              true, err);
+}
+
+/* Runs the kind statement (ROW_ADD or ROW_UPDATE) for the row change ops[0..n) with
+ * its winning cells; when a UNIQUE index other than the key refuses it, the earlier
+ * claim keeps the value (apply_unique.c): written again when this row won, kept aside
+ * (*aside) when it lost. SQLite's result; *refused as stm_rowsql_run's. */
+int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *const *ops, size_t n,
+                        const row_cell *cells, size_t ncells, const identity_stamp *inc,
+                        int64_t origin_no, bool have_clock, char **refused, bool *aside,
+                        apply_stats *st, stm_error *err, stm_err *rc)
+{
+    *aside = false;
+    int step = stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused);
+    apply_unique_outcome unique = APPLY_UNIQUE_NONE;
+    if (*refused && step == SQLITE_CONSTRAINT_UNIQUE &&
+        (*rc = stm_apply_unique(a, t, ops[0], cells, ncells, *refused, &unique, err)) != STM_OK)
+        return step;
+    if (unique == APPLY_UNIQUE_WON) {
+        free(*refused);
+        *refused = NULL;
+        step = stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused);
+    } else if (unique == APPLY_UNIQUE_LOST) {
+        /* An update's row was here; a new row was not. */
+        *rc = stm_apply_keep_aside(a, t, ops, n, cells, ncells, inc, origin_no, have_clock,
+                                   kind == ROW_UPDATE, st, err);
+        *aside = true;
+    }
+    return step;
 }
 
 stm_err stm_apply_settle_all(applier_t *a, stm_error *err)

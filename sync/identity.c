@@ -107,7 +107,8 @@ static const char *const s_sql[Q_N] = {
     [Q_REMOVE] = "DELETE FROM stemma_conflicts WHERE tbl = ?1 AND pk = ?2 AND born_hlc = ?3 AND "
                  "born_origin = ?4",
     [Q_FIRST] = "SELECT born_hlc, born_origin, cells FROM stemma_conflicts WHERE tbl = ?1 AND "
-                "pk = ?2 AND alive = 1 ORDER BY born_hlc, born_origin LIMIT 1",
+                "pk = ?2 AND alive = 1 AND (born_hlc, born_origin) > (?3, ?4) "
+                "ORDER BY born_hlc, born_origin LIMIT 1",
     [Q_ANY] = "SELECT EXISTS (SELECT 1 FROM stemma_conflicts)",
 };
 
@@ -234,6 +235,13 @@ stm_err stm_conflicts_remove(conflicts_t *c, const char *tbl, const op_value *pk
 stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl, const op_value *pk,
                                   identity_stamp *s, rowclock_t *out, bool *found, stm_error *err)
 {
+    return stm_conflicts_next_alive(c, tbl, pk, NULL, s, out, found, err);
+}
+
+stm_err stm_conflicts_next_alive(conflicts_t *c, const char *tbl, const op_value *pk,
+                                 const identity_stamp *after, identity_stamp *s, rowclock_t *out,
+                                 bool *found, stm_error *err)
+{
     stm_rowclock_clear(out);
     *found = false;
     sqlite3_stmt *stmt = stm_stmtcache_fixed(c->stmts, Q_FIRST);
@@ -242,6 +250,11 @@ stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl, const op_valu
     sqlite3_bind_text(stmt, 1, tbl, -1, SQLITE_STATIC);
     if (stm_op_value_bind(stmt, 2, pk) != SQLITE_OK)
         return stm_store_error(c->store, err, "reading stemma_conflicts");
+    /* With no `after`, (-1, ...) is below every stamp, genesis's (0, zero) included. */
+    static const stm_id zero = {{0}};
+    sqlite3_bind_int64(stmt, 3, after ? (sqlite3_int64)after->hlc : -1);
+    sqlite3_bind_blob(stmt, 4, after && after->hlc ? after->origin.bytes : zero.bytes, STM_ID_BYTES,
+                      SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     stm_err rc = STM_OK;
     if (step == SQLITE_ROW && sqlite3_column_bytes(stmt, 1) == STM_ID_BYTES) {

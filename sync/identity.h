@@ -108,6 +108,11 @@ STM_NODISCARD stm_err stm_conflicts_first_alive(conflicts_t *c, const char *tbl,
  * conflict none of whose values are held here is one entry with no column (NULL). */
 STM_NODISCARD stm_err stm_conflicts_rows(store_t *store, opbatch_t *out, stm_error *err);
 
+/* The same, for the first one born after `after` (NULL: the first of all). */
+STM_NODISCARD stm_err stm_conflicts_next_alive(conflicts_t *c, const char *tbl, const op_value *pk,
+                                               const identity_stamp *after, identity_stamp *s,
+                                               rowclock_t *out, bool *found, stm_error *err);
+
 /* How many conflicts (alive incarnations kept aside) store holds. */
 STM_NODISCARD stm_err stm_conflicts_count(store_t *store, uint64_t *count, stm_error *err);
 
