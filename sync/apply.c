@@ -2,7 +2,10 @@
  * The invariants are in apply.h; the transaction every batch runs in (recording,
  * vectors, clocks) is txn.c, parking and retries park.c, the statements that write a
  * row rowsql.c, the incarnations of rows whose keys each device picks
- * apply_identity.c.
+ * apply_identity.c, rows that claim one unique value apply_unique.c. What stays here
+ * (over 700 lines) is last writer wins on one row change, which reads and writes the
+ * row's clocks and its cells in one pass; its next seam is s_apply_delete and the
+ * batch loop (s_apply_ops, retries) from the row change itself.
  *
  * How the hot path stays close to SQLite's own speed: a row change (the operations
  * of one origin and clock on one row) is the unit of work. It is recorded as one
@@ -452,24 +455,11 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             (rc = stm_store_id_of(a->store, latest->origin, &latest_origin, err)) == STM_OK)
             rc = stm_apply_later(a, latest->hlc, &latest_origin, del, &later, err);
         if (rc == STM_OK && (napplied > 0 || del) && later) {
-            step = stm_apply_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused, err,
-                                        &rc);
-            /* Brought back onto a unique value another row holds: the earlier claim. */
-            apply_unique_outcome unique = APPLY_UNIQUE_NONE;
-            if (rc == STM_OK && refused && step == SQLITE_CONSTRAINT_UNIQUE &&
-                (rc = stm_apply_unique(a, t, first, cells, ncells, refused, &unique, err)) !=
-                    STM_OK)
+            bool aside = false;
+            step = stm_apply_bring_back(a, t, ops, n, cells, ncells, del != NULL, &inc, origin_no,
+                                        have_clock, &refused, &aside, st, err, &rc);
+            if (rc != STM_OK || aside)
                 goto done;
-            if (unique == APPLY_UNIQUE_WON) {
-                free(refused);
-                refused = NULL;
-                step = stm_apply_insert_row(a, t, &first->pk, cells, ncells, del != NULL, &refused,
-                                            err, &rc);
-            } else if (unique == APPLY_UNIQUE_LOST) {
-                rc = stm_apply_keep_aside(a, t, ops, n, cells, ncells, &inc, origin_no, have_clock,
-                                          false, st, err);
-                goto done;
-            }
         }
     }
 written:

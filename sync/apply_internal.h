@@ -115,6 +115,14 @@ int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *c
                         int64_t origin_no, bool have_clock, char **refused, bool *aside,
                         apply_stats *st, stm_error *err, stm_err *rc);
 
+/* stm_apply_insert_row for a row change ops[0..n) that brings its row (back) into
+ * being, settling a refusal by a UNIQUE index other than the key as
+ * stm_apply_write_row does. SQLite's result. */
+int stm_apply_bring_back(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                         const row_cell *cells, size_t ncells, bool deleted,
+                         const identity_stamp *inc, int64_t origin_no, bool have_clock,
+                         char **refused, bool *aside, apply_stats *st, stm_error *err, stm_err *rc);
+
 /* Settles every key that keeps an alive row aside (stm_apply_settle): after a batch
  * that applied something, a value one of them lost may be free again. */
 STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);

@@ -302,6 +302,31 @@ int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *c
     return step;
 }
 
+int stm_apply_bring_back(applier_t *a, txn_table *t, const op_t *const *ops, size_t n,
+                         const row_cell *cells, size_t ncells, bool deleted,
+                         const identity_stamp *inc, int64_t origin_no, bool have_clock,
+                         char **refused, bool *aside, apply_stats *st, stm_error *err, stm_err *rc)
+{
+    *aside = false;
+    const op_value *pk = &ops[0]->pk;
+    int step = stm_apply_insert_row(a, t, pk, cells, ncells, deleted, refused, err, rc);
+    /* Brought back onto a unique value another row holds: the earlier claim keeps it. */
+    apply_unique_outcome unique = APPLY_UNIQUE_NONE;
+    if (*rc == STM_OK && *refused && step == SQLITE_CONSTRAINT_UNIQUE &&
+        (*rc = stm_apply_unique(a, t, ops[0], cells, ncells, *refused, &unique, err)) != STM_OK)
+        return step;
+    if (unique == APPLY_UNIQUE_WON) {
+        free(*refused);
+        *refused = NULL;
+        step = stm_apply_insert_row(a, t, pk, cells, ncells, deleted, refused, err, rc);
+    } else if (unique == APPLY_UNIQUE_LOST) {
+        *rc = stm_apply_keep_aside(a, t, ops, n, cells, ncells, inc, origin_no, have_clock, false,
+                                   st, err);
+        *aside = true;
+    }
+    return step;
+}
+
 stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
 {
     bool any = false;
@@ -313,7 +338,7 @@ stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
                            -1, &keys, NULL) != SQLITE_OK)
         return stm_store_error(a->store, err, "reading stemma_conflicts");
     /* Read whole first: settling writes stemma_conflicts. */
-    opbatch_t *todo = stm_opbatch_new();
+    opbatch_t *keys_aside = stm_opbatch_new();
     int step;
     while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
         op_t k;
@@ -321,17 +346,17 @@ stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
         k.table = (const char *)sqlite3_column_text(keys, 0);
         stm_op_value_column(keys, 1, &k.pk);
         if (k.table)
-            stm_opbatch_add(todo, &k);
+            stm_opbatch_add(keys_aside, &k);
     }
     if (step != SQLITE_DONE)
         rc = stm_store_error(a->store, err, "reading stemma_conflicts");
     sqlite3_finalize(keys);
-    for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(todo); i++) {
-        const op_t *k = stm_opbatch_at(todo, i);
+    for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(keys_aside); i++) {
+        const op_t *k = stm_opbatch_at(keys_aside, i);
         txn_table *t = stm_txn_table_find(a->txn, k->table);
         if (t)
             rc = stm_apply_settle(a, t, &k->pk, err);
     }
-    stm_opbatch_destroy(&todo);
+    stm_opbatch_destroy(&keys_aside);
     return rc;
 }
