@@ -6,6 +6,7 @@
 #include "base/mem.h"
 #include "sync/apply.h"
 #include "sync/identity.h"
+#include "sync/key.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,17 +18,23 @@
 static const char *s_help =
     "usage: stemma conflicts --db FILE [--format text|json]\n"
     "       stemma conflicts discard --db FILE TABLE KEY INCARNATION\n"
-    "       stemma conflicts keep --db FILE TABLE KEY INCARNATION\n"
+    "       stemma conflicts keep --db FILE [--as VALUE]... TABLE KEY INCARNATION\n"
     "\n"
-    "In a table whose keys each device picks (INTEGER PRIMARY KEY), two devices that\n"
-    "insert while apart pick the same key for different rows. stemma never merges\n"
-    "them: on every database the row created first keeps the key, and the other is\n"
-    "kept aside, whole. This lists the rows kept aside (the same on every database\n"
-    "once they have synced). discard drops one; keep inserts its values as a new row,\n"
-    "under a key SQLite picks, then drops it. Either choice syncs to every peer.\n"
+    "In a table whose keys each device picks (INTEGER PRIMARY KEY, or a table whose\n"
+    "CREATE TABLE says -- stemma: keys per-device), two devices that insert while\n"
+    "apart pick the same key for different rows. stemma never merges them: on every\n"
+    "database the row created first keeps the key, and the other is kept aside,\n"
+    "whole. A row that lost a unique value to an earlier one is kept aside too. This\n"
+    "lists the rows kept aside (the same on every database once they have synced).\n"
+    "discard drops one; keep inserts its values as a new row, then drops it. Either\n"
+    "choice syncs to every peer.\n"
     "\n"
     "  --db FILE      the database\n"
     "  --format F     text (default) or json\n"
+    "  --as VALUE     keep: the new row's key, once per key column in key order;\n"
+    "                 without it SQLite picks the key (INTEGER PRIMARY KEY only)\n"
+    "  KEY            the key as the list shows it: 1, 'ann@x.org' (or ann@x.org),\n"
+    "                 (1, 'a') for a key of several columns\n"
     "  INCARNATION    the row kept aside, as the list names it (ORIGIN.CLOCK)\n"
     "  (a KEY that starts with '-' goes after '--': stemma conflicts discard --db F -- t -5 I)\n"
     "  -h, --help     this help\n";
@@ -49,11 +56,24 @@ static void s_created(uint64_t hlc, char *out, size_t len)
     strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* A value as SQL writes it: 'text', 42, 1.5, X'00FF', NULL. Unprintable bytes of
- * text are shown as \xNN. */
+/* A value as SQL writes it: 'text', 42, 1.5, X'00FF', NULL, and a key of several
+ * columns as (1, 'a'). Unprintable bytes of text are shown as \xNN. */
 static void s_sql_value(buf_t *b, const op_value *v)
 {
     switch (v->type) {
+    case VALUE_KEY: {
+        op_value parts[KEY_MAX_COLUMNS];
+        size_t n = 0;
+        if (!stm_key_values(v, parts, KEY_MAX_COLUMNS, &n) || n > KEY_MAX_COLUMNS)
+            n = 0;
+        stm_buf_putc(b, '(');
+        for (size_t i = 0; i < n; i++) {
+            stm_buf_puts(b, i ? ", " : "");
+            s_sql_value(b, &parts[i]);
+        }
+        stm_buf_putc(b, ')');
+        break;
+    }
     case VALUE_INTEGER:
         stm_buf_printf(b, "%" PRId64, v->i);
         break;
@@ -86,9 +106,21 @@ static void s_sql_value(buf_t *b, const op_value *v)
     }
 }
 
+/* A value as JSON has it; a key of several columns is an array of its values. */
 static void s_json_value(jsonw_t *w, const op_value *v)
 {
     switch (v->type) {
+    case VALUE_KEY: {
+        op_value parts[KEY_MAX_COLUMNS];
+        size_t n = 0;
+        if (!stm_key_values(v, parts, KEY_MAX_COLUMNS, &n) || n > KEY_MAX_COLUMNS)
+            n = 0;
+        stm_jsonw_array_begin(w);
+        for (size_t i = 0; i < n; i++)
+            s_json_value(w, &parts[i]);
+        stm_jsonw_array_end(w);
+        break;
+    }
     case VALUE_INTEGER:
         stm_jsonw_int(w, v->i);
         break;
@@ -209,10 +241,14 @@ static bool s_find(const opbatch_t *kept, const char *table, const char *key, co
         const op_t *c = stm_opbatch_at(kept, i);
         char mine[64];
         s_token(c, mine, sizeof mine);
+        /* The key as the list shows it, or a text key's bare text. */
         buf_t k = BUF_INIT;
         s_sql_value(&k, &c->pk);
-        bool match = sqlite3_stricmp(c->table, table) == 0 && strcmp(stm_buf_str(&k), key) == 0 &&
-                     strcmp(mine, token) == 0;
+        bool key_match = strcmp(stm_buf_str(&k), key) == 0 ||
+                         (c->pk.type == VALUE_TEXT && strlen(key) == c->pk.len &&
+                          memcmp(c->pk.bytes, key, c->pk.len) == 0);
+        bool match =
+            sqlite3_stricmp(c->table, table) == 0 && key_match && strcmp(mine, token) == 0;
         stm_buf_free(&k);
         if (match) {
             inc->hlc = c->born_hlc;
@@ -224,8 +260,9 @@ static bool s_find(const opbatch_t *kept, const char *table, const char *key, co
     return false;
 }
 
-/* discard or keep. */
-static int s_resolve(const char *what, const char *db, int argc, char **argv)
+/* discard or keep; new_key[0 .. nnew_key): keep's --as values. */
+static int s_resolve(const char *what, const char *db, const char *const *new_key,
+                     size_t nnew_key, int argc, char **argv)
 {
     char cmd[32];
     snprintf(cmd, sizeof cmd, "conflicts %s", what);
@@ -246,19 +283,26 @@ static int s_resolve(const char *what, const char *db, int argc, char **argv)
                            "--db %s' lists them)",
                            db, argv[0], argv[1], argv[2], db);
     applier_t *applier = stm_applier_new(store, NULL, NULL);
-    int64_t new_key = 0;
+    int64_t rowid = 0;
     if (rc == STM_OK)
         rc = strcmp(what, "keep") == 0
-                 ? stm_applier_keep(applier, argv[0], pk, &inc, &new_key, &err)
+                 ? stm_applier_keep(applier, argv[0], pk, &inc, new_key, nnew_key, &rowid, &err)
                  : stm_applier_discard(applier, argv[0], pk, &inc, &err);
     stm_applier_destroy(&applier);
     stm_opbatch_destroy(&kept);
     stm_store_destroy(&store);
+    if (rc == STM_EUSAGE) /* the new key: say how to give it */
+        return cli_usage_error("conflicts", "%s (give them with --as VALUE)", err.msg);
     if (rc != STM_OK)
         return cli_fail(cmd, &err);
-    if (strcmp(what, "keep") == 0)
+    if (strcmp(what, "keep") == 0 && nnew_key) {
+        printf("kept: inserted into %s as key ", argv[0]);
+        for (size_t k = 0; k < nnew_key; k++)
+            printf(k ? ", %s" : "%s", new_key[k]);
+        printf("; the row aside is discarded\n");
+    } else if (strcmp(what, "keep") == 0)
         printf("kept: inserted into %s as key %" PRId64 "; the row aside is discarded\n", argv[0],
-               new_key);
+               rowid);
     else
         printf("discarded: the row of %s kept aside as %s is deleted\n", argv[0], argv[2]);
     return CLI_OK;
@@ -268,36 +312,50 @@ int cmd_conflicts(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
                                             {"format", required_argument, NULL, 'f'},
+                                            {"as", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL;
     cli_format format = CLI_FORMAT_TEXT;
-    int c;
+    /* Never more --as values than arguments. */
+    const char **new_key = stm_calloc((size_t)argc + 1, sizeof *new_key);
+    size_t nnew_key = 0;
+    int c, status = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:f:h", options, NULL)) != -1) {
+    while (status < 0 && (c = getopt_long(argc, argv, ":d:f:a:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
             break;
+        case 'a':
+            new_key[nnew_key++] = optarg;
+            break;
         case 'f':
             if (!cli_parse_format(optarg, 1u << CLI_FORMAT_TEXT | 1u << CLI_FORMAT_JSON, &format))
-                return cli_usage_error("conflicts", "--format must be text or json");
+                status = cli_usage_error("conflicts", "--format must be text or json");
             break;
         case 'h':
             fputs(s_help, stdout);
-            return CLI_OK;
+            status = CLI_OK;
+            break;
         default:
-            return cli_bad_option("conflicts", argv[optind - 1], c);
+            status = cli_bad_option("conflicts", argv[optind - 1], c);
         }
     }
-    if (!db)
-        return cli_usage_error("conflicts", "--db FILE is required");
-    if (optind < argc) {
-        const char *what = argv[optind];
-        if (strcmp(what, "discard") != 0 && strcmp(what, "keep") != 0)
-            return cli_usage_error("conflicts", "unknown action '%s' (discard or keep)", what);
-        return s_resolve(what, db, argc - optind - 1, argv + optind + 1);
-    }
+    const char *what = optind < argc ? argv[optind] : NULL;
+    if (status >= 0)
+        ;
+    else if (!db)
+        status = cli_usage_error("conflicts", "--db FILE is required");
+    else if (what && strcmp(what, "discard") != 0 && strcmp(what, "keep") != 0)
+        status = cli_usage_error("conflicts", "unknown action '%s' (discard or keep)", what);
+    else if (nnew_key && !(what && strcmp(what, "keep") == 0))
+        status = cli_usage_error("conflicts", "--as gives a kept row's new key: only with keep");
+    else if (what)
+        status = s_resolve(what, db, new_key, nnew_key, argc - optind - 1, argv + optind + 1);
+    free(new_key);
+    if (status >= 0)
+        return status;
     stm_error err = {0};
     store_t *store = NULL;
     if (cli_open_db(db, &store, &err) != STM_OK)

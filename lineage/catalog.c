@@ -9,6 +9,7 @@
 struct catalog_table {
     char *name;              /* as created */
     bool without_rowid;      /* a WITHOUT ROWID table */
+    directive_keys keys;     /* its keys setting (directive.h) */
     catalog_column *columns; /* in declaration order (table_xinfo's cid) */
     size_t count;            /* columns in use */
     size_t cap;              /* columns allocated */
@@ -120,6 +121,7 @@ void stm_catalog_table_add_column(catalog_table *t, const catalog_column *col)
 catalog_table *stm_catalog_table_copy(const catalog_table *t)
 {
     catalog_table *copy = stm_catalog_table_new(t->name, t->without_rowid);
+    copy->keys = t->keys;
     for (size_t i = 0; i < t->count; i++)
         stm_catalog_table_add_column(copy, &t->columns[i]);
     return copy;
@@ -152,6 +154,16 @@ const char *stm_catalog_table_name(const catalog_table *t)
 bool stm_catalog_table_without_rowid(const catalog_table *t)
 {
     return t->without_rowid;
+}
+
+directive_keys stm_catalog_table_keys(const catalog_table *t)
+{
+    return t->keys;
+}
+
+void stm_catalog_table_set_keys(catalog_table *t, directive_keys keys)
+{
+    t->keys = keys;
 }
 
 size_t stm_catalog_table_count(const catalog_table *t)
@@ -259,7 +271,7 @@ bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b)
     return strcmp(a->name, b->name) == 0 && strcmp(a->decltype, b->decltype) == 0 &&
            a->affinity == b->affinity && a->not_null == b->not_null &&
            s_str_equal(a->default_sql, b->default_sql) && a->pk == b->pk &&
-           a->hidden == b->hidden;
+           a->hidden == b->hidden && s_str_equal(a->key_collation, b->key_collation);
 }
 
 static int s_compare_columns(const void *pa, const void *pb)
@@ -288,6 +300,16 @@ void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h)
         stm_hasher_str(h, c->default_sql);
         stm_hasher_u32(h, (uint32_t)c->pk);
         stm_hasher_u32(h, (uint32_t)c->hidden);
+        /* Added after the fields above, and only when set, so that the tables that
+         * have neither hash as they always did. */
+        if (c->key_collation) {
+            stm_hasher_u32(h, 0x636f6c6cu); /* "coll" */
+            stm_hasher_str(h, c->key_collation);
+        }
+    }
+    if (t->keys != DIRECTIVE_KEYS_DEFAULT) {
+        stm_hasher_u32(h, 0x6b657973u); /* "keys" */
+        stm_hasher_str(h, stm_directive_keys_name(t->keys));
     }
     free(sorted);
 }
@@ -357,8 +379,10 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
      * shadow tables, and which are WITHOUT ROWID. */
     static const char *tables_sql =
-        "SELECT name, wr, type = 'virtual' FROM pragma_table_list WHERE schema = 'main' "
-        "AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+        "SELECT l.name, l.wr, l.type = 'virtual', s.sql FROM pragma_table_list l "
+        "LEFT JOIN sqlite_schema s ON s.type = 'table' AND s.name = l.name "
+        "WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') "
+        "AND l.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
     static const char *columns_sql =
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
         "FROM pragma_table_xinfo(?1) ORDER BY cid";
@@ -387,7 +411,10 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
         catalog_table *t = stm_catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
         c->tables[c->count++] = t;
-        rc = s_read_columns(db, cols, t, err);
+        rc = stm_directive_read((const char *)sqlite3_column_text(tables, 3), name, &t->keys,
+                                err);
+        if (rc == STM_OK)
+            rc = s_read_columns(db, cols, t, err);
         if (rc == STM_OK)
             rc = s_read_key_collations(db, colls, t, err);
         if (rc != STM_OK)

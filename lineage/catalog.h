@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/id.h"
+#include "directive.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -39,8 +40,7 @@ typedef struct {
     char *default_sql;   /* the DEFAULT expression's text, NULL when there is none */
     int pk;              /* 0, or the column's 1-based position in the primary key */
     char *key_collation; /* a key column's collation in the key ("NOCASE", "RTRIM", ...),
-                          * NULL for BINARY and for other columns. Read from databases
-                          * only (exports do not carry it); not part of the digest. */
+                          * NULL for BINARY and for other columns */
     int hidden; /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
 } catalog_column;
 
@@ -64,6 +64,10 @@ void stm_catalog_table_reserve(catalog_table *t, size_t n);
 void stm_catalog_table_add_column(catalog_table *t, const catalog_column *col);
 const char *stm_catalog_table_name(const catalog_table *t);
 bool stm_catalog_table_without_rowid(const catalog_table *t);
+/* The table's keys setting, from a comment in its CREATE TABLE (directive.h);
+ * DIRECTIVE_KEYS_DEFAULT when it has none. Part of its definition (digest, export). */
+directive_keys stm_catalog_table_keys(const catalog_table *t);
+void stm_catalog_table_set_keys(catalog_table *t, directive_keys keys);
 size_t stm_catalog_table_count(const catalog_table *t);
 /* Column i in declaration order, lent. */
 const catalog_column *stm_catalog_table_column(const catalog_table *t, size_t i);
@@ -79,7 +83,8 @@ const catalog_column *stm_catalog_table_find(const catalog_table *t, const char 
 /* A column whose name (any case) an earlier column of t already has, lent, or NULL:
  * n log n, for readers of untrusted tables that check names once after reading them. */
 const catalog_column *stm_catalog_table_duplicate(const catalog_table *t);
-/* True when a and b have the same name, type, affinity, constraints, default and key role. */
+/* True when a and b have the same name, type, affinity, constraints, default, key role
+ * and key collation. */
 bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b);
 /* Feeds the table's canonical definition to h (docs/lineage.md defines the bytes): the
  * same columns give the same bytes whatever their order of declaration. */

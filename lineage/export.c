@@ -30,7 +30,9 @@ static toml_value *s_name_array(char **names, size_t n)
     return a;
 }
 
-static toml_value *s_columns(const catalog_table *t)
+/* *format2: set when t says something format 1 could not (a keys setting, a key
+ * collation), which a format-1 reader would drop and then find the head wrong. */
+static toml_value *s_columns(const catalog_table *t, bool *format2)
 {
     toml_value *cols = stm_toml_new_array();
     stm_toml_set_inline(cols, true);
@@ -47,12 +49,16 @@ static toml_value *s_columns(const catalog_table *t)
         stm_toml_table_set(col, "pk", stm_toml_new_integer(c->pk));
         if (c->hidden)
             stm_toml_table_set(col, "hidden", stm_toml_new_integer(c->hidden));
+        if (c->key_collation) {
+            s_set_str(col, "collation", c->key_collation);
+            *format2 = true;
+        }
         stm_toml_array_push(cols, col);
     }
     return cols;
 }
 
-static toml_value *s_family(const family_t *f)
+static toml_value *s_family(const family_t *f, bool *format2)
 {
     toml_value *t = stm_toml_new_table();
     size_t n = stm_family_count(f);
@@ -75,7 +81,12 @@ static toml_value *s_family(const family_t *f)
         if (e->table) {
             stm_toml_table_set(v, "without_rowid",
                                stm_toml_new_bool(stm_catalog_table_without_rowid(e->table)));
-            stm_toml_table_set(v, "columns", s_columns(e->table));
+            const char *keys = stm_directive_keys_name(stm_catalog_table_keys(e->table));
+            if (keys) {
+                s_set_str(v, "keys", keys);
+                *format2 = true;
+            }
+            stm_toml_table_set(v, "columns", s_columns(e->table, format2));
         }
         stm_toml_array_push(versions, v);
     }
@@ -123,11 +134,15 @@ char *stm_export_lineage(const lineage_t *l)
     }
 
     toml_value *families = stm_toml_new_table();
+    bool format2 = false;
     for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
         const family_t *f = stm_lineage_family_at(l, i);
-        stm_toml_table_set(families, stm_family_name(f), s_family(f));
+        stm_toml_table_set(families, stm_family_name(f), s_family(f, &format2));
     }
     stm_toml_table_set(root, "families", families);
+    /* Format 1 where it says all: older readers still read those files. */
+    if (!format2)
+        stm_toml_table_set(root, "format", stm_toml_new_integer(1));
 
     buf_t header = BUF_INIT;
     stm_buf_printf(&header,
@@ -308,7 +323,7 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         snprintf(cpath, sizeof cpath, "%s.columns[%zu]", path, i);
         if (stm_toml_type_of(c) != TOML_TABLE)
             return s_bad(r, c, cpath, "expected a table");
-        const char *name, *decltype, *affinity, *dflt = NULL;
+        const char *name, *decltype, *affinity, *dflt = NULL, *collation = NULL;
         bool not_null;
         int64_t pk, hidden = 0;
         catalog_column col = {0};
@@ -323,6 +338,12 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         if (stm_toml_table_get(c, "hidden") &&
             (rc = s_get_int(r, c, cpath, "hidden", 0, 3, &hidden)))
             return rc;
+        if (stm_toml_table_get(c, "collation") &&
+            (rc = s_get_string(r, c, cpath, "collation", &collation)))
+            return rc;
+        if (collation && (pk == 0 || !*collation))
+            return s_bad(r, stm_toml_table_get(c, "collation"), cpath,
+                         "only a key column has a collation here, and it has a name");
         if (!stm_catalog_affinity_parse(affinity, &col.affinity))
             return s_bad(r, stm_toml_table_get(c, "affinity"), cpath,
                          "affinity must be TEXT, NUMERIC, INTEGER, REAL or BLOB");
@@ -332,6 +353,7 @@ static stm_err s_read_columns(const s_reader *r, const toml_value *entry, const 
         col.default_sql = (char *)dflt;
         col.pk = (int)pk;
         col.hidden = (int)hidden;
+        col.key_collation = (char *)collation;
         stm_catalog_table_add_column(t, &col);
     }
     /* Checked once all are read, sorted: looking each name up among those before it
@@ -393,7 +415,18 @@ static stm_err s_read_family(const s_reader *r, lineage_t *l, const char *name,
             if (stm_toml_table_get(e, "without_rowid") &&
                 (rc = s_get_bool(r, e, epath, "without_rowid", &without_rowid)))
                 break;
+            const char *keys_name = NULL;
+            directive_keys keys = DIRECTIVE_KEYS_DEFAULT;
+            if (stm_toml_table_get(e, "keys") &&
+                (rc = s_get_string(r, e, epath, "keys", &keys_name)))
+                break;
+            if (keys_name && !stm_directive_keys_parse(keys_name, &keys)) {
+                rc = s_bad(r, stm_toml_table_get(e, "keys"), epath,
+                           "keys must be per-device or shared");
+                break;
+            }
             table = stm_catalog_table_new(name, without_rowid);
+            stm_catalog_table_set_keys(table, keys);
             if ((rc = s_read_columns(r, e, epath, table)) != STM_OK) {
                 stm_catalog_table_destroy(&table);
                 break;

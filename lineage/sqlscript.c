@@ -1,4 +1,5 @@
 #include "sqlscript.h"
+#include "directive.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -65,6 +66,9 @@ static void s_excerpt(const char *stmt, char *out, size_t out_size)
 stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                           stm_error *err)
 {
+    stm_err checked = stm_directive_check_script(file, text, err);
+    if (checked != STM_OK)
+        return checked;
     const char *p = s_skip_blank(text);
     while (*p) {
         sqlite3_stmt *stmt = NULL;

@@ -13,7 +13,9 @@
  * with "FILE:LINE: SQLite's message (in: first words of the statement)". It opens no
  * transaction of its own: the caller decides. A statement that opens or ends a
  * transaction (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is refused unless
- * allow_transactions, because stemma runs each migration inside its own. */
+ * allow_transactions, because stemma runs each migration inside its own. A stemma
+ * setting out of place, or one stemma does not know, is refused before anything runs
+ * (directive.h). */
 STM_NODISCARD stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text,
                                         int allow_transactions, stm_error *err);
 

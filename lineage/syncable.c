@@ -147,13 +147,21 @@ void stm_syncable_tables_free(syncable_table *tables, size_t n)
     free(tables);
 }
 
-bool stm_syncable_keys_per_device(const catalog_table *t)
+bool stm_syncable_rowid_alias(const catalog_table *t)
 {
     /* SQLite makes a rowid alias of a key of one column declared exactly INTEGER, in
      * a table with rowids (https://sqlite.org/lang_createtable.html#rowid). */
     if (stm_catalog_table_without_rowid(t) || stm_catalog_table_key_count(t) != 1)
         return false;
     return strcasecmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0;
+}
+
+bool stm_syncable_keys_per_device(const catalog_table *t)
+{
+    directive_keys setting = stm_catalog_table_keys(t);
+    if (setting != DIRECTIVE_KEYS_DEFAULT)
+        return setting == DIRECTIVE_KEYS_PER_DEVICE;
+    return stm_syncable_rowid_alias(t);
 }
 
 static int s_compare_names(const void *pa, const void *pb)

@@ -76,9 +76,14 @@ const char *stm_syncable_reason_text(syncable_reason r);
 size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
                              size_t nexcluded, syncable_table **out);
 
-/* True when t's keys are chosen per device: its key is a rowid alias (INTEGER PRIMARY
- * KEY, one column declared exactly INTEGER, in a table with rowids), which each device
- * picks for itself. Such rows are never merged by key (sync/identity.h). */
+/* True when t's key is a rowid alias: INTEGER PRIMARY KEY (one column declared exactly
+ * INTEGER, in a table with rowids), the key SQLite picks for a row inserted without. */
+bool stm_syncable_rowid_alias(const catalog_table *t);
+
+/* True when t's keys are chosen per device, so that its rows are never merged by key
+ * (sync/identity.h): its CREATE TABLE says `-- stemma: keys per-device`
+ * (directive.h), or it says nothing and its key is a rowid alias, which each device
+ * picks for itself. `-- stemma: keys shared` makes any table merge by key. */
 bool stm_syncable_keys_per_device(const catalog_table *t);
 
 /* The synced tables of l at version whose keys are chosen per device, by name (ASCII

@@ -117,13 +117,16 @@ STM_NODISCARD stm_err stm_applier_collect(applier_t *a, stm_error *err);
  * so that it syncs. STM_EINPUT, saying so, when no such conflict is kept. */
 STM_NODISCARD stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
                                           const identity_stamp *inc, stm_error *err);
-/* Keeps the conflict instead: inserts its values as a new row of table, under a key
- * SQLite picks (*new_key), as the application would (captured like any insert), then
- * discards it. Two transactions: when the second fails, the row is in and the
- * conflict is still listed; discarding it finishes the job. */
+/* Keeps the conflict instead: inserts its values as a new row of table, as the
+ * application would (captured like any insert), then discards it. The new row's key is
+ * new_key[0 .. nnew_key), one text value per key column in key order (the columns'
+ * affinities convert them), or, with none, the key SQLite picks, which only a rowid
+ * alias has (STM_EUSAGE, saying so, for other keys). *rowid is the new row's rowid.
+ * Two transactions: when the second fails, the row is in and the conflict is still
+ * listed; discarding it finishes the job. */
 STM_NODISCARD stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
-                                       const identity_stamp *inc, int64_t *new_key,
-                                       stm_error *err);
+                                       const identity_stamp *inc, const char *const *new_key,
+                                       size_t nnew_key, int64_t *rowid, stm_error *err);
 
 /* Makes id the node id of store's database (a node's public key): the changes made
  * so far are entered first as the old id's operations (catch up), then the id is set

@@ -8,6 +8,7 @@
 #include "identity.h"
 #include "base/buf.h"
 #include "lineage/sqlscript.h"
+#include "lineage/syncable.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -258,15 +259,37 @@ stm_err stm_applier_discard(applier_t *a, const char *table, const op_value *pk,
     return stm_apply_end(a, rc, err);
 }
 
-stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
-                         const identity_stamp *inc, int64_t *new_key, stm_error *err)
+/* Checks the new key given for a kept row of t: one value per key column, or none when
+ * SQLite picks the key (a rowid alias). */
+static stm_err s_check_new_key(applier_t *a, txn_table *t, size_t nnew_key, stm_error *err)
 {
-    *new_key = 0;
+    const catalog_table *def = stm_txn_table_def(t);
+    size_t keys = stm_txn_table_keys(t);
+    if (nnew_key == 0 && !stm_syncable_rowid_alias(def))
+        return stm_error_set(err, STM_EUSAGE,
+                             "%s: the kept row needs a new key: %s's key is not one SQLite "
+                             "picks, so give its %zu value%s",
+                             stm_store_path(a->store), stm_catalog_table_name(def), keys,
+                             keys == 1 ? "" : "s, one per key column in key order");
+    if (nnew_key && nnew_key != keys)
+        return stm_error_set(err, STM_EUSAGE, "%s: %zu value%s given for %s's key of %zu column%s",
+                             stm_store_path(a->store), nnew_key, nnew_key == 1 ? "" : "s",
+                             stm_catalog_table_name(def), keys, keys == 1 ? "" : "s");
+    return STM_OK;
+}
+
+stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
+                         const identity_stamp *inc, const char *const *new_key, size_t nnew_key,
+                         int64_t *rowid, stm_error *err)
+{
+    *rowid = 0;
     stm_err rc = stm_apply_begin(a, err);
     if (rc != STM_OK)
         return rc;
     txn_table *t = NULL;
     rc = s_kept(a, table, pk, inc, &t, err);
+    if (rc == STM_OK)
+        rc = s_check_new_key(a, t, nnew_key, err);
     /* Its values, from the oplog by its clocks. */
     opbatch_t *held = stm_opbatch_new();
     buf_t sql = BUF_INIT, values = BUF_INIT;
@@ -291,6 +314,13 @@ stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
         stm_buf_printf(&values, n ? ", ?%zu" : "?%zu", n + 1);
         n++;
     }
+    /* The new key's columns, bound after the values (as text: the columns' affinities
+     * make of them what the table holds). */
+    for (size_t k = 0; rc == STM_OK && k < nnew_key; k++) {
+        stm_buf_puts(&sql, n + k ? ", " : "");
+        stm_sqlscript_quote_ident(&sql, stm_catalog_table_key(stm_txn_table_def(t), k)->name);
+        stm_buf_printf(&values, n + k ? ", ?%zu" : "?%zu", n + k + 1);
+    }
     rc = stm_apply_end(a, rc, err); /* nothing written: the values are read */
     if (rc == STM_OK) {
         /* The application's own kind of write, outside stemma's transaction, so that
@@ -298,7 +328,7 @@ stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
         buf_t insert = BUF_INIT;
         stm_buf_puts(&insert, "INSERT INTO ");
         stm_sqlscript_quote_ident(&insert, table);
-        if (n)
+        if (n + nnew_key)
             stm_buf_printf(&insert, " (%s) VALUES (%s)", stm_buf_str(&sql), stm_buf_str(&values));
         else
             stm_buf_puts(&insert, " DEFAULT VALUES");
@@ -308,11 +338,15 @@ stm_err stm_applier_keep(applier_t *a, const char *table, const op_value *pk,
         for (size_t i = 0; rc == STM_OK && i < n; i++)
             if (stm_op_value_bind(stmt, (int)i + 1, &stm_opbatch_at(held, i)->value) != SQLITE_OK)
                 rc = stm_store_error(a->store, err, "inserting the kept row");
+        for (size_t k = 0; rc == STM_OK && k < nnew_key; k++)
+            if (sqlite3_bind_text(stmt, (int)(n + k + 1), new_key[k], -1, SQLITE_STATIC) !=
+                SQLITE_OK)
+                rc = stm_store_error(a->store, err, "inserting the kept row");
         if (rc == STM_OK && sqlite3_step(stmt) != SQLITE_DONE)
             rc = stm_error_set(err, STM_EINPUT, "%s: the kept row cannot be inserted: %s",
                                stm_store_path(a->store), sqlite3_errmsg(a->db));
         if (rc == STM_OK)
-            *new_key = sqlite3_last_insert_rowid(a->db);
+            *rowid = sqlite3_last_insert_rowid(a->db);
         sqlite3_finalize(stmt);
         stm_buf_free(&insert);
     }

@@ -344,9 +344,11 @@ stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
         op_t k;
         memset(&k, 0, sizeof k);
         k.table = (const char *)sqlite3_column_text(keys, 0);
-        stm_op_value_column(keys, 1, &k.pk);
-        if (k.table)
-            stm_opbatch_add(keys_aside, &k);
+        txn_table *t = k.table ? stm_txn_table_find(a->txn, k.table) : NULL;
+        if (!t)
+            continue;
+        stm_key_column(keys, 1, stm_txn_table_keys(t), &k.pk);
+        stm_opbatch_add(keys_aside, &k);
     }
     if (step != SQLITE_DONE)
         rc = stm_store_error(a->store, err, "reading stemma_conflicts");

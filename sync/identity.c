@@ -1,5 +1,6 @@
 /* identity.c - incarnations and the conflicts kept aside (identity.h). */
 #include "identity.h"
+#include "key.h"
 #include "oplog.h"
 #include "stmtcache.h"
 #include "base/buf.h"
@@ -116,6 +117,10 @@ struct conflicts {
     store_t *store;     /* lent */
     stmtcache_t *stmts; /* owned, by Q_* */
     buf_t cells;        /* scratch for encoding clocks */
+    conflicts_fold fold; /* keys as their tables compare them, or NULL */
+    void *fold_ctx;
+    buf_t key;          /* scratch: the folded key's bytes */
+    op_value folded;    /* the folded key, bound until the next statement */
     int any;            /* stemma_conflicts holds rows: 1, 0, or -1 not known */
 };
 
@@ -126,6 +131,21 @@ conflicts_t *stm_conflicts_new(store_t *store)
     c->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_N);
     c->any = -1;
     return c;
+}
+
+void stm_conflicts_set_fold(conflicts_t *c, conflicts_fold fold, void *ctx)
+{
+    c->fold = fold;
+    c->fold_ctx = ctx;
+}
+
+/* pk as tbl compares it: what stemma_conflicts keeps it under. */
+static const op_value *s_folded(conflicts_t *c, const char *tbl, const op_value *pk)
+{
+    if (!c->fold)
+        return pk;
+    c->fold(c->fold_ctx, tbl, pk, &c->key, &c->folded);
+    return &c->folded;
 }
 
 void stm_conflicts_forget(conflicts_t *c)
@@ -153,6 +173,7 @@ void stm_conflicts_destroy(conflicts_t **self_p)
         return;
     stm_stmtcache_destroy(&c->stmts);
     stm_buf_free(&c->cells);
+    stm_buf_free(&c->key);
     free(c);
     *self_p = NULL;
 }
@@ -166,7 +187,7 @@ static sqlite3_stmt *s_bound(conflicts_t *c, int q, const char *tbl, const op_va
         return NULL;
     static const stm_id genesis = {{0}};
     sqlite3_bind_text(stmt, 1, tbl, -1, SQLITE_STATIC);
-    if (stm_op_value_bind(stmt, 2, pk) != SQLITE_OK)
+    if (stm_op_value_bind(stmt, 2, s_folded(c, tbl, pk)) != SQLITE_OK)
         return NULL;
     sqlite3_bind_int64(stmt, 3, (sqlite3_int64)s->hlc);
     sqlite3_bind_blob(stmt, 4, s->hlc ? s->origin.bytes : genesis.bytes, STM_ID_BYTES,
@@ -248,7 +269,7 @@ stm_err stm_conflicts_next_alive(conflicts_t *c, const char *tbl, const op_value
     if (!stmt)
         return stm_store_error(c->store, err, "reading stemma_conflicts");
     sqlite3_bind_text(stmt, 1, tbl, -1, SQLITE_STATIC);
-    if (stm_op_value_bind(stmt, 2, pk) != SQLITE_OK)
+    if (stm_op_value_bind(stmt, 2, s_folded(c, tbl, pk)) != SQLITE_OK)
         return stm_store_error(c->store, err, "reading stemma_conflicts");
     /* With no `after`, (-1, ...) is below every stamp, genesis's (0, zero) included. */
     static const stm_id zero = {{0}};
@@ -297,14 +318,15 @@ static int s_by_name(const void *pa, const void *pb)
     return strcmp(((const s_named *)pa)->name, ((const s_named *)pb)->name);
 }
 
-/* Appends the cells of one kept incarnation (clock, at the row of rows) to out. */
-static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowclock_t *clock,
-                         opbatch_t *held, opbatch_t *out, stm_error *err)
+/* Appends the cells of one kept incarnation (clock, at the row of rows) to out; its
+ * table's key has `keys` columns. */
+static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, size_t keys,
+                         rowclock_t *clock, opbatch_t *held, opbatch_t *out, stm_error *err)
 {
     op_t cell;
     memset(&cell, 0, sizeof cell);
     cell.table = (const char *)sqlite3_column_text(rows, 0);
-    stm_op_value_column(rows, 1, &cell.pk);
+    stm_key_column(rows, 1, keys, &cell.pk);
     cell.born_hlc = (uint64_t)sqlite3_column_int64(rows, 2);
     if (sqlite3_column_bytes(rows, 3) == STM_ID_BYTES)
         memcpy(cell.born_origin.bytes, sqlite3_column_blob(rows, 3), STM_ID_BYTES);
@@ -354,8 +376,10 @@ static stm_err s_rows_of(store_t *store, oplog_t *log, sqlite3_stmt *rows, rowcl
 stm_err stm_conflicts_rows(store_t *store, opbatch_t *out, stm_error *err)
 {
     sqlite3_stmt *rows = NULL;
+    /* With how many columns each table's key has: a key of several is kept packed. */
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT tbl, pk, born_hlc, born_origin, cells FROM stemma_conflicts "
+                           "SELECT tbl, pk, born_hlc, born_origin, cells, (SELECT count(*) FROM "
+                           "pragma_table_info(tbl) WHERE pk > 0) FROM stemma_conflicts "
                            "WHERE alive = 1 ORDER BY tbl, pk, born_hlc, born_origin",
                            -1, &rows, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_conflicts");
@@ -371,7 +395,8 @@ stm_err stm_conflicts_rows(store_t *store, opbatch_t *out, stm_error *err)
                 stm_error_set(err, STM_ECORRUPT, "%s: stemma_conflicts: a row's clocks are damaged",
                               stm_store_path(store));
         else
-            rc = s_rows_of(store, log, rows, &clock, held, out, err);
+            rc = s_rows_of(store, log, rows, (size_t)sqlite3_column_int64(rows, 5), &clock, held,
+                           out, err);
     }
     if (rc == STM_OK && step != SQLITE_DONE)
         rc = stm_store_error(store, err, "reading stemma_conflicts");

@@ -33,6 +33,7 @@
 #define STM_IDENTITY_H
 
 #include "op.h"
+#include "base/buf.h"
 #include "rowclock.h"
 #include "store.h"
 #include "lineage/catalog.h"
@@ -76,6 +77,15 @@ typedef struct conflicts conflicts_t;
  * its statements prepared. The caller owns it (stm_conflicts_destroy). */
 conflicts_t *stm_conflicts_new(store_t *store);
 void stm_conflicts_destroy(conflicts_t **self_p);
+
+/* Keys in stemma_conflicts are kept as their table compares them (a NOCASE key folded,
+ * key.h), as stemma_clock's are, so that every spelling of a key finds its conflicts
+ * and every replica keeps them under one. fold sets *out to pk as table tbl compares
+ * it (scratch holds its bytes), or to pk itself; txn.c, which knows the tables, gives
+ * it. Without one, keys are kept as given. */
+typedef void (*conflicts_fold)(void *ctx, const char *tbl, const op_value *pk, buf_t *scratch,
+                               op_value *out);
+void stm_conflicts_set_fold(conflicts_t *c, conflicts_fold fold, void *ctx);
 
 /* *any: stemma_conflicts holds anything at all. Asked once, then known until
  * stm_conflicts_forget (a new transaction, whose start may see other writers' rows):

@@ -99,6 +99,13 @@ void stm_key_match_sql(buf_t *sql, const catalog_table *t)
     }
 }
 
+void stm_key_column(sqlite3_stmt *stmt, int i, size_t columns, op_value *out)
+{
+    stm_op_value_column(stmt, i, out);
+    if (columns >= 2 && out->type == VALUE_BLOB)
+        out->type = VALUE_KEY;
+}
+
 key_collation stm_key_collation_of(const catalog_column *c)
 {
     if (c->key_collation && strcasecmp(c->key_collation, "NOCASE") == 0)

@@ -41,6 +41,12 @@ void stm_key_pack(const op_value *values, size_t n, buf_t *out);
  * are not a packed key. */
 bool stm_key_values(const op_value *key, op_value *values, size_t cap, size_t *n);
 
+/* Reads a key stored in column i of stmt's row (stemma_clock, stemma_conflicts) for a
+ * table whose key has `columns` columns: a key of several is stored as its packed
+ * bytes, a BLOB, and read back as the VALUE_KEY it is. Bytes lent as
+ * stm_op_value_column's. */
+void stm_key_column(sqlite3_stmt *stmt, int i, size_t columns, op_value *out);
+
 /* How many columns the key names: 1 for a plain value, n for a packed key (0 when its
  * bytes are damaged). */
 size_t stm_key_columns(const op_value *key);

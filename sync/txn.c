@@ -102,6 +102,18 @@ void stm_txn_clock_seen(txn_t *t, uint64_t hlc)
         t->max_hlc = hlc;
 }
 
+/* conflicts_fold for the conflicts store: a key as its table compares it. */
+static void s_fold_key(void *ctx, const char *tbl, const op_value *pk, buf_t *scratch,
+                       op_value *out)
+{
+    txn_t *t = ctx;
+    const txn_table *table = stm_txn_table_find(t, tbl);
+    if (table && table->folds)
+        stm_key_canonical(pk, table->colls, table->keys, scratch, out);
+    else
+        *out = *pk;
+}
+
 txn_t *stm_txn_new(store_t *store, oplog_t *log)
 {
     txn_t *t = stm_calloc(1, sizeof *t);
@@ -112,6 +124,7 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->schema_cookie = -1;
     t->clock_limit = UINT64_MAX;
     t->conflicts = stm_conflicts_new(store);
+    stm_conflicts_set_fold(t->conflicts, s_fold_key, t);
     t->settle = stm_opbatch_new();
     return t;
 }

@@ -154,7 +154,7 @@ static void test_bad_files(void **state)
     lineage_t *l = tu_lineage_dir("schemas/tasks");
     char *good = stm_export_lineage(l);
     s_expect("format = 1\nschema_set = \n", STM_EINPUT, "x.toml:2:");
-    s_expect("format = 2\n", STM_EINPUT, "newer stemma");
+    s_expect("format = 3\n", STM_EINPUT, "newer stemma");
     s_expect("format = \"1\"\n", STM_EINPUT, "format: expected a integer");
     s_expect("format = 1\nschema_set = \"x\"\nhead_version = 0\n", STM_EINPUT, "head_id: missing");
     char *bad;
@@ -225,6 +225,59 @@ static void test_virtual_tables(void **state)
     free(bad);
     bad = s_replace(good, "created = 3", "created = \"3\"");
     s_expect(bad, STM_EINPUT, "virtual_tables[2].created: expected a integer");
+    free(bad);
+    free(good);
+    stm_lineage_destroy(&l);
+}
+
+/* A table's keys setting and its key's collation are part of its definition: they
+ * round-trip, count in the family heads (an edited file is refused), and make the file
+ * format 2; a file with neither stays format 1, which older readers take. */
+static void test_keys_settings_and_collations(void **state)
+{
+    (void)state;
+    lineage_t *l = tu_lineage_dir("schemas/tasks");
+    char *plain = stm_export_lineage(l);
+    assert_non_null(strstr(plain, "format = 1\n"));
+    free(plain);
+    stm_lineage_destroy(&l);
+    static const char *const files[] = {
+        "1_a.sql",
+        "CREATE TABLE accounts ( -- stemma: keys per-device\n"
+        "  email TEXT PRIMARY KEY COLLATE NOCASE, name TEXT);\n"
+        "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER -- stemma: keys shared\n);",
+        NULL};
+    l = tu_lineage_files_ok(files);
+    char *good = stm_export_lineage(l);
+    assert_non_null(strstr(good, "format = 2\n"));
+    assert_non_null(strstr(good, "keys = \"per-device\"\n"));
+    assert_non_null(strstr(good, "keys = \"shared\"\n"));
+    assert_non_null(strstr(good, "pk = 1, collation = \"NOCASE\" }"));
+    lineage_t *back = NULL;
+    stm_error err = {0};
+    if (stm_export_parse(good, strlen(good), "x.toml", &back, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    s_assert_same_lineage(l, back);
+    const catalog_table *t = stm_family_table(stm_lineage_family_find(back, "accounts"));
+    assert_int_equal(stm_catalog_table_keys(t), DIRECTIVE_KEYS_PER_DEVICE);
+    assert_string_equal(stm_catalog_table_key(t, 0)->key_collation, "NOCASE");
+    char *again = stm_export_lineage(back);
+    assert_string_equal(good, again);
+    free(again);
+    stm_lineage_destroy(&back);
+    char *bad = s_replace(good, "keys = \"per-device\"", "keys = \"shared\"");
+    s_expect(bad, STM_ECORRUPT, "family accounts, version 1: the head does not match");
+    free(bad);
+    bad = s_replace(good, "collation = \"NOCASE\"", "collation = \"RTRIM\"");
+    s_expect(bad, STM_ECORRUPT, "family accounts, version 1: the head does not match");
+    free(bad);
+    bad = s_replace(good, "keys = \"per-device\"", "keys = \"mine\"");
+    s_expect(bad, STM_EINPUT, "keys must be per-device or shared");
+    free(bad);
+    bad = s_replace(good, "name = \"name\", type = \"TEXT\", affinity = \"TEXT\", not_null = false, pk = 0",
+                    "name = \"name\", type = \"TEXT\", affinity = \"TEXT\", not_null = false, pk = 0, "
+                    "collation = \"NOCASE\"");
+    s_expect(bad, STM_EINPUT, "only a key column has a collation here");
     free(bad);
     free(good);
     stm_lineage_destroy(&l);
@@ -311,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_read_file),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_virtual_tables),
+        cmocka_unit_test(test_keys_settings_and_collations),
         cmocka_unit_test(test_unknown_keys_are_ignored),
         cmocka_unit_test(test_wide_table_reads_fast_and_refuses_a_repeated_name),
     };

@@ -24,7 +24,15 @@ static const char *const SCHEMA =
     /* A natural key: writes to one key are writes to one row. */
     "CREATE TABLE tags (name TEXT PRIMARY KEY COLLATE NOCASE, color TEXT);\n"
     /* A natural key and a unique value besides it. */
-    "CREATE TABLE commands (id TEXT PRIMARY KEY, cmd TEXT UNIQUE, arg TEXT);\n";
+    "CREATE TABLE commands (id TEXT PRIMARY KEY, cmd TEXT UNIQUE, arg TEXT);\n"
+    /* Natural keys the schema says are picked per device (lineage/directive.h). */
+    "CREATE TABLE accounts ( -- stemma: keys per-device\n"
+    "    email TEXT PRIMARY KEY COLLATE NOCASE, name TEXT);\n"
+    "CREATE TABLE pairs (a TEXT, b INTEGER, note TEXT, /* stemma: keys per-device */\n"
+    "    PRIMARY KEY (a, b)) WITHOUT ROWID;\n"
+    /* A rowid alias the schema says names one row everywhere. */
+    "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER -- stemma: keys shared\n"
+    ");\n";
 
 enum { N = 3 };
 
@@ -93,10 +101,16 @@ static char *s_state(store_t *db)
     char *rows = du_hash(db, "SELECT * FROM users ORDER BY id");
     char *notes = du_hash(db, "SELECT * FROM notes ORDER BY id");
     char *tags = du_hash(db, "SELECT * FROM tags ORDER BY name");
-    stm_buf_printf(&b, "%s %s %s", rows, notes, tags);
+    char *accounts = du_hash(db, "SELECT * FROM accounts ORDER BY email");
+    char *pairs = du_hash(db, "SELECT * FROM pairs ORDER BY a, b");
+    char *counters = du_hash(db, "SELECT * FROM counters ORDER BY id");
+    stm_buf_printf(&b, "%s %s %s %s %s %s", rows, notes, tags, accounts, pairs, counters);
     free(rows);
     free(notes);
     free(tags);
+    free(accounts);
+    free(pairs);
+    free(counters);
     char *kept = du_conflicts(db);
     stm_buf_printf(&b, "\n%s", kept);
     free(kept);
@@ -235,6 +249,9 @@ static void test_rows_from_before_stemma_merge_by_key(void **state)
                             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, secret TEXT);"
                             "CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);"
                             "CREATE TABLE tags (name TEXT PRIMARY KEY, color TEXT);"
+                            "CREATE TABLE accounts (email TEXT PRIMARY KEY, name TEXT);"
+                            "CREATE TABLE pairs (a, b, note, PRIMARY KEY (a, b));"
+                            "CREATE TABLE counters (id INTEGER PRIMARY KEY, n INTEGER);"
                             "INSERT INTO users VALUES (7, 'admin', 'x');",
                             NULL);
     }
@@ -271,6 +288,99 @@ static void test_autoincrement_keys_are_identities_too(void **state)
     s_assert_converged(f);
     assert_int_equal(du_int(f->db[1], "SELECT count(*) FROM notes"), 2);
     assert_int_equal(s_conflicts(f->db[1]), 1);
+}
+
+/* A natural key the schema declares per device: two accounts created apart under one
+ * email (one key to NOCASE) are two rows, as with integer keys; the first created keeps
+ * the key, and keeping the other needs a new key, which syncs. */
+static void test_a_natural_key_declared_per_device_is_never_merged(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO accounts VALUES ('Ann@x.org', 'Ann A')");
+    s_write(f, 1, "INSERT INTO accounts VALUES ('ann@x.org', 'Ann B')");
+    s_write(f, 1, "UPDATE accounts SET name = 'Ann B2'");
+    s_sync(f, 1, 2); /* replica 2 has B's first */
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM accounts WHERE email = "
+                                          "'Ann@x.org' AND name = 'Ann A'"),
+                         1);
+        assert_int_equal(s_conflicts(f->db[i]), 1);
+    }
+    char *st = s_state(f->db[2]);
+    assert_non_null(strstr(st, "name=Ann B2"));
+    free(st);
+    /* Kept under a new key on replica 2; every replica ends with both accounts. */
+    opbatch_t *kept = stm_opbatch_new();
+    stm_error err = {0};
+    if (stm_conflicts_rows(f->db[2], kept, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    const op_t *c = stm_opbatch_at(kept, 0);
+    identity_stamp inc = {c->born_hlc, c->born_origin};
+    applier_t *a = stm_applier_new(f->db[2], NULL, NULL);
+    int64_t rowid = 0;
+    const char *none[] = {NULL};
+    assert_int_equal(stm_applier_keep(a, "accounts", &c->pk, &inc, none, 0, &rowid, &err),
+                     STM_EUSAGE);
+    assert_non_null(strstr(err.msg, "the kept row needs a new key"));
+    const char *key[] = {"ann.b@x.org"};
+    if (stm_applier_keep(a, "accounts", &c->pk, &inc, key, 1, &rowid, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    stm_applier_destroy(&a);
+    stm_opbatch_destroy(&kept);
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM accounts WHERE email = "
+                                          "'ann.b@x.org' AND name = 'Ann B2'"),
+                         1);
+        assert_int_equal(s_conflicts(f->db[i]), 0);
+    }
+}
+
+/* The same for a key of two columns in a WITHOUT ROWID table, with a delete: the row
+ * kept aside takes the key when the first one goes. */
+static void test_a_composite_key_declared_per_device(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO pairs VALUES ('p', 1, 'from a')");
+    s_write(f, 1, "INSERT INTO pairs VALUES ('p', 1, 'from b')");
+    s_write(f, 2, "INSERT INTO pairs VALUES ('p', 2, 'only c')");
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM pairs"), 2);
+        assert_int_equal(du_int(f->db[i], "SELECT note = 'from a' FROM pairs WHERE a = 'p' AND "
+                                          "b = 1"),
+                         1);
+        assert_int_equal(s_conflicts(f->db[i]), 1);
+    }
+    s_write(f, 2, "DELETE FROM pairs WHERE b = 1");
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT note = 'from b' FROM pairs WHERE a = 'p' AND "
+                                          "b = 1"),
+                         1);
+        assert_int_equal(s_conflicts(f->db[i]), 0);
+    }
+}
+
+/* An integer key the schema declares shared names one row on every device: writes to
+ * it merge, column by column, as a natural key's do. */
+static void test_an_integer_key_declared_shared_merges(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 0, "INSERT INTO counters VALUES (1, 5)");
+    s_write(f, 1, "INSERT INTO counters VALUES (1, 7)");
+    s_sync_all(f);
+    s_assert_converged(f);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(du_int(f->db[i], "SELECT count(*) FROM counters"), 1);
+        assert_int_equal(du_int(f->db[i], "SELECT n FROM counters WHERE id = 1"), 7);
+        assert_int_equal(s_conflicts(f->db[i]), 0);
+    }
 }
 
 /* ---- edge cases found in review: each once left replicas different for good ---- */
@@ -414,6 +524,9 @@ int main(void)
         T(test_rows_from_before_stemma_merge_by_key),
         T(test_natural_keys_merge),
         T(test_autoincrement_keys_are_identities_too),
+        T(test_a_natural_key_declared_per_device_is_never_merged),
+        T(test_a_composite_key_declared_per_device),
+        T(test_an_integer_key_declared_shared_merges),
         T(test_a_unique_value_goes_to_the_row_that_claimed_it_first),
         T(test_a_row_that_lost_a_unique_value_comes_back_when_it_is_free),
         T(test_a_unique_value_with_natural_keys),

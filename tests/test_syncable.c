@@ -182,6 +182,124 @@ static void test_adding_virtual_tables_checks_their_lives(void **state)
     stm_lineage_destroy(&l);
 }
 
+/* ---- the keys setting written in a CREATE TABLE (lineage/directive.h) ---- */
+
+static const catalog_table *s_head_table(const lineage_t *l, const char *name)
+{
+    const family_t *f = stm_lineage_family_find(l, name);
+    assert_non_null(f);
+    return stm_family_table(f);
+}
+
+static void s_expect_per_device(const lineage_t *l, int version, const char *expected)
+{
+    char **names = NULL;
+    size_t n = stm_syncable_per_device(l, version, NULL, 0, &names);
+    char got[256] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", names[i]);
+    stm_syncable_names_free(names, n);
+    if (strcmp(got, expected) != 0)
+        fail_msg("at version %d: expected \"%s\", got \"%s\"", version, expected, got);
+}
+
+static void test_a_table_says_how_its_keys_name_rows(void **state)
+{
+    (void)state;
+    static const char *const files[] = {
+        "1_a.sql",
+        "CREATE TABLE accounts ( -- stemma: keys per-device\n"
+        "  email TEXT PRIMARY KEY COLLATE NOCASE, name TEXT);\n"
+        "CREATE TABLE counters (id INTEGER PRIMARY KEY, /* Stemma: KEYS Shared */ n INTEGER);\n"
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY,\n"
+        "  body TEXT DEFAULT '-- stemma: not a setting, a default');\n"
+        "CREATE TABLE tags (name TEXT PRIMARY KEY);\n",
+        /* The setting stays through ALTER TABLE; a rebuild must say it again. */
+        "2_b.sql",
+        "ALTER TABLE accounts ADD COLUMN phone TEXT;\n"
+        "CREATE TABLE new_counters (id INTEGER PRIMARY KEY, n INTEGER, m INTEGER);\n"
+        "DROP TABLE counters; ALTER TABLE new_counters RENAME TO counters;\n",
+        NULL};
+    lineage_t *l = tu_lineage_files_ok(files);
+    s_expect_per_device(l, 1, "accounts notes");
+    s_expect_per_device(l, 2, "accounts counters notes");
+    assert_int_equal(stm_catalog_table_keys(s_head_table(l, "accounts")),
+                     DIRECTIVE_KEYS_PER_DEVICE);
+    assert_int_equal(stm_catalog_table_keys(s_head_table(l, "tags")), DIRECTIVE_KEYS_DEFAULT);
+    /* Part of the definition: the same columns with another setting are a change. */
+    const family_t *counters = stm_lineage_family_find(l, "counters");
+    assert_int_equal(stm_family_count(counters), 2);
+    stm_lineage_destroy(&l);
+}
+
+static void s_expect_refused(const char *sql, const char *expected)
+{
+    const char *files[] = {"1_a.sql", sql, NULL};
+    stm_error err = {0};
+    lineage_t *l = tu_lineage_files(files, &err);
+    if (l || !strstr(err.msg, expected))
+        fail_msg("expected an error with \"%s\", got \"%s\"", expected, l ? "none" : err.msg);
+    assert_int_equal(err.code, STM_EINPUT);
+}
+
+static void test_a_setting_sqlite_would_drop_or_stemma_does_not_know_is_refused(void **state)
+{
+    (void)state;
+    /* Before the CREATE: SQLite keeps no comment there. */
+    s_expect_refused("CREATE TABLE a (x TEXT PRIMARY KEY);\n"
+                     "-- stemma: keys per-device\n"
+                     "CREATE TABLE t (id TEXT PRIMARY KEY);\n",
+                     "1_a.sql:2: a stemma setting goes inside the parentheses of a CREATE TABLE");
+    /* After its closing parenthesis. */
+    s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY) -- stemma: keys per-device\n;",
+                     "1_a.sql:1: a stemma setting goes inside");
+    /* In another kind of statement. */
+    s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY);\n\n"
+                     "ALTER TABLE t ADD COLUMN x /* stemma: keys shared */ TEXT;",
+                     "1_a.sql:3: a stemma setting goes inside");
+    s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY, -- stemma: keys per_device\n x);",
+                     "1_a.sql:1: unknown stemma setting 'keys per_device' (stemma knows: keys "
+                     "per-device, keys shared)");
+    s_expect_refused("CREATE TABLE t (\n id TEXT PRIMARY KEY, -- stemma: merge\n x);",
+                     "1_a.sql:2: unknown stemma setting");
+    s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY, -- stemma: keys per-device\n"
+                     "  x /* stemma: keys shared */);",
+                     "1_a.sql:2: its stemma settings disagree: keys per-device, then keys shared");
+    /* A comment that only looks like one, in a string or a quoted name, is no setting. */
+    const char *files[] = {"1_a.sql",
+                           "CREATE TABLE \"-- stemma: x\" (id TEXT PRIMARY KEY, "
+                           "v TEXT DEFAULT '/* stemma: y */');",
+                           NULL};
+    lineage_t *l = tu_lineage_files_ok(files);
+    stm_lineage_destroy(&l);
+}
+
+/* A database the application changed itself: the catalog reads the setting from
+ * SQLite's own record of the table, and refuses one it does not know. */
+static void test_the_catalog_reads_the_setting_from_the_database(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    stm_error err = {0};
+    assert_int_equal(stm_sqlscript_open_memory(&db, &err), STM_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE t (id TEXT PRIMARY KEY -- stemma: keys per-device\n"
+                                  ");ALTER TABLE t RENAME TO u; ALTER TABLE u ADD COLUMN v;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    catalog_t *c = NULL;
+    assert_int_equal(stm_catalog_read(db, &c, &err), STM_OK);
+    assert_int_equal(stm_catalog_table_keys(stm_catalog_find(c, "u")), DIRECTIVE_KEYS_PER_DEVICE);
+    assert_true(stm_syncable_keys_per_device(stm_catalog_find(c, "u")));
+    stm_catalog_destroy(&c);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE w (id TEXT PRIMARY KEY -- stemma: keys\n);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(stm_catalog_read(db, &c, &err), STM_EINPUT);
+    assert_non_null(strstr(err.msg, "table w: unknown stemma setting 'keys'"));
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -190,6 +308,9 @@ int main(void)
         cmocka_unit_test(test_the_catalog_keeps_virtual_tables_apart),
         cmocka_unit_test(test_what_a_version_cannot_sync),
         cmocka_unit_test(test_adding_virtual_tables_checks_their_lives),
+        cmocka_unit_test(test_a_table_says_how_its_keys_name_rows),
+        cmocka_unit_test(test_a_setting_sqlite_would_drop_or_stemma_does_not_know_is_refused),
+        cmocka_unit_test(test_the_catalog_reads_the_setting_from_the_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
