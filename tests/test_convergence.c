@@ -96,7 +96,47 @@ static const char *const LINKS =
     "CREATE TABLE links (a TEXT NOT NULL, b INTEGER NOT NULL, note TEXT, PRIMARY KEY (b, a))"
     " WITHOUT ROWID;\n"
     "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER);\n"
-    "CREATE TABLE mails (email TEXT COLLATE NOCASE PRIMARY KEY, n INTEGER);\n";
+    "CREATE TABLE mails (email TEXT COLLATE NOCASE PRIMARY KEY, n INTEGER);\n"
+    /* A natural key the schema declares per device, of two columns, one NOCASE, and a
+     * unique value besides. */
+    "CREATE TABLE handles ( -- stemma: keys per-device\n"
+    "  site TEXT NOT NULL, handle TEXT NOT NULL COLLATE NOCASE, tag TEXT UNIQUE, n INTEGER,\n"
+    "  PRIMARY KEY (site, handle)) WITHOUT ROWID;\n";
+
+/* One random write to handles: a new row (rows made apart under one key are two),
+ * a new value or tag, a respelt key, or a delete. */
+static void s_random_handle_write(world *w, replica *r)
+{
+    char site[4], handle[8];
+    snprintf(site, sizeof site, "s%d", s_pick(w, 2));
+    snprintf(handle, sizeof handle, "%c", s_pick(w, 2) ? 'h' : 'H');
+    snprintf(handle + 1, sizeof handle - 1, "%d", s_pick(w, 2));
+    int v = s_pick(w, 1000);
+    char sql[256];
+    switch (s_pick(w, 5)) {
+    case 0:
+    case 1:
+        snprintf(sql, sizeof sql,
+                 "INSERT OR IGNORE INTO handles VALUES ('%s', '%s', 't%d', %d)", site, handle,
+                 v % 6, v);
+        break;
+    case 2:
+        snprintf(sql, sizeof sql,
+                 "UPDATE OR IGNORE handles SET n = %d, tag = 't%d' WHERE site = '%s' AND "
+                 "handle = '%s'",
+                 v, v % 6, site, handle);
+        break;
+    case 3:
+        snprintf(sql, sizeof sql,
+                 "UPDATE handles SET handle = '%s' WHERE site = '%s' AND handle = '%s'", handle,
+                 site, handle);
+        break;
+    default:
+        snprintf(sql, sizeof sql, "DELETE FROM handles WHERE site = '%s' AND handle = '%s'", site,
+                 handle);
+    }
+    du_exec(r->path, sql);
+}
 
 /* One random write to mails, whose key ignores case: a new row, a new value, a new
  * spelling of the key, or a delete, each spelling the key in a random case. */
@@ -187,6 +227,10 @@ static void s_random_write(world *w, replica *r)
     }
     if (roll < 5) {
         s_random_mail_write(w, r);
+        return;
+    }
+    if (roll < 6) {
+        s_random_handle_write(w, r);
         return;
     }
     static const char *const tables[] = {"lists", "tasks", "tags", "comments"};
@@ -396,6 +440,7 @@ static const char *const SHARED[] = {
     "SELECT a, b, note FROM links ORDER BY b, a",
     "SELECT id, name, n FROM people ORDER BY id",
     "SELECT email COLLATE BINARY, n FROM mails ORDER BY email",
+    "SELECT site, handle COLLATE BINARY, tag, n FROM handles ORDER BY site, handle",
 };
 
 /* Every replica keeps the same conflicts aside. */
