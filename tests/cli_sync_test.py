@@ -9,6 +9,7 @@ triggers record the changes exactly as they would an application's.
 """
 import hashlib
 import json
+import time
 import os
 import re
 import shutil
@@ -481,6 +482,42 @@ class Conflicts(Base):
         self.exchange(a, b)
         self.assertEqual((self.conflicts(a), self.conflicts(b)), ([], []))
         self.assertEqual(sqlite(b, "SELECT count(*) FROM notes").strip(), "1")
+
+    def test_natural_keys_declared_per_device(self):
+        self.need_sqlite3()
+        a, b = self.path("a.db"), self.path("b.db")
+        schemas = "tests/data/schemas/accounts"
+        out = self.ok("migrate", "--db", a, "--schemas", schemas, "--no-backup")
+        self.assertIn("keys chosen per device at version 1 (1 table): accounts\n", out)
+        self.ok("migrate", "--db", b, "--schemas", schemas, "--no-backup")
+        sqlite(a, "INSERT INTO accounts VALUES ('Ann@x.org', 'Ann A'); "
+                  "INSERT INTO counters VALUES (1, 5)")
+        time.sleep(0.01)
+        sqlite(b, "INSERT INTO accounts VALUES ('ann@x.org', 'Ann B'); "
+                  "INSERT INTO counters VALUES (1, 7)")
+        self.exchange(a, b)
+        self.assert_same_rows(a, b, "SELECT * FROM accounts")
+        self.assert_same_rows(a, b, "SELECT * FROM counters")
+        self.assertEqual(sqlite(a, "SELECT * FROM accounts").strip(), "Ann@x.org|Ann A")
+        self.assertEqual(sqlite(a, "SELECT * FROM counters").strip(), "1|7")  # merged
+        [kept] = self.conflicts(a)
+        self.assertEqual(self.conflicts(b), [kept])
+        self.assertEqual((kept["table"], kept["key"]), ("accounts", "ann@x.org"))
+        self.assertEqual(kept["row"], {"email": "ann@x.org", "name": "Ann B"})
+        # Its key is no rowid: keeping it needs a new one.
+        self.fails(2, "conflicts", "keep", "--db", b, "accounts", "ann@x.org",
+                   kept["incarnation"],
+                   contains=["the kept row needs a new key", "--as VALUE"])
+        self.fails(2, "conflicts", "--db", b, "--as", "x",
+                   contains=["--as gives a kept row's new key: only with keep"])
+        out = self.ok("conflicts", "keep", "--db", b, "--as", "ann.b@x.org", "accounts",
+                      "'ann@x.org'", kept["incarnation"])
+        self.assertEqual(out, "kept: inserted into accounts as key ann.b@x.org; the row aside "
+                              "is discarded\n")
+        self.exchange(a, b)
+        self.assert_same_rows(a, b, "SELECT * FROM accounts ORDER BY email")
+        self.assertEqual(sqlite(a, "SELECT count(*) FROM accounts").strip(), "2")
+        self.assertEqual(self.conflicts(a), [])
 
     def test_bad_usage(self):
         a = self.notes_db("a.db")
