@@ -386,22 +386,29 @@ static void s_capture(const char *dir, double *ours, double *base, double *colle
 }
 
 /* Apply inserts: a bundle of INSERTS captured rows into an empty stemma table (TABLE
- * or TABLE_KEY2), against the plain inserts of the same rows. */
-static void s_apply_inserts(const char *dir, const char *table, double *ours, double *base)
+ * or TABLE_KEY2), against the plain inserts of the same rows. taken: the reader has
+ * made rows under every one of those keys itself, earlier (not timed), so that every
+ * insert is a conflict (sync/identity.h): detected and kept aside. */
+static void s_apply_inserts_to(const char *dir, const char *table, bool taken, double *ours,
+                               double *base)
 {
     sqlite3 *plain = s_plain_with(dir, "plain.db", table);
     *base = s_insert_rows(plain);
     sqlite3_close(plain);
     char bundle[600];
     snprintf(bundle, sizeof bundle, "%s/inserts.bundle", dir);
+    store_t *reader = s_stemma(dir, "reader.db", table);
+    stm_error err = {0};
+    applier_t *applier = stm_applier_new(reader, NULL, NULL);
+    if (taken) {
+        s_insert_rows(stm_store_db(reader));
+        s_check(stm_applier_catch_up(applier, &err), &err);
+    }
     store_t *writer = s_stemma(dir, "writer.db", table);
     s_insert_rows(stm_store_db(writer));
     bundle_info info;
-    stm_error err = {0};
     s_check(stm_bundle_write(writer, NULL, bundle, &info, &err), &err);
     stm_store_destroy(&writer);
-    store_t *reader = s_stemma(dir, "reader.db", table);
-    applier_t *applier = stm_applier_new(reader, NULL, NULL);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = s_now();
@@ -412,14 +419,21 @@ static void s_apply_inserts(const char *dir, const char *table, double *ours, do
     *ours = s_now() - t0;
     if (getenv("STEMMA_BENCH_ONLY"))
         printf("apply inserts: %.3f s applying, %.3f s committing\n", t1 - t0, s_now() - t1);
-    if (st.applied != (uint64_t)INSERTS * 6) {
-        fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
-                INSERTS * 6);
+    uint64_t kept = 0;
+    s_check(stm_conflicts_count(reader, &kept, &err), &err);
+    if (st.applied != (uint64_t)INSERTS * 6 || kept != (taken ? (uint64_t)INSERTS : 0)) {
+        fprintf(stderr, "bench_store: applied %llu of %d, %llu conflicts\n",
+                (unsigned long long)st.applied, INSERTS * 6, (unsigned long long)kept);
         exit(1);
     }
     stm_applier_destroy(&applier);
     stm_store_destroy(&reader);
     unlink(bundle);
+}
+
+static void s_apply_inserts(const char *dir, const char *table, double *ours, double *base)
+{
+    s_apply_inserts_to(dir, table, false, ours, base);
 }
 
 static int s_no_conflicts(void *ctx, int why, sqlite3_changeset_iter *it)
@@ -508,7 +522,9 @@ int main(int argc, char **argv)
     double ours[MAX_RUNS], base[MAX_RUNS], collect[MAX_RUNS], session[MAX_RUNS];
     double ins_ours[MAX_RUNS], ins_base[MAX_RUNS], cap_ours[MAX_RUNS], cap_base[MAX_RUNS];
     double trigger_floor[MAX_RUNS], writes_floor[MAX_RUNS], ins2_ours[MAX_RUNS], ins2_base[MAX_RUNS];
-    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|capture runs one figure (for a profiler). */
+    double taken_ours[MAX_RUNS], taken_base[MAX_RUNS];
+    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|taken|capture runs one figure (for a
+     * profiler). */
     const char *only = getenv("STEMMA_BENCH_ONLY");
     if (only) {
         double a = 0, b = 0, c = 0;
@@ -518,6 +534,8 @@ int main(int argc, char **argv)
             s_apply_inserts(dir, TABLE, &a, &b);
         else if (strcmp(only, "inserts2") == 0)
             s_apply_inserts(dir, TABLE_KEY2, &a, &b);
+        else if (strcmp(only, "taken") == 0)
+            s_apply_inserts_to(dir, TABLE, true, &a, &b);
         else if (strcmp(only, "capture") == 0)
             s_capture(dir, &a, &b, &c);
         printf("%s: %.3f s (baseline %.3f s)\n", only, a, b);
@@ -529,6 +547,7 @@ int main(int argc, char **argv)
         session[r] = s_session(dir);
         s_apply_inserts(dir, TABLE, &ins_ours[r], &ins_base[r]);
         s_apply_inserts(dir, TABLE_KEY2, &ins2_ours[r], &ins2_base[r]);
+        s_apply_inserts_to(dir, TABLE, true, &taken_ours[r], &taken_base[r]);
         s_capture(dir, &cap_ours[r], &cap_base[r], &collect[r]);
         trigger_floor[r] = s_trigger_floor(dir);
         writes_floor[r] = s_writes_floor(dir);
@@ -545,6 +564,10 @@ int main(int argc, char **argv)
           INSERTS / s_median(ins_base, RUNS), ">= 0.5");
     s_row("apply 200k inserts, 2-column key / INSERT", INSERTS / s_median(ins2_ours, RUNS),
           INSERTS / s_median(ins2_base, RUNS), ">= 0.5");
+    s_row("apply 200k inserts, every key taken / INSERT", INSERTS / s_median(taken_ours, RUNS),
+          INSERTS / s_median(taken_base, RUNS), "(reported)");
+    s_row("  every key taken / no key taken", INSERTS / s_median(taken_ours, RUNS),
+          INSERTS / s_median(ins_ours, RUNS), "(cost of a conflict)");
     s_row("capture 200k inserts / no triggers", INSERTS / s_median(cap_ours, RUNS),
           INSERTS / s_median(cap_base, RUNS), ">= 0.5 (cr-sqlite ~0.05)");
     printf("\n%-40s %12.0f\n", "collect: captured rows made operations, rows/s",

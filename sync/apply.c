@@ -307,6 +307,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     char why[128];
     if (s_key_unusable(t, &first->pk, why, sizeof why))
         return s_park_all(a, ops, n, why, st, err);
+    stm_txn_table_touch(t);
     bool have_clock = false;
     stm_err rc = stm_txn_clock_read(a->txn, t, &first->pk, &have_clock, err);
     if (rc != STM_OK)
@@ -511,6 +512,7 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
     char why[128];
     if (s_key_unusable(t, &op->pk, why, sizeof why))
         return stm_apply_park(a, op, PARK_SCHEMA, why, st, err);
+    stm_txn_table_touch(t);
     bool have_clock;
     stm_err rc = stm_txn_clock_read(a->txn, t, &op->pk, &have_clock, err);
     rowclock_t *clock = stm_txn_clock(a->txn);
@@ -653,6 +655,8 @@ stm_err stm_apply_begin(applier_t *a, stm_error *err)
     /* What the application changed may have freed a unique value a row aside lost, or
      * deleted a row whose key one aside takes. */
     bool local = rc == STM_OK && stm_txn_collected(a->txn);
+    if (local)
+        stm_txn_touch_all(a->txn);
     if (rc == STM_OK && (rc = stm_apply_settle_local(a, err)) == STM_OK && local)
         rc = stm_apply_settle_all(a, err);
     if (rc != STM_OK)

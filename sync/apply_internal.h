@@ -123,8 +123,9 @@ int stm_apply_bring_back(applier_t *a, txn_table *t, const op_t *const *ops, siz
                          const identity_stamp *inc, int64_t origin_no, bool have_clock,
                          char **refused, bool *aside, apply_stats *st, stm_error *err, stm_err *rc);
 
-/* Settles every key that keeps an alive row aside (stm_apply_settle): after a batch
- * that applied something, a value one of them lost may be free again. */
+/* Settles every key that keeps an alive row aside (stm_apply_settle) in the tables
+ * touched since the last time (txn.h: those with a UNIQUE index other than the key
+ * that were written): a value one of them lost may be free again. */
 STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);
 
 #endif

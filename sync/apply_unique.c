@@ -331,34 +331,39 @@ stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
 {
     bool any = false;
     stm_err rc = stm_conflicts_any(stm_txn_conflicts(a->txn), &any, err);
-    if (rc != STM_OK || !any)
+    txn_table *t;
+    if (rc != STM_OK || !any) {
+        while (stm_txn_next_touched(a->txn)) /* nothing aside: nothing to settle */
+            ;
         return rc;
+    }
     sqlite3_stmt *keys = NULL;
-    if (sqlite3_prepare_v2(a->db, "SELECT DISTINCT tbl, pk FROM stemma_conflicts WHERE alive = 1",
+    if (sqlite3_prepare_v2(a->db,
+                           "SELECT DISTINCT pk FROM stemma_conflicts WHERE tbl = ?1 AND alive = 1",
                            -1, &keys, NULL) != SQLITE_OK)
         return stm_store_error(a->store, err, "reading stemma_conflicts");
-    /* Read whole first: settling writes stemma_conflicts. */
     opbatch_t *keys_aside = stm_opbatch_new();
-    int step;
-    while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
-        op_t k;
-        memset(&k, 0, sizeof k);
-        k.table = (const char *)sqlite3_column_text(keys, 0);
-        txn_table *t = k.table ? stm_txn_table_find(a->txn, k.table) : NULL;
-        if (!t)
-            continue;
-        stm_key_column(keys, 1, stm_txn_table_keys(t), &k.pk);
-        stm_opbatch_add(keys_aside, &k);
+    while (rc == STM_OK && (t = stm_txn_next_touched(a->txn)) != NULL) {
+        const char *name = stm_catalog_table_name(stm_txn_table_def(t));
+        /* Read whole first: settling writes stemma_conflicts. */
+        stm_opbatch_clear(keys_aside);
+        sqlite3_reset(keys);
+        sqlite3_bind_text(keys, 1, name, -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
+            op_t k;
+            memset(&k, 0, sizeof k);
+            k.table = name;
+            stm_key_column(keys, 0, stm_txn_table_keys(t), &k.pk);
+            stm_opbatch_add(keys_aside, &k);
+        }
+        if (step != SQLITE_DONE)
+            rc = stm_store_error(a->store, err, "reading stemma_conflicts");
+        sqlite3_reset(keys);
+        for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(keys_aside); i++)
+            rc = stm_apply_settle(a, t, &stm_opbatch_at(keys_aside, i)->pk, err);
     }
-    if (step != SQLITE_DONE)
-        rc = stm_store_error(a->store, err, "reading stemma_conflicts");
     sqlite3_finalize(keys);
-    for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(keys_aside); i++) {
-        const op_t *k = stm_opbatch_at(keys_aside, i);
-        txn_table *t = stm_txn_table_find(a->txn, k->table);
-        if (t)
-            rc = stm_apply_settle(a, t, &k->pk, err);
-    }
     stm_opbatch_destroy(&keys_aside);
     return rc;
 }

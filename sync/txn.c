@@ -45,6 +45,8 @@ struct txn_table {
     size_t keys;                          /* how many columns its key has */
     bool identity;                        /* its rows have incarnations (identity.h) */
     bool folds;                           /* some key column's collation folds text (key.h) */
+    bool has_unique;                      /* a UNIQUE index other than its key */
+    bool touched;                         /* stm_txn_table_touch since the last look */
     key_collation colls[KEY_MAX_COLUMNS]; /* the key columns' collations */
     /* Within a transaction: the greatest key stemma_clock holds for the table, when it
      * is an integer (or there is none), so that a new row with a greater integer key
@@ -169,10 +171,16 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
     stm_err rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
-    sqlite3_stmt *excluded = NULL;
+    sqlite3_stmt *excluded = NULL, *unique = NULL;
     if (sqlite3_prepare_v2(t->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
-                           NULL) != SQLITE_OK)
-        return stm_store_error(t->store, err, "reading stemma_exclude");
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(t->db,
+                           "SELECT 1 FROM pragma_index_list(?1) WHERE \"unique\" AND "
+                           "origin <> 'pk' LIMIT 1",
+                           -1, &unique, NULL) != SQLITE_OK) {
+        sqlite3_finalize(excluded);
+        return stm_store_error(t->store, err, "reading the tables' indexes");
+    }
     t->tables = stm_calloc(stm_catalog_count(t->catalog) + 1, sizeof *t->tables);
     for (size_t i = 0; i < stm_catalog_count(t->catalog); i++) {
         const catalog_table *def = stm_catalog_at(t->catalog, i);
@@ -185,6 +193,9 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         t->tables[t->ntables].keys = stm_catalog_table_key_count(def);
         txn_table *tt = &t->tables[t->ntables];
         tt->identity = stm_identity_table(def);
+        sqlite3_reset(unique);
+        sqlite3_bind_text(unique, 1, stm_catalog_table_name(def), -1, SQLITE_STATIC);
+        tt->has_unique = sqlite3_step(unique) == SQLITE_ROW;
         for (size_t k = 0; k < tt->keys && k < KEY_MAX_COLUMNS; k++) {
             tt->colls[k] = stm_key_collation_of(stm_catalog_table_key(def, k));
             tt->folds |= tt->colls[k] != KEY_BINARY;
@@ -192,6 +203,7 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         t->ntables++;
     }
     sqlite3_finalize(excluded);
+    sqlite3_finalize(unique);
     t->schema_cookie = cookie;
     return STM_OK;
 }
@@ -222,6 +234,28 @@ size_t stm_txn_table_keys(const txn_table *table)
 bool stm_txn_table_identity(const txn_table *table)
 {
     return table->identity;
+}
+
+void stm_txn_table_touch(txn_table *table)
+{
+    table->touched |= table->has_unique;
+}
+
+void stm_txn_touch_all(txn_t *t)
+{
+    for (size_t i = 0; i < t->ntables; i++)
+        t->tables[i].touched = t->tables[i].has_unique;
+}
+
+txn_table *stm_txn_next_touched(txn_t *t)
+{
+    for (size_t i = 0; i < t->ntables; i++) {
+        if (t->tables[i].touched) {
+            t->tables[i].touched = false;
+            return &t->tables[i];
+        }
+    }
+    return NULL;
 }
 
 conflicts_t *stm_txn_conflicts(txn_t *t)

@@ -91,6 +91,19 @@ size_t stm_txn_table_keys(const txn_table *table);
 /* Whether its rows have incarnations (identity.h). */
 bool stm_txn_table_identity(const txn_table *table);
 
+/* Rows kept aside because they lost a unique value come back when it is free
+ * (apply_unique.c). Only a table with a UNIQUE index other than its key can hold such
+ * rows, and only a write or delete in it can free a value, so the applier settles
+ * those tables alone, not every row aside after every batch:
+ *
+ *   touch       a row of table was written or deleted (nothing for a table without
+ *               such an index)
+ *   touch_all   every such table (the application's own writes, not seen one by one)
+ *   next        the next touched table, its mark cleared; NULL when none is left */
+void stm_txn_table_touch(txn_table *table);
+void stm_txn_touch_all(txn_t *t);
+txn_table *stm_txn_next_touched(txn_t *t);
+
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
 /* True when the transaction's start recorded local changes (the application wrote). */
