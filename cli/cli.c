@@ -107,6 +107,15 @@ stm_err cli_write_output(const char *path, const char *text, stm_error *err)
     return rc;
 }
 
+void cli_note_origin(const char *db, origin_change change)
+{
+    if (change != ORIGIN_KEPT)
+        fprintf(stderr,
+                "stemma: note: %s: %s; its own writes carry a new origin from now on (those "
+                "from before keep theirs), so that none of them is lost\n",
+                db, stm_origin_change_text(change));
+}
+
 stm_err cli_open_db(const char *path, store_t **out, stm_error *err)
 {
     store_t *check = NULL;
@@ -129,6 +138,7 @@ stm_err cli_open_db(const char *path, store_t **out, stm_error *err)
          * so that they are counted, sent and compared with what arrives. */
         applier_t *applier = stm_applier_new(*out, NULL, NULL);
         rc = stm_applier_catch_up(applier, err);
+        cli_note_origin(path, stm_applier_origin_change(applier));
         stm_applier_destroy(&applier);
     }
     if (rc != STM_OK)

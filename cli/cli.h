@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "lineage/lineage.h"
+#include "sync/origin.h"
 #include "sync/store.h"
 
 #include <stdio.h>
@@ -44,6 +45,9 @@ int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
  * file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
 
+/* Says on stderr, in one line, that db took a new origin and why (nothing for
+ * ORIGIN_KEPT). */
+void cli_note_origin(const char *db, origin_change change);
 /* Opens a database stemma has set up (stemma migrate does that), its format checked
  * and what the application changed since stemma last looked made operations. It is
  * checked through a read-only connection first: opening it for writing switches it to

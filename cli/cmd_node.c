@@ -110,9 +110,11 @@ static bool s_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Gives a database stemma has set up the node's public key as its node id, in one
- * transaction. *done says whether it was set up (nothing happens otherwise). */
-static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, stm_error *err)
+/* Opens a database stemma has set up, so that the writes made so far become operations
+ * and its origin is recorded (a new one when it is a copy: sync/origin.h); *origin is
+ * the origin its writes carry. *done says whether it was set up (nothing happens
+ * otherwise). */
+static stm_err s_take_db(const char *db, bool *done, stm_id *origin, stm_error *err)
 {
     *done = false;
     if (!s_exists(db))
@@ -126,10 +128,9 @@ static stm_err s_set_node_id(const char *db, const node_keys *keys, bool *done, 
     stm_store_destroy(&store);
     if (!prepared)
         return STM_OK;
-    rc = stm_store_open(db, STORE_OPEN_EXISTING, &store, err);
-    if (rc != STM_OK)
-        return rc;
-    rc = stm_apply_take_node_id(store, stm_keys_public(keys), err);
+    rc = cli_open_db(db, &store, err);
+    if (rc == STM_OK)
+        rc = stm_store_node_id(store, origin, err);
     stm_store_destroy(&store);
     *done = rc == STM_OK;
     return rc;
@@ -293,8 +294,9 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
                 "can dial (node.toml: advertise)\n",
                 cfg->bind);
     bool set = false;
+    stm_id origin;
     if (rc == STM_OK)
-        rc = s_set_node_id(db, keys, &set, &err);
+        rc = s_take_db(db, &set, &origin, &err);
     if (rc != STM_OK) {
         if (s_exists(toml_path) || s_exists(key_path))
             stm_error_append(&err, "the node's files are written: after fixing this, run "
@@ -302,12 +304,15 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         code = cli_fail("init", &err);
         goto done;
     }
-    if (set)
-        printf("database %s: node id set to this node's public key\n", db);
-    else
+    char origin_hex[STM_ID_SHORT_LEN + 1];
+    if (set) {
+        stm_id_short(&origin, origin_hex);
+        printf("database %s: its writes carry origin %s\n", db, origin_hex);
+    } else {
         printf("note: %s is not set up for stemma yet; 'stemma init --force --migrate' sets it "
-               "up with this node's id\n",
+               "up\n",
                db);
+    }
     printf("public key: %s\n", stm_keys_public_z85(keys));
     if (fflush(stdout) != 0) {
         stm_error_set(&err, STM_ESYS, "writing to stdout: %s", strerror(errno));

@@ -492,6 +492,9 @@ int cmd_restore(int argc, char **argv)
         printf("backup of the database as it was: %s\n", r.saved_path);
     if (rc == STM_OK)
         printf("restored %s from %s: now at version %d\n", db, from, r.version);
+    if (rc == STM_OK && r.new_origin)
+        printf("its writes from now on carry a new origin, so that none is mistaken for one "
+               "its peers hold already\n");
     stm_backup_restored_free(&r);
     if (rc != STM_OK)
         return cli_fail("restore", &err);

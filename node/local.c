@@ -53,8 +53,24 @@ static int s_data_version(local_t *l)
     return v;
 }
 
-stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
-                       inbound_t *inbound, local_t **out, stm_error *err)
+/* Logs a new origin the applier's transactions took. */
+static void s_log_origin(local_t *l)
+{
+    origin_change c = stm_applier_origin_change(l->applier);
+    if (c == ORIGIN_KEPT)
+        return;
+    stm_id origin;
+    char hex[STM_ID_SHORT_LEN + 1] = "?";
+    if (stm_store_node_id(l->store, &origin, NULL) == STM_OK)
+        stm_id_short(&origin, hex);
+    stm_log_event(STM_LOG_WARN, "new-origin", NULL,
+                  "%s: %s; its own writes carry origin %s from now on (those from before keep "
+                  "theirs), so that none of them is lost",
+                  l->db_path, stm_origin_change_text(c), hex);
+}
+
+stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
+                       local_t **out, stm_error *err)
 {
     local_t *l = stm_calloc(1, sizeof *l);
     l->db_path = stm_strdup(db_path);
@@ -68,13 +84,16 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_i
                                "%s: not set up for stemma; run stemma migrate first", db_path);
     }
     if (rc == STM_OK)
-        rc = stm_apply_take_node_id(l->store, id, err);
+        rc = stm_store_check_format(l->store, err);
     if (rc == STM_OK)
         rc = s_load_lineage(l, err);
     if (rc != STM_OK) {
         stm_local_destroy(&l);
         return rc;
     }
+    /* The first transaction (the first look, or a batch from a peer) takes a new origin
+     * when the database is a copy or was restored (sync/origin.h); stm_local_look logs
+     * it. Nothing is written here: the file may be read-only for now. */
     l->applier = stm_applier_new(l->store, NULL, NULL);
     l->max_clock_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
     /* Writes made while no node ran are still queued: the first look collects them. */
@@ -152,6 +171,7 @@ int stm_local_look(local_t *l)
             found |= LOCAL_WROTE;
         }
     }
+    s_log_origin(l); /* a transaction of the applier's may have taken a new one */
     int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)
         return found;

@@ -28,12 +28,13 @@
 
 typedef struct local local_t;
 
-/* Opens db_path (which stemma migrate has set up) for the node whose id is id,
- * checking it against schemas_dir. inbound (lent; it must outlive the result) waits on
+/* Opens db_path (which stemma migrate has set up) for the node, checking it against
+ * schemas_dir. Its first look collects the writes made while no node ran (under a
+ * new origin, logged, when the database is a copy or was restored: sync/origin.h). inbound (lent; it must outlive the result) waits on
  * the database's write lock for it (stm_inbound_watch). *out is the caller's
  * (stm_local_destroy). STM_EINPUT when the database is not set up, its format is old, or
  * its lineage is beyond the protocol's limits. */
-STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_dir, const stm_id *id,
+STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_dir,
                                      inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 

@@ -544,7 +544,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->zap = stm_zap_new(cfg, o->known, o->nknown);
     n->mesh = stm_mesh_new(&n->id, &timing);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
-    stm_err rc = stm_local_open(db, schemas, &n->id, n->inbound, &n->local, err);
+    stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
     if (rc == STM_OK)
         stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
     free(db);

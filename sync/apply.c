@@ -804,25 +804,8 @@ stm_err stm_applier_catch_up(applier_t *a, stm_error *err)
     return stm_apply_end(a, STM_OK, err);
 }
 
-stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err)
+origin_change stm_applier_origin_change(applier_t *a)
 {
-    stm_id current;
-    stm_err rc = stm_store_check_format(store, err);
-    if (rc == STM_OK)
-        rc = stm_store_node_id(store, &current, err);
-    if (rc != STM_OK || stm_id_equal(&current, id))
-        return rc;
-    /* Changes made so far are the old id's: they become its operations first. */
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    rc = stm_applier_catch_up(applier, err);
-    stm_applier_destroy(&applier);
-    if (rc != STM_OK || (rc = stm_store_exec(store, "BEGIN IMMEDIATE", err)) != STM_OK)
-        return rc;
-    rc = stm_store_set_node_id(store, id, err);
-    if (rc == STM_OK)
-        rc = stm_store_exec(store, "COMMIT", err);
-    if (rc != STM_OK && stm_store_exec(store, "ROLLBACK", NULL) != STM_OK) {
-        /* the connection ends the transaction when it closes; err says what failed */
-    }
-    return rc;
+    return stm_txn_origin_change(a->txn);
 }
+

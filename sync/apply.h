@@ -43,6 +43,7 @@
 
 #include "identity.h"
 #include "op.h"
+#include "origin.h"
 #include "store.h"
 
 typedef struct {
@@ -128,10 +129,9 @@ STM_NODISCARD stm_err stm_applier_keep(applier_t *a, const char *table, const op
                                        const identity_stamp *inc, const char *const *new_key,
                                        size_t nnew_key, int64_t *rowid, stm_error *err);
 
-/* Makes id the node id of store's database (a node's public key): the changes made
- * so far are entered first as the old id's operations (catch up), then the id is set
- * in a transaction of its own. Nothing happens when id is already the database's.
- * STM_ECORRUPT/STM_EINPUT when the database is not in this store format. */
-STM_NODISCARD stm_err stm_apply_take_node_id(store_t *store, const stm_id *id, stm_error *err);
+/* Whether a transaction of this applier took a new origin for the database, because it
+ * is a copy or was restored (origin.h), so that the caller can say so; ORIGIN_KEPT
+ * once told. */
+origin_change stm_applier_origin_change(applier_t *a);
 
 #endif

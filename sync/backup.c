@@ -10,6 +10,7 @@
  *      (s_integrity_check) and backs the current database up (stm_backup_make) before it
  *      copies anything over it. */
 #include "backup.h"
+#include "origin.h"
 #include "store.h"
 #include "base/buf.h"
 
@@ -179,6 +180,22 @@ stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_
     }
     if (rc == STM_OK)
         res->version = s_recorded_version(stm_store_db(dst));
+    /* The restored database goes on from its sequence at the backup, which its peers
+     * passed long ago: its writes from now on carry a new origin (origin.h). */
+    if (rc == STM_OK && stm_store_is_prepared(dst)) {
+        rc = stm_store_exec(dst, "BEGIN IMMEDIATE", err);
+        if (rc == STM_OK)
+            rc = stm_origin_renew(dst, err);
+        if (rc == STM_OK)
+            rc = stm_store_exec(dst, "COMMIT", err);
+        else if (stm_store_exec(dst, "ROLLBACK", NULL) != STM_OK) {
+            /* closing the connection ends the transaction; err says what failed */
+        }
+        if (rc != STM_OK)
+            stm_error_append(err, "the database is restored, but its next writes would reuse "
+                                  "its old origin: restore again");
+        res->new_origin = rc == STM_OK;
+    }
     stm_store_destroy(&src);
     stm_store_destroy(&dst);
     if (!out)

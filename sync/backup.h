@@ -19,6 +19,8 @@
 
 #include "base/error.h"
 
+#include <stdbool.h>
+
 #include <sqlite3.h>
 
 /* Copies src's main database (consistent even while the application writes) to a new
@@ -33,6 +35,7 @@ typedef struct {
     char *saved_path; /* the backup of the database as it was before, or NULL when there was
                        * none to keep; set as soon as it is made, even if the restore fails */
     int version;      /* the version the database records after the restore */
+    bool new_origin;  /* the restored database took a new origin (origin.h) */
 } backup_restored;
 
 /* Replaces db_path's content with backup_path's, after checking the backup opens as

@@ -2,6 +2,7 @@
 #include "txn.h"
 #include "capture.h"
 #include "identity.h"
+#include "origin.h"
 #include "key.h"
 #include "stmtcache.h"
 #include "base/buf.h"
@@ -91,6 +92,9 @@ struct txn {
     bool collected;         /* the start recorded local changes */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
+    bool origin_checked;     /* stm_origin_check ran in a transaction of this handle */
+    bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
+    origin_change origin_change; /* what it found, until stm_txn_origin_change takes it */
 };
 
 void stm_txn_set_clock_limit(txn_t *t, uint64_t limit)
@@ -234,6 +238,13 @@ size_t stm_txn_table_keys(const txn_table *table)
 bool stm_txn_table_identity(const txn_table *table)
 {
     return table->identity;
+}
+
+origin_change stm_txn_origin_change(txn_t *t)
+{
+    origin_change c = t->origin_change;
+    t->origin_change = ORIGIN_KEPT;
+    return c;
 }
 
 void stm_txn_table_touch(txn_table *table)
@@ -640,7 +651,19 @@ static stm_err s_start(txn_t *t, stm_error *err)
     stm_opbatch_clear(t->settle);
     stm_conflicts_forget(t->conflicts);
     t->collected = false;
-    stm_err rc = s_refresh_catalog(t, err);
+    /* A copy of a database must not write as its original's origin (origin.h): looked
+     * at before the first write is collected, once per open database, and before the
+     * catalog is read (the first look may make its table). */
+    stm_err rc = STM_OK;
+    origin_change change = ORIGIN_KEPT;
+    if ((!t->origin_checked || t->origin_uncommitted) &&
+        (rc = stm_origin_check(t->store, &change, err)) == STM_OK) {
+        t->origin_checked = t->origin_uncommitted = true;
+        if (change != ORIGIN_KEPT)
+            t->origin_change = change;
+    }
+    if (rc == STM_OK)
+        rc = s_refresh_catalog(t, err);
     for (size_t i = 0; i < t->ntables; i++)
         t->tables[i].top_known = false;
     if (rc == STM_OK)
@@ -667,6 +690,8 @@ stm_err stm_txn_collect(txn_t *t, stm_error *err)
 void stm_txn_rollback(txn_t *t)
 {
     sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+    if (t->origin_uncommitted) /* a new origin taken is undone: look again next time */
+        t->origin_checked = t->origin_uncommitted = false, t->origin_change = ORIGIN_KEPT;
     stm_store_forget_ids(t->store);
     t->norigins = 0;
 }
@@ -737,6 +762,8 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
         rc = stm_store_error(t->store, err, "committing");
     if (rc != STM_OK)
         stm_txn_rollback(t);
+    else
+        t->origin_uncommitted = false;
     t->norigins = 0;
     return rc;
 }

@@ -43,6 +43,7 @@
 
 #include "op.h"
 #include "identity.h"
+#include "origin.h"
 #include "oplog.h"
 #include "rowclock.h"
 #include "store.h"
@@ -90,6 +91,11 @@ const catalog_table *stm_txn_table_def(const txn_table *table);
 size_t stm_txn_table_keys(const txn_table *table);
 /* Whether its rows have incarnations (identity.h). */
 bool stm_txn_table_identity(const txn_table *table);
+
+/* Whether the first transaction took a new origin for the database, because it is a
+ * copy (origin.h); ORIGIN_KEPT once told. A rolled-back first transaction leaves it
+ * unchecked, to look again. */
+origin_change stm_txn_origin_change(txn_t *t);
 
 /* Rows kept aside because they lost a unique value come back when it is free
  * (apply_unique.c). Only a table with a UNIQUE index other than its key can hold such

@@ -419,6 +419,62 @@ class Sync(Base):
         self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
 
 
+class Origins(Base):
+    """A database copied or restored never reuses (origin, seq): its writes reach the
+    peers that hold the original's (sync/origin.h)."""
+
+    def push(self, src, dst):
+        vec, bundle = self.path("v"), self.path("b")
+        self.ok("vector", "--db", dst, "-o", vec)
+        code, out, err = run("changes", "--db", src, "--since", vec, "-o", bundle)
+        self.assertEqual(code, 0, err)
+        self.apply(dst, bundle)
+        return err
+
+    def lists(self, db):
+        return sqlite(db, "SELECT group_concat(name, ',') FROM (SELECT name FROM lists "
+                          "ORDER BY name)").strip()
+
+    def test_a_copy_writes_as_a_new_origin(self):
+        a, hub = self.db("a.db", 1), self.db("hub.db", 1)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l0', 'before the copy')")
+        self.assertEqual(self.push(a, hub), "")
+        # A golden image: the database copied to a second device, and each writes.
+        c = self.path("c.db")
+        shutil.copy(a, c)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('la', 'written on a')")
+        sqlite(c, "INSERT INTO lists (id, name) VALUES ('lc', 'written on the copy')")
+        self.assertEqual(self.push(a, hub), "")
+        note = self.push(c, hub)
+        self.assertIn(f"stemma: note: {c}: this database file is a copy of the one its origin "
+                      "was used in; its own writes carry a new origin from now on", note)
+        self.assertEqual(self.lists(hub), "before the copy,written on a,written on the copy")
+        # Said once: the copy is its own database now.
+        self.assertEqual(self.push(c, hub), "")
+        self.push(hub, a)
+        self.push(hub, c)
+        self.assert_same_rows(a, c, LISTS)
+
+    def test_a_restored_database_writes_as_a_new_origin(self):
+        a, hub = self.db("a.db", 1), self.db("hub.db", 1)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l1', 'one')")
+        self.push(a, hub)
+        backup = self.path("a.backup")
+        shutil.copy(a, backup)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.push(a, hub)
+        out = self.ok("restore", "--db", a, "--from", backup)
+        self.assertIn("its writes from now on carry a new origin", out)
+        self.assertEqual(self.lists(a), "one")
+        # Its next write takes the sequence 'two' had: under a new origin, it arrives.
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        self.assertEqual(self.push(a, hub), "")
+        self.assertEqual(self.lists(hub), "one,three,two")
+        # And what the backup lacked comes back from the hub.
+        self.push(hub, a)
+        self.assertEqual(self.lists(a), "one,three,two")
+
+
 class Conflicts(Base):
     """Rows made on two databases under one key of a table whose keys each picks
     (tests/data/schemas/notes: notes.id INTEGER PRIMARY KEY)."""

@@ -1,0 +1,54 @@
+/* origin.h - which origin a database's own operations carry, and when it takes a new one.
+ *
+ * An operation is named by (origin, seq) everywhere: a peer that holds (o, 7) takes any
+ * other (o, 7) for the same operation and drops it. A database that is copied (a
+ * golden image put on two devices, a backup put back, a phone restored) goes on from
+ * the sequence its copy held, so its next writes reuse pairs that the original, or
+ * the mesh, already holds for other writes, and they are lost without a word. So a
+ * database takes a new origin (a random 32-byte id, its next *incarnation*) whenever
+ * it may be a copy, before it collects a write:
+ *
+ *   - stemma_origin records the file its origin was taken in (device and inode) and
+ *     the machine (a digest of /etc/machine-id, where there is one). A database
+ *     opened as another file (cp, rsync, an image unpacked, VACUUM INTO, a backup
+ *     copied back) or on another machine takes a new origin at its first write
+ *     transaction (stm_origin_check, from sync/txn.c).
+ *   - `stemma restore` writes older contents into the same file: it takes a new origin
+ *     itself (stm_origin_renew).
+ *   - a node that hears from a peer that its origin has gone further than this
+ *     database's own sequence (restored in place by other means) takes one too.
+ *
+ * The old origin's operations stay what they were; the peers that hold the later ones
+ * send them back, as they would to any database. A new origin costs every peer one
+ * vector entry; a missed one loses writes, so anything unsure takes one. */
+#ifndef STM_ORIGIN_H
+#define STM_ORIGIN_H
+
+#include "store.h"
+#include "base/error.h"
+
+#include <stdbool.h>
+
+/* Why a database took a new origin (ORIGIN_KEPT: it did not). */
+typedef enum {
+    ORIGIN_KEPT,          /* the file and machine it was taken in, or first recorded now */
+    ORIGIN_OTHER_FILE,    /* another file: a copy, or a backup put back by copying */
+    ORIGIN_OTHER_MACHINE, /* the same file name and inode, another machine: an image */
+    ORIGIN_RESTORED,      /* stemma restore, or the mesh holds more of it than it does */
+} origin_change;
+
+/* For the log: "this database file is a copy of the one its origin was used in", ...
+ * Static; "" for ORIGIN_KEPT. */
+const char *stm_origin_change_text(origin_change c);
+
+/* In the caller's write transaction, before anything is collected: takes a new origin
+ * when the database is not the file, or not on the machine, its origin was taken in,
+ * and records where it is now. A database with no record (set up by an older stemma)
+ * is recorded as it is. *change says what happened. */
+STM_NODISCARD stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err);
+
+/* In the caller's write transaction: takes a new origin now and records the file
+ * (after a restore). */
+STM_NODISCARD stm_err stm_origin_renew(store_t *store, stm_error *err);
+
+#endif
