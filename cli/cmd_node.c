@@ -12,6 +12,7 @@
 #include "lineage/schemaset.h"
 #include "sync/migrate.h"
 #include "sync/apply.h"
+#include "sync/origin.h"
 #include "sync/store.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@ static const char *s_init_help =
     "                   [--advertise ENDPOINT] [--control ENDPOINT]\n"
     "                   [--peer KEY@ENDPOINT]... [--trust KEY]...\n"
     "                   [--trust-on-first-use] [--insecure] [--migrate] [--force]\n"
+    "                   [--new-identity]\n"
     "\n"
     "Sets up a node: creates NODE_DIR (mode 0700) when it is missing, writes\n"
     "NODE_DIR/node.toml with every setting and a comment on each, and makes the node's\n"
@@ -38,11 +40,14 @@ static const char *s_init_help =
     "\n"
     "The schema set DIR must load (every migration runs in memory first). With\n"
     "--migrate the database FILE is brought to DIR's newest version, after a backup, as\n"
-    "'stemma migrate' does. When FILE is set up for stemma, its node id becomes the\n"
-    "node's public key, so the operations it records carry the node's identity.\n"
+    "'stemma migrate' does. The writes FILE records carry an origin of its own (printed),\n"
+    "a new one whenever the file is a copy or was restored.\n"
     "\n"
     "init refuses a NODE_DIR that holds a node already (node.toml or node.key). With\n"
-    "--force it writes node.toml again; the key pair is never replaced.\n"
+    "--force it writes node.toml again and keeps the key pair. --new-identity (which\n"
+    "implies --force) is for a device made from an image of another: a new key pair\n"
+    "(the old one kept as node.key.old and node.pub.old) and a new origin for FILE,\n"
+    "its data kept; peers must then trust the new key.\n"
     "\n"
     "  --dir NODE_DIR         the node's directory\n"
     "  --db FILE              the application's SQLite database\n"
@@ -64,6 +69,8 @@ static const char *s_init_help =
     "  --migrate              migrate FILE to the newest version of DIR\n"
     "  --force                rewrite node.toml in a NODE_DIR that has one; the key\n"
     "                         pair is kept\n"
+    "  --new-identity         give this node a new key pair and its database a new\n"
+    "                         origin (an imaged device), keeping its data\n"
     "  -h, --help             this help\n"
     "\n"
     "Exit status: 0 done, 2 bad usage or bad input (NODE_DIR holds a node already, a\n"
@@ -110,11 +117,36 @@ static bool s_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* Moves the node's key pair aside (node.key.old, node.pub.old; older ones replaced), so
+ * that a new one can be made. */
+static stm_err s_set_key_aside(const char *dir, stm_error *err)
+{
+    const char *files[] = {KEYS_SECRET_FILE, KEYS_PUBLIC_FILE};
+    for (size_t i = 0; i < 2; i++) {
+        char *from = stm_config_path(dir, files[i]);
+        size_t n = strlen(from) + 5;
+        char *to = stm_malloc(n);
+        snprintf(to, n, "%s.old", from);
+        int failed = rename(from, to) != 0 && errno != ENOENT;
+        if (failed)
+            stm_error_set(err, STM_ESYS, "cannot move %s aside to %s: %s", from, to,
+                          strerror(errno));
+        else
+            printf("moved %s aside to %s\n", from, to);
+        free(from);
+        free(to);
+        if (failed)
+            return STM_ESYS;
+    }
+    return STM_OK;
+}
+
 /* Opens a database stemma has set up, so that the writes made so far become operations
  * and its origin is recorded (a new one when it is a copy: sync/origin.h); *origin is
  * the origin its writes carry. *done says whether it was set up (nothing happens
  * otherwise). */
-static stm_err s_take_db(const char *db, bool *done, stm_id *origin, stm_error *err)
+static stm_err s_take_db(const char *db, bool renew, bool *done, stm_id *origin,
+                         stm_error *err)
 {
     *done = false;
     if (!s_exists(db))
@@ -129,6 +161,8 @@ static stm_err s_take_db(const char *db, bool *done, stm_id *origin, stm_error *
     if (!prepared)
         return STM_OK;
     rc = cli_open_db(db, &store, err);
+    if (rc == STM_OK && renew)
+        rc = stm_origin_renew(store, err);
     if (rc == STM_OK)
         rc = stm_store_node_id(store, origin, err);
     stm_store_destroy(&store);
@@ -143,6 +177,7 @@ typedef struct {
     const char **trust; /* --trust arguments */
     size_t ntrust, trust_cap;
     bool tofu, insecure, migrate, force;
+    bool new_identity; /* a new key pair (the old one kept aside) and a new origin */
 } s_init_args;
 
 /* The settings the arguments give, checked; a usage error's exit code otherwise. */
@@ -250,6 +285,11 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
      * kept by --force, the schema set (with --migrate, stm_migrate_open also reads the
      * database and its drift), the database. */
     stm_err rc = had_key ? stm_keys_load(a->dir, &keys, &err) : STM_OK;
+    if (rc == STM_OK && a->new_identity && !had_key)
+        rc = stm_error_set(&err, STM_EUSAGE,
+                           "%s holds no node: --new-identity gives an existing node (an image "
+                           "of another) a new key pair",
+                           a->dir);
     if (rc == STM_OK)
         rc = a->migrate ? stm_migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
     if (rc == STM_OK && !a->migrate && s_exists(db)) {
@@ -272,7 +312,12 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         goto done;
     }
     /* From here on the node's files are written: a failure says so. */
-    if (!had_key) {
+    if (a->new_identity) {
+        rc = s_set_key_aside(a->dir, &err);
+        stm_keys_destroy(&keys);
+        had_key = false;
+    }
+    if (rc == STM_OK && !had_key) {
         rc = stm_keys_generate(a->dir, &err);
         if (rc == STM_OK)
             printf("wrote %s (the secret key: keep it private) and %s/%s\n", key_path, a->dir,
@@ -296,7 +341,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
     bool set = false;
     stm_id origin;
     if (rc == STM_OK)
-        rc = s_take_db(db, &set, &origin, &err);
+        rc = s_take_db(db, a->new_identity, &set, &origin, &err);
     if (rc != STM_OK) {
         if (s_exists(toml_path) || s_exists(key_path))
             stm_error_append(&err, "the node's files are written: after fixing this, run "
@@ -331,7 +376,15 @@ done:
 
 int cmd_init(int argc, char **argv)
 {
-    enum { OPT_CONTROL = 256, OPT_ADVERTISE, OPT_TOFU, OPT_INSECURE, OPT_MIGRATE, OPT_FORCE };
+    enum {
+        OPT_CONTROL = 256,
+        OPT_ADVERTISE,
+        OPT_TOFU,
+        OPT_INSECURE,
+        OPT_MIGRATE,
+        OPT_FORCE,
+        OPT_NEW_IDENTITY
+    };
     static const struct option options[] = {{"dir", required_argument, NULL, 'D'},
                                             {"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
@@ -344,6 +397,7 @@ int cmd_init(int argc, char **argv)
                                             {"insecure", no_argument, NULL, OPT_INSECURE},
                                             {"migrate", no_argument, NULL, OPT_MIGRATE},
                                             {"force", no_argument, NULL, OPT_FORCE},
+                                            {"new-identity", no_argument, NULL, OPT_NEW_IDENTITY},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     s_init_args a = {0};
@@ -389,6 +443,9 @@ int cmd_init(int argc, char **argv)
             break;
         case OPT_FORCE:
             a.force = true;
+            break;
+        case OPT_NEW_IDENTITY:
+            a.new_identity = a.force = true;
             break;
         case 'h':
             fputs(s_init_help, stdout);

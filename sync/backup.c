@@ -183,14 +183,7 @@ stm_err stm_backup_restore(const char *db_path, const char *backup_path, backup_
     /* The restored database goes on from its sequence at the backup, which its peers
      * passed long ago: its writes from now on carry a new origin (origin.h). */
     if (rc == STM_OK && stm_store_is_prepared(dst)) {
-        rc = stm_store_exec(dst, "BEGIN IMMEDIATE", err);
-        if (rc == STM_OK)
-            rc = stm_origin_renew(dst, err);
-        if (rc == STM_OK)
-            rc = stm_store_exec(dst, "COMMIT", err);
-        else if (stm_store_exec(dst, "ROLLBACK", NULL) != STM_OK) {
-            /* closing the connection ends the transaction; err says what failed */
-        }
+        rc = stm_origin_renew(dst, err);
         if (rc != STM_OK)
             stm_error_append(err, "the database is restored, but its next writes would reuse "
                                   "its old origin: restore again");

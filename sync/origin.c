@@ -125,10 +125,18 @@ stm_err stm_origin_renew(store_t *store, stm_error *err)
     sqlite3_int64 ino;
     stm_id machine;
     s_where(store, &ino, &machine);
-    stm_err rc = stm_store_exec(store, s_table, err);
+    stm_err rc = stm_store_exec(store, "BEGIN IMMEDIATE", err);
+    if (rc != STM_OK)
+        return rc;
+    rc = stm_store_exec(store, s_table, err);
     if (rc == STM_OK)
         rc = s_new_origin(store, err);
     if (rc == STM_OK)
         rc = s_record(store, ino, &machine, err);
+    if (rc == STM_OK)
+        return stm_store_exec(store, "COMMIT", err);
+    if (stm_store_exec(store, "ROLLBACK", NULL) != STM_OK) {
+        /* closing the connection ends the transaction; err says what failed */
+    }
     return rc;
 }

@@ -47,8 +47,8 @@ const char *stm_origin_change_text(origin_change c);
  * is recorded as it is. *change says what happened. */
 STM_NODISCARD stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err);
 
-/* In the caller's write transaction: takes a new origin now and records the file
- * (after a restore). */
+/* Takes a new origin now and records the file, in a transaction of its own (after a
+ * restore; for a device made from an image). */
 STM_NODISCARD stm_err stm_origin_renew(store_t *store, stm_error *err);
 
 #endif

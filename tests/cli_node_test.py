@@ -336,6 +336,26 @@ class Init(Base):
         self.assertTrue(any(n.endswith(".bak") for n in os.listdir(self.tmp)))
         self.assertEqual(self.node_id(), before)
 
+    def test_new_identity_for_an_imaged_device(self):
+        out, key = self.init("--migrate")
+        origin = self.node_id()
+        with open(self.path("node", "node.key")) as f:
+            secret = f.read()
+        out, key2 = self.init("--new-identity")
+        self.assertNotEqual(key2, key)
+        self.assertNotEqual(self.node_id(), origin)
+        self.assertIn(f"its writes carry origin {self.node_id().hex()[:12]}", out)
+        # The old key pair is kept aside, not lost.
+        with open(self.path("node", "node.key.old")) as f:
+            self.assertEqual(f.read(), secret)
+        self.assertTrue(os.path.exists(self.path("node", "node.pub.old")))
+        # Only for a node that exists.
+        code, out, err = run("init", "--dir", self.path("none"), "--db", self.db,
+                             "--schemas", SCHEMAS, "--new-identity")
+        self.assertEqual(code, 2)
+        self.assertIn("holds no node: --new-identity gives an existing node", err)
+        self.assertFalse(os.path.exists(self.path("none")))
+
     def test_not_a_database(self):
         with open(self.db, "w") as f:
             f.write("this is not SQLite\n" * 100)
