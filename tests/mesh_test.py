@@ -468,13 +468,18 @@ class CopiesAndRestores(Mesh):
 
     LISTS = "SELECT group_concat(name, ',') FROM (SELECT name FROM lists ORDER BY name)"
 
-    def test_an_imaged_device_and_its_original_both_sync(self):
+    def hub_and_a(self, first_row):
+        """A hub and a device a that dials it, running, a's first row at the hub."""
         hub = Node(self, "hub", TASKS, 4, tofu=True)
         a = Node(self, "a", TASKS, 4, peers=[hub], tofu=True)
         hub.start()
         a.start()
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l0', 'before the image')")
-        self.wait("hub to hold a's row", lambda: sql(hub.db, self.LISTS) == "before the image")
+        sql(a.db, f"INSERT INTO lists (id, name) VALUES ('l0', '{first_row}')")
+        self.wait("hub to hold a's first row", lambda: sql(hub.db, self.LISTS) == first_row)
+        return hub, a
+
+    def test_an_imaged_device_and_its_original_both_sync(self):
+        hub, a = self.hub_and_a("before the image")
         a.stop()
         a2 = clone(self, a, "a2", peers=[hub])
         a.start()
@@ -486,12 +491,7 @@ class CopiesAndRestores(Mesh):
             self.wait(f"{n.name} to hold every row", lambda n=n: sql(n.db, self.LISTS) == want)
 
     def test_a_restored_database_loses_nothing(self):
-        hub = Node(self, "hub", TASKS, 4, tofu=True)
-        a = Node(self, "a", TASKS, 4, peers=[hub], tofu=True)
-        hub.start()
-        a.start()
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l1', 'one')")
-        self.wait("hub to hold one", lambda: sql(hub.db, self.LISTS) == "one")
+        hub, a = self.hub_and_a("one")
         a.stop()
         backup = os.path.join(self.tmp, "a.backup")
         shutil.copy(a.db, backup)
