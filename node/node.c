@@ -82,6 +82,34 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
 
 /* ---- what peers say ---- */
 
+/* True for a HELLO with a connected peer's key from another endpoint than the peer's:
+ * two devices with one key (one made from an image of the other), of which only one
+ * can be answered: the one connected keeps the key, the other's HELLO is dropped until
+ * the first falls silent (a peer that moved is met then). Said once per pair of
+ * endpoints. */
+static bool s_key_shared(node_t *n, peer_t *p, const wire_hello *h)
+{
+    const char *known = stm_peer_endpoint(p);
+    if (stm_peer_get_state(p) != PEER_CONNECTED || !h->endpoint[0] || !known[0] ||
+        strcmp(h->endpoint, known) == 0)
+        return false;
+    buf_t pair = BUF_INIT; /* in one order, whichever spoke last */
+    bool ordered = strcmp(known, h->endpoint) < 0;
+    stm_buf_printf(&pair, "%s %s", ordered ? known : h->endpoint, ordered ? h->endpoint : known);
+    if (!n->clone_seen || strcmp(n->clone_seen, stm_buf_str(&pair)) != 0) {
+        free(n->clone_seen);
+        n->clone_seen = stm_buf_detach(&pair);
+        stm_log_event(STM_LOG_WARN, "key-in-use", stm_peer_short_id(p),
+                      "HELLOs with this peer's key come from %s and from %s: unless it moved, "
+                      "two devices share one key (one made from an image of the other?) and "
+                      "only the first is answered; give the other an identity of its own "
+                      "there: stemma init --new-identity (its database keeps its data)",
+                      known, h->endpoint);
+    }
+    stm_buf_free(&pair);
+    return true;
+}
+
 static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void *data, size_t len)
 {
     wire_hello h;
@@ -99,13 +127,30 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
         return;
     }
     if (stm_id_equal(&h.node_id, &n->id)) {
+        /* Its own HELLO back (it dialled itself), or another node with this node's key:
+         * a device made from this one's image. Said once per endpoint seen. */
+        if (h.endpoint[0] && strcmp(h.endpoint, n->advertise) != 0 &&
+            (!n->clone_seen || strcmp(h.endpoint, n->clone_seen) != 0)) {
+            free(n->clone_seen);
+            n->clone_seen = stm_strdup(h.endpoint);
+            stm_log_event(STM_LOG_WARN, "key-in-use", NULL,
+                          "a node at %s runs with this node's key: a device made from an "
+                          "image of this one? Give it an identity of its own there: stemma "
+                          "init --new-identity (its database keeps its data)",
+                          h.endpoint);
+        }
         stm_wire_hello_clear(&h);
         return;
     }
     if (!p)
         p = stm_mesh_find(n->mesh, &h.node_id);
-    if (!p)
+    if (!p) {
+        /* A peer known only by its endpoint (no key given) is this one; a peer whose key
+         * is known and another is not: the node there has a new key now. */
         p = stm_mesh_find_endpoint(n->mesh, h.endpoint);
+        if (p && stm_peer_id(p) && !stm_id_equal(stm_peer_id(p), &h.node_id))
+            p = NULL;
+    }
     if (!p) {
         /* A wildcard (from a node before advertise) is no endpoint either: dialled, it
          * would reach this machine. */
@@ -117,6 +162,10 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
                           "but this node cannot answer it; set [node] advertise on it, or "
                           "list it in [peers] here",
                           h.endpoint[0] ? h.endpoint : "none");
+    }
+    if (s_key_shared(n, p, &h)) {
+        stm_wire_hello_clear(&h);
+        return;
     }
     peer_state was = stm_peer_get_state(p);
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
@@ -670,6 +719,7 @@ void stm_node_destroy(node_t **self_p)
      * above was this node's own (control.h). */
     stm_dirlock_release(&n->lock);
     free(n->advertise);
+    free(n->clone_seen);
     free(n->dir);
     free(n->settings);
     stm_node_peers_clear(n);

@@ -27,6 +27,8 @@ struct node {
     int local_poll_ms;     /* how often to look for local writes and migrations */
     int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
+    char *clone_seen;      /* owned: the endpoints last said to share a key (ours, or a
+                            * peer's), or NULL */
     stm_id id;             /* our public key */
     unsigned char *secret; /* sodium_malloc'd, 32 bytes, read-only */
     char short_id[STM_ID_SHORT_LEN + 1];

@@ -433,9 +433,10 @@ class Sync(Mesh):
             self.assertEqual(p.returncode, 2, bad)
 
 
-def clone(mesh, src, name, peers):
+def clone(mesh, src, name, peers, new_identity=True):
     """A device made from an image of src (stopped): its directory and database copied,
-    then given its own identity with stemma init --new-identity."""
+    then given its own identity with stemma init --new-identity (or, without, only its
+    own endpoint: the same key as src)."""
     n = Node.__new__(Node)
     n.mesh, n.name, n.schemas = mesh, name, src.schemas
     n.dir = os.path.join(mesh.tmp, name)
@@ -450,15 +451,22 @@ def clone(mesh, src, name, peers):
     for f in ("node.lock", "control.sock"):
         if os.path.exists(os.path.join(n.dir, f)):
             os.remove(os.path.join(n.dir, f))
+    n.peers = peers
+    n.key = src.key
+    renew(n, new_identity)
+    mesh.assertEqual(n.key != src.key, new_identity)
+    return n
+
+
+def renew(n, new_identity=True):
+    """stemma init --force on n's directory, with --new-identity when asked."""
     args = ["init", "--dir", n.dir, "--db", n.db, "--schemas", n.schemas, "--bind",
-            n.endpoint, "--trust-on-first-use", "--new-identity"]
-    for p in peers:
+            n.endpoint, "--trust-on-first-use", "--new-identity" if new_identity else "--force"]
+    for p in n.peers:
         args += ["--peer", f"{p.key}@{p.endpoint}"]
     p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=120)
-    mesh.assertEqual(p.returncode, 0, p.stderr)
+    n.mesh.assertEqual(p.returncode, 0, p.stderr)
     n.key = p.stdout.strip().splitlines()[-1].split()[-1]
-    mesh.assertNotEqual(n.key, src.key)
-    return n
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
@@ -487,6 +495,24 @@ class CopiesAndRestores(Mesh):
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('la', 'on a')")
         sql(a2.db, "INSERT INTO lists (id, name) VALUES ('lb', 'on the image')")
         want = "before the image,on a,on the image"
+        for n in (hub, a, a2):
+            self.wait(f"{n.name} to hold every row", lambda n=n: sql(n.db, self.LISTS) == want)
+
+    def test_a_device_imaged_with_its_key_is_named_then_given_its_own(self):
+        hub, a = self.hub_and_a("before the image")
+        a.stop()
+        a2 = clone(self, a, "a2", peers=[hub], new_identity=False)
+        a.start()
+        a2.start()
+        sql(a2.db, "INSERT INTO lists (id, name) VALUES ('lb', 'on the image')")
+        # Two devices, one key: the hub can answer only one, and says so.
+        self.wait("hub to name the shared key",
+                  lambda: any("key-in-use" in l and a2.endpoint in l and a.endpoint in l
+                              for l in hub.logs().splitlines()))
+        a2.stop()
+        renew(a2)
+        a2.start()
+        want = "before the image,on the image"
         for n in (hub, a, a2):
             self.wait(f"{n.name} to hold every row", lambda n=n: sql(n.db, self.LISTS) == want)
 
