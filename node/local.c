@@ -5,8 +5,10 @@
 #include "base/mem.h"
 #include "lineage/sqlscript.h"
 #include "sync/migrate.h"
+#include "sync/origin.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct local {
     char *db_path, *schemas_dir;
@@ -53,12 +55,9 @@ static int s_data_version(local_t *l)
     return v;
 }
 
-/* Logs a new origin the applier's transactions took. */
-static void s_log_origin(local_t *l)
+/* Logs that the database took a new origin, and why. */
+static void s_say_new_origin(local_t *l, const char *why)
 {
-    origin_change c = stm_applier_origin_change(l->applier);
-    if (c == ORIGIN_KEPT)
-        return;
     stm_id origin;
     char hex[STM_ID_SHORT_LEN + 1] = "?";
     if (stm_store_node_id(l->store, &origin, NULL) == STM_OK)
@@ -66,7 +65,15 @@ static void s_log_origin(local_t *l)
     stm_log_event(STM_LOG_WARN, "new-origin", NULL,
                   "%s: %s; its own writes carry origin %s from now on (those from before keep "
                   "theirs), so that none of them is lost",
-                  l->db_path, stm_origin_change_text(c), hex);
+                  l->db_path, why, hex);
+}
+
+/* Logs a new origin the applier's transactions took. */
+static void s_log_origin(local_t *l)
+{
+    origin_change c = stm_applier_origin_change(l->applier);
+    if (c != ORIGIN_KEPT)
+        s_say_new_origin(l, stm_origin_change_text(c));
 }
 
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
@@ -100,6 +107,32 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
     l->data_version = -1;
     *out = l;
     return STM_OK;
+}
+
+stm_err stm_local_own(local_t *l, stm_id *origin, uint64_t *seq, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    sqlite3 *db = stm_store_db(l->store);
+    if (sqlite3_prepare_v2(db, "SELECT node_id, seq FROM stemma_local WHERE id = 1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return stm_store_error(l->store, err, "reading the database's origin");
+    stm_err rc = STM_OK;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES) {
+        memcpy(origin->bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
+        *seq = (uint64_t)sqlite3_column_int64(stmt, 1);
+    } else {
+        rc = stm_store_error(l->store, err, "reading the database's origin");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err)
+{
+    stm_err rc = stm_origin_renew(l->store, err);
+    if (rc == STM_OK)
+        s_say_new_origin(l, why);
+    return rc;
 }
 
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)

@@ -38,6 +38,12 @@ STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_di
                                      inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
+/* The origin the database's own operations carry and its last sequence number. */
+STM_NODISCARD stm_err stm_local_own(local_t *l, stm_id *origin, uint64_t *seq, stm_error *err);
+/* Takes a new origin for the database now (sync/origin.h), and logs why (`new-origin`,
+ * with why). */
+STM_NODISCARD stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err);
+
 /* The applier's bound on clocks ahead of this machine's (sync/apply.h, invariant 7),
  * kept across a reopen. */
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms);

@@ -26,6 +26,7 @@
 #include "dirlock.h"
 #include "endpoint.h"
 #include "inbox.h"
+#include "seqmark.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -41,6 +42,7 @@
 #include "sync/session.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -529,10 +531,58 @@ static void s_run_timers(node_t *n, int64_t now)
     }
 }
 
+/* The seqmark (seqmark.h) at least as far as the database's own operations go, before
+ * any of them is sent; exactly there with exact. False when it cannot be written:
+ * nothing of the database's own may be sent then. */
+static bool s_mark(node_t *n, bool exact)
+{
+    stm_id origin;
+    uint64_t seq;
+    stm_error err = {0};
+    if (stm_local_own(n->local, &origin, &seq, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
+        return false;
+    }
+    bool same = stm_id_equal(&origin, &n->mark_origin);
+    if (!exact && same && seq <= n->mark_seq)
+        return true;
+    uint64_t mark = exact ? seq : seq + SEQMARK_AHEAD;
+    if (stm_seqmark_write(n->dir, &origin, mark, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "seqmark", NULL,
+                      "%s: nothing is sent until it can be written", err.msg);
+        return false;
+    }
+    n->mark_origin = origin;
+    n->mark_seq = mark;
+    return true;
+}
+
+/* At start, before anything is collected: a database whose sequence is below what this
+ * node may have sent of its origin went back in time under it; it takes a new origin. */
+static stm_err s_check_mark(node_t *n, stm_error *err)
+{
+    stm_id marked, origin;
+    uint64_t marked_seq, seq;
+    bool found = false;
+    stm_err rc = stm_seqmark_read(n->dir, &marked, &marked_seq, &found, err);
+    if (rc == STM_OK)
+        rc = stm_local_own(n->local, &origin, &seq, err);
+    if (rc != STM_OK || !found || !stm_id_equal(&marked, &origin) || seq >= marked_seq)
+        return rc;
+    char why[200];
+    snprintf(why, sizeof why,
+             "its sequence %" PRIu64 " is below the %" PRIu64
+             " this node may have sent (restored in place, or the node did not stop cleanly)",
+             seq, marked_seq);
+    return stm_local_renew_origin(n->local, why, err);
+}
+
 /* After the timers, before sleeping: what waited for dispatch to end. */
 static void s_before_sleep(node_t *n)
 {
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
+    if (!s_mark(n, false))
+        return;
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) /* what each lacks, within its window */
         stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
 }
@@ -596,6 +646,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
     if (rc == STM_OK)
         stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
+    if (rc == STM_OK)
+        rc = s_check_mark(n, err);
     free(db);
     free(schemas);
     if (rc == STM_OK)
@@ -692,6 +744,7 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
     stm_wire_encode_empty(&bye, WIRE_BYE);
     stm_mesh_send_connected(n->mesh, &bye);
     stm_buf_free(&bye);
+    s_mark(n, true); /* exact: the next start finds the database where it was left */
     stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
     return STM_OK;
 }
