@@ -58,7 +58,8 @@ matrix-event-cache 16). komga (86) migrates too slowly for its 7310 pairs: every
 STEP-th version runs with the next sampled one both ways (so every migration lies
 between a pair, in each direction) and with the head, plus a seeded few more. The
 database at each version, A written at each version and A migrated to the head from
-there are made once per history and copied; each copy gets its own node id.
+there are made once per history and copied; each copy gets its own origin, made from
+its name so that runs are alike.
 
 Environment:
   STEMMA_REAL_SCHEMAS=DIR    where the histories are
@@ -502,9 +503,10 @@ def write_rows(path, seed, side):
 
 
 def set_node_id(path, seed):
-    """Gives a copied database its own node id, as `stemma init` does
-    (stm_store_set_node_id), which for a database with no operations yet is this one
-    update: copies of one database would otherwise write as the same origin."""
+    """Gives a copied database an origin made from seed, so that runs are alike (ties
+    between writes of one clock go by origin). A copy would take a random one by
+    itself at its first write (sync/origin.h); dropping its record of where its origin
+    was taken makes it keep this one."""
     con = sqlite3.connect(path, isolation_level=None)
     try:
         seq, = con.execute("SELECT seq FROM stemma_local").fetchone()
@@ -512,6 +514,7 @@ def set_node_id(path, seed):
         assert seq == 0 and ops == 0, f"{path} has operations already"
         con.execute("UPDATE stemma_local SET node_id = ?",
                     (hashlib.sha256(seed.encode()).digest(),))
+        con.execute("DROP TABLE IF EXISTS stemma_origin")
     finally:
         con.close()
 
