@@ -531,10 +531,9 @@ static void s_run_timers(node_t *n, int64_t now)
     }
 }
 
-/* The seqmark (seqmark.h) at least as far as the database's own operations go, before
- * any of them is sent; exactly there with exact. False when it cannot be written:
- * nothing of the database's own may be sent then. */
-static bool s_mark(node_t *n, bool exact)
+/* The seqmark (seqmark.h) where the database's own operations go, before any of them
+ * is sent. False when it cannot be written: nothing is sent then. */
+static bool s_mark(node_t *n)
 {
     stm_id origin;
     uint64_t seq;
@@ -543,17 +542,15 @@ static bool s_mark(node_t *n, bool exact)
         stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
         return false;
     }
-    bool same = stm_id_equal(&origin, &n->mark_origin);
-    if (!exact && same && seq <= n->mark_seq)
+    if (stm_id_equal(&origin, &n->mark_origin) && seq == n->mark_seq)
         return true;
-    uint64_t mark = exact ? seq : seq + SEQMARK_AHEAD;
-    if (stm_seqmark_write(n->dir, &origin, mark, &err) != STM_OK) {
+    if (stm_seqmark_write(n->dir, &origin, seq, &err) != STM_OK) {
         stm_log_event(STM_LOG_ERROR, "seqmark", NULL,
                       "%s: nothing is sent until it can be written", err.msg);
         return false;
     }
     n->mark_origin = origin;
-    n->mark_seq = mark;
+    n->mark_seq = seq;
     return true;
 }
 
@@ -572,7 +569,7 @@ static stm_err s_check_mark(node_t *n, stm_error *err)
     char why[200];
     snprintf(why, sizeof why,
              "its sequence %" PRIu64 " is below the %" PRIu64
-             " this node may have sent (restored in place, or the node did not stop cleanly)",
+             " this node may have sent (restored in place, or lost on a power cut)",
              seq, marked_seq);
     return stm_local_renew_origin(n->local, why, err);
 }
@@ -581,7 +578,7 @@ static stm_err s_check_mark(node_t *n, stm_error *err)
 static void s_before_sleep(node_t *n)
 {
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
-    if (!s_mark(n, false))
+    if (!s_mark(n))
         return;
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) /* what each lacks, within its window */
         stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
@@ -744,7 +741,6 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
     stm_wire_encode_empty(&bye, WIRE_BYE);
     stm_mesh_send_connected(n->mesh, &bye);
     stm_buf_free(&bye);
-    s_mark(n, true); /* exact: the next start finds the database where it was left */
     stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
     return STM_OK;
 }

@@ -4,13 +4,14 @@
  * same machine, which sync/origin.h cannot tell from the original) does not reuse
  * (origin, seq) pairs its peers hold already.
  *
- * The mark is "ORIGIN_HEX SEQ\n": at most SEQ of the database's operations of ORIGIN
- * have left this node. It is written before any send could pass it, SEQMARK_AHEAD
- * beyond the database's sequence, so that it is written once per that many writes,
- * and exactly at a clean stop. A node that starts on a database of that origin whose
- * sequence is below the mark takes a new origin before it collects anything. After a
- * crash the mark may be ahead of a database that went back nowhere: it takes a new
- * origin then too, which costs its peers one vector entry and loses nothing. */
+ * The mark is "ORIGIN_HEX SEQ\n": the database's sequence of ORIGIN as it was committed
+ * when the node last sent its own operations, which it writes (fsynced) before a send
+ * could pass it: at most once per look that collected writes. Operations are sent only
+ * once committed, so a database that was not put back holds at least the mark, crash
+ * or not; a node that starts on a database of that origin whose sequence is below the
+ * mark takes a new origin before it collects anything. (A power cut that loses the
+ * last commits under synchronous=NORMAL looks the same, and a new origin is right
+ * then too: what was sent from them is lost here, not at the peers.) */
 #ifndef STM_SEQMARK_H
 #define STM_SEQMARK_H
 
@@ -21,7 +22,6 @@
 #include <stdint.h>
 
 #define SEQMARK_FILE "seqmark"
-#define SEQMARK_AHEAD 1000
 
 /* Reads NODE_DIR's mark: *found false (nothing else set) when there is none; a mark
  * that does not parse counts as none, and is written again at the next send. */

@@ -534,6 +534,18 @@ class CopiesAndRestores(Mesh):
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
 
 
+    def test_a_node_killed_keeps_its_origin(self):
+        # A crash is no restore: the database holds all it sent, so nothing is renewed
+        # (a new origin each time a phone's app is killed would grow every vector).
+        hub, a = self.hub_and_a("one")
+        origin = sql(a.db, "SELECT hex(node_id) FROM stemma_local")
+        a.stop(kill=True)
+        a.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
+        self.assertEqual(sql(a.db, "SELECT hex(node_id) FROM stemma_local"), origin)
+        self.assertNotIn("new-origin", a.logs())
+
     def test_a_database_restored_in_place_loses_nothing(self):
         # The same file put back in time by other means than stemma restore: the
         # node's seqmark tells (node/seqmark.h).
