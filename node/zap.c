@@ -326,11 +326,29 @@ void stm_zap_handle(zap_t *z)
             zmq_z85_encode(user, key.bytes, 32);
         else {
             z->refused_keys++;
-            char z85[41] = "(none)";
-            if (has_key)
+            /* ZAP's fourth frame is the peer's address (RFC 27). */
+            char address[64] = "an unknown address";
+            if (nframes >= 4 && zmq_msg_size(&frames[3]) > 0) {
+                size_t n = zmq_msg_size(&frames[3]);
+                n = n < sizeof address - 1 ? n : sizeof address - 1;
+                memcpy(address, zmq_msg_data(&frames[3]), n);
+                address[n] = '\0';
+                for (size_t i = 0; i < n; i++)
+                    if ((unsigned char)address[i] < 0x20 || address[i] == 0x7f)
+                        address[i] = '?';
+            }
+            if (has_key) {
+                char z85[41], short_id[STM_ID_SHORT_LEN + 1];
                 zmq_z85_encode(z85, key.bytes, 32);
-            stm_log_event(STM_LOG_WARN, "key-refused", NULL,
-                          "a connection with key %s: not trusted", z85);
+                stm_id_short(&key, short_id);
+                stm_log_event(STM_LOG_WARN, "key-refused", short_id,
+                              "a connection from %s with key %s: not trusted; to let it "
+                              "in: stemma trust add '%s' --dir %s",
+                              address, z85, z85, z->dir);
+            } else {
+                stm_log_event(STM_LOG_WARN, "key-refused", NULL,
+                              "a connection from %s with no key: not trusted", address);
+            }
         }
         const char *status = ok ? "200" : "400";
         const char *text = ok ? "OK" : "key not trusted";

@@ -510,7 +510,11 @@ class Curve(Base):
         self.assertEqual(set(st["dropped"].values()), {0}, "a message got past the handshake")
         self.assertEqual(mt.sql(self.c.db, "SELECT count(*) FROM lists"), "0")
         self.assertEqual(self.c.report()["peers"], [])
-        self.assertIn("key-refused", self.c.logs())
+        # Said with where it came from and what lets it in.
+        [line] = {l.split(" ", 2)[2] for l in self.c.logs().splitlines() if "key-refused" in l}
+        key = public.decode()
+        self.assertIn(f"a connection from 127.0.0.1 with key {key}: not trusted; to let it "
+                      f"in: stemma trust add '{key}' --dir {self.c.dir}", line)
 
     def test_a_plain_client_cannot_reach_a_curve_node(self):
         f = FakePeer(self.c.endpoint)  # no CURVE at all
