@@ -26,6 +26,7 @@
 #include "sync/vector.h"
 #include "benchutil.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,6 +437,64 @@ static void s_apply_inserts(const char *dir, const char *table, double *ours, do
     s_apply_inserts_to(dir, table, false, ours, base);
 }
 
+/* Apply from many origins: ORIGIN_ROWS new rows (2 operations each) from as many
+ * origins, every device that ever wrote being one, against the same rows from one
+ * origin. The seconds taken into *many and *one. */
+#define ORIGIN_ROWS 20000
+static void s_apply_origins(const char *dir, double *many, double *one)
+{
+    for (int k = 0; k < 2; k++) {
+        bool distinct = k == 0;
+        store_t *store = s_stemma(dir, "reader.db", "CREATE TABLE o (k TEXT PRIMARY KEY, v INTEGER)");
+        stm_error err = {0};
+        stm_id version;
+        s_check(stm_store_version_id(store, &version, &err), &err);
+        opbatch_t *batch = stm_opbatch_new();
+        applier_t *applier = stm_applier_new(store, NULL, NULL);
+        apply_stats st = {0};
+        char key[32];
+        double t0 = s_now();
+        s_check(stm_applier_begin(applier, &err), &err);
+        for (int i = 0; i < ORIGIN_ROWS; i++) {
+            op_t op;
+            memset(&op, 0, sizeof op);
+            if (distinct)
+                randombytes_buf(op.origin.bytes, sizeof op.origin.bytes);
+            else
+                memset(op.origin.bytes, 7, sizeof op.origin.bytes);
+            op.seq = distinct ? 1 : 2 * (uint64_t)i + 1;
+            op.hlc = ((uint64_t)1700000000000 + (uint64_t)i) << 16;
+            op.version_id = version;
+            op.table = "o";
+            snprintf(key, sizeof key, "k%d", i);
+            op.pk = (op_value){.type = VALUE_TEXT, .bytes = key, .len = strlen(key)};
+            op.column = "k";
+            op.affinity = 'T';
+            op.value = op.pk;
+            stm_opbatch_add(batch, &op);
+            op.seq++;
+            op.column = "v";
+            op.affinity = 'I';
+            op.value = (op_value){.type = VALUE_INTEGER, .i = i};
+            stm_opbatch_add(batch, &op);
+            if (stm_opbatch_count(batch) >= 1000 || i + 1 == ORIGIN_ROWS) {
+                s_check(stm_applier_apply(applier, batch, &st, &err), &err);
+                stm_opbatch_clear(batch);
+            }
+        }
+        s_check(stm_applier_commit(applier, &err), &err);
+        *(distinct ? many : one) = s_now() - t0;
+        if (st.applied != 2 * ORIGIN_ROWS) {
+            fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
+                    2 * ORIGIN_ROWS);
+            exit(1);
+        }
+        stm_applier_destroy(&applier);
+        stm_opbatch_destroy(&batch);
+        stm_store_destroy(&store);
+    }
+}
+
 static int s_no_conflicts(void *ctx, int why, sqlite3_changeset_iter *it)
 {
     (void)ctx;
@@ -522,9 +581,9 @@ int main(int argc, char **argv)
     double ours[MAX_RUNS], base[MAX_RUNS], collect[MAX_RUNS], session[MAX_RUNS];
     double ins_ours[MAX_RUNS], ins_base[MAX_RUNS], cap_ours[MAX_RUNS], cap_base[MAX_RUNS];
     double trigger_floor[MAX_RUNS], writes_floor[MAX_RUNS], ins2_ours[MAX_RUNS], ins2_base[MAX_RUNS];
-    double taken_ours[MAX_RUNS], taken_base[MAX_RUNS];
-    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|taken|capture runs one figure (for a
-     * profiler). */
+    double taken_ours[MAX_RUNS], taken_base[MAX_RUNS], many[MAX_RUNS], one[MAX_RUNS];
+    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|taken|origins|capture runs one figure
+     * (for a profiler). */
     const char *only = getenv("STEMMA_BENCH_ONLY");
     if (only) {
         double a = 0, b = 0, c = 0;
@@ -536,6 +595,8 @@ int main(int argc, char **argv)
             s_apply_inserts(dir, TABLE_KEY2, &a, &b);
         else if (strcmp(only, "taken") == 0)
             s_apply_inserts_to(dir, TABLE, true, &a, &b);
+        else if (strcmp(only, "origins") == 0)
+            s_apply_origins(dir, &a, &b);
         else if (strcmp(only, "capture") == 0)
             s_capture(dir, &a, &b, &c);
         printf("%s: %.3f s (baseline %.3f s)\n", only, a, b);
@@ -548,6 +609,7 @@ int main(int argc, char **argv)
         s_apply_inserts(dir, TABLE, &ins_ours[r], &ins_base[r]);
         s_apply_inserts(dir, TABLE_KEY2, &ins2_ours[r], &ins2_base[r]);
         s_apply_inserts_to(dir, TABLE, true, &taken_ours[r], &taken_base[r]);
+        s_apply_origins(dir, &many[r], &one[r]);
         s_capture(dir, &cap_ours[r], &cap_base[r], &collect[r]);
         trigger_floor[r] = s_trigger_floor(dir);
         writes_floor[r] = s_writes_floor(dir);
@@ -568,6 +630,8 @@ int main(int argc, char **argv)
           INSERTS / s_median(taken_base, RUNS), "(reported)");
     s_row("  every key taken / no key taken", INSERTS / s_median(taken_ours, RUNS),
           INSERTS / s_median(ins_ours, RUNS), "(cost of a conflict)");
+    s_row("apply 20k rows from 20k origins / from 1", ORIGIN_ROWS / s_median(many, RUNS),
+          ORIGIN_ROWS / s_median(one, RUNS), "(cost of an origin)");
     s_row("capture 200k inserts / no triggers", INSERTS / s_median(cap_ours, RUNS),
           INSERTS / s_median(cap_base, RUNS), ">= 0.5 (cr-sqlite ~0.05)");
     printf("\n%-40s %12.0f\n", "collect: captured rows made operations, rows/s",

@@ -1,4 +1,5 @@
 #include "store.h"
+#include "base/idmap.h"
 #include "base/mem.h"
 
 #include <sodium.h>
@@ -18,6 +19,7 @@ struct store {
     char *path;          /* as given */
     s_known_id *ids;     /* ids numbered so far, in the order met */
     size_t nids, ids_cap;
+    idmap_t by_id, by_no; /* positions in ids, by id and by number */
     sqlite3_stmt *id_get, *id_put, *id_of; /* prepared on first use */
 };
 
@@ -171,6 +173,8 @@ void stm_store_destroy(store_t **self_p)
     sqlite3_close(self->db);
     free(self->path);
     free(self->ids);
+    stm_idmap_free(&self->by_id);
+    stm_idmap_free(&self->by_no);
     free(self);
     *self_p = NULL;
 }
@@ -346,17 +350,38 @@ static void s_remember(store_t *self, const stm_id *id, int64_t no)
     self->ids = stm_grow(self->ids, &self->ids_cap, self->nids + 1, sizeof *self->ids);
     self->ids[self->nids].id = *id;
     self->ids[self->nids].no = no;
+    stm_idmap_put(&self->by_id, stm_idmap_hash_id(id), (uint32_t)self->nids);
+    stm_idmap_put(&self->by_no, stm_idmap_hash_int(no), (uint32_t)self->nids);
     self->nids++;
+}
+
+typedef struct {
+    const store_t *self;
+    const stm_id *id;
+    int64_t no;
+} s_looked_for;
+
+static bool s_is_id(const void *ctx, uint32_t pos)
+{
+    const s_looked_for *l = ctx;
+    return stm_id_equal(&l->self->ids[pos].id, l->id);
+}
+
+static bool s_is_no(const void *ctx, uint32_t pos)
+{
+    const s_looked_for *l = ctx;
+    return l->self->ids[pos].no == l->no;
 }
 
 stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *no, stm_error *err)
 {
-    /* A mesh has a handful of origins and versions: a scan from the newest is enough. */
-    for (size_t i = self->nids; i-- > 0;) {
-        if (stm_id_equal(&self->ids[i].id, id)) {
-            *no = self->ids[i].no;
-            return STM_OK;
-        }
+    /* Every device that ever wrote is an origin: looked up by hash, not by a scan,
+     * which made a batch from many origins quadratic in them. */
+    s_looked_for want = {self, id, 0};
+    int64_t at = stm_idmap_find(&self->by_id, stm_idmap_hash_id(id), s_is_id, &want);
+    if (at >= 0) {
+        *no = self->ids[at].no;
+        return STM_OK;
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_get, "SELECT no FROM stemma_ids WHERE id = ?1");
     if (!get)
@@ -391,11 +416,11 @@ stm_err stm_store_id_number(store_t *self, const stm_id *id, bool add, int64_t *
 
 stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
 {
-    for (size_t i = self->nids; i-- > 0;) {
-        if (self->ids[i].no == no) {
-            *out = self->ids[i].id;
-            return STM_OK;
-        }
+    s_looked_for want = {self, NULL, no};
+    int64_t at = stm_idmap_find(&self->by_no, stm_idmap_hash_int(no), s_is_no, &want);
+    if (at >= 0) {
+        *out = self->ids[at].id;
+        return STM_OK;
     }
     sqlite3_stmt *get = s_ids_stmt(self, &self->id_of, "SELECT id FROM stemma_ids WHERE no = ?1");
     if (!get)
@@ -419,4 +444,6 @@ stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err)
 void stm_store_forget_ids(store_t *self)
 {
     self->nids = 0;
+    stm_idmap_clear(&self->by_id);
+    stm_idmap_clear(&self->by_no);
 }

@@ -3,6 +3,7 @@
 #include "capture.h"
 #include "identity.h"
 #include "origin.h"
+#include "base/idmap.h"
 #include "key.h"
 #include "stmtcache.h"
 #include "base/buf.h"
@@ -84,6 +85,7 @@ struct txn {
     uint64_t clock_limit;  /* recorded clocks above it do not count (invariant 3) */
     s_origin *origins;     /* origins met in the current transaction */
     size_t norigins, origins_cap;
+    idmap_t origins_by_id; /* positions in origins (s_forget_origins empties both) */
     size_t last_origin;     /* index of the last one met */
     rowclock_t clock;       /* the clocks of the row read last */
     buf_t clock_bytes;      /* scratch for encoding them */
@@ -96,6 +98,13 @@ struct txn {
     bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
     origin_change origin_change; /* what it found, until stm_txn_origin_change takes it */
 };
+
+/* Forgets the origins met: a new transaction looks them up again. */
+static void s_forget_origins(txn_t *t)
+{
+    t->norigins = 0;
+    stm_idmap_clear(&t->origins_by_id);
+}
 
 void stm_txn_set_clock_limit(txn_t *t, uint64_t limit)
 {
@@ -144,6 +153,7 @@ void stm_txn_destroy(txn_t **self_p)
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     free(t->origins);
+    stm_idmap_free(&t->origins_by_id);
     stm_rowclock_free(&t->clock);
     stm_buf_free(&t->clock_bytes);
     stm_buf_free(&t->key_bytes);
@@ -287,18 +297,25 @@ opbatch_t *stm_txn_settle(txn_t *t)
 /* ---- origins and what is held of them ---- */
 
 /* The transaction's state of origin, read on first meeting. */
+static bool s_is_origin(const void *ctx, uint32_t pos)
+{
+    const txn_t *t = ((const void *const *)ctx)[0];
+    return stm_id_equal(&t->origins[pos].id, ((const void *const *)ctx)[1]);
+}
+
 static stm_err s_origin_get(txn_t *t, const stm_id *id, s_origin **out, stm_error *err)
 {
     if (t->norigins && stm_id_equal(&t->origins[t->last_origin].id, id)) {
         *out = &t->origins[t->last_origin];
         return STM_OK;
     }
-    for (size_t i = 0; i < t->norigins; i++) {
-        if (stm_id_equal(&t->origins[i].id, id)) {
-            t->last_origin = i;
-            *out = &t->origins[i];
-            return STM_OK;
-        }
+    /* By hash: a batch may carry operations of thousands of origins. */
+    const void *want[2] = {t, id};
+    int64_t at = stm_idmap_find(&t->origins_by_id, stm_idmap_hash_id(id), s_is_origin, want);
+    if (at >= 0) {
+        t->last_origin = (size_t)at;
+        *out = &t->origins[at];
+        return STM_OK;
     }
     s_origin o = {.id = *id};
     stm_err rc = stm_store_id_number(t->store, id, false, &o.no, err);
@@ -335,6 +352,7 @@ static stm_err s_origin_get(txn_t *t, const stm_id *id, s_origin **out, stm_erro
     }
     t->origins = stm_grow(t->origins, &t->origins_cap, t->norigins + 1, sizeof *t->origins);
     t->last_origin = t->norigins;
+    stm_idmap_put(&t->origins_by_id, stm_idmap_hash_id(id), (uint32_t)t->norigins);
     t->origins[t->norigins++] = o;
     *out = &t->origins[t->last_origin];
     return STM_OK;
@@ -647,7 +665,7 @@ static stm_err s_record_local(txn_t *t, opbatch_t *batch, stm_error *err)
 static stm_err s_start(txn_t *t, stm_error *err)
 {
     t->max_hlc = 0;
-    t->norigins = 0;
+    s_forget_origins(t);
     stm_opbatch_clear(t->settle);
     stm_conflicts_forget(t->conflicts);
     t->collected = false;
@@ -681,7 +699,7 @@ stm_err stm_txn_collect(txn_t *t, stm_error *err)
 {
     stm_err rc = s_start(t, err);
     /* stm_capture_collect moved the local sequence and clock already. */
-    t->norigins = 0;
+    s_forget_origins(t);
     if (rc != STM_OK)
         stm_store_forget_ids(t->store);
     return rc;
@@ -693,7 +711,7 @@ void stm_txn_rollback(txn_t *t)
     if (t->origin_uncommitted) /* a new origin taken is undone: look again next time */
         t->origin_checked = t->origin_uncommitted = false, t->origin_change = ORIGIN_KEPT;
     stm_store_forget_ids(t->store);
-    t->norigins = 0;
+    s_forget_origins(t);
 }
 
 stm_err stm_txn_begin(txn_t *t, stm_error *err)
@@ -764,6 +782,6 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
         stm_txn_rollback(t);
     else
         t->origin_uncommitted = false;
-    t->norigins = 0;
+    s_forget_origins(t);
     return rc;
 }

@@ -3,6 +3,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/id.h"
+#include "base/idmap.h"
 #include "base/jsonw.h"
 #include "base/readfile.h"
 #include "lineage/sqlscript.h"
@@ -262,12 +263,55 @@ static void test_readfile(void **state)
     rmdir(dir);
 }
 
+/* ---- idmap ---- */
+
+static const int64_t *s_values;
+
+static bool s_eq(const void *ctx, uint32_t pos)
+{
+    return s_values[pos] == *(const int64_t *)ctx;
+}
+
+static void test_idmap_finds_every_entry_and_only_those(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    int64_t *values = malloc(N * sizeof *values);
+    s_values = values;
+    idmap_t m = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < N; i++) {
+            values[i] = (int64_t)i * 7919 + pass;
+            /* Every tenth entry shares one hash: probing must look past them. */
+            uint64_t h = i % 10 == 0 ? 42 : stm_idmap_hash_int(values[i]);
+            stm_idmap_put(&m, h, (uint32_t)i);
+        }
+        assert_int_equal(m.n, N);
+        for (int i = 0; i < N; i++) {
+            uint64_t h = i % 10 == 0 ? 42 : stm_idmap_hash_int(values[i]);
+            assert_int_equal(stm_idmap_find(&m, h, s_eq, &values[i]), i);
+        }
+        int64_t absent = -1;
+        assert_int_equal(stm_idmap_find(&m, 42, s_eq, &absent), -1);
+        assert_int_equal(stm_idmap_find(&m, stm_idmap_hash_int(absent), s_eq, &absent), -1);
+        stm_idmap_clear(&m); /* and filled again from empty */
+        assert_int_equal(m.n, 0);
+        assert_int_equal(stm_idmap_find(&m, 42, s_eq, &values[0]), -1);
+    }
+    stm_idmap_free(&m);
+    assert_int_equal(stm_idmap_find(&m, 42, s_eq, &values[0]), -1);
+    stm_id id = {{1, 2, 3, 4, 5, 6, 7, 8}};
+    assert_true(stm_idmap_hash_id(&id) != 0);
+    free(values);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_set_and_prefix), cmocka_unit_test(test_error_db),
+        cmocka_unit_test(test_idmap_finds_every_entry_and_only_those),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_id_hex),               cmocka_unit_test(test_hasher_framing),
         cmocka_unit_test(test_jsonw),                cmocka_unit_test(test_sqlscript),
