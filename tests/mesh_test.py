@@ -285,6 +285,21 @@ class Sync(Mesh):
                   lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
                   timeout=5)
 
+    def test_a_peer_configured_by_another_name_than_it_advertises_is_heard(self):
+        # a lists b as tcp://localhost:PORT; b advertises tcp://127.0.0.1:PORT. The same
+        # node: its HELLOs (here the one it sends after migrating) are not another
+        # device's with its key.
+        b = Node(self, "b", TASKS, 2, tofu=True)
+        alias = types.SimpleNamespace(key=b.key, endpoint=f"tcp://localhost:{b.port}")
+        a = Node(self, "a", TASKS, 2, peers=[alias], tofu=True)
+        for n in (a, b):
+            n.start()
+        self.wait("a to see b as same", lambda: (a.peer(b) or {}).get("relation") == "same")
+        self.stemma("migrate", "--db", b.db, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.wait("a to hear b migrated",
+                  lambda: a.peer(b)["relation"] == "ancestor", timeout=10)
+        self.assertNotIn("key-in-use", a.logs())
+
     def test_a_table_keyed_by_two_columns_syncs_both_ways(self):
         b = Node(self, "b", LINKS, 1, tofu=True)
         a = Node(self, "a", LINKS, 1, peers=[b], tofu=True)
