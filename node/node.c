@@ -91,7 +91,11 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
  * endpoints. */
 static bool s_key_shared(node_t *n, peer_t *p, const wire_hello *h)
 {
-    const char *known = stm_peer_endpoint(p);
+    /* Where the connected one says it listens: a peer listed in node.toml keeps the
+     * endpoint it was listed with, which may name the same node otherwise
+     * (tcp://localhost:... for tcp://127.0.0.1:..., a host name for an address). */
+    const wire_hello *last = stm_peer_hello(p);
+    const char *known = last && last->endpoint ? last->endpoint : stm_peer_endpoint(p);
     if (stm_peer_get_state(p) != PEER_CONNECTED || !h->endpoint[0] || !known[0] ||
         strcmp(h->endpoint, known) == 0)
         return false;
