@@ -583,6 +583,19 @@ class CopiesAndRestores(Mesh):
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
         self.assertIn("is below the", line)
 
+    def test_a_database_restored_in_place_under_a_running_node_loses_nothing(self):
+        # seqmark.h: the same file put back in time under a running node's feet.
+        hub, a = self.hub_and_a("one")
+        backup = os.path.join(self.tmp, "a.backup")
+        sql(a.db, f".backup {backup}")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
+        sql(a.db, f".restore {backup}")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        for n in (hub, a):
+            self.wait(f"{n.name} to hold every row",
+                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
+
 
 class OneSided(Mesh):
     def test_a_refusal_by_one_side_sticks_on_the_other(self):
