@@ -385,6 +385,15 @@ static void s_local_run(node_t *n, int64_t now)
             s_send_hello(n, p, false);
         }
     }
+    if (found & LOCAL_RESTORED) {
+        /* Its peers think it holds what it held before: a HELLO gives them its vector,
+         * and they send again from there. */
+        for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+            peer_t *p = stm_mesh_at(n->mesh, i);
+            if (stm_peer_get_state(p) == PEER_CONNECTED)
+                s_send_hello(n, p, false);
+        }
+    }
     if (found)
         stm_mesh_mark_more(n->mesh);
 }
@@ -555,6 +564,7 @@ static bool s_mark(node_t *n)
     }
     n->mark_origin = origin;
     n->mark_seq = seq;
+    stm_local_set_seq_floor(n->local, &origin, seq); /* a restore from now on is caught */
     return true;
 }
 
