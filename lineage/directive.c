@@ -112,6 +112,10 @@ static void s_scan(const char *text, s_visit visit, void *ctx)
             if (create && words == 1 && !table && !s_word_is(w, p, "TEMP") &&
                 !s_word_is(w, p, "TEMPORARY"))
                 create = false;
+            /* CREATE TABLE ... AS SELECT: SQLite records a text of its own making
+             * (CREATE TABLE t(a,b)), no comment of the statement's. */
+            if (table && depth == 0 && s_word_is(w, p, "AS"))
+                table = false;
             words++;
         } else {
             p++;

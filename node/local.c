@@ -21,6 +21,9 @@ struct local {
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
     bool collect_failing; /* collecting the application's changes failed (logged once) */
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
+    bool floor_set;             /* stm_local_set_seq_floor's, set again likewise */
+    stm_id floor_origin;
+    uint64_t floor_seq;
 };
 
 /* Reads where the database stands and makes the lineage it is at. */
@@ -68,12 +71,14 @@ static void s_say_new_origin(local_t *l, const char *why)
                   l->db_path, why, hex);
 }
 
-/* Logs a new origin the applier's transactions took. */
-static void s_log_origin(local_t *l)
+/* Logs a new origin the applier's transactions took; true when the database went back
+ * in time under the node (its peers hold more of it than it does now). */
+static bool s_log_origin(local_t *l)
 {
     origin_change c = stm_applier_origin_change(l->applier);
     if (c != ORIGIN_KEPT)
         s_say_new_origin(l, stm_origin_change_text(c));
+    return c == ORIGIN_RESTORED;
 }
 
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
@@ -133,6 +138,14 @@ stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err)
     if (rc == STM_OK)
         s_say_new_origin(l, why);
     return rc;
+}
+
+void stm_local_set_seq_floor(local_t *l, const stm_id *origin, uint64_t seq)
+{
+    l->floor_set = true;
+    l->floor_origin = *origin;
+    l->floor_seq = seq;
+    stm_applier_set_seq_floor(l->applier, origin, seq);
 }
 
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)
@@ -204,7 +217,8 @@ int stm_local_look(local_t *l)
             found |= LOCAL_WROTE;
         }
     }
-    s_log_origin(l); /* a transaction of the applier's may have taken a new one */
+    if (s_log_origin(l)) /* a transaction of the applier's may have taken a new one */
+        found |= LOCAL_RESTORED;
     int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)
         return found;
@@ -237,6 +251,8 @@ void stm_local_reopen_if_readonly(local_t *l)
     stm_inbound_watch(l->inbound, l->store);
     l->applier = stm_applier_new(l->store, NULL, NULL);
     stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
+    if (l->floor_set)
+        stm_applier_set_seq_floor(l->applier, &l->floor_origin, l->floor_seq);
     l->data_version = s_data_version(l);
     stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
 }

@@ -44,6 +44,12 @@ STM_NODISCARD stm_err stm_local_own(local_t *l, stm_id *origin, uint64_t *seq, s
  * with why). */
 STM_NODISCARD stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err);
 
+/* From now on, the database takes a new origin (logged at the next look) before it
+ * collects anything when its origin is `origin` and its sequence is below seq: it was
+ * put back in place while the node ran (node/seqmark.h; stm_txn_set_seq_floor). Kept
+ * across a reopen. */
+void stm_local_set_seq_floor(local_t *l, const stm_id *origin, uint64_t seq);
+
 /* The applier's bound on clocks ahead of this machine's (sync/apply.h, invariant 7),
  * kept across a reopen. */
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms);
@@ -61,6 +67,8 @@ bool stm_local_readonly(local_t *l);
 typedef enum {
     LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
+    LOCAL_RESTORED = 4, /* it went back in time under the node and took a new origin:
+                         * peers must send again from its vector */
 } local_change;
 
 /* Looks for writes of other connections and for a migration; returns the

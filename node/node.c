@@ -91,7 +91,11 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
  * endpoints. */
 static bool s_key_shared(node_t *n, peer_t *p, const wire_hello *h)
 {
-    const char *known = stm_peer_endpoint(p);
+    /* Where the connected one says it listens: a peer listed in node.toml keeps the
+     * endpoint it was listed with, which may name the same node otherwise
+     * (tcp://localhost:... for tcp://127.0.0.1:..., a host name for an address). */
+    const wire_hello *last = stm_peer_hello(p);
+    const char *known = last && last->endpoint ? last->endpoint : stm_peer_endpoint(p);
     if (stm_peer_get_state(p) != PEER_CONNECTED || !h->endpoint[0] || !known[0] ||
         strcmp(h->endpoint, known) == 0)
         return false;
@@ -381,6 +385,15 @@ static void s_local_run(node_t *n, int64_t now)
             s_send_hello(n, p, false);
         }
     }
+    if (found & LOCAL_RESTORED) {
+        /* Its peers think it holds what it held before: a HELLO gives them its vector,
+         * and they send again from there. */
+        for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+            peer_t *p = stm_mesh_at(n->mesh, i);
+            if (stm_peer_get_state(p) == PEER_CONNECTED)
+                s_send_hello(n, p, false);
+        }
+    }
     if (found)
         stm_mesh_mark_more(n->mesh);
 }
@@ -551,6 +564,7 @@ static bool s_mark(node_t *n)
     }
     n->mark_origin = origin;
     n->mark_seq = seq;
+    stm_local_set_seq_floor(n->local, &origin, seq); /* a restore from now on is caught */
     return true;
 }
 

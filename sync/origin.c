@@ -120,6 +120,27 @@ stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err)
     return s_record(store, ino, &machine, err);
 }
 
+stm_err stm_origin_check_floor(store_t *store, const stm_id *origin, uint64_t seq,
+                               origin_change *change, stm_error *err)
+{
+    *change = ORIGIN_KEPT;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT node_id, seq FROM stemma_local WHERE id = 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "reading the database's origin");
+    int step = sqlite3_step(stmt);
+    bool below = step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES &&
+                 memcmp(sqlite3_column_blob(stmt, 0), origin->bytes, STM_ID_BYTES) == 0 &&
+                 (uint64_t)sqlite3_column_int64(stmt, 1) < seq;
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return stm_store_error(store, err, "reading the database's origin");
+    if (!below)
+        return STM_OK;
+    *change = ORIGIN_RESTORED;
+    return s_new_origin(store, err);
+}
+
 stm_err stm_origin_renew(store_t *store, stm_error *err)
 {
     sqlite3_int64 ino;

@@ -47,6 +47,13 @@ const char *stm_origin_change_text(origin_change c);
  * is recorded as it is. *change says what happened. */
 STM_NODISCARD stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err);
 
+/* In the caller's write transaction, before anything is collected: takes a new origin
+ * (*change ORIGIN_RESTORED) when the database's origin is `origin` and its sequence is
+ * below seq, which its operations may have been sent up to (a database put back in
+ * place under a running node: node/seqmark.h). ORIGIN_KEPT otherwise. */
+STM_NODISCARD stm_err stm_origin_check_floor(store_t *store, const stm_id *origin, uint64_t seq,
+                                             origin_change *change, stm_error *err);
+
 /* Takes a new origin now and records the file, in a transaction of its own (after a
  * restore; for a device made from an image). */
 STM_NODISCARD stm_err stm_origin_renew(store_t *store, stm_error *err);

@@ -285,6 +285,21 @@ class Sync(Mesh):
                   lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
                   timeout=5)
 
+    def test_a_peer_configured_by_another_name_than_it_advertises_is_heard(self):
+        # a lists b as tcp://localhost:PORT; b advertises tcp://127.0.0.1:PORT. The same
+        # node: its HELLOs (here the one it sends after migrating) are not another
+        # device's with its key.
+        b = Node(self, "b", TASKS, 2, tofu=True)
+        alias = types.SimpleNamespace(key=b.key, endpoint=f"tcp://localhost:{b.port}")
+        a = Node(self, "a", TASKS, 2, peers=[alias], tofu=True)
+        for n in (a, b):
+            n.start()
+        self.wait("a to see b as same", lambda: (a.peer(b) or {}).get("relation") == "same")
+        self.stemma("migrate", "--db", b.db, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.wait("a to hear b migrated",
+                  lambda: a.peer(b)["relation"] == "ancestor", timeout=10)
+        self.assertNotIn("key-in-use", a.logs())
+
     def test_a_table_keyed_by_two_columns_syncs_both_ways(self):
         b = Node(self, "b", LINKS, 1, tofu=True)
         a = Node(self, "a", LINKS, 1, peers=[b], tofu=True)
@@ -567,6 +582,19 @@ class CopiesAndRestores(Mesh):
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
         self.assertIn("is below the", line)
+
+    def test_a_database_restored_in_place_under_a_running_node_loses_nothing(self):
+        # seqmark.h: the same file put back in time under a running node's feet.
+        hub, a = self.hub_and_a("one")
+        backup = os.path.join(self.tmp, "a.backup")
+        sql(a.db, f".backup {backup}")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
+        sql(a.db, f".restore {backup}")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        for n in (hub, a):
+            self.wait(f"{n.name} to hold every row",
+                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
 
 
 class OneSided(Mesh):

@@ -257,6 +257,10 @@ static void test_a_setting_sqlite_would_drop_or_stemma_does_not_know_is_refused(
     s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY);\n\n"
                      "ALTER TABLE t ADD COLUMN x /* stemma: keys shared */ TEXT;",
                      "1_a.sql:3: a stemma setting goes inside");
+    /* In CREATE TABLE ... AS SELECT: SQLite keeps a text of its own making for it. */
+    s_expect_refused("CREATE TABLE t AS SELECT * FROM (SELECT 'a' AS id -- stemma: keys shared\n"
+                     ");",
+                     "1_a.sql:1: a stemma setting goes inside");
     s_expect_refused("CREATE TABLE t (id TEXT PRIMARY KEY, -- stemma: keys per_device\n x);",
                      "1_a.sql:1: unknown stemma setting 'keys per_device' (stemma knows: keys "
                      "per-device, keys shared)");
