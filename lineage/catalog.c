@@ -300,13 +300,12 @@ void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h)
         stm_hasher_str(h, c->default_sql);
         stm_hasher_u32(h, (uint32_t)c->pk);
         stm_hasher_u32(h, (uint32_t)c->hidden);
-        /* Added after the fields above, and only when set, so that the tables that
-         * have neither hash as they always did. */
-        if (c->key_collation) {
-            stm_hasher_u32(h, 0x636f6c6cu); /* "coll" */
-            stm_hasher_str(h, c->key_collation);
-        }
+        /* Not the key collation: stemma compared keys by it before it was recorded
+         * here, so a head with it would set this build apart from older ones over
+         * tables both treat alike. */
     }
+    /* After the columns, and only when set, so that tables without it hash as they
+     * always did. */
     if (t->keys != DIRECTIVE_KEYS_DEFAULT) {
         stm_hasher_u32(h, 0x6b657973u); /* "keys" */
         stm_hasher_str(h, stm_directive_keys_name(t->keys));

@@ -84,7 +84,8 @@ const catalog_column *stm_catalog_table_find(const catalog_table *t, const char 
  * n log n, for readers of untrusted tables that check names once after reading them. */
 const catalog_column *stm_catalog_table_duplicate(const catalog_table *t);
 /* True when a and b have the same name, type, affinity, constraints, default, key role
- * and key collation. */
+ * and key collation (a change of collation is a change of the column; the digest leaves
+ * it out, see stm_catalog_table_digest). */
 bool stm_catalog_column_equal(const catalog_column *a, const catalog_column *b);
 /* Feeds the table's canonical definition to h (docs/lineage.md defines the bytes): the
  * same columns give the same bytes whatever their order of declaration. */

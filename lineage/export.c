@@ -30,9 +30,7 @@ static toml_value *s_name_array(char **names, size_t n)
     return a;
 }
 
-/* *format2: set when t says something format 1 could not (a keys setting, a key
- * collation), which a format-1 reader would drop and then find the head wrong. */
-static toml_value *s_columns(const catalog_table *t, bool *format2)
+static toml_value *s_columns(const catalog_table *t)
 {
     toml_value *cols = stm_toml_new_array();
     stm_toml_set_inline(cols, true);
@@ -49,15 +47,15 @@ static toml_value *s_columns(const catalog_table *t, bool *format2)
         stm_toml_table_set(col, "pk", stm_toml_new_integer(c->pk));
         if (c->hidden)
             stm_toml_table_set(col, "hidden", stm_toml_new_integer(c->hidden));
-        if (c->key_collation) {
+        if (c->key_collation) /* not in the head: a format-1 reader may skip it */
             s_set_str(col, "collation", c->key_collation);
-            *format2 = true;
-        }
         stm_toml_array_push(cols, col);
     }
     return cols;
 }
 
+/* *format2: set when a table says something format 1 could not (a keys setting),
+ * which a format-1 reader would drop and then find the head wrong. */
 static toml_value *s_family(const family_t *f, bool *format2)
 {
     toml_value *t = stm_toml_new_table();
@@ -86,7 +84,7 @@ static toml_value *s_family(const family_t *f, bool *format2)
                 s_set_str(v, "keys", keys);
                 *format2 = true;
             }
-            stm_toml_table_set(v, "columns", s_columns(e->table, format2));
+            stm_toml_table_set(v, "columns", s_columns(e->table));
         }
         stm_toml_array_push(versions, v);
     }

@@ -15,9 +15,9 @@
 #include "base/error.h"
 #include "lineage.h"
 
-/* The format this stemma reads and writes. 2 added a table's `keys` setting and a key
- * column's `collation`, both part of the family heads; a file that has neither is
- * written as format 1, which older readers take. */
+/* The format this stemma reads and writes. 2 added a table's `keys` setting, part of
+ * the family heads; a file without one is written as format 1, which older readers
+ * take (a key column's `collation`, not in the heads, they skip). */
 #define EXPORT_FORMAT 2
 /* Exported files larger than this are refused before they are read. */
 #define EXPORT_MAX_BYTES (256u * 1024u * 1024u)

@@ -71,14 +71,12 @@ static void s_say_new_origin(local_t *l, const char *why)
                   l->db_path, why, hex);
 }
 
-/* Logs a new origin the applier's transactions took; true when the database went back
- * in time under the node (its peers hold more of it than it does now). */
-static bool s_log_origin(local_t *l)
+/* Logs a new origin the applier's transactions took. */
+static void s_log_origin(local_t *l)
 {
     origin_change c = stm_applier_origin_change(l->applier);
     if (c != ORIGIN_KEPT)
         s_say_new_origin(l, stm_origin_change_text(c));
-    return c == ORIGIN_RESTORED;
 }
 
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
@@ -217,8 +215,7 @@ int stm_local_look(local_t *l)
             found |= LOCAL_WROTE;
         }
     }
-    if (s_log_origin(l)) /* a transaction of the applier's may have taken a new one */
-        found |= LOCAL_RESTORED;
+    s_log_origin(l); /* a transaction of the applier's may have taken a new one */
     int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)
         return found;

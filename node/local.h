@@ -67,8 +67,6 @@ bool stm_local_readonly(local_t *l);
 typedef enum {
     LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
-    LOCAL_RESTORED = 4, /* it went back in time under the node and took a new origin:
-                         * peers must send again from its vector */
 } local_change;
 
 /* Looks for writes of other connections and for a migration; returns the

@@ -385,15 +385,6 @@ static void s_local_run(node_t *n, int64_t now)
             s_send_hello(n, p, false);
         }
     }
-    if (found & LOCAL_RESTORED) {
-        /* Its peers think it holds what it held before: a HELLO gives them its vector,
-         * and they send again from there. */
-        for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
-            peer_t *p = stm_mesh_at(n->mesh, i);
-            if (stm_peer_get_state(p) == PEER_CONNECTED)
-                s_send_hello(n, p, false);
-        }
-    }
     if (found)
         stm_mesh_mark_more(n->mesh);
 }
@@ -555,16 +546,27 @@ static bool s_mark(node_t *n)
         stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
         return false;
     }
-    if (stm_id_equal(&origin, &n->mark_origin) && seq == n->mark_seq)
+    bool same = stm_id_equal(&origin, &n->mark_origin);
+    if (same && seq == n->mark_seq)
         return true;
     if (stm_seqmark_write(n->dir, &origin, seq, &err) != STM_OK) {
         stm_log_event(STM_LOG_ERROR, "seqmark", NULL,
                       "%s: nothing is sent until it can be written", err.msg);
         return false;
     }
+    static const stm_id none = {{0}};
+    bool renewed = !stm_id_equal(&n->mark_origin, &none) && !same;
     n->mark_origin = origin;
     n->mark_seq = seq;
     stm_local_set_seq_floor(n->local, &origin, seq); /* a restore from now on is caught */
+    /* A new origin (the database was restored, by stemma restore or in place, or found
+     * to be a copy): its peers think it holds what it held before. A HELLO gives them
+     * its vector, and they send again from there. */
+    for (size_t i = 0; renewed && i < stm_mesh_count(n->mesh); i++) {
+        peer_t *p = stm_mesh_at(n->mesh, i);
+        if (stm_peer_get_state(p) == PEER_CONNECTED)
+            s_send_hello(n, p, false);
+    }
     return true;
 }
 

@@ -596,6 +596,20 @@ class CopiesAndRestores(Mesh):
             self.wait(f"{n.name} to hold every row",
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
 
+    def test_stemma_restore_under_a_running_node_loses_nothing(self):
+        # The restore takes a new origin; the node tells its peers (a HELLO), which
+        # send back what the backup lacked.
+        hub, a = self.hub_and_a("one")
+        backup = os.path.join(self.tmp, "a.backup")
+        sql(a.db, f".backup {backup}")
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
+        self.stemma("restore", "--db", a.db, "--from", backup)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        for n in (hub, a):
+            self.wait(f"{n.name} to hold every row",
+                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
+
 
 class OneSided(Mesh):
     def test_a_refusal_by_one_side_sticks_on_the_other(self):
