@@ -583,32 +583,29 @@ class CopiesAndRestores(Mesh):
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
         self.assertIn("is below the", line)
 
-    def test_a_database_restored_in_place_under_a_running_node_loses_nothing(self):
-        # seqmark.h: the same file put back in time under a running node's feet.
+    def restored_under_a_running_node(self, restore):
+        """a's database put back to a backup by restore(a, backup) while a runs: its next
+        write and what the backup lacked end everywhere."""
         hub, a = self.hub_and_a("one")
         backup = os.path.join(self.tmp, "a.backup")
         sql(a.db, f".backup {backup}")
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
         self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
-        sql(a.db, f".restore {backup}")
+        restore(a, backup)
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
         for n in (hub, a):
             self.wait(f"{n.name} to hold every row",
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
 
+    def test_a_database_restored_in_place_under_a_running_node_loses_nothing(self):
+        # seqmark.h: the same file put back in time under a running node's feet.
+        self.restored_under_a_running_node(lambda a, backup: sql(a.db, f".restore {backup}"))
+
     def test_stemma_restore_under_a_running_node_loses_nothing(self):
         # The restore takes a new origin; the node tells its peers (a HELLO), which
         # send back what the backup lacked.
-        hub, a = self.hub_and_a("one")
-        backup = os.path.join(self.tmp, "a.backup")
-        sql(a.db, f".backup {backup}")
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
-        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
-        self.stemma("restore", "--db", a.db, "--from", backup)
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
-        for n in (hub, a):
-            self.wait(f"{n.name} to hold every row",
-                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
+        self.restored_under_a_running_node(
+            lambda a, backup: self.stemma("restore", "--db", a.db, "--from", backup))
 
 
 class OneSided(Mesh):
