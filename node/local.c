@@ -21,9 +21,6 @@ struct local {
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
     bool collect_failing; /* collecting the application's changes failed (logged once) */
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
-    bool floor_set;             /* stm_local_set_seq_floor's, set again likewise */
-    stm_id floor_origin;
-    uint64_t floor_seq;
 };
 
 /* Reads where the database stands and makes the lineage it is at. */
@@ -112,38 +109,9 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
     return STM_OK;
 }
 
-stm_err stm_local_own(local_t *l, stm_id *origin, uint64_t *seq, stm_error *err)
+stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    sqlite3 *db = stm_store_db(l->store);
-    if (sqlite3_prepare_v2(db, "SELECT node_id, seq FROM stemma_local WHERE id = 1", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        return stm_store_error(l->store, err, "reading the database's origin");
-    stm_err rc = STM_OK;
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES) {
-        memcpy(origin->bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
-        *seq = (uint64_t)sqlite3_column_int64(stmt, 1);
-    } else {
-        rc = stm_store_error(l->store, err, "reading the database's origin");
-    }
-    sqlite3_finalize(stmt);
-    return rc;
-}
-
-stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err)
-{
-    stm_err rc = stm_origin_renew(l->store, err);
-    if (rc == STM_OK)
-        s_say_new_origin(l, why);
-    return rc;
-}
-
-void stm_local_set_seq_floor(local_t *l, const stm_id *origin, uint64_t seq)
-{
-    l->floor_set = true;
-    l->floor_origin = *origin;
-    l->floor_seq = seq;
-    stm_applier_set_seq_floor(l->applier, origin, seq);
+    return stm_origin_mark_sent(l->store, origin, err);
 }
 
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)
@@ -248,8 +216,6 @@ void stm_local_reopen_if_readonly(local_t *l)
     stm_inbound_watch(l->inbound, l->store);
     l->applier = stm_applier_new(l->store, NULL, NULL);
     stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
-    if (l->floor_set)
-        stm_applier_set_seq_floor(l->applier, &l->floor_origin, l->floor_seq);
     l->data_version = s_data_version(l);
     stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
 }

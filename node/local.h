@@ -38,17 +38,9 @@ STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_di
                                      inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
-/* The origin the database's own operations carry and its last sequence number. */
-STM_NODISCARD stm_err stm_local_own(local_t *l, stm_id *origin, uint64_t *seq, stm_error *err);
-/* Takes a new origin for the database now (sync/origin.h), and logs why (`new-origin`,
- * with why). */
-STM_NODISCARD stm_err stm_local_renew_origin(local_t *l, const char *why, stm_error *err);
-
-/* From now on, the database takes a new origin (logged at the next look) before it
- * collects anything when its origin is `origin` and its sequence is below seq: it was
- * put back in place while the node ran (node/seqmark.h; stm_txn_set_seq_floor). Kept
- * across a reopen. */
-void stm_local_set_seq_floor(local_t *l, const stm_id *origin, uint64_t seq);
+/* Records, beside the database, that its own operations may leave it now
+ * (sync/origin.h, stm_origin_mark_sent); *origin is its origin. */
+STM_NODISCARD stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error *err);
 
 /* The applier's bound on clocks ahead of this machine's (sync/apply.h, invariant 7),
  * kept across a reopen. */

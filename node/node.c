@@ -26,7 +26,6 @@
 #include "dirlock.h"
 #include "endpoint.h"
 #include "inbox.h"
-#include "seqmark.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -535,30 +534,20 @@ static void s_run_timers(node_t *n, int64_t now)
     }
 }
 
-/* The seqmark (seqmark.h) where the database's own operations go, before any of them
- * is sent. False when it cannot be written: nothing is sent then. */
+/* Records beside the database that its own operations may leave it (sync/origin.h),
+ * before any of them is sent. False when it cannot be written: nothing is sent then. */
 static bool s_mark(node_t *n)
 {
     stm_id origin;
-    uint64_t seq;
     stm_error err = {0};
-    if (stm_local_own(n->local, &origin, &seq, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-        return false;
-    }
-    bool same = stm_id_equal(&origin, &n->mark_origin);
-    if (same && seq == n->mark_seq)
-        return true;
-    if (stm_seqmark_write(n->dir, &origin, seq, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "seqmark", NULL,
+    if (stm_local_mark_sent(n->local, &origin, &err) != STM_OK) {
+        stm_log_event(STM_LOG_ERROR, "sent-mark", NULL,
                       "%s: nothing is sent until it can be written", err.msg);
         return false;
     }
     static const stm_id none = {{0}};
-    bool renewed = !stm_id_equal(&n->mark_origin, &none) && !same;
-    n->mark_origin = origin;
-    n->mark_seq = seq;
-    stm_local_set_seq_floor(n->local, &origin, seq); /* a restore from now on is caught */
+    bool renewed = !stm_id_equal(&n->origin, &none) && !stm_id_equal(&n->origin, &origin);
+    n->origin = origin;
     /* A new origin (the database was restored, by stemma restore or in place, or found
      * to be a copy): its peers think it holds what it held before. A HELLO gives them
      * its vector, and they send again from there. */
@@ -568,26 +557,6 @@ static bool s_mark(node_t *n)
             s_send_hello(n, p, false);
     }
     return true;
-}
-
-/* At start, before anything is collected: a database whose sequence is below what this
- * node may have sent of its origin went back in time under it; it takes a new origin. */
-static stm_err s_check_mark(node_t *n, stm_error *err)
-{
-    stm_id marked, origin;
-    uint64_t marked_seq, seq;
-    bool found = false;
-    stm_err rc = stm_seqmark_read(n->dir, &marked, &marked_seq, &found, err);
-    if (rc == STM_OK)
-        rc = stm_local_own(n->local, &origin, &seq, err);
-    if (rc != STM_OK || !found || !stm_id_equal(&marked, &origin) || seq >= marked_seq)
-        return rc;
-    char why[200];
-    snprintf(why, sizeof why,
-             "its sequence %" PRIu64 " is below the %" PRIu64
-             " this node may have sent (restored in place, or lost on a power cut)",
-             seq, marked_seq);
-    return stm_local_renew_origin(n->local, why, err);
 }
 
 /* After the timers, before sleeping: what waited for dispatch to end. */
@@ -659,8 +628,6 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
     if (rc == STM_OK)
         stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
-    if (rc == STM_OK)
-        rc = s_check_mark(n, err);
     free(db);
     free(schemas);
     if (rc == STM_OK)

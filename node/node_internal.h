@@ -27,8 +27,7 @@ struct node {
     int local_poll_ms;     /* how often to look for local writes and migrations */
     int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
-    stm_id mark_origin;    /* NODE_DIR's seqmark (seqmark.h): the origin, and how far */
-    uint64_t mark_seq;     /* its operations may have been sent; 0: not written yet */
+    stm_id origin;         /* the database's origin as last seen; zero before */
     char *clone_seen;      /* owned: the endpoints last said to share a key (ours, or a
                             * peer's), or NULL */
     stm_id id;             /* our public key */

@@ -809,8 +809,4 @@ origin_change stm_applier_origin_change(applier_t *a)
     return stm_txn_origin_change(a->txn);
 }
 
-void stm_applier_set_seq_floor(applier_t *a, const stm_id *origin, uint64_t seq)
-{
-    stm_txn_set_seq_floor(a->txn, origin, seq);
-}
 

@@ -134,7 +134,5 @@ STM_NODISCARD stm_err stm_applier_keep(applier_t *a, const char *table, const op
  * once told. */
 origin_change stm_applier_origin_change(applier_t *a);
 
-/* stm_txn_set_seq_floor for the applier's transactions. */
-void stm_applier_set_seq_floor(applier_t *a, const stm_id *origin, uint64_t seq);
 
 #endif

@@ -1,4 +1,5 @@
 #include "bundle.h"
+#include "origin.h"
 #include "apply.h"
 #include "codec.h"
 #include "base/buf.h"
@@ -102,6 +103,11 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
         applier_t *applier = stm_applier_new(store, NULL, NULL);
         rc = stm_applier_catch_up(applier, err);
         stm_applier_destroy(&applier);
+        /* Its own operations leave it in this file: a restore in place is told from
+         * then on (origin.h). */
+        stm_id origin;
+        if (rc == STM_OK)
+            rc = stm_origin_mark_sent(store, &origin, err);
         if (rc != STM_OK)
             return rc;
     }

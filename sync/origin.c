@@ -1,7 +1,11 @@
 #include "origin.h"
 #include "base/id.h"
+#include "base/mem.h"
+#include "base/safefile.h"
 
+#include <inttypes.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,7 +28,8 @@ const char *stm_origin_change_text(origin_change c)
     case ORIGIN_OTHER_MACHINE:
         return "this database is on another machine than the one its origin was used on";
     case ORIGIN_RESTORED:
-        return "this database was restored: its peers hold more of its origin than it does";
+        return "this database went back below how far its own operations had left it "
+               "(restored)";
     case ORIGIN_KEPT:
         break;
     }
@@ -120,23 +125,91 @@ stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err)
     return s_record(store, ino, &machine, err);
 }
 
-stm_err stm_origin_check_floor(store_t *store, const stm_id *origin, uint64_t seq,
-                               origin_change *change, stm_error *err)
+/* ---- how far the database's own operations have left it ---- */
+
+/* FILE-stemma-sent, the caller's to free. */
+static char *s_sent_path(store_t *store)
+{
+    const char *db = stm_store_path(store);
+    size_t n = strlen(db) + sizeof ORIGIN_SENT_SUFFIX;
+    char *path = stm_malloc(n);
+    snprintf(path, n, "%s%s", db, ORIGIN_SENT_SUFFIX);
+    return path;
+}
+
+/* The mark: *found false when there is none, or it does not parse (written again whole
+ * at the next send). */
+static void s_sent_read(store_t *store, stm_id *origin, uint64_t *seq, bool *found)
+{
+    *found = false;
+    char *path = s_sent_path(store);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f)
+        return;
+    char hex[STM_ID_HEX_LEN + 2];
+    uint64_t n = 0;
+    int got = fscanf(f, "%65s %" SCNu64, hex, &n);
+    fclose(f);
+    if (got == 2 && strlen(hex) == STM_ID_HEX_LEN && stm_id_from_hex(hex, origin)) {
+        *seq = n;
+        *found = true;
+    }
+}
+
+/* The database's origin and its own last sequence. */
+static stm_err s_own(store_t *store, stm_id *origin, uint64_t *seq, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "SELECT node_id, seq FROM stemma_local WHERE id = 1", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "reading the database's origin");
+    stm_err rc = STM_OK;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES) {
+        memcpy(origin->bytes, sqlite3_column_blob(stmt, 0), STM_ID_BYTES);
+        *seq = (uint64_t)sqlite3_column_int64(stmt, 1);
+    } else {
+        rc = stm_store_error(store, err, "reading the database's origin");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+stm_err stm_origin_mark_sent(store_t *store, stm_id *origin, stm_error *err)
+{
+    uint64_t seq, marked_seq = 0;
+    stm_id marked;
+    bool found;
+    stm_err rc = s_own(store, origin, &seq, err);
+    if (rc != STM_OK)
+        return rc;
+    s_sent_read(store, &marked, &marked_seq, &found);
+    if (found && stm_id_equal(&marked, origin) && marked_seq >= seq)
+        return STM_OK;
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(origin, hex);
+    char line[STM_ID_HEX_LEN + 32];
+    int len = snprintf(line, sizeof line, "%s %" PRIu64 "\n", hex, seq);
+    char *path = s_sent_path(store);
+    /* Readable by every program that opens the database (it holds no secret). */
+    rc = stm_safefile_write(path, line, (size_t)len, 0644, false, err);
+    free(path);
+    return rc;
+}
+
+stm_err stm_origin_check_sent(store_t *store, origin_change *change, stm_error *err)
 {
     *change = ORIGIN_KEPT;
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT node_id, seq FROM stemma_local WHERE id = 1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "reading the database's origin");
-    int step = sqlite3_step(stmt);
-    bool below = step == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) == STM_ID_BYTES &&
-                 memcmp(sqlite3_column_blob(stmt, 0), origin->bytes, STM_ID_BYTES) == 0 &&
-                 (uint64_t)sqlite3_column_int64(stmt, 1) < seq;
-    sqlite3_finalize(stmt);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return stm_store_error(store, err, "reading the database's origin");
-    if (!below)
+    stm_id marked, origin;
+    uint64_t marked_seq = 0, seq;
+    bool found;
+    s_sent_read(store, &marked, &marked_seq, &found);
+    if (!found)
         return STM_OK;
+    stm_err rc = s_own(store, &origin, &seq, err);
+    if (rc != STM_OK || !stm_id_equal(&marked, &origin) || seq >= marked_seq)
+        return rc;
     *change = ORIGIN_RESTORED;
     return s_new_origin(store, err);
 }

@@ -15,8 +15,8 @@
  *     transaction (stm_origin_check, from sync/txn.c).
  *   - `stemma restore` writes older contents into the same file: it takes a new origin
  *     itself (stm_origin_renew).
- *   - a node that hears from a peer that its origin has gone further than this
- *     database's own sequence (restored in place by other means) takes one too.
+ *   - a database found below how far its own operations have left it (restored in
+ *     place by other means) takes one too (stm_origin_check_sent).
  *
  * The old origin's operations stay what they were; the peers that hold the later ones
  * send them back, as they would to any database. A new origin costs every peer one
@@ -34,7 +34,7 @@ typedef enum {
     ORIGIN_KEPT,          /* the file and machine it was taken in, or first recorded now */
     ORIGIN_OTHER_FILE,    /* another file: a copy, or a backup put back by copying */
     ORIGIN_OTHER_MACHINE, /* the same file name and inode, another machine: an image */
-    ORIGIN_RESTORED,      /* stemma restore, or the mesh holds more of it than it does */
+    ORIGIN_RESTORED,      /* stemma restore, or found below how far its own operations left */
 } origin_change;
 
 /* For the log: "this database file is a copy of the one its origin was used in", ...
@@ -47,12 +47,26 @@ const char *stm_origin_change_text(origin_change c);
  * is recorded as it is. *change says what happened. */
 STM_NODISCARD stm_err stm_origin_check(store_t *store, origin_change *change, stm_error *err);
 
-/* In the caller's write transaction, before anything is collected: takes a new origin
- * (*change ORIGIN_RESTORED) when the database's origin is `origin` and its sequence is
- * below seq, which its operations may have been sent up to (a database put back in
- * place under a running node: node/seqmark.h). ORIGIN_KEPT otherwise. */
-STM_NODISCARD stm_err stm_origin_check_floor(store_t *store, const stm_id *origin, uint64_t seq,
-                                             origin_change *change, stm_error *err);
+/* Beside the database file, FILE-stemma-sent records its origin and its own sequence as
+ * they were when its own operations last left it (a node sent them, `stemma changes`
+ * wrote them to a bundle), written (fsynced) before they leave. A database of that
+ * origin found below it was put back in the same file (the sqlite3 shell's .restore, a
+ * snapshot rolled back), which the file check cannot tell: it takes a new origin. A
+ * crash leaves a database at or past its mark (operations leave only once committed),
+ * so it keeps its origin; a power cut that loses the last commits takes a new one,
+ * rightly: its peers may hold what it lost. */
+#define ORIGIN_SENT_SUFFIX "-stemma-sent"
+
+/* Records that the database's own operations up to its sequence may leave it now (no
+ * write when the mark is there already); *origin is its origin. STM_ESYS, naming the
+ * file, when it cannot be written: nothing may leave then. */
+STM_NODISCARD stm_err stm_origin_mark_sent(store_t *store, stm_id *origin, stm_error *err);
+
+/* In the caller's write transaction, before anything is collected (every transaction:
+ * a restore may come at any time): takes a new origin (*change ORIGIN_RESTORED) when the
+ * database is below its mark. */
+STM_NODISCARD stm_err stm_origin_check_sent(store_t *store, origin_change *change,
+                                            stm_error *err);
 
 /* Takes a new origin now and records the file, in a transaction of its own (after a
  * restore; for a device made from an image). */

@@ -97,9 +97,6 @@ struct txn {
     bool origin_checked;     /* stm_origin_check ran in a transaction of this handle */
     bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
     origin_change origin_change; /* what it found, until stm_txn_origin_change takes it */
-    bool floor_set;          /* stm_txn_set_seq_floor was called */
-    stm_id floor_origin;     /* ... with this origin */
-    uint64_t floor_seq;      /* ... and this sequence */
 };
 
 /* Forgets the origins met: a new transaction looks them up again. */
@@ -251,13 +248,6 @@ size_t stm_txn_table_keys(const txn_table *table)
 bool stm_txn_table_identity(const txn_table *table)
 {
     return table->identity;
-}
-
-void stm_txn_set_seq_floor(txn_t *t, const stm_id *origin, uint64_t seq)
-{
-    t->floor_set = true;
-    t->floor_origin = *origin;
-    t->floor_seq = seq;
 }
 
 origin_change stm_txn_origin_change(txn_t *t)
@@ -690,11 +680,9 @@ static stm_err s_start(txn_t *t, stm_error *err)
         if (change != ORIGIN_KEPT)
             t->origin_change = change;
     }
-    /* Put back in place under a running node: checked in every transaction, as a
-     * restore may come at any time. */
-    if (rc == STM_OK && t->floor_set &&
-        (rc = stm_origin_check_floor(t->store, &t->floor_origin, t->floor_seq, &change, err)) ==
-            STM_OK &&
+    /* Put back in place, by whatever means, since the last look: checked in every
+     * transaction, as a restore may come at any time. */
+    if (rc == STM_OK && (rc = stm_origin_check_sent(t->store, &change, err)) == STM_OK &&
         change != ORIGIN_KEPT)
         t->origin_change = change, t->origin_uncommitted = true;
     if (rc == STM_OK)

@@ -97,11 +97,6 @@ bool stm_txn_table_identity(const txn_table *table);
  * unchecked, to look again. */
 origin_change stm_txn_origin_change(txn_t *t);
 
-/* Every transaction from now on takes a new origin before it collects anything when the
- * database's origin is `origin` and its sequence below seq (stm_origin_check_floor): a
- * node sets it to how far it may have sent its own operations (node/seqmark.h). */
-void stm_txn_set_seq_floor(txn_t *t, const stm_id *origin, uint64_t seq);
-
 /* Rows kept aside because they lost a unique value come back when it is free
  * (apply_unique.c). Only a table with a UNIQUE index other than its key can hold such
  * rows, and only a write or delete in it can free a value, so the applier settles

@@ -475,6 +475,26 @@ class Origins(Base):
         self.assertEqual(self.lists(a), "one,three,two")
 
 
+    def test_a_database_restored_in_place_writes_as_a_new_origin(self):
+        # The same file put back with the sqlite3 shell: no copy to tell by, but its
+        # own operations had left it (in a bundle) further than it now holds.
+        a, hub = self.db("a.db", 1), self.db("hub.db", 1)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l1', 'one')")
+        self.push(a, hub)
+        backup = self.path("a.backup")
+        sqlite(a, f".backup {backup}")
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.push(a, hub)
+        ino = os.stat(a).st_ino
+        sqlite(a, f".restore {backup}")
+        self.assertEqual(os.stat(a).st_ino, ino)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        note = self.push(a, hub)
+        self.assertIn("went back below how far its own operations had left it", note)
+        self.assertEqual(self.lists(hub), "one,three,two")
+        self.assertTrue(os.path.exists(a + "-stemma-sent"))
+
+
 class Conflicts(Base):
     """Rows made on two databases under one key of a table whose keys each picks
     (tests/data/schemas/notes: notes.id INTEGER PRIMARY KEY)."""

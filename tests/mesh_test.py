@@ -563,7 +563,7 @@ class CopiesAndRestores(Mesh):
 
     def test_a_database_restored_in_place_loses_nothing(self):
         # The same file put back in time by other means than stemma restore: the
-        # node's seqmark tells (node/seqmark.h).
+        # mark beside the database tells (sync/origin.h).
         hub, a = self.hub_and_a("one")
         a.stop()
         backup = os.path.join(self.tmp, "a.backup")
@@ -581,7 +581,7 @@ class CopiesAndRestores(Mesh):
             self.wait(f"{n.name} to hold every row",
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
-        self.assertIn("is below the", line)
+        self.assertIn("went back below how far its own operations had left it", line)
 
     def restored_under_a_running_node(self, restore):
         """a's database put back to a backup by restore(a, backup) while a runs: its next
@@ -598,7 +598,7 @@ class CopiesAndRestores(Mesh):
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
 
     def test_a_database_restored_in_place_under_a_running_node_loses_nothing(self):
-        # seqmark.h: the same file put back in time under a running node's feet.
+        # sync/origin.h: the same file put back in time under a running node's feet.
         self.restored_under_a_running_node(lambda a, backup: sql(a.db, f".restore {backup}"))
 
     def test_stemma_restore_under_a_running_node_loses_nothing(self):
