@@ -37,6 +37,8 @@ done
 "$stemma" export --schemas schemas/tasks -o "$out/toml/export-tasks.toml"
 "$stemma" export --schemas schemas/tasks-fork -o "$out/toml/export-tasks-fork.toml"
 "$stemma" export --schemas tests/data/schemas/unsynced -o "$out/toml/export-unsynced.toml"
+# format 2: a table's keys setting and a key collation
+"$stemma" export --schemas tests/data/schemas/accounts -o "$out/toml/export-accounts.toml"
 
 # wire, judge, codec: from the encoders.
 "$build/make_corpus" . "$out"
