@@ -25,6 +25,7 @@ enum {
     Q_ABOVE, /* does an origin have operations stored above its vector entry? */
     Q_LOCAL_SEQ,
     Q_HLC, /* the local clock moved, capture on again */
+    Q_DATA_VERSION, /* moves when another connection commits */
     Q_N
 };
 
@@ -40,6 +41,7 @@ static const char *const s_sql[Q_N] = {
     [Q_ABOVE] = "SELECT 1 FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 LIMIT 1",
     [Q_LOCAL_SEQ] = "UPDATE stemma_local SET seq = max(seq, ?1) WHERE id = 1",
     [Q_HLC] = "UPDATE stemma_local SET hlc = max(hlc, ?1), applying = 0 WHERE id = 1",
+    [Q_DATA_VERSION] = "PRAGMA data_version",
 };
 
 struct txn_table {
@@ -94,6 +96,7 @@ struct txn {
     bool collected;         /* the start recorded local changes */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
+    int64_t data_version;    /* PRAGMA data_version at the last start; -1: none yet */
     bool origin_checked;     /* stm_origin_check ran in a transaction of this handle */
     bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
     origin_change origin_change; /* what it found, until stm_txn_origin_change takes it */
@@ -137,6 +140,7 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->log = log;
     t->stmts = stm_stmtcache_new(t->db, s_sql, Q_N);
     t->schema_cookie = -1;
+    t->data_version = -1;
     t->clock_limit = UINT64_MAX;
     t->conflicts = stm_conflicts_new(store);
     stm_conflicts_set_fold(t->conflicts, s_fold_key, t);
@@ -669,6 +673,20 @@ static stm_err s_start(txn_t *t, stm_error *err)
     stm_opbatch_clear(t->settle);
     stm_conflicts_forget(t->conflicts);
     t->collected = false;
+    /* Another program committed since the last start: the ids the store remembers by
+     * number may not be the file's any more (a backup put back in place renumbers
+     * what came after it), so they are read again as they are needed. */
+    sqlite3_stmt *dv = stm_stmtcache_fixed(t->stmts, Q_DATA_VERSION);
+    if (!dv || sqlite3_step(dv) != SQLITE_ROW) {
+        if (dv)
+            sqlite3_reset(dv);
+        return stm_store_error(t->store, err, "reading the database's data version");
+    }
+    int64_t data_version = sqlite3_column_int64(dv, 0);
+    sqlite3_reset(dv);
+    if (data_version != t->data_version)
+        stm_store_forget_ids(t->store);
+    t->data_version = data_version;
     /* A copy of a database must not write as its original's origin (origin.h): looked
      * at before the first write is collected, once per open database, and before the
      * catalog is read (the first look may make its table). */

@@ -2,6 +2,7 @@
  * refused and how), stemma's own tables and their format, the node and version ids,
  * and the numbering of ids. Every database is a real file in a scratch directory. */
 #include "dbutil.h"
+#include "sync/apply.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -506,6 +507,78 @@ static void test_numbers_rolled_back_are_forgotten(void **state)
     stm_store_destroy(&store);
 }
 
+/* One row change of origin `origin` writing t.v = v under key k. */
+static void s_apply_row(applier_t *a, const stm_id *version, const stm_id *origin,
+                        const char *k, int v)
+{
+    opbatch_t *b = stm_opbatch_new();
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.origin = *origin;
+    op.seq = 1;
+    op.hlc = (uint64_t)(1700000000000 + v) << 16;
+    op.version_id = *version;
+    op.table = "t";
+    op.pk = (op_value){.type = VALUE_TEXT, .bytes = k, .len = strlen(k)};
+    op.column = "v";
+    op.affinity = 'I';
+    op.value = (op_value){.type = VALUE_INTEGER, .i = v};
+    stm_opbatch_add(b, &op);
+    apply_stats st = {0};
+    stm_error err = {0};
+    if (stm_applier_apply(a, b, &st, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    stm_opbatch_destroy(&b);
+}
+
+/* Copies database file from into to with SQLite's backup API (to: the same file as a
+ * running program's, put back in place). */
+static void s_backup(const char *from, const char *to)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    assert_int_equal(sqlite3_open(from, &src), SQLITE_OK);
+    assert_int_equal(sqlite3_open(to, &dst), SQLITE_OK);
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    assert_non_null(b);
+    assert_int_equal(sqlite3_backup_step(b, -1), SQLITE_DONE);
+    sqlite3_backup_finish(b);
+    sqlite3_close(src);
+    sqlite3_close(dst);
+}
+
+/* A backup put back in place under a program that keeps the database open renumbers
+ * the ids that came after it: the numbers the store remembers are read again. */
+static void test_ids_are_read_again_after_the_file_was_put_back(void **state)
+{
+    fixture *f = *state;
+    store_t *store = du_setup(f->path, "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);", NULL);
+    stm_error err = {0};
+    stm_id version, x = {{0x11}}, y = {{0x22}}, z = {{0x33}}, got;
+    assert_int_equal(stm_store_version_id(store, &version, &err), STM_OK);
+    applier_t *a = stm_applier_new(store, NULL, NULL);
+    s_apply_row(a, &version, &x, "x", 1);
+    char backup[4300];
+    snprintf(backup, sizeof backup, "%s.backup", f->path);
+    s_backup(f->path, backup);
+    s_apply_row(a, &version, &y, "y", 2); /* y gets the next number */
+    int64_t ny = 0, nz = 0;
+    assert_int_equal(stm_store_id_number(store, &y, false, &ny, &err), STM_OK);
+    s_backup(backup, f->path); /* y and its number are gone from the file */
+    s_apply_row(a, &version, &z, "z", 3); /* z takes y's number in the file */
+    assert_int_equal(stm_store_id_number(store, &z, false, &nz, &err), STM_OK);
+    assert_int_equal(nz, ny);
+    assert_int_equal(stm_store_id_of(store, nz, &got, &err), STM_OK);
+    assert_true(stm_id_equal(&got, &z));
+    /* And what was recorded names z in the file, as the store says. */
+    assert_int_equal(du_int(store, "SELECT count(*) FROM stemma_ids i JOIN stemma_oplog o "
+                                   "ON o.origin = i.no WHERE o.pk = 'z' AND substr(hex(i.id), 1, "
+                                   "2) = '33'"),
+                     1);
+    stm_applier_destroy(&a);
+    stm_store_destroy(&store);
+    unlink(backup);
+}
+
 static void test_exec_says_what_sqlite_refused(void **state)
 {
     fixture *f = *state;
@@ -546,6 +619,7 @@ int main(void)
         T(test_a_new_node_id_keeps_the_old_ones_operations_counted),
         T(test_ids_are_numbered_once_and_kept),
         T(test_numbers_rolled_back_are_forgotten),
+        T(test_ids_are_read_again_after_the_file_was_put_back),
         T(test_exec_says_what_sqlite_refused),
     };
 #undef T
