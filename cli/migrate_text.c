@@ -39,17 +39,19 @@ static void s_indented(FILE *out, const char *text)
     }
 }
 
-/* Writes the tables of version that are not synced, each with why, and those whose
- * keys are chosen per device; nothing when there are none. lead goes before it (a
- * blank line in a plan). */
-static void s_unsynced(FILE *out, const char *lead, int version, const syncable_table *tables,
-                       size_t n, char *const *per_device, size_t nper_device)
+/* Writes the tables of version that are not synced, each with why, those whose keys
+ * are chosen per device, and those whose keys change rule since version from; nothing
+ * when there are none. lead goes before it (a blank line in a plan). */
+static void s_unsynced(FILE *out, const char *lead, int from, int version,
+                       const syncable_table *tables, size_t n, char *const *per_device,
+                       size_t nper_device, char *const *keys_changed, size_t nkeys_changed)
 {
-    if (n == 0 && nper_device == 0)
+    if (n == 0 && nper_device == 0 && nkeys_changed == 0)
         return;
     buf_t b = BUF_INIT;
     unsynced_text_block(&b, version, tables, n);
     unsynced_text_per_device(&b, version, per_device, nper_device);
+    unsynced_text_keys_changed(&b, from, version, keys_changed, nkeys_changed);
     fprintf(out, "%s%s", lead, stm_buf_str(&b));
     stm_buf_free(&b);
 }
@@ -141,8 +143,9 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
     else if (planned)
         planned = s_plan_down(out, &plan);
     if (planned) {
-        s_unsynced(out, "\n", plan.target, plan.unsynced, plan.nunsynced, plan.per_device,
-                   plan.nper_device);
+        s_unsynced(out, "\n", stm_migrate_version(m), plan.target, plan.unsynced,
+                   plan.nunsynced, plan.per_device, plan.nper_device, plan.keys_changed,
+                   plan.nkeys_changed);
         fputs("\ndry run: nothing was changed\n", out);
     }
     fflush(out);
@@ -233,8 +236,8 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
     if (rc == STM_OK)
-        s_unsynced(out, "", res.version, res.unsynced, res.nunsynced, res.per_device,
-                   res.nper_device);
+        s_unsynced(out, "", res.from, res.version, res.unsynced, res.nunsynced, res.per_device,
+                   res.nper_device, res.keys_changed, res.nkeys_changed);
     fflush(out);
     stm_migrate_result_free(&res);
     return rc;

@@ -39,6 +39,18 @@ void unsynced_text_names(buf_t *b, char *const *names, size_t n)
         stm_buf_printf(b, "%s%s", i ? ", " : "", names[i]);
 }
 
+void unsynced_text_keys_changed(buf_t *b, int from, int to, char *const *names, size_t n)
+{
+    if (n == 0)
+        return;
+    stm_buf_printf(b, "keys change rule between versions %d and %d (%zu table%s): ", from, to,
+                   n, n == 1 ? "" : "s");
+    unsynced_text_names(b, names, n);
+    stm_buf_puts(b, "\n  rows synced before keep what they were: merged rows are not split "
+                    "again, rows kept apart are not merged (not carried across versions "
+                    "yet)\n");
+}
+
 void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t n)
 {
     if (n == 0)

@@ -28,6 +28,10 @@ void unsynced_text_names(buf_t *b, char *const *names, size_t n);
  * device at version V (N tables): a, b" and what that means, indented by two. */
 void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t n);
 
+/* Appends the block migrate and rollback give the synced tables whose keys change rule
+ * between versions from and to (stm_syncable_keys_changed), nothing when n is 0. */
+void unsynced_text_keys_changed(buf_t *b, int from, int to, char *const *names, size_t n);
+
 /* Writes the tables as a JSON array of {"table", "kind", "reason"}: kind is the
  * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words. */
 void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n);

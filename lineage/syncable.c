@@ -190,6 +190,29 @@ size_t stm_syncable_per_device(const lineage_t *l, int version, const char *cons
     return n;
 }
 
+size_t stm_syncable_keys_changed(const lineage_t *l, int from, int to,
+                                 const char *const *excluded, size_t nexcluded, char ***out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; from != to && i < stm_lineage_family_count(l); i++) {
+        const family_t *f = stm_lineage_family_at(l, i);
+        const catalog_table *a = stm_family_table_at(f, from), *b = stm_family_table_at(f, to);
+        if (!a || !b || stm_syncable_keys_per_device(a) == stm_syncable_keys_per_device(b))
+            continue;
+        bool ex = s_excluded(stm_catalog_table_name(b), excluded, nexcluded);
+        if (stm_syncable_classify(a, ex) != SYNCABLE_SYNCED ||
+            stm_syncable_classify(b, ex) != SYNCABLE_SYNCED)
+            continue;
+        names = stm_grow(names, &cap, n + 1, sizeof *names);
+        names[n++] = stm_strdup(stm_catalog_table_name(b));
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, s_compare_names);
+    *out = names;
+    return n;
+}
+
 void stm_syncable_names_free(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)

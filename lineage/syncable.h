@@ -93,6 +93,14 @@ size_t stm_syncable_per_device(const lineage_t *l, int version, const char *cons
                                size_t nexcluded, char ***out);
 void stm_syncable_names_free(char **names, size_t n);
 
+/* The tables synced at both versions `from` and `to` of l whose keys are chosen per
+ * device at one and merge at the other (a rebuild that changed the key, or a
+ * `-- stemma: keys` setting added or dropped), by name (ASCII case folded); excluded
+ * as above. Rows synced under one rule are not redone under the other. Returns how
+ * many; *out is the caller's (stm_syncable_names_free), NULL when none. */
+size_t stm_syncable_keys_changed(const lineage_t *l, int from, int to,
+                                 const char *const *excluded, size_t nexcluded, char ***out);
+
 /* The entry of that name (any case) in tables, sorted as above, lent; NULL when the
  * table is not among them. */
 const syncable_table *stm_syncable_find(const syncable_table *tables, size_t n, const char *name);

@@ -425,6 +425,17 @@ size_t stm_migrate_per_device_at(const migrate_t *self, int version, const migra
     return n;
 }
 
+/* Internal (migrate_internal.h). */
+size_t stm_migrate_keys_changed_at(const migrate_t *self, int from, int to,
+                                   const migrate_options *o, char ***out)
+{
+    size_t nexcluded;
+    const char **names = s_excluded(self, o, &nexcluded);
+    size_t n = stm_syncable_keys_changed(self->lineage, from, to, names, nexcluded, out);
+    free(names);
+    return n;
+}
+
 size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out)
 {
     return stm_migrate_unsynced_at(self, self->version, NULL, out);

@@ -149,6 +149,10 @@ typedef struct {
     char **per_device;           /* the synced tables of `target` whose keys are chosen per
                                     device (lineage/syncable.h), by name */
     size_t nper_device;          /* entries in per_device */
+    char **keys_changed;         /* the synced tables whose keys go from merging to chosen
+                                    per device, or back, between the database's version and
+                                    `target` (stm_syncable_keys_changed), by name */
+    size_t nkeys_changed;        /* entries in keys_changed */
 } migrate_plan;
 
 /* Frees what plan holds and zeroes it; safe on a zeroed plan, and twice. */
@@ -179,6 +183,10 @@ typedef struct {
     char **per_device;           /* when the run succeeded: the synced tables of `version`
                                     whose keys are chosen per device, by name */
     size_t nper_device;          /* entries in per_device */
+    char **keys_changed;         /* when the run succeeded: those whose keys went from
+                                    merging to chosen per device, or back, between `from`
+                                    and `version`, by name */
+    size_t nkeys_changed;        /* entries in keys_changed */
 } migrate_result;
 
 /* Frees what result holds and zeroes it; safe on a zeroed result, and twice. */

@@ -50,6 +50,9 @@ void stm_migrate_clear_state(migrate_t *self);
 size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
                                syncable_table **out);
 /* The same for the synced tables whose keys are chosen per device (names). */
+/* The same for the synced tables whose keys change rule between two versions. */
+size_t stm_migrate_keys_changed_at(const migrate_t *self, int from, int to,
+                                   const migrate_options *o, char ***out);
 size_t stm_migrate_per_device_at(const migrate_t *self, int version, const migrate_options *o,
                                  char ***out);
 

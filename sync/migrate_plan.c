@@ -57,6 +57,7 @@ void stm_migrate_plan_free(migrate_plan *plan)
     free(plan->exclude);
     stm_syncable_tables_free(plan->unsynced, plan->nunsynced);
     stm_syncable_names_free(plan->per_device, plan->nper_device);
+    stm_syncable_names_free(plan->keys_changed, plan->nkeys_changed);
     memset(plan, 0, sizeof *plan);
 }
 
@@ -127,6 +128,8 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
     bool pending = target > self->version;
     plan->nunsynced = stm_migrate_unsynced_at(self, target, o, &plan->unsynced);
     plan->nper_device = stm_migrate_per_device_at(self, target, o, &plan->per_device);
+    plan->nkeys_changed =
+        stm_migrate_keys_changed_at(self, self->version, target, o, &plan->keys_changed);
     /* A database with stemma's tables missing at a version above 0 needs capture set
      * up even when no migration is pending. */
     if (!pending && !self->adopt && !s_new_exclusions(self, o) &&
@@ -208,6 +211,8 @@ stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, mig
     plan->target = to;
     plan->nunsynced = stm_migrate_unsynced_at(self, to, NULL, &plan->unsynced);
     plan->nper_device = stm_migrate_per_device_at(self, to, NULL, &plan->per_device);
+    plan->nkeys_changed =
+        stm_migrate_keys_changed_at(self, self->version, to, NULL, &plan->keys_changed);
     if (to == self->version) {
         plan->nothing_to_do = true;
         return STM_OK;

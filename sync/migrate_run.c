@@ -490,6 +490,8 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     if (rc == STM_OK) {
         res->nunsynced = stm_migrate_unsynced_at(self, res->version, o, &res->unsynced);
         res->nper_device = stm_migrate_per_device_at(self, res->version, o, &res->per_device);
+        res->nkeys_changed =
+            stm_migrate_keys_changed_at(self, res->from, res->version, o, &res->keys_changed);
     }
     stm_migrate_plan_free(&plan);
     if (!result)
@@ -515,5 +517,6 @@ void stm_migrate_result_free(migrate_result *result)
     stm_migrate_steps_free(result->steps, result->nsteps);
     stm_syncable_tables_free(result->unsynced, result->nunsynced);
     stm_syncable_names_free(result->per_device, result->nper_device);
+    stm_syncable_names_free(result->keys_changed, result->nkeys_changed);
     memset(result, 0, sizeof *result);
 }

@@ -306,6 +306,23 @@ class Unsynced(Base):
         self.assertNotIn("not synced", out)
 
 
+class KeysChange(Base):
+    """A migration that changes how a table's keys name rows says what that means."""
+    SET = DATA + "/keys-change"
+    CHANGE = ("keys change rule between versions 1 and 2 (1 table): tags\n  rows synced before "
+              "keep what they were: merged rows are not split again, rows kept apart are not "
+              "merged (not carried across versions yet)\n")
+
+    def test_dry_run_and_run_name_the_table(self):
+        self.ok("migrate", "--db", self.db, "--schemas", self.SET, "--to", "1")
+        self.assertIn(self.CHANGE, self.ok("migrate", "--db", self.db, "--schemas", self.SET,
+                                           "--dry-run"))
+        out = self.ok("migrate", "--db", self.db, "--schemas", self.SET)
+        self.assertTrue(out.endswith(self.CHANGE), out)
+        self.assertNotIn("keys change", self.ok("migrate", "--db", self.db, "--schemas",
+                                                self.SET))
+
+
 class Drift(Base):
     def test_a_changed_file(self):
         s = self.copy_set()

@@ -229,6 +229,16 @@ static void test_a_table_says_how_its_keys_name_rows(void **state)
     /* Part of the definition: the same columns with another setting are a change. */
     const family_t *counters = stm_lineage_family_find(l, "counters");
     assert_int_equal(stm_family_count(counters), 2);
+    /* A change of rule between two versions is named (migrate says what it means). */
+    char **changed = NULL;
+    size_t n = stm_syncable_keys_changed(l, 1, 2, NULL, 0, &changed);
+    assert_int_equal(n, 1);
+    assert_string_equal(changed[0], "counters");
+    stm_syncable_names_free(changed, n);
+    const char *excluded[] = {"COUNTERS"};
+    assert_int_equal(stm_syncable_keys_changed(l, 1, 2, excluded, 1, &changed), 0);
+    assert_null(changed);
+    assert_int_equal(stm_syncable_keys_changed(l, 2, 2, NULL, 0, &changed), 0);
     stm_lineage_destroy(&l);
 }
 
