@@ -541,10 +541,15 @@ static bool s_mark(node_t *n)
     stm_id origin;
     stm_error err = {0};
     if (stm_local_mark_sent(n->local, &origin, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "sent-mark", NULL,
-                      "%s: nothing is sent until it can be written", err.msg);
+        if (!n->mark_failing) /* said once until it can be written again */
+            stm_log_event(STM_LOG_ERROR, "sent-mark", NULL,
+                          "%s: nothing is sent until it can be written", err.msg);
+        n->mark_failing = true;
         return false;
     }
+    if (n->mark_failing)
+        stm_log_event(STM_LOG_INFO, "sent-mark", NULL, "written again: sending resumes");
+    n->mark_failing = false;
     static const stm_id none = {{0}};
     bool renewed = !stm_id_equal(&n->origin, &none) && !stm_id_equal(&n->origin, &origin);
     n->origin = origin;

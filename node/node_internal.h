@@ -28,6 +28,7 @@ struct node {
     int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
     stm_id origin;         /* the database's origin as last seen; zero before */
+    bool mark_failing;     /* the sent mark could not be written (logged once) */
     char *clone_seen;      /* owned: the endpoints last said to share a key (ours, or a
                             * peer's), or NULL */
     stm_id id;             /* our public key */
