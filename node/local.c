@@ -109,6 +109,16 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
     return STM_OK;
 }
 
+void stm_local_check_held(local_t *l, const vector_t *theirs)
+{
+    origin_change c = ORIGIN_KEPT;
+    stm_error err = {0};
+    if (stm_origin_check_held(l->store, theirs, &c, &err) != STM_OK)
+        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
+    else if (c != ORIGIN_KEPT)
+        s_say_new_origin(l, stm_origin_change_text(c));
+}
+
 stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error *err)
 {
     return stm_origin_mark_sent(l->store, origin, err);

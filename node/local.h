@@ -38,6 +38,10 @@ STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_di
                                      inbound_t *inbound, local_t **out, stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
+/* Takes a new origin, and logs why, when theirs (a peer's vector) holds more of the
+ * database's origin than it has issued (sync/origin.h, stm_origin_check_held). */
+void stm_local_check_held(local_t *l, const vector_t *theirs);
+
 /* Records, beside the database, that its own operations may leave it now
  * (sync/origin.h, stm_origin_mark_sent); *origin is its origin. */
 STM_NODISCARD stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error *err);

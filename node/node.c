@@ -173,6 +173,9 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
         return;
     }
     peer_state was = stm_peer_get_state(p);
+    /* It holds more of this database's origin than the database has issued: the
+     * database went back in time (sync/origin.h), and takes a new origin now. */
+    stm_local_check_held(n->local, h.vector);
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
     if (s_open(n, p, &err) != STM_OK)
         stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);

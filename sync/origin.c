@@ -27,6 +27,10 @@ const char *stm_origin_change_text(origin_change c)
         return "this database file is a copy of the one its origin was used in";
     case ORIGIN_OTHER_MACHINE:
         return "this database is on another machine than the one its origin was used on";
+    case ORIGIN_AHEAD:
+        return "a peer holds more of this database's origin than it has issued (it went back "
+               "in time, mark and all, or a copy writes as it); writes collected since it went "
+               "back may have been dropped by its peers";
     case ORIGIN_RESTORED:
         return "this database went back below how far its own operations had left it "
                "(restored)";
@@ -212,6 +216,22 @@ stm_err stm_origin_check_sent(store_t *store, origin_change *change, stm_error *
         return rc;
     *change = ORIGIN_RESTORED;
     return s_new_origin(store, err);
+}
+
+stm_err stm_origin_check_held(store_t *store, const vector_t *theirs, origin_change *change,
+                              stm_error *err)
+{
+    *change = ORIGIN_KEPT;
+    stm_id origin;
+    uint64_t seq;
+    stm_err rc = s_own(store, &origin, &seq, err);
+    uint64_t held = rc == STM_OK && theirs ? stm_vector_get(theirs, &origin) : 0;
+    if (rc != STM_OK || held <= seq)
+        return rc;
+    rc = stm_origin_renew(store, err);
+    if (rc == STM_OK)
+        *change = ORIGIN_AHEAD;
+    return rc;
 }
 
 stm_err stm_origin_renew(store_t *store, stm_error *err)

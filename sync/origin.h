@@ -25,6 +25,7 @@
 #define STM_ORIGIN_H
 
 #include "store.h"
+#include "vector.h"
 #include "base/error.h"
 
 #include <stdbool.h>
@@ -35,6 +36,7 @@ typedef enum {
     ORIGIN_OTHER_FILE,    /* another file: a copy, or a backup put back by copying */
     ORIGIN_OTHER_MACHINE, /* the same file name and inode, another machine: an image */
     ORIGIN_RESTORED,      /* stemma restore, or found below how far its own operations left */
+    ORIGIN_AHEAD,         /* a peer holds more of its origin than it has issued */
 } origin_change;
 
 /* For the log: "this database file is a copy of the one its origin was used in", ...
@@ -67,6 +69,15 @@ STM_NODISCARD stm_err stm_origin_mark_sent(store_t *store, stm_id *origin, stm_e
  * database is below its mark. */
 STM_NODISCARD stm_err stm_origin_check_sent(store_t *store, origin_change *change,
                                             stm_error *err);
+
+/* Outside a transaction: takes a new origin (*change ORIGIN_AHEAD) when theirs, a
+ * peer's vector, holds more of the database's origin than the database itself has
+ * issued: it went back in time with its mark (a virtual machine's snapshot reverted, a
+ * file system rolled back), or a copy writes under its origin. The last line of
+ * defence: its writes collected between going back and now may already have been
+ * taken by that peer for others' and dropped; those after it are safe. */
+STM_NODISCARD stm_err stm_origin_check_held(store_t *store, const vector_t *theirs,
+                                            origin_change *change, stm_error *err);
 
 /* Takes a new origin now and records the file, in a transaction of its own (after a
  * restore; for a device made from an image). */

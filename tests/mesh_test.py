@@ -583,6 +583,29 @@ class CopiesAndRestores(Mesh):
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
         self.assertIn("went back below how far its own operations had left it", line)
 
+    def test_a_machine_put_back_mark_and_all_takes_a_new_origin_at_its_first_hello(self):
+        # A virtual machine's snapshot reverted: the database and its sent mark go back
+        # together, same file, same machine. Only a peer can tell: it holds more of the
+        # origin than the database has issued (sync/origin.h, stm_origin_check_held).
+        hub, a = self.hub_and_a("one")
+        a.stop()
+        snapshot = os.path.join(self.tmp, "a.snapshot")
+        sql(a.db, f".backup {snapshot}")
+        shutil.copy(a.db + "-stemma-sent", snapshot + "-sent")
+        a.start()
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
+        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
+        a.stop()
+        sql(a.db, f".restore {snapshot}")
+        shutil.copy(snapshot + "-sent", a.db + "-stemma-sent")
+        a.start()
+        self.wait("a to take a new origin at the hub's HELLO",
+                  lambda: "holds more of this database's origin" in a.logs())
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
+        for n in (hub, a):
+            self.wait(f"{n.name} to hold every row",
+                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
+
     def restored_under_a_running_node(self, restore):
         """a's database put back to a backup by restore(a, backup) while a runs: its next
         write and what the backup lacked end everywhere."""
