@@ -20,6 +20,7 @@ struct local {
     int schema_cookie;    /* to notice a migration made while running */
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
     bool collect_failing; /* collecting the application's changes failed (logged once) */
+    bool held_renewed;    /* stm_local_check_held took a new origin (at most once a run) */
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
 };
 
@@ -111,12 +112,19 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
 
 void stm_local_check_held(local_t *l, const vector_t *theirs)
 {
+    /* Once a run: a database goes back in time before the node starts, and a peer that
+     * kept claiming more of each new origin would make it take one per HELLO, growing
+     * every vector in the mesh. */
+    if (l->held_renewed)
+        return;
     origin_change c = ORIGIN_KEPT;
     stm_error err = {0};
-    if (stm_origin_check_held(l->store, theirs, &c, &err) != STM_OK)
+    if (stm_origin_check_held(l->store, theirs, &c, &err) != STM_OK) {
         stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-    else if (c != ORIGIN_KEPT)
+    } else if (c != ORIGIN_KEPT) {
+        l->held_renewed = true;
         s_say_new_origin(l, stm_origin_change_text(c));
+    }
 }
 
 stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error *err)

@@ -39,7 +39,8 @@ STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_di
 void stm_local_destroy(local_t **self_p);
 
 /* Takes a new origin, and logs why, when theirs (a peer's vector) holds more of the
- * database's origin than it has issued (sync/origin.h, stm_origin_check_held). */
+ * database's origin than it has issued (sync/origin.h, stm_origin_check_held); at most
+ * once a run, so that no peer can make it mint origins without end. */
 void stm_local_check_held(local_t *l, const vector_t *theirs);
 
 /* Records, beside the database, that its own operations may leave it now
