@@ -170,6 +170,20 @@ static char *s_hex(const stm_id *id)
     return hex;
 }
 
+/* The origin of the database's own operations (sync/origin.h), read without writing;
+ * false when it has none yet (not set up). */
+static bool s_origin(const migrate_t *m, stm_id *out)
+{
+    if (!stm_migrate_is_prepared(m))
+        return false;
+    store_t *store = NULL;
+    bool ok = stm_store_open(stm_migrate_db_path(m), STORE_OPEN_READONLY, &store, NULL) ==
+                  STM_OK &&
+              stm_store_node_id(store, out, NULL) == STM_OK;
+    stm_store_destroy(&store);
+    return ok;
+}
+
 static char *s_status_text(const migrate_t *m)
 {
     buf_t b = BUF_INIT;
@@ -216,6 +230,13 @@ static char *s_status_text(const migrate_t *m)
     stm_buf_printf(&b, "capture   %s\n",
                    stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
                                               : "not set up ('stemma migrate' sets it up)");
+    stm_id origin;
+    if (s_origin(m, &origin)) {
+        stm_id_short(&origin, sid);
+        stm_buf_printf(&b, "origin    %s (its own operations carry it; a copy or a restore "
+                           "takes a new one)\n",
+                       sid);
+    }
     syncable_table *unsynced = NULL;
     size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
     if (nunsynced)
@@ -295,6 +316,15 @@ static char *s_status_json(const migrate_t *m)
     stm_jsonw_array_end(&w);
     stm_jsonw_key(&w, "prepared");
     stm_jsonw_bool(&w, stm_migrate_is_prepared(m));
+    stm_id origin;
+    stm_jsonw_key(&w, "origin");
+    if (s_origin(m, &origin)) {
+        char *origin_hex = s_hex(&origin);
+        stm_jsonw_string(&w, origin_hex);
+        free(origin_hex);
+    } else {
+        stm_jsonw_null(&w);
+    }
     stm_jsonw_key(&w, "adopt");
     stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
     syncable_table *unsynced = NULL;

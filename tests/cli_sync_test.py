@@ -451,6 +451,10 @@ class Origins(Base):
         self.assertEqual(self.lists(hub), "before the copy,written on a,written on the copy")
         # Said once: the copy is its own database now.
         self.assertEqual(self.push(c, hub), "")
+        origin = lambda db: json.loads(self.ok("status", "--db", db, "--schemas", SCHEMAS,
+                                               "--format", "json"))["origin"]
+        self.assertNotEqual(origin(a), origin(c))
+        self.assertEqual(len(origin(c)), 64)
         self.push(hub, a)
         self.push(hub, c)
         self.assert_same_rows(a, c, LISTS)
