@@ -531,24 +531,6 @@ class CopiesAndRestores(Mesh):
         for n in (hub, a, a2):
             self.wait(f"{n.name} to hold every row", lambda n=n: sql(n.db, self.LISTS) == want)
 
-    def test_a_restored_database_loses_nothing(self):
-        hub, a = self.hub_and_a("one")
-        a.stop()
-        backup = os.path.join(self.tmp, "a.backup")
-        shutil.copy(a.db, backup)
-        a.start()
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
-        self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
-        a.stop()
-        self.stemma("restore", "--db", a.db, "--from", backup)
-        # The restored database's next write takes the sequence 'two' had.
-        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
-        a.start()
-        for n in (hub, a):
-            self.wait(f"{n.name} to hold every row",
-                      lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
-
-
     def test_a_node_killed_keeps_its_origin(self):
         # A crash is no restore: the database holds all it sent, so nothing is renewed
         # (a new origin each time a phone's app is killed would grow every vector).
@@ -561,9 +543,9 @@ class CopiesAndRestores(Mesh):
         self.assertEqual(sql(a.db, "SELECT hex(node_id) FROM stemma_local"), origin)
         self.assertNotIn("new-origin", a.logs())
 
-    def test_a_database_restored_in_place_loses_nothing(self):
-        # The same file put back in time by other means than stemma restore: the
-        # mark beside the database tells (sync/origin.h).
+    def restored_while_stopped(self, restore):
+        """a stopped, its database put back to a backup by restore(a, backup), written,
+        then started: its new write and what the backup lacked end everywhere."""
         hub, a = self.hub_and_a("one")
         a.stop()
         backup = os.path.join(self.tmp, "a.backup")
@@ -572,14 +554,27 @@ class CopiesAndRestores(Mesh):
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'two')")
         self.wait("hub to hold two", lambda: sql(hub.db, self.LISTS) == "one,two")
         a.stop()
-        ino = os.stat(a.db).st_ino
-        sql(a.db, f".restore {backup}")
-        self.assertEqual(os.stat(a.db).st_ino, ino)  # the same file: no copy to tell by
+        restore(a, backup)
+        # The restored database's next write takes the sequence 'two' had.
         sql(a.db, "INSERT INTO lists (id, name) VALUES ('l3', 'three')")
         a.start()
         for n in (hub, a):
             self.wait(f"{n.name} to hold every row",
                       lambda n=n: sql(n.db, self.LISTS) == "one,three,two")
+        return a
+
+    def test_a_restored_database_loses_nothing(self):
+        self.restored_while_stopped(
+            lambda a, backup: self.stemma("restore", "--db", a.db, "--from", backup))
+
+    def test_a_database_restored_in_place_loses_nothing(self):
+        # The same file put back in time by other means than stemma restore: the
+        # mark beside the database tells (sync/origin.h).
+        def restore(a, backup):
+            ino = os.stat(a.db).st_ino
+            sql(a.db, f".restore {backup}")
+            self.assertEqual(os.stat(a.db).st_ino, ino)  # the same file: no copy to tell by
+        a = self.restored_while_stopped(restore)
         [line] = [l for l in a.logs().splitlines() if "new-origin" in l]
         self.assertIn("went back below how far its own operations had left it", line)
 
