@@ -194,7 +194,7 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
     cfg->insecure = a->insecure;
     cfg->trust_on_first_use = a->tofu;
     if (a->bind) {
-        if (stm_endpoint_check(a->bind, true, &why) != STM_OK)
+        if (a->bind[0] && stm_endpoint_check(a->bind, true, &why) != STM_OK)
             return cli_usage_error("init", "--bind: %s", why.msg);
         stm_config_set_str(&cfg->bind, a->bind);
     }

@@ -83,7 +83,8 @@ void stm_config_destroy(node_config *cfg)
     free(cfg->dir);
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
-        if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_DIAL) {
+        if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
+            s->type == SETTINGS_DIAL) {
             free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
             config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
@@ -248,7 +249,7 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
                        const toml_value **out)
 {
     static const toml_type types[] = {
-        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING,
+        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING, [SETTINGS_BIND] = TOML_STRING,
         [SETTINGS_DIAL] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
         [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
@@ -432,13 +433,17 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
-        if ((rc = s_string_ok(r, v, name)) != STM_OK)
+    case SETTINGS_BIND: {
+        size_t len;
+        bool none = s->type == SETTINGS_BIND && stm_toml_string(v, &len) && len == 0; /* binds nowhere */
+        if (!none && (rc = s_string_ok(r, v, name)) != STM_OK)
             return rc;
-        if (s->type == SETTINGS_ENDPOINT &&
+        if (s->type != SETTINGS_PATH && !none &&
             stm_endpoint_check(stm_toml_string(v, NULL), true, &why) != STM_OK)
             return s_fail(r, v, name, "%s", why.msg);
         stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
+    }
     case SETTINGS_DIAL:
         if ((rc = s_dial_ok(r, v, name)) != STM_OK)
             return rc;
@@ -468,7 +473,7 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT ||
-             s->type == SETTINGS_DIAL) &&
+             s->type == SETTINGS_BIND || s->type == SETTINGS_DIAL) &&
             !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);

@@ -4,6 +4,7 @@
 #include "zsock.h"
 #include "base/mem.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,13 @@ static stm_err s_setup(inbox_t *in, const unsigned char *secret, stm_error *err)
         rc = stm_zsock_set_int(in->sock, ZMQ_RCVHWM, 10000, name, err);
     if (rc == STM_OK)
         rc = stm_zsock_set_int(in->sock, ZMQ_ROUTER_HANDOVER, 1, name, err);
+    /* An answer to a connection that has gone fails (EHOSTUNREACH) instead of being
+     * dropped without a word: the peer is then tried on its own endpoint. */
+    if (rc == STM_OK)
+        rc = stm_zsock_set_int(in->sock, ZMQ_ROUTER_MANDATORY, 1, name, err);
+    /* Answers wait at most this many a connection, as a DEALER's do (peer.c). */
+    if (rc == STM_OK)
+        rc = stm_zsock_set_int(in->sock, ZMQ_SNDHWM, 1000, name, err);
     if (rc != STM_OK || in->insecure)
         return rc;
     char secret_z85[41];
@@ -46,11 +54,13 @@ stm_err stm_inbox_new(void *ctx, const char *bind, bool insecure, const unsigned
     stm_err rc = stm_zsock_new(ctx, ZMQ_ROUTER, "the inbox", &in->sock, err);
     if (rc == STM_OK)
         rc = s_setup(in, secret, err);
-    if (rc == STM_OK && zmq_bind(in->sock, bind) != 0)
+    bool binds = bind && bind[0];
+    if (rc == STM_OK && binds && zmq_bind(in->sock, bind) != 0)
         rc = stm_error_set(err, STM_EINPUT, "cannot bind the mesh endpoint %s: %s", bind,
                            zmq_strerror(zmq_errno()));
     size_t size = sizeof in->endpoint;
-    if (rc == STM_OK && zmq_getsockopt(in->sock, ZMQ_LAST_ENDPOINT, in->endpoint, &size) != 0)
+    if (rc == STM_OK && binds &&
+        zmq_getsockopt(in->sock, ZMQ_LAST_ENDPOINT, in->endpoint, &size) != 0)
         rc = stm_zsock_error(err, "the inbox: reading the endpoint it is bound to");
     if (rc != STM_OK) {
         stm_inbox_destroy(&in);
@@ -148,6 +158,22 @@ bool stm_inbox_next(inbox_t *in, inbox_msg *msg)
     }
     msg->data = zmq_msg_data(&in->body);
     msg->len = zmq_msg_size(&in->body);
+    msg->route = zmq_msg_data(&in->rid);
+    msg->route_len = zmq_msg_size(&in->rid);
+    const char *address = zmq_msg_gets(&in->body, "Peer-Address");
+    msg->address = address ? address : "";
     s_sender(in, msg);
     return true;
+}
+
+inbox_sent stm_inbox_send(inbox_t *in, const void *route, size_t route_len, const void *data,
+                          size_t len)
+{
+    /* Under ZMQ_ROUTER_MANDATORY the routing id frame fails when its connection is gone
+     * (EHOSTUNREACH) or full (EAGAIN); once it is taken, the body is too. */
+    if (zmq_send(in->sock, route, route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) != (int)route_len)
+        return zmq_errno() == EAGAIN ? INBOX_FULL : INBOX_CLOSED;
+    if (zmq_send(in->sock, data, len, ZMQ_DONTWAIT) != (int)len)
+        return INBOX_FULL;
+    return INBOX_SENT;
 }

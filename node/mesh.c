@@ -10,13 +10,15 @@
 struct mesh {
     stm_id self;        /* the node's own id: never a peer */
     peer_timing timing; /* what every peer is given */
+    inbox_t *inbox;     /* the node's, lent to every peer */
     peer_t **peers;     /* owned, in the order met */
     size_t count, cap;
 };
 
-mesh_t *stm_mesh_new(const stm_id *self, const peer_timing *timing)
+mesh_t *stm_mesh_new(const stm_id *self, const peer_timing *timing, inbox_t *inbox)
 {
     mesh_t *m = stm_calloc(1, sizeof *m);
+    m->inbox = inbox;
     m->self = *self;
     m->timing = *timing;
     return m;
@@ -66,7 +68,7 @@ peer_t *stm_mesh_find_endpoint(const mesh_t *m, const char *endpoint)
 
 peer_t *stm_mesh_add(mesh_t *m, const stm_id *id, const char *endpoint, bool configured)
 {
-    peer_t *p = stm_peer_new(id, endpoint, configured, &m->timing);
+    peer_t *p = stm_peer_new(id, endpoint, configured, &m->timing, m->inbox);
     m->peers = stm_grow(m->peers, &m->cap, m->count + 1, sizeof *m->peers);
     m->peers[m->count++] = p;
     return p;

@@ -20,9 +20,10 @@
 
 typedef struct mesh mesh_t;
 
-/* An empty mesh for the node whose id is self (copied); its peers get timing. The
- * caller owns it (stm_mesh_destroy), which destroys every peer. */
-mesh_t *stm_mesh_new(const stm_id *self, const peer_timing *timing);
+/* An empty mesh for the node whose id is self (copied); its peers get timing and the
+ * node's inbox (lent; it must outlive the mesh). The caller owns it (stm_mesh_destroy),
+ * which destroys every peer. */
+mesh_t *stm_mesh_new(const stm_id *self, const peer_timing *timing, inbox_t *inbox);
 void stm_mesh_destroy(mesh_t **self_p);
 
 size_t stm_mesh_count(const mesh_t *m);

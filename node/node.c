@@ -115,11 +115,12 @@ static bool s_key_shared(node_t *n, peer_t *p, const wire_hello *h)
     return true;
 }
 
-static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void *data, size_t len)
+static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
 {
+    const stm_id *verified = m->verified ? &m->sender : NULL;
     wire_hello h;
     stm_error err = {0};
-    if (stm_wire_decode_hello(data, len, &h, &err) != STM_OK) {
+    if (stm_wire_decode_hello(m->data, m->len, &h, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_HELLO);
         stm_log_event(STM_LOG_WARN, "malformed", p ? stm_peer_short_id(p) : NULL, "%s", err.msg);
         return;
@@ -147,6 +148,9 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
         stm_wire_hello_clear(&h);
         return;
     }
+    /* Insecure, the node at the end of our DEALER may be another than we met there. */
+    if (p && stm_peer_id(p) && !stm_id_equal(stm_peer_id(p), &h.node_id))
+        p = NULL;
     if (!p)
         p = stm_mesh_find(n->mesh, &h.node_id);
     if (!p) {
@@ -161,22 +165,29 @@ static void s_on_hello(node_t *n, peer_t *p, const stm_id *verified, const void 
          * would reach this machine. */
         bool dialable = stm_endpoint_dialable(h.endpoint);
         p = stm_mesh_add(n->mesh, &h.node_id, dialable ? h.endpoint : "", false);
-        if (!dialable)
-            stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
-                          "its HELLO gives no endpoint to dial (%s): it reaches this node, "
-                          "but this node cannot answer it; set [node] advertise on it, or "
-                          "list it in [peers] here",
-                          h.endpoint[0] ? h.endpoint : "none");
+        if (!dialable && m->route_len)
+            stm_log_event(STM_LOG_INFO, "peer-dialled-in", stm_peer_short_id(p),
+                          "its HELLO gives no endpoint to dial (%s): it is answered on the "
+                          "connection it opened%s%s, while that is open",
+                          h.endpoint[0] ? h.endpoint : "none", m->address[0] ? " from " : "",
+                          m->address);
     }
     if (s_key_shared(n, p, &h)) {
         stm_wire_hello_clear(&h);
         return;
     }
+    if (m->route_len)
+        stm_peer_set_route(p, m->route, m->route_len, m->address);
     peer_state was = stm_peer_get_state(p);
     /* It holds more of this database's origin than the database has issued: the
      * database went back in time (sync/origin.h), and takes a new origin now. */
     stm_local_check_held(n->local, h.vector);
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
+    if (!stm_endpoint_dialable(stm_peer_endpoint(p)) && !stm_peer_routed(p) && m->route_len)
+        stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
+                      "its HELLO gives no endpoint to dial, and its stemma does not read "
+                      "answers on the connection it opened (an older version): this node "
+                      "cannot answer it; set [node] advertise on it, or upgrade it");
     if (s_open(n, p, &err) != STM_OK)
         stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
     const wire_hello *hello = stm_peer_hello(p);
@@ -297,12 +308,17 @@ static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
     stm_session_on_ack(stm_peer_session(p), seq, &v, stm_monotime_ms());
 }
 
-/* One message: its header checked, then handed to its handler. */
-static void s_dispatch(node_t *n, const inbox_msg *m)
+/* One message, from the inbox (from NULL) or from the DEALER to peer from: its header
+ * checked, then handed to its handler. */
+static void s_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
 {
     /* A connection admitted before its key was removed (stemma trust remove) stays
-     * open in libzmq: what comes on it is dropped here, by the key ZAP admitted. */
-    if (m->verified && !stm_zap_is_trusted(n->zap, &m->sender)) {
+     * open in libzmq: what comes on it is dropped here, by the key ZAP admitted. An
+     * answer on our own DEALER passed no ZAP handler: its key is asked here, trusted
+     * on first use as ZAP would. */
+    bool trusted = !m->verified || (from ? stm_zap_admit(n->zap, &m->sender)
+                                         : stm_zap_is_trusted(n->zap, &m->sender));
+    if (!trusted) {
         s_drop(n, REPORT_DROP_UNTRUSTED);
         return;
     }
@@ -310,8 +326,8 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
      * no longer refused for its key, before its HELLO is judged. Only a sender ZAP
      * admitted counts: an insecure node's senders only claim who they are, so a peer
      * removed there stays removed until `stemma peer add`. */
-    peer_t *p = m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
-    if (p && m->verified && stm_peer_distrusted(p))
+    peer_t *p = from ? from : m->has_sender ? stm_mesh_find(n->mesh, &m->sender) : NULL;
+    if (p && !from && m->verified && stm_peer_distrusted(p))
         stm_peer_trust_again(p, stm_monotime_ms());
     const char *who = p ? stm_peer_short_id(p) : NULL;
     int version, type;
@@ -329,13 +345,15 @@ static void s_dispatch(node_t *n, const inbox_msg *m)
         return;
     }
     if (type == WIRE_HELLO) {
-        s_on_hello(n, p, m->verified ? &m->sender : NULL, m->data, m->len);
+        s_on_hello(n, p, m);
         return;
     }
     if (!p) {
         s_drop(n, REPORT_DROP_UNKNOWN);
         return;
     }
+    if (m->route_len)
+        stm_peer_set_route(p, m->route, m->route_len, m->address);
     stm_peer_heard(p, stm_monotime_ms());
     switch (type) {
     case WIRE_REFUSE:
@@ -361,7 +379,52 @@ static void s_handle_inbox(node_t *n)
     /* At most this many a pass: the timers and the other sockets get their turn. */
     inbox_msg m;
     for (int budget = 0; budget < 256 && stm_inbox_next(n->inbox, &m); budget++)
-        s_dispatch(n, &m);
+        s_dispatch(n, NULL, &m);
+}
+
+/* What p sent on the DEALER this node opened to it: a peer answers there when it has no
+ * connection of its own to this node. Its sender is the key the DEALER dialled (CURVE
+ * proved it); insecure, the peer as we know it. */
+static void s_handle_dealer(node_t *n, peer_t *p)
+{
+    const void *data;
+    size_t len;
+    for (int budget = 0; budget < 256 && stm_peer_next(p, &data, &len); budget++) {
+        inbox_msg m = {.data = data, .len = len, .address = ""};
+        if (stm_peer_id(p)) {
+            m.has_sender = true;
+            m.verified = !n->insecure;
+            m.sender = *stm_peer_id(p);
+        }
+        s_dispatch(n, p, &m);
+    }
+}
+
+/* The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
+ * secure), then every open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
+#define POLL_FIXED 3
+static size_t s_poll_items(node_t *n)
+{
+    size_t need = POLL_FIXED + stm_mesh_count(n->mesh);
+    if (need > n->poll_cap) {
+        n->poll_items = stm_grow(n->poll_items, &n->poll_cap, need, sizeof *n->poll_items);
+        n->poll_peers = stm_realloc(n->poll_peers, n->poll_cap * sizeof *n->poll_peers);
+    }
+    void *zap = stm_zap_socket(n->zap);
+    n->poll_items[0] = (zmq_pollitem_t){stm_inbox_socket(n->inbox), 0, ZMQ_POLLIN, 0};
+    n->poll_items[1] = (zmq_pollitem_t){stm_control_socket(n->control), 0, ZMQ_POLLIN, 0};
+    /* Without a ZAP socket (insecure), an entry that never wakes keeps the numbering:
+     * no socket and fd -1, which poll(2) skips. */
+    n->poll_items[2] = (zmq_pollitem_t){zap, zap ? 0 : -1, zap ? ZMQ_POLLIN : 0, 0};
+    size_t count = POLL_FIXED;
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+        peer_t *p = stm_mesh_at(n->mesh, i);
+        if (!stm_peer_socket(p))
+            continue;
+        n->poll_peers[count - POLL_FIXED] = p;
+        n->poll_items[count++] = (zmq_pollitem_t){stm_peer_socket(p), 0, ZMQ_POLLIN, 0};
+    }
+    return count;
 }
 
 /* ---- timers ---- */
@@ -631,7 +694,6 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->inbound = stm_inbound_new(cfg->busy_timeout_ms);
     /* node.toml's trusted keys, its peers' and those in known_peers, alike. */
     n->zap = stm_zap_new(cfg, o->known, o->nknown);
-    n->mesh = stm_mesh_new(&n->id, &timing);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
     stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
     if (rc == STM_OK)
@@ -640,6 +702,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     free(schemas);
     if (rc == STM_OK)
         rc = s_bind_sockets(n, cfg, err);
+    if (rc == STM_OK)
+        n->mesh = stm_mesh_new(&n->id, &timing, n->inbox);
     if (rc == STM_OK) {
         /* What peers are told: the setting; else where the inbox is bound (its port
          * resolved), unless that is a wildcard, which they could not dial. */
@@ -681,9 +745,14 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
 {
     stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
                   stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
-                  stm_inbox_endpoint(n->inbox), stm_control_endpoint(n->control),
+                  stm_inbox_endpoint(n->inbox)[0] ? stm_inbox_endpoint(n->inbox) : "no endpoint",
+                  stm_control_endpoint(n->control),
                   n->insecure ? "INSECURE (plain TCP)" : "CURVE");
-    if (!n->advertise[0])
+    if (!stm_inbox_endpoint(n->inbox)[0])
+        stm_log_event(STM_LOG_INFO, "advertise", NULL,
+                      "bound nowhere ([node] bind is \"\"): this node dials its peers, and "
+                      "they answer on its connections; none can dial it");
+    else if (!n->advertise[0])
         stm_log_event(STM_LOG_WARN, "advertise", NULL,
                       "%s is a wildcard address and [node] advertise is not set: peers are "
                       "told no endpoint, so only those that list this node in [peers] can "
@@ -712,21 +781,22 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
             int64_t wait = next - stm_monotime_ms();
             timeout = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (long)wait;
         }
-        void *zap = stm_zap_socket(n->zap);
-        zmq_pollitem_t items[3] = {{stm_inbox_socket(n->inbox), 0, ZMQ_POLLIN, 0},
-                                   {stm_control_socket(n->control), 0, ZMQ_POLLIN, 0},
-                                   {zap, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, zap ? 3 : 2, timeout) < 0) {
+        size_t nitems = s_poll_items(n);
+        zmq_pollitem_t *items = n->poll_items;
+        if (zmq_poll(items, (int)nitems, timeout) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             return stm_zsock_error(err, "polling");
         }
-        if (zap && (items[2].revents & ZMQ_POLLIN))
+        if (items[2].revents & ZMQ_POLLIN)
             stm_zap_handle(n->zap);
         if (items[0].revents & ZMQ_POLLIN)
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
             stm_control_handle(n->control, &n->view);
+        for (size_t i = POLL_FIXED; i < nitems; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                s_handle_dealer(n, n->poll_peers[i - POLL_FIXED]);
     }
     buf_t bye = BUF_INIT;
     stm_wire_encode_empty(&bye, WIRE_BYE);
@@ -760,6 +830,8 @@ void stm_node_destroy(node_t **self_p)
     stm_dirlock_release(&n->lock);
     free(n->advertise);
     free(n->clone_seen);
+    free(n->poll_items);
+    free(n->poll_peers);
     free(n->dir);
     free(n->settings);
     stm_node_peers_clear(n);

@@ -15,6 +15,8 @@
 #include "zap.h"
 #include "sync/inbound.h"
 
+#include <zmq.h>
+
 struct node {
     dirlock_t *lock;    /* NODE_DIR/node.lock: taken first, let go of last */
     char *dir;          /* NODE_DIR: node.toml, for `stemma peer` and SIGHUP */
@@ -42,7 +44,10 @@ struct node {
     inbox_t *inbox;      /* the ROUTER every peer sends to */
     zap_t *zap;          /* the trusted keys; its socket only when secure */
     control_t *control;  /* reports for `stemma report` */
-    mesh_t *mesh;        /* the peers */
+    mesh_t *mesh;        /* the peers; NULL until the sockets are bound */
+    zmq_pollitem_t *poll_items; /* what the loop waits on (node.c, s_poll_items) */
+    peer_t **poll_peers;        /* whose DEALER each item after the fixed ones is */
+    size_t poll_cap;
     control_view view;   /* the parts above, as the control socket reads them */
     control_drops drops; /* messages dropped, by why */
     int64_t next_heartbeat_ms, next_local_poll_ms;

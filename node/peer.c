@@ -58,9 +58,14 @@
  *     the key is trusted again), or a CONNECTING or GONE peer has sent nothing for
  *     reconnect_max_ms since it was opened (stm_peer_redial: it is opened anew at that
  *     HELLO retry, since libzmq never redials after a refused CURVE handshake). A
- *     distrusted peer is REFUSED and never CONNECTED. */
+ *     distrusted peer is REFUSED and never CONNECTED.
+ *  7. Messages go on the connection the peer opened to us (its route) while libzmq
+ *     knows that connection, else on the DEALER: a peer that cannot be dialled (behind
+ *     NAT, or binding nothing) is answered on its own connection, and one connection
+ *     per pair carries everything both ways. A distrusted peer has no route. */
 #include "peer.h"
 #include "endpoint.h"
+#include "inbox.h"
 #include "zsock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -81,6 +86,13 @@ struct peer {
     bool configured;    /* from node.toml (else learned from a HELLO or peer list) */
     peer_timing timing; /* the node's settings, copied */
     void *outbox;       /* DEALER connected to it; NULL until needed */
+    inbox_t *inbox;     /* the node's inbox, to answer on the connection it opened (lent) */
+    unsigned char route[INBOX_MAX_ROUTE]; /* that connection's routing id */
+    size_t route_len;                     /* 0: it has none open to us */
+    char address[64];   /* where that connection comes from; "" when not known */
+    zmq_msg_t in_msg;   /* the message stm_peer_next lent */
+    bool holding;       /* in_msg holds one */
+    bool reads_route;   /* its HELLO says it reads answers on its own connections */
     peer_state state;   /* changed only by stm_peer_set_state */
     wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
     bool have_hello;
@@ -151,6 +163,14 @@ static void s_check(const peer_t *p)
     (void)p;
 }
 
+/* Lets go of the message stm_peer_next lent. */
+static void s_release(peer_t *p)
+{
+    if (p->holding)
+        zmq_msg_close(&p->in_msg);
+    p->holding = false;
+}
+
 void stm_peer_set_state(peer_t *p, peer_state state)
 {
     assert(stm_peer_transition_legal(p->state, state)); /* a bug in the node, never input */
@@ -159,9 +179,10 @@ void stm_peer_set_state(peer_t *p, peer_state state)
 }
 
 peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
-                     const peer_timing *timing)
+                     const peer_timing *timing, inbox_t *inbox)
 {
     peer_t *p = stm_calloc(1, sizeof *p);
+    p->inbox = inbox;
     if (id)
         stm_peer_set_id(p, id);
     else
@@ -181,6 +202,7 @@ void stm_peer_destroy(peer_t **self_p)
     peer_t *p = *self_p;
     if (!p)
         return;
+    s_release(p);
     stm_zsock_close(&p->outbox);
     free(p->endpoint);
     stm_wire_hello_clear(&p->hello);
@@ -271,6 +293,10 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     p->hello = *h;
     memset(h, 0, sizeof *h);
     p->have_hello = true;
+    p->reads_route = false;
+    for (size_t i = 0; i < p->hello.ncapabilities; i++)
+        if (strcmp(p->hello.capabilities[i], WIRE_CAP_ROUTE) == 0)
+            p->reads_route = true;
     /* A peer that refused us answers our HELLOs and then refuses again: its answer does
      * not undo the refusal. A HELLO of its own (it migrated, or restarted) does. */
     if (!p->hello.reply) {
@@ -326,15 +352,17 @@ void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *poli
 
 void stm_peer_distrust(peer_t *p, const char *reason)
 {
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_refuse(&msg, reason);
+    stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
+    p->route_len = 0; /* what comes on it from now on is dropped (node.c) */
     if (p->outbox) {
-        buf_t msg = BUF_INIT;
-        stm_wire_encode_refuse(&msg, reason);
-        stm_peer_send(p, &msg);
-        stm_buf_free(&msg);
         /* The REFUSE leaves in the background after the close, for a second at most
          * (the context's end waits no longer for it either). */
         int linger = PEER_DISTRUST_LINGER_MS;
         zmq_setsockopt(p->outbox, ZMQ_LINGER, &linger, sizeof linger);
+        s_release(p);
         stm_zsock_close(&p->outbox);
     }
     free(p->distrusted);
@@ -410,13 +438,12 @@ void stm_peer_resend(peer_t *p)
 static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_error *err)
 {
     const char *name = "a peer's socket";
-    /* Nothing ever comes back on a DEALER (the protocol answers through the peer's own
-     * DEALER), but libzmq queues what the other end sends, unread, up to the receive
-     * high-water mark: a peer (or an endpoint a peer list names) could park gigabytes
-     * here. A small limit (room for CURVE's handshake commands) and a queue of one. */
-    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, 1, name, err);
+    /* The peer answers on this connection when it has none of its own to us (it cannot
+     * dial us, or has not yet): the node reads it as it reads the inbox, with the
+     * inbox's limit on a message. */
+    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, 1000, name, err);
     if (rc == STM_OK)
-        rc = stm_zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_TO_DEALER, name, err);
+        rc = stm_zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_MESSAGE, name, err);
     /* Messages wait for the connection to come up (a HELLO sent right after connecting
      * must not be lost). The queue stays small: only connected peers are sent
      * operations, at most a window of them, and HELLO retries back off. */
@@ -489,23 +516,83 @@ bool stm_peer_redial_due(const peer_t *p, int64_t now_ms)
 
 bool stm_peer_redial(peer_t *p)
 {
+    s_release(p);
     stm_zsock_close(&p->outbox); /* what waited in it is sent again: a HELLO follows */
     bool first = !p->redialled;
     p->redialled = true;
     return first;
 }
 
+void stm_peer_set_route(peer_t *p, const void *route, size_t len, const char *address)
+{
+    if (len == 0 || len > sizeof p->route)
+        return;
+    memcpy(p->route, route, len);
+    p->route_len = len;
+    snprintf(p->address, sizeof p->address, "%s", address ? address : "");
+}
+
+bool stm_peer_routed(const peer_t *p)
+{
+    return p->route_len > 0 && p->reads_route;
+}
+
 bool stm_peer_send(peer_t *p, const buf_t *msg)
 {
+    /* On the connection it opened to us while that is open: it is up (libzmq knows of
+     * it only once its handshake is done), and it is the one way to a peer that cannot
+     * be dialled. Else on our DEALER, whose messages wait for its connection. */
+    if (stm_peer_routed(p) && p->inbox) {
+        switch (stm_inbox_send(p->inbox, p->route, p->route_len, msg->data, msg->len)) {
+        case INBOX_SENT:
+            p->bytes_sent += msg->len;
+            return true;
+        case INBOX_FULL:
+            return false;
+        case INBOX_CLOSED:
+            p->route_len = 0; /* until it sends on a connection of its own again */
+            break;
+        }
+    }
     if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
         return false;
     p->bytes_sent += msg->len;
     return true;
 }
 
+void *stm_peer_socket(peer_t *p)
+{
+    return p->outbox;
+}
+
+bool stm_peer_next(peer_t *p, const void **data, size_t *len)
+{
+    s_release(p);
+    if (!p->outbox)
+        return false;
+    zmq_msg_init(&p->in_msg);
+    if (zmq_msg_recv(&p->in_msg, p->outbox, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&p->in_msg);
+        return false;
+    }
+    p->holding = true;
+    /* Anything after the first frame is not ours: read and drop it (as the inbox does). */
+    bool more = zmq_msg_more(&p->in_msg);
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        more = zmq_msg_recv(&extra, p->outbox, 0) >= 0 && zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+    }
+    *data = zmq_msg_data(&p->in_msg);
+    *len = zmq_msg_size(&p->in_msg);
+    return true;
+}
+
 void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
 {
-    if (p->state != PEER_CONNECTED || !p->outbox || !stm_session_wants_to_send(p->session))
+    if (p->state != PEER_CONNECTED || (!p->outbox && !stm_peer_routed(p)) ||
+        !stm_session_wants_to_send(p->session))
         return;
     oplog_reader_t *reader = NULL;
     stm_error err = {0};
@@ -540,6 +627,7 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
     rp->id = p->id;
     rp->id_known = p->id_known;
     rp->endpoint = p->endpoint;
+    rp->dialled_in_from = stm_peer_routed(p) && p->address[0] ? p->address : NULL;
     rp->state = s_report_state(p->state);
     if (p->have_hello) {
         rp->schema_set = p->hello.schema_set;

@@ -1,7 +1,8 @@
 /* peer.h - one peer of the node: how to reach it, what it said, where the
  * conversation with it stands, and when to act on it next.
  *
- * The peer owns its DEALER (the socket its messages leave on), its last HELLO and our
+ * The peer owns its DEALER (the connection this node opens to it), the route of the
+ * connection it opened to this node (inbox.h) if any, its last HELLO and our
  * verdict on it (judge.h), the reason it refused us, its sync session (sync/session.h:
  * vectors, window, batch numbers) and its deadlines: the next HELLO while it has not
  * answered, its silence, and the resend of unacknowledged batches. The node owns the
@@ -14,6 +15,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/id.h"
+#include "inbox.h"
 #include "judge.h"
 #include "report.h"
 #include "sync/session.h"
@@ -56,12 +58,13 @@ typedef struct {
 
 typedef struct peer peer_t;
 
-/* A peer at endpoint, CONNECTING, its first HELLO due at once. id is NULL when not
- * known yet (insecure, KEY@ omitted); configured says node.toml names it (its
- * endpoint is then never changed by what it says). The caller owns it (stm_peer_destroy),
- * which closes its DEALER. */
+/* A peer at endpoint ("": none to dial), CONNECTING, its first HELLO due at once. id
+ * is NULL when not known yet (insecure, KEY@ omitted); configured says node.toml names
+ * it (its endpoint is then never changed by what it says); inbox (lent, may be NULL) is
+ * the node's, to answer on a connection the peer opened. The caller owns it
+ * (stm_peer_destroy), which closes its DEALER. */
 peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
-                     const peer_timing *timing);
+                     const peer_timing *timing, inbox_t *inbox);
 void stm_peer_destroy(peer_t **self_p);
 
 /* ---- what it is ---- */
@@ -156,9 +159,23 @@ bool stm_peer_redial_due(const peer_t *p, int64_t now_ms);
  * until restarted, even after the other side trusts it. Returns whether this is the
  * first redial since it was last heard from (to log it once). */
 bool stm_peer_redial(peer_t *p);
-/* Sends a whole message without waiting; false when it could not leave now (no
- * DEALER yet, or its queue is full). */
+/* A message of its came on the connection it opened to this node: route (1 to
+ * INBOX_MAX_ROUTE bytes, copied) names that connection, address (copied; NULL or "":
+ * not known) where it comes from. Messages to it go there from now on. */
+void stm_peer_set_route(peer_t *p, const void *route, size_t len, const char *address);
+/* Whether it is answered on a connection it opened to this node: one is known to be
+ * open, and its HELLO said it reads answers there (WIRE_CAP_ROUTE). */
+bool stm_peer_routed(const peer_t *p);
+/* Sends a whole message without waiting: on the connection it opened to this node
+ * while that is open, else on its DEALER. False when it could not leave now (no way to
+ * it yet, or the queue is full). */
 bool stm_peer_send(peer_t *p, const buf_t *msg);
+/* Its DEALER, to poll for what it answers there (lent); NULL when not open. */
+void *stm_peer_socket(peer_t *p);
+/* Reads the next whole message it sent on its DEALER without waiting: its first
+ * frame, lent in *data and *len until the next call or the DEALER closes. False when
+ * none waits. */
+bool stm_peer_next(peer_t *p, const void **data, size_t *len);
 /* Sends a connected peer what it lacks from store (lent), within its window. */
 void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms);
 

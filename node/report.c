@@ -197,6 +197,8 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
     }
     stm_jsonw_key(w, "endpoint");
     stm_jsonw_string(w, p->endpoint);
+    stm_jsonw_key(w, "dialled_in_from");
+    stm_jsonw_string(w, p->dialled_in_from);
     stm_jsonw_key(w, "state");
     stm_jsonw_string(w, stm_report_state_name(p->state));
     stm_jsonw_key(w, "schema_set");
@@ -356,6 +358,7 @@ static toml_value *s_toml_peer(const report_peer *p)
         s_toml_str(t, "id", z85);
     }
     s_toml_str(t, "endpoint", p->endpoint);
+    s_toml_str(t, "dialled_in_from", p->dialled_in_from);
     s_toml_str(t, "state", stm_report_state_name(p->state));
     s_toml_str(t, "schema_set", p->schema_set);
     if (c) {
@@ -433,8 +436,10 @@ static char *s_text(const report_node *r, bool brief)
         const comparison_t *c = s_cmp(p);
         char sid[STM_ID_SHORT_LEN + 1];
         s_short(&p->id, p->id_known, sid);
-        stm_buf_printf(&b, "\npeer %s  %s  %s", sid, p->endpoint[0] ? p->endpoint : "(no endpoint)",
-                       stm_report_state_name(p->state));
+        stm_buf_printf(&b, "\npeer %s  %s", sid, p->endpoint[0] ? p->endpoint : "(no endpoint)");
+        if (p->dialled_in_from)
+            stm_buf_printf(&b, " (dialled in from %s)", p->dialled_in_from);
+        stm_buf_printf(&b, "  %s", stm_report_state_name(p->state));
         if (c)
             stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
                            c->remote_version, stm_relation_name(c->relation), s_sync(p));

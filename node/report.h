@@ -56,7 +56,9 @@ typedef enum {
 typedef struct {
     stm_id id;            /* its node id, which is its public key */
     bool id_known;        /* false while unknown (insecure mode, before its HELLO) */
-    const char *endpoint; /* where its inbox listens */
+    const char *endpoint; /* where its inbox listens; "" when it gives none */
+    const char *dialled_in_from; /* the address of the connection it opened to this node,
+                                    which this node answers on; NULL when none is open */
     report_state state;
     const char *schema_set;      /* the schema set its HELLO named; NULL when none */
     const lineage_t *lineage;    /* its database's lineage from its HELLO; NULL before one */

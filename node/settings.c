@@ -50,9 +50,10 @@ const settings_row stm_settings_rows[] = {
     {S_ROW("node", "schemas", SETTINGS_PATH, schemas),
      .doc = "the schema set: the directory of numbered migrations (NNN_description.sql); a "
             "relative path is relative to the node's directory"},
-    {S_ROW("node", "bind", SETTINGS_ENDPOINT, bind), .text = CONFIG_DEFAULT_BIND,
+    {S_ROW("node", "bind", SETTINGS_BIND, bind), .text = CONFIG_DEFAULT_BIND,
      .doc = "where the node listens for peers: HOST * is every interface, the default this "
-            "machine only"},
+            "machine only; \"\": nowhere, the node only dials its peers (behind NAT, say) "
+            "and they answer on its connections"},
     {S_ROW("node", "advertise", SETTINGS_DIAL, advertise), .text = "",
      .doc = "the endpoint peers are told to reach this node at, tcp://HOST:PORT with HOST an "
             "address or name they can dial; \"\": the bind endpoint, unless its HOST is a "
@@ -190,6 +191,7 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
+    case SETTINGS_BIND:
     case SETTINGS_DIAL: {
         char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
@@ -233,6 +235,7 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_ENDPOINT:
         stm_buf_puts(b, "endpoint");
         break;
+    case SETTINGS_BIND:
     case SETTINGS_DIAL:
         stm_buf_printf(b, "endpoint, or %s\"\"%s", q, q);
         break;
@@ -262,6 +265,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     switch (s->type) {
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
+    case SETTINGS_BIND:
     case SETTINGS_DIAL:
         if (s->text)
             stm_buf_printf(b, "\"%s\"", s->text);

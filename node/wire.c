@@ -109,8 +109,9 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoi
     s_key(&pk, "min_supported_version");
     msgpack_pack_uint32(&pk, (uint32_t)(min_supported > 0 ? min_supported : 0));
     s_key(&pk, "capabilities");
-    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 2);
     s_str(&pk, "ops.v1");
+    s_str(&pk, WIRE_CAP_ROUTE);
     s_key(&pk, "peers");
     msgpack_pack_array(&pk, npeers);
     for (size_t i = 0; i < npeers; i++) {

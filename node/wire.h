@@ -22,10 +22,10 @@
  * (sync/key.h); version 1 peers would drop such batches as malformed. */
 #define WIRE_VERSION 2
 #define WIRE_HEADER_BYTES 6
-#define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* also the inbox's ZMQ_MAXMSGSIZE */
-/* What a DEALER accepts from the peer it connects to: nothing of the protocol (messages
- * only travel DEALER to ROUTER), only libzmq's own handshake commands. */
-#define WIRE_MAX_TO_DEALER (64 * 1024)
+#define WIRE_MAX_MESSAGE (64u * 1024u * 1024u) /* ZMQ_MAXMSGSIZE of the inbox and DEALERs */
+/* The capability a HELLO lists when its sender reads what comes back on the connections
+ * it opens: only then is it answered there (docs/protocol.md, "Sockets and security"). */
+#define WIRE_CAP_ROUTE "route.v1"
 /* The limits of a HELLO (docs/protocol.md). They bound what decoding and judging one
  * costs: about 130 bytes of memory per version, head or column at most, so WIRE_MAX_ITEMS
  * keeps a HELLO under WIRE_MAX_ITEMS * 130 bytes besides its text (docs/hardening.md,

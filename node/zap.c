@@ -276,6 +276,11 @@ static bool s_decide(zap_t *z, zmq_msg_t *frames, int nframes, stm_id *key, bool
     if (!*has_key || zmq_msg_size(&frames[5]) != 5 ||
         memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) != 0)
         return false;
+    return stm_zap_admit(z, key);
+}
+
+bool stm_zap_admit(zap_t *z, const stm_id *key)
+{
     if (stm_zap_is_trusted(z, key))
         return true;
     if (!z->tofu)

@@ -59,6 +59,10 @@ STM_NODISCARD stm_err stm_zap_bind(zap_t *z, void *ctx, stm_error *err);
 void *stm_zap_socket(zap_t *z);
 
 bool stm_zap_is_trusted(const zap_t *z, const stm_id *key);
+/* Whether a key that proved itself some other way than by connecting to the inbox (a
+ * peer answering on the connection this node opened to it) may be heard: trusted, or
+ * trusted now on first use, as the handler would (written by stm_zap_flush). */
+bool stm_zap_admit(zap_t *z, const stm_id *key);
 /* Whether key is trusted, and if so where from (*from). */
 bool stm_zap_lookup(const zap_t *z, const stm_id *key, zap_from *from);
 

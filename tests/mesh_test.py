@@ -703,18 +703,52 @@ class WildcardBind(Mesh):
         self.assertNotIn("is a wildcard address", d.logs())
         self.assertIn(f"peers are told {d.endpoint}", d.logs())
 
-    def test_a_peer_that_gives_no_endpoint_is_said_to_be_unreachable(self):
+    def test_a_peer_that_gives_no_endpoint_is_answered_on_its_connection(self):
+        # e binds nowhere (behind NAT, say): it dials b, and b answers on that one
+        # connection, both ways.
         b = Node(self, "b", TASKS, 4, tofu=True)
         e = Node(self, "e", TASKS, 4, peers=[b], tofu=True)
-        rebind(e, f"tcp://*:{e.port}")
+        rebind(e, "")
         b.start()
         e.start()
-        self.wait("b to hear e", lambda: "peer-unreachable" in b.logs())
-        self.assertIn("its HELLO gives no endpoint to dial (none)", b.logs())
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        sql(e.db, "INSERT INTO lists (id, name) VALUES ('le', 'from e')")
+        names = "SELECT group_concat(name, ',') FROM (SELECT name FROM lists ORDER BY id)"
+        for n in (b, e):
+            self.wait(f"{n.name} to hold both lists",
+                      lambda n=n: sql(n.db, names) == "from b,from e")
+        self.assertIn("its HELLO gives no endpoint to dial (none): it is answered on the "
+                      "connection it opened from 127.0.0.1", b.logs())
+        self.assertIn("bound nowhere", e.logs())
         self.assertEqual(self.endpoints(b), [""])
+        self.assertEqual(b.peer(e)["dialled_in_from"], "127.0.0.1")
+        self.assertEqual(b.peer(e)["state"], "connected")
+        self.assertEqual(e.peer(b)["state"], "connected")
+        self.assertEqual(e.report()["node"]["endpoint"], "")
         text = subprocess.run([STEMMA, "report", "--dir", b.dir], capture_output=True,
                               text=True, timeout=30).stdout
-        self.assertIn("(no endpoint)", text)
+        self.assertIn("(no endpoint) (dialled in from 127.0.0.1)  connected", text)
+
+    def test_nodes_that_cannot_be_dialled_reach_each_other_through_a_relay(self):
+        # e and f bind nowhere and know only r: what each writes reaches the other
+        # through r, and neither is told of the other (it could not dial it).
+        r = Node(self, "r", TASKS, 4, tofu=True)
+        e = Node(self, "e", TASKS, 4, peers=[r], tofu=True)
+        f = Node(self, "f", TASKS, 4, peers=[r], tofu=True)
+        rebind(e, "")
+        rebind(f, "")
+        for n in (r, e, f):
+            n.start()
+        sql(e.db, "INSERT INTO lists (id, name) VALUES ('le', 'from e')")
+        sql(f.db, "INSERT INTO lists (id, name) VALUES ('lf', 'from f')")
+        names = "SELECT group_concat(name, ',') FROM (SELECT name FROM lists ORDER BY id)"
+        for n in (r, e, f):
+            self.wait(f"{n.name} to hold both lists",
+                      lambda n=n: sql(n.db, names) == "from e,from f")
+        self.assertEqual(len(e.report()["peers"]), 1)
+        self.assertEqual(len(f.report()["peers"]), 1)
+        self.assertEqual(sorted(p["state"] for p in r.report()["peers"]),
+                         ["connected", "connected"])
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")

@@ -215,6 +215,16 @@ static void test_config_round_trip(void **state)
     assert_int_equal(back.local_poll_ms, 75);
     assert_int_equal(back.busy_timeout_ms, 150);
 
+    /* bind "": a node that binds nowhere (it only dials) is a setting, not a mistake. */
+    node_config nowhere;
+    stm_config_set_str(&back.bind, "");
+    assert_int_equal(stm_config_save(&back, &err), STM_OK);
+    assert_int_equal(stm_config_load(dir, &nowhere, &err), STM_OK);
+    assert_string_equal(nowhere.bind, "");
+    stm_config_destroy(&nowhere);
+    stm_config_set_str(&back.bind, cfg.bind);
+    assert_int_equal(stm_config_save(&cfg, &err), STM_OK);
+
     /* The file documents every setting: a comment line right above each. */
     char *path = tu_path(dir, "node.toml");
     char *file = tu_read(path, NULL);
@@ -409,7 +419,7 @@ static void test_config_init_load_save_load(void **state)
     assert_string_equal(text2, text0);
     /* The comments are TOML comments: only the settings are values. */
     assert_non_null(strstr(text0, "\n# The application's SQLite database"));
-    assert_non_null(strstr(text0, "default \"tcp://127.0.0.1:7420\"."));
+    assert_non_null(strstr(text0, "\"tcp://127.0.0.1:7420\".\nbind = "));
     free(text0);
     free(text1);
     free(text2);
@@ -515,7 +525,7 @@ static void test_config_bad(void **state)
          ":1:10: timing: expected a table ([timing]), found an integer"},
         {"[[sync]]\nwindow = 1\n", ":4:1: sync: expected a table ([sync]), found an array"},
         /* bad strings */
-        {"bind = \"\"\n", ":4:8: node.bind: must not be empty"},
+        {"control = \"\"\n", ":4:11: node.control: must not be empty"},
         {"control = \"a\\u0000b\"\n", ":4:11: node.control: holds a NUL character"},
         /* bad endpoints */
         {"bind = \"tcp://h\"\n", ":4:8: node.bind: 'tcp://h' has no port"},

@@ -38,7 +38,7 @@ static int setup(void **state)
     stm_config_policy_default(&f->strict);
     f->strict.min_supported_version = 4;
     stm_id id = {{7}};
-    f->p = stm_peer_new(&id, "tcp://127.0.0.1:7001", true, &TIMING);
+    f->p = stm_peer_new(&id, "tcp://127.0.0.1:7001", true, &TIMING, NULL);
     *state = f;
     return 0;
 }
@@ -274,7 +274,7 @@ static void test_rejudging_revives_nobody(void **state)
     assert_int_equal(stm_peer_get_state(p), PEER_REFUSED);
     assert_non_null(stm_peer_refused_by(p));
     /* A peer that never said HELLO is not judged at all. */
-    peer_t *quiet = stm_peer_new(NULL, "tcp://127.0.0.1:7002", false, &TIMING);
+    peer_t *quiet = stm_peer_new(NULL, "tcp://127.0.0.1:7002", false, &TIMING, NULL);
     stm_peer_rejudge(quiet, f->local, &f->policy);
     assert_int_equal(stm_peer_get_state(quiet), PEER_CONNECTING);
     assert_null(stm_peer_get_verdict(quiet));
@@ -328,7 +328,7 @@ static void test_open_and_send(void **state)
     unsigned char secret[32] = {0};
     stm_error err = {0};
     /* Without its key a CURVE DEALER cannot be made. */
-    peer_t *keyless = stm_peer_new(NULL, "tcp://127.0.0.1:7009", true, &TIMING);
+    peer_t *keyless = stm_peer_new(NULL, "tcp://127.0.0.1:7009", true, &TIMING, NULL);
     peer_self curve = {ctx, &me, secret, false};
     assert_int_equal(stm_peer_open(keyless, &curve, 0, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "its key is needed"));
@@ -340,7 +340,7 @@ static void test_open_and_send(void **state)
     assert_true(stm_peer_send(keyless, &msg)); /* queued until the connection is up */
     assert_int_equal(stm_peer_bytes_sent(keyless), 4);
     /* A bad endpoint says so. */
-    peer_t *bad = stm_peer_new(NULL, "nonsense://x", true, &TIMING);
+    peer_t *bad = stm_peer_new(NULL, "nonsense://x", true, &TIMING, NULL);
     assert_false(stm_peer_send(bad, &msg)); /* no DEALER yet */
     assert_int_equal(stm_peer_open(bad, &plain, 0, &err), STM_EINPUT);
     assert_non_null(strstr(err.msg, "cannot connect"));
