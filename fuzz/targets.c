@@ -271,7 +271,7 @@ void fuzz_codec(const uint8_t *data, size_t size)
 
 static void s_hello_encode(const wire_hello *h, buf_t *out)
 {
-    stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->lineage, h->vector,
+    stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->name ? h->name : "", h->lineage, h->vector,
                           h->min_supported_version, h->peers, h->npeers, h->reply);
 }
 

@@ -84,7 +84,7 @@ void stm_config_destroy(node_config *cfg)
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
-            s->type == SETTINGS_DIAL) {
+            s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME) {
             free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
             config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
@@ -249,7 +249,7 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
                        const toml_value **out)
 {
     static const toml_type types[] = {
-        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING, [SETTINGS_BIND] = TOML_STRING,
+        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING, [SETTINGS_BIND] = TOML_STRING, [SETTINGS_NAME] = TOML_STRING,
         [SETTINGS_DIAL] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
         [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
@@ -276,6 +276,21 @@ static stm_err s_string_ok(const s_reader *r, const toml_value *v, const char *n
         return s_fail(r, v, name, "holds a NUL character");
     if (len == 0)
         return s_fail(r, v, name, "must not be empty");
+    return STM_OK;
+}
+
+/* A name for people: it ends up in peers' reports and logs, so short and without
+ * control characters (which would let it forge log lines there). */
+static stm_err s_name_ok(const s_reader *r, const toml_value *v, const char *name)
+{
+    size_t len;
+    const char *s = stm_toml_string(v, &len);
+    if (len > CONFIG_MAX_NAME)
+        return s_fail(r, v, name, "is %zu bytes long; at most %d", len, CONFIG_MAX_NAME);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return s_fail(r, v, name, "holds a control character (byte 0x%02x)",
+                          (unsigned)(unsigned char)s[i]);
     return STM_OK;
 }
 
@@ -444,6 +459,11 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
         stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
     }
+    case SETTINGS_NAME:
+        if ((rc = s_name_ok(r, v, name)) != STM_OK)
+            return rc;
+        stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
+        return STM_OK;
     case SETTINGS_DIAL:
         if ((rc = s_dial_ok(r, v, name)) != STM_OK)
             return rc;
@@ -473,7 +493,7 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT ||
-             s->type == SETTINGS_BIND || s->type == SETTINGS_DIAL) &&
+             s->type == SETTINGS_BIND || s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME) &&
             !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);

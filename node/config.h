@@ -38,6 +38,7 @@
 
 /* Named here because `stemma init --help` quotes them too; the table uses them. */
 #define CONFIG_DEFAULT_BIND "tcp://127.0.0.1:7420"
+#define CONFIG_MAX_NAME 64 /* bytes of [node] name */
 #define CONFIG_CONTROL_SOCKET "control.sock" /* the default control is ipc://ABS_DIR/this */
 
 /* Limits, checked when node.toml (or, for CONFIG_MAX_TRUSTED, known_peers) is read. */
@@ -67,6 +68,7 @@ typedef struct {
     char *bind;      /* the mesh endpoint */
     char *advertise; /* the endpoint peers are told; "": the bind endpoint unless a wildcard */
     char *control;   /* the control endpoint */
+    char *name;      /* the device's name for people; "": the machine's host name */
 
     /* [peers] */
     config_peer *peers; /* addresses, in the order written */

@@ -200,6 +200,7 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->lineage = stm_local_lineage(v->local);
     r->version = stm_local_version(v->local);
     r->endpoint = v->endpoint;
+    r->name = v->name;
     r->secure = v->secure;
     /* A report goes out even when the database cannot be read (locked past its busy
      * timeout, say): its counts are then zero, and the log says why. */

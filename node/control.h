@@ -38,6 +38,7 @@ typedef struct {
     const stm_id *id;           /* this node's id */
     bool secure;                /* CURVE (false: insecure) */
     const char *endpoint;       /* the mesh endpoint, port resolved */
+    const char *name;           /* the device's name */
     local_t *local;             /* the database, its lineage and version */
     const inbound_t *inbound;   /* the batches waiting, and the attempts to store them */
     const zap_t *zap;           /* the keys refused */

@@ -46,6 +46,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 
@@ -73,7 +74,7 @@ static void s_send_hello(node_t *n, peer_t *p, bool reply)
     size_t npeers;
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &n->id, n->advertise, stm_local_lineage(n->local), v,
+    stm_wire_encode_hello(&msg, &n->id, n->advertise, n->name, stm_local_lineage(n->local), v,
                           n->policy.min_supported_version, list, npeers, reply);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
@@ -203,7 +204,9 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
         stm_buf_free(&msg);
     } else if (stm_peer_get_state(p) == PEER_CONNECTED && was != PEER_CONNECTED) {
         stm_log_event(STM_LOG_INFO, "peer-connected", stm_peer_short_id(p),
-                      "%s %s v%d, %s, sync %s: %s", stm_peer_endpoint(p),
+                      "%s%s%s%s %s v%d, %s, sync %s: %s", hello->name ? "\"" : "",
+                      hello->name ? hello->name : "", hello->name ? "\" " : "",
+                      stm_peer_endpoint(p)[0] ? stm_peer_endpoint(p) : "(no endpoint)",
                       stm_lineage_name(hello->lineage), c->remote_version,
                       stm_relation_name(c->relation), stm_peer_sync_name(v->sync), v->reason);
         /* The other peers hear of it (peer lists travel in HELLOs); flagged as a reply
@@ -658,6 +661,24 @@ static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
     return rc;
 }
 
+/* The name HELLOs give: the setting, else the machine's host name (cut to the length a
+ * name may have, control characters made '?', as a peer would refuse them). */
+static char *s_device_name(const char *setting)
+{
+    char host[256] = "";
+    if (!setting || !setting[0]) {
+        if (gethostname(host, sizeof host) != 0)
+            host[0] = '\0';
+        host[sizeof host - 1] = '\0';
+        host[CONFIG_MAX_NAME] = '\0';
+        for (char *c = host; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        setting = host;
+    }
+    return stm_strdup(setting);
+}
+
 stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
 {
     const node_config *cfg = o->config;
@@ -685,6 +706,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         .reconnect_max_ms = cfg->reconnect_max_ms,
         .peer_timeout_ms = cfg->peer_timeout_ms,
     };
+    n->name = s_device_name(cfg->name);
     n->id = *stm_keys_public(o->keys);
     stm_id_short(&n->id, n->short_id);
     stm_keys_to_z85(&n->id, n->key_z85);
@@ -727,10 +749,17 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         stm_node_destroy(&n);
         return rc;
     }
-    n->view = (control_view){&n->id,   !n->insecure, stm_inbox_endpoint(n->inbox),
-                             n->local, n->inbound,   n->zap,
-                             n->mesh,  &n->drops,    stm_node_control_change,
-                             n};
+    n->view = (control_view){.id = &n->id,
+                             .secure = !n->insecure,
+                             .endpoint = stm_inbox_endpoint(n->inbox),
+                             .name = n->name,
+                             .local = n->local,
+                             .inbound = n->inbound,
+                             .zap = n->zap,
+                             .mesh = n->mesh,
+                             .drops = &n->drops,
+                             .change = stm_node_control_change,
+                             .change_ctx = n};
     *out = n;
     return STM_OK;
 }
@@ -743,11 +772,11 @@ const char *stm_node_endpoint(const node_t *n)
 stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                      stm_error *err)
 {
-    stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s",
+    stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s, named \"%s\"",
                   stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
                   stm_inbox_endpoint(n->inbox)[0] ? stm_inbox_endpoint(n->inbox) : "no endpoint",
                   stm_control_endpoint(n->control),
-                  n->insecure ? "INSECURE (plain TCP)" : "CURVE");
+                  n->insecure ? "INSECURE (plain TCP)" : "CURVE", n->name);
     if (!stm_inbox_endpoint(n->inbox)[0])
         stm_log_event(STM_LOG_INFO, "advertise", NULL,
                       "bound nowhere ([node] bind is \"\"): this node dials its peers, and "
@@ -829,6 +858,7 @@ void stm_node_destroy(node_t **self_p)
      * above was this node's own (control.h). */
     stm_dirlock_release(&n->lock);
     free(n->advertise);
+    free(n->name);
     free(n->clone_seen);
     free(n->poll_items);
     free(n->poll_peers);

@@ -29,6 +29,7 @@ struct node {
     int local_poll_ms;     /* how often to look for local writes and migrations */
     int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
+    char *name;            /* the device's name HELLOs give: node.name, or the host name */
     stm_id origin;         /* the database's origin as last seen; zero before */
     bool mark_failing;     /* the sent mark could not be written (logged once) */
     char *clone_seen;      /* owned: the endpoints last said to share a key (ours, or a

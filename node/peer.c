@@ -631,6 +631,7 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
     rp->state = s_report_state(p->state);
     if (p->have_hello) {
         rp->schema_set = p->hello.schema_set;
+        rp->name = p->hello.name && p->hello.name[0] ? p->hello.name : NULL;
         rp->lineage = p->hello.lineage;
         rp->verdict = &p->verdict;
         rp->behind = stm_session_behind(p->session, mine);

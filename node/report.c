@@ -149,6 +149,8 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     }
     stm_jsonw_key(w, "endpoint");
     stm_jsonw_string(w, r->endpoint);
+    stm_jsonw_key(w, "name");
+    stm_jsonw_string(w, r->name);
     stm_jsonw_key(w, "secure");
     stm_jsonw_bool(w, r->secure);
     s_json_uint(w, "operations", r->operations);
@@ -199,6 +201,8 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
     stm_jsonw_string(w, p->endpoint);
     stm_jsonw_key(w, "dialled_in_from");
     stm_jsonw_string(w, p->dialled_in_from);
+    stm_jsonw_key(w, "name");
+    stm_jsonw_string(w, p->name);
     stm_jsonw_key(w, "state");
     stm_jsonw_string(w, stm_report_state_name(p->state));
     stm_jsonw_key(w, "schema_set");
@@ -318,6 +322,7 @@ static toml_value *s_toml_node(const report_node *r)
     if (head)
         s_toml_id(t, "head", &head->id);
     s_toml_str(t, "endpoint", r->endpoint);
+    s_toml_str(t, "name", r->name);
     stm_toml_table_set(t, "secure", stm_toml_new_bool(r->secure));
     s_toml_int(t, "operations", (int64_t)r->operations);
     s_toml_int(t, "parked", (int64_t)r->parked);
@@ -359,6 +364,7 @@ static toml_value *s_toml_peer(const report_peer *p)
     }
     s_toml_str(t, "endpoint", p->endpoint);
     s_toml_str(t, "dialled_in_from", p->dialled_in_from);
+    s_toml_str(t, "name", p->name);
     s_toml_str(t, "state", stm_report_state_name(p->state));
     s_toml_str(t, "schema_set", p->schema_set);
     if (c) {
@@ -427,8 +433,11 @@ static char *s_text(const report_node *r, bool brief)
     s_short(&r->id, true, self);
     if (head)
         s_short(&head->id, true, hid);
-    stm_buf_printf(&b, "node %s  %s v%d (%s)  %s%s\n", self, stm_lineage_name(r->lineage),
-                   r->version, hid, r->endpoint, r->secure ? "" : "  INSECURE");
+    stm_buf_printf(&b, "node %s", self);
+    if (r->name && r->name[0])
+        stm_buf_printf(&b, " \"%s\"", r->name);
+    stm_buf_printf(&b, "  %s v%d (%s)  %s%s\n", stm_lineage_name(r->lineage), r->version, hid,
+                   r->endpoint[0] ? r->endpoint : "(bound nowhere)", r->secure ? "" : "  INSECURE");
     if (!r->npeers)
         stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
@@ -436,7 +445,10 @@ static char *s_text(const report_node *r, bool brief)
         const comparison_t *c = s_cmp(p);
         char sid[STM_ID_SHORT_LEN + 1];
         s_short(&p->id, p->id_known, sid);
-        stm_buf_printf(&b, "\npeer %s  %s", sid, p->endpoint[0] ? p->endpoint : "(no endpoint)");
+        stm_buf_printf(&b, "\npeer %s", sid);
+        if (p->name)
+            stm_buf_printf(&b, " \"%s\"", p->name);
+        stm_buf_printf(&b, "  %s", p->endpoint[0] ? p->endpoint : "(no endpoint)");
         if (p->dialled_in_from)
             stm_buf_printf(&b, " (dialled in from %s)", p->dialled_in_from);
         stm_buf_printf(&b, "  %s", stm_report_state_name(p->state));
@@ -624,8 +636,8 @@ char *stm_report_dot(const report_node *r)
     s_z85(&r->id, z85);
     s_short(&r->id, true, sid);
     stm_buf_printf(&name, "node:%s", z85);
-    stm_buf_printf(&label, "this node %s\n%s\n%s v%d", sid, r->endpoint,
-                   stm_lineage_name(r->lineage), r->version);
+    stm_buf_printf(&label, "this node %s%s%s\n%s\n%s v%d", sid, r->name ? " " : "",
+                   r->name ? r->name : "", r->endpoint, stm_lineage_name(r->lineage), r->version);
     s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label), "bold", r->lineage);
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
@@ -639,7 +651,8 @@ char *stm_report_dot(const report_node *r)
             stm_buf_printf(&name, "peer#%zu", i + 1); /* unknown ids cannot clash with Z85 */
         }
         s_short(&p->id, p->id_known, sid);
-        stm_buf_printf(&label, "peer %s\n%s", sid, p->endpoint);
+        stm_buf_printf(&label, "peer %s%s%s\n%s", sid, p->name ? " " : "", p->name ? p->name : "",
+                       p->endpoint);
         if (c)
             stm_buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
                            c->remote_version, stm_report_state_name(p->state),

@@ -57,6 +57,7 @@ typedef struct {
     stm_id id;            /* its node id, which is its public key */
     bool id_known;        /* false while unknown (insecure mode, before its HELLO) */
     const char *endpoint; /* where its inbox listens; "" when it gives none */
+    const char *name;     /* its device's name from its HELLO; NULL when none */
     const char *dialled_in_from; /* the address of the connection it opened to this node,
                                     which this node answers on; NULL when none is open */
     report_state state;
@@ -79,6 +80,7 @@ typedef struct {
     const lineage_t *lineage; /* its database's lineage; stm_lineage_name is the schema set */
     int version;              /* its database's version */
     const char *endpoint;     /* the mesh endpoint, port resolved */
+    const char *name;         /* the device's name */
     bool secure;              /* CURVE (false: insecure, plain TCP) */
     uint64_t operations;      /* operations in its oplog */
     uint64_t parked;          /* of those, parked */

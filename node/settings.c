@@ -59,6 +59,9 @@ const settings_row stm_settings_rows[] = {
             "address or name they can dial; \"\": the bind endpoint, unless its HOST is a "
             "wildcard (*, 0.0.0.0, [::]): then none, and only peers that list this node in "
             "[peers] reach it"},
+    {S_ROW("node", "name", SETTINGS_NAME, name), .text = "",
+     .doc = "this device's name for people, shown in its peers' reports and logs (at most "
+            "64 bytes); \"\": the machine's host name"},
     {S_ROW("node", "control", SETTINGS_ENDPOINT, control),
      .text = "ipc://NODE_DIR/" CONFIG_CONTROL_SOCKET,
      .doc = "where the node answers queries about itself (its peers, what syncs, what is "
@@ -192,6 +195,7 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
     case SETTINGS_BIND:
+    case SETTINGS_NAME:
     case SETTINGS_DIAL: {
         char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
@@ -239,6 +243,9 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_DIAL:
         stm_buf_printf(b, "endpoint, or %s\"\"%s", q, q);
         break;
+    case SETTINGS_NAME:
+        stm_buf_puts(b, "text");
+        break;
     case SETTINGS_BOOL:
         stm_buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
         break;
@@ -266,6 +273,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     case SETTINGS_PATH:
     case SETTINGS_ENDPOINT:
     case SETTINGS_BIND:
+    case SETTINGS_NAME:
     case SETTINGS_DIAL:
         if (s->text)
             stm_buf_printf(b, "\"%s\"", s->text);

@@ -25,6 +25,8 @@ typedef enum {
     SETTINGS_PATH,     /* char *: a file or directory; relative ones are relative to NODE_DIR */
     SETTINGS_ENDPOINT, /* char *: an endpoint the node binds (stm_endpoint_check) */
     SETTINGS_BIND,     /* char *: the same, or "" for none (the node only dials) */
+    SETTINGS_NAME,     /* char *: a name for people, at most CONFIG_MAX_NAME bytes, no
+                          control character; "" allowed */
     SETTINGS_DIAL,     /* char *: an endpoint peers dial (stm_endpoint_check without `*`, and
                           no wildcard address), or "" for none */
     SETTINGS_BOOL,     /* bool */

@@ -79,12 +79,12 @@ static void s_pack_family(msgpack_packer *pk, const family_t *f)
 }
 
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
-                           const lineage_t *lineage, const vector_t *vector, int min_supported,
-                           const wire_peer *peers, size_t npeers, bool reply)
+                           const char *name, const lineage_t *lineage, const vector_t *vector,
+                           int min_supported, const wire_peer *peers, size_t npeers, bool reply)
 {
     msgpack_packer pk;
     s_header(out, WIRE_HELLO, &pk);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 11);
     s_key(&pk, "reply");
     if (reply)
         msgpack_pack_true(&pk);
@@ -94,6 +94,8 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoi
     s_id(&pk, node_id);
     s_key(&pk, "endpoint");
     s_str(&pk, endpoint);
+    s_key(&pk, "name");
+    s_str(&pk, name);
     s_key(&pk, "schema_set");
     s_str(&pk, stm_lineage_name(lineage));
     s_key(&pk, "lineage");
@@ -482,6 +484,8 @@ stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_e
             ok = s_read_text(&r, &h->endpoint);
         else if (strcmp(key, "schema_set") == 0)
             ok = s_read_text(&r, &schema_set);
+        else if (strcmp(key, "name") == 0)
+            ok = s_read_text(&r, &h->name) && strlen(h->name) <= WIRE_MAX_NAME;
         else if ((strcmp(key, "lineage") == 0 && !lineage_at) ||
                  (strcmp(key, "families") == 0 && !families_at)) {
             *(key[0] == 'l' ? &lineage_at : &families_at) = r.p;
@@ -560,6 +564,7 @@ void stm_wire_hello_clear(wire_hello *h)
 {
     free(h->endpoint);
     free(h->schema_set);
+    free(h->name);
     stm_lineage_destroy(&h->lineage);
     stm_vector_destroy(&h->vector);
     for (size_t i = 0; i < h->ncapabilities; i++)

@@ -37,6 +37,7 @@
 #define WIRE_MAX_PEERS 1024          /* entries of the peer list */
 #define WIRE_MAX_CAPABILITIES 64
 #define WIRE_MAX_TEXT 4096           /* endpoints, names, reasons */
+#define WIRE_MAX_NAME 64             /* a device's name (CONFIG_MAX_NAME) */
 /* The fewest bytes an element can take, to check a declared count against what is left
  * before anything is sized by it. */
 #define WIRE_MIN_ID_BYTES 34         /* bin8 header and 32 bytes */
@@ -63,6 +64,7 @@ typedef struct {
 typedef struct {
     stm_id node_id;             /* the sender (its CURVE public key) */
     char *endpoint;             /* where the sender listens */
+    char *name;                 /* its device's name for people; NULL when it gave none */
     char *schema_set;           /* its schema set's name */
     lineage_t *lineage;         /* its database's lineage: numbers, ids, family heads and
                                    current columns (no descriptions or checksums) */
@@ -82,11 +84,12 @@ STM_NODISCARD stm_err stm_wire_header(const void *data, size_t len, int *version
 /* Appends a whole message of type with an empty body, for PING and BYE. */
 void stm_wire_encode_empty(buf_t *out, wire_type type);
 
-/* Appends a HELLO. lineage is the database's (stm_lineage_prefix of the schema set); reply
- * says it answers the peer's HELLO. */
+/* Appends a HELLO. name is the device's (at most WIRE_MAX_NAME bytes); lineage is the
+ * database's (stm_lineage_prefix of the schema set); reply says it answers the peer's
+ * HELLO. */
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
-                           const lineage_t *lineage, const vector_t *vector, int min_supported,
-                           const wire_peer *peers, size_t npeers, bool reply);
+                           const char *name, const lineage_t *lineage, const vector_t *vector,
+                           int min_supported, const wire_peer *peers, size_t npeers, bool reply);
 /* Decodes a whole HELLO message (header included) into h (zeroed first). */
 STM_NODISCARD stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h,
                                             stm_error *err);

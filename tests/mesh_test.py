@@ -709,6 +709,11 @@ class WildcardBind(Mesh):
         b = Node(self, "b", TASKS, 4, tofu=True)
         e = Node(self, "e", TASKS, 4, peers=[b], tofu=True)
         rebind(e, "")
+        toml = os.path.join(e.dir, "node.toml")
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace('name = ""', 'name = "laptop of e"'))
         b.start()
         e.start()
         sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
@@ -727,7 +732,13 @@ class WildcardBind(Mesh):
         self.assertEqual(e.report()["node"]["endpoint"], "")
         text = subprocess.run([STEMMA, "report", "--dir", b.dir], capture_output=True,
                               text=True, timeout=30).stdout
-        self.assertIn("(no endpoint) (dialled in from 127.0.0.1)  connected", text)
+        self.assertIn('"laptop of e"  (no endpoint) (dialled in from 127.0.0.1)  connected', text)
+        # Devices are named: the setting, or else the machine's host name.
+        self.assertEqual(b.peer(e)["name"], "laptop of e")
+        self.assertEqual(e.report()["node"]["name"], "laptop of e")
+        self.assertEqual(e.peer(b)["name"], socket.gethostname()[:64])
+        self.assertIn('peer-connected', b.logs())
+        self.assertIn('"laptop of e" (no endpoint)', b.logs())
 
     def test_nodes_that_cannot_be_dialled_reach_each_other_through_a_relay(self):
         # e and f bind nowhere and know only r: what each writes reaches the other

@@ -526,6 +526,9 @@ static void test_config_bad(void **state)
         {"[[sync]]\nwindow = 1\n", ":4:1: sync: expected a table ([sync]), found an array"},
         /* bad strings */
         {"control = \"\"\n", ":4:11: node.control: must not be empty"},
+        {"name = \"a\\tb\"\n", ":4:8: node.name: holds a control character (byte 0x09)"},
+        {"name = \"" "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" "\"\n",
+         ":4:8: node.name: is 65 bytes long; at most 64"},
         {"control = \"a\\u0000b\"\n", ":4:11: node.control: holds a NUL character"},
         /* bad endpoints */
         {"bind = \"tcp://h\"\n", ":4:8: node.bind: 'tcp://h' has no port"},

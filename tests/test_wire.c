@@ -27,7 +27,8 @@ static buf_t s_hello(bool reply)
     wire_peer peers[2] = {{.id = a, .endpoint = "tcp://127.0.0.1:7001"},
                           {.id = b, .endpoint = "ipc:///tmp/x.sock"}};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", v3, v, 2, peers, 2, reply);
+    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
+                          peers, 2, reply);
     stm_vector_destroy(&v);
     stm_lineage_destroy(&v3);
     stm_lineage_destroy(&full);
@@ -44,6 +45,7 @@ static void test_hello_round_trip(void **state)
     stm_id node = {{9}};
     assert_true(stm_id_equal(&h.node_id, &node));
     assert_string_equal(h.endpoint, "tcp://127.0.0.1:7000");
+    assert_string_equal(h.name, "laptop \xc3\xa9");
     assert_string_equal(h.schema_set, "tasks");
     assert_true(h.reply);
     assert_int_equal(h.min_supported_version, 2);
@@ -430,10 +432,33 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, bad[i], l, v, 0, NULL, 0, false);
+        stm_wire_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "endpoint"));
+        /* A device's name is text of at most WIRE_MAX_NAME bytes, as any is. */
+        stm_buf_reset(&msg);
+        stm_wire_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false);
+        assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
+        assert_non_null(strstr(err.msg, "name"));
+        stm_vector_destroy(&v);
+        stm_lineage_destroy(&l);
+        stm_buf_free(&msg);
+    }
+    char longest[WIRE_MAX_NAME + 2];
+    for (int extra = 0; extra < 2; extra++) {
+        memset(longest, 'n', sizeof longest);
+        longest[WIRE_MAX_NAME + extra] = '\0';
+        buf_t msg = BUF_INIT;
+        lineage_t *l = stm_lineage_new("x");
+        vector_t *v = stm_vector_new();
+        stm_id node = {{4}};
+        stm_wire_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false);
+        wire_hello h;
+        assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err),
+                         extra ? STM_EPROTO : STM_OK);
+        if (!extra)
+            stm_wire_hello_clear(&h);
         stm_vector_destroy(&v);
         stm_lineage_destroy(&l);
         stm_buf_free(&msg);
@@ -447,7 +472,7 @@ static void test_text_with_control_characters_is_refused(void **state)
     buf_t msg = BUF_INIT;
     vector_t *v = stm_vector_new();
     stm_id node = {{4}};
-    stm_wire_encode_hello(&msg, &node, "tcp://h:1", full, v, 0, NULL, 0, false);
+    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false);
     char *at = NULL;
     for (size_t i = 0; i + 5 <= msg.len && !at; i++)
         if (memcmp(msg.data + i, "title", 5) == 0)
