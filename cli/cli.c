@@ -74,6 +74,24 @@ stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
     return rc;
 }
 
+stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return stm_error_set(err, STM_EUSAGE,
+                             "%s: what migrations do to the data is found by running them: "
+                             "give the directory of migrations, not an exported file",
+                             path);
+    schemaset_t *set = NULL;
+    stm_err rc = stm_schemaset_load(path, &set, err);
+    if (rc == STM_OK)
+        rc = stm_lens_derive(set, out, err);
+    stm_schemaset_destroy(&set);
+    return rc;
+}
+
 stm_err cli_write_output(const char *path, const char *text, stm_error *err)
 {
     if (!path || strcmp(path, "-") == 0) {

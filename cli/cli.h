@@ -7,6 +7,7 @@
 #define STM_CLI_H
 
 #include "base/error.h"
+#include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "sync/origin.h"
 #include "sync/store.h"
@@ -44,6 +45,10 @@ int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
 /* A lineage from a schema directory (migrations run in memory) or an exported TOML
  * file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
+/* What each migration of the schema directory at path does to the data (lineage/lens.h);
+ * STM_EUSAGE when path is a file (an export carries no lenses). *out is the caller's
+ * (stm_lens_destroy). */
+stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err);
 
 /* Says on stderr, in one line, that db took a new origin and why (nothing for
  * ORIGIN_KEPT). */

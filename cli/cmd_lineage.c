@@ -1,5 +1,6 @@
 /* cmd_lineage.c - the commands that read schema histories: history, export, compare. */
 #include "cli.h"
+#include "lens_text.h"
 #include "commands.h"
 #include "base/buf.h"
 #include "lineage/export.h"
@@ -19,7 +20,7 @@
 /* ---- history ---- */
 
 static const char *s_history_help =
-    "usage: stemma history --schemas DIR [--format text|json|toml]\n"
+    "usage: stemma history --schemas DIR [--lenses] [--format text|json|toml]\n"
     "       stemma history --db FILE [--format text|json|toml]\n"
     "\n"
     "With --schemas, lists the versions of a schema set: number, id and description.\n"
@@ -31,10 +32,14 @@ static const char *s_history_help =
     "  --schemas DIR   the directory of numbered migrations (NNN_description.sql),\n"
     "                  or a file written by 'stemma export'\n"
     "  --db FILE       an application's SQLite database (give one of --schemas, --db)\n"
+    "  --lenses        with --schemas DIR, under each version what its migration does to\n"
+    "                  the data already there: columns renamed (or carried through a\n"
+    "                  rebuilt or renamed table), cast, filled, computed, added, dropped;\n"
+    "                  found by running each migration on marked rows (text, json)\n"
     "  --format F      text (default), json or toml\n"
     "  -h, --help      this help\n";
 
-static char *s_history_text(const lineage_t *l)
+static char *s_history_text(const lineage_t *l, const lens_set_t *lenses)
 {
     buf_t b = BUF_INIT;
     const lineage_version *head = stm_lineage_head(l);
@@ -54,6 +59,8 @@ static char *s_history_text(const lineage_t *l)
         char num[16];
         snprintf(num, sizeof num, "v%d", v->number);
         stm_buf_printf(&b, "  %-*s  %s  %s\n", width, num, id, v->description);
+        if (lenses)
+            cli_lens_text(&b, lenses, v->number);
     }
     return stm_buf_detach(&b);
 }
@@ -66,7 +73,7 @@ static void s_json_id(jsonw_t *w, const char *key, const stm_id *id)
     stm_jsonw_string(w, hex);
 }
 
-static char *s_history_json(const lineage_t *l)
+static char *s_history_json(const lineage_t *l, const lens_set_t *lenses)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
@@ -86,6 +93,8 @@ static char *s_history_json(const lineage_t *l)
         stm_jsonw_key(&w, "description");
         stm_jsonw_string(&w, v->description);
         s_json_id(&w, "checksum", &v->checksum);
+        if (lenses)
+            cli_lens_json(&w, lenses, v->number);
         stm_jsonw_object_end(&w);
     }
     stm_jsonw_array_end(&w);
@@ -228,16 +237,21 @@ int cmd_history(int argc, char **argv)
     static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
                                             {"db", required_argument, NULL, 'd'},
                                             {"format", required_argument, NULL, 'f'},
+                                            {"lenses", no_argument, NULL, 'l'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *schemas = NULL, *db = NULL;
+    bool want_lenses = false;
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:s:d:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:d:f:lh", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
+            break;
+        case 'l':
+            want_lenses = true;
             break;
         case 'd':
             db = optarg;
@@ -258,17 +272,27 @@ int cmd_history(int argc, char **argv)
         return cli_usage_error("history", "unexpected argument '%s'", argv[optind]);
     if (schemas && db)
         return cli_usage_error("history", "give --schemas DIR or --db FILE, not both");
+    if (db && want_lenses)
+        return cli_usage_error("history", "--lenses needs --schemas DIR, not --db FILE");
     if (db)
         return s_db_history(db, format);
     if (!schemas)
         return cli_usage_error("history", "--schemas DIR is required (or --db FILE)");
+    if (want_lenses && format == CLI_FORMAT_TOML)
+        return cli_usage_error("history", "--lenses is shown as text or json, not toml");
     stm_error err = {0};
     lineage_t *l = NULL;
     if (cli_load_lineage(schemas, &l, &err) != STM_OK)
         return cli_fail("history", &err);
-    char *text = format == CLI_FORMAT_JSON   ? s_history_json(l)
+    lens_set_t *lenses = NULL;
+    if (want_lenses && cli_load_lenses(schemas, &lenses, &err) != STM_OK) {
+        stm_lineage_destroy(&l);
+        return cli_fail("history", &err);
+    }
+    char *text = format == CLI_FORMAT_JSON   ? s_history_json(l, lenses)
                  : format == CLI_FORMAT_TOML ? s_history_toml(l)
-                                             : s_history_text(l);
+                                             : s_history_text(l, lenses);
+    stm_lens_destroy(&lenses);
     stm_lineage_destroy(&l);
     stm_err rc = cli_write_output(NULL, text, &err);
     free(text);

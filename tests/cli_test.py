@@ -106,6 +106,37 @@ class History(Base):
                              capture_output=True, text=True, check=True).stdout
         self.assertEqual(j["versions"][1]["checksum"], out.split()[0])
 
+    def test_lenses(self):
+        # What each migration does to the data: a column renamed, a rebuild that fills
+        # NULLs on the way, a table dropped (tests/data/schemas/rebuilds).
+        out = self.ok("history", "--schemas", "tests/data/schemas/rebuilds", "--lenses")
+        self.assertIn("  v2  ", out)
+        self.assertIn("      Item Log.quantity  renamed from Item Log.qty\n", out)
+        self.assertIn("      Item Log.quantity  filled from Item Log.quantity\n", out)
+        self.assertIn("      kv  dropped\n", out)
+        j = json.loads(self.ok("history", "--schemas", "tests/data/schemas/rebuilds", "--lenses",
+                               "--format", "json"))
+        v2 = j["versions"][1]
+        self.assertTrue(v2["derived"])
+        self.assertEqual(v2["changes"], [{"kind": "renamed", "table": "Item Log",
+                                          "column": "quantity", "from_table": "Item Log",
+                                          "from_column": "qty"}])
+        self.assertEqual(j["versions"][3]["changes"][0]["column"], None)
+        # Without --lenses nothing changes.
+        self.assertNotIn("changes", json.loads(self.ok(
+            "history", "--schemas", "tests/data/schemas/rebuilds", "--format", "json"))
+            ["versions"][1])
+
+    def test_lenses_need_migrations(self):
+        exported = os.path.join(self.tmp, "tasks.toml")
+        self.ok("export", "--schemas", "schemas/tasks", "-o", exported)
+        self.fails(2, "history", "--schemas", exported, "--lenses",
+                   contains=["give the directory of migrations, not an exported file"])
+        self.fails(2, "history", "--db", exported, "--lenses",
+                   contains=["--lenses needs --schemas DIR"])
+        self.fails(2, "history", "--schemas", "schemas/tasks", "--lenses", "--format", "toml",
+                   contains=["--lenses is shown as text or json"])
+
     def test_bad_sets(self):
         self.fails(2, "history", "--schemas", "tests/data/schemas/bad-gap",
                    contains=["003_c.sql", "gap"])

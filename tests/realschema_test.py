@@ -75,6 +75,7 @@ import collections
 import concurrent.futures
 import glob
 import hashlib
+import json
 import os
 import random
 import re
@@ -1197,6 +1198,46 @@ class RealSchemas(unittest.TestCase):
 
     def test_komga(self):
         self.check("komga")
+
+
+class Lenses(unittest.TestCase):
+    """What the real histories' migrations do to the data, as `history --lenses` derives
+    it from marked rows (lineage/lens.h): the renames, rebuilds and drops they hold."""
+
+    def lenses(self, name):
+        root = os.path.join(schemas_root(), name)
+        if not os.path.isdir(root):
+            self.skipTest(f"{root} is not there")
+        out = stemma("history", "--schemas", root, "--lenses", "--format", "json")
+        return {v["number"]: v for v in json.loads(out)["versions"]}
+
+    def changes(self, version):
+        return [(c["kind"], f'{c["table"]}.{c["column"]}',
+                 f'{c["from_table"]}.{c["from_column"]}' if c["from_table"] else None)
+                for c in version["changes"]]
+
+    def test_three_column_renames_in_one_step(self):
+        v = self.lenses("chirpstack")
+        self.assertEqual(self.changes(v[6]), [
+            ("renamed", "device_profile_template.class_b_ping_slot_periodicity",
+             "device_profile_template.class_b_ping_slot_nb_k"),
+            ("renamed", "fuota_deployment.multicast_class_b_ping_slot_periodicity",
+             "fuota_deployment.multicast_class_b_ping_slot_nb_k"),
+            ("renamed", "multicast_group.class_b_ping_slot_periodicity",
+             "multicast_group.class_b_ping_slot_nb_k")])
+
+    def test_a_table_renamed_and_tables_emptied(self):
+        v = self.lenses("matrix-event-cache")
+        self.assertIn(("renamed", "gap_chunks.prev_token", "gaps.prev_token"), self.changes(v[7]))
+        self.assertIn(("emptied", "linked_chunks.None", None), self.changes(v[11]))
+        self.assertIn(("dropped", "media.None", None), self.changes(v[10]))
+
+    def test_a_rebuild_through_a_renamed_table_drops_one_column(self):
+        # 004: MEDIA renamed to _MEDIA_OLD, MEDIA made again without THUMBNAIL, the rows
+        # copied back: every other column is carried, only THUMBNAIL is dropped.
+        v = self.lenses("komga")
+        self.assertEqual(self.changes(v[4]), [("dropped", "MEDIA.THUMBNAIL", None)])
+        self.assertTrue(all(version["derived"] for version in v.values()))
 
 
 if __name__ == "__main__":

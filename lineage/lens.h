@@ -1,0 +1,83 @@
+/* lens.h - what each migration does to the data already there: which column of version
+ * n holds the values of which column of version n - 1, which columns it computes,
+ * fills, adds or drops. The groundwork of lenses (operations translated between
+ * versions); derived by SQLite, never by reading the SQL.
+ *
+ * How: each migration is run twice. Once on a clean in-memory database, to move it
+ * along as the lineage does (lineage.h); once on a copy of it (a probe) holding marked
+ * rows in every table: every cell a value that names its table, its column and its row
+ * (sqlite3_backup makes the copy). After the migration the probe's tables are read back
+ * and each marker is looked for: a marker found unchanged under another column (or in a
+ * table of another name) is a rename; found converted (an integer marker as text, say)
+ * a cast; not found a drop; a column whose values are no marker was computed by the
+ * migration, or added with its default. Three rows a table, so that casts and filled
+ * NULLs show: text markers, then integer markers where the column is numeric, then
+ * NULL in every column that may hold it.
+ *
+ * Invariants:
+ *
+ *  1. Only what a migration changes is listed: a column carried unchanged, under its
+ *     own name in its own table, is not. A table the migration creates empty has no
+ *     changes (it is new, not derived).
+ *  2. The probe never touches the clean database: a migration that fails on marked rows
+ *     (a constraint the markers break that CHECK cannot be told to ignore) leaves its
+ *     step unprobed, said by stm_lens_probed, and the derivation goes on.
+ *  3. The same schema set gives the same lenses, whatever the machine: markers are made
+ *     from positions in catalogs ordered by name, and nothing else. */
+#ifndef STM_LENS_H
+#define STM_LENS_H
+
+#include "base/error.h"
+#include "schemaset.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    LENS_RENAMED,    /* the values of another column of n - 1: renamed, rebuilt under
+                        another name, or its table renamed */
+    LENS_CAST,       /* the values of a column of n - 1, converted to another type */
+    LENS_FILLED,     /* its own values kept, and NULLs filled by the migration (a backfill) */
+    LENS_COMPUTED,   /* values the migration wrote, no one column's of n - 1 */
+    LENS_ADDED,      /* a column added to a table that had rows: its default everywhere */
+    LENS_COPIED,     /* the values of a column of n - 1 that is still there too (a new
+                        table filled from an old one) */
+    LENS_DROPPED,    /* a column of n - 1 whose values no column of n carries; table and
+                        column are n - 1's (column NULL: the whole table) */
+    LENS_EMPTIED,    /* a table (column NULL) whose rows the migration deleted: it is
+                        still there, and holds none of the rows it had */
+} lens_kind;
+#define LENS_KINDS 8
+
+/* One change of one migration. Strings owned by the lens set. */
+typedef struct {
+    lens_kind kind;
+    const char *table;       /* version n's (n - 1's for DROPPED) */
+    const char *column;      /* likewise; NULL for a whole table dropped */
+    const char *from_table;  /* n - 1's: RENAMED, CAST, FILLED, COPIED; NULL otherwise */
+    const char *from_column;
+} lens_change;
+
+typedef struct lens_set lens_set_t;
+
+/* "renamed", "cast", "filled", "computed", "added", "copied", "dropped", "emptied":
+ * static. */
+const char *stm_lens_kind_name(lens_kind k);
+
+/* Derives the changes of every migration of set. *out is the caller's
+ * (stm_lens_destroy). STM_EINPUT naming the file and line when a migration fails on
+ * the clean database (as stm_lineage_build would); STM_EDB when SQLite fails otherwise. */
+STM_NODISCARD stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err);
+void stm_lens_destroy(lens_set_t **self_p);
+
+/* The versions derived: the schema set's migrations. */
+size_t stm_lens_count(const lens_set_t *s);
+/* The changes made by the migration to version (1 .. count; version 1's are none): of
+ * the tables after it in order of name, each column's in declaration order, then the
+ * drops and the emptied tables; lent, *count set. */
+const lens_change *stm_lens_changes(const lens_set_t *s, int version, size_t *count);
+/* False when the migration to version could not be run on marked rows: its changes
+ * are not known (none are listed). *why is the reason then (lent), else NULL. */
+bool stm_lens_probed(const lens_set_t *s, int version, const char **why);
+
+#endif
