@@ -26,16 +26,29 @@
 /* Rows read back from one table after the migration. */
 #define S_READ_LIMIT 5000
 
+/* A column of one version and the identity of the values it holds: two columns of two
+ * versions with one identity hold the same values (renamed, moved, cast or filled on the
+ * way). Names are the set's (its pool). */
+typedef struct {
+    const char *table, *column;
+    unsigned id;
+} s_column_id;
+
 typedef struct {
     lens_change *changes;
     size_t count, cap;
     bool probed;
-    char *why; /* why not probed */
+    char *why;             /* why not probed */
+    s_column_id *columns;  /* every column of the version, by (table, column) folded */
+    size_t ncolumns;
 } s_step;
 
 struct lens_set {
     s_step *steps; /* steps[i]: the migration to version i + 1 */
     size_t count;
+    char **pool;   /* the names the columns' identities point at */
+    size_t npool, pool_cap;
+    unsigned next_id;
 };
 
 const char *stm_lens_kind_name(lens_kind k)
@@ -566,6 +579,88 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
 
 /* ---- the set ---- */
 
+/* ---- identities: which columns of two versions hold the same values ---- */
+
+static int s_column_id_cmp(const void *pa, const void *pb)
+{
+    const s_column_id *a = pa, *b = pb;
+    int c = strcasecmp(a->table, b->table);
+    return c ? c : strcasecmp(a->column, b->column);
+}
+
+static const s_column_id *s_find_id(const s_step *st, const char *table, const char *column)
+{
+    s_column_id key = {table, column, 0};
+    return st->ncolumns ? bsearch(&key, st->columns, st->ncolumns, sizeof key, s_column_id_cmp)
+                        : NULL;
+}
+
+static const char *s_pooled(lens_set_t *s, const char *name)
+{
+    s->pool = stm_grow(s->pool, &s->pool_cap, s->npool + 1, sizeof *s->pool);
+    return s->pool[s->npool++] = stm_strdup(name);
+}
+
+/* The identities of version i + 1's columns: a column renamed, cast or filled holds
+ * what its source held; one computed, added or copied holds new values; any other
+ * holds what the column of its table and name held before, if there was one. A step
+ * that could not be probed keeps identities by name. */
+static void s_identities(lens_set_t *s, size_t i, const catalog_t *after)
+{
+    s_step *st = &s->steps[i];
+    const s_step *prev = i ? &s->steps[i - 1] : NULL;
+    size_t n = 0;
+    for (size_t t = 0; t < stm_catalog_count(after); t++)
+        n += stm_catalog_table_count(stm_catalog_at(after, t));
+    st->columns = stm_calloc(n + 1, sizeof *st->columns);
+    for (size_t t = 0; t < stm_catalog_count(after); t++) {
+        const catalog_table *tab = stm_catalog_at(after, t);
+        const char *tname = NULL;
+        for (size_t c = 0; c < stm_catalog_table_count(tab); c++) {
+            const char *cname = stm_catalog_table_column(tab, c)->name;
+            const s_column_id *was = NULL;
+            bool fresh = false;
+            for (size_t k = 0; k < st->count && !was && !fresh; k++) {
+                const lens_change *ch = &st->changes[k];
+                if (!ch->column || strcasecmp(ch->table, stm_catalog_table_name(tab)) != 0 ||
+                    strcasecmp(ch->column, cname) != 0)
+                    continue;
+                if (ch->kind == LENS_RENAMED || ch->kind == LENS_CAST || ch->kind == LENS_FILLED)
+                    was = prev ? s_find_id(prev, ch->from_table, ch->from_column) : NULL;
+                fresh = !was; /* computed, added, copied: values of their own */
+            }
+            if (!was && !fresh && prev)
+                was = s_find_id(prev, stm_catalog_table_name(tab), cname);
+            /* Names shared with the version before when they are the same. */
+            const char *pt = was && strcmp(was->table, stm_catalog_table_name(tab)) == 0 ? was->table
+                             : tname                                                       ? tname
+                                     : s_pooled(s, stm_catalog_table_name(tab));
+            tname = pt;
+            const char *pc = was && strcmp(was->column, cname) == 0 ? was->column : s_pooled(s, cname);
+            st->columns[st->ncolumns++] = (s_column_id){pt, pc, was ? was->id : s->next_id++};
+        }
+    }
+    qsort(st->columns, st->ncolumns, sizeof *st->columns, s_column_id_cmp);
+}
+
+bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const char *column,
+                        int to, const char **to_table, const char **to_column)
+{
+    if (from < 1 || to < 1 || (size_t)from > s->count || (size_t)to > s->count)
+        return false;
+    const s_column_id *id = s_find_id(&s->steps[from - 1], table, column);
+    if (!id)
+        return false;
+    const s_step *st = &s->steps[to - 1];
+    for (size_t i = 0; i < st->ncolumns; i++)
+        if (st->columns[i].id == id->id) {
+            *to_table = st->columns[i].table;
+            *to_column = st->columns[i].column;
+            return true;
+        }
+    return false;
+}
+
 stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err)
 {
     sqlite3 *db;
@@ -600,8 +695,12 @@ stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err
             rc = stm_catalog_read(db, &after, err);
         if (rc == STM_OK && probe_from)
             s_probe(probe_from, before, after, stm_buf_str(&path), m, &s->steps[i]);
-        else if (rc == STM_OK)
+        else if (rc == STM_OK && i == 0)
             s->steps[i].probed = true; /* the first: everything is new, nothing derived */
+        else if (rc == STM_OK)
+            s->steps[i].why = stm_strdup("no memory for a copy of the database to probe");
+        if (rc == STM_OK)
+            s_identities(s, i, after);
         if (probe_from)
             sqlite3_close(probe_from);
         stm_catalog_destroy(&before);
@@ -633,7 +732,11 @@ void stm_lens_destroy(lens_set_t **self_p)
         }
         free(s->steps[i].changes);
         free(s->steps[i].why);
+        free(s->steps[i].columns);
     }
+    for (size_t i = 0; i < s->npool; i++)
+        free(s->pool[i]);
+    free(s->pool);
     free(s->steps);
     free(s);
     *self_p = NULL;

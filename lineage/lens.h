@@ -80,4 +80,13 @@ const lens_change *stm_lens_changes(const lens_set_t *s, int version, size_t *co
  * are not known (none are listed). *why is the reason then (lent), else NULL. */
 bool stm_lens_probed(const lens_set_t *s, int version, const char **why);
 
+/* Where the values column (table, column) holds at version from are held at version to
+ * (before or after it): *to_table and *to_column (lent by the set) name that column,
+ * under whatever names renames, rebuilds and moved tables gave it (a cast or a fill on
+ * the way keeps it the same column). False when no column of version to holds them:
+ * the column is not at from, or was added after or dropped before, or its values were
+ * replaced by computed ones on the way. */
+bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const char *column,
+                        int to, const char **to_table, const char **to_column);
+
 #endif

@@ -56,6 +56,25 @@ static void s_expect(const lens_set_t *l, int version, const char *want)
     free(got);
 }
 
+/* Where (table, column) at version from is at version to, as "table.column", or "-". */
+static char *s_where(const lens_set_t *l, int from, const char *table, const char *column, int to)
+{
+    const char *t, *c;
+    buf_t b = BUF_INIT;
+    if (stm_lens_translate(l, from, table, column, to, &t, &c))
+        stm_buf_printf(&b, "%s.%s", t, c);
+    else
+        stm_buf_puts(&b, "-");
+    return stm_buf_detach(&b);
+}
+
+#define S_WHERE(l, from, table, column, to, want)                                                \
+    do {                                                                                         \
+        char *got_ = s_where(l, from, table, column, to);                                        \
+        assert_string_equal(got_, want);                                                         \
+        free(got_);                                                                              \
+    } while (0)
+
 static const char *V1 = "CREATE TABLE users (id INTEGER PRIMARY KEY, key TEXT NOT NULL, "
                         "type TEXT, modified INTEGER DEFAULT 0);\n"
                         "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT, qty INTEGER);\n";
@@ -86,6 +105,16 @@ static void test_renames(void **state)
     s_expect(l, 4, "renamed memos.id from notes.id; renamed memos.body from notes.body; "
                    "renamed memos.qty from notes.qty");
     s_expect(l, 5, "");
+    /* Values travel through every rename, both ways, and names are found in any case. */
+    S_WHERE(l, 1, "users", "key", 5, "users.akey");
+    S_WHERE(l, 5, "USERS", "AKEY", 1, "users.key");
+    S_WHERE(l, 1, "users", "modified", 5, "users.created_at");
+    S_WHERE(l, 3, "users", "created_at", 2, "users.modified");
+    S_WHERE(l, 1, "notes", "body", 5, "memos.body");
+    S_WHERE(l, 5, "memos", "qty", 1, "notes.qty");
+    S_WHERE(l, 2, "users", "id", 2, "users.id");
+    S_WHERE(l, 1, "users", "nope", 5, "-");
+    S_WHERE(l, 1, "users", "key", 6, "-");
     stm_lens_destroy(&l);
 }
 
@@ -112,6 +141,11 @@ static void test_rebuilds_casts_and_drops(void **state)
     s_expect(l, 2, "cast notes.qty from notes.qty; renamed users.name from users.key; "
                    "dropped users.type");
     s_expect(l, 3, "dropped notes; dropped users.modified");
+    S_WHERE(l, 1, "notes", "qty", 2, "notes.qty"); /* a cast keeps the column */
+    S_WHERE(l, 1, "users", "key", 3, "users.name");
+    S_WHERE(l, 1, "users", "type", 2, "-");        /* dropped by the rebuild */
+    S_WHERE(l, 2, "users", "modified", 3, "-");
+    S_WHERE(l, 3, "users", "name", 1, "users.key");
     stm_lens_destroy(&l);
 }
 
@@ -136,6 +170,10 @@ static void test_computed_filled_added_copied_and_emptied(void **state)
     s_expect(l, 2, "filled users.type from users.type; added users.flags; computed users.label");
     s_expect(l, 3, "copied tags.user_id from users.id; added tags.tag");
     s_expect(l, 4, "emptied notes");
+    S_WHERE(l, 1, "users", "type", 4, "users.type"); /* filled: the same column */
+    S_WHERE(l, 4, "users", "label", 1, "-");         /* computed: values of its own */
+    S_WHERE(l, 3, "tags", "user_id", 2, "-");        /* copied: ditto */
+    S_WHERE(l, 1, "notes", "body", 4, "notes.body"); /* emptied: the column stays */
     stm_lens_destroy(&l);
 }
 
