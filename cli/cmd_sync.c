@@ -136,7 +136,7 @@ int cmd_vector(int argc, char **argv)
 /* ---- apply ---- */
 
 static const char *s_apply_help =
-    "usage: stemma apply --db FILE [--max-clock-ahead MS] BUNDLE\n"
+    "usage: stemma apply --db FILE [--schemas DIR] [--max-clock-ahead MS] BUNDLE\n"
     "\n"
     "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
     "win over older writes. Operations on tables or columns this database does not have\n"
@@ -152,6 +152,10 @@ static const char *s_apply_help =
     "once this machine's clock has caught up.\n"
     "\n"
     "  --db FILE                the database\n"
+    "  --schemas DIR            its schema set: operations written at another version of\n"
+    "                           it apply to the columns that hold what theirs held there\n"
+    "                           (renamed, rebuilt, tables renamed: history --lenses)\n"
+    "                           instead of parking\n"
     "  --max-clock-ahead MS     how far ahead of this machine's clock an operation's\n"
     "                           clock may be, in milliseconds (default 600000: 10 min)\n"
     "  -h, --help               this help\n";
@@ -176,17 +180,21 @@ static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"schemas", required_argument, NULL, 's'},
                                             {"max-clock-ahead", required_argument, NULL, 'a'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *db = NULL;
+    const char *db = NULL, *schemas = NULL;
     long long max_ahead = APPLY_MAX_CLOCK_AHEAD_MS;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:a:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:s:a:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
+            break;
+        case 's':
+            schemas = optarg;
             break;
         case 'a': {
             char *end = NULL;
@@ -212,11 +220,22 @@ int cmd_apply(int argc, char **argv)
         return cli_usage_error("apply", "expected one BUNDLE, got %d", argc - optind);
     const char *bundle = argv[optind];
     stm_error err = {0};
+    lineage_t *set = NULL;
+    lens_set_t *lenses = NULL;
+    if (schemas && (cli_load_lineage(schemas, &set, &err) != STM_OK ||
+                    cli_load_lenses(schemas, &lenses, &err) != STM_OK)) {
+        stm_lineage_destroy(&set);
+        return cli_fail("apply", &err);
+    }
     store_t *store = NULL;
     stm_err rc = cli_open_db(db, &store, &err);
-    if (rc != STM_OK)
+    if (rc != STM_OK) {
+        stm_lens_destroy(&lenses);
+        stm_lineage_destroy(&set);
         return cli_fail("apply", &err);
+    }
     applier_t *applier = stm_applier_new(store, s_warn, NULL);
+    stm_applier_set_lenses(applier, lenses, set);
     stm_applier_set_max_clock_ahead(applier, max_ahead);
     apply_stats stats = {0};
     bundle_info info;
@@ -234,6 +253,8 @@ int cmd_apply(int argc, char **argv)
         rc = stm_oplog_counts(store, &total, &parked, &err);
     stm_applier_destroy(&applier);
     stm_store_destroy(&store);
+    stm_lens_destroy(&lenses);
+    stm_lineage_destroy(&set);
     if (rc != STM_OK)
         return cli_fail("apply", &err);
     printf("applied %llu, already present %llu, parked %llu, replayed %llu (%llu parked in all)\n",

@@ -661,6 +661,35 @@ bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const 
     return false;
 }
 
+bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, int to,
+                              const char **to_table)
+{
+    if (from < 1 || to < 1 || (size_t)from > s->count || (size_t)to > s->count)
+        return false;
+    const s_step *st = &s->steps[from - 1];
+    for (size_t i = 0; i < st->ncolumns; i++) {
+        const char *column;
+        if (strcasecmp(st->columns[i].table, table) != 0)
+            continue;
+        if (stm_lens_translate(s, from, table, st->columns[i].column, to, to_table, &column))
+            return true;
+    }
+    return false;
+}
+
+size_t stm_lens_column_count(const lens_set_t *s, int version)
+{
+    return version >= 1 && (size_t)version <= s->count ? s->steps[version - 1].ncolumns : 0;
+}
+
+void stm_lens_column_at(const lens_set_t *s, int version, size_t i, const char **table,
+                        const char **column)
+{
+    const s_column_id *c = &s->steps[version - 1].columns[i];
+    *table = c->table;
+    *column = c->column;
+}
+
 stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err)
 {
     sqlite3 *db;

@@ -88,5 +88,14 @@ bool stm_lens_probed(const lens_set_t *s, int version, const char **why);
  * replaced by computed ones on the way. */
 bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const char *column,
                         int to, const char **to_table, const char **to_column);
+/* The same for a table: where the rows of table at version from are at version to (the
+ * table holding any of its columns' values there); false when none does. */
+bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, int to,
+                              const char **to_table);
+/* The columns of version (1 .. count), by table then column name: column i's names,
+ * lent by the set. */
+size_t stm_lens_column_count(const lens_set_t *s, int version);
+void stm_lens_column_at(const lens_set_t *s, int version, size_t i, const char **table,
+                        const char **column);
 
 #endif

@@ -3,10 +3,13 @@
 #include "wire.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "lineage/lens.h"
+#include "lineage/schemaset.h"
 #include "lineage/sqlscript.h"
 #include "sync/migrate.h"
 #include "sync/origin.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +19,9 @@ struct local {
     store_t *store;
     applier_t *applier;
     lineage_t *lineage;   /* the database's lineage (the schema set's, to its version) */
+    lineage_t *set_lineage; /* the schema set's whole lineage, for the lenses */
+    lens_set_t *lenses;   /* what its migrations do to the data: operations written at
+                             other versions are translated through them (sync/apply.h) */
     int version;          /* the database's version */
     int schema_cookie;    /* to notice a migration made while running */
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
@@ -36,6 +42,29 @@ static stm_err s_load_lineage(local_t *l, stm_error *err)
     stm_lineage_destroy(&l->lineage);
     l->version = stm_migrate_version(m);
     l->lineage = stm_lineage_prefix(stm_migrate_lineage(m), (size_t)l->version);
+    /* The lenses, derived again only when the schema set has new versions. */
+    const lineage_version *head = stm_lineage_head(stm_migrate_lineage(m));
+    const lineage_version *had = l->set_lineage ? stm_lineage_head(l->set_lineage) : NULL;
+    if (!l->lenses || !head || !had || !stm_id_equal(&head->id, &had->id)) {
+        lens_set_t *lenses = NULL;
+        schemaset_t *set = NULL;
+        rc = stm_schemaset_load(l->schemas_dir, &set, err);
+        if (rc == STM_OK)
+            rc = stm_lens_derive(set, &lenses, err);
+        stm_schemaset_destroy(&set);
+        if (rc != STM_OK) {
+            stm_migrate_destroy(&m);
+            return rc;
+        }
+        if (l->applier)
+            stm_applier_set_lenses(l->applier, NULL, NULL);
+        stm_lens_destroy(&l->lenses);
+        stm_lineage_destroy(&l->set_lineage);
+        l->lenses = lenses;
+        l->set_lineage = stm_lineage_prefix(stm_migrate_lineage(m), SIZE_MAX);
+        if (l->applier)
+            stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
+    }
     stm_migrate_destroy(&m);
     /* A HELLO beyond the protocol's limits would be dropped by every peer. */
     if ((rc = stm_wire_check_lineage(l->lineage, err)) != STM_OK)
@@ -103,6 +132,7 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
      * when the database is a copy or was restored (sync/origin.h); stm_local_look logs
      * it. Nothing is written here: the file may be read-only for now. */
     l->applier = stm_applier_new(l->store, NULL, NULL);
+    stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     l->max_clock_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
     /* Writes made while no node ran are still queued: the first look collects them. */
     l->data_version = -1;
@@ -146,6 +176,8 @@ void stm_local_destroy(local_t **self_p)
     stm_applier_destroy(&l->applier);
     stm_store_destroy(&l->store);
     stm_lineage_destroy(&l->lineage);
+    stm_lineage_destroy(&l->set_lineage);
+    stm_lens_destroy(&l->lenses);
     free(l->db_path);
     free(l->schemas_dir);
     free(l);
@@ -233,6 +265,7 @@ void stm_local_reopen_if_readonly(local_t *l)
     l->store = fresh;
     stm_inbound_watch(l->inbound, l->store);
     l->applier = stm_applier_new(l->store, NULL, NULL);
+    stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
     l->data_version = s_data_version(l);
     stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);

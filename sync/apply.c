@@ -58,6 +58,8 @@ void stm_applier_destroy(applier_t **self_p)
     free(a->cells);
     free(a->applied);
     stm_rowclock_free(&a->aside);
+    free(a->xops);
+    free(a->xptrs);
     free(a);
     *self_p = NULL;
 }
@@ -607,8 +609,10 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             rc = s_park_ahead(a, ops + i, fresh, st, err);
         } else if (rc == STM_OK && fresh) {
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
-            rc = stm_op_is_delete(ops[i]) ? stm_apply_delete(a, ops[i], st, err)
-                                          : s_apply_writes(a, ops + i, fresh, st, err);
+            /* Written at another version: this database's names (invariant 8). */
+            const op_t *const *here = stm_apply_translate(a, ops + i, fresh);
+            rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
+                                           : s_apply_writes(a, here, fresh, st, err);
         }
         i = j;
     }
@@ -651,6 +655,8 @@ static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 stm_err stm_apply_begin(applier_t *a, stm_error *err)
 {
     stm_err rc = stm_txn_begin(a->txn, err);
+    if (rc == STM_OK)
+        stm_apply_lens_begin(a); /* a migration may have moved the database on */
     stm_rowsql_sync(a->rowsql);
     /* What the application changed may have freed a unique value a row aside lost, or
      * deleted a row whose key one aside takes. */

@@ -35,6 +35,14 @@
  *     cell it writes, nor drag every clock it reaches with it. Every apply retries
  *     them once the earliest may be within the bound (and replay retries them all):
  *     they apply when this machine's clock catches up, or the bound is raised.
+ *  8. An operation written at another version of the schema set the applier was given
+ *     (stm_applier_set_lenses) applies to the column that holds, at this database's
+ *     version, what its column held at the writer's: renames, rebuilds under another
+ *     name and renamed tables are followed both ways (lineage/lens.h). It is recorded
+ *     and travels on as written. One with no such column here parks as any other.
+ *     Its clock is compared with the clocks of the column here: a migration that
+ *     renames a column carries the column's clocks to its new name (migrate.h), so a
+ *     late write from an older version never beats a later one made before the rename.
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
@@ -42,6 +50,8 @@
 #define STM_APPLY_H
 
 #include "identity.h"
+#include "lineage/lens.h"
+#include "lineage/lineage.h"
 #include "op.h"
 #include "origin.h"
 #include "store.h"
@@ -90,6 +100,11 @@ void stm_applier_rollback(applier_t *a);
 /* Sets invariant 7's bound, in ms (default APPLY_MAX_CLOCK_AHEAD_MS); parked
  * operations are retried at the next apply. */
 void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms);
+
+/* Operations written at another version of the schema set whose lineage is set are
+ * translated through lenses (both lent; they must outlive the applier, or be replaced)
+ * into this database's names before they apply (invariant 8). NULL: none is. */
+void stm_applier_set_lenses(applier_t *a, const lens_set_t *lenses, const lineage_t *set);
 
 /* When the operations parked for their clock (invariant 7) may next apply, in wall-clock
  * ms (base/clock.h): INT64_MAX when none is parked, INT64_MIN when that is not known

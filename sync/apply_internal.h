@@ -29,6 +29,15 @@ struct applier {
     int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
                            * apply: the earliest known, INT64_MIN when unknown */
     rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
+    /* Translating operations of other versions (apply_lens.c): */
+    const lens_set_t *lenses; /* lent; NULL: none is translated */
+    const lineage_t *set;     /* the schema set's lineage, lent */
+    int here;                 /* this database's version in it; 0: none */
+    stm_id cached_id;         /* the last version id looked up ... */
+    int cached_number;        /* ... and its number (0: not in the set) */
+    op_t *xops;               /* scratch: a row change translated */
+    const op_t **xptrs;
+    size_t xcap;
 };
 
 /* ---- apply.c ---- */
@@ -62,6 +71,15 @@ STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats
  * committing when rc is STM_OK. */
 STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
+
+/* ---- apply_lens.c ---- */
+
+/* At a transaction's start: this database's version in the schema set. */
+void stm_apply_lens_begin(applier_t *a);
+/* ops[0..n) (one row change) with this database's names for their table and columns
+ * when they were written at another version of the schema set: a copy lent until the
+ * next call, or ops itself when nothing changes. */
+const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t n);
 
 /* ---- apply_identity.c ---- */
 

@@ -311,6 +311,7 @@ void stm_migrate_destroy(migrate_t **self_p)
     free(self->drift);
     stm_store_destroy(&self->store);
     stm_lineage_destroy(&self->lineage);
+    stm_lens_destroy(&self->lenses);
     stm_schemaset_destroy(&self->set);
     free(self->db_path);
     free(self);

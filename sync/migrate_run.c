@@ -11,6 +11,7 @@
 #include "migrate_internal.h"
 #include "apply.h"
 #include "backup.h"
+#include "carry.h"
 #include "capture.h"
 #include "oplog.h"
 #include "base/buf.h"
@@ -303,6 +304,9 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", k);
         rc = stm_store_exec(self->store, sql, err);
     }
+    /* The clocks of renamed columns and tables follow them (carry.h). */
+    if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
+        rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
         rc = s_refresh_capture(self, run->o, &id, err);
@@ -392,6 +396,8 @@ static stm_err s_replay_parked(const s_run *run, stm_error *err)
 {
     migrate_result *res = run->res;
     applier_t *applier = stm_applier_new(run->self->store, NULL, NULL);
+    if (run->self->lenses)
+        stm_applier_set_lenses(applier, run->self->lenses, run->self->lineage);
     apply_stats st = {0};
     stm_err rc = stm_applier_replay(applier, &st, err);
     stm_applier_destroy(&applier);
@@ -444,6 +450,10 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
         rc = s_backup_before_change(run, err);
     if (rc == STM_OK && plan->adopt)
         rc = s_adopt(run, err);
+    /* What the migrations do to the data, for the clocks of what they rename and for
+     * the operations replayed after them. */
+    if (rc == STM_OK && plan->nsteps && self->set && !self->lenses)
+        rc = stm_lens_derive(self->set, &self->lenses, err);
     for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
         rc = s_step(run, &plan->steps[i], err);
     if (rc == STM_OK && up && res->nsteps)

@@ -127,6 +127,82 @@ class Base(unittest.TestCase):
         self.assertEqual(sqlite(a, query), sqlite(b, query), query)
 
 
+
+RENAMES = "tests/data/schemas/renames"  # v2 renames key and type, v3 users to people
+
+
+class Renames(Base):
+    """Operations written at one version apply to the columns that hold their values at
+    another (sync/apply.h, invariant 8): renamed columns and tables, both ways, and a
+    migration carries the renamed columns' clocks (sync/carry.h)."""
+
+    def at(self, name, version):
+        if not have_migrate():
+            self.skipTest("no stemma migrate")
+        self.need_sqlite3()
+        path = self.path(name)
+        self.ok("migrate", "--db", path, "--schemas", RENAMES, "--to", str(version), "--no-backup")
+        return path
+
+    def send(self, src, dst, lenses=True):
+        """src's operations dst lacks, applied to dst; returns apply's counts."""
+        vec, bundle = self.path("v.stmv"), self.path("b.stmb")
+        self.ok("vector", "--db", dst, "-o", vec)
+        self.changes(src, bundle, since=vec)
+        args = ["apply", "--db", dst] + (["--schemas", RENAMES] if lenses else []) + [bundle]
+        out, _ = self.ok(*args, warnings=True)
+        m = re.fullmatch(r"applied (\d+), already present (\d+), parked (\d+), replayed (\d+) "
+                         r"\((\d+) parked in all\)\n", out)
+        self.assertIsNotNone(m, out)
+        return tuple(int(g) for g in m.groups())
+
+    def test_renamed_columns_arrive_both_ways(self):
+        old, new = self.at("old.db", 1), self.at("new.db", 2)
+        sqlite(old, "INSERT INTO users (id, key, type, note) VALUES ('u1', 'k1', 't1', 'n1')")
+        applied, _, parked, _, in_all = self.send(old, new)
+        self.assertEqual((applied, parked, in_all), (4, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT id, akey, atype, note FROM users"), "u1|k1|t1|n1\n")
+        # And back: the newer side's write to akey lands in key.
+        sqlite(new, "UPDATE users SET akey = 'k2' WHERE id = 'u1'")
+        applied, _, parked, _, _ = self.send(new, old)
+        self.assertEqual((applied, parked), (1, 0))
+        self.assertEqual(sqlite(old, "SELECT key, type FROM users"), "k2|t1\n")
+        # A table renamed too: v1's writes reach people at v3.
+        newest = self.at("newest.db", 3)
+        applied, _, parked, _, _ = self.send(old, newest)
+        self.assertEqual(parked, 0)
+        self.assertEqual(sqlite(newest, "SELECT id, akey, atype FROM people"), "u1|k2|t1\n")
+
+    def test_without_the_schema_set_they_park_as_before(self):
+        old, new = self.at("old.db", 1), self.at("new.db", 2)
+        sqlite(old, "INSERT INTO users (id, key, type) VALUES ('u1', 'k1', 't1')")
+        applied, _, parked, _, _ = self.send(old, new, lenses=False)
+        self.assertEqual(parked, 2)  # key and type: no such columns here (warned)
+        self.assertEqual(sqlite(new, "SELECT akey IS NULL, atype IS NULL FROM users"), "1|1\n")
+
+    def test_a_migration_carries_the_clocks_of_renamed_columns(self):
+        # e writes key first, d later; d migrates (key becomes akey) before e's write
+        # reaches it. e's write is older than d's: it must lose at d, as it would have
+        # before the rename.
+        a = self.at("a.db", 1)
+        sqlite(a, "INSERT INTO users (id, key) VALUES ('u1', 'first')")
+        d, e = self.at("d.db", 1), self.at("e.db", 1)
+        self.send(a, d)
+        self.send(a, e)
+        sqlite(e, "UPDATE users SET key = 'older' WHERE id = 'u1'")
+        self.ok("vector", "--db", e, "-o", self.path("collect.stmv"))  # e takes its write now
+        time.sleep(0.01)  # a later millisecond: d's write is the later one
+        sqlite(d, "UPDATE users SET key = 'later' WHERE id = 'u1'")
+        self.ok("vector", "--db", d, "-o", self.path("collect.stmv"))
+        self.ok("migrate", "--db", d, "--schemas", RENAMES, "--to", "2", "--no-backup")
+        applied, _, parked, _, _ = self.send(e, d)
+        self.assertEqual(parked, 0)
+        self.assertEqual(sqlite(d, "SELECT akey FROM users"), "later\n")
+        # And the other way, e keeps d's value once it has it.
+        self.send(d, e)
+        self.assertEqual(sqlite(e, "SELECT key FROM users"), "later\n")
+
+
 TASKS = ("SELECT id, list_id, title, typeof(title), done, typeof(done), notes, typeof(notes), "
          "priority FROM tasks ORDER BY id")
 LISTS = "SELECT id, name, created_at FROM lists ORDER BY id"

@@ -1,0 +1,83 @@
+/* apply_lens.c - operations written at another version of the schema set, translated
+ * into this database's names before they apply (apply.h, invariant 8; lineage/lens.h).
+ *
+ * An operation names its table and column as its writer's schema had them, and says
+ * which version that was. When both that version and this database's are versions of
+ * the schema set the applier was given, the lenses say which column here holds what
+ * that column held there (renamed, rebuilt under another name, its table renamed): the
+ * operation applies to it. What has no column here (added after this version, dropped
+ * before it, computed) is left as written, and parks as before. The operations are
+ * recorded as they came (they travel on, and are translated again wherever they
+ * apply); only the copy that applies carries the names of here. */
+#include "apply_internal.h"
+#include "base/mem.h"
+
+#include <string.h>
+#include <strings.h>
+
+void stm_applier_set_lenses(applier_t *a, const lens_set_t *lenses, const lineage_t *set)
+{
+    a->lenses = lenses;
+    a->set = set;
+    a->here = 0;
+    a->cached_number = 0;
+}
+
+/* The number of version id in the schema set, or 0 when it is none of its versions. */
+static int s_number(applier_t *a, const stm_id *id)
+{
+    if (a->cached_number && stm_id_equal(&a->cached_id, id))
+        return a->cached_number;
+    int number = 0;
+    for (size_t i = stm_lineage_count(a->set); i-- > 0 && !number;)
+        if (stm_id_equal(&stm_lineage_version_at(a->set, i)->id, id))
+            number = (int)i + 1;
+    a->cached_id = *id;
+    a->cached_number = number;
+    return number;
+}
+
+void stm_apply_lens_begin(applier_t *a)
+{
+    a->here = 0;
+    if (!a->lenses)
+        return;
+    stm_id id;
+    stm_error err = {0};
+    /* A database at no version of the set (unrelated, or newer than the directory)
+     * translates nothing. */
+    if (stm_store_version_id(a->store, &id, &err) == STM_OK) {
+        a->cached_number = 0;
+        a->here = s_number(a, &id);
+    }
+}
+
+const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t n)
+{
+    if (!a->here || !n)
+        return ops;
+    int from = s_number(a, &ops[0]->version_id);
+    if (!from || from == a->here)
+        return ops;
+    /* One row change, one table: where its rows are here. */
+    const char *table;
+    if (!stm_lens_translate_table(a->lenses, from, ops[0]->table, a->here, &table))
+        return ops;
+    if (n > a->xcap) {
+        a->xops = stm_grow(a->xops, &a->xcap, n, sizeof *a->xops);
+        a->xptrs = stm_realloc(a->xptrs, a->xcap * sizeof *a->xptrs);
+    }
+    bool changed = false;
+    for (size_t i = 0; i < n; i++) {
+        a->xops[i] = *ops[i];
+        a->xptrs[i] = &a->xops[i];
+        const char *t, *c;
+        if (ops[i]->column &&
+            stm_lens_translate(a->lenses, from, ops[i]->table, ops[i]->column, a->here, &t, &c) &&
+            strcasecmp(t, table) == 0)
+            a->xops[i].column = c;
+        a->xops[i].table = table;
+        changed |= a->xops[i].table != ops[i]->table || a->xops[i].column != ops[i]->column;
+    }
+    return changed ? a->xptrs : ops;
+}

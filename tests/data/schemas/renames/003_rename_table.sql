@@ -1,0 +1,2 @@
+-- Description: users becomes people
+ALTER TABLE users RENAME TO people;
