@@ -503,9 +503,67 @@ static void s_read_table(sqlite3 *db, const catalog_t *before, const catalog_t *
     stm_buf_free(&q);
 }
 
-/* Runs migration m on a copy of clean holding marked rows, and lists what it did. */
+/* The tables a migration reads or writes, as SQLite's authorizer tells them while it
+ * prepares each statement (triggers' statements included): only they are marked and
+ * read back, which keeps a history of many tables and small steps cheap to probe. */
+typedef struct {
+    char **names;
+    size_t count, cap;
+} s_touched;
+
+static bool s_touched_has(const s_touched *t, const char *name)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (strcasecmp(t->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void s_touch(s_touched *t, const char *name)
+{
+    if (!name || strncasecmp(name, "sqlite_", 7) == 0 || s_touched_has(t, name))
+        return;
+    t->names = stm_grow(t->names, &t->cap, t->count + 1, sizeof *t->names);
+    t->names[t->count++] = stm_strdup(name);
+}
+
+static int s_authorize(void *ctx, int action, const char *a1, const char *a2, const char *db,
+                       const char *trigger)
+{
+    (void)db, (void)trigger;
+    s_touched *t = ctx;
+    switch (action) {
+    case SQLITE_READ:
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_CREATE_TABLE:
+        s_touch(t, a1);
+        break;
+    case SQLITE_ALTER_TABLE:
+        s_touch(t, a2); /* a1 is the schema's name */
+        break;
+    default:
+        break;
+    }
+    return SQLITE_OK;
+}
+
+static void s_touched_free(s_touched *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        free(t->names[i]);
+    free(t->names);
+    *t = (s_touched){0};
+}
+
+/* Runs migration m on a copy of clean holding marked rows in the tables it touches
+ * (and the tables their foreign keys refer to, so that joins find rows), and lists what
+ * it did to them. */
 static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *after,
-                    const char *path, const schemaset_migration *m, s_step *step)
+                    const s_touched *touched, const char *path, const schemaset_migration *m,
+                    s_step *step)
 {
     sqlite3 *db = NULL;
     stm_error err = {0};
@@ -528,11 +586,21 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
     s_before *marks = stm_calloc(nbefore + 1, sizeof *marks);
     bool **carried = stm_calloc(nbefore + 1, sizeof *carried);
     s_refs refs = {0};
-    for (size_t t = 0; t < nbefore && t < S_MAX_TABLES; t++)
-        s_foreign_keys(db, before, (unsigned)t, &refs);
+    bool *look = stm_calloc(nbefore + 1, sizeof *look); /* touched: examined after */
+    bool *mark = stm_calloc(nbefore + 1, sizeof *mark); /* ... and their parents: marked */
+    for (size_t t = 0; t < nbefore && t < S_MAX_TABLES; t++) {
+        look[t] = mark[t] = s_touched_has(touched, stm_catalog_table_name(stm_catalog_at(before, t)));
+        if (look[t])
+            s_foreign_keys(db, before, (unsigned)t, &refs);
+    }
+    for (size_t i = 0; i < refs.count; i++)
+        mark[refs.refs[i].parent_table] = true;
     for (size_t t = 0; t < nbefore; t++) {
-        s_mark_table(db, before, &refs, (unsigned)t, &marks[t]);
         carried[t] = stm_calloc(stm_catalog_table_count(stm_catalog_at(before, t)) + 1, sizeof **carried);
+        if (mark[t])
+            s_mark_table(db, before, &refs, (unsigned)t, &marks[t]);
+        else
+            marks[t].type = stm_calloc(1, sizeof *marks[t].type);
     }
     stm_err rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK
                      ? stm_sqlscript_run(db, path, m->text, 0, &err)
@@ -541,13 +609,17 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
         step->why = stm_strdup(err.msg);
     } else {
         step->probed = true;
-        for (size_t i = 0; i < stm_catalog_count(after); i++)
-            s_read_table(db, before, after, marks, &refs, stm_catalog_at(after, i), carried, step);
+        for (size_t i = 0; i < stm_catalog_count(after); i++) {
+            const catalog_table *t = stm_catalog_at(after, i);
+            bool is_new = !before || !stm_catalog_find(before, stm_catalog_table_name(t));
+            if (is_new || s_touched_has(touched, stm_catalog_table_name(t)))
+                s_read_table(db, before, after, marks, &refs, t, carried, step);
+        }
         /* What no column carries any more, of tables that had marked rows; a column whose
          * table still has one of its name is not dropped (its rows may have gone). */
         for (size_t t = 0; t < nbefore; t++) {
             const catalog_table *bt = stm_catalog_at(before, t);
-            if (!marks[t].marked)
+            if (!marks[t].marked || !look[t])
                 continue;
             const catalog_table *now = stm_catalog_find(after, stm_catalog_table_name(bt));
             bool any = false;
@@ -573,6 +645,8 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
     }
     free(marks);
     free(carried);
+    free(look);
+    free(mark);
     free(refs.refs);
     sqlite3_close(db);
 }
@@ -715,15 +789,20 @@ stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err
         }
         if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
             rc = stm_error_db(err, db, stm_buf_str(&path), "beginning");
-        if (rc == STM_OK && (rc = stm_sqlscript_run(db, stm_buf_str(&path), m->text, 0, err)) != STM_OK)
+        s_touched touched = {0};
+        sqlite3_set_authorizer(db, s_authorize, &touched);
+        if (rc == STM_OK)
+            rc = stm_sqlscript_run(db, stm_buf_str(&path), m->text, 0, err);
+        sqlite3_set_authorizer(db, NULL, NULL);
+        if (rc != STM_OK)
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        else if (rc == STM_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        else if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
             rc = stm_error_set(err, STM_EINPUT, "%s: %s", stm_buf_str(&path), sqlite3_errmsg(db));
         catalog_t *after = NULL;
         if (rc == STM_OK)
             rc = stm_catalog_read(db, &after, err);
         if (rc == STM_OK && probe_from)
-            s_probe(probe_from, before, after, stm_buf_str(&path), m, &s->steps[i]);
+            s_probe(probe_from, before, after, &touched, stm_buf_str(&path), m, &s->steps[i]);
         else if (rc == STM_OK && i == 0)
             s->steps[i].probed = true; /* the first: everything is new, nothing derived */
         else if (rc == STM_OK)
@@ -732,6 +811,7 @@ stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err
             s_identities(s, i, after);
         if (probe_from)
             sqlite3_close(probe_from);
+        s_touched_free(&touched);
         stm_catalog_destroy(&before);
         before = after;
     }
