@@ -484,6 +484,33 @@ def renew(n, new_identity=True):
     n.key = p.stdout.strip().splitlines()[-1].split()[-1]
 
 
+RENAMES = os.path.abspath("tests/data/schemas/renames")  # v2 renames columns, v3 a table
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class Renames(Mesh):
+    def test_nodes_at_versions_either_side_of_renames_sync_both_ways(self):
+        # a at v1 (users.key), b at v2 (users.akey), c at v3 (people.akey): each one's
+        # writes land in the others' columns of the other names, and nothing parks.
+        a = Node(self, "a", RENAMES, 1, tofu=True)
+        b = Node(self, "b", RENAMES, 2, peers=[a], tofu=True)
+        c = Node(self, "c", RENAMES, 3, peers=[b], tofu=True)
+        for n in (a, b, c):
+            n.start()
+        sql(a.db, "INSERT INTO users (id, key, type) VALUES ('u1', 'from a', 't')")
+        sql(c.db, "INSERT INTO people (id, akey, atype) VALUES ('u2', 'from c', 't')")
+        rows = {a: "SELECT group_concat(id || ':' || key, ',') FROM (SELECT * FROM users ORDER BY id)",
+                b: "SELECT group_concat(id || ':' || akey, ',') FROM (SELECT * FROM users ORDER BY id)",
+                c: "SELECT group_concat(id || ':' || akey, ',') FROM (SELECT * FROM people ORDER BY id)"}
+        for n, q in rows.items():
+            self.wait(f"{n.name} to hold both rows", lambda n=n, q=q: sql(n.db, q) == "u1:from a,u2:from c")
+        sql(b.db, "UPDATE users SET akey = 'from b' WHERE id = 'u1'")
+        self.wait("a to take b's write", lambda: sql(a.db, "SELECT key FROM users WHERE id = 'u1'") == "from b")
+        self.wait("c to take b's write", lambda: sql(c.db, "SELECT akey FROM people WHERE id = 'u1'") == "from b")
+        for n in (a, b, c):
+            self.assertEqual(n.report()["node"]["parked"], 0, n.name)
+
+
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class CopiesAndRestores(Mesh):
     """No write is lost when a device is made from another's image, or its database is
