@@ -402,6 +402,13 @@ static void s_family_cell(buf_t *b, const comparison_family *f)
         stm_buf_puts(b, "dropped on both sides");
         return;
     }
+    if (f->renamed_table) {
+        stm_buf_printf(b, "table renamed: %s %s", f->renamed_table, f->local_live ? "there" : "here");
+        for (size_t k = 0; k < f->nrenamed; k++)
+            stm_buf_printf(b, "%s%s here = %s there", k ? ", " : "; renamed: ", f->renamed[k].here,
+                           f->renamed[k].there);
+        return;
+    }
     const char *sep = "";
     if (f->ncolumns[COLUMN_SHARED]) {
         stm_buf_printf(b, "%zu shared", f->ncolumns[COLUMN_SHARED]);
@@ -419,6 +426,12 @@ static void s_family_cell(buf_t *b, const comparison_family *f)
         stm_buf_printf(b, "%s%s", sep, parts[k].label);
         s_join_names(b, f->columns[parts[k].r], f->ncolumns[parts[k].r]);
         sep = "; ";
+    }
+    if (f->nrenamed) {
+        stm_buf_printf(b, "%srenamed: ", sep);
+        for (size_t k = 0; k < f->nrenamed; k++)
+            stm_buf_printf(b, "%s%s here = %s there", k ? ", " : "", f->renamed[k].here,
+                           f->renamed[k].there);
     }
     if (f->local_live != f->remote_live)
         stm_buf_printf(b, " (table %s)", f->local_live ? "only here" : "only there");
@@ -482,20 +495,30 @@ static bool s_syncs(const comparison_family *f, const s_unsynced *u)
 /* Collects, across the families that can sync, the shared tables and what exists on
  * one side only. */
 static void s_collect(const comparison_t *c, const s_unsynced *u, s_phrases *syncs,
-                      s_phrases *one_sided, s_phrases *conflicts)
+                      s_phrases *one_sided, s_phrases *conflicts, s_phrases *translated)
 {
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
         if (!s_syncs(f, u))
             continue;
-        if (f->local_live && f->remote_live && f->ncolumns[COLUMN_SHARED]) {
-            size_t total = f->ncolumns[0] + f->ncolumns[1] + f->ncolumns[2] + f->ncolumns[3];
-            if (total == f->ncolumns[COLUMN_SHARED])
+        /* Renamed (lineage/lens.h): the operations are translated, not parked. */
+        if (f->renamed_table && f->local_live)
+            s_phrase(translated, "%s here = %s there", f->name, f->renamed_table);
+        const char *there = f->renamed_table ? f->renamed_table : f->name;
+        for (size_t k = 0; k < f->nrenamed; k++)
+            s_phrase(translated, "%s.%s here = %s.%s there", f->name, f->renamed[k].here,
+                     there, f->renamed[k].there);
+        if (f->local_live && f->remote_live && f->ncolumns[COLUMN_SHARED] + f->nrenamed) {
+            size_t total =
+                f->ncolumns[0] + f->ncolumns[1] + f->ncolumns[2] + f->ncolumns[3] + f->nrenamed;
+            size_t both = f->ncolumns[COLUMN_SHARED] + f->nrenamed;
+            if (total == both)
                 s_phrase(syncs, "%s (%zu columns)", f->name, total);
             else
-                s_phrase(syncs, "%s (%zu of %zu columns)", f->name, f->ncolumns[COLUMN_SHARED],
-                         total);
+                s_phrase(syncs, "%s (%zu of %zu columns)", f->name, both, total);
         }
+        if (f->renamed_table)
+            continue;
         if (f->local_live != f->remote_live) {
             s_phrase(one_sided, "%s (table only %s)", f->name, f->local_live ? "here" : "there");
             continue;
@@ -541,8 +564,9 @@ static void s_unsynced_summary(buf_t *b, const s_unsynced *u)
 
 static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced *u)
 {
-    s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0};
-    s_collect(c, u, &syncs, &one_sided, &conflicts);
+    s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0},
+              translated = {BUF_INIT, 0};
+    s_collect(c, u, &syncs, &one_sided, &conflicts, &translated);
     /* Not "everything" when some table can never sync. */
     const char *all = u->nlocal || u->nremote ? "Every table stemma can sync" : "Everything";
     stm_buf_puts(b, "\nWhat syncs, under the default policy:\n");
@@ -574,6 +598,9 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
         stm_buf_puts(b, "  Nothing: the histories have no common ancestor (different schemas).\n");
         break;
     }
+    if (translated.count)
+        stm_buf_printf(b, "  Translated between the versions (renamed, history --lenses):\n    %s\n",
+                       stm_buf_str(&translated.text));
     if (conflicts.count && c->relation != RELATION_UNRELATED)
         stm_buf_printf(b,
                        "  Never synced, same name but a different type or key role (operations "
@@ -587,6 +614,7 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
     stm_buf_free(&syncs.text);
     stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);
+    stm_buf_free(&translated.text);
 }
 
 static void s_side_line(buf_t *b, const char *label, int width, const lineage_t *l)
@@ -691,6 +719,19 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local, const
                 stm_jsonw_string(&w, f->columns[r][k]);
             stm_jsonw_array_end(&w);
         }
+        stm_jsonw_key(&w, "renamed");
+        stm_jsonw_array_begin(&w);
+        for (size_t k = 0; k < f->nrenamed; k++) {
+            stm_jsonw_object_begin(&w);
+            stm_jsonw_key(&w, "here");
+            stm_jsonw_string(&w, f->renamed[k].here);
+            stm_jsonw_key(&w, "there");
+            stm_jsonw_string(&w, f->renamed[k].there);
+            stm_jsonw_object_end(&w);
+        }
+        stm_jsonw_array_end(&w);
+        stm_jsonw_key(&w, "renamed_table");
+        stm_jsonw_string(&w, f->renamed_table);
         stm_jsonw_object_end(&w);
     }
     stm_jsonw_array_end(&w);
@@ -753,6 +794,15 @@ int cmd_compare(int argc, char **argv)
         return cli_fail("compare", &err);
     }
     comparison_t *cmp = stm_relation_compare(local, remote);
+    /* Renames followed through the lenses of a side whose migrations are here to run
+     * (a directory) and hold both heads. */
+    for (int side = 0; side < 2; side++) {
+        lens_set_t *lenses = NULL;
+        stm_error ignored = {0};
+        if (cli_load_lenses(argv[optind + side], &lenses, &ignored) == STM_OK)
+            stm_comparison_follow(cmp, lenses, side ? remote : local);
+        stm_lens_destroy(&lenses);
+    }
     s_unsynced u;
     s_unsynced_read(&u, local, remote);
     char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote, &u)

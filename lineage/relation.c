@@ -2,6 +2,7 @@
 #include "base/mem.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,8 +166,90 @@ void stm_comparison_destroy(comparison_t **self_p)
         comparison_family *cf = &c->families[i];
         for (int r = 0; r < 4; r++)
             free(cf->columns[r]);
+        free(cf->renamed);
     }
     free(c->families);
     free(c);
     *self_p = NULL;
+}
+
+/* The number of the version with id in set (0 when none). */
+static int s_number_in(const lineage_t *set, int number, const stm_id *id)
+{
+    if (number < 1 || (size_t)number > stm_lineage_count(set))
+        return 0;
+    return stm_id_equal(&stm_lineage_version_at(set, (size_t)number - 1)->id, id) ? number : 0;
+}
+
+/* Removes names[k] keeping the order. */
+static void s_drop_at(const char **names, size_t *n, size_t k)
+{
+    memmove(&names[k], &names[k + 1], (*n - k - 1) * sizeof *names);
+    (*n)--;
+}
+
+static comparison_family *s_family(comparison_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->nfamilies; i++)
+        if (sqlite3_stricmp(c->families[i].name, name) == 0)
+            return &c->families[i];
+    return NULL;
+}
+
+void stm_comparison_follow(comparison_t *c, const lens_set_t *lenses, const lineage_t *set)
+{
+    int here = s_number_in(set, c->stm_local_version, &c->local_id);
+    int there = s_number_in(set, c->remote_version, &c->remote_id);
+    if (!here || !there || here == there || (size_t)here > stm_lens_count(lenses) ||
+        (size_t)there > stm_lens_count(lenses))
+        return;
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        comparison_family *f = &c->families[i];
+        const char *table, *column;
+        if (f->local_live && !f->remote_live && !f->renamed_table &&
+            stm_lens_translate_table(lenses, here, f->name, there, &table)) {
+            comparison_family *g = s_family(c, table);
+            if (g && g != f && g->remote_live && !g->local_live) {
+                f->renamed_table = g->name;
+                g->renamed_table = f->name;
+                /* Its columns renamed on the way, on the side it is here. */
+                for (size_t k = 0; k < f->ncolumns[COLUMN_LOCAL_ONLY]; k++) {
+                    const char *x = f->columns[COLUMN_LOCAL_ONLY][k];
+                    if (!stm_lens_translate(lenses, here, f->name, x, there, &table, &column) ||
+                        sqlite3_stricmp(column, x) == 0)
+                        continue;
+                    /* The name as the other side's lineage holds it (the comparison
+                     * lends names from the lineages only). */
+                    for (size_t j = 0; j < g->ncolumns[COLUMN_REMOTE_ONLY]; j++)
+                        if (sqlite3_stricmp(g->columns[COLUMN_REMOTE_ONLY][j], column) == 0) {
+                            f->renamed =
+                                stm_realloc(f->renamed, (f->nrenamed + 1) * sizeof *f->renamed);
+                            f->renamed[f->nrenamed++] =
+                                (column_rename){x, g->columns[COLUMN_REMOTE_ONLY][j]};
+                            break;
+                        }
+                }
+            }
+            continue;
+        }
+        if (!f->local_live || !f->remote_live)
+            continue;
+        const char **mine = f->columns[COLUMN_LOCAL_ONLY], **theirs = f->columns[COLUMN_REMOTE_ONLY];
+        for (size_t k = 0; k < f->ncolumns[COLUMN_LOCAL_ONLY];) {
+            size_t at = SIZE_MAX;
+            if (stm_lens_translate(lenses, here, f->name, mine[k], there, &table, &column) &&
+                sqlite3_stricmp(table, f->name) == 0)
+                for (size_t j = 0; j < f->ncolumns[COLUMN_REMOTE_ONLY] && at == SIZE_MAX; j++)
+                    if (sqlite3_stricmp(theirs[j], column) == 0)
+                        at = j;
+            if (at == SIZE_MAX) {
+                k++;
+                continue;
+            }
+            f->renamed = stm_realloc(f->renamed, (f->nrenamed + 1) * sizeof *f->renamed);
+            f->renamed[f->nrenamed++] = (column_rename){mine[k], theirs[at]};
+            s_drop_at(theirs, &f->ncolumns[COLUMN_REMOTE_ONLY], at);
+            s_drop_at(mine, &f->ncolumns[COLUMN_LOCAL_ONLY], k);
+        }
+    }
 }

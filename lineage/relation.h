@@ -15,6 +15,7 @@
 #ifndef STM_RELATION_H
 #define STM_RELATION_H
 
+#include "lens.h"
 #include "lineage.h"
 
 typedef enum {
@@ -47,6 +48,12 @@ relation_kind stm_relation_of_families(const family_t *local, const family_t *re
 /* How one column relates, given its definition on each side (either may be NULL). */
 column_relation stm_relation_of_columns(const catalog_column *local, const catalog_column *remote);
 
+/* A column here held there under another name (or the other way): renamed, or carried
+ * through a rebuild or a renamed table (lineage/lens.h). Names lent. */
+typedef struct {
+    const char *here, *there;
+} column_rename;
+
 /* The column names of one family, sorted into the four relations. Names are lent by
  * the two lineages compared: a comparison must not outlive them. */
 typedef struct {
@@ -57,6 +64,13 @@ typedef struct {
     bool remote_live;         /* the table exists there now */
     const char **columns[4];  /* names (the arrays owned), indexed by column_relation */
     size_t ncolumns[4];
+    column_rename *renamed;   /* columns on one side only that the other holds under
+                                 another name (stm_comparison_follow); owned. In a table
+                                 renamed (renamed_table), on the family here: its columns
+                                 renamed on the way (there: in renamed_table) */
+    size_t nrenamed;
+    const char *renamed_table; /* a table on one side only that is this one under another
+                                  name on the other (stm_comparison_follow); lent */
 } comparison_family;
 
 /* A whole comparison: the caller's (stm_comparison_destroy). */
@@ -76,5 +90,13 @@ typedef struct {
  * outlive it. */
 comparison_t *stm_relation_compare(const lineage_t *local, const lineage_t *remote);
 void stm_comparison_destroy(comparison_t **self_p);
+
+/* Follows renames through lenses (both lent; set is the lineage they were derived from)
+ * when both heads compared are versions of set: a column only here that set says is a
+ * column only there under another name moves from those lists to the family's renamed
+ * pairs, and a table only here that is a table only there gets its other name; what is
+ * renamed is translated when operations apply (sync/apply.h), not parked. Nothing changes
+ * when a head is not in set (a divergent branch, another history). */
+void stm_comparison_follow(comparison_t *c, const lens_set_t *lenses, const lineage_t *set);
 
 #endif

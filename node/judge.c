@@ -32,6 +32,8 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
     for (size_t i = 0; i < c->nfamilies && b->len <= S_REASON_MAX; i++) {
         const comparison_family *f = &c->families[i];
         if (f->local_live != f->remote_live) {
+            if (f->renamed_table)
+                continue; /* translated (s_translated) */
             if ((f->local_live && local_side) || (f->remote_live && remote_side))
                 stm_buf_printf(b, "%s%s (table)", n++ ? ", " : "", f->name);
             continue;
@@ -49,11 +51,25 @@ static void s_not_shared(buf_t *b, const comparison_t *c, bool local_side, bool 
         stm_buf_puts(b, "nothing");
 }
 
-void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
-                     peer_verdict *v)
+/* ", translated: users.key = users.akey, people = users" for what lenses follow. */
+static void s_translated(buf_t *b, const comparison_t *c)
 {
-    memset(v, 0, sizeof *v);
-    v->cmp = stm_relation_compare(local, remote);
+    size_t n = 0;
+    for (size_t i = 0; i < c->nfamilies && b->len <= S_REASON_MAX; i++) {
+        const comparison_family *f = &c->families[i];
+        if (f->renamed_table && f->local_live)
+            stm_buf_printf(b, "%s%s here = %s there", n++ ? ", " : "; translated: ", f->name,
+                           f->renamed_table);
+        const char *there = f->renamed_table ? f->renamed_table : f->name;
+        for (size_t k = 0; k < f->nrenamed && b->len <= S_REASON_MAX; k++)
+            stm_buf_printf(b, "%s%s.%s here = %s.%s there", n++ ? ", " : "; translated: ",
+                           f->name, f->renamed[k].here, there, f->renamed[k].there);
+    }
+}
+
+/* The verdict and its reason from v->cmp, by policy p. */
+static void s_verdict(peer_verdict *v, const peer_policy *p)
+{
     const comparison_t *c = v->cmp;
     policy_mode mode = p->mode[c->relation];
     buf_t why = BUF_INIT;
@@ -98,8 +114,27 @@ void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer
                        peer_newer ? "here" : "there", peer_newer ? "this node" : "the peer");
         s_not_shared(&why, c, !peer_newer, peer_newer, false);
     }
+    if (v->sync != PEER_SYNC_REFUSED)
+        s_translated(&why, c);
     snprintf(v->reason, sizeof v->reason, "%s", stm_buf_str(&why));
     stm_buf_free(&why);
+}
+
+void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
+                     peer_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    v->cmp = stm_relation_compare(local, remote);
+    s_verdict(v, p);
+}
+
+void stm_judge_follow(peer_verdict *v, const lens_set_t *lenses, const lineage_t *set,
+                      const peer_policy *p)
+{
+    if (!v->cmp || !lenses || !set)
+        return;
+    stm_comparison_follow(v->cmp, lenses, set);
+    s_verdict(v, p); /* the same verdict; the reason names what is translated */
 }
 
 void stm_peer_verdict_clear(peer_verdict *v)

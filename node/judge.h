@@ -49,6 +49,11 @@ const char *stm_peer_sync_name(peer_sync s);
  * local one. *v is filled and owns its comparison (stm_peer_verdict_clear). */
 void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer_policy *p,
                      peer_verdict *v);
+/* After stm_judge_hello: renames the lenses (and the lineage they were derived from,
+ * both lent; either NULL: nothing) follow between the two heads are no longer named as
+ * parked or not shared but as translated (relation.h, stm_comparison_follow). */
+void stm_judge_follow(peer_verdict *v, const lens_set_t *lenses, const lineage_t *set,
+                      const peer_policy *p);
 void stm_peer_verdict_clear(peer_verdict *v);
 
 #endif

@@ -199,6 +199,16 @@ const lineage_t *stm_local_lineage(const local_t *l)
     return l->lineage;
 }
 
+const lens_set_t *stm_local_lenses(const local_t *l)
+{
+    return l->lenses;
+}
+
+const lineage_t *stm_local_set_lineage(const local_t *l)
+{
+    return l->set_lineage;
+}
+
 int stm_local_version(const local_t *l)
 {
     return l->version;

@@ -55,6 +55,10 @@ void stm_local_set_max_clock_ahead(local_t *l, int64_t ms);
 store_t *stm_local_store(local_t *l);
 applier_t *stm_local_applier(local_t *l);
 /* The database's lineage and version, lent until the next stm_local_look. */
+/* What the schema set's migrations do to the data, and the set's whole lineage (lent
+ * until the set changes): operations of other versions are translated through them. */
+const lens_set_t *stm_local_lenses(const local_t *l);
+const lineage_t *stm_local_set_lineage(const local_t *l);
 const lineage_t *stm_local_lineage(const local_t *l);
 int stm_local_version(const local_t *l);
 const char *stm_local_path(const local_t *l);

@@ -184,6 +184,7 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
      * database went back in time (sync/origin.h), and takes a new origin now. */
     stm_local_check_held(n->local, h.vector);
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
+    stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local), &n->policy);
     if (!stm_endpoint_dialable(stm_peer_endpoint(p)) && !stm_peer_routed(p) && m->route_len)
         stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
                       "its HELLO gives no endpoint to dial, and its stemma does not read "
@@ -450,6 +451,8 @@ static void s_local_run(node_t *n, int64_t now)
         for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
             peer_t *p = stm_mesh_at(n->mesh, i);
             stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
+            stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
+                            &n->policy);
             s_send_hello(n, p, false);
         }
     }

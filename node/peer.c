@@ -350,6 +350,13 @@ void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *poli
         stm_peer_set_state(p, PEER_REFUSED);
 }
 
+void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set,
+                     const peer_policy *policy)
+{
+    if (p->have_hello)
+        stm_judge_follow(&p->verdict, lenses, set, policy);
+}
+
 void stm_peer_distrust(peer_t *p, const char *reason)
 {
     buf_t msg = BUF_INIT;

@@ -113,6 +113,10 @@ void stm_peer_heard(peer_t *p, int64_t now_ms);
  * peer we now refuse is REFUSED; a gone peer stays gone, and one refused (by us or by
  * it) stays refused, until its answer to our new HELLO is judged. */
 void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
+/* After judging: names what lenses translate between its head and ours (judge.h,
+ * stm_judge_follow; lenses and set lent, NULL: nothing). The state does not change. */
+void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set,
+                     const peer_policy *policy);
 
 /* Its key is no longer trusted here (`stemma trust remove`): it is sent a REFUSE with
  * reason (which gets PEER_DISTRUST_LINGER_MS to leave), its DEALER is closed, and it is

@@ -200,6 +200,36 @@ class Export(Base):
 
 
 class Compare(Base):
+    def test_renames_are_followed(self):
+        # A copy of the renames history at v2 against the whole (v3): the columns
+        # renamed at v2 sync as they are (same names at v2 and v3), the table renamed at
+        # v3 is translated, not parked; and a v1 copy names the renamed columns.
+        for keep in ("001", "002"):
+            d = os.path.join(self.tmp, "upto" + keep)
+            os.makedirs(d)
+            for f in sorted(os.listdir("tests/data/schemas/renames")):
+                if f[:3] <= keep:
+                    shutil.copy(os.path.join("tests/data/schemas/renames", f), d)
+        out = self.ok("compare", os.path.join(self.tmp, "upto001"), "tests/data/schemas/renames")
+        self.assertIn("users   ancestor    table renamed: people there; renamed: key here = akey "
+                      "there, type here = atype there\n", out)
+        self.assertIn("  Translated between the versions (renamed, history --lenses):\n"
+                      "    users here = people there, users.key here = people.akey there, "
+                      "users.type here = people.atype there\n", out)
+        self.assertNotIn("Parked", out)
+        j = json.loads(self.ok("compare", "tests/data/schemas/renames",
+                               os.path.join(self.tmp, "upto002"), "--format", "json"))
+        fam = {f["name"]: f for f in j["families"]}
+        self.assertEqual(fam["people"]["renamed_table"], "users")
+        self.assertEqual(fam["users"]["renamed_table"], "people")
+        self.assertEqual(fam["people"]["renamed"], [])
+        # An export holds no migrations to run: nothing is followed, and it says so by
+        # parking what differs.
+        exported = os.path.join(self.tmp, "renames.toml")
+        self.ok("export", "--schemas", "tests/data/schemas/renames", "-o", exported)
+        out = self.ok("compare", os.path.join(self.tmp, "upto001"), exported)
+        self.assertIn("Parked, not lost, here until this side migrates", out)
+
     def compare(self, a, b):
         return json.loads(self.ok("compare", a, b, "--format", "json"))
 

@@ -509,6 +509,12 @@ class Renames(Mesh):
         self.wait("c to take b's write", lambda: sql(c.db, "SELECT akey FROM people WHERE id = 'u1'") == "from b")
         for n in (a, b, c):
             self.assertEqual(n.report()["node"]["parked"], 0, n.name)
+        # What the reports say: the renames are translated, nothing waits for a migration.
+        said = b.peer(a)["reason"]
+        self.assertIn("translated: users.akey here = users.key there, users.atype here = "
+                      "users.type there", said)
+        self.assertIn("parked there until the peer migrates: nothing", said)
+        self.assertIn("translated: people here = users there", c.peer(b)["reason"])
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
