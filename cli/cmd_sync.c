@@ -240,8 +240,12 @@ int cmd_apply(int argc, char **argv)
     apply_stats stats = {0};
     bundle_info info;
     void *args[2] = {applier, &stats};
+    /* A replay a migration left unfinished first (killed, disk full): it is owed. */
+    bool owed = false;
+    rc = stm_applier_replay_owed(applier, &stats, &owed, &err);
     /* One transaction for the whole bundle: all of it is applied, or none. */
-    rc = stm_applier_begin(applier, &err);
+    if (rc == STM_OK)
+        rc = stm_applier_begin(applier, &err);
     if (rc == STM_OK)
         rc = stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err);
     if (rc == STM_OK)

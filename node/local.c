@@ -224,6 +224,24 @@ bool stm_local_readonly(local_t *l)
     return sqlite3_db_readonly(stm_store_db(l->store), "main") == 1;
 }
 
+/* A migration's replay that was cut short (killed, disk full) is finished here: at the
+ * first look after the node starts, and after another program wrote (a migrate that was
+ * killed). Failing, it stays owed and is tried at the next look that follows a write. */
+static void s_replay_owed(local_t *l)
+{
+    apply_stats st = {0};
+    bool ran = false;
+    stm_error err = {0};
+    if (stm_applier_replay_owed(l->applier, &st, &ran, &err) != STM_OK)
+        stm_log_event(STM_LOG_WARN, "replay", NULL,
+                      "the replay a migration left unfinished: %s (tried again)", err.msg);
+    else if (ran)
+        stm_log_event(STM_LOG_INFO, "replay", NULL,
+                      "finished the replay a migration left unfinished: %llu parked operations "
+                      "applied",
+                      (unsigned long long)st.replayed);
+}
+
 int stm_local_look(local_t *l)
 {
     int found = 0;
@@ -241,6 +259,7 @@ int stm_local_look(local_t *l)
             l->collect_failing = false;
             l->data_version = dv;
             found |= LOCAL_WROTE;
+            s_replay_owed(l);
         }
     }
     s_log_origin(l); /* a transaction of the applier's may have taken a new one */

@@ -774,10 +774,19 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     uint64_t replayed = 0;
     a->ahead_due = INT64_MAX; /* re-parking notes it again */
     rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
+    /* A replay a migration left owed is done when this commits (store.h). */
+    if (rc == STM_OK)
+        rc = stm_store_set_replay_owed(a->store, false, err);
     rc = stm_apply_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
+}
+
+stm_err stm_applier_replay_owed(applier_t *a, apply_stats *stats, bool *ran, stm_error *err)
+{
+    *ran = stm_store_replay_owed(a->store);
+    return *ran ? stm_applier_replay(a, stats, err) : STM_OK;
 }
 
 void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms)

@@ -118,6 +118,11 @@ STM_NODISCARD stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, 
 /* Retries every parked operation, in one transaction; those that now apply are
  * counted in stats->replayed, the rest stay parked. */
 STM_NODISCARD stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
+/* stm_applier_replay when a migration's replay was cut short (killed, disk full: the
+ * store says it is owed, store.h), else nothing; *ran says which. What finishes the
+ * replay also clears the mark, in its transaction. */
+STM_NODISCARD stm_err stm_applier_replay_owed(applier_t *a, apply_stats *stats, bool *ran,
+                                              stm_error *err);
 
 /* Enters the operations captured here since last time into stemma_clock, in one
  * transaction. Every apply and replay does this first; a node may also call it when

@@ -255,6 +255,7 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
     if (!self->store)
         return STM_OK;
     self->prepared = stm_store_is_prepared(self->store);
+    self->replay_owed = self->prepared && stm_store_replay_owed(self->store);
     stm_err rc = s_read_layout(self, err);
     if (rc == STM_OK && self->has_table)
         rc = s_read_records(self, err);

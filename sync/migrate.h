@@ -137,6 +137,8 @@ typedef struct {
     bool backup;                 /* a backup would be taken before the first change */
     bool adopt;                  /* an older tool's schema_version would be adopted first */
     bool set_up_capture;         /* no step, but capture set up anew (and exclusions recorded) */
+    bool replay;                 /* no step, but the replay after an earlier run's steps was
+                                    cut short (killed, disk full): it is run again */
     migrate_step *steps;         /* in the order a run would take them, sql included */
     size_t nsteps;               /* entries in steps */
     char **exclude;              /* tables a run would record in stemma_exclude (the options') */

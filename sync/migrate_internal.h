@@ -27,6 +27,7 @@ struct migrate {
     bool has_table;           /* schema_version exists */
     bool has_id_column;       /* schema_version.version_id exists */
     bool has_checksum_column; /* schema_version.checksum exists */
+    bool replay_owed;         /* a replay of parked operations did not finish (store.h) */
     migrate_record *records;  /* schema_version's rows, by version */
     size_t nrecords;          /* entries in records */
     size_t records_cap;       /* room in records */

@@ -132,8 +132,12 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
         stm_migrate_keys_changed_at(self, self->version, target, o, &plan->keys_changed);
     /* A database with stemma's tables missing at a version above 0 needs capture set
      * up even when no migration is pending. */
-    if (!pending && !self->adopt && !s_new_exclusions(self, o) &&
-        (self->prepared || self->version == 0)) {
+    bool capture = self->adopt || s_new_exclusions(self, o) || (!self->prepared && self->version);
+    if (!pending && !capture && self->replay_owed) {
+        plan->replay = true; /* only the replay an earlier run did not finish */
+        return STM_OK;
+    }
+    if (!pending && !capture) {
         plan->nothing_to_do = true;
         return STM_OK;
     }

@@ -299,6 +299,9 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
     if (rc == STM_OK && up) {
         rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
+        /* Owed until the replay after the steps has finished (s_replay_parked). */
+        if (rc == STM_OK)
+            rc = stm_store_set_replay_owed(self->store, true, err);
     } else if (rc == STM_OK) {
         char sql[96];
         snprintf(sql, sizeof sql, "DELETE FROM schema_version WHERE version = %d", k);
@@ -395,11 +398,17 @@ static void s_remove_created(migrate_t *self)
 static stm_err s_replay_parked(const s_run *run, stm_error *err)
 {
     migrate_result *res = run->res;
-    applier_t *applier = stm_applier_new(run->self->store, NULL, NULL);
-    if (run->self->lenses)
-        stm_applier_set_lenses(applier, run->self->lenses, run->self->lineage);
+    migrate_t *self = run->self;
+    if (!self->lenses && self->set) {
+        stm_err lrc = stm_lens_derive(self->set, &self->lenses, err);
+        if (lrc != STM_OK)
+            return lrc;
+    }
+    applier_t *applier = stm_applier_new(self->store, NULL, NULL);
+    if (self->lenses)
+        stm_applier_set_lenses(applier, self->lenses, self->lineage);
     apply_stats st = {0};
-    stm_err rc = stm_applier_replay(applier, &st, err);
+    stm_err rc = stm_applier_replay(applier, &st, err); /* clears what was owed (store.h) */
     stm_applier_destroy(&applier);
     uint64_t total = 0;
     if (rc == STM_OK)
@@ -456,7 +465,7 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
         rc = stm_lens_derive(self->set, &self->lenses, err);
     for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
         rc = s_step(run, &plan->steps[i], err);
-    if (rc == STM_OK && up && res->nsteps)
+    if (rc == STM_OK && up && (res->nsteps || plan->replay))
         rc = s_replay_parked(run, err);
     if (rc == STM_OK && plan->set_up_capture && !res->adopted)
         rc = s_set_up_capture(run, err);

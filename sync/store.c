@@ -447,3 +447,26 @@ void stm_store_forget_ids(store_t *self)
     stm_idmap_clear(&self->by_id);
     stm_idmap_clear(&self->by_no);
 }
+
+bool stm_store_replay_owed(store_t *self)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool owed = false;
+    /* No table (never owed, or made by an older stemma): not owed. */
+    if (sqlite3_prepare_v2(self->db, "SELECT 1 FROM stemma_replay", -1, &stmt, NULL) == SQLITE_OK)
+        owed = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return owed;
+}
+
+stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err)
+{
+    if (!owed)
+        return stm_store_replay_owed(self) ? stm_store_exec(self, "DELETE FROM stemma_replay", err)
+                                           : STM_OK;
+    return stm_store_exec(self,
+                          "CREATE TABLE IF NOT EXISTS stemma_replay (id INTEGER PRIMARY KEY "
+                          "CHECK (id = 1));"
+                          "INSERT OR IGNORE INTO stemma_replay (id) VALUES (1);",
+                          err);
+}

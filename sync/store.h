@@ -94,6 +94,13 @@ STM_NODISCARD stm_err stm_store_id_number(store_t *self, const stm_id *id, bool 
 STM_NODISCARD stm_err stm_store_id_of(store_t *self, int64_t no, stm_id *out, stm_error *err);
 void stm_store_forget_ids(store_t *self);
 
+/* Whether a replay of parked operations is owed: a migration step committed and the
+ * replay after it did not finish (killed, disk full). The mark is a row of
+ * stemma_replay, a table made when first needed (older stemmas ignore it: what they
+ * read is unchanged). set writes or clears it in the caller's transaction. */
+bool stm_store_replay_owed(store_t *self);
+STM_NODISCARD stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err);
+
 /* stm_error_db for this store's connection and path: "PATH: WHAT: <SQLite's
  * message>", STM_EDB. For the sync modules' failed SQLite calls on the store. */
 STM_NODISCARD stm_err stm_store_error(store_t *self, stm_error *err, const char *what);

@@ -361,6 +361,56 @@ class Faults(Mesh):
         self.assertEqual(len(b.log_lines("info", "apply")), 1, b.logs())
         self.assertEqual(len(b.log_lines("error", "apply")), 1, b.logs())
 
+    def test_a_replay_cut_short_by_a_full_disk_resumes(self):
+        # b (v1) holds 20,000 operations on tasks.priority, parked: it has no such column.
+        # Its migrate to v2 commits the step, then runs out of disk while the replay
+        # applies them (RLIMIT_FSIZE). The replay is owed, and the next migrate runs it: nothing stays
+        # parked, where before it said "nothing to do" and they stayed parked for good.
+        a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
+        self.stemma("migrate", "--db", a, "--schemas", TASKS, "--to", "2", "--no-backup")
+        self.stemma("migrate", "--db", b, "--schemas", TASKS, "--to", "1", "--no-backup")
+        sql(a, "INSERT INTO lists (id, name) VALUES ('l', 'list');"
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+               "INSERT INTO tasks (id, list_id, title, priority) "
+               "SELECT 't' || i, 'l', 'task ' || i, i FROM n")
+        bundle = os.path.join(self.tmp, "a.stmb")
+        self.stemma("changes", "--db", a, "-o", bundle)
+        out = self.stemma("apply", "--db", b, bundle)
+        self.assertIn("parked 20000,", out)
+        # Writes go to the WAL, which starts empty: 256 KiB hold the step's few pages,
+        # not the replay's megabytes (the database file itself is only read).
+        limit = 256 * 1024
+
+        def small_disk():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+        p = subprocess.run([STEMMA, "migrate", "--db", b, "--schemas", TASKS, "--to", "2",
+                            "--no-backup"], capture_output=True, text=True, timeout=120,
+                           preexec_fn=small_disk)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertRegex(p.stderr, r"disk I/O error|database or disk is full")
+        self.assertEqual(sql(b, "SELECT max(version) FROM schema_version"), "2")
+        self.assertEqual(sql(b, "SELECT count(*) FROM stemma_parked"), "20000")
+        # The owed replay is finished by the next migrate, or apply, or node start: here,
+        # a copy of b is given an empty bundle, b itself migrated again.
+        for suffix in ("", "-wal"):  # the step may still be in the WAL
+            if os.path.exists(b + suffix):
+                shutil.copy(b + suffix, b + ".copy" + suffix)
+        vector = os.path.join(self.tmp, "a.stmv")
+        self.stemma("vector", "--db", a, "-o", vector)
+        self.stemma("changes", "--db", a, "--since", vector, "-o", bundle)
+        out = self.stemma("apply", "--db", b + ".copy", bundle)
+        self.assertIn("replayed 20000 (0 parked in all)", out)
+        out = self.stemma("migrate", "--db", b, "--schemas", TASKS, "--to", "2", "--no-backup")
+        self.assertIn("replayed 20000 parked operations (0 still parked)", out)
+        self.assertNotIn("nothing to do", out)
+        self.assertEqual(sql(b, "SELECT count(*) FROM stemma_parked"), "0")
+        self.assertEqual(sql(b, "SELECT sum(priority) FROM tasks"), str(20000 * 20001 // 2))
+        # Owed no more: the next run has nothing to do.
+        out = self.stemma("migrate", "--db", b, "--schemas", TASKS, "--to", "2", "--no-backup")
+        self.assertIn("nothing to do", out)
+
     def test_read_only_database(self):
         # b's database file loses its write permission while b is stopped. Root may write
         # any file, so as root b runs as nobody (its files given to nobody), from a copy
