@@ -8,7 +8,8 @@
 #   cli    the command-line tests in Python: the stemma binary on scratch files
 #   mesh   tests that start nodes on loopback ports: mesh_test.py, and badinput_test.py,
 #          whose hostile peer is played against real nodes (its damaged-file cases,
-#          6 of 21, ride along)
+#          6 of 21, ride along); netns_discovery_test.py, whose nodes find each other
+#          by beacons in network namespaces of their own
 #   fault  fault_test.py: nodes killed, stopped, starved of disk or behind a lossy proxy
 function(stemma_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
@@ -80,6 +81,10 @@ stemma_py_test(fault fault_test.py fault)
 # Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input"). Most
 # of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
 stemma_py_test(badinput badinput_test.py mesh)
+# LAN discovery: nodes that find each other by UDP beacons, each in a network namespace
+# of its own joined by a bridge (root only: skipped, with a line saying so, where
+# namespaces cannot be made), and two on loopback.
+stemma_py_test(netns_discovery netns_discovery_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
