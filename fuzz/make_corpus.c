@@ -3,9 +3,9 @@
  *
  *   make_corpus SOURCE_ROOT OUT_DIR
  *
- * writes files into OUT_DIR/wire, OUT_DIR/judge, OUT_DIR/codec and OUT_DIR/beacon (the directories must
- * exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the
- * rest of the seeds; its output is committed under fuzz/corpus/. */
+ * writes files into OUT_DIR/wire, OUT_DIR/judge, OUT_DIR/codec and OUT_DIR/beacon (the directories
+ * must exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the rest
+ * of the seeds; its output is committed under fuzz/corpus/. */
 #include "base/buf.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"

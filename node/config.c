@@ -250,8 +250,9 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
                        const toml_value **out)
 {
     static const toml_type types[] = {
-        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING, [SETTINGS_BIND] = TOML_STRING,
-        [SETTINGS_DIAL] = TOML_STRING, [SETTINGS_IPV4] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
+        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING,
+        [SETTINGS_BIND] = TOML_STRING, [SETTINGS_DIAL] = TOML_STRING,
+        [SETTINGS_IPV4] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
         [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
     };
@@ -494,8 +495,8 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     char name[128];
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
-        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT ||
-             s->type == SETTINGS_BIND || s->type == SETTINGS_DIAL || s->type == SETTINGS_IPV4) &&
+        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
+             s->type == SETTINGS_DIAL || s->type == SETTINGS_IPV4) &&
             !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);

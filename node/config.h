@@ -96,10 +96,10 @@ typedef struct {
     int max_clock_ahead_ms; /* how far ahead of ours an operation's clock may be */
 
     /* [discovery]: UDP beacons on the LAN (node/beacon.h) */
-    bool discovery;              /* send and hear beacons */
-    int discovery_port;          /* the UDP port beacons go to and are heard on */
-    int discovery_interval_ms;   /* how often a beacon is sent */
-    char *discovery_broadcast;   /* the IPv4 address beacons are sent to */
+    bool discovery;            /* send and hear beacons */
+    int discovery_port;        /* the UDP port beacons go to and are heard on */
+    int discovery_interval_ms; /* how often a beacon is sent */
+    char *discovery_broadcast; /* the IPv4 address beacons are sent to */
 } node_config;
 
 /* Fills cfg with the table's defaults for a node in dir (copied); db and schemas, which

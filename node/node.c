@@ -413,13 +413,11 @@ static void s_on_beacon(node_t *n, const beacon_heard *h)
         p = stm_mesh_find_endpoint(n->mesh, h->endpoint);
     if (p) {
         stm_beacon_tally(n->beacon, BEACON_KNOWN);
-        const char *was = stm_peer_endpoint(p);
-        char *old = stm_strdup(was[0] ? was : "no endpoint");
         if (stm_peer_move(p, h->endpoint, stm_monotime_ms()))
             stm_log_event(STM_LOG_INFO, "peer-moved", stm_peer_short_id(p),
-                          "no answer at %s, and its beacon comes from %s: dialling it there",
-                          old, h->endpoint);
-        free(old);
+                          "no answer where it was dialled, and its beacon comes from %s: "
+                          "dialling it there",
+                          h->endpoint);
         return;
     }
     if (!n->insecure && !stm_zap_is_trusted(n->zap, &m->id) && !stm_zap_tofu(n->zap)) {
@@ -444,8 +442,8 @@ static void s_on_beacon(node_t *n, const beacon_heard *h)
     /* Its first HELLO is due at once (the HELLO timer opens its DEALER). */
     p = stm_mesh_add(n->mesh, &m->id, h->endpoint, false);
     stm_beacon_tally(n->beacon, BEACON_MET);
-    stm_log_event(STM_LOG_INFO, "peer-discovered", stm_peer_short_id(p), "its beacon came from %s%s",
-                  h->endpoint,
+    stm_log_event(STM_LOG_INFO, "peer-discovered", stm_peer_short_id(p),
+                  "its beacon came from %s%s", h->endpoint,
                   n->insecure || stm_zap_is_trusted(n->zap, &m->id)
                       ? ""
                       : " (its key is not trusted yet: trust on first use takes it when it "

@@ -47,7 +47,7 @@ struct node {
     control_t *control;  /* reports for `stemma report` */
     mesh_t *mesh;        /* the peers; NULL until the sockets are bound */
     beacon_t *beacon;    /* LAN discovery's UDP socket; NULL when discovery is off */
-    const char *no_beacon_why; /* static: why no beacon is sent while discovery is on */
+    const char *no_beacon_why;  /* static: why no beacon is sent while discovery is on */
     zmq_pollitem_t *poll_items; /* what the loop waits on (node.c, s_poll_items) */
     peer_t **poll_peers;        /* whose DEALER each item after the fixed ones is */
     size_t poll_cap;

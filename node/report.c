@@ -28,7 +28,7 @@ const char *stm_report_state_name(report_state s)
 const char *stm_report_drop_name(report_drop d)
 {
     static const char *const names[REPORT_DROP_KINDS] = {
-        "not-stemma", "protocol-version", "hello",          "refuse",   "ops", "batch",
+        "not-stemma", "protocol-version", "hello",          "refuse",    "ops",   "batch",
         "ack",        "impostor",         "unknown-sender", "untrusted", "beacon"};
     return d < REPORT_DROP_KINDS ? names[d] : "unknown";
 }

@@ -83,8 +83,7 @@ const settings_row stm_settings_rows[] = {
     {S_ROW("discovery", "interval_ms", SETTINGS_INT, discovery_interval_ms), .value = 1000,
      .min = CONFIG_MIN_BEACON_MS, .max = CONFIG_MAX_MS,
      .doc = "how often, in milliseconds, the node sends its beacon"},
-    {S_ROW("discovery", "broadcast", SETTINGS_IPV4, discovery_broadcast),
-     .text = "255.255.255.255",
+    {S_ROW("discovery", "broadcast", SETTINGS_IPV4, discovery_broadcast), .text = "255.255.255.255",
      .doc = "the IPv4 address beacons are sent to: 255.255.255.255 reaches the network of "
             "the default route; a network's own broadcast address (192.168.1.255, say) "
             "picks that network"},
