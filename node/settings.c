@@ -75,7 +75,7 @@ const settings_row stm_settings_rows[] = {
      .doc = "true: the node broadcasts a beacon (its key and mesh port) and listens for "
             "other nodes' beacons, and dials each node it hears whose key it trusts (any, "
             "under trust_on_first_use or insecure); a node the network cannot dial (bind "
-            "\"\", a loopback address or ipc://) listens and sends none"},
+            "\"\", ipc://, IPv6 or a loopback address) listens and sends none"},
     {S_ROW("discovery", "port", SETTINGS_INT, discovery_port), .value = 7422, .min = 1,
      .max = 65535,
      .doc = "the UDP port beacons are sent to and heard on: the same for every node of the "

@@ -94,8 +94,8 @@ if NO_NETNS:
 
 class Lan:
     """A bridge in a namespace of its own, and hosts joined to it, each a namespace with
-    one veth (eth0, SUBNET.N/24) and a default route through it (so that
-    255.255.255.255 has a way out, as on a real LAN)."""
+    one veth (eth0, SUBNET.N/24) and, unless told otherwise, a default route through it
+    (so that 255.255.255.255 has a way out, as on a real LAN)."""
 
     def __init__(self):
         self.bridge = new_namespace()
@@ -103,7 +103,7 @@ class Lan:
         ip("-n", self.bridge, "link", "set", "br0", "up")
         self.hosts = []
 
-    def host(self):
+    def host(self, default_route=True):
         ns = new_namespace()
         n = len(self.hosts) + 1
         port = f"p{n}"
@@ -114,7 +114,8 @@ class Lan:
         address = f"{SUBNET}.{n}"
         ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
         ip("-n", ns, "link", "set", "eth0", "up")
-        ip("-n", ns, "route", "add", "default", "dev", "eth0")
+        if default_route:
+            ip("-n", ns, "route", "add", "default", "dev", "eth0")
         self.hosts.append(ns)
         return ns, address
 
@@ -303,10 +304,11 @@ class Namespaces(Mesh):
 
     def test_a_key_trusted_while_running_is_met_at_its_next_beacon(self):
         # a binds nowhere, so d never hears of it: only a's hearing d's beacons can
-        # bring them together.
-        (ha, _), (hd, ad) = self.lan.host(), self.lan.host()
+        # bring them together. d's machine has no default route, so 255.255.255.255
+        # goes nowhere: d broadcasts to its network's own address.
+        (ha, _), (hd, ad) = self.lan.host(), self.lan.host(default_route=False)
         a = LanNode(self, "a", ha, "")
-        d = LanNode(self, "d", hd, f"tcp://{ad}:{MESH_PORT}")
+        d = LanNode(self, "d", hd, f"tcp://{ad}:{MESH_PORT}", broadcast=f"{SUBNET}.255")
         d.trust(a)
         a.start()
         d.start()
