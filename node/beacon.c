@@ -298,9 +298,16 @@ beacon_read stm_beacon_next(beacon_t *b, beacon_heard *out, stm_error *err)
     char address[INET_ADDRSTRLEN];
     if (!inet_ntop(AF_INET, &from.sin_addr, address, sizeof address))
         snprintf(address, sizeof address, "?");
+    /* A longer datagram was cut to buf: its size alone is told, nothing of it read. */
+    size_t len = (size_t)n;
     beacon_msg m;
     stm_error why = {0};
-    if (stm_beacon_decode(buf, (size_t)n, &m, &why) != STM_OK) {
+    if (len > sizeof buf) {
+        stm_error_set(err, STM_EPROTO, "from %s: a datagram of %zu bytes (a beacon has %d)",
+                      address, len, BEACON_BYTES);
+        return BEACON_MALFORMED;
+    }
+    if (stm_beacon_decode(buf, len, &m, &why) != STM_OK) {
         stm_error_set(err, STM_EPROTO, "from %s: %s", address, why.msg);
         return BEACON_MALFORMED;
     }

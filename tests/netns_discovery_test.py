@@ -144,9 +144,10 @@ class LanNode(Node):
     """A mesh_test node with discovery on, in namespace ns (None: this one), bound at bind
     (None: mesh_test's free loopback port)."""
 
-    def __init__(self, mesh, name, ns, bind=None, broadcast="255.255.255.255", udp_port=7422):
+    def __init__(self, mesh, name, ns, bind=None, broadcast="255.255.255.255", udp_port=7422,
+                 tofu=False):
         self.ns = ns
-        super().__init__(mesh, name, TASKS, 4)
+        super().__init__(mesh, name, TASKS, 4, tofu=tofu)
         if bind is not None:
             configure(self, "node", bind=f'"{bind}"')
             self.endpoint = bind
@@ -223,6 +224,27 @@ class Loopback(Mesh):
         self.assertIn("dropped beacon 4\n", stats)
         self.assertRegex(stats, r"beacons heard \d+ \(untrusted 0, other mode 0\)\n")
         self.assertRegex(stats, r"peers discovered [01]\n")
+
+
+    def test_under_trust_on_first_use_whoever_beacons_is_met(self):
+        # a trusts no key but takes any on first use: b, which trusts a, is met by its
+        # beacon and its key lands in a's known_peers. Meeting whoever beacons is a's
+        # user's choice (docs/user-guide.md, "LAN discovery").
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            udp = s.getsockname()[1]
+        a = LanNode(self, "a", None, broadcast="127.255.255.255", udp_port=udp, tofu=True)
+        b = LanNode(self, "b", None, broadcast="127.255.255.255", udp_port=udp)
+        b.trust(a)
+        a.start()
+        b.start()
+        sql(b.db, "INSERT INTO lists (id, name) VALUES ('lb', 'from b')")
+        self.wait("a to hold b's row", lambda: sql(a.db, LISTS) == "from b")
+        known = os.path.join(a.dir, "known_peers")
+        self.wait("a to write b's key to known_peers",
+                  lambda: os.path.exists(known) and b.key in open(known).read())
+        self.assertEqual(a.log_lines("beacon-untrusted"), [])
+        self.assertEqual(a.node()["discovery"]["beacons_untrusted"], 0)
 
 
 @unittest.skipIf(NO_NETNS, f"network namespaces cannot be made here ({NO_NETNS})")
