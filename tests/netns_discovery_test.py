@@ -10,7 +10,7 @@ tests are skipped with one line saying why. Every namespace a test makes has a n
 its own (this process's id and a counter) and is deleted when the test ends, pass or
 fail, after its nodes are stopped; at exit, and on SIGTERM, any left are deleted too.
 
-One test runs on loopback (beacons to 127.255.255.255 on a free UDP port) and needs
+Two tests run on loopback (beacons to 127.255.255.255 on a free UDP port) and need
 nothing.
 
 Run by ctest as `python3 tests/netns_discovery_test.py PATH/TO/stemma` from the source
@@ -180,7 +180,7 @@ class LanNode(Node):
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class Loopback(Mesh):
-    """Two nodes on one machine, beacons to 127.255.255.255: no namespace needed."""
+    """Nodes on one machine, beacons to 127.255.255.255: no namespace needed."""
 
     def test_two_nodes_find_each_other_and_a_stray_datagram_is_counted(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
