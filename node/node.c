@@ -425,7 +425,7 @@ static void s_on_beacon(node_t *n, const beacon_heard *h)
         if (stm_beacon_tell_once(n->beacon, &m->id))
             stm_log_event(STM_LOG_WARN, "beacon-untrusted", sid,
                           "a node at %s beacons with key %s, which this node does not trust: "
-                          "it is sent nothing. To sync with it: stemma trust add %s --dir %s "
+                          "it is sent nothing. To sync with it: stemma trust add '%s' --dir %s "
                           "(said once per key)",
                           h->endpoint, key, key, n->dir);
         return;

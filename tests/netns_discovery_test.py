@@ -317,7 +317,7 @@ class Namespaces(Mesh):
             self.assertNotIn("from d", sql(n.db, LISTS))
             told = [l for l in n.log_lines("beacon-untrusted") if d.key in l]
             self.assertEqual(len(told), 1, f"{n.name} names d's key once: {told}")
-            self.assertIn(f"stemma trust add {d.key} --dir {n.dir}", told[0])
+            self.assertIn(f"stemma trust add '{d.key}' --dir {n.dir}", told[0])
         for p in d.report()["peers"]:
             self.assertEqual(p["state"], "connecting", p)
             self.assertEqual(p["ops_received"], 0)
