@@ -6,14 +6,14 @@
 add_library(stemma_fuzz_targets STATIC fuzz/targets.c)
 target_link_libraries(stemma_fuzz_targets PUBLIC stemma_node)
 
-set(STEMMA_FUZZ_TARGETS toml wire codec bundle judge)
+set(STEMMA_FUZZ_TARGETS toml wire codec bundle judge beacon)
 foreach(t ${STEMMA_FUZZ_TARGETS})
   add_executable(fuzz_${t} fuzz/fuzz_${t}.c)
   target_link_libraries(fuzz_${t} PRIVATE stemma_fuzz_targets)
   target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer)
 endforeach()
 
-# Writes the wire, judge and codec seeds with the real encoders (fuzz/make_corpus.sh).
+# Writes the wire, judge, codec and beacon seeds with the real encoders (fuzz/make_corpus.sh).
 add_executable(make_corpus fuzz/make_corpus.c)
 target_link_libraries(make_corpus PRIVATE stemma_node)
 

@@ -3,12 +3,13 @@
  *
  *   make_corpus SOURCE_ROOT OUT_DIR
  *
- * writes files into OUT_DIR/wire, OUT_DIR/judge and OUT_DIR/codec (the directories must
- * exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the
- * rest of the seeds; its output is committed under fuzz/corpus/. */
+ * writes files into OUT_DIR/wire, OUT_DIR/judge, OUT_DIR/codec and OUT_DIR/beacon (the directories
+ * must exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the rest
+ * of the seeds; its output is committed under fuzz/corpus/. */
 #include "base/buf.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
+#include "node/beacon.h"
 #include "node/wire.h"
 #include "sync/codec.h"
 #include "sync/key.h"
@@ -180,6 +181,15 @@ static opbatch_t *s_batch(void)
     return b;
 }
 
+/* A beacon seed: the datagram as a node sends it. */
+static void s_beacon(const char *name, unsigned char fill, uint16_t port, bool insecure)
+{
+    beacon_msg m = {.id = s_id(fill), .port = port, .insecure = insecure};
+    unsigned char bytes[BEACON_BYTES];
+    stm_beacon_encode(&m, bytes);
+    s_write("beacon", name, bytes, sizeof bytes);
+}
+
 static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_supported,
                     size_t npeers, bool reply)
 {
@@ -222,6 +232,10 @@ int main(int argc, char **argv)
     s_hello("fork-v2", fork2, 1, 1, 0, true);
     stm_lineage_destroy(&fork2);
     s_hello("unrelated", other, 0, 0, 0, false);
+
+    /* Beacons: a CURVE node on the default port, an insecure one on the highest. */
+    s_beacon("curve-7420", 0x31, 7420, false);
+    s_beacon("insecure-65535", 0x42, 65535, true);
 
     /* Batches and vectors, alone (codec) and in OPS and ACK messages (wire). */
     opbatch_t *b = s_batch();

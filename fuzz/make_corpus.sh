@@ -2,7 +2,7 @@
 # Regenerates the seed corpora in fuzz/corpus/ from the real encoders and the real
 # command line: a selection of toml-test's valid documents and three exported lineages
 # (toml); HELLO, REFUSE, OPS and ACK messages (wire), HELLO bodies (judge) and batches
-# and vectors (codec) from make_corpus; bundle and vector files written by `stemma
+# and vectors (codec) and beacons (beacon) from make_corpus; bundle and vector files written by `stemma
 # changes` and `stemma vector` from small migrated databases (bundle).
 #
 #   fuzz/make_corpus.sh [BUILD_DIR]     (default build-fuzz, as scripts/fuzz makes it)
@@ -19,7 +19,7 @@ stemma="$build/stemma"
 export ASAN_OPTIONS=detect_leaks=0
 
 rm -rf "$out"
-for t in toml wire codec bundle judge; do
+for t in toml wire codec bundle judge beacon; do
     mkdir -p "$out/$t"
 done
 
@@ -40,7 +40,7 @@ done
 # format 2: a table's keys setting and a key collation
 "$stemma" export --schemas tests/data/schemas/accounts -o "$out/toml/export-accounts.toml"
 
-# wire, judge, codec: from the encoders.
+# wire, judge, codec, beacon: from the encoders.
 "$build/make_corpus" . "$out"
 
 # bundle: a database at v4 with every kind of change, and one at v2 that has some of them.
@@ -66,6 +66,6 @@ sqlite3 "$tmp/b.db" "INSERT INTO lists (id, name) VALUES ('home', 'Home');"
 "$stemma" changes --db "$tmp/b.db" --since "$out/bundle/vector-a.stmv" \
     -o "$out/bundle/since-a.stmb" >/dev/null
 
-for t in toml wire codec bundle judge; do
+for t in toml wire codec bundle judge beacon; do
     echo "$out/$t: $(ls "$out/$t" | wc -l) files, $(du -sk "$out/$t" | cut -f1) KB"
 done

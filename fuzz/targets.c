@@ -10,6 +10,9 @@
  *           and decodes to the same operations, field by field; the same for vectors
  *   bundle  a bundle that reads hands out as many operations as it says it holds (each
  *           input is read twice: as it is, and with the digest at its end made right)
+ *   beacon  a datagram that decodes encodes to the same 40 bytes but for flag bits this
+ *           version does not know, and decodes again to the same beacon; a refused one
+ *           leaves the output as it was
  *   judge   stm_relation_compare(a, b) mirrors stm_relation_compare(b, a); a lineage is `same`
  *           as itself with every column shared; a verdict always gives a reason */
 #define _GNU_SOURCE /* memfd_create */
@@ -21,6 +24,7 @@
 #include "lineage/schemaset.h"
 #include "toml/toml.h"
 #include "node/config.h"
+#include "node/beacon.h"
 #include "node/judge.h"
 #include "node/wire.h"
 #include "sync/bundle.h"
@@ -465,6 +469,37 @@ void fuzz_bundle(const uint8_t *data, size_t size)
     memcpy(fixed + body, digest.bytes, STM_ID_BYTES);
     s_bundle_file(fixed, size);
     free(fixed);
+}
+
+/* ---- beacon ---- */
+
+void fuzz_beacon(const uint8_t *data, size_t size)
+{
+    beacon_msg m, again;
+    memset(&m, 0x5a, sizeof m);
+    beacon_msg before = m;
+    stm_error err = {0};
+    if (stm_beacon_decode(data, size, &m, &err) != STM_OK) {
+        if (memcmp(&m, &before, sizeof m) != 0)
+            s_fail("beacon: a refused datagram changed the output (%s)", err.msg);
+        if (!err.msg[0])
+            s_fail("beacon: refused without a message");
+        return;
+    }
+    if (size != BEACON_BYTES || m.port == 0)
+        s_fail("beacon: accepted %zu bytes naming port %u", size, (unsigned)m.port);
+    unsigned char out[BEACON_BYTES];
+    stm_beacon_encode(&m, out);
+    /* The same bytes, but the flag bits this version does not know (which it drops). */
+    for (size_t i = 0; i < BEACON_BYTES; i++) {
+        unsigned char want = i == 5 ? (unsigned char)(data[i] & BEACON_FLAG_INSECURE) : data[i];
+        if (out[i] != want)
+            s_fail("beacon: byte %zu encodes as %u, was %u", i, out[i], want);
+    }
+    if (stm_beacon_decode(out, sizeof out, &again, &err) != STM_OK)
+        s_fail("beacon: its own encoding is refused: %s", err.msg);
+    if (!stm_id_equal(&again.id, &m.id) || again.port != m.port || again.insecure != m.insecure)
+        s_fail("beacon: decoding its encoding gives another beacon");
 }
 
 /* ---- judge ---- */

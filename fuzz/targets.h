@@ -15,7 +15,8 @@
  *   codec   an operation batch, and the same bytes as a version vector
  *   bundle  a bundle file, and the same bytes as a vector file; each again with the digest
  *           at its end made right, since a fuzzer cannot forge it
- *   judge   a HELLO's body, judged against the tasks schema set's lineage */
+ *   judge   a HELLO's body, judged against the tasks schema set's lineage
+ *   beacon  a UDP datagram as LAN discovery hears it (node/beacon.h) */
 #ifndef STM_FUZZ_TARGETS_H
 #define STM_FUZZ_TARGETS_H
 
@@ -26,6 +27,7 @@ void fuzz_toml(const uint8_t *data, size_t size);
 void fuzz_wire(const uint8_t *data, size_t size);
 void fuzz_codec(const uint8_t *data, size_t size);
 void fuzz_bundle(const uint8_t *data, size_t size);
+void fuzz_beacon(const uint8_t *data, size_t size);
 
 /* Builds the local lineage fuzz_judge compares against, from ROOT/schemas/tasks, where
  * ROOT is root, else $STEMMA_ROOT, else the current directory. Aborts when it cannot.

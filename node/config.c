@@ -16,6 +16,7 @@
 #include "base/mem.h"
 #include "toml/toml.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -84,7 +85,7 @@ void stm_config_destroy(node_config *cfg)
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
-            s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME) {
+            s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4) {
             free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
             config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
@@ -249,8 +250,9 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
                        const toml_value **out)
 {
     static const toml_type types[] = {
-        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING, [SETTINGS_BIND] = TOML_STRING, [SETTINGS_NAME] = TOML_STRING,
-        [SETTINGS_DIAL] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
+        [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING,
+        [SETTINGS_BIND] = TOML_STRING, [SETTINGS_DIAL] = TOML_STRING,
+        [SETTINGS_NAME] = TOML_STRING, [SETTINGS_IPV4] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
         [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
     };
@@ -311,6 +313,22 @@ static stm_err s_dial_ok(const s_reader *r, const toml_value *v, const char *nam
         return s_fail(r, v, name,
                       "'%.200s' is a wildcard address: peers dialling it reach their own "
                       "machine; give an address they can reach this node at",
+                      s);
+    return STM_OK;
+}
+
+/* An IPv4 address as inet_pton reads it: four decimal numbers 0 to 255, dotted. */
+static stm_err s_ipv4_ok(const s_reader *r, const toml_value *v, const char *name)
+{
+    size_t len;
+    const char *s = stm_toml_string(v, &len);
+    struct in_addr addr;
+    if (strlen(s) != len)
+        return s_fail(r, v, name, "holds a NUL character");
+    if (inet_pton(AF_INET, s, &addr) != 1)
+        return s_fail(r, v, name,
+                      "'%.100s' is not an IPv4 address: expected four numbers 0 to 255 "
+                      "with dots between, such as 255.255.255.255 or 192.168.1.255",
                       s);
     return STM_OK;
 }
@@ -469,6 +487,11 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
             return rc;
         stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
+    case SETTINGS_IPV4:
+        if ((rc = s_ipv4_ok(r, v, name)) != STM_OK)
+            return rc;
+        stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
+        return STM_OK;
     case SETTINGS_BOOL:
         *(bool *)stm_settings_field(cfg, s, sizeof(bool)) = stm_toml_bool(v);
         return STM_OK;
@@ -492,8 +515,8 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     char name[128];
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
-        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT ||
-             s->type == SETTINGS_BIND || s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME) &&
+        if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
+             s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4) &&
             !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);

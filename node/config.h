@@ -46,6 +46,7 @@
 #define CONFIG_MAX_TRUSTED 100000 /* entries in security.trusted, known_peers */
 #define CONFIG_MAX_MS 86400000    /* any *_ms setting: one day */
 #define CONFIG_MAX_WINDOW 256     /* sync.window */
+#define CONFIG_MIN_BEACON_MS 100  /* discovery.interval_ms: a LAN is not flooded */
 
 /* One entry of peers.addresses. */
 typedef struct {
@@ -95,6 +96,12 @@ typedef struct {
     int local_poll_ms;   /* how often to look for local writes */
     int busy_timeout_ms; /* how long one attempt to store waits for the database's lock */
     int max_clock_ahead_ms; /* how far ahead of ours an operation's clock may be */
+
+    /* [discovery]: UDP beacons on the LAN (node/beacon.h) */
+    bool discovery;            /* send and hear beacons */
+    int discovery_port;        /* the UDP port beacons go to and are heard on */
+    int discovery_interval_ms; /* how often a beacon is sent */
+    char *discovery_broadcast; /* the IPv4 address beacons are sent to */
 } node_config;
 
 /* Fills cfg with the table's defaults for a node in dir (copied); db and schemas, which

@@ -216,6 +216,16 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->batches_waiting = stm_inbound_count(v->inbound);
     r->batches_deferred = stm_inbound_deferred(v->inbound);
     r->refused_keys = stm_zap_refused_keys(v->zap);
+    if (v->beacon) {
+        const beacon_counts *bc = stm_beacon_counts(v->beacon);
+        r->discovery_port = stm_beacon_port(v->beacon);
+        r->beacons_sending = stm_beacon_sending(v->beacon);
+        r->beacons_sent = bc->sent;
+        r->beacons_heard = bc->heard;
+        r->beacons_untrusted = bc->untrusted;
+        r->beacons_other_mode = bc->other_mode;
+        r->peers_discovered = bc->met;
+    }
     park_reason *reasons = NULL;
     size_t nreasons = 0;
     if (stm_park_reasons(store, 20, &reasons, &nreasons, &err) == STM_OK) {

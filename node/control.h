@@ -12,6 +12,7 @@
 #define STM_CONTROL_H
 
 #include "base/error.h"
+#include "beacon.h"
 #include "local.h"
 #include "mesh.h"
 #include "report.h"
@@ -44,6 +45,7 @@ typedef struct {
     const zap_t *zap;           /* the keys refused */
     const mesh_t *mesh;         /* the peers */
     const control_drops *drops; /* messages dropped */
+    const beacon_t *beacon;     /* LAN discovery's counters; NULL when it is off */
     /* Answers a request that changes the node ("trust ...", "peer ..."): the reply, the caller's
      * to free; NULL when request is none of those. NULL: every such request is unknown. */
     char *(*change)(void *ctx, const char *request);

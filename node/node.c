@@ -5,7 +5,8 @@
  * thread. The work is done by the modules it owns: its database (local.h), the inbox
  * (inbox.h), the peers (mesh.h, peer.h) and their sync sessions (sync/session.h), the
  * batches received (sync/inbound.h), the trusted keys and the ZAP handler (zap.h),
- * the control socket (control.h). What is left here is who is told what, and when.
+ * the control socket (control.h), LAN discovery's beacons (beacon.h). What is left
+ * here is who is told what, and when.
  *
  * Invariants:
  *
@@ -22,10 +23,12 @@
  *     queue is full), and acknowledged only after the commit. */
 #include "node.h"
 #include "node_internal.h"
+#include "beacon.h"
 #include "control.h"
 #include "dirlock.h"
 #include "endpoint.h"
 #include "inbox.h"
+#include "keys.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -378,6 +381,97 @@ static void s_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
     }
 }
 
+/* ---- LAN discovery ---- */
+
+/* A beacon heard (beacon.h): the node it names is met, dialled at the address the
+ * beacon came from, only when it is not this node, runs in this node's security mode,
+ * is no peer already, and its key is trusted (any key, under trust on first use or
+ * insecure: the user's choice). A node whose key is not trusted is sent nothing, not a
+ * HELLO: a beacon proves no key, and a HELLO tells lineage, vector and peers. Its key
+ * is named once in the log, with the command that would let it in. */
+static void s_on_beacon(node_t *n, const beacon_heard *h)
+{
+    const beacon_msg *m = &h->msg;
+    if (stm_id_equal(&m->id, &n->id)) {
+        stm_beacon_tally(n->beacon, BEACON_OWN); /* its own, back from the broadcast */
+        return;
+    }
+    char key[KEYS_Z85_LEN + 1], sid[STM_ID_SHORT_LEN + 1];
+    stm_keys_to_z85(&m->id, key);
+    stm_id_short(&m->id, sid);
+    if (m->insecure != n->insecure) {
+        stm_beacon_tally(n->beacon, BEACON_OTHER_MODE);
+        if (stm_beacon_tell_once(n->beacon, &m->id))
+            stm_log_event(STM_LOG_WARN, "beacon-other-mode", sid,
+                          "a node at %s runs %s and this node %s: they cannot talk, so its "
+                          "beacons are ignored (said once per key)",
+                          h->endpoint, m->insecure ? "insecure" : "with CURVE",
+                          n->insecure ? "insecure" : "with CURVE");
+        return;
+    }
+    /* A peer already (by its key; or, insecure, one listed without a key at the very
+     * endpoint): its HELLOs say where it is. Only one that has stopped answering where
+     * it was dialled is dialled where the beacon comes from (stm_peer_move). */
+    peer_t *p = stm_mesh_find(n->mesh, &m->id);
+    if (!p)
+        p = stm_mesh_find_endpoint(n->mesh, h->endpoint);
+    if (p) {
+        stm_beacon_tally(n->beacon, BEACON_KNOWN);
+        if (stm_peer_move(p, h->endpoint, stm_monotime_ms()))
+            stm_log_event(STM_LOG_INFO, "peer-moved", stm_peer_short_id(p),
+                          "no answer where it was dialled, and its beacon comes from %s: "
+                          "dialling it there",
+                          h->endpoint);
+        return;
+    }
+    if (!n->insecure && !stm_zap_is_trusted(n->zap, &m->id) && !stm_zap_tofu(n->zap)) {
+        stm_beacon_tally(n->beacon, BEACON_UNTRUSTED);
+        if (stm_beacon_tell_once(n->beacon, &m->id))
+            stm_log_event(STM_LOG_WARN, "beacon-untrusted", sid,
+                          "a node at %s beacons with key %s, which this node does not trust: "
+                          "it is sent nothing. To sync with it: stemma trust add '%s' --dir %s "
+                          "(said once per key)",
+                          h->endpoint, key, key, n->dir);
+        return;
+    }
+    if (stm_mesh_count(n->mesh) >= MESH_MAX_LEARNED) {
+        stm_beacon_tally(n->beacon, BEACON_FULL);
+        if (stm_beacon_tell_once(n->beacon, &m->id))
+            stm_log_event(STM_LOG_WARN, "beacon", sid,
+                          "a node at %s is not met: this node knows %d peers already (said "
+                          "once per key)",
+                          h->endpoint, MESH_MAX_LEARNED);
+        return;
+    }
+    /* Its first HELLO is due at once (the HELLO timer opens its DEALER). */
+    p = stm_mesh_add(n->mesh, &m->id, h->endpoint, false);
+    stm_beacon_tally(n->beacon, BEACON_MET);
+    stm_log_event(STM_LOG_INFO, "peer-discovered", stm_peer_short_id(p),
+                  "its beacon came from %s%s", h->endpoint,
+                  n->insecure || stm_zap_is_trusted(n->zap, &m->id)
+                      ? ""
+                      : " (its key is not trusted yet: trust on first use takes it when it "
+                        "answers)");
+}
+
+static void s_handle_beacons(node_t *n)
+{
+    /* At most this many a pass, as for the inbox; the kernel drops what overflows. */
+    beacon_heard h;
+    stm_error err = {0};
+    for (int budget = 0; budget < 256; budget++) {
+        beacon_read r = stm_beacon_next(n->beacon, &h, &err);
+        if (r == BEACON_NONE)
+            return;
+        if (r == BEACON_HEARD) {
+            s_on_beacon(n, &h);
+        } else {
+            s_drop(n, REPORT_DROP_BEACON);
+            stm_log_event(STM_LOG_WARN, "malformed", NULL, "discovery: %s", err.msg);
+        }
+    }
+}
+
 static void s_handle_inbox(node_t *n)
 {
     /* At most this many a pass: the timers and the other sockets get their turn. */
@@ -405,8 +499,9 @@ static void s_handle_dealer(node_t *n, peer_t *p)
 }
 
 /* The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
- * secure), then every open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
-#define POLL_FIXED 3
+ * secure), LAN discovery's UDP socket (a plain fd; when discovery is on), then every
+ * open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
+#define POLL_FIXED 4
 static size_t s_poll_items(node_t *n)
 {
     size_t need = POLL_FIXED + stm_mesh_count(n->mesh);
@@ -420,6 +515,8 @@ static size_t s_poll_items(node_t *n)
     /* Without a ZAP socket (insecure), an entry that never wakes keeps the numbering:
      * no socket and fd -1, which poll(2) skips. */
     n->poll_items[2] = (zmq_pollitem_t){zap, zap ? 0 : -1, zap ? ZMQ_POLLIN : 0, 0};
+    int udp = n->beacon ? stm_beacon_fd(n->beacon) : -1;
+    n->poll_items[3] = (zmq_pollitem_t){NULL, udp, udp >= 0 ? ZMQ_POLLIN : 0, 0};
     size_t count = POLL_FIXED;
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
         peer_t *p = stm_mesh_at(n->mesh, i);
@@ -555,6 +652,18 @@ static void s_ahead_run(node_t *n, int64_t now)
                       (unsigned long long)st.replayed);
 }
 
+/* This node's beacon, every interval_ms while discovery is on and the network can
+ * dial it. */
+static int64_t s_beacon_due(const node_t *n)
+{
+    return n->beacon ? stm_beacon_send_at(n->beacon) : INT64_MAX;
+}
+
+static void s_beacon_run(node_t *n, int64_t now)
+{
+    stm_beacon_send(n->beacon, now);
+}
+
 /* The deadlines: when each is due (INT64_MAX: not armed), and what runs then. */
 static const struct {
     int64_t (*due)(const node_t *n);
@@ -564,6 +673,7 @@ static const struct {
     {s_heartbeat_due, s_heartbeat_run},
     {s_inbound_due, s_inbound_run},
     {s_ahead_due, s_ahead_run},
+    {s_beacon_due, s_beacon_run},
 };
 /* Each peer's, in this order: a peer found silent is said HELLO in the same pass. */
 static const struct {
@@ -682,6 +792,23 @@ static char *s_device_name(const char *setting)
     return stm_strdup(setting);
 }
 
+/* LAN discovery's socket. The beacon carries the port the inbox is bound to, never
+ * advertise: a node that hears it dials the address the beacon came from, which on a
+ * LAN reaches the node even where advertise names it otherwise (a public address, a
+ * name the LAN does not resolve); advertise still travels in HELLOs. */
+static stm_err s_open_beacon(node_t *n, const node_config *cfg, stm_error *err)
+{
+    beacon_options o = {
+        .port = cfg->discovery_port,
+        .interval_ms = cfg->discovery_interval_ms,
+        .broadcast = cfg->discovery_broadcast,
+        .self = {.id = n->id, .insecure = n->insecure},
+    };
+    o.self.port = (uint16_t)stm_beacon_mesh_port(stm_inbox_endpoint(n->inbox),
+                                                 cfg->discovery_broadcast, &n->no_beacon_why);
+    return stm_beacon_new(&o, &n->beacon, err);
+}
+
 stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
 {
     const node_config *cfg = o->config;
@@ -737,6 +864,8 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
                                   : stm_endpoint_is_wildcard(bound)   ? ""
                                                                       : bound);
     }
+    if (rc == STM_OK && cfg->discovery)
+        rc = s_open_beacon(n, cfg, err);
     for (size_t i = 0; i < cfg->npeers && rc == STM_OK; i++) {
         const config_peer *spec = &cfg->peers[i];
         if (!spec->has_key && !n->insecure) {
@@ -761,6 +890,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
                              .zap = n->zap,
                              .mesh = n->mesh,
                              .drops = &n->drops,
+                             .beacon = n->beacon,
                              .change = stm_node_control_change,
                              .change_ctx = n};
     *out = n;
@@ -784,6 +914,12 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
         stm_log_event(STM_LOG_INFO, "advertise", NULL,
                       "bound nowhere ([node] bind is \"\"): this node dials its peers, and "
                       "they answer on its connections; none can dial it");
+    else if (!n->advertise[0] && n->beacon && stm_beacon_sending(n->beacon))
+        stm_log_event(STM_LOG_INFO, "advertise", NULL,
+                      "%s is a wildcard address and [node] advertise is not set: nodes that "
+                      "hear this node's beacons dial it at the address a beacon comes from; "
+                      "others reach it only if they list it in [peers]",
+                      stm_inbox_endpoint(n->inbox));
     else if (!n->advertise[0])
         stm_log_event(STM_LOG_WARN, "advertise", NULL,
                       "%s is a wildcard address and [node] advertise is not set: peers are "
@@ -793,6 +929,15 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
                       stm_inbox_endpoint(n->inbox));
     else if (strcmp(n->advertise, stm_inbox_endpoint(n->inbox)) != 0)
         stm_log_event(STM_LOG_INFO, "advertise", NULL, "peers are told %s", n->advertise);
+    if (n->beacon && stm_beacon_sending(n->beacon))
+        stm_log_event(STM_LOG_INFO, "discovery", NULL,
+                      "beacons to %s:%d every %d ms, and listening for other nodes' there",
+                      stm_beacon_broadcast(n->beacon), stm_beacon_port(n->beacon),
+                      stm_beacon_interval_ms(n->beacon));
+    else if (n->beacon)
+        stm_log_event(STM_LOG_INFO, "discovery", NULL,
+                      "listening for beacons on UDP %d; sending none: %s",
+                      stm_beacon_port(n->beacon), n->no_beacon_why);
     if (stm_local_readonly(n->local))
         stm_log_event(STM_LOG_ERROR, "database", NULL,
                       "%s is read-only: operations from peers cannot be stored until it is "
@@ -826,6 +971,8 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
             s_handle_inbox(n);
         if (items[1].revents & ZMQ_POLLIN)
             stm_control_handle(n->control, &n->view);
+        if (items[3].revents & ZMQ_POLLIN)
+            s_handle_beacons(n);
         for (size_t i = POLL_FIXED; i < nitems; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 s_handle_dealer(n, n->poll_peers[i - POLL_FIXED]);
@@ -848,6 +995,7 @@ void stm_node_destroy(node_t **self_p)
     stm_inbox_destroy(&n->inbox);
     stm_control_destroy(&n->control);
     stm_zap_destroy(&n->zap);
+    stm_beacon_destroy(&n->beacon);
     /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
     while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
         ;

@@ -7,6 +7,7 @@
 #define STM_NODE_INTERNAL_H
 
 #include "node.h"
+#include "beacon.h"
 #include "control.h"
 #include "dirlock.h"
 #include "inbox.h"
@@ -46,6 +47,8 @@ struct node {
     zap_t *zap;          /* the trusted keys; its socket only when secure */
     control_t *control;  /* reports for `stemma report` */
     mesh_t *mesh;        /* the peers; NULL until the sockets are bound */
+    beacon_t *beacon;    /* LAN discovery's UDP socket; NULL when discovery is off */
+    const char *no_beacon_why;  /* static: why no beacon is sent while discovery is on */
     zmq_pollitem_t *poll_items; /* what the loop waits on (node.c, s_poll_items) */
     peer_t **poll_peers;        /* whose DEALER each item after the fixed ones is */
     size_t poll_cap;

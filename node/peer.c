@@ -57,8 +57,9 @@
  *     key stops being trusted (stm_peer_distrust closes it; it is reopened only once
  *     the key is trusted again), or a CONNECTING or GONE peer has sent nothing for
  *     reconnect_max_ms since it was opened (stm_peer_redial: it is opened anew at that
- *     HELLO retry, since libzmq never redials after a refused CURVE handshake). A
- *     distrusted peer is REFUSED and never CONNECTED.
+ *     HELLO retry, since libzmq never redials after a refused CURVE handshake), or its
+ *     beacon names another endpoint while it is not answering at its own
+ *     (stm_peer_move). A distrusted peer is REFUSED and never CONNECTED.
  *  7. Messages go on the connection the peer opened to us (its route) while libzmq
  *     knows that connection, else on the DEALER: a peer that cannot be dialled (behind
  *     NAT, or binding nothing) is answered on its own connection, and one connection
@@ -528,6 +529,22 @@ bool stm_peer_redial(peer_t *p)
     bool first = !p->redialled;
     p->redialled = true;
     return first;
+}
+
+bool stm_peer_move(peer_t *p, const char *endpoint, int64_t now_ms)
+{
+    if (p->configured || p->distrusted || (p->state != PEER_CONNECTING && p->state != PEER_GONE) ||
+        strcmp(p->endpoint, endpoint) == 0)
+        return false;
+    if (stm_endpoint_dialable(p->endpoint) && !stm_peer_redial_due(p, now_ms))
+        return false;
+    free(p->endpoint);
+    p->endpoint = stm_strdup(endpoint);
+    s_release(p);
+    stm_zsock_close(&p->outbox);
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+    return true;
 }
 
 void stm_peer_set_route(peer_t *p, const void *route, size_t len, const char *address)

@@ -163,6 +163,13 @@ bool stm_peer_redial_due(const peer_t *p, int64_t now_ms);
  * until restarted, even after the other side trusts it. Returns whether this is the
  * first redial since it was last heard from (to log it once). */
 bool stm_peer_redial(peer_t *p);
+/* Its beacon (LAN discovery) comes from endpoint: when it is not configured, not
+ * distrusted, CONNECTING or GONE, and has no other endpoint, or has not answered at it
+ * for reconnect_max_ms since its DEALER was opened (stm_peer_redial_due), it is
+ * dialled there from now on: its DEALER is closed, and a HELLO is due at now_ms.
+ * Returns whether it moved. A beacon is a claim: a peer that answers where it is stays
+ * there, and one moved back and forth moves at most once every reconnect_max_ms. */
+bool stm_peer_move(peer_t *p, const char *endpoint, int64_t now_ms);
 /* A message of its came on the connection it opened to this node: route (1 to
  * INBOX_MAX_ROUTE bytes, copied) names that connection, address (copied; NULL or "":
  * not known) where it comes from. Messages to it go there from now on. */

@@ -28,8 +28,8 @@ const char *stm_report_state_name(report_state s)
 const char *stm_report_drop_name(report_drop d)
 {
     static const char *const names[REPORT_DROP_KINDS] = {
-        "not-stemma", "protocol-version", "hello",          "refuse",   "ops", "batch",
-        "ack",        "impostor",         "unknown-sender", "untrusted"};
+        "not-stemma", "protocol-version", "hello",          "refuse",    "ops",   "batch",
+        "ack",        "impostor",         "unknown-sender", "untrusted", "beacon"};
     return d < REPORT_DROP_KINDS ? names[d] : "unknown";
 }
 
@@ -164,6 +164,21 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "apply_failures_io", r->apply_io);
     s_json_uint(w, "batches_waiting", r->batches_waiting);
     s_json_uint(w, "batches_deferred", r->batches_deferred);
+    stm_jsonw_key(w, "discovery");
+    if (r->discovery_port) {
+        stm_jsonw_object_begin(w);
+        s_json_uint(w, "port", (uint64_t)r->discovery_port);
+        stm_jsonw_key(w, "sending");
+        stm_jsonw_bool(w, r->beacons_sending);
+        s_json_uint(w, "beacons_sent", r->beacons_sent);
+        s_json_uint(w, "beacons_heard", r->beacons_heard);
+        s_json_uint(w, "beacons_untrusted", r->beacons_untrusted);
+        s_json_uint(w, "beacons_other_mode", r->beacons_other_mode);
+        s_json_uint(w, "peers_discovered", r->peers_discovered);
+        stm_jsonw_object_end(w);
+    } else {
+        stm_jsonw_null(w);
+    }
     stm_jsonw_key(w, "dropped");
     stm_jsonw_object_begin(w);
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
@@ -335,6 +350,17 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
     s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
     s_toml_int(t, "batches_deferred", (int64_t)r->batches_deferred);
+    if (r->discovery_port) {
+        toml_value *d = stm_toml_new_table();
+        s_toml_int(d, "port", r->discovery_port);
+        stm_toml_table_set(d, "sending", stm_toml_new_bool(r->beacons_sending));
+        s_toml_int(d, "beacons_sent", (int64_t)r->beacons_sent);
+        s_toml_int(d, "beacons_heard", (int64_t)r->beacons_heard);
+        s_toml_int(d, "beacons_untrusted", (int64_t)r->beacons_untrusted);
+        s_toml_int(d, "beacons_other_mode", (int64_t)r->beacons_other_mode);
+        s_toml_int(d, "peers_discovered", (int64_t)r->peers_discovered);
+        stm_toml_table_set(t, "discovery", d);
+    }
     toml_value *dropped = stm_toml_new_table();
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
         char key[24];
@@ -438,6 +464,11 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_printf(&b, " \"%s\"", r->name);
     stm_buf_printf(&b, "  %s v%d (%s)  %s%s\n", stm_lineage_name(r->lineage), r->version, hid,
                    r->endpoint[0] ? r->endpoint : "(bound nowhere)", r->secure ? "" : "  INSECURE");
+    if (r->discovery_port && !brief)
+        stm_buf_printf(&b, "discovery on UDP %d: %s\n", r->discovery_port,
+                       r->beacons_sending ? "sending beacons and listening"
+                                          : "listening only (this node cannot be dialled from "
+                                            "the network, so it sends no beacon)");
     if (!r->npeers)
         stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
@@ -509,6 +540,13 @@ char *stm_report_stats_text(const report_node *r)
                    (unsigned long long)(r->apply_busy + r->apply_io),
                    (unsigned long long)r->apply_busy, (unsigned long long)r->apply_io,
                    (unsigned long long)r->batches_waiting, (unsigned long long)r->batches_deferred);
+    stm_buf_printf(&b,
+                   "beacons sent %llu\nbeacons heard %llu (untrusted %llu, other mode %llu)\n"
+                   "peers discovered %llu\n",
+                   (unsigned long long)r->beacons_sent, (unsigned long long)r->beacons_heard,
+                   (unsigned long long)r->beacons_untrusted,
+                   (unsigned long long)r->beacons_other_mode,
+                   (unsigned long long)r->peers_discovered);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)

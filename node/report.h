@@ -36,8 +36,9 @@ typedef enum {
 } report_state;
 
 /* Why the node dropped a message from the mesh, each counted (stemma stats). The first
- * seven together are the malformed messages, the last two the unknown senders. Never
- * renumbered: the names are what the reports print. */
+ * seven and "beacon" together are the malformed messages, impostor, unknown-sender and
+ * untrusted the unknown senders. Never renumbered: the names are what the reports
+ * print. */
 typedef enum {
     REPORT_DROP_NOT_STEMMA, /* "not-stemma": shorter than a header, or not "STMW" */
     REPORT_DROP_VERSION,    /* "protocol-version": of another protocol version */
@@ -49,6 +50,8 @@ typedef enum {
     REPORT_DROP_IMPOSTOR,   /* "impostor": a HELLO naming another node than its key */
     REPORT_DROP_UNKNOWN,    /* "unknown-sender": not a HELLO, from no peer */
     REPORT_DROP_UNTRUSTED,  /* "untrusted": on a connection whose key is no longer trusted */
+    REPORT_DROP_BEACON,     /* "beacon": a UDP datagram on the discovery port that is no
+                               beacon of this version (size, magic, version, port) */
     REPORT_DROP_KINDS
 } report_drop;
 
@@ -98,6 +101,13 @@ typedef struct {
                                  read-only file, I/O error */
     uint64_t batches_waiting; /* batches received, not stored yet, so not acknowledged */
     uint64_t batches_deferred; /* not taken because too many waited: sent again */
+    int discovery_port;        /* LAN discovery's UDP port; 0: discovery is off */
+    bool beacons_sending;      /* it sends beacons (false: it only listens) */
+    uint64_t beacons_sent;     /* beacons sent */
+    uint64_t beacons_heard;    /* well-formed beacons heard from other nodes */
+    uint64_t beacons_untrusted;  /* of those, from keys not trusted: ignored */
+    uint64_t beacons_other_mode; /* of those, from nodes of the other security mode */
+    uint64_t peers_discovered;   /* peers met by their beacons */
     const report_peer *peers; /* npeers of them, in the order the node met them */
     size_t npeers;
 } report_node;

@@ -26,6 +26,8 @@
 const settings_section stm_settings_sections[] = {
     {"node", "the node's database, its schema set, and where it listens"},
     {"peers", "the nodes this node connects to"},
+    {"discovery", "finding peers on the local network by UDP beacons, without configured "
+                  "endpoints; a node found so is met only when its key is trusted"},
     {"security", "who may connect: CURVE keys, and trust on first use"},
     {"policy", "what syncs with a peer, by how its schema history relates to this node's "
                "(stemma compare): \"full\" syncs every table and column both have, \"shared\" "
@@ -71,6 +73,23 @@ const settings_row stm_settings_rows[] = {
      .doc = "the peers this node connects to, each \"KEY@ENDPOINT\": KEY the peer's public "
             "key (its stemma init prints it), which may be left out only when "
             "security.insecure is true. Peers not listed may still connect to this node"},
+
+    {S_ROW("discovery", "enabled", SETTINGS_BOOL, discovery), .value = false,
+     .doc = "true: the node broadcasts a beacon (its key and mesh port) and listens for "
+            "other nodes' beacons, and dials each node it hears whose key it trusts (any, "
+            "under trust_on_first_use or insecure); a node the network cannot dial (bind "
+            "\"\", ipc://, IPv6 or a loopback address) listens and sends none"},
+    {S_ROW("discovery", "port", SETTINGS_INT, discovery_port), .value = 7422, .min = 1,
+     .max = 65535,
+     .doc = "the UDP port beacons are sent to and heard on: the same for every node of the "
+            "network, and open in its firewalls"},
+    {S_ROW("discovery", "interval_ms", SETTINGS_INT, discovery_interval_ms), .value = 1000,
+     .min = CONFIG_MIN_BEACON_MS, .max = CONFIG_MAX_MS,
+     .doc = "how often, in milliseconds, the node sends its beacon"},
+    {S_ROW("discovery", "broadcast", SETTINGS_IPV4, discovery_broadcast), .text = "255.255.255.255",
+     .doc = "the IPv4 address beacons are sent to: 255.255.255.255 reaches the network of "
+            "the default route; a network's own broadcast address (192.168.1.255, say) "
+            "picks that network"},
 
     {S_ROW("security", "insecure", SETTINGS_BOOL, insecure), .value = false,
      .doc = "true: plain TCP, without CURVE encryption and authentication, and any peer is "
@@ -196,7 +215,8 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
     case SETTINGS_ENDPOINT:
     case SETTINGS_BIND:
     case SETTINGS_NAME:
-    case SETTINGS_DIAL: {
+    case SETTINGS_DIAL:
+    case SETTINGS_IPV4: {
         char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
         *str = s->text ? s_expand(s->text, abs_dir) : NULL;
@@ -246,6 +266,9 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_NAME:
         stm_buf_puts(b, "text");
         break;
+    case SETTINGS_IPV4:
+        stm_buf_puts(b, "IPv4 address");
+        break;
     case SETTINGS_BOOL:
         stm_buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
         break;
@@ -275,6 +298,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     case SETTINGS_BIND:
     case SETTINGS_NAME:
     case SETTINGS_DIAL:
+    case SETTINGS_IPV4:
         if (s->text)
             stm_buf_printf(b, "\"%s\"", s->text);
         break;

@@ -29,6 +29,7 @@ typedef enum {
                           control character; "" allowed */
     SETTINGS_DIAL,     /* char *: an endpoint peers dial (stm_endpoint_check without `*`, and
                           no wildcard address), or "" for none */
+    SETTINGS_IPV4,     /* char *: an IPv4 address in dotted quads (inet_pton), never empty */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
     SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of stm_settings_policy_words */

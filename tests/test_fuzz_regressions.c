@@ -95,6 +95,12 @@ static void test_judge(void **state)
     fuzz_judge_fini();
 }
 
+static void test_beacon(void **state)
+{
+    (void)state;
+    assert_true(s_run_dir("beacon", fuzz_beacon) > 0);
+}
+
 /* Empty inputs, which every target must take too. */
 static void test_empty(void **state)
 {
@@ -104,6 +110,7 @@ static void test_empty(void **state)
     fuzz_wire(none, 0);
     fuzz_codec(none, 0);
     fuzz_bundle(none, 0);
+    fuzz_beacon(none, 0);
     fuzz_judge_init(".");
     fuzz_judge(none, 0);
     fuzz_judge_fini();
@@ -117,7 +124,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_toml),   cmocka_unit_test(test_wire),  cmocka_unit_test(test_codec),
-        cmocka_unit_test(test_bundle), cmocka_unit_test(test_judge), cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_bundle), cmocka_unit_test(test_judge), cmocka_unit_test(test_beacon),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

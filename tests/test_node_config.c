@@ -118,6 +118,11 @@ static void test_config_defaults(void **state)
     assert_int_equal(cfg.window, 4);
     assert_int_equal(cfg.local_poll_ms, 200);
     assert_int_equal(cfg.busy_timeout_ms, 1000);
+    /* LAN discovery is opt-in. */
+    assert_false(cfg.discovery);
+    assert_int_equal(cfg.discovery_port, 7422);
+    assert_int_equal(cfg.discovery_interval_ms, 1000);
+    assert_string_equal(cfg.discovery_broadcast, "255.255.255.255");
     stm_config_destroy(&cfg);
     stm_config_destroy(&cfg); /* safe twice */
     /* An absolute directory, and "." */
@@ -183,6 +188,10 @@ static void test_config_round_trip(void **state)
     cfg.window = 16;
     cfg.local_poll_ms = 75;
     cfg.busy_timeout_ms = 150;
+    cfg.discovery = true;
+    cfg.discovery_port = 9422;
+    cfg.discovery_interval_ms = 250;
+    stm_config_set_str(&cfg.discovery_broadcast, "10.1.255.255");
     assert_int_equal(stm_config_save(&cfg, &err), STM_OK);
     assert_int_equal(tu_mode(dir, "node.toml"), 0644);
     tu_no_temporaries(dir);
@@ -214,6 +223,10 @@ static void test_config_round_trip(void **state)
     assert_int_equal(back.window, 16);
     assert_int_equal(back.local_poll_ms, 75);
     assert_int_equal(back.busy_timeout_ms, 150);
+    assert_true(back.discovery);
+    assert_int_equal(back.discovery_port, 9422);
+    assert_int_equal(back.discovery_interval_ms, 250);
+    assert_string_equal(back.discovery_broadcast, "10.1.255.255");
 
     /* bind "": a node that binds nowhere (it only dials) is a setting, not a mistake. */
     node_config nowhere;
@@ -234,6 +247,10 @@ static void test_config_round_trip(void **state)
         "bind",
         "control",
         "addresses",
+        "enabled",
+        "port",
+        "interval_ms",
+        "broadcast",
         "insecure",
         "trust_on_first_use",
         "trusted",
@@ -385,7 +402,7 @@ static void test_config_bounds(void **state)
         }
         checked++;
     }
-    assert_int_equal(checked, 11); /* policy's two, timing's four, sync's five */
+    assert_int_equal(checked, 13); /* policy's two, timing's four, sync's five, discovery's two */
     tu_remove_tree(dir);
     free(dir);
 }
@@ -562,6 +579,22 @@ static void test_config_bad(void **state)
         {"[sync]\nbatch_ops = 9999999999\n", ":5:13: sync.batch_ops: must be at most 100000"},
         {"[sync]\nlocal_poll_ms = -1\n", ":5:17: sync.local_poll_ms: must not be negative"},
         {"[sync]\nbusy_timeout_ms = 0\n", ":5:19: sync.busy_timeout_ms: must be at least 1"},
+        {"[discovery]\nport = 0\n", ":5:8: discovery.port: must be at least 1, found 0"},
+        {"[discovery]\nport = 65536\n", ":5:8: discovery.port: must be at most 65535"},
+        {"[discovery]\ninterval_ms = 10\n",
+         ":5:15: discovery.interval_ms: must be at least 100, found 10"},
+        {"[discovery]\nenabled = \"yes\"\n",
+         ":5:11: discovery.enabled: expected a bool, found a string"},
+        /* bad addresses */
+        {"[discovery]\nbroadcast = \"255.255.255.256\"\n",
+         ":5:13: discovery.broadcast: '255.255.255.256' is not an IPv4 address: expected four "
+         "numbers 0 to 255"},
+        {"[discovery]\nbroadcast = \"\"\n", ":5:13: discovery.broadcast: '' is not an IPv4"},
+        {"[discovery]\nbroadcast = \"ff02::1\"\n", ":5:13: discovery.broadcast: 'ff02::1' is not"},
+        {"[discovery]\nbroadcast = \"10.0.0.255\\u0000\"\n",
+         ":5:13: discovery.broadcast: holds a NUL character"},
+        {"[discovery]\nbroadcast = 255\n",
+         ":5:13: discovery.broadcast: expected a string, found an integer"},
         /* settings that must agree */
         {"[timing]\nheartbeat_ms = 5000\n", ":5:16: timing.heartbeat_ms: peer_timeout_ms (5000) "
                                             "must be more than heartbeat_ms (5000)"},

@@ -372,6 +372,43 @@ static void test_open_and_send(void **state)
     zmq_ctx_term(ctx);
 }
 
+/* A beacon from another endpoint moves only a peer not configured, not answering where it
+ * is (none to dial, or silent for reconnect_max_ms since dialled), never a connected one. */
+static void test_a_beacon_moves_only_a_silent_discovered_peer(void **state)
+{
+    fixture *f = *state;
+    void *ctx = zmq_ctx_new();
+    stm_id me = {{1}}, id = {{7}};
+    unsigned char secret[32] = {0};
+    stm_error err = {0};
+    peer_self curve = {ctx, &me, secret, false};
+    /* Configured: reached where node.toml says, whatever beacons say. */
+    assert_false(stm_peer_move(f->p, "tcp://10.0.0.9:7420", 100000));
+    assert_string_equal(stm_peer_endpoint(f->p), "tcp://127.0.0.1:7001");
+
+    /* Dialled in (no endpoint of its own): dialled where its beacon comes from at once. */
+    peer_t *p = stm_peer_new(&id, "", false, &TIMING, NULL);
+    assert_false(stm_peer_move(p, "", 0)); /* the same */
+    assert_true(stm_peer_move(p, "tcp://10.0.0.9:7420", 500));
+    assert_string_equal(stm_peer_endpoint(p), "tcp://10.0.0.9:7420");
+    assert_int_equal(stm_peer_hello_at(p), 500);
+    /* Dialled there, not silent long enough yet: it stays. */
+    assert_int_equal(stm_peer_open(p, &curve, 1000, &err), STM_OK);
+    assert_false(stm_peer_move(p, "tcp://10.0.0.8:7420", 1000 + TIMING.reconnect_max_ms - 1));
+    assert_true(stm_peer_move(p, "tcp://10.0.0.8:7420", 1000 + TIMING.reconnect_max_ms));
+    assert_string_equal(stm_peer_endpoint(p), "tcp://10.0.0.8:7420");
+    assert_null(stm_peer_socket(p)); /* closed: the next HELLO dials there */
+    /* Connected: never moved. */
+    assert_int_equal(stm_peer_open(p, &curve, 5000, &err), STM_OK);
+    wire_hello h = s_hello(f, false);
+    stm_peer_on_hello(p, &h, f->local, &f->policy, 5000);
+    assert_int_equal(stm_peer_get_state(p), PEER_CONNECTED);
+    assert_false(stm_peer_move(p, "tcp://10.0.0.7:7420", 100000));
+    stm_peer_destroy(&p);
+    stm_peer_destroy(&f->p);
+    zmq_ctx_term(ctx);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -386,6 +423,7 @@ int main(void)
         T(test_hello_backoff),
         T(test_resend_deadline_only_when_connected),
         T(test_open_and_send),
+        T(test_a_beacon_moves_only_a_silent_discovered_peer),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,7 +117,14 @@ static int s_setup(void **state)
                             .refused_keys = 4,
                             .unknown_senders = 5,
                             .dropped = {[REPORT_DROP_HELLO] = 1, [REPORT_DROP_IMPOSTOR] = 2,
-                                        [REPORT_DROP_UNKNOWN] = 3},
+                                        [REPORT_DROP_UNKNOWN] = 3, [REPORT_DROP_BEACON] = 7},
+                            .discovery_port = 7422,
+                            .beacons_sending = true,
+                            .beacons_sent = 30,
+                            .beacons_heard = 21,
+                            .beacons_untrusted = 4,
+                            .beacons_other_mode = 1,
+                            .peers_discovered = 2,
                             .parked_reasons = s_reasons,
                             .nparked_reasons = 2,
                             .peers = f->peers,
@@ -240,6 +247,17 @@ static void test_json_has_the_keys_programs_read(void **state)
         assert_int_equal(s_get_int(dropped, key), f->node.dropped[d]);
     }
     assert_int_equal(s_get_int(dropped, "unknown_sender"), 3);
+    assert_int_equal(s_get_int(dropped, "beacon"), 7);
+    /* LAN discovery: an object while it is on. */
+    const json_value *disc = s_get(node, "discovery");
+    assert_int_equal(disc->type, JSON_OBJECT);
+    assert_int_equal(s_get_int(disc, "port"), 7422);
+    assert_true(s_get(disc, "sending")->b);
+    assert_int_equal(s_get_int(disc, "beacons_sent"), 30);
+    assert_int_equal(s_get_int(disc, "beacons_heard"), 21);
+    assert_int_equal(s_get_int(disc, "beacons_untrusted"), 4);
+    assert_int_equal(s_get_int(disc, "beacons_other_mode"), 1);
+    assert_int_equal(s_get_int(disc, "peers_discovered"), 2);
     const json_value *reasons = s_get(node, "parked_reasons");
     assert_int_equal(reasons->type, JSON_ARRAY);
     assert_int_equal(reasons->count, 2);
@@ -618,6 +636,7 @@ static void test_text_names_every_peer(void **state)
     assert_non_null(strstr(text, "  refused by the peer: the peer's \"policy\" says no\n"));
     assert_non_null(strstr(text, "  sent 12, received 5, parked 2, it lacks 3\n"));
     assert_null(strstr(text, "INSECURE"));
+    assert_non_null(strstr(text, "\ndiscovery on UDP 7422: sending beacons and listening\n"));
     free(text);
 
     char *brief = stm_report_peers_text(&f->node);
@@ -632,12 +651,15 @@ static void test_text_names_every_peer(void **state)
                                "received 12\nbytes sent 0\nmalformed messages 1\n"
                                "refused keys 4\nunknown senders 5\n"
                                "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n"
+                               "beacons sent 30\nbeacons heard 21 (untrusted 4, other mode 1)\n"
+                               "peers discovered 2\n"
                                "parked 1 column not in this database\n"
                                "parked 1 " NASTY_NAME "\n"
                                "dropped not-stemma 0\ndropped protocol-version 0\n"
                                "dropped hello 1\ndropped refuse 0\ndropped ops 0\n"
                                "dropped batch 0\ndropped ack 0\ndropped impostor 2\n"
-                               "dropped unknown-sender 3\ndropped untrusted 0\n");
+                               "dropped unknown-sender 3\ndropped untrusted 0\n"
+                               "dropped beacon 7\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};
@@ -647,6 +669,19 @@ static void test_text_names_every_peer(void **state)
              "node %.12s  nothing v0 (-)  tcp://127.0.0.1:1  INSECURE\nno peers\n", hex);
     assert_string_equal(text, line);
     free(text);
+    /* Discovery on, and nothing to advertise: it listens only, and says why it sends none. */
+    lone.discovery_port = 7422;
+    text = stm_report_text(&lone);
+    assert_non_null(strstr(text, "\ndiscovery on UDP 7422: listening only (this node cannot be "
+                                 "dialled from the network, so it sends no beacon)\nno peers\n"));
+    free(text);
+    char *json = stm_report_json(&lone);
+    assert_non_null(strstr(json, "\"sending\": false"));
+    free(json);
+    lone.discovery_port = 0;
+    json = stm_report_json(&lone);
+    assert_non_null(strstr(json, "\"discovery\": null"));
+    free(json);
 }
 
 static void test_state_names(void **state)
