@@ -7,7 +7,6 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +134,8 @@ static bool s_decode(sqlite3_stmt *st, int i, s_mark *m)
         return s_decode_int(sqlite3_column_int64(st, i), m);
     case SQLITE_FLOAT: {
         double d = sqlite3_column_double(st, i);
-        return d == floor(d) && d >= (double)S_INT_BASE && d < 9e15 &&
+        /* In range first: the cast is defined there; integral when it changes nothing. */
+        return d >= (double)S_INT_BASE && d < 9e15 && (double)(int64_t)d == d &&
                s_decode_int((int64_t)d, m);
     }
     case SQLITE_TEXT:

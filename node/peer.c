@@ -110,6 +110,10 @@ struct peer {
     bool redialled;        /* its DEALER was opened anew since it was last heard from */
 };
 
+/* Messages libzmq holds for a DEALER before the node reads them: with WIRE_MAX_MESSAGE,
+ * what an endpoint can make the node hold through the connection it opened to it. */
+#define PEER_DEALER_RCVHWM 4
+
 /* The diagram above as a table: s_legal[from][to]. */
 static const bool s_legal[PEER_STATES][PEER_STATES] = {
     [PEER_CONNECTING] = {[PEER_CONNECTED] = true, [PEER_REFUSED] = true},
@@ -448,8 +452,10 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
     const char *name = "a peer's socket";
     /* The peer answers on this connection when it has none of its own to us (it cannot
      * dial us, or has not yet): the node reads it as it reads the inbox, with the
-     * inbox's limit on a message. */
-    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, 1000, name, err);
+     * inbox's limit on a message. Its queue is short: whoever is at the endpoint a peer
+     * list named may send on it, and what libzmq holds unread for it stays under
+     * PEER_DEALER_RCVHWM messages (the node reads it every pass of its loop). */
+    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, PEER_DEALER_RCVHWM, name, err);
     if (rc == STM_OK)
         rc = stm_zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_MESSAGE, name, err);
     /* Messages wait for the connection to come up (a HELLO sent right after connecting
