@@ -2,11 +2,14 @@
 #include "base/idmap.h"
 #include "base/mem.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* An id numbered in stemma_ids, remembered. */
 typedef struct {
@@ -453,20 +456,37 @@ bool stm_store_replay_owed(store_t *self)
     sqlite3_stmt *stmt = NULL;
     bool owed = false;
     /* No table (never owed, or made by an older stemma): not owed. */
-    if (sqlite3_prepare_v2(self->db, "SELECT 1 FROM stemma_replay", -1, &stmt, NULL) == SQLITE_OK)
-        owed = sqlite3_step(stmt) == SQLITE_ROW;
+    if (sqlite3_prepare_v2(self->db, "SELECT pid FROM stemma_replay", -1, &stmt, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        pid_t pid = (pid_t)sqlite3_column_int64(stmt, 0);
+        /* The migrate that wrote it still runs (between its steps and its replay): the
+         * replay is its own to finish. */
+        bool running = pid > 0 && pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM);
+        owed = !running;
+    }
     sqlite3_finalize(stmt);
     return owed;
 }
 
 stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err)
 {
-    if (!owed)
-        return stm_store_replay_owed(self) ? stm_store_exec(self, "DELETE FROM stemma_replay", err)
-                                           : STM_OK;
-    return stm_store_exec(self,
-                          "CREATE TABLE IF NOT EXISTS stemma_replay (id INTEGER PRIMARY KEY "
-                          "CHECK (id = 1));"
-                          "INSERT OR IGNORE INTO stemma_replay (id) VALUES (1);",
-                          err);
+    if (!owed) {
+        sqlite3_stmt *stmt = NULL;
+        bool exists = false;
+        if (sqlite3_prepare_v2(self->db,
+                               "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = "
+                               "'stemma_replay'",
+                               -1, &stmt, NULL) == SQLITE_OK)
+            exists = sqlite3_step(stmt) == SQLITE_ROW;
+        sqlite3_finalize(stmt);
+        return exists ? stm_store_exec(self, "DELETE FROM stemma_replay", err) : STM_OK;
+    }
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS stemma_replay (id INTEGER PRIMARY KEY CHECK (id = 1), "
+             "pid INTEGER NOT NULL);"
+             "INSERT OR REPLACE INTO stemma_replay (id, pid) VALUES (1, %lld);",
+             (long long)getpid());
+    return stm_store_exec(self, sql, err);
 }

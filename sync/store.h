@@ -97,7 +97,9 @@ void stm_store_forget_ids(store_t *self);
 /* Whether a replay of parked operations is owed: a migration step committed and the
  * replay after it did not finish (killed, disk full). The mark is a row of
  * stemma_replay, a table made when first needed (older stemmas ignore it: what they
- * read is unchanged). set writes or clears it in the caller's transaction. */
+ * read is unchanged), holding the pid of the process that wrote it: while that process
+ * still runs (a migrate between its steps and its replay) the replay is its own, and
+ * not owed to anyone else. set writes or clears it in the caller's transaction. */
 bool stm_store_replay_owed(store_t *self);
 STM_NODISCARD stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err);
 
