@@ -35,6 +35,11 @@
  *     cell it writes, nor drag every clock it reaches with it. Every apply retries
  *     them once the earliest may be within the bound (and replay retries them all):
  *     they apply when this machine's clock catches up, or the bound is raised.
+ *  8. A stand-in (op.h: a row change withheld by its sender, too large to travel)
+ *     records its operations as held and withheld, applying nothing, so that the
+ *     vector moves past them; each is logged ("withheld") when first recorded. A
+ *     stand-in for operations held already changes nothing; operations arriving for
+ *     sequences held as withheld are present, and change nothing either.
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
@@ -51,6 +56,8 @@ typedef struct {
     uint64_t present;  /* operations already held: nothing done */
     uint64_t parked;   /* new operations held back */
     uint64_t replayed; /* parked operations that applied on a retry */
+    uint64_t withheld; /* new operations held as withheld: a stand-in came for them (op.h),
+                          nothing of them applied; each row change logged once */
 } apply_stats;
 
 /* Told once per (origin, table.column) what was parked and why. */
