@@ -115,9 +115,10 @@ static void s_add_withheld(opbatch_t *out, const op_t *op, uint64_t seq, int64_t
 }
 
 /* Appends the operations of the row change stmt is on, those with a sequence above
- * after, to out; or, for a stand-in's row, a stand-in for them. */
+ * after, to out; or, for a stand-in's row, a stand-in for them; or, when its key or a
+ * value is over max_value bytes, a stand-in of this database's own for it, of `bytes`. */
 static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
-                        opbatch_t *out, stm_error *err)
+                        uint64_t max_value, uint64_t bytes, opbatch_t *out, stm_error *err)
 {
     op_t op;
     uint64_t seq;
@@ -143,6 +144,7 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
                      (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
     /* Checked whole first, so that a damaged row adds nothing. */
     msgread_t check = r;
+    bool too_large = op.pk.len > max_value;
     for (int64_t i = 0; i < n; i++) {
         const char *data;
         uint32_t len;
@@ -151,9 +153,14 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
             !stm_msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
             !stm_codec_read_value(&check, &op.value))
             return s_corrupt(store, err, seq);
+        too_large = too_large || op.value.len > max_value;
     }
     if (stm_msgread_left(&check))
         return s_corrupt(store, err, seq);
+    if (too_large) {
+        s_add_withheld(out, &op, seq, n, after, bytes, true);
+        return STM_OK;
+    }
     char name[OP_MAX_NAME_BYTES + 1];
     for (int64_t i = 0; i < n; i++) {
         const char *data;
@@ -369,7 +376,7 @@ stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatc
         uint64_t n = (uint64_t)sqlite3_column_int64(q, RC_N);
         if (first + n > seq) {
             opbatch_t *all = stm_opbatch_new();
-            rc = s_unpack(log->store, q, origin, seq - 1, all, err);
+            rc = s_unpack(log->store, q, origin, seq - 1, UINT64_MAX, 0, all, err);
             if (rc == STM_OK && stm_opbatch_count(all)) {
                 stm_opbatch_add(out, stm_opbatch_at(all, 0));
                 *found = true;
@@ -398,7 +405,8 @@ struct oplog_reader {
     store_t *store;    /* lent */
     s_stream *streams; /* one per origin */
     size_t count;
-    uint64_t limit;    /* a row change over this many bytes is read as a stand-in */
+    uint64_t limit;     /* a row change over this many bytes is read as a stand-in */
+    uint64_t max_value; /* so is one with a key or value over this many */
 };
 
 /* What a row change can take in a batch besides its cells, per operation: the array's
@@ -447,6 +455,7 @@ stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader
     oplog_reader_t *r = stm_calloc(1, sizeof *r);
     r->store = store;
     r->limit = OP_MAX_CHANGE_BYTES;
+    r->max_value = OP_MAX_VALUE_BYTES;
     r->streams = stm_calloc(stm_vector_count(mine) + 1, sizeof *r->streams);
     for (size_t i = 0; i < stm_vector_count(mine) && rc == STM_OK; i++) {
         const vector_entry *e = stm_vector_at(mine, i);
@@ -505,9 +514,10 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
     return STM_OK;
 }
 
-void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit)
+void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit, uint64_t max_value)
 {
     r->limit = limit < OP_MAX_CHANGE_BYTES ? limit : OP_MAX_CHANGE_BYTES;
+    r->max_value = max_value < OP_MAX_VALUE_BYTES ? max_value : OP_MAX_VALUE_BYTES;
 }
 
 stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
@@ -549,7 +559,8 @@ stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_op
             if (rc == STM_OK)
                 s_add_withheld(batch, &head, seq, n, best->since, bytes, true);
         } else {
-            rc = s_unpack(r->store, best->stmt, &best->origin, best->since, batch, err);
+            rc = s_unpack(r->store, best->stmt, &best->origin, best->since, r->max_value, bytes,
+                          batch, err);
         }
         if (rc != STM_OK)
             return rc;

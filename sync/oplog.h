@@ -82,9 +82,10 @@ STM_NODISCARD stm_err stm_oplog_reader_new(store_t *store, const vector_t *since
                                            oplog_reader_t **out, stm_error *err);
 void stm_oplog_reader_destroy(oplog_reader_t **self_p);
 
-/* Row changes over limit bytes (at most, and by default, OP_MAX_CHANGE_BYTES) are read
- * as stand-ins from now on: for a peer that takes smaller batches. */
-void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit);
+/* Row changes over limit bytes (at most, and by default, OP_MAX_CHANGE_BYTES), or with
+ * a key or value over max_value bytes (at most, and by default, OP_MAX_VALUE_BYTES), are
+ * read as stand-ins from now on: for a peer that takes smaller batches or values. */
+void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit, uint64_t max_value);
 
 /* Appends the next operations (and stand-ins) to batch until it covers max_ops more or
  * holds max_bytes in all (stm_opbatch_bytes), going over only to finish a row change. A

@@ -22,6 +22,7 @@ struct session {
     bool have_pending;
     size_t pending_bytes; /* its encoded size */
     uint64_t limit;       /* the most bytes a row change may take to be sent (inv. 7) */
+    uint64_t max_value;   /* ... and one of its values */
     bool alone;           /* a large batch is in flight, or waits for an empty window */
     uint64_t large_seq;   /* the large batch in flight (0: none) */
     uint64_t large_bytes; /* its encoded size */
@@ -39,12 +40,14 @@ session_t *stm_session_new(int window, size_t batch_ops)
     s->sent = stm_vector_new();
     s->pending = stm_opbatch_new();
     s->limit = OP_MAX_CHANGE_BYTES;
+    s->max_value = OP_MAX_VALUE_BYTES;
     return s;
 }
 
-void stm_session_set_limit(session_t *s, uint64_t limit)
+void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value)
 {
-    s->limit = limit < OP_MAX_CHANGE_BYTES ? limit : OP_MAX_CHANGE_BYTES;
+    s->limit = limit;
+    s->max_value = max_value; /* the reader keeps both within the protocol's */
 }
 
 void stm_session_destroy(session_t **self_p)
@@ -177,7 +180,7 @@ stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_
 {
     stm_err rc = stm_oplog_reader_new(store, s->sent, out, err);
     if (rc == STM_OK)
-        stm_oplog_reader_set_limit(*out, s->limit);
+        stm_oplog_reader_set_limit(*out, s->limit, s->max_value);
     return rc;
 }
 
@@ -253,10 +256,14 @@ int64_t stm_session_resend_at(const session_t *s, int timeout_ms)
         return INT64_MAX;
     /* Due once more than timeout_ms have passed, as the peer's silence is; for a large
      * batch wholly received, once its storing has had its time too (invariant 9). */
-    int64_t wait = timeout_ms;
-    if (s->large_arrived)
-        wait += (int64_t)timeout_ms * (int64_t)(s->large_bytes / SESSION_STORE_BYTES);
-    return s->last_send_ms + wait + 1;
+    return s->last_send_ms + timeout_ms + stm_session_storing_ms(s, timeout_ms) + 1;
+}
+
+int64_t stm_session_storing_ms(const session_t *s, int timeout_ms)
+{
+    if (!s->in_flight || !s->large_arrived)
+        return 0;
+    return (int64_t)timeout_ms * (int64_t)(s->large_bytes / SESSION_STORE_BYTES);
 }
 
 const vector_t *stm_session_theirs(const session_t *s)

@@ -28,7 +28,7 @@
  *     was known to hold, and they are never read for it. An operation above a gap
  *     raises nothing: what it lacks below is still sent. The operations a stand-in
  *     covers (op.h) count as sent and held alike.
- *  7. A row change too large for the peer (over the session's limit) is sent as a
+ *  7. A row change too large for the peer (over the session's limits) is sent as a
  *     stand-in (oplog.h), never as operations, so it is never resent for ever and
  *     nothing after it waits for it.
  *  8. A large batch (over SESSION_LARGE_BYTES encoded: one large row change, oplog.h)
@@ -69,9 +69,10 @@ typedef struct session session_t;
 session_t *stm_session_new(int window, size_t batch_ops);
 void stm_session_destroy(session_t **self_p);
 
-/* The most bytes a row change may take to be sent to this peer (invariant 7): at most,
- * and by default, OP_MAX_CHANGE_BYTES; less for a peer that takes smaller messages. */
-void stm_session_set_limit(session_t *s, uint64_t limit);
+/* The most bytes a row change, and one value or key of it, may take to be sent to this
+ * peer (invariant 7): at most, and by default, OP_MAX_CHANGE_BYTES and
+ * OP_MAX_VALUE_BYTES; less for a peer that takes smaller messages or values. */
+void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value);
 
 /* ---- receiving their side ---- */
 
@@ -136,6 +137,11 @@ void stm_session_batch_sent(session_t *s, int64_t now_ms);
  * later, and more for a large batch wholly received (invariant 9); INT64_MAX when
  * nothing is in flight. */
 int64_t stm_session_resend_at(const session_t *s, int timeout_ms);
+
+/* How much longer than timeout_ms the peer may take to answer because it is storing a
+ * large batch it has wholly received (invariant 9): timeout_ms for each
+ * SESSION_STORE_BYTES of it; 0 when none is. Its silence is given as long. */
+int64_t stm_session_storing_ms(const session_t *s, int timeout_ms);
 
 /* Forgets the batches in flight and starts sending again from theirs (invariant 3). */
 void stm_session_resend(session_t *s);

@@ -627,7 +627,7 @@ static void s_read_all(fixture *f, const vector_t *since, uint64_t limit, size_t
     stm_error err = {0};
     s_ok(stm_oplog_reader_new(f->store, since, &reader, &err), &err);
     if (limit)
-        stm_oplog_reader_set_limit(reader, limit);
+        stm_oplog_reader_set_limit(reader, limit, OP_MAX_VALUE_BYTES);
     opbatch_t *batch = stm_opbatch_new();
     size_t got, used = 0, cused = 0;
     list[0] = calls[0] = '\0';
@@ -673,13 +673,28 @@ static void test_row_changes_too_large_are_read_as_stand_ins(void **state)
     s_read_all(f, NULL, 10000, 5000, list, sizeof list, calls, sizeof calls);
     assert_string_equal(list, "A1 A2 A4 A5 [A3+1 here]");
     assert_string_equal(calls, "5,0");
+    /* Under the limit but with a value over the most a peer decodes: a stand-in too. */
+    oplog_reader_t *values = NULL;
+    stm_error verr = {0};
+    s_ok(stm_oplog_reader_new(f->store, NULL, &values, &verr), &verr);
+    stm_oplog_reader_set_limit(values, 1u << 30, 10000);
+    opbatch_t *vb = stm_opbatch_new();
+    size_t vgot = 0;
+    s_ok(stm_oplog_reader_next(values, vb, 1000, 1u << 20, &vgot, &verr), &verr);
+    assert_int_equal(vgot, 5);
+    assert_int_equal(stm_opbatch_count(vb), 4);
+    assert_int_equal(stm_opbatch_withheld_count(vb), 1);
+    assert_true(stm_opbatch_withheld_at(vb, 0)->here);
+    assert_int_equal(stm_opbatch_withheld_at(vb, 0)->seq, 3);
+    stm_opbatch_destroy(&vb);
+    stm_oplog_reader_destroy(&values);
     /* Its size is told from the stored row: at least what it takes, not much more. */
     oplog_reader_t *reader = NULL;
     stm_error err = {0};
     vector_t *since = stm_vector_new();
     stm_vector_set(since, &A, 2);
     s_ok(stm_oplog_reader_new(f->store, since, &reader, &err), &err);
-    stm_oplog_reader_set_limit(reader, 10000);
+    stm_oplog_reader_set_limit(reader, 10000, OP_MAX_VALUE_BYTES);
     opbatch_t *batch = stm_opbatch_new();
     size_t got = 0;
     s_ok(stm_oplog_reader_next(reader, batch, 1, 1u << 20, &got, &err), &err);

@@ -486,7 +486,7 @@ static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
     applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
     s_ok(stm_applier_catch_up(a_applier, &err), &err);
     stm_applier_destroy(&a_applier);
-    stm_session_set_limit(f->ab, 100000);
+    stm_session_set_limit(f->ab, 100000, OP_MAX_VALUE_BYTES);
     int64_t now = 0;
     size_t here = 0;
     for (int round = 0; round < 20 && stm_session_wants_to_send(f->ab); round++) {
@@ -618,8 +618,12 @@ static void test_a_large_batch_travels_alone(void **state)
     assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS), 2500 + TIMEOUT_MS + 1);
     stm_session_on_received(ab, 0, 1 << 20, 2600); /* of no batch in flight: nothing */
     assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS), 2500 + TIMEOUT_MS + 1);
-    /* All of it arrived: it is being stored, a timeout more for each 16 MiB. */
+    /* All of it arrived: it is being stored, a timeout more for each 16 MiB (and its
+     * silence is given as long: node/peer.c). */
+    assert_int_equal(stm_session_storing_ms(ab, TIMEOUT_MS), 0);
     stm_session_on_received(ab, seq, out.len, 3000);
+    assert_int_equal(stm_session_storing_ms(ab, TIMEOUT_MS),
+                     TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES));
     assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS),
                      3000 + TIMEOUT_MS + TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES) + 1);
     v = stm_vector_new();
