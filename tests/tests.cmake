@@ -81,6 +81,7 @@ stemma_py_test(fault fault_test.py fault)
 # of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
 stemma_py_test(badinput badinput_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
+stemma_test(test_parts SOURCES tests/test_parts.c LIBS stemma_node)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
 # node/'s files, one program per module; they share tests/nodeutil.c (a known key pair,
