@@ -440,10 +440,14 @@ static uint64_t s_change_bytes(sqlite3_stmt *stmt)
            S_BATCH_OVERHEAD;
 }
 
-/* From the row change holding since + 1 (it may have started below it). */
+/* From the row change holding since + 1 (it may have started below it), else from
+ * since + 1: never from one wholly at or below since, which stepping onto would read
+ * whole (a large row change was read for nothing, at every turn of the loop). Finding
+ * it reads one row's seq and n (they lie before its cells), whatever the history. */
 static const char *const s_select =
     "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq >= coalesce("
-    "(SELECT max(seq) FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1), 0) ORDER BY seq";
+    "(SELECT seq FROM (SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1 "
+    "ORDER BY seq DESC LIMIT 1) WHERE seq + n - 1 > ?2), ?2 + 1) ORDER BY seq";
 
 stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                              stm_error *err)
