@@ -455,6 +455,10 @@ int64_t stm_peer_resend_at(const peer_t *p)
 
 void stm_peer_resend(peer_t *p)
 {
+    stm_log_event(STM_LOG_INFO, "resend", p->short_id,
+                  "%d batches unacknowledged, nothing heard of them for %d ms or more: sending "
+                  "again from what it last said it holds",
+                  stm_session_in_flight(p->session), p->timing.peer_timeout_ms);
     stm_session_resend(p->session); /* unacknowledged: send again from what it holds */
 }
 
