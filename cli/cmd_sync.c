@@ -73,6 +73,11 @@ int cmd_changes(int argc, char **argv)
         return cli_fail("changes", &err);
     printf("wrote %llu operation%s to %s (%llu bytes)\n", (unsigned long long)info.ops,
            info.ops == 1 ? "" : "s", output, (unsigned long long)info.bytes);
+    if (info.withheld)
+        printf("withheld %llu row change%s too large for a bundle (the warnings above name "
+               "them): the bundle carries stand-ins, and its receivers will lack those "
+               "writes\n",
+               (unsigned long long)info.withheld, info.withheld == 1 ? "" : "s");
     return CLI_OK;
 }
 
@@ -265,5 +270,9 @@ int cmd_apply(int argc, char **argv)
            (unsigned long long)stats.applied, (unsigned long long)stats.present,
            (unsigned long long)stats.parked, (unsigned long long)stats.replayed,
            (unsigned long long)parked);
+    if (stats.withheld)
+        printf("withheld %llu operation%s: their row changes were too large to travel, and "
+               "stand-ins came in their place (the warnings above name them)\n",
+               (unsigned long long)stats.withheld, stats.withheld == 1 ? "" : "s");
     return CLI_OK;
 }

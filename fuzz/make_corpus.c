@@ -35,8 +35,9 @@ static void s_write(const char *target, const char *name, const void *data, size
 /* A wire seed: the type byte (wire_type - 1), then the message without its header. */
 static void s_wire(const char *name, const buf_t *msg)
 {
+    /* The first byte picks the type in fuzz_wire: HELLO REFUSE OPS ACK RECEIVED. */
     buf_t seed = BUF_INIT;
-    stm_buf_putc(&seed, (char)(msg->data[5] - 1));
+    stm_buf_putc(&seed, (char)(msg->data[5] == WIRE_RECEIVED ? 4 : msg->data[5] - 1));
     stm_buf_append(&seed, msg->data + WIRE_HEADER_BYTES, msg->len - WIRE_HEADER_BYTES);
     s_write("wire", name, seed.data, seed.len);
     stm_buf_free(&seed);
@@ -251,6 +252,44 @@ int main(int argc, char **argv)
     stm_buf_reset(&msg);
     stm_wire_encode_ops(&msg, 77, one.data, one.len);
     s_wire("ops-delete", &msg);
+    /* A batch in parts (its first and last), and the RECEIVED that answers a part. */
+    stm_buf_reset(&msg);
+    stm_wire_encode_ops_part(&msg, 5, 0, 3, batch.len, batch.data, batch.len / 3);
+    s_wire("ops-part-first", &msg);
+    stm_buf_reset(&msg);
+    size_t last_from = 2 * (batch.len / 3);
+    stm_wire_encode_ops_part(&msg, 5, 2, 3, batch.len, batch.data + last_from,
+                             batch.len - last_from);
+    s_wire("ops-part-last", &msg);
+    stm_buf_reset(&msg);
+    stm_wire_encode_received(&msg, 5, batch.len / 3);
+    s_wire("received", &msg);
+    /* Stand-ins: a batch of them alone, and beside operations (sync/op.h). */
+    opbatch_t *w = s_batch();
+    op_value key[2] = {{VALUE_TEXT, 0, 0, "photo", 5}, {VALUE_INTEGER, 3, 0, NULL, 0}};
+    buf_t packed = BUF_INIT;
+    stm_key_pack(key, 2, &packed);
+    op_withheld big = {.origin = s_id(1), .seq = 12, .n = 7, .hlc = (uint64_t)1 << 50,
+                       .version_id = s_id(0x44), .table = "files",
+                       .pk = {VALUE_TEXT, 0, 0, "f1", 2}, .bytes = 293601280};
+    op_withheld small = {.origin = s_id(9), .seq = 1, .n = 1, .hlc = 3,
+                         .version_id = s_id(0x45), .table = "photos",
+                         .pk = {VALUE_KEY, 0, 0, packed.data, packed.len},
+                         .bytes = 300000000};
+    stm_opbatch_add_withheld(w, &big);
+    stm_opbatch_add_withheld(w, &small);
+    buf_t mixed = BUF_INIT, alone = BUF_INIT;
+    stm_codec_encode_ops(w, 0, stm_opbatch_count(w), &mixed);
+    stm_codec_encode_ops(w, 0, 0, &alone);
+    s_write("codec", "batch-withheld", mixed.data, mixed.len);
+    s_write("codec", "batch-withheld-alone", alone.data, alone.len);
+    stm_buf_reset(&msg);
+    stm_wire_encode_ops(&msg, 8, alone.data, alone.len);
+    s_wire("ops-withheld", &msg);
+    stm_buf_free(&mixed);
+    stm_buf_free(&alone);
+    stm_buf_free(&packed);
+    stm_opbatch_destroy(&w);
     for (size_t n = 0; n <= 3; n += 1) {
         vector_t *v = s_vector(n);
         buf_t enc = BUF_INIT;

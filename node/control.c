@@ -185,7 +185,7 @@ void stm_control_drop(control_drops *d, report_drop why)
     d->by_kind[why]++;
     if (why == REPORT_DROP_IMPOSTOR || why == REPORT_DROP_UNKNOWN || why == REPORT_DROP_UNTRUSTED)
         d->unknown_senders++;
-    else
+    else if (why != REPORT_DROP_PARTS) /* parts out of order are not damaged */
         d->malformed++;
 }
 
@@ -204,7 +204,8 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->secure = v->secure;
     /* A report goes out even when the database cannot be read (locked past its busy
      * timeout, say): its counts are then zero, and the log says why. */
-    if (stm_oplog_counts(store, &r->operations, &r->parked, &err) != STM_OK ||
+    if (stm_oplog_counts_withheld(store, &r->operations, &r->parked, &r->withheld, &err) !=
+            STM_OK ||
         stm_conflicts_count(store, &r->conflicts, &err) != STM_OK)
         stm_log_event(STM_LOG_WARN, "database", NULL, "counting operations for a report: %s",
                       err.msg);

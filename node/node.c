@@ -269,15 +269,16 @@ static void s_store_inbound(node_t *n)
 
 static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)
 {
-    uint64_t seq;
-    const void *batch_bytes;
-    size_t batch_len;
+    wire_ops m;
     stm_error err = {0};
-    if (stm_wire_decode_ops(data, len, &seq, &batch_bytes, &batch_len, &err) != STM_OK) {
+    if (stm_wire_decode_ops(data, len, &m, &err) != STM_OK) {
         s_drop(n, REPORT_DROP_OPS);
         stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
+    uint64_t seq = m.seq;
+    const void *batch_bytes = m.batch;
+    size_t batch_len = m.batch_len;
     peer_state state = stm_peer_get_state(p);
     if (state != PEER_CONNECTED) {
         /* It judged our HELLO before we had its answer: ask again. It starts sending
@@ -288,8 +289,25 @@ static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)
         }
         return;
     }
+    /* A part of a batch sent in parts: taken until the batch is whole (parts.h). Parts
+     * that cannot be put together are neither damaged nor unknown: counted apart. */
+    if (m.parts) {
+        uint64_t dropped = 0;
+        const char *why = NULL;
+        parts_result r = stm_peer_on_part(p, &m, &batch_bytes, &batch_len, &dropped, &why);
+        n->drops.by_kind[REPORT_DROP_PARTS] += dropped;
+        if (r == PARTS_DROPPED)
+            stm_log_event(STM_LOG_WARN, "parts", stm_peer_short_id(p),
+                          "batch %llu: %s; dropped, and its sender sends it again",
+                          (unsigned long long)seq, why);
+        if (r != PARTS_DONE)
+            return;
+    }
     opbatch_t *batch = NULL;
-    if (stm_session_on_ops(stm_peer_session(p), batch_bytes, batch_len, &batch, &err) != STM_OK) {
+    stm_err decoded = stm_session_on_ops(stm_peer_session(p), batch_bytes, batch_len, &batch, &err);
+    if (m.parts)
+        stm_peer_parts_done(p); /* decoded: the batch owns its bytes */
+    if (decoded != STM_OK) {
         s_drop(n, REPORT_DROP_BATCH);
         stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
@@ -300,6 +318,19 @@ static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)
     if (stm_inbound_full(n->inbound, batch_len) && !stm_inbound_failing(n->inbound))
         s_store_inbound(n);
     stm_inbound_add(n->inbound, p, seq, &batch, batch_len);
+}
+
+/* It has this much of a batch we send in parts: the batch is not lost yet. */
+static void s_on_received(node_t *n, peer_t *p, const void *data, size_t len)
+{
+    uint64_t seq, bytes;
+    stm_error err = {0};
+    if (stm_wire_decode_received(data, len, &seq, &bytes, &err) != STM_OK) {
+        s_drop(n, REPORT_DROP_RECEIVED);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
+        return;
+    }
+    stm_session_on_received(stm_peer_session(p), seq, bytes, stm_monotime_ms());
 }
 
 static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
@@ -371,6 +402,9 @@ static void s_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
         break;
     case WIRE_ACK:
         s_on_ack(n, p, m->data, m->len);
+        break;
+    case WIRE_RECEIVED:
+        s_on_received(n, p, m->data, m->len);
         break;
     case WIRE_BYE:
         if (stm_peer_on_bye(p, stm_monotime_ms()))
@@ -585,16 +619,21 @@ static void s_inbound_run(node_t *n, int64_t now)
     s_store_inbound(n);
 }
 
-/* A connected peer fell silent; its batches in flight went unacknowledged. */
+/* A connected peer fell silent; its batches in flight went unacknowledged. Not while
+ * the node itself was busy past the deadline (storing or sending a large row change):
+ * what the peer sent meanwhile is read first, at once, and the deadline looked at again. */
 static void s_silence_run(node_t *n, peer_t *p, int64_t now)
 {
-    (void)n;
+    if (n->listened_ms < stm_peer_silent_at(p))
+        return;
     stm_peer_on_silence(p, now);
 }
 
 static void s_resend_run(node_t *n, peer_t *p, int64_t now)
 {
-    (void)n, (void)now;
+    (void)now;
+    if (n->listened_ms < stm_peer_resend_at(p))
+        return; /* as above: its ACK or RECEIVED may be waiting */
     stm_peer_resend(p);
 }
 
@@ -965,6 +1004,7 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
                 continue;
             return stm_zsock_error(err, "polling");
         }
+        n->listened_ms = stm_monotime_ms();
         if (items[2].revents & ZMQ_POLLIN)
             stm_zap_handle(n->zap);
         if (items[0].revents & ZMQ_POLLIN)

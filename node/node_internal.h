@@ -56,6 +56,9 @@ struct node {
     control_drops drops; /* messages dropped, by why */
     int64_t next_heartbeat_ms, next_local_poll_ms;
     int64_t ahead_retry_after; /* after a failed retry of clocks parked ahead: not before */
+    int64_t listened_ms;       /* when the loop last read its sockets (zmq_poll returned):
+                                  a peer's silence and lost batches are judged only once
+                                  what came while the node was busy has been read */
     bool ahead_failing;        /* that failure is logged once */
 };
 

@@ -67,7 +67,9 @@
 #include "peer.h"
 #include "endpoint.h"
 #include "inbox.h"
+#include "parts.h"
 #include "zsock.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -94,6 +96,11 @@ struct peer {
     zmq_msg_t in_msg;   /* the message stm_peer_next lent */
     bool holding;       /* in_msg holds one */
     bool reads_route;   /* its HELLO says it reads answers on its own connections */
+    bool reads_parts;   /* its HELLO says it puts batches sent in parts together */
+    parts_t *parts;     /* a batch it sends in parts, being put together */
+    vector_t *told;     /* per origin, the last operation of a row change withheld from it
+                           that was logged: each is said once */
+    uint64_t withheld;  /* row changes withheld from it, too large to send */
     peer_state state;   /* changed only by stm_peer_set_state */
     wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
     bool have_hello;
@@ -197,6 +204,8 @@ peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
     p->timing = *timing;
     p->state = PEER_CONNECTING;
     p->session = stm_session_new(timing->window, (size_t)timing->batch_ops);
+    p->parts = stm_parts_new();
+    p->told = stm_vector_new();
     p->backoff_ms = timing->reconnect_min_ms;
     p->next_hello_ms = 0;
     return p;
@@ -215,6 +224,8 @@ void stm_peer_destroy(peer_t **self_p)
     free(p->refused_by_peer);
     free(p->distrusted);
     stm_session_destroy(&p->session);
+    stm_parts_destroy(&p->parts);
+    stm_vector_destroy(&p->told);
     free(p);
     *self_p = NULL;
 }
@@ -298,10 +309,21 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     p->hello = *h;
     memset(h, 0, sizeof *h);
     p->have_hello = true;
-    p->reads_route = false;
-    for (size_t i = 0; i < p->hello.ncapabilities; i++)
+    p->reads_route = p->reads_parts = false;
+    for (size_t i = 0; i < p->hello.ncapabilities; i++) {
         if (strcmp(p->hello.capabilities[i], WIRE_CAP_ROUTE) == 0)
             p->reads_route = true;
+        if (strcmp(p->hello.capabilities[i], WIRE_CAP_PARTS) == 0)
+            p->reads_parts = true;
+    }
+    /* A peer that puts parts together takes a row change up to WIRE_MAX_BATCH; an older
+     * one, what one message holds (its inbox's limit), and no value over 16 MiB (its
+     * decoder's). Larger ones go as stand-ins. */
+    if (p->reads_parts)
+        stm_session_set_limit(p->session, WIRE_MAX_BATCH, OP_MAX_VALUE_BYTES);
+    else
+        stm_session_set_limit(p->session, WIRE_MAX_MESSAGE - WIRE_OPS_OVERHEAD,
+                              WIRE_LEGACY_MAX_VALUE);
     /* A peer that refused us answers our HELLOs and then refuses again: its answer does
      * not undo the refusal. A HELLO of its own (it migrated, or restarted) does. */
     if (!p->hello.reply) {
@@ -420,8 +442,12 @@ void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
 
 int64_t stm_peer_silent_at(const peer_t *p)
 {
-    /* Gone once more than peer_timeout_ms have passed. */
-    return p->state == PEER_CONNECTED ? p->last_seen_ms + p->timing.peer_timeout_ms + 1 : INT64_MAX;
+    /* Gone once more than peer_timeout_ms have passed; longer while it stores a large
+     * batch of ours, which keeps its loop from answering (sync/session.h, invariant 9). */
+    if (p->state != PEER_CONNECTED)
+        return INT64_MAX;
+    return p->last_seen_ms + p->timing.peer_timeout_ms +
+           stm_session_storing_ms(p->session, p->timing.peer_timeout_ms) + 1;
 }
 
 void stm_peer_on_silence(peer_t *p, int64_t now_ms)
@@ -441,6 +467,10 @@ int64_t stm_peer_resend_at(const peer_t *p)
 
 void stm_peer_resend(peer_t *p)
 {
+    stm_log_event(STM_LOG_INFO, "resend", p->short_id,
+                  "%d batches unacknowledged, nothing heard of them for %d ms or more: sending "
+                  "again from what it last said it holds",
+                  stm_session_in_flight(p->session), p->timing.peer_timeout_ms);
     stm_session_resend(p->session); /* unacknowledged: send again from what it holds */
 }
 
@@ -619,6 +649,57 @@ bool stm_peer_next(peer_t *p, const void **data, size_t *len)
     return true;
 }
 
+/* Logs and counts, once each, the row changes of the batch handed out last that are
+ * withheld from it (stand-ins this node made: too large for it). */
+static void s_tell_withheld(peer_t *p)
+{
+    const opbatch_t *b = stm_session_pending(p->session);
+    for (size_t i = 0; i < stm_opbatch_withheld_count(b); i++) {
+        const op_withheld *w = stm_opbatch_withheld_at(b, i);
+        uint64_t last = w->seq + w->n - 1;
+        if (!w->here || stm_vector_get(p->told, &w->origin) >= last)
+            continue;
+        stm_vector_set(p->told, &w->origin, last);
+        p->withheld++;
+        buf_t what = BUF_INIT;
+        stm_op_withheld_describe(&what, w);
+        if (p->reads_parts)
+            stm_log_event(STM_LOG_WARN, "withheld", p->short_id,
+                          "%s: not sent, too large to travel (a batch carries at most %u "
+                          "bytes); a stand-in goes in its place: the peer lacks that write, "
+                          "and what follows it arrives",
+                          stm_buf_str(&what), WIRE_MAX_BATCH);
+        else
+            stm_log_event(STM_LOG_WARN, "withheld", p->short_id,
+                          "%s: not sent, too large for this peer, whose stemma takes at most "
+                          "%u bytes in one message and %u in one value, and cannot put a "
+                          "batch together from parts: upgrade it; the peer lacks that write",
+                          stm_buf_str(&what), WIRE_MAX_MESSAGE, WIRE_LEGACY_MAX_VALUE);
+        stm_buf_free(&what);
+    }
+}
+
+/* Sends batch seq (enc) whole, or in parts to a peer that reads them; false when not
+ * all of it could leave now (it is read and sent again, under a new number). */
+static bool s_send_batch(peer_t *p, uint64_t seq, const buf_t *enc, buf_t *msg)
+{
+    stm_buf_reset(msg);
+    if (!p->reads_parts || enc->len <= WIRE_PART_BYTES) {
+        stm_wire_encode_ops(msg, seq, enc->data, enc->len);
+        return stm_peer_send(p, msg);
+    }
+    uint64_t parts = (enc->len + WIRE_PART_BYTES - 1) / WIRE_PART_BYTES;
+    for (uint64_t k = 0; k < parts; k++) {
+        size_t from = (size_t)k * WIRE_PART_BYTES;
+        size_t len = enc->len - from < WIRE_PART_BYTES ? enc->len - from : WIRE_PART_BYTES;
+        stm_buf_reset(msg);
+        stm_wire_encode_ops_part(msg, seq, k, parts, enc->len, enc->data + from, len);
+        if (!stm_peer_send(p, msg))
+            return false;
+    }
+    return true;
+}
+
 void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
 {
     if (p->state != PEER_CONNECTED || (!p->outbox && !stm_peer_routed(p)) ||
@@ -640,15 +721,38 @@ void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
         }
         if (count == 0)
             break;
-        stm_buf_reset(&msg);
-        stm_wire_encode_ops(&msg, seq, enc.data, enc.len);
-        if (!stm_peer_send(p, &msg))
+        s_tell_withheld(p);
+        if (!s_send_batch(p, seq, &enc, &msg))
             break; /* the connection is down: this is sent again from its vector */
+        /* When it left: reading and cutting a large row change takes a while. */
+        now_ms = stm_monotime_ms();
         stm_session_batch_sent(p->session, now_ms);
     }
     stm_buf_free(&enc);
     stm_buf_free(&msg);
     stm_oplog_reader_destroy(&reader);
+}
+
+parts_result stm_peer_on_part(peer_t *p, const wire_ops *m, const void **batch, size_t *len,
+                              uint64_t *dropped, const char **why)
+{
+    parts_result r = stm_parts_add(p->parts, m, dropped, why);
+    if (r == PARTS_DROPPED)
+        return r;
+    /* Each part taken says so: its sender's resend deadline starts again, so a batch of
+     * any size gets through a slow link (session.h, invariant 9). */
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_received(&msg, m->seq, stm_parts_received(p->parts));
+    stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
+    if (r == PARTS_DONE)
+        *batch = stm_parts_batch(p->parts, len);
+    return r;
+}
+
+void stm_peer_parts_done(peer_t *p)
+{
+    stm_parts_clear(p->parts);
 }
 
 void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
@@ -671,5 +775,6 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
     rp->ops_sent = stm_session_ops_sent(p->session);
     rp->ops_received = stm_session_ops_received(p->session);
     rp->parked = stm_session_parked(p->session);
+    rp->withheld = p->withheld;
     rp->last_seen = p->last_seen_wall;
 }

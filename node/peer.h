@@ -4,7 +4,8 @@
  * The peer owns its DEALER (the connection this node opens to it), the route of the
  * connection it opened to this node (inbox.h) if any, its last HELLO and our
  * verdict on it (judge.h), the reason it refused us, its sync session (sync/session.h:
- * vectors, window, batch numbers) and its deadlines: the next HELLO while it has not
+ * vectors, window, batch numbers), the batch it sends in parts being put together
+ * (parts.h), and its deadlines: the next HELLO while it has not
  * answered, its silence, and the resend of unacknowledged batches. The node owns the
  * peers, finds them, and says what happened; the peer changes its state only through
  * stm_peer_set_state, which checks the transition against the table in peer.c (the state
@@ -17,6 +18,7 @@
 #include "base/id.h"
 #include "inbox.h"
 #include "judge.h"
+#include "parts.h"
 #include "report.h"
 #include "sync/session.h"
 #include "sync/store.h"
@@ -187,8 +189,20 @@ void *stm_peer_socket(peer_t *p);
  * frame, lent in *data and *len until the next call or the DEALER closes. False when
  * none waits. */
 bool stm_peer_next(peer_t *p, const void **data, size_t *len);
-/* Sends a connected peer what it lacks from store (lent), within its window. */
+/* Sends a connected peer what it lacks from store (lent), within its window: a batch
+ * over WIRE_PART_BYTES in parts when it reads them (WIRE_CAP_PARTS); a row change too
+ * large for it as a stand-in, logged ("withheld") and counted once. */
 void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms);
+
+/* ---- a batch it sends in parts ---- */
+
+/* Part m of a batch it sends (m->parts set): taken into its assembly (parts.h) and
+ * answered with a RECEIVED, or dropped (PARTS_DROPPED: *dropped parts, *why says why).
+ * PARTS_DONE: *batch, *len are the whole batch, lent until stm_peer_parts_done. */
+parts_result stm_peer_on_part(peer_t *p, const wire_ops *m, const void **batch, size_t *len,
+                              uint64_t *dropped, const char **why);
+/* The whole batch was handed on: its memory goes. */
+void stm_peer_parts_done(peer_t *p);
 
 /* Fills rp for a report: strings, lineage and verdict are lent by p until it changes.
  * mine is this database's vector (NULL: a lag of 0). */

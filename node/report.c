@@ -28,8 +28,9 @@ const char *stm_report_state_name(report_state s)
 const char *stm_report_drop_name(report_drop d)
 {
     static const char *const names[REPORT_DROP_KINDS] = {
-        "not-stemma", "protocol-version", "hello",          "refuse",    "ops",   "batch",
-        "ack",        "impostor",         "unknown-sender", "untrusted", "beacon"};
+        "not-stemma", "protocol-version", "hello",          "refuse",    "ops",    "batch",
+        "ack",        "impostor",         "unknown-sender", "untrusted", "beacon", "received",
+        "parts"};
     return d < REPORT_DROP_KINDS ? names[d] : "unknown";
 }
 
@@ -155,6 +156,7 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     stm_jsonw_bool(w, r->secure);
     s_json_uint(w, "operations", r->operations);
     s_json_uint(w, "parked", r->parked);
+    s_json_uint(w, "withheld", r->withheld);
     s_json_uint(w, "conflicts", r->conflicts);
     s_json_uint(w, "malformed_messages", r->malformed);
     s_json_uint(w, "refused_keys", r->refused_keys);
@@ -268,6 +270,7 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
     s_json_uint(w, "ops_sent", p->ops_sent);
     s_json_uint(w, "ops_received", p->ops_received);
     s_json_uint(w, "parked", p->parked);
+    s_json_uint(w, "withheld", p->withheld);
     s_json_uint(w, "behind", p->behind);
     stm_jsonw_key(w, "last_seen");
     if (p->last_seen) {
@@ -341,6 +344,7 @@ static toml_value *s_toml_node(const report_node *r)
     stm_toml_table_set(t, "secure", stm_toml_new_bool(r->secure));
     s_toml_int(t, "operations", (int64_t)r->operations);
     s_toml_int(t, "parked", (int64_t)r->parked);
+    s_toml_int(t, "withheld", (int64_t)r->withheld);
     s_toml_int(t, "conflicts", (int64_t)r->conflicts);
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
@@ -425,6 +429,7 @@ static toml_value *s_toml_peer(const report_peer *p)
     s_toml_int(t, "ops_sent", (int64_t)p->ops_sent);
     s_toml_int(t, "ops_received", (int64_t)p->ops_received);
     s_toml_int(t, "parked", (int64_t)p->parked);
+    s_toml_int(t, "withheld", (int64_t)p->withheld);
     s_toml_int(t, "behind", (int64_t)p->behind);
     if (p->last_seen) {
         /* A string, as in the JSON and in `stemma history --format toml`, so a program
@@ -469,6 +474,12 @@ static char *s_text(const report_node *r, bool brief)
                        r->beacons_sending ? "sending beacons and listening"
                                           : "listening only (this node cannot be dialled from "
                                             "the network, so it sends no beacon)");
+    if (r->withheld && !brief)
+        stm_buf_printf(&b,
+                       "withheld: %llu operations are held only as stand-ins: their row "
+                       "changes were too large to travel, and this database lacks them (the "
+                       "log names them)\n",
+                       (unsigned long long)r->withheld);
     if (!r->npeers)
         stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
@@ -500,6 +511,11 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_printf(&b, "  sent %llu, received %llu, parked %llu, it lacks %llu\n",
                        (unsigned long long)p->ops_sent, (unsigned long long)p->ops_received,
                        (unsigned long long)p->parked, (unsigned long long)p->behind);
+        if (p->withheld)
+            stm_buf_printf(&b,
+                           "  withheld: %llu row change%s too large to send it; stand-ins went "
+                           "in their place (the log names them)\n",
+                           (unsigned long long)p->withheld, p->withheld == 1 ? "" : "s");
     }
     return stm_buf_detach(&b);
 }
@@ -517,11 +533,12 @@ char *stm_report_peers_text(const report_node *r)
 char *stm_report_stats_text(const report_node *r)
 {
     size_t connected = 0;
-    uint64_t sent = 0, received = 0;
+    uint64_t sent = 0, received = 0, withheld_from = 0;
     for (size_t i = 0; i < r->npeers; i++) {
         connected += r->peers[i].state == REPORT_CONNECTED;
         sent += r->peers[i].ops_sent;
         received += r->peers[i].ops_received;
+        withheld_from += r->peers[i].withheld;
     }
     buf_t b = BUF_INIT;
     stm_buf_printf(&b,
@@ -547,6 +564,8 @@ char *stm_report_stats_text(const report_node *r)
                    (unsigned long long)r->beacons_untrusted,
                    (unsigned long long)r->beacons_other_mode,
                    (unsigned long long)r->peers_discovered);
+    stm_buf_printf(&b, "withheld %llu\nwithheld from peers %llu\n",
+                   (unsigned long long)r->withheld, (unsigned long long)withheld_from);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)

@@ -36,9 +36,9 @@ typedef enum {
 } report_state;
 
 /* Why the node dropped a message from the mesh, each counted (stemma stats). The first
- * seven and "beacon" together are the malformed messages, impostor, unknown-sender and
- * untrusted the unknown senders. Never renumbered: the names are what the reports
- * print. */
+ * seven, "beacon" and "received" together are the malformed messages, impostor,
+ * unknown-sender and untrusted the unknown senders; "parts" is neither. Never
+ * renumbered: the names are what the reports print. */
 typedef enum {
     REPORT_DROP_NOT_STEMMA, /* "not-stemma": shorter than a header, or not "STMW" */
     REPORT_DROP_VERSION,    /* "protocol-version": of another protocol version */
@@ -52,6 +52,10 @@ typedef enum {
     REPORT_DROP_UNTRUSTED,  /* "untrusted": on a connection whose key is no longer trusted */
     REPORT_DROP_BEACON,     /* "beacon": a UDP datagram on the discovery port that is no
                                beacon of this version (size, magic, version, port) */
+    REPORT_DROP_RECEIVED,   /* "received": a RECEIVED breaking its rules (malformed) */
+    REPORT_DROP_PARTS,      /* "parts": parts of a batch that could not be put together
+                               (out of order, of another batch, not adding up): its
+                               sender sends it again */
     REPORT_DROP_KINDS
 } report_drop;
 
@@ -73,6 +77,7 @@ typedef struct {
     uint64_t ops_sent;           /* operations sent to it */
     uint64_t ops_received;       /* operations received from it */
     uint64_t parked;             /* of those received, how many were parked here */
+    uint64_t withheld;           /* row changes not sent to it, too large: stand-ins went */
     uint64_t behind;             /* operations this node holds and it lacks, by its vector */
     time_t last_seen;            /* wall-clock time of its last message; 0: never */
 } report_peer;
@@ -87,6 +92,8 @@ typedef struct {
     bool secure;              /* CURVE (false: insecure, plain TCP) */
     uint64_t operations;      /* operations in its oplog */
     uint64_t parked;          /* of those, parked */
+    uint64_t withheld;        /* of those, held only as stand-ins: their row changes were
+                                 too large to travel, and this database lacks them */
     uint64_t conflicts;       /* rows kept aside under a taken key (sync/identity.h) */
     uint64_t malformed;       /* messages dropped as malformed or of another version */
     uint64_t refused_keys;    /* connections the ZAP handler refused */

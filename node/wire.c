@@ -12,6 +12,9 @@ static const char s_magic[4] = {'S', 'T', 'M', 'W'};
 
 _Static_assert(WIRE_MAX_VERSIONS == SCHEMASET_MAX_VERSIONS,
                "a database's every version fits in a HELLO");
+_Static_assert(WIRE_MAX_BATCH == 268435456u, "the messages quote WIRE_MAX_BATCH");
+_Static_assert(WIRE_PART_BYTES + WIRE_OPS_OVERHEAD <= WIRE_MAX_MESSAGE,
+               "a part fits in a message");
 
 /* A limit in a message: "10000" from WIRE_MAX_FAMILIES. */
 #define S_STR(x) S_STR2(x)
@@ -111,9 +114,10 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoi
     s_key(&pk, "min_supported_version");
     msgpack_pack_uint32(&pk, (uint32_t)(min_supported > 0 ? min_supported : 0));
     s_key(&pk, "capabilities");
-    msgpack_pack_array(&pk, 2);
+    msgpack_pack_array(&pk, 3);
     s_str(&pk, "ops.v1");
     s_str(&pk, WIRE_CAP_ROUTE);
+    s_str(&pk, WIRE_CAP_PARTS);
     s_key(&pk, "peers");
     msgpack_pack_array(&pk, npeers);
     for (size_t i = 0; i < npeers; i++) {
@@ -141,6 +145,35 @@ void stm_wire_encode_ops(buf_t *out, uint64_t seq, const void *batch, size_t bat
     msgpack_pack_uint64(&pk, seq);
     s_key(&pk, "batch");
     msgpack_pack_bin_with_body(&pk, batch, batch_len);
+}
+
+void stm_wire_encode_ops_part(buf_t *out, uint64_t seq, uint64_t part, uint64_t parts,
+                              uint64_t bytes, const void *slice, size_t part_len)
+{
+    msgpack_packer pk;
+    s_header(out, WIRE_OPS, &pk);
+    msgpack_pack_map(&pk, 5);
+    s_key(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    s_key(&pk, "part");
+    msgpack_pack_uint64(&pk, part);
+    s_key(&pk, "parts");
+    msgpack_pack_uint64(&pk, parts);
+    s_key(&pk, "bytes");
+    msgpack_pack_uint64(&pk, bytes);
+    s_key(&pk, "batch");
+    msgpack_pack_bin_with_body(&pk, slice, part_len);
+}
+
+void stm_wire_encode_received(buf_t *out, uint64_t seq, uint64_t bytes)
+{
+    msgpack_packer pk;
+    s_header(out, WIRE_RECEIVED, &pk);
+    msgpack_pack_map(&pk, 2);
+    s_key(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    s_key(&pk, "bytes");
+    msgpack_pack_uint64(&pk, bytes);
 }
 
 void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_t *vector)
@@ -599,13 +632,63 @@ stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason, stm_
     return rc;
 }
 
-stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq, const void **batch,
-                            size_t *batch_len, stm_error *err)
+stm_err stm_wire_decode_ops(const void *data, size_t len, wire_ops *m, stm_error *err)
 {
+    memset(m, 0, sizeof *m);
     msgread_t r;
     uint32_t nkeys;
     stm_err rc = s_body(data, len, WIRE_OPS, &r, &nkeys, err);
-    bool have_seq = false, have_batch = false;
+    bool have_seq = false, have_batch = false, have_part = false, have_parts = false,
+         have_bytes = false;
+    for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
+        char key[32];
+        bool ok;
+        int kr = s_next_key(&r, key, sizeof key);
+        if (kr <= 0)
+            ok = kr == 0;
+        else if (strcmp(key, "seq") == 0)
+            ok = have_seq = stm_msgread_uint(&r, &m->seq);
+        else if (strcmp(key, "batch") == 0) {
+            uint32_t n;
+            ok = have_batch = stm_msgread_bin(&r, &m->batch, &n);
+            m->batch_len = n;
+        } else if (strcmp(key, "part") == 0)
+            ok = have_part = stm_msgread_uint(&r, &m->part);
+        else if (strcmp(key, "parts") == 0)
+            ok = have_parts = stm_msgread_uint(&r, &m->parts);
+        else if (strcmp(key, "bytes") == 0)
+            ok = have_bytes = stm_msgread_uint(&r, &m->bytes);
+        else
+            ok = stm_msgread_skip(&r);
+        if (!ok)
+            rc = s_bad(err, "an OPS field is malformed");
+    }
+    if (rc == STM_OK && (!have_seq || !have_batch))
+        rc = s_bad(err, "an OPS lacks seq or batch");
+    if (rc == STM_OK && (have_part || have_parts || have_bytes)) {
+        if (!have_part || !have_parts || !have_bytes)
+            rc = s_bad(err, "an OPS part lacks part, parts or bytes");
+        else if (m->parts < 2 || m->parts > WIRE_MAX_PARTS || m->part >= m->parts)
+            rc = s_bad(err, "an OPS part's number is not below parts, 2 to "
+                            S_STR(WIRE_MAX_PARTS));
+        else if (m->bytes > WIRE_MAX_BATCH || m->bytes < m->parts)
+            rc = s_bad(err, "an OPS part's batch is over 268435456 bytes or has fewer bytes "
+                            "than parts");
+        else if (m->batch_len == 0 || m->batch_len > m->bytes)
+            rc = s_bad(err, "an OPS part's slice is empty or longer than its batch");
+    }
+    if (rc != STM_OK)
+        memset(m, 0, sizeof *m);
+    return rc;
+}
+
+stm_err stm_wire_decode_received(const void *data, size_t len, uint64_t *seq, uint64_t *bytes,
+                                 stm_error *err)
+{
+    msgread_t r;
+    uint32_t nkeys;
+    stm_err rc = s_body(data, len, WIRE_RECEIVED, &r, &nkeys, err);
+    bool have_seq = false, have_bytes = false;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         char key[32];
         bool ok;
@@ -614,17 +697,15 @@ stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq, const v
             ok = kr == 0;
         else if (strcmp(key, "seq") == 0)
             ok = have_seq = stm_msgread_uint(&r, seq);
-        else if (strcmp(key, "batch") == 0) {
-            uint32_t n;
-            ok = have_batch = stm_msgread_bin(&r, batch, &n);
-            *batch_len = n;
-        } else
+        else if (strcmp(key, "bytes") == 0)
+            ok = have_bytes = stm_msgread_uint(&r, bytes);
+        else
             ok = stm_msgread_skip(&r);
         if (!ok)
-            rc = s_bad(err, "an OPS field is malformed");
+            rc = s_bad(err, "a RECEIVED field is malformed");
     }
-    if (rc == STM_OK && (!have_seq || !have_batch))
-        rc = s_bad(err, "an OPS lacks seq or batch");
+    if (rc == STM_OK && (!have_seq || !have_bytes))
+        rc = s_bad(err, "a RECEIVED lacks seq or bytes");
     return rc;
 }
 

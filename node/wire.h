@@ -16,6 +16,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "lineage/lineage.h"
+#include "sync/op.h"
 #include "sync/vector.h"
 
 /* Version 2: an operation's key may be an array, a key of several columns
@@ -26,6 +27,24 @@
 /* The capability a HELLO lists when its sender reads what comes back on the connections
  * it opens: only then is it answered there (docs/protocol.md, "Sockets and security"). */
 #define WIRE_CAP_ROUTE "route.v1"
+/* The capability a HELLO lists when its sender puts together an OPS sent in parts and
+ * answers each part with RECEIVED: only then is it sent batches over WIRE_PART_BYTES in
+ * parts, and row changes up to WIRE_MAX_BATCH; a peer without it is sent none over
+ * WIRE_MAX_MESSAGE (less WIRE_OPS_OVERHEAD), the rest withheld (docs/protocol.md, "OPS"). */
+#define WIRE_CAP_PARTS "parts.v1"
+/* A batch larger than this goes in parts, each a slice of at most this many bytes: one
+ * part must arrive within a peer's timeout, so a link carrying 1 MiB per peer_timeout_ms
+ * (200 kB/s at 5 s) delivers a batch of any size. */
+#define WIRE_PART_BYTES (1024u * 1024u)
+/* The largest batch put together from parts: the largest a bundle frame holds. */
+#define WIRE_MAX_BATCH OP_MAX_CHANGE_BYTES
+/* The most parts of one batch: 4 KiB a part on average at WIRE_MAX_BATCH. */
+#define WIRE_MAX_PARTS 65536
+/* The most an OPS takes besides its batch (or slice): header, keys, numbers. */
+#define WIRE_OPS_OVERHEAD 128
+/* The largest value (or key) a peer without WIRE_CAP_PARTS decodes: its stemma refused
+ * a batch holding a larger one as malformed. */
+#define WIRE_LEGACY_MAX_VALUE (16u * 1024u * 1024u)
 /* The limits of a HELLO (docs/protocol.md). They bound what decoding and judging one
  * costs: about 130 bytes of memory per version, head or column at most, so WIRE_MAX_ITEMS
  * keeps a HELLO under WIRE_MAX_ITEMS * 130 bytes besides its text (docs/hardening.md,
@@ -52,6 +71,7 @@ typedef enum {
     WIRE_ACK = 4,    /* I applied your batch; my vector now */
     WIRE_PING = 5,   /* I am here (heartbeat) */
     WIRE_BYE = 6,    /* I am leaving */
+    WIRE_RECEIVED = 7, /* I have this much of your batch sent in parts */
 } wire_type;
 
 /* A peer named in a HELLO's peer list. */
@@ -105,11 +125,35 @@ void stm_wire_encode_refuse(buf_t *out, const char *reason);
 STM_NODISCARD stm_err stm_wire_decode_refuse(const void *data, size_t len, char **reason,
                                              stm_error *err);
 
-/* OPS: batch number `seq` (the sender's count) and an encoded batch (codec.h). */
+/* An OPS, decoded: a whole batch, or one part of a batch sent in parts. */
+typedef struct {
+    uint64_t seq;      /* the batch's number (the sender's count) */
+    const void *batch; /* the encoded batch (codec.h), or this part's slice of it; lent
+                          by the message */
+    size_t batch_len;
+    uint64_t parts;    /* 0: a whole batch; else how many parts it was cut into (2 to
+                          WIRE_MAX_PARTS) */
+    uint64_t part;     /* this part's number, 0 to parts - 1 */
+    uint64_t bytes;    /* the whole batch's size (at most WIRE_MAX_BATCH) */
+} wire_ops;
+
+/* OPS: batch number `seq` and an encoded batch (codec.h), whole. */
 void stm_wire_encode_ops(buf_t *out, uint64_t seq, const void *batch, size_t batch_len);
-/* *batch points into data (lent). */
-STM_NODISCARD stm_err stm_wire_decode_ops(const void *data, size_t len, uint64_t *seq,
-                                          const void **batch, size_t *batch_len, stm_error *err);
+/* One part of batch seq, of `parts`, of a batch of `bytes` bytes in all: slice is its
+ * slice, part_len bytes. */
+void stm_wire_encode_ops_part(buf_t *out, uint64_t seq, uint64_t part, uint64_t parts,
+                              uint64_t bytes, const void *slice, size_t part_len);
+/* Decodes a whole OPS message into *m (its batch lent by data). STM_EPROTO when it
+ * breaks a rule: part, parts and bytes come together or not at all; a part number
+ * below parts; 2 to WIRE_MAX_PARTS parts; a slice of 1 to bytes bytes; bytes at most
+ * WIRE_MAX_BATCH and at least parts. */
+STM_NODISCARD stm_err stm_wire_decode_ops(const void *data, size_t len, wire_ops *m,
+                                          stm_error *err);
+
+/* RECEIVED: the receiver has the first `bytes` bytes of batch seq, sent in parts. */
+void stm_wire_encode_received(buf_t *out, uint64_t seq, uint64_t bytes);
+STM_NODISCARD stm_err stm_wire_decode_received(const void *data, size_t len, uint64_t *seq,
+                                               uint64_t *bytes, stm_error *err);
 
 /* ACK: the batch number acknowledged and the receiver's vector after applying it. */
 void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_t *vector);

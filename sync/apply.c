@@ -21,6 +21,7 @@
 #include "key.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "lineage/catalog.h"
 #include "lineage/sqlscript.h"
@@ -710,6 +711,30 @@ void stm_applier_rollback(applier_t *a)
     a->open = false;
 }
 
+/* Records the stand-ins of batch (invariant 8), each new one logged once. */
+static stm_err s_take_withheld(applier_t *a, const opbatch_t *batch, apply_stats *st,
+                               stm_error *err)
+{
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < stm_opbatch_withheld_count(batch) && rc == STM_OK; i++) {
+        const op_withheld *w = stm_opbatch_withheld_at(batch, i);
+        uint64_t fresh = 0;
+        rc = stm_txn_take_withheld(a->txn, w, &fresh, &st->present, err);
+        if (rc != STM_OK || !fresh)
+            continue;
+        st->withheld += fresh;
+        buf_t what = BUF_INIT;
+        stm_op_withheld_describe(&what, w);
+        stm_log_event(STM_LOG_WARN, "withheld", NULL,
+                      "%s: withheld by the node that had it, too large to travel (at most %u "
+                      "bytes). This database holds those operations as withheld and lacks that "
+                      "write; a later, smaller write of the row travels as usual",
+                      stm_buf_str(&what), OP_MAX_CHANGE_BYTES);
+        stm_buf_free(&what);
+    }
+    return rc;
+}
+
 stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *stats, stm_error *err)
 {
     bool own = !a->open;
@@ -724,6 +749,8 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
     a->any_applied = false;
     rc = s_apply_ops(a, ops, n, &st, err);
     free(ops);
+    if (rc == STM_OK)
+        rc = s_take_withheld(a, batch, &st, err);
     /* A unique value a row kept aside lost may be free again. */
     if (rc == STM_OK && a->any_applied)
         rc = stm_apply_settle_all(a, err);
@@ -742,6 +769,7 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
         stats->present += st.present;
         stats->parked += st.parked;
         stats->replayed += st.replayed;
+        stats->withheld += st.withheld;
     }
     return rc;
 }

@@ -43,6 +43,11 @@
  *     Its clock is compared with the clocks of the column here: a migration that
  *     renames a column carries the column's clocks to its new name (migrate.h), so a
  *     late write from an older version never beats a later one made before the rename.
+ *  9. A stand-in (op.h: a row change withheld by its sender, too large to travel)
+ *     records its operations as held and withheld, applying nothing, so that the
+ *     vector moves past them; each is logged ("withheld") when first recorded. A
+ *     stand-in for operations held already changes nothing; operations arriving for
+ *     sequences held as withheld are present, and change nothing either.
  *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
@@ -61,6 +66,8 @@ typedef struct {
     uint64_t present;  /* operations already held: nothing done */
     uint64_t parked;   /* new operations held back */
     uint64_t replayed; /* parked operations that applied on a retry */
+    uint64_t withheld; /* new operations held as withheld: a stand-in came for them (op.h),
+                          nothing of them applied; each row change logged once */
 } apply_stats;
 
 /* Told once per (origin, table.column) what was parked and why. */

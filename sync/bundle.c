@@ -3,6 +3,7 @@
 #include "apply.h"
 #include "codec.h"
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "oplog.h"
 
@@ -131,15 +132,32 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
         if (rc != STM_OK || got == 0)
             break;
         stm_buf_reset(&frame);
-        stm_codec_encode_ops(batch, 0, got, &frame);
+        stm_codec_encode_ops(batch, 0, stm_opbatch_count(batch), &frame);
+        /* The reader reads a row change over the limit as a stand-in: this is a bug. */
         if (frame.len > BUNDLE_MAX_FRAME) {
             rc = stm_error_set(err, STM_EINPUT, "%s: a batch of %zu bytes is over the frame limit",
                                path, frame.len);
             break;
         }
+        /* Those too large for a frame go as stand-ins, named here, once each. */
+        for (size_t i = 0; i < stm_opbatch_withheld_count(batch); i++) {
+            const op_withheld *w = stm_opbatch_withheld_at(batch, i);
+            if (!w->here)
+                continue;
+            buf_t what = BUF_INIT;
+            stm_op_withheld_describe(&what, w);
+            stm_log_event(STM_LOG_WARN, "withheld", NULL,
+                          "%s: too large for a bundle (at most %u bytes): the bundle carries "
+                          "a stand-in for it, and its receivers will lack that write",
+                          stm_buf_str(&what), BUNDLE_MAX_FRAME);
+            stm_buf_free(&what);
+            info->withheld++;
+        }
         s_out_be(&o, frame.len, 4);
         s_out_write(&o, frame.data, frame.len);
-        info->ops += got;
+        /* The count at the end is of operations: stand-ins are not, so a reader that
+         * skips them (an older one) counts the same. */
+        info->ops += stm_opbatch_count(batch);
         info->batches++;
     }
     stm_buf_free(&frame);

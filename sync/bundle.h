@@ -28,13 +28,15 @@
 #define BUNDLE_VERSION 2
 #define BUNDLE_BATCH_OPS 10000u                   /* operations per frame written */
 #define BUNDLE_BATCH_BYTES (8u * 1024u * 1024u)   /* about how many bytes per frame written */
-#define BUNDLE_MAX_FRAME (256u * 1024u * 1024u)   /* the largest frame read */
+#define BUNDLE_MAX_FRAME OP_MAX_CHANGE_BYTES      /* the largest frame read (256 MiB) */
 #define BUNDLE_MAX_VECTOR (16u * 1024u * 1024u)   /* the largest vector read */
 
 typedef struct {
     uint64_t ops;     /* operations in the bundle */
     uint64_t batches; /* frames */
     uint64_t bytes;   /* file size */
+    uint64_t withheld; /* written: row changes of the database too large for a frame,
+                          carried as stand-ins (op.h), each logged */
 } bundle_info;
 
 /* Writes the operations of store above since (NULL: all) to path, after turning the

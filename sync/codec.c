@@ -125,9 +125,19 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
         idx[k][3] = op->column ? s_dict_index(&columns, op->column, strlen(op->column)) : 0;
         idx[k][4] = op->born_hlc ? s_dict_index(&origins, op->born_origin.bytes, STM_ID_BYTES) : 0;
     }
+    size_t nwithheld = stm_opbatch_withheld_count(b);
+    uint32_t (*widx)[3] = stm_malloc((nwithheld ? nwithheld : 1) * sizeof *widx);
+    for (size_t k = 0; k < nwithheld; k++) {
+        const op_withheld *w = stm_opbatch_withheld_at(b, k);
+        widx[k][0] = s_dict_index(&origins, w->origin.bytes, STM_ID_BYTES);
+        widx[k][1] = s_dict_index(&versions, w->version_id.bytes, STM_ID_BYTES);
+        widx[k][2] = s_dict_index(&tables, w->table, strlen(w->table));
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
-    msgpack_pack_map(&pk, 5);
+    /* "withheld" only when there are stand-ins: a batch without is the same bytes as
+     * before they existed. */
+    msgpack_pack_map(&pk, nwithheld ? 6 : 5);
     s_pack_dict(&pk, "origins", &origins, true);
     s_pack_dict(&pk, "versions", &versions, true);
     s_pack_dict(&pk, "tables", &tables, false);
@@ -158,6 +168,23 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
             msgpack_pack_uint32(&pk, idx[k][4]);
         }
     }
+    if (nwithheld) {
+        msgpack_pack_str_with_body(&pk, "withheld", 8);
+        msgpack_pack_array(&pk, nwithheld);
+        for (size_t k = 0; k < nwithheld; k++) {
+            const op_withheld *w = stm_opbatch_withheld_at(b, k);
+            msgpack_pack_array(&pk, 8);
+            msgpack_pack_uint32(&pk, widx[k][0]);
+            msgpack_pack_uint64(&pk, w->seq);
+            msgpack_pack_uint64(&pk, w->n);
+            msgpack_pack_uint64(&pk, w->hlc);
+            msgpack_pack_uint32(&pk, widx[k][1]);
+            msgpack_pack_uint32(&pk, widx[k][2]);
+            stm_codec_pack_value(&pk, &w->pk);
+            msgpack_pack_uint64(&pk, w->bytes);
+        }
+    }
+    free(widx);
     free(idx);
     s_dict_free(&origins);
     s_dict_free(&versions);
@@ -344,6 +371,72 @@ static stm_err s_read_ops(msgread_t *r, const s_list *lists, opbatch_t *out, stm
     return rc;
 }
 
+/* The fewest bytes a stand-in takes: [o, seq, n, hlc, v, t, key, bytes], one byte each
+ * and the array's header. */
+#define S_MIN_WITHHELD_BYTES 9
+
+/* Reads the array of stand-ins at r into out (op.h, "withheld" in docs/protocol.md). */
+static stm_err s_read_withheld(msgread_t *r, const s_list *lists, opbatch_t *out, stm_error *err)
+{
+    uint32_t n;
+    if (!stm_msgread_array(r, &n) || n > CODEC_MAX_BATCH_OPS ||
+        (uint64_t)n * S_MIN_WITHHELD_BYTES > stm_msgread_left(r))
+        return s_bad(err, "\"withheld\" is not an array of at most 100000 stand-ins");
+    buf_t key = BUF_INIT; /* a key of several columns, re-packed (key.h) */
+    char *table = NULL;
+    stm_err rc = STM_OK;
+    for (uint32_t i = 0; i < n && rc == STM_OK; i++) {
+        uint32_t fields;
+        uint64_t origin_i, seq, count, hlc, version_i, table_i, bytes;
+        op_withheld w;
+        memset(&w, 0, sizeof w);
+        if (!stm_msgread_array(r, &fields) || fields < 8 || !stm_msgread_uint(r, &origin_i) ||
+            !stm_msgread_uint(r, &seq) || !stm_msgread_uint(r, &count) ||
+            !stm_msgread_uint(r, &hlc) || !stm_msgread_uint(r, &version_i) ||
+            !stm_msgread_uint(r, &table_i)) {
+            rc = s_bad(err, "a stand-in is not [origin, seq, n, hlc, version, table, key, bytes]");
+            break;
+        }
+        if (origin_i >= lists[0].count || version_i >= lists[1].count ||
+            table_i >= lists[2].count) {
+            rc = s_bad(err, "a stand-in's index is beyond its list");
+            break;
+        }
+        /* n is at most what a batch may hold, so seq + n cannot overflow. */
+        if (seq == 0 || count == 0 || count > CODEC_MAX_BATCH_OPS || seq > OP_MAX_SEQ ||
+            seq + count - 1 > OP_MAX_SEQ || hlc > OP_MAX_HLC) {
+            rc = s_bad(err, "a stand-in's seq, n or hlc is out of range");
+            break;
+        }
+        if (!stm_key_read(r, &key, &w.pk)) {
+            rc = s_bad(err, "a stand-in's key is not a value or an array of 2 to 32 values");
+            break;
+        }
+        if (!stm_msgread_uint(r, &bytes)) {
+            rc = s_bad(err, "a stand-in's bytes is not an integer");
+            break;
+        }
+        for (uint32_t k = 8; k < fields && rc == STM_OK; k++)
+            if (!stm_msgread_skip(r))
+                rc = s_bad(err, "a stand-in's extra field is malformed");
+        if (rc != STM_OK)
+            break;
+        memcpy(w.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);
+        memcpy(w.version_id.bytes, lists[1].items[version_i], STM_ID_BYTES);
+        free(table);
+        table = stm_strndup(lists[2].items[table_i], lists[2].lens[table_i]);
+        w.table = table;
+        w.seq = seq;
+        w.n = count;
+        w.hlc = hlc;
+        w.bytes = bytes;
+        stm_opbatch_add_withheld(out, &w);
+    }
+    free(table);
+    stm_buf_free(&key);
+    return rc;
+}
+
 stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
 {
     static const char *const keys[] = {"origins", "versions", "tables", "columns"};
@@ -354,9 +447,9 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
         return s_bad(err, "not a map");
     s_list lists[4] = {{0}};
     bool seen[4] = {false};
-    msgread_t ops_at = {0};
-    bool have_ops = false, decoded = false;
-    size_t before = stm_opbatch_count(out);
+    msgread_t ops_at = {0}, withheld_at = {0};
+    bool have_ops = false, decoded = false, have_withheld = false;
+    size_t before = stm_opbatch_count(out), withheld_before = stm_opbatch_withheld_count(out);
     stm_err rc = STM_OK;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         const char *key;
@@ -392,6 +485,16 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
                 if (!stm_msgread_skip(&r))
                     rc = s_bad(err, "the ops are malformed or cut short");
             }
+        } else if (klen == 8 && memcmp(key, "withheld", 8) == 0) {
+            if (have_withheld) {
+                rc = s_bad(err, "a key comes twice");
+                break;
+            }
+            /* Read once every list is known, like the ops. */
+            have_withheld = true;
+            withheld_at = r;
+            if (!stm_msgread_skip(&r))
+                rc = s_bad(err, "the stand-ins are malformed or cut short");
         } else if (!stm_msgread_skip(&r)) {
             rc = s_bad(err, "an unknown key's value is malformed or cut short");
         }
@@ -402,14 +505,21 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
         rc = s_bad(err, "bytes follow the batch");
     if (rc == STM_OK && !decoded)
         rc = s_read_ops(&ops_at, lists, out, err);
-    if (rc != STM_OK && stm_opbatch_count(out) != before) {
-        /* Leave the batch as it was: rebuild it from its first `before` ops. */
+    if (rc == STM_OK && have_withheld)
+        rc = s_read_withheld(&withheld_at, lists, out, err);
+    if (rc != STM_OK && (stm_opbatch_count(out) != before ||
+                         stm_opbatch_withheld_count(out) != withheld_before)) {
+        /* Leave the batch as it was: rebuild it from what it held before. */
         opbatch_t *keep = stm_opbatch_new();
         for (size_t i = 0; i < before; i++)
             stm_opbatch_add(keep, stm_opbatch_at(out, i));
+        for (size_t i = 0; i < withheld_before; i++)
+            stm_opbatch_add_withheld(keep, stm_opbatch_withheld_at(out, i));
         stm_opbatch_clear(out);
         for (size_t i = 0; i < before; i++)
             stm_opbatch_add(out, stm_opbatch_at(keep, i));
+        for (size_t i = 0; i < withheld_before; i++)
+            stm_opbatch_add_withheld(out, stm_opbatch_withheld_at(keep, i));
         stm_opbatch_destroy(&keep);
     }
     for (int i = 0; i < 4; i++)

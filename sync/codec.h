@@ -6,7 +6,8 @@
  *     "versions": [bin32, ...],   schema version ids, each once
  *     "tables":   [str, ...],     table names, each once
  *     "columns":  [str, ...],     column names, each once
- *     "ops":      [op, ...] }
+ *     "ops":      [op, ...],
+ *     "withheld": [standin, ...] }  only when there are any (op.h)
  *   op    = [origin_index, seq, hlc, version_index, table_index, key, column_index | nil,
  *            affinity | nil, value, (born_back, born_origin_index)]
  *   born_back, born_origin_index: the row's incarnation (identity.h), hlc - born_hlc and
@@ -15,6 +16,9 @@
  *   key   = value | [value, value, ...]         (a key of 2 to 32 columns, in key order:
  *                                                sync/key.h)
  *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)
+ *   standin = [origin_index, seq, n, hlc, version_index, table_index, key, bytes]: the
+ *            operations seq .. seq + n - 1 of a row change of `bytes` bytes, too large to
+ *            travel, which the receiver records as withheld (op.h)
  *
  * The names and ids that repeat in every operation are sent once per batch. Unknown
  * map keys and extra trailing op fields are skipped, so a later version may add some;
@@ -35,11 +39,12 @@
 /* Most operations one batch may hold. */
 #define CODEC_MAX_BATCH_OPS 100000u
 
-/* Appends the encoding of operations [from, from + count) of b to out. */
+/* Appends the encoding of operations [from, from + count) of b, and of all its
+ * stand-ins, to out. */
 void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *out);
 
-/* Decodes one batch from data and appends its operations to out. On malformed input
- * returns STM_EPROTO with what is wrong, and out is left as it was. */
+/* Decodes one batch from data and appends its operations and stand-ins to out. On
+ * malformed input returns STM_EPROTO with what is wrong, and out is left as it was. */
 STM_NODISCARD stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out,
                                            stm_error *err);
 

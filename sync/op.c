@@ -19,6 +19,9 @@ struct opbatch {
     size_t cap;
     s_block *blocks;  /* newest first */
     size_t bytes;     /* arena bytes in use */
+    op_withheld *withheld; /* stand-ins, in order of addition (op.h) */
+    size_t nwithheld;
+    size_t withheld_cap;
 };
 
 #define S_BLOCK_SIZE (64u * 1024u)
@@ -44,13 +47,19 @@ void stm_opbatch_destroy(opbatch_t **self_p)
         return;
     s_free_blocks(b->blocks);
     free(b->ops);
+    free(b->withheld);
     free(b);
     *self_p = NULL;
 }
 
 void stm_opbatch_clear(opbatch_t *b)
 {
-    /* Keep the newest block, which is usually the only one. */
+    /* Keep the newest block, which is usually the only one, unless it was made for one
+     * large value. */
+    if (b->blocks && b->blocks->size > S_BLOCK_SIZE) {
+        s_free_blocks(b->blocks);
+        b->blocks = NULL;
+    }
     if (b->blocks) {
         s_free_blocks(b->blocks->next);
         b->blocks->next = NULL;
@@ -58,6 +67,7 @@ void stm_opbatch_clear(opbatch_t *b)
     }
     b->count = 0;
     b->bytes = 0;
+    b->nwithheld = 0;
 }
 
 static void *s_alloc(opbatch_t *b, size_t len)
@@ -151,6 +161,34 @@ size_t stm_opbatch_bytes(const opbatch_t *b)
     return b->bytes;
 }
 
+void stm_opbatch_add_withheld(opbatch_t *b, const op_withheld *w)
+{
+    b->withheld = stm_grow(b->withheld, &b->withheld_cap, b->nwithheld + 1, sizeof *b->withheld);
+    op_withheld *dst = &b->withheld[b->nwithheld++];
+    *dst = *w;
+    dst->table = s_copy_str(b, w->table);
+    s_copy_value(b, &dst->pk, &w->pk);
+    b->bytes += sizeof *dst;
+}
+
+size_t stm_opbatch_withheld_count(const opbatch_t *b)
+{
+    return b->nwithheld;
+}
+
+const op_withheld *stm_opbatch_withheld_at(const opbatch_t *b, size_t i)
+{
+    return &b->withheld[i];
+}
+
+uint64_t stm_opbatch_covered(const opbatch_t *b)
+{
+    uint64_t n = b->count;
+    for (size_t i = 0; i < b->nwithheld; i++)
+        n += b->withheld[i].n;
+    return n;
+}
+
 bool stm_op_is_delete(const op_t *op)
 {
     return op->column == NULL;
@@ -235,4 +273,51 @@ bool stm_op_value_equal(const op_value *a, const op_value *b)
         return a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);
     }
     return false;
+}
+
+void stm_op_value_describe(buf_t *b, const op_value *v)
+{
+    switch (v->type) {
+    case VALUE_NULL:
+        stm_buf_puts(b, "NULL");
+        break;
+    case VALUE_INTEGER:
+        stm_buf_printf(b, "%lld", (long long)v->i);
+        break;
+    case VALUE_REAL:
+        stm_buf_printf(b, "%.17g", v->r);
+        break;
+    case VALUE_TEXT: {
+        /* Cut at a byte, which may split a character: put_printable shows it escaped. */
+        size_t n = v->len > 40 ? 40 : v->len;
+        char *text = stm_strndup(v->bytes, n);
+        stm_buf_putc(b, '\'');
+        stm_buf_put_printable(b, text);
+        stm_buf_puts(b, v->len > n ? "...'" : "'");
+        free(text);
+        break;
+    }
+    case VALUE_BLOB:
+        stm_buf_printf(b, "a blob of %zu bytes", v->len);
+        break;
+    case VALUE_KEY:
+        stm_buf_printf(b, "a key of several columns (%zu bytes packed)", v->len);
+        break;
+    }
+}
+
+void stm_op_withheld_describe(buf_t *b, const op_withheld *w)
+{
+    char origin[STM_ID_SHORT_LEN + 1];
+    stm_id_short(&w->origin, origin);
+    if (w->n == 1)
+        stm_buf_printf(b, "operation %llu", (unsigned long long)w->seq);
+    else
+        stm_buf_printf(b, "operations %llu-%llu", (unsigned long long)w->seq,
+                       (unsigned long long)(w->seq + w->n - 1));
+    stm_buf_printf(b, " of origin %s (table ", origin);
+    stm_buf_put_printable(b, w->table);
+    stm_buf_puts(b, ", key ");
+    stm_op_value_describe(b, &w->pk);
+    stm_buf_printf(b, "), a row change of %llu bytes", (unsigned long long)w->bytes);
 }

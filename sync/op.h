@@ -6,10 +6,18 @@
  * logical clock, and the writer's schema version id. Values keep their SQLite type.
  *
  * A batch owns its operations and every byte they point to (an arena), so a batch
- * read from a peer or a file can be handed around and freed in one piece. */
+ * read from a peer or a file can be handed around and freed in one piece.
+ *
+ * A batch may also hold stand-ins (op_withheld): a row change too large to travel
+ * (over OP_MAX_CHANGE_BYTES, or over what one peer can take) is not sent but named,
+ * so that receivers hold its sequence numbers as withheld, their vectors move past
+ * it, and everything after it goes on (docs/protocol.md, "Withheld row changes").
+ * Stand-ins are kept apart from the operations: nothing that walks a batch's
+ * operations ever meets one by mistake. */
 #ifndef STM_OP_H
 #define STM_OP_H
 
+#include "base/buf.h"
 #include "base/id.h"
 
 #include <sqlite3.h>
@@ -19,7 +27,13 @@
 
 /* Limits every decoder checks before it allocates (docs/protocol.md). */
 #define OP_MAX_NAME_BYTES 1024u                /* a table or column name */
-#define OP_MAX_VALUE_BYTES (16u * 1024u * 1024u) /* one text or blob value */
+/* The most bytes a row change may take encoded in a batch (codec.h) to travel: the
+ * largest batch a bundle frame or an OPS sent in parts carries. One over it is
+ * withheld by whoever would send it (oplog.h). */
+#define OP_MAX_CHANGE_BYTES (256u * 1024u * 1024u)
+/* One text or blob value: no more than a row change (a batch holding it is larger
+ * still, so one this large never arrives whole; decoders check it first anyway). */
+#define OP_MAX_VALUE_BYTES OP_MAX_CHANGE_BYTES
 /* The largest seq and hlc an operation may carry: 2^62, half of what SQLite's integers
  * hold. A node moves its clock past every clock it applies and its own sequence past
  * every operation of its own origin it receives; what is left above the limits is
@@ -68,12 +82,32 @@ typedef struct {
     bool creates;
 } op_t;
 
+/* A stand-in for a row change that was not sent because it is too large: the
+ * operations seq .. seq + n - 1 of origin, which a receiver records as held but
+ * withheld (it never applies anything of them), so that its vector moves past them. */
+typedef struct {
+    stm_id origin;     /* the writer of the row change */
+    uint64_t seq;      /* its first operation withheld */
+    uint64_t n;        /* how many: seq .. seq + n - 1, at least 1 */
+    uint64_t hlc;      /* the row change's clock */
+    stm_id version_id; /* the writer's schema version */
+    const char *table; /* NUL-terminated */
+    op_value pk;       /* the row's key: its value, or packed (key.h) */
+    uint64_t bytes;    /* how large the whole row change was, as whoever withheld it
+                          counted it (oplog.h) */
+    bool here;         /* read here from the row change itself (oplog.h), not from a
+                          stand-in received: this database is the one withholding it.
+                          Never sent. */
+} op_withheld;
+
 typedef struct opbatch opbatch_t;
 
 /* An empty batch; the caller's (stm_opbatch_destroy). */
 opbatch_t *stm_opbatch_new(void);
 void stm_opbatch_destroy(opbatch_t **self_p);
-/* Empties the batch, keeping its memory for reuse. */
+/* Empties the batch (its stand-ins too), keeping its memory for reuse; but not a block
+ * that held one large value, so that a batch reused for every batch sent to a peer
+ * does not hold on to the largest row change it ever carried. */
 void stm_opbatch_clear(opbatch_t *b);
 /* Operation i, to change: for the writer that stamps what it made (the incarnation of
  * a local row change, txn.c). Lent until the batch changes. */
@@ -93,6 +127,14 @@ const op_t *stm_opbatch_at(const opbatch_t *b, size_t i);
 /* Bytes the batch holds in its arena (for flow control). */
 size_t stm_opbatch_bytes(const opbatch_t *b);
 
+/* Appends a copy of the stand-in w (its table and key copied into the batch). */
+void stm_opbatch_add_withheld(opbatch_t *b, const op_withheld *w);
+/* How many stand-ins the batch holds, and stand-in i, lent until the batch changes. */
+size_t stm_opbatch_withheld_count(const opbatch_t *b);
+const op_withheld *stm_opbatch_withheld_at(const opbatch_t *b, size_t i);
+/* How many operations the batch covers: its own, and those its stand-ins stand for. */
+uint64_t stm_opbatch_covered(const opbatch_t *b);
+
 /* True when op is a row delete. */
 bool stm_op_is_delete(const op_t *op);
 /* True when a and b are writes of one row change: one origin and clock, one table
@@ -108,6 +150,12 @@ int stm_op_value_bind(sqlite3_stmt *stmt, int i, const op_value *v);
 /* Reads column i of the current row of stmt into v; bytes are lent until the next
  * step or reset of stmt. */
 void stm_op_value_column(sqlite3_stmt *stmt, int i, op_value *v);
+/* Appends v, for a log line, to b: a number as it is, text quoted with control
+ * characters escaped and cut after 40 bytes, a blob or a packed key by its size. */
+void stm_op_value_describe(buf_t *b, const op_value *v);
+/* Appends w, for a log line, to b: "operations 10-16 of origin 0123456789ab (table
+ * files, key 'f1'), a row change of 293601280 bytes" ("operation 10" for one). */
+void stm_op_withheld_describe(buf_t *b, const op_withheld *w);
 /* True when both values have the same type and content. */
 bool stm_op_value_equal(const op_value *a, const op_value *b);
 

@@ -36,38 +36,100 @@ enum {
 };
 #define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin"
 
-/* Appends the operations of the row change stmt is on, those with a sequence above
- * after, to out. */
-static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
-                        opbatch_t *out, stm_error *err)
+/* A stand-in's cells (op.h): a map {"withheld": bytes}, where a row change's cells
+ * begin with a column name (a str). An older stemma takes such a row for damage and
+ * says so: it never reads it as operations. */
+#define S_WITHHELD_KEY "withheld"
+#define S_WITHHELD_MAX_CELLS 32 /* a map of one key and a uint64 takes 19 bytes */
+
+/* Whether the cells of the row stmt is on are a stand-in's, and then its bytes. Only
+ * the first byte of cells a row change holds is looked at. */
+static bool s_is_withheld(sqlite3_stmt *stmt, uint64_t *bytes)
 {
-    op_t op;
-    memset(&op, 0, sizeof op);
-    op.origin = *origin;
-    uint64_t seq = (uint64_t)sqlite3_column_int64(stmt, RC_SEQ);
-    int64_t n = sqlite3_column_int64(stmt, RC_N);
-    op.hlc = (uint64_t)sqlite3_column_int64(stmt, RC_HLC);
+    if (sqlite3_column_type(stmt, RC_CELLS) != SQLITE_BLOB ||
+        sqlite3_column_bytes(stmt, RC_CELLS) > S_WITHHELD_MAX_CELLS)
+        return false;
+    msgread_t r;
+    stm_msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
+                     (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
+    uint32_t nkeys, klen;
+    const char *key;
+    return stm_msgread_peek(&r) == MSG_MAP && stm_msgread_map(&r, &nkeys) && nkeys == 1 &&
+           stm_msgread_str(&r, &key, &klen) && klen == strlen(S_WITHHELD_KEY) &&
+           memcmp(key, S_WITHHELD_KEY, klen) == 0 && stm_msgread_uint(&r, bytes) &&
+           stm_msgread_left(&r) == 0;
+}
+
+/* Reads what the operations of the row change stmt is on share (origin, clock,
+ * version, table, key, incarnation) into op; its first sequence and count into *seq
+ * and *n. */
+static stm_err s_row_head(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, op_t *op,
+                          uint64_t *seq, int64_t *n, stm_error *err)
+{
+    memset(op, 0, sizeof *op);
+    op->origin = *origin;
+    *seq = (uint64_t)sqlite3_column_int64(stmt, RC_SEQ);
+    *n = sqlite3_column_int64(stmt, RC_N);
+    op->hlc = (uint64_t)sqlite3_column_int64(stmt, RC_HLC);
     stm_err rc =
-        stm_store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op.version_id, err);
+        stm_store_id_of(store, sqlite3_column_int64(stmt, RC_VERSION), &op->version_id, err);
     if (rc != STM_OK)
         return rc;
-    op.table = (const char *)sqlite3_column_text(stmt, RC_TBL);
-    stm_op_value_column(stmt, RC_PK, &op.pk);
+    op->table = (const char *)sqlite3_column_text(stmt, RC_TBL);
+    stm_op_value_column(stmt, RC_PK, &op->pk);
     if (sqlite3_column_int(stmt, RC_PK_PACKED)) {
-        if (op.pk.type != VALUE_BLOB)
-            return s_corrupt(store, err, seq);
-        op.pk.type = VALUE_KEY;
-        if (stm_key_columns(&op.pk) < 2)
-            return s_corrupt(store, err, seq);
+        if (op->pk.type != VALUE_BLOB)
+            return s_corrupt(store, err, *seq);
+        op->pk.type = VALUE_KEY;
+        if (stm_key_columns(&op->pk) < 2)
+            return s_corrupt(store, err, *seq);
     }
-    if (!op.table || n < 1)
-        return s_corrupt(store, err, seq);
+    if (!op->table || *n < 1)
+        return s_corrupt(store, err, *seq);
     if (sqlite3_column_type(stmt, RC_BORN_HLC) == SQLITE_INTEGER) {
-        op.born_hlc = (uint64_t)sqlite3_column_int64(stmt, RC_BORN_HLC);
-        rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_BORN_ORIGIN), &op.born_origin,
+        op->born_hlc = (uint64_t)sqlite3_column_int64(stmt, RC_BORN_HLC);
+        rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_BORN_ORIGIN), &op->born_origin,
                              err);
         if (rc != STM_OK)
             return rc;
+    }
+    return STM_OK;
+}
+
+/* Appends to out a stand-in for the operations above after of the row change op heads
+ * (seq .. seq + n - 1), of the given bytes; here: read from the row change itself. */
+static void s_add_withheld(opbatch_t *out, const op_t *op, uint64_t seq, int64_t n, uint64_t after,
+                           uint64_t bytes, bool here)
+{
+    uint64_t first = seq > after ? seq : after + 1;
+    op_withheld w = {.origin = op->origin,
+                     .seq = first,
+                     .n = seq + (uint64_t)n - first,
+                     .hlc = op->hlc,
+                     .version_id = op->version_id,
+                     .table = op->table,
+                     .pk = op->pk,
+                     .bytes = bytes,
+                     .here = here};
+    stm_opbatch_add_withheld(out, &w);
+}
+
+/* Appends the operations of the row change stmt is on, those with a sequence above
+ * after, to out; or, for a stand-in's row, a stand-in for them; or, when its key or a
+ * value is over max_value bytes, a stand-in of this database's own for it, of `bytes`. */
+static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
+                        uint64_t max_value, uint64_t bytes, opbatch_t *out, stm_error *err)
+{
+    op_t op;
+    uint64_t seq;
+    int64_t n;
+    stm_err rc = s_row_head(store, stmt, origin, &op, &seq, &n, err);
+    if (rc != STM_OK)
+        return rc;
+    uint64_t withheld;
+    if (s_is_withheld(stmt, &withheld)) {
+        s_add_withheld(out, &op, seq, n, after, withheld, false);
+        return STM_OK;
     }
     if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
         if (n != 1)
@@ -82,6 +144,7 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
                      (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
     /* Checked whole first, so that a damaged row adds nothing. */
     msgread_t check = r;
+    bool too_large = op.pk.len > max_value;
     for (int64_t i = 0; i < n; i++) {
         const char *data;
         uint32_t len;
@@ -90,9 +153,14 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
             !stm_msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
             !stm_codec_read_value(&check, &op.value))
             return s_corrupt(store, err, seq);
+        too_large = too_large || op.value.len > max_value;
     }
     if (stm_msgread_left(&check))
         return s_corrupt(store, err, seq);
+    if (too_large) {
+        s_add_withheld(out, &op, seq, n, after, bytes, true);
+        return STM_OK;
+    }
     char name[OP_MAX_NAME_BYTES + 1];
     for (int64_t i = 0; i < n; i++) {
         const char *data;
@@ -208,6 +276,40 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
     return STM_OK;
 }
 
+stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t seq, uint64_t n,
+                                  const char *table, stm_error *err)
+{
+    int64_t origin, version;
+    stm_err rc = stm_store_id_number(log->store, &w->origin, true, &origin, err);
+    if (rc == STM_OK)
+        rc = stm_store_id_number(log->store, &w->version_id, true, &version, err);
+    if (rc != STM_OK)
+        return rc;
+    sqlite3_stmt *ins = stm_stmtcache_fixed(log->stmts, Q_APPEND);
+    if (!ins)
+        return stm_store_error(log->store, err, "recording operations");
+    sqlite3_bind_int64(ins, 1, origin);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(ins, 3, (sqlite3_int64)n);
+    sqlite3_bind_int64(ins, 4, (sqlite3_int64)w->hlc);
+    sqlite3_bind_int64(ins, 5, version);
+    sqlite3_bind_text(ins, 6, table, -1, SQLITE_STATIC);
+    if (stm_op_value_bind(ins, 7, &w->pk) != SQLITE_OK)
+        return stm_store_error(log->store, err, "recording an operation's key");
+    if (w->pk.type == VALUE_KEY)
+        sqlite3_bind_int(ins, 9, 1);
+    stm_buf_reset(&log->cells);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &log->cells, s_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, S_WITHHELD_KEY, strlen(S_WITHHELD_KEY));
+    msgpack_pack_uint64(&pk, w->bytes);
+    sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC);
+    if (sqlite3_step(ins) != SQLITE_DONE)
+        return stm_store_error(log->store, err, "recording a withheld row change");
+    return STM_OK;
+}
+
 stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
 {
     *end = 0;
@@ -274,7 +376,7 @@ stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatc
         uint64_t n = (uint64_t)sqlite3_column_int64(q, RC_N);
         if (first + n > seq) {
             opbatch_t *all = stm_opbatch_new();
-            rc = s_unpack(log->store, q, origin, seq - 1, all, err);
+            rc = s_unpack(log->store, q, origin, seq - 1, UINT64_MAX, 0, all, err);
             if (rc == STM_OK && stm_opbatch_count(all)) {
                 stm_opbatch_add(out, stm_opbatch_at(all, 0));
                 *found = true;
@@ -303,12 +405,49 @@ struct oplog_reader {
     store_t *store;    /* lent */
     s_stream *streams; /* one per origin */
     size_t count;
+    uint64_t limit;     /* a row change over this many bytes is read as a stand-in */
+    uint64_t max_value; /* so is one with a key or value over this many */
 };
 
-/* From the row change holding since + 1 (it may have started below it). */
+/* What a row change can take in a batch besides its cells, per operation: the array's
+ * header, the indexes of its origin, version, table and column (5 bytes each at
+ * most), its sequence, clock and incarnation (9, 9, 9 and 5), and its key's header
+ * (the key itself is counted apart). 58 bytes; rounded up. */
+#define S_OP_OVERHEAD 64u
+/* And once per batch: the map, its keys, two origins and a version (34 bytes each),
+ * the headers of the lists. */
+#define S_BATCH_OVERHEAD 1024u
+
+/* The most bytes the row change stmt is on can take in a batch of its own (codec.h): its
+ * cells (each operation's column name, affinity and value; a name is sent once per
+ * batch, so this counts it more often than it goes), then per operation its key and
+ * S_OP_OVERHEAD, its table's name and the batch's own. Never below what
+ * stm_codec_encode_ops makes of it alone, and above it by about 64 bytes an operation:
+ * whether it may travel is told from this, before a byte of it is copied. */
+static uint64_t s_change_bytes(sqlite3_stmt *stmt)
+{
+    uint64_t n = (uint64_t)sqlite3_column_int64(stmt, RC_N);
+    int type = sqlite3_column_type(stmt, RC_PK);
+    /* Only a text or blob key has a length worth asking (an integer asked would be
+     * turned into text). */
+    uint64_t key = type == SQLITE_TEXT || type == SQLITE_BLOB
+                       ? (uint64_t)sqlite3_column_bytes(stmt, RC_PK)
+                       : 9;
+    uint64_t cells = sqlite3_column_type(stmt, RC_CELLS) == SQLITE_BLOB
+                         ? (uint64_t)sqlite3_column_bytes(stmt, RC_CELLS)
+                         : 0;
+    return cells + n * (key + S_OP_OVERHEAD) + (uint64_t)sqlite3_column_bytes(stmt, RC_TBL) +
+           S_BATCH_OVERHEAD;
+}
+
+/* From the row change holding since + 1 (it may have started below it), else from
+ * since + 1: never from one wholly at or below since, which stepping onto would read
+ * whole (a large row change was read for nothing, at every turn of the loop). Finding
+ * it reads one row's seq and n (they lie before its cells), whatever the history. */
 static const char *const s_select =
     "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq >= coalesce("
-    "(SELECT max(seq) FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1), 0) ORDER BY seq";
+    "(SELECT seq FROM (SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 + 1 "
+    "ORDER BY seq DESC LIMIT 1) WHERE seq + n - 1 > ?2), ?2 + 1) ORDER BY seq";
 
 stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader_t **out,
                              stm_error *err)
@@ -319,6 +458,8 @@ stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader
         return rc;
     oplog_reader_t *r = stm_calloc(1, sizeof *r);
     r->store = store;
+    r->limit = OP_MAX_CHANGE_BYTES;
+    r->max_value = OP_MAX_VALUE_BYTES;
     r->streams = stm_calloc(stm_vector_count(mine) + 1, sizeof *r->streams);
     for (size_t i = 0; i < stm_vector_count(mine) && rc == STM_OK; i++) {
         const vector_entry *e = stm_vector_at(mine, i);
@@ -377,6 +518,12 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
     return STM_OK;
 }
 
+void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit, uint64_t max_value)
+{
+    r->limit = limit < OP_MAX_CHANGE_BYTES ? limit : OP_MAX_CHANGE_BYTES;
+    r->max_value = max_value < OP_MAX_VALUE_BYTES ? max_value : OP_MAX_VALUE_BYTES;
+}
+
 stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops, size_t max_bytes,
                               size_t *got, stm_error *err)
 {
@@ -398,28 +545,61 @@ stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_op
         }
         if (!best)
             break;
-        size_t before = stm_opbatch_count(batch);
-        stm_err rc = s_unpack(r->store, best->stmt, &best->origin, best->since, batch, err);
+        /* A large row change goes alone, so that a batch is either of the usual size or
+         * one row change: it is left for the next call when this one has read anything.
+         * (One too large to travel is a small stand-in, which goes with the rest.) */
+        uint64_t bytes = s_change_bytes(best->stmt);
+        if (bytes > max_bytes && bytes <= r->limit && *got > 0)
+            break;
+        uint64_t before = stm_opbatch_covered(batch);
+        stm_err rc;
+        if (bytes > r->limit) {
+            /* Too large to travel: a stand-in goes in its place (op.h), and its values
+             * are never copied. */
+            op_t head;
+            uint64_t seq;
+            int64_t n;
+            rc = s_row_head(r->store, best->stmt, &best->origin, &head, &seq, &n, err);
+            if (rc == STM_OK)
+                s_add_withheld(batch, &head, seq, n, best->since, bytes, true);
+        } else {
+            rc = s_unpack(r->store, best->stmt, &best->origin, best->since, r->max_value, bytes,
+                          batch, err);
+        }
         if (rc != STM_OK)
             return rc;
         best->ready = false;
-        *got += stm_opbatch_count(batch) - before;
+        *got += (size_t)(stm_opbatch_covered(batch) - before);
     }
     return STM_OK;
 }
 
 stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_error *err)
 {
+    return stm_oplog_counts_withheld(store, total, parked, NULL, err);
+}
+
+stm_err stm_oplog_counts_withheld(store_t *store, uint64_t *total, uint64_t *parked,
+                                  uint64_t *withheld, stm_error *err)
+{
     sqlite3_stmt *stmt = NULL;
+    /* A stand-in's cells are short and begin with a map of one key (0x81), which no row
+     * change's do (a column name, a str): length() reads no large value to say so. */
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM stemma_parked) "
-                           "FROM stemma_oplog",
+                           withheld ? "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
+                                      "stemma_parked), coalesce(sum(CASE WHEN length(cells) "
+                                      "<= 32 AND substr(cells, 1, 1) = x'81' THEN n END), 0) "
+                                      "FROM stemma_oplog"
+                                    : "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
+                                      "stemma_parked) FROM stemma_oplog",
                            -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "counting operations");
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) == SQLITE_ROW) {
         *total = (uint64_t)sqlite3_column_int64(stmt, 0);
         *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
+        if (withheld)
+            *withheld = (uint64_t)sqlite3_column_int64(stmt, 2);
     } else {
         rc = stm_store_error(store, err, "counting operations");
     }

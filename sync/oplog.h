@@ -11,12 +11,23 @@
  * stemma_ids numbers (store.h). A row change costs one B-tree row, whatever its width.
  * Rows never overlap: each operation is stored once.
  *
+ * A stand-in received (op.h: a row change too large to travel) is stored as a row of
+ * its own, with its clock, version, table and key, and cells the MessagePack map
+ * {"withheld": bytes}: its operations are held, so the vector moves past them, and it
+ * travels on as a stand-in, never as operations.
+ *
  * Reading. The reader hands out what a peer lacks: for every origin this database
  * holds operations of, those above the peer's vector entry. Within an origin
  * operations go in sequence order; across origins they are merged by hybrid logical
  * clock, so an operation always comes after those its writer had seen when it wrote
  * it (an update after the insert of its row). A batch never splits a stored row
- * change, so the receiver writes each row in one statement. */
+ * change, so the receiver writes each row in one statement.
+ *
+ * A row change larger than the reader's limit (OP_MAX_CHANGE_BYTES, or less for a peer
+ * that takes less) is read as a stand-in (op_withheld, `here` set): too large to
+ * travel, it is named instead, and nothing after it waits for it. Its size is told
+ * from the stored row before a byte of its values is copied (a bound about 64 bytes an
+ * operation above what it would take encoded). */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
@@ -39,6 +50,11 @@ void stm_oplog_destroy(oplog_t **self_p);
  * transaction. */
 STM_NODISCARD stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n,
                                        const char *table, stm_error *err);
+
+/* Records a stand-in received for operations seq .. seq + n - 1 (of w's, none held
+ * already) under the name table, as a row of its own. In the caller's transaction. */
+STM_NODISCARD stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t seq,
+                                                uint64_t n, const char *table, stm_error *err);
 
 /* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
  * last sequence of the stored row change holding it, else 0. */
@@ -66,14 +82,24 @@ STM_NODISCARD stm_err stm_oplog_reader_new(store_t *store, const vector_t *since
                                            oplog_reader_t **out, stm_error *err);
 void stm_oplog_reader_destroy(oplog_reader_t **self_p);
 
-/* Appends the next operations to batch until it holds max_ops more or max_bytes in
- * all (stm_opbatch_bytes), going over only to finish a row change. *got is how many were
- * appended; 0 means done. */
+/* Row changes over limit bytes (at most, and by default, OP_MAX_CHANGE_BYTES), or with
+ * a key or value over max_value bytes (at most, and by default, OP_MAX_VALUE_BYTES), are
+ * read as stand-ins from now on: for a peer that takes smaller batches or values. */
+void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit, uint64_t max_value);
+
+/* Appends the next operations (and stand-ins) to batch until it covers max_ops more or
+ * holds max_bytes in all (stm_opbatch_bytes), going over only to finish a row change. A
+ * row change over max_bytes (and within the limit) comes alone: it is left for the next
+ * call when this one has read anything. *got is how many operations were covered
+ * (stm_opbatch_covered): 0 means done. */
 STM_NODISCARD stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops,
                                             size_t max_bytes, size_t *got, stm_error *err);
 
 /* How many operations the database holds, and how many of them are parked. */
 STM_NODISCARD stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked,
                                        stm_error *err);
+/* The same, and how many of those held are only stand-ins (withheld by their sender). */
+STM_NODISCARD stm_err stm_oplog_counts_withheld(store_t *store, uint64_t *total, uint64_t *parked,
+                                                uint64_t *withheld, stm_error *err);
 
 #endif

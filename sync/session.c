@@ -20,6 +20,13 @@ struct session {
     int64_t last_send_ms; /* when the window last started filling, or the last ACK */
     opbatch_t *pending;   /* the batch handed out last, until it is said to have left */
     bool have_pending;
+    size_t pending_bytes; /* its encoded size */
+    uint64_t limit;       /* the most bytes a row change may take to be sent (inv. 7) */
+    uint64_t max_value;   /* ... and one of its values */
+    bool alone;           /* a large batch is in flight, or waits for an empty window */
+    uint64_t large_seq;   /* the large batch in flight (0: none) */
+    uint64_t large_bytes; /* its encoded size */
+    bool large_arrived;   /* the peer said all of it arrived: it is storing it */
     uint64_t ops_sent, ops_received, parked;
 };
 
@@ -32,7 +39,15 @@ session_t *stm_session_new(int window, size_t batch_ops)
     s->theirs = stm_vector_new();
     s->sent = stm_vector_new();
     s->pending = stm_opbatch_new();
+    s->limit = OP_MAX_CHANGE_BYTES;
+    s->max_value = OP_MAX_VALUE_BYTES;
     return s;
+}
+
+void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value)
+{
+    s->limit = limit;
+    s->max_value = max_value; /* the reader keeps both within the protocol's */
 }
 
 void stm_session_destroy(session_t **self_p)
@@ -66,6 +81,9 @@ void stm_session_resend(session_t *s)
     s->reset_seq = s->batch_seq;
     s->more = true;
     s->have_pending = false;
+    s->alone = false;
+    s->large_seq = 0;
+    s->large_arrived = false;
 }
 
 void stm_session_on_hello(session_t *s, const vector_t *theirs)
@@ -80,6 +98,11 @@ void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t n
 {
     if (seq > s->reset_seq && s->in_flight > 0)
         s->in_flight--;
+    if (s->in_flight == 0) {
+        s->alone = false; /* a large batch waiting may go now, or the one sent is done */
+        s->large_seq = 0;
+        s->large_arrived = false;
+    }
     s->last_send_ms = now_ms;
     stm_vector_destroy(&s->theirs);
     s->theirs = *theirs;
@@ -87,11 +110,27 @@ void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t n
     s_raise(s->sent, s->theirs);
 }
 
-/* Raises v's entry for op's origin to op's seq when op comes right after it. */
-static void s_extend(vector_t *v, const op_t *op)
+void stm_session_on_received(session_t *s, uint64_t seq, uint64_t bytes, int64_t now_ms)
 {
-    if (stm_vector_get(v, &op->origin) + 1 == op->seq)
-        stm_vector_set(v, &op->origin, op->seq);
+    if (seq <= s->reset_seq || s->in_flight == 0)
+        return; /* of a batch forgotten: it says nothing of those in flight */
+    s->last_send_ms = now_ms;
+    if (seq == s->large_seq && bytes >= s->large_bytes)
+        s->large_arrived = true;
+}
+
+/* Raises v's entry for origin to last when first comes right after it. */
+static void s_extend(vector_t *v, const stm_id *origin, uint64_t first, uint64_t last)
+{
+    if (stm_vector_get(v, origin) + 1 == first)
+        stm_vector_set(v, origin, last);
+}
+
+/* Raises v's entry for origin to last when it is below it. */
+static void s_cover(vector_t *v, const stm_id *origin, uint64_t last)
+{
+    if (stm_vector_get(v, origin) < last)
+        stm_vector_set(v, origin, last);
 }
 
 stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
@@ -108,8 +147,13 @@ stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_
      * that continues what we know it holds counts, so a gap it still has is filled. */
     for (size_t i = 0; i < stm_opbatch_count(b); i++) {
         const op_t *op = stm_opbatch_at(b, i);
-        s_extend(s->theirs, op);
-        s_extend(s->sent, op);
+        s_extend(s->theirs, &op->origin, op->seq, op->seq);
+        s_extend(s->sent, &op->origin, op->seq, op->seq);
+    }
+    for (size_t i = 0; i < stm_opbatch_withheld_count(b); i++) {
+        const op_withheld *w = stm_opbatch_withheld_at(b, i);
+        s_extend(s->theirs, &w->origin, w->seq, w->seq + w->n - 1);
+        s_extend(s->sent, &w->origin, w->seq, w->seq + w->n - 1);
     }
     *out = b;
     return STM_OK;
@@ -128,13 +172,16 @@ void stm_session_mark_more(session_t *s)
 
 bool stm_session_wants_to_send(const session_t *s)
 {
-    return s->more && s->in_flight < s->window;
+    return s->more && s->in_flight < (s->alone ? 1 : s->window);
 }
 
 stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
                                stm_error *err)
 {
-    return stm_oplog_reader_new(store, s->sent, out, err);
+    stm_err rc = stm_oplog_reader_new(store, s->sent, out, err);
+    if (rc == STM_OK)
+        stm_oplog_reader_set_limit(*out, s->limit, s->max_value);
+    return rc;
 }
 
 stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
@@ -143,7 +190,7 @@ stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint
     *count = 0;
     s->have_pending = false;
     stm_buf_reset(out);
-    if (s->in_flight >= s->window)
+    if (s->in_flight >= (s->alone ? 1 : s->window))
         return STM_OK;
     stm_opbatch_clear(s->pending);
     size_t got = 0;
@@ -155,12 +202,25 @@ stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint
         s->more = false;
         return STM_OK;
     }
-    stm_codec_encode_ops(s->pending, 0, got, out);
+    stm_codec_encode_ops(s->pending, 0, stm_opbatch_count(s->pending), out);
+    if (out->len > SESSION_LARGE_BYTES && s->in_flight > 0) {
+        /* It waits for an empty window (invariant 8), and is read again then. */
+        s->alone = true;
+        stm_buf_reset(out);
+        stm_opbatch_clear(s->pending);
+        return STM_OK;
+    }
     /* Numbered now, whether or not it leaves: a number is never used twice. */
     *seq = ++s->batch_seq;
     *count = got;
     s->have_pending = true;
+    s->pending_bytes = out->len;
     return STM_OK;
+}
+
+const opbatch_t *stm_session_pending(const session_t *s)
+{
+    return s->pending;
 }
 
 void stm_session_batch_sent(session_t *s, int64_t now_ms)
@@ -172,18 +232,38 @@ void stm_session_batch_sent(session_t *s, int64_t now_ms)
     size_t n = stm_opbatch_count(s->pending);
     for (size_t i = 0; i < n; i++) {
         const op_t *op = stm_opbatch_at(s->pending, i);
-        if (stm_vector_get(s->sent, &op->origin) < op->seq)
-            stm_vector_set(s->sent, &op->origin, op->seq);
+        s_cover(s->sent, &op->origin, op->seq);
+    }
+    /* What a stand-in covers is sent too, or it would be read again at once. */
+    for (size_t i = 0; i < stm_opbatch_withheld_count(s->pending); i++) {
+        const op_withheld *w = stm_opbatch_withheld_at(s->pending, i);
+        s_cover(s->sent, &w->origin, w->seq + w->n - 1);
     }
     if (s->in_flight++ == 0)
         s->last_send_ms = now_ms;
+    if (s->pending_bytes > SESSION_LARGE_BYTES) {
+        s->alone = true; /* nothing follows it until it is acknowledged (invariant 8) */
+        s->large_seq = s->batch_seq;
+        s->large_bytes = s->pending_bytes;
+        s->large_arrived = false;
+    }
     s->ops_sent += n;
 }
 
 int64_t stm_session_resend_at(const session_t *s, int timeout_ms)
 {
-    /* Due once more than timeout_ms have passed, as the peer's silence is. */
-    return s->in_flight ? s->last_send_ms + timeout_ms + 1 : INT64_MAX;
+    if (!s->in_flight)
+        return INT64_MAX;
+    /* Due once more than timeout_ms have passed, as the peer's silence is; for a large
+     * batch wholly received, once its storing has had its time too (invariant 9). */
+    return s->last_send_ms + timeout_ms + stm_session_storing_ms(s, timeout_ms) + 1;
+}
+
+int64_t stm_session_storing_ms(const session_t *s, int timeout_ms)
+{
+    if (!s->in_flight || !s->large_arrived)
+        return 0;
+    return (int64_t)timeout_ms * (int64_t)(s->large_bytes / SESSION_STORE_BYTES);
 }
 
 const vector_t *stm_session_theirs(const session_t *s)

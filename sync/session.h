@@ -26,7 +26,19 @@
  *  6. No echo: the operations of a batch the peer sent are held by it, so theirs and
  *     sent are raised over them (stm_session_on_ops) wherever they continue what it
  *     was known to hold, and they are never read for it. An operation above a gap
- *     raises nothing: what it lacks below is still sent. */
+ *     raises nothing: what it lacks below is still sent. The operations a stand-in
+ *     covers (op.h) count as sent and held alike.
+ *  7. A row change too large for the peer (over the session's limits) is sent as a
+ *     stand-in (oplog.h), never as operations, so it is never resent for ever and
+ *     nothing after it waits for it.
+ *  8. A large batch (over SESSION_LARGE_BYTES encoded: one large row change, oplog.h)
+ *     travels alone: it is handed out only into an empty window and nothing follows
+ *     it until it is acknowledged, so one peer's batches in flight hold at most one
+ *     large one in memory, here and at the peer.
+ *  9. Batches in flight count as lost after `timeout` without an ACK or a sign that the
+ *     peer is receiving them (stm_session_on_received); once the whole of a large
+ *     batch has arrived, the peer is given `timeout` more for each SESSION_STORE_BYTES of
+ *     it to store it, so that a slow disk does not make it come again for ever. */
 #ifndef STM_SESSION_H
 #define STM_SESSION_H
 
@@ -42,6 +54,12 @@
 
 /* Most encoded bytes a batch is read up to (a row change is never split). */
 #define SESSION_BATCH_MAX_BYTES (4u * 1024u * 1024u)
+/* A batch larger than this encoded is large (invariant 8): batches read up to
+ * SESSION_BATCH_MAX_BYTES stay below it, however their last row change falls. */
+#define SESSION_LARGE_BYTES (2u * SESSION_BATCH_MAX_BYTES)
+/* How much of a large batch a peer is given one more timeout to store (invariant 9):
+ * 16 MiB every 5 s is 3 MB/s, which the slowest SD card writes. */
+#define SESSION_STORE_BYTES (16u * 1024u * 1024u)
 
 typedef struct session session_t;
 
@@ -50,6 +68,11 @@ typedef struct session session_t;
  * (stm_session_on_hello). The caller owns it (stm_session_destroy). */
 session_t *stm_session_new(int window, size_t batch_ops);
 void stm_session_destroy(session_t **self_p);
+
+/* The most bytes a row change, and one value or key of it, may take to be sent to this
+ * peer (invariant 7): at most, and by default, OP_MAX_CHANGE_BYTES and
+ * OP_MAX_VALUE_BYTES; less for a peer that takes smaller messages or values. */
+void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value);
 
 /* ---- receiving their side ---- */
 
@@ -61,6 +84,10 @@ void stm_session_on_hello(session_t *s, const vector_t *theirs);
  * set to NULL). Frees one place in the window unless seq was forgotten by a restart;
  * restarts the resend deadline (now_ms). */
 void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms);
+
+/* They have received the first `bytes` of batch seq (sent in parts) at now_ms: the
+ * resend deadline starts again (invariant 9). */
+void stm_session_on_received(session_t *s, uint64_t seq, uint64_t bytes, int64_t now_ms);
 
 /* Decodes the batch of their OPS (codec.h) into *out, the caller's (to hand to the
  * inbound queue), and counts its operations as held by them (invariant 6); STM_EPROTO
@@ -77,20 +104,26 @@ void stm_session_on_stored(session_t *s, size_t ops, uint64_t parked);
 /* There may be operations the peer lacks (a local write, a batch stored). */
 void stm_session_mark_more(session_t *s);
 
-/* Whether a batch may go now: more may be there, and the window has room. */
+/* Whether a batch may go now: more may be there, and the window has room (for a large
+ * batch, only an empty window has: invariant 8). */
 bool stm_session_wants_to_send(const session_t *s);
 
-/* A reader of what lies above sent in store (invariant 1). *out is the caller's
- * (stm_oplog_reader_destroy), to pass to stm_session_next_batch until it returns nothing. */
+/* A reader of what lies above sent in store (invariant 1), with the session's limit
+ * (invariant 7). *out is the caller's (stm_oplog_reader_destroy), to pass to
+ * stm_session_next_batch until it returns nothing. */
 STM_NODISCARD stm_err stm_session_reader_new(const session_t *s, store_t *store,
                                              oplog_reader_t **out, stm_error *err);
 
 /* Reads the next batch from r into out (reset first) as the codec encodes it, and its
- * number into *seq; *count is its operations, 0 when nothing is left (then more is
- * false) or the window is full. The batch counts as sent only once
- * stm_session_batch_sent says it left. */
+ * number into *seq; *count is the operations it covers (its stand-ins' too), 0 when
+ * nothing is left (then more is false), the window is full, or the batch is large and
+ * the window not empty (it is read again once it is: invariant 8). The batch counts as
+ * sent only once stm_session_batch_sent says it left. */
 STM_NODISCARD stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out,
                                              uint64_t *seq, size_t *count, stm_error *err);
+/* The batch stm_session_next_batch handed out last, decoded, lent until the next call:
+ * its stand-ins whose `here` is set are row changes withheld from this peer. */
+const opbatch_t *stm_session_pending(const session_t *s);
 
 /* The batch stm_session_next_batch handed out last has left at now_ms: it takes a place
  * in the window and sent covers it. Not called when it could not leave: the next
@@ -100,9 +133,15 @@ void stm_session_batch_sent(session_t *s, int64_t now_ms);
 /* ---- the resend deadline ---- */
 
 /* When batches in flight count as lost: timeout_ms after the last batch that left
- * into an empty window or the last ACK, whichever came later; INT64_MAX when nothing is
- * in flight. */
+ * into an empty window, the last ACK or the last sign of receiving, whichever came
+ * later, and more for a large batch wholly received (invariant 9); INT64_MAX when
+ * nothing is in flight. */
 int64_t stm_session_resend_at(const session_t *s, int timeout_ms);
+
+/* How much longer than timeout_ms the peer may take to answer because it is storing a
+ * large batch it has wholly received (invariant 9): timeout_ms for each
+ * SESSION_STORE_BYTES of it; 0 when none is. Its silence is given as long. */
+int64_t stm_session_storing_ms(const session_t *s, int timeout_ms);
 
 /* Forgets the batches in flight and starts sending again from theirs (invariant 3). */
 void stm_session_resend(session_t *s);

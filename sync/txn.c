@@ -381,15 +381,13 @@ static stm_err s_held(txn_t *t, s_origin *o, uint64_t seq, bool *held, uint64_t 
     return rc;
 }
 
-/* Records ops[0..n) (one row change, none held, consecutive sequences) for o. */
-static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n, stm_error *err)
+/* What o holds now that first .. last (clock hlc) were recorded. */
+static stm_err s_recorded(txn_t *t, s_origin *o, uint64_t first, uint64_t last, uint64_t hlc,
+                          stm_error *err)
 {
-    stm_err rc = stm_oplog_append(t->log, ops, n, ops[0]->table, err);
-    if (rc != STM_OK)
-        return rc;
+    stm_err rc;
     if (!o->no && (rc = stm_store_id_number(t->store, &o->id, false, &o->no, err)) != STM_OK)
         return rc;
-    uint64_t first = ops[0]->seq, last = ops[n - 1]->seq;
     if (first == o->held + 1)
         o->held = last;
     else
@@ -397,9 +395,61 @@ static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n,
     o->touched = true;
     if (last > o->top)
         o->top = last;
-    if (ops[0]->hlc <= t->clock_limit)
-        stm_txn_clock_seen(t, ops[0]->hlc);
+    if (hlc <= t->clock_limit)
+        stm_txn_clock_seen(t, hlc);
     return STM_OK;
+}
+
+/* Records ops[0..n) (one row change, none held, consecutive sequences) for o. */
+static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n, stm_error *err)
+{
+    stm_err rc = stm_oplog_append(t->log, ops, n, ops[0]->table, err);
+    if (rc != STM_OK)
+        return rc;
+    return s_recorded(t, o, ops[0]->seq, ops[n - 1]->seq, ops[0]->hlc, err);
+}
+
+stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh, uint64_t *present,
+                              stm_error *err)
+{
+    *fresh = 0;
+    s_origin *o;
+    stm_err rc = s_origin_get(t, &w->origin, &o, err);
+    /* Runs of sequences not held, each recorded as a row of its own (rows never
+     * overlap), the rest counted as present. */
+    uint64_t seq = w->seq, end_seq = w->seq + w->n - 1, run = 0;
+    while (rc == STM_OK && seq <= end_seq) {
+        bool held;
+        uint64_t end;
+        if ((rc = s_held(t, o, seq, &held, &end, err)) != STM_OK)
+            break;
+        if (!held) {
+            if (!run)
+                run = seq;
+            seq++;
+        } else {
+            if (run) {
+                rc = stm_oplog_append_withheld(t->log, w, run, seq - run, w->table, err);
+                if (rc == STM_OK)
+                    rc = s_recorded(t, o, run, seq - 1, w->hlc, err);
+                *fresh += seq - run;
+                run = 0;
+            }
+            /* Held by the vector: all of it up to there at once. */
+            if (seq <= o->held && o->held > end)
+                end = o->held;
+            uint64_t to = end < end_seq ? end : end_seq;
+            *present += to - seq + 1;
+            seq = to + 1;
+        }
+    }
+    if (rc == STM_OK && run) {
+        rc = stm_oplog_append_withheld(t->log, w, run, end_seq - run + 1, w->table, err);
+        if (rc == STM_OK)
+            rc = s_recorded(t, o, run, end_seq, w->hlc, err);
+        *fresh += end_seq - run + 1;
+    }
+    return rc;
 }
 
 stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh, uint64_t *present,

@@ -125,6 +125,12 @@ opbatch_t *stm_txn_settle(txn_t *t);
 STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh,
                                        uint64_t *present, stm_error *err);
 
+/* Records the operations of stand-in w (op.h) that are not held yet, as withheld: held,
+ * so the vector moves past them, but nothing of them applied. *fresh counts those
+ * recorded, *present is added those held already (invariant 1). */
+STM_NODISCARD stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh,
+                                            uint64_t *present, stm_error *err);
+
 /* Records op, an operation stemma made itself as this database's own (stamped by
  * stm_capture_next_op in this transaction), as the next of its origin. */
 STM_NODISCARD stm_err stm_txn_record_own(txn_t *t, const op_t *op, stm_error *err);

@@ -81,7 +81,7 @@ def pack(v):
     raise TypeError(v)
 
 
-HELLO, REFUSE, OPS, ACK, PING, BYE = 1, 2, 3, 4, 5, 6
+HELLO, REFUSE, OPS, ACK, PING, BYE, RECEIVED = 1, 2, 3, 4, 5, 6, 7
 
 
 WIRE = BUNDLE = None  # the binary's protocol and bundle format versions (main)
@@ -292,7 +292,7 @@ class Base(mt.Mesh):
     def dropped(self, **want):
         """Waits until a's dropped counters are exactly want (the others 0)."""
         kinds = ["not-stemma", "protocol-version", "hello", "refuse", "ops", "batch", "ack",
-                 "impostor", "unknown-sender", "untrusted", "beacon"]
+                 "impostor", "unknown-sender", "untrusted", "beacon", "received", "parts"]
         expect = {k: want.get(k.replace("-", "_"), 0) for k in kinds}
         self.wait(f"dropped counters {expect}", lambda: stats(self.a)["dropped"] == expect)
         return expect
@@ -406,6 +406,50 @@ class MeshMessages(Base):
 class MeshOperations(Base):
     def send_batch(self, f, seq, ops, tables, columns, origin=None):
         f.ops(seq, batch(ops, [origin or f.id], [version_id(self.a.db)], tables, columns))
+
+    def test_batches_in_parts_and_stand_ins_from_a_peer(self):
+        # A batch sent in parts (docs/protocol.md, "OPS"): each part answered with a
+        # RECEIVED, the whole applied and acknowledged once its last part is in.
+        f = self.connected_fake()
+        whole = batch([op(1, 0, "lp", 0, "T", "lp"), op(2, 0, "lp", 1, "T", "in parts")],
+                      [f.id], [version_id(self.a.db)], ["lists"], ["id", "name"])
+        cut = len(whole) // 2
+        for k, piece in enumerate([whole[:cut], whole[cut:]]):
+            f.send(message(OPS, {"seq": 1, "part": k, "parts": 2, "bytes": len(whole),
+                                 "batch": piece}))
+            got = f.expect(RECEIVED)
+            self.assertIsNotNone(got, f"a did not answer part {k}")
+        self.assertIsNotNone(f.expect(ACK), "a did not acknowledge the batch in parts")
+        self.assertEqual(mt.sql(self.a.db, "SELECT name FROM lists WHERE id = 'lp'"), "in parts")
+        # Parts that cannot be put together: one of no batch being received, one out of
+        # order (after part 0 of another): dropped, counted, never acknowledged.
+        def part(seq, k, parts, total, piece):
+            return message(OPS, {"seq": seq, "part": k, "parts": parts, "bytes": total,
+                                 "batch": piece})
+        f.send(part(2, 1, 2, len(whole), whole[cut:]))
+        f.send(part(3, 0, 3, len(whole), whole[:10]))
+        f.send(part(3, 2, 3, len(whole), whole[20:]))
+        # Parts that break the rules: one part of one, a batch over 256 MiB announced.
+        f.send(part(4, 0, 1, len(whole), whole))
+        f.send(part(5, 0, 2, 256 * 1024 * 1024 + 1, whole[:cut]))
+        # A RECEIVED without its bytes.
+        f.send(message(RECEIVED, {"seq": 1}))
+        self.dropped(ops=2, parts=3, received=1)
+        self.assertIn("a part came out of order", self.a.logs())
+        # A stand-in (a row change its sender withheld, too large to travel): held as
+        # withheld, said, counted, and the operations after it applied.
+        standin = pack({"origins": [f.id], "versions": [version_id(self.a.db)],
+                        "tables": ["lists"], "columns": ["id", "name"],
+                        "ops": [op(5, 0, "after", 0, "T", "after"),
+                                op(6, 0, "after", 1, "T", "after the stand-in")],
+                        "withheld": [[0, 3, 2, int(time.time() * 1000) << 16, 0, 0, "huge",
+                                      300_000_000]]})
+        f.ops(6, standin)
+        self.assertIsNotNone(f.expect(ACK))
+        self.assertEqual(mt.sql(self.a.db, "SELECT count(*) FROM lists WHERE id = 'after'"), "1")
+        self.assertEqual(self.a.report()["node"]["withheld"], 2)
+        self.assertIn("table lists, key 'huge'", self.a.logs())
+        self.still_serving("l-parts")
 
     def test_hostile_identifiers_are_parked_and_never_run(self):
         f = self.connected_fake()

@@ -123,11 +123,52 @@ void cu_assert_op_equal(const op_t *a, const op_t *b)
         assert_memory_equal(a->born_origin.bytes, b->born_origin.bytes, STM_ID_BYTES);
 }
 
+void cu_assert_withheld_equal(const op_withheld *a, const op_withheld *b)
+{
+    assert_memory_equal(a->origin.bytes, b->origin.bytes, STM_ID_BYTES);
+    assert_memory_equal(a->version_id.bytes, b->version_id.bytes, STM_ID_BYTES);
+    assert_true(a->seq == b->seq);
+    assert_true(a->n == b->n);
+    assert_true(a->hlc == b->hlc);
+    assert_true(a->bytes == b->bytes);
+    assert_string_equal(a->table, b->table);
+    assert_true(stm_op_value_equal(&a->pk, &b->pk));
+}
+
 void cu_assert_batches_equal(const opbatch_t *a, const opbatch_t *b)
 {
     assert_int_equal(stm_opbatch_count(a), stm_opbatch_count(b));
     for (size_t i = 0; i < stm_opbatch_count(a); i++)
         cu_assert_op_equal(stm_opbatch_at(a, i), stm_opbatch_at(b, i));
+    assert_int_equal(stm_opbatch_withheld_count(a), stm_opbatch_withheld_count(b));
+    for (size_t i = 0; i < stm_opbatch_withheld_count(a); i++)
+        cu_assert_withheld_equal(stm_opbatch_withheld_at(a, i), stm_opbatch_withheld_at(b, i));
+}
+
+void cu_add_sample_withheld(opbatch_t *b)
+{
+    op_withheld w = {.origin = cu_id(1),
+                     .seq = 40,
+                     .n = 7,
+                     .hlc = (uint64_t)1700000000000 << 16,
+                     .version_id = cu_id(100),
+                     .table = "tasks",
+                     .pk = cu_text("big", 3),
+                     .bytes = 300000000};
+    stm_opbatch_add_withheld(b, &w);
+    op_value parts[2] = {cu_text("room", 4), cu_int(9)};
+    buf_t packed = BUF_INIT;
+    stm_key_pack(parts, 2, &packed);
+    op_withheld other = {.origin = cu_id(7),
+                         .seq = 1,
+                         .n = 1,
+                         .hlc = 5,
+                         .version_id = cu_id(101),
+                         .table = "photos",
+                         .pk = {.type = VALUE_KEY, .bytes = packed.data, .len = packed.len},
+                         .bytes = (uint64_t)INT64_MAX};
+    stm_opbatch_add_withheld(b, &other);
+    stm_buf_free(&packed);
 }
 
 size_t cu_round_trip(const opbatch_t *b)

@@ -41,8 +41,10 @@ op_value cu_blob(const void *p, size_t len);
 op_t cu_op(unsigned origin, uint64_t seq, const char *table, op_value pk, const char *column,
            char affinity, op_value value);
 
-/* Fail the test unless the two are the same, field by field. */
+/* Fail the test unless the two are the same, field by field (batches: their
+ * operations and their stand-ins, in order). */
 void cu_assert_op_equal(const op_t *a, const op_t *b);
+void cu_assert_withheld_equal(const op_withheld *a, const op_withheld *b);
 void cu_assert_batches_equal(const opbatch_t *a, const opbatch_t *b);
 
 /* Encodes b whole, decodes it into a new batch and checks they are the same; returns
@@ -52,6 +54,9 @@ size_t cu_round_trip(const opbatch_t *b);
 /* A new batch of varied operations (every value type, two tables, three origins, a
  * row delete last), for the tests of what decoding refuses; the caller destroys it. */
 opbatch_t *cu_sample_batch(void);
+/* Appends two stand-ins to b (op.h): one of an origin and table its operations have,
+ * one of another origin with a key of two columns. */
+void cu_add_sample_withheld(opbatch_t *b);
 
 /* ---- MessagePack crafted by hand: each list and each op field as a tagged value ---- */
 

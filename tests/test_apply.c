@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "dbutil.h"
 #include "sync/apply.h"
+#include "sync/oplog.h"
 #include "sync/vector.h"
 #include "testutil.h"
 
@@ -518,6 +519,89 @@ static void test_vector_counts_contiguous_sequences(void **state)
     stm_vector_destroy(&v);
 }
 
+/* Adds a stand-in (op.h) for seq .. seq + n - 1 of origin, row pk of tasks. */
+static void s_add_withheld(fixture *f, unsigned char origin, uint64_t seq, uint64_t n,
+                           uint64_t hlc, const char *pk)
+{
+    op_withheld w;
+    memset(&w, 0, sizeof w);
+    memset(w.origin.bytes, origin, STM_ID_BYTES);
+    w.seq = seq;
+    w.n = n;
+    w.hlc = hlc;
+    w.table = "tasks";
+    w.pk = (op_value){.type = VALUE_TEXT, .bytes = pk, .len = strlen(pk)};
+    w.bytes = 300000000;
+    stm_opbatch_add_withheld(f->batch, &w);
+}
+
+static uint64_t s_vector_of(fixture *f, unsigned char origin)
+{
+    vector_t *v = NULL;
+    stm_error err = {0};
+    stm_id id;
+    memset(id.bytes, origin, STM_ID_BYTES);
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    uint64_t seq = stm_vector_get(v, &id);
+    stm_vector_destroy(&v);
+    return seq;
+}
+
+/* A stand-in holds its operations as withheld (invariant 8): nothing applied, the
+ * vector past them, what comes after applied; again, or overlapping what is held, it
+ * changes nothing but what is new; operations for what it holds are present. */
+static void test_a_stand_in_holds_its_operations_as_withheld(void **state)
+{
+    fixture *f = *state;
+    s_insert_task(f, 0xa1, 1, 1000, "t1", "first");
+    s_add_withheld(f, 0xa1, 5, 4, 2000, "t2");
+    s_insert_task(f, 0xa1, 9, 3000, "t3", "third");
+    apply_stats st = s_apply(f);
+    assert_int_equal(st.applied, 8);
+    assert_int_equal(st.withheld, 4);
+    assert_int_equal(s_vector_of(f, 0xa1), 12);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks"), 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks WHERE id = 't2'"), 0);
+    uint64_t total = 0, parked = 0, withheld = 0;
+    stm_error err = {0};
+    assert_int_equal(stm_oplog_counts_withheld(f->store, &total, &parked, &withheld, &err),
+                     STM_OK);
+    assert_int_equal(total, 12);
+    assert_int_equal(withheld, 4);
+    assert_int_equal(parked, 0);
+    /* Again: nothing new. */
+    s_add_withheld(f, 0xa1, 5, 4, 2000, "t2");
+    st = s_apply(f);
+    assert_int_equal(st.withheld, 0);
+    assert_int_equal(st.present, 4);
+    /* The operations themselves, from a sender that could send them: present. */
+    s_insert_task(f, 0xa1, 5, 2000, "t2", "second");
+    st = s_apply(f);
+    assert_int_equal(st.applied, 0);
+    assert_int_equal(st.present, 4);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM tasks WHERE id = 't2'"), 0);
+    /* Above a gap, and overlapping what is held on both sides: only what is new is
+     * recorded (rows never overlap), and the gap filled, the vector runs on. */
+    s_add(f, 0xa2, 3, 4000, "nums", "3", "id", 'I', "3");
+    s_add(f, 0xa2, 6, 4001, "nums", "6", "id", 'I', "6");
+    s_apply(f);
+    assert_int_equal(s_vector_of(f, 0xa2), 0);
+    s_add_withheld(f, 0xa2, 2, 6, 3500, "x");
+    st = s_apply(f);
+    assert_int_equal(st.withheld, 4); /* 2, 4, 5, 7 */
+    assert_int_equal(st.present, 2);  /* 3, 6 */
+    assert_int_equal(s_vector_of(f, 0xa2), 0);
+    s_add(f, 0xa2, 1, 3400, "nums", "1", "id", 'I', "1");
+    s_apply(f);
+    assert_int_equal(s_vector_of(f, 0xa2), 7);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM nums"), 3);
+    assert_int_equal(stm_oplog_counts_withheld(f->store, &total, &parked, &withheld, &err),
+                     STM_OK);
+    assert_int_equal(withheld, 8);
+    /* The clock moved past the stand-ins' too (txn.h, invariant 3). */
+    assert_true(du_int(f->store, "SELECT hlc FROM stemma_local") >= 4001);
+}
+
 static void test_failed_batch_changes_nothing(void **state)
 {
     fixture *f = *state;
@@ -601,6 +685,7 @@ int main(void)
         T(test_constraint_refusal_is_parked_and_retried),
         T(test_hostile_names_are_parked_as_unknown),
         T(test_vector_counts_contiguous_sequences),
+        T(test_a_stand_in_holds_its_operations_as_withheld),
         T(test_failed_batch_changes_nothing),
         T(test_integer_keys_and_real_values),
     };

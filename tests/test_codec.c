@@ -712,6 +712,107 @@ static void test_codec_value_limits(void **state)
         s_assert_op_refused(liars[i], NULL);
 }
 
+/* Stand-ins: cut short anywhere, refused whole (the batch left as it was); crafted to
+ * lie, refused with what is wrong; the lists may come after them. */
+static void test_codec_bad_stand_ins(void **state)
+{
+    (void)state;
+    opbatch_t *b = cu_sample_batch();
+    cu_add_sample_withheld(b);
+    buf_t enc = BUF_INIT;
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &enc);
+    for (size_t cut = 0; cut < enc.len; cut++)
+        s_assert_refused(enc.data, cut, NULL);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&b);
+
+    static const cu_field good[] = {U(0), U(5), U(3), U(1000), U(0), U(0), STR("k"), U(9), END};
+    static const struct {
+        cu_field fields[12];
+        const char *what;
+    } bad[] = {
+        {{U(0), U(5), U(3), U(1000), U(0), U(0), STR("k"), END}, "is not [origin"},
+        {{U(1), U(5), U(3), U(1000), U(0), U(0), STR("k"), U(9), END}, "index is beyond"},
+        {{U(0), U(5), U(3), U(1000), U(1), U(0), STR("k"), U(9), END}, "index is beyond"},
+        {{U(0), U(5), U(3), U(1000), U(0), U(1), STR("k"), U(9), END}, "index is beyond"},
+        {{U(0), U(0), U(3), U(1000), U(0), U(0), STR("k"), U(9), END}, "out of range"},
+        {{U(0), U(5), U(0), U(1000), U(0), U(0), STR("k"), U(9), END}, "out of range"},
+        {{U(0), U(5), U(100001), U(1000), U(0), U(0), STR("k"), U(9), END}, "out of range"},
+        {{U(0), U((1ull << 62) - 1), U(3), U(1000), U(0), U(0), STR("k"), U(9), END},
+         "out of range"},
+        {{U(0), U(5), U(3), U((1ull << 62) + 1), U(0), U(0), STR("k"), U(9), END},
+         "out of range"},
+        {{U(0), U(5), U(3), U(1000), U(0), U(0), MAP, U(9), END}, "key is not a value"},
+        {{U(0), U(5), U(3), U(1000), U(0), U(0), STR("k"), I(-1), END}, "bytes is not"},
+        {{U(0), U(5), U(3), U(1000), U(0), U(0), STR("k"), U(9), RAW("\xc1"), END},
+         "malformed or cut short"},
+        {{I(-1), U(5), U(3), U(1000), U(0), U(0), STR("k"), U(9), END}, "is not [origin"},
+    };
+    buf_t w = BUF_INIT;
+    msgpack_packer pk;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        stm_buf_reset(&w);
+        cu_packer(&pk, &w);
+        msgpack_pack_map(&pk, 6);
+        s_good_lists(&pk);
+        s_good_ops(&pk);
+        s_key(&pk, "withheld");
+        msgpack_pack_array(&pk, 2);
+        cu_pack_array(&pk, good);
+        cu_pack_array(&pk, bad[i].fields);
+        s_assert_refused(w.data, w.len, bad[i].what);
+    }
+    /* Not an array; more declared than the bytes can hold; twice. */
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 6);
+    s_good_lists(&pk);
+    s_good_ops(&pk);
+    s_key(&pk, "withheld");
+    msgpack_pack_map(&pk, 0);
+    s_assert_refused(w.data, w.len, "\"withheld\" is not an array");
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 6);
+    s_good_lists(&pk);
+    s_good_ops(&pk);
+    s_key(&pk, "withheld");
+    msgpack_pack_array(&pk, 1000);
+    cu_pack_array(&pk, good);
+    s_assert_refused(w.data, w.len, NULL);
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 7);
+    s_good_lists(&pk);
+    s_good_ops(&pk);
+    s_key(&pk, "withheld");
+    msgpack_pack_array(&pk, 0);
+    s_key(&pk, "withheld");
+    msgpack_pack_array(&pk, 0);
+    s_assert_refused(w.data, w.len, "a key comes twice");
+    /* First, before the lists and the ops: read once they are known. */
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 6);
+    s_key(&pk, "withheld");
+    msgpack_pack_array(&pk, 1);
+    cu_pack_array(&pk, good);
+    s_good_ops(&pk);
+    s_good_lists(&pk);
+    opbatch_t *out = stm_opbatch_new();
+    stm_error err = {0};
+    if (s_decode(w.data, w.len, out, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(stm_opbatch_count(out), 1);
+    assert_int_equal(stm_opbatch_withheld_count(out), 1);
+    const op_withheld *got = stm_opbatch_withheld_at(out, 0);
+    assert_int_equal(got->seq, 5);
+    assert_int_equal(got->n, 3);
+    assert_int_equal(got->hlc, 1000);
+    assert_int_equal(got->bytes, 9);
+    assert_string_equal(got->table, "t");
+    assert_memory_equal(got->origin.bytes, ID_A, 32);
+    assert_memory_equal(got->version_id.bytes, ID_B, 32);
+    stm_opbatch_destroy(&out);
+    stm_buf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_codec_counts_refused_before_allocation),
         cmocka_unit_test(test_codec_value_limits),
         cmocka_unit_test(test_codec_names_are_held_once),
+        cmocka_unit_test(test_codec_bad_stand_ins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

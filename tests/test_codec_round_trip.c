@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 /* Tests of sync/codec: operation batches there and back. Every value type, as a value
  * and as a key (1 MiB ones too), keeping its type; row deletes; the dictionaries that
  * write each name and id once; ranges of a batch, appended to what a batch held; a
@@ -245,6 +246,43 @@ static void test_codec_decode_failure_leaves_batch_unchanged(void **state)
     stm_opbatch_destroy(&b);
 }
 
+/* Stand-ins (op.h) travel beside the operations, sharing their lists; a batch may hold
+ * only stand-ins; a batch without any encodes as before they existed. */
+static void test_codec_stand_ins(void **state)
+{
+    (void)state;
+    opbatch_t *b = cu_sample_batch();
+    buf_t plain = BUF_INIT;
+    stm_codec_encode_ops(b, 0, stm_opbatch_count(b), &plain);
+    assert_null(memmem(plain.data, plain.len, "withheld", 8));
+    cu_add_sample_withheld(b);
+    assert_int_equal(stm_opbatch_withheld_count(b), 2);
+    assert_int_equal(stm_opbatch_covered(b), stm_opbatch_count(b) + 8);
+    size_t with = cu_round_trip(b);
+    assert_true(with > plain.len);
+    /* Every stand-in goes with any range of the operations, none of them included. */
+    buf_t enc = BUF_INIT;
+    stm_codec_encode_ops(b, 0, 0, &enc);
+    opbatch_t *out = stm_opbatch_new();
+    stm_error err = {0};
+    if (stm_codec_decode_ops(enc.data, enc.len, out, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(stm_opbatch_count(out), 0);
+    assert_int_equal(stm_opbatch_withheld_count(out), 2);
+    for (size_t i = 0; i < 2; i++)
+        cu_assert_withheld_equal(stm_opbatch_withheld_at(out, i), stm_opbatch_withheld_at(b, i));
+    /* Where they were read is not sent: a receiver never takes one for its own. */
+    assert_false(stm_opbatch_withheld_at(out, 0)->here);
+    /* Cleared, a batch forgets its stand-ins too. */
+    stm_opbatch_clear(out);
+    assert_int_equal(stm_opbatch_withheld_count(out), 0);
+    assert_int_equal(stm_opbatch_covered(out), 0);
+    stm_buf_free(&enc);
+    stm_buf_free(&plain);
+    stm_opbatch_destroy(&out);
+    stm_opbatch_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_codec_dictionaries),
         cmocka_unit_test(test_codec_ranges_and_appending),
         cmocka_unit_test(test_codec_decode_failure_leaves_batch_unchanged),
+        cmocka_unit_test(test_codec_stand_ins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

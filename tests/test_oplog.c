@@ -593,6 +593,154 @@ static void test_counts_are_of_operations_and_parked_reasons_most_common_first(v
     stm_park_reasons_free(&reasons, count); /* safe twice */
 }
 
+/* Records one row change of origin A at seq: one blob cell of len bytes in row seq. */
+static void s_append_blob(fixture *f, uint64_t seq, size_t len, uint64_t hlc)
+{
+    void *blob = calloc(1, len);
+    op_t op;
+    memset(&op, 0, sizeof op);
+    op.origin = A;
+    op.seq = seq;
+    op.hlc = hlc;
+    op.version_id = VERSION;
+    op.table = "t";
+    op.pk = (op_value){.type = VALUE_INTEGER, .i = (int64_t)seq};
+    op.column = "x";
+    op.affinity = 'B';
+    op.value = (op_value){.type = VALUE_BLOB, .bytes = blob, .len = len};
+    const op_t *list[] = {&op};
+    stm_error err = {0};
+    s_ok(stm_oplog_append(f->log, list, 1, "t", &err), &err);
+    free(blob);
+    uint64_t to = 0;
+    s_ok(stm_oplog_contiguous(f->log, s_no(f, &A), 0, &to, &err), &err);
+    du_vector_set(f->store, &A, to);
+}
+
+/* Reads all from since (NULL: all) with the given limit (0: the default) and batch
+ * bytes: the operations and stand-ins as "A1 A2 [A3+1 here] ...", and what each call
+ * covered. */
+static void s_read_all(fixture *f, const vector_t *since, uint64_t limit, size_t max_bytes,
+                       char *list, size_t size, char *calls, size_t calls_size)
+{
+    oplog_reader_t *reader = NULL;
+    stm_error err = {0};
+    s_ok(stm_oplog_reader_new(f->store, since, &reader, &err), &err);
+    if (limit)
+        stm_oplog_reader_set_limit(reader, limit, OP_MAX_VALUE_BYTES);
+    opbatch_t *batch = stm_opbatch_new();
+    size_t got, used = 0, cused = 0;
+    list[0] = calls[0] = '\0';
+    do {
+        stm_opbatch_clear(batch);
+        s_ok(stm_oplog_reader_next(reader, batch, 1000, max_bytes, &got, &err), &err);
+        assert_int_equal(got, stm_opbatch_covered(batch));
+        for (size_t i = 0; i < stm_opbatch_count(batch); i++) {
+            const op_t *op = stm_opbatch_at(batch, i);
+            used += (size_t)snprintf(list + used, size - used, "%s%X%llu", used ? " " : "",
+                                     op->origin.bytes[0], (unsigned long long)op->seq);
+        }
+        for (size_t i = 0; i < stm_opbatch_withheld_count(batch); i++) {
+            const op_withheld *w = stm_opbatch_withheld_at(batch, i);
+            used += (size_t)snprintf(list + used, size - used, "%s[%X%llu+%llu%s]",
+                                     used ? " " : "", w->origin.bytes[0],
+                                     (unsigned long long)w->seq, (unsigned long long)w->n,
+                                     w->here ? " here" : "");
+        }
+        cused += (size_t)snprintf(calls + cused, calls_size - cused, "%s%zu", cused ? "," : "",
+                                  got);
+        assert_true(used < size && cused < calls_size);
+    } while (got);
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
+}
+
+/* A row change over the reader's limit is read as a stand-in, without its values; one
+ * over the batch size comes alone; a stand-in received and stored is read back as one
+ * (not this database's to withhold), from any point inside it. */
+static void test_row_changes_too_large_are_read_as_stand_ins(void **state)
+{
+    fixture *f = *state;
+    s_append(f, &A, 1, 2, 10);
+    s_append_blob(f, 3, 20000, 20);
+    s_append(f, &A, 4, 2, 30);
+    char list[512], calls[64];
+    /* Under the limit: every operation, the large one alone in its batch. */
+    s_read_all(f, NULL, 0, 5000, list, sizeof list, calls, sizeof calls);
+    assert_string_equal(list, "A1 A2 A3 A4 A5");
+    assert_string_equal(calls, "2,1,2,0");
+    /* Over it: a stand-in in its place, which is small and goes with the rest. */
+    s_read_all(f, NULL, 10000, 5000, list, sizeof list, calls, sizeof calls);
+    assert_string_equal(list, "A1 A2 A4 A5 [A3+1 here]");
+    assert_string_equal(calls, "5,0");
+    /* Under the limit but with a value over the most a peer decodes: a stand-in too. */
+    oplog_reader_t *values = NULL;
+    stm_error verr = {0};
+    s_ok(stm_oplog_reader_new(f->store, NULL, &values, &verr), &verr);
+    stm_oplog_reader_set_limit(values, 1u << 30, 10000);
+    opbatch_t *vb = stm_opbatch_new();
+    size_t vgot = 0;
+    s_ok(stm_oplog_reader_next(values, vb, 1000, 1u << 20, &vgot, &verr), &verr);
+    assert_int_equal(vgot, 5);
+    assert_int_equal(stm_opbatch_count(vb), 4);
+    assert_int_equal(stm_opbatch_withheld_count(vb), 1);
+    assert_true(stm_opbatch_withheld_at(vb, 0)->here);
+    assert_int_equal(stm_opbatch_withheld_at(vb, 0)->seq, 3);
+    stm_opbatch_destroy(&vb);
+    stm_oplog_reader_destroy(&values);
+    /* Its size is told from the stored row: at least what it takes, not much more. */
+    oplog_reader_t *reader = NULL;
+    stm_error err = {0};
+    vector_t *since = stm_vector_new();
+    stm_vector_set(since, &A, 2);
+    s_ok(stm_oplog_reader_new(f->store, since, &reader, &err), &err);
+    stm_oplog_reader_set_limit(reader, 10000, OP_MAX_VALUE_BYTES);
+    opbatch_t *batch = stm_opbatch_new();
+    size_t got = 0;
+    s_ok(stm_oplog_reader_next(reader, batch, 1, 1u << 20, &got, &err), &err);
+    assert_int_equal(got, 1);
+    assert_int_equal(stm_opbatch_withheld_count(batch), 1);
+    const op_withheld *w = stm_opbatch_withheld_at(batch, 0);
+    assert_true(w->bytes > 20000 && w->bytes < 22000);
+    assert_string_equal(w->table, "t");
+    assert_int_equal(w->pk.i, 3);
+    assert_int_equal(w->hlc, 20);
+    assert_true(stm_id_equal(&w->version_id, &VERSION));
+    stm_opbatch_destroy(&batch);
+    stm_oplog_reader_destroy(&reader);
+    stm_vector_destroy(&since);
+
+    /* A stand-in received for B1-3, stored, then B4: held, read back as a stand-in
+     * from wherever a peer stands inside it, counted, and not fetched as operations. */
+    op_withheld in = {.origin = B, .seq = 1, .n = 3, .hlc = 40, .version_id = VERSION,
+                      .table = "t", .pk = {.type = VALUE_TEXT, .bytes = "k", .len = 1},
+                      .bytes = 300000000, .here = true};
+    s_ok(stm_oplog_append_withheld(f->log, &in, 1, 3, "t", &err), &err);
+    s_append(f, &B, 4, 1, 50);
+    s_read_all(f, NULL, 0, 1u << 20, list, sizeof list, calls, sizeof calls);
+    assert_string_equal(list, "A1 A2 A3 A4 A5 B4 [B1+3]");
+    since = stm_vector_new();
+    stm_vector_set(since, &A, 5);
+    stm_vector_set(since, &B, 1);
+    s_read_all(f, since, 0, 1u << 20, list, sizeof list, calls, sizeof calls);
+    assert_string_equal(list, "B4 [B2+2]");
+    stm_vector_destroy(&since);
+    int64_t b = s_no(f, &B);
+    uint64_t end = 0;
+    s_ok(stm_oplog_holds(f->log, b, 2, &end, &err), &err);
+    assert_int_equal(end, 3);
+    opbatch_t *out = stm_opbatch_new();
+    bool found = true;
+    s_ok(stm_oplog_fetch(f->log, &B, 2, out, &found, &err), &err);
+    assert_false(found);
+    assert_int_equal(stm_opbatch_count(out), 0);
+    stm_opbatch_destroy(&out);
+    uint64_t total = 0, parked = 0, withheld = 0;
+    s_ok(stm_oplog_counts_withheld(f->store, &total, &parked, &withheld, &err), &err);
+    assert_int_equal(total, 9);
+    assert_int_equal(withheld, 3);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -610,6 +758,7 @@ int main(void)
         T(test_local_writes_are_read_once_collected),
         T(test_a_damaged_row_change_is_refused_whole),
         T(test_counts_are_of_operations_and_parked_reasons_most_common_first),
+        T(test_row_changes_too_large_are_read_as_stand_ins),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

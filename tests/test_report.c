@@ -80,6 +80,7 @@ static int s_setup(void **state)
                                 .ops_sent = 12,
                                 .ops_received = 5,
                                 .parked = 2,
+                                .withheld = 1,
                                 .behind = 3,
                                 .last_seen = 1700000000};
     f->peers[1] = (report_peer){.id = s_key(2),
@@ -109,6 +110,7 @@ static int s_setup(void **state)
                             .secure = true,
                             .operations = 40,
                             .parked = 2,
+                            .withheld = 22,
                             .malformed = 1,
                             .apply_busy = 3,
                             .apply_io = 2,
@@ -117,7 +119,8 @@ static int s_setup(void **state)
                             .refused_keys = 4,
                             .unknown_senders = 5,
                             .dropped = {[REPORT_DROP_HELLO] = 1, [REPORT_DROP_IMPOSTOR] = 2,
-                                        [REPORT_DROP_UNKNOWN] = 3, [REPORT_DROP_BEACON] = 7},
+                                        [REPORT_DROP_UNKNOWN] = 3, [REPORT_DROP_BEACON] = 7,
+                                        [REPORT_DROP_PARTS] = 4},
                             .discovery_port = 7422,
                             .beacons_sending = true,
                             .beacons_sent = 30,
@@ -237,6 +240,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_int_equal(s_get_int(node, "apply_failures_io"), 2);
     assert_int_equal(s_get_int(node, "batches_waiting"), 1);
     assert_int_equal(s_get_int(node, "batches_deferred"), 6);
+    assert_int_equal(s_get_int(node, "withheld"), 22);
     /* Dropped messages by why, every kind present; parked operations by reason. */
     const json_value *dropped = s_get(node, "dropped");
     for (int d = 0; d < REPORT_DROP_KINDS; d++) {
@@ -258,6 +262,8 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_int_equal(s_get_int(disc, "beacons_untrusted"), 4);
     assert_int_equal(s_get_int(disc, "beacons_other_mode"), 1);
     assert_int_equal(s_get_int(disc, "peers_discovered"), 2);
+    assert_int_equal(s_get_int(dropped, "parts"), 4);
+    assert_int_equal(s_get_int(dropped, "received"), 0);
     const json_value *reasons = s_get(node, "parked_reasons");
     assert_int_equal(reasons->type, JSON_ARRAY);
     assert_int_equal(reasons->count, 2);
@@ -268,7 +274,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_int_equal(peers->count, 4);
     static const char *const required[] = {
         "id",     "endpoint", "state",    "relation",     "common_ancestor", "sync",
-        "reason", "families", "ops_sent", "ops_received", "parked"};
+        "reason", "families", "ops_sent", "ops_received", "parked", "withheld"};
     for (size_t i = 0; i < peers->count; i++)
         for (size_t k = 0; k < sizeof required / sizeof required[0]; k++)
             s_get(peers->items[i], required[k]);
@@ -294,6 +300,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_string_equal(s_get_str(s_family(p, "tasks"), "relation"), "divergent");
     assert_int_equal(s_get_int(p, "ops_sent"), 12);
     assert_int_equal(s_get_int(p, "parked"), 2);
+    assert_int_equal(s_get_int(p, "withheld"), 1);
     assert_int_equal(s_get_int(p, "behind"), 3);
     assert_string_equal(s_get_str(p, "last_seen"), "2023-11-14T22:13:20Z");
     assert_int_equal(s_get(p, "warnings")->count, 0);
@@ -634,7 +641,11 @@ static void test_text_names_every_peer(void **state)
     assert_non_null(strstr(text, "  histories parted after v2: shared columns only\n"));
     assert_non_null(strstr(text, "  warning: version gap 1 is over max_version_gap 0\n"));
     assert_non_null(strstr(text, "  refused by the peer: the peer's \"policy\" says no\n"));
-    assert_non_null(strstr(text, "  sent 12, received 5, parked 2, it lacks 3\n"));
+    assert_non_null(strstr(text, "  sent 12, received 5, parked 2, it lacks 3\n"
+                                 "  withheld: 1 row change too large to send it; stand-ins went "
+                                 "in their place (the log names them)\n"));
+    assert_non_null(strstr(text, "\nwithheld: 22 operations are held only as stand-ins: "));
+    assert_int_equal(s_count(text, "withheld: "), 2);
     assert_null(strstr(text, "INSECURE"));
     assert_non_null(strstr(text, "\ndiscovery on UDP 7422: sending beacons and listening\n"));
     free(text);
@@ -653,13 +664,15 @@ static void test_text_names_every_peer(void **state)
                                "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n"
                                "beacons sent 30\nbeacons heard 21 (untrusted 4, other mode 1)\n"
                                "peers discovered 2\n"
+                               "withheld 22\nwithheld from peers 1\n"
                                "parked 1 column not in this database\n"
                                "parked 1 " NASTY_NAME "\n"
                                "dropped not-stemma 0\ndropped protocol-version 0\n"
                                "dropped hello 1\ndropped refuse 0\ndropped ops 0\n"
                                "dropped batch 0\ndropped ack 0\ndropped impostor 2\n"
                                "dropped unknown-sender 3\ndropped untrusted 0\n"
-                               "dropped beacon 7\n");
+                               "dropped beacon 7\n"
+                               "dropped received 0\ndropped parts 4\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};

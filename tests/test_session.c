@@ -473,6 +473,186 @@ static void test_malformed_and_full(void **state)
     assert_int_equal(stm_inbound_count(f->inbound), INBOUND_MAX_BATCHES);
 }
 
+/* A row change over the session's limit goes as a stand-in (invariant 7): B holds its
+ * operations as withheld, its vector moves past them, the rows after it arrive, and
+ * nothing is sent again for ever. */
+static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
+{
+    fixture *f = *state;
+    stm_error err = {0};
+    /* Row 3 grows to 200 kB, over a limit of 100 kB; rows 6 and 7 come after it. */
+    du_exec(f->a_path, "UPDATE t SET v = printf('%.*c', 200000, 'x') WHERE id = 3;"
+                       "INSERT INTO t VALUES (6, 'six'), (7, 'seven')");
+    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
+    s_ok(stm_applier_catch_up(a_applier, &err), &err);
+    stm_applier_destroy(&a_applier);
+    stm_session_set_limit(f->ab, 100000, OP_MAX_VALUE_BYTES);
+    int64_t now = 0;
+    size_t here = 0;
+    for (int round = 0; round < 20 && stm_session_wants_to_send(f->ab); round++) {
+        /* Pumped by hand to look at each batch as it leaves. */
+        oplog_reader_t *r = NULL;
+        s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
+        for (;;) {
+            buf_t out = BUF_INIT;
+            uint64_t seq = 0;
+            size_t count = 0;
+            s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+            if (count == 0) {
+                stm_buf_free(&out);
+                break;
+            }
+            assert_true(out.len < 100000); /* nothing over the limit leaves */
+            const opbatch_t *pending = stm_session_pending(f->ab);
+            for (size_t i = 0; i < stm_opbatch_withheld_count(pending); i++) {
+                const op_withheld *w = stm_opbatch_withheld_at(pending, i);
+                assert_true(w->here);
+                assert_string_equal(w->table, "t");
+                assert_int_equal(w->pk.i, 3);
+                assert_int_equal(w->n, 1);
+                assert_true(w->bytes > 200000);
+                here++;
+            }
+            f->msgs[f->nmsgs].seq = seq;
+            f->msgs[f->nmsgs].bytes = out;
+            f->nmsgs++;
+            stm_session_batch_sent(f->ab, ++now);
+        }
+        stm_oplog_reader_destroy(&r);
+        s_deliver_ops(f);
+        stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f);
+        s_deliver_acks(f, ++now);
+    }
+    assert_int_equal(here, 1);
+    assert_false(stm_session_wants_to_send(f->ab));
+    /* B has every row, row 3 as it was before the update (that write was withheld). */
+    assert_int_equal(s_committed_rows(f->b_path), 7);
+    assert_int_equal(du_int(f->b, "SELECT length(v) FROM t WHERE id = 3"), 5);
+    /* Its vector holds all of A's: nothing is behind, so nothing comes again. */
+    vector_t *mine = NULL;
+    s_ok(stm_vector_read(f->a, &mine, &err), &err);
+    assert_int_equal(stm_session_behind(f->ab, mine), 0);
+    stm_id a_id = s_node_id(f->a);
+    vector_t *b_vector = NULL;
+    s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
+    assert_int_equal(stm_vector_get(b_vector, &a_id), stm_vector_get(mine, &a_id));
+    uint64_t total = 0, parked = 0, withheld = 0;
+    s_ok(stm_oplog_counts_withheld(f->b, &total, &parked, &withheld, &err), &err);
+    assert_int_equal(withheld, 1);
+    assert_int_equal(total, s_ops_of(f->a));
+    /* A HELLO from B starts again from its vector: nothing is left to send. */
+    stm_session_on_hello(f->ab, b_vector);
+    assert_int_equal(s_pump(f, ++now), 0);
+    /* B sends the stand-in on to C, which holds it as withheld in turn (it travels
+     * on as a stand-in, never as operations, and is not B's to tell: `here` unset). */
+    session_t *bc = stm_session_new(WINDOW, 1000);
+    vector_t *none = stm_vector_new();
+    stm_session_on_hello(bc, none);
+    stm_vector_destroy(&none);
+    oplog_reader_t *r = NULL;
+    s_ok(stm_session_reader_new(bc, f->b, &r, &err), &err);
+    buf_t out = BUF_INIT;
+    uint64_t seq = 0;
+    size_t count = 0;
+    s_ok(stm_session_next_batch(bc, r, &out, &seq, &count, &err), &err);
+    assert_int_equal(count, total);
+    const opbatch_t *relayed = stm_session_pending(bc);
+    assert_int_equal(stm_opbatch_withheld_count(relayed), 1);
+    assert_false(stm_opbatch_withheld_at(relayed, 0)->here);
+    assert_true(stm_opbatch_withheld_at(relayed, 0)->bytes > 200000);
+    assert_int_equal(stm_opbatch_count(relayed), total - 1);
+    stm_buf_free(&out);
+    stm_oplog_reader_destroy(&r);
+    stm_session_destroy(&bc);
+    stm_vector_destroy(&b_vector);
+    stm_vector_destroy(&mine);
+}
+
+/* A large batch (one large row change) goes only into an empty window and nothing
+ * follows it until it is acknowledged (invariant 8); a sign that it is being received
+ * moves the resend deadline, and once all of it arrived the peer is given time to store
+ * it (invariant 9). */
+static void test_a_large_batch_travels_alone(void **state)
+{
+    fixture *f = *state;
+    stm_error err = {0};
+    /* Collected one after the other, so that the small write comes after the large. */
+    du_exec(f->a_path, "UPDATE t SET v = printf('%.*c', 20000000, 'x') WHERE id = 2");
+    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
+    s_ok(stm_applier_catch_up(a_applier, &err), &err);
+    du_exec(f->a_path, "UPDATE t SET v = 'five' WHERE id = 5");
+    s_ok(stm_applier_catch_up(a_applier, &err), &err);
+    stm_applier_destroy(&a_applier);
+    session_t *ab = stm_session_new(4, 1000);
+    vector_t *b_vector = NULL;
+    s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
+    stm_session_on_hello(ab, b_vector);
+    stm_vector_destroy(&b_vector);
+    oplog_reader_t *r = NULL;
+    s_ok(stm_session_reader_new(ab, f->a, &r, &err), &err);
+    buf_t out = BUF_INIT;
+    uint64_t seq = 0;
+    size_t count = 0;
+    /* The rows before it go in a batch of their own, which leaves. */
+    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    assert_true(count > 0 && out.len < SESSION_LARGE_BYTES);
+    stm_session_batch_sent(ab, 1000);
+    /* The large one waits for an empty window, and the session waits with it. */
+    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    assert_int_equal(count, 0);
+    assert_false(stm_session_wants_to_send(ab));
+    stm_oplog_reader_destroy(&r);
+    vector_t *v = stm_vector_new();
+    stm_session_on_ack(ab, 1, &v, 1100);
+    assert_true(stm_session_wants_to_send(ab));
+    s_ok(stm_session_reader_new(ab, f->a, &r, &err), &err);
+    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    assert_int_equal(count, 1);
+    assert_true(out.len > 20000000);
+    assert_int_equal(stm_opbatch_count(stm_session_pending(ab)), 1);
+    stm_session_batch_sent(ab, 2000);
+    assert_false(stm_session_wants_to_send(ab)); /* it travels alone */
+    /* Resent after the timeout, unless the peer says it is receiving it. */
+    assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS), 2000 + TIMEOUT_MS + 1);
+    stm_session_on_received(ab, seq, 1 << 20, 2500);
+    assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS), 2500 + TIMEOUT_MS + 1);
+    stm_session_on_received(ab, 0, 1 << 20, 2600); /* of no batch in flight: nothing */
+    assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS), 2500 + TIMEOUT_MS + 1);
+    /* All of it arrived: it is being stored, a timeout more for each 16 MiB (and its
+     * silence is given as long: node/peer.c). */
+    assert_int_equal(stm_session_storing_ms(ab, TIMEOUT_MS), 0);
+    stm_session_on_received(ab, seq, out.len, 3000);
+    assert_int_equal(stm_session_storing_ms(ab, TIMEOUT_MS),
+                     TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES));
+    assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS),
+                     3000 + TIMEOUT_MS + TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES) + 1);
+    v = stm_vector_new();
+    stm_session_on_ack(ab, seq, &v, 4000);
+    assert_int_equal(stm_session_in_flight(ab), 0);
+    assert_true(stm_session_wants_to_send(ab));
+    /* What follows goes as usual. */
+    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    assert_int_equal(count, 1);
+    stm_session_batch_sent(ab, 4100);
+    assert_true(stm_session_wants_to_send(ab));
+    stm_buf_free(&out);
+    stm_oplog_reader_destroy(&r);
+    stm_session_destroy(&ab);
+}
+
+/* The inbound queue takes one batch over its byte bound when it is empty: a large row
+ * change is stored, alone, rather than refused for ever. */
+static void test_the_inbound_queue_takes_one_large_batch_when_empty(void **state)
+{
+    fixture *f = *state;
+    opbatch_t *batch = stm_opbatch_new();
+    assert_false(stm_inbound_full(f->inbound, INBOUND_MAX_BYTES * 2));
+    assert_true(stm_inbound_add(f->inbound, f->ba, 1, &batch, INBOUND_MAX_BYTES * 2));
+    batch = stm_opbatch_new();
+    assert_true(stm_inbound_full(f->inbound, 10));
+    assert_false(stm_inbound_add(f->inbound, f->ba, 2, &batch, 10));
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -484,6 +664,9 @@ int main(void)
         T(test_hello_forgets_batches_in_flight),
         T(test_what_a_peer_sent_is_not_sent_back),
         T(test_malformed_and_full),
+        T(test_a_row_change_over_the_limit_goes_as_a_stand_in),
+        T(test_a_large_batch_travels_alone),
+        T(test_the_inbound_queue_takes_one_large_batch_when_empty),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

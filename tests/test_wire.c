@@ -151,16 +151,14 @@ static void test_ops_ack_refuse_ping(void **state)
     buf_t msg = BUF_INIT;
     stm_wire_encode_ops(&msg, 42, "batch-bytes", 11);
     uint64_t seq;
-    const void *batch;
-    size_t batch_len;
-    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err),
-                     STM_OK);
-    assert_int_equal(seq, 42);
-    assert_int_equal(batch_len, 11);
-    assert_memory_equal(batch, "batch-bytes", 11);
+    wire_ops ops;
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_OK);
+    assert_int_equal(ops.seq, 42);
+    assert_int_equal(ops.batch_len, 11);
+    assert_memory_equal(ops.batch, "batch-bytes", 11);
+    assert_int_equal(ops.parts, 0); /* whole */
     for (size_t len = 0; len < msg.len; len++)
-        assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &seq, &batch, &batch_len, &err),
-                             STM_OK);
+        assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &ops, &err), STM_OK);
     stm_buf_reset(&msg);
     vector_t *v = stm_vector_new(), *back = NULL;
     stm_id a = {{3}};
@@ -209,14 +207,99 @@ static void test_unknown_keys_are_skipped(void **state)
     stm_buf_putc(&msg, (char)WIRE_VERSION);
     stm_buf_putc(&msg, (char)WIRE_OPS);
     stm_buf_append(&msg, body, sizeof body);
-    uint64_t seq;
-    const void *batch;
-    size_t batch_len;
+    wire_ops ops;
     stm_error err = {0};
-    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &seq, &batch, &batch_len, &err),
-                     STM_OK);
-    assert_int_equal(seq, 5);
-    assert_int_equal(batch_len, 1);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_OK);
+    assert_int_equal(ops.seq, 5);
+    assert_int_equal(ops.batch_len, 1);
+    stm_buf_free(&msg);
+}
+
+/* An OPS in parts (docs/protocol.md, "OPS"): part, parts and bytes round trip, come
+ * together or not at all, and keep to their rules; RECEIVED round trips. */
+static void test_ops_in_parts_and_received(void **state)
+{
+    (void)state;
+    stm_error err = {0};
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_ops_part(&msg, 9, 2, 3, 2500000, "slice", 5);
+    wire_ops ops;
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_OK);
+    assert_int_equal(ops.seq, 9);
+    assert_int_equal(ops.part, 2);
+    assert_int_equal(ops.parts, 3);
+    assert_int_equal(ops.bytes, 2500000);
+    assert_int_equal(ops.batch_len, 5);
+    assert_memory_equal(ops.batch, "slice", 5);
+    for (size_t len = 0; len < msg.len; len++)
+        assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &ops, &err), STM_OK);
+    /* Each rule broken: refused, saying which. */
+    static const struct {
+        uint64_t part, parts, bytes;
+        size_t slice;
+        const char *why;
+    } bad[] = {
+        {0, 1, 10, 5, "not below parts"},
+        {3, 3, 10, 5, "not below parts"},
+        {0, WIRE_MAX_PARTS + 1, 1u << 20, 5, "not below parts"},
+        {0, 2, WIRE_MAX_BATCH + 1ull, 5, "over 268435456 bytes"},
+        {0, 4, 3, 1, "fewer bytes than parts"},
+        {0, 2, 10, 0, "slice is empty"},
+        {0, 2, 10, 11, "longer than its batch"},
+    };
+    char slice[16] = "0123456789abcde";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        stm_buf_reset(&msg);
+        stm_wire_encode_ops_part(&msg, 1, bad[i].part, bad[i].parts, bad[i].bytes, slice,
+                                 bad[i].slice);
+        assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_EPROTO);
+        if (!strstr(err.msg, bad[i].why))
+            fail_msg("case %zu: expected \"%s\" in \"%s\"", i, bad[i].why, err.msg);
+    }
+    /* At the limits: fine. */
+    stm_buf_reset(&msg);
+    stm_wire_encode_ops_part(&msg, 1, WIRE_MAX_PARTS - 1, WIRE_MAX_PARTS, WIRE_MAX_BATCH, slice, 1);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_OK);
+    /* A part without the rest: {"seq": 1, "batch": "x", "part": 0}. */
+    const unsigned char body[] = {0x83, 0xa3, 's', 'e', 'q', 0x01, 0xa5, 'b', 'a', 't', 'c',
+                                  'h',  0xc4, 0x01, 'x', 0xa4, 'p', 'a', 'r', 't', 0x00};
+    stm_buf_reset(&msg);
+    stm_buf_append(&msg, "STMW", 4);
+    stm_buf_putc(&msg, (char)WIRE_VERSION);
+    stm_buf_putc(&msg, (char)WIRE_OPS);
+    stm_buf_append(&msg, body, sizeof body);
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_EPROTO);
+    assert_non_null(strstr(err.msg, "lacks part, parts or bytes"));
+
+    stm_buf_reset(&msg);
+    stm_wire_encode_received(&msg, 77, 3u << 20);
+    uint64_t seq = 0, bytes = 0;
+    assert_int_equal(stm_wire_decode_received(msg.data, msg.len, &seq, &bytes, &err), STM_OK);
+    assert_int_equal(seq, 77);
+    assert_int_equal(bytes, 3u << 20);
+    int version, type;
+    assert_int_equal(stm_wire_header(msg.data, msg.len, &version, &type, &err), STM_OK);
+    assert_int_equal(type, WIRE_RECEIVED);
+    for (size_t len = 0; len < msg.len; len++)
+        assert_int_not_equal(stm_wire_decode_received(msg.data, len, &seq, &bytes, &err), STM_OK);
+    /* Not an OPS, nor an ACK. */
+    assert_int_equal(stm_wire_decode_ops(msg.data, msg.len, &ops, &err), STM_EPROTO);
+    stm_buf_free(&msg);
+}
+
+/* Our HELLO says we put parts together (and read answers on our connections). */
+static void test_hello_lists_the_capabilities(void **state)
+{
+    (void)state;
+    buf_t msg = s_hello(false);
+    wire_hello h;
+    stm_error err = {0};
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(h.ncapabilities, 3);
+    assert_string_equal(h.capabilities[0], "ops.v1");
+    assert_string_equal(h.capabilities[1], WIRE_CAP_ROUTE);
+    assert_string_equal(h.capabilities[2], WIRE_CAP_PARTS);
+    stm_wire_hello_clear(&h);
     stm_buf_free(&msg);
 }
 
@@ -520,6 +603,8 @@ int main(void)
         cmocka_unit_test(test_header),
         cmocka_unit_test(test_ops_ack_refuse_ping),
         cmocka_unit_test(test_unknown_keys_are_skipped),
+        cmocka_unit_test(test_ops_in_parts_and_received),
+        cmocka_unit_test(test_hello_lists_the_capabilities),
         cmocka_unit_test(test_hello_limits),
         cmocka_unit_test(test_hello_at_the_item_limit_costs_what_the_docs_say),
         cmocka_unit_test(test_own_lineage_is_checked_against_the_limits),

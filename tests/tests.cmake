@@ -94,6 +94,7 @@ set_tests_properties(netns PROPERTIES SKIP_RETURN_CODE 77)
 # namespaces cannot be made), and two on loopback.
 stemma_py_test(netns_discovery netns_discovery_test.py mesh)
 stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil)
+stemma_test(test_parts SOURCES tests/test_parts.c LIBS stemma_node)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
 # node/'s files, one program per module; they share tests/nodeutil.c (a known key pair,

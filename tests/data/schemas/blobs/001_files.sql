@@ -1,0 +1,25 @@
+-- Description: Files kept whole, in up to twenty large parts (tests of large row changes)
+CREATE TABLE files (
+    id   TEXT PRIMARY KEY,
+    name TEXT,
+    b1   BLOB,
+    b2   BLOB,
+    b3   BLOB,
+    b4   BLOB,
+    b5   BLOB,
+    b6   BLOB,
+    b7   BLOB,
+    b8   BLOB,
+    b9   BLOB,
+    b10  BLOB,
+    b11  BLOB,
+    b12  BLOB,
+    b13  BLOB,
+    b14  BLOB,
+    b15  BLOB,
+    b16  BLOB,
+    b17  BLOB,
+    b18  BLOB,
+    b19  BLOB,
+    b20  BLOB
+);
