@@ -458,8 +458,9 @@ static void s_read_table(sqlite3 *db, const catalog_t *before, const catalog_t *
                     a->varies = sqlite3_value_type(v) != sqlite3_value_type(a->constant) ||
                                 (sqlite3_value_type(v) != SQLITE_NULL &&
                                  (sqlite3_value_bytes(v) != sqlite3_value_bytes(a->constant) ||
-                                  memcmp(sqlite3_value_blob(v), sqlite3_value_blob(a->constant),
-                                         (size_t)sqlite3_value_bytes(v)) != 0));
+                                  (sqlite3_value_bytes(v) > 0 && /* an empty one is NULL */
+                                   memcmp(sqlite3_value_blob(v), sqlite3_value_blob(a->constant),
+                                          (size_t)sqlite3_value_bytes(v)) != 0)));
                 }
             }
         }
