@@ -1,10 +1,20 @@
-/* park.c - operations held back, and retrying them; the invariants are in park.h. */
+/* park.c - operations held back, and retrying them; the invariants are in park.h.
+ *
+ * Operations parked for a constraint are found by what they wait for (invariant 4):
+ * the rows a transaction writes are noted as wakes (stm_park_wrote, from the
+ * transaction's clock writes) and, after each batch, looked up in stemma_parked_wait
+ * (stm_park_wake), an index probe per row written. Nothing is noted while no
+ * operation waits, which one probe per transaction tells. */
 #include "park.h"
+#include "key.h"
 #include "stmtcache.h"
 #include "base/buf.h"
 #include "base/mem.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +28,12 @@ enum {
     Q_CLEAR_ALL,
     Q_ANY_ALL,
     Q_COUNT_ALL,
+    Q_WAIT_ADD,   /* a wake of an operation parked for a constraint */
+    Q_WAIT_DROP,  /* ... all of one operation's */
+    Q_WAIT_FIND,  /* the operations waiting for a wake */
+    Q_WAIT_SOME,  /* does any operation wait for a row? a table? anything? */
+    Q_WAIT_CLEAR, /* every wake: every operation parked for a constraint taken out */
+    Q_TAKE_ONE,   /* one operation parked for a constraint, taken out for a retry */
     Q_N
 };
 #define Q_ALL (Q_LIST_ALL - Q_LIST) /* from a kind's statement to every kind's */
@@ -36,7 +52,28 @@ static const char *const s_sql[Q_N] = {
     [Q_CLEAR_ALL] = "DELETE FROM stemma_parked",
     [Q_ANY_ALL] = "SELECT 1 FROM stemma_parked LIMIT 1",
     [Q_COUNT_ALL] = "SELECT count(*) FROM stemma_parked",
+    [Q_WAIT_ADD] = ("INSERT OR IGNORE INTO stemma_parked_wait (wake, origin, seq) "
+                    "VALUES (?1, ?2, ?3)"),
+    [Q_WAIT_DROP] = "DELETE FROM stemma_parked_wait WHERE origin = ?1 AND seq = ?2",
+    [Q_WAIT_FIND] = "SELECT origin, seq FROM stemma_parked_wait WHERE wake = ?1",
+    /* One seek (SQLite reads a lone min() off the index's edge): tables' wakes are
+     * negative, anything's 0, rows' positive. */
+    [Q_WAIT_SOME] = "SELECT min(wake) FROM stemma_parked_wait",
+    [Q_WAIT_CLEAR] = "DELETE FROM stemma_parked_wait",
+    [Q_TAKE_ONE] = ("DELETE FROM stemma_parked WHERE origin = ?1 AND seq = ?2 AND "
+                    "kind = 'constraint'"),
 };
+
+/* What operations parked for a constraint wait for (invariant 4), as far as the
+ * transaction knows: looked up once in it, and added to as it parks. What is not
+ * waited for by any is neither noted nor looked up: a table's wake when none waits for
+ * a table, anything when none waits for anything, nothing at all when none waits. */
+typedef struct {
+    bool looked; /* in this transaction (stm_park_begin forgets) */
+    bool rows;   /* some wait for a row */
+    bool tables; /* ... for a table */
+    bool any;    /* ... for anything */
+} s_watch;
 
 struct park {
     store_t *store;     /* lent */
@@ -47,6 +84,14 @@ struct park {
     bool quiet;    /* in a retry: tell nothing (invariant 3) */
     char **warned; /* "origin/table.column" keys told already */
     size_t nwarned, warned_cap;
+    s_watch watch;   /* what is waited for (stm_park_begin forgets) */
+    park_wake *rows; /* wakes of the rows written since the last stm_park_wake */
+    size_t nrows, rows_cap;
+    park_wake *tables; /* ... of their tables, each once */
+    size_t ntables, tables_cap;
+    buf_t form;             /* a row's loose form, while its wake is made */
+    const char *last_table; /* the table of the last row noted, its wake in tables (a
+                             * name lent by the caller's catalog, compared by pointer) */
 };
 
 park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
@@ -69,8 +114,187 @@ void stm_park_destroy(park_t **self_p)
     for (size_t i = 0; i < p->nwarned; i++)
         free(p->warned[i]);
     free(p->warned);
+    free(p->rows);
+    free(p->tables);
+    stm_buf_free(&p->form);
     free(p);
     *self_p = NULL;
+}
+
+/* ---- wakes (invariant 4) ---- */
+
+/* A wake is a digest of a loose form, written into a buffer and hashed once:
+ *
+ *   row    "row" NUL, name, u32 n, n values      table  "table" NUL, name
+ *   name   u64 length, the name's bytes with ASCII letters in lower case
+ *   value  "#" digits NUL    a number: an integer, or a real of integral value that
+ *                            fits one, as the integer; any other real in 17 digits;
+ *                            and text that reads as one between blanks, as INTEGER,
+ *                            REAL and NUMERIC affinity would take it
+ *        | "$" u64 len bytes other text, folded as NOCASE and RTRIM fold (ASCII
+ *                            letters to lower case, trailing spaces off)
+ *        | "b" u64 len bytes a blob      | "n" NULL
+ *
+ * so that keys SQLite may hold as one row under some affinity or collation have one
+ * wake. */
+
+static void s_put_u64(buf_t *b, uint64_t v)
+{
+    unsigned char bytes[8];
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        bytes[i] = (unsigned char)v;
+    stm_buf_append(b, bytes, 8);
+}
+
+/* len bytes, ASCII letters in lower case. */
+static void s_put_folded(buf_t *b, const char *bytes, size_t len)
+{
+    s_put_u64(b, len);
+    size_t at = b->len;
+    stm_buf_append(b, bytes, len);
+    for (size_t j = at; j < b->len; j++)
+        if (b->data[j] >= 'A' && b->data[j] <= 'Z')
+            b->data[j] = (char)(b->data[j] - 'A' + 'a');
+}
+
+static void s_put_number(buf_t *b, bool is_int, int64_t i, double r)
+{
+    if (!is_int && isfinite(r) && r >= -9223372036854775808.0 && r < 9223372036854775808.0 &&
+        r == (double)(int64_t)r) {
+        i = (int64_t)r;
+        is_int = true;
+    }
+    char text[48];
+    int n = is_int ? snprintf(text, sizeof text, "#%lld", (long long)i)
+                   : snprintf(text, sizeof text, "#%.17g", r);
+    stm_buf_append(b, text, (size_t)n + 1);
+}
+
+static bool s_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* Text: a number when it reads as one between blanks; else folded. */
+static void s_put_text(buf_t *b, const char *bytes, size_t len)
+{
+    size_t from = 0, to = len;
+    while (from < to && s_space(bytes[from]))
+        from++;
+    while (to > from && s_space(bytes[to - 1]))
+        to--;
+    char t[64]; /* longer text is no number any affinity keeps exactly */
+    if (from < to && to - from < sizeof t &&
+        (bytes[from] == '+' || bytes[from] == '-' || bytes[from] == '.' ||
+         (bytes[from] >= '0' && bytes[from] <= '9'))) {
+        memcpy(t, bytes + from, to - from);
+        t[to - from] = '\0';
+        size_t k = t[0] == '+' || t[0] == '-';
+        bool digits = t[k] != '\0';
+        for (size_t j = k; t[j] && digits; j++)
+            digits = t[j] >= '0' && t[j] <= '9';
+        char *end = NULL;
+        errno = 0;
+        if (digits) {
+            long long i = strtoll(t, &end, 10);
+            if (errno == 0 && *end == '\0') {
+                s_put_number(b, true, i, 0);
+                return;
+            }
+        }
+        double r = strtod(t, &end);
+        if (end != t && *end == '\0') {
+            s_put_number(b, false, 0, r);
+            return;
+        }
+    }
+    while (len > 0 && bytes[len - 1] == ' ')
+        len--;
+    stm_buf_append(b, "$", 1);
+    s_put_folded(b, bytes, len);
+}
+
+/* The wake of the loose form in b: a row's with the top bit clear, a table's with it
+ * set (negative as SQLite holds it), so that whether any operation waits for a table
+ * is one look. */
+static park_wake s_wake_of(const buf_t *b, bool table)
+{
+    stm_id digest;
+    stm_id_hash(b->data, b->len, &digest);
+    park_wake w = 0;
+    for (size_t i = 0; i < 8; i++)
+        w = w << 8 | digest.bytes[i];
+    w = table ? w | PARK_WAKE_TABLE : w & ~PARK_WAKE_TABLE;
+    return w == PARK_WAKE_ANY ? 1 : w; /* PARK_WAKE_ANY is no digest's */
+}
+
+/* stm_park_wake_row, its loose form made in b. */
+static park_wake s_wake_row(buf_t *b, const char *table, const op_value *parts, size_t n)
+{
+    stm_buf_reset(b);
+    stm_buf_append(b, "row", 4);
+    s_put_folded(b, table, strlen(table));
+    s_put_u64(b, n);
+    for (size_t i = 0; i < n; i++) {
+        const op_value *v = &parts[i];
+        switch (v->type) {
+        case VALUE_INTEGER:
+            s_put_number(b, true, v->i, 0);
+            break;
+        case VALUE_REAL:
+            s_put_number(b, false, 0, v->r);
+            break;
+        case VALUE_TEXT:
+            s_put_text(b, v->bytes, v->len);
+            break;
+        case VALUE_BLOB:
+        case VALUE_KEY: /* not a key column's value: its bytes, as a blob's */
+            stm_buf_append(b, "b", 1);
+            s_put_u64(b, v->len);
+            stm_buf_append(b, v->bytes, v->len);
+            break;
+        case VALUE_NULL:
+            stm_buf_append(b, "n", 1);
+            break;
+        }
+    }
+    return s_wake_of(b, false);
+}
+
+/* stm_park_wake_key, its loose form made in b. */
+static park_wake s_wake_key(buf_t *b, const char *table, const op_value *key)
+{
+    op_value parts[KEY_MAX_COLUMNS];
+    size_t n = 0;
+    if (!stm_key_values(key, parts, KEY_MAX_COLUMNS, &n) || n > KEY_MAX_COLUMNS)
+        return s_wake_row(b, table, key, 1); /* damaged: its bytes name it */
+    return s_wake_row(b, table, parts, n);
+}
+
+park_wake stm_park_wake_row(const char *table, const op_value *parts, size_t n)
+{
+    buf_t b = BUF_INIT;
+    park_wake w = s_wake_row(&b, table, parts, n);
+    stm_buf_free(&b);
+    return w;
+}
+
+park_wake stm_park_wake_key(const char *table, const op_value *key)
+{
+    buf_t b = BUF_INIT;
+    park_wake w = s_wake_key(&b, table, key);
+    stm_buf_free(&b);
+    return w;
+}
+
+park_wake stm_park_wake_table(const char *table)
+{
+    buf_t b = BUF_INIT;
+    stm_buf_append(&b, "table", 6);
+    s_put_folded(&b, table, strlen(table));
+    park_wake w = s_wake_of(&b, true);
+    stm_buf_free(&b);
+    return w;
 }
 
 /* The name stemma_parked.kind holds for kind (not PARK_ANY). */
@@ -125,9 +349,61 @@ static void s_warn_once(park_t *p, const op_t *op, const char *reason)
     stm_buf_free(&msg);
 }
 
-stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
+/* What operations wait for, looked up at its first use in a transaction (when the
+ * database cannot say: everything, which only costs lookups). */
+static const s_watch *s_watching(park_t *p)
+{
+    if (!p->watch.looked) {
+        sqlite3_stmt *q = stm_stmtcache_fixed(p->stmts, Q_WAIT_SOME);
+        bool ok = q && sqlite3_step(q) == SQLITE_ROW;
+        bool none = ok && sqlite3_column_type(q, 0) == SQLITE_NULL;
+        sqlite3_int64 least = ok && !none ? sqlite3_column_int64(q, 0) : -1;
+        if (q)
+            sqlite3_reset(q);
+        /* The least wake tells which kinds there may be: a row's only when it is one;
+         * anything's when it is 0 (no table's then) or a table's (perhaps). */
+        p->watch = (s_watch){.looked = true,
+                             .rows = !none,
+                             .tables = !none && least < 0,
+                             .any = !none && least <= 0};
+    }
+    return &p->watch;
+}
+
+/* True when some operation waits for anything at all. */
+static bool s_waiting(park_t *p)
+{
+    const s_watch *w = s_watching(p);
+    return w->rows || w->tables || w->any;
+}
+
+/* Runs fixed statement q with the operation (origin, seq) as ?1, ?2 (and wake as ?3
+ * when q is Q_WAIT_ADD); SQLite's result. */
+static int s_run_op(park_t *p, int q, const stm_id *origin, uint64_t seq, park_wake wake)
+{
+    sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
+    if (!stmt)
+        return SQLITE_ERROR;
+    if (q == Q_WAIT_ADD) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)wake);
+        sqlite3_bind_blob(stmt, 2, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
+    } else {
+        sqlite3_bind_blob(stmt, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)seq);
+    }
+    int step = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return step;
+}
+
+/* Parks op as kind (its row in stemma_parked replaced, its wakes gone). */
+static stm_err s_park(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
 {
     s_warn_once(p, op, reason);
+    /* Parked again: what it waited for before goes (invariant 4). */
+    if (s_waiting(p) && s_run_op(p, Q_WAIT_DROP, &op->origin, op->seq, 0) != SQLITE_DONE)
+        return stm_store_error(p->store, err, "parking an operation");
     sqlite3_stmt *park = stm_stmtcache_fixed(p->stmts, Q_PARK);
     if (!park)
         return stm_store_error(p->store, err, "parking an operation");
@@ -138,6 +414,34 @@ stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reaso
     if (sqlite3_step(park) != SQLITE_DONE)
         return stm_store_error(p->store, err, "parking an operation");
     return STM_OK;
+}
+
+stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
+{
+    if (kind == PARK_CONSTRAINT) {
+        const park_wake any = PARK_WAKE_ANY;
+        return stm_park_op_waiting(p, op, reason, &any, 1, err);
+    }
+    return s_park(p, op, kind, reason, err);
+}
+
+stm_err stm_park_op_waiting(park_t *p, const op_t *op, const char *reason, const park_wake *wakes,
+                            size_t n, stm_error *err)
+{
+    assert(n >= 1 && n <= PARK_WAKES_MAX);
+    stm_err rc = s_park(p, op, PARK_CONSTRAINT, reason, err);
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        if (s_run_op(p, Q_WAIT_ADD, &op->origin, op->seq, wakes[i]) != SQLITE_DONE)
+            rc = stm_store_error(p->store, err, "parking an operation");
+        /* Rows written from now on may free it: noted (invariant 5). */
+        if (wakes[i] == PARK_WAKE_ANY)
+            p->watch.any = true;
+        else if (wakes[i] & PARK_WAKE_TABLE)
+            p->watch.tables = true;
+        else
+            p->watch.rows = true;
+    }
+    return rc;
 }
 
 bool stm_park_any(park_t *p, park_kind kind)
@@ -198,7 +502,32 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
         return stm_store_error(p->store, err, "retrying parked operations");
     if (sqlite3_step(clear) != SQLITE_DONE)
         return stm_store_error(p->store, err, "retrying parked operations");
+    /* Every wake is an operation's parked for a constraint (invariant 4). */
+    if (kind == PARK_CONSTRAINT || kind == PARK_ANY) {
+        sqlite3_stmt *waits = stm_stmtcache_fixed(p->stmts, Q_WAIT_CLEAR);
+        if (!waits || sqlite3_step(waits) != SQLITE_DONE)
+            return stm_store_error(p->store, err, "retrying parked operations");
+        p->watch = (s_watch){.looked = true}; /* none, until they are parked again */
+    }
     return STM_OK;
+}
+
+/* Gives ops[0..n) of batch to apply, quietly (invariant 3). */
+static stm_err s_reapply(park_t *p, opbatch_t *batch, park_apply_fn apply, void *ctx,
+                         uint64_t *applied, stm_error *err)
+{
+    *applied = 0;
+    size_t n = stm_opbatch_count(batch);
+    if (!n)
+        return STM_OK;
+    const op_t **ops = stm_calloc(n, sizeof *ops);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = stm_opbatch_at(batch, i);
+    p->quiet = true;
+    stm_err rc = apply(ctx, ops, n, applied, err);
+    p->quiet = false;
+    free(ops);
+    return rc;
 }
 
 stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx,
@@ -207,15 +536,153 @@ stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx
     *replayed = 0;
     opbatch_t *batch = stm_opbatch_new();
     stm_err rc = s_take(p, kind, batch, err);
-    size_t n = stm_opbatch_count(batch);
-    if (rc == STM_OK && n) {
-        const op_t **ops = stm_calloc(n, sizeof *ops);
-        for (size_t i = 0; i < n; i++)
-            ops[i] = stm_opbatch_at(batch, i);
-        p->quiet = true;
-        rc = apply(ctx, ops, n, replayed, err);
-        p->quiet = false;
-        free(ops);
+    if (rc == STM_OK)
+        rc = s_reapply(p, batch, apply, ctx, replayed, err);
+    stm_opbatch_destroy(&batch);
+    return rc;
+}
+
+/* ---- waking what waits for the rows written (invariant 5) ---- */
+
+void stm_park_begin(park_t *p)
+{
+    p->watch.looked = false;
+    p->last_table = NULL; /* the schema may be read again: another name at that address */
+}
+
+void stm_park_rollback(park_t *p)
+{
+    p->nrows = p->ntables = 0;
+    p->last_table = NULL;
+    p->watch.looked = false;
+}
+
+void stm_park_wrote(park_t *p, const char *table, const op_value *key)
+{
+    const s_watch *w = s_watching(p);
+    if (!w->rows && !w->tables && !w->any)
+        return;
+    /* Anything written wakes what waits for anything (a row, to stand for it). */
+    if (w->rows || (w->any && !p->nrows && !p->ntables)) {
+        p->rows = stm_grow(p->rows, &p->rows_cap, p->nrows + 1, sizeof *p->rows);
+        p->rows[p->nrows++] = s_wake_key(&p->form, table, key);
+    }
+    if (!w->tables)
+        return;
+    /* Batches come table by table: the last table's wake is noted already. */
+    if (table == p->last_table && p->ntables)
+        return;
+    park_wake t = stm_park_wake_table(table);
+    p->last_table = table;
+    for (size_t i = p->ntables; i-- > 0;)
+        if (p->tables[i] == t)
+            return;
+    p->tables = stm_grow(p->tables, &p->tables_cap, p->ntables + 1, sizeof *p->tables);
+    p->tables[p->ntables++] = t;
+}
+
+static int s_by_wake(const void *a, const void *b)
+{
+    park_wake x = *(const park_wake *)a, y = *(const park_wake *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* An operation woken: its origin and sequence. */
+typedef struct {
+    stm_id origin;
+    uint64_t seq;
+} s_woken;
+
+static int s_by_op(const void *a, const void *b)
+{
+    const s_woken *x = a, *y = b;
+    int c = memcmp(x->origin.bytes, y->origin.bytes, STM_ID_BYTES);
+    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Takes the operations waiting for wakes[0..n) (sorted, any duplicates) out of
+ * stemma_parked and stemma_parked_wait into batch. */
+static stm_err s_take_woken(park_t *p, const park_wake *wakes, size_t n, opbatch_t *batch,
+                            stm_error *err)
+{
+    sqlite3_stmt *find = stm_stmtcache_fixed(p->stmts, Q_WAIT_FIND);
+    if (!find)
+        return stm_store_error(p->store, err, "reading parked operations");
+    /* Collected first: taking them out writes the table being read. */
+    s_woken *woken = NULL;
+    size_t nwoken = 0, cap = 0;
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        if (i && wakes[i] == wakes[i - 1])
+            continue;
+        sqlite3_bind_int64(find, 1, (sqlite3_int64)wakes[i]);
+        int step;
+        while ((step = sqlite3_step(find)) == SQLITE_ROW) {
+            if (sqlite3_column_bytes(find, 0) != STM_ID_BYTES)
+                continue;
+            woken = stm_grow(woken, &cap, nwoken + 1, sizeof *woken);
+            memcpy(woken[nwoken].origin.bytes, sqlite3_column_blob(find, 0), STM_ID_BYTES);
+            woken[nwoken].seq = (uint64_t)sqlite3_column_int64(find, 1);
+            nwoken++;
+        }
+        if (step != SQLITE_DONE)
+            rc = stm_store_error(p->store, err, "reading parked operations");
+        sqlite3_reset(find);
+    }
+    if (nwoken > 1)
+        qsort(woken, nwoken, sizeof *woken, s_by_op);
+    for (size_t i = 0; i < nwoken && rc == STM_OK; i++) {
+        if (i && s_by_op(&woken[i], &woken[i - 1]) == 0)
+            continue; /* woken by two of the wakes */
+        /* Taken out only when still parked for a constraint: a wake whose operation is
+         * not (its row deleted by hand, say) just goes. */
+        bool parked = false;
+        if (s_run_op(p, Q_TAKE_ONE, &woken[i].origin, woken[i].seq, 0) == SQLITE_DONE)
+            parked = sqlite3_changes(stm_store_db(p->store)) > 0;
+        else
+            rc = stm_store_error(p->store, err, "retrying parked operations");
+        if (rc == STM_OK &&
+            s_run_op(p, Q_WAIT_DROP, &woken[i].origin, woken[i].seq, 0) != SQLITE_DONE)
+            rc = stm_store_error(p->store, err, "retrying parked operations");
+        bool found;
+        if (rc == STM_OK && parked)
+            rc = stm_oplog_fetch(p->log, &woken[i].origin, woken[i].seq, batch, &found, err);
+    }
+    free(woken);
+    return rc;
+}
+
+stm_err stm_park_wake(park_t *p, park_apply_fn apply, void *ctx, uint64_t *replayed, stm_error *err)
+{
+    *replayed = 0;
+    stm_err rc = STM_OK;
+    opbatch_t *batch = NULL;
+    /* The operations retried write rows too, which may wake more (a row a foreign key
+     * wanted, which another wants in turn): again until a pass wakes nothing. A pass
+     * that applies nothing can still note a row (a write parked for a missing column
+     * moves its row's clocks), but only once per operation; after two such passes in a
+     * row what is noted waits for the next call. */
+    for (int idle = 0; rc == STM_OK && p->nrows + p->ntables > 0 && idle < 2;) {
+        size_t n = p->nrows + p->ntables + 1;
+        park_wake *wakes = stm_calloc(n, sizeof *wakes);
+        memcpy(wakes, p->rows, p->nrows * sizeof *wakes);
+        memcpy(wakes + p->nrows, p->tables, p->ntables * sizeof *wakes);
+        wakes[n - 1] = PARK_WAKE_ANY; /* something was written */
+        if (!s_watching(p)->any)
+            n--;
+        p->nrows = p->ntables = 0;
+        p->last_table = NULL;
+        qsort(wakes, n, sizeof *wakes, s_by_wake);
+        if (!batch)
+            batch = stm_opbatch_new();
+        stm_opbatch_clear(batch);
+        rc = s_take_woken(p, wakes, n, batch, err);
+        free(wakes);
+        uint64_t applied = 0;
+        if (rc == STM_OK)
+            rc = s_reapply(p, batch, apply, ctx, &applied, err);
+        *replayed += applied;
+        idle = applied ? 0 : idle + 1;
     }
     stm_opbatch_destroy(&batch);
     return rc;

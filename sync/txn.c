@@ -180,13 +180,19 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
     int cookie = stm_sqlscript_schema_cookie(t->db);
     if (cookie == t->schema_cookie && t->catalog)
         return STM_OK;
+    /* Tables in the format before are brought up to date first (store.h): a schema
+     * that did not change cannot have gone back to it. */
+    stm_err rc = stm_store_upgrade(t->store, err);
+    if (rc != STM_OK)
+        return rc;
+    cookie = stm_sqlscript_schema_cookie(t->db);
     t->epoch++;
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     t->tables = NULL;
     t->ntables = 0;
     t->last_table = NULL;
-    stm_err rc = stm_catalog_read(t->db, &t->catalog, err);
+    rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
     sqlite3_stmt *excluded = NULL, *unique = NULL;
