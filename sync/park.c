@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sodium.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,16 +215,22 @@ static void s_put_text(buf_t *b, const char *bytes, size_t len)
     s_put_folded(b, bytes, len);
 }
 
+/* SipHash-2-4's key for wakes: fixed, since wakes are stored (a change is a new store
+ * format). Being public it lets anyone make two keys collide, which buys nothing: an
+ * operation waits for its own row, so a peer that wants a row's every write to retry
+ * its operations need only send them for that row. */
+static const unsigned char s_siphash_key[crypto_shorthash_siphash24_KEYBYTES] = "stemma park wake";
+
 /* The wake of the loose form in b: a row's with the top bit clear, a table's with it
  * set (negative as SQLite holds it), so that whether any operation waits for a table
  * is one look. */
 static park_wake s_wake_of(const buf_t *b, bool table)
 {
-    stm_id digest;
-    stm_id_hash(b->data, b->len, &digest);
+    unsigned char digest[crypto_shorthash_siphash24_BYTES];
+    crypto_shorthash_siphash24(digest, (const unsigned char *)b->data, b->len, s_siphash_key);
     park_wake w = 0;
-    for (size_t i = 0; i < 8; i++)
-        w = w << 8 | digest.bytes[i];
+    for (size_t i = 0; i < sizeof digest; i++)
+        w = w << 8 | digest[i];
     w = table ? w | PARK_WAKE_TABLE : w & ~PARK_WAKE_TABLE;
     return w == PARK_WAKE_ANY ? 1 : w; /* PARK_WAKE_ANY is no digest's */
 }
@@ -665,8 +672,10 @@ stm_err stm_park_wake(park_t *p, park_apply_fn apply, void *ctx, uint64_t *repla
     for (int idle = 0; rc == STM_OK && p->nrows + p->ntables > 0 && idle < 2;) {
         size_t n = p->nrows + p->ntables + 1;
         park_wake *wakes = stm_calloc(n, sizeof *wakes);
-        memcpy(wakes, p->rows, p->nrows * sizeof *wakes);
-        memcpy(wakes + p->nrows, p->tables, p->ntables * sizeof *wakes);
+        for (size_t i = 0; i < p->nrows; i++)
+            wakes[i] = p->rows[i];
+        for (size_t i = 0; i < p->ntables; i++)
+            wakes[p->nrows + i] = p->tables[i];
         wakes[n - 1] = PARK_WAKE_ANY; /* something was written */
         if (!s_watching(p)->any)
             n--;

@@ -61,14 +61,13 @@ typedef void (*park_warn_fn)(void *ctx, const char *message);
 typedef stm_err (*park_apply_fn)(void *ctx, const op_t **ops, size_t n, uint64_t *applied,
                                  stm_error *err);
 
-/* A wake (invariant 4): 63 bits of a BLAKE2b digest of a table's name and a key's
- * loose form (stm_park_wake_row), of a table's name alone (stm_park_wake_table, the
- * top bit set), or PARK_WAKE_ANY; stemma_parked_wait.wake holds it as an integer
+/* A wake (invariant 4): 63 bits of a SipHash-2-4 digest of a table's name and a
+ * key's loose form (stm_park_wake_row), of a table's name alone (stm_park_wake_table,
+ * the top bit set), or PARK_WAKE_ANY; stemma_parked_wait.wake holds it as an integer
  * (a row's positive, a table's negative). The loose form (park.c) gives keys SQLite
  * may take as one row (by affinity, NOCASE or RTRIM) one digest, so no write misses
  * what waits for it; keys it does not tell apart (1 and '1', 'A' and 'a') only cost
- * a retry, as does a collision, which no peer can aim at a row it chooses (a second
- * preimage). */
+ * a retry, as does a collision. */
 typedef uint64_t park_wake;
 #define PARK_WAKE_ANY UINT64_C(0)
 /* Set in a table's wake, clear in a row's. */
