@@ -384,32 +384,42 @@ static bool s_waiting(park_t *p)
     return w->rows || w->tables || w->any;
 }
 
-/* Runs fixed statement q with the operation (origin, seq) as ?1, ?2 (and wake as ?3
- * when q is Q_WAIT_ADD); SQLite's result. */
-static int s_run_op(park_t *p, int q, const stm_id *origin, uint64_t seq, park_wake wake)
+/* Runs fixed statement q, Q_WAIT_ADD or Q_WAIT_DROP, for the operation (origin
+ * number no, seq), waiting for wake (Q_WAIT_ADD); or Q_TAKE_ONE for (origin, seq).
+ * SQLite's result. */
+static int s_run_op(park_t *p, int q, int64_t no, const stm_id *origin, uint64_t seq,
+                    park_wake wake)
 {
     sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
     if (!stmt)
         return SQLITE_ERROR;
-    if (q == Q_WAIT_ADD) {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)wake);
-        sqlite3_bind_blob(stmt, 2, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
-    } else {
-        sqlite3_bind_blob(stmt, 1, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, (sqlite3_int64)seq);
-    }
+    int at = 1;
+    if (q == Q_WAIT_ADD)
+        sqlite3_bind_int64(stmt, at++, (sqlite3_int64)wake);
+    if (q == Q_TAKE_ONE)
+        sqlite3_bind_blob(stmt, at++, origin->bytes, STM_ID_BYTES, SQLITE_STATIC);
+    else
+        sqlite3_bind_int64(stmt, at++, no);
+    sqlite3_bind_int64(stmt, at, (sqlite3_int64)seq);
     int step = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return step;
 }
 
-/* Parks op as kind (its row in stemma_parked replaced, its wakes gone). */
-static stm_err s_park(park_t *p, const op_t *op, park_kind kind, const char *reason, stm_error *err)
+/* Parks op as kind (its row in stemma_parked replaced, its wakes gone); *no is its
+ * origin's number when some operation waits (its wakes name it so), else 0. */
+static stm_err s_park(park_t *p, const op_t *op, park_kind kind, const char *reason, int64_t *no,
+                      stm_error *err)
 {
     s_warn_once(p, op, reason);
+    *no = 0;
     /* Parked again: what it waited for before goes (invariant 4). */
-    if (s_waiting(p) && s_run_op(p, Q_WAIT_DROP, &op->origin, op->seq, 0) != SQLITE_DONE)
+    if (s_waiting(p) || kind == PARK_CONSTRAINT) {
+        stm_err rc = stm_store_id_number(p->store, &op->origin, true, no, err);
+        if (rc != STM_OK)
+            return rc;
+    }
+    if (s_waiting(p) && s_run_op(p, Q_WAIT_DROP, *no, NULL, op->seq, 0) != SQLITE_DONE)
         return stm_store_error(p->store, err, "parking an operation");
     sqlite3_stmt *park = stm_stmtcache_fixed(p->stmts, Q_PARK);
     if (!park)
@@ -429,16 +439,18 @@ stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reaso
         const park_wake any = PARK_WAKE_ANY;
         return stm_park_op_waiting(p, op, reason, &any, 1, err);
     }
-    return s_park(p, op, kind, reason, err);
+    int64_t no;
+    return s_park(p, op, kind, reason, &no, err);
 }
 
 stm_err stm_park_op_waiting(park_t *p, const op_t *op, const char *reason, const park_wake *wakes,
                             size_t n, stm_error *err)
 {
     assert(n >= 1 && n <= PARK_WAKES_MAX);
-    stm_err rc = s_park(p, op, PARK_CONSTRAINT, reason, err);
+    int64_t no;
+    stm_err rc = s_park(p, op, PARK_CONSTRAINT, reason, &no, err);
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
-        if (s_run_op(p, Q_WAIT_ADD, &op->origin, op->seq, wakes[i]) != SQLITE_DONE)
+        if (s_run_op(p, Q_WAIT_ADD, no, NULL, op->seq, wakes[i]) != SQLITE_DONE)
             rc = stm_store_error(p->store, err, "parking an operation");
         /* Rows written from now on may free it: noted (invariant 5). */
         if (wakes[i] == PARK_WAKE_ANY)
@@ -594,17 +606,18 @@ static int s_by_wake(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* An operation woken: its origin and sequence. */
+/* An operation woken: its origin's number and its sequence. */
 typedef struct {
-    stm_id origin;
+    int64_t no;
     uint64_t seq;
 } s_woken;
 
 static int s_by_op(const void *a, const void *b)
 {
     const s_woken *x = a, *y = b;
-    int c = memcmp(x->origin.bytes, y->origin.bytes, STM_ID_BYTES);
-    return c ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
+    if (x->no != y->no)
+        return x->no < y->no ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Takes the operations waiting for wakes[0..n) (sorted, any duplicates) out of
@@ -625,10 +638,8 @@ static stm_err s_take_woken(park_t *p, const park_wake *wakes, size_t n, opbatch
         sqlite3_bind_int64(find, 1, (sqlite3_int64)wakes[i]);
         int step;
         while ((step = sqlite3_step(find)) == SQLITE_ROW) {
-            if (sqlite3_column_bytes(find, 0) != STM_ID_BYTES)
-                continue;
             woken = stm_grow(woken, &cap, nwoken + 1, sizeof *woken);
-            memcpy(woken[nwoken].origin.bytes, sqlite3_column_blob(find, 0), STM_ID_BYTES);
+            woken[nwoken].no = sqlite3_column_int64(find, 0);
             woken[nwoken].seq = (uint64_t)sqlite3_column_int64(find, 1);
             nwoken++;
         }
@@ -644,16 +655,18 @@ static stm_err s_take_woken(park_t *p, const park_wake *wakes, size_t n, opbatch
         /* Taken out only when still parked for a constraint: a wake whose operation is
          * not (its row deleted by hand, say) just goes. */
         bool parked = false;
-        if (s_run_op(p, Q_TAKE_ONE, &woken[i].origin, woken[i].seq, 0) == SQLITE_DONE)
+        stm_id origin;
+        rc = stm_store_id_of(p->store, woken[i].no, &origin, err);
+        if (rc == STM_OK && s_run_op(p, Q_TAKE_ONE, 0, &origin, woken[i].seq, 0) == SQLITE_DONE)
             parked = sqlite3_changes(stm_store_db(p->store)) > 0;
-        else
+        else if (rc == STM_OK)
             rc = stm_store_error(p->store, err, "retrying parked operations");
         if (rc == STM_OK &&
-            s_run_op(p, Q_WAIT_DROP, &woken[i].origin, woken[i].seq, 0) != SQLITE_DONE)
+            s_run_op(p, Q_WAIT_DROP, woken[i].no, NULL, woken[i].seq, 0) != SQLITE_DONE)
             rc = stm_store_error(p->store, err, "retrying parked operations");
         bool found;
         if (rc == STM_OK && parked)
-            rc = stm_oplog_fetch(p->log, &woken[i].origin, woken[i].seq, batch, &found, err);
+            rc = stm_oplog_fetch(p->log, &origin, woken[i].seq, batch, &found, err);
     }
     free(woken);
     return rc;

@@ -141,8 +141,9 @@ static long long s_waits(fixture *f, const char *table, const char *pk, park_wak
 {
     char sql[512];
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM stemma_parked_wait AS w JOIN temp.ops AS o ON o.origin = "
-             "w.origin AND o.seq = w.seq WHERE o.tbl = '%s' AND o.pk = '%s' AND w.wake = %lld",
+             "SELECT count(*) FROM stemma_parked_wait AS w JOIN stemma_ids AS i ON i.no = "
+             "w.origin JOIN temp.ops AS o ON o.origin = i.id AND o.seq = w.seq WHERE o.tbl = "
+             "'%s' AND o.pk = '%s' AND w.wake = %lld",
              table, pk, (long long)w);
     du_ops(f->store);
     return s_int(f, sql);

@@ -582,8 +582,9 @@ static void test_a_wake_reads_only_what_waits_for_the_rows_written(void **state)
                                   "reason) SELECT x'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
                                   "a1a1a1a1a1a1a1a1a1a1', i, 'constraint', 'x' FROM n;"
                                   "INSERT INTO stemma_parked_wait (wake, origin, seq) SELECT "
-                                  "abs(random() % 4611686018427387904) + 1, origin, seq FROM "
-                                  "stemma_parked WHERE seq > 1",
+                                  "abs(random() % 4611686018427387904) + 1, i.no, p.seq FROM "
+                                  "stemma_parked AS p JOIN stemma_ids AS i ON i.id = p.origin "
+                                  "WHERE p.seq > 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     long steps = 0;
