@@ -33,8 +33,11 @@ enum {
     Q_WAIT_DROP,  /* ... all of one operation's */
     Q_WAIT_FIND,  /* the operations waiting for a wake */
     Q_WAIT_SOME,  /* does any operation wait for a row? a table? anything? */
+    Q_WAIT_GEN,   /* have the wakes changed? */
     Q_WAIT_CLEAR, /* every wake: every operation parked for a constraint taken out */
     Q_TAKE_ONE,   /* one operation parked for a constraint, taken out for a retry */
+    Q_WAIT_ROWS,  /* every row's wake, for the filter */
+    Q_WAIT_BUMP,  /* the wakes changed: stemma_local.wait_gen moves */
     Q_N
 };
 #define Q_ALL (Q_LIST_ALL - Q_LIST) /* from a kind's statement to every kind's */
@@ -60,9 +63,12 @@ static const char *const s_sql[Q_N] = {
     /* One seek (SQLite reads a lone min() off the index's edge): tables' wakes are
      * negative, anything's 0, rows' positive. */
     [Q_WAIT_SOME] = "SELECT min(wake) FROM stemma_parked_wait",
+    [Q_WAIT_GEN] = "SELECT wait_gen FROM stemma_local WHERE id = 1",
     [Q_WAIT_CLEAR] = "DELETE FROM stemma_parked_wait",
     [Q_TAKE_ONE] = ("DELETE FROM stemma_parked WHERE origin = ?1 AND seq = ?2 AND "
                     "kind = 'constraint'"),
+    [Q_WAIT_ROWS] = "SELECT wake FROM stemma_parked_wait WHERE wake > 0",
+    [Q_WAIT_BUMP] = "UPDATE stemma_local SET wait_gen = wait_gen + 1 WHERE id = 1",
 };
 
 /* What operations parked for a constraint wait for (invariant 4), as far as the
@@ -70,11 +76,31 @@ static const char *const s_sql[Q_N] = {
  * waited for by any is neither noted nor looked up: a table's wake when none waits for
  * a table, anything when none waits for anything, nothing at all when none waits. */
 typedef struct {
-    bool looked; /* in this transaction (stm_park_begin forgets) */
-    bool rows;   /* some wait for a row */
-    bool tables; /* ... for a table */
-    bool any;    /* ... for anything */
+    bool looked;       /* in this transaction (stm_park_begin forgets) */
+    bool rows;         /* some wait for a row */
+    bool tables;       /* ... for a table */
+    bool any;          /* ... for anything */
+    int64_t gen;       /* stemma_local.wait_gen as the transaction began (-1: not known) */
+    bool moved;        /* ... and moved on since, by this transaction's changes */
+    int64_t kinds_gen; /* the wait_gen rows, tables and any were found at: good again
+                        * in a transaction that finds it unchanged (-1: none) */
 } s_watch;
+
+/* The rows' wakes in stemma_parked_wait, as a Bloom filter: a row written whose wake
+ * it lacks wakes nothing, and is not looked up (a million wakes fill 20 MB, which a
+ * lookup per row written reads at random; the filter takes 2 MB and no read). Read
+ * whole when first needed; good while stemma_local.wait_gen, which every transaction
+ * that changes the wakes moves, is where it was (so another program's parking, or
+ * another park object's, makes it be read again); what this one parks is added to
+ * it, and what it takes out stays in it (a wake it holds in vain only costs a
+ * lookup). */
+typedef struct {
+    uint64_t *bits; /* owned; NULL: none (read at the next need) */
+    uint64_t mask;  /* bits - 1, bits a power of two */
+    size_t held;    /* wakes added */
+    size_t room;    /* ... before it is too full to be worth it: read again */
+    int64_t gen;    /* the wait_gen it holds the wakes of */
+} s_filter;
 
 struct park {
     store_t *store;     /* lent */
@@ -90,6 +116,7 @@ struct park {
     size_t nrows, rows_cap;
     park_wake *tables; /* ... of their tables, each once */
     size_t ntables, tables_cap;
+    s_filter filter;        /* the rows' wakes (not read while none waits for a row) */
     buf_t form;             /* a row's loose form, while its wake is made */
     const char *last_table; /* the table of the last row noted, its wake in tables (a
                              * name lent by the caller's catalog, compared by pointer) */
@@ -101,6 +128,7 @@ park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
     p->store = store;
     p->log = log;
     p->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_N);
+    p->watch.kinds_gen = -1;
     p->warn = warn;
     p->warn_ctx = ctx;
     return p;
@@ -117,6 +145,7 @@ void stm_park_destroy(park_t **self_p)
     free(p->warned);
     free(p->rows);
     free(p->tables);
+    free(p->filter.bits);
     stm_buf_free(&p->form);
     free(p);
     *self_p = NULL;
@@ -356,25 +385,133 @@ static void s_warn_once(park_t *p, const op_t *op, const char *reason)
     stm_buf_free(&msg);
 }
 
-/* What operations wait for, looked up at its first use in a transaction (when the
- * database cannot say: everything, which only costs lookups). */
+/* What operations wait for, looked up at its first use in a transaction: wait_gen,
+ * and unless it is where it was when the kinds were last found, the least wake (when
+ * the database cannot say: everything, which only costs lookups). */
 static const s_watch *s_watching(park_t *p)
 {
-    if (!p->watch.looked) {
-        sqlite3_stmt *q = stm_stmtcache_fixed(p->stmts, Q_WAIT_SOME);
-        bool ok = q && sqlite3_step(q) == SQLITE_ROW;
-        bool none = ok && sqlite3_column_type(q, 0) == SQLITE_NULL;
-        sqlite3_int64 least = ok && !none ? sqlite3_column_int64(q, 0) : -1;
-        if (q)
-            sqlite3_reset(q);
-        /* The least wake tells which kinds there may be: a row's only when it is one;
-         * anything's when it is 0 (no table's then) or a table's (perhaps). */
-        p->watch = (s_watch){.looked = true,
-                             .rows = !none,
-                             .tables = !none && least < 0,
-                             .any = !none && least <= 0};
+    s_watch *w = &p->watch;
+    if (w->looked)
+        return w;
+    w->looked = true;
+    w->moved = false;
+    sqlite3_stmt *q = stm_stmtcache_fixed(p->stmts, Q_WAIT_GEN);
+    w->gen = q && sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    if (q)
+        sqlite3_reset(q);
+    /* Wakes changed elsewhere since the filter was read (or cannot be told). */
+    if (p->filter.bits && (w->gen < 0 || w->gen != p->filter.gen)) {
+        free(p->filter.bits);
+        p->filter.bits = NULL;
     }
-    return &p->watch;
+    if (w->gen >= 0 && w->gen == w->kinds_gen)
+        return w;
+    q = stm_stmtcache_fixed(p->stmts, Q_WAIT_SOME);
+    bool ok = w->gen >= 0 && q && sqlite3_step(q) == SQLITE_ROW;
+    bool none = ok && sqlite3_column_type(q, 0) == SQLITE_NULL;
+    sqlite3_int64 least = ok && !none ? sqlite3_column_int64(q, 0) : -1;
+    if (q)
+        sqlite3_reset(q);
+    /* The least wake tells which kinds there may be: a row's only when it is one;
+     * anything's when it is 0 (no table's then) or a table's (perhaps). */
+    w->rows = !none;
+    w->tables = !none && least < 0;
+    w->any = !none && least <= 0;
+    w->kinds_gen = ok ? w->gen : -1;
+    return w;
+}
+
+/* The wakes change in this transaction: wait_gen moves (once a transaction), so that
+ * every other filter is read again; this one stays good. */
+static stm_err s_wakes_change(park_t *p, stm_error *err)
+{
+    s_watching(p);
+    if (p->watch.moved)
+        return STM_OK;
+    sqlite3_stmt *bump = stm_stmtcache_fixed(p->stmts, Q_WAIT_BUMP);
+    if (!bump || sqlite3_step(bump) != SQLITE_DONE) {
+        if (bump)
+            sqlite3_reset(bump);
+        return stm_store_error(p->store, err, "parking an operation");
+    }
+    sqlite3_reset(bump);
+    p->watch.moved = true;
+    /* What this transaction parks and takes out is the filter's and the kinds' to
+     * follow (kinds only ever grow here: one taken out may leave them saying some
+     * wait in vain, which only costs lookups). */
+    if (p->filter.bits && p->filter.gen == p->watch.gen)
+        p->filter.gen = p->watch.gen + 1;
+    if (p->watch.kinds_gen == p->watch.gen && p->watch.gen >= 0)
+        p->watch.kinds_gen = p->watch.gen + 1;
+    return STM_OK;
+}
+
+/* Bit i (0 .. 3) of wake w in the filter: double hashing on the digest's halves. */
+static uint64_t s_bit(const s_filter *f, park_wake w, uint64_t i)
+{
+    return (w + i * ((w >> 32) | 1)) & f->mask;
+}
+
+static void s_filter_add(s_filter *f, park_wake w)
+{
+    for (uint64_t i = 0; i < 4; i++) {
+        uint64_t b = s_bit(f, w, i);
+        f->bits[b >> 6] |= UINT64_C(1) << (b & 63);
+    }
+    f->held++;
+}
+
+static bool s_filter_has(const s_filter *f, park_wake w)
+{
+    for (uint64_t i = 0; i < 4; i++) {
+        uint64_t b = s_bit(f, w, i);
+        if (!(f->bits[b >> 6] & UINT64_C(1) << (b & 63)))
+            return false;
+    }
+    return true;
+}
+
+/* Reads the rows' wakes into a filter of 16 bits a wake (four bits each: one lookup
+ * in 400 in vain), with room for as many again; false when the database cannot say. */
+static bool s_filter_read(park_t *p)
+{
+    sqlite3_stmt *q = stm_stmtcache_fixed(p->stmts, Q_WAIT_ROWS);
+    if (!q)
+        return false;
+    park_wake *wakes = NULL;
+    size_t n = 0, cap = 0;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        wakes = stm_grow(wakes, &cap, n + 1, sizeof *wakes);
+        wakes[n++] = (park_wake)sqlite3_column_int64(q, 0);
+    }
+    sqlite3_reset(q);
+    if (step != SQLITE_DONE) {
+        free(wakes);
+        return false;
+    }
+    s_filter *f = &p->filter;
+    size_t room = 2 * n + 4096, bits = 1 << 16;
+    while (bits < 8 * room)
+        bits <<= 1;
+    free(f->bits);
+    f->bits = stm_calloc(bits / 64, sizeof *f->bits);
+    f->mask = bits - 1;
+    f->held = 0;
+    f->room = room;
+    f->gen = p->watch.moved ? p->watch.gen + 1 : p->watch.gen;
+    for (size_t i = 0; i < n; i++)
+        s_filter_add(f, wakes[i]);
+    free(wakes);
+    return true;
+}
+
+/* False only when no operation waits for row wake w (the filter says so). */
+static bool s_row_waited(park_t *p, park_wake w)
+{
+    if (!p->filter.bits && !s_filter_read(p))
+        return true;
+    return s_filter_has(&p->filter, w);
 }
 
 /* True when some operation waits for anything at all. */
@@ -419,8 +556,13 @@ static stm_err s_park(park_t *p, const op_t *op, park_kind kind, const char *rea
         if (rc != STM_OK)
             return rc;
     }
-    if (s_waiting(p) && s_run_op(p, Q_WAIT_DROP, *no, NULL, op->seq, 0) != SQLITE_DONE)
-        return stm_store_error(p->store, err, "parking an operation");
+    if (s_waiting(p)) {
+        stm_err rc = s_wakes_change(p, err);
+        if (rc != STM_OK)
+            return rc;
+        if (s_run_op(p, Q_WAIT_DROP, *no, NULL, op->seq, 0) != SQLITE_DONE)
+            return stm_store_error(p->store, err, "parking an operation");
+    }
     sqlite3_stmt *park = stm_stmtcache_fixed(p->stmts, Q_PARK);
     if (!park)
         return stm_store_error(p->store, err, "parking an operation");
@@ -449,16 +591,26 @@ stm_err stm_park_op_waiting(park_t *p, const op_t *op, const char *reason, const
     assert(n >= 1 && n <= PARK_WAKES_MAX);
     int64_t no;
     stm_err rc = s_park(p, op, PARK_CONSTRAINT, reason, &no, err);
+    if (rc == STM_OK)
+        rc = s_wakes_change(p, err);
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         if (s_run_op(p, Q_WAIT_ADD, no, NULL, op->seq, wakes[i]) != SQLITE_DONE)
             rc = stm_store_error(p->store, err, "parking an operation");
         /* Rows written from now on may free it: noted (invariant 5). */
-        if (wakes[i] == PARK_WAKE_ANY)
+        if (wakes[i] == PARK_WAKE_ANY) {
             p->watch.any = true;
-        else if (wakes[i] & PARK_WAKE_TABLE)
+        } else if (wakes[i] & PARK_WAKE_TABLE) {
             p->watch.tables = true;
-        else
+        } else {
             p->watch.rows = true;
+            s_filter *f = &p->filter;
+            if (f->bits && f->held < f->room) {
+                s_filter_add(f, wakes[i]);
+            } else if (f->bits) { /* too full to tell much: read again when needed */
+                free(f->bits);
+                f->bits = NULL;
+            }
+        }
     }
     return rc;
 }
@@ -523,10 +675,13 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
         return stm_store_error(p->store, err, "retrying parked operations");
     /* Every wake is an operation's parked for a constraint (invariant 4). */
     if (kind == PARK_CONSTRAINT || kind == PARK_ANY) {
+        if ((rc = s_wakes_change(p, err)) != STM_OK)
+            return rc;
         sqlite3_stmt *waits = stm_stmtcache_fixed(p->stmts, Q_WAIT_CLEAR);
         if (!waits || sqlite3_step(waits) != SQLITE_DONE)
             return stm_store_error(p->store, err, "retrying parked operations");
-        p->watch = (s_watch){.looked = true}; /* none, until they are parked again */
+        /* None waits, until they are parked again. */
+        p->watch.rows = p->watch.tables = p->watch.any = false;
     }
     return STM_OK;
 }
@@ -573,6 +728,11 @@ void stm_park_rollback(park_t *p)
 {
     p->nrows = p->ntables = 0;
     p->last_table = NULL;
+    /* wait_gen went back: so does the filter's (what it added stays, in vain); the
+     * kinds are found again. */
+    if (p->watch.looked && p->watch.moved && p->filter.gen == p->watch.gen + 1)
+        p->filter.gen = p->watch.gen;
+    p->watch.kinds_gen = -1;
     p->watch.looked = false;
 }
 
@@ -581,10 +741,11 @@ void stm_park_wrote(park_t *p, const char *table, const op_value *key)
     const s_watch *w = s_watching(p);
     if (!w->rows && !w->tables && !w->any)
         return;
+    park_wake row = w->rows ? s_wake_key(&p->form, table, key) : 1;
     /* Anything written wakes what waits for anything (a row, to stand for it). */
-    if (w->rows || (w->any && !p->nrows && !p->ntables)) {
+    if ((w->rows && s_row_waited(p, row)) || (w->any && !p->nrows && !p->ntables)) {
         p->rows = stm_grow(p->rows, &p->rows_cap, p->nrows + 1, sizeof *p->rows);
-        p->rows[p->nrows++] = s_wake_key(&p->form, table, key);
+        p->rows[p->nrows++] = row;
     }
     if (!w->tables)
         return;
@@ -649,6 +810,8 @@ static stm_err s_take_woken(park_t *p, const park_wake *wakes, size_t n, opbatch
     }
     if (nwoken > 1)
         qsort(woken, nwoken, sizeof *woken, s_by_op);
+    if (nwoken && rc == STM_OK)
+        rc = s_wakes_change(p, err);
     for (size_t i = 0; i < nwoken && rc == STM_OK; i++) {
         if (i && s_by_op(&woken[i], &woken[i - 1]) == 0)
             continue; /* woken by two of the wakes */

@@ -48,7 +48,8 @@ static const char *const s_schema =
     "  hlc INTEGER NOT NULL,"     /* last hybrid logical clock issued or seen */
     "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
     "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
-    "  format INTEGER NOT NULL"   /* STORE_FORMAT of these tables */
+    "  format INTEGER NOT NULL,"  /* STORE_FORMAT of these tables */
+    "  wait_gen INTEGER NOT NULL DEFAULT 0" /* moves with stemma_parked_wait (park.c) */
     ");"
     /* Node and schema version ids, numbered so that every oplog and clock row holds
      * a small integer in place of 32 bytes. */
@@ -252,6 +253,7 @@ stm_err stm_store_check_format(store_t *self, stm_error *err)
  * parked again with what it waits for). Their origins are numbered already (their
  * operations are in the oplog); any that is not gets a number. */
 static const char *const s_upgrade_4 = S_PARKED_WAIT
+    "ALTER TABLE stemma_local ADD COLUMN wait_gen INTEGER NOT NULL DEFAULT 0;"
     "INSERT OR IGNORE INTO stemma_ids (id) SELECT DISTINCT origin FROM stemma_parked "
     "WHERE kind = 'constraint';"
     "INSERT OR IGNORE INTO stemma_parked_wait (wake, origin, seq) "

@@ -5,8 +5,9 @@
  * stemma_* (plus the migrator's schema_version); none of them is ever synced:
  *
  *   stemma_local    one row: this database's node id, its schema version id, the
- *                   hybrid logical clock, the last local sequence number, and the
- *                   `applying` flag that keeps capture from recording applied ops
+ *                   hybrid logical clock, the last local sequence number, the
+ *                   `applying` flag that keeps capture from recording applied ops,
+ *                   the format, and wait_gen (park.c)
  *   stemma_ids      node and schema version ids, numbered (the oplog and the clock
  *                   hold the numbers)
  *   stemma_pending  rows the application changed, with the wall time of each change,
@@ -44,7 +45,9 @@
  * of several columns (key.h): stemma_oplog.pk_packed, and stemma_pending's pk2, pk3,
  * ... added as synced tables need them; incarnations (identity.h): stemma_oplog's
  * born_hlc and born_origin, and stemma_conflicts. Format 5: stemma_parked_wait, what
- * each operation parked for a constraint waits for (park.h, invariant 4).
+ * each operation parked for a constraint waits for (park.h, invariant 4), and
+ * stemma_local.wait_gen, moved by every transaction that changes it (so that a
+ * program holding a filter of it knows to read it again, park.c).
  *
  * Format 5 is numbered, not only added, because a stemma of format 4 would park
  * operations without their waits, and this one would then retry them only after a

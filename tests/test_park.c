@@ -569,7 +569,9 @@ static void test_parked_again_it_waits_for_what_it_waits_for_now(void **state)
 
 /* Waking reads what waits for the rows written, not what is parked: with 20,000
  * operations waiting for other rows, a write none waits for costs a few of SQLite's
- * steps (counted, not timed), and retries nothing. */
+ * steps (counted, not timed), and retries nothing. The first write after the wakes
+ * changed elsewhere (here, behind park's back) reads the rows' wakes once, into the
+ * filter; the one measured is the next. */
 static void test_a_wake_reads_only_what_waits_for_the_rows_written(void **state)
 {
     fixture *f = *state;
@@ -587,6 +589,7 @@ static void test_a_wake_reads_only_what_waits_for_the_rows_written(void **state)
                                   "WHERE p.seq > 1",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
+    assert_int_equal(s_write_and_wake(f, "tasks", "first"), 0);
     long steps = 0;
     sqlite3_progress_handler(db, 100, s_steps, &steps);
     assert_int_equal(s_write_and_wake(f, "tasks", "nobody"), 0);
@@ -604,6 +607,57 @@ static void test_a_wake_reads_only_what_waits_for_the_rows_written(void **state)
                  "is parked",
                  woken, reading_all);
     assert_int_equal(s_count(f, PARK_CONSTRAINT), 20001);
+}
+
+/* s_park_waiting through park object p, in a transaction of its own (committed, or
+ * rolled back when rollback). */
+static void s_park_by(fixture *f, park_t *p, uint64_t seq, const char *key, bool rollback)
+{
+    op_t op = s_op(seq, "note");
+    const op_t *ops[1] = {&op};
+    /* A key of "*": any row of lists. */
+    park_wake w = strcmp(key, "*") ? s_row("tasks", s_text(key)) : stm_park_wake_table("lists");
+    stm_error err = {0};
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    stm_park_begin(p);
+    s_ok(stm_oplog_append(f->log, ops, 1, op.table, &err), &err);
+    s_ok(stm_park_op_waiting(p, &op, "NOT NULL constraint failed: tasks.title", &w, 1, &err),
+         &err);
+    s_ok(stm_store_exec(f->store, rollback ? "ROLLBACK" : "COMMIT", &err), &err);
+    if (rollback)
+        stm_park_rollback(p);
+}
+
+/* The filter that spares a write its lookups never hides a row something waits for,
+ * nor do the kinds of wakes known: what another park object (another program) parks
+ * is seen at the next transaction, what this one parks at once, and a rolled-back
+ * transaction's changes do not make it take what another parks since for what it
+ * held. */
+static void test_the_filter_never_hides_a_row_waited_for(void **state)
+{
+    fixture *f = *state;
+    park_t *other = stm_park_new(f->store, f->log, NULL, NULL);
+    s_park_by(f, f->park, 1, "a", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "zzz"), 0); /* the filter is read */
+    s_park_by(f, other, 2, "b", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "b"), 1);
+    assert_true(s_given_has(2));
+    s_park_by(f, f->park, 3, "c", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "c"), 1);
+    assert_true(s_given_has(3));
+    s_park_by(f, f->park, 4, "d", true);
+    s_park_by(f, other, 5, "e", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "e"), 1);
+    assert_true(s_given_has(5));
+    assert_int_equal(s_write_and_wake(f, "tasks", "a"), 1);
+    assert_int_equal(s_count(f, PARK_ANY), 0);
+    /* Nothing waits for a table: a write of lists notes nothing; until another parks
+     * one that does. */
+    assert_int_equal(s_write_and_wake(f, "lists", "l1"), 0);
+    s_park_by(f, other, 6, "*", false);
+    assert_int_equal(s_write_and_wake(f, "lists", "l1"), 1);
+    assert_true(s_given_has(6));
+    stm_park_destroy(&other);
 }
 
 int main(void)
@@ -626,6 +680,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_wake_reads_only_what_waits_for_the_rows_written,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_filter_never_hides_a_row_waited_for, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
