@@ -96,7 +96,7 @@ typedef struct {
  * lookup). */
 typedef struct {
     uint64_t *bits; /* owned; NULL: none (read at the next need) */
-    uint64_t mask;  /* bits - 1, bits a power of two */
+    uint64_t mask;  /* blocks - 1, blocks (of 512 bits) a power of two */
     size_t held;    /* wakes added */
     size_t room;    /* ... before it is too full to be worth it: read again */
     int64_t gen;    /* the wait_gen it holds the wakes of */
@@ -116,10 +116,12 @@ struct park {
     size_t nrows, rows_cap;
     park_wake *tables; /* ... of their tables, each once */
     size_t ntables, tables_cap;
-    s_filter filter;        /* the rows' wakes (not read while none waits for a row) */
-    buf_t form;             /* a row's loose form, while its wake is made */
-    const char *last_table; /* the table of the last row noted, its wake in tables (a
-                             * name lent by the caller's catalog, compared by pointer) */
+    s_filter filter;          /* the rows' wakes (not read while none waits for a row) */
+    buf_t form;               /* a row's loose form, while its wake is made */
+    buf_t prefix;             /* the start of the loose form of prefix_table's rows */
+    const char *prefix_table; /* compared by pointer, as last_table */
+    const char *last_table;   /* the table of the last row noted, its wake in tables (a
+                               * name lent by the caller's catalog, compared by pointer) */
 };
 
 park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx)
@@ -147,6 +149,7 @@ void stm_park_destroy(park_t **self_p)
     free(p->tables);
     free(p->filter.bits);
     stm_buf_free(&p->form);
+    stm_buf_free(&p->prefix);
     free(p);
     *self_p = NULL;
 }
@@ -264,12 +267,16 @@ static park_wake s_wake_of(const buf_t *b, bool table)
     return w == PARK_WAKE_ANY ? 1 : w; /* PARK_WAKE_ANY is no digest's */
 }
 
-/* stm_park_wake_row, its loose form made in b. */
-static park_wake s_wake_row(buf_t *b, const char *table, const op_value *parts, size_t n)
+/* The start of a row's loose form: "row" NUL and table's name. */
+static void s_put_row_prefix(buf_t *b, const char *table)
 {
-    stm_buf_reset(b);
     stm_buf_append(b, "row", 4);
     s_put_folded(b, table, strlen(table));
+}
+
+/* stm_park_wake_row, its loose form made in b after the prefix b holds already. */
+static park_wake s_wake_row_values(buf_t *b, const op_value *parts, size_t n)
+{
     s_put_u64(b, n);
     for (size_t i = 0; i < n; i++) {
         const op_value *v = &parts[i];
@@ -297,20 +304,21 @@ static park_wake s_wake_row(buf_t *b, const char *table, const op_value *parts, 
     return s_wake_of(b, false);
 }
 
-/* stm_park_wake_key, its loose form made in b. */
-static park_wake s_wake_key(buf_t *b, const char *table, const op_value *key)
+/* stm_park_wake_key, its loose form made in b after the prefix b holds already. */
+static park_wake s_wake_key_values(buf_t *b, const op_value *key)
 {
     op_value parts[KEY_MAX_COLUMNS];
     size_t n = 0;
     if (!stm_key_values(key, parts, KEY_MAX_COLUMNS, &n) || n > KEY_MAX_COLUMNS)
-        return s_wake_row(b, table, key, 1); /* damaged: its bytes name it */
-    return s_wake_row(b, table, parts, n);
+        return s_wake_row_values(b, key, 1); /* damaged: its bytes name it */
+    return s_wake_row_values(b, parts, n);
 }
 
 park_wake stm_park_wake_row(const char *table, const op_value *parts, size_t n)
 {
     buf_t b = BUF_INIT;
-    park_wake w = s_wake_row(&b, table, parts, n);
+    s_put_row_prefix(&b, table);
+    park_wake w = s_wake_row_values(&b, parts, n);
     stm_buf_free(&b);
     return w;
 }
@@ -318,7 +326,8 @@ park_wake stm_park_wake_row(const char *table, const op_value *parts, size_t n)
 park_wake stm_park_wake_key(const char *table, const op_value *key)
 {
     buf_t b = BUF_INIT;
-    park_wake w = s_wake_key(&b, table, key);
+    s_put_row_prefix(&b, table);
+    park_wake w = s_wake_key_values(&b, key);
     stm_buf_free(&b);
     return w;
 }
@@ -446,33 +455,38 @@ static stm_err s_wakes_change(park_t *p, stm_error *err)
     return STM_OK;
 }
 
-/* Bit i (0 .. 3) of wake w in the filter: double hashing on the digest's halves. */
-static uint64_t s_bit(const s_filter *f, park_wake w, uint64_t i)
+/* The filter is blocked: a wake's four bits lie in one 512-bit block (a cache line),
+ * the block chosen by the digest's low bits, the bits by four 9-bit fields of its
+ * high ones, so that a lookup touches one line of memory, not four. */
+static const uint64_t *s_block(const s_filter *f, park_wake w)
 {
-    return (w + i * ((w >> 32) | 1)) & f->mask;
+    return f->bits + 8 * (w & f->mask);
 }
 
 static void s_filter_add(s_filter *f, park_wake w)
 {
-    for (uint64_t i = 0; i < 4; i++) {
-        uint64_t b = s_bit(f, w, i);
-        f->bits[b >> 6] |= UINT64_C(1) << (b & 63);
+    uint64_t *block = f->bits + 8 * (w & f->mask);
+    for (int i = 0; i < 4; i++) {
+        unsigned bit = (unsigned)(w >> (27 + 9 * i)) & 511;
+        block[bit >> 6] |= UINT64_C(1) << (bit & 63);
     }
     f->held++;
 }
 
 static bool s_filter_has(const s_filter *f, park_wake w)
 {
-    for (uint64_t i = 0; i < 4; i++) {
-        uint64_t b = s_bit(f, w, i);
-        if (!(f->bits[b >> 6] & UINT64_C(1) << (b & 63)))
+    const uint64_t *block = s_block(f, w);
+    for (int i = 0; i < 4; i++) {
+        unsigned bit = (unsigned)(w >> (27 + 9 * i)) & 511;
+        if (!(block[bit >> 6] & UINT64_C(1) << (bit & 63)))
             return false;
     }
     return true;
 }
 
-/* Reads the rows' wakes into a filter of 16 bits a wake (four bits each: one lookup
- * in 400 in vain), with room for as many again; false when the database cannot say. */
+/* Reads the rows' wakes into a filter of at least 16 bits a wake (about one lookup in
+ * a thousand in vain; 2 MB for a million), with room for as many again (one in thirty
+ * when full); false when the database cannot say. */
 static bool s_filter_read(park_t *p)
 {
     sqlite3_stmt *q = stm_stmtcache_fixed(p->stmts, Q_WAIT_ROWS);
@@ -491,12 +505,12 @@ static bool s_filter_read(park_t *p)
         return false;
     }
     s_filter *f = &p->filter;
-    size_t room = 2 * n + 4096, bits = 1 << 16;
-    while (bits < 8 * room)
-        bits <<= 1;
+    size_t room = 2 * n + 4096, blocks = 128;
+    while (blocks * 512 < 8 * room)
+        blocks <<= 1;
     free(f->bits);
-    f->bits = stm_calloc(bits / 64, sizeof *f->bits);
-    f->mask = bits - 1;
+    f->bits = stm_calloc(blocks * 8, sizeof *f->bits);
+    f->mask = blocks - 1;
     f->held = 0;
     f->room = room;
     f->gen = p->watch.moved ? p->watch.gen + 1 : p->watch.gen;
@@ -721,13 +735,14 @@ stm_err stm_park_retry(park_t *p, park_kind kind, park_apply_fn apply, void *ctx
 void stm_park_begin(park_t *p)
 {
     p->watch.looked = false;
-    p->last_table = NULL; /* the schema may be read again: another name at that address */
+    /* The schema may be read again: another name at those addresses. */
+    p->last_table = p->prefix_table = NULL;
 }
 
 void stm_park_rollback(park_t *p)
 {
     p->nrows = p->ntables = 0;
-    p->last_table = NULL;
+    p->last_table = p->prefix_table = NULL;
     /* wait_gen went back: so does the filter's (what it added stays, in vain); the
      * kinds are found again. */
     if (p->watch.looked && p->watch.moved && p->filter.gen == p->watch.gen + 1)
@@ -741,7 +756,18 @@ void stm_park_wrote(park_t *p, const char *table, const op_value *key)
     const s_watch *w = s_watching(p);
     if (!w->rows && !w->tables && !w->any)
         return;
-    park_wake row = w->rows ? s_wake_key(&p->form, table, key) : 1;
+    park_wake row = 1;
+    if (w->rows) {
+        /* Batches come table by table: the prefix of the last table's rows is kept. */
+        if (table != p->prefix_table) {
+            stm_buf_reset(&p->prefix);
+            s_put_row_prefix(&p->prefix, table);
+            p->prefix_table = table;
+        }
+        stm_buf_reset(&p->form);
+        stm_buf_append(&p->form, p->prefix.data, p->prefix.len);
+        row = s_wake_key_values(&p->form, key);
+    }
     /* Anything written wakes what waits for anything (a row, to stand for it). */
     if ((w->rows && s_row_waited(p, row)) || (w->any && !p->nrows && !p->ntables)) {
         p->rows = stm_grow(p->rows, &p->rows_cap, p->nrows + 1, sizeof *p->rows);
