@@ -576,8 +576,8 @@ static double s_median(double *v, int n)
  * reported beside it. */
 #define PARKED_TABLE "CREATE TABLE p (k TEXT PRIMARY KEY, v INTEGER NOT NULL, note TEXT)"
 #define PARKED_BATCH_ROWS 3
-#define PARKED_BATCHES 250
-#define PARKED_ROUNDS 11
+#define PARKED_BATCHES 300
+#define PARKED_ROUNDS 15
 #define PARKED_SIZES 3
 
 /* Seconds of CPU this process has used. */
