@@ -3,8 +3,11 @@
  * Operations parked for a constraint are found by what they wait for (invariant 4):
  * the rows a transaction writes are noted as wakes (stm_park_wrote, from the
  * transaction's clock writes) and, after each batch, looked up in stemma_parked_wait
- * (stm_park_wake), an index probe per row written. Nothing is noted while no
- * operation waits, which one probe per transaction tells. */
+ * (stm_park_wake). What a batch pays for that, however much is parked: one read of
+ * stemma_local.wait_gen a transaction (whether the wakes changed elsewhere), a digest
+ * per row written, a look in a Bloom filter of the rows' wakes (s_filter) and, only
+ * for a row the filter may hold, an index probe. Nothing is noted while no operation
+ * waits; a table's wake only while one waits for a table. */
 #include "park.h"
 #include "key.h"
 #include "stmtcache.h"
