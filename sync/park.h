@@ -24,14 +24,17 @@
  *     foreign key wants), a table (any row of it: a unique value another row may
  *     free, rows an application's trigger reads), or anything (PARK_WAKE_ANY: what
  *     the applier cannot name). No other operation has wakes; parking again or taking
- *     it out removes its wakes with it.
+ *     it out removes its wakes with it. A transaction that changes the wakes moves
+ *     stemma_local.wait_gen, so that what a program keeps of them (park.c's filter)
+ *     is read again when another has changed them.
  *  5. A row written in the caller's transaction (stm_park_wrote: applied, collected
  *     as a local change, moved aside) wakes the operations waiting for it, for its
  *     table or for anything; stm_park_wake retries exactly those, reading nothing else
  *     that is parked, and again while the retried ones write rows that wake more. An
  *     operation parked for a constraint is therefore retried whenever something it
  *     named may have changed, and never strands; what it costs a batch is the
- *     operations its rows wake, not how many are parked.
+ *     operations its rows wake, not how many are parked (but for one read of the
+ *     rows' wakes after another program changed them).
  *
  * When retries run is the applier's rule (apply.h): all of them after a migration,
  * those a constraint refused when a row they wait for is written, and those parked
