@@ -22,8 +22,10 @@
  *                    anywhere; its own table is among them (NEW.x reads as one).
  *   anything         a table named above that stemma does not sync (its rows change
  *                    without stemma writing them, so no write of stemma's can name
- *                    them), a refusal of any other kind (a function's, a virtual
- *                    table's), or more wakes than PARK_WAKES_MAX.
+ *                    them), a trigger that calls a function whose value changes by
+ *                    itself (the time, random()), a refusal of any other kind (a
+ *                    function's, a virtual table's), or more wakes than
+ *                    PARK_WAKES_MAX.
  *
  * What the schema says (foreign keys, triggers) is read once per table and kind of
  * write for each schema a transaction reads (stm_txn_epoch), not per refusal. */
@@ -167,18 +169,31 @@ static bool s_prefixed(const char *name, const char *prefix)
     return sqlite3_strnicmp(name, prefix, (int)strlen(prefix)) == 0;
 }
 
+/* SQLite's functions whose value changes with nothing written: the time, chance, the
+ * connection's counters. A rule that calls one may let a row through on its own. */
+static const char *const s_unsteady[] = {
+    "date",   "time",       "datetime", "julianday",     "strftime",          "unixepoch",
+    "random", "randomblob", "changes",  "total_changes", "last_insert_rowid", "timediff",
+};
+
 /* The authorizer while a probe is prepared: every table a trigger of the application
- * reads or writes (stemma's own capture triggers, stemma_*, are not the
- * application's, and read stemma's tables only). */
+ * reads or writes, and whether it calls a function of s_unsteady (then it waits for
+ * anything). stemma's own capture triggers, stemma_*, are not the application's, and
+ * read stemma's tables only. */
 static int s_authorize(void *ctx, int action, const char *x, const char *y, const char *db,
                        const char *trigger)
 {
-    (void)y;
     (void)db;
     s_probe *pr = ctx;
     if (!trigger || s_prefixed(trigger, "stemma_"))
         return SQLITE_OK;
     pr->triggers = true;
+    if (action == SQLITE_FUNCTION) {
+        for (size_t i = 0; y && i < sizeof s_unsteady / sizeof s_unsteady[0]; i++)
+            if (sqlite3_stricmp(y, s_unsteady[i]) == 0)
+                pr->set->any = true;
+        return SQLITE_OK;
+    }
     if (action != SQLITE_READ && action != SQLITE_INSERT && action != SQLITE_UPDATE &&
         action != SQLITE_DELETE)
         return SQLITE_OK;

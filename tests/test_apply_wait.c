@@ -31,7 +31,11 @@ static const char *const SCHEMA =
     "CREATE TABLE settings (name TEXT, value TEXT);\n"
     "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT);\n"
     "CREATE TRIGGER notes_frozen BEFORE INSERT ON notes WHEN (SELECT value FROM settings"
-    " WHERE name = 'frozen') = 'yes' BEGIN SELECT RAISE(ABORT, 'notes are frozen'); END;\n";
+    " WHERE name = 'frozen') = 'yes' BEGIN SELECT RAISE(ABORT, 'notes are frozen'); END;\n"
+    /* A rule of the clock's: what frees it is the time, which no write names. */
+    "CREATE TABLE alarms (id TEXT PRIMARY KEY, at TEXT);\n"
+    "CREATE TRIGGER alarms_future BEFORE INSERT ON alarms WHEN NEW.at > strftime('%Y',"
+    " 'now') BEGIN SELECT RAISE(ABORT, 'not yet'); END;\n";
 
 typedef struct {
     char *dir;
@@ -299,6 +303,17 @@ static void test_a_blocker_stemma_cannot_see_waits_for_anything(void **state)
     assert_int_equal(s_int(f, "SELECT count(*) FROM notes"), 1);
 }
 
+/* A rule that reads the clock: nothing written names what frees it, so it waits for
+ * anything, as those stemma cannot see do. */
+static void test_a_rule_of_the_clock_waits_for_anything(void **state)
+{
+    fixture *f = *state;
+    CHANGE(f, 1000, "alarms", "a1", "id", "a1", "at", "9999");
+    assert_int_equal(s_apply(f).parked, 2);
+    assert_int_equal(s_waits(f, "alarms", "a1", PARK_WAKE_ANY), 2);
+    assert_int_equal(s_waits(f, "alarms", "a1", s_row("alarms", "a1")), 2);
+}
+
 /* Counts SQLite's virtual-machine steps (a progress handler called every 100). */
 static int s_steps(void *ctx)
 {
@@ -392,6 +407,7 @@ int main(void)
         T(test_a_foreign_key_waits_for_its_parent_row),
         T(test_a_trigger_refusal_waits_for_the_tables_it_reads),
         T(test_a_blocker_stemma_cannot_see_waits_for_anything),
+        T(test_a_rule_of_the_clock_waits_for_anything),
         T(test_a_batch_costs_the_same_however_much_is_parked),
         T(test_format_4_is_upgraded_and_nothing_parked_is_stranded),
     };
