@@ -208,19 +208,19 @@ int main(int argc, char **argv)
     for (int i = 0; i < count; i++) {
         double t0 = bench_now();
         void *d = s_dealer(ctx, bind, node_pub, pub, sec);
+        zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
         zmq_send(d, hello.data, hello.len, 0);
-        /* Wait for the node's HELLO (it may send a PING first: skip those). */
+        /* Wait for the node's HELLO (it may send a PING first: skip those). Our HELLO
+         * lists route.v1, so the node answers on this connection (docs/protocol.md). */
         for (;;) {
-            zmq_msg_t rid, body;
-            zmq_msg_init(&rid);
+            zmq_msg_t body;
             zmq_msg_init(&body);
-            if (zmq_msg_recv(&rid, inbox, 0) < 0 || zmq_msg_recv(&body, inbox, 0) < 0)
+            if (zmq_msg_recv(&body, d, 0) < 0)
                 bench_die("no HELLO from the node within 5 s");
             int version, type;
             bool is_hello = stm_wire_header(zmq_msg_data(&body), zmq_msg_size(&body), &version,
                                             &type, &err) == STM_OK &&
                             type == WIRE_HELLO;
-            zmq_msg_close(&rid);
             zmq_msg_close(&body);
             if (is_hello)
                 break;

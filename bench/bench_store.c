@@ -11,6 +11,11 @@
  *                  the same into a table keyed by two columns (text, integer)
  *   capture        200,000 inserts through stemma's triggers, against the same
  *                  inserts into a table without them
+ *   parked         a batch of 9 operations applied with 10,000, 100,000 and 1,000,000
+ *                  operations parked (for a missing column, and for a constraint),
+ *                  against the same batch with none parked (s_parked_figures; run
+ *                  once, not RUNS times: it has rounds of its own; 1,000,000 not with
+ *                  STEMMA_BENCH_QUICK)
  *
  * Files in WAL mode with synchronous=NORMAL, one transaction on each side (a bundle
  * is applied in one, as `stemma apply` does). Each figure is the median of three runs
@@ -23,6 +28,7 @@
 #include "sync/bundle.h"
 #include "sync/capture.h"
 #include "sync/identity.h"
+#include "sync/oplog.h"
 #include "sync/vector.h"
 #include "benchutil.h"
 
@@ -553,6 +559,219 @@ static double s_median(double *v, int n)
     return v[n / 2];
 }
 
+/* ---- parked operations at scale (issue 14, item 1) ---- */
+
+/* A batch applied with many operations parked should cost what it costs with none:
+ * nothing in the apply path reads what is parked unless a row the batch wrote may
+ * free it (sync/park.h, invariant 5). One table; what is parked waits for a column
+ * this schema lacks ('schema') or for the value NOT NULL wants ('constraint': cells
+ * of rows whose other cells never come). The batch timed is PARKED_BATCH_ROWS new rows
+ * of 3 columns (9 operations, the issue's bundle), applied in a transaction of its
+ * own as `stemma apply` applies a bundle. Two databases side by side, one with nothing
+ * parked and one parked up to each size in turn, apply their batches alternately, one
+ * each, so that whatever else the machine does falls on both; a round is
+ * PARKED_BATCHES of each, and the figure the median of the rounds' ratios. Timed in
+ * the process's CPU time (what the batch costs: the machine this runs on is shared,
+ * and its wall clock counts the time others' processes run), the wall-clock ratio
+ * reported beside it. */
+#define PARKED_TABLE "CREATE TABLE p (k TEXT PRIMARY KEY, v INTEGER NOT NULL, note TEXT)"
+#define PARKED_BATCH_ROWS 3
+#define PARKED_BATCHES 300
+#define PARKED_ROUNDS 15
+#define PARKED_SIZES 3
+
+/* Seconds of CPU this process has used. */
+static double s_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Op seq of origin (every byte o) writing col of row key, at a clock of its seq. */
+static op_t s_parked_op(unsigned char o, uint64_t seq, uint64_t hlc_seq, const stm_id *version,
+                        const char *key, const char *col, char affinity, op_value value)
+{
+    op_t op;
+    memset(&op, 0, sizeof op);
+    memset(op.origin.bytes, o, sizeof op.origin.bytes);
+    op.seq = seq;
+    op.hlc = ((uint64_t)1700000000000 + hlc_seq) << 16;
+    op.version_id = *version;
+    op.table = "p";
+    op.pk = (op_value){.type = VALUE_TEXT, .bytes = key, .len = strlen(key)};
+    op.column = col;
+    op.affinity = affinity;
+    op.value = value;
+    return op;
+}
+
+/* Parks operations of origin 0xa1, through the applier as a peer's would arrive
+ * (10,000 to a batch), until n are parked: writes of `note` to rows no other cell of
+ * which arrives (NOT NULL refuses them) or of `tags`, a column this schema lacks.
+ * *next is the next seq. */
+static void s_park_up_to(store_t *store, bool constraint, uint64_t n, uint64_t *next)
+{
+    stm_error err = {0};
+    stm_id version;
+    s_check(stm_store_version_id(store, &version, &err), &err);
+    applier_t *applier = stm_applier_new(store, NULL, NULL);
+    opbatch_t *batch = stm_opbatch_new();
+    char key[32];
+    apply_stats st = {0};
+    s_check(stm_applier_begin(applier, &err), &err);
+    while (*next <= n) {
+        snprintf(key, sizeof key, "parked-%llu", (unsigned long long)*next);
+        op_t op = s_parked_op(0xa1, *next, *next, &version, key, constraint ? "note" : "tags", 'T',
+                              (op_value){.type = VALUE_TEXT, .bytes = "x", .len = 1});
+        stm_opbatch_add(batch, &op);
+        (*next)++;
+        if (stm_opbatch_count(batch) == 10000 || *next > n) {
+            s_check(stm_applier_apply(applier, batch, &st, &err), &err);
+            stm_opbatch_clear(batch);
+        }
+    }
+    s_check(stm_applier_commit(applier, &err), &err);
+    stm_opbatch_destroy(&batch);
+    stm_applier_destroy(&applier);
+    if (st.applied) {
+        fprintf(stderr, "bench_store: %llu of the operations meant to park applied\n",
+                (unsigned long long)st.applied);
+        exit(1);
+    }
+}
+
+/* One database of the pair: its store, applier and next row. */
+typedef struct {
+    store_t *store;
+    applier_t *applier;
+    stm_id version;
+    uint64_t next;    /* the next seq of origin 0xb2 */
+    double cpu, wall; /* seconds taken, added up */
+} s_side;
+
+/* Applies one batch of new rows to side (origin 0xb2), in a transaction of its own,
+ * and adds the time it took. */
+static void s_parked_batch(s_side *side)
+{
+    stm_error err = {0};
+    opbatch_t *batch = stm_opbatch_new();
+    char keys[PARKED_BATCH_ROWS][32];
+    for (int r = 0; r < PARKED_BATCH_ROWS; r++) {
+        uint64_t seq = side->next;
+        snprintf(keys[r], sizeof keys[r], "row-%llu", (unsigned long long)seq);
+        op_value k = {.type = VALUE_TEXT, .bytes = keys[r], .len = strlen(keys[r])};
+        op_t op = s_parked_op(0xb2, seq, seq, &side->version, keys[r], "k", 'T', k);
+        stm_opbatch_add(batch, &op);
+        op = s_parked_op(0xb2, seq + 1, seq, &side->version, keys[r], "v", 'I',
+                         (op_value){.type = VALUE_INTEGER, .i = (int64_t)seq});
+        stm_opbatch_add(batch, &op);
+        op = s_parked_op(0xb2, seq + 2, seq, &side->version, keys[r], "note", 'T',
+                         (op_value){.type = VALUE_TEXT, .bytes = "n", .len = 1});
+        stm_opbatch_add(batch, &op);
+        side->next += 3;
+    }
+    apply_stats st = {0};
+    double c0 = s_cpu(), w0 = s_now();
+    s_check(stm_applier_apply(side->applier, batch, &st, &err), &err);
+    side->cpu += s_cpu() - c0;
+    side->wall += s_now() - w0;
+    stm_opbatch_destroy(&batch);
+    if (st.applied != 3 * PARKED_BATCH_ROWS || st.parked || st.replayed) {
+        fprintf(stderr, "bench_store: a batch applied %llu, parked %llu, replayed %llu\n",
+                (unsigned long long)st.applied, (unsigned long long)st.parked,
+                (unsigned long long)st.replayed);
+        exit(1);
+    }
+}
+
+/* Parked at scale for one kind: for each of sizes[0..n), the median round's CPU
+ * seconds per batch with that many parked and with none, and the medians of the
+ * rounds' ratios in CPU time and in wall-clock time. */
+static void s_parked(const char *dir, bool constraint, const uint64_t *sizes, size_t n,
+                     double *with, double *none, double *ratio, double *wall_ratio)
+{
+    s_side sides[2] = {{.store = s_stemma(dir, "parked.db", PARKED_TABLE), .next = 1},
+                       {.store = s_stemma(dir, "unparked.db", PARKED_TABLE), .next = 1}};
+    stm_error err = {0};
+    for (int k = 0; k < 2; k++) {
+        sides[k].applier = stm_applier_new(sides[k].store, NULL, NULL);
+        s_check(stm_store_version_id(sides[k].store, &sides[k].version, &err), &err);
+    }
+    uint64_t next_parked = 1;
+    for (size_t i = 0; i < n; i++) {
+        double t0 = s_now();
+        s_park_up_to(sides[0].store, constraint, sizes[i], &next_parked);
+        double parking = s_now() - t0;
+        /* The first batch after another program (here another applier) changed what
+         * waits reads the rows' wakes once (sync/park.c's filter): timed apart. */
+        sides[0].wall = 0;
+        s_parked_batch(&sides[0]);
+        fprintf(stderr, "parked %llu for %s (%.1f s); the first batch after it %.1f ms\n",
+                (unsigned long long)sizes[i], constraint ? "a constraint" : "a missing column",
+                parking, sides[0].wall * 1e3);
+        double cpu[2][PARKED_ROUNDS], ratios[PARKED_ROUNDS], wall_ratios[PARKED_ROUNDS];
+        for (int r = 0; r < PARKED_ROUNDS; r++) {
+            for (int k = 0; k < 2; k++)
+                sides[k].cpu = sides[k].wall = 0;
+            for (int b = 0; b < PARKED_BATCHES; b++)
+                for (int k = 0; k < 2; k++)
+                    s_parked_batch(&sides[k]);
+            for (int k = 0; k < 2; k++)
+                cpu[k][r] = sides[k].cpu / PARKED_BATCHES;
+            ratios[r] = sides[0].cpu / sides[1].cpu;
+            wall_ratios[r] = sides[0].wall / sides[1].wall;
+        }
+        with[i] = s_median(cpu[0], PARKED_ROUNDS);
+        none[i] = s_median(cpu[1], PARKED_ROUNDS);
+        ratio[i] = s_median(ratios, PARKED_ROUNDS);
+        wall_ratio[i] = s_median(wall_ratios, PARKED_ROUNDS);
+    }
+    uint64_t parked = 0;
+    s_check(stm_oplog_counts(sides[0].store, &(uint64_t){0}, &parked, &err), &err);
+    if (parked != sizes[n - 1]) {
+        fprintf(stderr, "bench_store: %llu parked, not %llu\n", (unsigned long long)parked,
+                (unsigned long long)sizes[n - 1]);
+        exit(1);
+    }
+    for (int k = 0; k < 2; k++) {
+        stm_applier_destroy(&sides[k].applier);
+        stm_store_destroy(&sides[k].store);
+    }
+}
+
+/* The parked-at-scale figures, both kinds: 10,000 and 100,000 parked, and 1,000,000
+ * unless STEMMA_BENCH_QUICK is set (about 30 s more). */
+static void s_parked_figures(const char *dir)
+{
+    static const uint64_t sizes[PARKED_SIZES] = {10000, 100000, 1000000};
+    size_t n = getenv("STEMMA_BENCH_QUICK") ? 2 : 3;
+    const char *kind = getenv("STEMMA_BENCH_PARKED"); /* "schema" or "constraint": one */
+    printf("\nA batch of 9 operations (3 new rows), a transaction each, with N operations "
+           "parked / with none\n(CPU time; the wall clock's ratio in brackets):\n");
+    printf("%-40s %12s %12s %7s  %s\n", "figure", "parked", "none", "ratio", "target");
+    for (int c = 0; c < 2; c++) {
+        const char *name = c ? "constraint" : "schema";
+        if (kind && strcmp(kind, name) != 0)
+            continue;
+        double with[PARKED_SIZES], none[PARKED_SIZES], ratio[PARKED_SIZES], wall[PARKED_SIZES];
+        s_parked(dir, c == 1, sizes, n, with, none, ratio, wall);
+        for (size_t i = 0; i < n; i++) {
+            char figure[80], o[32], b[32], r[32];
+            snprintf(figure, sizeof figure, "apply 9 ops, %lluk parked (%s) / none",
+                     (unsigned long long)sizes[i] / 1000, name);
+            snprintf(o, sizeof o, "%.0f us/batch", with[i] * 1e6);
+            snprintf(b, sizeof b, "%.0f us/batch", none[i] * 1e6);
+            snprintf(r, sizeof r, "%.2f", ratio[i]);
+            printf("%-40s %12s %12s %7s  %s (wall %.2f)\n", figure, o, b, r, "<= 1.1", wall[i]);
+            bench_row(figure, o, b, r, "<= 1.1 (CPU)");
+        }
+    }
+    char path[600];
+    s_fresh_path(dir, "parked.db", path, sizeof path);
+    s_fresh_path(dir, "unparked.db", path, sizeof path);
+}
+
 static void s_row(const char *figure, double ours, double base, const char *target)
 {
     printf("%-40s %12.0f %12.0f %7.2f  %s\n", figure, ours, base, ours / base, target);
@@ -582,8 +801,8 @@ int main(int argc, char **argv)
     double ins_ours[MAX_RUNS], ins_base[MAX_RUNS], cap_ours[MAX_RUNS], cap_base[MAX_RUNS];
     double trigger_floor[MAX_RUNS], writes_floor[MAX_RUNS], ins2_ours[MAX_RUNS], ins2_base[MAX_RUNS];
     double taken_ours[MAX_RUNS], taken_base[MAX_RUNS], many[MAX_RUNS], one[MAX_RUNS];
-    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|taken|origins|capture runs one figure
-     * (for a profiler). */
+    /* STEMMA_BENCH_ONLY=updates|inserts|inserts2|taken|origins|capture|parked runs one
+     * figure (for a profiler); STEMMA_BENCH_PARKED=schema|constraint one kind of it. */
     const char *only = getenv("STEMMA_BENCH_ONLY");
     if (only) {
         double a = 0, b = 0, c = 0;
@@ -599,6 +818,10 @@ int main(int argc, char **argv)
             s_apply_origins(dir, &a, &b);
         else if (strcmp(only, "capture") == 0)
             s_capture(dir, &a, &b, &c);
+        else if (strcmp(only, "parked") == 0) {
+            s_parked_figures(dir);
+            return 0;
+        }
         printf("%s: %.3f s (baseline %.3f s)\n", only, a, b);
         return 0;
     }
@@ -641,6 +864,7 @@ int main(int argc, char **argv)
           INSERTS / s_median(cap_base, RUNS), "(bounds capture)");
     s_row("floor: row + oplog row + clock row / row", INSERTS / s_median(writes_floor, RUNS),
           INSERTS / s_median(ins_base, RUNS), "(bounds apply inserts)");
+    s_parked_figures(dir);
     char path[600];
     const char *files[] = {"plain.db",   "writer.db",      "reader.db",     "floor.db",
                            "capture.db", "session-src.db", "session-dst.db"};

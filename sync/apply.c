@@ -33,6 +33,14 @@
 
 /* ---- life ---- */
 
+/* txn_wrote_fn: a row written here may be what operations parked for a constraint
+ * wait for (park.h, invariant 5). */
+static void s_wrote(void *ctx, const char *table, const op_value *pk)
+{
+    applier_t *a = ctx;
+    stm_park_wrote(a->park, table, pk);
+}
+
 applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
 {
     applier_t *a = stm_calloc(1, sizeof *a);
@@ -41,6 +49,8 @@ applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
     a->log = stm_oplog_new(store);
     a->txn = stm_txn_new(store, a->log);
     a->park = stm_park_new(store, a->log, warn, ctx);
+    a->waits = stm_apply_waits_new();
+    stm_txn_on_write(a->txn, s_wrote, a);
     a->rowsql = stm_rowsql_new(a->db, a->txn);
     a->max_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
     a->ahead_due = INT64_MIN; /* some may be parked from before: look at the next apply */
@@ -54,6 +64,7 @@ void stm_applier_destroy(applier_t **self_p)
         return;
     stm_rowsql_destroy(&a->rowsql);
     stm_park_destroy(&a->park);
+    stm_apply_waits_destroy(&a->waits);
     stm_txn_destroy(&a->txn);
     stm_oplog_destroy(&a->log);
     free(a->cells);
@@ -391,6 +402,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     stm_rowsql_sort(cells, ncells);
 
     int step = SQLITE_DONE;
+    row_kind tried = ROW_ADD; /* the statement a refusal came from */
     bool exists = false;
     size_t nvalues = 0; /* cells outside the key: what an UPDATE sets */
     for (size_t i = 0; i < ncells; i++)
@@ -434,6 +446,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     }
     if (nvalues && !refused && !stm_rowsql_fatal(step)) {
         bool aside = false;
+        tried = ROW_UPDATE;
         step = stm_apply_write_row(a, t, ROW_UPDATE, ops, n, cells, ncells, &inc, origin_no,
                                    have_clock, &refused, &aside, st, err, &rc);
         if (rc != STM_OK || aside)
@@ -460,6 +473,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             rc = stm_apply_later(a, latest->hlc, &latest_origin, del, &later, err);
         if (rc == STM_OK && (napplied > 0 || del) && later) {
             bool aside = false;
+            tried = ROW_INSERT;
             step = stm_apply_bring_back(a, t, ops, n, cells, ncells, del != NULL, &inc, origin_no,
                                         have_clock, &refused, &aside, st, err, &rc);
             if (rc != STM_OK || aside)
@@ -473,13 +487,12 @@ written:
         rc = stm_store_error(a->store, err, "writing a row");
         goto done;
     }
-    for (size_t i = 0; i < napplied && rc == STM_OK; i++) {
-        if (refused) {
-            rc = stm_apply_park(a, applied[i], PARK_CONSTRAINT, refused, st, err);
-        } else {
-            st->applied++;
-            a->any_applied = true;
-        }
+    if (refused && napplied) {
+        rc = stm_apply_park_refused(a, t, applied, napplied, tried, step, refused, cells, ncells,
+                                    st, err);
+    } else if (!refused) {
+        st->applied += napplied;
+        a->any_applied |= napplied > 0;
     }
     /* The clocks move only for what was written: the winning cells and, for a write
      * parked for a missing column, the row's entry for such writes. */
@@ -550,13 +563,14 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
     if (rc != STM_OK)
         return rc;
     char *refused = NULL;
+    int step = SQLITE_DONE;
     if (later) {
-        int step = stm_rowsql_run(a->rowsql, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
+        step = stm_rowsql_run(a->rowsql, t, ROW_DELETE, &op->pk, NULL, 0, &refused);
         if (stm_rowsql_fatal(step))
             return stm_store_error(a->store, err, "deleting a row");
     }
     if (refused) {
-        rc = stm_apply_park(a, op, PARK_CONSTRAINT, refused, st, err);
+        rc = stm_apply_park_refused(a, t, &op, 1, ROW_DELETE, step, refused, NULL, 0, st, err);
         free(refused);
         return rc;
     }
@@ -655,6 +669,7 @@ static stm_err s_retry_ahead(applier_t *a, uint64_t *replayed, stm_error *err)
 
 stm_err stm_apply_begin(applier_t *a, stm_error *err)
 {
+    stm_park_begin(a->park);
     stm_err rc = stm_txn_begin(a->txn, err);
     if (rc == STM_OK)
         stm_apply_lens_begin(a); /* a migration may have moved the database on */
@@ -666,22 +681,31 @@ stm_err stm_apply_begin(applier_t *a, stm_error *err)
         stm_txn_touch_all(a->txn);
     if (rc == STM_OK && (rc = stm_apply_settle_local(a, err)) == STM_OK && local)
         rc = stm_apply_settle_all(a, err);
-    if (rc != STM_OK)
+    if (rc != STM_OK) {
         stm_txn_rollback(a->txn);
+        stm_park_rollback(a->park);
+    }
     return rc;
 }
 
 /* Commits when rc is STM_OK, else rolls back; returns the outcome. */
 stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err)
 {
+    /* What the application wrote (collected at the start) or anything written since
+     * the last batch may free operations parked for a constraint (invariant 5). */
+    uint64_t replayed = 0;
+    if (rc == STM_OK)
+        rc = stm_park_wake(a->park, s_reapply, a, &replayed, err);
     if (rc == STM_OK)
         rc = stm_txn_commit(a->txn, err);
     else
         stm_txn_rollback(a->txn);
     /* Not committed: operations a retry took out are parked again as they were, and
      * when they are due is not known any more (invariant 7). */
-    if (rc != STM_OK)
+    if (rc != STM_OK) {
         a->ahead_due = INT64_MIN;
+        stm_park_rollback(a->park);
+    }
     return rc;
 }
 
@@ -706,7 +730,8 @@ void stm_applier_rollback(applier_t *a)
 {
     if (a->open) {
         stm_txn_rollback(a->txn);
-        a->ahead_due = INT64_MIN; /* as in s_end */
+        stm_park_rollback(a->park);
+        a->ahead_due = INT64_MIN; /* as in stm_apply_end */
     }
     a->open = false;
 }
@@ -754,9 +779,11 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
     /* A unique value a row kept aside lost may be free again. */
     if (rc == STM_OK && a->any_applied)
         rc = stm_apply_settle_all(a, err);
-    /* A row a refused write needed may have just arrived. */
-    if (rc == STM_OK && a->any_applied && stm_park_any(a->park, PARK_CONSTRAINT))
-        rc = stm_park_retry(a->park, PARK_CONSTRAINT, s_reapply, a, &st.replayed, err);
+    /* A row a refused write needs may have just arrived: those waiting for the rows
+     * written (the batch's, and what the application wrote) are retried, not every
+     * one parked for a constraint (park.h, invariant 5). */
+    if (rc == STM_OK)
+        rc = stm_park_wake(a->park, s_reapply, a, &st.replayed, err);
     /* This machine's clock may have caught up with some parked for theirs. */
     if (rc == STM_OK)
         rc = s_retry_ahead(a, &st.replayed, err);
@@ -825,6 +852,8 @@ void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms)
 
 stm_err stm_applier_collect(applier_t *a, stm_error *err)
 {
+    /* The rows collected are noted; the replay after the migration retries them all. */
+    stm_park_begin(a->park);
     stm_err rc = stm_txn_collect(a->txn, err);
     stm_rowsql_sync(a->rowsql);
     /* In the caller's transaction capture is on: what settling writes is stemma's, not

@@ -24,8 +24,12 @@
  *     affinity differs from the writer's, a NULL key, or a row write a constraint
  *     refuses (with SQLite's message).
  *  5. Parked operations are retried by the same rules: all of them by stm_applier_replay
- *     (after a migration), and those a constraint refused after every batch that
- *     applied something, since the row they need may just have arrived.
+ *     (after a migration), and those a constraint refused once a row they wait for is
+ *     written (park.h, invariants 4 and 5; apply_wait.c says what each waits for):
+ *     after each batch, for the rows it wrote and those the application wrote since
+ *     (collected as the transaction began), and before every commit, for what is
+ *     left (a catch-up's). A batch reads nothing else that is parked, so it costs the
+ *     same with a million parked as with none.
  *  6. A batch is one transaction (or part of the one stm_applier_begin opened): on any
  *     failure nothing of it is kept (txn.h, invariant 2).
  *  7. An operation whose clock is more than the bound (stm_applier_set_max_clock_ahead)

@@ -1,7 +1,8 @@
-/* apply_internal.h - private to the applier: only apply.c and apply_identity.c include
- * it. apply.c is last writer wins on rows and the batches; apply_identity.c the
- * incarnations of rows whose keys each device picks (identity.h) and resolving the
- * conflicts they keep. What they share: the applier itself and these steps. */
+/* apply_internal.h - private to the applier: only apply*.c include it. apply.c is last
+ * writer wins on rows and the batches; apply_identity.c the incarnations of rows whose
+ * keys each device picks (identity.h) and resolving the conflicts they keep;
+ * apply_unique.c rows that claim one unique value; apply_wait.c what a refused write
+ * waits for. What they share: the applier itself and these steps. */
 #ifndef STM_APPLY_INTERNAL_H
 #define STM_APPLY_INTERNAL_H
 
@@ -12,12 +13,16 @@
 #include "rowsql.h"
 #include "txn.h"
 
+/* What the schema says refused writes wait for (apply_wait.c), per table. */
+typedef struct apply_waits apply_waits;
+
 struct applier {
     store_t *store;       /* lent */
     sqlite3 *db;          /* store's connection, lent */
     oplog_t *log;         /* owned; lent to txn and park */
     txn_t *txn;           /* owned: the transaction batches run in */
     park_t *park;         /* owned */
+    apply_waits *waits;   /* owned: foreign keys and triggers, read when first refused */
     rowsql_t *rowsql;     /* owned: the statements writing rows */
     row_cell *cells;      /* scratch for a row change's cells, kept between rows */
     const op_t **applied; /* ... and its operations that apply */
@@ -145,5 +150,24 @@ int stm_apply_bring_back(applier_t *a, txn_table *t, const op_t *const *ops, siz
  * touched since the last time (txn.h: those with a UNIQUE index other than the key
  * that were written): a value one of them lost may be free again. */
 STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);
+
+/* ---- apply_wait.c ---- */
+
+apply_waits *stm_apply_waits_new(void);
+void stm_apply_waits_destroy(apply_waits **self_p);
+/* What a row write (kind ROW_ADD, ROW_INSERT or ROW_UPDATE, with cells[0..ncells) its
+ * winning cells) or delete (ROW_DELETE) of row pk of t waits for, SQLite having
+ * refused it with code (its extended result): into wakes[0..PARK_WAKES_MAX), *n of
+ * them, its own row first (park.h, invariant 4; apply_wait.c has the rules). */
+STM_NODISCARD stm_err stm_apply_wakes(applier_t *a, txn_table *t, const op_value *pk, row_kind kind,
+                                      int code, const row_cell *cells, size_t ncells,
+                                      park_wake *wakes, size_t *n, stm_error *err);
+/* Parks ops[0..n) (one row change, or one delete, recorded already) that SQLite
+ * refused with code and the message refused, waiting for what stm_apply_wakes says,
+ * and counts them. */
+STM_NODISCARD stm_err stm_apply_park_refused(applier_t *a, txn_table *t, const op_t *const *ops,
+                                             size_t n, row_kind kind, int code, const char *refused,
+                                             const row_cell *cells, size_t ncells, apply_stats *st,
+                                             stm_error *err);
 
 #endif

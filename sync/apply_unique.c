@@ -221,6 +221,8 @@ stm_err stm_apply_unique(applier_t *a, txn_table *t, const op_t *change, const r
     rc = stm_conflicts_save(stm_txn_conflicts(a->txn), tbl, &its_key, &its_inc, clock, true, err);
     if (rc == STM_OK && its_clock)
         rc = stm_txn_clock_forget(a->txn, t, &its_key, err);
+    else if (rc == STM_OK)
+        stm_txn_wrote(a->txn, t, &its_key); /* a row from before stemma leaves all the same */
     char *no = NULL;
     int step = rc == STM_OK ? stm_rowsql_run(a->rowsql, t, ROW_DELETE, &its_key, NULL, 0, &no)
                             : SQLITE_DONE;
@@ -259,6 +261,8 @@ stm_err stm_apply_keep_aside(applier_t *a, txn_table *t, const op_t *const *ops,
         stm_err rc = stm_txn_clock_forget(a->txn, t, &ops[0]->pk, err);
         if (rc != STM_OK)
             return rc;
+    } else if (there) {
+        stm_txn_wrote(a->txn, t, &ops[0]->pk); /* a row from before stemma left */
     }
     rowclock_t *clock = stm_txn_clock(a->txn);
     for (size_t i = 0; i < ncells; i++)

@@ -26,6 +26,21 @@ struct store {
     sqlite3_stmt *id_get, *id_put, *id_of; /* prepared on first use */
 };
 
+/* What each operation parked for a constraint waits for (format 5, park.h, invariant
+ * 4): one row per wake, a digest of a row or a table (0: anything), so that a batch
+ * retries only those the rows it wrote may unblock, found by wake; and by operation,
+ * to take them out with it. The origin is its number, as in the oplog: a batch probes
+ * this table once per row it writes, at random, so the smaller it is the more of it
+ * stays in the cache (a million wakes take 20 MB so, 53 MB with the 32-byte ids). */
+#define S_PARKED_WAIT                                                                              \
+    "CREATE TABLE IF NOT EXISTS stemma_parked_wait ("                                              \
+    "  wake INTEGER NOT NULL,"   /* park_wake: the row or table it waits for */                    \
+    "  origin INTEGER NOT NULL," /* the operation: stemma_ids.no of its origin ... */              \
+    "  seq INTEGER NOT NULL,"    /* ... and its seq, as in stemma_parked */                        \
+    "  PRIMARY KEY (wake, origin, seq)"                                                            \
+    ") WITHOUT ROWID;"                                                                             \
+    "CREATE INDEX IF NOT EXISTS stemma_parked_wait_op ON stemma_parked_wait (origin, seq);"
+
 /* stemma's own tables (format STORE_FORMAT). Values in pk have no declared type, so
  * SQLite keeps each in the type it came with (null, integer, real, text or blob). */
 static const char *const s_schema =
@@ -36,7 +51,8 @@ static const char *const s_schema =
     "  hlc INTEGER NOT NULL,"     /* last hybrid logical clock issued or seen */
     "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
     "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
-    "  format INTEGER NOT NULL"   /* STORE_FORMAT of these tables */
+    "  format INTEGER NOT NULL,"  /* STORE_FORMAT of these tables */
+    "  wait_gen INTEGER NOT NULL DEFAULT 0" /* moves with stemma_parked_wait (park.c) */
     ");"
     /* Node and schema version ids, numbered so that every oplog and clock row holds
      * a small integer in place of 32 bytes. */
@@ -71,7 +87,7 @@ static const char *const s_schema =
      * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and
      * a key (oplog.h has the format of cells). */
     "CREATE TABLE IF NOT EXISTS stemma_oplog ("
-    "  origin INTEGER NOT NULL,"  /* stemma_ids.no of the writer */
+    "  origin INTEGER NOT NULL,"  /* stemma_ids.no of the writer */                                \
     "  seq INTEGER NOT NULL,"     /* the first operation's sequence number */
     "  n INTEGER NOT NULL,"       /* how many operations */
     "  hlc INTEGER NOT NULL,"     /* ms << 16 | counter */
@@ -108,6 +124,7 @@ static const char *const s_schema =
     /* Whether any operation of a kind is parked is asked after every batch applied:
      * without the index, that read every parked operation. */
     "CREATE INDEX IF NOT EXISTS stemma_parked_kind ON stemma_parked (kind);"
+    S_PARKED_WAIT
     /* The incarnations of keys chosen per device that are not their key's row: the
      * conflicts (alive) and the deleted ones (identity.h). */
     "CREATE TABLE IF NOT EXISTS stemma_conflicts ("
@@ -209,7 +226,8 @@ stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err)
     return STM_OK;
 }
 
-stm_err stm_store_check_format(store_t *self, stm_error *err)
+/* stemma_local.format; 0 when it cannot be read. */
+static int s_format(store_t *self)
 {
     sqlite3_stmt *stmt = NULL;
     int format = 0;
@@ -218,13 +236,42 @@ stm_err stm_store_check_format(store_t *self, stm_error *err)
         sqlite3_step(stmt) == SQLITE_ROW)
         format = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
-    if (format == STORE_FORMAT)
+    return format;
+}
+
+stm_err stm_store_check_format(store_t *self, stm_error *err)
+{
+    int format = s_format(self);
+    if (format == STORE_FORMAT || format == STORE_FORMAT_UPGRADABLE)
         return STM_OK;
     return stm_error_set(err, STM_EINPUT,
-                         "%s: stemma's tables here are in format %d, this stemma reads format %d; "
-                         "restore a copy without them (they are all named stemma_*) and sync "
-                         "again from a peer",
-                         self->path, format, STORE_FORMAT);
+                         "%s: stemma's tables here are in format %d, this stemma reads format %d "
+                         "(and format %d, which it brings up to date); restore a copy without "
+                         "them (they are all named stemma_*) and sync again from a peer",
+                         self->path, format, STORE_FORMAT, STORE_FORMAT_UPGRADABLE);
+}
+
+/* Format 4 to 5: the waits of operations parked for a constraint. Those parked before
+ * have none recorded, so each waits for anything (retried once a row is written, and
+ * parked again with what it waits for). Their origins are numbered already (their
+ * operations are in the oplog); any that is not gets a number. */
+static const char *const s_upgrade_4 = S_PARKED_WAIT
+    "ALTER TABLE stemma_local ADD COLUMN wait_gen INTEGER NOT NULL DEFAULT 0;"
+    "INSERT OR IGNORE INTO stemma_ids (id) SELECT DISTINCT origin FROM stemma_parked "
+    "WHERE kind = 'constraint';"
+    "INSERT OR IGNORE INTO stemma_parked_wait (wake, origin, seq) "
+    "SELECT 0, i.no, p.seq FROM stemma_parked AS p JOIN stemma_ids AS i ON i.id = p.origin "
+    "WHERE p.kind = 'constraint';"
+    "UPDATE stemma_local SET format = 5 WHERE id = 1;";
+
+stm_err stm_store_upgrade(store_t *self, stm_error *err)
+{
+    int format = s_format(self);
+    if (format == STORE_FORMAT)
+        return STM_OK;
+    if (format != STORE_FORMAT_UPGRADABLE)
+        return stm_store_check_format(self, err);
+    return stm_store_exec(self, s_upgrade_4, err);
 }
 
 bool stm_store_is_prepared(store_t *self)

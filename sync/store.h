@@ -5,8 +5,9 @@
  * stemma_* (plus the migrator's schema_version); none of them is ever synced:
  *
  *   stemma_local    one row: this database's node id, its schema version id, the
- *                   hybrid logical clock, the last local sequence number, and the
- *                   `applying` flag that keeps capture from recording applied ops
+ *                   hybrid logical clock, the last local sequence number, the
+ *                   `applying` flag that keeps capture from recording applied ops,
+ *                   the format, and wait_gen (park.c)
  *   stemma_ids      node and schema version ids, numbered (the oplog and the clock
  *                   hold the numbers)
  *   stemma_pending  rows the application changed, with the wall time of each change,
@@ -20,6 +21,7 @@
  *                   latest write parked for a missing column (apply.h, txn.h)
  *   stemma_vector   per remote origin, the highest sequence held without a gap
  *   stemma_parked   operations held back, with the kind of reason and the reason
+ *   stemma_parked_wait  what each one parked for a constraint waits for (park.h)
  *   stemma_exclude  tables the application does not want synced
  *
  * Opening a store changes nothing in the file; stm_store_prepare creates stemma's tables
@@ -42,8 +44,19 @@
  * queue and the marks record when the application wrote (capture.h). Format 4: keys
  * of several columns (key.h): stemma_oplog.pk_packed, and stemma_pending's pk2, pk3,
  * ... added as synced tables need them; incarnations (identity.h): stemma_oplog's
- * born_hlc and born_origin, and stemma_conflicts. */
-#define STORE_FORMAT 4
+ * born_hlc and born_origin, and stemma_conflicts. Format 5: stemma_parked_wait, what
+ * each operation parked for a constraint waits for (park.h, invariant 4), and
+ * stemma_local.wait_gen, moved by every transaction that changes it (so that a
+ * program holding a filter of it knows to read it again, park.c).
+ *
+ * Format 5 is numbered, not only added, because a stemma of format 4 would park
+ * operations without their waits, and this one would then retry them only after a
+ * migration; it refuses format 5 instead. A database in format 4 is read as it is and
+ * brought to format 5 by its first write transaction (stm_store_upgrade, which every
+ * transaction of txn.h runs when the schema changed): nothing to do by hand. */
+#define STORE_FORMAT 5
+/* The one older format this stemma upgrades in place. */
+#define STORE_FORMAT_UPGRADABLE 4
 
 typedef struct store store_t;
 
@@ -73,8 +86,12 @@ bool stm_store_is_prepared(store_t *self);
 STM_NODISCARD stm_err stm_store_prepare(store_t *self, stm_error *err);
 
 /* STM_EINPUT, saying what to do, when stemma's tables are in another format than
- * STORE_FORMAT (made by an older stemma). */
+ * STORE_FORMAT or STORE_FORMAT_UPGRADABLE (made by an older stemma, or a newer). */
 STM_NODISCARD stm_err stm_store_check_format(store_t *self, stm_error *err);
+/* Brings tables in STORE_FORMAT_UPGRADABLE to STORE_FORMAT, in the caller's write
+ * transaction; nothing when they are in STORE_FORMAT; stm_store_check_format's error
+ * for any other. */
+STM_NODISCARD stm_err stm_store_upgrade(store_t *self, stm_error *err);
 /* This database's node id (the origin of its local operations). */
 STM_NODISCARD stm_err stm_store_node_id(store_t *self, stm_id *out, stm_error *err);
 /* Gives the database another node id (the node's public key, when a node is set up).

@@ -96,6 +96,8 @@ struct txn {
     bool collected;         /* the start recorded local changes */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
+    txn_wrote_fn wrote;     /* told of every row whose clocks are written; may be NULL */
+    void *wrote_ctx;
     int64_t data_version;    /* PRAGMA data_version at the last start; -1: none yet */
     bool origin_checked;     /* stm_origin_check ran in a transaction of this handle */
     bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
@@ -180,13 +182,19 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
     int cookie = stm_sqlscript_schema_cookie(t->db);
     if (cookie == t->schema_cookie && t->catalog)
         return STM_OK;
+    /* Tables in the format before are brought up to date first (store.h): a schema
+     * that did not change cannot have gone back to it. */
+    stm_err rc = stm_store_upgrade(t->store, err);
+    if (rc != STM_OK)
+        return rc;
+    cookie = stm_sqlscript_schema_cookie(t->db);
     t->epoch++;
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     t->tables = NULL;
     t->ntables = 0;
     t->last_table = NULL;
-    stm_err rc = stm_catalog_read(t->db, &t->catalog, err);
+    rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
     sqlite3_stmt *excluded = NULL, *unique = NULL;
@@ -259,6 +267,18 @@ origin_change stm_txn_origin_change(txn_t *t)
     origin_change c = t->origin_change;
     t->origin_change = ORIGIN_KEPT;
     return c;
+}
+
+void stm_txn_on_write(txn_t *t, txn_wrote_fn fn, void *ctx)
+{
+    t->wrote = fn;
+    t->wrote_ctx = ctx;
+}
+
+void stm_txn_wrote(txn_t *t, const txn_table *table, const op_value *pk)
+{
+    if (t->wrote)
+        t->wrote(t->wrote_ctx, stm_catalog_table_name(table->def), pk);
 }
 
 void stm_txn_table_touch(txn_table *table)
@@ -582,6 +602,7 @@ stm_err stm_txn_clock_read(txn_t *t, txn_table *table, const op_value *pk, bool 
 
 stm_err stm_txn_clock_forget(txn_t *t, txn_table *table, const op_value *pk, stm_error *err)
 {
+    stm_txn_wrote(t, table, pk);
     op_value folded;
     pk = s_clock_key(t, table, pk, &folded);
     sqlite3_stmt *del = stm_stmtcache_fixed(t->stmts, Q_CLOCK_DEL);
@@ -601,6 +622,7 @@ rowclock_t *stm_txn_clock(txn_t *t)
 stm_err stm_txn_clock_write(txn_t *t, txn_table *table, const op_value *pk, bool is_new,
                             stm_error *err)
 {
+    stm_txn_wrote(t, table, pk);
     op_value folded;
     pk = s_clock_key(t, table, pk, &folded);
     stm_buf_reset(&t->clock_bytes);

@@ -110,6 +110,17 @@ void stm_txn_table_touch(txn_table *table);
 void stm_txn_touch_all(txn_t *t);
 txn_table *stm_txn_next_touched(txn_t *t);
 
+/* Told of a row of a synced table (its local name, lent, and its key as the write
+ * spelt it) whose clocks the transaction writes or removes: every row written or
+ * deleted here, applied, collected as a local change or moved aside, is one of
+ * them. What waits for a row (park.h) is woken so. */
+typedef void (*txn_wrote_fn)(void *ctx, const char *table, const op_value *pk);
+/* Sets who is told (fn NULL: nobody). */
+void stm_txn_on_write(txn_t *t, txn_wrote_fn fn, void *ctx);
+/* Tells it of row pk of table, written without its clocks changing (a row from before
+ * stemma moved aside). stm_txn_clock_write and stm_txn_clock_forget tell it themselves. */
+void stm_txn_wrote(txn_t *t, const txn_table *table, const op_value *pk);
+
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
 /* True when the transaction's start recorded local changes (the application wrote). */

@@ -1,8 +1,12 @@
 /* Tests of sync/park: parking by kind, counted by kind and by reason, parked again
  * with a new reason; the application told once; retries that take the operations out
- * and give them back, quietly; a failed retry that leaves them parked; and, through
- * the applier, a write replayed once its column appears. */
+ * and give them back, quietly; a failed retry that leaves them parked; through the
+ * applier, a write replayed once its column appears; and what operations parked for a
+ * constraint wait for (invariants 4 and 5): wakes that match every spelling of a key,
+ * a row written that wakes exactly what waits for it (and what those write in turn),
+ * read without reading the rest. */
 #include "dbutil.h"
+#include "sync/key.h"
 #include "sync/apply.h"
 #include "sync/oplog.h"
 #include "sync/park.h"
@@ -328,6 +332,334 @@ static void test_a_kind_is_found_without_reading_the_others(void **state)
     assert_true(stm_park_any(f->park, PARK_SCHEMA));
 }
 
+/* ---- wakes (invariants 4 and 5) ---- */
+
+static op_value s_text(const char *t)
+{
+    return (op_value){.type = VALUE_TEXT, .bytes = t, .len = strlen(t)};
+}
+
+static op_value s_int(int64_t i)
+{
+    return (op_value){.type = VALUE_INTEGER, .i = i};
+}
+
+static park_wake s_row(const char *table, op_value v)
+{
+    return stm_park_wake_row(table, &v, 1);
+}
+
+/* Keys SQLite may hold as one row (by a column's affinity, NOCASE or RTRIM) have one
+ * wake, so that no write misses what waits for it; others differ. */
+static void test_a_key_spelt_any_way_sqlite_takes_as_one_has_one_wake(void **state)
+{
+    (void)state;
+    park_wake one = s_row("tasks", s_int(1));
+    assert_int_equal(s_row("tasks", (op_value){.type = VALUE_REAL, .r = 1.0}), one);
+    assert_int_equal(s_row("tasks", s_text("1")), one);
+    assert_int_equal(s_row("tasks", s_text(" 1\t")), one);
+    assert_int_equal(s_row("tasks", s_text("+1")), one);
+    assert_int_equal(s_row("tasks", s_text("1.0")), one);
+    assert_int_equal(s_row("tasks", s_text("1e0")), one);
+    assert_int_equal(s_row("TASKS", s_int(1)), one); /* names compare without case */
+    assert_true(s_row("tasks", s_int(2)) != one);
+    assert_true(s_row("lists", s_int(1)) != one);
+    assert_true(s_row("tasks", (op_value){.type = VALUE_REAL, .r = 1.5}) != one);
+    assert_int_equal(s_row("tasks", s_text("1.50")),
+                     s_row("tasks", (op_value){.type = VALUE_REAL, .r = 1.5}));
+    /* An integer no double holds exactly, as text and as itself. */
+    assert_int_equal(s_row("tasks", s_text("9007199254740993")),
+                     s_row("tasks", s_int(9007199254740993LL)));
+    assert_true(s_row("tasks", s_int(9007199254740993LL)) !=
+                s_row("tasks", s_int(9007199254740992LL)));
+    /* Text folded as NOCASE and RTRIM fold it; leading blanks count. */
+    park_wake ann = s_row("tasks", s_text("Ann"));
+    assert_int_equal(s_row("tasks", s_text("ann")), ann);
+    assert_int_equal(s_row("tasks", s_text("ANN  ")), ann);
+    assert_true(s_row("tasks", s_text(" Ann")) != ann);
+    assert_true(s_row("tasks", s_text("Anne")) != ann);
+    op_value blob = {.type = VALUE_BLOB, .bytes = "ann", .len = 3};
+    assert_true(s_row("tasks", blob) != ann); /* a blob is never text */
+    /* A key of several columns, packed as operations carry it or as its parts. */
+    op_value parts[2] = {s_text("Room 1"), s_int(7)};
+    buf_t packed = BUF_INIT;
+    stm_key_pack(parts, 2, &packed);
+    op_value key = {.type = VALUE_KEY, .bytes = packed.data, .len = packed.len};
+    assert_int_equal(stm_park_wake_key("events", &key), stm_park_wake_row("events", parts, 2));
+    assert_int_equal(stm_park_wake_key("tasks", &parts[1]), s_row("tasks", s_int(7)));
+    op_value swapped[2] = {s_int(7), s_text("Room 1")};
+    assert_true(stm_park_wake_row("events", swapped, 2) != stm_park_wake_row("events", parts, 2));
+    stm_buf_free(&packed);
+    /* A row's wake, a table's and anything's are told apart. */
+    park_wake table = stm_park_wake_table("tasks");
+    assert_int_equal(stm_park_wake_table("Tasks"), table);
+    assert_true(table & PARK_WAKE_TABLE);
+    assert_false(one & PARK_WAKE_TABLE);
+    assert_true(one != PARK_WAKE_ANY && table != PARK_WAKE_ANY);
+}
+
+/* s_park_with, waiting for wakes[0..n). */
+static void s_park_waiting(fixture *f, uint64_t seq, const park_wake *wakes, size_t n)
+{
+    op_t op = s_op(seq, "note");
+    const op_t *ops[1] = {&op};
+    stm_error err = {0};
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_oplog_append(f->log, ops, 1, op.table, &err), &err);
+    s_ok(stm_park_op_waiting(f->park, &op, "NOT NULL constraint failed: tasks.title", wakes, n,
+                             &err),
+         &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
+}
+
+/* Parks again, as a retry would, operation seq (recorded already): for a constraint,
+ * waiting for wakes[0..n), or (n 0) as kind. */
+static void s_repark(fixture *f, uint64_t seq, const park_wake *wakes, size_t n, park_kind kind)
+{
+    op_t op = s_op(seq, "note");
+    stm_error err = {0};
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    if (n)
+        s_ok(stm_park_op_waiting(f->park, &op, "NOT NULL constraint failed: tasks.title", wakes, n,
+                                 &err),
+             &err);
+    else
+        s_ok(stm_park_op(f->park, &op, kind, "parked again", &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
+}
+
+/* park_apply_fn: notes what it is given; each "applies" (leaves the park) and, like a
+ * real apply, may write a row: f->writes_seq's writes the row f->writes_key. */
+static uint64_t s_given[64];
+static size_t s_ngiven, s_calls;
+static uint64_t s_writes_seq;
+static const char *s_writes_key;
+
+static stm_err s_wake_apply(void *ctx, const op_t **ops, size_t n, uint64_t *applied,
+                            stm_error *err)
+{
+    (void)err;
+    fixture *f = ctx;
+    s_calls++;
+    for (size_t i = 0; i < n; i++) {
+        if (s_ngiven < 64)
+            s_given[s_ngiven++] = ops[i]->seq;
+        if (ops[i]->seq == s_writes_seq) {
+            op_value k = s_text(s_writes_key);
+            stm_park_wrote(f->park, "tasks", &k);
+        }
+    }
+    *applied = n;
+    return STM_OK;
+}
+
+/* Notes that row key of table was written, and wakes: in one transaction. */
+static uint64_t s_write_and_wake(fixture *f, const char *table, const char *key)
+{
+    stm_error err = {0};
+    uint64_t replayed = 0;
+    s_ngiven = s_calls = 0;
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    stm_park_begin(f->park);
+    if (key) {
+        op_value k = s_text(key);
+        stm_park_wrote(f->park, table, &k);
+    }
+    s_ok(stm_park_wake(f->park, s_wake_apply, f, &replayed, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
+    return replayed;
+}
+
+static bool s_given_has(uint64_t seq)
+{
+    for (size_t i = 0; i < s_ngiven; i++)
+        if (s_given[i] == seq)
+            return true;
+    return false;
+}
+
+/* A row written wakes what waits for it, for its table and for anything, and nothing
+ * else: the others stay parked, their wakes with them. */
+static void test_a_row_written_wakes_what_waits_for_it_and_nothing_else(void **state)
+{
+    fixture *f = *state;
+    park_wake t1 = s_row("tasks", s_text("t1")), t2 = s_row("tasks", s_text("t2"));
+    park_wake lists = stm_park_wake_table("lists"), any = PARK_WAKE_ANY;
+    park_wake both[2] = {t1, stm_park_wake_table("tasks")};
+    s_park_waiting(f, 1, &t1, 1);
+    s_park_waiting(f, 2, &t2, 1);
+    s_park_waiting(f, 3, &lists, 1);
+    s_park_waiting(f, 4, &any, 1);
+    s_park_waiting(f, 5, both, 2);
+    s_park(f, 6, "priority", PARK_SCHEMA, "column not in this database");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait"), 6);
+    /* Another spelling of t1 (NOCASE would take it as the same row). */
+    assert_int_equal(s_write_and_wake(f, "Tasks", "T1"), 3);
+    assert_int_equal(s_ngiven, 3);
+    assert_true(s_given_has(1) && s_given_has(4) && s_given_has(5));
+    assert_int_equal(s_count(f, PARK_CONSTRAINT), 2);
+    assert_int_equal(s_count(f, PARK_SCHEMA), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait"), 2);
+    /* A row of lists: what waits for the table. */
+    assert_int_equal(s_write_and_wake(f, "lists", "l9"), 1);
+    assert_true(s_given_has(3));
+    /* Nothing written: nothing retried. */
+    assert_int_equal(s_write_and_wake(f, "tasks", NULL), 0);
+    assert_int_equal(s_calls, 0);
+    assert_int_equal(s_count(f, PARK_CONSTRAINT), 1);
+    /* Written, then rolled back: not written after all. */
+    stm_error err = {0};
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    stm_park_begin(f->park);
+    op_value k = s_text("t2");
+    stm_park_wrote(f->park, "tasks", &k);
+    s_ok(stm_store_exec(f->store, "ROLLBACK", &err), &err);
+    stm_park_rollback(f->park);
+    assert_int_equal(s_write_and_wake(f, "tasks", NULL), 0);
+    assert_int_equal(s_calls, 0);
+    assert_int_equal(s_write_and_wake(f, "tasks", "t2"), 1);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait"), 0);
+}
+
+/* What a retried operation writes wakes what waits for that, in the same call: a
+ * chain (a row a foreign key wants, which another wants in turn) needs no second
+ * batch. */
+static void test_what_a_woken_operation_writes_wakes_more(void **state)
+{
+    fixture *f = *state;
+    park_wake a = s_row("tasks", s_text("a")), b = s_row("tasks", s_text("b"));
+    s_park_waiting(f, 1, &a, 1);
+    s_park_waiting(f, 2, &b, 1);
+    s_writes_seq = 1;
+    s_writes_key = "b";
+    assert_int_equal(s_write_and_wake(f, "tasks", "a"), 2);
+    assert_int_equal(s_calls, 2);
+    assert_int_equal(s_count(f, PARK_ANY), 0);
+    s_writes_seq = 0;
+}
+
+/* Parked again, an operation waits for what it waits for now; parked for another
+ * kind, or taken out by a retry of its kind, for nothing. */
+static void test_parked_again_it_waits_for_what_it_waits_for_now(void **state)
+{
+    fixture *f = *state;
+    park_wake a = s_row("tasks", s_text("a")), b = s_row("tasks", s_text("b"));
+    s_park_waiting(f, 1, &a, 1);
+    s_repark(f, 1, &b, 1, PARK_CONSTRAINT);
+    assert_int_equal(s_write_and_wake(f, "tasks", "a"), 0);
+    assert_int_equal(s_count(f, PARK_CONSTRAINT), 1);
+    assert_int_equal(s_write_and_wake(f, "tasks", "b"), 1);
+    s_park_waiting(f, 2, &a, 1);
+    s_repark(f, 2, NULL, 0, PARK_SCHEMA);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait"), 0);
+    /* Parked for a constraint without saying what for: anything. */
+    s_park(f, 3, "note", PARK_CONSTRAINT, "CHECK constraint failed: x");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait WHERE wake = 0"), 1);
+    s_park_waiting(f, 4, &a, 1);
+    uint64_t replayed = 0;
+    stm_error err = {0};
+    f->repark_seq = 0;
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    s_ok(stm_park_retry(f->park, PARK_CONSTRAINT, s_again, f, &replayed, &err), &err);
+    s_ok(stm_store_exec(f->store, "COMMIT", &err), &err);
+    assert_int_equal(replayed, 2);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_parked_wait"), 0);
+    assert_int_equal(s_count(f, PARK_SCHEMA), 1);
+}
+
+/* Waking reads what waits for the rows written, not what is parked: with 20,000
+ * operations waiting for other rows, a write none waits for costs a few of SQLite's
+ * steps (counted, not timed), and retries nothing. The first write after the wakes
+ * changed elsewhere (here, behind park's back) reads the rows' wakes once, into the
+ * filter; the one measured is the next. */
+static void test_a_wake_reads_only_what_waits_for_the_rows_written(void **state)
+{
+    fixture *f = *state;
+    park_wake a = s_row("tasks", s_text("a"));
+    s_park_waiting(f, 1, &a, 1); /* the kind is known to wait: rows are noted */
+    sqlite3 *db = stm_store_db(f->store);
+    assert_int_equal(sqlite3_exec(db,
+                                  "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n "
+                                  "WHERE i < 20001) INSERT INTO stemma_parked (origin, seq, kind, "
+                                  "reason) SELECT x'a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"
+                                  "a1a1a1a1a1a1a1a1a1a1', i, 'constraint', 'x' FROM n;"
+                                  "INSERT INTO stemma_parked_wait (wake, origin, seq) SELECT "
+                                  "abs(random() % 4611686018427387904) + 1, i.no, p.seq FROM "
+                                  "stemma_parked AS p JOIN stemma_ids AS i ON i.id = p.origin "
+                                  "WHERE p.seq > 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(s_write_and_wake(f, "tasks", "first"), 0);
+    long steps = 0;
+    sqlite3_progress_handler(db, 100, s_steps, &steps);
+    assert_int_equal(s_write_and_wake(f, "tasks", "nobody"), 0);
+    long woken = steps;
+    steps = 0;
+    assert_int_equal(
+        sqlite3_exec(db, "SELECT count(*) FROM stemma_parked WHERE reason = 'y'", NULL, NULL, NULL),
+        SQLITE_OK);
+    long reading_all = steps;
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    assert_int_equal(s_calls, 0);
+    assert_true(reading_all > 100);
+    if (woken > 10)
+        fail_msg("a write none waits for took %ld00 steps (reading all: %ld00): it read what "
+                 "is parked",
+                 woken, reading_all);
+    assert_int_equal(s_count(f, PARK_CONSTRAINT), 20001);
+}
+
+/* s_park_waiting through park object p, in a transaction of its own (committed, or
+ * rolled back when rollback). */
+static void s_park_by(fixture *f, park_t *p, uint64_t seq, const char *key, bool rollback)
+{
+    op_t op = s_op(seq, "note");
+    const op_t *ops[1] = {&op};
+    /* A key of "*": any row of lists. */
+    park_wake w = strcmp(key, "*") ? s_row("tasks", s_text(key)) : stm_park_wake_table("lists");
+    stm_error err = {0};
+    s_ok(stm_store_exec(f->store, "BEGIN IMMEDIATE", &err), &err);
+    stm_park_begin(p);
+    s_ok(stm_oplog_append(f->log, ops, 1, op.table, &err), &err);
+    s_ok(stm_park_op_waiting(p, &op, "NOT NULL constraint failed: tasks.title", &w, 1, &err),
+         &err);
+    s_ok(stm_store_exec(f->store, rollback ? "ROLLBACK" : "COMMIT", &err), &err);
+    if (rollback)
+        stm_park_rollback(p);
+}
+
+/* The filter that spares a write its lookups never hides a row something waits for,
+ * nor do the kinds of wakes known: what another park object (another program) parks
+ * is seen at the next transaction, what this one parks at once, and a rolled-back
+ * transaction's changes do not make it take what another parks since for what it
+ * held. */
+static void test_the_filter_never_hides_a_row_waited_for(void **state)
+{
+    fixture *f = *state;
+    park_t *other = stm_park_new(f->store, f->log, NULL, NULL);
+    s_park_by(f, f->park, 1, "a", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "zzz"), 0); /* the filter is read */
+    s_park_by(f, other, 2, "b", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "b"), 1);
+    assert_true(s_given_has(2));
+    s_park_by(f, f->park, 3, "c", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "c"), 1);
+    assert_true(s_given_has(3));
+    s_park_by(f, f->park, 4, "d", true);
+    s_park_by(f, other, 5, "e", false);
+    assert_int_equal(s_write_and_wake(f, "tasks", "e"), 1);
+    assert_true(s_given_has(5));
+    assert_int_equal(s_write_and_wake(f, "tasks", "a"), 1);
+    assert_int_equal(s_count(f, PARK_ANY), 0);
+    /* Nothing waits for a table: a write of lists notes nothing; until another parks
+     * one that does. */
+    assert_int_equal(s_write_and_wake(f, "lists", "l1"), 0);
+    s_park_by(f, other, 6, "*", false);
+    assert_int_equal(s_write_and_wake(f, "lists", "l1"), 1);
+    assert_true(s_given_has(6));
+    stm_park_destroy(&other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +670,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_retry_leaves_them_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_the_column_appears, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_kind_is_found_without_reading_the_others, setup,
+                                        teardown),
+        cmocka_unit_test(test_a_key_spelt_any_way_sqlite_takes_as_one_has_one_wake),
+        cmocka_unit_test_setup_teardown(test_a_row_written_wakes_what_waits_for_it_and_nothing_else,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_what_a_woken_operation_writes_wakes_more, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_parked_again_it_waits_for_what_it_waits_for_now, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_wake_reads_only_what_waits_for_the_rows_written,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_filter_never_hides_a_row_waited_for, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
