@@ -1,8 +1,9 @@
-/* node_internal.h - private to the node: only node.c and live.c include it.
+/* node_internal.h - private to the node: only node.c, dispatch.c and live.c include it.
  *
- * node.c holds the loop, dispatch and timers; live.c the changes a running node takes
- * without a restart (`stemma trust`, `stemma peer`, SIGHUP). Both work on the node's
- * parts, so its struct is here rather than in either file. */
+ * node.c holds the loop and the timers; dispatch.c what each message from a peer does;
+ * live.c the changes a running node takes without a restart (`stemma trust`, `stemma
+ * peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
+ * any of them. */
 #ifndef STM_NODE_INTERNAL_H
 #define STM_NODE_INTERNAL_H
 
@@ -61,6 +62,22 @@ struct node {
                                   what came while the node was busy has been read */
     bool ahead_failing;        /* that failure is logged once */
 };
+
+/* Internal (dispatch.c): what a message from a peer does. */
+
+/* Counts a message dropped from the mesh, by why (stemma stats). */
+void stm_node_drop(node_t *n, report_drop why);
+/* Opens p's DEALER when it has none (peer.h, stm_peer_open). */
+STM_NODISCARD stm_err stm_node_open_peer(node_t *n, peer_t *p, stm_error *err);
+/* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
+void stm_node_send_hello(node_t *n, peer_t *p, bool reply);
+/* Stores the batches received (one transaction), acknowledging each after the commit. */
+void stm_node_store_inbound(node_t *n);
+/* One message, from the inbox (from NULL) or from the DEALER to peer from: its header
+ * checked, then handed to its handler. */
+void stm_node_dispatch(node_t *n, peer_t *from, const inbox_msg *m);
+/* A beacon heard: the node it names met, when it may be (dispatch.c says when). */
+void stm_node_on_beacon(node_t *n, const beacon_heard *h);
 
 /* Internal (live.c). Adds a copy of spec to node.toml's [peers] as the node knows it. */
 void stm_node_peers_push(node_t *n, const config_peer *spec);
