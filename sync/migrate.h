@@ -175,6 +175,11 @@ typedef struct {
     bool capture_set_up;         /* no step ran, and capture was set up in a step of its own */
     migrate_step *steps;         /* the steps that committed, in order (sql NULL) */
     size_t nsteps;               /* entries in steps */
+    uint64_t derived_rows;       /* rows the steps wrote, sent as operations (migrate_ops.h) */
+    uint64_t derived_ops;        /* ... the operations */
+    uint64_t derived_kept;       /* cells or rows written at a step's version or later that
+                                    a step changed, put back as they were */
+    uint64_t derived_unkept;     /* ... that a constraint would not take back */
     bool replay_ran;             /* parked operations were retried (after UP steps) */
     uint64_t replayed;           /* of them, how many applied */
     uint64_t parked;             /* operations still parked after the replay */

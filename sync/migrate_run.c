@@ -12,6 +12,7 @@
 #include "apply.h"
 #include "backup.h"
 #include "carry.h"
+#include "migrate_ops.h"
 #include "capture.h"
 #include "oplog.h"
 #include "base/buf.h"
@@ -295,8 +296,15 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     s_progress p;
     s_progress_start(&p, run, step, db);
     stm_err rc = s_begin(self, up ? k - 1 : k, err);
-    if (rc == STM_OK)
+    /* What a step after the first writes to synced rows is sent (migrate_ops.h); the
+     * first makes the database, alike on every device. */
+    migrate_ops_t *ops = NULL;
+    if (rc == STM_OK && up && k > 1 && stm_store_is_prepared(self->store)) {
+        ops = stm_migrate_ops_new(self->store);
+        rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
+    } else if (rc == STM_OK) {
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
+    }
     if (rc == STM_OK && up) {
         rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
         /* Owed until the replay after the steps has finished (s_replay_parked). */
@@ -314,6 +322,17 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         stm_id id = s_id_of(self, after);
         rc = s_refresh_capture(self, run->o, &id, err);
     }
+    if (rc == STM_OK && ops) {
+        migrate_ops_stats ms;
+        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &ms, err);
+        if (rc == STM_OK) {
+            run->res->derived_rows += ms.rows;
+            run->res->derived_ops += ms.ops;
+            run->res->derived_kept += ms.kept;
+            run->res->derived_unkept += ms.unkept;
+        }
+    }
+    stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
         rc = s_commit(self, err);
     if (rc != STM_OK)
