@@ -22,7 +22,8 @@
  *      backup API to DB.vFROM-YYYYMMDDTHHMMSSZ.bak (unless the caller opts out, the
  *      file is new, or nothing will change).
  *   4. Drift (an applied file changed since, a recorded version the directory lacks,
- *      a gap) makes migrate and rollback refuse before anything is changed.
+ *      a gap, tables or columns that are not those the lineage derives for the
+ *      recorded version) makes migrate and rollback refuse before anything is changed.
  *   5. Checks read the database through a read-only connection; the writable one is
  *      opened only when something will change, so status, plans and refusals leave
  *      the file byte-for-byte as it was (SQLite may still create the -wal and -shm

@@ -1,7 +1,7 @@
 /* Tests of checked rollbacks (sync/migrate_plan.c, lineage/schemacmp.h): a down file
  * must leave the schema the migrations make for the version below it, or the rollback
- * is refused before the database is touched. Each test writes its schema set into a
- * scratch directory. */
+ * is refused before the database is touched; a database whose schema is not its
+ * version's is drift. Each test writes its schema set into a scratch directory. */
 #include "base/buf.h"
 #include "lineage/schemacmp.h"
 #include "lineage/sqlscript.h"
@@ -235,6 +235,40 @@ static void test_a_lost_index_and_a_missing_column_are_named(void **state)
                      "index items_by_name that version 1 has" S_NOTHING);
 }
 
+/* ---- a database whose schema is not its version's ---- */
+
+static void test_a_schema_that_is_not_its_versions_is_drift(void **state)
+{
+    s_fixture *f = *state;
+    s_run_ok(f->db, f->set, MIGRATE_UP, 2);
+    /* A table the schema set never had is the application's own: no drift. */
+    du_exec(f->db, "CREATE TABLE app_cache (k TEXT PRIMARY KEY, v)");
+    migrate_t *m = s_open(f->db, f->set);
+    assert_int_equal(stm_migrate_drift_count(m), 0);
+    stm_migrate_destroy(&m);
+    /* What an unchecked, empty down file of 003 leaves behind. */
+    du_exec(f->db, "ALTER TABLE items ADD COLUMN qty INTEGER NOT NULL DEFAULT 0");
+    m = s_open(f->db, f->set);
+    assert_int_equal(stm_migrate_drift_count(m), 1);
+    buf_t want = BUF_INIT;
+    stm_buf_printf(&want,
+                   "%s: has column items.qty that version 2 does not have (its schema is not "
+                   "version 2's: a down file that did not undo its migration, or a change by "
+                   "hand; put back the backup taken before, or make the schema match)",
+                   f->db);
+    assert_string_equal(stm_migrate_drift_at(m, 0), stm_buf_str(&want));
+    /* So migrate refuses with it, rather than fail on "duplicate column name". */
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    stm_error err = {0};
+    assert_int_equal(stm_migrate_run(m, &o, NULL, &err), STM_EINPUT);
+    assert_string_equal(err.msg, stm_buf_str(&want));
+    stm_migrate_destroy(&m);
+    stm_buf_free(&want);
+    /* Made to match, it migrates on. */
+    du_exec(f->db, "ALTER TABLE items DROP COLUMN qty");
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+}
+
 /* ---- what is compared (lineage/schemacmp.h) ---- */
 
 /* The differences of the schema b makes from the one a makes, each described as a
@@ -334,6 +368,7 @@ int main(void)
         T(test_an_empty_down_file_is_refused_before_anything_changes),
         T(test_a_column_put_back_otherwise_is_refused),
         T(test_a_lost_index_and_a_missing_column_are_named),
+        T(test_a_schema_that_is_not_its_versions_is_drift),
         cmocka_unit_test(test_what_the_comparison_sees),
     };
 #undef T
