@@ -179,6 +179,9 @@ typedef struct {
     bool replay_ran;             /* parked operations were retried (after UP steps) */
     uint64_t replayed;           /* of them, how many applied */
     uint64_t parked;             /* operations still parked after the replay */
+    uint64_t dropped;            /* going down: operations parked because a step dropped
+                                    the column or table they wrote, to replay when a
+                                    migration adds it again (sync/dropped.h) */
     syncable_table *unsynced;    /* when the run succeeded: the tables of `version` that are
                                     not synced, and why (stemma_exclude counted), in order of
                                     name; also when there was nothing to do */
@@ -274,8 +277,12 @@ STM_NODISCARD stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_o
 
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
- * missing rollback file (naming it), when a rollback fails in memory, or for a target
- * above the current version (STM_EUSAGE). Progress and *result as for stm_migrate_run. */
+ * missing rollback file (naming it), when a rollback fails in memory or leaves another
+ * schema than the migrations make for the version below it (naming the file and the
+ * difference), or for a target above the current version (STM_EUSAGE). In each step's
+ * transaction, the operations behind the values it drops (a column, a table) are
+ * parked, so that the migration that adds them again replays them (sync/dropped.h;
+ * result->dropped counts them). Progress and *result as for stm_migrate_run. */
 STM_NODISCARD stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *opts,
                                            migrate_result *result, stm_error *err);
 

@@ -13,6 +13,7 @@
 #include "backup.h"
 #include "carry.h"
 #include "capture.h"
+#include "dropped.h"
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -295,6 +296,11 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     s_progress p;
     s_progress_start(&p, run, step, db);
     stm_err rc = s_begin(self, up ? k - 1 : k, err);
+    /* Going down, the schema before the step: what it drops is kept (dropped.h). */
+    catalog_t *before = NULL;
+    uint64_t dropped = 0;
+    if (rc == STM_OK && !up && stm_store_is_prepared(self->store))
+        rc = stm_catalog_read(db, &before, err);
     if (rc == STM_OK)
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
     if (rc == STM_OK && up) {
@@ -310,6 +316,9 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     /* The clocks of renamed columns and tables follow them (carry.h). */
     if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
+    if (rc == STM_OK && before)
+        rc = stm_dropped_park(self->store, before, k, &dropped, err);
+    stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
         rc = s_refresh_capture(self, run->o, &id, err);
@@ -334,6 +343,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         s_tell(run, &ev);
         return rc;
     }
+    run->res->dropped += dropped;
     ev = (migrate_event){
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
     s_tell(run, &ev);

@@ -1,7 +1,9 @@
-/* Tests of checked rollbacks (sync/migrate_plan.c, lineage/schemacmp.h): a down file
- * must leave the schema the migrations make for the version below it, or the rollback
- * is refused before the database is touched; a database whose schema is not its
- * version's is drift. Each test writes its schema set into a scratch directory. */
+/* Tests of rollbacks. A down file must leave the schema the
+ * migrations make for the version below it, or the rollback is refused before the
+ * database is touched (sync/migrate_plan.c, lineage/schemacmp.h); a database whose
+ * schema is not its version's is drift; what a rollback drops comes back when a
+ * migration adds it again (sync/dropped.h). Each test writes its schema set into a
+ * scratch directory. */
 #include "base/buf.h"
 #include "lineage/schemacmp.h"
 #include "lineage/sqlscript.h"
@@ -269,6 +271,161 @@ static void test_a_schema_that_is_not_its_versions_is_drift(void **state)
     s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
 }
 
+/* ---- what a rollback drops comes back (sync/dropped.h) ---- */
+
+/* Opens db as a store, failing the test when it cannot. */
+static store_t *s_store(const char *db)
+{
+    store_t *store = NULL;
+    stm_error err = {0};
+    if (stm_store_open(db, STORE_OPEN_EXISTING, &store, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    return store;
+}
+
+/* Sends every operation from holds that to lacks, as a peer would. */
+static void s_sync(const char *from, const char *to)
+{
+    store_t *a = s_store(from), *b = s_store(to);
+    opbatch_t *batch = du_lacking(a, b);
+    du_apply(b, batch);
+    stm_opbatch_destroy(&batch);
+    stm_store_destroy(&a);
+    stm_store_destroy(&b);
+}
+
+/* What db's application tables hold, as a digest the caller frees. */
+static char *s_content(const char *db)
+{
+    store_t *store = s_store(db);
+    char *h = du_hash(store, "SELECT 'i', id, name, qty FROM items UNION ALL "
+                             "SELECT 't', id, label, NULL FROM tags ORDER BY 1, 2");
+    stm_store_destroy(&store);
+    return h;
+}
+
+/* Rolls db back to `to` and returns how many operations the run kept parked. */
+static uint64_t s_rollback_dropped(const char *db, const char *set, int to)
+{
+    migrate_t *m = s_open(db, set);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = to;
+    o.backup = false;
+    migrate_result res;
+    stm_error err = {0};
+    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
+        fail_msg("rollback to %d: %s", to, err.msg);
+    uint64_t dropped = res.dropped;
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
+    return dropped;
+}
+
+static void test_values_a_rollback_drops_come_back_with_their_column(void **state)
+{
+    s_fixture *f = *state;
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    du_exec(f->db, "INSERT INTO items (id, name, qty) VALUES ('i1', 'pen', 5), ('i2', 'ink', 7),"
+                   " ('i3', 'nib', 9);"
+                   "UPDATE items SET qty = 6 WHERE id = 'i1';"
+                   "DELETE FROM items WHERE id = 'i3';"
+                   "INSERT INTO tags (id, label) VALUES ('t1', 'red');");
+    char *before = s_content(f->db);
+    /* The cells of qty (not i3's: a deleted row keeps only its delete, which stays)
+     * and those of tags. */
+    assert_int_equal(s_rollback_dropped(f->db, f->set, 2), 4);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM pragma_table_info('items') "
+                                  "WHERE name = 'qty'"),
+                     0);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_parked WHERE reason = "
+                                  "'the rollback of version 3 dropped its column'"),
+                     2);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_parked WHERE reason = "
+                                  "'the rollback of version 3 dropped its table'"),
+                     2);
+    /* Written at version 2 meanwhile: kept, as any write. */
+    du_exec(f->db, "UPDATE items SET name = 'pencil' WHERE id = 'i1'");
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'i1'"), 6);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'i2'"), 7);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM items WHERE id = 'i3'"), 0);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM tags WHERE label = 'red'"), 1);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_parked"), 0);
+    du_exec(f->db, "UPDATE items SET name = 'pen' WHERE id = 'i1'");
+    char *after = s_content(f->db);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+static void test_a_peers_values_come_back_and_later_ones_still_win(void **state)
+{
+    s_fixture *f = *state;
+    char *peer = tu_path(f->dir, "peer.db");
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    s_run_ok(peer, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    du_exec(peer, "INSERT INTO items (id, name, qty) VALUES ('p1', 'cup', 2), ('p2', 'mug', 4);"
+                  "INSERT INTO tags (id, label) VALUES ('t9', 'blue');");
+    du_exec(f->db, "INSERT INTO items (id, name, qty) VALUES ('a1', 'pen', 1)");
+    s_sync(peer, f->db);
+    s_sync(f->db, peer);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p2'"), 4);
+    s_rollback_dropped(f->db, f->set, 2);
+    /* The peer writes qty while this database is at 2: parked here for want of it, a
+     * later write than the one the rollback parked. */
+    du_exec(peer, "UPDATE items SET qty = 40 WHERE id = 'p2'");
+    s_sync(peer, f->db);
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p1'"), 2);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p2'"), 40);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'a1'"), 1);
+    s_sync(f->db, peer);
+    s_sync(peer, f->db);
+    char *here = s_content(f->db), *there = s_content(peer);
+    assert_string_equal(here, there);
+    free(here);
+    free(there);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_parked"), 0);
+    free(peer);
+}
+
+/* A row's latest write was to a column a rollback dropped; a delete from a peer, earlier
+ * than that write, arrives while the column is gone. The write still counts for whether
+ * the row exists (apply.h, invariant 2), here as on the peers that have the column. */
+static void test_a_dropped_write_still_keeps_its_row(void **state)
+{
+    s_fixture *f = *state;
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    /* Collected apart (capture keeps one change a row until it is collected). */
+    du_exec(f->db, "INSERT INTO items (id, name, qty) VALUES ('i1', 'pen', 5)");
+    store_t *store = s_store(f->db);
+    du_ops(store);
+    stm_store_destroy(&store);
+    du_exec(f->db, "UPDATE items SET qty = 6 WHERE id = 'i1'");
+    store = s_store(f->db);
+    du_ops(store);
+    long long last = du_int(store, "SELECT max(hlc) FROM temp.ops WHERE col = 'qty'");
+    long long first = du_int(store, "SELECT min(hlc) FROM temp.ops WHERE col = 'qty'");
+    stm_store_destroy(&store);
+    assert_true(first < last);
+    s_rollback_dropped(f->db, f->set, 2);
+    /* A peer's delete, between the insert and the update of qty: at the insert's clock,
+     * from an origin that orders after this database's (writes compare by clock, then
+     * origin). */
+    op_t del = {.seq = 1, .hlc = (uint64_t)first, .table = "items",
+                .pk = {.type = VALUE_TEXT, .bytes = "i1", .len = 2}};
+    memset(del.origin.bytes, 0xff, sizeof del.origin.bytes);
+    opbatch_t *batch = stm_opbatch_new();
+    stm_opbatch_add(batch, &del);
+    store = s_store(f->db);
+    du_apply(store, batch);
+    stm_store_destroy(&store);
+    stm_opbatch_destroy(&batch);
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM items WHERE id = 'i1'"), 1);
+    s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
+    assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'i1'"), 6);
+}
+
 /* ---- what is compared (lineage/schemacmp.h) ---- */
 
 /* The differences of the schema b makes from the one a makes, each described as a
@@ -369,6 +526,9 @@ int main(void)
         T(test_a_column_put_back_otherwise_is_refused),
         T(test_a_lost_index_and_a_missing_column_are_named),
         T(test_a_schema_that_is_not_its_versions_is_drift),
+        T(test_values_a_rollback_drops_come_back_with_their_column),
+        T(test_a_peers_values_come_back_and_later_ones_still_win),
+        T(test_a_dropped_write_still_keeps_its_row),
         cmocka_unit_test(test_what_the_comparison_sees),
     };
 #undef T
