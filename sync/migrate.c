@@ -322,6 +322,7 @@ stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t
         return rc;
     }
     migrate_t *self = stm_calloc(1, sizeof *self);
+    self->moved_to = -1;
     self->db_path = stm_strdup(db_path);
     self->set = set;
     self->lineage = lineage;

@@ -1,10 +1,14 @@
 #!/usr/bin/python3
-"""Command-line tests of checked rollbacks and of what a rollback drops coming back,
-with writes made by the real sqlite3 shell. The helpers are cli_store_test.py's.
+"""Command-line tests of checked rollbacks, of what a rollback drops coming back, and of
+two `stemma migrate` processes on one database at once, with writes made by the real
+sqlite3 shell. The helpers are cli_store_test.py's.
 
 Run by ctest as `python3 tests/cli_rollback_test.py PATH/TO/stemma` from the source root.
 """
 import os
+import re
+import sqlite3
+import subprocess
 import sys
 import unittest
 
@@ -60,6 +64,59 @@ class CheckedRollback(Base):
         self.assertIn("replayed 6 parked operations (0 still parked)", out)
         self.assertEqual(sql(self.db, "SELECT tags FROM tasks WHERE id = 't1'"), "[1]")
         self.assertEqual(sql(self.db, "SELECT body FROM comments WHERE id = 'c1'"), "soon")
+
+
+class ConcurrentMigrates(Base):
+    """Two `stemma migrate` on one database at once. Both are held at a known point: the
+    test holds the database's write lock (BEGIN IMMEDIATE) while it starts them, and
+    waits for each to print its backup line, which comes after its checks and before its
+    first step, whose transaction waits for the lock. Then it lets go. Whichever commits
+    a step first wins; the other must say where the database really is."""
+
+    def start(self):
+        p = subprocess.Popen([cs.STEMMA, "migrate", "--db", self.db, "--schemas", TASKS],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        line = p.stdout.readline()
+        if not line.startswith("backup: "):
+            self.fail(line + p.stderr.read())
+        return p
+
+    def test_the_loser_says_where_the_database_is(self):
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--to", "1")
+        self.procs = []
+        holder = sqlite3.connect(self.db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            a, b = self.start(), self.start()
+            holder.execute("ROLLBACK")
+            results = []
+            for p in (a, b):
+                # Not communicate(timeout=...): it reads past what readline buffered.
+                out, err = p.stdout.read(), p.stderr.read()
+                results.append((p.wait(timeout=120), out, err))
+        finally:
+            holder.close()
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stdout.close()
+                p.stderr.close()
+        results.sort()
+        (won, won_out, won_err), (lost, lost_out, lost_err) = results
+        self.assertEqual((won, won_err), (0, ""))
+        self.assertIn("now at version 4", won_out)
+        self.assertEqual(lost, 1, lost_err)
+        self.assertEqual(len(lost_err.splitlines()), 1, lost_err)
+        m = re.search(r"another process moved it from version 1 to version (\d) after this run "
+                      r"had checked it \(a second migrate or rollback at once\?\); this run "
+                      r"changed nothing; 'stemma status' says where it is now", lost_err)
+        self.assertIsNotNone(m, lost_err)
+        self.assertIn(m.group(1), "234")
+        self.assertNotIn("still at version 1", lost_err)
+        self.assertEqual(self.status()["version"], 4)
+        self.assertIn("nothing to do", self.ok("migrate", "--db", self.db, "--schemas", TASKS))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-/* Tests of rollbacks. A down file must leave the schema the
+/* Tests of rollbacks and of two migrates at once. A down file must leave the schema the
  * migrations make for the version below it, or the rollback is refused before the
  * database is touched (sync/migrate_plan.c, lineage/schemacmp.h); a database whose
  * schema is not its version's is drift; what a rollback drops comes back when a
- * migration adds it again (sync/dropped.h). Each test writes its schema set into a
- * scratch directory. */
+ * migration adds it again (sync/dropped.h); the migrate that loses a race says where
+ * the database is. Each test writes its schema set into a scratch directory. */
 #include "base/buf.h"
 #include "lineage/schemacmp.h"
 #include "lineage/sqlscript.h"
@@ -426,6 +426,54 @@ static void test_a_dropped_write_still_keeps_its_row(void **state)
     assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'i1'"), 6);
 }
 
+/* ---- two migrates at once ---- */
+
+/* The other migrate: from the first one's BACKUP_WRITTEN event, after it checked the
+ * database and before its first step, another migrate_t takes the database to head. */
+typedef struct {
+    const s_fixture *f;
+    bool ran;
+} s_other;
+
+static void s_migrate_meanwhile(const migrate_event *ev, void *user)
+{
+    s_other *o = user;
+    if (ev->kind != MIGRATE_EVENT_BACKUP_WRITTEN || o->ran)
+        return;
+    o->ran = true;
+    s_run_ok(o->f->db, o->f->set, MIGRATE_UP, MIGRATE_HEAD);
+}
+
+static void test_the_migrate_that_loses_says_where_the_database_is(void **state)
+{
+    s_fixture *f = *state;
+    s_run_ok(f->db, f->set, MIGRATE_UP, 1);
+    migrate_t *m = s_open(f->db, f->set);
+    s_other other = {.f = f};
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.progress = s_migrate_meanwhile;
+    o.progress_user = &other;
+    migrate_result res;
+    stm_error err = {0};
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_EDB);
+    assert_true(other.ran);
+    buf_t want = BUF_INIT;
+    stm_buf_printf(&want,
+                   "%s: another process moved it from version 1 to version 3 after this run "
+                   "had checked it (a second migrate or rollback at once?); this run changed "
+                   "nothing; 'stemma status' says where it is now; backup: %s",
+                   f->db, res.backup_path);
+    assert_string_equal(err.msg, stm_buf_str(&want));
+    assert_int_equal(res.nsteps, 0);
+    assert_int_equal(res.version, 3);
+    assert_true(res.has_id);
+    assert_int_equal(stm_migrate_version(m), 3);
+    stm_buf_free(&want);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
+    assert_int_equal(s_version(f->db, f->set), 3);
+}
+
 /* ---- what is compared (lineage/schemacmp.h) ---- */
 
 /* The differences of the schema b makes from the one a makes, each described as a
@@ -529,6 +577,7 @@ int main(void)
         T(test_values_a_rollback_drops_come_back_with_their_column),
         T(test_a_peers_values_come_back_and_later_ones_still_win),
         T(test_a_dropped_write_still_keeps_its_row),
+        T(test_the_migrate_that_loses_says_where_the_database_is),
         cmocka_unit_test(test_what_the_comparison_sees),
     };
 #undef T

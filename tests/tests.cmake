@@ -62,7 +62,7 @@ stemma_test(test_apply_wait SOURCES tests/test_apply_wait.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
-# Checked rollbacks, and what a rollback drops coming back.
+# Checked rollbacks, what a rollback drops coming back, and two migrates at once.
 stemma_test(test_rollback SOURCES tests/test_rollback.c LIBS stemma_dbutil)
 # sync/'s MessagePack reader, operations, codec and version vectors, one program each;
 # they share tests/codecutil.c (built operations, round trips, MessagePack crafted by hand).
