@@ -17,9 +17,9 @@
  * later write received meanwhile, parked too, still beats it. A row's delete stays in
  * stemma_clock, so a row deleted before the rollback is not brought back.
  *
- * Not covered: rows a down file deletes (DELETE FROM) from a table it keeps, and
- * values it rewrites (UPDATE); like a migration's own writes, those are not
- * operations. */
+ * Not covered: rows a down file deletes (DELETE FROM, or a table dropped and created
+ * again under its name without its rows) and values it rewrites (UPDATE); like a
+ * migration's own writes, those are not operations, and the cells keep their clocks. */
 #ifndef STM_DROPPED_H
 #define STM_DROPPED_H
 
