@@ -14,6 +14,7 @@
 #include "carry.h"
 #include "migrate_ops.h"
 #include "capture.h"
+#include "dropped.h"
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -128,8 +129,12 @@ static void s_rollback_tx(migrate_t *self)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* Inside a step's transaction: checks that no other process moved the database since
- * it was checked (two migrators at once). */
+/* Inside a step's transaction, which holds the write lock: checks that no other
+ * process moved the database since it was checked. Two migrates (or a migrate and a
+ * rollback) started together both plan from the same version; the first to commit a
+ * step moves it, and the other finds that here, at its first step, having changed
+ * nothing. It says so, with the version the database is really at (self->moved_to),
+ * rather than retry a plan made for another version. */
 static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
@@ -140,11 +145,14 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) != SQLITE_ROW)
         rc = stm_store_error(self->store, err, "reading schema_version");
-    else if (sqlite3_column_int64(stmt, 0) != expected)
+    else if (sqlite3_column_int64(stmt, 0) != expected) {
+        sqlite3_int64 now = sqlite3_column_int64(stmt, 0);
+        self->moved_to = now >= 0 && now <= SCHEMASET_MAX_VERSIONS ? (int)now : 0;
         rc = stm_error_set(err, STM_EDB,
-                           "%s: another process changed schema_version while stemma worked "
-                           "(now at version %lld, expected %d); run the command again",
-                           self->db_path, (long long)sqlite3_column_int64(stmt, 0), expected);
+                           "%s: another process moved it from version %d to version %lld after "
+                           "this run had checked it (a second migrate or rollback at once?)",
+                           self->db_path, expected, (long long)now);
+    }
     sqlite3_finalize(stmt);
     return rc;
 }
@@ -192,6 +200,24 @@ static stm_err s_commit(migrate_t *self, stm_error *err)
     return stm_store_exec(self->store, "COMMIT", err);
 }
 
+/* After another process moved the database (s_expect_version): says what this run did
+ * before, and makes the result tell the version the database is really at. */
+static void s_tell_moved(const s_run *run, stm_error *err)
+{
+    migrate_t *self = run->self;
+    migrate_result *res = run->res;
+    if (res->nsteps)
+        stm_error_append(err, "this run had taken it to version %d before that", res->version);
+    else
+        stm_error_append(err, "this run changed nothing; 'stemma status' says where it is now");
+    res->version = self->moved_to;
+    res->has_id = self->moved_to > 0 && (size_t)self->moved_to <= stm_lineage_count(self->lineage);
+    if (res->has_id)
+        res->id = s_id_of(self, self->moved_to);
+    else
+        memset(&res->id, 0, sizeof res->id);
+}
+
 /* Adds stemma's columns to an older tool's schema_version and fills them from the
  * lineage (the numbers were checked against the directory: s_check_drift). */
 static stm_err s_adopt(const s_run *run, stm_error *err)
@@ -233,7 +259,10 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
         rc = s_commit(self, err);
     if (rc != STM_OK) {
         s_rollback_tx(self);
-        stm_error_append(err, "adopting schema_version failed; the database is as it was");
+        if (self->moved_to < 0)
+            stm_error_append(err, "adopting schema_version failed; the database is as it was");
+        else
+            s_tell_moved(run, err);
         return rc;
     }
     run->res->adopted = true;
@@ -296,6 +325,11 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     s_progress p;
     s_progress_start(&p, run, step, db);
     stm_err rc = s_begin(self, up ? k - 1 : k, err);
+    /* Going down, the schema before the step: what it drops is kept (dropped.h). */
+    catalog_t *before = NULL;
+    uint64_t dropped = 0;
+    if (rc == STM_OK && !up && stm_store_is_prepared(self->store))
+        rc = stm_catalog_read(db, &before, err);
     /* What a step after the first writes to synced rows is sent (migrate_ops.h); the
      * first makes the database, alike on every device. */
     migrate_ops_t *ops = NULL;
@@ -318,6 +352,9 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     /* The clocks of renamed columns and tables follow them (carry.h). */
     if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
+    if (rc == STM_OK && before)
+        rc = stm_dropped_park(self->store, before, k, &dropped, err);
+    stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
         rc = s_refresh_capture(self, run->o, &id, err);
@@ -339,7 +376,9 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         s_rollback_tx(self);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
-        if (up)
+        if (self->moved_to >= 0)
+            s_tell_moved(run, err);
+        else if (up)
             stm_error_append(err,
                              "migration %d was rolled back: the database is still at "
                              "version %d",
@@ -353,6 +392,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         s_tell(run, &ev);
         return rc;
     }
+    run->res->dropped += dropped;
     ev = (migrate_event){
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
     s_tell(run, &ev);
@@ -456,6 +496,8 @@ static stm_err s_set_up_capture(const s_run *run, stm_error *err)
         rc = s_commit(self, err);
     if (rc != STM_OK) {
         s_rollback_tx(self);
+        if (self->moved_to >= 0)
+            s_tell_moved(run, err);
         return rc;
     }
     run->res->capture_set_up = true;
@@ -512,6 +554,7 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     migrate_result local;
     migrate_result *res = result ? result : &local;
     memset(res, 0, sizeof *res);
+    self->moved_to = -1;
     res->direction = direction;
     res->from = res->version = self->version;
     res->has_id = stm_migrate_version_id(self, &res->id);
