@@ -435,9 +435,12 @@ static stm_err s_row(s_table *x, sqlite3_stmt *stmt, s_kind kind, buf_t *scratch
          * because the insert that made it was refused there for want of that column
          * (NOT NULL), takes it from this change, and what waited for it applies. */
         bool whole = false;
-        for (size_t i = 0, v = nkeys; kind == S_CHANGED && i < stm_catalog_table_count(x->def); i++)
-            if (!stm_catalog_table_column(x->def, i)->hidden)
-                whole |= !x->source[i] && sqlite3_column_int(stmt, (int)(v++ + ncaptured));
+        for (size_t i = 0, v = nkeys; kind == S_CHANGED && i < stm_catalog_table_count(x->def); i++) {
+            if (stm_catalog_table_column(x->def, i)->hidden)
+                continue;
+            int differs = sqlite3_column_int(stmt, (int)(v++ + ncaptured));
+            whole |= !x->source[i] && differs;
+        }
         int at = (int)nkeys;
         for (size_t i = 0; i < stm_catalog_table_count(x->def) && rc == STM_OK; i++) {
             const catalog_column *c = stm_catalog_table_column(x->def, i);

@@ -64,6 +64,7 @@ stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 # Checked rollbacks, what a rollback drops coming back, and two migrates at once.
 stemma_test(test_rollback SOURCES tests/test_rollback.c LIBS stemma_dbutil)
+stemma_test(test_migrate_ops SOURCES tests/test_migrate_ops.c LIBS stemma_dbutil)
 # sync/'s MessagePack reader, operations, codec and version vectors, one program each;
 # they share tests/codecutil.c (built operations, round trips, MessagePack crafted by hand).
 add_library(stemma_codecutil STATIC tests/codecutil.c)
