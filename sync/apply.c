@@ -598,6 +598,29 @@ static int s_causal(const void *pa, const void *pb)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Parks those of ops[0..n) (one row change, recorded already) the filter refuses
+ * (invariant 10), keeping the others, in order, at the front: *n is how many. */
+static stm_err s_filter(applier_t *a, const op_t **ops, size_t *n, apply_stats *st,
+                        stm_error *err)
+{
+    if (!a->filter)
+        return STM_OK;
+    size_t kept = 0;
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < *n && rc == STM_OK; i++) {
+        char reason[256];
+        reason[0] = '\0';
+        if (a->filter(a->filter_ctx, &ops[i]->version_id, ops[i]->table, ops[i]->column, reason,
+                      sizeof reason))
+            ops[kept++] = ops[i];
+        else
+            rc = stm_apply_park(a, ops[i], PARK_POLICY, reason[0] ? reason : "refused by policy",
+                                st, err);
+    }
+    *n = kept;
+    return rc;
+}
+
 /* Applies ops (any order) inside the open transaction. */
 static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats *st,
                            stm_error *err)
@@ -620,6 +643,9 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         size_t fresh = j - i;
         if (!a->retrying)
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
+        /* The policy first: what it refuses is never judged by its clock or applied. */
+        if (rc == STM_OK && fresh)
+            rc = s_filter(a, ops + i, &fresh, st, err);
         if (rc == STM_OK && fresh && ops[i]->hlc > limit) {
             rc = s_park_ahead(a, ops + i, fresh, st, err);
         } else if (rc == STM_OK && fresh) {
@@ -828,10 +854,33 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
         return rc;
     uint64_t replayed = 0;
     a->ahead_due = INT64_MAX; /* re-parking notes it again */
-    rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
+    /* Without the policy, what it refused stays parked (invariant 10). */
+    rc = stm_park_retry(a->park, a->filter ? PARK_ANY : PARK_ADMITTED, s_reapply, a, &replayed,
+                        err);
     /* A replay a migration left owed is done when this commits (store.h). */
     if (rc == STM_OK)
         rc = stm_store_set_replay_owed(a->store, false, err);
+    rc = stm_apply_end(a, rc, err);
+    if (rc == STM_OK)
+        stats->replayed += replayed;
+    return rc;
+}
+
+void stm_applier_set_filter(applier_t *a, apply_filter_fn fn, void *ctx)
+{
+    a->filter = fn;
+    a->filter_ctx = ctx;
+}
+
+stm_err stm_applier_retry_policy(applier_t *a, apply_stats *stats, stm_error *err)
+{
+    if (!a->filter || !stm_park_any(a->park, PARK_POLICY))
+        return STM_OK;
+    stm_err rc = stm_apply_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    uint64_t replayed = 0;
+    rc = stm_park_retry(a->park, PARK_POLICY, s_reapply, a, &replayed, err);
     rc = stm_apply_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;

@@ -34,6 +34,9 @@ struct applier {
     int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
                            * apply: the earliest known, INT64_MIN when unknown */
     rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
+    apply_filter_fn filter; /* the policy's say on each operation (invariant 10); NULL:
+                             * none */
+    void *filter_ctx;       /* lent */
     /* Translating operations of other versions (apply_lens.c): */
     const lens_set_t *lenses; /* lent; NULL: none is translated */
     const lineage_t *set;     /* the schema set's lineage, lent */

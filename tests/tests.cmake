@@ -98,6 +98,8 @@ stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil
 stemma_test(test_parts SOURCES tests/test_parts.c LIBS stemma_node)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
+# The policy judged per operation by its writer's version, and the applier's filter.
+stemma_test(test_admit SOURCES tests/test_admit.c LIBS stemma_node stemma_dbutil)
 # node/'s files, one program per module; they share tests/nodeutil.c (a known key pair,
 # node.toml written and refused).
 add_library(stemma_nodeutil STATIC tests/nodeutil.c)
