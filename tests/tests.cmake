@@ -82,6 +82,8 @@ stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
 stemma_py_test(fault fault_test.py fault)
+# The [policy] held per operation, whoever relays it (node/admit.h). It reuses mesh_test.py's nodes.
+stemma_py_test(policy policy_test.py mesh)
 # Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input"). Most
 # of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
 stemma_py_test(badinput badinput_test.py mesh)
