@@ -14,6 +14,7 @@ parked reason, a peer's state); its timeout only matters when something is broke
 """
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -151,6 +152,49 @@ class Policy(Mesh):
         self.wait("a to park b's qty as not shared",
                   lambda: parked_for(a, NOT_SHARED.format(what=r"items\.qty")) == 1)
         self.assertEqual(parked_for(a, unknown), 0)
+
+
+@unittest.skipUnless(mesh_test.SQLITE3, "the sqlite3 shell is not installed")
+class ApplyUnderPolicy(Mesh):
+    """stemma apply --node DIR judges a bundle's operations by that node's [policy], as the
+    node would; --writer describes the writer's versions, as a HELLO would."""
+
+    def test_a_bundle_from_a_divergent_writer(self):
+        a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
+        for db, schemas in ((a, ITEMS_A), (b, ITEMS_B)):
+            self.stemma("migrate", "--db", db, "--schemas", schemas, "--to", "2", "--no-backup")
+        sql(b, "INSERT INTO items (id, name, qty) VALUES ('i1', 'bolt', 7)")
+        vec, bundle = os.path.join(self.tmp, "a.stmv"), os.path.join(self.tmp, "b.stmb")
+        self.stemma("vector", "--db", a, "-o", vec)
+        self.stemma("changes", "--db", b, "--since", vec, "-o", bundle)
+        node = os.path.join(self.tmp, "a-node")
+        self.stemma("init", "--dir", node, "--db", a, "--schemas", ITEMS_A, "--bind",
+                    f"tcp://127.0.0.1:{mesh_test.free_port()}")
+        parked = f"SELECT kind || ': ' || reason FROM stemma_parked ORDER BY seq"
+        # Nothing describes b's version to the policy: all of it waits.
+        out = self.stemma("apply", "--db", a, "--node", node, bundle)
+        self.assertIn("applied 0, already present 0, parked 3", out)
+        self.assertEqual(len(re.findall(r"^policy: version [0-9a-f]{12} unknown: no peer has "
+                                        r"described it$", sql(a, parked), re.M)), 3)
+        # Told b's history, the policy lets the shared columns through.
+        out = self.stemma("apply", "--db", a, "--node", node, "--writer", ITEMS_B, bundle)
+        self.assertIn("already present 3, parked 0, replayed 2", out)
+        self.assertEqual(sql(a, "SELECT name FROM items WHERE id = 'i1'"), "bolt")
+        self.assertRegex(sql(a, parked), NOT_SHARED.format(what=r"policy: items\.qty"))
+        # A migration that makes qty shared replays without the policy: it leaves it.
+        self.stemma("migrate", "--db", a, "--schemas", ITEMS_A, "--to", "3", "--no-backup")
+        self.assertEqual(sql(a, "SELECT count(*) FROM stemma_parked WHERE kind = 'policy'"), "1")
+        out = self.stemma("apply", "--db", a, "--node", node, "--writer", ITEMS_B, bundle)
+        self.assertIn("replayed 1 (0 parked in all)", out)
+        self.assertEqual(sql(a, "SELECT qty FROM items WHERE id = 'i1'"), "7")
+
+    def test_writer_without_a_node_is_bad_usage(self):
+        p = subprocess.run([mesh_test.STEMMA, "apply", "--db", "x.db", "--writer", ITEMS_B,
+                            "b.stmb"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(p.stderr.count("\n"), 1)
+        self.assertIn("--writer describes versions to a policy: give --node", p.stderr)
 
 
 if __name__ == "__main__":
