@@ -16,10 +16,11 @@
  *
  * A version is described by this database's lineage, by the schema set's (versions
  * newer than the database), or by a lineage a HELLO described (stm_admit_learn: at most
- * ADMIT_KNOWN_MAX of them, the oldest learned forgotten first). A HELLO describes its
- * head's catalog only: a version inside a learned lineage is compared by the catalog of
- * that lineage's head, the nearest description there is (a column it dropped since is
- * parked, never wrongly applied). An operation of a version nothing describes is parked
+ * ADMIT_KNOWN_MAX of them, the oldest learned forgotten first; `stemma apply --writer`
+ * gives a whole history). A HELLO describes its head's catalog only: a version inside a
+ * lineage learned from one is compared by the catalog of that lineage's head, the
+ * nearest description there is (a column it dropped since is parked, never wrongly
+ * applied). An operation of a version nothing describes is parked
  * ('policy': "version ... unknown: no peer has described it"), never applied blindly.
  *
  * What is parked for the policy is retried by the node (stm_applier_retry_policy) when
