@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "lineage/relation.h"
 #include "lineage/syncable.h"
+#include "compare_parks.h"
 #include "unsynced_text.h"
 
 #include <getopt.h>
@@ -151,10 +152,10 @@ static bool s_syncs(const comparison_family *f, const s_unsynced *u)
            !(f->remote_live && stm_syncable_find(u->remote, u->nremote, f->name));
 }
 
-/* Collects, across the families that can sync, the shared tables and what exists on
- * one side only. */
+/* Collects, across the families that can sync, the shared tables, the renamed ones
+ * and the columns of another type on each side. */
 static void s_collect(const comparison_t *c, const s_unsynced *u, s_phrases *syncs,
-                      s_phrases *one_sided, s_phrases *conflicts, s_phrases *translated)
+                      s_phrases *conflicts, s_phrases *translated)
 {
     for (size_t i = 0; i < c->nfamilies; i++) {
         const comparison_family *f = &c->families[i];
@@ -176,19 +177,46 @@ static void s_collect(const comparison_t *c, const s_unsynced *u, s_phrases *syn
             else
                 s_phrase(syncs, "%s (%zu of %zu columns)", f->name, both, total);
         }
-        if (f->renamed_table)
-            continue;
-        if (f->local_live != f->remote_live) {
-            s_phrase(one_sided, "%s (table only %s)", f->name, f->local_live ? "here" : "there");
-            continue;
-        }
-        for (size_t k = 0; k < f->ncolumns[COLUMN_LOCAL_ONLY]; k++)
-            s_phrase(one_sided, "%s.%s (only here)", f->name, f->columns[COLUMN_LOCAL_ONLY][k]);
-        for (size_t k = 0; k < f->ncolumns[COLUMN_REMOTE_ONLY]; k++)
-            s_phrase(one_sided, "%s.%s (only there)", f->name, f->columns[COLUMN_REMOTE_ONLY][k]);
-        for (size_t k = 0; k < f->ncolumns[COLUMN_CONFLICTING]; k++)
+        for (size_t k = 0; k < f->ncolumns[COLUMN_CONFLICTING] && !f->renamed_table; k++)
             s_phrase(conflicts, "%s.%s", f->name, f->columns[COLUMN_CONFLICTING][k]);
     }
+}
+
+/* The parked items of kind on one side (here or not) as phrases: "tasks.tags (v3)",
+ * "comments (table, v4)", "users.old (dropped at v6)". */
+static void s_parks_phrases(s_phrases *p, const parks_item *items, size_t n, parks_kind kind,
+                            bool here)
+{
+    for (size_t i = 0; i < n; i++) {
+        const parks_item *it = &items[i];
+        if (it->kind != kind || it->here != here)
+            continue;
+        buf_t what = BUF_INIT;
+        if (it->column)
+            stm_buf_printf(&what, "%s.%s", it->table, it->column);
+        else
+            stm_buf_printf(&what, "%s (table", it->table);
+        const char *open = it->column ? " (" : ", ";
+        if (kind == PARKS_MISSING && it->version)
+            stm_buf_printf(&what, "%sv%d)", open, it->version);
+        else if (kind == PARKS_DROPPED && it->version)
+            stm_buf_printf(&what, "%sdropped at v%d)", open, it->version);
+        else if (!it->column)
+            stm_buf_putc(&what, ')');
+        s_phrase(p, "%s", stm_buf_str(&what));
+        stm_buf_free(&what);
+    }
+}
+
+/* "  LEAD\n    a, b, c\n" for the items of kind on one side, nothing when none. */
+static void s_parks_block(buf_t *b, const char *lead, const parks_item *items, size_t n,
+                          parks_kind kind, bool here)
+{
+    s_phrases p = {BUF_INIT, 0};
+    s_parks_phrases(&p, items, n, kind, here);
+    if (p.count)
+        stm_buf_printf(b, "  %s\n    %s\n", lead, stm_buf_str(&p.text));
+    stm_buf_free(&p.text);
 }
 
 /* True when both sides leave the same tables unsynced, for the same reasons. */
@@ -221,11 +249,14 @@ static void s_unsynced_summary(buf_t *b, const s_unsynced *u)
     }
 }
 
-static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced *u)
+static void s_compare_summary(buf_t *b, const comparison_t *c, const lineage_t *local,
+                              const lineage_t *remote, const s_unsynced *u, bool followed)
 {
-    s_phrases syncs = {BUF_INIT, 0}, one_sided = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0},
-              translated = {BUF_INIT, 0};
-    s_collect(c, u, &syncs, &one_sided, &conflicts, &translated);
+    s_phrases syncs = {BUF_INIT, 0}, conflicts = {BUF_INIT, 0}, translated = {BUF_INIT, 0};
+    s_collect(c, u, &syncs, &conflicts, &translated);
+    parks_item *parks = NULL;
+    size_t nparks =
+        compare_parks(c, local, remote, u->local, u->nlocal, u->remote, u->nremote, &parks);
     /* Not "everything" when some table can never sync. */
     const char *all = u->nlocal || u->nremote ? "Every table stemma can sync" : "Everything";
     stm_buf_puts(b, "\nWhat syncs, under the default policy:\n");
@@ -240,18 +271,40 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
                        local_older ? "The remote" : "This side",
                        local_older ? c->remote_version : c->stm_local_version,
                        local_older ? c->stm_local_version : c->remote_version);
-        if (one_sided.count)
-            stm_buf_printf(b, "  Parked, not lost, %s until %s migrates, then replayed:\n    %s\n",
-                           local_older ? "here" : "on the remote",
-                           local_older ? "this side" : "the remote", stm_buf_str(&one_sided.text));
+        s_parks_block(b,
+                      local_older ? "Parked here, then replayed when this side migrates to the "
+                                    "version that adds it:"
+                                  : "Parked on the remote, then replayed when it migrates to the "
+                                    "version that adds it:",
+                      parks, nparks, PARKS_MISSING, local_older);
+        s_parks_block(b,
+                      local_older ? "Parked on the remote, and no migration replays them (its "
+                                    "history dropped them):"
+                                  : "Parked here, and no migration replays them (this history "
+                                    "dropped them):",
+                      parks, nparks, PARKS_DROPPED, !local_older);
+        /* A table or column dropped may be one renamed: the lenses would say. */
+        if (!followed && nparks)
+            stm_buf_puts(b, "  Renames are not followed here: no schema directory given holds "
+                            "both versions, so what was renamed is listed as dropped and added "
+                            "(stemma history --lenses says).\n");
         break;
     }
     case RELATION_DIVERGENT:
-        stm_buf_printf(b, "  Shared columns only: the histories parted after v%zu.\n", c->common);
+        stm_buf_printf(b,
+                       "  Shared columns only ([policy] divergent = \"shared\"): the histories "
+                       "parted after v%zu.\n",
+                       c->common);
         stm_buf_printf(b, "  Syncs:          %s\n",
                        syncs.count ? stm_buf_str(&syncs.text) : "nothing");
-        if (one_sided.count)
-            stm_buf_printf(b, "  Does not sync:  %s\n", stm_buf_str(&one_sided.text));
+        s_parks_block(b,
+                      "Parked here for the policy (only there), replayed only if a later "
+                      "version of this side has them the same:",
+                      parks, nparks, PARKS_POLICY, true);
+        s_parks_block(b,
+                      "Parked on the remote for the policy (only here), replayed only if a "
+                      "later version there has them the same:",
+                      parks, nparks, PARKS_POLICY, false);
         break;
     case RELATION_UNRELATED:
         stm_buf_puts(b, "  Nothing: the histories have no common ancestor (different schemas).\n");
@@ -263,15 +316,15 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const s_unsynced 
     if (conflicts.count && c->relation != RELATION_UNRELATED)
         stm_buf_printf(b,
                        "  Never synced, same name but a different type or key role (operations "
-                       "are parked):\n    %s\n",
+                       "are parked on both sides until a migration makes them agree):\n    %s\n",
                        stm_buf_str(&conflicts.text));
     /* Between unrelated histories nothing syncs at all (the JSON still names them). */
     if (c->relation != RELATION_UNRELATED) {
         s_unsynced_summary(b, u);
         s_per_device_summary(b, u);
     }
+    free(parks);
     stm_buf_free(&syncs.text);
-    stm_buf_free(&one_sided.text);
     stm_buf_free(&conflicts.text);
     stm_buf_free(&translated.text);
 }
@@ -289,7 +342,7 @@ static void s_side_line(buf_t *b, const char *label, int width, const lineage_t 
 }
 
 static char *s_compare_text(const comparison_t *c, const lineage_t *local, const lineage_t *remote,
-                            const s_unsynced *u)
+                            const s_unsynced *u, bool followed)
 {
     buf_t b = BUF_INIT;
     int width = (int)strlen(stm_lineage_name(local));
@@ -313,9 +366,16 @@ static char *s_compare_text(const comparison_t *c, const lineage_t *local, const
         const comparison_family *f = &c->families[i];
         stm_buf_printf(&b, "%-*s  %-10s  ", name_width, f->name, stm_relation_name(f->relation));
         s_family_cell(&b, f);
+        /* A table that cannot sync is no less listed: said so, the reason below. */
+        bool here = f->local_live && stm_syncable_find(u->local, u->nlocal, f->name);
+        bool there = f->remote_live && stm_syncable_find(u->remote, u->nremote, f->name);
+        if (here || there)
+            stm_buf_printf(&b, "; never synced %s", here && there ? "on either side"
+                                                    : here        ? "here"
+                                                                  : "there");
         stm_buf_putc(&b, '\n');
     }
-    s_compare_summary(&b, c, u);
+    s_compare_summary(&b, c, local, remote, u, followed);
     return stm_buf_detach(&b);
 }
 
@@ -338,7 +398,7 @@ static void s_json_head(jsonw_t *w, const char *key, const lineage_t *l)
 }
 
 static char *s_compare_json(const comparison_t *c, const lineage_t *local, const lineage_t *remote,
-                            const s_unsynced *u)
+                            const s_unsynced *u, bool followed)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
@@ -401,6 +461,33 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local, const
     stm_jsonw_key(&w, "remote");
     unsynced_text_json(&w, u->remote, u->nremote);
     stm_jsonw_object_end(&w);
+    /* What parks, where, and the version that replays it (compare_parks.h). */
+    parks_item *parks = NULL;
+    size_t nparks =
+        compare_parks(c, local, remote, u->local, u->nlocal, u->remote, u->nremote, &parks);
+    stm_jsonw_key(&w, "renames_followed");
+    stm_jsonw_bool(&w, followed);
+    stm_jsonw_key(&w, "parks");
+    stm_jsonw_array_begin(&w);
+    for (size_t i = 0; i < nparks; i++) {
+        stm_jsonw_object_begin(&w);
+        stm_jsonw_key(&w, "table");
+        stm_jsonw_string(&w, parks[i].table);
+        stm_jsonw_key(&w, "column");
+        stm_jsonw_string(&w, parks[i].column);
+        stm_jsonw_key(&w, "parked");
+        stm_jsonw_string(&w, parks[i].here ? "here" : "there");
+        stm_jsonw_key(&w, "kind");
+        stm_jsonw_string(&w, compare_parks_kind_name(parks[i].kind));
+        stm_jsonw_key(&w, parks[i].kind == PARKS_DROPPED ? "dropped_at" : "replayed_at");
+        if (parks[i].kind != PARKS_POLICY && parks[i].version)
+            stm_jsonw_int(&w, parks[i].version);
+        else
+            stm_jsonw_null(&w);
+        stm_jsonw_object_end(&w);
+    }
+    stm_jsonw_array_end(&w);
+    free(parks);
     stm_jsonw_key(&w, "keys_per_device");
     stm_jsonw_object_begin(&w);
     stm_jsonw_key(&w, "local");
@@ -416,6 +503,15 @@ static char *s_compare_json(const comparison_t *c, const lineage_t *local, const
     stm_jsonw_object_end(&w);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);
+}
+
+/* True when id is a version of l. */
+static bool s_holds(const lineage_t *l, const stm_id *id)
+{
+    for (size_t i = 0; i < stm_lineage_count(l); i++)
+        if (stm_id_equal(&stm_lineage_version_at(l, i)->id, id))
+            return true;
+    return false;
 }
 
 int cmd_compare(int argc, char **argv)
@@ -455,17 +551,21 @@ int cmd_compare(int argc, char **argv)
     comparison_t *cmp = stm_relation_compare(local, remote);
     /* Renames followed through the lenses of a side whose migrations are here to run
      * (a directory) and hold both heads. */
+    bool followed = false;
     for (int side = 0; side < 2; side++) {
         lens_set_t *lenses = NULL;
         stm_error ignored = {0};
-        if (cli_load_lenses(argv[optind + side], &lenses, &ignored) == STM_OK)
-            stm_comparison_follow(cmp, lenses, side ? remote : local);
+        const lineage_t *set = side ? remote : local;
+        if (cli_load_lenses(argv[optind + side], &lenses, &ignored) == STM_OK) {
+            stm_comparison_follow(cmp, lenses, set);
+            followed |= s_holds(set, &cmp->local_id) && s_holds(set, &cmp->remote_id);
+        }
         stm_lens_destroy(&lenses);
     }
     s_unsynced u;
     s_unsynced_read(&u, local, remote);
-    char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote, &u)
-                                           : s_compare_text(cmp, local, remote, &u);
+    char *text = format == CLI_FORMAT_JSON ? s_compare_json(cmp, local, remote, &u, followed)
+                                           : s_compare_text(cmp, local, remote, &u, followed);
     s_unsynced_free(&u);
     stm_comparison_destroy(&cmp);
     stm_lineage_destroy(&local);

@@ -145,9 +145,10 @@ static const char *s_status_help =
     "Says which version of the schema set DIR the database FILE is at (number and\n"
     "id), which migrations are pending, and any drift: a migration file changed since\n"
     "it was applied, or a version FILE holds that DIR lacks ('stemma migrate' refuses\n"
-    "to run until it is resolved). Then every table of that version stemma does not\n"
-    "sync, each with why: no primary key, a key of more than 32 columns, a virtual\n"
-    "table, or excluded. Nothing is written; a FILE that does not exist is reported at\n"
+    "to run until it is resolved). Then the tables of that version stemma syncs, and\n"
+    "every one it does not, each with why: no primary key, a key of more than 32\n"
+    "columns, a virtual table (and the tables its module keeps), or excluded. Nothing\n"
+    "is written; a FILE that does not exist is reported at\n"
     "version 0 with everything pending, and is not created.\n"
     "\n"
     "  --db FILE       the application's SQLite database\n"
@@ -158,8 +159,10 @@ static const char *s_status_help =
     "JSON carries database, exists, schemas, version, id (null at version 0), head\n"
     "({version, id}), pending ([{version, file, description}]), drift (messages),\n"
     "prepared (stemma's tables are present), adopt (schema_version was made by an\n"
-    "older tool and will be adopted) and unsynced ([{table, kind, reason}]: kind is\n"
-    "no_key, wide_key, virtual or excluded, reason the words).\n"
+    "older tool and will be adopted), synced (the tables synced, by name), unsynced\n"
+    "([{table, kind, reason}]: kind is no_key, wide_key, virtual or excluded, reason the\n"
+    "words; a virtual table's shadow_tables the pattern of its module's tables) and\n"
+    "keys_per_device.\n"
     "\n"
     "Exit status: 0 whatever was found, 2 bad usage or bad input, 1 otherwise.\n";
 
@@ -237,6 +240,15 @@ static char *s_status_text(const migrate_t *m)
                            "takes a new one)\n",
                        sid);
     }
+    char **synced = NULL;
+    size_t nsynced = stm_migrate_synced(m, &synced);
+    stm_buf_printf(&b, "synced    %zu table%s%s", nsynced, nsynced == 1 ? "" : "s",
+                   nsynced ? ": " : "\n");
+    if (nsynced) {
+        unsynced_text_names(&b, synced, nsynced);
+        stm_buf_putc(&b, '\n');
+    }
+    stm_syncable_names_free(synced, nsynced);
     syncable_table *unsynced = NULL;
     size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
     if (nunsynced)
@@ -258,6 +270,16 @@ static char *s_status_text(const migrate_t *m)
         stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
                          "will adopt it\n");
     return stm_buf_detach(&b);
+}
+
+/* "key": [names...] */
+static void s_json_names(jsonw_t *w, const char *key, char *const *names, size_t n)
+{
+    stm_jsonw_key(w, key);
+    stm_jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++)
+        stm_jsonw_string(w, names[i]);
+    stm_jsonw_array_end(w);
 }
 
 static char *s_status_json(const migrate_t *m)
@@ -327,6 +349,10 @@ static char *s_status_json(const migrate_t *m)
     }
     stm_jsonw_key(&w, "adopt");
     stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
+    char **synced = NULL;
+    size_t nsynced = stm_migrate_synced(m, &synced);
+    s_json_names(&w, "synced", synced, nsynced);
+    stm_syncable_names_free(synced, nsynced);
     syncable_table *unsynced = NULL;
     size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
     stm_jsonw_key(&w, "unsynced");
@@ -334,11 +360,7 @@ static char *s_status_json(const migrate_t *m)
     stm_syncable_tables_free(unsynced, nunsynced);
     char **per_device = NULL;
     size_t nper_device = stm_migrate_per_device(m, &per_device);
-    stm_jsonw_key(&w, "keys_per_device");
-    stm_jsonw_array_begin(&w);
-    for (size_t i = 0; i < nper_device; i++)
-        stm_jsonw_string(&w, per_device[i]);
-    stm_jsonw_array_end(&w);
+    s_json_names(&w, "keys_per_device", per_device, nper_device);
     stm_syncable_names_free(per_device, nper_device);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);

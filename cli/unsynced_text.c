@@ -4,9 +4,13 @@
 
 void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        stm_buf_printf(b, "%s%s: %s\n", indent, tables[i].name,
+    for (size_t i = 0; i < n; i++) {
+        stm_buf_printf(b, "%s%s: %s", indent, tables[i].name,
                        stm_syncable_reason_text(tables[i].reason));
+        if (tables[i].reason == SYNCABLE_VIRTUAL)
+            stm_buf_printf(b, "; " UNSYNCED_TEXT_SHADOW, tables[i].name);
+        stm_buf_putc(b, '\n');
+    }
 }
 
 void unsynced_text_block(buf_t *b, int version, const syncable_table *tables, size_t n)
@@ -28,6 +32,13 @@ void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n)
         stm_jsonw_string(w, stm_syncable_reason_name(tables[i].reason));
         stm_jsonw_key(w, "reason");
         stm_jsonw_string(w, stm_syncable_reason_text(tables[i].reason));
+        if (tables[i].reason == SYNCABLE_VIRTUAL) {
+            buf_t shadow = BUF_INIT;
+            stm_buf_printf(&shadow, "%s_*", tables[i].name);
+            stm_jsonw_key(w, "shadow_tables");
+            stm_jsonw_string(w, stm_buf_str(&shadow));
+            stm_buf_free(&shadow);
+        }
         stm_jsonw_object_end(w);
     }
     stm_jsonw_array_end(w);
