@@ -138,8 +138,13 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
     if (plan.checked)
         s_where(out, &plan);
     bool planned = rc == STM_OK;
-    if (planned && direction == MIGRATE_UP)
+    if (planned && direction == MIGRATE_UP) {
         s_plan_up(out, &plan);
+        /* What the run would meet on this database's rows, found on a copy. */
+        if ((rc = stm_migrate_rehearse(m, &plan, err)) != STM_OK)
+            fprintf(out, "\nthe run would stop: %s\n", err->msg);
+        planned = rc == STM_OK;
+    }
     else if (planned)
         planned = s_plan_down(out, &plan);
     if (planned) {

@@ -269,6 +269,16 @@ STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_option
 STM_NODISCARD stm_err stm_migrate_run(migrate_t *self, const migrate_options *opts,
                                       migrate_result *result, stm_error *err);
 
+/* For a dry run, after stm_migrate_run_plan: runs plan's migrations (each in its own
+ * transaction, as the run does) on a private temporary copy of the database, and
+ * derives the set's lenses as the run would, so that what the run would meet on this
+ * database's data (a UNIQUE index its rows break, a NOT NULL column without a value) is
+ * said before the run. Nothing of the database changes. STM_EINPUT as stm_migrate_run
+ * reports a failing migration, saying it was found on a copy; STM_OK when nothing is
+ * pending. */
+STM_NODISCARD stm_err stm_migrate_rehearse(migrate_t *self, const migrate_plan *plan,
+                                           stm_error *err);
+
 /* What stm_migrate_rollback would do with opts, changing nothing; *plan as for
  * stm_migrate_run_plan. Includes running the rollbacks in memory. */
 STM_NODISCARD stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *opts,

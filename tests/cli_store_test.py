@@ -418,6 +418,39 @@ class Failures(Base):
         self.assertEqual(sql(self.db, "SELECT count(*) FROM pragma_table_info('items') "
                                       "WHERE name = 'note'"), "0")
 
+    def test_a_dry_run_meets_what_the_run_would_on_the_data(self):
+        s = DATA + "/fails-on-data"
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--to", "1")
+        sql(self.db, "INSERT INTO items (code) VALUES ('x'), ('x');")
+        before = sha256(self.db)
+        code, out, err = run("migrate", "--db", self.db, "--schemas", s, "--dry-run")
+        self.assertEqual(code, 2, err)
+        stop = (f"{s}/002_unique_codes.sql:3: UNIQUE constraint failed: items.code (in: CREATE "
+                "UNIQUE INDEX items_by_code ON items(code); ); found running the migrations on "
+                f"a copy of {self.db}: the run would roll migration 2 back and stop at version 1 "
+                "(nothing was changed)")
+        self.assertEqual(err, f"stemma migrate: {stop}\n")
+        self.assertTrue(out.endswith(f"\nthe run would stop: {stop}\n"), out)
+        self.assertEqual(sha256(self.db), before)
+        self.assertEqual(self.backups(), [])
+        # Rows that let it through: the dry run says so, and the run does it.
+        sql(self.db, "UPDATE items SET code = 'y' WHERE id = 2;")
+        self.assertIn("dry run: nothing was changed",
+                      self.ok("migrate", "--db", self.db, "--schemas", s, "--dry-run"))
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--no-backup")
+
+    def test_a_dry_run_rehearses_as_the_run_does(self):
+        # v4 drops a column stemma's capture triggers name: the run drops them first, and
+        # so does the rehearsal.
+        s = DATA + "/search"
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--to", "3")
+        sql(self.db, "INSERT INTO notes (id, title, legacy) VALUES ('n1', 'hello', 'old');")
+        self.assertIn("dry run: nothing was changed",
+                      self.ok("migrate", "--db", self.db, "--schemas", s, "--dry-run"))
+        self.ok("migrate", "--db", self.db, "--schemas", s, "--no-backup")
+        self.assertEqual(sql(self.db, "SELECT title FROM notes_fts WHERE notes_fts MATCH 'hello'"),
+                         "hello")
+
     def test_a_bad_schema_set_is_refused_before_the_database_is_touched(self):
         self.fails(2, "migrate", "--db", self.db, "--schemas", DATA + "/bad-sql",
                    contains=["002_broken.sql:3:"])
