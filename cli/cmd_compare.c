@@ -313,10 +313,14 @@ static void s_compare_summary(buf_t *b, const comparison_t *c, const lineage_t *
     if (translated.count)
         stm_buf_printf(b, "  Translated between the versions (renamed, history --lenses):\n    %s\n",
                        stm_buf_str(&translated.text));
+    /* A column whose type changed: what the older side parks replays once it has the
+     * newer type; what it wrote never fits the newer column. */
     if (conflicts.count && c->relation != RELATION_UNRELATED)
-        stm_buf_printf(b,
-                       "  Never synced, same name but a different type or key role (operations "
-                       "are parked on both sides until a migration makes them agree):\n    %s\n",
+        stm_buf_printf(b, "  Same name, another type or key role (parked where they arrive%s):\n    %s\n",
+                       c->relation == RELATION_DIVERGENT
+                           ? ", on both sides"
+                           : "; the older side replays those it parked when it migrates to the "
+                             "newer version, what it wrote stays parked on the newer side",
                        stm_buf_str(&conflicts.text));
     /* Between unrelated histories nothing syncs at all (the JSON still names them). */
     if (c->relation != RELATION_UNRELATED) {
