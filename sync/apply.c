@@ -598,29 +598,6 @@ static int s_causal(const void *pa, const void *pb)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-/* Parks those of ops[0..n) (one row change, recorded already) the filter refuses
- * (invariant 10), keeping the others, in order, at the front: *n is how many. */
-static stm_err s_filter(applier_t *a, const op_t **ops, size_t *n, apply_stats *st,
-                        stm_error *err)
-{
-    if (!a->filter)
-        return STM_OK;
-    size_t kept = 0;
-    stm_err rc = STM_OK;
-    for (size_t i = 0; i < *n && rc == STM_OK; i++) {
-        char reason[256];
-        reason[0] = '\0';
-        if (a->filter(a->filter_ctx, &ops[i]->version_id, ops[i]->table, ops[i]->column, reason,
-                      sizeof reason))
-            ops[kept++] = ops[i];
-        else
-            rc = stm_apply_park(a, ops[i], PARK_POLICY, reason[0] ? reason : "refused by policy",
-                                st, err);
-    }
-    *n = kept;
-    return rc;
-}
-
 /* Applies ops (any order) inside the open transaction. */
 static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats *st,
                            stm_error *err)
@@ -645,7 +622,7 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
         /* The policy first: what it refuses is never judged by its clock or applied. */
         if (rc == STM_OK && fresh)
-            rc = s_filter(a, ops + i, &fresh, st, err);
+            rc = stm_apply_filter(a, ops + i, &fresh, st, err);
         if (rc == STM_OK && fresh && ops[i]->hlc > limit) {
             rc = s_park_ahead(a, ops + i, fresh, st, err);
         } else if (rc == STM_OK && fresh) {
@@ -864,12 +841,6 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
     if (rc == STM_OK)
         stats->replayed += replayed;
     return rc;
-}
-
-void stm_applier_set_filter(applier_t *a, apply_filter_fn fn, void *ctx)
-{
-    a->filter = fn;
-    a->filter_ctx = ctx;
 }
 
 stm_err stm_applier_retry_policy(applier_t *a, apply_stats *stats, stm_error *err)
