@@ -2,7 +2,8 @@
  * writer wins on rows and the batches; apply_identity.c the incarnations of rows whose
  * keys each device picks (identity.h) and resolving the conflicts they keep;
  * apply_unique.c rows that claim one unique value; apply_wait.c what a refused write
- * waits for; apply_filter.c the policy's say on each operation (invariant 10). What they share: the applier itself and these steps. */
+ * waits for; apply_filter.c the policy's say on each operation (invariant 10). What
+ * they share: the applier itself and these steps. */
 #ifndef STM_APPLY_INTERNAL_H
 #define STM_APPLY_INTERNAL_H
 
