@@ -640,9 +640,12 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         } else if (rc == STM_OK && fresh) {
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
             /* Written at another version: this database's names (invariant 8). */
-            const op_t *const *here = stm_apply_translate(a, ops + i, fresh);
-            rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
-                                           : s_apply_writes(a, here, fresh, st, err);
+            uint64_t gone = 0;
+            const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone);
+            st->applied += gone; /* recorded; they write nothing here */
+            if (fresh)
+                rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
+                                               : s_apply_writes(a, here, fresh, st, err);
         }
         i = j;
     }

@@ -101,10 +101,15 @@ STM_NODISCARD stm_err stm_apply_filter(applier_t *a, const op_t **ops, size_t *n
 STM_NODISCARD stm_err stm_apply_ran(applier_t *a, const stm_id *version_id, bool *ran,
                                     stm_error *err);
 void stm_apply_lens_begin(applier_t *a);
-/* ops[0..n) (one row change) with this database's names for their table and columns
+/* ops[0..*n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the
- * next call, or ops itself when nothing changes. */
-const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t n);
+ * next call, or ops itself when nothing changes. Written at an older version, those on
+ * a table or column a migration since has dropped (none of that name is here) are left
+ * out (*n shrinks; *gone counts them): the migration dropped their values on every
+ * database that ran it, and what a database at this version holds is what it left
+ * (apply.h, invariant 8). */
+const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
+                                       uint64_t *gone);
 
 /* ---- apply_identity.c ---- */
 

@@ -79,32 +79,67 @@ void stm_apply_lens_begin(applier_t *a)
     }
 }
 
-const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t n)
+/* Whether column (table.column, or a whole table when column is NULL) is one of version
+ * v's. */
+static bool s_at(const applier_t *a, int v, const char *table, const char *column)
 {
-    if (!a->here || !n)
+    const char *t, *c;
+    if (column)
+        return stm_lens_translate(a->lenses, v, table, column, v, &t, &c);
+    return stm_lens_translate_table(a->lenses, v, table, v, &t);
+}
+
+const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
+                                       uint64_t *gone)
+{
+    *gone = 0;
+    if (!a->here || !*n)
         return ops;
     int from = s_number(a, &ops[0]->version_id);
     if (!from || from == a->here)
         return ops;
     /* One row change, one table: where its rows are here. */
     const char *table;
-    if (!stm_lens_translate_table(a->lenses, from, ops[0]->table, a->here, &table))
+    if (!stm_lens_translate_table(a->lenses, from, ops[0]->table, a->here, &table)) {
+        /* A table of the writer's older version that a migration since dropped (and
+         * none of its name here). */
+        if (from < a->here && s_at(a, from, ops[0]->table, NULL) &&
+            !s_at(a, a->here, ops[0]->table, NULL)) {
+            *gone = *n;
+            *n = 0;
+        }
         return ops;
-    if (n > a->xcap) {
-        a->xops = stm_grow(a->xops, &a->xcap, n, sizeof *a->xops);
+    }
+    if (*n > a->xcap) {
+        a->xops = stm_grow(a->xops, &a->xcap, *n, sizeof *a->xops);
         a->xptrs = stm_realloc(a->xptrs, a->xcap * sizeof *a->xptrs);
     }
     bool changed = false;
-    for (size_t i = 0; i < n; i++) {
-        a->xops[i] = *ops[i];
-        a->xptrs[i] = &a->xops[i];
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
         const char *t, *c;
+        op_t *x = &a->xops[kept];
+        *x = *ops[i];
         if (ops[i]->column &&
             stm_lens_translate(a->lenses, from, ops[i]->table, ops[i]->column, a->here, &t, &c) &&
-            strcasecmp(t, table) == 0)
-            a->xops[i].column = c;
-        a->xops[i].table = table;
-        changed |= a->xops[i].table != ops[i]->table || a->xops[i].column != ops[i]->column;
+            strcasecmp(t, table) == 0) {
+            x->column = c;
+        } else if (ops[i]->column && from < a->here &&
+                   s_at(a, from, ops[i]->table, ops[i]->column) &&
+                   !s_at(a, a->here, table, ops[i]->column)) {
+            /* A column of the writer's older version that a migration since dropped,
+             * with none of its name here. (One whose values a migration replaced, under
+             * its own name, still takes the write: if the writer's migration computes
+             * another value from it, it sends that, migrate_ops.h.) */
+            ++*gone;
+            changed = true;
+            continue;
+        }
+        x->table = table;
+        a->xptrs[kept] = x;
+        changed |= x->table != ops[i]->table || x->column != ops[i]->column;
+        kept++;
     }
+    *n = kept;
     return changed ? a->xptrs : ops;
 }

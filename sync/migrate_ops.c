@@ -616,14 +616,17 @@ static stm_err s_table_ops(s_table *x, const lens_set_t *lenses, const catalog_t
             x->source[i] = spelt;
         x->fresh[i] = !x->source[i] || !was || !stm_catalog_table_find(was, x->source[i]);
     }
-    /* A key with a column the copy has no values for (a table keyed anew): every row
-     * is new; so is a key of another width than the copy's. */
+    /* A key column the copy has no values for (a table keyed anew, its key of the
+     * same width) is matched by its place in the key, as operations name rows: an
+     * operation of the version before names a row here by the same key values, so the
+     * rows of the copy that no row here has are deleted here too. A key of another
+     * width than the copy's: every row is new, and nothing is matched. */
     bool keyed = x->copy && x->copy->nkeys == stm_catalog_table_key_count(x->def);
     for (size_t k = 0; keyed && k < stm_catalog_table_key_count(x->def); k++) {
         const catalog_column *kc = stm_catalog_table_key(x->def, k);
         for (size_t i = 0; i < ncols; i++)
-            if (stm_catalog_table_column(x->def, i) == kc)
-                keyed = x->source[i] != NULL;
+            if (stm_catalog_table_column(x->def, i) == kc && !x->source[i])
+                x->source[i] = x->copy->keys[k];
     }
     buf_t q = BUF_INIT;
     stm_err rc = STM_OK;
