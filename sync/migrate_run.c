@@ -163,13 +163,41 @@ static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, cons
     return rc;
 }
 
-static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
+/* Removes the capture triggers of the tables the step to (or from) version changes, as
+ * the lineage derived them before anything ran (migrate.h, invariant 1): the families
+ * with an entry at that version, created, changed or dropped (a table renamed is one
+ * family dropped and one created). The other tables keep theirs through the step. */
+static stm_err s_unhook_changed(migrate_t *self, int version, stm_error *err)
+{
+    const char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < stm_lineage_family_count(self->lineage); i++) {
+        const family_t *f = stm_lineage_family_at(self->lineage, i);
+        for (size_t e = stm_family_count(f); e-- > 0;) {
+            int at = stm_family_entry_at(f, e)->version;
+            if (at == version) {
+                names = stm_grow(names, &cap, n + 1, sizeof *names);
+                names[n++] = stm_family_name(f);
+            }
+            if (at <= version)
+                break;
+        }
+    }
+    stm_err rc = stm_capture_uninstall_tables(self->store, names, n, err);
+    free(names);
+    return rc;
+}
+
+/* Begins a transaction at version expected. Before a step (version: the step's number)
+ * the capture triggers of the tables it changes are removed, or all of them (all). */
+static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
 {
     stm_err rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
      * were made in, before a migration changes their columns; in the migration's own
      * transaction, so that nothing the application writes falls in between. */
-    if (rc == STM_OK && stm_store_is_prepared(self->store)) {
+    bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
+    if (prepared) {
         /* Tables of another format cannot be collected from: refused saying what to do. */
         rc = stm_store_check_format(self->store, err);
         applier_t *applier = stm_applier_new(self->store, NULL, NULL);
@@ -181,8 +209,10 @@ static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
         rc = stm_store_exec(self->store, s_create_table, err);
     if (rc == STM_OK)
         rc = s_expect_version(self, expected, err);
-    if (rc == STM_OK && stm_store_is_prepared(self->store))
+    if (rc == STM_OK && prepared && all)
         rc = stm_capture_uninstall(self->store, err);
+    else if (rc == STM_OK && prepared && version > 0)
+        rc = s_unhook_changed(self, version, err);
     return rc;
 }
 
@@ -196,7 +226,7 @@ static stm_err s_commit(migrate_t *self, stm_error *err)
 static stm_err s_adopt(const s_run *run, stm_error *err)
 {
     migrate_t *self = run->self;
-    stm_err rc = s_begin(self, self->version, err);
+    stm_err rc = s_begin(self, self->version, 0, false, err);
     if (rc == STM_OK && !self->has_id_column)
         rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT",
                             err);
@@ -282,21 +312,24 @@ static const migrate_step *s_step_done(const s_run *run, const migrate_step *ste
     return s;
 }
 
-/* Runs one step in its own transaction: migration k applied (the database is at
- * k - 1), or its rollback run (the database is at k). */
-static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+/* One attempt at a step, in its own transaction, rolled back when it fails: migration
+ * k applied (the database is at k - 1), or its rollback run (the database is at k).
+ * all: every capture trigger is removed first, not only those of the tables changed. */
+static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrate_step *step,
+                         bool all, stm_error *err)
 {
-    migrate_t *self = run->self;
     bool up = step->direction == MIGRATE_UP;
     int k = step->version, after = up ? k : k - 1;
     sqlite3 *db = stm_store_db(self->store);
-    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
-    s_tell(run, &ev);
-    s_progress p;
-    s_progress_start(&p, run, step, db);
-    stm_err rc = s_begin(self, up ? k - 1 : k, err);
+    stm_err rc = s_begin(self, up ? k - 1 : k, k, all, err);
+    /* The triggers still there keep out of the step's own writes (capture.h). */
+    bool idle = rc == STM_OK && stm_store_is_prepared(self->store);
+    if (idle)
+        rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     if (rc == STM_OK)
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
+    if (rc == STM_OK && idle)
+        rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1", err);
     if (rc == STM_OK && up) {
         rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
         /* Owed until the replay after the steps has finished (s_replay_parked). */
@@ -312,12 +345,32 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
-        rc = s_refresh_capture(self, run->o, &id, err);
+        rc = s_refresh_capture(self, o, &id, err);
     }
     if (rc == STM_OK)
         rc = s_commit(self, err);
     if (rc != STM_OK)
         s_rollback_tx(self);
+    return rc;
+}
+
+/* Runs one step in its own transaction (s_attempt). */
+static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+{
+    migrate_t *self = run->self;
+    bool up = step->direction == MIGRATE_UP;
+    int k = step->version;
+    sqlite3 *db = stm_store_db(self->store);
+    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
+    s_tell(run, &ev);
+    s_progress p;
+    s_progress_start(&p, run, step, db);
+    stm_err rc = s_attempt(self, run->o, step, false, err);
+    /* A trigger kept was in the way of a change the lineage cannot show (a column
+     * dropped and added again as it was, a table the directory does not create): the
+     * step runs again without any, as a step always could. */
+    if (rc != STM_OK && stm_store_is_prepared(self->store))
+        rc = s_attempt(self, run->o, step, true, err);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
         if (up)
@@ -430,7 +483,7 @@ static stm_err s_set_up_capture(const s_run *run, stm_error *err)
     migrate_t *self = run->self;
     int at = self->version;
     stm_id id = s_id_of(self, at);
-    stm_err rc = s_begin(self, at, err);
+    stm_err rc = s_begin(self, at, 0, false, err);
     if (rc == STM_OK)
         rc = s_refresh_capture(self, run->o, &id, err);
     if (rc == STM_OK)
