@@ -39,6 +39,7 @@
 #define STM_MIGRATE_H
 
 #include "base/error.h"
+#include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
 #include "lineage/syncable.h"
@@ -214,11 +215,26 @@ typedef struct migrate migrate_t;
  * schema_version table of another layout; drift is not an error here (see below). */
 STM_NODISCARD stm_err stm_migrate_open(const char *db_path, const char *schemas_dir,
                                        migrate_t **out, stm_error *err);
+/* The same, the lineage and lenses read from the cache in cache_dir (lineage/cache.h)
+ * when it holds them for this schema set, else derived and written there; cache_dir
+ * NULL: no cache, as stm_migrate_open. A cache that cannot be used is no error:
+ * stm_migrate_cache_warning says so. */
+STM_NODISCARD stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
+                                              const char *cache_dir, migrate_t **out,
+                                              stm_error *err);
 void stm_migrate_destroy(migrate_t **self_p);
+
+/* One line for the user when the cache held a file for this set that could not be used
+ * (and why), lent; NULL otherwise. */
+const char *stm_migrate_cache_warning(const migrate_t *self);
 
 /* The schema set and its lineage, lent: valid until stm_migrate_destroy. */
 const schemaset_t *stm_migrate_schemaset(const migrate_t *self);
 const lineage_t *stm_migrate_lineage(const migrate_t *self);
+/* The lenses of the schema set when they were read from the cache at open (or derived
+ * by a run that stepped), handed to the caller (stm_lens_destroy); NULL when there are
+ * none. The migrator no longer has them after. */
+lens_set_t *stm_migrate_take_lenses(migrate_t *self);
 /* The database path as given, lent. */
 const char *stm_migrate_db_path(const migrate_t *self);
 /* False when the database file does not exist (yet). */

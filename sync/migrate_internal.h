@@ -12,6 +12,7 @@
 
 #include "migrate.h"
 #include "store.h"
+#include "lineage/cache.h"
 #include "lineage/lens.h"
 
 struct migrate {
@@ -19,7 +20,9 @@ struct migrate {
     schemaset_t *set;         /* the directory; NULL when only reading history */
     lineage_t *lineage;       /* built from set; NULL likewise */
     lens_set_t *lenses;       /* what set's migrations do to the data (lineage/lens.h),
-                               * derived when a step is to run; NULL before */
+                               * read from the cache at open, or derived when a step is
+                               * to run; NULL before */
+    cache_report cache;       /* what the cache did at open (lineage/cache.h) */
     store_t *store;           /* read-only until a change; NULL while the file is missing */
     bool exists;              /* the database file exists */
     bool created;             /* this run created the file (it did not exist when checked) */
