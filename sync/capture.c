@@ -451,8 +451,14 @@ static stm_err s_want_table(store_t *store, const catalog_table *t, s_names *hav
 
 stm_err stm_capture_install(store_t *store, stm_error *err)
 {
+    return stm_capture_install_since(store, NULL, NULL, err);
+}
+
+stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog_t **now,
+                                  stm_error *err)
+{
     catalog_t *catalog = NULL;
-    stm_err rc = stm_catalog_read(stm_store_db(store), &catalog, err);
+    stm_err rc = stm_catalog_read_since(stm_store_db(store), prev, &catalog, err);
     if (rc != STM_OK)
         return rc;
     s_names have = {0}, marks = {0};
@@ -497,7 +503,10 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
     /* Rows there now are not changes to send (the caller collected the queue). */
     if (rc == STM_OK)
         rc = stm_capture_mark(store, catalog, err);
-    stm_catalog_destroy(&catalog);
+    if (rc == STM_OK && now)
+        *now = catalog;
+    else
+        stm_catalog_destroy(&catalog);
     s_names_free(&have);
     s_names_free(&marks);
     stm_buf_free(&sql);

@@ -91,6 +91,11 @@ STM_NODISCARD stm_err stm_capture_uninstall_tables(store_t *store, const char *c
  * (stm_applier_collect): rows above a mark that were not collected would be taken for
  * stemma's own. */
 STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
+/* The same, the schema read through stm_catalog_read_since from prev (lent; NULL:
+ * none), an earlier reading of this database's schema; the catalog read is handed to
+ * *now (the caller's; now NULL: not wanted), for the next call's prev. */
+STM_NODISCARD stm_err stm_capture_install_since(store_t *store, const catalog_t *prev,
+                                                catalog_t **now, stm_error *err);
 
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
 char stm_capture_affinity_code(catalog_affinity a);

@@ -323,6 +323,8 @@ void stm_migrate_destroy(migrate_t **self_p)
     stm_migrate_clear_state(self);
     free(self->records);
     free(self->drift);
+    stm_applier_destroy(&self->applier); /* it borrows the store */
+    stm_catalog_destroy(&self->catalog);
     stm_store_destroy(&self->store);
     stm_lineage_destroy(&self->lineage);
     stm_lens_destroy(&self->lenses);

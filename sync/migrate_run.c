@@ -121,6 +121,8 @@ static stm_err s_backup_before_change(const s_run *run, stm_error *err)
 
 static void s_rollback_tx(migrate_t *self)
 {
+    /* What the applier knows of the transaction (the sequences it took) goes with it. */
+    stm_applier_destroy(&self->applier);
     sqlite3 *db = stm_store_db(self->store);
     /* A failed statement may have ended the transaction already. */
     if (!sqlite3_get_autocommit(db))
@@ -158,8 +160,16 @@ static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, cons
         rc = stm_capture_exclude(self->store, o->exclude[i], true, err);
     if (rc == STM_OK)
         rc = stm_store_set_version_id(self->store, id, err);
+    /* Read from the schema as the step before left it: only the tables it changed are
+     * read again. A step rolled back leaves a catalog that may be ahead of the file:
+     * only what is the same text is taken from it, so it is as good as any. */
+    catalog_t *now = NULL;
     if (rc == STM_OK)
-        rc = stm_capture_install(self->store, err);
+        rc = stm_capture_install_since(self->store, self->catalog, &now, err);
+    if (rc == STM_OK) {
+        stm_catalog_destroy(&self->catalog);
+        self->catalog = now;
+    }
     return rc;
 }
 
@@ -200,10 +210,12 @@ static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm
     if (prepared) {
         /* Tables of another format cannot be collected from: refused saying what to do. */
         rc = stm_store_check_format(self->store, err);
-        applier_t *applier = stm_applier_new(self->store, NULL, NULL);
+        /* One applier for the run: its catalog of the step before is read again only
+         * where the step changed it. */
+        if (!self->applier)
+            self->applier = stm_applier_new(self->store, NULL, NULL);
         if (rc == STM_OK)
-            rc = stm_applier_collect(applier, err);
-        stm_applier_destroy(&applier);
+            rc = stm_applier_collect(self->applier, err);
     }
     if (rc == STM_OK)
         rc = stm_store_exec(self->store, s_create_table, err);
@@ -395,11 +407,20 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
 
 /* ---- around the steps ---- */
 
+/* Forgets what the steps of a run kept from one to the next (the applier borrows the
+ * store: it goes first). */
+static void s_steps_done(migrate_t *self)
+{
+    stm_applier_destroy(&self->applier);
+    stm_catalog_destroy(&self->catalog);
+}
+
 /* Reopens the database writable (creating it when mode says so) and checks it is still
  * as it was when checked read-only. */
 static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_error *err)
 {
     int before = self->version;
+    s_steps_done(self);
     stm_store_destroy(&self->store);
     if (!self->exists) {
         /* Create the file here, exclusively, so that a file this run did not create is
@@ -434,6 +455,7 @@ static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_erro
  * migration), so that "as it was before" holds for a new file too. */
 static void s_remove_created(migrate_t *self)
 {
+    s_steps_done(self);
     stm_store_destroy(&self->store);
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
@@ -518,10 +540,12 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
         rc = stm_lens_derive(self->set, &self->lenses, err);
     for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
         rc = s_step(run, &plan->steps[i], err);
+    s_steps_done(self); /* the replay has an applier of its own */
     if (rc == STM_OK && up && (res->nsteps || plan->replay))
         rc = s_replay_parked(run, err);
     if (rc == STM_OK && plan->set_up_capture && !res->adopted)
         rc = s_set_up_capture(run, err);
+    s_steps_done(self);
     if (rc != STM_OK && self->created && res->nsteps == 0) {
         s_remove_created(self);
         return rc;

@@ -189,14 +189,17 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         return rc;
     cookie = stm_sqlscript_schema_cookie(t->db);
     t->epoch++;
+    /* The tables whose definition did not change are taken from the catalog before. */
+    catalog_t *fresh = NULL;
+    rc = stm_catalog_read_since(t->db, t->catalog, &fresh, err);
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     t->tables = NULL;
     t->ntables = 0;
     t->last_table = NULL;
-    rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
+    t->catalog = fresh;
     sqlite3_stmt *excluded = NULL, *unique = NULL;
     if (sqlite3_prepare_v2(t->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
                            NULL) != SQLITE_OK ||
