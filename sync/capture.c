@@ -48,7 +48,9 @@ static void s_literal(buf_t *b, const char *s)
 /* Appends "ROW.column" (ROW is NEW or OLD). */
 static void s_ref(buf_t *b, const char *row, const char *column)
 {
-    stm_buf_printf(b, "%s.", row);
+    /* puts, not printf: install writes every table's triggers at every step. */
+    stm_buf_puts(b, row);
+    stm_buf_putc(b, '.');
     stm_sqlscript_quote_ident(b, column);
 }
 
@@ -71,12 +73,23 @@ static void s_trigger_head(buf_t *b, const char *kind, const char *event, const 
                            const char *extra)
 {
     buf_t name = BUF_INIT;
-    stm_buf_printf(&name, "stemma_%s_%s", kind, table);
+    stm_buf_puts(&name, "stemma_");
+    stm_buf_puts(&name, kind);
+    stm_buf_putc(&name, '_');
+    stm_buf_puts(&name, table);
     stm_buf_puts(b, "CREATE TRIGGER ");
     stm_sqlscript_quote_ident(b, stm_buf_str(&name));
-    stm_buf_printf(b, " AFTER %s ON ", event);
+    stm_buf_puts(b, " AFTER ");
+    stm_buf_puts(b, event);
+    stm_buf_puts(b, " ON ");
     stm_sqlscript_quote_ident(b, table);
-    stm_buf_printf(b, "\nWHEN %s%s%s\nBEGIN\n", s_guard, extra ? " AND " : "", extra ? extra : "");
+    stm_buf_puts(b, "\nWHEN ");
+    stm_buf_puts(b, s_guard);
+    if (extra) {
+        stm_buf_puts(b, " AND ");
+        stm_buf_puts(b, extra);
+    }
+    stm_buf_puts(b, "\nBEGIN\n");
     stm_buf_free(&name);
 }
 
