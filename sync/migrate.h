@@ -14,10 +14,15 @@
  *
  * Invariants the migrator keeps:
  *   1. Nothing touches the real database before the whole schema set has been run in
- *      memory (stm_lineage_build): bad SQL is refused first.
+ *      memory (stm_lineage_build): bad SQL is refused first. With a cache
+ *      (stm_migrate_open_cached) that run may be an earlier one, of the very same
+ *      texts: the cache answers only for the set whose version ids it holds.
  *   2. Each migration, rollback step or adoption is one transaction that also updates
  *      schema_version, stemma_local.version_id and the capture triggers, so the
  *      database is always at exactly one recorded version with triggers matching it.
+ *      A step drops beforehand only the triggers of the tables the lineage says it
+ *      changes, and every trigger is checked against the schema before the commit
+ *      (stm_capture_install), so the others are kept, not made again.
  *   3. Before the first change the whole database is copied with SQLite's online
  *      backup API to DB.vFROM-YYYYMMDDTHHMMSSZ.bak (unless the caller opts out, the
  *      file is new, or nothing will change).
