@@ -235,6 +235,11 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
         s_short(res.has_id, &res.id, sid);
         fprintf(out, "%s: now at version %d (id %s)\n", view.db_path, res.version, sid);
     }
+    if (rc == STM_OK && res.dropped)
+        fprintf(out,
+                "kept %llu value%s of the columns and tables the rollback dropped, as parked "
+                "operations: they come back when a migration adds them again\n",
+                (unsigned long long)res.dropped, res.dropped == 1 ? "" : "s");
     if (rc == STM_OK)
         s_unsynced(out, "", res.from, res.version, res.unsynced, res.nunsynced, res.per_device,
                    res.nper_device, res.keys_changed, res.nkeys_changed);

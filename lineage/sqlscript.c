@@ -66,6 +66,13 @@ static void s_excerpt(const char *stmt, char *out, size_t out_size)
 stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int allow_transactions,
                           stm_error *err)
 {
+    return stm_sqlscript_run_each(db, file, text, allow_transactions, NULL, NULL, err);
+}
+
+stm_err stm_sqlscript_run_each(sqlite3 *db, const char *file, const char *text,
+                               int allow_transactions, sqlscript_before_fn before, void *ctx,
+                               stm_error *err)
+{
     stm_err checked = stm_directive_check_script(file, text, err);
     if (checked != STM_OK)
         return checked;
@@ -81,6 +88,14 @@ stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text, int a
                                  "each migration in its own): %s",
                                  file, s_line_of(text, p), excerpt);
         int rc = sqlite3_prepare_v2(db, p, -1, &stmt, &tail);
+        if (rc == SQLITE_OK && stmt && before) {
+            stm_err brc = before(ctx, err);
+            if (brc != STM_OK) {
+                sqlite3_finalize(stmt);
+                stm_error_append(err, "%s:%d (before: %s)", file, s_line_of(text, p), excerpt);
+                return brc;
+            }
+        }
         if (rc == SQLITE_OK && stmt) {
             while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
                 ;

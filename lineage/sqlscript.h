@@ -19,6 +19,17 @@
 STM_NODISCARD stm_err stm_sqlscript_run(sqlite3 *db, const char *file, const char *text,
                                         int allow_transactions, stm_error *err);
 
+/* Called by stm_sqlscript_run_each after each statement is prepared and before it
+ * runs: what an authorizer set by the caller learnt from the prepare (which tables the
+ * statement writes) can be acted on while the database is still as the statement
+ * found it. The callback may run SQL of its own on db; a failure stops the script. */
+typedef stm_err (*sqlscript_before_fn)(void *ctx, stm_error *err);
+
+/* stm_sqlscript_run, telling before (may be NULL) of each statement about to run. */
+STM_NODISCARD stm_err stm_sqlscript_run_each(sqlite3 *db, const char *file, const char *text,
+                                             int allow_transactions, sqlscript_before_fn before,
+                                             void *ctx, stm_error *err);
+
 /* Opens a private in-memory database to run migrations on (building a lineage,
  * rehearsing a rollback): *db is the caller's to sqlite3_close. STM_EDB when SQLite
  * cannot. */

@@ -620,7 +620,19 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         size_t fresh = j - i;
         if (!a->retrying)
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
-        if (rc == STM_OK && fresh && ops[i]->hlc > limit) {
+        bool ran = true;
+        if (rc == STM_OK && fresh && ops[i]->derived)
+            rc = stm_apply_ran(a, &ops[i]->version_id, &ran, err);
+        if (rc == STM_OK && fresh && !ran) {
+            /* Written by a migration this database has not run (invariant 10). */
+            char hex[STM_ID_HEX_LEN + 1], why[160];
+            stm_id_to_hex(&ops[i]->version_id, hex);
+            snprintf(why, sizeof why,
+                     "written by the migration to version %.12s, which this database has not "
+                     "run: replays once it has",
+                     hex);
+            rc = s_park_all(a, ops + i, fresh, why, st, err);
+        } else if (rc == STM_OK && fresh && ops[i]->hlc > limit) {
             rc = s_park_ahead(a, ops + i, fresh, st, err);
         } else if (rc == STM_OK && fresh) {
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */

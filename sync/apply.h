@@ -53,6 +53,14 @@
  *     stand-in for operations held already changes nothing; operations arriving for
  *     sequences held as withheld are present, and change nothing either.
  *
+ * 10. An operation a migration wrote (op.h, derived: a backfill, a computed column, a
+ *     row it made or deleted; migrate_ops.h) applies only to a database that has run
+ *     that migration (its schema_version lists the version): elsewhere it is parked,
+ *     and replays after the database migrates there, where the migration has done the
+ *     same to the rows it held and the last writer wins between the two. Applied
+ *     before, it would be done twice (a conversion converted again) or make the
+ *     migration fail (a row it inserts there already).
+ *
  * Names that arrive in operations are only looked up in the local catalog; the SQL
  * stemma runs quotes the local catalog's names, never the received text. */
 #ifndef STM_APPLY_H

@@ -43,6 +43,10 @@ struct applier {
     op_t *xops;               /* scratch: a row change translated */
     const op_t **xptrs;
     size_t xcap;
+    /* Whether this database has run the migration to a version (apply_lens.c): the
+     * last one asked, until the next transaction. */
+    stm_id ran_id;
+    int ran;              /* -1: not asked; 0: not run; 1: run */
 };
 
 /* ---- apply.c ---- */
@@ -80,6 +84,11 @@ STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
 /* ---- apply_lens.c ---- */
 
 /* At a transaction's start: this database's version in the schema set. */
+/* Whether the database has run the migration to version_id (its schema_version lists
+ * it): a derived operation (op.h) of a version it has not run is parked (apply.h,
+ * invariant 10). STM_EDB when SQLite fails. */
+STM_NODISCARD stm_err stm_apply_ran(applier_t *a, const stm_id *version_id, bool *ran,
+                                    stm_error *err);
 void stm_apply_lens_begin(applier_t *a);
 /* ops[0..n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the

@@ -37,9 +37,36 @@ static int s_number(applier_t *a, const stm_id *id)
     return number;
 }
 
+stm_err stm_apply_ran(applier_t *a, const stm_id *version_id, bool *ran, stm_error *err)
+{
+    if (a->ran >= 0 && stm_id_equal(&a->ran_id, version_id)) {
+        *ran = a->ran == 1;
+        return STM_OK;
+    }
+    *ran = false;
+    sqlite3 *db = stm_store_db(a->store);
+    sqlite3_stmt *q = NULL;
+    /* No schema_version: no migration was ever run here. */
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM schema_version WHERE version_id = ?1", -1, &q,
+                           NULL) == SQLITE_OK) {
+        char hex[STM_ID_HEX_LEN + 1];
+        stm_id_to_hex(version_id, hex);
+        sqlite3_bind_text(q, 1, hex, -1, SQLITE_TRANSIENT);
+        int step = sqlite3_step(q);
+        *ran = step == SQLITE_ROW;
+        sqlite3_finalize(q);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return stm_store_error(a->store, err, "reading schema_version");
+    }
+    a->ran_id = *version_id;
+    a->ran = *ran;
+    return STM_OK;
+}
+
 void stm_apply_lens_begin(applier_t *a)
 {
     a->here = 0;
+    a->ran = -1;
     if (!a->lenses)
         return;
     stm_id id;

@@ -113,6 +113,13 @@ STM_NODISCARD stm_err stm_capture_collect(store_t *store, const catalog_t *catal
  * Moves stemma_local on; runs in the caller's write transaction, after collecting. */
 STM_NODISCARD stm_err stm_capture_next_op(store_t *store, op_t *op, stm_error *err);
 
+/* Takes the next n sequence numbers of this database's own origin for operations
+ * stemma makes itself with clocks of their own (a migration's writes, migrate_ops.h):
+ * proto's origin, version id (this database's, as the triggers stamp it) and first
+ * sequence are set; the caller numbers the rest seq + 1 .. seq + n - 1 and records
+ * them (stm_txn_record_made) in this transaction. The local clock does not move. */
+STM_NODISCARD stm_err stm_capture_reserve(store_t *store, uint64_t n, op_t *proto, stm_error *err);
+
 /* Raises every marked table's mark to its greatest key. stemma calls it at the end of
  * each of its own write transactions (after collecting, which began it), so that the
  * rows it wrote are not collected as the application's. catalog is the current schema. */

@@ -472,3 +472,16 @@ stm_err stm_capture_next_op(store_t *store, op_t *op, stm_error *err)
     op->hlc = s_tick(&w, w.now);
     return s_write_writer(store, &w, err);
 }
+
+stm_err stm_capture_reserve(store_t *store, uint64_t n, op_t *proto, stm_error *err)
+{
+    s_writer w = {.now = stm_wall_ms()};
+    stm_err rc = s_read_writer(store, &w, err);
+    if (rc != STM_OK)
+        return rc;
+    proto->origin = w.node_id;
+    proto->version_id = w.version_id;
+    proto->seq = w.seq + 1;
+    w.seq += n;
+    return s_write_writer(store, &w, err);
+}

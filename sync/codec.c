@@ -137,11 +137,23 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
     msgpack_packer_init(&pk, out, s_write);
     /* "withheld" only when there are stand-ins: a batch without is the same bytes as
      * before they existed. */
-    msgpack_pack_map(&pk, nwithheld ? 6 : 5);
+    size_t nderived = 0;
+    for (size_t k = 0; k < count; k++)
+        nderived += stm_opbatch_at(b, from + k)->derived;
+    msgpack_pack_map(&pk, 5 + (nwithheld > 0) + (nderived > 0));
     s_pack_dict(&pk, "origins", &origins, true);
     s_pack_dict(&pk, "versions", &versions, true);
     s_pack_dict(&pk, "tables", &tables, false);
     s_pack_dict(&pk, "columns", &columns, false);
+    /* "derived" only when some operation is (before "ops", which a reader decodes at
+     * once when it comes last). */
+    if (nderived) {
+        msgpack_pack_str_with_body(&pk, "derived", 7);
+        msgpack_pack_array(&pk, nderived);
+        for (size_t k = 0; k < count; k++)
+            if (stm_opbatch_at(b, from + k)->derived)
+                msgpack_pack_uint32(&pk, (uint32_t)k);
+    }
     msgpack_pack_str_with_body(&pk, "ops", 3);
     msgpack_pack_array(&pk, count);
     for (size_t k = 0; k < count; k++) {
@@ -437,6 +449,23 @@ static stm_err s_read_withheld(msgread_t *r, const s_list *lists, opbatch_t *out
     return rc;
 }
 
+/* "derived": the positions in "ops" (of the operations read into out after `before`)
+ * of those a migration wrote, each marked so. */
+static stm_err s_read_derived(msgread_t *r, opbatch_t *out, size_t before, stm_error *err)
+{
+    uint32_t n;
+    if (!stm_msgread_array(r, &n) || n > stm_msgread_left(r))
+        return s_bad(err, "\"derived\" is not an array of operation positions");
+    size_t count = stm_opbatch_count(out) - before;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t at;
+        if (!stm_msgread_uint(r, &at) || at >= count)
+            return s_bad(err, "a \"derived\" position is not one of the batch's operations");
+        stm_opbatch_at_mut(out, before + (size_t)at)->derived = true;
+    }
+    return STM_OK;
+}
+
 stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_error *err)
 {
     static const char *const keys[] = {"origins", "versions", "tables", "columns"};
@@ -447,8 +476,8 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
         return s_bad(err, "not a map");
     s_list lists[4] = {{0}};
     bool seen[4] = {false};
-    msgread_t ops_at = {0}, withheld_at = {0};
-    bool have_ops = false, decoded = false, have_withheld = false;
+    msgread_t ops_at = {0}, withheld_at = {0}, derived_at = {0};
+    bool have_ops = false, decoded = false, have_withheld = false, have_derived = false;
     size_t before = stm_opbatch_count(out), withheld_before = stm_opbatch_withheld_count(out);
     stm_err rc = STM_OK;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
@@ -485,6 +514,15 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
                 if (!stm_msgread_skip(&r))
                     rc = s_bad(err, "the ops are malformed or cut short");
             }
+        } else if (klen == 7 && memcmp(key, "derived", 7) == 0) {
+            if (have_derived) {
+                rc = s_bad(err, "a key comes twice");
+                break;
+            }
+            have_derived = true;
+            derived_at = r;
+            if (!stm_msgread_skip(&r))
+                rc = s_bad(err, "the derived list is malformed or cut short");
         } else if (klen == 8 && memcmp(key, "withheld", 8) == 0) {
             if (have_withheld) {
                 rc = s_bad(err, "a key comes twice");
@@ -505,6 +543,8 @@ stm_err stm_codec_decode_ops(const void *data, size_t len, opbatch_t *out, stm_e
         rc = s_bad(err, "bytes follow the batch");
     if (rc == STM_OK && !decoded)
         rc = s_read_ops(&ops_at, lists, out, err);
+    if (rc == STM_OK && have_derived)
+        rc = s_read_derived(&derived_at, out, before, err);
     if (rc == STM_OK && have_withheld)
         rc = s_read_withheld(&withheld_at, lists, out, err);
     if (rc != STM_OK && (stm_opbatch_count(out) != before ||

@@ -5,6 +5,7 @@
 #include "migrate_internal.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "lineage/schemacmp.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -248,6 +249,42 @@ static void s_check_drift(migrate_t *self)
         self->adopt = self->has_table;
 }
 
+/* A database whose schema is not the one its recorded version has is drift too: the
+ * next migration would stumble on it ("duplicate column name") and the peers would be
+ * told a version whose columns it lacks. It happens when a down file did not undo its
+ * migration (run by a stemma that did not check them: migrate_plan.c does now) or a
+ * table was changed by hand. Compared with what the lineage derived, tables and
+ * columns (it keeps no indexes: lineage/schemacmp.h), and only once a version is
+ * recorded: a database at 0 may hold tables made before its first migration. Only
+ * when nothing else drifted: then the version's schema is the one to compare with. */
+static stm_err s_check_catalog(migrate_t *self, stm_error *err)
+{
+    if (self->ndrift || self->version < 1 ||
+        (size_t)self->version > stm_lineage_count(self->lineage))
+        return STM_OK;
+    schemacmp_t *got = NULL;
+    stm_err rc = stm_schemacmp_read(stm_store_db(self->store), false, &got, err);
+    if (rc != STM_OK)
+        return stm_error_prefix(err, "%s", self->db_path);
+    schemacmp_t *want = stm_schemacmp_of_lineage(self->lineage, self->version);
+    schemacmp_diff *diffs = NULL;
+    size_t n = stm_schemacmp_compare(want, got, &diffs);
+    if (n) {
+        buf_t b = BUF_INIT;
+        stm_schemacmp_summary(&b, diffs, n, self->version, false);
+        s_drift(self,
+                "%s: %s (its schema is not version %d's: a down file that did not undo its "
+                "migration, or a change by hand; put back the backup taken before, or make "
+                "the schema match)",
+                self->db_path, stm_buf_str(&b), self->version);
+        stm_buf_free(&b);
+    }
+    stm_schemacmp_diffs_free(diffs, n);
+    stm_schemacmp_destroy(&want);
+    stm_schemacmp_destroy(&got);
+    return STM_OK;
+}
+
 /* Internal (migrate_internal.h). */
 stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
 {
@@ -267,7 +304,7 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
         self->version = self->records[self->nrecords - 1].version;
     if (self->set)
         s_check_drift(self);
-    return STM_OK;
+    return self->set ? s_check_catalog(self, err) : STM_OK;
 }
 
 /* ---- open, accessors ---- */
@@ -296,6 +333,7 @@ stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
         return rc;
     }
     migrate_t *self = stm_calloc(1, sizeof *self);
+    self->moved_to = -1;
     self->db_path = stm_strdup(db_path);
     self->set = set;
     self->lineage = lineage;

@@ -27,7 +27,8 @@
  *      backup API to DB.vFROM-YYYYMMDDTHHMMSSZ.bak (unless the caller opts out, the
  *      file is new, or nothing will change).
  *   4. Drift (an applied file changed since, a recorded version the directory lacks,
- *      a gap) makes migrate and rollback refuse before anything is changed.
+ *      a gap, tables or columns that are not those the lineage derives for the
+ *      recorded version) makes migrate and rollback refuse before anything is changed.
  *   5. Checks read the database through a read-only connection; the writable one is
  *      opened only when something will change, so status, plans and refusals leave
  *      the file byte-for-byte as it was (SQLite may still create the -wal and -shm
@@ -181,9 +182,17 @@ typedef struct {
     bool capture_set_up;         /* no step ran, and capture was set up in a step of its own */
     migrate_step *steps;         /* the steps that committed, in order (sql NULL) */
     size_t nsteps;               /* entries in steps */
+    uint64_t derived_rows;       /* rows the steps wrote, sent as operations (migrate_ops.h) */
+    uint64_t derived_ops;        /* ... the operations */
+    uint64_t derived_kept;       /* cells or rows written at a step's version or later that
+                                    a step changed, put back as they were */
+    uint64_t derived_unkept;     /* ... that a constraint would not take back */
     bool replay_ran;             /* parked operations were retried (after UP steps) */
     uint64_t replayed;           /* of them, how many applied */
     uint64_t parked;             /* operations still parked after the replay */
+    uint64_t dropped;            /* going down: operations parked because a step dropped
+                                    the column or table they wrote, to replay when a
+                                    migration adds it again (sync/dropped.h) */
     syncable_table *unsynced;    /* when the run succeeded: the tables of `version` that are
                                     not synced, and why (stemma_exclude counted), in order of
                                     name; also when there was nothing to do */
@@ -294,8 +303,12 @@ STM_NODISCARD stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_o
 
 /* Runs the .down.sql files from the current version down to opts->to + 1, each in its
  * own transaction, after a backup. Refuses, before changing anything, on drift, on a
- * missing rollback file (naming it), when a rollback fails in memory, or for a target
- * above the current version (STM_EUSAGE). Progress and *result as for stm_migrate_run. */
+ * missing rollback file (naming it), when a rollback fails in memory or leaves another
+ * schema than the migrations make for the version below it (naming the file and the
+ * difference), or for a target above the current version (STM_EUSAGE). In each step's
+ * transaction, the operations behind the values it drops (a column, a table) are
+ * parked, so that the migration that adds them again replays them (sync/dropped.h;
+ * result->dropped counts them). Progress and *result as for stm_migrate_run. */
 STM_NODISCARD stm_err stm_migrate_rollback(migrate_t *self, const migrate_options *opts,
                                            migrate_result *result, stm_error *err);
 

@@ -36,6 +36,9 @@ struct migrate {
     bool has_id_column;       /* schema_version.version_id exists */
     bool has_checksum_column; /* schema_version.checksum exists */
     bool replay_owed;         /* a replay of parked operations did not finish (store.h) */
+    int moved_to;             /* the version another process moved the database to after
+                               * this run had checked it (found by a step's transaction);
+                               * -1 when none did */
     migrate_record *records;  /* schema_version's rows, by version */
     size_t nrecords;          /* entries in records */
     size_t records_cap;       /* room in records */

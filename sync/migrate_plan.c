@@ -7,6 +7,7 @@
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
+#include "lineage/schemacmp.h"
 #include "lineage/sqlscript.h"
 
 #include <sqlite3.h>
@@ -162,33 +163,80 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
 
 /* ---- rollback ---- */
 
+/* Runs migration k, or its rollback, on the in-memory database db in a transaction. */
+static stm_err s_rehearse_step(const migrate_t *self, sqlite3 *db, int k, migrate_direction dir,
+                               stm_error *err)
+{
+    const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
+    char *path = s_file_path(self, dir == MIGRATE_UP ? m->file : m->down_file);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    stm_err rc = stm_sqlscript_run(db, path, dir == MIGRATE_UP ? m->text : m->down_text, 0, err);
+    sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    free(path);
+    return rc;
+}
+
+/* After the rollback of k in memory: STM_EINPUT naming its down file when the schema
+ * it left differs from want, version k - 1's as its migrations make it. */
+static stm_err s_check_down(const migrate_t *self, sqlite3 *db, int k, const schemacmp_t *want,
+                            stm_error *err)
+{
+    schemacmp_t *got = NULL;
+    stm_err rc = stm_schemacmp_read(db, true, &got, err);
+    if (rc != STM_OK)
+        return rc;
+    schemacmp_diff *diffs = NULL;
+    size_t n = stm_schemacmp_compare(want, got, &diffs);
+    if (n) {
+        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
+        buf_t b = BUF_INIT;
+        stm_schemacmp_summary(&b, diffs, n, k - 1, true);
+        rc = stm_error_set(err, STM_EINPUT,
+                           "%s/%s: %s; nothing was changed (a down file must leave the schema "
+                           "of the version below it)",
+                           stm_schemaset_dir(self->set), m->down_file, stm_buf_str(&b));
+        stm_buf_free(&b);
+    }
+    stm_schemacmp_diffs_free(diffs, n);
+    stm_schemacmp_destroy(&got);
+    return rc;
+}
+
 /* Runs the migrations up to the current version, then the rollbacks down to `to`, on
- * an in-memory database, so a rollback SQLite refuses is refused before the real
- * database is touched. */
+ * an in-memory database, so that a rollback SQLite refuses is refused before the real
+ * database is touched, and so is one that does not leave the schema the migrations
+ * make for the version below it (lineage/schemacmp.h says what is compared): each
+ * down file is compared with the version it leads to, so the message names the file
+ * at fault, and the real run, one transaction a step, never stops at a version whose
+ * schema is not that version's. */
 static stm_err s_rehearse_rollback(migrate_t *self, int to, stm_error *err)
 {
     sqlite3 *db;
     stm_err rc = stm_sqlscript_open_memory(&db, err);
     if (rc != STM_OK)
         return rc;
+    /* want[i]: the schema of version to + i, for i < version - to. */
+    size_t nwant = (size_t)(self->version - to);
+    schemacmp_t **want = stm_calloc(nwant, sizeof *want);
+    if (to == 0)
+        rc = stm_schemacmp_read(db, true, &want[0], err);
     for (int k = 1; k <= self->version && rc == STM_OK; k++) {
-        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
-        char *path = s_file_path(self, m->file);
-        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        rc = stm_sqlscript_run(db, path, m->text, 0, err);
-        sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-        free(path);
+        rc = s_rehearse_step(self, db, k, MIGRATE_UP, err);
+        if (rc == STM_OK && k >= to && k < self->version)
+            rc = stm_schemacmp_read(db, true, &want[k - to], err);
     }
+    bool sqlite_refused = rc != STM_OK;
     for (int k = self->version; k > to && rc == STM_OK; k--) {
-        const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
-        char *path = s_file_path(self, m->down_file);
-        sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        rc = stm_sqlscript_run(db, path, m->down_text, 0, err);
-        sqlite3_exec(db, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
-        free(path);
+        rc = s_rehearse_step(self, db, k, MIGRATE_DOWN, err);
+        sqlite_refused = rc != STM_OK;
+        if (rc == STM_OK)
+            rc = s_check_down(self, db, k, want[k - 1 - to], err);
     }
+    for (size_t i = 0; i < nwant; i++)
+        stm_schemacmp_destroy(&want[i]);
+    free(want);
     sqlite3_close(db);
-    if (rc != STM_OK)
+    if (sqlite_refused)
         stm_error_append(err,
                          "found running the rollbacks in memory; the database was not changed");
     return rc;

@@ -12,7 +12,9 @@
 #include "apply.h"
 #include "backup.h"
 #include "carry.h"
+#include "migrate_ops.h"
 #include "capture.h"
+#include "dropped.h"
 #include "oplog.h"
 #include "base/buf.h"
 #include "base/mem.h"
@@ -129,8 +131,12 @@ static void s_rollback_tx(migrate_t *self)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* Inside a step's transaction: checks that no other process moved the database since
- * it was checked (two migrators at once). */
+/* Inside a step's transaction, which holds the write lock: checks that no other
+ * process moved the database since it was checked. Two migrates (or a migrate and a
+ * rollback) started together both plan from the same version; the first to commit a
+ * step moves it, and the other finds that here, at its first step, having changed
+ * nothing. It says so, with the version the database is really at (self->moved_to),
+ * rather than retry a plan made for another version. */
 static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
@@ -141,11 +147,14 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
     stm_err rc = STM_OK;
     if (sqlite3_step(stmt) != SQLITE_ROW)
         rc = stm_store_error(self->store, err, "reading schema_version");
-    else if (sqlite3_column_int64(stmt, 0) != expected)
+    else if (sqlite3_column_int64(stmt, 0) != expected) {
+        sqlite3_int64 now = sqlite3_column_int64(stmt, 0);
+        self->moved_to = now >= 0 && now <= SCHEMASET_MAX_VERSIONS ? (int)now : 0;
         rc = stm_error_set(err, STM_EDB,
-                           "%s: another process changed schema_version while stemma worked "
-                           "(now at version %lld, expected %d); run the command again",
-                           self->db_path, (long long)sqlite3_column_int64(stmt, 0), expected);
+                           "%s: another process moved it from version %d to version %lld after "
+                           "this run had checked it (a second migrate or rollback at once?)",
+                           self->db_path, expected, (long long)now);
+    }
     sqlite3_finalize(stmt);
     return rc;
 }
@@ -233,6 +242,24 @@ static stm_err s_commit(migrate_t *self, stm_error *err)
     return stm_store_exec(self->store, "COMMIT", err);
 }
 
+/* After another process moved the database (s_expect_version): says what this run did
+ * before, and makes the result tell the version the database is really at. */
+static void s_tell_moved(const s_run *run, stm_error *err)
+{
+    migrate_t *self = run->self;
+    migrate_result *res = run->res;
+    if (res->nsteps)
+        stm_error_append(err, "this run had taken it to version %d before that", res->version);
+    else
+        stm_error_append(err, "this run changed nothing; 'stemma status' says where it is now");
+    res->version = self->moved_to;
+    res->has_id = self->moved_to > 0 && (size_t)self->moved_to <= stm_lineage_count(self->lineage);
+    if (res->has_id)
+        res->id = s_id_of(self, self->moved_to);
+    else
+        memset(&res->id, 0, sizeof res->id);
+}
+
 /* Adds stemma's columns to an older tool's schema_version and fills them from the
  * lineage (the numbers were checked against the directory: s_check_drift). */
 static stm_err s_adopt(const s_run *run, stm_error *err)
@@ -274,7 +301,10 @@ static stm_err s_adopt(const s_run *run, stm_error *err)
         rc = s_commit(self, err);
     if (rc != STM_OK) {
         s_rollback_tx(self);
-        stm_error_append(err, "adopting schema_version failed; the database is as it was");
+        if (self->moved_to < 0)
+            stm_error_append(err, "adopting schema_version failed; the database is as it was");
+        else
+            s_tell_moved(run, err);
         return rc;
     }
     run->res->adopted = true;
@@ -324,23 +354,41 @@ static const migrate_step *s_step_done(const s_run *run, const migrate_step *ste
     return s;
 }
 
+/* What a step's attempt did beyond the step itself, kept in the result once it commits. */
+typedef struct {
+    migrate_ops_stats derived; /* what it wrote to synced rows, made operations */
+    uint64_t dropped;          /* values a rollback step dropped, parked (dropped.h) */
+} s_done;
+
 /* One attempt at a step, in its own transaction, rolled back when it fails: migration
  * k applied (the database is at k - 1), or its rollback run (the database is at k).
  * all: every capture trigger is removed first, not only those of the tables changed. */
 static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrate_step *step,
-                         bool all, stm_error *err)
+                         bool all, s_done *done, stm_error *err)
 {
     bool up = step->direction == MIGRATE_UP;
     int k = step->version, after = up ? k : k - 1;
     sqlite3 *db = stm_store_db(self->store);
+    memset(done, 0, sizeof *done);
     stm_err rc = s_begin(self, up ? k - 1 : k, k, all, err);
+    bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
+    /* Going down, the schema before the step: what it drops is kept (dropped.h). */
+    catalog_t *before = NULL;
+    if (rc == STM_OK && !up && prepared)
+        rc = stm_catalog_read(db, &before, err);
     /* The triggers still there keep out of the step's own writes (capture.h). */
-    bool idle = rc == STM_OK && stm_store_is_prepared(self->store);
-    if (idle)
+    if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
-    if (rc == STM_OK)
+    /* What a step after the first writes to synced rows is sent (migrate_ops.h); the
+     * first makes the database, alike on every device. */
+    migrate_ops_t *ops = NULL;
+    if (rc == STM_OK && up && k > 1 && prepared) {
+        ops = stm_migrate_ops_new(self->store);
+        rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
+    } else if (rc == STM_OK) {
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
-    if (rc == STM_OK && idle)
+    }
+    if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1", err);
     if (rc == STM_OK && up) {
         rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
@@ -355,10 +403,16 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     /* The clocks of renamed columns and tables follow them (carry.h). */
     if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
+    if (rc == STM_OK && before)
+        rc = stm_dropped_park(self->store, before, k, &done->dropped, err);
+    stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
         rc = s_refresh_capture(self, o, &id, err);
     }
+    if (rc == STM_OK && ops)
+        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &done->derived, err);
+    stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
         rc = s_commit(self, err);
     if (rc != STM_OK)
@@ -377,15 +431,19 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     s_tell(run, &ev);
     s_progress p;
     s_progress_start(&p, run, step, db);
-    stm_err rc = s_attempt(self, run->o, step, false, err);
+    s_done done;
+    stm_err rc = s_attempt(self, run->o, step, false, &done, err);
     /* A trigger kept was in the way of a change the lineage cannot show (a column
      * dropped and added again as it was, a table the directory does not create): the
-     * step runs again without any, as a step always could. */
-    if (rc != STM_OK && stm_store_is_prepared(self->store))
-        rc = s_attempt(self, run->o, step, true, err);
+     * step runs again without any, as a step always could. Not when another process
+     * moved the database: that is no trigger's doing. */
+    if (rc != STM_OK && self->moved_to < 0 && stm_store_is_prepared(self->store))
+        rc = s_attempt(self, run->o, step, true, &done, err);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
-        if (up)
+        if (self->moved_to >= 0)
+            s_tell_moved(run, err);
+        else if (up)
             stm_error_append(err,
                              "migration %d was rolled back: the database is still at "
                              "version %d",
@@ -399,6 +457,11 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         s_tell(run, &ev);
         return rc;
     }
+    run->res->dropped += done.dropped;
+    run->res->derived_rows += done.derived.rows;
+    run->res->derived_ops += done.derived.ops;
+    run->res->derived_kept += done.derived.kept;
+    run->res->derived_unkept += done.derived.unkept;
     ev = (migrate_event){
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
     s_tell(run, &ev);
@@ -512,6 +575,8 @@ static stm_err s_set_up_capture(const s_run *run, stm_error *err)
         rc = s_commit(self, err);
     if (rc != STM_OK) {
         s_rollback_tx(self);
+        if (self->moved_to >= 0)
+            s_tell_moved(run, err);
         return rc;
     }
     run->res->capture_set_up = true;
@@ -570,6 +635,7 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     migrate_result local;
     migrate_result *res = result ? result : &local;
     memset(res, 0, sizeof *res);
+    self->moved_to = -1;
     res->direction = direction;
     res->from = res->version = self->version;
     res->has_id = stm_migrate_version_id(self, &res->id);

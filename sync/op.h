@@ -80,6 +80,10 @@ typedef struct {
     /* Set by capture on a local row change that created its row (an insert, or an
      * insert after a delete); never sent: receivers see born == (hlc, origin). */
     bool creates;
+    /* Written by the migration to version_id itself (migrate_ops.h), not by an
+     * application: it means nothing to a database that has not run that migration,
+     * which parks it until it has (apply.h, invariant 10). */
+    bool derived;
 } op_t;
 
 /* A stand-in for a row change that was not sent because it is too large: the

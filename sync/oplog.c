@@ -32,9 +32,10 @@ enum {
     RC_CELLS,
     RC_PK_PACKED,
     RC_BORN_HLC,
-    RC_BORN_ORIGIN
+    RC_BORN_ORIGIN,
+    RC_DERIVED
 };
-#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin"
+#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin, derived"
 
 /* A stand-in's cells (op.h): a map {"withheld": bytes}, where a row change's cells
  * begin with a column name (a str). An older stemma takes such a row for damage and
@@ -86,6 +87,7 @@ static stm_err s_row_head(store_t *store, sqlite3_stmt *stmt, const stm_id *orig
     }
     if (!op->table || *n < 1)
         return s_corrupt(store, err, *seq);
+    op->derived = sqlite3_column_int(stmt, RC_DERIVED) != 0;
     if (sqlite3_column_type(stmt, RC_BORN_HLC) == SQLITE_INTEGER) {
         op->born_hlc = (uint64_t)sqlite3_column_int64(stmt, RC_BORN_HLC);
         rc = stm_store_id_of(store, sqlite3_column_int64(stmt, RC_BORN_ORIGIN), &op->born_origin,
@@ -192,8 +194,8 @@ enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
     [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells, "
-                 "pk_packed, born_hlc, born_origin) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 "pk_packed, born_hlc, born_origin, derived) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     /* The row change that may hold ?2: the last one starting at or below it. */
     [Q_HOLDS] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
                 "ORDER BY seq DESC LIMIT 1",
@@ -251,6 +253,8 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
         return stm_store_error(log->store, err, "recording an operation's key");
     if (first->pk.type == VALUE_KEY)
         sqlite3_bind_int(ins, 9, 1);
+    if (first->derived)
+        sqlite3_bind_int(ins, 12, 1);
     if (first->born_hlc) {
         int64_t born;
         if ((rc = stm_store_id_number(log->store, &first->born_origin, true, &born, err)) != STM_OK)

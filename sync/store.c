@@ -98,6 +98,7 @@ static const char *const s_schema =
     "  pk_packed INTEGER,"        /* 1: pk is a key of several columns, packed; else NULL */
     "  born_hlc INTEGER,"         /* the row's incarnation (identity.h); NULL: none */
     "  born_origin INTEGER,"      /* ... its origin's stemma_ids.no */
+    "  derived INTEGER,"          /* 1: written by the migration to version (op.h) */
     "  PRIMARY KEY (origin, seq)"
     ") WITHOUT ROWID;"
     /* The latest write of every cell of a row, its latest delete and its latest write
@@ -242,13 +243,14 @@ static int s_format(store_t *self)
 stm_err stm_store_check_format(store_t *self, stm_error *err)
 {
     int format = s_format(self);
-    if (format == STORE_FORMAT || format == STORE_FORMAT_UPGRADABLE)
+    if (format >= STORE_FORMAT_UPGRADABLE && format <= STORE_FORMAT)
         return STM_OK;
     return stm_error_set(err, STM_EINPUT,
                          "%s: stemma's tables here are in format %d, this stemma reads format %d "
-                         "(and format %d, which it brings up to date); restore a copy without "
-                         "them (they are all named stemma_*) and sync again from a peer",
-                         self->path, format, STORE_FORMAT, STORE_FORMAT_UPGRADABLE);
+                         "(and formats %d to %d, which it brings up to date); restore a copy "
+                         "without them (they are all named stemma_*) and sync again from a peer",
+                         self->path, format, STORE_FORMAT, STORE_FORMAT_UPGRADABLE,
+                         STORE_FORMAT - 1);
 }
 
 /* Format 4 to 5: the waits of operations parked for a constraint. Those parked before
@@ -264,14 +266,21 @@ static const char *const s_upgrade_4 = S_PARKED_WAIT
     "WHERE p.kind = 'constraint';"
     "UPDATE stemma_local SET format = 5 WHERE id = 1;";
 
+/* Format 5 to 6: which operations a migration wrote (op.h). None before. */
+static const char *const s_upgrade_5 = "ALTER TABLE stemma_oplog ADD COLUMN derived INTEGER;"
+                                       "UPDATE stemma_local SET format = 6 WHERE id = 1;";
+
 stm_err stm_store_upgrade(store_t *self, stm_error *err)
 {
     int format = s_format(self);
     if (format == STORE_FORMAT)
         return STM_OK;
-    if (format != STORE_FORMAT_UPGRADABLE)
+    if (format < STORE_FORMAT_UPGRADABLE || format > STORE_FORMAT)
         return stm_store_check_format(self, err);
-    return stm_store_exec(self, s_upgrade_4, err);
+    stm_err rc = format == 4 ? stm_store_exec(self, s_upgrade_4, err) : STM_OK;
+    if (rc == STM_OK)
+        rc = stm_store_exec(self, s_upgrade_5, err);
+    return rc;
 }
 
 bool stm_store_is_prepared(store_t *self)

@@ -53,9 +53,13 @@
  * operations without their waits, and this one would then retry them only after a
  * migration; it refuses format 5 instead. A database in format 4 is read as it is and
  * brought to format 5 by its first write transaction (stm_store_upgrade, which every
- * transaction of txn.h runs when the schema changed): nothing to do by hand. */
-#define STORE_FORMAT 5
-/* The one older format this stemma upgrades in place. */
+ * transaction of txn.h runs when the schema changed): nothing to do by hand.
+ *
+ * Format 6 adds stemma_oplog.derived: which operations a migration wrote
+ * (migrate_ops.h); a stemma of format 5 would send them as the application's.
+ * Formats 4 and 5 are brought to 6 the same way. */
+#define STORE_FORMAT 6
+/* The oldest format this stemma upgrades in place (each format up to STORE_FORMAT). */
 #define STORE_FORMAT_UPGRADABLE 4
 
 typedef struct store store_t;
@@ -86,9 +90,9 @@ bool stm_store_is_prepared(store_t *self);
 STM_NODISCARD stm_err stm_store_prepare(store_t *self, stm_error *err);
 
 /* STM_EINPUT, saying what to do, when stemma's tables are in another format than
- * STORE_FORMAT or STORE_FORMAT_UPGRADABLE (made by an older stemma, or a newer). */
+ * STORE_FORMAT_UPGRADABLE .. STORE_FORMAT (made by an older stemma, or a newer). */
 STM_NODISCARD stm_err stm_store_check_format(store_t *self, stm_error *err);
-/* Brings tables in STORE_FORMAT_UPGRADABLE to STORE_FORMAT, in the caller's write
+/* Brings tables in a format from STORE_FORMAT_UPGRADABLE on to STORE_FORMAT, in the caller's write
  * transaction; nothing when they are in STORE_FORMAT; stm_store_check_format's error
  * for any other. */
 STM_NODISCARD stm_err stm_store_upgrade(store_t *self, stm_error *err);

@@ -739,6 +739,11 @@ static stm_err s_record_local(txn_t *t, opbatch_t *batch, stm_error *err)
     return rc;
 }
 
+stm_err stm_txn_record_made(txn_t *t, opbatch_t *batch, stm_error *err)
+{
+    return s_record_local(t, batch, err);
+}
+
 /* What every transaction begins with, inside it: the schema as it is now, and the
  * application's queued changes made operations and recorded. */
 static stm_err s_start(txn_t *t, stm_error *err)

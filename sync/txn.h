@@ -146,6 +146,12 @@ STM_NODISCARD stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint
  * stm_capture_next_op in this transaction), as the next of its origin. */
 STM_NODISCARD stm_err stm_txn_record_own(txn_t *t, const op_t *op, stm_error *err);
 
+/* Records batch, operations this database made itself (numbered by stm_capture_reserve
+ * in this transaction, consecutive, row changes whole), as local changes are: in the
+ * oplog, and into stemma_clock as the latest writes of their cells, whatever their
+ * clocks (the caller gives each a clock above its row's: migrate_ops.h). */
+STM_NODISCARD stm_err stm_txn_record_made(txn_t *t, opbatch_t *batch, stm_error *err);
+
 /* Reads the clocks of row pk of table into stm_txn_clock; *found false when it has none
  * (then stm_txn_clock is empty). A row above the table's greatest integer key is known to
  * have none without a query. */

@@ -510,10 +510,13 @@ def set_node_id(path, seed):
     was taken makes it keep this one."""
     con = sqlite3.connect(path, isolation_level=None)
     try:
-        seq, = con.execute("SELECT seq FROM stemma_local").fetchone()
-        ops, = con.execute("SELECT count(*) FROM stemma_oplog").fetchone()
-        assert seq == 0 and ops == 0, f"{path} has operations already"
-        con.execute("UPDATE stemma_local SET node_id = ?",
+        # A database made by migrations alone holds only what they wrote to synced rows
+        # (sync/migrate_ops.h), under the origins of the databases it was copied from:
+        # every copy holds the same, and the new origin starts its own sequence.
+        # The origin it had goes on as another's, as a copy's does (sync/origin.h).
+        con.execute("INSERT OR REPLACE INTO stemma_vector (origin, seq) "
+                    "SELECT node_id, seq FROM stemma_local WHERE seq > 0")
+        con.execute("UPDATE stemma_local SET node_id = ?, seq = 0",
                     (hashlib.sha256(seed.encode()).digest(),))
         con.execute("DROP TABLE IF EXISTS stemma_origin")
     finally:

@@ -813,6 +813,67 @@ static void test_codec_bad_stand_ins(void **state)
     stm_buf_free(&w);
 }
 
+/* Which operations a migration wrote ("derived": their positions in "ops") travel with
+ * them; a position beyond the ops, or a list that is no array of them, refuses the
+ * batch. A batch with none is the same bytes as before the list existed. */
+static void test_codec_derived_operations(void **state)
+{
+    (void)state;
+    opbatch_t *b = cu_sample_batch();
+    size_t n = stm_opbatch_count(b);
+    assert_true(n >= 2);
+    buf_t plain = BUF_INIT, enc = BUF_INIT;
+    stm_codec_encode_ops(b, 0, n, &plain);
+    stm_opbatch_at_mut(b, 1)->derived = true;
+    stm_codec_encode_ops(b, 0, n, &enc);
+    assert_true(enc.len > plain.len);
+    opbatch_t *out = stm_opbatch_new();
+    stm_error err = {0};
+    if (s_decode(enc.data, enc.len, out, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(stm_opbatch_at(out, i)->derived, i == 1);
+    stm_opbatch_clear(out);
+    if (s_decode(plain.data, plain.len, out, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++)
+        assert_false(stm_opbatch_at(out, i)->derived);
+    stm_opbatch_destroy(&out);
+    for (size_t cut = 0; cut < enc.len; cut++)
+        s_assert_refused(enc.data, cut, NULL);
+    stm_buf_free(&plain);
+    stm_buf_free(&enc);
+    stm_opbatch_destroy(&b);
+
+    buf_t w = BUF_INIT;
+    msgpack_packer pk;
+    cu_packer(&pk, &w);
+    msgpack_pack_map(&pk, 6);
+    s_good_lists(&pk);
+    s_key(&pk, "derived");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_uint32(&pk, 1); /* the good ops are one */
+    s_good_ops(&pk);
+    s_assert_refused(w.data, w.len, "not one of the batch's operations");
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 6);
+    s_good_lists(&pk);
+    s_key(&pk, "derived");
+    msgpack_pack_map(&pk, 0);
+    s_good_ops(&pk);
+    s_assert_refused(w.data, w.len, "\"derived\" is not an array");
+    stm_buf_reset(&w);
+    msgpack_pack_map(&pk, 7);
+    s_good_lists(&pk);
+    s_key(&pk, "derived");
+    msgpack_pack_array(&pk, 0);
+    s_key(&pk, "derived");
+    msgpack_pack_array(&pk, 0);
+    s_good_ops(&pk);
+    s_assert_refused(w.data, w.len, "a key comes twice");
+    stm_buf_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_codec_value_limits),
         cmocka_unit_test(test_codec_names_are_held_once),
         cmocka_unit_test(test_codec_bad_stand_ins),
+        cmocka_unit_test(test_codec_derived_operations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

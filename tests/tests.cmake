@@ -54,6 +54,7 @@ stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/js
 
 stemma_py_test(cli cli_test.py cli)
 stemma_py_test(cli_store cli_store_test.py cli)
+stemma_py_test(cli_rollback cli_rollback_test.py cli)
 stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)
@@ -67,6 +68,9 @@ stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 # The capture triggers across migration steps: only the changed tables' made again.
 stemma_test(test_migrate_triggers SOURCES tests/test_migrate_triggers.c LIBS stemma_dbutil)
+# Checked rollbacks, what a rollback drops coming back, and two migrates at once.
+stemma_test(test_rollback SOURCES tests/test_rollback.c LIBS stemma_dbutil)
+stemma_test(test_migrate_ops SOURCES tests/test_migrate_ops.c LIBS stemma_dbutil)
 # sync/'s MessagePack reader, operations, codec and version vectors, one program each;
 # they share tests/codecutil.c (built operations, round trips, MessagePack crafted by hand).
 add_library(stemma_codecutil STATIC tests/codecutil.c)
