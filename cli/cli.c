@@ -194,3 +194,11 @@ stm_err cli_open_db(const char *path, store_t **out, stm_error *err)
         stm_store_destroy(out);
     return rc;
 }
+
+void cli_json_id(jsonw_t *w, const char *key, const stm_id *id)
+{
+    char hex[STM_ID_HEX_LEN + 1];
+    stm_id_to_hex(id, hex);
+    stm_jsonw_key(w, key);
+    stm_jsonw_string(w, hex);
+}

@@ -7,6 +7,7 @@
 #define STM_CLI_H
 
 #include "base/error.h"
+#include "base/jsonw.h"
 #include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "sync/migrate.h"
@@ -74,5 +75,8 @@ stm_err cli_open_db(const char *path, store_t **out, stm_error *err);
 
 /* Writes text to path, or to stdout when path is NULL or "-". */
 stm_err cli_write_output(const char *path, const char *text, stm_error *err);
+
+/* Writes the member key with id in hex (64 digits) to w. */
+void cli_json_id(jsonw_t *w, const char *key, const stm_id *id);
 
 #endif

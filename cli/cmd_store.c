@@ -61,8 +61,11 @@ static const char *s_migrate_help =
     "  --db FILE        the application's SQLite database\n"
     "  --schemas DIR    the directory of numbered migrations (NNN_description.sql)\n"
     "  --to N           stop at version N (going back is 'stemma rollback')\n"
-    "  --dry-run        print what would run, with its SQL, and the drift check;\n"
-    "                   FILE is left byte for byte as it was (and not created)\n"
+    "  --dry-run        print what would run, with its SQL, and the drift check, and\n"
+    "                   run the migrations on a private copy of FILE, so that a\n"
+    "                   migration FILE's rows would make fail (a UNIQUE index they\n"
+    "                   break, say) is refused as the run would refuse it; FILE is left\n"
+    "                   byte for byte as it was (and not created)\n"
     "  --no-backup      do not copy FILE first\n"
     "  --exclude TABLE  keep TABLE out of sync (repeatable); kept in the database\n"
     "  -h, --help       this help\n"
@@ -148,11 +151,11 @@ static const char *s_status_help =
     "it was applied, a version FILE holds that DIR lacks, or tables and columns that\n"
     "are not those of FILE's version (a down file that did not undo its migration, a\n"
     "change by hand; tables DIR never had are the application's own and not counted).\n"
-    "'stemma migrate' refuses to run until drift is resolved. Then every table of\n"
-    "that version stemma does not sync, each with why: no primary key, a key of more\n"
-    "than 32 columns, a virtual table, or excluded. Nothing is written; a FILE that\n"
-    "does not exist is reported at version 0 with everything pending, and is not\n"
-    "created.\n"
+    "'stemma migrate' refuses to run until drift is resolved. Then the tables of that\n"
+    "version stemma syncs, and every one it does not, each with why: no primary key,\n"
+    "a key of more than 32 columns, a virtual table (and the tables its module keeps),\n"
+    "or excluded. Nothing is written; a FILE that does not exist is reported at\n"
+    "version 0 with everything pending, and is not created.\n"
     "\n"
     "  --db FILE       the application's SQLite database\n"
     "  --schemas DIR   the directory of numbered migrations\n"
@@ -162,8 +165,10 @@ static const char *s_status_help =
     "JSON carries database, exists, schemas, version, id (null at version 0), head\n"
     "({version, id}), pending ([{version, file, description}]), drift (messages),\n"
     "prepared (stemma's tables are present), adopt (schema_version was made by an\n"
-    "older tool and will be adopted) and unsynced ([{table, kind, reason}]: kind is\n"
-    "no_key, wide_key, virtual or excluded, reason the words).\n"
+    "older tool and will be adopted), synced (the tables synced, by name), unsynced\n"
+    "([{table, kind, reason}]: kind is no_key, wide_key, virtual or excluded, reason the\n"
+    "words; a virtual table's shadow_tables the pattern of its module's tables) and\n"
+    "keys_per_device.\n"
     "\n"
     "Exit status: 0 whatever was found, 2 bad usage or bad input, 1 otherwise.\n";
 
@@ -241,6 +246,15 @@ static char *s_status_text(const migrate_t *m)
                            "takes a new one)\n",
                        sid);
     }
+    char **synced = NULL;
+    size_t nsynced = stm_migrate_synced(m, &synced);
+    stm_buf_printf(&b, "synced    %zu table%s%s", nsynced, nsynced == 1 ? "" : "s",
+                   nsynced ? ": " : "\n");
+    if (nsynced) {
+        unsynced_text_names(&b, synced, nsynced);
+        stm_buf_putc(&b, '\n');
+    }
+    stm_syncable_names_free(synced, nsynced);
     syncable_table *unsynced = NULL;
     size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
     if (nunsynced)
@@ -262,6 +276,16 @@ static char *s_status_text(const migrate_t *m)
         stm_buf_puts(&b, "note      schema_version was made by an older tool; 'stemma migrate' "
                          "will adopt it\n");
     return stm_buf_detach(&b);
+}
+
+/* "key": [names...] */
+static void s_json_names(jsonw_t *w, const char *key, char *const *names, size_t n)
+{
+    stm_jsonw_key(w, key);
+    stm_jsonw_array_begin(w);
+    for (size_t i = 0; i < n; i++)
+        stm_jsonw_string(w, names[i]);
+    stm_jsonw_array_end(w);
 }
 
 static char *s_status_json(const migrate_t *m)
@@ -331,6 +355,10 @@ static char *s_status_json(const migrate_t *m)
     }
     stm_jsonw_key(&w, "adopt");
     stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
+    char **synced = NULL;
+    size_t nsynced = stm_migrate_synced(m, &synced);
+    s_json_names(&w, "synced", synced, nsynced);
+    stm_syncable_names_free(synced, nsynced);
     syncable_table *unsynced = NULL;
     size_t nunsynced = stm_migrate_unsynced(m, &unsynced);
     stm_jsonw_key(&w, "unsynced");
@@ -338,11 +366,7 @@ static char *s_status_json(const migrate_t *m)
     stm_syncable_tables_free(unsynced, nunsynced);
     char **per_device = NULL;
     size_t nper_device = stm_migrate_per_device(m, &per_device);
-    stm_jsonw_key(&w, "keys_per_device");
-    stm_jsonw_array_begin(&w);
-    for (size_t i = 0; i < nper_device; i++)
-        stm_jsonw_string(&w, per_device[i]);
-    stm_jsonw_array_end(&w);
+    s_json_names(&w, "keys_per_device", per_device, nper_device);
     stm_syncable_names_free(per_device, nper_device);
     stm_jsonw_object_end(&w);
     return stm_buf_detach(&b);

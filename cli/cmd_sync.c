@@ -2,6 +2,8 @@
  * bundle), vector (write a version vector) and apply (apply a bundle). */
 #include "cli.h"
 #include "commands.h"
+#include "node/admit.h"
+#include "node/config.h"
 #include "sync/apply.h"
 #include "sync/bundle.h"
 #include "sync/oplog.h"
@@ -141,7 +143,8 @@ int cmd_vector(int argc, char **argv)
 /* ---- apply ---- */
 
 static const char *s_apply_help =
-    "usage: stemma apply --db FILE [--schemas DIR] [--max-clock-ahead MS] BUNDLE\n"
+    "usage: stemma apply --db FILE [--schemas DIR] [--node DIR [--writer HISTORY]]\n"
+    "                    [--max-clock-ahead MS] BUNDLE\n"
     "\n"
     "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
     "win over older writes. Operations on tables or columns this database does not have\n"
@@ -156,11 +159,22 @@ static const char *s_apply_help =
     "clock (its writer's clock is wrong) is parked too, and applies at a later apply,\n"
     "once this machine's clock has caught up.\n"
     "\n"
+    "Without --node every operation is let through as under [policy] \"full\"; with it,\n"
+    "the node's [policy] judges each by the version its writer was at, as the node does\n"
+    "(an operation of a version neither the schema set nor --writer describes is parked\n"
+    "until the node meets a peer that does). What a policy parked is retried only under\n"
+    "a policy: by the node, or an apply with --node.\n"
+    "\n"
     "  --db FILE                the database\n"
     "  --schemas DIR            its schema set: operations written at another version of\n"
     "                           it apply to the columns that hold what theirs held there\n"
     "                           (renamed, rebuilt, tables renamed: history --lenses)\n"
     "                           instead of parking\n"
+    "  --node DIR               judge by the [policy] of DIR/node.toml (its schemas when\n"
+    "                           --schemas is not given)\n"
+    "  --writer HISTORY         with --node: the schema history the bundle's writer is\n"
+    "                           on (a directory or an exported file), which describes\n"
+    "                           its versions to the policy\n"
     "  --max-clock-ahead MS     how far ahead of this machine's clock an operation's\n"
     "                           clock may be, in milliseconds (default 600000: 10 min)\n"
     "  -h, --help               this help\n";
@@ -176,6 +190,25 @@ static void s_warn(void *ctx, const char *message)
     stm_buf_free(&line);
 }
 
+/* The database's lineage: the set's to the version store is at. STM_EINPUT when it is
+ * at none of set's versions. The caller owns *out. */
+static stm_err s_db_lineage(store_t *store, const lineage_t *set, const char *db, lineage_t **out,
+                            stm_error *err)
+{
+    stm_id id;
+    stm_err rc = stm_store_version_id(store, &id, err);
+    for (size_t i = 0; rc == STM_OK && i < stm_lineage_count(set); i++)
+        if (stm_id_equal(&stm_lineage_version_at(set, i)->id, &id)) {
+            *out = stm_lineage_prefix(set, i + 1);
+            return STM_OK;
+        }
+    return rc != STM_OK ? rc
+                        : stm_error_set(err, STM_EINPUT,
+                                        "%s: at no version of the schema set, so the policy "
+                                        "cannot judge by it; give its --schemas",
+                                        db);
+}
+
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
@@ -187,16 +220,24 @@ int cmd_apply(int argc, char **argv)
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
                                             {"max-clock-ahead", required_argument, NULL, 'a'},
+                                            {"node", required_argument, NULL, 'n'},
+                                            {"writer", required_argument, NULL, 'w'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
-    const char *db = NULL, *schemas = NULL;
+    const char *db = NULL, *schemas = NULL, *node = NULL, *writer = NULL;
     long long max_ahead = APPLY_MAX_CLOCK_AHEAD_MS;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:s:a:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:s:a:n:w:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
+            break;
+        case 'n':
+            node = optarg;
+            break;
+        case 'w':
+            writer = optarg;
             break;
         case 's':
             schemas = optarg;
@@ -223,24 +264,54 @@ int cmd_apply(int argc, char **argv)
         return cli_usage_error("apply", "--db FILE is required");
     if (argc - optind != 1)
         return cli_usage_error("apply", "expected one BUNDLE, got %d", argc - optind);
+    if (writer && !node)
+        return cli_usage_error("apply", "--writer describes versions to a policy: give --node");
     const char *bundle = argv[optind];
     stm_error err = {0};
-    lineage_t *set = NULL;
-    lens_set_t *lenses = NULL;
-    if (schemas && (cli_load_lineage(schemas, &set, &err) != STM_OK ||
-                    cli_load_lenses(schemas, &lenses, &err) != STM_OK)) {
-        stm_lineage_destroy(&set);
-        return cli_fail("apply", &err);
+    node_config cfg = {0};
+    char *node_schemas = NULL;
+    if (node) {
+        if (stm_config_load(node, &cfg, &err) != STM_OK) {
+            stm_config_destroy(&cfg);
+            return cli_fail("apply", &err);
+        }
+        if (!schemas && cfg.schemas)
+            schemas = node_schemas = stm_config_resolve(&cfg, cfg.schemas);
     }
+    lineage_t *set = NULL, *at = NULL, *theirs = NULL;
+    lens_set_t *lenses = NULL;
     store_t *store = NULL;
-    stm_err rc = cli_open_db(db, &store, &err);
+    admit_t *admit = NULL;
+    stm_err rc = STM_OK;
+    if (node && !schemas)
+        rc = stm_error_set(&err, STM_EINPUT, "%s/node.toml names no schemas: give --schemas",
+                           node);
+    if (rc == STM_OK && schemas && (rc = cli_load_lineage(schemas, &set, &err)) == STM_OK)
+        rc = cli_load_lenses(schemas, &lenses, &err);
+    if (rc == STM_OK && writer)
+        rc = cli_load_lineage(writer, &theirs, &err);
+    if (rc == STM_OK)
+        rc = cli_open_db(db, &store, &err);
+    /* The policy judges by the database's version: its lineage from the set. */
+    if (rc == STM_OK && node && (rc = s_db_lineage(store, set, db, &at, &err)) == STM_OK) {
+        admit = stm_admit_new(&cfg.policy);
+        stm_admit_set_local(admit, at, set, lenses);
+        if (theirs)
+            stm_admit_learn(admit, theirs);
+    }
+    stm_lineage_destroy(&theirs);
+    stm_config_destroy(&cfg);
+    free(node_schemas);
     if (rc != STM_OK) {
+        stm_store_destroy(&store);
         stm_lens_destroy(&lenses);
         stm_lineage_destroy(&set);
         return cli_fail("apply", &err);
     }
     applier_t *applier = stm_applier_new(store, s_warn, NULL);
     stm_applier_set_lenses(applier, lenses, set);
+    if (admit)
+        stm_applier_set_filter(applier, stm_admit_filter, admit);
     stm_applier_set_max_clock_ahead(applier, max_ahead);
     apply_stats stats = {0};
     bundle_info info;
@@ -249,6 +320,9 @@ int cmd_apply(int argc, char **argv)
     bool owed = false;
     rc = stm_applier_replay_owed(applier, &stats, &owed, &err);
     /* One transaction for the whole bundle: all of it is applied, or none. */
+    /* Under a policy, what a policy parked is judged again (the policy may be new). */
+    if (rc == STM_OK && admit)
+        rc = stm_applier_retry_policy(applier, &stats, &err);
     if (rc == STM_OK)
         rc = stm_applier_begin(applier, &err);
     if (rc == STM_OK)
@@ -261,8 +335,10 @@ int cmd_apply(int argc, char **argv)
     if (rc == STM_OK)
         rc = stm_oplog_counts(store, &total, &parked, &err);
     stm_applier_destroy(&applier);
+    stm_admit_destroy(&admit);
     stm_store_destroy(&store);
     stm_lens_destroy(&lenses);
+    stm_lineage_destroy(&at);
     stm_lineage_destroy(&set);
     if (rc != STM_OK)
         return cli_fail("apply", &err);

@@ -138,8 +138,13 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
     if (plan.checked)
         s_where(out, &plan);
     bool planned = rc == STM_OK;
-    if (planned && direction == MIGRATE_UP)
+    if (planned && direction == MIGRATE_UP) {
         s_plan_up(out, &plan);
+        /* What the run would meet on this database's rows, found on a copy. */
+        if ((rc = stm_migrate_rehearse(m, &plan, err)) != STM_OK)
+            fprintf(out, "\nthe run would stop: %s\n", err->msg);
+        planned = rc == STM_OK;
+    }
     else if (planned)
         planned = s_plan_down(out, &plan);
     if (planned) {
@@ -240,6 +245,20 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
                 "kept %llu value%s of the columns and tables the rollback dropped, as parked "
                 "operations: they come back when a migration adds them again\n",
                 (unsigned long long)res.dropped, res.dropped == 1 ? "" : "s");
+    if (rc == STM_OK && res.derived_rows)
+        fprintf(out,
+                "sending what the migrations wrote to %llu synced row%s (%llu operation%s), "
+                "for the devices that held those rows elsewhere or get them later\n",
+                (unsigned long long)res.derived_rows, res.derived_rows == 1 ? "" : "s",
+                (unsigned long long)res.derived_ops, res.derived_ops == 1 ? "" : "s");
+    if (rc == STM_OK && res.derived_kept + res.derived_unkept)
+        fprintf(out,
+                "kept %llu cell%s or row%s written at a migration's version or later as they "
+                "were%s\n",
+                (unsigned long long)res.derived_kept, res.derived_kept == 1 ? "" : "s",
+                res.derived_kept == 1 ? "" : "s",
+                res.derived_unkept ? " (some could not be put back: a constraint refused them)"
+                                   : "");
     if (rc == STM_OK)
         s_unsynced(out, "", res.from, res.version, res.unsynced, res.nunsynced, res.per_device,
                    res.nper_device, res.keys_changed, res.nkeys_changed);

@@ -2,11 +2,22 @@
  * (unsynced_text.h). */
 #include "unsynced_text.h"
 
+/* Why t is not synced, in words, appended to b: the rule's, and for a virtual table
+ * what becomes of its module's tables. */
+static void s_reason(buf_t *b, const syncable_table *t)
+{
+    stm_buf_puts(b, stm_syncable_reason_text(t->reason));
+    if (t->reason == SYNCABLE_VIRTUAL)
+        stm_buf_printf(b, "; " UNSYNCED_TEXT_SHADOW, t->name);
+}
+
 void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        stm_buf_printf(b, "%s%s: %s\n", indent, tables[i].name,
-                       stm_syncable_reason_text(tables[i].reason));
+    for (size_t i = 0; i < n; i++) {
+        stm_buf_printf(b, "%s%s: ", indent, tables[i].name);
+        s_reason(b, &tables[i]);
+        stm_buf_putc(b, '\n');
+    }
 }
 
 void unsynced_text_block(buf_t *b, int version, const syncable_table *tables, size_t n)
@@ -26,8 +37,17 @@ void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n)
         stm_jsonw_string(w, tables[i].name);
         stm_jsonw_key(w, "kind");
         stm_jsonw_string(w, stm_syncable_reason_name(tables[i].reason));
+        buf_t why = BUF_INIT;
+        s_reason(&why, &tables[i]);
         stm_jsonw_key(w, "reason");
-        stm_jsonw_string(w, stm_syncable_reason_text(tables[i].reason));
+        stm_jsonw_string(w, stm_buf_str(&why));
+        if (tables[i].reason == SYNCABLE_VIRTUAL) {
+            stm_buf_reset(&why);
+            stm_buf_printf(&why, "%s_*", tables[i].name);
+            stm_jsonw_key(w, "shadow_tables");
+            stm_jsonw_string(w, stm_buf_str(&why));
+        }
+        stm_buf_free(&why);
         stm_jsonw_object_end(w);
     }
     stm_jsonw_array_end(w);

@@ -8,7 +8,15 @@
 #include "base/jsonw.h"
 #include "lineage/syncable.h"
 
-/* Appends one line per table, "INDENTname: reason\n", in the order given. */
+/* What is said of a virtual table's shadow tables, its name for %s: the tables its
+ * module keeps (FTS5's NAME_data, NAME_idx, NAME_content, NAME_docsize, NAME_config;
+ * R*Tree's NAME_node, NAME_parent, NAME_rowid) hold its index, not the user's rows. */
+#define UNSYNCED_TEXT_SHADOW                                                                       \
+    "nor are the tables its module keeps (%s_*): each device keeps its own, which triggers "   \
+    "that feed it from synced tables keep in step as their rows arrive"
+
+/* Appends one line per table, "INDENTname: reason\n", in the order given; a virtual
+ * table's line names its shadow tables too (UNSYNCED_TEXT_SHADOW). */
 void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n);
 
 /* Appends the block migrate, rollback and status end with, nothing when n is 0:
@@ -33,7 +41,8 @@ void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t 
 void unsynced_text_keys_changed(buf_t *b, int from, int to, char *const *names, size_t n);
 
 /* Writes the tables as a JSON array of {"table", "kind", "reason"}: kind is the
- * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words. */
+ * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words;
+ * a virtual table's has "shadow_tables", the pattern of its module's ("NAME_*"). */
 void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n);
 
 #endif

@@ -190,6 +190,27 @@ size_t stm_syncable_per_device(const lineage_t *l, int version, const char *cons
     return n;
 }
 
+size_t stm_syncable_synced(const lineage_t *l, int version, const char *const *excluded,
+                           size_t nexcluded, char ***out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < stm_lineage_family_count(l); i++) {
+        const catalog_table *t = stm_family_table_at(stm_lineage_family_at(l, i), version);
+        if (!t)
+            continue;
+        const char *name = stm_catalog_table_name(t);
+        if (stm_syncable_classify(t, s_excluded(name, excluded, nexcluded)) != SYNCABLE_SYNCED)
+            continue;
+        names = stm_grow(names, &cap, n + 1, sizeof *names);
+        names[n++] = stm_strdup(name);
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, s_compare_names);
+    *out = names;
+    return n;
+}
+
 size_t stm_syncable_keys_changed(const lineage_t *l, int from, int to,
                                  const char *const *excluded, size_t nexcluded, char ***out)
 {

@@ -86,6 +86,12 @@ bool stm_syncable_rowid_alias(const catalog_table *t);
  * picks for itself. `-- stemma: keys shared` makes any table merge by key. */
 bool stm_syncable_keys_per_device(const catalog_table *t);
 
+/* The tables of l at version that are synced (rule 6), by name (ASCII case folded);
+ * excluded as for stm_syncable_unsynced. Returns how many; *out is the caller's
+ * (stm_syncable_names_free), NULL when none. */
+size_t stm_syncable_synced(const lineage_t *l, int version, const char *const *excluded,
+                           size_t nexcluded, char ***out);
+
 /* The synced tables of l at version whose keys are chosen per device, by name (ASCII
  * case folded); excluded as for stm_syncable_unsynced. Returns how many; *out is the
  * caller's (stm_syncable_names_free), NULL when none. */

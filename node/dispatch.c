@@ -153,6 +153,10 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     /* It holds more of this database's origin than the database has issued: the
      * database went back in time (sync/origin.h), and takes a new origin now. */
     stm_local_check_held(n->local, h.vector);
+    /* The versions it describes: operations written there (relayed by anyone) are
+     * judged by them (admit.h); what waited for them is judged again. */
+    if (stm_admit_learn(stm_local_admit(n->local), h.lineage))
+        n->policy_retry = true;
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
     stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local), &n->policy);
     if (!stm_endpoint_dialable(stm_peer_endpoint(p)) && !stm_peer_routed(p) && m->route_len)

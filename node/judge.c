@@ -93,11 +93,24 @@ static void s_verdict(peer_verdict *v, const peer_policy *p)
         else
             stm_buf_printf(&why, "the policy syncs nothing with %s peers",
                            stm_relation_name(c->relation));
-    } else if (c->relation == RELATION_DIVERGENT || mode == POLICY_SHARED) {
+    } else if (mode == POLICY_SHARED) {
         v->sync = PEER_SYNC_PARTIAL;
         if (c->relation == RELATION_DIVERGENT)
             stm_buf_printf(&why, "histories parted after v%zu: ", c->common);
         stm_buf_puts(&why, "shared columns only; not synced: ");
+        s_not_shared(&why, c, true, true, true);
+    } else if (c->relation == RELATION_DIVERGENT || c->relation == RELATION_UNRELATED) {
+        /* The policy says full where the histories do not descend from each other:
+         * everything both have syncs (node/admit.h), the rest parks where it lacks. */
+        v->sync = PEER_SYNC_FULL;
+        if (c->relation == RELATION_DIVERGENT)
+            stm_buf_printf(&why, "histories parted after v%zu; ", c->common);
+        else
+            stm_buf_puts(&why, "unrelated schema histories; ");
+        stm_buf_printf(&why,
+                       "[policy] %s = \"full\": everything both have syncs; parked where it is "
+                       "missing or of another type: ",
+                       stm_relation_name(c->relation));
         s_not_shared(&why, c, true, true, true);
     } else if (c->relation == RELATION_SAME) {
         v->sync = PEER_SYNC_FULL;

@@ -1,5 +1,6 @@
 /* local.c - the node's own database (local.h has the invariants). */
 #include "local.h"
+#include "admit.h"
 #include "wire.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -29,7 +30,26 @@ struct local {
     bool collect_failing; /* collecting the application's changes failed (logged once) */
     bool held_renewed;    /* stm_local_check_held took a new origin (at most once a run) */
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
+    admit_t *admit;       /* the policy per operation (stm_local_set_policy), the filter of
+                             every applier made here; NULL: none */
 };
+
+/* The admit's lineages are this local's, replaced together (admit.h: lent). */
+static void s_admit_refresh(local_t *l)
+{
+    if (l->admit)
+        stm_admit_set_local(l->admit, l->lineage, l->set_lineage, l->lenses);
+}
+
+/* A new applier for l's store, with l's lenses, bound and filter. */
+static void s_applier_make(local_t *l)
+{
+    l->applier = stm_applier_new(l->store, NULL, NULL);
+    stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
+    stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
+    if (l->admit)
+        stm_applier_set_filter(l->applier, stm_admit_filter, l->admit);
+}
 
 /* Reads where the database stands and makes the lineage it is at. */
 static stm_err s_load_lineage(local_t *l, stm_error *err)
@@ -47,6 +67,7 @@ static stm_err s_load_lineage(local_t *l, stm_error *err)
     stm_lineage_destroy(&l->lineage);
     l->version = stm_migrate_version(m);
     l->lineage = stm_lineage_prefix(stm_migrate_lineage(m), (size_t)l->version);
+    s_admit_refresh(l);
     /* The lenses, derived again only when the schema set has new versions. */
     const lineage_version *head = stm_lineage_head(stm_migrate_lineage(m));
     const lineage_version *had = l->set_lineage ? stm_lineage_head(l->set_lineage) : NULL;
@@ -64,6 +85,7 @@ static stm_err s_load_lineage(local_t *l, stm_error *err)
         stm_lineage_destroy(&l->set_lineage);
         l->lenses = lenses;
         l->set_lineage = stm_lineage_prefix(stm_migrate_lineage(m), SIZE_MAX);
+        s_admit_refresh(l);
         if (l->applier)
             stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     }
@@ -133,9 +155,8 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
     /* The first transaction (the first look, or a batch from a peer) takes a new origin
      * when the database is a copy or was restored (sync/origin.h); stm_local_look logs
      * it. Nothing is written here: the file may be read-only for now. */
-    l->applier = stm_applier_new(l->store, NULL, NULL);
-    stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     l->max_clock_ahead_ms = APPLY_MAX_CLOCK_AHEAD_MS;
+    s_applier_make(l);
     /* Writes made while no node ran are still queued: the first look collects them. */
     l->data_version = -1;
     *out = l;
@@ -170,12 +191,27 @@ void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)
     stm_applier_set_max_clock_ahead(l->applier, ms);
 }
 
+void stm_local_set_policy(local_t *l, const peer_policy *p)
+{
+    stm_applier_set_filter(l->applier, NULL, NULL);
+    stm_admit_destroy(&l->admit);
+    l->admit = stm_admit_new(p);
+    s_admit_refresh(l);
+    stm_applier_set_filter(l->applier, stm_admit_filter, l->admit);
+}
+
+admit_t *stm_local_admit(local_t *l)
+{
+    return l->admit;
+}
+
 void stm_local_destroy(local_t **self_p)
 {
     local_t *l = *self_p;
     if (!l)
         return;
     stm_applier_destroy(&l->applier);
+    stm_admit_destroy(&l->admit);
     stm_store_destroy(&l->store);
     stm_lineage_destroy(&l->lineage);
     stm_lineage_destroy(&l->set_lineage);
@@ -295,9 +331,7 @@ void stm_local_reopen_if_readonly(local_t *l)
     stm_store_destroy(&l->store);
     l->store = fresh;
     stm_inbound_watch(l->inbound, l->store);
-    l->applier = stm_applier_new(l->store, NULL, NULL);
-    stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
-    stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
+    s_applier_make(l);
     l->data_version = s_data_version(l);
     stm_log_event(STM_LOG_INFO, "database", NULL, "%s is writable again: reopened", l->db_path);
 }

@@ -17,6 +17,7 @@
 #ifndef STM_LOCAL_H
 #define STM_LOCAL_H
 
+#include "admit.h"
 #include "base/error.h"
 #include "base/id.h"
 #include "lineage/lineage.h"
@@ -50,6 +51,12 @@ STM_NODISCARD stm_err stm_local_mark_sent(local_t *l, stm_id *origin, stm_error 
 /* The applier's bound on clocks ahead of this machine's (sync/apply.h, invariant 7),
  * kept across a reopen. */
 void stm_local_set_max_clock_ahead(local_t *l, int64_t ms);
+
+/* Judges every operation received by policy p (copied) and the version its writer was
+ * at (admit.h; sync/apply.h, invariant 10), on this applier and every one made anew. */
+void stm_local_set_policy(local_t *l, const peer_policy *p);
+/* What judges them, lent until the next stm_local_set_policy; NULL before the first. */
+admit_t *stm_local_admit(local_t *l);
 
 /* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */
 store_t *stm_local_store(local_t *l);

@@ -142,6 +142,8 @@ static void s_local_run(node_t *n, int64_t now)
     if (found & LOCAL_MIGRATED) {
         stm_log_event(STM_LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
                       stm_local_version(n->local));
+        /* What the policy parked is judged again against the new version. */
+        n->policy_retry = true;
         /* Peers judge us again, and we them (stm_peer_rejudge: a gone or refused peer stays
          * so until its answer to this HELLO is judged). */
         for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
@@ -256,6 +258,37 @@ static void s_ahead_run(node_t *n, int64_t now)
                       (unsigned long long)st.replayed);
 }
 
+/* Operations the policy parked (sync/apply.h, invariant 10; admit.h), judged again
+ * once something they were judged by changed: at the start (the policy may be new), when
+ * a HELLO describes a version not known before, after a migration. */
+static int64_t s_policy_due(const node_t *n)
+{
+    return n->policy_retry ? n->policy_retry_after : INT64_MAX;
+}
+
+static void s_policy_run(node_t *n, int64_t now)
+{
+    apply_stats st = {0};
+    stm_error err = {0};
+    if (stm_applier_retry_policy(stm_local_applier(n->local), &st, &err) != STM_OK) {
+        n->policy_retry_after = now + 1000; /* busy or read-only: as for clocks ahead */
+        if (!n->policy_failing)
+            stm_log_event(STM_LOG_WARN, "apply", NULL,
+                          "operations parked by the policy: %s (tried again)", err.msg);
+        n->policy_failing = true;
+        return;
+    }
+    n->policy_retry = false;
+    n->policy_retry_after = 0;
+    n->policy_failing = false;
+    if (st.replayed) {
+        stm_log_event(STM_LOG_INFO, "apply", NULL,
+                      "%llu operations parked by the policy applied: the policy, a version "
+                      "learned or a migration admits them now",
+                      (unsigned long long)st.replayed);
+    }
+}
+
 /* This node's beacon, every interval_ms while discovery is on and the network can
  * dial it. */
 static int64_t s_beacon_due(const node_t *n)
@@ -277,6 +310,7 @@ static const struct {
     {s_heartbeat_due, s_heartbeat_run},
     {s_inbound_due, s_inbound_run},
     {s_ahead_due, s_ahead_run},
+    {s_policy_due, s_policy_run},
     {s_beacon_due, s_beacon_run},
 };
 /* Each peer's, in this order: a peer found silent is said HELLO in the same pass. */
@@ -452,8 +486,11 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->zap = stm_zap_new(cfg, o->known, o->nknown);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
     stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
-    if (rc == STM_OK)
+    if (rc == STM_OK) {
         stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
+        stm_local_set_policy(n->local, &cfg->policy);
+        n->policy_retry = true; /* the policy may have changed since they were parked */
+    }
     free(db);
     free(schemas);
     if (rc == STM_OK)

@@ -61,6 +61,10 @@ struct node {
                                   a peer's silence and lost batches are judged only once
                                   what came while the node was busy has been read */
     bool ahead_failing;        /* that failure is logged once */
+    bool policy_retry;         /* what the policy parked may apply now (the node started,
+                                  learned a version, migrated): retried by its timer */
+    int64_t policy_retry_after; /* after a failed retry of those: not before */
+    bool policy_failing;       /* that failure is logged once */
 };
 
 /* Internal (dispatch.c): what a message from a peer does. */

@@ -620,11 +620,14 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
         size_t fresh = j - i;
         if (!a->retrying)
             rc = stm_txn_take_new(a->txn, ops + i, j - i, &fresh, &st->present, err);
+        /* The policy first: what it refuses is never judged by its clock or applied. */
+        if (rc == STM_OK && fresh)
+            rc = stm_apply_filter(a, ops + i, &fresh, st, err);
         bool ran = true;
         if (rc == STM_OK && fresh && ops[i]->derived)
             rc = stm_apply_ran(a, &ops[i]->version_id, &ran, err);
         if (rc == STM_OK && fresh && !ran) {
-            /* Written by a migration this database has not run (invariant 10). */
+            /* Written by a migration this database has not run (invariant 11). */
             char hex[STM_ID_HEX_LEN + 1], why[160];
             stm_id_to_hex(&ops[i]->version_id, hex);
             snprintf(why, sizeof why,
@@ -840,10 +843,27 @@ stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err)
         return rc;
     uint64_t replayed = 0;
     a->ahead_due = INT64_MAX; /* re-parking notes it again */
-    rc = stm_park_retry(a->park, PARK_ANY, s_reapply, a, &replayed, err);
+    /* Without the policy, what it refused stays parked (invariant 10). */
+    rc = stm_park_retry(a->park, a->filter ? PARK_ANY : PARK_ADMITTED, s_reapply, a, &replayed,
+                        err);
     /* A replay a migration left owed is done when this commits (store.h). */
     if (rc == STM_OK)
         rc = stm_store_set_replay_owed(a->store, false, err);
+    rc = stm_apply_end(a, rc, err);
+    if (rc == STM_OK)
+        stats->replayed += replayed;
+    return rc;
+}
+
+stm_err stm_applier_retry_policy(applier_t *a, apply_stats *stats, stm_error *err)
+{
+    if (!a->filter || !stm_park_any(a->park, PARK_POLICY))
+        return STM_OK;
+    stm_err rc = stm_apply_begin(a, err);
+    if (rc != STM_OK)
+        return rc;
+    uint64_t replayed = 0;
+    rc = stm_park_retry(a->park, PARK_POLICY, s_reapply, a, &replayed, err);
     rc = stm_apply_end(a, rc, err);
     if (rc == STM_OK)
         stats->replayed += replayed;

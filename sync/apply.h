@@ -52,8 +52,17 @@
  *     vector moves past them; each is logged ("withheld") when first recorded. A
  *     stand-in for operations held already changes nothing; operations arriving for
  *     sequences held as withheld are present, and change nothing either.
- *
- * 10. An operation a migration wrote (op.h, derived: a backfill, a computed column, a
+ * 10. With a filter (stm_applier_set_filter: the node's policy, node/admit.h), every
+ *     new or retried operation is offered to it, by the version its writer was at and
+ *     the table and column it names there, before anything else is decided of it
+ *     (before its clock, before any translation): one it refuses is parked ('policy')
+ *     with the filter's reason, and is no write here (its row's clocks do not move).
+ *     Only an applier with a filter retries those (stm_applier_replay,
+ *     stm_applier_retry_policy); one without (a migration's replay, `stemma apply`
+ *     with no policy) leaves them parked, so that no program that lacks the policy
+ *     applies what it refused. Every other parked operation was admitted when it was
+ *     parked.
+ * 11. An operation a migration wrote (op.h, derived: a backfill, a computed column, a
  *     row it made or deleted; migrate_ops.h) applies only to a database that has run
  *     that migration (its schema_version lists the version): elsewhere it is parked,
  *     and replays after the database migrates there, where the migration has done the
@@ -86,6 +95,12 @@ typedef struct {
 typedef void (*apply_warn_fn)(void *ctx, const char *message);
 
 typedef struct applier applier_t;
+
+/* Whether the operation written at version, naming table and column (NULL: a row
+ * delete) as its writer's schema did, may apply here (invariant 10): true, or false
+ * with why in reason[0 .. cap), NUL-terminated, which the applier parks it for. */
+typedef bool (*apply_filter_fn)(void *ctx, const stm_id *version, const char *table,
+                                const char *column, char *reason, size_t cap);
 
 /* The default bound of invariant 7: ten minutes. Clocks kept by NTP agree to
  * milliseconds, and a machine without it drifts by seconds a day; a clock minutes
@@ -125,6 +140,14 @@ void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms);
  * into this database's names before they apply (invariant 8). NULL: none is. */
 void stm_applier_set_lenses(applier_t *a, const lens_set_t *lenses, const lineage_t *set);
 
+/* Offers every operation to fn (with ctx, lent: it must outlive the applier, or be
+ * replaced) before it applies (invariant 10). NULL: none is refused. */
+void stm_applier_set_filter(applier_t *a, apply_filter_fn fn, void *ctx);
+/* Retries the operations the filter refused (invariant 10), in one transaction: after
+ * the filter changed its mind (a new policy, a version it learned, a migration here).
+ * Those that now apply are counted in stats->replayed. Nothing without a filter. */
+STM_NODISCARD stm_err stm_applier_retry_policy(applier_t *a, apply_stats *stats, stm_error *err);
+
 /* When the operations parked for their clock (invariant 7) may next apply, in wall-clock
  * ms (base/clock.h): INT64_MAX when none is parked, INT64_MIN when that is not known
  * yet (the next apply or stm_applier_retry_ahead finds out). A node that receives
@@ -134,8 +157,9 @@ int64_t stm_applier_ahead_due(const applier_t *a);
  * otherwise); those that apply are counted in stats->replayed. */
 STM_NODISCARD stm_err stm_applier_retry_ahead(applier_t *a, apply_stats *stats, stm_error *err);
 
-/* Retries every parked operation, in one transaction; those that now apply are
- * counted in stats->replayed, the rest stay parked. */
+/* Retries every parked operation, in one transaction (without a filter, every one but
+ * those a filter refused: invariant 10); those that now apply are counted in
+ * stats->replayed, the rest stay parked. */
 STM_NODISCARD stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_error *err);
 /* stm_applier_replay when a migration's replay was cut short (killed, disk full: the
  * store says it is owed, store.h), else nothing; *ran says which. What finishes the

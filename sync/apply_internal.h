@@ -2,7 +2,8 @@
  * writer wins on rows and the batches; apply_identity.c the incarnations of rows whose
  * keys each device picks (identity.h) and resolving the conflicts they keep;
  * apply_unique.c rows that claim one unique value; apply_wait.c what a refused write
- * waits for. What they share: the applier itself and these steps. */
+ * waits for; apply_filter.c the policy's say on each operation (invariant 10). What
+ * they share: the applier itself and these steps. */
 #ifndef STM_APPLY_INTERNAL_H
 #define STM_APPLY_INTERNAL_H
 
@@ -34,6 +35,9 @@ struct applier {
     int64_t ahead_due;    /* wall ms from which an operation parked for its clock may
                            * apply: the earliest known, INT64_MIN when unknown */
     rowclock_t aside;     /* scratch: the clocks of an incarnation kept aside */
+    apply_filter_fn filter; /* the policy's say on each operation (invariant 10); NULL:
+                             * none */
+    void *filter_ctx;       /* lent */
     /* Translating operations of other versions (apply_lens.c): */
     const lens_set_t *lenses; /* lent; NULL: none is translated */
     const lineage_t *set;     /* the schema set's lineage, lent */
@@ -80,6 +84,13 @@ STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats
  * committing when rc is STM_OK. */
 STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
+
+/* ---- apply_filter.c ---- */
+
+/* Parks those of ops[0..n) (one row change, recorded already) the filter refuses
+ * (invariant 10), keeping the others, in order, at the front: *n is how many. */
+STM_NODISCARD stm_err stm_apply_filter(applier_t *a, const op_t **ops, size_t *n, apply_stats *st,
+                                       stm_error *err);
 
 /* ---- apply_lens.c ---- */
 

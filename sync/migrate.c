@@ -508,6 +508,15 @@ size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out)
     return stm_migrate_unsynced_at(self, self->version, NULL, out);
 }
 
+size_t stm_migrate_synced(const migrate_t *self, char ***out)
+{
+    size_t nexcluded;
+    const char **names = s_excluded(self, NULL, &nexcluded);
+    size_t n = stm_syncable_synced(self->lineage, self->version, names, nexcluded, out);
+    free(names);
+    return n;
+}
+
 size_t stm_migrate_per_device(const migrate_t *self, char ***out)
 {
     return stm_migrate_per_device_at(self, self->version, NULL, out);

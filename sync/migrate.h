@@ -273,6 +273,9 @@ const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
  * (lineage/syncable.h; its stemma_exclude counted), in order of name. Returns how many;
  * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
 size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out);
+/* The tables of the database's version that are synced (lineage/syncable.h, its
+ * exclusions counted), by name; *out is the caller's (stm_syncable_names_free). */
+size_t stm_migrate_synced(const migrate_t *self, char ***out);
 /* The synced tables of the database's version whose keys are chosen per device
  * (lineage/syncable.h), by name; *out is the caller's (stm_syncable_names_free). */
 size_t stm_migrate_per_device(const migrate_t *self, char ***out);
@@ -295,6 +298,16 @@ STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_option
  * wanted) is the caller's to free with stm_migrate_result_free whatever this returns. */
 STM_NODISCARD stm_err stm_migrate_run(migrate_t *self, const migrate_options *opts,
                                       migrate_result *result, stm_error *err);
+
+/* For a dry run, after stm_migrate_run_plan: runs plan's migrations (each in its own
+ * transaction, as the run does) on a private temporary copy of the database, and
+ * derives the set's lenses as the run would, so that what the run would meet on this
+ * database's data (a UNIQUE index its rows break, a NOT NULL column without a value) is
+ * said before the run. Nothing of the database changes. STM_EINPUT as stm_migrate_run
+ * reports a failing migration, saying it was found on a copy; STM_OK when nothing is
+ * pending. */
+STM_NODISCARD stm_err stm_migrate_rehearse(migrate_t *self, const migrate_plan *plan,
+                                           stm_error *err);
 
 /* What stm_migrate_rollback would do with opts, changing nothing; *plan as for
  * stm_migrate_run_plan. Includes running the rollbacks in memory. */

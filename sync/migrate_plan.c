@@ -8,6 +8,7 @@
 #include "base/buf.h"
 #include "base/mem.h"
 #include "lineage/schemacmp.h"
+#include "lineage/lens.h"
 #include "lineage/sqlscript.h"
 
 #include <sqlite3.h>
@@ -288,4 +289,83 @@ stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, mig
     for (int k = self->version; k > to; k--)
         s_step_add(plan, self, k, MIGRATE_DOWN);
     return STM_OK;
+}
+
+/* ---- rehearsing a migrate on a copy ---- */
+
+/* Drops stemma's capture triggers in db, as each step of a run does before its SQL
+ * (a column they name could not be dropped otherwise). */
+static stm_err s_drop_capture(sqlite3 *db, stm_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    buf_t drops = BUF_INIT;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
+                                "name LIKE 'stemma\\_%' ESCAPE '\\'",
+                                -1, &q, NULL);
+    while (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
+        stm_buf_puts(&drops, "DROP TRIGGER \"");
+        for (const char *c = (const char *)sqlite3_column_text(q, 0); c && *c; c++) {
+            if (*c == '"')
+                stm_buf_putc(&drops, '"');
+            stm_buf_putc(&drops, *c);
+        }
+        stm_buf_puts(&drops, "\";");
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK && drops.len)
+        rc = sqlite3_exec(db, stm_buf_str(&drops), NULL, NULL, NULL);
+    stm_buf_free(&drops);
+    return rc == SQLITE_OK ? STM_OK
+                           : stm_error_set(err, STM_EDB, "rehearsing on a copy: %s",
+                                           sqlite3_errmsg(db));
+}
+
+stm_err stm_migrate_rehearse(migrate_t *self, const migrate_plan *plan, stm_error *err)
+{
+    if (plan->direction != MIGRATE_UP || !plan->nsteps)
+        return STM_OK;
+    /* The run derives the lenses before its first step: one it cannot derive refuses. */
+    if (self->set && !self->lenses) {
+        stm_err rc = stm_lens_derive(self->set, &self->lenses, err);
+        if (rc != STM_OK)
+            return rc;
+    }
+    if (!self->exists || !self->store)
+        return STM_OK; /* an empty database: the lineage ran these on one already */
+    /* A private temporary database ("" names one): on disk, not in memory, so that a
+     * large database is copied whole without holding it in memory. */
+    sqlite3 *copy = NULL;
+    if (sqlite3_open_v2("", &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        stm_err rc = stm_error_set(err, STM_ESYS, "rehearsing on a copy: %s",
+                                   copy ? sqlite3_errmsg(copy) : "out of memory");
+        sqlite3_close(copy);
+        return rc;
+    }
+    sqlite3_backup *b = sqlite3_backup_init(copy, "main", stm_store_db(self->store), "main");
+    int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+    int fin = b ? sqlite3_backup_finish(b) : SQLITE_ERROR;
+    stm_err rc = step == SQLITE_DONE && fin == SQLITE_OK
+                     ? s_drop_capture(copy, err)
+                     : stm_error_set(err, STM_EDB, "%s: copying it to rehearse the run: %s",
+                                     self->db_path, sqlite3_errmsg(copy));
+    int at = self->version;
+    for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++) {
+        const migrate_step *s = &plan->steps[i];
+        sqlite3_exec(copy, "BEGIN", NULL, NULL, NULL);
+        rc = stm_sqlscript_run(copy, s->file, s->sql, 0, err);
+        sqlite3_exec(copy, rc == STM_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        if (rc == STM_OK) {
+            at = s->version;
+            rc = s_drop_capture(copy, err);
+        } else {
+            stm_error_append(err,
+                             "found running the migrations on a copy of %s: the run would "
+                             "roll migration %d back and stop at version %d (nothing was "
+                             "changed)",
+                             self->db_path, s->version, at);
+        }
+    }
+    sqlite3_close(copy);
+    return rc;
 }

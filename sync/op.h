@@ -82,7 +82,7 @@ typedef struct {
     bool creates;
     /* Written by the migration to version_id itself (migrate_ops.h), not by an
      * application: it means nothing to a database that has not run that migration,
-     * which parks it until it has (apply.h, invariant 10). */
+     * which parks it until it has (apply.h, invariant 11). */
     bool derived;
 } op_t;
 

@@ -32,6 +32,10 @@ enum {
     Q_CLEAR_ALL,
     Q_ANY_ALL,
     Q_COUNT_ALL,
+    Q_LIST_ADMITTED, /* the same four for every kind but 'policy' */
+    Q_CLEAR_ADMITTED,
+    Q_ANY_ADMITTED,
+    Q_COUNT_ADMITTED,
     Q_WAIT_ADD,   /* a wake of an operation parked for a constraint */
     Q_WAIT_DROP,  /* ... all of one operation's */
     Q_WAIT_FIND,  /* the operations waiting for a wake */
@@ -44,6 +48,7 @@ enum {
     Q_N
 };
 #define Q_ALL (Q_LIST_ALL - Q_LIST) /* from a kind's statement to every kind's */
+#define Q_ADMITTED (Q_LIST_ADMITTED - Q_LIST) /* ... to every kind's but 'policy' */
 
 /* ?1 is a kind's name. One statement for a kind and another for every kind, not
  * "?1 IS NULL OR kind = ?1": SQLite cannot use stemma_parked_kind for that OR, and a
@@ -59,6 +64,11 @@ static const char *const s_sql[Q_N] = {
     [Q_CLEAR_ALL] = "DELETE FROM stemma_parked",
     [Q_ANY_ALL] = "SELECT 1 FROM stemma_parked LIMIT 1",
     [Q_COUNT_ALL] = "SELECT count(*) FROM stemma_parked",
+    [Q_LIST_ADMITTED] = ("SELECT origin, seq FROM stemma_parked WHERE kind <> 'policy' "
+                         "ORDER BY origin, seq"),
+    [Q_CLEAR_ADMITTED] = "DELETE FROM stemma_parked WHERE kind <> 'policy'",
+    [Q_ANY_ADMITTED] = "SELECT 1 FROM stemma_parked WHERE kind <> 'policy' LIMIT 1",
+    [Q_COUNT_ADMITTED] = "SELECT count(*) FROM stemma_parked WHERE kind <> 'policy'",
     [Q_WAIT_ADD] = ("INSERT OR IGNORE INTO stemma_parked_wait (wake, origin, seq) "
                     "VALUES (?1, ?2, ?3)"),
     [Q_WAIT_DROP] = "DELETE FROM stemma_parked_wait WHERE origin = ?1 AND seq = ?2",
@@ -355,18 +365,24 @@ static const char *s_kind_name(park_kind kind)
         return "constraint";
     case PARK_AHEAD:
         return "ahead";
+    case PARK_POLICY:
+        return "policy";
     case PARK_ANY:
+    case PARK_ADMITTED:
         break;
     }
-    assert(!"no name for PARK_ANY");
+    assert(!"no name for PARK_ANY or PARK_ADMITTED");
     return "";
 }
 
-/* Fixed statement q with ?1 bound to kind's name; its every-kind twin for PARK_ANY. */
+/* Fixed statement q with ?1 bound to kind's name; its every-kind twin for PARK_ANY, its
+ * every-kind-but-policy twin for PARK_ADMITTED. */
 static sqlite3_stmt *s_of_kind(park_t *p, int q, park_kind kind)
 {
     if (kind == PARK_ANY)
         return stm_stmtcache_fixed(p->stmts, (size_t)(q + Q_ALL));
+    if (kind == PARK_ADMITTED)
+        return stm_stmtcache_fixed(p->stmts, (size_t)(q + Q_ADMITTED));
     sqlite3_stmt *stmt = stm_stmtcache_fixed(p->stmts, (size_t)q);
     if (stmt)
         sqlite3_bind_text(stmt, 1, s_kind_name(kind), -1, SQLITE_STATIC);
@@ -691,7 +707,7 @@ static stm_err s_take(park_t *p, park_kind kind, opbatch_t *batch, stm_error *er
     if (sqlite3_step(clear) != SQLITE_DONE)
         return stm_store_error(p->store, err, "retrying parked operations");
     /* Every wake is an operation's parked for a constraint (invariant 4). */
-    if (kind == PARK_CONSTRAINT || kind == PARK_ANY) {
+    if (kind == PARK_CONSTRAINT || kind == PARK_ANY || kind == PARK_ADMITTED) {
         if ((rc = s_wakes_change(p, err)) != STM_OK)
             return rc;
         sqlite3_stmt *waits = stm_stmtcache_fixed(p->stmts, Q_WAIT_CLEAR);

@@ -53,7 +53,11 @@ typedef enum {
     PARK_CONSTRAINT, /* 'constraint': a constraint refused the row write */
     PARK_AHEAD,      /* 'ahead': its clock is further ahead of this machine's wall
                       * clock than the applier allows (apply.h) */
-    PARK_ANY         /* for stm_park_any, stm_park_count and stm_park_retry: any */
+    PARK_POLICY,     /* 'policy': the applier's filter refused it (apply.h, invariant
+                      * 10): the node's policy does not sync it with its writer's
+                      * version, or that version is not known */
+    PARK_ANY,        /* for stm_park_any, stm_park_count and stm_park_retry: any */
+    PARK_ADMITTED    /* ... any but PARK_POLICY: what a filter let through once */
 } park_kind;
 
 /* Told once per (origin, table.column) what was parked and why (apply_warn_fn). */
@@ -94,7 +98,7 @@ typedef struct park park_t;
 park_t *stm_park_new(store_t *store, oplog_t *log, park_warn_fn warn, void *ctx);
 void stm_park_destroy(park_t **self_p);
 
-/* Parks op (recorded already) as kind (not PARK_ANY) for reason. One parked for a
+/* Parks op (recorded already) as kind (not PARK_ANY or PARK_ADMITTED) for reason. One parked for a
  * constraint so waits for anything: the applier says what with stm_park_op_waiting. */
 STM_NODISCARD stm_err stm_park_op(park_t *p, const op_t *op, park_kind kind, const char *reason,
                                   stm_error *err);

@@ -228,7 +228,14 @@ class Compare(Base):
         exported = os.path.join(self.tmp, "renames.toml")
         self.ok("export", "--schemas", "tests/data/schemas/renames", "-o", exported)
         out = self.ok("compare", os.path.join(self.tmp, "upto001"), exported)
-        self.assertIn("Parked, not lost, here until this side migrates", out)
+        self.assertIn("  Parked here, then replayed when this side migrates to the version that "
+                      "adds it:\n    people (table, v3)\n"
+                      "  Parked on the remote, and no migration replays them (its history "
+                      "dropped them):\n    users (table, dropped at v3)\n"
+                      "  Renames are not followed here: no schema directory given holds both "
+                      "versions", out)
+        self.assertFalse(json.loads(self.ok("compare", os.path.join(self.tmp, "upto001"),
+                                            exported, "--format", "json"))["renames_followed"])
 
     def compare(self, a, b):
         return json.loads(self.ok("compare", a, b, "--format", "json"))
@@ -278,14 +285,83 @@ class Compare(Base):
     def test_text_says_what_syncs(self):
         out = self.ok("compare", "schemas/tasks", "schemas/tasks-fork")
         self.assertIn("relation: divergent (common ancestor v2", out)
-        self.assertIn("Shared columns only", out)
-        self.assertIn("tasks.tags (only here)", out)
-        self.assertIn("tasks.due_at (only there)", out)
+        self.assertIn('  Shared columns only ([policy] divergent = "shared"): the histories '
+                      'parted after v2.\n', out)
+        # Parked for the policy where it is missing: no version compared here replays it.
+        self.assertIn("  Parked here for the policy (only there), replayed only if a later "
+                      "version of this side has them the same:\n    tasks.due_at\n", out)
+        self.assertIn("  Parked on the remote for the policy (only here), replayed only if a "
+                      "later version there has them the same:\n    comments (table), "
+                      "tasks.tags\n", out)
         out = self.ok("compare", "tests/data/schemas/tasks-v2", "schemas/tasks")
         self.assertIn("relation: ancestor", out)
-        self.assertIn("Parked, not lost, here until this side migrates", out)
+        # Each replay is the migration that adds the column or the table.
+        self.assertIn("  Parked here, then replayed when this side migrates to the version that "
+                      "adds it:\n    comments (table, v4), tasks.tags (v3)\n", out)
         out = self.ok("compare", "schemas/tasks", "tests/data/schemas/notes")
         self.assertIn("Nothing", out)
+
+    def upto(self, src, keep):
+        """A copy of the schema set src up to version keep (a number)."""
+        d = os.path.join(self.tmp, f"{os.path.basename(src)}-v{keep}")
+        os.mkdir(d)
+        for f in sorted(os.listdir(src)):
+            if f[:3].isdigit() and int(f[:3]) <= keep and f.endswith(".sql"):
+                shutil.copy(os.path.join(src, f), d)
+        return d
+
+    def test_what_parks_and_what_replays_it(self):
+        # tests/data/schemas/search: v1 notes (with legacy) and visits (no key), v2 an
+        # FTS5 index fed by triggers, v3 adds notes.tag, v4 drops notes.legacy.
+        full = "tests/data/schemas/search"
+        v1 = self.upto(full, 1)
+        out = self.ok("compare", v1, full)
+        self.assertIn("visits  same        2 shared; never synced on either side\n", out)
+        self.assertIn("  Parked here, then replayed when this side migrates to the version that "
+                      "adds it:\n    notes.tag (v3)\n"
+                      "  Parked on the remote, and no migration replays them (its history "
+                      "dropped them):\n    notes.legacy (dropped at v4)\n", out)
+        self.assertNotIn("Renames are not followed", out)  # full holds both versions
+        self.assertIn("  Never synced there:\n    notes_fts: a virtual table (triggers cannot "
+                      "capture its rows); nor are the tables its module keeps (notes_fts_*): "
+                      "each device keeps its own", out)
+        self.assertNotIn("Syncs:", out)
+        # The same from the other side, and in JSON.
+        out = self.ok("compare", full, v1)
+        self.assertIn("  Parked on the remote, then replayed when it migrates to the version "
+                      "that adds it:\n    notes.tag (v3)\n"
+                      "  Parked here, and no migration replays them (this history dropped "
+                      "them):\n    notes.legacy (dropped at v4)\n", out)
+        c = self.compare(full, v1)
+        self.assertTrue(c["renames_followed"])
+        self.assertEqual(c["parks"], [
+            {"table": "notes", "column": "tag", "parked": "there", "kind": "missing",
+             "replayed_at": 3},
+            {"table": "notes", "column": "legacy", "parked": "here", "kind": "dropped",
+             "dropped_at": 4}])
+        fts = [u for u in c["unsynced"]["local"] if u["table"] == "notes_fts"][0]
+        self.assertEqual((fts["kind"], fts["shadow_tables"]), ("virtual", "notes_fts_*"))
+        self.assertIn("nor are the tables its module keeps (notes_fts_*)", fts["reason"])
+
+    def test_a_real_history_with_full_text_search(self):
+        komga = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                             "shared", "real-schemas", "komga")
+        if not os.path.isdir(komga):
+            self.skipTest("../shared/real-schemas/komga is not here")
+        # 027 adds five FTS5 tables fed by triggers; 031 drops them again.
+        before, fts, after = self.upto(komga, 26), self.upto(komga, 27), self.upto(komga, 31)
+        out = self.ok("compare", before, fts)
+        for name in ("fts_book_metadata", "fts_collection", "fts_readlist",
+                     "fts_series_metadata"):
+            self.assertIn(f"    {name}: a virtual table (triggers cannot capture its rows); nor "
+                          f"are the tables its module keeps ({name}_*)", out)
+        self.assertNotRegex(out, r"(?m)^fts_")  # no family of their own, shadows neither
+        here = out[out.index("  Never synced here:"):out.index("  Never synced there:")]
+        self.assertNotIn("fts_", here)  # v26 has none
+        out = self.ok("compare", fts, after)
+        never_here = out[out.index("  Never synced here:"):]
+        self.assertIn("fts_book_metadata: a virtual table", never_here)
+        self.assertNotIn("Never synced there:\n    fts_", out)
 
     def unsynced_sets(self):
         """The unsynced set at v1 and v2, and a fork of v1 with a table of its own."""
@@ -303,7 +379,10 @@ class Compare(Base):
         v1, v2, fork = self.unsynced_sets()
         no_key = ("peers: no primary key (rowids differ between devices); add one, or it "
                   "stays local\n")
-        virtual = "search_fts: a virtual table (triggers cannot capture its rows)\n"
+        virtual = ("search_fts: a virtual table (triggers cannot capture its rows); nor are the "
+                   "tables its module keeps (search_fts_*): each device keeps its own, which "
+                   "triggers that feed it from synced tables keep in step as their rows "
+                   "arrive\n")
         out = self.ok("compare", v2, v2)
         self.assertIn("  Every table stemma can sync: both sides have the same schema history.\n"
                       "  Never synced, on either side:\n    " + no_key + "    " + virtual, out)

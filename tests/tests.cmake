@@ -92,6 +92,8 @@ stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
 stemma_py_test(fault fault_test.py fault)
+# The [policy] held per operation, whoever relays it (node/admit.h). It reuses mesh_test.py's nodes.
+stemma_py_test(policy policy_test.py mesh)
 # Bad input at every trust boundary, end to end (docs/hardening.md, "Bad input"). Most
 # of it plays a hostile peer against running nodes (mesh_test.py's), so it is a mesh test.
 stemma_py_test(badinput badinput_test.py mesh)
@@ -108,6 +110,8 @@ stemma_test(test_wire SOURCES tests/test_wire.c LIBS stemma_node stemma_testutil
 stemma_test(test_parts SOURCES tests/test_parts.c LIBS stemma_node)
 # The peer's state machine: its table against the diagram atop node/peer.c.
 stemma_test(test_peer SOURCES tests/test_peer.c LIBS stemma_node stemma_testutil)
+# The policy judged per operation by its writer's version, and the applier's filter.
+stemma_test(test_admit SOURCES tests/test_admit.c LIBS stemma_node stemma_dbutil)
 # node/'s files, one program per module; they share tests/nodeutil.c (a known key pair,
 # node.toml written and refused).
 add_library(stemma_nodeutil STATIC tests/nodeutil.c)

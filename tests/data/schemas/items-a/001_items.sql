@@ -1,0 +1,5 @@
+-- Description: Items, by name
+CREATE TABLE items (
+    id   TEXT PRIMARY KEY,
+    name TEXT
+);

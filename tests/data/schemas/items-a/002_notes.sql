@@ -1,0 +1,5 @@
+-- Description: Notes, on this branch only
+CREATE TABLE notes (
+    id   TEXT PRIMARY KEY,
+    body TEXT
+);

@@ -1,0 +1,2 @@
+-- Description: Notes have a tag
+ALTER TABLE notes ADD COLUMN tag TEXT;

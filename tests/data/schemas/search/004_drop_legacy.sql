@@ -1,0 +1,2 @@
+-- Description: The legacy column goes
+ALTER TABLE notes DROP COLUMN legacy;
