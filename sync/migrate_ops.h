@@ -55,8 +55,10 @@ typedef struct {
 typedef struct migrate_ops migrate_ops_t;
 
 /* A watcher for one step on store's database (lent; it must outlive the watcher).
- * The caller owns the result (stm_migrate_ops_destroy). */
-migrate_ops_t *stm_migrate_ops_new(store_t *store);
+ * since (lent likewise; NULL: none) is an earlier reading of the schema: the tables
+ * whose text did not change since are taken from it (stm_catalog_read_since). The
+ * caller owns the result (stm_migrate_ops_destroy). */
+migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since);
 void stm_migrate_ops_destroy(migrate_ops_t **self_p);
 
 /* Runs the step's SQL text (file names it in messages) in the caller's open write

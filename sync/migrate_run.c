@@ -375,7 +375,7 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     /* Going down, the schema before the step: what it drops is kept (dropped.h). */
     catalog_t *before = NULL;
     if (rc == STM_OK && !up && prepared)
-        rc = stm_catalog_read(db, &before, err);
+        rc = stm_catalog_read_since(db, self->catalog, &before, err);
     /* The triggers still there keep out of the step's own writes (capture.h). */
     if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
@@ -383,7 +383,7 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
      * first makes the database, alike on every device. */
     migrate_ops_t *ops = NULL;
     if (rc == STM_OK && up && k > 1 && prepared) {
-        ops = stm_migrate_ops_new(self->store);
+        ops = stm_migrate_ops_new(self->store, self->catalog);
         rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
     } else if (rc == STM_OK) {
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
