@@ -342,7 +342,7 @@ static void s_migrate_rows(const char *stemma, const char *work, const char *set
            fc, fb);
     snprintf(fig, sizeof fig, "migrate %s / sqlite3 shell, same files", label);
     bench_row(fig, fw, fb, rw, "<= 2.0");
-    snprintf(fig, sizeof fig, "... the same without the cache of derived histories");
+    snprintf(fig, sizeof fig, "migrate %s without the cache of derived histories", label);
     bench_row(fig, fc, fb, rc, "reported");
     free(shell);
     s_remove_db(db);
