@@ -224,6 +224,8 @@ typedef struct {
     const catalog_table *def;
     const s_copy *copy;      /* NULL: every row is new */
     const char **source;     /* per column of def: the copy's column holding its values, or NULL */
+    bool *fresh;             /* per column of def: none of the version before held its values
+                                (added or computed by the step, even before the copy) */
     opbatch_t *batch;
     s_keep *keeps;
     size_t nkeeps, keeps_cap;
@@ -432,17 +434,14 @@ static stm_err s_row(s_table *x, sqlite3_stmt *stmt, s_kind kind, buf_t *scratch
         size_t ncaptured = 0;
         for (size_t i = 0; i < stm_catalog_table_count(x->def); i++)
             ncaptured += !stm_catalog_table_column(x->def, i)->hidden;
-        /* A row whose change fills a column it had no values for (added or computed
-         * by the step) is sent whole: a database that holds no row of that key yet,
-         * because the insert that made it was refused there for want of that column
-         * (NOT NULL), takes it from this change, and what waited for it applies. */
+        /* A changed row of a table with a column it had no values for before the step
+         * (added, or computed) is sent whole: a database that holds no row of that key
+         * yet, because the insert that made it was refused there for want of that
+         * column (NOT NULL, at a later version too), takes it from this change, and
+         * what waited for it applies. */
         bool whole = false;
-        for (size_t i = 0, v = nkeys; kind == S_CHANGED && i < stm_catalog_table_count(x->def); i++) {
-            if (stm_catalog_table_column(x->def, i)->hidden)
-                continue;
-            int differs = sqlite3_column_int(stmt, (int)(v++ + ncaptured));
-            whole |= !x->source[i] && differs;
-        }
+        for (size_t i = 0; kind == S_CHANGED && i < stm_catalog_table_count(x->def); i++)
+            whole |= !stm_catalog_table_column(x->def, i)->hidden && x->fresh[i];
         int at = (int)nkeys;
         for (size_t i = 0; i < stm_catalog_table_count(x->def) && rc == STM_OK; i++) {
             const catalog_column *c = stm_catalog_table_column(x->def, i);
@@ -603,7 +602,12 @@ static stm_err s_table_ops(s_table *x, const lens_set_t *lenses, const catalog_t
 {
     size_t ncols = stm_catalog_table_count(x->def);
     x->source = stm_calloc(ncols + 1, sizeof *x->source);
+    x->fresh = stm_calloc(ncols + 1, sizeof *x->fresh);
     const char *name = stm_catalog_table_name(x->def);
+    /* The table as the version before had it: the copy may have been taken after the
+     * step added columns to it. */
+    const catalog_table *was =
+        x->copy && x->m->before ? stm_catalog_find(x->m->before, x->copy->table) : NULL;
     for (size_t i = 0; x->copy && i < ncols; i++) {
         const char *col = stm_catalog_table_column(x->def, i)->name, *ft, *fc, *spelt;
         if (lenses && x->version > 1 &&
@@ -612,6 +616,7 @@ static stm_err s_table_ops(s_table *x, const lens_set_t *lenses, const catalog_t
             x->source[i] = spelt;
         else if (s_copy_has(x->copy, col, &spelt))
             x->source[i] = spelt;
+        x->fresh[i] = !x->source[i] || !was || !stm_catalog_table_find(was, x->source[i]);
     }
     /* A key with a column the copy has no values for (a table keyed anew): every row
      * is new; so is a key of another width than the copy's. */
@@ -757,7 +762,9 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
         }
         x.nkeeps = 0;
         free(x.source);
+        free(x.fresh);
         x.source = NULL;
+        x.fresh = NULL;
     }
     sqlite3_finalize(x.version_of);
     free(x.keeps);
