@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "sync/apply.h"
+#include "lineage/cache.h"
 #include "lineage/export.h"
 #include "base/mem.h"
 #include "lineage/schemaset.h"
@@ -59,6 +60,46 @@ int cli_parse_format(const char *arg, unsigned allowed, cli_format *out)
     return 0;
 }
 
+const char *cli_cache_dir(void)
+{
+    static bool read;
+    static char *dir;
+    if (!read) {
+        dir = stm_cache_dir_from_env();
+        read = true;
+    }
+    return dir;
+}
+
+void cli_cache_warn(const char *warning)
+{
+    if (warning && *warning)
+        fprintf(stderr, "stemma: warning: cache %s\n", warning);
+}
+
+/* The lineage or (lineage NULL) the lenses of the schema directory at path, through
+ * the cache. */
+static stm_err s_derive(const char *path, lineage_t **lineage, lens_set_t **lenses, stm_error *err)
+{
+    schemaset_t *set = NULL;
+    stm_err rc = stm_schemaset_load(path, &set, err);
+    cache_report report;
+    if (rc == STM_OK) {
+        rc = stm_cache_derive(set, cli_cache_dir(), lineage, lenses, &report, err);
+        cli_cache_warn(report.warning);
+    }
+    stm_schemaset_destroy(&set);
+    return rc;
+}
+
+stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, stm_error *err)
+{
+    stm_err rc = stm_migrate_open_cached(db, schemas, cli_cache_dir(), out, err);
+    if (rc == STM_OK)
+        cli_cache_warn(stm_migrate_cache_warning(*out));
+    return rc;
+}
+
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
 {
     struct stat st;
@@ -66,12 +107,7 @@ stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
         return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return stm_export_read_file(path, out, err);
-    schemaset_t *set = NULL;
-    stm_err rc = stm_schemaset_load(path, &set, err);
-    if (rc == STM_OK)
-        rc = stm_lineage_build(set, out, err);
-    stm_schemaset_destroy(&set);
-    return rc;
+    return s_derive(path, out, NULL, err);
 }
 
 stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
@@ -84,12 +120,7 @@ stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
                              "%s: what migrations do to the data is found by running them: "
                              "give the directory of migrations, not an exported file",
                              path);
-    schemaset_t *set = NULL;
-    stm_err rc = stm_schemaset_load(path, &set, err);
-    if (rc == STM_OK)
-        rc = stm_lens_derive(set, out, err);
-    stm_schemaset_destroy(&set);
-    return rc;
+    return s_derive(path, NULL, out, err);
 }
 
 stm_err cli_write_output(const char *path, const char *text, stm_error *err)

@@ -10,6 +10,7 @@
 #include "base/jsonw.h"
 #include "lineage/lens.h"
 #include "lineage/lineage.h"
+#include "sync/migrate.h"
 #include "sync/origin.h"
 #include "sync/store.h"
 
@@ -43,10 +44,21 @@ typedef enum { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_TOML } cli_format;
  * false when it is not one of them. */
 int cli_parse_format(const char *arg, unsigned allowed, cli_format *out);
 
-/* A lineage from a schema directory (migrations run in memory) or an exported TOML
- * file, whichever path is. *out is the caller's (stm_lineage_destroy). */
+/* The cache directory (lineage/cache.h) the environment names, read once; NULL: no
+ * cache. Lent for the life of the process. */
+const char *cli_cache_dir(void);
+/* Says warning (a cache_report's) on stderr in one line; nothing when it is "". */
+void cli_cache_warn(const char *warning);
+
+/* stm_migrate_open_cached with the cache the environment names, its warning (if any)
+ * said on stderr. */
+stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, stm_error *err);
+
+/* A lineage from a schema directory (migrations run in memory, or read from the cache)
+ * or an exported TOML file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
-/* What each migration of the schema directory at path does to the data (lineage/lens.h);
+/* What each migration of the schema directory at path does to the data (lineage/lens.h,
+ * from the cache when it holds them);
  * STM_EUSAGE when path is a file (an export carries no lenses). *out is the caller's
  * (stm_lens_destroy). */
 stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err);

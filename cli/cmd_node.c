@@ -291,7 +291,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
                            "of another) a new key pair",
                            a->dir);
     if (rc == STM_OK)
-        rc = a->migrate ? stm_migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
+        rc = a->migrate ? cli_migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
     if (rc == STM_OK && !a->migrate && s_exists(db)) {
         store_t *probe = NULL;
         rc = stm_store_open(db, STORE_OPEN_READONLY, &probe, &err);

@@ -130,7 +130,7 @@ int cmd_migrate(int argc, char **argv)
     opts.nexclude = nexclude;
     stm_error err = {0};
     migrate_t *m = NULL;
-    stm_err rc = stm_migrate_open(db, schemas, &m, &err);
+    stm_err rc = cli_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_UP, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
@@ -408,7 +408,7 @@ int cmd_status(int argc, char **argv)
         return cli_usage_error("status", "--db FILE and --schemas DIR are required");
     stm_error err = {0};
     migrate_t *m = NULL;
-    if (stm_migrate_open(db, schemas, &m, &err) != STM_OK)
+    if (cli_migrate_open(db, schemas, &m, &err) != STM_OK)
         return cli_fail("status", &err);
     char *text = format == CLI_FORMAT_JSON ? s_status_json(m) : s_status_text(m);
     stm_migrate_destroy(&m);
@@ -490,7 +490,7 @@ int cmd_rollback(int argc, char **argv)
     stm_error err = {0};
     migrate_t *m = NULL;
     int code = CLI_OK;
-    stm_err rc = stm_migrate_open(db, schemas, &m, &err);
+    stm_err rc = cli_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_DOWN, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, &err);

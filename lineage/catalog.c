@@ -17,6 +17,9 @@ struct catalog_table {
                                 stm_catalog_table_find builds when the table is large; it
                                 is valid while nby_name == count */
     size_t nby_name;
+    bool has_source;         /* read from a database: source is set */
+    stm_id source;           /* BLAKE2b of the CREATE TABLE text it was read from: the
+                                same text is the same table (stm_catalog_read_since) */
 };
 
 /* The declared type of most columns a peer describes, shared rather than copied. */
@@ -122,6 +125,8 @@ catalog_table *stm_catalog_table_copy(const catalog_table *t)
 {
     catalog_table *copy = stm_catalog_table_new(t->name, t->without_rowid);
     copy->keys = t->keys;
+    copy->has_source = t->has_source;
+    copy->source = t->source;
     for (size_t i = 0; i < t->count; i++)
         stm_catalog_table_add_column(copy, &t->columns[i]);
     return copy;
@@ -375,13 +380,73 @@ static stm_err s_read_key_collations(sqlite3 *db, sqlite3_stmt *colls, catalog_t
 
 stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
 {
+    return stm_catalog_read_since(db, NULL, out, err);
+}
+
+/* prev's table read from the very CREATE TABLE text source (name and all), or NULL. */
+static const catalog_table *s_same_source(const catalog_t *prev, const char *name,
+                                          bool without_rowid, const stm_id *source)
+{
+    const catalog_table *t = prev ? stm_catalog_find(prev, name) : NULL;
+    return t && t->has_source && stm_id_equal(&t->source, source) && strcmp(t->name, name) == 0 &&
+                   t->without_rowid == without_rowid
+               ? t
+               : NULL;
+}
+
+/* A table's name and CREATE TABLE text, as sqlite_schema holds them. */
+typedef struct {
+    char *name, *sql;
+} s_text;
+
+static int s_text_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_text *)a)->name, ((const s_text *)b)->name);
+}
+
+/* Every table's text, sorted by name (byte for byte, as sqlite_schema compares):
+ * one scan, rather than one a table. */
+static stm_err s_read_texts(sqlite3 *db, s_text **out, size_t *n, stm_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_schema WHERE type = 'table'", -1,
+                           &st, NULL) != SQLITE_OK)
+        return stm_error_db(err, db, NULL, "reading the catalog (prepare)");
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *sql = (const char *)sqlite3_column_text(st, 1);
+        if (!name || !sql)
+            continue;
+        *out = stm_grow(*out, &cap, *n + 1, sizeof **out);
+        (*out)[(*n)++] = (s_text){stm_strdup(name), stm_strdup(sql)};
+    }
+    sqlite3_finalize(st);
+    if (*n > 1)
+        qsort(*out, *n, sizeof **out, s_text_cmp);
+    return step == SQLITE_DONE ? STM_OK : stm_error_db(err, db, NULL, "reading the catalog (tables)");
+}
+
+static void s_texts_free(s_text *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(t[i].name);
+        free(t[i].sql);
+    }
+    free(t);
+}
+
+stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **out, stm_error *err)
+{
     /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
      * shadow tables, and which are WITHOUT ROWID. */
     static const char *tables_sql =
-        "SELECT l.name, l.wr, l.type = 'virtual', s.sql FROM pragma_table_list l "
-        "LEFT JOIN sqlite_schema s ON s.type = 'table' AND s.name = l.name "
-        "WHERE l.schema = 'main' AND l.type IN ('table', 'virtual') "
-        "AND l.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+        "SELECT name, wr, type = 'virtual' FROM pragma_table_list "
+        "WHERE schema = 'main' AND type IN ('table', 'virtual') "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
     static const char *columns_sql =
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
         "FROM pragma_table_xinfo(?1) ORDER BY cid";
@@ -391,11 +456,12 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
         "WHERE l.origin = 'pk' AND i.key AND i.coll <> 'BINARY'";
     sqlite3_stmt *tables = NULL, *cols = NULL, *colls = NULL;
     catalog_t *c = stm_calloc(1, sizeof *c);
-    size_t cap = 0, virtual_cap = 0;
-    stm_err rc = STM_OK;
-    if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, collations_sql, -1, &colls, NULL) != SQLITE_OK) {
+    size_t cap = 0, virtual_cap = 0, ntexts = 0;
+    s_text *texts = NULL;
+    stm_err rc = s_read_texts(db, &texts, &ntexts, err);
+    if (rc != STM_OK)
+        goto done;
+    if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK) {
         rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
         goto done;
     }
@@ -407,11 +473,32 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
             c->virtuals[c->nvirtual++] = stm_strdup(name);
             continue;
         }
-        catalog_table *t = stm_catalog_table_new(name, sqlite3_column_int(tables, 1) != 0);
+        bool without_rowid = sqlite3_column_int(tables, 1) != 0;
+        s_text key = {(char *)name, NULL};
+        const s_text *text = ntexts ? bsearch(&key, texts, ntexts, sizeof key, s_text_cmp) : NULL;
+        const char *sql = text ? text->sql : NULL;
+        stm_id source = {{0}};
+        if (sql)
+            stm_id_hash(sql, strlen(sql), &source);
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
+        /* Everything read below is SQLite's reading of that text: the same text, the
+         * same table. */
+        const catalog_table *same = sql ? s_same_source(prev, name, without_rowid, &source) : NULL;
+        if (same) {
+            c->tables[c->count++] = stm_catalog_table_copy(same);
+            continue;
+        }
+        catalog_table *t = stm_catalog_table_new(name, without_rowid);
         c->tables[c->count++] = t;
-        rc = stm_directive_read((const char *)sqlite3_column_text(tables, 3), name, &t->keys,
-                                err);
+        t->has_source = sql != NULL;
+        t->source = source;
+        /* Prepared only when a table is read (an incremental reading often reads none). */
+        if (!cols && (sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK ||
+                      sqlite3_prepare_v2(db, collations_sql, -1, &colls, NULL) != SQLITE_OK)) {
+            rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
+            goto done;
+        }
+        rc = stm_directive_read(sql, name, &t->keys, err);
         if (rc == STM_OK)
             rc = s_read_columns(db, cols, t, err);
         if (rc == STM_OK)
@@ -428,6 +515,7 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
     if (c->nvirtual > 1)
         qsort(c->virtuals, c->nvirtual, sizeof *c->virtuals, s_compare_names);
 done:
+    s_texts_free(texts, ntexts);
     sqlite3_finalize(tables);
     sqlite3_finalize(cols);
     sqlite3_finalize(colls);

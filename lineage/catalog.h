@@ -93,6 +93,12 @@ void stm_catalog_table_digest(const catalog_table *t, stm_hasher *h);
 
 /* Reads the catalog of db's main schema. *out is the caller's (stm_catalog_destroy). */
 STM_NODISCARD stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err);
+/* The same, taking from prev (lent; NULL: none), an earlier reading of the same
+ * database, every table whose CREATE TABLE text is the same as then: SQLite derives
+ * all a catalog says of a table from that text (ALTER TABLE rewrites it), so only the
+ * tables a migration changed are asked about again. */
+STM_NODISCARD stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **out,
+                                             stm_error *err);
 void stm_catalog_destroy(catalog_t **self_p);
 size_t stm_catalog_count(const catalog_t *c);
 /* Table i, in order of name (ASCII case folded), lent. */

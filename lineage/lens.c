@@ -1,5 +1,6 @@
 /* lens.c - what each migration does to the data already there (lens.h). */
 #include "lens.h"
+#include "lens_internal.h"
 #include "catalog.h"
 #include "sqlscript.h"
 #include "base/buf.h"
@@ -24,31 +25,6 @@
 #define S_MAX_COLUMNS 9999
 /* Rows read back from one table after the migration. */
 #define S_READ_LIMIT 5000
-
-/* A column of one version and the identity of the values it holds: two columns of two
- * versions with one identity hold the same values (renamed, moved, cast or filled on the
- * way). Names are the set's (its pool). */
-typedef struct {
-    const char *table, *column;
-    unsigned id;
-} s_column_id;
-
-typedef struct {
-    lens_change *changes;
-    size_t count, cap;
-    bool probed;
-    char *why;             /* why not probed */
-    s_column_id *columns;  /* every column of the version, by (table, column) folded */
-    size_t ncolumns;
-} s_step;
-
-struct lens_set {
-    s_step *steps; /* steps[i]: the migration to version i + 1 */
-    size_t count;
-    char **pool;   /* the names the columns' identities point at */
-    size_t npool, pool_cap;
-    unsigned next_id;
-};
 
 const char *stm_lens_kind_name(lens_kind k)
 {
@@ -389,7 +365,7 @@ typedef struct {
     sqlite3_value *constant; /* the first value that is no marker */
 } s_col;
 
-static void s_add(s_step *s, lens_kind kind, const char *table, const char *column,
+static void s_add(lens_step *s, lens_kind kind, const char *table, const char *column,
                   const char *from_table, const char *from_column)
 {
     s->changes = stm_grow(s->changes, &s->cap, s->count + 1, sizeof *s->changes);
@@ -402,7 +378,7 @@ static void s_add(s_step *s, lens_kind kind, const char *table, const char *colu
  * marks, per table and column of before, the ones some column carries now. */
 static void s_read_table(sqlite3 *db, const catalog_t *before, const catalog_t *after,
                          const s_before *marks, const s_refs *refs, const catalog_table *t,
-                         bool **carried, s_step *step)
+                         bool **carried, lens_step *step)
 {
     size_t ncols = stm_catalog_table_count(t);
     size_t *cols = stm_calloc(ncols + 1, sizeof *cols);
@@ -564,7 +540,7 @@ static void s_touched_free(s_touched *t)
  * it did to them. */
 static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *after,
                     const s_touched *touched, const char *path, const schemaset_migration *m,
-                    s_step *step)
+                    lens_step *step)
 {
     sqlite3 *db = NULL;
     stm_error err = {0};
@@ -656,17 +632,17 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
 
 /* ---- identities: which columns of two versions hold the same values ---- */
 
-static int s_column_id_cmp(const void *pa, const void *pb)
+int stm_lens_column_id_cmp(const void *pa, const void *pb)
 {
-    const s_column_id *a = pa, *b = pb;
+    const lens_column_id *a = pa, *b = pb;
     int c = strcasecmp(a->table, b->table);
     return c ? c : strcasecmp(a->column, b->column);
 }
 
-static const s_column_id *s_find_id(const s_step *st, const char *table, const char *column)
+static const lens_column_id *s_find_id(const lens_step *st, const char *table, const char *column)
 {
-    s_column_id key = {table, column, 0};
-    return st->ncolumns ? bsearch(&key, st->columns, st->ncolumns, sizeof key, s_column_id_cmp)
+    lens_column_id key = {table, column, 0};
+    return st->ncolumns ? bsearch(&key, st->columns, st->ncolumns, sizeof key, stm_lens_column_id_cmp)
                         : NULL;
 }
 
@@ -682,8 +658,8 @@ static const char *s_pooled(lens_set_t *s, const char *name)
  * that could not be probed keeps identities by name. */
 static void s_identities(lens_set_t *s, size_t i, const catalog_t *after)
 {
-    s_step *st = &s->steps[i];
-    const s_step *prev = i ? &s->steps[i - 1] : NULL;
+    lens_step *st = &s->steps[i];
+    const lens_step *prev = i ? &s->steps[i - 1] : NULL;
     size_t n = 0;
     for (size_t t = 0; t < stm_catalog_count(after); t++)
         n += stm_catalog_table_count(stm_catalog_at(after, t));
@@ -693,7 +669,7 @@ static void s_identities(lens_set_t *s, size_t i, const catalog_t *after)
         const char *tname = NULL;
         for (size_t c = 0; c < stm_catalog_table_count(tab); c++) {
             const char *cname = stm_catalog_table_column(tab, c)->name;
-            const s_column_id *was = NULL;
+            const lens_column_id *was = NULL;
             bool fresh = false;
             for (size_t k = 0; k < st->count && !was && !fresh; k++) {
                 const lens_change *ch = &st->changes[k];
@@ -712,10 +688,10 @@ static void s_identities(lens_set_t *s, size_t i, const catalog_t *after)
                                      : s_pooled(s, stm_catalog_table_name(tab));
             tname = pt;
             const char *pc = was && strcmp(was->column, cname) == 0 ? was->column : s_pooled(s, cname);
-            st->columns[st->ncolumns++] = (s_column_id){pt, pc, was ? was->id : s->next_id++};
+            st->columns[st->ncolumns++] = (lens_column_id){pt, pc, was ? was->id : s->next_id++};
         }
     }
-    qsort(st->columns, st->ncolumns, sizeof *st->columns, s_column_id_cmp);
+    qsort(st->columns, st->ncolumns, sizeof *st->columns, stm_lens_column_id_cmp);
 }
 
 bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const char *column,
@@ -723,10 +699,10 @@ bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const 
 {
     if (from < 1 || to < 1 || (size_t)from > s->count || (size_t)to > s->count)
         return false;
-    const s_column_id *id = s_find_id(&s->steps[from - 1], table, column);
+    const lens_column_id *id = s_find_id(&s->steps[from - 1], table, column);
     if (!id)
         return false;
-    const s_step *st = &s->steps[to - 1];
+    const lens_step *st = &s->steps[to - 1];
     for (size_t i = 0; i < st->ncolumns; i++)
         if (st->columns[i].id == id->id) {
             *to_table = st->columns[i].table;
@@ -741,7 +717,7 @@ bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, 
 {
     if (from < 1 || to < 1 || (size_t)from > s->count || (size_t)to > s->count)
         return false;
-    const s_step *st = &s->steps[from - 1];
+    const lens_step *st = &s->steps[from - 1];
     for (size_t i = 0; i < st->ncolumns; i++) {
         const char *column;
         if (strcasecmp(st->columns[i].table, table) != 0)
@@ -760,7 +736,7 @@ size_t stm_lens_column_count(const lens_set_t *s, int version)
 void stm_lens_column_at(const lens_set_t *s, int version, size_t i, const char **table,
                         const char **column)
 {
-    const s_column_id *c = &s->steps[version - 1].columns[i];
+    const lens_column_id *c = &s->steps[version - 1].columns[i];
     *table = c->table;
     *column = c->column;
 }
@@ -869,7 +845,7 @@ const lens_change *stm_lens_changes(const lens_set_t *s, int version, size_t *co
 
 bool stm_lens_probed(const lens_set_t *s, int version, const char **why)
 {
-    const s_step *st = version >= 1 && (size_t)version <= s->count ? &s->steps[version - 1] : NULL;
+    const lens_step *st = version >= 1 && (size_t)version <= s->count ? &s->steps[version - 1] : NULL;
     if (why)
         *why = st && !st->probed ? st->why : NULL;
     return st && st->probed;

@@ -27,6 +27,7 @@
 #ifndef STM_LENS_H
 #define STM_LENS_H
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "schemaset.h"
 
@@ -97,5 +98,14 @@ bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, 
 size_t stm_lens_column_count(const lens_set_t *s, int version);
 void stm_lens_column_at(const lens_set_t *s, int version, size_t i, const char **table,
                         const char **column);
+
+/* Appends s to out as bytes stm_lens_decode reads back (lens_codec.c has the layout),
+ * for the cache of derived lineages (cache.h). */
+void stm_lens_encode(const lens_set_t *s, buf_t *out);
+/* Reads a lens set of count migrations from what stm_lens_encode wrote; *out is the
+ * caller's (stm_lens_destroy). STM_ECORRUPT when the bytes are not such a set (cut,
+ * damaged, of another count): everything a question relies on is checked. */
+STM_NODISCARD stm_err stm_lens_decode(const void *data, size_t len, size_t count,
+                                      lens_set_t **out, stm_error *err);
 
 #endif

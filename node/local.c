@@ -4,6 +4,7 @@
 #include "wire.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "lineage/cache.h"
 #include "lineage/lens.h"
 #include "lineage/schemaset.h"
 #include "lineage/sqlscript.h"
@@ -54,9 +55,13 @@ static void s_applier_make(local_t *l)
 static stm_err s_load_lineage(local_t *l, stm_error *err)
 {
     migrate_t *m = NULL;
-    stm_err rc = stm_migrate_open(l->db_path, l->schemas_dir, &m, err);
+    char *cache = stm_cache_dir_from_env();
+    stm_err rc = stm_migrate_open_cached(l->db_path, l->schemas_dir, cache, &m, err);
+    free(cache);
     if (rc != STM_OK)
         return rc;
+    if (stm_migrate_cache_warning(m))
+        stm_log_event(STM_LOG_WARN, "cache", NULL, "%s", stm_migrate_cache_warning(m));
     if (stm_migrate_drift_count(m))
         stm_log_event(STM_LOG_WARN, "drift", NULL, "%s", stm_migrate_drift_at(m, 0));
     stm_lineage_destroy(&l->lineage);
@@ -67,12 +72,9 @@ static stm_err s_load_lineage(local_t *l, stm_error *err)
     const lineage_version *head = stm_lineage_head(stm_migrate_lineage(m));
     const lineage_version *had = l->set_lineage ? stm_lineage_head(l->set_lineage) : NULL;
     if (!l->lenses || !head || !had || !stm_id_equal(&head->id, &had->id)) {
-        lens_set_t *lenses = NULL;
-        schemaset_t *set = NULL;
-        rc = stm_schemaset_load(l->schemas_dir, &set, err);
-        if (rc == STM_OK)
-            rc = stm_lens_derive(set, &lenses, err);
-        stm_schemaset_destroy(&set);
+        lens_set_t *lenses = stm_migrate_take_lenses(m); /* from the cache */
+        if (!lenses)
+            rc = stm_lens_derive(stm_migrate_schemaset(m), &lenses, err);
         if (rc != STM_OK) {
             stm_migrate_destroy(&m);
             return rc;

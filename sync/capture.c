@@ -3,6 +3,7 @@
 #include "capture.h"
 #include "capture_internal.h"
 #include "base/buf.h"
+#include "base/mem.h"
 #include "lineage/sqlscript.h"
 #include "lineage/syncable.h"
 
@@ -32,30 +33,6 @@ char stm_capture_affinity_code(catalog_affinity a)
     return 'B';
 }
 
-stm_err stm_capture_uninstall(store_t *store, stm_error *err)
-{
-    sqlite3 *db = stm_store_db(store);
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
-                           "name LIKE 'stemma\\_%' ESCAPE '\\'",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "listing triggers");
-    buf_t sql = BUF_INIT;
-    int step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        stm_buf_puts(&sql, "DROP TRIGGER ");
-        stm_sqlscript_quote_ident(&sql, (const char *)sqlite3_column_text(stmt, 0));
-        stm_buf_puts(&sql, ";\n");
-    }
-    sqlite3_finalize(stmt);
-    stm_err rc = step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "listing triggers");
-    if (rc == STM_OK && sql.len)
-        rc = stm_store_exec(store, stm_buf_str(&sql), err);
-    stm_buf_free(&sql);
-    return rc;
-}
-
 /* Appends s as an SQL string literal. */
 static void s_literal(buf_t *b, const char *s)
 {
@@ -71,7 +48,9 @@ static void s_literal(buf_t *b, const char *s)
 /* Appends "ROW.column" (ROW is NEW or OLD). */
 static void s_ref(buf_t *b, const char *row, const char *column)
 {
-    stm_buf_printf(b, "%s.", row);
+    /* puts, not printf: install writes every table's triggers at every step. */
+    stm_buf_puts(b, row);
+    stm_buf_putc(b, '.');
     stm_sqlscript_quote_ident(b, column);
 }
 
@@ -94,12 +73,23 @@ static void s_trigger_head(buf_t *b, const char *kind, const char *event, const 
                            const char *extra)
 {
     buf_t name = BUF_INIT;
-    stm_buf_printf(&name, "stemma_%s_%s", kind, table);
+    stm_buf_puts(&name, "stemma_");
+    stm_buf_puts(&name, kind);
+    stm_buf_putc(&name, '_');
+    stm_buf_puts(&name, table);
     stm_buf_puts(b, "CREATE TRIGGER ");
     stm_sqlscript_quote_ident(b, stm_buf_str(&name));
-    stm_buf_printf(b, " AFTER %s ON ", event);
+    stm_buf_puts(b, " AFTER ");
+    stm_buf_puts(b, event);
+    stm_buf_puts(b, " ON ");
     stm_sqlscript_quote_ident(b, table);
-    stm_buf_printf(b, "\nWHEN %s%s%s\nBEGIN\n", s_guard, extra ? " AND " : "", extra ? extra : "");
+    stm_buf_puts(b, "\nWHEN ");
+    stm_buf_puts(b, s_guard);
+    if (extra) {
+        stm_buf_puts(b, " AND ");
+        stm_buf_puts(b, extra);
+    }
+    stm_buf_puts(b, "\nBEGIN\n");
     stm_buf_free(&name);
 }
 
@@ -194,9 +184,15 @@ static bool s_marked(const catalog_table *t)
            stm_catalog_table_key(t, 0)->affinity == AFFINITY_INTEGER;
 }
 
-/* Appends the four triggers of one synced table; mark_id is its stemma_mark row, or 0. */
-static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
+/* The four triggers of a table, in this order. */
+enum { S_INS, S_UPD, S_REKEY, S_DEL, S_KINDS };
+
+/* The four triggers of one synced table, one CREATE TRIGGER statement each (without a
+ * semicolon: as sqlite_schema.sql keeps it), in out[S_INS .. S_DEL]; mark_id is its
+ * stemma_mark row, or 0. */
+static void s_table_triggers(buf_t out[S_KINDS], const catalog_table *t, int64_t mark_id)
 {
+    buf_t *b = &out[S_INS];
     const char *table = stm_catalog_table_name(t);
     const char *key = stm_catalog_table_key(t, 0)->name; /* the mark's, when marked */
     buf_t tmp = BUF_INIT, mask = BUF_INIT;
@@ -226,10 +222,11 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
         s_trigger_head(b, "ins", "INSERT", table, NULL);
         s_queue(b, t, "NEW", 0, "-1", NULL);
     }
-    stm_buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END");
     stm_buf_reset(&tmp);
 
     /* UPDATE keeping the key and changing some value. */
+    b = &out[S_UPD];
     s_same_key_expr(&tmp, t);
     stm_buf_puts(&tmp, " AND (");
     s_changed_expr(&tmp, t);
@@ -237,27 +234,139 @@ static void s_table_triggers(buf_t *b, const catalog_table *t, int64_t mark_id)
     s_trigger_head(b, "upd", "UPDATE", table, stm_buf_str(&tmp));
     s_mask_expr(&mask, t);
     s_queue(b, t, "NEW", 0, stm_buf_str(&mask), NULL);
-    stm_buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END");
 
     /* UPDATE changing the key: the old row is gone, the new one is new. */
+    b = &out[S_REKEY];
     stm_buf_reset(&tmp);
     stm_buf_puts(&tmp, "NOT ");
     s_same_key_expr(&tmp, t);
     s_trigger_head(b, "rekey", "UPDATE", table, stm_buf_str(&tmp));
     s_queue(b, t, "OLD", 1, "0", NULL);
     s_queue(b, t, "NEW", 0, "-1", NULL);
-    stm_buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END");
 
+    b = &out[S_DEL];
     s_trigger_head(b, "del", "DELETE", table, NULL);
     s_queue(b, t, "OLD", 1, "0", NULL);
-    stm_buf_puts(b, "END;\n");
+    stm_buf_puts(b, "END");
 
     stm_buf_free(&tmp);
     stm_buf_free(&mask);
 }
 
-static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err);
-static stm_err s_unmark(store_t *store, const char *table, stm_error *err);
+/* A name and what goes with it: a trigger's text, or a table's stemma_mark row. */
+typedef struct {
+    char *name;  /* the trigger's or the table's name */
+    char *sql;   /* the trigger's text as sqlite_schema keeps it; NULL for a mark */
+    int64_t id;  /* the mark's row; 0 for a trigger */
+    bool wanted; /* a trigger install keeps as it is */
+} s_named;
+
+typedef struct {
+    s_named *items; /* sorted by name (triggers: ASCII case folded, as SQLite compares them) */
+    size_t count, cap;
+} s_names;
+
+static int s_cmp_nocase(const void *a, const void *b)
+{
+    return sqlite3_stricmp(((const s_named *)a)->name, ((const s_named *)b)->name);
+}
+
+static int s_cmp_exact(const void *a, const void *b)
+{
+    return strcmp(((const s_named *)a)->name, ((const s_named *)b)->name);
+}
+
+static void s_names_free(s_names *n)
+{
+    for (size_t i = 0; i < n->count; i++) {
+        free(n->items[i].name);
+        free(n->items[i].sql);
+    }
+    free(n->items);
+    memset(n, 0, sizeof *n);
+}
+
+/* Reads the rows of sql (name, then the trigger's text or the mark's id) into n, sorted. */
+static stm_err s_names_read(store_t *store, const char *sql, bool trigger, s_names *n,
+                            stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, trigger ? "listing triggers" : "reading stemma_mark");
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(stmt, 0);
+        const char *text = (const char *)sqlite3_column_text(stmt, 1);
+        if (!name || (trigger && !text))
+            continue;
+        n->items = stm_grow(n->items, &n->cap, n->count + 1, sizeof *n->items);
+        n->items[n->count++] = (s_named){
+            stm_strdup(name), trigger ? stm_strdup(text) : NULL,
+            trigger ? 0 : sqlite3_column_int64(stmt, 1), false};
+    }
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return stm_store_error(store, err, trigger ? "listing triggers" : "reading stemma_mark");
+    if (n->count)
+        qsort(n->items, n->count, sizeof *n->items, trigger ? s_cmp_nocase : s_cmp_exact);
+    return STM_OK;
+}
+
+static s_named *s_names_find(const s_names *n, const char *name, bool trigger)
+{
+    s_named key = {.name = (char *)name};
+    return n->count ? bsearch(&key, n->items, n->count, sizeof *n->items,
+                              trigger ? s_cmp_nocase : s_cmp_exact)
+                    : NULL;
+}
+
+static const char *const s_list_triggers = "SELECT name, sql FROM sqlite_schema WHERE type = "
+                                           "'trigger' AND name LIKE 'stemma\\_%' ESCAPE '\\'";
+
+/* Drops the capture triggers on the n tables named (any case), or on every table
+ * when tables is NULL. */
+static stm_err s_drop_triggers(store_t *store, const char *const *tables, size_t n,
+                               stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'trigger' AND "
+                           "name LIKE 'stemma\\_%' ESCAPE '\\'",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "listing triggers");
+    buf_t sql = BUF_INIT;
+    int step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *on = (const char *)sqlite3_column_text(stmt, 1);
+        bool named = tables == NULL;
+        for (size_t i = 0; on && !named && i < n; i++)
+            named = sqlite3_stricmp(on, tables[i]) == 0;
+        if (!named)
+            continue;
+        stm_buf_puts(&sql, "DROP TRIGGER ");
+        stm_sqlscript_quote_ident(&sql, (const char *)sqlite3_column_text(stmt, 0));
+        stm_buf_puts(&sql, ";\n");
+    }
+    sqlite3_finalize(stmt);
+    stm_err rc = step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "listing triggers");
+    if (rc == STM_OK && sql.len)
+        rc = stm_store_exec(store, stm_buf_str(&sql), err);
+    stm_buf_free(&sql);
+    return rc;
+}
+
+stm_err stm_capture_uninstall(store_t *store, stm_error *err)
+{
+    return s_drop_triggers(store, NULL, 0, err);
+}
+
+stm_err stm_capture_uninstall_tables(store_t *store, const char *const *tables, size_t n,
+                                     stm_error *err)
+{
+    return n ? s_drop_triggers(store, tables, n, err) : STM_OK;
+}
 
 /* True when tbl is in stemma_exclude. */
 static bool s_is_excluded(sqlite3_stmt *lookup, const char *tbl)
@@ -294,86 +403,128 @@ size_t stm_capture_pending_key_columns(store_t *store)
     return n;
 }
 
-stm_err stm_capture_install(store_t *store, stm_error *err)
-{
-    stm_err rc = stm_capture_uninstall(store, err);
-    if (rc != STM_OK)
-        return rc;
-    catalog_t *catalog = NULL;
-    if ((rc = stm_catalog_read(stm_store_db(store), &catalog, err)) != STM_OK)
-        return rc;
-    sqlite3_stmt *lookup = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
-                           &lookup, NULL) != SQLITE_OK) {
-        stm_catalog_destroy(&catalog);
-        return stm_store_error(store, err, "reading stemma_exclude");
-    }
-    buf_t sql = BUF_INIT;
-    size_t widest = 1;
-    for (size_t i = 0; i < stm_catalog_count(catalog) && rc == STM_OK; i++) {
-        const catalog_table *t = stm_catalog_at(catalog, i);
-        int64_t mark_id = 0;
-        if (stm_syncable_classify(t, s_is_excluded(lookup, stm_catalog_table_name(t))) !=
-            SYNCABLE_SYNCED) {
-            /* Its mark goes with its triggers: collecting finds rows above a mark. */
-            rc = s_unmark(store, stm_catalog_table_name(t), err);
-            continue;
-        }
-        if (s_marked(t))
-            rc = s_mark_row(store, stm_catalog_table_name(t), &mark_id, err);
-        s_table_triggers(&sql, t, mark_id);
-        if (stm_catalog_table_key_count(t) > widest)
-            widest = stm_catalog_table_key_count(t);
-    }
-    sqlite3_finalize(lookup);
-    if (rc == STM_OK)
-        rc = s_pending_key_columns(store, widest, err);
-    if (rc == STM_OK && sql.len)
-        rc = stm_store_exec(store, stm_buf_str(&sql), err);
-    /* Rows there now are not changes to send (the caller collected the queue). */
-    if (rc == STM_OK)
-        rc = stm_capture_mark(store, catalog, err);
-    stm_catalog_destroy(&catalog);
-    stm_buf_free(&sql);
-    return rc;
-}
-
-/* The stemma_mark row of table, added when missing. */
-static stm_err s_mark_row(store_t *store, const char *table, int64_t *id, stm_error *err)
+/* Runs one statement on table with ?1 bound to it: a write to stemma_mark. */
+static stm_err s_mark_exec(store_t *store, const char *sql, const char *table, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           "INSERT INTO stemma_mark (tbl, mark, gate) "
-                           "VALUES (?1, -9223372036854775808, 9223372036854775807) "
-                           "ON CONFLICT (tbl) DO NOTHING",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "writing stemma_mark");
-    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-    int step = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE)
-        return stm_store_error(store, err, "writing stemma_mark");
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT id FROM stemma_mark WHERE tbl = ?1", -1,
-                           &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "reading stemma_mark");
-    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    *id = step == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-    sqlite3_finalize(stmt);
-    return step == SQLITE_ROW ? STM_OK : stm_store_error(store, err, "reading stemma_mark");
-}
-
-/* Removes table's stemma_mark row, if it has one. */
-static stm_err s_unmark(store_t *store, const char *table, stm_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store), "DELETE FROM stemma_mark WHERE tbl = ?1", -1, &stmt,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(stm_store_db(store), sql, -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "writing stemma_mark");
     sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "writing stemma_mark");
+}
+
+/* The stemma_mark row of table, added when missing (marks holds the rows there). */
+static stm_err s_mark_row(store_t *store, const s_names *marks, const char *table, int64_t *id,
+                          stm_error *err)
+{
+    const s_named *m = s_names_find(marks, table, false);
+    if (m) {
+        *id = m->id;
+        return STM_OK;
+    }
+    stm_err rc = s_mark_exec(store,
+                             "INSERT INTO stemma_mark (tbl, mark, gate) "
+                             "VALUES (?1, -9223372036854775808, 9223372036854775807)",
+                             table, err);
+    *id = sqlite3_last_insert_rowid(stm_store_db(store));
+    return rc;
+}
+
+/* Decides the triggers of one table of the schema: those already there with the text
+ * install would give them are kept (wanted); the others are appended to create. */
+static stm_err s_want_table(store_t *store, const catalog_table *t, s_names *have,
+                            const s_names *marks, buf_t *create, stm_error *err)
+{
+    static const char *const kinds[S_KINDS] = {"ins", "upd", "rekey", "del"};
+    int64_t mark_id = 0;
+    stm_err rc = s_marked(t) ? s_mark_row(store, marks, stm_catalog_table_name(t), &mark_id, err)
+                             : STM_OK;
+    if (rc != STM_OK)
+        return rc;
+    buf_t text[S_KINDS] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+    s_table_triggers(text, t, mark_id);
+    buf_t name = BUF_INIT;
+    for (int k = 0; k < S_KINDS; k++) {
+        stm_buf_reset(&name);
+        stm_buf_printf(&name, "stemma_%s_%s", kinds[k], stm_catalog_table_name(t));
+        s_named *there = s_names_find(have, stm_buf_str(&name), true);
+        if (there && strcmp(there->sql, stm_buf_str(&text[k])) == 0) {
+            there->wanted = true;
+        } else {
+            stm_buf_append(create, text[k].data, text[k].len);
+            stm_buf_puts(create, ";\n");
+        }
+        stm_buf_free(&text[k]);
+    }
+    stm_buf_free(&name);
+    return STM_OK;
+}
+
+stm_err stm_capture_install(store_t *store, stm_error *err)
+{
+    return stm_capture_install_since(store, NULL, NULL, err);
+}
+
+stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog_t **now,
+                                  stm_error *err)
+{
+    catalog_t *catalog = NULL;
+    stm_err rc = stm_catalog_read_since(stm_store_db(store), prev, &catalog, err);
+    if (rc != STM_OK)
+        return rc;
+    s_names have = {0}, marks = {0};
+    rc = s_names_read(store, s_list_triggers, true, &have, err);
+    if (rc == STM_OK)
+        rc = s_names_read(store, "SELECT tbl, id FROM stemma_mark", false, &marks, err);
+    sqlite3_stmt *lookup = NULL;
+    if (rc == STM_OK && sqlite3_prepare_v2(stm_store_db(store),
+                                           "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
+                                           &lookup, NULL) != SQLITE_OK)
+        rc = stm_store_error(store, err, "reading stemma_exclude");
+    buf_t sql = BUF_INIT, create = BUF_INIT;
+    size_t widest = 1;
+    for (size_t i = 0; i < stm_catalog_count(catalog) && rc == STM_OK; i++) {
+        const catalog_table *t = stm_catalog_at(catalog, i);
+        const char *name = stm_catalog_table_name(t);
+        if (stm_syncable_classify(t, s_is_excluded(lookup, name)) != SYNCABLE_SYNCED) {
+            /* Its mark goes with its triggers: collecting finds rows above a mark. */
+            if (s_names_find(&marks, name, false))
+                rc = s_mark_exec(store, "DELETE FROM stemma_mark WHERE tbl = ?1", name, err);
+            continue;
+        }
+        rc = s_want_table(store, t, &have, &marks, &create, err);
+        if (stm_catalog_table_key_count(t) > widest)
+            widest = stm_catalog_table_key_count(t);
+    }
+    sqlite3_finalize(lookup);
+    /* What is not wanted goes first: a trigger whose text changed is made again under
+     * its own name. */
+    for (size_t i = 0; i < have.count; i++)
+        if (!have.items[i].wanted) {
+            stm_buf_puts(&sql, "DROP TRIGGER ");
+            stm_sqlscript_quote_ident(&sql, have.items[i].name);
+            stm_buf_puts(&sql, ";\n");
+        }
+    if (rc == STM_OK && sql.len)
+        rc = stm_store_exec(store, stm_buf_str(&sql), err);
+    if (rc == STM_OK)
+        rc = s_pending_key_columns(store, widest, err);
+    if (rc == STM_OK && create.len)
+        rc = stm_store_exec(store, stm_buf_str(&create), err);
+    /* Rows there now are not changes to send (the caller collected the queue). */
+    if (rc == STM_OK)
+        rc = stm_capture_mark(store, catalog, err);
+    if (rc == STM_OK && now)
+        *now = catalog;
+    else
+        stm_catalog_destroy(&catalog);
+    s_names_free(&have);
+    s_names_free(&marks);
+    stm_buf_free(&sql);
+    stm_buf_free(&create);
+    return rc;
 }
 
 stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,

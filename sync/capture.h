@@ -71,16 +71,31 @@
 /* Columns an integer mask covers; wider tables queue a text mask. */
 #define CAPTURE_MASK_BITS 63
 
-/* Removes every capture trigger. Migrations run without them: ALTER TABLE cannot
- * drop a column a trigger names, and a migration's own data changes happen on every
- * device alike, so they are not operations to send. Runs in the caller's transaction. */
+/* Removes every capture trigger. Runs in the caller's transaction. */
 STM_NODISCARD stm_err stm_capture_uninstall(store_t *store, stm_error *err);
 
-/* Installs the triggers for every synced table of the database's current schema,
- * replacing any there, and raises the marks to the rows there now. Runs in the
- * caller's transaction, which must have collected the queue first (stm_applier_collect):
- * rows above a mark that were not collected would be taken for stemma's own. */
+/* Removes the capture triggers on the n tables named (any case; tables lent), and no
+ * others. A migration step runs without the triggers of the tables it changes: ALTER
+ * TABLE cannot drop a column a trigger names, and a trigger left on a table renamed
+ * follows it. The other tables keep theirs through the step, idle while
+ * stemma_local.applying is 1 (a migration's own data changes happen on every device
+ * alike, so they are not operations to send). Runs in the caller's transaction. */
+STM_NODISCARD stm_err stm_capture_uninstall_tables(store_t *store, const char *const *tables,
+                                                   size_t n, stm_error *err);
+
+/* Makes the triggers those of every synced table of the database's current schema
+ * and no others: a trigger already there with the very text it would be given is
+ * kept, every other capture trigger dropped, the missing ones created (so a step that
+ * changed a few tables costs a few). Raises the marks to the rows there now. Runs in
+ * the caller's transaction, which must have collected the queue first
+ * (stm_applier_collect): rows above a mark that were not collected would be taken for
+ * stemma's own. */
 STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
+/* The same, the schema read through stm_catalog_read_since from prev (lent; NULL:
+ * none), an earlier reading of this database's schema; the catalog read is handed to
+ * *now (the caller's; now NULL: not wanted), for the next call's prev. */
+STM_NODISCARD stm_err stm_capture_install_since(store_t *store, const catalog_t *prev,
+                                                catalog_t **now, stm_error *err);
 
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
 char stm_capture_affinity_code(catalog_affinity a);

@@ -312,11 +312,22 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
 stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t **out,
                          stm_error *err)
 {
+    return stm_migrate_open_cached(db_path, schemas_dir, NULL, out, err);
+}
+
+stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
+                                const char *cache_dir, migrate_t **out, stm_error *err)
+{
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
+    lens_set_t *lenses = NULL;
+    cache_report report;
     stm_err rc = stm_schemaset_load(schemas_dir, &set, err);
+    /* With a cache the lenses come too: read back, they cost little, and a run that
+     * steps needs them (without one they are derived when a step is to run). */
     if (rc == STM_OK)
-        rc = stm_lineage_build(set, &lineage, err);
+        rc = stm_cache_derive(set, cache_dir, &lineage, cache_dir ? &lenses : NULL, &report,
+                              err);
     if (rc != STM_OK) {
         stm_schemaset_destroy(&set);
         return rc;
@@ -326,6 +337,8 @@ stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t
     self->db_path = stm_strdup(db_path);
     self->set = set;
     self->lineage = lineage;
+    self->lenses = lenses;
+    self->cache = report;
     struct stat st;
     self->exists = stat(db_path, &st) == 0;
     if (self->exists)
@@ -348,6 +361,8 @@ void stm_migrate_destroy(migrate_t **self_p)
     stm_migrate_clear_state(self);
     free(self->records);
     free(self->drift);
+    stm_applier_destroy(&self->applier); /* it borrows the store */
+    stm_catalog_destroy(&self->catalog);
     stm_store_destroy(&self->store);
     stm_lineage_destroy(&self->lineage);
     stm_lens_destroy(&self->lenses);
@@ -355,6 +370,18 @@ void stm_migrate_destroy(migrate_t **self_p)
     free(self->db_path);
     free(self);
     *self_p = NULL;
+}
+
+lens_set_t *stm_migrate_take_lenses(migrate_t *self)
+{
+    lens_set_t *lenses = self->lenses;
+    self->lenses = NULL;
+    return lenses;
+}
+
+const char *stm_migrate_cache_warning(const migrate_t *self)
+{
+    return self->cache.warning[0] ? self->cache.warning : NULL;
 }
 
 const schemaset_t *stm_migrate_schemaset(const migrate_t *self)

@@ -14,10 +14,15 @@
  *
  * Invariants the migrator keeps:
  *   1. Nothing touches the real database before the whole schema set has been run in
- *      memory (stm_lineage_build): bad SQL is refused first.
+ *      memory (stm_lineage_build): bad SQL is refused first. With a cache
+ *      (stm_migrate_open_cached) that run may be an earlier one, of the very same
+ *      texts: the cache answers only for the set whose version ids it holds.
  *   2. Each migration, rollback step or adoption is one transaction that also updates
  *      schema_version, stemma_local.version_id and the capture triggers, so the
  *      database is always at exactly one recorded version with triggers matching it.
+ *      A step drops beforehand only the triggers of the tables the lineage says it
+ *      changes, and every trigger is checked against the schema before the commit
+ *      (stm_capture_install), so the others are kept, not made again.
  *   3. Before the first change the whole database is copied with SQLite's online
  *      backup API to DB.vFROM-YYYYMMDDTHHMMSSZ.bak (unless the caller opts out, the
  *      file is new, or nothing will change).
@@ -40,6 +45,7 @@
 #define STM_MIGRATE_H
 
 #include "base/error.h"
+#include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
 #include "lineage/syncable.h"
@@ -223,11 +229,26 @@ typedef struct migrate migrate_t;
  * schema_version table of another layout; drift is not an error here (see below). */
 STM_NODISCARD stm_err stm_migrate_open(const char *db_path, const char *schemas_dir,
                                        migrate_t **out, stm_error *err);
+/* The same, the lineage and lenses read from the cache in cache_dir (lineage/cache.h)
+ * when it holds them for this schema set, else derived and written there; cache_dir
+ * NULL: no cache, as stm_migrate_open. A cache that cannot be used is no error:
+ * stm_migrate_cache_warning says so. */
+STM_NODISCARD stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
+                                              const char *cache_dir, migrate_t **out,
+                                              stm_error *err);
 void stm_migrate_destroy(migrate_t **self_p);
+
+/* One line for the user when the cache held a file for this set that could not be used
+ * (and why), lent; NULL otherwise. */
+const char *stm_migrate_cache_warning(const migrate_t *self);
 
 /* The schema set and its lineage, lent: valid until stm_migrate_destroy. */
 const schemaset_t *stm_migrate_schemaset(const migrate_t *self);
 const lineage_t *stm_migrate_lineage(const migrate_t *self);
+/* The lenses of the schema set when they were read from the cache at open (or derived
+ * by a run that stepped), handed to the caller (stm_lens_destroy); NULL when there are
+ * none. The migrator no longer has them after. */
+lens_set_t *stm_migrate_take_lenses(migrate_t *self);
 /* The database path as given, lent. */
 const char *stm_migrate_db_path(const migrate_t *self);
 /* False when the database file does not exist (yet). */

@@ -11,7 +11,9 @@
 #define STM_MIGRATE_INTERNAL_H
 
 #include "migrate.h"
+#include "apply.h"
 #include "store.h"
+#include "lineage/cache.h"
 #include "lineage/lens.h"
 
 struct migrate {
@@ -19,7 +21,13 @@ struct migrate {
     schemaset_t *set;         /* the directory; NULL when only reading history */
     lineage_t *lineage;       /* built from set; NULL likewise */
     lens_set_t *lenses;       /* what set's migrations do to the data (lineage/lens.h),
-                               * derived when a step is to run; NULL before */
+                               * read from the cache at open, or derived when a step is
+                               * to run; NULL before */
+    cache_report cache;       /* what the cache did at open (lineage/cache.h) */
+    applier_t *applier;       /* collects before each step of a run, on store; NULL
+                               * outside a run */
+    catalog_t *catalog;       /* the schema as the last step's capture read it, so the
+                               * next reads only what it changed; NULL outside a run */
     store_t *store;           /* read-only until a change; NULL while the file is missing */
     bool exists;              /* the database file exists */
     bool created;             /* this run created the file (it did not exist when checked) */

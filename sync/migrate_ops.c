@@ -39,6 +39,7 @@ struct migrate_ops {
     store_t *store;
     sqlite3 *db;
     catalog_t *before;   /* the schema the step starts from */
+    const catalog_t *since; /* an earlier reading of the schema, lent; NULL: none */
     char **pending;      /* tables the statement being prepared writes */
     size_t npending, pending_cap;
     s_copy *copies;
@@ -164,11 +165,12 @@ static stm_err s_before(void *ctx, stm_error *err)
     return rc;
 }
 
-migrate_ops_t *stm_migrate_ops_new(store_t *store)
+migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since)
 {
     migrate_ops_t *m = stm_calloc(1, sizeof *m);
     m->store = store;
     m->db = stm_store_db(store);
+    m->since = since;
     return m;
 }
 
@@ -203,7 +205,7 @@ void stm_migrate_ops_destroy(migrate_ops_t **self_p)
 stm_err stm_migrate_ops_run(migrate_ops_t *m, const char *file, const char *sql, stm_error *err)
 {
     stm_catalog_destroy(&m->before);
-    stm_err rc = stm_catalog_read(m->db, &m->before, err);
+    stm_err rc = stm_catalog_read_since(m->db, m->since, &m->before, err);
     if (rc != STM_OK)
         return rc;
     sqlite3_set_authorizer(m->db, s_authorize, m);
@@ -720,11 +722,13 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
 {
     *st = (migrate_ops_stats){0};
     catalog_t *after = NULL;
-    stm_err rc = stm_catalog_read(m->db, &after, err);
+    /* Only the tables the step changed are read again (catalog.h). */
+    stm_err rc = stm_catalog_read_since(m->db, m->before, &after, err);
     if (rc != STM_OK)
         return rc;
     oplog_t *log = stm_oplog_new(m->store);
     txn_t *txn = stm_txn_new(m->store, log);
+    stm_txn_read_since(txn, after);
     s_table x = {.m = m, .txn = txn, .lineage = lineage, .version = version, .st = st};
     x.batch = stm_opbatch_new();
     if (sqlite3_prepare_v2(m->db,

@@ -1,6 +1,6 @@
 /* migrate_ops.h - what a migration step writes into synced rows, made operations.
  *
- * A migration runs with the capture triggers off (capture.h). What it does to the
+ * A migration runs with the capture triggers off or idle (capture.h). What it does to the
  * schema every device does alike, and the lenses translate (lineage/lens.h). What it
  * does to the data does not happen alike: a backfill (UPDATE), a column computed by a
  * rebuild, rows it inserts (INSERT ... SELECT) or deletes reach the rows a database
@@ -55,8 +55,10 @@ typedef struct {
 typedef struct migrate_ops migrate_ops_t;
 
 /* A watcher for one step on store's database (lent; it must outlive the watcher).
- * The caller owns the result (stm_migrate_ops_destroy). */
-migrate_ops_t *stm_migrate_ops_new(store_t *store);
+ * since (lent likewise; NULL: none) is an earlier reading of the schema: the tables
+ * whose text did not change since are taken from it (stm_catalog_read_since). The
+ * caller owns the result (stm_migrate_ops_destroy). */
+migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since);
 void stm_migrate_ops_destroy(migrate_ops_t **self_p);
 
 /* Runs the step's SQL text (file names it in messages) in the caller's open write

@@ -123,6 +123,8 @@ static stm_err s_backup_before_change(const s_run *run, stm_error *err)
 
 static void s_rollback_tx(migrate_t *self)
 {
+    /* What the applier knows of the transaction (the sequences it took) goes with it. */
+    stm_applier_destroy(&self->applier);
     sqlite3 *db = stm_store_db(self->store);
     /* A failed statement may have ended the transaction already. */
     if (!sqlite3_get_autocommit(db))
@@ -167,31 +169,71 @@ static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, cons
         rc = stm_capture_exclude(self->store, o->exclude[i], true, err);
     if (rc == STM_OK)
         rc = stm_store_set_version_id(self->store, id, err);
+    /* Read from the schema as the step before left it: only the tables it changed are
+     * read again. A step rolled back leaves a catalog that may be ahead of the file:
+     * only what is the same text is taken from it, so it is as good as any. */
+    catalog_t *now = NULL;
     if (rc == STM_OK)
-        rc = stm_capture_install(self->store, err);
+        rc = stm_capture_install_since(self->store, self->catalog, &now, err);
+    if (rc == STM_OK) {
+        stm_catalog_destroy(&self->catalog);
+        self->catalog = now;
+    }
     return rc;
 }
 
-static stm_err s_begin(migrate_t *self, int expected, stm_error *err)
+/* Removes the capture triggers of the tables the step to (or from) version changes, as
+ * the lineage derived them before anything ran (migrate.h, invariant 1): the families
+ * with an entry at that version, created, changed or dropped (a table renamed is one
+ * family dropped and one created). The other tables keep theirs through the step. */
+static stm_err s_unhook_changed(migrate_t *self, int version, stm_error *err)
+{
+    const char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < stm_lineage_family_count(self->lineage); i++) {
+        const family_t *f = stm_lineage_family_at(self->lineage, i);
+        for (size_t e = stm_family_count(f); e-- > 0;) {
+            int at = stm_family_entry_at(f, e)->version;
+            if (at == version) {
+                names = stm_grow(names, &cap, n + 1, sizeof *names);
+                names[n++] = stm_family_name(f);
+            }
+            if (at <= version)
+                break;
+        }
+    }
+    stm_err rc = stm_capture_uninstall_tables(self->store, names, n, err);
+    free(names);
+    return rc;
+}
+
+/* Begins a transaction at version expected. Before a step (version: the step's number)
+ * the capture triggers of the tables it changes are removed, or all of them (all). */
+static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
 {
     stm_err rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
      * were made in, before a migration changes their columns; in the migration's own
      * transaction, so that nothing the application writes falls in between. */
-    if (rc == STM_OK && stm_store_is_prepared(self->store)) {
+    bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
+    if (prepared) {
         /* Tables of another format cannot be collected from: refused saying what to do. */
         rc = stm_store_check_format(self->store, err);
-        applier_t *applier = stm_applier_new(self->store, NULL, NULL);
+        /* One applier for the run: its catalog of the step before is read again only
+         * where the step changed it. */
+        if (!self->applier)
+            self->applier = stm_applier_new(self->store, NULL, NULL);
         if (rc == STM_OK)
-            rc = stm_applier_collect(applier, err);
-        stm_applier_destroy(&applier);
+            rc = stm_applier_collect(self->applier, err);
     }
     if (rc == STM_OK)
         rc = stm_store_exec(self->store, s_create_table, err);
     if (rc == STM_OK)
         rc = s_expect_version(self, expected, err);
-    if (rc == STM_OK && stm_store_is_prepared(self->store))
+    if (rc == STM_OK && prepared && all)
         rc = stm_capture_uninstall(self->store, err);
+    else if (rc == STM_OK && prepared && version > 0)
+        rc = s_unhook_changed(self, version, err);
     return rc;
 }
 
@@ -223,7 +265,7 @@ static void s_tell_moved(const s_run *run, stm_error *err)
 static stm_err s_adopt(const s_run *run, stm_error *err)
 {
     migrate_t *self = run->self;
-    stm_err rc = s_begin(self, self->version, err);
+    stm_err rc = s_begin(self, self->version, 0, false, err);
     if (rc == STM_OK && !self->has_id_column)
         rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT",
                             err);
@@ -312,33 +354,42 @@ static const migrate_step *s_step_done(const s_run *run, const migrate_step *ste
     return s;
 }
 
-/* Runs one step in its own transaction: migration k applied (the database is at
- * k - 1), or its rollback run (the database is at k). */
-static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+/* What a step's attempt did beyond the step itself, kept in the result once it commits. */
+typedef struct {
+    migrate_ops_stats derived; /* what it wrote to synced rows, made operations */
+    uint64_t dropped;          /* values a rollback step dropped, parked (dropped.h) */
+} s_done;
+
+/* One attempt at a step, in its own transaction, rolled back when it fails: migration
+ * k applied (the database is at k - 1), or its rollback run (the database is at k).
+ * all: every capture trigger is removed first, not only those of the tables changed. */
+static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrate_step *step,
+                         bool all, s_done *done, stm_error *err)
 {
-    migrate_t *self = run->self;
     bool up = step->direction == MIGRATE_UP;
     int k = step->version, after = up ? k : k - 1;
     sqlite3 *db = stm_store_db(self->store);
-    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
-    s_tell(run, &ev);
-    s_progress p;
-    s_progress_start(&p, run, step, db);
-    stm_err rc = s_begin(self, up ? k - 1 : k, err);
+    memset(done, 0, sizeof *done);
+    stm_err rc = s_begin(self, up ? k - 1 : k, k, all, err);
+    bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
     /* Going down, the schema before the step: what it drops is kept (dropped.h). */
     catalog_t *before = NULL;
-    uint64_t dropped = 0;
-    if (rc == STM_OK && !up && stm_store_is_prepared(self->store))
-        rc = stm_catalog_read(db, &before, err);
+    if (rc == STM_OK && !up && prepared)
+        rc = stm_catalog_read_since(db, self->catalog, &before, err);
+    /* The triggers still there keep out of the step's own writes (capture.h). */
+    if (rc == STM_OK && prepared)
+        rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     /* What a step after the first writes to synced rows is sent (migrate_ops.h); the
      * first makes the database, alike on every device. */
     migrate_ops_t *ops = NULL;
-    if (rc == STM_OK && up && k > 1 && stm_store_is_prepared(self->store)) {
-        ops = stm_migrate_ops_new(self->store);
+    if (rc == STM_OK && up && k > 1 && prepared) {
+        ops = stm_migrate_ops_new(self->store, self->catalog);
         rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
     } else if (rc == STM_OK) {
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
     }
+    if (rc == STM_OK && prepared)
+        rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1", err);
     if (rc == STM_OK && up) {
         rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
         /* Owed until the replay after the steps has finished (s_replay_parked). */
@@ -353,27 +404,41 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
     if (rc == STM_OK && before)
-        rc = stm_dropped_park(self->store, before, k, &dropped, err);
+        rc = stm_dropped_park(self->store, before, k, &done->dropped, err);
     stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);
-        rc = s_refresh_capture(self, run->o, &id, err);
+        rc = s_refresh_capture(self, o, &id, err);
     }
-    if (rc == STM_OK && ops) {
-        migrate_ops_stats ms;
-        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &ms, err);
-        if (rc == STM_OK) {
-            run->res->derived_rows += ms.rows;
-            run->res->derived_ops += ms.ops;
-            run->res->derived_kept += ms.kept;
-            run->res->derived_unkept += ms.unkept;
-        }
-    }
+    if (rc == STM_OK && ops)
+        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &done->derived, err);
     stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
         rc = s_commit(self, err);
     if (rc != STM_OK)
         s_rollback_tx(self);
+    return rc;
+}
+
+/* Runs one step in its own transaction (s_attempt). */
+static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+{
+    migrate_t *self = run->self;
+    bool up = step->direction == MIGRATE_UP;
+    int k = step->version;
+    sqlite3 *db = stm_store_db(self->store);
+    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
+    s_tell(run, &ev);
+    s_progress p;
+    s_progress_start(&p, run, step, db);
+    s_done done;
+    stm_err rc = s_attempt(self, run->o, step, false, &done, err);
+    /* A trigger kept was in the way of a change the lineage cannot show (a column
+     * dropped and added again as it was, a table the directory does not create): the
+     * step runs again without any, as a step always could. Not when another process
+     * moved the database: that is no trigger's doing. */
+    if (rc != STM_OK && self->moved_to < 0 && stm_store_is_prepared(self->store))
+        rc = s_attempt(self, run->o, step, true, &done, err);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
         if (self->moved_to >= 0)
@@ -392,7 +457,11 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
         s_tell(run, &ev);
         return rc;
     }
-    run->res->dropped += dropped;
+    run->res->dropped += done.dropped;
+    run->res->derived_rows += done.derived.rows;
+    run->res->derived_ops += done.derived.ops;
+    run->res->derived_kept += done.derived.kept;
+    run->res->derived_unkept += done.derived.unkept;
     ev = (migrate_event){
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
     s_tell(run, &ev);
@@ -401,11 +470,20 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
 
 /* ---- around the steps ---- */
 
+/* Forgets what the steps of a run kept from one to the next (the applier borrows the
+ * store: it goes first). */
+static void s_steps_done(migrate_t *self)
+{
+    stm_applier_destroy(&self->applier);
+    stm_catalog_destroy(&self->catalog);
+}
+
 /* Reopens the database writable (creating it when mode says so) and checks it is still
  * as it was when checked read-only. */
 static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_error *err)
 {
     int before = self->version;
+    s_steps_done(self);
     stm_store_destroy(&self->store);
     if (!self->exists) {
         /* Create the file here, exclusively, so that a file this run did not create is
@@ -440,6 +518,7 @@ static stm_err s_reopen_writable(migrate_t *self, store_open_mode mode, stm_erro
  * migration), so that "as it was before" holds for a new file too. */
 static void s_remove_created(migrate_t *self)
 {
+    s_steps_done(self);
     stm_store_destroy(&self->store);
     static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
@@ -489,7 +568,7 @@ static stm_err s_set_up_capture(const s_run *run, stm_error *err)
     migrate_t *self = run->self;
     int at = self->version;
     stm_id id = s_id_of(self, at);
-    stm_err rc = s_begin(self, at, err);
+    stm_err rc = s_begin(self, at, 0, false, err);
     if (rc == STM_OK)
         rc = s_refresh_capture(self, run->o, &id, err);
     if (rc == STM_OK)
@@ -526,10 +605,12 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
         rc = stm_lens_derive(self->set, &self->lenses, err);
     for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
         rc = s_step(run, &plan->steps[i], err);
+    s_steps_done(self); /* the replay has an applier of its own */
     if (rc == STM_OK && up && (res->nsteps || plan->replay))
         rc = s_replay_parked(run, err);
     if (rc == STM_OK && plan->set_up_capture && !res->adopted)
         rc = s_set_up_capture(run, err);
+    s_steps_done(self);
     if (rc != STM_OK && self->created && res->nsteps == 0) {
         s_remove_created(self);
         return rc;

@@ -76,6 +76,8 @@ struct txn {
     oplog_t *log;       /* lent */
     stmtcache_t *stmts; /* owned, by Q_* */
     catalog_t *catalog; /* the local schema as last read */
+    const catalog_t *since; /* lent until the first reading: an earlier one of the same
+                               schema (stm_txn_read_since); NULL: none */
     int schema_cookie;  /* PRAGMA schema_version when it was read; -1: never */
     uint64_t epoch;     /* moves whenever tables is freed (invariant 8) */
     txn_table *tables;  /* synced tables, in catalog order */
@@ -189,14 +191,18 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
         return rc;
     cookie = stm_sqlscript_schema_cookie(t->db);
     t->epoch++;
+    /* The tables whose definition did not change are taken from the catalog before. */
+    catalog_t *fresh = NULL;
+    rc = stm_catalog_read_since(t->db, t->catalog ? t->catalog : t->since, &fresh, err);
+    t->since = NULL;
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     t->tables = NULL;
     t->ntables = 0;
     t->last_table = NULL;
-    rc = stm_catalog_read(t->db, &t->catalog, err);
     if (rc != STM_OK)
         return rc;
+    t->catalog = fresh;
     sqlite3_stmt *excluded = NULL, *unique = NULL;
     if (sqlite3_prepare_v2(t->db, "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1, &excluded,
                            NULL) != SQLITE_OK ||
@@ -232,6 +238,11 @@ static stm_err s_refresh_catalog(txn_t *t, stm_error *err)
     sqlite3_finalize(unique);
     t->schema_cookie = cookie;
     return STM_OK;
+}
+
+void stm_txn_read_since(txn_t *t, const catalog_t *since)
+{
+    t->since = since;
 }
 
 txn_table *stm_txn_table_find(txn_t *t, const char *name)

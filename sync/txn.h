@@ -57,6 +57,10 @@ typedef struct txn_table txn_table;
  * outlive it). The caller owns the result (stm_txn_destroy). */
 txn_t *stm_txn_new(store_t *store, oplog_t *log);
 void stm_txn_destroy(txn_t **self_p);
+/* since (lent until t's next reading of the schema, which takes from it every table
+ * whose text did not change: stm_catalog_read_since) is a reading of the schema just
+ * made elsewhere, for a new t. */
+void stm_txn_read_since(txn_t *t, const catalog_t *since);
 
 /* Opens a transaction (BEGIN IMMEDIATE), starts it (the schema, the local changes
  * recorded) and turns capture off. On failure nothing is left open. */

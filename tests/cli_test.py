@@ -449,6 +449,83 @@ class Compare(Base):
                 self.fails(2, "compare", path, "schemas/tasks", contains=fragments)
 
 
+class Cache(Base):
+    """The derived lineages kept in STEMMA_CACHE_DIR (lineage/cache.h): used only for the
+    set as it is, a damaged file told in one line and the right answer given anyway."""
+
+    def setUp(self):
+        super().setUp()
+        self.cache = os.path.join(self.tmp, "cache")
+        self.set = os.path.join(self.tmp, "tasks")
+        shutil.copytree("schemas/tasks", self.set)
+
+    def stemma(self, *args, cache=True):
+        env = dict(os.environ)
+        env.pop("STEMMA_NO_CACHE", None)
+        if cache:
+            env["STEMMA_CACHE_DIR"] = self.cache
+        else:
+            env["STEMMA_NO_CACHE"] = "1"
+        p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=60,
+                           env=env)
+        return p.returncode, p.stdout, p.stderr
+
+    def files(self):
+        return sorted(os.listdir(self.cache)) if os.path.isdir(self.cache) else []
+
+    def test_commands_read_what_they_wrote(self):
+        db = os.path.join(self.tmp, "app.db")
+        for args in (["history", "--schemas", self.set], ["history", "--lenses", "--schemas",
+                     self.set], ["status", "--db", db, "--schemas", self.set],
+                     ["compare", self.set, "schemas/tasks-fork"]):
+            with self.subTest(args=args):
+                plain = self.stemma(*args, cache=False)
+                self.assertEqual(plain[0], 0, plain[2])
+                self.assertEqual(self.stemma(*args), plain)  # written
+                self.assertEqual(self.stemma(*args), plain)  # read back
+        code, _, err = self.stemma("migrate", "--db", db, "--schemas", self.set, "--no-backup")
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(len(self.files()), 2)  # the two sets compared
+        shutil.rmtree(self.cache)
+        self.assertEqual(self.stemma("history", "--schemas", self.set, cache=False)[0], 0)
+        self.assertEqual(self.files(), [])
+
+    def test_a_damaged_cache_is_one_line_and_the_right_answer(self):
+        args = ["history", "--lenses", "--schemas", self.set]
+        want = self.stemma(*args, cache=False)
+        self.stemma(*args)
+        [name] = self.files()
+        path = os.path.join(self.cache, name)
+        for damage in ("garbage", "cut"):
+            with self.subTest(damage=damage):
+                if damage == "garbage":
+                    with open(path, "wb") as f:
+                        f.write(bytes(range(256)) * 16)
+                else:
+                    with open(path, "r+b") as f:
+                        f.truncate(os.path.getsize(path) // 3)
+                code, out, err = self.stemma(*args)
+                self.assertEqual((code, out), want[:2])
+                lines = err.splitlines()
+                self.assertEqual(len(lines), 1, err)
+                self.assertTrue(lines[0].startswith("stemma: warning: cache " + path), err)
+                self.assertEqual(self.stemma(*args), want)  # made good again
+
+    def test_an_edited_migration_is_not_answered_from_the_cache(self):
+        args = ["history", "--schemas", self.set, "--format", "json"]
+        before = json.loads(self.stemma(*args)[1])
+        path = os.path.join(self.set, "002_add_priority.sql")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("priority", "urgency"))
+        code, out, err = self.stemma(*args)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out, self.stemma(*args, cache=False)[1])
+        self.assertNotEqual(json.loads(out), before)
+        self.assertIn("urgency", out)
+
+
 if __name__ == "__main__":
     STEMMA = os.path.abspath(sys.argv.pop(1))
     unittest.main(verbosity=1)

@@ -265,6 +265,62 @@ static void test_lineage_add_version_checks_the_chain(void **state)
     stm_lineage_destroy(&l);
 }
 
+/* True when a and b say the same of every table, column by column in order. */
+static bool s_catalogs_equal(const catalog_t *a, const catalog_t *b)
+{
+    if (stm_catalog_count(a) != stm_catalog_count(b) ||
+        stm_catalog_virtual_count(a) != stm_catalog_virtual_count(b))
+        return false;
+    for (size_t i = 0; i < stm_catalog_count(a); i++) {
+        const catalog_table *x = stm_catalog_at(a, i), *y = stm_catalog_at(b, i);
+        if (strcmp(stm_catalog_table_name(x), stm_catalog_table_name(y)) != 0 ||
+            stm_catalog_table_without_rowid(x) != stm_catalog_table_without_rowid(y) ||
+            stm_catalog_table_keys(x) != stm_catalog_table_keys(y) ||
+            stm_catalog_table_count(x) != stm_catalog_table_count(y))
+            return false;
+        for (size_t k = 0; k < stm_catalog_table_count(x); k++)
+            if (!stm_catalog_column_equal(stm_catalog_table_column(x, k),
+                                          stm_catalog_table_column(y, k)))
+                return false;
+    }
+    return true;
+}
+
+static void test_a_catalog_read_since_another_is_read_whole(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    /* Each step changes some tables and leaves others: each reading since the one
+     * before must say what a reading from nothing says. */
+    static const char *const steps[] = {
+        "CREATE TABLE a (id TEXT PRIMARY KEY COLLATE NOCASE, x TEXT);"
+        "CREATE TABLE b (id INTEGER PRIMARY KEY, y TEXT) WITHOUT ROWID;"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, z INTEGER);",
+        "ALTER TABLE a ADD COLUMN w REAL DEFAULT 1.5;",
+        "ALTER TABLE b RENAME COLUMN y TO yy;",
+        "ALTER TABLE a DROP COLUMN x;",
+        "CREATE TABLE c_new (id INTEGER PRIMARY KEY, z TEXT NOT NULL);"
+        "INSERT INTO c_new SELECT * FROM c; DROP TABLE c; ALTER TABLE c_new RENAME TO c;",
+        "ALTER TABLE a RENAME TO a2; ALTER TABLE b RENAME TO a; ALTER TABLE a2 RENAME TO b;",
+        "CREATE TABLE d (k TEXT PRIMARY KEY, t TEXT GENERATED ALWAYS AS (upper(k)));",
+    };
+    catalog_t *prev = NULL;
+    stm_error err = {0};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        assert_int_equal(sqlite3_exec(db, steps[i], NULL, NULL, NULL), SQLITE_OK);
+        catalog_t *since = NULL, *whole = NULL;
+        assert_int_equal(stm_catalog_read_since(db, prev, &since, &err), STM_OK);
+        assert_int_equal(stm_catalog_read(db, &whole, &err), STM_OK);
+        assert_true(s_catalogs_equal(since, whole));
+        stm_catalog_destroy(&whole);
+        stm_catalog_destroy(&prev);
+        prev = since;
+    }
+    stm_catalog_destroy(&prev);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_generated_columns_are_marked),
         cmocka_unit_test(test_family_heads_ignore_version_names),
         cmocka_unit_test(test_lineage_add_version_checks_the_chain),
+        cmocka_unit_test(test_a_catalog_read_since_another_is_read_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,9 @@ find_program(STEMMA_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 function(stemma_py_test name script label)
   add_test(NAME ${name} COMMAND ${STEMMA_PYTHON3} tests/${script} $<TARGET_FILE:stemma>
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-  set_tests_properties(${name} PROPERTIES LABELS ${label})
+  # The cache of derived lineages (lineage/cache.h) in the build tree, not the user's.
+  set_tests_properties(${name} PROPERTIES LABELS ${label}
+                       ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
 endfunction()
 
 add_library(stemma_testutil STATIC tests/testutil.c)
@@ -44,6 +46,8 @@ stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stem
 stemma_test(test_syncable SOURCES tests/test_syncable.c LIBS stemma_lineage stemma_testutil)
 # What migrations do to the data, found on marked rows (lineage/lens.h).
 stemma_test(test_lens SOURCES tests/test_lens.c LIBS stemma_lineage stemma_testutil)
+# The derived lineages and lenses kept in a cache file, and only when they are the set's.
+stemma_test(test_cache SOURCES tests/test_cache.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_toml SOURCES tests/test_toml.c LIBS stemma_toml)
 stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/json_min.c
             LIBS stemma_toml)
@@ -62,6 +66,8 @@ stemma_test(test_apply_wait SOURCES tests/test_apply_wait.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
+# The capture triggers across migration steps: only the changed tables' made again.
+stemma_test(test_migrate_triggers SOURCES tests/test_migrate_triggers.c LIBS stemma_dbutil)
 # Checked rollbacks, what a rollback drops coming back, and two migrates at once.
 stemma_test(test_rollback SOURCES tests/test_rollback.c LIBS stemma_dbutil)
 stemma_test(test_migrate_ops SOURCES tests/test_migrate_ops.c LIBS stemma_dbutil)
