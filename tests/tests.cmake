@@ -65,6 +65,7 @@ stemma_test(test_park SOURCES tests/test_park.c LIBS stemma_dbutil)
 stemma_test(test_apply_wait SOURCES tests/test_apply_wait.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
+stemma_test(test_convergence_migrate SOURCES tests/test_convergence_migrate.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
 # The capture triggers across migration steps: only the changed tables' made again.
 stemma_test(test_migrate_triggers SOURCES tests/test_migrate_triggers.c LIBS stemma_dbutil)
