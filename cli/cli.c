@@ -115,12 +115,19 @@ stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
     struct stat st;
     if (stat(path, &st) != 0)
         return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return stm_error_set(err, STM_EUSAGE,
-                             "%s: what migrations do to the data is found by running them: "
-                             "give the directory of migrations, not an exported file",
-                             path);
-    return s_derive(path, NULL, out, err);
+    if (S_ISDIR(st.st_mode))
+        return s_derive(path, NULL, out, err);
+    /* An exported file says what its migrations do when it was written with them. */
+    lineage_t *l = NULL;
+    stm_err rc = stm_export_read_file_lenses(path, &l, out, err);
+    stm_lineage_destroy(&l);
+    if (rc == STM_OK && !*out)
+        rc = stm_error_set(err, STM_EUSAGE,
+                           "%s: this exported file does not say what its migrations do to the "
+                           "data (written by an older stemma); export it again from the "
+                           "directory of migrations, or give the directory",
+                           path);
+    return rc;
 }
 
 stm_err cli_write_output(const char *path, const char *text, stm_error *err)

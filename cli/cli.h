@@ -58,8 +58,8 @@ stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, s
  * or an exported TOML file, whichever path is. *out is the caller's (stm_lineage_destroy). */
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
 /* What each migration of the schema directory at path does to the data (lineage/lens.h,
- * from the cache when it holds them);
- * STM_EUSAGE when path is a file (an export carries no lenses). *out is the caller's
+ * from the cache when it holds them), or what an exported file says they do; STM_EUSAGE
+ * for an exported file that does not say (an older stemma's). *out is the caller's
  * (stm_lens_destroy). */
 stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err);
 

@@ -295,8 +295,10 @@ static const char *s_export_help =
     "\n"
     "Writes the whole history of a schema set as TOML: every version (number, id,\n"
     "parent, description, checksum) and every table's family history with the columns\n"
-    "added, removed and changed. 'stemma compare' reads such files as it reads\n"
-    "directories. The layout is described in docs/toml-format.md.\n"
+    "added, removed and changed, and what each migration does to the data (its\n"
+    "lenses: 'stemma history --lenses'). 'stemma compare' reads such files as it reads\n"
+    "directories, and follows renames through them; 'history --lenses' and 'apply\n"
+    "--schemas' read them too. The layout is described in docs/toml-format.md.\n"
     "\n"
     "  --schemas DIR   the directory of numbered migrations\n"
     "  -o, --output F  write to F instead of standard output (F is replaced whole,\n"
@@ -333,9 +335,14 @@ int cmd_export(int argc, char **argv)
         return cli_usage_error("export", "--schemas DIR is required");
     stm_error err = {0};
     lineage_t *l = NULL;
-    if (cli_load_lineage(schemas, &l, &err) != STM_OK)
+    lens_set_t *lenses = NULL;
+    if (cli_load_lineage(schemas, &l, &err) != STM_OK ||
+        cli_load_lenses(schemas, &lenses, &err) != STM_OK) {
+        stm_lineage_destroy(&l);
         return cli_fail("export", &err);
-    char *text = stm_export_lineage(l);
+    }
+    char *text = stm_export_lineage_lenses(l, lenses);
+    stm_lens_destroy(&lenses);
     stm_lineage_destroy(&l);
     stm_err rc = cli_write_output(output, text, &err);
     free(text);

@@ -1,4 +1,5 @@
 #include "export.h"
+#include "lens.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "base/readfile.h"
@@ -92,8 +93,45 @@ static toml_value *s_family(const family_t *f, bool *format2)
     return t;
 }
 
+/* What version's migration does to the data (lens.h): `lenses`, its changes, or
+ * `lenses_unknown`, why they are not known. Nothing for a version with neither. */
+static void s_version_lenses(toml_value *t, const lens_set_t *lenses, int version)
+{
+    const char *why = NULL;
+    if (!stm_lens_probed(lenses, version, &why)) {
+        s_set_str(t, "lenses_unknown", why ? why : "not probed");
+        return;
+    }
+    size_t n = 0;
+    const lens_change *ch = stm_lens_changes(lenses, version, &n);
+    if (!n)
+        return;
+    toml_value *a = stm_toml_new_array();
+    for (size_t i = 0; i < n; i++) {
+        toml_value *c = stm_toml_new_table();
+        stm_toml_set_inline(c, true);
+        s_set_str(c, "kind", stm_lens_kind_name(ch[i].kind));
+        s_set_str(c, "table", ch[i].table);
+        if (ch[i].column)
+            s_set_str(c, "column", ch[i].column);
+        if (ch[i].from_table)
+            s_set_str(c, "from_table", ch[i].from_table);
+        if (ch[i].from_column)
+            s_set_str(c, "from_column", ch[i].from_column);
+        stm_toml_array_push(a, c);
+    }
+    stm_toml_table_set(t, "lenses", a);
+}
+
 char *stm_export_lineage(const lineage_t *l)
 {
+    return stm_export_lineage_lenses(l, NULL);
+}
+
+char *stm_export_lineage_lenses(const lineage_t *l, const lens_set_t *lenses)
+{
+    if (lenses && stm_lens_count(lenses) != stm_lineage_count(l))
+        lenses = NULL; /* not this lineage's */
     toml_value *root = stm_toml_new_table();
     stm_toml_table_set(root, "format", stm_toml_new_integer(EXPORT_FORMAT));
     s_set_str(root, "schema_set", stm_lineage_name(l));
@@ -111,9 +149,14 @@ char *stm_export_lineage(const lineage_t *l)
         s_set_id(t, "parent", &v->parent);
         s_set_str(t, "description", v->description);
         s_set_id(t, "checksum", &v->checksum);
+        if (lenses)
+            s_version_lenses(t, lenses, v->number);
         stm_toml_array_push(versions, t);
     }
     stm_toml_table_set(root, "versions", versions);
+    /* Whether the versions say what their migrations do (absent: not known here). */
+    if (lenses)
+        stm_toml_table_set(root, "lenses", stm_toml_new_bool(true));
 
     /* Left out when there are none, so that the files of schema sets without virtual
      * tables are what format 1 always wrote. */
@@ -492,6 +535,111 @@ done:
         stm_lineage_destroy(&l);
     else
         *out = l;
+    return rc;
+}
+
+/* The lenses versions[] hold, assembled with l (lens.h). */
+static stm_err s_read_lenses(const s_reader *r, const toml_value *root, const lineage_t *l,
+                             lens_set_t **out)
+{
+    const toml_value *versions = stm_toml_table_get(root, "versions");
+    lens_set_t *s = stm_lens_assemble_new(stm_lineage_count(l));
+    stm_err rc = STM_OK;
+    for (size_t i = 0; rc == STM_OK && i < stm_toml_array_count(versions); i++) {
+        const toml_value *v = stm_toml_array_at(versions, i);
+        char path[64];
+        snprintf(path, sizeof path, "versions[%zu]", i);
+        if (stm_toml_table_get(v, "lenses_unknown")) {
+            const char *why;
+            if ((rc = s_get_string(r, v, path, "lenses_unknown", &why)) == STM_OK)
+                stm_lens_assemble_unprobed(s, (int)i + 1, why);
+            continue;
+        }
+        const toml_value *changes = stm_toml_table_get(v, "lenses");
+        if (!changes)
+            continue;
+        if (stm_toml_type_of(changes) != TOML_ARRAY) {
+            rc = s_bad(r, changes, path, "lenses: expected an array");
+            break;
+        }
+        for (size_t k = 0; rc == STM_OK && k < stm_toml_array_count(changes); k++) {
+            char cpath[96];
+            const toml_value *c;
+            if ((rc = s_entry(r, changes, "lenses", k, cpath, sizeof cpath, &c)) != STM_OK)
+                break;
+            const char *kind, *table;
+            lens_change ch = {0};
+            if ((rc = s_get_string(r, c, cpath, "kind", &kind)) ||
+                (rc = s_get_string(r, c, cpath, "table", &table)))
+                break;
+            bool known = false;
+            for (int kk = 0; kk < LENS_KINDS && !known; kk++)
+                if (strcmp(kind, stm_lens_kind_name((lens_kind)kk)) == 0)
+                    ch.kind = (lens_kind)kk, known = true;
+            if (!known) {
+                rc = s_bad(r, stm_toml_table_get(c, "kind"), cpath,
+                           "kind: not one of renamed, cast, filled, computed, added, copied, "
+                           "dropped, emptied");
+                break;
+            }
+            ch.table = table;
+            static const char *const keys[] = {"column", "from_table", "from_column"};
+            const char **slots[] = {&ch.column, &ch.from_table, &ch.from_column};
+            for (size_t kk = 0; kk < 3 && rc == STM_OK; kk++)
+                if (stm_toml_table_get(c, keys[kk]))
+                    rc = s_get_string(r, c, cpath, keys[kk], slots[kk]);
+            /* What each kind names (lens.h): a change that says less is no change. */
+            bool from = ch.kind == LENS_RENAMED || ch.kind == LENS_CAST ||
+                        ch.kind == LENS_FILLED || ch.kind == LENS_COPIED;
+            if (rc == STM_OK && from && (!ch.column || !ch.from_table || !ch.from_column))
+                rc = s_bad(r, c, cpath, "a change of this kind names column, from_table and "
+                                        "from_column");
+            if (rc == STM_OK)
+                stm_lens_assemble_change(s, (int)i + 1, &ch);
+        }
+    }
+    if (rc != STM_OK) {
+        stm_lens_destroy(&s);
+        return rc;
+    }
+    stm_lens_assemble_finish(s, l);
+    *out = s;
+    return STM_OK;
+}
+
+stm_err stm_export_parse_lenses(const char *text, size_t len, const char *name, lineage_t **out,
+                                lens_set_t **lenses, stm_error *err)
+{
+    *lenses = NULL;
+    stm_err rc = stm_export_parse(text, len, name, out, err);
+    if (rc != STM_OK)
+        return rc;
+    toml_value *root = NULL;
+    if ((rc = stm_toml_parse(text, len, name, &root, err)) != STM_OK) {
+        stm_lineage_destroy(out);
+        return rc;
+    }
+    s_reader r = {name, err};
+    const toml_value *has = stm_toml_table_get(root, "lenses");
+    bool with = false;
+    if (has && (rc = s_get_bool(&r, root, "", "lenses", &with)) == STM_OK && with)
+        rc = s_read_lenses(&r, root, *out, lenses);
+    stm_toml_destroy(&root);
+    if (rc != STM_OK)
+        stm_lineage_destroy(out);
+    return rc;
+}
+
+stm_err stm_export_read_file_lenses(const char *path, lineage_t **out, lens_set_t **lenses,
+                                    stm_error *err)
+{
+    char *text;
+    size_t len;
+    stm_err rc = stm_readfile_all(path, EXPORT_MAX_BYTES, &text, &len, err);
+    if (rc != STM_OK)
+        return rc;
+    rc = stm_export_parse_lenses(text, len, path, out, lenses, err);
+    free(text);
     return rc;
 }
 

@@ -24,6 +24,12 @@
 
 /* The TOML text of l; the caller frees it. */
 char *stm_export_lineage(const lineage_t *l);
+/* The same with what each migration does to the data (lens.h; NULL, or a set of another
+ * count of versions: left out): per version its changes, or why they are not known,
+ * and `lenses = true`, so that a reader can translate and compare without the
+ * migrations. */
+struct lens_set;
+char *stm_export_lineage_lenses(const lineage_t *l, const struct lens_set *lenses);
 
 /* Reads an exported lineage from text; name is used in messages ("FILE:LINE:COL: ...").
  * *out is the caller's (stm_lineage_destroy). STM_EINPUT for TOML that does not parse or
@@ -32,5 +38,14 @@ STM_NODISCARD stm_err stm_export_parse(const char *text, size_t len, const char 
                                        lineage_t **out, stm_error *err);
 /* The same, from a file. */
 STM_NODISCARD stm_err stm_export_read_file(const char *path, lineage_t **out, stm_error *err);
+/* stm_export_parse and stm_export_read_file, and the lenses the file holds: *lenses is
+ * the caller's (stm_lens_destroy), NULL when the file says nothing of them (written
+ * without, or by an older stemma). A change of an unknown kind, or one that does not
+ * name what its kind needs, is STM_EINPUT naming the place. */
+STM_NODISCARD stm_err stm_export_parse_lenses(const char *text, size_t len, const char *name,
+                                              lineage_t **out, struct lens_set **lenses,
+                                              stm_error *err);
+STM_NODISCARD stm_err stm_export_read_file_lenses(const char *path, lineage_t **out,
+                                                  struct lens_set **lenses, stm_error *err);
 
 #endif

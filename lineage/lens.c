@@ -1,6 +1,7 @@
 /* lens.c - what each migration does to the data already there (lens.h). */
 #include "lens.h"
 #include "lens_internal.h"
+#include "lineage.h"
 #include "catalog.h"
 #include "sqlscript.h"
 #include "base/buf.h"
@@ -656,16 +657,17 @@ static const char *s_pooled(lens_set_t *s, const char *name)
  * what its source held; one computed, added or copied holds new values; any other
  * holds what the column of its table and name held before, if there was one. A step
  * that could not be probed keeps identities by name. */
-static void s_identities(lens_set_t *s, size_t i, const catalog_t *after)
+static void s_identities(lens_set_t *s, size_t i, const catalog_table *const *after,
+                         size_t nafter)
 {
     lens_step *st = &s->steps[i];
     const lens_step *prev = i ? &s->steps[i - 1] : NULL;
     size_t n = 0;
-    for (size_t t = 0; t < stm_catalog_count(after); t++)
-        n += stm_catalog_table_count(stm_catalog_at(after, t));
+    for (size_t t = 0; t < nafter; t++)
+        n += stm_catalog_table_count(after[t]);
     st->columns = stm_calloc(n + 1, sizeof *st->columns);
-    for (size_t t = 0; t < stm_catalog_count(after); t++) {
-        const catalog_table *tab = stm_catalog_at(after, t);
+    for (size_t t = 0; t < nafter; t++) {
+        const catalog_table *tab = after[t];
         const char *tname = NULL;
         for (size_t c = 0; c < stm_catalog_table_count(tab); c++) {
             const char *cname = stm_catalog_table_column(tab, c)->name;
@@ -784,8 +786,14 @@ stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err
             s->steps[i].probed = true; /* the first: everything is new, nothing derived */
         else if (rc == STM_OK)
             s->steps[i].why = stm_strdup("no memory for a copy of the database to probe");
-        if (rc == STM_OK)
-            s_identities(s, i, after);
+        if (rc == STM_OK) {
+            size_t nt = stm_catalog_count(after);
+            const catalog_table **tables = stm_calloc(nt + 1, sizeof *tables);
+            for (size_t t = 0; t < nt; t++)
+                tables[t] = stm_catalog_at(after, t);
+            s_identities(s, i, tables, nt);
+            free(tables);
+        }
         if (probe_from)
             sqlite3_close(probe_from);
         s_touched_free(&touched);
@@ -850,3 +858,49 @@ bool stm_lens_probed(const lens_set_t *s, int version, const char **why)
         *why = st && !st->probed ? st->why : NULL;
     return st && st->probed;
 }
+
+/* ---- a set read back ---- */
+
+lens_set_t *stm_lens_assemble_new(size_t count)
+{
+    lens_set_t *s = stm_calloc(1, sizeof *s);
+    s->count = count;
+    s->steps = stm_calloc(count + 1, sizeof *s->steps);
+    for (size_t i = 0; i < count; i++)
+        s->steps[i].probed = true;
+    return s;
+}
+
+void stm_lens_assemble_change(lens_set_t *s, int version, const lens_change *c)
+{
+    if (version < 1 || (size_t)version > s->count)
+        return;
+    s_add(&s->steps[version - 1], c->kind, c->table, c->column, c->from_table, c->from_column);
+}
+
+void stm_lens_assemble_unprobed(lens_set_t *s, int version, const char *why)
+{
+    if (version < 1 || (size_t)version > s->count)
+        return;
+    lens_step *st = &s->steps[version - 1];
+    st->probed = false;
+    free(st->why);
+    st->why = stm_strdup(why);
+}
+
+void stm_lens_assemble_finish(lens_set_t *s, const lineage_t *l)
+{
+    size_t nf = stm_lineage_family_count(l);
+    const catalog_table **tables = stm_calloc(nf + 1, sizeof *tables);
+    for (size_t i = 0; i < s->count; i++) {
+        size_t nt = 0;
+        for (size_t f = 0; f < nf; f++) {
+            const catalog_table *t = stm_family_table_at(stm_lineage_family_at(l, f), (int)i + 1);
+            if (t)
+                tables[nt++] = t;
+        }
+        s_identities(s, i, tables, nt);
+    }
+    free(tables);
+}
+

@@ -108,4 +108,16 @@ void stm_lens_encode(const lens_set_t *s, buf_t *out);
 STM_NODISCARD stm_err stm_lens_decode(const void *data, size_t len, size_t count,
                                       lens_set_t **out, stm_error *err);
 
+/* A lens set read back (an exported file, export.h) rather than derived: made with
+ * the number of migrations (the caller's, stm_lens_destroy), given each version's
+ * changes (copied) and the versions whose migration could not be probed, then
+ * finished with the lineage, whose families give each version's columns (the
+ * identities that stm_lens_translate follows are computed from them as a derivation
+ * computes them from the catalogs). Versions out of range are ignored. */
+lens_set_t *stm_lens_assemble_new(size_t count);
+void stm_lens_assemble_change(lens_set_t *s, int version, const lens_change *c);
+void stm_lens_assemble_unprobed(lens_set_t *s, int version, const char *why);
+struct lineage;
+void stm_lens_assemble_finish(lens_set_t *s, const struct lineage *l);
+
 #endif

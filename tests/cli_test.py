@@ -127,11 +127,15 @@ class History(Base):
             "history", "--schemas", "tests/data/schemas/rebuilds", "--format", "json"))
             ["versions"][1])
 
-    def test_lenses_need_migrations(self):
-        exported = os.path.join(self.tmp, "tasks.toml")
-        self.ok("export", "--schemas", "schemas/tasks", "-o", exported)
-        self.fails(2, "history", "--schemas", exported, "--lenses",
-                   contains=["give the directory of migrations, not an exported file"])
+    def test_lenses_from_an_export(self):
+        # An export carries the lenses: history --lenses reads the same from it.
+        exported = os.path.join(self.tmp, "rebuilds.toml")
+        self.ok("export", "--schemas", "tests/data/schemas/rebuilds", "-o", exported)
+        for fmt in ("text", "json"):
+            self.assertEqual(
+                self.ok("history", "--schemas", exported, "--lenses", "--format", fmt),
+                self.ok("history", "--schemas", "tests/data/schemas/rebuilds", "--lenses",
+                        "--format", fmt))
         self.fails(2, "history", "--db", exported, "--lenses",
                    contains=["--lenses needs --schemas DIR"])
         self.fails(2, "history", "--schemas", "schemas/tasks", "--lenses", "--format", "toml",
@@ -223,11 +227,29 @@ class Compare(Base):
         self.assertEqual(fam["people"]["renamed_table"], "users")
         self.assertEqual(fam["users"]["renamed_table"], "people")
         self.assertEqual(fam["people"]["renamed"], [])
-        # An export holds no migrations to run: nothing is followed, and it says so by
-        # parking what differs.
+        # An export says what the migrations do (its lenses): compare follows the renames
+        # through it as through the directory, and history --lenses reads them back.
         exported = os.path.join(self.tmp, "renames.toml")
         self.ok("export", "--schemas", "tests/data/schemas/renames", "-o", exported)
-        out = self.ok("compare", os.path.join(self.tmp, "upto001"), exported)
+        up1 = os.path.join(self.tmp, "upto001.toml")
+        self.ok("export", "--schemas", os.path.join(self.tmp, "upto001"), "-o", up1)
+        self.assertEqual(self.ok("compare", up1, exported),
+                         self.ok("compare", os.path.join(self.tmp, "upto001"),
+                                 "tests/data/schemas/renames"))
+        self.assertEqual(self.ok("history", "--schemas", exported, "--lenses"),
+                         self.ok("history", "--schemas", "tests/data/schemas/renames",
+                                 "--lenses"))
+        # One written without them (an older stemma's) follows nothing, and says so by
+        # parking what differs.
+        with open(exported) as f:
+            text = f.read()
+        bare = os.path.join(self.tmp, "bare.toml")
+        with open(bare, "w") as f:
+            f.write(re.sub(r"\nlenses = true\n", "\n",
+                           re.sub(r"\n\[\[versions\.lenses\]\]\n(?:[a-z_]+ = \"[^\"]*\"\n)+",
+                                  "\n", text)))
+        self.assertNotIn("lenses", open(bare).read())
+        out = self.ok("compare", os.path.join(self.tmp, "upto001"), bare)
         self.assertIn("  Parked here, then replayed when this side migrates to the version that "
                       "adds it:\n    people (table, v3)\n"
                       "  Parked on the remote, and no migration replays them (its history "
@@ -235,7 +257,14 @@ class Compare(Base):
                       "  Renames are not followed here: no schema directory given holds both "
                       "versions", out)
         self.assertFalse(json.loads(self.ok("compare", os.path.join(self.tmp, "upto001"),
-                                            exported, "--format", "json"))["renames_followed"])
+                                            bare, "--format", "json"))["renames_followed"])
+        self.fails(2, "history", "--schemas", bare, "--lenses",
+                   contains=["does not say what its migrations do"])
+        # A change of a kind no stemma writes is bad input, named where it is.
+        with open(bare + "2", "w") as f:
+            f.write(text.replace('kind = "renamed"', 'kind = "teleported"', 1))
+        self.fails(2, "history", "--schemas", bare + "2", "--lenses",
+                   contains=["bare.toml2:", "kind: not one of"])
 
     def compare(self, a, b):
         return json.loads(self.ok("compare", a, b, "--format", "json"))
