@@ -629,6 +629,30 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
     sqlite3_close(db);
 }
 
+/* One column of the version before whose values two or more columns now hold (a rebuild
+ * that puts one column into two): which of them is "the same column" is not for stemma
+ * to guess per operation, so the first listed (tables by name, columns in declaration
+ * order) is, and the others are copies: translated operations land in the first, and
+ * the others hold values of their own (lens.h). The same schema set always gives the
+ * same answer, and `history --lenses` shows it. */
+static void s_one_heir(lens_step *st)
+{
+    for (size_t i = 0; i < st->count; i++) {
+        lens_change *c = &st->changes[i];
+        if (c->kind != LENS_RENAMED && c->kind != LENS_CAST && c->kind != LENS_FILLED)
+            continue;
+        for (size_t k = 0; k < i; k++) {
+            const lens_change *e = &st->changes[k];
+            if ((e->kind == LENS_RENAMED || e->kind == LENS_CAST || e->kind == LENS_FILLED) &&
+                strcasecmp(e->from_table, c->from_table) == 0 &&
+                strcasecmp(e->from_column, c->from_column) == 0) {
+                c->kind = LENS_COPIED;
+                break;
+            }
+        }
+    }
+}
+
 /* ---- the set ---- */
 
 /* ---- identities: which columns of two versions hold the same values ---- */
@@ -786,6 +810,7 @@ stm_err stm_lens_derive(const schemaset_t *set, lens_set_t **out, stm_error *err
             s->steps[i].probed = true; /* the first: everything is new, nothing derived */
         else if (rc == STM_OK)
             s->steps[i].why = stm_strdup("no memory for a copy of the database to probe");
+        s_one_heir(&s->steps[i]);
         if (rc == STM_OK) {
             size_t nt = stm_catalog_count(after);
             const catalog_table **tables = stm_calloc(nt + 1, sizeof *tables);

@@ -42,7 +42,9 @@ typedef enum {
     LENS_COMPUTED,   /* values the migration wrote, no one column's of n - 1 */
     LENS_ADDED,      /* a column added to a table that had rows: its default everywhere */
     LENS_COPIED,     /* the values of a column of n - 1 that is still there too (a new
-                        table filled from an old one) */
+                        table filled from an old one), or that another column of n holds
+                        as its rename (one column put into two: the first listed is the
+                        rename, lens.c s_one_heir) */
     LENS_DROPPED,    /* a column of n - 1 whose values no column of n carries; table and
                         column are n - 1's (column NULL: the whole table) */
     LENS_EMPTIED,    /* a table (column NULL) whose rows the migration deleted: it is

@@ -127,6 +127,20 @@ class History(Base):
             "history", "--schemas", "tests/data/schemas/rebuilds", "--format", "json"))
             ["versions"][1])
 
+    def test_one_column_put_into_two(self):
+        # Which of two columns holding one column's values is "the same column" is not
+        # guessed per operation: the first is the rename, the other a copy.
+        d = os.path.join(self.tmp, "split")
+        os.makedirs(d)
+        with open(os.path.join(d, "001_t.sql"), "w") as f:
+            f.write("CREATE TABLE t (id TEXT PRIMARY KEY, a TEXT);\n")
+        with open(os.path.join(d, "002_split.sql"), "w") as f:
+            f.write("CREATE TABLE t_new (id TEXT PRIMARY KEY, b TEXT, c TEXT);\n"
+                    "INSERT INTO t_new SELECT id, a, a FROM t;\n"
+                    "DROP TABLE t;\nALTER TABLE t_new RENAME TO t;\n")
+        out = self.ok("history", "--schemas", d, "--lenses")
+        self.assertIn("      t.b  renamed from t.a\n      t.c  copied from t.a\n", out)
+
     def test_lenses_from_an_export(self):
         # An export carries the lenses: history --lenses reads the same from it.
         exported = os.path.join(self.tmp, "rebuilds.toml")
