@@ -226,6 +226,8 @@ typedef struct {
     const char **source;     /* per column of def: the copy's column holding its values, or NULL */
     bool *fresh;             /* per column of def: none of the version before held its values
                                 (added or computed by the step, even before the copy) */
+    bool *send;              /* scratch, per column of def: the row at hand sends it */
+    size_t send_cap;
     opbatch_t *batch;
     s_keep *keeps;
     size_t nkeeps, keeps_cap;
@@ -440,27 +442,52 @@ static stm_err s_row(s_table *x, sqlite3_stmt *stmt, s_kind kind, buf_t *scratch
          * column (NOT NULL, at a later version too), takes it from this change, and
          * what waited for it applies. */
         bool whole = false;
-        for (size_t i = 0; kind == S_CHANGED && i < stm_catalog_table_count(x->def); i++)
+        size_t ncols = stm_catalog_table_count(x->def);
+        for (size_t i = 0; kind == S_CHANGED && i < ncols; i++)
             whole |= !stm_catalog_table_column(x->def, i)->hidden && x->fresh[i];
+        /* Which cells the step changed are the migration's to send: not those written
+         * at its version or later (put back instead). */
+        if (ncols > x->send_cap)
+            x->send = stm_grow(x->send, &x->send_cap, ncols, sizeof *x->send);
+        bool any = kind != S_CHANGED;
+        for (size_t i = 0, at = nkeys; i < ncols && rc == STM_OK; i++) {
+            const catalog_column *c = stm_catalog_table_column(x->def, i);
+            x->send[i] = false;
+            if (c->hidden)
+                continue;
+            int value = (int)at++;
+            if (kind != S_CHANGED) {
+                x->send[i] = true;
+                continue;
+            }
+            if (!sqlite3_column_int(stmt, value + (int)ncaptured))
+                continue;
+            bool newer = false;
+            /* A cell with no write of its own here, in a row whose latest write parked
+             * for want of a column is of this version or later: that write may be this
+             * cell's (a value a rollback dropped, sync/dropped.h, or one received before
+             * the column was added), and replays after the step. */
+            rowclock_t *clock_now = stm_txn_clock(x->txn);
+            const rowclock_entry *e = stm_rowclock_find(clock_now, ROWCLOCK_CELL, c->name);
+            if (!e)
+                e = stm_rowclock_find(clock_now, ROWCLOCK_PARKED, NULL);
+            if (found)
+                rc = s_newer(x, e, &newer, err);
+            if (rc == STM_OK && newer)
+                s_keep_add(x, &pk, c->name);
+            else
+                any = x->send[i] = true;
+        }
+        /* Nothing the migration's own: nothing sent, not even whole. */
         int at = (int)nkeys;
-        for (size_t i = 0; i < stm_catalog_table_count(x->def) && rc == STM_OK; i++) {
+        for (size_t i = 0; any && i < ncols && rc == STM_OK; i++) {
             const catalog_column *c = stm_catalog_table_column(x->def, i);
             if (c->hidden)
                 continue;
             int value = at++;
-            if (kind == S_CHANGED && !sqlite3_column_int(stmt, value + (int)ncaptured)) {
-                if (!whole)
-                    continue;
-            } else if (kind == S_CHANGED) {
-                bool newer = false;
-                if (found)
-                    rc = s_newer(x, stm_rowclock_find(stm_txn_clock(x->txn), ROWCLOCK_CELL, c->name),
-                                 &newer, err);
-                if (rc == STM_OK && newer) {
-                    s_keep_add(x, &pk, c->name);
-                    continue;
-                }
-            }
+            bool changed = kind == S_CHANGED && sqlite3_column_int(stmt, value + (int)ncaptured);
+            if (!x->send[i] && (changed || !whole))
+                continue;
             op.column = c->name;
             op.affinity = stm_capture_affinity_code(c->affinity);
             stm_op_value_column(stmt, value, &op.value);
@@ -771,6 +798,7 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
     }
     sqlite3_finalize(x.version_of);
     free(x.keeps);
+    free(x.send);
     free(x.no_cache);
     free(x.num_cache);
     stm_opbatch_destroy(&x.batch);

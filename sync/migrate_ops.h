@@ -30,8 +30,12 @@
  *     the tie, so every replica converges; a real write made later beats both.
  *  4. A cell or a row whose latest write was made at the step's version or a later
  *     one (received while this database was older) is not the migration's to change:
- *     it is put back as the copy has it, and nothing is sent for it. One a constraint
- *     of the new version will not take back stays as the step left it, counted.
+ *     it is put back as the copy has it, and nothing is sent for it. So is a cell with
+ *     no write of its own in a row whose latest parked write (one this database had
+ *     no column for: a value a rollback dropped, sync/dropped.h) is of that version or
+ *     later: the write replays after the step, and must not meet a derived one that
+ *     beats it. One a constraint of the new version will not take back stays as the
+ *     step left it, counted.
  *
  * The copies live in the temp schema, inside the step's transaction: a failed step
  * takes them with it, and stm_migrate_ops_destroy drops what is left. */

@@ -48,6 +48,14 @@ static const char *const s_set[] = {
     "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
     "INSERT INTO settings VALUES ('theme', 'dark');\n"
     "INSERT INTO memos VALUES ('welcome', 'hello');\n",
+    "002_rename_backfill.down.sql",
+    "ALTER TABLE items RENAME COLUMN title TO name;\n",
+    "003_rebuild.down.sql",
+    "ALTER TABLE memos RENAME TO notes;\n"
+    "ALTER TABLE items DROP COLUMN label;\n",
+    "004_purge_seed.down.sql",
+    "DROP TABLE settings;\n"
+    "DELETE FROM memos WHERE id = 'welcome';\n",
     NULL,
 };
 
@@ -64,6 +72,7 @@ typedef struct {
     lineage_t *lineage;
     lens_set_t *lenses;
     replica r[NREPLICAS];
+    bool rollbacks;  /* replicas also roll back a step now and then */
 } world;
 
 static uint64_t s_rand(world *w)
@@ -116,6 +125,26 @@ static void s_migrate(world *w, replica *r)
     stm_migrate_result_free(&res);
     stm_migrate_destroy(&m);
     r->version++;
+    s_open(w, r);
+}
+
+/* One step down, with the real rollback (its own connection). */
+static void s_rollback(world *w, replica *r)
+{
+    s_close(r);
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    if (stm_migrate_open(r->path, w->set, &m, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = r->version - 1;
+    o.backup = false;
+    migrate_result res = {0};
+    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
+        fail_msg("rolling %s back to %d: %s", r->path, o.to, err.msg);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
+    r->version--;
     s_open(w, r);
 }
 
@@ -182,10 +211,11 @@ static void s_assert_same(world *w, uint64_t seed, const char *query)
     free(first);
 }
 
-static void s_run_seed(uint64_t seed, int steps)
+static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
 {
     world w;
     memset(&w, 0, sizeof w);
+    w.rollbacks = rollbacks;
     w.state = seed * 0x9E3779B97F4A7C15ull + 7;
     w.dir = tu_tmpdir();
     w.set = tu_path(w.dir, "set");
@@ -224,8 +254,10 @@ static void s_run_seed(uint64_t seed, int steps)
         } else if (roll < 19) {
             replica *other = &w.r[(r - w.r + 1 + s_pick(&w, NREPLICAS - 1)) % NREPLICAS];
             s_exchange(r, other);
-        } else if (r->version < HEAD) {
+        } else if (r->version < HEAD && (r->version == 1 || !w.rollbacks || s_pick(&w, 2))) {
             s_migrate(&w, r);
+        } else if (r->version > 1 && w.rollbacks) {
+            s_rollback(&w, r);
         }
     }
     /* Everyone to the head, in a random order, then everyone hears from everyone. */
@@ -267,13 +299,25 @@ static void test_replicas_migrating_at_random_moments_converge(void **state)
     (void)state;
     int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 200);
     for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed, steps);
+        s_run_seed((uint64_t)seed, steps, false);
+}
+
+/* The same with rollbacks at random moments too: as often as migrations, once a replica
+ * is past version 1 (what a rollback drops and the next migrate brings back is
+ * sync/dropped.h's, checked on its own in test_rollback). */
+static void test_and_rolling_back_at_random_moments(void **state)
+{
+    (void)state;
+    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 200);
+    for (int seed = 1; seed <= seeds; seed++)
+        s_run_seed((uint64_t)seed + 1000, steps, true);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicas_migrating_at_random_moments_converge),
+        cmocka_unit_test(test_and_rolling_back_at_random_moments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,6 +256,42 @@ static void test_both_ran_it_and_a_later_write_wins(void **state)
     assert_int_equal(s_int(f->a, "SELECT count(*) FROM stemma_parked"), 0);
 }
 
+/* A value the application wrote to a column a migration computes, dropped by a
+ * rollback of that migration and migrated again: the migration computes the column
+ * anew, but the value written at its version comes back (sync/dropped.h), and nothing
+ * derived is sent that would beat it on the peers. */
+static void test_a_rollback_then_migrate_keeps_what_was_written(void **state)
+{
+    s_fixture *f = *state;
+    char *set = tu_path(f->dir, "label");
+    assert_int_equal(mkdir(set, 0755), 0);
+    tu_write(set, "001_items.sql", "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT);\n");
+    tu_write(set, "002_label.sql",
+             "ALTER TABLE items ADD COLUMN label TEXT;\nUPDATE items SET label = upper(name);\n");
+    tu_write(set, "002_label.down.sql", "ALTER TABLE items DROP COLUMN label;\n");
+    s_migrate(f->a, set, 2, NULL);
+    du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', 'mine')");
+    s_int(f->a, "SELECT 1"); /* collected */
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    if (stm_migrate_open(f->a, set, &m, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = 1;
+    o.backup = false;
+    migrate_result res = {0};
+    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    stm_migrate_result_free(&res);
+    stm_migrate_destroy(&m);
+    s_migrate(f->a, set, 2, &res);
+    assert_int_equal(res.derived_rows, 0);
+    stm_migrate_result_free(&res);
+    assert_int_equal(s_int(f->a, "SELECT count(*) FROM items WHERE label = 'mine'"), 1);
+    assert_int_equal(s_int(f->a, "SELECT count(*) FROM stemma_oplog WHERE derived = 1"), 0);
+    free(set);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 int main(void)
@@ -267,6 +303,7 @@ int main(void)
         T(test_a_migrations_writes_wait_for_it_elsewhere),
         T(test_a_row_refused_for_a_computed_column_arrives_whole),
         T(test_both_ran_it_and_a_later_write_wins),
+        T(test_a_rollback_then_migrate_keeps_what_was_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
