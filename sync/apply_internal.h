@@ -101,6 +101,11 @@ STM_NODISCARD stm_err stm_apply_filter(applier_t *a, const op_t **ops, size_t *n
 STM_NODISCARD stm_err stm_apply_ran(applier_t *a, const stm_id *version_id, bool *ran,
                                     stm_error *err);
 void stm_apply_lens_begin(applier_t *a);
+/* The migration (its number) that made column table.column of this database's version,
+ * after version_id (an operation's writer's: its number in *writer), or 0 when the
+ * writer's version had it already, or either version is not the schema set's. */
+int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
+                      const char *column, int *writer);
 /* ops[0..*n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the
  * next call, or ops itself when nothing changes. Written at an older version, those on

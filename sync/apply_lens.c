@@ -143,3 +143,23 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
     *n = kept;
     return changed ? a->xptrs : ops;
 }
+
+int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
+                      const char *column, int *writer)
+{
+    *writer = 0;
+    if (!a->here || !a->lenses)
+        return 0;
+    int from = s_number(a, version_id);
+    if (!from || from >= a->here || !s_at(a, a->here, table, column))
+        return 0;
+    const char *t, *c;
+    if (stm_lens_translate(a->lenses, a->here, table, column, from, &t, &c))
+        return 0;
+    *writer = from;
+    for (int v = from + 1; v < a->here; v++)
+        if (stm_lens_translate(a->lenses, a->here, table, column, v, &t, &c))
+            return v;
+    return a->here;
+}
+

@@ -36,6 +36,7 @@
 #include "lineage/sqlscript.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* One foreign key of a table: its columns and what they name. */
@@ -428,6 +429,26 @@ stm_err stm_apply_park_refused(applier_t *a, txn_table *t, const op_t *const *op
     park_wake wakes[PARK_WAKES_MAX];
     size_t nwakes = 0;
     stm_err rc = stm_apply_wakes(a, t, &ops[0]->pk, kind, code, cells, ncells, wakes, &nwakes, err);
+    /* A NOT NULL column a migration made after the writer's version: the reason says
+     * which, and what brings the row (migrate_ops.h sends it whole). */
+    static const char nn[] = "NOT NULL constraint failed: ";
+    char why[512];
+    const char *dot = strncmp(refused, nn, sizeof nn - 1) == 0 ? strrchr(refused, '.') : NULL;
+    int writer = 0, made = 0;
+    if (dot && (size_t)(dot - refused) - (sizeof nn - 1) < 256) {
+        char table[256];
+        size_t len = (size_t)(dot - refused) - (sizeof nn - 1);
+        memcpy(table, refused + sizeof nn - 1, len);
+        table[len] = '\0';
+        made = stm_apply_made_by(a, &ops[0]->version_id, table, dot + 1, &writer);
+    }
+    if (made) {
+        snprintf(why, sizeof why,
+                 "%s (made by migration %d, which its writer at version %d had not run: the "
+                 "row comes whole once the writer migrates)",
+                 refused, made, writer);
+        refused = why;
+    }
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         st->parked++;
         rc = stm_park_op_waiting(a->park, ops[i], refused, wakes, nwakes, err);

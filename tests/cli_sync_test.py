@@ -225,6 +225,43 @@ class Renames(Base):
         out, _ = self.ok("apply", "--db", fresh, bundle, warnings=True)
         self.assertIn("parked 1,", out)
 
+    def test_a_row_refused_for_a_column_a_migration_makes_says_which(self):
+        # v2 rebuilds items with a NOT NULL label it computes: a row written at v1
+        # cannot be inserted at v2; the reason names the migration and what brings it,
+        # and once its writer migrates the row comes whole and nothing stays parked.
+        if not have_migrate():
+            self.skipTest("no stemma migrate")
+        self.need_sqlite3()
+        d = self.path("set")
+        os.makedirs(d)
+        with open(os.path.join(d, "001_items.sql"), "w") as f:
+            f.write("CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL);\n")
+        with open(os.path.join(d, "002_label.sql"), "w") as f:
+            f.write("CREATE TABLE items_new (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                    "  label TEXT NOT NULL);\n"
+                    "INSERT INTO items_new SELECT id, name, upper(name) FROM items;\n"
+                    "DROP TABLE items;\nALTER TABLE items_new RENAME TO items;\n")
+        old, new = self.path("old.db"), self.path("new.db")
+        self.ok("migrate", "--db", old, "--schemas", d, "--to", "1", "--no-backup")
+        self.ok("migrate", "--db", new, "--schemas", d, "--no-backup")
+        sqlite(old, "INSERT INTO items VALUES ('i1', 'pen')")
+
+        def send(src, dst):
+            vec, bundle = self.path("v.stmv"), self.path("b.stmb")
+            self.ok("vector", "--db", dst, "-o", vec)
+            self.changes(src, bundle, since=vec)
+            out, _ = self.ok("apply", "--db", dst, "--schemas", d, bundle, warnings=True)
+            return out
+        self.assertIn("parked 2,", send(old, new))
+        self.assertEqual(
+            sqlite(new, "SELECT DISTINCT reason FROM stemma_parked"),
+            "NOT NULL constraint failed: items.label (made by migration 2, which its writer at "
+            "version 1 had not run: the row comes whole once the writer migrates)\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        send(old, new)
+        self.assertEqual(sqlite(new, "SELECT id, name, label FROM items"), "i1|pen|PEN\n")
+        self.assertEqual(sqlite(new, "SELECT count(*) FROM stemma_parked"), "0\n")
+
 
 TASKS = ("SELECT id, list_id, title, typeof(title), done, typeof(done), notes, typeof(notes), "
          "priority FROM tasks ORDER BY id")
