@@ -50,10 +50,10 @@
 #include <stdint.h>
 
 typedef struct {
-    uint64_t rows;     /* row changes made operations */
-    uint64_t ops;      /* operations recorded */
-    uint64_t kept;     /* cells or rows written at the step's version or later, put back */
-    uint64_t unkept;   /* ... that could not be put back (a constraint refused) */
+    uint64_t rows;   /* row changes made operations */
+    uint64_t ops;    /* operations recorded */
+    uint64_t kept;   /* cells or rows written at the step's version or later, put back */
+    uint64_t unkept; /* ... that could not be put back (a constraint refused) */
 } migrate_ops_stats;
 
 typedef struct migrate_ops migrate_ops_t;
