@@ -88,9 +88,9 @@ static stm_err s_out_close(s_out *o, stm_err rc, stm_error *err)
     return rc;
 }
 
-static void s_header(s_out *o, const unsigned char magic[4])
+static void s_header(s_out *o, const unsigned char magic[4], unsigned version)
 {
-    unsigned char h[8] = {magic[0], magic[1], magic[2], magic[3], BUNDLE_VERSION, 0, 0, 0};
+    unsigned char h[8] = {magic[0], magic[1], magic[2], magic[3], (unsigned char)version, 0, 0, 0};
     s_out_write(o, h, sizeof h);
 }
 
@@ -122,7 +122,7 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
         return rc;
     }
     memset(info, 0, sizeof *info);
-    s_header(&o, s_bundle_magic);
+    s_header(&o, s_bundle_magic, BUNDLE_VERSION);
     opbatch_t *batch = stm_opbatch_new();
     buf_t frame = BUF_INIT;
     for (;;) {
@@ -177,7 +177,7 @@ stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *
         return rc;
     buf_t body = BUF_INIT;
     stm_vector_encode(v, &body);
-    s_header(&o, s_vector_magic);
+    s_header(&o, s_vector_magic, VECTOR_VERSION);
     s_out_be(&o, body.len, 4);
     s_out_write(&o, body.data, body.len);
     stm_buf_free(&body);
@@ -254,10 +254,17 @@ static stm_err s_in_open(s_in *in, const char *path, const unsigned char magic[4
         fclose(in->f);
         return rc;
     }
-    if (h[4] != BUNDLE_VERSION) {
-        stm_err rc = stm_error_set(err, STM_EINPUT,
-                                   "%s: %s format %u; this stemma reads format %d", path, kind,
-                                   h[4], BUNDLE_VERSION);
+    bool vector = memcmp(magic, s_vector_magic, 4) == 0;
+    unsigned oldest = vector ? VECTOR_VERSION : BUNDLE_VERSION_OLDEST;
+    unsigned newest = vector ? VECTOR_VERSION : BUNDLE_VERSION;
+    if (h[4] < oldest || h[4] > newest) {
+        char reads[48];
+        if (oldest == newest)
+            snprintf(reads, sizeof reads, "format %u", newest);
+        else
+            snprintf(reads, sizeof reads, "formats %u to %u", oldest, newest);
+        stm_err rc = stm_error_set(err, STM_EINPUT, "%s: %s format %u; this stemma reads %s",
+                                   path, kind, h[4], reads);
         fclose(in->f);
         return rc;
     }

@@ -24,8 +24,14 @@
 #include "vector.h"
 
 /* Format 2: an operation's key may be an array, a key of several columns (key.h);
- * a format 1 reader would take it for damage, so format 1 files are refused. */
-#define BUNDLE_VERSION 2
+ * a format 1 reader would take it for damage, so format 1 files are refused.
+ * Format 3: a batch may say which operations a migration wrote ("derived", codec.h),
+ * which a format 2 reader would skip and apply as the application's, where they may
+ * break a migration still to run (apply.h, invariant 11): it refuses format 3 instead.
+ * Bundles of format 2 are still read. Vector files did not change: still format 2. */
+#define BUNDLE_VERSION 3
+#define BUNDLE_VERSION_OLDEST 2 /* the oldest bundle format read */
+#define VECTOR_VERSION 2
 #define BUNDLE_BATCH_OPS 10000u                   /* operations per frame written */
 #define BUNDLE_BATCH_BYTES (8u * 1024u * 1024u)   /* about how many bytes per frame written */
 #define BUNDLE_MAX_FRAME OP_MAX_CHANGE_BYTES      /* the largest frame read (256 MiB) */
