@@ -518,6 +518,41 @@ class Renames(Mesh):
         self.assertIn("translated: people here = users there", c.peer(b)["reason"])
 
 
+BACKFILL = os.path.abspath("tests/data/schemas/backfill")  # v2 backfills and seeds a row
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class MigrationWrites(Mesh):
+    """What a migration writes to synced rows travels between running nodes as derived
+    operations (sync/migrate_ops.h), and waits on a node that has not run it."""
+
+    ITEMS = ("SELECT group_concat(id || ':' || coalesce(flag, ''), ',') FROM "
+             "(SELECT * FROM items ORDER BY id)")
+
+    def test_a_backfill_and_a_seed_row_reach_a_node_once_it_migrates(self):
+        a = Node(self, "a", BACKFILL, 1, tofu=True)
+        b = Node(self, "b", BACKFILL, 1, peers=[a], tofu=True)
+        for n in (a, b):
+            n.start()
+        sql(a.db, "INSERT INTO items (id, name) VALUES ('i1', 'pen')")
+        self.wait("b to hold a's row", lambda: sql(b.db, self.ITEMS) == "i1:")
+        # b migrates while it runs: the backfill of a's row and the seed row go to a as
+        # a migration's writes, which a (still at v1) parks.
+        self.stemma("migrate", "--db", b.db, "--schemas", BACKFILL, "--no-backup")
+        self.wait("a to park b's migration's writes",
+                  lambda: a.report()["node"]["parked"] >= 2)
+        self.assertEqual(sql(a.db, self.ITEMS), "i1:")
+        # a migrates: its own seed insert is not refused by b's (it was not applied),
+        # and once both ran it they hold the same, with nothing parked.
+        self.stemma("migrate", "--db", a.db, "--schemas", BACKFILL, "--no-backup")
+        for n in (a, b):
+            self.wait(f"{n.name} to hold the backfill and the seed row",
+                      lambda n=n: sql(n.db, self.ITEMS) == "i1:legacy,seed:seed")
+        for n in (a, b):
+            self.wait(f"{n.name} to have nothing parked",
+                      lambda n=n: n.report()["node"]["parked"] == 0)
+
+
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
 class CopiesAndRestores(Mesh):
     """No write is lost when a device is made from another's image, or its database is
