@@ -64,8 +64,9 @@ static void s_usage(FILE *out)
           out);
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
-    fputs("\n'stemma COMMAND --help' tells more; 'stemma -V' (--version) the version, the\n"
-          "formats and the libraries. docs/user-guide.md is the manual.\n",
+    fputs("\n'stemma COMMAND --help' (or 'stemma help COMMAND') tells more; 'stemma -V'\n"
+          "(--version) the version, the formats and the libraries. docs/user-guide.md is\n"
+          "the manual.\n",
           out);
 }
 
@@ -76,6 +77,20 @@ int main(int argc, char **argv)
         return CLI_BAD_INPUT;
     }
     const char *name = argv[1];
+    /* `stemma help CMD` is `stemma CMD --help`. */
+    if (strcmp(name, "help") == 0 && argc == 3) {
+        for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+            if (strcmp(argv[2], s_commands[i].name) == 0) {
+                char *args[] = {argv[2], "--help", NULL};
+                return s_commands[i].run(2, args);
+            }
+        fprintf(stderr, "stemma help: unknown command '%s' (see 'stemma --help')\n", argv[2]);
+        return CLI_BAD_INPUT;
+    }
+    if (strcmp(name, "help") == 0 && argc > 3) {
+        fprintf(stderr, "stemma help: one command at most (stemma help COMMAND)\n");
+        return CLI_BAD_INPUT;
+    }
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         s_usage(stdout);
         return CLI_OK;

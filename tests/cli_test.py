@@ -67,6 +67,11 @@ class Help(Base):
         for cmd in ["history", "export", "compare"]:
             out = self.ok(cmd, "--help")
             self.assertTrue(out.startswith(f"usage: stemma {cmd}"), out)
+            # `stemma help CMD` is `stemma CMD --help`.
+            self.assertEqual(self.ok("help", cmd), out)
+        self.assertEqual(self.ok("help"), self.ok("--help"))
+        self.fails(2, "help", "frobnicate", contains=["unknown command 'frobnicate'"])
+        self.fails(2, "help", "history", "export", contains=["one command at most"])
 
     def test_bad_usage_is_exit_2_with_one_line(self):
         self.fails(2, "frobnicate", contains=["unknown command 'frobnicate'"])
