@@ -72,6 +72,7 @@ void stm_applier_destroy(applier_t **self_p)
     stm_rowclock_free(&a->aside);
     free(a->xops);
     free(a->xptrs);
+    free(a->xgone);
     free(a);
     *self_p = NULL;
 }
@@ -370,6 +371,11 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     for (size_t i = 0; i < n && rc == STM_OK; i++) {
         const op_t *op = ops[i];
         const catalog_column *col = stm_apply_column(t, op);
+        if (!col && stm_apply_gone(a, op)) {
+            st->applied++; /* recorded; counts for its row, writes no cell */
+            nparked++;
+            continue;
+        }
         if (!col) {
             rc = stm_apply_park_column(a, t, op, st, err);
             nparked++;
@@ -642,7 +648,8 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             /* Written at another version: this database's names (invariant 8). */
             uint64_t gone = 0;
             const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone);
-            st->applied += gone; /* recorded; they write nothing here */
+            if (!fresh)
+                st->applied += gone; /* recorded; their table is gone here */
             if (fresh)
                 rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
                                                : s_apply_writes(a, here, fresh, st, err);

@@ -48,7 +48,9 @@
  *     renames a column carries the column's clocks to its new name (migrate.h), so a
  *     late write from an older version never beats a later one made before the rename.
  *     One of an older version to a table or column a migration since dropped, with
- *     none of that name here, applies to nothing and is counted applied, not parked.
+ *     none of that name here, applies to nothing and is counted applied, not parked;
+ *     one to such a column still counts as a write of its row (invariant 2), as it
+ *     did on the databases that had the column when it came.
  *  9. A stand-in (op.h: a row change withheld by its sender, too large to travel)
  *     records its operations as held and withheld, applying nothing, so that the
  *     vector moves past them; each is logged ("withheld") when first recorded. A

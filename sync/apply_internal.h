@@ -45,6 +45,7 @@ struct applier {
     stm_id cached_id;         /* the last version id looked up ... */
     int cached_number;        /* ... and its number (0: not in the set) */
     op_t *xops;               /* scratch: a row change translated */
+    bool *xgone;              /* ... which of them write a column dropped since */
     const op_t **xptrs;
     size_t xcap;
     /* Whether this database has run the migration to a version (apply_lens.c): the
@@ -109,12 +110,17 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
 /* ops[0..*n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the
  * next call, or ops itself when nothing changes. Written at an older version, those on
- * a table or column a migration since has dropped (none of that name is here) are left
- * out (*n shrinks; *gone counts them): the migration dropped their values on every
- * database that ran it, and what a database at this version holds is what it left
- * (apply.h, invariant 8). */
+ * a table a migration since has dropped (none of that name is here) are left out (*n
+ * becomes 0; *gone counts them), and those on such a column are marked
+ * (stm_apply_gone; *gone counts them too): the migration dropped their values on
+ * every database that ran it, and what a database at this version holds is what it
+ * left (apply.h, invariant 8). */
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
                                        uint64_t *gone);
+/* Whether op (one stm_apply_translate handed out) writes a column dropped since its
+ * writer's version: it takes no cell, is not parked, and still counts as a write of its
+ * row (as a write parked for a missing column does: apply.h, invariant 2). */
+bool stm_apply_gone(const applier_t *a, const op_t *op);
 
 /* ---- apply_identity.c ---- */
 

@@ -113,13 +113,14 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
     if (*n > a->xcap) {
         a->xops = stm_grow(a->xops, &a->xcap, *n, sizeof *a->xops);
         a->xptrs = stm_realloc(a->xptrs, a->xcap * sizeof *a->xptrs);
+        a->xgone = stm_realloc(a->xgone, a->xcap * sizeof *a->xgone);
     }
     bool changed = false;
-    size_t kept = 0;
     for (size_t i = 0; i < *n; i++) {
         const char *t, *c;
-        op_t *x = &a->xops[kept];
+        op_t *x = &a->xops[i];
         *x = *ops[i];
+        a->xgone[i] = false;
         if (ops[i]->column &&
             stm_lens_translate(a->lenses, from, ops[i]->table, ops[i]->column, a->here, &t, &c) &&
             strcasecmp(t, table) == 0) {
@@ -132,16 +133,18 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
              * its own name, still takes the write: if the writer's migration computes
              * another value from it, it sends that, migrate_ops.h.) */
             ++*gone;
-            changed = true;
-            continue;
+            a->xgone[i] = changed = true;
         }
         x->table = table;
-        a->xptrs[kept] = x;
+        a->xptrs[i] = x;
         changed |= x->table != ops[i]->table || x->column != ops[i]->column;
-        kept++;
     }
-    *n = kept;
     return changed ? a->xptrs : ops;
+}
+
+bool stm_apply_gone(const applier_t *a, const op_t *op)
+{
+    return a->xcap && op >= a->xops && op < a->xops + a->xcap && a->xgone[op - a->xops];
 }
 
 int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,

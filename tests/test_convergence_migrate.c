@@ -9,7 +9,12 @@
  * order and timing they migrated in (issue 12: "once two databases are at the same
  * version they are identical").
  *
- * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps per
+ * A third test does the same through random histories (renames of columns and tables,
+ * columns added and dropped, a backfill that differs when done twice, a rebuild that
+ * computes a NOT NULL column, deletes, seed rows inserted plainly).
+ *
+ * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3) of the fixed history,
+ * STEMMA_HISTORIES=n random histories (default 40), STEMMA_STEPS the random steps per
  * seed (default 200). A failure names the seed. */
 #include "dbutil.h"
 #include "lineage/lens.h"
@@ -27,7 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { NREPLICAS = 4, HEAD = 4, KEYS = 8 };
+enum { NREPLICAS = 4, HEAD = 4, KEYS = 8, RANDOM_HEAD = 6 };
 
 static const char *const s_set[] = {
     "001_items.sql",
@@ -59,6 +64,133 @@ static const char *const s_set[] = {
     NULL,
 };
 
+/* ---- a random history (test_random_histories_converge) ---- */
+
+enum { S_TABLES = 2, S_COLS = 8 };
+
+/* The tables of one version of a random history, as its migrations leave them. */
+typedef struct s_schema {
+    char name[S_TABLES][16];
+    char col[S_TABLES][S_COLS][16]; /* col[t][0] is the key, "id" */
+    bool notnull[S_TABLES][S_COLS];
+    int ncols[S_TABLES];
+} s_schema;
+
+static uint64_t s_hist_rand(uint64_t *st)
+{
+    *st ^= *st >> 12;
+    *st ^= *st << 25;
+    *st ^= *st >> 27;
+    return *st * 2685821657736338717ull;
+}
+
+/* Writes a random history of RANDOM_HEAD migrations into dir, its schema per version
+ * into sc[1 .. RANDOM_HEAD]: renames of columns and tables, added and dropped columns,
+ * a backfill that is not idempotent (done twice it differs), a rebuild computing a NOT
+ * NULL column, deletes, and a seed row inserted with a plain INSERT (it fails if the
+ * row is there already). */
+static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
+{
+    uint64_t st = seed * 0xD1B54A32D192ED03ull + 3;
+    int fresh = 0;
+    s_schema *v = &sc[1];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name[0], 16, "t0");
+    snprintf(v->name[1], 16, "t1");
+    for (int t = 0; t < S_TABLES; t++) {
+        v->ncols[t] = 3;
+        snprintf(v->col[t][0], 16, "id");
+        snprintf(v->col[t][1], 16, "a%d", t);
+        snprintf(v->col[t][2], 16, "b%d", t);
+    }
+    tu_write(dir, "001_tables.sql",
+             "CREATE TABLE t0 (id TEXT PRIMARY KEY, a0 TEXT, b0 TEXT);\n"
+             "CREATE TABLE t1 (id TEXT PRIMARY KEY, a1 TEXT, b1 TEXT);\n");
+    for (int n = 2; n <= RANDOM_HEAD; n++) {
+        sc[n] = sc[n - 1];
+        v = &sc[n];
+        int t = (int)(s_hist_rand(&st) % S_TABLES);
+        int nc = v->ncols[t];
+        int c = 1 + (int)(s_hist_rand(&st) % (uint64_t)(nc - 1)); /* a column not the key */
+        buf_t q = BUF_INIT;
+        switch (s_hist_rand(&st) % 8) {
+        case 0: /* a column added with a default */
+            if (nc < S_COLS) {
+                snprintf(v->col[t][nc], 16, "c%d", fresh++);
+                v->ncols[t]++;
+                stm_buf_printf(&q, "ALTER TABLE %s ADD COLUMN %s TEXT DEFAULT 'd%d';\n",
+                               v->name[t], v->col[t][nc], n);
+                break;
+            }
+            /* fall through */
+        case 1: { /* a column renamed */
+            char was[16];
+            snprintf(was, 16, "%s", v->col[t][c]);
+            snprintf(v->col[t][c], 16, "r%d", fresh++);
+            stm_buf_printf(&q, "ALTER TABLE %s RENAME COLUMN %s TO %s;\n", v->name[t], was,
+                           v->col[t][c]);
+            break;
+        }
+        case 2: /* a backfill: done twice, it differs */
+            stm_buf_printf(&q, "UPDATE %s SET %s = 'v%d.' || coalesce(%s, '') WHERE id < 'k4';\n",
+                           v->name[t], v->col[t][c], n, v->col[t][c]);
+            break;
+        case 3: /* a rebuild computing a NOT NULL column */
+            if (nc < S_COLS) {
+                snprintf(v->col[t][nc], 16, "n%d", fresh++);
+                v->notnull[t][nc] = true;
+                v->ncols[t]++;
+                stm_buf_printf(&q, "CREATE TABLE %s_new (id TEXT PRIMARY KEY", v->name[t]);
+                for (int k = 1; k < v->ncols[t]; k++)
+                    stm_buf_printf(&q, ", %s TEXT%s", v->col[t][k],
+                                   v->notnull[t][k] ? " NOT NULL" : "");
+                stm_buf_printf(&q, ");\nINSERT INTO %s_new SELECT id", v->name[t]);
+                for (int k = 1; k < nc; k++)
+                    stm_buf_printf(&q, ", %s", v->col[t][k]);
+                stm_buf_printf(&q, ", upper(id) FROM %s;\nDROP TABLE %s;\n"
+                                   "ALTER TABLE %s_new RENAME TO %s;\n",
+                               v->name[t], v->name[t], v->name[t], v->name[t]);
+                break;
+            }
+            /* fall through */
+        case 4: { /* a table renamed */
+            char was[16];
+            snprintf(was, 16, "%s", v->name[t]);
+            snprintf(v->name[t], 16, "t%d", 10 + fresh++);
+            stm_buf_printf(&q, "ALTER TABLE %s RENAME TO %s;\n", was, v->name[t]);
+            break;
+        }
+        case 5: /* a column dropped */
+            if (nc > 2 && !v->notnull[t][c]) {
+                stm_buf_printf(&q, "ALTER TABLE %s DROP COLUMN %s;\n", v->name[t], v->col[t][c]);
+                for (int k = c; k < nc - 1; k++) {
+                    memcpy(v->col[t][k], v->col[t][k + 1], 16);
+                    v->notnull[t][k] = v->notnull[t][k + 1];
+                }
+                v->ncols[t]--;
+                break;
+            }
+            /* fall through */
+        case 6: /* rows deleted */
+            stm_buf_printf(&q, "DELETE FROM %s WHERE id > 'k6';\n", v->name[t]);
+            break;
+        default: /* a seed row, inserted plainly */
+            stm_buf_printf(&q, "INSERT INTO %s (id", v->name[t]);
+            for (int k = 1; k < nc; k++)
+                stm_buf_printf(&q, ", %s", v->col[t][k]);
+            stm_buf_printf(&q, ") VALUES ('seed%d'", n);
+            for (int k = 1; k < nc; k++)
+                stm_buf_printf(&q, ", 's%d'", n);
+            stm_buf_puts(&q, ");\n");
+            break;
+        }
+        char file[32];
+        snprintf(file, sizeof file, "%03d_step.sql", n);
+        tu_write(dir, file, stm_buf_str(&q));
+        stm_buf_free(&q);
+    }
+}
+
 typedef struct {
     char path[4200];
     int version;
@@ -73,6 +205,8 @@ typedef struct {
     lens_set_t *lenses;
     replica r[NREPLICAS];
     bool rollbacks;  /* replicas also roll back a step now and then */
+    int head;        /* the schema set's last version */
+    const struct s_schema *schemas; /* a random history's tables per version, or NULL */
 } world;
 
 static uint64_t s_rand(world *w)
@@ -188,6 +322,39 @@ static void s_write(world *w, replica *r, int n)
     stm_buf_free(&sql);
 }
 
+/* A random write of the application at r's version of a random history. */
+static void s_write_model(world *w, replica *r, int n)
+{
+    const s_schema *v = &w->schemas[r->version];
+    int t = s_pick(w, S_TABLES), k = s_pick(w, KEYS), x = s_pick(w, 1000);
+    buf_t q = BUF_INIT;
+    switch (s_pick(w, 4)) {
+    case 0:
+    case 1:
+        stm_buf_printf(&q, "INSERT OR REPLACE INTO %s (id", v->name[t]);
+        for (int c = 1; c < v->ncols[t]; c++)
+            stm_buf_printf(&q, ", %s", v->col[t][c]);
+        stm_buf_printf(&q, ") VALUES ('k%d'", k);
+        for (int c = 1; c < v->ncols[t]; c++)
+            stm_buf_printf(&q, ", 'w%d-%d-%d'", n, c, x);
+        stm_buf_puts(&q, ")");
+        break;
+    case 2:
+        if (v->ncols[t] > 1) {
+            int c = 1 + s_pick(w, v->ncols[t] - 1);
+            stm_buf_printf(&q, "UPDATE %s SET %s = 'u%d-%d' WHERE id = 'k%d'", v->name[t],
+                           v->col[t][c], n, x, k);
+            break;
+        }
+        /* fall through */
+    default:
+        stm_buf_printf(&q, "DELETE FROM %s WHERE id = 'k%d'", v->name[t], k);
+        break;
+    }
+    du_exec(r->path, stm_buf_str(&q));
+    stm_buf_free(&q);
+}
+
 static void s_exchange(replica *src, replica *dst)
 {
     opbatch_t *batch = du_lacking(src->store, dst->store);
@@ -211,7 +378,7 @@ static void s_assert_same(world *w, uint64_t seed, const char *query)
     free(first);
 }
 
-static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
+static void s_run_seed(uint64_t seed, int steps, bool rollbacks, bool random_history)
 {
     world w;
     memset(&w, 0, sizeof w);
@@ -220,7 +387,14 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
     w.dir = tu_tmpdir();
     w.set = tu_path(w.dir, "set");
     assert_int_equal(mkdir(w.set, 0755), 0);
-    for (size_t i = 0; s_set[i]; i += 2)
+    s_schema schemas[RANDOM_HEAD + 1];
+    w.head = HEAD;
+    if (random_history) {
+        s_random_history(seed, w.set, schemas);
+        w.schemas = schemas;
+        w.head = RANDOM_HEAD;
+    }
+    for (size_t i = 0; !random_history && s_set[i]; i += 2)
         tu_write(w.set, s_set[i], s_set[i + 1]);
     w.lineage = tu_lineage_dir(w.set);
     schemaset_t *set = NULL;
@@ -249,12 +423,14 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
     for (int step = 0; step < steps; step++) {
         replica *r = &w.r[s_pick(&w, NREPLICAS)];
         int roll = s_pick(&w, 20);
-        if (roll < 11) {
+        if (roll < 11 && w.schemas) {
+            s_write_model(&w, r, step);
+        } else if (roll < 11) {
             s_write(&w, r, step);
         } else if (roll < 19) {
             replica *other = &w.r[(r - w.r + 1 + s_pick(&w, NREPLICAS - 1)) % NREPLICAS];
             s_exchange(r, other);
-        } else if (r->version < HEAD && (r->version == 1 || !w.rollbacks || s_pick(&w, 2))) {
+        } else if (r->version < w.head && (r->version == 1 || !w.rollbacks || s_pick(&w, 2))) {
             s_migrate(&w, r);
         } else if (r->version > 1 && w.rollbacks) {
             s_rollback(&w, r);
@@ -264,10 +440,10 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
     for (int left = 1; left;) {
         left = 0;
         for (int i = 0; i < NREPLICAS; i++)
-            left |= w.r[i].version < HEAD;
+            left |= w.r[i].version < w.head;
         if (left) {
             replica *r = &w.r[s_pick(&w, NREPLICAS)];
-            if (r->version < HEAD)
+            if (r->version < w.head)
                 s_migrate(&w, r);
         }
     }
@@ -276,9 +452,18 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks)
             for (int b = 0; b < NREPLICAS; b++)
                 if (a != b)
                     s_exchange(&w.r[a], &w.r[b]);
-    s_assert_same(&w, seed, "SELECT id, title, flag, label FROM items ORDER BY id");
-    s_assert_same(&w, seed, "SELECT id, body FROM memos ORDER BY id");
-    s_assert_same(&w, seed, "SELECT key, value FROM settings ORDER BY key");
+    if (w.schemas) {
+        const s_schema *v = &w.schemas[w.head];
+        for (int t = 0; t < S_TABLES; t++) {
+            char q[128];
+            snprintf(q, sizeof q, "SELECT * FROM %s ORDER BY id", v->name[t]);
+            s_assert_same(&w, seed, q);
+        }
+    } else {
+        s_assert_same(&w, seed, "SELECT id, title, flag, label FROM items ORDER BY id");
+        s_assert_same(&w, seed, "SELECT id, body FROM memos ORDER BY id");
+        s_assert_same(&w, seed, "SELECT key, value FROM settings ORDER BY key");
+    }
     for (int i = 0; i < NREPLICAS; i++)
         s_close(&w.r[i]);
     stm_lens_destroy(&w.lenses);
@@ -299,7 +484,7 @@ static void test_replicas_migrating_at_random_moments_converge(void **state)
     (void)state;
     int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 200);
     for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed, steps, false);
+        s_run_seed((uint64_t)seed, steps, false, false);
 }
 
 /* The same with rollbacks at random moments too: as often as migrations, once a replica
@@ -310,7 +495,18 @@ static void test_and_rolling_back_at_random_moments(void **state)
     (void)state;
     int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 200);
     for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed + 1000, steps, true);
+        s_run_seed((uint64_t)seed + 1000, steps, true, false);
+}
+
+/* A random history per seed (s_random_history), migrated at random moments. 40 by
+ * default (STEMMA_HISTORIES): seed 2037 once found writes to a dropped column that did
+ * not count for their row's existence (apply_lens.c, stm_apply_gone). */
+static void test_random_histories_converge(void **state)
+{
+    (void)state;
+    int histories = s_env("STEMMA_HISTORIES", 40), steps = s_env("STEMMA_STEPS", 200);
+    for (int seed = 1; seed <= histories; seed++)
+        s_run_seed((uint64_t)seed + 2000, steps, false, true);
 }
 
 int main(void)
@@ -318,6 +514,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicas_migrating_at_random_moments_converge),
         cmocka_unit_test(test_and_rolling_back_at_random_moments),
+        cmocka_unit_test(test_random_histories_converge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
