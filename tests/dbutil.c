@@ -227,3 +227,42 @@ char *du_conflicts(store_t *store)
     stm_opbatch_destroy(&kept);
     return stm_buf_detach(&b);
 }
+
+store_t *du_open(const char *path)
+{
+    store_t *store = NULL;
+    stm_error err = {0};
+    s_ok(stm_store_open(path, STORE_OPEN_EXISTING, &store, &err), &err);
+    return store;
+}
+
+apply_stats du_sync(const char *from, const char *to)
+{
+    store_t *a = du_open(from), *b = du_open(to);
+    opbatch_t *batch = du_lacking(a, b);
+    apply_stats st = du_apply(b, batch);
+    stm_opbatch_destroy(&batch);
+    stm_store_destroy(&a);
+    stm_store_destroy(&b);
+    return st;
+}
+
+void du_migrate_to(const char *path, const char *set, migrate_direction dir, int to,
+                   migrate_result *res)
+{
+    stm_error err = {0};
+    migrate_t *m = NULL;
+    s_ok(stm_migrate_open(path, set, &m, &err), &err);
+    migrate_options o = MIGRATE_OPTIONS_INIT;
+    o.to = to;
+    o.backup = false;
+    migrate_result mine = {0};
+    stm_err rc = dir == MIGRATE_UP ? stm_migrate_run(m, &o, res ? res : &mine, &err)
+                                   : stm_migrate_rollback(m, &o, res ? res : &mine, &err);
+    stm_migrate_result_free(&mine);
+    stm_migrate_destroy(&m);
+    if (rc != STM_OK)
+        fail_msg("%s %s to %d: %s", dir == MIGRATE_UP ? "migrating" : "rolling back", path, to,
+                 err.msg);
+}
+

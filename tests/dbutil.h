@@ -5,6 +5,7 @@
 #define STM_DBUTIL_H
 
 #include "sync/apply.h"
+#include "sync/migrate.h"
 #include "sync/op.h"
 #include "sync/store.h"
 
@@ -40,6 +41,19 @@ char *du_conflicts(store_t *store);
 /* The number sql (a SELECT of one integer) returns on store's connection; a query
  * naming temp.ops runs after du_ops. */
 long long du_int(store_t *store, const char *sql);
+/* Opens an existing database as stemma does; the caller's (stm_store_destroy). Fails the
+ * test on error. */
+store_t *du_open(const char *path);
+/* Every operation from holds that to lacks (du_lacking), applied to to as a peer's;
+ * returns the counts. Both are databases on disk, opened and closed here. */
+apply_stats du_sync(const char *from, const char *to);
+/* Migrates (dir MIGRATE_UP) or rolls back (MIGRATE_DOWN) the database at path to
+ * version `to` of the schema set at set, as `stemma migrate` / `rollback` does without a
+ * backup; *res (may be NULL) is the run's result, the caller's to free. Fails the test
+ * on error. */
+void du_migrate_to(const char *path, const char *set, migrate_direction dir, int to,
+                   migrate_result *res);
+
 /* A hex digest of the rows of query (every column, in the query's order), run on
  * store's connection; the caller frees it. */
 char *du_hash(store_t *store, const char *query);

@@ -260,44 +260,19 @@ static void s_close(replica *r)
     stm_store_destroy(&r->store);
 }
 
-/* One step up, with the real migrator (its own connection), which replays. */
-static void s_migrate(world *w, replica *r)
+/* One step up (with the real migrator, its own connection, which replays) or down
+ * (the real rollback). */
+static void s_step(world *w, replica *r, migrate_direction dir)
 {
     s_close(r);
-    stm_error err = {0};
-    migrate_t *m = NULL;
-    if (stm_migrate_open(r->path, w->set, &m, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.to = r->version + 1;
-    o.backup = false;
-    migrate_result res = {0};
-    if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
-        fail_msg("migrating %s to %d: %s", r->path, o.to, err.msg);
-    stm_migrate_result_free(&res);
-    stm_migrate_destroy(&m);
-    r->version++;
+    r->version += dir == MIGRATE_UP ? 1 : -1;
+    du_migrate_to(r->path, w->set, dir, r->version, NULL);
     s_open(w, r);
 }
 
-/* One step down, with the real rollback (its own connection). */
-static void s_rollback(world *w, replica *r)
+static void s_migrate(world *w, replica *r)
 {
-    s_close(r);
-    stm_error err = {0};
-    migrate_t *m = NULL;
-    if (stm_migrate_open(r->path, w->set, &m, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.to = r->version - 1;
-    o.backup = false;
-    migrate_result res = {0};
-    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
-        fail_msg("rolling %s back to %d: %s", r->path, o.to, err.msg);
-    stm_migrate_result_free(&res);
-    stm_migrate_destroy(&m);
-    r->version--;
-    s_open(w, r);
+    s_step(w, r, MIGRATE_UP);
 }
 
 /* A random write of the application at r's version. */
@@ -424,17 +399,7 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks, bool random_his
     for (int i = 0; i < NREPLICAS; i++) {
         replica *r = &w.r[i];
         snprintf(r->path, sizeof r->path, "%s/r%d.db", w.dir, i);
-        migrate_t *m = NULL;
-        if (stm_migrate_open(r->path, w.set, &m, &err) != STM_OK)
-            fail_msg("%s", err.msg);
-        migrate_options o = MIGRATE_OPTIONS_INIT;
-        o.to = 1;
-        o.backup = false;
-        migrate_result res = {0};
-        if (stm_migrate_run(m, &o, &res, &err) != STM_OK)
-            fail_msg("%s", err.msg);
-        stm_migrate_result_free(&res);
-        stm_migrate_destroy(&m);
+        du_migrate_to(r->path, w.set, MIGRATE_UP, 1, NULL);
         r->version = 1;
         s_open(&w, r);
     }
@@ -451,7 +416,7 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks, bool random_his
         } else if (r->version < w.head && (r->version == 1 || !w.rollbacks || s_pick(&w, 2))) {
             s_migrate(&w, r);
         } else if (r->version > 1 && w.rollbacks) {
-            s_rollback(&w, r);
+            s_step(&w, r, MIGRATE_DOWN);
         }
     }
     /* Everyone to the head, in a random order, then everyone hears from everyone. */

@@ -70,48 +70,16 @@ static int s_teardown(void **state)
 
 static void s_migrate(const char *db, const char *set, int to, migrate_result *res)
 {
-    stm_error err = {0};
-    migrate_t *m = NULL;
-    if (stm_migrate_open(db, set, &m, &err) != STM_OK)
-        fail_msg("stm_migrate_open(%s): %s", db, err.msg);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.to = to;
-    o.backup = false;
-    migrate_result mine = {0};
-    if (stm_migrate_run(m, &o, res ? res : &mine, &err) != STM_OK)
-        fail_msg("migrate %s to %d: %s", db, to, err.msg);
-    stm_migrate_result_free(&mine);
-    stm_migrate_destroy(&m);
-}
-
-static store_t *s_store(const char *db)
-{
-    store_t *store = NULL;
-    stm_error err = {0};
-    if (stm_store_open(db, STORE_OPEN_EXISTING, &store, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    return store;
+    du_migrate_to(db, set, MIGRATE_UP, to, res);
 }
 
 static long long s_int(const char *db, const char *sql)
 {
-    store_t *store = s_store(db);
+    store_t *store = du_open(db);
     du_ops(store);
     long long v = du_int(store, sql);
     stm_store_destroy(&store);
     return v;
-}
-
-/* Sends what from holds that to lacks; returns the counts. */
-static apply_stats s_sync(const char *from, const char *to)
-{
-    store_t *a = s_store(from), *b = s_store(to);
-    opbatch_t *batch = du_lacking(a, b);
-    apply_stats st = du_apply(b, batch);
-    stm_opbatch_destroy(&batch);
-    stm_store_destroy(&a);
-    stm_store_destroy(&b);
-    return st;
 }
 
 static void s_same(const char *a, const char *b)
@@ -119,7 +87,7 @@ static void s_same(const char *a, const char *b)
     static const char *const tables[] = {"SELECT * FROM items ORDER BY id",
                                          "SELECT * FROM notes ORDER BY id",
                                          "SELECT * FROM settings ORDER BY key"};
-    store_t *x = s_store(a), *y = s_store(b);
+    store_t *x = du_open(a), *y = du_open(b);
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
         if (i == 2 && !du_int(x, "SELECT count(*) FROM sqlite_master WHERE name = 'settings'"))
             continue; /* before version 3 */
@@ -162,11 +130,11 @@ static void test_a_row_that_missed_a_backfill_gets_it_from_its_writer(void **sta
     s_migrate(f->a, f->set, 1, NULL);
     s_migrate(f->b, f->set, 2, NULL);
     du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', NULL)");
-    s_sync(f->a, f->b);
+    du_sync(f->a, f->b);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM items WHERE flag IS NULL"), 1);
     s_migrate(f->a, f->set, 2, NULL);
-    s_sync(f->a, f->b);
-    s_sync(f->b, f->a);
+    du_sync(f->a, f->b);
+    du_sync(f->b, f->a);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM items WHERE flag = 'legacy'"), 1);
     s_same(f->a, f->b);
 }
@@ -179,7 +147,7 @@ static void test_a_write_of_the_new_version_is_put_back(void **state)
     s_migrate(f->a, f->set, 1, NULL);
     s_migrate(f->b, f->set, 2, NULL);
     du_exec(f->b, "INSERT INTO items VALUES ('i2', 'cup', NULL)");
-    s_sync(f->b, f->a);
+    du_sync(f->b, f->a);
     migrate_result res = {0};
     s_migrate(f->a, f->set, 2, &res);
     assert_int_equal(res.derived_kept, 1);
@@ -199,9 +167,9 @@ static void test_a_migrations_writes_wait_for_it_elsewhere(void **state)
     s_migrate(f->a, f->set, 1, NULL);
     s_migrate(f->b, f->set, 1, NULL);
     du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', NULL), ('i2', 'gone', 'x')");
-    s_sync(f->a, f->b);
+    du_sync(f->a, f->b);
     s_migrate(f->a, f->set, 3, NULL);
-    apply_stats st = s_sync(f->a, f->b);
+    apply_stats st = du_sync(f->a, f->b);
     assert_true(st.parked > 0);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM stemma_parked WHERE reason LIKE "
                                  "'written by the migration to version %'"),
@@ -210,7 +178,7 @@ static void test_a_migrations_writes_wait_for_it_elsewhere(void **state)
     s_migrate(f->b, f->set, 3, &res);
     assert_int_equal(res.parked, 0);
     stm_migrate_result_free(&res);
-    s_sync(f->b, f->a);
+    du_sync(f->b, f->a);
     s_same(f->a, f->b);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM items"), 1);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM settings"), 1);
@@ -226,12 +194,12 @@ static void test_a_row_refused_for_a_computed_column_arrives_whole(void **state)
     s_migrate(f->a, f->set, 1, NULL);
     s_migrate(f->b, f->set, 3, NULL);
     du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', 'x')");
-    apply_stats st = s_sync(f->a, f->b);
+    apply_stats st = du_sync(f->a, f->b);
     assert_true(st.parked > 0);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM items"), 0);
     s_migrate(f->a, f->set, 3, NULL);
-    s_sync(f->a, f->b);
-    s_sync(f->b, f->a);
+    du_sync(f->a, f->b);
+    du_sync(f->b, f->a);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM items WHERE label = 'PEN'"), 1);
     assert_int_equal(s_int(f->b, "SELECT count(*) FROM stemma_parked"), 0);
     s_same(f->a, f->b);
@@ -245,12 +213,12 @@ static void test_both_ran_it_and_a_later_write_wins(void **state)
     s_migrate(f->a, f->set, 1, NULL);
     s_migrate(f->b, f->set, 1, NULL);
     du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', NULL)");
-    s_sync(f->a, f->b);
+    du_sync(f->a, f->b);
     s_migrate(f->a, f->set, 3, NULL);
     s_migrate(f->b, f->set, 3, NULL);
     du_exec(f->b, "UPDATE items SET flag = 'new' WHERE id = 'i1'");
-    s_sync(f->a, f->b);
-    s_sync(f->b, f->a);
+    du_sync(f->a, f->b);
+    du_sync(f->b, f->a);
     s_same(f->a, f->b);
     assert_int_equal(s_int(f->a, "SELECT count(*) FROM items WHERE flag = 'new'"), 1);
     assert_int_equal(s_int(f->a, "SELECT count(*) FROM stemma_parked"), 0);
@@ -272,18 +240,8 @@ static void test_a_rollback_then_migrate_keeps_what_was_written(void **state)
     s_migrate(f->a, set, 2, NULL);
     du_exec(f->a, "INSERT INTO items VALUES ('i1', 'pen', 'mine')");
     s_int(f->a, "SELECT 1"); /* collected */
-    stm_error err = {0};
-    migrate_t *m = NULL;
-    if (stm_migrate_open(f->a, set, &m, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    migrate_options o = MIGRATE_OPTIONS_INIT;
-    o.to = 1;
-    o.backup = false;
+    du_migrate_to(f->a, set, MIGRATE_DOWN, 1, NULL);
     migrate_result res = {0};
-    if (stm_migrate_rollback(m, &o, &res, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    stm_migrate_result_free(&res);
-    stm_migrate_destroy(&m);
     s_migrate(f->a, set, 2, &res);
     assert_int_equal(res.derived_rows, 0);
     stm_migrate_result_free(&res);

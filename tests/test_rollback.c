@@ -273,31 +273,10 @@ static void test_a_schema_that_is_not_its_versions_is_drift(void **state)
 
 /* ---- what a rollback drops comes back (sync/dropped.h) ---- */
 
-/* Opens db as a store, failing the test when it cannot. */
-static store_t *s_store(const char *db)
-{
-    store_t *store = NULL;
-    stm_error err = {0};
-    if (stm_store_open(db, STORE_OPEN_EXISTING, &store, &err) != STM_OK)
-        fail_msg("%s", err.msg);
-    return store;
-}
-
-/* Sends every operation from holds that to lacks, as a peer would. */
-static void s_sync(const char *from, const char *to)
-{
-    store_t *a = s_store(from), *b = s_store(to);
-    opbatch_t *batch = du_lacking(a, b);
-    du_apply(b, batch);
-    stm_opbatch_destroy(&batch);
-    stm_store_destroy(&a);
-    stm_store_destroy(&b);
-}
-
 /* What db's application tables hold, as a digest the caller frees. */
 static char *s_content(const char *db)
 {
-    store_t *store = s_store(db);
+    store_t *store = du_open(db);
     char *h = du_hash(store, "SELECT 'i', id, name, qty FROM items UNION ALL "
                              "SELECT 't', id, label, NULL FROM tags ORDER BY 1, 2");
     stm_store_destroy(&store);
@@ -367,20 +346,20 @@ static void test_a_peers_values_come_back_and_later_ones_still_win(void **state)
     du_exec(peer, "INSERT INTO items (id, name, qty) VALUES ('p1', 'cup', 2), ('p2', 'mug', 4);"
                   "INSERT INTO tags (id, label) VALUES ('t9', 'blue');");
     du_exec(f->db, "INSERT INTO items (id, name, qty) VALUES ('a1', 'pen', 1)");
-    s_sync(peer, f->db);
-    s_sync(f->db, peer);
+    du_sync(peer, f->db);
+    du_sync(f->db, peer);
     assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p2'"), 4);
     s_rollback_dropped(f->db, f->set, 2);
     /* The peer writes qty while this database is at 2: parked here for want of it, a
      * later write than the one the rollback parked. */
     du_exec(peer, "UPDATE items SET qty = 40 WHERE id = 'p2'");
-    s_sync(peer, f->db);
+    du_sync(peer, f->db);
     s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
     assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p1'"), 2);
     assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'p2'"), 40);
     assert_int_equal(s_int(f->db, "SELECT qty FROM items WHERE id = 'a1'"), 1);
-    s_sync(f->db, peer);
-    s_sync(peer, f->db);
+    du_sync(f->db, peer);
+    du_sync(peer, f->db);
     char *here = s_content(f->db), *there = s_content(peer);
     assert_string_equal(here, there);
     free(here);
@@ -398,11 +377,11 @@ static void test_a_dropped_write_still_keeps_its_row(void **state)
     s_run_ok(f->db, f->set, MIGRATE_UP, MIGRATE_HEAD);
     /* Collected apart (capture keeps one change a row until it is collected). */
     du_exec(f->db, "INSERT INTO items (id, name, qty) VALUES ('i1', 'pen', 5)");
-    store_t *store = s_store(f->db);
+    store_t *store = du_open(f->db);
     du_ops(store);
     stm_store_destroy(&store);
     du_exec(f->db, "UPDATE items SET qty = 6 WHERE id = 'i1'");
-    store = s_store(f->db);
+    store = du_open(f->db);
     du_ops(store);
     long long last = du_int(store, "SELECT max(hlc) FROM temp.ops WHERE col = 'qty'");
     long long first = du_int(store, "SELECT min(hlc) FROM temp.ops WHERE col = 'qty'");
@@ -417,7 +396,7 @@ static void test_a_dropped_write_still_keeps_its_row(void **state)
     memset(del.origin.bytes, 0xff, sizeof del.origin.bytes);
     opbatch_t *batch = stm_opbatch_new();
     stm_opbatch_add(batch, &del);
-    store = s_store(f->db);
+    store = du_open(f->db);
     du_apply(store, batch);
     stm_store_destroy(&store);
     stm_opbatch_destroy(&batch);
