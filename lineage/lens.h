@@ -49,8 +49,13 @@ typedef enum {
                         column are n - 1's (column NULL: the whole table) */
     LENS_EMPTIED,    /* a table (column NULL) whose rows the migration deleted: it is
                         still there, and holds none of the rows it had */
+    LENS_REPLACED,   /* a table (column NULL) the migration dropped, none of its values
+                        carried anywhere, and created anew under its name: the table of
+                        version n is another table, its columns new (wildebeest 008
+                        re-keys subscriptions this way). Unlike EMPTIED, a fact, not a
+                        reading of the markers: SQLite's authorizer saw the DROP TABLE. */
 } lens_kind;
-#define LENS_KINDS 8
+#define LENS_KINDS 9
 
 /* One change of one migration. Strings owned by the lens set. */
 typedef struct {
@@ -95,6 +100,9 @@ bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const 
  * table holding any of its columns' values there); false when none does. */
 bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, int to,
                               const char **to_table);
+/* True when the migration to version replaced table (LENS_REPLACED): the table of that
+ * name after it is another table than the one before. */
+bool stm_lens_replaced(const lens_set_t *s, int version, const char *table);
 /* The columns of version (1 .. count), by table then column name: column i's names,
  * lent by the set. */
 size_t stm_lens_column_count(const lens_set_t *s, int version);

@@ -43,8 +43,9 @@ static const char *s_pooled(lens_set_t *s, const char *name)
 }
 
 /* The identities of version i + 1's columns: a column renamed, cast or filled holds
- * what its source held; one computed, added or copied holds new values; any other
- * holds what the column of its table and name held before, if there was one. A step
+ * what its source held; one computed, added or copied holds new values, as does every
+ * column of a table replaced; any other holds what the column of its table and name
+ * held before, if there was one. A step
  * that could not be probed keeps identities by name. */
 void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *after, size_t nafter)
 {
@@ -57,6 +58,12 @@ void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *af
     for (size_t t = 0; t < nafter; t++) {
         const catalog_table *tab = after[t];
         const char *tname = NULL;
+        /* A table made anew under the name of one the step dropped holds none of
+         * its values: nothing of it is the same as before by name. */
+        bool anew = false;
+        for (size_t k = 0; k < st->count && !anew; k++)
+            anew = st->changes[k].kind == LENS_REPLACED &&
+                   strcasecmp(st->changes[k].table, stm_catalog_table_name(tab)) == 0;
         for (size_t c = 0; c < stm_catalog_table_count(tab); c++) {
             const char *cname = stm_catalog_table_column(tab, c)->name;
             const lens_column_id *was = NULL;
@@ -70,7 +77,7 @@ void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *af
                     was = prev ? s_find_id(prev, ch->from_table, ch->from_column) : NULL;
                 fresh = !was; /* computed, added, copied: values of their own */
             }
-            if (!was && !fresh && prev)
+            if (!was && !fresh && !anew && prev)
                 was = s_find_id(prev, stm_catalog_table_name(tab), cname);
             /* Names shared with the version before when they are the same. */
             const char *pt = was && strcmp(was->table, stm_catalog_table_name(tab)) == 0
@@ -117,6 +124,16 @@ bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, 
         if (stm_lens_translate(s, from, table, st->columns[i].column, to, to_table, &column))
             return true;
     }
+    return false;
+}
+
+bool stm_lens_replaced(const lens_set_t *s, int version, const char *table)
+{
+    size_t n;
+    const lens_change *c = stm_lens_changes(s, version, &n);
+    for (size_t i = 0; i < n; i++)
+        if (c[i].kind == LENS_REPLACED && strcasecmp(c[i].table, table) == 0)
+            return true;
     return false;
 }
 

@@ -269,10 +269,26 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
     return step;
 }
 
-/* True, with why, when key cannot name a row of t: a NULL in it, or another number
- * of columns than t's key has here (the table's key changed between the versions). */
-static bool s_key_unusable(const txn_table *t, const op_value *key, char *why, size_t len)
+/* True, with why, when the key of row change ops[0..n) cannot name a row of t: a NULL
+ * in it, another number of columns than t's key has here, or a key column of another
+ * type at the writer (the table's key changed between the versions). Such a row is
+ * not this table's row under a converted key: it parks whole, never a cell here and
+ * the rest there (a write that filled the row here and parked its key cell left a
+ * row no replay could complete). */
+static bool s_key_unusable(const txn_table *t, const op_t *const *ops, size_t nops, char *why,
+                           size_t len)
 {
+    const op_value *key = &ops[0]->pk;
+    for (size_t i = 0; i < nops; i++) {
+        const catalog_column *col =
+            ops[i]->column ? stm_catalog_table_find(stm_txn_table_def(t), ops[i]->column) : NULL;
+        if (col && col->pk && !col->hidden &&
+            stm_capture_affinity_code(col->affinity) != ops[i]->affinity) {
+            snprintf(why, len, "its key column %s is %s here, %c at the writer", col->name,
+                     stm_catalog_affinity_name(col->affinity), ops[i]->affinity);
+            return true;
+        }
+    }
     size_t n = stm_key_columns(key);
     if (n != stm_txn_table_keys(t)) {
         snprintf(why, len, "its key has %zu columns, the table's key here %zu", n,
@@ -320,7 +336,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     if (!t)
         return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
     char why[128];
-    if (s_key_unusable(t, &first->pk, why, sizeof why))
+    if (s_key_unusable(t, ops, n, why, sizeof why))
         return s_park_all(a, ops, n, why, st, err);
     stm_txn_table_touch(t);
     bool have_clock = false;
@@ -532,7 +548,7 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
         return stm_apply_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here",
                               st, err);
     char why[128];
-    if (s_key_unusable(t, &op->pk, why, sizeof why))
+    if (s_key_unusable(t, &op, 1, why, sizeof why))
         return stm_apply_park(a, op, PARK_SCHEMA, why, st, err);
     stm_txn_table_touch(t);
     bool have_clock;

@@ -101,10 +101,10 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
     /* One row change, one table: where its rows are here. */
     const char *table;
     if (!stm_lens_translate_table(a->lenses, from, ops[0]->table, a->here, &table)) {
-        /* A table of the writer's older version that a migration since dropped (and
-         * none of its name here). */
-        if (from < a->here && s_at(a, from, ops[0]->table, NULL) &&
-            !s_at(a, a->here, ops[0]->table, NULL)) {
+        /* A table of the writer's older version that a migration since dropped: none
+         * here holds any of its values (one of its name here is another table, made
+         * anew: lens.h LENS_REPLACED). The writer's own migration drops its rows too. */
+        if (from < a->here && s_at(a, from, ops[0]->table, NULL)) {
             *gone = *n;
             *n = 0;
         }
