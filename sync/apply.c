@@ -663,10 +663,13 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
             /* Written at another version: this database's names (invariant 8). */
             uint64_t gone = 0;
-            const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone);
+            const char *park_whole = NULL;
+            const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone, &park_whole);
             if (!fresh)
                 st->applied += gone; /* recorded; their table is gone here */
-            if (fresh)
+            if (fresh && park_whole)
+                rc = s_park_all(a, here, fresh, park_whole, st, err);
+            else if (fresh)
                 rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
                                                : s_apply_writes(a, here, fresh, st, err);
         }

@@ -47,10 +47,14 @@
  *     Its clock is compared with the clocks of the column here: a migration that
  *     renames a column carries the column's clocks to its new name (migrate.h), so a
  *     late write from an older version never beats a later one made before the rename.
- *     One of an older version to a table or column a migration since dropped, with
- *     none of that name here, applies to nothing and is counted applied, not parked;
- *     one to such a column still counts as a write of its row (invariant 2), as it
- *     did on the databases that had the column when it came.
+ *     One of an older version to a table a migration since dropped (none here holds
+ *     its values, even one of its name made anew: lens.h LENS_REPLACED), or to a column
+ *     dropped since with none of its name here, applies to nothing and is counted
+ *     applied, not parked; one to such a column still counts as a write of its row
+ *     (invariant 2), as it did on the databases that had the column when it came. A
+ *     row change of a newer version to a table that is another than the one of its
+ *     name here parks whole, as does one whose key column has another type here:
+ *     no cell of it lands in a row it does not name.
  *  9. A stand-in (op.h: a row change withheld by its sender, too large to travel)
  *     records its operations as held and withheld, applying nothing, so that the
  *     vector moves past them; each is logged ("withheld") when first recorded. A

@@ -48,6 +48,7 @@ struct applier {
     bool *xgone;              /* ... which of them write a column dropped since */
     const op_t **xptrs;
     size_t xcap;
+    char xwhy[192];           /* scratch: why a translated row change parks whole */
     /* Whether this database has run the migration to a version (apply_lens.c): the
      * last one asked, until the next transaction. */
     stm_id ran_id;
@@ -110,13 +111,16 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
 /* ops[0..*n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the
  * next call, or ops itself when nothing changes. Written at an older version, those on
- * a table a migration since has dropped (none of that name is here) are left out (*n
- * becomes 0; *gone counts them), and those on such a column are marked
- * (stm_apply_gone; *gone counts them too): the migration dropped their values on
- * every database that ran it, and what a database at this version holds is what it
- * left (apply.h, invariant 8). */
+ * a table a migration since has dropped (none here holds its values, whatever holds
+ * its name) are left out (*n becomes 0; *gone counts them), and those on such a column
+ * are marked (stm_apply_gone; *gone counts them too): the migration dropped their
+ * values on every database that ran it, and what a database at this version holds is
+ * what it left (apply.h, invariant 8). Written at a newer version on a table that is
+ * not the one of its name here (a migration between made it anew), *park_whole says
+ * why (lent, until the next call): the row change waits whole for this database to
+ * migrate, none of it applied to the other table. NULL otherwise. */
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
-                                       uint64_t *gone);
+                                       uint64_t *gone, const char **park_whole);
 /* Whether op (one stm_apply_translate handed out) writes a column dropped since its
  * writer's version: it takes no cell, is not parked, and still counts as a write of its
  * row (as a write parked for a missing column does: apply.h, invariant 2). */

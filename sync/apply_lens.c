@@ -12,6 +12,7 @@
 #include "apply_internal.h"
 #include "base/mem.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -89,10 +90,32 @@ static bool s_at(const applier_t *a, int v, const char *table, const char *colum
     return stm_lens_translate_table(a->lenses, v, table, v, &t);
 }
 
+/* Why a row change of a newer version's table, which is not the one of its name here,
+ * parks whole: names the migration that made it anew, when one between did. */
+static const char *s_another_table(applier_t *a, int from, const char *table)
+{
+    int by = 0;
+    for (int v = a->here + 1; v <= from && !by; v++)
+        if (stm_lens_replaced(a->lenses, v, table))
+            by = v;
+    if (by)
+        snprintf(a->xwhy, sizeof a->xwhy,
+                 "table %s of version %d is another table than the one here: migration %d "
+                 "made it anew; the row waits whole for this database to migrate",
+                 table, from, by);
+    else
+        snprintf(a->xwhy, sizeof a->xwhy,
+                 "table %s of version %d is another table than the one here: the row waits "
+                 "whole for this database to migrate",
+                 table, from);
+    return a->xwhy;
+}
+
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
-                                       uint64_t *gone)
+                                       uint64_t *gone, const char **park_whole)
 {
     *gone = 0;
+    *park_whole = NULL;
     if (!a->here || !*n)
         return ops;
     int from = s_number(a, &ops[0]->version_id);
@@ -107,6 +130,9 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
         if (from < a->here && s_at(a, from, ops[0]->table, NULL)) {
             *gone = *n;
             *n = 0;
+        } else if (from > a->here && s_at(a, from, ops[0]->table, NULL) &&
+                   s_at(a, a->here, ops[0]->table, NULL)) {
+            *park_whole = s_another_table(a, from, ops[0]->table);
         }
         return ops;
     }

@@ -260,10 +260,11 @@ class Renames(Base):
 
     def test_a_table_dropped_and_made_anew_with_another_key(self):
         # wildebeest 008 in small: v2 drops subs (text keys) and makes it anew keyed by
-        # integers. A v2 row reaching v1 parks whole (its key is another type here: no
-        # row under a converted key, no key cell parked apart from its row), and
-        # arrives when v1 migrates; a v1 row reaching v2 is gone with the old table
-        # (the writer's migration drops it too), and parks nothing.
+        # integers. A v2 row reaching v1 parks whole (another table than v1's subs: no
+        # cell of it applied to v1's, none parked apart from its row), and arrives
+        # when v1 migrates; a v1 row reaching v2 is gone with the old table (the
+        # writer's migration drops it too), and parks nothing. Without the schema set
+        # the row parks whole all the same, for its key's other type.
         d = self.schema_set({
             "001_subs.sql": "CREATE TABLE subs (id TEXT PRIMARY KEY, who TEXT NOT NULL);\n",
             "002_subs_by_number.sql": "DROP TABLE subs;\n"
@@ -273,10 +274,17 @@ class Renames(Base):
         old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
         sqlite(old, "INSERT INTO subs VALUES ('s1', 'old')")
         sqlite(new, "INSERT INTO subs (who) VALUES ('new')")
+        plain = self.at("plain.db", 1, d)
+        self.assertEqual(self.send(new, plain, lenses=False)[:3], (0, 0, 2))
+        self.assertEqual(sqlite(plain, "SELECT count(*) FROM subs"), "0\n")
+        self.assertEqual(sqlite(plain, "SELECT DISTINCT reason FROM stemma_parked"),
+                         "its key column id is TEXT here, I at the writer\n")
         self.assertEqual(self.send(new, old, schemas=d)[:3], (0, 0, 2))
         self.assertEqual(sqlite(old, "SELECT id, who FROM subs"), "s1|old\n")
         self.assertEqual(sqlite(old, "SELECT DISTINCT reason FROM stemma_parked"),
-                         "its key column id is TEXT here, I at the writer\n")
+                         "table subs of version 2 is another table than the one here: "
+                         "migration 2 made it anew; the row waits whole for this database "
+                         "to migrate\n")
         self.assertEqual(self.send(old, new, schemas=d)[:3], (2, 0, 0))
         self.assertEqual(sqlite(new, "SELECT id, who FROM subs"), "1|new\n")
         self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
