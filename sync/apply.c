@@ -73,6 +73,7 @@ void stm_applier_destroy(applier_t **self_p)
     free(a->xops);
     free(a->xptrs);
     free(a->xgone);
+    free(a->fill);
     free(a);
     *self_p = NULL;
 }
@@ -260,7 +261,7 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
         for (size_t i = from; i < nall; i++)
             all[i].value = stm_opbatch_at(held, i - from)->value;
         stm_rowsql_sort(all, nall);
-        step = stm_rowsql_run(a->rowsql, t, ROW_INSERT, &key, all, nall, refused);
+        step = stm_apply_insert_filled(a, t, ROW_INSERT, &key, all, nall, refused);
     }
     free(all);
     stm_opbatch_destroy(&held);
@@ -669,9 +670,12 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
                 st->applied += gone; /* recorded; their table is gone here */
             if (fresh && park_whole)
                 rc = s_park_all(a, here, fresh, park_whole, st, err);
-            else if (fresh)
+            else if (fresh) {
+                a->writer = &here[0]->version_id;
                 rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
                                                : s_apply_writes(a, here, fresh, st, err);
+                a->writer = NULL;
+            }
         }
         i = j;
     }

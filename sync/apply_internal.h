@@ -49,6 +49,10 @@ struct applier {
     const op_t **xptrs;
     size_t xcap;
     char xwhy[192];           /* scratch: why a translated row change parks whole */
+    const stm_id *writer;     /* the version of the row change being applied, lent;
+                               * NULL between them */
+    row_cell *fill;           /* scratch: a row's cells and those filled for it */
+    size_t fill_cap;
     /* Whether this database has run the migration to a version (apply_lens.c): the
      * last one asked, until the next transaction. */
     stm_id ran_id;
@@ -121,6 +125,15 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
  * migrate, none of it applied to the other table. NULL otherwise. */
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
                                        uint64_t *gone, const char **park_whole);
+/* Runs the kind statement (an insert: ROW_INSERT or ROW_ADD) for the row of t whose key
+ * is pk with cells[0..n) (sorted), as stm_rowsql_run does; when SQLite refuses it for a
+ * NOT NULL column that a migration since the writer's version (a->writer) added with
+ * a default (lens.h LENS_ADDED), runs it again with that column at that default, as
+ * every database that ran the migration holds it for a row it had: a row from an older
+ * device is not parked for a value the migration itself gives (a computed one still
+ * is). The filled cells write no clocks: no operation wrote them. */
+int stm_apply_insert_filled(applier_t *a, const txn_table *t, row_kind kind, const op_value *pk,
+                            const row_cell *cells, size_t n, char **refused);
 /* Whether op (one stm_apply_translate handed out) writes a column dropped since its
  * writer's version: it takes no cell, is not parked, and still counts as a write of its
  * row (as a write parked for a missing column does: apply.h, invariant 2). */

@@ -13,6 +13,7 @@
 #include "base/mem.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -192,3 +193,90 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
     return a->here;
 }
 
+
+/* The column (of t) a NOT NULL refusal names, or NULL. */
+static const catalog_column *s_refused_column(const txn_table *t, const char *refused)
+{
+    static const char nn[] = "NOT NULL constraint failed: ";
+    const char *table = stm_catalog_table_name(stm_txn_table_def(t));
+    size_t tl = strlen(table);
+    if (strncmp(refused, nn, sizeof nn - 1) != 0)
+        return NULL;
+    refused += sizeof nn - 1;
+    if (strncasecmp(refused, table, tl) != 0 || refused[tl] != '.')
+        return NULL;
+    return stm_catalog_table_find(stm_txn_table_def(t), refused + tl + 1);
+}
+
+/* The default column col (of t here) was added with by a migration since the writer's
+ * version, evaluated into *value (its bytes, if any, the caller's to free): false when
+ * it was not added so (computed, or no default), or the writer's version is not
+ * older. */
+static bool s_added_default(applier_t *a, const txn_table *t, const catalog_column *col,
+                            op_value *value)
+{
+    if (!a->lenses || !a->here || !a->writer)
+        return false;
+    const char *table = stm_catalog_table_name(stm_txn_table_def(t));
+    int writer = 0, made = stm_apply_made_by(a, a->writer, table, col->name, &writer);
+    const char *tv, *cv;
+    if (!made || !stm_lens_translate(a->lenses, a->here, table, col->name, made, &tv, &cv))
+        return false;
+    size_t n;
+    const lens_change *c = stm_lens_changes(a->lenses, made, &n);
+    bool added = false;
+    for (size_t i = 0; i < n && !added; i++)
+        added = c[i].kind == LENS_ADDED && c[i].column && strcasecmp(c[i].table, tv) == 0 &&
+                strcasecmp(c[i].column, cv) == 0;
+    const family_t *f = added ? stm_lineage_family_find(a->set, tv) : NULL;
+    const catalog_table *def = f ? stm_family_table_at(f, made) : NULL;
+    const catalog_column *then = def ? stm_catalog_table_find(def, cv) : NULL;
+    if (!then || !then->default_sql)
+        return false;
+    /* The default's text is the schema set's (its own migrations), never a peer's. */
+    buf_t sql = BUF_INIT;
+    stm_buf_printf(&sql, "SELECT %s", then->default_sql);
+    sqlite3_stmt *q = NULL;
+    bool ok = sqlite3_prepare_v2(a->db, stm_buf_str(&sql), -1, &q, NULL) == SQLITE_OK &&
+              sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL;
+    if (ok) {
+        stm_op_value_column(q, 0, value);
+        if (value->bytes) {
+            void *copy = stm_malloc(value->len + 1);
+            memcpy(copy, value->bytes, value->len);
+            value->bytes = copy;
+        }
+    }
+    sqlite3_finalize(q);
+    stm_buf_free(&sql);
+    return ok;
+}
+
+int stm_apply_insert_filled(applier_t *a, const txn_table *t, row_kind kind, const op_value *pk,
+                            const row_cell *cells, size_t n, char **refused)
+{
+    int step = stm_rowsql_run(a->rowsql, t, kind, pk, cells, n, refused);
+    size_t ncols = stm_catalog_table_count(stm_txn_table_def(t)), nowned = 0;
+    const void **owned = NULL; /* the filled values' bytes */
+    while (*refused && step == SQLITE_CONSTRAINT_NOTNULL && n < ncols) {
+        const catalog_column *col = s_refused_column(t, *refused);
+        op_value value;
+        if (!col || !s_added_default(a, t, col, &value))
+            break;
+        if (!owned) {
+            owned = stm_calloc(ncols + 1, sizeof *owned);
+            a->fill = stm_grow(a->fill, &a->fill_cap, ncols + 1, sizeof *a->fill);
+            memcpy(a->fill, cells, n * sizeof *cells);
+        }
+        owned[nowned++] = value.bytes;
+        a->fill[n++] = (row_cell){col, stm_rowsql_position(t, col), 0, value};
+        stm_rowsql_sort(a->fill, n);
+        free(*refused);
+        *refused = NULL;
+        step = stm_rowsql_run(a->rowsql, t, kind, pk, a->fill, n, refused);
+    }
+    for (size_t i = 0; i < nowned; i++)
+        free((void *)owned[i]);
+    free(owned);
+    return step;
+}

@@ -258,6 +258,56 @@ class Renames(Base):
         self.assertEqual(sqlite(new, "SELECT id, name, label FROM items"), "i1|pen|PEN\n")
         self.assertEqual(sqlite(new, "SELECT count(*) FROM stemma_parked"), "0\n")
 
+    def test_a_row_gets_the_default_a_migration_added_its_column_with(self):
+        # chirpstack 004 then 009 in small: v2 adds flags NOT NULL DEFAULT 'none', v3
+        # rebuilds items keeping flags, NOT NULL with no default. A v1 row at v3 gets
+        # 'none', as the migration gives every row it had, instead of parking for a
+        # value no operation will ever bring (the writer's migration sends nothing for
+        # a row it leaves at the default); then both sides agree.
+        d = self.schema_set({
+            "001_items.sql": "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL);\n",
+            "002_flags.sql": "ALTER TABLE items ADD COLUMN flags TEXT NOT NULL DEFAULT 'none';\n",
+            "003_rebuild.sql": "CREATE TABLE items_new (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                               "  flags TEXT NOT NULL);\n"
+                               "INSERT INTO items_new SELECT id, name, flags FROM items;\n"
+                               "DROP TABLE items;\nALTER TABLE items_new RENAME TO items;\n"})
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
+        sqlite(old, "INSERT INTO items VALUES ('i1', 'pen')")
+        self.assertEqual(self.send(old, new, schemas=d)[:3], (2, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT id, name, flags FROM items"), "i1|pen|none\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        self.send(old, new, schemas=d)
+        self.send(new, old, schemas=d)
+        for db in (old, new):
+            self.assertEqual(sqlite(db, "SELECT id, name, flags FROM items"), "i1|pen|none\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
+    def test_seed_rows_of_the_first_migration_travel(self):
+        # chirpstack 001 in small: the first migration seeds an admin row with a value
+        # each device picks itself. a deletes it, b renames it later: the row comes
+        # back at a whole (its NOT NULL created from the seeds, which are operations
+        # like any migration's writes), and both sides hold one and the same row.
+        d = self.schema_set({
+            "001_users.sql": "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                             "  created TEXT NOT NULL);\n"
+                             "INSERT INTO users VALUES ('admin', 'admin', hex(randomblob(8)));\n"})
+        a, b = self.at("a.db", None, d), self.at("b.db", None, d)
+        self.assertNotEqual(sqlite(a, "SELECT created FROM users"),
+                            sqlite(b, "SELECT created FROM users"))
+        sqlite(a, "DELETE FROM users WHERE id = 'admin'")
+        self.ok("vector", "--db", a, "-o", self.path("collect.stmv"))  # a takes its delete now
+        time.sleep(0.01)  # a later millisecond: b's rename is the later write
+        sqlite(b, "UPDATE users SET name = 'root' WHERE id = 'admin'")
+        self.ok("vector", "--db", b, "-o", self.path("collect.stmv"))
+        self.send(a, b, schemas=d)
+        self.send(b, a, schemas=d)
+        self.send(a, b, schemas=d)
+        row = sqlite(b, "SELECT id, name, created FROM users")
+        self.assertTrue(row.startswith("admin|root|"), row)
+        for db in (a, b):
+            self.assertEqual(sqlite(db, "SELECT id, name, created FROM users"), row)
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
     def test_a_table_dropped_and_made_anew_with_another_key(self):
         # wildebeest 008 in small: v2 drops subs (text keys) and makes it anew keyed by
         # integers. A v2 row reaching v1 parks whole (another table than v1's subs: no
