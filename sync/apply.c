@@ -74,6 +74,7 @@ void stm_applier_destroy(applier_t **self_p)
     free(a->xptrs);
     free(a->xgone);
     free(a->fill);
+    stm_buf_free(&a->xkey);
     free(a);
     *self_p = NULL;
 }

@@ -54,7 +54,8 @@
  *     (invariant 2), as it did on the databases that had the column when it came. A
  *     row change of a newer version to a table that is another than the one of its
  *     name here parks whole, as does one whose key column has another type here:
- *     no cell of it lands in a row it does not name.
+ *     no cell of it lands in a row it does not name. A row whose table a rebuild keyed
+ *     anew by some of its key's columns is named by those parts of its key here.
  *  9. A stand-in (op.h: a row change withheld by its sender, too large to travel)
  *     records its operations as held and withheld, applying nothing, so that the
  *     vector moves past them; each is logged ("withheld") when first recorded. A

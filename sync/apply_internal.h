@@ -49,6 +49,7 @@ struct applier {
     const op_t **xptrs;
     size_t xcap;
     char xwhy[192];           /* scratch: why a translated row change parks whole */
+    buf_t xkey;               /* scratch: a translated row change's key (s_rekey) */
     const stm_id *writer;     /* the version of the row change being applied, lent;
                                * NULL between them */
     row_cell *fill;           /* scratch: a row's cells and those filled for it */

@@ -10,6 +10,7 @@
  * recorded as they came (they travel on, and are translated again wherever they
  * apply); only the copy that applies carries the names of here. */
 #include "apply_internal.h"
+#include "key.h"
 #include "base/mem.h"
 
 #include <stdio.h>
@@ -112,6 +113,57 @@ static const char *s_another_table(applier_t *a, int from, const char *table)
     return a->xwhy;
 }
 
+/* The key a row of the writer's version from, in its table wtable, has here in table
+ * (this database's name): a rebuild that keys a table anew by some of its old key's
+ * columns (komga 059: PAGE_HASH keyed by (HASH, MEDIA_TYPE, SIZE), then by HASH)
+ * names each row by those columns' parts, as the rebuild carried it. True with *key
+ * (its bytes lent by the applier until the next call) when the key here differs from
+ * the writer's and every column of it is one of the writer's key columns under the
+ * lenses; false when it is the same, or cannot be made (a key column here the writer
+ * did not key by: such a row parks for its key, waiting for a migration). */
+static bool s_rekey(applier_t *a, int from, const char *wtable, const char *table,
+                    const op_value *pk, op_value *key)
+{
+    const txn_table *t = stm_txn_table_find(a->txn, table);
+    const family_t *f = stm_lineage_family_find(a->set, wtable);
+    const catalog_table *then = f ? stm_family_table_at(f, from) : NULL;
+    if (!t || !then)
+        return false;
+    const catalog_table *def = stm_txn_table_def(t);
+    size_t m = stm_txn_table_keys(t), nparts = 0;
+    op_value parts[KEY_MAX_COLUMNS], chosen[KEY_MAX_COLUMNS];
+    if (m == 0 || m > KEY_MAX_COLUMNS ||
+        !stm_key_values(pk, parts, KEY_MAX_COLUMNS, &nparts) || nparts > KEY_MAX_COLUMNS)
+        return false;
+    bool same = m == nparts;
+    for (size_t k = 0; k < m; k++) {
+        const char *tf, *cf;
+        const catalog_column *kc = stm_catalog_table_key(def, k);
+        if (!kc || !stm_lens_translate(a->lenses, a->here, table, kc->name, from, &tf, &cf) ||
+            strcasecmp(tf, wtable) != 0)
+            return false;
+        const catalog_column *wc = stm_catalog_table_find(then, cf);
+        if (!wc || wc->pk < 1 || (size_t)wc->pk > nparts)
+            return false;
+        chosen[k] = parts[wc->pk - 1];
+        same &= (size_t)wc->pk == k + 1;
+    }
+    if (same)
+        return false;
+    stm_buf_reset(&a->xkey);
+    if (m == 1 && chosen[0].type != VALUE_KEY) {
+        *key = chosen[0];
+        if (key->bytes) { /* parts point into pk, which outlives the row change */
+            stm_buf_append(&a->xkey, key->bytes, key->len);
+            key->bytes = (const unsigned char *)a->xkey.data;
+        }
+    } else {
+        stm_key_pack(chosen, m, &a->xkey);
+        *key = (op_value){.type = VALUE_KEY, .bytes = a->xkey.data, .len = a->xkey.len};
+    }
+    return true;
+}
+
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
                                        uint64_t *gone, const char **park_whole)
 {
@@ -142,11 +194,15 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
         a->xptrs = stm_realloc(a->xptrs, a->xcap * sizeof *a->xptrs);
         a->xgone = stm_realloc(a->xgone, a->xcap * sizeof *a->xgone);
     }
-    bool changed = false;
+    op_value key;
+    bool rekeyed = s_rekey(a, from, ops[0]->table, table, &ops[0]->pk, &key);
+    bool changed = rekeyed;
     for (size_t i = 0; i < *n; i++) {
         const char *t, *c;
         op_t *x = &a->xops[i];
         *x = *ops[i];
+        if (rekeyed)
+            x->pk = key;
         a->xgone[i] = false;
         if (ops[i]->column &&
             stm_lens_translate(a->lenses, from, ops[i]->table, ops[i]->column, a->here, &t, &c) &&

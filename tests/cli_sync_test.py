@@ -308,6 +308,39 @@ class Renames(Base):
             self.assertEqual(sqlite(db, "SELECT id, name, created FROM users"), row)
             self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
 
+    def test_a_rebuild_that_keys_a_table_by_part_of_its_key(self):
+        # komga 059 in small: v2 rebuilds hashes keyed by hash alone instead of (hash,
+        # kind, size). A v1 row names the v2 row by its hash, as the rebuild carried
+        # it: it applies, and so does a later v1 update; a v2 row at v1 has no kind or
+        # size to be keyed by and waits for v1 to migrate.
+        d = self.schema_set({
+            "001_hashes.sql": "CREATE TABLE hashes (hash TEXT NOT NULL, kind TEXT NOT NULL,\n"
+                              "  size INTEGER NOT NULL, action TEXT NOT NULL,\n"
+                              "  PRIMARY KEY (hash, kind, size));\n",
+            "002_by_hash.sql": "CREATE TABLE hashes_new (hash TEXT PRIMARY KEY, size INTEGER,\n"
+                               "  action TEXT NOT NULL);\n"
+                               "INSERT INTO hashes_new SELECT hash, size, action FROM hashes;\n"
+                               "DROP TABLE hashes;\nALTER TABLE hashes_new RENAME TO hashes;\n"})
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
+        sqlite(old, "INSERT INTO hashes VALUES ('h1', 'png', 10, 'keep')")
+        sqlite(new, "INSERT INTO hashes VALUES ('h2', 5, 'ask')")
+        self.assertEqual(self.send(old, new, schemas=d)[2], 0)
+        self.assertEqual(sqlite(new, "SELECT hash, size, action FROM hashes ORDER BY hash"),
+                         "h1|10|keep\nh2|5|ask\n")
+        sqlite(old, "UPDATE hashes SET action = 'drop' WHERE hash = 'h1'")
+        self.assertEqual(self.send(old, new, schemas=d)[:3], (1, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT action FROM hashes WHERE hash = 'h1'"), "drop\n")
+        self.assertEqual(self.send(new, old, schemas=d)[2], 3)
+        self.assertEqual(sqlite(old, "SELECT DISTINCT reason FROM stemma_parked"),
+                         "its key has 1 columns, the table's key here 3\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        self.send(old, new, schemas=d)
+        self.send(new, old, schemas=d)
+        for db in (old, new):
+            self.assertEqual(sqlite(db, "SELECT hash, size, action FROM hashes ORDER BY hash"),
+                             "h1|10|drop\nh2|5|ask\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
     def test_a_table_dropped_and_made_anew_with_another_key(self):
         # wildebeest 008 in small: v2 drops subs (text keys) and makes it anew keyed by
         # integers. A v2 row reaching v1 parks whole (another table than v1's subs: no
