@@ -10,13 +10,28 @@
 #include <string.h>
 #include <strings.h>
 
+lens_change stm_lens_change_copy(const lens_change *c)
+{
+    return (lens_change){c->kind, stm_strdup(c->table), c->column ? stm_strdup(c->column) : NULL,
+                         c->from_table ? stm_strdup(c->from_table) : NULL,
+                         c->from_column ? stm_strdup(c->from_column) : NULL};
+}
+
+void stm_lens_change_free(lens_change *c)
+{
+    free((char *)c->table);
+    free((char *)c->column);
+    free((char *)c->from_table);
+    free((char *)c->from_column);
+    memset(c, 0, sizeof *c);
+}
+
 void stm_lens_step_add(lens_step *s, lens_kind kind, const char *table, const char *column,
                        const char *from_table, const char *from_column)
 {
     s->changes = stm_grow(s->changes, &s->cap, s->count + 1, sizeof *s->changes);
-    s->changes[s->count++] = (lens_change){
-        kind, stm_strdup(table), column ? stm_strdup(column) : NULL,
-        from_table ? stm_strdup(from_table) : NULL, from_column ? stm_strdup(from_column) : NULL};
+    lens_change c = {kind, table, column, from_table, from_column};
+    s->changes[s->count++] = stm_lens_change_copy(&c);
 }
 
 /* ---- identities: which columns of two versions hold the same values ---- */
@@ -137,6 +152,48 @@ bool stm_lens_replaced(const lens_set_t *s, int version, const char *table)
     return false;
 }
 
+bool stm_lens_walk_back(const lens_branch *b, size_t upto, const char *table, const char *column,
+                        const char **to_table, const char **to_column)
+{
+    if (upto > b->count)
+        return false;
+    for (size_t v = upto; v-- > 0;) {
+        if (b->probed && !b->probed[v])
+            return false;
+        const lens_change *c = b->changes[v];
+        const char *was_table = NULL;
+        bool moved = false;
+        for (size_t i = 0; i < b->nchanges[v] && !moved; i++) {
+            bool from = c[i].kind == LENS_RENAMED || c[i].kind == LENS_CAST ||
+                        c[i].kind == LENS_FILLED;
+            if (!c[i].column) {
+                if (c[i].kind == LENS_REPLACED && strcasecmp(c[i].table, table) == 0)
+                    return false;
+                continue;
+            }
+            if (strcasecmp(c[i].table, table) != 0)
+                continue;
+            if (column && strcasecmp(c[i].column, column) == 0) {
+                if (!from)
+                    return false; /* computed, added or copied: values of its own */
+                table = c[i].from_table;
+                column = c[i].from_column;
+                moved = true;
+            } else if (from && !was_table) {
+                was_table = c[i].from_table; /* the table's rows came from there */
+            }
+        }
+        /* Not listed itself (the table alone, or a column kept as it was): it was
+         * where its table's rows came from. */
+        if (!moved && was_table)
+            table = was_table;
+    }
+    *to_table = table;
+    if (to_column)
+        *to_column = column;
+    return true;
+}
+
 size_t stm_lens_column_count(const lens_set_t *s, int version)
 {
     return version >= 1 && (size_t)version <= s->count ? s->steps[version - 1].ncolumns : 0;
@@ -156,13 +213,8 @@ void stm_lens_destroy(lens_set_t **self_p)
     if (!s)
         return;
     for (size_t i = 0; i < s->count; i++) {
-        for (size_t k = 0; k < s->steps[i].count; k++) {
-            lens_change *c = &s->steps[i].changes[k];
-            free((char *)c->table);
-            free((char *)c->column);
-            free((char *)c->from_table);
-            free((char *)c->from_column);
-        }
+        for (size_t k = 0; k < s->steps[i].count; k++)
+            stm_lens_change_free(&s->steps[i].changes[k]);
         free(s->steps[i].changes);
         free(s->steps[i].why);
         free(s->steps[i].columns);

@@ -45,7 +45,8 @@ void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &n->id, n->advertise, n->name, stm_local_lineage(n->local), v,
-                          n->policy.min_supported_version, list, npeers, reply);
+                          n->policy.min_supported_version, list, npeers, reply,
+                          stm_local_lenses(n->local));
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     free(list);
@@ -155,7 +156,7 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     stm_local_check_held(n->local, h.vector);
     /* The versions it describes: operations written there (relayed by anyone) are
      * judged by them (admit.h); what waited for them is judged again. */
-    if (stm_admit_learn(stm_local_admit(n->local), h.lineage))
+    if (stm_admit_learn(stm_local_admit(n->local), h.lineage, &h.lenses))
         n->policy_retry = true;
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
     stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local), &n->policy);

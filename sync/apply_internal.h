@@ -48,6 +48,8 @@ struct applier {
     bool *xgone;              /* ... which of them write a column dropped since */
     const op_t **xptrs;
     size_t xcap;
+    apply_branch_fn branch;   /* the branches of divergent writers, or NULL */
+    void *branch_ctx;         /* lent */
     char xwhy[192];           /* scratch: why a translated row change parks whole */
     buf_t xkey;               /* scratch: a translated row change's key (s_rekey) */
     const stm_id *writer;     /* the version of the row change being applied, lent;

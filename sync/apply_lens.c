@@ -18,6 +18,12 @@
 #include <string.h>
 #include <strings.h>
 
+void stm_applier_set_branches(applier_t *a, apply_branch_fn fn, void *ctx)
+{
+    a->branch = fn;
+    a->branch_ctx = ctx;
+}
+
 void stm_applier_set_lenses(applier_t *a, const lens_set_t *lenses, const lineage_t *set)
 {
     a->lenses = lenses;
@@ -164,6 +170,41 @@ static bool s_rekey(applier_t *a, int from, const char *wtable, const char *tabl
     return true;
 }
 
+/* A row change written on another branch: its names walked back through the branch to
+ * the version it shares with the set, and on from there to this database's (a copy
+ * lent until the next call, or ops itself when nothing changes). What has no column
+ * here is left as written, and parks as before. */
+static const op_t *const *s_translate_branch(applier_t *a, const op_t *const *ops, size_t n)
+{
+    size_t upto = 0;
+    const lens_branch *b = a->branch(a->branch_ctx, &ops[0]->version_id, &upto);
+    const char *tc, *cc, *table;
+    if (!b || !stm_lens_walk_back(b, upto, ops[0]->table, NULL, &tc, NULL) ||
+        !stm_lens_translate_table(a->lenses, b->base, tc, a->here, &table))
+        return ops;
+    if (n > a->xcap) {
+        a->xops = stm_grow(a->xops, &a->xcap, n, sizeof *a->xops);
+        a->xptrs = stm_realloc(a->xptrs, a->xcap * sizeof *a->xptrs);
+        a->xgone = stm_realloc(a->xgone, a->xcap * sizeof *a->xgone);
+    }
+    bool changed = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *t, *c;
+        op_t *x = &a->xops[i];
+        *x = *ops[i];
+        a->xgone[i] = false;
+        if (ops[i]->column &&
+            stm_lens_walk_back(b, upto, ops[i]->table, ops[i]->column, &tc, &cc) &&
+            stm_lens_translate(a->lenses, b->base, tc, cc, a->here, &t, &c) &&
+            strcasecmp(t, table) == 0)
+            x->column = c;
+        x->table = table;
+        a->xptrs[i] = x;
+        changed |= x->table != ops[i]->table || x->column != ops[i]->column;
+    }
+    return changed ? a->xptrs : ops;
+}
+
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
                                        uint64_t *gone, const char **park_whole)
 {
@@ -172,6 +213,8 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
     if (!a->here || !*n)
         return ops;
     int from = s_number(a, &ops[0]->version_id);
+    if (!from && a->branch)
+        return s_translate_branch(a, ops, *n);
     if (!from || from == a->here)
         return ops;
     /* One row change, one table: where its rows are here. */

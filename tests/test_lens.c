@@ -189,6 +189,41 @@ static void test_computed_filled_added_copied_emptied_and_replaced(void **state)
     stm_lens_destroy(&l);
 }
 
+/* A branch a peer describes by its changes alone: names walked back to the version
+ * shared, through renames of columns and tables; not through a computed column, a
+ * replaced table or a step not probed. */
+static void test_a_branch_walked_back_to_the_version_shared(void **state)
+{
+    (void)state;
+    const lens_change v3[] = {{LENS_RENAMED, "users", "akey", "users", "key"},
+                              {LENS_COMPUTED, "users", "label", NULL, NULL}},
+                      v4[] = {{LENS_RENAMED, "people", "id", "users", "id"},
+                              {LENS_RENAMED, "people", "akey", "users", "akey"},
+                              {LENS_RENAMED, "people", "label", "users", "label"},
+                              {LENS_REPLACED, "tags", NULL, NULL, NULL}};
+    const lens_change *changes[] = {v3, v4};
+    const size_t n[] = {2, 4};
+    bool probed[] = {true, true};
+    lens_branch b = {2, 2, changes, n, probed};
+    const char *t, *c;
+    assert_true(stm_lens_walk_back(&b, 2, "people", "akey", &t, &c));
+    assert_string_equal(t, "users");
+    assert_string_equal(c, "key");
+    assert_true(stm_lens_walk_back(&b, 1, "users", "akey", &t, &c));
+    assert_string_equal(c, "key");
+    assert_true(stm_lens_walk_back(&b, 2, "people", NULL, &t, NULL));
+    assert_string_equal(t, "users");
+    assert_true(stm_lens_walk_back(&b, 2, "notes", "body", &t, &c)); /* untouched */
+    assert_string_equal(t, "notes");
+    assert_string_equal(c, "body");
+    assert_false(stm_lens_walk_back(&b, 2, "people", "label", &t, &c)); /* computed */
+    assert_false(stm_lens_walk_back(&b, 2, "tags", "name", &t, &c));    /* replaced */
+    assert_false(stm_lens_walk_back(&b, 3, "users", "id", &t, &c));      /* beyond it */
+    probed[0] = false;
+    assert_false(stm_lens_walk_back(&b, 2, "notes", "body", &t, &c));
+    assert_true(stm_lens_walk_back(&b, 0, "notes", "body", &t, &c));
+}
+
 static void test_checks_strict_tables_and_a_migration_markers_break(void **state)
 {
     (void)state;
@@ -268,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_renames),
         cmocka_unit_test(test_rebuilds_casts_and_drops),
         cmocka_unit_test(test_computed_filled_added_copied_emptied_and_replaced),
+        cmocka_unit_test(test_a_branch_walked_back_to_the_version_shared),
         cmocka_unit_test(test_checks_strict_tables_and_a_migration_markers_break),
         cmocka_unit_test(test_joins_through_foreign_keys),
         cmocka_unit_test(test_a_migration_that_fails_is_named),
