@@ -159,7 +159,8 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     if (stm_admit_learn(stm_local_admit(n->local), h.lineage, &h.lenses))
         n->policy_retry = true;
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
-    stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local), &n->policy);
+    stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
+                    stm_local_admit(n->local), &n->policy);
     if (!stm_endpoint_dialable(stm_peer_endpoint(p)) && !stm_peer_routed(p) && m->route_len)
         stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
                       "its HELLO gives no endpoint to dial, and its stemma does not read "

@@ -150,7 +150,7 @@ static void s_local_run(node_t *n, int64_t now)
             peer_t *p = stm_mesh_at(n->mesh, i);
             stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
             stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
-                            &n->policy);
+                            stm_local_admit(n->local), &n->policy);
             stm_node_send_hello(n, p, false);
         }
     }

@@ -192,6 +192,12 @@ class Branches(Mesh):
                   lambda: parked_for(b, NOT_SHARED.format(what=r"items\.qty")) == 1)
         self.assertEqual(sum(reasons(a).values()), 0)
         self.assertEqual(sum(reasons(b).values()), 1)
+        # The verdicts name the rename as translated, and only qty as not synced.
+        pa, pb = a.peer(b), b.peer(a)
+        self.assertIn("not synced: items.qty; translated: items.name here = items.title "
+                      "there", pa["reason"])
+        self.assertIn("not synced: items.qty; translated: items.title here = items.name "
+                      "there", pb["reason"])
 
     def test_apply_with_the_writer_history_translates_offline(self):
         renamed, counted = branches(self.tmp)
