@@ -72,21 +72,6 @@ int cmd_node(int argc, char **argv)
     if (!dir)
         return cli_usage_error("node", "--dir NODE_DIR is required");
     stm_error err = {0};
-    node_config cfg;
-    node_keys *keys = NULL;
-    stm_id *known = NULL;
-    size_t nknown = 0;
-    stm_err rc = stm_config_load(dir, &cfg, &err);
-    if (rc == STM_OK)
-        rc = stm_keys_load(dir, &keys, &err);
-    if (rc == STM_OK)
-        rc = stm_known_peers_load(dir, &known, &nknown, &err);
-    if (rc != STM_OK) {
-        stm_config_destroy(&cfg);
-        stm_keys_destroy(&keys);
-        return cli_fail("node", &err);
-    }
-    node_options o = {.config = &cfg, .keys = keys, .known = known, .nknown = nknown};
     /* Before the sockets are bound: a signal from then on stops the node through its
      * loop (BYE, the control socket removed), never by the default action. */
     struct sigaction sa;
@@ -96,13 +81,10 @@ int cmd_node(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     node_t *node = NULL;
-    rc = stm_node_new(&o, &node, &err);
+    stm_err rc = stm_node_open(dir, &node, &err);
     if (rc == STM_OK)
         rc = stm_node_run(node, &s_stop, &s_reload, &err);
     stm_node_destroy(&node);
-    free(known);
-    stm_keys_destroy(&keys);
-    stm_config_destroy(&cfg);
     return rc == STM_OK ? CLI_OK : cli_fail("node", &err);
 }
 

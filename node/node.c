@@ -549,6 +549,11 @@ const char *stm_node_endpoint(const node_t *n)
     return stm_inbox_endpoint(n->inbox);
 }
 
+const char *stm_node_key_z85(const node_t *n)
+{
+    return n->key_z85;
+}
+
 const char *stm_node_control_endpoint(const node_t *n)
 {
     return stm_control_endpoint(n->control);

@@ -55,6 +55,9 @@ typedef struct node node_t;
  * schema set, binds the sockets and adds the configured peers. *out is the caller's
  * (stm_node_destroy). */
 STM_NODISCARD stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
+/* stm_node_new with what the directory `stemma init` set up holds: node.toml, the key
+ * pair, known_peers. *out is the caller's (stm_node_destroy). */
+STM_NODISCARD stm_err stm_node_open(const char *dir, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. When *reload becomes non-zero (SIGHUP; reload may be NULL) the
  * node clears it, reads node.toml and known_peers again, applies what changed in
@@ -65,6 +68,8 @@ void stm_node_destroy(node_t **self_p);
 
 /* The endpoint the inbox is bound to (with the port chosen), lent. */
 const char *stm_node_endpoint(const node_t *n);
+/* The node's public key (its id) in Z85, lent. */
+const char *stm_node_key_z85(const node_t *n);
 /* The control endpoint (as configured), lent. */
 const char *stm_node_control_endpoint(const node_t *n);
 
