@@ -138,6 +138,14 @@ stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
 stemma_test(test_fuzz_regressions SOURCES tests/test_fuzz_regressions.c fuzz/targets.c
             LIBS stemma_node stemma_testutil)
 
+# The public API (include/stemma.h): a node embedded by examples/embed_node.c, stepped by
+# its loop and on a thread of its own, syncs with a `stemma node` process (it reuses
+# mesh_test.py's nodes).
+add_test(NAME embed COMMAND ${STEMMA_PYTHON3} tests/embed_test.py $<TARGET_FILE:stemma>
+         $<TARGET_FILE:embed_node> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(embed PROPERTIES LABELS mesh
+                     ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
+
 # Last, after every test: a test without a label would be left out of every labelled run.
 get_property(stemma_tests DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY TESTS)
 foreach(t IN LISTS stemma_tests)
@@ -148,9 +156,11 @@ foreach(t IN LISTS stemma_tests)
   endif()
 endforeach()
 # Every exported name of the libraries carries the stm_ prefix (linked into an
-# application, they must not clash with its other libraries).
+# application, they must not clash with its other libraries), and the shared libstemma
+# exports the public API's stemma_ names and nothing else.
 add_test(NAME symbols COMMAND ${STEMMA_PYTHON3} tests/symbols_test.py
          $<TARGET_FILE:stemma_base> $<TARGET_FILE:stemma_toml> $<TARGET_FILE:stemma_lineage>
-         $<TARGET_FILE:stemma_sync> $<TARGET_FILE:stemma_node>
+         $<TARGET_FILE:stemma_sync> $<TARGET_FILE:stemma_node> $<TARGET_FILE:stemma_static>
+         $<TARGET_FILE:stemma_shared>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(symbols PROPERTIES LABELS unit)
