@@ -119,6 +119,8 @@ add_library(stemma_nodeutil STATIC tests/nodeutil.c)
 target_link_libraries(stemma_nodeutil PUBLIC stemma_node stemma_testutil PkgConfig::CMOCKA)
 stemma_test(test_keys SOURCES tests/test_keys.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_endpoint SOURCES tests/test_endpoint.c LIBS stemma_node)
+# The one descriptor an application polls for an embedded node's sockets.
+stemma_test(test_pollfd SOURCES tests/test_pollfd.c LIBS stemma_node)
 stemma_test(test_beacon SOURCES tests/test_beacon.c LIBS stemma_node)
 stemma_test(test_known_peers SOURCES tests/test_known_peers.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_dirlock SOURCES tests/test_dirlock.c LIBS stemma_node stemma_testutil)
