@@ -27,7 +27,6 @@ add_custom_command(
   COMMENT "Writing stemma-node.toml(5) from the table of settings")
 add_custom_target(stemma_man ALL DEPENDS ${CMAKE_BINARY_DIR}/man/stemma.1
                                          ${CMAKE_BINARY_DIR}/man/stemma-node.toml.5)
-configure_file(packaging/stemma@.service.in ${CMAKE_BINARY_DIR}/stemma@.service @ONLY)
 
 install(TARGETS stemma RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS stemma_shared stemma_static
@@ -40,7 +39,13 @@ install(FILES ${CMAKE_BINARY_DIR}/man/stemma-node.toml.5
         DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 install(FILES packaging/stemma.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
         RENAME stemma)
-install(FILES ${CMAKE_BINARY_DIR}/stemma@.service DESTINATION lib/systemd/system)
+# The unit names the binary where it is installed: written at install time, when the
+# prefix is known (--prefix, or CPack's /usr).
+install(CODE "
+  set(STEMMA_BINDIR \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}\")
+  configure_file(\"${PROJECT_SOURCE_DIR}/packaging/stemma@.service.in\"
+                 \"${CMAKE_BINARY_DIR}/install/stemma@.service\" @ONLY)")
+install(FILES ${CMAKE_BINARY_DIR}/install/stemma@.service DESTINATION lib/systemd/system)
 install(DIRECTORY schemas/tasks schemas/tasks-fork
         DESTINATION ${CMAKE_INSTALL_DATADIR}/stemma/schemas)
 install(FILES examples/embed_node.c DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

@@ -148,6 +148,14 @@ add_test(NAME embed COMMAND ${STEMMA_PYTHON3} tests/embed_test.py $<TARGET_FILE:
 set_tests_properties(embed PROPERTIES LABELS mesh
                      ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
 
+# stemma installed into a staging prefix: pkg-config, the example built against the
+# installed header and library (shared and static) and syncing, nm -D, the manual pages
+# against --help and the settings, the demo run from elsewhere, the unit, completion.
+add_test(NAME install COMMAND ${STEMMA_PYTHON3} tests/install_test.py ${CMAKE_BINARY_DIR}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(install PROPERTIES LABELS mesh
+                     ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
+
 # Last, after every test: a test without a label would be left out of every labelled run.
 get_property(stemma_tests DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY TESTS)
 foreach(t IN LISTS stemma_tests)
