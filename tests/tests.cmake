@@ -148,6 +148,8 @@ add_test(NAME embed COMMAND ${STEMMA_PYTHON3} tests/embed_test.py $<TARGET_FILE:
 set_tests_properties(embed PROPERTIES LABELS mesh
                      ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
 
+# `stemma node` under a Type=notify unit: READY=1 once bound, STOPPING=1 as it stops.
+stemma_py_test(service service_test.py mesh)
 # stemma installed into a staging prefix: pkg-config, the example built against the
 # installed header and library (shared and static) and syncing, nm -D, the manual pages
 # against --help and the settings, the demo run from elsewhere, the unit, completion.
