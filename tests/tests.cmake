@@ -140,6 +140,10 @@ stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
 stemma_test(test_fuzz_regressions SOURCES tests/test_fuzz_regressions.c fuzz/targets.c
             LIBS stemma_node stemma_testutil)
 
+# The public API through the shared library alone: lineages, compare, migrate, bundles.
+# (tests/testutil's scratch directories beside it: linked statically, whose stm_ names
+# the shared library's hidden ones never meet).
+stemma_test(test_api SOURCES tests/test_api.c LIBS stemma_shared stemma_testutil PkgConfig::SQLITE)
 # The public API (include/stemma.h): a node embedded by examples/embed_node.c, stepped by
 # its loop and on a thread of its own, syncs with a `stemma node` process (it reuses
 # mesh_test.py's nodes).
