@@ -39,12 +39,12 @@ def main(libs):
         for name in exported(lib):
             total += 1
             if not name.startswith(prefixes):
-                bad.append(f"{lib}: {name}")
+                bad.append(f"{lib}: {name} (wants {' or '.join(prefixes)})")
     if total == 0:
         print("symbols_test: no symbols read at all: nothing tested", file=sys.stderr)
         return 1
     for line in bad:
-        print(f"exported without the stm_ prefix: {line}", file=sys.stderr)
+        print(f"exported without the prefix: {line}", file=sys.stderr)
     print(f"{total} exported symbols, {len(bad)} without the prefix")
     return 1 if bad else 0
 
