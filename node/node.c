@@ -32,7 +32,6 @@
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
-#include "pollfd.h"
 #include "wire.h"
 #include "zap.h"
 #include "zsock.h"
@@ -98,11 +97,11 @@ static void s_handle_dealer(node_t *n, peer_t *p)
     }
 }
 
-/* The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
+/* (node_internal.h) The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
  * secure), LAN discovery's UDP socket (a plain fd; when discovery is on), then every
  * open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
 #define POLL_FIXED 4
-static size_t s_poll_items(node_t *n)
+size_t stm_node_poll_items(node_t *n)
 {
     size_t need = POLL_FIXED + stm_mesh_count(n->mesh);
     if (need > n->poll_cap) {
@@ -549,20 +548,6 @@ const char *stm_node_endpoint(const node_t *n)
     return stm_inbox_endpoint(n->inbox);
 }
 
-const char *stm_node_key_z85(const node_t *n)
-{
-    return n->key_z85;
-}
-
-const char *stm_node_control_endpoint(const node_t *n)
-{
-    return stm_control_endpoint(n->control);
-}
-
-char *stm_node_ask(node_t *n, const char *request)
-{
-    return stm_control_answer(&n->view, request);
-}
 
 /* What the node says once, as it starts running. */
 static void s_say_started(node_t *n)
@@ -607,18 +592,18 @@ static void s_say_started(node_t *n)
                       stm_local_path(n->local));
 }
 
-/* One pass of the loop: reads every socket ready within wait_ms (0: only those ready
+/* (node_internal.h) One pass of the loop: reads every socket ready within wait_ms (0: only those ready
  * now), runs the timers whose deadline has come and the before-sleep step, and sets
  * *next_ms to how long the loop may then sleep: until the earliest deadline of the
  * very list the timers ran from (-1: none armed, only a message wakes it). */
-static stm_err s_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
+stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
 {
     *next_ms = 0;
     if (!n->started) {
         n->started = true;
         s_say_started(n);
     }
-    size_t nitems = s_poll_items(n);
+    size_t nitems = stm_node_poll_items(n);
     zmq_pollitem_t *items = n->poll_items;
     if (zmq_poll(items, (int)nitems, wait_ms) < 0) {
         if (zmq_errno() == EINTR)
@@ -658,53 +643,12 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
             *reload = 0;
             stm_node_reload(n);
         }
-        stm_err rc = s_pass(n, wait_ms, &wait_ms, err);
+        stm_err rc = stm_node_pass(n, wait_ms, &wait_ms, err);
         if (rc != STM_OK)
             return rc;
     }
     stm_node_say_bye(n);
     return STM_OK;
-}
-
-stm_err stm_node_step(node_t *n, long *next_ms, stm_error *err)
-{
-    stm_err rc = s_pass(n, 0, next_ms, err);
-    if (rc != STM_OK)
-        return rc;
-    /* A socket with more than a pass reads (or one that became ready meanwhile) would
-     * not wake a poll on stm_node_fd again (ZMQ_FD signals changes, not readiness):
-     * asked now, and the caller told to step again at once. */
-    size_t nitems = s_poll_items(n);
-    if (zmq_poll(n->poll_items, (int)nitems, 0) > 0)
-        *next_ms = 0;
-    return n->pollfd ? stm_pollfd_watch(n->pollfd, n->poll_items, nitems, err) : STM_OK;
-}
-
-stm_err stm_node_fd(node_t *n, int *fd, stm_error *err)
-{
-    if (!n->pollfd) {
-        stm_err rc = stm_pollfd_new(&n->pollfd, err);
-        if (rc != STM_OK)
-            return rc;
-        size_t nitems = s_poll_items(n);
-        rc = stm_pollfd_watch(n->pollfd, n->poll_items, nitems, err);
-        if (rc != STM_OK)
-            return rc;
-    }
-    *fd = stm_pollfd_fd(n->pollfd);
-    return STM_OK;
-}
-
-void stm_node_say_bye(node_t *n)
-{
-    if (!n->started || n->said_bye)
-        return;
-    n->said_bye = true;
-    buf_t bye = BUF_INIT;
-    stm_wire_encode_empty(&bye, WIRE_BYE);
-    stm_mesh_send_connected(n->mesh, &bye);
-    stm_buf_free(&bye);
-    stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
 }
 
 void stm_node_destroy(node_t **self_p)
@@ -718,7 +662,7 @@ void stm_node_destroy(node_t **self_p)
     stm_control_destroy(&n->control);
     stm_zap_destroy(&n->zap);
     stm_beacon_destroy(&n->beacon);
-    stm_pollfd_destroy(&n->pollfd);
+    stm_pollfd_destroy(&n->pollfd); /* step.c's */
     /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
     while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
         ;

@@ -1,8 +1,10 @@
-/* node_internal.h - private to the node: only node.c, dispatch.c and live.c include it.
+/* node_internal.h - private to the node: only node.c, step.c, events.c, dispatch.c and
+ * live.c include it.
  *
- * node.c holds the loop and the timers; dispatch.c what each message from a peer does;
- * live.c the changes a running node takes without a restart (`stemma trust`, `stemma
- * peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
+ * node.c holds the loop and the timers; step.c a pass of it as the application's loop
+ * calls it; events.c what the application is told; dispatch.c what each message from a
+ * peer does; live.c the changes a running node takes without a restart (`stemma trust`,
+ * `stemma peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
  * any of them. */
 #ifndef STM_NODE_INTERNAL_H
 #define STM_NODE_INTERNAL_H
@@ -73,6 +75,13 @@ struct node {
     void *event_ctx;           /* on_event's first argument, lent */
     apply_stats stored;        /* what the batches acknowledged in this store did */
 };
+
+/* Internal (node.c). The sockets the loop waits on, rebuilt into n->poll_items (the
+ * fixed ones, then every open DEALER); returns how many. */
+size_t stm_node_poll_items(node_t *n);
+/* Internal (node.c). One pass of the loop, waiting at most wait_ms for a socket; *next_ms
+ * how long the loop may sleep after it (-1: until a socket wakes it). step.c steps it. */
+STM_NODISCARD stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err);
 
 /* Internal (dispatch.c): what a message from a peer does. */
 
