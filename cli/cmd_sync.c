@@ -209,12 +209,6 @@ static stm_err s_db_lineage(store_t *store, const lineage_t *set, const char *db
                                         db);
 }
 
-static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
-{
-    void **args = ctx;
-    return stm_applier_apply(args[0], batch, args[1], err);
-}
-
 int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
@@ -328,7 +322,6 @@ int cmd_apply(int argc, char **argv)
     stm_applier_set_max_clock_ahead(applier, max_ahead);
     apply_stats stats = {0};
     bundle_info info;
-    void *args[2] = {applier, &stats};
     /* A replay a migration left unfinished first (killed, disk full): it is owed. */
     bool owed = false;
     rc = stm_applier_replay_owed(applier, &stats, &owed, &err);
@@ -337,13 +330,7 @@ int cmd_apply(int argc, char **argv)
     if (rc == STM_OK && admit)
         rc = stm_applier_retry_policy(applier, &stats, &err);
     if (rc == STM_OK)
-        rc = stm_applier_begin(applier, &err);
-    if (rc == STM_OK)
-        rc = stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err);
-    if (rc == STM_OK)
-        rc = stm_applier_commit(applier, &err);
-    else
-        stm_applier_rollback(applier);
+        rc = stm_bundle_apply(applier, bundle, &stats, &info, &err);
     uint64_t total = 0, parked = 0;
     if (rc == STM_OK)
         rc = stm_oplog_counts(store, &total, &parked, &err);
