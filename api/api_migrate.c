@@ -31,6 +31,7 @@ static void s_progress(const migrate_event *mev, void *user)
         [MIGRATE_EVENT_STEP_FAILED] = STEMMA_MIGRATE_STEP_FAILED,
         [MIGRATE_EVENT_REPLAYED] = STEMMA_MIGRATE_REPLAYED,
         [MIGRATE_EVENT_CAPTURE_SET_UP] = STEMMA_MIGRATE_CAPTURE_SET_UP,
+        [MIGRATE_EVENT_BASELINED] = STEMMA_MIGRATE_BASELINED,
     };
     stemma_migrate_event ev = {
         .kind = kinds[mev->kind],
@@ -42,6 +43,7 @@ static void s_progress(const migrate_event *mev, void *user)
         .path = mev->path,
         .replayed = mev->replayed,
         .parked = mev->parked,
+        .rows = mev->rows,
     };
     s_emit(user, &ev);
 }
@@ -79,12 +81,17 @@ STEMMA_API stemma_code stemma_migrate(const char *db, const char *schemas,
     if (opts->to < -1)
         return stm_api_fail(err, STEMMA_EUSAGE,
                             "stemma_migrate: to must be a version number, or -1 for the newest");
+    if (opts->baseline_version < 0)
+        return stm_api_fail(err, STEMMA_EUSAGE,
+                            "stemma_migrate: baseline_version must be a version number, or 0");
     s_tell t = {opts};
     migrate_options mo = MIGRATE_OPTIONS_INIT;
     mo.to = opts->to < 0 ? MIGRATE_HEAD : opts->to;
     mo.backup = opts->backup != 0;
     mo.exclude = opts->exclude;
     mo.nexclude = opts->nexclude;
+    mo.baseline = opts->baseline != 0 || opts->baseline_version > 0;
+    mo.baseline_version = opts->baseline_version > 0 ? opts->baseline_version : 0;
     mo.progress = s_progress;
     mo.progress_user = &t;
     stm_error e = {0};
@@ -106,6 +113,8 @@ STEMMA_API stemma_code stemma_migrate(const char *db, const char *schemas,
         result->steps = plan.nsteps;
         result->nothing_to_do = plan.nothing_to_do;
         result->parked = plan.parked;
+        result->baseline = plan.baseline;
+        result->baseline_rows = plan.baseline_rows;
     }
     migrate_result r = {0};
     if (rc == STM_OK && !opts->dry_run) {
@@ -118,6 +127,8 @@ STEMMA_API stemma_code stemma_migrate(const char *db, const char *schemas,
             result->replayed = r.replayed;
             result->parked = r.parked;
             result->derived_ops = r.derived_ops;
+            result->baseline = r.baseline;
+            result->baseline_rows = r.baseline_rows;
         }
     }
     stm_migrate_result_free(&r);

@@ -35,7 +35,7 @@ static int s_parse_version(const char *arg, int *out)
 
 static const char *s_migrate_help =
     "usage: stemma migrate --db FILE --schemas DIR [--to N] [--dry-run] [--no-backup]\n"
-    "                      [--exclude TABLE]...\n"
+    "                      [--exclude TABLE]... [--baseline [--baseline-version N]]\n"
     "\n"
     "Brings the database FILE to version N of the schema set DIR (default: its newest),\n"
     "applying each pending migration in its own transaction and recording it in the\n"
@@ -51,6 +51,16 @@ static const char *s_migrate_help =
     "('stemma restore' puts it back). A schema_version table made by an older tool\n"
     "(version, applied_at, description) is adopted: its versions are checked against\n"
     "DIR and stemma's columns added.\n"
+    "\n"
+    "A FILE with no schema_version that holds tables of DIR was made without stemma:\n"
+    "migrate refuses it, unless given --baseline. Then stemma finds the version whose\n"
+    "schema FILE has exactly (tables, columns, types, keys, as the migrations make\n"
+    "them), records versions 1 to N in schema_version as if it had applied them, sets\n"
+    "up capture, makes every row FILE holds an operation (clocked so that any later\n"
+    "write beats it: the first sync carries the rows to the other devices), and\n"
+    "migrates on. When the schema is no version's, it names each table and column that\n"
+    "differs from the closest version; when several versions have that schema (one\n"
+    "that changed only data), it names them, and --baseline-version N says which.\n"
     "\n"
     "migrate refuses, changing nothing, when a migration file changed since it was\n"
     "applied (its checksum differs), FILE holds versions DIR lacks, or FILE's tables\n"
@@ -68,6 +78,11 @@ static const char *s_migrate_help =
     "                   byte for byte as it was (and not created)\n"
     "  --no-backup      do not copy FILE first\n"
     "  --exclude TABLE  keep TABLE out of sync (repeatable); kept in the database\n"
+    "  --baseline       take over a FILE made without stemma at the version its\n"
+    "                   schema is (no effect on a FILE with schema_version)\n"
+    "  --baseline-version N\n"
+    "                   ... at version N, which its schema must be too (implies\n"
+    "                   --baseline)\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 done or nothing to do, 2 bad usage or bad input (drift, a failing\n"
@@ -79,6 +94,7 @@ int cmd_migrate(int argc, char **argv)
         {"db", required_argument, NULL, 'd'},  {"schemas", required_argument, NULL, 's'},
         {"to", required_argument, NULL, 't'},  {"dry-run", no_argument, NULL, 'n'},
         {"no-backup", no_argument, NULL, 'B'}, {"exclude", required_argument, NULL, 'x'},
+        {"baseline", no_argument, NULL, 'b'},  {"baseline-version", required_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
@@ -87,7 +103,8 @@ int cmd_migrate(int argc, char **argv)
     size_t nexclude = 0, exclude_cap = 0;
     int c, code = CLI_OK;
     opterr = 0;
-    while (code == CLI_OK && (c = getopt_long(argc, argv, "+:d:s:t:nBx:h", options, NULL)) != -1) {
+    while (code == CLI_OK &&
+           (c = getopt_long(argc, argv, "+:d:s:t:nBx:bV:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
@@ -105,6 +122,16 @@ int cmd_migrate(int argc, char **argv)
             break;
         case 'B':
             opts.backup = false;
+            break;
+        case 'b':
+            opts.baseline = true;
+            break;
+        case 'V':
+            if (!s_parse_version(optarg, &opts.baseline_version) || opts.baseline_version < 1)
+                code = cli_usage_error("migrate", "--baseline-version must be a version number "
+                                                  "from 1, not '%s'",
+                                       optarg);
+            opts.baseline = true;
             break;
         case 'x':
             exclude = stm_grow(exclude, &exclude_cap, nexclude + 1, sizeof *exclude);
@@ -136,6 +163,8 @@ int cmd_migrate(int argc, char **argv)
                      : migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
     if (rc != STM_OK)
         code = cli_fail("migrate", &err);
+    if (rc != STM_OK && m)
+        migrate_text_baseline_diffs(m, &opts, stderr);
     stm_migrate_destroy(&m);
     free(exclude);
     return code;

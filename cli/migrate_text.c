@@ -3,6 +3,7 @@
 #include "migrate_text.h"
 #include "cli.h"
 #include "unsynced_text.h"
+#include "lineage/schemacmp.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -63,6 +64,16 @@ static void s_where(FILE *out, const migrate_plan *p)
 {
     if (!p->db_exists) {
         fprintf(out, "%s does not exist: it would be created, at version 0\n", p->db_path);
+    } else if (p->baseline) {
+        fprintf(out,
+                "%s has no schema_version, and its schema is version %d's exactly; %s has %zu "
+                "migrations\n",
+                p->db_path, p->baseline, p->schemas_dir, p->nmigrations);
+    } else if (p->untracked) {
+        fprintf(out,
+                "%s has no schema_version, yet holds tables of %s, which has %zu migrations: "
+                "it was made without stemma\n",
+                p->db_path, p->schemas_dir, p->nmigrations);
     } else {
         char sid[STM_ID_SHORT_LEN + 1];
         s_short(p->version && p->has_id, &p->id, sid);
@@ -92,6 +103,13 @@ static void s_plan_up(FILE *out, const migrate_plan *p)
                 "would adopt schema_version (from an older tool, at version %d): add "
                 "version ids and checksums\n",
                 p->version);
+    if (p->baseline)
+        fprintf(out,
+                "would record versions 1 to %d in schema_version, as if migrate had applied "
+                "them (baseline), set up change capture, and send its %llu row%s in synced "
+                "tables as operations that any later write beats\n",
+                p->baseline, (unsigned long long)p->baseline_rows,
+                p->baseline_rows == 1 ? "" : "s");
     if (p->nsteps)
         fprintf(out, "would apply %zu migration%s, each in its own transaction:\n", p->nsteps,
                 p->nsteps == 1 ? "" : "s");
@@ -217,6 +235,14 @@ static void s_event(const migrate_event *ev, void *user)
     case MIGRATE_EVENT_CAPTURE_SET_UP:
         fprintf(v->out, "%s: change capture set up at version %d\n", v->db_path, ev->version);
         break;
+    case MIGRATE_EVENT_BASELINED:
+        fprintf(v->out,
+                "baseline: %s had no schema_version and its schema is version %d's: recorded "
+                "versions 1 to %d as applied, set up change capture, and made its %llu row%s "
+                "operations (%llu), which any later write beats\n",
+                v->db_path, ev->version, ev->version, (unsigned long long)ev->rows,
+                ev->rows == 1 ? "" : "s", (unsigned long long)ev->ops);
+        break;
     }
     fflush(v->out);
 }
@@ -265,4 +291,23 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
     fflush(out);
     stm_migrate_result_free(&res);
     return rc;
+}
+
+void migrate_text_baseline_diffs(migrate_t *m, const migrate_options *opts, FILE *out)
+{
+    if (!stm_migrate_untracked(m) || (!opts->baseline && opts->baseline_version <= 0))
+        return;
+    const baseline_match *match = NULL;
+    /* The error named up to SCHEMACMP_SUMMARY_MAX already: the list only when it had
+     * more. */
+    if (stm_migrate_recognise(m, opts->baseline_version, &match, NULL) != STM_OK ||
+        match->nversions || match->ndiffs <= SCHEMACMP_SUMMARY_MAX)
+        return;
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < match->ndiffs; i++) {
+        stm_buf_reset(&b);
+        stm_schemacmp_describe(&b, &match->diffs[i], match->closest, false);
+        fprintf(out, "  %s\n", stm_buf_str(&b));
+    }
+    stm_buf_free(&b);
 }

@@ -28,4 +28,11 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
                          FILE *out, stm_error *err);
 
+/* After migrate (run or dry) refused a database made without stemma whose schema is no
+ * version's (opts->baseline), with more differences than its one-line error names
+ * (SCHEMACMP_SUMMARY_MAX): writes each way it differs from the closest version to out,
+ * one a line ("  has column items.qty that version 3 does not have"), below that line.
+ * Nothing otherwise. */
+void migrate_text_baseline_diffs(migrate_t *m, const migrate_options *opts, FILE *out);
+
 #endif

@@ -177,7 +177,10 @@ typedef enum {
     STEMMA_MIGRATE_STEP_DONE,     /* version, elapsed_ms: committed */
     STEMMA_MIGRATE_STEP_FAILED,   /* version, elapsed_ms: rolled back; the error says why */
     STEMMA_MIGRATE_REPLAYED,      /* replayed, parked: parked operations retried */
-    STEMMA_MIGRATE_CAPTURE_SET_UP /* version: no step ran; change capture set up there */
+    STEMMA_MIGRATE_CAPTURE_SET_UP, /* version: no step ran; change capture set up there */
+    STEMMA_MIGRATE_BASELINED       /* version, rows: a database made without stemma recorded
+                                      at the version its schema is, its rows made operations
+                                      (options.baseline) */
 } stemma_migrate_event_kind;
 
 /* One event; every pointer lent for the call. */
@@ -193,6 +196,7 @@ typedef struct {
     const char *message;     /* DRIFT: one line */
     uint64_t replayed;       /* REPLAYED: operations that applied */
     uint64_t parked;         /* REPLAYED: operations still parked */
+    uint64_t rows;           /* BASELINED: rows made operations */
 } stemma_migrate_event;
 
 /* Told of each event, on the calling thread, as it happens. */
@@ -208,9 +212,17 @@ typedef struct {
     size_t nexclude;            /* entries in exclude */
     stemma_migrate_fn on_event; /* NULL: no one is told */
     void *user;                 /* on_event's first argument */
+    int baseline;               /* 1: a database without schema_version that holds tables
+                                   of the schema set (made without stemma) is recorded at the
+                                   version its schema is exactly, its rows made operations
+                                   any later write beats, and migrated on (`stemma migrate
+                                   --baseline`); 0: such a database is refused */
+    int baseline_version;       /* with baseline: the version it is at, when several
+                                   versions have its schema (a migration that changes only
+                                   data); its schema must be that one's too. 0: recognised */
 } stemma_migrate_options;
 
-#define STEMMA_MIGRATE_OPTIONS_INIT {-1, 1, 0, NULL, 0, NULL, NULL}
+#define STEMMA_MIGRATE_OPTIONS_INIT {-1, 1, 0, NULL, 0, NULL, NULL, 0, 0}
 
 /* What a run did (or, dry, would do). A plain value. */
 typedef struct {
@@ -221,6 +233,8 @@ typedef struct {
     uint64_t replayed;    /* parked operations that applied after the steps */
     uint64_t parked;      /* operations still parked after */
     uint64_t derived_ops; /* operations made of what the migrations wrote to synced rows */
+    int baseline;         /* > 0: recorded at this version first (dry: would be) */
+    uint64_t baseline_rows; /* ... the rows made operations (dry: the rows it holds) */
 } stemma_migrate_result;
 
 /* Brings the database at db (created when missing) to opts->to of the schema set in

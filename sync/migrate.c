@@ -51,6 +51,9 @@ void stm_migrate_clear_state(migrate_t *self)
     self->nexclude = 0;
     self->prepared = self->has_table = self->has_id_column = self->has_checksum_column = false;
     self->adopt = false;
+    self->untracked = false;
+    stm_baseline_match_free(&self->match);
+    self->recognised = false;
     self->version = 0;
 }
 
@@ -298,6 +301,8 @@ stm_err stm_migrate_load_state(migrate_t *self, stm_error *err)
         rc = s_read_records(self, err);
     if (rc == STM_OK && self->prepared)
         rc = s_read_exclude(self, err);
+    if (rc == STM_OK && self->set && !self->has_table)
+        rc = stm_migrate_read_untracked(self, err);
     if (rc != STM_OK)
         return rc;
     if (self->nrecords)

@@ -12,6 +12,15 @@
  * (or rows with no id or checksum) is *adopted*: its numbers are checked against the
  * directory and the missing columns and values filled in from the lineage.
  *
+ * A database with no schema_version at all that holds tables of the schema set was
+ * made without stemma. migrate refuses it, unless told to take it over (a *baseline*,
+ * migrate_options.baseline): then the version whose schema it has is recognised,
+ * exactly (lineage/baseline.h), and recorded as if migrate had applied versions 1 ..
+ * N, capture is set up, and every row it holds becomes an operation that any real
+ * write beats (sync/migrate_ops.h, stm_migrate_ops_record_rows), all in one
+ * transaction; the run goes on from N. This is migrate_adopt.c's, with the adoption
+ * of an older tool's table.
+ *
  * Invariants the migrator keeps:
  *   1. Nothing touches the real database before the whole schema set has been run in
  *      memory (stm_lineage_build): bad SQL is refused first. With a cache
@@ -45,6 +54,7 @@
 #define STM_MIGRATE_H
 
 #include "base/error.h"
+#include "lineage/baseline.h"
 #include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
@@ -88,6 +98,9 @@ typedef enum {
     MIGRATE_EVENT_STEP_FAILED,        /* step, elapsed_ms: rolled back; the error says why */
     MIGRATE_EVENT_REPLAYED,           /* replayed, parked: parked operations retried */
     MIGRATE_EVENT_CAPTURE_SET_UP,     /* version: no step ran; capture set up (again) there */
+    MIGRATE_EVENT_BASELINED,          /* version, rows: a database made without stemma
+                                         recorded at the version its schema is, its rows
+                                         made operations */
 } migrate_event_kind;
 
 /* One event. Everything in it is lent for the call only. */
@@ -99,6 +112,8 @@ typedef struct {
     int version;              /* ADOPTED: the version adopted at; CAPTURE_SET_UP: the version */
     uint64_t replayed;        /* REPLAYED: operations that applied this time */
     uint64_t parked;          /* REPLAYED: operations still parked after */
+    uint64_t rows;            /* BASELINED: rows made operations */
+    uint64_t ops;             /* BASELINED: ... the operations */
 } migrate_event;
 
 /* Told of each event of stm_migrate_run and stm_migrate_rollback, on the calling thread.
@@ -117,6 +132,12 @@ typedef struct {
     migrate_progress_fn progress; /* told of each step as it happens; NULL: no one */
     void *progress_user;          /* passed to progress */
     int progress_after_ms;        /* how long a step runs before STEP_RUNNING events */
+    bool baseline;                /* a database without schema_version that holds tables of
+                                     the schema set is taken over at the version its schema
+                                     is (see above); false: it is refused (migrate only) */
+    int baseline_version;         /* with baseline: the version the caller says it is at,
+                                     which its schema must be too (several versions may
+                                     have one schema); 0: the one its schema is */
 } migrate_options;
 
 #define MIGRATE_OPTIONS_INIT                                                                       \
@@ -135,6 +156,8 @@ typedef struct {
     stm_id id;          /* the current version id, zero when none */
     char *schemas_dir;  /* the schema set's directory */
     size_t nmigrations; /* migrations in the directory */
+    bool untracked;     /* no schema_version, yet tables of the schema set (made without
+                           stemma: stm_migrate_untracked) */
     char **drift;       /* why a run would refuse (stm_migrate_drift_at), in version order */
     size_t ndrift;      /* entries in drift */
     /* What a run would do. Filled when the call returns STM_OK. */
@@ -143,6 +166,10 @@ typedef struct {
     bool nothing_to_do;          /* a run would change nothing */
     bool backup;                 /* a backup would be taken before the first change */
     bool adopt;                  /* an older tool's schema_version would be adopted first */
+    int baseline;                /* > 0: the database has no schema_version and its schema
+                                    is this version's: a run records versions 1 .. baseline
+                                    first, and the steps start after it */
+    uint64_t baseline_rows;      /* ... the rows of its synced tables a run makes operations */
     bool set_up_capture;         /* no step, but capture set up anew (and exclusions recorded) */
     bool replay;                 /* no step, but the replay after an earlier run's steps was
                                     cut short (killed, disk full): it is run again */
@@ -179,6 +206,9 @@ typedef struct {
     bool nothing_to_do;          /* nothing needed doing: nothing was changed */
     char *backup_path;           /* the backup the run took, or NULL when it took none */
     bool adopted;                /* an older tool's schema_version was adopted */
+    int baseline;                /* > 0: recorded at this version first (the plan's) */
+    uint64_t baseline_rows;      /* ... the rows made operations */
+    uint64_t baseline_ops;       /* ... the operations */
     bool capture_set_up;         /* no step ran, and capture was set up in a step of its own */
     migrate_step *steps;         /* the steps that committed, in order (sql NULL) */
     size_t nsteps;               /* entries in steps */
@@ -262,6 +292,14 @@ int stm_migrate_version(const migrate_t *self);
 bool stm_migrate_version_id(const migrate_t *self, stm_id *out);
 /* True when schema_version lacks stemma's columns or values and would be adopted. */
 bool stm_migrate_needs_adoption(const migrate_t *self);
+/* True when the database has no schema_version yet holds tables of the schema set: made
+ * without stemma, it needs a baseline (migrate_options.baseline). */
+bool stm_migrate_untracked(const migrate_t *self);
+/* For an untracked database: which version its schema is (lineage/baseline.h), want as
+ * stm_baseline_match's. *out is lent until the next call or the database is read again
+ * (a run). STM_EDB and STM_EINPUT as stm_baseline_match's. */
+STM_NODISCARD stm_err stm_migrate_recognise(migrate_t *self, int want,
+                                            const baseline_match **out, stm_error *err);
 /* The applied versions, in order; record i lent. */
 size_t stm_migrate_record_count(const migrate_t *self);
 const migrate_record *stm_migrate_record_at(const migrate_t *self, size_t i);
@@ -290,8 +328,11 @@ STM_NODISCARD stm_err stm_migrate_run_plan(migrate_t *self, const migrate_option
 /* Applies the pending migrations up to opts->to, each in its own transaction (see the
  * invariants above), and records opts->exclude in stemma_exclude; then retries every
  * parked operation (apply.h), so those waiting for a table or column the migrations
- * added apply by the same last-writer-wins rule. Refuses with STM_EINPUT on drift or a
- * target beyond the directory, STM_EUSAGE for a target below the current version. A
+ * added apply by the same last-writer-wins rule. Refuses with STM_EINPUT on drift, a
+ * target beyond the directory, or an untracked database without opts->baseline (or one
+ * whose schema is no version's, or several's alike with no baseline_version to choose:
+ * stm_migrate_recognise says which); STM_EUSAGE for a target below the current
+ * version (or the version a baseline recognises). A
  * failing migration is rolled back and reported as STM_EINPUT "FILE:LINE: SQLite's
  * message (in: statement); ... still at version N". Does nothing when nothing is
  * pending. Each step is told to opts->progress as it happens. *result (NULL: not

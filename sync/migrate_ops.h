@@ -79,4 +79,19 @@ STM_NODISCARD stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t 
                                              const lineage_t *lineage, int version,
                                              migrate_ops_stats *st, stm_error *err);
 
+/* For a database stemma takes over with rows in it (stemma migrate --baseline): every
+ * row of every synced table, in the caller's open write transaction, once stemma's
+ * tables, the version id (`version` of lineage, lent) and the capture triggers are set
+ * up, recorded as a row change of this database's origin with the clock (3) gives a
+ * row a step made: 1, for a row with no clock here. So the first sync carries the rows
+ * to a fresh peer, and any real write, made here or elsewhere, beats them. They are
+ * the application's writes, not a migration's: not derived (they apply at any version,
+ * through the lenses, as its later writes will), and in a table whose keys each device
+ * picks each row is an incarnation of this database (identity.h): another device's row
+ * under the same key is another row, kept aside, never merged into it. *st is filled.
+ * Errors as stm_migrate_ops_record's. */
+STM_NODISCARD stm_err stm_migrate_ops_record_rows(store_t *store, const lineage_t *lineage,
+                                                  int version, migrate_ops_stats *st,
+                                                  stm_error *err);
+
 #endif

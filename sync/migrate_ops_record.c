@@ -42,6 +42,8 @@ typedef struct {
     size_t nkeeps, keeps_cap;
     const lineage_t *lineage;
     int version;
+    bool own;                 /* every row is the database's own, written before stemma
+                                 (stm_migrate_ops_record_rows), not the step's */
     sqlite3_stmt *version_of; /* an operation's version number */
     int64_t *no_cache;        /* stemma_ids numbers of versions and their numbers in lineage */
     int *num_cache;
@@ -234,14 +236,15 @@ static stm_err s_row(s_table *x, sqlite3_stmt *stmt, s_kind kind, buf_t *scratch
     op.table = stm_catalog_table_name(x->def);
     op.pk = pk;
     op.hlc = top + 1;
-    op.derived = true;
+    op.derived = !x->own;
     size_t before = stm_opbatch_count(x->batch);
     if (kind == S_GONE) {
         stm_opbatch_add(x->batch, &op);
     } else {
         /* Never a new incarnation of the row (identity.h): a step run on every device
-         * makes the same row on each, which must not meet itself as a conflict. */
-        op.creates = false;
+         * makes the same row on each, which must not meet itself as a conflict. A row
+         * the database held before stemma is its own: one of its incarnation. */
+        op.creates = x->own;
         size_t ncaptured = 0;
         for (size_t i = 0; i < stm_catalog_table_count(x->def); i++)
             ncaptured += !stm_catalog_table_column(x->def, i)->hidden;
@@ -556,8 +559,10 @@ done:
     return rc;
 }
 
-stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const lineage_t *lineage,
-                               int version, migrate_ops_stats *st, stm_error *err)
+/* stm_migrate_ops_record, and with own every row taken as new and the database's own
+ * (stm_migrate_ops_record_rows). */
+static stm_err s_record(migrate_ops_t *m, const lens_set_t *lenses, const lineage_t *lineage,
+                        int version, bool own, migrate_ops_stats *st, stm_error *err)
 {
     *st = (migrate_ops_stats){0};
     catalog_t *after = NULL;
@@ -568,7 +573,8 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
     oplog_t *log = stm_oplog_new(m->store);
     txn_t *txn = stm_txn_new(m->store, log);
     stm_txn_read_since(txn, after);
-    s_table x = {.m = m, .txn = txn, .lineage = lineage, .version = version, .st = st};
+    s_table x = {
+        .m = m, .txn = txn, .lineage = lineage, .version = version, .own = own, .st = st};
     x.batch = stm_opbatch_new();
     if (sqlite3_prepare_v2(m->db,
                            "SELECT version FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
@@ -622,5 +628,22 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
     stm_txn_destroy(&txn);
     stm_oplog_destroy(&log);
     stm_catalog_destroy(&after);
+    return rc;
+}
+
+stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const lineage_t *lineage,
+                               int version, migrate_ops_stats *st, stm_error *err)
+{
+    return s_record(m, lenses, lineage, version, false, st, err);
+}
+
+stm_err stm_migrate_ops_record_rows(store_t *store, const lineage_t *lineage, int version,
+                                    migrate_ops_stats *st, stm_error *err)
+{
+    /* A watcher that watched nothing: no table has a copy or a schema before, so
+     * every row of every synced table is one the "step" made (invariant 2). */
+    migrate_ops_t *m = stm_migrate_ops_new(store, NULL);
+    stm_err rc = s_record(m, NULL, lineage, version, true, st, err);
+    stm_migrate_ops_destroy(&m);
     return rc;
 }

@@ -69,6 +69,7 @@ static void s_fill_checked(const migrate_t *self, migrate_plan *plan)
     plan->checked = true;
     plan->db_path = stm_strdup(self->db_path);
     plan->db_exists = self->exists;
+    plan->untracked = self->untracked;
     plan->version = self->version;
     plan->has_id = stm_migrate_version_id(self, &plan->id);
     plan->schemas_dir = stm_strdup(stm_schemaset_dir(self->set));
@@ -120,21 +121,28 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
     s_fill_checked(self, plan);
     if (self->ndrift)
         return s_refuse_drift(self, err);
-    if (target < self->version)
+    /* A database without schema_version: made without stemma when it holds tables of
+     * the set, taken over only at the version its schema is (migrate_adopt.c). */
+    stm_err rc = stm_migrate_plan_baseline(self, o, plan, err);
+    if (rc != STM_OK)
+        return rc;
+    int from = plan->baseline > 0 ? plan->baseline : self->version;
+    if (target < from)
         return stm_error_set(err, STM_EUSAGE,
-                             "%s is at version %d, above %d: migrate only goes forward (to go "
-                             "back: stemma rollback --to %d)",
-                             self->db_path, self->version, target, target);
+                             "%s is at version %d%s, above %d: migrate only goes forward (to go "
+                             "back: stemma rollback --to %d%s)",
+                             self->db_path, from, plan->baseline ? " (its schema is)" : "",
+                             target, target, plan->baseline ? ", once it is recorded" : "");
     plan->direction = MIGRATE_UP;
     plan->target = target;
-    bool pending = target > self->version;
+    bool pending = target > from;
     plan->nunsynced = stm_migrate_unsynced_at(self, target, o, &plan->unsynced);
     plan->nper_device = stm_migrate_per_device_at(self, target, o, &plan->per_device);
-    plan->nkeys_changed =
-        stm_migrate_keys_changed_at(self, self->version, target, o, &plan->keys_changed);
+    plan->nkeys_changed = stm_migrate_keys_changed_at(self, from, target, o, &plan->keys_changed);
     /* A database with stemma's tables missing at a version above 0 needs capture set
-     * up even when no migration is pending. */
-    bool capture = self->adopt || s_new_exclusions(self, o) || (!self->prepared && self->version);
+     * up even when no migration is pending; a baseline sets it up. */
+    bool capture = self->adopt || s_new_exclusions(self, o) || (!self->prepared && from) ||
+                   plan->baseline;
     if (!pending && !capture && self->replay_owed) {
         plan->replay = true; /* only the replay an earlier run did not finish */
         return STM_OK;
@@ -143,12 +151,12 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
         plan->nothing_to_do = true;
         return STM_OK;
     }
-    plan->backup = o->backup && self->exists && (pending || self->adopt);
+    plan->backup = o->backup && self->exists && (pending || self->adopt || plan->baseline);
     plan->adopt = self->adopt;
-    plan->set_up_capture = !pending;
+    plan->set_up_capture = !pending && !plan->baseline;
     if (pending)
-        plan->steps = stm_calloc((size_t)(target - self->version), sizeof *plan->steps);
-    for (int k = self->version + 1; k <= target; k++)
+        plan->steps = stm_calloc((size_t)(target - from), sizeof *plan->steps);
+    for (int k = from + 1; k <= target; k++)
         s_step_add(plan, self, k, MIGRATE_UP);
     if (o->nexclude) {
         plan->exclude = stm_calloc(o->nexclude, sizeof *plan->exclude);
@@ -349,7 +357,7 @@ stm_err stm_migrate_rehearse(migrate_t *self, const migrate_plan *plan, stm_erro
                      ? s_drop_capture(copy, err)
                      : stm_error_set(err, STM_EDB, "%s: copying it to rehearse the run: %s",
                                      self->db_path, sqlite3_errmsg(copy));
-    int at = self->version;
+    int at = plan->baseline > 0 ? plan->baseline : self->version;
     for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++) {
         const migrate_step *s = &plan->steps[i];
         sqlite3_exec(copy, "BEGIN", NULL, NULL, NULL);

@@ -41,21 +41,16 @@ static const char *const s_create_table = "CREATE TABLE IF NOT EXISTS schema_ver
 /* How often (in SQLite VM instructions) the progress handler looks at the clock. */
 #define S_PROGRESS_INSTRUCTIONS 1000
 
-/* One run: what it works on, whom it tells, and what it has done so far. */
-typedef struct {
-    migrate_t *self;          /* the migrator, its store writable */
-    const migrate_options *o; /* the caller's options, lent */
-    migrate_result *res;      /* filled as the run goes */
-} s_run;
-
-static void s_tell(const s_run *run, const migrate_event *ev)
+/* Internal (migrate_internal.h). */
+void stm_migrate_tell(const migrate_run_ctx *run, const migrate_event *ev)
 {
     if (run->o->progress)
         run->o->progress(ev, run->o->progress_user);
 }
 
-/* The version id of version n of the directory (zero for 0). */
-static stm_id s_id_of(const migrate_t *self, int n)
+/* The version id of version n of the directory (zero for 0). Internal:
+ * migrate_internal.h. */
+stm_id stm_migrate_id_of(const migrate_t *self, int n)
 {
     stm_id zero = {{0}};
     return n == 0 ? zero : stm_lineage_version_at(self->lineage, (size_t)n - 1)->id;
@@ -65,10 +60,10 @@ static stm_id s_id_of(const migrate_t *self, int n)
 
 /* STEP_RUNNING events for one step, told from SQLite's progress handler. */
 typedef struct {
-    const s_run *run;         /* whom to tell */
-    const migrate_step *step; /* the step running, lent */
-    int64_t start;            /* stm_monotime_ms() when the step began */
-    long long told;           /* when STEP_RUNNING was last told, -1 before */
+    const migrate_run_ctx *run; /* whom to tell */
+    const migrate_step *step;   /* the step running, lent */
+    int64_t start;              /* stm_monotime_ms() when the step began */
+    long long told;             /* when STEP_RUNNING was last told, -1 before */
 } s_progress;
 
 static int s_progress_tick(void *arg)
@@ -80,12 +75,13 @@ static int s_progress_tick(void *arg)
         return 0;
     migrate_event ev = {
         .kind = MIGRATE_EVENT_STEP_RUNNING, .step = p->step, .elapsed_ms = now - p->start};
-    s_tell(p->run, &ev);
+    stm_migrate_tell(p->run, &ev);
     p->told = now;
     return 0; /* never interrupt the migration */
 }
 
-static void s_progress_start(s_progress *p, const s_run *run, const migrate_step *step, sqlite3 *db)
+static void s_progress_start(s_progress *p, const migrate_run_ctx *run, const migrate_step *step,
+                             sqlite3 *db)
 {
     p->run = run;
     p->step = step;
@@ -107,21 +103,22 @@ static long long s_progress_stop(s_progress *p, sqlite3 *db)
 /* ---- backup ---- */
 
 /* Makes the run's backup and tells where it is. */
-static stm_err s_backup_before_change(const s_run *run, stm_error *err)
+static stm_err s_backup_before_change(const migrate_run_ctx *run, stm_error *err)
 {
     migrate_t *self = run->self;
     stm_err rc = stm_backup_make(stm_store_db(self->store), self->db_path, self->version,
                                  &run->res->backup_path, err);
     if (rc == STM_OK) {
         migrate_event ev = {.kind = MIGRATE_EVENT_BACKUP_WRITTEN, .path = run->res->backup_path};
-        s_tell(run, &ev);
+        stm_migrate_tell(run, &ev);
     }
     return rc;
 }
 
 /* ---- transactions ---- */
 
-static void s_rollback_tx(migrate_t *self)
+/* Internal (migrate_internal.h). */
+void stm_migrate_tx_rollback(migrate_t *self)
 {
     /* What the applier knows of the transaction (the sequences it took) goes with it. */
     stm_applier_destroy(&self->applier);
@@ -160,9 +157,10 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
 }
 
 /* Ends a step's transaction: stemma's tables, the exclusions, the version id the
- * triggers stamp, and triggers for the schema as it now is. */
-static stm_err s_refresh_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
-                                 stm_error *err)
+ * triggers stamp, and triggers for the schema as it now is. Internal:
+ * migrate_internal.h. */
+stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
+                               stm_error *err)
 {
     stm_err rc = stm_store_prepare(self->store, err);
     for (size_t i = 0; i < o->nexclude && rc == STM_OK; i++)
@@ -208,8 +206,9 @@ static stm_err s_unhook_changed(migrate_t *self, int version, stm_error *err)
 }
 
 /* Begins a transaction at version expected. Before a step (version: the step's number)
- * the capture triggers of the tables it changes are removed, or all of them (all). */
-static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
+ * the capture triggers of the tables it changes are removed, or all of them (all).
+ * Internal: migrate_internal.h. */
+stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
 {
     stm_err rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
@@ -237,14 +236,16 @@ static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm
     return rc;
 }
 
-static stm_err s_commit(migrate_t *self, stm_error *err)
+/* Internal (migrate_internal.h). */
+stm_err stm_migrate_tx_commit(migrate_t *self, stm_error *err)
 {
     return stm_store_exec(self->store, "COMMIT", err);
 }
 
 /* After another process moved the database (s_expect_version): says what this run did
- * before, and makes the result tell the version the database is really at. */
-static void s_tell_moved(const s_run *run, stm_error *err)
+ * before, and makes the result tell the version the database is really at. Internal:
+ * migrate_internal.h. */
+void stm_migrate_tell_moved(const migrate_run_ctx *run, stm_error *err)
 {
     migrate_t *self = run->self;
     migrate_result *res = run->res;
@@ -255,66 +256,14 @@ static void s_tell_moved(const s_run *run, stm_error *err)
     res->version = self->moved_to;
     res->has_id = self->moved_to > 0 && (size_t)self->moved_to <= stm_lineage_count(self->lineage);
     if (res->has_id)
-        res->id = s_id_of(self, self->moved_to);
+        res->id = stm_migrate_id_of(self, self->moved_to);
     else
         memset(&res->id, 0, sizeof res->id);
 }
 
-/* Adds stemma's columns to an older tool's schema_version and fills them from the
- * lineage (the numbers were checked against the directory: s_check_drift). */
-static stm_err s_adopt(const s_run *run, stm_error *err)
-{
-    migrate_t *self = run->self;
-    stm_err rc = s_begin(self, self->version, 0, false, err);
-    if (rc == STM_OK && !self->has_id_column)
-        rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT",
-                            err);
-    if (rc == STM_OK && !self->has_checksum_column)
-        rc =
-            stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN checksum TEXT", err);
-    sqlite3_stmt *stmt = NULL;
-    if (rc == STM_OK &&
-        sqlite3_prepare_v2(stm_store_db(self->store),
-                           "UPDATE schema_version SET version_id = coalesce(version_id, ?2), "
-                           "checksum = coalesce(checksum, ?3) WHERE version = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        rc = stm_store_error(self->store, err, "adopting schema_version");
-    for (size_t i = 0; i < self->nrecords && rc == STM_OK; i++) {
-        const lineage_version *v =
-            stm_lineage_version_at(self->lineage, (size_t)self->records[i].version - 1);
-        char id[STM_ID_HEX_LEN + 1], sum[STM_ID_HEX_LEN + 1];
-        stm_id_to_hex(&v->id, id);
-        stm_id_to_hex(&v->checksum, sum);
-        sqlite3_reset(stmt);
-        sqlite3_bind_int(stmt, 1, v->number);
-        sqlite3_bind_text(stmt, 2, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 3, sum, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(stmt) != SQLITE_DONE)
-            rc = stm_store_error(self->store, err, "adopting schema_version");
-    }
-    sqlite3_finalize(stmt);
-    if (rc == STM_OK) {
-        stm_id id = s_id_of(self, self->version);
-        rc = s_refresh_capture(self, run->o, &id, err);
-    }
-    if (rc == STM_OK)
-        rc = s_commit(self, err);
-    if (rc != STM_OK) {
-        s_rollback_tx(self);
-        if (self->moved_to < 0)
-            stm_error_append(err, "adopting schema_version failed; the database is as it was");
-        else
-            s_tell_moved(run, err);
-        return rc;
-    }
-    run->res->adopted = true;
-    migrate_event ev = {.kind = MIGRATE_EVENT_ADOPTED, .version = self->version};
-    s_tell(run, &ev);
-    return STM_OK;
-}
-
-/* Records version v as applied (in a step's transaction). */
-static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_error *err)
+/* Records version v as applied (in a step's transaction). Internal:
+ * migrate_internal.h. */
+stm_err stm_migrate_record_version(migrate_t *self, const lineage_version *v, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(self->store),
@@ -339,7 +288,8 @@ static stm_err s_insert_record(migrate_t *self, const lineage_version *v, stm_er
 
 /* Keeps a committed step in the result (its sql is the plan's business) and moves the
  * result's version with it. */
-static const migrate_step *s_step_done(const s_run *run, const migrate_step *step, long long ms)
+static const migrate_step *s_step_done(const migrate_run_ctx *run, const migrate_step *step,
+                                       long long ms)
 {
     migrate_result *res = run->res;
     migrate_step *s = &res->steps[res->nsteps++];
@@ -350,7 +300,7 @@ static const migrate_step *s_step_done(const s_run *run, const migrate_step *ste
     s->ms = ms;
     res->version = step->direction == MIGRATE_UP ? step->version : step->version - 1;
     res->has_id = res->version > 0;
-    res->id = s_id_of(run->self, res->version);
+    res->id = stm_migrate_id_of(run->self, res->version);
     return s;
 }
 
@@ -370,7 +320,7 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     int k = step->version, after = up ? k : k - 1;
     sqlite3 *db = stm_store_db(self->store);
     memset(done, 0, sizeof *done);
-    stm_err rc = s_begin(self, up ? k - 1 : k, k, all, err);
+    stm_err rc = stm_migrate_tx_begin(self, up ? k - 1 : k, k, all, err);
     bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
     /* A new database gets stemma's tables before its first migration, so that the
      * rows that migration writes (seed rows) are operations like any later step's. */
@@ -396,7 +346,8 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 0 WHERE id = 1", err);
     if (rc == STM_OK && up) {
-        rc = s_insert_record(self, stm_lineage_version_at(self->lineage, (size_t)k - 1), err);
+        rc = stm_migrate_record_version(self, stm_lineage_version_at(self->lineage, (size_t)k - 1),
+                                        err);
         /* Owed until the replay after the steps has finished (s_replay_parked). */
         if (rc == STM_OK)
             rc = stm_store_set_replay_owed(self->store, true, err);
@@ -412,28 +363,28 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
         rc = stm_dropped_park(self->store, before, k, self->lenses, &done->dropped, err);
     stm_catalog_destroy(&before);
     if (rc == STM_OK) {
-        stm_id id = s_id_of(self, after);
-        rc = s_refresh_capture(self, o, &id, err);
+        stm_id id = stm_migrate_id_of(self, after);
+        rc = stm_migrate_tx_capture(self, o, &id, err);
     }
     if (rc == STM_OK && ops)
         rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &done->derived, err);
     stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
-        rc = s_commit(self, err);
+        rc = stm_migrate_tx_commit(self, err);
     if (rc != STM_OK)
-        s_rollback_tx(self);
+        stm_migrate_tx_rollback(self);
     return rc;
 }
 
 /* Runs one step in its own transaction (s_attempt). */
-static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err)
+static stm_err s_step(const migrate_run_ctx *run, const migrate_step *step, stm_error *err)
 {
     migrate_t *self = run->self;
     bool up = step->direction == MIGRATE_UP;
     int k = step->version;
     sqlite3 *db = stm_store_db(self->store);
     migrate_event ev = {.kind = MIGRATE_EVENT_STEP_STARTED, .step = step};
-    s_tell(run, &ev);
+    stm_migrate_tell(run, &ev);
     s_progress p;
     s_progress_start(&p, run, step, db);
     s_done done;
@@ -447,7 +398,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
         if (self->moved_to >= 0)
-            s_tell_moved(run, err);
+            stm_migrate_tell_moved(run, err);
         else if (up)
             stm_error_append(err,
                              "migration %d was rolled back: the database is still at "
@@ -459,7 +410,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
                              "version %d",
                              k, k);
         ev = (migrate_event){.kind = MIGRATE_EVENT_STEP_FAILED, .step = step, .elapsed_ms = ms};
-        s_tell(run, &ev);
+        stm_migrate_tell(run, &ev);
         return rc;
     }
     run->res->dropped += done.dropped;
@@ -469,7 +420,7 @@ static stm_err s_step(const s_run *run, const migrate_step *step, stm_error *err
     run->res->derived_unkept += done.derived.unkept;
     ev = (migrate_event){
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
-    s_tell(run, &ev);
+    stm_migrate_tell(run, &ev);
     return STM_OK;
 }
 
@@ -538,7 +489,7 @@ static void s_remove_created(migrate_t *self)
 
 /* After migrations that may have added tables or columns, operations parked for
  * want of them apply now, by the same last-writer-wins rule (apply.h). */
-static stm_err s_replay_parked(const s_run *run, stm_error *err)
+static stm_err s_replay_parked(const migrate_run_ctx *run, stm_error *err)
 {
     migrate_result *res = run->res;
     migrate_t *self = run->self;
@@ -562,37 +513,37 @@ static stm_err s_replay_parked(const s_run *run, stm_error *err)
     res->replay_ran = true;
     migrate_event ev = {
         .kind = MIGRATE_EVENT_REPLAYED, .replayed = res->replayed, .parked = res->parked};
-    s_tell(run, &ev);
+    stm_migrate_tell(run, &ev);
     return STM_OK;
 }
 
 /* With nothing to apply or adopt: sets capture up for the current version, or records
  * new exclusions, in a transaction of its own. */
-static stm_err s_set_up_capture(const s_run *run, stm_error *err)
+static stm_err s_set_up_capture(const migrate_run_ctx *run, stm_error *err)
 {
     migrate_t *self = run->self;
     int at = self->version;
-    stm_id id = s_id_of(self, at);
-    stm_err rc = s_begin(self, at, 0, false, err);
+    stm_id id = stm_migrate_id_of(self, at);
+    stm_err rc = stm_migrate_tx_begin(self, at, 0, false, err);
     if (rc == STM_OK)
-        rc = s_refresh_capture(self, run->o, &id, err);
+        rc = stm_migrate_tx_capture(self, run->o, &id, err);
     if (rc == STM_OK)
-        rc = s_commit(self, err);
+        rc = stm_migrate_tx_commit(self, err);
     if (rc != STM_OK) {
-        s_rollback_tx(self);
+        stm_migrate_tx_rollback(self);
         if (self->moved_to >= 0)
-            s_tell_moved(run, err);
+            stm_migrate_tell_moved(run, err);
         return rc;
     }
     run->res->capture_set_up = true;
     migrate_event ev = {.kind = MIGRATE_EVENT_CAPTURE_SET_UP, .version = at};
-    s_tell(run, &ev);
+    stm_migrate_tell(run, &ev);
     return STM_OK;
 }
 
 /* Carries plan out: reopen, backup, adoption, the steps; then, going up, the replay or
  * the capture of its own. */
-static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error *err)
+static stm_err s_carry_out(const migrate_run_ctx *run, const migrate_plan *plan, stm_error *err)
 {
     migrate_t *self = run->self;
     migrate_result *res = run->res;
@@ -603,7 +554,9 @@ static stm_err s_carry_out(const s_run *run, const migrate_plan *plan, stm_error
     if (rc == STM_OK && plan->backup)
         rc = s_backup_before_change(run, err);
     if (rc == STM_OK && plan->adopt)
-        rc = s_adopt(run, err);
+        rc = stm_migrate_adopt(run, err);
+    if (rc == STM_OK && plan->baseline > 0)
+        rc = stm_migrate_baseline(run, plan, err);
     /* What the migrations do to the data, for the clocks of what they rename and for
      * the operations replayed after them. */
     if (rc == STM_OK && plan->nsteps && self->set && !self->lenses)
@@ -647,7 +600,7 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     migrate_plan plan;
     stm_err rc = direction == MIGRATE_UP ? stm_migrate_run_plan(self, o, &plan, err)
                                          : stm_migrate_rollback_plan(self, o, &plan, err);
-    s_run run = {.self = self, .o = o, .res = res};
+    migrate_run_ctx run = {.self = self, .o = o, .res = res};
     if (rc == STM_OK && plan.nothing_to_do)
         res->nothing_to_do = true;
     else if (rc == STM_OK)
@@ -657,8 +610,8 @@ static stm_err s_plan_and_run(migrate_t *self, const migrate_options *o, migrate
     if (rc == STM_OK) {
         res->nunsynced = stm_migrate_unsynced_at(self, res->version, o, &res->unsynced);
         res->nper_device = stm_migrate_per_device_at(self, res->version, o, &res->per_device);
-        res->nkeys_changed =
-            stm_migrate_keys_changed_at(self, res->from, res->version, o, &res->keys_changed);
+        res->nkeys_changed = stm_migrate_keys_changed_at(
+            self, res->baseline ? res->baseline : res->from, res->version, o, &res->keys_changed);
     }
     stm_migrate_plan_free(&plan);
     if (!result)

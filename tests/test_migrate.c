@@ -320,6 +320,9 @@ static void s_record(const migrate_event *ev, void *user)
         stm_buf_printf(&e->log, "replayed %llu %llu\n", (unsigned long long)ev->replayed,
                        (unsigned long long)ev->parked);
         break;
+    case MIGRATE_EVENT_BASELINED:
+        stm_buf_printf(&e->log, "baseline %d %llu\n", ev->version, (unsigned long long)ev->rows);
+        break;
     case MIGRATE_EVENT_CAPTURE_SET_UP:
         stm_buf_printf(&e->log, "capture %d\n", ev->version);
         break;
