@@ -222,7 +222,8 @@ static bool s_origin(const migrate_t *m, stm_id *out)
     return ok;
 }
 
-static char *s_status_text(const migrate_t *m)
+/* The status as text; NULL, err set, when the database cannot be read. */
+static char *s_status_text(migrate_t *m, stm_error *err)
 {
     buf_t b = BUF_INIT;
     const lineage_t *l = stm_migrate_lineage(m);
@@ -232,6 +233,11 @@ static char *s_status_text(const migrate_t *m)
     char sid[STM_ID_SHORT_LEN + 1];
     if (!stm_migrate_db_exists(m)) {
         stm_buf_printf(&b, "database  %s: does not exist yet (version 0)\n",
+                       stm_migrate_db_path(m));
+    } else if (stm_migrate_untracked(m)) {
+        stm_buf_printf(&b,
+                       "database  %s: no schema_version, yet tables of the schema set (made "
+                       "without stemma)\n",
                        stm_migrate_db_path(m));
     } else if (stm_migrate_version_id(m, &id)) {
         stm_id_short(&id, sid);
@@ -264,6 +270,10 @@ static char *s_status_text(const migrate_t *m)
                        stm_migrate_drift_count(m), stm_migrate_drift_count(m) == 1 ? "" : "s");
         for (size_t i = 0; i < stm_migrate_drift_count(m); i++)
             stm_buf_printf(&b, "  %s\n", stm_migrate_drift_at(m, i));
+    }
+    if (migrate_text_baseline_status(m, &b, NULL, err) != STM_OK) {
+        stm_buf_free(&b);
+        return NULL;
     }
     stm_buf_printf(&b, "capture   %s\n",
                    stm_migrate_is_prepared(m) ? "set up (stemma's tables and triggers are present)"
@@ -317,7 +327,8 @@ static void s_json_names(jsonw_t *w, const char *key, char *const *names, size_t
     stm_jsonw_array_end(w);
 }
 
-static char *s_status_json(const migrate_t *m)
+/* The status as JSON; NULL, err set, when the database cannot be read. */
+static char *s_status_json(migrate_t *m, stm_error *err)
 {
     buf_t b = BUF_INIT;
     jsonw_t w;
@@ -384,6 +395,12 @@ static char *s_status_json(const migrate_t *m)
     }
     stm_jsonw_key(&w, "adopt");
     stm_jsonw_bool(&w, stm_migrate_needs_adoption(m));
+    stm_jsonw_key(&w, "untracked");
+    stm_jsonw_bool(&w, stm_migrate_untracked(m));
+    if (migrate_text_baseline_status(m, NULL, &w, err) != STM_OK) {
+        stm_buf_free(&b);
+        return NULL;
+    }
     char **synced = NULL;
     size_t nsynced = stm_migrate_synced(m, &synced);
     s_json_names(&w, "synced", synced, nsynced);
@@ -439,9 +456,9 @@ int cmd_status(int argc, char **argv)
     migrate_t *m = NULL;
     if (cli_migrate_open(db, schemas, &m, &err) != STM_OK)
         return cli_fail("status", &err);
-    char *text = format == CLI_FORMAT_JSON ? s_status_json(m) : s_status_text(m);
+    char *text = format == CLI_FORMAT_JSON ? s_status_json(m, &err) : s_status_text(m, &err);
     stm_migrate_destroy(&m);
-    stm_err rc = cli_write_output(NULL, text, &err);
+    stm_err rc = text ? cli_write_output(NULL, text, &err) : err.code;
     free(text);
     return rc == STM_OK ? CLI_OK : cli_fail("status", &err);
 }

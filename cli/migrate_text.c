@@ -311,3 +311,74 @@ void migrate_text_baseline_diffs(migrate_t *m, const migrate_options *opts, FILE
     }
     stm_buf_free(&b);
 }
+
+/* "6 and 7", "2, 3 and 4". */
+static void s_versions(buf_t *b, const int *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        stm_buf_printf(b, "%s%d", i == 0 ? "" : i + 1 == n ? " and " : ", ", v[i]);
+}
+
+stm_err migrate_text_baseline_status(migrate_t *m, buf_t *b, jsonw_t *w, stm_error *err)
+{
+    const baseline_match *match = NULL;
+    if (stm_migrate_untracked(m)) {
+        stm_err rc = stm_migrate_recognise(m, 0, &match, err);
+        if (rc != STM_OK)
+            return rc;
+    }
+    if (w) {
+        stm_jsonw_key(w, "baseline");
+        if (!match) {
+            stm_jsonw_null(w);
+            return STM_OK;
+        }
+        stm_jsonw_object_begin(w);
+        stm_jsonw_key(w, "versions");
+        stm_jsonw_array_begin(w);
+        for (size_t i = 0; i < match->nversions; i++)
+            stm_jsonw_int(w, match->versions[i]);
+        stm_jsonw_array_end(w);
+        stm_jsonw_key(w, "closest");
+        if (match->nversions)
+            stm_jsonw_null(w);
+        else
+            stm_jsonw_int(w, match->closest);
+        stm_jsonw_key(w, "differences");
+        stm_jsonw_array_begin(w);
+        buf_t d = BUF_INIT;
+        for (size_t i = 0; i < match->ndiffs; i++) {
+            stm_buf_reset(&d);
+            stm_schemacmp_describe(&d, &match->diffs[i], match->closest, false);
+            stm_jsonw_string(w, stm_buf_str(&d));
+        }
+        stm_buf_free(&d);
+        stm_jsonw_array_end(w);
+        stm_jsonw_object_end(w);
+        return STM_OK;
+    }
+    if (!match)
+        return STM_OK;
+    if (match->nversions == 1) {
+        stm_buf_printf(b,
+                       "baseline  its schema is version %d's exactly: 'stemma migrate --baseline' "
+                       "records it and migrates on\n",
+                       match->versions[0]);
+    } else if (match->nversions > 1) {
+        stm_buf_puts(b, "baseline  its schema is that of versions ");
+        s_versions(b, match->versions, match->nversions);
+        stm_buf_puts(b, " alike (what the migrations between them change is not in the schema): "
+                        "'stemma migrate --baseline-version N' says which its data is at\n");
+    } else {
+        stm_buf_printf(b,
+                       "baseline  its schema is no version's: it differs from version %d, the "
+                       "closest, in %zu place%s ('stemma migrate --baseline' refuses it):\n",
+                       match->closest, match->ndiffs, match->ndiffs == 1 ? "" : "s");
+        for (size_t i = 0; i < match->ndiffs; i++) {
+            stm_buf_puts(b, "  ");
+            stm_schemacmp_describe(b, &match->diffs[i], match->closest, false);
+            stm_buf_putc(b, '\n');
+        }
+    }
+    return STM_OK;
+}

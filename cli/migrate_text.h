@@ -9,7 +9,9 @@
 #ifndef STM_MIGRATE_TEXT_H
 #define STM_MIGRATE_TEXT_H
 
+#include "base/buf.h"
 #include "base/error.h"
+#include "base/jsonw.h"
 #include "sync/migrate.h"
 
 #include <stdio.h>
@@ -34,5 +36,12 @@ stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_dire
  * one a line ("  has column items.qty that version 3 does not have"), below that line.
  * Nothing otherwise. */
 void migrate_text_baseline_diffs(migrate_t *m, const migrate_options *opts, FILE *out);
+
+/* What status says of a database made without stemma (stm_migrate_untracked): the
+ * version its schema is, the versions it cannot tell apart, or how it differs from the
+ * closest one. As text appended to b ("baseline  ..." lines, nothing for any other
+ * database), or, w not NULL, as the JSON member "baseline" written to w (null for any
+ * other database). STM_EDB or STM_EINPUT as stm_migrate_recognise's. */
+stm_err migrate_text_baseline_status(migrate_t *m, buf_t *b, jsonw_t *w, stm_error *err);
 
 #endif
