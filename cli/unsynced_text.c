@@ -9,6 +9,8 @@ static void s_reason(buf_t *b, const syncable_table *t)
     stm_buf_puts(b, stm_syncable_reason_text(t->reason));
     if (t->reason == SYNCABLE_VIRTUAL)
         stm_buf_printf(b, "; " UNSYNCED_TEXT_SHADOW, t->name);
+    if (t->outside)
+        stm_buf_puts(b, " " UNSYNCED_TEXT_OUTSIDE);
 }
 
 void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n)
@@ -41,6 +43,8 @@ void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n)
         s_reason(&why, &tables[i]);
         stm_jsonw_key(w, "reason");
         stm_jsonw_string(w, stm_buf_str(&why));
+        stm_jsonw_key(w, "in_schema_set");
+        stm_jsonw_bool(w, !tables[i].outside);
         if (tables[i].reason == SYNCABLE_VIRTUAL) {
             stm_buf_reset(&why);
             stm_buf_printf(&why, "%s_*", tables[i].name);

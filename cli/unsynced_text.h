@@ -15,6 +15,9 @@
     "nor are the tables its module keeps (%s_*): each device keeps its own, which triggers "   \
     "that feed it from synced tables keep in step as their rows arrive"
 
+/* Said of a table the schema set never had, after its reason. */
+#define UNSYNCED_TEXT_OUTSIDE "(not in the schema set: the database's own)"
+
 /* Appends one line per table, "INDENTname: reason\n", in the order given; a virtual
  * table's line names its shadow tables too (UNSYNCED_TEXT_SHADOW). */
 void unsynced_text_lines(buf_t *b, const char *indent, const syncable_table *tables, size_t n);
@@ -40,8 +43,9 @@ void unsynced_text_per_device(buf_t *b, int version, char *const *names, size_t 
  * between versions from and to (stm_syncable_keys_changed), nothing when n is 0. */
 void unsynced_text_keys_changed(buf_t *b, int from, int to, char *const *names, size_t n);
 
-/* Writes the tables as a JSON array of {"table", "kind", "reason"}: kind is the
- * reason's name for programs (no_key, wide_key, virtual, excluded), reason its words;
+/* Writes the tables as a JSON array of {"table", "kind", "reason", "in_schema_set"}:
+ * kind is the reason's name for programs (no_key, wide_key, virtual, excluded), reason
+ * its words, in_schema_set false for a table the schema set never had;
  * a virtual table's has "shadow_tables", the pattern of its module's ("NAME_*"). */
 void unsynced_text_json(jsonw_t *w, const syncable_table *tables, size_t n);
 

@@ -58,6 +58,8 @@ const char *stm_syncable_reason_name(syncable_reason r)
         return "wide_key";
     case SYNCABLE_COLLATION:
         return "collation";
+    case SYNCABLE_UNCAPTURED:
+        return "uncaptured";
     }
     return "synced";
 }
@@ -74,13 +76,17 @@ const char *stm_syncable_reason_text(syncable_reason r)
     case SYNCABLE_VIRTUAL:
         return "a virtual table (triggers cannot capture its rows)";
     case SYNCABLE_NO_KEY:
-        return "no primary key (rowids differ between devices); add one, or it stays local";
+        return "no primary key (rowids differ between devices); add one in a migration, or keep "
+               "it local with --exclude";
     case SYNCABLE_WIDE_KEY:
         return "a primary key of more than " S_MAX_KEY " columns; give it one of at most " S_MAX_KEY
-               ", or it stays local";
+               " in a migration, or keep it local with --exclude";
     case SYNCABLE_COLLATION:
         return "its key compares by a collation stemma does not have (only BINARY, NOCASE and "
-               "RTRIM); use one of those, or it stays local";
+               "RTRIM); use one of those, or keep it local with --exclude";
+    case SYNCABLE_UNCAPTURED:
+        return "not captured yet: made after stemma set capture up, which the next migration "
+               "step does again (the rows it holds by then stay local)";
     }
     return "synced";
 }
@@ -104,7 +110,7 @@ static void s_add(syncable_table **tables, size_t *n, size_t *cap, const char *n
                   syncable_reason reason)
 {
     *tables = stm_grow(*tables, cap, *n + 1, sizeof **tables);
-    (*tables)[(*n)++] = (syncable_table){stm_strdup(name), reason};
+    (*tables)[(*n)++] = (syncable_table){stm_strdup(name), reason, false};
 }
 
 size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
@@ -134,9 +140,67 @@ size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const 
     return n;
 }
 
+static int s_compare_names(const void *pa, const void *pb);
+
+void stm_syncable_add_outside(const catalog_t *c, const lineage_t *l, const char *const *excluded,
+                              size_t nexcluded, syncable_table **tables, size_t *n, char ***names,
+                              size_t *nnames)
+{
+    size_t n0 = *n, cap = *n, ncap = names ? *nnames : 0, nn0 = names ? *nnames : 0;
+    for (size_t i = 0; i < stm_catalog_count(c); i++) {
+        const catalog_table *t = stm_catalog_at(c, i);
+        const char *name = stm_catalog_table_name(t);
+        if (stm_lineage_family_find(l, name))
+            continue;
+        syncable_reason r = stm_syncable_classify(t, s_excluded(name, excluded, nexcluded));
+        if (r == SYNCABLE_OWN)
+            continue;
+        if (r != SYNCABLE_SYNCED) {
+            s_add(tables, n, &cap, name, r);
+            (*tables)[*n - 1].outside = true;
+        } else if (names) {
+            *names = stm_grow(*names, &ncap, *nnames + 1, sizeof **names);
+            (*names)[(*nnames)++] = stm_strdup(name);
+        }
+    }
+    for (size_t i = 0; i < stm_catalog_virtual_count(c); i++) {
+        const char *name = stm_catalog_virtual_at(c, i);
+        bool known = stm_syncable_is_own(name);
+        for (size_t k = 0; k < stm_lineage_virtual_count(l) && !known; k++)
+            known = sqlite3_stricmp(stm_lineage_virtual_at(l, k)->name, name) == 0;
+        if (known)
+            continue;
+        s_add(tables, n, &cap, name,
+              s_excluded(name, excluded, nexcluded) ? SYNCABLE_EXCLUDED : SYNCABLE_VIRTUAL);
+        (*tables)[*n - 1].outside = true;
+    }
+    if (*n > n0 && *n > 1)
+        qsort(*tables, *n, sizeof **tables, s_compare);
+    if (names && *nnames > nn0 && *nnames > 1)
+        qsort(*names, *nnames, sizeof **names, s_compare_names);
+}
+
+void stm_syncable_move_uncaptured(bool (*captured)(const char *table, void *ctx), void *ctx,
+                                  char **names, size_t *nnames, syncable_table **tables,
+                                  size_t *n)
+{
+    size_t kept = 0, n0 = *n, cap = *n;
+    for (size_t i = 0; i < *nnames; i++) {
+        if (captured(names[i], ctx)) {
+            names[kept++] = names[i];
+            continue;
+        }
+        *tables = stm_grow(*tables, &cap, *n + 1, sizeof **tables);
+        (*tables)[(*n)++] = (syncable_table){names[i], SYNCABLE_UNCAPTURED, true};
+    }
+    *nnames = kept;
+    if (*n > n0 && *n > 1)
+        qsort(*tables, *n, sizeof **tables, s_compare);
+}
+
 const syncable_table *stm_syncable_find(const syncable_table *tables, size_t n, const char *name)
 {
-    syncable_table key = {(char *)name, SYNCABLE_SYNCED};
+    syncable_table key = {(char *)name, SYNCABLE_SYNCED, false};
     return n ? bsearch(&key, tables, n, sizeof *tables, s_compare) : NULL;
 }
 

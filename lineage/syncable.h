@@ -21,7 +21,13 @@
  *                  a rowid or a WITHOUT ROWID table
  *
  * 3 to 5 are the schema's own (structural): compare, which has no database, names
- * those. 2 needs the database's exclude list, which callers pass in as names. */
+ * those. 2 needs the database's exclude list, which callers pass in as names.
+ *
+ * A database may also hold tables the schema set never had (made by the application
+ * outside its migrations). Capture treats them by the same rule, from the database's
+ * own catalog; one that the rule syncs is captured only once stemma sets capture up
+ * after it was made (a migration step does), and until then it is *uncaptured*: sync/
+ * capture.h tells, status and migrate name it (stm_syncable_add_outside). */
 #ifndef STM_SYNCABLE_H
 #define STM_SYNCABLE_H
 
@@ -44,12 +50,16 @@ typedef enum {
     SYNCABLE_NO_KEY,   /* no declared primary key */
     SYNCABLE_WIDE_KEY, /* a primary key of more than SYNCABLE_MAX_KEY_COLUMNS columns */
     SYNCABLE_COLLATION, /* a key column's collation is not one of SQLite's own */
+    SYNCABLE_UNCAPTURED, /* a table outside the schema set the rule syncs, without its
+                            capture triggers yet (a database's state, not the schema's) */
 } syncable_reason;
 
 /* One table that is not synced, and why. Its name is owned by the array holding it. */
 typedef struct {
     char *name;             /* as created */
     syncable_reason reason; /* never SYNCABLE_SYNCED or SYNCABLE_OWN */
+    bool outside;           /* a table of the database the schema set never had (made by
+                               the application outside its migrations) */
 } syncable_table;
 
 /* How stemma treats the ordinary table t (virtual tables are not catalog tables);
@@ -62,10 +72,11 @@ bool stm_syncable_known_collation(const char *name);
 bool stm_syncable_is_own(const char *name);
 
 /* For programs: "synced", "own", "excluded", "virtual", "no_key", "wide_key",
- * "collation". Static. */
+ * "collation", "uncaptured". Static. */
 const char *stm_syncable_reason_name(syncable_reason r);
 /* For people, saying what to do where something can be done: "no primary key (rowids
- * differ between devices); add one, or it stays local". Static. */
+ * differ between devices); add one in a migration, or keep it local with --exclude".
+ * Static. */
 const char *stm_syncable_reason_text(syncable_reason r);
 
 /* The tables of l at version `version` (0 .. its count) that are not synced, each with
@@ -75,6 +86,24 @@ const char *stm_syncable_reason_text(syncable_reason r);
  * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
 size_t stm_syncable_unsynced(const lineage_t *l, int version, const char *const *excluded,
                              size_t nexcluded, syncable_table **out);
+
+/* A database's tables that the schema set of l never had at any version (the
+ * application's own, made outside its migrations), which capture treats by the same
+ * rule: c is the database's catalog (lent), excluded as for stm_syncable_unsynced.
+ * Those the rule refuses are added to *tables (*n entries, in order of name, as
+ * stm_syncable_unsynced made them), marked outside; those it syncs to *names (*nnames,
+ * as stm_syncable_synced made them; names NULL: not wanted). Both stay in order of
+ * name; the caller owns them as before. */
+void stm_syncable_add_outside(const catalog_t *c, const lineage_t *l, const char *const *excluded,
+                              size_t nexcluded, syncable_table **tables, size_t *n, char ***names,
+                              size_t *nnames);
+
+/* Moves the entries of names[0 .. *nnames) for which captured(table, ctx) is false to
+ * *tables (*n, in order of name, as above) as SYNCABLE_UNCAPTURED, outside; keeps the
+ * others in order. */
+void stm_syncable_move_uncaptured(bool (*captured)(const char *table, void *ctx), void *ctx,
+                                  char **names, size_t *nnames, syncable_table **tables,
+                                  size_t *n);
 
 /* True when t's key is a rowid alias: INTEGER PRIMARY KEY (one column declared exactly
  * INTEGER, in a table with rowids), the key SQLite picks for a row inserted without. */

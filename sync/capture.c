@@ -595,3 +595,19 @@ stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_e
     sqlite3_finalize(stmt);
     return rc;
 }
+
+bool stm_capture_has_triggers(store_t *store, const char *table)
+{
+    sqlite3_stmt *q = NULL;
+    bool has = false;
+    /* The insert trigger stands for the four: they are made and dropped together. */
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "SELECT 1 FROM main.sqlite_schema WHERE type = 'trigger' AND "
+                           "name = 'stemma_ins_' || ?1 COLLATE NOCASE",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+        has = sqlite3_step(q) == SQLITE_ROW;
+    }
+    sqlite3_finalize(q);
+    return has;
+}

@@ -125,6 +125,10 @@ STM_NODISCARD stm_err stm_capture_reserve(store_t *store, uint64_t n, op_t *prot
  * rows it wrote are not collected as the application's. catalog is the current schema. */
 STM_NODISCARD stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err);
 
+/* True when table (any case) has its capture triggers: stm_capture_install put them there
+ * and nothing removed them since. False too when the schema cannot be read. */
+bool stm_capture_has_triggers(store_t *store, const char *table);
+
 /* Adds or removes tbl from the exclude list (stemma_exclude). Takes effect at the
  * next stm_capture_install. */
 STM_NODISCARD stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude,

@@ -3,6 +3,7 @@
  * history. It never writes; planning is migrate_plan.c's and running migrate_run.c's
  * (migrate_internal.h says how the three share migrate_t). */
 #include "migrate_internal.h"
+#include "capture.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "lineage/schemacmp.h"
@@ -475,6 +476,48 @@ static const char **s_excluded(const migrate_t *self, const migrate_options *o, 
     return names;
 }
 
+/* Adds the database's tables the schema set never had (lineage/syncable.h) to the
+ * lists: they are captured and applied by the same rule as the set's, so what
+ * happens to them is said with the rest. Nothing when the database does not exist or
+ * cannot be read (status and plans say what they can). */
+static int s_name_order(const void *a, const void *b)
+{
+    return sqlite3_stricmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool s_captured(const char *table, void *store)
+{
+    return stm_capture_has_triggers(store, table);
+}
+
+/* ... One the rule syncs is captured only once capture was set up after it was made:
+ * in a database set up for capture, one without its triggers is named uncaptured (in a
+ * database not set up, nothing is captured yet, and status says so). */
+static void s_add_outside(const migrate_t *self, const char *const *excluded, size_t nexcluded,
+                          syncable_table **tables, size_t *n, char ***names, size_t *nnames)
+{
+    catalog_t *c = NULL;
+    if (!self->store || stm_catalog_read(stm_store_db(self->store), &c, NULL) != STM_OK)
+        return;
+    char **outside = NULL;
+    size_t noutside = 0;
+    stm_syncable_add_outside(c, self->lineage, excluded, nexcluded, tables, n, &outside,
+                             &noutside);
+    stm_catalog_destroy(&c);
+    if (self->prepared)
+        stm_syncable_move_uncaptured(s_captured, self->store, outside, &noutside, tables, n);
+    for (size_t i = 0; i < noutside && names; i++) {
+        *names = stm_realloc(*names, (*nnames + 1) * sizeof **names);
+        (*names)[(*nnames)++] = outside[i];
+    }
+    if (names && noutside > 0 && *nnames > 1)
+        qsort(*names, *nnames, sizeof **names, s_name_order);
+    if (!names)
+        stm_syncable_names_free(outside, noutside);
+    else
+        free(outside);
+}
+
 /* Internal (migrate_internal.h). */
 size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
                                syncable_table **out)
@@ -482,6 +525,7 @@ size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate
     size_t nexcluded;
     const char **names = s_excluded(self, o, &nexcluded);
     size_t n = stm_syncable_unsynced(self->lineage, version, names, nexcluded, out);
+    s_add_outside(self, names, nexcluded, out, &n, NULL, NULL);
     free(names);
     return n;
 }
@@ -518,6 +562,10 @@ size_t stm_migrate_synced(const migrate_t *self, char ***out)
     size_t nexcluded;
     const char **names = s_excluded(self, NULL, &nexcluded);
     size_t n = stm_syncable_synced(self->lineage, self->version, names, nexcluded, out);
+    syncable_table *unsynced = NULL;
+    size_t nunsynced = 0;
+    s_add_outside(self, names, nexcluded, &unsynced, &nunsynced, out, &n);
+    stm_syncable_tables_free(unsynced, nunsynced);
     free(names);
     return n;
 }

@@ -308,11 +308,13 @@ const migrate_record *stm_migrate_record_at(const migrate_t *self, size_t i);
 size_t stm_migrate_drift_count(const migrate_t *self);
 const char *stm_migrate_drift_at(const migrate_t *self, size_t i);
 /* The tables of the database's current version that are not synced, each with why
- * (lineage/syncable.h; its stemma_exclude counted), in order of name. Returns how many;
+ * (lineage/syncable.h; its stemma_exclude counted), and those of its tables the schema
+ * set never had that are not (marked outside), in order of name. Returns how many;
  * *out is the caller's (stm_syncable_tables_free), NULL when there are none. */
 size_t stm_migrate_unsynced(const migrate_t *self, syncable_table **out);
 /* The tables of the database's version that are synced (lineage/syncable.h, its
- * exclusions counted), by name; *out is the caller's (stm_syncable_names_free). */
+ * exclusions counted), and those of its tables the schema set never had that are, by
+ * name; *out is the caller's (stm_syncable_names_free). */
 size_t stm_migrate_synced(const migrate_t *self, char ***out);
 /* The synced tables of the database's version whose keys are chosen per device
  * (lineage/syncable.h), by name; *out is the caller's (stm_syncable_names_free). */

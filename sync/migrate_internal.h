@@ -67,7 +67,8 @@ void stm_migrate_clear_state(migrate_t *self);
 
 /* Internal. The tables of `version` that are not synced, each with why, as
  * stm_syncable_unsynced gives them, with stemma_exclude's tables and o's exclude list (o
- * may be NULL) as the user's exclusions. *out is the caller's (stm_syncable_tables_free). */
+ * may be NULL) as the user's exclusions; and those of the database's tables the schema
+ * set never had (marked outside). *out is the caller's (stm_syncable_tables_free). */
 size_t stm_migrate_unsynced_at(const migrate_t *self, int version, const migrate_options *o,
                                syncable_table **out);
 /* The same for the synced tables whose keys are chosen per device (names). */

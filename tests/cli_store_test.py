@@ -248,8 +248,8 @@ class Unsynced(Base):
     """Every table stemma cannot sync is named at once, each with its reason: in a dry
     run, a run, a run with nothing to do, and status; the composite key is synced."""
     SET = DATA + "/unsynced"
-    NO_KEY = ("  peers: no primary key (rowids differ between devices); add one, or it "
-              "stays local\n")
+    NO_KEY = ("  peers: no primary key (rowids differ between devices); add one in a "
+              "migration, or keep it local with --exclude\n")
     VIRTUAL = ("  search_fts: a virtual table (triggers cannot capture its rows); nor are the "
                "tables its module keeps (search_fts_*): each device keeps its own, which "
                "triggers that feed it from synced tables keep in step as their rows arrive\n")

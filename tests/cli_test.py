@@ -426,8 +426,8 @@ class Compare(Base):
 
     def test_tables_that_cannot_sync_are_named_and_not_promised(self):
         v1, v2, fork = self.unsynced_sets()
-        no_key = ("peers: no primary key (rowids differ between devices); add one, or it "
-                  "stays local\n")
+        no_key = ("peers: no primary key (rowids differ between devices); add one in a "
+                  "migration, or keep it local with --exclude\n")
         virtual = ("search_fts: a virtual table (triggers cannot capture its rows); nor are the "
                    "tables its module keeps (search_fts_*): each device keeps its own, which "
                    "triggers that feed it from synced tables keep in step as their rows "

@@ -58,11 +58,11 @@ static void test_reasons_say_what_to_do(void **state)
     assert_string_equal(stm_syncable_reason_name(SYNCABLE_VIRTUAL), "virtual");
     assert_string_equal(stm_syncable_reason_name(SYNCABLE_EXCLUDED), "excluded");
     assert_string_equal(stm_syncable_reason_text(SYNCABLE_NO_KEY),
-                        "no primary key (rowids differ between devices); add one, or it stays "
-                        "local");
+                        "no primary key (rowids differ between devices); add one in a migration, "
+                        "or keep it local with --exclude");
     assert_string_equal(stm_syncable_reason_text(SYNCABLE_WIDE_KEY),
-                        "a primary key of more than 32 columns; give it one of at most 32, or it "
-                        "stays local");
+                        "a primary key of more than 32 columns; give it one of at most 32 in a "
+                        "migration, or keep it local with --exclude");
     assert_string_equal(stm_syncable_reason_text(SYNCABLE_VIRTUAL),
                         "a virtual table (triggers cannot capture its rows)");
     assert_string_equal(stm_syncable_reason_text(SYNCABLE_EXCLUDED),
