@@ -101,6 +101,26 @@ static stm_err s_by_objects(sqlite3 *db, const schemaset_t *set, const int *cand
     return rc;
 }
 
+/* How far a difference takes a schema from another: a table missing or extra weighs
+ * its columns (so that a database holding some of the set's tables is not "closest" to
+ * a version without them), anything else one. c is the database's catalog, l at
+ * version v the other. */
+static size_t s_weight(const schemacmp_diff *d, size_t n, const catalog_t *c, const lineage_t *l,
+                       int v)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        const catalog_table *t = NULL;
+        if (d[i].kind == SCHEMACMP_TABLE && d[i].how == SCHEMACMP_EXTRA)
+            t = stm_catalog_find(c, d[i].table);
+        else if (d[i].kind == SCHEMACMP_TABLE && d[i].how == SCHEMACMP_MISSING &&
+                 stm_lineage_family_find(l, d[i].table))
+            t = stm_family_table_at(stm_lineage_family_find(l, d[i].table), v);
+        w += t ? 1 + stm_catalog_table_count(t) : 1;
+    }
+    return w;
+}
+
 /* Sets out to no match: closest, with the differences d[0..n) (taken). */
 static void s_no_match(baseline_match *out, int closest, schemacmp_diff *d, size_t n)
 {
@@ -122,15 +142,20 @@ stm_err stm_baseline_match(sqlite3 *db, const schemaset_t *set, const lineage_t 
 {
     memset(out, 0, sizeof *out);
     schemacmp_t *got = NULL;
+    catalog_t *cat = NULL;
     stm_err rc = stm_schemacmp_read(db, false, &got, err);
-    if (rc != STM_OK)
+    if (rc == STM_OK)
+        rc = stm_catalog_read(db, &cat, err);
+    if (rc != STM_OK) {
+        stm_schemacmp_destroy(&got);
         return rc;
+    }
     int count = (int)stm_lineage_count(l);
     /* The catalog against every version's: the versions it equals, and the closest. */
     int *cand = stm_calloc((size_t)count + 1, sizeof *cand);
     size_t ncand = 0;
     int best = -1;
-    size_t best_n = 0;
+    size_t best_n = 0, best_w = 0;
     schemacmp_diff *best_d = NULL, *want_d = NULL;
     size_t want_n = 0;
     for (int v = 0; v <= count; v++) {
@@ -143,14 +168,16 @@ stm_err stm_baseline_match(sqlite3 *db, const schemaset_t *set, const lineage_t 
         if (want > 0 && v == want) {
             want_d = d;
             want_n = n;
-        } else if (n && (best < 0 || n <= best_n)) {
+        } else if (n && (v > 0 || count == 0) &&
+                   (best < 0 || s_weight(d, n, cat, l, v) <= best_w)) {
             stm_schemacmp_diffs_free(best_d, best_n);
-            best = v, best_n = n, best_d = d;
+            best = v, best_n = n, best_d = d, best_w = s_weight(d, n, cat, l, v);
         } else {
             stm_schemacmp_diffs_free(d, n);
         }
     }
     stm_schemacmp_destroy(&got);
+    stm_catalog_destroy(&cat);
     if (want > 0 && want_n) {
         s_no_match(out, want, want_d, want_n);
         want_d = NULL, want_n = 0;

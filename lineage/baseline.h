@@ -35,7 +35,9 @@ typedef struct {
                               than one when the schema cannot tell them apart */
     size_t nversions;      /* entries in versions; 0: none matches */
     int closest;           /* when none matches: the version asked for, else the one it
-                              differs from least (the newest of those) */
+                              differs from least (a table missing or extra weighs its
+                              columns, anything else one; the newest of those; version
+                              0 only for an empty set) */
     schemacmp_diff *diffs; /* when none matches: how the database differs from closest
                               (the database as "got": "has column t.x that version 3
                               does not have") */

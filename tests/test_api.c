@@ -113,7 +113,7 @@ typedef struct {
 static void s_on_migrate(void *user, const stemma_migrate_event *ev)
 {
     s_told *t = user;
-    static const char letters[] = " DPBASRdFRC";
+    static const char letters[] = " DPBASRdFRCL";
     if (t->n + 1 < sizeof t->seen)
         t->seen[t->n++] = letters[ev->kind];
     if (ev->kind == STEMMA_MIGRATE_PLANNED && !t->first_sql[0])
@@ -189,6 +189,74 @@ static void test_migrate_and_bundles(void **state)
     free(dir);
 }
 
+/* A database made without stemma (its tables created by the application from the first
+ * three migrations, a row in it) is refused by a plain migrate, named at version 3 by
+ * a dry run with baseline, then recorded there, its row made operations, and migrated
+ * on: events in order, the result says so, and the row travels in a bundle. */
+static void test_baseline(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *a = tu_path(dir, "a.db"), *bundle = tu_path(dir, "a.bundle");
+    static const char *const files[] = {"schemas/tasks/001_initial_schema.sql",
+                                        "schemas/tasks/002_add_priority.sql",
+                                        "schemas/tasks/003_add_task_tags.sql"};
+    for (size_t i = 0; i < 3; i++) {
+        char *text = tu_read(files[i], NULL);
+        s_sql(a, text);
+        free(text);
+    }
+    s_sql(a, "INSERT INTO lists (id, name) VALUES ('l1', 'kept')");
+    stemma_error e;
+    stemma_migrate_options o = STEMMA_MIGRATE_OPTIONS_INIT;
+    o.backup = 0;
+    assert_int_equal(stemma_migrate(a, "schemas/tasks", &o, NULL, &e), STEMMA_EINPUT);
+    assert_non_null(strstr(e.message, "--baseline"));
+    assert_int_equal(s_count(a, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                "'schema_version'"),
+                     0);
+
+    s_told t = {0};
+    o.baseline = 1;
+    o.dry_run = 1;
+    o.on_event = s_on_migrate;
+    o.user = &t;
+    stemma_migrate_result r;
+    OK(stemma_migrate(a, "schemas/tasks", &o, &r, err));
+    assert_string_equal(t.seen, "P");
+    assert_int_equal(r.baseline, 3);
+    assert_int_equal(r.baseline_rows, 1);
+    assert_int_equal(r.version, 4);
+    assert_int_equal(s_count(a, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                "'schema_version'"),
+                     0);
+
+    memset(&t, 0, sizeof t);
+    o.dry_run = 0;
+    OK(stemma_migrate(a, "schemas/tasks", &o, &r, err));
+    /* Planned, recorded at 3 (baseLined), v4 started and done, the replay. */
+    assert_string_equal(t.seen, "PLSdR");
+    assert_int_equal(r.from, 0);
+    assert_int_equal(r.baseline, 3);
+    assert_int_equal(r.baseline_rows, 1);
+    assert_int_equal(r.version, 4);
+    assert_int_equal(r.steps, 1);
+    assert_int_equal(s_count(a, "SELECT count(*) FROM schema_version"), 4);
+    stemma_db *da = NULL;
+    OK(stemma_db_open(a, NULL, &da, err));
+    stemma_bundle_info info;
+    OK(stemma_db_write_changes(da, NULL, bundle, &info, err));
+    assert_int_equal(info.ops, 3); /* the row's id, name, created_at */
+    stemma_db_close(&da);
+
+    o.baseline_version = -1;
+    assert_int_equal(stemma_migrate(a, "schemas/tasks", &o, NULL, &e), STEMMA_EUSAGE);
+    tu_remove_tree(dir);
+    free(a);
+    free(bundle);
+    free(dir);
+}
+
 static void test_bad_input_is_refused_with_a_line(void **state)
 {
     (void)state;
@@ -245,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lineages_compare),
         cmocka_unit_test(test_migrate_and_bundles),
+        cmocka_unit_test(test_baseline),
         cmocka_unit_test(test_bad_input_is_refused_with_a_line),
         cmocka_unit_test(test_versions),
     };

@@ -55,6 +55,7 @@ stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/js
 stemma_py_test(cli cli_test.py cli)
 stemma_py_test(cli_store cli_store_test.py cli)
 stemma_py_test(cli_rollback cli_rollback_test.py cli)
+stemma_py_test(baseline baseline_test.py cli)
 stemma_test(test_export SOURCES tests/test_export.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_capture SOURCES tests/test_capture.c LIBS stemma_dbutil)
 stemma_test(test_apply SOURCES tests/test_apply.c LIBS stemma_dbutil)

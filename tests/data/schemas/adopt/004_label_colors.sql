@@ -1,0 +1,2 @@
+-- Description: Labels get a colour
+ALTER TABLE labels ADD COLUMN color TEXT;
