@@ -134,6 +134,9 @@ stemma_py_test(cli_node cli_node_test.py cli)
 # ctest reports as skipped rather than passed.
 stemma_py_test(realschema realschema_test.py cli)
 set_tests_properties(realschema PROPERTIES SKIP_RETURN_CODE 77)
+# Databases of the same histories made without stemma, adopted (migrate --baseline).
+stemma_py_test(baseline_realschema baseline_realschema_test.py cli)
+set_tests_properties(baseline_realschema PROPERTIES SKIP_RETURN_CODE 77)
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
             LIBS stemma_node stemma_testutil)
 # Every input a fuzzer ever crashed on, and a few seeds, through the fuzz targets' code
