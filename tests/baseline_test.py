@@ -92,12 +92,17 @@ class Base(unittest.TestCase):
         return sql(db, "SELECT version, description, version_id, checksum FROM schema_version "
                        "ORDER BY version")
 
-    def carry(self, src, dst, schemas):
-        """What dst lacks of src's operations, in a bundle, applied to dst."""
+    def carry(self, src, dst, schemas, parks=False):
+        """What dst lacks of src's operations, in a bundle, applied to dst (parks: some
+        park there, which apply warns of on stderr)."""
         vector, bundle = self.path("dst.vector"), self.path("src.bundle")
         self.ok("vector", "--db", dst, "-o", vector)
         self.ok("changes", "--db", src, "--since", vector, "-o", bundle)
-        return self.ok("apply", "--db", dst, "--schemas", schemas, bundle)
+        if not parks:
+            return self.ok("apply", "--db", dst, "--schemas", schemas, bundle)
+        code, out, err = run("apply", "--db", dst, "--schemas", schemas, bundle)
+        self.assertEqual(code, 0, err)
+        return out
 
     def rows(self, db, query):
         return sql(db, query).splitlines()
@@ -214,6 +219,29 @@ class MatchesNothing(Base):
         self.assertEqual(sha256(db), before)
 
 
+    def test_closest_counts_the_columns_of_a_table(self):
+        """A table that one version lacks weighs its columns: comments is there, with
+        two of its columns gone, so v4 is closer than v3, which has no comments at all."""
+        db = self.made_by_shell("app.db", TASKS, 4,
+                                "ALTER TABLE comments DROP COLUMN author;"
+                                "ALTER TABLE comments DROP COLUMN created_at;"
+                                "ALTER TABLE tasks ADD COLUMN a1 TEXT;"
+                                "ALTER TABLE tasks ADD COLUMN a2 TEXT;"
+                                "ALTER TABLE tasks ADD COLUMN a3 TEXT;")
+        lines = self.refused("migrate", "--db", db, "--schemas", TASKS, "--baseline")
+        self.assertIn("it differs from version 4, the closest, in 5 places", lines[0])
+
+
+    def test_version_0_is_never_the_closest(self):
+        """One table of the set, changed: it is compared with the versions that have it,
+        never with "version 0, which has no tables"."""
+        db = self.path("app.db")
+        sql(db, "CREATE TABLE tags (id TEXT PRIMARY KEY, label TEXT NOT NULL UNIQUE, x TEXT);")
+        lines = self.refused("migrate", "--db", db, "--schemas", TASKS, "--baseline")
+        self.assertNotIn("version 0", lines[0])
+        self.assertIn("has column tags.x", lines[0])
+
+
 class VersionsAlike(Base):
     """tests/data/schemas/adopt: 002 adds an index only, 003 changes data only, so the
     versions 1, 2 and 3 have one catalog; the index tells 1 from 2, nothing tells 2
@@ -265,12 +293,13 @@ class RowsSync(Base):
                                "INSERT INTO lists (id, name) VALUES ('l1', 'A home'), "
                                "('l2', 'A work');"
                                "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l2', 'file');")
-        self.ok("migrate", "--db", a, "--schemas", TASKS, "--baseline", "--no-backup")
         b = self.path("b.db")
         self.ok("migrate", "--db", b, "--schemas", TASKS)
-        # b's application wrote l1 before the two met: a real write, later than a's
-        # rows, which were there before stemma
+        # b's application writes l1 before a is adopted: a real write, which beats a's
+        # rows however late stemma met them, since they were there before it
         sql(b, "INSERT INTO lists (id, name) VALUES ('l1', 'B home')")
+        self.ok("changes", "--db", b, "-o", self.path("collect.bundle"))  # collected: clocked
+        self.ok("migrate", "--db", a, "--schemas", TASKS, "--baseline", "--no-backup")
         out = self.carry(a, b, TASKS)
         self.assertIn("parked 0", out)
         self.carry(b, a, TASKS)
@@ -283,6 +312,15 @@ class RowsSync(Base):
         sql(a, "UPDATE lists SET name = 'A office' WHERE id = 'l2'")
         self.carry(a, b, TASKS)
         self.assertEqual(self.rows(b, "SELECT name FROM lists WHERE id = 'l2'"), ["A office"])
+        # they are the application's rows, not a migration's: a device still at version
+        # 2 takes them now (what v3 added to tasks parks there, as any v3 write's would)
+        c = self.path("c.db")
+        self.ok("migrate", "--db", c, "--schemas", TASKS, "--to", "2")
+        out = self.carry(a, c, TASKS, parks=True)
+        self.assertIn("parked 1,", out)  # t1's tags
+        self.assertEqual(self.rows(c, "SELECT id, name FROM lists ORDER BY id"),
+                         ["l1|B home", "l2|A office"])
+        self.assertEqual(self.rows(c, "SELECT id, title FROM tasks"), ["t1|file"])
 
     def test_rows_of_per_device_keys_are_kept_apart(self):
         """Two devices that made item 1 apart, both adopted: two rows, one kept aside as a
