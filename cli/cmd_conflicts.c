@@ -47,9 +47,14 @@ static void s_token(const op_t *c, char *out, size_t len)
     snprintf(out, len, "%.12s.%" PRIu64, hex, c->born_hlc);
 }
 
-/* When the incarnation was made: its clock's milliseconds, as UTC. */
+/* When the incarnation was made: its clock's milliseconds, as UTC; "before stemma" for
+ * a row the database held when stemma took it over (migrate --baseline clocks them 1). */
 static void s_created(uint64_t hlc, char *out, size_t len)
 {
+    if ((hlc >> 16) == 0) {
+        snprintf(out, len, "before stemma");
+        return;
+    }
     time_t t = (time_t)((hlc >> 16) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);

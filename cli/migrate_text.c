@@ -201,6 +201,12 @@ static void s_event(const migrate_event *ev, void *user)
                 "adopted schema_version (from an older tool, at version %d): added version "
                 "ids and checksums\n",
                 ev->version);
+        if (ev->rows)
+            fprintf(v->out,
+                    "made the %llu row%s it held operations (%llu), which any later write "
+                    "beats\n",
+                    (unsigned long long)ev->rows, ev->rows == 1 ? "" : "s",
+                    (unsigned long long)ev->ops);
         break;
     case MIGRATE_EVENT_STEP_STARTED:
         return;

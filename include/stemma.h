@@ -196,7 +196,7 @@ typedef struct {
     const char *message;     /* DRIFT: one line */
     uint64_t replayed;       /* REPLAYED: operations that applied */
     uint64_t parked;         /* REPLAYED: operations still parked */
-    uint64_t rows;           /* BASELINED: rows made operations */
+    uint64_t rows;           /* BASELINED, ADOPTED: rows the database held, made operations */
 } stemma_migrate_event;
 
 /* Told of each event, on the calling thread, as it happens. */
@@ -234,7 +234,9 @@ typedef struct {
     uint64_t parked;      /* operations still parked after */
     uint64_t derived_ops; /* operations made of what the migrations wrote to synced rows */
     int baseline;         /* > 0: recorded at this version first (dry: would be) */
-    uint64_t baseline_rows; /* ... the rows made operations (dry: the rows it holds) */
+    uint64_t baseline_rows; /* rows the database held before stemma, made operations (by a
+                               baseline or an older tool's table adopted; dry: the rows a
+                               baseline would) */
 } stemma_migrate_result;
 
 /* Brings the database at db (created when missing) to opts->to of the schema set in

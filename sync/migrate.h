@@ -91,7 +91,9 @@ typedef struct {
 /* What happened, told as it happens (migrate_progress_fn). */
 typedef enum {
     MIGRATE_EVENT_BACKUP_WRITTEN = 1, /* path: the backup, taken before the first change */
-    MIGRATE_EVENT_ADOPTED,            /* version: an older tool's schema_version adopted */
+    MIGRATE_EVENT_ADOPTED,            /* version, rows: an older tool's schema_version
+                                         adopted (rows: those it held before stemma's
+                                         tables were made, made operations) */
     MIGRATE_EVENT_STEP_STARTED,       /* step: its transaction is about to begin */
     MIGRATE_EVENT_STEP_RUNNING,       /* step, elapsed_ms: a long step, still running */
     MIGRATE_EVENT_STEP_DONE,          /* step, elapsed_ms: committed */
@@ -112,8 +114,8 @@ typedef struct {
     int version;              /* ADOPTED: the version adopted at; CAPTURE_SET_UP: the version */
     uint64_t replayed;        /* REPLAYED: operations that applied this time */
     uint64_t parked;          /* REPLAYED: operations still parked after */
-    uint64_t rows;            /* BASELINED: rows made operations */
-    uint64_t ops;             /* BASELINED: ... the operations */
+    uint64_t rows;            /* BASELINED, ADOPTED: rows made operations */
+    uint64_t ops;             /* BASELINED, ADOPTED: ... the operations */
 } migrate_event;
 
 /* Told of each event of stm_migrate_run and stm_migrate_rollback, on the calling thread.
@@ -207,7 +209,8 @@ typedef struct {
     char *backup_path;           /* the backup the run took, or NULL when it took none */
     bool adopted;                /* an older tool's schema_version was adopted */
     int baseline;                /* > 0: recorded at this version first (the plan's) */
-    uint64_t baseline_rows;      /* ... the rows made operations */
+    uint64_t baseline_rows;      /* the rows the database held before stemma, made
+                                    operations: by the baseline, or an adoption */
     uint64_t baseline_ops;       /* ... the operations */
     bool capture_set_up;         /* no step ran, and capture was set up in a step of its own */
     migrate_step *steps;         /* the steps that committed, in order (sql NULL) */

@@ -75,14 +75,23 @@ stm_err stm_migrate_adopt(const migrate_run_ctx *run, stm_error *err)
             rc = stm_store_error(self->store, err, "adopting schema_version");
     }
     sqlite3_finalize(stmt);
+    /* Rows the database held before stemma's tables were made are its own, written
+     * before stemma could see them: operations as a baseline makes them (below). */
+    bool rows_before = rc == STM_OK && !stm_store_is_prepared(self->store);
     if (rc == STM_OK) {
         stm_id id = stm_migrate_id_of(self, self->version);
         rc = stm_migrate_tx_capture(self, run->o, &id, err);
     }
+    migrate_ops_stats st = {0};
+    if (rc == STM_OK && rows_before)
+        rc = stm_migrate_ops_record_rows(self->store, self->lineage, self->version, &st, err);
     if ((rc = s_end(run, rc, "adopting schema_version failed", err)) != STM_OK)
         return rc;
     run->res->adopted = true;
-    migrate_event ev = {.kind = MIGRATE_EVENT_ADOPTED, .version = self->version};
+    run->res->baseline_rows = st.rows;
+    run->res->baseline_ops = st.ops;
+    migrate_event ev = {
+        .kind = MIGRATE_EVENT_ADOPTED, .version = self->version, .rows = st.rows, .ops = st.ops};
     stm_migrate_tell(run, &ev);
     return STM_OK;
 }

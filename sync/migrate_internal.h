@@ -129,7 +129,8 @@ STM_NODISCARD stm_err stm_migrate_record_version(migrate_t *self, const lineage_
 void stm_migrate_tell_moved(const migrate_run_ctx *run, stm_error *err);
 
 /* Internal (migrate_adopt.c). Adds stemma's columns to an older tool's schema_version
- * and fills them from the lineage, in a transaction of its own, capture set up. */
+ * and fills them from the lineage, in a transaction of its own, capture set up; rows
+ * held before stemma's tables were made, made operations as a baseline's. */
 STM_NODISCARD stm_err stm_migrate_adopt(const migrate_run_ctx *run, stm_error *err);
 /* Internal (migrate_adopt.c). The baseline of plan (plan->baseline > 0), in a
  * transaction of its own: the schema checked again, versions 1 .. baseline recorded,

@@ -170,6 +170,28 @@ class MatchesAVersion(Base):
                                                "--baseline"))
 
 
+class OlderTool(Base):
+    def test_rows_of_an_adopted_table_are_operations_too(self):
+        """An older tool's schema_version (three columns) is adopted as before; the rows
+        the database held become operations as a baseline's do."""
+        db = self.made_by_shell("app.db", TASKS, 2,
+                                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                                "applied_at TEXT NOT NULL, description TEXT NOT NULL);"
+                                "INSERT INTO schema_version VALUES (1, 'then', 'one'), "
+                                "(2, 'then', 'two');"
+                                "INSERT INTO lists (id, name) VALUES ('l1', 'home'), "
+                                "('l2', 'work');")
+        out = self.ok("migrate", "--db", db, "--schemas", TASKS, "--no-backup")
+        self.assertIn("adopted schema_version (from an older tool, at version 2)", out)
+        self.assertIn("made the 2 rows it held operations (6), which any later write beats",
+                      out)
+        b = self.path("b.db")
+        self.ok("migrate", "--db", b, "--schemas", TASKS)
+        self.carry(db, b, TASKS)
+        self.assertEqual(self.rows(b, "SELECT id, name FROM lists ORDER BY id"),
+                         ["l1|home", "l2|work"])
+
+
 class MatchesNothing(Base):
     def test_differences_named_and_nothing_changed(self):
         db = self.made_by_shell("app.db", TASKS, 3,
@@ -341,6 +363,7 @@ class RowsSync(Base):
         self.assertEqual(len(conflicts[0]), 1, kept)
         other = "C" if rows[0].endswith("|A") else "A"
         self.assertEqual(conflicts[0][0]["row"], {"id": 1, "name": other, "qty": 0})
+        self.assertEqual(conflicts[0][0]["created"], "before stemma")
 
 
 class Unsynced(Base):
