@@ -216,13 +216,15 @@ static stm_err s_refuse_ambiguous(const migrate_t *self, const baseline_match *m
         stm_buf_printf(&opts, "%s--baseline-version %d", i == 0 ? "" : " or ", m->versions[i]);
     int lo = m->versions[0], hi = m->versions[m->nversions - 1];
     const schemaset_migration *first = stm_schemaset_at(self->set, (size_t)lo);
+    const schemaset_migration *last = stm_schemaset_at(self->set, (size_t)hi - 1);
     stm_err rc = stm_error_set(
         err, STM_EINPUT,
         "%s: has no schema_version, and its schema is that of versions %s alike: what "
-        "%s/%s%s changes is not in the schema (data, or nothing stemma compares), so only "
-        "you can tell which version its data is at; say it with %s; nothing was changed",
+        "%s/%s%s%s change%s is not in the schema (data, or nothing stemma compares), so "
+        "only you can tell which version its data is at; say it with %s; nothing was changed",
         self->db_path, stm_buf_str(&b), stm_schemaset_dir(self->set), first->file,
-        hi > lo + 1 ? " and the migrations after it" : "", stm_buf_str(&opts));
+        hi > lo + 1 ? " to " : "", hi > lo + 1 ? last->file : "", hi > lo + 1 ? "" : "s",
+        stm_buf_str(&opts));
     stm_buf_free(&b);
     stm_buf_free(&opts);
     return rc;
