@@ -17,43 +17,16 @@ says so in one line and exits 77, which ctest reports as skipped.
    the dry run recognises the version the database was built at, exactly, or names the
    versions that have its schema, that one among them; told the version, it accepts it.
 """
-import glob
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
-STEMMA = None
-SKIPPED = 77  # ctest's SKIP_RETURN_CODE for this test (tests/tests.cmake)
-HISTORIES = ("chirpstack", "wildebeest", "matrix-event-cache", "komga")
+import baseline_test as bt
+from baseline_test import run
+from baseline_test import sql as shell
+from realschema_test import HISTORIES, SKIPPED, migrations, schemas_root
+
 KOMGA_STEP = 6  # komga's 86 versions: every sixth, and the last
-SQLITE3 = shutil.which("sqlite3")
-
-
-def schemas_root():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.environ.get("STEMMA_REAL_SCHEMAS") or os.path.join(here, "..", "shared",
-                                                                  "real-schemas")
-
-
-def migrations(history_dir):
-    return sorted(f for f in glob.glob(os.path.join(history_dir, "[0-9][0-9][0-9]_*.sql"))
-                  if not f.endswith(".down.sql"))
-
-
-def run(*args):
-    p = subprocess.run([STEMMA, *args], capture_output=True, text=True, timeout=300)
-    return p.returncode, p.stdout, p.stderr
-
-
-def shell(db, text):
-    p = subprocess.run([SQLITE3, "-bail", db], input=text, capture_output=True, text=True,
-                       timeout=120)
-    if p.returncode != 0:
-        raise AssertionError(f"sqlite3 {db}: {p.stderr}")
-    return p.stdout
 
 
 def schema_of(db):
@@ -71,26 +44,12 @@ def tables_of(db):
     return [line.split("|")[1] for line in schema_of(db) if line.startswith("table|")]
 
 
-class Base(unittest.TestCase):
+class Base(bt.Base):
     root = None
 
     @classmethod
     def setUpClass(cls):
         cls.root = schemas_root()
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="stemma-baseline-real-")
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def path(self, name):
-        return os.path.join(self.tmp, name)
-
-    def ok(self, *args):
-        code, out, err = run(*args)
-        self.assertEqual(code, 0, f"stemma {' '.join(args)}: exit {code}, stderr {err!r}")
-        return out
 
 
 class Chirpstack(Base):
@@ -181,11 +140,11 @@ class EveryVersion(Base):
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: baseline_realschema_test.py PATH/TO/stemma [unittest args]")
-    STEMMA = os.path.abspath(sys.argv.pop(1))
+    bt.STEMMA = os.path.abspath(sys.argv.pop(1))
     root = schemas_root()
     missing = [h for h in HISTORIES if not os.path.isdir(os.path.join(root, h))]
-    if missing or not SQLITE3:
-        what = "the sqlite3 shell" if not SQLITE3 else ", ".join(missing) + " in " + root
+    if missing or not bt.SQLITE3:
+        what = "the sqlite3 shell" if not bt.SQLITE3 else ", ".join(missing) + " in " + root
         print(f"baseline_realschema_test: skipped: no {what} (set STEMMA_REAL_SCHEMAS to the "
               f"real-schemas directory)", file=sys.stderr)
         sys.exit(SKIPPED)  # ctest reports the test as skipped

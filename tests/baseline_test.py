@@ -8,7 +8,6 @@ Run by ctest as `python3 tests/baseline_test.py PATH/TO/stemma` from the source 
 The real histories are tests/baseline_realschema_test.py's.
 """
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import unittest
+
+from cli_store_test import sha256
 
 STEMMA = None
 TASKS = "schemas/tasks"
@@ -41,11 +42,6 @@ def files_of(schemas, n):
     """The first n migrations of a schema set, in order."""
     return sorted(f for f in glob.glob(os.path.join(schemas, "*.sql"))
                   if not f.endswith(".down.sql"))[:n]
-
-
-def sha256(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 @unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
