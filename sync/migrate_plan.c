@@ -127,12 +127,17 @@ stm_err stm_migrate_run_plan(migrate_t *self, const migrate_options *o, migrate_
     if (rc != STM_OK)
         return rc;
     int from = plan->baseline > 0 ? plan->baseline : self->version;
+    if (target < from && plan->baseline)
+        return stm_error_set(err, STM_EUSAGE,
+                             "%s: its schema is version %d's, above %d: migrate only goes "
+                             "forward (record it at %d first with --baseline --to %d, then "
+                             "stemma rollback --to %d); nothing was changed",
+                             self->db_path, from, target, from, from, target);
     if (target < from)
         return stm_error_set(err, STM_EUSAGE,
-                             "%s is at version %d%s, above %d: migrate only goes forward (to go "
-                             "back: stemma rollback --to %d%s)",
-                             self->db_path, from, plan->baseline ? " (its schema is)" : "",
-                             target, target, plan->baseline ? ", once it is recorded" : "");
+                             "%s is at version %d, above %d: migrate only goes forward (to go "
+                             "back: stemma rollback --to %d)",
+                             self->db_path, from, target, target);
     plan->direction = MIGRATE_UP;
     plan->target = target;
     bool pending = target > from;

@@ -139,6 +139,13 @@ class MatchesAVersion(Base):
         self.assertTrue(out.endswith("dry run: nothing was changed\n"), out)
         self.assertEqual(sha256(db), before)
 
+    def test_a_target_below_its_version_is_refused(self):
+        db = self.made_by_shell("app.db", TASKS, 3, self.ROWS)
+        before = sha256(db)
+        lines = self.refused("migrate", "--db", db, "--schemas", TASKS, "--baseline", "--to", "2")
+        self.assertIn("its schema is version 3's, above 2: migrate only goes forward", lines[0])
+        self.assertEqual(sha256(db), before)
+
     def test_baseline_records_what_migrate_writes_and_migrates_on(self):
         db = self.made_by_shell("app.db", TASKS, 3, self.ROWS)
         out = self.ok("migrate", "--db", db, "--schemas", TASKS, "--baseline")
