@@ -44,6 +44,8 @@ stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage st
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_syncable SOURCES tests/test_syncable.c LIBS stemma_lineage stemma_testutil)
+# Which version a database made without stemma is (migrate --baseline).
+stemma_test(test_baseline SOURCES tests/test_baseline.c LIBS stemma_lineage stemma_testutil)
 # What migrations do to the data, found on marked rows (lineage/lens.h).
 stemma_test(test_lens SOURCES tests/test_lens.c LIBS stemma_lineage stemma_testutil)
 # The derived lineages and lenses kept in a cache file, and only when they are the set's.
