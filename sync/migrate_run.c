@@ -239,7 +239,7 @@ static stm_err s_begin(migrate_t *self, int expected, int version, bool all, stm
 
 static stm_err s_commit(migrate_t *self, stm_error *err)
 {
-    return stm_store_exec(self->store, "COMMIT", err);
+    return stm_store_commit(self->store, err);
 }
 
 /* After another process moved the database (s_expect_version): says what this run did

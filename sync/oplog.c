@@ -277,6 +277,7 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
     }
     if (sqlite3_step(ins) != SQLITE_DONE)
         return stm_store_error(log->store, err, "recording operations");
+    stm_store_count(log->store, (int64_t)n, 0, 0);
     return STM_OK;
 }
 
@@ -311,6 +312,7 @@ stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t s
     sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC);
     if (sqlite3_step(ins) != SQLITE_DONE)
         return stm_store_error(log->store, err, "recording a withheld row change");
+    stm_store_count(log->store, (int64_t)n, (int64_t)n, 0);
     return STM_OK;
 }
 
@@ -586,27 +588,13 @@ stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_
 stm_err stm_oplog_counts_withheld(store_t *store, uint64_t *total, uint64_t *parked,
                                   uint64_t *withheld, stm_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    /* A stand-in's cells are short and begin with a map of one key (0x81), which no row
-     * change's do (a column name, a str): length() reads no large value to say so. */
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           withheld ? "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
-                                      "stemma_parked), coalesce(sum(CASE WHEN length(cells) "
-                                      "<= 32 AND substr(cells, 1, 1) = x'81' THEN n END), 0) "
-                                      "FROM stemma_oplog"
-                                    : "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
-                                      "stemma_parked) FROM stemma_oplog",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "counting operations");
-    stm_err rc = STM_OK;
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        *total = (uint64_t)sqlite3_column_int64(stmt, 0);
-        *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
+    store_counts c;
+    stm_err rc = stm_store_counts(store, &c, err);
+    if (rc == STM_OK) {
+        *total = c.operations;
+        *parked = c.parked;
         if (withheld)
-            *withheld = (uint64_t)sqlite3_column_int64(stmt, 2);
-    } else {
-        rc = stm_store_error(store, err, "counting operations");
+            *withheld = c.withheld;
     }
-    sqlite3_finalize(stmt);
     return rc;
 }

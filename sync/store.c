@@ -2,6 +2,7 @@
 #include "base/idmap.h"
 #include "base/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -24,7 +25,31 @@ struct store {
     size_t nids, ids_cap;
     idmap_t by_id, by_no; /* positions in ids, by id and by number */
     sqlite3_stmt *id_get, *id_put, *id_of; /* prepared on first use */
+    /* What this connection's open transaction changed of the oplog's counters
+     * (stm_store_count): written by stm_store_flush_counts before its commit, forgotten
+     * when it rolls back. */
+    int64_t d_ops, d_withheld, d_pruned;
 };
+
+static stm_err s_exec(store_t *self, const char *sql, stm_error *err);
+
+/* sqlite3_rollback_hook: what the transaction counted is gone with it. */
+static void s_on_rollback(void *ctx)
+{
+    store_t *self = ctx;
+    self->d_ops = self->d_withheld = self->d_pruned = 0;
+}
+
+/* sqlite3_commit_hook: a transaction that wrote the oplog commits only after its counts
+ * are written (stm_store_commit, stm_txn_commit); one that does not is a programming
+ * bug, which would leave stats wrong for good. */
+static int s_on_commit(void *ctx)
+{
+    const store_t *self = ctx;
+    assert(self->d_ops == 0 && self->d_withheld == 0 && self->d_pruned == 0);
+    (void)self;
+    return 0;
+}
 
 /* What each operation parked for a constraint waits for (format 5, park.h, invariant
  * 4): one row per wake, a digest of a row or a table (0: anything), so that a batch
@@ -41,6 +66,57 @@ struct store {
     ") WITHOUT ROWID;"                                                                             \
     "CREATE INDEX IF NOT EXISTS stemma_parked_wait_op ON stemma_parked_wait (origin, seq);"
 
+/* Format 7: what `stemma stats` and a report tell, kept as the data changes so that
+ * they are read in one row, whatever the oplog's size (store.h, "Counters"). The
+ * oplog's are moved by this program's writes (stm_store_count, flushed before each
+ * commit); those of stemma_parked and stemma_conflicts, written in many places and in
+ * bulk, by triggers. stemma_local's columns, as the schema names them and as format 6
+ * gains them (ALTER TABLE takes one at a time): */
+#define S_LOCAL_COUNTS                                                                             \
+    "  ops INTEGER NOT NULL DEFAULT 0,"       /* operations in stemma_oplog (sum of n) ... */    \
+    "  withheld INTEGER NOT NULL DEFAULT 0,"  /* ... of them held only as stand-ins */          \
+    "  pruned INTEGER NOT NULL DEFAULT 0,"    /* operations compaction removed, ever */         \
+    "  conflicts INTEGER NOT NULL DEFAULT 0," /* stemma_conflicts rows alive */                 \
+    "  compact_passes INTEGER NOT NULL DEFAULT 0" /* compaction passes finished */
+static const char *const s_local_counts[] = {"ops", "withheld", "pruned", "conflicts",
+                                             "compact_passes"};
+
+/* The parked operations by reason (the park's own statements replace a row's reason
+ * by an upsert, which fires the update trigger; INSERT OR REPLACE would fire no delete
+ * trigger), and the conflicts alive. A reason whose count fell to 0 keeps its row:
+ * reasons are few (they name columns and versions, not rows), and a read skips it.
+ * Named stemma_count_*: capture's triggers (capture.c) are those on synced tables. */
+#define S_COUNTED                                                                                  \
+    "CREATE TABLE IF NOT EXISTS stemma_park_counts ("                                              \
+    "  reason TEXT PRIMARY KEY,"                                                                   \
+    "  n INTEGER NOT NULL"                                                                         \
+    ") WITHOUT ROWID;"                                                                             \
+    "CREATE INDEX IF NOT EXISTS stemma_park_counts_n ON stemma_park_counts (n);"                   \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_parked_in AFTER INSERT ON stemma_parked BEGIN "     \
+    "INSERT INTO stemma_park_counts (reason, n) VALUES (NEW.reason, 1) "                           \
+    "ON CONFLICT (reason) DO UPDATE SET n = n + 1; END;"                                           \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_parked_out AFTER DELETE ON stemma_parked BEGIN "    \
+    "UPDATE stemma_park_counts SET n = n - 1 WHERE reason = OLD.reason; END;"                      \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_parked_re AFTER UPDATE OF reason ON stemma_parked " \
+    "WHEN NEW.reason IS NOT OLD.reason BEGIN "                                                     \
+    "UPDATE stemma_park_counts SET n = n - 1 WHERE reason = OLD.reason; "                          \
+    "INSERT INTO stemma_park_counts (reason, n) VALUES (NEW.reason, 1) "                           \
+    "ON CONFLICT (reason) DO UPDATE SET n = n + 1; END;"                                           \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_conflicts_in AFTER INSERT ON stemma_conflicts "     \
+    "WHEN NEW.alive BEGIN UPDATE stemma_local SET conflicts = conflicts + 1 WHERE id = 1; END;"   \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_conflicts_out AFTER DELETE ON stemma_conflicts "    \
+    "WHEN OLD.alive BEGIN UPDATE stemma_local SET conflicts = conflicts - 1 WHERE id = 1; END;"   \
+    "CREATE TRIGGER IF NOT EXISTS stemma_count_conflicts_re AFTER UPDATE OF alive ON "             \
+    "stemma_conflicts WHEN NEW.alive IS NOT OLD.alive BEGIN UPDATE stemma_local SET "              \
+    "conflicts = conflicts + (NEW.alive <> 0) - (OLD.alive <> 0) WHERE id = 1; END;"              \
+    /* What each peer held when last heard from (horizon.h): compaction prunes only  */          \
+    /* what every peer it still counts as known holds a later write of. */                       \
+    "CREATE TABLE IF NOT EXISTS stemma_peers ("                                                    \
+    "  peer BLOB PRIMARY KEY,"    /* its node id, 32 bytes */                                     \
+    "  seen INTEGER NOT NULL,"    /* wall-clock ms when it was last heard from */                 \
+    "  vector BLOB NOT NULL"      /* its version vector then (vector.h's encoding) */             \
+    ") WITHOUT ROWID;"
+
 /* stemma's own tables (format STORE_FORMAT). Values in pk have no declared type, so
  * SQLite keeps each in the type it came with (null, integer, real, text or blob). */
 static const char *const s_schema =
@@ -52,7 +128,8 @@ static const char *const s_schema =
     "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
     "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
     "  format INTEGER NOT NULL,"  /* STORE_FORMAT of these tables */
-    "  wait_gen INTEGER NOT NULL DEFAULT 0" /* moves with stemma_parked_wait (park.c) */
+    "  wait_gen INTEGER NOT NULL DEFAULT 0," /* moves with stemma_parked_wait (park.c) */
+    S_LOCAL_COUNTS
     ");"
     /* Node and schema version ids, numbered so that every oplog and clock row holds
      * a small integer in place of 32 bytes. */
@@ -139,7 +216,7 @@ static const char *const s_schema =
     ") WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS stemma_exclude ("
     "  tbl TEXT PRIMARY KEY COLLATE NOCASE" /* a table not to sync */
-    ");";
+    ");" S_COUNTED;
 
 stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err)
 {
@@ -179,6 +256,8 @@ stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, st
     store_t *self = stm_calloc(1, sizeof *self);
     self->db = db;
     self->path = stm_strdup(path);
+    sqlite3_rollback_hook(db, s_on_rollback, self);
+    sqlite3_commit_hook(db, s_on_commit, self);
     *out = self;
     return STM_OK;
 }
@@ -216,6 +295,13 @@ stm_err stm_store_error(store_t *self, stm_error *err, const char *what)
 }
 
 stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err)
+{
+    if (strcmp(sql, "COMMIT") == 0)
+        return stm_store_commit(self, err);
+    return s_exec(self, sql, err);
+}
+
+static stm_err s_exec(store_t *self, const char *sql, stm_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -270,6 +356,19 @@ static const char *const s_upgrade_4 = S_PARKED_WAIT
 static const char *const s_upgrade_5 = "ALTER TABLE stemma_oplog ADD COLUMN derived INTEGER;"
                                        "UPDATE stemma_local SET format = 6 WHERE id = 1;";
 
+/* Format 6 to 7: the counters (S_LOCAL_COUNTS, S_COUNTED), counted once here, and
+ * stemma_peers. A stand-in's cells begin with a map of one key (0x81), which no row
+ * change's do (a column name, a str): format 6 holds withheld ones only. */
+static const char *const s_upgrade_6 =
+    S_COUNTED
+    "INSERT INTO stemma_park_counts (reason, n) SELECT reason, count(*) FROM stemma_parked "
+    "GROUP BY reason;"
+    "UPDATE stemma_local SET ops = (SELECT coalesce(sum(n), 0) FROM stemma_oplog), "
+    "withheld = (SELECT coalesce(sum(n), 0) FROM stemma_oplog WHERE length(cells) <= 32 AND "
+    "substr(cells, 1, 1) = x'81'), "
+    "conflicts = (SELECT count(*) FROM stemma_conflicts WHERE alive = 1), format = 7 "
+    "WHERE id = 1;";
+
 stm_err stm_store_upgrade(store_t *self, stm_error *err)
 {
     int format = s_format(self);
@@ -278,8 +377,17 @@ stm_err stm_store_upgrade(store_t *self, stm_error *err)
     if (format < STORE_FORMAT_UPGRADABLE || format > STORE_FORMAT)
         return stm_store_check_format(self, err);
     stm_err rc = format == 4 ? stm_store_exec(self, s_upgrade_4, err) : STM_OK;
-    if (rc == STM_OK)
+    if (rc == STM_OK && format <= 5)
         rc = stm_store_exec(self, s_upgrade_5, err);
+    for (size_t i = 0; i < sizeof s_local_counts / sizeof *s_local_counts && rc == STM_OK; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql,
+                 "ALTER TABLE stemma_local ADD COLUMN %s INTEGER NOT NULL DEFAULT 0",
+                 s_local_counts[i]);
+        rc = stm_store_exec(self, sql, err);
+    }
+    if (rc == STM_OK)
+        rc = stm_store_exec(self, s_upgrade_6, err);
     return rc;
 }
 
@@ -545,4 +653,75 @@ stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err)
              "INSERT OR REPLACE INTO stemma_replay (id, pid) VALUES (1, %lld);",
              (long long)getpid());
     return stm_store_exec(self, sql, err);
+}
+
+/* ---- counters ---- */
+
+void stm_store_count(store_t *self, int64_t ops, int64_t withheld, int64_t pruned)
+{
+    self->d_ops += ops;
+    self->d_withheld += withheld;
+    self->d_pruned += pruned;
+    /* A write outside a transaction has committed already: counted at once. */
+    if (sqlite3_get_autocommit(self->db) && stm_store_flush_counts(self, NULL) != STM_OK)
+        self->d_ops = self->d_withheld = self->d_pruned = 0;
+}
+
+stm_err stm_store_flush_counts(store_t *self, stm_error *err)
+{
+    if (!self->d_ops && !self->d_withheld && !self->d_pruned)
+        return STM_OK;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(self->db,
+                           "UPDATE stemma_local SET ops = ops + ?1, withheld = withheld + ?2, "
+                           "pruned = pruned + ?3 WHERE id = 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(self, err, "counting operations");
+    sqlite3_bind_int64(stmt, 1, self->d_ops);
+    sqlite3_bind_int64(stmt, 2, self->d_withheld);
+    sqlite3_bind_int64(stmt, 3, self->d_pruned);
+    int step = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return stm_store_error(self, err, "counting operations");
+    self->d_ops = self->d_withheld = self->d_pruned = 0;
+    return STM_OK;
+}
+
+stm_err stm_store_commit(store_t *self, stm_error *err)
+{
+    stm_err rc = stm_store_flush_counts(self, err);
+    return rc == STM_OK ? s_exec(self, "COMMIT", err) : rc;
+}
+
+/* The counters of a format before 7 (read as it is, by a dry run or a status), counted
+ * as format 6 holds them: stand-ins begin with a map of one key (s_upgrade_6). */
+static const char *const s_counts_scanned =
+    "SELECT coalesce(sum(n), 0), coalesce(sum(CASE WHEN length(cells) <= 32 AND "
+    "substr(cells, 1, 1) = x'81' THEN n END), 0), 0, (SELECT count(*) FROM stemma_conflicts "
+    "WHERE alive = 1), 0, (SELECT count(*) FROM stemma_parked) FROM stemma_oplog";
+
+stm_err stm_store_counts(store_t *self, store_counts *out, stm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(self->db,
+                           s_format(self) < 7
+                               ? s_counts_scanned
+                               : "SELECT ops, withheld, pruned, conflicts, compact_passes, "
+                                 "(SELECT coalesce(sum(n), 0) FROM stemma_park_counts) FROM "
+                                 "stemma_local WHERE id = 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(self, err, "reading the counters");
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        out->operations = (uint64_t)sqlite3_column_int64(stmt, 0);
+        out->withheld = (uint64_t)sqlite3_column_int64(stmt, 1);
+        out->pruned = (uint64_t)sqlite3_column_int64(stmt, 2);
+        out->conflicts = (uint64_t)sqlite3_column_int64(stmt, 3);
+        out->compact_passes = (uint64_t)sqlite3_column_int64(stmt, 4);
+        out->parked = (uint64_t)sqlite3_column_int64(stmt, 5);
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW ? STM_OK : stm_store_error(self, err, "reading the counters");
 }

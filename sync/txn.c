@@ -887,6 +887,8 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
     /* Invariant 6: rows written here are not the application's to collect. */
     if (rc == STM_OK)
         rc = stm_capture_mark(t->store, t->catalog, err);
+    if (rc == STM_OK)
+        rc = stm_store_flush_counts(t->store, err);
     if (rc == STM_OK && sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = stm_store_error(t->store, err, "committing");
     if (rc != STM_OK)

@@ -355,7 +355,7 @@ class OlderFormat(Base):
                      ("apply", "--db", db, self.path("missing.stmb")),
                      ("migrate", "--db", db, "--schemas", SCHEMAS, "--no-backup")]:
             with self.subTest(cmd=args[0]):
-                self.fails(2, *args, contains=["in format 2, this stemma reads format 6",
+                self.fails(2, *args, contains=["in format 2, this stemma reads format 7",
                                                "stemma_*"])
         self.assertFalse(os.path.exists(out))
 
