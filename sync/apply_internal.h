@@ -86,6 +86,21 @@ STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats
 STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
 
+/* ---- apply_pieces.c ---- */
+
+/* After the insert of a row not there (one with no clocks here, or deleted: then its
+ * earlier values fill in, as stm_apply_insert_row does) by row change ops[0 .. n) was
+ * refused (*refused, *step): joins the writes parked for a constraint waiting for the
+ * same row (its pieces) to cells[0 .. *ncells), each cell by last writer, and makes the
+ * row of them all. *joined when it did: the pieces are no longer parked (counted
+ * replayed), their cells' clocks are in the transaction's clock, cells lost to a later
+ * piece are taken out of cells, and *refused is NULL; else nothing changed. */
+STM_NODISCARD stm_err stm_apply_join_pieces(applier_t *a, txn_table *t, const op_t *const *ops,
+                                            size_t n, row_cell *cells, size_t *ncells,
+                                            int64_t origin_no, bool deleted, char **refused,
+                                            int *step, bool *joined, apply_stats *st,
+                                            stm_error *err);
+
 /* ---- apply_filter.c ---- */
 
 /* Parks those of ops[0..n) (one row change, recorded already) the filter refuses
@@ -117,6 +132,11 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
  * left (apply.h, invariant 8). */
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
                                        uint64_t *gone);
+/* The names of here the write op holds its value under: its column's (returned) and
+ * its table's (*table), translated as stm_apply_translate would, but without its
+ * scratch (the caller may hold a translated row change); NULL when it has no column
+ * here by the lenses. Lent (by op, or by the lenses). */
+const char *stm_apply_local_column(applier_t *a, const op_t *op, const char **table);
 /* Whether op (one stm_apply_translate handed out) writes a column dropped since its
  * writer's version: it takes no cell, is not parked, and still counts as a write of its
  * row (as a write parked for a missing column does: apply.h, invariant 2). */

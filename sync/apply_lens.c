@@ -166,3 +166,16 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
     return a->here;
 }
 
+
+const char *stm_apply_local_column(applier_t *a, const op_t *op, const char **table)
+{
+    *table = op->table;
+    int from = a->here && op->column ? s_number(a, &op->version_id) : 0;
+    if (!from || from == a->here)
+        return op->column;
+    const char *t, *c;
+    if (!stm_lens_translate(a->lenses, from, op->table, op->column, a->here, &t, &c))
+        return NULL;
+    *table = t;
+    return c;
+}

@@ -651,6 +651,18 @@ stm_err stm_park_op_waiting(park_t *p, const op_t *op, const char *reason, const
     return rc;
 }
 
+stm_err stm_park_release(park_t *p, const op_t *op, stm_error *err)
+{
+    int64_t no;
+    stm_err rc = stm_store_id_number(p->store, &op->origin, false, &no, err);
+    if (rc == STM_OK)
+        rc = s_wakes_change(p, err);
+    if (rc == STM_OK && (s_run_op(p, Q_TAKE_ONE, 0, &op->origin, op->seq, 0) != SQLITE_DONE ||
+                         s_run_op(p, Q_WAIT_DROP, no, NULL, op->seq, 0) != SQLITE_DONE))
+        rc = stm_store_error(p->store, err, "taking a parked operation out");
+    return rc;
+}
+
 bool stm_park_any(park_t *p, park_kind kind)
 {
     sqlite3_stmt *q = s_of_kind(p, Q_ANY, kind);

@@ -66,6 +66,8 @@ stemma_test(test_apply_wait SOURCES tests/test_apply_wait.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
 # The store's counters, kept as the data changes (stats and reports read one row).
 stemma_test(test_counts SOURCES tests/test_counts.c LIBS stemma_dbutil)
+# Compaction: what is pruned, what stays, the horizon, peers back after a pruning.
+stemma_test(test_compact SOURCES tests/test_compact.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_convergence_migrate SOURCES tests/test_convergence_migrate.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
