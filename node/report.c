@@ -158,6 +158,25 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "parked", r->parked);
     s_json_uint(w, "withheld", r->withheld);
     s_json_uint(w, "conflicts", r->conflicts);
+    stm_jsonw_key(w, "compaction");
+    stm_jsonw_object_begin(w);
+    stm_jsonw_key(w, "enabled");
+    stm_jsonw_bool(w, r->compaction.enabled);
+    stm_jsonw_key(w, "running");
+    stm_jsonw_bool(w, r->compaction.running);
+    s_json_uint(w, "passes", r->compact_passes);
+    s_json_uint(w, "pruned", r->pruned);
+    s_json_uint(w, "last_pruned", r->compaction.last_pruned);
+    s_json_uint(w, "last_waiting", r->compaction.last_waiting);
+    s_json_uint(w, "last_rows", r->compaction.last_rows);
+    stm_jsonw_key(w, "last_ms");
+    if (r->compaction.has_last)
+        stm_jsonw_int(w, r->compaction.last_ms);
+    else
+        stm_jsonw_null(w);
+    s_json_uint(w, "last_slice_ms", (uint64_t)r->compaction.last_slice_ms);
+    s_json_uint(w, "known_peers", r->compaction.known_peers);
+    stm_jsonw_object_end(w);
     s_json_uint(w, "malformed_messages", r->malformed);
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
@@ -346,6 +365,19 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "parked", (int64_t)r->parked);
     s_toml_int(t, "withheld", (int64_t)r->withheld);
     s_toml_int(t, "conflicts", (int64_t)r->conflicts);
+    toml_value *c = stm_toml_new_table();
+    stm_toml_table_set(c, "enabled", stm_toml_new_bool(r->compaction.enabled));
+    stm_toml_table_set(c, "running", stm_toml_new_bool(r->compaction.running));
+    s_toml_int(c, "passes", (int64_t)r->compact_passes);
+    s_toml_int(c, "pruned", (int64_t)r->pruned);
+    s_toml_int(c, "last_pruned", (int64_t)r->compaction.last_pruned);
+    s_toml_int(c, "last_waiting", (int64_t)r->compaction.last_waiting);
+    s_toml_int(c, "last_rows", (int64_t)r->compaction.last_rows);
+    if (r->compaction.has_last)
+        s_toml_int(c, "last_ms", r->compaction.last_ms);
+    s_toml_int(c, "last_slice_ms", r->compaction.last_slice_ms);
+    s_toml_int(c, "known_peers", (int64_t)r->compaction.known_peers);
+    stm_toml_table_set(t, "compaction", c);
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
@@ -566,6 +598,17 @@ char *stm_report_stats_text(const report_node *r)
                    (unsigned long long)r->peers_discovered);
     stm_buf_printf(&b, "withheld %llu\nwithheld from peers %llu\n",
                    (unsigned long long)r->withheld, (unsigned long long)withheld_from);
+    const report_compaction *c = &r->compaction;
+    stm_buf_printf(&b, "pruned %llu\ncompaction passes %llu%s\n", (unsigned long long)r->pruned,
+                   (unsigned long long)r->compact_passes,
+                   c->running ? " (one under way)" : !c->enabled ? " (off)" : "");
+    if (c->has_last)
+        stm_buf_printf(&b,
+                       "compaction last pass %llu pruned, %llu kept for %llu known peers, %llu "
+                       "rows, %lld ms (longest slice %lld ms)\n",
+                       (unsigned long long)c->last_pruned, (unsigned long long)c->last_waiting,
+                       (unsigned long long)c->known_peers, (unsigned long long)c->last_rows,
+                       (long long)c->last_ms, (long long)c->last_slice_ms);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)

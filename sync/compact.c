@@ -97,8 +97,8 @@ static stm_err s_replaces(s_slice *x, const rowclock_entry *w, const op_t *op, b
     return STM_OK;
 }
 
-/* Marks in x->live which of ops[0 .. n) (one stored row change, of origin number `no`)
- * stay; *all: every one does. */
+/* Marks in x->live which of ops[0 .. n) (one stored row change but for what was pruned
+ * before, of origin number `no`) stay; *all: every one does. */
 static stm_err s_weigh(s_slice *x, const op_t *const *ops, size_t n, int64_t no, bool *all,
                        stm_error *err)
 {
@@ -163,7 +163,9 @@ static stm_err s_row(s_slice *x, const oplog_row *row, const opbatch_t *ops, stm
     stm_err rc = s_parked(x, &row->origin_id, row->seq, last, &parked, err);
     if (rc != STM_OK || parked)
         return rc;
-    size_t n = (size_t)row->n;
+    size_t n = row->count;
+    if (!n)
+        return STM_OK;
     if (n > x->live_cap)
         x->live = stm_grow(x->live, &x->live_cap, n, sizeof *x->live);
     const op_t **list = stm_calloc(n, sizeof *list);

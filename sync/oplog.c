@@ -161,6 +161,8 @@ stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origi
         const char *data;
         uint32_t len;
         int64_t aff;
+        if (stm_msgread_peek(&check) == MSG_NIL && stm_msgread_nil(&check))
+            continue; /* pruned */
         if (!stm_msgread_str(&check, &data, &len) || len > OP_MAX_NAME_BYTES ||
             !stm_msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
             !stm_codec_read_value(&check, &op.value))
@@ -174,7 +176,23 @@ stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origi
         return STM_OK;
     }
     char name[OP_MAX_NAME_BYTES + 1];
-    for (int64_t i = 0; i < n; i++) {
+    uint64_t hole = 0; /* the first of the pruned run being read; 0: none */
+    for (int64_t i = 0; i <= n; i++) {
+        op.seq = seq + (uint64_t)i;
+        if (i < n && stm_msgread_peek(&r) == MSG_NIL) {
+            stm_msgread_nil(&r);
+            if (!hole)
+                hole = op.seq;
+            continue;
+        }
+        /* A run of operations compaction pruned out of the row change: a gap, handed
+         * out as one (oplog.h, "Gaps"). */
+        uint64_t from = hole > after ? hole : after + 1, end;
+        for (; hole && from < op.seq; from = end + 1)
+            s_add_pruned(out, origin, from, op.seq - 1, &end);
+        hole = 0;
+        if (i == n)
+            break;
         const char *data;
         uint32_t len;
         int64_t aff;
@@ -185,7 +203,6 @@ stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origi
         name[len] = '\0';
         op.column = name;
         op.affinity = (char)aff;
-        op.seq = seq + (uint64_t)i;
         if (op.seq > after)
             stm_opbatch_add(out, &op);
     }
@@ -201,7 +218,7 @@ static int s_write(void *data, const char *bytes, size_t len)
 /* ---- the handle ---- */
 
 enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_SLICE = OPLOG_Q_SLICE, Q_REMOVE = OPLOG_Q_REMOVE,
-       Q_COUNT };
+       Q_HOLES = OPLOG_Q_HOLES, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
     [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells, "
@@ -217,6 +234,7 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_SLICE] = "SELECT " RC_COLUMNS ", origin FROM stemma_oplog WHERE (origin, seq) > (?1, ?2) "
                 "ORDER BY origin, seq LIMIT ?3",
     [Q_REMOVE] = "DELETE FROM stemma_oplog WHERE origin = ?1 AND seq = ?2",
+    [Q_HOLES] = "UPDATE stemma_oplog SET cells = ?3 WHERE origin = ?1 AND seq = ?2",
 };
 
 struct oplog {

@@ -3,9 +3,12 @@
  * Storage. One stemma_oplog row holds one row change: the operations seq .. seq+n-1
  * of one origin, which share a clock, a schema version, a table and a key (a delete
  * is a change of its own, n = 1, cells NULL). cells is a MessagePack sequence of n
- * triples, one per operation in sequence order:
+ * entries, one per operation in sequence order, each a triple
  *
  *   column (str), affinity (int: the ASCII code of T N I R B), value (codec.h)
+ *
+ * or nil for an operation compaction pruned (compact.h): the row change keeps its
+ * place, and a peer that lacks the operation is handed a pruned stand-in ("Gaps").
  *
  * Names are kept as the writer sent them. Origin and version ids are stored as their
  * stemma_ids numbers (store.h). A row change costs one B-tree row, whatever its width.
@@ -98,8 +101,9 @@ typedef struct {
     stm_id origin_id;    /* ... and id */
     uint64_t seq, n;     /* it holds operations seq .. seq + n - 1 */
     oplog_row_kind kind; /* a row change, or a stand-in's */
-    size_t first;        /* a row change's operations in the slice's batch: first ..
-                            first + n - 1, in sequence order */
+    size_t first, count; /* a row change's operations in the slice's batch: first ..
+                            first + count - 1, in sequence order (those pruned before
+                            are not among them) */
 } oplog_row;
 
 /* Reads at most max stored rows after (origin, seq) (its stemma_ids number and a
@@ -110,9 +114,9 @@ STM_NODISCARD stm_err stm_oplog_slice(oplog_t *log, int64_t origin, uint64_t seq
                                       opbatch_t *ops, oplog_row **rows, size_t *count,
                                       stm_error *err);
 
-/* Removes row (read by stm_oplog_slice, its operations in ops), but for the operations
- * live[0 .. row->n) marks (NULL: none), which stay as rows of their own, one a run of
- * consecutive ones, of the same row change. What goes is counted pruned (store.h); it
+/* Prunes row (read by stm_oplog_slice, its operations in ops) but for the operations
+ * live[0 .. row->count) marks (NULL: none): the row goes when none stays, else its
+ * pruned operations become nil in its cells. What goes is counted pruned (store.h); it
  * leaves a gap that a peer lacking it is sent as a pruned stand-in (the reader, below).
  * In the caller's transaction. */
 STM_NODISCARD stm_err stm_oplog_prune(oplog_t *log, const oplog_row *row, const opbatch_t *ops,

@@ -40,7 +40,7 @@ STM_NODISCARD stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const
 /* The store, lent. */
 store_t *stm_oplog_store(oplog_t *log);
 /* Compaction's fixed statements, kept with the handle's (reset; NULL on failure). */
-enum { OPLOG_Q_SLICE = 4, OPLOG_Q_REMOVE = 5 };
+enum { OPLOG_Q_SLICE = 4, OPLOG_Q_REMOVE = 5, OPLOG_Q_HOLES = 6 };
 sqlite3_stmt *stm_oplog_stmt(oplog_t *log, int q);
 
 #endif

@@ -4,7 +4,11 @@
  * vector, which the reader hands a peer that lacks it as a pruned stand-in (oplog.h). */
 #include "oplog.h"
 #include "oplog_internal.h"
+#include "base/buf.h"
 #include "base/mem.h"
+#include "codec.h"
+
+#include <msgpack.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,15 +42,11 @@ stm_err stm_oplog_slice(oplog_t *log, int64_t origin, uint64_t seq, size_t max, 
         row->kind = stm_oplog_row_kind(q, &value);
         row->first = stm_opbatch_count(ops);
         rc = stm_store_id_of(store, row->origin, &row->origin_id, err);
-        /* A row change's operations, every one: withheld here or not, they are what
-         * compaction weighs. */
+        /* A row change's operations, every one (however large: they are what
+         * compaction weighs), but those pruned before. */
         if (rc == STM_OK && row->kind == OPLOG_ROW_CHANGE)
             rc = stm_oplog_unpack(store, q, &row->origin_id, 0, UINT64_MAX, 0, ops, err);
-        if (rc == STM_OK && row->kind == OPLOG_ROW_CHANGE &&
-            stm_opbatch_count(ops) - row->first != row->n)
-            rc = stm_error_set(err, STM_ECORRUPT,
-                               "%s: stemma_oplog: the row change at sequence %llu is damaged",
-                               stm_store_path(store), (unsigned long long)row->seq);
+        row->count = stm_opbatch_count(ops) - row->first;
         n++;
     }
     if (rc == STM_OK && step != SQLITE_ROW && step != SQLITE_DONE)
@@ -62,44 +62,54 @@ stm_err stm_oplog_slice(oplog_t *log, int64_t origin, uint64_t seq, size_t max, 
     return STM_OK;
 }
 
+static int s_write(void *data, const char *bytes, size_t len)
+{
+    stm_buf_append(data, bytes, len);
+    return 0;
+}
+
 stm_err stm_oplog_prune(oplog_t *log, const oplog_row *row, const opbatch_t *ops, const bool *live,
                         stm_error *err)
 {
     store_t *store = stm_oplog_store(log);
-    sqlite3_stmt *del = stm_oplog_stmt(log, OPLOG_Q_REMOVE);
-    if (!del)
-        return stm_store_error(store, err, "pruning the oplog");
-    sqlite3_bind_int64(del, 1, row->origin);
-    sqlite3_bind_int64(del, 2, (sqlite3_int64)row->seq);
-    int step = sqlite3_step(del);
-    sqlite3_reset(del);
-    if (step != SQLITE_DONE)
-        return stm_store_error(store, err, "pruning the oplog");
-    int64_t n = (int64_t)row->n;
+    size_t stay = 0;
+    for (size_t i = 0; live && i < row->count; i++)
+        stay += live[i];
+    int64_t gone = (int64_t)(row->kind == OPLOG_ROW_CHANGE ? row->count - stay : row->n);
     /* A pruned stand-in's row was never counted (store.h). */
     if (row->kind == OPLOG_ROW_WITHHELD)
-        stm_store_count(store, -n, -n, n);
+        stm_store_count(store, -gone, -gone, gone);
     else if (row->kind == OPLOG_ROW_CHANGE)
-        stm_store_count(store, -n, 0, n);
-    if (row->kind != OPLOG_ROW_CHANGE || !live)
-        return STM_OK;
-    /* What stays goes back as runs of consecutive operations, each a row of the same row
-     * change (one clock, table, key): recorded again, and so counted back. */
-    const op_t *run[64];
-    stm_err rc = STM_OK;
-    size_t len = 0;
-    for (uint64_t i = 0; i <= row->n && rc == STM_OK; i++) {
-        if (i < row->n && live[i]) {
-            run[len++] = stm_opbatch_at(ops, row->first + i);
-            if (len < sizeof run / sizeof *run)
+        stm_store_count(store, -gone, 0, gone);
+    sqlite3_stmt *q = stm_oplog_stmt(log, stay ? OPLOG_Q_HOLES : OPLOG_Q_REMOVE);
+    if (!q)
+        return stm_store_error(store, err, "pruning the oplog");
+    buf_t cells = BUF_INIT;
+    if (stay) {
+        /* Its place kept: each operation pruned a nil (oplog.h). */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &cells, s_write);
+        size_t k = 0;
+        for (uint64_t seq = row->seq; seq < row->seq + row->n; seq++) {
+            const op_t *op = k < row->count ? stm_opbatch_at(ops, row->first + k) : NULL;
+            if (!op || op->seq != seq) {
+                msgpack_pack_nil(&pk);
                 continue;
+            }
+            if (live[k++]) {
+                msgpack_pack_str_with_body(&pk, op->column, strlen(op->column));
+                msgpack_pack_int(&pk, (unsigned char)op->affinity);
+                stm_codec_pack_value(&pk, &op->value);
+            } else {
+                msgpack_pack_nil(&pk);
+            }
         }
-        if (len) {
-            rc = stm_oplog_append(log, run, len, run[0]->table, err);
-            if (rc == STM_OK)
-                stm_store_count(store, 0, 0, -(int64_t)len);
-        }
-        len = 0;
+        sqlite3_bind_blob64(q, 3, cells.data, cells.len, SQLITE_STATIC);
     }
-    return rc;
+    sqlite3_bind_int64(q, 1, row->origin);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)row->seq);
+    int step = sqlite3_step(q);
+    sqlite3_reset(q);
+    stm_buf_free(&cells);
+    return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "pruning the oplog");
 }

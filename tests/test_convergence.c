@@ -15,8 +15,8 @@
  * and a replica made at the end, which never met anyone, takes the current cells from
  * a compacted one and holds what the others hold.
  *
- * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
- * per seed (default 300). A failure names the seed. */
+ * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_SEED=n seed n alone,
+ * STEMMA_STEPS the random steps per seed (default 300). A failure names the seed. */
 #include "dbutil.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
@@ -623,20 +623,25 @@ static int s_env(const char *name, int fallback)
     return v && atoi(v) > 0 ? atoi(v) : fallback;
 }
 
+/* Seeds 1 .. STEMMA_SEEDS, or STEMMA_SEED alone. */
+static void s_run_seeds(bool compact)
+{
+    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
+    int one = s_env("STEMMA_SEED", 0);
+    for (int seed = one ? one : 1; seed <= (one ? one : seeds); seed++)
+        s_run_seed((uint64_t)seed, steps, compact);
+}
+
 static void test_replicas_converge(void **state)
 {
     (void)state;
-    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
-    for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed, steps, false);
+    s_run_seeds(false);
 }
 
 static void test_replicas_converge_through_compaction(void **state)
 {
     (void)state;
-    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
-    for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed, steps, true);
+    s_run_seeds(true);
 }
 
 int main(void)
