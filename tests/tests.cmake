@@ -92,6 +92,8 @@ stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Th
 stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
 stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
+# Compaction between real nodes: a peer offline through a pruning, a known peer holding it back.
+stemma_py_test(compact compact_test.py mesh)
 # One peer's anti-entropy and the inbound queue, through buffers: no sockets.
 stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
