@@ -89,3 +89,18 @@ void stm_buf_free(buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+/* text as roff shows it: backslashes escaped, and a line never starting a request. */
+void stm_buf_put_roff(buf_t *b, const char *text)
+{
+    if (text[0] == '.' || text[0] == '\'')
+        stm_buf_puts(b, "\\&");
+    for (const char *c = text; *c; c++) {
+        if (*c == '\\')
+            stm_buf_puts(b, "\\e");
+        else if (*c == '-')
+            stm_buf_puts(b, "\\-");
+        else
+            stm_buf_putc(b, *c);
+    }
+}

@@ -25,6 +25,9 @@ void stm_buf_vprintf(buf_t *b, const char *fmt, va_list ap);
  * one line of text a terminal or a log shows: names that came from a peer or a file
  * cannot break the line or drive the terminal. */
 void stm_buf_put_printable(buf_t *b, const char *s);
+/* Appends one line of text (no newline in it) as a manual page (roff) shows it: '\' and
+ * '-' escaped, and a leading '.' or '\'' kept from starting a request. */
+void stm_buf_put_roff(buf_t *b, const char *text);
 /* Empties the buffer but keeps its memory. */
 void stm_buf_reset(buf_t *b);
 /* Returns the contents (never NULL, "" when empty), lent: valid until the next change. */

@@ -8,6 +8,14 @@
 #include <time.h>
 
 static bool s_json;
+static _Thread_local log_sink s_sink;
+
+log_sink stm_log_set_sink(log_sink sink)
+{
+    log_sink was = s_sink;
+    s_sink = sink;
+    return was;
+}
 
 void stm_log_set_json(bool json)
 {
@@ -17,6 +25,8 @@ void stm_log_set_json(bool json)
 void stm_log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)
 {
     static const char *const levels[] = {"info", "warn", "error"};
+    if (level < s_sink.min)
+        return;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
@@ -30,6 +40,11 @@ void stm_log_event(log_level level, const char *event, const char *peer, const c
     va_start(ap, fmt);
     stm_buf_vprintf(&msg, fmt, ap);
     va_end(ap);
+    if (s_sink.fn) {
+        s_sink.fn(s_sink.ctx, level, event, peer, stm_buf_str(&msg));
+        stm_buf_free(&msg);
+        return;
+    }
     buf_t line = BUF_INIT;
     if (s_json) {
         jsonw_t w;

@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     zmq_z85_decode(id.bytes, pub);
     vector_t *v = stm_vector_new();
     buf_t hello = BUF_INIT;
-    stm_wire_encode_hello(&hello, &id, inbox_ep, "bench", lineage, v, 0, NULL, 0, false);
+    stm_wire_encode_hello(&hello, &id, inbox_ep, "bench", lineage, v, 0, NULL, 0, false, NULL);
     double *hs = calloc((size_t)count, sizeof *hs), *rt = calloc((size_t)count, sizeof *rt);
     int timeout = 5000;
     zmq_setsockopt(inbox, ZMQ_RCVTIMEO, &timeout, sizeof timeout);

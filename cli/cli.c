@@ -1,7 +1,9 @@
 #include "cli.h"
 #include "sync/apply.h"
+#include "sync/dbopen.h"
 #include "lineage/cache.h"
 #include "lineage/export.h"
+#include "lineage/load.h"
 #include "base/mem.h"
 #include "lineage/schemaset.h"
 
@@ -77,21 +79,6 @@ void cli_cache_warn(const char *warning)
         fprintf(stderr, "stemma: warning: cache %s\n", warning);
 }
 
-/* The lineage or (lineage NULL) the lenses of the schema directory at path, through
- * the cache. */
-static stm_err s_derive(const char *path, lineage_t **lineage, lens_set_t **lenses, stm_error *err)
-{
-    schemaset_t *set = NULL;
-    stm_err rc = stm_schemaset_load(path, &set, err);
-    cache_report report;
-    if (rc == STM_OK) {
-        rc = stm_cache_derive(set, cli_cache_dir(), lineage, lenses, &report, err);
-        cli_cache_warn(report.warning);
-    }
-    stm_schemaset_destroy(&set);
-    return rc;
-}
-
 stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, stm_error *err)
 {
     stm_err rc = stm_migrate_open_cached(db, schemas, cli_cache_dir(), out, err);
@@ -102,25 +89,18 @@ stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, s
 
 stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return stm_export_read_file(path, out, err);
-    return s_derive(path, out, NULL, err);
+    char warning[CACHE_WARNING_MAX];
+    stm_err rc = stm_load_history(path, cli_cache_dir(), out, NULL, warning, err);
+    cli_cache_warn(warning);
+    return rc;
 }
 
 stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return stm_error_set(err, STM_EINPUT, "%s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return s_derive(path, NULL, out, err);
+    char warning[CACHE_WARNING_MAX];
+    stm_err rc = stm_load_history(path, cli_cache_dir(), NULL, out, warning, err);
+    cli_cache_warn(warning);
     /* An exported file says what its migrations do when it was written with them. */
-    lineage_t *l = NULL;
-    stm_err rc = stm_export_read_file_lenses(path, &l, out, err);
-    stm_lineage_destroy(&l);
     if (rc == STM_OK && !*out)
         rc = stm_error_set(err, STM_EUSAGE,
                            "%s: this exported file does not say what its migrations do to the "
@@ -174,31 +154,9 @@ void cli_note_origin(const char *db, origin_change change)
 
 stm_err cli_open_db(const char *path, store_t **out, stm_error *err)
 {
-    store_t *check = NULL;
-    stm_err rc = stm_store_open(path, STORE_OPEN_READONLY, &check, err);
-    if (rc != STM_OK)
-        return rc;
-    bool prepared = stm_store_is_prepared(check);
-    stm_store_destroy(&check);
-    if (!prepared)
-        return stm_error_set(err, STM_EINPUT,
-                             "%s: not set up for stemma (no stemma tables); run 'stemma migrate "
-                             "--db %s --schemas DIR' first",
-                             path, path);
-    /* Read-write even to read, so that closing removes the -wal and -shm files. */
-    rc = stm_store_open(path, STORE_OPEN_EXISTING, out, err);
-    if (rc == STM_OK)
-        rc = stm_store_check_format(*out, err);
-    if (rc == STM_OK) {
-        /* What the application changed since stemma last looked becomes operations,
-         * so that they are counted, sent and compared with what arrives. */
-        applier_t *applier = stm_applier_new(*out, NULL, NULL);
-        rc = stm_applier_catch_up(applier, err);
-        cli_note_origin(path, stm_applier_origin_change(applier));
-        stm_applier_destroy(&applier);
-    }
-    if (rc != STM_OK)
-        stm_store_destroy(out);
+    origin_change change = ORIGIN_KEPT;
+    stm_err rc = stm_dbopen(path, out, &change, err);
+    cli_note_origin(path, change);
     return rc;
 }
 

@@ -39,7 +39,8 @@ static const char *s_demo_help =
     "v3 while it runs (what it parked replays), and stops everything. Under a minute;\n"
     "nothing is left running.\n"
     "\n"
-    "  --schemas-root DIR  where the bundled schema sets are (default: schemas)\n"
+    "  --schemas-root DIR  where the bundled schema sets are (default: schemas, else\n"
+    "                      those installed with stemma, PREFIX/share/stemma/schemas)\n"
     "  --keep DIR          work in DIR and keep it afterwards (default: a temporary\n"
     "                      directory, removed at the end)\n"
     "  -h, --help          this help\n";
@@ -230,12 +231,14 @@ int cmd_demo(int argc, char **argv)
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *root = "schemas", *keep = NULL;
+    bool root_given = false;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:s:k:h", options, NULL)) != -1) {
         switch (c) {
         case 's':
             root = optarg;
+            root_given = true;
             break;
         case 'k':
             keep = optarg;
@@ -253,14 +256,26 @@ int cmd_demo(int argc, char **argv)
     if (self_len <= 0)
         return cli_usage_error("demo", "cannot find this program's path (/proc/self/exe)");
     s_self[self_len] = '\0';
-    char tasks[512], fork_set[512];
+    /* Not in a source tree and not told: the schema sets installed beside this program
+     * (PREFIX/bin/stemma, PREFIX/share/stemma/schemas), wherever it was installed. */
+    struct stat st;
+    char installed[sizeof s_self + 32];
+    if (!root_given && stat(root, &st) != 0) {
+        snprintf(installed, sizeof installed, "%s", s_self);
+        char *slash = strrchr(installed, '/');
+        if (slash) {
+            snprintf(slash, sizeof installed - (size_t)(slash - installed),
+                     "/../share/stemma/schemas");
+            root = installed;
+        }
+    }
+    char tasks[sizeof installed + 32], fork_set[sizeof installed + 32];
     snprintf(tasks, sizeof tasks, "%s/tasks", root);
     snprintf(fork_set, sizeof fork_set, "%s/tasks-fork", root);
-    struct stat st;
     if (stat(tasks, &st) != 0 || stat(fork_set, &st) != 0)
         return cli_usage_error("demo",
                                "no schema sets at %s/tasks and %s/tasks-fork: run it from the "
-                               "source tree or give --schemas-root",
+                               "source tree, install stemma, or give --schemas-root",
                                root, root);
     char *sqlite_argv[] = {"sqlite3", "-version", NULL};
     buf_t ignored = BUF_INIT;

@@ -1,6 +1,7 @@
 /* cmd_run.c - running a node and asking it questions: node, report, peers, stats. */
 #include "cli.h"
 #include "commands.h"
+#include "sdnotify.h"
 #include "node/config.h"
 #include "node/control.h"
 #include "node/known_peers.h"
@@ -30,9 +31,11 @@ static const char *s_node_help =
     "Runs the node set up by 'stemma init' in the foreground: it binds its mesh\n"
     "endpoint, connects to its peers (and to the peers they name), exchanges HELLOs,\n"
     "judges each peer's schema lineage, and syncs operations both ways. It logs one\n"
-    "line per event on stderr; SIGINT or SIGTERM stop it cleanly (SIGHUP does not:\n"
-    "reloading is not supported yet, and the node says so and runs on). One node runs\n"
-    "in a directory at a time: a second exits 1 with 'already running (pid N)'.\n"
+    "line per event on stderr; SIGINT or SIGTERM stop it cleanly. SIGHUP (systemctl\n"
+    "reload) reads node.toml and known_peers again: trusted keys and peers change at\n"
+    "once, and any other setting changed is logged as needing a restart. Under systemd\n"
+    "(Type=notify) it says READY=1 once its sockets are bound. One node runs in a\n"
+    "directory at a time: a second exits 1 with 'already running (pid N)'.\n"
     "'stemma report' asks it what it knows.\n"
     "\n"
     "  --dir NODE_DIR     the node's directory (node.toml, node.key, node.pub)\n"
@@ -72,21 +75,6 @@ int cmd_node(int argc, char **argv)
     if (!dir)
         return cli_usage_error("node", "--dir NODE_DIR is required");
     stm_error err = {0};
-    node_config cfg;
-    node_keys *keys = NULL;
-    stm_id *known = NULL;
-    size_t nknown = 0;
-    stm_err rc = stm_config_load(dir, &cfg, &err);
-    if (rc == STM_OK)
-        rc = stm_keys_load(dir, &keys, &err);
-    if (rc == STM_OK)
-        rc = stm_known_peers_load(dir, &known, &nknown, &err);
-    if (rc != STM_OK) {
-        stm_config_destroy(&cfg);
-        stm_keys_destroy(&keys);
-        return cli_fail("node", &err);
-    }
-    node_options o = {.config = &cfg, .keys = keys, .known = known, .nknown = nknown};
     /* Before the sockets are bound: a signal from then on stops the node through its
      * loop (BYE, the control socket removed), never by the default action. */
     struct sigaction sa;
@@ -96,13 +84,14 @@ int cmd_node(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     node_t *node = NULL;
-    rc = stm_node_new(&o, &node, &err);
-    if (rc == STM_OK)
+    stm_err rc = stm_node_open(dir, &node, &err);
+    if (rc == STM_OK) {
+        /* Bound and trusted: `systemctl start` returns now (Type=notify). */
+        cli_sd_notify("READY=1\nSTATUS=running");
         rc = stm_node_run(node, &s_stop, &s_reload, &err);
+        cli_sd_notify("STOPPING=1");
+    }
     stm_node_destroy(&node);
-    free(known);
-    stm_keys_destroy(&keys);
-    stm_config_destroy(&cfg);
     return rc == STM_OK ? CLI_OK : cli_fail("node", &err);
 }
 

@@ -209,12 +209,6 @@ static stm_err s_db_lineage(store_t *store, const lineage_t *set, const char *db
                                         db);
 }
 
-static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
-{
-    void **args = ctx;
-    return stm_applier_apply(args[0], batch, args[1], err);
-}
-
 int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
@@ -279,7 +273,7 @@ int cmd_apply(int argc, char **argv)
             schemas = node_schemas = stm_config_resolve(&cfg, cfg.schemas);
     }
     lineage_t *set = NULL, *at = NULL, *theirs = NULL;
-    lens_set_t *lenses = NULL;
+    lens_set_t *lenses = NULL, *their_lenses = NULL;
     store_t *store = NULL;
     admit_t *admit = NULL;
     stm_err rc = STM_OK;
@@ -288,18 +282,29 @@ int cmd_apply(int argc, char **argv)
                            node);
     if (rc == STM_OK && schemas && (rc = cli_load_lineage(schemas, &set, &err)) == STM_OK)
         rc = cli_load_lenses(schemas, &lenses, &err);
-    if (rc == STM_OK && writer)
-        rc = cli_load_lineage(writer, &theirs, &err);
+    /* The writer's history stands for its HELLO: its lineage, and its lenses when it
+     * has them (an export of an older stemma has none: nothing is translated then). */
+    if (rc == STM_OK && writer && (rc = cli_load_lineage(writer, &theirs, &err)) == STM_OK) {
+        stm_error quiet = {0};
+        if (cli_load_lenses(writer, &their_lenses, &quiet) != STM_OK)
+            their_lenses = NULL;
+    }
     if (rc == STM_OK)
         rc = cli_open_db(db, &store, &err);
     /* The policy judges by the database's version: its lineage from the set. */
     if (rc == STM_OK && node && (rc = s_db_lineage(store, set, db, &at, &err)) == STM_OK) {
         admit = stm_admit_new(&cfg.policy);
         stm_admit_set_local(admit, at, set, lenses);
-        if (theirs)
-            stm_admit_learn(admit, theirs);
+        if (theirs) {
+            wire_lenses said = {0};
+            if (their_lenses)
+                stm_wire_lenses_of(their_lenses, stm_lineage_count(theirs), &said);
+            stm_admit_learn(admit, theirs, &said);
+            stm_wire_lenses_clear(&said);
+        }
     }
     stm_lineage_destroy(&theirs);
+    stm_lens_destroy(&their_lenses);
     stm_config_destroy(&cfg);
     free(node_schemas);
     if (rc != STM_OK) {
@@ -310,12 +315,13 @@ int cmd_apply(int argc, char **argv)
     }
     applier_t *applier = stm_applier_new(store, s_warn, NULL);
     stm_applier_set_lenses(applier, lenses, set);
-    if (admit)
+    if (admit) {
         stm_applier_set_filter(applier, stm_admit_filter, admit);
+        stm_applier_set_branches(applier, stm_admit_branch, admit);
+    }
     stm_applier_set_max_clock_ahead(applier, max_ahead);
     apply_stats stats = {0};
     bundle_info info;
-    void *args[2] = {applier, &stats};
     /* A replay a migration left unfinished first (killed, disk full): it is owed. */
     bool owed = false;
     rc = stm_applier_replay_owed(applier, &stats, &owed, &err);
@@ -324,13 +330,7 @@ int cmd_apply(int argc, char **argv)
     if (rc == STM_OK && admit)
         rc = stm_applier_retry_policy(applier, &stats, &err);
     if (rc == STM_OK)
-        rc = stm_applier_begin(applier, &err);
-    if (rc == STM_OK)
-        rc = stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err);
-    if (rc == STM_OK)
-        rc = stm_applier_commit(applier, &err);
-    else
-        stm_applier_rollback(applier);
+        rc = stm_bundle_apply(applier, bundle, &stats, &info, &err);
     uint64_t total = 0, parked = 0;
     if (rc == STM_OK)
         rc = stm_oplog_counts(store, &total, &parked, &err);

@@ -8,6 +8,7 @@
 #include "sync/bundle.h"
 #include "sync/store.h"
 
+#include <msgpack.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -51,8 +52,8 @@ static void s_version(void)
     printf("stemma %s\n", STEMMA_VERSION);
     printf("store format %d, bundle format %d, wire protocol %d\n", STORE_FORMAT,
            BUNDLE_VERSION, WIRE_VERSION);
-    printf("SQLite %s, libzmq %s, libsodium %s\n", sqlite3_libversion(), zmq,
-           sodium_version_string());
+    printf("SQLite %s, libzmq %s, libsodium %s, msgpack-c %s\n", sqlite3_libversion(), zmq,
+           sodium_version_string(), msgpack_version());
 }
 
 static void s_usage(FILE *out)

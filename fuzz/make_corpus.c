@@ -200,7 +200,7 @@ static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_s
     stm_id node = s_id(0x99);
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "device-7000", l, v, min_supported, peers, npeers,
-                          reply);
+                          reply, NULL);
     char wname[128];
     snprintf(wname, sizeof wname, "hello-%s", name);
     s_wire(wname, &msg);

@@ -314,7 +314,7 @@ void fuzz_codec(const uint8_t *data, size_t size)
 static void s_hello_encode(const wire_hello *h, buf_t *out)
 {
     stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->name ? h->name : "", h->lineage, h->vector,
-                          h->min_supported_version, h->peers, h->npeers, h->reply);
+                          h->min_supported_version, h->peers, h->npeers, h->reply, NULL);
 }
 
 static void s_hello_round_trip(const wire_hello *h)

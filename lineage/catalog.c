@@ -441,12 +441,13 @@ static void s_texts_free(s_text *t, size_t n)
 
 stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **out, stm_error *err)
 {
-    /* pragma table_list (SQLite 3.37) tells ordinary tables from views, virtual and
-     * shadow tables, and which are WITHOUT ROWID. */
-    static const char *tables_sql =
-        "SELECT name, wr, type = 'virtual' FROM pragma_table_list "
-        "WHERE schema = 'main' AND type IN ('table', 'virtual') "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+    /* A table whose text is the one read before is the table read before: only the
+     * others are asked of SQLite. pragma table_list (SQLite 3.37) tells an ordinary
+     * table from a virtual or shadow one, and which are WITHOUT ROWID; asked per table,
+     * since every table it lists costs it a look at the table's columns. */
+    static const char *kind_sql =
+        "SELECT wr, type FROM pragma_table_list(?1) WHERE schema = 'main' "
+        "AND type IN ('table', 'virtual')";
     static const char *columns_sql =
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
         "FROM pragma_table_xinfo(?1) ORDER BY cid";
@@ -454,43 +455,53 @@ stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **o
     static const char *collations_sql =
         "SELECT i.name, i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i "
         "WHERE l.origin = 'pk' AND i.key AND i.coll <> 'BINARY'";
-    sqlite3_stmt *tables = NULL, *cols = NULL, *colls = NULL;
+    sqlite3_stmt *kind = NULL, *cols = NULL, *colls = NULL;
     catalog_t *c = stm_calloc(1, sizeof *c);
     size_t cap = 0, virtual_cap = 0, ntexts = 0;
     s_text *texts = NULL;
     stm_err rc = s_read_texts(db, &texts, &ntexts, err);
     if (rc != STM_OK)
         goto done;
-    if (sqlite3_prepare_v2(db, tables_sql, -1, &tables, NULL) != SQLITE_OK) {
-        rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
-        goto done;
-    }
-    int step;
-    while ((step = sqlite3_step(tables)) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(tables, 0);
-        if (sqlite3_column_int(tables, 2)) {
+    for (size_t i = 0; i < ntexts; i++) {
+        const char *name = texts[i].name, *sql = texts[i].sql;
+        if (strncasecmp(name, "sqlite_", 7) == 0)
+            continue;
+        stm_id source = {{0}};
+        stm_id_hash(sql, strlen(sql), &source);
+        /* Everything read below is SQLite's reading of that text: the same text, the
+         * same table (WITHOUT ROWID included). */
+        const catalog_table *before = prev ? stm_catalog_find(prev, name) : NULL;
+        const catalog_table *same =
+            before ? s_same_source(prev, name, before->without_rowid, &source) : NULL;
+        if (same) {
+            c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
+            c->tables[c->count++] = stm_catalog_table_copy(same);
+            continue;
+        }
+        if (!kind && sqlite3_prepare_v2(db, kind_sql, -1, &kind, NULL) != SQLITE_OK) {
+            rc = stm_error_db(err, db, NULL, "reading the catalog (prepare)");
+            goto done;
+        }
+        sqlite3_reset(kind);
+        sqlite3_bind_text(kind, 1, name, -1, SQLITE_STATIC);
+        int step = sqlite3_step(kind);
+        if (step == SQLITE_DONE)
+            continue; /* a shadow table, or one of another schema */
+        if (step != SQLITE_ROW) {
+            rc = stm_error_db(err, db, NULL, "reading the catalog (tables)");
+            goto done;
+        }
+        bool without_rowid = sqlite3_column_int(kind, 0) != 0;
+        const char *type = (const char *)sqlite3_column_text(kind, 1);
+        if (type && strcmp(type, "virtual") == 0) {
             c->virtuals = stm_grow(c->virtuals, &virtual_cap, c->nvirtual + 1, sizeof *c->virtuals);
             c->virtuals[c->nvirtual++] = stm_strdup(name);
             continue;
         }
-        bool without_rowid = sqlite3_column_int(tables, 1) != 0;
-        s_text key = {(char *)name, NULL};
-        const s_text *text = ntexts ? bsearch(&key, texts, ntexts, sizeof key, s_text_cmp) : NULL;
-        const char *sql = text ? text->sql : NULL;
-        stm_id source = {{0}};
-        if (sql)
-            stm_id_hash(sql, strlen(sql), &source);
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
-        /* Everything read below is SQLite's reading of that text: the same text, the
-         * same table. */
-        const catalog_table *same = sql ? s_same_source(prev, name, without_rowid, &source) : NULL;
-        if (same) {
-            c->tables[c->count++] = stm_catalog_table_copy(same);
-            continue;
-        }
         catalog_table *t = stm_catalog_table_new(name, without_rowid);
         c->tables[c->count++] = t;
-        t->has_source = sql != NULL;
+        t->has_source = true;
         t->source = source;
         /* Prepared only when a table is read (an incremental reading often reads none). */
         if (!cols && (sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK ||
@@ -506,17 +517,13 @@ stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **o
         if (rc != STM_OK)
             goto done;
     }
-    if (step != SQLITE_DONE) {
-        rc = stm_error_db(err, db, NULL, "reading the catalog (tables)");
-        goto done;
-    }
     if (c->count > 1)
         qsort(c->tables, c->count, sizeof *c->tables, s_compare_tables);
     if (c->nvirtual > 1)
         qsort(c->virtuals, c->nvirtual, sizeof *c->virtuals, s_compare_names);
 done:
     s_texts_free(texts, ntexts);
-    sqlite3_finalize(tables);
+    sqlite3_finalize(kind);
     sqlite3_finalize(cols);
     sqlite3_finalize(colls);
     if (rc != STM_OK)

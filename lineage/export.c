@@ -579,7 +579,7 @@ static stm_err s_read_lenses(const s_reader *r, const toml_value *root, const li
             if (!known) {
                 rc = s_bad(r, stm_toml_table_get(c, "kind"), cpath,
                            "kind: not one of renamed, cast, filled, computed, added, copied, "
-                           "dropped, emptied");
+                           "dropped, emptied, replaced");
                 break;
             }
             ch.table = table;

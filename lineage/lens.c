@@ -31,7 +31,8 @@
 const char *stm_lens_kind_name(lens_kind k)
 {
     static const char *const names[LENS_KINDS] = {"renamed", "cast",   "filled",  "computed",
-                                                  "added",   "copied", "dropped", "emptied"};
+                                                  "added",   "copied", "dropped", "emptied",
+                                                  "replaced"};
     return k < LENS_KINDS ? names[k] : "?";
 }
 
@@ -479,6 +480,8 @@ static void s_read_table(sqlite3 *db, const catalog_t *before, const catalog_t *
 typedef struct {
     char **names;
     size_t count, cap;
+    char **dropped; /* ... and the tables it drops (DROP TABLE) */
+    size_t ndropped, dropped_cap;
 } s_touched;
 
 static bool s_touched_has(const s_touched *t, const char *name)
@@ -497,6 +500,25 @@ static void s_touch(s_touched *t, const char *name)
     t->names[t->count++] = stm_strdup(name);
 }
 
+static void s_drop(s_touched *t, const char *name)
+{
+    if (!name)
+        return;
+    for (size_t i = 0; i < t->ndropped; i++)
+        if (strcasecmp(t->dropped[i], name) == 0)
+            return;
+    t->dropped = stm_grow(t->dropped, &t->dropped_cap, t->ndropped + 1, sizeof *t->dropped);
+    t->dropped[t->ndropped++] = stm_strdup(name);
+}
+
+static bool s_dropped(const s_touched *t, const char *name)
+{
+    for (size_t i = 0; i < t->ndropped; i++)
+        if (strcasecmp(t->dropped[i], name) == 0)
+            return true;
+    return false;
+}
+
 static int s_authorize(void *ctx, int action, const char *a1, const char *a2, const char *db,
                        const char *trigger)
 {
@@ -507,9 +529,12 @@ static int s_authorize(void *ctx, int action, const char *a1, const char *a2, co
     case SQLITE_INSERT:
     case SQLITE_UPDATE:
     case SQLITE_DELETE:
-    case SQLITE_DROP_TABLE:
     case SQLITE_CREATE_TABLE:
         s_touch(t, a1);
+        break;
+    case SQLITE_DROP_TABLE:
+        s_touch(t, a1);
+        s_drop(t, a1);
         break;
     case SQLITE_ALTER_TABLE:
         s_touch(t, a2); /* a1 is the schema's name */
@@ -525,6 +550,9 @@ static void s_touched_free(s_touched *t)
     for (size_t i = 0; i < t->count; i++)
         free(t->names[i]);
     free(t->names);
+    for (size_t i = 0; i < t->ndropped; i++)
+        free(t->dropped[i]);
+    free(t->dropped);
     *t = (s_touched){0};
 }
 
@@ -596,9 +624,12 @@ static void s_probe(sqlite3 *clean, const catalog_t *before, const catalog_t *af
             for (size_t c = 0; c < stm_catalog_table_count(bt); c++)
                 any |= carried[t][c];
             if (!any) {
-                stm_lens_step_add(step, now ? LENS_EMPTIED : LENS_DROPPED, stm_catalog_table_name(bt), NULL,
-                      NULL, NULL);
-                if (!now)
+                /* Dropped and made again under its name, or its rows deleted. */
+                lens_kind k = !now                                            ? LENS_DROPPED
+                              : s_dropped(touched, stm_catalog_table_name(bt)) ? LENS_REPLACED
+                                                                               : LENS_EMPTIED;
+                stm_lens_step_add(step, k, stm_catalog_table_name(bt), NULL, NULL, NULL);
+                if (k != LENS_EMPTIED)
                     continue;
             }
             for (size_t c = 0; c < stm_catalog_table_count(bt); c++) {

@@ -49,8 +49,13 @@ typedef enum {
                         column are n - 1's (column NULL: the whole table) */
     LENS_EMPTIED,    /* a table (column NULL) whose rows the migration deleted: it is
                         still there, and holds none of the rows it had */
+    LENS_REPLACED,   /* a table (column NULL) the migration dropped, none of its values
+                        carried anywhere, and created anew under its name: the table of
+                        version n is another table, its columns new (wildebeest 008
+                        re-keys subscriptions this way). Unlike EMPTIED, a fact, not a
+                        reading of the markers: SQLite's authorizer saw the DROP TABLE. */
 } lens_kind;
-#define LENS_KINDS 8
+#define LENS_KINDS 9
 
 /* One change of one migration. Strings owned by the lens set. */
 typedef struct {
@@ -63,8 +68,13 @@ typedef struct {
 
 typedef struct lens_set lens_set_t;
 
-/* "renamed", "cast", "filled", "computed", "added", "copied", "dropped", "emptied":
- * static. */
+/* A copy of c whose strings are the caller's (stm_lens_change_free). */
+lens_change stm_lens_change_copy(const lens_change *c);
+/* Frees the strings of a change made by stm_lens_change_copy. */
+void stm_lens_change_free(lens_change *c);
+
+/* "renamed", "cast", "filled", "computed", "added", "copied", "dropped", "emptied",
+ * "replaced": static. */
 const char *stm_lens_kind_name(lens_kind k);
 
 /* Derives the changes of every migration of set. *out is the caller's
@@ -95,11 +105,35 @@ bool stm_lens_translate(const lens_set_t *s, int from, const char *table, const 
  * table holding any of its columns' values there); false when none does. */
 bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, int to,
                               const char **to_table);
+/* True when the migration to version replaced table (LENS_REPLACED): the table of that
+ * name after it is another table than the one before. */
+bool stm_lens_replaced(const lens_set_t *s, int version, const char *table);
 /* The columns of version (1 .. count), by table then column name: column i's names,
  * lent by the set. */
 size_t stm_lens_column_count(const lens_set_t *s, int version);
 void stm_lens_column_at(const lens_set_t *s, int version, size_t i, const char **table,
                         const char **column);
+
+/* Another branch of the schema set, as a peer on it describes it (its HELLO): its
+ * versions after the last one it shares with this set (base, a version of this set),
+ * each with its changes. Only changes: a branch's catalogs between base and its head
+ * are not known here, so names are followed step by step (stm_lens_walk_back). */
+typedef struct {
+    int base;                    /* the last version shared with the set (1 ..) */
+    size_t count;                /* the branch's versions after base */
+    const lens_change *const *changes; /* changes[i]: those of version base + 1 + i */
+    const size_t *nchanges;      /* ... and how many */
+    const bool *probed;          /* probed[i]: false when version base + 1 + i's are not
+                                    known (a walk does not cross it) */
+} lens_branch;
+
+/* Where the values column (table, column; column NULL: the table's rows) of version
+ * base + upto of branch b were at base: *to_table (and *to_column) name them there,
+ * lent by b or the arguments. False when no column of base holds them: the branch
+ * computed, added or copied the column, replaced its table, or a version on the way
+ * could not be probed. */
+bool stm_lens_walk_back(const lens_branch *b, size_t upto, const char *table, const char *column,
+                        const char **to_table, const char **to_column);
 
 /* Appends s to out as bytes stm_lens_decode reads back (lens_codec.c has the layout),
  * for the cache of derived lineages (cache.h). */

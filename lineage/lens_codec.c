@@ -157,7 +157,7 @@ static bool s_change_ok(const lens_change *c)
         return false;
     bool from = c->kind == LENS_RENAMED || c->kind == LENS_CAST || c->kind == LENS_FILLED ||
                 c->kind == LENS_COPIED;
-    bool whole = c->kind == LENS_DROPPED || c->kind == LENS_EMPTIED;
+    bool whole = c->kind == LENS_DROPPED || c->kind == LENS_EMPTIED || c->kind == LENS_REPLACED;
     return from == (c->from_table != NULL) && (c->column || whole);
 }
 

@@ -10,13 +10,28 @@
 #include <string.h>
 #include <strings.h>
 
+lens_change stm_lens_change_copy(const lens_change *c)
+{
+    return (lens_change){c->kind, stm_strdup(c->table), c->column ? stm_strdup(c->column) : NULL,
+                         c->from_table ? stm_strdup(c->from_table) : NULL,
+                         c->from_column ? stm_strdup(c->from_column) : NULL};
+}
+
+void stm_lens_change_free(lens_change *c)
+{
+    free((char *)c->table);
+    free((char *)c->column);
+    free((char *)c->from_table);
+    free((char *)c->from_column);
+    memset(c, 0, sizeof *c);
+}
+
 void stm_lens_step_add(lens_step *s, lens_kind kind, const char *table, const char *column,
                        const char *from_table, const char *from_column)
 {
     s->changes = stm_grow(s->changes, &s->cap, s->count + 1, sizeof *s->changes);
-    s->changes[s->count++] = (lens_change){
-        kind, stm_strdup(table), column ? stm_strdup(column) : NULL,
-        from_table ? stm_strdup(from_table) : NULL, from_column ? stm_strdup(from_column) : NULL};
+    lens_change c = {kind, table, column, from_table, from_column};
+    s->changes[s->count++] = stm_lens_change_copy(&c);
 }
 
 /* ---- identities: which columns of two versions hold the same values ---- */
@@ -43,8 +58,9 @@ static const char *s_pooled(lens_set_t *s, const char *name)
 }
 
 /* The identities of version i + 1's columns: a column renamed, cast or filled holds
- * what its source held; one computed, added or copied holds new values; any other
- * holds what the column of its table and name held before, if there was one. A step
+ * what its source held; one computed, added or copied holds new values, as does every
+ * column of a table replaced; any other holds what the column of its table and name
+ * held before, if there was one. A step
  * that could not be probed keeps identities by name. */
 void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *after, size_t nafter)
 {
@@ -57,6 +73,12 @@ void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *af
     for (size_t t = 0; t < nafter; t++) {
         const catalog_table *tab = after[t];
         const char *tname = NULL;
+        /* A table made anew under the name of one the step dropped holds none of
+         * its values: nothing of it is the same as before by name. */
+        bool anew = false;
+        for (size_t k = 0; k < st->count && !anew; k++)
+            anew = st->changes[k].kind == LENS_REPLACED &&
+                   strcasecmp(st->changes[k].table, stm_catalog_table_name(tab)) == 0;
         for (size_t c = 0; c < stm_catalog_table_count(tab); c++) {
             const char *cname = stm_catalog_table_column(tab, c)->name;
             const lens_column_id *was = NULL;
@@ -70,7 +92,7 @@ void stm_lens_identities(lens_set_t *s, size_t i, const catalog_table *const *af
                     was = prev ? s_find_id(prev, ch->from_table, ch->from_column) : NULL;
                 fresh = !was; /* computed, added, copied: values of their own */
             }
-            if (!was && !fresh && prev)
+            if (!was && !fresh && !anew && prev)
                 was = s_find_id(prev, stm_catalog_table_name(tab), cname);
             /* Names shared with the version before when they are the same. */
             const char *pt = was && strcmp(was->table, stm_catalog_table_name(tab)) == 0
@@ -120,6 +142,58 @@ bool stm_lens_translate_table(const lens_set_t *s, int from, const char *table, 
     return false;
 }
 
+bool stm_lens_replaced(const lens_set_t *s, int version, const char *table)
+{
+    size_t n;
+    const lens_change *c = stm_lens_changes(s, version, &n);
+    for (size_t i = 0; i < n; i++)
+        if (c[i].kind == LENS_REPLACED && strcasecmp(c[i].table, table) == 0)
+            return true;
+    return false;
+}
+
+bool stm_lens_walk_back(const lens_branch *b, size_t upto, const char *table, const char *column,
+                        const char **to_table, const char **to_column)
+{
+    if (upto > b->count)
+        return false;
+    for (size_t v = upto; v-- > 0;) {
+        if (b->probed && !b->probed[v])
+            return false;
+        const lens_change *c = b->changes[v];
+        const char *was_table = NULL;
+        bool moved = false;
+        for (size_t i = 0; i < b->nchanges[v] && !moved; i++) {
+            bool from = c[i].kind == LENS_RENAMED || c[i].kind == LENS_CAST ||
+                        c[i].kind == LENS_FILLED;
+            if (!c[i].column) {
+                if (c[i].kind == LENS_REPLACED && strcasecmp(c[i].table, table) == 0)
+                    return false;
+                continue;
+            }
+            if (strcasecmp(c[i].table, table) != 0)
+                continue;
+            if (column && strcasecmp(c[i].column, column) == 0) {
+                if (!from)
+                    return false; /* computed, added or copied: values of its own */
+                table = c[i].from_table;
+                column = c[i].from_column;
+                moved = true;
+            } else if (from && !was_table) {
+                was_table = c[i].from_table; /* the table's rows came from there */
+            }
+        }
+        /* Not listed itself (the table alone, or a column kept as it was): it was
+         * where its table's rows came from. */
+        if (!moved && was_table)
+            table = was_table;
+    }
+    *to_table = table;
+    if (to_column)
+        *to_column = column;
+    return true;
+}
+
 size_t stm_lens_column_count(const lens_set_t *s, int version)
 {
     return version >= 1 && (size_t)version <= s->count ? s->steps[version - 1].ncolumns : 0;
@@ -139,13 +213,8 @@ void stm_lens_destroy(lens_set_t **self_p)
     if (!s)
         return;
     for (size_t i = 0; i < s->count; i++) {
-        for (size_t k = 0; k < s->steps[i].count; k++) {
-            lens_change *c = &s->steps[i].changes[k];
-            free((char *)c->table);
-            free((char *)c->column);
-            free((char *)c->from_table);
-            free((char *)c->from_column);
-        }
+        for (size_t k = 0; k < s->steps[i].count; k++)
+            stm_lens_change_free(&s->steps[i].changes[k]);
         free(s->steps[i].changes);
         free(s->steps[i].why);
         free(s->steps[i].columns);

@@ -253,3 +253,36 @@ void stm_comparison_follow(comparison_t *c, const lens_set_t *lenses, const line
         }
     }
 }
+
+void stm_comparison_follow_branch(comparison_t *c, const lens_set_t *lenses,
+                                  const lineage_t *set, const lens_branch *b, size_t upto)
+{
+    int here = s_number_in(set, c->stm_local_version, &c->local_id);
+    if (!here || b->base < 1 || (size_t)b->base > stm_lens_count(lenses) ||
+        (size_t)here > stm_lens_count(lenses))
+        return;
+    for (size_t i = 0; i < c->nfamilies; i++) {
+        comparison_family *f = &c->families[i];
+        if (!f->local_live || !f->remote_live)
+            continue;
+        const char **mine = f->columns[COLUMN_LOCAL_ONLY], **theirs = f->columns[COLUMN_REMOTE_ONLY];
+        for (size_t k = 0; k < f->ncolumns[COLUMN_REMOTE_ONLY];) {
+            const char *tb, *cb, *th, *ch;
+            size_t at = SIZE_MAX;
+            if (stm_lens_walk_back(b, upto, f->name, theirs[k], &tb, &cb) &&
+                stm_lens_translate(lenses, b->base, tb, cb, here, &th, &ch) &&
+                sqlite3_stricmp(th, f->name) == 0)
+                for (size_t j = 0; j < f->ncolumns[COLUMN_LOCAL_ONLY] && at == SIZE_MAX; j++)
+                    if (sqlite3_stricmp(mine[j], ch) == 0)
+                        at = j;
+            if (at == SIZE_MAX) {
+                k++;
+                continue;
+            }
+            f->renamed = stm_realloc(f->renamed, (f->nrenamed + 1) * sizeof *f->renamed);
+            f->renamed[f->nrenamed++] = (column_rename){mine[at], theirs[k]};
+            s_drop_at(mine, &f->ncolumns[COLUMN_LOCAL_ONLY], at);
+            s_drop_at(theirs, &f->ncolumns[COLUMN_REMOTE_ONLY], k);
+        }
+    }
+}

@@ -98,5 +98,11 @@ void stm_comparison_destroy(comparison_t **self_p);
  * renamed is translated when operations apply (sync/apply.h), not parked. Nothing changes
  * when a head is not in set (a divergent branch, another history). */
 void stm_comparison_follow(comparison_t *c, const lens_set_t *lenses, const lineage_t *set);
+/* The same for a remote head on another branch b (lent; its version base + upto is the
+ * remote head): a column only there that b walks back to the version both hold, and
+ * lenses (derived from set) bring on to a column only here in the same table, is a
+ * renamed pair. Renamed tables across branches are not followed. */
+void stm_comparison_follow_branch(comparison_t *c, const lens_set_t *lenses,
+                                  const lineage_t *set, const lens_branch *b, size_t upto);
 
 #endif

@@ -20,13 +20,24 @@ typedef struct {
     lineage_t *owned;       /* the version's lineage when made here (a prefix); owned */
 } s_decision;
 
+/* What a learned lineage's HELLO said its migrations did: version v's changes at
+ * [v - 1] (none for a version it did not list), owned. */
+typedef struct {
+    lens_change **changes;
+    size_t *nchanges;
+    bool *probed;
+    bool any; /* the HELLO carried lenses at all */
+} s_lenses;
+
 struct admit {
     peer_policy policy;
     const lineage_t *db;     /* lent: the database's lineage */
     const lineage_t *set;    /* lent: the schema set's, or NULL */
     const lens_set_t *lenses; /* lent, or NULL */
     lineage_t *known[ADMIT_KNOWN_MAX]; /* learned from HELLOs, owned; oldest first */
+    s_lenses known_lenses[ADMIT_KNOWN_MAX]; /* ... and their lenses */
     size_t nknown;
+    lens_branch branch;      /* the last stm_admit_branch answered */
     s_decision decisions[ADMIT_DECISIONS_MAX];
     size_t last;             /* the slot that answered last */
     size_t next;             /* the slot the next new decision takes */
@@ -51,14 +62,55 @@ static void s_forget(admit_t *a)
     a->last = a->next = 0;
 }
 
+static void s_lenses_free(s_lenses *l, size_t versions)
+{
+    for (size_t v = 0; l->changes && v < versions; v++) {
+        for (size_t k = 0; k < l->nchanges[v]; k++)
+            stm_lens_change_free(&l->changes[v][k]);
+        free(l->changes[v]);
+    }
+    free(l->changes);
+    free(l->nchanges);
+    free(l->probed);
+    memset(l, 0, sizeof *l);
+}
+
+/* A copy of what a HELLO said, by version, for a lineage of versions versions. */
+static s_lenses s_lenses_copy(const wire_lenses *w, size_t versions)
+{
+    s_lenses l = {0};
+    if (!w || !w->count)
+        return l;
+    l.any = true;
+    l.changes = stm_calloc(versions + 1, sizeof *l.changes);
+    l.nchanges = stm_calloc(versions + 1, sizeof *l.nchanges);
+    l.probed = stm_calloc(versions + 1, sizeof *l.probed);
+    for (size_t v = 0; v < versions; v++)
+        l.probed[v] = true;
+    for (size_t i = 0; i < w->count; i++) {
+        const wire_lens_step *st = &w->steps[i];
+        if (st->version < 1 || st->version > versions)
+            continue;
+        size_t v = st->version - 1;
+        l.probed[v] = st->probed;
+        l.changes[v] = stm_calloc(st->count + 1, sizeof *l.changes[v]);
+        for (size_t k = 0; k < st->count; k++)
+            l.changes[v][k] = stm_lens_change_copy(&st->changes[k]);
+        l.nchanges[v] = st->count;
+    }
+    return l;
+}
+
 void stm_admit_destroy(admit_t **self_p)
 {
     admit_t *a = *self_p;
     if (!a)
         return;
     s_forget(a);
-    for (size_t i = 0; i < a->nknown; i++)
+    for (size_t i = 0; i < a->nknown; i++) {
+        s_lenses_free(&a->known_lenses[i], stm_lineage_count(a->known[i]));
         stm_lineage_destroy(&a->known[i]);
+    }
     free(a);
     *self_p = NULL;
 }
@@ -88,7 +140,7 @@ static size_t s_number_in(const lineage_t *l, const stm_id *id)
     return 0;
 }
 
-bool stm_admit_learn(admit_t *a, const lineage_t *remote)
+bool stm_admit_learn(admit_t *a, const lineage_t *remote, const wire_lenses *lenses)
 {
     const lineage_version *head = stm_lineage_head(remote);
     if (!head || s_number_in(a->db, &head->id) || s_number_in(a->set, &head->id))
@@ -102,12 +154,51 @@ bool stm_admit_learn(admit_t *a, const lineage_t *remote)
      * not hold any more. */
     s_forget(a);
     if (a->nknown == ADMIT_KNOWN_MAX) {
+        s_lenses_free(&a->known_lenses[0], stm_lineage_count(a->known[0]));
         stm_lineage_destroy(&a->known[0]);
         memmove(&a->known[0], &a->known[1], (ADMIT_KNOWN_MAX - 1) * sizeof a->known[0]);
+        memmove(&a->known_lenses[0], &a->known_lenses[1],
+                (ADMIT_KNOWN_MAX - 1) * sizeof a->known_lenses[0]);
         a->nknown--;
     }
+    a->known_lenses[a->nknown] = s_lenses_copy(lenses, stm_lineage_count(remote));
     a->known[a->nknown++] = stm_lineage_prefix(remote, SIZE_MAX);
     return true;
+}
+
+/* The learned lineage holding version (the newest learned first): its index, and the
+ * version's number in it; false when none does. */
+static bool s_known_at(const admit_t *a, const stm_id *version, size_t *index, size_t *number)
+{
+    for (size_t i = a->nknown; i-- > 0;)
+        if ((*number = s_number_in(a->known[i], version)) != 0) {
+            *index = i;
+            return true;
+        }
+    return false;
+}
+
+const lens_branch *stm_admit_branch(void *ctx, const stm_id *version, size_t *upto)
+{
+    admit_t *a = ctx;
+    size_t i, x;
+    if (!a->set || !s_known_at(a, version, &i, &x) || !a->known_lenses[i].any)
+        return NULL;
+    /* The last version it shares with the schema set: ids are a hash chain, so the
+     * first that differs ends what both hold. */
+    const lineage_t *k = a->known[i];
+    size_t base = 0;
+    while (base < x && base < stm_lineage_count(a->set) &&
+           stm_id_equal(&stm_lineage_version_at(k, base)->id,
+                        &stm_lineage_version_at(a->set, base)->id))
+        base++;
+    if (!base || base >= x)
+        return NULL;
+    const s_lenses *l = &a->known_lenses[i];
+    a->branch = (lens_branch){(int)base, x - base, (const lens_change *const *)l->changes + base,
+                              l->nchanges + base, l->probed + base};
+    *upto = x - base;
+    return &a->branch;
 }
 
 /* The decision for version, made and kept when there is none. */
@@ -215,6 +306,32 @@ static bool s_shared(const comparison_t *c, const char *table, const char *colum
            s_renamed_there(f, column);
 }
 
+/* True when table.column of version, on another branch, holds what a column this
+ * database has holds: walked back through the branch's lenses to the version both
+ * share, and on through the schema set's (a rename on either side), to a table and
+ * column the comparison has here with the same affinity. */
+static bool s_shared_through_branch(admit_t *a, const s_decision *d, const stm_id *version,
+                                    const char *table, const char *column)
+{
+    size_t upto;
+    const lens_branch *b = a->lenses ? stm_admit_branch(a, version, &upto) : NULL;
+    const char *tb, *cb = NULL, *th, *ch = NULL;
+    if (!b || !stm_lens_walk_back(b, upto, table, column, &tb, column ? &cb : NULL))
+        return false;
+    size_t here = stm_lineage_count(a->db);
+    if (column ? !stm_lens_translate(a->lenses, b->base, tb, cb, (int)here, &th, &ch)
+               : !stm_lens_translate_table(a->lenses, b->base, tb, (int)here, &th))
+        return false;
+    const comparison_family *f = s_family(d->cmp, th);
+    if (!f || !f->local_live)
+        return false;
+    if (!column)
+        return true;
+    /* Here under its own name, or under another the other side does not have. */
+    return s_listed(f->columns[COLUMN_SHARED], f->ncolumns[COLUMN_SHARED], ch) ||
+           s_listed(f->columns[COLUMN_LOCAL_ONLY], f->ncolumns[COLUMN_LOCAL_ONLY], ch);
+}
+
 bool stm_admit_filter(void *ctx, const stm_id *version, const char *table, const char *column,
                       char *reason, size_t cap)
 {
@@ -237,6 +354,8 @@ bool stm_admit_filter(void *ctx, const stm_id *version, const char *table, const
         return false;
     }
     if (s_shared(d->cmp, table, NULL) && (!column || s_shared(d->cmp, table, column)))
+        return true;
+    if (s_shared_through_branch(a, d, version, table, column))
         return true;
     if (column && s_shared(d->cmp, table, NULL))
         snprintf(reason, cap, "%s.%s not shared with version %s (%s; [policy] %s = \"%s\")", table,

@@ -34,6 +34,7 @@
 #define STM_ADMIT_H
 
 #include "judge.h"
+#include "wire_lens.h"
 #include "lineage/lens.h"
 #include "lineage/lineage.h"
 
@@ -57,9 +58,18 @@ void stm_admit_destroy(admit_t **self_p);
 void stm_admit_set_local(admit_t *a, const lineage_t *db, const lineage_t *set,
                          const lens_set_t *lenses);
 
-/* Learns the lineage a HELLO described (copied). True when its head was known by
- * nothing before: what is parked for the policy may apply now. */
-bool stm_admit_learn(admit_t *a, const lineage_t *remote);
+/* Learns the lineage a HELLO described (copied), with what its migrations did to the
+ * data (lenses, copied; NULL or empty when the HELLO said nothing). True when its head
+ * was known by nothing before: what is parked for the policy may apply now. */
+bool stm_admit_learn(admit_t *a, const lineage_t *remote, const wire_lenses *lenses);
+
+/* sync/apply.h's apply_branch_fn, ctx the admit_t: the branch of a version a learned
+ * lineage holds past the last version it shares with the schema set, with its lenses
+ * (lent until the next learn); NULL when no learned lineage holds it, it shares no
+ * version with the set, or its HELLO said nothing of its lenses. Under [policy]
+ * "shared", a column such a branch renamed from one this database has counts as
+ * shared (stm_admit_filter). */
+const lens_branch *stm_admit_branch(void *ctx, const stm_id *version, size_t *upto);
 
 /* How many lineages are learned (for tests and reports). */
 size_t stm_admit_known_count(const admit_t *a);

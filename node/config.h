@@ -164,5 +164,8 @@ char *stm_config_values_text(const node_config *cfg);
  * it holds and a Markdown table of its settings (type and bounds, default, doc). The
  * caller frees it. */
 char *stm_config_doc_markdown(void);
+/* The same settings as roff, one .SS a section and one .TP a setting, for the body of
+ * stemma-node.toml(5) (man/genman.c); the caller frees it. */
+char *stm_config_doc_man(void);
 
 #endif

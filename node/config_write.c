@@ -221,3 +221,35 @@ char *stm_config_doc_markdown(void)
     }
     return stm_buf_detach(&b);
 }
+
+/* ------------------------------------------------------------------ the manual page */
+
+char *stm_config_doc_man(void)
+{
+    buf_t b = BUF_INIT;
+    for (size_t i = 0; i < stm_settings_nsections; i++) {
+        stm_buf_printf(&b, ".SS [%s]\n", stm_settings_sections[i].name);
+        stm_buf_put_roff(&b, stm_settings_sections[i].doc);
+        stm_buf_puts(&b, ".\n");
+        for (size_t j = 0; j < stm_settings_nrows; j++) {
+            const settings_row *s = &stm_settings_rows[j];
+            if (strcmp(s->section, stm_settings_sections[i].name) != 0)
+                continue;
+            buf_t line = BUF_INIT;
+            stm_settings_put_type(&line, s, false);
+            stm_buf_printf(&b, ".TP\n.B %s\n(", s->key);
+            stm_buf_put_roff(&b, stm_buf_str(&line));
+            stm_buf_reset(&line);
+            stm_settings_put_default(&line, s);
+            stm_buf_puts(&b, line.len ? "; default " : "; required");
+            stm_buf_put_roff(&b, stm_buf_str(&line));
+            stm_buf_puts(&b, ")\n.br\n");
+            stm_buf_reset(&line);
+            stm_settings_put_doc(&line, s);
+            stm_buf_put_roff(&b, stm_buf_str(&line));
+            stm_buf_puts(&b, ".\n");
+            stm_buf_free(&line);
+        }
+    }
+    return stm_buf_detach(&b);
+}

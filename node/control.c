@@ -276,6 +276,32 @@ static void s_report_free(report_node *r)
     stm_park_reasons_free(&reasons, r->nparked_reasons);
 }
 
+char *stm_control_answer(const control_view *view, const char *request)
+{
+    static const struct {
+        const char *request;
+        char *(*render)(const report_node *r);
+    } requests[] = {{"report text", stm_report_text}, {"report json", stm_report_json},
+                    {"report toml", stm_report_toml}, {"report dot", stm_report_dot},
+                    {"peers", stm_report_peers_text}, {"stats", stm_report_stats_text}};
+    char *reply = NULL;
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0] && !reply; i++) {
+        if (strcmp(request, requests[i].request) != 0)
+            continue;
+        report_node r;
+        s_report_fill(view, &r);
+        reply = requests[i].render(&r);
+        s_report_free(&r);
+    }
+    if (!reply && view->change)
+        reply = view->change(view->change_ctx, request);
+    if (!reply)
+        reply = stm_strdup(
+            "error: unknown request (report text|json|toml|dot, peers, stats, compact, "
+            "trust add|remove KEY, trust list, peer add KEY@ENDPOINT, peer remove KEY)\n");
+    return reply;
+}
+
 void stm_control_handle(control_t *c, const control_view *view)
 {
     char req[CONTROL_MAX_REQUEST + 1];
@@ -291,27 +317,7 @@ void stm_control_handle(control_t *c, const control_view *view)
     while (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_size) == 0 && more)
         if (zmq_recv(c->sock, req + len, 0, 0) < 0)
             break;
-    static const struct {
-        const char *request;
-        char *(*render)(const report_node *r);
-    } requests[] = {{"report text", stm_report_text}, {"report json", stm_report_json},
-                    {"report toml", stm_report_toml}, {"report dot", stm_report_dot},
-                    {"peers", stm_report_peers_text}, {"stats", stm_report_stats_text}};
-    char *reply = NULL;
-    for (size_t i = 0; i < sizeof requests / sizeof requests[0] && !reply; i++) {
-        if (strcmp(req, requests[i].request) != 0)
-            continue;
-        report_node r;
-        s_report_fill(view, &r);
-        reply = requests[i].render(&r);
-        s_report_free(&r);
-    }
-    if (!reply && view->change)
-        reply = view->change(view->change_ctx, req);
-    if (!reply)
-        reply = stm_strdup(
-            "error: unknown request (report text|json|toml|dot, peers, stats, compact, "
-            "trust add|remove KEY, trust list, peer add KEY@ENDPOINT, peer remove KEY)\n");
+    char *reply = stm_control_answer(view, req);
     size_t reply_len = strlen(reply);
     if (zmq_send(c->sock, reply, reply_len, 0) != (int)reply_len)
         stm_log_event(STM_LOG_WARN, "control", NULL, "answering a request: %s",

@@ -77,6 +77,10 @@ const char *stm_control_endpoint(const control_t *c);
  * against), not once a peer. */
 void stm_control_handle(control_t *c, const control_view *view);
 
+/* The answer to request (a NUL-terminated request of the socket's), from view: what
+ * stm_control_handle sends. The caller frees it. */
+char *stm_control_answer(const control_view *view, const char *request);
+
 /* ---- the other end: asking a running node ---- */
 
 /* How long stm_control_ask waits for a node to take the request and to answer. */

@@ -45,7 +45,8 @@ void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &n->id, n->advertise, n->name, stm_local_lineage(n->local), v,
-                          n->policy.min_supported_version, list, npeers, reply);
+                          n->policy.min_supported_version, list, npeers, reply,
+                          stm_local_lenses(n->local));
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     free(list);
@@ -155,10 +156,11 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     stm_local_check_held(n->local, h.vector);
     /* The versions it describes: operations written there (relayed by anyone) are
      * judged by them (admit.h); what waited for them is judged again. */
-    if (stm_admit_learn(stm_local_admit(n->local), h.lineage))
+    if (stm_admit_learn(stm_local_admit(n->local), h.lineage, &h.lenses))
         n->policy_retry = true;
     stm_peer_on_hello(p, &h, stm_local_lineage(n->local), &n->policy, stm_monotime_ms());
-    stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local), &n->policy);
+    stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
+                    stm_local_admit(n->local), &n->policy);
     if (!stm_endpoint_dialable(stm_peer_endpoint(p)) && !stm_peer_routed(p) && m->route_len)
         stm_log_event(STM_LOG_WARN, "peer-unreachable", stm_peer_short_id(p),
                       "its HELLO gives no endpoint to dial, and its stemma does not read "
@@ -192,6 +194,7 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
                 stm_node_send_hello(n, q, true);
         }
     }
+    stm_node_tell_judged(n, p);
     if (v->warning[0])
         stm_log_event(STM_LOG_WARN, "version-gap", stm_peer_short_id(p), "%s", v->warning);
     /* The answer goes after a REFUSE: the refused side keeps the refusal through
@@ -219,7 +222,12 @@ static void s_on_refuse(node_t *n, peer_t *p, const void *data, size_t len)
 static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
                   const apply_stats *stats, const vector_t *vector)
 {
-    (void)ctx;
+    node_t *n = ctx;
+    n->stored.applied += stats->applied;
+    n->stored.present += stats->present;
+    n->stored.parked += stats->parked;
+    n->stored.replayed += stats->replayed;
+    n->stored.withheld += stats->withheld;
     peer_t *p = sender; /* peers live as long as the node, so as long as the queue */
     stm_session_on_stored(stm_peer_session(p), stm_opbatch_count(batch), stats->parked);
     buf_t msg = BUF_INIT;
@@ -233,9 +241,12 @@ void stm_node_store_inbound(node_t *n)
     if (stm_inbound_failing_io(n->inbound))
         stm_local_reopen_if_readonly(n->local);
     /* What came in travels on to the other peers. */
+    n->stored = (apply_stats){0};
     if (stm_inbound_store(n->inbound, stm_local_applier(n->local), stm_local_store(n->local), s_ack,
-                          n))
+                          n)) {
         stm_mesh_mark_more(n->mesh);
+        stm_node_tell_applied(n, &n->stored);
+    }
 }
 
 static void s_on_ops(node_t *n, peer_t *p, const void *data, size_t len)

@@ -142,11 +142,13 @@ void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer
 }
 
 void stm_judge_follow(peer_verdict *v, const lens_set_t *lenses, const lineage_t *set,
-                      const peer_policy *p)
+                      const lens_branch *b, size_t upto, const peer_policy *p)
 {
     if (!v->cmp || !lenses || !set)
         return;
     stm_comparison_follow(v->cmp, lenses, set);
+    if (b)
+        stm_comparison_follow_branch(v->cmp, lenses, set, b, upto);
     s_verdict(v, p); /* the same verdict; the reason names what is translated */
 }
 

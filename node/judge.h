@@ -51,9 +51,11 @@ void stm_judge_hello(const lineage_t *local, const lineage_t *remote, const peer
                      peer_verdict *v);
 /* After stm_judge_hello: renames the lenses (and the lineage they were derived from,
  * both lent; either NULL: nothing) follow between the two heads are no longer named as
- * parked or not shared but as translated (relation.h, stm_comparison_follow). */
+ * parked or not shared but as translated (relation.h, stm_comparison_follow); so are
+ * those of the peer's branch b (lent; NULL: none), when its head is on another branch
+ * (its version base + upto: stm_comparison_follow_branch). */
 void stm_judge_follow(peer_verdict *v, const lens_set_t *lenses, const lineage_t *set,
-                      const peer_policy *p);
+                      const lens_branch *b, size_t upto, const peer_policy *p);
 void stm_peer_verdict_clear(peer_verdict *v);
 
 #endif

@@ -47,8 +47,10 @@ static void s_applier_make(local_t *l)
     l->applier = stm_applier_new(l->store, NULL, NULL);
     stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
-    if (l->admit)
+    if (l->admit) {
         stm_applier_set_filter(l->applier, stm_admit_filter, l->admit);
+        stm_applier_set_branches(l->applier, stm_admit_branch, l->admit);
+    }
 }
 
 /* Reads where the database stands and makes the lineage it is at. */
@@ -194,10 +196,12 @@ void stm_local_set_max_clock_ahead(local_t *l, int64_t ms)
 void stm_local_set_policy(local_t *l, const peer_policy *p)
 {
     stm_applier_set_filter(l->applier, NULL, NULL);
+    stm_applier_set_branches(l->applier, NULL, NULL);
     stm_admit_destroy(&l->admit);
     l->admit = stm_admit_new(p);
     s_admit_refresh(l);
     stm_applier_set_filter(l->applier, stm_admit_filter, l->admit);
+    stm_applier_set_branches(l->applier, stm_admit_branch, l->admit);
 }
 
 admit_t *stm_local_admit(local_t *l)

@@ -97,11 +97,11 @@ static void s_handle_dealer(node_t *n, peer_t *p)
     }
 }
 
-/* The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
+/* (node_internal.h) The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
  * secure), LAN discovery's UDP socket (a plain fd; when discovery is on), then every
  * open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
 #define POLL_FIXED 4
-static size_t s_poll_items(node_t *n)
+size_t stm_node_poll_items(node_t *n)
 {
     size_t need = POLL_FIXED + stm_mesh_count(n->mesh);
     if (need > n->poll_cap) {
@@ -142,6 +142,7 @@ static void s_local_run(node_t *n, int64_t now)
     if (found & LOCAL_MIGRATED) {
         stm_log_event(STM_LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
                       stm_local_version(n->local));
+        stm_node_tell_migrated(n, stm_local_version(n->local));
         /* What the policy parked is judged again against the new version. */
         n->policy_retry = true;
         /* Peers judge us again, and we them (stm_peer_rejudge: a gone or refused peer stays
@@ -150,7 +151,7 @@ static void s_local_run(node_t *n, int64_t now)
             peer_t *p = stm_mesh_at(n->mesh, i);
             stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
             stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
-                            &n->policy);
+                            stm_local_admit(n->local), &n->policy);
             stm_node_send_hello(n, p, false);
         }
     }
@@ -252,6 +253,8 @@ static void s_ahead_run(node_t *n, int64_t now)
     n->ahead_retry_after = 0;
     n->ahead_failing = false;
     if (st.replayed)
+        stm_node_tell_applied(n, &st);
+    if (st.replayed)
         stm_log_event(STM_LOG_INFO, "apply", NULL,
                       "%llu operations parked for their clock applied: this machine's clock "
                       "has caught up",
@@ -281,6 +284,8 @@ static void s_policy_run(node_t *n, int64_t now)
     n->policy_retry = false;
     n->policy_retry_after = 0;
     n->policy_failing = false;
+    if (st.replayed)
+        stm_node_tell_applied(n, &st);
     if (st.replayed) {
         stm_log_event(STM_LOG_INFO, "apply", NULL,
                       "%llu operations parked by the policy applied: the policy, a version "
@@ -560,8 +565,9 @@ const char *stm_node_endpoint(const node_t *n)
     return stm_inbox_endpoint(n->inbox);
 }
 
-stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
-                     stm_error *err)
+
+/* What the node says once, as it starts running. */
+static void s_say_started(node_t *n)
 {
     stm_log_event(STM_LOG_INFO, "started", n->short_id, "%s v%d on %s, control %s, %s, named \"%s\"",
                   stm_lineage_name(stm_local_lineage(n->local)), stm_local_version(n->local),
@@ -601,46 +607,64 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
                       "%s is read-only: operations from peers cannot be stored until it is "
                       "writable (they wait, and are tried again); reports and sending go on",
                       stm_local_path(n->local));
+}
+
+/* (node_internal.h) One pass of the loop: reads every socket ready within wait_ms (0: only those ready
+ * now), runs the timers whose deadline has come and the before-sleep step, and sets
+ * *next_ms to how long the loop may then sleep: until the earliest deadline of the
+ * very list the timers ran from (-1: none armed, only a message wakes it). */
+stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
+{
+    *next_ms = 0;
+    if (!n->started) {
+        n->started = true;
+        s_say_started(n);
+    }
+    size_t nitems = stm_node_poll_items(n);
+    zmq_pollitem_t *items = n->poll_items;
+    if (zmq_poll(items, (int)nitems, wait_ms) < 0) {
+        if (zmq_errno() == EINTR)
+            return STM_OK;
+        return stm_zsock_error(err, "polling");
+    }
+    n->listened_ms = stm_monotime_ms();
+    if (items[2].revents & ZMQ_POLLIN)
+        stm_zap_handle(n->zap);
+    if (items[0].revents & ZMQ_POLLIN)
+        s_handle_inbox(n);
+    if (items[1].revents & ZMQ_POLLIN)
+        stm_control_handle(n->control, &n->view);
+    if (items[3].revents & ZMQ_POLLIN)
+        s_handle_beacons(n);
+    for (size_t i = POLL_FIXED; i < nitems; i++)
+        if (items[i].revents & ZMQ_POLLIN)
+            s_handle_dealer(n, n->poll_peers[i - POLL_FIXED]);
+    s_run_timers(n, stm_monotime_ms());
+    s_before_sleep(n);
+    int64_t next = s_next_due(n);
+    *next_ms = -1; /* nothing armed: only a message wakes the loop */
+    if (next != INT64_MAX) {
+        int64_t wait = next - stm_monotime_ms();
+        *next_ms = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (long)wait;
+    }
+    return STM_OK;
+}
+
+stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                     stm_error *err)
+{
+    long wait_ms = 0;
     while (!*stop) {
         if (reload && *reload) {
             /* systemctl reload sends SIGHUP: node.toml and known_peers read again. */
             *reload = 0;
             stm_node_reload(n);
         }
-        s_run_timers(n, stm_monotime_ms());
-        s_before_sleep(n);
-        /* Sleep until the earliest deadline of the very list the timers ran from. */
-        int64_t next = s_next_due(n);
-        long timeout = -1; /* nothing armed: only a message wakes the loop */
-        if (next != INT64_MAX) {
-            int64_t wait = next - stm_monotime_ms();
-            timeout = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (long)wait;
-        }
-        size_t nitems = s_poll_items(n);
-        zmq_pollitem_t *items = n->poll_items;
-        if (zmq_poll(items, (int)nitems, timeout) < 0) {
-            if (zmq_errno() == EINTR)
-                continue;
-            return stm_zsock_error(err, "polling");
-        }
-        n->listened_ms = stm_monotime_ms();
-        if (items[2].revents & ZMQ_POLLIN)
-            stm_zap_handle(n->zap);
-        if (items[0].revents & ZMQ_POLLIN)
-            s_handle_inbox(n);
-        if (items[1].revents & ZMQ_POLLIN)
-            stm_control_handle(n->control, &n->view);
-        if (items[3].revents & ZMQ_POLLIN)
-            s_handle_beacons(n);
-        for (size_t i = POLL_FIXED; i < nitems; i++)
-            if (items[i].revents & ZMQ_POLLIN)
-                s_handle_dealer(n, n->poll_peers[i - POLL_FIXED]);
+        stm_err rc = stm_node_pass(n, wait_ms, &wait_ms, err);
+        if (rc != STM_OK)
+            return rc;
     }
-    buf_t bye = BUF_INIT;
-    stm_wire_encode_empty(&bye, WIRE_BYE);
-    stm_mesh_send_connected(n->mesh, &bye);
-    stm_buf_free(&bye);
-    stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
+    stm_node_say_bye(n);
     return STM_OK;
 }
 
@@ -656,6 +680,7 @@ void stm_node_destroy(node_t **self_p)
     stm_zap_destroy(&n->zap);
     stm_beacon_destroy(&n->beacon);
     stm_compactor_destroy(&n->compactor);
+    stm_pollfd_destroy(&n->pollfd); /* step.c's */
     /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
     while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
         ;

@@ -32,6 +32,7 @@
 #include "judge.h"
 #include "base/error.h"
 #include "base/id.h"
+#include "sync/apply.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -54,6 +55,9 @@ typedef struct node node_t;
  * schema set, binds the sockets and adds the configured peers. *out is the caller's
  * (stm_node_destroy). */
 STM_NODISCARD stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err);
+/* stm_node_new with what the directory `stemma init` set up holds: node.toml, the key
+ * pair, known_peers. *out is the caller's (stm_node_destroy). */
+STM_NODISCARD stm_err stm_node_open(const char *dir, node_t **out, stm_error *err);
 /* Runs until *stop becomes non-zero (a signal handler sets it), then says BYE to the
  * peers and returns. When *reload becomes non-zero (SIGHUP; reload may be NULL) the
  * node clears it, reads node.toml and known_peers again, applies what changed in
@@ -64,5 +68,65 @@ void stm_node_destroy(node_t **self_p);
 
 /* The endpoint the inbox is bound to (with the port chosen), lent. */
 const char *stm_node_endpoint(const node_t *n);
+/* The node's public key (its id) in Z85, lent. */
+const char *stm_node_key_z85(const node_t *n);
+/* The control endpoint (as configured), lent. */
+const char *stm_node_control_endpoint(const node_t *n);
+
+/* ---- a node an application runs in its own loop (include/stemma.h) ----
+ *
+ * Instead of stm_node_run, the application polls stm_node_fd for reading, with a
+ * timeout of what the last step said, and calls stm_node_step whenever it wakes;
+ * every call on a node is made from one thread. */
+
+/* One pass of the loop without waiting: reads what the sockets hold, runs the timers
+ * that are due and the before-sleep step (stm_node_run's pass). *next_ms: how long the
+ * caller may wait on stm_node_fd before the next step (0: at once; -1: until the fd is
+ * readable). */
+STM_NODISCARD stm_err stm_node_step(node_t *n, long *next_ms, stm_error *err);
+/* A file descriptor that becomes readable when a step has something to read (an epoll
+ * set of the node's sockets, kept up to date by each step): the node's, lent, valid
+ * until stm_node_destroy. */
+STM_NODISCARD stm_err stm_node_fd(node_t *n, int *fd, stm_error *err);
+/* Says BYE to the connected peers and logs that it stopped: what stm_node_run does when
+ * told to stop. Once; nothing before the first step. */
+void stm_node_say_bye(node_t *n);
+/* SIGHUP's work (live.c): node.toml and known_peers read again, trust and peers
+ * changed to match, settings that need a restart named in the log. */
+void stm_node_reload(node_t *n);
+/* Answers a control request ("report json", "peers", "stats", "trust add KEY", ...: the
+ * control socket's, docs/protocol.md) on the node's own thread, without the socket. The
+ * answer is the caller's to free. */
+char *stm_node_ask(node_t *n, const char *request);
+
+/* What happened, for an application that embeds the node (include/stemma.h). */
+typedef enum {
+    NODE_EVENT_PEER_JUDGED = 1, /* a peer's HELLO was judged */
+    NODE_EVENT_APPLIED,         /* operations were stored (from peers, or parked ones
+                                   retried): what they did, and the totals after */
+    NODE_EVENT_MIGRATED,        /* the database is at another version now */
+} node_event_kind;
+
+/* One event; everything in it lent for the call. */
+typedef struct {
+    node_event_kind kind;
+    const stm_id *peer;       /* PEER_JUDGED: the peer's key */
+    const char *peer_name;    /* PEER_JUDGED: the device name its HELLO gave, or NULL */
+    const char *endpoint;     /* PEER_JUDGED: where it is dialled, "" when nowhere */
+    int relation;             /* PEER_JUDGED: lineage/relation.h's relation_kind */
+    int peer_version;         /* PEER_JUDGED: the version its HELLO gave */
+    peer_sync sync;           /* PEER_JUDGED: full, partial or refused */
+    const char *reason;       /* PEER_JUDGED: why */
+    apply_stats stats;        /* APPLIED: what this store did */
+    uint64_t parked_total;    /* APPLIED: operations parked now */
+    uint64_t conflicts_total; /* APPLIED: rows kept aside now (sync/identity.h) */
+    int version;              /* MIGRATED: the database's version now */
+} node_event;
+
+/* Told of each event, on the node's thread, after it happened; fn must not call back
+ * into the node. */
+typedef void (*node_event_fn)(void *ctx, const node_event *ev);
+/* Sets whom events are told (fn NULL: no one; ctx lent). */
+void stm_node_set_events(node_t *n, node_event_fn fn, void *ctx);
 
 #endif

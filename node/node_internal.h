@@ -1,8 +1,10 @@
-/* node_internal.h - private to the node: only node.c, dispatch.c and live.c include it.
+/* node_internal.h - private to the node: only node.c, step.c, events.c, dispatch.c and
+ * live.c include it.
  *
- * node.c holds the loop and the timers; dispatch.c what each message from a peer does;
- * live.c the changes a running node takes without a restart (`stemma trust`, `stemma
- * peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
+ * node.c holds the loop and the timers; step.c a pass of it as the application's loop
+ * calls it; events.c what the application is told; dispatch.c what each message from a
+ * peer does; live.c the changes a running node takes without a restart (`stemma trust`,
+ * `stemma peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
  * any of them. */
 #ifndef STM_NODE_INTERNAL_H
 #define STM_NODE_INTERNAL_H
@@ -15,6 +17,7 @@
 #include "inbox.h"
 #include "local.h"
 #include "mesh.h"
+#include "pollfd.h"
 #include "zap.h"
 #include "sync/inbound.h"
 
@@ -67,7 +70,20 @@ struct node {
                                   learned a version, migrated): retried by its timer */
     int64_t policy_retry_after; /* after a failed retry of those: not before */
     bool policy_failing;       /* that failure is logged once */
+    bool started;              /* the first pass ran (and said so) */
+    bool said_bye;             /* stm_node_say_bye ran */
+    pollfd_t *pollfd;          /* stm_node_fd's epoll set; NULL until asked for */
+    node_event_fn on_event;    /* told of events (events.c); NULL: no one */
+    void *event_ctx;           /* on_event's first argument, lent */
+    apply_stats stored;        /* what the batches acknowledged in this store did */
 };
+
+/* Internal (node.c). The sockets the loop waits on, rebuilt into n->poll_items (the
+ * fixed ones, then every open DEALER); returns how many. */
+size_t stm_node_poll_items(node_t *n);
+/* Internal (node.c). One pass of the loop, waiting at most wait_ms for a socket; *next_ms
+ * how long the loop may sleep after it (-1: until a socket wakes it). step.c steps it. */
+STM_NODISCARD stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err);
 
 /* Internal (dispatch.c): what a message from a peer does. */
 
@@ -92,8 +108,11 @@ void stm_node_peers_clear(node_t *n);
 /* Internal (live.c). The control socket's answer to a request that changes the node
  * ("trust ...", "peer ..."); ctx is the node. The answer is the caller's to free. */
 char *stm_node_control_change(void *ctx, const char *request);
-/* Internal (live.c). SIGHUP: node.toml and known_peers read again, trust and peers
- * changed to match, other changed settings named as needing a restart. */
-void stm_node_reload(node_t *n);
+/* Internal (events.c). Tells the application a peer was judged (its verdict as set). */
+void stm_node_tell_judged(node_t *n, peer_t *p);
+/* Internal (events.c). Tells it operations were stored or retried, with what they did. */
+void stm_node_tell_applied(node_t *n, const apply_stats *st);
+/* Internal (events.c). Tells it the database migrated to version. */
+void stm_node_tell_migrated(node_t *n, int version);
 
 #endif

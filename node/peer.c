@@ -382,11 +382,15 @@ void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *poli
         stm_peer_set_state(p, PEER_REFUSED);
 }
 
-void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set,
+void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set, admit_t *admit,
                      const peer_policy *policy)
 {
-    if (p->have_hello)
-        stm_judge_follow(&p->verdict, lenses, set, policy);
+    if (!p->have_hello)
+        return;
+    const lineage_version *head = stm_lineage_head(p->hello.lineage);
+    size_t upto = 0;
+    const lens_branch *b = admit && head ? stm_admit_branch(admit, &head->id, &upto) : NULL;
+    stm_judge_follow(&p->verdict, lenses, set, b, upto, policy);
 }
 
 void stm_peer_distrust(peer_t *p, const char *reason)

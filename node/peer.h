@@ -16,6 +16,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/id.h"
+#include "admit.h"
 #include "inbox.h"
 #include "judge.h"
 #include "parts.h"
@@ -119,8 +120,10 @@ void stm_peer_heard(peer_t *p, int64_t now_ms);
  * it) stays refused, until its answer to our new HELLO is judged. */
 void stm_peer_rejudge(peer_t *p, const lineage_t *local, const peer_policy *policy);
 /* After judging: names what lenses translate between its head and ours (judge.h,
- * stm_judge_follow; lenses and set lent, NULL: nothing). The state does not change. */
-void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set,
+ * stm_judge_follow; lenses and set lent, NULL: nothing), through its branch's lenses
+ * too when admit (lent, or NULL) learned them from its HELLO. The state does not
+ * change. */
+void stm_peer_follow(peer_t *p, const lens_set_t *lenses, const lineage_t *set, admit_t *admit,
                      const peer_policy *policy);
 
 /* Its key is no longer trusted here (`stemma trust remove`): it is sent a REFUSE with

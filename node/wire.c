@@ -83,11 +83,12 @@ static void s_pack_family(msgpack_packer *pk, const family_t *f)
 
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
                            const char *name, const lineage_t *lineage, const vector_t *vector,
-                           int min_supported, const wire_peer *peers, size_t npeers, bool reply)
+                           int min_supported, const wire_peer *peers, size_t npeers, bool reply,
+                           const lens_set_t *lenses)
 {
     msgpack_packer pk;
     s_header(out, WIRE_HELLO, &pk);
-    msgpack_pack_map(&pk, 11);
+    msgpack_pack_map(&pk, lenses ? 12 : 11);
     s_key(&pk, "reply");
     if (reply)
         msgpack_pack_true(&pk);
@@ -124,6 +125,10 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoi
         msgpack_pack_array(&pk, 2);
         s_id(&pk, &peers[i].id);
         s_str(&pk, peers[i].endpoint);
+    }
+    if (lenses) {
+        s_key(&pk, "lenses");
+        stm_wire_pack_lenses(&pk, lenses, stm_lineage_count(lineage));
     }
 }
 
@@ -500,7 +505,7 @@ stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_e
     char *schema_set = NULL;
     /* The lineage and the families are read after the map: the lineage needs the
      * schema set's name, and the families the lineage, which may come in any order. */
-    const unsigned char *lineage_at = NULL, *families_at = NULL;
+    const unsigned char *lineage_at = NULL, *families_at = NULL, *lenses_at = NULL;
     const char *why = NULL;
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         char key[32];
@@ -520,8 +525,9 @@ stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_e
         else if (strcmp(key, "name") == 0)
             ok = s_read_text(&r, &h->name) && strlen(h->name) <= WIRE_MAX_NAME;
         else if ((strcmp(key, "lineage") == 0 && !lineage_at) ||
-                 (strcmp(key, "families") == 0 && !families_at)) {
-            *(key[0] == 'l' ? &lineage_at : &families_at) = r.p;
+                 (strcmp(key, "families") == 0 && !families_at) ||
+                 (strcmp(key, "lenses") == 0 && !lenses_at)) {
+            *(key[0] == 'f' ? &families_at : key[1] == 'i' ? &lineage_at : &lenses_at) = r.p;
             ok = stm_msgread_skip(&r);
         } else if (strcmp(key, "vector") == 0)
             ok = have_vector = s_read_vector(&r, &h->vector, err) == STM_OK;
@@ -555,6 +561,11 @@ stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_e
         if (!why && families_at) {
             stm_msgread_init(&fr, families_at, (size_t)(r.end - families_at));
             why = s_read_families(&fr, h->lineage, &budget);
+        }
+        if (!why && lenses_at) {
+            msgread_t xr;
+            stm_msgread_init(&xr, lenses_at, (size_t)(r.end - lenses_at));
+            why = stm_wire_read_lenses(&xr, stm_lineage_count(h->lineage), &h->lenses);
         }
         if (why)
             rc = stm_error_set(err, STM_EPROTO, "malformed message: a HELLO: %s", why);
@@ -606,6 +617,7 @@ void stm_wire_hello_clear(wire_hello *h)
     for (size_t i = 0; i < h->npeers; i++)
         free(h->peers[i].endpoint);
     free(h->peers);
+    stm_wire_lenses_clear(&h->lenses);
     memset(h, 0, sizeof *h);
 }
 

@@ -18,6 +18,7 @@
 #include "lineage/lineage.h"
 #include "sync/op.h"
 #include "sync/vector.h"
+#include "wire_lens.h"
 
 /* Version 2: an operation's key may be an array, a key of several columns
  * (sync/key.h); version 1 peers would drop such batches as malformed. */
@@ -95,6 +96,8 @@ typedef struct {
     wire_peer *peers;           /* the peers it knows */
     size_t npeers;
     bool reply;                 /* it answers our HELLO: do not answer it again */
+    wire_lenses lenses;         /* what its migrations did to the data (none: an older
+                                   stemma, or no schema set) */
 } wire_hello;
 
 /* The header of a message: STM_EPROTO when it is too short or the magic is wrong. */
@@ -106,10 +109,12 @@ void stm_wire_encode_empty(buf_t *out, wire_type type);
 
 /* Appends a HELLO. name is the device's (at most WIRE_MAX_NAME bytes); lineage is the
  * database's (stm_lineage_prefix of the schema set); reply says it answers the peer's
- * HELLO. */
+ * HELLO; lenses, the schema set's (NULL: none), describes the lineage's migrations
+ * (wire_lens.h). */
 void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
                            const char *name, const lineage_t *lineage, const vector_t *vector,
-                           int min_supported, const wire_peer *peers, size_t npeers, bool reply);
+                           int min_supported, const wire_peer *peers, size_t npeers, bool reply,
+                           const lens_set_t *lenses);
 /* Decodes a whole HELLO message (header included) into h (zeroed first). */
 STM_NODISCARD stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h,
                                             stm_error *err);

@@ -73,6 +73,8 @@ void stm_applier_destroy(applier_t **self_p)
     free(a->xops);
     free(a->xptrs);
     free(a->xgone);
+    free(a->fill);
+    stm_buf_free(&a->xkey);
     free(a);
     *self_p = NULL;
 }
@@ -260,7 +262,7 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
         for (size_t i = from; i < nall; i++)
             all[i].value = stm_opbatch_at(held, i - from)->value;
         stm_rowsql_sort(all, nall);
-        step = stm_rowsql_run(a->rowsql, t, ROW_INSERT, &key, all, nall, refused);
+        step = stm_apply_insert_filled(a, t, ROW_INSERT, &key, all, nall, refused);
     }
     free(all);
     stm_opbatch_destroy(&held);
@@ -269,10 +271,26 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
     return step;
 }
 
-/* True, with why, when key cannot name a row of t: a NULL in it, or another number
- * of columns than t's key has here (the table's key changed between the versions). */
-static bool s_key_unusable(const txn_table *t, const op_value *key, char *why, size_t len)
+/* True, with why, when the key of row change ops[0..n) cannot name a row of t: a NULL
+ * in it, another number of columns than t's key has here, or a key column of another
+ * type at the writer (the table's key changed between the versions). Such a row is
+ * not this table's row under a converted key: it parks whole, never a cell here and
+ * the rest there (a write that filled the row here and parked its key cell left a
+ * row no replay could complete). */
+static bool s_key_unusable(const txn_table *t, const op_t *const *ops, size_t nops, char *why,
+                           size_t len)
 {
+    const op_value *key = &ops[0]->pk;
+    for (size_t i = 0; i < nops; i++) {
+        const catalog_column *col =
+            ops[i]->column ? stm_catalog_table_find(stm_txn_table_def(t), ops[i]->column) : NULL;
+        if (col && col->pk && !col->hidden &&
+            stm_capture_affinity_code(col->affinity) != ops[i]->affinity) {
+            snprintf(why, len, "its key column %s is %s here, %c at the writer", col->name,
+                     stm_catalog_affinity_name(col->affinity), ops[i]->affinity);
+            return true;
+        }
+    }
     size_t n = stm_key_columns(key);
     if (n != stm_txn_table_keys(t)) {
         snprintf(why, len, "its key has %zu columns, the table's key here %zu", n,
@@ -320,7 +338,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
     if (!t)
         return s_park_all(a, ops, n, "table not in this database, or not synced here", st, err);
     char why[128];
-    if (s_key_unusable(t, &first->pk, why, sizeof why))
+    if (s_key_unusable(t, ops, n, why, sizeof why))
         return s_park_all(a, ops, n, why, st, err);
     stm_txn_table_touch(t);
     bool have_clock = false;
@@ -544,7 +562,7 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
         return stm_apply_park(a, op, PARK_SCHEMA, "table not in this database, or not synced here",
                               st, err);
     char why[128];
-    if (s_key_unusable(t, &op->pk, why, sizeof why))
+    if (s_key_unusable(t, &op, 1, why, sizeof why))
         return stm_apply_park(a, op, PARK_SCHEMA, why, st, err);
     stm_txn_table_touch(t);
     bool have_clock;
@@ -659,12 +677,18 @@ static stm_err s_apply_ops(applier_t *a, const op_t **ops, size_t n, apply_stats
             stm_txn_clock_seen(a->txn, ops[i]->hlc); /* a retried one, recorded before */
             /* Written at another version: this database's names (invariant 8). */
             uint64_t gone = 0;
-            const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone);
+            const char *park_whole = NULL;
+            const op_t *const *here = stm_apply_translate(a, ops + i, &fresh, &gone, &park_whole);
             if (!fresh)
                 st->applied += gone; /* recorded; their table is gone here */
-            if (fresh)
+            if (fresh && park_whole)
+                rc = s_park_all(a, here, fresh, park_whole, st, err);
+            else if (fresh) {
+                a->writer = &here[0]->version_id;
                 rc = stm_op_is_delete(here[0]) ? stm_apply_delete(a, here[0], st, err)
                                                : s_apply_writes(a, here, fresh, st, err);
+                a->writer = NULL;
+            }
         }
         i = j;
     }

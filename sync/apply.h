@@ -47,10 +47,17 @@
  *     Its clock is compared with the clocks of the column here: a migration that
  *     renames a column carries the column's clocks to its new name (migrate.h), so a
  *     late write from an older version never beats a later one made before the rename.
- *     One of an older version to a table or column a migration since dropped, with
- *     none of that name here, applies to nothing and is counted applied, not parked;
- *     one to such a column still counts as a write of its row (invariant 2), as it
- *     did on the databases that had the column when it came.
+ *     One of an older version to a table a migration since dropped (none here holds
+ *     its values, even one of its name made anew: lens.h LENS_REPLACED), or to a column
+ *     dropped since with none of its name here, applies to nothing and is counted
+ *     applied, not parked; one to such a column still counts as a write of its row
+ *     (invariant 2), as it did on the databases that had the column when it came. A
+ *     row change of a newer version to a table that is another than the one of its
+ *     name here parks whole, as does one whose key column has another type here:
+ *     no cell of it lands in a row it does not name. A row whose table a rebuild keyed
+ *     anew by some of its key's columns is named by those parts of its key here. One
+ *     written on another branch (a divergent device) is translated back to the version
+ *     its branch shares with the set and on from there (stm_applier_set_branches).
  *  9. A stand-in (op.h: a row change withheld by its sender, too large to travel)
  *     records its operations as held and withheld, applying nothing, so that the
  *     vector moves past them; each is logged ("withheld") when first recorded. A
@@ -149,6 +156,17 @@ void stm_applier_set_max_clock_ahead(applier_t *a, int64_t ms);
  * translated through lenses (both lent; they must outlive the applier, or be replaced)
  * into this database's names before they apply (invariant 8). NULL: none is. */
 void stm_applier_set_lenses(applier_t *a, const lens_set_t *lenses, const lineage_t *set);
+
+/* The branch a version of another branch of the schema set is on, as a peer there
+ * described it (lineage/lens.h lens_branch, lent until the next call), and *upto, the
+ * version's place on it (version base + *upto); NULL when nothing describes it. */
+typedef const lens_branch *(*apply_branch_fn)(void *ctx, const stm_id *version, size_t *upto);
+
+/* Operations written at a version of another branch (not one of the lineage set by
+ * stm_applier_set_lenses) are translated through fn's branch: back to the version it
+ * shares with the set, then on to this database's (invariant 8). ctx is lent: it must
+ * outlive the applier, or be replaced. NULL: none is. */
+void stm_applier_set_branches(applier_t *a, apply_branch_fn fn, void *ctx);
 
 /* Offers every operation to fn (with ctx, lent: it must outlive the applier, or be
  * replaced) before it applies (invariant 10). NULL: none is refused. */

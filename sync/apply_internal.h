@@ -48,6 +48,14 @@ struct applier {
     bool *xgone;              /* ... which of them write a column dropped since */
     const op_t **xptrs;
     size_t xcap;
+    apply_branch_fn branch;   /* the branches of divergent writers, or NULL */
+    void *branch_ctx;         /* lent */
+    char xwhy[192];           /* scratch: why a translated row change parks whole */
+    buf_t xkey;               /* scratch: a translated row change's key (s_rekey) */
+    const stm_id *writer;     /* the version of the row change being applied, lent;
+                               * NULL between them */
+    row_cell *fill;           /* scratch: a row's cells and those filled for it */
+    size_t fill_cap;
     /* Whether this database has run the migration to a version (apply_lens.c): the
      * last one asked, until the next transaction. */
     stm_id ran_id;
@@ -125,18 +133,30 @@ int stm_apply_made_by(applier_t *a, const stm_id *version_id, const char *table,
 /* ops[0..*n) (one row change) with this database's names for their table and columns
  * when they were written at another version of the schema set: a copy lent until the
  * next call, or ops itself when nothing changes. Written at an older version, those on
- * a table a migration since has dropped (none of that name is here) are left out (*n
- * becomes 0; *gone counts them), and those on such a column are marked
- * (stm_apply_gone; *gone counts them too): the migration dropped their values on
- * every database that ran it, and what a database at this version holds is what it
- * left (apply.h, invariant 8). */
+ * a table a migration since has dropped (none here holds its values, whatever holds
+ * its name) are left out (*n becomes 0; *gone counts them), and those on such a column
+ * are marked (stm_apply_gone; *gone counts them too): the migration dropped their
+ * values on every database that ran it, and what a database at this version holds is
+ * what it left (apply.h, invariant 8). Written at a newer version on a table that is
+ * not the one of its name here (a migration between made it anew), *park_whole says
+ * why (lent, until the next call): the row change waits whole for this database to
+ * migrate, none of it applied to the other table. NULL otherwise. */
 const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, size_t *n,
-                                       uint64_t *gone);
-/* The names of here the write op holds its value under: its column's (returned) and
- * its table's (*table), translated as stm_apply_translate would, but without its
- * scratch (the caller may hold a translated row change); NULL when it has no column
- * here by the lenses. Lent (by op, or by the lenses). */
-const char *stm_apply_local_column(applier_t *a, const op_t *op, const char **table);
+                                       uint64_t *gone, const char **park_whole);
+/* Runs the kind statement (an insert: ROW_INSERT or ROW_ADD) for the row of t whose key
+ * is pk with cells[0..n) (sorted), as stm_rowsql_run does; when SQLite refuses it for a
+ * NOT NULL column that a migration since the writer's version (a->writer) added with
+ * a default (lens.h LENS_ADDED), runs it again with that column at that default, as
+ * every database that ran the migration holds it for a row it had: a row from an older
+ * device is not parked for a value the migration itself gives (a computed one still
+ * is). The filled cells write no clocks: no operation wrote them. */
+int stm_apply_insert_filled(applier_t *a, const txn_table *t, row_kind kind, const op_value *pk,
+                            const row_cell *cells, size_t n, char **refused);
+/* Copies op (one write) into out under this database's names, as stm_apply_translate
+ * gives it (its strings and bytes held by out), leaving the applier's scratch as it was
+ * (the caller may hold a row change it translated). False, nothing copied, when it
+ * writes no column here: its table gone, parked whole, its column dropped. */
+bool stm_apply_translate_copy(applier_t *a, const op_t *op, opbatch_t *out);
 /* Whether op (one stm_apply_translate handed out) writes a column dropped since its
  * writer's version: it takes no cell, is not parked, and still counts as a write of its
  * row (as a write parked for a missing column does: apply.h, invariant 2). */

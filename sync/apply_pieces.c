@@ -30,10 +30,11 @@ typedef struct {
     bool piece;     /* from a piece, not from the change being applied */
 } s_joined;
 
-/* The writes parked for a constraint that wait for row pk of t, fetched into out: those
- * of the same row and incarnation as first. */
-static stm_err s_pieces(applier_t *a, txn_table *t, const op_t *first, opbatch_t *out,
-                        stm_error *err)
+/* The writes parked for a constraint that wait for row pk of t: those of the same row
+ * and incarnation as first (translated already), as they were recorded into pieces, and
+ * under this database's names into local, in step. */
+static stm_err s_pieces(applier_t *a, txn_table *t, const op_t *first, opbatch_t *pieces,
+                        opbatch_t *local, stm_error *err)
 {
     const char *name = stm_catalog_table_name(stm_txn_table_def(t));
     sqlite3_stmt *q = NULL;
@@ -56,15 +57,21 @@ static stm_err s_pieces(applier_t *a, txn_table *t, const op_t *first, opbatch_t
         rc = stm_store_error(a->store, err, "reading parked operations");
     sqlite3_finalize(q);
     identity_stamp inc = stm_identity_of_op(first);
+    opbatch_t *one = stm_opbatch_new();
     for (size_t i = 0; i < stm_opbatch_count(found) && rc == STM_OK; i++) {
         const op_t *op = stm_opbatch_at(found, i);
-        const char *table;
-        identity_stamp its = stm_identity_of_op(op);
-        if (!stm_op_is_delete(op) && stm_apply_local_column(a, op, &table) &&
-            sqlite3_stricmp(table, name) == 0 && stm_op_value_equal(&op->pk, &first->pk) &&
-            stm_identity_equal(&its, &inc))
-            stm_opbatch_add(out, op);
+        stm_opbatch_clear(one);
+        if (stm_op_is_delete(op) || !stm_apply_translate_copy(a, op, one))
+            continue;
+        const op_t *here = stm_opbatch_at(one, 0);
+        identity_stamp its = stm_identity_of_op(here);
+        if (sqlite3_stricmp(here->table, name) == 0 && stm_op_value_equal(&here->pk, &first->pk) &&
+            stm_identity_equal(&its, &inc)) {
+            stm_opbatch_add(pieces, op);
+            stm_opbatch_add(local, here);
+        }
     }
+    stm_opbatch_destroy(&one);
     stm_opbatch_destroy(&found);
     return rc;
 }
@@ -98,11 +105,12 @@ stm_err stm_apply_join_pieces(applier_t *a, txn_table *t, const op_t *const *ops
     (void)n;
     *joined = false;
     const catalog_table *def = stm_txn_table_def(t);
-    opbatch_t *pieces = stm_opbatch_new();
-    stm_err rc = s_pieces(a, t, ops[0], pieces, err);
+    opbatch_t *pieces = stm_opbatch_new(), *local = stm_opbatch_new();
+    stm_err rc = s_pieces(a, t, ops[0], pieces, local, err);
     size_t npieces = stm_opbatch_count(pieces);
     if (rc != STM_OK || !npieces) {
         stm_opbatch_destroy(&pieces);
+        stm_opbatch_destroy(&local);
         return rc;
     }
     size_t cap = *ncells + npieces, count = 0;
@@ -113,10 +121,8 @@ stm_err stm_apply_join_pieces(applier_t *a, txn_table *t, const op_t *const *ops
         count++;
     }
     for (size_t i = 0; i < npieces && rc == STM_OK; i++) {
-        const op_t *op = stm_opbatch_at(pieces, i);
-        const char *table;
-        const char *column = stm_apply_local_column(a, op, &table);
-        const catalog_column *col = column ? stm_catalog_table_find(def, column) : NULL;
+        const op_t *op = stm_opbatch_at(local, i);
+        const catalog_column *col = stm_catalog_table_find(def, op->column);
         /* What its key already says, or a column it cannot write, it adds nothing to. */
         if (!col || col->pk || col->hidden ||
             stm_capture_affinity_code(col->affinity) != op->affinity)
@@ -162,5 +168,6 @@ stm_err stm_apply_join_pieces(applier_t *a, txn_table *t, const op_t *const *ops
     free(again);
     free(row);
     stm_opbatch_destroy(&pieces);
+    stm_opbatch_destroy(&local);
     return rc;
 }

@@ -288,7 +288,9 @@ int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *c
                         apply_stats *st, stm_error *err, stm_err *rc)
 {
     *aside = false;
-    int step = stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused);
+    int step = kind == ROW_UPDATE
+                   ? stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused)
+                   : stm_apply_insert_filled(a, t, kind, &ops[0]->pk, cells, ncells, refused);
     apply_unique_outcome unique = APPLY_UNIQUE_NONE;
     if (*refused && step == SQLITE_CONSTRAINT_UNIQUE &&
         (*rc = stm_apply_unique(a, t, ops[0], cells, ncells, *refused, &unique, err)) != STM_OK)
@@ -296,7 +298,9 @@ int stm_apply_write_row(applier_t *a, txn_table *t, row_kind kind, const op_t *c
     if (unique == APPLY_UNIQUE_WON) {
         free(*refused);
         *refused = NULL;
-        step = stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused);
+        step = kind == ROW_UPDATE
+                   ? stm_rowsql_run(a->rowsql, t, kind, &ops[0]->pk, cells, ncells, refused)
+                   : stm_apply_insert_filled(a, t, kind, &ops[0]->pk, cells, ncells, refused);
     } else if (unique == APPLY_UNIQUE_LOST) {
         /* An update's row was here; a new row was not. */
         *rc = stm_apply_keep_aside(a, t, ops, n, cells, ncells, inc, origin_no, have_clock,

@@ -396,3 +396,25 @@ stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err)
     fclose(in.f);
     return rc;
 }
+
+/* One batch of a bundle being applied: args are the applier and the stats. */
+static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
+{
+    void **args = ctx;
+    return stm_applier_apply(args[0], batch, args[1], err);
+}
+
+stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
+                         bundle_info *info, stm_error *err)
+{
+    void *args[2] = {applier, stats};
+    stm_err rc = stm_applier_begin(applier, err);
+    if (rc != STM_OK)
+        return rc;
+    rc = stm_bundle_read_once(path, s_apply_batch, args, info, err);
+    if (rc == STM_OK)
+        rc = stm_applier_commit(applier, err);
+    else
+        stm_applier_rollback(applier);
+    return rc;
+}

@@ -19,6 +19,7 @@
 #ifndef STM_BUNDLE_H
 #define STM_BUNDLE_H
 
+#include "apply.h"
 #include "op.h"
 #include "store.h"
 #include "vector.h"
@@ -67,6 +68,12 @@ STM_NODISCARD stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void
  * guarantee as stm_bundle_read for half the reading. */
 STM_NODISCARD stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx,
                                            bundle_info *info, stm_error *err);
+
+/* Applies the bundle at path through applier, in one transaction: all of it, or (on any
+ * failure, a damaged file included) none. What it did is added to *stats; *info
+ * describes the bundle. */
+STM_NODISCARD stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
+                                       bundle_info *info, stm_error *err);
 
 STM_NODISCARD stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
 /* *out is the caller's. STM_ECORRUPT for a damaged file. */

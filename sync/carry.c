@@ -75,6 +75,28 @@ static stm_err s_carry_table(store_t *store, const char *from, const char *to,
     return rc;
 }
 
+/* Forgets the clocks of a table the step dropped and made anew under its name
+ * (LENS_REPLACED): they are another table's rows. Writes parked here for the new one
+ * (from devices past the step) keep their operations in stemma_parked and record their
+ * clocks again when they replay after the step. */
+static stm_err s_forget_table(store_t *store, const char *table, stm_error *err)
+{
+    sqlite3 *db = stm_store_db(store);
+    static const char *const sql[] = {"DELETE FROM stemma_clock WHERE tbl = ?1",
+                                      "DELETE FROM stemma_conflicts WHERE tbl = ?1"};
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == STM_OK; i++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK)
+            return stm_store_error(store, err, "forgetting the clocks of a replaced table");
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = stm_store_error(store, err, "forgetting the clocks of a replaced table");
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
 stm_err stm_carry_renames(store_t *store, const lens_set_t *lenses, int from, int to,
                           stm_error *err)
 {
@@ -104,6 +126,8 @@ stm_err stm_carry_renames(store_t *store, const lens_set_t *lenses, int from, in
         }
         if (moves && (r.count || strcmp(to_table, table) != 0))
             rc = s_carry_table(store, table, to_table, &r, err);
+        else if (!moves && stm_lens_replaced(lenses, from > to ? from : to, table))
+            rc = s_forget_table(store, table, err);
     }
     free(r.from);
     free(r.to);

@@ -5,7 +5,9 @@
  * a rebuild under another name: lineage/lens.h), the clocks follow, in the migration's
  * own transaction: the column keeps its history under its new name, so that a late write
  * from a device at the older version, translated to the new name (apply.h, invariant 8),
- * is compared with the writes the column already had and never beats a later one. */
+ * is compared with the writes the column already had and never beats a later one.
+ * A table the migration drops and makes anew under its name (LENS_REPLACED) is another
+ * table: its clocks are forgotten in the same transaction. */
 #ifndef STM_CARRY_H
 #define STM_CARRY_H
 
@@ -14,8 +16,8 @@
 #include "lineage/lens.h"
 
 /* Moves the clocks of every table and column of version from that lenses say is held
- * under another name at version to (either way) to that name, inside the open
- * transaction. STM_EDB naming the database when SQLite fails. */
+ * under another name at version to (either way, one step apart) to that name, and
+ * forgets those of a table the step replaced, inside the open transaction. STM_EDB naming the database when SQLite fails. */
 STM_NODISCARD stm_err stm_carry_renames(store_t *store, const lens_set_t *lenses, int from, int to,
                                         stm_error *err);
 

@@ -108,10 +108,12 @@ static stm_err s_weigh(s_slice *x, const op_t *const *ops, size_t n, int64_t no,
         x->live[i] = true;
     size_t m = n;
     uint64_t gone = 0;
-    const op_t *const *local = stm_apply_translate(a, ops, &m, &gone);
-    txn_table *t = m ? stm_txn_table_find(a->txn, local[0]->table) : NULL;
-    /* A table this database lacks, does not sync or no longer has, a key that cannot
-     * name its rows: their cells are not here to be replaced (invariant 2). */
+    const char *whole = NULL;
+    const op_t *const *local = stm_apply_translate(a, ops, &m, &gone, &whole);
+    txn_table *t = m && !whole ? stm_txn_table_find(a->txn, local[0]->table) : NULL;
+    /* A table this database lacks, does not sync or no longer has (or has made anew), a
+     * key that cannot name its rows: their cells are not here to be replaced
+     * (invariant 2). */
     if (!t || m != n || stm_key_columns(&local[0]->pk) != stm_txn_table_keys(t) ||
         stm_key_has_null(&local[0]->pk))
         return STM_OK;

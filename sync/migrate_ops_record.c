@@ -586,11 +586,16 @@ stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const
         if (!table)
             continue;
         /* Where its rows were before the step: the lenses follow renames and rebuilds;
-         * none for a table the step made. */
+         * none for a table the step made, or dropped and made again (its old rows are
+         * gone by the migration itself wherever it runs, and older writes to them with
+         * it: apply_lens.c). */
         const char *source = NULL;
         if (!lenses || version < 2 ||
             !stm_lens_translate_table(lenses, version, name, version - 1, &source))
-            source = m->before && stm_catalog_find(m->before, name) ? name : NULL;
+            source = m->before && stm_catalog_find(m->before, name) &&
+                             !(lenses && stm_lens_replaced(lenses, version, name))
+                         ? name
+                         : NULL;
         const migops_copy *copy = source ? stm_migrate_ops_copy_of(m, source) : NULL;
         if (source && !copy)
             continue; /* rows of a table the step did not write */

@@ -372,6 +372,10 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     memset(done, 0, sizeof *done);
     stm_err rc = s_begin(self, up ? k - 1 : k, k, all, err);
     bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
+    /* A new database gets stemma's tables before its first migration, so that the
+     * rows that migration writes (seed rows) are operations like any later step's. */
+    if (rc == STM_OK && up && k == 1 && !prepared)
+        prepared = (rc = stm_store_prepare(self->store, err)) == STM_OK;
     /* Going down, the schema before the step: what it drops is kept (dropped.h). */
     catalog_t *before = NULL;
     if (rc == STM_OK && !up && prepared)
@@ -379,10 +383,11 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     /* The triggers still there keep out of the step's own writes (capture.h). */
     if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
-    /* What a step after the first writes to synced rows is sent (migrate_ops.h); the
-     * first makes the database, alike on every device. */
+    /* What a step writes to synced rows is sent (migrate_ops.h): the first's too,
+     * whose seed rows may differ between devices (a time, a random id) and which a
+     * row brought back after a delete needs whole. */
     migrate_ops_t *ops = NULL;
-    if (rc == STM_OK && up && k > 1 && prepared) {
+    if (rc == STM_OK && up && prepared) {
         ops = stm_migrate_ops_new(self->store, self->catalog);
         rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
     } else if (rc == STM_OK) {

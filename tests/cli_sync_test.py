@@ -136,20 +136,31 @@ class Renames(Base):
     another (sync/apply.h, invariant 8): renamed columns and tables, both ways, and a
     migration carries the renamed columns' clocks (sync/carry.h)."""
 
-    def at(self, name, version):
+    def at(self, name, version, schemas=RENAMES):
+        """A database at version (None: the newest) of schemas."""
         if not have_migrate():
             self.skipTest("no stemma migrate")
         self.need_sqlite3()
         path = self.path(name)
-        self.ok("migrate", "--db", path, "--schemas", RENAMES, "--to", str(version), "--no-backup")
+        to = ["--to", str(version)] if version else []
+        self.ok("migrate", "--db", path, "--schemas", schemas, *to, "--no-backup")
         return path
 
-    def send(self, src, dst, lenses=True):
+    def schema_set(self, files):
+        """A schema set of files ({name: SQL}) in the test's directory."""
+        d = self.path("set")
+        os.makedirs(d)
+        for name, sql in files.items():
+            with open(os.path.join(d, name), "w") as f:
+                f.write(sql)
+        return d
+
+    def send(self, src, dst, lenses=True, schemas=RENAMES):
         """src's operations dst lacks, applied to dst; returns apply's counts."""
         vec, bundle = self.path("v.stmv"), self.path("b.stmb")
         self.ok("vector", "--db", dst, "-o", vec)
         self.changes(src, bundle, since=vec)
-        args = ["apply", "--db", dst] + (["--schemas", RENAMES] if lenses else []) + [bundle]
+        args = ["apply", "--db", dst] + (["--schemas", schemas] if lenses else []) + [bundle]
         out, _ = self.ok(*args, warnings=True)
         m = re.fullmatch(r"applied (\d+), already present (\d+), parked (\d+), replayed (\d+) "
                          r"\((\d+) parked in all\)\n", out)
@@ -229,39 +240,165 @@ class Renames(Base):
         # v2 rebuilds items with a NOT NULL label it computes: a row written at v1
         # cannot be inserted at v2; the reason names the migration and what brings it,
         # and once its writer migrates the row comes whole and nothing stays parked.
-        if not have_migrate():
-            self.skipTest("no stemma migrate")
-        self.need_sqlite3()
-        d = self.path("set")
-        os.makedirs(d)
-        with open(os.path.join(d, "001_items.sql"), "w") as f:
-            f.write("CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL);\n")
-        with open(os.path.join(d, "002_label.sql"), "w") as f:
-            f.write("CREATE TABLE items_new (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
-                    "  label TEXT NOT NULL);\n"
-                    "INSERT INTO items_new SELECT id, name, upper(name) FROM items;\n"
-                    "DROP TABLE items;\nALTER TABLE items_new RENAME TO items;\n")
-        old, new = self.path("old.db"), self.path("new.db")
-        self.ok("migrate", "--db", old, "--schemas", d, "--to", "1", "--no-backup")
-        self.ok("migrate", "--db", new, "--schemas", d, "--no-backup")
+        d = self.schema_set({
+            "001_items.sql": "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL);\n",
+            "002_label.sql": "CREATE TABLE items_new (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                             "  label TEXT NOT NULL);\n"
+                             "INSERT INTO items_new SELECT id, name, upper(name) FROM items;\n"
+                             "DROP TABLE items;\nALTER TABLE items_new RENAME TO items;\n"})
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
         sqlite(old, "INSERT INTO items VALUES ('i1', 'pen')")
-
-        def send(src, dst):
-            vec, bundle = self.path("v.stmv"), self.path("b.stmb")
-            self.ok("vector", "--db", dst, "-o", vec)
-            self.changes(src, bundle, since=vec)
-            out, _ = self.ok("apply", "--db", dst, "--schemas", d, bundle, warnings=True)
-            return out
-        self.assertIn("parked 2,", send(old, new))
+        self.assertEqual(self.send(old, new, schemas=d)[2], 2)
         self.assertEqual(
             sqlite(new, "SELECT DISTINCT reason FROM stemma_parked"),
             "NOT NULL constraint failed: items.label (made by migration 2, which its writer at "
             "version 1 had not run: the row comes whole once the writer migrates)\n")
         self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
-        send(old, new)
+        self.send(old, new, schemas=d)
         self.assertEqual(sqlite(new, "SELECT id, name, label FROM items"), "i1|pen|PEN\n")
         self.assertEqual(sqlite(new, "SELECT count(*) FROM stemma_parked"), "0\n")
 
+    def test_a_row_gets_the_default_a_migration_added_its_column_with(self):
+        # chirpstack 004 then 009 in small: v2 adds flags NOT NULL DEFAULT 'none', v3
+        # rebuilds items keeping flags, NOT NULL with no default. A v1 row at v3 gets
+        # 'none', as the migration gives every row it had, instead of parking for a
+        # value no operation will ever bring (the writer's migration sends nothing for
+        # a row it leaves at the default); then both sides agree.
+        d = self.schema_set({
+            "001_items.sql": "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT NOT NULL);\n",
+            "002_flags.sql": "ALTER TABLE items ADD COLUMN flags TEXT NOT NULL DEFAULT 'none';\n",
+            "003_rebuild.sql": "CREATE TABLE items_new (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                               "  flags TEXT NOT NULL);\n"
+                               "INSERT INTO items_new SELECT id, name, flags FROM items;\n"
+                               "DROP TABLE items;\nALTER TABLE items_new RENAME TO items;\n"})
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
+        sqlite(old, "INSERT INTO items VALUES ('i1', 'pen')")
+        self.assertEqual(self.send(old, new, schemas=d)[:3], (2, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT id, name, flags FROM items"), "i1|pen|none\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        self.send(old, new, schemas=d)
+        self.send(new, old, schemas=d)
+        for db in (old, new):
+            self.assertEqual(sqlite(db, "SELECT id, name, flags FROM items"), "i1|pen|none\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
+    def test_seed_rows_of_the_first_migration_travel(self):
+        # chirpstack 001 in small: the first migration seeds an admin row with a value
+        # each device picks itself. a deletes it, b renames it later: the row comes
+        # back at a whole (its NOT NULL created from the seeds, which are operations
+        # like any migration's writes), and both sides hold one and the same row.
+        d = self.schema_set({
+            "001_users.sql": "CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL,\n"
+                             "  created TEXT NOT NULL);\n"
+                             "INSERT INTO users VALUES ('admin', 'admin', hex(randomblob(8)));\n"})
+        a, b = self.at("a.db", None, d), self.at("b.db", None, d)
+        self.assertNotEqual(sqlite(a, "SELECT created FROM users"),
+                            sqlite(b, "SELECT created FROM users"))
+        sqlite(a, "DELETE FROM users WHERE id = 'admin'")
+        self.ok("vector", "--db", a, "-o", self.path("collect.stmv"))  # a takes its delete now
+        time.sleep(0.01)  # a later millisecond: b's rename is the later write
+        sqlite(b, "UPDATE users SET name = 'root' WHERE id = 'admin'")
+        self.ok("vector", "--db", b, "-o", self.path("collect.stmv"))
+        self.send(a, b, schemas=d)
+        self.send(b, a, schemas=d)
+        self.send(a, b, schemas=d)
+        row = sqlite(b, "SELECT id, name, created FROM users")
+        self.assertTrue(row.startswith("admin|root|"), row)
+        for db in (a, b):
+            self.assertEqual(sqlite(db, "SELECT id, name, created FROM users"), row)
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
+    def test_a_rebuild_that_keys_a_table_by_part_of_its_key(self):
+        # komga 059 in small: v2 rebuilds hashes keyed by hash alone instead of (hash,
+        # kind, size). A v1 row names the v2 row by its hash, as the rebuild carried
+        # it: it applies, and so does a later v1 update; a v2 row at v1 has no kind or
+        # size to be keyed by and waits for v1 to migrate.
+        d = self.schema_set({
+            "001_hashes.sql": "CREATE TABLE hashes (hash TEXT NOT NULL, kind TEXT NOT NULL,\n"
+                              "  size INTEGER NOT NULL, action TEXT NOT NULL,\n"
+                              "  PRIMARY KEY (hash, kind, size));\n",
+            "002_by_hash.sql": "CREATE TABLE hashes_new (hash TEXT PRIMARY KEY, size INTEGER,\n"
+                               "  action TEXT NOT NULL);\n"
+                               "INSERT INTO hashes_new SELECT hash, size, action FROM hashes;\n"
+                               "DROP TABLE hashes;\nALTER TABLE hashes_new RENAME TO hashes;\n"})
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
+        sqlite(old, "INSERT INTO hashes VALUES ('h1', 'png', 10, 'keep')")
+        sqlite(new, "INSERT INTO hashes VALUES ('h2', 5, 'ask')")
+        self.assertEqual(self.send(old, new, schemas=d)[2], 0)
+        self.assertEqual(sqlite(new, "SELECT hash, size, action FROM hashes ORDER BY hash"),
+                         "h1|10|keep\nh2|5|ask\n")
+        sqlite(old, "UPDATE hashes SET action = 'drop' WHERE hash = 'h1'")
+        self.assertEqual(self.send(old, new, schemas=d)[:3], (1, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT action FROM hashes WHERE hash = 'h1'"), "drop\n")
+        self.assertEqual(self.send(new, old, schemas=d)[2], 3)
+        self.assertEqual(sqlite(old, "SELECT DISTINCT reason FROM stemma_parked"),
+                         "its key has 1 columns, the table's key here 3\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        self.send(old, new, schemas=d)
+        self.send(new, old, schemas=d)
+        for db in (old, new):
+            self.assertEqual(sqlite(db, "SELECT hash, size, action FROM hashes ORDER BY hash"),
+                             "h1|10|drop\nh2|5|ask\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+
+    def test_a_table_dropped_and_made_anew_with_another_key(self):
+        # wildebeest 008 in small: v2 drops subs (text keys) and makes it anew keyed by
+        # integers. A v2 row reaching v1 parks whole (another table than v1's subs: no
+        # cell of it applied to v1's, none parked apart from its row), and arrives
+        # when v1 migrates; a v1 row reaching v2 is gone with the old table (the
+        # writer's migration drops it too), and parks nothing. Without the schema set
+        # the row parks whole all the same, for its key's other type.
+        d = self.schema_set({
+            "001_subs.sql": "CREATE TABLE subs (id TEXT PRIMARY KEY, who TEXT NOT NULL);\n",
+            "002_subs_by_number.sql": "DROP TABLE subs;\n"
+                                      "CREATE TABLE subs (id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+                                      "  who TEXT NOT NULL);\n"})
+        self.assertIn("subs  replaced", self.ok("history", "--schemas", d, "--lenses"))
+        old, new = self.at("old.db", 1, d), self.at("new.db", None, d)
+        sqlite(old, "INSERT INTO subs VALUES ('s1', 'old')")
+        sqlite(new, "INSERT INTO subs (who) VALUES ('new')")
+        plain = self.at("plain.db", 1, d)
+        self.assertEqual(self.send(new, plain, lenses=False)[:3], (0, 0, 2))
+        self.assertEqual(sqlite(plain, "SELECT count(*) FROM subs"), "0\n")
+        self.assertEqual(sqlite(plain, "SELECT DISTINCT reason FROM stemma_parked"),
+                         "its key column id is TEXT here, I at the writer\n")
+        self.assertEqual(self.send(new, old, schemas=d)[:3], (0, 0, 2))
+        self.assertEqual(sqlite(old, "SELECT id, who FROM subs"), "s1|old\n")
+        self.assertEqual(sqlite(old, "SELECT DISTINCT reason FROM stemma_parked"),
+                         "table subs of version 2 is another table than the one here: "
+                         "migration 2 made it anew; the row waits whole for this database "
+                         "to migrate\n")
+        self.assertEqual(self.send(old, new, schemas=d)[:3], (2, 0, 0))
+        self.assertEqual(sqlite(new, "SELECT id, who FROM subs"), "1|new\n")
+        self.ok("migrate", "--db", old, "--schemas", d, "--no-backup")
+        self.send(old, new, schemas=d)
+        self.send(new, old, schemas=d)
+        for db in (old, new):
+            self.assertEqual(sqlite(db, "SELECT id, who FROM subs"), "1|new\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_conflicts"), "0\n")
+
+    def test_a_replaced_table_forgets_the_clocks_of_its_old_rows(self):
+        # v2 drops subs and makes it anew under the same key. a wrote row s5 at v1
+        # after b wrote its own row s5 at v2; once a migrates, its old row is gone
+        # and so must its clocks be: b's row is the only row s5 there is, and a takes
+        # it (a stale clock, later than b's write, would refuse it for good).
+        d = self.schema_set({
+            "001_subs.sql": "CREATE TABLE subs (id TEXT PRIMARY KEY, who TEXT);\n",
+            "002_subs_anew.sql": "DROP TABLE subs;\n"
+                                 "CREATE TABLE subs (id TEXT PRIMARY KEY, who TEXT NOT NULL);\n"})
+        a, b = self.at("a.db", 1, d), self.at("b.db", None, d)
+        sqlite(b, "INSERT INTO subs VALUES ('s5', 'b')")
+        self.ok("vector", "--db", b, "-o", self.path("collect.stmv"))  # b takes its write now
+        time.sleep(0.01)  # a later millisecond: a's write is the later one
+        sqlite(a, "INSERT INTO subs VALUES ('s5', 'a')")
+        self.ok("vector", "--db", a, "-o", self.path("collect.stmv"))
+        self.ok("migrate", "--db", a, "--schemas", d, "--no-backup")
+        self.send(b, a, schemas=d)
+        self.send(a, b, schemas=d)
+        for db in (a, b):
+            self.assertEqual(sqlite(db, "SELECT id, who FROM subs"), "s5|b\n")
+            self.assertEqual(sqlite(db, "SELECT count(*) FROM stemma_parked"), "0\n")
 
 TASKS = ("SELECT id, list_id, title, typeof(title), done, typeof(done), notes, typeof(notes), "
          "priority FROM tasks ORDER BY id")

@@ -60,7 +60,8 @@ class Help(Base):
         lines = out.splitlines()
         self.assertRegex(lines[0], r"^stemma \d+\.\d+\.\d+$")
         self.assertRegex(lines[1], r"^store format \d+, bundle format \d+, wire protocol \d+$")
-        self.assertRegex(lines[2], r"^SQLite 3\.[\d.]+, libzmq [\d.]+, libsodium [\d.]+$")
+        self.assertRegex(lines[2], r"^SQLite 3\.[\d.]+, libzmq [\d.]+, libsodium [\d.]+, "
+                                   r"msgpack-c [\d.]+$")
 
     def test_help_everywhere(self):
         self.assertIn("usage: stemma COMMAND", self.ok("--help"))

@@ -154,6 +154,68 @@ class Policy(Mesh):
         self.assertEqual(parked_for(a, unknown), 0)
 
 
+def branches(tmp):
+    """Two branches parted after v1, items (id, name): one renames name to title (v2),
+    the other adds qty (v2). Returns their directories."""
+    made = []
+    for name, v2 in (("renamed", "ALTER TABLE items RENAME COLUMN name TO title;\n"),
+                     ("counted", "ALTER TABLE items ADD COLUMN qty INTEGER;\n")):
+        d = os.path.join(tmp, name)
+        os.makedirs(d)
+        with open(os.path.join(d, "001_items.sql"), "w") as f:
+            f.write("CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT);\n")
+        with open(os.path.join(d, "002_" + name + ".sql"), "w") as f:
+            f.write(v2)
+        made.append(d)
+    return made
+
+
+@unittest.skipUnless(mesh_test.SQLITE3, "the sqlite3 shell is not installed")
+class Branches(Mesh):
+    """A column one branch renamed is the same column on the other (sync/apply.h,
+    invariant 8): a node follows a divergent peer's operations back through the lenses
+    its HELLO carries to the version both share, and on to its own names."""
+
+    def test_a_renamed_column_syncs_between_divergent_nodes(self):
+        renamed, counted = branches(self.tmp)
+        a = Node(self, "a", counted, 2, tofu=True)
+        b = Node(self, "b", renamed, 2, peers=[a], tofu=True)
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
+        sql(b.db, "INSERT INTO items (id, title) VALUES ('i1', 'bolt')")
+        self.wait("a to get b's title as its name", lambda: item(a, "name") == "bolt")
+        sql(a.db, "UPDATE items SET name = 'nut', qty = 3 WHERE id = 'i1'")
+        self.wait("b to get a's name as its title", lambda: item(b, "title") == "nut")
+        # qty is a's alone: parked on b as not shared, and nothing else is.
+        self.wait("b to park a's qty",
+                  lambda: parked_for(b, NOT_SHARED.format(what=r"items\.qty")) == 1)
+        self.assertEqual(sum(reasons(a).values()), 0)
+        self.assertEqual(sum(reasons(b).values()), 1)
+        # The verdicts name the rename as translated, and only qty as not synced.
+        pa, pb = a.peer(b), b.peer(a)
+        self.assertIn("not synced: items.qty; translated: items.name here = items.title "
+                      "there", pa["reason"])
+        self.assertIn("not synced: items.qty; translated: items.title here = items.name "
+                      "there", pb["reason"])
+
+    def test_apply_with_the_writer_history_translates_offline(self):
+        renamed, counted = branches(self.tmp)
+        a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
+        for db, schemas in ((a, counted), (b, renamed)):
+            self.stemma("migrate", "--db", db, "--schemas", schemas, "--no-backup")
+        sql(b, "INSERT INTO items (id, title) VALUES ('i1', 'bolt')")
+        vec, bundle = os.path.join(self.tmp, "a.stmv"), os.path.join(self.tmp, "b.stmb")
+        self.stemma("vector", "--db", a, "-o", vec)
+        self.stemma("changes", "--db", b, "--since", vec, "-o", bundle)
+        node = os.path.join(self.tmp, "a-node")
+        self.stemma("init", "--dir", node, "--db", a, "--schemas", counted, "--bind",
+                    f"tcp://127.0.0.1:{mesh_test.free_port()}")
+        out = self.stemma("apply", "--db", a, "--node", node, "--writer", renamed, bundle)
+        self.assertIn("applied 2, already present 0, parked 0", out)
+        self.assertEqual(sql(a, "SELECT id, name FROM items"), "i1|bolt")
+
+
 @unittest.skipUnless(mesh_test.SQLITE3, "the sqlite3 shell is not installed")
 class ApplyUnderPolicy(Mesh):
     """stemma apply --node DIR judges a bundle's operations by that node's [policy], as the

@@ -81,7 +81,7 @@ static void test_a_divergent_version_syncs_only_what_is_shared(void **state)
 {
     fixture *f = *state;
     s_admit(f);
-    assert_true(stm_admit_learn(f->admit, f->b3));
+    assert_true(stm_admit_learn(f->admit, f->b3, NULL));
     const stm_id *b3 = s_id(f->b, 3);
     assert_true(s_ok(f, b3, "items", "name"));
     assert_true(s_ok(f, b3, "ITEMS", "id"));
@@ -103,12 +103,12 @@ static void test_full_admits_and_none_refuses_everything(void **state)
     fixture *f = *state;
     f->policy.mode[RELATION_DIVERGENT] = POLICY_FULL;
     s_admit(f);
-    stm_admit_learn(f->admit, f->b3);
+    stm_admit_learn(f->admit, f->b3, NULL);
     assert_true(s_ok(f, s_id(f->b, 3), "items", "qty"));
     assert_true(s_ok(f, s_id(f->b, 3), "tags", "label"));
     f->policy.mode[RELATION_DIVERGENT] = POLICY_NONE;
     s_admit(f);
-    stm_admit_learn(f->admit, f->b3);
+    stm_admit_learn(f->admit, f->b3, NULL);
     assert_false(s_ok(f, s_id(f->b, 3), "items", "name"));
     assert_non_null(strstr(f->reason, "nothing syncs with version "));
     assert_non_null(strstr(f->reason, "[policy] divergent = \"none\""));
@@ -126,11 +126,11 @@ static void test_an_undescribed_version_parks_until_a_hello_describes_it(void **
     snprintf(want, sizeof want, "version %s unknown: no peer has described it", id);
     assert_string_equal(f->reason, want);
     assert_int_equal(stm_admit_known_count(f->admit), 0);
-    assert_true(stm_admit_learn(f->admit, f->b3));
+    assert_true(stm_admit_learn(f->admit, f->b3, NULL));
     assert_true(s_ok(f, b3, "items", "name"));
     /* Told again, or told a version this side's history holds: nothing new. */
-    assert_false(stm_admit_learn(f->admit, f->b3));
-    assert_false(stm_admit_learn(f->admit, f->a));
+    assert_false(stm_admit_learn(f->admit, f->b3, NULL));
+    assert_false(stm_admit_learn(f->admit, f->a, NULL));
     assert_int_equal(stm_admit_known_count(f->admit), 1);
 }
 
@@ -158,7 +158,7 @@ static void test_learned_lineages_are_bounded(void **state)
         char text[128];
         snprintf(text, sizeof text, "CREATE TABLE t%d (id TEXT PRIMARY KEY);\n", i);
         lineage_t *l = tu_lineage_files_ok((const char *const[]){"001_t.sql", text, NULL});
-        assert_true(stm_admit_learn(f->admit, l));
+        assert_true(stm_admit_learn(f->admit, l, NULL));
         if (i == 0)
             first = l;
         else
@@ -195,7 +195,7 @@ static void test_the_applier_parks_what_the_policy_refuses_and_retries_it(void *
 {
     fixture *f = *state;
     s_admit(f);
-    stm_admit_learn(f->admit, f->b3);
+    stm_admit_learn(f->admit, f->b3, NULL);
     char *dir = tu_tmpdir();
     char *path = tu_path(dir, "app.db");
     store_t *store = du_setup(path, ITEMS NOTES, s_id(f->a, 2));

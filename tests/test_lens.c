@@ -1,6 +1,7 @@
 /* test_lens.c - what migrations do to the data, derived by running them on marked rows
  * (lineage/lens.h): renames of columns and tables, rebuilds, casts, backfills, computed
- * and added columns, drops, emptied tables, and migrations the markers break. */
+ * and added columns, drops, emptied and replaced tables, and migrations the markers
+ * break. */
 #include "testutil.h"
 #include "base/buf.h"
 #include "lineage/lens.h"
@@ -149,7 +150,7 @@ static void test_rebuilds_casts_and_drops(void **state)
     stm_lens_destroy(&l);
 }
 
-static void test_computed_filled_added_copied_and_emptied(void **state)
+static void test_computed_filled_added_copied_emptied_and_replaced(void **state)
 {
     (void)state;
     const char *files[] = {
@@ -165,7 +166,10 @@ static void test_computed_filled_added_copied_and_emptied(void **state)
         "CREATE TABLE tags (user_id INTEGER PRIMARY KEY, tag TEXT);\n"
         "INSERT INTO tags (user_id, tag) SELECT id, 'none' FROM users;\n",
         /* every row deleted */
-        "004_empty.sql", "DELETE FROM notes;\n", NULL};
+        "004_empty.sql", "DELETE FROM notes;\n",
+        /* a table dropped and made anew under its name, its rows not carried */
+        "005_anew.sql", "DROP TABLE tags;\nCREATE TABLE tags (user_id TEXT PRIMARY KEY, tag TEXT);\n",
+        NULL};
     lens_set_t *l = s_lenses(files);
     s_expect(l, 2, "filled users.type from users.type; added users.flags; computed users.label");
     s_expect(l, 3, "copied tags.user_id from users.id; added tags.tag");
@@ -174,7 +178,50 @@ static void test_computed_filled_added_copied_and_emptied(void **state)
     S_WHERE(l, 4, "users", "label", 1, "-");         /* computed: values of its own */
     S_WHERE(l, 3, "tags", "user_id", 2, "-");        /* copied: ditto */
     S_WHERE(l, 1, "notes", "body", 4, "notes.body"); /* emptied: the column stays */
+    s_expect(l, 5, "replaced tags");
+    S_WHERE(l, 4, "tags", "tag", 5, "-");            /* replaced: another table */
+    S_WHERE(l, 5, "tags", "tag", 4, "-");
+    S_WHERE(l, 4, "notes", "body", 5, "notes.body");
+    const char *t;
+    assert_false(stm_lens_translate_table(l, 4, "tags", 5, &t));
+    assert_true(stm_lens_replaced(l, 5, "tags"));
+    assert_false(stm_lens_replaced(l, 4, "notes"));
     stm_lens_destroy(&l);
+}
+
+/* A branch a peer describes by its changes alone: names walked back to the version
+ * shared, through renames of columns and tables; not through a computed column, a
+ * replaced table or a step not probed. */
+static void test_a_branch_walked_back_to_the_version_shared(void **state)
+{
+    (void)state;
+    const lens_change v3[] = {{LENS_RENAMED, "users", "akey", "users", "key"},
+                              {LENS_COMPUTED, "users", "label", NULL, NULL}},
+                      v4[] = {{LENS_RENAMED, "people", "id", "users", "id"},
+                              {LENS_RENAMED, "people", "akey", "users", "akey"},
+                              {LENS_RENAMED, "people", "label", "users", "label"},
+                              {LENS_REPLACED, "tags", NULL, NULL, NULL}};
+    const lens_change *changes[] = {v3, v4};
+    const size_t n[] = {2, 4};
+    bool probed[] = {true, true};
+    lens_branch b = {2, 2, changes, n, probed};
+    const char *t, *c;
+    assert_true(stm_lens_walk_back(&b, 2, "people", "akey", &t, &c));
+    assert_string_equal(t, "users");
+    assert_string_equal(c, "key");
+    assert_true(stm_lens_walk_back(&b, 1, "users", "akey", &t, &c));
+    assert_string_equal(c, "key");
+    assert_true(stm_lens_walk_back(&b, 2, "people", NULL, &t, NULL));
+    assert_string_equal(t, "users");
+    assert_true(stm_lens_walk_back(&b, 2, "notes", "body", &t, &c)); /* untouched */
+    assert_string_equal(t, "notes");
+    assert_string_equal(c, "body");
+    assert_false(stm_lens_walk_back(&b, 2, "people", "label", &t, &c)); /* computed */
+    assert_false(stm_lens_walk_back(&b, 2, "tags", "name", &t, &c));    /* replaced */
+    assert_false(stm_lens_walk_back(&b, 3, "users", "id", &t, &c));      /* beyond it */
+    probed[0] = false;
+    assert_false(stm_lens_walk_back(&b, 2, "notes", "body", &t, &c));
+    assert_true(stm_lens_walk_back(&b, 0, "notes", "body", &t, &c));
 }
 
 static void test_checks_strict_tables_and_a_migration_markers_break(void **state)
@@ -255,7 +302,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_renames),
         cmocka_unit_test(test_rebuilds_casts_and_drops),
-        cmocka_unit_test(test_computed_filled_added_copied_and_emptied),
+        cmocka_unit_test(test_computed_filled_added_copied_emptied_and_replaced),
+        cmocka_unit_test(test_a_branch_walked_back_to_the_version_shared),
         cmocka_unit_test(test_checks_strict_tables_and_a_migration_markers_break),
         cmocka_unit_test(test_joins_through_foreign_keys),
         cmocka_unit_test(test_a_migration_that_fails_is_named),

@@ -61,7 +61,7 @@ static wire_hello s_hello(const fixture *f, bool reply)
     vector_t *v = stm_vector_new();
     stm_vector_set(v, &id, 3);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", "", f->v3, v, 0, NULL, 0, reply);
+    stm_wire_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", "", f->v3, v, 0, NULL, 0, reply, NULL);
     wire_hello h;
     stm_error err = {0};
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);

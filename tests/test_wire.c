@@ -28,11 +28,56 @@ static buf_t s_hello(bool reply)
                           {.id = b, .endpoint = "ipc:///tmp/x.sock"}};
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
-                          peers, 2, reply);
+                          peers, 2, reply, NULL);
     stm_vector_destroy(&v);
     stm_lineage_destroy(&v3);
     stm_lineage_destroy(&full);
     return msg;
+}
+
+/* A HELLO carries what its sender's migrations did (wire_lens.h): the steps with
+ * changes, or whose changes are not known, and nothing for the others; every prefix of
+ * it is refused cleanly. */
+static void test_hello_carries_lenses(void **state)
+{
+    (void)state;
+    lineage_t *l = tu_lineage_dir("tests/data/schemas/renames");
+    assert_int_equal(stm_lineage_count(l), 3);
+    lens_set_t *lenses = stm_lens_assemble_new(3);
+    const lens_change renamed = {LENS_RENAMED, "users", "akey", "users", "key"};
+    stm_lens_assemble_change(lenses, 2, &renamed);
+    stm_lens_assemble_unprobed(lenses, 3, "a CHECK the markers break");
+    stm_lens_assemble_finish(lenses, l);
+    vector_t *v = stm_vector_new();
+    stm_id node = {{9}};
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", l, v, 0, NULL, 0, false, lenses);
+    wire_hello h;
+    stm_error err = {0};
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(h.lenses.count, 2);
+    assert_int_equal(h.lenses.steps[0].version, 2);
+    assert_true(h.lenses.steps[0].probed);
+    assert_int_equal(h.lenses.steps[0].count, 1);
+    const lens_change *c = &h.lenses.steps[0].changes[0];
+    assert_int_equal(c->kind, LENS_RENAMED);
+    assert_string_equal(c->table, "users");
+    assert_string_equal(c->column, "akey");
+    assert_string_equal(c->from_table, "users");
+    assert_string_equal(c->from_column, "key");
+    assert_int_equal(h.lenses.steps[1].version, 3);
+    assert_false(h.lenses.steps[1].probed);
+    assert_int_equal(h.lenses.steps[1].count, 0);
+    stm_wire_hello_clear(&h);
+    for (size_t len = 0; len < msg.len; len++) {
+        wire_hello cut;
+        stm_error e = {0};
+        assert_int_not_equal(stm_wire_decode_hello(msg.data, len, &cut, &e), STM_OK);
+    }
+    stm_buf_free(&msg);
+    stm_vector_destroy(&v);
+    stm_lens_destroy(&lenses);
+    stm_lineage_destroy(&l);
 }
 
 static void test_hello_round_trip(void **state)
@@ -515,13 +560,13 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false);
+        stm_wire_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false, NULL);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "endpoint"));
         /* A device's name is text of at most WIRE_MAX_NAME bytes, as any is. */
         stm_buf_reset(&msg);
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false);
+        stm_wire_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false, NULL);
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "name"));
         stm_vector_destroy(&v);
@@ -536,7 +581,7 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false);
+        stm_wire_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false, NULL);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err),
                          extra ? STM_EPROTO : STM_OK);
@@ -555,7 +600,7 @@ static void test_text_with_control_characters_is_refused(void **state)
     buf_t msg = BUF_INIT;
     vector_t *v = stm_vector_new();
     stm_id node = {{4}};
-    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false);
+    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false, NULL);
     char *at = NULL;
     for (size_t i = 0; i + 5 <= msg.len && !at; i++)
         if (memcmp(msg.data + i, "title", 5) == 0)
@@ -599,6 +644,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_round_trip),
+        cmocka_unit_test(test_hello_carries_lenses),
         cmocka_unit_test(test_hello_truncated_and_damaged),
         cmocka_unit_test(test_header),
         cmocka_unit_test(test_ops_ack_refuse_ping),

@@ -125,6 +125,8 @@ add_library(stemma_nodeutil STATIC tests/nodeutil.c)
 target_link_libraries(stemma_nodeutil PUBLIC stemma_node stemma_testutil PkgConfig::CMOCKA)
 stemma_test(test_keys SOURCES tests/test_keys.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_endpoint SOURCES tests/test_endpoint.c LIBS stemma_node)
+# The one descriptor an application polls for an embedded node's sockets.
+stemma_test(test_pollfd SOURCES tests/test_pollfd.c LIBS stemma_node)
 stemma_test(test_beacon SOURCES tests/test_beacon.c LIBS stemma_node)
 stemma_test(test_known_peers SOURCES tests/test_known_peers.c LIBS stemma_node stemma_nodeutil)
 stemma_test(test_dirlock SOURCES tests/test_dirlock.c LIBS stemma_node stemma_testutil)
@@ -144,6 +146,28 @@ stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
 stemma_test(test_fuzz_regressions SOURCES tests/test_fuzz_regressions.c fuzz/targets.c
             LIBS stemma_node stemma_testutil)
 
+# The public API through the shared library alone: lineages, compare, migrate, bundles.
+# (tests/testutil's scratch directories beside it: linked statically, whose stm_ names
+# the shared library's hidden ones never meet).
+stemma_test(test_api SOURCES tests/test_api.c LIBS stemma_shared stemma_testutil PkgConfig::SQLITE)
+# The public API (include/stemma.h): a node embedded by examples/embed_node.c, stepped by
+# its loop and on a thread of its own, syncs with a `stemma node` process (it reuses
+# mesh_test.py's nodes).
+add_test(NAME embed COMMAND ${STEMMA_PYTHON3} tests/embed_test.py $<TARGET_FILE:stemma>
+         $<TARGET_FILE:embed_node> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(embed PROPERTIES LABELS mesh
+                     ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
+
+# `stemma node` under a Type=notify unit: READY=1 once bound, STOPPING=1 as it stops.
+stemma_py_test(service service_test.py mesh)
+# stemma installed into a staging prefix: pkg-config, the example built against the
+# installed header and library (shared and static) and syncing, nm -D, the manual pages
+# against --help and the settings, the demo run from elsewhere, the unit, completion.
+add_test(NAME install COMMAND ${STEMMA_PYTHON3} tests/install_test.py ${CMAKE_BINARY_DIR}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(install PROPERTIES LABELS mesh
+                     ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
+
 # Last, after every test: a test without a label would be left out of every labelled run.
 get_property(stemma_tests DIRECTORY ${PROJECT_SOURCE_DIR} PROPERTY TESTS)
 foreach(t IN LISTS stemma_tests)
@@ -154,9 +178,11 @@ foreach(t IN LISTS stemma_tests)
   endif()
 endforeach()
 # Every exported name of the libraries carries the stm_ prefix (linked into an
-# application, they must not clash with its other libraries).
+# application, they must not clash with its other libraries), and the shared libstemma
+# exports the public API's stemma_ names and nothing else.
 add_test(NAME symbols COMMAND ${STEMMA_PYTHON3} tests/symbols_test.py
          $<TARGET_FILE:stemma_base> $<TARGET_FILE:stemma_toml> $<TARGET_FILE:stemma_lineage>
-         $<TARGET_FILE:stemma_sync> $<TARGET_FILE:stemma_node>
+         $<TARGET_FILE:stemma_sync> $<TARGET_FILE:stemma_node> $<TARGET_FILE:stemma_static>
+         $<TARGET_FILE:stemma_shared>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(symbols PROPERTIES LABELS unit)
