@@ -19,9 +19,9 @@
  * Not a test: figures go to stdout (the summary rows) and stderr (the report). */
 #include "base/clock.h"
 #include "sync/apply.h"
-#include "sync/capture.h"
 #include "sync/compact.h"
 #include "sync/oplog.h"
+#include "benchstore.h"
 #include "benchutil.h"
 
 #include <stdbool.h>
@@ -34,47 +34,15 @@
 #define WRITES 400000
 #define STATS_CALLS 2000
 
-static void s_check(stm_err rc, const stm_error *err)
-{
-    if (rc != STM_OK) {
-        fprintf(stderr, "bench_compact: %s\n", err->msg);
-        exit(1);
-    }
-}
-
-static void s_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "bench_compact: %s: %s\n", sql, msg);
-        exit(1);
-    }
-}
-
 static const char *const TABLE =
     "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c INTEGER, d REAL, e TEXT);";
-
-/* A fresh stemma database at path with TABLE, capture on. */
-static store_t *s_fresh(const char *path)
-{
-    unlink(path);
-    store_t *store = NULL;
-    stm_error err = {0};
-    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(stm_store_exec(store, TABLE, &err), &err);
-    s_check(stm_store_exec(store, "BEGIN", &err), &err);
-    s_check(stm_store_prepare(store, &err), &err);
-    s_check(stm_capture_install(store, &err), &err);
-    s_check(stm_store_exec(store, "COMMIT", &err), &err);
-    return store;
-}
 
 /* rows rows inserted by the application, collected. */
 static void s_insert(store_t *store, int rows)
 {
     sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *ins = NULL;
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     sqlite3_prepare_v2(db,
                        "INSERT INTO t VALUES (?1, ?1 * 7, 'name of row ' || ?1, ?1 % 100, "
                        "?1 / 3.0, 'some text that row ' || ?1 || ' holds')",
@@ -85,10 +53,10 @@ static void s_insert(store_t *store, int rows)
         sqlite3_reset(ins);
     }
     sqlite3_finalize(ins);
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
     applier_t *a = stm_applier_new(store, NULL, NULL);
     stm_error err = {0};
-    s_check(stm_applier_catch_up(a, &err), &err);
+    bench_check(stm_applier_catch_up(a, &err), &err);
     stm_applier_destroy(&a);
 }
 
@@ -117,15 +85,15 @@ static void s_update(store_t *store, int writes)
     uint64_t state = 88172645463325252ull;
     for (int i = 0; i < writes; i++) {
         if (i % 1000 == 0)
-            s_exec(db, "BEGIN");
+            bench_exec(db, "BEGIN");
         sqlite3_stmt *u = upd[s_rand(&state) % 4];
         sqlite3_bind_int(u, 1, (int)(s_rand(&state) % ROWS) + 1);
         sqlite3_bind_int(u, 2, i);
         sqlite3_step(u);
         sqlite3_reset(u);
         if (i % 1000 == 999) {
-            s_exec(db, "COMMIT");
-            s_check(stm_applier_catch_up(a, &err), &err);
+            bench_exec(db, "COMMIT");
+            bench_check(stm_applier_catch_up(a, &err), &err);
         }
     }
     stm_applier_destroy(&a);
@@ -170,7 +138,7 @@ static s_size s_packed(store_t *store, const char *dir)
     snprintf(copy, sizeof copy, "%s/packed.db", dir);
     unlink(copy);
     snprintf(sql, sizeof sql, "VACUUM INTO '%s'", copy);
-    s_exec(stm_store_db(store), sql);
+    bench_exec(stm_store_db(store), sql);
     sqlite3 *db = NULL;
     sqlite3_open(copy, &db);
     s_size s = s_sizes(db, false);
@@ -191,13 +159,13 @@ static long long s_value_bytes(store_t *store)
 {
     oplog_reader_t *r = NULL;
     stm_error err = {0};
-    s_check(stm_oplog_reader_new(store, NULL, &r, &err), &err);
+    bench_check(stm_oplog_reader_new(store, NULL, &r, &err), &err);
     opbatch_t *b = stm_opbatch_new();
     long long bytes = 0;
     size_t got;
     do {
         stm_opbatch_clear(b);
-        s_check(stm_oplog_reader_next(r, b, 10000, 8u << 20, &got, &err), &err);
+        bench_check(stm_oplog_reader_next(r, b, 10000, 8u << 20, &got, &err), &err);
         for (size_t i = 0; i < stm_opbatch_count(b); i++) {
             const op_value *v = &stm_opbatch_at(b, i)->value;
             bytes += v->type == VALUE_TEXT || v->type == VALUE_BLOB ? (long long)v->len + 2
@@ -232,12 +200,12 @@ static void s_compaction(const char *dir)
 {
     char path[512], a[64], b[64], r[32];
     snprintf(path, sizeof path, "%s/compact.db", dir);
-    store_t *store = s_fresh(path);
+    store_t *store = bench_fresh_store(path, TABLE);
     s_insert(store, ROWS);
     s_update(store, WRITES);
     store_counts before, after;
     stm_error err = {0};
-    s_check(stm_store_counts(store, &before, &err), &err);
+    bench_check(stm_store_counts(store, &before, &err), &err);
     s_size pages0 = s_sizes(stm_store_db(store), false), rows0 = s_sizes(stm_store_db(store), true);
     double floor = s_join_floor(store);
     /* The pass as a node runs it: slices of COMPACT_SLICE_ROWS, each its own
@@ -249,14 +217,14 @@ static void s_compaction(const char *dir)
     int slices = 0;
     do {
         double s0 = bench_now();
-        s_check(stm_applier_compact(ap, NULL, &at, COMPACT_SLICE_ROWS, &st, &err), &err);
+        bench_check(stm_applier_compact(ap, NULL, &at, COMPACT_SLICE_ROWS, &st, &err), &err);
         double took = bench_now() - s0;
         longest = took > longest ? took : longest;
         slices++;
     } while (!st.done);
     double pass = bench_now() - t0;
     stm_applier_destroy(&ap);
-    s_check(stm_store_counts(store, &after, &err), &err);
+    bench_check(stm_store_counts(store, &after, &err), &err);
     s_size pages1 = s_sizes(stm_store_db(store), false), rows1 = s_sizes(stm_store_db(store), true);
     s_size packed = s_packed(store, dir);
     long long values = s_value_bytes(store);
@@ -319,14 +287,14 @@ static void s_stats_at(const char *dir, int ops)
 {
     char path[512], a[64], b[64], r[32], figure[128];
     snprintf(path, sizeof path, "%s/stats-%d.db", dir, ops);
-    store_t *store = s_fresh(path);
+    store_t *store = bench_fresh_store(path, TABLE);
     s_insert(store, ops / 6); /* an insert is 6 operations */
     stm_error err = {0};
     static double times[STATS_CALLS];
     for (int i = 0; i < STATS_CALLS; i++) {
         store_counts c;
         double t0 = bench_now();
-        s_check(stm_store_counts(store, &c, &err), &err);
+        bench_check(stm_store_counts(store, &c, &err), &err);
         times[i] = bench_now() - t0;
     }
     qsort(times, STATS_CALLS, sizeof *times, s_by_value);
