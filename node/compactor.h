@@ -7,8 +7,9 @@
  *
  * Which peers hold pruning back: those connected (full or partial sync) at a pass's
  * start, noted as heard from now; those gone, noted as heard from when they last spoke;
- * and those noted before (by an earlier run) and heard from within known_peer_hours. A
- * peer refused, or never heard from, holds nothing back. */
+ * and those noted before (by an earlier run, or before they were refused) and heard from
+ * within known_peer_hours. A peer refused is not noted; one never heard from holds
+ * nothing back. */
 #ifndef STM_COMPACTOR_H
 #define STM_COMPACTOR_H
 

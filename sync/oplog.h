@@ -28,17 +28,17 @@
  *
  * A row change larger than the reader's limit (OP_MAX_CHANGE_BYTES, or less for a peer
  * that takes less) is read as a stand-in (op_withheld, `here` set): too large to
- * travel, it is named instead, and nothing after it waits for it.
+ * travel, it is named instead, and nothing after it waits for it. Its size is told
+ * from the stored row before a byte of its values is copied (a bound about 64 bytes an
+ * operation above what it would take encoded).
  *
  * Gaps. Compaction (compact.h) removes operations whose cells later writes replaced;
- * what it leaves is a gap at or below the origin's vector entry, which no peer could
- * fill. The reader hands out each such gap a peer lacks as pruned stand-ins (op.h, at
- * most CODEC_MAX_BATCH_OPS operations each), before the row changes around it, so that
- * the peer's vector moves past it: it receives the later writes, the current cells,
+ * what it leaves is a gap at or below the origin's vector entry (a row gone, or a nil in
+ * a row's cells), which no peer could fill. The reader hands out each such gap a peer
+ * lacks as pruned stand-ins (op.h, at most CODEC_MAX_BATCH_OPS operations each), so
+ * that the peer's vector moves past it: it receives the later writes, the current cells,
  * instead of the history. A gap above the vector entry is operations not held, and is
- * not handed out. Its size is told
- * from the stored row before a byte of its values is copied (a bound about 64 bytes an
- * operation above what it would take encoded). */
+ * not handed out. */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
