@@ -7,6 +7,7 @@
  * must exist) in the input layouts targets.h describes. fuzz/make_corpus.sh runs it with the rest
  * of the seeds; its output is committed under fuzz/corpus/. */
 #include "base/buf.h"
+#include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "lineage/schemaset.h"
 #include "node/beacon.h"
@@ -192,7 +193,7 @@ static void s_beacon(const char *name, unsigned char fill, uint16_t port, bool i
 }
 
 static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_supported,
-                    size_t npeers, bool reply)
+                    size_t npeers, bool reply, const lens_set_t *lenses)
 {
     vector_t *v = s_vector(nvec);
     wire_peer peers[2] = {{.id = s_id(0x10), .endpoint = "tcp://127.0.0.1:7001"},
@@ -200,7 +201,7 @@ static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_s
     stm_id node = s_id(0x99);
     buf_t msg = BUF_INIT;
     stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "device-7000", l, v, min_supported, peers, npeers,
-                          reply, NULL);
+                          reply, lenses);
     char wname[128];
     snprintf(wname, sizeof wname, "hello-%s", name);
     s_wire(wname, &msg);
@@ -225,14 +226,24 @@ int main(int argc, char **argv)
         lineage_t *p = stm_lineage_prefix(tasks, n);
         char name[64];
         snprintf(name, sizeof name, "tasks-v%zu", n);
-        s_hello(name, p, n % 3, (int)(n / 2), n % 3, n % 2 == 1);
+        s_hello(name, p, n % 3, (int)(n / 2), n % 3, n % 2 == 1, NULL);
         stm_lineage_destroy(&p);
     }
-    s_hello("fork-v3", fork, 2, 0, 1, false);
+    s_hello("fork-v3", fork, 2, 0, 1, false, NULL);
     lineage_t *fork2 = stm_lineage_prefix(fork, 2);
-    s_hello("fork-v2", fork2, 1, 1, 0, true);
+    s_hello("fork-v2", fork2, 1, 1, 0, true, NULL);
     stm_lineage_destroy(&fork2);
-    s_hello("unrelated", other, 0, 0, 0, false);
+    s_hello("unrelated", other, 0, 0, 0, false, NULL);
+    /* The fork with lenses (wire_lens.h): a rename, a table replaced, a step unknown. */
+    lens_set_t *lenses = stm_lens_assemble_new(stm_lineage_count(fork));
+    const lens_change renamed = {LENS_RENAMED, "tasks", "heading", "tasks", "title"},
+                      replaced = {LENS_REPLACED, "tags", NULL, NULL, NULL};
+    stm_lens_assemble_change(lenses, 2, &renamed);
+    stm_lens_assemble_change(lenses, 2, &replaced);
+    stm_lens_assemble_unprobed(lenses, 3, "a CHECK the markers break");
+    stm_lens_assemble_finish(lenses, fork);
+    s_hello("fork-v3-lenses", fork, 2, 0, 1, false, lenses);
+    stm_lens_destroy(&lenses);
 
     /* Beacons: a CURVE node on the default port, an insecure one on the highest. */
     s_beacon("curve-7420", 0x31, 7420, false);

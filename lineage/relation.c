@@ -263,11 +263,23 @@ void stm_comparison_follow_branch(comparison_t *c, const lens_set_t *lenses,
         return;
     for (size_t i = 0; i < c->nfamilies; i++) {
         comparison_family *f = &c->families[i];
+        const char *tb, *th;
+        /* A table only there that the branch renamed from one only here. */
+        if (f->remote_live && !f->local_live && !f->renamed_table &&
+            stm_lens_walk_back(b, upto, f->name, NULL, &tb, NULL) &&
+            stm_lens_translate_table(lenses, b->base, tb, here, &th)) {
+            comparison_family *g = s_family(c, th);
+            if (g && g != f && g->local_live && !g->remote_live && !g->renamed_table) {
+                f->renamed_table = g->name;
+                g->renamed_table = f->name;
+            }
+            continue;
+        }
         if (!f->local_live || !f->remote_live)
             continue;
         const char **mine = f->columns[COLUMN_LOCAL_ONLY], **theirs = f->columns[COLUMN_REMOTE_ONLY];
         for (size_t k = 0; k < f->ncolumns[COLUMN_REMOTE_ONLY];) {
-            const char *tb, *cb, *th, *ch;
+            const char *cb, *ch;
             size_t at = SIZE_MAX;
             if (stm_lens_walk_back(b, upto, f->name, theirs[k], &tb, &cb) &&
                 stm_lens_translate(lenses, b->base, tb, cb, here, &th, &ch) &&

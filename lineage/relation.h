@@ -101,7 +101,9 @@ void stm_comparison_follow(comparison_t *c, const lens_set_t *lenses, const line
 /* The same for a remote head on another branch b (lent; its version base + upto is the
  * remote head): a column only there that b walks back to the version both hold, and
  * lenses (derived from set) bring on to a column only here in the same table, is a
- * renamed pair. Renamed tables across branches are not followed. */
+ * renamed pair; a table only there that b walks back to one lenses bring on to a table
+ * only here is the same table renamed (renamed_table, both ways; its columns are
+ * compared by name). */
 void stm_comparison_follow_branch(comparison_t *c, const lens_set_t *lenses,
                                   const lineage_t *set, const lens_branch *b, size_t upto);
 

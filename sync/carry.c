@@ -78,7 +78,8 @@ static stm_err s_carry_table(store_t *store, const char *from, const char *to,
 /* Forgets the clocks of a table the step dropped and made anew under its name
  * (LENS_REPLACED): they are another table's rows. Writes parked here for the new one
  * (from devices past the step) keep their operations in stemma_parked and record their
- * clocks again when they replay after the step. */
+ * clocks again when they replay after the step. (Its rollback parks the new table's
+ * cells instead, to come back: dropped.h.) */
 static stm_err s_forget_table(store_t *store, const char *table, stm_error *err)
 {
     sqlite3 *db = stm_store_db(store);
@@ -126,7 +127,7 @@ stm_err stm_carry_renames(store_t *store, const lens_set_t *lenses, int from, in
         }
         if (moves && (r.count || strcmp(to_table, table) != 0))
             rc = s_carry_table(store, table, to_table, &r, err);
-        else if (!moves && stm_lens_replaced(lenses, from > to ? from : to, table))
+        else if (!moves && to > from && stm_lens_replaced(lenses, to, table))
             rc = s_forget_table(store, table, err);
     }
     free(r.from);

@@ -7,7 +7,8 @@
  * from a device at the older version, translated to the new name (apply.h, invariant 8),
  * is compared with the writes the column already had and never beats a later one.
  * A table the migration drops and makes anew under its name (LENS_REPLACED) is another
- * table: its clocks are forgotten in the same transaction. */
+ * table: its clocks are forgotten in the same transaction (going up; its rollback parks
+ * them as a dropped table's: dropped.h). */
 #ifndef STM_CARRY_H
 #define STM_CARRY_H
 

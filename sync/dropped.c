@@ -20,6 +20,7 @@ typedef struct {
 typedef struct {
     store_t *store;            /* whose ids the clocks number */
     const catalog_table *now;  /* the table as it is now; NULL when it was dropped */
+    bool replaced;             /* ... or replaced: its deletes go too (dropped.h) */
     s_taken *taken;            /* the writes taken out, to park */
     size_t ntaken, cap;        /* entries in taken, room */
     stm_err rc;                /* a failure inside the function */
@@ -66,6 +67,12 @@ static void s_sweep_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
             if (!has_parked || s_later(s, e->hlc, e->origin, &parked))
                 parked = *e;
             has_parked = changed = true;
+        } else if (e->kind == ROWCLOCK_DELETE && s->replaced) {
+            /* The table comes back empty and its clocks are forgotten when the
+             * migration runs again (carry.h): the delete replays with the writes. */
+            s->taken = stm_grow(s->taken, &s->cap, s->ntaken + 1, sizeof *s->taken);
+            s->taken[s->ntaken++] = (s_taken){e->origin, e->seq};
+            changed = true;
         } else if (e->kind != ROWCLOCK_PARKED) {
             stm_rowclock_set(&out, e->kind, name, e->hlc, e->origin, e->seq);
         }
@@ -73,7 +80,8 @@ static void s_sweep_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     if (!changed) {
         sqlite3_result_value(ctx, argv[0]);
     } else {
-        stm_rowclock_set(&out, ROWCLOCK_PARKED, NULL, parked.hlc, parked.origin, parked.seq);
+        if (has_parked)
+            stm_rowclock_set(&out, ROWCLOCK_PARKED, NULL, parked.hlc, parked.origin, parked.seq);
         buf_t b = BUF_INIT;
         stm_rowclock_encode(&out, &b);
         sqlite3_result_blob(ctx, b.data, (int)b.len, SQLITE_TRANSIENT);
@@ -138,8 +146,8 @@ static bool s_lost_column(const catalog_table *t, const catalog_table *now)
     return false;
 }
 
-stm_err stm_dropped_park(store_t *store, const catalog_t *before, int version, uint64_t *parked,
-                         stm_error *err)
+stm_err stm_dropped_park(store_t *store, const catalog_t *before, int version,
+                         const lens_set_t *lenses, uint64_t *parked, stm_error *err)
 {
     *parked = 0;
     catalog_t *after = NULL;
@@ -156,11 +164,15 @@ stm_err stm_dropped_park(store_t *store, const catalog_t *before, int version, u
             i < nbefore ? stm_catalog_at(before, i) : stm_catalog_at(after, i - nbefore);
         const char *name = stm_catalog_table_name(t);
         const catalog_table *now = stm_catalog_find(after, name);
+        /* Replaced by the migration: the table of its name now is another. */
+        bool replaced = i < nbefore && now && lenses && stm_lens_replaced(lenses, version, name);
+        if (replaced)
+            now = NULL;
         if (stm_syncable_is_own(name) ||
             (i < nbefore && now && !s_lost_column(t, now)) ||
             (i >= nbefore && stm_catalog_find(before, name)))
             continue;
-        s_sweep s = {.store = store, .now = now, .err = err};
+        s_sweep s = {.store = store, .now = now, .replaced = replaced, .err = err};
         rc = s_sweep_table(&s, name);
         char reason[96];
         snprintf(reason, sizeof reason, "the rollback of version %d dropped its %s", version,

@@ -17,24 +17,32 @@
  * later write received meanwhile, parked too, still beats it. A row's delete stays in
  * stemma_clock, so a row deleted before the rollback is not brought back.
  *
- * Not covered: rows a down file deletes (DELETE FROM, or a table dropped and created
- * again under its name without its rows) and values it rewrites (UPDATE); like a
- * migration's own writes, those are not operations, and the cells keep their clocks. */
+ * A table the migration itself dropped and made anew under its name (lens.h
+ * LENS_REPLACED) is another table than the one its rollback makes again: all of its
+ * cells go as a dropped table's do, and come back when the migration runs again.
+ *
+ * Not covered: rows a down file deletes otherwise (DELETE FROM, or a table dropped and
+ * created again that its migration did not replace) and values it rewrites (UPDATE);
+ * like a migration's own writes, those are not operations, and the cells keep their
+ * clocks. */
 #ifndef STM_DROPPED_H
 #define STM_DROPPED_H
 
 #include "store.h"
 #include "base/error.h"
 #include "lineage/catalog.h"
+#include "lineage/lens.h"
 
 #include <stdint.h>
 
 /* In the open transaction of the rollback of `version`, after its SQL ran (and the
  * clocks of what it renamed were carried: carry.h): parks the operation behind every
  * cell of a table of before (the catalog before the step's SQL) that is no longer in
- * the database, or whose column is not, and takes the cell's clock out, as above.
- * *parked is how many were parked. STM_EDB naming the database when SQLite fails. */
+ * the database, whose column is not, or that the migration replaced (lenses, lent;
+ * NULL: none is known), and takes the cell's clock out, as above. *parked is how many
+ * were parked. STM_EDB naming the database when SQLite fails. */
 STM_NODISCARD stm_err stm_dropped_park(store_t *store, const catalog_t *before, int version,
-                                       uint64_t *parked, stm_error *err);
+                                       const lens_set_t *lenses, uint64_t *parked,
+                                       stm_error *err);
 
 #endif

@@ -409,7 +409,7 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     if (rc == STM_OK && self->lenses && after > 0 && (up ? k - 1 : k) > 0)
         rc = stm_carry_renames(self->store, self->lenses, up ? k - 1 : k, after, err);
     if (rc == STM_OK && before)
-        rc = stm_dropped_park(self->store, before, k, &done->dropped, err);
+        rc = stm_dropped_park(self->store, before, k, self->lenses, &done->dropped, err);
     stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = s_id_of(self, after);

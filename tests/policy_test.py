@@ -199,6 +199,47 @@ class Branches(Mesh):
         self.assertIn("not synced: items.qty; translated: items.title here = items.name "
                       "there", pb["reason"])
 
+    def moved(self):
+        """A third branch parted after v1: it renames items to things (v2)."""
+        moved = os.path.join(self.tmp, "moved")
+        os.makedirs(moved)
+        with open(os.path.join(moved, "001_items.sql"), "w") as f:
+            f.write("CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT);\n")
+        with open(os.path.join(moved, "002_things.sql"), "w") as f:
+            f.write("ALTER TABLE items RENAME TO things;\n")
+        return moved
+
+    def test_a_renamed_table_syncs_between_divergent_nodes(self):
+        moved, (_, counted) = self.moved(), branches(self.tmp)
+        a = Node(self, "a", counted, 2, tofu=True)
+        b = Node(self, "b", moved, 2, peers=[a], tofu=True)
+        a.start()
+        b.start()
+        self.wait("a and b to connect", lambda: (a.peer(b) or {}).get("state") == "connected")
+        sql(b.db, "INSERT INTO things (id, name) VALUES ('i1', 'bolt')")
+        self.wait("a to get b's thing as an item", lambda: item(a, "name") == "bolt")
+        sql(a.db, "UPDATE items SET name = 'nut' WHERE id = 'i1'")
+        self.wait("b to get a's item as a thing",
+                  lambda: sql(b.db, "SELECT name FROM things WHERE id = 'i1'") == "nut")
+        self.assertIn("translated: items here = things there", a.peer(b)["reason"])
+        self.assertIn("translated: things here = items there", b.peer(a)["reason"])
+
+    def test_a_table_renamed_on_one_branch_takes_the_rows_of_the_other(self):
+        moved, (_, counted) = self.moved(), branches(self.tmp)
+        a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
+        for db, schemas in ((a, counted), (b, moved)):
+            self.stemma("migrate", "--db", db, "--schemas", schemas, "--no-backup")
+        sql(b, "INSERT INTO things (id, name) VALUES ('i1', 'bolt')")
+        vec, bundle = os.path.join(self.tmp, "a.stmv"), os.path.join(self.tmp, "b.stmb")
+        self.stemma("vector", "--db", a, "-o", vec)
+        self.stemma("changes", "--db", b, "--since", vec, "-o", bundle)
+        node = os.path.join(self.tmp, "a-node")
+        self.stemma("init", "--dir", node, "--db", a, "--schemas", counted, "--bind",
+                    f"tcp://127.0.0.1:{mesh_test.free_port()}")
+        out = self.stemma("apply", "--db", a, "--node", node, "--writer", moved, bundle)
+        self.assertIn("applied 2, already present 0, parked 0", out)
+        self.assertEqual(sql(a, "SELECT id, name FROM items"), "i1|bolt")
+
     def test_apply_with_the_writer_history_translates_offline(self):
         renamed, counted = branches(self.tmp)
         a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
