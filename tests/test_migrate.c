@@ -248,12 +248,10 @@ static void s_store_version_id(const char *db, stm_id *out)
     stm_store_destroy(&s);
 }
 
-/* Capture's triggers: stemma's on the application's tables (those on its own keep
- * counters). */
 static long long s_triggers(const char *db)
 {
     return s_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE "
-                     "'stemma%' AND tbl_name NOT LIKE 'stemma%'");
+                     "'stemma%'");
 }
 
 static bool s_has_column(const char *db, const char *table, const char *column)
