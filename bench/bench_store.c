@@ -30,6 +30,7 @@
 #include "sync/identity.h"
 #include "sync/oplog.h"
 #include "sync/vector.h"
+#include "benchstore.h"
 #include "benchutil.h"
 
 #include <sodium.h>
@@ -51,23 +52,6 @@ static double s_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void s_check(stm_err rc, const stm_error *err)
-{
-    if (rc != STM_OK) {
-        fprintf(stderr, "bench_store: %s\n", err->msg);
-        exit(1);
-    }
-}
-
-static void s_exec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "bench_store: %s: %s\n", sql, msg);
-        exit(1);
-    }
-}
-
 static const char *const TABLE =
     "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c INTEGER, d REAL, e TEXT);";
 /* The same columns keyed by two, text first (a room and an event, say): a key stemma
@@ -79,7 +63,7 @@ static const char *const TABLE_KEY2 =
 static void s_fill(sqlite3 *db)
 {
     sqlite3_stmt *ins = NULL;
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?1, 'row', 0, 0.5, 'text')", -1, &ins, NULL);
     for (int i = 1; i <= ROWS; i++) {
         sqlite3_bind_int(ins, 1, i);
@@ -87,7 +71,7 @@ static void s_fill(sqlite3 *db)
         sqlite3_reset(ins);
     }
     sqlite3_finalize(ins);
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
 }
 
 /* The random rows and values of the updates, the same for both sides. */
@@ -100,20 +84,20 @@ static double s_baseline(const char *dir)
     unlink(path);
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
-    s_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    s_exec(db, TABLE);
+    bench_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    bench_exec(db, TABLE);
     s_fill(db);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
     double t0 = s_now();
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     for (int i = 0; i < UPDATES; i++) {
         sqlite3_bind_int(upd, 1, s_values[i]);
         sqlite3_bind_int(upd, 2, s_rows[i]);
         sqlite3_step(upd);
         sqlite3_reset(upd);
     }
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
     double t = s_now() - t0;
     sqlite3_finalize(upd);
     sqlite3_close(db);
@@ -134,26 +118,11 @@ static apply_stats s_apply_bundle(store_t *store, const char *path)
     bundle_info info;
     void *args[2] = {applier, &st};
     stm_error err = {0};
-    s_check(stm_applier_begin(applier, &err), &err);
-    s_check(stm_bundle_read_once(path, s_apply_batch, args, &info, &err), &err);
-    s_check(stm_applier_commit(applier, &err), &err);
+    bench_check(stm_applier_begin(applier, &err), &err);
+    bench_check(stm_bundle_read_once(path, s_apply_batch, args, &info, &err), &err);
+    bench_check(stm_applier_commit(applier, &err), &err);
     stm_applier_destroy(&applier);
     return st;
-}
-
-/* A fresh stemma database at path with TABLE, capture on. */
-static store_t *s_fresh_store(const char *path)
-{
-    unlink(path);
-    store_t *store = NULL;
-    stm_error err = {0};
-    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(stm_store_exec(store, TABLE, &err), &err);
-    s_check(stm_store_exec(store, "BEGIN", &err), &err);
-    s_check(stm_store_prepare(store, &err), &err);
-    s_check(stm_capture_install(store, &err), &err);
-    s_check(stm_store_exec(store, "COMMIT", &err), &err);
-    return store;
 }
 
 /* The writer's database, once: ROWS rows inserted by its application (600,000
@@ -167,15 +136,15 @@ static void s_make_bundle(const char *dir, const char *rows_bundle, const char *
     snprintf(writer, sizeof writer, "%s/writer.db", dir);
     snprintf(scratch, sizeof scratch, "%s/reader.db", dir);
     stm_error err = {0};
-    store_t *store = s_fresh_store(writer);
+    store_t *store = bench_fresh_store(writer, TABLE);
     s_fill(stm_store_db(store));
     bundle_info info;
-    s_check(stm_bundle_write(store, NULL, rows_bundle, &info, &err), &err); /* collects too */
+    bench_check(stm_bundle_write(store, NULL, rows_bundle, &info, &err), &err); /* collects too */
     /* What a database holding the rows holds: the vector the updates go above. */
-    store_t *other = s_fresh_store(scratch);
+    store_t *other = bench_fresh_store(scratch, TABLE);
     s_apply_bundle(other, rows_bundle);
     vector_t *since = NULL;
-    s_check(stm_vector_read(other, &since, &err), &err);
+    bench_check(stm_vector_read(other, &since, &err), &err);
     stm_store_destroy(&other);
     sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *upd = NULL;
@@ -186,12 +155,12 @@ static void s_make_bundle(const char *dir, const char *rows_bundle, const char *
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     int *chunk_of = calloc(ROWS + 1, sizeof *chunk_of);
     int chunk = 1;
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     for (int i = 0; i < UPDATES; i++) {
         if (chunk_of[s_rows[i]] == chunk) {
-            s_exec(db, "COMMIT");
-            s_check(stm_applier_catch_up(applier, &err), &err);
-            s_exec(db, "BEGIN");
+            bench_exec(db, "COMMIT");
+            bench_check(stm_applier_catch_up(applier, &err), &err);
+            bench_exec(db, "BEGIN");
             chunk++;
         }
         chunk_of[s_rows[i]] = chunk;
@@ -200,11 +169,11 @@ static void s_make_bundle(const char *dir, const char *rows_bundle, const char *
         sqlite3_step(upd);
         sqlite3_reset(upd);
     }
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
     sqlite3_finalize(upd);
     stm_applier_destroy(&applier);
     free(chunk_of);
-    s_check(stm_bundle_write(store, since, bundle, &info, &err), &err);
+    bench_check(stm_bundle_write(store, since, bundle, &info, &err), &err);
     stm_vector_destroy(&since);
     if (info.ops != UPDATES) {
         fprintf(stderr, "bench_store: the bundle holds %llu operations, not %d\n",
@@ -221,19 +190,19 @@ static double s_ours(const char *dir, const char *rows_bundle, const char *bundl
     stm_error err = {0};
     /* The rows first (600,000 operations in its oplog), as a peer sent them; not
      * part of the figure. */
-    store_t *store = s_fresh_store(path);
+    store_t *store = bench_fresh_store(path, TABLE);
     s_apply_bundle(store, rows_bundle);
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     apply_stats st = {0};
     bundle_info info;
     void *args[2] = {applier, &st};
     double t0 = s_now();
-    s_check(stm_applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
-    s_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
-    s_check(stm_applier_commit(applier, &err), &err);
+    bench_check(stm_applier_begin(applier, &err), &err); /* one transaction, as `stemma apply` */
+    bench_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
+    bench_check(stm_applier_commit(applier, &err), &err);
     double t = s_now() - t0;
     uint64_t kept = 0;
-    s_check(stm_conflicts_count(store, &kept, &err), &err);
+    bench_check(stm_conflicts_count(store, &kept, &err), &err);
     if (st.applied != UPDATES || kept) {
         fprintf(stderr, "bench_store: applied %llu of %d, %llu conflicts\n",
                 (unsigned long long)st.applied, UPDATES, (unsigned long long)kept);
@@ -262,8 +231,8 @@ static sqlite3 *s_plain_with(const char *dir, const char *name, const char *tabl
     s_fresh_path(dir, name, path, sizeof path);
     sqlite3 *db = NULL;
     sqlite3_open(path, &db);
-    s_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    s_exec(db, table);
+    bench_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    bench_exec(db, table);
     return db;
 }
 
@@ -279,12 +248,12 @@ static store_t *s_stemma(const char *dir, const char *name, const char *table)
     s_fresh_path(dir, name, path, sizeof path);
     store_t *store = NULL;
     stm_error err = {0};
-    s_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
-    s_check(stm_store_exec(store, table, &err), &err);
-    s_check(stm_store_exec(store, "BEGIN", &err), &err);
-    s_check(stm_store_prepare(store, &err), &err);
-    s_check(stm_capture_install(store, &err), &err);
-    s_check(stm_store_exec(store, "COMMIT", &err), &err);
+    bench_check(stm_store_open(path, STORE_OPEN_CREATE, &store, &err), &err);
+    bench_check(stm_store_exec(store, table, &err), &err);
+    bench_check(stm_store_exec(store, "BEGIN", &err), &err);
+    bench_check(stm_store_prepare(store, &err), &err);
+    bench_check(stm_capture_install(store, &err), &err);
+    bench_check(stm_store_exec(store, "COMMIT", &err), &err);
     return store;
 }
 
@@ -307,10 +276,10 @@ static double s_insert_rows(sqlite3 *db)
     sqlite3_stmt *ins = NULL;
     sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &ins, NULL);
     double t0 = s_now();
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     for (int i = 1; i <= INSERTS; i++)
         s_insert_row(ins, i);
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
     double t = s_now() - t0;
     sqlite3_finalize(ins);
     return t;
@@ -326,7 +295,7 @@ static double s_insert_rows(sqlite3 *db)
 static double s_trigger_floor(const char *dir)
 {
     sqlite3 *db = s_plain(dir, "floor.db");
-    s_exec(db, "CREATE TABLE flag (id INTEGER PRIMARY KEY, applying INTEGER);"
+    bench_exec(db, "CREATE TABLE flag (id INTEGER PRIMARY KEY, applying INTEGER);"
                "INSERT INTO flag VALUES (1, 0);"
                "CREATE TRIGGER t_ins AFTER INSERT ON t "
                "WHEN (SELECT applying FROM flag WHERE id = 1) = 0 BEGIN SELECT 1; END;");
@@ -338,7 +307,7 @@ static double s_trigger_floor(const char *dir)
 static double s_writes_floor(const char *dir)
 {
     sqlite3 *db = s_plain(dir, "floor.db");
-    s_exec(db, "CREATE TABLE log (origin INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER, "
+    bench_exec(db, "CREATE TABLE log (origin INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER, "
                "hlc INTEGER, version INTEGER, tbl TEXT, pk, cells BLOB, "
                "PRIMARY KEY (origin, seq)) WITHOUT ROWID;"
                "CREATE TABLE clock (tbl TEXT NOT NULL, pk NOT NULL, cells BLOB NOT NULL, "
@@ -350,7 +319,7 @@ static double s_writes_floor(const char *dir)
     sqlite3_prepare_v2(db, "INSERT INTO clock VALUES ('t', ?1, ?2)", -1, &clock, NULL);
     static const unsigned char cells[70] = {1};
     double t0 = s_now();
-    s_exec(db, "BEGIN");
+    bench_exec(db, "BEGIN");
     for (int i = 1; i <= INSERTS; i++) {
         s_insert_row(row, i);
         sqlite3_bind_int(log, 1, i * 6);
@@ -364,7 +333,7 @@ static double s_writes_floor(const char *dir)
         sqlite3_step(clock);
         sqlite3_reset(clock);
     }
-    s_exec(db, "COMMIT");
+    bench_exec(db, "COMMIT");
     double t = s_now() - t0;
     sqlite3_finalize(row);
     sqlite3_finalize(log);
@@ -386,7 +355,7 @@ static void s_capture(const char *dir, double *ours, double *base, double *colle
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     stm_error err = {0};
     double t0 = s_now();
-    s_check(stm_applier_catch_up(applier, &err), &err);
+    bench_check(stm_applier_catch_up(applier, &err), &err);
     *collect = s_now() - t0;
     stm_applier_destroy(&applier);
     stm_store_destroy(&store);
@@ -409,25 +378,25 @@ static void s_apply_inserts_to(const char *dir, const char *table, bool taken, d
     applier_t *applier = stm_applier_new(reader, NULL, NULL);
     if (taken) {
         s_insert_rows(stm_store_db(reader));
-        s_check(stm_applier_catch_up(applier, &err), &err);
+        bench_check(stm_applier_catch_up(applier, &err), &err);
     }
     store_t *writer = s_stemma(dir, "writer.db", table);
     s_insert_rows(stm_store_db(writer));
     bundle_info info;
-    s_check(stm_bundle_write(writer, NULL, bundle, &info, &err), &err);
+    bench_check(stm_bundle_write(writer, NULL, bundle, &info, &err), &err);
     stm_store_destroy(&writer);
     apply_stats st = {0};
     void *args[2] = {applier, &st};
     double t0 = s_now();
-    s_check(stm_applier_begin(applier, &err), &err);
-    s_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
+    bench_check(stm_applier_begin(applier, &err), &err);
+    bench_check(stm_bundle_read_once(bundle, s_apply_batch, args, &info, &err), &err);
     double t1 = s_now();
-    s_check(stm_applier_commit(applier, &err), &err);
+    bench_check(stm_applier_commit(applier, &err), &err);
     *ours = s_now() - t0;
     if (getenv("STEMMA_BENCH_ONLY"))
         printf("apply inserts: %.3f s applying, %.3f s committing\n", t1 - t0, s_now() - t1);
     uint64_t kept = 0;
-    s_check(stm_conflicts_count(reader, &kept, &err), &err);
+    bench_check(stm_conflicts_count(reader, &kept, &err), &err);
     if (st.applied != (uint64_t)INSERTS * 6 || kept != (taken ? (uint64_t)INSERTS : 0)) {
         fprintf(stderr, "bench_store: applied %llu of %d, %llu conflicts\n",
                 (unsigned long long)st.applied, INSERTS * 6, (unsigned long long)kept);
@@ -454,13 +423,13 @@ static void s_apply_origins(const char *dir, double *many, double *one)
         store_t *store = s_stemma(dir, "reader.db", "CREATE TABLE o (k TEXT PRIMARY KEY, v INTEGER)");
         stm_error err = {0};
         stm_id version;
-        s_check(stm_store_version_id(store, &version, &err), &err);
+        bench_check(stm_store_version_id(store, &version, &err), &err);
         opbatch_t *batch = stm_opbatch_new();
         applier_t *applier = stm_applier_new(store, NULL, NULL);
         apply_stats st = {0};
         char key[32];
         double t0 = s_now();
-        s_check(stm_applier_begin(applier, &err), &err);
+        bench_check(stm_applier_begin(applier, &err), &err);
         for (int i = 0; i < ORIGIN_ROWS; i++) {
             op_t op;
             memset(&op, 0, sizeof op);
@@ -484,11 +453,11 @@ static void s_apply_origins(const char *dir, double *many, double *one)
             op.value = (op_value){.type = VALUE_INTEGER, .i = i};
             stm_opbatch_add(batch, &op);
             if (stm_opbatch_count(batch) >= 1000 || i + 1 == ORIGIN_ROWS) {
-                s_check(stm_applier_apply(applier, batch, &st, &err), &err);
+                bench_check(stm_applier_apply(applier, batch, &st, &err), &err);
                 stm_opbatch_clear(batch);
             }
         }
-        s_check(stm_applier_commit(applier, &err), &err);
+        bench_check(stm_applier_commit(applier, &err), &err);
         *(distinct ? many : one) = s_now() - t0;
         if (st.applied != 2 * ORIGIN_ROWS) {
             fprintf(stderr, "bench_store: applied %llu of %d\n", (unsigned long long)st.applied,
@@ -519,14 +488,14 @@ static double s_session(const char *dir)
     sqlite3session_attach(session, "t");
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(src, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
-    s_exec(src, "BEGIN");
+    bench_exec(src, "BEGIN");
     for (int i = 0; i < UPDATES; i++) {
         sqlite3_bind_int(upd, 1, s_values[i]);
         sqlite3_bind_int(upd, 2, s_rows[i]);
         sqlite3_step(upd);
         sqlite3_reset(upd);
     }
-    s_exec(src, "COMMIT");
+    bench_exec(src, "COMMIT");
     sqlite3_finalize(upd);
     int size = 0;
     void *changeset = NULL;
@@ -614,12 +583,12 @@ static void s_park_up_to(store_t *store, bool constraint, uint64_t n, uint64_t *
 {
     stm_error err = {0};
     stm_id version;
-    s_check(stm_store_version_id(store, &version, &err), &err);
+    bench_check(stm_store_version_id(store, &version, &err), &err);
     applier_t *applier = stm_applier_new(store, NULL, NULL);
     opbatch_t *batch = stm_opbatch_new();
     char key[32];
     apply_stats st = {0};
-    s_check(stm_applier_begin(applier, &err), &err);
+    bench_check(stm_applier_begin(applier, &err), &err);
     while (*next <= n) {
         snprintf(key, sizeof key, "parked-%llu", (unsigned long long)*next);
         op_t op = s_parked_op(0xa1, *next, *next, &version, key, constraint ? "note" : "tags", 'T',
@@ -627,11 +596,11 @@ static void s_park_up_to(store_t *store, bool constraint, uint64_t n, uint64_t *
         stm_opbatch_add(batch, &op);
         (*next)++;
         if (stm_opbatch_count(batch) == 10000 || *next > n) {
-            s_check(stm_applier_apply(applier, batch, &st, &err), &err);
+            bench_check(stm_applier_apply(applier, batch, &st, &err), &err);
             stm_opbatch_clear(batch);
         }
     }
-    s_check(stm_applier_commit(applier, &err), &err);
+    bench_check(stm_applier_commit(applier, &err), &err);
     stm_opbatch_destroy(&batch);
     stm_applier_destroy(&applier);
     if (st.applied) {
@@ -673,7 +642,7 @@ static void s_parked_batch(s_side *side)
     }
     apply_stats st = {0};
     double c0 = s_cpu(), w0 = s_now();
-    s_check(stm_applier_apply(side->applier, batch, &st, &err), &err);
+    bench_check(stm_applier_apply(side->applier, batch, &st, &err), &err);
     side->cpu += s_cpu() - c0;
     side->wall += s_now() - w0;
     stm_opbatch_destroy(&batch);
@@ -696,7 +665,7 @@ static void s_parked(const char *dir, bool constraint, const uint64_t *sizes, si
     stm_error err = {0};
     for (int k = 0; k < 2; k++) {
         sides[k].applier = stm_applier_new(sides[k].store, NULL, NULL);
-        s_check(stm_store_version_id(sides[k].store, &sides[k].version, &err), &err);
+        bench_check(stm_store_version_id(sides[k].store, &sides[k].version, &err), &err);
     }
     uint64_t next_parked = 1;
     for (size_t i = 0; i < n; i++) {
@@ -728,7 +697,7 @@ static void s_parked(const char *dir, bool constraint, const uint64_t *sizes, si
         wall_ratio[i] = s_median(wall_ratios, PARKED_ROUNDS);
     }
     uint64_t parked = 0;
-    s_check(stm_oplog_counts(sides[0].store, &(uint64_t){0}, &parked, &err), &err);
+    bench_check(stm_oplog_counts(sides[0].store, &(uint64_t){0}, &parked, &err), &err);
     if (parked != sizes[n - 1]) {
         fprintf(stderr, "bench_store: %llu parked, not %llu\n", (unsigned long long)parked,
                 (unsigned long long)sizes[n - 1]);

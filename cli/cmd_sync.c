@@ -350,5 +350,9 @@ int cmd_apply(int argc, char **argv)
         printf("withheld %llu operation%s: their row changes were too large to travel, and "
                "stand-ins came in their place (the warnings above name them)\n",
                (unsigned long long)stats.withheld, stats.withheld == 1 ? "" : "s");
+    if (stats.pruned)
+        printf("pruned %llu operation%s: the database the bundle came from had compacted them, "
+               "and the later writes of their cells came instead\n",
+               (unsigned long long)stats.pruned, stats.pruned == 1 ? "" : "s");
     return CLI_OK;
 }

@@ -19,6 +19,7 @@ int cmd_node(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_peers(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 int cmd_peer(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -37,6 +37,7 @@ static const s_command s_commands[] = {
     {"report", cmd_report, "ask a running node about itself and its peers"},
     {"peers", cmd_peers, "a running node's peers, one line each"},
     {"stats", cmd_stats, "a running node's counters"},
+    {"compact", cmd_compact, "prune what later writes replaced, by a node or on a file"},
     {"trust", cmd_trust, "add, remove or list the keys a node trusts, running or not"},
     {"peer", cmd_peer, "add or remove a peer a node dials, running or not"},
     {"demo", cmd_demo, "three nodes on loopback at mixed versions, end to end"},

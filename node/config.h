@@ -97,6 +97,11 @@ typedef struct {
     int busy_timeout_ms; /* how long one attempt to store waits for the database's lock */
     int max_clock_ahead_ms; /* how far ahead of ours an operation's clock may be */
 
+    /* [compaction]: pruning what later writes replaced (node/compactor.h) */
+    bool compact;             /* the node compacts its oplog */
+    int compact_interval_ms;  /* how often a pass starts */
+    int known_peer_hours;     /* how long a silent peer still holds pruning back */
+
     /* [discovery]: UDP beacons on the LAN (node/beacon.h) */
     bool discovery;            /* send and hear beacons */
     int discovery_port;        /* the UDP port beacons go to and are heard on */

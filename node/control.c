@@ -204,11 +204,33 @@ static void s_report_fill(const control_view *v, report_node *r)
     r->secure = v->secure;
     /* A report goes out even when the database cannot be read (locked past its busy
      * timeout, say): its counts are then zero, and the log says why. */
-    if (stm_oplog_counts_withheld(store, &r->operations, &r->parked, &r->withheld, &err) !=
-            STM_OK ||
-        stm_conflicts_count(store, &r->conflicts, &err) != STM_OK)
+    /* Counters kept as the data changes (sync/store.h): one row, whatever the oplog's
+     * size. */
+    store_counts counts;
+    if (stm_store_counts(store, &counts, &err) == STM_OK) {
+        r->operations = counts.operations;
+        r->parked = counts.parked;
+        r->withheld = counts.withheld;
+        r->conflicts = counts.conflicts;
+        r->pruned = counts.pruned;
+        r->compact_passes = counts.compact_passes;
+    } else {
         stm_log_event(STM_LOG_WARN, "database", NULL, "counting operations for a report: %s",
                       err.msg);
+    }
+    if (v->compactor) {
+        compactor_figures cf;
+        stm_compactor_figures(v->compactor, &cf);
+        r->compaction = (report_compaction){.enabled = cf.enabled,
+                                            .running = cf.running,
+                                            .has_last = cf.last_ms >= 0,
+                                            .last_pruned = cf.last_pruned,
+                                            .last_waiting = cf.last_waiting,
+                                            .last_rows = cf.last_rows,
+                                            .last_ms = cf.last_ms,
+                                            .last_slice_ms = cf.last_slice_ms,
+                                            .known_peers = cf.known_peers};
+    }
     r->malformed = v->drops->malformed;
     r->unknown_senders = v->drops->unknown_senders;
     memcpy(r->dropped, v->drops->by_kind, sizeof r->dropped);
@@ -275,7 +297,7 @@ char *stm_control_answer(const control_view *view, const char *request)
         reply = view->change(view->change_ctx, request);
     if (!reply)
         reply = stm_strdup(
-            "error: unknown request (report text|json|toml|dot, peers, stats, "
+            "error: unknown request (report text|json|toml|dot, peers, stats, compact, "
             "trust add|remove KEY, trust list, peer add KEY@ENDPOINT, peer remove KEY)\n");
     return reply;
 }

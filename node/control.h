@@ -18,6 +18,7 @@
 #include "report.h"
 #include "zap.h"
 #include "sync/inbound.h"
+#include "compactor.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ typedef struct {
     const mesh_t *mesh;         /* the peers */
     const control_drops *drops; /* messages dropped */
     const beacon_t *beacon;     /* LAN discovery's counters; NULL when it is off */
+    const compactor_t *compactor; /* compaction's figures */
     /* Answers a request that changes the node ("trust ...", "peer ..."): the reply, the caller's
      * to free; NULL when request is none of those. NULL: every such request is unknown. */
     char *(*change)(void *ctx, const char *request);

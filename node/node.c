@@ -306,6 +306,17 @@ static void s_beacon_run(node_t *n, int64_t now)
     stm_beacon_send(n->beacon, now);
 }
 
+/* Compaction (compactor.h): a pass every interval, a slice a turn of the loop. */
+static int64_t s_compact_due(const node_t *n)
+{
+    return stm_compactor_due(n->compactor);
+}
+
+static void s_compact_run(node_t *n, int64_t now)
+{
+    stm_compactor_run(n->compactor, n->local, n->mesh, now);
+}
+
 /* The deadlines: when each is due (INT64_MAX: not armed), and what runs then. */
 static const struct {
     int64_t (*due)(const node_t *n);
@@ -317,6 +328,7 @@ static const struct {
     {s_ahead_due, s_ahead_run},
     {s_policy_due, s_policy_run},
     {s_beacon_due, s_beacon_run},
+    {s_compact_due, s_compact_run},
 };
 /* Each peer's, in this order: a peer found silent is said HELLO in the same pass. */
 static const struct {
@@ -512,6 +524,10 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     }
     if (rc == STM_OK && cfg->discovery)
         rc = s_open_beacon(n, cfg, err);
+    compactor_options co = {.enabled = cfg->compact,
+                            .interval_ms = cfg->compact_interval_ms,
+                            .known_peer_hours = cfg->known_peer_hours};
+    n->compactor = stm_compactor_new(&co, stm_monotime_ms());
     for (size_t i = 0; i < cfg->npeers && rc == STM_OK; i++) {
         const config_peer *spec = &cfg->peers[i];
         if (!spec->has_key && !n->insecure) {
@@ -537,6 +553,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
                              .mesh = n->mesh,
                              .drops = &n->drops,
                              .beacon = n->beacon,
+                             .compactor = n->compactor,
                              .change = stm_node_control_change,
                              .change_ctx = n};
     *out = n;
@@ -662,6 +679,7 @@ void stm_node_destroy(node_t **self_p)
     stm_control_destroy(&n->control);
     stm_zap_destroy(&n->zap);
     stm_beacon_destroy(&n->beacon);
+    stm_compactor_destroy(&n->compactor);
     stm_pollfd_destroy(&n->pollfd); /* step.c's */
     /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
     while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)

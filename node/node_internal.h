@@ -11,6 +11,7 @@
 
 #include "node.h"
 #include "beacon.h"
+#include "compactor.h"
 #include "control.h"
 #include "dirlock.h"
 #include "inbox.h"
@@ -50,6 +51,7 @@ struct node {
     inbox_t *inbox;      /* the ROUTER every peer sends to */
     zap_t *zap;          /* the trusted keys; its socket only when secure */
     control_t *control;  /* reports for `stemma report` */
+    compactor_t *compactor; /* compaction's passes and slices */
     mesh_t *mesh;        /* the peers; NULL until the sockets are bound */
     beacon_t *beacon;    /* LAN discovery's UDP socket; NULL when discovery is off */
     const char *no_beacon_why;  /* static: why no beacon is sent while discovery is on */

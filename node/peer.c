@@ -274,6 +274,11 @@ const char *stm_peer_refused_by(const peer_t *p)
     return p->refused_by_peer;
 }
 
+time_t stm_peer_last_seen(const peer_t *p)
+{
+    return p->last_seen_wall;
+}
+
 session_t *stm_peer_session(peer_t *p)
 {
     return p->session;

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef enum {
     PEER_CONNECTING, /* HELLOs sent, none of its own judged yet */
@@ -87,6 +88,8 @@ const peer_verdict *stm_peer_get_verdict(const peer_t *p);
 const char *stm_peer_refused_by(const peer_t *p);
 /* Its sync session, lent (the peer owns it). */
 session_t *stm_peer_session(peer_t *p);
+/* When it was last heard from, wall clock; 0: never. */
+time_t stm_peer_last_seen(const peer_t *p);
 
 /* ---- the one transition function ---- */
 

@@ -1,4 +1,5 @@
 #include "report.h"
+#include "report_internal.h"
 #include "base/buf.h"
 #include "base/jsonw.h"
 #include "base/mem.h"
@@ -46,7 +47,7 @@ static void s_drop_key(report_drop d, char key[24])
 /* ---- what every format says the same way ---- */
 
 /* The short id, as the logs name nodes; "?" for a peer not known yet. */
-static void s_short(const stm_id *id, bool known, char out[STM_ID_SHORT_LEN + 1])
+void stm_report_short(const stm_id *id, bool known, char out[STM_ID_SHORT_LEN + 1])
 {
     if (known)
         stm_id_short(id, out);
@@ -55,23 +56,23 @@ static void s_short(const stm_id *id, bool known, char out[STM_ID_SHORT_LEN + 1]
 }
 
 /* Keys are shown in Z85 everywhere (keys.h), so a key from a report pastes into node.toml. */
-static void s_z85(const stm_id *id, char out[41])
+void stm_report_z85(const stm_id *id, char out[41])
 {
     zmq_z85_encode(out, id->bytes, STM_ID_BYTES);
 }
 
-static const comparison_t *s_cmp(const report_peer *p)
+const comparison_t *stm_report_cmp(const report_peer *p)
 {
     return p->verdict ? p->verdict->cmp : NULL;
 }
 
 /* "refused" whoever refused (the peer's refusal does not change our verdict); NULL
  * before its HELLO. */
-static const char *s_sync(const report_peer *p)
+const char *stm_report_sync(const report_peer *p)
 {
     if (p->state == REPORT_REFUSED)
         return "refused";
-    return s_cmp(p) ? stm_peer_sync_name(p->verdict->sync) : NULL;
+    return stm_report_cmp(p) ? stm_peer_sync_name(p->verdict->sync) : NULL;
 }
 
 /* The peer's own reason wins: it is why nothing syncs, whatever we thought of it. */
@@ -81,7 +82,7 @@ static const char *s_reason(const report_peer *p)
         return p->distrusted;
     if (p->refused_by_peer)
         return p->refused_by_peer;
-    return s_cmp(p) ? p->verdict->reason : "no HELLO from it yet";
+    return stm_report_cmp(p) ? p->verdict->reason : "no HELLO from it yet";
 }
 
 static const char *s_refused_by(const report_peer *p)
@@ -95,7 +96,7 @@ static const char *s_refused_by(const report_peer *p)
 
 static const char *s_warning(const report_peer *p)
 {
-    return s_cmp(p) && p->verdict->warning[0] ? p->verdict->warning : NULL;
+    return stm_report_cmp(p) && p->verdict->warning[0] ? p->verdict->warning : NULL;
 }
 
 static void s_wall(time_t t, char out[32])
@@ -133,7 +134,7 @@ static void s_json_uint(jsonw_t *w, const char *key, uint64_t v)
 static void s_json_node(jsonw_t *w, const report_node *r)
 {
     char z85[41];
-    s_z85(&r->id, z85);
+    stm_report_z85(&r->id, z85);
     stm_jsonw_object_begin(w);
     stm_jsonw_key(w, "id");
     stm_jsonw_string(w, z85);
@@ -158,6 +159,25 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "parked", r->parked);
     s_json_uint(w, "withheld", r->withheld);
     s_json_uint(w, "conflicts", r->conflicts);
+    stm_jsonw_key(w, "compaction");
+    stm_jsonw_object_begin(w);
+    stm_jsonw_key(w, "enabled");
+    stm_jsonw_bool(w, r->compaction.enabled);
+    stm_jsonw_key(w, "running");
+    stm_jsonw_bool(w, r->compaction.running);
+    s_json_uint(w, "passes", r->compact_passes);
+    s_json_uint(w, "pruned", r->pruned);
+    s_json_uint(w, "last_pruned", r->compaction.last_pruned);
+    s_json_uint(w, "last_waiting", r->compaction.last_waiting);
+    s_json_uint(w, "last_rows", r->compaction.last_rows);
+    stm_jsonw_key(w, "last_ms");
+    if (r->compaction.has_last)
+        stm_jsonw_int(w, r->compaction.last_ms);
+    else
+        stm_jsonw_null(w);
+    s_json_uint(w, "last_slice_ms", (uint64_t)r->compaction.last_slice_ms);
+    s_json_uint(w, "known_peers", r->compaction.known_peers);
+    stm_jsonw_object_end(w);
     s_json_uint(w, "malformed_messages", r->malformed);
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
@@ -204,12 +224,12 @@ static void s_json_node(jsonw_t *w, const report_node *r)
 
 static void s_json_peer(jsonw_t *w, const report_peer *p)
 {
-    const comparison_t *c = s_cmp(p);
+    const comparison_t *c = stm_report_cmp(p);
     stm_jsonw_object_begin(w);
     stm_jsonw_key(w, "id");
     if (p->id_known) {
         char z85[41];
-        s_z85(&p->id, z85);
+        stm_report_z85(&p->id, z85);
         stm_jsonw_string(w, z85);
     } else {
         stm_jsonw_null(w);
@@ -242,7 +262,7 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
         stm_jsonw_null(w);
     }
     stm_jsonw_key(w, "sync");
-    stm_jsonw_string(w, s_sync(p));
+    stm_jsonw_string(w, stm_report_sync(p));
     stm_jsonw_key(w, "reason");
     stm_jsonw_string(w, s_reason(p));
     stm_jsonw_key(w, "refused_by");
@@ -332,7 +352,7 @@ static toml_value *s_toml_node(const report_node *r)
 {
     toml_value *t = stm_toml_new_table();
     char z85[41];
-    s_z85(&r->id, z85);
+    stm_report_z85(&r->id, z85);
     s_toml_str(t, "id", z85);
     s_toml_str(t, "schema_set", stm_lineage_name(r->lineage));
     s_toml_int(t, "version", r->version);
@@ -346,6 +366,19 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "parked", (int64_t)r->parked);
     s_toml_int(t, "withheld", (int64_t)r->withheld);
     s_toml_int(t, "conflicts", (int64_t)r->conflicts);
+    toml_value *c = stm_toml_new_table();
+    stm_toml_table_set(c, "enabled", stm_toml_new_bool(r->compaction.enabled));
+    stm_toml_table_set(c, "running", stm_toml_new_bool(r->compaction.running));
+    s_toml_int(c, "passes", (int64_t)r->compact_passes);
+    s_toml_int(c, "pruned", (int64_t)r->pruned);
+    s_toml_int(c, "last_pruned", (int64_t)r->compaction.last_pruned);
+    s_toml_int(c, "last_waiting", (int64_t)r->compaction.last_waiting);
+    s_toml_int(c, "last_rows", (int64_t)r->compaction.last_rows);
+    if (r->compaction.has_last)
+        s_toml_int(c, "last_ms", r->compaction.last_ms);
+    s_toml_int(c, "last_slice_ms", r->compaction.last_slice_ms);
+    s_toml_int(c, "known_peers", (int64_t)r->compaction.known_peers);
+    stm_toml_table_set(t, "compaction", c);
     s_toml_int(t, "malformed_messages", (int64_t)r->malformed);
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
@@ -385,11 +418,11 @@ static toml_value *s_toml_node(const report_node *r)
 
 static toml_value *s_toml_peer(const report_peer *p)
 {
-    const comparison_t *c = s_cmp(p);
+    const comparison_t *c = stm_report_cmp(p);
     toml_value *t = stm_toml_new_table();
     if (p->id_known) {
         char z85[41];
-        s_z85(&p->id, z85);
+        stm_report_z85(&p->id, z85);
         s_toml_str(t, "id", z85);
     }
     s_toml_str(t, "endpoint", p->endpoint);
@@ -407,7 +440,7 @@ static toml_value *s_toml_peer(const report_peer *p)
         s_toml_id(common, "id", &c->common_id);
         stm_toml_table_set(t, "common_ancestor", common);
     }
-    s_toml_str(t, "sync", s_sync(p));
+    s_toml_str(t, "sync", stm_report_sync(p));
     s_toml_str(t, "reason", s_reason(p));
     s_toml_str(t, "refused_by", s_refused_by(p));
     toml_value *warnings = stm_toml_new_array();
@@ -461,9 +494,9 @@ static char *s_text(const report_node *r, bool brief)
     buf_t b = BUF_INIT;
     const lineage_version *head = stm_lineage_head(r->lineage);
     char self[STM_ID_SHORT_LEN + 1], hid[STM_ID_SHORT_LEN + 1] = "-";
-    s_short(&r->id, true, self);
+    stm_report_short(&r->id, true, self);
     if (head)
-        s_short(&head->id, true, hid);
+        stm_report_short(&head->id, true, hid);
     stm_buf_printf(&b, "node %s", self);
     if (r->name && r->name[0])
         stm_buf_printf(&b, " \"%s\"", r->name);
@@ -484,9 +517,9 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_puts(&b, "no peers\n");
     for (size_t i = 0; i < r->npeers; i++) {
         const report_peer *p = &r->peers[i];
-        const comparison_t *c = s_cmp(p);
+        const comparison_t *c = stm_report_cmp(p);
         char sid[STM_ID_SHORT_LEN + 1];
-        s_short(&p->id, p->id_known, sid);
+        stm_report_short(&p->id, p->id_known, sid);
         stm_buf_printf(&b, "\npeer %s", sid);
         if (p->name)
             stm_buf_printf(&b, " \"%s\"", p->name);
@@ -496,7 +529,7 @@ static char *s_text(const report_node *r, bool brief)
         stm_buf_printf(&b, "  %s", stm_report_state_name(p->state));
         if (c)
             stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
-                           c->remote_version, stm_relation_name(c->relation), s_sync(p));
+                           c->remote_version, stm_relation_name(c->relation), stm_report_sync(p));
         stm_buf_putc(&b, '\n');
         if (brief)
             continue;
@@ -566,6 +599,17 @@ char *stm_report_stats_text(const report_node *r)
                    (unsigned long long)r->peers_discovered);
     stm_buf_printf(&b, "withheld %llu\nwithheld from peers %llu\n",
                    (unsigned long long)r->withheld, (unsigned long long)withheld_from);
+    const report_compaction *c = &r->compaction;
+    stm_buf_printf(&b, "pruned %llu\ncompaction passes %llu%s\n", (unsigned long long)r->pruned,
+                   (unsigned long long)r->compact_passes,
+                   c->running ? " (one under way)" : !c->enabled ? " (off)" : "");
+    if (c->has_last)
+        stm_buf_printf(&b,
+                       "compaction last pass %llu pruned, %llu kept for %llu known peers, %llu "
+                       "rows, %lld ms (longest slice %lld ms)\n",
+                       (unsigned long long)c->last_pruned, (unsigned long long)c->last_waiting,
+                       (unsigned long long)c->known_peers, (unsigned long long)c->last_rows,
+                       (long long)c->last_ms, (long long)c->last_slice_ms);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)
@@ -574,153 +618,5 @@ char *stm_report_stats_text(const report_node *r)
     for (int d = 0; d < REPORT_DROP_KINDS; d++)
         stm_buf_printf(&b, "dropped %s %llu\n", stm_report_drop_name((report_drop)d),
                        (unsigned long long)r->dropped[d]);
-    return stm_buf_detach(&b);
-}
-
-/* ---- DOT ---- */
-
-/* Appends s inside a DOT double-quoted string. Schema set names and endpoints come from
- * peers, so nothing may end the string early or smuggle in label escapes: quotes and
- * backslashes are escaped (Graphviz turns \\ back into one backslash in labels), line
- * breaks become \n and other control characters spaces. Other bytes pass through:
- * Graphviz reads UTF-8. */
-static void s_dot_escape(buf_t *b, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            stm_buf_putc(b, '\\');
-            stm_buf_putc(b, (char)ch);
-        } else if (ch == '\n') {
-            stm_buf_puts(b, "\\n");
-        } else if (ch < 0x20 || ch == 0x7f) {
-            stm_buf_putc(b, ' ');
-        } else {
-            stm_buf_putc(b, (char)ch);
-        }
-    }
-}
-
-static void s_dot_quoted(buf_t *b, const char *s)
-{
-    stm_buf_putc(b, '"');
-    s_dot_escape(b, s);
-    stm_buf_putc(b, '"');
-}
-
-/* A version's graph node is named by its id alone: the same id is the same version in
- * every lineage (the id hashes the whole history before it). */
-static void s_dot_version_name(buf_t *b, const stm_id *id)
-{
-    char hex[STM_ID_HEX_LEN + 1];
-    stm_id_to_hex(id, hex);
-    stm_buf_printf(b, "\"v:%s\"", hex);
-}
-
-/* Draws the versions of l that no lineage before it (earlier[0..nearlier)) has drawn.
- * Being hash chains, two lineages share exactly a common prefix (relation.h), so what
- * is already drawn of l is its longest common prefix with any of them, and every
- * version after that is new to the graph. */
-static void s_dot_lineage(buf_t *b, const lineage_t *l, const lineage_t *const *earlier,
-                          size_t nearlier)
-{
-    size_t drawn = 0;
-    for (size_t k = 0; k < nearlier; k++) {
-        size_t common = 0;
-        stm_relation_of_lineages(earlier[k], l, &common);
-        if (common > drawn)
-            drawn = common;
-    }
-    for (size_t i = drawn; i < stm_lineage_count(l); i++) {
-        const lineage_version *v = stm_lineage_version_at(l, i);
-        char hex[STM_ID_HEX_LEN + 1];
-        stm_id_to_hex(&v->id, hex);
-        stm_buf_puts(b, "  ");
-        s_dot_version_name(b, &v->id);
-        stm_buf_printf(b, " [label=\"v%d %.12s\", tooltip=\"%s\"];\n", v->number, hex, hex);
-        if (i > 0) {
-            stm_buf_puts(b, "  ");
-            s_dot_version_name(b, &stm_lineage_version_at(l, i - 1)->id);
-            stm_buf_puts(b, " -> ");
-            s_dot_version_name(b, &v->id);
-            stm_buf_puts(b, ";\n");
-        }
-    }
-}
-
-/* A box for a node, and the line that joins it to its head version (none when its
- * lineage is empty or unknown). */
-static void s_dot_box(buf_t *b, const char *name, const char *label, const char *style,
-                      const lineage_t *l)
-{
-    stm_buf_puts(b, "  ");
-    s_dot_quoted(b, name);
-    stm_buf_puts(b, " [shape=box, style=");
-    s_dot_quoted(b, style);
-    stm_buf_puts(b, ", label=");
-    s_dot_quoted(b, label);
-    stm_buf_puts(b, "];\n");
-    const lineage_version *head = l ? stm_lineage_head(l) : NULL;
-    if (head) {
-        stm_buf_puts(b, "  ");
-        s_dot_quoted(b, name);
-        stm_buf_puts(b, " -> ");
-        s_dot_version_name(b, &head->id);
-        stm_buf_puts(b, " [style=dotted, arrowhead=none];\n");
-    }
-}
-
-char *stm_report_dot(const report_node *r)
-{
-    buf_t b = BUF_INIT;
-    stm_buf_puts(&b, "digraph \"stemma\" {\n"
-                     "  rankdir=LR;\n"
-                     "  node [shape=ellipse, fontname=\"Helvetica\"];\n");
-    const lineage_t **drawn = stm_calloc(r->npeers + 1, sizeof *drawn);
-    size_t ndrawn = 0;
-    s_dot_lineage(&b, r->lineage, drawn, ndrawn);
-    drawn[ndrawn++] = r->lineage;
-    for (size_t i = 0; i < r->npeers; i++) {
-        if (!r->peers[i].lineage)
-            continue;
-        s_dot_lineage(&b, r->peers[i].lineage, drawn, ndrawn);
-        drawn[ndrawn++] = r->peers[i].lineage;
-    }
-    free(drawn);
-
-    buf_t name = BUF_INIT, label = BUF_INIT;
-    char z85[41], sid[STM_ID_SHORT_LEN + 1];
-    s_z85(&r->id, z85);
-    s_short(&r->id, true, sid);
-    stm_buf_printf(&name, "node:%s", z85);
-    stm_buf_printf(&label, "this node %s%s%s\n%s\n%s v%d", sid, r->name ? " " : "",
-                   r->name ? r->name : "", r->endpoint, stm_lineage_name(r->lineage), r->version);
-    s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label), "bold", r->lineage);
-    for (size_t i = 0; i < r->npeers; i++) {
-        const report_peer *p = &r->peers[i];
-        const comparison_t *c = s_cmp(p);
-        stm_buf_reset(&name);
-        stm_buf_reset(&label);
-        if (p->id_known) {
-            s_z85(&p->id, z85);
-            stm_buf_printf(&name, "peer:%s", z85);
-        } else {
-            stm_buf_printf(&name, "peer#%zu", i + 1); /* unknown ids cannot clash with Z85 */
-        }
-        s_short(&p->id, p->id_known, sid);
-        stm_buf_printf(&label, "peer %s%s%s\n%s", sid, p->name ? " " : "", p->name ? p->name : "",
-                       p->endpoint);
-        if (c)
-            stm_buf_printf(&label, "\n%s v%d\n%s, %s, sync %s", p->schema_set ? p->schema_set : "?",
-                           c->remote_version, stm_report_state_name(p->state),
-                           stm_relation_name(c->relation), s_sync(p));
-        else
-            stm_buf_printf(&label, "\n%s", stm_report_state_name(p->state));
-        s_dot_box(&b, stm_buf_str(&name), stm_buf_str(&label),
-                  p->state == REPORT_REFUSED ? "dashed" : "solid", p->lineage);
-    }
-    stm_buf_free(&name);
-    stm_buf_free(&label);
-    stm_buf_puts(&b, "}\n");
     return stm_buf_detach(&b);
 }

@@ -82,6 +82,19 @@ typedef struct {
     time_t last_seen;            /* wall-clock time of its last message; 0: never */
 } report_peer;
 
+/* What compaction did (node/compactor.h), as the node tells it. */
+typedef struct {
+    bool enabled;          /* [compaction] enabled */
+    bool running;          /* a pass is under way */
+    bool has_last;         /* a pass finished since the node started: the figures below */
+    uint64_t last_pruned;  /* the last pass finished since the start: operations pruned */
+    uint64_t last_waiting; /* ... replaced operations kept for known peers */
+    uint64_t last_rows;    /* ... stored rows looked at */
+    int64_t last_ms;       /* ... its slices' time together */
+    int64_t last_slice_ms; /* ... its longest slice */
+    uint64_t known_peers;  /* ... peers holding pruning back */
+} report_compaction;
+
 /* This node and its peers. */
 typedef struct {
     stm_id id;                /* this node's id (public key) */
@@ -95,6 +108,9 @@ typedef struct {
     uint64_t withheld;        /* of those, held only as stand-ins: their row changes were
                                  too large to travel, and this database lacks them */
     uint64_t conflicts;       /* rows kept aside under a taken key (sync/identity.h) */
+    uint64_t pruned;          /* operations compaction removed from the oplog, ever */
+    uint64_t compact_passes;  /* compaction passes finished, ever */
+    report_compaction compaction; /* the node's compaction */
     uint64_t malformed;       /* messages dropped as malformed or of another version */
     uint64_t refused_keys;    /* connections the ZAP handler refused */
     uint64_t unknown_senders; /* messages from no known peer, or impostor HELLOs */

@@ -35,6 +35,8 @@ const settings_section stm_settings_sections[] = {
                "still reported)"},
     {"timing", "heartbeats, liveness and reconnecting"},
     {"sync", "sending operations to peers and storing theirs"},
+    {"compaction", "pruning the operations later writes replaced, once every known peer holds "
+                   "the later write (docs/user-guide.md, \"Compaction\")"},
 };
 const size_t stm_settings_nsections =
     sizeof stm_settings_sections / sizeof stm_settings_sections[0];
@@ -153,6 +155,20 @@ const settings_row stm_settings_rows[] = {
      .doc = "how far, in milliseconds, an operation's clock may be ahead of this machine's "
             "before it is parked until this machine's clock catches up (docs/user-guide.md, "
             "\"How operations combine\")"},
+
+    {S_ROW("compaction", "enabled", SETTINGS_BOOL, compact), .value = true,
+     .doc = "true: the node prunes, a slice at a time between its other work, the operations "
+            "whose cells later writes replaced; false: the oplog keeps every operation"},
+    {S_ROW("compaction", "interval_ms", SETTINGS_INT, compact_interval_ms), .value = 600000,
+     .min = 1000, .max = CONFIG_MAX_MS,
+     .doc = "how often, in milliseconds, a compaction pass starts (stemma compact starts one "
+            "at once)"},
+    {S_ROW("compaction", "known_peer_hours", SETTINGS_INT, known_peer_hours), .value = 168,
+     .min = 0, .max = 87600,
+     .doc = "how long, in hours, a peer this node synced with still holds pruning back once "
+            "it falls silent: what it lacks is kept for it until then; after that, and for a "
+            "peer never heard of, it receives the current cells instead of the history; 0: "
+            "only peers connected at the pass hold it back"},
 };
 const size_t stm_settings_nrows = sizeof stm_settings_rows / sizeof stm_settings_rows[0];
 

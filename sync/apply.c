@@ -459,6 +459,14 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
             goto done;
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
+        /* Refused: it may be one piece of a row whose other pieces wait already. */
+        bool joined = false;
+        if (refused && !stm_rowsql_fatal(step) &&
+            (rc = stm_apply_join_pieces(a, t, ops, n, cells, &ncells, origin_no, false, &refused,
+                                        &step, &joined, st, err)) != STM_OK)
+            goto done;
+        if (joined)
+            goto written;
         /* In an identity table, a row there with no clocks is the genesis incarnation
          * (from before stemma): a new incarnation does not merge into it. */
         if (identity && inc.hlc && step == SQLITE_DONE && !refused) {
@@ -502,6 +510,10 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                                         have_clock, &refused, &aside, st, err, &rc);
             if (rc != STM_OK || aside)
                 goto done;
+            bool joined = false;
+            if (refused && !stm_rowsql_fatal(step))
+                rc = stm_apply_join_pieces(a, t, ops, n, cells, &ncells, origin_no, del != NULL,
+                                           &refused, &step, &joined, st, err);
         }
     }
 written:
@@ -794,7 +806,9 @@ static stm_err s_take_withheld(applier_t *a, const opbatch_t *batch, apply_stats
         const op_withheld *w = stm_opbatch_withheld_at(batch, i);
         uint64_t fresh = 0;
         rc = stm_txn_take_withheld(a->txn, w, &fresh, &st->present, err);
-        if (rc != STM_OK || !fresh)
+        if (rc == STM_OK && w->pruned)
+            st->pruned += fresh;
+        if (rc != STM_OK || !fresh || w->pruned)
             continue;
         st->withheld += fresh;
         buf_t what = BUF_INIT;
@@ -821,10 +835,10 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
         ops[i] = stm_opbatch_at(batch, i);
     apply_stats st = {0};
     a->any_applied = false;
-    rc = s_apply_ops(a, ops, n, &st, err);
-    free(ops);
+    rc = s_take_withheld(a, batch, &st, err);
     if (rc == STM_OK)
-        rc = s_take_withheld(a, batch, &st, err);
+        rc = s_apply_ops(a, ops, n, &st, err);
+    free(ops);
     /* A unique value a row kept aside lost may be free again. */
     if (rc == STM_OK && a->any_applied)
         rc = stm_apply_settle_all(a, err);
@@ -846,6 +860,7 @@ stm_err stm_applier_apply(applier_t *a, const opbatch_t *batch, apply_stats *sta
         stats->parked += st.parked;
         stats->replayed += st.replayed;
         stats->withheld += st.withheld;
+        stats->pruned += st.pruned;
     }
     return rc;
 }

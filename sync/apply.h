@@ -62,7 +62,11 @@
  *     records its operations as held and withheld, applying nothing, so that the
  *     vector moves past them; each is logged ("withheld") when first recorded. A
  *     stand-in for operations held already changes nothing; operations arriving for
- *     sequences held as withheld are present, and change nothing either.
+ *     sequences held as withheld are present, and change nothing either. A pruned
+ *     stand-in (compact.h) is held the same way, quietly: its sender sends the later
+ *     writes of those operations' cells, so nothing of them is lacking. The stand-ins of
+ *     a batch are recorded before its operations, so that pruned ones continuing what is
+ *     held move the vector at once.
  * 10. With a filter (stm_applier_set_filter: the node's policy, node/admit.h), every
  *     new or retried operation is offered to it, by the version its writer was at and
  *     the table and column it names there, before anything else is decided of it
@@ -100,6 +104,8 @@ typedef struct {
     uint64_t replayed; /* parked operations that applied on a retry */
     uint64_t withheld; /* new operations held as withheld: a stand-in came for them (op.h),
                           nothing of them applied; each row change logged once */
+    uint64_t pruned;   /* new operations held as pruned by their sender (op.h): nothing to
+                          apply, their cells' later writes come as operations */
 } apply_stats;
 
 /* Told once per (origin, table.column) what was parked and why. */

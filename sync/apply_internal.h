@@ -94,6 +94,21 @@ STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats
 STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_apply_end(applier_t *a, stm_err rc, stm_error *err);
 
+/* ---- apply_pieces.c ---- */
+
+/* After the insert of a row not there (one with no clocks here, or deleted: then its
+ * earlier values fill in, as stm_apply_insert_row does) by row change ops[0 .. n) was
+ * refused (*refused, *step): joins the writes parked for a constraint waiting for the
+ * same row (its pieces) to cells[0 .. *ncells), each cell by last writer, and makes the
+ * row of them all. *joined when it did: the pieces are no longer parked (counted
+ * replayed), their cells' clocks are in the transaction's clock, cells lost to a later
+ * piece are taken out of cells, and *refused is NULL; else nothing changed. */
+STM_NODISCARD stm_err stm_apply_join_pieces(applier_t *a, txn_table *t, const op_t *const *ops,
+                                            size_t n, row_cell *cells, size_t *ncells,
+                                            int64_t origin_no, bool deleted, char **refused,
+                                            int *step, bool *joined, apply_stats *st,
+                                            stm_error *err);
+
 /* ---- apply_filter.c ---- */
 
 /* Parks those of ops[0..n) (one row change, recorded already) the filter refuses
@@ -137,6 +152,11 @@ const op_t *const *stm_apply_translate(applier_t *a, const op_t *const *ops, siz
  * is). The filled cells write no clocks: no operation wrote them. */
 int stm_apply_insert_filled(applier_t *a, const txn_table *t, row_kind kind, const op_value *pk,
                             const row_cell *cells, size_t n, char **refused);
+/* Copies op (one write) into out under this database's names, as stm_apply_translate
+ * gives it (its strings and bytes held by out), leaving the applier's scratch as it was
+ * (the caller may hold a row change it translated). False, nothing copied, when it
+ * writes no column here: its table gone, parked whole, its column dropped. */
+bool stm_apply_translate_copy(applier_t *a, const op_t *op, opbatch_t *out);
 /* Whether op (one stm_apply_translate handed out) writes a column dropped since its
  * writer's version: it takes no cell, is not parked, and still counts as a write of its
  * row (as a write parked for a missing column does: apply.h, invariant 2). */

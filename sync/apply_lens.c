@@ -379,3 +379,36 @@ int stm_apply_insert_filled(applier_t *a, const txn_table *t, row_kind kind, con
     free(owned);
     return step;
 }
+
+bool stm_apply_translate_copy(applier_t *a, const op_t *op, opbatch_t *out)
+{
+    /* Scratch of its own for this one: what the caller translated stays put. */
+    op_t *xops = a->xops;
+    const op_t **xptrs = a->xptrs;
+    bool *xgone = a->xgone;
+    size_t xcap = a->xcap;
+    buf_t xkey = a->xkey;
+    a->xops = NULL;
+    a->xptrs = NULL;
+    a->xgone = NULL;
+    a->xcap = 0;
+    a->xkey = (buf_t)BUF_INIT;
+    size_t n = 1;
+    uint64_t gone = 0;
+    const char *whole = NULL;
+    const op_t *one[1] = {op};
+    const op_t *const *here = stm_apply_translate(a, one, &n, &gone, &whole);
+    bool copied = n == 1 && !whole && !stm_apply_gone(a, here[0]);
+    if (copied)
+        stm_opbatch_add(out, here[0]);
+    free(a->xops);
+    free(a->xptrs);
+    free(a->xgone);
+    stm_buf_free(&a->xkey);
+    a->xops = xops;
+    a->xptrs = xptrs;
+    a->xgone = xgone;
+    a->xcap = xcap;
+    a->xkey = xkey;
+    return copied;
+}

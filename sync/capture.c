@@ -322,8 +322,14 @@ static s_named *s_names_find(const s_names *n, const char *name, bool trigger)
                     : NULL;
 }
 
-static const char *const s_list_triggers = "SELECT name, sql FROM sqlite_schema WHERE type = "
-                                           "'trigger' AND name LIKE 'stemma\\_%' ESCAPE '\\'";
+/* Capture's triggers: stemma's on any other table than its own (those on stemma_*
+ * tables keep its counters, store.h). */
+#define S_CAPTURE_TRIGGERS                                                                         \
+    "type = 'trigger' AND name LIKE 'stemma\\_%' ESCAPE '\\' AND tbl_name NOT LIKE "               \
+    "'stemma\\_%' ESCAPE '\\'"
+
+static const char *const s_list_triggers =
+    "SELECT name, sql FROM sqlite_schema WHERE " S_CAPTURE_TRIGGERS;
 
 /* Drops the capture triggers on the n tables named (any case), or on every table
  * when tables is NULL. */
@@ -332,8 +338,7 @@ static stm_err s_drop_triggers(store_t *store, const char *const *tables, size_t
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT name, tbl_name FROM sqlite_schema WHERE type = 'trigger' AND "
-                           "name LIKE 'stemma\\_%' ESCAPE '\\'",
+                           "SELECT name, tbl_name FROM sqlite_schema WHERE " S_CAPTURE_TRIGGERS,
                            -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "listing triggers");
     buf_t sql = BUF_INIT;

@@ -185,7 +185,9 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
         msgpack_pack_array(&pk, nwithheld);
         for (size_t k = 0; k < nwithheld; k++) {
             const op_withheld *w = stm_opbatch_withheld_at(b, k);
-            msgpack_pack_array(&pk, 8);
+            /* A ninth field only for a pruned one: a withheld one is the same bytes as
+             * before pruning existed. */
+            msgpack_pack_array(&pk, w->pruned ? 9 : 8);
             msgpack_pack_uint32(&pk, widx[k][0]);
             msgpack_pack_uint64(&pk, w->seq);
             msgpack_pack_uint64(&pk, w->n);
@@ -194,6 +196,8 @@ void stm_codec_encode_ops(const opbatch_t *b, size_t from, size_t count, buf_t *
             msgpack_pack_uint32(&pk, widx[k][2]);
             stm_codec_pack_value(&pk, &w->pk);
             msgpack_pack_uint64(&pk, w->bytes);
+            if (w->pruned)
+                msgpack_pack_uint8(&pk, CODEC_STANDIN_PRUNED);
         }
     }
     free(widx);
@@ -428,9 +432,15 @@ static stm_err s_read_withheld(msgread_t *r, const s_list *lists, opbatch_t *out
             rc = s_bad(err, "a stand-in's bytes is not an integer");
             break;
         }
-        for (uint32_t k = 8; k < fields && rc == STM_OK; k++)
+        /* Its kind: withheld (0, or none), pruned; one of a later version is held the
+         * same way (nothing of it applied). */
+        uint64_t kind = CODEC_STANDIN_WITHHELD;
+        if (fields > 8 && !stm_msgread_uint(r, &kind))
+            rc = s_bad(err, "a stand-in's kind is not an integer");
+        for (uint32_t k = 9; k < fields && rc == STM_OK; k++)
             if (!stm_msgread_skip(r))
                 rc = s_bad(err, "a stand-in's extra field is malformed");
+        w.pruned = kind == CODEC_STANDIN_PRUNED;
         if (rc != STM_OK)
             break;
         memcpy(w.origin.bytes, lists[0].items[origin_i], STM_ID_BYTES);

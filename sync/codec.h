@@ -16,9 +16,10 @@
  *   key   = value | [value, value, ...]         (a key of 2 to 32 columns, in key order:
  *                                                sync/key.h)
  *   value = nil | int | float | str | bin       (SQLite's null, integer, real, text, blob)
- *   standin = [origin_index, seq, n, hlc, version_index, table_index, key, bytes]: the
- *            operations seq .. seq + n - 1 of a row change of `bytes` bytes, too large to
- *            travel, which the receiver records as withheld (op.h)
+ *   standin = [origin_index, seq, n, hlc, version_index, table_index, key, bytes, (kind)]:
+ *            the operations seq .. seq + n - 1 of a row change of `bytes` bytes, too large
+ *            to travel, which the receiver records as withheld (op.h); with kind 1
+ *            (CODEC_STANDIN_PRUNED), operations pruned, which name no row (op.h)
  *
  * The names and ids that repeat in every operation are sent once per batch. Unknown
  * map keys and extra trailing op fields are skipped, so a later version may add some;
@@ -38,6 +39,9 @@
 
 /* Most operations one batch may hold. */
 #define CODEC_MAX_BATCH_OPS 100000u
+/* A stand-in's kind, its ninth field: withheld (also when there is none), pruned. */
+#define CODEC_STANDIN_WITHHELD 0u
+#define CODEC_STANDIN_PRUNED 1u
 
 /* Appends the encoding of operations [from, from + count) of b, and of all its
  * stand-ins, to out. */

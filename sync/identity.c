@@ -103,8 +103,10 @@ enum { Q_LOAD, Q_SAVE, Q_REMOVE, Q_FIRST, Q_ANY, Q_N };
 static const char *const s_sql[Q_N] = {
     [Q_LOAD] = "SELECT cells FROM stemma_conflicts WHERE tbl = ?1 AND pk = ?2 AND "
                "born_hlc = ?3 AND born_origin = ?4",
-    [Q_SAVE] = "INSERT OR REPLACE INTO stemma_conflicts (tbl, pk, born_hlc, born_origin, alive, "
-               "cells) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    /* An upsert: the count of conflicts alive (store.h) follows it by trigger. */
+    [Q_SAVE] = "INSERT INTO stemma_conflicts (tbl, pk, born_hlc, born_origin, alive, cells) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tbl, pk, born_hlc, born_origin) "
+               "DO UPDATE SET alive = excluded.alive, cells = excluded.cells",
     [Q_REMOVE] = "DELETE FROM stemma_conflicts WHERE tbl = ?1 AND pk = ?2 AND born_hlc = ?3 AND "
                  "born_origin = ?4",
     [Q_FIRST] = "SELECT born_hlc, born_origin, cells FROM stemma_conflicts WHERE tbl = ?1 AND "

@@ -239,7 +239,7 @@ stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool al
 /* Internal (migrate_internal.h). */
 stm_err stm_migrate_tx_commit(migrate_t *self, stm_error *err)
 {
-    return stm_store_exec(self->store, "COMMIT", err);
+    return stm_store_commit(self->store, err);
 }
 
 /* After another process moved the database (s_expect_version): says what this run did

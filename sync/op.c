@@ -315,6 +315,10 @@ void stm_op_withheld_describe(buf_t *b, const op_withheld *w)
     else
         stm_buf_printf(b, "operations %llu-%llu", (unsigned long long)w->seq,
                        (unsigned long long)(w->seq + w->n - 1));
+    if (w->pruned) {
+        stm_buf_printf(b, " of origin %s, pruned", origin);
+        return;
+    }
     stm_buf_printf(b, " of origin %s (table ", origin);
     stm_buf_put_printable(b, w->table);
     stm_buf_puts(b, ", key ");

@@ -13,7 +13,12 @@
  * so that receivers hold its sequence numbers as withheld, their vectors move past
  * it, and everything after it goes on (docs/protocol.md, "Withheld row changes").
  * Stand-ins are kept apart from the operations: nothing that walks a batch's
- * operations ever meets one by mistake. */
+ * operations ever meets one by mistake.
+ *
+ * A stand-in may also say that its operations were pruned (compact.h): their cells
+ * have later writes, which its sender sends as operations, so the receiver lacks
+ * nothing by holding them as it holds withheld ones. It names no row: its clock is 0,
+ * its version the zero id, its table OP_PRUNED_TABLE, its key NULL. */
 #ifndef STM_OP_H
 #define STM_OP_H
 
@@ -86,6 +91,9 @@ typedef struct {
     bool derived;
 } op_t;
 
+/* The table a pruned stand-in names (a name must be one byte at least). */
+#define OP_PRUNED_TABLE "*"
+
 /* A stand-in for a row change that was not sent because it is too large: the
  * operations seq .. seq + n - 1 of origin, which a receiver records as held but
  * withheld (it never applies anything of them), so that its vector moves past them. */
@@ -102,6 +110,7 @@ typedef struct {
     bool here;         /* read here from the row change itself (oplog.h), not from a
                           stand-in received: this database is the one withholding it.
                           Never sent. */
+    bool pruned;       /* not withheld but pruned (above): nothing of them is lacking */
 } op_withheld;
 
 typedef struct opbatch opbatch_t;
@@ -158,7 +167,8 @@ void stm_op_value_column(sqlite3_stmt *stmt, int i, op_value *v);
  * characters escaped and cut after 40 bytes, a blob or a packed key by its size. */
 void stm_op_value_describe(buf_t *b, const op_value *v);
 /* Appends w, for a log line, to b: "operations 10-16 of origin 0123456789ab (table
- * files, key 'f1'), a row change of 293601280 bytes" ("operation 10" for one). */
+ * files, key 'f1'), a row change of 293601280 bytes" ("operation 10" for one; "...
+ * 0123456789ab, pruned" for a pruned one). */
 void stm_op_withheld_describe(buf_t *b, const op_withheld *w);
 /* True when both values have the same type and content. */
 bool stm_op_value_equal(const op_value *a, const op_value *b);

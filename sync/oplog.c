@@ -1,4 +1,5 @@
 #include "oplog.h"
+#include "oplog_internal.h"
 #include "codec.h"
 #include "key.h"
 #include "base/buf.h"
@@ -19,46 +20,34 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
 
 /* ---- row changes ---- */
 
-/* A stored row change as a statement hands it out:
- * SELECT seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin (RC_*
- * give the positions). */
-enum {
-    RC_SEQ,
-    RC_N,
-    RC_HLC,
-    RC_VERSION,
-    RC_TBL,
-    RC_PK,
-    RC_CELLS,
-    RC_PK_PACKED,
-    RC_BORN_HLC,
-    RC_BORN_ORIGIN,
-    RC_DERIVED
-};
-#define RC_COLUMNS "seq, n, hlc, version, tbl, pk, cells, pk_packed, born_hlc, born_origin, derived"
 
-/* A stand-in's cells (op.h): a map {"withheld": bytes}, where a row change's cells
- * begin with a column name (a str). An older stemma takes such a row for damage and
- * says so: it never reads it as operations. */
+/* A stand-in's cells (op.h): a map {"withheld": bytes}, or {"pruned": n} for one of
+ * operations pruned received above a gap (stm_oplog_append_pruned), where a row
+ * change's cells begin with a column name (a str). An older stemma takes such a row for
+ * damage and says so: it never reads it as operations. */
 #define S_WITHHELD_KEY "withheld"
+#define S_PRUNED_KEY "pruned"
 #define S_WITHHELD_MAX_CELLS 32 /* a map of one key and a uint64 takes 19 bytes */
 
-/* Whether the cells of the row stmt is on are a stand-in's, and then its bytes. Only
- * the first byte of cells a row change holds is looked at. */
-static bool s_is_withheld(sqlite3_stmt *stmt, uint64_t *bytes)
+oplog_row_kind stm_oplog_row_kind(sqlite3_stmt *stmt, uint64_t *bytes)
 {
     if (sqlite3_column_type(stmt, RC_CELLS) != SQLITE_BLOB ||
         sqlite3_column_bytes(stmt, RC_CELLS) > S_WITHHELD_MAX_CELLS)
-        return false;
+        return OPLOG_ROW_CHANGE;
     msgread_t r;
     stm_msgread_init(&r, sqlite3_column_blob(stmt, RC_CELLS),
                      (size_t)sqlite3_column_bytes(stmt, RC_CELLS));
     uint32_t nkeys, klen;
     const char *key;
-    return stm_msgread_peek(&r) == MSG_MAP && stm_msgread_map(&r, &nkeys) && nkeys == 1 &&
-           stm_msgread_str(&r, &key, &klen) && klen == strlen(S_WITHHELD_KEY) &&
-           memcmp(key, S_WITHHELD_KEY, klen) == 0 && stm_msgread_uint(&r, bytes) &&
-           stm_msgread_left(&r) == 0;
+    if (stm_msgread_peek(&r) != MSG_MAP || !stm_msgread_map(&r, &nkeys) || nkeys != 1 ||
+        !stm_msgread_str(&r, &key, &klen) || !stm_msgread_uint(&r, bytes) ||
+        stm_msgread_left(&r) != 0)
+        return OPLOG_ROW_CHANGE;
+    if (klen == strlen(S_WITHHELD_KEY) && memcmp(key, S_WITHHELD_KEY, klen) == 0)
+        return OPLOG_ROW_WITHHELD;
+    if (klen == strlen(S_PRUNED_KEY) && memcmp(key, S_PRUNED_KEY, klen) == 0)
+        return OPLOG_ROW_PRUNED;
+    return OPLOG_ROW_CHANGE;
 }
 
 /* Reads what the operations of the row change stmt is on share (origin, clock,
@@ -116,10 +105,23 @@ static void s_add_withheld(opbatch_t *out, const op_t *op, uint64_t seq, int64_t
     stm_opbatch_add_withheld(out, &w);
 }
 
-/* Appends the operations of the row change stmt is on, those with a sequence above
- * after, to out; or, for a stand-in's row, a stand-in for them; or, when its key or a
- * value is over max_value bytes, a stand-in of this database's own for it, of `bytes`. */
-static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
+/* Appends to out a pruned stand-in (op.h) for operations first .. last of origin, at most
+ * CODEC_MAX_BATCH_OPS of them (a stand-in's bound); *to is the last it covers. */
+static void s_add_pruned(opbatch_t *out, const stm_id *origin, uint64_t first, uint64_t last,
+                         uint64_t *to)
+{
+    *to = last - first >= CODEC_MAX_BATCH_OPS ? first + CODEC_MAX_BATCH_OPS - 1 : last;
+    op_withheld w = {.origin = *origin,
+                     .seq = first,
+                     .n = *to - first + 1,
+                     .table = OP_PRUNED_TABLE,
+                     .pk = {.type = VALUE_NULL},
+                     .pruned = true};
+    stm_opbatch_add_withheld(out, &w);
+}
+
+/* oplog_internal.h */
+stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin, uint64_t after,
                         uint64_t max_value, uint64_t bytes, opbatch_t *out, stm_error *err)
 {
     op_t op;
@@ -128,10 +130,18 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
     stm_err rc = s_row_head(store, stmt, origin, &op, &seq, &n, err);
     if (rc != STM_OK)
         return rc;
-    uint64_t withheld;
-    if (s_is_withheld(stmt, &withheld)) {
+    uint64_t withheld, to;
+    switch (stm_oplog_row_kind(stmt, &withheld)) {
+    case OPLOG_ROW_WITHHELD:
         s_add_withheld(out, &op, seq, n, after, withheld, false);
         return STM_OK;
+    case OPLOG_ROW_PRUNED:
+        /* Pruned by whoever sent it: passed on as it came, in stand-ins of the bound. */
+        for (uint64_t from = seq > after ? seq : after + 1; from < seq + (uint64_t)n; from = to + 1)
+            s_add_pruned(out, origin, from, seq + (uint64_t)n - 1, &to);
+        return STM_OK;
+    case OPLOG_ROW_CHANGE:
+        break;
     }
     if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_NULL) {
         if (n != 1)
@@ -151,6 +161,8 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
         const char *data;
         uint32_t len;
         int64_t aff;
+        if (stm_msgread_peek(&check) == MSG_NIL && stm_msgread_nil(&check))
+            continue; /* pruned */
         if (!stm_msgread_str(&check, &data, &len) || len > OP_MAX_NAME_BYTES ||
             !stm_msgread_int(&check, &aff) || aff <= 0 || aff > 127 ||
             !stm_codec_read_value(&check, &op.value))
@@ -164,7 +176,23 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
         return STM_OK;
     }
     char name[OP_MAX_NAME_BYTES + 1];
-    for (int64_t i = 0; i < n; i++) {
+    uint64_t hole = 0; /* the first of the pruned run being read; 0: none */
+    for (int64_t i = 0; i <= n; i++) {
+        op.seq = seq + (uint64_t)i;
+        if (i < n && stm_msgread_peek(&r) == MSG_NIL) {
+            stm_msgread_nil(&r);
+            if (!hole)
+                hole = op.seq;
+            continue;
+        }
+        /* A run of operations compaction pruned out of the row change: a gap, handed
+         * out as one (oplog.h, "Gaps"). */
+        uint64_t from = hole > after ? hole : after + 1, end;
+        for (; hole && from < op.seq; from = end + 1)
+            s_add_pruned(out, origin, from, op.seq - 1, &end);
+        hole = 0;
+        if (i == n)
+            break;
         const char *data;
         uint32_t len;
         int64_t aff;
@@ -175,7 +203,6 @@ static stm_err s_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origin
         name[len] = '\0';
         op.column = name;
         op.affinity = (char)aff;
-        op.seq = seq + (uint64_t)i;
         if (op.seq > after)
             stm_opbatch_add(out, &op);
     }
@@ -190,7 +217,8 @@ static int s_write(void *data, const char *bytes, size_t len)
 
 /* ---- the handle ---- */
 
-enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_COUNT };
+enum { Q_APPEND, Q_HOLDS, Q_AFTER, Q_FETCH, Q_SLICE = OPLOG_Q_SLICE, Q_REMOVE = OPLOG_Q_REMOVE,
+       Q_HOLES = OPLOG_Q_HOLES, Q_COUNT };
 
 static const char *const s_sql[Q_COUNT] = {
     [Q_APPEND] = "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells, "
@@ -202,6 +230,11 @@ static const char *const s_sql[Q_COUNT] = {
     [Q_AFTER] = "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 ORDER BY seq",
     [Q_FETCH] = "SELECT " RC_COLUMNS " FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
                 "ORDER BY seq DESC LIMIT 1",
+    /* Compaction's (oplog_prune.c): the rows after a place, in key order. */
+    [Q_SLICE] = "SELECT " RC_COLUMNS ", origin FROM stemma_oplog WHERE (origin, seq) > (?1, ?2) "
+                "ORDER BY origin, seq LIMIT ?3",
+    [Q_REMOVE] = "DELETE FROM stemma_oplog WHERE origin = ?1 AND seq = ?2",
+    [Q_HOLES] = "UPDATE stemma_oplog SET cells = ?3 WHERE origin = ?1 AND seq = ?2",
 };
 
 struct oplog {
@@ -216,6 +249,16 @@ oplog_t *stm_oplog_new(store_t *store)
     log->store = store;
     log->stmts = stm_stmtcache_new(stm_store_db(store), s_sql, Q_COUNT);
     return log;
+}
+
+store_t *stm_oplog_store(oplog_t *log)
+{
+    return log->store;
+}
+
+sqlite3_stmt *stm_oplog_stmt(oplog_t *log, int q)
+{
+    return stm_stmtcache_fixed(log->stmts, (size_t)q);
 }
 
 void stm_oplog_destroy(oplog_t **self_p)
@@ -277,11 +320,15 @@ stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, size_t n, const c
     }
     if (sqlite3_step(ins) != SQLITE_DONE)
         return stm_store_error(log->store, err, "recording operations");
+    stm_store_count(log->store, (int64_t)n, 0, 0);
     return STM_OK;
 }
 
-stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t seq, uint64_t n,
-                                  const char *table, stm_error *err)
+/* Records a stand-in's row (op.h): operations seq .. seq + n - 1 of w's origin, under
+ * the name table, its cells the map {key: value}. */
+static stm_err s_append_standin(oplog_t *log, const op_withheld *w, uint64_t seq, uint64_t n,
+                                const char *table, const char *key, uint64_t value,
+                                stm_error *err)
 {
     int64_t origin, version;
     stm_err rc = stm_store_id_number(log->store, &w->origin, true, &origin, err);
@@ -306,12 +353,28 @@ stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t s
     msgpack_packer pk;
     msgpack_packer_init(&pk, &log->cells, s_write);
     msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, S_WITHHELD_KEY, strlen(S_WITHHELD_KEY));
-    msgpack_pack_uint64(&pk, w->bytes);
+    msgpack_pack_str_with_body(&pk, key, strlen(key));
+    msgpack_pack_uint64(&pk, value);
     sqlite3_bind_blob64(ins, 8, log->cells.data, log->cells.len, SQLITE_STATIC);
     if (sqlite3_step(ins) != SQLITE_DONE)
-        return stm_store_error(log->store, err, "recording a withheld row change");
+        return stm_store_error(log->store, err, "recording a stand-in");
     return STM_OK;
+}
+
+stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t seq, uint64_t n,
+                                  const char *table, stm_error *err)
+{
+    stm_err rc = s_append_standin(log, w, seq, n, table, S_WITHHELD_KEY, w->bytes, err);
+    if (rc == STM_OK)
+        stm_store_count(log->store, (int64_t)n, (int64_t)n, 0);
+    return rc;
+}
+
+stm_err stm_oplog_append_pruned(oplog_t *log, const stm_id *origin, uint64_t seq, uint64_t n,
+                                stm_error *err)
+{
+    op_withheld w = {.origin = *origin, .pk = {.type = VALUE_NULL}, .pruned = true};
+    return s_append_standin(log, &w, seq, n, OP_PRUNED_TABLE, S_PRUNED_KEY, n, err);
 }
 
 stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
@@ -380,7 +443,7 @@ stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatc
         uint64_t n = (uint64_t)sqlite3_column_int64(q, RC_N);
         if (first + n > seq) {
             opbatch_t *all = stm_opbatch_new();
-            rc = s_unpack(log->store, q, origin, seq - 1, UINT64_MAX, 0, all, err);
+            rc = stm_oplog_unpack(log->store, q, origin, seq - 1, UINT64_MAX, 0, all, err);
             if (rc == STM_OK && stm_opbatch_count(all)) {
                 stm_opbatch_add(out, stm_opbatch_at(all, 0));
                 *found = true;
@@ -396,11 +459,16 @@ stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq, opbatc
 
 /* ---- the reader ---- */
 
-/* One origin's stream: a statement stepping through its row changes from `since`. */
+/* One origin's stream: a statement stepping through its row changes from `since`, and
+ * the gaps between them that this database holds (at or below its vector entry): the
+ * operations compaction pruned, handed out as pruned stand-ins (op.h). */
 typedef struct {
     stm_id origin;
     uint64_t since;     /* hand out operations above this sequence */
-    sqlite3_stmt *stmt; /* positioned on the next row change when `ready` */
+    uint64_t held;      /* every operation up to here is held (the vector) */
+    uint64_t next;      /* the first sequence not handed out yet */
+    uint64_t gap_to;    /* next .. gap_to are pruned, to hand out first; below next: none */
+    sqlite3_stmt *stmt; /* positioned on the next row change when `ready`; NULL: no rows */
     bool ready;         /* stmt holds a row not handed out yet */
     bool done;          /* no more rows */
 } s_stream;
@@ -469,16 +537,23 @@ stm_err stm_oplog_reader_new(store_t *store, const vector_t *since, oplog_reader
         const vector_entry *e = stm_vector_at(mine, i);
         int64_t no;
         rc = stm_store_id_number(store, &e->origin, false, &no, err);
-        if (rc != STM_OK || !no)
+        if (rc != STM_OK)
             continue;
         s_stream *s = &r->streams[r->count];
-        if (sqlite3_prepare_v2(stm_store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
+        s->origin = e->origin;
+        s->since = since ? stm_vector_get(since, &e->origin) : 0;
+        s->held = e->seq;
+        s->next = s->since + 1;
+        /* An origin with no number has no rows: all it holds of it was pruned. */
+        s->done = !no;
+        if (no &&
+            sqlite3_prepare_v2(stm_store_db(store), s_select, -1, &s->stmt, NULL) != SQLITE_OK) {
             rc = stm_store_error(store, err, "reading the oplog");
             break;
         }
         r->count++;
-        s->origin = e->origin;
-        s->since = since ? stm_vector_get(since, &e->origin) : 0;
+        if (!no)
+            continue;
         sqlite3_bind_int64(s->stmt, 1, no);
         sqlite3_bind_int64(s->stmt, 2, (sqlite3_int64)s->since);
     }
@@ -503,9 +578,12 @@ void stm_oplog_reader_destroy(oplog_reader_t **self_p)
     *self_p = NULL;
 }
 
-/* Makes sure stream s has its next row change, if any. */
+/* Makes sure stream s has its next row change, if any, and notes the gap before it (or,
+ * at the end, before what is held ends) when this database holds it: pruned. */
 static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
 {
+    if (s->gap_to >= s->next)
+        return STM_OK; /* the gap goes first */
     while (!s->ready && !s->done) {
         int step = sqlite3_step(s->stmt);
         if (step == SQLITE_ROW) {
@@ -513,12 +591,16 @@ static stm_err s_fill(oplog_reader_t *r, s_stream *s, stm_error *err)
             uint64_t seq = (uint64_t)sqlite3_column_int64(s->stmt, RC_SEQ);
             uint64_t n = (uint64_t)sqlite3_column_int64(s->stmt, RC_N);
             s->ready = seq + n - 1 > s->since;
+            if (s->ready && seq > s->next && s->next <= s->held)
+                s->gap_to = seq - 1 < s->held ? seq - 1 : s->held;
         } else if (step == SQLITE_DONE) {
             s->done = true;
         } else {
             return stm_store_error(r->store, err, "reading the oplog");
         }
     }
+    if (s->done && s->next <= s->held)
+        s->gap_to = s->held;
     return STM_OK;
 }
 
@@ -532,20 +614,34 @@ stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_op
                               size_t *got, stm_error *err)
 {
     *got = 0;
-    while (*got < max_ops && stm_opbatch_bytes(batch) < max_bytes) {
-        /* The stream whose next row change has the smallest clock. */
-        s_stream *best = NULL;
+    /* What the batch holds against max_ops: its operations, and a pruned stand-in as
+     * one, whatever it covers (it costs its receiver no row). */
+    size_t work = 0;
+    while (work < max_ops && stm_opbatch_bytes(batch) < max_bytes) {
+        /* A gap first, whatever its place: it names nothing a clock orders. Else the
+         * stream whose next row change has the smallest clock. */
+        s_stream *best = NULL, *gap = NULL;
         uint64_t best_hlc = 0;
-        for (size_t i = 0; i < r->count; i++) {
+        for (size_t i = 0; i < r->count && !gap; i++) {
             s_stream *s = &r->streams[i];
             stm_err rc = s_fill(r, s, err);
             if (rc != STM_OK)
                 return rc;
+            if (s->gap_to >= s->next)
+                gap = s;
             if (!s->ready)
                 continue;
             uint64_t h = (uint64_t)sqlite3_column_int64(s->stmt, RC_HLC);
             if (!best || h < best_hlc)
                 best = s, best_hlc = h;
+        }
+        if (gap) {
+            uint64_t to;
+            s_add_pruned(batch, &gap->origin, gap->next, gap->gap_to, &to);
+            *got += (size_t)(to - gap->next + 1);
+            gap->next = to + 1;
+            work++;
+            continue;
         }
         if (!best)
             break;
@@ -556,6 +652,8 @@ stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_op
         if (bytes > max_bytes && bytes <= r->limit && *got > 0)
             break;
         uint64_t before = stm_opbatch_covered(batch);
+        size_t ops_before = stm_opbatch_count(batch),
+               standins_before = stm_opbatch_withheld_count(batch);
         stm_err rc;
         if (bytes > r->limit) {
             /* Too large to travel: a stand-in goes in its place (op.h), and its values
@@ -567,13 +665,22 @@ stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_op
             if (rc == STM_OK)
                 s_add_withheld(batch, &head, seq, n, best->since, bytes, true);
         } else {
-            rc = s_unpack(r->store, best->stmt, &best->origin, best->since, r->max_value, bytes,
+            rc = stm_oplog_unpack(r->store, best->stmt, &best->origin, best->since, r->max_value, bytes,
                           batch, err);
         }
         if (rc != STM_OK)
             return rc;
         best->ready = false;
+        uint64_t end = (uint64_t)sqlite3_column_int64(best->stmt, RC_SEQ) +
+                       (uint64_t)sqlite3_column_int64(best->stmt, RC_N);
+        if (end > best->next)
+            best->next = end;
         *got += (size_t)(stm_opbatch_covered(batch) - before);
+        work += stm_opbatch_count(batch) - ops_before;
+        for (size_t i = standins_before; i < stm_opbatch_withheld_count(batch); i++) {
+            const op_withheld *w = stm_opbatch_withheld_at(batch, i);
+            work += w->pruned ? 1 : (size_t)w->n;
+        }
     }
     return STM_OK;
 }
@@ -586,27 +693,13 @@ stm_err stm_oplog_counts(store_t *store, uint64_t *total, uint64_t *parked, stm_
 stm_err stm_oplog_counts_withheld(store_t *store, uint64_t *total, uint64_t *parked,
                                   uint64_t *withheld, stm_error *err)
 {
-    sqlite3_stmt *stmt = NULL;
-    /* A stand-in's cells are short and begin with a map of one key (0x81), which no row
-     * change's do (a column name, a str): length() reads no large value to say so. */
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           withheld ? "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
-                                      "stemma_parked), coalesce(sum(CASE WHEN length(cells) "
-                                      "<= 32 AND substr(cells, 1, 1) = x'81' THEN n END), 0) "
-                                      "FROM stemma_oplog"
-                                    : "SELECT coalesce(sum(n), 0), (SELECT count(*) FROM "
-                                      "stemma_parked) FROM stemma_oplog",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return stm_store_error(store, err, "counting operations");
-    stm_err rc = STM_OK;
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-        *total = (uint64_t)sqlite3_column_int64(stmt, 0);
-        *parked = (uint64_t)sqlite3_column_int64(stmt, 1);
+    store_counts c;
+    stm_err rc = stm_store_counts(store, &c, err);
+    if (rc == STM_OK) {
+        *total = c.operations;
+        *parked = c.parked;
         if (withheld)
-            *withheld = (uint64_t)sqlite3_column_int64(stmt, 2);
-    } else {
-        rc = stm_store_error(store, err, "counting operations");
+            *withheld = c.withheld;
     }
-    sqlite3_finalize(stmt);
     return rc;
 }

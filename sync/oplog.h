@@ -3,9 +3,12 @@
  * Storage. One stemma_oplog row holds one row change: the operations seq .. seq+n-1
  * of one origin, which share a clock, a schema version, a table and a key (a delete
  * is a change of its own, n = 1, cells NULL). cells is a MessagePack sequence of n
- * triples, one per operation in sequence order:
+ * entries, one per operation in sequence order, each a triple
  *
  *   column (str), affinity (int: the ASCII code of T N I R B), value (codec.h)
+ *
+ * or nil for an operation compaction pruned (compact.h): the row change keeps its
+ * place, and a peer that lacks the operation is handed a pruned stand-in ("Gaps").
  *
  * Names are kept as the writer sent them. Origin and version ids are stored as their
  * stemma_ids numbers (store.h). A row change costs one B-tree row, whatever its width.
@@ -27,7 +30,15 @@
  * that takes less) is read as a stand-in (op_withheld, `here` set): too large to
  * travel, it is named instead, and nothing after it waits for it. Its size is told
  * from the stored row before a byte of its values is copied (a bound about 64 bytes an
- * operation above what it would take encoded). */
+ * operation above what it would take encoded).
+ *
+ * Gaps. Compaction (compact.h) removes operations whose cells later writes replaced;
+ * what it leaves is a gap at or below the origin's vector entry (a row gone, or a nil in
+ * a row's cells), which no peer could fill. The reader hands out each such gap a peer
+ * lacks as pruned stand-ins (op.h, at most CODEC_MAX_BATCH_OPS operations each), so
+ * that the peer's vector moves past it: it receives the later writes, the current cells,
+ * instead of the history. A gap above the vector entry is operations not held, and is
+ * not handed out. */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
@@ -36,6 +47,10 @@
 #include "vector.h"
 
 /* ---- writing and looking up ---- */
+
+/* What a stored row holds: a row change, or a stand-in's (op.h) for operations withheld
+ * by their sender, or for operations pruned received above a gap. */
+typedef enum { OPLOG_ROW_CHANGE, OPLOG_ROW_WITHHELD, OPLOG_ROW_PRUNED } oplog_row_kind;
 
 typedef struct oplog oplog_t;
 
@@ -56,6 +71,14 @@ STM_NODISCARD stm_err stm_oplog_append(oplog_t *log, const op_t *const *ops, siz
 STM_NODISCARD stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld *w, uint64_t seq,
                                                 uint64_t n, const char *table, stm_error *err);
 
+/* Records operations seq .. seq + n - 1 of origin (none held already), received as pruned
+ * (op.h) above a gap, as a row of their own (a stand-in's, with cells {"pruned": n}), so
+ * that the vector moves past them once the gap is filled; pruned ones that continue what
+ * is held need no row (txn.c). Not counted among the operations held (store.h). In the
+ * caller's transaction. */
+STM_NODISCARD stm_err stm_oplog_append_pruned(oplog_t *log, const stm_id *origin, uint64_t seq,
+                                              uint64_t n, stm_error *err);
+
 /* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
  * last sequence of the stored row change holding it, else 0. */
 STM_NODISCARD stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end,
@@ -69,6 +92,35 @@ STM_NODISCARD stm_err stm_oplog_contiguous(oplog_t *log, int64_t origin, uint64_
 /* Appends operation seq of origin to out; *found false when it is not held. */
 STM_NODISCARD stm_err stm_oplog_fetch(oplog_t *log, const stm_id *origin, uint64_t seq,
                                       opbatch_t *out, bool *found, stm_error *err);
+
+/* ---- compaction's side (oplog_prune.c; compact.h decides) ---- */
+
+/* One stored row, as compaction reads it. */
+typedef struct {
+    int64_t origin;      /* its origin's stemma_ids number */
+    stm_id origin_id;    /* ... and id */
+    uint64_t seq, n;     /* it holds operations seq .. seq + n - 1 */
+    oplog_row_kind kind; /* a row change, or a stand-in's */
+    size_t first, count; /* a row change's operations in the slice's batch: first ..
+                            first + count - 1, in sequence order (those pruned before
+                            are not among them) */
+} oplog_row;
+
+/* Reads at most max stored rows after (origin, seq) (its stemma_ids number and a
+ * sequence; 0, 0: from the start), in that order: the rows into *rows[0 .. *count)
+ * (the caller's to free), their operations into ops (emptied first). STM_ECORRUPT for a
+ * damaged row. */
+STM_NODISCARD stm_err stm_oplog_slice(oplog_t *log, int64_t origin, uint64_t seq, size_t max,
+                                      opbatch_t *ops, oplog_row **rows, size_t *count,
+                                      stm_error *err);
+
+/* Prunes row (read by stm_oplog_slice, its operations in ops) but for the operations
+ * live[0 .. row->count) marks (NULL: none): the row goes when none stays, else its
+ * pruned operations become nil in its cells. What goes is counted pruned (store.h); it
+ * leaves a gap that a peer lacking it is sent as a pruned stand-in (the reader, below).
+ * In the caller's transaction. */
+STM_NODISCARD stm_err stm_oplog_prune(oplog_t *log, const oplog_row *row, const opbatch_t *ops,
+                                      const bool *live, stm_error *err);
 
 /* ---- reading for a peer ---- */
 

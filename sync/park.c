@@ -54,8 +54,11 @@ enum {
  * "?1 IS NULL OR kind = ?1": SQLite cannot use stemma_parked_kind for that OR, and a
  * check after every batch would read every parked operation (a million took 0.2 s). */
 static const char *const s_sql[Q_N] = {
-    [Q_PARK] = ("INSERT OR REPLACE INTO stemma_parked (origin, seq, kind, reason) "
-                "VALUES (?1, ?2, ?3, ?4)"),
+    /* An upsert, not INSERT OR REPLACE, whose delete would fire no trigger: the
+     * counts by reason (store.h) follow a reason replaced. */
+    [Q_PARK] = ("INSERT INTO stemma_parked (origin, seq, kind, reason) VALUES (?1, ?2, ?3, ?4) "
+                "ON CONFLICT (origin, seq) DO UPDATE SET kind = excluded.kind, "
+                "reason = excluded.reason"),
     [Q_LIST] = "SELECT origin, seq FROM stemma_parked WHERE kind = ?1 ORDER BY origin, seq",
     [Q_CLEAR] = "DELETE FROM stemma_parked WHERE kind = ?1",
     [Q_ANY] = "SELECT 1 FROM stemma_parked WHERE kind = ?1 LIMIT 1",
@@ -648,6 +651,18 @@ stm_err stm_park_op_waiting(park_t *p, const op_t *op, const char *reason, const
     return rc;
 }
 
+stm_err stm_park_release(park_t *p, const op_t *op, stm_error *err)
+{
+    int64_t no;
+    stm_err rc = stm_store_id_number(p->store, &op->origin, false, &no, err);
+    if (rc == STM_OK)
+        rc = s_wakes_change(p, err);
+    if (rc == STM_OK && (s_run_op(p, Q_TAKE_ONE, 0, &op->origin, op->seq, 0) != SQLITE_DONE ||
+                         s_run_op(p, Q_WAIT_DROP, no, NULL, op->seq, 0) != SQLITE_DONE))
+        rc = stm_store_error(p->store, err, "taking a parked operation out");
+    return rc;
+}
+
 bool stm_park_any(park_t *p, park_kind kind)
 {
     sqlite3_stmt *q = s_of_kind(p, Q_ANY, kind);
@@ -924,9 +939,19 @@ stm_err stm_park_reasons(store_t *store, size_t max, park_reason **out, size_t *
     *out = NULL;
     *count = 0;
     sqlite3_stmt *stmt = NULL;
+    /* From the counts kept by reason (store.h): as many rows as reasons, not parked
+     * operations. A table before format 7 has none, and is counted. */
+    sqlite3_stmt *has = NULL;
+    bool kept = sqlite3_prepare_v2(stm_store_db(store),
+                                   "SELECT 1 FROM sqlite_schema WHERE name = 'stemma_park_counts'",
+                                   -1, &has, NULL) == SQLITE_OK &&
+                sqlite3_step(has) == SQLITE_ROW;
+    sqlite3_finalize(has);
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY reason "
-                           "ORDER BY n DESC, reason LIMIT ?1",
+                           kept ? "SELECT reason, n FROM stemma_park_counts WHERE n > 0 "
+                                  "ORDER BY n DESC, reason LIMIT ?1"
+                                : "SELECT reason, count(*) AS n FROM stemma_parked GROUP BY "
+                                  "reason ORDER BY n DESC, reason LIMIT ?1",
                            -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "counting parked operations");
     /* The list is allocated before anything is read: max is the caller's bound. */

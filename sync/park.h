@@ -125,6 +125,10 @@ STM_NODISCARD stm_err stm_park_wake(park_t *p, park_apply_fn apply, void *ctx, u
  * what operations wait for is looked up again. */
 void stm_park_rollback(park_t *p);
 
+/* Takes op, parked for a constraint, out of the park: it applied otherwise (joined to
+ * another piece of its row, apply_pieces.c). */
+STM_NODISCARD stm_err stm_park_release(park_t *p, const op_t *op, stm_error *err);
+
 /* True when an operation of kind is parked (false, too, when the database cannot
  * say: the next retry will find out). */
 bool stm_park_any(park_t *p, park_kind kind);

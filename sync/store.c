@@ -2,9 +2,9 @@
 #include "base/idmap.h"
 #include "base/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,122 +24,31 @@ struct store {
     size_t nids, ids_cap;
     idmap_t by_id, by_no; /* positions in ids, by id and by number */
     sqlite3_stmt *id_get, *id_put, *id_of; /* prepared on first use */
+    /* What this connection's open transaction changed of the oplog's counters
+     * (stm_store_count): written by stm_store_flush_counts before its commit, forgotten
+     * when it rolls back. */
+    int64_t d_ops, d_withheld, d_pruned;
 };
 
-/* What each operation parked for a constraint waits for (format 5, park.h, invariant
- * 4): one row per wake, a digest of a row or a table (0: anything), so that a batch
- * retries only those the rows it wrote may unblock, found by wake; and by operation,
- * to take them out with it. The origin is its number, as in the oplog: a batch probes
- * this table once per row it writes, at random, so the smaller it is the more of it
- * stays in the cache (a million wakes take 20 MB so, 53 MB with the 32-byte ids). */
-#define S_PARKED_WAIT                                                                              \
-    "CREATE TABLE IF NOT EXISTS stemma_parked_wait ("                                              \
-    "  wake INTEGER NOT NULL,"   /* park_wake: the row or table it waits for */                    \
-    "  origin INTEGER NOT NULL," /* the operation: stemma_ids.no of its origin ... */              \
-    "  seq INTEGER NOT NULL,"    /* ... and its seq, as in stemma_parked */                        \
-    "  PRIMARY KEY (wake, origin, seq)"                                                            \
-    ") WITHOUT ROWID;"                                                                             \
-    "CREATE INDEX IF NOT EXISTS stemma_parked_wait_op ON stemma_parked_wait (origin, seq);"
+static stm_err s_exec(store_t *self, const char *sql, stm_error *err);
 
-/* stemma's own tables (format STORE_FORMAT). Values in pk have no declared type, so
- * SQLite keeps each in the type it came with (null, integer, real, text or blob). */
-static const char *const s_schema =
-    "CREATE TABLE IF NOT EXISTS stemma_local ("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
-    "  node_id BLOB NOT NULL,"    /* origin of local operations, 32 bytes */
-    "  version_id BLOB NOT NULL," /* schema version id stamped on local operations */
-    "  hlc INTEGER NOT NULL,"     /* last hybrid logical clock issued or seen */
-    "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
-    "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
-    "  format INTEGER NOT NULL,"  /* STORE_FORMAT of these tables */
-    "  wait_gen INTEGER NOT NULL DEFAULT 0" /* moves with stemma_parked_wait (park.c) */
-    ");"
-    /* Node and schema version ids, numbered so that every oplog and clock row holds
-     * a small integer in place of 32 bytes. */
-    "CREATE TABLE IF NOT EXISTS stemma_ids ("
-    "  no INTEGER PRIMARY KEY,"
-    "  id BLOB NOT NULL UNIQUE"
-    ");"
-    /* Rows the application changed, queued by the capture triggers until stemma turns
-     * them into operations (capture.h). */
-    "CREATE TABLE IF NOT EXISTS stemma_pending ("
-    "  id INTEGER PRIMARY KEY,"
-    "  tbl TEXT NOT NULL,"
-    "  pk,"                       /* the key; a key of several columns goes on in pk2,
-                                     * pk3, ..., added as synced tables need (capture.c) */
-    "  del INTEGER NOT NULL,"     /* 1: the row was deleted (or lost its key) */
-    "  mask NOT NULL,"            /* the columns that changed (capture.h): no type, so
-                                     * that a text mask stays text */
-    "  at INTEGER"                /* wall-clock ms since 1970 when the change was made */
-    ");"
-    /* Per synced table with an integer key, the greatest key stemma has looked at:
-     * an insert above it is not queued, the next collection finds it (capture.h). */
-    "CREATE TABLE IF NOT EXISTS stemma_mark ("
-    "  id INTEGER PRIMARY KEY,"   /* named in the table's insert trigger */
-    "  tbl TEXT NOT NULL UNIQUE,"
-    "  mark,"                     /* no type: the key's own */
-    "  at INTEGER,"               /* wall-clock ms of the first insert above the mark
-                                     * since it last moved; NULL: none (capture.h) */
-    "  gate NOT NULL"             /* inserts above it run nothing: the mark once at is
-                                     * set, the greatest integer until then */
-    ");"
-    /* Every operation, local or received, one row per row change: the operations
-     * seq .. seq + n - 1 of origin, which share a clock, a schema version, a table and
-     * a key (oplog.h has the format of cells). */
-    "CREATE TABLE IF NOT EXISTS stemma_oplog ("
-    "  origin INTEGER NOT NULL,"  /* stemma_ids.no of the writer */                                \
-    "  seq INTEGER NOT NULL,"     /* the first operation's sequence number */
-    "  n INTEGER NOT NULL,"       /* how many operations */
-    "  hlc INTEGER NOT NULL,"     /* ms << 16 | counter */
-    "  version INTEGER NOT NULL," /* stemma_ids.no of the writer's schema version */
-    "  tbl TEXT NOT NULL,"        /* table name as the writer knows it */
-    "  pk,"                       /* the row's key: its value, or packed (key.h) */
-    "  cells BLOB,"               /* the columns written; NULL for a row delete */
-    "  pk_packed INTEGER,"        /* 1: pk is a key of several columns, packed; else NULL */
-    "  born_hlc INTEGER,"         /* the row's incarnation (identity.h); NULL: none */
-    "  born_origin INTEGER,"      /* ... its origin's stemma_ids.no */
-    "  derived INTEGER,"          /* 1: written by the migration to version (op.h) */
-    "  PRIMARY KEY (origin, seq)"
-    ") WITHOUT ROWID;"
-    /* The latest write of every cell of a row, its latest delete and its latest write
-     * parked for a missing column, kept by apply (apply.h) so that last writer wins
-     * costs one lookup per row (rowclock.h has the format of cells). */
-    "CREATE TABLE IF NOT EXISTS stemma_clock ("
-    "  tbl TEXT NOT NULL,"        /* the local table name */
-    "  pk NOT NULL,"              /* as in stemma_oplog; the table says whether packed */
-    "  cells BLOB NOT NULL,"
-    "  PRIMARY KEY (tbl, pk)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS stemma_vector ("
-    "  origin BLOB PRIMARY KEY,"  /* a remote node id (or a former id of this one) */
-    "  seq INTEGER NOT NULL"      /* highest sequence held with none missing below it */
-    ") WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS stemma_parked ("
-    "  origin BLOB NOT NULL,"
-    "  seq INTEGER NOT NULL,"
-    "  kind TEXT NOT NULL,"       /* 'schema': not in this schema; 'constraint': refused;
-                                     * 'ahead': its clock too far ahead (apply.h) */
-    "  reason TEXT NOT NULL,"     /* why the operation could not be applied */
-    "  PRIMARY KEY (origin, seq)"
-    ") WITHOUT ROWID;"
-    /* Whether any operation of a kind is parked is asked after every batch applied:
-     * without the index, that read every parked operation. */
-    "CREATE INDEX IF NOT EXISTS stemma_parked_kind ON stemma_parked (kind);"
-    S_PARKED_WAIT
-    /* The incarnations of keys chosen per device that are not their key's row: the
-     * conflicts (alive) and the deleted ones (identity.h). */
-    "CREATE TABLE IF NOT EXISTS stemma_conflicts ("
-    "  tbl TEXT NOT NULL,"        /* the local table name */
-    "  pk NOT NULL,"              /* the key */
-    "  born_hlc INTEGER NOT NULL," /* the incarnation: the clock of the row change that */
-    "  born_origin BLOB NOT NULL,"  /* made it, and its origin (32 zero bytes: genesis) */
-    "  alive INTEGER NOT NULL,"   /* 1: a row kept aside; 0: deleted, kept for its clocks */
-    "  cells BLOB NOT NULL,"      /* its clocks (rowclock.h) */
-    "  PRIMARY KEY (tbl, pk, born_hlc, born_origin)"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS stemma_exclude ("
-    "  tbl TEXT PRIMARY KEY COLLATE NOCASE" /* a table not to sync */
-    ");";
+/* sqlite3_rollback_hook: what the transaction counted is gone with it. */
+static void s_on_rollback(void *ctx)
+{
+    store_t *self = ctx;
+    self->d_ops = self->d_withheld = self->d_pruned = 0;
+}
+
+/* sqlite3_commit_hook: a transaction that wrote the oplog commits only after its counts
+ * are written (stm_store_commit, stm_txn_commit); one that does not is a programming
+ * bug, which would leave stats wrong for good. */
+static int s_on_commit(void *ctx)
+{
+    const store_t *self = ctx;
+    assert(self->d_ops == 0 && self->d_withheld == 0 && self->d_pruned == 0);
+    (void)self;
+    return 0;
+}
 
 stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, stm_error *err)
 {
@@ -179,6 +88,8 @@ stm_err stm_store_open(const char *path, store_open_mode mode, store_t **out, st
     store_t *self = stm_calloc(1, sizeof *self);
     self->db = db;
     self->path = stm_strdup(path);
+    sqlite3_rollback_hook(db, s_on_rollback, self);
+    sqlite3_commit_hook(db, s_on_commit, self);
     *out = self;
     return STM_OK;
 }
@@ -217,6 +128,13 @@ stm_err stm_store_error(store_t *self, stm_error *err, const char *what)
 
 stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err)
 {
+    if (strcmp(sql, "COMMIT") == 0)
+        return stm_store_commit(self, err);
+    return s_exec(self, sql, err);
+}
+
+static stm_err s_exec(store_t *self, const char *sql, stm_error *err)
+{
     char *msg = NULL;
     if (sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         stm_err rc = stm_error_set(err, STM_EDB, "%s: %s", self->path,
@@ -225,99 +143,6 @@ stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err)
         return rc;
     }
     return STM_OK;
-}
-
-/* stemma_local.format; 0 when it cannot be read. */
-static int s_format(store_t *self)
-{
-    sqlite3_stmt *stmt = NULL;
-    int format = 0;
-    if (sqlite3_prepare_v2(self->db, "SELECT format FROM stemma_local WHERE id = 1", -1, &stmt,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW)
-        format = sqlite3_column_int(stmt, 0);
-    sqlite3_finalize(stmt);
-    return format;
-}
-
-stm_err stm_store_check_format(store_t *self, stm_error *err)
-{
-    int format = s_format(self);
-    if (format >= STORE_FORMAT_UPGRADABLE && format <= STORE_FORMAT)
-        return STM_OK;
-    return stm_error_set(err, STM_EINPUT,
-                         "%s: stemma's tables here are in format %d, this stemma reads format %d "
-                         "(and formats %d to %d, which it brings up to date); restore a copy "
-                         "without them (they are all named stemma_*) and sync again from a peer",
-                         self->path, format, STORE_FORMAT, STORE_FORMAT_UPGRADABLE,
-                         STORE_FORMAT - 1);
-}
-
-/* Format 4 to 5: the waits of operations parked for a constraint. Those parked before
- * have none recorded, so each waits for anything (retried once a row is written, and
- * parked again with what it waits for). Their origins are numbered already (their
- * operations are in the oplog); any that is not gets a number. */
-static const char *const s_upgrade_4 = S_PARKED_WAIT
-    "ALTER TABLE stemma_local ADD COLUMN wait_gen INTEGER NOT NULL DEFAULT 0;"
-    "INSERT OR IGNORE INTO stemma_ids (id) SELECT DISTINCT origin FROM stemma_parked "
-    "WHERE kind = 'constraint';"
-    "INSERT OR IGNORE INTO stemma_parked_wait (wake, origin, seq) "
-    "SELECT 0, i.no, p.seq FROM stemma_parked AS p JOIN stemma_ids AS i ON i.id = p.origin "
-    "WHERE p.kind = 'constraint';"
-    "UPDATE stemma_local SET format = 5 WHERE id = 1;";
-
-/* Format 5 to 6: which operations a migration wrote (op.h). None before. */
-static const char *const s_upgrade_5 = "ALTER TABLE stemma_oplog ADD COLUMN derived INTEGER;"
-                                       "UPDATE stemma_local SET format = 6 WHERE id = 1;";
-
-stm_err stm_store_upgrade(store_t *self, stm_error *err)
-{
-    int format = s_format(self);
-    if (format == STORE_FORMAT)
-        return STM_OK;
-    if (format < STORE_FORMAT_UPGRADABLE || format > STORE_FORMAT)
-        return stm_store_check_format(self, err);
-    stm_err rc = format == 4 ? stm_store_exec(self, s_upgrade_4, err) : STM_OK;
-    if (rc == STM_OK)
-        rc = stm_store_exec(self, s_upgrade_5, err);
-    return rc;
-}
-
-bool stm_store_is_prepared(store_t *self)
-{
-    sqlite3_stmt *stmt = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(self->db,
-                           "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = "
-                           "'stemma_local'",
-                           -1, &stmt, NULL) == SQLITE_OK)
-        found = sqlite3_step(stmt) == SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    return found;
-}
-
-stm_err stm_store_prepare(store_t *self, stm_error *err)
-{
-    if (stm_store_is_prepared(self))
-        return stm_store_check_format(self, err);
-    stm_err rc = stm_store_exec(self, s_schema, err);
-    if (rc != STM_OK)
-        return rc;
-    stm_id node_id;
-    randombytes_buf(node_id.bytes, sizeof node_id.bytes);
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(self->db,
-                           "INSERT INTO stemma_local (id, node_id, version_id, hlc, seq, applying,"
-                           " format) VALUES (1, ?1, zeroblob(32), 0, 0, 0, ?2)",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        return stm_error_set(err, STM_EDB, "%s: %s", self->path, sqlite3_errmsg(self->db));
-    }
-    sqlite3_bind_blob(stmt, 1, node_id.bytes, STM_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int(stmt, 2, STORE_FORMAT);
-    if (sqlite3_step(stmt) != SQLITE_DONE)
-        rc = stm_error_set(err, STM_EDB, "%s: %s", self->path, sqlite3_errmsg(self->db));
-    sqlite3_finalize(stmt);
-    return rc;
 }
 
 /* Reads one 32-byte blob column of stemma_local. */
@@ -545,4 +370,43 @@ stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err)
              "INSERT OR REPLACE INTO stemma_replay (id, pid) VALUES (1, %lld);",
              (long long)getpid());
     return stm_store_exec(self, sql, err);
+}
+
+/* ---- counters ---- */
+
+void stm_store_count(store_t *self, int64_t ops, int64_t withheld, int64_t pruned)
+{
+    self->d_ops += ops;
+    self->d_withheld += withheld;
+    self->d_pruned += pruned;
+    /* A write outside a transaction has committed already: counted at once. */
+    if (sqlite3_get_autocommit(self->db) && stm_store_flush_counts(self, NULL) != STM_OK)
+        self->d_ops = self->d_withheld = self->d_pruned = 0;
+}
+
+stm_err stm_store_flush_counts(store_t *self, stm_error *err)
+{
+    if (!self->d_ops && !self->d_withheld && !self->d_pruned)
+        return STM_OK;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(self->db,
+                           "UPDATE stemma_local SET ops = ops + ?1, withheld = withheld + ?2, "
+                           "pruned = pruned + ?3 WHERE id = 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(self, err, "counting operations");
+    sqlite3_bind_int64(stmt, 1, self->d_ops);
+    sqlite3_bind_int64(stmt, 2, self->d_withheld);
+    sqlite3_bind_int64(stmt, 3, self->d_pruned);
+    int step = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE)
+        return stm_store_error(self, err, "counting operations");
+    self->d_ops = self->d_withheld = self->d_pruned = 0;
+    return STM_OK;
+}
+
+stm_err stm_store_commit(store_t *self, stm_error *err)
+{
+    stm_err rc = stm_store_flush_counts(self, err);
+    return rc == STM_OK ? s_exec(self, "COMMIT", err) : rc;
 }

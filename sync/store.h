@@ -57,8 +57,15 @@
  *
  * Format 6 adds stemma_oplog.derived: which operations a migration wrote
  * (migrate_ops.h); a stemma of format 5 would send them as the application's.
- * Formats 4 and 5 are brought to 6 the same way. */
-#define STORE_FORMAT 6
+ * Formats 4 and 5 are brought to 6 the same way.
+ *
+ * Format 7 keeps counters (below, "Counters") in stemma_local and stemma_park_counts,
+ * and what peers held in stemma_peers (horizon.h), for compaction (compact.h), which
+ * leaves the oplog with gaps below the vector: operations pruned, which a peer that
+ * lacks them is sent stand-ins for (oplog.h). A stemma of format 6 would read those
+ * gaps as operations it lacks, and count without the counters; formats 4 to 6 are
+ * brought to 7 in place, their counters counted once. */
+#define STORE_FORMAT 7
 /* The oldest format this stemma upgrades in place (each format up to STORE_FORMAT). */
 #define STORE_FORMAT_UPGRADABLE 4
 
@@ -124,12 +131,42 @@ void stm_store_forget_ids(store_t *self);
 bool stm_store_replay_owed(store_t *self);
 STM_NODISCARD stm_err stm_store_set_replay_owed(store_t *self, bool owed, stm_error *err);
 
+/* ---- Counters ----
+ *
+ * What `stemma stats` and the node's report tell of the store is read in one row
+ * (stm_store_counts), whatever its size: the counters move as the data changes. Those
+ * of stemma_parked and stemma_conflicts by triggers in the file; those of the oplog by
+ * the writers of this program, which tell the store (stm_store_count) and write what
+ * they counted before their transaction commits (stm_store_flush_counts, or
+ * stm_store_commit); a rollback forgets it. A commit with counts not written is a
+ * programming bug (asserted). */
+
+typedef struct {
+    uint64_t operations;     /* in stemma_oplog: held, not pruned (stand-ins' included) */
+    uint64_t withheld;       /* ... of them held only as withheld stand-ins (op.h) */
+    uint64_t pruned;         /* operations compaction has removed, ever (compact.h) */
+    uint64_t parked;         /* rows of stemma_parked */
+    uint64_t conflicts;      /* rows of stemma_conflicts alive */
+    uint64_t compact_passes; /* compaction passes finished, ever */
+} store_counts;
+
+/* Counts, in the open transaction, ops more operations in the oplog (negative: fewer),
+ * withheld more of them stand-ins, pruned more pruned. */
+void stm_store_count(store_t *self, int64_t ops, int64_t withheld, int64_t pruned);
+/* Writes what the open transaction counted into stemma_local (in it). */
+STM_NODISCARD stm_err stm_store_flush_counts(store_t *self, stm_error *err);
+/* stm_store_flush_counts, then COMMIT. */
+STM_NODISCARD stm_err stm_store_commit(store_t *self, stm_error *err);
+/* The counters, as committed (format 7). */
+STM_NODISCARD stm_err stm_store_counts(store_t *self, store_counts *out, stm_error *err);
+
 /* stm_error_db for this store's connection and path: "PATH: WHAT: <SQLite's
  * message>", STM_EDB. For the sync modules' failed SQLite calls on the store. */
 STM_NODISCARD stm_err stm_store_error(store_t *self, stm_error *err, const char *what);
 
 /* Runs sql (no parameters, no rows wanted) and fills err with SQLite's message on
- * failure. A helper for the sync modules. */
+ * failure. A helper for the sync modules. "COMMIT" is stm_store_commit: what the
+ * transaction counted is written first. */
 STM_NODISCARD stm_err stm_store_exec(store_t *self, const char *sql, stm_error *err);
 
 #endif

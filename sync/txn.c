@@ -104,6 +104,9 @@ struct txn {
     bool origin_checked;     /* stm_origin_check ran in a transaction of this handle */
     bool origin_uncommitted; /* ... in the one still open: a rollback undoes it */
     origin_change origin_change; /* what it found, until stm_txn_origin_change takes it */
+    oplog_row *pruned_rows; /* rows of pruned stand-ins recorded in the transaction: those
+                             * the vector passes by its commit go then (oplog.h) */
+    size_t npruned_rows, pruned_rows_cap;
 };
 
 /* Forgets the origins met: a new transaction looks them up again. */
@@ -161,6 +164,7 @@ void stm_txn_destroy(txn_t **self_p)
     stm_catalog_destroy(&t->catalog);
     free(t->tables);
     free(t->origins);
+    free(t->pruned_rows);
     stm_idmap_free(&t->origins_by_id);
     stm_rowclock_free(&t->clock);
     stm_buf_free(&t->clock_bytes);
@@ -440,6 +444,25 @@ static stm_err s_record(txn_t *t, s_origin *o, const op_t *const *ops, size_t n,
     return s_recorded(t, o, ops[0]->seq, ops[n - 1]->seq, ops[0]->hlc, err);
 }
 
+/* Records run .. last of stand-in w, none held: a row of its own, but for pruned ones
+ * that continue what is held, which need none (the vector moves past them, and a gap
+ * below the vector is what pruned operations leave: oplog.h). */
+static stm_err s_record_standin(txn_t *t, s_origin *o, const op_withheld *w, uint64_t run,
+                                uint64_t last, stm_error *err)
+{
+    stm_err rc = STM_OK;
+    if (!w->pruned)
+        rc = stm_oplog_append_withheld(t->log, w, run, last - run + 1, w->table, err);
+    else if (run != o->held + 1) {
+        rc = stm_oplog_append_pruned(t->log, &w->origin, run, last - run + 1, err);
+        t->pruned_rows = stm_grow(t->pruned_rows, &t->pruned_rows_cap, t->npruned_rows + 1,
+                                  sizeof *t->pruned_rows);
+        t->pruned_rows[t->npruned_rows++] = (oplog_row){
+            .origin_id = w->origin, .seq = run, .n = last - run + 1, .kind = OPLOG_ROW_PRUNED};
+    }
+    return rc == STM_OK ? s_recorded(t, o, run, last, w->hlc, err) : rc;
+}
+
 stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh, uint64_t *present,
                               stm_error *err)
 {
@@ -460,9 +483,7 @@ stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh, u
             seq++;
         } else {
             if (run) {
-                rc = stm_oplog_append_withheld(t->log, w, run, seq - run, w->table, err);
-                if (rc == STM_OK)
-                    rc = s_recorded(t, o, run, seq - 1, w->hlc, err);
+                rc = s_record_standin(t, o, w, run, seq - 1, err);
                 *fresh += seq - run;
                 run = 0;
             }
@@ -475,9 +496,7 @@ stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh, u
         }
     }
     if (rc == STM_OK && run) {
-        rc = stm_oplog_append_withheld(t->log, w, run, end_seq - run + 1, w->table, err);
-        if (rc == STM_OK)
-            rc = s_recorded(t, o, run, end_seq, w->hlc, err);
+        rc = s_record_standin(t, o, w, run, end_seq, err);
         *fresh += end_seq - run + 1;
     }
     return rc;
@@ -823,6 +842,7 @@ void stm_txn_rollback(txn_t *t)
         t->origin_checked = t->origin_uncommitted = false, t->origin_change = ORIGIN_KEPT;
     stm_store_forget_ids(t->store);
     s_forget_origins(t);
+    t->npruned_rows = 0;
 }
 
 stm_err stm_txn_begin(txn_t *t, stm_error *err)
@@ -866,7 +886,16 @@ static stm_err s_update_vectors(txn_t *t, stm_error *err)
         sqlite3_bind_int64(set, 2, (sqlite3_int64)seq);
         if (sqlite3_step(set) != SQLITE_DONE)
             rc = stm_store_error(t->store, err, "updating the version vector");
+        /* A pruned stand-in's row the vector now passes says no more than a gap. */
+        for (size_t k = 0; k < t->npruned_rows && rc == STM_OK; k++) {
+            oplog_row *row = &t->pruned_rows[k];
+            if (!stm_id_equal(&row->origin_id, &o->id) || row->seq + row->n - 1 > seq)
+                continue;
+            row->origin = o->no;
+            rc = stm_oplog_prune(t->log, row, NULL, NULL, err);
+        }
     }
+    t->npruned_rows = 0;
     return rc;
 }
 
@@ -887,6 +916,8 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
     /* Invariant 6: rows written here are not the application's to collect. */
     if (rc == STM_OK)
         rc = stm_capture_mark(t->store, t->catalog, err);
+    if (rc == STM_OK)
+        rc = stm_store_flush_counts(t->store, err);
     if (rc == STM_OK && sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = stm_store_error(t->store, err, "committing");
     if (rc != STM_OK)

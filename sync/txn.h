@@ -140,8 +140,9 @@ opbatch_t *stm_txn_settle(txn_t *t);
 STM_NODISCARD stm_err stm_txn_take_new(txn_t *t, const op_t **ops, size_t n, size_t *fresh,
                                        uint64_t *present, stm_error *err);
 
-/* Records the operations of stand-in w (op.h) that are not held yet, as withheld: held,
- * so the vector moves past them, but nothing of them applied. *fresh counts those
+/* Records the operations of stand-in w (op.h) that are not held yet, as withheld (or
+ * pruned): held, so the vector moves past them, but nothing of them applied; pruned ones
+ * that continue what is held are not stored at all (oplog.h). *fresh counts those
  * recorded, *present is added those held already (invariant 1). */
 STM_NODISCARD stm_err stm_txn_take_withheld(txn_t *t, const op_withheld *w, uint64_t *fresh,
                                             uint64_t *present, stm_error *err);

@@ -492,7 +492,7 @@ class OlderFormat(Base):
                      ("apply", "--db", db, self.path("missing.stmb")),
                      ("migrate", "--db", db, "--schemas", SCHEMAS, "--no-backup")]:
             with self.subTest(cmd=args[0]):
-                self.fails(2, *args, contains=["in format 2, this stemma reads format 6",
+                self.fails(2, *args, contains=["in format 2, this stemma reads format 7",
                                                "stemma_*"])
         self.assertFalse(os.path.exists(out))
 
@@ -690,6 +690,47 @@ class Sync(Base):
         self.fails(1, "changes", "--db", a, "-o", nowhere, contains=[nowhere])
         self.fails(1, "vector", "--db", a, "-o", nowhere, contains=[nowhere])
         self.assertEqual([n for n in os.listdir(self.tmp) if ".tmp" in n], [])
+
+
+class Compact(Base):
+    """stemma compact on a database file (docs/user-guide.md, "Compaction"): what later
+    writes replaced goes, a bundle from it carries the current cells and pruned
+    stand-ins, and one applied elsewhere leaves the same rows; bad input is one line."""
+
+    def test_compact_a_file_then_carry_its_current_cells(self):
+        a, b = self.db("a.db", 3), self.db("b.db", 3)
+        sqlite(a, "INSERT INTO lists (id, name) VALUES ('l1', 'Home');"
+                  "INSERT INTO tasks (id, list_id, title) VALUES ('t1', 'l1', 'Milk')")
+        self.ok("vector", "--db", a, "-o", self.path("v"))
+        for title in ("Bread", "Eggs", "Cheese"):
+            # Each a write of its own (stemma collects between them), not folded into one.
+            sqlite(a, f"UPDATE tasks SET title = '{title}' WHERE id = 't1'")
+            self.ok("vector", "--db", a, "-o", self.path("v"))
+        out = self.ok("compact", "--db", a)
+        m = re.match(r"pruned (\d+) operations \(0 kept for 0 known peers that lack what "
+                     r"replaced them\); the oplog held (\d+), holds (\d+);", out)
+        self.assertIsNotNone(m, out)
+        self.assertEqual(int(m.group(1)), 3)  # the insert's title and two updates
+        self.assertEqual(int(m.group(2)) - int(m.group(3)), 3)
+        self.assertEqual(sqlite(a, "SELECT title FROM tasks"), "Cheese\n")
+        # Again: nothing more to prune.
+        self.assertTrue(self.ok("compact", "--db", a).startswith("pruned 0 operations"))
+        bundle = self.path("a.stmb")
+        self.changes(a, bundle)
+        code, out, err = run("apply", "--db", b, bundle)
+        self.assertEqual(code, 0, err)
+        self.assertIn("pruned 3 operations", out)
+        self.assert_same_rows(a, b, TASKS)
+        self.assert_same_rows(a, b, LISTS)
+
+    def test_bad_input_is_one_line(self):
+        a = self.db("a.db", 3)
+        self.fails(2, "compact", contains=["give --dir NODE_DIR, --control ENDPOINT or --db FILE"])
+        self.fails(2, "compact", "--db", a, "--known-peer-hours", "-1",
+                   contains=["--known-peer-hours must be a whole number of hours"])
+        self.fails(2, "compact", "--db", self.path("none.db"), contains=["no such database file"])
+        self.fails(2, "compact", "--dir", self.path("nodedir"), "--schemas", SCHEMAS,
+                   contains=["--schemas and --known-peer-hours go with --db"])
 
 
 class Origins(Base):

@@ -266,3 +266,17 @@ void du_migrate_to(const char *path, const char *set, migrate_direction dir, int
                  err.msg);
 }
 
+
+void du_format_6(const char *path)
+{
+    du_exec(path, "DROP TRIGGER stemma_count_parked_in; DROP TRIGGER stemma_count_parked_out; "
+                  "DROP TRIGGER stemma_count_parked_re; DROP TRIGGER stemma_count_conflicts_in; "
+                  "DROP TRIGGER stemma_count_conflicts_out; "
+                  "DROP TRIGGER stemma_count_conflicts_re; DROP TABLE stemma_park_counts; "
+                  "DROP TABLE stemma_peers; ALTER TABLE stemma_local DROP COLUMN ops; "
+                  "ALTER TABLE stemma_local DROP COLUMN withheld; "
+                  "ALTER TABLE stemma_local DROP COLUMN pruned; "
+                  "ALTER TABLE stemma_local DROP COLUMN conflicts; "
+                  "ALTER TABLE stemma_local DROP COLUMN compact_passes; "
+                  "UPDATE stemma_local SET format = 6");
+}

@@ -54,6 +54,10 @@ apply_stats du_sync(const char *from, const char *to);
 void du_migrate_to(const char *path, const char *set, migrate_direction dir, int to,
                    migrate_result *res);
 
+/* Takes the stemma tables of the database at path (closed) back to format 6, as a
+ * stemma of that format left them (no counters, no stemma_peers), for upgrade tests. */
+void du_format_6(const char *path);
+
 /* A hex digest of the rows of query (every column, in the query's order), run on
  * store's connection; the caller frees it. */
 char *du_hash(store_t *store, const char *query);

@@ -376,6 +376,7 @@ static void test_format_4_is_upgraded_and_nothing_parked_is_stranded(void **stat
     assert_int_equal(s_apply(f).parked, 1);
     stm_applier_destroy(&f->applier);
     stm_store_destroy(&f->store);
+    du_format_6(f->path);
     du_exec(f->path, "DROP TABLE stemma_parked_wait; ALTER TABLE stemma_oplog DROP COLUMN derived; "
                      "ALTER TABLE stemma_local DROP COLUMN "
                      "wait_gen; UPDATE stemma_local SET format = 4");

@@ -10,12 +10,18 @@
  * they keep aside; and
  * one whose key ignores case, written and respelt in random case.
  *
- * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_STEPS the random steps
- * per seed (default 300). A failure names the seed. */
+ * The same runs again with compaction (sync/compact.h): replicas prune at random
+ * moments, as if no peer were known (so as much as can go goes), and still converge;
+ * and a replica made at the end, which never met anyone, takes the current cells from
+ * a compacted one and holds what the others hold.
+ *
+ * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_SEED=n seed n alone,
+ * STEMMA_STEPS the random steps per seed (default 300). A failure names the seed. */
 #include "dbutil.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
 #include "sync/bundle.h"
+#include "sync/compact.h"
 #include "testutil.h"
 
 #include <setjmp.h>
@@ -43,6 +49,7 @@ typedef struct {
     char stale[4][4300]; /* bundles kept to be applied again later */
     int nstale;
     int bundles;
+    bool compact; /* replicas compact at random moments */
 } world;
 
 static uint64_t s_rand(world *w)
@@ -399,7 +406,8 @@ static void s_close_world(world *w)
         stm_applier_destroy(&w->r[i].applier);
         stm_store_destroy(&w->r[i].store);
     }
-    tu_remove_tree(w->dir);
+    if (!getenv("STEMMA_KEEP"))
+        tu_remove_tree(w->dir);
     free(w->dir);
 }
 
@@ -457,11 +465,85 @@ static void s_assert_same_conflicts(world *w, uint64_t seed)
     free(first);
 }
 
-static void s_run_seed(uint64_t seed, int steps)
+/* Compacts replica r, all of it, with no peer known. */
+static void s_compact(replica *r)
+{
+    compact_stats st = {0};
+    stm_error err = {0};
+    if (stm_applier_compact_all(r->applier, NULL, &st, &err) != STM_OK)
+        fail_msg("compacting %s: %s", r->path, err.msg);
+}
+
+/* Every replica holds the same operations, by their vectors (what compaction pruned
+ * is held, as a gap). */
+static void s_assert_same_vectors(world *w, uint64_t seed)
+{
+    stm_error err = {0};
+    vector_t *v[NREPLICAS];
+    for (int i = 0; i < NREPLICAS; i++)
+        if (stm_vector_read(w->r[i].store, &v[i], &err) != STM_OK)
+            fail_msg("%s", err.msg);
+    for (int i = 1; i < NREPLICAS; i++)
+        for (int side = 0; side < 2; side++) {
+            const vector_t *a = side ? v[i] : v[0], *b = side ? v[0] : v[i];
+            for (size_t k = 0; k < stm_vector_count(a); k++)
+                if (stm_vector_at(a, k)->seq != stm_vector_get(b, &stm_vector_at(a, k)->origin))
+                    fail_msg("seed %llu: replicas 0 and %d hold other operations",
+                             (unsigned long long)seed, i);
+        }
+    for (int i = 0; i < NREPLICAS; i++)
+        stm_vector_destroy(&v[i]);
+}
+
+/* A replica made now at v4 of the main line, which never met anyone, takes everything
+ * from replica `from` and holds what the v4 replicas hold. */
+static void s_assert_newcomer_agrees(world *w, uint64_t seed, int from, const int *v4, int n)
+{
+    replica fresh = {.set = "schemas/tasks", .version = 4};
+    snprintf(fresh.path, sizeof fresh.path, "%s/new.db", w->dir);
+    stm_id id;
+    char *history = s_migrations(fresh.set, 0, 4, &id);
+    size_t len = strlen(history) + strlen(LINKS) + 1;
+    char *sql = malloc(len);
+    snprintf(sql, len, "%s%s", history, LINKS);
+    free(history);
+    fresh.store = du_setup(fresh.path, sql, &id);
+    fresh.applier = stm_applier_new(fresh.store, s_warn_quietly, NULL);
+    free(sql);
+    s_exchange(w, &w->r[from], &fresh, false);
+    static const char *const q[] = {"SELECT * FROM tasks ORDER BY id",
+                                    "SELECT * FROM comments ORDER BY id",
+                                    "SELECT * FROM lists ORDER BY id"};
+    for (size_t k = 0; k < sizeof q / sizeof *q; k++) {
+        char *want = du_hash(w->r[v4[0]].store, q[k]), *got = du_hash(fresh.store, q[k]);
+        if (strcmp(want, got) != 0)
+            fail_msg("seed %llu: a newcomer fed by replica %d differs on %s (%s)",
+                     (unsigned long long)seed, from, q[k], w->dir);
+        free(want);
+        free(got);
+    }
+    (void)n;
+    char *conflicts = du_conflicts(w->r[0].store), *its = du_conflicts(fresh.store);
+    if (strcmp(conflicts, its) != 0)
+        fail_msg("seed %llu: a newcomer keeps other conflicts:\n%s---\n%s",
+                 (unsigned long long)seed, conflicts, its);
+    free(conflicts);
+    free(its);
+    assert_int_equal(du_int(fresh.store, "SELECT count(*) FROM stemma_parked WHERE kind <> "
+                                         "'schema'"),
+                     0);
+    stm_applier_destroy(&fresh.applier);
+    stm_store_destroy(&fresh.store);
+}
+
+static void s_run_seed(uint64_t seed, int steps, bool compact)
 {
     world w;
     s_open_world(&w, seed);
+    w.compact = compact;
     for (int step = 0; step < steps; step++) {
+        if (w.compact && s_pick(&w, 12) == 0)
+            s_compact(&w.r[s_pick(&w, NREPLICAS)]);
         int roll = s_pick(&w, 10);
         if (roll < 6) {
             s_random_write(&w, &w.r[s_pick(&w, NREPLICAS)]);
@@ -502,10 +584,14 @@ static void s_run_seed(uint64_t seed, int steps)
     s_assert_same(&w, seed, v4, 4, "SELECT * FROM comments ORDER BY id");
     s_assert_same(&w, seed, v4, 4, "SELECT * FROM tasks ORDER BY id");
     s_assert_same_conflicts(&w, seed);
-    /* Nothing was lost on the way: every replica holds every operation. */
-    long long ops = du_int(w.r[0].store, "SELECT sum(n) FROM stemma_oplog");
-    for (int i = 1; i < NREPLICAS; i++)
-        assert_int_equal(du_int(w.r[i].store, "SELECT sum(n) FROM stemma_oplog"), ops);
+    /* Nothing was lost on the way: every replica holds every operation (compacted,
+     * some as gaps). */
+    s_assert_same_vectors(&w, seed);
+    if (!w.compact) {
+        long long ops = du_int(w.r[0].store, "SELECT sum(n) FROM stemma_oplog");
+        for (int i = 1; i < NREPLICAS; i++)
+            assert_int_equal(du_int(w.r[i].store, "SELECT sum(n) FROM stemma_oplog"), ops);
+    }
     /* Nothing stays parked but what a schema truly lacks: no refused constraint, no
      * clock ahead; on the main line at its head, only the fork's own column. */
     for (int i = 0; i < NREPLICAS; i++)
@@ -518,6 +604,16 @@ static void s_run_seed(uint64_t seed, int steps)
                                 "p.seq BETWEEN o.seq AND o.seq + o.n - 1 WHERE o.tbl <> 'tasks' "
                                 "OR instr(o.cells, x'a66475655f6174') = 0"),
                          0);
+    if (w.compact) {
+        /* All compacted, and a newcomer fed by one of them. */
+        long long pruned = 0;
+        for (int i = 0; i < NREPLICAS; i++) {
+            s_compact(&w.r[i]);
+            pruned += du_int(w.r[i].store, "SELECT pruned FROM stemma_local");
+        }
+        assert_true(pruned > 0);
+        s_assert_newcomer_agrees(&w, seed, v4[s_pick(&w, 4)], v4, 4);
+    }
     s_close_world(&w);
 }
 
@@ -527,18 +623,32 @@ static int s_env(const char *name, int fallback)
     return v && atoi(v) > 0 ? atoi(v) : fallback;
 }
 
+/* Seeds 1 .. STEMMA_SEEDS, or STEMMA_SEED alone. */
+static void s_run_seeds(bool compact)
+{
+    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
+    int one = s_env("STEMMA_SEED", 0);
+    for (int seed = one ? one : 1; seed <= (one ? one : seeds); seed++)
+        s_run_seed((uint64_t)seed, steps, compact);
+}
+
 static void test_replicas_converge(void **state)
 {
     (void)state;
-    int seeds = s_env("STEMMA_SEEDS", 3), steps = s_env("STEMMA_STEPS", 300);
-    for (int seed = 1; seed <= seeds; seed++)
-        s_run_seed((uint64_t)seed, steps);
+    s_run_seeds(false);
+}
+
+static void test_replicas_converge_through_compaction(void **state)
+{
+    (void)state;
+    s_run_seeds(true);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replicas_converge),
+        cmocka_unit_test(test_replicas_converge_through_compaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

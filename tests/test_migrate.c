@@ -248,10 +248,12 @@ static void s_store_version_id(const char *db, stm_id *out)
     stm_store_destroy(&s);
 }
 
+/* Capture's triggers: stemma's on the application's tables (those on its own keep
+ * counters). */
 static long long s_triggers(const char *db)
 {
     return s_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name LIKE "
-                     "'stemma%'");
+                     "'stemma%' AND tbl_name NOT LIKE 'stemma%'");
 }
 
 static bool s_has_column(const char *db, const char *table, const char *column)

@@ -225,8 +225,10 @@ static void test_tables_that_swap_names_are_captured_under_their_names(void **st
     s_fixture *f = *state;
     s_migrate(f, 6);
     s_migrate(f, 7);
-    /* Every trigger is on the table it names, and queues that table's name. */
+    /* Every trigger is on the table it names, and queues that table's name (those on
+     * stemma's own tables keep its counters). */
     assert_int_equal(s_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
+                              "tbl_name NOT LIKE 'stemma%' AND "
                               "name NOT LIKE '%\\_' || tbl_name ESCAPE '\\'"),
                      0);
     assert_int_equal(s_captured(f, "INSERT INTO d VALUES ('d1', 'v')", "d", "v"), 1);

@@ -665,6 +665,7 @@ static void test_text_names_every_peer(void **state)
                                "beacons sent 30\nbeacons heard 21 (untrusted 4, other mode 1)\n"
                                "peers discovered 2\n"
                                "withheld 22\nwithheld from peers 1\n"
+                               "pruned 0\ncompaction passes 0 (off)\n"
                                "parked 1 column not in this database\n"
                                "parked 1 " NASTY_NAME "\n"
                                "dropped not-stemma 0\ndropped protocol-version 0\n"

@@ -67,6 +67,10 @@ stemma_test(test_stmtcache SOURCES tests/test_stmtcache.c LIBS stemma_sync)
 stemma_test(test_park SOURCES tests/test_park.c LIBS stemma_dbutil)
 stemma_test(test_apply_wait SOURCES tests/test_apply_wait.c LIBS stemma_dbutil)
 stemma_test(test_txn SOURCES tests/test_txn.c LIBS stemma_dbutil)
+# The store's counters, kept as the data changes (stats and reports read one row).
+stemma_test(test_counts SOURCES tests/test_counts.c LIBS stemma_dbutil)
+# Compaction: what is pruned, what stays, the horizon, peers back after a pruning.
+stemma_test(test_compact SOURCES tests/test_compact.c LIBS stemma_dbutil)
 stemma_test(test_convergence SOURCES tests/test_convergence.c LIBS stemma_dbutil)
 stemma_test(test_convergence_migrate SOURCES tests/test_convergence_migrate.c LIBS stemma_dbutil)
 stemma_test(test_migrate SOURCES tests/test_migrate.c LIBS stemma_dbutil)
@@ -91,6 +95,8 @@ stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Th
 stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
 stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
+# Compaction between real nodes: a peer offline through a pruning, a known peer holding it back.
+stemma_py_test(compact compact_test.py mesh)
 # One peer's anti-entropy and the inbound queue, through buffers: no sockets.
 stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
