@@ -27,10 +27,22 @@ static stm_err s_corrupt(store_t *store, stm_error *err, uint64_t seq)
  * damage and says so: it never reads it as operations. */
 #define S_WITHHELD_KEY "withheld"
 #define S_PRUNED_KEY "pruned"
+/* A skipped row's cells: the byte MessagePack never uses (0xc1), which no row change's
+ * cells begin with; one the upgrade from format 6 can write in SQL (store_layout.c). */
+#define S_SKIPPED_CELLS 0xc1
 #define S_WITHHELD_MAX_CELLS 32 /* a map of one key and a uint64 takes 19 bytes */
 
 oplog_row_kind stm_oplog_row_kind(sqlite3_stmt *stmt, uint64_t *bytes)
 {
+    /* A skipped row names no row and has no clock; a row change damaged into the byte
+     * 0xc1 has both, and is damage. */
+    if (sqlite3_column_type(stmt, RC_CELLS) == SQLITE_BLOB &&
+        sqlite3_column_bytes(stmt, RC_CELLS) == 1 && sqlite3_column_int64(stmt, RC_HLC) == 0 &&
+        sqlite3_column_type(stmt, RC_PK) == SQLITE_NULL &&
+        *(const unsigned char *)sqlite3_column_blob(stmt, RC_CELLS) == S_SKIPPED_CELLS) {
+        *bytes = (uint64_t)sqlite3_column_int64(stmt, RC_N);
+        return OPLOG_ROW_SKIPPED;
+    }
     if (sqlite3_column_type(stmt, RC_CELLS) != SQLITE_BLOB ||
         sqlite3_column_bytes(stmt, RC_CELLS) > S_WITHHELD_MAX_CELLS)
         return OPLOG_ROW_CHANGE;
@@ -140,6 +152,8 @@ stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const stm_id *origi
         for (uint64_t from = seq > after ? seq : after + 1; from < seq + (uint64_t)n; from = to + 1)
             s_add_pruned(out, origin, from, seq + (uint64_t)n - 1, &to);
         return STM_OK;
+    case OPLOG_ROW_SKIPPED:
+        return STM_OK; /* never issued: nothing to hand out */
     case OPLOG_ROW_CHANGE:
         break;
     }
@@ -377,6 +391,66 @@ stm_err stm_oplog_append_pruned(oplog_t *log, const stm_id *origin, uint64_t seq
     return s_append_standin(log, &w, seq, n, OP_PRUNED_TABLE, S_PRUNED_KEY, n, err);
 }
 
+stm_err stm_oplog_append_skipped(oplog_t *log, const stm_id *origin, uint64_t seq, uint64_t n,
+                                 stm_error *err)
+{
+    const stm_id zero = {{0}};
+    int64_t no, version;
+    stm_err rc = stm_store_id_number(log->store, origin, true, &no, err);
+    if (rc == STM_OK)
+        rc = stm_store_id_number(log->store, &zero, true, &version, err);
+    if (rc != STM_OK)
+        return rc;
+    sqlite3_stmt *ins = stm_stmtcache_fixed(log->stmts, Q_APPEND);
+    if (!ins)
+        return stm_store_error(log->store, err, "recording skipped sequences");
+    static const unsigned char cells = S_SKIPPED_CELLS;
+    sqlite3_bind_int64(ins, 1, no);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)seq);
+    sqlite3_bind_int64(ins, 3, (sqlite3_int64)n);
+    sqlite3_bind_int64(ins, 4, 0);
+    sqlite3_bind_int64(ins, 5, version);
+    sqlite3_bind_text(ins, 6, OP_PRUNED_TABLE, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(ins, 8, &cells, 1, SQLITE_STATIC);
+    return sqlite3_step(ins) == SQLITE_DONE
+               ? STM_OK
+               : stm_store_error(log->store, err, "recording skipped sequences");
+}
+
+stm_err stm_oplog_skip_gaps(oplog_t *log, const stm_id *origin, int64_t no, uint64_t from,
+                            uint64_t to, stm_error *err)
+{
+    sqlite3_stmt *q = stm_stmtcache_fixed(log->stmts, Q_AFTER);
+    if (!q)
+        return stm_store_error(log->store, err, "reading the oplog");
+    /* Collected first: recording them writes the table being read. */
+    uint64_t (*gaps)[2] = NULL, next = from + 1;
+    size_t ngaps = 0, cap = 0;
+    sqlite3_bind_int64(q, 1, no);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)from);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(q, 0);
+        if (seq > to)
+            break;
+        if (seq > next) {
+            gaps = stm_grow(gaps, &cap, ngaps + 1, sizeof *gaps);
+            gaps[ngaps][0] = next;
+            gaps[ngaps++][1] = seq - next;
+        }
+        uint64_t end = seq + (uint64_t)sqlite3_column_int64(q, 1);
+        next = end > next ? end : next;
+    }
+    sqlite3_reset(q);
+    stm_err rc = step == SQLITE_ROW || step == SQLITE_DONE
+                     ? STM_OK
+                     : stm_store_error(log->store, err, "reading the oplog");
+    for (size_t i = 0; i < ngaps && rc == STM_OK; i++)
+        rc = stm_oplog_append_skipped(log, origin, gaps[i][0], gaps[i][1], err);
+    free(gaps);
+    return rc;
+}
+
 stm_err stm_oplog_holds(oplog_t *log, int64_t origin, uint64_t seq, uint64_t *end, stm_error *err)
 {
     *end = 0;
@@ -498,6 +572,10 @@ struct oplog_reader {
  * whether it may travel is told from this, before a byte of it is copied. */
 static uint64_t s_change_bytes(sqlite3_stmt *stmt)
 {
+    /* A stand-in's row (or a skipped one) travels as one small stand-in, or nothing. */
+    uint64_t value;
+    if (stm_oplog_row_kind(stmt, &value) != OPLOG_ROW_CHANGE)
+        return S_BATCH_OVERHEAD;
     uint64_t n = (uint64_t)sqlite3_column_int64(stmt, RC_N);
     int type = sqlite3_column_type(stmt, RC_PK);
     /* Only a text or blob key has a length worth asking (an integer asked would be
