@@ -168,8 +168,8 @@ static stm_err s_row(s_slice *x, const oplog_row *row, const opbatch_t *ops, stm
     if (rc != STM_OK || parked)
         return rc;
     size_t n = row->count;
-    if (!n)
-        return STM_OK;
+    if (!n) /* every operation pruned before: no more than a gap */
+        return stm_oplog_prune(a->log, row, ops, NULL, err);
     if (n > x->live_cap)
         x->live = stm_grow(x->live, &x->live_cap, n, sizeof *x->live);
     const op_t **list = stm_calloc(n, sizeof *list);
