@@ -427,6 +427,7 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
 
     int step = SQLITE_DONE;
     row_kind tried = ROW_ADD; /* the statement a refusal came from */
+    bool joined = false;      /* made of its pieces (apply_pieces.c): their clocks are set */
     bool exists = false;
     size_t nvalues = 0; /* cells outside the key: what an UPDATE sets */
     for (size_t i = 0; i < ncells; i++)
@@ -460,7 +461,6 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
         if (step == SQLITE_DONE && sqlite3_changes(a->db) > 0)
             goto written;
         /* Refused: it may be one piece of a row whose other pieces wait already. */
-        bool joined = false;
         if (refused && !stm_rowsql_fatal(step) &&
             (rc = stm_apply_join_pieces(a, t, ops, n, cells, &ncells, origin_no, false, &refused,
                                         &step, &joined, st, err)) != STM_OK)
@@ -510,7 +510,6 @@ static stm_err s_apply_writes(applier_t *a, const op_t *const *ops, size_t n, ap
                                         have_clock, &refused, &aside, st, err, &rc);
             if (rc != STM_OK || aside)
                 goto done;
-            bool joined = false;
             if (refused && !stm_rowsql_fatal(step))
                 rc = stm_apply_join_pieces(a, t, ops, n, cells, &ncells, origin_no, del != NULL,
                                            &refused, &step, &joined, st, err);
@@ -547,7 +546,7 @@ written:
             moved = true;
         }
     }
-    if (rc == STM_OK && moved)
+    if (rc == STM_OK && (moved || joined))
         rc = stm_txn_clock_write(a->txn, t, &first->pk, !have_clock, err);
 done:
     free(refused);

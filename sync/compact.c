@@ -148,6 +148,8 @@ static stm_err s_row(s_slice *x, const oplog_row *row, const opbatch_t *ops, stm
 {
     applier_t *a = x->a;
     uint64_t last = row->seq + row->n - 1;
+    if (row->kind == OPLOG_ROW_SKIPPED)
+        return STM_OK; /* says which gap is no pruning (oplog.h) */
     if (row->kind != OPLOG_ROW_CHANGE) {
         /* A stand-in's row: pruned ones say no more than a gap once the vector is past
          * them; withheld ones are pruned once every known peer holds them. */
@@ -166,8 +168,8 @@ static stm_err s_row(s_slice *x, const oplog_row *row, const opbatch_t *ops, stm
     if (rc != STM_OK || parked)
         return rc;
     size_t n = row->count;
-    if (!n)
-        return STM_OK;
+    if (!n) /* every operation pruned before: no more than a gap */
+        return stm_oplog_prune(a->log, row, ops, NULL, err);
     if (n > x->live_cap)
         x->live = stm_grow(x->live, &x->live_cap, n, sizeof *x->live);
     const op_t **list = stm_calloc(n, sizeof *list);

@@ -38,7 +38,7 @@
  * lacks as pruned stand-ins (op.h, at most CODEC_MAX_BATCH_OPS operations each), so
  * that the peer's vector moves past it: it receives the later writes, the current cells,
  * instead of the history. A gap above the vector entry is operations not held, and is
- * not handed out. */
+ * not handed out; nor is a skipped one (stm_oplog_append_skipped). */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
@@ -49,8 +49,14 @@
 /* ---- writing and looking up ---- */
 
 /* What a stored row holds: a row change, or a stand-in's (op.h) for operations withheld
- * by their sender, or for operations pruned received above a gap. */
-typedef enum { OPLOG_ROW_CHANGE, OPLOG_ROW_WITHHELD, OPLOG_ROW_PRUNED } oplog_row_kind;
+ * by their sender, or for operations pruned received above a gap; or sequences of this
+ * database's own origin it skipped (stm_oplog_append_skipped). */
+typedef enum {
+    OPLOG_ROW_CHANGE,
+    OPLOG_ROW_WITHHELD,
+    OPLOG_ROW_PRUNED,
+    OPLOG_ROW_SKIPPED
+} oplog_row_kind;
 
 typedef struct oplog oplog_t;
 
@@ -78,6 +84,20 @@ STM_NODISCARD stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld 
  * caller's transaction. */
 STM_NODISCARD stm_err stm_oplog_append_pruned(oplog_t *log, const stm_id *origin, uint64_t seq,
                                               uint64_t n, stm_error *err);
+
+/* Records that this database's own origin skipped sequences seq .. seq + n - 1 (1 <= n
+ * < 2^62): an operation of its origin came from a peer above its last sequence (txn.h,
+ * invariant 5), and its sequence moved past those never issued. A row of its own (cells
+ * the one byte 0xc1), which the reader hands out as nothing and compaction keeps: only
+ * the gaps compaction makes are pruned operations, handed out as such (below). In the
+ * caller's transaction. */
+STM_NODISCARD stm_err stm_oplog_append_skipped(oplog_t *log, const stm_id *origin, uint64_t seq,
+                                               uint64_t n, stm_error *err);
+/* Records as skipped every gap between the stored rows of origin (its id, and number no)
+ * above from and up to to: the sequences of this database's own origin its last jump
+ * passed over. In the caller's transaction. */
+STM_NODISCARD stm_err stm_oplog_skip_gaps(oplog_t *log, const stm_id *origin, int64_t no,
+                                          uint64_t from, uint64_t to, stm_error *err);
 
 /* Whether operation seq of origin (its stemma_ids number) is held: *end is then the
  * last sequence of the stored row change holding it, else 0. */

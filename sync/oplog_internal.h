@@ -37,6 +37,20 @@ STM_NODISCARD stm_err stm_oplog_unpack(store_t *store, sqlite3_stmt *stmt, const
                                        uint64_t after, uint64_t max_value, uint64_t bytes,
                                        opbatch_t *out, stm_error *err);
 
+/* Reads what the operations of the row change stmt is on share (origin, clock,
+ * version, table, key, incarnation) into op; its first sequence and count into *seq and
+ * *n. Strings and bytes are lent by stmt until its next step. STM_ECORRUPT for damage. */
+STM_NODISCARD stm_err stm_oplog_row_head(store_t *store, sqlite3_stmt *stmt, const stm_id *origin,
+                                         op_t *op, uint64_t *seq, int64_t *n, stm_error *err);
+/* Appends to out a stand-in for the operations above after of the row change op heads
+ * (seq .. seq + n - 1), of the given bytes; here: read from the row change itself. */
+void stm_oplog_add_withheld(opbatch_t *out, const op_t *op, uint64_t seq, int64_t n,
+                            uint64_t after, uint64_t bytes, bool here);
+/* Appends to out a pruned stand-in (op.h) for operations first .. last of origin, at most
+ * CODEC_MAX_BATCH_OPS of them; *to is the last it covers. */
+void stm_oplog_add_pruned(opbatch_t *out, const stm_id *origin, uint64_t first, uint64_t last,
+                          uint64_t *to);
+
 /* The store, lent. */
 store_t *stm_oplog_store(oplog_t *log);
 /* Compaction's fixed statements, kept with the handle's (reset; NULL on failure). */

@@ -397,11 +397,18 @@ stm_err stm_store_flush_counts(store_t *self, stm_error *err)
     sqlite3_bind_int64(stmt, 1, self->d_ops);
     sqlite3_bind_int64(stmt, 2, self->d_withheld);
     sqlite3_bind_int64(stmt, 3, self->d_pruned);
+    /* Written from here: outside a transaction this very statement commits, and the
+     * commit hook must find nothing left to write. */
+    int64_t ops = self->d_ops, withheld = self->d_withheld, pruned = self->d_pruned;
+    self->d_ops = self->d_withheld = self->d_pruned = 0;
     int step = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE)
+    if (step != SQLITE_DONE) {
+        self->d_ops += ops;
+        self->d_withheld += withheld;
+        self->d_pruned += pruned;
         return stm_store_error(self, err, "counting operations");
-    self->d_ops = self->d_withheld = self->d_pruned = 0;
+    }
     return STM_OK;
 }
 

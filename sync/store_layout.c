@@ -223,6 +223,24 @@ static const char *const s_upgrade_5 = "ALTER TABLE stemma_oplog ADD COLUMN deri
  * change's do (a column name, a str): format 6 holds withheld ones only. */
 static const char *const s_upgrade_6 =
     S_COUNTED
+    /* Before compaction no operation was pruned: a gap at or below what the vector (or,
+     * for the database's own origin, its sequence) says is held is sequences its origin
+     * skipped, and is marked so (oplog.h, stm_oplog_append_skipped), never handed out as
+     * pruned. */
+    "INSERT OR IGNORE INTO stemma_ids (id) VALUES (zeroblob(32));"
+    "CREATE TEMP TABLE stemma_upgrade_gaps AS "
+    "WITH held(no, upto) AS ("
+    "  SELECT i.no, v.seq FROM stemma_vector AS v JOIN stemma_ids AS i ON i.id = v.origin "
+    "  UNION ALL SELECT i.no, l.seq FROM stemma_local AS l JOIN stemma_ids AS i "
+    "  ON i.id = l.node_id), "
+    "rows AS (SELECT origin, seq, lag(seq + n - 1, 1, 0) OVER (PARTITION BY origin "
+    "  ORDER BY seq) AS prev FROM stemma_oplog) "
+    "SELECT r.origin AS origin, r.prev + 1 AS seq, r.seq - r.prev - 1 AS n FROM rows AS r "
+    "JOIN held AS h ON h.no = r.origin WHERE r.seq > r.prev + 1 AND r.seq - 1 <= h.upto;"
+    "INSERT INTO stemma_oplog (origin, seq, n, hlc, version, tbl, pk, cells) "
+    "SELECT origin, seq, n, 0, (SELECT no FROM stemma_ids WHERE id = zeroblob(32)), '*', NULL, "
+    "x'c1' FROM temp.stemma_upgrade_gaps;"
+    "DROP TABLE temp.stemma_upgrade_gaps;"
     "INSERT INTO stemma_park_counts (reason, n) SELECT reason, count(*) FROM stemma_parked "
     "GROUP BY reason;"
     "UPDATE stemma_local SET ops = (SELECT coalesce(sum(n), 0) FROM stemma_oplog), "

@@ -868,6 +868,11 @@ static stm_err s_update_vectors(txn_t *t, stm_error *err)
         if (!o->touched)
             continue;
         if (stm_id_equal(&o->id, &t->node_id)) {
+            /* Its own operations from a peer, above what it issued: the sequences between
+             * were never issued, and are marked so, not taken for pruned (oplog.h). */
+            if (o->above && o->top > o->held &&
+                (rc = stm_oplog_skip_gaps(t->log, &o->id, o->no, o->held, o->top, err)) != STM_OK)
+                break;
             sqlite3_stmt *set = stm_stmtcache_fixed(t->stmts, Q_LOCAL_SEQ);
             if (!set)
                 return stm_store_error(t->store, err, "updating the local sequence");

@@ -380,6 +380,71 @@ static void test_pruned_stand_ins_travel_and_are_held(void **state)
     stm_opbatch_destroy(&back);
 }
 
+/* What a reader of everything hands out of database i: *ops operations and *standins
+ * stand-ins, in at most 100 calls (a reader that hands out stand-ins for ever fails). */
+static void s_read_bounded(fixture *f, int i, size_t *ops, size_t *standins)
+{
+    oplog_reader_t *r = NULL;
+    stm_error err = {0};
+    s_ok(stm_oplog_reader_new(f->s[i], NULL, &r, &err), &err);
+    opbatch_t *b = stm_opbatch_new();
+    *ops = *standins = 0;
+    size_t got = 0;
+    int calls = 0;
+    do {
+        stm_opbatch_clear(b);
+        s_ok(stm_oplog_reader_next(r, b, 1000, 1u << 20, &got, &err), &err);
+        *ops += stm_opbatch_count(b);
+        *standins += stm_opbatch_withheld_count(b);
+        assert_true(++calls < 100);
+    } while (got);
+    stm_opbatch_destroy(&b);
+    stm_oplog_reader_destroy(&r);
+}
+
+/* Sequences of this database's own origin it never issued (an operation of its origin
+ * came from a peer far above its own: txn.h, invariant 5) are skipped, not pruned: a
+ * reader hands out nothing for them, at once, however many they are, and compaction and
+ * the upgrade from format 6 keep them so. */
+static void test_skipped_sequences_are_not_pruned_ones(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path[0], "INSERT INTO t VALUES ('r1', 1, 'a', 'z')");
+    du_ops(f->s[0]);
+    stm_id me;
+    stm_error err = {0};
+    s_ok(stm_store_node_id(f->s[0], &me, &err), &err);
+    opbatch_t *b = stm_opbatch_new();
+    op_t op = {.origin = me, .seq = (1ull << 62) - 1, .hlc = 5, .table = "t", .column = "z",
+               .affinity = 'T', .pk = {.type = VALUE_TEXT, .bytes = "r9", .len = 2},
+               .value = {.type = VALUE_TEXT, .bytes = "far", .len = 3}};
+    stm_opbatch_add(b, &op);
+    du_apply(f->s[0], b);
+    stm_opbatch_destroy(&b);
+    assert_int_equal(du_int(f->s[0], "SELECT count(*) FROM stemma_oplog WHERE cells = x'c1'"), 1);
+    /* A peer that has nothing gets the four operations and the far one, no stand-in. */
+    size_t ops, standins;
+    s_read_bounded(f, 0, &ops, &standins);
+    assert_int_equal(ops, 5);
+    assert_int_equal(standins, 0);
+    s_compact(f, 0, NULL);
+    assert_int_equal(du_int(f->s[0], "SELECT count(*) FROM stemma_oplog WHERE cells = x'c1'"), 1);
+    /* A database of format 6 with such a gap (and no mark): the upgrade marks it. */
+    s_ok(stm_store_exec(f->s[0], "DELETE FROM stemma_oplog WHERE cells = x'c1'", &err), &err);
+    stm_store_destroy(&f->s[0]);
+    du_format_6(f->path[0]);
+    f->s[0] = du_open(f->path[0]);
+    applier_t *a = stm_applier_new(f->s[0], NULL, NULL);
+    s_ok(stm_applier_catch_up(a, &err), &err); /* its first write transaction upgrades */
+    stm_applier_destroy(&a);
+    assert_int_equal(du_int(f->s[0], "SELECT format FROM stemma_local"), STORE_FORMAT);
+    assert_int_equal(du_int(f->s[0], "SELECT count(*) FROM stemma_oplog WHERE cells = x'c1' AND "
+                                     "seq = 5 AND n = 4611686018427387898"),
+                     1);
+    s_read_bounded(f, 0, &ops, &standins);
+    assert_int_equal(standins, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -390,6 +455,7 @@ int main(void)
         T(test_parked_and_aside_stay),
         T(test_a_peer_back_after_pruning_gets_the_current_cells),
         T(test_pruned_stand_ins_travel_and_are_held),
+        T(test_skipped_sequences_are_not_pruned_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
