@@ -224,37 +224,39 @@ class Branches(Mesh):
         self.assertIn("translated: items here = things there", a.peer(b)["reason"])
         self.assertIn("translated: things here = items there", b.peer(a)["reason"])
 
-    def test_a_table_renamed_on_one_branch_takes_the_rows_of_the_other(self):
-        moved, (_, counted) = self.moved(), branches(self.tmp)
+    def apply_offline(self, theirs, insert):
+        """A database on the counted branch takes, through stemma apply --writer, a row
+        inserted (insert) on a database of branch theirs: what apply says, and its items."""
+        _, counted = branches(self.tmp)
         a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
-        for db, schemas in ((a, counted), (b, moved)):
+        for db, schemas in ((a, counted), (b, theirs)):
             self.stemma("migrate", "--db", db, "--schemas", schemas, "--no-backup")
-        sql(b, "INSERT INTO things (id, name) VALUES ('i1', 'bolt')")
+        sql(b, insert)
         vec, bundle = os.path.join(self.tmp, "a.stmv"), os.path.join(self.tmp, "b.stmb")
         self.stemma("vector", "--db", a, "-o", vec)
         self.stemma("changes", "--db", b, "--since", vec, "-o", bundle)
         node = os.path.join(self.tmp, "a-node")
         self.stemma("init", "--dir", node, "--db", a, "--schemas", counted, "--bind",
                     f"tcp://127.0.0.1:{mesh_test.free_port()}")
-        out = self.stemma("apply", "--db", a, "--node", node, "--writer", moved, bundle)
+        out = self.stemma("apply", "--db", a, "--node", node, "--writer", theirs, bundle)
+        return out, sql(a, "SELECT id, name FROM items")
+
+    def test_a_table_renamed_on_one_branch_takes_the_rows_of_the_other(self):
+        out, items = self.apply_offline(
+            self.moved(), "INSERT INTO things (id, name) VALUES ('i1', 'bolt')")
         self.assertIn("applied 2, already present 0, parked 0", out)
-        self.assertEqual(sql(a, "SELECT id, name FROM items"), "i1|bolt")
+        self.assertEqual(items, "i1|bolt")
 
     def test_apply_with_the_writer_history_translates_offline(self):
-        renamed, counted = branches(self.tmp)
-        a, b = os.path.join(self.tmp, "a.db"), os.path.join(self.tmp, "b.db")
-        for db, schemas in ((a, counted), (b, renamed)):
-            self.stemma("migrate", "--db", db, "--schemas", schemas, "--no-backup")
-        sql(b, "INSERT INTO items (id, title) VALUES ('i1', 'bolt')")
-        vec, bundle = os.path.join(self.tmp, "a.stmv"), os.path.join(self.tmp, "b.stmb")
-        self.stemma("vector", "--db", a, "-o", vec)
-        self.stemma("changes", "--db", b, "--since", vec, "-o", bundle)
-        node = os.path.join(self.tmp, "a-node")
-        self.stemma("init", "--dir", node, "--db", a, "--schemas", counted, "--bind",
-                    f"tcp://127.0.0.1:{mesh_test.free_port()}")
-        out = self.stemma("apply", "--db", a, "--node", node, "--writer", renamed, bundle)
+        renamed = os.path.join(self.tmp, "renamed-writer")
+        os.makedirs(renamed)
+        for name, text in (("001_items.sql", "CREATE TABLE items (id TEXT PRIMARY KEY, name TEXT);\n"),
+                           ("002_renamed.sql", "ALTER TABLE items RENAME COLUMN name TO title;\n")):
+            with open(os.path.join(renamed, name), "w") as f:
+                f.write(text)
+        out, items = self.apply_offline(renamed, "INSERT INTO items (id, title) VALUES ('i1', 'bolt')")
         self.assertIn("applied 2, already present 0, parked 0", out)
-        self.assertEqual(sql(a, "SELECT id, name FROM items"), "i1|bolt")
+        self.assertEqual(items, "i1|bolt")
 
 
 @unittest.skipUnless(mesh_test.SQLITE3, "the sqlite3 shell is not installed")
