@@ -13,7 +13,10 @@
  *     and tried again at the next look.
  *  4. A connection SQLite opened read-only stays so until it is opened again: the
  *     store is opened anew once the file is writable (stm_local_reopen_if_readonly), so
- *     fixing the file is enough. The store and applier it lends are then new. */
+ *     fixing the file is enough. The store and applier it lends are then new.
+ *  5. The feed (sync/feed.h) is told by every transaction of the applier's; what other
+ *     programs recorded joins it at a look after they wrote, at most once per twenty
+ *     times what the last comparison took. */
 #ifndef STM_LOCAL_H
 #define STM_LOCAL_H
 
@@ -22,6 +25,7 @@
 #include "base/id.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
+#include "sync/feed.h"
 #include "sync/inbound.h"
 #include "sync/store.h"
 
@@ -61,6 +65,9 @@ admit_t *stm_local_admit(local_t *l);
 /* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */
 store_t *stm_local_store(local_t *l);
 applier_t *stm_local_applier(local_t *l);
+/* The row changes in order of arrival and the vector, as peers are sent them
+ * (sync/feed.h), lent until stm_local_destroy. */
+feed_t *stm_local_feed(local_t *l);
 /* The database's lineage and version, lent until the next stm_local_look. */
 /* What the schema set's migrations do to the data, and the set's whole lineage (lent
  * until the set changes): operations of other versions are translated through them. */
@@ -76,6 +83,11 @@ typedef enum {
     LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
 } local_change;
+
+/* Compares the feed with the database now (sync/feed.h, invariant 5), whatever the
+ * last comparison took: before peers are told of a new origin (the database was put
+ * back in time, and its vector may have fallen). */
+void stm_local_sync_feed(local_t *l);
 
 /* Looks for writes of other connections and for a migration; returns the
  * local_change bits found (0: nothing). */

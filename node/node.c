@@ -375,7 +375,10 @@ static bool s_mark(node_t *n)
     n->origin = origin;
     /* A new origin (the database was restored, by stemma restore or in place, or found
      * to be a copy): its peers think it holds what it held before. A HELLO gives them
-     * its vector, and they send again from there. */
+     * its vector, read from the database first (it may have fallen), and they send
+     * again from there. */
+    if (renewed)
+        stm_local_sync_feed(n->local);
     for (size_t i = 0; renewed && i < stm_mesh_count(n->mesh); i++) {
         peer_t *p = stm_mesh_at(n->mesh, i);
         if (stm_peer_get_state(p) == PEER_CONNECTED)
@@ -384,14 +387,46 @@ static bool s_mark(node_t *n)
     return true;
 }
 
+/* Says, once each, when the origins (every device that ever wrote is one) pass
+ * ORIGINS_WARN and VECTOR_MAX_ENTRIES: before the wall an older stemma has, and at it. */
+static void s_warn_origins(node_t *n)
+{
+    size_t origins = stm_vtrack_count(stm_feed_vector(stm_local_feed(n->local)));
+    if (origins >= ORIGINS_WARN && n->origins_told < 1) {
+        n->origins_told = 1;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins: every device that ever wrote to this data is one, and "
+                      "each is an entry of every version vector. Peers that list vdelta.v1 "
+                      "are sent the entries that changed; older stemmas are sent whole "
+                      "vectors of at most %u entries, and past that the entries of the "
+                      "highest sequence only (they then send again what they think is "
+                      "missing): upgrade them",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
+    if (origins > VECTOR_MAX_ENTRIES && n->origins_told < 2) {
+        n->origins_told = 2;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins, more than an older stemma takes in one vector (%u): it is "
+                      "sent those of the highest sequence, and sends again operations of the "
+                      "others that this node holds (duplicates change nothing)",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
+}
+
 /* After the timers, before sleeping: what waited for dispatch to end. */
 static void s_before_sleep(node_t *n)
 {
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
     if (!s_mark(n))
         return;
-    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) /* what each lacks, within its window */
-        stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
+    /* What each lacks, within its window. A long walk stops after a slice (many runs
+     * it lacks nothing of: a peer met again) and goes on in the next pass, which then
+     * does not sleep. */
+    n->walking = false;
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
+        if (stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_feed(n->local), stm_monotime_ms()))
+            n->walking = true;
+    s_warn_origins(n);
 }
 
 /* ---- life ---- */
@@ -464,6 +499,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         stm_node_peers_push(n, &cfg->peers[i]);
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
+    n->deltas = cfg->vector_deltas;
     n->heartbeat_ms = cfg->heartbeat_ms;
     n->local_poll_ms = cfg->local_poll_ms;
     n->reconnect_max_ms = cfg->reconnect_max_ms;
@@ -593,7 +629,7 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
         s_run_timers(n, stm_monotime_ms());
         s_before_sleep(n);
         /* Sleep until the earliest deadline of the very list the timers ran from. */
-        int64_t next = s_next_due(n);
+        int64_t next = n->walking ? 0 : s_next_due(n);
         long timeout = -1; /* nothing armed: only a message wakes the loop */
         if (next != INT64_MAX) {
             int64_t wait = next - stm_monotime_ms();

@@ -109,6 +109,8 @@ struct peer {
     char *distrusted;      /* why this node stopped trusting its key, or NULL */
     session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
     uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
+    uint64_t bytes_by_type[PEER_MESSAGE_TYPES]; /* the same by message type (wire.h) */
+    unsigned told_once;    /* PEER_TOLD_* bits: what was logged of it once */
     int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
     time_t last_seen_wall; /* the same, wall clock, for reports */
     int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
@@ -284,6 +286,18 @@ uint64_t stm_peer_bytes_sent(const peer_t *p)
     return p->bytes_sent;
 }
 
+uint64_t stm_peer_bytes_of(const peer_t *p, unsigned type)
+{
+    return type < PEER_MESSAGE_TYPES ? p->bytes_by_type[type] : 0;
+}
+
+bool stm_peer_tell_once(peer_t *p, unsigned what)
+{
+    bool first = !(p->told_once & what);
+    p->told_once |= what;
+    return first;
+}
+
 /* ---- what it says ---- */
 
 static void s_seen(peer_t *p, int64_t now_ms)
@@ -332,7 +346,7 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     }
     stm_peer_verdict_clear(&p->verdict);
     stm_judge_hello(local, p->hello.lineage, policy, &p->verdict);
-    stm_session_on_hello(p->session, p->hello.vector);
+    stm_session_on_hello(p->session); /* its vector was taken (dispatch.c) */
     if (!p->refused_by_peer)
         p->backoff_ms = p->timing.reconnect_min_ms; /* a refusing peer is asked less often */
     /* A peer whose key this node stopped trusting stays refused whatever its HELLO says
@@ -597,6 +611,14 @@ bool stm_peer_routed(const peer_t *p)
     return p->route_len > 0 && p->reads_route;
 }
 
+/* A message that left: its bytes, in all and by its type (the header's sixth byte). */
+static void s_count(peer_t *p, const buf_t *msg)
+{
+    p->bytes_sent += msg->len;
+    unsigned type = msg->len >= WIRE_HEADER_BYTES ? (unsigned char)msg->data[5] : 0;
+    p->bytes_by_type[type < PEER_MESSAGE_TYPES ? type : 0] += msg->len;
+}
+
 bool stm_peer_send(peer_t *p, const buf_t *msg)
 {
     /* On the connection it opened to us while that is open: it is up (libzmq knows of
@@ -605,7 +627,7 @@ bool stm_peer_send(peer_t *p, const buf_t *msg)
     if (stm_peer_routed(p) && p->inbox) {
         switch (stm_inbox_send(p->inbox, p->route, p->route_len, msg->data, msg->len)) {
         case INBOX_SENT:
-            p->bytes_sent += msg->len;
+            s_count(p, msg);
             return true;
         case INBOX_FULL:
             return false;
@@ -616,7 +638,7 @@ bool stm_peer_send(peer_t *p, const buf_t *msg)
     }
     if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
         return false;
-    p->bytes_sent += msg->len;
+    s_count(p, msg);
     return true;
 }
 
@@ -700,22 +722,19 @@ static bool s_send_batch(peer_t *p, uint64_t seq, const buf_t *enc, buf_t *msg)
     return true;
 }
 
-void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
+bool stm_peer_pump(peer_t *p, feed_t *feed, int64_t now_ms)
 {
     if (p->state != PEER_CONNECTED || (!p->outbox && !stm_peer_routed(p)) ||
         !stm_session_wants_to_send(p->session))
-        return;
-    oplog_reader_t *reader = NULL;
+        return false;
     stm_error err = {0};
-    if (stm_session_reader_new(p->session, store, &reader, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-        return;
-    }
     buf_t enc = BUF_INIT, msg = BUF_INIT;
+    bool yielded = false;
     for (;;) {
         uint64_t seq;
         size_t count;
-        if (stm_session_next_batch(p->session, reader, &enc, &seq, &count, &err) != STM_OK) {
+        if (stm_session_next_batch(p->session, feed, &enc, &seq, &count, &yielded, &err) !=
+            STM_OK) {
             stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
             break;
         }
@@ -727,10 +746,13 @@ void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
         /* When it left: reading and cutting a large row change takes a while. */
         now_ms = stm_monotime_ms();
         stm_session_batch_sent(p->session, now_ms);
+        if (yielded)
+            break; /* the loop serves its sockets, and comes back at once */
     }
+    stm_session_rest(p->session); /* the database is let go of between passes */
     stm_buf_free(&enc);
     stm_buf_free(&msg);
-    stm_oplog_reader_destroy(&reader);
+    return yielded;
 }
 
 parts_result stm_peer_on_part(peer_t *p, const wire_ops *m, const void **batch, size_t *len,
@@ -755,7 +777,7 @@ void stm_peer_parts_done(peer_t *p)
     stm_parts_clear(p->parts);
 }
 
-void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
+void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine)
 {
     memset(rp, 0, sizeof *rp);
     rp->id = p->id;

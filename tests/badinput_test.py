@@ -292,7 +292,8 @@ class Base(mt.Mesh):
     def dropped(self, **want):
         """Waits until a's dropped counters are exactly want (the others 0)."""
         kinds = ["not-stemma", "protocol-version", "hello", "refuse", "ops", "batch", "ack",
-                 "impostor", "unknown-sender", "untrusted", "beacon", "received", "parts"]
+                 "impostor", "unknown-sender", "untrusted", "beacon", "received", "parts",
+                 "vector"]
         expect = {k: want.get(k.replace("-", "_"), 0) for k in kinds}
         self.wait(f"dropped counters {expect}", lambda: stats(self.a)["dropped"] == expect)
         return expect

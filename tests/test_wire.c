@@ -5,6 +5,7 @@
 #include "node/wire.h"
 #include "lineage/relation.h"
 #include "testutil.h"
+#include "wireutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 
 static buf_t s_hello(bool reply)
 {
@@ -27,7 +29,7 @@ static buf_t s_hello(bool reply)
     wire_peer peers[2] = {{.id = a, .endpoint = "tcp://127.0.0.1:7001"},
                           {.id = b, .endpoint = "ipc:///tmp/x.sock"}};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
+    wu_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
                           peers, 2, reply);
     stm_vector_destroy(&v);
     stm_lineage_destroy(&v3);
@@ -51,7 +53,10 @@ static void test_hello_round_trip(void **state)
     assert_int_equal(h.min_supported_version, 2);
     assert_int_equal(h.npeers, 2);
     assert_string_equal(h.peers[1].endpoint, "ipc:///tmp/x.sock");
-    assert_int_equal(stm_vector_count(h.vector), 2);
+    assert_int_equal(stm_vector_count(h.vector.entries), 2);
+    assert_false(h.vector.delta);
+    assert_true(h.vector.has_digest);
+    assert_false(h.has_know);
     /* The lineage it carries compares exactly like the one it was made from. */
     lineage_t *full = tu_lineage_dir("schemas/tasks");
     lineage_t *v3 = stm_lineage_prefix(full, 3);
@@ -160,18 +165,23 @@ static void test_ops_ack_refuse_ping(void **state)
     for (size_t len = 0; len < msg.len; len++)
         assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &ops, &err), STM_OK);
     stm_buf_reset(&msg);
-    vector_t *v = stm_vector_new(), *back = NULL;
+    vector_t *v = stm_vector_new();
+    vector_msg back;
     stm_id a = {{3}};
     stm_vector_set(v, &a, 11);
-    stm_wire_encode_ack(&msg, 7, v);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    stm_wire_encode_ack(&msg, 7, &vo);
     assert_int_equal(stm_wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
     assert_int_equal(seq, 7);
-    assert_int_equal(stm_vector_get(back, &a), 11);
-    stm_vector_destroy(&back);
+    assert_int_equal(stm_vector_get(back.entries, &a), 11);
+    assert_true(back.has_digest && stm_vector_digest_equal(&back.digest, &vo.digest));
+    stm_vector_msg_clear(&back);
     for (size_t len = 0; len < msg.len; len++) {
         assert_int_not_equal(stm_wire_decode_ack(msg.data, len, &seq, &back, &err), STM_OK);
-        assert_null(back);
+        assert_null(back.entries);
     }
+    stm_buf_free(&vo.entries);
     stm_vector_destroy(&v);
     stm_buf_reset(&msg);
     stm_wire_encode_refuse(&msg, "unrelated schema histories");
@@ -515,13 +525,13 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false);
+        wu_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "endpoint"));
         /* A device's name is text of at most WIRE_MAX_NAME bytes, as any is. */
         stm_buf_reset(&msg);
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false);
+        wu_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false);
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "name"));
         stm_vector_destroy(&v);
@@ -536,7 +546,7 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false);
+        wu_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err),
                          extra ? STM_EPROTO : STM_OK);
@@ -555,7 +565,7 @@ static void test_text_with_control_characters_is_refused(void **state)
     buf_t msg = BUF_INIT;
     vector_t *v = stm_vector_new();
     stm_id node = {{4}};
-    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false);
+    wu_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false);
     char *at = NULL;
     for (size_t i = 0; i + 5 <= msg.len && !at; i++)
         if (memcmp(msg.data + i, "title", 5) == 0)

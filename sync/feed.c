@@ -1,0 +1,251 @@
+/* feed.c - a database's row changes in order of arrival and its vector, in memory
+ * (feed.h has the invariants). */
+#include "feed.h"
+#include "base/mem.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A row change told by an open transaction, added at its commit. */
+typedef struct {
+    int64_t origin;
+    uint64_t seq, n;
+} s_row;
+
+/* A vector entry told at commit, set when the commit is told. */
+typedef struct {
+    stm_id origin;
+    uint64_t seq;
+} s_entry;
+
+struct feed {
+    store_t *store;    /* lent */
+    feed_run *runs;    /* committed, in order of arrival (invariant 3) */
+    size_t nruns, runs_cap;
+    uint64_t changes;  /* row changes covered */
+    s_row *rows;       /* told by the open transaction */
+    size_t nrows, rows_cap;
+    s_entry *entries;  /* its vector at commit */
+    size_t nentries, entries_cap;
+    vtrack_t *vector;  /* owned (invariant 4) */
+    txn_listener listener;
+};
+
+/* Adds a row change at the end: the last run grows when it continues it. */
+static void s_add(feed_t *f, int64_t origin, uint64_t seq, uint64_t n)
+{
+    f->changes++;
+    if (f->nruns) {
+        feed_run *last = &f->runs[f->nruns - 1];
+        if (last->origin == origin && last->first + last->count == seq) {
+            last->count += n;
+            return;
+        }
+    }
+    f->runs = stm_grow(f->runs, &f->runs_cap, f->nruns + 1, sizeof *f->runs);
+    f->runs[f->nruns++] = (feed_run){.first = seq, .origin = origin, .count = n};
+}
+
+/* ---- told by transactions ---- */
+
+static void s_recorded(void *ctx, int64_t origin, uint64_t seq, uint64_t n)
+{
+    feed_t *f = ctx;
+    f->rows = stm_grow(f->rows, &f->rows_cap, f->nrows + 1, sizeof *f->rows);
+    f->rows[f->nrows++] = (s_row){origin, seq, n};
+}
+
+static void s_vector(void *ctx, const stm_id *origin, uint64_t seq)
+{
+    feed_t *f = ctx;
+    f->entries = stm_grow(f->entries, &f->entries_cap, f->nentries + 1, sizeof *f->entries);
+    f->entries[f->nentries++] = (s_entry){*origin, seq};
+}
+
+static void s_ended(void *ctx, bool committed)
+{
+    feed_t *f = ctx;
+    if (committed) {
+        for (size_t i = 0; i < f->nrows; i++)
+            s_add(f, f->rows[i].origin, f->rows[i].seq, f->rows[i].n);
+        for (size_t i = 0; i < f->nentries; i++)
+            stm_vtrack_set(f->vector, &f->entries[i].origin, f->entries[i].seq);
+        stm_vtrack_settle(f->vector);
+    }
+    f->nrows = f->nentries = 0;
+    /* A bulk transaction's list goes with it, not kept for the next. */
+    if (f->rows_cap > 65536) {
+        free(f->rows);
+        f->rows = NULL;
+        f->rows_cap = 0;
+    }
+}
+
+/* ---- loading ---- */
+
+/* A stored row change as loaded, ordered by clock. */
+typedef struct {
+    uint64_t hlc;
+    int64_t origin;
+    uint64_t seq, n;
+} s_loaded;
+
+static int s_by_clock(const void *a, const void *b)
+{
+    const s_loaded *x = a, *y = b;
+    if (x->hlc != y->hlc)
+        return x->hlc < y->hlc ? -1 : 1;
+    if (x->origin != y->origin)
+        return x->origin < y->origin ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static stm_err s_load(feed_t *f, stm_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(f->store),
+                           "SELECT hlc, origin, seq, n FROM stemma_oplog", -1, &q,
+                           NULL) != SQLITE_OK)
+        return stm_store_error(f->store, err, "reading the oplog");
+    s_loaded *all = NULL;
+    size_t n = 0, cap = 0;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        all = stm_grow(all, &cap, n + 1, sizeof *all);
+        all[n++] = (s_loaded){(uint64_t)sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+                              (uint64_t)sqlite3_column_int64(q, 2),
+                              (uint64_t)sqlite3_column_int64(q, 3)};
+    }
+    sqlite3_finalize(q);
+    if (step != SQLITE_DONE) {
+        free(all);
+        return stm_store_error(f->store, err, "reading the oplog");
+    }
+    qsort(all, n, sizeof *all, s_by_clock);
+    /* A row claiming no operation (damaged) still gets one: reading it says it is. */
+    for (size_t i = 0; i < n; i++)
+        s_add(f, all[i].origin, all[i].seq, all[i].n >= 1 && all[i].n <= UINT32_MAX ? all[i].n : 1);
+    free(all);
+    return STM_OK;
+}
+
+stm_err stm_feed_open(store_t *store, feed_t **out, stm_error *err)
+{
+    feed_t *f = stm_calloc(1, sizeof *f);
+    f->store = store;
+    f->vector = stm_vtrack_new();
+    f->listener = (txn_listener){s_recorded, s_vector, s_ended, f};
+    stm_err rc = stm_vtrack_load(f->vector, store, NULL, NULL, err);
+    if (rc == STM_OK)
+        rc = s_load(f, err);
+    if (rc != STM_OK) {
+        stm_feed_destroy(&f);
+        return rc;
+    }
+    *out = f;
+    return STM_OK;
+}
+
+void stm_feed_destroy(feed_t **self_p)
+{
+    feed_t *f = *self_p;
+    if (!f)
+        return;
+    free(f->runs);
+    free(f->rows);
+    free(f->entries);
+    stm_vtrack_destroy(&f->vector);
+    free(f);
+    *self_p = NULL;
+}
+
+store_t *stm_feed_store(const feed_t *f)
+{
+    return f->store;
+}
+
+void stm_feed_set_store(feed_t *f, store_t *store)
+{
+    f->store = store;
+}
+
+const txn_listener *stm_feed_listener(feed_t *f)
+{
+    return &f->listener;
+}
+
+/* ---- what other programs recorded ---- */
+
+/* An origin whose entry moved in a sync. */
+typedef struct {
+    stm_id origin;
+    uint64_t was;
+} s_moved;
+
+typedef struct {
+    s_moved *list;
+    size_t n, cap;
+} s_moves;
+
+static void s_on_moved(void *ctx, const stm_id *origin, uint64_t was, uint64_t now)
+{
+    s_moves *m = ctx;
+    if (now <= was)
+        return; /* fell (a database put back): nothing new to send of it */
+    m->list = stm_grow(m->list, &m->cap, m->n + 1, sizeof *m->list);
+    m->list[m->n++] = (s_moved){*origin, was};
+}
+
+stm_err stm_feed_sync(feed_t *f, size_t *changed, stm_error *err)
+{
+    *changed = 0;
+    s_moves moves = {0};
+    stm_err rc = stm_vtrack_load(f->vector, f->store, s_on_moved, &moves, err);
+    sqlite3_stmt *q = NULL;
+    if (rc == STM_OK && moves.n &&
+        sqlite3_prepare_v2(stm_store_db(f->store),
+                           "SELECT seq, n FROM stemma_oplog WHERE origin = ?1 AND seq > ?2 "
+                           "ORDER BY seq",
+                           -1, &q, NULL) != SQLITE_OK)
+        rc = stm_store_error(f->store, err, "reading the oplog");
+    for (size_t i = 0; i < moves.n && rc == STM_OK; i++) {
+        int64_t no;
+        rc = stm_store_id_number(f->store, &moves.list[i].origin, false, &no, err);
+        if (rc != STM_OK || !no)
+            continue;
+        sqlite3_bind_int64(q, 1, no);
+        sqlite3_bind_int64(q, 2, (sqlite3_int64)moves.list[i].was);
+        int step;
+        while ((step = sqlite3_step(q)) == SQLITE_ROW)
+            s_add(f, no, (uint64_t)sqlite3_column_int64(q, 0), (uint64_t)sqlite3_column_int64(q, 1));
+        sqlite3_reset(q);
+        if (step != SQLITE_DONE)
+            rc = stm_store_error(f->store, err, "reading the oplog");
+    }
+    sqlite3_finalize(q);
+    *changed = moves.n;
+    free(moves.list);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+size_t stm_feed_count(const feed_t *f)
+{
+    return f->nruns;
+}
+
+feed_run stm_feed_at(const feed_t *f, size_t i)
+{
+    return f->runs[i];
+}
+
+uint64_t stm_feed_changes(const feed_t *f)
+{
+    return f->changes;
+}
+
+const vtrack_t *stm_feed_vector(const feed_t *f)
+{
+    return f->vector;
+}
