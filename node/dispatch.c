@@ -70,6 +70,7 @@ static void s_send_whole(node_t *n, peer_t *p)
     const vector_out *parts;
     size_t count = s_vector_out(n, p, &parts);
     s_send_parts(p, parts, count);
+    stm_session_vector_sent(stm_peer_session(p));
 }
 
 /* What a vector part of p's came to (stm_session_take_vector): asked for whole when it
@@ -122,6 +123,7 @@ void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     s_send_parts(p, parts + 1, nparts - 1);
+    stm_session_vector_sent(s);
     free(list);
 }
 
@@ -326,6 +328,7 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     s_send_parts(p, parts + 1, nparts - 1);
+    stm_session_vector_sent(stm_peer_session(p));
 }
 
 void stm_node_store_inbound(node_t *n)

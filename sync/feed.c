@@ -20,6 +20,10 @@ typedef struct {
 
 struct feed {
     store_t *store;    /* lent */
+    stm_id *ids;       /* by stemma_ids number: the origins of the runs (zero: not known
+                          here, asked of the store), so that walking a million runs fills
+                          no cache of the store's */
+    size_t ids_cap;
     feed_run *runs;    /* committed, in order of arrival (invariant 3) */
     size_t nruns, runs_cap;
     uint64_t changes;  /* row changes covered */
@@ -46,11 +50,34 @@ static void s_add(feed_t *f, int64_t origin, uint64_t seq, uint64_t n)
     f->runs[f->nruns++] = (feed_run){.first = seq, .origin = origin, .count = n};
 }
 
+/* Numbers are dense (stemma_ids counts from 1): one far beyond the count is not kept. */
+static void s_know(feed_t *f, int64_t no, const stm_id *id)
+{
+    if (no < 1 || (uint64_t)no > 4 * (uint64_t)f->nruns + 65536)
+        return;
+    if ((size_t)no >= f->ids_cap) {
+        size_t was = f->ids_cap;
+        f->ids = stm_grow(f->ids, &f->ids_cap, (size_t)no + 1, sizeof *f->ids);
+        memset(f->ids + was, 0, (f->ids_cap - was) * sizeof *f->ids);
+    }
+    f->ids[no] = *id;
+}
+
+bool stm_feed_origin(const feed_t *f, int64_t no, stm_id *out)
+{
+    static const stm_id zero = {{0}};
+    if (no < 1 || (size_t)no >= f->ids_cap || stm_id_equal(&f->ids[no], &zero))
+        return false;
+    *out = f->ids[no];
+    return true;
+}
+
 /* ---- told by transactions ---- */
 
-static void s_recorded(void *ctx, int64_t origin, uint64_t seq, uint64_t n)
+static void s_recorded(void *ctx, int64_t origin, const stm_id *id, uint64_t seq, uint64_t n)
 {
     feed_t *f = ctx;
+    s_know(f, origin, id);
     f->rows = stm_grow(f->rows, &f->rows_cap, f->nrows + 1, sizeof *f->rows);
     f->rows[f->nrows++] = (s_row){origin, seq, n};
 }
@@ -122,6 +149,16 @@ static stm_err s_load(feed_t *f, stm_error *err)
         return stm_store_error(f->store, err, "reading the oplog");
     }
     qsort(all, n, sizeof *all, s_by_clock);
+    /* The ids of the numbers, read in one pass (not one lookup a run). */
+    if (sqlite3_prepare_v2(stm_store_db(f->store), "SELECT no, id FROM stemma_ids", -1, &q, NULL) !=
+        SQLITE_OK) {
+        free(all);
+        return stm_store_error(f->store, err, "reading stemma_ids");
+    }
+    while ((step = sqlite3_step(q)) == SQLITE_ROW)
+        if (sqlite3_column_bytes(q, 1) == STM_ID_BYTES)
+            s_know(f, sqlite3_column_int64(q, 0), sqlite3_column_blob(q, 1));
+    sqlite3_finalize(q);
     /* A row claiming no operation (damaged) still gets one: reading it says it is. */
     for (size_t i = 0; i < n; i++)
         s_add(f, all[i].origin, all[i].seq, all[i].n >= 1 && all[i].n <= UINT32_MAX ? all[i].n : 1);
@@ -152,6 +189,7 @@ void stm_feed_destroy(feed_t **self_p)
     if (!f)
         return;
     free(f->runs);
+    free(f->ids);
     free(f->rows);
     free(f->entries);
     stm_vtrack_destroy(&f->vector);
@@ -213,6 +251,7 @@ stm_err stm_feed_sync(feed_t *f, size_t *changed, stm_error *err)
         rc = stm_store_id_number(f->store, &moves.list[i].origin, false, &no, err);
         if (rc != STM_OK || !no)
             continue;
+        s_know(f, no, &moves.list[i].origin);
         sqlite3_bind_int64(q, 1, no);
         sqlite3_bind_int64(q, 2, (sqlite3_int64)moves.list[i].was);
         int step;

@@ -73,6 +73,10 @@ feed_run stm_feed_at(const feed_t *f, size_t i);
 /* How many row changes it covers in all (they may share runs). */
 uint64_t stm_feed_changes(const feed_t *f);
 
+/* The id of origin number no (its stemma_ids number) into *out, when the feed knows it:
+ * every origin of its runs, read at open and told since. False otherwise. */
+bool stm_feed_origin(const feed_t *f, int64_t no, stm_id *out);
+
 /* The database's vector (invariant 4), lent. */
 const vtrack_t *stm_feed_vector(const feed_t *f);
 

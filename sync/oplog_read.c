@@ -306,9 +306,11 @@ static stm_err s_open_run(oplog_reader_t *r, const feed_run *run, bool *skip, st
 {
     store_t *store = stm_feed_store(r->feed);
     *skip = false;
-    stm_err rc = stm_store_id_of(store, run->origin, &r->origin, err);
-    if (rc != STM_OK)
-        return rc;
+    if (!stm_feed_origin(r->feed, run->origin, &r->origin)) {
+        stm_err rc = stm_store_id_of(store, run->origin, &r->origin, err);
+        if (rc != STM_OK)
+            return rc;
+    }
     uint64_t last = run->first + run->count - 1;
     uint64_t start = r->pos.seq > run->first ? r->pos.seq : run->first;
     uint64_t held = r->held ? r->held(r->held_ctx, &r->origin) : 0;

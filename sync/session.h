@@ -193,6 +193,8 @@ void stm_session_vector_lost(session_t *s);
  * next call, of which the first goes in that message and the others follow in VECTOR
  * messages at once; out then says they hold it. */
 size_t stm_session_vector_out(session_t *s, const vtrack_t *mine, const vector_out **parts);
+/* The parts stm_session_vector_out handed out have been sent: large ones go. */
+void stm_session_vector_sent(session_t *s);
 /* Entries dropped from their vectors because one message held more than
  * VECTOR_MAX_ENTRIES (an older peer's). */
 uint64_t stm_session_vectors_cut(const session_t *s);

@@ -49,6 +49,7 @@ struct session {
     uint64_t ops_sent, ops_received, parked;
     /* Vectors exchanged (invariant 10). */
     bool deltas;          /* the peer takes deltas (vdelta.v1) */
+    bool caps_known;      /* its HELLO said whether it does */
     bool out_synced;      /* it holds our vector as of out_gen, of digest out_digest */
     uint64_t out_gen;
     vector_digest out_digest;

@@ -19,6 +19,7 @@ void stm_session_vector_free(session_t *s)
 void stm_session_set_deltas(session_t *s, bool deltas)
 {
     s->deltas = deltas;
+    s->caps_known = true;
 }
 
 bool stm_session_deltas(const session_t *s)
@@ -144,6 +145,14 @@ void stm_session_told_knows(session_t *s, const vector_digest *know)
         s->out_synced = false;
 }
 
+void stm_session_vector_sent(session_t *s)
+{
+    /* A whole vector's parts are large; kept between messages, each peer would hold one. */
+    for (size_t i = 0; i < s->outs_cap; i++)
+        if (s->outs[i].entries.cap > 65536)
+            stm_buf_free(&s->outs[i].entries);
+}
+
 bool stm_session_vector_synced(const session_t *s)
 {
     return s->out_synced;
@@ -179,15 +188,19 @@ size_t stm_session_vector_out(session_t *s, const vtrack_t *mine, const vector_o
     if (!s->deltas) {
         /* Whole, as every stemma reads it; an older one refuses more than
          * VECTOR_MAX_ENTRIES, so a longer vector is cut to those of the highest seq: it
-         * then sends us again what we hold of the others, and never fails to. */
+         * then sends us again what we hold of the others, and never fails to. Before its
+         * HELLO says what it takes, at most VECTOR_PART_ENTRIES go (one that takes parts
+         * is sent the rest once it says so; an older one is sent its most with our next
+         * vector, and meanwhile sends some of what we hold: at most a window of it). */
+        size_t most = s->caps_known ? VECTOR_MAX_ENTRIES : VECTOR_PART_ENTRIES;
         vector_out *o = s_part(s);
-        o->part = total > VECTOR_MAX_ENTRIES;
-        stm_vtrack_encode_top(mine, VECTOR_MAX_ENTRIES, &o->entries);
+        o->part = total > most;
+        stm_vtrack_encode_top(mine, most, &o->entries);
         o->has_digest = !o->part;
         o->digest = now;
         s->out_synced = !o->part;
     } else if (s->out_synced &&
-               stm_vtrack_changed_count(mine, s->out_gen) <= VECTOR_MAX_ENTRIES) {
+               stm_vtrack_changed_count(mine, s->out_gen) <= VECTOR_PART_ENTRIES) {
         vector_out *o = s_part(s);
         o->delta = true;
         o->base = s->out_digest;
@@ -195,15 +208,15 @@ size_t stm_session_vector_out(session_t *s, const vtrack_t *mine, const vector_o
         o->has_digest = true;
         o->digest = now;
     } else {
-        /* Whole, in parts of VECTOR_MAX_ENTRIES: each after the first a delta over what
+        /* Whole, in parts of VECTOR_PART_ENTRIES: each after the first a delta over what
          * the ones before it hold. */
-        size_t nparts = total ? (total + VECTOR_MAX_ENTRIES - 1) / VECTOR_MAX_ENTRIES : 1;
+        size_t nparts = total ? (total + VECTOR_PART_ENTRIES - 1) / VECTOR_PART_ENTRIES : 1;
         vector_digest prefix = {{0, 0}};
         for (size_t k = 0; k < nparts; k++) {
             vector_out *o = s_part(s);
             o->delta = k > 0;
             o->base = prefix;
-            stm_vtrack_encode_range(mine, k * VECTOR_MAX_ENTRIES, (k + 1) * VECTOR_MAX_ENTRIES,
+            stm_vtrack_encode_range(mine, k * VECTOR_PART_ENTRIES, (k + 1) * VECTOR_PART_ENTRIES,
                                     &o->entries, &prefix);
             o->has_digest = true;
             o->digest = prefix;

@@ -438,7 +438,7 @@ static stm_err s_recorded(txn_t *t, s_origin *o, uint64_t first, uint64_t last, 
     if (!o->no && (rc = stm_store_id_number(t->store, &o->id, false, &o->no, err)) != STM_OK)
         return rc;
     if (t->listener.recorded) {
-        t->listener.recorded(t->listener.ctx, o->no, first, last - first + 1);
+        t->listener.recorded(t->listener.ctx, o->no, &o->id, first, last - first + 1);
         t->told_open = true;
     }
     if (first == o->held + 1)

@@ -128,8 +128,8 @@ void stm_txn_wrote(txn_t *t, const txn_table *table, const op_value *pk);
 /* Told of what transactions record, so that a node keeps the order operations arrived
  * in without asking the database (feed.h):
  *
- *   recorded  a row change of origin (its stemma_ids number), seq .. seq + n - 1, was
- *             stored in the open transaction
+ *   recorded  a row change of origin (its stemma_ids number, and id), seq .. seq + n - 1,
+ *             was stored in the open transaction
  *   vector    at commit, before COMMIT: origin's entry in the vector is now seq (the
  *             local sequence for the database's own origin)
  *   ended     the transaction ended: committed, or rolled back (what it told is void)
@@ -138,7 +138,7 @@ void stm_txn_wrote(txn_t *t, const txn_table *table, const op_value *pk);
  * ends in its caller's hands and is told as rolled back at the next begin (its rows are
  * found again by comparing vectors, feed.h). */
 typedef struct {
-    void (*recorded)(void *ctx, int64_t origin, uint64_t seq, uint64_t n);
+    void (*recorded)(void *ctx, int64_t origin, const stm_id *id, uint64_t seq, uint64_t n);
     void (*vector)(void *ctx, const stm_id *origin, uint64_t seq);
     void (*ended)(void *ctx, bool committed);
     void *ctx;

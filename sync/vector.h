@@ -20,6 +20,12 @@
  * "Vector deltas"). */
 #define VECTOR_MAX_ENTRIES 100000u
 
+/* The most entries of one part of a whole vector a node sends a peer that takes parts
+ * (vdelta.v1), and of the first HELLO to a peer whose capabilities are not known yet:
+ * about 590 KB, so that no message of a long vector costs either side more than a few
+ * megabytes in flight (ZeroMQ and CURVE hold several copies of a message). */
+#define VECTOR_PART_ENTRIES 16384u
+
 /* A vector's digest (docs/protocol.md, "Vector deltas"): for each entry of a seq above 0,
  * SipHash-2-4 with a 128-bit output (crypto_shorthash_siphashx24) of its origin and
  * its seq (8 bytes, big-endian) under the key "stemma vector v1"; the two little-endian

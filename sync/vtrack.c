@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* New origins' list is freed after a settle above this capacity. */
+#define S_ADDED_KEEP 4096
+
 typedef struct {
     vector_entry e; /* first: stm_vtrack_at lends it */
     uint64_t gen;   /* the generation of its last change */
@@ -114,7 +117,16 @@ void stm_vtrack_settle(vtrack_t *vt)
     }
     vt->count += vt->nadded;
     vt->nadded = 0;
-    stm_idmap_clear(&vt->added_by_id);
+    /* What a load of many origins took is let go of: the list and its index are kept only
+     * at the size a transaction's new origins usually need. */
+    if (vt->added_cap > S_ADDED_KEEP) {
+        free(vt->added);
+        vt->added = NULL;
+        vt->added_cap = 0;
+        stm_idmap_free(&vt->added_by_id);
+    } else {
+        stm_idmap_clear(&vt->added_by_id);
+    }
 }
 
 stm_err stm_vtrack_load(vtrack_t *vt, store_t *store, vtrack_changed_fn changed, void *ctx,
@@ -209,13 +221,11 @@ void stm_vtrack_encode_range(const vtrack_t *vt, size_t from, size_t to, buf_t *
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
     msgpack_pack_array(&pk, to - from);
-    for (size_t i = from; i < to; i++)
+    for (size_t i = from; i < to; i++) {
         s_pack_entry(&pk, &vt->entries[i].e);
-    if (!prefix)
-        return;
-    memset(prefix, 0, sizeof *prefix);
-    for (size_t i = 0; i < to; i++)
-        stm_vector_digest_add(prefix, &vt->entries[i].e.origin, vt->entries[i].e.seq);
+        if (prefix)
+            stm_vector_digest_add(prefix, &vt->entries[i].e.origin, vt->entries[i].e.seq);
+    }
 }
 
 void stm_vtrack_encode_changed(const vtrack_t *vt, uint64_t gen, buf_t *out)

@@ -60,8 +60,9 @@ vector_t *stm_vtrack_copy(const vtrack_t *vt);
 
 /* ---- encoding (vector.h's MessagePack array), appended to out ---- */
 
-/* Entries from .. to - 1 (in origin order), and the digest of entries 0 .. to - 1 (the
- * parts a vector too long for one message is sent in). */
+/* Entries from .. to - 1 (in origin order), and prefix, the digest of entries 0 ..
+ * from - 1, moved on to that of 0 .. to - 1 (NULL: none): the parts a vector too long for
+ * one message is sent in. */
 void stm_vtrack_encode_range(const vtrack_t *vt, size_t from, size_t to, buf_t *out,
                              vector_digest *prefix);
 /* The entries changed after generation gen. */
