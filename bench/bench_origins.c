@@ -5,8 +5,8 @@
  *   bench_origins STEMMA WORKDIR [ORIGINS...]     default: 10 1000 10000 100000
  *
  * For each count N: a database holding one row change from each of N origins (every
- * device that ever wrote is one), made with the applier in a few seconds rather than by
- * N processes, and a copy of it; two real `stemma node` processes (CURVE) on the two,
+ * device that ever wrote is one), made by build/make_origins in a few seconds rather
+ * than by N processes, and a copy of it; two real `stemma node` processes (CURVE) on the two,
  * peers of each other, connected and idle before anything is timed. Then:
  *
  *  - handshake: this program plays a third peer, holding the same vector, with the
@@ -35,7 +35,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +47,7 @@
 #define RECONNECTS 20
 
 static const char *s_stemma;
+static const char *s_self; /* argv[0]: make_origins is beside it */
 
 static void s_check(stm_err rc, const stm_error *err)
 {
@@ -61,50 +61,21 @@ static int s_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A database at the tasks schema's head holding one row change of `lists` from each of
- * n origins, applied in batches of 1,000 in one transaction. */
+/* A database at the tasks schema's head holding one row change from each of n origins
+ * (build/make_origins, beside this program). */
 static void s_build(const char *db, int n)
 {
     bench_stemma(s_stemma, NULL, "migrate", "--db", db, "--schemas", "schemas/tasks", "--no-backup",
                  (char *)NULL);
-    store_t *store = NULL;
-    stm_error err = {0};
-    s_check(stm_store_open(db, STORE_OPEN_EXISTING, &store, &err), &err);
-    stm_id version;
-    s_check(stm_store_version_id(store, &version, &err), &err);
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    opbatch_t *batch = stm_opbatch_new();
-    apply_stats st = {0};
-    s_check(stm_applier_begin(applier, &err), &err);
-    char key[32], name[32];
-    static const char *const cols[3] = {"id", "name", "created_at"};
-    for (int i = 0; i < n; i++) {
-        op_t op;
-        memset(&op, 0, sizeof op);
-        randombytes_buf(op.origin.bytes, sizeof op.origin.bytes);
-        op.hlc = ((uint64_t)1700000000000 + (uint64_t)i) << 16;
-        op.version_id = version;
-        op.table = "lists";
-        snprintf(key, sizeof key, "o%d", i);
-        snprintf(name, sizeof name, "origin %d", i);
-        op.pk = (op_value){.type = VALUE_TEXT, .bytes = key, .len = strlen(key)};
-        op.affinity = 'T';
-        for (int c = 0; c < 3; c++) {
-            op.seq = (uint64_t)c + 1;
-            op.column = cols[c];
-            const char *v = c == 0 ? key : c == 1 ? name : "2026-01-01";
-            op.value = (op_value){.type = VALUE_TEXT, .bytes = v, .len = strlen(v)};
-            stm_opbatch_add(batch, &op);
-        }
-        if (stm_opbatch_count(batch) >= 3000 || i + 1 == n) {
-            s_check(stm_applier_apply(applier, batch, &st, &err), &err);
-            stm_opbatch_clear(batch);
-        }
-    }
-    s_check(stm_applier_commit(applier, &err), &err);
-    stm_opbatch_destroy(&batch);
-    stm_applier_destroy(&applier);
-    stm_store_destroy(&store);
+    char tool[4200], count[32];
+    snprintf(tool, sizeof tool, "%s", s_self);
+    char *slash = strrchr(tool, '/');
+    snprintf(slash ? slash + 1 : tool, sizeof tool - (size_t)(slash ? slash + 1 - tool : 0),
+             "make_origins");
+    snprintf(count, sizeof count, "%d", n);
+    char *argv[] = {tool, (char *)db, count, NULL};
+    if (bench_run(argv, NULL) != 0)
+        bench_die("make_origins failed");
 }
 
 static void s_copy(const char *from, const char *to)
@@ -344,6 +315,8 @@ static void s_run(const char *work, int n, s_result *r)
         usleep(20000);
     }
     usleep(300000);
+    fprintf(stderr, "origins %d: connected, idle: RSS a %.1f MiB, b %.1f MiB\n", n,
+            bench_rss_kib(pa) / 1024.0, bench_rss_kib(pb) / 1024.0);
 
     /* Handshakes, as a third peer. */
     p.ctx = zmq_ctx_new();
@@ -356,12 +329,17 @@ static void s_run(const char *work, int n, s_result *r)
     r->first_ms = s_handshake(&p) * 1e3;
     r->hello_first = p.hello_bytes;
     r->deltas = p.node_deltas;
+    fprintf(stderr, "origins %d: after a first contact: RSS a %.1f MiB (peak %.1f)\n", n,
+            bench_rss_kib(pa) / 1024.0, bench_peak_kib(pa) / 1024.0);
     double again[RECONNECTS];
     for (int i = 0; i < RECONNECTS; i++)
         again[i] = s_handshake(&p) * 1e3;
     qsort(again, RECONNECTS, sizeof again[0], s_cmp);
     r->reconnect_ms = again[RECONNECTS / 2];
     r->hello_again = p.hello_bytes;
+
+    fprintf(stderr, "origins %d: after %d reconnections: RSS a %.1f MiB (peak %.1f)\n", n,
+            RECONNECTS, bench_rss_kib(pa) / 1024.0, bench_peak_kib(pa) / 1024.0);
 
     /* 10,002 new operations on a, until b holds them. */
     long long before_ack = s_stat(b_dir, " ack "), before_b = s_stat(b_dir, "bytes sent ");
@@ -414,10 +392,9 @@ int main(int argc, char **argv)
     if (argc < 3)
         bench_die("usage: bench_origins STEMMA WORKDIR [ORIGINS...]");
     s_stemma = argv[1];
+    s_self = argv[0];
     const char *work = argv[2];
     mkdir(work, 0700);
-    if (sodium_init() < 0)
-        bench_die("libsodium");
     int counts[16] = {10, 1000, 10000, 100000}, ncounts = 4;
     if (argc > 3) {
         ncounts = 0;

@@ -107,18 +107,30 @@ int bench_start_node(const char *stemma, const char *dir, const char *log)
     return pid;
 }
 
-long bench_peak_kib(int pid)
+/* A line "KEY: n kB" of /proc/PID/status. */
+static long s_status_kib(int pid, const char *key)
 {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     FILE *f = fopen(path, "r");
     long kib = -1;
+    size_t len = strlen(key);
     while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = atol(line + 6);
+        if (strncmp(line, key, len) == 0 && line[len] == ':')
+            kib = atol(line + len + 1);
     if (f)
         fclose(f);
     return kib;
+}
+
+long bench_peak_kib(int pid)
+{
+    return s_status_kib(pid, "VmHWM");
+}
+
+long bench_rss_kib(int pid)
+{
+    return s_status_kib(pid, "VmRSS");
 }
 
 void bench_row(const char *figure, const char *stemma, const char *baseline, const char *ratio,

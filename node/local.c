@@ -333,6 +333,11 @@ void stm_local_sync_feed(local_t *l)
     s_sync_feed(l);
 }
 
+bool stm_local_sync_due(local_t *l)
+{
+    return s_sync_feed(l);
+}
+
 int stm_local_look(local_t *l)
 {
     int found = 0;
@@ -350,13 +355,11 @@ int stm_local_look(local_t *l)
             l->collect_failing = false;
             l->data_version = dv;
             found |= LOCAL_WROTE;
-            l->sync_owed = true;
+            l->sync_owed = true; /* looked for after this pass's sends (stm_local_sync_due) */
             s_replay_owed(l);
         }
     }
     s_log_origin(l); /* a transaction of the applier's may have taken a new one */
-    if (s_sync_feed(l))
-        found |= LOCAL_WROTE;
     int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)
         return found;

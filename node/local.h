@@ -15,8 +15,9 @@
  *     store is opened anew once the file is writable (stm_local_reopen_if_readonly), so
  *     fixing the file is enough. The store and applier it lends are then new.
  *  5. The feed (sync/feed.h) is told by every transaction of the applier's; what other
- *     programs recorded joins it at a look after they wrote, at most once per twenty
- *     times what the last comparison took. */
+ *     programs recorded joins it after a look found that another connection wrote
+ *     (stm_local_sync_due), at most once per twenty times what the last comparison took,
+ *     and at once when the database took a new origin. */
 #ifndef STM_LOCAL_H
 #define STM_LOCAL_H
 
@@ -88,6 +89,11 @@ typedef enum {
  * last comparison took: before peers are told of a new origin (the database was put
  * back in time, and its vector may have fallen). */
 void stm_local_sync_feed(local_t *l);
+
+/* What other programs recorded, looked for when another program wrote and the last
+ * look is far enough behind (local.h, invariant 5): after a pass's sends, so that it
+ * never delays them. True when something new joined the feed (peers may lack it). */
+bool stm_local_sync_due(local_t *l);
 
 /* Looks for writes of other connections and for a migration; returns the
  * local_change bits found (0: nothing). */

@@ -426,6 +426,12 @@ static void s_before_sleep(node_t *n)
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
         if (stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_feed(n->local), stm_monotime_ms()))
             n->walking = true;
+    /* What other programs recorded (stemma apply beside the node), after the sends: with
+     * many origins the comparison takes milliseconds. Found, it is sent next pass. */
+    if (stm_local_sync_due(n->local)) {
+        stm_mesh_mark_more(n->mesh);
+        n->walking = true;
+    }
     s_warn_origins(n);
 }
 

@@ -56,9 +56,12 @@ static void s_know(feed_t *f, int64_t no, const stm_id *id)
     if (no < 1 || (uint64_t)no > 4 * (uint64_t)f->nruns + 65536)
         return;
     if ((size_t)no >= f->ids_cap) {
-        size_t was = f->ids_cap;
-        f->ids = stm_grow(f->ids, &f->ids_cap, (size_t)no + 1, sizeof *f->ids);
-        memset(f->ids + was, 0, (f->ids_cap - was) * sizeof *f->ids);
+        /* A quarter more, not double: 32 bytes a number. */
+        size_t was = f->ids_cap, cap = was + was / 4 + 256;
+        cap = cap > (size_t)no + 1 ? cap : (size_t)no + 1;
+        f->ids = stm_realloc(f->ids, cap * sizeof *f->ids);
+        memset(f->ids + was, 0, (cap - was) * sizeof *f->ids);
+        f->ids_cap = cap;
     }
     f->ids[no] = *id;
 }
@@ -127,13 +130,12 @@ static int s_by_clock(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static stm_err s_load(feed_t *f, stm_error *err)
+static stm_err s_load(feed_t *f, store_t *from, stm_error *err)
 {
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(f->store),
-                           "SELECT hlc, origin, seq, n FROM stemma_oplog", -1, &q,
-                           NULL) != SQLITE_OK)
-        return stm_store_error(f->store, err, "reading the oplog");
+    if (sqlite3_prepare_v2(stm_store_db(from), "SELECT hlc, origin, seq, n FROM stemma_oplog", -1,
+                           &q, NULL) != SQLITE_OK)
+        return stm_store_error(from, err, "reading the oplog");
     s_loaded *all = NULL;
     size_t n = 0, cap = 0;
     int step;
@@ -146,14 +148,14 @@ static stm_err s_load(feed_t *f, stm_error *err)
     sqlite3_finalize(q);
     if (step != SQLITE_DONE) {
         free(all);
-        return stm_store_error(f->store, err, "reading the oplog");
+        return stm_store_error(from, err, "reading the oplog");
     }
     qsort(all, n, sizeof *all, s_by_clock);
     /* The ids of the numbers, read in one pass (not one lookup a run). */
-    if (sqlite3_prepare_v2(stm_store_db(f->store), "SELECT no, id FROM stemma_ids", -1, &q, NULL) !=
+    if (sqlite3_prepare_v2(stm_store_db(from), "SELECT no, id FROM stemma_ids", -1, &q, NULL) !=
         SQLITE_OK) {
         free(all);
-        return stm_store_error(f->store, err, "reading stemma_ids");
+        return stm_store_error(from, err, "reading stemma_ids");
     }
     while ((step = sqlite3_step(q)) == SQLITE_ROW)
         if (sqlite3_column_bytes(q, 1) == STM_ID_BYTES)
@@ -163,6 +165,10 @@ static stm_err s_load(feed_t *f, stm_error *err)
     for (size_t i = 0; i < n; i++)
         s_add(f, all[i].origin, all[i].seq, all[i].n >= 1 && all[i].n <= UINT32_MAX ? all[i].n : 1);
     free(all);
+    if (f->runs_cap > f->nruns + f->nruns / 8 + 1024) { /* what doubling left unused */
+        f->runs_cap = f->nruns + f->nruns / 16 + 64;
+        f->runs = stm_realloc(f->runs, f->runs_cap * sizeof *f->runs);
+    }
     return STM_OK;
 }
 
@@ -172,9 +178,16 @@ stm_err stm_feed_open(store_t *store, feed_t **out, stm_error *err)
     f->store = store;
     f->vector = stm_vtrack_new();
     f->listener = (txn_listener){s_recorded, s_vector, s_ended, f};
-    stm_err rc = stm_vtrack_load(f->vector, store, NULL, NULL, err);
+    /* Read on a connection of its own, of SQLite's default cache: the whole oplog read
+     * once would otherwise fill the store's (32 MiB) with pages nothing reads again. */
+    store_t *from = NULL;
+    stm_error ignored = {0};
+    if (stm_store_open(stm_store_path(store), STORE_OPEN_READONLY, &from, &ignored) != STM_OK)
+        from = NULL;
+    stm_err rc = stm_vtrack_load(f->vector, from ? from : store, NULL, NULL, err);
     if (rc == STM_OK)
-        rc = s_load(f, err);
+        rc = s_load(f, from ? from : store, err);
+    stm_store_destroy(&from);
     if (rc != STM_OK) {
         stm_feed_destroy(&f);
         return rc;
@@ -234,11 +247,42 @@ static void s_on_moved(void *ctx, const stm_id *origin, uint64_t was, uint64_t n
     m->list[m->n++] = (s_moved){*origin, was};
 }
 
+/* Whether the database's vector may differ from the feed's: its entries counted and
+ * summed by SQLite (one pass over stemma_vector, nothing copied) against the feed's. */
+static stm_err s_may_differ(feed_t *f, bool *differ, stm_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    *differ = true;
+    if (sqlite3_prepare_v2(stm_store_db(f->store),
+                           "SELECT count(*) + 1, coalesce(sum(seq & 4294967295), 0) + "
+                           "(SELECT seq & 4294967295 FROM stemma_local WHERE id = 1), "
+                           "coalesce(sum(seq >> 32), 0) + (SELECT seq >> 32 FROM stemma_local "
+                           "WHERE id = 1) FROM stemma_vector",
+                           -1, &q, NULL) != SQLITE_OK)
+        return stm_store_error(f->store, err, "reading the version vector");
+    /* The remote entries and the local origin's (stm_vector_read's rows). A new origin
+     * moves the old one into stemma_vector: the count differs. */
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        size_t count;
+        uint64_t lo, hi;
+        stm_vtrack_sums(f->vector, &count, &lo, &hi);
+        *differ = (uint64_t)sqlite3_column_int64(q, 0) != count ||
+                  (uint64_t)sqlite3_column_int64(q, 1) != lo ||
+                  (uint64_t)sqlite3_column_int64(q, 2) != hi;
+    }
+    sqlite3_finalize(q);
+    return STM_OK;
+}
+
 stm_err stm_feed_sync(feed_t *f, size_t *changed, stm_error *err)
 {
     *changed = 0;
+    bool differ;
+    stm_err rc = s_may_differ(f, &differ, err);
+    if (rc != STM_OK || !differ)
+        return rc;
     s_moves moves = {0};
-    stm_err rc = stm_vtrack_load(f->vector, f->store, s_on_moved, &moves, err);
+    rc = stm_vtrack_load(f->vector, f->store, s_on_moved, &moves, err);
     sqlite3_stmt *q = NULL;
     if (rc == STM_OK && moves.n &&
         sqlite3_prepare_v2(stm_store_db(f->store),

@@ -26,8 +26,10 @@
  *  4. The vector (stm_feed_vector) is the database's as of the last commit or sync:
  *     what the node's transactions told at commit, and what stm_feed_sync read.
  *  5. What another program recorded (stemma apply, migrate) is added by stm_feed_sync,
- *     which compares the database's vector with the feed's: for each origin whose
- *     entry moved, its row changes above the old entry. (Of those, ones above a gap in
+ *     which compares the database's vector with the feed's (first their entries counted
+ *     and summed by SQLite, a pass over stemma_vector that copies nothing; then, when
+ *     those differ, entry by entry): for each origin whose entry moved, its row changes
+ *     above the old entry. (Of those, ones above a gap in
  *     that origin's sequence are found once the gap fills; one already in the feed may
  *     come twice, which only sends it twice.) */
 #ifndef STM_FEED_H

@@ -24,6 +24,8 @@ struct vtrack {
     idmap_t added_by_id; /* positions in added */
     uint64_t gen;        /* the last generation given */
     vector_digest digest;
+    uint64_t sum_lo, sum_hi; /* the entries' seqs summed, low and high 32 bits apart: what
+                                SQLite sums of a table without overflowing (stm_vtrack_sums) */
 };
 
 vtrack_t *stm_vtrack_new(void)
@@ -91,6 +93,8 @@ void stm_vtrack_set(vtrack_t *vt, const stm_id *origin, uint64_t seq)
     }
     stm_vector_digest_sub(&vt->digest, &e->e.origin, e->e.seq);
     stm_vector_digest_add(&vt->digest, origin, seq);
+    vt->sum_lo += (seq & 0xffffffffu) - (e->e.seq & 0xffffffffu);
+    vt->sum_hi += (seq >> 32) - (e->e.seq >> 32);
     e->e.seq = seq;
     e->gen = ++vt->gen;
 }
@@ -117,6 +121,11 @@ void stm_vtrack_settle(vtrack_t *vt)
     }
     vt->count += vt->nadded;
     vt->nadded = 0;
+    /* Doubling left up to as much again unused: with 100,000 origins, 4.8 MB. */
+    if (vt->cap > vt->count + vt->count / 8 + 1024) {
+        vt->cap = vt->count + vt->count / 16 + 64;
+        vt->entries = stm_realloc(vt->entries, vt->cap * sizeof *vt->entries);
+    }
     /* What a load of many origins took is let go of: the list and its index are kept only
      * at the size a transaction's new origins usually need. */
     if (vt->added_cap > S_ADDED_KEEP) {
@@ -163,6 +172,13 @@ uint64_t stm_vtrack_get(const vtrack_t *vt, const stm_id *origin)
 size_t stm_vtrack_count(const vtrack_t *vt)
 {
     return vt->count;
+}
+
+void stm_vtrack_sums(const vtrack_t *vt, size_t *count, uint64_t *lo, uint64_t *hi)
+{
+    *count = vt->count + vt->nadded;
+    *lo = vt->sum_lo;
+    *hi = vt->sum_hi;
 }
 
 const vector_entry *stm_vtrack_at(const vtrack_t *vt, size_t i)

@@ -50,6 +50,10 @@ STM_NODISCARD stm_err stm_vtrack_load(vtrack_t *vt, store_t *store, vtrack_chang
 uint64_t stm_vtrack_get(const vtrack_t *vt, const stm_id *origin);
 size_t stm_vtrack_count(const vtrack_t *vt);
 const vector_entry *stm_vtrack_at(const vtrack_t *vt, size_t i);
+/* How many entries, and their seqs summed: the low 32 bits of each, and the high ones
+ * (modulo 2^64). Two vectors that differ almost surely differ in these, and SQLite sums
+ * them over a table without reading it into memory (feed.h, stm_feed_sync). */
+void stm_vtrack_sums(const vtrack_t *vt, size_t *count, uint64_t *lo, uint64_t *hi);
 /* The generation of the last change (0: none yet). */
 uint64_t stm_vtrack_gen(const vtrack_t *vt);
 void stm_vtrack_digest(const vtrack_t *vt, vector_digest *out);
