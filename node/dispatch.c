@@ -41,7 +41,8 @@ static size_t s_vector_out(node_t *n, peer_t *p, const vector_out **parts)
 {
     size_t count = stm_session_vector_out(stm_peer_session(p),
                                           stm_feed_vector(stm_local_feed(n->local)), parts);
-    if ((*parts)[0].part && stm_peer_tell_once(p, PEER_TOLD_CUT_OUT))
+    if ((*parts)[0].part && stm_session_older(stm_peer_session(p)) &&
+        stm_peer_tell_once(p, PEER_TOLD_CUT_OUT))
         stm_log_event(STM_LOG_WARN, "origins", stm_peer_short_id(p),
                       "this node's vector has more than %u entries, more than this peer's "
                       "stemma takes in one message (it does not list %s): it is sent the %u "

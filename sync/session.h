@@ -171,6 +171,8 @@ void stm_session_resend(session_t *s);
 /* Whether the peer takes vector deltas (its HELLO lists vdelta.v1). */
 void stm_session_set_deltas(session_t *s, bool deltas);
 bool stm_session_deltas(const session_t *s);
+/* Whether its HELLO said it does not (an older stemma): not before its HELLO. */
+bool stm_session_older(const session_t *s);
 
 typedef enum {
     SESSION_VECTOR_TAKEN,   /* held, whole or in part (more parts to come, or cut) */

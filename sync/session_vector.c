@@ -27,6 +27,11 @@ bool stm_session_deltas(const session_t *s)
     return s->deltas;
 }
 
+bool stm_session_older(const session_t *s)
+{
+    return s->caps_known && !s->deltas;
+}
+
 /* ---- theirs ---- */
 
 /* True when said (their entries, as a message gave them; every origin when whole)

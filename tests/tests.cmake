@@ -88,6 +88,9 @@ stemma_test(test_store SOURCES tests/test_store.c LIBS stemma_dbutil Threads::Th
 stemma_test(test_oplog SOURCES tests/test_oplog.c LIBS stemma_dbutil)
 stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
+# Many origins between real nodes: deltas, reconnections, restarts, an older peer, more
+# origins than one message carries. It reuses mesh_test.py's nodes.
+stemma_py_test(origins origins_test.py mesh)
 # One peer's anti-entropy and the inbound queue, through buffers: no sockets.
 stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
 # What a node sends in order of arrival (sync/feed.h), and the reader walking it.
