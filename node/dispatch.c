@@ -74,6 +74,15 @@ static void s_send_whole(node_t *n, peer_t *p)
     stm_session_vector_sent(stm_peer_session(p));
 }
 
+/* Taken as a stemma before vector deltas takes it, by a node told not to use them
+ * ([sync] vector_deltas = false): whole, whatever else the message says. */
+static void s_as_older(const node_t *n, vector_msg *m)
+{
+    if (n->deltas)
+        return;
+    m->delta = m->has_digest = m->more = m->part = false;
+}
+
 /* What a vector part of p's came to (stm_session_take_vector): asked for whole when it
  * could not be taken; a peer counting digests otherwise is said once. */
 static void s_vector_taken(node_t *n, peer_t *p, session_vector r, uint64_t cut_before)
@@ -241,6 +250,7 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     bool deltas = n->deltas && s_lists(&h, WIRE_CAP_VDELTA);
     stm_session_set_deltas(session, deltas);
     uint64_t cut_before = stm_session_vectors_cut(session);
+    s_as_older(n, &h.vector);
     session_vector taken = stm_session_take_vector(session, &h.vector);
     stm_session_told_knows(session, deltas && h.has_know ? &h.know : NULL);
     /* It holds more of this database's origin than the database has issued: the
@@ -420,6 +430,7 @@ static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
     }
     session_t *s = stm_peer_session(p);
     uint64_t cut_before = stm_session_vectors_cut(s);
+    s_as_older(n, &v);
     session_vector taken = stm_session_take_vector(s, &v);
     stm_session_on_ack(s, seq, stm_monotime_ms());
     s_vector_taken(n, p, taken, cut_before);

@@ -132,7 +132,9 @@ class VectorDeltas(Mesh):
         self.write(b.db, "old", rows=500)
         self.wait_rows(a, self.ORIGINS + 1000)
         # b lists no vdelta.v1: a sends it whole vectors and no VECTOR message, and b's
-        # ACKs carry its whole vector, as before deltas.
+        # ACKs carry its whole vector, as before deltas. (b reads vectors as an older
+        # stemma does, whole: had a sent it a delta, b would think a lacks what b holds.)
+        self.wait("b to hear a's last ACK", lambda: b.peer(a)["behind"] == 0)
         self.assertEqual(stats(a)["bytes_vector"], 0)
         self.assertEqual(stats(b)["bytes_vector"], 0)
         self.assertGreater(stats(b)["bytes_ack"], 36 * self.ORIGINS)
