@@ -433,6 +433,20 @@ class VectorMessages(Base):
         self.assertIn("not a digest of 16 bytes", self.a.logs())
         self.still_serving("after-vectors")
 
+    def test_an_older_peer_of_more_origins_than_one_message_carries_is_met(self):
+        # An older stemma sends its whole vector whatever its length: 100,001 entries,
+        # which a node refused (the HELLO dropped), partitioning the mesh for good. The
+        # first 100,000 are kept, the rest dropped and counted.
+        f = self.fake()
+        vector = Raw(b"\xdd" + struct.pack(">I", 100001) + b"".join(
+            b"\x92\xc4\x20" + struct.pack(">QQQQ", 0, 0, 0, i) + b"\x01"
+            for i in range(1, 100002)))
+        f.hello(lineage_ids(self.a.db), vector=vector)
+        self.assertIsNotNone(f.expect(HELLO), "a did not answer the HELLO of 100,001 entries")
+        self.wait("a to count what it cut", lambda: self.a.report()["node"]["vector_entries_cut"] == 1)
+        self.assertIn("more than 100000 entries in one message", self.a.logs())
+        self.dropped()
+
     def test_a_delta_over_another_copy_is_asked_for_whole(self):
         f = self.delta_fake()
         # Its vector as a delta over a copy a does not hold: a takes the entry (it is the

@@ -311,6 +311,77 @@ static void test_hello_lists_the_capabilities(void **state)
     assert_string_equal(h.capabilities[2], WIRE_CAP_PARTS);
     stm_wire_hello_clear(&h);
     stm_buf_free(&msg);
+    /* With vector deltas, vdelta.v1 too, and the vector part's keys and vknow back. */
+    lineage_t *l = stm_lineage_new("x");
+    vector_t *v = stm_vector_new();
+    stm_id a = {{7}}, node = {{8}};
+    stm_vector_set(v, &a, 3);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    vo.delta = vo.more = true;
+    vo.base.lane[0] = 42;
+    vector_digest know = {{5, 6}};
+    wire_hello_out ho = {.endpoint = "", .name = "", .lineage = l, .vector = &vo, .know = &know,
+                         .deltas = true};
+    msg = (buf_t)BUF_INIT;
+    stm_wire_encode_hello(&msg, &node, &ho);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(h.ncapabilities, 4);
+    assert_string_equal(h.capabilities[3], WIRE_CAP_VDELTA);
+    assert_true(h.vector.delta && h.vector.more && !h.vector.part && h.vector.has_digest);
+    assert_true(stm_vector_digest_equal(&h.vector.base, &vo.base));
+    assert_true(stm_vector_digest_equal(&h.vector.digest, &vo.digest));
+    assert_int_equal(stm_vector_get(h.vector.entries, &a), 3);
+    assert_true(h.has_know && stm_vector_digest_equal(&h.know, &know));
+    stm_wire_hello_clear(&h);
+    stm_buf_free(&msg);
+    stm_buf_free(&vo.entries);
+    stm_vector_destroy(&v);
+    stm_lineage_destroy(&l);
+}
+
+/* A vector longer than one message carries (an older stemma with more origins) is cut
+ * to its first VECTOR_MAX_ENTRIES, never refused: refusing it partitioned the mesh. A
+ * VECTOR carries a part or vneed, and each comes back as it went. */
+static void test_long_vectors_are_cut_and_vectors_travel(void **state)
+{
+    (void)state;
+    vector_t *v = stm_vector_new();
+    for (uint32_t i = 0; i < VECTOR_MAX_ENTRIES + 3; i++) {
+        stm_id o = {{0}};
+        o.bytes[0] = (unsigned char)(i >> 24), o.bytes[1] = (unsigned char)(i >> 16);
+        o.bytes[2] = (unsigned char)(i >> 8), o.bytes[3] = (unsigned char)i;
+        stm_vector_set(v, &o, 1 + i % 5); /* in order: appended */
+    }
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_ack(&msg, 9, &vo);
+    uint64_t seq;
+    vector_msg back;
+    stm_error err = {0};
+    assert_int_equal(stm_wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
+    assert_int_equal(stm_vector_count(back.entries), VECTOR_MAX_ENTRIES);
+    assert_int_equal(back.cut, 3);
+    stm_vector_msg_clear(&back);
+    /* VECTOR: a part, vneed, both; neither is malformed. */
+    bool has, need;
+    for (int k = 0; k < 3; k++) {
+        stm_buf_reset(&msg);
+        stm_wire_encode_vector(&msg, k != 1 ? &vo : NULL, k > 0);
+        assert_int_equal(stm_wire_decode_vector(msg.data, msg.len, &back, &has, &need, &err),
+                         STM_OK);
+        assert_true(has == (k != 1) && need == (k > 0));
+        stm_vector_msg_clear(&back);
+    }
+    stm_buf_reset(&msg);
+    stm_wire_encode_vector(&msg, NULL, false);
+    assert_int_equal(stm_wire_decode_vector(msg.data, msg.len, &back, &has, &need, &err),
+                     STM_EPROTO);
+    assert_null(back.entries);
+    stm_buf_free(&msg);
+    stm_buf_free(&vo.entries);
+    stm_vector_destroy(&v);
 }
 
 
@@ -615,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys_are_skipped),
         cmocka_unit_test(test_ops_in_parts_and_received),
         cmocka_unit_test(test_hello_lists_the_capabilities),
+        cmocka_unit_test(test_long_vectors_are_cut_and_vectors_travel),
         cmocka_unit_test(test_hello_limits),
         cmocka_unit_test(test_hello_at_the_item_limit_costs_what_the_docs_say),
         cmocka_unit_test(test_own_lineage_is_checked_against_the_limits),
