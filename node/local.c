@@ -39,6 +39,7 @@ struct local {
                              database (invariant 5) */
     int64_t sync_after_ms; /* ... not before this (monotonic), so that with many origins it
                               takes at most a twentieth of the node's time */
+    int origins_told;      /* how many of the origins' thresholds were logged */
 };
 
 /* The admit's lineages are this local's, replaced together (admit.h: lent). */
@@ -324,6 +325,30 @@ static void s_replay_owed(local_t *l)
                       "finished the replay a migration left unfinished: %llu parked operations "
                       "applied",
                       (unsigned long long)st.replayed);
+}
+
+void stm_local_warn_origins(local_t *l)
+{
+    size_t origins = stm_vtrack_count(stm_feed_vector(l->feed));
+    if (origins >= LOCAL_ORIGINS_WARN && l->origins_told < 1) {
+        l->origins_told = 1;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins: every device that ever wrote to this data is one, and "
+                      "each is an entry of every version vector. Peers that list vdelta.v1 "
+                      "are sent the entries that changed; older stemmas are sent whole "
+                      "vectors of at most %u entries, and past that the entries of the "
+                      "highest sequence only (they then send again what they think is "
+                      "missing): upgrade them",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
+    if (origins > VECTOR_MAX_ENTRIES && l->origins_told < 2) {
+        l->origins_told = 2;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins, more than an older stemma takes in one vector (%u): it is "
+                      "sent those of the highest sequence, and sends again operations of the "
+                      "others that this node holds (duplicates change nothing)",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
 }
 
 void stm_local_sync_feed(local_t *l)

@@ -95,6 +95,13 @@ void stm_local_sync_feed(local_t *l);
  * never delays them. True when something new joined the feed (peers may lack it). */
 bool stm_local_sync_due(local_t *l);
 
+/* The origins at which the node says, once, that they grow: half an older stemma's wall
+ * (it refused vectors of more than VECTOR_MAX_ENTRIES), then at that wall. */
+#define LOCAL_ORIGINS_WARN (VECTOR_MAX_ENTRIES / 2)
+/* Logs, once each, that the database's origins (every device that ever wrote is one)
+ * passed LOCAL_ORIGINS_WARN and VECTOR_MAX_ENTRIES. */
+void stm_local_warn_origins(local_t *l);
+
 /* Looks for writes of other connections and for a migration; returns the
  * local_change bits found (0: nothing). */
 int stm_local_look(local_t *l);

@@ -387,32 +387,6 @@ static bool s_mark(node_t *n)
     return true;
 }
 
-/* Says, once each, when the origins (every device that ever wrote is one) pass
- * ORIGINS_WARN and VECTOR_MAX_ENTRIES: before the wall an older stemma has, and at it. */
-static void s_warn_origins(node_t *n)
-{
-    size_t origins = stm_vtrack_count(stm_feed_vector(stm_local_feed(n->local)));
-    if (origins >= ORIGINS_WARN && n->origins_told < 1) {
-        n->origins_told = 1;
-        stm_log_event(STM_LOG_WARN, "origins", NULL,
-                      "%zu origins: every device that ever wrote to this data is one, and "
-                      "each is an entry of every version vector. Peers that list vdelta.v1 "
-                      "are sent the entries that changed; older stemmas are sent whole "
-                      "vectors of at most %u entries, and past that the entries of the "
-                      "highest sequence only (they then send again what they think is "
-                      "missing): upgrade them",
-                      origins, VECTOR_MAX_ENTRIES);
-    }
-    if (origins > VECTOR_MAX_ENTRIES && n->origins_told < 2) {
-        n->origins_told = 2;
-        stm_log_event(STM_LOG_WARN, "origins", NULL,
-                      "%zu origins, more than an older stemma takes in one vector (%u): it is "
-                      "sent those of the highest sequence, and sends again operations of the "
-                      "others that this node holds (duplicates change nothing)",
-                      origins, VECTOR_MAX_ENTRIES);
-    }
-}
-
 /* After the timers, before sleeping: what waited for dispatch to end. */
 static void s_before_sleep(node_t *n)
 {
@@ -432,7 +406,7 @@ static void s_before_sleep(node_t *n)
         stm_mesh_mark_more(n->mesh);
         n->walking = true;
     }
-    s_warn_origins(n);
+    stm_local_warn_origins(n->local);
 }
 
 /* ---- life ---- */

@@ -67,13 +67,9 @@ struct node {
     bool policy_failing;       /* that failure is logged once */
     bool walking;              /* a peer's reader stopped in a slice of a long walk: the
                                   loop goes on without sleeping */
-    int origins_told;          /* how many thresholds of the origins' count were logged */
     bool deltas;               /* [sync] vector_deltas: list vdelta.v1 */
 };
 
-/* The origins at which the node says, once, that they grow (half an older stemma's
- * wall). */
-#define ORIGINS_WARN (VECTOR_MAX_ENTRIES / 2)
 
 /* Internal (dispatch.c): what a message from a peer does. */
 
