@@ -50,7 +50,8 @@
  *     ones). To one that does, a vector goes whole (in parts of VECTOR_MAX_ENTRIES)
  *     until the peer holds it, then as the entries changed since the last one sent, over
  *     its digest (base): out says what it holds. What the peer holds of ours is trusted
- *     only while its HELLOs say they know it (vknow), and a delta of theirs is taken
+ *     only while its HELLOs say they know it (vknow: that one, or one of the last few
+ *     sent, when what followed was lost), and a delta of theirs is taken
  *     only over the very copy it was made from (its base is our copy's digest), its
  *     digest then checked; otherwise the whole is asked for (VECTOR's vneed), once until
  *     a whole one comes. Entries a delta names are set even so: they are the peer's. */
@@ -185,7 +186,8 @@ session_vector stm_session_take_vector(session_t *s, vector_msg *m);
 /* True, with its digest, while we hold their whole vector (for our HELLO's vknow). */
 bool stm_session_knows_theirs(const session_t *s, vector_digest *out);
 /* Their HELLO says they hold our vector of digest know (NULL: none): unless it is the
- * one last sent them, the next goes whole. */
+ * one last sent them, or one of the SESSION_SENT_KEPT before it (the next is then a
+ * delta from that one), the next goes whole. */
 void stm_session_told_knows(session_t *s, const vector_digest *know);
 /* Whether they hold our vector as last sent them (out): false until one went whole. */
 bool stm_session_vector_synced(const session_t *s);

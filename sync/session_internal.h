@@ -6,6 +6,9 @@
 
 #include "session.h"
 
+/* How many vectors sent are remembered by their digest (invariant 10). */
+#define SESSION_SENT_KEPT 16
+
 /* What we hold of their vector (invariant 10). */
 typedef enum {
     S_IN_NONE,    /* not all of it: a delta over it cannot be taken */
@@ -53,6 +56,13 @@ struct session {
     bool out_synced;      /* it holds our vector as of out_gen, of digest out_digest */
     uint64_t out_gen;
     vector_digest out_digest;
+    struct {
+        uint64_t gen;
+        vector_digest digest;
+    } sent[SESSION_SENT_KEPT]; /* the last vectors sent whole or as deltas over a held
+                                  one: a peer whose vknow names one of them (it missed
+                                  those after it) is sent a delta from there */
+    size_t nsent, sent_at;
     s_in in;              /* what we hold of theirs */
     bool continued;       /* the last vector taken continued our copy: no restart from
                              the feed's start at their HELLO */

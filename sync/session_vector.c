@@ -146,8 +146,18 @@ uint64_t stm_session_vectors_cut(const session_t *s)
 
 void stm_session_told_knows(session_t *s, const vector_digest *know)
 {
-    if (!know || !s->out_synced || !stm_vector_digest_equal(know, &s->out_digest))
-        s->out_synced = false;
+    if (know && s->out_synced && stm_vector_digest_equal(know, &s->out_digest))
+        return;
+    /* One of the last ones sent: what followed it was lost (a connection dialled anew
+     * drops what waited in it). A delta from there brings it up to date. */
+    for (size_t i = 0; know && i < s->nsent; i++)
+        if (stm_vector_digest_equal(know, &s->sent[i].digest)) {
+            s->out_synced = true;
+            s->out_gen = s->sent[i].gen;
+            s->out_digest = s->sent[i].digest;
+            return;
+        }
+    s->out_synced = false;
 }
 
 void stm_session_vector_sent(session_t *s)
@@ -166,6 +176,7 @@ bool stm_session_vector_synced(const session_t *s)
 void stm_session_vector_lost(session_t *s)
 {
     s->out_synced = false;
+    s->nsent = s->sent_at = 0; /* it holds none of them */
 }
 
 /* The next part handed out, emptied. */
@@ -231,6 +242,13 @@ size_t stm_session_vector_out(session_t *s, const vtrack_t *mine, const vector_o
     }
     s->out_gen = stm_vtrack_gen(mine);
     s->out_digest = now;
+    if (s->out_synced) {
+        s->sent[s->sent_at].gen = s->out_gen;
+        s->sent[s->sent_at].digest = now;
+        s->sent_at = (s->sent_at + 1) % SESSION_SENT_KEPT;
+        if (s->nsent < SESSION_SENT_KEPT)
+            s->nsent++;
+    }
     *parts = s->outs;
     return s->nouts;
 }

@@ -213,6 +213,35 @@ static void test_a_reconnection_keeps_deltas(void **state)
     s_side_free(&b);
 }
 
+/* What a sent while the connection went down was lost (a connection dialled anew drops
+ * what waited in it): b's HELLO knows one of the vectors sent before, and a goes on with
+ * a delta from that one, not the whole. */
+static void test_a_reconnection_after_lost_messages_keeps_deltas(void **state)
+{
+    (void)state;
+    cu_seed(7);
+    side a = s_side(true), b = s_side(true);
+    s_change(&a, 500);
+    s_send(&a, &b);
+    uint64_t gen = stm_vtrack_gen(a.mine);
+    for (int lost = 0; lost < 3; lost++) { /* sent, never received */
+        s_change(&a, 5);
+        const vector_out *parts;
+        stm_session_vector_out(a.s, a.mine, &parts);
+    }
+    vector_digest know;
+    assert_true(stm_session_knows_theirs(b.s, &know));
+    stm_session_told_knows(a.s, &know);
+    s_change(&a, 2);
+    s_sent r = s_send(&a, &b);
+    assert_true(r.delta);
+    assert_false(r.asked);
+    assert_int_equal(r.entries, stm_vtrack_changed_count(a.mine, gen));
+    s_assert_holds(&b, &a);
+    s_side_free(&a);
+    s_side_free(&b);
+}
+
 /* b restarted and lost what it held: its HELLO knows nothing of a's, so a's answer goes
  * whole; and a delta a sends a restarted b before hearing so is not taken: b asks, and
  * the whole one follows. Both converge. */
@@ -414,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_the_digest_is_the_documented_one),
         cmocka_unit_test(test_deltas_converge),
         cmocka_unit_test(test_a_reconnection_keeps_deltas),
+        cmocka_unit_test(test_a_reconnection_after_lost_messages_keeps_deltas),
         cmocka_unit_test(test_a_peer_restarted_without_its_memory_gets_the_whole),
         cmocka_unit_test(test_a_digest_that_does_not_match_falls_back_to_the_whole),
         cmocka_unit_test(test_more_origins_than_one_message_carries),
