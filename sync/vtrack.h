@@ -47,8 +47,10 @@ STM_NODISCARD stm_err stm_vtrack_load(vtrack_t *vt, store_t *store, vtrack_chang
 
 /* ---- reading (settled) ---- */
 
+/* Origin's entry (0: none), added but not settled ones too. */
 uint64_t stm_vtrack_get(const vtrack_t *vt, const stm_id *origin);
 size_t stm_vtrack_count(const vtrack_t *vt);
+/* Entry i in order of origin, lent until the next change. */
 const vector_entry *stm_vtrack_at(const vtrack_t *vt, size_t i);
 /* How many entries, and their seqs summed: the low 32 bits of each, and the high ones
  * (modulo 2^64). Two vectors that differ almost surely differ in these, and SQLite sums
