@@ -353,9 +353,14 @@ void stm_local_warn_origins(local_t *l)
 
 void stm_local_sync_feed(local_t *l)
 {
-    l->sync_owed = true;
-    l->sync_after_ms = 0;
-    s_sync_feed(l);
+    /* Put back in time, or a copy: read whole again (sync/feed.h, stm_feed_reload). */
+    stm_error err = {0};
+    if (stm_feed_reload(l->feed, &err) != STM_OK) {
+        stm_log_event(STM_LOG_WARN, "database", NULL,
+                      "%s (what the database holds is read again at the next look)", err.msg);
+        l->sync_owed = true;
+        l->sync_after_ms = 0;
+    }
 }
 
 bool stm_local_sync_due(local_t *l)

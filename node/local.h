@@ -85,9 +85,9 @@ typedef enum {
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
 } local_change;
 
-/* Compares the feed with the database now (sync/feed.h, invariant 5), whatever the
- * last comparison took: before peers are told of a new origin (the database was put
- * back in time, and its vector may have fallen). */
+/* Reads the feed again from the database now (sync/feed.h, stm_feed_reload): before
+ * peers are told of a new origin (the database was put back in time: its vector may
+ * have fallen, its numbers name other ids). Every peer's reader starts again. */
 void stm_local_sync_feed(local_t *l);
 
 /* What other programs recorded, looked for when another program wrote and the last

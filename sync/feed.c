@@ -32,6 +32,7 @@ struct feed {
     s_entry *entries;  /* its vector at commit */
     size_t nentries, entries_cap;
     vtrack_t *vector;  /* owned (invariant 4) */
+    uint64_t epoch;    /* moved by each reload: positions of before mean nothing */
     txn_listener listener;
 };
 
@@ -194,6 +195,26 @@ stm_err stm_feed_open(store_t *store, feed_t **out, stm_error *err)
     }
     *out = f;
     return STM_OK;
+}
+
+stm_err stm_feed_reload(feed_t *f, stm_error *err)
+{
+    f->nruns = 0;
+    f->changes = 0;
+    if (f->ids)
+        memset(f->ids, 0, f->ids_cap * sizeof *f->ids);
+    f->epoch++;
+    stm_store_forget_ids(f->store); /* its numbers too may name other ids now */
+    stm_err rc = s_load(f, f->store, err);
+    size_t changed;
+    if (rc == STM_OK)
+        rc = stm_feed_sync(f, &changed, err);
+    return rc;
+}
+
+uint64_t stm_feed_epoch(const feed_t *f)
+{
+    return f->epoch;
 }
 
 void stm_feed_destroy(feed_t **self_p)

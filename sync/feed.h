@@ -68,6 +68,15 @@ const txn_listener *stm_feed_listener(feed_t *f);
  * *changed counts the entries that moved (0: nothing new). */
 STM_NODISCARD stm_err stm_feed_sync(feed_t *f, size_t *changed, stm_error *err);
 
+/* Reads every run and origin id again from the database, as at open: for a database
+ * put back in time under the node (its numbers may now name other ids, its rows be
+ * others). Positions before it mean nothing after it: stm_feed_epoch changes, and a
+ * reader that sees it change starts from the start. The vector is compared anew
+ * (stm_feed_sync). */
+STM_NODISCARD stm_err stm_feed_reload(feed_t *f, stm_error *err);
+/* Changes at every stm_feed_reload. */
+uint64_t stm_feed_epoch(const feed_t *f);
+
 /* The runs readers may walk (committed), and run i (lent until the next commit, which
  * may grow the last one or move the array). */
 size_t stm_feed_count(const feed_t *f);

@@ -165,6 +165,7 @@ struct oplog_reader {
     uint64_t limit;     /* a row change over this many bytes is read as a stand-in */
     uint64_t max_value; /* so is one with a key or value over this many */
     oplog_pos pos;      /* the next operation to look at: run, and seq in it (0: its first) */
+    uint64_t epoch;     /* the feed's when pos was taken (stm_feed_epoch) */
     sqlite3_stmt *stmt; /* the rows of one run; prepared on first use, finalized at rest */
     bool live;          /* stmt is bound to pos.run and stepping */
     bool ready;         /* stmt holds a row not handed out yet */
@@ -216,6 +217,7 @@ oplog_reader_t *stm_oplog_reader_on(feed_t *feed)
 {
     oplog_reader_t *r = stm_calloc(1, sizeof *r);
     r->feed = feed;
+    r->epoch = stm_feed_epoch(feed);
     r->limit = OP_MAX_CHANGE_BYTES;
     r->max_value = OP_MAX_VALUE_BYTES;
     return r;
@@ -403,6 +405,10 @@ stm_err stm_oplog_reader_walk(oplog_reader_t *r, opbatch_t *batch, size_t max_op
     *yielded = false;
     size_t skipped = 0;
     store_t *store = stm_feed_store(r->feed);
+    if (r->epoch != stm_feed_epoch(r->feed)) { /* read again: positions mean nothing */
+        stm_oplog_reader_seek(r, (oplog_pos){0, 0});
+        r->epoch = stm_feed_epoch(r->feed);
+    }
     while (*got < max_ops && stm_opbatch_bytes(batch) < max_bytes) {
         bool have;
         stm_err rc = s_fill(r, budget, &skipped, yielded, &have, err);

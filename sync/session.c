@@ -49,10 +49,14 @@ void stm_session_destroy(session_t **self_p)
  * them started (invariant 3); NULL when none is in flight. */
 static const oplog_pos *s_first_flight(const session_t *s)
 {
+    static const oplog_pos start = {0, 0};
     const oplog_pos *first = NULL;
-    for (int i = 0; i < s->nflights; i++)
+    for (int i = 0; i < s->nflights; i++) {
+        if (s->feed && s->flights[i].epoch != stm_feed_epoch(s->feed))
+            return &start; /* taken before the feed was read again */
         if (!first || stm_oplog_pos_cmp(s->flights[i].pos, *first) < 0)
             first = &s->flights[i].pos;
+    }
     return first;
 }
 
@@ -267,7 +271,8 @@ void stm_session_batch_sent(session_t *s, int64_t now_ms)
     s->have_pending = false;
     size_t n = stm_opbatch_count(s->pending);
     if (s->nflights < s->window)
-        s->flights[s->nflights++] = (s_flight){s->batch_seq, s->pending_pos};
+        s->flights[s->nflights++] =
+            (s_flight){s->batch_seq, s->pending_pos, s->feed ? stm_feed_epoch(s->feed) : 0};
     if (s->in_flight++ == 0)
         s->last_send_ms = now_ms;
     if (s->pending_bytes > SESSION_LARGE_BYTES) {

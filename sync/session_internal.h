@@ -21,6 +21,7 @@ typedef enum {
 typedef struct {
     uint64_t seq;
     oplog_pos pos;
+    uint64_t epoch; /* the feed's then (a reload makes pos mean nothing: feed.h) */
 } s_flight;
 
 struct session {

@@ -304,6 +304,29 @@ static void test_what_another_program_records_joins_the_feed(void **state)
     stm_buf_free(&seen);
 }
 
+/* A feed read again (the database was put back in time under the node: its numbers may
+ * name other ids, its runs be others) starts its readers over: their positions meant the
+ * runs of before. */
+static void test_a_feed_read_again_starts_its_readers_over(void **state)
+{
+    fixture *f = *state;
+    s_apply(f->applier, 1, 1, 2, 100);
+    s_apply(f->applier, 2, 1, 1, 50);
+    oplog_reader_t *r = stm_oplog_reader_on(f->feed);
+    buf_t seen = BUF_INIT;
+    s_walk(r, &seen);
+    assert_string_equal(stm_buf_str(&seen), "1:1 1:2 2:1 ");
+    uint64_t epoch = stm_feed_epoch(f->feed);
+    stm_error err = {0};
+    s_ok(stm_feed_reload(f->feed, &err), &err);
+    assert_true(stm_feed_epoch(f->feed) != epoch);
+    assert_int_equal(stm_feed_count(f->feed), 2); /* by clock now: origin 2's first */
+    s_walk(r, &seen);
+    assert_string_equal(stm_buf_str(&seen), "2:1 1:1 1:2 ");
+    stm_oplog_reader_destroy(&r);
+    stm_buf_free(&seen);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -313,6 +336,7 @@ int main(void)
         T(test_a_reader_is_kept_between_passes),
         T(test_a_long_walk_is_cut_into_slices),
         T(test_what_another_program_records_joins_the_feed),
+        T(test_a_feed_read_again_starts_its_readers_over),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
