@@ -31,7 +31,10 @@
  *     those differ, entry by entry): for each origin whose entry moved, its row changes
  *     above the old entry. (Of those, ones above a gap in
  *     that origin's sequence are found once the gap fills; one already in the feed may
- *     come twice, which only sends it twice.) */
+ *     come twice, which only sends it twice.)
+ *  6. A database put back in time under the node is read whole again
+ *     (stm_feed_reload): its numbers may name other ids now, its rows be others. The
+ *     epoch changes, and a position taken before means nothing after. */
 #ifndef STM_FEED_H
 #define STM_FEED_H
 
