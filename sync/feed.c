@@ -151,7 +151,8 @@ static stm_err s_load(feed_t *f, store_t *from, stm_error *err)
         free(all);
         return stm_store_error(from, err, "reading the oplog");
     }
-    qsort(all, n, sizeof *all, s_by_clock);
+    if (n)
+        qsort(all, n, sizeof *all, s_by_clock);
     /* The ids of the numbers, read in one pass (not one lookup a run). */
     if (sqlite3_prepare_v2(stm_store_db(from), "SELECT no, id FROM stemma_ids", -1, &q, NULL) !=
         SQLITE_OK) {
