@@ -55,8 +55,10 @@ typedef struct {
 typedef struct feed feed_t;
 
 /* Loads the feed of store (lent; it must outlive the feed, or be replaced with
- * stm_feed_set_store): every stored row change, by clock (invariant 1), and the vector.
- * The caller owns it (stm_feed_destroy). */
+ * stm_feed_set_store): every stored row change, by clock (invariant 1), and the vector,
+ * read on a connection of its own (so that the store's page cache stays empty): what is
+ * committed, never a transaction the store holds open. The caller owns it
+ * (stm_feed_destroy). */
 STM_NODISCARD stm_err stm_feed_open(store_t *store, feed_t **out, stm_error *err);
 void stm_feed_destroy(feed_t **self_p);
 
