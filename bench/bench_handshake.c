@@ -177,13 +177,7 @@ int main(int argc, char **argv)
     char node_pub[41];
     snprintf(node_pub, sizeof node_pub, "%.40s", k + 12);
     stm_buf_free(&out);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, STDERR_FILENO);
-        execl(s_stemma, s_stemma, "node", "--dir", dir, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = bench_start_node(s_stemma, dir, log);
     usleep(300000);
 
     /* This program as a peer: a key pair, an inbox, a HELLO with a real lineage. */
@@ -199,9 +193,11 @@ int main(int argc, char **argv)
         bench_die(err.msg);
     stm_id id;
     zmq_z85_decode(id.bytes, pub);
-    vector_t *v = stm_vector_new();
+    vector_out v = {.entries = BUF_INIT, .has_digest = true}; /* empty, digest 0 */
+    stm_buf_putc(&v.entries, (char)0x90); /* an empty MessagePack array */
     buf_t hello = BUF_INIT;
-    stm_wire_encode_hello(&hello, &id, inbox_ep, "bench", lineage, v, 0, NULL, 0, false, NULL);
+    wire_hello_out ho = {.endpoint = inbox_ep, .name = "bench", .lineage = lineage, .vector = &v};
+    stm_wire_encode_hello(&hello, &id, &ho);
     double *hs = calloc((size_t)count, sizeof *hs), *rt = calloc((size_t)count, sizeof *rt);
     int timeout = 5000;
     zmq_setsockopt(inbox, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
@@ -288,7 +284,7 @@ int main(int argc, char **argv)
     zmq_close(inbox);
     zmq_ctx_term(ctx);
     stm_buf_free(&hello);
-    stm_vector_destroy(&v);
+    stm_buf_free(&v.entries);
     stm_lineage_destroy(&lineage);
     stm_schemaset_destroy(&set);
     free(hs);

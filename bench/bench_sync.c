@@ -29,37 +29,10 @@
 
 static const char *s_stemma;
 
-/* Peak resident memory of a process, in KiB. */
-static long s_peak_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
     return stm_applier_apply(args[0], batch, args[1], err);
-}
-
-static pid_t s_node(const char *dir, const char *log)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, STDERR_FILENO);
-        execl(s_stemma, s_stemma, "node", "--dir", dir, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
 }
 
 int main(int argc, char **argv)
@@ -136,10 +109,10 @@ int main(int argc, char **argv)
     stm_buf_free(&out);
     bench_stemma(s_stemma, NULL, "init", "--dir", b_dir, "--db", b_db, "--schemas", "schemas/tasks", "--bind",
           bind_b, "--peer", peer, "--trust-on-first-use", (char *)NULL);
-    pid_t pa = s_node(a_dir, log_a);
+    pid_t pa = bench_start_node(s_stemma, a_dir, log_a);
     usleep(200000);
     t0 = bench_now();
-    pid_t pb = s_node(b_dir, log_b);
+    pid_t pb = bench_start_node(s_stemma, b_dir, log_b);
     long long got = 0;
     /* Looked at every 2 % of the time so far (2 ms to 100 ms): a fixed 100 ms made a
      * sync shorter than that read as 0.1 s (10,002 operations capped at 100,000/s),
@@ -150,7 +123,7 @@ int main(int argc, char **argv)
         got = bench_count(b_db, "SELECT coalesce(sum(n), 0) FROM stemma_oplog");
     }
     double sync = bench_now() - t0;
-    long peak_a = s_peak_kib(pa), peak_b = s_peak_kib(pb);
+    long peak_a = bench_peak_kib(pa), peak_b = bench_peak_kib(pb);
     kill(pa, SIGTERM);
     kill(pb, SIGTERM);
     waitpid(pa, NULL, 0);

@@ -1,10 +1,12 @@
 #include "benchutil.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -91,6 +93,44 @@ long long bench_count(const char *db, const char *sql)
     }
     sqlite3_close(h);
     return v;
+}
+
+int bench_start_node(const char *stemma, const char *dir, const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDERR_FILENO);
+        execl(stemma, stemma, "node", "--dir", dir, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A line "KEY: n kB" of /proc/PID/status. */
+static long s_status_kib(int pid, const char *key)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    size_t len = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, len) == 0 && line[len] == ':')
+            kib = atol(line + len + 1);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+long bench_peak_kib(int pid)
+{
+    return s_status_kib(pid, "VmHWM");
+}
+
+long bench_rss_kib(int pid)
+{
+    return s_status_kib(pid, "VmRSS");
 }
 
 void bench_row(const char *figure, const char *stemma, const char *baseline, const char *ratio,

@@ -21,6 +21,14 @@ int bench_free_port(void);
 /* The integer sql returns from db (read-only), -1 on failure. */
 long long bench_count(const char *db, const char *sql);
 
+/* Starts `stemma node --dir dir` in the background, its log (stderr) appended to log;
+ * its pid. */
+int bench_start_node(const char *stemma, const char *dir, const char *log);
+/* The peak resident memory (VmHWM) of a running process, in KiB; -1 when unknown. */
+long bench_peak_kib(int pid);
+/* Its resident memory now (VmRSS), in KiB; -1 when unknown. */
+long bench_rss_kib(int pid);
+
 /* Prints one line for scripts/bench's summary table:
  * "row|FIGURE|STEMMA|BASELINE|RATIO|TARGET" (any of the last four may be ""). */
 void bench_row(const char *figure, const char *stemma, const char *baseline, const char *ratio,

@@ -36,9 +36,10 @@ static void s_write(const char *target, const char *name, const void *data, size
 /* A wire seed: the type byte (wire_type - 1), then the message without its header. */
 static void s_wire(const char *name, const buf_t *msg)
 {
-    /* The first byte picks the type in fuzz_wire: HELLO REFUSE OPS ACK RECEIVED. */
+    /* The first byte picks the type in fuzz_wire: HELLO REFUSE OPS ACK RECEIVED VECTOR. */
     buf_t seed = BUF_INIT;
-    stm_buf_putc(&seed, (char)(msg->data[5] == WIRE_RECEIVED ? 4 : msg->data[5] - 1));
+    int type = msg->data[5];
+    stm_buf_putc(&seed, (char)(type == WIRE_RECEIVED ? 4 : type == WIRE_VECTOR ? 5 : type - 1));
     stm_buf_append(&seed, msg->data + WIRE_HEADER_BYTES, msg->len - WIRE_HEADER_BYTES);
     s_write("wire", name, seed.data, seed.len);
     stm_buf_free(&seed);
@@ -200,8 +201,13 @@ static void s_hello(const char *name, const lineage_t *l, size_t nvec, int min_s
                           {.id = s_id(0x20), .endpoint = "ipc:///tmp/stemma.sock"}};
     stm_id node = s_id(0x99);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "device-7000", l, v, min_supported, peers, npeers,
-                          reply, lenses);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    wire_hello_out h = {.endpoint = "tcp://127.0.0.1:7000", .name = "device-7000", .lineage = l,
+                        .vector = &vo, .min_supported = min_supported, .peers = peers,
+                        .npeers = npeers, .reply = reply, .deltas = nvec == 2, .lenses = lenses};
+    stm_wire_encode_hello(&msg, &node, &h);
+    stm_buf_free(&vo.entries);
     char wname[128];
     snprintf(wname, sizeof wname, "hello-%s", name);
     s_wire(wname, &msg);
@@ -310,9 +316,23 @@ int main(int argc, char **argv)
         if (n != 2)
             s_write("codec", name, enc.data, enc.len);
         stm_buf_reset(&msg);
-        stm_wire_encode_ack(&msg, n * 10, v);
+        vector_out vo = {.entries = BUF_INIT};
+        stm_vector_out_whole(&vo, v);
+        stm_wire_encode_ack(&msg, n * 10, &vo);
         snprintf(name, sizeof name, "ack-%zu", n);
         s_wire(name, &msg);
+        /* The same as a delta over a digest, and as a VECTOR part (vdelta.v1). */
+        vo.delta = true;
+        vo.more = n == 1;
+        stm_buf_reset(&msg);
+        stm_wire_encode_ack(&msg, n * 10, &vo);
+        snprintf(name, sizeof name, "ack-delta-%zu", n);
+        s_wire(name, &msg);
+        stm_buf_reset(&msg);
+        stm_wire_encode_vector(&msg, &vo, n == 3);
+        snprintf(name, sizeof name, "vector-part-%zu", n);
+        s_wire(name, &msg);
+        stm_buf_free(&vo.entries);
         stm_buf_free(&enc);
         stm_vector_destroy(&v);
     }

@@ -309,12 +309,33 @@ void fuzz_codec(const uint8_t *data, size_t size)
     }
 }
 
+
 /* ---- wire ---- */
+
+static bool s_lists(const wire_hello *h, const char *capability)
+{
+    for (size_t i = 0; i < h->ncapabilities; i++)
+        if (strcmp(h->capabilities[i], capability) == 0)
+            return true;
+    return false;
+}
 
 static void s_hello_encode(const wire_hello *h, buf_t *out)
 {
-    stm_wire_encode_hello(out, &h->node_id, h->endpoint, h->name ? h->name : "", h->lineage, h->vector,
-                          h->min_supported_version, h->peers, h->npeers, h->reply, NULL);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_of_msg(&vo, &h->vector);
+    wire_hello_out o = {.endpoint = h->endpoint,
+                        .name = h->name ? h->name : "",
+                        .lineage = h->lineage,
+                        .vector = &vo,
+                        .know = h->has_know ? &h->know : NULL,
+                        .min_supported = h->min_supported_version,
+                        .peers = h->peers,
+                        .npeers = h->npeers,
+                        .reply = h->reply,
+                        .deltas = s_lists(h, WIRE_CAP_VDELTA)};
+    stm_wire_encode_hello(out, &h->node_id, &o);
+    stm_buf_free(&vo.entries);
 }
 
 static void s_hello_round_trip(const wire_hello *h)
@@ -427,24 +448,61 @@ static void s_wire_received(const unsigned char *m, size_t len)
     stm_buf_free(&once);
 }
 
+/* Two vector parts say the same. */
+static bool s_vector_msg_equal(const vector_msg *a, const vector_msg *b)
+{
+    return s_vector_equal(a->entries, b->entries) && a->delta == b->delta &&
+           (!a->delta || stm_vector_digest_equal(&a->base, &b->base)) &&
+           a->has_digest == b->has_digest &&
+           (!a->has_digest || stm_vector_digest_equal(&a->digest, &b->digest)) &&
+           a->more == b->more && a->part == b->part;
+}
+
 static void s_wire_ack(const unsigned char *m, size_t len)
 {
     uint64_t seq = 0, seq2 = 0;
-    vector_t *v = NULL, *v2 = NULL;
+    vector_msg v, v2;
     stm_error err = {0};
     if (stm_wire_decode_ack(m, len, &seq, &v, &err) != STM_OK) {
-        if (v)
+        if (v.entries)
             s_fail("wire: a refused ACK left a vector behind");
         return;
     }
     buf_t once = BUF_INIT;
-    stm_wire_encode_ack(&once, seq, v);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_of_msg(&vo, &v);
+    stm_wire_encode_ack(&once, seq, &vo);
     if (stm_wire_decode_ack(once.data, once.len, &seq2, &v2, &err) != STM_OK)
         s_fail("wire: a re-encoded ACK does not decode: %s", err.msg);
-    if (seq != seq2 || !s_vector_equal(v, v2))
+    if (seq != seq2 || !s_vector_msg_equal(&v, &v2))
         s_fail("wire: an ACK differs after encoding and decoding");
-    stm_vector_destroy(&v);
-    stm_vector_destroy(&v2);
+    stm_vector_msg_clear(&v);
+    stm_vector_msg_clear(&v2);
+    stm_buf_free(&vo.entries);
+    stm_buf_free(&once);
+}
+
+static void s_wire_vector(const unsigned char *m, size_t len)
+{
+    vector_msg v, v2;
+    bool has, has2, need, need2;
+    stm_error err = {0};
+    if (stm_wire_decode_vector(m, len, &v, &has, &need, &err) != STM_OK) {
+        if (v.entries)
+            s_fail("wire: a refused VECTOR left a vector behind");
+        return;
+    }
+    buf_t once = BUF_INIT;
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_of_msg(&vo, &v);
+    stm_wire_encode_vector(&once, has ? &vo : NULL, need);
+    if (stm_wire_decode_vector(once.data, once.len, &v2, &has2, &need2, &err) != STM_OK)
+        s_fail("wire: a re-encoded VECTOR does not decode: %s", err.msg);
+    if (has != has2 || need != need2 || (has && !s_vector_msg_equal(&v, &v2)))
+        s_fail("wire: a VECTOR differs after encoding and decoding");
+    stm_vector_msg_clear(&v);
+    stm_vector_msg_clear(&v2);
+    stm_buf_free(&vo.entries);
     stm_buf_free(&once);
 }
 
@@ -453,9 +511,9 @@ void fuzz_wire(const uint8_t *data, size_t size)
     if (size == 0)
         return;
     /* The first byte picks the type: its index here (a seed's first byte). */
-    static const wire_type types[5] = {WIRE_HELLO, WIRE_REFUSE, WIRE_OPS, WIRE_ACK,
-                                       WIRE_RECEIVED};
-    wire_type type = types[data[0] % 5];
+    static const wire_type types[6] = {WIRE_HELLO, WIRE_REFUSE, WIRE_OPS, WIRE_ACK,
+                                       WIRE_RECEIVED, WIRE_VECTOR};
+    wire_type type = types[data[0] % 6];
     size_t len;
     unsigned char *m = s_message(type, data + 1, size - 1, &len);
     switch (type) {
@@ -470,6 +528,9 @@ void fuzz_wire(const uint8_t *data, size_t size)
         break;
     case WIRE_RECEIVED:
         s_wire_received(m, len);
+        break;
+    case WIRE_VECTOR:
+        s_wire_vector(m, len);
         break;
     default:
         s_wire_ack(m, len);

@@ -92,6 +92,7 @@ typedef struct {
 
     /* [sync] */
     int batch_ops;       /* operations per batch sent */
+    bool vector_deltas;  /* list vdelta.v1: vectors as deltas to peers that take them */
     int window;          /* batches in flight per peer */
     int local_poll_ms;   /* how often to look for local writes */
     int busy_timeout_ms; /* how long one attempt to store waits for the database's lock */

@@ -255,16 +255,20 @@ static void s_report_fill(const control_view *v, report_node *r)
         r->parked_reasons = reasons;
         r->nparked_reasons = nreasons;
     }
-    vector_t *mine = NULL;
-    if (stm_vector_read(store, &mine, &err) != STM_OK)
-        mine = NULL; /* a lag of 0 rather than no report */
+    /* The vector the node keeps (sync/feed.h): a report reads no row per origin. */
+    const vtrack_t *mine = stm_feed_vector(stm_local_feed(v->local));
+    r->origins = stm_vtrack_count(mine);
     size_t count = stm_mesh_count(v->mesh);
     report_peer *peers = stm_calloc(count + 1, sizeof *peers);
     for (size_t i = 0; i < count; i++) {
-        stm_peer_report(stm_mesh_at(v->mesh, i), &peers[i], mine);
-        r->bytes_sent += stm_peer_bytes_sent(stm_mesh_at(v->mesh, i));
+        peer_t *p = stm_mesh_at(v->mesh, i);
+        stm_peer_report(p, &peers[i], mine);
+        r->bytes_sent += stm_peer_bytes_sent(p);
+        r->bytes_hello += stm_peer_bytes_of(p, WIRE_HELLO);
+        r->bytes_ack += stm_peer_bytes_of(p, WIRE_ACK);
+        r->bytes_vector += stm_peer_bytes_of(p, WIRE_VECTOR);
+        r->vector_cut += stm_session_vectors_cut(stm_peer_session(p));
     }
-    stm_vector_destroy(&mine);
     r->peers = peers;
     r->npeers = count;
 }

@@ -32,25 +32,110 @@ stm_err stm_node_open_peer(node_t *n, peer_t *p, stm_error *err)
     return stm_peer_open(p, &self, stm_monotime_ms(), err);
 }
 
+/* ---- vectors (docs/protocol.md, "Vector deltas") ---- */
+
+/* Our vector as the next message to p carries it (sync/session.h, invariant 10): the
+ * parts, of which the first goes in that message; said once when it is cut for an older
+ * peer. */
+static size_t s_vector_out(node_t *n, peer_t *p, const vector_out **parts)
+{
+    size_t count = stm_session_vector_out(stm_peer_session(p),
+                                          stm_feed_vector(stm_local_feed(n->local)), parts);
+    if ((*parts)[0].part && stm_session_older(stm_peer_session(p)) &&
+        stm_peer_tell_once(p, PEER_TOLD_CUT_OUT))
+        stm_log_event(STM_LOG_WARN, "origins", stm_peer_short_id(p),
+                      "this node's vector has more than %u entries, more than this peer's "
+                      "stemma takes in one message (it does not list %s): it is sent the %u "
+                      "of the highest sequence, and sends again what it thinks this node "
+                      "lacks of the others; upgrade it (said once per peer)",
+                      VECTOR_MAX_ENTRIES, WIRE_CAP_VDELTA, VECTOR_MAX_ENTRIES);
+    return count;
+}
+
+/* The parts after the first, in VECTOR messages. */
+static void s_send_parts(peer_t *p, const vector_out *parts, size_t count)
+{
+    buf_t msg = BUF_INIT;
+    for (size_t i = 0; i < count; i++) {
+        stm_buf_reset(&msg);
+        stm_wire_encode_vector(&msg, &parts[i], false);
+        stm_peer_send(p, &msg);
+    }
+    stm_buf_free(&msg);
+}
+
+/* Our whole vector to p, in VECTOR messages: it asked, or does not hold it. */
+static void s_send_whole(node_t *n, peer_t *p)
+{
+    stm_session_vector_lost(stm_peer_session(p));
+    const vector_out *parts;
+    size_t count = s_vector_out(n, p, &parts);
+    s_send_parts(p, parts, count);
+    stm_session_vector_sent(stm_peer_session(p));
+}
+
+/* Taken as a stemma before vector deltas takes it, by a node told not to use them
+ * ([sync] vector_deltas = false): whole, whatever else the message says. */
+static void s_as_older(const node_t *n, vector_msg *m)
+{
+    if (n->deltas)
+        return;
+    m->delta = m->has_digest = m->more = m->part = false;
+}
+
+/* What a vector part of p's came to (stm_session_take_vector): asked for whole when it
+ * could not be taken; a peer counting digests otherwise is said once. */
+static void s_vector_taken(node_t *n, peer_t *p, session_vector r, uint64_t cut_before)
+{
+    session_t *s = stm_peer_session(p);
+    if (r == SESSION_VECTOR_ASK) {
+        buf_t msg = BUF_INIT;
+        stm_wire_encode_vector(&msg, NULL, true);
+        stm_peer_send(p, &msg);
+        stm_buf_free(&msg);
+    } else if (r == SESSION_VECTOR_DIFFERS) {
+        stm_log_event(STM_LOG_WARN, "vector", stm_peer_short_id(p),
+                      "its whole vector came with a digest that is not the one this node "
+                      "counts for it: its stemma counts digests otherwise, so vectors go "
+                      "whole between the two (said once)");
+    }
+    if (stm_session_vectors_cut(s) > cut_before && stm_peer_tell_once(p, PEER_TOLD_CUT_IN))
+        stm_log_event(STM_LOG_WARN, "origins", stm_peer_short_id(p),
+                      "it sent a vector of more than %u entries in one message (an older "
+                      "stemma): the rest were dropped, so it may be sent operations it holds "
+                      "again; upgrade it (said once per peer)",
+                      VECTOR_MAX_ENTRIES);
+    (void)n;
+}
+
 /* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
 void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
 {
-    vector_t *v = NULL;
-    stm_error err = {0};
-    if (stm_vector_read(stm_local_store(n->local), &v, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-        return;
-    }
+    session_t *s = stm_peer_session(p);
+    const vector_out *parts;
+    size_t nparts = s_vector_out(n, p, &parts);
+    vector_digest know;
+    bool knows = n->deltas && stm_session_knows_theirs(s, &know);
     size_t npeers;
     wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
+    wire_hello_out h = {.endpoint = n->advertise,
+                        .name = n->name,
+                        .lineage = stm_local_lineage(n->local),
+                        .vector = &parts[0],
+                        .know = knows ? &know : NULL,
+                        .min_supported = n->policy.min_supported_version,
+                        .peers = list,
+                        .npeers = npeers,
+                        .reply = reply,
+                        .deltas = n->deltas,
+                        .lenses = stm_local_lenses(n->local)};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &n->id, n->advertise, n->name, stm_local_lineage(n->local), v,
-                          n->policy.min_supported_version, list, npeers, reply,
-                          stm_local_lenses(n->local));
+    stm_wire_encode_hello(&msg, &n->id, &h);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
+    s_send_parts(p, parts + 1, nparts - 1);
+    stm_session_vector_sent(s);
     free(list);
-    stm_vector_destroy(&v);
 }
 
 /* ---- what peers say ---- */
@@ -85,6 +170,15 @@ static bool s_key_shared(node_t *n, peer_t *p, const wire_hello *h)
     }
     stm_buf_free(&pair);
     return true;
+}
+
+/* Whether a HELLO lists a capability. */
+static bool s_lists(const wire_hello *h, const char *capability)
+{
+    for (size_t i = 0; i < h->ncapabilities; i++)
+        if (strcmp(h->capabilities[i], capability) == 0)
+            return true;
+    return false;
 }
 
 static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
@@ -151,9 +245,18 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     if (m->route_len)
         stm_peer_set_route(p, m->route, m->route_len, m->address);
     peer_state was = stm_peer_get_state(p);
+    /* Its vector, whole or a delta over what we hold of it; and whether it holds ours
+     * (vknow): the session's (sync/session.h, invariant 10). */
+    session_t *session = stm_peer_session(p);
+    bool deltas = n->deltas && s_lists(&h, WIRE_CAP_VDELTA);
+    stm_session_set_deltas(session, deltas);
+    uint64_t cut_before = stm_session_vectors_cut(session);
+    s_as_older(n, &h.vector);
+    session_vector taken = stm_session_take_vector(session, &h.vector);
+    stm_session_told_knows(session, deltas && h.has_know ? &h.know : NULL);
     /* It holds more of this database's origin than the database has issued: the
      * database went back in time (sync/origin.h), and takes a new origin now. */
-    stm_local_check_held(n->local, h.vector);
+    stm_local_check_held(n->local, stm_session_theirs(session));
     /* The versions it describes: operations written there (relayed by anyone) are
      * judged by them (admit.h); what waited for them is judged again. */
     if (stm_admit_learn(stm_local_admit(n->local), h.lineage, &h.lenses))
@@ -198,9 +301,14 @@ static void s_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     if (v->warning[0])
         stm_log_event(STM_LOG_WARN, "version-gap", stm_peer_short_id(p), "%s", v->warning);
     /* The answer goes after a REFUSE: the refused side keeps the refusal through
-     * answers (they carry reply), so it ends refused, not connected. */
+     * answers (they carry reply), so it ends refused, not connected. It carries our
+     * vector whole when the peer said it does not hold it; an answer is not answered, so
+     * then our whole vector follows in VECTOR messages. */
     if (!hello->reply)
         stm_node_send_hello(n, p, true);
+    else if (deltas && !stm_session_vector_synced(session))
+        s_send_whole(n, p);
+    s_vector_taken(n, p, taken, cut_before);
     stm_mesh_learn(n->mesh, hello);
 }
 
@@ -218,9 +326,11 @@ static void s_on_refuse(node_t *n, peer_t *p, const void *data, size_t len)
                       stm_peer_refused_by(p));
 }
 
-/* Told by the inbound queue of each batch stored, after the commit. */
+/* Told by the inbound queue of each batch stored, after the commit: the ACK carries our
+ * vector as the commit left it (the feed's, told by the transaction), as a delta over
+ * the one last sent to a peer that takes them. */
 static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
-                  const apply_stats *stats, const vector_t *vector)
+                  const apply_stats *stats)
 {
     node_t *n = ctx;
     n->stored.applied += stats->applied;
@@ -230,10 +340,14 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     n->stored.withheld += stats->withheld;
     peer_t *p = sender; /* peers live as long as the node, so as long as the queue */
     stm_session_on_stored(stm_peer_session(p), stm_opbatch_count(batch), stats->parked);
+    const vector_out *parts;
+    size_t nparts = s_vector_out(n, p, &parts);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_ack(&msg, seq, vector);
+    stm_wire_encode_ack(&msg, seq, &parts[0]);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
+    s_send_parts(p, parts + 1, nparts - 1);
+    stm_session_vector_sent(stm_peer_session(p));
 }
 
 void stm_node_store_inbound(node_t *n)
@@ -318,14 +432,40 @@ static void s_on_received(node_t *n, peer_t *p, const void *data, size_t len)
 static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
 {
     uint64_t seq;
-    vector_t *v = NULL;
+    vector_msg v;
     stm_error err = {0};
     if (stm_wire_decode_ack(data, len, &seq, &v, &err) != STM_OK) {
         stm_node_drop(n, REPORT_DROP_ACK);
         stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
         return;
     }
-    stm_session_on_ack(stm_peer_session(p), seq, &v, stm_monotime_ms());
+    session_t *s = stm_peer_session(p);
+    uint64_t cut_before = stm_session_vectors_cut(s);
+    s_as_older(n, &v);
+    session_vector taken = stm_session_take_vector(s, &v);
+    stm_session_on_ack(s, seq, stm_monotime_ms());
+    s_vector_taken(n, p, taken, cut_before);
+}
+
+/* A part of its vector, or a request for ours whole. */
+static void s_on_vector(node_t *n, peer_t *p, const void *data, size_t len)
+{
+    vector_msg v;
+    bool has_vector, need;
+    stm_error err = {0};
+    if (stm_wire_decode_vector(data, len, &v, &has_vector, &need, &err) != STM_OK) {
+        stm_node_drop(n, REPORT_DROP_VECTOR);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
+        return;
+    }
+    session_t *s = stm_peer_session(p);
+    if (has_vector) {
+        uint64_t cut_before = stm_session_vectors_cut(s);
+        s_vector_taken(n, p, stm_session_take_vector(s, &v), cut_before);
+    }
+    stm_vector_msg_clear(&v);
+    if (need)
+        s_send_whole(n, p);
 }
 
 /* One message, from the inbox (from NULL) or from the DEALER to peer from: its header
@@ -387,6 +527,9 @@ void stm_node_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
         break;
     case WIRE_RECEIVED:
         s_on_received(n, p, m->data, m->len);
+        break;
+    case WIRE_VECTOR:
+        s_on_vector(n, p, m->data, m->len);
         break;
     case WIRE_BYE:
         if (stm_peer_on_bye(p, stm_monotime_ms()))

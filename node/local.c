@@ -2,6 +2,7 @@
 #include "local.h"
 #include "admit.h"
 #include "wire.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "lineage/cache.h"
@@ -32,6 +33,13 @@ struct local {
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
     admit_t *admit;       /* the policy per operation (stm_local_set_policy), the filter of
                              every applier made here; NULL: none */
+    feed_t *feed;         /* the row changes in order of arrival and the vector (sync/feed.h),
+                             told by every transaction of the applier's */
+    bool sync_owed;       /* another program wrote: the feed is to be compared with the
+                             database (invariant 5) */
+    int64_t sync_after_ms; /* ... not before this (monotonic), so that with many origins it
+                              takes at most a twentieth of the node's time */
+    int origins_told;      /* how many of the origins' thresholds were logged */
 };
 
 /* The admit's lineages are this local's, replaced together (admit.h: lent). */
@@ -45,6 +53,8 @@ static void s_admit_refresh(local_t *l)
 static void s_applier_make(local_t *l)
 {
     l->applier = stm_applier_new(l->store, NULL, NULL);
+    if (l->feed)
+        stm_applier_set_listener(l->applier, stm_feed_listener(l->feed));
     stm_applier_set_lenses(l->applier, l->lenses, l->set_lineage);
     stm_applier_set_max_clock_ahead(l->applier, l->max_clock_ahead_ms);
     if (l->admit) {
@@ -124,12 +134,17 @@ static void s_say_new_origin(local_t *l, const char *why)
                   l->db_path, why, hex);
 }
 
-/* Logs a new origin the applier's transactions took. */
+/* Logs a new origin the applier's transactions took. The database was copied or put
+ * back in time: its vector may have fallen, which the feed learns at once, before any
+ * peer is told (sync/feed.h, invariant 5). */
 static void s_log_origin(local_t *l)
 {
     origin_change c = stm_applier_origin_change(l->applier);
-    if (c != ORIGIN_KEPT)
+    if (c != ORIGIN_KEPT) {
         s_say_new_origin(l, stm_origin_change_text(c));
+        l->sync_owed = true;
+        l->sync_after_ms = 0;
+    }
 }
 
 stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
@@ -150,6 +165,9 @@ stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *
         rc = stm_store_check_format(l->store, err);
     if (rc == STM_OK)
         rc = s_load_lineage(l, err);
+    /* Every row change stored, in order of clock, and the vector (sync/feed.h). */
+    if (rc == STM_OK)
+        rc = stm_feed_open(l->store, &l->feed, err);
     if (rc != STM_OK) {
         stm_local_destroy(&l);
         return rc;
@@ -216,6 +234,7 @@ void stm_local_destroy(local_t **self_p)
         return;
     stm_applier_destroy(&l->applier);
     stm_admit_destroy(&l->admit);
+    stm_feed_destroy(&l->feed);
     stm_store_destroy(&l->store);
     stm_lineage_destroy(&l->lineage);
     stm_lineage_destroy(&l->set_lineage);
@@ -234,6 +253,34 @@ store_t *stm_local_store(local_t *l)
 applier_t *stm_local_applier(local_t *l)
 {
     return l->applier;
+}
+
+feed_t *stm_local_feed(local_t *l)
+{
+    return l->feed;
+}
+
+/* What other programs recorded joins the feed (sync/feed.h, invariant 5): after
+ * another program wrote, at most once per twenty times what the last comparison took
+ * (a read of the whole vector: 15-30 ms with 100,000 origins). True when something new
+ * was found. The node's own writes are told to the feed as they commit, so this is
+ * only for `stemma apply` and `stemma migrate` run beside a node. */
+static bool s_sync_feed(local_t *l)
+{
+    int64_t now = stm_monotime_ms();
+    if (!l->sync_owed || now < l->sync_after_ms)
+        return false;
+    size_t changed = 0;
+    stm_error err = {0};
+    if (stm_feed_sync(l->feed, &changed, &err) != STM_OK) {
+        stm_log_event(STM_LOG_WARN, "database", NULL,
+                      "%s (what other programs recorded is looked for again)", err.msg);
+        return false;
+    }
+    int64_t took = stm_monotime_ms() - now;
+    l->sync_owed = false;
+    l->sync_after_ms = stm_monotime_ms() + 20 * took;
+    return changed > 0;
 }
 
 const lineage_t *stm_local_lineage(const local_t *l)
@@ -284,6 +331,47 @@ static void s_replay_owed(local_t *l)
                       (unsigned long long)st.replayed);
 }
 
+void stm_local_warn_origins(local_t *l)
+{
+    size_t origins = stm_vtrack_count(stm_feed_vector(l->feed));
+    if (origins >= LOCAL_ORIGINS_WARN && l->origins_told < 1) {
+        l->origins_told = 1;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins: every device that ever wrote to this data is one, and "
+                      "each is an entry of every version vector. Peers that list vdelta.v1 "
+                      "are sent the entries that changed; older stemmas are sent whole "
+                      "vectors of at most %u entries, and past that the entries of the "
+                      "highest sequence only (they then send again what they think is "
+                      "missing): upgrade them",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
+    if (origins > VECTOR_MAX_ENTRIES && l->origins_told < 2) {
+        l->origins_told = 2;
+        stm_log_event(STM_LOG_WARN, "origins", NULL,
+                      "%zu origins, more than an older stemma takes in one vector (%u): it is "
+                      "sent those of the highest sequence, and sends again operations of the "
+                      "others that this node holds (duplicates change nothing)",
+                      origins, VECTOR_MAX_ENTRIES);
+    }
+}
+
+void stm_local_sync_feed(local_t *l)
+{
+    /* Put back in time, or a copy: read whole again (sync/feed.h, stm_feed_reload). */
+    stm_error err = {0};
+    if (stm_feed_reload(l->feed, &err) != STM_OK) {
+        stm_log_event(STM_LOG_WARN, "database", NULL,
+                      "%s (what the database holds is read again at the next look)", err.msg);
+        l->sync_owed = true;
+        l->sync_after_ms = 0;
+    }
+}
+
+bool stm_local_sync_due(local_t *l)
+{
+    return s_sync_feed(l);
+}
+
 int stm_local_look(local_t *l)
 {
     int found = 0;
@@ -301,6 +389,7 @@ int stm_local_look(local_t *l)
             l->collect_failing = false;
             l->data_version = dv;
             found |= LOCAL_WROTE;
+            l->sync_owed = true; /* looked for after this pass's sends (stm_local_sync_due) */
             s_replay_owed(l);
         }
     }
@@ -334,6 +423,8 @@ void stm_local_reopen_if_readonly(local_t *l)
     stm_applier_destroy(&l->applier);
     stm_store_destroy(&l->store);
     l->store = fresh;
+    stm_feed_set_store(l->feed, fresh); /* readers hold no statement between passes */
+    l->sync_owed = true; /* what was written while it could not be read */
     stm_inbound_watch(l->inbound, l->store);
     s_applier_make(l);
     l->data_version = s_data_version(l);

@@ -13,7 +13,11 @@
  *     and tried again at the next look.
  *  4. A connection SQLite opened read-only stays so until it is opened again: the
  *     store is opened anew once the file is writable (stm_local_reopen_if_readonly), so
- *     fixing the file is enough. The store and applier it lends are then new. */
+ *     fixing the file is enough. The store and applier it lends are then new.
+ *  5. The feed (sync/feed.h) is told by every transaction of the applier's; what other
+ *     programs recorded joins it after a look found that another connection wrote
+ *     (stm_local_sync_due), at most once per twenty times what the last comparison took,
+ *     and at once when the database took a new origin. */
 #ifndef STM_LOCAL_H
 #define STM_LOCAL_H
 
@@ -22,6 +26,7 @@
 #include "base/id.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
+#include "sync/feed.h"
 #include "sync/inbound.h"
 #include "sync/store.h"
 
@@ -61,6 +66,9 @@ admit_t *stm_local_admit(local_t *l);
 /* Lent until the next stm_local_reopen_if_readonly or stm_local_destroy. */
 store_t *stm_local_store(local_t *l);
 applier_t *stm_local_applier(local_t *l);
+/* The row changes in order of arrival and the vector, as peers are sent them
+ * (sync/feed.h), lent until stm_local_destroy. */
+feed_t *stm_local_feed(local_t *l);
 /* The database's lineage and version, lent until the next stm_local_look. */
 /* What the schema set's migrations do to the data, and the set's whole lineage (lent
  * until the set changes): operations of other versions are translated through them. */
@@ -76,6 +84,23 @@ typedef enum {
     LOCAL_WROTE = 1,    /* the application wrote: there are operations to send */
     LOCAL_MIGRATED = 2, /* the database is at another version: a new lineage */
 } local_change;
+
+/* Reads the feed again from the database now (sync/feed.h, stm_feed_reload): before
+ * peers are told of a new origin (the database was put back in time: its vector may
+ * have fallen, its numbers name other ids). Every peer's reader starts again. */
+void stm_local_sync_feed(local_t *l);
+
+/* What other programs recorded, looked for when another program wrote and the last
+ * look is far enough behind (local.h, invariant 5): after a pass's sends, so that it
+ * never delays them. True when something new joined the feed (peers may lack it). */
+bool stm_local_sync_due(local_t *l);
+
+/* The origins at which the node says, once, that they grow: half an older stemma's wall
+ * (it refused vectors of more than VECTOR_MAX_ENTRIES), then at that wall. */
+#define LOCAL_ORIGINS_WARN (VECTOR_MAX_ENTRIES / 2)
+/* Logs, once each, that the database's origins (every device that ever wrote is one)
+ * passed LOCAL_ORIGINS_WARN and VECTOR_MAX_ENTRIES. */
+void stm_local_warn_origins(local_t *l);
 
 /* Looks for writes of other connections and for a migration; returns the
  * local_change bits found (0: nothing). */

@@ -97,9 +97,9 @@ static void s_handle_dealer(node_t *n, peer_t *p)
     }
 }
 
-/* (node_internal.h) The sockets the loop waits on: the inbox, the control socket, the ZAP handler's (when
- * secure), LAN discovery's UDP socket (a plain fd; when discovery is on), then every
- * open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
+/* (node_internal.h) The sockets the loop waits on: the inbox, the control socket, the
+ * ZAP handler's (when secure), LAN discovery's UDP socket (a plain fd; when discovery
+ * is on), then every open DEALER, whose peer is n->poll_peers[i - POLL_FIXED]. */
 #define POLL_FIXED 4
 size_t stm_node_poll_items(node_t *n)
 {
@@ -392,7 +392,10 @@ static bool s_mark(node_t *n)
     n->origin = origin;
     /* A new origin (the database was restored, by stemma restore or in place, or found
      * to be a copy): its peers think it holds what it held before. A HELLO gives them
-     * its vector, and they send again from there. */
+     * its vector, read from the database first (it may have fallen), and they send
+     * again from there. */
+    if (renewed)
+        stm_local_sync_feed(n->local);
     for (size_t i = 0; renewed && i < stm_mesh_count(n->mesh); i++) {
         peer_t *p = stm_mesh_at(n->mesh, i);
         if (stm_peer_get_state(p) == PEER_CONNECTED)
@@ -407,8 +410,20 @@ static void s_before_sleep(node_t *n)
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
     if (!s_mark(n))
         return;
-    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) /* what each lacks, within its window */
-        stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_store(n->local), stm_monotime_ms());
+    /* What each lacks, within its window. A long walk stops after a slice (many runs
+     * it lacks nothing of: a peer met again) and goes on in the next pass, which then
+     * does not sleep. */
+    n->walking = false;
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
+        if (stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_feed(n->local), stm_monotime_ms()))
+            n->walking = true;
+    /* What other programs recorded (stemma apply beside the node), after the sends: with
+     * many origins the comparison takes milliseconds. Found, it is sent next pass. */
+    if (stm_local_sync_due(n->local)) {
+        stm_mesh_mark_more(n->mesh);
+        n->walking = true;
+    }
+    stm_local_warn_origins(n->local);
 }
 
 /* ---- life ---- */
@@ -481,6 +496,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         stm_node_peers_push(n, &cfg->peers[i]);
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
+    n->deltas = cfg->vector_deltas;
     n->heartbeat_ms = cfg->heartbeat_ms;
     n->local_poll_ms = cfg->local_poll_ms;
     n->reconnect_max_ms = cfg->reconnect_max_ms;
@@ -609,10 +625,11 @@ static void s_say_started(node_t *n)
                       stm_local_path(n->local));
 }
 
-/* (node_internal.h) One pass of the loop: reads every socket ready within wait_ms (0: only those ready
- * now), runs the timers whose deadline has come and the before-sleep step, and sets
- * *next_ms to how long the loop may then sleep: until the earliest deadline of the
- * very list the timers ran from (-1: none armed, only a message wakes it). */
+/* (node_internal.h) One pass of the loop: reads every socket ready within wait_ms (0:
+ * only those ready now), runs the timers whose deadline has come and the before-sleep
+ * step, and sets *next_ms to how long the loop may then sleep: until the earliest
+ * deadline of the very list the timers ran from (-1: none armed, only a message wakes
+ * it; 0: a peer's reader stopped in a slice of a long walk, which goes on at once). */
 stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
 {
     *next_ms = 0;
@@ -641,7 +658,7 @@ stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
             s_handle_dealer(n, n->poll_peers[i - POLL_FIXED]);
     s_run_timers(n, stm_monotime_ms());
     s_before_sleep(n);
-    int64_t next = s_next_due(n);
+    int64_t next = n->walking ? 0 : s_next_due(n);
     *next_ms = -1; /* nothing armed: only a message wakes the loop */
     if (next != INT64_MAX) {
         int64_t wait = next - stm_monotime_ms();

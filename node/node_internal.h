@@ -76,6 +76,9 @@ struct node {
     node_event_fn on_event;    /* told of events (events.c); NULL: no one */
     void *event_ctx;           /* on_event's first argument, lent */
     apply_stats stored;        /* what the batches acknowledged in this store did */
+    bool walking;              /* a peer's reader stopped in a slice of a long walk: the
+                                  loop goes on without sleeping */
+    bool deltas;               /* [sync] vector_deltas: list vdelta.v1 */
 };
 
 /* Internal (node.c). The sockets the loop waits on, rebuilt into n->poll_items (the

@@ -1,5 +1,6 @@
 /* peer.c - one peer of the node (peer.h): its state machine, its DEALER, its
- * deadlines, and its half of the report.
+ * deadlines, and its half of the report; what it is sent and sends in parts is
+ * peer_sync.c's.
  *
  * The state diagram. Each arrow names the functions that make the transition; no
  * other function changes the state, and stm_peer_set_state asserts that each change is
@@ -64,7 +65,7 @@
  *     knows that connection, else on the DEALER: a peer that cannot be dialled (behind
  *     NAT, or binding nothing) is answered on its own connection, and one connection
  *     per pair carries everything both ways. A distrusted peer has no route. */
-#include "peer.h"
+#include "peer_internal.h"
 #include "endpoint.h"
 #include "inbox.h"
 #include "parts.h"
@@ -81,41 +82,6 @@
 #include <time.h>
 #include <zmq.h>
 
-struct peer {
-    stm_id id; /* its node id (public key); zero until known when insecure */
-    bool id_known;
-    char *endpoint;                      /* where its inbox listens */
-    char short_id[STM_ID_SHORT_LEN + 1]; /* for logs */
-    bool configured;    /* from node.toml (else learned from a HELLO or peer list) */
-    peer_timing timing; /* the node's settings, copied */
-    void *outbox;       /* DEALER connected to it; NULL until needed */
-    inbox_t *inbox;     /* the node's inbox, to answer on the connection it opened (lent) */
-    unsigned char route[INBOX_MAX_ROUTE]; /* that connection's routing id */
-    size_t route_len;                     /* 0: it has none open to us */
-    char address[64];   /* where that connection comes from; "" when not known */
-    zmq_msg_t in_msg;   /* the message stm_peer_next lent */
-    bool holding;       /* in_msg holds one */
-    bool reads_route;   /* its HELLO says it reads answers on its own connections */
-    bool reads_parts;   /* its HELLO says it puts batches sent in parts together */
-    parts_t *parts;     /* a batch it sends in parts, being put together */
-    vector_t *told;     /* per origin, the last operation of a row change withheld from it
-                           that was logged: each is said once */
-    uint64_t withheld;  /* row changes withheld from it, too large to send */
-    peer_state state;   /* changed only by stm_peer_set_state */
-    wire_hello hello;   /* its last HELLO (lineage, vector, peers) */
-    bool have_hello;
-    peer_verdict verdict;  /* our judgement of that HELLO */
-    char *refused_by_peer; /* the reason it gave in a REFUSE, or NULL */
-    char *distrusted;      /* why this node stopped trusting its key, or NULL */
-    session_t *session;    /* vectors, window, batch numbers (sync/session.h) */
-    uint64_t bytes_sent;   /* every message's bytes, as handed to ZeroMQ (before CURVE) */
-    int64_t last_seen_ms;  /* monotonic time of its last message; 0: never */
-    time_t last_seen_wall; /* the same, wall clock, for reports */
-    int64_t next_hello_ms; /* when to say HELLO again while it has not answered */
-    int backoff_ms;        /* the wait after the next HELLO retry */
-    int64_t dialled_ms;    /* monotonic time its DEALER was opened */
-    bool redialled;        /* its DEALER was opened anew since it was last heard from */
-};
 
 /* Messages libzmq holds for a DEALER before the node reads them: with WIRE_MAX_MESSAGE,
  * what an endpoint can make the node hold through the connection it opened to it. */
@@ -289,6 +255,18 @@ uint64_t stm_peer_bytes_sent(const peer_t *p)
     return p->bytes_sent;
 }
 
+uint64_t stm_peer_bytes_of(const peer_t *p, unsigned type)
+{
+    return type < PEER_MESSAGE_TYPES ? p->bytes_by_type[type] : 0;
+}
+
+bool stm_peer_tell_once(peer_t *p, unsigned what)
+{
+    bool first = !(p->told_once & what);
+    p->told_once |= what;
+    return first;
+}
+
 /* ---- what it says ---- */
 
 static void s_seen(peer_t *p, int64_t now_ms)
@@ -337,7 +315,7 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     }
     stm_peer_verdict_clear(&p->verdict);
     stm_judge_hello(local, p->hello.lineage, policy, &p->verdict);
-    stm_session_on_hello(p->session, p->hello.vector);
+    stm_session_on_hello(p->session); /* its vector was taken (dispatch.c) */
     if (!p->refused_by_peer)
         p->backoff_ms = p->timing.reconnect_min_ms; /* a refusing peer is asked less often */
     /* A peer whose key this node stopped trusting stays refused whatever its HELLO says
@@ -606,6 +584,14 @@ bool stm_peer_routed(const peer_t *p)
     return p->route_len > 0 && p->reads_route;
 }
 
+/* A message that left: its bytes, in all and by its type (the header's sixth byte). */
+static void s_count(peer_t *p, const buf_t *msg)
+{
+    p->bytes_sent += msg->len;
+    unsigned type = msg->len >= WIRE_HEADER_BYTES ? (unsigned char)msg->data[5] : 0;
+    p->bytes_by_type[type < PEER_MESSAGE_TYPES ? type : 0] += msg->len;
+}
+
 bool stm_peer_send(peer_t *p, const buf_t *msg)
 {
     /* On the connection it opened to us while that is open: it is up (libzmq knows of
@@ -614,7 +600,7 @@ bool stm_peer_send(peer_t *p, const buf_t *msg)
     if (stm_peer_routed(p) && p->inbox) {
         switch (stm_inbox_send(p->inbox, p->route, p->route_len, msg->data, msg->len)) {
         case INBOX_SENT:
-            p->bytes_sent += msg->len;
+            s_count(p, msg);
             return true;
         case INBOX_FULL:
             return false;
@@ -625,7 +611,7 @@ bool stm_peer_send(peer_t *p, const buf_t *msg)
     }
     if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
         return false;
-    p->bytes_sent += msg->len;
+    s_count(p, msg);
     return true;
 }
 
@@ -658,113 +644,7 @@ bool stm_peer_next(peer_t *p, const void **data, size_t *len)
     return true;
 }
 
-/* Logs and counts, once each, the row changes of the batch handed out last that are
- * withheld from it (stand-ins this node made: too large for it). */
-static void s_tell_withheld(peer_t *p)
-{
-    const opbatch_t *b = stm_session_pending(p->session);
-    for (size_t i = 0; i < stm_opbatch_withheld_count(b); i++) {
-        const op_withheld *w = stm_opbatch_withheld_at(b, i);
-        uint64_t last = w->seq + w->n - 1;
-        if (!w->here || stm_vector_get(p->told, &w->origin) >= last)
-            continue;
-        stm_vector_set(p->told, &w->origin, last);
-        p->withheld++;
-        buf_t what = BUF_INIT;
-        stm_op_withheld_describe(&what, w);
-        if (p->reads_parts)
-            stm_log_event(STM_LOG_WARN, "withheld", p->short_id,
-                          "%s: not sent, too large to travel (a batch carries at most %u "
-                          "bytes); a stand-in goes in its place: the peer lacks that write, "
-                          "and what follows it arrives",
-                          stm_buf_str(&what), WIRE_MAX_BATCH);
-        else
-            stm_log_event(STM_LOG_WARN, "withheld", p->short_id,
-                          "%s: not sent, too large for this peer, whose stemma takes at most "
-                          "%u bytes in one message and %u in one value, and cannot put a "
-                          "batch together from parts: upgrade it; the peer lacks that write",
-                          stm_buf_str(&what), WIRE_MAX_MESSAGE, WIRE_LEGACY_MAX_VALUE);
-        stm_buf_free(&what);
-    }
-}
-
-/* Sends batch seq (enc) whole, or in parts to a peer that reads them; false when not
- * all of it could leave now (it is read and sent again, under a new number). */
-static bool s_send_batch(peer_t *p, uint64_t seq, const buf_t *enc, buf_t *msg)
-{
-    stm_buf_reset(msg);
-    if (!p->reads_parts || enc->len <= WIRE_PART_BYTES) {
-        stm_wire_encode_ops(msg, seq, enc->data, enc->len);
-        return stm_peer_send(p, msg);
-    }
-    uint64_t parts = (enc->len + WIRE_PART_BYTES - 1) / WIRE_PART_BYTES;
-    for (uint64_t k = 0; k < parts; k++) {
-        size_t from = (size_t)k * WIRE_PART_BYTES;
-        size_t len = enc->len - from < WIRE_PART_BYTES ? enc->len - from : WIRE_PART_BYTES;
-        stm_buf_reset(msg);
-        stm_wire_encode_ops_part(msg, seq, k, parts, enc->len, enc->data + from, len);
-        if (!stm_peer_send(p, msg))
-            return false;
-    }
-    return true;
-}
-
-void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms)
-{
-    if (p->state != PEER_CONNECTED || (!p->outbox && !stm_peer_routed(p)) ||
-        !stm_session_wants_to_send(p->session))
-        return;
-    oplog_reader_t *reader = NULL;
-    stm_error err = {0};
-    if (stm_session_reader_new(p->session, store, &reader, &err) != STM_OK) {
-        stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-        return;
-    }
-    buf_t enc = BUF_INIT, msg = BUF_INIT;
-    for (;;) {
-        uint64_t seq;
-        size_t count;
-        if (stm_session_next_batch(p->session, reader, &enc, &seq, &count, &err) != STM_OK) {
-            stm_log_event(STM_LOG_ERROR, "database", NULL, "%s", err.msg);
-            break;
-        }
-        if (count == 0)
-            break;
-        s_tell_withheld(p);
-        if (!s_send_batch(p, seq, &enc, &msg))
-            break; /* the connection is down: this is sent again from its vector */
-        /* When it left: reading and cutting a large row change takes a while. */
-        now_ms = stm_monotime_ms();
-        stm_session_batch_sent(p->session, now_ms);
-    }
-    stm_buf_free(&enc);
-    stm_buf_free(&msg);
-    stm_oplog_reader_destroy(&reader);
-}
-
-parts_result stm_peer_on_part(peer_t *p, const wire_ops *m, const void **batch, size_t *len,
-                              uint64_t *dropped, const char **why)
-{
-    parts_result r = stm_parts_add(p->parts, m, dropped, why);
-    if (r == PARTS_DROPPED)
-        return r;
-    /* Each part taken says so: its sender's resend deadline starts again, so a batch of
-     * any size gets through a slow link (session.h, invariant 9). */
-    buf_t msg = BUF_INIT;
-    stm_wire_encode_received(&msg, m->seq, stm_parts_received(p->parts));
-    stm_peer_send(p, &msg);
-    stm_buf_free(&msg);
-    if (r == PARTS_DONE)
-        *batch = stm_parts_batch(p->parts, len);
-    return r;
-}
-
-void stm_peer_parts_done(peer_t *p)
-{
-    stm_parts_clear(p->parts);
-}
-
-void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine)
+void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine)
 {
     memset(rp, 0, sizeof *rp);
     rp->id = p->id;

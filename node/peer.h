@@ -195,10 +195,12 @@ void *stm_peer_socket(peer_t *p);
  * frame, lent in *data and *len until the next call or the DEALER closes. False when
  * none waits. */
 bool stm_peer_next(peer_t *p, const void **data, size_t *len);
-/* Sends a connected peer what it lacks from store (lent), within its window: a batch
- * over WIRE_PART_BYTES in parts when it reads them (WIRE_CAP_PARTS); a row change too
- * large for it as a stand-in, logged ("withheld") and counted once. */
-void stm_peer_pump(peer_t *p, store_t *store, int64_t now_ms);
+/* Sends a connected peer what it lacks from feed (lent; the session's reader walks it,
+ * sync/session.h), within its window: a batch over WIRE_PART_BYTES in parts when it reads
+ * them (WIRE_CAP_PARTS); a row change too large for it as a stand-in, logged
+ * ("withheld") and counted once. True when the read stopped to let the node serve its
+ * sockets (a long walk is cut into slices): the loop comes back without sleeping. */
+bool stm_peer_pump(peer_t *p, feed_t *feed, int64_t now_ms);
 
 /* ---- a batch it sends in parts ---- */
 
@@ -212,8 +214,16 @@ void stm_peer_parts_done(peer_t *p);
 
 /* Fills rp for a report: strings, lineage and verdict are lent by p until it changes.
  * mine is this database's vector (NULL: a lag of 0). */
-void stm_peer_report(const peer_t *p, report_peer *rp, const vector_t *mine);
-/* Bytes handed to ZeroMQ for it, every message counted (before CURVE). */
+void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine);
+/* Bytes handed to ZeroMQ for it, every message counted (before CURVE); and of the
+ * messages of one type (wire_type; 0: of a type it does not know). */
 uint64_t stm_peer_bytes_sent(const peer_t *p);
+#define PEER_MESSAGE_TYPES 9
+uint64_t stm_peer_bytes_of(const peer_t *p, unsigned type);
+/* What is logged once per peer: our vectors cut for it (an older peer), its cut here. */
+#define PEER_TOLD_CUT_OUT 1u
+#define PEER_TOLD_CUT_IN 2u
+/* True the first time only for what. */
+bool stm_peer_tell_once(peer_t *p, unsigned what);
 
 #endif

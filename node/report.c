@@ -31,7 +31,7 @@ const char *stm_report_drop_name(report_drop d)
     static const char *const names[REPORT_DROP_KINDS] = {
         "not-stemma", "protocol-version", "hello",          "refuse",    "ops",    "batch",
         "ack",        "impostor",         "unknown-sender", "untrusted", "beacon", "received",
-        "parts"};
+        "parts",      "vector"};
     return d < REPORT_DROP_KINDS ? names[d] : "unknown";
 }
 
@@ -182,6 +182,11 @@ static void s_json_node(jsonw_t *w, const report_node *r)
     s_json_uint(w, "refused_keys", r->refused_keys);
     s_json_uint(w, "unknown_senders", r->unknown_senders);
     s_json_uint(w, "bytes_sent", r->bytes_sent);
+    s_json_uint(w, "bytes_hello", r->bytes_hello);
+    s_json_uint(w, "bytes_ack", r->bytes_ack);
+    s_json_uint(w, "bytes_vector", r->bytes_vector);
+    s_json_uint(w, "origins", r->origins);
+    s_json_uint(w, "vector_entries_cut", r->vector_cut);
     s_json_uint(w, "apply_failures_busy", r->apply_busy);
     s_json_uint(w, "apply_failures_io", r->apply_io);
     s_json_uint(w, "batches_waiting", r->batches_waiting);
@@ -383,6 +388,11 @@ static toml_value *s_toml_node(const report_node *r)
     s_toml_int(t, "refused_keys", (int64_t)r->refused_keys);
     s_toml_int(t, "unknown_senders", (int64_t)r->unknown_senders);
     s_toml_int(t, "bytes_sent", (int64_t)r->bytes_sent);
+    s_toml_int(t, "bytes_hello", (int64_t)r->bytes_hello);
+    s_toml_int(t, "bytes_ack", (int64_t)r->bytes_ack);
+    s_toml_int(t, "bytes_vector", (int64_t)r->bytes_vector);
+    s_toml_int(t, "origins", (int64_t)r->origins);
+    s_toml_int(t, "vector_entries_cut", (int64_t)r->vector_cut);
     s_toml_int(t, "apply_failures_busy", (int64_t)r->apply_busy);
     s_toml_int(t, "apply_failures_io", (int64_t)r->apply_io);
     s_toml_int(t, "batches_waiting", (int64_t)r->batches_waiting);
@@ -610,6 +620,12 @@ char *stm_report_stats_text(const report_node *r)
                        (unsigned long long)c->last_pruned, (unsigned long long)c->last_waiting,
                        (unsigned long long)c->known_peers, (unsigned long long)c->last_rows,
                        (long long)c->last_ms, (long long)c->last_slice_ms);
+    stm_buf_printf(&b,
+                   "origins %llu\nbytes sent in hello %llu ack %llu vector %llu\n"
+                   "vector entries cut %llu\n",
+                   (unsigned long long)r->origins, (unsigned long long)r->bytes_hello,
+                   (unsigned long long)r->bytes_ack, (unsigned long long)r->bytes_vector,
+                   (unsigned long long)r->vector_cut);
     /* By kind: "parked COUNT REASON" for what is parked now, "dropped KIND COUNT" for
      * every kind of message dropped, zeros included, so scripts find each line. */
     for (size_t i = 0; i < r->nparked_reasons; i++)

@@ -56,6 +56,7 @@ typedef enum {
     REPORT_DROP_PARTS,      /* "parts": parts of a batch that could not be put together
                                (out of order, of another batch, not adding up): its
                                sender sends it again */
+    REPORT_DROP_VECTOR,     /* "vector": a VECTOR breaking its rules (malformed) */
     REPORT_DROP_KINDS
 } report_drop;
 
@@ -118,6 +119,10 @@ typedef struct {
     const park_reason *parked_reasons; /* parked operations by reason, most first */
     size_t nparked_reasons;
     uint64_t bytes_sent;      /* bytes of every message sent to every peer */
+    uint64_t bytes_hello, bytes_ack, bytes_vector; /* of those, in HELLOs, ACKs, VECTORs */
+    uint64_t origins;         /* entries of this database's version vector */
+    uint64_t vector_cut;      /* entries dropped from peers' vectors over 100,000 in one
+                                 message (older peers' whole vectors) */
     uint64_t apply_busy;      /* attempts to store received batches that found another
                                  program holding the database's write lock too long */
     uint64_t apply_io;        /* attempts the database refused otherwise: disk full,

@@ -141,6 +141,10 @@ const settings_row stm_settings_rows[] = {
      .max = CODEC_MAX_BATCH_OPS, .doc = "operations per batch sent to a peer"},
     {S_ROW("sync", "window", SETTINGS_INT, window), .value = 4, .min = 1, .max = CONFIG_MAX_WINDOW,
      .doc = "batches in flight to one peer before waiting for it to acknowledge"},
+    {S_ROW("sync", "vector_deltas", SETTINGS_BOOL, vector_deltas), .value = true,
+     .doc = "send version vectors to peers that take them (vdelta.v1) as the entries "
+            "changed since the last exchange, or a digest, instead of whole; false: whole, "
+            "as an older stemma does (docs/protocol.md, \"Vector deltas\")"},
     {S_ROW("sync", "local_poll_ms", SETTINGS_INT, local_poll_ms), .value = 200, .min = 1,
      .max = CONFIG_MAX_MS,
      .doc = "how often, in milliseconds, the node looks for writes to its own database"},

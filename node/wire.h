@@ -33,6 +33,10 @@
  * parts, and row changes up to WIRE_MAX_BATCH; a peer without it is sent none over
  * WIRE_MAX_MESSAGE (less WIRE_OPS_OVERHEAD), the rest withheld (docs/protocol.md, "OPS"). */
 #define WIRE_CAP_PARTS "parts.v1"
+/* The capability a HELLO lists when its sender takes vectors as deltas over a digest and
+ * answers VECTOR messages: only then is it sent them (docs/protocol.md, "Vector deltas");
+ * a peer without it is sent whole vectors, of at most VECTOR_MAX_ENTRIES. */
+#define WIRE_CAP_VDELTA "vdelta.v1"
 /* A batch larger than this goes in parts, each a slice of at most this many bytes: one
  * part must arrive within a peer's timeout, so a link carrying 1 MiB per peer_timeout_ms
  * (200 kB/s at 5 s) delivers a batch of any size. */
@@ -73,6 +77,7 @@ typedef enum {
     WIRE_PING = 5,   /* I am here (heartbeat) */
     WIRE_BYE = 6,    /* I am leaving */
     WIRE_RECEIVED = 7, /* I have this much of your batch sent in parts */
+    WIRE_VECTOR = 8,   /* my vector, or a part of it; or: send me yours whole */
 } wire_type;
 
 /* A peer named in a HELLO's peer list. */
@@ -89,7 +94,9 @@ typedef struct {
     char *schema_set;           /* its schema set's name */
     lineage_t *lineage;         /* its database's lineage: numbers, ids, family heads and
                                    current columns (no descriptions or checksums) */
-    vector_t *vector;           /* what it holds */
+    vector_msg vector;          /* what it holds, whole or as a delta (sync/vector.h) */
+    bool has_know;              /* it holds our vector, of digest know ("vknow") */
+    vector_digest know;
     int min_supported_version;  /* it refuses peers older than this (0: none) */
     char **capabilities;        /* words, for later extensions */
     size_t ncapabilities;
@@ -107,14 +114,24 @@ STM_NODISCARD stm_err stm_wire_header(const void *data, size_t len, int *version
 /* Appends a whole message of type with an empty body, for PING and BYE. */
 void stm_wire_encode_empty(buf_t *out, wire_type type);
 
-/* Appends a HELLO. name is the device's (at most WIRE_MAX_NAME bytes); lineage is the
- * database's (stm_lineage_prefix of the schema set); reply says it answers the peer's
- * HELLO; lenses, the schema set's (NULL: none), describes the lineage's migrations
- * (wire_lens.h). */
-void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const char *endpoint,
-                           const char *name, const lineage_t *lineage, const vector_t *vector,
-                           int min_supported, const wire_peer *peers, size_t npeers, bool reply,
-                           const lens_set_t *lenses);
+/* What a HELLO says besides who sends it. */
+typedef struct {
+    const char *endpoint;       /* where to dial the sender ("" : nowhere) */
+    const char *name;           /* the device's name (at most WIRE_MAX_NAME bytes) */
+    const lineage_t *lineage;   /* the database's (stm_lineage_prefix of the schema set) */
+    const vector_out *vector;   /* its vector, or the first part of it */
+    const vector_digest *know;  /* the digest of the receiver's vector as the sender
+                                   holds it; NULL: it holds none */
+    int min_supported;
+    const wire_peer *peers;
+    size_t npeers;
+    bool reply;                 /* it answers the peer's HELLO */
+    bool deltas;                /* it lists WIRE_CAP_VDELTA */
+    const lens_set_t *lenses;   /* the schema set's (NULL: none): what the lineage's
+                                   migrations did to the data (wire_lens.h) */
+} wire_hello_out;
+/* Appends a HELLO. */
+void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const wire_hello_out *h);
 /* Decodes a whole HELLO message (header included) into h (zeroed first). */
 STM_NODISCARD stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h,
                                             stm_error *err);
@@ -160,10 +177,20 @@ void stm_wire_encode_received(buf_t *out, uint64_t seq, uint64_t bytes);
 STM_NODISCARD stm_err stm_wire_decode_received(const void *data, size_t len, uint64_t *seq,
                                                uint64_t *bytes, stm_error *err);
 
-/* ACK: the batch number acknowledged and the receiver's vector after applying it. */
-void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_t *vector);
-/* *vector is the caller's. */
+/* ACK: the batch number acknowledged and the receiver's vector after applying it (or
+ * its first part). */
+void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_out *vector);
+/* *vector is the caller's (stm_vector_msg_clear), zeroed first. */
 STM_NODISCARD stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq,
-                                          vector_t **vector, stm_error *err);
+                                          vector_msg *vector, stm_error *err);
+
+/* VECTOR (to a peer listing WIRE_CAP_VDELTA only): a part of the sender's vector (the
+ * parts after the first of a long one, or a whole one it was asked for), or, with need,
+ * a request for the receiver's whole vector (vector NULL). */
+void stm_wire_encode_vector(buf_t *out, const vector_out *vector, bool need);
+/* *vector is the caller's (stm_vector_msg_clear), zeroed first; *has_vector false when
+ * it only asks (*need). */
+STM_NODISCARD stm_err stm_wire_decode_vector(const void *data, size_t len, vector_msg *vector,
+                                             bool *has_vector, bool *need, stm_error *err);
 
 #endif

@@ -57,6 +57,11 @@ applier_t *stm_applier_new(store_t *store, apply_warn_fn warn, void *ctx)
     return a;
 }
 
+void stm_applier_set_listener(applier_t *a, const txn_listener *l)
+{
+    stm_txn_set_listener(a->txn, l);
+}
+
 void stm_applier_destroy(applier_t **self_p)
 {
     applier_t *a = *self_p;

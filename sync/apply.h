@@ -96,6 +96,7 @@
 #include "op.h"
 #include "origin.h"
 #include "store.h"
+#include "txn.h"
 
 typedef struct {
     uint64_t applied;  /* new operations recorded and applied (whether they won or not) */
@@ -147,6 +148,10 @@ STM_NODISCARD stm_err stm_applier_begin(applier_t *a, stm_error *err);
 STM_NODISCARD stm_err stm_applier_commit(applier_t *a, stm_error *err);
 /* Undoes everything since stm_applier_begin. */
 void stm_applier_rollback(applier_t *a);
+
+/* Who is told what the applier's transactions record and how they end (txn.h,
+ * txn_listener; copied, NULL: nobody): a node's feed (feed.h). */
+void stm_applier_set_listener(applier_t *a, const txn_listener *l);
 
 /* Sets invariant 7's bound, in ms (default APPLY_MAX_CLOCK_AHEAD_MS); parked
  * operations are retried at the next apply. */

@@ -13,7 +13,7 @@
  * Invariants:
  *
  *  1. A batch leaves the queue only by being stored (then acknowledged through the
- *     ack callback, after the commit, with the vector read after it) or by the queue
+ *     ack callback, after the commit, with the vector as it left it) or by the queue
  *     being destroyed (never acknowledged: its sender sends it again).
  *  2. What is held is bounded by INBOUND_MAX_BATCHES and INBOUND_MAX_BYTES; past them
  *     a batch is refused, counted as deferred, and left to its sender's timeout.
@@ -40,10 +40,11 @@
 #define INBOUND_RETRY_MAX_MS 5000
 
 /* Told, after the commit, of each batch stored: sender and seq as stm_inbound_add was
- * given them, the batch (lent), what storing it counted, and the database's vector
- * after the commit (lent). */
+ * given them, the batch (lent) and what storing it counted. The vector the ACK carries
+ * is the one the commit left, which the applier's transaction told its listener
+ * (txn.h; a node's feed.h) before this is called. */
 typedef void (*inbound_ack_fn)(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
-                               const apply_stats *stats, const vector_t *vector);
+                               const apply_stats *stats);
 
 typedef struct inbound inbound_t;
 
@@ -81,9 +82,7 @@ bool stm_inbound_failing(const inbound_t *q);
  * After the commit calls ack for each, in the order received, empties the queue and
  * returns true. On failure everything is rolled back, every batch waits, the next
  * attempt is scheduled (from the end of this one, on the monotonic clock), and it
- * returns false. When the vector cannot be read after the commit, the batches are
- * stored but not acknowledged (their senders send them again, which changes nothing):
- * the queue is emptied and it returns false. */
+ * returns false. */
 bool stm_inbound_store(inbound_t *q, applier_t *applier, store_t *store, inbound_ack_fn ack,
                        void *ctx);
 

@@ -19,12 +19,13 @@
  * {"withheld": bytes}: its operations are held, so the vector moves past them, and it
  * travels on as a stand-in, never as operations.
  *
- * Reading. The reader hands out what a peer lacks: for every origin this database
- * holds operations of, those above the peer's vector entry. Within an origin
- * operations go in sequence order; across origins they are merged by hybrid logical
- * clock, so an operation always comes after those its writer had seen when it wrote
- * it (an update after the insert of its row). A batch never splits a stored row
- * change, so the receiver writes each row in one statement.
+ * Reading. The reader hands out what a peer lacks: it walks a feed (feed.h), the row
+ * changes in the order they arrived here (at the node's start, by hybrid logical clock,
+ * so an operation comes after those its writer had seen when it wrote it: an update
+ * after the insert of its row), and reads from the oplog only the runs of row changes
+ * the peer lacks, above its vector entry for their origin; one statement, kept between
+ * passes, whatever the number of origins. A batch never splits a stored row change, so
+ * the receiver writes each row in one statement.
  *
  * A row change larger than the reader's limit (OP_MAX_CHANGE_BYTES, or less for a peer
  * that takes less) is read as a stand-in (op_withheld, `here` set): too large to
@@ -38,7 +39,9 @@
  * lacks as pruned stand-ins (op.h, at most CODEC_MAX_BATCH_OPS operations each), so
  * that the peer's vector moves past it: it receives the later writes, the current cells,
  * instead of the history. A gap above the vector entry is operations not held, and is
- * not handed out; nor is a skipped one (stm_oplog_append_skipped). */
+ * not handed out; nor is a skipped one (stm_oplog_append_skipped). A feed covers the gaps
+ * with runs as it covers rows (feed.h): a run's sequences with no row, at or below the
+ * vector, are a gap. */
 #ifndef STM_OPLOG_H
 #define STM_OPLOG_H
 
@@ -145,11 +148,32 @@ STM_NODISCARD stm_err stm_oplog_prune(oplog_t *log, const oplog_row *row, const 
 /* ---- reading for a peer ---- */
 
 typedef struct oplog_reader oplog_reader_t;
+typedef struct feed feed_t; /* feed.h */
 
-/* A reader of everything above since (NULL: everything). since is copied. *out is
- * the caller's (stm_oplog_reader_destroy); it keeps statements open on the store's
- * connection until destroyed. Local changes still queued (capture.h) are not read:
- * callers collect them first (stm_applier_catch_up). */
+/* Where a reader is in its feed: a run, and the next sequence in it to look at (0: its
+ * first). Positions only grow as it reads; stm_oplog_pos_cmp orders them. */
+typedef struct {
+    size_t run;
+    uint64_t seq;
+} oplog_pos;
+int stm_oplog_pos_cmp(oplog_pos a, oplog_pos b);
+
+/* What the reader's peer holds of origin without a gap (0: nothing): operations at or
+ * below it are not read for it. */
+typedef uint64_t (*oplog_held_fn)(void *ctx, const stm_id *origin);
+
+/* A reader walking feed (lent: it must outlive the reader) from its start, for a peer
+ * that holds what held says (set with stm_oplog_reader_held; none: nothing). The
+ * caller owns it (stm_oplog_reader_destroy). It is kept between passes: at the end of
+ * each, stm_oplog_reader_rest lets go of the database (no statement stays open), and
+ * the next call goes on from where it was. */
+oplog_reader_t *stm_oplog_reader_on(feed_t *feed);
+void stm_oplog_reader_held(oplog_reader_t *r, oplog_held_fn fn, void *ctx);
+
+/* A reader of everything above since (NULL: everything), with a feed of its own loaded
+ * from store (feed.h: every row change, by clock). since is copied. *out is the
+ * caller's (stm_oplog_reader_destroy). Local changes still queued (capture.h) are not
+ * read: callers collect them first (stm_applier_catch_up). */
 STM_NODISCARD stm_err stm_oplog_reader_new(store_t *store, const vector_t *since,
                                            oplog_reader_t **out, stm_error *err);
 void stm_oplog_reader_destroy(oplog_reader_t **self_p);
@@ -159,11 +183,25 @@ void stm_oplog_reader_destroy(oplog_reader_t **self_p);
  * read as stand-ins from now on: for a peer that takes smaller batches or values. */
 void stm_oplog_reader_set_limit(oplog_reader_t *r, uint64_t limit, uint64_t max_value);
 
-/* Appends the next operations (and stand-ins) to batch until it covers max_ops more or
- * holds max_bytes in all (stm_opbatch_bytes), going over only to finish a row change. A
- * row change over max_bytes (and within the limit) comes alone: it is left for the next
- * call when this one has read anything. *got is how many operations were covered
- * (stm_opbatch_covered): 0 means done. */
+/* Where it is; moving it (back, to send again what a lost batch held) lets go of the
+ * database as stm_oplog_reader_rest does. */
+oplog_pos stm_oplog_reader_tell(const oplog_reader_t *r);
+void stm_oplog_reader_seek(oplog_reader_t *r, oplog_pos pos);
+void stm_oplog_reader_rest(oplog_reader_t *r);
+
+/* Appends the next operations (and stand-ins) the peer lacks to batch, in the feed's
+ * order, until it covers max_ops more or holds max_bytes in all (stm_opbatch_bytes),
+ * going over only to finish a row change. A row change over max_bytes (and within the
+ * limit) comes alone: it is left for the next call when this one has read anything.
+ * *got is how many operations were covered (stm_opbatch_covered). Runs the peer lacks
+ * nothing of cost a lookup each, not a query: after skipping budget of them the call
+ * stops and says *yielded, so that a long walk (a peer met again, against a feed of
+ * millions of runs) is cut into slices between which the node serves its sockets.
+ * *got 0 without *yielded means the end: nothing more for now. */
+STM_NODISCARD stm_err stm_oplog_reader_walk(oplog_reader_t *r, opbatch_t *batch, size_t max_ops,
+                                            size_t max_bytes, size_t budget, size_t *got,
+                                            bool *yielded, stm_error *err);
+/* The same without a budget. */
 STM_NODISCARD stm_err stm_oplog_reader_next(oplog_reader_t *r, opbatch_t *batch, size_t max_ops,
                                             size_t max_bytes, size_t *got, stm_error *err);
 

@@ -1,34 +1,11 @@
-/* session.c - anti-entropy with one peer, without transport (session.h has the
- * invariants). */
-#include "session.h"
+/* session.c - anti-entropy with one peer, without transport: the batches (session.h
+ * has the invariants; session_vector.c the vectors exchanged). */
+#include "session_internal.h"
 #include "base/mem.h"
 #include "codec.h"
 
 #include <assert.h>
 #include <stdlib.h>
-
-struct session {
-    int window;           /* most batches in flight */
-    size_t batch_ops;     /* most operations a batch */
-    vector_t *theirs;     /* what the peer holds (HELLO, then each ACK) */
-    vector_t *sent;       /* what we have sent it (at least theirs) */
-    bool more;            /* it may lack operations we have not sent yet */
-    uint64_t batch_seq;   /* batches numbered so far */
-    uint64_t reset_seq;   /* batches up to this one were forgotten by a restart: their
-                             ACKs still say what it holds, but free no window place */
-    int in_flight;        /* batches sent and not acknowledged */
-    int64_t last_send_ms; /* when the window last started filling, or the last ACK */
-    opbatch_t *pending;   /* the batch handed out last, until it is said to have left */
-    bool have_pending;
-    size_t pending_bytes; /* its encoded size */
-    uint64_t limit;       /* the most bytes a row change may take to be sent (inv. 7) */
-    uint64_t max_value;   /* ... and one of its values */
-    bool alone;           /* a large batch is in flight, or waits for an empty window */
-    uint64_t large_seq;   /* the large batch in flight (0: none) */
-    uint64_t large_bytes; /* its encoded size */
-    bool large_arrived;   /* the peer said all of it arrived: it is storing it */
-    uint64_t ops_sent, ops_received, parked;
-};
 
 session_t *stm_session_new(int window, size_t batch_ops)
 {
@@ -37,7 +14,8 @@ session_t *stm_session_new(int window, size_t batch_ops)
     s->window = window;
     s->batch_ops = batch_ops;
     s->theirs = stm_vector_new();
-    s->sent = stm_vector_new();
+    s->extra = stm_vector_new();
+    s->flights = stm_calloc((size_t)window, sizeof *s->flights);
     s->pending = stm_opbatch_new();
     s->limit = OP_MAX_CHANGE_BYTES;
     s->max_value = OP_MAX_VALUE_BYTES;
@@ -48,6 +26,8 @@ void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value)
 {
     s->limit = limit;
     s->max_value = max_value; /* the reader keeps both within the protocol's */
+    if (s->reader)
+        stm_oplog_reader_set_limit(s->reader, limit, max_value);
 }
 
 void stm_session_destroy(session_t **self_p)
@@ -56,27 +36,41 @@ void stm_session_destroy(session_t **self_p)
     if (!s)
         return;
     stm_vector_destroy(&s->theirs);
-    stm_vector_destroy(&s->sent);
+    stm_vector_destroy(&s->extra);
+    free(s->flights);
+    stm_oplog_reader_destroy(&s->reader);
     stm_opbatch_destroy(&s->pending);
+    stm_session_vector_free(s);
     free(s);
     *self_p = NULL;
 }
 
-/* Raises each entry of to that from holds higher. */
-static void s_raise(vector_t *to, const vector_t *from)
+/* Where sending starts again when the batches in flight are lost: where the first of
+ * them started (invariant 3); NULL when none is in flight. */
+static const oplog_pos *s_first_flight(const session_t *s)
 {
-    for (size_t i = 0; i < stm_vector_count(from); i++) {
-        const vector_entry *e = stm_vector_at(from, i);
-        if (stm_vector_get(to, &e->origin) < e->seq)
-            stm_vector_set(to, &e->origin, e->seq);
+    static const oplog_pos start = {0, 0};
+    const oplog_pos *first = NULL;
+    for (int i = 0; i < s->nflights; i++) {
+        if (s->feed && s->flights[i].epoch != stm_feed_epoch(s->feed))
+            return &start; /* taken before the feed was read again */
+        if (!first || stm_oplog_pos_cmp(s->flights[i].pos, *first) < 0)
+            first = &s->flights[i].pos;
     }
+    return first;
 }
 
-void stm_session_resend(session_t *s)
+/* Forgets the batches in flight; the reader goes back to from (NULL: stays). */
+static void s_restart(session_t *s, const oplog_pos *from)
 {
-    stm_vector_destroy(&s->sent);
-    s->sent = stm_vector_new();
-    s_raise(s->sent, s->theirs);
+    if (s->have_pending && s->reader && (!from || stm_oplog_pos_cmp(s->pending_pos, *from) < 0))
+        from = &s->pending_pos;
+    oplog_pos to;
+    if (from && s->reader) {
+        to = *from;
+        stm_oplog_reader_seek(s->reader, to);
+    }
+    s->nflights = 0;
     s->in_flight = 0;
     s->reset_seq = s->batch_seq;
     s->more = true;
@@ -86,28 +80,48 @@ void stm_session_resend(session_t *s)
     s->large_arrived = false;
 }
 
-void stm_session_on_hello(session_t *s, const vector_t *theirs)
+void stm_session_resend(session_t *s)
 {
-    stm_vector_destroy(&s->theirs);
-    s->theirs = stm_vector_new();
-    s_raise(s->theirs, theirs);
-    stm_session_resend(s);
+    s_restart(s, s_first_flight(s));
 }
 
-void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms)
+static const oplog_pos s_start = {0, 0};
+
+void stm_session_fell(session_t *s)
 {
-    if (seq > s->reset_seq && s->in_flight > 0)
+    stm_vector_destroy(&s->extra);
+    s->extra = stm_vector_new();
+    s_restart(s, &s_start);
+}
+
+void stm_session_on_hello(session_t *s)
+{
+    if (!s->continued) {
+        /* It may hold less than it did (restarted, restored): what it sent us no longer
+         * says what it holds (invariant 6), and everything is read for it again. */
+        stm_vector_destroy(&s->extra);
+        s->extra = stm_vector_new();
+    }
+    s_restart(s, s->continued ? s_first_flight(s) : &s_start);
+}
+
+void stm_session_on_ack(session_t *s, uint64_t seq, int64_t now_ms)
+{
+    if (seq > s->reset_seq && s->in_flight > 0) {
         s->in_flight--;
+        for (int i = 0; i < s->nflights; i++)
+            if (s->flights[i].seq == seq) {
+                s->flights[i] = s->flights[--s->nflights];
+                break;
+            }
+    }
     if (s->in_flight == 0) {
+        s->nflights = 0;
         s->alone = false; /* a large batch waiting may go now, or the one sent is done */
         s->large_seq = 0;
         s->large_arrived = false;
     }
     s->last_send_ms = now_ms;
-    stm_vector_destroy(&s->theirs);
-    s->theirs = *theirs;
-    *theirs = NULL;
-    s_raise(s->sent, s->theirs);
 }
 
 void stm_session_on_received(session_t *s, uint64_t seq, uint64_t bytes, int64_t now_ms)
@@ -119,18 +133,33 @@ void stm_session_on_received(session_t *s, uint64_t seq, uint64_t bytes, int64_t
         s->large_arrived = true;
 }
 
-/* Raises v's entry for origin to last when first comes right after it. */
-static void s_extend(vector_t *v, const stm_id *origin, uint64_t first, uint64_t last)
+/* What the peer holds of origin, as far as we know: theirs, raised by extra. */
+static uint64_t s_held(void *ctx, const stm_id *origin)
 {
-    if (stm_vector_get(v, origin) + 1 == first)
-        stm_vector_set(v, origin, last);
+    const session_t *s = ctx;
+    uint64_t a = stm_vector_get(s->theirs, origin), b = stm_vector_get(s->extra, origin);
+    return a > b ? a : b;
 }
 
-/* Raises v's entry for origin to last when it is below it. */
-static void s_cover(vector_t *v, const stm_id *origin, uint64_t last)
+/* Counts first .. last of origin as held by the peer when they continue what it holds. */
+static void s_extend(session_t *s, const stm_id *origin, uint64_t first, uint64_t last)
 {
-    if (stm_vector_get(v, origin) < last)
-        stm_vector_set(v, origin, last);
+    if (s_held(s, origin) + 1 == first)
+        stm_vector_set(s->extra, origin, last);
+}
+
+void stm_session_prune_extra(session_t *s)
+{
+    if (!stm_vector_count(s->extra))
+        return;
+    vector_t *kept = stm_vector_new();
+    for (size_t i = 0; i < stm_vector_count(s->extra); i++) {
+        const vector_entry *e = stm_vector_at(s->extra, i);
+        if (e->seq > stm_vector_get(s->theirs, &e->origin))
+            stm_vector_set(kept, &e->origin, e->seq); /* in order: appended */
+    }
+    stm_vector_destroy(&s->extra);
+    s->extra = kept;
 }
 
 stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_t **out,
@@ -147,13 +176,11 @@ stm_err stm_session_on_ops(session_t *s, const void *batch, size_t len, opbatch_
      * that continues what we know it holds counts, so a gap it still has is filled. */
     for (size_t i = 0; i < stm_opbatch_count(b); i++) {
         const op_t *op = stm_opbatch_at(b, i);
-        s_extend(s->theirs, &op->origin, op->seq, op->seq);
-        s_extend(s->sent, &op->origin, op->seq, op->seq);
+        s_extend(s, &op->origin, op->seq, op->seq);
     }
     for (size_t i = 0; i < stm_opbatch_withheld_count(b); i++) {
         const op_withheld *w = stm_opbatch_withheld_at(b, i);
-        s_extend(s->theirs, &w->origin, w->seq, w->seq + w->n - 1);
-        s_extend(s->sent, &w->origin, w->seq, w->seq + w->n - 1);
+        s_extend(s, &w->origin, w->seq, w->seq + w->n - 1);
     }
     *out = b;
     return STM_OK;
@@ -175,31 +202,34 @@ bool stm_session_wants_to_send(const session_t *s)
     return s->more && s->in_flight < (s->alone ? 1 : s->window);
 }
 
-stm_err stm_session_reader_new(const session_t *s, store_t *store, oplog_reader_t **out,
-                               stm_error *err)
-{
-    stm_err rc = stm_oplog_reader_new(store, s->sent, out, err);
-    if (rc == STM_OK)
-        stm_oplog_reader_set_limit(*out, s->limit, s->max_value);
-    return rc;
-}
-
-stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint64_t *seq,
-                               size_t *count, stm_error *err)
+stm_err stm_session_next_batch(session_t *s, feed_t *feed, buf_t *out, uint64_t *seq,
+                              size_t *count, bool *yielded, stm_error *err)
 {
     *count = 0;
-    s->have_pending = false;
+    *yielded = false;
     stm_buf_reset(out);
+    if (!s->reader) {
+        s->feed = feed;
+        s->reader = stm_oplog_reader_on(feed);
+        stm_oplog_reader_held(s->reader, s_held, s);
+        stm_oplog_reader_set_limit(s->reader, s->limit, s->max_value);
+    }
+    assert(feed == s->feed); /* one feed for the session's life */
+    if (s->have_pending) /* handed out, never sent: read again */
+        stm_oplog_reader_seek(s->reader, s->pending_pos);
+    s->have_pending = false;
     if (s->in_flight >= (s->alone ? 1 : s->window))
         return STM_OK;
     stm_opbatch_clear(s->pending);
+    s->pending_pos = stm_oplog_reader_tell(s->reader);
     size_t got = 0;
-    stm_err rc =
-        stm_oplog_reader_next(r, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES, &got, err);
+    stm_err rc = stm_oplog_reader_walk(s->reader, s->pending, s->batch_ops, SESSION_BATCH_MAX_BYTES,
+                                       SESSION_WALK_BUDGET, &got, yielded, err);
     if (rc != STM_OK)
         return rc;
     if (got == 0) {
-        s->more = false;
+        if (!*yielded)
+            s->more = false;
         return STM_OK;
     }
     stm_codec_encode_ops(s->pending, 0, stm_opbatch_count(s->pending), out);
@@ -208,6 +238,7 @@ stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint
         s->alone = true;
         stm_buf_reset(out);
         stm_opbatch_clear(s->pending);
+        stm_oplog_reader_seek(s->reader, s->pending_pos);
         return STM_OK;
     }
     /* Numbered now, whether or not it leaves: a number is never used twice. */
@@ -216,6 +247,15 @@ stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out, uint
     s->have_pending = true;
     s->pending_bytes = out->len;
     return STM_OK;
+}
+
+void stm_session_rest(session_t *s)
+{
+    if (s->have_pending && s->reader)
+        stm_oplog_reader_seek(s->reader, s->pending_pos);
+    s->have_pending = false;
+    if (s->reader)
+        stm_oplog_reader_rest(s->reader);
 }
 
 const opbatch_t *stm_session_pending(const session_t *s)
@@ -230,15 +270,9 @@ void stm_session_batch_sent(session_t *s, int64_t now_ms)
         return;
     s->have_pending = false;
     size_t n = stm_opbatch_count(s->pending);
-    for (size_t i = 0; i < n; i++) {
-        const op_t *op = stm_opbatch_at(s->pending, i);
-        s_cover(s->sent, &op->origin, op->seq);
-    }
-    /* What a stand-in covers is sent too, or it would be read again at once. */
-    for (size_t i = 0; i < stm_opbatch_withheld_count(s->pending); i++) {
-        const op_withheld *w = stm_opbatch_withheld_at(s->pending, i);
-        s_cover(s->sent, &w->origin, w->seq + w->n - 1);
-    }
+    if (s->nflights < s->window)
+        s->flights[s->nflights++] =
+            (s_flight){s->batch_seq, s->pending_pos, s->feed ? stm_feed_epoch(s->feed) : 0};
     if (s->in_flight++ == 0)
         s->last_send_ms = now_ms;
     if (s->pending_bytes > SESSION_LARGE_BYTES) {
@@ -291,11 +325,11 @@ uint64_t stm_session_parked(const session_t *s)
     return s->parked;
 }
 
-uint64_t stm_session_behind(const session_t *s, const vector_t *mine)
+uint64_t stm_session_behind(const session_t *s, const vtrack_t *mine)
 {
     uint64_t behind = 0;
-    for (size_t k = 0; mine && k < stm_vector_count(mine); k++) {
-        const vector_entry *e = stm_vector_at(mine, k);
+    for (size_t k = 0; mine && k < stm_vtrack_count(mine); k++) {
+        const vector_entry *e = stm_vtrack_at(mine, k);
         uint64_t theirs = stm_vector_get(s->theirs, &e->origin);
         if (e->seq > theirs)
             behind += e->seq - theirs;

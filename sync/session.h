@@ -8,26 +8,32 @@
  *
  * Invariants:
  *
- *  1. theirs is what the peer last said it holds (its HELLO's vector, then each
- *     ACK's); sent is at least theirs, entry by entry, and covers every operation of
- *     every batch that left (stm_session_batch_sent). What is read for the peer next is
- *     what lies above sent.
+ *  1. theirs is exactly what the peer last said it holds (its HELLOs', ACKs' and
+ *     VECTORs' vectors, whole or as deltas: stm_session_take_vector); extra raises it
+ *     over what the peer sent us (invariant 6). What is read for the peer is what lies
+ *     above both, walking the feed (feed.h) from the reader's position, which is kept
+ *     between passes and only moves back to send again what was lost (invariant 3).
  *  2. At most `window` batches are in flight (sent, not acknowledged):
  *     stm_session_next_batch hands out none while the window is full.
  *  3. Batch numbers only grow while the session lives, so an ACK names one batch.
- *     A restart from theirs (a HELLO, or stm_session_resend when ACKs stopped coming)
- *     forgets the batches in flight: their ACKs, numbered up to reset_seq, still
- *     update theirs but free no place in the window.
+ *     A restart (a HELLO, or stm_session_resend when ACKs stopped coming) forgets the
+ *     batches in flight: their ACKs, numbered up to reset_seq, still update theirs but
+ *     free no place in the window; the reader goes back to where the first of them
+ *     started, or, after a HELLO whose vector did not continue ours (the peer was
+ *     restarted, restored or met anew and may hold less than we thought), to the
+ *     feed's start.
  *  4. A batch received is acknowledged only after the transaction storing it
- *     commits (inbound.h does the storing): the ACK carries the vector read after
- *     the commit, so the sender never forgets operations a crash could lose.
- *  5. more is false only when the last read found nothing above sent; anything that
- *     may add operations (a local write, a batch stored, a HELLO) sets it again.
- *  6. No echo: the operations of a batch the peer sent are held by it, so theirs and
- *     sent are raised over them (stm_session_on_ops) wherever they continue what it
- *     was known to hold, and they are never read for it. An operation above a gap
- *     raises nothing: what it lacks below is still sent. The operations a stand-in
- *     covers (op.h) count as sent and held alike.
+ *     commits (inbound.h does the storing): the ACK carries the vector after the
+ *     commit, so the sender never forgets operations a crash could lose.
+ *  5. more is false only when the last read reached the feed's end; anything that may
+ *     add operations (a local write, a batch stored, a HELLO) sets it again. A read that
+ *     stopped to let the node serve its sockets (stm_oplog_reader_walk's budget) leaves
+ *     it set.
+ *  6. No echo: the operations of a batch the peer sent are held by it, so extra is
+ *     raised over them (stm_session_on_ops) wherever they continue what it was known to
+ *     hold, and they are never read for it. An operation above a gap raises nothing:
+ *     what it lacks below is still sent. The operations a stand-in covers (op.h) count
+ *     alike.
  *  7. A row change too large for the peer (over the session's limits) is sent as a
  *     stand-in (oplog.h), never as operations, so it is never resent for ever and
  *     nothing after it waits for it.
@@ -38,16 +44,28 @@
  *  9. Batches in flight count as lost after `timeout` without an ACK or a sign that the
  *     peer is receiving them (stm_session_on_received); once the whole of a large
  *     batch has arrived, the peer is given `timeout` more for each SESSION_STORE_BYTES of
- *     it to store it, so that a slow disk does not make it come again for ever. */
+ *     it to store it, so that a slow disk does not make it come again for ever.
+ * 10. Vectors travel whole to a peer that does not take deltas (vdelta.v1), cut to
+ *     VECTOR_MAX_ENTRIES of the highest seq when longer (an older peer refused longer
+ *     ones). To one that does, a vector goes whole (in parts of VECTOR_MAX_ENTRIES)
+ *     until the peer holds it, then as the entries changed since the last one sent, over
+ *     its digest (base): out says what it holds. What the peer holds of ours is trusted
+ *     only while its HELLOs say they know it (vknow: that one, or one of the last few
+ *     sent, when what followed was lost), and a delta of theirs is taken
+ *     only over the very copy it was made from (its base is our copy's digest), its
+ *     digest then checked; otherwise the whole is asked for (VECTOR's vneed), once until
+ *     a whole one comes. Entries a delta names are set even so: they are the peer's. */
 #ifndef STM_SESSION_H
 #define STM_SESSION_H
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "feed.h"
 #include "oplog.h"
 #include "op.h"
 #include "store.h"
 #include "vector.h"
+#include "vtrack.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -76,14 +94,13 @@ void stm_session_set_limit(session_t *s, uint64_t limit, uint64_t max_value);
 
 /* ---- receiving their side ---- */
 
-/* Their HELLO's vector (copied): it becomes theirs, the batches in flight are
- * forgotten, and sending starts again from it. */
-void stm_session_on_hello(session_t *s, const vector_t *theirs);
+/* Their HELLO, its vector taken first (stm_session_take_vector): the batches in flight
+ * are forgotten and sending starts again (invariant 3). */
+void stm_session_on_hello(session_t *s);
 
-/* Their ACK of batch seq with their vector after storing it (ownership taken, *theirs
- * set to NULL). Frees one place in the window unless seq was forgotten by a restart;
- * restarts the resend deadline (now_ms). */
-void stm_session_on_ack(session_t *s, uint64_t seq, vector_t **theirs, int64_t now_ms);
+/* Their ACK of batch seq, its vector taken (stm_session_take_vector): frees one place in
+ * the window unless seq was forgotten by a restart; restarts the resend deadline (now_ms). */
+void stm_session_on_ack(session_t *s, uint64_t seq, int64_t now_ms);
 
 /* They have received the first `bytes` of batch seq (sent in parts) at now_ms: the
  * resend deadline starts again (invariant 9). */
@@ -108,27 +125,31 @@ void stm_session_mark_more(session_t *s);
  * batch, only an empty window has: invariant 8). */
 bool stm_session_wants_to_send(const session_t *s);
 
-/* A reader of what lies above sent in store (invariant 1), with the session's limit
- * (invariant 7). *out is the caller's (stm_oplog_reader_destroy), to pass to
- * stm_session_next_batch until it returns nothing. */
-STM_NODISCARD stm_err stm_session_reader_new(const session_t *s, store_t *store,
-                                             oplog_reader_t **out, stm_error *err);
+/* The most runs a read skips whole before it stops (stm_oplog_reader_walk's budget):
+ * a few milliseconds of lookups. */
+#define SESSION_WALK_BUDGET 20000u
 
-/* Reads the next batch from r into out (reset first) as the codec encodes it, and its
- * number into *seq; *count is the operations it covers (its stand-ins' too), 0 when
- * nothing is left (then more is false), the window is full, or the batch is large and
- * the window not empty (it is read again once it is: invariant 8). The batch counts as
- * sent only once stm_session_batch_sent says it left. */
-STM_NODISCARD stm_err stm_session_next_batch(session_t *s, oplog_reader_t *r, buf_t *out,
-                                             uint64_t *seq, size_t *count, stm_error *err);
+/* Reads the next batch the peer lacks from feed (lent; the same every call: the
+ * session's reader walks it and is kept) into out (reset first) as the codec encodes it,
+ * and its number into *seq; *count is the operations it covers (its stand-ins' too), 0
+ * when nothing is left (then more is false), the window is full, the batch is large and
+ * the window not empty (it is read again once it is: invariant 8), or the read stopped
+ * to let the node serve its sockets (*yielded: call again soon). The batch counts as
+ * sent only once stm_session_batch_sent says it left; one that did not is read again. */
+STM_NODISCARD stm_err stm_session_next_batch(session_t *s, feed_t *feed, buf_t *out,
+                                             uint64_t *seq, size_t *count, bool *yielded,
+                                             stm_error *err);
 /* The batch stm_session_next_batch handed out last, decoded, lent until the next call:
  * its stand-ins whose `here` is set are row changes withheld from this peer. */
 const opbatch_t *stm_session_pending(const session_t *s);
 
 /* The batch stm_session_next_batch handed out last has left at now_ms: it takes a place
- * in the window and sent covers it. Not called when it could not leave: the next
- * restart or read sends its operations again. */
+ * in the window. */
 void stm_session_batch_sent(session_t *s, int64_t now_ms);
+
+/* The end of a send pass: a batch handed out and not sent is read again next time, and
+ * the reader lets go of the database until then. */
+void stm_session_rest(session_t *s);
 
 /* ---- the resend deadline ---- */
 
@@ -146,15 +167,51 @@ int64_t stm_session_storing_ms(const session_t *s, int timeout_ms);
 /* Forgets the batches in flight and starts sending again from theirs (invariant 3). */
 void stm_session_resend(session_t *s);
 
+/* ---- vectors exchanged (invariant 10; session_vector.c) ---- */
+
+/* Whether the peer takes vector deltas (its HELLO lists vdelta.v1). */
+void stm_session_set_deltas(session_t *s, bool deltas);
+bool stm_session_deltas(const session_t *s);
+/* Whether its HELLO said it does not (an older stemma): not before its HELLO. */
+bool stm_session_older(const session_t *s);
+
+typedef enum {
+    SESSION_VECTOR_TAKEN,   /* held, whole or in part (more parts to come, or cut) */
+    SESSION_VECTOR_ASK,     /* a delta over another copy than ours: ask for the whole */
+    SESSION_VECTOR_DIFFERS, /* a whole one whose digest is not ours for it: the peer
+                               counts digests otherwise; it is not asked again */
+} session_vector;
+/* Takes the vector part of one of their messages (m's entries taken, m cleared). */
+session_vector stm_session_take_vector(session_t *s, vector_msg *m);
+/* True, with its digest, while we hold their whole vector (for our HELLO's vknow). */
+bool stm_session_knows_theirs(const session_t *s, vector_digest *out);
+/* Their HELLO says they hold our vector of digest know (NULL: none): unless it is the
+ * one last sent them, or one of the SESSION_SENT_KEPT before it (the next is then a
+ * delta from that one), the next goes whole. */
+void stm_session_told_knows(session_t *s, const vector_digest *know);
+/* Whether they hold our vector as last sent them (out): false until one went whole. */
+bool stm_session_vector_synced(const session_t *s);
+/* They asked for our whole vector (vneed): the next goes whole. */
+void stm_session_vector_lost(session_t *s);
+/* Our vector (mine) as the next message to them carries it: the parts, lent until the
+ * next call, of which the first goes in that message and the others follow in VECTOR
+ * messages at once; out then says they hold it. */
+size_t stm_session_vector_out(session_t *s, const vtrack_t *mine, const vector_out **parts);
+/* The parts stm_session_vector_out handed out have been sent: large ones go. */
+void stm_session_vector_sent(session_t *s);
+/* Entries dropped from their vectors because one message held more than
+ * VECTOR_MAX_ENTRIES (an older peer's). */
+uint64_t stm_session_vectors_cut(const session_t *s);
+
 /* ---- what it knows ---- */
 
-/* Their vector, lent until the next HELLO or ACK. */
+/* Their vector, lent until the next vector taken. */
 const vector_t *stm_session_theirs(const session_t *s);
 int stm_session_in_flight(const session_t *s);
 uint64_t stm_session_ops_sent(const session_t *s);
 uint64_t stm_session_ops_received(const session_t *s);
 uint64_t stm_session_parked(const session_t *s);
-/* How many operations of mine (a vector of this database) they lack. */
-uint64_t stm_session_behind(const session_t *s, const vector_t *mine);
+/* How many operations of mine (this database's vector) they lack. */
+uint64_t stm_session_behind(const session_t *s, const vtrack_t *mine);
 
 #endif

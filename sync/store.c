@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The most ids remembered: 65,536 take about 6 MB with their two indexes. */
+#define STORE_IDS_CACHED 65536
+
 /* An id numbered in stemma_ids, remembered. */
 typedef struct {
     stm_id id;
@@ -231,6 +234,10 @@ static sqlite3_stmt *s_ids_stmt(store_t *self, sqlite3_stmt **slot, const char *
 
 static void s_remember(store_t *self, const stm_id *id, int64_t no)
 {
+    /* Every device that ever wrote is an origin: past STORE_IDS_CACHED the cache starts
+     * again rather than grow with them (a lookup it lacks is one query). */
+    if (self->nids >= STORE_IDS_CACHED)
+        stm_store_forget_ids(self);
     self->ids = stm_grow(self->ids, &self->ids_cap, self->nids + 1, sizeof *self->ids);
     self->ids[self->nids].id = *id;
     self->ids[self->nids].no = no;

@@ -98,6 +98,8 @@ struct txn {
     bool collected;         /* the start recorded local changes */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
+    txn_listener listener;  /* told of what is recorded and how it ends (all NULL: none) */
+    bool told_open;         /* the listener was told of a transaction not ended yet */
     txn_wrote_fn wrote;     /* told of every row whose clocks are written; may be NULL */
     void *wrote_ctx;
     int64_t data_version;    /* PRAGMA data_version at the last start; -1: none yet */
@@ -284,6 +286,22 @@ origin_change stm_txn_origin_change(txn_t *t)
     return c;
 }
 
+void stm_txn_set_listener(txn_t *t, const txn_listener *l)
+{
+    if (l)
+        t->listener = *l;
+    else
+        memset(&t->listener, 0, sizeof t->listener);
+}
+
+/* The listener told how the transaction it heard of ended. */
+static void s_tell_end(txn_t *t, bool committed)
+{
+    if (t->told_open && t->listener.ended)
+        t->listener.ended(t->listener.ctx, committed);
+    t->told_open = false;
+}
+
 void stm_txn_on_write(txn_t *t, txn_wrote_fn fn, void *ctx)
 {
     t->wrote = fn;
@@ -421,8 +439,14 @@ static stm_err s_recorded(txn_t *t, s_origin *o, uint64_t first, uint64_t last, 
                           stm_error *err)
 {
     stm_err rc;
-    if (!o->no && (rc = stm_store_id_number(t->store, &o->id, false, &o->no, err)) != STM_OK)
+    /* Numbered even when no row is stored (pruned operations continuing what is held):
+     * the listener's feed names every origin of its runs by number (feed.h). */
+    if (!o->no && (rc = stm_store_id_number(t->store, &o->id, true, &o->no, err)) != STM_OK)
         return rc;
+    if (t->listener.recorded) {
+        t->listener.recorded(t->listener.ctx, o->no, &o->id, first, last - first + 1);
+        t->told_open = true;
+    }
     if (first == o->held + 1)
         o->held = last;
     else
@@ -838,6 +862,7 @@ stm_err stm_txn_collect(txn_t *t, stm_error *err)
 void stm_txn_rollback(txn_t *t)
 {
     sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+    s_tell_end(t, false);
     if (t->origin_uncommitted) /* a new origin taken is undone: look again next time */
         t->origin_checked = t->origin_uncommitted = false, t->origin_change = ORIGIN_KEPT;
     stm_store_forget_ids(t->store);
@@ -847,6 +872,7 @@ void stm_txn_rollback(txn_t *t)
 
 stm_err stm_txn_begin(txn_t *t, stm_error *err)
 {
+    s_tell_end(t, false); /* a collect joined the caller's transaction (txn_listener) */
     if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return stm_store_error(t->store, err, "starting a transaction");
     stm_err rc = s_start(t, err);
@@ -879,6 +905,8 @@ static stm_err s_update_vectors(txn_t *t, stm_error *err)
             sqlite3_bind_int64(set, 1, (sqlite3_int64)o->top);
             if (sqlite3_step(set) != SQLITE_DONE)
                 rc = stm_store_error(t->store, err, "updating the local sequence");
+            else if (t->listener.vector)
+                t->listener.vector(t->listener.ctx, &o->id, o->top > o->held ? o->top : o->held);
             continue;
         }
         uint64_t seq = o->held;
@@ -891,6 +919,8 @@ static stm_err s_update_vectors(txn_t *t, stm_error *err)
         sqlite3_bind_int64(set, 2, (sqlite3_int64)seq);
         if (sqlite3_step(set) != SQLITE_DONE)
             rc = stm_store_error(t->store, err, "updating the version vector");
+        else if (t->listener.vector)
+            t->listener.vector(t->listener.ctx, &o->id, seq);
         /* A pruned stand-in's row the vector now passes says no more than a gap. */
         for (size_t k = 0; k < t->npruned_rows && rc == STM_OK; k++) {
             oplog_row *row = &t->pruned_rows[k];
@@ -928,7 +958,7 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
     if (rc != STM_OK)
         stm_txn_rollback(t);
     else
-        t->origin_uncommitted = false;
+        t->origin_uncommitted = false, s_tell_end(t, true);
     s_forget_origins(t);
     return rc;
 }

@@ -125,6 +125,29 @@ void stm_txn_on_write(txn_t *t, txn_wrote_fn fn, void *ctx);
  * stemma moved aside). stm_txn_clock_write and stm_txn_clock_forget tell it themselves. */
 void stm_txn_wrote(txn_t *t, const txn_table *table, const op_value *pk);
 
+/* Told of what transactions record, so that a node keeps the order operations arrived
+ * in without asking the database (feed.h):
+ *
+ *   recorded  operations seq .. seq + n - 1 of origin (its stemma_ids number, taken
+ *             if it had none, and id) are held in the open transaction: a row change
+ *             or a stand-in's row stored, or pruned operations that continue what is
+ *             held, which need no row (oplog.h, "Gaps")
+ *   vector    at commit, before COMMIT: origin's entry in the vector is now seq (the
+ *             local sequence for the database's own origin)
+ *   ended     the transaction ended: committed, or rolled back (what it told is void)
+ *
+ * Only transactions begun and committed here end so: one joined by stm_txn_collect
+ * ends in its caller's hands and is told as rolled back at the next begin (its rows are
+ * found again by comparing vectors, feed.h). */
+typedef struct {
+    void (*recorded)(void *ctx, int64_t origin, const stm_id *id, uint64_t seq, uint64_t n);
+    void (*vector)(void *ctx, const stm_id *origin, uint64_t seq);
+    void (*ended)(void *ctx, bool committed);
+    void *ctx;
+} txn_listener;
+/* Sets who is told (copied; NULL: nobody). */
+void stm_txn_set_listener(txn_t *t, const txn_listener *l);
+
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
 /* True when the transaction's start recorded local changes (the application wrote). */

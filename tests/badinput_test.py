@@ -81,7 +81,7 @@ def pack(v):
     raise TypeError(v)
 
 
-HELLO, REFUSE, OPS, ACK, PING, BYE, RECEIVED = 1, 2, 3, 4, 5, 6, 7
+HELLO, REFUSE, OPS, ACK, PING, BYE, RECEIVED, VECTOR = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 WIRE = BUNDLE = None  # the binary's protocol and bundle format versions (main)
@@ -292,7 +292,8 @@ class Base(mt.Mesh):
     def dropped(self, **want):
         """Waits until a's dropped counters are exactly want (the others 0)."""
         kinds = ["not-stemma", "protocol-version", "hello", "refuse", "ops", "batch", "ack",
-                 "impostor", "unknown-sender", "untrusted", "beacon", "received", "parts"]
+                 "impostor", "unknown-sender", "untrusted", "beacon", "received", "parts",
+                 "vector"]
         expect = {k: want.get(k.replace("-", "_"), 0) for k in kinds}
         self.wait(f"dropped counters {expect}", lambda: stats(self.a)["dropped"] == expect)
         return expect
@@ -400,6 +401,69 @@ class MeshMessages(Base):
         self.assertTrue(f.dropped_by_node(), "a did not drop the connection")
         self.dropped()
         self.still_serving("l-oversized")
+
+
+@unittest.skipUnless(SQLITE3 and zmq, "needs the sqlite3 shell and python3-zmq")
+class VectorMessages(Base):
+    """Vector deltas (docs/protocol.md, "Vector deltas") from a peer played by hand."""
+
+    def delta_fake(self):
+        """A connected fake peer that lists vdelta.v1, its vector empty and whole."""
+        f = self.fake()
+        f.hello(lineage_ids(self.a.db), vdigest=bytes(16),
+                capabilities=["ops.v1", "parts.v1", "vdelta.v1"])
+        self.assertIsNotNone(f.expect(HELLO), "a did not answer the fake's HELLO")
+        self.wait("a to connect the fake",
+                  lambda: any(p["state"] == "connected" and p["endpoint"] == f.endpoint
+                              for p in self.a.report()["peers"]))
+        return f
+
+    def test_malformed_vectors_are_dropped_and_counted(self):
+        f = self.delta_fake()
+        for body in [{},                                        # neither vector nor vneed
+                     {"vbase": bytes(16)},                      # a base without a vector
+                     {"vector": [], "vdigest": b"short"},       # a digest of 5 bytes
+                     {"vector": "not an array"},
+                     {"vector": [[bytes(32), 1], [bytes(32), 2]]},  # an origin twice
+                     {"vneed": 1}]:                             # not a bool
+            f.send(message(VECTOR, body))
+        # An ACK whose base is not a digest is an ACK dropped, as any malformed ACK.
+        f.send(message(ACK, {"seq": 1, "vector": [], "vbase": b"x"}))
+        self.dropped(vector=6, ack=1)
+        self.assertIn("not a digest of 16 bytes", self.a.logs())
+        self.still_serving("after-vectors")
+
+    def test_an_older_peer_of_more_origins_than_one_message_carries_is_met(self):
+        # An older stemma sends its whole vector whatever its length: 100,001 entries,
+        # which a node refused (the HELLO dropped), partitioning the mesh for good. The
+        # first 100,000 are kept, the rest dropped and counted.
+        f = self.fake()
+        vector = Raw(b"\xdd" + struct.pack(">I", 100001) + b"".join(
+            b"\x92\xc4\x20" + struct.pack(">QQQQ", 0, 0, 0, i) + b"\x01"
+            for i in range(1, 100002)))
+        f.hello(lineage_ids(self.a.db), vector=vector)
+        self.assertIsNotNone(f.expect(HELLO), "a did not answer the HELLO of 100,001 entries")
+        self.wait("a to count what it cut", lambda: self.a.report()["node"]["vector_entries_cut"] == 1)
+        self.assertIn("more than 100000 entries in one message", self.a.logs())
+        self.dropped()
+
+    def test_a_delta_over_another_copy_is_asked_for_whole(self):
+        f = self.delta_fake()
+        # Its vector as a delta over a copy a does not hold: a takes the entry (it is the
+        # peer's), and asks for the whole vector, with a VECTOR of vneed.
+        origin = os.urandom(32)
+        f.send(message(VECTOR, {"vector": [[origin, 3]], "vbase": b"\x01" * 16,
+                                "vdigest": b"\x02" * 16}))
+        answer = f.expect(VECTOR)
+        self.assertIsNotNone(answer, "a did not ask for the whole vector")
+        self.assertEqual(list(decode_map(answer)), ["vneed"])
+        # Asked for its own whole vector, a sends it.
+        f.send(message(VECTOR, {"vneed": True}))
+        answer = f.expect(VECTOR)
+        self.assertIsNotNone(answer, "a did not send its whole vector")
+        self.assertEqual(list(decode_map(answer)), ["vector"])
+        self.dropped()
+        self.still_serving("after-vneed")
 
 
 @unittest.skipUnless(SQLITE3 and zmq, "needs the sqlite3 shell and python3-zmq")

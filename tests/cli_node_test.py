@@ -216,7 +216,8 @@ class Init(Base):
                                          "max_version_gap": 0})
         self.assertEqual(cfg["timing"], {"heartbeat_ms": 1000, "peer_timeout_ms": 5000,
                                          "reconnect_min_ms": 100, "reconnect_max_ms": 5000})
-        self.assertEqual(cfg["sync"], {"batch_ops": 2000, "window": 4, "local_poll_ms": 200,
+        self.assertEqual(cfg["sync"], {"batch_ops": 2000, "window": 4, "vector_deltas": True,
+                                       "local_poll_ms": 200,
                                        "busy_timeout_ms": 1000, "max_clock_ahead_ms": 600000})
         # Every setting has a comment above it.
         lines = read(self.path("node", "node.toml")).splitlines()

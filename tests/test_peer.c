@@ -5,6 +5,7 @@
 #include "node/config.h"
 #include "node/peer.h"
 #include "testutil.h"
+#include "wireutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,6 +55,7 @@ static int teardown(void **state)
     return 0;
 }
 
+
 /* A HELLO from the peer (id 7), at v3, as the wire decodes it. */
 static wire_hello s_hello(const fixture *f, bool reply)
 {
@@ -61,7 +63,7 @@ static wire_hello s_hello(const fixture *f, bool reply)
     vector_t *v = stm_vector_new();
     stm_vector_set(v, &id, 3);
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", "", f->v3, v, 0, NULL, 0, reply, NULL);
+    wu_encode_hello(&msg, &id, "tcp://127.0.0.1:7001", "", f->v3, v, 0, NULL, 0, reply);
     wire_hello h;
     stm_error err = {0};
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);

@@ -666,6 +666,8 @@ static void test_text_names_every_peer(void **state)
                                "peers discovered 2\n"
                                "withheld 22\nwithheld from peers 1\n"
                                "pruned 0\ncompaction passes 0 (off)\n"
+                               "origins 0\nbytes sent in hello 0 ack 0 vector 0\n"
+                               "vector entries cut 0\n"
                                "parked 1 column not in this database\n"
                                "parked 1 " NASTY_NAME "\n"
                                "dropped not-stemma 0\ndropped protocol-version 0\n"
@@ -673,7 +675,8 @@ static void test_text_names_every_peer(void **state)
                                "dropped batch 0\ndropped ack 0\ndropped impostor 2\n"
                                "dropped unknown-sender 3\ndropped untrusted 0\n"
                                "dropped beacon 7\n"
-                               "dropped received 0\ndropped parts 4\n");
+                               "dropped received 0\ndropped parts 4\n"
+                               "dropped vector 0\n");
     free(stats);
 
     report_node lone = {.id = s_key(5), .lineage = f->empty, .endpoint = "tcp://127.0.0.1:1"};

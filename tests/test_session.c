@@ -5,6 +5,7 @@
 #include "dbutil.h"
 #include "sync/apply.h"
 #include "sync/codec.h"
+#include "sync/feed.h"
 #include "sync/inbound.h"
 #include "sync/oplog.h"
 #include "sync/session.h"
@@ -41,6 +42,7 @@ typedef struct {
     char *dir;
     char a_path[4200], b_path[4200];
     store_t *a, *b;
+    feed_t *a_feed, *b_feed; /* what each sends, as a node keeps it (feed.h) */
     applier_t *b_applier;
     session_t *ab;      /* A's session with B: A sends */
     session_t *ba;      /* B's session with A: B receives */
@@ -82,18 +84,47 @@ static long long s_committed_rows(const char *path)
     return n;
 }
 
-/* B's ack callback: what the node would put in an ACK message. */
+/* A vector as a message carries it whole, taken by session s. */
+static void s_take_whole(session_t *s, const vector_t *v)
+{
+    vector_msg m = {0};
+    m.entries = s_copy(v);
+    assert_int_equal(stm_session_take_vector(s, &m), SESSION_VECTOR_TAKEN);
+}
+
+/* A HELLO carrying vector v, whole. */
+static void s_hello(session_t *s, const vector_t *v)
+{
+    s_take_whole(s, v);
+    stm_session_on_hello(s);
+}
+
+/* Writes to A as the application would, collected by an applier telling A's feed (as a
+ * node's does). */
+static void s_write_a(fixture *f, const char *sql)
+{
+    du_exec(f->a_path, sql);
+    stm_error err = {0};
+    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
+    stm_applier_set_listener(a_applier, stm_feed_listener(f->a_feed));
+    s_ok(stm_applier_catch_up(a_applier, &err), &err);
+    stm_applier_destroy(&a_applier);
+}
+
+/* B's ack callback: what the node would put in an ACK message (B's vector whole, from
+ * its feed, which the commit told). */
 static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
-                  const apply_stats *stats, const vector_t *vector)
+                  const apply_stats *stats)
 {
     fixture *f = ctx;
+    vector_t *vector = stm_vtrack_copy(stm_feed_vector(f->b_feed));
     assert_ptr_equal(sender, f->ba);
     if (f->check_committed)
         f->committed_seen = s_committed_rows(f->b_path);
     stm_session_on_stored(f->ba, stm_opbatch_count(batch), stats->parked);
     assert_true(f->nacks < 64);
     f->acks[f->nacks].seq = seq;
-    f->acks[f->nacks].vector = s_copy(vector);
+    f->acks[f->nacks].vector = vector;
     f->nacks++;
 }
 
@@ -114,7 +145,10 @@ static int setup(void **state)
     applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
     s_ok(stm_applier_catch_up(a_applier, &err), &err);
     stm_applier_destroy(&a_applier);
+    s_ok(stm_feed_open(f->a, &f->a_feed, &err), &err);
+    s_ok(stm_feed_open(f->b, &f->b_feed, &err), &err);
     f->b_applier = stm_applier_new(f->b, NULL, NULL);
+    stm_applier_set_listener(f->b_applier, stm_feed_listener(f->b_feed));
     /* One row change a batch, so that ROWS batches carry everything. */
     f->ab = stm_session_new(WINDOW, 1);
     f->ba = stm_session_new(WINDOW, 1);
@@ -124,7 +158,7 @@ static int setup(void **state)
     assert_false(stm_session_wants_to_send(f->ab));
     vector_t *b_vector = NULL;
     s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
-    stm_session_on_hello(f->ab, b_vector);
+    s_hello(f->ab, b_vector);
     stm_vector_destroy(&b_vector);
     *state = f;
     return 0;
@@ -148,6 +182,8 @@ static int teardown(void **state)
     stm_session_destroy(&f->ab);
     stm_session_destroy(&f->ba);
     stm_applier_destroy(&f->b_applier);
+    stm_feed_destroy(&f->a_feed);
+    stm_feed_destroy(&f->b_feed);
     stm_store_destroy(&f->a);
     stm_store_destroy(&f->b);
     tu_remove_tree(f->dir);
@@ -162,14 +198,13 @@ static size_t s_pump(fixture *f, int64_t now)
     if (!stm_session_wants_to_send(f->ab))
         return 0;
     stm_error err = {0};
-    oplog_reader_t *r = NULL;
-    s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
     size_t sent = 0;
     for (;;) {
         buf_t out = BUF_INIT;
         uint64_t seq = 0;
         size_t count = 0;
-        s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+        bool yielded;
+        s_ok(stm_session_next_batch(f->ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
         if (count == 0) {
             stm_buf_free(&out);
             break;
@@ -181,7 +216,7 @@ static size_t s_pump(fixture *f, int64_t now)
         stm_session_batch_sent(f->ab, now);
         sent++;
     }
-    stm_oplog_reader_destroy(&r);
+    stm_session_rest(f->ab);
     return sent;
 }
 
@@ -204,8 +239,11 @@ static void s_deliver_ops(fixture *f)
 /* A receives every ACK on the wire. */
 static void s_deliver_acks(fixture *f, int64_t now)
 {
-    for (size_t i = 0; i < f->nacks; i++)
-        stm_session_on_ack(f->ab, f->acks[i].seq, &f->acks[i].vector, now);
+    for (size_t i = 0; i < f->nacks; i++) {
+        s_take_whole(f->ab, f->acks[i].vector);
+        stm_vector_destroy(&f->acks[i].vector);
+        stm_session_on_ack(f->ab, f->acks[i].seq, now);
+    }
     f->nacks = 0;
 }
 
@@ -243,18 +281,16 @@ static void test_window_is_respected(void **state)
     assert_int_equal(stm_session_in_flight(f->ab), WINDOW - 1);
     assert_int_equal(s_pump(f, 21), 1);
     assert_int_equal(stm_session_in_flight(f->ab), WINDOW);
-    /* A batch handed out but never said to have left takes no place. */
+    /* The window is full: nothing is handed out. */
     stm_error err = {0};
-    oplog_reader_t *r = NULL;
-    s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
     buf_t out = BUF_INIT;
     uint64_t seq;
     size_t count = 99;
-    s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+    bool yielded;
+    s_ok(stm_session_next_batch(f->ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, 0);
     assert_int_equal(out.len, 0);
     stm_buf_free(&out);
-    stm_oplog_reader_destroy(&r);
 }
 
 static void test_acknowledged_only_after_commit(void **state)
@@ -318,8 +354,9 @@ static void test_resend_after_acks_are_lost(void **state)
     assert_true(stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f));
     assert_int_equal(stm_session_ops_received(f->ba), stm_session_ops_sent(f->ab));
     /* The late ACK of a forgotten batch says what B holds but frees no place. */
-    stm_session_on_ack(f->ab, late.seq, &late.vector, 3100);
-    assert_null(late.vector);
+    s_take_whole(f->ab, late.vector);
+    stm_vector_destroy(&late.vector);
+    stm_session_on_ack(f->ab, late.seq, 3100);
     assert_int_equal(stm_session_in_flight(f->ab), WINDOW);
     s_deliver_acks(f, 3200);
     assert_int_equal(stm_session_in_flight(f->ab), 0);
@@ -332,8 +369,7 @@ static void test_vectors_advance_until_nothing_is_left(void **state)
     fixture *f = *state;
     stm_error err = {0};
     stm_id a_id = s_node_id(f->a);
-    vector_t *mine = NULL;
-    s_ok(stm_vector_read(f->a, &mine, &err), &err);
+    const vtrack_t *mine = stm_feed_vector(f->a_feed);
     uint64_t total = s_ops_of(f->a);
     assert_true(total >= ROWS);
     assert_int_equal(stm_session_behind(f->ab, mine), total);
@@ -350,7 +386,7 @@ static void test_vectors_advance_until_nothing_is_left(void **state)
     }
     assert_false(stm_session_wants_to_send(f->ab));
     assert_int_equal(stm_session_behind(f->ab, mine), 0);
-    assert_int_equal(stm_vector_get(stm_session_theirs(f->ab), &a_id), stm_vector_get(mine, &a_id));
+    assert_int_equal(stm_vector_get(stm_session_theirs(f->ab), &a_id), stm_vtrack_get(mine, &a_id));
     assert_int_equal(stm_session_ops_sent(f->ab), total);
     assert_int_equal(stm_session_ops_received(f->ba), total);
     assert_int_equal(stm_session_parked(f->ba), 0);
@@ -358,7 +394,7 @@ static void test_vectors_advance_until_nothing_is_left(void **state)
     /* A HELLO with B's vector starts again from it and finds nothing to send. */
     vector_t *b_vector = NULL;
     s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
-    stm_session_on_hello(f->ab, b_vector);
+    s_hello(f->ab, b_vector);
     assert_true(stm_session_wants_to_send(f->ab));
     assert_int_equal(s_pump(f, ++now), 0);
     assert_false(stm_session_wants_to_send(f->ab));
@@ -366,7 +402,6 @@ static void test_vectors_advance_until_nothing_is_left(void **state)
     stm_session_mark_more(f->ab);
     assert_true(stm_session_wants_to_send(f->ab));
     stm_vector_destroy(&b_vector);
-    stm_vector_destroy(&mine);
 }
 
 static void test_hello_forgets_batches_in_flight(void **state)
@@ -374,7 +409,7 @@ static void test_hello_forgets_batches_in_flight(void **state)
     fixture *f = *state;
     assert_int_equal(s_pump(f, 5), WINDOW);
     vector_t *empty = stm_vector_new();
-    stm_session_on_hello(f->ab, empty);
+    s_hello(f->ab, empty);
     stm_vector_destroy(&empty);
     assert_int_equal(stm_session_in_flight(f->ab), 0);
     assert_int_equal(stm_session_resend_at(f->ab, TIMEOUT_MS), INT64_MAX);
@@ -392,7 +427,7 @@ static void test_what_a_peer_sent_is_not_sent_back(void **state)
     stm_error err = {0};
     /* A's HELLO to B said it held nothing (it was sent before A wrote). */
     vector_t *empty = stm_vector_new();
-    stm_session_on_hello(f->ba, empty);
+    s_hello(f->ba, empty);
     stm_vector_destroy(&empty);
     int64_t now = 0;
     for (int round = 0; round < 10 && stm_session_wants_to_send(f->ab); round++) {
@@ -405,25 +440,23 @@ static void test_what_a_peer_sent_is_not_sent_back(void **state)
     /* B has every row of A's, and would send A what A lacks: nothing. */
     stm_session_mark_more(f->ba);
     assert_true(stm_session_wants_to_send(f->ba));
-    oplog_reader_t *r = NULL;
-    s_ok(stm_session_reader_new(f->ba, f->b, &r, &err), &err);
     buf_t out = BUF_INIT;
     uint64_t seq = 0;
     size_t count = 0;
-    s_ok(stm_session_next_batch(f->ba, r, &out, &seq, &count, &err), &err);
+    bool yielded;
+    s_ok(stm_session_next_batch(f->ba, f->b_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, 0);
     stm_buf_free(&out);
-    stm_oplog_reader_destroy(&r);
+    stm_session_rest(f->ba);
     stm_id a_id = s_node_id(f->a);
-    vector_t *mine = NULL;
-    s_ok(stm_vector_read(f->a, &mine, &err), &err);
-    assert_int_equal(stm_vector_get(stm_session_theirs(f->ba), &a_id), stm_vector_get(mine, &a_id));
-    stm_vector_destroy(&mine);
+    /* What A sent raised nothing A said (its vector is still the empty one of its
+     * HELLO), only what B knows A holds. */
+    assert_int_equal(stm_vector_get(stm_session_theirs(f->ba), &a_id), 0);
 
     /* A batch above a gap: B's session with a fresh peer C learns nothing from it. */
     session_t *bc = stm_session_new(WINDOW, 1);
     vector_t *none = stm_vector_new();
-    stm_session_on_hello(bc, none);
+    s_hello(bc, none);
     stm_vector_destroy(&none);
     opbatch_t *gap = stm_opbatch_new();
     op_t op = {0};
@@ -442,6 +475,13 @@ static void test_what_a_peer_sent_is_not_sent_back(void **state)
     opbatch_t *decoded = NULL;
     s_ok(stm_session_on_ops(bc, enc.data, enc.len, &decoded, &err), &err);
     assert_int_equal(stm_vector_get(stm_session_theirs(bc), &a_id), 0);
+    /* ... so C is still sent A's operations 1 and 2, and 3 too. */
+    buf_t to_c = BUF_INIT;
+    s_ok(stm_session_next_batch(bc, f->b_feed, &to_c, &seq, &count, &yielded, &err), &err);
+    assert_true(count > 0);
+    assert_int_equal(stm_opbatch_at(stm_session_pending(bc), 0)->seq, 1);
+    stm_session_rest(bc);
+    stm_buf_free(&to_c);
     stm_opbatch_destroy(&decoded);
     stm_opbatch_destroy(&gap);
     stm_buf_free(&enc);
@@ -481,23 +521,20 @@ static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
     fixture *f = *state;
     stm_error err = {0};
     /* Row 3 grows to 200 kB, over a limit of 100 kB; rows 6 and 7 come after it. */
-    du_exec(f->a_path, "UPDATE t SET v = printf('%.*c', 200000, 'x') WHERE id = 3;"
-                       "INSERT INTO t VALUES (6, 'six'), (7, 'seven')");
-    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
-    s_ok(stm_applier_catch_up(a_applier, &err), &err);
-    stm_applier_destroy(&a_applier);
+    s_write_a(f, "UPDATE t SET v = printf('%.*c', 200000, 'x') WHERE id = 3;"
+                 "INSERT INTO t VALUES (6, 'six'), (7, 'seven')");
     stm_session_set_limit(f->ab, 100000, OP_MAX_VALUE_BYTES);
     int64_t now = 0;
     size_t here = 0;
     for (int round = 0; round < 20 && stm_session_wants_to_send(f->ab); round++) {
         /* Pumped by hand to look at each batch as it leaves. */
-        oplog_reader_t *r = NULL;
-        s_ok(stm_session_reader_new(f->ab, f->a, &r, &err), &err);
         for (;;) {
             buf_t out = BUF_INIT;
             uint64_t seq = 0;
             size_t count = 0;
-            s_ok(stm_session_next_batch(f->ab, r, &out, &seq, &count, &err), &err);
+            bool yielded;
+            s_ok(stm_session_next_batch(f->ab, f->a_feed, &out, &seq, &count, &yielded, &err),
+                 &err);
             if (count == 0) {
                 stm_buf_free(&out);
                 break;
@@ -518,7 +555,7 @@ static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
             f->nmsgs++;
             stm_session_batch_sent(f->ab, ++now);
         }
-        stm_oplog_reader_destroy(&r);
+        stm_session_rest(f->ab);
         s_deliver_ops(f);
         stm_inbound_store(f->inbound, f->b_applier, f->b, s_ack, f);
         s_deliver_acks(f, ++now);
@@ -529,32 +566,30 @@ static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
     assert_int_equal(s_committed_rows(f->b_path), 7);
     assert_int_equal(du_int(f->b, "SELECT length(v) FROM t WHERE id = 3"), 5);
     /* Its vector holds all of A's: nothing is behind, so nothing comes again. */
-    vector_t *mine = NULL;
-    s_ok(stm_vector_read(f->a, &mine, &err), &err);
+    const vtrack_t *mine = stm_feed_vector(f->a_feed);
     assert_int_equal(stm_session_behind(f->ab, mine), 0);
     stm_id a_id = s_node_id(f->a);
     vector_t *b_vector = NULL;
     s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
-    assert_int_equal(stm_vector_get(b_vector, &a_id), stm_vector_get(mine, &a_id));
+    assert_int_equal(stm_vector_get(b_vector, &a_id), stm_vtrack_get(mine, &a_id));
     uint64_t total = 0, parked = 0, withheld = 0;
     s_ok(stm_oplog_counts_withheld(f->b, &total, &parked, &withheld, &err), &err);
     assert_int_equal(withheld, 1);
     assert_int_equal(total, s_ops_of(f->a));
     /* A HELLO from B starts again from its vector: nothing is left to send. */
-    stm_session_on_hello(f->ab, b_vector);
+    s_hello(f->ab, b_vector);
     assert_int_equal(s_pump(f, ++now), 0);
     /* B sends the stand-in on to C, which holds it as withheld in turn (it travels
      * on as a stand-in, never as operations, and is not B's to tell: `here` unset). */
     session_t *bc = stm_session_new(WINDOW, 1000);
     vector_t *none = stm_vector_new();
-    stm_session_on_hello(bc, none);
+    s_hello(bc, none);
     stm_vector_destroy(&none);
-    oplog_reader_t *r = NULL;
-    s_ok(stm_session_reader_new(bc, f->b, &r, &err), &err);
     buf_t out = BUF_INIT;
     uint64_t seq = 0;
     size_t count = 0;
-    s_ok(stm_session_next_batch(bc, r, &out, &seq, &count, &err), &err);
+    bool yielded;
+    s_ok(stm_session_next_batch(bc, f->b_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, total);
     const opbatch_t *relayed = stm_session_pending(bc);
     assert_int_equal(stm_opbatch_withheld_count(relayed), 1);
@@ -562,10 +597,8 @@ static void test_a_row_change_over_the_limit_goes_as_a_stand_in(void **state)
     assert_true(stm_opbatch_withheld_at(relayed, 0)->bytes > 200000);
     assert_int_equal(stm_opbatch_count(relayed), total - 1);
     stm_buf_free(&out);
-    stm_oplog_reader_destroy(&r);
     stm_session_destroy(&bc);
     stm_vector_destroy(&b_vector);
-    stm_vector_destroy(&mine);
 }
 
 /* A large batch (one large row change) goes only into an empty window and nothing
@@ -577,36 +610,29 @@ static void test_a_large_batch_travels_alone(void **state)
     fixture *f = *state;
     stm_error err = {0};
     /* Collected one after the other, so that the small write comes after the large. */
-    du_exec(f->a_path, "UPDATE t SET v = printf('%.*c', 20000000, 'x') WHERE id = 2");
-    applier_t *a_applier = stm_applier_new(f->a, NULL, NULL);
-    s_ok(stm_applier_catch_up(a_applier, &err), &err);
-    du_exec(f->a_path, "UPDATE t SET v = 'five' WHERE id = 5");
-    s_ok(stm_applier_catch_up(a_applier, &err), &err);
-    stm_applier_destroy(&a_applier);
+    s_write_a(f, "UPDATE t SET v = printf('%.*c', 20000000, 'x') WHERE id = 2");
+    s_write_a(f, "UPDATE t SET v = 'five' WHERE id = 5");
     session_t *ab = stm_session_new(4, 1000);
     vector_t *b_vector = NULL;
     s_ok(stm_vector_read(f->b, &b_vector, &err), &err);
-    stm_session_on_hello(ab, b_vector);
+    s_hello(ab, b_vector);
     stm_vector_destroy(&b_vector);
-    oplog_reader_t *r = NULL;
-    s_ok(stm_session_reader_new(ab, f->a, &r, &err), &err);
     buf_t out = BUF_INIT;
     uint64_t seq = 0;
     size_t count = 0;
+    bool yielded;
     /* The rows before it go in a batch of their own, which leaves. */
-    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    s_ok(stm_session_next_batch(ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_true(count > 0 && out.len < SESSION_LARGE_BYTES);
     stm_session_batch_sent(ab, 1000);
     /* The large one waits for an empty window, and the session waits with it. */
-    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    s_ok(stm_session_next_batch(ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, 0);
     assert_false(stm_session_wants_to_send(ab));
-    stm_oplog_reader_destroy(&r);
-    vector_t *v = stm_vector_new();
-    stm_session_on_ack(ab, 1, &v, 1100);
+    stm_session_rest(ab);
+    stm_session_on_ack(ab, 1, 1100);
     assert_true(stm_session_wants_to_send(ab));
-    s_ok(stm_session_reader_new(ab, f->a, &r, &err), &err);
-    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    s_ok(stm_session_next_batch(ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, 1);
     assert_true(out.len > 20000000);
     assert_int_equal(stm_opbatch_count(stm_session_pending(ab)), 1);
@@ -626,17 +652,15 @@ static void test_a_large_batch_travels_alone(void **state)
                      TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES));
     assert_int_equal(stm_session_resend_at(ab, TIMEOUT_MS),
                      3000 + TIMEOUT_MS + TIMEOUT_MS * (int64_t)(out.len / SESSION_STORE_BYTES) + 1);
-    v = stm_vector_new();
-    stm_session_on_ack(ab, seq, &v, 4000);
+    stm_session_on_ack(ab, seq, 4000);
     assert_int_equal(stm_session_in_flight(ab), 0);
     assert_true(stm_session_wants_to_send(ab));
     /* What follows goes as usual. */
-    s_ok(stm_session_next_batch(ab, r, &out, &seq, &count, &err), &err);
+    s_ok(stm_session_next_batch(ab, f->a_feed, &out, &seq, &count, &yielded, &err), &err);
     assert_int_equal(count, 1);
     stm_session_batch_sent(ab, 4100);
     assert_true(stm_session_wants_to_send(ab));
     stm_buf_free(&out);
-    stm_oplog_reader_destroy(&r);
     stm_session_destroy(&ab);
 }
 

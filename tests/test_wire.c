@@ -5,6 +5,7 @@
 #include "node/wire.h"
 #include "lineage/relation.h"
 #include "testutil.h"
+#include "wireutil.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 
 static buf_t s_hello(bool reply)
 {
@@ -27,8 +29,8 @@ static buf_t s_hello(bool reply)
     wire_peer peers[2] = {{.id = a, .endpoint = "tcp://127.0.0.1:7001"},
                           {.id = b, .endpoint = "ipc:///tmp/x.sock"}};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
-                          peers, 2, reply, NULL);
+    wu_encode_hello(&msg, &node, "tcp://127.0.0.1:7000", "laptop \xc3\xa9", v3, v, 2,
+                          peers, 2, reply);
     stm_vector_destroy(&v);
     stm_lineage_destroy(&v3);
     stm_lineage_destroy(&full);
@@ -51,7 +53,7 @@ static void test_hello_carries_lenses(void **state)
     vector_t *v = stm_vector_new();
     stm_id node = {{9}};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", l, v, 0, NULL, 0, false, lenses);
+    wu_encode_hello_lenses(&msg, &node, "tcp://h:1", "", l, v, 0, NULL, 0, false, lenses);
     wire_hello h;
     stm_error err = {0};
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
@@ -96,7 +98,10 @@ static void test_hello_round_trip(void **state)
     assert_int_equal(h.min_supported_version, 2);
     assert_int_equal(h.npeers, 2);
     assert_string_equal(h.peers[1].endpoint, "ipc:///tmp/x.sock");
-    assert_int_equal(stm_vector_count(h.vector), 2);
+    assert_int_equal(stm_vector_count(h.vector.entries), 2);
+    assert_false(h.vector.delta);
+    assert_true(h.vector.has_digest);
+    assert_false(h.has_know);
     /* The lineage it carries compares exactly like the one it was made from. */
     lineage_t *full = tu_lineage_dir("schemas/tasks");
     lineage_t *v3 = stm_lineage_prefix(full, 3);
@@ -205,18 +210,23 @@ static void test_ops_ack_refuse_ping(void **state)
     for (size_t len = 0; len < msg.len; len++)
         assert_int_not_equal(stm_wire_decode_ops(msg.data, len, &ops, &err), STM_OK);
     stm_buf_reset(&msg);
-    vector_t *v = stm_vector_new(), *back = NULL;
+    vector_t *v = stm_vector_new();
+    vector_msg back;
     stm_id a = {{3}};
     stm_vector_set(v, &a, 11);
-    stm_wire_encode_ack(&msg, 7, v);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    stm_wire_encode_ack(&msg, 7, &vo);
     assert_int_equal(stm_wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
     assert_int_equal(seq, 7);
-    assert_int_equal(stm_vector_get(back, &a), 11);
-    stm_vector_destroy(&back);
+    assert_int_equal(stm_vector_get(back.entries, &a), 11);
+    assert_true(back.has_digest && stm_vector_digest_equal(&back.digest, &vo.digest));
+    stm_vector_msg_clear(&back);
     for (size_t len = 0; len < msg.len; len++) {
         assert_int_not_equal(stm_wire_decode_ack(msg.data, len, &seq, &back, &err), STM_OK);
-        assert_null(back);
+        assert_null(back.entries);
     }
+    stm_buf_free(&vo.entries);
     stm_vector_destroy(&v);
     stm_buf_reset(&msg);
     stm_wire_encode_refuse(&msg, "unrelated schema histories");
@@ -346,6 +356,77 @@ static void test_hello_lists_the_capabilities(void **state)
     assert_string_equal(h.capabilities[2], WIRE_CAP_PARTS);
     stm_wire_hello_clear(&h);
     stm_buf_free(&msg);
+    /* With vector deltas, vdelta.v1 too, and the vector part's keys and vknow back. */
+    lineage_t *l = stm_lineage_new("x");
+    vector_t *v = stm_vector_new();
+    stm_id a = {{7}}, node = {{8}};
+    stm_vector_set(v, &a, 3);
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    vo.delta = vo.more = true;
+    vo.base.lane[0] = 42;
+    vector_digest know = {{5, 6}};
+    wire_hello_out ho = {.endpoint = "", .name = "", .lineage = l, .vector = &vo, .know = &know,
+                         .deltas = true};
+    msg = (buf_t)BUF_INIT;
+    stm_wire_encode_hello(&msg, &node, &ho);
+    assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
+    assert_int_equal(h.ncapabilities, 4);
+    assert_string_equal(h.capabilities[3], WIRE_CAP_VDELTA);
+    assert_true(h.vector.delta && h.vector.more && !h.vector.part && h.vector.has_digest);
+    assert_true(stm_vector_digest_equal(&h.vector.base, &vo.base));
+    assert_true(stm_vector_digest_equal(&h.vector.digest, &vo.digest));
+    assert_int_equal(stm_vector_get(h.vector.entries, &a), 3);
+    assert_true(h.has_know && stm_vector_digest_equal(&h.know, &know));
+    stm_wire_hello_clear(&h);
+    stm_buf_free(&msg);
+    stm_buf_free(&vo.entries);
+    stm_vector_destroy(&v);
+    stm_lineage_destroy(&l);
+}
+
+/* A vector longer than one message carries (an older stemma with more origins) is cut
+ * to its first VECTOR_MAX_ENTRIES, never refused: refusing it partitioned the mesh. A
+ * VECTOR carries a part or vneed, and each comes back as it went. */
+static void test_long_vectors_are_cut_and_vectors_travel(void **state)
+{
+    (void)state;
+    vector_t *v = stm_vector_new();
+    for (uint32_t i = 0; i < VECTOR_MAX_ENTRIES + 3; i++) {
+        stm_id o = {{0}};
+        o.bytes[0] = (unsigned char)(i >> 24), o.bytes[1] = (unsigned char)(i >> 16);
+        o.bytes[2] = (unsigned char)(i >> 8), o.bytes[3] = (unsigned char)i;
+        stm_vector_set(v, &o, 1 + i % 5); /* in order: appended */
+    }
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_whole(&vo, v);
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_ack(&msg, 9, &vo);
+    uint64_t seq;
+    vector_msg back;
+    stm_error err = {0};
+    assert_int_equal(stm_wire_decode_ack(msg.data, msg.len, &seq, &back, &err), STM_OK);
+    assert_int_equal(stm_vector_count(back.entries), VECTOR_MAX_ENTRIES);
+    assert_int_equal(back.cut, 3);
+    stm_vector_msg_clear(&back);
+    /* VECTOR: a part, vneed, both; neither is malformed. */
+    bool has, need;
+    for (int k = 0; k < 3; k++) {
+        stm_buf_reset(&msg);
+        stm_wire_encode_vector(&msg, k != 1 ? &vo : NULL, k > 0);
+        assert_int_equal(stm_wire_decode_vector(msg.data, msg.len, &back, &has, &need, &err),
+                         STM_OK);
+        assert_true(has == (k != 1) && need == (k > 0));
+        stm_vector_msg_clear(&back);
+    }
+    stm_buf_reset(&msg);
+    stm_wire_encode_vector(&msg, NULL, false);
+    assert_int_equal(stm_wire_decode_vector(msg.data, msg.len, &back, &has, &need, &err),
+                     STM_EPROTO);
+    assert_null(back.entries);
+    stm_buf_free(&msg);
+    stm_buf_free(&vo.entries);
+    stm_vector_destroy(&v);
 }
 
 
@@ -560,13 +641,13 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false, NULL);
+        wu_encode_hello(&msg, &node, bad[i], "", l, v, 0, NULL, 0, false);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "endpoint"));
         /* A device's name is text of at most WIRE_MAX_NAME bytes, as any is. */
         stm_buf_reset(&msg);
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false, NULL);
+        wu_encode_hello(&msg, &node, "tcp://h:1", bad[i] + 5, l, v, 0, NULL, 0, false);
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_EPROTO);
         assert_non_null(strstr(err.msg, "name"));
         stm_vector_destroy(&v);
@@ -581,7 +662,7 @@ static void test_text_with_control_characters_is_refused(void **state)
         lineage_t *l = stm_lineage_new("x");
         vector_t *v = stm_vector_new();
         stm_id node = {{4}};
-        stm_wire_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false, NULL);
+        wu_encode_hello(&msg, &node, "tcp://h:1", longest, l, v, 0, NULL, 0, false);
         wire_hello h;
         assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err),
                          extra ? STM_EPROTO : STM_OK);
@@ -600,7 +681,7 @@ static void test_text_with_control_characters_is_refused(void **state)
     buf_t msg = BUF_INIT;
     vector_t *v = stm_vector_new();
     stm_id node = {{4}};
-    stm_wire_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false, NULL);
+    wu_encode_hello(&msg, &node, "tcp://h:1", "", full, v, 0, NULL, 0, false);
     char *at = NULL;
     for (size_t i = 0; i + 5 <= msg.len && !at; i++)
         if (memcmp(msg.data + i, "title", 5) == 0)
@@ -651,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys_are_skipped),
         cmocka_unit_test(test_ops_in_parts_and_received),
         cmocka_unit_test(test_hello_lists_the_capabilities),
+        cmocka_unit_test(test_long_vectors_are_cut_and_vectors_travel),
         cmocka_unit_test(test_hello_limits),
         cmocka_unit_test(test_hello_at_the_item_limit_costs_what_the_docs_say),
         cmocka_unit_test(test_own_lineage_is_checked_against_the_limits),

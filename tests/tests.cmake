@@ -97,8 +97,15 @@ stemma_py_test(cli_sync cli_sync_test.py cli)
 stemma_py_test(mesh mesh_test.py mesh)
 # Compaction between real nodes: a peer offline through a pruning, a known peer holding it back.
 stemma_py_test(compact compact_test.py mesh)
+# Many origins between real nodes: deltas, reconnections, restarts, an older peer, more
+# origins than one message carries. It reuses mesh_test.py's nodes.
+stemma_py_test(origins origins_test.py mesh)
 # One peer's anti-entropy and the inbound queue, through buffers: no sockets.
 stemma_test(test_session SOURCES tests/test_session.c LIBS stemma_dbutil)
+# What a node sends in order of arrival (sync/feed.h), and the reader walking it.
+stemma_test(test_feed SOURCES tests/test_feed.c LIBS stemma_dbutil stemma_codecutil)
+# The vectors two sessions exchange: whole, as deltas over a digest, in parts, cut.
+stemma_test(test_vdelta SOURCES tests/test_vdelta.c LIBS stemma_sync stemma_codecutil)
 # Faults a node survives (docs/hardening.md, "Faults"): kill -9, a locked, full or read-only
 # database, a lossy network (tests/lossy_proxy.py). It reuses mesh_test.py's nodes.
 stemma_py_test(fault fault_test.py fault)
