@@ -622,7 +622,7 @@ stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st, stm_erro
     stm_rowclock_set(clock, ROWCLOCK_DELETE, NULL, op->hlc, origin_no, op->seq);
     rc = stm_txn_clock_write(a->txn, t, &op->pk, !have_clock, err);
     if (rc == STM_OK && identity)
-        rc = stm_apply_settle(a, t, &op->pk, err);
+        rc = stm_apply_settle(a, t, &op->pk, NULL, err);
     return rc;
 }
 

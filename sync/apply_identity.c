@@ -161,7 +161,8 @@ stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *const *ops, size
 
 /* When the row of pk is not there, the earliest-born alive incarnation kept aside
  * becomes it (identity.h, rule 2): after a delete, here or from a peer. */
-stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk, stm_error *err)
+stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk, bool *moved,
+                         stm_error *err)
 {
     bool there = false;
     stm_err rc = s_row_there(a, t, pk, &there, err);
@@ -185,6 +186,8 @@ stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk, stm_err
         if (rc != STM_OK || (there && stm_identity_compare(&inc, &row_inc) >= 0))
             return rc;
         rc = s_take_over(a, t, pk, &inc, &row_inc, have_clock, there, &taken, err);
+        if (taken && moved)
+            *moved = true;
         if (rc != STM_OK || taken)
             return rc;
         prev = inc;
@@ -202,7 +205,7 @@ stm_err stm_apply_settle_local(applier_t *a, stm_error *err)
         const op_t *op = stm_opbatch_at(touched, i);
         txn_table *t = stm_txn_table_find(a->txn, op->table);
         if (t)
-            rc = stm_apply_settle(a, t, &op->pk, err);
+            rc = stm_apply_settle(a, t, &op->pk, NULL, err);
     }
     stm_opbatch_clear(touched);
     return rc;

@@ -173,9 +173,10 @@ STM_NODISCARD stm_err stm_apply_aside(applier_t *a, txn_table *t, const op_t *co
                                       bool parked_already, apply_stats *st, stm_error *err);
 /* Settles which incarnation of pk is the row (identity.h, rule 2) after this device
  * deleted it or made it anew: the earliest-born alive one kept aside becomes the row
- * when the row is not there, or was born after it. */
+ * when the row is not there, or was born after it. *moved (may be NULL) is set when
+ * one did. */
 STM_NODISCARD stm_err stm_apply_settle(applier_t *a, txn_table *t, const op_value *pk,
-                                       stm_error *err);
+                                       bool *moved, stm_error *err);
 /* stm_apply_settle for every row of an identity table deleted or made anew locally
  * since the transaction started (stm_txn_settle). */
 STM_NODISCARD stm_err stm_apply_settle_local(applier_t *a, stm_error *err);
@@ -224,7 +225,9 @@ int stm_apply_bring_back(applier_t *a, txn_table *t, const op_t *const *ops, siz
 
 /* Settles every key that keeps an alive row aside (stm_apply_settle) in the tables
  * touched since the last time (txn.h: those with a UNIQUE index other than the key
- * that were written): a value one of them lost may be free again. */
+ * that were written): a value one of them lost may be free again. Again, until none
+ * moves: one key's row that moves aside may free the value another key's row aside
+ * lost to it, whatever order the keys come in. */
 STM_NODISCARD stm_err stm_apply_settle_all(applier_t *a, stm_error *err);
 
 /* ---- apply_wait.c ---- */

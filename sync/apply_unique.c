@@ -353,23 +353,34 @@ stm_err stm_apply_settle_all(applier_t *a, stm_error *err)
     opbatch_t *keys_aside = stm_opbatch_new();
     while (rc == STM_OK && (t = stm_txn_next_touched(a->txn)) != NULL) {
         const char *name = stm_catalog_table_name(stm_txn_table_def(t));
-        /* Read whole first: settling writes stemma_conflicts. */
-        stm_opbatch_clear(keys_aside);
-        sqlite3_reset(keys);
-        sqlite3_bind_text(keys, 1, name, -1, SQLITE_STATIC);
-        int step;
-        while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
-            op_t k;
-            memset(&k, 0, sizeof k);
-            k.table = name;
-            stm_key_column(keys, 0, stm_txn_table_keys(t), &k.pk);
-            stm_opbatch_add(keys_aside, &k);
+        /* A pass that moved a row (an incarnation took its key, and what held the key
+         * went aside) may have freed a value a key settled earlier in it waited for:
+         * pass again until one moves nothing. Each row that moves frees values only
+         * once, so passes stay under the keys aside; the bound guards a cycle not
+         * foreseen from spinning. */
+        size_t passes = 0;
+        for (bool moved = true; rc == STM_OK && moved; passes++) {
+            moved = false;
+            /* Read whole first: settling writes stemma_conflicts. */
+            stm_opbatch_clear(keys_aside);
+            sqlite3_reset(keys);
+            sqlite3_bind_text(keys, 1, name, -1, SQLITE_STATIC);
+            int step;
+            while ((step = sqlite3_step(keys)) == SQLITE_ROW) {
+                op_t k;
+                memset(&k, 0, sizeof k);
+                k.table = name;
+                stm_key_column(keys, 0, stm_txn_table_keys(t), &k.pk);
+                stm_opbatch_add(keys_aside, &k);
+            }
+            if (step != SQLITE_DONE)
+                rc = stm_store_error(a->store, err, "reading stemma_conflicts");
+            sqlite3_reset(keys);
+            for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(keys_aside); i++)
+                rc = stm_apply_settle(a, t, &stm_opbatch_at(keys_aside, i)->pk, &moved, err);
+            if (passes > stm_opbatch_count(keys_aside))
+                break;
         }
-        if (step != SQLITE_DONE)
-            rc = stm_store_error(a->store, err, "reading stemma_conflicts");
-        sqlite3_reset(keys);
-        for (size_t i = 0; rc == STM_OK && i < stm_opbatch_count(keys_aside); i++)
-            rc = stm_apply_settle(a, t, &stm_opbatch_at(keys_aside, i)->pk, err);
     }
     sqlite3_finalize(keys);
     stm_opbatch_destroy(&keys_aside);

@@ -16,7 +16,8 @@
  * a compacted one and holds what the others hold.
  *
  * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3), STEMMA_SEED=n seed n alone,
- * STEMMA_STEPS the random steps per seed (default 300). A failure names the seed. */
+ * STEMMA_STEPS the random steps per seed (default 300). A failure names the seed;
+ * STEMMA_TRACE=1 prints each step, write to handles and bundle to stderr. */
 #include "dbutil.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
@@ -142,6 +143,8 @@ static void s_random_handle_write(world *w, replica *r)
         snprintf(sql, sizeof sql, "DELETE FROM handles WHERE site = '%s' AND handle = '%s'", site,
                  handle);
     }
+    if (getenv("STEMMA_TRACE"))
+        fprintf(stderr, "  %s: %s\n", strrchr(r->path, '/') + 1, sql);
     du_exec(r->path, sql);
 }
 
@@ -325,6 +328,8 @@ static stm_err s_apply_one(void *ctx, const opbatch_t *batch, stm_error *err)
 
 static apply_stats s_apply_bundle(replica *dst, const char *path)
 {
+    if (getenv("STEMMA_TRACE"))
+        fprintf(stderr, "  %s applied to %s\n", strrchr(path, '/') + 1, strrchr(dst->path, '/') + 1);
     apply_stats st = {0};
     bundle_info info;
     stm_error err = {0};
@@ -346,6 +351,9 @@ static void s_exchange(world *w, replica *src, replica *dst, bool full)
     bundle_info info;
     if (stm_bundle_write(src->store, since, path, &info, &err) != STM_OK)
         fail_msg("%s", err.msg);
+    if (getenv("STEMMA_TRACE"))
+        fprintf(stderr, "  %s from %s%s\n", strrchr(path, '/') + 1, strrchr(src->path, '/') + 1,
+                full ? " (everything)" : "");
     stm_vector_destroy(&since);
     s_apply_bundle(dst, path);
     /* Keep a few to apply again, late, somewhere. */
@@ -542,6 +550,8 @@ static void s_run_seed(uint64_t seed, int steps, bool compact)
     s_open_world(&w, seed);
     w.compact = compact;
     for (int step = 0; step < steps; step++) {
+        if (getenv("STEMMA_TRACE"))
+            fprintf(stderr, "step %d\n", step);
         if (w.compact && s_pick(&w, 12) == 0)
             s_compact(&w.r[s_pick(&w, NREPLICAS)]);
         int roll = s_pick(&w, 10);

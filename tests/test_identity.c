@@ -455,6 +455,34 @@ static void test_a_row_that_lost_a_unique_value_comes_back_when_it_is_free(void 
     }
 }
 
+/* A row that lost a unique value to a row that itself leaves its key (an earlier-born
+ * row of that key, aside until a value of its own was free, takes it back) comes back
+ * in the same settling, whichever key is looked at first: row 1 lost 'b' to row 2's
+ * later-born incarnation, which gives key 2 back to the earlier one once 'a', which row
+ * 1 held, is free. */
+static void test_a_chain_of_rows_aside_settles_whatever_the_key_order(void **state)
+{
+    fixture *f = *state;
+    s_write(f, 1, "INSERT INTO users (id, name) VALUES (1, 'a')"); /* R claims 'a' */
+    s_write(f, 0, "INSERT INTO users (id, name) VALUES (2, 'a')"); /* O: key 2's first */
+    s_sync(f, 1, 2);
+    s_write(f, 2, "INSERT INTO users (id, name) VALUES (2, 'b')"); /* L: key 2's second */
+    s_write(f, 1, "UPDATE users SET name = 'b' WHERE id = 1");      /* R claims 'b', later */
+    s_sync(f, 0, 2); /* O is older than L, but 'a' is R's: O waits aside */
+    assert_int_equal(du_int(f->db[2], "SELECT count(*) FROM users WHERE id = 2 AND name = 'b'"),
+                     1);
+    /* R moves to 'b', loses it to L and leaves key 1, freeing 'a': O takes key 2, L
+     * goes aside, and 'b' is free for R, all in the one batch. */
+    s_sync(f, 1, 2);
+    assert_int_equal(du_int(f->db[2], "SELECT count(*) FROM users WHERE id = 1 AND name = 'b'"),
+                     1);
+    assert_int_equal(du_int(f->db[2], "SELECT count(*) FROM users WHERE id = 2 AND name = 'a'"),
+                     1);
+    assert_int_equal(s_conflicts(f->db[2]), 1); /* L */
+    s_sync_all(f);
+    s_assert_converged(f);
+}
+
 /* 2. Local delete + re-insert under the same key in one collect window while a
  * conflict is aside. */
 static void test_a_key_made_anew_here_yields_to_an_older_row_aside(void **state)
@@ -529,6 +557,7 @@ int main(void)
         T(test_an_integer_key_declared_shared_merges),
         T(test_a_unique_value_goes_to_the_row_that_claimed_it_first),
         T(test_a_row_that_lost_a_unique_value_comes_back_when_it_is_free),
+        T(test_a_chain_of_rows_aside_settles_whatever_the_key_order),
         T(test_a_unique_value_with_natural_keys),
         T(test_a_key_made_anew_here_yields_to_an_older_row_aside),
         T(test_a_migration_settling_a_deleted_row_captures_nothing),
