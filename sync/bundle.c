@@ -19,15 +19,33 @@ static const unsigned char s_vector_magic[4] = {'S', 'T', 'M', 'V'};
 
 /* ---- writing ---- */
 
-/* A file being written beside its final name, hashed as it goes. */
+/* A file being written beside its final name, hashed as it goes; or, with tmp NULL,
+ * bytes in memory (open_memstream: *mem and *mem_len once closed). */
 typedef struct {
     FILE *f;
-    char *tmp;        /* the temporary name */
-    const char *path; /* the final name */
+    char *tmp;        /* the temporary name; NULL: in memory */
+    const char *path; /* the final name, or what the bytes are called in messages */
+    char **mem;       /* in memory: where they go */
+    size_t *mem_len;
     stm_hasher hash;
     uint64_t bytes;
     bool failed;
 } s_out;
+
+static stm_err s_out_open_mem(s_out *o, const char *name, char **mem, size_t *len, stm_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->path = name;
+    o->mem = mem;
+    o->mem_len = len;
+    *mem = NULL;
+    *len = 0;
+    o->f = open_memstream(mem, len);
+    if (!o->f)
+        return stm_error_set(err, STM_ESYS, "%s: %s", name, strerror(errno));
+    stm_hasher_init(&o->hash);
+    return STM_OK;
+}
 
 static stm_err s_out_open(s_out *o, const char *path, stm_error *err)
 {
@@ -64,13 +82,24 @@ static void s_out_be(s_out *o, uint64_t v, int n)
     s_out_write(o, b, (size_t)n);
 }
 
-/* Writes the digest and renames into place, or removes the temporary file. */
+/* Writes the digest and renames into place, or removes the temporary file; in memory,
+ * hands the bytes over (freed on failure). */
 static stm_err s_out_close(s_out *o, stm_err rc, stm_error *err)
 {
     if (rc == STM_OK) {
         stm_id digest;
         stm_hasher_final(&o->hash, &digest);
         s_out_write(o, digest.bytes, STM_ID_BYTES);
+    }
+    if (!o->tmp) {
+        if (fclose(o->f) != 0 || o->failed) /* memory ran out */
+            rc = rc != STM_OK ? rc : stm_error_set(err, STM_ESYS, "%s: out of memory", o->path);
+        if (rc != STM_OK) {
+            free(*o->mem);
+            *o->mem = NULL;
+            *o->mem_len = 0;
+        }
+        return rc;
     }
     /* On disk before it takes the final name, so a crash cannot leave a short file
      * where a complete one (or the one it replaces) was. */
@@ -94,9 +123,30 @@ static void s_header(s_out *o, const unsigned char magic[4], unsigned version)
     s_out_write(o, h, sizeof h);
 }
 
+/* The bundle of store's operations above since into o (closed here). */
+static stm_err s_write_bundle(store_t *store, const vector_t *since, s_out *o, bundle_info *info,
+                              stm_error *err);
+
 stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path, bundle_info *info,
                          stm_error *err)
 {
+    s_out o;
+    stm_err rc = s_out_open(&o, path, err);
+    return rc == STM_OK ? s_write_bundle(store, since, &o, info, err) : rc;
+}
+
+stm_err stm_bundle_write_mem(store_t *store, const vector_t *since, char **out, size_t *len,
+                             bundle_info *info, stm_error *err)
+{
+    s_out o;
+    stm_err rc = s_out_open_mem(&o, "a bundle", out, len, err);
+    return rc == STM_OK ? s_write_bundle(store, since, &o, info, err) : rc;
+}
+
+static stm_err s_write_bundle(store_t *store, const vector_t *since, s_out *o, bundle_info *info,
+                              stm_error *err)
+{
+    const char *path = o->path;
     /* The application's changes still queued are operations this database holds
      * (a read-only connection cannot make them so, and leaves them queued). */
     stm_err rc = STM_OK;
@@ -110,19 +160,14 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
         if (rc == STM_OK)
             rc = stm_origin_mark_sent(store, &origin, err);
         if (rc != STM_OK)
-            return rc;
+            return s_out_close(o, rc, err);
     }
     oplog_reader_t *reader = NULL;
     rc = stm_oplog_reader_new(store, since, &reader, err);
     if (rc != STM_OK)
-        return rc;
-    s_out o;
-    if ((rc = s_out_open(&o, path, err)) != STM_OK) {
-        stm_oplog_reader_destroy(&reader);
-        return rc;
-    }
+        return s_out_close(o, rc, err);
     memset(info, 0, sizeof *info);
-    s_header(&o, s_bundle_magic, BUNDLE_VERSION);
+    s_header(o, s_bundle_magic, BUNDLE_VERSION);
     opbatch_t *batch = stm_opbatch_new();
     buf_t frame = BUF_INIT;
     for (;;) {
@@ -153,8 +198,8 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
             stm_buf_free(&what);
             info->withheld++;
         }
-        s_out_be(&o, frame.len, 4);
-        s_out_write(&o, frame.data, frame.len);
+        s_out_be(o, frame.len, 4);
+        s_out_write(o, frame.data, frame.len);
         /* The count at the end is of operations: stand-ins are not, so a reader that
          * skips them (an older one) counts the same. */
         info->ops += stm_opbatch_count(batch);
@@ -163,25 +208,36 @@ stm_err stm_bundle_write(store_t *store, const vector_t *since, const char *path
     stm_buf_free(&frame);
     stm_opbatch_destroy(&batch);
     stm_oplog_reader_destroy(&reader);
-    s_out_be(&o, 0, 4);
-    s_out_be(&o, info->ops, 8);
-    info->bytes = o.bytes + STM_ID_BYTES;
-    return s_out_close(&o, rc, err);
+    s_out_be(o, 0, 4);
+    s_out_be(o, info->ops, 8);
+    info->bytes = o->bytes + STM_ID_BYTES;
+    return s_out_close(o, rc, err);
+}
+
+/* The vector file of v into o (closed here). */
+static stm_err s_write_vector(const vector_t *v, s_out *o, stm_error *err)
+{
+    buf_t body = BUF_INIT;
+    stm_vector_encode(v, &body);
+    s_header(o, s_vector_magic, VECTOR_VERSION);
+    s_out_be(o, body.len, 4);
+    s_out_write(o, body.data, body.len);
+    stm_buf_free(&body);
+    return s_out_close(o, STM_OK, err);
+}
+
+stm_err stm_bundle_write_vector_mem(const vector_t *v, char **out, size_t *len, stm_error *err)
+{
+    s_out o;
+    stm_err rc = s_out_open_mem(&o, "a vector", out, len, err);
+    return rc == STM_OK ? s_write_vector(v, &o, err) : rc;
 }
 
 stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err)
 {
     s_out o;
     stm_err rc = s_out_open(&o, path, err);
-    if (rc != STM_OK)
-        return rc;
-    buf_t body = BUF_INIT;
-    stm_vector_encode(v, &body);
-    s_header(&o, s_vector_magic, VECTOR_VERSION);
-    s_out_be(&o, body.len, 4);
-    s_out_write(&o, body.data, body.len);
-    stm_buf_free(&body);
-    return s_out_close(&o, STM_OK, err);
+    return rc == STM_OK ? s_write_vector(v, &o, err) : rc;
 }
 
 /* ---- reading ---- */
@@ -228,17 +284,39 @@ static bool s_in_be(s_in *in, uint64_t *v, int n)
     return true;
 }
 
-static stm_err s_in_open(s_in *in, const char *path, const unsigned char magic[4],
+/* Where a bundle or vector is read from: a file, or bytes in memory (data, len; path
+ * then names them in messages). */
+typedef struct {
+    const char *path;
+    const void *data;
+    size_t len;
+} s_src;
+
+static stm_err s_in_open(s_in *in, const s_src *src, const unsigned char magic[4],
                          const char *kind, stm_error *err)
 {
+    const char *path = src->path;
     in->path = path;
     in->err = err;
-    in->f = fopen(path, "rb");
-    if (!in->f)
-        return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
-    struct stat st;
-    in->size =
-        fstat(fileno(in->f), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+    if (src->data) {
+        /* fmemopen takes no empty buffer: what is empty is no bundle either. */
+        in->f = src->len ? fmemopen((void *)src->data, src->len, "rb") : NULL;
+        if (!in->f && src->len)
+            return stm_error_set(err, STM_ESYS, "%s: %s", path, strerror(errno));
+        if (!in->f) {
+            char what[96];
+            snprintf(what, sizeof what, "not a stemma %s (empty)", kind);
+            return s_corrupt(in, what);
+        }
+        in->size = src->len;
+    } else {
+        in->f = fopen(path, "rb");
+        if (!in->f)
+            return stm_error_set(err, STM_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+        struct stat st;
+        in->size = fstat(fileno(in->f), &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size
+                                                                         : UINT64_MAX;
+    }
     in->pos = 0;
     stm_hasher_init(&in->hash);
     unsigned char h[8];
@@ -287,11 +365,12 @@ static stm_err s_in_check_digest(s_in *in)
 
 /* One pass over a bundle: with fn NULL, checks every frame decodes; otherwise hands
  * each batch to fn. */
-static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
+static stm_err s_bundle_pass(const s_src *src, bundle_batch_fn fn, void *ctx, bundle_info *info,
                              stm_error *err)
 {
+    const char *path = src->path;
     s_in in;
-    stm_err rc = s_in_open(&in, path, s_bundle_magic, "bundle", err);
+    stm_err rc = s_in_open(&in, src, s_bundle_magic, "bundle", err);
     if (rc != STM_OK)
         return rc;
     memset(info, 0, sizeof *info);
@@ -351,24 +430,40 @@ static stm_err s_bundle_pass(const char *path, bundle_batch_fn fn, void *ctx, bu
 stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                              stm_error *err)
 {
-    return s_bundle_pass(path, fn, ctx, info, err);
+    s_src src = {.path = path};
+    return s_bundle_pass(&src, fn, ctx, info, err);
+}
+
+/* First the whole bundle is checked, then it is read again for real: nothing is handed
+ * out of a bundle that turns out to be damaged further on. */
+static stm_err s_read_checked(const s_src *src, bundle_batch_fn fn, void *ctx, bundle_info *info,
+                              stm_error *err)
+{
+    stm_err rc = s_bundle_pass(src, NULL, NULL, info, err);
+    if (rc == STM_OK && fn)
+        rc = s_bundle_pass(src, fn, ctx, info, err);
+    return rc;
 }
 
 stm_err stm_bundle_read(const char *path, bundle_batch_fn fn, void *ctx, bundle_info *info,
                         stm_error *err)
 {
-    /* First the whole file is checked, then it is read again for real: nothing is
-     * handed out of a bundle that turns out to be damaged further on. */
-    stm_err rc = s_bundle_pass(path, NULL, NULL, info, err);
-    if (rc == STM_OK && fn)
-        rc = s_bundle_pass(path, fn, ctx, info, err);
-    return rc;
+    s_src src = {.path = path};
+    return s_read_checked(&src, fn, ctx, info, err);
 }
 
-stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err)
+stm_err stm_bundle_read_mem(const void *data, size_t len, bundle_batch_fn fn, void *ctx,
+                            bundle_info *info, stm_error *err)
 {
+    s_src src = {.path = "a bundle", .data = data ? data : "", .len = len};
+    return s_read_checked(&src, fn, ctx, info, err);
+}
+
+static stm_err s_read_vector(const s_src *src, vector_t **out, stm_error *err)
+{
+    const char *path = src->path;
     s_in in;
-    stm_err rc = s_in_open(&in, path, s_vector_magic, "vector file", err);
+    stm_err rc = s_in_open(&in, src, s_vector_magic, "vector file", err);
     if (rc != STM_OK)
         return rc;
     uint64_t len = 0;
@@ -397,6 +492,18 @@ stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err)
     return rc;
 }
 
+stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err)
+{
+    s_src src = {.path = path};
+    return s_read_vector(&src, out, err);
+}
+
+stm_err stm_bundle_read_vector_mem(const void *data, size_t len, vector_t **out, stm_error *err)
+{
+    s_src src = {.path = "a vector", .data = data ? data : "", .len = len};
+    return s_read_vector(&src, out, err);
+}
+
 /* One batch of a bundle being applied: args are the applier and the stats. */
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
@@ -404,17 +511,32 @@ static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
     return stm_applier_apply(args[0], batch, args[1], err);
 }
 
-stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
-                         bundle_info *info, stm_error *err)
+/* Applies the bundle src in one transaction (stm_bundle_apply). */
+static stm_err s_apply(applier_t *applier, const s_src *src, apply_stats *stats,
+                       bundle_info *info, stm_error *err)
 {
     void *args[2] = {applier, stats};
     stm_err rc = stm_applier_begin(applier, err);
     if (rc != STM_OK)
         return rc;
-    rc = stm_bundle_read_once(path, s_apply_batch, args, info, err);
+    rc = s_bundle_pass(src, s_apply_batch, args, info, err);
     if (rc == STM_OK)
         rc = stm_applier_commit(applier, err);
     else
         stm_applier_rollback(applier);
     return rc;
+}
+
+stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
+                         bundle_info *info, stm_error *err)
+{
+    s_src src = {.path = path};
+    return s_apply(applier, &src, stats, info, err);
+}
+
+stm_err stm_bundle_apply_mem(applier_t *applier, const void *data, size_t len, apply_stats *stats,
+                             bundle_info *info, stm_error *err)
+{
+    s_src src = {.path = "a bundle", .data = data ? data : "", .len = len};
+    return s_apply(applier, &src, stats, info, err);
 }

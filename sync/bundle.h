@@ -79,4 +79,25 @@ STM_NODISCARD stm_err stm_bundle_write_vector(const vector_t *v, const char *pat
 /* *out is the caller's. STM_ECORRUPT for a damaged file. */
 STM_NODISCARD stm_err stm_bundle_read_vector(const char *path, vector_t **out, stm_error *err);
 
+/* ---- the same in memory (the SQLite extension's blobs: ext/) ----
+ *
+ * The bytes are a file's, exactly: a blob written here read from a file and the other
+ * way round. Messages name them "a bundle" or "a vector" where a file's name goes. */
+
+/* stm_bundle_write into *out (*len bytes; the caller frees it; NULL on failure). */
+STM_NODISCARD stm_err stm_bundle_write_mem(store_t *store, const vector_t *since, char **out,
+                                           size_t *len, bundle_info *info, stm_error *err);
+/* stm_bundle_read of data[0 .. len) (lent for the call). */
+STM_NODISCARD stm_err stm_bundle_read_mem(const void *data, size_t len, bundle_batch_fn fn,
+                                          void *ctx, bundle_info *info, stm_error *err);
+/* stm_bundle_apply of data[0 .. len). */
+STM_NODISCARD stm_err stm_bundle_apply_mem(applier_t *applier, const void *data, size_t len,
+                                           apply_stats *stats, bundle_info *info, stm_error *err);
+/* stm_bundle_write_vector into *out (*len bytes; the caller frees it). */
+STM_NODISCARD stm_err stm_bundle_write_vector_mem(const vector_t *v, char **out, size_t *len,
+                                                  stm_error *err);
+/* stm_bundle_read_vector of data[0 .. len); *out is the caller's. */
+STM_NODISCARD stm_err stm_bundle_read_vector_mem(const void *data, size_t len, vector_t **out,
+                                                 stm_error *err);
+
 #endif

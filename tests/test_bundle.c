@@ -861,6 +861,66 @@ static void test_vector_file_round_trip(void **state)
     free(path);
 }
 
+/* In memory (the SQLite extension's blobs), a bundle and a vector are a file's bytes
+ * exactly, read back the same, and refused the same when damaged or empty. */
+static void test_blobs_are_the_files_bytes(void **state)
+{
+    s_fixture *f = *state;
+    char *path = s_path(f->dir, "all.stmb");
+    bundle_info info, minfo;
+    stm_error err = {0};
+    if (stm_bundle_write(f->store, NULL, path, &info, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    char *blob = NULL;
+    size_t len = 0;
+    if (stm_bundle_write_mem(f->store, NULL, &blob, &len, &minfo, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    size_t flen;
+    unsigned char *file = s_slurp(path, &flen);
+    assert_int_equal(len, flen);
+    assert_memory_equal(blob, file, len);
+    assert_int_equal(minfo.ops, info.ops);
+    s_sink sink = {.ops = stm_opbatch_new()};
+    if (stm_bundle_read_mem(blob, len, s_collect, &sink, &minfo, &err) != STM_OK)
+        fail_msg("%s", err.msg);
+    opbatch_t *want = s_oplog(f->store, NULL);
+    s_assert_same_ops(sink.ops, want);
+    /* A flipped byte, a cut, nothing at all: refused before anything is handed out. */
+    blob[len / 2] ^= 1;
+    int calls = sink.calls;
+    assert_int_equal(stm_bundle_read_mem(blob, len, s_collect, &sink, &minfo, &err), STM_ECORRUPT);
+    assert_non_null(strstr(err.msg, "a bundle: damaged"));
+    assert_int_equal(stm_bundle_read_mem(file, len - 1, s_collect, &sink, &minfo, &err),
+                     STM_ECORRUPT);
+    assert_int_equal(stm_bundle_read_mem(NULL, 0, s_collect, &sink, &minfo, &err), STM_ECORRUPT);
+    assert_non_null(strstr(err.msg, "empty"));
+    assert_int_equal(sink.calls, calls);
+    /* The vector too. */
+    vector_t *v = NULL, *back = NULL;
+    assert_int_equal(stm_vector_read(f->store, &v, &err), STM_OK);
+    char *vpath = s_path(f->dir, "v.stmv"), *vblob = NULL;
+    size_t vlen = 0, vflen = 0;
+    assert_int_equal(stm_bundle_write_vector(v, vpath, &err), STM_OK);
+    assert_int_equal(stm_bundle_write_vector_mem(v, &vblob, &vlen, &err), STM_OK);
+    unsigned char *vfile = s_slurp(vpath, &vflen);
+    assert_int_equal(vlen, vflen);
+    assert_memory_equal(vblob, vfile, vlen);
+    assert_int_equal(stm_bundle_read_vector_mem(vblob, vlen, &back, &err), STM_OK);
+    assert_int_equal(stm_vector_count(back), stm_vector_count(v));
+    assert_int_equal(stm_bundle_read_vector_mem(blob, len, &back, &err), STM_ECORRUPT);
+    assert_non_null(strstr(err.msg, "a vector: not a stemma vector file"));
+    stm_vector_destroy(&back);
+    stm_vector_destroy(&v);
+    free(vfile);
+    free(vblob);
+    free(vpath);
+    stm_opbatch_destroy(&want);
+    stm_opbatch_destroy(&sink.ops);
+    free(file);
+    free(blob);
+    free(path);
+}
+
 static void test_vector_file_damaged(void **state)
 {
     s_fixture *f = *state;
@@ -942,6 +1002,8 @@ int main(void)
                                         s_teardown_history),
         cmocka_unit_test(test_bundle_sealed_but_wrong),
         cmocka_unit_test_setup_teardown(test_bundle_replaces_only_when_complete, s_setup_history,
+                                        s_teardown_history),
+        cmocka_unit_test_setup_teardown(test_blobs_are_the_files_bytes, s_setup_history,
                                         s_teardown_history),
         cmocka_unit_test_setup_teardown(test_vector_file_round_trip, s_setup_history,
                                         s_teardown_history),
