@@ -32,6 +32,8 @@ install(TARGETS stemma RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS stemma_shared stemma_static
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+# The SQLite extension in a directory of its own: `.load DIR/stemma` names it.
+install(TARGETS stemma_sqlite LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/stemma)
 install(FILES include/stemma.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${CMAKE_BINARY_DIR}/stemma.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 install(FILES ${CMAKE_BINARY_DIR}/man/stemma.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)

@@ -96,6 +96,21 @@ class Library(unittest.TestCase):
         soname = run("readelf", "-d", lib)
         self.assertIn(f"Library soname: [libstemma.so.{version().split('.')[0]}]", soname)
 
+    def test_the_sqlite_extension_loads_and_exports_its_entry_alone(self):
+        module = os.path.join(STAGE, "lib", "stemma", "stemma.so")
+        out = run("nm", "-D", "--defined-only", module)
+        self.assertEqual([line.split()[2] for line in out.splitlines()
+                          if len(line.split()) == 3], ["sqlite3_stemma_init"])
+        if "libasan" in run("ldd", module):
+            self.skipTest("a sanitized module loads only with its runtime preloaded "
+                          "(tests/sqlext_test.py does that)")
+        import sqlite3
+        db = sqlite3.connect(":memory:")
+        db.enable_load_extension(True)
+        db.load_extension(module[:-3])
+        self.assertEqual(db.execute("SELECT stemma_version()").fetchone()[0], version())
+        db.close()
+
     def build_example(self, static):
         out = os.path.join(self.tmp, "embed_node" + ("-static" if static else ""))
         if static:

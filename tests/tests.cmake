@@ -55,6 +55,11 @@ stemma_test(test_toml_conformance SOURCES tests/test_toml_conformance.c tests/js
             LIBS stemma_toml)
 
 stemma_py_test(cli cli_test.py cli)
+# The SQLite extension from Python's own sqlite3 module: two databases synced by SQL alone.
+add_test(NAME sqlext COMMAND ${STEMMA_PYTHON3} tests/sqlext_test.py $<TARGET_FILE:stemma>
+         $<TARGET_FILE:stemma_sqlite> WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(sqlext PROPERTIES LABELS cli
+                     ENVIRONMENT "STEMMA_CACHE_DIR=${CMAKE_BINARY_DIR}/test-cache")
 stemma_py_test(cli_store cli_store_test.py cli)
 stemma_py_test(cli_rollback cli_rollback_test.py cli)
 stemma_py_test(baseline baseline_test.py cli)
