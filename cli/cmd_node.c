@@ -304,7 +304,7 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
         printf("created %s\n", a->dir);
     if (rc == STM_OK && m) {
         migrate_options opts = MIGRATE_OPTIONS_INIT;
-        rc = migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
+        rc = migrate_text_run(m, &opts, MIGRATE_UP, stdout, false, &err);
         stm_migrate_destroy(&m);
     }
     if (rc != STM_OK) {

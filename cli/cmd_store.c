@@ -36,6 +36,7 @@ static int s_parse_version(const char *arg, int *out)
 static const char *s_migrate_help =
     "usage: stemma migrate --db FILE --schemas DIR [--to N] [--dry-run] [--no-backup]\n"
     "                      [--exclude TABLE]... [--baseline [--baseline-version N]]\n"
+    "                      [--quiet]\n"
     "\n"
     "Brings the database FILE to version N of the schema set DIR (default: its newest),\n"
     "applying each pending migration in its own transaction and recording it in the\n"
@@ -84,6 +85,8 @@ static const char *s_migrate_help =
     "  --baseline-version N\n"
     "                   ... at version N, which its schema must be too (implies\n"
     "                   --baseline)\n"
+    "  -q, --quiet      no progress line (on a terminal, a step running over a second\n"
+    "                   shows its time and the rows it has written so far)\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 done or nothing to do, 2 bad usage or bad input (drift, a failing\n"
@@ -96,17 +99,21 @@ int cmd_migrate(int argc, char **argv)
         {"to", required_argument, NULL, 't'},  {"dry-run", no_argument, NULL, 'n'},
         {"no-backup", no_argument, NULL, 'B'}, {"exclude", required_argument, NULL, 'x'},
         {"baseline", no_argument, NULL, 'b'},  {"baseline-version", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
+        {"quiet", no_argument, NULL, 'q'},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
-    bool dry_run = false;
+    bool dry_run = false, quiet = false;
     const char **exclude = NULL;
     size_t nexclude = 0, exclude_cap = 0;
     int c, code = CLI_OK;
     opterr = 0;
     while (code == CLI_OK &&
-           (c = getopt_long(argc, argv, "+:d:s:t:nBx:bV:h", options, NULL)) != -1) {
+           (c = getopt_long(argc, argv, "+:d:s:t:nBx:bV:qh", options, NULL)) != -1) {
         switch (c) {
+        case 'q':
+            quiet = true;
+            break;
         case 'd':
             db = optarg;
             break;
@@ -161,7 +168,7 @@ int cmd_migrate(int argc, char **argv)
     stm_err rc = cli_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_UP, stdout, &err)
-                     : migrate_text_run(m, &opts, MIGRATE_UP, stdout, &err);
+                     : migrate_text_run(m, &opts, MIGRATE_UP, stdout, quiet, &err);
     if (rc != STM_OK)
         code = cli_fail("migrate", &err);
     if (rc != STM_OK && m)
@@ -478,6 +485,7 @@ int cmd_status(int argc, char **argv)
 
 static const char *s_rollback_help =
     "usage: stemma rollback --db FILE --schemas DIR --to N [--dry-run] [--no-backup]\n"
+    "                       [--quiet]\n"
     "\n"
     "Takes the database FILE back to version N by running the rollback files\n"
     "(NNN_description.down.sql) of DIR from its current version down to N + 1, each in\n"
@@ -495,6 +503,8 @@ static const char *s_rollback_help =
     "  --to N          the version to go back to (0: before the first migration)\n"
     "  --dry-run       print what would run, with its SQL; change nothing\n"
     "  --no-backup     do not copy FILE first\n"
+    "  -q, --quiet     no progress line (on a terminal, a step running over a second\n"
+    "                  shows its time and the rows it has written so far)\n"
     "  -h, --help      this help\n"
     "\n"
     "Exit status: 0 done or nothing to do, 2 bad usage or bad input, 1 otherwise.\n";
@@ -506,15 +516,19 @@ int cmd_rollback(int argc, char **argv)
                                             {"to", required_argument, NULL, 't'},
                                             {"dry-run", no_argument, NULL, 'n'},
                                             {"no-backup", no_argument, NULL, 'B'},
+                                            {"quiet", no_argument, NULL, 'q'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
-    bool have_to = false, dry_run = false;
+    bool have_to = false, dry_run = false, quiet = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:d:s:t:nBh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:t:nBqh", options, NULL)) != -1) {
         switch (c) {
+        case 'q':
+            quiet = true;
+            break;
         case 'd':
             db = optarg;
             break;
@@ -550,7 +564,7 @@ int cmd_rollback(int argc, char **argv)
     stm_err rc = cli_migrate_open(db, schemas, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_DOWN, stdout, &err)
-                     : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, &err);
+                     : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, quiet, &err);
     if (rc != STM_OK)
         code = cli_fail("rollback", &err);
     stm_migrate_destroy(&m);

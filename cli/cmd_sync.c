@@ -2,6 +2,7 @@
  * bundle), vector (write a version vector) and apply (apply a bundle). */
 #include "cli.h"
 #include "commands.h"
+#include "progress.h"
 #include "node/admit.h"
 #include "node/config.h"
 #include "sync/apply.h"
@@ -144,7 +145,7 @@ int cmd_vector(int argc, char **argv)
 
 static const char *s_apply_help =
     "usage: stemma apply --db FILE [--schemas DIR] [--node DIR [--writer HISTORY]]\n"
-    "                    [--max-clock-ahead MS] BUNDLE\n"
+    "                    [--max-clock-ahead MS] [--quiet] BUNDLE\n"
     "\n"
     "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
     "win over older writes. Operations on tables or columns this database does not have\n"
@@ -177,6 +178,8 @@ static const char *s_apply_help =
     "                           its versions to the policy\n"
     "  --max-clock-ahead MS     how far ahead of this machine's clock an operation's\n"
     "                           clock may be, in milliseconds (default 600000: 10 min)\n"
+    "  -q, --quiet              no progress line (on a terminal, how much of BUNDLE has\n"
+    "                           been applied, and how many operations, as it goes)\n"
     "  -h, --help               this help\n";
 
 static void s_warn(void *ctx, const char *message)
@@ -209,6 +212,18 @@ static stm_err s_db_lineage(store_t *store, const lineage_t *set, const char *db
                                         db);
 }
 
+/* The progress line of a bundle being applied (bundle_progress_fn). */
+static void s_apply_progress(void *ctx, uint64_t read, uint64_t size, uint64_t ops)
+{
+    char count[32];
+    cli_progress_count(ops, count);
+    if (size && size != UINT64_MAX)
+        cli_progress_show(ctx, false, "applying: %.0f%%, %s operations", 100.0 * (double)read /
+                          (double)size, count);
+    else
+        cli_progress_show(ctx, false, "applying: %s operations", count);
+}
+
 int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
@@ -216,14 +231,19 @@ int cmd_apply(int argc, char **argv)
                                             {"max-clock-ahead", required_argument, NULL, 'a'},
                                             {"node", required_argument, NULL, 'n'},
                                             {"writer", required_argument, NULL, 'w'},
+                                            {"quiet", no_argument, NULL, 'q'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL, *node = NULL, *writer = NULL;
     long long max_ahead = APPLY_MAX_CLOCK_AHEAD_MS;
+    bool quiet = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:s:a:n:w:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:s:a:n:w:qh", options, NULL)) != -1) {
         switch (c) {
+        case 'q':
+            quiet = true;
+            break;
         case 'd':
             db = optarg;
             break;
@@ -285,8 +305,8 @@ int cmd_apply(int argc, char **argv)
     /* The writer's history stands for its HELLO: its lineage, and its lenses when it
      * has them (an export of an older stemma has none: nothing is translated then). */
     if (rc == STM_OK && writer && (rc = cli_load_lineage(writer, &theirs, &err)) == STM_OK) {
-        stm_error quiet = {0};
-        if (cli_load_lenses(writer, &their_lenses, &quiet) != STM_OK)
+        stm_error ignored = {0};
+        if (cli_load_lenses(writer, &their_lenses, &ignored) != STM_OK)
             their_lenses = NULL;
     }
     if (rc == STM_OK)
@@ -329,8 +349,12 @@ int cmd_apply(int argc, char **argv)
     /* Under a policy, what a policy parked is judged again (the policy may be new). */
     if (rc == STM_OK && admit)
         rc = stm_applier_retry_policy(applier, &stats, &err);
+    cli_progress line;
+    cli_progress_init(&line, quiet);
     if (rc == STM_OK)
-        rc = stm_bundle_apply(applier, bundle, &stats, &info, &err);
+        rc = stm_bundle_apply_watched(applier, bundle, s_apply_progress, &line, &stats, &info,
+                                      &err);
+    cli_progress_clear(&line);
     uint64_t total = 0, parked = 0;
     if (rc == STM_OK)
         rc = stm_oplog_counts(store, &total, &parked, &err);

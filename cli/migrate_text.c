@@ -2,6 +2,7 @@
  * line means is in the help of migrate and rollback (cmd_store.c). */
 #include "migrate_text.h"
 #include "cli.h"
+#include "progress.h"
 #include "unsynced_text.h"
 #include "lineage/schemacmp.h"
 
@@ -11,8 +12,7 @@
 /* Where one run is rendered. */
 typedef struct {
     FILE *out;           /* the report */
-    FILE *progress;      /* the elapsed-time line, or NULL when out is not a terminal */
-    bool drawn;          /* an elapsed-time line is on the terminal now */
+    cli_progress line;   /* a long step's time and rows, on a terminal (progress.h) */
     const char *db_path; /* the database, lent */
 } s_view;
 
@@ -178,14 +178,10 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
 
 /* ---- runs ---- */
 
-/* Erases the elapsed-time line, so that the step's report takes its place. */
+/* Erases the progress line, so that the step's report takes its place. */
 static void s_erase(s_view *v)
 {
-    if (!v->drawn)
-        return;
-    fputs("\r\033[K", v->progress);
-    fflush(v->progress);
-    v->drawn = false;
+    cli_progress_clear(&v->line);
 }
 
 static void s_event(const migrate_event *ev, void *user)
@@ -211,12 +207,15 @@ static void s_event(const migrate_event *ev, void *user)
     case MIGRATE_EVENT_STEP_STARTED:
         return;
     case MIGRATE_EVENT_STEP_RUNNING:
-        if (!v->progress)
-            return;
-        fprintf(v->progress, "\rv%d %s: running for %.1f s", s->version, s->file,
-                (double)ev->elapsed_ms / 1000.0);
-        fflush(v->progress);
-        v->drawn = true;
+        if (ev->rows) {
+            char rows[32];
+            cli_progress_show(&v->line, true, "v%d %s: running for %.1f s, %s rows written",
+                              s->version, s->file, (double)ev->elapsed_ms / 1000.0,
+                              cli_progress_count(ev->rows, rows));
+        } else {
+            cli_progress_show(&v->line, true, "v%d %s: running for %.1f s", s->version, s->file,
+                              (double)ev->elapsed_ms / 1000.0);
+        }
         return;
     case MIGRATE_EVENT_STEP_FAILED:
         s_erase(v);
@@ -254,11 +253,10 @@ static void s_event(const migrate_event *ev, void *user)
 }
 
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
-                         FILE *out, stm_error *err)
+                         FILE *out, bool quiet, stm_error *err)
 {
-    s_view view = {.out = out,
-                   .progress = isatty(fileno(out)) ? stderr : NULL,
-                   .db_path = stm_migrate_db_path(m)};
+    s_view view = {.out = out, .db_path = stm_migrate_db_path(m)};
+    cli_progress_init(&view.line, quiet);
     migrate_options o = *opts;
     o.progress = s_event;
     o.progress_user = &view;

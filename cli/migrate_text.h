@@ -26,9 +26,11 @@ stm_err migrate_text_plan(migrate_t *m, const migrate_options *opts, migrate_dir
 
 /* Runs migrate (MIGRATE_UP) or rollback (MIGRATE_DOWN) with opts, whose progress
  * fields are this function's: each step is written to out as it ends, then the
- * version the database is at and every table of it that is not synced, with why. Returns the run's code (err says why it failed). */
+ * version the database is at and every table of it that is not synced, with why. A
+ * long step's time and rows are drawn on a terminal (progress.h) unless quiet. Returns
+ * the run's code (err says why it failed). */
 stm_err migrate_text_run(migrate_t *m, const migrate_options *opts, migrate_direction direction,
-                         FILE *out, stm_error *err);
+                         FILE *out, bool quiet, stm_error *err);
 
 /* After migrate (run or dry) refused a database made without stemma whose schema is no
  * version's (opts->baseline), with more differences than its one-line error names

@@ -290,6 +290,8 @@ typedef struct {
     const char *path;
     const void *data;
     size_t len;
+    bundle_progress_fn progress; /* told after each batch handed out (may be NULL) */
+    void *progress_ctx;
 } s_src;
 
 static stm_err s_in_open(s_in *in, const s_src *src, const unsigned char magic[4],
@@ -411,6 +413,8 @@ static stm_err s_bundle_pass(const s_src *src, bundle_batch_fn fn, void *ctx, bu
         info->batches++;
         if (fn && (rc = fn(ctx, batch, err)) != STM_OK)
             break;
+        if (fn && src->progress)
+            src->progress(src->progress_ctx, in.pos, in.size, info->ops);
     }
     uint64_t count = 0;
     if (rc == STM_OK && !s_in_be(&in, &count, 8))
@@ -530,7 +534,13 @@ static stm_err s_apply(applier_t *applier, const s_src *src, apply_stats *stats,
 stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
                          bundle_info *info, stm_error *err)
 {
-    s_src src = {.path = path};
+    return stm_bundle_apply_watched(applier, path, NULL, NULL, stats, info, err);
+}
+
+stm_err stm_bundle_apply_watched(applier_t *applier, const char *path, bundle_progress_fn progress,
+                                 void *ctx, apply_stats *stats, bundle_info *info, stm_error *err)
+{
+    s_src src = {.path = path, .progress = progress, .progress_ctx = ctx};
     return s_apply(applier, &src, stats, info, err);
 }
 

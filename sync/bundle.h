@@ -74,6 +74,14 @@ STM_NODISCARD stm_err stm_bundle_read_once(const char *path, bundle_batch_fn fn,
  * describes the bundle. */
 STM_NODISCARD stm_err stm_bundle_apply(applier_t *applier, const char *path, apply_stats *stats,
                                        bundle_info *info, stm_error *err);
+/* Told after each batch applied: bytes of the file read so far of its size (UINT64_MAX
+ * when it is not a regular file), and the operations read so far. */
+typedef void (*bundle_progress_fn)(void *ctx, uint64_t read, uint64_t size, uint64_t ops);
+/* stm_bundle_apply, telling progress (NULL: no one) after each batch. */
+STM_NODISCARD stm_err stm_bundle_apply_watched(applier_t *applier, const char *path,
+                                               bundle_progress_fn progress, void *ctx,
+                                               apply_stats *stats, bundle_info *info,
+                                               stm_error *err);
 
 STM_NODISCARD stm_err stm_bundle_write_vector(const vector_t *v, const char *path, stm_error *err);
 /* *out is the caller's. STM_ECORRUPT for a damaged file. */

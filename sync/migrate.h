@@ -114,7 +114,10 @@ typedef struct {
     int version;              /* ADOPTED: the version adopted at; CAPTURE_SET_UP: the version */
     uint64_t replayed;        /* REPLAYED: operations that applied this time */
     uint64_t parked;          /* REPLAYED: operations still parked after */
-    uint64_t rows;            /* BASELINED, ADOPTED: rows made operations */
+    uint64_t rows;            /* BASELINED, ADOPTED: rows made operations; STEP_RUNNING:
+                                 rows of the database's tables the step has inserted,
+                                 updated or deleted so far (of tables with rowids: SQLite
+                                 tells nothing of the rows of others) */
     uint64_t ops;             /* BASELINED, ADOPTED: ... the operations */
 } migrate_event;
 

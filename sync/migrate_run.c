@@ -64,7 +64,23 @@ typedef struct {
     const migrate_step *step;   /* the step running, lent */
     int64_t start;              /* stm_monotime_ms() when the step began */
     long long told;             /* when STEP_RUNNING was last told, -1 before */
+    uint64_t rows;              /* rows of the database's own tables written so far */
 } s_progress;
+
+/* SQLite's update hook: a row of a table with rowids was inserted, updated or deleted.
+ * stemma's own tables (the capture queue the triggers fill, schema_version's record of
+ * the step) are not the migration's work. Tables WITHOUT ROWID are not told of: their
+ * rows go uncounted. */
+static void s_row_written(void *arg, int op, const char *db_name, const char *table,
+                          sqlite3_int64 rowid)
+{
+    (void)op;
+    (void)db_name;
+    (void)rowid;
+    s_progress *p = arg;
+    if (strncmp(table, "stemma_", 7) != 0 && strcmp(table, "schema_version") != 0)
+        p->rows++;
+}
 
 static int s_progress_tick(void *arg)
 {
@@ -73,8 +89,10 @@ static int s_progress_tick(void *arg)
     if (now - p->start < p->run->o->progress_after_ms ||
         (p->told >= 0 && now - p->told < MIGRATE_PROGRESS_EVERY_MS))
         return 0;
-    migrate_event ev = {
-        .kind = MIGRATE_EVENT_STEP_RUNNING, .step = p->step, .elapsed_ms = now - p->start};
+    migrate_event ev = {.kind = MIGRATE_EVENT_STEP_RUNNING,
+                        .step = p->step,
+                        .elapsed_ms = now - p->start,
+                        .rows = p->rows};
     stm_migrate_tell(p->run, &ev);
     p->told = now;
     return 0; /* never interrupt the migration */
@@ -87,16 +105,21 @@ static void s_progress_start(s_progress *p, const migrate_run_ctx *run, const mi
     p->step = step;
     p->start = stm_monotime_ms();
     p->told = -1;
-    /* Without a callback there is no one to tell: spare SQLite the handler. */
-    if (run->o->progress)
+    p->rows = 0;
+    /* Without a callback there is no one to tell: spare SQLite the handlers. */
+    if (run->o->progress) {
         sqlite3_progress_handler(db, S_PROGRESS_INSTRUCTIONS, s_progress_tick, p);
+        sqlite3_update_hook(db, s_row_written, p);
+    }
 }
 
 /* Stops the handler; returns how long the step ran. */
 static long long s_progress_stop(s_progress *p, sqlite3 *db)
 {
-    if (p->run->o->progress)
+    if (p->run->o->progress) {
         sqlite3_progress_handler(db, 0, NULL, NULL);
+        sqlite3_update_hook(db, NULL, NULL);
+    }
     return stm_monotime_ms() - p->start;
 }
 

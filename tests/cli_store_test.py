@@ -540,8 +540,9 @@ class RollbackRestore(Base):
 
 
 class Progress(Base):
-    """A long migration shows an elapsed-time line on a terminal, and nothing when
-    stdout is not one.
+    """A long migration shows its time and the rows it has written on a terminal
+    (stderr, as git and curl draw theirs), and nothing when stderr is not one or with
+    --quiet; a bundle applied shows how far it has got.
 
     "Long" is a step that runs over a second, and no amount of data makes that true on
     every machine. So the migration is stopped (SIGSTOP) for 1.1 s in the middle of its
@@ -566,11 +567,12 @@ class Progress(Base):
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime + stime
 
-    def in_the_step_after(self):
+    def in_the_step_after(self, db=None, schemas=None):
         """CPU ticks past which a migration of the slow set is in its long step: twice
-        what a whole migration of it on an empty table uses, and 20 ms more."""
-        db = self.slow_db("empty.db", rows=0)
-        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", self.SLOW,
+        what a whole migration of it with no samples (db: that database, at version 1)
+        uses, and 20 ms more."""
+        db = db or self.slow_db("empty.db", rows=0)
+        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", schemas or self.SLOW,
                               "--no-backup"], stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -578,10 +580,12 @@ class Progress(Base):
         cpu = usage.ru_utime + usage.ru_stime
         return int((2 * cpu + 0.02) * os.sysconf("SC_CLK_TCK")) + 1
 
-    def migrate_with_a_pause(self, db, stdout, ticks):
-        """Migrates db, stopped for 1.1 s in its long step; returns its stderr."""
-        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", self.SLOW,
-                              "--no-backup"], stdout=stdout, stderr=subprocess.PIPE)
+    def migrate_with_a_pause(self, db, stderr, ticks, *extra, schemas=None,
+                             step="002_count_triples"):
+        """Migrates db, stopped for 1.1 s in its long step, stderr where given; returns
+        its stdout."""
+        p = subprocess.Popen([STEMMA, "migrate", "--db", db, "--schemas", schemas or self.SLOW,
+                              "--no-backup", *extra], stdout=subprocess.PIPE, stderr=stderr)
         try:
             while self.cpu_ticks(p.pid) < ticks:
                 self.assertIsNone(p.poll(), "the migration was over before its step ran long")
@@ -589,32 +593,24 @@ class Progress(Base):
             os.kill(p.pid, signal.SIGSTOP)
             time.sleep(1.1)  # a stopped process stays stopped: the step's time only grows
             os.kill(p.pid, signal.SIGCONT)
-            err = p.stderr.read()
-            self.assertEqual(p.wait(timeout=120), 0, err)
+            out = p.stdout.read()
+            self.assertEqual(p.wait(timeout=120), 0)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-            p.stderr.close()
-        return err.decode()
-
-    def test_on_a_terminal_and_not(self):
-        ticks = self.in_the_step_after()
-        db = self.slow_db("piped.db")
-        out_file = os.path.join(self.tmp, "piped.out")
-        with open(out_file, "wb") as out:
-            err = self.migrate_with_a_pause(db, out, ticks)
-        with open(out_file) as f:
-            out = f.read()
-        self.assertIn("applied v2", out)
-        self.assertEqual(err, "")
-        ms = int(re.search(r"002_count_triples\.sql .*\((\d+) ms\)", out).group(1))
+            p.stdout.close()
+        out = out.decode()
+        ms = int(re.search(step + r"\.sql .*\((\d+) ms\)", out).group(1))
         self.assertGreaterEqual(ms, 1000, "the step was not long: nothing tested")
+        return out
 
-        db = self.slow_db("tty.db")
+    @staticmethod
+    def on_a_terminal(run):
+        """What run(slave) drew on a terminal: bytes read from its master end."""
         master, slave = pty.openpty()
         try:
-            err = self.migrate_with_a_pause(db, slave, ticks)
+            run(slave)
             os.close(slave)
             slave = None
             seen = b""
@@ -630,10 +626,79 @@ class Progress(Base):
             if slave is not None:
                 os.close(slave)
             os.close(master)
-        self.assertIn(b"applied v2", seen)
-        self.assertRegex(err, r"\rv2 tests/data/schemas/slow-on-data/002_count_triples\.sql:"
-                              r" running for \d+\.\d s")
-        self.assertTrue(err.endswith("\r\033[K"), repr(err[-20:]))
+        return seen.decode()
+
+    def test_a_long_step_on_a_terminal_and_not(self):
+        ticks = self.in_the_step_after()
+        err_file = os.path.join(self.tmp, "piped.err")
+        with open(err_file, "wb") as err:
+            out = self.migrate_with_a_pause(self.slow_db("piped.db"), err, ticks)
+        self.assertIn("applied v2", out)
+        with open(err_file) as f:
+            self.assertEqual(f.read(), "")
+        seen = self.on_a_terminal(
+            lambda tty: self.migrate_with_a_pause(self.slow_db("tty.db"), tty, ticks))
+        self.assertRegex(seen, r"\r\033\[Kv2 tests/data/schemas/slow-on-data/002_count_triples\.sql:"
+                               r" running for \d+\.\d s")
+        self.assertTrue(seen.endswith("\r\033[K"), repr(seen[-20:]))
+        quiet = self.on_a_terminal(
+            lambda tty: self.migrate_with_a_pause(self.slow_db("quiet.db"), tty, ticks,
+                                                  "--quiet"))
+        self.assertEqual(quiet, "")
+
+    def test_a_step_that_writes_shows_its_rows(self):
+        """The rows a long step has written, counted as SQLite writes them: a step that
+        copies 20,000 rows and then counts triples is stopped in its count (past the
+        CPU the same migration takes with no samples), so the line drawn after shows
+        the copy whole."""
+        schemas = os.path.join(self.tmp, "copy-then-count")
+        os.mkdir(schemas)
+        with open(os.path.join(schemas, "001_tables.sql"), "w") as f:
+            f.write("CREATE TABLE samples (n INTEGER);\n"
+                    "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT);\n")
+        with open(os.path.join(schemas, "002_copy_and_count.sql"), "w") as f:
+            # Not CREATE TABLE AS: SQLite counts (and tells the update hook of) the rows
+            # of an INSERT, not those a table is created with.
+            f.write("CREATE TABLE copy (id INTEGER PRIMARY KEY, v TEXT);\n"
+                    "INSERT INTO copy SELECT * FROM big;\n"
+                    "CREATE TABLE triple_counts AS\n"
+                    "    SELECT count(*) AS c FROM samples AS a, samples AS b, samples AS c;\n")
+
+        def at_v1(name, samples):
+            db = os.path.join(self.tmp, name)
+            self.ok("migrate", "--db", db, "--schemas", schemas, "--to", "1", "--no-backup")
+            sql(db, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r "
+                    "WHERE i < 20000) INSERT INTO big SELECT i, 'row ' || i FROM r;"
+                    "INSERT INTO samples SELECT id FROM big WHERE id <= %d;" % samples)
+            return db
+
+        ticks = self.in_the_step_after(at_v1("measured.db", 0), schemas)
+        seen = self.on_a_terminal(
+            lambda tty: self.migrate_with_a_pause(at_v1("rows.db", 500), tty, ticks,
+                                                  schemas=schemas, step="002_copy_and_count"))
+        self.assertIn("002_copy_and_count.sql: running for", seen)
+        rows = re.findall(r"002_copy_and_count\.sql: running for \d+\.\d s, ([\d,]+) rows "
+                          r"written", seen)
+        self.assertEqual(set(rows), {"20,000"}, repr(seen[-300:]))
+
+    def test_a_bundle_applied_on_a_terminal(self):
+        newer = os.path.join(self.tmp, "newer.db")
+        self.ok("migrate", "--db", newer, "--schemas", TASKS, "--no-backup")
+        self.ok("migrate", "--db", self.db, "--schemas", TASKS, "--no-backup")
+        sql(newer, "INSERT INTO lists (id, name) VALUES ('l1', 'home')")
+        bundle = os.path.join(self.tmp, "b.bundle")
+        self.ok("changes", "--db", newer, "-o", bundle)
+
+        def run(tty, *extra):
+            p = subprocess.run([STEMMA, "apply", "--db", self.db, *extra, bundle],
+                               stdout=subprocess.PIPE, stderr=tty, timeout=60)
+            self.assertEqual(p.returncode, 0)
+            self.assertIn(b"applied", p.stdout)
+
+        seen = self.on_a_terminal(run)
+        self.assertRegex(seen, r"^\r\033\[Kapplying: \d+%, [\d,]+ operations")
+        self.assertTrue(seen.endswith("\r\033[K"), repr(seen))
+        self.assertEqual(self.on_a_terminal(lambda tty: run(tty, "--quiet")), "")
 
 
 class ReplayAfterMigrate(Base):
