@@ -340,6 +340,8 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     n->stored.withheld += stats->withheld;
     peer_t *p = sender; /* peers live as long as the node, so as long as the queue */
     stm_session_on_stored(stm_peer_session(p), stm_opbatch_count(batch), stats->parked);
+    stm_bulk_stored(stm_peer_bulk(p), stm_peer_session(p), stm_feed_vector(stm_local_feed(n->local)),
+                    stm_peer_short_id(p), stm_monotime_ms());
     const vector_out *parts;
     size_t nparts = s_vector_out(n, p, &parts);
     buf_t msg = BUF_INIT;

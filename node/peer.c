@@ -250,6 +250,11 @@ session_t *stm_peer_session(peer_t *p)
     return p->session;
 }
 
+bulk_sync *stm_peer_bulk(peer_t *p)
+{
+    return &p->bulk;
+}
+
 uint64_t stm_peer_bytes_sent(const peer_t *p)
 {
     return p->bytes_sent;

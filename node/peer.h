@@ -22,6 +22,7 @@
 #include "parts.h"
 #include "report.h"
 #include "sync/session.h"
+#include "bulk.h"
 #include "sync/store.h"
 #include "wire.h"
 
@@ -88,6 +89,8 @@ const peer_verdict *stm_peer_get_verdict(const peer_t *p);
 const char *stm_peer_refused_by(const peer_t *p);
 /* Its sync session, lent (the peer owns it). */
 session_t *stm_peer_session(peer_t *p);
+/* Its bulk sync's progress (bulk.h), lent. */
+bulk_sync *stm_peer_bulk(peer_t *p);
 /* When it was last heard from, wall clock; 0: never. */
 time_t stm_peer_last_seen(const peer_t *p);
 

@@ -5,6 +5,7 @@
 #define STM_PEER_INTERNAL_H
 
 #include "peer.h"
+#include "bulk.h"
 
 #include <time.h>
 #include <zmq.h>
@@ -45,6 +46,7 @@ struct peer {
     int backoff_ms;        /* the wait after the next HELLO retry */
     int64_t dialled_ms;    /* monotonic time its DEALER was opened */
     bool redialled;        /* its DEALER was opened anew since it was last heard from */
+    bulk_sync bulk;        /* a bulk sync from it, logged as it goes (bulk.h) */
 };
 
 #endif

@@ -325,6 +325,18 @@ uint64_t stm_session_parked(const session_t *s)
     return s->parked;
 }
 
+uint64_t stm_session_ahead(const session_t *s, const vtrack_t *mine)
+{
+    uint64_t ahead = 0;
+    for (size_t k = 0; s->theirs && k < stm_vector_count(s->theirs); k++) {
+        const vector_entry *e = stm_vector_at(s->theirs, k);
+        uint64_t held = mine ? stm_vtrack_get(mine, &e->origin) : 0;
+        if (e->seq > held)
+            ahead += e->seq - held;
+    }
+    return ahead;
+}
+
 uint64_t stm_session_behind(const session_t *s, const vtrack_t *mine)
 {
     uint64_t behind = 0;

@@ -213,5 +213,7 @@ uint64_t stm_session_ops_received(const session_t *s);
 uint64_t stm_session_parked(const session_t *s);
 /* How many operations of mine (this database's vector) they lack. */
 uint64_t stm_session_behind(const session_t *s, const vtrack_t *mine);
+/* How many operations of theirs (their vector as last told) mine lacks. */
+uint64_t stm_session_ahead(const session_t *s, const vtrack_t *mine);
 
 #endif

@@ -11,6 +11,7 @@ each, its log checked for sanitizer reports). Run by ctest as
 `python3 tests/origins_test.py PATH/TO/stemma` from the source root.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -188,6 +189,38 @@ class ManyOrigins(Mesh):
         for n in (a, b, c):
             self.assertEqual(stats(n)["dropped"]["hello"], 0)
             self.assertEqual(stats(n)["dropped"]["ack"], 0)
+
+
+@unittest.skipUnless(SQLITE3, "the sqlite3 shell is not installed")
+class BulkSync(Mesh):
+    """A node taking in a backlog of over 100,000 operations (node/bulk.h) says so in its
+    log, and says when it is over; a small sync says nothing."""
+
+    def test_a_bulk_sync_is_logged_from_start_to_end(self):
+        b = Node(self, "b", TASKS, 4, tofu=True)
+        a = Node(self, "a", TASKS, 4, peers=[b], tofu=True)
+        # 40,000 lists written as an application writes them: 120,000 operations.
+        sql(a.db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k "
+                  "WHERE i < 40000) INSERT INTO lists (id, name) SELECT 'l' || i, 'row ' || i "
+                  "FROM k")
+        a.start()
+        b.start()
+        self.wait("b to hold a's lists", lambda: sql(b.db, LISTS) == "40000", timeout=120)
+        self.wait("b to say the bulk sync is done",
+                  lambda: "sync-bulk" in b.logs() and " done: " in b.logs(), timeout=60)
+        lines = [line for line in b.logs().splitlines() if "sync-bulk" in line]
+        self.assertRegex(lines[0], r"it holds about \d+ operations this database lacks")
+        first = int(re.search(r"about (\d+) operations", lines[0]).group(1))
+        self.assertGreaterEqual(first, 100000)
+        self.assertLessEqual(first, 120000)
+        done = int(re.search(r"done: (\d+) operations taken", lines[-1]).group(1))
+        self.assertGreaterEqual(done, 100000)
+        # A small sync after it is not bulk: nothing more is logged.
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('small', 'one')")
+        self.wait("b to hold the one more", lambda: sql(b.db, LISTS) == "40001", timeout=60)
+        self.assertEqual(len([line for line in b.logs().splitlines() if "sync-bulk" in line]),
+                         len(lines))
+        self.assertNotIn("sync-bulk", a.logs())
 
 
 if __name__ == "__main__":
