@@ -356,6 +356,13 @@ void stm_node_store_inbound(node_t *n)
 {
     if (stm_inbound_failing_io(n->inbound))
         stm_local_reopen_if_readonly(n->local);
+    /* The application's bulk write is collected first, a slice a turn (the store's
+     * transaction would take all of it at once, the write lock and memory with it): what
+     * came in waits, and the inbound timer, still due, brings it back each turn. */
+    if (stm_inbound_count(n->inbound) && stm_local_collect_first(n->local)) {
+        stm_mesh_mark_more(n->mesh); /* what was collected goes out meanwhile */
+        return;
+    }
     /* What came in travels on to the other peers. */
     n->stored = (apply_stats){0};
     if (stm_inbound_store(n->inbound, stm_local_applier(n->local), stm_local_store(n->local), s_ack,

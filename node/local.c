@@ -29,6 +29,9 @@ struct local {
     int schema_cookie;    /* to notice a migration made while running */
     int data_version;     /* PRAGMA data_version: changes when another connection commits */
     bool collect_failing; /* collecting the application's changes failed (logged once) */
+    bool collecting;      /* a bulk write is being collected a slice a look: more queued */
+    int64_t next_slice_ms; /* ... and the next slice not before this (the lock let go as
+                              long as the last slice held it: sync/apply.h) */
     bool held_renewed;    /* stm_local_check_held took a new origin (at most once a run) */
     int64_t max_clock_ahead_ms; /* the applier's bound, set again on every new applier */
     admit_t *admit;       /* the policy per operation (stm_local_set_policy), the filter of
@@ -372,27 +375,60 @@ bool stm_local_sync_due(local_t *l)
     return s_sync_feed(l);
 }
 
+/* The application wrote (or a bulk write is still being collected): one slice of its
+ * queued changes becomes operations to send, in a transaction of its own, so that the
+ * node's loop, the application's writes and the peers go on between slices. Returns
+ * LOCAL_WROTE when a slice was collected. */
+static int s_collect(local_t *l)
+{
+    int dv = s_data_version(l);
+    if (dv == l->data_version && !l->collecting)
+        return 0;
+    int64_t t0 = stm_monotime_ms();
+    if (l->collecting && t0 < l->next_slice_ms)
+        return 0;
+    stm_error err = {0};
+    bool more = false;
+    stm_err rc = stm_applier_collect_slice(l->applier, APPLY_COLLECT_SLICE_ROWS, &more, &err);
+    int64_t now = stm_monotime_ms();
+    l->next_slice_ms = now + (now - t0);
+    if (rc != STM_OK) {
+        if (!l->collect_failing)
+            stm_log_event(STM_LOG_WARN, "capture", NULL,
+                          "%s: the application's changes wait in the queue; trying again",
+                          err.msg);
+        l->collect_failing = true;
+        return 0;
+    }
+    l->collect_failing = false;
+    l->collecting = more;
+    if (!more) {
+        l->data_version = dv; /* what it wrote after dv was read is looked at next time */
+        l->sync_owed = true;  /* looked for after this pass's sends (stm_local_sync_due) */
+        s_replay_owed(l);
+    }
+    return LOCAL_WROTE;
+}
+
+bool stm_local_collecting(local_t *l)
+{
+    return l->collecting;
+}
+
+int64_t stm_local_next_slice_ms(const local_t *l)
+{
+    return l->next_slice_ms;
+}
+
+bool stm_local_collect_first(local_t *l)
+{
+    s_collect(l);
+    return l->collecting;
+}
+
 int stm_local_look(local_t *l)
 {
-    int found = 0;
-    int dv = s_data_version(l);
-    if (dv != l->data_version) {
-        /* The application wrote: its queued changes become operations to send. */
-        stm_error err = {0};
-        if (stm_applier_catch_up(l->applier, &err) != STM_OK) {
-            if (!l->collect_failing)
-                stm_log_event(STM_LOG_WARN, "capture", NULL,
-                              "%s: the application's changes wait in the queue; trying again",
-                              err.msg);
-            l->collect_failing = true;
-        } else {
-            l->collect_failing = false;
-            l->data_version = dv;
-            found |= LOCAL_WROTE;
-            l->sync_owed = true; /* looked for after this pass's sends (stm_local_sync_due) */
-            s_replay_owed(l);
-        }
-    }
+    int found = s_collect(l);
     s_log_origin(l); /* a transaction of the applier's may have taken a new one */
     int cookie = stm_sqlscript_schema_cookie(stm_store_db(l->store));
     if (cookie == l->schema_cookie)

@@ -103,8 +103,20 @@ bool stm_local_sync_due(local_t *l);
 void stm_local_warn_origins(local_t *l);
 
 /* Looks for writes of other connections and for a migration; returns the
- * local_change bits found (0: nothing). */
+ * local_change bits found (0: nothing). The application's writes are collected a slice
+ * at a time (sync/apply.h, APPLY_COLLECT_SLICE_ROWS): after a bulk write,
+ * stm_local_collecting stays true, and the node looks again at once, until every slice
+ * is done. */
 int stm_local_look(local_t *l);
+/* A bulk write is being collected, slice by slice: operations received wait until it
+ * is done (applying them would land on rows whose own changes are not recorded yet). */
+bool stm_local_collecting(local_t *l);
+/* While collecting, when the next slice is due (monotonic ms). */
+int64_t stm_local_next_slice_ms(const local_t *l);
+/* Before received operations are stored: collects a slice of what the application
+ * wrote since the last look (the store's transaction would otherwise collect all of
+ * it at once); true while more slices are to come, when they must wait. */
+bool stm_local_collect_first(local_t *l);
 
 /* Opens the database anew when this connection is read-only and the file no longer
  * is (invariant 4). */

@@ -137,8 +137,11 @@ static int64_t s_local_due(const node_t *n)
 
 static void s_local_run(node_t *n, int64_t now)
 {
-    n->next_local_poll_ms = now + n->local_poll_ms;
     int found = stm_local_look(n->local);
+    /* A bulk write's next slice as soon as it is due (sync/apply.h: the lock let go
+     * between slices). */
+    n->next_local_poll_ms = stm_local_collecting(n->local) ? stm_local_next_slice_ms(n->local)
+                                                           : now + n->local_poll_ms;
     if (found & LOCAL_MIGRATED) {
         stm_log_event(STM_LOG_INFO, "migrated", NULL, "the database is now at v%d: telling peers",
                       stm_local_version(n->local));
@@ -178,7 +181,12 @@ static void s_heartbeat_run(node_t *n, int64_t now)
  * backoff when the last attempt failed. */
 static int64_t s_inbound_due(const node_t *n)
 {
-    return stm_inbound_due_at(n->inbound);
+    int64_t due = stm_inbound_due_at(n->inbound);
+    /* While a bulk write is collected, what came in waits for it (dispatch.c). */
+    if (due != INT64_MAX && stm_local_collecting(n->local) &&
+        stm_local_next_slice_ms(n->local) > due)
+        due = stm_local_next_slice_ms(n->local);
+    return due;
 }
 
 static void s_inbound_run(node_t *n, int64_t now)

@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <errno.h>
 #include <string.h>
 
 /* ---- life ---- */
@@ -953,12 +955,34 @@ stm_err stm_applier_collect(applier_t *a, stm_error *err)
     return rc;
 }
 
-stm_err stm_applier_catch_up(applier_t *a, stm_error *err)
+stm_err stm_applier_collect_slice(applier_t *a, size_t max_rows, bool *more, stm_error *err)
 {
+    *more = false;
+    stm_txn_limit_collect(a->txn, max_rows);
     stm_err rc = stm_apply_begin(a, err);
     if (rc != STM_OK)
         return rc;
+    *more = stm_txn_collect_more(a->txn);
     return stm_apply_end(a, STM_OK, err);
+}
+
+stm_err stm_applier_catch_up(applier_t *a, stm_error *err)
+{
+    bool more = true;
+    stm_err rc = STM_OK;
+    while (rc == STM_OK && more) {
+        int64_t t0 = stm_monotime_ms();
+        rc = stm_applier_collect_slice(a, APPLY_COLLECT_SLICE_ROWS, &more, err);
+        /* As long again without the lock (apply.h): the application's writes, polling
+         * for it from their busy handler, find it free. */
+        int64_t took = stm_monotime_ms() - t0;
+        if (rc == STM_OK && more && took > 0) {
+            struct timespec ts = {.tv_sec = took / 1000, .tv_nsec = (took % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
+    }
+    return rc;
 }
 
 origin_change stm_applier_origin_change(applier_t *a)

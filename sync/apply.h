@@ -200,9 +200,25 @@ STM_NODISCARD stm_err stm_applier_replay(applier_t *a, apply_stats *stats, stm_e
 STM_NODISCARD stm_err stm_applier_replay_owed(applier_t *a, apply_stats *stats, bool *ran,
                                               stm_error *err);
 
-/* Enters the operations captured here since last time into stemma_clock, in one
- * transaction. Every apply and replay does this first; a node may also call it when
- * idle, so that the work is not waiting in front of the next batch. */
+/* Queued rows a slice of collecting takes at most (stm_applier_collect_slice): about
+ * 10 ms of work on the machine of docs/performance.md. Between two slices the lock is
+ * let go as long as the slice held it: an application's write, whose busy handler polls
+ * for the lock at growing intervals, would otherwise rarely find it free between
+ * transactions that follow each other at once (measured: 1.4 s waits; with the pause,
+ * 35 ms, bench_bulk), and a node's loop serves its sockets meanwhile. */
+#define APPLY_COLLECT_SLICE_ROWS 2000
+
+/* Makes the application's changes queued here operations (capture.h), at most max_rows
+ * queued rows of them, in a transaction of its own; *more says some were left. A bulk
+ * write (a million rows updated) is so collected a slice at a time, the write lock let
+ * go and memory freed between slices. Nothing else is applied in that transaction. */
+STM_NODISCARD stm_err stm_applier_collect_slice(applier_t *a, size_t max_rows, bool *more,
+                                                stm_error *err);
+
+/* Makes every change queued here operations, slice after slice (each a transaction of
+ * its own, the lock let go between them as long as each held it). Every apply and
+ * replay collects what is queued first, in its own transaction; calling this before
+ * spares it a bulk write's, and a node calls the slices itself between its other work. */
 STM_NODISCARD stm_err stm_applier_catch_up(applier_t *a, stm_error *err);
 
 /* The same inside the caller's open write transaction (a migration's, before it

@@ -554,11 +554,39 @@ stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_
     return rc;
 }
 
+/* What stm_capture_mark_cut is given: the tables cut, and how many. */
+typedef struct {
+    const capture_cut *cuts;
+    size_t n;
+} s_cuts;
+
+/* A cut table's mark: to the last key taken; the gate follows it while a first insert
+ * above has recorded its time (the rows left above were made at or after it), and
+ * stays the greatest integer when none has, so that the next records one. */
+static stm_err s_cut_mark(store_t *store, const capture_cut *cut, stm_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(stm_store_db(store),
+                           "UPDATE stemma_mark SET mark = ?2, gate = CASE WHEN at IS NULL THEN gate "
+                           "ELSE ?2 END WHERE tbl = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return stm_store_error(store, err, "writing stemma_mark");
+    sqlite3_bind_text(stmt, 1, stm_catalog_table_name(cut->t), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, cut->last);
+    stm_err rc =
+        sqlite3_step(stmt) == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "writing stemma_mark");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt *row, void *ctx,
                             stm_error *err)
 {
     (void)row;
-    (void)ctx;
+    const s_cuts *cuts = ctx;
+    for (size_t i = 0; cuts && i < cuts->n; i++)
+        if (cuts->cuts[i].t == t)
+            return s_cut_mark(store, &cuts->cuts[i], err);
     buf_t sql = BUF_INIT;
     /* The rows above the mark are looked at now: the time of the first of them goes. */
     stm_buf_puts(&sql, "UPDATE stemma_mark SET at = NULL, gate = 9223372036854775807, "
@@ -584,6 +612,13 @@ static stm_err s_raise_mark(store_t *store, const catalog_table *t, sqlite3_stmt
 stm_err stm_capture_mark(store_t *store, const catalog_t *catalog, stm_error *err)
 {
     return stm_capture_each_mark(store, catalog, s_raise_mark, NULL, err);
+}
+
+stm_err stm_capture_mark_cut(store_t *store, const catalog_t *catalog, const capture_cut *cuts,
+                             size_t n, stm_error *err)
+{
+    s_cuts c = {cuts, n};
+    return stm_capture_each_mark(store, catalog, s_raise_mark, n ? &c : NULL, err);
 }
 
 stm_err stm_capture_exclude(store_t *store, const char *tbl, bool exclude, stm_error *err)

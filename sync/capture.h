@@ -106,6 +106,15 @@ char stm_capture_affinity_code(catalog_affinity a);
  * the caller's write transaction: the operations must be recorded in it too. */
 STM_NODISCARD stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                                           stm_error *err);
+/* The same for at most max_rows queued rows (a slice; the rows above the marks first,
+ * in key order, then the queue in order): *more says some were left for the next call,
+ * which the caller makes in a transaction of its own, so that a bulk write is collected
+ * without holding the write lock or its operations in memory all at once. A row cut
+ * between two slices may be written twice (the second time its later values, again):
+ * nothing changes where it lands. */
+STM_NODISCARD stm_err stm_capture_collect_some(store_t *store, const catalog_t *catalog,
+                                               opbatch_t *out, size_t max_rows, bool *more,
+                                               stm_error *err);
 
 /* Stamps op as this database's next local operation, one made by stemma itself
  * rather than captured (a conflict discarded, say): its origin and schema version are

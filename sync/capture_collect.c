@@ -34,7 +34,12 @@ typedef struct {
     s_pending *rows;
     size_t count, cap;
     buf_t arena;
-    int64_t now; /* wall-clock ms when collecting began: no change is later */
+    int64_t now;   /* wall-clock ms when collecting began: no change is later */
+    size_t budget; /* rows still to take in this slice (SIZE_MAX: every one) */
+    bool more;     /* some were left for the next slice */
+    capture_cut *cuts; /* tables above whose new mark rows were left (capture_internal.h) */
+    size_t ncuts, cuts_cap;
+    int64_t last_id; /* the last stemma_pending row taken (0: none) */
 } s_queue_t;
 
 static int s_value_cmp(const op_value *a, const op_value *b)
@@ -106,14 +111,26 @@ static void s_read_key(sqlite3_stmt *stmt, const catalog_table *t, s_queue_t *q,
 
 static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t *q, stm_error *err)
 {
+    if (q->budget == 0) { /* the rows above the marks took the slice */
+        q->more = true;
+        return STM_OK;
+    }
     sqlite3_stmt *stmt = NULL;
-    /* Every column: a key of several columns is queued in pk, pk2, pk3, ... (capture.c) */
-    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT * FROM stemma_pending ORDER BY id", -1,
-                           &stmt, NULL) != SQLITE_OK)
+    /* Every column: a key of several columns is queued in pk, pk2, pk3, ... (capture.c).
+     * One more than the budget says whether some are left. */
+    if (sqlite3_prepare_v2(stm_store_db(store), "SELECT * FROM stemma_pending ORDER BY id LIMIT ?1",
+                           -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "reading stemma_pending");
+    sqlite3_bind_int64(stmt, 1, q->budget == SIZE_MAX ? -1 : (sqlite3_int64)q->budget + 1);
     const catalog_table *t = NULL;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (q->budget == 0) {
+            q->more = true;
+            break;
+        }
+        if (q->budget != SIZE_MAX)
+            q->budget--;
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
         s_pending *p = &q->rows[q->count++];
         memset(p, 0, sizeof *p);
@@ -137,9 +154,10 @@ static stm_err s_read_queue(store_t *store, const catalog_t *catalog, s_queue_t 
         }
         p->at =
             sqlite3_column_type(stmt, 5) == SQLITE_INTEGER ? sqlite3_column_int64(stmt, 5) : q->now;
+        q->last_id = p->id;
     }
     sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE)
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
         return stm_store_error(store, err, "reading stemma_pending");
     return STM_OK;
 }
@@ -160,7 +178,11 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
     stm_sqlscript_quote_ident(&sql, stm_catalog_table_name(t));
     stm_buf_puts(&sql, " WHERE ");
     stm_sqlscript_quote_ident(&sql, key);
-    stm_buf_puts(&sql, " > ?1");
+    /* In key order, one more than the budget: a slice takes the lowest keys, and the
+     * mark moves to the last of them. */
+    stm_buf_puts(&sql, " > ?1 ORDER BY ");
+    stm_sqlscript_quote_ident(&sql, key);
+    stm_buf_puts(&sql, " LIMIT ?2");
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store), stm_buf_str(&sql), -1, &stmt, NULL) != SQLITE_OK) {
         stm_buf_free(&sql);
@@ -168,10 +190,25 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
     }
     stm_buf_free(&sql);
     sqlite3_bind_value(stmt, 1, sqlite3_column_value(row, 1));
+    sqlite3_bind_int64(stmt, 2, q->budget == SIZE_MAX ? -1 : (sqlite3_int64)q->budget + 1);
     int64_t at =
         sqlite3_column_type(row, 2) == SQLITE_INTEGER ? sqlite3_column_int64(row, 2) : q->now;
+    size_t taken = 0;
     int step;
     while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (q->budget == 0) {
+            /* Left for the next slice: the mark stops at the last key taken (none: where
+             * it is). A marked table's key is an integer (capture.c), and the rows above
+             * it came in order. */
+            q->more = true;
+            q->cuts = stm_grow(q->cuts, &q->cuts_cap, q->ncuts + 1, sizeof *q->cuts);
+            q->cuts[q->ncuts++] = (capture_cut){
+                t, taken ? q->rows[q->count - 1].pk.i : sqlite3_column_int64(row, 1)};
+            break;
+        }
+        taken++;
+        if (q->budget != SIZE_MAX)
+            q->budget--;
         q->rows = stm_grow(q->rows, &q->cap, q->count + 1, sizeof *q->rows);
         s_pending *p = &q->rows[q->count++];
         memset(p, 0, sizeof *p);
@@ -186,7 +223,8 @@ static stm_err s_scan_mark(store_t *store, const catalog_table *t, sqlite3_stmt 
         p->at = at;
     }
     sqlite3_finalize(stmt);
-    return step == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "reading new rows");
+    return step == SQLITE_DONE || step == SQLITE_ROW ? STM_OK
+                                                     : stm_store_error(store, err, "reading new rows");
 }
 
 /* Once every row is read, the arena stops moving: offsets become pointers. */
@@ -388,11 +426,21 @@ static stm_err s_write_writer(store_t *store, const s_writer *w, stm_error *err)
 stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t *out,
                             stm_error *err)
 {
-    s_queue_t q = {.now = stm_wall_ms()};
+    bool more;
+    return stm_capture_collect_some(store, catalog, out, SIZE_MAX, &more, err);
+}
+
+stm_err stm_capture_collect_some(store_t *store, const catalog_t *catalog, opbatch_t *out,
+                                 size_t max_rows, bool *more, stm_error *err)
+{
+    /* The rows above the marks first (they count as queued before anything else), then
+     * the queue in order, as far as the budget goes. */
+    s_queue_t q = {.now = stm_wall_ms(), .budget = max_rows ? max_rows : 1};
     s_writer w = {.now = q.now};
-    stm_err rc = s_read_queue(store, catalog, &q, err);
+    stm_err rc = stm_capture_each_mark(store, catalog, s_scan_mark, &q, err);
     if (rc == STM_OK)
-        rc = stm_capture_each_mark(store, catalog, s_scan_mark, &q, err);
+        rc = s_read_queue(store, catalog, &q, err);
+    *more = q.more;
     if (rc != STM_OK || q.count == 0)
         goto done;
     s_resolve(&q);
@@ -452,8 +500,9 @@ stm_err stm_capture_collect(store_t *store, const catalog_t *catalog, opbatch_t 
         sqlite3_finalize(stmt);
     }
     if (rc == STM_OK)
-        rc = stm_capture_mark(store, catalog, err);
+        rc = stm_capture_mark_cut(store, catalog, q.cuts, q.ncuts, err);
 done:
+    free(q.cuts);
     free(w.changed);
     free(q.rows);
     stm_buf_free(&q.arena);

@@ -27,4 +27,17 @@ typedef stm_err (*capture_mark_fn)(store_t *store, const catalog_table *t, sqlit
 STM_NODISCARD stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog,
                                             capture_mark_fn fn, void *ctx, stm_error *err);
 
+/* A marked table a slice of collecting took only part of the rows above the mark of
+ * (capture_collect.c): its mark moves only to the last key taken. */
+typedef struct {
+    const catalog_table *t;
+    sqlite3_int64 last;
+} capture_cut;
+
+/* Raises every mark of catalog to its table's rows now (stm_capture_mark), but those of
+ * the n tables in cuts (lent), which move to the last key taken and keep the time the
+ * first insert above recorded, for the rows still above them. */
+STM_NODISCARD stm_err stm_capture_mark_cut(store_t *store, const catalog_t *catalog,
+                                           const capture_cut *cuts, size_t n, stm_error *err);
+
 #endif

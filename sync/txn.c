@@ -96,6 +96,8 @@ struct txn {
     buf_t key_bytes;        /* scratch for a key as its table compares it (key.h) */
     conflicts_t *conflicts; /* owned: incarnations kept aside (identity.h) */
     bool collected;         /* the start recorded local changes */
+    size_t collect_limit;   /* queued rows the next start collects at most (SIZE_MAX: all) */
+    bool collect_more;      /* the start left some for another (stm_txn_limit_collect) */
     opbatch_t *settle;      /* owned: rows of identity tables deleted or made anew locally
                              * since the start, as deletes (table and key): stm_txn_settle */
     txn_listener listener;  /* told of what is recorded and how it ends (all NULL: none) */
@@ -151,6 +153,7 @@ txn_t *stm_txn_new(store_t *store, oplog_t *log)
     t->schema_cookie = -1;
     t->data_version = -1;
     t->clock_limit = UINT64_MAX;
+    t->collect_limit = SIZE_MAX;
     t->conflicts = stm_conflicts_new(store);
     stm_conflicts_set_fold(t->conflicts, s_fold_key, t);
     t->settle = stm_opbatch_new();
@@ -284,6 +287,16 @@ origin_change stm_txn_origin_change(txn_t *t)
     origin_change c = t->origin_change;
     t->origin_change = ORIGIN_KEPT;
     return c;
+}
+
+void stm_txn_limit_collect(txn_t *t, size_t max_rows)
+{
+    t->collect_limit = max_rows ? max_rows : 1;
+}
+
+bool stm_txn_collect_more(const txn_t *t)
+{
+    return t->collect_more;
 }
 
 void stm_txn_set_listener(txn_t *t, const txn_listener *l)
@@ -799,6 +812,10 @@ stm_err stm_txn_record_made(txn_t *t, opbatch_t *batch, stm_error *err)
  * application's queued changes made operations and recorded. */
 static stm_err s_start(txn_t *t, stm_error *err)
 {
+    /* The limit is one start's, whatever becomes of it. */
+    size_t limit = t->collect_limit;
+    t->collect_limit = SIZE_MAX;
+    t->collect_more = false;
     t->max_hlc = 0;
     s_forget_origins(t);
     stm_opbatch_clear(t->settle);
@@ -841,7 +858,8 @@ static stm_err s_start(txn_t *t, stm_error *err)
     if (rc == STM_OK)
         rc = stm_store_node_id(t->store, &t->node_id, err);
     opbatch_t *local = rc == STM_OK ? stm_opbatch_new() : NULL;
-    if (local && (rc = stm_capture_collect(t->store, t->catalog, local, err)) == STM_OK) {
+    if (local && (rc = stm_capture_collect_some(t->store, t->catalog, local, limit,
+                                                &t->collect_more, err)) == STM_OK) {
         t->collected = stm_opbatch_count(local) > 0;
         rc = s_record_local(t, local, err);
     }
@@ -948,8 +966,10 @@ stm_err stm_txn_commit(txn_t *t, stm_error *err)
                 rc = stm_store_error(t->store, err, "moving the clock");
         }
     }
-    /* Invariant 6: rows written here are not the application's to collect. */
-    if (rc == STM_OK)
+    /* Invariant 6: rows written here are not the application's to collect. Not after a
+     * slice that left the application's rows above a mark: the collect moved it only
+     * past those it took (capture.h), and this transaction wrote none of its own. */
+    if (rc == STM_OK && !t->collect_more)
         rc = stm_capture_mark(t->store, t->catalog, err);
     if (rc == STM_OK)
         rc = stm_store_flush_counts(t->store, err);

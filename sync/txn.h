@@ -148,6 +148,15 @@ typedef struct {
 /* Sets who is told (copied; NULL: nobody). */
 void stm_txn_set_listener(txn_t *t, const txn_listener *l);
 
+/* The next start (stm_txn_begin) collects at most max_rows queued rows, a slice
+ * (capture.h, stm_capture_collect_some); later starts collect all again.
+ * stm_txn_collect_more says whether it left some: the transaction must then apply
+ * nothing (a peer's operation would land on a row whose own changes are not recorded
+ * yet) and its commit leaves the marks where the slice moved them. For the applier's
+ * stm_applier_collect_slice only. */
+void stm_txn_limit_collect(txn_t *t, size_t max_rows);
+bool stm_txn_collect_more(const txn_t *t);
+
 /* The transaction's handle on stemma_conflicts, lent. */
 conflicts_t *stm_txn_conflicts(txn_t *t);
 /* True when the transaction's start recorded local changes (the application wrote). */

@@ -203,7 +203,11 @@ class BulkSync(Mesh):
         sql(a.db, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k "
                   "WHERE i < 40000) INSERT INTO lists (id, name) SELECT 'l' || i, 'row ' || i "
                   "FROM k")
+        # a makes them operations first (a slice at a time), so that b, meeting it,
+        # learns of them all at once from its vector.
         a.start()
+        self.wait("a to collect its lists", lambda: stats(a)["operations"] >= 120000,
+                  timeout=120)
         b.start()
         self.wait("b to hold a's lists", lambda: sql(b.db, LISTS) == "40000", timeout=120)
         self.wait("b to say the bulk sync is done",

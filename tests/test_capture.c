@@ -503,6 +503,59 @@ static void test_the_later_write_wins_whichever_is_collected_first(void **state)
     stm_store_destroy(&b);
 }
 
+/* A bulk write is collected a slice at a time (stm_applier_collect_slice), each slice a
+ * transaction of its own of at most the rows asked, the rows above the mark in key
+ * order first, then the queue; what the application writes between slices (a row
+ * already collected, one still above the mark, a new one) is collected too, and in the
+ * end every cell's latest operation holds the table's value. */
+static void test_a_bulk_write_is_collected_in_slices(void **state)
+{
+    fixture *f = *state;
+    du_exec(f->path, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 5000)"
+                     " INSERT INTO counters (id, hits) SELECT i, i FROM k;"
+                     "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 3000)"
+                     " INSERT INTO items (id, n) SELECT 'i' || i, i FROM k;");
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 3000);
+    applier_t *a = stm_applier_new(f->store, NULL, NULL);
+    stm_error err = {0};
+    bool more = true;
+    int slices = 0;
+    long long rows = 0;
+    while (more) {
+        if (stm_applier_collect_slice(a, 1000, &more, &err) != STM_OK)
+            fail_msg("%s", err.msg);
+        long long now = du_int(f->store, "SELECT count(*) FROM stemma_oplog");
+        assert_true(now - rows <= 1000);
+        rows = now;
+        if (++slices == 2) {
+            /* Between slices: a row collected already, one still above the mark, a new
+             * one above every key, an item queued behind the rest. */
+            du_exec(f->path, "UPDATE counters SET hits = -10 WHERE id = 10;"
+                             "UPDATE counters SET hits = -4500 WHERE id = 4500;"
+                             "INSERT INTO counters (id, hits) VALUES (100000, 1);"
+                             "UPDATE items SET n = -1 WHERE id = 'i1';");
+        }
+    }
+    stm_applier_destroy(&a);
+    assert_true(slices >= 9);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM stemma_pending"), 0);
+    assert_int_equal(du_int(f->store, "SELECT mark FROM stemma_mark WHERE tbl = 'counters'"),
+                     100000);
+    /* Every cell's latest operation is the table's value. */
+    du_ops(f->store);
+    assert_int_equal(du_int(f->store, "SELECT count(*) FROM counters"), 5001);
+    assert_int_equal(
+        du_int(f->store, "SELECT count(*) FROM counters AS c WHERE c.hits IS NOT (SELECT val "
+                         "FROM temp.ops AS o WHERE o.tbl = 'counters' AND o.pk = c.id AND "
+                         "o.col = 'hits' ORDER BY hlc DESC LIMIT 1)"),
+        0);
+    assert_int_equal(
+        du_int(f->store, "SELECT count(*) FROM items AS i WHERE i.n IS NOT (SELECT val FROM "
+                         "temp.ops AS o WHERE o.tbl = 'items' AND o.pk = i.id AND o.col = 'n' "
+                         "ORDER BY hlc DESC LIMIT 1)"),
+        0);
+}
+
 static void test_affinity_codes(void **state)
 {
     (void)state;
@@ -548,6 +601,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_later_write_wins_whichever_is_collected_first,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_bulk_write_is_collected_in_slices, setup, teardown),
         cmocka_unit_test(test_affinity_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
