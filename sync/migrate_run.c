@@ -233,7 +233,17 @@ static stm_err s_unhook_changed(migrate_t *self, int version, stm_error *err)
  * Internal: migrate_internal.h. */
 stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
 {
-    stm_err rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
+    stm_err rc = STM_OK;
+    /* A bulk write still queued is collected first, a slice at a time (apply.h), so
+     * that the step's transaction, which collects what is left, neither holds the lock
+     * nor the operations of all of it at once. */
+    if (stm_store_is_prepared(self->store) && stm_store_check_format(self->store, err) == STM_OK) {
+        if (!self->applier)
+            self->applier = stm_applier_new(self->store, NULL, NULL);
+        rc = stm_applier_catch_up(self->applier, err);
+    }
+    if (rc == STM_OK)
+        rc = stm_store_exec(self->store, "BEGIN IMMEDIATE", err);
     /* Changes still queued by the triggers become operations under the schema they
      * were made in, before a migration changes their columns; in the migration's own
      * transaction, so that nothing the application writes falls in between. */
