@@ -41,6 +41,8 @@ target_link_libraries(stemma_dbutil PUBLIC stemma_sync stemma_testutil PkgConfig
 
 stemma_test(test_util SOURCES tests/test_util.c LIBS stemma_lineage)
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
+# Other tools' layouts (Flyway, Diesel, sqlx, dbmate, goose, golang-migrate) read as they are.
+stemma_test(test_layout SOURCES tests/test_layout.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_syncable SOURCES tests/test_syncable.c LIBS stemma_lineage stemma_testutil)
