@@ -164,7 +164,8 @@ static stm_err s_push(s_list *l, const char *file, const char *version, size_t v
                                   .key = key,
                                   .words = stm_strndup(words, words_len),
                                   .down_where = down_where,
-                                  .part = part};
+                                  .part = part,
+                                  .layout = l->layout};
     return STM_OK;
 }
 
@@ -396,11 +397,10 @@ static stm_err s_walk(s_list *l, const char *sub, int depth)
 
 /* Orders by version, a migration before its rollback, then by file (so that the first
  * of two duplicates is stable). */
-static schemaset_layout s_sort_layout;
 static int s_compare_entries(const void *pa, const void *pb)
 {
     const layout_entry *a = pa, *b = pb;
-    int c = stm_layout_compare(s_sort_layout, a->key, b->key);
+    int c = stm_layout_compare(a->layout, a->key, b->key);
     if (c)
         return c;
     if ((a->part == LAYOUT_PART_DOWN) != (b->part == LAYOUT_PART_DOWN))
@@ -413,7 +413,6 @@ stm_err stm_layout_list(const char *dir, schemaset_layout layout, layout_entry *
 {
     s_list l = {.dir = dir, .layout = layout, .err = err};
     stm_err rc = s_walk(&l, "", 0);
-    s_sort_layout = layout;
     if (l.n > 1)
         qsort(l.v, l.n, sizeof *l.v, s_compare_entries);
     *entries = l.v;
@@ -464,6 +463,33 @@ static int s_look_inside(const char *dir, const char *name, char *seen[D_SIGNS])
     return marked;
 }
 
+/* The first Flyway-named .sql file in dir/sub or below (sub ending in '/'), as a path
+ * under dir the caller frees; NULL when there is none. */
+static char *s_flyway_below(const char *dir, const char *sub, int depth)
+{
+    buf_t path = BUF_INIT;
+    stm_buf_printf(&path, "%s/%s", dir, sub);
+    DIR *d = depth <= LAYOUT_MAX_DEPTH ? opendir(stm_buf_str(&path)) : NULL;
+    char *found = NULL;
+    struct dirent *e;
+    while (d && !found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        stm_buf_reset(&path);
+        stm_buf_printf(&path, "%s%s", sub, e->d_name);
+        if (s_ends_with(e->d_name, ".sql") && s_flyway_like(e->d_name)) {
+            found = stm_buf_detach(&path);
+        } else if (s_is(dir, stm_buf_str(&path), S_IFDIR)) {
+            stm_buf_putc(&path, '/');
+            found = s_flyway_below(dir, stm_buf_str(&path), depth + 1);
+        }
+    }
+    if (d)
+        closedir(d);
+    stm_buf_free(&path);
+    return found;
+}
+
 /* Whether dir/name is a Diesel migration directory: named so, holding up.sql. */
 static bool s_diesel_like(const char *dir, const char *name)
 {
@@ -492,9 +518,14 @@ stm_err stm_layout_detect(const char *dir, schemaset_layout *out, stm_error *err
             sign = D_FLYWAY;
         else if (s_ends_with(name, ".sql") && s_numbered(name) && s_ends_with(name, ".up.sql"))
             sign = D_UPDOWN;
-        else if (s_is(dir, name, S_IFDIR))
-            sign = s_diesel_like(dir, name) ? D_DIESEL : -1;
-        else if (s_ends_with(name, ".sql") && s_numbered(name) && !s_ends_with(name, ".down.sql"))
+        else if (s_is(dir, name, S_IFDIR) && s_diesel_like(dir, name))
+            sign = D_DIESEL;
+        else if (s_is(dir, name, S_IFDIR) && !seen[D_FLYWAY]) {
+            buf_t sub = BUF_INIT;
+            stm_buf_printf(&sub, "%s/", name);
+            seen[D_FLYWAY] = s_flyway_below(dir, stm_buf_str(&sub), 1);
+            stm_buf_free(&sub);
+        } else if (s_ends_with(name, ".sql") && s_numbered(name) && !s_ends_with(name, ".down.sql"))
             plain = s_look_inside(dir, name, seen) == 0 || plain;
         if (sign >= 0 && !seen[sign])
             seen[sign] = stm_strdup(name);

@@ -28,10 +28,11 @@
  * ignoring it would silently shorten the history. So is any .sql file that fits none
  * of the layout's names.
  *
- * Detection (stm_layout_detect) goes by what only one tool writes: a V/U/R__ file
- * (flyway), a <version>_words/ directory holding up.sql (diesel), a .up.sql file
- * (golang-migrate; sqlx when plain <version>_words.sql files sit beside them), a
- * "-- +goose" marker line (goose), a "-- migrate:" marker line (dbmate). None of these:
+ * Detection (stm_layout_detect) goes by what only one tool writes: a V/U/R__ .sql file,
+ * in the directory or below it (flyway), a <version>_words/ directory holding up.sql
+ * (diesel), a .up.sql file (golang-migrate; sqlx when plain <version>_words.sql files
+ * sit beside them), a "-- +goose" Up or Down line (goose), a "-- migrate:" up or down
+ * line (dbmate). None of these:
  * stemma, with its rules unchanged; sqlx's plain layout is stemma's with looser
  * numbering, so it is never guessed and is named instead. Two of them: an error naming
  * both, and a file of each. */
@@ -78,6 +79,7 @@ typedef struct {
     char *down_where; /* UP and BOTH: where its rollback is or would be, for messages:
                          "002_add.down.sql", "V2__add.sql's '-- +goose Down' section" */
     layout_part part;
+    schemaset_layout layout; /* the layout that named it: how its key compares */
 } layout_entry;
 
 /* The layout's name ("golang-migrate"; "auto" for LAYOUT_AUTO), static. */

@@ -154,6 +154,23 @@ static void test_flyway(void **state)
     s_expect(set, 3, "sub/V2__deep_down.sql", "deep down", "CREATE TABLE deep(x);\n", NULL);
     stm_schemaset_destroy(&set);
     s_done(dir);
+
+    /* Migrations only in sub-directories are Flyway's too, not an empty history. */
+    const char *below[] = {"db/",
+                           NULL,
+                           "db/sqlite/",
+                           NULL,
+                           "db/sqlite/V2__b.sql",
+                           "CREATE TABLE b(x);\n",
+                           "db/V1__a.sql",
+                           "CREATE TABLE a(x);\n",
+                           NULL};
+    set = s_load(below, LAYOUT_AUTO, LAYOUT_FLYWAY, &dir);
+    assert_int_equal(stm_schemaset_count(set), 2);
+    s_expect(set, 0, "db/V1__a.sql", "a", "CREATE TABLE a(x);\n", NULL);
+    s_expect(set, 1, "db/sqlite/V2__b.sql", "b", "CREATE TABLE b(x);\n", NULL);
+    stm_schemaset_destroy(&set);
+    s_done(dir);
 }
 
 static void test_diesel(void **state)
