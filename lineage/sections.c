@@ -68,6 +68,13 @@ static int s_blank_or_comment(const char *p, const char *end)
     return p == end || (end - p >= 2 && p[0] == '-' && p[1] == '-');
 }
 
+/* A marker line at line that stood at first already. */
+static stm_err s_second(stm_error *err, const char *path, int line, const char *marker, int first)
+{
+    return stm_error_set(err, STM_EINPUT, "%s:%d: a second %s line (the first is line %d)", path,
+                         line, marker, first);
+}
+
 bool stm_sections_marked(schemaset_layout layout, const char *text, size_t len)
 {
     const char *end = text + len;
@@ -103,9 +110,7 @@ stm_err stm_sections_split(schemaset_layout layout, const char *path, const char
                                  path, line);
         case S_UP:
             if (up_at)
-                return stm_error_set(err, STM_EINPUT,
-                                     "%s:%d: a second %s line (the first is line %d)", path, line,
-                                     up_marker, up_line);
+                return s_second(err, path, line, up_marker, up_line);
             up_at = next;
             up_line = line;
             break;
@@ -114,9 +119,7 @@ stm_err stm_sections_split(schemaset_layout layout, const char *path, const char
                 return stm_error_set(err, STM_EINPUT, "%s:%d: %s before the %s line", path, line,
                                      down_marker, up_marker);
             if (down_at)
-                return stm_error_set(err, STM_EINPUT,
-                                     "%s:%d: a second %s line (the first is line %d)", path, line,
-                                     down_marker, down_line);
+                return s_second(err, path, line, down_marker, down_line);
             up_end = p;
             down_at = next;
             down_line = line;
