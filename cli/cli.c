@@ -79,26 +79,34 @@ void cli_cache_warn(const char *warning)
         fprintf(stderr, "stemma: warning: cache %s\n", warning);
 }
 
-stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, stm_error *err)
+int cli_parse_layout(const char *cmd, const char *arg, schemaset_layout *out)
 {
-    stm_err rc = stm_migrate_open_cached(db, schemas, cli_cache_dir(), out, err);
+    if (stm_layout_from_name(arg, out))
+        return CLI_OK;
+    return cli_usage_error(cmd, "--layout must be one of " LAYOUT_NAMES ", or auto, not '%s'", arg);
+}
+
+stm_err cli_migrate_open(const char *db, const char *schemas, schemaset_layout layout,
+                         migrate_t **out, stm_error *err)
+{
+    stm_err rc = stm_migrate_open_layout(db, schemas, layout, cli_cache_dir(), out, err);
     if (rc == STM_OK)
         cli_cache_warn(stm_migrate_cache_warning(*out));
     return rc;
 }
 
-stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err)
+stm_err cli_load_lineage(const char *path, schemaset_layout layout, lineage_t **out, stm_error *err)
 {
     char warning[CACHE_WARNING_MAX];
-    stm_err rc = stm_load_history(path, cli_cache_dir(), out, NULL, warning, err);
+    stm_err rc = stm_load_history_layout(path, layout, cli_cache_dir(), out, NULL, warning, err);
     cli_cache_warn(warning);
     return rc;
 }
 
-stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err)
+stm_err cli_load_lenses(const char *path, schemaset_layout layout, lens_set_t **out, stm_error *err)
 {
     char warning[CACHE_WARNING_MAX];
-    stm_err rc = stm_load_history(path, cli_cache_dir(), NULL, out, warning, err);
+    stm_err rc = stm_load_history_layout(path, layout, cli_cache_dir(), NULL, out, warning, err);
     cli_cache_warn(warning);
     /* An exported file says what its migrations do when it was written with them. */
     if (rc == STM_OK && !*out)

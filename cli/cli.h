@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/jsonw.h"
+#include "lineage/layout.h"
 #include "lineage/lens.h"
 #include "lineage/lineage.h"
 #include "sync/migrate.h"
@@ -50,18 +51,26 @@ const char *cli_cache_dir(void);
 /* Says warning (a cache_report's) on stderr in one line; nothing when it is "". */
 void cli_cache_warn(const char *warning);
 
-/* stm_migrate_open_cached with the cache the environment names, its warning (if any)
- * said on stderr. */
-stm_err cli_migrate_open(const char *db, const char *schemas, migrate_t **out, stm_error *err);
+/* Parses --layout's argument (a name of lineage/layout.h, or "auto") into *out. Returns
+ * CLI_OK, or the usage error for cmd after saying it. */
+int cli_parse_layout(const char *cmd, const char *arg, schemaset_layout *out);
 
-/* A lineage from a schema directory (migrations run in memory, or read from the cache)
- * or an exported TOML file, whichever path is. *out is the caller's (stm_lineage_destroy). */
-stm_err cli_load_lineage(const char *path, lineage_t **out, stm_error *err);
+/* stm_migrate_open_layout with the cache the environment names, its warning (if any)
+ * said on stderr. */
+stm_err cli_migrate_open(const char *db, const char *schemas, schemaset_layout layout,
+                         migrate_t **out, stm_error *err);
+
+/* A lineage from a schema directory read in layout (LAYOUT_AUTO: detected; migrations
+ * run in memory, or read from the cache) or an exported TOML file, whichever path is.
+ * *out is the caller's (stm_lineage_destroy). */
+stm_err cli_load_lineage(const char *path, schemaset_layout layout, lineage_t **out,
+                         stm_error *err);
 /* What each migration of the schema directory at path does to the data (lineage/lens.h,
  * from the cache when it holds them), or what an exported file says they do; STM_EUSAGE
  * for an exported file that does not say (an older stemma's). *out is the caller's
  * (stm_lens_destroy). */
-stm_err cli_load_lenses(const char *path, lens_set_t **out, stm_error *err);
+stm_err cli_load_lenses(const char *path, schemaset_layout layout, lens_set_t **out,
+                        stm_error *err);
 
 /* Says on stderr, in one line, that db took a new origin and why (nothing for
  * ORIGIN_KEPT). */

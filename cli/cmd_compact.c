@@ -17,7 +17,8 @@
 
 static const char *s_help =
     "usage: stemma compact (--dir NODE_DIR | --control ENDPOINT)\n"
-    "       stemma compact --db FILE [--schemas DIR] [--known-peer-hours H]\n"
+    "       stemma compact --db FILE [--schemas DIR [--layout NAME]]\n"
+    "                      [--known-peer-hours H]\n"
     "\n"
     "Prunes from the oplog the operations whose cells later writes replaced, once every\n"
     "peer still counted as known holds the later write. What stays: the latest write of\n"
@@ -31,6 +32,8 @@ static const char *s_help =
     "                 node noted in it ([compaction] known_peer_hours)\n"
     "  --schemas DIR  its schema set: operations of other versions are weighed under\n"
     "                 their names here (without it, they are kept)\n"
+    "  --layout NAME  how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                 dbmate, goose or golang-migrate (default: found from its files)\n"
     "  --known-peer-hours H   how long a peer noted there still counts (default 168)\n"
     "  -h, --help     this help\n";
 
@@ -99,15 +102,15 @@ static int s_by_node(const char *dir, const char *control)
 }
 
 /* A pass on db, under the horizon of the peers noted in it. */
-static int s_on_file(const char *db, const char *schemas, long hours)
+static int s_on_file(const char *db, const char *schemas, schemaset_layout layout, long hours)
 {
     stm_error err = {0};
     store_t *store = NULL;
     lineage_t *set = NULL;
     lens_set_t *lenses = NULL;
     stm_err rc = STM_OK;
-    if (schemas && (rc = cli_load_lineage(schemas, &set, &err)) == STM_OK)
-        rc = cli_load_lenses(schemas, &lenses, &err);
+    if (schemas && (rc = cli_load_lineage(schemas, layout, &set, &err)) == STM_OK)
+        rc = cli_load_lenses(schemas, layout, &lenses, &err);
     if (rc == STM_OK)
         rc = cli_open_db(db, &store, &err);
     vector_t *horizon = NULL;
@@ -155,14 +158,17 @@ int cmd_compact(int argc, char **argv)
                                             {"control", required_argument, NULL, 'c'},
                                             {"db", required_argument, NULL, 'b'},
                                             {"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"known-peer-hours", required_argument, NULL, 'k'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *dir = NULL, *control = NULL, *db = NULL, *schemas = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
+    bool have_layout = false;
     long hours = 168;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:d:c:b:s:k:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:c:b:s:L:k:h", options, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'd':
@@ -176,6 +182,11 @@ int cmd_compact(int argc, char **argv)
             break;
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("compact", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
+            have_layout = true;
             break;
         case 'k':
             hours = strtol(optarg, &end, 10);
@@ -200,5 +211,7 @@ int cmd_compact(int argc, char **argv)
     if (!db && (schemas || hours != 168))
         return cli_usage_error("compact", "--schemas and --known-peer-hours go with --db (a "
                                           "running node has its own)");
-    return db ? s_on_file(db, schemas, hours) : s_by_node(dir, control);
+    if (have_layout && !schemas)
+        return cli_usage_error("compact", "--layout goes with --schemas DIR");
+    return db ? s_on_file(db, schemas, layout, hours) : s_by_node(dir, control);
 }

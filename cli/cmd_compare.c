@@ -16,7 +16,8 @@
 #include <string.h>
 
 static const char *s_compare_help =
-    "usage: stemma compare LOCAL REMOTE [--format text|json]\n"
+    "usage: stemma compare LOCAL REMOTE [--layout NAME] [--remote-layout NAME]\n"
+    "                      [--format text|json]\n"
     "\n"
     "Compares two schema histories and says how they relate: same, ancestor (LOCAL is\n"
     "older than REMOTE), descendant (LOCAL is newer), divergent (they parted; the\n"
@@ -30,6 +31,11 @@ static const char *s_compare_help =
     "32 columns, a virtual table and the tables its module keeps).\n"
     "\n"
     "  LOCAL, REMOTE   each a schema directory or a file written by 'stemma export'\n"
+    "  --layout NAME   how the directory LOCAL names its migrations: stemma, flyway,\n"
+    "                  diesel, sqlx, dbmate, goose or golang-migrate (default: found\n"
+    "                  from its files)\n"
+    "  --remote-layout NAME\n"
+    "                  ... the directory REMOTE\n"
     "  --format F      text (default) or json\n"
     "  -h, --help      this help\n"
     "\n"
@@ -524,14 +530,22 @@ static bool s_holds(const lineage_t *l, const stm_id *id)
 int cmd_compare(int argc, char **argv)
 {
     static const struct option options[] = {{"format", required_argument, NULL, 'f'},
+                                            {"layout", required_argument, NULL, 'L'},
+                                            {"remote-layout", required_argument, NULL, 'R'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     cli_format format = CLI_FORMAT_TEXT;
+    schemaset_layout layouts[2] = {LAYOUT_AUTO, LAYOUT_AUTO}; /* LOCAL's, REMOTE's */
     int c;
     opterr = 0;
     /* Options may come before or after the two paths. */
-    while ((c = getopt_long(argc, argv, ":f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:L:R:h", options, NULL)) != -1) {
         switch (c) {
+        case 'L':
+        case 'R':
+            if (cli_parse_layout("compare", optarg, &layouts[c == 'R']) != CLI_OK)
+                return CLI_BAD_INPUT;
+            break;
         case 'f':
             if (!cli_parse_format(optarg, 3u, &format))
                 return cli_usage_error("compare", "--format must be text or json, not '%s'",
@@ -549,9 +563,9 @@ int cmd_compare(int argc, char **argv)
                                argc - optind);
     stm_error err = {0};
     lineage_t *local = NULL, *remote = NULL;
-    if (cli_load_lineage(argv[optind], &local, &err) != STM_OK)
+    if (cli_load_lineage(argv[optind], layouts[0], &local, &err) != STM_OK)
         return cli_fail("compare", &err);
-    if (cli_load_lineage(argv[optind + 1], &remote, &err) != STM_OK) {
+    if (cli_load_lineage(argv[optind + 1], layouts[1], &remote, &err) != STM_OK) {
         stm_lineage_destroy(&local);
         return cli_fail("compare", &err);
     }
@@ -563,7 +577,7 @@ int cmd_compare(int argc, char **argv)
         lens_set_t *lenses = NULL;
         stm_error ignored = {0};
         const lineage_t *set = side ? remote : local;
-        if (cli_load_lenses(argv[optind + side], &lenses, &ignored) == STM_OK) {
+        if (cli_load_lenses(argv[optind + side], layouts[side], &lenses, &ignored) == STM_OK) {
             stm_comparison_follow(cmp, lenses, set);
             followed |= s_holds(set, &cmp->local_id) && s_holds(set, &cmp->remote_id);
         }

@@ -17,7 +17,8 @@
 /* ---- history ---- */
 
 static const char *s_history_help =
-    "usage: stemma history --schemas DIR [--lenses] [--format text|json|toml]\n"
+    "usage: stemma history --schemas DIR [--layout NAME] [--lenses]\n"
+    "                      [--format text|json|toml]\n"
     "       stemma history --db FILE [--format text|json|toml]\n"
     "\n"
     "With --schemas, lists the versions of a schema set: number, id and description.\n"
@@ -28,6 +29,8 @@ static const char *s_history_help =
     "\n"
     "  --schemas DIR   the directory of numbered migrations (NNN_description.sql),\n"
     "                  or a file written by 'stemma export'\n"
+    "  --layout NAME   how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                  dbmate, goose or golang-migrate (default: found from its files)\n"
     "  --db FILE       an application's SQLite database (give one of --schemas, --db)\n"
     "  --lenses        with --schemas DIR, under each version what its migration does to\n"
     "                  the data already there: columns renamed (or carried through a\n"
@@ -224,20 +227,27 @@ static int s_db_history(const char *db, cli_format format)
 int cmd_history(int argc, char **argv)
 {
     static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"db", required_argument, NULL, 'd'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"lenses", no_argument, NULL, 'l'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *schemas = NULL, *db = NULL;
-    bool want_lenses = false;
+    schemaset_layout layout = LAYOUT_AUTO;
+    bool want_lenses = false, have_layout = false;
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:s:d:f:lh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:L:d:f:lh", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("history", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
+            have_layout = true;
             break;
         case 'l':
             want_lenses = true;
@@ -263,6 +273,8 @@ int cmd_history(int argc, char **argv)
         return cli_usage_error("history", "give --schemas DIR or --db FILE, not both");
     if (db && want_lenses)
         return cli_usage_error("history", "--lenses needs --schemas DIR, not --db FILE");
+    if (db && have_layout)
+        return cli_usage_error("history", "--layout goes with --schemas DIR, not --db FILE");
     if (db)
         return s_db_history(db, format);
     if (!schemas)
@@ -271,10 +283,10 @@ int cmd_history(int argc, char **argv)
         return cli_usage_error("history", "--lenses is shown as text or json, not toml");
     stm_error err = {0};
     lineage_t *l = NULL;
-    if (cli_load_lineage(schemas, &l, &err) != STM_OK)
+    if (cli_load_lineage(schemas, layout, &l, &err) != STM_OK)
         return cli_fail("history", &err);
     lens_set_t *lenses = NULL;
-    if (want_lenses && cli_load_lenses(schemas, &lenses, &err) != STM_OK) {
+    if (want_lenses && cli_load_lenses(schemas, layout, &lenses, &err) != STM_OK) {
         stm_lineage_destroy(&l);
         return cli_fail("history", &err);
     }
@@ -291,7 +303,7 @@ int cmd_history(int argc, char **argv)
 /* ---- export ---- */
 
 static const char *s_export_help =
-    "usage: stemma export --schemas DIR [-o FILE]\n"
+    "usage: stemma export --schemas DIR [--layout NAME] [-o FILE]\n"
     "\n"
     "Writes the whole history of a schema set as TOML: every version (number, id,\n"
     "parent, description, checksum) and every table's family history with the columns\n"
@@ -301,6 +313,8 @@ static const char *s_export_help =
     "--schemas' read them too. The layout is described in docs/toml-format.md.\n"
     "\n"
     "  --schemas DIR   the directory of numbered migrations\n"
+    "  --layout NAME   how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                  dbmate, goose or golang-migrate (default: found from its files)\n"
     "  -o, --output F  write to F instead of standard output (F is replaced whole,\n"
     "                  never left half-written)\n"
     "  -h, --help      this help\n";
@@ -308,16 +322,22 @@ static const char *s_export_help =
 int cmd_export(int argc, char **argv)
 {
     static const struct option options[] = {{"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"output", required_argument, NULL, 'o'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *schemas = NULL, *output = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:s:o:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:L:o:h", options, NULL)) != -1) {
         switch (c) {
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("export", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
             break;
         case 'o':
             output = optarg;
@@ -336,8 +356,8 @@ int cmd_export(int argc, char **argv)
     stm_error err = {0};
     lineage_t *l = NULL;
     lens_set_t *lenses = NULL;
-    if (cli_load_lineage(schemas, &l, &err) != STM_OK ||
-        cli_load_lenses(schemas, &lenses, &err) != STM_OK) {
+    if (cli_load_lineage(schemas, layout, &l, &err) != STM_OK ||
+        cli_load_lenses(schemas, layout, &lenses, &err) != STM_OK) {
         stm_lineage_destroy(&l);
         return cli_fail("export", &err);
     }

@@ -25,8 +25,8 @@
 /* ---- init ---- */
 
 static const char *s_init_help =
-    "usage: stemma init --dir NODE_DIR --db FILE --schemas DIR [--bind ENDPOINT]\n"
-    "                   [--advertise ENDPOINT] [--control ENDPOINT]\n"
+    "usage: stemma init --dir NODE_DIR --db FILE --schemas DIR [--layout NAME]\n"
+    "                   [--bind ENDPOINT] [--advertise ENDPOINT] [--control ENDPOINT]\n"
     "                   [--peer KEY@ENDPOINT]... [--trust KEY]...\n"
     "                   [--trust-on-first-use] [--insecure] [--migrate] [--force]\n"
     "                   [--new-identity]\n"
@@ -52,6 +52,9 @@ static const char *s_init_help =
     "  --dir NODE_DIR         the node's directory\n"
     "  --db FILE              the application's SQLite database\n"
     "  --schemas DIR          the directory of numbered migrations\n"
+    "  --layout NAME          how DIR names its migrations: stemma, flyway, diesel,\n"
+    "                         sqlx, dbmate, goose or golang-migrate (default: found\n"
+    "                         from its files); written to node.toml\n"
     "  --bind ENDPOINT        where the node listens for peers: tcp://HOST:PORT or\n"
     "                         ipc://PATH (default " CONFIG_DEFAULT_BIND ")\n"
     "  --advertise ENDPOINT   where peers are told to reach this node (default: the\n"
@@ -172,7 +175,8 @@ static stm_err s_take_db(const char *db, bool renew, bool *done, stm_id *origin,
 
 typedef struct {
     const char *dir, *db, *schemas, *bind, *advertise, *control;
-    const char **peers; /* --peer arguments, lent by argv */
+    schemaset_layout layout; /* --layout's, LAYOUT_AUTO without */
+    const char **peers;      /* --peer arguments, lent by argv */
     size_t npeers, peers_cap;
     const char **trust; /* --trust arguments */
     size_t ntrust, trust_cap;
@@ -191,6 +195,7 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
     abs = stm_config_absolute(a->schemas);
     stm_config_set_str(&cfg->schemas, abs);
     free(abs);
+    stm_config_set_str(&cfg->layout, stm_layout_name(a->layout));
     cfg->insecure = a->insecure;
     cfg->trust_on_first_use = a->tofu;
     if (a->bind) {
@@ -241,11 +246,11 @@ static int s_init_config(const s_init_args *a, node_config *cfg)
 }
 
 /* Checks that the schema set loads and its migrations run, as the node will need. */
-static stm_err s_check_schemas(const char *dir, stm_error *err)
+static stm_err s_check_schemas(const char *dir, schemaset_layout layout, stm_error *err)
 {
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
-    stm_err rc = stm_schemaset_load(dir, &set, err);
+    stm_err rc = stm_schemaset_load_layout(dir, layout, &set, err);
     if (rc == STM_OK)
         rc = stm_lineage_build(set, &lineage, err);
     stm_lineage_destroy(&lineage);
@@ -291,7 +296,8 @@ static int s_init_run(const s_init_args *a, node_config *cfg)
                            "of another) a new key pair",
                            a->dir);
     if (rc == STM_OK)
-        rc = a->migrate ? cli_migrate_open(db, schemas, &m, &err) : s_check_schemas(schemas, &err);
+        rc = a->migrate ? cli_migrate_open(db, schemas, a->layout, &m, &err)
+                        : s_check_schemas(schemas, a->layout, &err);
     if (rc == STM_OK && !a->migrate && s_exists(db)) {
         store_t *probe = NULL;
         rc = stm_store_open(db, STORE_OPEN_READONLY, &probe, &err);
@@ -388,6 +394,7 @@ int cmd_init(int argc, char **argv)
     static const struct option options[] = {{"dir", required_argument, NULL, 'D'},
                                             {"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"bind", required_argument, NULL, 'b'},
                                             {"advertise", required_argument, NULL, OPT_ADVERTISE},
                                             {"control", required_argument, NULL, OPT_CONTROL},
@@ -404,7 +411,7 @@ int cmd_init(int argc, char **argv)
     int c, code = CLI_OK;
     opterr = 0;
     while (code == CLI_OK &&
-           (c = getopt_long(argc, argv, "+:D:d:s:b:p:t:h", options, NULL)) != -1) {
+           (c = getopt_long(argc, argv, "+:D:d:s:L:b:p:t:h", options, NULL)) != -1) {
         switch (c) {
         case 'D':
             a.dir = optarg;
@@ -414,6 +421,9 @@ int cmd_init(int argc, char **argv)
             break;
         case 's':
             a.schemas = optarg;
+            break;
+        case 'L':
+            code = cli_parse_layout("init", optarg, &a.layout);
             break;
         case 'b':
             a.bind = optarg;

@@ -34,9 +34,9 @@ static int s_parse_version(const char *arg, int *out)
 /* ---- migrate ---- */
 
 static const char *s_migrate_help =
-    "usage: stemma migrate --db FILE --schemas DIR [--to N] [--dry-run] [--no-backup]\n"
-    "                      [--exclude TABLE]... [--baseline [--baseline-version N]]\n"
-    "                      [--quiet]\n"
+    "usage: stemma migrate --db FILE --schemas DIR [--layout NAME] [--to N] [--dry-run]\n"
+    "                      [--no-backup] [--exclude TABLE]...\n"
+    "                      [--baseline [--baseline-version N]] [--quiet]\n"
     "\n"
     "Brings the database FILE to version N of the schema set DIR (default: its newest),\n"
     "applying each pending migration in its own transaction and recording it in the\n"
@@ -72,6 +72,8 @@ static const char *s_migrate_help =
     "\n"
     "  --db FILE        the application's SQLite database\n"
     "  --schemas DIR    the directory of numbered migrations (NNN_description.sql)\n"
+    "  --layout NAME    how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                   dbmate, goose or golang-migrate (default: found from its files)\n"
     "  --to N           stop at version N (going back is 'stemma rollback')\n"
     "  --dry-run        print what would run, with its SQL, and the drift check, and\n"
     "                   run the migrations on a private copy of FILE, so that a\n"
@@ -94,14 +96,20 @@ static const char *s_migrate_help =
 
 int cmd_migrate(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"db", required_argument, NULL, 'd'},  {"schemas", required_argument, NULL, 's'},
-        {"to", required_argument, NULL, 't'},  {"dry-run", no_argument, NULL, 'n'},
-        {"no-backup", no_argument, NULL, 'B'}, {"exclude", required_argument, NULL, 'x'},
-        {"baseline", no_argument, NULL, 'b'},  {"baseline-version", required_argument, NULL, 'V'},
-        {"quiet", no_argument, NULL, 'q'},     {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"db", required_argument, NULL, 'd'},
+                                            {"schemas", required_argument, NULL, 's'},
+                                            {"to", required_argument, NULL, 't'},
+                                            {"dry-run", no_argument, NULL, 'n'},
+                                            {"no-backup", no_argument, NULL, 'B'},
+                                            {"exclude", required_argument, NULL, 'x'},
+                                            {"baseline", no_argument, NULL, 'b'},
+                                            {"baseline-version", required_argument, NULL, 'V'},
+                                            {"layout", required_argument, NULL, 'L'},
+                                            {"quiet", no_argument, NULL, 'q'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
     bool dry_run = false, quiet = false;
     const char **exclude = NULL;
@@ -109,7 +117,7 @@ int cmd_migrate(int argc, char **argv)
     int c, code = CLI_OK;
     opterr = 0;
     while (code == CLI_OK &&
-           (c = getopt_long(argc, argv, "+:d:s:t:nBx:bV:qh", options, NULL)) != -1) {
+           (c = getopt_long(argc, argv, "+:d:s:L:t:nBx:bV:qh", options, NULL)) != -1) {
         switch (c) {
         case 'q':
             quiet = true;
@@ -119,6 +127,9 @@ int cmd_migrate(int argc, char **argv)
             break;
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            code = cli_parse_layout("migrate", optarg, &layout);
             break;
         case 't':
             if (!s_parse_version(optarg, &opts.to))
@@ -165,7 +176,7 @@ int cmd_migrate(int argc, char **argv)
     opts.nexclude = nexclude;
     stm_error err = {0};
     migrate_t *m = NULL;
-    stm_err rc = cli_migrate_open(db, schemas, &m, &err);
+    stm_err rc = cli_migrate_open(db, schemas, layout, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_UP, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_UP, stdout, quiet, &err);
@@ -181,7 +192,7 @@ int cmd_migrate(int argc, char **argv)
 /* ---- status ---- */
 
 static const char *s_status_help =
-    "usage: stemma status --db FILE --schemas DIR [--format text|json]\n"
+    "usage: stemma status --db FILE --schemas DIR [--layout NAME] [--format text|json]\n"
     "\n"
     "Says which version of the schema set DIR the database FILE is at (number and\n"
     "id), which migrations are pending, and any drift: a migration file changed since\n"
@@ -200,6 +211,8 @@ static const char *s_status_help =
     "\n"
     "  --db FILE       the application's SQLite database\n"
     "  --schemas DIR   the directory of numbered migrations\n"
+    "  --layout NAME   how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                  dbmate, goose or golang-migrate (default: found from its files)\n"
     "  --format F      text (default) or json\n"
     "  -h, --help      this help\n"
     "\n"
@@ -440,20 +453,26 @@ int cmd_status(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"format", required_argument, NULL, 'f'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
     cli_format format = CLI_FORMAT_TEXT;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:d:s:f:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:L:f:h", options, NULL)) != -1) {
         switch (c) {
         case 'd':
             db = optarg;
             break;
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("status", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
             break;
         case 'f':
             if (!cli_parse_format(optarg, 3u, &format))
@@ -472,7 +491,7 @@ int cmd_status(int argc, char **argv)
         return cli_usage_error("status", "--db FILE and --schemas DIR are required");
     stm_error err = {0};
     migrate_t *m = NULL;
-    if (cli_migrate_open(db, schemas, &m, &err) != STM_OK)
+    if (cli_migrate_open(db, schemas, layout, &m, &err) != STM_OK)
         return cli_fail("status", &err);
     char *text = format == CLI_FORMAT_JSON ? s_status_json(m, &err) : s_status_text(m, &err);
     stm_migrate_destroy(&m);
@@ -484,22 +503,25 @@ int cmd_status(int argc, char **argv)
 /* ---- rollback ---- */
 
 static const char *s_rollback_help =
-    "usage: stemma rollback --db FILE --schemas DIR --to N [--dry-run] [--no-backup]\n"
-    "                       [--quiet]\n"
+    "usage: stemma rollback --db FILE --schemas DIR --to N [--layout NAME] [--dry-run]\n"
+    "                       [--no-backup] [--quiet]\n"
     "\n"
-    "Takes the database FILE back to version N by running the rollback files\n"
-    "(NNN_description.down.sql) of DIR from its current version down to N + 1, each in\n"
-    "its own transaction, after copying FILE to FILE.vFROM-YYYYMMDDTHHMMSSZ.bak (the\n"
-    "path is printed). Before changing anything it checks that there is no drift,\n"
-    "that every rollback file is there (naming the first one missing), and, on an\n"
-    "in-memory copy of the schema, that each runs and leaves the schema the\n"
-    "migrations make for the version below it (naming the file and what differs: a\n"
-    "column, a table, an index, a constraint, a trigger, a view; column order aside).\n"
-    "The values of the columns and tables a rollback drops are kept as parked\n"
-    "operations, and come back when a migration adds them again.\n"
+    "Takes the database FILE back to version N by running the rollback files of DIR\n"
+    "(NNN_description.down.sql, or where DIR's layout keeps them: Flyway's undo files,\n"
+    "Diesel's down.sql, a goose or dbmate file's Down section) from its current version\n"
+    "down to N + 1, each in its own transaction, after copying FILE to\n"
+    "FILE.vFROM-YYYYMMDDTHHMMSSZ.bak (the path is printed). Before changing anything it\n"
+    "checks that there is no drift, that every rollback file is there (naming the first\n"
+    "one missing), and, on an in-memory copy of the schema, that each runs and leaves\n"
+    "the schema the migrations make for the version below it (naming the file and what\n"
+    "differs: a column, a table, an index, a constraint, a trigger, a view; column\n"
+    "order aside). The values of the columns and tables a rollback drops are kept as\n"
+    "parked operations, and come back when a migration adds them again.\n"
     "\n"
     "  --db FILE       the application's SQLite database\n"
     "  --schemas DIR   the directory of numbered migrations and their .down.sql files\n"
+    "  --layout NAME   how DIR names its migrations: stemma, flyway, diesel, sqlx,\n"
+    "                  dbmate, goose or golang-migrate (default: found from its files)\n"
     "  --to N          the version to go back to (0: before the first migration)\n"
     "  --dry-run       print what would run, with its SQL; change nothing\n"
     "  --no-backup     do not copy FILE first\n"
@@ -516,15 +538,17 @@ int cmd_rollback(int argc, char **argv)
                                             {"to", required_argument, NULL, 't'},
                                             {"dry-run", no_argument, NULL, 'n'},
                                             {"no-backup", no_argument, NULL, 'B'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"quiet", no_argument, NULL, 'q'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
     migrate_options opts = MIGRATE_OPTIONS_INIT;
     bool have_to = false, dry_run = false, quiet = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:d:s:t:nBqh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:d:s:L:t:nBqh", options, NULL)) != -1) {
         switch (c) {
         case 'q':
             quiet = true;
@@ -534,6 +558,10 @@ int cmd_rollback(int argc, char **argv)
             break;
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("rollback", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
             break;
         case 't':
             if (!s_parse_version(optarg, &opts.to))
@@ -561,7 +589,7 @@ int cmd_rollback(int argc, char **argv)
     stm_error err = {0};
     migrate_t *m = NULL;
     int code = CLI_OK;
-    stm_err rc = cli_migrate_open(db, schemas, &m, &err);
+    stm_err rc = cli_migrate_open(db, schemas, layout, &m, &err);
     if (rc == STM_OK)
         rc = dry_run ? migrate_text_plan(m, &opts, MIGRATE_DOWN, stdout, &err)
                      : migrate_text_run(m, &opts, MIGRATE_DOWN, stdout, quiet, &err);

@@ -144,8 +144,9 @@ int cmd_vector(int argc, char **argv)
 /* ---- apply ---- */
 
 static const char *s_apply_help =
-    "usage: stemma apply --db FILE [--schemas DIR] [--node DIR [--writer HISTORY]]\n"
-    "                    [--max-clock-ahead MS] [--quiet] BUNDLE\n"
+    "usage: stemma apply --db FILE [--schemas DIR [--layout NAME]]\n"
+    "                    [--node DIR [--writer HISTORY]] [--max-clock-ahead MS] [--quiet]\n"
+    "                    BUNDLE\n"
     "\n"
     "Applies a bundle written by 'stemma changes': last writer wins per cell, deletes\n"
     "win over older writes. Operations on tables or columns this database does not have\n"
@@ -171,8 +172,11 @@ static const char *s_apply_help =
     "                           it apply to the columns that hold what theirs held there\n"
     "                           (renamed, rebuilt, tables renamed: history --lenses)\n"
     "                           instead of parking\n"
-    "  --node DIR               judge by the [policy] of DIR/node.toml (its schemas when\n"
-    "                           --schemas is not given)\n"
+    "  --layout NAME            how DIR names its migrations: stemma, flyway, diesel,\n"
+    "                           sqlx, dbmate, goose or golang-migrate (default: found\n"
+    "                           from its files)\n"
+    "  --node DIR               judge by the [policy] of DIR/node.toml (its schemas and\n"
+    "                           layout when --schemas is not given)\n"
     "  --writer HISTORY         with --node: the schema history the bundle's writer is\n"
     "                           on (a directory or an exported file), which describes\n"
     "                           its versions to the policy\n"
@@ -228,6 +232,7 @@ int cmd_apply(int argc, char **argv)
 {
     static const struct option options[] = {{"db", required_argument, NULL, 'd'},
                                             {"schemas", required_argument, NULL, 's'},
+                                            {"layout", required_argument, NULL, 'L'},
                                             {"max-clock-ahead", required_argument, NULL, 'a'},
                                             {"node", required_argument, NULL, 'n'},
                                             {"writer", required_argument, NULL, 'w'},
@@ -235,11 +240,13 @@ int cmd_apply(int argc, char **argv)
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     const char *db = NULL, *schemas = NULL, *node = NULL, *writer = NULL;
+    schemaset_layout layout = LAYOUT_AUTO;
+    bool have_layout = false;
     long long max_ahead = APPLY_MAX_CLOCK_AHEAD_MS;
     bool quiet = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:s:a:n:w:qh", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:s:L:a:n:w:qh", options, NULL)) != -1) {
         switch (c) {
         case 'q':
             quiet = true;
@@ -255,6 +262,11 @@ int cmd_apply(int argc, char **argv)
             break;
         case 's':
             schemas = optarg;
+            break;
+        case 'L':
+            if (cli_parse_layout("apply", optarg, &layout) != CLI_OK)
+                return CLI_BAD_INPUT;
+            have_layout = true;
             break;
         case 'a': {
             char *end = NULL;
@@ -280,6 +292,8 @@ int cmd_apply(int argc, char **argv)
         return cli_usage_error("apply", "expected one BUNDLE, got %d", argc - optind);
     if (writer && !node)
         return cli_usage_error("apply", "--writer describes versions to a policy: give --node");
+    if (have_layout && !schemas)
+        return cli_usage_error("apply", "--layout goes with --schemas DIR");
     const char *bundle = argv[optind];
     stm_error err = {0};
     node_config cfg = {0};
@@ -289,8 +303,11 @@ int cmd_apply(int argc, char **argv)
             stm_config_destroy(&cfg);
             return cli_fail("apply", &err);
         }
-        if (!schemas && cfg.schemas)
+        if (!schemas && cfg.schemas) {
             schemas = node_schemas = stm_config_resolve(&cfg, cfg.schemas);
+            if (cfg.layout) /* checked when node.toml was read */
+                (void)stm_layout_from_name(cfg.layout, &layout);
+        }
     }
     lineage_t *set = NULL, *at = NULL, *theirs = NULL;
     lens_set_t *lenses = NULL, *their_lenses = NULL;
@@ -300,13 +317,14 @@ int cmd_apply(int argc, char **argv)
     if (node && !schemas)
         rc = stm_error_set(&err, STM_EINPUT, "%s/node.toml names no schemas: give --schemas",
                            node);
-    if (rc == STM_OK && schemas && (rc = cli_load_lineage(schemas, &set, &err)) == STM_OK)
-        rc = cli_load_lenses(schemas, &lenses, &err);
+    if (rc == STM_OK && schemas && (rc = cli_load_lineage(schemas, layout, &set, &err)) == STM_OK)
+        rc = cli_load_lenses(schemas, layout, &lenses, &err);
     /* The writer's history stands for its HELLO: its lineage, and its lenses when it
      * has them (an export of an older stemma has none: nothing is translated then). */
-    if (rc == STM_OK && writer && (rc = cli_load_lineage(writer, &theirs, &err)) == STM_OK) {
+    if (rc == STM_OK && writer &&
+        (rc = cli_load_lineage(writer, LAYOUT_AUTO, &theirs, &err)) == STM_OK) {
         stm_error ignored = {0};
-        if (cli_load_lenses(writer, &their_lenses, &ignored) != STM_OK)
+        if (cli_load_lenses(writer, LAYOUT_AUTO, &their_lenses, &ignored) != STM_OK)
             their_lenses = NULL;
     }
     if (rc == STM_OK)

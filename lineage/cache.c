@@ -17,11 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The values of a cache file, in the order the digest takes them. */
-enum { K_FORMAT, K_CODE, K_SQLITE, K_NAME, K_DIR, K_COUNT, K_HEAD, K_KEYS, /* the key */
+/* The values of a cache file, in the order the digest takes them; those before K_KEYS
+ * are the key. */
+enum { K_FORMAT, K_CODE, K_SQLITE, K_NAME, K_DIR, K_LAYOUT, K_COUNT, K_HEAD, K_KEYS,
        K_LINEAGE = K_KEYS, K_LENSES, K_VALUES };
-static const char *const s_names[K_VALUES] = {"format", "code",  "sqlite",  "name",  "dir",
-                                              "count",  "head",  "lineage", "lenses"};
+static const char *const s_names[K_VALUES] = {"format", "code",  "sqlite", "name",    "dir",
+                                              "layout", "count", "head",   "lineage", "lenses"};
 
 /* One value: bytes of its own, or lent. */
 typedef struct {
@@ -68,6 +69,8 @@ static void s_set_read(const schemaset_t *set, const char *dir, s_set *k)
     k->key[K_NAME] = stm_strdup(stm_schemaset_name(set));
     /* Messages in the lenses name the files by the directory as given. */
     k->key[K_DIR] = stm_strdup(stm_schemaset_dir(set));
+    /* ... and by the names its layout gives them. */
+    k->key[K_LAYOUT] = stm_strdup(stm_layout_name(stm_schemaset_layout(set)));
     stm_buf_printf(&b, "%zu", n);
     k->key[K_COUNT] = stm_buf_detach(&b);
     k->key[K_HEAD] = stm_strdup(head);

@@ -15,6 +15,7 @@
  *   sqlite   sqlite3_sourceid() of the SQLite that ran the migrations
  *   name     the set's name
  *   dir      its directory as given (messages in the lenses name files by it)
+ *   layout   the layout it was read in (layout.h), which names its files too
  *   count    its number of migrations
  *   head     its head version id, hex: a hash chain over every migration's text, so an
  *            edited, added or removed migration changes it (and the file's name)
@@ -42,7 +43,7 @@
 #include <stdbool.h>
 
 /* The layout of the file above; another number is not read. */
-#define CACHE_FORMAT 1
+#define CACHE_FORMAT 2
 /* Cache files larger than this are not read (they are derived again). */
 #define CACHE_MAX_BYTES (256u * 1024u * 1024u)
 /* Files a cache directory keeps: when a write makes more, the oldest go. */

@@ -5,6 +5,7 @@
 #define STM_LOAD_H
 
 #include "cache.h"
+#include "layout.h"
 #include "lens.h"
 #include "lineage.h"
 #include "base/error.h"
@@ -18,5 +19,10 @@
 STM_NODISCARD stm_err stm_load_history(const char *path, const char *cache_dir,
                                        lineage_t **lineage, lens_set_t **lenses, char *warning,
                                        stm_error *err);
+/* The same with the directory read in layout (LAYOUT_AUTO: detected, as above). A
+ * layout named for an exported file is STM_EINPUT: it has none. */
+STM_NODISCARD stm_err stm_load_history_layout(const char *path, schemaset_layout layout,
+                                              const char *cache_dir, lineage_t **lineage,
+                                              lens_set_t **lenses, char *warning, stm_error *err);
 
 #endif

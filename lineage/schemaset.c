@@ -1,10 +1,11 @@
+/* schemaset.c - a directory of migrations read into versions 1..N (schemaset.h); which
+ * files hold them is the layout's business (layout.h). */
 #include "schemaset.h"
+#include "sections.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "base/readfile.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,10 @@
 struct schemaset {
     char *dir;                       /* as given */
     char *name;                      /* last path component of dir */
+    schemaset_layout layout;         /* how its files are named, never LAYOUT_AUTO */
     schemaset_migration *migrations; /* index i holds number i + 1 */
     size_t count;                    /* migrations in use */
 };
-
-/* A file name split into its parts: "002_add_priority.down.sql" is number 2, words
- * "add_priority", is_down true. */
-typedef struct {
-    long number;
-    char *words;
-    int is_down;
-} s_name_parts;
 
 static const char *s_last_component(const char *path, size_t *len)
 {
@@ -37,39 +31,6 @@ static const char *s_last_component(const char *path, size_t *len)
         start--;
     *len = n - start;
     return path + start;
-}
-
-static int s_ends_with(const char *s, const char *suffix)
-{
-    size_t ls = strlen(s), lx = strlen(suffix);
-    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
-/* Splits a migration file name; returns 0 when it does not follow NNN_words.sql. */
-static int s_split_name(const char *file, s_name_parts *parts)
-{
-    const char *p = file;
-    if (!isdigit((unsigned char)*p))
-        return 0;
-    long number = 0;
-    while (isdigit((unsigned char)*p)) {
-        if (number > SCHEMASET_MAX_VERSIONS)
-            return 0;
-        number = number * 10 + (*p - '0');
-        p++;
-    }
-    if (number > SCHEMASET_MAX_VERSIONS)
-        return 0;
-    if (*p != '_' && *p != '-')
-        return 0;
-    p++;
-    parts->is_down = s_ends_with(p, ".down.sql");
-    size_t words_len = strlen(p) - (parts->is_down ? strlen(".down.sql") : strlen(".sql"));
-    if (words_len == 0)
-        return 0;
-    parts->number = number;
-    parts->words = stm_strndup(p, words_len);
-    return 1;
 }
 
 size_t stm_schemaset_normalise(char *text, size_t len)
@@ -154,144 +115,168 @@ static void s_free_migration(schemaset_migration *m)
     free(m->text);
     free(m->down_file);
     free(m->down_text);
+    free(m->down_where);
 }
 
-/* One .sql file of the directory, its name split. */
-typedef struct {
-    char *file;
-    s_name_parts parts;
-} s_entry;
-
-/* Orders by number, a migration before its rollback, then by name (so that the
- * first of two duplicates is stable). */
-static int s_compare_entries(const void *pa, const void *pb)
+/* Reads entry e's file into m: its text, and for a file of two sections its rollback
+ * too. */
+static stm_err s_read_migration(const char *dir, schemaset_layout layout, const layout_entry *e,
+                                schemaset_migration *m, stm_error *err)
 {
-    const s_entry *a = pa, *b = pb;
-    if (a->parts.number != b->parts.number)
-        return a->parts.number < b->parts.number ? -1 : 1;
-    if (a->parts.is_down != b->parts.is_down)
-        return a->parts.is_down - b->parts.is_down;
-    return strcmp(a->file, b->file);
-}
-
-/* Lists the directory's .sql files with their names split, sorted by number. */
-static stm_err s_list_entries(const char *dir, s_entry **entries_out, size_t *count_out,
-                              stm_error *err)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return stm_error_set(err, STM_EINPUT, "%s: cannot open the schema directory: %s", dir,
-                             strerror(errno));
-    s_entry *entries = NULL;
-    size_t count = 0, cap = 0;
-    stm_err rc = STM_OK;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || !s_ends_with(e->d_name, ".sql"))
-            continue;
-        s_name_parts parts;
-        if (!s_split_name(e->d_name, &parts)) {
-            rc = stm_error_set(err, STM_EINPUT,
-                               "%s/%s: not a migration file name: expected NNN_description.sql "
-                               "or NNN_description.down.sql, NNN from 1 to %d",
-                               dir, e->d_name, SCHEMASET_MAX_VERSIONS);
-            break;
-        }
-        entries = stm_grow(entries, &cap, count + 1, sizeof *entries);
-        entries[count].file = stm_strdup(e->d_name);
-        entries[count].parts = parts;
-        count++;
-    }
-    closedir(d);
-    if (count > 1)
-        qsort(entries, count, sizeof *entries, s_compare_entries);
-    *entries_out = entries;
-    *count_out = count;
+    stm_err rc = s_read_file(dir, e->file, &m->text, &m->text_len, err);
+    if (rc != STM_OK || e->part != LAYOUT_PART_BOTH)
+        return rc;
+    char *whole = m->text;
+    buf_t path = BUF_INIT;
+    stm_buf_printf(&path, "%s/%s", dir, e->file);
+    size_t down_len;
+    rc = stm_sections_split(layout, stm_buf_str(&path), whole, m->text_len, &m->text, &m->text_len,
+                            &m->down_text, &down_len, err);
+    if (rc == STM_OK && m->down_text)
+        m->down_file = stm_strdup(e->file);
+    stm_buf_free(&path);
+    free(whole);
     return rc;
 }
 
-stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err)
+/* stemma's own numbering: 1, 2, ... without gaps, in its own words. */
+static stm_err s_stemma_number(const char *dir, const layout_entry *e, long expected,
+                               stm_error *err)
 {
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return stm_error_set(err, STM_EINPUT, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return stm_error_set(err, STM_EINPUT, "%s: not a directory", dir);
+    long number = strtol(e->key, NULL, 10);
+    if (number == expected)
+        return STM_OK;
+    if (number == 0)
+        return stm_error_set(err, STM_EINPUT, "%s/%s: migration numbers start at 1", dir, e->file);
+    if (expected == 1)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s/%s: migration numbers start at 1, and there is no 1", dir,
+                             e->file);
+    return stm_error_set(err, STM_EINPUT, "%s/%s: gap in the migration numbers: %ld follows %ld",
+                         dir, e->file, number, expected - 1);
+}
 
-    s_entry *entries = NULL;
+/* A rollback: onto the migration of its version, last, which has none yet. */
+static stm_err s_add_down(schemaset_t *self, const layout_entry *e, schemaset_migration *last,
+                          bool same, stm_error *err)
+{
+    bool stemma = self->layout == LAYOUT_STEMMA;
+    long number = strtol(e->key, NULL, 10);
+    if (!same && stemma)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s/%s: rollback without its migration (no %03ld_*.sql)", self->dir,
+                             e->file, number);
+    if (!same)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s/%s: rollback without its migration (none of version %s)",
+                             self->dir, e->file, e->version);
+    if (last->down_file && stemma)
+        return stm_error_set(err, STM_EINPUT,
+                             "%s/%s: duplicate rollback for migration %ld (also %s)", self->dir,
+                             e->file, number, last->down_file);
+    if (last->down_file)
+        return stm_error_set(err, STM_EINPUT, "%s/%s: duplicate rollback for version %s (also %s)",
+                             self->dir, e->file, e->version, last->down_file);
+    size_t down_len;
+    stm_err rc = s_read_file(self->dir, e->file, &last->down_text, &down_len, err);
+    if (rc == STM_OK)
+        last->down_file = stm_strdup(e->file);
+    return rc;
+}
+
+/* The migrations of the sorted entries, numbered 1..N. */
+static stm_err s_assemble(schemaset_t *self, const layout_entry *entries, size_t n, stm_error *err)
+{
+    const char *dir = self->dir;
+    const char *last_key = NULL; /* the version of the last migration */
+    size_t cap = 0;
+    stm_err rc = STM_OK;
+    for (size_t i = 0; i < n && rc == STM_OK; i++) {
+        const layout_entry *e = &entries[i];
+        schemaset_migration *last = self->count ? &self->migrations[self->count - 1] : NULL;
+        bool same = last && stm_layout_compare(self->layout, last_key, e->key) == 0;
+        if (e->part == LAYOUT_PART_DOWN) {
+            rc = s_add_down(self, e, last, same, err);
+            continue;
+        }
+        if (same && self->layout == LAYOUT_STEMMA)
+            rc = stm_error_set(err, STM_EINPUT, "%s/%s: duplicate migration number %ld (also %s)",
+                               dir, e->file, strtol(e->key, NULL, 10), last->file);
+        else if (same)
+            rc = stm_error_set(err, STM_EINPUT, "%s/%s: duplicate version %s (also %s)", dir,
+                               e->file, e->version, last->file);
+        else if (self->layout == LAYOUT_STEMMA)
+            rc = s_stemma_number(dir, e, (long)self->count + 1, err);
+        if (rc != STM_OK)
+            continue;
+        self->migrations =
+            stm_grow(self->migrations, &cap, self->count + 1, sizeof *self->migrations);
+        schemaset_migration *m = &self->migrations[self->count];
+        memset(m, 0, sizeof *m);
+        rc = s_read_migration(dir, self->layout, e, m, err);
+        if (rc != STM_OK) {
+            s_free_migration(m);
+            continue;
+        }
+        self->count++;
+        m->number = (int)self->count;
+        m->file = stm_strdup(e->file);
+        m->description = s_description(m->text, e->words);
+        m->down_where = stm_strdup(e->down_where);
+        last_key = e->key;
+    }
+    return rc;
+}
+
+/* Reads dir in layout (not LAYOUT_AUTO). */
+static stm_err s_load(const char *dir, schemaset_layout layout, schemaset_t **out, stm_error *err)
+{
+    layout_entry *entries = NULL;
     size_t nentries = 0;
-    stm_err rc = s_list_entries(dir, &entries, &nentries, err);
-
+    stm_err rc = stm_layout_list(dir, layout, &entries, &nentries, err);
     schemaset_t *self = stm_calloc(1, sizeof *self);
     self->dir = stm_strdup(dir);
     size_t name_len;
     const char *name = s_last_component(dir, &name_len);
     self->name = stm_strndup(name, name_len);
-
-    size_t cap = 0;
-    for (size_t i = 0; i < nentries && rc == STM_OK; i++) {
-        const s_entry *e = &entries[i];
-        long expected = (long)self->count + 1;
-        schemaset_migration *last = self->count ? &self->migrations[self->count - 1] : NULL;
-        if (e->parts.is_down) {
-            if (!last || last->number != e->parts.number)
-                rc = stm_error_set(err, STM_EINPUT,
-                                   "%s/%s: rollback without its migration (no %03ld_*.sql)", dir,
-                                   e->file, e->parts.number);
-            else if (last->down_file)
-                rc = stm_error_set(err, STM_EINPUT,
-                                   "%s/%s: duplicate rollback for migration %ld (also %s)", dir,
-                                   e->file, e->parts.number, last->down_file);
-            else {
-                size_t down_len;
-                rc = s_read_file(dir, e->file, &last->down_text, &down_len, err);
-                if (rc == STM_OK)
-                    last->down_file = stm_strdup(e->file);
-            }
-            continue;
-        }
-        if (last && e->parts.number == last->number) {
-            rc = stm_error_set(err, STM_EINPUT, "%s/%s: duplicate migration number %ld (also %s)",
-                               dir, e->file, e->parts.number, last->file);
-            continue;
-        }
-        if (e->parts.number != expected) {
-            if (e->parts.number == 0)
-                rc = stm_error_set(err, STM_EINPUT, "%s/%s: migration numbers start at 1", dir,
-                                   e->file);
-            else if (expected == 1)
-                rc = stm_error_set(err, STM_EINPUT,
-                                   "%s/%s: migration numbers start at 1, and there is no 1", dir,
-                                   e->file);
-            else
-                rc = stm_error_set(err, STM_EINPUT,
-                                   "%s/%s: gap in the migration numbers: %ld follows %ld", dir,
-                                   e->file, e->parts.number, expected - 1);
-            continue;
-        }
-        self->migrations = stm_grow(self->migrations, &cap, self->count + 1,
-                                    sizeof *self->migrations);
-        schemaset_migration *m = &self->migrations[self->count];
-        memset(m, 0, sizeof *m);
-        rc = s_read_file(dir, e->file, &m->text, &m->text_len, err);
-        if (rc != STM_OK)
-            continue;
-        self->count++;
-        m->number = (int)e->parts.number;
-        m->file = stm_strdup(e->file);
-        m->description = s_description(m->text, e->parts.words);
-    }
-    for (size_t i = 0; i < nentries; i++) {
-        free(entries[i].file);
-        free(entries[i].parts.words);
-    }
-    free(entries);
+    self->layout = layout;
+    if (rc == STM_OK)
+        rc = s_assemble(self, entries, nentries, err);
+    stm_layout_entries_free(entries, nentries);
     if (rc != STM_OK) {
         stm_schemaset_destroy(&self);
         return rc;
     }
     *out = self;
     return STM_OK;
+}
+
+stm_err stm_schemaset_load(const char *dir, schemaset_t **out, stm_error *err)
+{
+    return stm_schemaset_load_layout(dir, LAYOUT_AUTO, out, err);
+}
+
+stm_err stm_schemaset_load_layout(const char *dir, schemaset_layout layout, schemaset_t **out,
+                                  stm_error *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return stm_error_set(err, STM_EINPUT, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return stm_error_set(err, STM_EINPUT, "%s: not a directory", dir);
+    bool detected = layout == LAYOUT_AUTO;
+    stm_err rc = detected ? stm_layout_detect(dir, &layout, err) : STM_OK;
+    if (rc == STM_OK)
+        rc = s_load(dir, layout, out, err);
+    /* sqlx's plain layout is stemma's with any numbers, so detection never takes a
+     * directory for it; one that stemma's numbering refuses may well be one. */
+    schemaset_t *sqlx = NULL;
+    if (rc == STM_EINPUT && detected && layout == LAYOUT_STEMMA &&
+        s_load(dir, LAYOUT_SQLX, &sqlx, NULL) == STM_OK)
+        stm_error_append(err, "the files fit sqlx's layout, whose numbers may start at 0 and "
+                              "have gaps: if they are sqlx's, give --layout sqlx");
+    stm_schemaset_destroy(&sqlx);
+    return rc;
 }
 
 void stm_schemaset_destroy(schemaset_t **self_p)
@@ -316,6 +301,11 @@ const char *stm_schemaset_name(const schemaset_t *self)
 const char *stm_schemaset_dir(const schemaset_t *self)
 {
     return self->dir;
+}
+
+schemaset_layout stm_schemaset_layout(const schemaset_t *self)
+{
+    return self->layout;
 }
 
 size_t stm_schemaset_count(const schemaset_t *self)

@@ -14,6 +14,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "lineage/layout.h"
 #include "toml/toml.h"
 
 #include <arpa/inet.h>
@@ -85,7 +86,8 @@ void stm_config_destroy(node_config *cfg)
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if (s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
-            s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4) {
+            s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4 ||
+            s->type == SETTINGS_LAYOUT) {
             free(*(char **)stm_settings_field(cfg, s, sizeof(char *)));
         } else if (s->type == SETTINGS_PEERS) {
             config_peer *peers = *(config_peer **)stm_settings_field(cfg, s, sizeof(config_peer *));
@@ -252,7 +254,8 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
     static const toml_type types[] = {
         [SETTINGS_PATH] = TOML_STRING, [SETTINGS_ENDPOINT] = TOML_STRING,
         [SETTINGS_BIND] = TOML_STRING, [SETTINGS_DIAL] = TOML_STRING,
-        [SETTINGS_NAME] = TOML_STRING, [SETTINGS_IPV4] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
+        [SETTINGS_NAME] = TOML_STRING, [SETTINGS_IPV4] = TOML_STRING,
+        [SETTINGS_LAYOUT] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
         [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
     };
@@ -492,6 +495,15 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
             return rc;
         stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
         return STM_OK;
+    case SETTINGS_LAYOUT: {
+        schemaset_layout layout;
+        if (!stm_layout_from_name(stm_toml_string(v, NULL), &layout))
+            return s_fail(r, v, name,
+                          "expected \"auto\" or one of " LAYOUT_NAMES ", found \"%.100s\"",
+                          stm_toml_string(v, NULL));
+        stm_config_set_str(stm_settings_field(cfg, s, sizeof(char *)), stm_toml_string(v, NULL));
+        return STM_OK;
+    }
     case SETTINGS_BOOL:
         *(bool *)stm_settings_field(cfg, s, sizeof(bool)) = stm_toml_bool(v);
         return STM_OK;
@@ -516,7 +528,8 @@ static stm_err s_check_required(const s_reader *r, const toml_value *root, const
     for (size_t i = 0; i < stm_settings_nrows; i++) {
         const settings_row *s = &stm_settings_rows[i];
         if ((s->type == SETTINGS_PATH || s->type == SETTINGS_ENDPOINT || s->type == SETTINGS_BIND ||
-             s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4) &&
+             s->type == SETTINGS_DIAL || s->type == SETTINGS_NAME || s->type == SETTINGS_IPV4 ||
+             s->type == SETTINGS_LAYOUT) &&
             !s->text && !*(char **)stm_settings_field(cfg, s, sizeof(char *)))
             return s_fail(r, stm_toml_table_get(root, s->section), s_name(s, name), "missing: %s",
                           s->doc);

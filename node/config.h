@@ -66,6 +66,7 @@ typedef struct {
     /* [node] */
     char *db;        /* the application's database, as written (see stm_config_resolve) */
     char *schemas;   /* the schema set's directory, as written */
+    char *layout;    /* how it names its migrations: a name of lineage/layout.h, or "auto" */
     char *bind;      /* the mesh endpoint */
     char *advertise; /* the endpoint peers are told; "": the bind endpoint unless a wildcard */
     char *control;   /* the control endpoint */

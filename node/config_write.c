@@ -97,7 +97,8 @@ static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
     case SETTINGS_BIND:
     case SETTINGS_NAME:
     case SETTINGS_DIAL:
-    case SETTINGS_IPV4: {
+    case SETTINGS_IPV4:
+    case SETTINGS_LAYOUT: {
         const char *str = *(char **)stm_settings_field(cfg, s, sizeof(char *));
         s_put(b, s->key, stm_toml_new_string(str ? str : "", str ? strlen(str) : 0));
         break;

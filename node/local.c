@@ -18,6 +18,7 @@
 
 struct local {
     char *db_path, *schemas_dir;
+    schemaset_layout layout; /* how schemas_dir names its migrations */
     inbound_t *inbound; /* lent: its busy handler goes on every connection opened */
     store_t *store;
     applier_t *applier;
@@ -71,7 +72,7 @@ static stm_err s_load_lineage(local_t *l, stm_error *err)
 {
     migrate_t *m = NULL;
     char *cache = stm_cache_dir_from_env();
-    stm_err rc = stm_migrate_open_cached(l->db_path, l->schemas_dir, cache, &m, err);
+    stm_err rc = stm_migrate_open_layout(l->db_path, l->schemas_dir, l->layout, cache, &m, err);
     free(cache);
     if (rc != STM_OK)
         return rc;
@@ -150,12 +151,13 @@ static void s_log_origin(local_t *l)
     }
 }
 
-stm_err stm_local_open(const char *db_path, const char *schemas_dir, inbound_t *inbound,
-                       local_t **out, stm_error *err)
+stm_err stm_local_open(const char *db_path, const char *schemas_dir, schemaset_layout layout,
+                       inbound_t *inbound, local_t **out, stm_error *err)
 {
     local_t *l = stm_calloc(1, sizeof *l);
     l->db_path = stm_strdup(db_path);
     l->schemas_dir = stm_strdup(schemas_dir);
+    l->layout = layout;
     l->inbound = inbound;
     stm_err rc = stm_store_open(db_path, STORE_OPEN_EXISTING, &l->store, err);
     if (rc == STM_OK) {

@@ -24,6 +24,7 @@
 #include "admit.h"
 #include "base/error.h"
 #include "base/id.h"
+#include "lineage/layout.h"
 #include "lineage/lineage.h"
 #include "sync/apply.h"
 #include "sync/feed.h"
@@ -34,14 +35,16 @@
 
 typedef struct local local_t;
 
-/* Opens db_path (which stemma migrate has set up) for the node, checking it against
- * schemas_dir. Its first look collects the writes made while no node ran (under a
- * new origin, logged, when the database is a copy or was restored: sync/origin.h). inbound (lent; it must outlive the result) waits on
- * the database's write lock for it (stm_inbound_watch). *out is the caller's
- * (stm_local_destroy). STM_EINPUT when the database is not set up, its format is old, or
- * its lineage is beyond the protocol's limits. */
+/* Opens db_path (which stemma migrate has set up) for the node, checking it against schemas_dir,
+ * read in layout (lineage/layout.h; LAYOUT_AUTO: detected). Its first look collects the writes
+ * made while no node ran (under a new origin, logged, when the database is a copy or was
+ * restored: sync/origin.h). inbound (lent; it must outlive the result) waits on the database's
+ * write lock for it (stm_inbound_watch). *out is the caller's (stm_local_destroy). STM_EINPUT
+ * when the database is not set up, its format is old, or its lineage is beyond the protocol's
+ * limits. */
 STM_NODISCARD stm_err stm_local_open(const char *db_path, const char *schemas_dir,
-                                     inbound_t *inbound, local_t **out, stm_error *err);
+                                     schemaset_layout layout, inbound_t *inbound, local_t **out,
+                                     stm_error *err);
 void stm_local_destroy(local_t **self_p);
 
 /* Takes a new origin, and logs why, when theirs (a peer's vector) holds more of the

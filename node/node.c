@@ -526,7 +526,10 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     /* node.toml's trusted keys, its peers' and those in known_peers, alike. */
     n->zap = stm_zap_new(cfg, o->known, o->nknown);
     char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
-    stm_err rc = stm_local_open(db, schemas, n->inbound, &n->local, err);
+    schemaset_layout layout = LAYOUT_AUTO;
+    if (cfg->layout) /* checked when node.toml was read */
+        (void)stm_layout_from_name(cfg->layout, &layout);
+    stm_err rc = stm_local_open(db, schemas, layout, n->inbound, &n->local, err);
     if (rc == STM_OK) {
         stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
         stm_local_set_policy(n->local, &cfg->policy);

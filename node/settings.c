@@ -54,6 +54,10 @@ const settings_row stm_settings_rows[] = {
     {S_ROW("node", "schemas", SETTINGS_PATH, schemas),
      .doc = "the schema set: the directory of numbered migrations (NNN_description.sql); a "
             "relative path is relative to the node's directory"},
+    {S_ROW("node", "layout", SETTINGS_LAYOUT, layout), .text = "auto",
+     .doc = "how the schema set names its migrations: stemma's own layout, or another "
+            "tool's (Flyway, Diesel, sqlx, dbmate, goose, golang-migrate); \"auto\": found "
+            "from its files"},
     {S_ROW("node", "bind", SETTINGS_BIND, bind), .text = CONFIG_DEFAULT_BIND,
      .doc = "where the node listens for peers: HOST * is every interface, the default this "
             "machine only; \"\": nowhere, the node only dials its peers (behind NAT, say) "
@@ -236,7 +240,8 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
     case SETTINGS_BIND:
     case SETTINGS_NAME:
     case SETTINGS_DIAL:
-    case SETTINGS_IPV4: {
+    case SETTINGS_IPV4:
+    case SETTINGS_LAYOUT: {
         char **str = stm_settings_field(cfg, s, sizeof(char *));
         free(*str);
         *str = s->text ? s_expand(s->text, abs_dir) : NULL;
@@ -289,6 +294,14 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_IPV4:
         stm_buf_puts(b, "IPv4 address");
         break;
+    case SETTINGS_LAYOUT:
+        for (int l = LAYOUT_AUTO; l < LAYOUT_COUNT; l++)
+            stm_buf_printf(b, "%s%s\"%s\"%s",
+                           l == LAYOUT_AUTO        ? ""
+                           : l + 1 == LAYOUT_COUNT ? " or "
+                                                   : ", ",
+                           q, stm_layout_name((schemaset_layout)l), q);
+        break;
     case SETTINGS_BOOL:
         stm_buf_printf(b, "%strue%s or %sfalse%s", q, q, q, q);
         break;
@@ -319,6 +332,7 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     case SETTINGS_NAME:
     case SETTINGS_DIAL:
     case SETTINGS_IPV4:
+    case SETTINGS_LAYOUT:
         if (s->text)
             stm_buf_printf(b, "\"%s\"", s->text);
         break;

@@ -30,6 +30,7 @@ typedef enum {
     SETTINGS_DIAL,     /* char *: an endpoint peers dial (stm_endpoint_check without `*`, and
                           no wildcard address), or "" for none */
     SETTINGS_IPV4,     /* char *: an IPv4 address in dotted quads (inet_pton), never empty */
+    SETTINGS_LAYOUT,   /* char *: a schema set's layout, a name of lineage/layout.h or "auto" */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
     SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of stm_settings_policy_words */

@@ -324,11 +324,18 @@ stm_err stm_migrate_open(const char *db_path, const char *schemas_dir, migrate_t
 stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
                                 const char *cache_dir, migrate_t **out, stm_error *err)
 {
+    return stm_migrate_open_layout(db_path, schemas_dir, LAYOUT_AUTO, cache_dir, out, err);
+}
+
+stm_err stm_migrate_open_layout(const char *db_path, const char *schemas_dir,
+                                schemaset_layout layout, const char *cache_dir, migrate_t **out,
+                                stm_error *err)
+{
     schemaset_t *set = NULL;
     lineage_t *lineage = NULL;
     lens_set_t *lenses = NULL;
     cache_report report;
-    stm_err rc = stm_schemaset_load(schemas_dir, &set, err);
+    stm_err rc = stm_schemaset_load_layout(schemas_dir, layout, &set, err);
     /* With a cache the lenses come too: read back, they cost little, and a run that
      * steps needs them (without one they are derived when a step is to run). */
     if (rc == STM_OK)

@@ -272,6 +272,10 @@ STM_NODISCARD stm_err stm_migrate_open(const char *db_path, const char *schemas_
 STM_NODISCARD stm_err stm_migrate_open_cached(const char *db_path, const char *schemas_dir,
                                               const char *cache_dir, migrate_t **out,
                                               stm_error *err);
+/* The same with the schema set read in layout (lineage/layout.h; LAYOUT_AUTO: detected). */
+STM_NODISCARD stm_err stm_migrate_open_layout(const char *db_path, const char *schemas_dir,
+                                              schemaset_layout layout, const char *cache_dir,
+                                              migrate_t **out, stm_error *err);
 void stm_migrate_destroy(migrate_t **self_p);
 
 /* One line for the user when the cache held a file for this set that could not be used

@@ -285,13 +285,11 @@ stm_err stm_migrate_rollback_plan(migrate_t *self, const migrate_options *o, mig
     }
     for (int k = self->version; k > to; k--) {
         const schemaset_migration *m = stm_schemaset_at(self->set, (size_t)k - 1);
-        if (!m->down_text) {
-            size_t n = strlen(m->file) - 4; /* the name without ".sql" */
+        if (!m->down_text)
             return stm_error_set(err, STM_EINPUT,
-                                 "%s/%.*s.down.sql: missing, so version %d cannot be rolled "
-                                 "back (nothing was changed)",
-                                 stm_schemaset_dir(self->set), (int)n, m->file, k);
-        }
+                                 "%s/%s: missing, so version %d cannot be rolled back (nothing "
+                                 "was changed)",
+                                 stm_schemaset_dir(self->set), m->down_where, k);
     }
     stm_err rc = s_rehearse_rollback(self, to, err);
     if (rc != STM_OK)

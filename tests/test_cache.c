@@ -81,15 +81,16 @@ static char *s_text(const lineage_t *l, const lens_set_t *s)
     return stm_buf_detach(&b);
 }
 
-/* Derives the set in f's directory through the cache (NULL: none); returns what it
- * says as s_text, the caller's; *report filled. */
-static char *s_derive(const s_fixture *f, const char *cache, cache_report *report)
+/* Derives the set in f's directory, read in layout, through the cache (NULL: none);
+ * returns what it says as s_text, the caller's; *report filled. */
+static char *s_derive_layout(const s_fixture *f, schemaset_layout layout, const char *cache,
+                             cache_report *report)
 {
     schemaset_t *set = NULL;
     lineage_t *l = NULL;
     lens_set_t *s = NULL;
     stm_error err = {0};
-    if (stm_schemaset_load(f->schemas, &set, &err) != STM_OK ||
+    if (stm_schemaset_load_layout(f->schemas, layout, &set, &err) != STM_OK ||
         stm_cache_derive(set, cache, &l, &s, report, &err) != STM_OK)
         fail_msg("%s", err.msg);
     char *text = s_text(l, s);
@@ -97,6 +98,12 @@ static char *s_derive(const s_fixture *f, const char *cache, cache_report *repor
     stm_lens_destroy(&s);
     stm_schemaset_destroy(&set);
     return text;
+}
+
+/* The same in the layout detected. */
+static char *s_derive(const s_fixture *f, const char *cache, cache_report *report)
+{
+    return s_derive_layout(f, LAYOUT_AUTO, cache, report);
 }
 
 /* The one cache file in f's cache directory, the caller's; NULL when there is none. */
@@ -135,6 +142,27 @@ static void test_a_second_derivation_is_read_from_the_cache(void **state)
     free(direct);
     free(first);
     free(second);
+}
+
+/* The set's files fit sqlx's layout too: read so, the files are the same and so are
+ * the ids, but the layout names files (messages in the lenses name them), so it is
+ * part of the key. */
+static void test_the_layout_is_part_of_the_key(void **state)
+{
+    s_fixture *f = *state;
+    cache_report r;
+    char *stemma = s_derive(f, f->cache, &r);
+    assert_true(r.written);
+    char *sqlx = s_derive_layout(f, LAYOUT_SQLX, f->cache, &r);
+    assert_false(r.hit);
+    assert_true(r.written);
+    free(s_derive_layout(f, LAYOUT_SQLX, f->cache, &r));
+    assert_true(r.hit);
+    free(s_derive_layout(f, LAYOUT_STEMMA, f->cache, &r));
+    assert_true(r.hit);
+    assert_string_equal(sqlx, stemma);
+    free(stemma);
+    free(sqlx);
 }
 
 static void test_an_edited_migration_is_derived_again(void **state)
@@ -264,8 +292,8 @@ static void s_forged(const char *path)
 {
     s_sql(path, "UPDATE cache SET value = replace(value, 'nickname', 'nicknamf') "
                 "WHERE key = 'lineage'");
-    static const char *const keys[] = {"format", "code",  "sqlite",  "name",  "dir",
-                                       "count",  "head",  "lineage", "lenses"};
+    static const char *const keys[] = {"format", "code",  "sqlite", "name",    "dir",
+                                       "layout", "count", "head",   "lineage", "lenses"};
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     stm_hasher h;
@@ -377,6 +405,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {
         T(test_a_second_derivation_is_read_from_the_cache),
+        T(test_the_layout_is_part_of_the_key),
         T(test_an_edited_migration_is_derived_again),
         T(test_a_migration_added_is_derived_again),
         T(test_a_garbage_cache_is_told_and_derived_again),

@@ -420,9 +420,12 @@ static void test_config_init_load_save_load(void **state)
     stm_config_init(&made, dir);
     stm_config_set_str(&made.db, "/srv/app.db");
     stm_config_set_str(&made.schemas, "schemas");
+    assert_string_equal(made.layout, "auto");
+    stm_config_set_str(&made.layout, "golang-migrate");
     assert_int_equal(stm_config_save(&made, &err), STM_OK);
     char *text0 = tu_read_file(dir, "node.toml");
     assert_int_equal(stm_config_load(dir, &first, &err), STM_OK);
+    assert_string_equal(first.layout, "golang-migrate");
     assert_string_equal(first.control, made.control);
     assert_string_equal(first.bind, made.bind);
     assert_memory_equal(&first.policy, &made.policy, sizeof made.policy);
@@ -464,6 +467,7 @@ static void test_config_init_load_save_load(void **state)
     assert_int_equal(first.policy.mode[RELATION_DIVERGENT], POLICY_NONE);
     assert_int_equal(first.policy.mode[RELATION_UNRELATED], POLICY_NONE);
     assert_int_equal(first.policy.min_supported_version, 2);
+    assert_string_equal(first.layout, "auto"); /* absent: detected, as before */
     assert_int_equal(first.heartbeat_ms, 500);
     assert_int_equal(first.window, 8);
     stm_config_destroy(&first);
@@ -567,6 +571,11 @@ static void test_config_bad(void **state)
         {"[policy]\ndivergent = \"partial\"\n",
          ":5:13: policy.divergent: expected \"full\", \"shared\" or \"none\", found \"partial\""},
         {"[policy]\nunrelated = \"Full\"\n", ":5:13: policy.unrelated: expected"},
+        /* a layout no one knows */
+        {"layout = \"liquibase\"\n",
+         ":4:10: node.layout: expected \"auto\" or one of stemma, flyway, diesel, sqlx, dbmate, "
+         "goose, golang-migrate, found \"liquibase\""},
+        {"layout = 1\n", ":4:10: node.layout: expected a string, found an integer"},
         /* numbers out of range */
         {"[policy]\nmin_supported_version = -1\n",
          ":5:25: policy.min_supported_version: must not be negative, found -1"},

@@ -41,6 +41,8 @@ target_link_libraries(stemma_dbutil PUBLIC stemma_sync stemma_testutil PkgConfig
 
 stemma_test(test_util SOURCES tests/test_util.c LIBS stemma_lineage)
 stemma_test(test_schemaset SOURCES tests/test_schemaset.c LIBS stemma_lineage stemma_testutil)
+# Other tools' layouts (Flyway, Diesel, sqlx, dbmate, goose, golang-migrate) read as they are.
+stemma_test(test_layout SOURCES tests/test_layout.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_lineage SOURCES tests/test_lineage.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_relation SOURCES tests/test_relation.c LIBS stemma_lineage stemma_testutil)
 stemma_test(test_syncable SOURCES tests/test_syncable.c LIBS stemma_lineage stemma_testutil)
@@ -157,6 +159,10 @@ set_tests_properties(realschema PROPERTIES SKIP_RETURN_CODE 77)
 # Databases of the same histories made without stemma, adopted (migrate --baseline).
 stemma_py_test(baseline_realschema baseline_realschema_test.py cli)
 set_tests_properties(baseline_realschema PROPERTIES SKIP_RETURN_CODE 77)
+# The same histories in Flyway's, Diesel's, sqlx's, dbmate's, goose's and golang-migrate's
+# layouts, made at test time: the same ids as stemma's own (tests/layouts_test.py).
+stemma_py_test(layouts layouts_test.py cli)
+set_tests_properties(layouts PROPERTIES SKIP_RETURN_CODE 77)
 stemma_test(test_report SOURCES tests/test_report.c tests/json_min.c
             LIBS stemma_node stemma_testutil)
 # Every input a fuzzer ever crashed on, and a few seeds, through the fuzz targets' code
