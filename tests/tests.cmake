@@ -204,3 +204,6 @@ add_test(NAME symbols COMMAND ${STEMMA_PYTHON3} tests/symbols_test.py
          $<TARGET_FILE:stemma_shared>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(symbols PROPERTIES LABELS unit)
+# Which learned peers a node dials (node/choose.h): buckets by the bits ids share, and
+# the meshes such choices make connected.
+stemma_test(test_choose SOURCES tests/test_choose.c LIBS stemma_node)
