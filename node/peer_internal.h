@@ -1,6 +1,7 @@
-/* peer_internal.h - private to peer.c (the state machine, the DEALER, the deadlines,
- * the report) and peer_sync.c (what a peer is sent and what it sends in parts): the
- * peer's struct, one class in two files split along that seam. */
+/* peer_internal.h - private to peer.c (the state machine, the deadlines, the report),
+ * peer_link.c (the DEALER and the route: how messages reach it) and peer_sync.c (what a
+ * peer is sent and what it sends in parts): the peer's struct, one class in three files
+ * split along those seams. */
 #ifndef STM_PEER_INTERNAL_H
 #define STM_PEER_INTERNAL_H
 
@@ -48,5 +49,8 @@ struct peer {
     bool redialled;        /* its DEALER was opened anew since it was last heard from */
     bulk_sync bulk;        /* a bulk sync from it, logged as it goes (bulk.h) */
 };
+
+/* Lets go of the message stm_peer_next lent and closes its DEALER (peer_link.c). */
+void stm_peer_close_dealer(peer_t *p);
 
 #endif
