@@ -1,8 +1,8 @@
 /* dispatch.c - what a message from a peer does: a REFUSE, OPS queued to store,
- * RECEIVED, ACK, VECTOR, BYE; a HELLO goes to meet.c. node.c holds the loop that reads
- * the sockets and the timers; all share the node's struct through node_internal.h.
- * Dispatch only records (node.c, invariant 2): what it decides to send leaves at once,
- * what it decides to store waits for the inbound timer. */
+ * RECEIVED, ACK, VECTOR, PRUNE and GRAFT, BYE; a HELLO goes to meet.c. node.c holds the
+ * loop that reads the sockets and the timers; all share the node's struct through
+ * node_internal.h. Dispatch only records (node.c, invariant 2): what it decides to send
+ * leaves at once, what it decides to store waits for the inbound timer. */
 #include "node_internal.h"
 #include "endpoint.h"
 #include "peer.h"
@@ -138,6 +138,13 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     n->stored.withheld += stats->withheld;
     peer_t *p = sender; /* peers live as long as the node, so as long as the queue */
     stm_session_on_stored(stm_peer_session(p), stm_opbatch_count(batch), stats->parked);
+    /* Mostly held already: another peer sends it first, and this one may send lazily
+     * (peer.h, "lazy links"), so that an operation crosses each link about once; but
+     * not the last peer that sends eagerly (the first copy may have come from one that
+     * was pruned, its batches in flight). */
+    uint64_t news = stats->applied + stats->parked + stats->withheld + stats->pruned;
+    if (stats->present > news && stm_node_eager_besides(n, p))
+        stm_peer_prune(p);
     stm_bulk_stored(stm_peer_bulk(p), stm_peer_session(p), stm_feed_vector(stm_local_feed(n->local)),
                     stm_peer_short_id(p), stm_monotime_ms());
     const vector_out *parts;
@@ -148,6 +155,23 @@ static void s_ack(void *ctx, void *sender, uint64_t seq, const opbatch_t *batch,
     stm_buf_free(&msg);
     stm_node_send_parts(p, parts + 1, nparts - 1);
     stm_session_vector_sent(stm_peer_session(p));
+}
+
+/* Our vector to each peer that pruned us, as it changes: it grafts us when it lacks what
+ * we hold and its other path does not bring it (peer.h, "lazy links"). */
+void stm_node_tell_vectors(node_t *n)
+{
+    uint64_t gen = stm_vtrack_gen(stm_feed_vector(stm_local_feed(n->local)));
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+        peer_t *p = stm_mesh_at(n->mesh, i);
+        if (!stm_peer_wants_vector(p, gen))
+            continue;
+        const vector_out *parts;
+        size_t count = stm_node_vector_out(n, p, &parts);
+        stm_node_send_parts(p, parts, count);
+        stm_session_vector_sent(stm_peer_session(p));
+        stm_peer_told_vector(p, gen);
+    }
 }
 
 void stm_node_store_inbound(node_t *n)
@@ -247,6 +271,36 @@ static void s_on_ack(node_t *n, peer_t *p, const void *data, size_t len)
     stm_node_vector_taken(n, p, taken, cut_before);
 }
 
+/* It stopped getting what we hold from another: its vector, and what it lacks again. */
+static void s_on_graft(node_t *n, peer_t *p, const void *data, size_t len)
+{
+    vector_msg v;
+    stm_error err = {0};
+    if (stm_wire_decode_graft(data, len, &v, &err) != STM_OK) {
+        stm_node_drop(n, REPORT_DROP_VECTOR);
+        stm_log_event(STM_LOG_WARN, "malformed", stm_peer_short_id(p), "%s", err.msg);
+        return;
+    }
+    session_t *s = stm_peer_session(p);
+    uint64_t cut_before = stm_session_vectors_cut(s);
+    stm_node_as_older(n, &v);
+    stm_node_vector_taken(n, p, stm_session_take_vector(s, &v), cut_before);
+    stm_vector_msg_clear(&v);
+    stm_peer_on_graft(p);
+}
+
+/* (node_internal.h) A GRAFT to p when it is due (peer.h, "lazy links"). */
+void stm_node_check_graft(node_t *n, peer_t *p)
+{
+    if (!stm_peer_check_graft(p, stm_feed_vector(stm_local_feed(n->local)), stm_monotime_ms()))
+        return;
+    const vector_out *parts;
+    size_t count = stm_node_vector_out(n, p, &parts);
+    stm_peer_graft(p, &parts[0]);
+    stm_node_send_parts(p, parts + 1, count - 1);
+    stm_session_vector_sent(stm_peer_session(p));
+}
+
 /* A part of its vector, or a request for ours whole. */
 static void s_on_vector(node_t *n, peer_t *p, const void *data, size_t len)
 {
@@ -262,6 +316,7 @@ static void s_on_vector(node_t *n, peer_t *p, const void *data, size_t len)
     if (has_vector) {
         uint64_t cut_before = stm_session_vectors_cut(s);
         stm_node_vector_taken(n, p, stm_session_take_vector(s, &v), cut_before);
+        stm_node_check_graft(n, p);
     }
     stm_vector_msg_clear(&v);
     if (need)
@@ -312,6 +367,8 @@ void stm_node_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
         stm_node_drop(n, REPORT_DROP_UNKNOWN);
         return;
     }
+    if (!stm_peer_active(p))
+        return; /* not kept (mesh.h): only its HELLO is read, which may let it in */
     if (m->route_len)
         stm_peer_set_route(p, m->route, m->route_len, m->address);
     stm_peer_heard(p, stm_monotime_ms());
@@ -330,6 +387,12 @@ void stm_node_dispatch(node_t *n, peer_t *from, const inbox_msg *m)
         break;
     case WIRE_VECTOR:
         s_on_vector(n, p, m->data, m->len);
+        break;
+    case WIRE_PRUNE:
+        stm_peer_on_prune(p);
+        break;
+    case WIRE_GRAFT:
+        s_on_graft(n, p, m->data, m->len);
         break;
     case WIRE_BYE:
         if (stm_peer_on_bye(p, stm_monotime_ms()))

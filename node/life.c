@@ -1,12 +1,14 @@
 /* life.c - a node made and destroyed (node.h): its directory locked, its database
- * opened, its sockets bound, the peers node.toml names put in its mesh; and all of it
- * closed again in order. The loop that runs it is node.c's. */
+ * opened, its sockets bound, the descriptors counted (fdbudget.h), the peers node.toml
+ * names put in its mesh; and all of it closed again in order. The loop that runs it is
+ * node.c's. */
 #include "node.h"
 #include "node_internal.h"
 #include "beacon.h"
 #include "control.h"
 #include "dirlock.h"
 #include "endpoint.h"
+#include "fdbudget.h"
 #include "inbox.h"
 #include "keys.h"
 #include "local.h"
@@ -92,7 +94,6 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     n->insecure = cfg->insecure;
     n->policy = cfg->policy;
     n->deltas = cfg->vector_deltas;
-    n->heartbeat_ms = cfg->heartbeat_ms;
     n->local_poll_ms = cfg->local_poll_ms;
     n->reconnect_max_ms = cfg->reconnect_max_ms;
     peer_timing timing = {
@@ -101,6 +102,10 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
         .reconnect_min_ms = cfg->reconnect_min_ms,
         .reconnect_max_ms = cfg->reconnect_max_ms,
         .peer_timeout_ms = cfg->peer_timeout_ms,
+        .heartbeat_ms = cfg->heartbeat_ms,
+        /* A pruned peer is grafted once it holds what we lack and we have not moved on
+         * for a heartbeat: our other path stopped. */
+        .lazy_ms = cfg->heartbeat_ms,
     };
     n->name = s_device_name(cfg->name);
     n->id = *stm_keys_public(o->keys);
@@ -123,8 +128,16 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     free(schemas);
     if (rc == STM_OK)
         rc = s_bind_sockets(n, cfg, err);
-    if (rc == STM_OK)
-        n->mesh = stm_mesh_new(&n->id, &timing, n->inbox);
+    if (rc == STM_OK) {
+        /* Counted once the database and the sockets are open: what is left is the peers'. */
+        mesh_limits limits = {
+            .max_learned = cfg->max_learned_peers,
+            .max_active = stm_fdbudget_peers(cfg->npeers, cfg->max_learned_peers),
+            .trial_ms = cfg->peer_timeout_ms + cfg->reconnect_max_ms,
+            .retry_ms = 6 * cfg->reconnect_max_ms,
+        };
+        n->mesh = stm_mesh_new(&n->id, &timing, &limits, n->inbox);
+    }
     if (rc == STM_OK) {
         /* What peers are told: the setting; else where the inbox is bound (its port
          * resolved), unless that is a wildcard, which they could not dial. */
@@ -148,7 +161,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
             break;
         }
         /* Its key is trusted (stm_zap_new): a peer we were told to reach may reach us. */
-        stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+        stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, MESH_CONFIGURED);
     }
     if (rc != STM_OK) {
         stm_node_destroy(&n);

@@ -1,6 +1,7 @@
 /* meet.c - meeting peers: the HELLO this node sends, what a HELLO from a peer does (met,
- * judged, its peer list met), and a beacon heard (LAN discovery). dispatch.c hands each
- * HELLO here. Dispatch only records (node.c, invariant 2): what it decides to send
+ * judged, let in or told this node is full, its peer list remembered), and a beacon
+ * heard (LAN discovery). dispatch.c hands each HELLO here; the mesh (mesh.h) says which
+ * peers are kept. Dispatch only records (node.c, invariant 2): what it decides to send
  * leaves at once. */
 #include "node_internal.h"
 #include "endpoint.h"
@@ -15,6 +16,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether a connected peer other than p sends to this node eagerly. */
+bool stm_node_eager_besides(const node_t *n, const peer_t *p)
+{
+    for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
+        const peer_t *q = stm_mesh_at(n->mesh, i);
+        if (q != p && stm_peer_sends_eagerly(q))
+            return true;
+    }
+    return false;
+}
+
+/* Our HELLO to p into msg, naming our other connected peers, carrying vector (and
+ * know: the digest of p's vector as we hold it, or NULL); reply: it answers p's; full:
+ * this node does not keep p (mesh.h), which needs no lenses. */
+static void s_encode_hello(node_t *n, const peer_t *p, const vector_out *vector,
+                           const vector_digest *know, bool reply, bool full, buf_t *msg)
+{
+    size_t npeers;
+    wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
+    wire_hello_out h = {.endpoint = n->advertise,
+                        .name = n->name,
+                        .lineage = stm_local_lineage(n->local),
+                        .vector = vector,
+                        .know = know,
+                        .min_supported = n->policy.min_supported_version,
+                        .peers = list,
+                        .npeers = npeers,
+                        .reply = reply,
+                        .listed = stm_peer_configured(p),
+                        .full = full,
+                        .deltas = n->deltas,
+                        .lenses = full ? NULL : stm_local_lenses(n->local)};
+    stm_wire_encode_hello(msg, &n->id, &h);
+    free(list);
+}
+
 /* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
 void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
 {
@@ -23,26 +60,12 @@ void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
     size_t nparts = stm_node_vector_out(n, p, &parts);
     vector_digest know;
     bool knows = n->deltas && stm_session_knows_theirs(s, &know);
-    size_t npeers;
-    wire_peer *list = stm_mesh_list(n->mesh, p, &npeers);
-    wire_hello_out h = {.endpoint = n->advertise,
-                        .name = n->name,
-                        .lineage = stm_local_lineage(n->local),
-                        .vector = &parts[0],
-                        .know = knows ? &know : NULL,
-                        .min_supported = n->policy.min_supported_version,
-                        .peers = list,
-                        .npeers = npeers,
-                        .reply = reply,
-                        .deltas = n->deltas,
-                        .lenses = stm_local_lenses(n->local)};
     buf_t msg = BUF_INIT;
-    stm_wire_encode_hello(&msg, &n->id, &h);
+    s_encode_hello(n, p, &parts[0], knows ? &know : NULL, reply, false, &msg);
     stm_peer_send(p, &msg);
     stm_buf_free(&msg);
     stm_node_send_parts(p, parts + 1, nparts - 1);
     stm_session_vector_sent(s);
-    free(list);
 }
 
 /* ---- what a HELLO says ---- */
@@ -85,6 +108,50 @@ static bool s_lists(const wire_hello *h, const char *capability)
     for (size_t i = 0; i < h->ncapabilities; i++)
         if (strcmp(h->capabilities[i], capability) == 0)
             return true;
+    return false;
+}
+
+/* Its HELLO says it does not keep this node (mesh.h): a chosen peer is let go, and
+ * another chosen in its place; what its peer list names is remembered. */
+static void s_on_full(node_t *n, peer_t *p, const wire_hello *h)
+{
+    stm_mesh_declined(n->mesh, p, stm_monotime_ms());
+    if (stm_peer_tell_once(p, PEER_TOLD_FULL))
+        stm_log_event(STM_LOG_INFO, "peer-full", stm_peer_short_id(p),
+                      "%s keeps as many peers as it may, and not this node%s (said once)",
+                      stm_peer_endpoint(p),
+                      stm_peer_configured(p) ? ": asked again, with backoff"
+                                             : ": another is chosen in its place");
+    stm_mesh_learn(n->mesh, h);
+}
+
+/* A HELLO from a peer this node does not keep: it dialled this node. Let in when the
+ * mesh has room (mesh.h; always when it lists this node in its node.toml, which an
+ * older stemma is taken to do); else answered, on the connection it came on, with a
+ * HELLO that says "full" and names our peers, so that it dials another. */
+static bool s_let_in(node_t *n, peer_t *p, const wire_hello *h, const inbox_msg *m)
+{
+    bool listed = h->listed || !s_lists(h, WIRE_CAP_MESH);
+    if (stm_mesh_admit(n->mesh, p, listed, stm_monotime_ms()))
+        return true;
+    if (m->route_len && s_lists(h, WIRE_CAP_ROUTE)) {
+        /* Its vector is not ours to track (the peer is not kept): an empty one. */
+        vector_t *none = stm_vector_new();
+        vector_out whole = {.entries = BUF_INIT};
+        stm_vector_out_whole(&whole, none);
+        buf_t msg = BUF_INIT;
+        s_encode_hello(n, p, &whole, NULL, true, true, &msg);
+        stm_peer_answer(p, m->route, m->route_len, &msg);
+        stm_buf_free(&msg);
+        stm_buf_free(&whole.entries);
+        stm_vector_destroy(&none);
+    }
+    if (stm_peer_tell_once(p, PEER_TOLD_FULL))
+        stm_log_event(STM_LOG_INFO, "peer-declined", stm_peer_short_id(p),
+                      "it dialled this node, which keeps %zu learned peers already: told so "
+                      "(said once)",
+                      2 * stm_mesh_target(n->mesh));
+    stm_mesh_learn(n->mesh, h);
     return false;
 }
 
@@ -137,7 +204,7 @@ void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
         /* A wildcard (from a node before advertise) is no endpoint either: dialled, it
          * would reach this machine. */
         bool dialable = stm_endpoint_dialable(h.endpoint);
-        p = stm_mesh_add(n->mesh, &h.node_id, dialable ? h.endpoint : "", false);
+        p = stm_mesh_add(n->mesh, &h.node_id, dialable ? h.endpoint : "", MESH_KNOWN);
         if (!dialable && m->route_len)
             stm_log_event(STM_LOG_INFO, "peer-dialled-in", stm_peer_short_id(p),
                           "its HELLO gives no endpoint to dial (%s): it is answered on the "
@@ -146,6 +213,13 @@ void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
                           m->address);
     }
     if (s_key_shared(n, p, &h)) {
+        stm_wire_hello_clear(&h);
+        return;
+    }
+    bool let_in = !stm_peer_active(p);
+    if (h.full || (let_in && !s_let_in(n, p, &h, m))) {
+        if (h.full)
+            s_on_full(n, p, &h);
         stm_wire_hello_clear(&h);
         return;
     }
@@ -180,6 +254,7 @@ void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
         stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
     const wire_hello *hello = stm_peer_hello(p);
     const peer_verdict *v = stm_peer_get_verdict(p);
+    bool prune = false;
     const comparison_t *c = v->cmp;
     if (v->sync == PEER_SYNC_REFUSED) {
         stm_log_event(STM_LOG_WARN, "peer-refused", stm_peer_short_id(p), "%s v%d (%s): %s",
@@ -196,11 +271,17 @@ void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
                       stm_peer_endpoint(p)[0] ? stm_peer_endpoint(p) : "(no endpoint)",
                       stm_lineage_name(hello->lineage), c->remote_version,
                       stm_relation_name(c->relation), stm_peer_sync_name(v->sync), v->reason);
+        /* A learned link (neither lists the other) to a node that has another: it starts
+         * lazy toward this node, which other paths feed first (peer.h, "lazy links"). */
+        prune = stm_mesh_role_of(n->mesh, p) != MESH_CONFIGURED && !hello->listed &&
+                stm_node_eager_besides(n, p);
         /* The other peers hear of it (peer lists travel in HELLOs); flagged as a reply
-         * so that they do not answer. */
+         * so that they do not answer. So does it, when its HELLO answered ours: the list
+         * ours carried is as old as our dialling, and in a sparse mesh a node knows of
+         * others only from the lists of those it keeps. */
         for (size_t i = 0; i < stm_mesh_count(n->mesh); i++) {
             peer_t *q = stm_mesh_at(n->mesh, i);
-            if (q != p && stm_peer_get_state(q) == PEER_CONNECTED)
+            if ((q != p || hello->reply) && stm_peer_get_state(q) == PEER_CONNECTED)
                 stm_node_send_hello(n, q, true);
         }
     }
@@ -208,14 +289,19 @@ void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m)
     if (v->warning[0])
         stm_log_event(STM_LOG_WARN, "version-gap", stm_peer_short_id(p), "%s", v->warning);
     /* The answer goes after a REFUSE: the refused side keeps the refusal through
-     * answers (they carry reply), so it ends refused, not connected. It carries our
+     * answers (they carry reply), so it ends refused, not connected. A peer let in
+     * again that this node had refused (its key, since trusted again) is answered with a
+     * HELLO of our own, which lifts its side's refusal of us. It carries our
      * vector whole when the peer said it does not hold it; an answer is not answered, so
      * then our whole vector follows in VECTOR messages. */
     if (!hello->reply)
-        stm_node_send_hello(n, p, true);
+        stm_node_send_hello(n, p, !(let_in && was == PEER_REFUSED));
     else if (deltas && !stm_session_vector_synced(session))
         stm_node_send_whole(n, p);
     stm_node_vector_taken(n, p, taken, cut_before);
+    /* After our answer: a HELLO that is no answer makes the link eager again there. */
+    if (prune)
+        stm_peer_prune(p);
     stm_mesh_learn(n->mesh, hello);
 }
 
@@ -281,8 +367,8 @@ void stm_node_on_beacon(node_t *n, const beacon_heard *h)
                           h->endpoint, MESH_MAX_LEARNED);
         return;
     }
-    /* Its first HELLO is due at once (the HELLO timer opens its DEALER). */
-    p = stm_mesh_add(n->mesh, &m->id, h->endpoint, false);
+    /* Known: dialled once chosen (mesh.h), which the loop does before it sleeps. */
+    p = stm_mesh_add(n->mesh, &m->id, h->endpoint, MESH_KNOWN);
     stm_beacon_tally(n->beacon, BEACON_MET);
     stm_log_event(STM_LOG_INFO, "peer-discovered", stm_peer_short_id(p),
                   "its beacon came from %s%s", h->endpoint,

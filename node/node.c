@@ -26,10 +26,7 @@
 #include "node_internal.h"
 #include "beacon.h"
 #include "control.h"
-#include "dirlock.h"
-#include "endpoint.h"
 #include "inbox.h"
-#include "keys.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -47,10 +44,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zmq.h>
 
 
@@ -153,26 +148,31 @@ static void s_local_run(node_t *n, int64_t now)
             stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
             stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
                             stm_local_admit(n->local), &n->policy);
-            stm_node_send_hello(n, p, false);
+            if (stm_peer_active(p))
+                stm_node_send_hello(n, p, false);
         }
     }
     if (found)
         stm_mesh_mark_more(n->mesh);
 }
 
-/* PING to every connected peer, every heartbeat_ms. */
-static int64_t s_heartbeat_due(const node_t *n)
+/* Whether this node would let a key in: the peers it may choose (mesh.h). */
+static bool s_trusted(void *ctx, const stm_id *id)
 {
-    return n->next_heartbeat_ms;
+    node_t *n = ctx;
+    return n->insecure || stm_zap_tofu(n->zap) || stm_zap_is_trusted(n->zap, id);
 }
 
-static void s_heartbeat_run(node_t *n, int64_t now)
+/* Which learned peers are kept: when a trial ends or a peer let go may be chosen again;
+ * the loop also chooses before every sleep (s_before_sleep). */
+static int64_t s_mesh_due(const node_t *n)
 {
-    n->next_heartbeat_ms = now + n->heartbeat_ms;
-    buf_t ping = BUF_INIT;
-    stm_wire_encode_empty(&ping, WIRE_PING);
-    stm_mesh_send_connected(n->mesh, &ping);
-    stm_buf_free(&ping);
+    return stm_mesh_choose_at(n->mesh);
+}
+
+static void s_mesh_run(node_t *n, int64_t now)
+{
+    stm_mesh_choose(n->mesh, now, s_trusted, n);
 }
 
 /* Storing what peers sent: at once after the pass that received it, or after a
@@ -223,6 +223,21 @@ static void s_hello_run(node_t *n, peer_t *p, int64_t now)
     else
         stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
     stm_peer_hello_sent(p, now, true);
+}
+
+/* A PING to a connected peer that was sent nothing for heartbeat_ms (peer.h). */
+static void s_ping_run(node_t *n, peer_t *p, int64_t now)
+{
+    (void)n;
+    stm_peer_ping(p, now);
+}
+
+/* A pruned peer held what we lack and we have not moved on since: it may be due a
+ * GRAFT (peer.h, "lazy links"). */
+static void s_graft_run(node_t *n, peer_t *p, int64_t now)
+{
+    (void)now;
+    stm_node_check_graft(n, p);
 }
 
 /* Operations parked because their clock was ahead of this machine's apply once its
@@ -324,7 +339,7 @@ static const struct {
     void (*run)(node_t *n, int64_t now);
 } s_node_timers[] = {
     {s_local_due, s_local_run},
-    {s_heartbeat_due, s_heartbeat_run},
+    {s_mesh_due, s_mesh_run},
     {s_inbound_due, s_inbound_run},
     {s_ahead_due, s_ahead_run},
     {s_policy_due, s_policy_run},
@@ -339,6 +354,8 @@ static const struct {
     {stm_peer_silent_at, s_silence_run},
     {stm_peer_resend_at, s_resend_run},
     {stm_peer_hello_at, s_hello_run},
+    {stm_peer_ping_at, s_ping_run},
+    {stm_peer_graft_at, s_graft_run},
 };
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -409,6 +426,9 @@ static bool s_mark(node_t *n)
 static void s_before_sleep(node_t *n)
 {
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
+    /* Peers gone or refused in this pass are let go, others chosen: their HELLOs are due
+     * at once, which the sleep computed after this sees. */
+    stm_mesh_choose(n->mesh, stm_monotime_ms(), s_trusted, n);
     if (!s_mark(n))
         return;
     /* What each lacks, within its window. A long walk stops after a slice (many runs
@@ -418,6 +438,7 @@ static void s_before_sleep(node_t *n)
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
         if (stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_feed(n->local), stm_monotime_ms()))
             n->walking = true;
+    stm_node_tell_vectors(n);
     /* What other programs recorded (stemma apply beside the node), after the sends: with
      * many origins the comparison takes milliseconds. Found, it is sent next pass. */
     if (stm_local_sync_due(n->local)) {

@@ -24,7 +24,8 @@
  *   (b) CONNECTING -> REFUSED    stm_peer_on_hello: refused by us; stm_peer_on_refuse
  *   (c) CONNECTED -> CONNECTED   stm_peer_on_hello: a HELLO again, still accepted
  *   (d) CONNECTED -> GONE        stm_peer_on_silence: silent past peer_timeout_ms;
- *                                stm_peer_on_bye
+ *                                stm_peer_on_bye; stm_peer_deactivate: the node no
+ *                                longer keeps it (mesh.h)
  *   (e) CONNECTED -> REFUSED     stm_peer_on_hello: refused; stm_peer_on_refuse;
  *                                stm_peer_rejudge: our database migrated, and our new
  *                                verdict refuses it
@@ -48,8 +49,10 @@
  *     not refused us (refused_by_peer is NULL).
  *  2. GONE: its HELLO is held (it was connected) and it has not refused us.
  *  3. CONNECTING: no HELLO of its own has been judged.
- *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
- *     its unacknowledged batches have deadlines (stm_peer_silent_at, stm_peer_resend_at).
+ *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence, its
+ *     unacknowledged batches and its PING have deadlines (stm_peer_silent_at,
+ *     stm_peer_resend_at, stm_peer_ping_at). A PING goes only on a link that carried
+ *     nothing for heartbeat_ms: any message is a sign of life.
  *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers, to peers
  *     that refused us and to a REFUSED peer whose key is trusted again (its verdict
  *     not a refusal); a peer only we refused is not asked again until it says HELLO
@@ -64,7 +67,12 @@
  *  7. Messages go on the connection the peer opened to us (its route) while libzmq
  *     knows that connection, else on the DEALER: a peer that cannot be dialled (behind
  *     NAT, or binding nothing) is answered on its own connection, and one connection
- *     per pair carries everything both ways. A distrusted peer has no route. */
+ *     per pair carries everything both ways. A distrusted peer has no route.
+ *  8. An inactive peer (stm_peer_deactivate: the node's mesh keeps it only as known,
+ *     mesh.h) is never CONNECTED, has no DEALER, no route and no deadline, and is sent
+ *     nothing but stm_peer_answer's answer to its HELLO, on the connection that HELLO
+ *     came on; a message from it revives nothing. Only
+ *     stm_peer_activate makes it active again. */
 #include "peer_internal.h"
 #include "endpoint.h"
 #include "inbox.h"
@@ -122,7 +130,7 @@ static void s_check(const peer_t *p)
     switch (p->state) {
     case PEER_CONNECTED:
         assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer &&
-               !p->distrusted);
+               !p->distrusted && p->active);
         break;
     case PEER_GONE:
         assert(p->have_hello && !p->refused_by_peer);
@@ -139,6 +147,8 @@ static void s_check(const peer_t *p)
 void stm_peer_set_state(peer_t *p, peer_state state)
 {
     assert(stm_peer_transition_legal(p->state, state)); /* a bug in the node, never input */
+    if (state != PEER_CONNECTED)
+        p->lazy = p->pruned = false, p->graft_from = 0; /* met again, links start eager */
     p->state = state;
     s_check(p);
 }
@@ -154,6 +164,7 @@ peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
         snprintf(p->short_id, sizeof p->short_id, "?");
     p->endpoint = stm_strdup(endpoint);
     p->configured = configured;
+    p->active = true;
     p->timing = *timing;
     p->state = PEER_CONNECTING;
     p->session = stm_session_new(timing->window, (size_t)timing->batch_ops);
@@ -199,6 +210,16 @@ void stm_peer_set_id(peer_t *p, const stm_id *id)
     p->id = *id;
     p->id_known = true;
     stm_id_short(id, p->short_id);
+}
+
+bool stm_peer_configured(const peer_t *p)
+{
+    return p->configured;
+}
+
+void stm_peer_set_configured(peer_t *p, bool configured)
+{
+    p->configured = configured;
 }
 
 const char *stm_peer_endpoint(const peer_t *p)
@@ -258,6 +279,32 @@ bool stm_peer_tell_once(peer_t *p, unsigned what)
     return first;
 }
 
+/* ---- active or only known ---- */
+
+bool stm_peer_active(const peer_t *p)
+{
+    return p->active;
+}
+
+void stm_peer_activate(peer_t *p, int64_t now_ms)
+{
+    if (p->active)
+        return;
+    p->active = true;
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+    p->redialled = false;
+}
+
+void stm_peer_deactivate(peer_t *p)
+{
+    if (p->state == PEER_CONNECTED)
+        stm_peer_set_state(p, PEER_GONE);
+    p->active = false;
+    p->route_len = 0;
+    stm_peer_close_dealer(p); /* what waits in it goes nowhere: it is not kept */
+}
+
 /* ---- what it says ---- */
 
 static void s_seen(peer_t *p, int64_t now_ms)
@@ -270,6 +317,7 @@ static void s_seen(peer_t *p, int64_t now_ms)
 void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
                        int64_t now_ms)
 {
+    assert(p->active); /* the node lets a peer in (mesh.h) before it hears it */
     stm_peer_set_id(p, &h->node_id);
     /* A peer met by a peer list or its own HELLO may move; one we were told about is
      * reached where we were told. */
@@ -284,12 +332,20 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     memset(h, 0, sizeof *h);
     p->have_hello = true;
     p->reads_route = p->reads_parts = false;
+    bool mesh = false, vdelta = false;
     for (size_t i = 0; i < p->hello.ncapabilities; i++) {
         if (strcmp(p->hello.capabilities[i], WIRE_CAP_ROUTE) == 0)
             p->reads_route = true;
         if (strcmp(p->hello.capabilities[i], WIRE_CAP_PARTS) == 0)
             p->reads_parts = true;
+        mesh = mesh || strcmp(p->hello.capabilities[i], WIRE_CAP_MESH) == 0;
+        vdelta = vdelta || strcmp(p->hello.capabilities[i], WIRE_CAP_VDELTA) == 0;
     }
+    p->reads_prune = mesh && vdelta;
+    /* A conversation starts anew (it restarted, migrated, or met us): both ways eager,
+     * until a duplicate prunes again. Not at an answer: a PRUNE may follow one. */
+    if (!p->hello.reply)
+        p->lazy = p->pruned = false, p->graft_from = 0;
     /* A peer that puts parts together takes a row change up to WIRE_MAX_BATCH; an older
      * one, what one message holds (its inbox's limit), and no value over 16 MiB (its
      * decoder's). Larger ones go as stand-ins. */
@@ -336,6 +392,8 @@ bool stm_peer_on_bye(peer_t *p, int64_t now_ms)
 
 void stm_peer_heard(peer_t *p, int64_t now_ms)
 {
+    if (!p->active)
+        return; /* invariant 8 */
     s_seen(p, now_ms);
     if (p->state == PEER_GONE && p->verdict.sync != PEER_SYNC_REFUSED)
         stm_peer_set_state(p, PEER_CONNECTED);
@@ -396,6 +454,78 @@ const char *stm_peer_distrusted(const peer_t *p)
     return p->distrusted;
 }
 
+/* ---- lazy links ---- */
+
+void stm_peer_on_prune(peer_t *p)
+{
+    p->lazy = true;
+    p->told_gen = 0; /* it hears our vector at once */
+}
+
+void stm_peer_on_graft(peer_t *p)
+{
+    p->lazy = false;
+    stm_session_mark_more(p->session); /* its vector came: what it lacks goes at once */
+}
+
+bool stm_peer_wants_vector(const peer_t *p, uint64_t gen)
+{
+    return p->lazy && p->state == PEER_CONNECTED && p->told_gen != gen;
+}
+
+void stm_peer_told_vector(peer_t *p, uint64_t gen)
+{
+    p->told_gen = gen;
+}
+
+bool stm_peer_prune(peer_t *p)
+{
+    if (p->pruned || !p->reads_prune || p->state != PEER_CONNECTED)
+        return false;
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_empty(&msg, WIRE_PRUNE);
+    p->pruned = stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
+    p->graft_from = 0;
+    return p->pruned;
+}
+
+bool stm_peer_sends_eagerly(const peer_t *p)
+{
+    return p->state == PEER_CONNECTED && !p->pruned;
+}
+
+bool stm_peer_check_graft(peer_t *p, const vtrack_t *mine, int64_t now_ms)
+{
+    if (!p->pruned || p->state != PEER_CONNECTED || !stm_session_holds_more(p->session, mine)) {
+        p->graft_from = 0;
+        return false;
+    }
+    uint64_t gen = stm_vtrack_gen(mine);
+    if (!p->graft_from || gen != p->graft_gen) {
+        /* It holds more; the wait starts, or starts again as long as we move on. */
+        p->graft_from = now_ms;
+        p->graft_gen = gen;
+        return false;
+    }
+    return now_ms >= p->graft_from + p->timing.lazy_ms;
+}
+
+int64_t stm_peer_graft_at(const peer_t *p)
+{
+    return p->pruned && p->graft_from ? p->graft_from + p->timing.lazy_ms : INT64_MAX;
+}
+
+void stm_peer_graft(peer_t *p, const vector_out *graft)
+{
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_graft(&msg, graft);
+    if (stm_peer_send(p, &msg))
+        p->pruned = false;
+    p->graft_from = 0;
+    stm_buf_free(&msg);
+}
+
 /* ---- deadlines ---- */
 
 int64_t stm_peer_hello_at(const peer_t *p)
@@ -406,7 +536,7 @@ int64_t stm_peer_hello_at(const peer_t *p)
         p->state == PEER_REFUSED && !p->distrusted &&
         (p->refused_by_peer || !p->have_hello || p->verdict.sync != PEER_SYNC_REFUSED);
     bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE || refused_ask;
-    return asking ? p->next_hello_ms : INT64_MAX;
+    return asking && p->active ? p->next_hello_ms : INT64_MAX;
 }
 
 void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
@@ -434,6 +564,23 @@ void stm_peer_on_silence(peer_t *p, int64_t now_ms)
     p->backoff_ms = p->timing.reconnect_min_ms;
     stm_log_event(STM_LOG_WARN, "peer-gone", p->short_id, "silent for %d ms",
                   p->timing.peer_timeout_ms);
+}
+
+int64_t stm_peer_ping_at(const peer_t *p)
+{
+    if (p->state != PEER_CONNECTED)
+        return INT64_MAX;
+    int64_t last = p->last_sent_ms > p->ping_tried_ms ? p->last_sent_ms : p->ping_tried_ms;
+    return last + p->timing.heartbeat_ms;
+}
+
+void stm_peer_ping(peer_t *p, int64_t now_ms)
+{
+    p->ping_tried_ms = now_ms; /* a full queue is not tried again at once */
+    buf_t ping = BUF_INIT;
+    stm_wire_encode_empty(&ping, WIRE_PING);
+    stm_peer_send(p, &ping);
+    stm_buf_free(&ping);
 }
 
 int64_t stm_peer_resend_at(const peer_t *p)

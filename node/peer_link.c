@@ -6,6 +6,7 @@
 #include "endpoint.h"
 #include "inbox.h"
 #include "zsock.h"
+#include "base/clock.h"
 #include "base/mem.h"
 
 #include <sodium.h>
@@ -83,8 +84,8 @@ static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_err
 
 stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms, stm_error *err)
 {
-    if (p->outbox || p->distrusted)
-        return STM_OK; /* a distrusted peer is sent nothing (invariant 6) */
+    if (p->outbox || p->distrusted || !p->active)
+        return STM_OK; /* a distrusted or inactive peer is sent nothing (invariants 6, 8) */
     /* No endpoint to dial (it advertises none): it reaches us; nothing is sent to it
      * until a HELLO of its gives one. */
     if (!stm_endpoint_dialable(p->endpoint))
@@ -151,9 +152,11 @@ bool stm_peer_routed(const peer_t *p)
     return p->route_len > 0 && p->reads_route;
 }
 
-/* A message that left: its bytes, in all and by its type (the header's sixth byte). */
+/* A message that left: its bytes, in all and by its type (the header's sixth byte), and
+ * when (a link that carries messages needs no PING). */
 static void s_count(peer_t *p, const buf_t *msg)
 {
+    p->last_sent_ms = stm_monotime_ms();
     p->bytes_sent += msg->len;
     unsigned type = msg->len >= WIRE_HEADER_BYTES ? (unsigned char)msg->data[5] : 0;
     p->bytes_by_type[type < PEER_MESSAGE_TYPES ? type : 0] += msg->len;
@@ -177,6 +180,15 @@ bool stm_peer_send(peer_t *p, const buf_t *msg)
         }
     }
     if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
+        return false;
+    s_count(p, msg);
+    return true;
+}
+
+bool stm_peer_answer(peer_t *p, const void *route, size_t len, const buf_t *msg)
+{
+    if (len == 0 || !p->inbox ||
+        stm_inbox_send(p->inbox, route, len, msg->data, msg->len) != INBOX_SENT)
         return false;
     s_count(p, msg);
     return true;
