@@ -85,6 +85,9 @@ typedef struct {
     /* [policy]: what syncs per relation, and the version limits; peer.h judges by it */
     peer_policy policy;
 
+    /* [mesh]: which learned peers are kept (node/mesh.h) */
+    int max_learned_peers; /* the most learned peers dialled */
+
     /* [timing] */
     int heartbeat_ms;     /* how often a quiet peer is pinged */
     int peer_timeout_ms;  /* silence after which a peer is taken as gone */

@@ -263,6 +263,7 @@ static void s_report_fill(const control_view *v, report_node *r)
     for (size_t i = 0; i < count; i++) {
         peer_t *p = stm_mesh_at(v->mesh, i);
         stm_peer_report(p, &peers[i], mine);
+        peers[i].role = stm_mesh_role_name(stm_mesh_role_at(v->mesh, i));
         r->bytes_sent += stm_peer_bytes_sent(p);
         r->bytes_hello += stm_peer_bytes_of(p, WIRE_HELLO);
         r->bytes_ack += stm_peer_bytes_of(p, WIRE_ACK);

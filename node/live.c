@@ -62,6 +62,7 @@ static char *s_trust_change(node_t *n, const char *request)
     stm_keys_to_z85(&key, z85);
     stm_id_short(&key, sid);
     peer_t *p = stm_mesh_find(n->mesh, &key);
+    stm_mesh_touch(n->mesh); /* a known peer may be chosen now, or no longer */
     if (change == ZAP_CHANGED_ADDED) {
         stm_log_event(STM_LOG_INFO, "trust-added", sid, "now trusting %s (stemma trust add)", z85);
         if (p)
@@ -92,10 +93,13 @@ static char *s_peer_change(node_t *n, const char *request)
     if (r.change == PEERLIST_ADDED) {
         if (spec->has_key) /* peerlist put it in [security] trusted too */
             stm_zap_trust_as(n->zap, &spec->key, ZAP_FROM_CONFIG);
-        if (!p)
-            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
-        else
+        if (!p) {
+            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint,
+                             MESH_CONFIGURED);
+        } else {
             stm_peer_trust_again(p, stm_monotime_ms());
+            stm_mesh_set_configured(n->mesh, p, true, stm_monotime_ms());
+        }
         stm_log_event(STM_LOG_INFO, "peer-added", stm_peer_short_id(p),
                       "%s (stemma peer add): dialling it", spec->endpoint);
         stm_node_peers_push(n, spec);
@@ -110,6 +114,9 @@ static char *s_peer_change(node_t *n, const char *request)
                       r.still_trusted ? ": its key is still trusted by known_peers" : "");
         if (p && !r.still_trusted)
             stm_peer_distrust(p, S_REMOVED_REASON);
+        /* Known from now on: with its key still trusted, it may be chosen or dial in. */
+        if (p)
+            stm_mesh_set_configured(n->mesh, p, false, stm_monotime_ms());
         /* As stemma trust remove says: under trust on first use the key comes back. */
         if (spec->has_key && !r.still_trusted && stm_zap_tofu(n->zap)) {
             buf_t b = BUF_INIT;
@@ -173,6 +180,7 @@ static void s_reload_key(void *ctx, const stm_id *key, bool added)
     peer_t *p = stm_mesh_find(n->mesh, key);
     stm_log_event(STM_LOG_INFO, added ? "trust-added" : "trust-removed", sid, "%s %s (SIGHUP)",
                   added ? "now trusting" : "no longer trusting", z85);
+    stm_mesh_touch(n->mesh);
     if (p && added)
         stm_peer_trust_again(p, stm_monotime_ms());
     else if (p)
@@ -232,7 +240,10 @@ void stm_node_reload(node_t *n)
         peer_t *p = spec->has_key ? stm_mesh_find(n->mesh, &spec->key)
                                   : stm_mesh_find_endpoint(n->mesh, spec->endpoint);
         if (!p)
-            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
+            p = stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint,
+                             MESH_CONFIGURED);
+        else
+            stm_mesh_set_configured(n->mesh, p, true, stm_monotime_ms());
         stm_log_event(STM_LOG_INFO, "peer-added", stm_peer_short_id(p),
                       "%s (node.toml, SIGHUP): dialling it", spec->endpoint);
     }

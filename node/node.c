@@ -1,5 +1,6 @@
-/* node.c - the daemon: its loop (the sockets it waits on, read in turn), its timers and
- * its life (node.h); what each message does is dispatch.c's.
+/* node.c - the daemon: its loop (the sockets it waits on, read in turn) and its timers
+ * (node.h); what each message does is dispatch.c's (and meet.c's), how the node is made
+ * and destroyed life.c's.
  *
  * The node owns the database, the sockets and the peers, and runs one loop in one
  * thread. The work is done by the modules it owns: its database (local.h), the inbox
@@ -25,10 +26,7 @@
 #include "node_internal.h"
 #include "beacon.h"
 #include "control.h"
-#include "dirlock.h"
-#include "endpoint.h"
 #include "inbox.h"
-#include "keys.h"
 #include "local.h"
 #include "mesh.h"
 #include "peer.h"
@@ -46,10 +44,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zmq.h>
 
 
@@ -155,26 +151,31 @@ static void s_local_run(node_t *n, int64_t now)
             stm_peer_rejudge(p, stm_local_lineage(n->local), &n->policy);
             stm_peer_follow(p, stm_local_lenses(n->local), stm_local_set_lineage(n->local),
                             stm_local_admit(n->local), &n->policy);
-            stm_node_send_hello(n, p, false);
+            if (stm_peer_active(p))
+                stm_node_send_hello(n, p, false);
         }
     }
     if (found)
         stm_mesh_mark_more(n->mesh);
 }
 
-/* PING to every connected peer, every heartbeat_ms. */
-static int64_t s_heartbeat_due(const node_t *n)
+/* Whether this node would let a key in: the peers it may choose (mesh.h). */
+static bool s_trusted(void *ctx, const stm_id *id)
 {
-    return n->next_heartbeat_ms;
+    node_t *n = ctx;
+    return n->insecure || stm_zap_tofu(n->zap) || stm_zap_is_trusted(n->zap, id);
 }
 
-static void s_heartbeat_run(node_t *n, int64_t now)
+/* Which learned peers are kept: when a trial ends or a peer let go may be chosen again;
+ * the loop also chooses before every sleep (s_before_sleep). */
+static int64_t s_mesh_due(const node_t *n)
 {
-    n->next_heartbeat_ms = now + n->heartbeat_ms;
-    buf_t ping = BUF_INIT;
-    stm_wire_encode_empty(&ping, WIRE_PING);
-    stm_mesh_send_connected(n->mesh, &ping);
-    stm_buf_free(&ping);
+    return stm_mesh_choose_at(n->mesh);
+}
+
+static void s_mesh_run(node_t *n, int64_t now)
+{
+    stm_mesh_choose(n->mesh, now, s_trusted, n);
 }
 
 /* Storing what peers sent: at once after the pass that received it, or after a
@@ -230,6 +231,21 @@ static void s_hello_run(node_t *n, peer_t *p, int64_t now)
     else
         stm_log_event(STM_LOG_WARN, "peer", stm_peer_short_id(p), "%s", err.msg);
     stm_peer_hello_sent(p, now, true);
+}
+
+/* A PING to a connected peer that was sent nothing for heartbeat_ms (peer.h). */
+static void s_ping_run(node_t *n, peer_t *p, int64_t now)
+{
+    (void)n;
+    stm_peer_ping(p, now);
+}
+
+/* A pruned peer held what we lack and we have not moved on since: it may be due a
+ * GRAFT (peer.h, "lazy links"). */
+static void s_graft_run(node_t *n, peer_t *p, int64_t now)
+{
+    (void)now;
+    stm_node_check_graft(n, p);
 }
 
 /* Operations parked because their clock was ahead of this machine's apply once its
@@ -331,7 +347,7 @@ static const struct {
     void (*run)(node_t *n, int64_t now);
 } s_node_timers[] = {
     {s_local_due, s_local_run},
-    {s_heartbeat_due, s_heartbeat_run},
+    {s_mesh_due, s_mesh_run},
     {s_inbound_due, s_inbound_run},
     {s_ahead_due, s_ahead_run},
     {s_policy_due, s_policy_run},
@@ -346,6 +362,8 @@ static const struct {
     {stm_peer_silent_at, s_silence_run},
     {stm_peer_resend_at, s_resend_run},
     {stm_peer_hello_at, s_hello_run},
+    {stm_peer_ping_at, s_ping_run},
+    {stm_peer_graft_at, s_graft_run},
 };
 #define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -416,6 +434,9 @@ static bool s_mark(node_t *n)
 static void s_before_sleep(node_t *n)
 {
     stm_zap_flush(n->zap); /* known_peers, written and fsynced out of dispatch */
+    /* Peers gone or refused in this pass are let go, others chosen: their HELLOs are due
+     * at once, which the sleep computed after this sees. */
+    stm_mesh_choose(n->mesh, stm_monotime_ms(), s_trusted, n);
     if (!s_mark(n))
         return;
     /* What each lacks, within its window. A long walk stops after a slice (many runs
@@ -425,6 +446,7 @@ static void s_before_sleep(node_t *n)
     for (size_t i = 0; i < stm_mesh_count(n->mesh); i++)
         if (stm_peer_pump(stm_mesh_at(n->mesh, i), stm_local_feed(n->local), stm_monotime_ms()))
             n->walking = true;
+    stm_node_tell_vectors(n);
     /* What other programs recorded (stemma apply beside the node), after the sends: with
      * many origins the comparison takes milliseconds. Found, it is sent next pass. */
     if (stm_local_sync_due(n->local)) {
@@ -434,164 +456,7 @@ static void s_before_sleep(node_t *n)
     stm_local_warn_origins(n->local);
 }
 
-/* ---- life ---- */
-
-static stm_err s_bind_sockets(node_t *n, const node_config *cfg, stm_error *err)
-{
-    n->ctx = zmq_ctx_new();
-    if (!n->ctx)
-        return stm_zsock_error(err, "creating the ZeroMQ context");
-    stm_err rc = STM_OK;
-    /* The ZAP handler has to be there before the first CURVE connection. */
-    if (!n->insecure)
-        rc = stm_zap_bind(n->zap, n->ctx, err);
-    if (rc == STM_OK)
-        rc = stm_inbox_new(n->ctx, cfg->bind, n->insecure, n->secret, &n->inbox, err);
-    if (rc == STM_OK)
-        rc = stm_control_new(n->ctx, cfg->control, &n->control, err);
-    return rc;
-}
-
-/* The name HELLOs give: the setting, else the machine's host name (cut to the length a
- * name may have, control characters made '?', as a peer would refuse them). */
-static char *s_device_name(const char *setting)
-{
-    char host[256] = "";
-    if (!setting || !setting[0]) {
-        if (gethostname(host, sizeof host) != 0)
-            host[0] = '\0';
-        host[sizeof host - 1] = '\0';
-        host[CONFIG_MAX_NAME] = '\0';
-        for (char *c = host; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
-        setting = host;
-    }
-    return stm_strdup(setting);
-}
-
-/* LAN discovery's socket. The beacon carries the port the inbox is bound to, never
- * advertise: a node that hears it dials the address the beacon came from, which on a
- * LAN reaches the node even where advertise names it otherwise (a public address, a
- * name the LAN does not resolve); advertise still travels in HELLOs. */
-static stm_err s_open_beacon(node_t *n, const node_config *cfg, stm_error *err)
-{
-    beacon_options o = {
-        .port = cfg->discovery_port,
-        .interval_ms = cfg->discovery_interval_ms,
-        .broadcast = cfg->discovery_broadcast,
-        .self = {.id = n->id, .insecure = n->insecure},
-    };
-    o.self.port = (uint16_t)stm_beacon_mesh_port(stm_inbox_endpoint(n->inbox),
-                                                 cfg->discovery_broadcast, &n->no_beacon_why);
-    return stm_beacon_new(&o, &n->beacon, err);
-}
-
-stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
-{
-    const node_config *cfg = o->config;
-    /* Before anything in NODE_DIR is touched: a second node there stops here, leaving
-     * the database, the sockets and known_peers to the first. */
-    dirlock_t *lock = NULL;
-    stm_err locked = stm_dirlock_acquire(cfg->dir, &lock, err);
-    if (locked != STM_OK)
-        return locked;
-    node_t *n = stm_calloc(1, sizeof *n);
-    n->lock = lock;
-    n->dir = stm_strdup(cfg->dir);
-    n->settings = stm_config_values_text(cfg);
-    for (size_t i = 0; i < cfg->npeers; i++)
-        stm_node_peers_push(n, &cfg->peers[i]);
-    n->insecure = cfg->insecure;
-    n->policy = cfg->policy;
-    n->deltas = cfg->vector_deltas;
-    n->heartbeat_ms = cfg->heartbeat_ms;
-    n->local_poll_ms = cfg->local_poll_ms;
-    n->reconnect_max_ms = cfg->reconnect_max_ms;
-    peer_timing timing = {
-        .window = cfg->window,
-        .batch_ops = cfg->batch_ops,
-        .reconnect_min_ms = cfg->reconnect_min_ms,
-        .reconnect_max_ms = cfg->reconnect_max_ms,
-        .peer_timeout_ms = cfg->peer_timeout_ms,
-    };
-    n->name = s_device_name(cfg->name);
-    n->id = *stm_keys_public(o->keys);
-    stm_id_short(&n->id, n->short_id);
-    stm_keys_to_z85(&n->id, n->key_z85);
-    n->secret = sodium_malloc(32);
-    memcpy(n->secret, stm_keys_secret(o->keys), 32);
-    sodium_mprotect_readonly(n->secret);
-    n->inbound = stm_inbound_new(cfg->busy_timeout_ms);
-    /* node.toml's trusted keys, its peers' and those in known_peers, alike. */
-    n->zap = stm_zap_new(cfg, o->known, o->nknown);
-    char *db = stm_config_resolve(cfg, cfg->db), *schemas = stm_config_resolve(cfg, cfg->schemas);
-    schemaset_layout layout = LAYOUT_AUTO;
-    if (cfg->layout) /* checked when node.toml was read */
-        (void)stm_layout_from_name(cfg->layout, &layout);
-    stm_err rc = stm_local_open(db, schemas, layout, n->inbound, &n->local, err);
-    if (rc == STM_OK) {
-        stm_local_set_max_clock_ahead(n->local, cfg->max_clock_ahead_ms);
-        stm_local_set_policy(n->local, &cfg->policy);
-        n->policy_retry = true; /* the policy may have changed since they were parked */
-    }
-    free(db);
-    free(schemas);
-    if (rc == STM_OK)
-        rc = s_bind_sockets(n, cfg, err);
-    if (rc == STM_OK)
-        n->mesh = stm_mesh_new(&n->id, &timing, n->inbox);
-    if (rc == STM_OK) {
-        /* What peers are told: the setting; else where the inbox is bound (its port
-         * resolved), unless that is a wildcard, which they could not dial. */
-        const char *bound = stm_inbox_endpoint(n->inbox);
-        n->advertise = stm_strdup(cfg->advertise && cfg->advertise[0] ? cfg->advertise
-                                  : stm_endpoint_is_wildcard(bound)   ? ""
-                                                                      : bound);
-    }
-    if (rc == STM_OK && cfg->discovery)
-        rc = s_open_beacon(n, cfg, err);
-    compactor_options co = {.enabled = cfg->compact,
-                            .interval_ms = cfg->compact_interval_ms,
-                            .known_peer_hours = cfg->known_peer_hours};
-    n->compactor = stm_compactor_new(&co, stm_monotime_ms());
-    for (size_t i = 0; i < cfg->npeers && rc == STM_OK; i++) {
-        const config_peer *spec = &cfg->peers[i];
-        if (!spec->has_key && !n->insecure) {
-            rc = stm_error_set(err, STM_EINPUT,
-                               "peer %s: give its public key as KEY@ENDPOINT (or run insecure)",
-                               spec->endpoint);
-            break;
-        }
-        /* Its key is trusted (stm_zap_new): a peer we were told to reach may reach us. */
-        stm_mesh_add(n->mesh, spec->has_key ? &spec->key : NULL, spec->endpoint, true);
-    }
-    if (rc != STM_OK) {
-        stm_node_destroy(&n);
-        return rc;
-    }
-    n->view = (control_view){.id = &n->id,
-                             .secure = !n->insecure,
-                             .endpoint = stm_inbox_endpoint(n->inbox),
-                             .name = n->name,
-                             .local = n->local,
-                             .inbound = n->inbound,
-                             .zap = n->zap,
-                             .mesh = n->mesh,
-                             .drops = &n->drops,
-                             .beacon = n->beacon,
-                             .compactor = n->compactor,
-                             .change = stm_node_control_change,
-                             .change_ctx = n};
-    *out = n;
-    return STM_OK;
-}
-
-const char *stm_node_endpoint(const node_t *n)
-{
-    return stm_inbox_endpoint(n->inbox);
-}
-
+/* ---- life (life.c makes and destroys the node) ---- */
 
 /* What the node says once, as it starts running. */
 static void s_say_started(node_t *n)
@@ -694,41 +559,4 @@ stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic
     }
     stm_node_say_bye(n);
     return STM_OK;
-}
-
-void stm_node_destroy(node_t **self_p)
-{
-    node_t *n = *self_p;
-    if (!n)
-        return;
-    /* Every socket is closed before the context ends (zmq_ctx_term waits for them). */
-    stm_mesh_destroy(&n->mesh);
-    stm_inbox_destroy(&n->inbox);
-    stm_control_destroy(&n->control);
-    stm_zap_destroy(&n->zap);
-    stm_beacon_destroy(&n->beacon);
-    stm_compactor_destroy(&n->compactor);
-    stm_pollfd_destroy(&n->pollfd); /* step.c's */
-    /* zmq_ctx_term fails only when a signal interrupts it: it is asked again. */
-    while (n->ctx && zmq_ctx_term(n->ctx) != 0 && zmq_errno() == EINTR)
-        ;
-    stm_local_destroy(&n->local);
-    /* After the store, whose busy handler it is. Batches never stored were never
-     * acknowledged: their senders send them again. */
-    stm_inbound_destroy(&n->inbound);
-    if (n->secret)
-        sodium_free(n->secret);
-    /* Last: until now no other node may start here, so the control socket removed
-     * above was this node's own (control.h). */
-    stm_dirlock_release(&n->lock);
-    free(n->advertise);
-    free(n->name);
-    free(n->clone_seen);
-    free(n->poll_items);
-    free(n->poll_peers);
-    free(n->dir);
-    free(n->settings);
-    stm_node_peers_clear(n);
-    free(n);
-    *self_p = NULL;
 }

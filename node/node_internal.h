@@ -1,11 +1,12 @@
-/* node_internal.h - private to the node: only node.c, step.c, events.c, dispatch.c and
- * live.c include it.
+/* node_internal.h - private to the node: only node.c, life.c, step.c, events.c,
+ * dispatch.c, meet.c and live.c include it.
  *
- * node.c holds the loop and the timers; step.c a pass of it as the application's loop
- * calls it; events.c what the application is told; dispatch.c what each message from a
- * peer does; live.c the changes a running node takes without a restart (`stemma trust`,
- * `stemma peer`, SIGHUP). All work on the node's parts, so its struct is here rather than in
- * any of them. */
+ * node.c holds the loop and the timers; life.c makes and destroys the node; step.c a
+ * pass of the loop as the application's loop calls it; events.c what the application is told; dispatch.c what each message from a
+ * peer does, but for HELLOs and beacons, which meet.c takes (meeting peers); live.c the
+ * changes a running node takes without a restart (`stemma trust`, `stemma peer`,
+ * SIGHUP). All work on the node's parts, so its struct is here rather than in any of
+ * them. */
 #ifndef STM_NODE_INTERNAL_H
 #define STM_NODE_INTERNAL_H
 
@@ -31,7 +32,6 @@ struct node {
     size_t npeers;
     bool insecure;         /* plain TCP: no CURVE, no ZAP */
     peer_policy policy;    /* what syncs with whom */
-    int heartbeat_ms;      /* how often connected peers are sent PING */
     int local_poll_ms;     /* how often to look for local writes and migrations */
     int reconnect_max_ms;  /* how often a silent peer is dialled anew (peer.h) */
     char *advertise;       /* the endpoint HELLOs give: "" when none can be dialled */
@@ -60,7 +60,7 @@ struct node {
     size_t poll_cap;
     control_view view;   /* the parts above, as the control socket reads them */
     control_drops drops; /* messages dropped, by why */
-    int64_t next_heartbeat_ms, next_local_poll_ms;
+    int64_t next_local_poll_ms;
     int64_t ahead_retry_after; /* after a failed retry of clocks parked ahead: not before */
     int64_t listened_ms;       /* when the loop last read its sockets (zmq_poll returned):
                                   a peer's silence and lost batches are judged only once
@@ -94,10 +94,37 @@ STM_NODISCARD stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_
 void stm_node_drop(node_t *n, report_drop why);
 /* Opens p's DEALER when it has none (peer.h, stm_peer_open). */
 STM_NODISCARD stm_err stm_node_open_peer(node_t *n, peer_t *p, stm_error *err);
+/* Our vector as the next message to p carries it (sync/session.h, invariant 10): the
+ * parts (lent until the next call), of which the first goes in that message and the
+ * rest follow in VECTOR messages (stm_node_send_parts); returns how many. */
+size_t stm_node_vector_out(node_t *n, peer_t *p, const vector_out **parts);
+void stm_node_send_parts(peer_t *p, const vector_out *parts, size_t count);
+/* Our whole vector to p, in VECTOR messages: it asked, or does not hold it. */
+void stm_node_send_whole(node_t *n, peer_t *p);
+/* A vector message taken as a stemma before vector deltas takes it, when this node is
+ * told not to use them ([sync] vector_deltas = false). */
+void stm_node_as_older(const node_t *n, vector_msg *m);
+/* What a vector part of p's came to (stm_session_take_vector; cut_before: the
+ * session's vectors cut before it): asked for whole, or said once. */
+void stm_node_vector_taken(node_t *n, peer_t *p, session_vector r, uint64_t cut_before);
+
+/* Internal (meet.c): meeting peers. */
+
 /* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
 void stm_node_send_hello(node_t *n, peer_t *p, bool reply);
+/* A HELLO (m), from the inbox (p NULL) or on p's DEALER: met, judged, let in or told
+ * this node is full, its peer list remembered. */
+void stm_node_on_hello(node_t *n, peer_t *p, const inbox_msg *m);
+/* Whether a connected peer other than p sends to this node eagerly (peer.h, "lazy
+ * links"): p may be pruned only then. */
+bool stm_node_eager_besides(const node_t *n, const peer_t *p);
 /* Stores the batches received (one transaction), acknowledging each after the commit. */
 void stm_node_store_inbound(node_t *n);
+/* Our vector to the peers that send to us lazily, when it changed since they last heard
+ * it (before sleeping: after the batches were stored and local writes found). */
+void stm_node_tell_vectors(node_t *n);
+/* A GRAFT to p when it is due (peer.h, "lazy links"). */
+void stm_node_check_graft(node_t *n, peer_t *p);
 /* One message, from the inbox (from NULL) or from the DEALER to peer from: its header
  * checked, then handed to its handler. */
 void stm_node_dispatch(node_t *n, peer_t *from, const inbox_msg *m);

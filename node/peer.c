@@ -24,7 +24,8 @@
  *   (b) CONNECTING -> REFUSED    stm_peer_on_hello: refused by us; stm_peer_on_refuse
  *   (c) CONNECTED -> CONNECTED   stm_peer_on_hello: a HELLO again, still accepted
  *   (d) CONNECTED -> GONE        stm_peer_on_silence: silent past peer_timeout_ms;
- *                                stm_peer_on_bye
+ *                                stm_peer_on_bye; stm_peer_deactivate: the node no
+ *                                longer keeps it (mesh.h)
  *   (e) CONNECTED -> REFUSED     stm_peer_on_hello: refused; stm_peer_on_refuse;
  *                                stm_peer_rejudge: our database migrated, and our new
  *                                verdict refuses it
@@ -48,8 +49,10 @@
  *     not refused us (refused_by_peer is NULL).
  *  2. GONE: its HELLO is held (it was connected) and it has not refused us.
  *  3. CONNECTING: no HELLO of its own has been judged.
- *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence and
- *     its unacknowledged batches have deadlines (stm_peer_silent_at, stm_peer_resend_at).
+ *  4. Only a CONNECTED peer is sent operations and PINGs, and only its silence, its
+ *     unacknowledged batches and its PING have deadlines (stm_peer_silent_at,
+ *     stm_peer_resend_at, stm_peer_ping_at). A PING goes only on a link that carried
+ *     nothing for heartbeat_ms: any message is a sign of life.
  *  5. HELLOs are retried, with backoff, to CONNECTING and GONE peers, to peers
  *     that refused us and to a REFUSED peer whose key is trusted again (its verdict
  *     not a refusal); a peer only we refused is not asked again until it says HELLO
@@ -64,7 +67,12 @@
  *  7. Messages go on the connection the peer opened to us (its route) while libzmq
  *     knows that connection, else on the DEALER: a peer that cannot be dialled (behind
  *     NAT, or binding nothing) is answered on its own connection, and one connection
- *     per pair carries everything both ways. A distrusted peer has no route. */
+ *     per pair carries everything both ways. A distrusted peer has no route.
+ *  8. An inactive peer (stm_peer_deactivate: the node's mesh keeps it only as known,
+ *     mesh.h) is never CONNECTED, has no DEALER, no route and no deadline, and is sent
+ *     nothing but stm_peer_answer's answer to its HELLO, on the connection that HELLO
+ *     came on; a message from it revives nothing. Only
+ *     stm_peer_activate makes it active again. */
 #include "peer_internal.h"
 #include "endpoint.h"
 #include "inbox.h"
@@ -81,11 +89,6 @@
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
-
-
-/* Messages libzmq holds for a DEALER before the node reads them: with WIRE_MAX_MESSAGE,
- * what an endpoint can make the node hold through the connection it opened to it. */
-#define PEER_DEALER_RCVHWM 4
 
 /* The diagram above as a table: s_legal[from][to]. */
 static const bool s_legal[PEER_STATES][PEER_STATES] = {
@@ -127,7 +130,7 @@ static void s_check(const peer_t *p)
     switch (p->state) {
     case PEER_CONNECTED:
         assert(p->have_hello && p->verdict.sync != PEER_SYNC_REFUSED && !p->refused_by_peer &&
-               !p->distrusted);
+               !p->distrusted && p->active);
         break;
     case PEER_GONE:
         assert(p->have_hello && !p->refused_by_peer);
@@ -141,17 +144,11 @@ static void s_check(const peer_t *p)
     (void)p;
 }
 
-/* Lets go of the message stm_peer_next lent. */
-static void s_release(peer_t *p)
-{
-    if (p->holding)
-        zmq_msg_close(&p->in_msg);
-    p->holding = false;
-}
-
 void stm_peer_set_state(peer_t *p, peer_state state)
 {
     assert(stm_peer_transition_legal(p->state, state)); /* a bug in the node, never input */
+    if (state != PEER_CONNECTED)
+        p->lazy = p->pruned = false, p->graft_from = 0; /* met again, links start eager */
     p->state = state;
     s_check(p);
 }
@@ -167,6 +164,7 @@ peer_t *stm_peer_new(const stm_id *id, const char *endpoint, bool configured,
         snprintf(p->short_id, sizeof p->short_id, "?");
     p->endpoint = stm_strdup(endpoint);
     p->configured = configured;
+    p->active = true;
     p->timing = *timing;
     p->state = PEER_CONNECTING;
     p->session = stm_session_new(timing->window, (size_t)timing->batch_ops);
@@ -182,8 +180,7 @@ void stm_peer_destroy(peer_t **self_p)
     peer_t *p = *self_p;
     if (!p)
         return;
-    s_release(p);
-    stm_zsock_close(&p->outbox);
+    stm_peer_close_dealer(p);
     free(p->endpoint);
     stm_wire_hello_clear(&p->hello);
     stm_peer_verdict_clear(&p->verdict);
@@ -213,6 +210,16 @@ void stm_peer_set_id(peer_t *p, const stm_id *id)
     p->id = *id;
     p->id_known = true;
     stm_id_short(id, p->short_id);
+}
+
+bool stm_peer_configured(const peer_t *p)
+{
+    return p->configured;
+}
+
+void stm_peer_set_configured(peer_t *p, bool configured)
+{
+    p->configured = configured;
 }
 
 const char *stm_peer_endpoint(const peer_t *p)
@@ -272,6 +279,32 @@ bool stm_peer_tell_once(peer_t *p, unsigned what)
     return first;
 }
 
+/* ---- active or only known ---- */
+
+bool stm_peer_active(const peer_t *p)
+{
+    return p->active;
+}
+
+void stm_peer_activate(peer_t *p, int64_t now_ms)
+{
+    if (p->active)
+        return;
+    p->active = true;
+    p->next_hello_ms = now_ms;
+    p->backoff_ms = p->timing.reconnect_min_ms;
+    p->redialled = false;
+}
+
+void stm_peer_deactivate(peer_t *p)
+{
+    if (p->state == PEER_CONNECTED)
+        stm_peer_set_state(p, PEER_GONE);
+    p->active = false;
+    p->route_len = 0;
+    stm_peer_close_dealer(p); /* what waits in it goes nowhere: it is not kept */
+}
+
 /* ---- what it says ---- */
 
 static void s_seen(peer_t *p, int64_t now_ms)
@@ -284,6 +317,7 @@ static void s_seen(peer_t *p, int64_t now_ms)
 void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const peer_policy *policy,
                        int64_t now_ms)
 {
+    assert(p->active); /* the node lets a peer in (mesh.h) before it hears it */
     stm_peer_set_id(p, &h->node_id);
     /* A peer met by a peer list or its own HELLO may move; one we were told about is
      * reached where we were told. */
@@ -298,12 +332,20 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     memset(h, 0, sizeof *h);
     p->have_hello = true;
     p->reads_route = p->reads_parts = false;
+    bool mesh = false, vdelta = false;
     for (size_t i = 0; i < p->hello.ncapabilities; i++) {
         if (strcmp(p->hello.capabilities[i], WIRE_CAP_ROUTE) == 0)
             p->reads_route = true;
         if (strcmp(p->hello.capabilities[i], WIRE_CAP_PARTS) == 0)
             p->reads_parts = true;
+        mesh = mesh || strcmp(p->hello.capabilities[i], WIRE_CAP_MESH) == 0;
+        vdelta = vdelta || strcmp(p->hello.capabilities[i], WIRE_CAP_VDELTA) == 0;
     }
+    p->reads_prune = mesh && vdelta;
+    /* A conversation starts anew (it restarted, migrated, or met us): both ways eager,
+     * until a duplicate prunes again. Not at an answer: a PRUNE may follow one. */
+    if (!p->hello.reply)
+        p->lazy = p->pruned = false, p->graft_from = 0;
     /* A peer that puts parts together takes a row change up to WIRE_MAX_BATCH; an older
      * one, what one message holds (its inbox's limit), and no value over 16 MiB (its
      * decoder's). Larger ones go as stand-ins. */
@@ -350,6 +392,8 @@ bool stm_peer_on_bye(peer_t *p, int64_t now_ms)
 
 void stm_peer_heard(peer_t *p, int64_t now_ms)
 {
+    if (!p->active)
+        return; /* invariant 8 */
     s_seen(p, now_ms);
     if (p->state == PEER_GONE && p->verdict.sync != PEER_SYNC_REFUSED)
         stm_peer_set_state(p, PEER_CONNECTED);
@@ -388,8 +432,7 @@ void stm_peer_distrust(peer_t *p, const char *reason)
          * (the context's end waits no longer for it either). */
         int linger = PEER_DISTRUST_LINGER_MS;
         zmq_setsockopt(p->outbox, ZMQ_LINGER, &linger, sizeof linger);
-        s_release(p);
-        stm_zsock_close(&p->outbox);
+        stm_peer_close_dealer(p);
     }
     free(p->distrusted);
     p->distrusted = stm_strdup(reason);
@@ -411,6 +454,78 @@ const char *stm_peer_distrusted(const peer_t *p)
     return p->distrusted;
 }
 
+/* ---- lazy links ---- */
+
+void stm_peer_on_prune(peer_t *p)
+{
+    p->lazy = true;
+    p->told_gen = 0; /* it hears our vector at once */
+}
+
+void stm_peer_on_graft(peer_t *p)
+{
+    p->lazy = false;
+    stm_session_mark_more(p->session); /* its vector came: what it lacks goes at once */
+}
+
+bool stm_peer_wants_vector(const peer_t *p, uint64_t gen)
+{
+    return p->lazy && p->state == PEER_CONNECTED && p->told_gen != gen;
+}
+
+void stm_peer_told_vector(peer_t *p, uint64_t gen)
+{
+    p->told_gen = gen;
+}
+
+bool stm_peer_prune(peer_t *p)
+{
+    if (p->pruned || !p->reads_prune || p->state != PEER_CONNECTED)
+        return false;
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_empty(&msg, WIRE_PRUNE);
+    p->pruned = stm_peer_send(p, &msg);
+    stm_buf_free(&msg);
+    p->graft_from = 0;
+    return p->pruned;
+}
+
+bool stm_peer_sends_eagerly(const peer_t *p)
+{
+    return p->state == PEER_CONNECTED && !p->pruned;
+}
+
+bool stm_peer_check_graft(peer_t *p, const vtrack_t *mine, int64_t now_ms)
+{
+    if (!p->pruned || p->state != PEER_CONNECTED || !stm_session_holds_more(p->session, mine)) {
+        p->graft_from = 0;
+        return false;
+    }
+    uint64_t gen = stm_vtrack_gen(mine);
+    if (!p->graft_from || gen != p->graft_gen) {
+        /* It holds more; the wait starts, or starts again as long as we move on. */
+        p->graft_from = now_ms;
+        p->graft_gen = gen;
+        return false;
+    }
+    return now_ms >= p->graft_from + p->timing.lazy_ms;
+}
+
+int64_t stm_peer_graft_at(const peer_t *p)
+{
+    return p->pruned && p->graft_from ? p->graft_from + p->timing.lazy_ms : INT64_MAX;
+}
+
+void stm_peer_graft(peer_t *p, const vector_out *graft)
+{
+    buf_t msg = BUF_INIT;
+    stm_wire_encode_graft(&msg, graft);
+    if (stm_peer_send(p, &msg))
+        p->pruned = false;
+    p->graft_from = 0;
+    stm_buf_free(&msg);
+}
+
 /* ---- deadlines ---- */
 
 int64_t stm_peer_hello_at(const peer_t *p)
@@ -421,7 +536,7 @@ int64_t stm_peer_hello_at(const peer_t *p)
         p->state == PEER_REFUSED && !p->distrusted &&
         (p->refused_by_peer || !p->have_hello || p->verdict.sync != PEER_SYNC_REFUSED);
     bool asking = p->state == PEER_CONNECTING || p->state == PEER_GONE || refused_ask;
-    return asking ? p->next_hello_ms : INT64_MAX;
+    return asking && p->active ? p->next_hello_ms : INT64_MAX;
 }
 
 void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry)
@@ -451,6 +566,23 @@ void stm_peer_on_silence(peer_t *p, int64_t now_ms)
                   p->timing.peer_timeout_ms);
 }
 
+int64_t stm_peer_ping_at(const peer_t *p)
+{
+    if (p->state != PEER_CONNECTED)
+        return INT64_MAX;
+    int64_t last = p->last_sent_ms > p->ping_tried_ms ? p->last_sent_ms : p->ping_tried_ms;
+    return last + p->timing.heartbeat_ms;
+}
+
+void stm_peer_ping(peer_t *p, int64_t now_ms)
+{
+    p->ping_tried_ms = now_ms; /* a full queue is not tried again at once */
+    buf_t ping = BUF_INIT;
+    stm_wire_encode_empty(&ping, WIRE_PING);
+    stm_peer_send(p, &ping);
+    stm_buf_free(&ping);
+}
+
 int64_t stm_peer_resend_at(const peer_t *p)
 {
     return p->state == PEER_CONNECTED ? stm_session_resend_at(p->session, p->timing.peer_timeout_ms)
@@ -464,189 +596,6 @@ void stm_peer_resend(peer_t *p)
                   "again from what it last said it holds",
                   stm_session_in_flight(p->session), p->timing.peer_timeout_ms);
     stm_session_resend(p->session); /* unacknowledged: send again from what it holds */
-}
-
-/* ---- sending ---- */
-
-/* The DEALER's options; CURVE keys from self and the peer's id. */
-static stm_err s_setup_outbox(peer_t *p, void *s, const peer_self *self, stm_error *err)
-{
-    const char *name = "a peer's socket";
-    /* The peer answers on this connection when it has none of its own to us (it cannot
-     * dial us, or has not yet): the node reads it as it reads the inbox, with the
-     * inbox's limit on a message. Its queue is short: whoever is at the endpoint a peer
-     * list named may send on it, and what libzmq holds unread for it stays under
-     * PEER_DEALER_RCVHWM messages (the node reads it every pass of its loop). */
-    stm_err rc = stm_zsock_set_int(s, ZMQ_RCVHWM, PEER_DEALER_RCVHWM, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set_int64(s, ZMQ_MAXMSGSIZE, WIRE_MAX_MESSAGE, name, err);
-    /* Messages wait for the connection to come up (a HELLO sent right after connecting
-     * must not be lost). The queue stays small: only connected peers are sent
-     * operations, at most a window of them, and HELLO retries back off. */
-    if (rc == STM_OK)
-        rc = stm_zsock_set_int(s, ZMQ_IMMEDIATE, 0, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set_int(s, ZMQ_SNDHWM, 1000, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set_int(s, ZMQ_RECONNECT_IVL, p->timing.reconnect_min_ms, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set_int(s, ZMQ_RECONNECT_IVL_MAX, p->timing.reconnect_max_ms, name, err);
-    if (rc != STM_OK)
-        return rc;
-    if (self->insecure) {
-        /* Without CURVE the inbox knows a sender only by its routing id: make it stable
-         * (it survives reconnections) and say who we are, "N" and our id in hex. */
-        char rid[1 + STM_ID_HEX_LEN + 1];
-        rid[0] = 'N';
-        stm_id_to_hex(self->id, rid + 1);
-        return stm_zsock_set(s, ZMQ_ROUTING_ID, rid, 1 + STM_ID_HEX_LEN, name, err);
-    }
-    if (!p->id_known)
-        return stm_error_set(err, STM_EINPUT, "peer %s: its key is needed (KEY@ENDPOINT)",
-                             p->endpoint);
-    char server[41], public_z85[41], secret_z85[41];
-    zmq_z85_encode(server, p->id.bytes, 32);
-    zmq_z85_encode(public_z85, self->id->bytes, 32);
-    zmq_z85_encode(secret_z85, self->secret, 32);
-    rc = stm_zsock_set(s, ZMQ_CURVE_SERVERKEY, server, 40, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set(s, ZMQ_CURVE_PUBLICKEY, public_z85, 40, name, err);
-    if (rc == STM_OK)
-        rc = stm_zsock_set(s, ZMQ_CURVE_SECRETKEY, secret_z85, 40, name, err);
-    sodium_memzero(secret_z85, sizeof secret_z85);
-    return rc;
-}
-
-stm_err stm_peer_open(peer_t *p, const peer_self *self, int64_t now_ms, stm_error *err)
-{
-    if (p->outbox || p->distrusted)
-        return STM_OK; /* a distrusted peer is sent nothing (invariant 6) */
-    /* No endpoint to dial (it advertises none): it reaches us; nothing is sent to it
-     * until a HELLO of its gives one. */
-    if (!stm_endpoint_dialable(p->endpoint))
-        return STM_OK;
-    void *s = NULL;
-    stm_err rc = stm_zsock_new(self->ctx, ZMQ_DEALER, "a peer's socket", &s, err);
-    if (rc != STM_OK)
-        return rc;
-    rc = s_setup_outbox(p, s, self, err);
-    if (rc == STM_OK && zmq_connect(s, p->endpoint) != 0)
-        rc = stm_error_set(err, STM_EINPUT, "peer %s: cannot connect: %s", p->endpoint,
-                           zmq_strerror(zmq_errno()));
-    if (rc != STM_OK) {
-        stm_zsock_close(&s);
-        return rc;
-    }
-    p->outbox = s;
-    p->dialled_ms = now_ms;
-    return STM_OK;
-}
-
-bool stm_peer_redial_due(const peer_t *p, int64_t now_ms)
-{
-    if (!p->outbox || (p->state != PEER_CONNECTING && p->state != PEER_GONE))
-        return false;
-    int64_t since = p->dialled_ms > p->last_seen_ms ? p->dialled_ms : p->last_seen_ms;
-    return now_ms - since >= p->timing.reconnect_max_ms;
-}
-
-bool stm_peer_redial(peer_t *p)
-{
-    s_release(p);
-    stm_zsock_close(&p->outbox); /* what waited in it is sent again: a HELLO follows */
-    bool first = !p->redialled;
-    p->redialled = true;
-    return first;
-}
-
-bool stm_peer_move(peer_t *p, const char *endpoint, int64_t now_ms)
-{
-    if (p->configured || p->distrusted || (p->state != PEER_CONNECTING && p->state != PEER_GONE) ||
-        strcmp(p->endpoint, endpoint) == 0)
-        return false;
-    if (stm_endpoint_dialable(p->endpoint) && !stm_peer_redial_due(p, now_ms))
-        return false;
-    free(p->endpoint);
-    p->endpoint = stm_strdup(endpoint);
-    s_release(p);
-    stm_zsock_close(&p->outbox);
-    p->next_hello_ms = now_ms;
-    p->backoff_ms = p->timing.reconnect_min_ms;
-    return true;
-}
-
-void stm_peer_set_route(peer_t *p, const void *route, size_t len, const char *address)
-{
-    if (len == 0 || len > sizeof p->route)
-        return;
-    memcpy(p->route, route, len);
-    p->route_len = len;
-    snprintf(p->address, sizeof p->address, "%s", address ? address : "");
-}
-
-bool stm_peer_routed(const peer_t *p)
-{
-    return p->route_len > 0 && p->reads_route;
-}
-
-/* A message that left: its bytes, in all and by its type (the header's sixth byte). */
-static void s_count(peer_t *p, const buf_t *msg)
-{
-    p->bytes_sent += msg->len;
-    unsigned type = msg->len >= WIRE_HEADER_BYTES ? (unsigned char)msg->data[5] : 0;
-    p->bytes_by_type[type < PEER_MESSAGE_TYPES ? type : 0] += msg->len;
-}
-
-bool stm_peer_send(peer_t *p, const buf_t *msg)
-{
-    /* On the connection it opened to us while that is open: it is up (libzmq knows of
-     * it only once its handshake is done), and it is the one way to a peer that cannot
-     * be dialled. Else on our DEALER, whose messages wait for its connection. */
-    if (stm_peer_routed(p) && p->inbox) {
-        switch (stm_inbox_send(p->inbox, p->route, p->route_len, msg->data, msg->len)) {
-        case INBOX_SENT:
-            s_count(p, msg);
-            return true;
-        case INBOX_FULL:
-            return false;
-        case INBOX_CLOSED:
-            p->route_len = 0; /* until it sends on a connection of its own again */
-            break;
-        }
-    }
-    if (!p->outbox || zmq_send(p->outbox, msg->data, msg->len, ZMQ_DONTWAIT) != (int)msg->len)
-        return false;
-    s_count(p, msg);
-    return true;
-}
-
-void *stm_peer_socket(peer_t *p)
-{
-    return p->outbox;
-}
-
-bool stm_peer_next(peer_t *p, const void **data, size_t *len)
-{
-    s_release(p);
-    if (!p->outbox)
-        return false;
-    zmq_msg_init(&p->in_msg);
-    if (zmq_msg_recv(&p->in_msg, p->outbox, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&p->in_msg);
-        return false;
-    }
-    p->holding = true;
-    /* Anything after the first frame is not ours: read and drop it (as the inbox does). */
-    bool more = zmq_msg_more(&p->in_msg);
-    while (more) {
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        more = zmq_msg_recv(&extra, p->outbox, 0) >= 0 && zmq_msg_more(&extra);
-        zmq_msg_close(&extra);
-    }
-    *data = zmq_msg_data(&p->in_msg);
-    *len = zmq_msg_size(&p->in_msg);
-    return true;
 }
 
 void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine)

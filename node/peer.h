@@ -51,6 +51,9 @@ typedef struct {
     int reconnect_max_ms; /* and double up to this */
     int peer_timeout_ms;  /* silence that makes a connected peer gone; also how long
                              unacknowledged batches wait before they are sent again */
+    int heartbeat_ms;     /* a connected peer sent nothing for this long is sent a PING */
+    int lazy_ms;          /* a peer that pruned this node is sent what it still lacks this
+                             long after it was first found to lack something */
 } peer_timing;
 
 /* Who this node is, to open a DEALER to a peer (lent for the call). */
@@ -63,7 +66,7 @@ typedef struct {
 
 typedef struct peer peer_t;
 
-/* A peer at endpoint ("": none to dial), CONNECTING, its first HELLO due at once. id
+/* A peer at endpoint ("": none to dial), CONNECTING and active, its first HELLO due at once. id
  * is NULL when not known yet (insecure, KEY@ omitted); configured says node.toml names
  * it (its endpoint is then never changed by what it says); inbox (lent, may be NULL) is
  * the node's, to answer on a connection the peer opened. The caller owns it
@@ -79,6 +82,10 @@ peer_state stm_peer_get_state(const peer_t *p);
 const stm_id *stm_peer_id(const peer_t *p);
 /* Learns its id (from a peer list naming its endpoint); no change when known. */
 void stm_peer_set_id(peer_t *p, const stm_id *id);
+/* Whether node.toml names it (its endpoint is then kept whatever it says), and the
+ * change of that by `stemma peer add|remove`. */
+bool stm_peer_configured(const peer_t *p);
+void stm_peer_set_configured(peer_t *p, bool configured);
 /* Its endpoint and short id (for logs; "?" while its id is unknown), lent. */
 const char *stm_peer_endpoint(const peer_t *p);
 const char *stm_peer_short_id(const peer_t *p);
@@ -98,6 +105,18 @@ time_t stm_peer_last_seen(const peer_t *p);
 
 /* Moves p to state. An illegal transition is a bug in the node, and asserts. */
 void stm_peer_set_state(peer_t *p, peer_state state);
+
+/* ---- active or only known (mesh.h chooses) ---- */
+
+/* Whether this node talks to it: an active peer is dialled, said HELLO, sent
+ * operations and PINGs; an inactive one is only remembered (invariant 8 in peer.c). */
+bool stm_peer_active(const peer_t *p);
+/* Makes it active: HELLOs to it start at now_ms with the least backoff. */
+void stm_peer_activate(peer_t *p, int64_t now_ms);
+/* Makes it inactive: its DEALER closes, the route of its connection is forgotten, and a
+ * CONNECTED peer is GONE. Nothing is sent to it and nothing it sends revives it until
+ * stm_peer_activate. */
+void stm_peer_deactivate(peer_t *p);
 
 /* ---- what it says ---- */
 
@@ -139,6 +158,39 @@ void stm_peer_trust_again(peer_t *p, int64_t now_ms);
 /* Why this node stopped trusting it, lent; NULL while it trusts it. */
 const char *stm_peer_distrusted(const peer_t *p);
 
+/* ---- lazy links (docs/protocol.md, "PRUNE and GRAFT") ----
+ *
+ * A link is eager (operations go as soon as the peer lacks them) or lazy (only the
+ * sender's vector goes, as it changes). The receiver decides: it prunes a peer whose
+ * batches it holds already, another peer being faster, and grafts it again when that
+ * peer holds what it lacks and it has not moved on for lazy_ms: its other path failed.
+ * So an operation crosses about one link per node, whatever the mesh's links. */
+
+/* Its PRUNE: it gets what this node holds from another first. It is sent no operations,
+ * and hears our vector as it changes (stm_peer_wants_vector), until its GRAFT. */
+void stm_peer_on_prune(peer_t *p);
+/* Its GRAFT (its vector, carried, taken first): it is sent what it lacks again. */
+void stm_peer_on_graft(peer_t *p);
+/* Whether it must hear our vector of generation gen (sync/vtrack.h): it pruned us, is
+ * connected, and was not told that one yet; and that it was told. */
+bool stm_peer_wants_vector(const peer_t *p, uint64_t gen);
+void stm_peer_told_vector(peer_t *p, uint64_t gen);
+
+/* Sends it a PRUNE, when it is connected, reads one (it lists WIRE_CAP_MESH and
+ * WIRE_CAP_VDELTA) and is not pruned already. Returns whether one went. */
+bool stm_peer_prune(peer_t *p);
+/* Whether it is connected and not pruned: it sends to this node as soon as it can. */
+bool stm_peer_sends_eagerly(const peer_t *p);
+/* A pruned peer, looked at now_ms against mine, our vector: true when it is due a GRAFT
+ * (stm_peer_graft), because it holds something we lack and we have not moved on (mine's
+ * generation) for lazy_ms since it was first seen to. Called when its vector comes, and
+ * when that wait ends (stm_peer_graft_at: INT64_MAX when none is under way). */
+bool stm_peer_check_graft(peer_t *p, const vtrack_t *mine, int64_t now_ms);
+int64_t stm_peer_graft_at(const peer_t *p);
+/* Sends it a GRAFT carrying graft (our vector's first part, as stm_session_vector_out
+ * gives it; lent): it is eager again. */
+void stm_peer_graft(peer_t *p, const vector_out *graft);
+
 /* ---- deadlines: when each is due (INT64_MAX: not armed), and what runs then ---- */
 
 /* The next HELLO, while it has not answered (CONNECTING, GONE) or refused us. */
@@ -152,6 +204,11 @@ void stm_peer_hello_sent(peer_t *p, int64_t now_ms, bool retry);
 int64_t stm_peer_silent_at(const peer_t *p);
 /* That deadline passed: GONE, and HELLOs start again at once with the least backoff. */
 void stm_peer_on_silence(peer_t *p, int64_t now_ms);
+/* When a connected peer is due a PING: heartbeat_ms after the last message sent to it
+ * (or the last PING tried), so that a link busy with other messages carries none. */
+int64_t stm_peer_ping_at(const peer_t *p);
+/* That deadline passed: a PING, tried at now_ms. */
+void stm_peer_ping(peer_t *p, int64_t now_ms);
 /* When unacknowledged batches to a connected peer count as lost (session.h). */
 int64_t stm_peer_resend_at(const peer_t *p);
 /* That deadline passed: send again from what it last said it holds. */
@@ -192,6 +249,11 @@ bool stm_peer_routed(const peer_t *p);
  * while that is open, else on its DEALER. False when it could not leave now (no way to
  * it yet, or the queue is full). */
 bool stm_peer_send(peer_t *p, const buf_t *msg);
+/* Sends msg on the connection named by route (len bytes, as the inbox gave it), active
+ * or not, without keeping that route: the answer to a HELLO that just came on it, from
+ * a peer that reads answers there (WIRE_CAP_ROUTE), when this node does not keep the
+ * peer. False when it could not leave now. */
+bool stm_peer_answer(peer_t *p, const void *route, size_t len, const buf_t *msg);
 /* Its DEALER, to poll for what it answers there (lent); NULL when not open. */
 void *stm_peer_socket(peer_t *p);
 /* Reads the next whole message it sent on its DEALER without waiting: its first
@@ -221,11 +283,13 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine);
 /* Bytes handed to ZeroMQ for it, every message counted (before CURVE); and of the
  * messages of one type (wire_type; 0: of a type it does not know). */
 uint64_t stm_peer_bytes_sent(const peer_t *p);
-#define PEER_MESSAGE_TYPES 9
+#define PEER_MESSAGE_TYPES 10
 uint64_t stm_peer_bytes_of(const peer_t *p, unsigned type);
 /* What is logged once per peer: our vectors cut for it (an older peer), its cut here. */
 #define PEER_TOLD_CUT_OUT 1u
 #define PEER_TOLD_CUT_IN 2u
+/* ... and that it does not keep this node, or this node not it (mesh.h). */
+#define PEER_TOLD_FULL 4u
 /* True the first time only for what. */
 bool stm_peer_tell_once(peer_t *p, unsigned what);
 

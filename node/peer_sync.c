@@ -61,7 +61,8 @@ static bool s_send_batch(peer_t *p, uint64_t seq, const buf_t *enc, buf_t *msg)
 
 bool stm_peer_pump(peer_t *p, feed_t *feed, int64_t now_ms)
 {
-    if (p->state != PEER_CONNECTED || (!p->outbox && !stm_peer_routed(p)) ||
+    /* A lazy peer gets what we hold from another first, and hears our vector instead. */
+    if (p->state != PEER_CONNECTED || p->lazy || (!p->outbox && !stm_peer_routed(p)) ||
         !stm_session_wants_to_send(p->session))
         return false;
     stm_error err = {0};

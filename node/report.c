@@ -247,6 +247,8 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
     stm_jsonw_string(w, p->name);
     stm_jsonw_key(w, "state");
     stm_jsonw_string(w, stm_report_state_name(p->state));
+    stm_jsonw_key(w, "role");
+    stm_jsonw_string(w, p->role);
     stm_jsonw_key(w, "schema_set");
     stm_jsonw_string(w, p->schema_set);
     stm_jsonw_key(w, "version");
@@ -439,6 +441,7 @@ static toml_value *s_toml_peer(const report_peer *p)
     s_toml_str(t, "dialled_in_from", p->dialled_in_from);
     s_toml_str(t, "name", p->name);
     s_toml_str(t, "state", stm_report_state_name(p->state));
+    s_toml_str(t, "role", p->role);
     s_toml_str(t, "schema_set", p->schema_set);
     if (c) {
         s_toml_int(t, "version", c->remote_version);
@@ -537,6 +540,8 @@ static char *s_text(const report_node *r, bool brief)
         if (p->dialled_in_from)
             stm_buf_printf(&b, " (dialled in from %s)", p->dialled_in_from);
         stm_buf_printf(&b, "  %s", stm_report_state_name(p->state));
+        if (p->role)
+            stm_buf_printf(&b, " (%s)", strcmp(p->role, "known") == 0 ? "known, not kept" : p->role);
         if (c)
             stm_buf_printf(&b, "  %s v%d  %s  sync %s", p->schema_set ? p->schema_set : "?",
                            c->remote_version, stm_relation_name(c->relation), stm_report_sync(p));
@@ -575,10 +580,11 @@ char *stm_report_peers_text(const report_node *r)
 
 char *stm_report_stats_text(const report_node *r)
 {
-    size_t connected = 0;
+    size_t connected = 0, kept = 0;
     uint64_t sent = 0, received = 0, withheld_from = 0;
     for (size_t i = 0; i < r->npeers; i++) {
         connected += r->peers[i].state == REPORT_CONNECTED;
+        kept += !r->peers[i].role || strcmp(r->peers[i].role, "known") != 0;
         sent += r->peers[i].ops_sent;
         received += r->peers[i].ops_received;
         withheld_from += r->peers[i].withheld;
@@ -607,6 +613,7 @@ char *stm_report_stats_text(const report_node *r)
                    (unsigned long long)r->beacons_untrusted,
                    (unsigned long long)r->beacons_other_mode,
                    (unsigned long long)r->peers_discovered);
+    stm_buf_printf(&b, "peers kept %zu (known, not kept %zu)\n", kept, r->npeers - kept);
     stm_buf_printf(&b, "withheld %llu\nwithheld from peers %llu\n",
                    (unsigned long long)r->withheld, (unsigned long long)withheld_from);
     const report_compaction *c = &r->compaction;

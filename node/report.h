@@ -69,6 +69,8 @@ typedef struct {
     const char *dialled_in_from; /* the address of the connection it opened to this node,
                                     which this node answers on; NULL when none is open */
     report_state state;
+    const char *role;            /* why it is kept (node/mesh.h): "configured", "chosen",
+                                    "dialled-in", or "known": not kept, only remembered */
     const char *schema_set;      /* the schema set its HELLO named; NULL when none */
     const lineage_t *lineage;    /* its database's lineage from its HELLO; NULL before one */
     const peer_verdict *verdict; /* this node's judgement of that HELLO; NULL before one */

@@ -6,6 +6,7 @@
  * bounds and doc are written here and nowhere else; node.toml's comments and the user
  * guide's tables are made from them. */
 #include "settings.h"
+#include "mesh.h"
 #include "sync/apply.h"
 
 #include "base/mem.h"
@@ -26,6 +27,8 @@
 const settings_section stm_settings_sections[] = {
     {"node", "the node's database, its schema set, and where it listens"},
     {"peers", "the nodes this node connects to"},
+    {"mesh", "which of the nodes it learns of (from peer lists, beacons, or their own HELLOs) "
+             "a node keeps as peers (docs/user-guide.md, \"A sparse mesh\")"},
     {"discovery", "finding peers on the local network by UDP beacons, without configured "
                   "endpoints; a node found so is met only when its key is trusted"},
     {"security", "who may connect: CURVE keys, and trust on first use"},
@@ -79,6 +82,14 @@ const settings_row stm_settings_rows[] = {
      .doc = "the peers this node connects to, each \"KEY@ENDPOINT\": KEY the peer's public "
             "key (its stemma init prints it), which may be left out only when "
             "security.insecure is true. Peers not listed may still connect to this node"},
+
+    {S_ROW("mesh", "max_learned_peers", SETTINGS_INT, max_learned_peers), .value = 8, .min = 0,
+     .max = MESH_MAX_LEARNED,
+     .doc = "the most learned nodes this node dials: log2 of the peers it knows and one more "
+            "(3 of 4, 5 of 16, 7 of 64), never more than this; as many more that dial it are "
+            "let in, and any that lists it in [peers]. The others are remembered, and dialled "
+            "when a kept one goes away; 0: it dials only its [peers], and lets in only nodes "
+            "that list it"},
 
     {S_ROW("discovery", "enabled", SETTINGS_BOOL, discovery), .value = false,
      .doc = "true: the node broadcasts a beacon (its key and mesh port) and listens for "

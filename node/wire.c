@@ -149,6 +149,14 @@ void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_out *vector)
     stm_wire_put_vector(&pk, out, vector);
 }
 
+void stm_wire_encode_graft(buf_t *out, const vector_out *vector)
+{
+    msgpack_packer pk;
+    stm_wire_put_header(out, WIRE_GRAFT, &pk);
+    msgpack_pack_map(&pk, stm_wire_vector_keys(vector));
+    stm_wire_put_vector(&pk, out, vector);
+}
+
 void stm_wire_encode_vector(buf_t *out, const vector_out *vector, bool need)
 {
     msgpack_packer pk;
@@ -445,21 +453,24 @@ stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq, vector_
     return rc;
 }
 
-stm_err stm_wire_decode_vector(const void *data, size_t len, vector_msg *vector, bool *has_vector,
-                               bool *need, stm_error *err)
+/* A VECTOR's body, or a GRAFT's (type), which has no vneed. */
+static stm_err s_decode_vector(const void *data, size_t len, int type, vector_msg *vector,
+                               bool *has_vector, bool *need, stm_error *err)
 {
+    const char *name = type == WIRE_GRAFT ? "GRAFT" : "VECTOR";
     msgread_t r;
     uint32_t nkeys;
     memset(vector, 0, sizeof *vector);
     *has_vector = *need = false;
-    stm_err rc = stm_wire_body(data, len, WIRE_VECTOR, &r, &nkeys, err);
+    stm_err rc = stm_wire_body(data, len, type, &r, &nkeys, err);
     for (uint32_t k = 0; k < nkeys && rc == STM_OK; k++) {
         char key[32];
         int kr = stm_wire_next_key(&r, key, sizeof key);
         if (kr <= 0) {
             if (kr < 0)
-                rc = stm_wire_bad(err, "a VECTOR field is malformed");
-        } else if (strcmp(key, "vneed") == 0) {
+                rc = stm_error_set(err, STM_EPROTO, "malformed message: a %s field is malformed",
+                                   name);
+        } else if (type == WIRE_VECTOR && strcmp(key, "vneed") == 0) {
             if (!stm_msgread_bool(&r, need))
                 rc = stm_wire_bad(err, "a VECTOR's vneed is not a bool");
         } else {
@@ -467,9 +478,12 @@ stm_err stm_wire_decode_vector(const void *data, size_t len, vector_msg *vector,
             if (vr < 0)
                 rc = STM_EPROTO;
             else if (vr == 0 && !stm_msgread_skip(&r))
-                rc = stm_wire_bad(err, "a VECTOR field is malformed");
+                rc = stm_error_set(err, STM_EPROTO, "malformed message: a %s field is malformed",
+                                   name);
         }
     }
+    if (rc == STM_OK && type == WIRE_GRAFT && !*has_vector)
+        rc = stm_wire_bad(err, "a GRAFT lacks its vector");
     if (rc == STM_OK && !*has_vector && !*need)
         rc = stm_wire_bad(err, "a VECTOR has neither vector nor vneed");
     if (rc == STM_OK && !*has_vector && (vector->delta || vector->has_digest))
@@ -477,4 +491,16 @@ stm_err stm_wire_decode_vector(const void *data, size_t len, vector_msg *vector,
     if (rc != STM_OK)
         stm_vector_msg_clear(vector);
     return rc;
+}
+
+stm_err stm_wire_decode_vector(const void *data, size_t len, vector_msg *vector, bool *has_vector,
+                               bool *need, stm_error *err)
+{
+    return s_decode_vector(data, len, WIRE_VECTOR, vector, has_vector, need, err);
+}
+
+stm_err stm_wire_decode_graft(const void *data, size_t len, vector_msg *vector, stm_error *err)
+{
+    bool has_vector, need;
+    return s_decode_vector(data, len, WIRE_GRAFT, vector, &has_vector, &need, err);
 }

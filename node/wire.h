@@ -37,6 +37,11 @@
  * answers VECTOR messages: only then is it sent them (docs/protocol.md, "Vector deltas");
  * a peer without it is sent whole vectors, of at most VECTOR_MAX_ENTRIES. */
 #define WIRE_CAP_VDELTA "vdelta.v1"
+/* The capability a HELLO lists when its sender keeps a bounded set of peers (node/mesh.h)
+ * and says so in HELLOs: "listed" when the receiver is in its node.toml, "full" when it
+ * does not keep the receiver. A peer without it is let in as if it listed this node
+ * (docs/protocol.md, "A sparse mesh"). */
+#define WIRE_CAP_MESH "mesh.v1"
 /* A batch larger than this goes in parts, each a slice of at most this many bytes: one
  * part must arrive within a peer's timeout, so a link carrying 1 MiB per peer_timeout_ms
  * (200 kB/s at 5 s) delivers a batch of any size. */
@@ -78,6 +83,8 @@ typedef enum {
     WIRE_BYE = 6,    /* I am leaving */
     WIRE_RECEIVED = 7, /* I have this much of your batch sent in parts */
     WIRE_VECTOR = 8,   /* my vector, or a part of it; or: send me yours whole */
+    WIRE_PRUNE = 9,    /* another sends me first what you send: tell me your vector instead */
+    WIRE_GRAFT = 10,   /* my other path stopped: send me what I lack again; my vector */
 } wire_type;
 
 /* A peer named in a HELLO's peer list. */
@@ -103,6 +110,8 @@ typedef struct {
     wire_peer *peers;           /* the peers it knows */
     size_t npeers;
     bool reply;                 /* it answers our HELLO: do not answer it again */
+    bool listed;                /* we are in its node.toml's [peers] (WIRE_CAP_MESH) */
+    bool full;                  /* it does not keep us: keeps as many peers as it may */
     wire_lenses lenses;         /* what its migrations did to the data (none: an older
                                    stemma, or no schema set) */
 } wire_hello;
@@ -126,6 +135,8 @@ typedef struct {
     const wire_peer *peers;
     size_t npeers;
     bool reply;                 /* it answers the peer's HELLO */
+    bool listed;                /* the peer is in the sender's node.toml */
+    bool full;                  /* the sender does not keep the peer (mesh.h) */
     bool deltas;                /* it lists WIRE_CAP_VDELTA */
     const lens_set_t *lenses;   /* the schema set's (NULL: none): what the lineage's
                                    migrations did to the data (wire_lens.h) */
@@ -183,6 +194,13 @@ void stm_wire_encode_ack(buf_t *out, uint64_t seq, const vector_out *vector);
 /* *vector is the caller's (stm_vector_msg_clear), zeroed first. */
 STM_NODISCARD stm_err stm_wire_decode_ack(const void *data, size_t len, uint64_t *seq,
                                           vector_msg *vector, stm_error *err);
+
+/* GRAFT (to a peer listing WIRE_CAP_MESH only): the receiver is to send the sender
+ * operations again, from the sender's vector (or its first part), which it carries. */
+void stm_wire_encode_graft(buf_t *out, const vector_out *vector);
+/* *vector is the caller's (stm_vector_msg_clear), zeroed first. */
+STM_NODISCARD stm_err stm_wire_decode_graft(const void *data, size_t len, vector_msg *vector,
+                                            stm_error *err);
 
 /* VECTOR (to a peer listing WIRE_CAP_VDELTA only): a part of the sender's vector (the
  * parts after the first of a long one, or a whole one it was asked for), or, with need,

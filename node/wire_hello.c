@@ -38,12 +38,21 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const wire_hello_o
     msgpack_packer pk;
     stm_wire_put_header(out, WIRE_HELLO, &pk);
     msgpack_pack_map(&pk, 10 + stm_wire_vector_keys(h->vector) + (h->know != NULL) +
-                              (h->lenses != NULL));
+                              (h->lenses != NULL) + h->listed + h->full);
     stm_wire_put_key(&pk, "reply");
     if (h->reply)
         msgpack_pack_true(&pk);
     else
         msgpack_pack_false(&pk);
+    /* Said only when true: a HELLO without them is what an older stemma sends. */
+    if (h->listed) {
+        stm_wire_put_key(&pk, "listed");
+        msgpack_pack_true(&pk);
+    }
+    if (h->full) {
+        stm_wire_put_key(&pk, "full");
+        msgpack_pack_true(&pk);
+    }
     stm_wire_put_key(&pk, "node");
     stm_wire_put_id(&pk, node_id);
     stm_wire_put_key(&pk, "endpoint");
@@ -70,12 +79,13 @@ void stm_wire_encode_hello(buf_t *out, const stm_id *node_id, const wire_hello_o
     stm_wire_put_key(&pk, "min_supported_version");
     msgpack_pack_uint32(&pk, (uint32_t)(h->min_supported > 0 ? h->min_supported : 0));
     stm_wire_put_key(&pk, "capabilities");
-    msgpack_pack_array(&pk, h->deltas ? 4 : 3);
+    msgpack_pack_array(&pk, h->deltas ? 5 : 4);
     stm_wire_put_str(&pk, "ops.v1");
     stm_wire_put_str(&pk, WIRE_CAP_ROUTE);
     stm_wire_put_str(&pk, WIRE_CAP_PARTS);
     if (h->deltas)
         stm_wire_put_str(&pk, WIRE_CAP_VDELTA);
+    stm_wire_put_str(&pk, WIRE_CAP_MESH);
     stm_wire_put_key(&pk, "peers");
     msgpack_pack_array(&pk, h->npeers);
     for (size_t i = 0; i < h->npeers; i++) {
@@ -331,6 +341,10 @@ stm_err stm_wire_decode_hello(const void *data, size_t len, wire_hello *h, stm_e
             ok = !(why = s_read_peers(&r, h));
         else if (strcmp(key, "reply") == 0)
             ok = stm_msgread_bool(&r, &h->reply);
+        else if (strcmp(key, "listed") == 0)
+            ok = stm_msgread_bool(&r, &h->listed);
+        else if (strcmp(key, "full") == 0)
+            ok = stm_msgread_bool(&r, &h->full);
         else
             ok = stm_msgread_skip(&r);
         if (rc != STM_OK)

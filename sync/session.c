@@ -337,6 +337,16 @@ uint64_t stm_session_ahead(const session_t *s, const vtrack_t *mine)
     return ahead;
 }
 
+bool stm_session_holds_more(const session_t *s, const vtrack_t *mine)
+{
+    for (size_t k = 0; s->theirs && k < stm_vector_count(s->theirs); k++) {
+        const vector_entry *e = stm_vector_at(s->theirs, k);
+        if (e->seq > stm_vtrack_get(mine, &e->origin))
+            return true;
+    }
+    return false;
+}
+
 uint64_t stm_session_behind(const session_t *s, const vtrack_t *mine)
 {
     uint64_t behind = 0;

@@ -203,6 +203,10 @@ void stm_session_vector_sent(session_t *s);
  * VECTOR_MAX_ENTRIES (an older peer's). */
 uint64_t stm_session_vectors_cut(const session_t *s);
 
+/* Whether they hold some operation mine lacks (an entry of theirs above ours): what a
+ * peer that sends us only its vector (node/peer.h, "lazy links") would send us. */
+bool stm_session_holds_more(const session_t *s, const vtrack_t *mine);
+
 /* ---- what it knows ---- */
 
 /* Their vector, lent until the next vector taken. */

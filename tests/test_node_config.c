@@ -402,8 +402,8 @@ static void test_config_bounds(void **state)
         }
         checked++;
     }
-    assert_int_equal(checked, 15); /* policy's two, timing's four, sync's five, discovery's
-                                      two, compaction's two */
+    assert_int_equal(checked, 16); /* mesh's one, policy's two, timing's four, sync's five,
+                                      discovery's two, compaction's two */
     tu_remove_tree(dir);
     free(dir);
 }

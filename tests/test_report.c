@@ -74,6 +74,7 @@ static int s_setup(void **state)
                                 .id_known = true,
                                 .endpoint = "tcp://127.0.0.1:7001",
                                 .state = REPORT_CONNECTED,
+                                .role = "configured",
                                 .schema_set = "tasks-fork",
                                 .lineage = f->fork,
                                 .verdict = &f->verdicts[0],
@@ -87,6 +88,7 @@ static int s_setup(void **state)
                                 .id_known = true,
                                 .endpoint = "ipc:///tmp/b.sock",
                                 .state = REPORT_CONNECTED,
+                                .role = "chosen",
                                 .schema_set = "tasks",
                                 .lineage = f->tasks4,
                                 .verdict = &f->verdicts[1],
@@ -97,12 +99,14 @@ static int s_setup(void **state)
                                 .id_known = true,
                                 .endpoint = "tcp://127.0.0.1:7003",
                                 .state = REPORT_REFUSED,
+                                .role = "dialled-in",
                                 .schema_set = NASTY_NAME,
                                 .lineage = f->notes,
                                 .verdict = &f->verdicts[2],
                                 .refused_by_peer = "the peer's \"policy\" says no",
                                 .last_seen = 1700000200};
-    f->peers[3] = (report_peer){.endpoint = "tcp://127.0.0.1:7004", .state = REPORT_CONNECTING};
+    f->peers[3] = (report_peer){
+        .endpoint = "tcp://127.0.0.1:7004", .state = REPORT_CONNECTING, .role = "known"};
     f->node = (report_node){.id = s_key(9),
                             .lineage = f->tasks3,
                             .version = 3,
@@ -273,8 +277,8 @@ static void test_json_has_the_keys_programs_read(void **state)
     assert_int_equal(peers->type, JSON_ARRAY);
     assert_int_equal(peers->count, 4);
     static const char *const required[] = {
-        "id",     "endpoint", "state",    "relation",     "common_ancestor", "sync",
-        "reason", "families", "ops_sent", "ops_received", "parked", "withheld"};
+        "id",     "endpoint", "state",    "role",   "relation",     "common_ancestor",
+        "sync",   "reason",   "families", "ops_sent", "ops_received", "parked", "withheld"};
     for (size_t i = 0; i < peers->count; i++)
         for (size_t k = 0; k < sizeof required / sizeof required[0]; k++)
             s_get(peers->items[i], required[k]);
@@ -284,6 +288,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     s_z85(&f->peers[0].id, z85);
     assert_string_equal(s_get_str(p, "id"), z85);
     assert_string_equal(s_get_str(p, "state"), "connected");
+    assert_string_equal(s_get_str(p, "role"), "configured");
     assert_string_equal(s_get_str(p, "relation"), "divergent");
     assert_string_equal(s_get_str(p, "sync"), "partial");
     assert_int_equal(s_get_int(p, "version"), 3);
@@ -334,6 +339,7 @@ static void test_json_has_the_keys_programs_read(void **state)
     s_assert_null(p, "sync");
     s_assert_null(p, "last_seen");
     assert_string_equal(s_get_str(p, "state"), "connecting");
+    assert_string_equal(s_get_str(p, "role"), "known");
     assert_string_equal(s_get_str(p, "reason"), "no HELLO from it yet");
     assert_int_equal(s_get(p, "families")->count, 0);
     json_free(root);
@@ -636,7 +642,8 @@ static void test_text_names_every_peer(void **state)
         snprintf(line, sizeof line, "\npeer %.12s  %s  ", hex, f->peers[i].endpoint);
         assert_non_null(strstr(text, line));
     }
-    assert_non_null(strstr(text, "\npeer ?  tcp://127.0.0.1:7004  connecting\n"));
+    assert_non_null(strstr(text, "\npeer ?  tcp://127.0.0.1:7004  connecting (known, not kept)\n"));
+    assert_non_null(strstr(text, "  connected (chosen)  tasks v4  ancestor  sync full\n"));
     assert_non_null(strstr(text, "  tasks-fork v3  divergent  sync partial\n"));
     assert_non_null(strstr(text, "  histories parted after v2: shared columns only\n"));
     assert_non_null(strstr(text, "  warning: version gap 1 is over max_version_gap 0\n"));
@@ -664,6 +671,7 @@ static void test_text_names_every_peer(void **state)
                                "apply failures 5 (busy 3, io 2)\nbatches waiting 1 (deferred 6)\n"
                                "beacons sent 30\nbeacons heard 21 (untrusted 4, other mode 1)\n"
                                "peers discovered 2\n"
+                               "peers kept 3 (known, not kept 1)\n"
                                "withheld 22\nwithheld from peers 1\n"
                                "pruned 0\ncompaction passes 0 (off)\n"
                                "origins 0\nbytes sent in hello 0 ack 0 vector 0\n"

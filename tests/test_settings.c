@@ -62,7 +62,7 @@ static void test_config_unknown_names(void **state)
         {"[Policy]\nsame = \"none\"\n", ":4: unknown section [Policy]; did you mean [policy]?"},
         {"[timing]\nheartbeat_ms = 10\n[peer]\n", ":6: unknown section [peer]; did you mean [peers]?"},
         {"[future]\nanything = [1, 2]\n",
-         ":4: unknown section [future]; the sections are [node], [peers], [discovery], "
+         ":4: unknown section [future]; the sections are [node], [peers], [mesh], [discovery], "
          "[security], [policy], [timing], [sync] and [compaction]"},
         {"[discover]\nenabled = true\n", ":4: unknown section [discover]; did you mean [discovery]?"},
         {"[discovery]\ninterval = 500\n",
@@ -92,7 +92,7 @@ static void test_config_unknown_names(void **state)
         /* Outside any section. */
         {"!colour = \"blue\"\n[node]\ndb = \"a\"\nschemas = \"s\"\n",
          ":1: unknown key colour; every setting is in a section: [node], "
-         "[peers], [discovery], [security], [policy], [timing], [sync] and [compaction]"},
+         "[peers], [mesh], [discovery], [security], [policy], [timing], [sync] and [compaction]"},
         {"!db = \"a\"\n[node]\nschemas = \"s\"\n",
          ":1: unknown key db outside any section; did you mean node.db?"},
         {"!securty.insecure = true\n[node]\ndb = \"a\"\nschemas = \"s\"\n",

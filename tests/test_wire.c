@@ -342,7 +342,8 @@ static void test_ops_in_parts_and_received(void **state)
     stm_buf_free(&msg);
 }
 
-/* Our HELLO says we put parts together (and read answers on our connections). */
+/* Our HELLO says we put parts together (and read answers on our connections), and that
+ * we keep a bounded set of peers, whose HELLOs say "listed" and "full" (mesh.v1). */
 static void test_hello_lists_the_capabilities(void **state)
 {
     (void)state;
@@ -350,10 +351,12 @@ static void test_hello_lists_the_capabilities(void **state)
     wire_hello h;
     stm_error err = {0};
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
-    assert_int_equal(h.ncapabilities, 3);
+    assert_int_equal(h.ncapabilities, 4);
     assert_string_equal(h.capabilities[0], "ops.v1");
     assert_string_equal(h.capabilities[1], WIRE_CAP_ROUTE);
     assert_string_equal(h.capabilities[2], WIRE_CAP_PARTS);
+    assert_string_equal(h.capabilities[3], WIRE_CAP_MESH);
+    assert_false(h.listed || h.full); /* absent: what an older stemma sends */
     stm_wire_hello_clear(&h);
     stm_buf_free(&msg);
     /* With vector deltas, vdelta.v1 too, and the vector part's keys and vknow back. */
@@ -367,12 +370,14 @@ static void test_hello_lists_the_capabilities(void **state)
     vo.base.lane[0] = 42;
     vector_digest know = {{5, 6}};
     wire_hello_out ho = {.endpoint = "", .name = "", .lineage = l, .vector = &vo, .know = &know,
-                         .deltas = true};
+                         .deltas = true, .listed = true, .full = true};
     msg = (buf_t)BUF_INIT;
     stm_wire_encode_hello(&msg, &node, &ho);
     assert_int_equal(stm_wire_decode_hello(msg.data, msg.len, &h, &err), STM_OK);
-    assert_int_equal(h.ncapabilities, 4);
+    assert_int_equal(h.ncapabilities, 5);
     assert_string_equal(h.capabilities[3], WIRE_CAP_VDELTA);
+    assert_string_equal(h.capabilities[4], WIRE_CAP_MESH);
+    assert_true(h.listed && h.full);
     assert_true(h.vector.delta && h.vector.more && !h.vector.part && h.vector.has_digest);
     assert_true(stm_vector_digest_equal(&h.vector.base, &vo.base));
     assert_true(stm_vector_digest_equal(&h.vector.digest, &vo.digest));

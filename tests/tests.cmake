@@ -210,3 +210,13 @@ add_test(NAME symbols COMMAND ${STEMMA_PYTHON3} tests/symbols_test.py
          $<TARGET_FILE:stemma_shared>
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(symbols PROPERTIES LABELS unit)
+# Which learned peers a node dials (node/choose.h): buckets by the bits ids share, and
+# the meshes such choices make connected.
+stemma_test(test_choose SOURCES tests/test_choose.c LIBS stemma_node)
+# Which peers a node keeps (node/mesh.h): chosen up to k, let in up to 2k, let go and
+# replaced, bounded by the descriptors; an idle link's PING. No sockets.
+stemma_test(test_mesh SOURCES tests/test_mesh.c LIBS stemma_node stemma_testutil)
+# A sparse mesh between real nodes that all trust each other: a few peers each, every
+# write everywhere, about one copy of each operation per node, a way round peers that
+# stop, and a node short of file descriptors. It reuses mesh_test.py's nodes.
+stemma_py_test(sparse sparse_test.py mesh)
