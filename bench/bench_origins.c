@@ -88,21 +88,7 @@ static void s_copy(const char *from, const char *to)
 /* node.toml's local_poll_ms set to 20: the sync is timed, not the wait to notice it. */
 static void s_poll_fast(const char *dir)
 {
-    char path[700];
-    snprintf(path, sizeof path, "%s/node.toml", dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        bench_die("node.toml");
-    buf_t text = BUF_INIT;
-    char line[4096];
-    while (fgets(line, sizeof line, f))
-        stm_buf_printf(&text, "%s", strncmp(line, "local_poll_ms", 13) == 0 ? "local_poll_ms = 20\n"
-                                                                            : line);
-    fclose(f);
-    f = fopen(path, "w");
-    fputs(stm_buf_str(&text), f);
-    fclose(f);
-    stm_buf_free(&text);
+    bench_set_toml(dir, "local_poll_ms", "20");
 }
 
 /* `stemma stats --dir dir`: the count after key (in the line starting with line, or in

@@ -6,8 +6,9 @@
  *
  * STEMMA is the stemma binary (the nodes run as real processes), WORKDIR an empty
  * scratch directory, OPERATIONS how many to sync (default 1,000,000: rows of the
- * tasks schema's `lists` table, three operations each). Not a test: figures go to
- * stdout. */
+ * tasks schema's `lists` table, three operations each). STEMMA_BENCH_WINDOW and
+ * STEMMA_BENCH_BATCH set both nodes' `[sync] window` and `batch_ops` (default: the
+ * node's defaults). Not a test: figures go to stdout. */
 #include "benchutil.h"
 #include "base/buf.h"
 #include "sync/apply.h"
@@ -109,6 +110,13 @@ int main(int argc, char **argv)
     stm_buf_free(&out);
     bench_stemma(s_stemma, NULL, "init", "--dir", b_dir, "--db", b_db, "--schemas", "schemas/tasks", "--bind",
           bind_b, "--peer", peer, "--trust-on-first-use", (char *)NULL);
+    const char *window = getenv("STEMMA_BENCH_WINDOW"), *batch = getenv("STEMMA_BENCH_BATCH");
+    for (int i = 0; i < 2; i++) {
+        if (window && *window)
+            bench_set_toml(i ? b_dir : a_dir, "window", window);
+        if (batch && *batch)
+            bench_set_toml(i ? b_dir : a_dir, "batch_ops", batch);
+    }
     pid_t pa = bench_start_node(s_stemma, a_dir, log_a);
     usleep(200000);
     t0 = bench_now();
@@ -134,11 +142,13 @@ int main(int argc, char **argv)
     if (got < ops)
         bench_die("the peer did not get every operation within 10 minutes");
 
-    printf("stemma sync benchmark: %lld operations (%lld rows of lists), one run\n\n", ops, rows);
+    printf("stemma sync benchmark: %lld operations (%lld rows of lists), one run, window %s, "
+           "batch %s\n\n", ops, rows, window && *window ? window : "default",
+           batch && *batch ? batch : "default");
     printf("%-52s %12s\n", "figure", "value");
     printf("%-52s %12.0f\n", "apply alone from a bundle, ops/s", ops / apply_alone);
     printf("%-52s %12.0f\n", "sync to a fresh peer, CURVE, until applied, ops/s", ops / sync);
-    printf("%-52s %12.2f   (target >= 0.7)\n", "ratio sync / apply alone", apply_alone / sync);
+    printf("%-52s %12.2f   (target >= 0.77: 1.3x the time)\n", "ratio sync / apply alone", apply_alone / sync);
     printf("%-52s %9.1f MiB   (target <= 64)\n", "peak RSS of the sending node", peak_a / 1024.0);
     printf("%-52s %9.1f MiB   (target <= 64)\n", "peak RSS of the receiving node",
            peak_b / 1024.0);
@@ -147,7 +157,7 @@ int main(int argc, char **argv)
     snprintf(o, sizeof o, "%.0f/s", ops / sync);
     snprintf(b, sizeof b, "%.0f/s", ops / apply_alone);
     snprintf(r, sizeof r, "%.2f", apply_alone / sync);
-    bench_row(fig, o, b, r, ">= 0.7");
+    bench_row(fig, o, b, r, ">= 0.77");
     snprintf(fig, sizeof fig, "peak RSS sending / receiving, %lld ops", ops);
     snprintf(o, sizeof o, "%.1f / %.1f MiB", peak_a / 1024.0, peak_b / 1024.0);
     bench_row(fig, o, "", "", "<= 64 MiB");

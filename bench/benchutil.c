@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,33 @@ static long s_status_kib(int pid, const char *key)
 long bench_peak_kib(int pid)
 {
     return s_status_kib(pid, "VmHWM");
+}
+
+void bench_set_toml(const char *dir, const char *key, const char *value)
+{
+    char path[1024], line[4096];
+    snprintf(path, sizeof path, "%s/node.toml", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        bench_die(path);
+    buf_t text = BUF_INIT;
+    size_t klen = strlen(key);
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        bool match = strncmp(line, key, klen) == 0 && (line[klen] == ' ' || line[klen] == '=');
+        if (match)
+            stm_buf_printf(&text, "%s = %s\n", key, value);
+        else
+            stm_buf_printf(&text, "%s", line);
+        found |= match;
+    }
+    fclose(f);
+    if (!found)
+        bench_die(key);
+    f = fopen(path, "w");
+    if (!f || fputs(stm_buf_str(&text), f) < 0 || fclose(f) != 0)
+        bench_die(path);
+    stm_buf_free(&text);
 }
 
 long bench_rss_kib(int pid)

@@ -24,6 +24,9 @@ long long bench_count(const char *db, const char *sql);
 /* Starts `stemma node --dir dir` in the background, its log (stderr) appended to log;
  * its pid. */
 int bench_start_node(const char *stemma, const char *dir, const char *log);
+/* Sets `key = value` in dir's node.toml (the line that starts with key; value as TOML
+ * text, e.g. "20" or "\"x\""); exits when there is no such line. */
+void bench_set_toml(const char *dir, const char *key, const char *value);
 /* The peak resident memory (VmHWM) of a running process, in KiB; -1 when unknown. */
 long bench_peak_kib(int pid);
 /* Its resident memory now (VmRSS), in KiB; -1 when unknown. */
