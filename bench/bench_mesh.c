@@ -90,12 +90,17 @@ static void s_init(s_node *nodes, int i, const int *adj, int n, bool trust_all, 
     stm_buf_free(&out);
 }
 
+/* Its `stemma stats`; zeros while its node has no control socket yet (not asked then,
+ * so that the wait for a starting node prints nothing). */
 static s_stats s_read_stats(const s_node *node)
 {
     char *argv[] = {(char *)s_stemma, "stats", "--dir", (char *)node->dir, NULL};
+    char sock[600];
+    struct stat sb;
+    snprintf(sock, sizeof sock, "%s/control.sock", node->dir);
     buf_t out = BUF_INIT;
     s_stats st = {0};
-    if (bench_run(argv, &out) == 0) {
+    if (stat(sock, &sb) == 0 && bench_run(argv, &out) == 0) {
         const char *b = strstr(stm_buf_str(&out), "bytes sent ");
         const char *c = strstr(stm_buf_str(&out), "(connected ");
         const char *t = strstr(stm_buf_str(&out), "bytes sent in hello ");
