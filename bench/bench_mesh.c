@@ -132,26 +132,6 @@ static unsigned long long s_bytes_all(const s_node *nodes, int n)
     return s_stats_all(nodes, n).bytes;
 }
 
-/* Processor time a process has used (user and system), in clock ticks; 0 when gone. */
-static unsigned long long s_cpu_ticks(pid_t pid)
-{
-    char path[64], line[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    unsigned long long ticks = 0;
-    if (f && fgets(line, sizeof line, f)) {
-        /* After the command's ")": field 3 is the state; utime and stime are 14, 15. */
-        const char *at = strrchr(line, ')');
-        unsigned long long ut = 0, st = 0;
-        if (at && sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                         &st) == 2)
-            ticks = ut + st;
-    }
-    if (f)
-        fclose(f);
-    return ticks;
-}
-
 /* Until every node has met its configured peers, and the number of connections in the
  * mesh has not changed for three looks a second apart (the peers learned from peer
  * lists are met too). A benchmark's wait: it gives up after 120 s. */
@@ -247,15 +227,15 @@ static s_result s_run_topology(const char *name, const char *work, int n, const 
     if (idle && done == n) {
         /* What is in flight settles (ACKs, the last vectors) before the count starts. */
         sleep(3);
-        unsigned long long b0 = s_bytes_all(nodes, n), c0[MAX_NODES];
+        unsigned long long b0 = s_bytes_all(nodes, n);
+        double c0[MAX_NODES];
         for (int i = 0; i < n; i++)
-            c0[i] = s_cpu_ticks(nodes[i].pid);
+            c0[i] = bench_cpu_seconds(nodes[i].pid);
         double w0 = bench_now();
         sleep(10);
         double wall = bench_now() - w0;
-        long hz = sysconf(_SC_CLK_TCK);
         for (int i = 0; i < n; i++) {
-            double share = (double)(s_cpu_ticks(nodes[i].pid) - c0[i]) / (double)hz / wall;
+            double share = (bench_cpu_seconds(nodes[i].pid) - c0[i]) / wall;
             r.idle_cpu += share / n;
             r.idle_max = share > r.idle_max ? share : r.idle_max;
         }

@@ -135,6 +135,7 @@ int main(int argc, char **argv)
     }
     double sync = bench_now() - t0;
     long peak_a = bench_peak_kib(pa), peak_b = bench_peak_kib(pb);
+    double cpu_a = bench_cpu_seconds(pa), cpu_b = bench_cpu_seconds(pb);
     kill(pa, SIGTERM);
     kill(pb, SIGTERM);
     waitpid(pa, NULL, 0);
@@ -149,6 +150,10 @@ int main(int argc, char **argv)
     printf("%-52s %12.0f\n", "apply alone from a bundle, ops/s", ops / apply_alone);
     printf("%-52s %12.0f\n", "sync to a fresh peer, CURVE, until applied, ops/s", ops / sync);
     printf("%-52s %12.2f   (target >= 0.77: 1.3x the time)\n", "ratio sync / apply alone", apply_alone / sync);
+    printf("%-52s %9.1f s     (apply alone %.1f s)\n", "processor time of the receiving node",
+           cpu_b, apply_alone);
+    printf("%-52s %9.1f s     (the sync %.1f s)\n", "processor time of the sending node", cpu_a,
+           sync);
     printf("%-52s %9.1f MiB   (target <= 64)\n", "peak RSS of the sending node", peak_a / 1024.0);
     printf("%-52s %9.1f MiB   (target <= 64)\n", "peak RSS of the receiving node",
            peak_b / 1024.0);

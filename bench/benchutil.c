@@ -124,6 +124,24 @@ static long s_status_kib(int pid, const char *key)
     return kib;
 }
 
+double bench_cpu_seconds(int pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long ut = 0, st = 0;
+    if (f && fgets(line, sizeof line, f)) {
+        /* After the command's ")": field 3 is the state; utime and stime are 14, 15. */
+        const char *at = strrchr(line, ')');
+        if (!at || sscanf(at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                          &st) != 2)
+            ut = st = 0;
+    }
+    if (f)
+        fclose(f);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 long bench_peak_kib(int pid)
 {
     return s_status_kib(pid, "VmHWM");

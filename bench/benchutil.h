@@ -29,6 +29,9 @@ int bench_start_node(const char *stemma, const char *dir, const char *log);
 void bench_set_toml(const char *dir, const char *key, const char *value);
 /* The peak resident memory (VmHWM) of a running process, in KiB; -1 when unknown. */
 long bench_peak_kib(int pid);
+/* Processor time (user and system) a running process has used, in seconds; 0 when it
+ * is gone. */
+double bench_cpu_seconds(int pid);
 /* Its resident memory now (VmRSS), in KiB; -1 when unknown. */
 long bench_rss_kib(int pid);
 
