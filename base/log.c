@@ -17,6 +17,21 @@ log_sink stm_log_set_sink(log_sink sink)
     return was;
 }
 
+log_level stm_log_set_min(log_level min)
+{
+    log_level was = s_sink.min;
+    s_sink.min = min;
+    return was;
+}
+
+log_level stm_log_raise_min(log_level min)
+{
+    log_level was = s_sink.min;
+    if (min > was)
+        s_sink.min = min;
+    return was;
+}
+
 void stm_log_set_json(bool json)
 {
     s_json = json;

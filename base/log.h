@@ -28,6 +28,13 @@ typedef struct {
  * (a node stepped on the application's thread sets its own for the step). */
 log_sink stm_log_set_sink(log_sink sink);
 
+/* Sets the calling thread's least level logged to min, whatever it was; returns the one
+ * it replaces, for putting back. */
+log_level stm_log_set_min(log_level min);
+/* Raises it to min when it is lower (a node's own log_level over what its embedder
+ * asked); returns the one it replaces, for putting back with stm_log_set_min. */
+log_level stm_log_raise_min(log_level min);
+
 /* Logs one event: `event` is a short word ("peer-connected"), peer the peer's short id
  * or NULL, and the message printf-style. */
 void stm_log_event(log_level level, const char *event, const char *peer, const char *fmt, ...)

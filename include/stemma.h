@@ -346,7 +346,8 @@ typedef struct {
     stemma_log_fn on_log;      /* NULL: log lines go to stderr, as `stemma node` writes */
     stemma_event_fn on_event;  /* NULL: no one is told */
     void *user;                /* the callbacks' first argument */
-    stemma_log_level log_level; /* lines below it are not logged */
+    stemma_log_level log_level; /* lines below it are not logged, nor those below
+                                   node.toml's [node] log_level */
 } stemma_node_options;
 
 #define STEMMA_NODE_OPTIONS_INIT {NULL, NULL, NULL, STEMMA_LOG_INFO}

@@ -256,7 +256,7 @@ static stm_err s_value(const s_reader *r, const toml_value *root, const settings
         [SETTINGS_BIND] = TOML_STRING, [SETTINGS_DIAL] = TOML_STRING,
         [SETTINGS_NAME] = TOML_STRING, [SETTINGS_IPV4] = TOML_STRING,
         [SETTINGS_LAYOUT] = TOML_STRING, [SETTINGS_BOOL] = TOML_BOOL,
-        [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_POLICY] = TOML_STRING,
+        [SETTINGS_INT] = TOML_INTEGER, [SETTINGS_WORD] = TOML_STRING,
         [SETTINGS_PEERS] = TOML_ARRAY, [SETTINGS_KEYS] = TOML_ARRAY,
     };
     const toml_value *sec = stm_toml_table_get(root, s->section);
@@ -442,17 +442,21 @@ static stm_err s_read_int(const s_reader *r, const toml_value *v, const settings
     return STM_OK;
 }
 
-static stm_err s_read_policy(const s_reader *r, const toml_value *v, const settings_row *s,
-                             const char *name, node_config *cfg)
+static stm_err s_read_word(const s_reader *r, const toml_value *v, const settings_row *s,
+                           const char *name, node_config *cfg)
 {
     const char *word = stm_toml_string(v, NULL);
-    for (size_t m = 0; m < stm_settings_npolicy_words; m++) {
-        if (strcmp(word, stm_settings_policy_words[m]) == 0) {
-            *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)m;
+    for (size_t m = 0; m < s->nwords; m++) {
+        if (strcmp(word, s->words[m]) == 0) {
+            *(int *)stm_settings_field(cfg, s, sizeof(int)) = (int)m;
             return STM_OK;
         }
     }
-    return s_fail(r, v, name, "expected \"full\", \"shared\" or \"none\", found \"%.100s\"", word);
+    buf_t allowed = BUF_INIT;
+    stm_settings_put_type(&allowed, s, false);
+    stm_err rc = s_fail(r, v, name, "expected %s, found \"%.100s\"", stm_buf_str(&allowed), word);
+    stm_buf_free(&allowed);
+    return rc;
 }
 
 /* Reads row s from the file into cfg, when the file has it. */
@@ -509,8 +513,8 @@ static stm_err s_read(const s_reader *r, const toml_value *root, const settings_
         return STM_OK;
     case SETTINGS_INT:
         return s_read_int(r, v, s, name, cfg);
-    case SETTINGS_POLICY:
-        return s_read_policy(r, v, s, name, cfg);
+    case SETTINGS_WORD:
+        return s_read_word(r, v, s, name, cfg);
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
         if ((rc = s_list_ok(r, v, s, name)) != STM_OK)

@@ -29,6 +29,7 @@
 #include "keys.h"
 #include "peer.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "base/id.h"
 
 #include <stdbool.h>
@@ -67,6 +68,7 @@ typedef struct {
     char *db;        /* the application's database, as written (see stm_config_resolve) */
     char *schemas;   /* the schema set's directory, as written */
     char *layout;    /* how it names its migrations: a name of lineage/layout.h, or "auto" */
+    log_level log_level; /* the least important lines logged (live: read again on SIGHUP) */
     char *bind;      /* the mesh endpoint */
     char *advertise; /* the endpoint peers are told; "": the bind endpoint unless a wildcard */
     char *control;   /* the control endpoint */

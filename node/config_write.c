@@ -109,10 +109,9 @@ static void s_put_value(buf_t *b, const node_config *cfg, const settings_row *s)
     case SETTINGS_INT:
         s_put(b, s->key, stm_toml_new_integer(*(int *)stm_settings_field(cfg, s, sizeof(int))));
         break;
-    case SETTINGS_POLICY: {
-        policy_mode m = *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode));
-        const char *word =
-            (size_t)m < stm_settings_npolicy_words ? stm_settings_policy_words[m] : "none";
+    case SETTINGS_WORD: {
+        int m = *(int *)stm_settings_field(cfg, s, sizeof(int));
+        const char *word = m >= 0 && (size_t)m < s->nwords ? s->words[m] : s->words[s->value];
         s_put(b, s->key, stm_toml_new_string(word, strlen(word)));
         break;
     }

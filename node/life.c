@@ -92,6 +92,7 @@ stm_err stm_node_new(const node_options *o, node_t **out, stm_error *err)
     for (size_t i = 0; i < cfg->npeers; i++)
         stm_node_peers_push(n, &cfg->peers[i]);
     n->insecure = cfg->insecure;
+    n->log_level = cfg->log_level;
     n->policy = cfg->policy;
     n->deltas = cfg->vector_deltas;
     n->local_poll_ms = cfg->local_poll_ms;

@@ -188,14 +188,16 @@ static void s_reload_key(void *ctx, const stm_id *key, bool added)
 }
 
 /* The settings whose lines differ between two stm_config_values_text, as
- * "section.key, ..." (the caller's; "" when none), but for those applied at once. */
+ * "section.key, ..." (the caller's; "" when none), but for those applied at once
+ * (trust on first use, the log level). */
 static char *s_settings_changed(const char *was, const char *now)
 {
     buf_t b = BUF_INIT;
     while (*was && *now) {
         size_t lw = strcspn(was, "\n"), ln = strcspn(now, "\n");
         size_t name = strcspn(now, " ");
-        bool live = strncmp(now, "security.trust_on_first_use ", 28) == 0;
+        bool live = strncmp(now, "security.trust_on_first_use ", 28) == 0 ||
+                    strncmp(now, "node.log_level ", 15) == 0;
         if ((lw != ln || memcmp(was, now, lw) != 0) && !live)
             stm_buf_printf(&b, "%s%.*s", b.len ? ", " : "", (int)name, now);
         was += lw + (was[lw] == '\n');
@@ -208,7 +210,18 @@ static char *s_settings_changed(const char *was, const char *now)
 /* Reads node.toml and known_peers again and applies the differences in trust and in
  * [peers] by the same paths as `stemma trust` and `stemma peer`; names the other
  * settings changed, which need a restart. A file that cannot be read changes nothing. */
+static void s_reload(node_t *n, log_level base);
+
+/* Logged at the log_level node.toml now says (or, unreadable, the one before), and at
+ * the thread's sink's (base). */
 void stm_node_reload(node_t *n)
+{
+    log_level base = stm_log_raise_min(n->log_level);
+    s_reload(n, base);
+    stm_log_set_min(base);
+}
+
+static void s_reload(node_t *n, log_level base)
 {
     node_config cfg;
     stm_id *known = NULL;
@@ -223,6 +236,8 @@ void stm_node_reload(node_t *n)
         stm_config_destroy(&cfg);
         return;
     }
+    n->log_level = cfg.log_level;
+    stm_log_set_min(base > n->log_level ? base : n->log_level);
     stm_log_event(STM_LOG_INFO, "reload", NULL, "SIGHUP: reading node.toml and known_peers");
     if (!n->insecure)
         stm_zap_reload(n->zap, &cfg, known, nknown, s_reload_key, n);

@@ -506,7 +506,7 @@ static void s_say_started(node_t *n)
  * step, and sets *next_ms to how long the loop may then sleep: until the earliest
  * deadline of the very list the timers ran from (-1: none armed, only a message wakes
  * it; 0: a peer's reader stopped in a slice of a long walk, which goes on at once). */
-stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
+static stm_err s_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
 {
     *next_ms = 0;
     if (!n->started) {
@@ -541,6 +541,15 @@ stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
         *next_ms = wait < 0 ? 0 : wait > INT_MAX ? INT_MAX : (long)wait;
     }
     return STM_OK;
+}
+
+/* Logged at node.toml's log_level or above, and at the thread's sink's. */
+stm_err stm_node_pass(node_t *n, long wait_ms, long *next_ms, stm_error *err)
+{
+    log_level was = stm_log_raise_min(n->log_level);
+    stm_err rc = s_pass(n, wait_ms, next_ms, err);
+    stm_log_set_min(was);
+    return rc;
 }
 
 stm_err stm_node_run(node_t *n, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,

@@ -28,6 +28,8 @@ struct node {
     dirlock_t *lock;    /* NODE_DIR/node.lock: taken first, let go of last */
     char *dir;          /* NODE_DIR: node.toml, for `stemma peer` and SIGHUP */
     char *settings;     /* the settings it runs with (stm_config_values_text) */
+    log_level log_level; /* node.toml's: the least important lines it logs, over what the
+                            thread's sink lets through (base/log.h); read on SIGHUP */
     config_peer *peers; /* node.toml's [peers] as last read or changed, owned */
     size_t npeers;
     bool insecure;         /* plain TCP: no CURVE, no ZAP */

@@ -48,6 +48,18 @@ const char *const stm_settings_policy_words[] = {
     [POLICY_FULL] = "full", [POLICY_SHARED] = "shared", [POLICY_NONE] = "none"};
 const size_t stm_settings_npolicy_words =
     sizeof stm_settings_policy_words / sizeof stm_settings_policy_words[0];
+const char *const stm_settings_log_words[] = {
+    [STM_LOG_INFO] = "info", [STM_LOG_WARN] = "warn", [STM_LOG_ERROR] = "error"};
+const size_t stm_settings_nlog_words =
+    sizeof stm_settings_log_words / sizeof stm_settings_log_words[0];
+
+/* A row of words: policy_mode's or log_level's. */
+#define S_POLICY                                                                                   \
+    .words = stm_settings_policy_words,                                                            \
+    .nwords = sizeof stm_settings_policy_words / sizeof stm_settings_policy_words[0]
+#define S_LOG_WORDS                                                                                \
+    .words = stm_settings_log_words,                                                               \
+    .nwords = sizeof stm_settings_log_words / sizeof stm_settings_log_words[0]
 
 /* Every setting of node.toml. */
 const settings_row stm_settings_rows[] = {
@@ -61,6 +73,9 @@ const settings_row stm_settings_rows[] = {
      .doc = "how the schema set names its migrations: stemma's own layout, or another "
             "tool's (Flyway, Diesel, sqlx, dbmate, goose, golang-migrate); \"auto\": found "
             "from its files"},
+    {S_ROW("node", "log_level", SETTINGS_WORD, log_level), .value = STM_LOG_INFO, S_LOG_WORDS,
+     .doc = "the least important lines the node logs: \"info\" every event, \"warn\" "
+            "warnings and errors, \"error\" errors only; read again on SIGHUP"},
     {S_ROW("node", "bind", SETTINGS_BIND, bind), .text = CONFIG_DEFAULT_BIND,
      .doc = "where the node listens for peers: HOST * is every interface, the default this "
             "machine only; \"\": nowhere, the node only dials its peers (behind NAT, say) "
@@ -119,17 +134,17 @@ const settings_row stm_settings_rows[] = {
      .doc = "the public keys (Z85 or hex) a peer may present; stemma init adds the keys of "
             "the peers it was given"},
 
-    {S_ROW("policy", "same", SETTINGS_POLICY, policy.mode[RELATION_SAME]), .value = POLICY_FULL,
+    {S_ROW("policy", "same", SETTINGS_WORD, policy.mode[RELATION_SAME]), .value = POLICY_FULL, S_POLICY,
      .doc = "the peer's history is this node's"},
-    {S_ROW("policy", "ancestor", SETTINGS_POLICY, policy.mode[RELATION_ANCESTOR]),
-     .value = POLICY_FULL, .doc = "the peer's history goes on from this node's (it is newer)"},
-    {S_ROW("policy", "descendant", SETTINGS_POLICY, policy.mode[RELATION_DESCENDANT]),
-     .value = POLICY_FULL,
+    {S_ROW("policy", "ancestor", SETTINGS_WORD, policy.mode[RELATION_ANCESTOR]),
+     .value = POLICY_FULL, S_POLICY, .doc = "the peer's history goes on from this node's (it is newer)"},
+    {S_ROW("policy", "descendant", SETTINGS_WORD, policy.mode[RELATION_DESCENDANT]),
+     .value = POLICY_FULL, S_POLICY,
      .doc = "this node's history goes on from the peer's (this node is newer)"},
-    {S_ROW("policy", "divergent", SETTINGS_POLICY, policy.mode[RELATION_DIVERGENT]),
-     .value = POLICY_SHARED, .doc = "the histories parted after a common version"},
-    {S_ROW("policy", "unrelated", SETTINGS_POLICY, policy.mode[RELATION_UNRELATED]),
-     .value = POLICY_NONE, .doc = "the histories have no version in common (another application)"},
+    {S_ROW("policy", "divergent", SETTINGS_WORD, policy.mode[RELATION_DIVERGENT]),
+     .value = POLICY_SHARED, S_POLICY, .doc = "the histories parted after a common version"},
+    {S_ROW("policy", "unrelated", SETTINGS_WORD, policy.mode[RELATION_UNRELATED]),
+     .value = POLICY_NONE, S_POLICY, .doc = "the histories have no version in common (another application)"},
     {S_ROW("policy", "min_supported_version", SETTINGS_INT, policy.min_supported_version),
      .value = 0, .min = 0, .max = SCHEMASET_MAX_VERSIONS,
      .doc = "a peer whose schema version is below this is refused, with the reason in the "
@@ -264,8 +279,8 @@ void stm_settings_set_default(node_config *cfg, const settings_row *s, const cha
     case SETTINGS_INT:
         *(int *)stm_settings_field(cfg, s, sizeof(int)) = (int)s->value;
         break;
-    case SETTINGS_POLICY:
-        *(policy_mode *)stm_settings_field(cfg, s, sizeof(policy_mode)) = (policy_mode)s->value;
+    case SETTINGS_WORD:
+        *(int *)stm_settings_field(cfg, s, sizeof(int)) = (int)s->value;
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
@@ -319,13 +334,13 @@ void stm_settings_put_type(buf_t *b, const settings_row *s, bool md)
     case SETTINGS_INT:
         stm_buf_printf(b, "integer, %lld to %lld", (long long)s->min, (long long)s->max);
         break;
-    case SETTINGS_POLICY:
-        for (size_t m = 0; m < stm_settings_npolicy_words; m++)
+    case SETTINGS_WORD:
+        for (size_t m = 0; m < s->nwords; m++)
             stm_buf_printf(b, "%s%s\"%s\"%s",
-                           m == 0                                ? ""
-                           : m + 1 == stm_settings_npolicy_words ? " or "
-                                                                 : ", ",
-                           q, stm_settings_policy_words[m], q);
+                           m == 0                ? ""
+                           : m + 1 == s->nwords ? " or "
+                                                 : ", ",
+                           q, s->words[m], q);
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:
@@ -353,8 +368,8 @@ void stm_settings_put_default(buf_t *b, const settings_row *s)
     case SETTINGS_INT:
         stm_buf_printf(b, "%lld", (long long)s->value);
         break;
-    case SETTINGS_POLICY:
-        stm_buf_printf(b, "\"%s\"", stm_settings_policy_words[s->value]);
+    case SETTINGS_WORD:
+        stm_buf_printf(b, "\"%s\"", s->words[s->value]);
         break;
     case SETTINGS_PEERS:
     case SETTINGS_KEYS:

@@ -33,7 +33,8 @@ typedef enum {
     SETTINGS_LAYOUT,   /* char *: a schema set's layout, a name of lineage/layout.h or "auto" */
     SETTINGS_BOOL,     /* bool */
     SETTINGS_INT,      /* int, from min to max */
-    SETTINGS_POLICY,   /* policy_mode (peer.h), written as one of stm_settings_policy_words */
+    SETTINGS_WORD,     /* an enum (int-sized: policy_mode, log_level), written as the row's
+                          words[value] */
     SETTINGS_PEERS,    /* config_peer * and a size_t length: "KEY@ENDPOINT"s, at most max */
     SETTINGS_KEYS,     /* stm_id * and a size_t length: public keys, at most max, each once */
 } settings_type;
@@ -48,8 +49,10 @@ typedef struct {
     size_t count;     /* PEERS, KEYS: offsetof the list's length in node_config */
     const char *text; /* the default of a string, "NODE_DIR" in it standing for the
                          node's directory made absolute; NULL: required, no default */
-    int64_t value;    /* the default of a bool, an integer or a policy */
+    int64_t value;    /* the default of a bool, an integer or a word (its index) */
     int64_t min, max; /* INT: its bounds; PEERS, KEYS: max is the most entries */
+    const char *const *words; /* WORD: the words, indexed by the enum's values */
+    size_t nwords;
     const char *doc;  /* what it is, in one line without '|': node.toml's comment and
                          the user guide's row */
 } settings_row;
@@ -74,9 +77,11 @@ extern const settings_row stm_settings_rows[];
 extern const size_t stm_settings_nrows;
 extern const settings_rule stm_settings_rules[];
 extern const size_t stm_settings_nrules;
-/* The words of SETTINGS_POLICY, indexed by policy_mode. */
+/* The words of a policy, indexed by policy_mode; of a log level, by log_level. */
 extern const char *const stm_settings_policy_words[];
 extern const size_t stm_settings_npolicy_words;
+extern const char *const stm_settings_log_words[];
+extern const size_t stm_settings_nlog_words;
 
 /* The row of section.key (key len bytes: a key from a file may hold NULs), or NULL. */
 const settings_row *stm_settings_find(const char *section, const char *key, size_t len);

@@ -49,7 +49,9 @@ void stm_node_say_bye(node_t *n)
     stm_wire_encode_empty(&bye, WIRE_BYE);
     stm_mesh_send_connected(n->mesh, &bye);
     stm_buf_free(&bye);
+    log_level was = stm_log_raise_min(n->log_level);
     stm_log_event(STM_LOG_INFO, "stopped", n->short_id, "stopped cleanly");
+    stm_log_set_min(was);
 }
 
 const char *stm_node_key_z85(const node_t *n)

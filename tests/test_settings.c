@@ -77,7 +77,7 @@ static void test_config_unknown_names(void **state)
          ":5: unknown key timing.future_ms; [timing] holds heartbeat_ms, peer_timeout_ms, "
          "reconnect_min_ms and reconnect_max_ms"},
         {"[node.extra]\nx = 1\n",
-         ":4: unknown section [node.extra]; [node] holds db, schemas, layout, bind, advertise, name and control"},
+         ":4: unknown section [node.extra]; [node] holds db, schemas, layout, log_level, bind, advertise, name and control"},
         {"[securty.x]\ny = 1\n", ":4: unknown section [securty]; did you mean [security]?"},
         /* The first one in the file is the one reported. */
         {"[timing]\nheartbeat_ms = 10\nbeat = 3\n[sync]\nwindoe = 2\n",
