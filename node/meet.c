@@ -52,10 +52,13 @@ static void s_encode_hello(node_t *n, const peer_t *p, const vector_out *vector,
     free(list);
 }
 
-/* Our HELLO to p, naming our other connected peers; reply: it answers p's. */
+/* Our HELLO to p, naming our other connected peers; reply: it answers p's. One that is
+ * no reply starts the link eager both ways, here as at p when it reads it. */
 void stm_node_send_hello(node_t *n, peer_t *p, bool reply)
 {
     session_t *s = stm_peer_session(p);
+    if (!reply)
+        stm_peer_links_eager(p);
     const vector_out *parts;
     size_t nparts = stm_node_vector_out(n, p, &parts);
     vector_digest know;

@@ -148,7 +148,7 @@ void stm_peer_set_state(peer_t *p, peer_state state)
 {
     assert(stm_peer_transition_legal(p->state, state)); /* a bug in the node, never input */
     if (state != PEER_CONNECTED)
-        p->lazy = p->pruned = false, p->graft_from = 0; /* met again, links start eager */
+        stm_peer_links_eager(p); /* met again, links start eager */
     p->state = state;
     s_check(p);
 }
@@ -345,7 +345,7 @@ void stm_peer_on_hello(peer_t *p, wire_hello *h, const lineage_t *local, const p
     /* A conversation starts anew (it restarted, migrated, or met us): both ways eager,
      * until a duplicate prunes again. Not at an answer: a PRUNE may follow one. */
     if (!p->hello.reply)
-        p->lazy = p->pruned = false, p->graft_from = 0;
+        stm_peer_links_eager(p);
     /* A peer that puts parts together takes a row change up to WIRE_MAX_BATCH; an older
      * one, what one message holds (its inbox's limit), and no value over 16 MiB (its
      * decoder's). Larger ones go as stand-ins. */
@@ -455,6 +455,12 @@ const char *stm_peer_distrusted(const peer_t *p)
 }
 
 /* ---- lazy links ---- */
+
+void stm_peer_links_eager(peer_t *p)
+{
+    p->lazy = p->pruned = false;
+    p->graft_from = 0;
+}
 
 void stm_peer_on_prune(peer_t *p)
 {
@@ -606,6 +612,11 @@ void stm_peer_report(const peer_t *p, report_peer *rp, const vtrack_t *mine)
     rp->endpoint = p->endpoint;
     rp->dialled_in_from = stm_peer_routed(p) && p->address[0] ? p->address : NULL;
     rp->state = s_report_state(p->state);
+    if (p->state == PEER_CONNECTED)
+        rp->link = p->lazy && p->pruned ? "lazy, pruned"
+                   : p->lazy            ? "lazy"
+                   : p->pruned          ? "pruned"
+                                        : "eager";
     if (p->have_hello) {
         rp->schema_set = p->hello.schema_set;
         rp->name = p->hello.name && p->hello.name[0] ? p->hello.name : NULL;

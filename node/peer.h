@@ -169,6 +169,11 @@ const char *stm_peer_distrusted(const peer_t *p);
 /* Its PRUNE: it gets what this node holds from another first. It is sent no operations,
  * and hears our vector as it changes (stm_peer_wants_vector), until its GRAFT. */
 void stm_peer_on_prune(peer_t *p);
+/* Both directions of the link eager again, as at every HELLO that is not a reply, sent
+ * or received: the PRUNEs of the conversation before are forgotten on both sides (a
+ * side that forgot its own and not the other's would wait for operations sent only as
+ * vectors, and never GRAFT). */
+void stm_peer_links_eager(peer_t *p);
 /* Its GRAFT (its vector, carried, taken first): it is sent what it lacks again. */
 void stm_peer_on_graft(peer_t *p);
 /* Whether it must hear our vector of generation gen (sync/vtrack.h): it pruned us, is

@@ -249,6 +249,8 @@ static void s_json_peer(jsonw_t *w, const report_peer *p)
     stm_jsonw_string(w, stm_report_state_name(p->state));
     stm_jsonw_key(w, "role");
     stm_jsonw_string(w, p->role);
+    stm_jsonw_key(w, "link");
+    stm_jsonw_string(w, p->link);
     stm_jsonw_key(w, "schema_set");
     stm_jsonw_string(w, p->schema_set);
     stm_jsonw_key(w, "version");
@@ -442,6 +444,7 @@ static toml_value *s_toml_peer(const report_peer *p)
     s_toml_str(t, "name", p->name);
     s_toml_str(t, "state", stm_report_state_name(p->state));
     s_toml_str(t, "role", p->role);
+    s_toml_str(t, "link", p->link);
     s_toml_str(t, "schema_set", p->schema_set);
     if (c) {
         s_toml_int(t, "version", c->remote_version);

@@ -71,6 +71,10 @@ typedef struct {
     report_state state;
     const char *role;            /* why it is kept (node/mesh.h): "configured", "chosen",
                                     "dialled-in", or "known": not kept, only remembered */
+    const char *link;            /* connected: the lazy links (docs/protocol.md, "PRUNE and
+                                    GRAFT"): "eager" both ways, "pruned" (it sends this node
+                                    only its vector), "lazy" (this node sends it only its
+                                    vector), or "lazy, pruned"; NULL when not connected */
     const char *schema_set;      /* the schema set its HELLO named; NULL when none */
     const lineage_t *lineage;    /* its database's lineage from its HELLO; NULL before one */
     const peer_verdict *verdict; /* this node's judgement of that HELLO; NULL before one */

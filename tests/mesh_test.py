@@ -286,6 +286,53 @@ class Sync(Mesh):
                   lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't1'") == '["y"]',
                   timeout=5)
 
+    def test_a_hello_after_a_migration_makes_a_pruned_link_eager_on_both_sides(self):
+        # b hears a directly (through a proxy) and through c, a divergent fork that cannot
+        # carry tasks.tags to b. Held at the proxy, a's batch reaches b after c's copy,
+        # all held already, so b prunes a. a then migrates: its HELLO (no reply) makes
+        # the link eager again on both sides, so a's later write to tags, which only the
+        # direct link carries, reaches b. (A side that kept its PRUNE sent b its vector
+        # only, while b, eager again, never grafted it: the write never came.)
+        b = Node(self, "b", TASKS, 3, tofu=True)
+        c = Node(self, "c", FORK, 3, peers=[b], tofu=True)
+        proxy = Proxy(self, b.port)
+        via_proxy = types.SimpleNamespace(key=b.key, endpoint=proxy.endpoint)
+        a = Node(self, "a", TASKS, 2, peers=[via_proxy, c], tofu=True)
+        # The hold outlasts no heartbeat: a and b stay connected. a binds nowhere, so
+        # that everything between a and b goes through the proxy (b cannot dial a).
+        for n in (a, b):
+            with open(os.path.join(n.dir, "node.toml")) as f:
+                text = f.read()
+            text = re.sub(r"(?m)^peer_timeout_ms = \d+$", "peer_timeout_ms = 600000", text)
+            if n is a:
+                text = re.sub(r'(?m)^bind = ".*"$', 'bind = ""', text)
+            with open(os.path.join(n.dir, "node.toml"), "w") as f:
+                f.write(text)
+        for n in (a, b, c):
+            n.start()
+        for x, y in ((a, b), (a, c), (b, c)):
+            self.wait(f"{x.name} and {y.name} to connect",
+                      lambda x=x, y=y: (x.peer(y) or {}).get("state") == "connected"
+                      and (y.peer(x) or {}).get("state") == "connected")
+        proxy.allow(0)
+        sql(a.db, "INSERT INTO lists (id, name) VALUES ('l2', 'round the long way')")
+        proxy.wait_held("a's batch to b to be held")
+        self.wait("b to get the list through c",
+                  lambda: sql(b.db, "SELECT name FROM lists WHERE id = 'l2'") != "")
+        proxy.open()
+        # (a may prune b too, for what b forwarded from c: "lazy, pruned".)
+        self.wait("b to prune a", lambda: "pruned" in b.peer(a)["link"])
+        self.wait("a to hear it", lambda: "lazy" in a.peer(b)["link"])
+        self.stemma("migrate", "--db", a.db, "--schemas", TASKS, "--to", "3", "--no-backup")
+        self.wait("b to see a at v3", lambda: b.peer(a)["relation"] == "same")
+        self.wait("a's side eager again", lambda: a.peer(b)["link"] == "eager")
+        self.wait("b's side eager again", lambda: b.peer(a)["link"] == "eager")
+        sql(a.db, "INSERT INTO tasks (id, list_id, title, tags) "
+                  "VALUES ('t9', 'l2', 'tagged', '[\"z\"]')")
+        self.wait("b to get the tags",
+                  lambda: sql(b.db, "SELECT tags FROM tasks WHERE id = 't9'") == '["z"]',
+                  timeout=30)
+
     def test_a_peer_configured_by_another_name_than_it_advertises_is_heard(self):
         # a lists b as tcp://localhost:PORT; b advertises tcp://127.0.0.1:PORT. The same
         # node: its HELLOs (here the one it sends after migrating) are not another
@@ -1029,6 +1076,40 @@ class OneNodePerDirectory(Mesh):
         a.stop()
         self.wait("b to hear a's BYE", lambda: "peer-left" in b.logs())
         self.assertFalse(os.path.exists(os.path.join(a.dir, "control.sock")))
+
+    def test_log_level_in_node_toml_and_read_again_on_sighup(self):
+        a = Node(self, "a", TASKS, 4)
+        toml = os.path.join(a.dir, "node.toml")
+
+        def edit(pattern, line):
+            with open(toml) as f:
+                text = f.read()
+            text, count = re.subn(pattern, line, text)
+            self.assertEqual(count, 1, pattern)
+            with open(toml, "w") as f:
+                f.write(text)
+
+        edit(r'(?m)^log_level = "info"$', 'log_level = "warn"')
+        a.start()
+        self.wait("a to answer", lambda: a.report()["node"]["id"] == a.key)
+        # A warning still comes (a setting that needs a restart); no info line does,
+        # not even "started" or the reload's own.
+        edit(r"(?m)^heartbeat_ms = \d+$", "heartbeat_ms = 1234")
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to warn of the restart", lambda: "needs a restart" in a.logs())
+        self.assertNotRegex(a.logs(), r"Z info ")
+        # Back to "info" by SIGHUP: the reload is logged at the new level.
+        edit(r'(?m)^log_level = "warn"$', 'log_level = "info"')
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to log at info again",
+                  lambda: "SIGHUP: reading node.toml and known_peers" in a.logs())
+        self.assertNotIn("node.log_level", a.logs())  # applied, not "needs a restart"
+        # A word that is no level: one line naming the file and the words; nothing changes.
+        edit(r'(?m)^log_level = "info"$', 'log_level = "debug"')
+        a.proc.send_signal(signal.SIGHUP)
+        self.wait("a to say it runs on", lambda: "running on with what was read before" in a.logs())
+        self.assertIn('expected "info", "warn" or "error", found "debug"', a.logs())
+        self.assertIsNone(a.proc.poll())
 
 
 def trust(node, *args, ok=True, cmd="trust"):
