@@ -36,10 +36,14 @@ static void s_write(const char *target, const char *name, const void *data, size
 /* A wire seed: the type byte (wire_type - 1), then the message without its header. */
 static void s_wire(const char *name, const buf_t *msg)
 {
-    /* The first byte picks the type in fuzz_wire: HELLO REFUSE OPS ACK RECEIVED VECTOR. */
+    /* The first byte picks the type in fuzz_wire: HELLO REFUSE OPS ACK RECEIVED VECTOR
+     * GRAFT. */
     buf_t seed = BUF_INIT;
     int type = msg->data[5];
-    stm_buf_putc(&seed, (char)(type == WIRE_RECEIVED ? 4 : type == WIRE_VECTOR ? 5 : type - 1));
+    stm_buf_putc(&seed, (char)(type == WIRE_RECEIVED ? 4
+                               : type == WIRE_VECTOR ? 5
+                               : type == WIRE_GRAFT  ? 6
+                                                     : type - 1));
     stm_buf_append(&seed, msg->data + WIRE_HEADER_BYTES, msg->len - WIRE_HEADER_BYTES);
     s_write("wire", name, seed.data, seed.len);
     stm_buf_free(&seed);
@@ -331,6 +335,10 @@ int main(int argc, char **argv)
         stm_buf_reset(&msg);
         stm_wire_encode_vector(&msg, &vo, n == 3);
         snprintf(name, sizeof name, "vector-part-%zu", n);
+        s_wire(name, &msg);
+        stm_buf_reset(&msg);
+        stm_wire_encode_graft(&msg, &vo);
+        snprintf(name, sizeof name, "graft-%zu", n);
         s_wire(name, &msg);
         stm_buf_free(&vo.entries);
         stm_buf_free(&enc);

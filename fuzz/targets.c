@@ -506,14 +506,37 @@ static void s_wire_vector(const unsigned char *m, size_t len)
     stm_buf_free(&once);
 }
 
+static void s_wire_graft(const unsigned char *m, size_t len)
+{
+    vector_msg v, v2;
+    stm_error err = {0};
+    if (stm_wire_decode_graft(m, len, &v, &err) != STM_OK) {
+        if (v.entries)
+            s_fail("wire: a refused GRAFT left a vector behind");
+        return;
+    }
+    buf_t once = BUF_INIT;
+    vector_out vo = {.entries = BUF_INIT};
+    stm_vector_out_of_msg(&vo, &v);
+    stm_wire_encode_graft(&once, &vo);
+    if (stm_wire_decode_graft(once.data, once.len, &v2, &err) != STM_OK)
+        s_fail("wire: a re-encoded GRAFT does not decode: %s", err.msg);
+    if (!s_vector_msg_equal(&v, &v2))
+        s_fail("wire: a GRAFT differs after encoding and decoding");
+    stm_vector_msg_clear(&v);
+    stm_vector_msg_clear(&v2);
+    stm_buf_free(&vo.entries);
+    stm_buf_free(&once);
+}
+
 void fuzz_wire(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return;
     /* The first byte picks the type: its index here (a seed's first byte). */
-    static const wire_type types[6] = {WIRE_HELLO, WIRE_REFUSE, WIRE_OPS, WIRE_ACK,
-                                       WIRE_RECEIVED, WIRE_VECTOR};
-    wire_type type = types[data[0] % 6];
+    static const wire_type types[7] = {WIRE_HELLO,    WIRE_REFUSE, WIRE_OPS,  WIRE_ACK,
+                                       WIRE_RECEIVED, WIRE_VECTOR, WIRE_GRAFT};
+    wire_type type = types[data[0] % 7];
     size_t len;
     unsigned char *m = s_message(type, data + 1, size - 1, &len);
     switch (type) {
@@ -531,6 +554,9 @@ void fuzz_wire(const uint8_t *data, size_t size)
         break;
     case WIRE_VECTOR:
         s_wire_vector(m, len);
+        break;
+    case WIRE_GRAFT:
+        s_wire_graft(m, len);
         break;
     default:
         s_wire_ack(m, len);
