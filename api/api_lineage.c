@@ -2,6 +2,7 @@
 #include "api_internal.h"
 #include "base/mem.h"
 #include "lineage/export.h"
+#include "lineage/layout.h"
 #include "lineage/load.h"
 #include "lineage/relation.h"
 
@@ -27,12 +28,27 @@ STEMMA_API stemma_code stemma_lineage_load(const char *path, stemma_lineage **ou
 {
     if (!path || !out)
         return stm_api_fail(err, STEMMA_EUSAGE, "stemma_lineage_load: path and out are required");
+    return stemma_lineage_load_layout(path, NULL, out, err);
+}
+
+STEMMA_API stemma_code stemma_lineage_load_layout(const char *path, const char *layout,
+                                                  stemma_lineage **out, stemma_error *err)
+{
+    if (!path || !out)
+        return stm_api_fail(err, STEMMA_EUSAGE,
+                            "stemma_lineage_load_layout: path and out are required");
     *out = NULL;
+    schemaset_layout named = LAYOUT_AUTO;
+    if (layout && !stm_layout_from_name(layout, &named))
+        return stm_api_fail(err, STEMMA_EUSAGE,
+                            "stemma_lineage_load_layout: no layout '%.64s': give \"auto\" or "
+                            "one of " LAYOUT_NAMES,
+                            layout);
     stm_error e = {0};
     lineage_t *l = NULL;
     lens_set_t *lenses = NULL;
     char *cache = stm_cache_dir_from_env();
-    stm_err rc = stm_load_history(path, cache, &l, &lenses, NULL, &e);
+    stm_err rc = stm_load_history_layout(path, named, cache, &l, &lenses, NULL, &e);
     free(cache);
     if (rc != STM_OK)
         return stm_api_error(err, &e);

@@ -93,6 +93,12 @@ typedef struct stemma_lineage stemma_lineage;
  * `stemma export` / stemma_lineage_export. *out is the caller's (stemma_lineage_free). */
 STEMMA_API stemma_code stemma_lineage_load(const char *path, stemma_lineage **out,
                                            stemma_error *err);
+/* The same, the directory read in the layout named (docs/user-guide.md, "Other tools'
+ * layouts"): "stemma", "flyway", "diesel", "sqlx", "dbmate", "goose", "golang-migrate",
+ * or "auto" (NULL too): found from its files, as stemma_lineage_load does. A name that is
+ * none of these is STEMMA_EUSAGE. */
+STEMMA_API stemma_code stemma_lineage_load_layout(const char *path, const char *layout,
+                                                  stemma_lineage **out, stemma_error *err);
 STEMMA_API void stemma_lineage_free(stemma_lineage **lineage);
 
 /* The schema set's name (its directory's), lent. */

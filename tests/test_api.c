@@ -267,6 +267,18 @@ static void test_bad_input_is_refused_with_a_line(void **state)
     assert_non_null(strstr(err.message, "no/such/dir"));
     assert_null(l);
     assert_int_equal(stemma_lineage_load(NULL, &l, &err), STEMMA_EUSAGE);
+    /* A layout named: stemma's own reads the set as detection does; a name that is no
+     * layout is refused; another tool's layout finds none of its files here. */
+    assert_int_equal(stemma_lineage_load_layout("schemas/tasks", "stemma", &l, &err), STEMMA_OK);
+    assert_int_equal(stemma_lineage_count(l), 4);
+    stemma_lineage_free(&l);
+    assert_int_equal(stemma_lineage_load_layout("schemas/tasks", "liquibase", &l, &err),
+                     STEMMA_EUSAGE);
+    assert_non_null(strstr(err.message, "no layout 'liquibase'"));
+    assert_null(l);
+    assert_int_equal(stemma_lineage_load_layout("schemas/tasks", "flyway", &l, &err),
+                     STEMMA_EINPUT);
+    assert_null(l);
     assert_string_equal(stemma_strerror(STEMMA_EINPUT), "bad input");
 
     assert_int_equal(stemma_lineage_load("schemas/tasks", &l, &err), STEMMA_OK);
