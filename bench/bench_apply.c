@@ -13,8 +13,8 @@
  * not timed). Each run applies the bundle to a fresh copy of the reader with
  * `stemma apply --quiet`; the baseline runs the same UPDATEs on a plain copy of the rows
  * with one prepared statement in one transaction (WAL, synchronous=NORMAL and a page
- * cache of 32 MiB, as stemma opens a database), timed inside this process, so stemma's process start counts
- * against it. Median of 3 runs each. Not a test: figures go to stdout. */
+ * cache of 32 MiB, as stemma opens a database), timed inside this process, so stemma's process
+ * start counts against it. Median of 3 runs each. Not a test: figures go to stdout. */
 #include "benchstore.h"
 #include "benchutil.h"
 #include "sync/apply.h"
@@ -46,8 +46,7 @@ static void s_fill(sqlite3 *db)
     sqlite3_stmt *ins = NULL;
     char key[24];
     bench_exec(db, "BEGIN");
-    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, 'row', 0, 0.5, 'text')", -1, &ins,
-                       NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO t VALUES (?1, ?2, 'row', 0, 0.5, 'text')", -1, &ins, NULL);
     for (int i = 1; i <= ROWS; i++) {
         s_key(i, key);
         sqlite3_bind_text(ins, 1, key, -1, SQLITE_TRANSIENT);
@@ -94,8 +93,7 @@ static void s_apply_bundle(store_t *store, const char *path)
 
 /* The writer's rows (rows_bundle), the reader holding them (reader), and the updates
  * the reader lacks (bundle). */
-static void s_make(const char *dir, const char *rows_bundle, const char *reader,
-                   const char *bundle)
+static void s_make(const char *dir, const char *rows_bundle, const char *reader, const char *bundle)
 {
     char writer[600];
     snprintf(writer, sizeof writer, "%s/writer.db", dir);
@@ -207,16 +205,14 @@ static double s_floor(const char *dir, const char *how)
     static const unsigned char cells[48] = {1};
     bench_exec(db, "INSERT INTO clock SELECT 't', id, zeroblob(48) FROM t");
     sqlite3_stmt *get = NULL, *upd = NULL, *put = NULL, *log = NULL;
-    sqlite3_prepare_v2(db, "SELECT cells FROM clock WHERE tbl = 't' AND pk = ?1", -1, &get,
-                       NULL);
+    sqlite3_prepare_v2(db, "SELECT cells FROM clock WHERE tbl = 't' AND pk = ?1", -1, &get, NULL);
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
     sqlite3_prepare_v2(db,
                        strcmp(how, "UPDATE") == 0
                            ? "UPDATE clock SET cells = ?2 WHERE tbl = 't' AND pk = ?1"
                            : "INSERT OR REPLACE INTO clock VALUES ('t', ?1, ?2)",
                        -1, &put, NULL);
-    sqlite3_prepare_v2(db, "INSERT INTO log VALUES (1, ?1, 1, ?2, 1, 't', ?3, ?4)", -1, &log,
-                       NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO log VALUES (1, ?1, 1, ?2, 1, 't', ?3, ?4)", -1, &log, NULL);
     char key[24];
     double t0 = bench_now();
     bench_exec(db, "BEGIN");
@@ -247,14 +243,13 @@ static double s_floor(const char *dir, const char *how)
     return t;
 }
 
-static double s_ours(const char *stemma, const char *dir, const char *reader,
-                     const char *bundle)
+static double s_ours(const char *stemma, const char *dir, const char *reader, const char *bundle)
 {
     char db[600];
     snprintf(db, sizeof db, "%s/reader.before", dir);
     s_copy(db, reader);
-    char *argv[] = {(char *)stemma, "apply", "--db", (char *)reader, "--quiet", (char *)bundle,
-                    NULL};
+    char *argv[] = {(char *)stemma, "apply",        "--db", (char *)reader,
+                    "--quiet",      (char *)bundle, NULL};
     double t0 = bench_now();
     if (bench_run(argv, NULL) != 0)
         bench_die("stemma apply failed");
@@ -309,8 +304,8 @@ int main(int argc, char **argv)
     printf("stemma apply benchmark: %d single-column updates of random rows of %d, text "
            "keys, median of %d\n\n",
            s_updates, ROWS, RUNS);
-    printf("%-58s %9.3f s  (%.0f/s; runs %.3f-%.3f s)\n", "stemma apply, the whole process",
-           o, s_updates / o, ours[0], ours[RUNS - 1]);
+    printf("%-58s %9.3f s  (%.0f/s; runs %.3f-%.3f s)\n", "stemma apply, the whole process", o,
+           s_updates / o, ours[0], ours[RUNS - 1]);
     printf("%-58s %9.3f s  (%.0f/s)\n", "the same UPDATEs by SQLite, one transaction", b,
            s_updates / b);
     printf("%-58s %9.2f   (target >= 0.5)\n", "ratio", b / o);
@@ -318,8 +313,7 @@ int main(int argc, char **argv)
            fr, b / fr);
     printf("%-58s %9.3f s  (ratio %.2f)\n", "floor, the clock written by UPDATE", fu, b / fu);
     char fig[96], os[32], bs[32], rs[32];
-    snprintf(fig, sizeof fig, "stemma apply (process) %d updates, text keys / UPDATE",
-             s_updates);
+    snprintf(fig, sizeof fig, "stemma apply (process) %d updates, text keys / UPDATE", s_updates);
     snprintf(os, sizeof os, "%.0f/s", s_updates / o);
     snprintf(bs, sizeof bs, "%.0f/s", s_updates / b);
     snprintf(rs, sizeof rs, "%.2f", b / o);
