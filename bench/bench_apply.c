@@ -72,6 +72,13 @@ static void s_update(sqlite3_stmt *upd, int i)
     sqlite3_reset(upd);
 }
 
+/* s_update as bench_updates_collected calls it. */
+static void s_update_at(sqlite3_stmt *upd, int i, void *ctx)
+{
+    (void)ctx;
+    s_update(upd, i);
+}
+
 static stm_err s_apply_batch(void *ctx, const opbatch_t *batch, stm_error *err)
 {
     void **args = ctx;
@@ -110,24 +117,8 @@ static void s_make(const char *dir, const char *rows_bundle, const char *reader,
     sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    int *chunk_of = calloc(ROWS + 1, sizeof *chunk_of);
-    int chunk = 1;
-    bench_exec(db, "BEGIN");
-    for (int i = 0; i < s_updates; i++) {
-        if (chunk_of[s_rows[i]] == chunk) {
-            bench_exec(db, "COMMIT");
-            bench_check(stm_applier_catch_up(applier, &err), &err);
-            bench_exec(db, "BEGIN");
-            chunk++;
-        }
-        chunk_of[s_rows[i]] = chunk;
-        s_update(upd, i);
-    }
-    bench_exec(db, "COMMIT");
+    bench_updates_collected(store, upd, s_updates, s_rows, ROWS, s_update_at, NULL);
     sqlite3_finalize(upd);
-    stm_applier_destroy(&applier);
-    free(chunk_of);
     bench_check(stm_bundle_write(store, since, bundle, &info, &err), &err);
     stm_vector_destroy(&since);
     if (info.ops != (uint64_t)s_updates) {
@@ -156,17 +147,26 @@ static void s_copy(const char *from, const char *to)
         bench_die(to);
 }
 
-static double s_plain(const char *dir)
+/* A fresh plain database dir/name (path set to it) opened as stemma opens one (WAL,
+ * synchronous=NORMAL, a 32 MiB page cache), holding the table and the rows. */
+static sqlite3 *s_open_plain(const char *dir, const char *name, char path[600])
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/plain.db", dir);
+    snprintf(path, 600, "%s/%s", dir, name);
     unlink(path);
     sqlite3 *db = NULL;
-    sqlite3_open(path, &db);
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        bench_die(path);
     bench_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                    "PRAGMA cache_size=-32768;");
     bench_exec(db, TABLE);
     s_fill(db);
+    return db;
+}
+
+static double s_plain(const char *dir)
+{
+    char path[600];
+    sqlite3 *db = s_open_plain(dir, "plain.db", path);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
     double t0 = bench_now();
@@ -189,19 +189,12 @@ static double s_plain(const char *dir)
 static double s_floor(const char *dir, const char *how)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/floor.db", dir);
-    unlink(path);
-    sqlite3 *db = NULL;
-    sqlite3_open(path, &db);
-    bench_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                   "PRAGMA cache_size=-32768;");
-    bench_exec(db, TABLE);
+    sqlite3 *db = s_open_plain(dir, "floor.db", path);
     bench_exec(db, "CREATE TABLE clock (tbl TEXT NOT NULL, pk NOT NULL, cells BLOB NOT NULL, "
                    "PRIMARY KEY (tbl, pk)) WITHOUT ROWID;"
                    "CREATE TABLE log (origin INTEGER NOT NULL, seq INTEGER NOT NULL, n INTEGER, "
                    "hlc INTEGER, version INTEGER, tbl TEXT, pk, cells BLOB, "
                    "PRIMARY KEY (origin, seq)) WITHOUT ROWID;");
-    s_fill(db);
     static const unsigned char cells[48] = {1};
     bench_exec(db, "INSERT INTO clock SELECT 't', id, zeroblob(48) FROM t");
     sqlite3_stmt *get = NULL, *upd = NULL, *put = NULL, *log = NULL;

@@ -77,6 +77,16 @@ static void s_fill(sqlite3 *db)
 /* The random rows and values of the updates, the same for both sides. */
 static int s_rows[UPDATES], s_values[UPDATES];
 
+/* The i-th update, as bench_updates_collected calls it. */
+static void s_update_at(sqlite3_stmt *upd, int i, void *ctx)
+{
+    (void)ctx;
+    sqlite3_bind_int(upd, 1, s_values[i]);
+    sqlite3_bind_int(upd, 2, s_rows[i]);
+    sqlite3_step(upd);
+    sqlite3_reset(upd);
+}
+
 static double s_baseline(const char *dir)
 {
     char path[512];
@@ -149,30 +159,8 @@ static void s_make_bundle(const char *dir, const char *rows_bundle, const char *
     sqlite3 *db = stm_store_db(store);
     sqlite3_stmt *upd = NULL;
     sqlite3_prepare_v2(db, "UPDATE t SET c = ?1 WHERE id = ?2", -1, &upd, NULL);
-    /* Changes to one row between two collections fold into one operation
-     * (capture.h); collecting whenever a row comes round again keeps all 200,000, as
-     * a node collecting between the application's writes would. */
-    applier_t *applier = stm_applier_new(store, NULL, NULL);
-    int *chunk_of = calloc(ROWS + 1, sizeof *chunk_of);
-    int chunk = 1;
-    bench_exec(db, "BEGIN");
-    for (int i = 0; i < UPDATES; i++) {
-        if (chunk_of[s_rows[i]] == chunk) {
-            bench_exec(db, "COMMIT");
-            bench_check(stm_applier_catch_up(applier, &err), &err);
-            bench_exec(db, "BEGIN");
-            chunk++;
-        }
-        chunk_of[s_rows[i]] = chunk;
-        sqlite3_bind_int(upd, 1, s_values[i]);
-        sqlite3_bind_int(upd, 2, s_rows[i]);
-        sqlite3_step(upd);
-        sqlite3_reset(upd);
-    }
-    bench_exec(db, "COMMIT");
+    bench_updates_collected(store, upd, UPDATES, s_rows, ROWS, s_update_at, NULL);
     sqlite3_finalize(upd);
-    stm_applier_destroy(&applier);
-    free(chunk_of);
     bench_check(stm_bundle_write(store, since, bundle, &info, &err), &err);
     stm_vector_destroy(&since);
     if (info.ops != UPDATES) {
