@@ -302,9 +302,8 @@ static stm_err s_names_read(store_t *store, const char *sql, bool trigger, s_nam
         if (!name || (trigger && !text))
             continue;
         n->items = stm_grow(n->items, &n->cap, n->count + 1, sizeof *n->items);
-        n->items[n->count++] = (s_named){
-            stm_strdup(name), trigger ? stm_strdup(text) : NULL,
-            trigger ? 0 : sqlite3_column_int64(stmt, 1), false};
+        n->items[n->count++] = (s_named){stm_strdup(name), trigger ? stm_strdup(text) : NULL,
+                                         trigger ? 0 : sqlite3_column_int64(stmt, 1), false};
     }
     sqlite3_finalize(stmt);
     if (step != SQLITE_DONE)
@@ -333,13 +332,12 @@ static const char *const s_list_triggers =
 
 /* Drops the capture triggers on the n tables named (any case), or on every table
  * when tables is NULL. */
-static stm_err s_drop_triggers(store_t *store, const char *const *tables, size_t n,
-                               stm_error *err)
+static stm_err s_drop_triggers(store_t *store, const char *const *tables, size_t n, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(stm_store_db(store),
-                           "SELECT name, tbl_name FROM sqlite_schema WHERE " S_CAPTURE_TRIGGERS,
-                           -1, &stmt, NULL) != SQLITE_OK)
+                           "SELECT name, tbl_name FROM sqlite_schema WHERE " S_CAPTURE_TRIGGERS, -1,
+                           &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "listing triggers");
     buf_t sql = BUF_INIT;
     int step;
@@ -438,15 +436,16 @@ static stm_err s_mark_row(store_t *store, const s_names *marks, const char *tabl
 }
 
 /* Decides the triggers of one table of the schema: those already there with the text
- * install would give them are kept (wanted); the others are appended to create. */
+ * install would give them are kept (wanted); the others are appended to create. Its
+ * stemma_mark row is made first when it needs one; have NULL: only that. */
 static stm_err s_want_table(store_t *store, const catalog_table *t, s_names *have,
                             const s_names *marks, buf_t *create, stm_error *err)
 {
     static const char *const kinds[S_KINDS] = {"ins", "upd", "rekey", "del"};
     int64_t mark_id = 0;
-    stm_err rc = s_marked(t) ? s_mark_row(store, marks, stm_catalog_table_name(t), &mark_id, err)
-                             : STM_OK;
-    if (rc != STM_OK)
+    stm_err rc =
+        s_marked(t) ? s_mark_row(store, marks, stm_catalog_table_name(t), &mark_id, err) : STM_OK;
+    if (rc != STM_OK || !have)
         return rc;
     buf_t text[S_KINDS] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
     s_table_triggers(text, t, mark_id);
@@ -472,21 +471,24 @@ stm_err stm_capture_install(store_t *store, stm_error *err)
     return stm_capture_install_since(store, NULL, NULL, err);
 }
 
-stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog_t **now,
-                                  stm_error *err)
+/* stm_capture_install_since, and without triggers (stm_capture_mark_since): then the
+ * triggers there are neither read nor touched. */
+static stm_err s_install(store_t *store, const catalog_t *prev, catalog_t **now, bool triggers,
+                         stm_error *err)
 {
     catalog_t *catalog = NULL;
     stm_err rc = stm_catalog_read_since(stm_store_db(store), prev, &catalog, err);
     if (rc != STM_OK)
         return rc;
     s_names have = {0}, marks = {0};
-    rc = s_names_read(store, s_list_triggers, true, &have, err);
+    if (triggers)
+        rc = s_names_read(store, s_list_triggers, true, &have, err);
     if (rc == STM_OK)
         rc = s_names_read(store, "SELECT tbl, id FROM stemma_mark", false, &marks, err);
     sqlite3_stmt *lookup = NULL;
-    if (rc == STM_OK && sqlite3_prepare_v2(stm_store_db(store),
-                                           "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
-                                           &lookup, NULL) != SQLITE_OK)
+    if (rc == STM_OK &&
+        sqlite3_prepare_v2(stm_store_db(store), "SELECT 1 FROM stemma_exclude WHERE tbl = ?1", -1,
+                           &lookup, NULL) != SQLITE_OK)
         rc = stm_store_error(store, err, "reading stemma_exclude");
     buf_t sql = BUF_INIT, create = BUF_INIT;
     size_t widest = 1;
@@ -499,7 +501,7 @@ stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog
                 rc = s_mark_exec(store, "DELETE FROM stemma_mark WHERE tbl = ?1", name, err);
             continue;
         }
-        rc = s_want_table(store, t, &have, &marks, &create, err);
+        rc = s_want_table(store, t, triggers ? &have : NULL, &marks, &create, err);
         if (stm_catalog_table_key_count(t) > widest)
             widest = stm_catalog_table_key_count(t);
     }
@@ -530,6 +532,18 @@ stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog
     stm_buf_free(&sql);
     stm_buf_free(&create);
     return rc;
+}
+
+stm_err stm_capture_install_since(store_t *store, const catalog_t *prev, catalog_t **now,
+                                  stm_error *err)
+{
+    return s_install(store, prev, now, true, err);
+}
+
+stm_err stm_capture_mark_since(store_t *store, const catalog_t *prev, catalog_t **now,
+                               stm_error *err)
+{
+    return s_install(store, prev, now, false, err);
 }
 
 stm_err stm_capture_each_mark(store_t *store, const catalog_t *catalog, capture_mark_fn fn,
@@ -566,15 +580,17 @@ typedef struct {
 static stm_err s_cut_mark(store_t *store, const capture_cut *cut, stm_error *err)
 {
     sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(stm_store_db(store),
-                           "UPDATE stemma_mark SET mark = ?2, gate = CASE WHEN at IS NULL THEN gate "
-                           "ELSE ?2 END WHERE tbl = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            stm_store_db(store),
+            "UPDATE stemma_mark SET mark = ?2, gate = CASE WHEN at IS NULL THEN gate "
+            "ELSE ?2 END WHERE tbl = ?1",
+            -1, &stmt, NULL) != SQLITE_OK)
         return stm_store_error(store, err, "writing stemma_mark");
     sqlite3_bind_text(stmt, 1, stm_catalog_table_name(cut->t), -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, cut->last);
-    stm_err rc =
-        sqlite3_step(stmt) == SQLITE_DONE ? STM_OK : stm_store_error(store, err, "writing stemma_mark");
+    stm_err rc = sqlite3_step(stmt) == SQLITE_DONE
+                     ? STM_OK
+                     : stm_store_error(store, err, "writing stemma_mark");
     sqlite3_finalize(stmt);
     return rc;
 }

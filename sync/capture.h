@@ -96,6 +96,12 @@ STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
  * *now (the caller's; now NULL: not wanted), for the next call's prev. */
 STM_NODISCARD stm_err stm_capture_install_since(store_t *store, const catalog_t *prev,
                                                 catalog_t **now, stm_error *err);
+/* All stm_capture_install_since does but the triggers, which it neither reads nor
+ * touches: the marks of the synced tables made and raised to the rows there now,
+ * stemma_pending given the key columns it needs. For a run of migrations, which drops
+ * every trigger first and installs them once at its end. */
+STM_NODISCARD stm_err stm_capture_mark_since(store_t *store, const catalog_t *prev, catalog_t **now,
+                                             stm_error *err);
 
 /* The one-letter affinity code operations carry: T, N, I, R or B. */
 char stm_capture_affinity_code(catalog_affinity a);

@@ -2,8 +2,8 @@
  *
  * stemma keeps a row's clocks (stemma_clock, stemma_conflicts) under the names of its
  * table and columns here. When a migration renames a column or a table (directly, or by
- * a rebuild under another name: lineage/lens.h), the clocks follow, in the migration's
- * own transaction: the column keeps its history under its new name, so that a late write
+ * a rebuild under another name: lineage/lens.h), the clocks follow, in the transaction
+ * the migration runs in: the column keeps its history under its new name, so that a late write
  * from a device at the older version, translated to the new name (apply.h, invariant 8),
  * is compared with the writes the column already had and never beats a later one.
  * A table the migration drops and makes anew under its name (LENS_REPLACED) is another

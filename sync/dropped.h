@@ -5,7 +5,7 @@
  * peer will send them again. Left so, the migration that adds the column back fills
  * it with its default for good, and this replica never agrees with the others again.
  *
- * So, in the rollback step's own transaction, the operation behind every cell the step
+ * So, in the transaction the rollback step runs in, the operation behind every cell the step
  * drops (the latest applied write of the cell: stemma_clock's entry, which is what the
  * cell held) is parked (park.h, kind 'schema', "the rollback of version N dropped its
  * column"), and the cell's entry leaves stemma_clock; the write counts as the row's

@@ -26,12 +26,14 @@
  *      memory (stm_lineage_build): bad SQL is refused first. With a cache
  *      (stm_migrate_open_cached) that run may be an earlier one, of the very same
  *      texts: the cache answers only for the set whose version ids it holds.
- *   2. Each migration, rollback step or adoption is one transaction that also updates
- *      schema_version, stemma_local.version_id and the capture triggers, so the
- *      database is always at exactly one recorded version with triggers matching it.
- *      A step drops beforehand only the triggers of the tables the lineage says it
- *      changes, and every trigger is checked against the schema before the commit
- *      (stm_capture_install), so the others are kept, not made again.
+ *   2. A run's steps (migrations or rollback steps) are one transaction, each step
+ *      under a savepoint that also updates schema_version and stemma_local.version_id;
+ *      the capture triggers are dropped at the run's start and made for the version
+ *      reached before the commit, so the database is always at exactly one recorded
+ *      version with triggers matching it. A step that fails is rolled back to its
+ *      savepoint and the steps before it commit; a run killed, or whose commit fails,
+ *      leaves the database where it was. An adoption or a baseline is a transaction
+ *      of its own.
  *   3. Before the first change the whole database is copied with SQLite's online
  *      backup API to DB.vFROM-YYYYMMDDTHHMMSSZ.bak (unless the caller opts out, the
  *      file is new, or nothing will change).
@@ -49,7 +51,7 @@
  *
  * The module is three files: migrate.c reads schema_version and finds drift, and has
  * the accessors; migrate_plan.c decides what a run would do (every refusal is there);
- * migrate_run.c carries a plan out, one transaction a step. */
+ * migrate_run.c carries a plan out, one transaction a run. */
 #ifndef STM_MIGRATE_H
 #define STM_MIGRATE_H
 

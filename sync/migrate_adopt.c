@@ -47,7 +47,7 @@ static stm_err s_end(const migrate_run_ctx *run, stm_err rc, const char *failed,
 stm_err stm_migrate_adopt(const migrate_run_ctx *run, stm_error *err)
 {
     migrate_t *self = run->self;
-    stm_err rc = stm_migrate_tx_begin(self, self->version, 0, false, err);
+    stm_err rc = stm_migrate_tx_begin(self, self->version, false, err);
     if (rc == STM_OK && !self->has_id_column)
         rc = stm_store_exec(self->store, "ALTER TABLE schema_version ADD COLUMN version_id TEXT",
                             err);
@@ -316,7 +316,7 @@ stm_err stm_migrate_baseline(const migrate_run_ctx *run, const migrate_plan *pla
 {
     migrate_t *self = run->self;
     int v = plan->baseline;
-    stm_err rc = stm_migrate_tx_begin(self, 0, 0, false, err);
+    stm_err rc = stm_migrate_tx_begin(self, 0, false, err);
     if (rc == STM_OK)
         rc = s_check_still(self, v, err);
     for (int k = 1; k <= v && rc == STM_OK; k++)

@@ -110,9 +110,9 @@ void stm_migrate_tell(const migrate_run_ctx *run, const migrate_event *ev);
 stm_id stm_migrate_id_of(const migrate_t *self, int n);
 /* Internal. Begins a run's write transaction at version expected (another process
  * moving the database is found here: self->moved_to); the queued changes collected
- * first, schema_version made when missing. version > 0: the capture triggers of the
- * tables its step changes are removed, or all of them (all). */
-STM_NODISCARD stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool all,
+ * first, schema_version made when missing. unhook: every capture trigger removed
+ * (stm_migrate_tx_capture makes them again before the commit). */
+STM_NODISCARD stm_err stm_migrate_tx_begin(migrate_t *self, int expected, bool unhook,
                                            stm_error *err);
 /* Internal. Ends a step's work in its transaction: stemma's tables, o's exclusions,
  * the version id the triggers stamp (id), triggers for the schema as it now is. */

@@ -71,9 +71,9 @@ STM_NODISCARD stm_err stm_migrate_ops_run(migrate_ops_t *m, const char *file, co
                                           stm_error *err);
 
 /* After the step has run, in the same transaction, once the database's version id and
- * capture triggers are the new version's: (2) - (4). lenses (NULL: names are kept)
- * and lineage (the schema set's; NULL: nothing is put back) are lent; version is the
- * step's number in them. *st is filled. STM_EDB naming the database when SQLite
+ * capture marks are the new version's (stm_capture_mark_since): (2) - (4). lenses
+ * (NULL: names are kept) and lineage (the schema set's; NULL: nothing is put back) are
+ * lent; version is the step's number in them. *st is filled. STM_EDB naming the database when SQLite
  * fails; the caller rolls back. */
 STM_NODISCARD stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses,
                                              const lineage_t *lineage, int version,

@@ -179,11 +179,10 @@ static stm_err s_expect_version(migrate_t *self, int expected, stm_error *err)
     return rc;
 }
 
-/* Ends a step's transaction: stemma's tables, the exclusions, the version id the
- * triggers stamp, and triggers for the schema as it now is. Internal:
- * migrate_internal.h. */
-stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
-                               stm_error *err)
+/* stm_migrate_tx_capture, and (triggers false) all of it but the triggers: the marks
+ * and the catalog follow the schema as it now is, the triggers are left as they are. */
+static stm_err s_capture(migrate_t *self, const migrate_options *o, const stm_id *id, bool triggers,
+                         stm_error *err)
 {
     stm_err rc = stm_store_prepare(self->store, err);
     for (size_t i = 0; i < o->nexclude && rc == STM_OK; i++)
@@ -195,7 +194,8 @@ stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o, const 
      * only what is the same text is taken from it, so it is as good as any. */
     catalog_t *now = NULL;
     if (rc == STM_OK)
-        rc = stm_capture_install_since(self->store, self->catalog, &now, err);
+        rc = triggers ? stm_capture_install_since(self->store, self->catalog, &now, err)
+                      : stm_capture_mark_since(self->store, self->catalog, &now, err);
     if (rc == STM_OK) {
         stm_catalog_destroy(&self->catalog);
         self->catalog = now;
@@ -203,35 +203,19 @@ stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o, const 
     return rc;
 }
 
-/* Removes the capture triggers of the tables the step to (or from) version changes, as
- * the lineage derived them before anything ran (migrate.h, invariant 1): the families
- * with an entry at that version, created, changed or dropped (a table renamed is one
- * family dropped and one created). The other tables keep theirs through the step. */
-static stm_err s_unhook_changed(migrate_t *self, int version, stm_error *err)
+/* Ends a transaction's work: stemma's tables, the exclusions, the version id the
+ * triggers stamp, and triggers for the schema as it now is. Internal:
+ * migrate_internal.h. */
+stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o, const stm_id *id,
+                               stm_error *err)
 {
-    const char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < stm_lineage_family_count(self->lineage); i++) {
-        const family_t *f = stm_lineage_family_at(self->lineage, i);
-        for (size_t e = stm_family_count(f); e-- > 0;) {
-            int at = stm_family_entry_at(f, e)->version;
-            if (at == version) {
-                names = stm_grow(names, &cap, n + 1, sizeof *names);
-                names[n++] = stm_family_name(f);
-            }
-            if (at <= version)
-                break;
-        }
-    }
-    stm_err rc = stm_capture_uninstall_tables(self->store, names, n, err);
-    free(names);
-    return rc;
+    return s_capture(self, o, id, true, err);
 }
 
-/* Begins a transaction at version expected. Before a step (version: the step's number)
- * the capture triggers of the tables it changes are removed, or all of them (all).
- * Internal: migrate_internal.h. */
-stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool all, stm_error *err)
+/* Begins a transaction at version expected; unhook: every capture trigger removed
+ * (a run of steps, which installs them again at its end). Internal:
+ * migrate_internal.h. */
+stm_err stm_migrate_tx_begin(migrate_t *self, int expected, bool unhook, stm_error *err)
 {
     stm_err rc = STM_OK;
     /* A bulk write still queued is collected first, a slice at a time (apply.h), so
@@ -262,10 +246,12 @@ stm_err stm_migrate_tx_begin(migrate_t *self, int expected, int version, bool al
         rc = stm_store_exec(self->store, s_create_table, err);
     if (rc == STM_OK)
         rc = s_expect_version(self, expected, err);
-    if (rc == STM_OK && prepared && all)
+    /* ALTER TABLE makes SQLite read the whole schema again, and the triggers are most
+     * of it (four a synced table): without them a run's statements cost what they
+     * cost the sqlite3 shell. Nothing is captured meanwhile: the run holds the write
+     * lock, and what its steps write is recorded by migrate_ops. */
+    if (rc == STM_OK && prepared && unhook)
         rc = stm_capture_uninstall(self->store, err);
-    else if (rc == STM_OK && prepared && version > 0)
-        rc = s_unhook_changed(self, version, err);
     return rc;
 }
 
@@ -343,27 +329,31 @@ typedef struct {
     uint64_t dropped;          /* values a rollback step dropped, parked (dropped.h) */
 } s_done;
 
-/* One attempt at a step, in its own transaction, rolled back when it fails: migration
- * k applied (the database is at k - 1), or its rollback run (the database is at k).
- * all: every capture trigger is removed first, not only those of the tables changed. */
+/* One step, inside the run's transaction under a savepoint of its own, rolled back to
+ * it when it fails: migration k applied (the database is at k - 1), or its rollback
+ * run (the database is at k). The capture triggers are off for the whole run
+ * (s_run_steps); the marks and the catalog follow each step. */
 static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrate_step *step,
-                         bool all, s_done *done, stm_error *err)
+                         s_done *done, stm_error *err)
 {
     bool up = step->direction == MIGRATE_UP;
     int k = step->version, after = up ? k : k - 1;
     sqlite3 *db = stm_store_db(self->store);
     memset(done, 0, sizeof *done);
-    stm_err rc = stm_migrate_tx_begin(self, up ? k - 1 : k, k, all, err);
-    bool prepared = rc == STM_OK && stm_store_is_prepared(self->store);
+    stm_err rc = stm_store_exec(self->store, "SAVEPOINT stemma_step", err);
+    if (rc != STM_OK)
+        return rc;
+    bool prepared = stm_store_is_prepared(self->store);
     /* A new database gets stemma's tables before its first migration, so that the
      * rows that migration writes (seed rows) are operations like any later step's. */
-    if (rc == STM_OK && up && k == 1 && !prepared)
+    if (up && k == 1 && !prepared)
         prepared = (rc = stm_store_prepare(self->store, err)) == STM_OK;
     /* Going down, the schema before the step: what it drops is kept (dropped.h). */
     catalog_t *before = NULL;
     if (rc == STM_OK && !up && prepared)
         rc = stm_catalog_read_since(db, self->catalog, &before, err);
-    /* The triggers still there keep out of the step's own writes (capture.h). */
+    /* Capture keeps out of the step's own writes (capture.h); it has no triggers
+     * during a run, but a trigger the migration itself makes may read the flag. */
     if (rc == STM_OK && prepared)
         rc = stm_store_exec(self->store, "UPDATE stemma_local SET applying = 1 WHERE id = 1", err);
     /* What a step writes to synced rows is sent (migrate_ops.h): the first's too,
@@ -397,19 +387,20 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
     stm_catalog_destroy(&before);
     if (rc == STM_OK) {
         stm_id id = stm_migrate_id_of(self, after);
-        rc = stm_migrate_tx_capture(self, o, &id, err);
+        rc = s_capture(self, o, &id, false, err);
     }
     if (rc == STM_OK && ops)
         rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &done->derived, err);
     stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
-        rc = stm_migrate_tx_commit(self, err);
-    if (rc != STM_OK)
-        stm_migrate_tx_rollback(self);
+        return stm_store_exec(self->store, "RELEASE stemma_step", err);
+    /* A failed statement may have ended the whole transaction already. */
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK TO stemma_step; RELEASE stemma_step", NULL, NULL, NULL);
     return rc;
 }
 
-/* Runs one step in its own transaction (s_attempt). */
+/* Runs one step (s_attempt), telling the caller as it goes. */
 static stm_err s_step(const migrate_run_ctx *run, const migrate_step *step, stm_error *err)
 {
     migrate_t *self = run->self;
@@ -421,18 +412,10 @@ static stm_err s_step(const migrate_run_ctx *run, const migrate_step *step, stm_
     s_progress p;
     s_progress_start(&p, run, step, db);
     s_done done;
-    stm_err rc = s_attempt(self, run->o, step, false, &done, err);
-    /* A trigger kept was in the way of a change the lineage cannot show (a column
-     * dropped and added again as it was, a table the directory does not create): the
-     * step runs again without any, as a step always could. Not when another process
-     * moved the database: that is no trigger's doing. */
-    if (rc != STM_OK && self->moved_to < 0 && stm_store_is_prepared(self->store))
-        rc = s_attempt(self, run->o, step, true, &done, err);
+    stm_err rc = s_attempt(self, run->o, step, &done, err);
     long long ms = s_progress_stop(&p, db);
     if (rc != STM_OK) {
-        if (self->moved_to >= 0)
-            stm_migrate_tell_moved(run, err);
-        else if (up)
+        if (up)
             stm_error_append(err,
                              "migration %d was rolled back: the database is still at "
                              "version %d",
@@ -455,6 +438,77 @@ static stm_err s_step(const migrate_run_ctx *run, const migrate_step *step, stm_
         .kind = MIGRATE_EVENT_STEP_DONE, .step = s_step_done(run, step, ms), .elapsed_ms = ms};
     stm_migrate_tell(run, &ev);
     return STM_OK;
+}
+
+/* Forgets the steps the result holds, for a run whose transaction did not commit: the
+ * database is where it was before them (from). */
+static void s_steps_undone(const migrate_run_ctx *run, int from)
+{
+    migrate_result *res = run->res;
+    stm_migrate_steps_free(res->steps, res->nsteps);
+    res->steps = NULL;
+    res->nsteps = 0;
+    res->dropped = res->derived_rows = res->derived_ops = 0;
+    res->derived_kept = res->derived_unkept = 0;
+    res->version = from;
+    res->has_id = from > 0;
+    res->id = stm_migrate_id_of(run->self, from);
+}
+
+/* The plan's steps in one transaction, each under a savepoint: the capture triggers
+ * are removed at its start and made again once, for the version reached, at its end
+ * (an ALTER TABLE re-reads the whole schema, triggers and all: with them in place a
+ * run cost several times what the same files cost the sqlite3 shell). A step that
+ * fails is rolled back alone; the steps before it commit. A run killed or whose
+ * commit fails leaves the database where it was. */
+static stm_err s_run_steps(const migrate_run_ctx *run, const migrate_plan *plan, stm_error *err)
+{
+    migrate_t *self = run->self;
+    const migrate_step *first = &plan->steps[0];
+    int from = first->direction == MIGRATE_UP ? first->version - 1 : first->version;
+    stm_err rc = stm_migrate_tx_begin(self, from, true, err);
+    if (rc != STM_OK) {
+        stm_migrate_tx_rollback(self);
+        if (self->moved_to >= 0)
+            stm_migrate_tell_moved(run, err);
+        else
+            stm_error_append(err, "nothing was changed: the database is still at version %d", from);
+        return rc;
+    }
+    for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
+        rc = s_step(run, &plan->steps[i], err);
+    if (!run->res->nsteps) {
+        stm_migrate_tx_rollback(self);
+        return rc;
+    }
+    /* Some errors (a full disk, an I/O error) make SQLite roll the whole transaction
+     * back, the steps before the failed one with it. */
+    if (sqlite3_get_autocommit(stm_store_db(self->store))) {
+        stm_migrate_tx_rollback(self);
+        stm_error_append(err,
+                         "SQLite undid the steps before it too: the database is still at "
+                         "version %d",
+                         from);
+        s_steps_undone(run, from);
+        return rc;
+    }
+    /* The triggers for where the steps done took the database, and the commit. A step
+     * that failed has its message in err already: this one's goes after it. */
+    stm_error end = {0};
+    stm_id id = stm_migrate_id_of(self, run->res->version);
+    stm_err erc = s_capture(self, run->o, &id, true, &end);
+    if (erc == STM_OK)
+        erc = stm_migrate_tx_commit(self, &end);
+    if (erc == STM_OK)
+        return rc;
+    stm_migrate_tx_rollback(self);
+    if (rc == STM_OK)
+        stm_error_set(err, end.code, "%s", end.msg);
+    else
+        stm_error_append(err, "then %s", end.msg);
+    stm_error_append(err, "nothing was committed: the database is still at version %d", from);
+    s_steps_undone(run, from);
+    return erc;
 }
 
 /* ---- around the steps ---- */
@@ -557,7 +611,7 @@ static stm_err s_set_up_capture(const migrate_run_ctx *run, stm_error *err)
     migrate_t *self = run->self;
     int at = self->version;
     stm_id id = stm_migrate_id_of(self, at);
-    stm_err rc = stm_migrate_tx_begin(self, at, 0, false, err);
+    stm_err rc = stm_migrate_tx_begin(self, at, false, err);
     if (rc == STM_OK)
         rc = stm_migrate_tx_capture(self, run->o, &id, err);
     if (rc == STM_OK)
@@ -594,8 +648,8 @@ static stm_err s_carry_out(const migrate_run_ctx *run, const migrate_plan *plan,
      * the operations replayed after them. */
     if (rc == STM_OK && plan->nsteps && self->set && !self->lenses)
         rc = stm_lens_derive(self->set, &self->lenses, err);
-    for (size_t i = 0; i < plan->nsteps && rc == STM_OK; i++)
-        rc = s_step(run, &plan->steps[i], err);
+    if (rc == STM_OK && plan->nsteps)
+        rc = s_run_steps(run, plan, err);
     s_steps_done(self); /* the replay has an applier of its own */
     if (rc == STM_OK && up && (res->nsteps || plan->replay))
         rc = s_replay_parked(run, err);

@@ -846,6 +846,56 @@ static void test_a_failing_migration_leaves_the_previous_version(void **state)
     assert_int_equal(s_version(f->db, set), 2);
 }
 
+/* A run is one transaction with a savepoint a step: the steps before a failing one
+ * commit, with capture set up for the version they reached. */
+static void test_a_failing_step_keeps_the_steps_before_it(void **state)
+{
+    s_fixture *f = *state;
+    char *set = s_path(f->dir, "set");
+    assert_int_equal(mkdir(set, 0755), 0);
+    static const char v1[] = "CREATE TABLE items (id INTEGER PRIMARY KEY, code TEXT);\n";
+    static const char v2[] = "ALTER TABLE items ADD COLUMN note TEXT;\n";
+    static const char v3[] = "CREATE UNIQUE INDEX items_by_code ON items(code);\n";
+    tu_write_bytes(set, "001_items.sql", v1, sizeof v1 - 1);
+    tu_write_bytes(set, "002_note.sql", v2, sizeof v2 - 1);
+    tu_write_bytes(set, "003_unique.sql", v3, sizeof v3 - 1);
+    s_migrate_ok(f->db, set, 1);
+    s_exec(f->db, "INSERT INTO items (code) VALUES ('a'), ('a')");
+    migrate_t *m = s_open(f->db, set);
+    s_events e;
+    s_events_init(&e);
+    migrate_options o = s_told(&e);
+    o.backup = false;
+    stm_error err = {0};
+    migrate_result res;
+    assert_int_equal(stm_migrate_run(m, &o, &res, &err), STM_EINPUT);
+    assert_string_equal(stm_buf_str(&e.log),
+                        "started up 2\ndone up 2\nstarted up 3\nfailed up 3\n");
+    assert_int_equal(res.nsteps, 1);
+    assert_int_equal(res.version, 2);
+    assert_non_null(strstr(err.msg, "migration 3 was rolled back: the database is still at "
+                                    "version 2"));
+    stm_migrate_result_free(&res);
+    s_events_free(&e);
+    stm_migrate_destroy(&m);
+    assert_int_equal(s_version(f->db, set), 2);
+    assert_true(s_has_column(f->db, "items", "note"));
+    assert_int_equal(
+        s_int(f->db, "SELECT count(*) FROM sqlite_schema WHERE name = 'items_by_code'"), 0);
+    /* Capture for version 2: its triggers there, stamping version 2's id, and a write
+     * to the new column queued. */
+    assert_int_equal(s_triggers(f->db), 4);
+    lineage_t *l = s_lineage(set);
+    stm_id at;
+    s_store_version_id(f->db, &at);
+    assert_true(stm_id_equal(&at, &stm_lineage_version_at(l, 1)->id));
+    stm_lineage_destroy(&l);
+    long long queued = s_int(f->db, "SELECT count(*) FROM stemma_pending");
+    s_exec(f->db, "UPDATE items SET note = 'n' WHERE id = 1");
+    assert_int_equal(s_int(f->db, "SELECT count(*) FROM stemma_pending"), queued + 1);
+    free(set);
+}
+
 static void test_a_new_file_whose_first_migration_fails_is_not_left(void **state)
 {
     s_fixture *f = *state;
@@ -865,7 +915,8 @@ static void test_a_new_file_whose_first_migration_fails_is_not_left(void **state
     signal(SIGXFSZ, old_handler);
     stm_migrate_destroy(&m);
     assert_int_not_equal(rc, STM_OK);
-    if (!strstr(err.msg, "migration 1 was rolled back: the database is still at version 0"))
+    /* The run's one commit is what fails. */
+    if (!strstr(err.msg, "nothing was committed: the database is still at version 0"))
         fail_msg("%s", err.msg);
     assert_false(s_exists(f->db));
 }
@@ -1601,6 +1652,7 @@ int main(void)
         T(test_adoption_refuses_a_gap),
         T(test_a_foreign_schema_version_layout_is_refused),
         T(test_a_failing_migration_leaves_the_previous_version),
+        T(test_a_failing_step_keeps_the_steps_before_it),
         T(test_a_new_file_whose_first_migration_fails_is_not_left),
         T(test_exclude_lets_a_composite_key_table_stay_local),
         T(test_plans_results_and_status_name_the_tables_not_synced),

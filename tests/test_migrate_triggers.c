@@ -1,7 +1,7 @@
 /* Tests of the capture triggers across migration steps (sync/migrate_run.c with
- * sync/capture.c): a step removes and makes again only the triggers of the tables it
- * changes, and after it every synced table is captured as it now is, whatever the
- * step did to it (a column added, renamed, dropped and added again, a table rebuilt
+ * sync/capture.c): a run removes every trigger at its start and makes them again at its
+ * end, and after it every synced table is captured as it now is, whatever the
+ * steps did to it (a column added, renamed, dropped and added again, a table rebuilt
  * under its own name, two tables that swap names). Each test migrates a real database
  * file in a scratch directory through a schema set written there. */
 #include "base/buf.h"
@@ -105,28 +105,6 @@ static long long s_int(const s_fixture *f, const char *sql)
     return v;
 }
 
-/* The rowids of table's four triggers in sqlite_schema, as one text ("12,13,14,15"):
- * a trigger dropped and created again takes a new row. The caller frees it. */
-static char *s_trigger_rows(const s_fixture *f, const char *table)
-{
-    buf_t sql = BUF_INIT;
-    stm_buf_printf(&sql,
-                   "SELECT group_concat(rowid, ',') FROM (SELECT rowid FROM sqlite_schema "
-                   "WHERE type = 'trigger' AND tbl_name = '%s' ORDER BY rowid)",
-                   table);
-    store_t *s = s_store(f);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(stm_store_db(s), stm_buf_str(&sql), -1, &st, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const char *t = (const char *)sqlite3_column_text(st, 0);
-    char *rows = strdup(t ? t : "");
-    sqlite3_finalize(st);
-    stm_store_destroy(&s);
-    stm_buf_free(&sql);
-    return rows;
-}
-
 /* The operations the store holds on table.col (any column: col NULL), the queue
  * collected first. */
 static long long s_ops(const s_fixture *f, const char *table, const char *col)
@@ -145,35 +123,36 @@ static long long s_ops(const s_fixture *f, const char *table, const char *col)
 
 /* How many operations the application's write sql makes on table.col (col NULL: on
  * any column of table). */
-static long long s_captured(const s_fixture *f, const char *sql, const char *table,
-                            const char *col)
+static long long s_captured(const s_fixture *f, const char *sql, const char *table, const char *col)
 {
     long long before = s_ops(f, table, col);
     du_exec(f->db, sql);
     return s_ops(f, table, col) - before;
 }
 
-static void test_a_step_keeps_the_triggers_of_tables_it_does_not_change(void **state)
+/* A run drops every capture trigger at its start and makes them once, for the version
+ * it reaches, before its commit: after seven steps in one run, every table has its four
+ * and each column is captured under the name it now has. */
+static void test_a_run_of_steps_captures_every_table_at_the_version_it_reaches(void **state)
 {
     s_fixture *f = *state;
-    s_migrate(f, 1);
-    char *a_before = s_trigger_rows(f, "a"), *b_before = s_trigger_rows(f, "b");
-    assert_int_equal(s_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
-                              "tbl_name = 'a'"),
-                     4);
-    /* The step changes b and creates c. Were every trigger made again, a's would sit
-     * in new rows: after c's table and index, which the step adds first. */
-    s_migrate(f, 2);
-    char *a_after = s_trigger_rows(f, "a"), *b_after = s_trigger_rows(f, "b");
-    assert_string_equal(a_after, a_before);
-    assert_string_not_equal(b_after, b_before);
-    assert_int_equal(s_int(f, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
-                              "tbl_name = 'c'"),
-                     4);
-    free(a_before);
-    free(a_after);
-    free(b_before);
-    free(b_after);
+    s_migrate(f, (int)S_FILES);
+    static const char *const tables[] = {"a", "b", "c", "d", "e"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        buf_t q = BUF_INIT;
+        stm_buf_printf(&q,
+                       "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "
+                       "tbl_name = '%s'",
+                       tables[i]);
+        assert_int_equal(s_int(f, stm_buf_str(&q)), 4);
+        stm_buf_free(&q);
+    }
+    assert_int_equal(s_captured(f, "INSERT INTO a VALUES ('a1', 'x1')", "a", "x"), 1);
+    assert_int_equal(s_captured(f, "INSERT INTO b (id, yy, z) VALUES (1, 'y', 'z')", "b", "yy"), 1);
+    assert_int_equal(s_captured(f, "UPDATE b SET z = 'zz' WHERE id = 1", "b", "z"), 1);
+    assert_int_equal(s_captured(f, "INSERT INTO c VALUES ('c1', 'w1')", "c", "w"), 1);
+    assert_int_equal(s_captured(f, "INSERT INTO d VALUES ('d1', 'v1')", "d", "v"), 1);
+    assert_int_equal(s_captured(f, "INSERT INTO e VALUES ('e1', 'v1')", "e", "v"), 1);
 }
 
 static void test_a_column_added_is_captured_after_the_step(void **state)
@@ -238,8 +217,9 @@ static void test_tables_that_swap_names_are_captured_under_their_names(void **st
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_a_step_keeps_the_triggers_of_tables_it_does_not_change,
-                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_run_of_steps_captures_every_table_at_the_version_it_reaches, s_setup,
+            s_teardown),
         cmocka_unit_test_setup_teardown(test_a_column_added_is_captured_after_the_step, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_a_column_renamed_is_captured_under_its_new_name,
