@@ -17,9 +17,10 @@ struct catalog_table {
                                 stm_catalog_table_find builds when the table is large; it
                                 is valid while nby_name == count */
     size_t nby_name;
-    bool has_source;         /* read from a database: source is set */
-    stm_id source;           /* BLAKE2b of the CREATE TABLE text it was read from: the
-                                same text is the same table (stm_catalog_read_since) */
+    unsigned shared; /* catalogs holding it besides the first: a table read
+                        again from the same text is this one (read_since) */
+    char *source;    /* the CREATE TABLE text it was read from (NULL: not read from a
+                        database): the same text is the same table (read_since) */
 };
 
 /* The declared type of most columns a peer describes, shared rather than copied. */
@@ -125,8 +126,7 @@ catalog_table *stm_catalog_table_copy(const catalog_table *t)
 {
     catalog_table *copy = stm_catalog_table_new(t->name, t->without_rowid);
     copy->keys = t->keys;
-    copy->has_source = t->has_source;
-    copy->source = t->source;
+    copy->source = t->source ? stm_strdup(t->source) : NULL;
     for (size_t i = 0; i < t->count; i++)
         stm_catalog_table_add_column(copy, &t->columns[i]);
     return copy;
@@ -137,6 +137,11 @@ void stm_catalog_table_destroy(catalog_table **self_p)
     catalog_table *t = *self_p;
     if (!t)
         return;
+    *self_p = NULL;
+    if (t->shared) {
+        t->shared--;
+        return;
+    }
     for (size_t i = 0; i < t->count; i++) {
         free(t->columns[i].name);
         if (t->columns[i].decltype != s_no_type)
@@ -146,9 +151,9 @@ void stm_catalog_table_destroy(catalog_table **self_p)
     }
     free(t->columns);
     free(t->by_name);
+    free(t->source);
     free(t->name);
     free(t);
-    *self_p = NULL;
 }
 
 const char *stm_catalog_table_name(const catalog_table *t)
@@ -258,8 +263,8 @@ const catalog_column *stm_catalog_table_duplicate(const catalog_table *t)
         return NULL;
     s_index(t);
     for (size_t i = 1; i < t->count; i++)
-        if (sqlite3_stricmp(t->columns[t->by_name[i - 1]].name,
-                            t->columns[t->by_name[i]].name) == 0)
+        if (sqlite3_stricmp(t->columns[t->by_name[i - 1]].name, t->columns[t->by_name[i]].name) ==
+            0)
             return &t->columns[t->by_name[i]];
     return NULL;
 }
@@ -359,9 +364,8 @@ static stm_err s_read_key_collations(sqlite3 *db, sqlite3_stmt *colls, catalog_t
                                      stm_error *err)
 {
     size_t keys = stm_catalog_table_key_count(t);
-    if (keys == 0 ||
-        (keys == 1 && !t->without_rowid &&
-         sqlite3_stricmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0))
+    if (keys == 0 || (keys == 1 && !t->without_rowid &&
+                      sqlite3_stricmp(stm_catalog_table_key(t, 0)->decltype, "INTEGER") == 0))
         return STM_OK;
     sqlite3_reset(colls);
     sqlite3_bind_text(colls, 1, t->name, -1, SQLITE_STATIC);
@@ -385,35 +389,42 @@ stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *err)
 
 /* prev's table read from the very CREATE TABLE text source (name and all), or NULL. */
 static const catalog_table *s_same_source(const catalog_t *prev, const char *name,
-                                          bool without_rowid, const stm_id *source)
+                                          const char *source)
 {
     const catalog_table *t = prev ? stm_catalog_find(prev, name) : NULL;
-    return t && t->has_source && stm_id_equal(&t->source, source) && strcmp(t->name, name) == 0 &&
-                   t->without_rowid == without_rowid
-               ? t
-               : NULL;
+    return t && t->source && strcmp(t->source, source) == 0 && strcmp(t->name, name) == 0 ? t
+                                                                                          : NULL;
 }
 
-/* A table's name and CREATE TABLE text, as sqlite_schema holds them. */
+/* A table's name and CREATE TABLE text, as sqlite_schema holds them; or, when the
+ * text is the one an earlier reading had, that reading's table (same: name and sql
+ * are then NULL, nothing copied). */
 typedef struct {
     char *name, *sql;
+    const catalog_table *same;
 } s_text;
+
+static const char *s_text_name(const s_text *t)
+{
+    return t->same ? t->same->name : t->name;
+}
 
 static int s_text_cmp(const void *a, const void *b)
 {
-    return strcmp(((const s_text *)a)->name, ((const s_text *)b)->name);
+    return strcmp(s_text_name(a), s_text_name(b));
 }
 
 /* Every table's text, sorted by name (byte for byte, as sqlite_schema compares):
  * one scan, rather than one a table. */
-static stm_err s_read_texts(sqlite3 *db, s_text **out, size_t *n, stm_error *err)
+static stm_err s_read_texts(sqlite3 *db, const catalog_t *prev, s_text **out, size_t *n,
+                            stm_error *err)
 {
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
     *out = NULL;
     *n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_schema WHERE type = 'table'", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_schema WHERE type = 'table'", -1, &st,
+                           NULL) != SQLITE_OK)
         return stm_error_db(err, db, NULL, "reading the catalog (prepare)");
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -422,12 +433,15 @@ static stm_err s_read_texts(sqlite3 *db, s_text **out, size_t *n, stm_error *err
         if (!name || !sql)
             continue;
         *out = stm_grow(*out, &cap, *n + 1, sizeof **out);
-        (*out)[(*n)++] = (s_text){stm_strdup(name), stm_strdup(sql)};
+        const catalog_table *same = s_same_source(prev, name, sql);
+        (*out)[(*n)++] =
+            same ? (s_text){NULL, NULL, same} : (s_text){stm_strdup(name), stm_strdup(sql), NULL};
     }
     sqlite3_finalize(st);
     if (*n > 1)
         qsort(*out, *n, sizeof **out, s_text_cmp);
-    return step == SQLITE_DONE ? STM_OK : stm_error_db(err, db, NULL, "reading the catalog (tables)");
+    return step == SQLITE_DONE ? STM_OK
+                               : stm_error_db(err, db, NULL, "reading the catalog (tables)");
 }
 
 static void s_texts_free(s_text *t, size_t n)
@@ -448,9 +462,8 @@ stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **o
     static const char *kind_sql =
         "SELECT wr, type FROM pragma_table_list(?1) WHERE schema = 'main' "
         "AND type IN ('table', 'virtual')";
-    static const char *columns_sql =
-        "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
-        "FROM pragma_table_xinfo(?1) ORDER BY cid";
+    static const char *columns_sql = "SELECT name, type, \"notnull\", dflt_value, pk, hidden "
+                                     "FROM pragma_table_xinfo(?1) ORDER BY cid";
     /* A key column's collation is its primary key index's (a rowid alias has none). */
     static const char *collations_sql =
         "SELECT i.name, i.coll FROM pragma_index_list(?1) l, pragma_index_xinfo(l.name) i "
@@ -459,23 +472,24 @@ stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **o
     catalog_t *c = stm_calloc(1, sizeof *c);
     size_t cap = 0, virtual_cap = 0, ntexts = 0;
     s_text *texts = NULL;
-    stm_err rc = s_read_texts(db, &texts, &ntexts, err);
+    stm_err rc = s_read_texts(db, prev, &texts, &ntexts, err);
     if (rc != STM_OK)
         goto done;
     for (size_t i = 0; i < ntexts; i++) {
-        const char *name = texts[i].name, *sql = texts[i].sql;
+        const char *name = s_text_name(&texts[i]), *sql = texts[i].sql;
         if (strncasecmp(name, "sqlite_", 7) == 0)
             continue;
-        stm_id source = {{0}};
-        stm_id_hash(sql, strlen(sql), &source);
         /* Everything read below is SQLite's reading of that text: the same text, the
          * same table (WITHOUT ROWID included). */
-        const catalog_table *before = prev ? stm_catalog_find(prev, name) : NULL;
-        const catalog_table *same =
-            before ? s_same_source(prev, name, before->without_rowid, &source) : NULL;
+        const catalog_table *same = texts[i].same;
         if (same) {
+            /* Shared, not copied: a table read from a database is never changed after
+             * (only its by_name cache is filled, alike for every holder), and a run of
+             * migrations reads the catalog several times a step. */
+            catalog_table *t = (catalog_table *)same;
+            t->shared++;
             c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
-            c->tables[c->count++] = stm_catalog_table_copy(same);
+            c->tables[c->count++] = t;
             continue;
         }
         if (!kind && sqlite3_prepare_v2(db, kind_sql, -1, &kind, NULL) != SQLITE_OK) {
@@ -501,8 +515,8 @@ stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **o
         c->tables = stm_grow(c->tables, &cap, c->count + 1, sizeof *c->tables);
         catalog_table *t = stm_catalog_table_new(name, without_rowid);
         c->tables[c->count++] = t;
-        t->has_source = true;
-        t->source = source;
+        t->source = texts[i].sql; /* taken */
+        texts[i].sql = NULL;
         /* Prepared only when a table is read (an incremental reading often reads none). */
         if (!cols && (sqlite3_prepare_v2(db, columns_sql, -1, &cols, NULL) != SQLITE_OK ||
                       sqlite3_prepare_v2(db, collations_sql, -1, &colls, NULL) != SQLITE_OK)) {
@@ -531,6 +545,20 @@ done:
     else
         *out = c;
     return rc;
+}
+
+catalog_t *stm_catalog_share(const catalog_t *c)
+{
+    catalog_t *out = stm_calloc(1, sizeof *out);
+    out->tables = stm_calloc(c->count ? c->count : 1, sizeof *out->tables);
+    for (size_t i = 0; i < c->count; i++) {
+        c->tables[i]->shared++;
+        out->tables[out->count++] = c->tables[i];
+    }
+    out->virtuals = stm_calloc(c->nvirtual ? c->nvirtual : 1, sizeof *out->virtuals);
+    for (size_t i = 0; i < c->nvirtual; i++)
+        out->virtuals[out->nvirtual++] = stm_strdup(c->virtuals[i]);
+    return out;
 }
 
 void stm_catalog_destroy(catalog_t **self_p)

@@ -33,14 +33,14 @@ typedef enum {
 
 /* One column. A plain record; strings are owned by the table that holds it. */
 typedef struct {
-    char *name;          /* as declared */
-    char *decltype;      /* declared type as written, "" when none */
+    char *name;                /* as declared */
+    char *decltype;            /* declared type as written, "" when none */
     catalog_affinity affinity; /* derived from decltype by SQLite's rules */
-    bool not_null;       /* NOT NULL constraint */
-    char *default_sql;   /* the DEFAULT expression's text, NULL when there is none */
-    int pk;              /* 0, or the column's 1-based position in the primary key */
-    char *key_collation; /* a key column's collation in the key ("NOCASE", "RTRIM", ...),
-                          * NULL for BINARY and for other columns */
+    bool not_null;             /* NOT NULL constraint */
+    char *default_sql;         /* the DEFAULT expression's text, NULL when there is none */
+    int pk;                    /* 0, or the column's 1-based position in the primary key */
+    char *key_collation;       /* a key column's collation in the key ("NOCASE", "RTRIM", ...),
+                                * NULL for BINARY and for other columns */
     int hidden; /* table_xinfo's hidden: 0 normal, 2 generated virtual, 3 generated stored */
 } catalog_column;
 
@@ -96,9 +96,16 @@ STM_NODISCARD stm_err stm_catalog_read(sqlite3 *db, catalog_t **out, stm_error *
 /* The same, taking from prev (lent; NULL: none), an earlier reading of the same
  * database, every table whose CREATE TABLE text is the same as then: SQLite derives
  * all a catalog says of a table from that text (ALTER TABLE rewrites it), so only the
- * tables a migration changed are asked about again. */
+ * tables a migration changed are asked about again. Such a table is shared with prev,
+ * not copied: each catalog may be destroyed first. Not for catalogs used by two
+ * threads at once. */
 STM_NODISCARD stm_err stm_catalog_read_since(sqlite3 *db, const catalog_t *prev, catalog_t **out,
                                              stm_error *err);
+/* Another catalog of c's tables, shared as stm_catalog_read_since shares them, for a
+ * caller that knows the database's schema is still the one c was read from (inside
+ * one write transaction that has not changed it). The caller owns it
+ * (stm_catalog_destroy). */
+catalog_t *stm_catalog_share(const catalog_t *c);
 void stm_catalog_destroy(catalog_t **self_p);
 size_t stm_catalog_count(const catalog_t *c);
 /* Table i, in order of name (ASCII case folded), lent. */

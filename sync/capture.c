@@ -516,7 +516,8 @@ static stm_err s_install(store_t *store, const catalog_t *prev, catalog_t **now,
         }
     if (rc == STM_OK && sql.len)
         rc = stm_store_exec(store, stm_buf_str(&sql), err);
-    if (rc == STM_OK)
+    /* The queue's key columns are the triggers' to fill. */
+    if (rc == STM_OK && triggers)
         rc = s_pending_key_columns(store, widest, err);
     if (rc == STM_OK && create.len)
         rc = stm_store_exec(store, stm_buf_str(&create), err);

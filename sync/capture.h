@@ -97,9 +97,8 @@ STM_NODISCARD stm_err stm_capture_install(store_t *store, stm_error *err);
 STM_NODISCARD stm_err stm_capture_install_since(store_t *store, const catalog_t *prev,
                                                 catalog_t **now, stm_error *err);
 /* All stm_capture_install_since does but the triggers, which it neither reads nor
- * touches: the marks of the synced tables made and raised to the rows there now,
- * stemma_pending given the key columns it needs. For a run of migrations, which drops
- * every trigger first and installs them once at its end. */
+ * touches: the marks of the synced tables made and raised to the rows there now. For a run of
+ * migrations, which drops every trigger first and installs them once at its end. */
 STM_NODISCARD stm_err stm_capture_mark_since(store_t *store, const catalog_t *prev, catalog_t **now,
                                              stm_error *err);
 

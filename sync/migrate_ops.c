@@ -134,12 +134,13 @@ static stm_err s_before(void *ctx, stm_error *err)
     return rc;
 }
 
-migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since)
+migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since, bool since_is_now)
 {
     migrate_ops_t *m = stm_calloc(1, sizeof *m);
     m->store = store;
     m->db = stm_store_db(store);
     m->since = since;
+    m->since_is_now = since && since_is_now;
     return m;
 }
 
@@ -174,7 +175,11 @@ void stm_migrate_ops_destroy(migrate_ops_t **self_p)
 stm_err stm_migrate_ops_run(migrate_ops_t *m, const char *file, const char *sql, stm_error *err)
 {
     stm_catalog_destroy(&m->before);
-    stm_err rc = stm_catalog_read_since(m->db, m->since, &m->before, err);
+    stm_err rc = STM_OK;
+    if (m->since_is_now)
+        m->before = stm_catalog_share(m->since);
+    else
+        rc = stm_catalog_read_since(m->db, m->since, &m->before, err);
     if (rc != STM_OK)
         return rc;
     sqlite3_set_authorizer(m->db, s_authorize, m);

@@ -60,9 +60,10 @@ typedef struct migrate_ops migrate_ops_t;
 
 /* A watcher for one step on store's database (lent; it must outlive the watcher).
  * since (lent likewise; NULL: none) is an earlier reading of the schema: the tables
- * whose text did not change since are taken from it (stm_catalog_read_since). The
- * caller owns the result (stm_migrate_ops_destroy). */
-migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since);
+ * whose text did not change since are taken from it (stm_catalog_read_since); with
+ * since_is_now, it is the schema the step starts from, taken whole without asking
+ * SQLite. The caller owns the result (stm_migrate_ops_destroy). */
+migrate_ops_t *stm_migrate_ops_new(store_t *store, const catalog_t *since, bool since_is_now);
 void stm_migrate_ops_destroy(migrate_ops_t **self_p);
 
 /* Runs the step's SQL text (file names it in messages) in the caller's open write
@@ -72,12 +73,13 @@ STM_NODISCARD stm_err stm_migrate_ops_run(migrate_ops_t *m, const char *file, co
 
 /* After the step has run, in the same transaction, once the database's version id and
  * capture marks are the new version's (stm_capture_mark_since): (2) - (4). lenses
- * (NULL: names are kept) and lineage (the schema set's; NULL: nothing is put back) are
- * lent; version is the step's number in them. *st is filled. STM_EDB naming the database when SQLite
+ * (NULL: names are kept), lineage (the schema set's; NULL: nothing is put back) and
+ * now (the schema as the step left it; NULL: read here) are lent; version is the
+ * step's number in them. *st is filled. STM_EDB naming the database when SQLite
  * fails; the caller rolls back. */
 STM_NODISCARD stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses,
-                                             const lineage_t *lineage, int version,
-                                             migrate_ops_stats *st, stm_error *err);
+                                             const lineage_t *lineage, const catalog_t *now,
+                                             int version, migrate_ops_stats *st, stm_error *err);
 
 /* For a database stemma takes over with rows in it (stemma migrate --baseline): every
  * row of every synced table, in the caller's open write transaction, once stemma's

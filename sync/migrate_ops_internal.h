@@ -26,6 +26,7 @@ struct migrate_ops {
     sqlite3 *db;
     catalog_t *before;      /* the schema the step starts from */
     const catalog_t *since; /* an earlier reading of the schema, lent; NULL: none */
+    bool since_is_now;      /* ... and the schema as the step starts from */
     char **pending;         /* tables the statement being prepared writes */
     size_t npending, pending_cap;
     migops_copy *copies;

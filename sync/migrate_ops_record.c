@@ -559,22 +559,78 @@ done:
     return rc;
 }
 
+/* Where the rows of table name (of the version after the step) were before it: the
+ * lenses follow renames and rebuilds; NULL for a table the step made, or dropped and
+ * made again (its old rows are gone by the migration itself wherever it runs, and
+ * older writes to them with it: apply_lens.c). */
+static const char *s_source_of(const migrate_ops_t *m, const lens_set_t *lenses, int version,
+                               const char *name)
+{
+    const char *source = NULL;
+    if (lenses && version >= 2 &&
+        stm_lens_translate_table(lenses, version, name, version - 1, &source))
+        return source;
+    return m->before && stm_catalog_find(m->before, name) &&
+                   !(lenses && stm_lens_replaced(lenses, version, name))
+               ? name
+               : NULL;
+}
+
+/* Whether table name holds a row; true when SQLite cannot say (the caller looks). */
+static bool s_has_rows(sqlite3 *db, const char *name)
+{
+    buf_t q = BUF_INIT;
+    stm_buf_puts(&q, "SELECT 1 FROM main.");
+    stm_sqlscript_quote_ident(&q, name);
+    stm_buf_puts(&q, " LIMIT 1");
+    sqlite3_stmt *st = NULL;
+    int step = sqlite3_prepare_v2(db, stm_buf_str(&q), -1, &st, NULL) == SQLITE_OK
+                   ? sqlite3_step(st)
+                   : SQLITE_ERROR;
+    sqlite3_finalize(st);
+    stm_buf_free(&q);
+    return step != SQLITE_DONE;
+}
+
+/* Whether any table of after may hold a row the step wrote: one whose rows it wrote
+ * (copied before it did), or one it made that holds a row. Most steps of a real
+ * history only change the schema: they need no transaction view at all. */
+static bool s_any_written(const migrate_ops_t *m, const lens_set_t *lenses, int version,
+                          const catalog_t *after)
+{
+    for (size_t i = 0; i < stm_catalog_count(after); i++) {
+        const char *name = stm_catalog_table_name(stm_catalog_at(after, i));
+        const char *source = s_source_of(m, lenses, version, name);
+        if (source ? stm_migrate_ops_copy_of(m, source) != NULL : s_has_rows(m->db, name))
+            return true;
+    }
+    return false;
+}
+
 /* stm_migrate_ops_record, and with own every row taken as new and the database's own
  * (stm_migrate_ops_record_rows). */
 static stm_err s_record(migrate_ops_t *m, const lens_set_t *lenses, const lineage_t *lineage,
-                        int version, bool own, migrate_ops_stats *st, stm_error *err)
+                        const catalog_t *now, int version, bool own, migrate_ops_stats *st,
+                        stm_error *err)
 {
     *st = (migrate_ops_stats){0};
     catalog_t *after = NULL;
     /* Only the tables the step changed are read again (catalog.h). */
-    stm_err rc = stm_catalog_read_since(m->db, m->before, &after, err);
+    stm_err rc = STM_OK;
+    if (now)
+        after = stm_catalog_share(now);
+    else
+        rc = stm_catalog_read_since(m->db, m->before, &after, err);
     if (rc != STM_OK)
         return rc;
+    if (!s_any_written(m, lenses, version, after)) {
+        stm_catalog_destroy(&after);
+        return STM_OK;
+    }
     oplog_t *log = stm_oplog_new(m->store);
     txn_t *txn = stm_txn_new(m->store, log);
     stm_txn_read_since(txn, after);
-    s_table x = {
-        .m = m, .txn = txn, .lineage = lineage, .version = version, .own = own, .st = st};
+    s_table x = {.m = m, .txn = txn, .lineage = lineage, .version = version, .own = own, .st = st};
     x.batch = stm_opbatch_new();
     if (sqlite3_prepare_v2(m->db,
                            "SELECT version FROM stemma_oplog WHERE origin = ?1 AND seq <= ?2 "
@@ -591,17 +647,7 @@ static stm_err s_record(migrate_ops_t *m, const lens_set_t *lenses, const lineag
         txn_table *table = stm_txn_table_find(txn, name);
         if (!table)
             continue;
-        /* Where its rows were before the step: the lenses follow renames and rebuilds;
-         * none for a table the step made, or dropped and made again (its old rows are
-         * gone by the migration itself wherever it runs, and older writes to them with
-         * it: apply_lens.c). */
-        const char *source = NULL;
-        if (!lenses || version < 2 ||
-            !stm_lens_translate_table(lenses, version, name, version - 1, &source))
-            source = m->before && stm_catalog_find(m->before, name) &&
-                             !(lenses && stm_lens_replaced(lenses, version, name))
-                         ? name
-                         : NULL;
+        const char *source = s_source_of(m, lenses, version, name);
         const migops_copy *copy = source ? stm_migrate_ops_copy_of(m, source) : NULL;
         if (source && !copy)
             continue; /* rows of a table the step did not write */
@@ -632,9 +678,10 @@ static stm_err s_record(migrate_ops_t *m, const lens_set_t *lenses, const lineag
 }
 
 stm_err stm_migrate_ops_record(migrate_ops_t *m, const lens_set_t *lenses, const lineage_t *lineage,
-                               int version, migrate_ops_stats *st, stm_error *err)
+                               const catalog_t *now, int version, migrate_ops_stats *st,
+                               stm_error *err)
 {
-    return s_record(m, lenses, lineage, version, false, st, err);
+    return s_record(m, lenses, lineage, now, version, false, st, err);
 }
 
 stm_err stm_migrate_ops_record_rows(store_t *store, const lineage_t *lineage, int version,
@@ -642,8 +689,8 @@ stm_err stm_migrate_ops_record_rows(store_t *store, const lineage_t *lineage, in
 {
     /* A watcher that watched nothing: no table has a copy or a schema before, so
      * every row of every synced table is one the "step" made (invariant 2). */
-    migrate_ops_t *m = stm_migrate_ops_new(store, NULL);
-    stm_err rc = s_record(m, NULL, lineage, version, true, st, err);
+    migrate_ops_t *m = stm_migrate_ops_new(store, NULL, false);
+    stm_err rc = s_record(m, NULL, lineage, NULL, version, true, st, err);
     stm_migrate_ops_destroy(&m);
     return rc;
 }

@@ -361,7 +361,8 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
      * row brought back after a delete needs whole. */
     migrate_ops_t *ops = NULL;
     if (rc == STM_OK && up && prepared) {
-        ops = stm_migrate_ops_new(self->store, self->catalog);
+        /* The catalog as the step before (or the run's start) left it: the schema now. */
+        ops = stm_migrate_ops_new(self->store, self->catalog, self->catalog != NULL);
         rc = stm_migrate_ops_run(ops, step->file, step->sql, err);
     } else if (rc == STM_OK) {
         rc = stm_sqlscript_run(db, step->file, step->sql, 0, err);
@@ -390,7 +391,8 @@ static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrat
         rc = s_capture(self, o, &id, false, err);
     }
     if (rc == STM_OK && ops)
-        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, k, &done->derived, err);
+        rc = stm_migrate_ops_record(ops, self->lenses, self->lineage, self->catalog, k,
+                                    &done->derived, err);
     stm_migrate_ops_destroy(&ops);
     if (rc == STM_OK)
         return stm_store_exec(self->store, "RELEASE stemma_step", err);
@@ -467,6 +469,14 @@ static stm_err s_run_steps(const migrate_run_ctx *run, const migrate_plan *plan,
     const migrate_step *first = &plan->steps[0];
     int from = first->direction == MIGRATE_UP ? first->version - 1 : first->version;
     stm_err rc = stm_migrate_tx_begin(self, from, true, err);
+    /* The schema as the run starts: each step takes it whole as the schema it starts
+     * from, and reads again only what it changed. */
+    catalog_t *now = NULL;
+    if (rc == STM_OK && (rc = stm_catalog_read_since(stm_store_db(self->store), self->catalog, &now,
+                                                     err)) == STM_OK) {
+        stm_catalog_destroy(&self->catalog);
+        self->catalog = now;
+    }
     if (rc != STM_OK) {
         stm_migrate_tx_rollback(self);
         if (self->moved_to >= 0)
