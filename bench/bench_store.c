@@ -671,7 +671,7 @@ static void s_parked(const char *dir, bool constraint, const uint64_t *sizes, si
         s_park_up_to(sides[0].store, constraint, sizes[i], &next_parked);
         double parking = s_now() - t0;
         /* The first batch after another program (here another applier) changed what
-         * waits reads the rows' wakes once (sync/park.c's filter): timed apart. */
+         * waits reads the rows' wakes once (sync/park_watch.c's filter): timed apart. */
         sides[0].wall = 0;
         s_parked_batch(&sides[0]);
         fprintf(stderr, "parked %llu for %s (%.1f s); the first batch after it %.1f ms\n",

@@ -25,7 +25,7 @@
  *     free, rows an application's trigger reads), or anything (PARK_WAKE_ANY: what
  *     the applier cannot name). No other operation has wakes; parking again or taking
  *     it out removes its wakes with it. A transaction that changes the wakes moves
- *     stemma_local.wait_gen, so that what a program keeps of them (park.c's filter)
+ *     stemma_local.wait_gen, so that what a program keeps of them (park_watch.c's filter)
  *     is read again when another has changed them.
  *  5. A row written in the caller's transaction (stm_park_wrote: applied, collected
  *     as a local change, moved aside) wakes the operations waiting for it, for its
@@ -71,7 +71,7 @@ typedef stm_err (*park_apply_fn)(void *ctx, const op_t **ops, size_t n, uint64_t
 /* A wake (invariant 4): 63 bits of a SipHash-2-4 digest of a table's name and a
  * key's loose form (stm_park_wake_row), of a table's name alone (stm_park_wake_table,
  * the top bit set), or PARK_WAKE_ANY; stemma_parked_wait.wake holds it as an integer
- * (a row's positive, a table's negative). The loose form (park.c) gives keys SQLite
+ * (a row's positive, a table's negative). The loose form (park_wake.c) gives keys SQLite
  * may take as one row (by affinity, NOCASE or RTRIM) one digest, so no write misses
  * what waits for it; keys it does not tell apart (1 and '1', 'A' and 'a') only cost
  * a retry, as does a collision. */

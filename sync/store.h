@@ -7,7 +7,7 @@
  *   stemma_local    one row: this database's node id, its schema version id, the
  *                   hybrid logical clock, the last local sequence number, the
  *                   `applying` flag that keeps capture from recording applied ops,
- *                   the format, and wait_gen (park.c)
+ *                   the format, and wait_gen (park_watch.c)
  *   stemma_ids      node and schema version ids, numbered (the oplog and the clock
  *                   hold the numbers)
  *   stemma_pending  rows the application changed, with the wall time of each change,
@@ -47,7 +47,7 @@
  * born_hlc and born_origin, and stemma_conflicts. Format 5: stemma_parked_wait, what
  * each operation parked for a constraint waits for (park.h, invariant 4), and
  * stemma_local.wait_gen, moved by every transaction that changes it (so that a
- * program holding a filter of it knows to read it again, park.c).
+ * program holding a filter of it knows to read it again, park_watch.c).
  *
  * Format 5 is numbered, not only added, because a stemma of format 4 would park
  * operations without their waits, and this one would then retry them only after a

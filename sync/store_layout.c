@@ -85,7 +85,7 @@ static const char *const s_schema =
     "  seq INTEGER NOT NULL,"     /* last local sequence number issued */
     "  applying INTEGER NOT NULL," /* 1 while stemma applies operations: capture is off */
     "  format INTEGER NOT NULL,"  /* STORE_FORMAT of these tables */
-    "  wait_gen INTEGER NOT NULL DEFAULT 0," /* moves with stemma_parked_wait (park.c) */
+    "  wait_gen INTEGER NOT NULL DEFAULT 0," /* moves with stemma_parked_wait (park_watch.c) */
     S_LOCAL_COUNTS
     ");"
     /* Node and schema version ids, numbered so that every oplog and clock row holds
