@@ -1,7 +1,7 @@
 /* idmap.h - an open-addressing index from hashes to positions in the caller's array,
  * for the lookups that were linear scans: ids to their numbers and back (sync/store.c),
- * a transaction's origins (sync/txn.c). With many origins (every device that ever
- * wrote is one) a scan per operation made applying a batch quadratic in them.
+ * a transaction's origins (sync/txn_record.c). With many origins (every device that
+ * ever wrote is one) a scan per operation made applying a batch quadratic in them.
  *
  * The map holds (hash, position) pairs, no keys: the caller keeps its entries in an
  * array and says, through eq, whether the entry at a position is the one looked for.

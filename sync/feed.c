@@ -247,8 +247,8 @@ static stm_err s_load(feed_t *f, store_t *from, stm_error *err)
 
 /* Numbers every origin the vector holds operations of that has none: a stemma before
  * this one took pruned operations that continue what is held without a row or a number
- * (txn.c numbers them now), and the feed names a gap's origin by its number. Through
- * the store's connection (the feed's own is read-only); a database that cannot be
+ * (txn_record.c numbers them now), and the feed names a gap's origin by its number.
+ * Through the store's connection (the feed's own is read-only); a database that cannot be
  * written keeps them unnumbered, and those gaps are not handed on until it can. */
 static void s_number_held(feed_t *f)
 {

@@ -21,8 +21,8 @@
  *     them, runs cover the gaps compaction left (oplog.h, "Gaps"): sequences at or below
  *     the vector with no row, which a reader hands out as pruned stand-ins. Every origin
  *     of the vector has a number for it (one taken through the store when a stemma
- *     before this one left it without: txn.c numbers the origins of pruned operations
- *     held with no row).
+ *     before this one left it without: txn_record.c numbers the origins of pruned
+ *     operations held with no row).
  *  2. Then every row change a transaction of the node's own records is added as that
  *     transaction commits (txn.h's listener; stm_feed_listener), in the order recorded,
  *     and so are pruned operations it took with no row; one rolled back adds nothing.

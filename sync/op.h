@@ -123,7 +123,7 @@ void stm_opbatch_destroy(opbatch_t **self_p);
  * does not hold on to the largest row change it ever carried. */
 void stm_opbatch_clear(opbatch_t *b);
 /* Operation i, to change: for the writer that stamps what it made (the incarnation of
- * a local row change, txn.c). Lent until the batch changes. */
+ * a local row change, txn_record.c). Lent until the batch changes. */
 op_t *stm_opbatch_at_mut(opbatch_t *b, size_t i);
 /* Appends a copy of op (its strings and bytes are copied into the batch). */
 void stm_opbatch_add(opbatch_t *b, const op_t *op);

@@ -83,8 +83,8 @@ STM_NODISCARD stm_err stm_oplog_append_withheld(oplog_t *log, const op_withheld 
 /* Records operations seq .. seq + n - 1 of origin (none held already), received as pruned
  * (op.h) above a gap, as a row of their own (a stand-in's, with cells {"pruned": n}), so
  * that the vector moves past them once the gap is filled; pruned ones that continue what
- * is held need no row (txn.c). Not counted among the operations held (store.h). In the
- * caller's transaction. */
+ * is held need no row (txn_record.c). Not counted among the operations held (store.h).
+ * In the caller's transaction. */
 STM_NODISCARD stm_err stm_oplog_append_pruned(oplog_t *log, const stm_id *origin, uint64_t seq,
                                               uint64_t n, stm_error *err);
 
