@@ -1,7 +1,7 @@
 /* apply_filter.c - the policy's say on each operation before it applies (apply.h,
  * invariant 10): the filter a node sets (node/admit.h) is asked first, by the writer's
  * version and names; what it refuses is parked ('policy') and is no write here. Only an
- * applier with a filter retries those (apply.c: stm_applier_replay,
+ * applier with a filter retries those (apply_batch.c: stm_applier_replay,
  * stm_applier_retry_policy). */
 #include "apply_internal.h"
 

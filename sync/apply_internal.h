@@ -1,9 +1,10 @@
 /* apply_internal.h - private to the applier: only apply*.c include it. apply.c is last
- * writer wins on rows and the batches; apply_identity.c the incarnations of rows whose
- * keys each device picks (identity.h) and resolving the conflicts they keep;
- * apply_unique.c rows that claim one unique value; apply_wait.c what a refused write
- * waits for; apply_filter.c the policy's say on each operation (invariant 10). What
- * they share: the applier itself and these steps. */
+ * writer wins on rows; apply_batch.c the batches, the transactions they run in and the
+ * retries; apply_identity.c the incarnations of rows whose keys each device picks
+ * (identity.h) and resolving the conflicts they keep; apply_unique.c rows that claim one
+ * unique value; apply_wait.c what a refused write waits for; apply_filter.c the policy's
+ * say on each operation (invariant 10). What they share: the applier itself and these
+ * steps. */
 #ifndef STM_APPLY_INTERNAL_H
 #define STM_APPLY_INTERNAL_H
 
@@ -89,6 +90,16 @@ int stm_apply_insert_row(applier_t *a, const txn_table *t, const op_value *pk,
 /* Applies one row delete, recorded already. */
 STM_NODISCARD stm_err stm_apply_delete(applier_t *a, const op_t *op, apply_stats *st,
                                        stm_error *err);
+/* Parks ops[0..n) (recorded already) for the schema, for reason, and counts them. */
+STM_NODISCARD stm_err stm_apply_park_all(applier_t *a, const op_t *const *ops, size_t n,
+                                         const char *reason, apply_stats *st, stm_error *err);
+/* Applies one row change: n new operations of one origin and clock on one row, all
+ * cell writes, recorded already. */
+STM_NODISCARD stm_err stm_apply_writes(applier_t *a, const op_t *const *ops, size_t n,
+                                       apply_stats *st, stm_error *err);
+
+/* ---- apply_batch.c ---- */
+
 /* Opens the applier's transaction (and shows what local deletes made due); ends it,
  * committing when rc is STM_OK. */
 STM_NODISCARD stm_err stm_apply_begin(applier_t *a, stm_error *err);
