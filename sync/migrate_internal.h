@@ -118,6 +118,18 @@ STM_NODISCARD stm_err stm_migrate_tx_begin(migrate_t *self, int expected, bool u
  * the version id the triggers stamp (id), triggers for the schema as it now is. */
 STM_NODISCARD stm_err stm_migrate_tx_capture(migrate_t *self, const migrate_options *o,
                                              const stm_id *id, stm_error *err);
+/* Internal. The same without the triggers, which it leaves as they are: the marks and
+ * the catalog follow the schema as it now is (stm_capture_mark_since), for a step of a
+ * run that makes the triggers once at its end. */
+STM_NODISCARD stm_err stm_migrate_tx_marks(migrate_t *self, const migrate_options *o,
+                                           const stm_id *id, stm_error *err);
+/* Internal (migrate_steps.c). Runs plan's steps (there is at least one) in one
+ * transaction, a savepoint each, capture's triggers dropped at its start and made for
+ * the version reached before its commit; a step that fails is rolled back alone and the
+ * steps before it commit. Fills run->res as steps end; err says where the database is
+ * when one fails. */
+STM_NODISCARD stm_err stm_migrate_run_steps(const migrate_run_ctx *run, const migrate_plan *plan,
+                                            stm_error *err);
 /* Internal. Commits the run's transaction; rolls it back (and forgets the applier). */
 STM_NODISCARD stm_err stm_migrate_tx_commit(migrate_t *self, stm_error *err);
 void stm_migrate_tx_rollback(migrate_t *self);
