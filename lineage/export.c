@@ -216,18 +216,19 @@ static stm_err s_get(const s_reader *r, const toml_value *t, const char *path, c
                      toml_type type, const toml_value **out)
 {
     const toml_value *v = stm_toml_table_get(t, key);
+    if (v && stm_toml_type_of(v) == type) {
+        *out = v;
+        return STM_OK;
+    }
+    /* The key's whole name, for the message only: a cached history reads thousands. */
     char full[256];
     snprintf(full, sizeof full, "%s%s%s", path, *path ? "." : "", key);
     if (!v)
         return s_bad(r, t, full, "missing");
-    if (stm_toml_type_of(v) != type) {
-        char what[96];
-        snprintf(what, sizeof what, "expected a %s, found a %s", stm_toml_type_name(type),
-                 stm_toml_type_name(stm_toml_type_of(v)));
-        return s_bad(r, v, full, what);
-    }
-    *out = v;
-    return STM_OK;
+    char what[96];
+    snprintf(what, sizeof what, "expected a %s, found a %s", stm_toml_type_name(type),
+             stm_toml_type_name(stm_toml_type_of(v)));
+    return s_bad(r, v, full, what);
 }
 
 static stm_err s_get_string(const s_reader *r, const toml_value *t, const char *path,
@@ -244,8 +245,8 @@ static stm_err s_get_string(const s_reader *r, const toml_value *t, const char *
     return rc;
 }
 
-static stm_err s_get_int(const s_reader *r, const toml_value *t, const char *path,
-                         const char *key, int64_t min, int64_t max, int64_t *out)
+static stm_err s_get_int(const s_reader *r, const toml_value *t, const char *path, const char *key,
+                         int64_t min, int64_t max, int64_t *out)
 {
     const toml_value *v;
     stm_err rc = s_get(r, t, path, key, TOML_INTEGER, &v);
@@ -261,8 +262,8 @@ static stm_err s_get_int(const s_reader *r, const toml_value *t, const char *pat
     return STM_OK;
 }
 
-static stm_err s_get_bool(const s_reader *r, const toml_value *t, const char *path,
-                          const char *key, bool *out)
+static stm_err s_get_bool(const s_reader *r, const toml_value *t, const char *path, const char *key,
+                          bool *out)
 {
     const toml_value *v;
     stm_err rc = s_get(r, t, path, key, TOML_BOOL, &v);
@@ -271,8 +272,8 @@ static stm_err s_get_bool(const s_reader *r, const toml_value *t, const char *pa
     return rc;
 }
 
-static stm_err s_get_id(const s_reader *r, const toml_value *t, const char *path,
-                        const char *key, stm_id *out)
+static stm_err s_get_id(const s_reader *r, const toml_value *t, const char *path, const char *key,
+                        stm_id *out)
 {
     const char *hex;
     stm_err rc = s_get_string(r, t, path, key, &hex);
@@ -589,11 +590,12 @@ static stm_err s_read_lenses(const s_reader *r, const toml_value *root, const li
                 if (stm_toml_table_get(c, keys[kk]))
                     rc = s_get_string(r, c, cpath, keys[kk], slots[kk]);
             /* What each kind names (lens.h): a change that says less is no change. */
-            bool from = ch.kind == LENS_RENAMED || ch.kind == LENS_CAST ||
-                        ch.kind == LENS_FILLED || ch.kind == LENS_COPIED;
+            bool from = ch.kind == LENS_RENAMED || ch.kind == LENS_CAST || ch.kind == LENS_FILLED ||
+                        ch.kind == LENS_COPIED;
             if (rc == STM_OK && from && (!ch.column || !ch.from_table || !ch.from_column))
-                rc = s_bad(r, c, cpath, "a change of this kind names column, from_table and "
-                                        "from_column");
+                rc = s_bad(r, c, cpath,
+                           "a change of this kind names column, from_table and "
+                           "from_column");
             if (rc == STM_OK)
                 stm_lens_assemble_change(s, (int)i + 1, &ch);
         }
