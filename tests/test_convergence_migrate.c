@@ -1,17 +1,17 @@
 /* The convergence property across migrations run at random moments: replicas start at
  * version 1 of a history that renames a column and backfills (v2), rebuilds a table
  * with a computed NOT NULL column and renames another table (v3), and deletes rows and
- * inserts seed rows, one into a table older versions have (v4). They write, exchange what the others lack (operations of
- * other versions translated through the lenses, as a node does) and migrate one step
- * at a time with the real migrator (sync/migrate.h, whose steps send what they write:
- * sync/migrate_ops.h), all in a random order. Once every replica is at the head and
- * has exchanged with every other, they hold the same rows in every table, whatever
- * order and timing they migrated in (issue 12: "once two databases are at the same
- * version they are identical").
+ * inserts seed rows, one into a table older versions have (v4). They write, exchange what the
+ * others lack (operations of other versions translated through the lenses, as a node does) and
+ * migrate one step at a time with the real migrator (sync/migrate.h, whose steps send what they
+ * write: sync/migrate_ops.h), all in a random order. Once every replica is at the head and has
+ * exchanged with every other, they hold the same rows in every table, whatever order and timing
+ * they migrated in (issue 12: "once two databases are at the same version they are identical").
  *
  * A third test does the same through random histories (renames of columns and tables,
  * columns added and dropped, a backfill that differs when done twice, a rebuild that
- * computes a NOT NULL column, deletes, seed rows inserted plainly).
+ * computes a NOT NULL column, deletes, seed rows inserted plainly), one of whose two
+ * tables has a key of two columns.
  *
  * Seeds: STEMMA_SEEDS=n runs seeds 1..n (default 3) of the fixed history,
  * STEMMA_HISTORIES=n random histories (default 40), STEMMA_STEPS the random steps per
@@ -71,7 +71,9 @@ enum { S_TABLES = 2, S_COLS = 8 };
 /* The tables of one version of a random history, as its migrations leave them. */
 typedef struct s_schema {
     char name[S_TABLES][16];
-    char col[S_TABLES][S_COLS][16]; /* col[t][0] is the key, "id" */
+    char col[S_TABLES][S_COLS][16]; /* col[t][0] is the key, "id"; t1's key goes on in
+                                     * col[1][1], "p" (a key of two columns) */
+    int nkeys[S_TABLES];            /* the key's columns: the first nkeys of col */
     bool notnull[S_TABLES][S_COLS];
     char dflt[S_TABLES][S_COLS][16]; /* a column's DEFAULT, "" for none */
     int ncols[S_TABLES];
@@ -83,6 +85,18 @@ static uint64_t s_hist_rand(uint64_t *st)
     *st ^= *st << 25;
     *st ^= *st >> 27;
     return *st * 2685821657736338717ull;
+}
+
+/* "CREATE TABLE name (…)" of table t as v has it, into q. */
+static void s_create(buf_t *q, const s_schema *v, int t, const char *name)
+{
+    stm_buf_printf(q, "CREATE TABLE %s (id TEXT%s", name, v->nkeys[t] == 1 ? " PRIMARY KEY" : "");
+    if (v->nkeys[t] == 2)
+        stm_buf_puts(q, ", p INTEGER");
+    for (int k = v->nkeys[t]; k < v->ncols[t]; k++)
+        stm_buf_printf(q, ", %s TEXT%s%s%s", v->col[t][k], v->notnull[t][k] ? " NOT NULL" : "",
+                       *v->dflt[t][k] ? " DEFAULT " : "", v->dflt[t][k]);
+    stm_buf_puts(q, v->nkeys[t] == 2 ? ", PRIMARY KEY (id, p));\n" : ");\n");
 }
 
 /* Writes a random history of RANDOM_HEAD migrations into dir, its schema per version
@@ -99,20 +113,24 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
     snprintf(v->name[0], 16, "t0");
     snprintf(v->name[1], 16, "t1");
     for (int t = 0; t < S_TABLES; t++) {
-        v->ncols[t] = 3;
+        v->nkeys[t] = t == 1 ? 2 : 1;
         snprintf(v->col[t][0], 16, "id");
-        snprintf(v->col[t][1], 16, "a%d", t);
-        snprintf(v->col[t][2], 16, "b%d", t);
+        if (t == 1)
+            snprintf(v->col[t][1], 16, "p");
+        snprintf(v->col[t][v->nkeys[t]], 16, "a%d", t);
+        snprintf(v->col[t][v->nkeys[t] + 1], 16, "b%d", t);
+        v->ncols[t] = v->nkeys[t] + 2;
     }
     tu_write(dir, "001_tables.sql",
              "CREATE TABLE t0 (id TEXT PRIMARY KEY, a0 TEXT, b0 TEXT);\n"
-             "CREATE TABLE t1 (id TEXT PRIMARY KEY, a1 TEXT, b1 TEXT);\n");
+             "CREATE TABLE t1 (id TEXT, p INTEGER, a1 TEXT, b1 TEXT, PRIMARY KEY (id, p));\n");
     for (int n = 2; n <= RANDOM_HEAD; n++) {
         sc[n] = sc[n - 1];
         v = &sc[n];
         int t = (int)(s_hist_rand(&st) % S_TABLES);
         int nc = v->ncols[t];
-        int c = 1 + (int)(s_hist_rand(&st) % (uint64_t)(nc - 1)); /* a column not the key */
+        int nk = v->nkeys[t];
+        int c = nk + (int)(s_hist_rand(&st) % (uint64_t)(nc - nk)); /* a column not the key */
         buf_t q = BUF_INIT, down = BUF_INIT; /* the migration, and its down file */
         switch (s_hist_rand(&st) % 9) {
         case 0: /* a column added with a default */
@@ -120,8 +138,8 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
                 snprintf(v->col[t][nc], 16, "c%d", fresh++);
                 snprintf(v->dflt[t][nc], 16, "'d%d'", n);
                 v->ncols[t]++;
-                stm_buf_printf(&q, "ALTER TABLE %s ADD COLUMN %s TEXT DEFAULT 'd%d';\n",
-                               v->name[t], v->col[t][nc], n);
+                stm_buf_printf(&q, "ALTER TABLE %s ADD COLUMN %s TEXT DEFAULT 'd%d';\n", v->name[t],
+                               v->col[t][nc], n);
                 stm_buf_printf(&down, "ALTER TABLE %s DROP COLUMN %s;\n", v->name[t],
                                v->col[t][nc]);
                 break;
@@ -146,16 +164,15 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
                 snprintf(v->col[t][nc], 16, "n%d", fresh++);
                 v->notnull[t][nc] = true;
                 v->ncols[t]++;
-                stm_buf_printf(&q, "CREATE TABLE %s_new (id TEXT PRIMARY KEY", v->name[t]);
-                for (int k = 1; k < v->ncols[t]; k++)
-                    stm_buf_printf(&q, ", %s TEXT%s%s%s", v->col[t][k],
-                                   v->notnull[t][k] ? " NOT NULL" : "",
-                                   *v->dflt[t][k] ? " DEFAULT " : "", v->dflt[t][k]);
-                stm_buf_printf(&q, ");\nINSERT INTO %s_new SELECT id", v->name[t]);
+                char made[24];
+                snprintf(made, sizeof made, "%s_new", v->name[t]);
+                s_create(&q, v, t, made);
+                stm_buf_printf(&q, "INSERT INTO %s_new SELECT id", v->name[t]);
                 for (int k = 1; k < nc; k++)
                     stm_buf_printf(&q, ", %s", v->col[t][k]);
-                stm_buf_printf(&q, ", upper(id) FROM %s;\nDROP TABLE %s;\n"
-                                   "ALTER TABLE %s_new RENAME TO %s;\n",
+                stm_buf_printf(&q,
+                               ", upper(id) FROM %s;\nDROP TABLE %s;\n"
+                               "ALTER TABLE %s_new RENAME TO %s;\n",
                                v->name[t], v->name[t], v->name[t], v->name[t]);
                 stm_buf_printf(&down, "ALTER TABLE %s DROP COLUMN %s;\n", v->name[t],
                                v->col[t][nc]);
@@ -171,7 +188,7 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
             break;
         }
         case 5: /* a column dropped */
-            if (nc > 2 && !v->notnull[t][c]) {
+            if (nc > nk + 1 && !v->notnull[t][c]) {
                 stm_buf_printf(&q, "ALTER TABLE %s DROP COLUMN %s;\n", v->name[t], v->col[t][c]);
                 stm_buf_printf(&down, "ALTER TABLE %s ADD COLUMN %s TEXT%s%s;\n", v->name[t],
                                v->col[t][c], *v->dflt[t][c] ? " DEFAULT " : "", v->dflt[t][c]);
@@ -188,13 +205,8 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
             stm_buf_printf(&q, "DELETE FROM %s WHERE id > 'k6';\n", v->name[t]);
             break;
         case 7: /* a table dropped and made anew under its name, its rows gone */
-            stm_buf_printf(&q, "DROP TABLE %s;\nCREATE TABLE %s (id TEXT PRIMARY KEY",
-                           v->name[t], v->name[t]);
-            for (int k = 1; k < nc; k++)
-                stm_buf_printf(&q, ", %s TEXT%s%s%s", v->col[t][k],
-                               v->notnull[t][k] ? " NOT NULL" : "",
-                               *v->dflt[t][k] ? " DEFAULT " : "", v->dflt[t][k]);
-            stm_buf_puts(&q, ");\n");
+            stm_buf_printf(&q, "DROP TABLE %s;\n", v->name[t]);
+            s_create(&q, v, t, v->name[t]);
             stm_buf_puts(&down, stm_buf_str(&q)); /* the same table, empty again */
             break;
         default: /* a seed row, inserted plainly */
@@ -203,7 +215,7 @@ static void s_random_history(uint64_t seed, const char *dir, s_schema *sc)
                 stm_buf_printf(&q, ", %s", v->col[t][k]);
             stm_buf_printf(&q, ") VALUES ('seed%d'", n);
             for (int k = 1; k < nc; k++)
-                stm_buf_printf(&q, ", 's%d'", n);
+                stm_buf_printf(&q, k < nk ? ", %d" : ", 's%d'", n);
             stm_buf_puts(&q, ");\n");
             stm_buf_printf(&down, "DELETE FROM %s WHERE id = 'seed%d';\n", v->name[t], n);
             break;
@@ -232,8 +244,8 @@ typedef struct {
     lineage_t *lineage;
     lens_set_t *lenses;
     replica r[NREPLICAS];
-    bool rollbacks;  /* replicas also roll back a step now and then */
-    int head;        /* the schema set's last version */
+    bool rollbacks;                 /* replicas also roll back a step now and then */
+    int head;                       /* the schema set's last version */
     const struct s_schema *schemas; /* a random history's tables per version, or NULL */
 } world;
 
@@ -276,7 +288,8 @@ static void s_step(world *w, replica *r, migrate_direction dir)
 {
     s_close(r);
     if (getenv("STEMMA_TRACE"))
-        fprintf(stderr, "T r%d v%d -> v%d\n", (int)(r - w->r), r->version, r->version + (dir == MIGRATE_UP ? 1 : -1));
+        fprintf(stderr, "T r%d v%d -> v%d\n", (int)(r - w->r), r->version,
+                r->version + (dir == MIGRATE_UP ? 1 : -1));
     r->version += dir == MIGRATE_UP ? 1 : -1;
     du_migrate_to(r->path, w->set, dir, r->version, NULL);
     s_open(w, r);
@@ -298,12 +311,14 @@ static void s_write(world *w, replica *r, int n)
     switch (s_pick(w, 6)) {
     case 0:
         if (r->version >= 3)
-            stm_buf_printf(&sql, "INSERT OR REPLACE INTO items (id, title, flag, label) VALUES "
-                                 "('i%d', 'w%d-%d', %s, 'L%d')",
+            stm_buf_printf(&sql,
+                           "INSERT OR REPLACE INTO items (id, title, flag, label) VALUES "
+                           "('i%d', 'w%d-%d', %s, 'L%d')",
                            k, n, v, flags[v % 4], v);
         else
-            stm_buf_printf(&sql, "INSERT OR REPLACE INTO items (id, %s, flag) VALUES "
-                                 "('i%d', 'w%d-%d', %s)",
+            stm_buf_printf(&sql,
+                           "INSERT OR REPLACE INTO items (id, %s, flag) VALUES "
+                           "('i%d', 'w%d-%d', %s)",
                            title, k, n, v, flags[v % 4]);
         break;
     case 1:
@@ -316,8 +331,8 @@ static void s_write(world *w, replica *r, int n)
         stm_buf_printf(&sql, "DELETE FROM items WHERE id = 'i%d'", k);
         break;
     case 4:
-        stm_buf_printf(&sql, "INSERT OR REPLACE INTO %s (id, body) VALUES ('n%d', 'b%d-%d')",
-                       notes, k, n, v);
+        stm_buf_printf(&sql, "INSERT OR REPLACE INTO %s (id, body) VALUES ('n%d', 'b%d-%d')", notes,
+                       k, n, v);
         break;
     default:
         stm_buf_printf(&sql, "DELETE FROM %s WHERE id = 'n%d'", notes, k);
@@ -332,6 +347,9 @@ static void s_write_model(world *w, replica *r, int n)
 {
     const s_schema *v = &w->schemas[r->version];
     int t = s_pick(w, S_TABLES), k = s_pick(w, KEYS), x = s_pick(w, 1000);
+    int nk = v->nkeys[t], part = s_pick(w, 2);
+    char where[48];
+    snprintf(where, sizeof where, nk == 2 ? "id = 'k%d' AND p = %d" : "id = 'k%d'", k, part);
     buf_t q = BUF_INIT;
     switch (s_pick(w, 4)) {
     case 0:
@@ -340,20 +358,22 @@ static void s_write_model(world *w, replica *r, int n)
         for (int c = 1; c < v->ncols[t]; c++)
             stm_buf_printf(&q, ", %s", v->col[t][c]);
         stm_buf_printf(&q, ") VALUES ('k%d'", k);
-        for (int c = 1; c < v->ncols[t]; c++)
+        if (nk == 2)
+            stm_buf_printf(&q, ", %d", part);
+        for (int c = nk; c < v->ncols[t]; c++)
             stm_buf_printf(&q, ", 'w%d-%d-%d'", n, c, x);
         stm_buf_puts(&q, ")");
         break;
     case 2:
-        if (v->ncols[t] > 1) {
-            int c = 1 + s_pick(w, v->ncols[t] - 1);
-            stm_buf_printf(&q, "UPDATE %s SET %s = 'u%d-%d' WHERE id = 'k%d'", v->name[t],
-                           v->col[t][c], n, x, k);
+        if (v->ncols[t] > nk) {
+            int c = nk + s_pick(w, v->ncols[t] - nk);
+            stm_buf_printf(&q, "UPDATE %s SET %s = 'u%d-%d' WHERE %s", v->name[t], v->col[t][c], n,
+                           x, where);
             break;
         }
         /* fall through */
     default:
-        stm_buf_printf(&q, "DELETE FROM %s WHERE id = 'k%d'", v->name[t], k);
+        stm_buf_printf(&q, "DELETE FROM %s WHERE %s", v->name[t], where);
         break;
     }
     if (getenv("STEMMA_TRACE"))
@@ -368,7 +388,8 @@ static void s_exchange(replica *src, replica *dst)
     apply_stats st = {0};
     stm_error err = {0};
     if (getenv("STEMMA_TRACE"))
-        fprintf(stderr, "T exchange %s -> %s (v%d -> v%d)\n", src->path + strlen(src->path) - 5, dst->path + strlen(dst->path) - 5, src->version, dst->version);
+        fprintf(stderr, "T exchange %s -> %s (v%d -> v%d)\n", src->path + strlen(src->path) - 5,
+                dst->path + strlen(dst->path) - 5, src->version, dst->version);
     if (stm_applier_apply(dst->applier, batch, &st, &err) != STM_OK)
         fail_msg("applying to %s: %s", dst->path, err.msg);
     stm_opbatch_destroy(&batch);
@@ -455,7 +476,8 @@ static void s_run_seed(uint64_t seed, int steps, bool rollbacks, bool random_his
         const s_schema *v = &w.schemas[w.head];
         for (int t = 0; t < S_TABLES; t++) {
             char q[128];
-            snprintf(q, sizeof q, "SELECT * FROM %s ORDER BY id", v->name[t]);
+            snprintf(q, sizeof q, "SELECT * FROM %s ORDER BY id%s", v->name[t],
+                     v->nkeys[t] == 2 ? ", p" : "");
             s_assert_same(&w, seed, q);
         }
     } else {
