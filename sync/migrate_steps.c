@@ -112,7 +112,7 @@ typedef struct {
 /* One step, inside the run's transaction under a savepoint of its own, rolled back to
  * it when it fails: migration k applied (the database is at k - 1), or its rollback
  * run (the database is at k). The capture triggers are off for the whole run
- * (s_run_steps); the marks and the catalog follow each step. */
+ * (stm_migrate_run_steps); the marks and the catalog follow each step. */
 static stm_err s_attempt(migrate_t *self, const migrate_options *o, const migrate_step *step,
                          s_done *done, stm_error *err)
 {
